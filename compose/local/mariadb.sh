@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Start/stop local MariaDB 10.11 instances from Debian's packages, each with its own datadir and port.
+# Idempotent: starting a running instance is a no-op; stopping a stopped one too.
+#
+#   compose/local/mariadb.sh install               apt-get install mariadb-server if mariadbd is missing
+#   compose/local/mariadb.sh start NAME PORT [--mixed]   (--mixed: binlog_format=MIXED, for prerequisite tests)
+#   compose/local/mariadb.sh stop NAME | stop-all | status | kill NAME
+#
+# Each instance: binlog ON (ROW, binlog_row_image FULL, binlog_row_metadata FULL), GTID (domain 0),
+# server_id = PORT (unique per instance), utf8mb4, bound to 127.0.0.1 only.
+# Accounts created on first start (test/demo only, documented in README):
+#   root@127.0.0.1 / localhost  password "tidemark-root"   (tests' admin)
+#   tidemark_cap   password "cap-pw"    SELECT, REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR  (capture: least privilege)
+#   tidemark_apply password "apply-pw"  ALL on *.*  (applier; see README for a narrower grant)
+# State lives in $TIDEMARK_RUN_DIR (default: .run/ of this checkout): .run/mariadb/NAME/{data,my.cnf,err.log}.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+run="${TIDEMARK_RUN_DIR:-$root/.run}"
+ROOT_PW="${TIDEMARK_ROOT_PW:-tidemark-root}"
+
+die() { echo "mariadb.sh: $*" >&2; exit 1; }
+bin() { for b in "$@"; do command -v "$b" >/dev/null && { command -v "$b"; return; }; [ -x "/usr/sbin/$b" ] && { echo "/usr/sbin/$b"; return; }; done; return 1; }
+
+install() {
+  if bin mariadbd >/dev/null && bin mariadb >/dev/null; then return; fi
+  [ "$(id -u)" = 0 ] || die "mariadbd not found; run as root or: apt-get install mariadb-server mariadb-client"
+  echo "mariadb.sh: installing mariadb-server from Debian" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || true
+  # The package's postinst tries to start the system service; policy-rc.d may deny it, which is fine.
+  apt-get install -y -qq mariadb-server mariadb-client >/dev/null 2>&1 || apt-get install -y mariadb-server mariadb-client
+  bin mariadbd >/dev/null || die "apt-get install mariadb-server did not provide mariadbd"
+  # Do not let a system-wide instance take port 3306 or CPU: tests start their own.
+  (service mariadb stop >/dev/null 2>&1 || true)
+}
+
+pidof_inst() { local p="$run/mariadb/$1/mariadbd.pid"; [ -f "$p" ] && kill -0 "$(cat "$p")" 2>/dev/null && cat "$p"; }
+
+client() { # NAME args… : admin client over the instance socket
+  local d="$run/mariadb/$1"; shift
+  "$(bin mariadb)" --no-defaults -uroot -p"$ROOT_PW" --socket="$d/mysqld.sock" "$@"
+}
+
+start() {
+  local name="$1" port="$2" fmt=ROW
+  [ "${3:-}" = "--mixed" ] && fmt=MIXED
+  [[ "$name" =~ ^[A-Za-z0-9_-]+$ ]] || die "instance name must be letters, digits, _ or -"
+  [[ "$port" =~ ^[0-9]+$ ]] || die "port must be a number"
+  install
+  local d="$run/mariadb/$name"
+  mkdir -p "$d/data" "$d/binlog" "$d/tmp"
+  if pid=$(pidof_inst "$name"); then echo "mariadb.sh: $name already running (pid $pid, port $port)"; return; fi
+  cat > "$d/my.cnf" <<CNF
+[mariadbd]
+user=$(id -un)
+datadir=$d/data
+socket=$d/mysqld.sock
+pid-file=$d/mariadbd.pid
+log-error=$d/err.log
+tmpdir=$d/tmp
+port=$port
+bind-address=127.0.0.1
+skip-name-resolve
+server_id=$port
+log_bin=$d/binlog/mysql-bin
+binlog_format=$fmt
+binlog_row_image=FULL
+binlog_row_metadata=FULL
+gtid_domain_id=0
+gtid_strict_mode=1
+log_slave_updates=1
+max_allowed_packet=256M
+character-set-server=utf8mb4
+collation-server=utf8mb4_unicode_ci
+innodb_buffer_pool_size=192M
+innodb_log_file_size=256M
+innodb_flush_method=O_DIRECT
+max_connections=300
+performance_schema=OFF
+CNF
+  if [ ! -d "$d/data/mysql" ]; then
+    "$(bin mariadb-install-db mysql_install_db)" --defaults-file="$d/my.cnf" --auth-root-authentication-method=normal \
+      --skip-test-db >"$d/install.log" 2>&1 || { cat "$d/install.log" >&2; die "mariadb-install-db failed for $name"; }
+    touch "$d/.fresh"
+  fi
+  nohup "$(bin mariadbd)" --defaults-file="$d/my.cnf" >>"$d/stdout.log" 2>&1 &
+  for _ in $(seq 1 150); do
+    [ -S "$d/mysqld.sock" ] && "$(bin mariadb-admin mysqladmin)" --no-defaults --socket="$d/mysqld.sock" -uroot \
+      --password="$ROOT_PW" ping 2>&1 | grep -q -e 'is alive' -e 'Access denied' && break
+    sleep 0.2
+  done
+  if [ -f "$d/.fresh" ]; then
+    "$(bin mariadb)" --no-defaults -uroot ${ROOT_SET:+-p"$ROOT_PW"} --socket="$d/mysqld.sock" <<SQL || die "could not create accounts on $name (see $d/err.log)"
+ALTER USER 'root'@'localhost' IDENTIFIED BY '$ROOT_PW';
+CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
+ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '$ROOT_PW';
+GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+CREATE USER IF NOT EXISTS 'tidemark_cap'@'127.0.0.1' IDENTIFIED BY 'cap-pw';
+GRANT SELECT, REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR ON *.* TO 'tidemark_cap'@'127.0.0.1';
+CREATE USER IF NOT EXISTS 'tidemark_apply'@'127.0.0.1' IDENTIFIED BY 'apply-pw';
+GRANT ALL ON *.* TO 'tidemark_apply'@'127.0.0.1';
+FLUSH PRIVILEGES;
+SQL
+    rm -f "$d/.fresh"
+  fi
+  client "$name" -e 'SELECT 1' >/dev/null 2>&1 || { tail -20 "$d/err.log" >&2; die "$name did not come up on port $port"; }
+  echo "mariadb.sh: $name up on 127.0.0.1:$port (binlog_format=$fmt, pid $(pidof_inst "$name"))"
+}
+
+stop() {
+  local name="$1" d="$run/mariadb/$1" pid
+  pid=$(pidof_inst "$name") || { echo "mariadb.sh: $name not running"; return; }
+  kill "$pid"
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && { kill -9 "$pid"; echo "mariadb.sh: $name did not stop in 30 s, killed" >&2; }
+  echo "mariadb.sh: $name stopped"
+}
+
+case "${1:-}" in
+  install) install ;;
+  start) [ $# -ge 3 ] || die "usage: start NAME PORT [--mixed]"; start "$2" "$3" "${4:-}" ;;
+  stop) [ $# -ge 2 ] || die "usage: stop NAME"; stop "$2" ;;
+  kill) pid=$(pidof_inst "$2") && kill -9 "$pid" && echo "mariadb.sh: $2 killed" || echo "mariadb.sh: $2 not running" ;;
+  stop-all) for d in "$run"/mariadb/*/; do [ -d "$d" ] && stop "$(basename "$d")"; done; true ;;
+  destroy) [ $# -ge 2 ] || die "usage: destroy NAME"; stop "$2"; rm -rf "${run:?}/mariadb/$2" ;;
+  status) for d in "$run"/mariadb/*/; do [ -d "$d" ] || continue; n=$(basename "$d"); if p=$(pidof_inst "$n"); then echo "$n running pid $p port $(sed -n 's/^port=//p' "$d/my.cnf")"; else echo "$n stopped"; fi; done ;;
+  client) shift; n="$1"; shift; client "$n" "$@" ;;
+  *) die "usage: install | start NAME PORT [--mixed] | stop NAME | kill NAME | stop-all | destroy NAME | status | client NAME [args]" ;;
+esac

@@ -121,7 +121,9 @@ export type TargetConfig = RawConfig['targets'][number];
 export type JournalConfig = RawConfig['journal'];
 
 /** An endpoint after secrets are resolved. `password` is non-enumerable: JSON.stringify and pino never see it. */
-export type ResolvedEndpoint<T> = Omit<T, 'password' | 'password_env' | 'password_file'> & { readonly password?: string };
+export type ResolvedEndpoint<T> = Omit<T, 'password' | 'password_env' | 'password_file'> & {
+  readonly password?: string;
+};
 
 export interface Config {
   readonly file: string;

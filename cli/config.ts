@@ -11,57 +11,88 @@ import { ConfigError } from '../record/errors.ts';
 const ident = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a name of 1-64 letters, digits, "_", "." or "-"');
 const port = z.number().int().min(1).max(65535);
 
-/** A MySQL/MariaDB endpoint. Exactly one of password / password_env / password_file (or none for socket auth). */
-const endpoint = z
-  .object({
-    host: z.string().min(1).default('127.0.0.1'),
-    port: port.default(3306),
-    user: z.string().min(1),
-    password: z.string().optional(),
-    password_env: z.string().min(1).optional(),
-    password_file: z.string().min(1).optional(),
-    connect_timeout_ms: z.number().int().min(100).max(600_000).default(10_000),
-    tls: z
-      .object({
-        ca_file: z.string().optional(),
-        cert_file: z.string().optional(),
-        key_file: z.string().optional(),
-        reject_unauthorized: z.boolean().default(true),
-      })
-      .strict()
-      .optional(),
-  })
-  .strict()
-  .refine((e) => [e.password, e.password_env, e.password_file].filter((x) => x !== undefined).length <= 1, {
-    message: 'give at most one of password, password_env, password_file',
-  });
+/**
+ * Keys shared by every MySQL/MariaDB endpoint. Exactly one of password / password_env / password_file, or none
+ * (socket or passwordless auth). Each endpoint schema spreads these keys into ONE strict object: a strict object
+ * combined with `.and()` would let unknown keys through silently (a typo like `pasword_env` must be an error).
+ */
+const endpointShape = {
+  host: z.string().min(1).default('127.0.0.1'),
+  port: port.default(3306),
+  user: z.string().min(1),
+  password: z.string().optional(),
+  password_env: z.string().min(1).optional(),
+  password_file: z.string().min(1).optional(),
+  connect_timeout_ms: z.number().int().min(100).max(600_000).default(10_000),
+  tls: z
+    .object({
+      ca_file: z.string().optional(),
+      cert_file: z.string().optional(),
+      key_file: z.string().optional(),
+      reject_unauthorized: z.boolean().default(true),
+    })
+    .strict()
+    .optional(),
+};
+
+interface PasswordKeys {
+  password?: string | undefined;
+  password_env?: string | undefined;
+  password_file?: string | undefined;
+}
+const atMostOnePassword = (e: PasswordKeys): boolean =>
+  [e.password, e.password_env, e.password_file].filter((x) => x !== undefined).length <= 1;
+const atMostOnePasswordMessage = { message: 'give at most one of password, password_env, password_file' };
 
 const tableFilter = z
   .string()
   .regex(/^[^.\s]+\.[^.\s]+$/, 'a "schema.table" pattern where either part may use * and ?');
 
+const sourceSchema = z
+  .object({
+    ...endpointShape,
+    name: ident,
+    kind: z.literal('mysql').default('mysql'),
+    /** Replication client id; must differ from every server_id in the topology. */
+    server_id: z.number().int().min(1).max(4294967295).default(4242),
+    include: z.array(tableFilter).min(1),
+    exclude: z.array(tableFilter).default([]),
+    baseline: z
+      .object({
+        chunk_rows: z.number().int().min(1).max(1_000_000).default(5000),
+      })
+      .strict()
+      .default({ chunk_rows: 5000 }),
+  })
+  .strict()
+  .refine(atMostOnePassword, atMostOnePasswordMessage);
+
+const targetSchema = z
+  .object({
+    ...endpointShape,
+    name: ident,
+    kind: z.literal('mysql').default('mysql'),
+    batch: z
+      .object({
+        max_transactions: z.number().int().min(1).max(100_000).default(500),
+        max_rows: z.number().int().min(1).max(1_000_000).default(20_000),
+        max_wait_ms: z.number().int().min(0).max(10_000).default(5),
+      })
+      .strict()
+      .default({ max_transactions: 500, max_rows: 20_000, max_wait_ms: 5 }),
+    /** Tables without a primary key: match the whole before image (LIMIT 1), or refuse to apply. */
+    no_primary_key: z.enum(['full-row', 'refuse']).default('full-row'),
+  })
+  .strict()
+  .refine(atMostOnePassword, atMostOnePasswordMessage);
+
 export const configSchema = z
   .object({
-    source: endpoint.and(
-      z.object({
-        name: ident,
-        kind: z.literal('mysql').default('mysql'),
-        /** Replication client id; must differ from every server_id in the topology. */
-        server_id: z.number().int().min(1).max(4294967295).default(4242),
-        include: z.array(tableFilter).min(1),
-        exclude: z.array(tableFilter).default([]),
-        baseline: z
-          .object({
-            chunk_rows: z.number().int().min(1).max(1_000_000).default(5000),
-          })
-          .strict()
-          .default({ chunk_rows: 5000 }),
-      }),
-    ),
+    source: sourceSchema,
     journal: z
       .object({
         dir: z.string().min(1),
-        fsync: z.enum(['transaction', 'group']).default('group'),
+        fsync: z.enum(['transaction', 'group']).default('transaction'),
         group_commit_ms: z.number().int().min(1).max(1000).default(10),
         segment_bytes: z
           .number()
@@ -78,26 +109,7 @@ export const configSchema = z
           .default({ keep_hours: 168 }),
       })
       .strict(),
-    targets: z
-      .array(
-        endpoint.and(
-          z.object({
-            name: ident,
-            kind: z.literal('mysql').default('mysql'),
-            batch: z
-              .object({
-                max_transactions: z.number().int().min(1).max(100_000).default(500),
-                max_rows: z.number().int().min(1).max(1_000_000).default(20_000),
-                max_wait_ms: z.number().int().min(0).max(10_000).default(5),
-              })
-              .strict()
-              .default({ max_transactions: 500, max_rows: 20_000, max_wait_ms: 5 }),
-            /** Tables without a primary key: match the whole before image (LIMIT 1), or refuse to apply. */
-            no_primary_key: z.enum(['full-row', 'refuse']).default('full-row'),
-          }),
-        ),
-      )
-      .min(1),
+    targets: z.array(targetSchema).min(1),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
@@ -134,16 +146,76 @@ export interface Config {
   readonly metrics: RawConfig['metrics'];
 }
 
-function formatIssue(issue: z.core.$ZodIssue): string {
-  const path = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
-  return `${path}: ${issue.message}`;
+const MAX_ISSUES = 10;
+
+function keyPath(path: readonly PropertyKey[]): string {
+  return path.length ? path.map(String).join('.') : '(top level)';
 }
 
-function resolveSecret<T extends { password?: string; password_env?: string; password_file?: string }>(
-  e: T,
-  key: string,
-  baseDir: string,
-): ResolvedEndpoint<T> {
+/**
+ * A key as it may be shown. A key that is not a plain name is often a value gone wrong (`{password:hunter2}` is
+ * ONE key in YAML), so only a name-like part before a ":" is shown, never the rest.
+ */
+function showKey(key: string): string {
+  if (/^[A-Za-z0-9_.-]{1,64}$/.test(key)) return key;
+  const head = /^([A-Za-z0-9_]{1,64}):/.exec(key)?.[1];
+  return head === undefined
+    ? '(a key that is not a plain name; not shown)'
+    : `${head}:… (a ":" needs a space after it)`;
+}
+
+/** One "key.path: what is wrong" line per problem. Never includes the offending value (it may be a secret). */
+function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  const lines: string[] = [];
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const k of issue.keys) lines.push(`${keyPath([...issue.path, showKey(k)])}: unknown key`);
+    } else {
+      lines.push(`${keyPath(issue.path)}: ${issue.message}`);
+    }
+  }
+  if (lines.length <= MAX_ISSUES) return lines;
+  return [...lines.slice(0, MAX_ISSUES), `and ${lines.length - MAX_ISSUES} more`];
+}
+
+/**
+ * Password values a malformed config may still hold (inline `password`, or the variable `password_env` names),
+ * to be masked in messages: a second line of defence behind messages that never quote values.
+ */
+function secretsIn(raw: object): string[] {
+  const r = raw as { source?: unknown; targets?: unknown };
+  const endpoints = [r.source, ...(Array.isArray(r.targets) ? r.targets : [])];
+  const out: string[] = [];
+  for (const e of endpoints) {
+    if (e === null || typeof e !== 'object') continue;
+    const { password, password_env } = e as { password?: unknown; password_env?: unknown };
+    if (typeof password === 'string' || typeof password === 'number') out.push(String(password));
+    if (typeof password_env === 'string') {
+      const v = process.env[password_env];
+      if (v !== undefined) out.push(v);
+    }
+  }
+  return out.filter((v) => v.length >= 4);
+}
+
+function mask(message: string, secrets: readonly string[]): string {
+  return secrets.reduce((m, secret) => m.split(secret).join('[redacted]'), message);
+}
+
+/** Zod's own wording, except a missing key reads "required" rather than "received undefined". */
+const issueMessages: z.core.$ZodErrorMap = (issue) =>
+  issue.code === 'invalid_type' && issue.input === undefined ? `required (expected ${issue.expected})` : undefined;
+
+function yamlErrorMessage(err: unknown, file: string): string {
+  // yaml's message is "<what> at line L, column C:\n\n<excerpt>"; keep only <what> (the excerpt may hold a secret).
+  const first = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+  const what = first.replace(/ at line \d+, column \d+:?$/, '');
+  const pos = err instanceof YAMLParseError ? err.linePos?.[0] : undefined;
+  const where = pos ? `${file}: line ${pos.line}, column ${pos.col}` : file;
+  return `${where}: not valid YAML: ${what}`;
+}
+
+function resolveSecret<T extends PasswordKeys>(e: T, key: string, baseDir: string): ResolvedEndpoint<T> {
   const { password, password_env, password_file, ...rest } = e;
   let secret: string | undefined = password;
   if (password_env !== undefined) {
@@ -162,27 +234,39 @@ function resolveSecret<T extends { password?: string; password_env?: string; pas
       });
     }
   }
-  const out = { ...rest } as ResolvedEndpoint<T>;
+  const out = { ...rest } as ResolvedEndpoint<T> & { tls?: TlsConfig };
+  if (out.tls) out.tls = resolveTlsPaths(out.tls, baseDir);
   Object.defineProperty(out, 'password', { value: secret, enumerable: false, writable: false });
   return out;
 }
 
-/** Parses and validates YAML text. `file` is used for messages and to resolve relative paths. */
+type TlsConfig = NonNullable<SourceConfig['tls']>;
+
+/** TLS file paths, like every other path in the file, are relative to the config file's directory. */
+function resolveTlsPaths(tls: TlsConfig, baseDir: string): TlsConfig {
+  const at = (p: string | undefined) => (p === undefined ? undefined : resolve(baseDir, p));
+  return { ...tls, ca_file: at(tls.ca_file), cert_file: at(tls.cert_file), key_file: at(tls.key_file) };
+}
+
+/**
+ * Parses and validates YAML text. `file` is used for messages and to resolve relative paths (journal.dir,
+ * log.file, password_file, tls.*_file), which are taken relative to the config file's directory.
+ */
 export function parseConfig(text: string, file: string): Config {
   let raw: unknown;
   try {
-    raw = parseYaml(text);
+    // logLevel 'error': warnings would go to stderr with an excerpt of the file, which may hold a password.
+    raw = parseYaml(text, { logLevel: 'error' });
   } catch (err) {
-    const where = err instanceof YAMLParseError && err.linePos ? ` line ${err.linePos[0].line}` : '';
-    throw new ConfigError(`${file}${where}: not valid YAML: ${(err as Error).message.split('\n')[0]}`, { file });
+    throw new ConfigError(yamlErrorMessage(err, file), { file });
   }
-  if (raw === null || typeof raw !== 'object') {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(`${file}: expected a YAML mapping with keys source, journal, targets`, { file });
   }
-  const res = configSchema.safeParse(raw);
+  const res = configSchema.safeParse(raw, { error: issueMessages });
   if (!res.success) {
-    const lines = res.error.issues.slice(0, 10).map(formatIssue);
-    throw new ConfigError(`${file}: invalid config: ${lines.join('; ')}`, { file });
+    const message = `${file}: invalid config: ${formatIssues(res.error.issues).join('; ')}`;
+    throw new ConfigError(mask(message, secretsIn(raw)), { file });
   }
   const c = res.data;
   const baseDir = dirname(resolve(file));
@@ -196,7 +280,7 @@ export function parseConfig(text: string, file: string): Config {
     source: resolveSecret(c.source, 'source', baseDir),
     journal: { ...c.journal, dir: resolve(baseDir, c.journal.dir) },
     targets: c.targets.map((t, i) => resolveSecret(t, `targets.${i}`, baseDir)),
-    log: c.log,
+    log: c.log.file === undefined ? c.log : { ...c.log, file: resolve(baseDir, c.log.file) },
     metrics: c.metrics,
   };
 }
@@ -206,7 +290,9 @@ export function loadConfig(file: string): Config {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read config file ${file} (${(err as NodeJS.ErrnoException).code})`, { file });
+    const code = (err as NodeJS.ErrnoException).code;
+    const hint = code === 'ENOENT' ? `: no such file (create one with: tidemark init -o ${file})` : ` (${code})`;
+    throw new ConfigError(`cannot read config file ${file}${hint}`, { file });
   }
   return parseConfig(text, file);
 }

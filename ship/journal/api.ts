@@ -1,5 +1,5 @@
 /**
- * Public shape of the embedded journal (ship/journal). Implementation lives beside this file.
+ * Public shape of the embedded journal (ship/journal). Implementation lives beside this file; index.ts exports it.
  *
  * The journal is an append-only sequence of frames in segment files. Each frame has an LSN (1, 2, 3 … bigint),
  * a payload (opaque bytes: an encoded record entry) and an end-of-unit flag. Units (source transactions) end
@@ -13,11 +13,17 @@ export type FsyncPolicy = 'transaction' | 'group';
 
 export interface JournalWriterOptions {
   dir: string;
+  /** transaction: each end-of-unit append resolves after its own fdatasync; group: after a shared one. */
   fsync: FsyncPolicy;
-  /** Upper bound on how long a unit waits for its fsync under group commit. */
+  /** Group commit: at most one fdatasync per this many ms (a unit waits at most about this long plus the sync). */
   groupCommitMs: number;
+  /** A segment is closed and a new one started before a frame would take it past this size. */
   segmentBytes: number;
   log?: Logger;
+  /** Appended bytes not yet written to the OS above which append() waits (backpressure). Default 4 MiB. */
+  maxPendingBytes?: number;
+  /** Group commit: written-but-unsynced bytes at which a waiting unit is synced at once. Default 8 MiB. */
+  groupSyncBytes?: number;
 }
 
 export interface JournalFrame {
@@ -28,12 +34,19 @@ export interface JournalFrame {
 
 export interface JournalReaderOptions {
   dir: string;
-  /** First LSN to deliver (1n = from the beginning of what is retained). */
+  /**
+   * First LSN to deliver. 1n (or less) = from the oldest retained frame. A larger LSN that retention already
+   * removed is an error (JOURNAL_GONE), as is one beyond what the journal holds once the reader has caught up
+   * (JOURNAL_BEHIND: acknowledged frames are missing).
+   */
   fromLsn: bigint;
   /** true: wait for new frames at the end (tail -f); false: end at the current head. */
   follow: boolean;
-  /** Poll interval while following when no file-change notification arrives. */
+  /** Poll interval while following, as a fallback behind fs.watch notifications. Default 20 ms. */
   pollMs?: number;
+  /** Read size; memory use is about this plus the largest frame. Default 1 MiB. */
+  chunkBytes?: number;
+  /** Aborting ends the iteration (no error). */
   signal?: AbortSignal;
   log?: Logger;
 }

@@ -1,0 +1,447 @@
+/**
+ * Applies journal entries to one MySQL/MariaDB replica exactly once (see README.md for the full contract).
+ *
+ *   const a = new MysqlApplier({ target, source: 'orders-db', log });
+ *   const state = await a.open();                      // null: nothing applied yet
+ *   await a.run(readJournal(state ? state.lsn + 1n : 1n), { signal, onApplied });
+ *   await a.close();
+ *
+ * Exactly once: every replica transaction ends with an update of `tidemark`.`applied_position` in the same
+ * transaction; entries whose seq is at or below the stored seq are skipped. Several source transactions are
+ * grouped into one replica transaction; rows stream into it statement by statement (memory stays bounded); it
+ * commits only at a source transaction boundary, so a reader never sees part of a source transaction.
+ * A retriable error (connection lost, deadlock, lock wait timeout) rolls back and is rethrown as retriable: the
+ * caller calls open() again and re-reads the journal from the returned lsn + 1.
+ */
+import type mysql from 'mysql2/promise';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { silentLogger } from '../../cli/log.ts';
+import { CorruptionError, TidemarkError } from '../../record/errors.ts';
+import { type CommitEntry, type DdlEntry, type Entry, type RowsEntry, seqSpan } from '../../record/record.ts';
+import { type NoPrimaryKey, StatementBatcher } from './batcher.ts';
+import { executeDdl } from './ddl.ts';
+import { isOutcomeUnknown, wrapDbError } from './errors.ts';
+import { executeBatch, type QueryFn, type QueryKind } from './exec.ts';
+import { type ApplyMetrics, applyMetrics, noMetrics } from './metrics.ts';
+import {
+  type AppliedState,
+  clearDdlPendingSql,
+  createSchemaSql,
+  createTableSql,
+  parsePositionRow,
+  selectPositionSql,
+  setDdlPendingSql,
+  upsertPositionSql,
+} from './position-table.ts';
+import { Puller } from './puller.ts';
+import { type MysqlEndpoint, openSession, serverFlavor } from './session.ts';
+import { type Flavor, generatedColumnsSql } from './sql.ts';
+
+export type { AppliedState } from './position-table.ts';
+
+export interface ApplierTarget extends MysqlEndpoint {
+  readonly name: string;
+  readonly batch: { readonly max_transactions: number; readonly max_rows: number; readonly max_wait_ms: number };
+  readonly no_primary_key: NoPrimaryKey;
+}
+
+/** Test-only fault injection: runs around every query the applier sends (e.g. to kill its connection). */
+export interface ApplierFaults {
+  beforeQuery?(q: { kind: QueryKind; n: number }): void | Promise<void>;
+  afterQuery?(q: { kind: QueryKind; n: number }): void | Promise<void>;
+}
+
+export interface MysqlApplierOptions {
+  readonly target: ApplierTarget;
+  /** Source name (config source.name); entries of another source are refused. */
+  readonly source: string;
+  readonly log?: Logger;
+  /** prom-client registry to register the apply metrics in (none: no metrics). */
+  readonly metrics?: Registry;
+  /** Statement size bound (default 4 MiB; keep it below the server's max_allowed_packet). */
+  readonly maxStatementBytes?: number;
+  /** Rows per statement bound (default 1000). */
+  readonly maxStatementRows?: number;
+  readonly faults?: ApplierFaults;
+}
+
+export interface JournalItem {
+  readonly lsn: bigint;
+  readonly entry: Entry;
+}
+
+export interface RunOptions {
+  readonly signal?: AbortSignal;
+  /** Called after every replica commit with the state now stored in the replica. */
+  readonly onApplied?: (state: AppliedState) => void | Promise<void>;
+}
+
+interface Group {
+  readonly started: number;
+  txs: number;
+  rows: number;
+  /** What the group records when it commits at a transaction boundary (the last commit entry seen). */
+  target: AppliedState | null;
+}
+
+export class MysqlApplier {
+  readonly #opts: MysqlApplierOptions;
+  readonly #log: Logger;
+  readonly #metrics: ApplyMetrics;
+  #conn: mysql.Connection | null = null;
+  #flavor: Flavor = 'mariadb';
+  #batcher: StatementBatcher | null = null;
+  #state: AppliedState | null = null;
+  #ddlPending: bigint | null = null;
+  #queries = 0;
+  #generated = new Map<string, ReadonlySet<string>>();
+  #running = false;
+  // Per-run state.
+  #group: Group | null = null;
+  /** Entries of the current source transaction have been applied into the open group. */
+  #txApplied = false;
+  #txStartLsn: bigint | null = null;
+  #nextSeq = 0n;
+  #lastLsn = -1n;
+  #lastAppliedSeq = -1n;
+  #onApplied: RunOptions['onApplied'];
+
+  constructor(opts: MysqlApplierOptions) {
+    this.#opts = opts;
+    this.#log = (opts.log ?? silentLogger).child({ component: 'apply', target: opts.target.name, source: opts.source });
+    this.#metrics = opts.metrics
+      ? applyMetrics(opts.metrics, { target: opts.target.name, source: opts.source })
+      : noMetrics;
+  }
+
+  /** The state last committed to the replica by this applier (or read by open()). */
+  get state(): AppliedState | null {
+    return this.#state;
+  }
+
+  /** Server connection id of the apply session (diagnostics and tests). */
+  get threadId(): number | null {
+    return this.#conn?.threadId ?? null;
+  }
+
+  /** (Re)connects, sets the session up, ensures the position table and returns the stored state. */
+  async open(): Promise<AppliedState | null> {
+    if (this.#running) throw new TidemarkError('open() while run() is active', { code: 'APPLY_STATE' });
+    this.#drop();
+    const t = this.#opts.target;
+    const conn = await openSession(t, { apply: true, multipleStatements: true });
+    this.#conn = conn;
+    try {
+      this.#flavor = await serverFlavor(conn);
+      await this.#q('meta', createSchemaSql());
+      await this.#q('meta', createTableSql());
+      const rows = (await this.#q('meta', selectPositionSql(this.#opts.source))) as Record<string, unknown>[];
+      const stored = parsePositionRow(rows[0]);
+      this.#state = stored.state;
+      this.#ddlPending = stored.ddlPendingSeq;
+    } catch (err) {
+      this.#drop();
+      throw wrapDbError(err, `opening apply session on ${t.host}:${t.port}`, { target: t.name });
+    }
+    this.#batcher = new StatementBatcher({
+      noPrimaryKey: t.no_primary_key,
+      flavor: this.#flavor,
+      ...(this.#opts.maxStatementBytes !== undefined ? { maxBytes: this.#opts.maxStatementBytes } : {}),
+      ...(this.#opts.maxStatementRows !== undefined ? { maxRows: this.#opts.maxStatementRows } : {}),
+    });
+    this.#generated.clear();
+    this.#log.info(
+      { seq: this.#state?.seq.toString() ?? null, lsn: this.#state?.lsn.toString() ?? null, flavor: this.#flavor },
+      'apply session open',
+    );
+    return this.#state;
+  }
+
+  /**
+   * Applies `entries` until they end or `signal` aborts. Entries already applied (seq ≤ stored seq) are skipped.
+   * At the end (or on abort) a group that ends on a transaction boundary is committed; a cut transaction is
+   * rolled back. Throws a TidemarkError; when retriable the connection is closed and the caller must open() again.
+   */
+  async run(entries: AsyncIterable<JournalItem>, opts: RunOptions = {}): Promise<void> {
+    if (!this.#conn || !this.#batcher) throw new TidemarkError('run() before open()', { code: 'APPLY_STATE' });
+    if (this.#running) throw new TidemarkError('run() is already active', { code: 'APPLY_STATE' });
+    this.#running = true;
+    this.#resetRun(opts.onApplied);
+    const { max_transactions: maxTx, max_rows: maxRows, max_wait_ms: maxWait } = this.#opts.target.batch;
+    const it = entries[Symbol.asyncIterator]();
+    const puller = new Puller(it, opts.signal);
+    let inTx = false;
+    try {
+      for (;;) {
+        let r: IteratorResult<JournalItem> | 'timeout' | 'abort';
+        const g = this.#group;
+        if (g && !inTx) {
+          const elapsed = Date.now() - g.started;
+          if (g.txs >= maxTx || g.rows >= maxRows || (maxWait > 0 && elapsed >= maxWait)) {
+            await this.#commitGroup(g.target);
+            continue;
+          }
+          r = await puller.next(Math.max(0, maxWait - elapsed));
+          if (r === 'timeout') {
+            await this.#commitGroup(g.target);
+            continue;
+          }
+        } else {
+          r = await puller.next(null);
+        }
+        if (r === 'timeout') continue;
+        if (r === 'abort' || r.done) {
+          if (this.#group && !inTx) await this.#commitGroup(this.#group.target);
+          else if (this.#group) {
+            this.#log.warn({ nextSeq: this.#nextSeq.toString() }, 'stopping inside a transaction: rolled back');
+            await this.#rollback();
+          }
+          return;
+        }
+        inTx = await this.#handle(r.value);
+      }
+    } catch (err) {
+      throw await this.#fail(err);
+    } finally {
+      puller.close();
+      this.#running = false;
+      this.#group = null;
+      this.#onApplied = undefined;
+    }
+  }
+
+  #resetRun(onApplied: RunOptions['onApplied']): void {
+    this.#onApplied = onApplied;
+    this.#group = null;
+    this.#txApplied = false;
+    this.#txStartLsn = null;
+    this.#nextSeq = 0n;
+    this.#lastLsn = -1n;
+    this.#lastAppliedSeq = this.#state?.seq ?? -1n;
+  }
+
+  async close(): Promise<void> {
+    const c = this.#conn;
+    this.#conn = null;
+    if (!c) return;
+    try {
+      await c.end();
+    } catch {
+      c.destroy();
+    }
+  }
+
+  // ---- entries ------------------------------------------------------------------------------------------------
+
+  /** Applies one entry; returns whether a source transaction is open afterwards. */
+  async #handle(item: JournalItem): Promise<boolean> {
+    const e = item.entry;
+    this.#check(item);
+    if (e.kind !== 'commit' && this.#txStartLsn === null) this.#txStartLsn = item.lsn;
+    const last = e.seq + seqSpan(e) - 1n;
+    if (last <= this.#lastAppliedSeq) {
+      // Already in the replica (re-delivery after a crash).
+      if (e.kind === 'commit') this.#txStartLsn = null;
+      return e.kind !== 'commit';
+    }
+    if (e.kind === 'rows') {
+      await this.#rows(e);
+      this.#lastAppliedSeq = last;
+      return true;
+    }
+    if (e.kind === 'ddl') {
+      await this.#ddl(e);
+      return true;
+    }
+    await this.#commitEntry(e, item.lsn);
+    return false;
+  }
+
+  #check(item: JournalItem): void {
+    const e = item.entry;
+    if (e.source !== this.#opts.source) {
+      throw new CorruptionError(
+        `journal entry of source "${e.source}" given to the applier of "${this.#opts.source}"`,
+        {
+          seq: e.seq,
+        },
+      );
+    }
+    if (e.seq < this.#nextSeq || item.lsn <= this.#lastLsn) {
+      throw new CorruptionError(
+        `journal went backwards: seq ${e.seq} at lsn ${item.lsn} where seq >= ${this.#nextSeq} and lsn > ${this.#lastLsn} were due`,
+        { seq: e.seq, lsn: item.lsn },
+      );
+    }
+    this.#nextSeq = e.seq + seqSpan(e);
+    this.#lastLsn = item.lsn;
+  }
+
+  async #rows(e: RowsEntry): Promise<void> {
+    const g = await this.#ensureGroup();
+    const skip = await this.#generatedColumns(e.schema, e.table);
+    for (const b of this.#batcher!.push(e, skip)) await executeBatch(this.#qf, b, this.#flavor);
+    g.rows += e.rows.length;
+    this.#txApplied = true;
+  }
+
+  async #commitEntry(e: CommitEntry, lsn: bigint): Promise<void> {
+    const g = await this.#ensureGroup();
+    g.txs++;
+    g.target = { seq: e.seq, lsn, position: e.position, commitTimeUs: e.commitTimeUs, phase: e.phase };
+    this.#lastAppliedSeq = e.seq;
+    this.#txApplied = false;
+    this.#txStartLsn = null;
+  }
+
+  /**
+   * DDL is not transactional: commit what is open, record the DDL as pending (committed), run it, then record it
+   * as applied. After a crash in between, the same DDL is found pending and re-run; "already there" errors then
+   * mean it had run (README.md, "DDL").
+   */
+  async #ddl(e: DdlEntry): Promise<void> {
+    const startLsn = this.#txStartLsn ?? this.#state?.lsn ?? 0n;
+    if (this.#group) {
+      const target = this.#txApplied ? this.#midState(this.#lastAppliedSeq, startLsn - 1n) : this.#group.target;
+      await this.#commitGroup(target);
+    }
+    const rerun = this.#ddlPending === e.seq;
+    try {
+      if (!rerun) {
+        await this.#q('ddl-pending', setDdlPendingSql(this.#opts.source, e.seq));
+        this.#ddlPending = e.seq;
+      }
+      try {
+        await executeDdl(this.#qf, e, rerun, this.#log);
+      } catch (err) {
+        // The server refused the DDL: it did not run, so it must not count as "maybe ran" after a restart.
+        if (!isOutcomeUnknown(err)) {
+          await this.#q('ddl-pending', clearDdlPendingSql(this.#opts.source, e.seq));
+          this.#ddlPending = null;
+        }
+        throw err;
+      }
+      const st = this.#midState(e.seq, startLsn - 1n);
+      await this.#q('ddl-done', upsertPositionSql(this.#opts.source, st));
+      this.#stored(st);
+    } catch (err) {
+      throw wrapDbError(err, `DDL at seq ${e.seq}`, { seq: e.seq, schema: e.schema });
+    }
+    this.#lastAppliedSeq = e.seq;
+    this.#txApplied = false;
+    this.#generated.clear();
+    this.#log.info({ seq: e.seq.toString(), schema: e.schema }, 'DDL applied');
+  }
+
+  /** A state that covers entries up to `seq` inside a transaction that is not complete yet. */
+  #midState(seq: bigint, lsn: bigint): AppliedState {
+    const base = this.#group?.target ?? this.#state;
+    return {
+      seq,
+      lsn: base && base.lsn > lsn ? base.lsn : lsn,
+      position: base?.position ?? null,
+      commitTimeUs: base?.commitTimeUs ?? null,
+      phase: base?.phase ?? null,
+    };
+  }
+
+  // ---- replica transactions ---------------------------------------------------------------------------------
+
+  async #ensureGroup(): Promise<Group> {
+    if (this.#group) return this.#group;
+    try {
+      await this.#q('begin', 'START TRANSACTION');
+    } catch (err) {
+      throw wrapDbError(err, 'START TRANSACTION');
+    }
+    this.#group = { started: Date.now(), txs: 0, rows: 0, target: null };
+    return this.#group;
+  }
+
+  async #commitGroup(target: AppliedState | null): Promise<void> {
+    const g = this.#group;
+    if (!g) return;
+    const rest = this.#batcher!.flush();
+    if (rest) await executeBatch(this.#qf, rest, this.#flavor);
+    try {
+      if (target) await this.#q('commit', `${upsertPositionSql(this.#opts.source, target)};\nCOMMIT`);
+      else await this.#q('commit', 'COMMIT');
+    } catch (err) {
+      throw wrapDbError(err, 'committing an apply group', { txs: g.txs, rows: g.rows });
+    }
+    this.#group = null;
+    this.#metrics.transactions(g.txs);
+    this.#metrics.rows(g.rows);
+    if (target) {
+      this.#stored(target);
+      if (target.commitTimeUs !== null) this.#metrics.lastCommitTimeUs(target.commitTimeUs);
+      this.#log.debug({ seq: target.seq.toString(), lsn: target.lsn.toString(), txs: g.txs, rows: g.rows }, 'applied');
+      await this.#onApplied?.(target);
+    }
+  }
+
+  #stored(st: AppliedState): void {
+    this.#state = st;
+    this.#ddlPending = null;
+  }
+
+  async #rollback(): Promise<void> {
+    this.#batcher?.reset();
+    this.#group = null;
+    await this.#q('rollback', 'ROLLBACK');
+  }
+
+  /** Cleans up after an error and returns what to throw. */
+  async #fail(err: unknown): Promise<TidemarkError> {
+    const e = wrapDbError(err, 'apply');
+    this.#batcher?.reset();
+    this.#group = null;
+    if (e.retriable) {
+      this.#drop();
+    } else {
+      try {
+        if (this.#conn) await this.#q('rollback', 'ROLLBACK');
+      } catch {
+        this.#drop();
+      }
+    }
+    this.#log.error({ code: e.code, retriable: e.retriable, context: e.context }, e.message);
+    return e;
+  }
+
+  #drop(): void {
+    this.#conn?.destroy();
+    this.#conn = null;
+  }
+
+  // ---- queries ----------------------------------------------------------------------------------------------
+
+  readonly #qf: QueryFn = (kind, sql) => this.#q(kind, sql);
+
+  async #q(kind: QueryKind, sql: string): Promise<unknown> {
+    const conn = this.#conn;
+    if (!conn) throw new TidemarkError('apply connection is closed', { code: 'APPLY_RETRY', retriable: true });
+    const n = ++this.#queries;
+    const f = this.#opts.faults;
+    if (f?.beforeQuery) await f.beforeQuery({ kind, n });
+    const [res] = await conn.query(sql);
+    if (f?.afterQuery) await f.afterQuery({ kind, n });
+    return res;
+  }
+
+  async #generatedColumns(schema: string, table: string): Promise<ReadonlySet<string>> {
+    const k = JSON.stringify([schema, table]);
+    let s = this.#generated.get(k);
+    if (!s) {
+      try {
+        const rows = (await this.#q('meta', generatedColumnsSql(schema, table))) as { name: unknown }[];
+        s = new Set(rows.map((r) => String(r.name)));
+      } catch (err) {
+        throw wrapDbError(err, 'reading replica column metadata', { schema, table });
+      }
+      this.#generated.set(k, s);
+    }
+    return s;
+  }
+}

@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest';
+import type { Column, RowImage, RowsEntry, Value } from '../../record/record.ts';
+import { type StatementBatch, StatementBatcher } from './batcher.ts';
+
+const cols: Column[] = [
+  { name: 'id', type: 'int' },
+  { name: 'v', type: 'varchar' },
+];
+
+function entry(op: RowsEntry['op'], seq: bigint, rows: (readonly Value[])[], over: Partial<RowsEntry> = {}): RowsEntry {
+  const images: RowImage[] = rows.map((r) =>
+    op === 'insert'
+      ? { before: null, after: r }
+      : op === 'delete'
+        ? { before: r, after: null }
+        : { before: r, after: r },
+  );
+  return {
+    kind: 'rows',
+    source: 'src',
+    seq,
+    txId: 't',
+    schema: 's',
+    table: 't',
+    op,
+    columns: cols,
+    pk: ['id'],
+    rows: images,
+    ...over,
+  };
+}
+
+function drain(b: StatementBatcher, ...entries: RowsEntry[]): StatementBatch[] {
+  const out: StatementBatch[] = [];
+  for (const e of entries) for (const s of b.push(e)) out.push(s);
+  const rest = b.flush();
+  if (rest) out.push(rest);
+  return out;
+}
+
+const opts = { noPrimaryKey: 'full-row' as const, flavor: 'mariadb' as const };
+
+describe('StatementBatcher', () => {
+  it('merges consecutive inserts of one table into one statement', () => {
+    const out = drain(new StatementBatcher(opts), entry('insert', 10n, [[1n, 'a']]), entry('insert', 11n, [[2n, 'b']]));
+    expect(out).toHaveLength(1);
+    expect(out[0]!.sql).toBe("INSERT INTO `s`.`t` (`id`,`v`) VALUES (1,'a'),(2,'b')");
+    expect(out[0]!.seqs).toEqual([10n, 11n]);
+    expect(out[0]!.keys).toEqual([[1n], [2n]]);
+  });
+
+  it('starts a new statement when table or operation changes', () => {
+    const out = drain(
+      new StatementBatcher(opts),
+      entry('insert', 1n, [[1n, 'a']]),
+      entry('delete', 2n, [[1n, 'a']]),
+      entry('insert', 3n, [[1n, 'a']], { table: 'u' }),
+    );
+    expect(out.map((b) => b.kind)).toEqual(['insert', 'delete-in', 'insert']);
+    expect(out[1]!.sql).toBe('DELETE FROM `s`.`t` WHERE `id` IN (1)');
+    expect(out[2]!.table).toBe('u');
+  });
+
+  it('respects the row limit', () => {
+    const rows = Array.from({ length: 10 }, (_, i) => [BigInt(i), 'x']);
+    const out = drain(new StatementBatcher({ ...opts, maxRows: 4 }), entry('insert', 1n, rows));
+    expect(out.map((b) => b.rows)).toEqual([4, 4, 2]);
+    expect(out[1]!.seqs).toEqual([5n, 6n, 7n, 8n]);
+  });
+
+  it('respects the byte limit, and a single oversized row still goes alone', () => {
+    const big = 'y'.repeat(500);
+    const rows = Array.from({ length: 6 }, (_, i) => [BigInt(i), big]);
+    const out = drain(new StatementBatcher({ ...opts, maxBytes: 1200 }), entry('insert', 1n, rows));
+    expect(out.map((b) => b.rows)).toEqual([2, 2, 2]);
+    for (const b of out) expect(Buffer.byteLength(b.sql)).toBeLessThanOrEqual(1200 + 100);
+    const huge = drain(new StatementBatcher({ ...opts, maxBytes: 100 }), entry('insert', 1n, rows));
+    expect(huge.map((b) => b.rows)).toEqual([1, 1, 1, 1, 1, 1]);
+  });
+
+  it('never puts one key twice into an IN list', () => {
+    const out = drain(new StatementBatcher(opts), entry('delete', 1n, [[1n, 'a']]), entry('delete', 2n, [[1n, 'a']]));
+    expect(out.map((b) => b.rows)).toEqual([1, 1]);
+  });
+
+  it('updates are one statement per row, sent together', () => {
+    const out = drain(
+      new StatementBatcher(opts),
+      entry('update', 5n, [
+        [1n, 'a'],
+        [2n, 'b'],
+      ]),
+    );
+    expect(out).toHaveLength(1);
+    expect(out[0]!.kind).toBe('per-row');
+    expect(out[0]!.rows).toBe(2);
+    expect(out[0]!.sql.split(';\n')).toEqual([
+      "UPDATE `s`.`t` SET `id` = 1, `v` = 'a' WHERE `id` = 1",
+      "UPDATE `s`.`t` SET `id` = 2, `v` = 'b' WHERE `id` = 2",
+    ]);
+  });
+
+  it('no primary key: full-row match, or refusal naming the table', () => {
+    const e = entry('delete', 1n, [[1n, null]], { pk: [], table: 'no`pk' });
+    const out = drain(new StatementBatcher(opts), e);
+    expect(out[0]!.kind).toBe('per-row');
+    expect(out[0]!.fullRow).toBe(true);
+    expect(out[0]!.sql).toBe('DELETE FROM `s`.`no``pk` WHERE `id` <=> 1 AND `v` <=> NULL LIMIT 1');
+    const refuse = new StatementBatcher({ ...opts, noPrimaryKey: 'refuse' });
+    expect(() => drain(refuse, e)).toThrow(/`s`\.`no``pk` has no primary key/);
+    expect(() => drain(refuse, { ...e, op: 'insert', rows: [{ before: null, after: [1n, 'a'] }] })).toThrow(
+      /no primary key/,
+    );
+  });
+
+  it('skips generated columns when writing', () => {
+    const b = new StatementBatcher(opts);
+    const out = [...b.push(entry('insert', 1n, [[1n, 'a']]), new Set(['v']))];
+    out.push(b.flush()!);
+    expect(out[0]!.sql).toBe('INSERT INTO `s`.`t` (`id`) VALUES (1)');
+  });
+
+  it('refuses malformed images', () => {
+    const bad = entry('update', 1n, [[1n, 'a']]);
+    const broken: RowsEntry = { ...bad, rows: [{ before: [1n], after: [1n, 'a'] }] };
+    expect(() => drain(new StatementBatcher(opts), broken)).toThrow(/before image has 1 values for 2 columns/);
+    expect(() => drain(new StatementBatcher(opts), { ...bad, pk: ['nope'] })).toThrow(/key column nope/);
+  });
+
+  it('reset drops pending rows', () => {
+    const b = new StatementBatcher(opts);
+    for (const _ of b.push(entry('insert', 1n, [[1n, 'a']]))) void _;
+    expect(b.pendingRows).toBe(1);
+    b.reset();
+    expect(b.flush()).toBeNull();
+  });
+});

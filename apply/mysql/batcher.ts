@@ -1,0 +1,253 @@
+/**
+ * Turns rows entries into bounded statements (pure; no I/O). Rows are consumed one at a time and a statement is
+ * handed out as soon as it reaches its size or row limit, so memory stays bounded however large a transaction is.
+ * Consecutive entries with the same table, operation and column list share one statement.
+ *
+ *   insert                 one multi-row INSERT … VALUES (…),(…)            affected rows must equal the row count
+ *   delete, with a key     DELETE … WHERE key IN (…) (no key twice)          affected rows must equal the key count
+ *   update; delete without a key
+ *                          one statement per row, sent together as a multi-statement; each must match exactly 1 row
+ *
+ * Updates are per row (`UPDATE … SET every column WHERE key = before-key`) rather than INSERT … ON DUPLICATE KEY
+ * UPDATE: the latter would silently insert a row that is missing on the replica, hiding a divergence, and cannot
+ * move a row to a new key.
+ */
+import { TidemarkError } from '../../record/errors.ts';
+import type { Column, RowsEntry, Value } from '../../record/record.ts';
+import {
+  buildDeleteRow,
+  buildUpdateRow,
+  deleteInPrefix,
+  type Flavor,
+  insertPrefix,
+  keyItem,
+  qualified,
+  sqlBytes,
+  tuple,
+} from './sql.ts';
+
+export type NoPrimaryKey = 'full-row' | 'refuse';
+
+export interface BatcherOptions {
+  /** Upper bound on one statement's size in bytes (a single row larger than this goes alone). Default 4 MiB. */
+  maxBytes?: number;
+  /** Upper bound on rows per statement (IN lists, multi-statements, VALUES lists). Default 1000. */
+  maxRows?: number;
+  noPrimaryKey: NoPrimaryKey;
+  flavor: Flavor;
+}
+
+export type BatchKind = 'insert' | 'delete-in' | 'per-row';
+
+/** One round trip's worth of SQL with what is needed to check its outcome and to explain a mismatch. */
+export interface StatementBatch {
+  readonly kind: BatchKind;
+  readonly sql: string;
+  readonly schema: string;
+  readonly table: string;
+  readonly op: RowsEntry['op'];
+  /** Number of row changes; for per-row batches also the number of statements in `sql`. */
+  readonly rows: number;
+  /** seq of each row change, in order. */
+  readonly seqs: readonly bigint[];
+  /** Identifying values per row (key values, or the whole before image without a key), in `keyCols` order. */
+  readonly keys: readonly (readonly Value[])[];
+  readonly keyCols: readonly Column[];
+  /** true when rows are matched by their whole before image (table without a primary key). */
+  readonly fullRow: boolean;
+}
+
+export class EntryError extends TidemarkError {
+  constructor(message: string, context: Record<string, string | number | bigint>) {
+    super(message, { code: 'APPLY_BAD_ENTRY', retriable: false, context });
+    this.name = 'EntryError';
+  }
+}
+
+interface Shape {
+  readonly sig: string;
+  readonly kind: BatchKind;
+  readonly schema: string;
+  readonly table: string;
+  readonly op: RowsEntry['op'];
+  readonly cols: readonly Column[];
+  /** Columns written (insert values, update SET): all but generated ones. */
+  readonly writeIdx: readonly number[];
+  /** Key column indexes, or null when matching by the whole row. */
+  readonly pkIdx: readonly number[] | null;
+  readonly keyCols: readonly Column[];
+  readonly head: string;
+}
+
+export class StatementBatcher {
+  readonly #maxBytes: number;
+  readonly #maxRows: number;
+  readonly #opts: BatcherOptions;
+  #shape: Shape | null = null;
+  #parts: string[] = [];
+  #bytes = 0;
+  #seqs: bigint[] = [];
+  #keys: (readonly Value[])[] = [];
+  #seen = new Set<string>();
+
+  constructor(opts: BatcherOptions) {
+    this.#opts = opts;
+    this.#maxBytes = opts.maxBytes ?? 4 * 1024 * 1024;
+    this.#maxRows = opts.maxRows ?? 1000;
+  }
+
+  /** Rows waiting in the unfinished statement. */
+  get pendingRows(): number {
+    return this.#seqs.length;
+  }
+
+  /** Drops whatever is pending (after a rollback). */
+  reset(): void {
+    this.#shape = null;
+    this.#clear();
+  }
+
+  /**
+   * Adds every row of `entry`; yields each statement that became full along the way (the caller executes it
+   * before pulling the next one). `skip` names columns never written (generated columns on the replica).
+   */
+  *push(entry: RowsEntry, skip: ReadonlySet<string> = new Set()): Generator<StatementBatch> {
+    if (entry.rows.length === 0) return;
+    const shape = this.#shapeOf(entry, skip);
+    if (this.#shape && this.#shape.sig !== shape.sig) {
+      const b = this.flush();
+      if (b) yield b;
+    }
+    this.#shape = shape;
+    let seq = entry.seq;
+    for (const r of entry.rows) {
+      const part = this.#rowSql(shape, r, seq);
+      const key = this.#keyOf(shape, r, seq);
+      const dupKey = shape.kind === 'delete-in' ? part : null;
+      const extra = sqlBytes(part) + 1;
+      const full =
+        this.#seqs.length > 0 &&
+        (this.#seqs.length >= this.#maxRows ||
+          this.#bytes + extra > this.#maxBytes ||
+          (dupKey !== null && this.#seen.has(dupKey)));
+      if (full) {
+        const b = this.flush();
+        if (b) yield b;
+        this.#shape = shape;
+      }
+      this.#parts.push(part);
+      this.#bytes += extra;
+      this.#seqs.push(seq);
+      this.#keys.push(key);
+      if (dupKey !== null) this.#seen.add(dupKey);
+      seq++;
+    }
+  }
+
+  /** The pending statement, if any. */
+  flush(): StatementBatch | null {
+    const s = this.#shape;
+    if (!s || this.#seqs.length === 0) return null;
+    let sql: string;
+    if (s.kind === 'insert') sql = s.head + this.#parts.join(',');
+    else if (s.kind === 'delete-in') sql = s.head + this.#parts.join(',') + ')';
+    else sql = this.#parts.join(';\n');
+    const batch: StatementBatch = {
+      kind: s.kind,
+      sql,
+      schema: s.schema,
+      table: s.table,
+      op: s.op,
+      rows: this.#seqs.length,
+      seqs: this.#seqs,
+      keys: this.#keys,
+      keyCols: s.keyCols,
+      fullRow: s.pkIdx === null,
+    };
+    this.#clear();
+    return batch;
+  }
+
+  #clear(): void {
+    this.#parts = [];
+    this.#bytes = 0;
+    this.#seqs = [];
+    this.#keys = [];
+    this.#seen = new Set();
+  }
+
+  #shapeOf(e: RowsEntry, skip: ReadonlySet<string>): Shape {
+    const cols = e.columns;
+    const where = { schema: e.schema, table: e.table, seq: e.seq };
+    let pkIdx: number[] | null = null;
+    if (e.pk.length > 0) {
+      pkIdx = e.pk.map((name) => {
+        const i = cols.findIndex((c) => c.name === name);
+        if (i < 0)
+          throw new EntryError(
+            `rows entry for ${qualified(e.schema, e.table)}: key column ${name} is not among its columns`,
+            where,
+          );
+        return i;
+      });
+    } else if (this.#opts.noPrimaryKey === 'refuse') {
+      throw new TidemarkError(
+        `table ${qualified(e.schema, e.table)} has no primary key and targets.no_primary_key is "refuse"`,
+        { code: 'APPLY_NO_PK', retriable: false, context: where },
+      );
+    }
+    const writeIdx: number[] = [];
+    for (let i = 0; i < cols.length; i++) if (!skip.has(cols[i]!.name)) writeIdx.push(i);
+    if (writeIdx.length === 0 && e.op !== 'delete') {
+      throw new EntryError(`rows entry for ${qualified(e.schema, e.table)} has no writable columns`, where);
+    }
+    const kind: BatchKind = e.op === 'insert' ? 'insert' : e.op === 'delete' && pkIdx ? 'delete-in' : 'per-row';
+    let head = '';
+    if (kind === 'insert') head = insertPrefix(e.schema, e.table, cols, writeIdx);
+    else if (kind === 'delete-in') head = deleteInPrefix(e.schema, e.table, cols, pkIdx!);
+    const keyCols = pkIdx ? pkIdx.map((i) => cols[i]!) : cols;
+    const sig = JSON.stringify([
+      kind,
+      e.op,
+      e.schema,
+      e.table,
+      cols.map((c) => [c.name, c.type, c.columnType ?? '']),
+      e.pk,
+      writeIdx,
+    ]);
+    return { sig, kind, schema: e.schema, table: e.table, op: e.op, cols, writeIdx, pkIdx, keyCols, head };
+  }
+
+  #image(s: Shape, img: readonly Value[] | null, which: 'before' | 'after', seq: bigint): readonly Value[] {
+    if (!img || img.length !== s.cols.length) {
+      throw new EntryError(
+        `${s.op} of ${qualified(s.schema, s.table)} at seq ${seq}: ${which} image ${img ? `has ${img.length} values for ${s.cols.length} columns` : 'is missing'}`,
+        { schema: s.schema, table: s.table, seq },
+      );
+    }
+    return img;
+  }
+
+  #rowSql(s: Shape, r: RowsEntry['rows'][number], seq: bigint): string {
+    const flavor = this.#opts.flavor;
+    switch (s.op) {
+      case 'insert':
+        return tuple(this.#image(s, r.after, 'after', seq), s.cols, s.writeIdx);
+      case 'delete': {
+        const before = this.#image(s, r.before, 'before', seq);
+        if (s.kind === 'delete-in') return keyItem(before, s.cols, s.pkIdx!);
+        return buildDeleteRow(s.schema, s.table, s.cols, null, before, flavor);
+      }
+      case 'update': {
+        const before = this.#image(s, r.before, 'before', seq);
+        const after = this.#image(s, r.after, 'after', seq);
+        return buildUpdateRow(s.schema, s.table, s.cols, s.writeIdx, s.pkIdx, before, after, flavor);
+      }
+    }
+  }
+
+  #keyOf(s: Shape, r: RowsEntry['rows'][number], _seq: bigint): readonly Value[] {
+    const img = (s.op === 'insert' ? r.after : r.before)!;
+    return s.pkIdx ? s.pkIdx.map((i) => img[i] ?? null) : img;
+  }
+}

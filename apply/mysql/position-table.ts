@@ -1,0 +1,145 @@
+/**
+ * The applied position, kept in the replica itself (`tidemark`.`applied_position`, one row per source) and written
+ * in the same database transaction as the rows it covers, so it can never disagree with the data after a crash.
+ * Pure: SQL text and row parsing; the applier runs the statements.
+ *
+ *   seq              highest journal seq whose effect is committed in the replica (NULL: nothing applied yet)
+ *   journal_lsn      LSN of the last fully applied commit entry; the journal is re-read from journal_lsn + 1
+ *   binlog_file, binlog_offset, gtid, commit_time_us, phase
+ *                    the source position / commit time / phase of that commit entry (informative)
+ *   applied_at       replica time of the write
+ *   ddl_pending_seq  seq of a DDL that is about to run or ran without its completion being recorded (see README)
+ */
+import { CorruptionError } from '../../record/errors.ts';
+import type { SourcePosition } from '../../record/position.ts';
+import type { Phase } from '../../record/record.ts';
+import { qualified, quoteIdent, quoteString } from './sql.ts';
+
+export const POSITION_SCHEMA = 'tidemark';
+export const POSITION_TABLE = 'applied_position';
+
+/** What the replica holds for one source. */
+export interface AppliedState {
+  /** Highest seq applied. */
+  readonly seq: bigint;
+  /** LSN of the last applied commit entry (re-read from lsn + 1). */
+  readonly lsn: bigint;
+  readonly position: SourcePosition | null;
+  readonly commitTimeUs: bigint | null;
+  readonly phase: Phase | null;
+}
+
+export interface StoredPosition {
+  /** null when nothing has been applied yet. */
+  readonly state: AppliedState | null;
+  readonly ddlPendingSeq: bigint | null;
+}
+
+const T = qualified(POSITION_SCHEMA, POSITION_TABLE);
+
+export function createSchemaSql(): string {
+  return `CREATE DATABASE IF NOT EXISTS ${quoteIdent(POSITION_SCHEMA)} CHARACTER SET utf8mb4`;
+}
+
+export function createTableSql(): string {
+  return `CREATE TABLE IF NOT EXISTS ${T} (
+  source VARCHAR(64) NOT NULL,
+  seq BIGINT UNSIGNED NULL,
+  journal_lsn BIGINT UNSIGNED NULL,
+  binlog_file VARCHAR(512) NULL,
+  binlog_offset BIGINT UNSIGNED NULL,
+  gtid TEXT NULL,
+  commit_time_us BIGINT NULL,
+  phase VARCHAR(16) NULL,
+  applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  ddl_pending_seq BIGINT UNSIGNED NULL,
+  PRIMARY KEY (source)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
+}
+
+export function selectPositionSql(source: string): string {
+  return (
+    'SELECT CAST(seq AS CHAR) AS seq, CAST(journal_lsn AS CHAR) AS lsn, binlog_file, ' +
+    'CAST(binlog_offset AS CHAR) AS binlog_offset, gtid, CAST(commit_time_us AS CHAR) AS commit_time_us, phase, ' +
+    `CAST(ddl_pending_seq AS CHAR) AS ddl_pending_seq FROM ${T} WHERE source = ${quoteString(source)}`
+  );
+}
+
+function n(v: bigint | null | undefined): string {
+  return v === null || v === undefined ? 'NULL' : v.toString();
+}
+
+function s(v: string | null | undefined): string {
+  return v === null || v === undefined ? 'NULL' : quoteString(v);
+}
+
+/** Records `state` and clears any pending DDL (run inside the transaction that applied the rows). */
+export function upsertPositionSql(source: string, st: AppliedState): string {
+  const p = st.position;
+  const vals = [
+    quoteString(source),
+    n(st.seq),
+    n(st.lsn),
+    s(p?.binlog.file),
+    n(p?.binlog.offset),
+    s(p?.gtid),
+    n(st.commitTimeUs),
+    s(st.phase),
+    'CURRENT_TIMESTAMP(6)',
+    'NULL',
+  ];
+  return (
+    `INSERT INTO ${T} (source, seq, journal_lsn, binlog_file, binlog_offset, gtid, commit_time_us, phase, applied_at, ddl_pending_seq) ` +
+    `VALUES (${vals.join(', ')}) ON DUPLICATE KEY UPDATE seq = VALUES(seq), journal_lsn = VALUES(journal_lsn), ` +
+    'binlog_file = VALUES(binlog_file), binlog_offset = VALUES(binlog_offset), gtid = VALUES(gtid), ' +
+    'commit_time_us = VALUES(commit_time_us), phase = VALUES(phase), applied_at = VALUES(applied_at), ' +
+    'ddl_pending_seq = NULL'
+  );
+}
+
+/** Marks the DDL at `seq` as about to run (committed on its own before the DDL executes). */
+export function setDdlPendingSql(source: string, seq: bigint): string {
+  return (
+    `INSERT INTO ${T} (source, ddl_pending_seq) VALUES (${quoteString(source)}, ${seq}) ` +
+    'ON DUPLICATE KEY UPDATE ddl_pending_seq = VALUES(ddl_pending_seq)'
+  );
+}
+
+/** Clears the pending mark of the DDL at `seq` once it is known not to have run (the server refused it). */
+export function clearDdlPendingSql(source: string, seq: bigint): string {
+  return `UPDATE ${T} SET ddl_pending_seq = NULL WHERE source = ${quoteString(source)} AND ddl_pending_seq = ${seq}`;
+}
+
+function big(row: Record<string, unknown>, key: string): bigint | null {
+  const v = row[key];
+  if (v === null || v === undefined) return null;
+  const t = String(v);
+  if (!/^-?\d+$/.test(t)) throw new CorruptionError(`${T}.${key} holds "${t}", not an integer`, { key });
+  return BigInt(t);
+}
+
+function str(row: Record<string, unknown>, key: string): string | null {
+  const v = row[key];
+  if (v === null || v === undefined) return null;
+  return Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+}
+
+const PHASES: readonly Phase[] = ['baseline', 'baseline-end', 'stream'];
+
+/** Parses the row selected by selectPositionSql (undefined: no row). */
+export function parsePositionRow(row: Record<string, unknown> | undefined): StoredPosition {
+  if (!row) return { state: null, ddlPendingSeq: null };
+  const ddlPendingSeq = big(row, 'ddl_pending_seq');
+  const seq = big(row, 'seq');
+  if (seq === null) return { state: null, ddlPendingSeq };
+  const lsn = big(row, 'lsn');
+  if (lsn === null) throw new CorruptionError(`${T}: seq is set but journal_lsn is NULL`, {});
+  const file = str(row, 'binlog_file');
+  const offset = big(row, 'binlog_offset');
+  const gtid = str(row, 'gtid');
+  const position: SourcePosition | null =
+    file !== null && offset !== null ? { kind: 'mysql', binlog: { file, offset }, ...(gtid ? { gtid } : {}) } : null;
+  const ph = str(row, 'phase');
+  const phase = ph !== null && (PHASES as readonly string[]).includes(ph) ? (ph as Phase) : null;
+  return { state: { seq, lsn, position, commitTimeUs: big(row, 'commit_time_us'), phase }, ddlPendingSeq };
+}

@@ -1,0 +1,287 @@
+/**
+ * Pure SQL text for applying row changes to MySQL/MariaDB: identifier quoting, value literals and statement
+ * builders. No I/O here; every function is unit-tested without a server.
+ *
+ * Literal conventions assume the applier's session (see session.ts): character_set_connection utf8mb4 and a
+ * sql_mode WITHOUT NO_BACKSLASH_ESCAPES, so string literals use backslash escapes. Values follow record.ts:
+ *   null        NULL
+ *   bigint      decimal digits (integers, YEAR, BIT: numeric context assigns/compares BIT exactly, also BIT(64))
+ *   number      an approximate literal that round-trips (shortest repr, always with an exponent); NaN/±Infinity
+ *               cannot be stored in MySQL and are refused
+ *   string      quoted; DECIMAL/NUMERIC text that looks like an exact number goes unquoted, so comparisons run in
+ *               DECIMAL instead of DOUBLE (a quoted '123…' compared with a DECIMAL column can round)
+ *   Uint8Array  X'hex' (BINARY(n) values shorter than n are zero-padded as the server stores them; BIT values
+ *               as bytes become their big-endian number)
+ */
+import type { Column, Value } from '../../record/record.ts';
+import { TidemarkError } from '../../record/errors.ts';
+
+/** Target server family: changes how JSON is compared (MySQL's JSON type is not text). */
+export type Flavor = 'mariadb' | 'mysql';
+
+export class ValueError extends TidemarkError {
+  constructor(message: string, context: Record<string, string | number | bigint | null>) {
+    super(message, { code: 'APPLY_VALUE', retriable: false, context });
+    this.name = 'ValueError';
+  }
+}
+
+/** `name` with backticks doubled. Names may hold any character but NUL (MySQL forbids it). */
+export function quoteIdent(name: string): string {
+  if (name.length === 0) throw new ValueError('empty identifier', {});
+  if (name.includes('\0')) throw new ValueError('identifier contains a NUL character', {});
+  return '`' + name.replaceAll('`', '``') + '`';
+}
+
+/** `schema`.`table` */
+export function qualified(schema: string, table: string): string {
+  return quoteIdent(schema) + '.' + quoteIdent(table);
+}
+
+const ESCAPES: Record<string, string> = {
+  '\0': '\\0',
+  '\n': '\\n',
+  '\r': '\\r',
+  '\x1a': '\\Z',
+  "'": "\\'",
+  '\\': '\\\\',
+};
+
+/** A single-quoted string literal with backslash escapes. Refuses lone UTF-16 surrogates (they cannot be encoded). */
+export function quoteString(s: string): string {
+  if (!s.isWellFormed()) throw new ValueError('string value holds an unpaired UTF-16 surrogate', {});
+  return "'" + s.replace(/[\0\n\r\x1a'\\]/g, (c) => ESCAPES[c] ?? c) + "'";
+}
+
+/** Shortest round-tripping repr as an approximate-value literal (always with an exponent, never DECIMAL). */
+export function floatLiteral(n: number): string {
+  if (!Number.isFinite(n)) throw new ValueError(`cannot store ${n} in MySQL (no NaN/Infinity in FLOAT/DOUBLE)`, {});
+  if (Object.is(n, -0)) return '-0e0';
+  const s = String(n);
+  return /e/i.test(s) ? s : s + 'e0';
+}
+
+export function hexLiteral(b: Uint8Array): string {
+  return "X'" + Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex').toUpperCase() + "'";
+}
+
+const EXACT_DECIMAL = /^-?(\d+(\.\d*)?|\.\d+)$/;
+const BINARY_N = /^binary\((\d+)\)/i;
+
+function bytesToBigint(b: Uint8Array): bigint {
+  let v = 0n;
+  for (const x of b) v = (v << 8n) | BigInt(x);
+  return v;
+}
+
+/** The SQL literal for one value of `col`. */
+export function literal(v: Value, col: Column): string {
+  if (v === null) return 'NULL';
+  if (typeof v === 'bigint') return v.toString();
+  if (typeof v === 'number') return floatLiteral(v);
+  if (typeof v === 'string') {
+    if ((col.type === 'decimal' || col.type === 'numeric') && EXACT_DECIMAL.test(v)) return v;
+    return quoteString(v);
+  }
+  if (v instanceof Uint8Array) {
+    if (col.type === 'bit') return bytesToBigint(v).toString();
+    const m = col.columnType ? BINARY_N.exec(col.columnType) : null;
+    if (m?.[1] && v.length < Number(m[1])) {
+      const padded = new Uint8Array(Number(m[1]));
+      padded.set(v);
+      return hexLiteral(padded);
+    }
+    return hexLiteral(v);
+  }
+  throw new ValueError(`unsupported value of type ${typeof v} for column ${col.name}`, { column: col.name });
+}
+
+/** Literal for a comparison against `col` (MySQL compares a JSON column with a JSON value, not with text). */
+export function compareLiteral(v: Value, col: Column, flavor: Flavor): string {
+  const lit = literal(v, col);
+  if (flavor === 'mysql' && col.type === 'json' && v !== null) return `CAST(${lit} AS JSON)`;
+  return lit;
+}
+
+/** UTF-8 size of a SQL fragment (what goes over the wire). */
+export function sqlBytes(s: string): number {
+  return Buffer.byteLength(s, 'utf8');
+}
+
+// ---- statement pieces ----------------------------------------------------------------------------------------
+
+/** `(v1,v2,…)` for the given column indexes of a row. */
+export function tuple(row: readonly Value[], cols: readonly Column[], idx: readonly number[]): string {
+  const parts: string[] = [];
+  for (const i of idx) parts.push(literal(row[i] ?? null, cols[i]!));
+  return '(' + parts.join(',') + ')';
+}
+
+/** `INSERT INTO t (c1,c2) VALUES ` — rows are appended as tuples joined by ','. */
+export function insertPrefix(schema: string, table: string, cols: readonly Column[], idx: readonly number[]): string {
+  return `INSERT INTO ${qualified(schema, table)} (${idx.map((i) => quoteIdent(cols[i]!.name)).join(',')}) VALUES `;
+}
+
+export function buildInsert(
+  schema: string,
+  table: string,
+  cols: readonly Column[],
+  idx: readonly number[],
+  rows: readonly (readonly Value[])[],
+): string {
+  return insertPrefix(schema, table, cols, idx) + rows.map((r) => tuple(r, cols, idx)).join(',');
+}
+
+/** Key list head for IN: `id` or (`a`,`b`). */
+export function keyHead(cols: readonly Column[], pkIdx: readonly number[]): string {
+  const names = pkIdx.map((i) => quoteIdent(cols[i]!.name));
+  return names.length === 1 ? names[0]! : '(' + names.join(',') + ')';
+}
+
+/** One key inside IN (…): `5` or (`5`,'x'). */
+export function keyItem(row: readonly Value[], cols: readonly Column[], pkIdx: readonly number[]): string {
+  if (pkIdx.length === 1) return literal(row[pkIdx[0]!] ?? null, cols[pkIdx[0]!]!);
+  return tuple(row, cols, pkIdx);
+}
+
+/** `DELETE FROM t WHERE <head> IN (` — items joined by ',' and then ')' close it. */
+export function deleteInPrefix(
+  schema: string,
+  table: string,
+  cols: readonly Column[],
+  pkIdx: readonly number[],
+): string {
+  return `DELETE FROM ${qualified(schema, table)} WHERE ${keyHead(cols, pkIdx)} IN (`;
+}
+
+export function buildDeleteIn(
+  schema: string,
+  table: string,
+  cols: readonly Column[],
+  pkIdx: readonly number[],
+  keys: readonly (readonly Value[])[],
+): string {
+  return deleteInPrefix(schema, table, cols, pkIdx) + keys.map((k) => keyItem(k, cols, pkIdx)).join(',') + ')';
+}
+
+/** `SELECT <pk> FROM t WHERE <head> IN (…)`: which of these keys exist (divergence diagnosis). */
+export function buildSelectKeysIn(
+  schema: string,
+  table: string,
+  cols: readonly Column[],
+  pkIdx: readonly number[],
+  keys: readonly (readonly Value[])[],
+): string {
+  const sel = pkIdx.map((i) => quoteIdent(cols[i]!.name)).join(',');
+  return (
+    `SELECT ${sel} FROM ${qualified(schema, table)} WHERE ${keyHead(cols, pkIdx)} IN (` +
+    keys.map((k) => keyItem(k, cols, pkIdx)).join(',') +
+    ')'
+  );
+}
+
+/** `c1 = v1 AND c2 = v2` over the key columns (PK values are never NULL). */
+export function keyWhere(
+  row: readonly Value[],
+  cols: readonly Column[],
+  pkIdx: readonly number[],
+  flavor: Flavor,
+): string {
+  return pkIdx
+    .map((i) => `${quoteIdent(cols[i]!.name)} = ${compareLiteral(row[i] ?? null, cols[i]!, flavor)}`)
+    .join(' AND ');
+}
+
+/** `c1 <=> v1 AND …` over every column: NULL-safe whole-row match for tables without a primary key. */
+export function fullRowWhere(row: readonly Value[], cols: readonly Column[], flavor: Flavor): string {
+  return cols.map((c, i) => `${quoteIdent(c.name)} <=> ${compareLiteral(row[i] ?? null, c, flavor)}`).join(' AND ');
+}
+
+export function setList(row: readonly Value[], cols: readonly Column[], idx: readonly number[]): string {
+  return idx.map((i) => `${quoteIdent(cols[i]!.name)} = ${literal(row[i] ?? null, cols[i]!)}`).join(', ');
+}
+
+/**
+ * One row update. With a key: `UPDATE t SET … WHERE pk = before-pk` (the key may change). Without (pkIdx null):
+ * the whole before image with <=> and LIMIT 1 — duplicate rows are indistinguishable, exactly one is changed.
+ */
+export function buildUpdateRow(
+  schema: string,
+  table: string,
+  cols: readonly Column[],
+  setIdx: readonly number[],
+  pkIdx: readonly number[] | null,
+  before: readonly Value[],
+  after: readonly Value[],
+  flavor: Flavor,
+): string {
+  const where = pkIdx ? keyWhere(before, cols, pkIdx, flavor) : fullRowWhere(before, cols, flavor);
+  return `UPDATE ${qualified(schema, table)} SET ${setList(after, cols, setIdx)} WHERE ${where}${pkIdx ? '' : ' LIMIT 1'}`;
+}
+
+/** One row delete by key, or (pkIdx null) by the whole before image with LIMIT 1. */
+export function buildDeleteRow(
+  schema: string,
+  table: string,
+  cols: readonly Column[],
+  pkIdx: readonly number[] | null,
+  before: readonly Value[],
+  flavor: Flavor,
+): string {
+  const where = pkIdx ? keyWhere(before, cols, pkIdx, flavor) : fullRowWhere(before, cols, flavor);
+  return `DELETE FROM ${qualified(schema, table)} WHERE ${where}${pkIdx ? '' : ' LIMIT 1'}`;
+}
+
+/** Human form of a key for errors: "id=5, name='x'" (values shortened). */
+export function describeKey(row: readonly Value[], cols: readonly Column[], idx: readonly number[]): string {
+  return idx
+    .map((i) => {
+      const c = cols[i]!;
+      let lit: string;
+      try {
+        lit = literal(row[i] ?? null, c);
+      } catch {
+        lit = '?';
+      }
+      if (lit.length > 80) lit = lit.slice(0, 77) + '...';
+      return `${c.name}=${lit}`;
+    })
+    .join(', ');
+}
+
+export const SAVEPOINT = 'SAVEPOINT tidemark_stmt';
+export const ROLLBACK_TO_SAVEPOINT = 'ROLLBACK TO SAVEPOINT tidemark_stmt';
+
+/** `USE `schema`` for DDL that ran with a default schema. */
+export function useSchema(schema: string): string {
+  return `USE ${quoteIdent(schema)}`;
+}
+
+/** Generated columns of a replica table (never written: the server computes them). */
+export function generatedColumnsSql(schema: string, table: string): string {
+  return (
+    'SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS ' +
+    `WHERE TABLE_SCHEMA = ${quoteString(schema)} AND TABLE_NAME = ${quoteString(table)} ` +
+    "AND (EXTRA LIKE '%GENERATED%' OR EXTRA LIKE '%PERSISTENT%' OR EXTRA LIKE '%VIRTUAL%')"
+  );
+}
+
+/** `SELECT 1 FROM t WHERE k1 = v1 AND … LIMIT 1` (or the whole row with <=>): does this row exist? */
+export function buildExists(
+  schema: string,
+  table: string,
+  keyCols: readonly Column[],
+  key: readonly Value[],
+  fullRow: boolean,
+  flavor: Flavor,
+): string {
+  const where = fullRow
+    ? fullRowWhere(key, keyCols, flavor)
+    : keyWhere(
+        key,
+        keyCols,
+        keyCols.map((_, i) => i),
+        flavor,
+      );
+  return `SELECT 1 FROM ${qualified(schema, table)} WHERE ${where} LIMIT 1`;
+}

@@ -1,0 +1,190 @@
+/**
+ * Spine benchmark: native MariaDB replication vs tidemark (capture → journal → apply), side by side in one run,
+ * on the same binlog, one contender at a time (2 shared cores: running them at once would measure contention).
+ *
+ *   bulk:    one 300k-row INSERT transaction + one 100k-row UPDATE transaction
+ *   oltp:    N small transactions (1–5 rows, several tables) from the shop workload
+ *   capture: raw zongji decode rate vs tidemark capture into the journal, over the bulk binlog
+ *
+ * Method: both replicas are first brought level with the source (native: START SLAVE; tidemark: baseline), then
+ * stopped; the load runs on the source alone; then each contender is started and timed until it has applied
+ * the source's last transaction. Peak RSS of the tidemark process is read from /proc (VmHWM).
+ */
+import type { ChildProcess } from 'node:child_process';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import ZongJi from '@vlasky/zongji';
+import type mysql from 'mysql2/promise';
+import { admin, ROOT_PASSWORD, startInstance, stopInstance } from '../test/fixtures/mariadb.ts';
+import { createTopology, exited, positions, startRun, type Topology, waitCaughtUp } from '../test/fixtures/topology.ts';
+import { runWorkload, SHOP_SCHEMA } from './workload.ts';
+
+const SRC = 3461;
+const NATIVE = 3462;
+const TM = 3463;
+
+export interface SpineOptions {
+  bulkRows: number;
+  updateRows: number;
+  oltpTx: number;
+  log: (s: string) => void;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function one<T extends mysql.RowDataPacket>(c: mysql.Connection, sql: string): Promise<T> {
+  const [rows] = await c.query<T[]>(sql);
+  if (!rows[0]) throw new Error(`no row from: ${sql}`);
+  return rows[0];
+}
+
+async function masterPos(c: mysql.Connection): Promise<{ file: string; pos: number }> {
+  const r = await one(c, 'SHOW MASTER STATUS');
+  return { file: String(r['File']), pos: Number(r['Position']) };
+}
+
+/** Native replication: starts the SQL/IO threads and waits until the replica executed up to `until`. */
+async function nativeCatchUp(rep: mysql.Connection, until: { file: string; pos: number }): Promise<number> {
+  const t0 = performance.now();
+  await rep.query('START SLAVE');
+  for (;;) {
+    const s = await one(rep, 'SHOW SLAVE STATUS');
+    if (s['Last_SQL_Error'] || s['Last_IO_Error']) throw new Error(`native replica: ${s['Last_SQL_Error'] || s['Last_IO_Error']}`);
+    if (s['Relay_Master_Log_File'] === until.file && Number(s['Exec_Master_Log_Pos']) >= until.pos) break;
+    await sleep(20);
+  }
+  const s = (performance.now() - t0) / 1000;
+  await rep.query('STOP SLAVE');
+  return s;
+}
+
+function peakRssMb(child: ChildProcess): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+    return m?.[1] ? Math.round(Number(m[1]) / 1024) : -1;
+  } catch {
+    return -1;
+  }
+}
+
+/** tidemark: starts `run`, waits until the replica applied the source's last transaction. */
+async function tidemarkCatchUp(t: Topology, extra: string[] = []): Promise<{ s: number; rssMb: number }> {
+  const t0 = performance.now();
+  const child = startRun(t.config, extra);
+  let rssMb = -1;
+  try {
+    for (;;) {
+      const p = await positions(t);
+      rssMb = Math.max(rssMb, peakRssMb(child));
+      if (p.replica === p.source) break;
+      if (child.exitCode !== null) throw new Error(`tidemark run exited with ${child.exitCode}`);
+      await sleep(20);
+    }
+    return { s: (performance.now() - t0) / 1000, rssMb: Math.max(rssMb, peakRssMb(child)) };
+  } finally {
+    child.kill('SIGTERM');
+    await exited(child);
+  }
+}
+
+/** Raw zongji: decode rows from `from` until the binlog position reaches `until`. */
+async function zongjiRate(from: { file: string; pos: number }, until: { file: string; pos: number }): Promise<number> {
+  const zj = new ZongJi({ host: '127.0.0.1', port: SRC, user: 'root', password: ROOT_PASSWORD, dateStrings: true });
+  let rows = 0;
+  const t0 = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    zj.on('error', reject);
+    zj.on('binlog', (e: { getEventName(): string; rows?: unknown[]; nextPosition: number }) => {
+      if (e.rows) rows += e.rows.length;
+      if (e.getEventName() === 'xid' && zj.options.filename === until.file && e.nextPosition >= until.pos) resolve();
+    });
+    zj.start({ filename: from.file, position: from.pos, serverId: 9911, includeEvents: ['tablemap', 'writerows', 'updaterows', 'deleterows', 'xid', 'rotate'] });
+  });
+  const s = (performance.now() - t0) / 1000;
+  zj.stop();
+  return rows / s;
+}
+
+async function journalHeadGtid(dir: string): Promise<string | null> {
+  const { lastCommit } = await import('../ship/journal/index.ts');
+  const c = await lastCommit(dir);
+  return c?.position.gtid ?? null;
+}
+
+export async function benchSpine(o: SpineOptions) {
+  const log = o.log;
+  log('starting servers (source, native replica, tidemark replica)');
+  const t = await createTopology({ name: 'bench', sourcePort: SRC, replicaPort: TM, include: ['bench.*', 'shop.*'] });
+  startInstance('benchnat', NATIVE, { fresh: true });
+  const src = await admin(SRC);
+  const nat = await admin(NATIVE);
+  try {
+    const start = await masterPos(src);
+    await nat.query('SET GLOBAL gtid_strict_mode = 0');
+    await nat.query(
+      `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${SRC}, MASTER_USER='root', MASTER_PASSWORD='${ROOT_PASSWORD}', MASTER_LOG_FILE='${start.file}', MASTER_LOG_POS=${start.pos}, MASTER_USE_GTID=no`,
+    );
+    await src.query('CREATE DATABASE bench');
+    await src.query(
+      'CREATE TABLE bench.bulk (id INT NOT NULL PRIMARY KEY, a VARCHAR(64) NOT NULL, b DECIMAL(12,2) NOT NULL, c DATETIME(6) NOT NULL, d BIGINT NULL)',
+    );
+    for (const s of SHOP_SCHEMA('shop')) await src.query(s);
+    log('levelling both replicas with the source');
+    await nativeCatchUp(nat, await masterPos(src));
+    await tidemarkCatchUp(t);
+    const journal = `${t.dir}/journal`;
+    cpSync(journal, `${t.dir}/journal-before-bulk`, { recursive: true });
+    const before = await masterPos(src);
+
+    log(`bulk: ${o.bulkRows}-row insert + ${o.updateRows}-row update on the source`);
+    await src.query(
+      `INSERT INTO bench.bulk SELECT seq, CONCAT('row-', seq, '-', REPEAT('x', seq % 20)), seq / 7, TIMESTAMPADD(MICROSECOND, seq * 1234, '2024-01-01'), seq * 1000003 FROM seq_1_to_${o.bulkRows}`,
+    );
+    await src.query(`UPDATE bench.bulk SET b = b + 1, a = CONCAT(a, 'u') WHERE id <= ${o.updateRows}`);
+    const afterBulk = await masterPos(src);
+    const bulkNative = await nativeCatchUp(nat, afterBulk);
+    log(`bulk native: ${bulkNative.toFixed(2)} s`);
+    const bulkTm = await tidemarkCatchUp(t);
+    log(`bulk tidemark: ${bulkTm.s.toFixed(2)} s, peak RSS ${bulkTm.rssMb} MB`);
+
+    log('capture: zongji raw decode vs tidemark capture into the journal, same binlog range');
+    const zjRate = await zongjiRate(before, afterBulk);
+    const capCfg = `${t.dir}/capture-only.yaml`;
+    writeFileSync(capCfg, readFileSync(t.config, 'utf8').replace('dir: ./journal', 'dir: ./journal-before-bulk'));
+    const srcGtid = (await positions(t)).source;
+    const t0 = performance.now();
+    const cap = startRun(capCfg, ['--only', 'capture']);
+    try {
+      while ((await journalHeadGtid(`${t.dir}/journal-before-bulk`)) !== srcGtid) {
+        if (cap.exitCode !== null) throw new Error(`capture exited with ${cap.exitCode}`);
+        await sleep(20);
+      }
+    } finally {
+      cap.kill('SIGTERM');
+      await exited(cap);
+    }
+    const capRate = (o.bulkRows + o.updateRows) / ((performance.now() - t0) / 1000);
+
+    log(`oltp: ${o.oltpTx} small transactions on the source`);
+    await runWorkload(() => admin(SRC), { db: 'shop', seed: 42, transactions: o.oltpTx, workers: 4 });
+    const afterOltp = await masterPos(src);
+    const oltpNative = await nativeCatchUp(nat, afterOltp);
+    const oltpTm = await tidemarkCatchUp(t);
+    log(`oltp native: ${oltpNative.toFixed(2)} s, tidemark: ${oltpTm.s.toFixed(2)} s`);
+    const r2 = (x: number) => Math.round(x * 100) / 100;
+    return {
+      bulk: { native_s: r2(bulkNative), tidemark_s: r2(bulkTm.s), ratio: r2(bulkTm.s / bulkNative), tidemark_peak_rss_mb: bulkTm.rssMb },
+      oltp: {
+        transactions: o.oltpTx,
+        native_tx_per_s: Math.round(o.oltpTx / oltpNative),
+        tidemark_tx_per_s: Math.round(o.oltpTx / oltpTm.s),
+        ratio: r2(oltpNative / oltpTm.s),
+        tidemark_peak_rss_mb: oltpTm.rssMb,
+      },
+      capture: { zongji_rows_per_s: Math.round(zjRate), tidemark_rows_per_s: Math.round(capRate), ratio: r2(capRate / zjRate) },
+    };
+  } finally {
+    await src.end();
+    await nat.end();
+    for (const n of ['benchsrc', 'benchrep', 'benchnat']) stopInstance(n);
+  }
+}

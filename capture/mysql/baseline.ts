@@ -1,0 +1,304 @@
+/**
+ * Baseline: a consistent copy of every included table, handed to the sink as ordinary units, ending at the
+ * binlog position streaming continues from (see snapshot.ts for how the snapshot and its position are taken,
+ * and README.md).
+ *
+ * Output, in order, each unit = entries + one commit entry (phase "baseline", position = snapshot position):
+ *   1. per schema:  ddl CREATE DATABASE IF NOT EXISTS …
+ *   2. per table:   ddl DROP TABLE IF EXISTS …, ddl <SHOW CREATE TABLE text>
+ *                   then its rows as `rows` insert entries of at most `rowsPerEntry` rows, grouped into units of
+ *                   `chunkRows` rows. Rows are streamed from the server (bounded memory, never a whole table).
+ *   3. one commit entry with phase "baseline-end", rowCount 0: the baseline is complete, resume from here.
+ * Rows go through the same normalization as binlog rows (values.ts), so both paths yield identical values;
+ * FLOAT columns are selected as CAST(col AS DOUBLE) because the server's text for FLOAT keeps 6 digits only.
+ *
+ * If the copy fails or is aborted midway, the unit in progress is closed with a commit so the journal holds
+ * no dangling entries; the journal's last commit then has phase "baseline" and the next start re-takes the
+ * whole baseline (every table is dropped and re-created, so a partial earlier copy does no harm).
+ */
+import type { Logger } from 'pino';
+import type { RowDataPacket } from 'mysql2/promise';
+import type { MysqlPosition } from '../../record/position.ts';
+import type { CommitEntry, DdlEntry, Phase, RowImage, RowsEntry } from '../../record/record.ts';
+import { TidemarkError } from '../../record/errors.ts';
+import { endpointOf, openSourceConnection, type SourceConnection, type SourceEndpoint } from './connection.ts';
+import { ER_TABLE_DEF_CHANGED, sourceError } from './errors.ts';
+import type { TableFilter } from './filter.ts';
+import type { SinkWriter } from './sink-writer.ts';
+import { ddlSince, type Snapshot, startSnapshot } from './snapshot.ts';
+import { sourceStatus } from './status.ts';
+import { type ColumnSpec, columnSpec, normalizeValue, unsupportedColumns, unsupportedTableError } from './values.ts';
+
+export interface BaselineOptions {
+  readonly source: SourceEndpoint & { readonly name: string; readonly baseline: { readonly chunk_rows: number } };
+  readonly filter: TableFilter;
+  readonly writer: SinkWriter;
+  readonly log: Logger;
+  /** Seq of the first entry; the result says where the next one goes. */
+  readonly nextSeq: bigint;
+  readonly signal: AbortSignal;
+  /** Max rows per rows entry (default 500). */
+  readonly rowsPerEntry?: number;
+  /** Called once per table without a primary key (the caller logs once per table across restarts). */
+  readonly onNoPrimaryKey?: (schema: string, table: string) => void;
+}
+
+export interface BaselineResult {
+  readonly position: MysqlPosition;
+  readonly nextSeq: bigint;
+  readonly tables: number;
+  readonly rows: bigint;
+  readonly method: Snapshot['method'];
+  readonly lockMs: number;
+}
+
+interface TableToCopy {
+  readonly schema: string;
+  readonly table: string;
+  readonly estimatedRows: number;
+}
+
+export function quoteId(name: string): string {
+  return '`' + name.replaceAll('`', '``') + '`';
+}
+
+function qualified(schema: string, table: string): string {
+  return `${quoteId(schema)}.${quoteId(table)}`;
+}
+
+/** One baseline attempt. Retriable failures (connection loss, DDL racing the snapshot) may simply be retried. */
+export class Baseline {
+  private readonly o: BaselineOptions;
+  private readonly log: Logger;
+  private seq: bigint;
+  private snap: Snapshot | null = null;
+  private unitRows = 0n;
+  private totalRows = 0n;
+
+  constructor(opts: BaselineOptions) {
+    this.o = opts;
+    this.log = opts.log;
+    this.seq = opts.nextSeq;
+  }
+
+  get nextSeq(): bigint {
+    return this.seq;
+  }
+
+  async run(): Promise<BaselineResult> {
+    const ep = endpointOf(this.o.source);
+    const conn = await openSourceConnection(this.o.source, 'baseline: connect');
+    const onAbort = () => conn.raw.destroy();
+    this.o.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const result = await this.copy(conn);
+      await conn.promise.query('COMMIT');
+      return result;
+    } catch (err) {
+      await this.closeOpenUnit();
+      if (this.o.signal.aborted) {
+        throw new TidemarkError('baseline aborted', { code: 'ABORTED', retriable: false, cause: err });
+      }
+      throw sourceError(err, ep, 'baseline');
+    } finally {
+      this.o.signal.removeEventListener('abort', onAbort);
+      conn.raw.destroy();
+    }
+  }
+
+  private async copy(conn: SourceConnection): Promise<BaselineResult> {
+    const c = conn.promise;
+    const [[v]] = await c.query<RowDataPacket[]>('SELECT VERSION() AS v');
+    const snap = await startSnapshot(c, String(v?.['v'] ?? ''), this.log);
+    this.snap = snap;
+    const tables = await this.listTables(conn);
+    // Open every table inside the snapshot: the metadata locks keep their definitions fixed until we finish.
+    for (const t of tables) {
+      try {
+        await c.query(`SELECT 1 FROM ${qualified(t.schema, t.table)} LIMIT 0`);
+      } catch (err) {
+        if ((err as { errno?: number }).errno === ER_TABLE_DEF_CHANGED) throw this.raceError(`${t.schema}.${t.table}`);
+        throw err;
+      }
+    }
+    const now = await sourceStatus(c);
+    const ddl = await ddlSince(c, snap.position.binlog, now.binlog, this.o.filter);
+    if (ddl !== null) throw this.raceError(ddl);
+
+    const schemas = [...new Set(tables.map((t) => t.schema))].sort();
+    for (const schema of schemas) {
+      const [[row]] = await c.query<RowDataPacket[]>({
+        sql: `SHOW CREATE DATABASE ${quoteId(schema)}`,
+        rowsAsArray: true,
+      });
+      const text = String((row as unknown as unknown[])[1]).replace(
+        /^CREATE DATABASE\s+/i,
+        'CREATE DATABASE IF NOT EXISTS ',
+      );
+      await this.ddl(schema, [], text);
+      await this.commitUnit('baseline');
+    }
+    for (const t of tables) await this.copyTable(conn, t);
+    await this.commitUnit('baseline-end');
+    this.log.info(
+      { tables: tables.length, rows: this.totalRows.toString(), method: snap.method, lockMs: snap.lockMs },
+      'baseline complete',
+    );
+    return {
+      position: snap.position,
+      nextSeq: this.seq,
+      tables: tables.length,
+      rows: this.totalRows,
+      method: snap.method,
+      lockMs: snap.lockMs,
+    };
+  }
+
+  private raceError(what: string): TidemarkError {
+    return new TidemarkError(`DDL (${what}) on an included table raced the baseline snapshot; starting over`, {
+      code: 'BASELINE_RACE',
+      retriable: true,
+    });
+  }
+
+  private async listTables(conn: SourceConnection): Promise<TableToCopy[]> {
+    const [rows] = await conn.promise.query<RowDataPacket[]>(
+      'SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t, TABLE_ROWS AS n FROM information_schema.TABLES ' +
+        "WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME",
+    );
+    return rows
+      .map((r) => ({ schema: String(r['s']), table: String(r['t']), estimatedRows: Number(r['n'] ?? 0) }))
+      .filter((t) => this.o.filter.includesTable(t.schema, t.table));
+  }
+
+  private async tableShape(conn: SourceConnection, t: TableToCopy): Promise<{ specs: ColumnSpec[]; pk: string[] }> {
+    const [cols] = await conn.promise.query<RowDataPacket[]>(
+      'SELECT COLUMN_NAME AS n, COLUMN_TYPE AS ct FROM information_schema.COLUMNS ' +
+        'WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
+      [t.schema, t.table],
+    );
+    const specs = cols.map((r) => columnSpec(String(r['n']), String(r['ct'])));
+    const unsupported = unsupportedColumns(specs);
+    if (unsupported.length > 0) throw unsupportedTableError(t.schema, t.table, unsupported);
+    const [keys] = await conn.promise.query<RowDataPacket[]>(
+      'SELECT COLUMN_NAME AS n FROM information_schema.STATISTICS ' +
+        "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
+      [t.schema, t.table],
+    );
+    return { specs, pk: keys.map((r) => String(r['n'])) };
+  }
+
+  private async copyTable(conn: SourceConnection, t: TableToCopy): Promise<void> {
+    const name = qualified(t.schema, t.table);
+    const [[created]] = await conn.promise.query<RowDataPacket[]>({
+      sql: `SHOW CREATE TABLE ${name}`,
+      rowsAsArray: true,
+    });
+    await this.ddl(t.schema, [{ schema: t.schema, table: t.table }], `DROP TABLE IF EXISTS ${name}`);
+    await this.ddl(t.schema, [{ schema: t.schema, table: t.table }], String((created as unknown as unknown[])[1]));
+    await this.commitUnit('baseline');
+
+    const { specs, pk } = await this.tableShape(conn, t);
+    if (pk.length === 0) this.o.onNoPrimaryKey?.(t.schema, t.table);
+    const columns = specs.map((s) => s.column);
+    const select = specs.map((s) => (s.kind === 'float' ? `CAST(${quoteId(s.name)} AS DOUBLE)` : quoteId(s.name)));
+    const perEntry = this.o.rowsPerEntry ?? 500;
+    const chunk = BigInt(this.o.source.baseline.chunk_rows);
+    const started = Date.now();
+    let lastLog = started;
+    let done = 0n;
+    let batch: RowImage[] = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const entry: RowsEntry = {
+        kind: 'rows',
+        source: this.o.source.name,
+        seq: this.seq,
+        txId: this.txId(),
+        schema: t.schema,
+        table: t.table,
+        op: 'insert',
+        columns,
+        pk,
+        rows: batch,
+      };
+      this.seq += BigInt(batch.length);
+      this.unitRows += BigInt(batch.length);
+      batch = [];
+      await this.o.writer.append(entry);
+      if (this.unitRows >= chunk) await this.commitUnit('baseline');
+    };
+
+    const stream = conn.raw.query({ sql: `SELECT ${select.join(', ')} FROM ${name}`, rowsAsArray: true }).stream();
+    for await (const raw of stream as AsyncIterable<unknown[]>) {
+      const after = new Array(specs.length);
+      for (let i = 0; i < specs.length; i++) after[i] = normalizeValue(specs[i]!, raw[i]);
+      batch.push({ before: null, after });
+      done++;
+      const room = Number(chunk - this.unitRows) - batch.length;
+      if (batch.length >= perEntry || room <= 0) await flush();
+      if (Date.now() - lastLog >= 5000) {
+        lastLog = Date.now();
+        this.log.info(
+          { table: `${t.schema}.${t.table}`, rows: done.toString(), estimated: t.estimatedRows },
+          'baseline progress',
+        );
+      }
+    }
+    await flush();
+    if (this.unitRows > 0n) await this.commitUnit('baseline');
+    this.totalRows += done;
+    this.log.info(
+      { table: `${t.schema}.${t.table}`, rows: done.toString(), estimated: t.estimatedRows, ms: Date.now() - started },
+      'baseline table copied',
+    );
+  }
+
+  private txId(): string {
+    const p = this.snap?.position.binlog;
+    return p ? `baseline:${p.file}:${p.offset}` : 'baseline';
+  }
+
+  private async ddl(schema: string, tables: DdlEntry['tables'], sql: string): Promise<void> {
+    const entry: DdlEntry = {
+      kind: 'ddl',
+      source: this.o.source.name,
+      seq: this.seq,
+      txId: this.txId(),
+      schema,
+      tables,
+      sql,
+    };
+    this.seq += 1n;
+    await this.o.writer.append(entry);
+  }
+
+  private async commitUnit(phase: Phase): Promise<void> {
+    const snap = this.snap;
+    if (!snap) return;
+    const entry: CommitEntry = {
+      kind: 'commit',
+      source: this.o.source.name,
+      seq: this.seq,
+      txId: this.txId(),
+      position: snap.position,
+      commitTimeUs: snap.timeUs,
+      captureTimeUs: BigInt(Date.now()) * 1000n,
+      rowCount: phase === 'baseline-end' ? 0n : this.unitRows,
+      phase,
+    };
+    this.seq += 1n;
+    this.unitRows = 0n;
+    await this.o.writer.commit(entry);
+  }
+
+  /** After a failure: commit whatever the open unit holds, unless the sink itself is what failed. */
+  private async closeOpenUnit(): Promise<void> {
+    if (this.o.writer.failed || this.o.writer.openEntries === 0) return;
+    try {
+      await this.commitUnit('baseline');
+    } catch {
+      // The sink error surfaces through the writer on the next use.
+    }
+  }
+}

@@ -1,0 +1,368 @@
+/**
+ * Classifies the statement text of a binlog Query event. In ROW format the only Query events are transaction
+ * control (BEGIN/COMMIT/ROLLBACK/XA), DDL, and administrative statements (GRANT, CREATE USER, FLUSH, …).
+ *
+ * For table and database DDL it extracts the names the statement changes, qualified with the event's default
+ * schema: CREATE/ALTER/DROP/RENAME/TRUNCATE TABLE, CREATE/DROP INDEX, CREATE/ALTER/DROP DATABASE (or SCHEMA).
+ * Names may be bare or backquoted (a doubled backtick inside is one backtick), qualified as db.t / `db`.`t`, and
+ * come in lists (DROP TABLE a, b; RENAME TABLE a TO b, c TO d). Comments are skipped, executable comments
+ * (/*! … *\/, /*M! … *\/) are read as code, like the server does.
+ *
+ * Everything else (views, triggers, routines, events, sequences, users, grants, temporary tables) is `other`:
+ * tidemark does not replicate it. `statement` is a keyword-only label ("CREATE USER") that is safe to log; the
+ * SQL text itself may hold secrets (IDENTIFIED BY '…') and must never be logged. Pure.
+ */
+
+export interface TableRef {
+  readonly schema: string;
+  readonly table: string;
+}
+
+export type StatementClass =
+  | { readonly kind: 'begin' }
+  | { readonly kind: 'commit' }
+  | { readonly kind: 'rollback' }
+  | { readonly kind: 'xa'; readonly statement: string }
+  | { readonly kind: 'table-ddl'; readonly statement: string; readonly tables: readonly TableRef[] }
+  | { readonly kind: 'database-ddl'; readonly statement: string; readonly database: string }
+  | { readonly kind: 'other'; readonly statement: string };
+
+type Token =
+  | { readonly t: 'word'; readonly v: string; readonly up: string }
+  | { readonly t: 'ident'; readonly v: string }
+  | { readonly t: 'string' }
+  | { readonly t: 'punct'; readonly v: string };
+
+const WORD = /[A-Za-z0-9_$\u0080-\uffff]/u;
+
+/** Splits SQL into tokens; string literals are kept as opaque tokens (their text is never needed). */
+export function tokenize(sql: string): Token[] {
+  const out: Token[] = [];
+  let i = 0;
+  let execDepth = 0;
+  const n = sql.length;
+  while (i < n) {
+    const c = sql[i]!;
+    if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f') {
+      i++;
+    } else if (c === '#' || (c === '-' && sql[i + 1] === '-' && /[\s]/.test(sql[i + 2] ?? ' '))) {
+      while (i < n && sql[i] !== '\n') i++;
+    } else if (c === '/' && sql[i + 1] === '*') {
+      const exec = /^\/\*(M?!)(\d{5,6})?/.exec(sql.slice(i, i + 10));
+      if (exec) {
+        execDepth++;
+        i += exec[0].length;
+      } else {
+        const end = sql.indexOf('*/', i + 2);
+        i = end < 0 ? n : end + 2;
+      }
+    } else if (c === '*' && sql[i + 1] === '/' && execDepth > 0) {
+      execDepth--;
+      i += 2;
+    } else if (c === '`') {
+      let v = '';
+      i++;
+      while (i < n) {
+        if (sql[i] === '`') {
+          if (sql[i + 1] === '`') {
+            v += '`';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        v += sql[i];
+        i++;
+      }
+      out.push({ t: 'ident', v });
+    } else if (c === "'" || c === '"') {
+      i++;
+      while (i < n) {
+        if (sql[i] === '\\') i += 2;
+        else if (sql[i] === c && sql[i + 1] === c) i += 2;
+        else if (sql[i] === c) {
+          i++;
+          break;
+        } else i++;
+      }
+      out.push({ t: 'string' });
+    } else if (WORD.test(c)) {
+      let j = i + 1;
+      while (j < n && WORD.test(sql[j]!)) j++;
+      const v = sql.slice(i, j);
+      out.push({ t: 'word', v, up: v.toUpperCase() });
+      i = j;
+    } else {
+      out.push({ t: 'punct', v: c });
+      i++;
+    }
+  }
+  return out;
+}
+
+/** A cursor over tokens with the few look-ahead helpers the grammar below needs. */
+class Cursor {
+  readonly toks: readonly Token[];
+  pos = 0;
+  constructor(toks: readonly Token[]) {
+    this.toks = toks;
+  }
+  peekWord(offset = 0): string | undefined {
+    const t = this.toks[this.pos + offset];
+    return t?.t === 'word' ? t.up : undefined;
+  }
+  /** Consumes the given keyword sequence if it is next. */
+  accept(...words: string[]): boolean {
+    for (const [k, w] of words.entries()) if (this.peekWord(k) !== w) return false;
+    this.pos += words.length;
+    return true;
+  }
+  acceptPunct(p: string): boolean {
+    const t = this.toks[this.pos];
+    if (t?.t === 'punct' && t.v === p) {
+      this.pos++;
+      return true;
+    }
+    return false;
+  }
+  /** Reads one identifier part (bare word or backquoted). */
+  ident(): string | undefined {
+    const t = this.toks[this.pos];
+    if (t?.t === 'ident' || t?.t === 'word') {
+      this.pos++;
+      return t.v;
+    }
+    return undefined;
+  }
+  /** Reads [schema.]table, qualifying with the default schema. */
+  tableName(defaultSchema: string): TableRef | undefined {
+    const first = this.ident();
+    if (first === undefined) return undefined;
+    if (this.acceptPunct('.')) {
+      const second = this.ident();
+      if (second === undefined) return undefined;
+      return { schema: first, table: second };
+    }
+    return { schema: defaultSchema, table: first };
+  }
+  /** MariaDB's WAIT n / NOWAIT lock options after a table name. */
+  skipWait(): void {
+    if (this.accept('NOWAIT')) return;
+    if (this.peekWord() === 'WAIT') this.pos += 2;
+  }
+  done(): boolean {
+    return this.pos >= this.toks.length;
+  }
+}
+
+const LABEL_WORDS = new Set([
+  'TABLE',
+  'TABLES',
+  'DATABASE',
+  'SCHEMA',
+  'VIEW',
+  'TRIGGER',
+  'PROCEDURE',
+  'FUNCTION',
+  'EVENT',
+  'USER',
+  'ROLE',
+  'INDEX',
+  'SEQUENCE',
+  'SERVER',
+  'PACKAGE',
+  'TEMPORARY',
+  'PRIVILEGES',
+  'LOGS',
+  'BINARY',
+  'UNIQUE',
+  'FULLTEXT',
+  'SPATIAL',
+  'ONLINE',
+  'IGNORE',
+  'OR',
+  'REPLACE',
+  'ALGORITHM',
+  'DEFINER',
+  'AGGREGATE',
+]);
+
+/** Keyword-only label for logs: the leading keyword and following known keywords, never names or literals. */
+function label(toks: readonly Token[]): string {
+  const words: string[] = [];
+  for (const t of toks) {
+    if (t.t !== 'word') break;
+    if (words.length > 0 && !LABEL_WORDS.has(t.up)) break;
+    words.push(t.up);
+    if (words.length >= 4) break;
+  }
+  return words.join(' ') || '(unknown)';
+}
+
+function tableList(c: Cursor, defaultSchema: string): TableRef[] {
+  const out: TableRef[] = [];
+  for (;;) {
+    const t = c.tableName(defaultSchema);
+    if (!t) break;
+    out.push(t);
+    c.skipWait();
+    if (!c.acceptPunct(',')) break;
+  }
+  return out;
+}
+
+function classifyCreate(c: Cursor, defaultSchema: string, stmt: string): StatementClass {
+  c.accept('OR', 'REPLACE');
+  if (c.accept('DATABASE') || c.accept('SCHEMA')) {
+    c.accept('IF', 'NOT', 'EXISTS');
+    const db = c.ident();
+    return db === undefined
+      ? { kind: 'other', statement: stmt }
+      : { kind: 'database-ddl', statement: stmt, database: db };
+  }
+  if (c.peekWord() === 'TEMPORARY') return { kind: 'other', statement: stmt };
+  if (c.accept('TABLE')) {
+    c.accept('IF', 'NOT', 'EXISTS');
+    const t = c.tableName(defaultSchema);
+    return t ? { kind: 'table-ddl', statement: 'CREATE TABLE', tables: [t] } : { kind: 'other', statement: stmt };
+  }
+  c.accept('ONLINE') || c.accept('OFFLINE');
+  c.accept('UNIQUE') || c.accept('FULLTEXT') || c.accept('SPATIAL');
+  if (c.accept('INDEX')) return indexOn(c, defaultSchema, 'CREATE INDEX', stmt);
+  return { kind: 'other', statement: stmt };
+}
+
+/** [IF [NOT] EXISTS] name [USING …|TYPE …] ON table */
+function indexOn(c: Cursor, defaultSchema: string, statement: string, stmt: string): StatementClass {
+  while (!c.done()) {
+    if (c.accept('ON')) {
+      const t = c.tableName(defaultSchema);
+      return t ? { kind: 'table-ddl', statement, tables: [t] } : { kind: 'other', statement: stmt };
+    }
+    c.pos++;
+  }
+  return { kind: 'other', statement: stmt };
+}
+
+const DATABASE_OPTION_WORDS = new Set(['DEFAULT', 'CHARACTER', 'CHARSET', 'COLLATE', 'COMMENT', 'UPGRADE']);
+
+function classifyAlter(c: Cursor, defaultSchema: string, stmt: string): StatementClass {
+  if (c.accept('DATABASE') || c.accept('SCHEMA')) {
+    const next = c.peekWord();
+    const db = next !== undefined && DATABASE_OPTION_WORDS.has(next) ? undefined : c.ident();
+    return { kind: 'database-ddl', statement: 'ALTER DATABASE', database: db ?? defaultSchema };
+  }
+  c.accept('ONLINE');
+  c.accept('IGNORE');
+  if (!c.accept('TABLE')) return { kind: 'other', statement: stmt };
+  c.accept('IF', 'EXISTS');
+  const first = c.tableName(defaultSchema);
+  if (!first) return { kind: 'other', statement: stmt };
+  const tables: TableRef[] = [first];
+  // Renames and partition exchanges name further tables; only top-level clauses count (not inside parentheses).
+  let depth = 0;
+  while (!c.done()) {
+    if (c.acceptPunct('(')) depth++;
+    else if (c.acceptPunct(')')) depth--;
+    else if (depth === 0 && c.peekWord() === 'RENAME') {
+      c.pos++;
+      const next = c.peekWord();
+      if (next === 'COLUMN' || next === 'INDEX' || next === 'KEY' || next === 'CONSTRAINT') continue;
+      c.accept('TO') || c.accept('AS');
+      const t = c.tableName(defaultSchema);
+      if (t) tables.push(t);
+    } else if (depth === 0 && c.accept('WITH', 'TABLE')) {
+      const t = c.tableName(defaultSchema);
+      if (t) tables.push(t);
+    } else c.pos++;
+  }
+  return { kind: 'table-ddl', statement: 'ALTER TABLE', tables };
+}
+
+function classifyDrop(c: Cursor, defaultSchema: string, stmt: string): StatementClass {
+  if (c.accept('DATABASE') || c.accept('SCHEMA')) {
+    c.accept('IF', 'EXISTS');
+    const db = c.ident();
+    return db === undefined
+      ? { kind: 'other', statement: stmt }
+      : { kind: 'database-ddl', statement: stmt, database: db };
+  }
+  if (c.peekWord() === 'TEMPORARY') return { kind: 'other', statement: stmt };
+  if (c.accept('TABLE') || c.accept('TABLES')) {
+    c.accept('IF', 'EXISTS');
+    const tables = tableList(c, defaultSchema);
+    return tables.length ? { kind: 'table-ddl', statement: 'DROP TABLE', tables } : { kind: 'other', statement: stmt };
+  }
+  c.accept('ONLINE') || c.accept('OFFLINE');
+  if (c.accept('INDEX')) return indexOn(c, defaultSchema, 'DROP INDEX', stmt);
+  return { kind: 'other', statement: stmt };
+}
+
+function classifyRename(c: Cursor, defaultSchema: string, stmt: string): StatementClass {
+  if (!(c.accept('TABLE') || c.accept('TABLES'))) return { kind: 'other', statement: stmt };
+  c.accept('IF', 'EXISTS');
+  const tables: TableRef[] = [];
+  for (;;) {
+    const from = c.tableName(defaultSchema);
+    if (!from) break;
+    c.skipWait();
+    if (!c.accept('TO')) break;
+    const to = c.tableName(defaultSchema);
+    if (!to) break;
+    tables.push(from, to);
+    if (!c.acceptPunct(',')) break;
+  }
+  return tables.length ? { kind: 'table-ddl', statement: 'RENAME TABLE', tables } : { kind: 'other', statement: stmt };
+}
+
+/**
+ * Classifies one statement. `defaultSchema` is the Query event's current database ("" when none); it
+ * qualifies unqualified table names.
+ */
+export function classifyStatement(sql: string, defaultSchema: string): StatementClass {
+  const toks = tokenize(sql);
+  const c = new Cursor(toks);
+  const stmt = label(toks);
+  const head = c.peekWord();
+  c.pos++;
+  switch (head) {
+    case 'BEGIN':
+      return c.done() || c.peekWord() === 'WORK' ? { kind: 'begin' } : { kind: 'other', statement: stmt };
+    case 'START':
+      return c.peekWord() === 'TRANSACTION' ? { kind: 'begin' } : { kind: 'other', statement: stmt };
+    case 'COMMIT':
+      return { kind: 'commit' };
+    case 'ROLLBACK':
+      // ROLLBACK [WORK] TO [SAVEPOINT] x stays inside the transaction.
+      c.accept('WORK');
+      return c.peekWord() === 'TO' ? { kind: 'other', statement: stmt } : { kind: 'rollback' };
+    case 'XA':
+      return { kind: 'xa', statement: stmt };
+    case 'CREATE':
+      return classifyCreate(c, defaultSchema, stmt);
+    case 'ALTER':
+      return classifyAlter(c, defaultSchema, stmt);
+    case 'DROP':
+      return classifyDrop(c, defaultSchema, stmt);
+    case 'RENAME':
+      return classifyRename(c, defaultSchema, stmt);
+    case 'TRUNCATE': {
+      c.accept('TABLE');
+      const t = c.tableName(defaultSchema);
+      return t ? { kind: 'table-ddl', statement: 'TRUNCATE TABLE', tables: [t] } : { kind: 'other', statement: stmt };
+    }
+    default:
+      return { kind: 'other', statement: stmt };
+  }
+}
+
+/**
+ * Splits the Info column of a Query event in SHOW BINLOG EVENTS ("use `db`; ALTER TABLE …") into the default
+ * schema and the statement.
+ */
+export function splitUsePrefix(info: string): { schema: string; sql: string } {
+  const m = /^use `((?:[^`]|``)*)`; ([\s\S]*)$/.exec(info);
+  if (!m || m[1] === undefined || m[2] === undefined) return { schema: '', sql: info };
+  return { schema: m[1].replaceAll('``', '`'), sql: m[2] };
+}

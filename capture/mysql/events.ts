@@ -1,0 +1,205 @@
+/**
+ * Binlog event decoding: turns zongji event objects into BinlogItems for the assembler, one handler per binlog
+ * event type. Row images are normalized here (values.ts), synchronously as zongji emits them, so the queue
+ * between the binlog connection and the sink holds only final values. Pure apart from its table-map registry.
+ *
+ * Table metadata comes from the TableMap event, which with binlog_row_metadata=FULL carries column names,
+ * types, signedness, enum/set labels and the primary key as of the moment the rows were written, so ALTERs never
+ * leave stale columns. With FULL metadata an absent primary-key field means the table has none (pk = []); without
+ * it (events written before FULL was switched on) pk is null and the stream resolves it from information_schema.
+ */
+import type {
+  AnyBinlogEvent,
+  DeleteRowsEvent,
+  GtidEvent,
+  MariadbGtidEvent,
+  QueryEvent,
+  RotateEvent,
+  RowData,
+  TableMapEntry,
+  TableMapEvent,
+  UpdateRowsEvent,
+  WriteRowsEvent,
+  XidEvent,
+} from '@vlasky/zongji';
+import type { Column, RowImage, RowOp, Value } from '../../record/record.ts';
+import { TidemarkError } from '../../record/errors.ts';
+import type { BinlogItem } from './assembler.ts';
+import { type ColumnSpec, columnSpec, normalizeValue, unsupportedColumns, unsupportedTableError } from './values.ts';
+
+/** What the rows of one table map decode with. */
+export interface TableInfo {
+  readonly schema: string;
+  readonly table: string;
+  readonly specs: readonly ColumnSpec[];
+  readonly columns: readonly Column[];
+  readonly pk: readonly string[] | null;
+}
+
+/** Builds the TableInfo of a table map from zongji's column schemas (binlog FULL metadata or information_schema). */
+export function tableInfoFromTableMap(ev: TableMapEvent, entry: TableMapEntry): TableInfo {
+  const specs: ColumnSpec[] = [];
+  for (let i = 0; i < ev.columnCount; i++) {
+    const cs = entry.columnSchemas[i];
+    if (!cs) {
+      throw new TidemarkError(`table map of ${ev.schemaName}.${ev.tableName} lacks column ${i}`, {
+        code: 'BINLOG_METADATA',
+        retriable: false,
+        context: { schema: ev.schemaName, table: ev.tableName },
+      });
+    }
+    specs.push(columnSpec(cs.COLUMN_NAME, cs.COLUMN_TYPE));
+  }
+  const unsupported = unsupportedColumns(specs);
+  if (unsupported.length > 0) throw unsupportedTableError(ev.schemaName, ev.tableName, unsupported);
+  let pk: string[] | null = null;
+  if (ev.hasSelfDescribingMetadata()) {
+    pk = (ev.primaryKey ?? []).map((i) => specs[i]?.name ?? `#${i}`);
+  }
+  return { schema: ev.schemaName, table: ev.tableName, specs, columns: specs.map((s) => s.column), pk };
+}
+
+/** Normalizes one zongji row object into values in column order. */
+export function rowValues(info: TableInfo, row: RowData): Value[] {
+  const out = new Array<Value>(info.specs.length);
+  for (let i = 0; i < info.specs.length; i++) {
+    const s = info.specs[i]!;
+    out[i] = normalizeValue(s, row[s.name]);
+  }
+  return out;
+}
+
+function endOffset(ev: { nextPosition: number }): bigint {
+  return BigInt(ev.nextPosition);
+}
+
+export interface EventDecoderOptions {
+  /** Only tables this accepts are decoded (and checked for unsupported types). */
+  readonly includesTable: (schema: string, table: string) => boolean;
+}
+
+/** Stateful decoder: remembers table maps by table id until the next TableMap for that id. */
+export class EventDecoder {
+  private readonly tables = new Map<number, TableInfo | null>();
+  /** Identical table definitions share one TableInfo (and one Column array across entries). */
+  private readonly bySignature = new Map<string, TableInfo>();
+  private readonly includesTable: (schema: string, table: string) => boolean;
+
+  constructor(opts: EventDecoderOptions) {
+    this.includesTable = opts.includesTable;
+  }
+
+  /** Returns the item for an event, or null for events capture does not need (format, heartbeat, …). */
+  decode(ev: AnyBinlogEvent): BinlogItem | null {
+    switch (ev.getEventName()) {
+      case 'rotate':
+        return this.onRotate(ev as RotateEvent);
+      case 'mariadbgtid':
+        return this.onMariadbGtid(ev as MariadbGtidEvent);
+      case 'gtid':
+        return this.onGtid(ev as GtidEvent);
+      case 'query':
+        return this.onQuery(ev as QueryEvent);
+      case 'xid':
+        return this.onXid(ev as XidEvent);
+      case 'xaprepare':
+        return { type: 'xa-prepare', endOffset: endOffset(ev) };
+      case 'tablemap':
+        this.onTableMap(ev as TableMapEvent);
+        return null;
+      case 'writerows':
+        return this.onRows('insert', ev as WriteRowsEvent);
+      case 'updaterows':
+        return this.onUpdateRows(ev as UpdateRowsEvent);
+      case 'deleterows':
+        return this.onRows('delete', ev as DeleteRowsEvent);
+      default:
+        return null;
+    }
+  }
+
+  onRotate(ev: RotateEvent): BinlogItem {
+    return { type: 'rotate', file: ev.binlogName, offset: BigInt(ev.position) };
+  }
+
+  onMariadbGtid(ev: MariadbGtidEvent): BinlogItem {
+    return {
+      type: 'gtid',
+      gtid: ev.gtid,
+      standalone: ev.standalone,
+      xa: ev.preparedXa || ev.completedXa,
+      endOffset: endOffset(ev),
+    };
+  }
+
+  onGtid(ev: GtidEvent): BinlogItem {
+    return { type: 'gtid', gtid: ev.gtid, standalone: null, xa: false, endOffset: endOffset(ev) };
+  }
+
+  onQuery(ev: QueryEvent): BinlogItem {
+    return { type: 'query', schema: ev.schema, sql: ev.query, timestampMs: ev.timestamp, endOffset: endOffset(ev) };
+  }
+
+  onXid(ev: XidEvent): BinlogItem {
+    return { type: 'xid', timestampMs: ev.timestamp, endOffset: endOffset(ev) };
+  }
+
+  onTableMap(ev: TableMapEvent): void {
+    const entry = ev.tableMap[ev.tableId];
+    if (!entry || !this.includesTable(ev.schemaName, ev.tableName)) {
+      this.tables.set(ev.tableId, null);
+      return;
+    }
+    const cols = entry.columnSchemas;
+    let sig = `${ev.schemaName}\u0000${ev.tableName}\u0000${ev.hasSelfDescribingMetadata() ? (ev.primaryKey ?? []).join(',') : '?'}`;
+    for (let i = 0; i < ev.columnCount; i++) sig += `\u0000${cols[i]?.COLUMN_NAME}\u0001${cols[i]?.COLUMN_TYPE}`;
+    let info = this.bySignature.get(sig);
+    if (!info) {
+      info = tableInfoFromTableMap(ev, entry);
+      if (this.bySignature.size >= 1000) this.bySignature.clear();
+      this.bySignature.set(sig, info);
+    }
+    this.tables.set(ev.tableId, info);
+  }
+
+  private table(tableId: number): TableInfo | null {
+    const info = this.tables.get(tableId);
+    if (info === undefined) {
+      throw new TidemarkError(`rows event for table id ${tableId} without a preceding table map`, {
+        code: 'BINLOG_SEQUENCE',
+        retriable: false,
+      });
+    }
+    return info;
+  }
+
+  onRows(op: RowOp, ev: WriteRowsEvent | DeleteRowsEvent): BinlogItem | null {
+    const info = this.table(ev.tableId);
+    if (!info) return null;
+    const rows: RowImage[] = new Array(ev.rows.length);
+    for (let i = 0; i < ev.rows.length; i++) {
+      const values = rowValues(info, ev.rows[i]!);
+      rows[i] = op === 'insert' ? { before: null, after: values } : { before: values, after: null };
+    }
+    return { type: 'rows', op, schema: info.schema, table: info.table, columns: info.columns, pk: info.pk, rows };
+  }
+
+  onUpdateRows(ev: UpdateRowsEvent): BinlogItem | null {
+    const info = this.table(ev.tableId);
+    if (!info) return null;
+    const rows: RowImage[] = new Array(ev.rows.length);
+    for (let i = 0; i < ev.rows.length; i++) {
+      const r = ev.rows[i]!;
+      rows[i] = { before: rowValues(info, r.before), after: rowValues(info, r.after) };
+    }
+    return {
+      type: 'rows',
+      op: 'update',
+      schema: info.schema,
+      table: info.table,
+      columns: info.columns,
+      pk: info.pk,
+      rows,
+    };
+  }
+}

@@ -1,0 +1,318 @@
+/**
+ * Binlog streaming: one replication connection (zongji) from a start position, decoded events queued, the
+ * assembler turning them into entries, and the SinkWriter handing those to the journal.
+ *
+ * Backpressure: zongji emits events synchronously from the socket. Each event is decoded at once (events.ts) and
+ * queued; when the queue holds more than `highItems` items or `highRows` rows, the binlog connection is paused
+ * (mysql2 Connection.pause(): the socket stops being read, the server's send blocks) and resumed once the
+ * consumer has drained it below half. The consumer awaits the sink's append (its backpressure) and keeps a
+ * bounded number of commits in flight (SinkWriter), so memory stays bounded whatever the transaction size:
+ * rows of a transaction go to the sink as they arrive, nothing buffers a whole transaction.
+ * A pause longer than the server's net_write_timeout (default 60 s) makes the server drop the connection; the
+ * capture then reconnects from the last commit, which costs time but no data.
+ *
+ * Liveness: the connection asks for heartbeat events every `heartbeatMs` while the binlog is idle; when neither
+ * events nor heartbeats arrive for three periods (and capture is not pausing the connection itself), the stream
+ * fails with a retriable CONNECT error.
+ *
+ * On failure the stream reports where to restart (`resumePoint`): the end of the last complete event group and,
+ * if a transaction was cut after some of its entries reached the sink, that transaction as `replay`.
+ */
+import ZongJi, { type AnyBinlogEvent } from '@vlasky/zongji';
+import type { Logger } from 'pino';
+import { formatPosition, type MysqlPosition } from '../../record/position.ts';
+import { TidemarkError } from '../../record/errors.ts';
+import { type BinlogItem, type PartialTx, TransactionAssembler } from './assembler.ts';
+import { connectionOptions, endpointOf, type SourceEndpoint } from './connection.ts';
+import { binlogPurgedError, isBinlogUnavailable, sourceError } from './errors.ts';
+import { EventDecoder } from './events.ts';
+import type { TableFilter } from './filter.ts';
+import { PkCache } from './pk-cache.ts';
+import type { SinkWriter } from './sink-writer.ts';
+
+export interface StreamTuning {
+  readonly highItems: number;
+  readonly highRows: number;
+  readonly heartbeatMs: number;
+  /** On abort, how long to keep reading to reach a transaction boundary. */
+  readonly stopGraceMs: number;
+}
+
+export const DEFAULT_STREAM_TUNING: StreamTuning = {
+  highItems: 512,
+  highRows: 20_000,
+  heartbeatMs: 5_000,
+  stopGraceMs: 5_000,
+};
+
+export interface ResumePoint {
+  readonly start: MysqlPosition;
+  readonly nextSeq: bigint;
+  readonly replay: PartialTx | null;
+}
+
+export interface StreamOptions {
+  readonly source: SourceEndpoint & { readonly name: string; readonly server_id: number };
+  readonly filter: TableFilter;
+  readonly writer: SinkWriter;
+  readonly log: Logger;
+  readonly from: ResumePoint;
+  readonly tuning?: Partial<StreamTuning>;
+  readonly onNoPrimaryKey?: (schema: string, table: string) => void;
+}
+
+const INCLUDE_EVENTS = [
+  'rotate',
+  'mariadbgtid',
+  'gtid',
+  'query',
+  'xid',
+  'xaprepare',
+  'tablemap',
+  'writerows',
+  'updaterows',
+  'deleterows',
+  'heartbeat',
+];
+
+function rowsOf(item: BinlogItem): number {
+  return item.type === 'rows' ? item.rows.length : 0;
+}
+
+export class BinlogStream {
+  private readonly o: StreamOptions;
+  private readonly t: StreamTuning;
+  private readonly log: Logger;
+  private readonly assembler: TransactionAssembler;
+  private readonly decoder: EventDecoder;
+  private readonly pkCache: PkCache;
+  private zongji: ZongJi | null = null;
+  private readonly queue: BinlogItem[] = [];
+  private queuedRows = 0;
+  private paused = false;
+  private failure: TidemarkError | null = null;
+  private waker: (() => void) | null = null;
+  private stopDeadline: number | null = null;
+  private lastEventAt = Date.now();
+  private progressed = false;
+
+  constructor(opts: StreamOptions) {
+    this.o = opts;
+    this.t = { ...DEFAULT_STREAM_TUNING, ...opts.tuning };
+    this.log = opts.log;
+    this.assembler = new TransactionAssembler({
+      source: opts.source.name,
+      filter: opts.filter,
+      start: opts.from.start,
+      nextSeq: opts.from.nextSeq,
+      replay: opts.from.replay,
+      onSkippedStatement: (statement, schema) => this.log.debug({ statement, schema }, 'binlog statement skipped'),
+    });
+    this.decoder = new EventDecoder({ includesTable: (s, t) => opts.filter.includesTable(s, t) });
+    this.pkCache = new PkCache(opts.source);
+  }
+
+  /** Did this stream hand at least one entry group to the sink (used to reset reconnect backoff)? */
+  get madeProgress(): boolean {
+    return this.progressed;
+  }
+
+  /** Position after the last event group read, captured or filtered out. */
+  get position(): MysqlPosition {
+    return this.assembler.position;
+  }
+
+  /** Where a new stream must start to continue exactly after this one. */
+  resumePoint(): ResumePoint {
+    const partial = this.assembler.partial();
+    return {
+      start: this.assembler.position,
+      nextSeq: partial ? partial.seq : this.assembler.nextSeq,
+      replay: partial,
+    };
+  }
+
+  /** Streams until `signal` aborts (resolves) or the source fails (rejects with a classified TidemarkError). */
+  async run(signal: AbortSignal): Promise<void> {
+    const onAbort = () => {
+      this.stopDeadline = Date.now() + this.t.stopGraceMs;
+      this.wake();
+    };
+    if (signal.aborted) return;
+    signal.addEventListener('abort', onAbort, { once: true });
+    const watchdog = setInterval(() => this.checkLiveness(), this.t.heartbeatMs);
+    try {
+      this.startZongji();
+      await this.consume();
+    } finally {
+      clearInterval(watchdog);
+      signal.removeEventListener('abort', onAbort);
+      await this.stopZongji();
+      await this.pkCache.close();
+    }
+  }
+
+  private startZongji(): void {
+    const start = this.o.from.start.binlog;
+    if (start.offset > 0xffffffffn) {
+      throw new TidemarkError(`binlog offset ${start.offset} exceeds what the replication protocol can request`, {
+        code: 'POSITION',
+        retriable: false,
+      });
+    }
+    const z = new ZongJi(connectionOptions(this.o.source));
+    this.zongji = z;
+    // Decode only tables capture wants: table maps of other tables are dropped inside zongji, so their rows
+    // are never parsed. (zongji consults _skipSchema for every TableMap; includeSchema cannot express globs.)
+    const internals = z as unknown as { _skipSchema?: (db: string, table: string) => boolean };
+    if (typeof internals._skipSchema === 'function') {
+      internals._skipSchema = (db, table) => !this.o.filter.includesTable(db, table);
+    }
+    z.on('binlog', (ev: AnyBinlogEvent) => this.onEvent(ev));
+    z.on('error', (err: Error) => this.fail(this.classify(err)));
+    z.on('ready', () => this.log.info({ from: formatPosition(this.o.from.start) }, 'binlog streaming started'));
+    z.start({
+      serverId: this.o.source.server_id,
+      filename: start.file,
+      position: Number(start.offset),
+      includeEvents: INCLUDE_EVENTS,
+    });
+    // Queued before zongji's own setup queries, so it is in force when the dump starts.
+    z.connection?.query(`SET @master_heartbeat_period = ${this.t.heartbeatMs * 1_000_000}`, () => {});
+    z.connection?.on('end', () => {
+      if (this.zongji === z && !this.failure) {
+        this.fail(
+          sourceError(
+            { code: 'PROTOCOL_CONNECTION_LOST', message: 'binlog connection closed' },
+            endpointOf(this.o.source),
+            'read the binlog',
+          ),
+        );
+      }
+    });
+  }
+
+  /**
+   * Stops zongji and waits until it has KILLed its dump thread on the server (zongji gives up after 1 s), so a
+   * following stream with the same server_id is not refused as a duplicate replica.
+   */
+  private async stopZongji(): Promise<void> {
+    const z = this.zongji;
+    this.zongji = null;
+    if (!z) return;
+    z.removeAllListeners('binlog');
+    z.on('error', () => {});
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 3_000);
+      z.once('stopped', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      z.stop();
+    });
+  }
+
+  private classify(err: unknown): TidemarkError {
+    const ep = endpointOf(this.o.source);
+    if (isBinlogUnavailable(err)) return binlogPurgedError(err, ep, this.assembler.position);
+    return sourceError(err, ep, 'read the binlog');
+  }
+
+  private fail(err: TidemarkError): void {
+    this.failure ??= err;
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waker;
+    this.waker = null;
+    w?.();
+  }
+
+  private checkLiveness(): void {
+    if (this.paused) {
+      this.lastEventAt = Date.now();
+      return;
+    }
+    const idle = Date.now() - this.lastEventAt;
+    if (idle > 3 * this.t.heartbeatMs) {
+      this.fail(
+        new TidemarkError(`no binlog events or heartbeats from the source for ${Math.round(idle / 1000)} s`, {
+          code: 'CONNECT',
+          retriable: true,
+          context: { host: this.o.source.host, port: this.o.source.port },
+        }),
+      );
+    }
+  }
+
+  private onEvent(ev: AnyBinlogEvent): void {
+    if (this.failure || this.zongji === null) return;
+    this.lastEventAt = Date.now();
+    let item: BinlogItem | null;
+    try {
+      item = this.decoder.decode(ev);
+    } catch (err) {
+      this.fail(err instanceof TidemarkError ? err : sourceError(err, endpointOf(this.o.source), 'decode the binlog'));
+      return;
+    }
+    if (!item) return;
+    this.queue.push(item);
+    this.queuedRows += rowsOf(item);
+    if (!this.paused && (this.queue.length >= this.t.highItems || this.queuedRows >= this.t.highRows)) {
+      this.paused = true;
+      this.zongji.connection?.pause();
+    }
+    this.wake();
+  }
+
+  private maybeResume(): void {
+    if (!this.paused) return;
+    if (this.queue.length > this.t.highItems / 2 || this.queuedRows > this.t.highRows / 2) return;
+    this.paused = false;
+    this.lastEventAt = Date.now();
+    this.zongji?.connection?.resume();
+  }
+
+  private stopNow(): boolean {
+    if (this.stopDeadline === null) return false;
+    if (this.assembler.partial() === null) return true;
+    return Date.now() >= this.stopDeadline;
+  }
+
+  private async consume(): Promise<void> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      if (this.stopNow()) return;
+      const item = this.queue.shift();
+      if (!item) {
+        await new Promise<void>((resolve) => {
+          this.waker = resolve;
+          if (this.stopDeadline !== null) setTimeout(resolve, Math.max(0, this.stopDeadline - Date.now()));
+        });
+        continue;
+      }
+      this.queuedRows -= rowsOf(item);
+      this.maybeResume();
+      await this.process(item);
+    }
+  }
+
+  private async process(input: BinlogItem): Promise<void> {
+    let item = input;
+    if (item.type === 'rows' && item.pk === null && this.o.filter.includesTable(item.schema, item.table)) {
+      item = { ...item, pk: await this.pkCache.get(item.schema, item.table) };
+    }
+    for (const out of this.assembler.feed(item)) {
+      if (out.kind === 'append') {
+        const e = out.entry;
+        if (e.kind === 'rows' && e.pk.length === 0) this.o.onNoPrimaryKey?.(e.schema, e.table);
+        if (e.kind === 'ddl') this.pkCache.clear();
+        await this.o.writer.append(e);
+      } else {
+        await this.o.writer.commit(out.entry);
+        this.progressed = true;
+      }
+    }
+  }
+}

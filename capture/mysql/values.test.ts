@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { columnSpec, float32Shortest, normalizeColumnType, normalizeValue, withFsp } from './values.ts';
+
+const norm = (type: string, raw: unknown) => normalizeValue(columnSpec('c', type), raw);
+
+describe('normalizeColumnType / columnSpec', () => {
+  it('agrees between information_schema and binlog-built type text', () => {
+    expect(normalizeColumnType('int(11)')).toBe('int');
+    expect(normalizeColumnType('tinyint(3) unsigned')).toBe('tinyint unsigned');
+    expect(normalizeColumnType('bigint(20) unsigned zerofill')).toBe('bigint unsigned');
+    expect(normalizeColumnType('year(4)')).toBe('year');
+    expect(normalizeColumnType('decimal(65,30)')).toBe('decimal(65,30)');
+    expect(normalizeColumnType("enum('A','b,c')")).toBe("enum('A','b,c')");
+    expect(normalizeColumnType('longtext /*M!100301 COMPRESSED*/')).toBe('longtext');
+  });
+
+  it('builds record column metadata', () => {
+    expect(columnSpec('a', 'bigint(20) unsigned').column).toEqual({
+      name: 'a',
+      type: 'bigint',
+      columnType: 'bigint unsigned',
+      unsigned: true,
+    });
+    expect(columnSpec('d', 'decimal(10,2)').column).toEqual({
+      name: 'd',
+      type: 'decimal',
+      columnType: 'decimal(10,2)',
+      unsigned: false,
+    });
+    expect(columnSpec('s', 'varchar(20)').column).toEqual({ name: 's', type: 'varchar', columnType: 'varchar(20)' });
+    expect(columnSpec('t', 'datetime(3)').fsp).toBe(3);
+    expect(columnSpec('t', 'time').fsp).toBe(0);
+    expect(columnSpec('g', 'point').kind).toBe('unsupported');
+    expect(columnSpec('u', 'uuid').kind).toBe('unsupported');
+  });
+});
+
+describe('normalizeValue', () => {
+  it('integers become bigint, from numbers and exact strings', () => {
+    expect(norm('tinyint', -128)).toBe(-128n);
+    expect(norm('bigint unsigned', '18446744073709551615')).toBe(18446744073709551615n);
+    expect(norm('bigint', '-9223372036854775808')).toBe(-9223372036854775808n);
+    expect(norm('int', 7n)).toBe(7n);
+    expect(() => norm('int', 1.5)).toThrow(/expected an integer/);
+  });
+
+  it('YEAR 0000 (zongji 1900) becomes 0', () => {
+    expect(norm('year', 1900)).toBe(0n);
+    expect(norm('year', 0)).toBe(0n);
+    expect(norm('year', 2155)).toBe(2155n);
+  });
+
+  it('BIT becomes its number', () => {
+    expect(norm('bit(1)', Buffer.from([1]))).toBe(1n);
+    expect(norm('bit(64)', Buffer.alloc(8, 0xff))).toBe(2n ** 64n - 1n);
+    expect(norm('bit(10)', Buffer.from([0x02, 0x01]))).toBe(513n);
+  });
+
+  it('FLOAT becomes the shortest decimal of its float32, DOUBLE stays', () => {
+    expect(norm('float', 0.12345670163631439)).toBe(0.1234567);
+    expect(norm('float', 1.100000023841858)).toBe(1.1);
+    expect(norm('float', '3.402820018375656e38')).toBe(3.40282e38);
+    expect(norm('double', 0.30000000000000004)).toBe(0.30000000000000004);
+    expect(norm('double', -0)).toBe(0);
+    expect(float32Shortest(-0)).toBe(0);
+  });
+
+  it('DECIMAL stays exact text', () => {
+    const v = '-12345678901234567890123456789012345.123456789012345678901234567891';
+    expect(norm('decimal(65,30)', v)).toBe(v);
+    expect(() => norm('decimal(5,2)', 1.5)).toThrow(/expected text/);
+  });
+
+  it('temporal text gets exactly fsp fractional digits', () => {
+    expect(norm('datetime(6)', '2024-01-01 01:02:03.5')).toBe('2024-01-01 01:02:03.500000');
+    expect(norm('datetime', '2024-01-01 01:02:03')).toBe('2024-01-01 01:02:03');
+    expect(norm('timestamp(3)', '2038-01-19 03:14:07.999')).toBe('2038-01-19 03:14:07.999');
+    expect(norm('time(6)', '-838:59:59')).toBe('-838:59:59.000000');
+    expect(norm('date', '0000-00-00')).toBe('0000-00-00');
+    expect(withFsp('12:00:00.1234567', 6)).toBe('12:00:00.123456');
+    expect(() => norm('datetime', new Date())).toThrow(/dateStrings/);
+  });
+
+  it('text, enum, set stay strings; invalid enum index is the empty string', () => {
+    expect(norm('varchar(10)', 'h😀é')).toBe('h😀é');
+    expect(norm("enum('a','b')", undefined)).toBe('');
+    expect(norm("set('x','y')", 'x,y')).toBe('x,y');
+    expect(norm('longtext', '{"a": 1}')).toBe('{"a": 1}');
+  });
+
+  it('binary becomes a plain Uint8Array copy', () => {
+    const buf = Buffer.from([0, 1, 0, 0]);
+    const v = norm('binary(4)', buf) as Uint8Array;
+    expect(v).toBeInstanceOf(Uint8Array);
+    expect(Buffer.isBuffer(v)).toBe(false);
+    expect([...v]).toEqual([0, 1, 0, 0]);
+    buf[1] = 9;
+    expect(v[1]).toBe(1);
+  });
+
+  it('NULL is null for every type', () => {
+    for (const t of ['int', 'float', 'decimal(5,2)', 'datetime(6)', 'blob', 'bit(3)', "enum('a')", 'year']) {
+      expect(norm(t, null)).toBeNull();
+    }
+    expect(norm('int', undefined)).toBeNull();
+  });
+
+  it('refuses unsupported types without showing the value', () => {
+    expect(() => norm('geometry', { x: 1 })).toThrow(/not supported/);
+  });
+});

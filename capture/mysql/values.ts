@@ -1,0 +1,252 @@
+/**
+ * Value normalization: turns the JavaScript values that zongji decodes from binlog row images, and the values
+ * mysql2 returns for the baseline SELECT, into one canonical Value form per column type (record/record.ts).
+ * Both paths go through `normalizeValue`, so a row read by the baseline and the same row read from the binlog
+ * are identical. Column metadata is derived from the column type text, which both paths have (zongji builds it
+ * from binlog_row_metadata=FULL, information_schema.COLUMNS gives it to the baseline). Pure.
+ *
+ *   kind       column types                          raw input (zongji | mysql2)              Value
+ *   int        tinyint..bigint, signed/unsigned      number | exact string beyond 2^53         bigint
+ *   year       year                                  number (zongji gives 1900 for 0000)       bigint (0n for 0000)
+ *   bit        bit(n)                                Buffer, big-endian                        bigint
+ *   float      float                                 number (float32 widened | 6-digit text*)  shortest decimal that
+ *                                                                                              round-trips the float32
+ *   double     double                                number                                    number
+ *   decimal    decimal(p,s)                          exact string                              string as is
+ *   date       date                                  "YYYY-MM-DD" (dateStrings)                string
+ *   datetime   datetime(fsp), timestamp(fsp)         string (timestamp in UTC: timezone 'Z')   string, exactly fsp digits
+ *   time       time(fsp)                             "[-]hhh:mm:ss[.f]"                        string, exactly fsp digits
+ *   text       char, varchar, *text, json (MariaDB)  string                                    string
+ *   enum       enum                                  label (zongji: undefined for the '' value) string ('' for invalid)
+ *   set        set                                   comma-joined labels                       string
+ *   binary     binary, varbinary, *blob              Buffer                                    Uint8Array (a copy)
+ *
+ * (*) the server prints FLOAT with 6 significant digits, which loses data, so the baseline selects FLOAT columns
+ * as CAST(col AS DOUBLE) (see baseline.ts) and both paths then see the exact float32 value.
+ * Unsupported (refused loudly, never silently mangled): spatial types, and MariaDB UUID/INET4/INET6/VECTOR.
+ */
+import type { Column, Value } from '../../record/record.ts';
+import { TidemarkError } from '../../record/errors.ts';
+
+export type ValueKind =
+  | 'int'
+  | 'year'
+  | 'bit'
+  | 'float'
+  | 'double'
+  | 'decimal'
+  | 'date'
+  | 'datetime'
+  | 'time'
+  | 'text'
+  | 'enum'
+  | 'set'
+  | 'binary'
+  | 'unsupported';
+
+/** How to normalize one column, plus its record metadata. */
+export interface ColumnSpec {
+  readonly name: string;
+  readonly kind: ValueKind;
+  /** Fractional-second digits for datetime/timestamp/time (0-6). */
+  readonly fsp: number;
+  readonly column: Column;
+}
+
+const KIND_BY_TYPE: Readonly<Record<string, ValueKind>> = {
+  tinyint: 'int',
+  smallint: 'int',
+  mediumint: 'int',
+  int: 'int',
+  integer: 'int',
+  bigint: 'int',
+  year: 'year',
+  bit: 'bit',
+  float: 'float',
+  double: 'double',
+  real: 'double',
+  decimal: 'decimal',
+  numeric: 'decimal',
+  date: 'date',
+  datetime: 'datetime',
+  timestamp: 'datetime',
+  time: 'time',
+  char: 'text',
+  varchar: 'text',
+  tinytext: 'text',
+  text: 'text',
+  mediumtext: 'text',
+  longtext: 'text',
+  json: 'text',
+  enum: 'enum',
+  set: 'set',
+  binary: 'binary',
+  varbinary: 'binary',
+  tinyblob: 'binary',
+  blob: 'binary',
+  mediumblob: 'binary',
+  longblob: 'binary',
+};
+
+const NUMERIC_KINDS: ReadonlySet<ValueKind> = new Set(['int', 'float', 'double', 'decimal']);
+
+/**
+ * Canonical column type text: lower case, no display widths on integer types ("int(11)" → "int"), no
+ * ZEROFILL, no MariaDB version comments. information_schema and zongji's binlog-built type then agree.
+ */
+export function normalizeColumnType(columnType: string): string {
+  let t = columnType.trim();
+  t = t.replace(/\s*\/\*.*?\*\//g, '');
+  const m = /^([A-Za-z]+)/.exec(t);
+  const base = m?.[1]?.toLowerCase() ?? '';
+  if (base === 'enum' || base === 'set') return base + t.slice(base.length); // keep label case
+  t = t.toLowerCase();
+  if (KIND_BY_TYPE[base] === 'int' || base === 'year') t = t.replace(/^([a-z]+)\(\d+\)/, '$1');
+  t = t.replace(/\s+zerofill\b/, '');
+  return t.replace(/\s+/g, ' ');
+}
+
+export function baseType(columnType: string): string {
+  const m = /^([a-z]+)/.exec(columnType);
+  if (!m?.[1]) return '';
+  if (m[1] === 'double' && columnType.startsWith('double precision')) return 'double';
+  return m[1];
+}
+
+/** Builds the spec of a column from its name and type text (information_schema or zongji's table map). */
+export function columnSpec(name: string, rawColumnType: string): ColumnSpec {
+  const columnType = normalizeColumnType(rawColumnType);
+  const type = baseType(columnType);
+  const kind: ValueKind = KIND_BY_TYPE[type] ?? 'unsupported';
+  let fsp = 0;
+  if (kind === 'datetime' || kind === 'time') {
+    const m = /^[a-z]+\((\d)\)/.exec(columnType);
+    fsp = m?.[1] ? Number(m[1]) : 0;
+  }
+  const column: Column = NUMERIC_KINDS.has(kind)
+    ? { name, type, columnType, unsigned: /\bunsigned\b/.test(columnType) }
+    : { name, type, columnType };
+  return { name, kind, fsp, column };
+}
+
+function valueError(spec: ColumnSpec, what: string): TidemarkError {
+  // Never include the value itself: row data may be sensitive.
+  return new TidemarkError(`column ${spec.name} (${spec.column.columnType}): ${what}`, {
+    code: 'VALUE',
+    retriable: false,
+    context: { column: spec.name, type: spec.column.columnType ?? spec.column.type },
+  });
+}
+
+/** The shortest decimal number that converts back to the same float32 (what the server prints for FLOAT). */
+export function float32Shortest(x: number): number {
+  const f = Math.fround(x);
+  if (f === 0) return 0;
+  if (!Number.isFinite(f)) return f;
+  for (let p = 1; p <= 9; p++) {
+    const c = Number(f.toPrecision(p));
+    if (Math.fround(c) === f) return c;
+  }
+  return f;
+}
+
+/** Pads or cuts the fractional seconds of a temporal string to exactly `fsp` digits. */
+export function withFsp(s: string, fsp: number): string {
+  const dot = s.indexOf('.');
+  const whole = dot < 0 ? s : s.slice(0, dot);
+  if (fsp === 0) return whole;
+  const frac = dot < 0 ? '' : s.slice(dot + 1);
+  return `${whole}.${frac.padEnd(fsp, '0').slice(0, fsp)}`;
+}
+
+function isBytes(v: unknown): v is Uint8Array {
+  return v instanceof Uint8Array;
+}
+
+function bytesToBigint(b: Uint8Array): bigint {
+  let n = 0n;
+  for (const byte of b) n = (n << 8n) | BigInt(byte);
+  return n;
+}
+
+function toInteger(spec: ColumnSpec, raw: unknown): bigint {
+  if (typeof raw === 'bigint') return raw;
+  if (typeof raw === 'number' && Number.isSafeInteger(raw)) return BigInt(raw);
+  if (typeof raw === 'string' && /^-?\d+$/.test(raw)) return BigInt(raw);
+  throw valueError(spec, `expected an integer, got ${typeof raw}`);
+}
+
+function toText(spec: ColumnSpec, raw: unknown): string {
+  if (typeof raw === 'string') return raw;
+  throw valueError(spec, `expected text, got ${isBytes(raw) ? 'bytes' : typeof raw}`);
+}
+
+/** Normalizes one raw value (from zongji or mysql2) of the column described by `spec`. */
+export function normalizeValue(spec: ColumnSpec, raw: unknown): Value {
+  if (raw === null) return null;
+  if (raw === undefined) {
+    // zongji decodes the invalid-enum index 0 as undefined; the server shows it as ''.
+    if (spec.kind === 'enum') return '';
+    return null;
+  }
+  switch (spec.kind) {
+    case 'int':
+      return toInteger(spec, raw);
+    case 'year': {
+      const y = toInteger(spec, raw);
+      return y === 1900n ? 0n : y; // YEAR stores 0000 as 0; zongji adds 1900 to every stored byte
+    }
+    case 'bit':
+      if (isBytes(raw)) return bytesToBigint(raw);
+      return toInteger(spec, raw);
+    case 'float': {
+      const n = typeof raw === 'string' ? Number(raw) : raw;
+      if (typeof n !== 'number' || Number.isNaN(n)) throw valueError(spec, `expected a number, got ${typeof raw}`);
+      return float32Shortest(n);
+    }
+    case 'double': {
+      const n = typeof raw === 'string' ? Number(raw) : raw;
+      if (typeof n !== 'number' || Number.isNaN(n)) throw valueError(spec, `expected a number, got ${typeof raw}`);
+      return Object.is(n, -0) ? 0 : n;
+    }
+    case 'decimal': {
+      const s = toText(spec, raw);
+      if (!/^-?\d+(\.\d+)?$/.test(s)) throw valueError(spec, 'not an exact decimal string');
+      return s;
+    }
+    case 'date':
+      if (raw instanceof Date) throw valueError(spec, 'got a Date object: connections must use dateStrings: true');
+      return toText(spec, raw);
+    case 'datetime':
+    case 'time':
+      if (raw instanceof Date) throw valueError(spec, 'got a Date object: connections must use dateStrings: true');
+      return withFsp(toText(spec, raw), spec.fsp);
+    case 'text':
+      // A text column in a character set zongji cannot decode arrives as bytes; keep them rather than guess.
+      if (isBytes(raw)) return new Uint8Array(raw);
+      return toText(spec, raw);
+    case 'enum':
+    case 'set':
+      return toText(spec, raw);
+    case 'binary':
+      if (isBytes(raw)) return new Uint8Array(raw);
+      throw valueError(spec, `expected bytes, got ${typeof raw}`);
+    case 'unsupported':
+      throw valueError(spec, 'column type is not supported by tidemark');
+  }
+}
+
+/** Columns of a table whose type tidemark cannot capture exactly. */
+export function unsupportedColumns(specs: readonly ColumnSpec[]): ColumnSpec[] {
+  return specs.filter((s) => s.kind === 'unsupported');
+}
+
+/** The error that refuses a table with unsupported columns; names the table, columns and the way out. */
+export function unsupportedTableError(schema: string, table: string, cols: readonly ColumnSpec[]): TidemarkError {
+  const list = cols.map((c) => `${c.name} ${c.column.columnType}`).join(', ');
+  return new TidemarkError(
+    `table ${schema}.${table} has column types tidemark cannot capture exactly (${list}); ` +
+      `exclude the table with source.exclude: ["${schema}.${table}"] or change the column types`,
+    { code: 'UNSUPPORTED_TYPE', retriable: false, context: { schema, table } },
+  );
+}

@@ -1,0 +1,106 @@
+/**
+ * `tidemark status`: where the source, the journal and each target stand, and the lag between them.
+ *   source   the server's current binlog position (SHOW MASTER STATUS) and GTID position
+ *   journal  the last captured transaction (seq, source position, commit time)
+ *   targets  the last applied transaction per target (from its position table), lag in records (journal head
+ *            seq − applied seq) and seconds (journal head commit time − applied commit time)
+ */
+import { existsSync } from 'node:fs';
+import { compareBinlog, formatPosition, positionToJson } from '../../record/position.ts';
+import type { CommitEntry } from '../../record/record.ts';
+import { CursorStore, lastCommit } from '../../ship/journal/index.ts';
+import type { CommandContext } from './context.ts';
+import { readSource } from './source.ts';
+import { readTarget } from './targets.ts';
+
+export interface StatusOptions extends CommandContext {
+  /** Print one JSON document on stdout instead of a human table. */
+  readonly json: boolean;
+}
+
+const iso = (us: bigint | null | undefined) => (us === null || us === undefined ? null : new Date(Number(us / 1000n)).toISOString());
+
+/** Prints the status; returns 0 when it could be read. */
+export async function statusCommand(o: StatusOptions): Promise<number> {
+  const { config } = o;
+  const dir = config.journal.dir;
+  const [source, head, targets] = await Promise.all([
+    readSource(config),
+    existsSync(dir) ? lastCommit(dir) : Promise.resolve<CommitEntry | null>(null),
+    Promise.all(config.targets.map((t) => readTarget(t, config.source.name))),
+  ]);
+  const cursors = existsSync(dir) ? await new CursorStore(dir).list() : [];
+  const captureCaughtUp =
+    source.position && head ? compareBinlog(head.position.binlog, source.position.binlog) >= 0 : null;
+  const doc = {
+    source: {
+      name: config.source.name,
+      address: `${config.source.host}:${config.source.port}`,
+      position: source.position ? positionToJson(source.position) : null,
+      error: source.error ?? null,
+    },
+    journal: {
+      dir,
+      head: head
+        ? {
+            seq: head.seq.toString(),
+            position: positionToJson(head.position),
+            phase: head.phase,
+            commit_time: iso(head.commitTimeUs),
+          }
+        : null,
+      capture_caught_up: captureCaughtUp,
+      cursors: cursors.map((c) => ({ name: c.name, acked_lsn: c.lsn.toString() })),
+    },
+    targets: targets.map((t) => {
+      const st = t.stored?.state ?? null;
+      const lagRecords = head && st ? head.seq - st.seq : head ? head.seq : null;
+      const lagSeconds =
+        head && st?.commitTimeUs !== null && st?.commitTimeUs !== undefined
+          ? Number(head.commitTimeUs - st.commitTimeUs) / 1e6
+          : null;
+      return {
+        name: t.name,
+        applied: st
+          ? {
+              seq: st.seq.toString(),
+              journal_lsn: st.lsn.toString(),
+              position: st.position ? positionToJson(st.position) : null,
+              phase: st.phase,
+              commit_time: iso(st.commitTimeUs),
+            }
+          : null,
+        lag_records: lagRecords === null ? null : lagRecords.toString(),
+        lag_seconds: lagSeconds === null ? null : Math.max(0, lagSeconds),
+        error: t.error ?? null,
+      };
+    }),
+  };
+  if (o.json) {
+    o.stdout.write(`${JSON.stringify(doc)}\n`);
+    return 0;
+  }
+  const lines: string[] = [];
+  lines.push(`source  ${doc.source.name} ${doc.source.address}`);
+  lines.push(
+    source.position ? `  at        ${formatPosition(source.position)}` : `  unreachable: ${source.error ?? 'unknown error'}`,
+  );
+  lines.push(`journal ${dir}`);
+  lines.push(
+    head
+      ? `  head      seq ${head.seq} at ${formatPosition(head.position)}, committed ${doc.journal.head?.commit_time} (${head.phase})`
+      : '  empty',
+  );
+  if (captureCaughtUp !== null) lines.push(`  capture   ${captureCaughtUp ? 'caught up with the source' : 'behind the source'}`);
+  for (const t of doc.targets) {
+    lines.push(`target  ${t.name}`);
+    if (t.error) lines.push(`  unreachable: ${t.error}`);
+    else if (!t.applied) lines.push('  nothing applied yet');
+    else {
+      lines.push(`  applied   seq ${t.applied.seq}, committed ${t.applied.commit_time} (${t.applied.phase})`);
+      lines.push(`  lag       ${t.lag_records} records, ${t.lag_seconds?.toFixed(3) ?? '?'} s`);
+    }
+  }
+  o.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}

@@ -1,0 +1,292 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { TidemarkError } from '../record/errors.ts';
+import type { RunOptions } from './commands/run.ts';
+import type { StatusOptions } from './commands/status.ts';
+import type { VerifyOptions } from './commands/verify.ts';
+import { silentLogger } from './log.ts';
+import { type Commands, type MainDeps, main } from './main.ts';
+
+const CLI = resolve(dirname(fileURLToPath(import.meta.url)), 'tidemark.ts');
+const PASSWORD = 'very-secret-pw';
+
+let dir: string;
+let configFile: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tidemark-main-'));
+  configFile = join(dir, 'tidemark.yaml');
+  writeFileSync(
+    configFile,
+    stringify({
+      source: { name: 'primary', user: 'cap', password: PASSWORD, include: ['shop.*'] },
+      journal: { dir: './journal' },
+      targets: [
+        { name: 'a', user: 'apply' },
+        { name: 'b', user: 'apply' },
+      ],
+    }),
+  );
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+  calls: { name: string; opts: unknown }[];
+}
+
+const notCalled = async (): Promise<number> => {
+  throw new Error('command should not have been called');
+};
+
+async function cli(
+  argv: string[],
+  opts: { commands?: Partial<Commands>; env?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<Outcome> {
+  const out: Outcome = { code: -1, stdout: '', stderr: '', calls: [] };
+  const record =
+    (name: keyof Commands) =>
+    async (o: unknown): Promise<number> => {
+      out.calls.push({ name, opts: o });
+      const impl = opts.commands?.[name] as ((o: unknown) => Promise<number>) | undefined;
+      return impl ? impl(o) : notCalled();
+    };
+  const deps: MainDeps = {
+    commands: { init: record('init'), run: record('run'), status: record('status'), verify: record('verify') },
+    createLogger: () => silentLogger,
+  };
+  out.code = await main(
+    argv,
+    {
+      stdout: { write: (s: string) => (out.stdout += s) },
+      stderr: { write: (s: string) => (out.stderr += s) },
+      env: opts.env ?? {},
+      signal: opts.signal ?? new AbortController().signal,
+    },
+    deps,
+  );
+  return out;
+}
+
+/** Asserts the usual failure shape: exactly one "tidemark: ..." line on stderr, nothing on stdout. */
+function expectOneLine(o: Outcome, code: number, pattern: RegExp): void {
+  expect(o.code).toBe(code);
+  expect(o.stdout).toBe('');
+  expect(o.stderr.endsWith('\n')).toBe(true);
+  expect(o.stderr.trimEnd().split('\n')).toHaveLength(1);
+  expect(o.stderr).toMatch(/^tidemark: /);
+  expect(o.stderr.trimEnd()).toMatch(pattern);
+}
+
+describe('parsing and dispatch', () => {
+  it('prints help with every command', async () => {
+    const o = await cli(['--help']);
+    expect(o.code).toBe(0);
+    for (const c of ['init', 'run', 'status', 'verify']) expect(o.stdout).toContain(`  ${c} `);
+    expect(o.stdout).toContain('Exit codes:');
+  });
+
+  it('prints the version', async () => {
+    const o = await cli(['--version']);
+    expect(o.code).toBe(0);
+    expect(o.stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
+
+  it('without a command shows help on stderr and exits 2', async () => {
+    const o = await cli([]);
+    expect(o.code).toBe(2);
+    expect(o.stderr).toContain('Usage: tidemark');
+  });
+
+  it('passes run options and the loaded config', async () => {
+    const o = await cli(['run', '-c', configFile, '--only', 'apply', '--target', 'b', '--target', 'a'], {
+      commands: { run: async () => 0 },
+    });
+    expect(o.code).toBe(0);
+    const opts = o.calls[0]?.opts as RunOptions;
+    expect(o.calls[0]?.name).toBe('run');
+    expect(opts.only).toBe('apply');
+    expect(opts.targets).toEqual(['b', 'a']);
+    expect(opts.config.source.password).toBe(PASSWORD);
+    expect(opts.config.journal.dir).toBe(join(dir, 'journal'));
+    expect(opts.signal).toBeInstanceOf(AbortSignal);
+  });
+
+  it('run without --only or --target leaves both undefined', async () => {
+    const o = await cli(['run', '-c', configFile], { commands: { run: async () => 0 } });
+    const opts = o.calls[0]?.opts as RunOptions;
+    expect(opts.only).toBeUndefined();
+    expect(opts.targets).toBeUndefined();
+  });
+
+  it('takes the config file from TIDEMARK_CONFIG', async () => {
+    const o = await cli(['status', '--json'], {
+      env: { TIDEMARK_CONFIG: configFile },
+      commands: { status: async () => 0 },
+    });
+    expect(o.code).toBe(0);
+    const opts = o.calls[0]?.opts as StatusOptions;
+    expect(opts.json).toBe(true);
+    expect(opts.config.file).toBe(configFile);
+  });
+
+  it('passes verify options, with defaults', async () => {
+    const cmds = { commands: { verify: async () => 3 } };
+    const a = await cli(
+      ['verify', '-c', configFile, '--table', 'shop.orders', 'shop.items', '--wait-seconds', '5'],
+      cmds,
+    );
+    expect(a.code).toBe(3);
+    expect(a.calls[0]?.opts).toMatchObject({ json: false, tables: ['shop.orders', 'shop.items'], waitSeconds: 5 });
+    const b = await cli(['verify', '-c', configFile, '--json'], cmds);
+    const opts = b.calls[0]?.opts as VerifyOptions;
+    expect(opts).toMatchObject({ json: true, waitSeconds: 60 });
+    expect(opts.tables).toBeUndefined();
+  });
+
+  it('returns the exit code the command returns', async () => {
+    const o = await cli(['status', '-c', configFile], { commands: { status: async () => 4 } });
+    expect(o.code).toBe(4);
+  });
+});
+
+describe('usage errors: one line, exit 2, command never called', () => {
+  it.each([
+    [['run'], /^tidemark: no config file: give -c FILE or set TIDEMARK_CONFIG$/],
+    [['run', '-c'], /option '-c, --config <file>' argument missing \(see tidemark run --help\)$/],
+    [['run', '-c', 'x.yaml', '--only', 'both'], /'both' is invalid\. Allowed choices are capture, apply/],
+    [['run', '-c', 'x.yaml', '--only', 'capture', '--target', 'a'], /--target .* cannot go with --only capture/],
+    [['status', '-c', 'x.yaml', '--jsn'], /unknown option '--jsn' \(Did you mean --json\?\)/],
+    [['verify', '-c', 'x.yaml', '--table', 'nodot'], /'nodot' is invalid\. expected a "schema\.table" name/],
+    [['verify', '-c', 'x.yaml', '--wait-seconds', '1.5'], /expected a whole number of seconds/],
+    [['frobnicate'], /unknown command 'frobnicate' \(see tidemark --help\)/],
+    [['init', 'extra'], /too many arguments/],
+  ])('%j', async (argv, pattern) => {
+    const o = await cli(argv);
+    expectOneLine(o, 2, pattern);
+    expect(o.calls).toHaveLength(0);
+  });
+
+  it('rejects a --target the config does not define, naming the ones it has', async () => {
+    const o = await cli(['run', '-c', configFile, '--target', 'c']);
+    expectOneLine(o, 2, /--target c: .* has no such target \(it has: a, b\)$/);
+  });
+
+  it('reports a missing config file', async () => {
+    const o = await cli(['status', '-c', join(dir, 'nope.yaml')]);
+    expectOneLine(
+      o,
+      2,
+      /^tidemark: cannot read config file .*nope\.yaml: no such file \(create one with: tidemark init/,
+    );
+  });
+
+  it('reports a malformed config file with its line', async () => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'source:\n  name: s\n   user: x\n');
+    expectOneLine(await cli(['verify', '-c', bad]), 2, /bad\.yaml: line 2, column \d+: not valid YAML/);
+  });
+});
+
+describe('runtime errors', () => {
+  it('a TidemarkError ends with its cause chain on one line and exit 1', async () => {
+    const fail = async (): Promise<number> => {
+      throw new TidemarkError('cannot reach source', {
+        code: 'CONNECT',
+        cause: new Error('connect ECONNREFUSED 127.0.0.1:3307\n  more detail'),
+      });
+    };
+    const o = await cli(['run', '-c', configFile], { commands: { run: fail } });
+    expectOneLine(
+      o,
+      1,
+      /^tidemark: cannot reach source: caused by: connect ECONNREFUSED 127\.0\.0\.1:3307 more detail$/,
+    );
+  });
+
+  it('an unknown error is one line and exit 1; TIDEMARK_DEBUG=1 adds the stack', async () => {
+    const boom = async (): Promise<number> => {
+      throw new TypeError('x is not a function');
+    };
+    const plain = await cli(['run', '-c', configFile], { commands: { run: boom } });
+    expectOneLine(plain, 1, /^tidemark: unexpected error: x is not a function \(set TIDEMARK_DEBUG=1/);
+    const debug = await cli(['run', '-c', configFile], { commands: { run: boom }, env: { TIDEMARK_DEBUG: '1' } });
+    expect(debug.code).toBe(1);
+    expect(debug.stderr).toMatch(
+      /^tidemark: unexpected error: x is not a function\nTypeError: x is not a function\n\s+at /,
+    );
+  });
+
+  it('a TidemarkError with code USAGE exits 2', async () => {
+    const usage = async (): Promise<number> => {
+      throw new TidemarkError('no such table shop.x', { code: 'USAGE' });
+    };
+    expectOneLine(await cli(['verify', '-c', configFile], { commands: { verify: usage } }), 2, /no such table/);
+  });
+
+  it('masks the configured password if an error message carries it', async () => {
+    const leak = async (): Promise<number> => {
+      throw new TidemarkError(`login failed with ${PASSWORD}`, { code: 'AUTH' });
+    };
+    const o = await cli(['run', '-c', configFile], { commands: { run: leak }, env: { TIDEMARK_DEBUG: '1' } });
+    expect(o.stderr).toContain('login failed with [redacted]');
+    expect(o.stderr).not.toContain(PASSWORD);
+  });
+});
+
+describe('stopping', () => {
+  const stopped = (signal: 'SIGINT' | 'SIGTERM') => {
+    const c = new AbortController();
+    c.abort(new TidemarkError(`stopped by ${signal}`, { code: 'STOPPED', context: { signal } }));
+    return c.signal;
+  };
+
+  it('a command that returns after the stop signal keeps its exit code', async () => {
+    const run = async (o: RunOptions) => (o.signal.aborted ? 0 : 1);
+    const o = await cli(['run', '-c', configFile], { commands: { run }, signal: stopped('SIGTERM') });
+    expect(o.code).toBe(0);
+    expect(o.stderr).toBe('');
+  });
+
+  it('a command that throws because of the stop reports the signal', async () => {
+    const run = async (o: RunOptions): Promise<number> => {
+      throw o.signal.reason;
+    };
+    expectOneLine(
+      await cli(['run', '-c', configFile], { commands: { run }, signal: stopped('SIGINT') }),
+      130,
+      /^tidemark: stopped by SIGINT$/,
+    );
+    const abortError = async (): Promise<number> => {
+      throw new DOMException('The operation was aborted', 'AbortError');
+    };
+    const o = await cli(['run', '-c', configFile], { commands: { run: abortError }, signal: stopped('SIGTERM') });
+    expect(o.code).toBe(143);
+  });
+});
+
+describe('the executable', () => {
+  // PATH starts with the running Node so the "#!/usr/bin/env -S node ..." line finds Node >= 22.12.
+  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env['PATH'] ?? ''}`, TIDEMARK_DEBUG: '' };
+
+  it('runs through its shebang and prints help', () => {
+    const r = spawnSync(CLI, ['--help'], { encoding: 'utf8', env });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('Usage: tidemark');
+  });
+
+  it('ends a config error with one stderr line and exit 2', () => {
+    const r = spawnSync(process.execPath, [CLI, 'run', '-c', join(dir, 'nope.yaml')], { encoding: 'utf8', env });
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^tidemark: cannot read config file [^\n]*\n$/);
+  });
+});

@@ -1,0 +1,187 @@
+/**
+ * The command line: parses arguments (commander), loads and checks the config, and dispatches to one command
+ * module. Returns the exit code instead of exiting, so tests drive it in-process; cli/tidemark.ts wires it to
+ * the real process (argv, signals, exit).
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { Logger } from 'pino';
+import pkg from '../package.json' with { type: 'json' };
+import { TidemarkError } from '../record/errors.ts';
+import type { InitOptions } from './commands/init.ts';
+import type { CommandContext, TextSink } from './commands/context.ts';
+import type { RunOptions } from './commands/run.ts';
+import type { StatusOptions } from './commands/status.ts';
+import type { VerifyOptions } from './commands/verify.ts';
+import { type Config, loadConfig } from './config.ts';
+import { EXIT_OK, reportError, usageError } from './exit.ts';
+import { createLogger } from './log.ts';
+
+export interface MainIO {
+  readonly stdout: TextSink;
+  readonly stderr: TextSink;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Aborted when the process is asked to stop; a TidemarkError with code STOPPED as reason names the signal. */
+  readonly signal: AbortSignal;
+}
+
+/** The command implementations; tests replace them to check what the parser hands over. */
+export interface Commands {
+  init(opts: InitOptions): Promise<number>;
+  run(opts: RunOptions): Promise<number>;
+  status(opts: StatusOptions): Promise<number>;
+  verify(opts: VerifyOptions): Promise<number>;
+}
+
+export interface MainDeps {
+  readonly commands: Commands;
+  readonly createLogger: (config: Config) => Logger;
+}
+
+// Loaded on use: `tidemark init` must work even while the pipeline modules cannot be imported.
+const defaultCommands: Commands = {
+  init: async (o) => (await import('./commands/init.ts')).initCommand(o),
+  run: async (o) => (await import('./commands/run.ts')).runCommand(o),
+  status: async (o) => (await import('./commands/status.ts')).statusCommand(o),
+  verify: async (o) => (await import('./commands/verify.ts')).verifyCommand(o),
+};
+
+const defaultDeps: MainDeps = {
+  commands: defaultCommands,
+  createLogger: (config) => createLogger(config.log.level, config.log.file),
+};
+
+const COMMAND_NAMES = ['init', 'run', 'status', 'verify', 'help'];
+
+const EXIT_CODES_HELP = `
+Exit codes: 0 success, 1 runtime error, 2 bad usage or config, 3 verify found differences,
+130/143 stopped by SIGINT/SIGTERM. Set TIDEMARK_DEBUG=1 for stack traces.`;
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function tableName(value: string, previous: string[] | undefined): string[] {
+  if (!/^[^.\s]+\.[^.\s]+$/.test(value)) throw new InvalidArgumentError('expected a "schema.table" name');
+  return collect(value, previous);
+}
+
+function seconds(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number of seconds (0 or more)');
+  return Number(value);
+}
+
+function configOption(): Option {
+  // Not commander's .env(): that reads process.env, and main() takes its environment from MainIO.
+  return new Option('-c, --config <file>', 'config file (YAML); default: $TIDEMARK_CONFIG');
+}
+
+function buildProgram(io: MainIO, deps: MainDeps, state: { exitCode: number; secrets: string[] }): Command {
+  const program = new Command('tidemark')
+    .description('Continuous data protection for MySQL/MariaDB: capture, durable journal, exactly-once apply.')
+    .version(pkg.version, '-V, --version')
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      // Errors are reported once, by main(), as a single "tidemark: ..." line.
+      outputError: () => {},
+    })
+    .exitOverride()
+    .addHelpText('after', EXIT_CODES_HELP);
+
+  /** -c FILE, else $TIDEMARK_CONFIG (read from MainIO, not process.env, so tests control it). */
+  const configPath = (o: { config?: string }): string => {
+    const file = o.config ?? io.env['TIDEMARK_CONFIG'];
+    if (!file) throw usageError('no config file: give -c FILE or set TIDEMARK_CONFIG');
+    return file;
+  };
+  /** Loads the config, remembers its secrets for masking, and builds the context every command gets. */
+  const context = (configFile: string): CommandContext => {
+    const config = loadConfig(configFile);
+    for (const e of [config.source, ...config.targets]) if (e.password) state.secrets.push(e.password);
+    return { config, log: deps.createLogger(config), signal: io.signal, stdout: io.stdout };
+  };
+
+  program
+    .command('init')
+    .description('write an annotated example config file')
+    .option('-o, --output <file>', 'where to write it ("-" for stdout)', 'tidemark.yaml')
+    .option('--force', 'overwrite an existing file')
+    .action(async (o: { output: string; force?: boolean }) => {
+      state.exitCode = await deps.commands.init({ output: o.output, force: o.force === true, stdout: io.stdout });
+    });
+
+  program
+    .command('run')
+    .description('capture changes from the source and apply them to the targets until stopped')
+    .addOption(configOption())
+    .addOption(new Option('--only <part>', 'run only one half of the pipeline').choices(['capture', 'apply']))
+    .option('--target <name>', 'apply only to this target; repeat for several (default: every target)', collect)
+    .action(async (o: { config?: string; only?: 'capture' | 'apply'; target?: string[] }) => {
+      if (o.only === 'capture' && o.target) {
+        throw usageError('--target applies to apply; it cannot go with --only capture');
+      }
+      const file = configPath(o);
+      const ctx = context(file);
+      const known = ctx.config.targets.map((t) => t.name);
+      for (const name of o.target ?? []) {
+        if (!known.includes(name)) {
+          throw usageError(`--target ${name}: ${file} has no such target (it has: ${known.join(', ')})`);
+        }
+      }
+      state.exitCode = await deps.commands.run({ ...ctx, only: o.only, targets: o.target });
+    });
+
+  program
+    .command('status')
+    .description('show capture and apply positions, lag and errors')
+    .addOption(configOption())
+    .option('--json', 'print JSON instead of a table')
+    .action(async (o: { config?: string; json?: boolean }) => {
+      state.exitCode = await deps.commands.status({ ...context(configPath(o)), json: o.json === true });
+    });
+
+  program
+    .command('verify')
+    .description('compare source and target tables once the targets have caught up')
+    .addOption(configOption())
+    .option('--json', 'print JSON instead of a report')
+    .option('--table <schema.table...>', 'compare only these tables (default: every captured table)', tableName)
+    .option('--wait-seconds <n>', 'how long to wait for the targets to catch up', seconds, 60)
+    .action(async (o: { config?: string; json?: boolean; table?: string[]; waitSeconds: number }) => {
+      state.exitCode = await deps.commands.verify({
+        ...context(configPath(o)),
+        json: o.json === true,
+        tables: o.table,
+        waitSeconds: o.waitSeconds,
+      });
+    });
+
+  return program;
+}
+
+function stopSignal(signal: AbortSignal): 'SIGINT' | 'SIGTERM' | undefined {
+  if (!signal.aborted) return undefined;
+  const reason: unknown = signal.reason;
+  const name = reason instanceof TidemarkError ? reason.context['signal'] : undefined;
+  return name === 'SIGINT' || name === 'SIGTERM' ? name : undefined;
+}
+
+/** Runs one command line (without the node and script arguments) and returns the exit code. */
+export async function main(argv: readonly string[], io: MainIO, deps: Partial<MainDeps> = {}): Promise<number> {
+  const state = { exitCode: EXIT_OK, secrets: [] as string[] };
+  const program = buildProgram(io, { ...defaultDeps, ...deps }, state);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return state.exitCode;
+  } catch (err) {
+    const command = argv.find((a) => !a.startsWith('-'));
+    const report = reportError(err, {
+      debug: io.env['TIDEMARK_DEBUG'] === '1',
+      secrets: state.secrets,
+      stoppedBy: stopSignal(io.signal),
+      helpHint: command && COMMAND_NAMES.includes(command) ? `tidemark ${command} --help` : 'tidemark --help',
+    });
+    if (report.text) io.stderr.write(report.text);
+    return report.exitCode;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The apply half of `tidemark run`, one loop per target: reads the replica's stored position, follows the
+ * journal from the LSN after it, applies, and acknowledges to the journal cursor `apply:<target>` (what
+ * retention may delete). The replica's position table is the source of truth; the cursor only trails it, so it
+ * is written at most once a second. Retriable failures (lost connection, deadlock, journal truncated by a
+ * capture restart) restart the loop from the replica's stored position.
+ */
+import { existsSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { MysqlApplier } from '../../apply/mysql/applier.ts';
+import { describeChain, isRetriable } from '../../record/errors.ts';
+import { CursorStore, JournalReader, readEntries } from '../../ship/journal/index.ts';
+import type { Config } from '../config.ts';
+import { backoff, sleep } from './backoff.ts';
+
+const CURSOR_EVERY_MS = 1000;
+
+export async function applyLoop(
+  config: Config,
+  target: Config['targets'][number],
+  log: Logger,
+  signal: AbortSignal,
+  metrics?: Registry,
+): Promise<void> {
+  const alog = log.child({ component: 'apply-loop', target: target.name });
+  const dir = config.journal.dir;
+  const cursorName = `apply:${target.name}`;
+  while (!existsSync(dir) && !signal.aborted) {
+    alog.info({ dir }, 'waiting for the journal directory (is capture running?)');
+    await sleep(1000, signal);
+  }
+  const cursors = new CursorStore(dir);
+  // Register the cursor before anything is applied, so retention keeps everything this target still needs.
+  if ((await cursors.get(cursorName)) === null) await cursors.set(cursorName, 0n);
+  const delay = backoff(500, 30_000);
+  let lastCursorWrite = 0;
+  for (let attempt = 1; !signal.aborted; attempt++) {
+    const applier = new MysqlApplier({
+      target,
+      source: config.source.name,
+      log,
+      ...(metrics && attempt === 1 ? { metrics } : {}),
+    });
+    try {
+      const state = await applier.open();
+      const fromLsn = state ? state.lsn + 1n : 1n;
+      alog.info({ fromLsn: fromLsn.toString(), seq: state?.seq.toString() ?? null }, 'applying from the journal');
+      const reader = new JournalReader({ dir, fromLsn, follow: true, signal, log: alog });
+      await applier.run(readEntries(reader), {
+        signal,
+        onApplied: async (s) => {
+          delay.reset();
+          const now = Date.now();
+          if (now - lastCursorWrite >= CURSOR_EVERY_MS) {
+            lastCursorWrite = now;
+            await cursors.set(cursorName, s.lsn);
+          }
+        },
+      });
+      if (signal.aborted) {
+        const s = applier.state;
+        if (s) await cursors.set(cursorName, s.lsn);
+        return;
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      if (!isRetriable(err)) throw err;
+      const ms = delay.next();
+      alog.warn({ err: describeChain(err), attempt, delayMs: ms }, 'apply failed: restarting from the stored position');
+      await sleep(ms, signal);
+    } finally {
+      await applier.close().catch(() => {});
+    }
+  }
+}

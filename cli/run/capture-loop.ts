@@ -1,0 +1,64 @@
+/**
+ * The capture half of `tidemark run`: owns the journal writer, resumes capture from the journal's last commit,
+ * and runs retention periodically. On a retriable capture failure the writer is closed and reopened before the
+ * next attempt, so its recovery drops any unit the failed attempt left unfinished (readers see the truncation
+ * epoch and restart cleanly) — a retry can never append a transaction's rows twice.
+ */
+import type { Logger } from 'pino';
+import { MysqlCapture } from '../../capture/mysql/capture.ts';
+import { decodeEntry } from '../../record/codec.ts';
+import { describeChain, isRetriable } from '../../record/errors.ts';
+import type { CommitEntry } from '../../record/record.ts';
+import { applyRetention, JournalSink, JournalWriter } from '../../ship/journal/index.ts';
+import type { Config } from '../config.ts';
+import { backoff, sleep } from './backoff.ts';
+
+const RETENTION_EVERY_MS = 60_000;
+
+function resumePoint(writer: JournalWriter): CommitEntry | null {
+  const payload = writer.lastUnitPayload();
+  if (!payload) return null;
+  const e = decodeEntry(payload);
+  return e.kind === 'commit' ? e : null;
+}
+
+export async function captureLoop(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
+  const clog = log.child({ component: 'capture-loop' });
+  const j = config.journal;
+  const delay = backoff(1000, 30_000);
+  for (let attempt = 1; !signal.aborted; attempt++) {
+    const writer = await JournalWriter.open({
+      dir: j.dir,
+      fsync: j.fsync,
+      groupCommitMs: j.group_commit_ms,
+      segmentBytes: j.segment_bytes,
+      log: log.child({ component: 'journal' }),
+    });
+    const retention = setInterval(() => {
+      applyRetention({ dir: j.dir, keepHours: j.retention.keep_hours, log: clog }).catch((err) =>
+        clog.warn({ err: describeChain(err) }, 'journal retention failed'),
+      );
+    }, RETENTION_EVERY_MS);
+    try {
+      const resume = resumePoint(writer);
+      clog.info(
+        { resume: resume ? { seq: resume.seq.toString(), phase: resume.phase } : null, head: writer.headLsn.toString() },
+        resume ? 'capture resuming from the journal' : 'empty journal: capture starts with a baseline',
+      );
+      const capture = new MysqlCapture({ source: config.source, sink: new JournalSink(writer), resume, log });
+      await capture.run(signal);
+      delay.reset();
+      if (signal.aborted) return;
+      clog.warn('capture stopped by itself; restarting');
+    } catch (err) {
+      if (signal.aborted) return;
+      if (!isRetriable(err)) throw err;
+      const ms = delay.next();
+      clog.warn({ err: describeChain(err), attempt, delayMs: ms }, 'capture failed: restarting');
+      await sleep(ms, signal);
+    } finally {
+      clearInterval(retention);
+      await writer.close().catch((err) => clog.error({ err: describeChain(err) }, 'closing the journal failed'));
+    }
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * Versioned binary encoding of journal entries (record.ts `Entry`). Pure functions: no I/O.
+ *
+ * Layout (all multi-byte integers little-endian; "varint" = unsigned LEB128 of at most 5 bytes, < 2^32):
+ *
+ *   u8 version (CODEC_VERSION = 1)
+ *   u8 kind     1 rows | 2 ddl | 3 commit
+ *   str source, int seq, str txId
+ *   rows:   str schema, str table, u8 op (1 insert | 2 update | 3 delete),
+ *           varint nColumns, per column: str name, str type, u8 flags (1 has columnType, 2 has unsigned,
+ *           4 unsigned value), [str columnType]; varint nPk, str pk…;
+ *           varint nRows, per row: u8 flags (1 before present, 2 after present), then each present image as
+ *           varint nValues followed by tagged values
+ *   ddl:    str schema, varint nTables, (str schema, str table)…, str sql
+ *   commit: position (u8 kind 1 = mysql, str file, int offset, u8 hasGtid, [str gtid]), int commitTimeUs,
+ *           int captureTimeUs, int rowCount, u8 phase (1 baseline | 2 baseline-end | 3 stream)
+ *
+ *   str = varint byteLength + UTF-8 bytes. int = a tagged bigint value (below).
+ *
+ * Tagged values (codec-bytes.ts): 0 null | 1 small int (zigzag varint, fits in [-2^31, 2^31)) | 2 int64 (8 bytes signed) |
+ * 3 uint64 (8 bytes unsigned, for values above 2^63-1) | 4 big integer (u8 sign, varint n, n magnitude bytes LE;
+ * any size) | 5 float64 (8 bytes, exact bit pattern incl. NaN, -0) | 6 string (str) | 7 bytes (varint n, n bytes).
+ *
+ * Decoding checks every length against the remaining input and refuses trailing bytes, so a truncated or damaged
+ * encoding throws CorruptionError instead of returning something else. Strings must be well-formed: a lone UTF-16
+ * surrogate cannot be represented in UTF-8 and would come back as U+FFFD.
+ */
+import { ByteReader, ByteWriter } from './codec-bytes.ts';
+import { CorruptionError, TidemarkError } from './errors.ts';
+import type { SourcePosition } from './position.ts';
+import type { Column, CommitEntry, DdlEntry, Entry, Phase, RowImage, RowOp, RowsEntry, Value } from './record.ts';
+
+export const CODEC_VERSION = 1;
+
+const KIND_ROWS = 1;
+const KIND_DDL = 2;
+const KIND_COMMIT = 3;
+
+const OPS: readonly RowOp[] = ['insert', 'update', 'delete'];
+const PHASES: readonly Phase[] = ['baseline', 'baseline-end', 'stream'];
+
+const scratch = new ByteWriter();
+/** Larger scratch buffers are dropped after use so one huge entry does not pin memory forever. */
+const SCRATCH_KEEP = 8 << 20;
+
+function writePosition(w: ByteWriter, p: SourcePosition): void {
+  if (p.kind !== 'mysql') throw new TidemarkError(`codec: unknown position kind`, { code: 'CODEC_VALUE' });
+  w.u8(1);
+  w.str(p.binlog.file);
+  w.int(p.binlog.offset);
+  if (p.gtid === undefined) w.u8(0);
+  else {
+    w.u8(1);
+    w.str(p.gtid);
+  }
+}
+
+function writeImage(w: ByteWriter, img: readonly Value[]): void {
+  w.varint(img.length);
+  for (let i = 0; i < img.length; i++) w.value(img[i] as Value);
+}
+
+function writeRows(w: ByteWriter, e: RowsEntry): void {
+  w.str(e.schema);
+  w.str(e.table);
+  w.u8(OPS.indexOf(e.op) + 1);
+  w.varint(e.columns.length);
+  for (const c of e.columns) {
+    w.str(c.name);
+    w.str(c.type);
+    const flags = (c.columnType !== undefined ? 1 : 0) | (c.unsigned !== undefined ? 2 : 0) | (c.unsigned ? 4 : 0);
+    w.u8(flags);
+    if (c.columnType !== undefined) w.str(c.columnType);
+  }
+  w.varint(e.pk.length);
+  for (const k of e.pk) w.str(k);
+  w.varint(e.rows.length);
+  for (const r of e.rows) {
+    w.u8((r.before ? 1 : 0) | (r.after ? 2 : 0));
+    if (r.before) writeImage(w, r.before);
+    if (r.after) writeImage(w, r.after);
+  }
+}
+
+/** Encodes one entry. The result is a fresh Uint8Array owned by the caller. */
+export function encodeEntry(e: Entry): Uint8Array {
+  const w = scratch;
+  w.pos = 0;
+  try {
+    w.u8(CODEC_VERSION);
+    w.u8(e.kind === 'rows' ? KIND_ROWS : e.kind === 'ddl' ? KIND_DDL : KIND_COMMIT);
+    w.str(e.source);
+    w.int(e.seq);
+    w.str(e.txId);
+    if (e.kind === 'rows') {
+      if (!OPS.includes(e.op)) throw new TidemarkError(`codec: unknown row op "${e.op}"`, { code: 'CODEC_VALUE' });
+      writeRows(w, e);
+    } else if (e.kind === 'ddl') {
+      w.str(e.schema);
+      w.varint(e.tables.length);
+      for (const t of e.tables) {
+        w.str(t.schema);
+        w.str(t.table);
+      }
+      w.str(e.sql);
+    } else {
+      const phase = PHASES.indexOf(e.phase);
+      if (phase < 0) throw new TidemarkError(`codec: unknown phase "${e.phase}"`, { code: 'CODEC_VALUE' });
+      writePosition(w, e.position);
+      w.int(e.commitTimeUs);
+      w.int(e.captureTimeUs);
+      w.int(e.rowCount);
+      w.u8(phase + 1);
+    }
+    return w.buf.slice(0, w.pos);
+  } finally {
+    if (w.buf.length > SCRATCH_KEEP) {
+      w.buf = new Uint8Array(64 * 1024);
+      w.view = new DataView(w.buf.buffer);
+    }
+    w.pos = 0;
+  }
+}
+
+function readColumns(r: ByteReader): Column[] {
+  const n = r.count('column count', 3);
+  const cols: Column[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = r.str('column name');
+    const type = r.str('column type');
+    const flags = r.u8('column flags');
+    if (flags > 7) r.fail(`bad column flags ${flags}`);
+    const c: { name: string; type: string; columnType?: string; unsigned?: boolean } = { name, type };
+    if (flags & 1) c.columnType = r.str('column full type');
+    if (flags & 2) c.unsigned = (flags & 4) !== 0;
+    cols.push(c);
+  }
+  return cols;
+}
+
+function readRows(r: ByteReader, base: { source: string; seq: bigint; txId: string }): RowsEntry {
+  const schema = r.str('schema');
+  const table = r.str('table');
+  const opCode = r.u8('op');
+  const op = OPS[opCode - 1];
+  if (!op) return r.fail(`unknown row op ${opCode}`);
+  const columns = readColumns(r);
+  const nPk = r.count('pk count', 1);
+  const pk: string[] = [];
+  for (let i = 0; i < nPk; i++) pk.push(r.str('pk column'));
+  const nRows = r.count('row count', 1);
+  const rows = new Array<RowImage>(nRows);
+  for (let i = 0; i < nRows; i++) {
+    const flags = r.u8('row flags');
+    if (flags > 3) r.fail(`bad row flags ${flags}`);
+    const before = flags & 1 ? r.image() : null;
+    const after = flags & 2 ? r.image() : null;
+    rows[i] = { before, after };
+  }
+  return { kind: 'rows', ...base, schema, table, op, columns, pk, rows };
+}
+
+function readDdl(r: ByteReader, base: { source: string; seq: bigint; txId: string }): DdlEntry {
+  const schema = r.str('schema');
+  const n = r.count('table count', 2);
+  const tables: { schema: string; table: string }[] = [];
+  for (let i = 0; i < n; i++) tables.push({ schema: r.str('table schema'), table: r.str('table name') });
+  const sql = r.str('sql');
+  return { kind: 'ddl', ...base, schema, tables, sql };
+}
+
+function readCommit(r: ByteReader, base: { source: string; seq: bigint; txId: string }): CommitEntry {
+  const pk = r.u8('position kind');
+  if (pk !== 1) r.fail(`unknown position kind ${pk}`);
+  const file = r.str('binlog file');
+  const offset = r.int('binlog offset');
+  const hasGtid = r.u8('gtid flag');
+  if (hasGtid > 1) r.fail(`bad gtid flag ${hasGtid}`);
+  const position: SourcePosition = hasGtid
+    ? { kind: 'mysql', binlog: { file, offset }, gtid: r.str('gtid') }
+    : { kind: 'mysql', binlog: { file, offset } };
+  const commitTimeUs = r.int('commit time');
+  const captureTimeUs = r.int('capture time');
+  const rowCount = r.int('row count');
+  const ph = r.u8('phase');
+  const phase = PHASES[ph - 1];
+  if (!phase) return r.fail(`unknown phase ${ph}`);
+  return { kind: 'commit', ...base, position, commitTimeUs, captureTimeUs, rowCount, phase };
+}
+
+/** Decodes one entry; throws CorruptionError for an unknown version, truncation, garbage or trailing bytes. */
+export function decodeEntry(bytes: Uint8Array): Entry {
+  const r = new ByteReader(bytes);
+  try {
+    const version = r.u8('version');
+    if (version !== CODEC_VERSION) {
+      r.pos = 0;
+      r.fail(`unknown format version ${version} (this build reads version ${CODEC_VERSION})`);
+    }
+    const kind = r.u8('kind');
+    const base = { source: r.str('source'), seq: r.int('seq'), txId: r.str('txId') };
+    let e: Entry;
+    if (kind === KIND_ROWS) e = readRows(r, base);
+    else if (kind === KIND_DDL) e = readDdl(r, base);
+    else if (kind === KIND_COMMIT) e = readCommit(r, base);
+    else {
+      r.pos = 1;
+      return r.fail(`unknown entry kind ${kind}`);
+    }
+    if (r.pos !== bytes.length) r.fail(`${bytes.length - r.pos} trailing bytes after the entry`);
+    return e;
+  } catch (err) {
+    if (err instanceof CorruptionError) throw err;
+    throw new CorruptionError(`entry encoding: cannot decode (${(err as Error).message})`, { offset: r.pos }, err);
+  }
+}
+
+/** The entry kind of an encoding without decoding it (checks version and kind byte only). */
+export function peekEntryKind(bytes: Uint8Array): Entry['kind'] {
+  if (bytes.length < 2 || bytes[0] !== CODEC_VERSION) {
+    throw new CorruptionError(`entry encoding: not a version ${CODEC_VERSION} entry`, { length: bytes.length });
+  }
+  const k = bytes[1];
+  if (k === KIND_ROWS) return 'rows';
+  if (k === KIND_DDL) return 'ddl';
+  if (k === KIND_COMMIT) return 'commit';
+  throw new CorruptionError(`entry encoding: unknown entry kind ${k}`, { offset: 1 });
+}

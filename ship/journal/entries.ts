@@ -1,0 +1,84 @@
+/**
+ * The typed layer over the journal: record entries in, record entries out. One entry per frame, encoded with
+ * record/codec.ts; a commit entry is exactly the END_OF_UNIT frame of its unit.
+ */
+import { decodeEntry, encodeEntry } from '../../record/codec.ts';
+import { CorruptionError } from '../../record/errors.ts';
+import type { CommitEntry, DdlEntry, Entry, EntrySink, RowsEntry } from '../../record/record.ts';
+import type { JournalFrame } from './api.ts';
+import { inspectTail } from './recovery.ts';
+import type { JournalWriter } from './writer.ts';
+
+/** Writes captured entries into a journal. */
+export class JournalSink implements EntrySink {
+  readonly writer: JournalWriter;
+  private lastLsn = 0n;
+
+  constructor(writer: JournalWriter) {
+    this.writer = writer;
+  }
+
+  /** LSN of the last frame this sink appended (0n before the first). */
+  get lsn(): bigint {
+    return this.lastLsn;
+  }
+
+  /** Appends a rows or ddl entry; waits only under backpressure. */
+  async append(entry: RowsEntry | DdlEntry): Promise<void> {
+    this.lastLsn = await this.writer.append(encodeEntry(entry), false);
+  }
+
+  /** Appends the commit entry as the END_OF_UNIT frame; resolves once the unit is durable per the fsync policy. */
+  async commit(entry: CommitEntry): Promise<void> {
+    this.lastLsn = await this.writer.append(encodeEntry(entry), true);
+  }
+
+  /** The last commit in the journal (appended in this session, else found on open), or null. */
+  lastCommit(): CommitEntry | null {
+    const p = this.writer.lastUnitPayload();
+    return p ? decodeCommit(p, this.writer.dir) : null;
+  }
+}
+
+export interface JournalEntry {
+  readonly lsn: bigint;
+  readonly entry: Entry;
+  /** True exactly for commit entries: the unit (source transaction) is complete. */
+  readonly endOfUnit: boolean;
+}
+
+/** Decodes frames into entries, checking that commits and END_OF_UNIT frames coincide. */
+export async function* readEntries(frames: AsyncIterable<JournalFrame>): AsyncGenerator<JournalEntry> {
+  for await (const f of frames) {
+    let entry: Entry;
+    try {
+      entry = decodeEntry(f.payload);
+    } catch (err) {
+      throw new CorruptionError(`journal frame LSN ${f.lsn}: ${(err as Error).message}`, { lsn: f.lsn }, err);
+    }
+    if ((entry.kind === 'commit') !== f.endOfUnit) {
+      throw new CorruptionError(
+        `journal frame LSN ${f.lsn}: a ${entry.kind} entry ${f.endOfUnit ? 'ends' : 'does not end'} its unit`,
+        { lsn: f.lsn },
+      );
+    }
+    yield { lsn: f.lsn, entry, endOfUnit: f.endOfUnit };
+  }
+}
+
+function decodeCommit(payload: Uint8Array, dir: string): CommitEntry {
+  const e = decodeEntry(payload);
+  if (e.kind !== 'commit') {
+    throw new CorruptionError(`journal ${dir}: the last unit ends with a ${e.kind} entry, not a commit`, { dir });
+  }
+  return e;
+}
+
+/**
+ * The last complete unit's commit entry in the journal at `dir`, or null when it holds none. Read-only and
+ * lock-free: usable beside a running writer (for resume and status). It scans the last segment(s).
+ */
+export async function lastCommit(dir: string): Promise<CommitEntry | null> {
+  const t = await inspectTail(dir);
+  return t.lastUnitPayload ? decodeCommit(t.lastUnitPayload, dir) : null;
+}

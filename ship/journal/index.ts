@@ -1,0 +1,19 @@
+/** The embedded durable journal: public API. See api.ts for the model. */
+export type { FsyncPolicy, JournalFrame, JournalReaderOptions, JournalWriterOptions } from './api.ts';
+export { type CursorInfo, CursorStore } from './cursors.ts';
+export { type JournalEntry, JournalSink, lastCommit, readEntries } from './entries.ts';
+export { JournalLockedError, JournalTruncatedError } from './errors.ts';
+export {
+  encodeFrame,
+  FLAG_END_OF_UNIT,
+  FrameScanner,
+  HEADER_BYTES,
+  MAX_PAYLOAD,
+  type ScanEnd,
+  type ScannedFrame,
+} from './frame.ts';
+export { JournalReader } from './reader.ts';
+export { inspectTail, type TailInfo } from './recovery.ts';
+export { applyRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
+export { listSegments, parseSegmentFileName, segmentFileName } from './segments.ts';
+export { JournalWriter } from './writer.ts';

@@ -124,6 +124,7 @@ export async function benchSpine(o: SpineOptions) {
       `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${SRC}, MASTER_USER='root', MASTER_PASSWORD='${ROOT_PASSWORD}', MASTER_LOG_FILE='${start.file}', MASTER_LOG_POS=${start.pos}, MASTER_USE_GTID=no`,
     );
     await src.query('CREATE DATABASE bench');
+    await src.query('CREATE DATABASE IF NOT EXISTS seq'); // the SEQUENCE engine's tables need a database to live in
     await src.query(
       'CREATE TABLE bench.bulk (id INT NOT NULL PRIMARY KEY, a VARCHAR(64) NOT NULL, b DECIMAL(12,2) NOT NULL, c DATETIME(6) NOT NULL, d BIGINT NULL)',
     );
@@ -137,7 +138,7 @@ export async function benchSpine(o: SpineOptions) {
 
     log(`bulk: ${o.bulkRows}-row insert + ${o.updateRows}-row update on the source`);
     await src.query(
-      `INSERT INTO bench.bulk SELECT seq, CONCAT('row-', seq, '-', REPEAT('x', seq % 20)), seq / 7, TIMESTAMPADD(MICROSECOND, seq * 1234, '2024-01-01'), seq * 1000003 FROM seq_1_to_${o.bulkRows}`,
+      `INSERT INTO bench.bulk SELECT seq, CONCAT('row-', seq, '-', REPEAT('x', seq % 20)), seq / 7, TIMESTAMPADD(MICROSECOND, seq * 1234, '2024-01-01'), seq * 1000003 FROM seq.seq_1_to_${o.bulkRows}`,
     );
     await src.query(`UPDATE bench.bulk SET b = b + 1, a = CONCAT(a, 'u') WHERE id <= ${o.updateRows}`);
     const afterBulk = await masterPos(src);

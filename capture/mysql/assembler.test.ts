@@ -112,7 +112,12 @@ describe('TransactionAssembler', () => {
   });
 
   it('keeps CREATE TABLE … SELECT (DDL inside a transaction) in one unit', () => {
-    const out = feedAll(asm(), [gtid(10, 150, false), query('CREATE TABLE `ctas` (a int)', 200), rows('ctas', 2), xid(300)]);
+    const out = feedAll(asm(), [
+      gtid(10, 150, false),
+      query('CREATE TABLE `ctas` (a int)', 200),
+      rows('ctas', 2),
+      xid(300),
+    ]);
     expect(out.map((e) => e.kind)).toEqual(['ddl', 'rows', 'commit']);
     expect(new Set(out.map((e) => e.txId))).toEqual(new Set(['0-1-10']));
   });

@@ -23,14 +23,18 @@ import type { CommitEntry, DdlEntry, Phase, RowImage, RowsEntry } from '../../re
 import { TidemarkError } from '../../record/errors.ts';
 import { endpointOf, openSourceConnection, type SourceConnection, type SourceEndpoint } from './connection.ts';
 import { ER_TABLE_DEF_CHANGED, sourceError } from './errors.ts';
-import type { TableFilter } from './filter.ts';
+import { literalSchemas, type TableFilter } from './filter.ts';
 import type { SinkWriter } from './sink-writer.ts';
 import { ddlSince, type Snapshot, startSnapshot } from './snapshot.ts';
 import { sourceStatus } from './status.ts';
 import { type ColumnSpec, columnSpec, normalizeValue, unsupportedColumns, unsupportedTableError } from './values.ts';
 
 export interface BaselineOptions {
-  readonly source: SourceEndpoint & { readonly name: string; readonly baseline: { readonly chunk_rows: number } };
+  readonly source: SourceEndpoint & {
+    readonly name: string;
+    readonly include: readonly string[];
+    readonly baseline: { readonly chunk_rows: number };
+  };
   readonly filter: TableFilter;
   readonly writer: SinkWriter;
   readonly log: Logger;
@@ -108,6 +112,8 @@ export class Baseline {
 
   private async copy(conn: SourceConnection): Promise<BaselineResult> {
     const c = conn.promise;
+    // A slow journal pauses the result stream; do not let the server drop us after 60 s of backpressure.
+    await c.query('SET SESSION net_write_timeout = 3600');
     const [[v]] = await c.query<RowDataPacket[]>('SELECT VERSION() AS v');
     const snap = await startSnapshot(c, String(v?.['v'] ?? ''), this.log);
     this.snap = snap;
@@ -125,7 +131,7 @@ export class Baseline {
     const ddl = await ddlSince(c, snap.position.binlog, now.binlog, this.o.filter);
     if (ddl !== null) throw this.raceError(ddl);
 
-    const schemas = [...new Set(tables.map((t) => t.schema))].sort();
+    const schemas = await this.listSchemas(conn, tables);
     for (const schema of schemas) {
       const [[row]] = await c.query<RowDataPacket[]>({
         sql: `SHOW CREATE DATABASE ${quoteId(schema)}`,
@@ -169,6 +175,20 @@ export class Baseline {
     return rows
       .map((r) => ({ schema: String(r['s']), table: String(r['t']), estimatedRows: Number(r['n'] ?? 0) }))
       .filter((t) => this.o.filter.includesTable(t.schema, t.table));
+  }
+
+  /** Schemas with included tables, plus existing (maybe empty) ones the include patterns name literally. */
+  private async listSchemas(conn: SourceConnection, tables: readonly TableToCopy[]): Promise<string[]> {
+    const out = new Set(tables.map((t) => t.schema));
+    const literal = literalSchemas(this.o.source.include);
+    if (literal.length > 0) {
+      const [rows] = await conn.promise.query<RowDataPacket[]>(
+        `SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN (${literal.map(() => '?').join(',')})`,
+        literal,
+      );
+      for (const r of rows) if (this.o.filter.includesSchema(String(r['s']))) out.add(String(r['s']));
+    }
+    return [...out].sort();
   }
 
   private async tableShape(conn: SourceConnection, t: TableToCopy): Promise<{ specs: ColumnSpec[]; pk: string[] }> {

@@ -57,6 +57,8 @@ export interface CaptureStatus {
   readonly readPosition: MysqlPosition | null;
   readonly nextSeq: bigint;
   readonly reconnects: number;
+  /** Times the binlog connection was paused because the journal could not keep up (all streams of this run). */
+  readonly pauses: number;
 }
 
 const DEFAULT_RETRY: RetryTuning = { attempts: 10, baseDelayMs: 500, maxDelayMs: 30_000 };
@@ -84,6 +86,7 @@ export class MysqlCapture {
   private nextSeq: bigint;
   private reconnects = 0;
   private current: BinlogStream | null = null;
+  private pastPauses = 0;
 
   constructor(opts: MysqlCaptureOptions) {
     this.o = opts;
@@ -101,6 +104,7 @@ export class MysqlCapture {
       readPosition: this.current?.position ?? this.writer.lastCommitted?.position ?? this.o.resume?.position ?? null,
       nextSeq: this.nextSeq,
       reconnects: this.reconnects,
+      pauses: this.pastPauses + (this.current?.pauses ?? 0),
     };
   }
 
@@ -222,6 +226,7 @@ export class MysqlCapture {
         tuning: this.o.stream,
         onNoPrimaryKey: (sc, t) => this.warnNoPk(sc, t),
       });
+      if (this.current) this.pastPauses += this.current.pauses;
       this.current = s;
       try {
         await s.run(signal);

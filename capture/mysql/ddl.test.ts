@@ -9,7 +9,11 @@ const tables = (sql: string, db = 'd') => {
 describe('tokenize', () => {
   it('reads backquoted identifiers with doubled backticks', () => {
     const t = tokenize('`we``ird`.`t.x`');
-    expect(t).toEqual([{ t: 'ident', v: 'we`ird' }, { t: 'punct', v: '.' }, { t: 'ident', v: 't.x' }]);
+    expect(t).toEqual([
+      { t: 'ident', v: 'we`ird' },
+      { t: 'punct', v: '.' },
+      { t: 'ident', v: 't.x' },
+    ]);
   });
   it('skips comments and reads executable comments as code', () => {
     const t = tokenize("/* c */ DROP -- x\n TABLE # y\n /*!40000 IF EXISTS*/ `a` 'str''s'");

@@ -22,7 +22,11 @@ describe('sourceError', () => {
 
   it('access denied is a non-retriable AUTH error without the password', () => {
     const t = sourceError(
-      { code: 'ER_ACCESS_DENIED_ERROR', errno: 1045, sqlMessage: "Access denied for user 'cap'@'h' (using password: YES)" },
+      {
+        code: 'ER_ACCESS_DENIED_ERROR',
+        errno: 1045,
+        sqlMessage: "Access denied for user 'cap'@'h' (using password: YES)",
+      },
       ep,
       'connect',
     );
@@ -33,7 +37,10 @@ describe('sourceError', () => {
 
   it('missing privileges and other errors are not retriable', () => {
     expect(sourceError({ errno: 1227, message: 'need REPLICATION SLAVE' }, ep, 'x').code).toBe('PRIVILEGE');
-    expect(sourceError({ errno: 1146, message: 'no table' }, ep, 'x')).toMatchObject({ code: 'SOURCE', retriable: false });
+    expect(sourceError({ errno: 1146, message: 'no table' }, ep, 'x')).toMatchObject({
+      code: 'SOURCE',
+      retriable: false,
+    });
     const own = new TidemarkError('mine', { code: 'X' });
     expect(sourceError(own, ep, 'x')).toBe(own);
   });

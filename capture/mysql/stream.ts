@@ -8,8 +8,8 @@
  * consumer has drained it below half. The consumer awaits the sink's append (its backpressure) and keeps a
  * bounded number of commits in flight (SinkWriter), so memory stays bounded whatever the transaction size:
  * rows of a transaction go to the sink as they arrive, nothing buffers a whole transaction.
- * A pause longer than the server's net_write_timeout (default 60 s) makes the server drop the connection; the
- * capture then reconnects from the last commit, which costs time but no data.
+ * The session's net_write_timeout is raised to an hour so the server does not drop a paused connection after
+ * its default 60 s; should it drop it anyway, capture reconnects from the last commit (time, not data, lost).
  *
  * Liveness: the connection asks for heartbeat events every `heartbeatMs` while the binlog is idle; when neither
  * events nor heartbeats arrive for three periods (and capture is not pausing the connection itself), the stream
@@ -95,6 +95,8 @@ export class BinlogStream {
   private stopDeadline: number | null = null;
   private lastEventAt = Date.now();
   private progressed = false;
+  private ticks = 0;
+  private pauseCount = 0;
 
   constructor(opts: StreamOptions) {
     this.o = opts;
@@ -115,6 +117,11 @@ export class BinlogStream {
   /** Did this stream hand at least one entry group to the sink (used to reset reconnect backoff)? */
   get madeProgress(): boolean {
     return this.progressed;
+  }
+
+  /** How often the binlog connection was paused for backpressure. */
+  get pauses(): number {
+    return this.pauseCount;
   }
 
   /** Position after the last event group read, captured or filtered out. */
@@ -177,8 +184,10 @@ export class BinlogStream {
       position: Number(start.offset),
       includeEvents: INCLUDE_EVENTS,
     });
-    // Queued before zongji's own setup queries, so it is in force when the dump starts.
+    // Queued before zongji's own setup queries, so they are in force when the dump starts: heartbeats while
+    // idle, and patience while capture pauses the connection for backpressure.
     z.connection?.query(`SET @master_heartbeat_period = ${this.t.heartbeatMs * 1_000_000}`, () => {});
+    z.connection?.query('SET SESSION net_write_timeout = 3600', () => {});
     z.connection?.on('end', () => {
       if (this.zongji === z && !this.failure) {
         this.fail(
@@ -230,6 +239,8 @@ export class BinlogStream {
   }
 
   private checkLiveness(): void {
+    // Keep zongji's otherwise idle control connection (used for KILL on stop) from hitting wait_timeout.
+    if (++this.ticks % 60 === 0) this.zongji?.ctrlConnection?.ping(() => {});
     if (this.paused) {
       this.lastEventAt = Date.now();
       return;
@@ -261,6 +272,7 @@ export class BinlogStream {
     this.queuedRows += rowsOf(item);
     if (!this.paused && (this.queue.length >= this.t.highItems || this.queuedRows >= this.t.highRows)) {
       this.paused = true;
+      this.pauseCount++;
       this.zongji.connection?.pause();
     }
     this.wake();

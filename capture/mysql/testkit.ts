@@ -159,7 +159,8 @@ export class MemoryReplica {
         const c = classifyStatement(e.sql, e.schema);
         if (c.kind !== 'table-ddl') continue;
         const names = c.tables.map((x) => `${x.schema}.${x.table}`);
-        if (c.statement === 'DROP TABLE' || c.statement === 'TRUNCATE TABLE') for (const n of names) this.tables.delete(n);
+        if (c.statement === 'DROP TABLE' || c.statement === 'TRUNCATE TABLE')
+          for (const n of names) this.tables.delete(n);
         if (c.statement === 'CREATE TABLE') this.tables.set(names[0]!, new Map());
         if (c.statement === 'RENAME TABLE' || (c.statement === 'ALTER TABLE' && names.length === 2)) {
           for (let i = 0; i + 1 < names.length; i += 2) {

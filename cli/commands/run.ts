@@ -24,6 +24,8 @@ export interface RunOptions extends CommandContext {
    * undefined means every target. Never set together with only === 'capture'.
    */
   readonly targets?: readonly string[] | undefined;
+  /** Take a new baseline before streaming (after the source purged binlogs the journal still needed). */
+  readonly rebaseline?: boolean | undefined;
 }
 
 async function preflight(what: string, ep: Config['source'] | Config['targets'][number]): Promise<void> {
@@ -53,7 +55,7 @@ export async function runCommand(o: RunOptions): Promise<number> {
   o.signal.addEventListener('abort', stop, { once: true });
   const metrics = config.metrics ? await startMetrics(config.metrics, log) : undefined;
   const parts: Promise<void>[] = [];
-  if (o.only !== 'apply') parts.push(captureLoop(config, log, inner.signal));
+  if (o.only !== 'apply') parts.push(captureLoop(config, log, inner.signal, { rebaseline: o.rebaseline === true }));
   for (const t of targets) parts.push(applyLoop(config, t, log, inner.signal, metrics?.registry));
   log.info(
     { source: config.source.name, targets: targets.map((t) => t.name), only: o.only ?? 'capture+apply' },

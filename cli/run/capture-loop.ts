@@ -22,7 +22,17 @@ function resumePoint(writer: JournalWriter): CommitEntry | null {
   return e.kind === 'commit' ? e : null;
 }
 
-export async function captureLoop(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
+export interface CaptureLoopOptions {
+  /** Take a new baseline even though the journal has a resume point (after the source purged needed binlogs). */
+  rebaseline?: boolean;
+}
+
+export async function captureLoop(
+  config: Config,
+  log: Logger,
+  signal: AbortSignal,
+  opts: CaptureLoopOptions = {},
+): Promise<void> {
   const clog = log.child({ component: 'capture-loop' });
   const j = config.journal;
   const delay = backoff(1000, 30_000);
@@ -45,7 +55,17 @@ export async function captureLoop(config: Config, log: Logger, signal: AbortSign
         { resume: resume ? { seq: resume.seq.toString(), phase: resume.phase } : null, head: writer.headLsn.toString() },
         resume ? 'capture resuming from the journal' : 'empty journal: capture starts with a baseline',
       );
-      const capture = new MysqlCapture({ source: config.source, sink: new JournalSink(writer), resume, log });
+      const capture = new MysqlCapture({
+        source: config.source,
+        sink: new JournalSink(writer),
+        resume,
+        log,
+        // Only the first attempt of this process re-baselines; once a baseline-end is in the journal, resume.
+        forceBaseline: opts.rebaseline === true && attempt === 1,
+        // A daemon keeps trying while the source is down (the start-up preflight already caught bad settings);
+        // every failed attempt is logged as a warning.
+        retry: { attempts: Number.MAX_SAFE_INTEGER },
+      });
       await capture.run(signal);
       delay.reset();
       if (signal.aborted) return;

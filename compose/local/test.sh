@@ -5,7 +5,8 @@
 # quick no-op. In order:
 #   1. Node   - Node >= 22.12 first on PATH (compose/local/env.sh -> node.sh bootstraps Node 24 into .tools/node);
 #               apt-get installs npm first if there is none (npm fetches Node 24 and the dependencies).
-#   2. deps   - `npm ci`, only when node_modules is missing or does not match package-lock.json (see below).
+#   2. deps   - `npm ci`, only when node_modules is missing or does not match package-lock.json (see below);
+#               if npm ci refuses the lockfile, `npm install --no-save`, then a check that it matches the lock.
 #   3. MariaDB- `compose/local/mariadb.sh install` (apt-get install mariadb-server if mariadbd is missing).
 #   4. typecheck (tsc), 5. lint (biome check .), 6. unit tests, 7. integration tests (vitest projects).
 # Steps 1-3 stop the script on failure; steps 4-7 all run, and the script exits 1 if any of them failed.
@@ -92,7 +93,16 @@ else
 fi
 if [ -n "$reason" ]; then
   echo "test.sh: $reason; running npm ci"
-  npm ci --no-audit --no-fund --loglevel=error || die "npm ci failed"
+  mkdir -p "$logs"
+  if ! npm ci --no-audit --no-fund --loglevel=error >"$logs/npm-ci.log" 2>&1; then
+    # npm ci also refuses a lockfile that lacks optional packages the registry cannot provide (a mirror without
+    # other platforms' binaries). npm install then installs the same locked versions; the check after it makes
+    # sure that is what happened, so the tree is still exactly package-lock.json.
+    grep -E 'npm error (code|Missing|Invalid)|ERR' "$logs/npm-ci.log" | head -n 12
+    echo "test.sh: npm ci failed (full output: $logs/npm-ci.log); installing the locked versions with npm install"
+    npm install --no-save --no-audit --no-fund --loglevel=error || die "npm install failed too"
+    tree_matches_lock || die "node_modules does not match package-lock.json after npm install; fix the lockfile"
+  fi
   echo "$want" >"$stamp"
 else
   echo "node_modules matches package-lock.json; npm ci not needed"

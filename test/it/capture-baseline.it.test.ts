@@ -102,9 +102,7 @@ describe('capture: baseline while writes continue', () => {
     await conn.query('CREATE TABLE other.t (id INT PRIMARY KEY)');
     await conn.query('INSERT INTO other.t VALUES (1), (2)');
     await conn.query("INSERT INTO `app`.`odd``name` VALUES ('a', 18446744073709551615), ('b', 0)");
-    await conn.query(
-      `INSERT INTO app.t (id, v, s) SELECT seq, seq % 1000, CONCAT('r', seq) FROM app.seq_1_to_${ROWS}`,
-    );
+    await conn.query(`INSERT INTO app.t (id, v, s) SELECT seq, seq % 1000, CONCAT('r', seq) FROM app.seq_1_to_${ROWS}`);
     await conn.query('INSERT INTO app.nopk VALUES (1, "x"), (1, "x"), (2, NULL)');
 
     const writer = startWriter();

@@ -5,7 +5,7 @@
  */
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CommitEntry, DdlEntry, Entry, RowsEntry } from '../../record/record.ts';
+import type { CommitEntry, DdlEntry, Entry } from '../../record/record.ts';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
 import { sourceStatus } from '../../capture/mysql/status.ts';
 import { checkSeqs, MemorySink, memoryLogger, rowsEntries, sourceConfig } from '../../capture/mysql/testkit.ts';
@@ -137,7 +137,13 @@ describe('capture: DDL mid-stream', () => {
       'commit 1',
     ]);
     const ddl = r.sink.entries.filter((e): e is DdlEntry => e.kind === 'ddl' && e.sql.startsWith('RENAME'));
-    expect(ddl[0]).toMatchObject({ schema: 'app', tables: [{ schema: 'app', table: 'd' }, { schema: 'app', table: 'd2' }] });
+    expect(ddl[0]).toMatchObject({
+      schema: 'app',
+      tables: [
+        { schema: 'app', table: 'd' },
+        { schema: 'app', table: 'd2' },
+      ],
+    });
     const upd = rowsEntries(r.sink.entries.slice(from)).find((e) => e.op === 'update')!;
     expect(upd.rows[1]).toEqual({
       before: [2n, 20n, 'y', '2024-01-01 00:00:00.500'],
@@ -242,6 +248,41 @@ describe('capture: connection cut inside a transaction', () => {
   });
 });
 
+describe('capture: binlog rotation and shutdown', () => {
+  it('follows a rotation and resumes from a position in the new file', async () => {
+    await conn.query('CREATE TABLE app.rot (id INT PRIMARY KEY)');
+    const r = start({ resume: null, include: ['app.rot'] });
+    await r.sink.waitFor((c) => c.some((x) => x.phase === 'baseline-end'));
+    const before = await sourceStatus(conn);
+    await conn.query('INSERT INTO app.rot VALUES (1)');
+    await conn.query('FLUSH BINARY LOGS');
+    await conn.query('INSERT INTO app.rot VALUES (2)');
+    await conn.query('INSERT INTO app.rot VALUES (3)');
+    await caughtUp(r.sink);
+    await r.stop();
+    const commits = r.sink.commits.filter((c) => c.phase === 'stream');
+    expect(commits.map((c) => c.position.binlog.file === before.binlog.file)).toEqual([true, false, false]);
+    const again = start({ resume: commits[1]!, include: ['app.rot'] });
+    await caughtUp(again.sink);
+    await again.stop();
+    expect(rowsEntries(again.sink.entries).map((e) => e.rows[0]?.after?.[0])).toEqual([3n]);
+  });
+
+  it('on abort, keeps reading to the end of the open transaction', async () => {
+    await conn.query('CREATE TABLE app.grace (id INT PRIMARY KEY)');
+    const sink = new MemorySink({ appendDelayMs: 20 });
+    const r = start({ resume: null, sink, include: ['app.grace'] });
+    await sink.waitFor((c) => c.some((x) => x.phase === 'baseline-end'));
+    const base = sink.entries.length;
+    await conn.query('INSERT INTO app.grace SELECT seq FROM app.seq_1_to_40000');
+    while (sink.entries.length < base + 3) await new Promise((res) => setTimeout(res, 10));
+    const commits = sink.commits.length;
+    await r.stop();
+    expect(sink.commits.length).toBe(commits + 1); // the abort came inside the transaction
+    expect(sink.entries.at(-1)).toMatchObject({ kind: 'commit', rowCount: 40_000n });
+  });
+});
+
 describe('capture: purged binlog', () => {
   it('refuses to continue and says a new baseline is needed', async () => {
     const resume: CommitEntry = {
@@ -272,7 +313,9 @@ describe('capture: filters', () => {
     const r = start({ resume: null, include: ['app.f*', 'other.*'], exclude: ['*.f_skip', 'other.f1'] });
     await r.sink.waitFor((c) => c.some((x) => x.phase === 'baseline-end'));
     const from = r.sink.entries.length;
-    await conn.query('BEGIN; INSERT INTO app.f1 VALUES (1); INSERT INTO app.f_skip VALUES (1); INSERT INTO other.f1 VALUES (1); COMMIT');
+    await conn.query(
+      'BEGIN; INSERT INTO app.f1 VALUES (1); INSERT INTO app.f_skip VALUES (1); INSERT INTO other.f1 VALUES (1); COMMIT',
+    );
     await conn.query('INSERT INTO app.f_skip VALUES (2)');
     await conn.query('ALTER TABLE app.f_skip ADD COLUMN x INT');
     await conn.query('CREATE TABLE other.f2 (id INT PRIMARY KEY); INSERT INTO other.f2 VALUES (9)');
@@ -280,9 +323,11 @@ describe('capture: filters', () => {
     await conn.query('INSERT INTO app.f1 VALUES (2)');
     await caughtUp(r.sink);
     await r.stop();
-    const got = r.sink.entries.slice(from).map((e) =>
-      e.kind === 'commit' ? `commit ${e.rowCount}` : e.kind === 'ddl' ? `ddl ${e.sql}` : `${e.schema}.${e.table}`,
-    );
+    const got = r.sink.entries
+      .slice(from)
+      .map((e) =>
+        e.kind === 'commit' ? `commit ${e.rowCount}` : e.kind === 'ddl' ? `ddl ${e.sql}` : `${e.schema}.${e.table}`,
+      );
     expect(got).toEqual([
       'app.f1',
       'commit 1',

@@ -8,7 +8,14 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RowsEntry, Value } from '../../record/record.ts';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
-import { MemorySink, memoryLogger, type Row, rowsEntries, selectRows, sourceConfig } from '../../capture/mysql/testkit.ts';
+import {
+  MemorySink,
+  memoryLogger,
+  type Row,
+  rowsEntries,
+  selectRows,
+  sourceConfig,
+} from '../../capture/mysql/testkit.ts';
 import { admin, resetSchemas, startInstance, stopInstance } from '../fixtures/mariadb.ts';
 
 const NAME = 'captypes';
@@ -133,7 +140,12 @@ describe('capture: every type round-trips exactly', () => {
   });
 
   it('captures the expected values', () => {
-    const base = rowObjects(rowsEntries(sink.entries.filter((e) => e.txId.startsWith('baseline')), 'types'));
+    const base = rowObjects(
+      rowsEntries(
+        sink.entries.filter((e) => e.txId.startsWith('baseline')),
+        'types',
+      ),
+    );
     const r2 = base.get(2n)!;
     expect(r2['bu']).toBe(18446744073709551615n);
     expect(r2['bi']).toBe(9223372036854775807n);
@@ -171,16 +183,29 @@ describe('capture: every type round-trips exactly', () => {
   });
 
   it('stream values equal baseline values for the same inserts', () => {
-    const base = rowObjects(rowsEntries(sink.entries.filter((e) => e.txId.startsWith('baseline')), 'types'));
-    const inserts = rowsEntries(sink.entries, 'types').filter((e) => !e.txId.startsWith('baseline') && e.op === 'insert');
+    const base = rowObjects(
+      rowsEntries(
+        sink.entries.filter((e) => e.txId.startsWith('baseline')),
+        'types',
+      ),
+    );
+    const inserts = rowsEntries(sink.entries, 'types').filter(
+      (e) => !e.txId.startsWith('baseline') && e.op === 'insert',
+    );
     const stream = rowObjects(inserts);
     expect(stream.size).toBe(SETS.length);
-    for (let i = 1; i <= SETS.length; i++) expect(withoutId(stream.get(BigInt(i + 10)))).toEqual(withoutId(base.get(BigInt(i))));
+    for (let i = 1; i <= SETS.length; i++)
+      expect(withoutId(stream.get(BigInt(i + 10)))).toEqual(withoutId(base.get(BigInt(i))));
   });
 
   it('captured values equal what SELECT returns, for both paths', async () => {
     const selected = new Map((await selectRows(conn, 'app', 'types')).map((r) => [r['id'] as bigint, r]));
-    const base = rowObjects(rowsEntries(sink.entries.filter((e) => e.txId.startsWith('baseline')), 'types'));
+    const base = rowObjects(
+      rowsEntries(
+        sink.entries.filter((e) => e.txId.startsWith('baseline')),
+        'types',
+      ),
+    );
     for (const [id, r] of base) expect(r).toEqual(selected.get(id));
     const streamEntries = rowsEntries(sink.entries, 'types').filter((e) => !e.txId.startsWith('baseline'));
     const update = streamEntries.find((e) => e.op === 'update')!;

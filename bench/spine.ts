@@ -15,7 +15,7 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import ZongJi from '@vlasky/zongji';
 import type mysql from 'mysql2/promise';
 import { admin, ROOT_PASSWORD, startInstance, stopInstance } from '../test/fixtures/mariadb.ts';
-import { createTopology, exited, positions, startRun, type Topology, waitCaughtUp } from '../test/fixtures/topology.ts';
+import { createTopology, exited, positions, startRun, type Topology } from '../test/fixtures/topology.ts';
 import { runWorkload, SHOP_SCHEMA } from './workload.ts';
 
 const SRC = 3461;
@@ -48,7 +48,8 @@ async function nativeCatchUp(rep: mysql.Connection, until: { file: string; pos: 
   await rep.query('START SLAVE');
   for (;;) {
     const s = await one(rep, 'SHOW SLAVE STATUS');
-    if (s['Last_SQL_Error'] || s['Last_IO_Error']) throw new Error(`native replica: ${s['Last_SQL_Error'] || s['Last_IO_Error']}`);
+    if (s['Last_SQL_Error'] || s['Last_IO_Error'])
+      throw new Error(`native replica: ${s['Last_SQL_Error'] || s['Last_IO_Error']}`);
     if (s['Relay_Master_Log_File'] === until.file && Number(s['Exec_Master_Log_Pos']) >= until.pos) break;
     await sleep(20);
   }
@@ -97,7 +98,12 @@ async function zongjiRate(from: { file: string; pos: number }, until: { file: st
       if (e.rows) rows += e.rows.length;
       if (e.getEventName() === 'xid' && zj.options.filename === until.file && e.nextPosition >= until.pos) resolve();
     });
-    zj.start({ filename: from.file, position: from.pos, serverId: 9911, includeEvents: ['tablemap', 'writerows', 'updaterows', 'deleterows', 'xid', 'rotate'] });
+    zj.start({
+      filename: from.file,
+      position: from.pos,
+      serverId: 9911,
+      includeEvents: ['tablemap', 'writerows', 'updaterows', 'deleterows', 'xid', 'rotate'],
+    });
   });
   const s = (performance.now() - t0) / 1000;
   zj.stop();
@@ -173,7 +179,12 @@ export async function benchSpine(o: SpineOptions) {
     log(`oltp native: ${oltpNative.toFixed(2)} s, tidemark: ${oltpTm.s.toFixed(2)} s`);
     const r2 = (x: number) => Math.round(x * 100) / 100;
     return {
-      bulk: { native_s: r2(bulkNative), tidemark_s: r2(bulkTm.s), ratio: r2(bulkTm.s / bulkNative), tidemark_peak_rss_mb: bulkTm.rssMb },
+      bulk: {
+        native_s: r2(bulkNative),
+        tidemark_s: r2(bulkTm.s),
+        ratio: r2(bulkTm.s / bulkNative),
+        tidemark_peak_rss_mb: bulkTm.rssMb,
+      },
       oltp: {
         transactions: o.oltpTx,
         native_tx_per_s: Math.round(o.oltpTx / oltpNative),
@@ -181,7 +192,11 @@ export async function benchSpine(o: SpineOptions) {
         ratio: r2(oltpNative / oltpTm.s),
         tidemark_peak_rss_mb: oltpTm.rssMb,
       },
-      capture: { zongji_rows_per_s: Math.round(zjRate), tidemark_rows_per_s: Math.round(capRate), ratio: r2(capRate / zjRate) },
+      capture: {
+        zongji_rows_per_s: Math.round(zjRate),
+        tidemark_rows_per_s: Math.round(capRate),
+        ratio: r2(capRate / zjRate),
+      },
     };
   } finally {
     await src.end();

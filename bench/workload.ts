@@ -54,7 +54,7 @@ export function prng(seed: number): () => number {
   };
 }
 
-const NAMES = ['Ada', 'Grace', 'Linus', 'Zoë', 'Jürgen', '李雷', 'O\'Brien', 'Back`tick', 'Ωmega', 'Émile 🚀'];
+const NAMES = ['Ada', 'Grace', 'Linus', 'Zoë', 'Jürgen', '李雷', "O'Brien", 'Back`tick', 'Ωmega', 'Émile 🚀'];
 const STATUSES = ['new', 'paid', 'shipped', 'cancelled'] as const;
 
 export interface WorkloadOptions {
@@ -87,7 +87,14 @@ function ts(r: () => number): string {
 }
 
 /** One random transaction. Returns false when it had nothing to do (e.g. no rows yet). */
-async function oneTransaction(c: mysql.Connection, db: string, r: () => number, worker: number, n: number, seed: number) {
+async function oneTransaction(
+  c: mysql.Connection,
+  db: string,
+  r: () => number,
+  worker: number,
+  n: number,
+  seed: number,
+) {
   const q = `\`${db.replaceAll('`', '``')}\``;
   const kind = r();
   await c.query('START TRANSACTION');
@@ -108,14 +115,23 @@ async function oneTransaction(c: mysql.Connection, db: string, r: () => number, 
       ]);
       const lines = 1 + Math.floor(r() * 5);
       const vals: unknown[] = [];
-      for (let i = 1; i <= lines; i++) vals.push([orderId, i, `SKU${Math.floor(r() * 99999)}`.slice(0, 8), 1 + Math.floor(r() * 9), (r() * 100).toFixed(2)]);
+      for (let i = 1; i <= lines; i++)
+        vals.push([
+          orderId,
+          i,
+          `SKU${Math.floor(r() * 99999)}`.slice(0, 8),
+          1 + Math.floor(r() * 9),
+          (r() * 100).toFixed(2),
+        ]);
       await c.query(`INSERT INTO ${q}.order_items (order_id, line_no, sku, qty, price) VALUES ?`, [vals]);
     } else if (kind < 0.6) {
       await c.query(
         `UPDATE ${q}.orders SET status = ?, amount = amount + ?, updated = NOW(6) WHERE id = (SELECT id FROM (SELECT id FROM ${q}.orders WHERE id % 7 = ? ORDER BY id DESC LIMIT 1) x)`,
         [pick(r, STATUSES), (r() * 10).toFixed(4), Math.floor(r() * 7)],
       );
-      await c.query(`UPDATE ${q}.customers SET balance = balance - 1.25 WHERE id % 13 = ? LIMIT 3`, [Math.floor(r() * 13)]);
+      await c.query(`UPDATE ${q}.customers SET balance = balance - 1.25 WHERE id % 13 = ? LIMIT 3`, [
+        Math.floor(r() * 13),
+      ]);
     } else if (kind < 0.75) {
       const [rows] = await c.query<mysql.RowDataPacket[]>(
         `SELECT id FROM ${q}.orders WHERE id % 5 = ? ORDER BY id LIMIT 1`,
@@ -128,12 +144,19 @@ async function oneTransaction(c: mysql.Connection, db: string, r: () => number, 
       }
     } else if (kind < 0.9) {
       await c.query(`INSERT INTO ${q}.audit_log (at, actor, note) VALUES (?, ?, ?), (?, ?, ?)`, [
-        ts(r), `w${worker}`, pick(r, NAMES), ts(r), `w${worker}`, null,
+        ts(r),
+        `w${worker}`,
+        pick(r, NAMES),
+        ts(r),
+        `w${worker}`,
+        null,
       ]);
       if (r() < 0.3) await c.query(`DELETE FROM ${q}.audit_log WHERE actor = ? LIMIT 1`, [`w${worker}`]);
       if (r() < 0.3) await c.query(`UPDATE ${q}.audit_log SET note = 'seen' WHERE actor = ? LIMIT 1`, [`w${worker}`]);
     } else {
-      await c.query(`UPDATE ${q}.order_items SET qty = qty + 1 WHERE order_id % 11 = ? LIMIT 5`, [Math.floor(r() * 11)]);
+      await c.query(`UPDATE ${q}.order_items SET qty = qty + 1 WHERE order_id % 11 = ? LIMIT 5`, [
+        Math.floor(r() * 11),
+      ]);
     }
     await c.query('COMMIT');
   } catch (err) {
@@ -142,7 +165,10 @@ async function oneTransaction(c: mysql.Connection, db: string, r: () => number, 
   }
 }
 
-export async function runWorkload(connect: () => Promise<mysql.Connection>, opts: WorkloadOptions): Promise<WorkloadResult> {
+export async function runWorkload(
+  connect: () => Promise<mysql.Connection>,
+  opts: WorkloadOptions,
+): Promise<WorkloadResult> {
   const workers = opts.workers ?? 4;
   const start = Date.now();
   const deadline = opts.durationMs === undefined ? Infinity : start + opts.durationMs;

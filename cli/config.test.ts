@@ -57,7 +57,7 @@ describe('valid config', () => {
     expect(c.file).toBe(FILE);
     expect(c.source).toMatchObject({ host: '127.0.0.1', port: 3307, kind: 'mysql', server_id: 4242, exclude: [] });
     expect(c.source.baseline.chunk_rows).toBe(5000);
-    expect(c.journal).toMatchObject({ dir: '/etc/tidemark/journal', fsync: 'group', group_commit_ms: 10 });
+    expect(c.journal).toMatchObject({ dir: '/etc/tidemark/journal', fsync: 'transaction', group_commit_ms: 10 });
     expect(c.journal.segment_bytes).toBe(64 << 20);
     expect(c.journal.retention.keep_hours).toBe(168);
     expect(c.targets[0]).toMatchObject({ name: 'replica', no_primary_key: 'full-row' });

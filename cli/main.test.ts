@@ -114,6 +114,7 @@ describe('parsing and dispatch', () => {
     expect(o.calls[0]?.name).toBe('run');
     expect(opts.only).toBe('apply');
     expect(opts.targets).toEqual(['b', 'a']);
+    expect(opts.rebaseline).toBe(false);
     expect(opts.config.source.password).toBe(PASSWORD);
     expect(opts.config.journal.dir).toBe(join(dir, 'journal'));
     expect(opts.signal).toBeInstanceOf(AbortSignal);
@@ -124,6 +125,11 @@ describe('parsing and dispatch', () => {
     const opts = o.calls[0]?.opts as RunOptions;
     expect(opts.only).toBeUndefined();
     expect(opts.targets).toBeUndefined();
+  });
+
+  it('passes --rebaseline', async () => {
+    const o = await cli(['run', '-c', configFile, '--rebaseline'], { commands: { run: async () => 0 } });
+    expect(o.calls[0]?.opts).toMatchObject({ rebaseline: true });
   });
 
   it('takes the config file from TIDEMARK_CONFIG', async () => {
@@ -163,6 +169,7 @@ describe('usage errors: one line, exit 2, command never called', () => {
     [['run', '-c'], /option '-c, --config <file>' argument missing \(see tidemark run --help\)$/],
     [['run', '-c', 'x.yaml', '--only', 'both'], /'both' is invalid\. Allowed choices are capture, apply/],
     [['run', '-c', 'x.yaml', '--only', 'capture', '--target', 'a'], /--target .* cannot go with --only capture/],
+    [['run', '-c', 'x.yaml', '--only', 'apply', '--rebaseline'], /--rebaseline .* cannot go with --only apply/],
     [['status', '-c', 'x.yaml', '--jsn'], /unknown option '--jsn' \(Did you mean --json\?\)/],
     [['verify', '-c', 'x.yaml', '--table', 'nodot'], /'nodot' is invalid\. expected a "schema\.table" name/],
     [['verify', '-c', 'x.yaml', '--wait-seconds', '1.5'], /expected a whole number of seconds/],

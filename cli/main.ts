@@ -116,9 +116,13 @@ function buildProgram(io: MainIO, deps: MainDeps, state: { exitCode: number; sec
     .addOption(configOption())
     .addOption(new Option('--only <part>', 'run only one half of the pipeline').choices(['capture', 'apply']))
     .option('--target <name>', 'apply only to this target; repeat for several (default: every target)', collect)
-    .action(async (o: { config?: string; only?: 'capture' | 'apply'; target?: string[] }) => {
+    .option('--rebaseline', 'take a new baseline before streaming (after the source purged binlogs still needed)')
+    .action(async (o: { config?: string; only?: 'capture' | 'apply'; target?: string[]; rebaseline?: boolean }) => {
       if (o.only === 'capture' && o.target) {
         throw usageError('--target applies to apply; it cannot go with --only capture');
+      }
+      if (o.only === 'apply' && o.rebaseline) {
+        throw usageError('--rebaseline applies to capture; it cannot go with --only apply');
       }
       const file = configPath(o);
       const ctx = context(file);
@@ -128,7 +132,12 @@ function buildProgram(io: MainIO, deps: MainDeps, state: { exitCode: number; sec
           throw usageError(`--target ${name}: ${file} has no such target (it has: ${known.join(', ')})`);
         }
       }
-      state.exitCode = await deps.commands.run({ ...ctx, only: o.only, targets: o.target });
+      state.exitCode = await deps.commands.run({
+        ...ctx,
+        only: o.only,
+        targets: o.target,
+        rebaseline: o.rebaseline === true,
+      });
     });
 
   program

@@ -59,7 +59,7 @@ export function positionToJson(p: SourcePosition): PositionJson {
 
 export function positionFromJson(j: unknown, where: string): SourcePosition {
   const o = j as Partial<PositionJson> | null;
-  if (!o || o.kind !== 'mysql') throw new CorruptionError(`${where}: position kind must be "mysql"`, { where });
+  if (o?.kind !== 'mysql') throw new CorruptionError(`${where}: position kind must be "mysql"`, { where });
   if (typeof o.file !== 'string' || o.file === '') {
     throw new CorruptionError(`${where}: position has no binlog file name`, { where });
   }

@@ -22,7 +22,7 @@ import { type CommitEntry, type DdlEntry, type Entry, type RowsEntry, seqSpan } 
 import { type NoPrimaryKey, StatementBatcher } from './batcher.ts';
 import { executeDdl } from './ddl.ts';
 import { isOutcomeUnknown, wrapDbError } from './errors.ts';
-import { executeBatch, type QueryFn, type QueryKind } from './exec.ts';
+import type { QueryFn, QueryKind } from './exec.ts';
 import { type ApplyMetrics, applyMetrics, noMetrics } from './metrics.ts';
 import {
   type AppliedState,
@@ -34,6 +34,7 @@ import {
   setDdlPendingSql,
   upsertPositionSql,
 } from './position-table.ts';
+import { Pipeline } from './pipeline.ts';
 import { Puller } from './puller.ts';
 import { type MysqlEndpoint, openSession, serverFlavor } from './session.ts';
 import { type Flavor, generatedColumnsSql } from './sql.ts';
@@ -281,7 +282,7 @@ export class MysqlApplier {
   async #rows(e: RowsEntry): Promise<void> {
     const g = await this.#ensureGroup();
     const skip = await this.#generatedColumns(e.schema, e.table);
-    for (const b of this.#batcher!.push(e, skip)) await executeBatch(this.#qf, b, this.#flavor);
+    for (const b of this.#batcher!.push(e, skip)) await this.#pipe.queue(b);
     g.rows += e.rows.length;
     this.#txApplied = true;
   }
@@ -350,11 +351,8 @@ export class MysqlApplier {
 
   async #ensureGroup(): Promise<Group> {
     if (this.#group) return this.#group;
-    try {
-      await this.#q('begin', 'START TRANSACTION');
-    } catch (err) {
-      throw wrapDbError(err, 'START TRANSACTION');
-    }
+    // START TRANSACTION travels with the group's first query instead of costing a round trip of its own.
+    this.#pipe.begin();
     this.#group = { started: Date.now(), txs: 0, rows: 0, target: null };
     return this.#group;
   }
@@ -363,10 +361,13 @@ export class MysqlApplier {
     const g = this.#group;
     if (!g) return;
     const rest = this.#batcher!.flush();
-    if (rest) await executeBatch(this.#qf, rest, this.#flavor);
+    if (rest) await this.#pipe.queue(rest);
+    await this.#pipe.flush();
+    // Only now, with every row count checked, may the group commit (never in the same query as the rows).
+    const begin = this.#pipe.takeBegin();
     try {
-      if (target) await this.#q('commit', `${upsertPositionSql(this.#opts.source, target)};\nCOMMIT`);
-      else await this.#q('commit', 'COMMIT');
+      if (target) await this.#q('commit', `${begin}${upsertPositionSql(this.#opts.source, target)};\nCOMMIT`);
+      else await this.#q('commit', `${begin}COMMIT`);
     } catch (err) {
       throw wrapDbError(err, 'committing an apply group', { txs: g.txs, rows: g.rows });
     }
@@ -387,6 +388,7 @@ export class MysqlApplier {
   }
 
   async #rollback(): Promise<void> {
+    this.#pipe.clear();
     this.#batcher?.reset();
     this.#group = null;
     await this.#q('rollback', 'ROLLBACK');
@@ -395,6 +397,7 @@ export class MysqlApplier {
   /** Cleans up after an error and returns what to throw. */
   async #fail(err: unknown): Promise<TidemarkError> {
     const e = wrapDbError(err, 'apply');
+    this.#pipe.clear();
     this.#batcher?.reset();
     this.#group = null;
     if (e.retriable) {
@@ -418,6 +421,7 @@ export class MysqlApplier {
   // ---- queries ----------------------------------------------------------------------------------------------
 
   readonly #qf: QueryFn = (kind, sql) => this.#q(kind, sql);
+  readonly #pipe = new Pipeline(this.#qf, () => this.#flavor);
 
   async #q(kind: QueryKind, sql: string): Promise<unknown> {
     const conn = this.#conn;

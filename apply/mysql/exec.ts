@@ -1,12 +1,18 @@
 /**
- * Runs one StatementBatch and checks that it touched exactly the rows it should. A mismatch means the replica no
+ * Runs StatementBatches and checks that each touched exactly the rows it should. A mismatch means the replica no
  * longer holds what the journal says (a row is missing, or was changed behind tidemark's back): the batch's
  * transaction must be rolled back and a DivergenceError names the table, the key and the seq.
+ *
+ * Pipelining: several batches go to the server as ONE multi-statement query (one round trip instead of one per
+ * batch), and each statement's row count is checked from the result array afterwards. This is safe because the
+ * checks run before the replica transaction commits (COMMIT is never part of a pipelined query). Every IN-list
+ * delete gets its own savepoint, so on a mismatch ROLLBACK TO that savepoint restores exactly the state the
+ * delete ran against (undoing it and everything after it in the pipeline), and the missing keys can be named.
  */
 import { TidemarkError } from '../../record/errors.ts';
 import type { StatementBatch } from './batcher.ts';
 import { DivergenceError, wrapDbError } from './errors.ts';
-import { buildExists, describeKey, type Flavor, qualified, ROLLBACK_TO_SAVEPOINT, SAVEPOINT } from './sql.ts';
+import { buildExists, describeKey, type Flavor, qualified } from './sql.ts';
 
 export type QueryKind =
   | 'begin'
@@ -68,35 +74,87 @@ function diverged(b: StatementBatch, i: number, detail: string): DivergenceError
   );
 }
 
+const savepoint = (i: number) => `SAVEPOINT tidemark_stmt_${i}`;
+const rollbackTo = (i: number) => `ROLLBACK TO SAVEPOINT tidemark_stmt_${i}`;
+
+/** How many statements (and so results) a batch puts into a query. */
+function statementCount(b: StatementBatch): number {
+  if (b.kind === 'insert') return 1;
+  if (b.kind === 'per-row') return b.rows;
+  return 2; // savepoint + DELETE … IN
+}
+
+function describeBatch(b: StatementBatch): string {
+  return `${b.op} of ${b.rows} row(s) in ${qualified(b.schema, b.table)} from seq ${b.seqs[0]}`;
+}
+
 export async function executeBatch(q: QueryFn, b: StatementBatch, flavor: Flavor): Promise<void> {
-  const ctx = { schema: b.schema, table: b.table, op: b.op, firstSeq: b.seqs[0], rows: b.rows };
-  const what = `${b.op} of ${b.rows} row(s) in ${qualified(b.schema, b.table)} from seq ${b.seqs[0]}`;
+  await executePipeline(q, [b], flavor);
+}
+
+/**
+ * Sends `prefix` statements (e.g. START TRANSACTION) and every batch as one query, then checks each batch.
+ * Throws the DivergenceError of the first batch that did not match.
+ */
+export async function executePipeline(
+  q: QueryFn,
+  batches: readonly StatementBatch[],
+  flavor: Flavor,
+  prefix: readonly string[] = [],
+): Promise<void> {
+  if (batches.length === 0 && prefix.length === 0) return;
+  const parts: string[] = [...prefix];
+  let total = prefix.length;
+  batches.forEach((b, i) => {
+    parts.push(b.kind === 'delete-in' ? `${savepoint(i)};\n${b.sql}` : b.sql);
+    total += statementCount(b);
+  });
   let res: unknown;
   try {
-    res = await q('rows', b.kind === 'delete-in' ? `${SAVEPOINT};\n${b.sql}` : b.sql);
+    res = await q('rows', parts.join(';\n'));
   } catch (err) {
-    throw wrapDbError(err, what, ctx);
+    const first = batches[0];
+    const last = batches[batches.length - 1];
+    const what =
+      batches.length <= 1
+        ? first
+          ? describeBatch(first)
+          : prefix.join('; ')
+        : `${batches.length} statements from seq ${first?.seqs[0]} to seq ${last?.seqs[last.seqs.length - 1]} (first: ${describeBatch(first!)})`;
+    throw wrapDbError(err, what, first ? { schema: first.schema, table: first.table, firstSeq: first.seqs[0] } : {});
   }
+  const all = results(res, total);
+  let at = prefix.length;
+  for (let i = 0; i < batches.length; i++) {
+    const b = batches[i]!;
+    const n = statementCount(b);
+    await checkBatch(q, b, all.slice(at, at + n), i, flavor);
+    at += n;
+  }
+}
+
+async function checkBatch(q: QueryFn, b: StatementBatch, res: unknown[], index: number, flavor: Flavor) {
+  const ctx = { schema: b.schema, table: b.table, op: b.op, firstSeq: b.seqs[0], rows: b.rows };
+  const what = describeBatch(b);
   if (b.kind === 'insert') {
-    const n = affected(results(res, 1)[0]);
+    const n = affected(res[0]);
     if (n !== b.rows) throw diverged(b, 0, `inserted ${n} of ${b.rows} rows`);
     return;
   }
   if (b.kind === 'per-row') {
-    const all = results(res, b.rows);
-    for (let i = 0; i < all.length; i++) {
-      const n = affected(all[i]);
+    for (let i = 0; i < res.length; i++) {
+      const n = affected(res[i]);
       if (n !== 1) throw diverged(b, i, n === 0 ? 'no such row on the replica' : `matched ${n} rows`);
     }
     return;
   }
-  const n = affected(results(res, 2)[1]);
+  const n = affected(res[1]);
   if (n === b.rows) return;
   // Some keys were missing: undo this statement and ask which.
   let missing = -1;
   let count = 0;
   try {
-    await q('diagnose', ROLLBACK_TO_SAVEPOINT);
+    await q('diagnose', rollbackTo(index));
     const sql = b.keys.map((k) => buildExists(b.schema, b.table, b.keyCols, k, b.fullRow, flavor)).join(';\n');
     const found = results(await q('diagnose', sql), b.keys.length);
     for (let i = 0; i < found.length; i++) {

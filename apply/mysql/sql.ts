@@ -249,9 +249,6 @@ export function describeKey(row: readonly Value[], cols: readonly Column[], idx:
     .join(', ');
 }
 
-export const SAVEPOINT = 'SAVEPOINT tidemark_stmt';
-export const ROLLBACK_TO_SAVEPOINT = 'ROLLBACK TO SAVEPOINT tidemark_stmt';
-
 /** `USE `schema`` for DDL that ran with a default schema. */
 export function useSchema(schema: string): string {
   return `USE ${quoteIdent(schema)}`;

@@ -18,7 +18,8 @@ export interface StatusOptions extends CommandContext {
   readonly json: boolean;
 }
 
-const iso = (us: bigint | null | undefined) => (us === null || us === undefined ? null : new Date(Number(us / 1000n)).toISOString());
+const iso = (us: bigint | null | undefined) =>
+  us === null || us === undefined ? null : new Date(Number(us / 1000n)).toISOString();
 
 /** Prints the status; returns 0 when it could be read. */
 export async function statusCommand(o: StatusOptions): Promise<number> {
@@ -83,7 +84,9 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
   const lines: string[] = [];
   lines.push(`source  ${doc.source.name} ${doc.source.address}`);
   lines.push(
-    source.position ? `  at        ${formatPosition(source.position)}` : `  unreachable: ${source.error ?? 'unknown error'}`,
+    source.position
+      ? `  at        ${formatPosition(source.position)}`
+      : `  unreachable: ${source.error ?? 'unknown error'}`,
   );
   lines.push(`journal ${dir}`);
   lines.push(
@@ -91,7 +94,8 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
       ? `  head      seq ${head.seq} at ${formatPosition(head.position)}, committed ${doc.journal.head?.commit_time} (${head.phase})`
       : '  empty',
   );
-  if (captureCaughtUp !== null) lines.push(`  capture   ${captureCaughtUp ? 'caught up with the source' : 'behind the source'}`);
+  if (captureCaughtUp !== null)
+    lines.push(`  capture   ${captureCaughtUp ? 'caught up with the source' : 'behind the source'}`);
   for (const t of doc.targets) {
     lines.push(`target  ${t.name}`);
     if (t.error) lines.push(`  unreachable: ${t.error}`);

@@ -89,7 +89,11 @@ export async function verifyCommand(o: VerifyOptions): Promise<number> {
       o.stdout.write(`target ${target}: ${result.equal ? 'EQUAL' : 'DIFFERENT'} (${result.tables.length} tables)\n`);
       for (const tr of result.tables) {
         const mark = tr.equal ? 'equal' : 'DIFFERENT';
-        const extra = tr.columnsDiffer ? ` — ${tr.columnsDiffer}` : tr.noPrimaryKey ? ' (no primary key: compared whole)' : '';
+        const extra = tr.columnsDiffer
+          ? ` — ${tr.columnsDiffer}`
+          : tr.noPrimaryKey
+            ? ' (no primary key: compared whole)'
+            : '';
         o.stdout.write(`  ${tr.schema}.${tr.table}: ${mark}, ${tr.rows} rows in ${tr.chunks} chunks${extra}\n`);
         for (const d of tr.differences) o.stdout.write(`      ${d.kind.padEnd(8)} ${d.key}\n`);
         if (tr.differenceCount > tr.differences.length) {

@@ -52,7 +52,10 @@ export async function captureLoop(
     try {
       const resume = resumePoint(writer);
       clog.info(
-        { resume: resume ? { seq: resume.seq.toString(), phase: resume.phase } : null, head: writer.headLsn.toString() },
+        {
+          resume: resume ? { seq: resume.seq.toString(), phase: resume.phase } : null,
+          head: writer.headLsn.toString(),
+        },
         resume ? 'capture resuming from the journal' : 'empty journal: capture starts with a baseline',
       );
       const capture = new MysqlCapture({

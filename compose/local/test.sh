@@ -130,11 +130,11 @@ step() {
   # biome's "Found N errors." lines, or a count of tsc's "error TS…" lines; else the last line printed.
   local clean
   clean="$(strip_ansi <"$log")"
-  detail="$(grep -E '^\s*(Test Files|Tests|Errors)\s' <<<"$clean" | sed -E 's/^\s+//; s/\s+/ /g' | paste -sd '|' -)"
-  [ -n "$detail" ] || detail="$(grep -E '^Found [0-9]+ (error|warning)' <<<"$clean" | paste -sd '|' -)"
+  detail="$(grep -E '^\s*(Test Files|Tests|Errors)\s' <<<"$clean" | sed -E 's/^\s+//; s/\s+/ /g' | paste -sd ';' -)"
+  [ -n "$detail" ] || detail="$(grep -E '^Found [0-9]+ (error|warning)' <<<"$clean" | sed 's/\.$//' | paste -sd ';' -)"
   [ -n "$detail" ] || [ "$rc" = 0 ] || detail="$(grep -cE ': error TS[0-9]+:' <<<"$clean" | grep -v '^0$' | sed 's/$/ tsc errors/')"
   [ -n "$detail" ] || [ "$rc" = 0 ] || detail="$(grep -v '^\s*$' <<<"$clean" | tail -n 1 | cut -c 1-100)"
-  detail="${detail//|/ | }"
+  detail="${detail//;/; }"
   if [ "$rc" = 0 ]; then
     summary+=("$(printf '  %-8s %-18s %5ss  %s' ok "$title" "$secs" "$detail")")
   else

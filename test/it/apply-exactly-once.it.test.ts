@@ -166,7 +166,9 @@ describe('exactly once', () => {
     });
     await applyUntilDone(counter, j);
     await counter.close();
-    expect(total).toBeGreaterThan(60);
+    // Enough queries to kill the connection at many different points (batches are pipelined, so a run sends
+    // fewer queries than it has statements).
+    expect(total).toBeGreaterThan(40);
     await verifyEqual();
 
     const killer = await admin(REP.port);

@@ -19,7 +19,16 @@ try {
     log: (l) => console.error(l),
   });
   const ok = r.replicaGtid === r.sourceGtid && r.verifyCode === 0;
-  console.log(JSON.stringify({ ok, seed, kills: r.kills, transactions: r.transactions, source: r.sourceGtid, replica: r.replicaGtid }));
+  console.log(
+    JSON.stringify({
+      ok,
+      seed,
+      kills: r.kills,
+      transactions: r.transactions,
+      source: r.sourceGtid,
+      replica: r.replicaGtid,
+    }),
+  );
   process.exitCode = ok ? 0 : 1;
 } finally {
   stopInstance('soaksrc');

@@ -54,8 +54,10 @@ async function waitForTargets(o: VerifyOptions): Promise<string[]> {
     for (const t of o.config.targets) {
       if (!behind.has(t.name)) continue;
       const r = await readTarget(t, o.config.source.name);
-      const at = r.stored?.state?.position;
-      if (at && compareBinlog(at.binlog, src.position.binlog) >= 0) behind.delete(t.name);
+      const st = r.stored?.state;
+      const at = st?.position;
+      // While a baseline is applied the stored position is already the snapshot's: not caught up until it ends.
+      if (at && st.phase !== 'baseline' && compareBinlog(at.binlog, src.position.binlog) >= 0) behind.delete(t.name);
     }
     if (behind.size === 0 || Date.now() >= deadline) return [...behind];
     await sleep(200);

@@ -171,3 +171,42 @@ it('a baseline taken under concurrent writes converges to the source exactly', a
     }
   }
 });
+
+it('verify started while the baseline is still being applied waits for it', async () => {
+  // A fresh pair: the journal must be empty so that `tidemark run` starts with a baseline.
+  t = await createTopology({ name: NAME, sourcePort: SRC_PORT, replicaPort: REP_PORT, include: ['big.*'] });
+  const N = 400_000;
+  const src = await admin(SRC_PORT);
+  await src.query('CREATE DATABASE big');
+  await src.query('CREATE TABLE big.t (id INT NOT NULL PRIMARY KEY, v VARCHAR(40) NOT NULL) ENGINE=InnoDB');
+  await src.query(`INSERT INTO big.t SELECT seq, CONCAT('value ', seq) FROM big.seq_1_to_${N}`);
+  await src.end();
+  const child = startRun(t.config);
+  try {
+    // No writes at all: the source position stays the snapshot's, which is also what the replica stores while
+    // the baseline rows are applied. verify must not take that for "caught up".
+    let phase: string | null = null;
+    const deadline = Date.now() + 30_000;
+    while (phase !== 'baseline' && Date.now() < deadline) {
+      await sleep(50);
+      phase = await replicaPhase(t);
+    }
+    expect(phase).toBe('baseline');
+    const v = await runCli(['verify', '-c', t.config, '--json'], { timeoutMs: 90_000 });
+    expect(v.code, v.stderr + v.stdout).toBe(0);
+    const doc = JSON.parse(v.stdout) as {
+      equal: boolean;
+      behind: string[];
+      targets: { tables: { table: string; equal: boolean; rows: number; replicaRows: number }[] }[];
+    };
+    expect(doc.equal).toBe(true);
+    expect(doc.behind).toEqual([]);
+    // Compared after the baseline was in: both sides counted every row (not a replica half-way through).
+    expect(doc.targets[0]?.tables).toMatchObject([{ table: 't', equal: true, rows: N, replicaRows: N }]);
+    const p = await caughtUpWhileRunning(t, child, 30_000);
+    expect(p.replica).toBe(p.source);
+  } finally {
+    child.kill('SIGTERM');
+    await exited(child);
+  }
+});

@@ -93,6 +93,14 @@ describe('value literals', () => {
     expect(floatLiteral(-0)).toBe('-0e0');
     expect(literal(0.1, dbl)).toBe('0.1e0');
   });
+  it('FLOAT columns get the exact float32 value, in range and comparable with <=>', () => {
+    const flt: Column = { name: 'f', type: 'float' };
+    // capture sends the shortest decimal that reads back as the float32; apply must not write that decimal
+    expect(literal(0.1, flt)).toBe('0.10000000149011612e0');
+    expect(literal(3.4028235e38, flt)).toBe('3.4028234663852886e+38');
+    expect(literal(-3.4028235e38, flt)).toBe('-3.4028234663852886e+38');
+    expect(literal(1.5, flt)).toBe('1.5e0');
+  });
   it('refuses NaN and Infinity', () => {
     expect(() => literal(Number.NaN, dbl)).toThrow(/NaN/);
     expect(() => literal(Number.POSITIVE_INFINITY, dbl)).toThrow(/Infinity/);

@@ -78,7 +78,11 @@ function bytesToBigint(b: Uint8Array): bigint {
 export function literal(v: Value, col: Column): string {
   if (v === null) return 'NULL';
   if (typeof v === 'bigint') return v.toString();
-  if (typeof v === 'number') return floatLiteral(v);
+  // A FLOAT travels as the shortest decimal that reads back as the same float32 (0.1, 3.4028235e38). Written as
+  // a DOUBLE literal that decimal is a different number: 3.4028235e38 is above FLOAT's maximum, and `f <=> 0.1e0`
+  // never matches a stored 0.1f. The exact float32 value written as a double (0.10000000149011612) is both in
+  // range and equal to what the column holds.
+  if (typeof v === 'number') return floatLiteral(col.type === 'float' ? Math.fround(v) : v);
   if (typeof v === 'string') {
     if ((col.type === 'decimal' || col.type === 'numeric') && EXACT_DECIMAL.test(v)) return v;
     return quoteString(v);

@@ -10,7 +10,15 @@ import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runWorkload, SHOP_SCHEMA } from '../../bench/workload.ts';
 import { admin, stopInstance } from '../fixtures/mariadb.ts';
-import { caughtUpWhileRunning, createTopology, exited, runCli, startRun, type Topology } from '../fixtures/topology.ts';
+import {
+  caughtUpWhileRunning,
+  createTopology,
+  exited,
+  replicaPhase,
+  runCli,
+  startRun,
+  type Topology,
+} from '../fixtures/topology.ts';
 
 const NAME = 'e2ebase';
 const SRC_PORT = 3483;
@@ -175,6 +183,16 @@ it('a baseline taken under concurrent writes converges to the source exactly', a
 it('verify started while the baseline is still being applied waits for it', async () => {
   // A fresh pair: the journal must be empty so that `tidemark run` starts with a baseline.
   t = await createTopology({ name: NAME, sourcePort: SRC_PORT, replicaPort: REP_PORT, include: ['big.*'] });
+  // Small apply batches keep the baseline being applied for several seconds.
+  const cfg = readFileSync(t.config, 'utf8');
+  expect(cfg).toContain('    password: apply-pw\n');
+  writeFileSync(
+    t.config,
+    cfg.replace(
+      '    password: apply-pw\n',
+      '    password: apply-pw\n    batch:\n      max_transactions: 1\n      max_rows: 100\n',
+    ),
+  );
   const N = 400_000;
   const src = await admin(SRC_PORT);
   await src.query('CREATE DATABASE big');

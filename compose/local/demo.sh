@@ -57,7 +57,7 @@ export DEMO_CAPTURE_PASSWORD=cap-pw DEMO_APPLY_PASSWORD=apply-pw
 sed 's/^/    /' "$work/tidemark.yaml"
 
 say "5/7 Starting 'tidemark run': a baseline copy of shop.*, then the binlog, applied to the replica"
-node cli/tidemark.ts run -c "$work/tidemark.yaml" &
+cli/tidemark.ts run -c "$work/tidemark.yaml" &
 tm=$!
 trap 'kill $tm 2>/dev/null || true' EXIT
 sleep 2
@@ -66,11 +66,11 @@ kill -0 $tm 2>/dev/null || { echo "tidemark run stopped; see $work/tidemark.log"
 say "6/7 Driving a random shop workload on the primary for $SECS seconds (4 connections)"
 node bench/drive.ts --port "$P1" --seconds "$SECS" --seed 2
 echo
-node cli/tidemark.ts status -c "$work/tidemark.yaml"
+cli/tidemark.ts status -c "$work/tidemark.yaml"
 
 say "7/7 tidemark verify: chunked checksums of every table, primary vs replica"
 set +e
-node cli/tidemark.ts verify -c "$work/tidemark.yaml" --wait-seconds 60
+cli/tidemark.ts verify -c "$work/tidemark.yaml" --wait-seconds 60
 rc=$?
 set -e
 kill -TERM $tm 2>/dev/null || true
@@ -86,7 +86,7 @@ cat <<TXT
 
 Look around:
   mariadb -h127.0.0.1 -P$P2 -uroot -ptidemark-root shop      # the replica (tidemark.applied_position holds its position)
-  DEMO_CAPTURE_PASSWORD=cap-pw DEMO_APPLY_PASSWORD=apply-pw node cli/tidemark.ts run -c $work/tidemark.yaml
+  DEMO_CAPTURE_PASSWORD=cap-pw DEMO_APPLY_PASSWORD=apply-pw cli/tidemark.ts run -c $work/tidemark.yaml
   less $work/tidemark.log
 Stop the servers:  bash compose/local/mariadb.sh stop-all
 TXT

@@ -15,7 +15,7 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import ZongJi from '@vlasky/zongji';
 import type mysql from 'mysql2/promise';
 import { admin, ROOT_PASSWORD, startInstance, stopInstance } from '../test/fixtures/mariadb.ts';
-import { createTopology, exited, positions, startRun, type Topology } from '../test/fixtures/topology.ts';
+import { createTopology, exited, positions, replicaPhase, startRun, type Topology } from '../test/fixtures/topology.ts';
 import { runWorkload, SHOP_SCHEMA } from './workload.ts';
 
 const SRC = 3461;
@@ -76,7 +76,8 @@ async function tidemarkCatchUp(t: Topology, extra: string[] = []): Promise<{ s: 
     for (;;) {
       const p = await positions(t);
       rssMb = Math.max(rssMb, peakRssMb(child));
-      if (p.replica === p.source) break;
+      // Every baseline unit carries the snapshot's GTID: equal GTIDs mid-baseline do not mean caught up.
+      if (p.replica === p.source && (await replicaPhase(t)) !== 'baseline') break;
       if (child.exitCode !== null) throw new Error(`tidemark run exited with ${child.exitCode}`);
       await sleep(20);
     }

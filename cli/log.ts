@@ -17,7 +17,9 @@ export const REDACT_PATHS = [
 ];
 
 export function createLogger(level: string, file?: string): Logger {
-  const dest = file ? pino.destination({ dest: file, mkdir: true, sync: false }) : pino.destination(2);
+  // Synchronous writes: log volume at info level is low, and a process killed with SIGKILL (or stuck) must still
+  // leave its last lines on disk for the post-mortem.
+  const dest = file ? pino.destination({ dest: file, mkdir: true, sync: true }) : pino.destination(2);
   return pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid } }, dest);
 }
 

@@ -5,6 +5,7 @@
  * DATETIME(6), ENUM, JSON and utf8mb4 text.
  */
 import type mysql from 'mysql2/promise';
+import { prng } from '../test/fixtures/prng.ts';
 
 export const SHOP_SCHEMA = (db: string): string[] => {
   const q = `\`${db.replaceAll('`', '``')}\``;
@@ -41,18 +42,6 @@ export const SHOP_SCHEMA = (db: string): string[] => {
      ) ENGINE=InnoDB`,
   ];
 };
-
-/** mulberry32: a tiny seeded PRNG (no dependency needed for test data). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NAMES = ['Ada', 'Grace', 'Linus', 'Zoë', 'Jürgen', '李雷', "O'Brien", 'Back`tick', 'Ωmega', 'Émile 🚀'];
 const STATUSES = ['new', 'paid', 'shipped', 'cancelled'] as const;

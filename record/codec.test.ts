@@ -2,18 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CODEC_VERSION, decodeEntry, encodeEntry, peekEntryKind } from './codec.ts';
 import { CorruptionError } from './errors.ts';
 import type { Column, CommitEntry, DdlEntry, Entry, RowsEntry, Value } from './record.ts';
-
-/** mulberry32: a small seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../test/fixtures/prng.ts';
 
 const columns: Column[] = [
   { name: 'id', type: 'bigint', unsigned: true, columnType: 'bigint(20) unsigned' },

@@ -158,32 +158,6 @@ export function deleteInPrefix(
   return `DELETE FROM ${qualified(schema, table)} WHERE ${keyHead(cols, pkIdx)} IN (`;
 }
 
-export function buildDeleteIn(
-  schema: string,
-  table: string,
-  cols: readonly Column[],
-  pkIdx: readonly number[],
-  keys: readonly (readonly Value[])[],
-): string {
-  return deleteInPrefix(schema, table, cols, pkIdx) + keys.map((k) => keyItem(k, cols, pkIdx)).join(',') + ')';
-}
-
-/** `SELECT <pk> FROM t WHERE <head> IN (…)`: which of these keys exist (divergence diagnosis). */
-export function buildSelectKeysIn(
-  schema: string,
-  table: string,
-  cols: readonly Column[],
-  pkIdx: readonly number[],
-  keys: readonly (readonly Value[])[],
-): string {
-  const sel = pkIdx.map((i) => quoteIdent(cols[i]!.name)).join(',');
-  return (
-    `SELECT ${sel} FROM ${qualified(schema, table)} WHERE ${keyHead(cols, pkIdx)} IN (` +
-    keys.map((k) => keyItem(k, cols, pkIdx)).join(',') +
-    ')'
-  );
-}
-
 /** `c1 = v1 AND c2 = v2` over the key columns (PK values are never NULL). */
 export function keyWhere(
   row: readonly Value[],

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CorruptionError } from '../../record/errors.ts';
 import { encodeFrame, FrameScanner, HEADER_BYTES, type ScanEnd, type ScannedFrame } from './frame.ts';
+import { prng } from '../../test/fixtures/prng.ts';
 
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -35,17 +36,6 @@ function scan(chunks: Uint8Array[], expectLsn?: bigint): { frames: ScannedFrame[
 
 function flip(b: Uint8Array, i: number, mask: number): void {
   b[i] = (b[i] as number) ^ mask;
-}
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function expectAll(frames: ScannedFrame[], payloads: Uint8Array[]): void {

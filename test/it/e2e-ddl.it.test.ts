@@ -6,7 +6,7 @@
  */
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { prng } from '../../bench/workload.ts';
+import { prng } from '../fixtures/prng.ts';
 import { admin, stopInstance } from '../fixtures/mariadb.ts';
 import { caughtUpWhileRunning, createTopology, exited, runCli, startRun, type Topology } from '../fixtures/topology.ts';
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Column, Value } from '../../record/record.ts';
 import {
   deleteInPrefix,
+  updateColumns,
   keyItem,
   buildDeleteRow,
   buildExists,
@@ -177,14 +178,36 @@ describe('statements', () => {
       ),
     ).toBe("DELETE FROM `s`.`t` WHERE (`id`,`na``me`) IN ((1,'a'),(2,'b'))");
   });
-  it('update by key sets every written column and matches the before key', () => {
+  it('update by key sets the changed columns and matches the before key', () => {
     expect(buildUpdateRow('s', 't', cols, [0, 1, 2], [0], [1n, 'a', null], [2n, 'b', 7n], 'mariadb')).toBe(
       "UPDATE `s`.`t` SET `id` = 2, `na``me` = 'b', `x y` = 7 WHERE `id` = 1",
     );
+    expect(buildUpdateRow('s', 't', cols, [0, 1, 2], [0], [1n, 'a', null], [1n, 'b', null], 'mariadb')).toBe(
+      "UPDATE `s`.`t` SET `na``me` = 'b' WHERE `id` = 1",
+    );
+  });
+  it('update keeps timestamp/datetime columns in SET (ON UPDATE CURRENT_TIMESTAMP) and sets all when nothing differs', () => {
+    const tc: Column[] = [
+      { name: 'id', type: 'int' },
+      { name: 'v', type: 'varchar' },
+      { name: 'ts', type: 'timestamp' },
+      { name: 'dt', type: 'datetime' },
+      { name: 'b', type: 'blob' },
+    ];
+    const bytes = (...x: number[]) => new Uint8Array(x);
+    expect(updateColumns(tc, [0, 1, 2, 3, 4], [1n, 'a', 't', 'd', bytes(1)], [1n, 'b', 't', 'd', bytes(1)])).toEqual([
+      1, 2, 3,
+    ]);
+    expect(updateColumns(tc, [0, 1, 2, 3, 4], [1n, 'a', 't', 'd', bytes(1)], [1n, 'a', 't', 'd', bytes(2)])).toEqual([
+      2, 3, 4,
+    ]);
+    expect(updateColumns(tc, [0, 1, 4], [1n, 'a', 't', 'd', bytes(1)], [1n, 'a', 't', 'd', bytes(1)])).toEqual([
+      0, 1, 4,
+    ]);
   });
   it('update and delete without a key match the whole row NULL-safely with LIMIT 1', () => {
     expect(buildUpdateRow('s', 't', cols, [0, 1, 2], null, [1n, 'a', null], [1n, 'b', null], 'mariadb')).toBe(
-      "UPDATE `s`.`t` SET `id` = 1, `na``me` = 'b', `x y` = NULL WHERE `id` <=> 1 AND `na``me` <=> 'a' AND `x y` <=> NULL LIMIT 1",
+      "UPDATE `s`.`t` SET `na``me` = 'b' WHERE `id` <=> 1 AND `na``me` <=> 'a' AND `x y` <=> NULL LIMIT 1",
     );
     expect(buildDeleteRow('s', 't', cols, null, [1n, 'a', null], 'mariadb')).toBe(
       "DELETE FROM `s`.`t` WHERE `id` <=> 1 AND `na``me` <=> 'a' AND `x y` <=> NULL LIMIT 1",

@@ -179,9 +179,32 @@ export function setList(row: readonly Value[], cols: readonly Column[], idx: rea
   return idx.map((i) => `${quoteIdent(cols[i]!.name)} = ${literal(row[i] ?? null, cols[i]!)}`).join(', ');
 }
 
+function sameValue(a: Value | undefined, b: Value | undefined): boolean {
+  if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.from(a).equals(b);
+  return a === b || (a === null && b === undefined) || (a === undefined && b === null);
+}
+
+/**
+ * The columns an update must SET: those whose value differs between the images, plus every TIMESTAMP/DATETIME
+ * column (the replica may declare ON UPDATE CURRENT_TIMESTAMP, which would otherwise move it to now). The row
+ * was found by its before image (key, or whole row), so the result equals the after image while the server
+ * parses and writes less. When nothing differs, every column is set.
+ */
+export function updateColumns(
+  cols: readonly Column[],
+  setIdx: readonly number[],
+  before: readonly Value[],
+  after: readonly Value[],
+): readonly number[] {
+  const changed = setIdx.filter((i) => !sameValue(before[i], after[i]));
+  if (changed.length === 0) return setIdx;
+  return setIdx.filter((i) => changed.includes(i) || cols[i]!.type === 'timestamp' || cols[i]!.type === 'datetime');
+}
+
 /**
  * One row update. With a key: `UPDATE t SET … WHERE pk = before-pk` (the key may change). Without (pkIdx null):
  * the whole before image with <=> and LIMIT 1 — duplicate rows are indistinguishable, exactly one is changed.
+ * SET lists only the columns updateColumns() names.
  */
 export function buildUpdateRow(
   schema: string,
@@ -194,7 +217,8 @@ export function buildUpdateRow(
   flavor: Flavor,
 ): string {
   const where = pkIdx ? keyWhere(before, cols, pkIdx, flavor) : fullRowWhere(before, cols, flavor);
-  return `UPDATE ${qualified(schema, table)} SET ${setList(after, cols, setIdx)} WHERE ${where}${pkIdx ? '' : ' LIMIT 1'}`;
+  const set = setList(after, cols, updateColumns(cols, setIdx, before, after));
+  return `UPDATE ${qualified(schema, table)} SET ${set} WHERE ${where}${pkIdx ? '' : ' LIMIT 1'}`;
 }
 
 /** One row delete by key, or (pkIdx null) by the whole before image with LIMIT 1. */

@@ -94,6 +94,12 @@ fi
 section "summary"
 printf '%s\n' "${summary[@]}"
 total=$((SECONDS - started))
+# One plain closing line over both vitest projects: "tests: N passed, N failed" (from vitest's "Tests" lines).
+count() { # WORD: sum of "N WORD" on the vitest "Tests" summary lines of the unit and integration logs
+  cat "$logs/unit.log" "$logs/it.log" 2>/dev/null | strip_ansi | grep -E '^\s*Tests\s' |
+    grep -oE "[0-9]+ $1" | awk '{s += $1} END {print s + 0}'
+}
+echo "tests: $(count passed) passed, $(count failed) failed"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "test.sh: FAILED (${failed[*]}) after ${total} s; logs in $logs"
   exit 1

@@ -150,7 +150,9 @@ it('DDL mid-stream under concurrent writes leaves the replica equal to the sourc
   });
   const writerB = new Writer(SRC_PORT, async (c, n) => {
     await c.query(`INSERT INTO app.\`${mode.t2}\` (id, v) VALUES (?, ?)`, [1000 + n, `${mode.t2} ${n}`]);
-    await c.query(`UPDATE app.\`${mode.t2}\` SET v = CONCAT(v, '.') WHERE id = ?`, [1 + Math.floor(r() * 200)]);
+    await c.query(`UPDATE app.\`${mode.t2}\` SET v = LEFT(CONCAT(v, '.'), 40) WHERE id = ?`, [
+      1 + Math.floor(r() * 200),
+    ]);
     if (mode.writeT4) {
       await c.query('INSERT INTO app.t4 (id, label) VALUES (?, ?)', [n, `t4 row ${n} 🚀`]);
       if (n % 3 === 0) await c.query("UPDATE app.t4 SET label = 'updated' WHERE id = ?", [n - 1]);
@@ -179,7 +181,9 @@ it('DDL mid-stream under concurrent writes leaves the replica equal to the sourc
     mode.t2 = 't2_renamed';
     writerB2 = new Writer(SRC_PORT, async (c, n) => {
       await c.query(`INSERT INTO app.\`${mode.t2}\` (id, v) VALUES (?, ?)`, [5000 + n, `${mode.t2} ${n}`]);
-      await c.query(`UPDATE app.\`${mode.t2}\` SET v = CONCAT(v, '!') WHERE id = ?`, [1 + Math.floor(r() * 200)]);
+      await c.query(`UPDATE app.\`${mode.t2}\` SET v = LEFT(CONCAT(v, '!'), 40) WHERE id = ?`, [
+        1 + Math.floor(r() * 200),
+      ]);
       if (mode.writeT4) {
         await c.query('INSERT INTO app.t4 (id, label) VALUES (?, ?)', [n, `t4 row ${n} 🚀`]);
         if (n % 3 === 0) await c.query("UPDATE app.t4 SET label = 'updated' WHERE id = ?", [n - 1]);

@@ -84,7 +84,7 @@ CNF
     touch "$d/.fresh"
   fi
   nohup "$(bin mariadbd)" --defaults-file="$d/my.cnf" >>"$d/stdout.log" 2>&1 &
-  for _ in $(seq 1 150); do
+  for _ in $(seq 1 300); do # up to 60 s: a loaded 2-core machine can be slow to start InnoDB
     [ -S "$d/mysqld.sock" ] && "$(bin mariadb-admin mysqladmin)" --no-defaults --socket="$d/mysqld.sock" -uroot \
       --password="$ROOT_PW" ping 2>&1 | grep -q -e 'is alive' -e 'Access denied' && break
     sleep 0.2

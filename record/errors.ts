@@ -57,13 +57,18 @@ export function isRetriable(err: unknown): boolean {
   return err instanceof TidemarkError && err.retriable;
 }
 
-/** "a: b: c" chain of messages through `cause`, for a final one-line report. */
+/**
+ * "a: caused by: b" chain of messages through `cause`, for a final one-line report. A cause whose message the
+ * line already contains (wrappers often embed their cause's message) is not repeated.
+ */
 export function describeChain(err: unknown): string {
   const parts: string[] = [];
   let cur: unknown = err;
   for (let depth = 0; cur !== undefined && cur !== null && depth < 8; depth++) {
     if (cur instanceof Error) {
-      if (!parts.includes(cur.message)) parts.push(cur.message);
+      if (cur.message !== '' && !parts.some((p) => p.includes(cur instanceof Error ? cur.message : ''))) {
+        parts.push(cur.message);
+      }
       cur = (cur as { cause?: unknown }).cause;
     } else {
       parts.push(String(cur));

@@ -34,7 +34,9 @@ async function preflight(what: string, ep: Config['source'] | Config['targets'][
     await c.end();
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    throw new TidemarkError(`${what} ${ep.host}:${ep.port} (user ${ep.user}): ${msg}`, {
+    // Name the server and account once: most connection errors already carry "host:port".
+    const where = msg.includes(`${ep.host}:${ep.port}`) ? what : `${what} ${ep.host}:${ep.port} (user ${ep.user})`;
+    throw new TidemarkError(`${where}: ${msg}`, {
       code: err instanceof TidemarkError ? err.code : 'CONNECT',
       retriable: false,
       cause: err instanceof TidemarkError ? err.cause : err,

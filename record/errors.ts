@@ -78,6 +78,20 @@ export function describeChain(err: unknown): string {
   return parts.join(': caused by: ');
 }
 
+/** Resolves after `ms`, or at once when `signal` aborts (already aborted: immediately). */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 export interface RetryOptions {
   attempts: number;
   baseDelayMs: number;

@@ -88,10 +88,6 @@ function describeBatch(b: StatementBatch): string {
   return `${b.op} of ${b.rows} row(s) in ${qualified(b.schema, b.table)} from seq ${b.seqs[0]}`;
 }
 
-export async function executeBatch(q: QueryFn, b: StatementBatch, flavor: Flavor): Promise<void> {
-  await executePipeline(q, [b], flavor);
-}
-
 /**
  * Sends `prefix` statements (e.g. START TRANSACTION) and every batch as one query, then checks each batch.
  * Throws the DivergenceError of the first batch that did not match.

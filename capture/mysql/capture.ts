@@ -15,7 +15,7 @@
  */
 import type { Logger } from 'pino';
 import type { ResolvedEndpoint, SourceConfig } from '../../cli/config.ts';
-import { isRetriable, TidemarkError, withRetry } from '../../record/errors.ts';
+import { isRetriable, sleep, TidemarkError, withRetry } from '../../record/errors.ts';
 import { formatPosition, type MysqlPosition } from '../../record/position.ts';
 import type { CommitEntry, EntrySink } from '../../record/record.ts';
 import { Baseline, type BaselineResult } from './baseline.ts';
@@ -62,18 +62,6 @@ export interface CaptureStatus {
 }
 
 const DEFAULT_RETRY: RetryTuning = { attempts: 10, baseDelayMs: 500, maxDelayMs: 30_000 };
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 export class MysqlCapture {
   private readonly o: MysqlCaptureOptions;

@@ -9,10 +9,10 @@ import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { MysqlApplier } from '../../apply/mysql/applier.ts';
-import { describeChain, isRetriable } from '../../record/errors.ts';
+import { describeChain, isRetriable, sleep } from '../../record/errors.ts';
 import { CursorStore, JournalReader, readEntries } from '../../ship/journal/index.ts';
 import type { Config } from '../config.ts';
-import { backoff, sleep } from './backoff.ts';
+import { backoff } from './backoff.ts';
 
 const CURSOR_EVERY_MS = 1000;
 

@@ -1,4 +1,4 @@
-/** Exponential backoff state and an abortable sleep, for the long-running loops of `tidemark run`. */
+/** Exponential backoff state for the long-running loops of `tidemark run` (sleep: record/errors.ts). */
 export interface Backoff {
   next(): number;
   reset(): void;
@@ -16,17 +16,4 @@ export function backoff(baseMs: number, maxMs: number): Backoff {
       cur = baseMs;
     },
   };
-}
-
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

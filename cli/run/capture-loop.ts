@@ -6,21 +6,12 @@
  */
 import type { Logger } from 'pino';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
-import { decodeEntry } from '../../record/codec.ts';
-import { describeChain, isRetriable } from '../../record/errors.ts';
-import type { CommitEntry } from '../../record/record.ts';
+import { describeChain, isRetriable, sleep } from '../../record/errors.ts';
 import { applyRetention, JournalSink, JournalWriter } from '../../ship/journal/index.ts';
 import type { Config } from '../config.ts';
-import { backoff, sleep } from './backoff.ts';
+import { backoff } from './backoff.ts';
 
 const RETENTION_EVERY_MS = 60_000;
-
-function resumePoint(writer: JournalWriter): CommitEntry | null {
-  const payload = writer.lastUnitPayload();
-  if (!payload) return null;
-  const e = decodeEntry(payload);
-  return e.kind === 'commit' ? e : null;
-}
 
 export interface CaptureLoopOptions {
   /** Take a new baseline even though the journal has a resume point (after the source purged needed binlogs). */
@@ -50,7 +41,8 @@ export async function captureLoop(
       );
     }, RETENTION_EVERY_MS);
     try {
-      const resume = resumePoint(writer);
+      const sink = new JournalSink(writer);
+      const resume = sink.lastCommit();
       clog.info(
         {
           resume: resume ? { seq: resume.seq.toString(), phase: resume.phase } : null,
@@ -60,7 +52,7 @@ export async function captureLoop(
       );
       const capture = new MysqlCapture({
         source: config.source,
-        sink: new JournalSink(writer),
+        sink,
         resume,
         log,
         // Only the first attempt of this process re-baselines; once a baseline-end is in the journal, resume.

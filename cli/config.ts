@@ -48,6 +48,17 @@ const tableFilter = z
   .string()
   .regex(/^[^.\s]+\.[^.\s]+$/, 'a "schema.table" pattern where either part may use * and ?');
 
+/** An account on the source used only by rewind/undo aimed at the source itself (needs DML on the tables). */
+const adminSchema = z
+  .object({
+    user: z.string().min(1),
+    password: z.string().optional(),
+    password_env: z.string().min(1).optional(),
+    password_file: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine(atMostOnePassword, atMostOnePasswordMessage);
+
 const sourceSchema = z
   .object({
     ...endpointShape,
@@ -63,6 +74,7 @@ const sourceSchema = z
       })
       .strict()
       .default({ chunk_rows: 5000 }),
+    admin: adminSchema.optional(),
   })
   .strict()
   .refine(atMostOnePassword, atMostOnePasswordMessage);
@@ -110,6 +122,13 @@ export const configSchema = z
       })
       .strict(),
     targets: z.array(targetSchema).min(1),
+    rollback: z
+      .object({
+        /** Keep the rollback index (rewind, undo, log, history) current while `run` runs. */
+        index: z.boolean().default(true),
+      })
+      .strict()
+      .default({ index: true }),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
@@ -137,11 +156,14 @@ export type ResolvedEndpoint<T> = Omit<T, 'password' | 'password_env' | 'passwor
   readonly password?: string;
 };
 
+export type AdminConfig = NonNullable<SourceConfig['admin']>;
+
 export interface Config {
   readonly file: string;
-  readonly source: ResolvedEndpoint<SourceConfig>;
+  readonly source: Omit<ResolvedEndpoint<SourceConfig>, 'admin'> & { readonly admin?: ResolvedEndpoint<AdminConfig> };
   readonly journal: JournalConfig;
   readonly targets: readonly ResolvedEndpoint<TargetConfig>[];
+  readonly rollback: RawConfig['rollback'];
   readonly log: RawConfig['log'];
   readonly metrics: RawConfig['metrics'];
 }
@@ -184,7 +206,8 @@ function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
  */
 function secretsIn(raw: object): string[] {
   const r = raw as { source?: unknown; targets?: unknown };
-  const endpoints = [r.source, ...(Array.isArray(r.targets) ? r.targets : [])];
+  const admin = r.source !== null && typeof r.source === 'object' ? (r.source as { admin?: unknown }).admin : undefined;
+  const endpoints = [r.source, admin, ...(Array.isArray(r.targets) ? r.targets : [])];
   const out: string[] = [];
   for (const e of endpoints) {
     if (e === null || typeof e !== 'object') continue;
@@ -275,11 +298,16 @@ export function parseConfig(text: string, file: string): Config {
     if (names.has(t.name)) throw new ConfigError(`${file}: targets.${i}.name: "${t.name}" is used twice`, { file });
     names.add(t.name);
   }
+  const { admin, ...sourceKeys } = c.source;
+  // Assigned, not spread: a spread would drop the non-enumerable password.
+  const source: Config['source'] = resolveSecret(sourceKeys, 'source', baseDir);
+  if (admin) Object.assign(source, { admin: resolveSecret(admin, 'source.admin', baseDir) });
   return {
     file,
-    source: resolveSecret(c.source, 'source', baseDir),
+    source,
     journal: { ...c.journal, dir: resolve(baseDir, c.journal.dir) },
     targets: c.targets.map((t, i) => resolveSecret(t, `targets.${i}`, baseDir)),
+    rollback: c.rollback,
     log: c.log.file === undefined ? c.log : { ...c.log, file: resolve(baseDir, c.log.file) },
     metrics: c.metrics,
   };

@@ -26,9 +26,13 @@ import type { QueryFn, QueryKind } from './exec.ts';
 import { type ApplyMetrics, applyMetrics, noMetrics } from './metrics.ts';
 import {
   type AppliedState,
+  addHoldColumnSql,
+  claimSql,
   clearDdlPendingSql,
   createSchemaSql,
   createTableSql,
+  ensureRowSql,
+  holdColumnMissingSql,
   parsePositionRow,
   selectPositionSql,
   setDdlPendingSql,
@@ -95,6 +99,7 @@ export class MysqlApplier {
   #batcher: StatementBatcher | null = null;
   #state: AppliedState | null = null;
   #ddlPending: bigint | null = null;
+  #hold: string | null = null;
   #queries = 0;
   #generated = new Map<string, ReadonlySet<string>>();
   #running = false;
@@ -121,6 +126,11 @@ export class MysqlApplier {
     return this.#state;
   }
 
+  /** Why the target is held (rewind/forward/undo), as read by open(); while held, run() must not be called. */
+  get hold(): string | null {
+    return this.#hold;
+  }
+
   /** Server connection id of the apply session (diagnostics and tests). */
   get threadId(): number | null {
     return this.#conn?.threadId ?? null;
@@ -137,10 +147,14 @@ export class MysqlApplier {
       this.#flavor = await serverFlavor(conn);
       await this.#q('meta', createSchemaSql());
       await this.#q('meta', createTableSql());
+      const missing = (await this.#q('meta', holdColumnMissingSql())) as { missing: unknown }[];
+      if (Number(missing[0]?.missing) === 1) await this.#q('meta', addHoldColumnSql());
+      await this.#q('meta', ensureRowSql(this.#opts.source));
       const rows = (await this.#q('meta', selectPositionSql(this.#opts.source))) as Record<string, unknown>[];
       const stored = parsePositionRow(rows[0]);
       this.#state = stored.state;
       this.#ddlPending = stored.ddlPendingSeq;
+      this.#hold = stored.hold;
     } catch (err) {
       this.#drop();
       throw wrapDbError(err, `opening apply session on ${t.host}:${t.port}`, { target: t.name });
@@ -167,6 +181,7 @@ export class MysqlApplier {
   async run(entries: AsyncIterable<JournalItem>, opts: RunOptions = {}): Promise<void> {
     if (!this.#conn || !this.#batcher) throw new TidemarkError('run() before open()', { code: 'APPLY_STATE' });
     if (this.#running) throw new TidemarkError('run() is already active', { code: 'APPLY_STATE' });
+    if (this.#hold !== null) throw heldError(this.#opts.target.name, this.#hold);
     this.#running = true;
     this.#resetRun(opts.onApplied);
     const { max_transactions: maxTx, max_rows: maxRows, max_wait_ms: maxWait } = this.#opts.target.batch;
@@ -310,7 +325,8 @@ export class MysqlApplier {
     const rerun = this.#ddlPending === e.seq;
     try {
       if (!rerun) {
-        await this.#q('ddl-pending', setDdlPendingSql(this.#opts.source, e.seq));
+        const res = await this.#q('ddl-pending', setDdlPendingSql(this.#opts.source, e.seq, this.#state?.seq ?? null));
+        if ((res as { affectedRows?: number }).affectedRows !== 1) throw heldError(this.#opts.target.name, null);
         this.#ddlPending = e.seq;
       }
       try {
@@ -349,10 +365,15 @@ export class MysqlApplier {
 
   // ---- replica transactions ---------------------------------------------------------------------------------
 
+  /**
+   * Opens a replica transaction and claims the position row (claimSql): from here until COMMIT no rewind,
+   * forward or undo can run on this target, and a target they hold or moved is refused (TARGET_HELD).
+   */
   async #ensureGroup(): Promise<Group> {
     if (this.#group) return this.#group;
-    // START TRANSACTION travels with the group's first query instead of costing a round trip of its own.
-    this.#pipe.begin();
+    const res = await this.#q('begin', `START TRANSACTION;\n${claimSql(this.#opts.source, this.#state?.seq ?? null)}`);
+    const claimed = Array.isArray(res) ? (res[1] as { affectedRows?: number } | undefined)?.affectedRows : undefined;
+    if (claimed !== 1) throw heldError(this.#opts.target.name, null);
     this.#group = { started: Date.now(), txs: 0, rows: 0, target: null };
     return this.#group;
   }
@@ -364,10 +385,9 @@ export class MysqlApplier {
     if (rest) await this.#pipe.queue(rest);
     await this.#pipe.flush();
     // Only now, with every row count checked, may the group commit (never in the same query as the rows).
-    const begin = this.#pipe.takeBegin();
     try {
-      if (target) await this.#q('commit', `${begin}${upsertPositionSql(this.#opts.source, target)};\nCOMMIT`);
-      else await this.#q('commit', `${begin}COMMIT`);
+      if (target) await this.#q('commit', `${upsertPositionSql(this.#opts.source, target)};\nCOMMIT`);
+      else await this.#q('commit', 'COMMIT');
     } catch (err) {
       throw wrapDbError(err, 'committing an apply group', { txs: g.txs, rows: g.rows });
     }
@@ -409,7 +429,8 @@ export class MysqlApplier {
         this.#drop();
       }
     }
-    this.#log.error({ code: e.code, retriable: e.retriable, context: e.context }, e.message);
+    if (e.code === 'TARGET_HELD') this.#log.info(e.message);
+    else this.#log.error({ code: e.code, retriable: e.retriable, context: e.context }, e.message);
     return e;
   }
 
@@ -448,4 +469,13 @@ export class MysqlApplier {
     }
     return s;
   }
+}
+
+/**
+ * The target is held by rewind/forward/undo, or one of them moved its stored position since open(): retriable, so
+ * the apply loop re-opens (re-reading the stored position) and waits while a hold is set.
+ */
+function heldError(target: string, hold: string | null): TidemarkError {
+  const why = hold === null ? 'held or moved by rewind/forward/undo since it was opened' : `held (${hold})`;
+  return new TidemarkError(`target ${target} is ${why}: apply pauses`, { code: 'TARGET_HELD', retriable: true });
 }

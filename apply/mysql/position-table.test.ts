@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
+  claimSql,
   clearDdlPendingSql,
   createTableSql,
   parsePositionRow,
   selectPositionSql,
   setDdlPendingSql,
+  setHoldSql,
+  setPointSql,
   upsertPositionSql,
 } from './position-table.ts';
 
@@ -34,20 +37,35 @@ describe('position table SQL', () => {
   });
 
   it('marks a DDL pending without touching the applied seq', () => {
-    expect(setDdlPendingSql('s', 7n)).toBe(
-      "INSERT INTO `tidemark`.`applied_position` (source, ddl_pending_seq) VALUES ('s', 7) ON DUPLICATE KEY UPDATE ddl_pending_seq = VALUES(ddl_pending_seq)",
+    expect(setDdlPendingSql('s', 7n, 6n)).toBe(
+      "UPDATE `tidemark`.`applied_position` SET ddl_pending_seq = 7 WHERE source = 's' AND hold IS NULL AND seq <=> 6",
     );
+    expect(setDdlPendingSql('s', 7n, null)).toContain('seq <=> NULL');
     expect(selectPositionSql('s')).toContain("WHERE source = 's'");
     expect(clearDdlPendingSql('s', 7n)).toBe(
       "UPDATE `tidemark`.`applied_position` SET ddl_pending_seq = NULL WHERE source = 's' AND ddl_pending_seq = 7",
     );
   });
 
+  it('claims the row only when not held and at the expected seq', () => {
+    expect(claimSql('s', 5n)).toBe(
+      "UPDATE `tidemark`.`applied_position` SET applied_at = applied_at WHERE source = 's' AND hold IS NULL AND seq <=> 5",
+    );
+    expect(claimSql('s', null)).toContain('seq <=> NULL');
+    expect(setHoldSql('s', 'x')).toBe("UPDATE `tidemark`.`applied_position` SET hold = 'x' WHERE source = 's'");
+    expect(setHoldSql('s', null)).toContain('SET hold = NULL');
+    const point = setPointSql('s', { seq: 9n, lsn: 3n, position: null, commitTimeUs: 5n, phase: 'stream' }, 'h');
+    expect(point).toContain('seq = 9, journal_lsn = 3, binlog_file = NULL');
+    expect(point).toContain("hold = 'h' WHERE source = 's'");
+    expect(selectPositionSql('s', true)).toMatch(/ FOR UPDATE$/);
+  });
+
   it('parses rows', () => {
-    expect(parsePositionRow(undefined)).toEqual({ state: null, ddlPendingSeq: null });
+    expect(parsePositionRow(undefined)).toEqual({ state: null, ddlPendingSeq: null, hold: null });
     expect(parsePositionRow({ seq: null, lsn: null, ddl_pending_seq: '5' })).toEqual({
       state: null,
       ddlPendingSeq: 5n,
+      hold: null,
     });
     const p = parsePositionRow({
       seq: '10',
@@ -58,6 +76,7 @@ describe('position table SQL', () => {
       commit_time_us: '123',
       phase: 'baseline',
       ddl_pending_seq: null,
+      hold: 'rewound to seq 10',
     });
     expect(p).toEqual({
       state: {
@@ -68,6 +87,7 @@ describe('position table SQL', () => {
         phase: 'baseline',
       },
       ddlPendingSeq: null,
+      hold: 'rewound to seq 10',
     });
     expect(() => parsePositionRow({ seq: '1', lsn: null })).toThrow(/journal_lsn is NULL/);
     expect(() => parsePositionRow({ seq: 'x', lsn: '1' })).toThrow(/not an integer/);

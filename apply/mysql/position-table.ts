@@ -9,6 +9,9 @@
  *                    the source position / commit time / phase of that commit entry (informative)
  *   applied_at       replica time of the write
  *   ddl_pending_seq  seq of a DDL that is about to run or ran without its completion being recorded (see README)
+ *   hold             why the target is held (rewind/forward/undo put it there): while set, the applier does not
+ *                    apply. Every apply group first claims the row (claimSql: hold IS NULL and the seq the
+ *                    applier believes is stored), so an apply group and a rewind never interleave.
  */
 import { CorruptionError } from '../../record/errors.ts';
 import type { SourcePosition } from '../../record/position.ts';
@@ -33,6 +36,8 @@ export interface StoredPosition {
   /** null when nothing has been applied yet. */
   readonly state: AppliedState | null;
   readonly ddlPendingSeq: bigint | null;
+  /** Why the target is held (applier paused), or null. */
+  readonly hold: string | null;
 }
 
 const T = qualified(POSITION_SCHEMA, POSITION_TABLE);
@@ -53,16 +58,79 @@ export function createTableSql(): string {
   phase VARCHAR(16) NULL,
   applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
   ddl_pending_seq BIGINT UNSIGNED NULL,
+  hold VARCHAR(512) NULL,
   PRIMARY KEY (source)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
 }
 
-export function selectPositionSql(source: string): string {
+/** Whether the table still lacks the `hold` column (created by a version before rewind). */
+export function holdColumnMissingSql(): string {
+  return (
+    'SELECT COUNT(*) = 0 AS missing FROM information_schema.COLUMNS ' +
+    `WHERE TABLE_SCHEMA = ${quoteString(POSITION_SCHEMA)} AND TABLE_NAME = ${quoteString(POSITION_TABLE)} ` +
+    "AND COLUMN_NAME = 'hold'"
+  );
+}
+
+export function addHoldColumnSql(): string {
+  return `ALTER TABLE ${T} ADD COLUMN hold VARCHAR(512) NULL`;
+}
+
+/** Makes sure the source has a row, so that claimSql can lock it from the first group on. */
+export function ensureRowSql(source: string): string {
+  return `INSERT IGNORE INTO ${T} (source) VALUES (${quoteString(source)})`;
+}
+
+export function selectPositionSql(source: string, forUpdate = false): string {
   return (
     'SELECT CAST(seq AS CHAR) AS seq, CAST(journal_lsn AS CHAR) AS lsn, binlog_file, ' +
     'CAST(binlog_offset AS CHAR) AS binlog_offset, gtid, CAST(commit_time_us AS CHAR) AS commit_time_us, phase, ' +
-    `CAST(ddl_pending_seq AS CHAR) AS ddl_pending_seq FROM ${T} WHERE source = ${quoteString(source)}`
+    `CAST(ddl_pending_seq AS CHAR) AS ddl_pending_seq, hold FROM ${T} WHERE source = ${quoteString(source)}` +
+    (forUpdate ? ' FOR UPDATE' : '')
   );
+}
+
+/**
+ * The first statement of every apply group: locks the source's row and matches it (1 row, FOUND_ROWS) only when
+ * the target is not held and still stores the seq the applier believes (`seq` null: nothing applied yet).
+ * 0 rows means a rewind/forward/undo holds or moved the target: the applier must stop and re-read.
+ */
+export function claimSql(source: string, seq: bigint | null): string {
+  return (
+    `UPDATE ${T} SET applied_at = applied_at WHERE source = ${quoteString(source)} AND hold IS NULL ` +
+    `AND seq <=> ${n(seq)}`
+  );
+}
+
+/**
+ * Sets the point a rewind/forward/undo leaves the target at, and its hold (null releases it), in the
+ * transaction that changed the rows. Expected to match 1 row.
+ */
+export function setPointSql(source: string, st: AppliedState, hold: string | null): string {
+  const p = st.position;
+  return (
+    `UPDATE ${T} SET seq = ${n(st.seq)}, journal_lsn = ${n(st.lsn)}, binlog_file = ${s(p?.binlog.file)}, ` +
+    `binlog_offset = ${n(p?.binlog.offset)}, gtid = ${s(p?.gtid)}, commit_time_us = ${n(st.commitTimeUs)}, ` +
+    `phase = ${s(st.phase)}, applied_at = CURRENT_TIMESTAMP(6), hold = ${s(hold)} ` +
+    `WHERE source = ${quoteString(source)}`
+  );
+}
+
+/**
+ * First statement of a rewind/forward/undo transaction: locks the row and sets the hold it leaves behind, only if
+ * the target still stores `seq` and no DDL is pending (1 row; applied_at changes, so the count is 1 with or
+ * without FOUND_ROWS, as a script run by the plain client sees it).
+ */
+export function lockForRewindSql(source: string, seq: bigint | null, hold: string): string {
+  return (
+    `UPDATE ${T} SET hold = ${s(hold)}, applied_at = CURRENT_TIMESTAMP(6) WHERE source = ${quoteString(source)} ` +
+    `AND seq <=> ${n(seq)} AND ddl_pending_seq IS NULL`
+  );
+}
+
+/** Sets or clears only the hold (expected to match 1 row). */
+export function setHoldSql(source: string, hold: string | null): string {
+  return `UPDATE ${T} SET hold = ${s(hold)} WHERE source = ${quoteString(source)}`;
 }
 
 function n(v: bigint | null | undefined): string {
@@ -97,11 +165,14 @@ export function upsertPositionSql(source: string, st: AppliedState): string {
   );
 }
 
-/** Marks the DDL at `seq` as about to run (committed on its own before the DDL executes). */
-export function setDdlPendingSql(source: string, seq: bigint): string {
+/**
+ * Marks the DDL at `seq` as about to run (committed on its own before the DDL executes). Matches 1 row only
+ * while the target is not held and stores `storedSeq` (the row exists: ensureRowSql); 0 rows: held or moved.
+ */
+export function setDdlPendingSql(source: string, seq: bigint, storedSeq: bigint | null): string {
   return (
-    `INSERT INTO ${T} (source, ddl_pending_seq) VALUES (${quoteString(source)}, ${seq}) ` +
-    'ON DUPLICATE KEY UPDATE ddl_pending_seq = VALUES(ddl_pending_seq)'
+    `UPDATE ${T} SET ddl_pending_seq = ${seq} WHERE source = ${quoteString(source)} AND hold IS NULL ` +
+    `AND seq <=> ${n(storedSeq)}`
   );
 }
 
@@ -128,10 +199,11 @@ const PHASES: readonly Phase[] = ['baseline', 'baseline-end', 'stream'];
 
 /** Parses the row selected by selectPositionSql (undefined: no row). */
 export function parsePositionRow(row: Record<string, unknown> | undefined): StoredPosition {
-  if (!row) return { state: null, ddlPendingSeq: null };
+  if (!row) return { state: null, ddlPendingSeq: null, hold: null };
   const ddlPendingSeq = big(row, 'ddl_pending_seq');
+  const hold = str(row, 'hold');
   const seq = big(row, 'seq');
-  if (seq === null) return { state: null, ddlPendingSeq };
+  if (seq === null) return { state: null, ddlPendingSeq, hold };
   const lsn = big(row, 'lsn');
   if (lsn === null) throw new CorruptionError(`${T}: seq is set but journal_lsn is NULL`, {});
   const file = str(row, 'binlog_file');
@@ -141,5 +213,5 @@ export function parsePositionRow(row: Record<string, unknown> | undefined): Stor
     file !== null && offset !== null ? { kind: 'mysql', binlog: { file, offset }, ...(gtid ? { gtid } : {}) } : null;
   const ph = str(row, 'phase');
   const phase = ph !== null && (PHASES as readonly string[]).includes(ph) ? (ph as Phase) : null;
-  return { state: { seq, lsn, position, commitTimeUs: big(row, 'commit_time_us'), phase }, ddlPendingSeq };
+  return { state: { seq, lsn, position, commitTimeUs: big(row, 'commit_time_us'), phase }, ddlPendingSeq, hold };
 }

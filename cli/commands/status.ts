@@ -73,6 +73,7 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
           : null,
         lag_records: lagRecords === null ? null : lagRecords.toString(),
         lag_seconds: lagSeconds === null ? null : Math.max(0, lagSeconds),
+        hold: t.stored?.hold ?? null,
         error: t.error ?? null,
       };
     }),
@@ -104,6 +105,7 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
       lines.push(`  applied   seq ${t.applied.seq}, committed ${t.applied.commit_time} (${t.applied.phase})`);
       lines.push(`  lag       ${t.lag_records} records, ${t.lag_seconds?.toFixed(3) ?? '?'} s`);
     }
+    if (t.hold) lines.push(`  HELD      ${t.hold} (apply paused; \`tidemark forward --to-head\` releases it)`);
   }
   o.stdout.write(`${lines.join('\n')}\n`);
   return 0;

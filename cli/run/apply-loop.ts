@@ -4,17 +4,21 @@
  * retention may delete). The replica's position table is the source of truth; the cursor only trails it, so it
  * is written at most once a second. Retriable failures (lost connection, deadlock, journal truncated by a
  * capture restart) restart the loop from the replica's stored position.
+ *
+ * A held target (rewind/forward/undo set `hold` in its position table) is not applied to: the loop logs why once
+ * and checks again every HOLD_POLL_MS until the hold is released, then continues from the stored position.
  */
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { MysqlApplier } from '../../apply/mysql/applier.ts';
-import { describeChain, isRetriable, sleep } from '../../record/errors.ts';
+import { describeChain, isRetriable, sleep, TidemarkError } from '../../record/errors.ts';
 import { CursorStore, JournalReader, readEntries } from '../../ship/journal/index.ts';
 import type { Config } from '../config.ts';
 import { backoff } from './backoff.ts';
 
 const CURSOR_EVERY_MS = 1000;
+const HOLD_POLL_MS = 2000;
 
 export async function applyLoop(
   config: Config,
@@ -35,6 +39,7 @@ export async function applyLoop(
   if ((await cursors.get(cursorName)) === null) await cursors.set(cursorName, 0n);
   const delay = backoff(500, 30_000);
   let lastCursorWrite = 0;
+  let heldFor: string | null = null;
   for (let attempt = 1; !signal.aborted; attempt++) {
     const applier = new MysqlApplier({
       target,
@@ -44,6 +49,19 @@ export async function applyLoop(
     });
     try {
       const state = await applier.open();
+      if (applier.hold !== null) {
+        if (heldFor !== applier.hold) {
+          heldFor = applier.hold;
+          alog.warn(
+            { hold: applier.hold },
+            `target ${target.name} is held (${applier.hold}): apply paused until \`tidemark forward --to-head\` releases it`,
+          );
+        }
+        await sleep(HOLD_POLL_MS, signal);
+        continue;
+      }
+      if (heldFor !== null) alog.info('hold released: applying again');
+      heldFor = null;
       const fromLsn = state ? state.lsn + 1n : 1n;
       alog.info({ fromLsn: fromLsn.toString(), seq: state?.seq.toString() ?? null }, 'applying from the journal');
       const reader = new JournalReader({ dir, fromLsn, follow: true, signal, log: alog });
@@ -66,6 +84,7 @@ export async function applyLoop(
     } catch (err) {
       if (signal.aborted) return;
       if (!isRetriable(err)) throw err;
+      if (err instanceof TidemarkError && err.code === 'TARGET_HELD') continue;
       const ms = delay.next();
       alog.warn({ err: describeChain(err), attempt, delayMs: ms }, 'apply failed: restarting from the stored position');
       await sleep(ms, signal);

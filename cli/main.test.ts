@@ -59,7 +59,18 @@ async function cli(
       return impl ? impl(o) : notCalled();
     };
   const deps: MainDeps = {
-    commands: { init: record('init'), run: record('run'), status: record('status'), verify: record('verify') },
+    commands: {
+      init: record('init'),
+      run: record('run'),
+      status: record('status'),
+      verify: record('verify'),
+      log: record('log'),
+      history: record('history'),
+      rewind: record('rewind'),
+      forward: record('forward'),
+      undo: record('undo'),
+      restore: record('restore'),
+    },
     createLogger: () => silentLogger,
   };
   out.code = await main(

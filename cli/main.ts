@@ -7,12 +7,18 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Logger } from 'pino';
 import pkg from '../package.json' with { type: 'json' };
 import { TidemarkError } from '../record/errors.ts';
-import type { InitOptions } from './commands/init.ts';
 import type { CommandContext, TextSink } from './commands/context.ts';
+import type { HistoryOptions } from './commands/history.ts';
+import type { InitOptions } from './commands/init.ts';
+import type { LogOptions } from './commands/log.ts';
+import type { RestoreOptions } from './commands/restore.ts';
+import type { ForwardOptions, RewindOptions } from './commands/rewind.ts';
 import type { RunOptions } from './commands/run.ts';
 import type { StatusOptions } from './commands/status.ts';
+import type { UndoOptions } from './commands/undo.ts';
 import type { VerifyOptions } from './commands/verify.ts';
 import { type Config, loadConfig } from './config.ts';
+import { parseTimeArg } from '../rollback/time.ts';
 import { EXIT_OK, reportError, usageError } from './exit.ts';
 import { createLogger } from './log.ts';
 
@@ -30,6 +36,12 @@ export interface Commands {
   run(opts: RunOptions): Promise<number>;
   status(opts: StatusOptions): Promise<number>;
   verify(opts: VerifyOptions): Promise<number>;
+  log(opts: LogOptions): Promise<number>;
+  history(opts: HistoryOptions): Promise<number>;
+  rewind(opts: RewindOptions): Promise<number>;
+  forward(opts: ForwardOptions): Promise<number>;
+  undo(opts: UndoOptions): Promise<number>;
+  restore(opts: RestoreOptions): Promise<number>;
 }
 
 export interface MainDeps {
@@ -43,6 +55,12 @@ const defaultCommands: Commands = {
   run: async (o) => (await import('./commands/run.ts')).runCommand(o),
   status: async (o) => (await import('./commands/status.ts')).statusCommand(o),
   verify: async (o) => (await import('./commands/verify.ts')).verifyCommand(o),
+  log: async (o) => (await import('./commands/log.ts')).logCommand(o),
+  history: async (o) => (await import('./commands/history.ts')).historyCommand(o),
+  rewind: async (o) => (await import('./commands/rewind.ts')).rewindCommand(o),
+  forward: async (o) => (await import('./commands/rewind.ts')).forwardCommand(o),
+  undo: async (o) => (await import('./commands/undo.ts')).undoCommand(o),
+  restore: async (o) => (await import('./commands/restore.ts')).restoreCommand(o),
 };
 
 const defaultDeps: MainDeps = {
@@ -50,7 +68,19 @@ const defaultDeps: MainDeps = {
   createLogger: (config) => createLogger(config.log.level, config.log.file),
 };
 
-const COMMAND_NAMES = ['init', 'run', 'status', 'verify', 'help'];
+const COMMAND_NAMES = [
+  'init',
+  'run',
+  'status',
+  'verify',
+  'log',
+  'history',
+  'rewind',
+  'forward',
+  'undo',
+  'restore',
+  'help',
+];
 
 const EXIT_CODES_HELP = `
 Exit codes: 0 success, 1 runtime error, 2 bad usage or config, 3 verify found differences,
@@ -63,6 +93,31 @@ function collect(value: string, previous: string[] | undefined): string[] {
 function tableName(value: string, previous: string[] | undefined): string[] {
   if (!/^[^.\s]+\.[^.\s]+$/.test(value)) throw new InvalidArgumentError('expected a "schema.table" name');
   return collect(value, previous);
+}
+
+function positive(value: string): number {
+  if (!/^[1-9]\d{0,9}$/.test(value)) throw new InvalidArgumentError('expected a whole number, 1 or more');
+  return Number(value);
+}
+
+function time(value: string): bigint {
+  try {
+    return parseTimeArg(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message.replace(/^time: /, ''));
+  }
+}
+
+/** Exactly one of the given options must be set. */
+function exactlyOne(o: object, names: readonly string[]): void {
+  const given = names.filter(
+    (n) =>
+      (o as Record<string, unknown>)[n.replace(/^--/, '').replace(/-(\w)/g, (_, c: string) => c.toUpperCase())] !==
+      undefined,
+  );
+  if (given.length !== 1) {
+    throw usageError(`give exactly one of ${names.join(', ')}${given.length ? ` (got ${given.join(' and ')})` : ''}`);
+  }
 }
 
 function seconds(value: string): number {
@@ -97,7 +152,9 @@ function buildProgram(io: MainIO, deps: MainDeps, state: { exitCode: number; sec
   /** Loads the config, remembers its secrets for masking, and builds the context every command gets. */
   const context = (configFile: string): CommandContext => {
     const config = loadConfig(configFile);
-    for (const e of [config.source, ...config.targets]) if (e.password) state.secrets.push(e.password);
+    for (const e of [config.source, config.source.admin, ...config.targets]) {
+      if (e?.password) state.secrets.push(e.password);
+    }
     return { config, log: deps.createLogger(config), signal: io.signal, stdout: io.stdout };
   };
 
@@ -165,7 +222,176 @@ function buildProgram(io: MainIO, deps: MainDeps, state: { exitCode: number; sec
       });
     });
 
+  addRewindCommands(program, io, deps, state, configPath, context);
   return program;
+}
+
+type ConfigPath = (o: { config?: string }) => string;
+type ContextFn = (configFile: string) => CommandContext;
+
+interface MoveFlags {
+  config?: string;
+  target: string;
+  dryRun?: boolean;
+  sql?: string;
+  yes?: boolean;
+}
+
+function addRewindCommands(
+  program: Command,
+  io: MainIO,
+  deps: MainDeps,
+  state: { exitCode: number; secrets: string[] },
+  configPath: ConfigPath,
+  context: ContextFn,
+): void {
+  program
+    .command('log')
+    .description('list the transactions in the journal (the rollback list), oldest first')
+    .addOption(configOption())
+    .option(
+      '--since <time>',
+      'committed at or after (ISO 8601, UTC unless a zone is given; or µs since the epoch)',
+      time,
+    )
+    .option('--until <time>', 'committed at or before', time)
+    .option('--table <schema.table>', 'only transactions that changed this table')
+    .option('--limit <n>', 'only the newest N', positive)
+    .option('--baseline', 'also list the baseline (initial copy) chunks')
+    .option('--json', 'one JSON object per line')
+    .action(
+      async (o: {
+        config?: string;
+        since?: bigint;
+        until?: bigint;
+        table?: string;
+        limit?: number;
+        baseline?: boolean;
+        json?: boolean;
+      }) => {
+        state.exitCode = await deps.commands.log({
+          ...context(configPath(o)),
+          sinceUs: o.since,
+          untilUs: o.until,
+          table: o.table,
+          limit: o.limit,
+          baseline: o.baseline === true,
+          json: o.json === true,
+        });
+      },
+    );
+
+  program
+    .command('history')
+    .description('every version of one row: transaction, time, operation, before and after')
+    .addOption(configOption())
+    .requiredOption('--table <schema.table>', 'the table')
+    .requiredOption('--key <col=value,...>', 'the primary key of the row')
+    .option('--json', 'print JSON')
+    .action(async (o: { config?: string; table: string; key: string; json?: boolean }) => {
+      if (!/^[^.\s]+\.[^.\s]+$/.test(o.table)) throw usageError('--table: expected a "schema.table" name');
+      state.exitCode = await deps.commands.history({
+        ...context(configPath(o)),
+        table: o.table,
+        key: o.key,
+        json: o.json === true,
+      });
+    });
+
+  const moveOptions = (c: Command) =>
+    c
+      .addOption(configOption())
+      .requiredOption('--target <name>', "the target to change (or the source's name, with --yes)")
+      .option('--dry-run', 'show what would be done; change nothing')
+      .option('--sql <file>', 'write the statements as a script for the mariadb client instead of running them')
+      .option('--yes', 'confirm changing the source itself');
+
+  moveOptions(
+    program
+      .command('rewind')
+      .description('undo everything after a point on a target, newest first; the target stays held')
+      .option('--to-time <time>', 'keep what committed at or before this time', time)
+      .option('--steps <n>', 'undo this many transactions (or rows with --unit row)', positive)
+      .addOption(new Option('--unit <unit>', 'what --steps counts').choices(['tx', 'row']).default('tx'))
+      .option('--before-tx <id>', 'undo this transaction and everything after it'),
+  ).action(async (o: MoveFlags & { toTime?: bigint; steps?: number; unit: 'tx' | 'row'; beforeTx?: string }) => {
+    exactlyOne(o, ['--to-time', '--steps', '--before-tx']);
+    const spec =
+      o.toTime !== undefined
+        ? { kind: 'time' as const, timeUs: o.toTime }
+        : o.steps !== undefined
+          ? { kind: 'steps' as const, steps: o.steps, unit: o.unit }
+          : { kind: 'before-tx' as const, txId: o.beforeTx! };
+    state.exitCode = await deps.commands.rewind({ ...context(configPath(o)), ...moveFlags(o), spec });
+  });
+
+  moveOptions(
+    program
+      .command('forward')
+      .description('re-apply from the journal after a rewind; --to-head also releases the hold')
+      .option('--to-time <time>', 'redo what committed up to this time', time)
+      .option('--steps <n>', 'redo this many transactions', positive)
+      .option('--to-head', 'redo everything and let apply continue'),
+  ).action(async (o: MoveFlags & { toTime?: bigint; steps?: number; toHead?: boolean }) => {
+    exactlyOne(o, ['--to-time', '--steps', '--to-head']);
+    const spec =
+      o.toTime !== undefined
+        ? { kind: 'time' as const, timeUs: o.toTime }
+        : o.steps !== undefined
+          ? { kind: 'steps' as const, steps: o.steps }
+          : { kind: 'head' as const };
+    state.exitCode = await deps.commands.forward({ ...context(configPath(o)), ...moveFlags(o), spec });
+  });
+
+  moveOptions(
+    program
+      .command('undo')
+      .description('undo one transaction (or some of its rows) while later changes stay')
+      .requiredOption('--tx <id>', 'the transaction (its id as tidemark log shows it)')
+      .option('--table <schema.table>', 'only its rows in this table')
+      .option('--key <col=value,...>', 'only this row (with --table)')
+      .addOption(
+        new Option('--mode <mode>', 'when later transactions changed the same rows')
+          .choices(['nocascade', 'cascade', 'nonconflict'])
+          .default('nocascade'),
+      ),
+  ).action(
+    async (
+      o: MoveFlags & { tx: string; table?: string; key?: string; mode: 'nocascade' | 'cascade' | 'nonconflict' },
+    ) => {
+      state.exitCode = await deps.commands.undo({
+        ...context(configPath(o)),
+        ...moveFlags(o),
+        txId: o.tx,
+        table: o.table,
+        key: o.key,
+        mode: o.mode,
+      });
+    },
+  );
+
+  program
+    .command('restore')
+    .description('build the protected tables as of a time on an empty server, from the baseline and the journal')
+    .addOption(configOption())
+    .requiredOption('--to-time <time>', 'the point in time', time)
+    .requiredOption('--into <url>', 'mysql://USER[:PASSWORD]@HOST[:PORT] (or the password in $TIDEMARK_INTO_PASSWORD)')
+    .action(async (o: { config?: string; toTime: bigint; into: string }) => {
+      const password = io.env['TIDEMARK_INTO_PASSWORD'];
+      if (password) state.secrets.push(password);
+      const inUrl = /^[a-z]+:\/\/[^:@/]*:([^@/]*)@/i.exec(o.into)?.[1];
+      if (inUrl) state.secrets.push(inUrl, decodeURIComponent(inUrl));
+      state.exitCode = await deps.commands.restore({
+        ...context(configPath(o)),
+        toTimeUs: o.toTime,
+        into: o.into,
+        intoPassword: password,
+      });
+    });
+}
+
+function moveFlags(o: MoveFlags) {
+  return { target: o.target, dryRun: o.dryRun === true, sqlFile: o.sql, yes: o.yes === true };
 }
 
 function stopSignal(signal: AbortSignal): 'SIGINT' | 'SIGTERM' | undefined {

@@ -284,3 +284,8 @@ export function buildExists(
       );
   return `SELECT 1 FROM ${qualified(schema, table)} WHERE ${where} LIMIT 1`;
 }
+
+/** Do the two images hold the same values in every column of `idx` (an update between them changes nothing)? */
+export function sameValues(idx: readonly number[], a: readonly Value[], b: readonly Value[]): boolean {
+  return idx.every((i) => sameValue(a[i], b[i]));
+}

@@ -11,6 +11,7 @@ import { TidemarkError } from '../../record/errors.ts';
 import type { Config } from '../config.ts';
 import { applyLoop } from '../run/apply-loop.ts';
 import { captureLoop } from '../run/capture-loop.ts';
+import { indexEnabled, indexLoop } from '../run/index-loop.ts';
 import { startMetrics } from '../run/metrics.ts';
 import type { CommandContext } from './context.ts';
 
@@ -59,6 +60,8 @@ export async function runCommand(o: RunOptions): Promise<number> {
   const parts: Promise<void>[] = [];
   if (o.only !== 'apply') parts.push(captureLoop(config, log, inner.signal, { rebaseline: o.rebaseline === true }));
   for (const t of targets) parts.push(applyLoop(config, t, log, inner.signal, metrics?.registry));
+  // The rollback index follows the journal whatever part this process runs (one loop per process).
+  if (indexEnabled(config)) parts.push(indexLoop(config, log, inner.signal));
   log.info(
     { source: config.source.name, targets: targets.map((t) => t.name), only: o.only ?? 'capture+apply' },
     'tidemark running',

@@ -30,6 +30,10 @@ export interface JournalFrame {
   lsn: bigint;
   payload: Uint8Array;
   endOfUnit: boolean;
+  /** First LSN of the segment file holding the frame (the number in its name). Set by JournalReader. */
+  segment?: bigint;
+  /** Byte offset of the frame's header in that segment. Set by JournalReader; see readFrameAt (read-at.ts). */
+  offset?: number;
 }
 
 export interface JournalReaderOptions {
@@ -40,6 +44,12 @@ export interface JournalReaderOptions {
    * (JOURNAL_BEHIND: acknowledged frames are missing).
    */
   fromLsn: bigint;
+  /**
+   * Where frame fromLsn starts, when the caller knows it from an earlier read (the segment and end offset of the
+   * frame before it: JournalFrame.segment, offset + HEADER_BYTES + payload length). The reader then starts
+   * there instead of scanning the segment from its beginning. Ignored when that segment no longer exists.
+   */
+  startAt?: { segment: bigint; offset: number };
   /** true: wait for new frames at the end (tail -f); false: end at the current head. */
   follow: boolean;
   /** Poll interval while following, as a fallback behind fs.watch notifications. Default 20 ms. */

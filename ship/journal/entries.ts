@@ -45,25 +45,31 @@ export interface JournalEntry {
   readonly entry: Entry;
   /** True exactly for commit entries: the unit (source transaction) is complete. */
   readonly endOfUnit: boolean;
+  /** Where the frame lies (from JournalReader): first LSN of its segment and the header's byte offset. */
+  readonly segment?: bigint | undefined;
+  readonly offset?: number | undefined;
 }
 
-/** Decodes frames into entries, checking that commits and END_OF_UNIT frames coincide. */
-export async function* readEntries(frames: AsyncIterable<JournalFrame>): AsyncGenerator<JournalEntry> {
-  for await (const f of frames) {
-    let entry: Entry;
-    try {
-      entry = decodeEntry(f.payload);
-    } catch (err) {
-      throw new CorruptionError(`journal frame LSN ${f.lsn}: ${(err as Error).message}`, { lsn: f.lsn }, err);
-    }
-    if ((entry.kind === 'commit') !== f.endOfUnit) {
-      throw new CorruptionError(
-        `journal frame LSN ${f.lsn}: a ${entry.kind} entry ${f.endOfUnit ? 'ends' : 'does not end'} its unit`,
-        { lsn: f.lsn },
-      );
-    }
-    yield { lsn: f.lsn, entry, endOfUnit: f.endOfUnit };
+/** Decodes one frame into its entry, checking that commits and END_OF_UNIT frames coincide. */
+export function decodeFrame(f: JournalFrame): JournalEntry {
+  let entry: Entry;
+  try {
+    entry = decodeEntry(f.payload);
+  } catch (err) {
+    throw new CorruptionError(`journal frame LSN ${f.lsn}: ${(err as Error).message}`, { lsn: f.lsn }, err);
   }
+  if ((entry.kind === 'commit') !== f.endOfUnit) {
+    throw new CorruptionError(
+      `journal frame LSN ${f.lsn}: a ${entry.kind} entry ${f.endOfUnit ? 'ends' : 'does not end'} its unit`,
+      { lsn: f.lsn },
+    );
+  }
+  return { lsn: f.lsn, entry, endOfUnit: f.endOfUnit, segment: f.segment, offset: f.offset };
+}
+
+/** Decodes frames into entries (decodeFrame). */
+export async function* readEntries(frames: AsyncIterable<JournalFrame>): AsyncGenerator<JournalEntry> {
+  for await (const f of frames) yield decodeFrame(f);
 }
 
 function decodeCommit(payload: Uint8Array, dir: string): CommitEntry {

@@ -1,7 +1,7 @@
 /** The embedded durable journal: public API. See api.ts for the model. */
 export type { FsyncPolicy, JournalFrame, JournalReaderOptions, JournalWriterOptions } from './api.ts';
 export { type CursorInfo, CursorStore } from './cursors.ts';
-export { type JournalEntry, JournalSink, lastCommit, readEntries } from './entries.ts';
+export { decodeFrame, type JournalEntry, JournalSink, lastCommit, readEntries } from './entries.ts';
 export { JournalLockedError, JournalTruncatedError } from './errors.ts';
 export {
   encodeFrame,
@@ -12,6 +12,7 @@ export {
   type ScanEnd,
   type ScannedFrame,
 } from './frame.ts';
+export { readEntryAt, readFrameAt } from './read-at.ts';
 export { JournalReader } from './reader.ts';
 export { inspectTail, type TailInfo } from './recovery.ts';
 export { applyRetention, type RetentionOptions, type RetentionResult } from './retention.ts';

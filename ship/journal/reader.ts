@@ -35,6 +35,7 @@ interface OpenSegment {
 export class JournalReader implements AsyncIterable<JournalFrame> {
   readonly dir: string;
   private readonly fromLsn: bigint;
+  private readonly startAt: { segment: bigint; offset: number } | undefined;
   private readonly follow: boolean;
   private readonly pollMs: number;
   private readonly chunkBytes: number;
@@ -60,6 +61,7 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
   constructor(opts: JournalReaderOptions) {
     this.dir = opts.dir;
     this.fromLsn = opts.fromLsn;
+    this.startAt = opts.startAt;
     this.follow = opts.follow;
     this.pollMs = opts.pollMs ?? 20;
     this.chunkBytes = opts.chunkBytes ?? 1 << 20;
@@ -87,11 +89,12 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
         if (this.signal?.aborted) return;
         const got = await this.readChunk();
         if (got) {
+          const segment = (this.seg as OpenSegment).first;
           for (const f of got) {
             // Below fromLsn, or already delivered (after reopening an earlier segment).
             if (f.lsn < this.fromLsn || f.lsn <= this.delivered) continue;
             this.delivered = f.lsn;
-            yield { lsn: f.lsn, payload: f.payload, endOfUnit: f.endOfUnit };
+            yield { lsn: f.lsn, payload: f.payload, endOfUnit: f.endOfUnit, segment, offset: f.offset };
           }
           continue;
         }
@@ -110,6 +113,14 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
 
   /** Opens the segment holding fromLsn (waiting for the journal to appear when following). */
   private async openStart(): Promise<boolean> {
+    const at = this.startAt;
+    if (at && at.segment <= this.fromLsn && (await this.openSegment(at.segment))) {
+      const seg = this.seg as OpenSegment;
+      this.pos = at.offset;
+      this.readPos = at.offset;
+      this.scanner = new FrameScanner({ segment: seg.name, startOffset: at.offset, expectLsn: this.fromLsn });
+      return true;
+    }
     for (;;) {
       if (this.signal?.aborted) return false;
       const segs = await listSegments(this.dir);

@@ -1,0 +1,195 @@
+/**
+ * Rollback index benchmark: `node bench/rewind-index.ts [--changes N] [--dir D] [--keep]`. Progress on stderr,
+ * one JSON line on stdout.
+ *
+ *   1. writes a synthetic journal of N row changes (JournalWriter, fsync group): 4 tables with integer keys and a
+ *      few typed columns; transactions of 1–4 rows entries of 1–50 rows; 40 % inserts of new keys, 50 % updates
+ *      and 10 % deletes of random existing keys (so keys have several versions); commit times increase
+ *   2. builds the rollback index from scratch (timed: index_build_rows_per_s)
+ *   3. for 2,000 random keys: keyVersions, then readEntryAt of every version (history_p50_ms / history_p99_ms)
+ * The directory is emptied first and removed afterwards (unless --keep).
+ */
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Logger } from 'pino';
+import type { Column, CommitEntry, RowImage, RowOp, RowsEntry, Value } from '../record/record.ts';
+import { RollbackIndex } from '../rollback/index/index.ts';
+import { keyText } from '../rollback/key.ts';
+import { JournalSink } from '../ship/journal/entries.ts';
+import { readEntryAt } from '../ship/journal/read-at.ts';
+import { JournalWriter } from '../ship/journal/writer.ts';
+
+export interface IndexBenchResult {
+  index_build_rows_per_s: number;
+  history_p99_ms: number;
+  history_p50_ms: number;
+  changes: number;
+  index_bytes: number;
+  peak_rss_mb: number;
+}
+
+const TABLES = ['orders', 'customers', 'items', 'payments'];
+const COLUMNS: Column[] = [
+  { name: 'id', type: 'bigint', unsigned: true },
+  { name: 'name', type: 'varchar', columnType: 'varchar(64)' },
+  { name: 'qty', type: 'int' },
+  { name: 'amount', type: 'decimal', columnType: 'decimal(12,2)' },
+  { name: 'updated_at', type: 'datetime' },
+];
+const LOOKUPS = 2000;
+
+/** Deterministic pseudo-random numbers (xorshift32). */
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 4294967296;
+  };
+}
+
+function image(id: bigint, v: number): Value[] {
+  return [id, `name-${id}-${v}`, BigInt(v % 1000), `${(v % 100000) / 100}`, '2024-05-01 12:00:00'];
+}
+
+async function writeJournal(dir: string, changes: number, log: (s: string) => void): Promise<bigint[]> {
+  const w = await JournalWriter.open({ dir, fsync: 'group', groupCommitMs: 10, segmentBytes: 64 << 20 });
+  const sink = new JournalSink(w);
+  const rand = rng(42);
+  const next = TABLES.map(() => 1n);
+  let seq = 1n;
+  let written = 0;
+  let tx = 0;
+  let time = 1_700_000_000_000_000n;
+  const pending: Promise<void>[] = [];
+  while (written < changes) {
+    const txId = `0-1-${++tx}`;
+    const entries = 1 + Math.floor(rand() * 4);
+    let rowCount = 0n;
+    for (let i = 0; i < entries && written < changes; i++) {
+      const t = Math.floor(rand() * TABLES.length);
+      const r = rand();
+      const op: RowOp = r < 0.4 || (next[t] as bigint) < 100n ? 'insert' : r < 0.9 ? 'update' : 'delete';
+      const n = Math.min(1 + Math.floor(rand() * 50), changes - written);
+      const rows: RowImage[] = [];
+      for (let k = 0; k < n; k++) {
+        const v = written + k;
+        if (op === 'insert') {
+          rows.push({ before: null, after: image((next[t] as bigint)++, v) });
+        } else {
+          const id = BigInt(1 + Math.floor(rand() * Number((next[t] as bigint) - 1n)));
+          rows.push(op === 'update' ? { before: image(id, v - 1), after: image(id, v) } : { before: image(id, v), after: null });
+        }
+      }
+      const e: RowsEntry = {
+        kind: 'rows',
+        source: 'bench',
+        seq,
+        txId,
+        schema: 'shop',
+        table: TABLES[t] as string,
+        op,
+        columns: COLUMNS,
+        pk: ['id'],
+        rows,
+      };
+      await sink.append(e);
+      seq += BigInt(n);
+      written += n;
+      rowCount += BigInt(n);
+    }
+    time += BigInt(1 + Math.floor(rand() * 2000));
+    const c: CommitEntry = {
+      kind: 'commit',
+      source: 'bench',
+      seq,
+      txId,
+      position: { kind: 'mysql', binlog: { file: 'mysql-bin.000001', offset: seq * 200n } },
+      commitTimeUs: time,
+      captureTimeUs: time + 100n,
+      rowCount,
+      phase: 'stream',
+    };
+    seq++;
+    pending.push(sink.commit(c));
+    if (pending.length >= 2000) await Promise.all(pending.splice(0));
+    if (tx % 50_000 === 0) log(`journal: ${written} changes`);
+  }
+  await Promise.all(pending);
+  await w.close();
+  return next;
+}
+
+async function dirBytes(dir: string, prefix: string): Promise<number> {
+  let total = 0;
+  for (const f of await readdir(dir)) if (f.startsWith(prefix)) total += (await stat(join(dir, f))).size;
+  return total;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] as number;
+}
+
+export async function benchIndex(opts: { changes: number; dir: string; log?: Logger }): Promise<IndexBenchResult> {
+  const say = (s: string) => (opts.log ? opts.log.info(s) : process.stderr.write(`bench: ${s}\n`));
+  await rm(opts.dir, { recursive: true, force: true });
+  await mkdir(opts.dir, { recursive: true });
+  say(`writing a journal of ${opts.changes} changes`);
+  const next = await writeJournal(opts.dir, opts.changes, say);
+
+  say('building the rollback index');
+  let peak = process.memoryUsage().rss;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 100);
+  const t0 = performance.now();
+  const index = await RollbackIndex.open({ journalDir: opts.dir });
+  await index.catchUp({ onProgress: (p) => say(`index: LSN ${p.lsn}/${p.head}, ${p.changes} changes`) });
+  const buildS = (performance.now() - t0) / 1000;
+  clearInterval(sampler);
+  peak = Math.max(peak, process.memoryUsage().rss);
+
+  say('history lookups');
+  const rand = rng(7);
+  const times: number[] = [];
+  let versions = 0;
+  for (let i = 0; i < LOOKUPS; i++) {
+    const t = Math.floor(rand() * TABLES.length);
+    const id = BigInt(1 + Math.floor(rand() * Number((next[t] as bigint) - 1n)));
+    const a = performance.now();
+    const vs = index.keyVersions('shop', TABLES[t] as string, keyText([id]));
+    for (const v of vs) await readEntryAt(opts.dir, v.segment, v.offset, v.lsn);
+    times.push(performance.now() - a);
+    versions += vs.length;
+  }
+  times.sort((a, b) => a - b);
+  index.close();
+  say(`${versions} versions read for ${LOOKUPS} keys`);
+  return {
+    index_build_rows_per_s: Math.round(opts.changes / buildS),
+    history_p99_ms: Number(percentile(times, 99).toFixed(2)),
+    history_p50_ms: Number(percentile(times, 50).toFixed(2)),
+    changes: opts.changes,
+    index_bytes: await dirBytes(opts.dir, 'rollback-index.sqlite'),
+    peak_rss_mb: Math.round(peak / 1e6),
+  };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      changes: { type: 'string', default: '1000000' },
+      dir: { type: 'string', default: '/tmp/tidemark-bench-index' },
+      keep: { type: 'boolean', default: false },
+    },
+  });
+  const dir = values.dir;
+  try {
+    const r = await benchIndex({ changes: Number(values.changes), dir });
+    process.stdout.write(`${JSON.stringify(r)}\n`);
+  } finally {
+    if (!values.keep) await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * `tidemark undo`: undo one transaction (or some of its rows) while later changes stay, with the conflict mode
+ * the DBA picks (rollback/undo.ts). On a target the target is held first and stays held afterwards (it now holds
+ * a state the source never had; `tidemark forward --to-head` lets apply continue). On the source (--yes) the
+ * undo is captured like any other change.
+ */
+import { lockForRewindSql } from '../../apply/mysql/position-table.ts';
+import { serverFlavor } from '../../apply/mysql/session.ts';
+import { TidemarkError } from '../../record/errors.ts';
+import type { PlanItem } from '../../rollback/guard.ts';
+import type { ItemContext } from '../../rollback/items.ts';
+import { parseKeyArg } from '../../rollback/key.ts';
+import { describeTx } from '../../rollback/points.ts';
+import { framed, runPlan } from '../../rollback/run-plan.ts';
+import {
+  checkSourceCaptured,
+  connect,
+  generatedColumns,
+  holdTarget,
+  openIndex,
+  pickServer,
+  readPosition,
+} from '../../rollback/server.ts';
+import { planUndo, type RowFilter, type UndoMode, undoItems } from '../../rollback/undo.ts';
+import type { CommandContext } from './context.ts';
+
+export interface UndoOptions extends CommandContext {
+  readonly target: string;
+  readonly txId: string;
+  readonly table?: string | undefined;
+  readonly key?: string | undefined;
+  readonly mode: UndoMode;
+  readonly dryRun: boolean;
+  readonly sqlFile?: string | undefined;
+  readonly yes: boolean;
+}
+
+export async function undoCommand(o: UndoOptions): Promise<number> {
+  const { config, log } = o;
+  if (o.key !== undefined && o.table === undefined) {
+    throw new TidemarkError('--key needs --table (the key is looked up in that table)', { code: 'USAGE' });
+  }
+  const server = pickServer(config, o.target, o.yes, 'tidemark undo');
+  const source = config.source.name;
+  if (server.kind === 'source') await checkSourceCaptured(config, log, o.signal);
+  const index = await openIndex(config, log, o.signal);
+  const conn = await connect(server);
+  let restore: (() => Promise<void>) | null = null;
+  try {
+    const root = index.txById(o.txId);
+    if (!root)
+      throw new TidemarkError(`transaction ${o.txId} is not in the rollback index (see tidemark log)`, {
+        code: 'USAGE',
+      });
+    let filter: RowFilter | undefined;
+    if (o.table !== undefined) {
+      const [schema, ...rest] = o.table.split('.');
+      const table = rest.join('.');
+      if (!root.tables.includes(o.table)) {
+        throw new TidemarkError(
+          `${describeTx(root)} did not change ${o.table} (it changed: ${root.tables.join(', ')})`,
+          {
+            code: 'USAGE',
+          },
+        );
+      }
+      let keyText: string | undefined;
+      if (o.key !== undefined) {
+        const pk = index.primaryKey(schema!, table);
+        if (!pk || pk.length === 0)
+          throw new TidemarkError(`${o.table} has no primary key: --key cannot name a row`, { code: 'USAGE' });
+        keyText = parseKeyArg(o.key, pk);
+      }
+      filter = { table: o.table, ...(keyText !== undefined ? { keyText } : {}) };
+    }
+    const now = new Date().toISOString();
+    let head: bigint;
+    if (server.kind === 'target') {
+      if (!o.dryRun) {
+        const h = await holdTarget(conn, source, `undo in progress since ${now}`);
+        restore = h.restore;
+        head = h.stored.state?.seq ?? -1n;
+      } else {
+        head = (await readPosition(conn, source)).state?.seq ?? -1n;
+      }
+    } else {
+      head = index.listTxs({ order: 'desc', limit: 1 })[0]?.commitSeq ?? -1n;
+    }
+    const ctx: ItemContext = {
+      index,
+      journalDir: config.journal.dir,
+      flavor: await serverFlavor(conn),
+      skipColumns: generatedColumns(conn),
+    };
+    const plan = await planUndo(ctx, root, head, o.mode, filter);
+    const lines = [`undo ${describeTx(root)} on ${o.target} (--mode ${o.mode}): ${plan.rows} row(s) of it`];
+    if (plan.txs.length > 1) {
+      lines.push(
+        `  cascade: first undoes ${plan.txs.length - 1} later transaction(s) that depend on it, newest first:`,
+      );
+      for (const t of plan.txs.slice(0, -1)) lines.push(`    ${describeTx(t)}`);
+    }
+    if (plan.skipped.length) {
+      lines.push(`  skipped ${plan.skipped.length} row(s) changed later (left as they are):`);
+      for (const s of plan.skipped)
+        lines.push(`    ${s.table} key ${s.key} (seq ${s.seq}), changed later by ${s.by.join(', ')}`);
+    }
+    o.stdout.write(`${lines.join('\n')}\n`);
+    if (plan.rows === 0 && plan.txs.length === 1) {
+      o.stdout.write('nothing to undo: every row was changed later\n');
+      await restore?.();
+      return 0;
+    }
+    if (o.dryRun && o.sqlFile === undefined) {
+      o.stdout.write('dry run: nothing changed\n');
+      return 0;
+    }
+    const first: PlanItem[] = [];
+    if (server.kind === 'target') {
+      const hold = `undid ${root.txId} (--mode ${o.mode}) by tidemark undo at ${now}; the target now differs from the source`;
+      first.push({
+        kind: 'stmt',
+        stmt: {
+          sql: lockForRewindSql(source, head, hold),
+          expect: 1,
+          what: `the target still holds seq ${head} (no apply or rewind ran since it was planned)`,
+          seq: head,
+          kind: 'update',
+        },
+      });
+    }
+    const header = [`tidemark undo on ${o.target} (${server.endpoint.host}:${server.endpoint.port})`, ...lines];
+    const r = await runPlan(conn, framed(first, undoItems(ctx, plan, filter), []), {
+      sqlFile: o.sqlFile,
+      signal: o.signal,
+      log,
+      header,
+    });
+    restore = null;
+    o.stdout.write(
+      r.executed
+        ? `done: ${r.rows} row change(s) undone in ${r.txs} transaction(s)${server.kind === 'target' ? `; ${o.target} stays held (tidemark forward --to-head resumes apply)` : ''}\n`
+        : `wrote ${r.statements} statement(s) to ${o.sqlFile}\n`,
+    );
+    return 0;
+  } catch (err) {
+    await restore?.().catch(() => {});
+    throw err;
+  } finally {
+    index.close();
+    await conn.end().catch(() => conn.destroy());
+  }
+}

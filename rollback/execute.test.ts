@@ -1,0 +1,156 @@
+import { describe, expect, it } from 'vitest';
+import { TidemarkError } from '../record/errors.ts';
+import { executePlan, type PlanConnection, type PlanItem } from './execute.ts';
+import { GuardError, type GuardedStatement } from './guard.ts';
+
+/**
+ * A fake server: runs each statement of a query in order; `rows(sql)` says how many rows a statement matches, or
+ * throws a server error (which stops the query, like MySQL does).
+ */
+class FakeConn {
+  readonly queries: string[] = [];
+  /** Guarded statements received so far. */
+  sent = 0;
+  readonly config = { clientFlags: 0x2 | 0x10000 };
+  readonly rows: (sql: string) => number;
+  constructor(rows: (sql: string) => number = () => 1) {
+    this.rows = rows;
+  }
+  query = async (sql: string): Promise<[unknown, unknown]> => {
+    this.queries.push(sql);
+    const parts = sql.split(';\n');
+    const out = parts.map((p) => {
+      if (/^(SAVEPOINT|ROLLBACK|START|COMMIT)/.test(p)) return { affectedRows: 0 };
+      this.sent++;
+      return { affectedRows: this.rows(p) };
+    });
+    return [parts.length === 1 ? out[0] : out, undefined];
+  };
+}
+
+function stmt(n: number, over: Partial<GuardedStatement> = {}): GuardedStatement {
+  return {
+    sql: `UPDATE t SET v = 1 WHERE id = ${n}`,
+    expect: 1,
+    what: `undo update (id=${n})`,
+    seq: BigInt(n),
+    kind: 'update',
+    ...over,
+  };
+}
+
+async function* plan(n: number, extra: PlanItem[] = []): AsyncGenerator<PlanItem> {
+  yield { kind: 'tx', txId: 'tx1', commitSeq: 999n, commitTimeUs: 0n, direction: 'undo', rows: n };
+  yield* extra;
+  for (let i = 1; i <= n; i++) yield { kind: 'stmt', stmt: stmt(i) };
+}
+
+const conn = (c: FakeConn) => c as unknown as PlanConnection;
+
+describe('executePlan', () => {
+  it('runs everything in one transaction, pipelined, then commits', async () => {
+    const c = new FakeConn();
+    const r = await executePlan(conn(c), plan(5), { pipeBytes: 70 });
+    expect(r).toEqual({ statements: 5, rows: 5, txs: 1 });
+    expect(c.queries[0]).toBe('START TRANSACTION');
+    expect(c.queries.at(-1)).toBe('COMMIT');
+    const body = c.queries.slice(1, -1);
+    expect(body.length).toBeGreaterThan(1);
+    for (const q of body) expect(q.startsWith('SAVEPOINT tidemark_rewind;\n')).toBe(true);
+    expect(body.join(';\n').match(/UPDATE/g)).toHaveLength(5);
+  });
+
+  it('runs finals last, before COMMIT, and checks them', async () => {
+    const c = new FakeConn();
+    const fin: PlanItem = { kind: 'final', sql: 'UPDATE pos SET seq = 1', expect: 1, what: 'the new position' };
+    await executePlan(conn(c), plan(2, [fin]));
+    expect(c.queries.at(-2)).toBe('SAVEPOINT tidemark_rewind;\nUPDATE pos SET seq = 1');
+    const bad = new FakeConn((sql) => (sql.startsWith('UPDATE pos') ? 0 : 1));
+    await expect(executePlan(conn(bad), plan(2, [fin]))).rejects.toThrow(/the new position: matched 0 row/);
+    expect(bad.queries.at(-1)).toBe('ROLLBACK');
+  });
+
+  it('a count mismatch rolls back and names the statement', async () => {
+    const c = new FakeConn((sql) => (sql.endsWith('id = 3') ? 0 : 1));
+    const err = await executePlan(conn(c), plan(5)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GuardError);
+    expect((err as GuardError).code).toBe('REWIND_GUARD');
+    expect((err as GuardError).retriable).toBe(false);
+    expect((err as Error).message).toBe(
+      'guard failed: undo update (id=3): the row is not in the state the journal says (changed or removed since); rolled back, nothing was changed',
+    );
+    expect(c.queries.at(-1)).toBe('ROLLBACK');
+    expect(c.queries).not.toContain('COMMIT');
+  });
+
+  it('a server error is narrowed down to the statement that fails', async () => {
+    const c = new FakeConn((sql) => {
+      if (sql.endsWith('id = 37')) {
+        throw Object.assign(new Error('dup'), { errno: 1062, sqlState: '23000', sqlMessage: "Duplicate entry '37'" });
+      }
+      return 1;
+    });
+    const err = await executePlan(conn(c), plan(100)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GuardError);
+    expect((err as Error).message).toBe(
+      "undo update (id=37): the server refused it: Duplicate entry '37'; rolled back, nothing was changed",
+    );
+    expect(c.queries.filter((q) => q === 'ROLLBACK TO SAVEPOINT tidemark_rewind').length).toBeGreaterThan(0);
+    expect(c.queries.length).toBeLessThan(60);
+    expect(c.queries.at(-1)).toBe('ROLLBACK');
+  });
+
+  it('a lost connection is not replayed: retriable, nothing changed', async () => {
+    const c = new FakeConn((sql) => {
+      if (sql.endsWith('id = 2')) throw Object.assign(new Error('gone'), { code: 'PROTOCOL_CONNECTION_LOST' });
+      return 1;
+    });
+    const err = await executePlan(conn(c), plan(4)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TidemarkError);
+    expect((err as TidemarkError).retriable).toBe(true);
+    expect((err as Error).message).toMatch(/nothing was changed/);
+    expect(c.queries).not.toContain('ROLLBACK TO SAVEPOINT tidemark_rewind');
+  });
+
+  it('abort rolls back with code ABORTED', async () => {
+    const ac = new AbortController();
+    const c = new FakeConn();
+    async function* items(): AsyncGenerator<PlanItem> {
+      yield { kind: 'stmt', stmt: stmt(1) };
+      ac.abort();
+      yield { kind: 'stmt', stmt: stmt(2) };
+    }
+    const err = await executePlan(conn(c), items(), { signal: ac.signal }).catch((e: unknown) => e);
+    expect((err as TidemarkError).code).toBe('ABORTED');
+    expect(c.queries.at(-1)).toBe('ROLLBACK');
+  });
+
+  it('pulls items lazily: memory is bounded by the pipeline, not the plan', async () => {
+    const c = new FakeConn();
+    let pulled = 0;
+    let maxAhead = 0;
+    async function* items(): AsyncGenerator<PlanItem> {
+      for (let i = 1; i <= 20_000; i++) {
+        pulled++;
+        maxAhead = Math.max(maxAhead, pulled - c.sent);
+        yield { kind: 'stmt', stmt: stmt(i) };
+      }
+    }
+    const r = await executePlan(conn(c), items(), { pipeBytes: 64 * 1024 });
+    expect(r.rows).toBe(20_000);
+    expect(maxAhead).toBeLessThan(5000);
+  });
+
+  it('onBegin runs inside the transaction before any statement', async () => {
+    const c = new FakeConn();
+    await executePlan(conn(c), plan(1), { onBegin: async (q) => void (await q.query('SELECT 1 FOR UPDATE')) });
+    expect(c.queries.slice(0, 2)).toEqual(['START TRANSACTION', 'SELECT 1 FOR UPDATE']);
+  });
+
+  it('refuses a session without FOUND_ROWS', async () => {
+    const c = new FakeConn();
+    c.config.clientFlags = 0x10000;
+    await expect(executePlan(conn(c), plan(1))).rejects.toThrow(/FOUND_ROWS/);
+    expect(c.queries).toEqual([]);
+  });
+});

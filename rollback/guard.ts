@@ -1,0 +1,254 @@
+/**
+ * Guarded statements: SQL that undoes (or redoes) the row changes of a rows entry only if each row is in the
+ * state the journal says it is in. Pure: no I/O.
+ *
+ *   redo   the change as the source made it, rows in order
+ *   undo   the inverse, rows in reverse order: insert → DELETE of the after image, delete → INSERT of the before
+ *          image, update → UPDATE from the after image back to the before image
+ *
+ * Guards. An UPDATE or DELETE matches the primary key with `=` (so the PK index finds the row) AND every other
+ * column with `<=>` against the image the row must hold now; it must match exactly 1 row (FOUND_ROWS semantics:
+ * matched, not changed, so a no-op update still proves the row exists). Without a primary key the whole image is
+ * matched with `<=>` and LIMIT 1 (identical rows are indistinguishable). INSERTs are multi-row (up to ~1000 rows
+ * or ~4 MiB) and must insert every row: a row whose key is already present fails them with a duplicate-key error.
+ * Columns in skipColumns (generated columns: the server computes them) are neither written nor compared.
+ * Comparisons run under the column's collation: a change a case-insensitive collation cannot see (a → A) passes.
+ */
+import { EntryError } from '../apply/mysql/batcher.ts';
+import {
+  describeKey,
+  type Flavor,
+  fullRowWhere,
+  insertPrefix,
+  keyWhere,
+  qualified,
+  sameValues,
+  setList,
+  sqlBytes,
+  tuple,
+  updateColumns,
+} from '../apply/mysql/sql.ts';
+import { type ErrorContext, TidemarkError } from '../record/errors.ts';
+import type { Column, RowImage, RowOp, RowsEntry, Value } from '../record/record.ts';
+
+export type Direction = 'undo' | 'redo';
+
+export interface GuardedStatement {
+  /** One statement, no trailing ';'. */
+  readonly sql: string;
+  /** Rows it must match (FOUND_ROWS semantics: matched, not changed). */
+  readonly expect: number;
+  /** "undo update of `s`.`t` (id=5) at seq 1234 of tx 0-1-55": one line, no control characters. */
+  readonly what: string;
+  /** seq of the first row change the statement handles (in statement order). */
+  readonly seq: bigint;
+  readonly kind: RowOp;
+  /** The update changes no column (its images are equal): a client without FOUND_ROWS sees 0 changed rows. */
+  readonly noop?: boolean;
+  /** With noop: a locking SELECT that returns a row iff the guarded row exists (the script checks it). */
+  readonly exists?: string;
+}
+
+/** One step of a plan (executePlan runs it, writeScript writes it). */
+export type PlanItem =
+  | { kind: 'tx'; txId: string; commitSeq: bigint; commitTimeUs: bigint; direction: Direction; rows: number }
+  | { kind: 'stmt'; stmt: GuardedStatement }
+  /** Runs after every stmt, just before COMMIT (e.g. the position-table update); expect is checked too. */
+  | { kind: 'final'; sql: string; expect: number; what: string };
+
+export interface GuardOptions {
+  readonly flavor: Flavor;
+  /** Source transaction id (for `what`). */
+  readonly txId: string;
+  /** Columns never written nor compared (generated columns of the replica table). */
+  readonly skipColumns?: ReadonlySet<string>;
+  /** Rows [fromRow, toRow) of the entry; default all. */
+  readonly fromRow?: number;
+  readonly toRow?: number;
+  /** Upper bounds of one INSERT (defaults 1000 rows, 4 MiB; a single larger row goes alone). */
+  readonly maxRows?: number;
+  readonly maxBytes?: number;
+}
+
+/** A guarded statement did not find what it expected, or the server refused it: the whole plan is rolled back. */
+export class GuardError extends TidemarkError {
+  constructor(message: string, context: ErrorContext = {}, cause?: unknown) {
+    super(message, { code: 'REWIND_GUARD', retriable: false, context, cause });
+    this.name = 'GuardError';
+  }
+}
+
+const MAX_KEY_TEXT = 160;
+
+/** Control characters (newlines in identifiers, say) as \xNN, so text stays on one line. */
+export function oneLine(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f\u2028\u2029]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+interface Shape {
+  readonly e: RowsEntry;
+  readonly dir: Direction;
+  readonly opts: GuardOptions;
+  readonly table: string;
+  readonly cols: readonly Column[];
+  /** Key column indexes, or null when rows are matched by the whole image. */
+  readonly pkIdx: readonly number[] | null;
+  /** Written columns: all but skipped ones. */
+  readonly writeIdx: readonly number[];
+  /** Columns compared with <=> besides the key (all written columns without a key). */
+  readonly cmpIdx: readonly number[];
+  /** Columns that identify a row in `what`. */
+  readonly descIdx: readonly number[];
+}
+
+function shapeOf(e: RowsEntry, dir: Direction, opts: GuardOptions): Shape {
+  const cols = e.columns;
+  const where = { schema: e.schema, table: e.table, seq: e.seq };
+  const skip = opts.skipColumns ?? new Set<string>();
+  const pkIdx =
+    e.pk.length === 0
+      ? null
+      : e.pk.map((name) => {
+          const i = cols.findIndex((c) => c.name === name);
+          if (i < 0) {
+            throw new EntryError(
+              `rows entry for ${qualified(e.schema, e.table)}: key column ${name} is not among its columns`,
+              where,
+            );
+          }
+          return i;
+        });
+  const writeIdx: number[] = [];
+  for (let i = 0; i < cols.length; i++) if (!skip.has(cols[i]!.name)) writeIdx.push(i);
+  if (writeIdx.length === 0) {
+    throw new EntryError(`rows entry for ${qualified(e.schema, e.table)} has no writable columns`, where);
+  }
+  const cmpIdx = pkIdx ? writeIdx.filter((i) => !pkIdx.includes(i)) : writeIdx;
+  return {
+    e,
+    dir,
+    opts,
+    table: qualified(e.schema, e.table),
+    cols,
+    pkIdx,
+    writeIdx,
+    cmpIdx,
+    descIdx: pkIdx ?? writeIdx,
+  };
+}
+
+function image(s: Shape, r: RowImage, which: 'before' | 'after', seq: bigint): readonly Value[] {
+  const img = r[which];
+  if (!img || img.length !== s.cols.length) {
+    throw new EntryError(
+      `${s.e.op} of ${s.table} at seq ${seq}: ${which} image ${img ? `has ${img.length} values for ${s.cols.length} columns` : 'is missing'}`,
+      { schema: s.e.schema, table: s.e.table, seq },
+    );
+  }
+  return img;
+}
+
+function keyText(s: Shape, row: readonly Value[]): string {
+  const t = describeKey(row, s.cols, s.descIdx);
+  return t.length > MAX_KEY_TEXT ? t.slice(0, MAX_KEY_TEXT - 3) + '...' : t;
+}
+
+function whatOf(s: Shape, detail: string, seqText: string): string {
+  return oneLine(`${s.dir} ${s.e.op} of ${s.table} (${detail}) at seq ${seqText} of tx ${s.opts.txId}`);
+}
+
+/** `WHERE …` that matches the row only if it holds `img` (key with =, the other columns with <=>). */
+function guardWhere(s: Shape, img: readonly Value[]): string {
+  const f = s.opts.flavor;
+  const rest = fullRowWhere(
+    s.cmpIdx.map((i) => img[i] ?? null),
+    s.cmpIdx.map((i) => s.cols[i]!),
+    f,
+  );
+  if (!s.pkIdx) return ` WHERE ${rest} LIMIT 1`;
+  const key = keyWhere(img, s.cols, s.pkIdx, f);
+  return ` WHERE ${rest === '' ? key : `${key} AND ${rest}`}`;
+}
+
+/**
+ * Statements for rows [fromRow, toRow) of a rows entry (see the module comment). Rows are consumed one at a
+ * time: memory stays bounded however large the entry's range is.
+ */
+export function* guardedStatements(e: RowsEntry, dir: Direction, opts: GuardOptions): Generator<GuardedStatement> {
+  const from = Math.max(0, opts.fromRow ?? 0);
+  const to = Math.min(e.rows.length, opts.toRow ?? e.rows.length);
+  if (from >= to) return;
+  const s = shapeOf(e, dir, opts);
+  // The operation this direction performs, and which image the row holds before / after it.
+  const op: RowOp = dir === 'redo' ? e.op : e.op === 'insert' ? 'delete' : e.op === 'delete' ? 'insert' : 'update';
+  const was: 'before' | 'after' = dir === 'redo' ? 'before' : 'after';
+  const will: 'before' | 'after' = dir === 'redo' ? 'after' : 'before';
+  const order = function* (): Generator<number> {
+    if (dir === 'redo') for (let i = from; i < to; i++) yield i;
+    else for (let i = to - 1; i >= from; i--) yield i;
+  };
+  if (op === 'insert') {
+    yield* inserts(s, order(), will);
+    return;
+  }
+  for (const i of order()) {
+    const seq = e.seq + BigInt(i);
+    const r = e.rows[i]!;
+    const cur = image(s, r, was, seq);
+    const where = guardWhere(s, cur);
+    const what = whatOf(s, keyText(s, cur), seq.toString());
+    if (op === 'delete') {
+      yield { sql: `DELETE FROM ${s.table}${where}`, expect: 1, what, seq, kind: 'delete' };
+      continue;
+    }
+    const next = image(s, r, will, seq);
+    const set = setList(next, s.cols, updateColumns(s.cols, s.writeIdx, cur, next));
+    const sql = `UPDATE ${s.table} SET ${set}${where}`;
+    if (sameValues(s.writeIdx, cur, next)) {
+      const exists = `SELECT 1 FROM ${s.table}${where} FOR UPDATE`;
+      yield { sql, expect: 1, what, seq, kind: 'update', noop: true, exists };
+    } else {
+      yield { sql, expect: 1, what, seq, kind: 'update' };
+    }
+  }
+}
+
+/** Multi-row INSERTs of the `will` images, bounded by rows and bytes. */
+function* inserts(s: Shape, rows: Iterable<number>, will: 'before' | 'after'): Generator<GuardedStatement> {
+  const maxRows = s.opts.maxRows ?? 1000;
+  const maxBytes = s.opts.maxBytes ?? 4 * 1024 * 1024;
+  const head = insertPrefix(s.e.schema, s.e.table, s.cols, s.writeIdx);
+  let parts: string[] = [];
+  let bytes = sqlBytes(head);
+  let first: { seq: bigint; img: readonly Value[] } | null = null;
+  let last: { seq: bigint; img: readonly Value[] } | null = null;
+  const done = (): GuardedStatement => {
+    const a = first!;
+    const b = last!;
+    const n = parts.length;
+    const lo = a.seq < b.seq ? a.seq : b.seq;
+    const hi = a.seq < b.seq ? b.seq : a.seq;
+    const what =
+      n === 1
+        ? whatOf(s, keyText(s, a.img), a.seq.toString())
+        : whatOf(s, `${n} rows: ${keyText(s, a.img)} ... ${keyText(s, b.img)}`, `${lo}..${hi}`);
+    return { sql: head + parts.join(','), expect: n, what, seq: a.seq, kind: 'insert' };
+  };
+  for (const i of rows) {
+    const seq = s.e.seq + BigInt(i);
+    const img = image(s, s.e.rows[i]!, will, seq);
+    const part = tuple(img, s.cols, s.writeIdx);
+    const size = sqlBytes(part) + 1;
+    if (parts.length > 0 && (parts.length >= maxRows || bytes + size > maxBytes)) {
+      yield done();
+      parts = [];
+      bytes = sqlBytes(head);
+      first = null;
+    }
+    last = { seq, img };
+    if (!first) first = last;
+    parts.push(part);
+    bytes += size;
+  }
+  if (parts.length > 0) yield done();
+}

@@ -1,0 +1,15 @@
+/** The rollback index: public API (rollback/DESIGN.md §2). */
+export { BATCH_CHANGES } from './builder.ts';
+export type { PruneResult } from './prune.ts';
+export { RollbackIndex, type RollbackIndexOptions } from './rollback-index.ts';
+export { INDEX_FILE, IndexDamagedError } from './schema.ts';
+export type {
+  CatchUpOptions,
+  CatchUpProgress,
+  DdlInfo,
+  EntryRef,
+  RowCounts,
+  RowVersionRef,
+  TxInfo,
+  TxQuery,
+} from './types.ts';

@@ -1,0 +1,98 @@
+/**
+ * Turns a window of the journal into the stream of guarded statements that undoes it (newest first) or redoes it
+ * (oldest first). Row images are read back from the journal one entry at a time through the index's frame
+ * locations, so memory stays bounded by the largest entry whatever the window holds.
+ */
+import type { RowsEntry } from '../record/record.ts';
+import { readEntryAt } from '../ship/journal/index.ts';
+import { type Direction, guardedStatements, type PlanItem } from './guard.ts';
+import type { EntryRef, RollbackIndex, TxInfo } from './index/index.ts';
+import type { Flavor } from '../apply/mysql/sql.ts';
+import { CorruptionError } from '../record/errors.ts';
+
+export interface ItemContext {
+  readonly index: RollbackIndex;
+  readonly journalDir: string;
+  readonly flavor: Flavor;
+  /** Generated columns of a table on the server the statements run on (never written or compared). */
+  readonly skipColumns: (schema: string, table: string) => Promise<ReadonlySet<string>>;
+}
+
+/** Reads the rows entry an index reference points at. */
+export async function loadRows(ctx: ItemContext, ref: EntryRef): Promise<RowsEntry> {
+  const e = await readEntryAt(ctx.journalDir, ref.segment, ref.offset, ref.lsn);
+  if (e.kind !== 'rows') {
+    throw new CorruptionError(`journal LSN ${ref.lsn}: the rollback index says rows, the journal holds ${e.kind}`, {
+      lsn: ref.lsn,
+    });
+  }
+  return e;
+}
+
+/** Rows [from, to) of entry `ref` whose seq lies in (lo, hi]. */
+function rowRange(ref: EntryRef, lo: bigint, hi: bigint): [number, number] {
+  const from = lo + 1n - ref.seq;
+  const to = hi - ref.seq + 1n;
+  const f = from < 0n ? 0 : Number(from);
+  const t = to > BigInt(ref.rows) ? ref.rows : Number(to);
+  return [f, t];
+}
+
+function rowsIn(refs: readonly EntryRef[], lo: bigint, hi: bigint): number {
+  let n = 0;
+  for (const r of refs) {
+    if (r.kind !== 'rows') continue;
+    const [f, t] = rowRange(r, lo, hi);
+    if (t > f) n += t - f;
+  }
+  return n;
+}
+
+/** The statements of one transaction's records in (lo, hi], in the direction's order. */
+export async function* txItems(
+  ctx: ItemContext,
+  tx: TxInfo,
+  direction: Direction,
+  lo: bigint,
+  hi: bigint,
+): AsyncGenerator<PlanItem> {
+  const refs = ctx.index.entriesOf(tx.commitSeq);
+  const rows = rowsIn(refs, lo, hi);
+  if (rows === 0) return;
+  yield { kind: 'tx', txId: tx.txId, commitSeq: tx.commitSeq, commitTimeUs: tx.commitTimeUs, direction, rows };
+  const ordered = direction === 'undo' ? [...refs].reverse() : refs;
+  for (const ref of ordered) {
+    if (ref.kind !== 'rows') continue;
+    const [fromRow, toRow] = rowRange(ref, lo, hi);
+    if (toRow <= fromRow) continue;
+    const e = await loadRows(ctx, ref);
+    const skipColumns = await ctx.skipColumns(e.schema, e.table);
+    for (const stmt of guardedStatements(e, direction, {
+      flavor: ctx.flavor,
+      txId: tx.txId,
+      skipColumns,
+      fromRow,
+      toRow,
+    })) {
+      yield { kind: 'stmt', stmt };
+    }
+  }
+}
+
+/** Undo of every record in (lo, hi], newest transaction first. */
+export async function* rewindItems(ctx: ItemContext, lo: bigint, hi: bigint): AsyncGenerator<PlanItem> {
+  const top = ctx.index.txContaining(hi);
+  if (!top || hi <= lo) return;
+  for (const tx of ctx.index.iterateTxs({ afterSeq: lo, uptoSeq: top.commitSeq, order: 'desc' })) {
+    yield* txItems(ctx, tx, 'undo', lo, hi);
+  }
+}
+
+/** Redo of every record in (lo, hi], oldest transaction first. */
+export async function* forwardItems(ctx: ItemContext, lo: bigint, hi: bigint): AsyncGenerator<PlanItem> {
+  const top = ctx.index.txContaining(hi);
+  if (!top || hi <= lo) return;
+  for (const tx of ctx.index.iterateTxs({ afterSeq: lo, uptoSeq: top.commitSeq, order: 'asc' })) {
+    yield* txItems(ctx, tx, 'redo', lo, hi);
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * The server a rewind, forward or undo runs on: a target (a replica tidemark applies to, held while the command
+ * runs and afterwards) or the source itself (only with --yes and the source.admin account; its undo transactions
+ * are then captured like any other change, so every target follows).
+ */
+import { existsSync } from 'node:fs';
+import type mysql from 'mysql2/promise';
+import type { Logger } from 'pino';
+import { wrapDbError } from '../apply/mysql/errors.ts';
+import {
+  addHoldColumnSql,
+  createSchemaSql,
+  createTableSql,
+  ensureRowSql,
+  holdColumnMissingSql,
+  parsePositionRow,
+  selectPositionSql,
+  setHoldSql,
+  type StoredPosition,
+} from '../apply/mysql/position-table.ts';
+import { type MysqlEndpoint, openSession } from '../apply/mysql/session.ts';
+import { generatedColumnsSql } from '../apply/mysql/sql.ts';
+import { readSource } from '../cli/commands/source.ts';
+import type { Config } from '../cli/config.ts';
+import { sleep, TidemarkError } from '../record/errors.ts';
+import { compareBinlog, formatPosition } from '../record/position.ts';
+import { lastCommit } from '../ship/journal/index.ts';
+import { RollbackIndex } from './index/index.ts';
+
+export interface RewindServer {
+  readonly kind: 'target' | 'source';
+  readonly name: string;
+  readonly endpoint: MysqlEndpoint;
+}
+
+/** Resolves --target NAME: a configured target, or the source's own name (needs --yes and source.admin). */
+export function pickServer(config: Config, name: string, yes: boolean, command: string): RewindServer {
+  const t = config.targets.find((x) => x.name === name);
+  if (t) return { kind: 'target', name, endpoint: t };
+  if (name === config.source.name) {
+    if (!yes) {
+      throw new TidemarkError(
+        `--target ${name} is the source: ${command} would change the primary itself (targets follow through ` +
+          'capture). Add --yes to do that',
+        { code: 'USAGE' },
+      );
+    }
+    const admin = config.source.admin;
+    if (!admin) {
+      throw new TidemarkError(
+        `--target ${name} is the source, and ${config.file} has no source.admin account: add source.admin ` +
+          '(user and password_env/password_file) with SELECT, INSERT, UPDATE, DELETE on the captured tables',
+        { code: 'USAGE' },
+      );
+    }
+    const { host, port, tls, connect_timeout_ms } = config.source;
+    const endpoint: MysqlEndpoint = { host, port, tls, connect_timeout_ms, user: admin.user };
+    Object.defineProperty(endpoint, 'password', { value: admin.password, enumerable: false });
+    return { kind: 'source', name, endpoint };
+  }
+  const names = [...config.targets.map((x) => x.name), `${config.source.name} (the source)`];
+  throw new TidemarkError(`--target ${name}: ${config.file} has no such target (it has: ${names.join(', ')})`, {
+    code: 'USAGE',
+  });
+}
+
+/** A session for running plans: FOUND_ROWS, multi-statement, foreign key checks off (like apply). */
+export function connect(s: RewindServer): Promise<mysql.Connection> {
+  return openSession(s.endpoint, { apply: true, multipleStatements: true });
+}
+
+/** Cached generated-column lookup on the server (those columns are never written or compared). */
+export function generatedColumns(
+  conn: mysql.Connection,
+): (schema: string, table: string) => Promise<ReadonlySet<string>> {
+  const cache = new Map<string, ReadonlySet<string>>();
+  return async (schema, table) => {
+    const k = JSON.stringify([schema, table]);
+    let s = cache.get(k);
+    if (!s) {
+      const [rows] = await conn.query<mysql.RowDataPacket[]>(generatedColumnsSql(schema, table));
+      s = new Set(rows.map((r) => String(r['name'])));
+      cache.set(k, s);
+    }
+    return s;
+  };
+}
+
+/** The target's position row (creating the table/column/row like the applier would). */
+export async function readPosition(conn: mysql.Connection, source: string): Promise<StoredPosition> {
+  try {
+    await conn.query(createSchemaSql());
+    await conn.query(createTableSql());
+    const [m] = await conn.query<mysql.RowDataPacket[]>(holdColumnMissingSql());
+    if (Number(m[0]?.['missing']) === 1) await conn.query(addHoldColumnSql());
+    await conn.query(ensureRowSql(source));
+    const [rows] = await conn.query<mysql.RowDataPacket[]>(selectPositionSql(source));
+    return parsePositionRow(rows[0]);
+  } catch (err) {
+    throw wrapDbError(err, 'reading the position table', { source });
+  }
+}
+
+/**
+ * Holds the target (apply pauses at its next group; this waits for a group in flight) and returns the position
+ * it then stores. `restore()` puts the previous hold back (after a refusal, a dry run or a failure).
+ */
+export async function holdTarget(
+  conn: mysql.Connection,
+  source: string,
+  hold: string,
+): Promise<{ stored: StoredPosition; restore: () => Promise<void> }> {
+  const before = await readPosition(conn, source);
+  await conn.query(setHoldSql(source, hold));
+  const stored = await readPosition(conn, source);
+  if (stored.ddlPendingSeq !== null) {
+    await conn.query(setHoldSql(source, before.hold));
+    throw new TidemarkError(
+      `the target is applying a DDL statement (seq ${stored.ddlPendingSeq}); try again when it is done`,
+      { code: 'REWIND_BUSY', retriable: true },
+    );
+  }
+  return { stored, restore: async () => void (await conn.query(setHoldSql(source, before.hold))) };
+}
+
+/**
+ * For a rewind/undo of the source itself: the journal must hold everything the source committed, or the window
+ * would miss the newest changes. Waits up to `waitMs` for capture to catch up.
+ */
+export async function checkSourceCaptured(
+  config: Config,
+  log: Logger,
+  signal: AbortSignal,
+  waitMs = 15_000,
+): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    // With the capture account: it has the privilege to read the binlog position; source.admin need not.
+    const read = await readSource(config);
+    if (!read.position) throw new TidemarkError(`cannot read the source position: ${read.error}`, { code: 'CONNECT' });
+    const server = read.position;
+    const head = await lastCommit(config.journal.dir);
+    if (head && compareBinlog(head.position.binlog, server.binlog) >= 0) return;
+    if (Date.now() > deadline) {
+      throw new TidemarkError(
+        `the journal is behind the source (journal at ${head ? formatPosition(head.position) : 'nothing'}, source ` +
+          `at ${formatPosition(server)}): run tidemark run (capture) until it catches up, then try again`,
+        { code: 'REWIND_BEHIND', retriable: true },
+      );
+    }
+    log.info('waiting for capture to reach the source position');
+    await sleep(500, signal);
+  }
+}
+
+/** Opens the rollback index and brings it up to the journal head, logging progress on long catch-ups. */
+export async function openIndex(config: Config, log: Logger, signal?: AbortSignal): Promise<RollbackIndex> {
+  const dir = config.journal.dir;
+  if (!existsSync(dir)) {
+    throw new TidemarkError(`no journal at ${dir}: nothing was captured yet (run tidemark run first)`, {
+      code: 'NO_JOURNAL',
+    });
+  }
+  const index = await RollbackIndex.open({ journalDir: dir, log });
+  try {
+    await index.catchUp({
+      ...(signal ? { signal } : {}),
+      onProgress: (p) =>
+        log.info({ lsn: p.lsn.toString(), head: p.head.toString(), changes: p.changes }, 'indexing the journal'),
+    });
+  } catch (err) {
+    index.close();
+    throw err;
+  }
+  return index;
+}

@@ -1,0 +1,230 @@
+/**
+ * Undo of one transaction (or some of its rows) while later work stays: conflict analysis and the statements.
+ *
+ * A conflict is a later change (seq after the transaction, up to what the server holds) of a row the transaction
+ * changed: same table and key, looked up in the rollback index under the row's before key and after key (so a
+ * re-insert of a deleted key, or an update that moved a key, is found too).
+ *   nocascade    any conflict: refuse and list the conflicting transactions; nothing is changed
+ *   cascade      undo the dependents first: every transaction that conflicts, transitively, newest first
+ *   nonconflict  undo only the rows no later transaction touched; report exactly what was skipped
+ */
+import type { RowsEntry } from '../record/record.ts';
+import { TidemarkError } from '../record/errors.ts';
+import { type Direction, guardedStatements, type PlanItem } from './guard.ts';
+import type { RollbackIndex, TxInfo } from './index/index.ts';
+import { type ItemContext, loadRows } from './items.ts';
+import { keyText } from './key.ts';
+import { describeTx } from './points.ts';
+import { formatTimeUs } from './time.ts';
+
+export type UndoMode = 'nocascade' | 'cascade' | 'nonconflict';
+
+/** Which rows of the transaction to undo: all, or those of one table, or one key of one table. */
+export interface RowFilter {
+  /** "schema.table" */
+  readonly table?: string;
+  readonly keyText?: string;
+}
+
+export interface SkippedRow {
+  readonly table: string;
+  readonly key: string;
+  readonly seq: bigint;
+  /** Transactions that changed the row later. */
+  readonly by: readonly string[];
+}
+
+export interface UndoPlan {
+  readonly root: TxInfo;
+  /** Transactions to undo, newest first (the root last). */
+  readonly txs: readonly TxInfo[];
+  /** nonconflict: rows of the root left alone, with who changed them later. */
+  readonly skipped: readonly SkippedRow[];
+  /** Rows of the root that will be undone (after filter and skips). */
+  readonly rows: number;
+}
+
+/** Keys a row is known by: its before key and its after key (the whole row when the table has no key). */
+export function rowKeys(e: RowsEntry, i: number): string[] {
+  const r = e.rows[i]!;
+  const idx = e.pk.length ? e.pk.map((n) => e.columns.findIndex((c) => c.name === n)) : e.columns.map((_, j) => j);
+  const out: string[] = [];
+  for (const img of [r.before, r.after]) {
+    if (!img) continue;
+    const k = keyText(idx.map((j) => img[j] ?? null));
+    if (!out.includes(k)) out.push(k);
+  }
+  return out;
+}
+
+const tableOf = (e: { schema: string; table: string }) => `${e.schema}.${e.table}`;
+
+function matches(e: RowsEntry, i: number, f: RowFilter | undefined): boolean {
+  if (!f) return true;
+  if (f.table !== undefined && tableOf(e) !== f.table) return false;
+  if (f.keyText !== undefined && !rowKeys(e, i).includes(f.keyText)) return false;
+  return true;
+}
+
+interface RowVisit {
+  readonly e: RowsEntry;
+  readonly i: number;
+  readonly seq: bigint;
+}
+
+/** Every row of a transaction (matching the filter), ascending seq; one entry in memory at a time. */
+async function* rowsOf(ctx: ItemContext, tx: TxInfo, f?: RowFilter): AsyncGenerator<RowVisit> {
+  for (const ref of ctx.index.entriesOf(tx.commitSeq)) {
+    if (ref.kind !== 'rows') continue;
+    const e = await loadRows(ctx, ref);
+    for (let i = 0; i < e.rows.length; i++) if (matches(e, i, f)) yield { e, i, seq: e.seq + BigInt(i) };
+  }
+}
+
+/** Commit seqs of the later transactions that changed any key of the row, up to `head`. */
+function laterTxs(index: RollbackIndex, v: RowVisit, after: bigint, head: bigint): Set<bigint> {
+  const out = new Set<bigint>();
+  for (const k of rowKeys(v.e, v.i)) {
+    for (const c of index.laterChanges(v.e.schema, v.e.table, k, after, head)) out.add(c.commitSeq);
+  }
+  return out;
+}
+
+function tx(index: RollbackIndex, commitSeq: bigint): TxInfo {
+  const t = index.txByCommitSeq(commitSeq);
+  if (!t)
+    throw new TidemarkError(`rollback index: transaction with commit seq ${commitSeq} is missing`, { code: 'INDEX' });
+  return t;
+}
+
+/** Refuses when a later DDL statement names a table the transaction changed. */
+function checkDdl(index: RollbackIndex, root: TxInfo, head: bigint): void {
+  for (const d of index.ddlBetween(root.firstSeq - 1n, head)) {
+    const sql = d.sql.toLowerCase();
+    const hit = root.tables.find((t) => sql.includes(t.slice(t.indexOf('.') + 1).toLowerCase()));
+    if (hit) {
+      throw new TidemarkError(
+        `cannot undo ${describeTx(root)}: a later DDL statement changed ${hit}: "${d.sql.slice(0, 200)}" ` +
+          `(transaction ${d.txId}, committed ${formatTimeUs(d.commitTimeUs)}, seq ${d.seq}, journal LSN ${d.lsn})`,
+        { code: 'REWIND_DDL', context: { seq: d.seq } },
+      );
+    }
+  }
+}
+
+export async function planUndo(
+  ctx: ItemContext,
+  root: TxInfo,
+  head: bigint,
+  mode: UndoMode,
+  filter?: RowFilter,
+): Promise<UndoPlan> {
+  const { index } = ctx;
+  if (root.commitSeq > head) {
+    throw new TidemarkError(`${describeTx(root)} is not applied on this server yet (it holds seq ${head})`, {
+      code: 'REWIND_POINT',
+    });
+  }
+  if (root.phase !== 'stream') {
+    throw new TidemarkError(`${describeTx(root)} is part of the baseline (initial copy): it cannot be undone`, {
+      code: 'REWIND_POINT',
+    });
+  }
+  checkDdl(index, root, head);
+  const conflicts = new Map<bigint, SkippedRow>();
+  let rows = 0;
+  const dependents = new Set<bigint>();
+  for await (const v of rowsOf(ctx, root, filter)) {
+    rows++;
+    const later = laterTxs(index, v, root.commitSeq, head);
+    if (later.size === 0) continue;
+    for (const c of later) dependents.add(c);
+    conflicts.set(v.seq, {
+      table: tableOf(v.e),
+      key: rowKeys(v.e, v.i).join(' / '),
+      seq: v.seq,
+      by: [...later].map((c) => tx(index, c).txId),
+    });
+  }
+  if (rows === 0) {
+    throw new TidemarkError(`${describeTx(root)} has no rows matching the given --table/--key`, { code: 'USAGE' });
+  }
+  if (mode === 'nonconflict') {
+    return { root, txs: [root], skipped: [...conflicts.values()], rows: rows - conflicts.size };
+  }
+  if (mode === 'nocascade') {
+    if (conflicts.size > 0) throw conflictError(index, root, conflicts, dependents);
+    return { root, txs: [root], skipped: [], rows };
+  }
+  // cascade: the transitive closure of dependents.
+  const queue = [...dependents];
+  while (queue.length > 0) {
+    const d = tx(index, queue.pop()!);
+    checkDdl(index, d, head);
+    for await (const v of rowsOf(ctx, d)) {
+      for (const c of laterTxs(index, v, d.commitSeq, head)) {
+        if (!dependents.has(c)) {
+          dependents.add(c);
+          queue.push(c);
+        }
+      }
+    }
+  }
+  const txs = [...dependents].sort((a, b) => (a > b ? -1 : a < b ? 1 : 0)).map((c) => tx(index, c));
+  return { root, txs: [...txs, root], skipped: [], rows };
+}
+
+function conflictError(
+  index: RollbackIndex,
+  root: TxInfo,
+  conflicts: Map<bigint, SkippedRow>,
+  dependents: Set<bigint>,
+): TidemarkError {
+  const list = [...dependents]
+    .sort((a, b) => (a < b ? -1 : 1))
+    .slice(0, 20)
+    .map((c) => {
+      const t = tx(index, c);
+      return `${t.txId} (committed ${formatTimeUs(t.commitTimeUs)}, ${t.tables.join(', ')})`;
+    });
+  const more = dependents.size > 20 ? `, and ${dependents.size - 20} more` : '';
+  return new TidemarkError(
+    `cannot undo ${describeTx(root)} with --mode nocascade: ${conflicts.size} of its rows were changed later by ` +
+      `${dependents.size} transaction(s): ${list.join('; ')}${more}. Nothing was changed. Use --mode cascade to ` +
+      'undo those too, or --mode nonconflict to undo only the untouched rows',
+    { code: 'REWIND_CONFLICT', context: { conflicts: conflicts.size, transactions: dependents.size } },
+  );
+}
+
+/** The statements of an undo plan: each transaction newest first, rows in reverse, skipping what the plan skips. */
+export async function* undoItems(ctx: ItemContext, plan: UndoPlan, filter?: RowFilter): AsyncGenerator<PlanItem> {
+  const skip = new Set(plan.skipped.map((s) => s.seq));
+  const direction: Direction = 'undo';
+  for (const t of plan.txs) {
+    const f = t === plan.root ? filter : undefined;
+    const refs = ctx.index.entriesOf(t.commitSeq).filter((r) => r.kind === 'rows');
+    let headerDone = false;
+    for (let r = refs.length - 1; r >= 0; r--) {
+      const e = await loadRows(ctx, refs[r]!);
+      const keep: boolean[] = e.rows.map((_, i) => matches(e, i, f) && !skip.has(e.seq + BigInt(i)));
+      const skipColumns = await ctx.skipColumns(e.schema, e.table);
+      // Contiguous runs of kept rows, last run first (undo goes backwards).
+      let end = keep.length;
+      while (end > 0) {
+        while (end > 0 && !keep[end - 1]) end--;
+        let start = end;
+        while (start > 0 && keep[start - 1]) start--;
+        if (end > start) {
+          if (!headerDone) {
+            headerDone = true;
+            const rows = t === plan.root ? plan.rows : t.rows.insert + t.rows.update + t.rows.delete;
+            yield { kind: 'tx', txId: t.txId, commitSeq: t.commitSeq, commitTimeUs: t.commitTimeUs, direction, rows };
+          }
+          const opts = { flavor: ctx.flavor, txId: t.txId, skipColumns, fromRow: start, toRow: end };
+          for (const stmt of guardedStatements(e, direction, opts)) yield { kind: 'stmt', stmt };
+        }
+        end = start;
+      }
+    }
+  }
+}

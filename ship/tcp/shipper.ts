@@ -1,0 +1,382 @@
+/**
+ * The sending end of the ship link (primary site): connects to one receiver and streams one source's frames.
+ *
+ * Loop, as states (each transition logged): connecting → hello (HELLO, await WELCOME) → streaming → backoff →
+ * connecting … until the signal aborts (stopped), the frames run out and are all acknowledged (done), or a
+ * fatal error (failed: the receiver refused us, our certificate or its certificate is wrong, the frames source
+ * failed for good). After WELCOME(durableLsn) it reads `frames(durableLsn + 1)` and sends them in FRAMES
+ * batches: a batch is flushed at batchBytes, or as soon as the source has no frame ready. At most windowBytes
+ * of frames are unacknowledged at once. Every ACK goes to onAck (coalesced: a slow onAck sees the latest LSN).
+ *
+ * Acknowledged LSNs are the receiver's word and may go back: a receiver whose journal recovery cut an unfinished
+ * unit reports a lower durable LSN in its next WELCOME, and streaming resumes from there. So that a source cursor
+ * never passes what a standby could still ask for, onAck also reports unitLsn: the highest acknowledged LSN that
+ * ends a unit (a receiver's recovery keeps complete units).
+ */
+import type { Logger } from 'pino';
+import { describeChain, isRetriable, sleep, TidemarkError } from '../../record/errors.ts';
+import { dial, MessageConnection } from './connection.ts';
+import { DEFAULT_HEARTBEAT_MS, type LinkSecurity } from './identity.ts';
+import { FRAME_OVERHEAD, type Message, PROTOCOL_VERSION, type WireFrame } from './protocol.ts';
+
+export interface ShipperOptions {
+  host: string;
+  port: number;
+  security: LinkSecurity;
+  /** This (primary) site: must be named by our certificate. */
+  site: string;
+  /** The receiver's site: its certificate must name it. */
+  targetSite: string;
+  source: string;
+  journalId: string;
+  /** Frames from `fromLsn` on, consecutive; end the iteration when `signal` aborts. */
+  frames(fromLsn: bigint, signal: AbortSignal): AsyncIterable<WireFrame>;
+  /**
+   * Every frame up to `lsn` is durable at the receiver (also called with the LSN a WELCOME reports); `unitLsn`
+   * is the highest of them known to end a unit: set the source's cursor for this standby from unitLsn.
+   */
+  onAck?(ack: { lsn: bigint; unitLsn: bigint }): void | Promise<void>;
+  /** unitLsn to start from (the source cursor's value); default 0n. */
+  ackedUnitLsn?: bigint;
+  log: Logger;
+  signal: AbortSignal;
+  heartbeatMs?: number;
+  /** TCP connect + TLS handshake + WELCOME must complete within this. Default 3 heartbeats, at least 2 s. */
+  connectTimeoutMs?: number;
+  /** Flush a FRAMES message at this size. Default 1 MiB. */
+  batchBytes?: number;
+  /** Unacknowledged frame bytes at most. Default 8 MiB. */
+  windowBytes?: number;
+  reconnectBaseMs?: number;
+  reconnectMaxMs?: number;
+}
+
+export type ShipperState = 'connecting' | 'streaming' | 'backoff' | 'done' | 'stopped' | 'failed';
+
+export interface ShipperStatus {
+  readonly state: ShipperState;
+  /** Highest LSN the receiver reported durable. */
+  readonly ackedLsn: bigint;
+  /** Highest acknowledged LSN that ends a unit. */
+  readonly ackedUnitLsn: bigint;
+  /** Highest LSN sent on the current or last connection. */
+  readonly sentLsn: bigint;
+  readonly lastAckAt: Date | null;
+  readonly connects: number;
+  readonly lastError: string | null;
+}
+
+export interface Shipper {
+  /** Settles when the shipper stops: resolves when stopped or done, rejects with the fatal error. */
+  readonly finished: Promise<void>;
+  status(): ShipperStatus;
+}
+
+/** Starts shipping; see the module comment. */
+export function startShipper(opts: ShipperOptions): Shipper {
+  const s = new ShipperLoop(opts);
+  const finished = s.run();
+  finished.catch(() => undefined);
+  return { finished, status: () => s.status() };
+}
+
+function fatal(message: string, cause?: unknown): TidemarkError {
+  return new TidemarkError(message, { code: 'SHIP_REFUSED', retriable: false, cause });
+}
+
+const NOT_READY = Symbol('not ready');
+
+class ShipperLoop {
+  private readonly o: ShipperOptions;
+  private readonly log: Logger;
+  private readonly hb: number;
+  private state: ShipperState = 'connecting';
+  private acked = 0n;
+  private ackedUnit: bigint;
+  private sent = 0n;
+  private lastAckAt: Date | null = null;
+  private connects = 0;
+  private lastError: string | null = null;
+  /** Unacknowledged batches: last LSN and bytes. */
+  private inflight: { lsn: bigint; bytes: number; unitEnd: bigint | null }[] = [];
+  private inflightBytes = 0;
+  private ackWake: (() => void) | null = null;
+  private ackRunning = false;
+  private ackPending: { lsn: bigint; unitLsn: bigint } | null = null;
+
+  constructor(opts: ShipperOptions) {
+    this.o = opts;
+    this.hb = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    this.ackedUnit = opts.ackedUnitLsn ?? 0n;
+    this.log = opts.log.child({ component: 'shipper', source: opts.source, target: opts.targetSite });
+  }
+
+  status(): ShipperStatus {
+    return {
+      state: this.state,
+      ackedLsn: this.acked,
+      ackedUnitLsn: this.ackedUnit,
+      sentLsn: this.sent,
+      lastAckAt: this.lastAckAt,
+      connects: this.connects,
+      lastError: this.lastError,
+    };
+  }
+
+  private setState(state: ShipperState, extra: Record<string, unknown> = {}): void {
+    if (state !== this.state) this.log.info({ ...extra, from: this.state, to: state }, `ship: ${state}`);
+    this.state = state;
+  }
+
+  async run(): Promise<void> {
+    const base = this.o.reconnectBaseMs ?? 250;
+    let delay = base;
+    while (!this.o.signal.aborted) {
+      this.setState('connecting');
+      let conn: MessageConnection | null = null;
+      try {
+        conn = await this.connect();
+        const durable = await this.hello(conn);
+        delay = base;
+        if (await this.stream(conn, durable)) {
+          this.setState('done', { ackedLsn: String(this.acked) });
+          return;
+        }
+      } catch (err) {
+        this.lastError = describeChain(err);
+        if (this.o.signal.aborted) break;
+        if (!isRetriable(err)) {
+          this.log.error({ err: this.lastError }, `ship: giving up: ${this.lastError}`);
+          this.setState('failed');
+          throw err;
+        }
+        this.log.warn({ err: this.lastError, retryInMs: delay }, 'ship: link lost; reconnecting');
+        this.setState('backoff');
+        await sleep(delay, this.o.signal);
+        delay = Math.min(this.o.reconnectMaxMs ?? 30_000, delay * 2);
+      } finally {
+        conn?.close(new TidemarkError('session over', { code: 'LINK_DOWN', retriable: true }));
+      }
+    }
+    this.setState('stopped');
+  }
+
+  private timeoutMs(): number {
+    return this.o.connectTimeoutMs ?? Math.max(2000, 3 * this.hb);
+  }
+
+  /** TCP (+ TLS) connection, with the handshake's failure explained. */
+  private async connect(): Promise<MessageConnection> {
+    const { host, port, security } = this.o;
+    const label = `receiver ${this.o.targetSite} at ${host}:${port}`;
+    this.connects++;
+    const socket = await dial({
+      host,
+      port,
+      security,
+      targetSite: this.o.targetSite,
+      timeoutMs: this.timeoutMs(),
+      signal: this.o.signal,
+      label,
+      log: this.log,
+    });
+    return new MessageConnection({ socket, label, heartbeatMs: this.hb, log: this.log });
+  }
+
+  /** HELLO → WELCOME: the receiver's durable LSN. */
+  private async hello(conn: MessageConnection): Promise<bigint> {
+    const o = this.o;
+    await conn.send({
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      source: o.source,
+      site: o.site,
+      journalId: o.journalId,
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = new TidemarkError(`${conn.label}: no WELCOME within ${this.timeoutMs()} ms`, {
+          code: 'LINK_DOWN',
+          retriable: true,
+        });
+        conn.close(err);
+        reject(err);
+      }, this.timeoutMs());
+    });
+    let m: Message;
+    try {
+      m = await Promise.race([conn.next(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (m.type === 'error') throw this.receiverError(conn, m.code, m.message);
+    if (m.type !== 'welcome')
+      throw new TidemarkError(`${conn.label}: expected WELCOME, got ${m.type}`, {
+        code: 'LINK_PROTOCOL',
+        retriable: true,
+      });
+    if (m.durableLsn === null) {
+      this.log.error({ reason: m.reason }, `ship: ${conn.label} refused this shipper: ${m.reason}`);
+      throw fatal(`${conn.label} refused this shipper: ${m.reason}`);
+    }
+    this.setState('streaming', { durableLsn: String(m.durableLsn), connects: this.connects });
+    if (m.durableLsn < this.acked) {
+      this.log.warn(
+        { durableLsn: String(m.durableLsn), ackedBefore: String(this.acked) },
+        'ship: the receiver reports less than it acknowledged before (its recovery cut an unfinished unit?)',
+      );
+    }
+    this.acked = m.durableLsn;
+    if (this.ackedUnit > m.durableLsn) this.ackedUnit = m.durableLsn;
+    this.noteAck(m.durableLsn);
+    return m.durableLsn;
+  }
+
+  private receiverError(conn: MessageConnection, code: string, message: string): TidemarkError {
+    if (code === 'AUTH' || code === 'REFUSED') {
+      this.log.error({ code, reason: message }, `ship: ${conn.label} refused this shipper: ${message}`);
+      return fatal(`${conn.label} refused this shipper: ${message}`);
+    }
+    return new TidemarkError(`${conn.label} reported ${code}: ${message}`, { code: 'LINK_DOWN', retriable: true });
+  }
+
+  private noteAck(lsn: bigint): void {
+    this.acked = lsn;
+    this.lastAckAt = new Date();
+    for (let b = this.inflight[0]; b && b.lsn <= lsn; b = this.inflight[0]) {
+      this.inflight.shift();
+      this.inflightBytes -= b.bytes;
+      if (b.unitEnd !== null && b.unitEnd > this.ackedUnit) this.ackedUnit = b.unitEnd;
+    }
+    this.ackWake?.();
+    const onAck = this.o.onAck;
+    if (!onAck) return;
+    this.ackPending = { lsn, unitLsn: this.ackedUnit };
+    if (this.ackRunning) return;
+    this.ackRunning = true;
+    void (async () => {
+      while (this.ackPending !== null) {
+        const l = this.ackPending;
+        this.ackPending = null;
+        try {
+          await onAck(l);
+        } catch (err) {
+          this.log.error({ err: describeChain(err), lsn: String(l.lsn) }, 'ship: onAck failed');
+        }
+      }
+      this.ackRunning = false;
+    })();
+  }
+
+  /** Resolves when the next ACK arrives, or rejects when the connection closes. */
+  private async ackOrClose(conn: MessageConnection): Promise<void> {
+    const woke = new Promise<void>((resolve) => {
+      this.ackWake = resolve;
+    });
+    const reason = await Promise.race([woke.then(() => null), conn.closed]);
+    this.ackWake = null;
+    if (reason) throw reason;
+  }
+
+  /** Streams until the frames end and are all acknowledged (true), or the session fails (throws). */
+  private async stream(conn: MessageConnection, durable: bigint): Promise<boolean> {
+    this.inflight = [];
+    this.inflightBytes = 0;
+    this.sent = durable;
+    const stop = new AbortController();
+    // Stopping does not wait for outstanding ACKs: what is unacknowledged is sent again next time.
+    const onAbort = () => {
+      stop.abort();
+      conn.close(new TidemarkError(`${conn.label}: stopped`, { code: 'LINK_DOWN', retriable: true }));
+    };
+    this.o.signal.addEventListener('abort', onAbort, { once: true });
+    const acks = this.readAcks(conn);
+    acks.catch(() => undefined);
+    const sending = this.send(conn, durable + 1n, stop.signal);
+    sending.catch(() => undefined);
+    try {
+      await Promise.race([sending, acks]);
+      while (this.acked < this.sent) await Promise.race([this.ackOrClose(conn), acks]);
+      return !this.o.signal.aborted;
+    } finally {
+      stop.abort();
+      this.o.signal.removeEventListener('abort', onAbort);
+      conn.close(new TidemarkError(`${conn.label}: session over`, { code: 'LINK_DOWN', retriable: true }));
+      // The send loop shares the in-flight accounting: it must be over before another session starts. It ends
+      // promptly: the frames source honours the abort, and waits for ACKs or 'drain' end with the connection.
+      await sending.catch(() => undefined);
+    }
+  }
+
+  private async readAcks(conn: MessageConnection): Promise<never> {
+    for (;;) {
+      const m = await conn.next();
+      if (m.type === 'error') throw this.receiverError(conn, m.code, m.message);
+      if (m.type !== 'ack' || m.lsn < this.acked || m.lsn > this.sent) {
+        const what = m.type === 'ack' ? `ACK ${m.lsn} outside ${this.acked}..${this.sent}` : `unexpected ${m.type}`;
+        const err = new TidemarkError(`${conn.label}: ${what}`, { code: 'LINK_PROTOCOL', retriable: true });
+        conn.close(err, { code: 'PROTOCOL', message: what });
+        throw err;
+      }
+      this.noteAck(m.lsn);
+    }
+  }
+
+  private async send(conn: MessageConnection, from: bigint, signal: AbortSignal): Promise<void> {
+    const batchBytes = this.o.batchBytes ?? 1 << 20;
+    const windowBytes = this.o.windowBytes ?? 8 << 20;
+    const it = this.o.frames(from, signal)[Symbol.asyncIterator]();
+    let batch: WireFrame[] = [];
+    let bytes = 0;
+    let unitEnd: bigint | null = null;
+    let expect = from;
+    const flush = async () => {
+      if (batch.length === 0) return;
+      while (this.inflightBytes > 0 && this.inflightBytes + bytes > windowBytes) await this.ackOrClose(conn);
+      if (conn.isClosed) throw await conn.closed;
+      const frames = batch;
+      const last = (frames[frames.length - 1] as WireFrame).lsn;
+      this.inflight.push({ lsn: last, bytes, unitEnd });
+      this.inflightBytes += bytes;
+      batch = [];
+      bytes = 0;
+      unitEnd = null;
+      // Before the write: the ACK may arrive before a full socket buffer drains.
+      this.sent = last;
+      await conn.send({ type: 'frames', frames });
+    };
+    let pending: Promise<IteratorResult<WireFrame>> | null = null;
+    try {
+      for (;;) {
+        if (conn.isClosed) throw await conn.closed;
+        pending ??= it.next();
+        const r = batch.length === 0 ? await pending : await Promise.race([pending, nextTurn()]);
+        if (r === NOT_READY) {
+          await flush();
+          continue;
+        }
+        pending = null;
+        if (r.done) break;
+        const f = r.value;
+        if (f.lsn !== expect) {
+          throw new TidemarkError(`ship: the frames source gave LSN ${f.lsn} where ${expect} was due`, {
+            code: 'SHIP_SOURCE',
+          });
+        }
+        expect++;
+        batch.push(f);
+        bytes += FRAME_OVERHEAD + f.payload.length;
+        if (f.endOfUnit) unitEnd = f.lsn;
+        if (bytes >= batchBytes) await flush();
+      }
+      await flush();
+    } finally {
+      void it.return?.()?.catch(() => undefined);
+    }
+  }
+}
+
+function nextTurn(): Promise<typeof NOT_READY> {
+  return new Promise((resolve) => setImmediate(() => resolve(NOT_READY)));
+}

@@ -80,7 +80,9 @@ async function writeJournal(dir: string, changes: number, log: (s: string) => vo
           rows.push({ before: null, after: image((next[t] as bigint)++, v) });
         } else {
           const id = BigInt(1 + Math.floor(rand() * Number((next[t] as bigint) - 1n)));
-          rows.push(op === 'update' ? { before: image(id, v - 1), after: image(id, v) } : { before: image(id, v), after: null });
+          rows.push(
+            op === 'update' ? { before: image(id, v - 1), after: image(id, v) } : { before: image(id, v), after: null },
+          );
         }
       }
       const e: RowsEntry = {

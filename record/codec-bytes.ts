@@ -299,6 +299,40 @@ export class ByteReader {
     }
   }
 
+  /** Moves past one tagged value without decoding it (bounds and tags are checked; text is not UTF-8-checked). */
+  skipValue(): void {
+    const tag = this.u8('value tag');
+    switch (tag) {
+      case T_NULL:
+        return;
+      case T_SMALL:
+        this.varint('integer value');
+        return;
+      case T_INT64:
+      case T_UINT64:
+      case T_F64:
+        this.need(8, 'value');
+        this.pos += 8;
+        return;
+      case T_BIG: {
+        this.u8('integer value');
+        const n = this.count('integer value length', 1);
+        this.pos += n;
+        return;
+      }
+      case T_STR:
+      case T_BYTES: {
+        const len = this.varint('value length');
+        this.need(len, 'value');
+        this.pos += len;
+        return;
+      }
+      default:
+        this.pos--;
+        this.fail(`unknown value tag ${tag}`);
+    }
+  }
+
   image(): Value[] {
     const n = this.count('value count', 1);
     const out = new Array<Value>(n);

@@ -122,7 +122,7 @@ export function encodeEntry(e: Entry): Uint8Array {
   }
 }
 
-function readColumns(r: ByteReader): Column[] {
+export function readColumns(r: ByteReader): Column[] {
   const n = r.count('column count', 3);
   const cols: Column[] = [];
   for (let i = 0; i < n; i++) {

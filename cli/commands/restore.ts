@@ -117,13 +117,16 @@ export async function restoreCommand(o: RestoreOptions): Promise<number> {
     o.stdout.write(
       `restore into ${where} up to ${describeTx(last)}, from the baseline at journal LSN ${start.firstLsn}\n`,
     );
+    const target = {
+      ...into,
+      name: 'restore',
+      batch: { max_transactions: 500, max_rows: 20_000, max_wait_ms: 0 },
+      no_primary_key: 'full-row' as const,
+    };
+    // The spread above drops the non-enumerable password: carry it over the same way.
+    Object.defineProperty(target, 'password', { value: into.password, enumerable: false });
     const applier = new MysqlApplier({
-      target: {
-        ...into,
-        name: 'restore',
-        batch: { max_transactions: 500, max_rows: 20_000, max_wait_ms: 0 },
-        no_primary_key: 'full-row',
-      },
+      target,
       source: config.source.name,
       log,
     });

@@ -11,10 +11,13 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { Logger } from 'pino';
 import { CorruptionError } from '../../record/errors.ts';
 import { positionToJson } from '../../record/position.ts';
-import type { CommitEntry, DdlEntry, RowsEntry, Value } from '../../record/record.ts';
-import type { JournalEntry } from '../../ship/journal/entries.ts';
+import { isRowsEncoding, type RowsHeader, scanRows } from '../../record/codec-keys.ts';
+import type { CommitEntry, DdlEntry, Value } from '../../record/record.ts';
+import type { JournalFrame } from '../../ship/journal/api.ts';
+import { decodeFrame } from '../../ship/journal/entries.ts';
+import { HEADER_BYTES } from '../../ship/journal/frame.ts';
 import { keyText } from '../key.ts';
-import { GEN_SIZE } from './schema.ts';
+import { GEN_SHIFT, GEN_SIZE } from './schema.ts';
 import { decodeState, emptyState, encodeState, type FrameMark, type IndexState, type UnitState } from './state.ts';
 
 /** Row changes per SQLite transaction (committed at the next frame boundary after this many). */
@@ -25,14 +28,15 @@ interface TableInfo {
   pk: readonly string[] | null;
 }
 
-function keyOf(img: readonly Value[], idx: readonly number[]): string {
-  if (idx.length === 1) {
-    const v = img[idx[0] as number] as Value;
-    // Fast path for integer keys: JSON.stringify of a decimal string is the string in quotes.
-    return typeof v === 'bigint' ? `["${v}"]` : keyText([v]);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const GEN_SHIFT_N = BigInt(GEN_SHIFT);
+
+/** keyText of key values, with a fast path for one integer (JSON of a decimal string is it in quotes). */
+function keyOf(vals: readonly Value[]): string {
+  if (vals.length === 1) {
+    const v = vals[0] as Value;
+    if (typeof v === 'bigint') return `["${v}"]`;
   }
-  const vals = new Array<Value>(idx.length);
-  for (let i = 0; i < idx.length; i++) vals[i] = img[idx[i] as number] as Value;
   return keyText(vals);
 }
 
@@ -167,31 +171,41 @@ export class IndexBuilder {
     const u = this.state.unit;
     if (u) {
       this.flush();
-      this.st.delChanges.run(Number(u.firstSeq >> 18n), u.firstSeq);
+      this.st.delChanges.run(Number(u.firstSeq >> GEN_SHIFT_N), u.firstSeq);
       this.st.delEntries.run(u.firstLsn);
       this.st.delDdls.run(u.firstSeq);
     }
     this.state = { ...this.state, scan: null, unit: null };
   }
 
-  /**
-   * Adds one journal entry (read in LSN order, from the frame after resumeLsn(state)); `end` is the byte offset
-   * just past its frame.
-   */
-  add(je: JournalEntry, end: number): void {
-    const e = je.entry;
-    if (je.segment === undefined || je.offset === undefined) {
-      throw new CorruptionError(`rollback index: journal entry LSN ${je.lsn} came without its place`, {});
+  /** Adds one journal frame: the one after resumeLsn(state), in LSN order, as JournalReader reports it. */
+  addFrame(f: JournalFrame): void {
+    if (f.segment === undefined || f.offset === undefined) {
+      throw new CorruptionError(`rollback index: journal frame LSN ${f.lsn} came without its place`, {});
     }
-    const mark: FrameMark = { lsn: je.lsn, segment: je.segment, offset: je.offset, end, seq: e.seq, txId: e.txId };
+    const end = f.offset + HEADER_BYTES + f.payload.length;
+    if (isRowsEncoding(f.payload)) {
+      if (f.endOfUnit) {
+        throw new CorruptionError(`journal frame LSN ${f.lsn}: a rows entry ends its unit`, { lsn: f.lsn });
+      }
+      this.addRows(f, f.segment, f.offset, end);
+      return;
+    }
+    const e = decodeFrame(f).entry as CommitEntry | DdlEntry;
+    const mark: FrameMark = { lsn: f.lsn, segment: f.segment, offset: f.offset, end, seq: e.seq, txId: e.txId };
     if (e.kind === 'commit') {
       this.commitUnit(e, mark);
       return;
     }
+    this.addDdl(e, mark, this.unitFor(f.lsn, e.seq));
+    this.state.scan = mark;
+  }
+
+  private unitFor(lsn: bigint, seq: bigint): UnitState {
     if (!this.state.unit) {
       this.state.unit = {
-        firstLsn: je.lsn,
-        firstSeq: e.seq,
+        firstLsn: lsn,
+        firstSeq: seq,
         insert: 0,
         update: 0,
         delete: 0,
@@ -202,9 +216,7 @@ export class IndexBuilder {
       };
       this.afterGap = false;
     }
-    if (e.kind === 'rows') this.addRows(e, mark, this.state.unit);
-    else this.addDdl(e, mark, this.state.unit);
-    this.state.scan = mark;
+    return this.state.unit;
   }
 
   private tableId(schema: string, table: string, pk: readonly string[] | null): number {
@@ -224,42 +236,64 @@ export class IndexBuilder {
     return id;
   }
 
-  private addRows(e: RowsEntry, m: FrameMark, u: UnitState): void {
-    const n = e.rows.length;
-    const tid = this.tableId(e.schema, e.table, e.pk);
-    this.st.insEntry.run(m.lsn, m.segment, m.offset, e.seq, 'rows', n, tid, e.op);
+  /**
+   * A rows entry, read with scanRows: only the key columns are decoded. Every row change gets a changes row
+   * under its before key and, when different, its after key.
+   */
+  private addRows(f: JournalFrame, segment: bigint, offset: number, end: number): void {
+    const lsn = f.lsn;
+    let tid = 0;
+    let keyed = false;
+    // Seqs and LSNs as plain numbers while they are safe integers (always, in practice): no bigint per row.
+    let safe = true;
+    let seq0 = 0n;
+    const lsnNum = Number(lsn);
+    let h: RowsHeader;
+    try {
+      h = scanRows(
+        f.payload,
+        (hh) => {
+          seq0 = hh.seq;
+          tid = this.tableId(hh.schema, hh.table, hh.pk);
+          safe = hh.seq + BigInt(hh.rows) < MAX_SAFE && lsn < MAX_SAFE;
+          if (hh.pk.length === 0 || hh.rows === 0) return null;
+          const idx = hh.pk.map((c) => hh.columns.findIndex((col) => col.name === c));
+          if (idx.some((i) => i < 0)) {
+            this.log.warn({ lsn: lsn.toString(), table: `${hh.schema}.${hh.table}` }, 'rows entry lacks a key column');
+            return null;
+          }
+          keyed = true;
+          return idx;
+        },
+        (i, before, after) => {
+          if (!keyed) return;
+          const seq = safe ? Number(seq0) + i : seq0 + BigInt(i);
+          const g = safe ? Math.floor((seq as number) / GEN_SIZE) : Number((seq as bigint) >> GEN_SHIFT_N);
+          if (g > this.maxGen) {
+            this.st.insGen.run(g);
+            this.maxGen = g;
+          }
+          const kb = before ? keyOf(before) : null;
+          const ka = after ? keyOf(after) : null;
+          const l = safe ? lsnNum : lsn;
+          if (kb !== null) this.push(g, tid, kb, seq, l);
+          if (ka !== null && ka !== kb) this.push(g, tid, ka, seq, l);
+        },
+      );
+    } catch (err) {
+      if (!(err instanceof CorruptionError) || err.context.lsn !== undefined) throw err;
+      throw new CorruptionError(`journal frame LSN ${lsn}: ${err.message}`, { lsn }, err);
+    }
+    const u = this.unitFor(lsn, h.seq);
+    const n = h.rows;
+    this.st.insEntry.run(lsn, segment, offset, h.seq, 'rows', n, tid, h.op);
     if (!u.tables.includes(tid)) u.tables.push(tid);
-    if (e.op === 'insert') u.insert += n;
-    else if (e.op === 'update') u.update += n;
+    if (h.op === 'insert') u.insert += n;
+    else if (h.op === 'update') u.update += n;
     else u.delete += n;
     u.rows += BigInt(n);
-    if (e.pk.length === 0 || n === 0) return;
-    const idx = e.pk.map((c) => e.columns.findIndex((col) => col.name === c));
-    if (idx.some((i) => i < 0)) {
-      this.log.warn(
-        { lsn: m.lsn.toString(), table: `${e.schema}.${e.table}` },
-        'rows entry names a key column it lacks',
-      );
-      return;
-    }
-    // Seqs and LSNs as plain numbers while they are safe integers (always, in practice): no bigint per row.
-    const safe = e.seq + BigInt(n) < BigInt(Number.MAX_SAFE_INTEGER) && m.lsn < BigInt(Number.MAX_SAFE_INTEGER);
-    const seq0 = safe ? Number(e.seq) : 0;
-    const lsn = safe ? Number(m.lsn) : m.lsn;
-    for (let i = 0; i < n; i++) {
-      const r = e.rows[i] as RowsEntry['rows'][number];
-      const seq = safe ? seq0 + i : e.seq + BigInt(i);
-      const g = safe ? Math.floor((seq as number) / GEN_SIZE) : Number((seq as bigint) >> 18n);
-      const kb = r.before ? keyOf(r.before, idx) : null;
-      const ka = r.after ? keyOf(r.after, idx) : null;
-      if (g > this.maxGen) {
-        this.st.insGen.run(g);
-        this.maxGen = g;
-      }
-      if (kb !== null) this.push(g, tid, kb, seq, lsn);
-      if (ka !== null && ka !== kb) this.push(g, tid, ka, seq, lsn);
-    }
     this.changes += n;
+    this.state.scan = { lsn, segment, offset, end, seq: h.seq, txId: h.txId };
   }
 
   private addDdl(e: DdlEntry, m: FrameMark, u: UnitState): void {

@@ -17,8 +17,6 @@ import type { Logger } from 'pino';
 import { TidemarkError } from '../../record/errors.ts';
 import { JournalTruncatedError } from '../../ship/journal/errors.ts';
 import type { JournalFrame } from '../../ship/journal/api.ts';
-import { decodeFrame } from '../../ship/journal/entries.ts';
-import { HEADER_BYTES } from '../../ship/journal/frame.ts';
 import { JournalReader } from '../../ship/journal/reader.ts';
 import { inspectTail } from '../../ship/journal/recovery.ts';
 import { latestEpoch, readTruncations, truncatedSince, truncationsStamp } from '../../ship/journal/truncations.ts';
@@ -113,18 +111,17 @@ async function pass(ctx: CatchUpContext, opts: CatchUpOptions, fromOldest: boole
   const apply = (frames: JournalFrame[]) => {
     if (!b.begin()) throw new Moved();
     for (const f of frames) {
-      const je = decodeFrame(f);
       if (first) {
         first = false;
-        if (je.lsn !== resume + 1n) {
-          const bits = { from: (resume + 1n).toString(), to: (je.lsn - 1n).toString() };
+        if (f.lsn !== resume + 1n) {
+          const bits = { from: (resume + 1n).toString(), to: (f.lsn - 1n).toString() };
           if (resume === 0n) log.info(bits, 'rollback index: starting at the oldest frame retention kept');
           else log.warn(bits, 'rollback index: retention removed frames before they were indexed');
           b.discardUnit();
           b.afterGap = true;
         }
       }
-      b.add(je, (f.offset as number) + HEADER_BYTES + f.payload.length);
+      b.addFrame(f);
       if (b.changes >= batch) {
         done += b.changes;
         b.commit(epoch);

@@ -61,7 +61,8 @@ async function writeJournal(): Promise<JournalFrame[]> {
   }
   await w.close();
   const out: JournalFrame[] = [];
-  for await (const f of new JournalReader({ dir, fromLsn: 1n, follow: false })) out.push({ ...f, payload: f.payload.slice() });
+  for await (const f of new JournalReader({ dir, fromLsn: 1n, follow: false }))
+    out.push({ ...f, payload: f.payload.slice() });
   return out;
 }
 
@@ -83,11 +84,16 @@ describe('readFrameAt', () => {
       frames.slice(36).map((f) => [f.lsn, f.segment, f.offset]),
     );
     // So does one told where frame fromLsn starts (the end of the frame before it), for every frame.
-    const starts = frames.map((_, i) => i).filter((i) => i > 0 && (i % 7 === 0 || frames[i]?.segment !== frames[i - 1]?.segment));
+    const starts = frames
+      .map((_, i) => i)
+      .filter((i) => i > 0 && (i % 7 === 0 || frames[i]?.segment !== frames[i - 1]?.segment));
     expect(starts.length).toBeGreaterThan(12);
     for (const i of starts) {
       const prev = frames[i - 1] as JournalFrame;
-      const startAt = { segment: prev.segment as bigint, offset: (prev.offset as number) + HEADER_BYTES + prev.payload.length };
+      const startAt = {
+        segment: prev.segment as bigint,
+        offset: (prev.offset as number) + HEADER_BYTES + prev.payload.length,
+      };
       const got: JournalFrame[] = [];
       for await (const f of new JournalReader({ dir, fromLsn: prev.lsn + 1n, startAt, follow: false })) {
         got.push({ ...f, payload: f.payload.slice() });

@@ -14,18 +14,21 @@ import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Checksums, schemaChecksums } from '../fixtures/checksums.ts';
-import { admin, ROOT_PASSWORD, stopInstance } from '../fixtures/mariadb.ts';
+import { admin, ROOT_PASSWORD, startInstance, stopInstance } from '../fixtures/mariadb.ts';
 import { prng } from '../fixtures/prng.ts';
 import { caughtUpWhileRunning, createTopology, exited, runCli, startRun, type Topology } from '../fixtures/topology.ts';
 
 const NAME = 'rwmov';
 const SRC_PORT = 3511;
 const REP_PORT = 3512;
+const RESTORE_PORT = 3515;
 const SEED = Number(process.env['TIDEMARK_REWIND_SEED'] ?? 20261122);
 
 let t: Topology;
 let run: ChildProcess;
 let src: mysql.Connection;
+/** The checkpoints of the first test: a time and the source's checksums then. */
+const cps: { time: string; sums: Checksums }[] = [];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const cli = (...args: string[]) => runCli([...args, '-c', t.config], { timeoutMs: 180_000 });
@@ -72,6 +75,7 @@ afterAll(async () => {
   await src?.end().catch(() => {});
   stopInstance(`${NAME}src`);
   stopInstance(`${NAME}rep`);
+  stopInstance(`${NAME}restore`);
 });
 
 /** Keys present per table, so the workload updates and deletes rows that exist. */
@@ -127,7 +131,6 @@ async function oneRowChange(rnd: () => number, c: mysql.Connection): Promise<voi
 
 it('rewinds and rolls forward to recorded checkpoints, in a random order', async () => {
   const rnd = prng(SEED);
-  const cps: { time: string; sums: Checksums }[] = [];
   for (let c = 0; c < 5; c++) {
     for (let i = 0; i < 25; i++) {
       await src.query('START TRANSACTION');
@@ -225,6 +228,24 @@ it('a --sql script run by the mariadb client gives the same checksums as direct 
   expect(await replicaSums(), 'direct execution').toEqual(viaScript);
   await ok('forward', '--target', 'replica', '--to-head');
   expect(await replicaSums()).toEqual(before);
+});
+
+it('restore builds the tables as of a checkpoint on an empty server, and refuses a server that is not empty', async () => {
+  startInstance(`${NAME}restore`, RESTORE_PORT, { fresh: true });
+  const into = `mysql://root@127.0.0.1:${RESTORE_PORT}`;
+  const env = { TIDEMARK_INTO_PASSWORD: ROOT_PASSWORD };
+  const r = await runCli(['restore', '-c', t.config, '--to-time', cps[2]!.time, '--into', into], { env });
+  expect(r.code, r.stderr).toBe(0);
+  const c = await admin(RESTORE_PORT);
+  try {
+    expect(await schemaChecksums(c, 'rw')).toEqual(cps[2]!.sums);
+  } finally {
+    await c.end();
+  }
+  const again = await runCli(['restore', '-c', t.config, '--to-time', cps[3]!.time, '--into', into], { env });
+  expect(again.code).toBe(2);
+  expect(again.stderr).toMatch(/not empty/);
+  expect(again.stderr + again.stdout).not.toContain(ROOT_PASSWORD);
 });
 
 it('a deleted or damaged rollback index is rebuilt and gives identical answers', async () => {

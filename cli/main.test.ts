@@ -6,8 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { TidemarkError } from '../record/errors.ts';
+import type { ForwardOptions, RewindOptions } from './commands/rewind.ts';
 import type { RunOptions } from './commands/run.ts';
 import type { StatusOptions } from './commands/status.ts';
+import type { UndoOptions } from './commands/undo.ts';
 import type { VerifyOptions } from './commands/verify.ts';
 import { silentLogger } from './log.ts';
 import { type Commands, type MainDeps, main } from './main.ts';
@@ -306,5 +308,66 @@ describe('the executable', () => {
     expect(r.status).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^tidemark: cannot read config file [^\n]*\n$/);
+  });
+});
+
+describe('rewind commands', () => {
+  it('lists them in help', async () => {
+    const o = await cli(['--help']);
+    for (const c of ['log', 'history', 'rewind', 'forward', 'undo', 'restore']) expect(o.stdout).toContain(`  ${c} `);
+  });
+
+  it('rewind takes exactly one of --to-time, --steps, --before-tx', async () => {
+    const ok = { commands: { rewind: async () => 0 } };
+    let o = await cli(['rewind', '-c', configFile, '--target', 'a', '--to-time', '2026-11-22T10:41:59.5Z'], ok);
+    expect(o.code).toBe(0);
+    expect((o.calls[0]?.opts as RewindOptions).spec).toEqual({ kind: 'time', timeUs: 1795344119500000n });
+    o = await cli(['rewind', '-c', configFile, '--target', 'a', '--steps', '3', '--unit', 'row', '--dry-run'], ok);
+    const opts = o.calls[0]?.opts as RewindOptions;
+    expect(opts.spec).toEqual({ kind: 'steps', steps: 3, unit: 'row' });
+    expect(opts.dryRun).toBe(true);
+    expectOneLine(
+      await cli(['rewind', '-c', configFile, '--target', 'a', '--steps', '3', '--before-tx', '0-1-2'], ok),
+      2,
+      /exactly one of --to-time, --steps, --before-tx \(got --steps and --before-tx\)/,
+    );
+    expectOneLine(await cli(['rewind', '-c', configFile, '--target', 'a'], ok), 2, /exactly one of/);
+    expectOneLine(await cli(['rewind', '-c', configFile, '--target', 'a', '--steps', '0'], ok), 2, /1 or more/);
+    expectOneLine(
+      await cli(['rewind', '-c', configFile, '--target', 'a', '--to-time', 'yesterday'], ok),
+      2,
+      /"yesterday" is not a time/,
+    );
+  });
+
+  it('forward and undo pass their options', async () => {
+    let o = await cli(['forward', '-c', configFile, '--target', 'a', '--to-head'], {
+      commands: { forward: async () => 0 },
+    });
+    expect((o.calls[0]?.opts as ForwardOptions).spec).toEqual({ kind: 'head' });
+    o = await cli(['undo', '-c', configFile, '--target', 'a', '--tx', '0-1-5', '--mode', 'cascade', '--sql', 'x.sql'], {
+      commands: { undo: async () => 0 },
+    });
+    const u = o.calls[0]?.opts as UndoOptions;
+    expect([u.txId, u.mode, u.sqlFile, u.yes]).toEqual(['0-1-5', 'cascade', 'x.sql', false]);
+    expectOneLine(
+      await cli(['undo', '-c', configFile, '--target', 'a', '--tx', '1', '--mode', 'all'], {
+        commands: { undo: async () => 0 },
+      }),
+      2,
+      /--mode/,
+    );
+  });
+
+  it('restore masks a password given in the --into URL', async () => {
+    const o = await cli(['restore', '-c', configFile, '--to-time', '1', '--into', 'mysql://u:s3cr3t-pw@h:1'], {
+      commands: {
+        restore: async () => {
+          throw new TidemarkError('cannot connect: mysql://u:s3cr3t-pw@h:1 refused', { code: 'CONNECT' });
+        },
+      },
+    });
+    expect(o.code).toBe(1);
+    expect(o.stderr).not.toContain('s3cr3t-pw');
   });
 });

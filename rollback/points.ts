@@ -47,7 +47,13 @@ function containing(index: RollbackIndex, seq: bigint, what: string): TxInfo {
 export function resolveRewind(index: RollbackIndex, head: bigint, spec: RewindSpec): bigint {
   if (spec.kind === 'time') {
     const t = index.lastTxAtOrBefore(spec.timeUs);
-    if (!t) throw usage(`no transaction in the journal committed at or before ${formatTimeUs(spec.timeUs)}`);
+    if (!t) {
+      const oldest = index.listTxs({ order: 'asc', limit: 1 })[0];
+      throw usage(
+        `no transaction in the journal committed at or before ${formatTimeUs(spec.timeUs)}` +
+          (oldest ? `: the oldest it holds committed ${formatTimeUs(oldest.commitTimeUs)}` : ': it is empty'),
+      );
+    }
     return t.commitSeq < head ? t.commitSeq : head;
   }
   if (spec.kind === 'before-tx') {

@@ -7,10 +7,14 @@
  *      and 10 % deletes of random existing keys (so keys have several versions); commit times increase
  *   2. builds the rollback index from scratch (timed: index_build_rows_per_s)
  *   3. for 2,000 random keys: keyVersions, then readEntryAt of every version (history_p50_ms / history_p99_ms)
+ * Steps 2 and 3 run in a child process, so peak_rss_mb (its VmHWM) is what building and querying take.
  * The directory is emptied first and removed afterwards (unless --keep).
  */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import type { Column, CommitEntry, RowImage, RowOp, RowsEntry, Value } from '../record/record.ts';
@@ -134,25 +138,31 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] as number;
 }
 
-export async function benchIndex(opts: { changes: number; dir: string; log?: Logger }): Promise<IndexBenchResult> {
-  const say = (s: string) => (opts.log ? opts.log.info(s) : process.stderr.write(`bench: ${s}\n`));
-  await rm(opts.dir, { recursive: true, force: true });
-  await mkdir(opts.dir, { recursive: true });
-  say(`writing a journal of ${opts.changes} changes`);
-  const next = await writeJournal(opts.dir, opts.changes, say);
+/** Peak resident set size of this process (VmHWM), in MB; falls back to the current RSS. */
+function peakRssMb(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m?.[1]) return Math.round(Number(m[1]) / 1024);
+  } catch {
+    // not Linux
+  }
+  return Math.round(process.memoryUsage().rss / 1e6);
+}
 
-  say('building the rollback index');
-  let peak = process.memoryUsage().rss;
-  const sampler = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss);
-  }, 100);
+interface PhaseResult {
+  buildS: number;
+  p50: number;
+  p99: number;
+  versions: number;
+  peakRssMb: number;
+}
+
+/** Builds the index and runs the lookups; runs in a child process so that its peak RSS is its own. */
+async function indexPhase(dir: string, next: bigint[], say: (s: string) => void): Promise<PhaseResult> {
   const t0 = performance.now();
-  const index = await RollbackIndex.open({ journalDir: opts.dir });
+  const index = await RollbackIndex.open({ journalDir: dir });
   await index.catchUp({ onProgress: (p) => say(`index: LSN ${p.lsn}/${p.head}, ${p.changes} changes`) });
   const buildS = (performance.now() - t0) / 1000;
-  clearInterval(sampler);
-  peak = Math.max(peak, process.memoryUsage().rss);
-
   say('history lookups');
   const rand = rng(7);
   const times: number[] = [];
@@ -162,24 +172,59 @@ export async function benchIndex(opts: { changes: number; dir: string; log?: Log
     const id = BigInt(1 + Math.floor(rand() * Number((next[t] as bigint) - 1n)));
     const a = performance.now();
     const vs = index.keyVersions('shop', TABLES[t] as string, keyText([id]));
-    for (const v of vs) await readEntryAt(opts.dir, v.segment, v.offset, v.lsn);
+    for (const v of vs) await readEntryAt(dir, v.segment, v.offset, v.lsn);
     times.push(performance.now() - a);
     versions += vs.length;
   }
   times.sort((a, b) => a - b);
   index.close();
-  say(`${versions} versions read for ${LOOKUPS} keys`);
+  return { buildS, p50: percentile(times, 50), p99: percentile(times, 99), versions, peakRssMb: peakRssMb() };
+}
+
+function runPhase(dir: string, next: bigint[], say: (s: string) => void): Promise<PhaseResult> {
+  return new Promise((resolve, reject) => {
+    const args = [fileURLToPath(import.meta.url), '--phase', dir, next.join(',')];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      for (const line of d.toString().split('\n')) if (line.trim() !== '') say(line.replace(/^bench: /, ''));
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`index phase exited with code ${code}`));
+      resolve(JSON.parse(out.trim().split('\n').at(-1) as string) as PhaseResult);
+    });
+  });
+}
+
+export async function benchIndex(opts: { changes: number; dir: string; log?: Logger }): Promise<IndexBenchResult> {
+  const say = (s: string) => (opts.log ? opts.log.info(s) : process.stderr.write(`bench: ${s}\n`));
+  await rm(opts.dir, { recursive: true, force: true });
+  await mkdir(opts.dir, { recursive: true });
+  say(`writing a journal of ${opts.changes} changes`);
+  const next = await writeJournal(opts.dir, opts.changes, say);
+  say('building the rollback index (child process)');
+  const r = await runPhase(opts.dir, next, say);
+  say(`${r.versions} versions read for ${LOOKUPS} keys`);
   return {
-    index_build_rows_per_s: Math.round(opts.changes / buildS),
-    history_p99_ms: Number(percentile(times, 99).toFixed(2)),
-    history_p50_ms: Number(percentile(times, 50).toFixed(2)),
+    index_build_rows_per_s: Math.round(opts.changes / r.buildS),
+    history_p99_ms: Number(r.p99.toFixed(2)),
+    history_p50_ms: Number(r.p50.toFixed(2)),
     changes: opts.changes,
     index_bytes: await dirBytes(opts.dir, 'rollback-index.sqlite'),
-    peak_rss_mb: Math.round(peak / 1e6),
+    peak_rss_mb: r.peakRssMb,
   };
 }
 
-if (import.meta.main) {
+if (import.meta.main && process.argv[2] === '--phase') {
+  const [dir, next] = process.argv.slice(3) as [string, string];
+  const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
+  const r = await indexPhase(dir, next.split(',').map(BigInt), say);
+  process.stdout.write(`${JSON.stringify(r)}\n`);
+} else if (import.meta.main) {
   const { values } = parseArgs({
     options: {
       changes: { type: 'string', default: '1000000' },

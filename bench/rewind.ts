@@ -118,6 +118,27 @@ async function checksumsOn(port: number): Promise<Checksums> {
   }
 }
 
+/**
+ * Waits (up to 60 s) until InnoDB purged the undo history of earlier transactions on that server, so neither
+ * contender pays for the purge of the bad transactions or of the other's work.
+ */
+async function quiesce(port: number): Promise<void> {
+  const c = await admin(port);
+  try {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const r = await one(
+        c,
+        "SELECT count AS n FROM information_schema.innodb_metrics WHERE name = 'trx_rseg_history_len'",
+      );
+      if (Number(r['n']) < 100 || Date.now() > deadline) return;
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  } finally {
+    await c.end();
+  }
+}
+
 /** Source + replica, both tables filled on the source, levelled by `tidemark run` (baseline). */
 async function setUp(o: RewindOptions): Promise<{ t: Topology; run: ChildProcess; src: mysql.Connection }> {
   const t = await createTopology({ name: NAME, sourcePort: SRC, replicaPort: REP, include: [`${DB}.*`] });
@@ -167,19 +188,22 @@ async function undoRound(o: RewindOptions) {
     if (!same(bad, await checksumsOn(REP))) throw new Error('the replica does not hold the source data before undo');
 
     const undo = async (what: string, tx: BadTx, table: Table) => {
+      const args = ['undo', '-c', t.config, '--target', 'replica', '--tx', tx.gtid, '--mode', 'nocascade'];
+      await quiesce(REP);
       const offset = fileSize(logFile);
-      const r = mustSucceed(
-        `tidemark undo ${tx.gtid}`,
-        await timedCli(['undo', '-c', t.config, '--target', 'replica', '--tx', tx.gtid, '--mode', 'nocascade']),
-      );
+      const r = mustSucceed(`tidemark undo ${tx.gtid}`, await timedCli(args));
       const exec = await undoSeconds(logFile, offset);
       const ok = (await checksumsOn(REP))[table] === clean[table];
+      // Afterwards (so it warms nothing for the timed run): the same command with --dry-run = process start,
+      // index catch-up and planning, no execution.
+      const dry = mustSucceed(`tidemark undo --dry-run ${tx.gtid}`, await timedCli([...args, '--dry-run']));
       log(
-        `tidemark undo ${what}: ${r.s.toFixed(2)} s wall (undo itself ${exec} s), peak RSS ${r.rssMb[0]} MB, ok=${ok}`,
+        `tidemark undo ${what}: ${r.s.toFixed(2)} s wall (undo itself ${exec} s; a dry run takes ${dry.s.toFixed(2)} s), peak RSS ${r.rssMb[0]} MB, ok=${ok}`,
       );
-      return { s: r.s, exec, rssMb: r.rssMb[0] ?? -1, ok };
+      return { s: r.s, exec, dry: dry.s, rssMb: r.rssMb[0] ?? -1, ok };
     };
     const peer = async (what: string, tx: BadTx, table: Table) => {
+      await quiesce(SRC);
       const r = mustSucceed(`mariadb-binlog --flashback ${tx.gtid} | mariadb`, await flashback(tx.range, SRC));
       const ok = (await schemaChecksums(src, DB))[table] === clean[table];
       log(`flashback ${what}: ${r.s.toFixed(2)} s wall, mariadb-binlog peak RSS ${r.rssMb[0]} MB, ok=${ok}`);
@@ -187,11 +211,19 @@ async function undoRound(o: RewindOptions) {
     };
     const undoUpd = await undo('UPDATE', upd, 'upd');
     const undoDel = await undo('DELETE', del, 'del');
+    // A user's history query through the CLI, on this (small) journal: process start included.
+    const h = mustSucceed(
+      'tidemark history',
+      await timedCli(['history', '-c', t.config, '--table', `${DB}.upd`, '--key', 'id=5', '--json']),
+    );
+    const versions = (JSON.parse(h.stdout) as { versions: unknown[] }).versions.length;
+    if (versions !== 2) throw new Error(`tidemark history of rwb.upd id=5: ${versions} versions, expected 2`);
+    log(`tidemark history (CLI, ${versions} versions): ${h.s.toFixed(2)} s wall`);
     const fbUpd = await peer('UPDATE', upd, 'upd');
     const fbDel = await peer('DELETE', del, 'del');
     const sameResult = same(await schemaChecksums(src, DB), await checksumsOn(REP));
     log(`same result on source and replica: ${sameResult}`);
-    return { undoUpd, undoDel, fbUpd, fbDel, sameResult };
+    return { undoUpd, undoDel, fbUpd, fbDel, sameResult, historyCliS: h.s };
   } finally {
     if (running) {
       running.kill('SIGTERM');
@@ -213,7 +245,7 @@ export async function benchRewind(o: RewindOptions) {
       `index benchmark: ${(need / 1e9).toFixed(1)} GB needed for ${o.changes} changes, ${(free / 1e9).toFixed(1)} GB free under ${dirname(o.indexDir)}`,
     );
   }
-  const { undoUpd, undoDel, fbUpd, fbDel, sameResult } = await undoRound(o);
+  const { undoUpd, undoDel, fbUpd, fbDel, sameResult, historyCliS } = await undoRound(o);
 
   o.log(`rollback index: ${o.changes} changes in ${o.indexDir}`);
   let ix: IndexBenchResult;
@@ -233,6 +265,8 @@ export async function benchRewind(o: RewindOptions) {
     undo_100k_delete_s: r2(undoDel.s),
     undo_update_exec_s: r2(undoUpd.exec),
     undo_delete_exec_s: r2(undoDel.exec),
+    undo_update_dry_run_s: r2(undoUpd.dry),
+    undo_delete_dry_run_s: r2(undoDel.dry),
     flashback_100k_update_s: r2(fbUpd.s),
     flashback_100k_delete_s: r2(fbDel.s),
     // < 1: tidemark undo is faster than the peer.
@@ -244,6 +278,7 @@ export async function benchRewind(o: RewindOptions) {
     flashback_restored: fbUpd.ok && fbDel.ok,
     same_result: sameResult,
     history_p50_ms: ix.history_p50_ms,
+    history_cli_s: r2(historyCliS),
     changes_indexed: ix.changes,
     index_bytes: ix.index_bytes,
     index_peak_rss_mb: ix.peak_rss_mb,

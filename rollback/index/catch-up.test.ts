@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listSegments, segmentPath } from '../../ship/journal/segments.ts';
 import { keyText } from '../key.ts';
-import { del, dumpIndex, ins, LINES, ORDERS, TestJournal, upd } from './fixtures.ts';
+import { del, dumpIndex, ins, LINES, ORDERS, TestJournal, upd } from './fixtures/test-journal.ts';
 import { RollbackIndex } from './rollback-index.ts';
 import { INDEX_FILE } from './schema.ts';
 
@@ -177,10 +177,14 @@ describe('rollback index catch-up', () => {
     await full.catchUp();
     const segs = await listSegments(dir);
     expect(segs.length).toBeGreaterThan(10);
-    for (const s of segs.slice(0, 5)) await unlink(segmentPath(dir, s));
-    const oldest = segs[5] as bigint;
-    const kept = full.listTxs({}).filter((t) => t.firstLsn >= oldest);
-    const cut = full.listTxs({}).find((t) => t.firstLsn < oldest && t.commitLsn >= oldest);
+    // Retention removes the segments before one that starts inside a transaction.
+    const all = full.listTxs({});
+    const straddled = (s: bigint) => all.find((t) => t.firstLsn < s && t.commitLsn >= s);
+    const oldest = segs.slice(3).find((s) => straddled(s)) as bigint;
+    expect(oldest).toBeDefined();
+    for (const s of segs.filter((x) => x < oldest)) await unlink(segmentPath(dir, s));
+    const kept = all.filter((t) => t.firstLsn >= oldest);
+    const cut = straddled(oldest);
 
     // A fresh index over a copy of what is left of the journal.
     const copy = join(dir, 'copy');
@@ -189,7 +193,8 @@ describe('rollback index catch-up', () => {
     const fresh = await RollbackIndex.open({ journalDir: copy });
     await fresh.catchUp();
     expect(fresh.listTxs({})).toEqual(kept);
-    if (cut) expect(fresh.txById(cut.txId)).toBeNull();
+    expect(cut).toBeDefined();
+    expect(fresh.txById(cut?.txId as string)).toBeNull();
 
     // The old index, still open: prune drops what the journal lost; then both answer the same.
     expect((await full.prune()).txs).toBeGreaterThan(0);

@@ -99,26 +99,32 @@ export class IndexQueries {
   *iterateTxs(q: TxQuery): Generator<TxInfo> {
     const bounds = this.seqBounds(q);
     if (!bounds) return;
+    let table: bigint | null = null;
+    if (q.table !== undefined) {
+      table = this.tableByName(q.table);
+      if (table === null) return;
+    }
+    // With a table, walk tx_tables (table_id, commit_seq) in order and look each transaction up.
+    const seq = table === null ? 't.commit_seq' : 'x.commit_seq';
     const where: string[] = [];
     const params: bigint[] = [];
     const add = (cond: string, v: bigint) => {
       where.push(cond);
       params.push(v);
     };
-    if (bounds.lo !== null) add('commit_seq >= ?', bounds.lo);
-    if (bounds.hi !== null) add('commit_seq <= ?', bounds.hi);
-    if (q.sinceUs !== undefined) add('commit_time_us >= ?', q.sinceUs);
-    if (q.untilUs !== undefined) add('commit_time_us <= ?', q.untilUs);
-    if (q.afterSeq !== undefined) add('commit_seq > ?', q.afterSeq);
-    if (q.uptoSeq !== undefined) add('commit_seq <= ?', q.uptoSeq);
-    if (q.table !== undefined) {
-      const id = this.tableByName(q.table);
-      if (id === null) return;
-      add('commit_seq IN (SELECT commit_seq FROM tx_tables WHERE table_id = ?)', id);
-    }
-    let sql = `SELECT ${TX_COLUMNS} FROM txs`;
+    if (table !== null) add('x.table_id = ?', table);
+    if (bounds.lo !== null) add(`${seq} >= ?`, bounds.lo);
+    if (bounds.hi !== null) add(`${seq} <= ?`, bounds.hi);
+    if (q.afterSeq !== undefined) add(`${seq} > ?`, q.afterSeq);
+    if (q.uptoSeq !== undefined) add(`${seq} <= ?`, q.uptoSeq);
+    if (q.sinceUs !== undefined) add('t.commit_time_us >= ?', q.sinceUs);
+    if (q.untilUs !== undefined) add('t.commit_time_us <= ?', q.untilUs);
+    const cols = TX_COLUMNS.split(',')
+      .map((c) => `t.${c.trim()}`)
+      .join(', ');
+    let sql = `SELECT ${cols} FROM ${table === null ? 'txs t' : 'tx_tables x JOIN txs t ON t.commit_seq = x.commit_seq'}`;
     if (where.length > 0) sql += ` WHERE ${where.join(' AND ')}`;
-    sql += ` ORDER BY commit_seq ${q.order === 'desc' ? 'DESC' : 'ASC'}`;
+    sql += ` ORDER BY ${seq} ${q.order === 'desc' ? 'DESC' : 'ASC'}`;
     if (q.limit !== undefined) sql += ` LIMIT ${Math.max(0, Math.floor(q.limit))}`;
     // A statement of its own: callers may run other queries (or another iteration) while this one is open.
     for (const r of this.db.prepare(sql).iterate(...params)) yield this.toTx(r as Row);

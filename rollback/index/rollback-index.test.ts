@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RowsEntry } from '../../record/record.ts';
 import { readEntryAt } from '../../ship/journal/read-at.ts';
 import { keyText } from '../key.ts';
-import { del, ins, LINES, LOG, ORDERS, TestJournal, upd } from './fixtures.ts';
+import { del, ins, LINES, LOG, ORDERS, TestJournal, upd } from './fixtures/test-journal.ts';
 import { RollbackIndex } from './rollback-index.ts';
 
 let dir: string;

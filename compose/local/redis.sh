@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Local redis-server instances from Debian's package, each with its own directory and port, configured as the
+# Redis Streams ship backend requires: appendonly yes + appendfsync always (ship/redis/README.md). Idempotent:
+# starting a running instance or stopping a stopped one is a no-op.
+#
+#   compose/local/redis.sh install                  apt-get install redis-server if it is missing
+#   compose/local/redis.sh start NAME PORT [--appendfsync always|everysec|no]   (other than always: tests only)
+#   compose/local/redis.sh stop NAME                SHUTDOWN (SIGTERM: AOF flushed), wait up to 30 s
+#   compose/local/redis.sh kill NAME                SIGKILL (tests: a crash; the AOF is replayed on start)
+#   compose/local/redis.sh stop-all | destroy NAME | status | cli NAME [args]
+#
+# State lives in $TIDEMARK_RUN_DIR (default: .run/ of this checkout): .run/redis/NAME/{redis.conf,data/,redis.log,
+# redis.pid}. Bound to 127.0.0.1 only, no password: for tests and the demo.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+run="${TIDEMARK_RUN_DIR:-$root/.run}"
+
+die() { echo "redis.sh: $*" >&2; exit 1; }
+bin() { for b in "$@"; do command -v "$b" >/dev/null && { command -v "$b"; return; }; [ -x "/usr/bin/$b" ] && { echo "/usr/bin/$b"; return; }; done; return 1; }
+
+install() {
+  if bin redis-server >/dev/null && bin redis-cli >/dev/null; then return; fi
+  [ "$(id -u)" = 0 ] || die "redis-server not found; run as root or: apt-get install redis-server"
+  echo "redis.sh: installing redis-server from Debian" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || true
+  apt-get install -y -qq redis-server >/dev/null 2>&1 || apt-get install -y redis-server
+  bin redis-server >/dev/null || die "apt-get install redis-server did not provide redis-server"
+  # The package's postinst may start a system instance on 6379: tests start their own.
+  (service redis-server stop >/dev/null 2>&1 || true)
+}
+
+check_name() { [[ "$1" =~ ^[A-Za-z0-9_-]+$ ]] || die "instance name must be letters, digits, _ or -"; }
+pidof_inst() { local p="$run/redis/$1/redis.pid"; [ -f "$p" ] && kill -0 "$(cat "$p")" 2>/dev/null && cat "$p"; }
+port_of() { sed -n 's/^port //p' "$run/redis/$1/redis.conf" 2>/dev/null; }
+cli() { local n="$1"; shift; "$(bin redis-cli)" -h 127.0.0.1 -p "$(port_of "$n")" "$@"; }
+
+start() {
+  local name="$1" port="$2" fsync=always
+  check_name "$name"
+  [[ "$port" =~ ^[0-9]+$ ]] || die "port must be a number"
+  if [ "${3:-}" = --appendfsync ]; then
+    fsync="${4:-}"
+    [[ "$fsync" =~ ^(always|everysec|no)$ ]] || die "--appendfsync takes always, everysec or no"
+  fi
+  install
+  local d="$run/redis/$name"
+  mkdir -p "$d/data"
+  if pid=$(pidof_inst "$name"); then echo "redis.sh: $name already running (pid $pid, port $(port_of "$name"))"; return; fi
+  cat >"$d/redis.conf" <<CONF
+port $port
+bind 127.0.0.1
+protected-mode yes
+daemonize yes
+pidfile $d/redis.pid
+logfile $d/redis.log
+dir $d/data
+appendonly yes
+appendfsync $fsync
+appenddirname appendonlydir
+aof-use-rdb-preamble yes
+aof-load-truncated yes
+save ""
+CONF
+  "$(bin redis-server)" "$d/redis.conf" >>"$d/redis.log" 2>&1 || { tail -20 "$d/redis.log" >&2; die "redis-server failed to start $name"; }
+  local reply=""
+  for _ in $(seq 1 300); do # up to 60 s: replaying a large AOF answers LOADING meanwhile
+    reply="$(cli "$name" ping 2>&1 || true)"
+    [ "$reply" = PONG ] && break
+    sleep 0.2
+  done
+  [ "$reply" = PONG ] || { tail -20 "$d/redis.log" >&2; die "$name did not answer PING on port $port ($reply)"; }
+  echo "redis.sh: $name up on 127.0.0.1:$port (appendfsync $fsync, pid $(pidof_inst "$name"))"
+}
+
+stop() {
+  local name="$1" pid
+  check_name "$name"
+  pid=$(pidof_inst "$name") || { echo "redis.sh: $name not running"; return; }
+  kill "$pid"
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; echo "redis.sh: $name did not stop in 30 s, killed" >&2; fi
+  echo "redis.sh: $name stopped"
+}
+
+kill9() {
+  local name="$1" pid
+  check_name "$name"
+  pid=$(pidof_inst "$name") || { echo "redis.sh: $name not running"; return; }
+  kill -9 "$pid"
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$run/redis/$name/redis.pid"
+  echo "redis.sh: $name killed"
+}
+
+case "${1:-}" in
+  install) install ;;
+  start) [ $# -ge 3 ] || die "usage: start NAME PORT [--appendfsync POLICY]"; start "$2" "$3" "${4:-}" "${5:-}" ;;
+  stop) [ $# -ge 2 ] || die "usage: stop NAME"; stop "$2" ;;
+  kill) [ $# -ge 2 ] || die "usage: kill NAME"; kill9 "$2" ;;
+  stop-all) for x in "$run"/redis/*/; do [ -d "$x" ] && stop "$(basename "$x")"; done; true ;;
+  destroy) [ $# -ge 2 ] || die "usage: destroy NAME"; stop "$2"; rm -rf "${run:?}/redis/$2" ;;
+  status)
+    for x in "$run"/redis/*/; do
+      [ -d "$x" ] || continue
+      n=$(basename "$x")
+      if pid=$(pidof_inst "$n"); then echo "$n running pid $pid port $(port_of "$n")"; else echo "$n stopped"; fi
+    done
+    ;;
+  cli) [ $# -ge 2 ] || die "usage: cli NAME [args]"; shift; n="$1"; shift; cli "$n" "$@" ;;
+  *) die "usage: install | start NAME PORT [--appendfsync POLICY] | stop NAME | kill NAME | stop-all | destroy NAME | status | cli NAME [args]" ;;
+esac

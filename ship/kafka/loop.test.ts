@@ -1,0 +1,115 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { TidemarkError } from '../../record/errors.ts';
+import type { WireFrame } from '../tcp/protocol.ts';
+import { AckReporter, batchFrames, lastUnitEnd, SessionLoop } from './loop.ts';
+
+const silent = pino({ level: 'silent' });
+const f = (lsn: number, size = 10, endOfUnit = false): WireFrame => ({
+  lsn: BigInt(lsn),
+  endOfUnit,
+  payload: new Uint8Array(size),
+});
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+describe('batchFrames', () => {
+  it('cuts batches at maxBytes and maxFrames', async () => {
+    async function* src() {
+      for (let i = 1; i <= 10; i++) yield f(i);
+    }
+    const sizes = (await collect(batchFrames(src(), 1n, 35, 100))).map((b) => b.frames.length);
+    expect(sizes).toEqual([4, 4, 2]);
+    const byCount = (await collect(batchFrames(src(), 1n, 1 << 20, 3))).map((b) => b.frames.length);
+    expect(byCount).toEqual([3, 3, 3, 1]);
+  });
+
+  it('hands out what is ready when the source waits', async () => {
+    async function* src() {
+      yield f(5);
+      yield f(6);
+      await new Promise((r) => setTimeout(r, 30));
+      yield f(7);
+    }
+    const batches = (await collect(batchFrames(src(), 5n, 1 << 20, 100))).map((b) => b.frames.map((x) => x.lsn));
+    expect(batches).toEqual([[5n, 6n], [7n]]);
+  });
+
+  it('a source that skips or repeats an LSN is a non-retriable SHIP_SOURCE error', async () => {
+    async function* src() {
+      yield f(1);
+      yield f(3);
+    }
+    await expect(collect(batchFrames(src(), 1n, 1 << 20, 100))).rejects.toMatchObject({
+      code: 'SHIP_SOURCE',
+      retriable: false,
+    });
+    async function* late() {
+      yield f(2);
+    }
+    await expect(collect(batchFrames(late(), 1n, 1 << 20, 100))).rejects.toThrow(/gave LSN 2 where 1 was due/);
+  });
+});
+
+describe('AckReporter', () => {
+  it('keeps the highest unit end and coalesces a slow onAck', async () => {
+    const seen: string[] = [];
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const a = new AckReporter(
+      async (x) => {
+        seen.push(`${x.lsn}/${x.unitLsn}`);
+        if (seen.length === 1) await gate;
+      },
+      3n,
+      silent,
+    );
+    a.note(5n, null);
+    a.note(8n, 7n);
+    a.note(9n, null);
+    release();
+    await new Promise((r) => setTimeout(r, 5));
+    expect(seen).toEqual(['5/3', '9/7']);
+    expect(a.unitLsn).toBe(7n);
+    expect(lastUnitEnd([f(1, 1, true), f(2), f(3, 1, true), f(4)])).toBe(3n);
+    expect(lastUnitEnd([f(4)])).toBeNull();
+  });
+});
+
+describe('SessionLoop', () => {
+  it('retries retriable failures, then stops on a fatal one', async () => {
+    const ac = new AbortController();
+    const loop = new SessionLoop({ log: silent, signal: ac.signal, what: 't', reconnectBaseMs: 1 });
+    let n = 0;
+    const fatal = new TidemarkError('bad', { code: 'X' });
+    await expect(
+      loop.run(async () => {
+        n++;
+        if (n < 3) throw new TidemarkError('again', { code: 'Y', retriable: true });
+        throw fatal;
+      }),
+    ).rejects.toBe(fatal);
+    expect(n).toBe(3);
+    expect(loop.state).toBe('failed');
+    expect(loop.sessions).toBe(3);
+  });
+
+  it('ends done when a session completes and stopped when aborted', async () => {
+    const ac = new AbortController();
+    const done = new SessionLoop({ log: silent, signal: ac.signal, what: 't' });
+    await done.run(async () => true);
+    expect(done.state).toBe('done');
+    const stopped = new SessionLoop({ log: silent, signal: ac.signal, what: 't', reconnectBaseMs: 1 });
+    await stopped.run(async () => {
+      ac.abort();
+      throw new TidemarkError('gone', { code: 'Y', retriable: true });
+    });
+    expect(stopped.state).toBe('stopped');
+  });
+});

@@ -1,0 +1,206 @@
+/**
+ * Pieces shared by the broker-backed shippers and receivers (Kafka here, Redis Streams in ship/redis): the
+ * session loop with backoff and states, batching a frames source, and coalesced acknowledgement reports. No
+ * broker code in here.
+ */
+import type { Logger } from 'pino';
+import { describeChain, isRetriable, sleep, TidemarkError } from '../../record/errors.ts';
+import type { WireFrame } from '../tcp/protocol.ts';
+
+export type LoopState = 'connecting' | 'streaming' | 'backoff' | 'done' | 'stopped' | 'failed';
+
+export interface SessionLoopOptions {
+  log: Logger;
+  signal: AbortSignal;
+  /** For log lines: "kafka shipper", "redis receiver"… */
+  what: string;
+  reconnectBaseMs?: number;
+  reconnectMaxMs?: number;
+}
+
+/**
+ * Runs `session` until it returns true (done), the signal aborts (stopped) or it throws a non-retriable error
+ * (failed: rethrown). A retriable error waits (exponential backoff, reset once a session got to streaming) and
+ * starts a new session.
+ */
+export class SessionLoop {
+  state: LoopState = 'connecting';
+  sessions = 0;
+  lastError: string | null = null;
+  private readonly o: SessionLoopOptions;
+
+  constructor(o: SessionLoopOptions) {
+    this.o = o;
+  }
+
+  setState(state: LoopState, extra: Record<string, unknown> = {}): void {
+    if (state !== this.state) this.o.log.info({ ...extra, from: this.state, to: state }, `${this.o.what}: ${state}`);
+    this.state = state;
+  }
+
+  async run(session: () => Promise<boolean>): Promise<void> {
+    const base = this.o.reconnectBaseMs ?? 250;
+    let delay = base;
+    while (!this.o.signal.aborted) {
+      this.setState('connecting');
+      this.sessions++;
+      try {
+        if (await session()) {
+          this.setState('done');
+          return;
+        }
+      } catch (err) {
+        if (this.o.signal.aborted) break;
+        this.lastError = describeChain(err);
+        if (!isRetriable(err)) {
+          this.o.log.error({ err: this.lastError }, `${this.o.what}: giving up: ${this.lastError}`);
+          this.setState('failed');
+          throw err;
+        }
+        if (this.state === 'streaming') delay = base;
+        this.o.log.warn({ err: this.lastError, retryInMs: delay }, `${this.o.what}: session failed; retrying`);
+        this.setState('backoff');
+        await sleep(delay, this.o.signal);
+        delay = Math.min(this.o.reconnectMaxMs ?? 30_000, delay * 2);
+      }
+    }
+    this.setState('stopped');
+  }
+}
+
+export interface FrameBatch {
+  readonly frames: WireFrame[];
+  readonly bytes: number;
+}
+
+const NOT_READY = Symbol('not ready');
+
+function nextTurn(): Promise<typeof NOT_READY> {
+  return new Promise((resolve) => setImmediate(() => resolve(NOT_READY)));
+}
+
+/**
+ * Groups the frames of `source` (which must start at `from` and be consecutive) into batches: a batch is handed
+ * out at `maxBytes` payload bytes or `maxFrames` frames, or as soon as the source has nothing ready. A source
+ * that skips or repeats an LSN is a non-retriable SHIP_SOURCE error.
+ */
+export async function* batchFrames(
+  source: AsyncIterable<WireFrame>,
+  from: bigint,
+  maxBytes: number,
+  maxFrames: number,
+): AsyncGenerator<FrameBatch> {
+  const it = source[Symbol.asyncIterator]();
+  let frames: WireFrame[] = [];
+  let bytes = 0;
+  let expect = from;
+  let pending: Promise<IteratorResult<WireFrame>> | null = null;
+  try {
+    for (;;) {
+      pending ??= it.next();
+      const r = frames.length === 0 ? await pending : await Promise.race([pending, nextTurn()]);
+      if (r === NOT_READY) {
+        yield { frames, bytes };
+        frames = [];
+        bytes = 0;
+        continue;
+      }
+      pending = null;
+      if (r.done) break;
+      const f = r.value;
+      if (f.lsn !== expect) {
+        throw new TidemarkError(`ship: the frames source gave LSN ${f.lsn} where ${expect} was due`, {
+          code: 'SHIP_SOURCE',
+          context: { expected: expect, got: f.lsn },
+        });
+      }
+      expect++;
+      frames.push(f);
+      bytes += f.payload.length;
+      if (bytes >= maxBytes || frames.length >= maxFrames) {
+        yield { frames, bytes };
+        frames = [];
+        bytes = 0;
+      }
+    }
+    if (frames.length > 0) yield { frames, bytes };
+  } finally {
+    void it.return?.()?.catch(() => undefined);
+  }
+}
+
+export interface Ack {
+  /** Every frame up to this LSN is durable in the broker. */
+  readonly lsn: bigint;
+  /** The highest of them that ends a unit. */
+  readonly unitLsn: bigint;
+}
+
+/**
+ * Tracks what the broker holds and reports it to `onAck`, coalesced: a slow onAck sees only the latest value,
+ * and calls never overlap. onAck failures are logged, not fatal (the next ack reports again).
+ */
+export class AckReporter {
+  lsn = 0n;
+  unitLsn: bigint;
+  lastAckAt: Date | null = null;
+  private readonly onAck: ((a: Ack) => void | Promise<void>) | undefined;
+  private readonly log: Logger;
+  private pending: Ack | null = null;
+  private running = false;
+
+  constructor(onAck: ((a: Ack) => void | Promise<void>) | undefined, unitLsn: bigint, log: Logger) {
+    this.onAck = onAck;
+    this.unitLsn = unitLsn;
+    this.log = log;
+  }
+
+  /** The broker holds every frame up to `lsn`; `unitLsn` the highest unit end among them (if known). */
+  note(lsn: bigint, unitLsn: bigint | null): void {
+    this.lsn = lsn;
+    if (unitLsn !== null && unitLsn > this.unitLsn) this.unitLsn = unitLsn;
+    this.lastAckAt = new Date();
+    const onAck = this.onAck;
+    if (!onAck) return;
+    this.pending = { lsn, unitLsn: this.unitLsn };
+    if (this.running) return;
+    this.running = true;
+    void (async () => {
+      while (this.pending !== null) {
+        const a = this.pending;
+        this.pending = null;
+        try {
+          await onAck(a);
+        } catch (err) {
+          this.log.error({ err: describeChain(err), lsn: String(a.lsn) }, 'ship: onAck failed');
+        }
+      }
+      this.running = false;
+    })();
+  }
+}
+
+/** Highest LSN in `frames` that ends a unit, or null. */
+export function lastUnitEnd(frames: readonly WireFrame[]): bigint | null {
+  for (let i = frames.length - 1; i >= 0; i--) {
+    const f = frames[i] as WireFrame;
+    if (f.endOfUnit) return f.lsn;
+  }
+  return null;
+}
+
+/** Rejects after `ms` with a retriable error naming `what`, unless `p` settles first. */
+export async function withTimeout<T>(p: Promise<T>, ms: number, what: string, code: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new TidemarkError(`${what}: no answer within ${ms} ms`, { code, retriable: true })),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([p, t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

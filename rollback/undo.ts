@@ -70,24 +70,35 @@ interface RowVisit {
   readonly e: RowsEntry;
   readonly i: number;
   readonly seq: bigint;
+  /** Commit seqs of the later transactions that changed any key of the row (up to the head); empty: none. */
+  readonly later: ReadonlySet<bigint>;
 }
 
-/** Every row of a transaction (matching the filter), ascending seq; one entry in memory at a time. */
-async function* rowsOf(ctx: ItemContext, tx: TxInfo, f?: RowFilter): AsyncGenerator<RowVisit> {
+const NONE: ReadonlySet<bigint> = new Set();
+
+/**
+ * Every row of a transaction (matching the filter), ascending seq, with its later changes; one entry in memory at
+ * a time, and one bulk index lookup per entry (index.laterCommitsMany).
+ */
+async function* rowsOf(ctx: ItemContext, tx: TxInfo, head: bigint, f?: RowFilter): AsyncGenerator<RowVisit> {
   for (const ref of ctx.index.entriesOf(tx.commitSeq)) {
     if (ref.kind !== 'rows') continue;
     const e = await loadRows(ctx, ref);
-    for (let i = 0; i < e.rows.length; i++) if (matches(e, i, f)) yield { e, i, seq: e.seq + BigInt(i) };
+    const rows: { i: number; keys: string[] }[] = [];
+    for (let i = 0; i < e.rows.length; i++) if (matches(e, i, f)) rows.push({ i, keys: rowKeys(e, i) });
+    const later = ctx.index.laterCommitsMany(
+      e.schema,
+      e.table,
+      rows.flatMap((r) => r.keys),
+      tx.commitSeq,
+      head,
+    );
+    for (const r of rows) {
+      let set: Set<bigint> | undefined;
+      for (const k of r.keys) for (const c of later.get(k) ?? []) (set ??= new Set()).add(c);
+      yield { e, i: r.i, seq: e.seq + BigInt(r.i), later: set ?? NONE };
+    }
   }
-}
-
-/** Commit seqs of the later transactions that changed any key of the row, up to `head`. */
-function laterTxs(index: RollbackIndex, v: RowVisit, after: bigint, head: bigint): Set<bigint> {
-  const out = new Set<bigint>();
-  for (const k of rowKeys(v.e, v.i)) {
-    for (const c of index.laterChanges(v.e.schema, v.e.table, k, after, head)) out.add(c.commitSeq);
-  }
-  return out;
 }
 
 function tx(index: RollbackIndex, commitSeq: bigint): TxInfo {
@@ -134,9 +145,9 @@ export async function planUndo(
   const conflicts = new Map<bigint, SkippedRow>();
   let rows = 0;
   const dependents = new Set<bigint>();
-  for await (const v of rowsOf(ctx, root, filter)) {
+  for await (const v of rowsOf(ctx, root, head, filter)) {
     rows++;
-    const later = laterTxs(index, v, root.commitSeq, head);
+    const later = v.later;
     if (later.size === 0) continue;
     for (const c of later) dependents.add(c);
     conflicts.set(v.seq, {
@@ -161,8 +172,8 @@ export async function planUndo(
   while (queue.length > 0) {
     const d = tx(index, queue.pop()!);
     checkDdl(index, d, head);
-    for await (const v of rowsOf(ctx, d)) {
-      for (const c of laterTxs(index, v, d.commitSeq, head)) {
+    for await (const v of rowsOf(ctx, d, head)) {
+      for (const c of v.later) {
         if (!dependents.has(c)) {
           dependents.add(c);
           queue.push(c);

@@ -226,6 +226,48 @@ export class IndexQueries {
     return this.versions(rows);
   }
 
+  /**
+   * laterChanges for many keys of one table at once, for undo's conflict analysis: the commit seqs of each key's
+   * changes with afterSeq < seq <= uptoSeq (keys without any are left out). The index state and the generations
+   * in range are read once and each probe is a bare primary-key lookup, which is what makes 100k keys cost a
+   * fraction of a second instead of seconds.
+   */
+  laterCommitsMany(
+    schema: string,
+    table: string,
+    keyTexts: Iterable<string>,
+    afterSeq: bigint,
+    uptoSeq: bigint,
+  ): Map<string, bigint[]> {
+    const out = new Map<string, bigint[]>();
+    const id = this.tableId(schema, table);
+    const committed = this.state().committedSeq;
+    const upto = uptoSeq < committed ? uptoSeq : committed;
+    if (id === null || upto <= afterSeq) return out;
+    const gens = (
+      this.stmt('SELECT g FROM gens WHERE g BETWEEN ? AND ? ORDER BY g').all(
+        (afterSeq + 1n) >> GEN,
+        upto >> GEN,
+      ) as Row[]
+    ).map((r) => r.g as bigint);
+    const probe = this.stmt(
+      'SELECT seq FROM changes WHERE g = ? AND table_id = ? AND key = ? AND seq > ? AND seq <= ?',
+    );
+    const commitOf = this.stmt('SELECT commit_seq FROM txs WHERE commit_seq >= ? ORDER BY commit_seq LIMIT 1');
+    for (const key of keyTexts) {
+      if (out.has(key)) continue;
+      let found: bigint[] | undefined;
+      for (const g of gens) {
+        for (const r of probe.all(g, id, key, afterSeq, upto) as Row[]) {
+          const c = commitOf.get(r.seq as bigint) as Row | undefined;
+          if (c) (found ??= []).push(c.commit_seq as bigint);
+        }
+      }
+      if (found) out.set(key, found);
+    }
+    return out;
+  }
+
   private ddlRange(afterSeq: bigint, uptoSeq: bigint): DdlInfo[] {
     const rows = this.stmt(
       `SELECT d.seq, d.lsn, d.schema_name, d.sql, d.tx_id,

@@ -168,6 +168,14 @@ describe('RollbackIndex', () => {
     expect(index.keyVersions('shop', 'nope', k(1n))).toEqual([]);
     expect(index.laterChanges('shop', 'orders', k(1n), v1[0]?.seq as bigint, h.c.seq)).toEqual([v1[1], v1[2]]);
     expect(index.laterChanges('shop', 'orders', k(1n), h.c.seq, h.c.seq)).toEqual([]);
+    // The bulk form answers as laterChanges does, key by key, and leaves out keys without later changes.
+    const after = v1[0]?.seq as bigint;
+    const many = index.laterCommitsMany('shop', 'orders', [k(1n), k(9n), k(1n)], after, h.c.seq);
+    expect([...many.keys()]).toEqual([k(1n)]);
+    expect(many.get(k(1n))).toEqual(
+      index.laterChanges('shop', 'orders', k(1n), after, h.c.seq).map((v) => v.commitSeq),
+    );
+    expect(index.laterCommitsMany('shop', 'nope', [k(1n)], 0n, h.c.seq).size).toBe(0);
     expect(index.primaryKey('shop', 'lines')).toEqual(['order_id', 'line']);
     expect(index.primaryKey('shop', 'log')).toEqual([]);
     expect(index.primaryKey('shop', 'nope')).toBeNull();

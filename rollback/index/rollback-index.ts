@@ -257,6 +257,17 @@ export class RollbackIndex {
     return this.read(() => this.c.queries.laterChanges(schema, table, keyText, afterSeq, uptoSeq));
   }
 
+  /** laterChanges for many keys of one table: key → commit seqs of its later changes (keys without are absent). */
+  laterCommitsMany(
+    schema: string,
+    table: string,
+    keyTexts: Iterable<string>,
+    afterSeq: bigint,
+    uptoSeq: bigint,
+  ): Map<string, bigint[]> {
+    return this.read(() => this.c.queries.laterCommitsMany(schema, table, keyTexts, afterSeq, uptoSeq));
+  }
+
   /** DDL with afterSeq < seq <= uptoSeq, ascending. */
   ddlBetween(afterSeq: bigint, uptoSeq: bigint): DdlInfo[] {
     return this.read(() => this.c.queries.ddlBetween(afterSeq, uptoSeq));

@@ -10,10 +10,16 @@
  * Items are pulled one at a time from the async iterable: at most two queries' worth of statements are held, so
  * a plan of millions of rows runs in bounded memory. 'final' items (the position-table update, say) run last,
  * just before COMMIT, with their counts checked like the others.
+ *
+ * Runs of per-row UPDATEs/DELETEs are merged into multi-row statements first (batch.ts). A multi-row statement
+ * that matches fewer rows than it holds, or that the server refuses, is not an error yet: its query is rolled
+ * back to the savepoint and replayed with the per-row statements in its place, so the GuardError names the
+ * exact row (or, if every row passes alone, the plan goes on).
  */
 import type mysql from 'mysql2/promise';
 import { isOutcomeUnknown, isRetriableDbError, serverFields, wrapDbError } from '../apply/mysql/errors.ts';
 import { TidemarkError } from '../record/errors.ts';
+import { type BatchOptions, batchItems } from './batch.ts';
 import { GuardError, type GuardedStatement, type PlanItem } from './guard.ts';
 
 export type { PlanItem } from './guard.ts';
@@ -40,6 +46,8 @@ export interface ExecuteOptions {
   readonly onBegin?: (conn: PlanConnection) => Promise<void>;
   /** SQL per round trip; default 2 MiB. */
   readonly pipeBytes?: number;
+  /** Limits of multi-row statements, or false to run every row by its own statement. */
+  readonly batch?: BatchOptions | false;
 }
 
 const PIPE_BYTES = 2 << 20;
@@ -58,7 +66,16 @@ interface Pending {
   readonly what: string;
   readonly seq: bigint | null;
   readonly kind: GuardedStatement['kind'] | 'final';
+  /** A multi-row statement: its per-row statements, run instead when it fails (built only then). */
+  readonly rows?: readonly GuardedStatement[];
 }
+
+function pending(s: GuardedStatement): Pending {
+  const p = { sql: s.sql, expect: s.expect, what: s.what, seq: s.seq, kind: s.kind };
+  return s.rows ? { ...p, rows: s.rows } : p;
+}
+
+const fallback = (p: Pending): Pending[] => (p.rows ?? []).map(pending);
 
 function mismatch(p: Pending, n: number): GuardError {
   let detail: string;
@@ -104,26 +121,40 @@ function transactionLost(err: unknown): boolean {
   return isRetriableDbError(err) || (serverFields(err).errno === undefined && isOutcomeUnknown(err));
 }
 
+async function rollbackTo(conn: PlanConnection, p: Pending): Promise<void> {
+  try {
+    await conn.query(ROLLBACK_TO);
+  } catch (err) {
+    throw lost(stripSql(err), p);
+  }
+}
+
 /**
  * Runs `chunk` as one query behind a savepoint and checks its counts. A server error: back to the savepoint and
- * replay in pieces, so the error names the statement that fails.
+ * replay in pieces, so the error names the statement that fails. A multi-row statement that fails (count or
+ * error): back to the savepoint and replay with its per-row statements in its place. Returns whether that
+ * happened (then a replay that passes is a success).
  */
-async function runChunk(conn: PlanConnection, chunk: readonly Pending[]): Promise<void> {
+async function runChunk(conn: PlanConnection, chunk: readonly Pending[]): Promise<boolean> {
   let res: unknown;
   try {
     [res] = await conn.query(SAVEPOINT + ';\n' + chunk.map((p) => p.sql).join(';\n'));
   } catch (err) {
     stripSql(err);
     const first = chunk[0]!;
-    if (chunk.length === 1) throw transactionLost(err) ? lost(err, first) : refused(first, err);
     if (transactionLost(err)) throw lost(err, first);
-    try {
-      await conn.query(ROLLBACK_TO);
-    } catch (err2) {
-      throw lost(stripSql(err2), first);
+    if (chunk.length === 1 && !first.rows) throw refused(first, err);
+    await rollbackTo(conn, first);
+    if (chunk.length === 1) {
+      await runChunk(conn, fallback(first));
+      return true;
     }
     const size = Math.ceil(chunk.length / REPLAY_SPLIT);
-    for (let i = 0; i < chunk.length; i += size) await runChunk(conn, chunk.slice(i, i + size));
+    let replaced = false;
+    for (let i = 0; i < chunk.length; i += size) {
+      if (await runChunk(conn, chunk.slice(i, i + size))) replaced = true;
+    }
+    if (replaced) return true;
     // Every piece went through on its own: name the range and the original error.
     throw refused({ ...first, what: `${chunk.length} statements from ${first.what}` }, err);
   }
@@ -136,8 +167,13 @@ async function runChunk(conn: PlanConnection, chunk: readonly Pending[]): Promis
   for (let i = 0; i < chunk.length; i++) {
     const p = chunk[i]!;
     const n = affectedRows(all[i + 1], p);
-    if (n !== p.expect) throw mismatch(p, n);
+    if (n === p.expect) continue;
+    if (!p.rows) throw mismatch(p, n);
+    await rollbackTo(conn, p);
+    await runChunk(conn, [...chunk.slice(0, i), ...fallback(p), ...chunk.slice(i + 1)]);
+    return true;
   }
+  return false;
 }
 
 function lost(err: unknown, p: Pending): TidemarkError {
@@ -215,14 +251,14 @@ export async function executePlan(
   const finals: Pending[] = [];
   try {
     await opts.onBegin?.(conn);
-    for await (const item of items) {
+    for await (const item of opts.batch === false ? items : batchItems(items, opts.batch)) {
       if (opts.signal?.aborted) throw aborted();
       if (item.kind === 'tx') counts.txs++;
       else if (item.kind === 'final') {
         finals.push({ sql: item.sql, expect: item.expect, what: item.what, seq: null, kind: 'final' });
       } else {
         const s = item.stmt;
-        chunk.push({ sql: s.sql, expect: s.expect, what: s.what, seq: s.seq, kind: s.kind });
+        chunk.push(pending(s));
         bytes += s.sql.length;
         if (bytes >= pipeBytes || chunk.length >= PIPE_STATEMENTS) await send();
       }

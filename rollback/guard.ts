@@ -13,6 +13,10 @@
  * or ~4 MiB) and must insert every row: a row whose key is already present fails them with a duplicate-key error.
  * Columns in skipColumns (generated columns: the server computes them) are neither written nor compared.
  * Comparisons run under the column's collation: a change a case-insensitive collation cannot see (a → A) passes.
+ *
+ * MariaDB: UPDATE/DELETE rows that can share a multi-row statement carry `batch` (batch-sql.ts); executePlan
+ * and writeScript merge runs of them (batch.ts). The per-row statement stays what runs when a row is alone, and
+ * what executePlan falls back to when a multi-row statement fails.
  */
 import { EntryError } from '../apply/mysql/batcher.ts';
 import {
@@ -30,6 +34,7 @@ import {
 } from '../apply/mysql/sql.ts';
 import { type ErrorContext, TidemarkError } from '../record/errors.ts';
 import type { Column, RowImage, RowOp, RowsEntry, Value } from '../record/record.ts';
+import { type BatchRow, type BatchShape, batchRow, batchShape } from './batch-sql.ts';
 
 export type Direction = 'undo' | 'redo';
 
@@ -47,6 +52,10 @@ export interface GuardedStatement {
   readonly noop?: boolean;
   /** With noop: a locking SELECT that returns a row iff the guarded row exists (the script checks it). */
   readonly exists?: string;
+  /** The row in the form a multi-row statement takes (MariaDB UPDATE/DELETE rows that can merge). */
+  readonly batch?: BatchRow;
+  /** A multi-row statement (batch.ts): the per-row statements it stands for, in order. */
+  readonly rows?: readonly GuardedStatement[];
 }
 
 /** One step of a plan (executePlan runs it, writeScript writes it). */
@@ -191,26 +200,93 @@ export function* guardedStatements(e: RowsEntry, dir: Direction, opts: GuardOpti
     yield* inserts(s, order(), will);
     return;
   }
+  const rowOf = batcher(s);
   for (const i of order()) {
     const seq = e.seq + BigInt(i);
     const r = e.rows[i]!;
     const cur = image(s, r, was, seq);
-    const where = guardWhere(s, cur);
-    const what = whatOf(s, keyText(s, cur), seq.toString());
+    const key = keyText(s, cur);
+    const what = (): string => whatOf(s, key, seq.toString());
     if (op === 'delete') {
-      yield { sql: `DELETE FROM ${s.table}${where}`, expect: 1, what, seq, kind: 'delete' };
+      const sql = (): string => `DELETE FROM ${s.table}${guardWhere(s, cur)}`;
+      yield statement('delete', seq, sql, what, rowOf?.('delete', [], cur, null, key));
       continue;
     }
     const next = image(s, r, will, seq);
-    const set = setList(next, s.cols, updateColumns(s.cols, s.writeIdx, cur, next));
-    const sql = `UPDATE ${s.table} SET ${set}${where}`;
+    const cols = updateColumns(s.cols, s.writeIdx, cur, next);
+    const sql = (): string => `UPDATE ${s.table} SET ${setList(next, s.cols, cols)}${guardWhere(s, cur)}`;
     if (sameValues(s.writeIdx, cur, next)) {
-      const exists = `SELECT 1 FROM ${s.table}${where} FOR UPDATE`;
-      yield { sql, expect: 1, what, seq, kind: 'update', noop: true, exists };
+      const exists = `SELECT 1 FROM ${s.table}${guardWhere(s, cur)} FOR UPDATE`;
+      yield { sql: sql(), expect: 1, what: what(), seq, kind: 'update', noop: true, exists };
     } else {
-      yield { sql, expect: 1, what, seq, kind: 'update' };
+      yield statement('update', seq, sql, what, rowOf?.('update', cols, cur, next, key));
     }
   }
+}
+
+/**
+ * A per-row UPDATE/DELETE. With batch data its text and `what` are built on first use: inside a multi-row
+ * statement they are only needed when it fails (most rows of a large plan never need them).
+ */
+function statement(
+  kind: 'update' | 'delete',
+  seq: bigint,
+  sql: () => string,
+  what: () => string,
+  batch: BatchRow | null | undefined,
+): GuardedStatement {
+  if (!batch) return { sql: sql(), expect: 1, what: what(), seq, kind };
+  let text: string | undefined;
+  let w: string | undefined;
+  return {
+    get sql(): string {
+      text ??= sql();
+      return text;
+    },
+    expect: 1,
+    get what(): string {
+      w ??= what();
+      return w;
+    },
+    seq,
+    kind,
+    batch,
+  };
+}
+
+type RowOf = (
+  kind: 'update' | 'delete',
+  setIdx: readonly number[],
+  cur: readonly Value[],
+  next: readonly Value[] | null,
+  key: string,
+) => BatchRow | null;
+
+/** Batch data for the rows of one entry (MariaDB, tables with a primary key), or null when they cannot merge. */
+function batcher(s: Shape): RowOf | null {
+  const keyIdx = s.pkIdx;
+  if (s.opts.flavor !== 'mariadb' || !keyIdx) return null;
+  const shapes = new Map<string, BatchShape | null>();
+  const head = oneLine(`${s.dir} ${s.e.op} of ${s.table}`);
+  const txId = oneLine(s.opts.txId);
+  return (kind, setIdx, cur, next, key) => {
+    const id = `${kind}:${setIdx.join(',')}`;
+    let shape = shapes.get(id);
+    if (shape === undefined) {
+      shape = batchShape({
+        kind,
+        schemaTable: s.table,
+        tableName: s.e.table,
+        head,
+        cols: s.cols,
+        keyIdx,
+        cmpIdx: s.cmpIdx,
+        setIdx,
+      });
+      shapes.set(id, shape);
+    }
+    return shape && batchRow(shape, cur, next, oneLine(key), txId);
+  };
 }
 
 /** Multi-row INSERTs of the `will` images, bounded by rows and bytes. */

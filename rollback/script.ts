@@ -27,6 +27,11 @@
  * same; a no-op update (noop) checks the row's existence with its locking SELECT instead. 'final' items are
  * checked with ROW_COUNT() too: they must change what they match (the position update sets applied_at).
  *
+ * Multi-row statements: the plan goes through the same merging as executePlan (batch.ts), so the script runs
+ * the same multi-row UPDATEs/DELETEs (one constructor row per line). Every row of a multi-row UPDATE changes
+ * something (no-op updates stay per-row), so its ROW_COUNT() is its number of rows; a mismatch stops the
+ * script with a message naming the statement's range of rows (executePlan narrows it down to the row).
+ *
  * The delimiter: the client tracks quoted strings and `identifiers` (with backslash escapes in strings) and
  * ignores a delimiter inside them, data literals never hold a raw newline (sql.ts escapes \n and \r), and
  * comments are single-line with control characters escaped (and no '$$'). Verified with the client set to
@@ -36,6 +41,7 @@
 import { open, rename, rm } from 'node:fs/promises';
 import { SQL_MODE } from '../apply/mysql/session.ts';
 import { quoteString } from '../apply/mysql/sql.ts';
+import { type BatchOptions, batchItems } from './batch.ts';
 import { oneLine, type PlanItem } from './guard.ts';
 import { formatTimeUs } from './time.ts';
 
@@ -147,6 +153,7 @@ export async function writeScript(
   path: string,
   items: AsyncIterable<PlanItem>,
   header: readonly string[],
+  opts: { readonly batch?: BatchOptions | false } = {},
 ): Promise<{ statements: number }> {
   const tmp = `${path}.tmp`;
   const fh = await open(tmp, 'w');
@@ -154,7 +161,7 @@ export async function writeScript(
   const finals: PlanItem[] = [];
   let buf = head(header);
   try {
-    for await (const item of items) {
+    for await (const item of opts.batch === false ? items : batchItems(items, opts.batch)) {
       if (item.kind === 'final') finals.push(item);
       else buf += blocks.add(item);
       if (buf.length >= FLUSH_BYTES) {

@@ -289,3 +289,9 @@ export function buildExists(
 export function sameValues(idx: readonly number[], a: readonly Value[], b: readonly Value[]): boolean {
   return idx.every((i) => sameValue(a[i], b[i]));
 }
+
+/** Does literal() write this value of `col` as a bare exact number (DECIMAL/NUMERIC text or an integer)? */
+export function isExactNumberLiteral(v: Value, col: Column): boolean {
+  if (typeof v === 'bigint') return true;
+  return typeof v === 'string' && (col.type === 'decimal' || col.type === 'numeric') && EXACT_DECIMAL.test(v);
+}

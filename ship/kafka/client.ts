@@ -21,6 +21,7 @@ const KAFKAJS_INFO = 4;
 export function createKafka(conn: KafkaConnection, log: Logger): Kafka {
   const kafkaLog = log.child({ component: 'kafkajs' });
   return new kafkajs.Kafka({
+    requestTimeout: 15_000,
     ...conn,
     logLevel: KAFKAJS_WARN as KafkaConfig['logLevel'],
     // kafkajs logs broker outages at ERROR while it retries them; the shipper and receiver report what matters.
@@ -29,7 +30,9 @@ export function createKafka(conn: KafkaConnection, log: Logger): Kafka {
       ({ namespace, level, log: entry }: LogEntry) => {
         const { message, timestamp: _t, ...extra } = entry;
         const obj = { ns: namespace, ...extra };
-        if (level === KAFKAJS_ERROR || level === KAFKAJS_WARN) kafkaLog.warn(obj, `kafkajs: ${message}`);
+        // Our producer's retries are finite on purpose, and its sessions resume from the partition (shipper.ts).
+        const expected = message.startsWith('Limiting retries for the idempotent producer');
+        if ((level === KAFKAJS_ERROR || level === KAFKAJS_WARN) && !expected) kafkaLog.warn(obj, `kafkajs: ${message}`);
         else if (level === KAFKAJS_INFO) kafkaLog.info(obj, `kafkajs: ${message}`);
         else kafkaLog.debug(obj, `kafkajs: ${message}`);
       },

@@ -4,13 +4,15 @@
  * Session (states as in ship/tcp: connecting → streaming → backoff …, done, stopped, failed):
  *   1. connect the admin client; create the topic (one partition) unless it exists;
  *   2. resume: read the partition's last message (its LSN, and whether its frame is complete) → resumeLsn;
- *   3. an idempotent producer (acks=all, one request in flight) sends batches of frames(resumeLsn): each
+ *   3. an idempotent producer (acks=all, one request in flight, finite retries) sends batches of frames(resumeLsn): each
  *      frame as one message or several chunks (codec.ts), a batch as one produce request. Every append's base
  *      offset must continue the previous one: anything else means another writer touched the partition, and
  *      the session starts over from step 2;
  *   4. after each batch is acknowledged (in the in-sync replicas), onAck({ lsn, unitLsn }).
  * Any failure ends the session; the next one resumes from what the partition really holds, so a restart or an
- * uncertain send never duplicates or skips a frame (but see README: a dead shipper's last request).
+ * uncertain send never duplicates or skips a frame (but see README: a dead shipper's last request). A session
+ * never abandons a produce request that may still land: kafkajs retries are finite and the request is awaited
+ * (also when stopping), because a request retried behind the next session's back would append duplicates.
  */
 import type { Admin, Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
@@ -27,7 +29,7 @@ import {
   type TopicSettings,
 } from './client.ts';
 import { DEFAULT_CHUNK_BYTES, decodeMessage, encodeFrame, type OutgoingMessage } from './codec.ts';
-import { type Ack, AckReporter, batchFrames, type LoopState, lastUnitEnd, SessionLoop, withTimeout } from './loop.ts';
+import { type Ack, AckReporter, batchFrames, type LoopState, lastUnitEnd, SessionLoop } from './loop.ts';
 import { resumeLsn } from './resume.ts';
 
 export interface KafkaShipperOptions {
@@ -53,8 +55,13 @@ export interface KafkaShipperOptions {
   batchBytes?: number;
   /** Frames per produce request at most. Default 2000. */
   batchFrames?: number;
-  /** A produce request (with kafkajs' own retries) or the resume read must finish within this. Default 60 s. */
+  /** The resume read (the partition's last message) must finish within this. Default 60 s. */
   requestTimeoutMs?: number;
+  /**
+   * kafkajs retries per produce request (backoff 0.3 s doubling to 5 s: 6 ≈ 15 s). A request that fails them
+   * ends the session; the next one resumes from the partition's end. Stopping waits for the request in flight.
+   */
+  sendRetries?: number;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
 }
@@ -131,14 +138,19 @@ class KafkaShipperLoop {
     const onAbort = () => stop.abort();
     o.signal.addEventListener('abort', onAbort, { once: true });
     try {
-      const { from, nextOffset } = await withTimeout(
-        this.resume(admin),
-        this.timeoutMs,
-        'kafka resume',
-        'KAFKA_UNAVAILABLE',
-      );
-      producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-      await withTimeout(producer.connect(), this.timeoutMs, 'kafka producer connect', 'KAFKA_UNAVAILABLE');
+      const { from, nextOffset } = await this.resume(admin);
+      this.resumedAt = from;
+      if (from - 1n > this.acks.lsn || this.acks.lastAckAt === null) this.acks.note(from - 1n, null);
+      producer = this.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        // Finite retries, so that a send always settles: a session ends only once its last request can no longer
+        // land, and the next one reads the partition's end after it (an abandoned request that kept retrying
+        // could append behind the new session's back: duplicates).
+        retry: { retries: o.sendRetries ?? 6, initialRetryTime: 300, maxRetryTime: 5000 },
+      });
+      await producer.connect();
       this.loop.setState('streaming', { resumeLsn: String(from) });
       return await this.stream(producer, from, nextOffset, stop.signal);
     } catch (err) {
@@ -151,7 +163,7 @@ class KafkaShipperLoop {
     }
   }
 
-  /** The LSN to publish next and the offset it will get. */
+  /** The LSN to publish next and the offset it will get (no side effects: the caller applies them). */
   private async resume(admin: Admin): Promise<{ from: bigint; nextOffset: bigint }> {
     const o = this.o;
     await admin.connect();
@@ -163,8 +175,6 @@ class KafkaShipperLoop {
       last = decodeMessage(m, o.source, o.topic);
     }
     const from = resumeLsn(offsets, last, o.firstLsn ?? 1n, o.topic);
-    this.resumedAt = from;
-    if (from - 1n > this.acks.lsn || this.acks.lastAckAt === null) this.acks.note(from - 1n, null);
     this.log.info(
       { high: String(offsets.high), lastLsn: last ? String(last.lsn) : null, resumeLsn: String(from) },
       `kafka shipper: resuming at LSN ${from}`,
@@ -183,12 +193,12 @@ class KafkaShipperLoop {
     let complete: WireFrame[] = [];
     const send = async () => {
       if (messages.length === 0) return;
-      const meta = await withTimeout(
-        producer.send({ topic: o.topic, acks: -1, messages: messages.map((m) => ({ ...m, partition: PARTITION })) }),
-        this.timeoutMs,
-        'kafka produce',
-        'KAFKA_UNAVAILABLE',
-      );
+      // Awaited even when stopping: a request is never abandoned while it may still land.
+      const meta = await producer.send({
+        topic: o.topic,
+        acks: -1,
+        messages: messages.map((m) => ({ ...m, partition: PARTITION })),
+      });
       const base = meta.find((r) => r.partition === PARTITION)?.baseOffset;
       if (base === undefined || BigInt(base) !== expected) {
         throw new TidemarkError(

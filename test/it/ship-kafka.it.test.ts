@@ -16,7 +16,10 @@ import { entriesOf, SourceJournal } from '../fixtures/ship-journal.ts';
 
 const NAME = 'ship-kafka';
 const PORT = 3531;
-const log = (await import('pino')).pino({ level: 'debug' }, (await import('pino')).pino.destination({ dest: '/tmp/kafka-test.log', sync: true }));
+const log = (await import('pino')).pino(
+  { level: 'debug' },
+  (await import('pino')).pino.destination({ dest: '/tmp/kafka-test.log', sync: true }),
+);
 let broker: KafkaBroker;
 
 beforeAll(() => {
@@ -42,7 +45,7 @@ async function source(): Promise<SourceJournal> {
 function shipper(
   topic: string,
   src: SourceJournal,
-  requestTimeoutMs = 30_000,
+  sendRetries = 6,
 ): KafkaShipper & { stop(): Promise<void> } {
   const ac = new AbortController();
   const s = startKafkaShipper({
@@ -56,7 +59,8 @@ function shipper(
     batchBytes: 256 << 10,
     reconnectBaseMs: 200,
     reconnectMaxMs: 2000,
-    requestTimeoutMs,
+    requestTimeoutMs: 30_000,
+    sendRetries,
   });
   const stop = async () => {
     ac.abort();
@@ -98,12 +102,12 @@ function writeLoad(src: SourceJournal): { stop(): Promise<void> } {
       await new Promise((r) => setTimeout(r, 20));
     }
   })();
-  return {
-    stop: async () => {
-      on = false;
-      await done;
-    },
+  const stop = async () => {
+    on = false;
+    await done;
   };
+  cleanups.push(stop);
+  return { stop };
 }
 
 async function expectSame(store: MemoryStore, src: SourceJournal): Promise<void> {
@@ -137,9 +141,9 @@ describe('kafka ship backend (real broker)', () => {
     const t0 = Date.now();
     const src = await source();
     const store = new MemoryStore();
-    // A 4 s request timeout: the second, longer outage makes the shipper give up its session and resume from
+    // Two produce retries (about 1 s): the second, longer outage makes the shipper end its session and resume from
     // what the partition holds (the first one kafkajs may ride out by retrying).
-    const s = shipper('tm.crash', src, 4000);
+    const s = shipper('tm.crash', src, 2);
     const r = receiver('tm.crash', 'tm.dc2.crash', store);
     const load = writeLoad(src);
     const killedAt: bigint[] = [];

@@ -95,12 +95,12 @@ function writeLoad(src: SourceJournal): { stop(): Promise<void> } {
       await new Promise((r) => setTimeout(r, 20));
     }
   })();
-  return {
-    stop: async () => {
-      on = false;
-      await done;
-    },
+  const stop = async () => {
+    on = false;
+    await done;
   };
+  cleanups.push(stop);
+  return { stop };
 }
 
 async function expectSame(store: MemoryStore, src: SourceJournal): Promise<void> {

@@ -53,7 +53,7 @@ export interface ExecuteOptions {
 const PIPE_BYTES = 2 << 20;
 const PIPE_STATEMENTS = 20_000;
 /** SQL built between two turns of the event loop while a query is in flight. */
-const YIELD_BYTES = 64 << 10;
+const YIELD_BYTES = Number(process.env["TM_YIELD"] ?? 64 << 10);
 /** Pieces a failed query is split into per replay level. */
 const REPLAY_SPLIT = 16;
 const SAVEPOINT = 'SAVEPOINT tidemark_rewind';

@@ -1,5 +1,5 @@
 /**
- * The rollback index part of `tidemark run` (rollback/DESIGN.md §2): keeps <journal.dir>/rollback-index.sqlite
+ * The rollback index part of `tidemark run` (rollback/README.md, "Internals"): keeps <journal.dir>/rollback-index.sqlite
  * current so that history and rewind commands answer at once. The work (index-follow.ts) runs in a child process
  * (index-child.ts): node:sqlite is synchronous and indexing a backlog is CPU-bound, and neither may stall capture
  * or apply, nor take their memory. Its log lines come back on its stdout and are written by this process's logger.

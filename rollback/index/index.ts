@@ -1,4 +1,4 @@
-/** The rollback index: public API (rollback/DESIGN.md §2). */
+/** The rollback index: public API (rollback/README.md, "Internals"). */
 export { BATCH_CHANGES } from './builder.ts';
 export type { PruneResult } from './prune.ts';
 export { RollbackIndex, type RollbackIndexOptions } from './rollback-index.ts';

@@ -1,5 +1,5 @@
 /**
- * The rollback index (rollback/DESIGN.md §2): a SQLite file next to the journal that lists its transactions, where
+ * The rollback index (rollback/README.md, "Internals"): a SQLite file next to the journal that lists its transactions, where
  * each entry lies, and every version of every row key, so that history, rewind, forward and undo find what to
  * read without scanning the journal. It is derived data: a damaged or out-of-date file is moved aside and rebuilt.
  *

@@ -1,4 +1,4 @@
-/** Public shapes of the rollback index (rollback/DESIGN.md §2). */
+/** Public shapes of the rollback index (rollback/README.md, "Internals"). */
 import type { SourcePosition } from '../../record/position.ts';
 import type { Phase, RowOp } from '../../record/record.ts';
 

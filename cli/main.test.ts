@@ -321,7 +321,7 @@ describe('rewind commands', () => {
     const ok = { commands: { rewind: async () => 0 } };
     let o = await cli(['rewind', '-c', configFile, '--target', 'a', '--to-time', '2026-11-22T10:41:59.5Z'], ok);
     expect(o.code).toBe(0);
-    expect((o.calls[0]?.opts as RewindOptions).spec).toEqual({ kind: 'time', timeUs: 1795344119500000n });
+    expect((o.calls[0]?.opts as RewindOptions | undefined)?.spec).toEqual({ kind: 'time', timeUs: 1795344119500000n });
     o = await cli(['rewind', '-c', configFile, '--target', 'a', '--steps', '3', '--unit', 'row', '--dry-run'], ok);
     const opts = o.calls[0]?.opts as RewindOptions;
     expect(opts.spec).toEqual({ kind: 'steps', steps: 3, unit: 'row' });
@@ -344,7 +344,7 @@ describe('rewind commands', () => {
     let o = await cli(['forward', '-c', configFile, '--target', 'a', '--to-head'], {
       commands: { forward: async () => 0 },
     });
-    expect((o.calls[0]?.opts as ForwardOptions).spec).toEqual({ kind: 'head' });
+    expect((o.calls[0]?.opts as ForwardOptions | undefined)?.spec).toEqual({ kind: 'head' });
     o = await cli(['undo', '-c', configFile, '--target', 'a', '--tx', '0-1-5', '--mode', 'cascade', '--sql', 'x.sql'], {
       commands: { undo: async () => 0 },
     });

@@ -94,9 +94,9 @@ async function* rowsOf(ctx: ItemContext, tx: TxInfo, head: bigint, f?: RowFilter
       head,
     );
     for (const r of rows) {
-      let set: Set<bigint> | undefined;
-      for (const k of r.keys) for (const c of later.get(k) ?? []) (set ??= new Set()).add(c);
-      yield { e, i: r.i, seq: e.seq + BigInt(r.i), later: set ?? NONE };
+      const set = new Set<bigint>();
+      for (const k of r.keys) for (const c of later.get(k) ?? []) set.add(c);
+      yield { e, i: r.i, seq: e.seq + BigInt(r.i), later: set.size ? set : NONE };
     }
   }
 }

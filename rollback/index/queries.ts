@@ -256,14 +256,14 @@ export class IndexQueries {
     const commitOf = this.stmt('SELECT commit_seq FROM txs WHERE commit_seq >= ? ORDER BY commit_seq LIMIT 1');
     for (const key of keyTexts) {
       if (out.has(key)) continue;
-      let found: bigint[] | undefined;
+      const found: bigint[] = [];
       for (const g of gens) {
         for (const r of probe.all(g, id, key, afterSeq, upto) as Row[]) {
           const c = commitOf.get(r.seq as bigint) as Row | undefined;
-          if (c) (found ??= []).push(c.commit_seq as bigint);
+          if (c) found.push(c.commit_seq as bigint);
         }
       }
-      if (found) out.set(key, found);
+      if (found.length) out.set(key, found);
     }
     return out;
   }

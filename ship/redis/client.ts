@@ -63,12 +63,16 @@ export function redisFailure(what: string, err: unknown): TidemarkError {
   });
 }
 
+/** A setting's value; null when the server refuses to say (CONFIG renamed, disabled or not permitted). */
 async function configGet(redis: Redis, name: string): Promise<string | null> {
   try {
     const r = (await redis.call('CONFIG', 'GET', name)) as unknown[];
     return r.length >= 2 ? String(r[1]) : null;
-  } catch {
-    return null;
+  } catch (err) {
+    // A refusal is the server's answer; a lost connection or a server still loading its AOF is not.
+    const e = err as Error;
+    if (e?.name === 'ReplyError' && !/^(LOADING|BUSY|MASTERDOWN|TRYAGAIN)/.test(e.message)) return null;
+    throw err;
   }
 }
 

@@ -204,7 +204,9 @@ it('rewinds by transactions and by rows and forwards by steps, matching the sour
     expect(await replicaSums(), `${args.join(' ')} → state ${state}`).toEqual(states[state]);
     if (state === 9) {
       // Held after a rewind: status says so, and the position table names the point.
-      const st = JSON.parse(await ok('status', '--json')) as { targets: { hold: string | null; applied: { seq: string } }[] };
+      const st = JSON.parse(await ok('status', '--json')) as {
+        targets: { hold: string | null; applied: { seq: string } }[];
+      };
       expect(st.targets[0]?.hold).toMatch(/^(rewound|forwarded) to seq \d+/);
     }
   }

@@ -4,6 +4,7 @@
  * Faults: the broker SIGKILLed and restarted mid-stream, a shipper restarted, a standby whose durable LSN went
  * back, a gap and a damaged message in the topic.
  */
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createKafka, ensureTopic } from '../../ship/kafka/client.ts';
 import { encodeFrame } from '../../ship/kafka/codec.ts';
@@ -16,10 +17,9 @@ import { entriesOf, SourceJournal } from '../fixtures/ship-journal.ts';
 
 const NAME = 'ship-kafka';
 const PORT = 3531;
-const log = (await import('pino')).pino(
-  { level: 'debug' },
-  (await import('pino')).pino.destination({ dest: '/tmp/kafka-test.log', sync: true }),
-);
+// TIDEMARK_TEST_LOG=<file>: every log line (kafkajs's too) to that file, for a failure's post-mortem.
+const logFile = process.env['TIDEMARK_TEST_LOG'];
+const log = logFile ? pino({ level: 'debug' }, pino.destination({ dest: logFile, sync: true })) : captureLog().log;
 let broker: KafkaBroker;
 
 beforeAll(() => {
@@ -42,14 +42,15 @@ async function source(): Promise<SourceJournal> {
   return s;
 }
 
-function shipper(
-  topic: string,
-  src: SourceJournal,
-  sendRetries = 6,
-): KafkaShipper & { stop(): Promise<void> } {
+/** `impatient`: give up a produce request after about a second (client and send retries 1) instead of ~15 s. */
+function shipper(topic: string, src: SourceJournal, impatient = false): KafkaShipper & { stop(): Promise<void> } {
   const ac = new AbortController();
   const s = startKafkaShipper({
-    kafka: { brokers: broker.brokers, clientId: 'tm-test-shipper' },
+    kafka: {
+      brokers: broker.brokers,
+      clientId: 'tm-test-shipper',
+      ...(impatient ? { retry: { retries: 1, initialRetryTime: 200 } } : {}),
+    },
     topic,
     source: 'src',
     frames: src.frames,
@@ -60,7 +61,7 @@ function shipper(
     reconnectBaseMs: 200,
     reconnectMaxMs: 2000,
     requestTimeoutMs: 30_000,
-    sendRetries,
+    ...(impatient ? { sendRetries: 1 } : {}),
   });
   const stop = async () => {
     ac.abort();
@@ -141,9 +142,9 @@ describe('kafka ship backend (real broker)', () => {
     const t0 = Date.now();
     const src = await source();
     const store = new MemoryStore();
-    // Two produce retries (about 1 s): the second, longer outage makes the shipper end its session and resume from
-    // what the partition holds (the first one kafkajs may ride out by retrying).
-    const s = shipper('tm.crash', src, 2);
+    // An impatient shipper: the longer outage makes it end its session and resume from what the partition holds
+    // (kafkajs may ride out the short one by retrying).
+    const s = shipper('tm.crash', src, true);
     const r = receiver('tm.crash', 'tm.dc2.crash', store);
     const load = writeLoad(src);
     const killedAt: bigint[] = [];

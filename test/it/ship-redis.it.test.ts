@@ -5,6 +5,7 @@
  * restarted, a misconfigured server, trimming while a standby lags, a gap and a damaged entry.
  */
 import type { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { frameCrc } from '../../ship/redis/codec.ts';
 import { type RedisReceiver, startRedisReceiver } from '../../ship/redis/receiver.ts';
@@ -18,7 +19,9 @@ const NAME = 'ship-redis';
 const PORT = 3541;
 const LAX = 'ship-redis-lax';
 const LAX_PORT = 3542;
-const log = captureLog().log;
+// TIDEMARK_TEST_LOG=<file>: every log line (kafkajs's too) to that file, for a failure's post-mortem.
+const logFile = process.env['TIDEMARK_TEST_LOG'];
+const log = logFile ? pino({ level: 'debug' }, pino.destination({ dest: logFile, sync: true })) : captureLog().log;
 let admin: Redis;
 
 beforeAll(() => {

@@ -63,6 +63,7 @@ async function cli(
   const deps: MainDeps = {
     commands: {
       init: record('init'),
+      certs: record('certs'),
       run: record('run'),
       status: record('status'),
       verify: record('verify'),

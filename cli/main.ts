@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Logger } from 'pino';
 import pkg from '../package.json' with { type: 'json' };
 import { TidemarkError } from '../record/errors.ts';
+import type { CertsCommandOptions } from './commands/certs.ts';
 import type { CommandContext, TextSink } from './commands/context.ts';
 import type { HistoryOptions } from './commands/history.ts';
 import type { InitOptions } from './commands/init.ts';
@@ -33,6 +34,7 @@ export interface MainIO {
 /** The command implementations; tests replace them to check what the parser hands over. */
 export interface Commands {
   init(opts: InitOptions): Promise<number>;
+  certs(opts: CertsCommandOptions): Promise<number>;
   run(opts: RunOptions): Promise<number>;
   status(opts: StatusOptions): Promise<number>;
   verify(opts: VerifyOptions): Promise<number>;
@@ -52,6 +54,7 @@ export interface MainDeps {
 // Loaded on use: `tidemark init` must work even while the pipeline modules cannot be imported.
 const defaultCommands: Commands = {
   init: async (o) => (await import('./commands/init.ts')).initCommand(o),
+  certs: async (o) => (await import('./commands/certs.ts')).certsCommand(o),
   run: async (o) => (await import('./commands/run.ts')).runCommand(o),
   status: async (o) => (await import('./commands/status.ts')).statusCommand(o),
   verify: async (o) => (await import('./commands/verify.ts')).verifyCommand(o),
@@ -70,6 +73,7 @@ const defaultDeps: MainDeps = {
 
 const COMMAND_NAMES = [
   'init',
+  'certs',
   'run',
   'status',
   'verify',
@@ -166,6 +170,39 @@ function buildProgram(io: MainIO, deps: MainDeps, state: { exitCode: number; sec
     .action(async (o: { output: string; force?: boolean }) => {
       state.exitCode = await deps.commands.init({ output: o.output, force: o.force === true, stdout: io.stdout });
     });
+
+  program
+    .command('certs')
+    .description('make a CA and per-site TLS certificates for shipping between sites')
+    .requiredOption('--dir <dir>', 'where the CA and the site keys and certificates go')
+    .requiredOption('--ca <name>', 'the CA name (made once; reused when it exists)')
+    .requiredOption('--site <name>', 'a site to make a key and certificate for; repeat for several', collect)
+    .option('--host <name>', 'a DNS name every site certificate of this call also carries; repeatable', collect)
+    .option('--ip <address>', 'an IP address every site certificate of this call also carries; repeatable', collect)
+    .option('--days <n>', 'site certificate validity in days', positive)
+    .option('--force', 'replace a CA that does not fit, and re-issue existing site certificates')
+    .action(
+      async (o: {
+        dir: string;
+        ca: string;
+        site: string[];
+        host?: string[];
+        ip?: string[];
+        days?: number;
+        force?: boolean;
+      }) => {
+        state.exitCode = await deps.commands.certs({
+          dir: o.dir,
+          ca: o.ca,
+          sites: o.site,
+          ...(o.host ? { hosts: o.host } : {}),
+          ...(o.ip ? { ips: o.ip } : {}),
+          ...(o.days !== undefined ? { days: o.days } : {}),
+          force: o.force === true,
+          stdout: io.stdout,
+        });
+      },
+    );
 
   program
     .command('run')

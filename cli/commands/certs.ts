@@ -3,11 +3,7 @@
  * makes the CA for the ship link once, and a key + certificate per site signed by it (ship/tcp/certs.ts). It
  * needs no config file. --host and --ip are added to every site certificate of the call: give sites that have
  * different host names their own call (the CA made by the first call is reused).
- *
- * Not yet registered in cli/main.ts; the wiring is:
- *   program.command('certs').requiredOption('--dir <dir>').requiredOption('--ca <name>')
- *     .option('--site <name>', …, collect).option('--host <name>', …, collect).option('--ip <addr>', …, collect)
- *     .option('--days <n>', …).option('--force') → certsCommand({ …, stdout: io.stdout })
+
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';

@@ -113,6 +113,8 @@ export interface BatchShape {
   readonly cmpIdx: readonly number[];
   readonly setIdx: readonly number[];
   readonly classes: readonly (ColumnClass | undefined)[];
+  /** The key of a row for `what`, one line: "id=5". */
+  readonly describe: (row: readonly Value[]) => string;
 }
 
 /** One guarded row, ready to join a batch of its shape. */
@@ -122,8 +124,8 @@ export interface BatchRow {
   readonly key: string;
   /** Its constructor row: `(key…, compared…, written…)`. */
   readonly tuple: string;
-  /** For `what`, one line: "id=5". */
-  readonly keyText: string;
+  /** The image the row must hold (shape.describe names its key). */
+  readonly image: readonly Value[];
   /** Source transaction, one line. */
   readonly txId: string;
 }
@@ -133,6 +135,7 @@ export interface ShapeSpec {
   readonly schemaTable: string;
   readonly tableName: string;
   readonly head: string;
+  readonly describe: (row: readonly Value[]) => string;
   readonly cols: readonly Column[];
   readonly keyIdx: readonly number[];
   readonly cmpIdx: readonly number[];
@@ -169,6 +172,7 @@ export function batchShape(spec: ShapeSpec): BatchShape | null {
     cmpIdx: spec.cmpIdx,
     setIdx: spec.setIdx,
     classes: spec.cols.map((_, i) => cls(i)),
+    describe: spec.describe,
   };
 }
 
@@ -180,32 +184,31 @@ export function batchRow(
   shape: BatchShape,
   cur: readonly Value[],
   next: readonly Value[] | null,
-  keyText: string,
   txId: string,
 ): BatchRow | null {
   const { cols, classes } = shape;
-  const parts: string[] = [];
+  let key = '';
   for (const i of shape.keyIdx) {
     const v = cur[i] ?? null;
     if (v === null || !fits(classes[i]!, v, cols[i]!)) return null;
     const lit = literal(v, cols[i]!);
     if (next && literal(next[i] ?? null, cols[i]!) !== lit) return null;
-    parts.push(lit);
+    key = key === '' ? lit : `${key},${lit}`;
   }
-  const key = parts.join(',');
+  let tuple = `(${key}`;
   for (const i of shape.cmpIdx) {
     const v = cur[i] ?? null;
     if (!fits(classes[i]!, v, cols[i]!)) return null;
-    parts.push(compareLiteral(v, cols[i]!, 'mariadb'));
+    tuple += `,${compareLiteral(v, cols[i]!, 'mariadb')}`;
   }
   if (next) {
     for (const i of shape.setIdx) {
       const v = next[i] ?? null;
       if (!fits(classes[i]!, v, cols[i]!)) return null;
-      parts.push(literal(v, cols[i]!));
+      tuple += `,${literal(v, cols[i]!)}`;
     }
   }
-  return { shape, key, tuple: `(${parts.join(',')})`, keyText, txId };
+  return { shape, key, tuple: `${tuple})`, image: cur, txId };
 }
 
 /** The multi-row statement for constructor rows `tuples` (see the module comment). */

@@ -48,7 +48,7 @@ export function mergeRun(rows: readonly GuardedStatement[]): GuardedStatement {
       rows.map((r) => r.batch!.tuple),
     ),
     expect: rows.length,
-    what: `${a.shape.head} (${rows.length} rows: ${a.keyText} ... ${b.keyText}) at seq ${lo}..${hi} of tx ${tx}`,
+    what: `${a.shape.head} (${rows.length} rows: ${a.shape.describe(a.image)} ... ${b.shape.describe(b.image)}) at seq ${lo}..${hi} of tx ${tx}`,
     seq: first.seq,
     kind: a.shape.kind,
     rows,

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { TidemarkError } from '../record/errors.ts';
+import type { RowsEntry } from '../record/record.ts';
 import { executePlan, type PlanConnection, type PlanItem } from './execute.ts';
-import { GuardError, type GuardedStatement } from './guard.ts';
+import { GuardError, type GuardedStatement, guardedStatements } from './guard.ts';
 
 /**
  * A fake server: runs each statement of a query in order; `rows(sql)` says how many rows a statement matches, or
@@ -152,5 +153,93 @@ describe('executePlan', () => {
     c.config.clientFlags = 0x10000;
     await expect(executePlan(conn(c), plan(1))).rejects.toThrow(/FOUND_ROWS/);
     expect(c.queries).toEqual([]);
+  });
+});
+
+describe('executePlan: multi-row statements', () => {
+  const e: RowsEntry = {
+    kind: 'rows',
+    source: 'src',
+    seq: 10n,
+    txId: 'tx1',
+    schema: 's',
+    table: 't',
+    op: 'delete',
+    columns: [
+      { name: 'id', type: 'int' },
+      { name: 'v', type: 'varchar' },
+    ],
+    pk: ['id'],
+    rows: [1n, 2n, 3n, 4n, 5n].map((id) => ({ before: [id, 'x'], after: null })),
+  };
+  async function* rows(): AsyncGenerator<PlanItem> {
+    for (const stmt of guardedStatements(e, 'redo', { flavor: 'mariadb', txId: 'tx1' })) yield { kind: 'stmt', stmt };
+  }
+  const isBatch = (sql: string) => sql.startsWith('DELETE `s`.`t` FROM (WITH');
+  const dup = () => Object.assign(new Error('dup'), { errno: 1062, sqlState: '23000', sqlMessage: 'Duplicate entry' });
+
+  it('runs runs of rows as one statement', async () => {
+    const c = new FakeConn((sql) => (isBatch(sql) ? 5 : 1));
+    expect(await executePlan(conn(c), rows())).toEqual({ statements: 1, rows: 5, txs: 0 });
+    expect(c.sent).toBe(1);
+    expect(c.queries.filter((q) => q.includes('ROLLBACK'))).toEqual([]);
+  });
+
+  it('a short count: back to the savepoint, the per-row statements name the exact row', async () => {
+    const c = new FakeConn((sql) => (isBatch(sql) ? 4 : sql.includes('`id` = 3 ') ? 0 : 1));
+    const err = await executePlan(conn(c), rows()).catch((x: unknown) => x);
+    expect(err).toBeInstanceOf(GuardError);
+    expect((err as Error).message).toBe(
+      'guard failed: redo delete of `s`.`t` (id=3) at seq 12 of tx tx1: the row is not in the state the journal says (changed or removed since); rolled back, nothing was changed',
+    );
+    expect(c.queries).toContain('ROLLBACK TO SAVEPOINT tidemark_rewind');
+    expect(c.queries.at(-1)).toBe('ROLLBACK');
+  });
+
+  it('a short count with every row passing alone is not an error', async () => {
+    const c = new FakeConn((sql) => (isBatch(sql) ? 4 : 1));
+    const r = await executePlan(conn(c), rows());
+    expect(r.rows).toBe(5);
+    expect(c.queries.at(-1)).toBe('COMMIT');
+    expect(c.sent).toBe(6);
+  });
+
+  it('a refused multi-row statement is replaced by its rows: the refusal names the row, or goes away', async () => {
+    const bad = new FakeConn((sql) => {
+      if (isBatch(sql) || sql.includes('`id` = 4 ')) throw dup();
+      return 1;
+    });
+    const err = await executePlan(conn(bad), rows()).catch((x: unknown) => x);
+    expect((err as Error).message).toBe(
+      'redo delete of `s`.`t` (id=4) at seq 13 of tx tx1: the server refused it: Duplicate entry; rolled back, nothing was changed',
+    );
+    const ok = new FakeConn((sql) => {
+      if (isBatch(sql)) throw dup();
+      return 1;
+    });
+    expect((await executePlan(conn(ok), rows())).rows).toBe(5);
+    expect(ok.queries.at(-1)).toBe('COMMIT');
+  });
+
+  it('a multi-row statement among others: the whole query is replayed with its rows in its place', async () => {
+    async function* mixed(): AsyncGenerator<PlanItem> {
+      yield { kind: 'stmt', stmt: stmt(100) };
+      yield* rows();
+      yield { kind: 'stmt', stmt: stmt(200) };
+    }
+    const c = new FakeConn((sql) => (isBatch(sql) ? 3 : 1));
+    expect((await executePlan(conn(c), mixed())).rows).toBe(7);
+    const replay = c.queries.find((_q, i) => i > 0 && c.queries[i - 1] === 'ROLLBACK TO SAVEPOINT tidemark_rewind');
+    expect(replay?.split(';\n').map((q) => q.replace(/ AND .*/, ''))).toEqual([
+      'SAVEPOINT tidemark_rewind',
+      'UPDATE t SET v = 1 WHERE id = 100',
+      ...[1, 2, 3, 4, 5].map((id) => `DELETE FROM \`s\`.\`t\` WHERE \`id\` = ${id}`),
+      'UPDATE t SET v = 1 WHERE id = 200',
+    ]);
+  });
+
+  it('batch: false runs every row alone', async () => {
+    const c = new FakeConn();
+    expect(await executePlan(conn(c), rows(), { batch: false })).toEqual({ statements: 5, rows: 5, txs: 0 });
   });
 });

@@ -52,8 +52,6 @@ export interface ExecuteOptions {
 
 const PIPE_BYTES = 2 << 20;
 const PIPE_STATEMENTS = 20_000;
-/** SQL built between two turns of the event loop while a query is in flight. */
-const YIELD_BYTES = Number(process.env["TM_YIELD"] ?? 64 << 10);
 /** Pieces a failed query is split into per replay level. */
 const REPLAY_SPLIT = 16;
 const SAVEPOINT = 'SAVEPOINT tidemark_rewind';
@@ -215,7 +213,6 @@ export async function executePlan(
   let lastReport = Date.now();
   let chunk: Pending[] = [];
   let bytes = 0;
-  let sinceYield = 0;
   // The query on the wire: resolves to its error, or null (never rejects, so nothing goes unhandled).
   let inflight: Promise<unknown> | null = null;
 
@@ -264,12 +261,6 @@ export async function executePlan(
         chunk.push(pending(s));
         bytes += s.sql.length;
         if (bytes >= pipeBytes || chunk.length >= PIPE_STATEMENTS) await send();
-        else if (inflight && (sinceYield += s.sql.length) >= YIELD_BYTES) {
-          // Building the next query is synchronous work: let the event loop push the rest of the query on the
-          // wire (a socket takes only part of 2 MiB at once) and take its results, so the server never waits.
-          sinceYield = 0;
-          await new Promise<void>((resolve) => setImmediate(resolve));
-        }
       }
     }
     await send();

@@ -205,53 +205,86 @@ export function* guardedStatements(e: RowsEntry, dir: Direction, opts: GuardOpti
     const seq = e.seq + BigInt(i);
     const r = e.rows[i]!;
     const cur = image(s, r, was, seq);
-    const key = keyText(s, cur);
-    const what = (): string => whatOf(s, key, seq.toString());
     if (op === 'delete') {
-      const sql = (): string => `DELETE FROM ${s.table}${guardWhere(s, cur)}`;
-      yield statement('delete', seq, sql, what, rowOf?.('delete', [], cur, null, key));
+      const batch = rowOf?.('delete', [], cur, null);
+      if (batch) yield new RowStatement(s, 'delete', seq, cur, null, [], batch);
+      else
+        yield {
+          sql: `DELETE FROM ${s.table}${guardWhere(s, cur)}`,
+          expect: 1,
+          what: rowWhat(s, cur, seq),
+          seq,
+          kind: op,
+        };
       continue;
     }
     const next = image(s, r, will, seq);
     const cols = updateColumns(s.cols, s.writeIdx, cur, next);
-    const sql = (): string => `UPDATE ${s.table} SET ${setList(next, s.cols, cols)}${guardWhere(s, cur)}`;
-    if (sameValues(s.writeIdx, cur, next)) {
-      const exists = `SELECT 1 FROM ${s.table}${guardWhere(s, cur)} FOR UPDATE`;
-      yield { sql: sql(), expect: 1, what: what(), seq, kind: 'update', noop: true, exists };
-    } else {
-      yield statement('update', seq, sql, what, rowOf?.('update', cols, cur, next, key));
+    const noop = sameValues(s.writeIdx, cur, next);
+    const batch = noop ? null : rowOf?.('update', cols, cur, next);
+    if (batch) {
+      yield new RowStatement(s, 'update', seq, cur, next, cols, batch);
+      continue;
     }
+    const where = guardWhere(s, cur);
+    const sql = `UPDATE ${s.table} SET ${setList(next, s.cols, cols)}${where}`;
+    const what = rowWhat(s, cur, seq);
+    if (noop) {
+      yield { sql, expect: 1, what, seq, kind: 'update', noop, exists: `SELECT 1 FROM ${s.table}${where} FOR UPDATE` };
+    } else yield { sql, expect: 1, what, seq, kind: 'update' };
   }
 }
 
+function rowWhat(s: Shape, cur: readonly Value[], seq: bigint): string {
+  return whatOf(s, keyText(s, cur), seq.toString());
+}
+
 /**
- * A per-row UPDATE/DELETE. With batch data its text and `what` are built on first use: inside a multi-row
- * statement they are only needed when it fails (most rows of a large plan never need them).
+ * A per-row UPDATE/DELETE that can merge into a multi-row statement. Its text and `what` are built on first use:
+ * inside a multi-row statement they are only needed when it fails, and most rows of a large plan never are.
  */
-function statement(
-  kind: 'update' | 'delete',
-  seq: bigint,
-  sql: () => string,
-  what: () => string,
-  batch: BatchRow | null | undefined,
-): GuardedStatement {
-  if (!batch) return { sql: sql(), expect: 1, what: what(), seq, kind };
-  let text: string | undefined;
-  let w: string | undefined;
-  return {
-    get sql(): string {
-      text ??= sql();
-      return text;
-    },
-    expect: 1,
-    get what(): string {
-      w ??= what();
-      return w;
-    },
-    seq,
-    kind,
-    batch,
-  };
+class RowStatement implements GuardedStatement {
+  readonly expect = 1;
+  readonly kind: 'update' | 'delete';
+  readonly seq: bigint;
+  readonly batch: BatchRow;
+  readonly #s: Shape;
+  readonly #cur: readonly Value[];
+  readonly #next: readonly Value[] | null;
+  readonly #set: readonly number[];
+  #sql: string | undefined;
+  #what: string | undefined;
+
+  constructor(
+    s: Shape,
+    kind: 'update' | 'delete',
+    seq: bigint,
+    cur: readonly Value[],
+    next: readonly Value[] | null,
+    set: readonly number[],
+    batch: BatchRow,
+  ) {
+    this.#s = s;
+    this.kind = kind;
+    this.seq = seq;
+    this.#cur = cur;
+    this.#next = next;
+    this.#set = set;
+    this.batch = batch;
+  }
+
+  get sql(): string {
+    const s = this.#s;
+    this.#sql ??= this.#next
+      ? `UPDATE ${s.table} SET ${setList(this.#next, s.cols, this.#set)}${guardWhere(s, this.#cur)}`
+      : `DELETE FROM ${s.table}${guardWhere(s, this.#cur)}`;
+    return this.#sql;
+  }
+
+  get what(): string {
+    this.#what ??= rowWhat(this.#s, this.#cur, this.seq);
+    return this.#what;
+  }
 }
 
 type RowOf = (
@@ -259,7 +292,6 @@ type RowOf = (
   setIdx: readonly number[],
   cur: readonly Value[],
   next: readonly Value[] | null,
-  key: string,
 ) => BatchRow | null;
 
 /** Batch data for the rows of one entry (MariaDB, tables with a primary key), or null when they cannot merge. */
@@ -269,23 +301,16 @@ function batcher(s: Shape): RowOf | null {
   const shapes = new Map<string, BatchShape | null>();
   const head = oneLine(`${s.dir} ${s.e.op} of ${s.table}`);
   const txId = oneLine(s.opts.txId);
-  return (kind, setIdx, cur, next, key) => {
-    const id = `${kind}:${setIdx.join(',')}`;
+  const describe = (row: readonly Value[]): string => oneLine(keyText(s, row));
+  return (kind, setIdx, cur, next) => {
+    const id = kind === 'delete' ? kind : setIdx.join(',');
     let shape = shapes.get(id);
     if (shape === undefined) {
-      shape = batchShape({
-        kind,
-        schemaTable: s.table,
-        tableName: s.e.table,
-        head,
-        cols: s.cols,
-        keyIdx,
-        cmpIdx: s.cmpIdx,
-        setIdx,
-      });
+      const spec = { kind, schemaTable: s.table, tableName: s.e.table, head, describe, cols: s.cols, keyIdx };
+      shape = batchShape({ ...spec, cmpIdx: s.cmpIdx, setIdx });
       shapes.set(id, shape);
     }
-    return shape && batchRow(shape, cur, next, oneLine(key), txId);
+    return shape && batchRow(shape, cur, next, txId);
   };
 }
 

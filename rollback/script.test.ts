@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { PlanItem } from './guard.ts';
+import type { RowsEntry } from '../record/record.ts';
+import { guardedStatements, type PlanItem } from './guard.ts';
 import { BlockWriter, clip, guardedLine, writeScript } from './script.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tidemark-script-'));
@@ -101,6 +102,40 @@ describe('script', () => {
     expect(text).toMatch(
       /IF NOT \(@tidemark_done <=> 2\) THEN ROLLBACK; SIGNAL .*END\$\$\nDELIMITER ;\nCOMMIT;\n-- end of script\n$/,
     );
+  });
+
+  it('runs of rows become the same multi-row statements as in executePlan, checked by ROW_COUNT()', async () => {
+    const e: RowsEntry = {
+      kind: 'rows',
+      source: 'src',
+      seq: 10n,
+      txId: 'tx1',
+      schema: 's',
+      table: 't',
+      op: 'update',
+      columns: [
+        { name: 'id', type: 'int' },
+        { name: 'v', type: 'varchar' },
+      ],
+      pk: ['id'],
+      rows: [1n, 2n, 3n].map((id) => ({ before: [id, 'a'], after: [id, 'b'] })),
+    };
+    async function* plan(): AsyncGenerator<PlanItem> {
+      for (const stmt of guardedStatements(e, 'undo', { flavor: 'mariadb', txId: 'tx1' })) yield { kind: 'stmt', stmt };
+    }
+    const path = join(dir, 'm.sql');
+    expect(await writeScript(path, plan(), [])).toEqual({ statements: 1 });
+    const text = readFileSync(path, 'utf8');
+    expect(text).toContain(
+      "VALUES (NULL,(SELECT `v` FROM `s`.`t` WHERE 0),NULL),\n(3,'b','a'),\n(2,'b','a'),\n(1,'b','a')\n)",
+    );
+    expect(text).toContain(
+      "SET `s`.`t`.`v` = tidemark_v.n0; IF ROW_COUNT() <> 3 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'undo update of `s`.`t` (3 rows: id=3 ... id=1) at seq 10..12 of tx tx1'; END IF;\n",
+    );
+    expect(text).toMatch(/@tidemark_done \+ 1; END\$\$/);
+    const rows = join(dir, 'r.sql');
+    expect(await writeScript(rows, plan(), [], { batch: false })).toEqual({ statements: 3 });
+    expect(readFileSync(rows, 'utf8')).not.toContain('tidemark_v');
   });
 
   it('leaves no file behind when the plan fails', async () => {

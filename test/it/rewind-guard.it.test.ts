@@ -2,8 +2,10 @@
  * Guarded rewind statements against real MariaDB: redo then undo of a hand-built source transaction restores the
  * exact prior state (many column types, a backticked table name, a table without a primary key, a generated
  * column); a row changed behind tidemark's back aborts the undo and changes nothing; the script run through the
- * plain `mariadb` client gives the same result and fails the same way. Instance A runs plans directly, B runs
- * the scripts. The 100k-row undo timings are logged (not asserted).
+ * plain `mariadb` client gives the same result and fails the same way. Multi-row statements (batch.ts) compare
+ * like the per-row ones (latin1, a case-insensitive collation, NULLs, -0, zero dates, BIT(64), a 2^64-1 key),
+ * keep row order (a unique swap) and name the exact row when one fails. Instance A runs plans directly, B runs
+ * the scripts. The 100k-row timings are logged (not asserted).
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
@@ -20,10 +22,14 @@ import { type Direction, GuardError, guardedStatements, type PlanItem } from '..
 import { writeScript } from '../../rollback/script.ts';
 import { ROOT_PASSWORD, startInstance, stopInstance } from '../fixtures/mariadb.ts';
 import {
+  BT,
+  BT_DDL,
   badTransaction,
+  btTransaction,
   GENERATED,
   initialEntries,
   NOPK_DDL,
+  S0_BT,
   S0_TYPES,
   S1_TYPES,
   TYPES,
@@ -213,6 +219,76 @@ describe('guarded redo and undo', () => {
   });
 });
 
+describe('multi-row statements', () => {
+  async function resetBt(conn: mysql.Connection): Promise<string> {
+    await conn.query('DROP DATABASE IF EXISTS db; CREATE DATABASE db');
+    await conn.query(BT_DDL);
+    await direct(
+      conn,
+      txEntries((t) => t.insert(BT, S0_BT)),
+      'redo',
+    );
+    expect(await readRows(conn, BT, 'id')).toEqual(S0_BT);
+    return sums(conn);
+  }
+
+  it('redo and undo merge rows and restore the exact prior state, direct and by script alike', async () => {
+    const s0 = await resetBt(a);
+    expect(await resetBt(b)).toBe(s0);
+    // 14 rows: runs of one shape merge; a NULL row, a row changed twice and the swap's second step stay alone.
+    expect(await direct(a, btTransaction(), 'redo')).toEqual({ statements: 8, rows: 14, txs: 1 });
+    const s1 = await sums(a);
+    expect(s1).not.toBe(s0);
+    const redo = await viaScript(B.port, btTransaction(), 'redo');
+    expect(redo.stderr).toBe('');
+    expect(await sums(b)).toBe(s1);
+    expect(await readRows(b, BT, 'id')).toEqual(await readRows(a, BT, 'id'));
+    expect(await direct(a, btTransaction(), 'undo')).toEqual({ statements: 8, rows: 14, txs: 1 });
+    expect(await readRows(a, BT, 'id')).toEqual(S0_BT);
+    expect(await sums(a)).toBe(s0);
+    const undo = await viaScript(B.port, btTransaction(), 'undo');
+    expect(undo.stderr).toBe('');
+    expect(await sums(b)).toBe(s0);
+  });
+
+  it('text compares under the column collation, as per-row: a case-only change behind our back passes', async () => {
+    const s0 = await resetBt(a);
+    await resetBt(b);
+    for (const conn of [a, b]) {
+      await direct(conn, btTransaction(), 'redo');
+      await conn.query("UPDATE db.bt SET ci = LOWER(ci), ou = ou WHERE ci LIKE 'STRASSE %'");
+    }
+    await direct(a, btTransaction(), 'undo');
+    expect(await sums(a)).toBe(s0);
+    const undo = await viaScript(B.port, btTransaction(), 'undo');
+    expect(undo.stderr).toBe('');
+    expect(await sums(b)).toBe(s0);
+  });
+
+  it('a row changed inside a multi-row statement: direct names the row, the script the statement', async () => {
+    await resetBt(a);
+    await resetBt(b);
+    for (const conn of [a, b]) {
+      await direct(conn, btTransaction(), 'redo');
+      await conn.query('UPDATE db.bt SET dbl = 1, ou = ou WHERE id = 4');
+    }
+    const before = await sums(a);
+    expect(await sums(b)).toBe(before);
+    const err = await direct(a, btTransaction(), 'undo').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GuardError);
+    expect((err as Error).message).toMatch(
+      /^guard failed: undo update of `db`.`bt` \(id=4\) at seq 12 of tx tx-1: the row is not in the state .*nothing was changed$/,
+    );
+    expect(await sums(a)).toBe(before);
+    const s = await viaScript(B.port, btTransaction(), 'undo');
+    expect(s.code).not.toBe(0);
+    expect(s.stderr).toMatch(
+      /ERROR 1644 \(45000\) at line \d+: undo update of `db`.`bt` \(2 rows: id=4 ... id=5\) at seq 11..12 /,
+    );
+    expect(await sums(b)).toBe(before);
+  });
+});
+
 describe('100k rows', () => {
   const BIG: TableDef = {
     schema: 'db',
@@ -270,6 +346,12 @@ describe('100k rows', () => {
     expect(await sums(a)).toBe(loaded);
     await timed('redo update direct', () => direct(a, updateTx, 'redo'));
     const updatedSums = await sums(a);
+    // One row changed behind our back in the middle of a multi-row statement: the error names that row.
+    await a.query("UPDATE db.big SET b = 'tampered' WHERE id = 54321");
+    const err = await direct(a, updateTx, 'undo').catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/^guard failed: undo update of `db`.`big` \(id=54321\) at seq 54321 /);
+    await a.query(`UPDATE db.big SET b = 'row 54320 \\'v1\\'' WHERE id = 54321`);
+    expect(await sums(a)).toBe(updatedSums);
     await timed('undo update direct', () => direct(a, updateTx, 'undo'));
     expect(await sums(a)).toBe(loaded);
 

@@ -161,7 +161,8 @@ export async function openIndex(config: Config, log: Logger, signal?: AbortSigna
       code: 'NO_JOURNAL',
     });
   }
-  const index = await RollbackIndex.open({ journalDir: dir, log });
+  // A small page cache: these commands read the index sparsely, and the memory goes to the plan's journal reads.
+  const index = await RollbackIndex.open({ journalDir: dir, log, cacheMb: 16 });
   try {
     await index.catchUp({
       ...(signal ? { signal } : {}),

@@ -180,7 +180,7 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
       await new CursorStore(config.journal.dir).set(`apply:${o.target}`, point.state.lsn);
     }
     o.stdout.write(
-      `done: ${r.rows} row change(s) in ${r.txs} transaction(s); ${o.target} now holds ${seqTime(index, end)}` +
+      `done: ${r.rows - first.length} row change(s) in ${r.txs} transaction(s); ${o.target} now holds ${seqTime(index, end)}` +
         (server.kind === 'target'
           ? direction === 'forward' && (o as ForwardOptions).spec.kind === 'head'
             ? '; apply resumes'

@@ -139,7 +139,7 @@ export async function undoCommand(o: UndoOptions): Promise<number> {
     restore = null;
     o.stdout.write(
       r.executed
-        ? `done: ${r.rows} row change(s) undone in ${r.txs} transaction(s)${server.kind === 'target' ? `; ${o.target} stays held (tidemark forward --to-head resumes apply)` : ''}\n`
+        ? `done: ${r.rows - first.length} row change(s) undone in ${r.txs} transaction(s)${server.kind === 'target' ? `; ${o.target} stays held (tidemark forward --to-head resumes apply)` : ''}\n`
         : `wrote ${r.statements} statement(s) to ${o.sqlFile}\n`,
     );
     return 0;

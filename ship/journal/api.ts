@@ -24,6 +24,13 @@ export interface JournalWriterOptions {
   maxPendingBytes?: number;
   /** Group commit: written-but-unsynced bytes at which a waiting unit is synced at once. Default 8 MiB. */
   groupSyncBytes?: number;
+  /**
+   * Open (or create) a mirror of the source journal with this id (identity.ts): frames are appended at the
+   * source's LSNs with appendAt, and an existing journal that mirrors another source is refused.
+   */
+  mirrorOf?: string;
+  /** LSN of the first frame when the directory holds no segment yet (a mirror joining late). Default 1n. */
+  startLsn?: bigint;
 }
 
 export interface JournalFrame {
@@ -59,4 +66,17 @@ export interface JournalReaderOptions {
   /** Aborting ends the iteration (no error). */
   signal?: AbortSignal;
   log?: Logger;
+  /**
+   * Deliver only frames at or below the journal's durable mark (durable.ts: fsynced and ending a unit), holding
+   * later ones back until the writer has synced them: what a shipper must use, so that it never sends a frame
+   * the source could still lose or take back. Without follow, the iteration ends at the durable mark.
+   */
+  durableOnly?: boolean;
+  /**
+   * Truncation epoch (truncations.ts) the caller's view of the journal is based on, e.g. the latest one a shipper
+   * sent in HELLO: any truncation recorded after it ends the iteration with JournalTruncatedError (retriable), at
+   * once if it is already there, so that the caller starts again with the new events. Default: no such check
+   * (only truncations that remove frames this reader delivered are reported).
+   */
+  sinceEpoch?: number;
 }

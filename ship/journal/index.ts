@@ -2,6 +2,7 @@
 export type { FsyncPolicy, JournalFrame, JournalReaderOptions, JournalWriterOptions } from './api.ts';
 export { type CursorInfo, CursorStore } from './cursors.ts';
 export { decodeFrame, type JournalEntry, JournalSink, lastCommit, readEntries } from './entries.ts';
+export { DURABLE_FILE, DurableMarkReader, readDurableLsn } from './durable.ts';
 export { JournalLockedError, JournalTruncatedError } from './errors.ts';
 export {
   encodeFrame,
@@ -12,7 +13,15 @@ export {
   type ScanEnd,
   type ScannedFrame,
 } from './frame.ts';
-export { readEntryAt, readFrameAt } from './read-at.ts';
+export {
+  IDENTITY_FILE,
+  type JournalIdentity,
+  JournalIdentityError,
+  journalIdentity,
+  readIdentity,
+} from './identity.ts';
+export { type ReconcileResult, reconcileTruncations, type SourceTruncation } from './mirror.ts';
+export { frameOnDisk, readEntryAt, readFrameAt } from './read-at.ts';
 export { JournalReader } from './reader.ts';
 export { inspectTail, type TailInfo } from './recovery.ts';
 export { applyRetention, type RetentionOptions, type RetentionResult } from './retention.ts';

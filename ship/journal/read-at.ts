@@ -12,7 +12,7 @@ import { decodeEntry } from '../../record/codec.ts';
 import { CorruptionError, TidemarkError } from '../../record/errors.ts';
 import type { Entry } from '../../record/record.ts';
 import type { JournalFrame } from './api.ts';
-import { FrameScanner, HEADER_BYTES } from './frame.ts';
+import { FrameScanner, HEADER_BYTES, writeFrameHeader } from './frame.ts';
 import { listSegments, segmentFileName, segmentPath } from './segments.ts';
 
 function corrupt(name: string, offset: number, expectLsn: bigint, what: string): CorruptionError {
@@ -115,4 +115,30 @@ export async function readEntryAt(dir: string, segment: bigint, offset: number, 
     throw corrupt(name, offset, expectLsn, `a ${entry.kind} entry ${f.endOfUnit ? 'ends' : 'does not end'} its unit`);
   }
   return entry;
+}
+
+/**
+ * Whether the segment file now at the path of segment `segment` holds `f` at its offset: compares the frame
+ * header there (which carries the frame's CRC) with the header `f` encodes to. False when the file is gone.
+ */
+export async function frameOnDisk(
+  dir: string,
+  segment: bigint,
+  f: { lsn: bigint; endOfUnit: boolean; payload: Uint8Array; offset: number },
+): Promise<boolean> {
+  const want = new Uint8Array(HEADER_BYTES);
+  writeFrameHeader(want, 0, f.lsn, f.endOfUnit, f.payload);
+  const got = new Uint8Array(HEADER_BYTES);
+  let fh: FileHandle;
+  try {
+    fh = await open(segmentPath(dir, segment), 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+  try {
+    return (await readExactly(fh, got, f.offset)) === HEADER_BYTES && Buffer.compare(got, want) === 0;
+  } finally {
+    await fh.close();
+  }
 }

@@ -149,6 +149,27 @@ describe('JournalReader', () => {
     await it.return?.();
   });
 
+  it('does not wait forever inside a partly written frame of a segment that recovery removed', async () => {
+    const w = await openWriter(1000);
+    await w.append(new Uint8Array(900), true); // segment 1
+    await w.append(new Uint8Array(900), false); // segment 2: a unit that will never end
+    await w.close();
+    // A crashed writer had started frame 3 in segment 3: half of it is on disk.
+    await writeFile(join(dir, segmentFileName(3n)), encodeFrame(3n, false, new Uint8Array(900)).subarray(0, 500));
+    const it = new JournalReader({ dir, fromLsn: 1n, follow: true, pollMs: 5 })[Symbol.asyncIterator]();
+    expect((await take(it, 2)).map((f) => f.lsn)).toEqual([1n, 2n]);
+    const next = it.next().catch((e: unknown) => e); // now waiting inside frame 3
+    await sleep(50);
+    // Recovery: segment 2 is emptied and kept, segment 3 deleted; the new writer continues with other frames.
+    const w2 = await openWriter(1000);
+    expect(await listSegments(dir)).toEqual([1n, 2n]);
+    for (let i = 2; i <= 6; i++) await w2.append(new Uint8Array(100).fill(i), i % 2 === 0);
+    const err = await next;
+    expect(err).toBeInstanceOf(JournalTruncatedError);
+    expect((err as Error).message).toMatch(/truncated to LSN 1 but this reader had delivered up to 2/);
+    await w2.close();
+  });
+
   it('ends at the head when not following, and starts at fromLsn', async () => {
     const w = await openWriter(1024);
     for (let i = 1; i <= 50; i++) await w.append(payloadFor(i, 100), true);

@@ -14,6 +14,10 @@
  *     below what was delivered throws the same. A shrink that only removed a torn tail resets the scan.
  *   - Damage: the scan is retried once from the last good frame with a fresh scanner (a writer may have cut and
  *     rewritten the tail between two reads); damage found again is a CorruptionError.
+ *   - durableOnly: a frame above the durable mark (durable.ts) is held until the mark reaches it. A truncation
+ *     that removes a held frame ends the iteration (JournalTruncatedError). Frames read while another writer
+ *     incarnation was current than the one whose mark passed them are checked against the segment on disk
+ *     first, so that a frame a crashed writer left behind and its successor rewrote is never delivered.
  */
 import { type FSWatcher, watch } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
@@ -21,8 +25,10 @@ import type { Logger } from 'pino';
 import { silentLogger } from '../../cli/log.ts';
 import { CorruptionError, TidemarkError } from '../../record/errors.ts';
 import type { JournalFrame, JournalReaderOptions } from './api.ts';
+import { type Durable, DurableMarkReader } from './durable.ts';
 import { JournalTruncatedError } from './errors.ts';
 import { FrameScanner, type ScannedFrame } from './frame.ts';
+import { frameOnDisk } from './read-at.ts';
 import { listSegments, segmentFileName, segmentPath } from './segments.ts';
 import { latestEpoch, readTruncations, truncatedSince, truncationsStamp } from './truncations.ts';
 
@@ -41,8 +47,12 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
   private readonly chunkBytes: number;
   private readonly signal: AbortSignal | undefined;
   private readonly log: Logger;
+  private readonly durable: DurableMarkReader | null;
+  private readonly sinceEpoch: number | undefined;
 
   private seg: OpenSegment | null = null;
+  /** The durable mark as last read (durableOnly). */
+  private mark: Durable = { lsn: 0n, incarnation: 0 };
   private scanner: FrameScanner | null = null;
   /** End of the last complete frame in the current segment. */
   private pos = 0;
@@ -67,6 +77,8 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
     this.chunkBytes = opts.chunkBytes ?? 1 << 20;
     this.signal = opts.signal;
     this.log = opts.log ?? silentLogger;
+    this.durable = opts.durableOnly ? new DurableMarkReader(opts.dir) : null;
+    this.sinceEpoch = opts.sinceEpoch;
   }
 
   /** LSN of the last frame delivered (0n before the first). */
@@ -84,15 +96,28 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
     try {
       this.stamp = await truncationsStamp(this.dir);
       this.epoch = latestEpoch(await readTruncations(this.dir));
+      if (this.sinceEpoch !== undefined && this.sinceEpoch < this.epoch) {
+        this.epoch = this.sinceEpoch;
+        await this.checkTruncations(true);
+      }
       if (!(await this.openStart())) return;
       for (;;) {
         if (this.signal?.aborted) return;
+        // durableOnly: the writer incarnation current before the read (see awaitDurable).
+        if (this.durable) this.mark = await this.durable.read();
+        const readUnder = this.mark.incarnation;
         const got = await this.readChunk();
         if (got) {
           const segment = (this.seg as OpenSegment).first;
+          let check = false;
           for (const f of got) {
             // Below fromLsn, or already delivered (after reopening an earlier segment).
             if (f.lsn < this.fromLsn || f.lsn <= this.delivered) continue;
+            if (this.durable && f.lsn > this.mark.lsn) {
+              if (!(await this.awaitDurable(f.lsn))) return;
+              check ||= this.mark.incarnation !== readUnder;
+            }
+            if (check) await this.checkOnDisk(f);
             this.delivered = f.lsn;
             yield { lsn: f.lsn, payload: f.payload, endOfUnit: f.endOfUnit, segment, offset: f.offset };
           }
@@ -104,6 +129,7 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
         await this.waitForChange();
       }
     } finally {
+      await this.durable?.close();
       this.watcher?.close();
       this.watcher = null;
       await this.seg?.fh.close().catch(() => undefined);
@@ -212,19 +238,31 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
     return frames;
   }
 
-  private async checkTruncations(): Promise<void> {
+  /**
+   * Throws JournalTruncatedError when a truncation recorded since the last check removed frames this reader
+   * delivered or holds (`held`: the lowest held LSN), or, with sinceEpoch, when any truncation came after it.
+   */
+  private async checkTruncations(force = false, held?: bigint): Promise<void> {
     const stamp = await truncationsStamp(this.dir);
-    if (stamp === this.stamp) return;
+    if (stamp === this.stamp && !force) return;
     this.stamp = stamp;
     const events = await readTruncations(this.dir);
     const to = truncatedSince(events, this.epoch);
     this.epoch = Math.max(this.epoch, latestEpoch(events));
+    if (to === null) return;
     const seen = this.delivered > this.fromLsn - 1n ? this.delivered : this.fromLsn - 1n;
-    if (to !== null && to < seen) {
-      throw new JournalTruncatedError(
-        `journal ${this.dir}: the writer truncated to LSN ${to} but this reader had delivered up to ${seen}`,
-        { dir: this.dir, deliveredLsn: seen, truncatedToLsn: to },
-      );
+    if (to < seen || this.sinceEpoch !== undefined || (held !== undefined && to < held)) {
+      const what =
+        to < seen
+          ? `but this reader had delivered up to ${seen}`
+          : this.sinceEpoch !== undefined
+            ? `after epoch ${this.sinceEpoch}`
+            : `removing LSN ${held}, read and held until durable`;
+      throw new JournalTruncatedError(`journal ${this.dir}: the writer truncated to LSN ${to} ${what}`, {
+        dir: this.dir,
+        deliveredLsn: seen,
+        truncatedToLsn: to,
+      });
     }
   }
 
@@ -232,9 +270,9 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
   private async nextSegment(): Promise<boolean> {
     const scanner = this.scanner as FrameScanner;
     const seg = this.seg as OpenSegment;
-    if (scanner.pendingBytes !== 0) return false;
     const next = scanner.nextLsn ?? seg.first;
-    if (next === seg.first) return this.checkLayout(next);
+    // Inside a partly written frame: it completes, unless recovery removed the file meanwhile.
+    if (scanner.pendingBytes !== 0 || next === seg.first) return this.checkLayout(next, scanner.pendingBytes !== 0);
     try {
       await stat(segmentPath(this.dir, next));
     } catch (err) {
@@ -249,13 +287,14 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
   }
 
   /**
-   * At the end of the last segment, at most once a second while following (it lists the directory):
+   * At the end of the last segment (`partial`: inside a frame not yet complete), at most once a second while
+   * following (it lists the directory):
    *   - the open file must still be the segment's file; if it was deleted or replaced, a segment we read frames
    *     from is a truncation, an empty one is reopened where the next LSN now lives;
    *   - if a segment later than the expected next one exists, frames are missing → CorruptionError.
    * Returns true when it switched files.
    */
-  private async checkLayout(next: bigint): Promise<boolean> {
+  private async checkLayout(next: bigint, partial = false): Promise<boolean> {
     const now = performance.now();
     if (this.follow && now - this.layoutCheckedAt < 1000) return false;
     this.layoutCheckedAt = now;
@@ -271,10 +310,12 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       replaced = true;
     }
+    if (!replaced && partial) return false;
     const segs = await listSegments(this.dir);
     if (replaced) {
+      // Frames delivered from earlier segments may be gone too (a unit cut across segments).
+      await this.checkTruncations();
       if (this.pos > 0) {
-        await this.checkTruncations();
         throw new JournalTruncatedError(`journal segment ${seg.name} was removed or replaced after it was read`, {
           dir: this.dir,
           deliveredLsn: this.delivered,
@@ -282,13 +323,14 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
       }
       let start: bigint | undefined;
       for (const s of segs) if (s <= next) start = s;
-      if (start === undefined) return false;
       this.log.debug({ segment: seg.name }, 'journal reader: segment file replaced; reopening');
+      // An empty journal that restarted at a later LSN (a mirror's first frame): start over where it now begins.
+      if (start === undefined) return segs.length > 0 && this.delivered === 0n && this.openStart();
       return this.openSegment(start);
     }
     const later = segs.filter((s) => s > seg.first);
     const first = later[0];
-    if (first === undefined || later.includes(next) || next === seg.first) return false;
+    if (partial || first === undefined || later.includes(next) || next === seg.first) return false;
     const why = first > next ? `frames ${next}..${first - 1n} are missing` : 'the segments overlap';
     throw new CorruptionError(
       `journal ${this.dir}: segment ${seg.name} ends at LSN ${next - 1n} but the next segment is ` +
@@ -308,6 +350,36 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
         { code: 'JOURNAL_BEHIND', retriable: false, context: { dir: this.dir, head, fromLsn: this.fromLsn } },
       );
     }
+  }
+
+  /**
+   * durableOnly: waits until the durable mark reaches `lsn`. False when the iteration should end instead (aborted,
+   * or not following).
+   */
+  private async awaitDurable(lsn: bigint): Promise<boolean> {
+    const durable = this.durable as DurableMarkReader;
+    for (;;) {
+      this.mark = await durable.read();
+      if (this.mark.lsn >= lsn) break;
+      if (this.signal?.aborted || !this.follow) return false;
+      await this.waitForChange();
+      await this.checkTruncations(false, lsn);
+    }
+    await this.checkTruncations(false, lsn);
+    return true;
+  }
+
+  /**
+   * A frame read under an earlier writer incarnation may have been replaced by the writer that recovered: deliver
+   * it only if the segment file at its path still holds the same frame header (with the frame's CRC) there.
+   */
+  private async checkOnDisk(f: ScannedFrame): Promise<void> {
+    const seg = this.seg as OpenSegment;
+    if (await frameOnDisk(this.dir, seg.first, f)) return;
+    throw new JournalTruncatedError(
+      `journal segment ${seg.name}: frame LSN ${f.lsn}, read before the writer recovered, is no longer on disk`,
+      { dir: this.dir, deliveredLsn: this.delivered },
+    );
   }
 
   private startWatch(): void {

@@ -15,7 +15,7 @@
  */
 import { open, truncate, unlink } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { CorruptionError } from '../../record/errors.ts';
+import { CorruptionError, TidemarkError } from '../../record/errors.ts';
 import { FrameScanner, type ScanEnd, type ScannedFrame } from './frame.ts';
 import { fsyncDir, listSegments, segmentFileName, segmentPath } from './segments.ts';
 import { recordTruncation } from './truncations.ts';
@@ -181,7 +181,12 @@ export async function inspectTail(dir: string): Promise<TailInfo> {
  * (readers in other processes learn of it), later segments are deleted last-first, then the kept segment is
  * truncated; each step leaves a journal the next recovery handles.
  */
-export async function applyRecovery(dir: string, t: TailInfo, log: Logger): Promise<void> {
+export async function applyRecovery(
+  dir: string,
+  t: TailInfo,
+  log: Logger,
+  why = 'of an unfinished unit',
+): Promise<void> {
   if (t.keepSegment === null || (t.dropBytes === 0 && t.dropSegments.length === 0)) return;
   if (t.dropFrames > 0) await recordTruncation(dir, t.headLsn);
   for (const seg of [...t.dropSegments].reverse()) await unlink(segmentPath(dir, seg));
@@ -203,6 +208,60 @@ export async function applyRecovery(dir: string, t: TailInfo, log: Logger): Prom
       tornTail: t.torn,
       headLsn: t.headLsn.toString(),
     },
-    `journal recovery: removed ${t.dropFrames} frame(s) of an unfinished unit and ${t.dropBytes} byte(s) in total`,
+    `journal recovery: removed ${t.dropFrames} frame(s) ${why} and ${t.dropBytes} byte(s) in total`,
   );
+}
+
+/**
+ * Read-only: what cutting the journal back to `toLsn` (keeping every frame ≤ toLsn) would remove, in the shape
+ * applyRecovery applies. Used by JournalWriter.truncateTo (a mirror whose source truncated frames it holds).
+ * `toLsn` must lie between the oldest retained segment's first LSN - 1 and the head.
+ */
+export async function planCut(dir: string, toLsn: bigint): Promise<TailInfo> {
+  const segments = await listSegments(dir);
+  const oldest = segments[0];
+  if (oldest === undefined || toLsn < oldest - 1n) {
+    throw new TidemarkError(
+      `journal ${dir}: cannot cut back to LSN ${toLsn}: ` +
+        (oldest === undefined ? 'it holds no segments' : `it starts at LSN ${oldest}`),
+      { code: 'JOURNAL_GONE', retriable: false, context: { dir, toLsn } },
+    );
+  }
+  // The segment that keeps the last frame ≤ toLsn; a segment starting right after toLsn is kept emptied instead.
+  let keep = oldest;
+  for (const s of segments) if (s <= toLsn + 1n) keep = s;
+  let keepBytes = 0;
+  let dropFrames = 0;
+  let dropBytes = 0;
+  let found = keep === toLsn + 1n;
+  const cut = await scanSegmentFile(dir, keep, (f) => {
+    if (f.lsn <= toLsn) keepBytes = f.offset + f.size;
+    if (f.lsn === toLsn) found = true;
+    if (f.lsn > toLsn) dropFrames++;
+  });
+  if (!found) {
+    throw new TidemarkError(`journal ${dir}: cannot cut back to LSN ${toLsn}: it ends at LSN ${cut.lastLsn}`, {
+      code: 'JOURNAL_CUT',
+      retriable: false,
+      context: { dir, toLsn },
+    });
+  }
+  dropBytes += cut.fileBytes - keepBytes;
+  const dropSegments = segments.filter((s) => s > keep);
+  for (const s of dropSegments) {
+    const scan = await scanSegmentFile(dir, s);
+    dropFrames += scan.frames;
+    dropBytes += scan.fileBytes;
+  }
+  return {
+    segments,
+    keepSegment: keep,
+    keepBytes,
+    headLsn: toLsn,
+    lastUnitPayload: null,
+    dropSegments,
+    dropFrames,
+    dropBytes,
+    torn: null,
+  };
 }

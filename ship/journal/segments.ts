@@ -4,7 +4,7 @@
  * A segment is named by the LSN of its first frame, zero-padded to 20 digits (the width of 2^64-1), so that
  * lexical order is LSN order: `00000000000000000001.tmj`. A segment may be empty (created, nothing written yet).
  */
-import { open, readdir } from 'node:fs/promises';
+import { open, readdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export const SEGMENT_SUFFIX = '.tmj';
@@ -49,4 +49,19 @@ export async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** Replaces `dir/name` atomically and durably: temp file, fsync, rename over, fsync the directory. */
+export async function writeFileAtomic(dir: string, name: string, text: string): Promise<void> {
+  const file = join(dir, name);
+  const tmp = `${file}.tmp`;
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, file);
+  await fsyncDir(dir);
 }

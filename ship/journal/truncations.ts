@@ -9,10 +9,10 @@
  * Only the last MAX_EVENTS events are kept; a reader whose epoch is older than the oldest kept event treats
  * the gap as a truncation.
  */
-import { open, readFile, rename, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CorruptionError } from '../../record/errors.ts';
-import { fsyncDir } from './segments.ts';
+import { writeFileAtomic } from './segments.ts';
 
 export const TRUNCATIONS_FILE = 'TRUNCATIONS';
 const MAX_EVENTS = 64;
@@ -65,7 +65,7 @@ export async function truncationsStamp(dir: string): Promise<string> {
   }
 }
 
-export function latestEpoch(events: readonly TruncationEvent[]): number {
+export function latestEpoch(events: readonly { readonly epoch: number }[]): number {
   return events.reduce((m, e) => Math.max(m, e.epoch), 0);
 }
 
@@ -73,7 +73,10 @@ export function latestEpoch(events: readonly TruncationEvent[]): number {
  * The lowest `toLsn` among events newer than `sinceEpoch`, or null when there are none. When events between
  * `sinceEpoch` and the oldest kept one were dropped, returns 0n (assume everything may be gone).
  */
-export function truncatedSince(events: readonly TruncationEvent[], sinceEpoch: number): bigint | null {
+export function truncatedSince(
+  events: readonly { readonly epoch: number; readonly toLsn: bigint }[],
+  sinceEpoch: number,
+): bigint | null {
   let min: bigint | null = null;
   let oldest = Number.POSITIVE_INFINITY;
   for (const e of events) {
@@ -88,17 +91,6 @@ export function truncatedSince(events: readonly TruncationEvent[], sinceEpoch: n
 export async function recordTruncation(dir: string, toLsn: bigint): Promise<TruncationEvent> {
   const events = await readTruncations(dir);
   const ev: TruncationEvent = { epoch: latestEpoch(events) + 1, toLsn, at: new Date().toISOString() };
-  const next = [...events, ev].slice(-MAX_EVENTS);
-  const file = join(dir, TRUNCATIONS_FILE);
-  const tmp = `${file}.tmp`;
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(formatTruncations(next));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-  await fsyncDir(dir);
+  await writeFileAtomic(dir, TRUNCATIONS_FILE, formatTruncations([...events, ev].slice(-MAX_EVENTS)));
   return ev;
 }

@@ -195,6 +195,32 @@ describe('ship link over mutual TLS', () => {
     expect(s.status()).toMatchObject({ state: 'stopped', ackedLsn: 0n });
   });
 
+  it('stops when aborted while waiting for WELCOME (the abort came before streaming began)', async () => {
+    let helloed: () => void = () => undefined;
+    const inHello = new Promise<void>((r) => {
+      helloed = r;
+    });
+    const store = new MemoryStore();
+    const { r } = await receiver(store, {
+      onHello: async (i) => {
+        helloed();
+        await new Promise((res) => setTimeout(res, 200));
+        return store.onHello(i);
+      },
+    });
+    const endless = async function* (from: bigint, signal: AbortSignal) {
+      for (let lsn = from; !signal.aborted; lsn++) {
+        yield { lsn, endOfUnit: true, payload: new Uint8Array(10) };
+        await new Promise((res) => setTimeout(res, 5));
+      }
+    };
+    const { s, ac } = shipper(r.port, { frames: endless });
+    await inHello;
+    ac.abort();
+    await s.finished;
+    expect(s.status().state).toBe('stopped');
+  });
+
   it('fails for good when the frames source skips an LSN', async () => {
     const frames = makeFrames(20).filter((f) => f.lsn !== 7n);
     const { r } = await receiver(new MemoryStore());

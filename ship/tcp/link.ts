@@ -9,11 +9,13 @@
  *   identity.ts    mutual-TLS identity checks and refusal reasons, pure
  *   shipper.ts     the client: connect → HELLO → WELCOME(durable) → FRAMES from durable + 1 → ACKs, reconnecting
  *   receiver.ts    the server: authorize → HELLO → onHello → WELCOME → onFrames → ACK, one session per source
+ *   mirror.ts      the journal ends: journalSource (primary, durable frames only) and MirrorSink (standby copy)
  *   certs.ts       CA and per-site certificates (tidemark certs)
  *   fault-proxy.ts a TCP proxy that cuts, drops and damages links, for tests
  */
 export { type CertsOptions, loadSiteTls, makeCerts, type TlsMaterial } from './certs.ts';
 export { DEFAULT_HEARTBEAT_MS, DEFAULT_PORT, type LinkSecurity } from './identity.ts';
+export { journalSource, MirrorSink, type MirrorSinkOptions, type MirrorStatus } from './mirror.ts';
 export { type ReceiverOptions, type ReceiverSessionInfo, ShipReceiver } from './receiver.ts';
 export { type Shipper, type ShipperOptions, type ShipperStatus, startShipper } from './shipper.ts';
-export type { WireFrame } from './protocol.ts';
+export type { TruncationMark, WireFrame } from './protocol.ts';

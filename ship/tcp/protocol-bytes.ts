@@ -73,6 +73,10 @@ export class BodyReader {
     this.view = new DataView(body.buffer, body.byteOffset, body.length);
     this.offset = offset;
   }
+  /** Bytes not read yet. */
+  get left(): number {
+    return this.body.length - this.at;
+  }
   private need(n: number, what: string): void {
     if (this.at + n > this.body.length) throw protocolError(`body ends inside ${what}`, this.offset);
   }

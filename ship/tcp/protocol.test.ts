@@ -37,7 +37,14 @@ function sampleMessages(): Message[] {
     payload: payloadOf(n, i),
   }));
   return [
-    { type: 'hello', protocolVersion: PROTOCOL_VERSION, source: 'orders', site: 'dc1', journalId: 'j-ü-1' },
+    {
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      source: 'orders',
+      site: 'dc1',
+      journalId: 'j-ü-1',
+      truncations: [],
+    },
     { type: 'welcome', durableLsn: 40n },
     { type: 'welcome', durableLsn: null, reason: 'journal identity changed' },
     { type: 'frames', frames },
@@ -45,6 +52,17 @@ function sampleMessages(): Message[] {
     { type: 'heartbeat', sentAtMs: 1_700_000_000_123 },
     { type: 'error', code: 'CORRUPT', message: 'bad CRC at 12' },
     { type: 'ack', lsn: 0xffffffffffffffffn },
+    {
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      source: 'orders',
+      site: 'dc1',
+      journalId: 'j2',
+      truncations: [
+        { epoch: 1, toLsn: 17n },
+        { epoch: 2, toLsn: 0xffffffffffffffffn },
+      ],
+    },
   ];
 }
 
@@ -89,6 +107,27 @@ describe('ship protocol codec', () => {
     expect(v.getUint32(8, true)).toBe(crc32(b.subarray(0, 8)));
     expect(v.getUint32(12, true)).toBe(crc32(concat([b.subarray(0, 8), b.subarray(16)])));
     expect(v.getBigUint64(16, true)).toBe(7n);
+  });
+
+  it('decodes a version 1 HELLO (without truncations) with an empty list, for the receiver to refuse by version', () => {
+    const full = encodeMessage({
+      type: 'hello',
+      protocolVersion: 1,
+      source: 's',
+      site: 'dc1',
+      journalId: 'j',
+      truncations: [],
+    });
+    // A version 1 body ends after journalId: drop the u16 count and fix the length and CRCs.
+    const v1 = full.slice(0, full.length - 2);
+    const v = new DataView(v1.buffer);
+    v.setUint32(4, v1.length - MESSAGE_HEADER_BYTES, true);
+    const hcrc = crc32(v1.subarray(0, 8));
+    v.setUint32(8, hcrc, true);
+    v.setUint32(12, crc32(v1.subarray(MESSAGE_HEADER_BYTES), hcrc), true);
+    expect(decodeAll([v1])).toEqual([
+      { type: 'hello', protocolVersion: 1, source: 's', site: 'dc1', journalId: 'j', truncations: [] },
+    ]);
   });
 
   it('sizes FRAMES bodies with framesBodyBytes', () => {

@@ -18,7 +18,8 @@
  *
  * Bodies (str = u16 byte length + UTF-8; u64 values are bigint LSNs or milliseconds since the epoch):
  *
- *   HELLO      shipper → receiver   u16 protocolVersion, str source, str site, str journalId
+ *   HELLO      shipper → receiver   u16 protocolVersion, str source, str site, str journalId, u16 count,
+ *                                   count × (u32 epoch, u64 toLsn): the source journal's truncation events
  *   WELCOME    receiver → shipper   u8 accepted (1/0), u64 durableLsn (0 when refused), str reason ('' if accepted)
  *   FRAMES     shipper → receiver   u32 count ≥ 1, then count × (u64 lsn, u8 flags (bit 0 END_OF_UNIT), u32 length,
  *                                   payload); the LSNs are consecutive
@@ -36,8 +37,8 @@ import { BodyReader, BodyWriter, checkU64, protocolError, strBytes } from './pro
 
 export const WIRE_MAGIC = 0x4d54;
 export const WIRE_VERSION = 1;
-/** Protocol version a HELLO carries; a receiver refuses versions it does not speak. */
-export const PROTOCOL_VERSION = 1;
+/** Protocol version a HELLO carries; a receiver refuses versions it does not speak. 2: truncations in HELLO. */
+export const PROTOCOL_VERSION = 2;
 export const MESSAGE_HEADER_BYTES = 16;
 /** Default bound on a message body: one journal frame may hold up to 256 MiB (ship/journal MAX_PAYLOAD). */
 export const DEFAULT_MAX_BODY_BYTES = (256 << 20) + (64 << 10);
@@ -66,7 +67,20 @@ export interface HelloMessage {
   readonly site: string;
   /** Identity of the source journal (a new journal at the same source must not continue an old copy). */
   readonly journalId: string;
+  /**
+   * The source journal's truncation events (ship/journal/truncations.ts): a mirror holding frames above an event's
+   * toLsn that it received before that epoch cuts them (ship/journal/mirror.ts). Empty in a version 1 HELLO.
+   */
+  readonly truncations: readonly TruncationMark[];
 }
+
+export interface TruncationMark {
+  readonly epoch: number;
+  readonly toLsn: bigint;
+}
+
+/** Truncation events a HELLO carries at most (the journal keeps 64). */
+export const MAX_HELLO_TRUNCATIONS = 1024;
 
 /** durableLsn null = refused, with the reason. */
 export type WelcomeMessage =
@@ -116,11 +130,19 @@ export function encodeMessage(msg: Message): Uint8Array {
         strBytes(msg.site, 'site'),
         strBytes(msg.journalId, 'journalId'),
       ];
-      w = new BodyWriter(MESSAGE_HEADER_BYTES, 2 + 6 + src.length + site.length + jid.length);
+      const marks = msg.truncations;
+      if (marks.length > MAX_HELLO_TRUNCATIONS)
+        throw new RangeError(`ship protocol: more than ${MAX_HELLO_TRUNCATIONS} truncations`);
+      w = new BodyWriter(MESSAGE_HEADER_BYTES, 2 + 6 + src.length + site.length + jid.length + 2 + 12 * marks.length);
       w.u16(msg.protocolVersion);
       w.str(src);
       w.str(site);
       w.str(jid);
+      w.u16(marks.length);
+      for (const t of marks) {
+        w.u32(t.epoch);
+        w.u64(checkU64(t.toLsn, 'toLsn'));
+      }
       break;
     }
     case 'welcome': {
@@ -182,15 +204,19 @@ function decodeBody(type: MessageType, body: Uint8Array, offset: number): Messag
   const r = new BodyReader(body, offset);
   let msg: Message;
   switch (type) {
-    case 'hello':
-      msg = {
-        type,
+    case 'hello': {
+      const head = {
         protocolVersion: r.u16('protocolVersion'),
         source: r.str('source'),
         site: r.str('site'),
         journalId: r.str('journalId'),
       };
+      const truncations: TruncationMark[] = [];
+      const count = r.left > 0 ? r.u16('truncation count') : 0;
+      for (let i = 0; i < count; i++) truncations.push({ epoch: r.u32('epoch'), toLsn: r.u64('toLsn') });
+      msg = { type, ...head, truncations };
       break;
+    }
     case 'welcome': {
       const accepted = r.u8('accepted');
       const lsn = r.u64('durableLsn');

@@ -21,13 +21,15 @@ import type { Logger } from 'pino';
 import { describeChain, TidemarkError } from '../../record/errors.ts';
 import { MessageConnection } from './connection.ts';
 import { certificateNames, clientRefusal, DEFAULT_HEARTBEAT_MS, type LinkSecurity, siteRefusal } from './identity.ts';
-import { type HelloMessage, PROTOCOL_VERSION, type WireFrame } from './protocol.ts';
+import { type HelloMessage, PROTOCOL_VERSION, type TruncationMark, type WireFrame } from './protocol.ts';
 
 export interface ReceiverSessionInfo {
   readonly source: string;
   /** The shipper's site, checked against its certificate (unchecked in plaintext mode). */
   readonly site: string;
   readonly journalId: string;
+  /** The source journal's truncation events, for a mirror to reconcile (ship/journal/mirror.ts). */
+  readonly truncations: readonly TruncationMark[];
   readonly protocolVersion: number;
   /** "address:port" of the shipper. */
   readonly peer: string;
@@ -182,6 +184,7 @@ export class ShipReceiver {
       source: hello.source,
       site: hello.site,
       journalId: hello.journalId,
+      truncations: hello.truncations,
       protocolVersion: hello.protocolVersion,
       peer,
       certificateNames: tls ? certificateNames(tls.getPeerCertificate()) : [],

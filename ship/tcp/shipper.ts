@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { describeChain, isRetriable, sleep, TidemarkError } from '../../record/errors.ts';
 import { dial, MessageConnection } from './connection.ts';
 import { DEFAULT_HEARTBEAT_MS, type LinkSecurity } from './identity.ts';
-import { FRAME_OVERHEAD, type Message, PROTOCOL_VERSION, type WireFrame } from './protocol.ts';
+import { FRAME_OVERHEAD, type Message, PROTOCOL_VERSION, type TruncationMark, type WireFrame } from './protocol.ts';
 
 export interface ShipperOptions {
   host: string;
@@ -29,8 +29,17 @@ export interface ShipperOptions {
   targetSite: string;
   source: string;
   journalId: string;
-  /** Frames from `fromLsn` on, consecutive; end the iteration when `signal` aborts. */
-  frames(fromLsn: bigint, signal: AbortSignal): AsyncIterable<WireFrame>;
+  /**
+   * The source journal's truncation events, read at every connection and sent in HELLO (default none). Wire a
+   * journal with journalSource() (mirror.ts), which also reads frames only up to the journal's durable mark.
+   */
+  truncations?(): readonly TruncationMark[] | Promise<readonly TruncationMark[]>;
+  /**
+   * Frames from `fromLsn` on, consecutive; end the iteration when `signal` aborts. `session.truncationEpoch` is
+   * the latest epoch of the truncations this connection's HELLO carried: a truncation after it must fail the
+   * iteration (JournalReader `sinceEpoch`), so that the next HELLO tells the receiver.
+   */
+  frames(fromLsn: bigint, signal: AbortSignal, session: { truncationEpoch: number }): AsyncIterable<WireFrame>;
   /**
    * Every frame up to `lsn` is durable at the receiver (also called with the LSN a WELCOME reports); `unitLsn`
    * is the highest of them known to end a unit: set the source's cursor for this standby from unitLsn.
@@ -103,6 +112,8 @@ class ShipperLoop {
   private ackWake: (() => void) | null = null;
   private ackRunning = false;
   private ackPending: { lsn: bigint; unitLsn: bigint } | null = null;
+  /** Latest truncation epoch sent in this connection's HELLO. */
+  private epoch = 0;
 
   constructor(opts: ShipperOptions) {
     this.o = opts;
@@ -186,12 +197,15 @@ class ShipperLoop {
   /** HELLO → WELCOME: the receiver's durable LSN. */
   private async hello(conn: MessageConnection): Promise<bigint> {
     const o = this.o;
+    const truncations = (await o.truncations?.()) ?? [];
+    this.epoch = truncations.reduce((m, t) => Math.max(m, t.epoch), 0);
     await conn.send({
       type: 'hello',
       protocolVersion: PROTOCOL_VERSION,
       source: o.source,
       site: o.site,
       journalId: o.journalId,
+      truncations,
     });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -291,6 +305,8 @@ class ShipperLoop {
       conn.close(new TidemarkError(`${conn.label}: stopped`, { code: 'LINK_DOWN', retriable: true }));
     };
     this.o.signal.addEventListener('abort', onAbort, { once: true });
+    // Aborted during connect or HELLO: the event has fired already.
+    if (this.o.signal.aborted) onAbort();
     const acks = this.readAcks(conn);
     acks.catch(() => undefined);
     const sending = this.send(conn, durable + 1n, stop.signal);
@@ -326,7 +342,7 @@ class ShipperLoop {
   private async send(conn: MessageConnection, from: bigint, signal: AbortSignal): Promise<void> {
     const batchBytes = this.o.batchBytes ?? 1 << 20;
     const windowBytes = this.o.windowBytes ?? 8 << 20;
-    const it = this.o.frames(from, signal)[Symbol.asyncIterator]();
+    const it = this.o.frames(from, signal, { truncationEpoch: this.epoch })[Symbol.asyncIterator]();
     let batch: WireFrame[] = [];
     let bytes = 0;
     let unitEnd: bigint | null = null;

@@ -1,0 +1,207 @@
+/**
+ * The ship link's two journal ends:
+ *
+ *   journalSource(dir)  the primary: the source journal's identity, its truncation events for HELLO, and its
+ *                       frames read only up to its durable mark (never a frame the source could still lose or
+ *                       take back), failing on any truncation after the HELLO's epoch. Spread into
+ *                       startShipper's options.
+ *   MirrorSink          the standby: one mirror journal per source (<root>/<source>, consolidation = several
+ *                       directories), holding the source's frames at the source's LSNs. onHello opens (or creates)
+ *                       the mirror, checks that it mirrors the journal the shipper names, reconciles the source's
+ *                       truncations and reports the mirror's synced LSN; onFrames appends each frame at its LSN
+ *                       and syncs before it resolves, so the receiver acknowledges only what is on disk.
+ *
+ * After a standby crash, reopening the mirror runs the journal's recovery: an unfinished unit is cut (its frames
+ * were acknowledged, so the durable LSN goes back and the shipper sends them again). Readers of the mirror (the
+ * applier) see complete units only, with the same truncation events as on any journal.
+ */
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { describeChain, TidemarkError } from '../../record/errors.ts';
+import { journalIdentity } from '../journal/identity.ts';
+import { reconcileTruncations } from '../journal/mirror.ts';
+import { JournalReader } from '../journal/reader.ts';
+import { listSegments } from '../journal/segments.ts';
+import { readTruncations } from '../journal/truncations.ts';
+import { JournalWriter } from '../journal/writer.ts';
+import type { WireFrame } from './protocol.ts';
+import type { ReceiverOptions, ReceiverSessionInfo } from './receiver.ts';
+import type { ShipperOptions } from './shipper.ts';
+
+/** The source side of startShipper's options for the journal at `dir`. */
+export async function journalSource(
+  dir: string,
+  opts: { pollMs?: number } = {},
+): Promise<Pick<ShipperOptions, 'journalId' | 'truncations' | 'frames'>> {
+  const { id } = await journalIdentity(dir);
+  return {
+    journalId: id,
+    truncations: () => readTruncations(dir),
+    async *frames(fromLsn, signal, session) {
+      // A reader takes LSN 1 as "from the oldest": a standby that needs LSN 1 must not get a later one instead.
+      const oldest = (await listSegments(dir))[0];
+      if (fromLsn <= 1n && oldest !== undefined && oldest > 1n) {
+        throw new TidemarkError(
+          `journal ${dir}: LSN 1 is no longer retained (the oldest segment starts at ${oldest}): the standby ` +
+            'needs a rebaseline and a mirror that starts later (startLsn)',
+          { code: 'JOURNAL_GONE', retriable: false, context: { dir, oldest } },
+        );
+      }
+      yield* new JournalReader({
+        dir,
+        fromLsn,
+        follow: true,
+        durableOnly: true,
+        sinceEpoch: session.truncationEpoch,
+        signal,
+        ...(opts.pollMs === undefined ? {} : { pollMs: opts.pollMs }),
+      });
+    },
+  };
+}
+
+export interface MirrorSinkOptions {
+  /** Directory holding one mirror journal per source, `<root>/<source>`. */
+  root: string;
+  /** Sources this standby accepts; default every source whose name is a plain directory name. */
+  sources?: readonly string[];
+  /**
+   * LSN at which an empty mirror of `source` starts: the first LSN after the standby's baseline, when the source
+   * no longer retains its earlier frames. Default 1n.
+   */
+  startLsn?(source: string): bigint | undefined;
+  /** Segment size of the mirrors. Default 64 MiB. */
+  segmentBytes?: number;
+  log: Logger;
+}
+
+export interface MirrorStatus {
+  readonly source: string;
+  readonly dir: string;
+  /** The source journal this mirror copies. */
+  readonly mirrorOf: string;
+  readonly headLsn: bigint;
+  /** Every frame up to it is on disk (what the receiver acknowledged). */
+  readonly syncedLsn: bigint;
+  /** The last complete unit on disk (what survives a crash). */
+  readonly durableLsn: bigint;
+}
+
+const SOURCE_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+/** Errors that no retry fixes: the shipper is refused, with the reason, rather than told to come back. */
+const REFUSE_CODES = new Set([
+  'JOURNAL_IDENTITY',
+  'JOURNAL_MIRROR',
+  'JOURNAL_MIRROR_RECONCILE',
+  'JOURNAL_FORMAT',
+  'JOURNAL_CUT',
+  'JOURNAL_GONE',
+]);
+
+export class MirrorSink {
+  private readonly o: MirrorSinkOptions;
+  private readonly log: Logger;
+  private readonly mirrors = new Map<string, JournalWriter>();
+  /** Sources whose last onFrames failed: their writer is reopened (recovered) at the next HELLO. */
+  private readonly broken = new Set<string>();
+
+  constructor(opts: MirrorSinkOptions) {
+    this.o = opts;
+    this.log = opts.log.child({ component: 'mirror' });
+  }
+
+  /** The receiver's callbacks: `ShipReceiver.listen({ ...sink.callbacks(), port, security, log })`. */
+  callbacks(): Pick<ReceiverOptions, 'onHello' | 'onFrames'> {
+    return { onHello: (i) => this.onHello(i), onFrames: (s, f) => this.onFrames(s, f) };
+  }
+
+  dirOf(source: string): string {
+    return join(this.o.root, source);
+  }
+
+  async onHello(info: ReceiverSessionInfo): Promise<{ durableLsn: bigint } | { refuse: string }> {
+    const { source } = info;
+    const allowed = this.o.sources ? this.o.sources.includes(source) : true;
+    if (!SOURCE_RE.test(source) || !allowed) {
+      const list = this.o.sources ? `: it mirrors ${this.o.sources.join(', ')}` : '';
+      return { refuse: `unknown source "${source}"${list}` };
+    }
+    if (info.journalId === '') return { refuse: `source "${source}" sent no journal identity (journalId)` };
+    const log = this.log.child({ source });
+    const start = this.o.startLsn?.(source);
+    try {
+      let w = this.mirrors.get(source);
+      if (w && this.broken.has(source)) {
+        log.info('mirror: reopening after a failed write (recovery)');
+        await w.close().catch(() => undefined);
+        this.mirrors.delete(source);
+        w = undefined;
+      }
+      this.broken.delete(source);
+      if (!w) {
+        w = await JournalWriter.open({
+          dir: this.dirOf(source),
+          fsync: 'transaction',
+          groupCommitMs: 0,
+          segmentBytes: this.o.segmentBytes ?? 64 << 20,
+          mirrorOf: info.journalId,
+          ...(start === undefined ? {} : { startLsn: start }),
+          log,
+        });
+        this.mirrors.set(source, w);
+      } else if (w.identity.mirror?.of !== info.journalId) {
+        return this.refusal(
+          log,
+          `journal identity changed: the mirror ${w.dir} mirrors journal ${w.identity.mirror?.of}, not ` +
+            `${info.journalId}; rebaseline this standby`,
+        );
+      }
+      await reconcileTruncations(w, info.truncations, log);
+      // An empty mirror configured to start later: it starts at its first frame (appendAt of an empty journal).
+      if (w.isEmpty && start !== undefined && w.headLsn !== start - 1n) return { durableLsn: start - 1n };
+      log.info({ durableLsn: String(w.syncedLsn), mirrorOf: info.journalId }, 'mirror: session starts');
+      return { durableLsn: w.syncedLsn };
+    } catch (err) {
+      if (err instanceof TidemarkError && REFUSE_CODES.has(err.code)) return this.refusal(log, err.message);
+      if (this.mirrors.has(source)) this.broken.add(source); // e.g. a failed cut: reopen (recover) next time
+      throw err;
+    }
+  }
+
+  async onFrames(source: string, frames: readonly WireFrame[]): Promise<void> {
+    const w = this.mirrors.get(source);
+    if (!w) throw new TidemarkError(`mirror: no open journal for source "${source}"`, { code: 'INTERNAL' });
+    try {
+      for (const f of frames) await w.appendAt(f.lsn, f.payload, f.endOfUnit);
+      await w.sync();
+    } catch (err) {
+      this.broken.add(source);
+      this.log.error({ source, err: describeChain(err) }, 'mirror: storing frames failed');
+      throw err;
+    }
+  }
+
+  /** Open mirrors (sources that connected since start). */
+  status(): MirrorStatus[] {
+    return [...this.mirrors].map(([source, w]) => ({
+      source,
+      dir: w.dir,
+      mirrorOf: w.identity.mirror?.of ?? '',
+      headLsn: w.headLsn,
+      syncedLsn: w.syncedLsn,
+      durableLsn: w.durableLsn,
+    }));
+  }
+
+  /** Closes every mirror (after the receiver is closed: no onFrames may be running). */
+  async close(): Promise<void> {
+    const ws = [...this.mirrors.values()];
+    this.mirrors.clear();
+    await Promise.all(ws.map((w) => w.close().catch(() => undefined)));
+  }
+
+  private refusal(log: Logger, reason: string): { refuse: string } {
+    log.error({ reason }, `mirror: refusing the shipper: ${reason}`);
+    return { refuse: reason };
+  }
+}

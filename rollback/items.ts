@@ -4,7 +4,7 @@
  * locations, so memory stays bounded by the largest entry whatever the window holds.
  */
 import type { RowsEntry } from '../record/record.ts';
-import { readEntryAt } from '../ship/journal/index.ts';
+import { readEntryAt, type SegmentFiles } from '../ship/journal/index.ts';
 import { type Direction, guardedStatements, type PlanItem } from './guard.ts';
 import type { EntryRef, RollbackIndex, TxInfo } from './index/index.ts';
 import type { Flavor } from '../apply/mysql/sql.ts';
@@ -16,11 +16,13 @@ export interface ItemContext {
   readonly flavor: Flavor;
   /** Generated columns of a table on the server the statements run on (never written or compared). */
   readonly skipColumns: (schema: string, table: string) => Promise<ReadonlySet<string>>;
+  /** Segment files kept open across reads (the command closes them at the end). */
+  readonly files?: SegmentFiles;
 }
 
 /** Reads the rows entry an index reference points at. */
 export async function loadRows(ctx: ItemContext, ref: EntryRef): Promise<RowsEntry> {
-  const e = await readEntryAt(ctx.journalDir, ref.segment, ref.offset, ref.lsn);
+  const e = await readEntryAt(ctx.journalDir, ref.segment, ref.offset, ref.lsn, ctx.files);
   if (e.kind !== 'rows') {
     throw new CorruptionError(`journal LSN ${ref.lsn}: the rollback index says rows, the journal holds ${e.kind}`, {
       lsn: ref.lsn,

@@ -33,7 +33,7 @@ import {
   readPosition,
 } from '../../rollback/server.ts';
 import { formatTimeUs } from '../../rollback/time.ts';
-import { CursorStore } from '../../ship/journal/index.ts';
+import { CursorStore, SegmentFiles } from '../../ship/journal/index.ts';
 import type { CommandContext } from './context.ts';
 
 export interface MoveOptions extends CommandContext {
@@ -86,6 +86,7 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
   const index = await openIndex(config, log, o.signal);
   const conn = await connect(server);
   let restore: (() => Promise<void>) | null = null;
+  const files = new SegmentFiles();
   try {
     const now = new Date().toISOString();
     let head: bigint;
@@ -139,6 +140,7 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
       journalDir: config.journal.dir,
       flavor: await serverFlavor(conn),
       skipColumns: generatedColumns(conn),
+      files,
     };
     const body = direction === 'rewind' ? rewindItems(ctx, lo, hi) : forwardItems(ctx, lo, hi);
     const first: PlanItem[] = [];
@@ -194,6 +196,7 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
     throw err;
   } finally {
     index.close();
+    await files.close();
     await conn.end().catch(() => conn.destroy());
   }
 }

@@ -22,6 +22,7 @@ import {
   readPosition,
 } from '../../rollback/server.ts';
 import { planUndo, type RowFilter, type UndoMode, undoItems } from '../../rollback/undo.ts';
+import { SegmentFiles } from '../../ship/journal/index.ts';
 import type { CommandContext } from './context.ts';
 
 export interface UndoOptions extends CommandContext {
@@ -46,6 +47,7 @@ export async function undoCommand(o: UndoOptions): Promise<number> {
   const index = await openIndex(config, log, o.signal);
   const conn = await connect(server);
   let restore: (() => Promise<void>) | null = null;
+  const files = new SegmentFiles();
   try {
     const root = index.txById(o.txId);
     if (!root)
@@ -91,6 +93,7 @@ export async function undoCommand(o: UndoOptions): Promise<number> {
       journalDir: config.journal.dir,
       flavor: await serverFlavor(conn),
       skipColumns: generatedColumns(conn),
+      files,
     };
     const plan = await planUndo(ctx, root, head, o.mode, filter);
     const lines = [`undo ${describeTx(root)} on ${o.target} (--mode ${o.mode}): ${plan.rows} row(s) of it`];
@@ -148,6 +151,7 @@ export async function undoCommand(o: UndoOptions): Promise<number> {
     throw err;
   } finally {
     index.close();
+    await files.close();
     await conn.end().catch(() => conn.destroy());
   }
 }

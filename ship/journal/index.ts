@@ -21,7 +21,7 @@ export {
   readIdentity,
 } from './identity.ts';
 export { type ReconcileResult, reconcileTruncations, type SourceTruncation } from './mirror.ts';
-export { frameOnDisk, readEntryAt, readFrameAt } from './read-at.ts';
+export { frameOnDisk, readEntryAt, readFrameAt, SegmentFiles } from './read-at.ts';
 export { JournalReader } from './reader.ts';
 export { inspectTail, type TailInfo } from './recovery.ts';
 export { applyRetention, type RetentionOptions, type RetentionResult } from './retention.ts';

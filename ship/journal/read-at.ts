@@ -53,17 +53,44 @@ async function readExactly(fh: FileHandle, buf: Uint8Array, position: number): P
   return got;
 }
 
+/**
+ * Open segment files kept for a series of readFrameAt calls (a rewind reads thousands of entries, mostly from the
+ * same few segments: one open per segment instead of one per frame). Close it when done.
+ */
+export class SegmentFiles {
+  readonly #open = new Map<string, Promise<FileHandle>>();
+
+  get(dir: string, segment: bigint): Promise<FileHandle> {
+    const path = segmentPath(dir, segment);
+    let fh = this.#open.get(path);
+    if (!fh) {
+      fh = open(path, 'r');
+      this.#open.set(path, fh);
+      // A failed open is not kept: the caller reports it, and a later call tries again.
+      fh.catch(() => this.#open.delete(path));
+    }
+    return fh;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.#open.values()];
+    this.#open.clear();
+    await Promise.all(all.map(async (p) => (await p.catch(() => null))?.close()));
+  }
+}
+
 /** Reads the frame of LSN `expectLsn` whose header starts at byte `offset` of the segment starting at `segment`. */
 export async function readFrameAt(
   dir: string,
   segment: bigint,
   offset: number,
   expectLsn: bigint,
+  files?: SegmentFiles,
 ): Promise<JournalFrame> {
   const name = segmentFileName(segment);
   let fh: FileHandle;
   try {
-    fh = await open(segmentPath(dir, segment), 'r');
+    fh = files ? await files.get(dir, segment) : await open(segmentPath(dir, segment), 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw await gone(dir, segment, offset, expectLsn);
     throw err;
@@ -93,13 +120,19 @@ export async function readFrameAt(
     // The payload views buffers allocated here: the caller owns it.
     return { lsn: f.lsn, payload: f.payload, endOfUnit: f.endOfUnit, segment, offset };
   } finally {
-    await fh.close();
+    if (!files) await fh.close();
   }
 }
 
 /** readFrameAt, decoded into its entry; checks, as readEntries does, that exactly commits end their unit. */
-export async function readEntryAt(dir: string, segment: bigint, offset: number, expectLsn: bigint): Promise<Entry> {
-  const f = await readFrameAt(dir, segment, offset, expectLsn);
+export async function readEntryAt(
+  dir: string,
+  segment: bigint,
+  offset: number,
+  expectLsn: bigint,
+  files?: SegmentFiles,
+): Promise<Entry> {
+  const f = await readFrameAt(dir, segment, offset, expectLsn, files);
   const name = segmentFileName(segment);
   let entry: Entry;
   try {

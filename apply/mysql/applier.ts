@@ -24,17 +24,11 @@ import { executeDdl } from './ddl.ts';
 import { isOutcomeUnknown, wrapDbError } from './errors.ts';
 import type { QueryFn, QueryKind } from './exec.ts';
 import { type ApplyMetrics, applyMetrics, noMetrics } from './metrics.ts';
+import { preparePosition } from './position-store.ts';
 import {
   type AppliedState,
-  addHoldColumnSql,
   claimSql,
   clearDdlPendingSql,
-  createSchemaSql,
-  createTableSql,
-  ensureRowSql,
-  holdColumnMissingSql,
-  parsePositionRow,
-  selectPositionSql,
   setDdlPendingSql,
   upsertPositionSql,
 } from './position-table.ts';
@@ -145,13 +139,7 @@ export class MysqlApplier {
     this.#conn = conn;
     try {
       this.#flavor = await serverFlavor(conn);
-      await this.#q('meta', createSchemaSql());
-      await this.#q('meta', createTableSql());
-      const missing = (await this.#q('meta', holdColumnMissingSql())) as { missing: unknown }[];
-      if (Number(missing[0]?.missing) === 1) await this.#q('meta', addHoldColumnSql());
-      await this.#q('meta', ensureRowSql(this.#opts.source));
-      const rows = (await this.#q('meta', selectPositionSql(this.#opts.source))) as Record<string, unknown>[];
-      const stored = parsePositionRow(rows[0]);
+      const stored = await preparePosition((sql) => this.#q('meta', sql), this.#opts.source);
       this.#state = stored.state;
       this.#ddlPending = stored.ddlPendingSeq;
       this.#hold = stored.hold;

@@ -8,20 +8,15 @@ import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { wrapDbError } from '../apply/mysql/errors.ts';
 import {
-  addHoldColumnSql,
-  createSchemaSql,
-  createTableSql,
-  ensureRowSql,
-  holdColumnMissingSql,
-  parsePositionRow,
-  selectPositionSql,
-  setHoldSql,
-  type StoredPosition,
-} from '../apply/mysql/position-table.ts';
+  type PositionQuery,
+  preparePosition,
+  readPosition as readStoredPosition,
+} from '../apply/mysql/position-store.ts';
+import { setHoldSql, type StoredPosition } from '../apply/mysql/position-table.ts';
 import { type MysqlEndpoint, openSession } from '../apply/mysql/session.ts';
 import { generatedColumnsSql } from '../apply/mysql/sql.ts';
 import { readSource } from '../cli/commands/source.ts';
-import type { Config } from '../cli/config.ts';
+import { type Config, withPassword } from '../cli/config.ts';
 import { sleep, TidemarkError } from '../record/errors.ts';
 import { compareBinlog, formatPosition } from '../record/position.ts';
 import { lastCommit } from '../ship/journal/index.ts';
@@ -54,8 +49,7 @@ export function pickServer(config: Config, name: string, yes: boolean, command: 
       );
     }
     const { host, port, tls, connect_timeout_ms } = config.source;
-    const endpoint: MysqlEndpoint = { host, port, tls, connect_timeout_ms, user: admin.user };
-    Object.defineProperty(endpoint, 'password', { value: admin.password, enumerable: false });
+    const endpoint = withPassword({ host, port, tls, connect_timeout_ms, user: admin.user }, admin.password);
     return { kind: 'source', name, endpoint };
   }
   const names = [...config.targets.map((x) => x.name), `${config.source.name} (the source)`];
@@ -86,16 +80,15 @@ export function generatedColumns(
   };
 }
 
+/** Runs a statement on a rewind session for the position-store helpers. */
+function positionQuery(conn: mysql.Connection): PositionQuery {
+  return async (sql) => (await conn.query(sql))[0];
+}
+
 /** The target's position row (creating the table/column/row like the applier would). */
 export async function readPosition(conn: mysql.Connection, source: string): Promise<StoredPosition> {
   try {
-    await conn.query(createSchemaSql());
-    await conn.query(createTableSql());
-    const [m] = await conn.query<mysql.RowDataPacket[]>(holdColumnMissingSql());
-    if (Number(m[0]?.['missing']) === 1) await conn.query(addHoldColumnSql());
-    await conn.query(ensureRowSql(source));
-    const [rows] = await conn.query<mysql.RowDataPacket[]>(selectPositionSql(source));
-    return parsePositionRow(rows[0]);
+    return await preparePosition(positionQuery(conn), source);
   } catch (err) {
     throw wrapDbError(err, 'reading the position table', { source });
   }
@@ -112,7 +105,7 @@ export async function holdTarget(
 ): Promise<{ stored: StoredPosition; restore: () => Promise<void> }> {
   const before = await readPosition(conn, source);
   await conn.query(setHoldSql(source, hold));
-  const stored = await readPosition(conn, source);
+  const stored = await readStoredPosition(positionQuery(conn), source);
   if (stored.ddlPendingSeq !== null) {
     await conn.query(setHoldSql(source, before.hold));
     throw new TidemarkError(

@@ -7,12 +7,11 @@
  * first statement re-checks that position. `forward --to-head` releases the hold. On the source itself (--yes):
  * the undo runs on the primary and is captured like any other change.
  */
-import { lockForRewindSql, setHoldSql, setPointSql } from '../../apply/mysql/position-table.ts';
-import { serverFlavor } from '../../apply/mysql/session.ts';
+import { setPointSql } from '../../apply/mysql/position-table.ts';
 import { TidemarkError } from '../../record/errors.ts';
 import type { PlanItem } from '../../rollback/guard.ts';
 import type { RollbackIndex } from '../../rollback/index/index.ts';
-import { forwardItems, type ItemContext, rewindItems } from '../../rollback/items.ts';
+import { forwardItems, rewindItems } from '../../rollback/items.ts';
 import {
   checkWindow,
   type ForwardSpec,
@@ -23,17 +22,10 @@ import {
   type WindowSummary,
 } from '../../rollback/points.ts';
 import { framed, runPlan } from '../../rollback/run-plan.ts';
-import {
-  checkSourceCaptured,
-  connect,
-  generatedColumns,
-  holdTarget,
-  openIndex,
-  pickServer,
-  readPosition,
-} from '../../rollback/server.ts';
+import { pickServer } from '../../rollback/server.ts';
+import { RewindSession } from '../../rollback/session.ts';
 import { formatTimeUs } from '../../rollback/time.ts';
-import { CursorStore, SegmentFiles } from '../../ship/journal/index.ts';
+import { CursorStore } from '../../ship/journal/index.ts';
 import type { CommandContext } from './context.ts';
 
 export interface MoveOptions extends CommandContext {
@@ -81,41 +73,27 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
       { code: 'USAGE' },
     );
   }
-  const source = config.source.name;
-  if (server.kind === 'source') await checkSourceCaptured(config, log, o.signal);
-  const index = await openIndex(config, log, o.signal);
-  const conn = await connect(server);
-  let restore: (() => Promise<void>) | null = null;
-  const files = new SegmentFiles();
+  const s = await RewindSession.open(o, server);
+  const { index } = s;
   try {
-    const now = new Date().toISOString();
-    let head: bigint;
-    if (server.kind === 'target') {
-      // A dry run changes nothing, not even the hold; otherwise hold first so that the point cannot move.
-      if (!o.dryRun) {
-        const h = await holdTarget(conn, source, `${direction} in progress since ${now}`);
-        restore = h.restore;
-        head = h.stored.state?.seq ?? -1n;
-      } else {
-        head = (await readPosition(conn, source)).state?.seq ?? -1n;
-      }
-      if (head < 0n) throw new TidemarkError(`target ${o.target} has nothing applied yet`, { code: 'REWIND_POINT' });
-    } else {
-      const last = index.listTxs({ order: 'desc', limit: 1 })[0];
-      if (!last) throw new TidemarkError('the journal holds no transaction yet', { code: 'REWIND_POINT' });
-      head = last.commitSeq;
+    const head = await s.begin(`${direction} in progress since ${s.now}`);
+    if (head < 0n) {
+      throw new TidemarkError(
+        server.kind === 'target'
+          ? `target ${o.target} has nothing applied yet`
+          : 'the journal holds no transaction yet',
+        { code: 'REWIND_POINT' },
+      );
     }
+    const toHead = direction === 'forward' && (o as ForwardOptions).spec.kind === 'head';
     const end =
       direction === 'rewind'
         ? resolveRewind(index, head, (o as RewindOptions).spec)
         : resolveForward(index, head, (o as ForwardOptions).spec);
     const [lo, hi] = direction === 'rewind' ? [end, head] : [head, end];
     if (lo >= hi) {
-      const releases =
-        direction === 'forward' && (o as ForwardOptions).spec.kind === 'head' && server.kind === 'target';
-      if (releases && !o.dryRun && !pointState(index, head).partial) {
-        await conn.query(setHoldSql(source, null));
-        restore = null;
+      if (toHead && server.kind === 'target' && !o.dryRun && !pointState(index, head).partial) {
+        await s.release();
         o.stdout.write(
           `${o.target} already holds the journal head (${seqTime(index, head)}): hold released, apply resumes\n`,
         );
@@ -124,7 +102,6 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
       o.stdout.write(
         `nothing to do: ${o.target} holds ${seqTime(index, head)}, which is already the point asked for\n`,
       );
-      await restore?.();
       return 0;
     }
     const window = checkWindow(index, lo, hi);
@@ -135,69 +112,45 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
       o.stdout.write('dry run: nothing changed\n');
       return 0;
     }
-    const ctx: ItemContext = {
-      index,
-      journalDir: config.journal.dir,
-      flavor: await serverFlavor(conn),
-      skipColumns: generatedColumns(conn),
-      files,
-    };
-    const body = direction === 'rewind' ? rewindItems(ctx, lo, hi) : forwardItems(ctx, lo, hi);
-    const first: PlanItem[] = [];
-    const last: PlanItem[] = [];
-    let point = null as ReturnType<typeof pointState> | null;
-    if (server.kind === 'target') {
-      point = pointState(index, end);
-      const release = direction === 'forward' && (o as ForwardOptions).spec.kind === 'head' && !point.partial;
-      const hold = release
+    const body = direction === 'rewind' ? rewindItems(s.ctx, lo, hi) : forwardItems(s.ctx, lo, hi);
+    const point = pointState(index, end);
+    const hold =
+      toHead && !point.partial
         ? null
-        : `${direction === 'rewind' ? 'rewound' : 'forwarded'} to ${seqTime(index, end)} by tidemark ${direction} at ${now}`;
-      const check = `the target still holds seq ${head} (no apply or rewind ran since it was planned)`;
-      first.push({
-        kind: 'stmt',
-        stmt: {
-          sql: lockForRewindSql(source, head, hold ?? 'releasing'),
-          expect: 1,
-          what: check,
-          seq: head,
-          kind: 'update',
-        },
-      });
-      last.push({ kind: 'final', sql: setPointSql(source, point.state, hold), expect: 1, what: 'the new position' });
-    }
+        : `${direction === 'rewind' ? 'rewound' : 'forwarded'} to ${seqTime(index, end)} by tidemark ${direction} at ${s.now}`;
+    const first = s.lockItems(hold ?? 'releasing');
+    const last: PlanItem[] =
+      server.kind === 'target'
+        ? [{ kind: 'final', sql: setPointSql(s.source, point.state, hold), expect: 1, what: 'the new position' }]
+        : [];
     const header = [
       `tidemark ${direction} of ${o.target} (${server.endpoint.host}:${server.endpoint.port})`,
       ...lines,
-      `written ${now}; run with: mariadb -h HOST -P PORT -u USER -p < FILE (it stops at the first failed guard and changes nothing)`,
+      `written ${s.now}; run with: mariadb -h HOST -P PORT -u USER -p < FILE (it stops at the first failed guard and changes nothing)`,
     ];
-    const r = await runPlan(conn, framed(first, body, last), { sqlFile: o.sqlFile, signal: o.signal, log, header });
-    restore = null;
+    const r = await runPlan(s.conn, framed(first, body, last), { sqlFile: o.sqlFile, signal: o.signal, log, header });
+    s.keepHold();
     if (!r.executed) {
       o.stdout.write(
         `wrote ${r.statements} statement(s) to ${o.sqlFile}${server.kind === 'target' && !o.dryRun ? `; ${o.target} stays held until the script ran (or tidemark forward --to-head)` : ''}\n`,
       );
       return 0;
     }
-    if (server.kind === 'target' && point) {
+    if (server.kind === 'target') {
       await new CursorStore(config.journal.dir).set(`apply:${o.target}`, point.state.lsn);
     }
     o.stdout.write(
       `done: ${r.rows - first.length} row change(s) in ${r.txs} transaction(s); ${o.target} now holds ${seqTime(index, end)}` +
         (server.kind === 'target'
-          ? direction === 'forward' && (o as ForwardOptions).spec.kind === 'head'
+          ? toHead
             ? '; apply resumes'
             : '; apply stays paused (tidemark forward --to-head resumes it)'
           : '') +
         '\n',
     );
     return 0;
-  } catch (err) {
-    await restore?.().catch(() => {});
-    throw err;
   } finally {
-    index.close();
-    await files.close();
-    await conn.end().catch(() => conn.destroy());
+    await s.close();
   }
 }
 

@@ -4,25 +4,13 @@
  * a state the source never had; `tidemark forward --to-head` lets apply continue). On the source (--yes) the
  * undo is captured like any other change.
  */
-import { lockForRewindSql } from '../../apply/mysql/position-table.ts';
-import { serverFlavor } from '../../apply/mysql/session.ts';
 import { TidemarkError } from '../../record/errors.ts';
-import type { PlanItem } from '../../rollback/guard.ts';
-import type { ItemContext } from '../../rollback/items.ts';
 import { parseKeyArg } from '../../rollback/key.ts';
 import { describeTx } from '../../rollback/points.ts';
 import { framed, runPlan } from '../../rollback/run-plan.ts';
-import {
-  checkSourceCaptured,
-  connect,
-  generatedColumns,
-  holdTarget,
-  openIndex,
-  pickServer,
-  readPosition,
-} from '../../rollback/server.ts';
+import { pickServer } from '../../rollback/server.ts';
+import { RewindSession } from '../../rollback/session.ts';
 import { planUndo, type RowFilter, type UndoMode, undoItems } from '../../rollback/undo.ts';
-import { SegmentFiles } from '../../ship/journal/index.ts';
 import type { CommandContext } from './context.ts';
 
 export interface UndoOptions extends CommandContext {
@@ -42,12 +30,8 @@ export async function undoCommand(o: UndoOptions): Promise<number> {
     throw new TidemarkError('--key needs --table (the key is looked up in that table)', { code: 'USAGE' });
   }
   const server = pickServer(config, o.target, o.yes, 'tidemark undo');
-  const source = config.source.name;
-  if (server.kind === 'source') await checkSourceCaptured(config, log, o.signal);
-  const index = await openIndex(config, log, o.signal);
-  const conn = await connect(server);
-  let restore: (() => Promise<void>) | null = null;
-  const files = new SegmentFiles();
+  const s = await RewindSession.open(o, server);
+  const { index } = s;
   try {
     const root = index.txById(o.txId);
     if (!root)
@@ -75,26 +59,8 @@ export async function undoCommand(o: UndoOptions): Promise<number> {
       }
       filter = { table: o.table, ...(keyText !== undefined ? { keyText } : {}) };
     }
-    const now = new Date().toISOString();
-    let head: bigint;
-    if (server.kind === 'target') {
-      if (!o.dryRun) {
-        const h = await holdTarget(conn, source, `undo in progress since ${now}`);
-        restore = h.restore;
-        head = h.stored.state?.seq ?? -1n;
-      } else {
-        head = (await readPosition(conn, source)).state?.seq ?? -1n;
-      }
-    } else {
-      head = index.listTxs({ order: 'desc', limit: 1 })[0]?.commitSeq ?? -1n;
-    }
-    const ctx: ItemContext = {
-      index,
-      journalDir: config.journal.dir,
-      flavor: await serverFlavor(conn),
-      skipColumns: generatedColumns(conn),
-      files,
-    };
+    const head = await s.begin(`undo in progress since ${s.now}`);
+    const { ctx } = s;
     const plan = await planUndo(ctx, root, head, o.mode, filter);
     const lines = [`undo ${describeTx(root)} on ${o.target} (--mode ${o.mode}): ${plan.rows} row(s) of it`];
     if (plan.txs.length > 1) {
@@ -105,53 +71,35 @@ export async function undoCommand(o: UndoOptions): Promise<number> {
     }
     if (plan.skipped.length) {
       lines.push(`  skipped ${plan.skipped.length} row(s) changed later (left as they are):`);
-      for (const s of plan.skipped)
-        lines.push(`    ${s.table} key ${s.key} (seq ${s.seq}), changed later by ${s.by.join(', ')}`);
+      for (const k of plan.skipped)
+        lines.push(`    ${k.table} key ${k.key} (seq ${k.seq}), changed later by ${k.by.join(', ')}`);
     }
     o.stdout.write(`${lines.join('\n')}\n`);
     if (plan.rows === 0 && plan.txs.length === 1) {
       o.stdout.write('nothing to undo: every row was changed later\n');
-      await restore?.();
       return 0;
     }
     if (o.dryRun && o.sqlFile === undefined) {
       o.stdout.write('dry run: nothing changed\n');
       return 0;
     }
-    const first: PlanItem[] = [];
-    if (server.kind === 'target') {
-      const hold = `undid ${root.txId} (--mode ${o.mode}) by tidemark undo at ${now}; the target now differs from the source`;
-      first.push({
-        kind: 'stmt',
-        stmt: {
-          sql: lockForRewindSql(source, head, hold),
-          expect: 1,
-          what: `the target still holds seq ${head} (no apply or rewind ran since it was planned)`,
-          seq: head,
-          kind: 'update',
-        },
-      });
-    }
+    const hold = `undid ${root.txId} (--mode ${o.mode}) by tidemark undo at ${s.now}; the target now differs from the source`;
+    const first = s.lockItems(hold);
     const header = [`tidemark undo on ${o.target} (${server.endpoint.host}:${server.endpoint.port})`, ...lines];
-    const r = await runPlan(conn, framed(first, undoItems(ctx, plan, filter), []), {
+    const r = await runPlan(s.conn, framed(first, undoItems(ctx, plan, filter), []), {
       sqlFile: o.sqlFile,
       signal: o.signal,
       log,
       header,
     });
-    restore = null;
+    s.keepHold();
     o.stdout.write(
       r.executed
         ? `done: ${r.rows - first.length} row change(s) undone in ${r.txs} transaction(s)${server.kind === 'target' ? `; ${o.target} stays held (tidemark forward --to-head resumes apply)` : ''}\n`
         : `wrote ${r.statements} statement(s) to ${o.sqlFile}\n`,
     );
     return 0;
-  } catch (err) {
-    await restore?.().catch(() => {});
-    throw err;
   } finally {
-    index.close();
-    await files.close();
-    await conn.end().catch(() => conn.destroy());
+    await s.close();
   }
 }

@@ -1,0 +1,150 @@
+/**
+ * What rewind, forward and undo share: the server they work on, the rollback index brought up to date, a session
+ * on the server, the open journal segments, and the target's hold.
+ *
+ *   const s = await RewindSession.open(ctx, server);
+ *   try {
+ *     const head = await s.begin(`undo in progress since ${s.now}`);   // holds the target (not on a dry run)
+ *     …plan, runPlan(s.conn, framed(s.lockItems(hold), body, last), …)…
+ *     s.keepHold();                                                     // the plan ran or the script was written
+ *   } finally {
+ *     await s.close();                  // puts the previous hold back unless kept; closes everything
+ *   }
+ */
+import type mysql from 'mysql2/promise';
+import { lockForRewindSql, setHoldSql } from '../apply/mysql/position-table.ts';
+import { serverFlavor } from '../apply/mysql/session.ts';
+import type { CommandContext } from '../cli/commands/context.ts';
+import { SegmentFiles } from '../ship/journal/index.ts';
+import type { PlanItem } from './guard.ts';
+import type { RollbackIndex } from './index/index.ts';
+import type { ItemContext } from './items.ts';
+import {
+  checkSourceCaptured,
+  connect,
+  generatedColumns,
+  holdTarget,
+  openIndex,
+  type RewindServer,
+  readPosition,
+} from './server.ts';
+
+export interface SessionOptions extends CommandContext {
+  readonly dryRun: boolean;
+}
+
+export class RewindSession {
+  readonly server: RewindServer;
+  readonly index: RollbackIndex;
+  readonly conn: mysql.Connection;
+  readonly ctx: ItemContext;
+  /** When the command started (ISO 8601), for hold texts and script headers. */
+  readonly now = new Date().toISOString();
+  readonly #o: SessionOptions;
+  readonly #files: SegmentFiles;
+  #restore: (() => Promise<void>) | null = null;
+  #head = -1n;
+
+  private constructor(
+    o: SessionOptions,
+    server: RewindServer,
+    index: RollbackIndex,
+    conn: mysql.Connection,
+    ctx: ItemContext,
+    files: SegmentFiles,
+  ) {
+    this.#o = o;
+    this.server = server;
+    this.index = index;
+    this.conn = conn;
+    this.ctx = ctx;
+    this.#files = files;
+  }
+
+  /**
+   * For the source itself, first waits until the journal holds everything it committed; then opens the index
+   * (caught up) and a session on the server.
+   */
+  static async open(o: SessionOptions, server: RewindServer): Promise<RewindSession> {
+    const { config, log, signal } = o;
+    if (server.kind === 'source') await checkSourceCaptured(config, log, signal);
+    const index = await openIndex(config, log, signal);
+    let conn: mysql.Connection;
+    try {
+      conn = await connect(server);
+    } catch (err) {
+      index.close();
+      throw err;
+    }
+    const files = new SegmentFiles();
+    try {
+      const ctx: ItemContext = {
+        index,
+        journalDir: config.journal.dir,
+        flavor: await serverFlavor(conn),
+        skipColumns: generatedColumns(conn),
+        files,
+      };
+      return new RewindSession(o, server, index, conn, ctx, files);
+    } catch (err) {
+      index.close();
+      await conn.end().catch(() => conn.destroy());
+      throw err;
+    }
+  }
+
+  get source(): string {
+    return this.#o.config.source.name;
+  }
+
+  /**
+   * What the server holds now, as a seq (-1n: a target with nothing applied). A target is held first with the
+   * text `activity` (unless this is a dry run, which changes nothing), so that the point cannot move while the
+   * command plans; the source's head is the journal head.
+   */
+  async begin(activity: string): Promise<bigint> {
+    if (this.server.kind === 'source') {
+      this.#head = this.index.listTxs({ order: 'desc', limit: 1 })[0]?.commitSeq ?? -1n;
+    } else if (this.#o.dryRun) {
+      this.#head = (await readPosition(this.conn, this.source)).state?.seq ?? -1n;
+    } else {
+      const h = await holdTarget(this.conn, this.source, activity);
+      this.#restore = h.restore;
+      this.#head = h.stored.state?.seq ?? -1n;
+    }
+    return this.#head;
+  }
+
+  /**
+   * The first item of a plan on a target: locks the position row, re-checks that it still holds the head begin()
+   * found, and leaves `hold` there. Nothing on the source.
+   */
+  lockItems(hold: string): PlanItem[] {
+    if (this.server.kind !== 'target') return [];
+    const what = `the target still holds seq ${this.#head} (no apply or rewind ran since it was planned)`;
+    const sql = lockForRewindSql(this.source, this.#head, hold);
+    return [{ kind: 'stmt', stmt: { sql, expect: 1, what, seq: this.#head, kind: 'update' } }];
+  }
+
+  /** Releases the hold now (forward --to-head with nothing left to redo). */
+  async release(): Promise<void> {
+    await this.conn.query(setHoldSql(this.source, null));
+    this.#restore = null;
+  }
+
+  /** The plan ran, or the script that leaves the hold was written: close() must not put the old hold back. */
+  keepHold(): void {
+    this.#restore = null;
+  }
+
+  /** Puts the previous hold back unless kept, then closes the index, the journal files and the session. */
+  async close(): Promise<void> {
+    try {
+      await this.#restore?.().catch(() => {});
+    } finally {
+      this.index.close();
+      await this.#files.close();
+      await this.conn.end().catch(() => this.conn.destroy());
+    }
+  }
+}

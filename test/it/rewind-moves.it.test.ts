@@ -16,7 +16,15 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Checksums, schemaChecksums } from '../fixtures/checksums.ts';
 import { admin, ROOT_PASSWORD, startInstance, stopInstance } from '../fixtures/mariadb.ts';
 import { prng } from '../fixtures/prng.ts';
-import { caughtUpWhileRunning, createTopology, exited, runCli, startRun, type Topology } from '../fixtures/topology.ts';
+import {
+  caughtUpWhileRunning,
+  cliOk,
+  createTopology,
+  exited,
+  runCli,
+  startRun,
+  type Topology,
+} from '../fixtures/topology.ts';
 
 const NAME = 'rwmov';
 const SRC_PORT = 3511;
@@ -31,7 +39,6 @@ let src: mysql.Connection;
 const cps: { time: string; sums: Checksums }[] = [];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const cli = (...args: string[]) => runCli([...args, '-c', t.config], { timeoutMs: 180_000 });
 
 async function replicaSums(): Promise<Checksums> {
   const r = await admin(REP_PORT);
@@ -42,12 +49,7 @@ async function replicaSums(): Promise<Checksums> {
   }
 }
 
-async function ok(...args: string[]): Promise<string> {
-  const r = await cli(...args);
-  if (r.code !== 0)
-    throw new Error(`tidemark ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r.stdout;
-}
+const ok = (...args: string[]): Promise<string> => cliOk(t.config, args, 180_000);
 
 beforeAll(async () => {
   t = await createTopology({ name: NAME, sourcePort: SRC_PORT, replicaPort: REP_PORT, include: ['rw.*'] });

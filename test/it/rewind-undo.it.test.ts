@@ -11,7 +11,15 @@ import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Checksums, schemaChecksums } from '../fixtures/checksums.ts';
 import { admin, stopInstance } from '../fixtures/mariadb.ts';
-import { caughtUpWhileRunning, createTopology, exited, runCli, startRun, type Topology } from '../fixtures/topology.ts';
+import {
+  caughtUpWhileRunning,
+  cliOk,
+  createTopology,
+  exited,
+  runCli,
+  startRun,
+  type Topology,
+} from '../fixtures/topology.ts';
 
 const NAME = 'rwundo';
 const SRC_PORT = 3513;
@@ -23,12 +31,7 @@ let src: mysql.Connection;
 
 const cli = (...args: string[]) => runCli([...args, '-c', t.config], { timeoutMs: 120_000 });
 
-async function ok(...args: string[]): Promise<string> {
-  const r = await cli(...args);
-  if (r.code !== 0)
-    throw new Error(`tidemark ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r.stdout;
-}
+const ok = (...args: string[]): Promise<string> => cliOk(t.config, args, 120_000);
 
 async function onReplica<T>(f: (c: mysql.Connection) => Promise<T>): Promise<T> {
   const r = await admin(REP_PORT);

@@ -259,8 +259,19 @@ function resolveSecret<T extends PasswordKeys>(e: T, key: string, baseDir: strin
   }
   const out = { ...rest } as ResolvedEndpoint<T> & { tls?: TlsConfig };
   if (out.tls) out.tls = resolveTlsPaths(out.tls, baseDir);
-  Object.defineProperty(out, 'password', { value: secret, enumerable: false, writable: false });
-  return out;
+  return withPassword(out, secret);
+}
+
+/**
+ * Gives `ep` its password as a non-enumerable property, so JSON.stringify and pino never see it. A spread of
+ * the result drops it again: build new endpoints with withPassword too.
+ */
+export function withPassword<T extends object>(
+  ep: T,
+  password: string | undefined,
+): T & { readonly password?: string } {
+  Object.defineProperty(ep, 'password', { value: password, enumerable: false, writable: false });
+  return ep as T & { readonly password?: string };
 }
 
 type TlsConfig = NonNullable<SourceConfig['tls']>;

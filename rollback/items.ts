@@ -20,8 +20,11 @@ export interface ItemContext {
   readonly files?: SegmentFiles;
 }
 
-/** Reads the rows entry an index reference points at. */
-export async function loadRows(ctx: ItemContext, ref: EntryRef): Promise<RowsEntry> {
+/** Reads the rows entry at a place the index gives (an EntryRef, or a RowVersionRef of one of its rows). */
+export async function loadRows(
+  ctx: Pick<ItemContext, 'journalDir' | 'files'>,
+  ref: Pick<EntryRef, 'segment' | 'offset' | 'lsn'>,
+): Promise<RowsEntry> {
   const e = await readEntryAt(ctx.journalDir, ref.segment, ref.offset, ref.lsn, ctx.files);
   if (e.kind !== 'rows') {
     throw new CorruptionError(`journal LSN ${ref.lsn}: the rollback index says rows, the journal holds ${e.kind}`, {

@@ -29,25 +29,10 @@ export async function historyCommand(o: HistoryOptions): Promise<number> {
     if (pk.length === 0)
       throw new TidemarkError(`${o.table} has no primary key: rows have no identity to follow`, { code: 'USAGE' });
     const keyText = parseKeyArg(o.key, pk);
-    const ctx = {
-      index,
-      journalDir: o.config.journal.dir,
-      flavor: 'mariadb' as const,
-      skipColumns: async () => new Set<string>(),
-    };
+    const journal = { journalDir: o.config.journal.dir };
     const versions = [];
     for (const v of index.keyVersions(schema, table, keyText)) {
-      const e = await loadRows(ctx, {
-        lsn: v.lsn,
-        segment: v.segment,
-        offset: v.offset,
-        kind: 'rows',
-        seq: v.seq,
-        rows: 0,
-        schema,
-        table,
-        op: v.op,
-      });
+      const e = await loadRows(journal, v);
       const row = e.rows[v.row];
       const tx = index.txByCommitSeq(v.commitSeq);
       if (!row || !tx)

@@ -16,6 +16,7 @@ import { describeTx } from '../../rollback/points.ts';
 import { openIndex } from '../../rollback/server.ts';
 import { formatTimeUs } from '../../rollback/time.ts';
 import { type JournalEntry, JournalReader, readEntries } from '../../ship/journal/index.ts';
+import { withPassword } from '../config.ts';
 import type { CommandContext } from './context.ts';
 
 export interface RestoreOptions extends CommandContext {
@@ -49,9 +50,7 @@ export function parseIntoUrl(url: string, fallbackPassword?: string): IntoEndpoi
     throw new TidemarkError('--into: give a user and a host: mysql://USER[:PASSWORD]@HOST[:PORT]', { code: 'USAGE' });
   }
   const ep = { host: u.hostname, port: u.port ? Number(u.port) : 3306, user: decodeURIComponent(u.username) };
-  const password = u.password ? decodeURIComponent(u.password) : fallbackPassword;
-  if (password !== undefined) Object.defineProperty(ep, 'password', { value: password, enumerable: false });
-  return ep;
+  return withPassword(ep, u.password ? decodeURIComponent(u.password) : fallbackPassword);
 }
 
 /** The first unit of the last complete baseline at or before `upto` (where a restore starts). */
@@ -117,14 +116,15 @@ export async function restoreCommand(o: RestoreOptions): Promise<number> {
     o.stdout.write(
       `restore into ${where} up to ${describeTx(last)}, from the baseline at journal LSN ${start.firstLsn}\n`,
     );
-    const target = {
-      ...into,
-      name: 'restore',
-      batch: { max_transactions: 500, max_rows: 20_000, max_wait_ms: 0 },
-      no_primary_key: 'full-row' as const,
-    };
-    // The spread above drops the non-enumerable password: carry it over the same way.
-    Object.defineProperty(target, 'password', { value: into.password, enumerable: false });
+    const target = withPassword(
+      {
+        ...into,
+        name: 'restore',
+        batch: { max_transactions: 500, max_rows: 20_000, max_wait_ms: 0 },
+        no_primary_key: 'full-row' as const,
+      },
+      into.password,
+    );
     const applier = new MysqlApplier({
       target,
       source: config.source.name,

@@ -179,8 +179,9 @@ it('DDL mid-stream under concurrent writes leaves the replica equal to the sourc
     await paused;
     await ddl.query('RENAME TABLE app.t2 TO app.t2_renamed');
     mode.t2 = 't2_renamed';
+    // Its ids start far above writer B's (1000 + n): on a fast run B passed 4000 iterations and 5000 + n collided.
     writerB2 = new Writer(SRC_PORT, async (c, n) => {
-      await c.query(`INSERT INTO app.\`${mode.t2}\` (id, v) VALUES (?, ?)`, [5000 + n, `${mode.t2} ${n}`]);
+      await c.query(`INSERT INTO app.\`${mode.t2}\` (id, v) VALUES (?, ?)`, [1_000_000 + n, `${mode.t2} ${n}`]);
       await c.query(`UPDATE app.\`${mode.t2}\` SET v = LEFT(CONCAT(v, '!'), 40) WHERE id = ?`, [
         1 + Math.floor(r() * 200),
       ]);

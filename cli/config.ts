@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../record/errors.ts';
+import { checkSites, DEFAULT_SITE, type ShipConfig, type StandbyConfig, shipSchema, standbysSchema } from './config-sites.ts';
 
 const ident = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a name of 1-64 letters, digits, "_", "." or "-"');
 const port = z.number().int().min(1).max(65535);
@@ -94,6 +95,8 @@ const targetSchema = z
       .default({ max_transactions: 500, max_rows: 20_000, max_wait_ms: 5 }),
     /** Tables without a primary key: match the whole before image (LIMIT 1), or refuse to apply. */
     no_primary_key: z.enum(['full-row', 'refuse']).default('full-row'),
+    /** The site this target is applied at: the primary's (default) or a standby's, from its mirror journal. */
+    site: z.string().min(1).optional(),
   })
   .strict()
   .refine(atMostOnePassword, atMostOnePasswordMessage);
@@ -122,6 +125,13 @@ export const configSchema = z
       })
       .strict(),
     targets: z.array(targetSchema).min(1),
+    /** The primary's site name (where source and journal are). */
+    site: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/, 'a site name: 1-63 letters, digits or "-"')
+      .default(DEFAULT_SITE),
+    ship: shipSchema.default(shipSchema.parse({})),
+    standbys: standbysSchema.default([]),
     rollback: z
       .object({
         /** Keep the rollback index (rewind, undo, log, history) current while `run` runs. */
@@ -164,6 +174,11 @@ export interface Config {
   readonly journal: JournalConfig;
   readonly targets: readonly ResolvedEndpoint<TargetConfig>[];
   readonly rollback: RawConfig['rollback'];
+  /** The primary's site. */
+  readonly site: string;
+  readonly ship: ShipConfig;
+  /** Standby sites; journal_dir resolved. */
+  readonly standbys: readonly StandbyConfig[];
   readonly log: RawConfig['log'];
   readonly metrics: RawConfig['metrics'];
 }
@@ -309,6 +324,7 @@ export function parseConfig(text: string, file: string): Config {
     if (names.has(t.name)) throw new ConfigError(`${file}: targets.${i}.name: "${t.name}" is used twice`, { file });
     names.add(t.name);
   }
+  const sites = checkSites(c, file, baseDir);
   const { admin, ...sourceKeys } = c.source;
   // Assigned, not spread: a spread would drop the non-enumerable password.
   const source: Config['source'] = resolveSecret(sourceKeys, 'source', baseDir);
@@ -319,6 +335,9 @@ export function parseConfig(text: string, file: string): Config {
     journal: { ...c.journal, dir: resolve(baseDir, c.journal.dir) },
     targets: c.targets.map((t, i) => resolveSecret(t, `targets.${i}`, baseDir)),
     rollback: c.rollback,
+    site: c.site,
+    ship: sites.ship,
+    standbys: sites.standbys,
     log: c.log.file === undefined ? c.log : { ...c.log, file: resolve(baseDir, c.log.file) },
     metrics: c.metrics,
   };

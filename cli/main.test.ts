@@ -73,6 +73,7 @@ async function cli(
       forward: record('forward'),
       undo: record('undo'),
       restore: record('restore'),
+      ship: record('ship'),
     },
     createLogger: () => silentLogger,
   };

@@ -3,7 +3,7 @@
  * module. Returns the exit code instead of exiting, so tests drive it in-process; cli/tidemark.ts wires it to
  * the real process (argv, signals, exit).
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import type { Logger } from 'pino';
 import pkg from '../package.json' with { type: 'json' };
 import { TidemarkError } from '../record/errors.ts';
@@ -15,6 +15,7 @@ import type { LogOptions } from './commands/log.ts';
 import type { RestoreOptions } from './commands/restore.ts';
 import type { ForwardOptions, RewindOptions } from './commands/rewind.ts';
 import type { RunOptions } from './commands/run.ts';
+import type { ShipOptions } from './commands/ship.ts';
 import type { StatusOptions } from './commands/status.ts';
 import type { UndoOptions } from './commands/undo.ts';
 import type { VerifyOptions } from './commands/verify.ts';
@@ -44,6 +45,7 @@ export interface Commands {
   forward(opts: ForwardOptions): Promise<number>;
   undo(opts: UndoOptions): Promise<number>;
   restore(opts: RestoreOptions): Promise<number>;
+  ship(opts: ShipOptions): Promise<number>;
 }
 
 export interface MainDeps {
@@ -64,6 +66,7 @@ const defaultCommands: Commands = {
   forward: async (o) => (await import('./commands/rewind.ts')).forwardCommand(o),
   undo: async (o) => (await import('./commands/undo.ts')).undoCommand(o),
   restore: async (o) => (await import('./commands/restore.ts')).restoreCommand(o),
+  ship: async (o) => (await import('./commands/ship.ts')).shipCommand(o),
 };
 
 const defaultDeps: MainDeps = {
@@ -127,6 +130,16 @@ function exactlyOne(o: object, names: readonly string[]): void {
 function seconds(value: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number of seconds (0 or more)');
   return Number(value);
+}
+
+/** Every --target names a target of the config file. */
+function checkTargets(config: Config, file: string, names: readonly string[] | undefined): void {
+  const known = config.targets.map((t) => t.name);
+  for (const name of names ?? []) {
+    if (!known.includes(name)) {
+      throw usageError(`--target ${name}: ${file} has no such target (it has: ${known.join(', ')})`);
+    }
+  }
 }
 
 function configOption(): Option {
@@ -211,7 +224,15 @@ function buildProgram(io: MainIO, deps: MainDeps, state: { exitCode: number; sec
     .addOption(new Option('--only <part>', 'run only one half of the pipeline').choices(['capture', 'apply']))
     .option('--target <name>', 'apply only to this target; repeat for several (default: every target)', collect)
     .option('--rebaseline', 'take a new baseline before streaming (after the source purged binlogs still needed)')
-    .action(async (o: { config?: string; only?: 'capture' | 'apply'; target?: string[]; rebaseline?: boolean }) => {
+    .option('--site <name>', "run only this site's roles (the primary's, or a standby's); default: every site")
+    .action(
+      async (o: {
+        config?: string;
+        only?: 'capture' | 'apply';
+        target?: string[];
+        rebaseline?: boolean;
+        site?: string;
+      }) => {
       if (o.only === 'capture' && o.target) {
         throw usageError('--target applies to apply; it cannot go with --only capture');
       }
@@ -220,19 +241,23 @@ function buildProgram(io: MainIO, deps: MainDeps, state: { exitCode: number; sec
       }
       const file = configPath(o);
       const ctx = context(file);
-      const known = ctx.config.targets.map((t) => t.name);
-      for (const name of o.target ?? []) {
-        if (!known.includes(name)) {
-          throw usageError(`--target ${name}: ${file} has no such target (it has: ${known.join(', ')})`);
-        }
+      checkTargets(ctx.config, file, o.target);
+      const sites = [ctx.config.site, ...ctx.config.standbys.map((s) => s.name)];
+      if (o.site !== undefined && !sites.includes(o.site)) {
+        throw usageError(`--site ${o.site}: ${file} has no such site (it has: ${sites.join(', ')})`);
+      }
+      if (o.rebaseline && o.site !== undefined && o.site !== ctx.config.site) {
+        throw usageError(`--rebaseline applies to capture, at the primary's site (${ctx.config.site})`);
       }
       state.exitCode = await deps.commands.run({
         ...ctx,
         only: o.only,
         targets: o.target,
         rebaseline: o.rebaseline === true,
+        site: o.site,
       });
-    });
+    },
+    );
 
   program
     .command('status')
@@ -250,13 +275,36 @@ function buildProgram(io: MainIO, deps: MainDeps, state: { exitCode: number; sec
     .option('--json', 'print JSON instead of a report')
     .option('--table <schema.table...>', 'compare only these tables (default: every captured table)', tableName)
     .option('--wait-seconds <n>', 'how long to wait for the targets to catch up', seconds, 60)
-    .action(async (o: { config?: string; json?: boolean; table?: string[]; waitSeconds: number }) => {
-      state.exitCode = await deps.commands.verify({
-        ...context(configPath(o)),
-        json: o.json === true,
-        tables: o.table,
-        waitSeconds: o.waitSeconds,
-      });
+    .option('--target <name>', 'compare only this target; repeat for several (default: every target)', collect)
+    .action(
+      async (o: { config?: string; json?: boolean; table?: string[]; waitSeconds: number; target?: string[] }) => {
+        const file = configPath(o);
+        const ctx = context(file);
+        checkTargets(ctx.config, file, o.target);
+        state.exitCode = await deps.commands.verify({
+          ...ctx,
+          json: o.json === true,
+          tables: o.table,
+          waitSeconds: o.waitSeconds,
+          targets: o.target,
+        });
+      },
+    );
+
+  program
+    .command('ship')
+    .description('pause or resume shipping to one standby (its cursor keeps the journal it needs meanwhile)')
+    .addArgument(new Argument('<action>', 'what to do').choices(['pause', 'resume']))
+    .argument('<standby>', 'the standby name (config standbys[].name)')
+    .addOption(configOption())
+    .action(async (action: 'pause' | 'resume', standby: string, o: { config?: string }) => {
+      const file = configPath(o);
+      const ctx = context(file);
+      const names = ctx.config.standbys.map((s) => s.name);
+      if (!names.includes(standby)) {
+        throw usageError(`${standby}: ${file} has no such standby (it has: ${names.join(', ') || 'none'})`);
+      }
+      state.exitCode = await deps.commands.ship({ ...ctx, action, standby });
     });
 
   addRewindCommands(program, io, deps, state, configPath, context);

@@ -16,6 +16,7 @@ import { setHoldSql, type StoredPosition } from '../apply/mysql/position-table.t
 import { type MysqlEndpoint, openSession } from '../apply/mysql/session.ts';
 import { generatedColumnsSql } from '../apply/mysql/sql.ts';
 import { readSource } from '../cli/commands/source.ts';
+import { journalDirOf } from '../cli/config-sites.ts';
 import { type Config, withPassword } from '../cli/config.ts';
 import { sleep, TidemarkError } from '../record/errors.ts';
 import { compareBinlog, formatPosition } from '../record/position.ts';
@@ -26,12 +27,14 @@ export interface RewindServer {
   readonly kind: 'target' | 'source';
   readonly name: string;
   readonly endpoint: MysqlEndpoint;
+  /** The journal this server follows: the primary's, or the mirror at a standby target's site. */
+  readonly journalDir: string;
 }
 
 /** Resolves --target NAME: a configured target, or the source's own name (needs --yes and source.admin). */
 export function pickServer(config: Config, name: string, yes: boolean, command: string): RewindServer {
   const t = config.targets.find((x) => x.name === name);
-  if (t) return { kind: 'target', name, endpoint: t };
+  if (t) return { kind: 'target', name, endpoint: t, journalDir: journalDirOf(config, t) };
   if (name === config.source.name) {
     if (!yes) {
       throw new TidemarkError(
@@ -50,7 +53,7 @@ export function pickServer(config: Config, name: string, yes: boolean, command: 
     }
     const { host, port, tls, connect_timeout_ms } = config.source;
     const endpoint = withPassword({ host, port, tls, connect_timeout_ms, user: admin.user }, admin.password);
-    return { kind: 'source', name, endpoint };
+    return { kind: 'source', name, endpoint, journalDir: config.journal.dir };
   }
   const names = [...config.targets.map((x) => x.name), `${config.source.name} (the source)`];
   throw new TidemarkError(`--target ${name}: ${config.file} has no such target (it has: ${names.join(', ')})`, {
@@ -147,8 +150,12 @@ export async function checkSourceCaptured(
 }
 
 /** Opens the rollback index and brings it up to the journal head, logging progress on long catch-ups. */
-export async function openIndex(config: Config, log: Logger, signal?: AbortSignal): Promise<RollbackIndex> {
-  const dir = config.journal.dir;
+export async function openIndex(
+  config: Config,
+  log: Logger,
+  signal?: AbortSignal,
+  dir = config.journal.dir,
+): Promise<RollbackIndex> {
   if (!existsSync(dir)) {
     throw new TidemarkError(`no journal at ${dir}: nothing was captured yet (run tidemark run first)`, {
       code: 'NO_JOURNAL',

@@ -68,7 +68,7 @@ export class RewindSession {
   static async open(o: SessionOptions, server: RewindServer): Promise<RewindSession> {
     const { config, log, signal } = o;
     if (server.kind === 'source') await checkSourceCaptured(config, log, signal);
-    const index = await openIndex(config, log, signal);
+    const index = await openIndex(config, log, signal, server.journalDir);
     let conn: mysql.Connection;
     try {
       conn = await connect(server);
@@ -80,7 +80,7 @@ export class RewindSession {
     try {
       const ctx: ItemContext = {
         index,
-        journalDir: config.journal.dir,
+        journalDir: server.journalDir,
         flavor: await serverFlavor(conn),
         skipColumns: generatedColumns(conn),
         files,

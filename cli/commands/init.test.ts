@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { TidemarkError } from '../../record/errors.ts';
 import { configSchema, parseConfig } from '../config.ts';
+import { shipSchema } from '../config-sites.ts';
 import { exampleConfigText, initCommand } from './init.ts';
 
 let dir: string;
@@ -73,6 +74,18 @@ describe('the example config', () => {
       'max_wait_ms',
       'level',
       'file',
+      ...Object.keys(shipSchema.shape),
+      'transport',
+      'address',
+      'listen',
+      'journal_dir',
+      'brokers',
+      'topic',
+      'client_id',
+      'key',
+      'db',
+      'password_env',
+      'durability',
     ];
     for (const key of new Set(keys)) expect(text, `key ${key}`).toMatch(new RegExp(`^\\s*#?\\s*(- )?${key}:`, 'm'));
   });

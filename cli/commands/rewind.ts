@@ -137,7 +137,7 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
       return 0;
     }
     if (server.kind === 'target') {
-      await new CursorStore(config.journal.dir).set(`apply:${o.target}`, point.state.lsn);
+      await new CursorStore(server.journalDir).set(`apply:${o.target}`, point.state.lsn);
     }
     o.stdout.write(
       `done: ${r.rows - first.length} row change(s) in ${r.txs} transaction(s); ${o.target} now holds ${seqTime(index, end)}` +

@@ -2,6 +2,12 @@
  * `tidemark run`: capture from the source into the journal and apply the journal to the targets until stopped.
  * Capture and apply can also run as separate processes sharing the journal directory (`--only`).
  *
+ * Sites (ship/SITES.md): `--site NAME` runs the roles of one site. The primary's site (config `site`): capture,
+ * the journal, one shipper per standby, and the targets of that site. A standby's site: its receiver writing the
+ * mirror journal, and the targets of that site, applied from the mirror. Without `--site`: every role of every
+ * site in this one process (the demo). `--only capture` keeps capture and the shippers; `--only apply` the
+ * appliers and the receivers that feed them.
+ *
  * Before the loops start, a preflight connects once to every server this process needs, so a wrong host or
  * password fails at once with one clear line instead of retrying in the background. After that, retriable
  * failures are retried for as long as the process runs (and logged); non-retriable ones stop the process.
@@ -9,10 +15,14 @@
 import { openSession } from '../../apply/mysql/session.ts';
 import { TidemarkError } from '../../record/errors.ts';
 import type { Config } from '../config.ts';
+import { journalDirOf } from '../config-sites.ts';
 import { applyLoop } from '../run/apply-loop.ts';
 import { captureLoop } from '../run/capture-loop.ts';
 import { indexEnabled, indexLoop } from '../run/index-loop.ts';
 import { startMetrics } from '../run/metrics.ts';
+import { receiveLoop } from '../run/receive-loop.ts';
+import { CapGate } from '../run/ship-cap.ts';
+import { shipLoop } from '../run/ship-loop.ts';
 import type { CommandContext } from './context.ts';
 
 export type RunPart = 'capture' | 'apply';
@@ -27,7 +37,10 @@ export interface RunOptions extends CommandContext {
   readonly targets?: readonly string[] | undefined;
   /** Take a new baseline before streaming (after the source purged binlogs the journal still needed). */
   readonly rebaseline?: boolean | undefined;
+  /** Run the roles of this site only (already checked to exist by cli/main.ts); undefined: every site. */
+  readonly site?: string | undefined;
 }
+
 
 async function preflight(what: string, ep: Config['source'] | Config['targets'][number]): Promise<void> {
   try {
@@ -48,8 +61,19 @@ async function preflight(what: string, ep: Config['source'] | Config['targets'][
 /** Runs until `signal` aborts (returns 0 after a clean stop) or a non-retriable error is thrown. */
 export async function runCommand(o: RunOptions): Promise<number> {
   const { config, log } = o;
-  const targets = o.only === 'capture' ? [] : config.targets.filter((t) => !o.targets || o.targets.includes(t.name));
-  if (o.only !== 'apply') await preflight('source', config.source);
+  const atSite = (site: string) => o.site === undefined || o.site === site;
+  const primary = atSite(config.site);
+  const capture = primary && o.only !== 'apply';
+  const targets =
+    o.only === 'capture'
+      ? []
+      : config.targets.filter(
+          (t) => atSite(t.site ?? config.site) && (!o.targets || o.targets.includes(t.name)),
+        );
+  const standbys = capture ? config.standbys : [];
+  // A standby's receiver runs at its site (all of them without --site), unless only capture runs here.
+  const receivers = o.only === 'capture' ? [] : config.standbys.filter((s) => atSite(s.name));
+  if (capture) await preflight('source', config.source);
   for (const t of targets) await preflight(`target ${t.name}`, t);
 
   // One failing part stops the others: `inner` aborts on the stop signal or on the first fatal error.
@@ -57,13 +81,29 @@ export async function runCommand(o: RunOptions): Promise<number> {
   const stop = () => inner.abort();
   o.signal.addEventListener('abort', stop, { once: true });
   const metrics = config.metrics ? await startMetrics(config.metrics, log) : undefined;
+  const gate = new CapGate();
   const parts: Promise<void>[] = [];
-  if (o.only !== 'apply') parts.push(captureLoop(config, log, inner.signal, { rebaseline: o.rebaseline === true }));
-  for (const t of targets) parts.push(applyLoop(config, t, log, inner.signal, metrics?.registry));
-  // The rollback index follows the journal whatever part this process runs (one loop per process).
-  if (indexEnabled(config)) parts.push(indexLoop(config, log, inner.signal));
+  if (capture) {
+    parts.push(captureLoop(config, log, inner.signal, { rebaseline: o.rebaseline === true, gate }));
+  }
+  for (const s of standbys) parts.push(shipLoop(config, s, log, inner.signal, gate, metrics?.registry));
+  for (const s of receivers) parts.push(receiveLoop(config, s, log, inner.signal));
+  for (const t of targets) parts.push(applyLoop(config, t, journalDirOf(config, t), log, inner.signal, metrics?.registry));
+  // The rollback index follows each journal this process applies from (and the primary's, where capture runs).
+  if (indexEnabled(config)) {
+    const dirs = new Set(targets.map((t) => journalDirOf(config, t)));
+    if (primary && o.only !== 'apply') dirs.add(config.journal.dir);
+    for (const d of dirs) parts.push(indexLoop(d, log, inner.signal));
+  }
   log.info(
-    { source: config.source.name, targets: targets.map((t) => t.name), only: o.only ?? 'capture+apply' },
+    {
+      source: config.source.name,
+      site: o.site ?? 'all',
+      targets: targets.map((t) => t.name),
+      standbys: standbys.map((s) => s.name),
+      receivers: receivers.map((s) => s.name),
+      only: o.only ?? 'capture+apply',
+    },
     'tidemark running',
   );
   let firstError: unknown;

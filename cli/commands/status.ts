@@ -4,6 +4,9 @@
  *   journal  the last captured transaction (seq, source position, commit time)
  *   targets  the last applied transaction per target (from its position table), lag in records (journal head
  *            seq − applied seq) and seconds (journal head commit time − applied commit time)
+ *   standbys per standby (ship/SITES.md): transport, link state and last ack as the running shipper publishes
+ *            them (ship-state.ts), lag in journal records (head LSN − acknowledged LSN), bytes (journal the
+ *            standby holds) and seconds (head commit time − the acknowledged unit's commit time), pause and cap
  */
 import { existsSync } from 'node:fs';
 import { compareBinlog, formatPosition, positionToJson } from '../../record/position.ts';
@@ -12,6 +15,7 @@ import { CursorStore, lastCommit } from '../../ship/journal/index.ts';
 import type { CommandContext } from './context.ts';
 import { readSource } from './source.ts';
 import { readTarget } from './targets.ts';
+import { readStandbys, standbyLines } from './status-standbys.ts';
 
 export interface StatusOptions extends CommandContext {
   /** Print one JSON document on stdout instead of a human table. */
@@ -31,6 +35,7 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
     Promise.all(config.targets.map((t) => readTarget(t, config.source.name))),
   ]);
   const cursors = existsSync(dir) ? await new CursorStore(dir).list() : [];
+  const standbys = await readStandbys(config, head);
   const captureCaughtUp =
     source.position && head ? compareBinlog(head.position.binlog, source.position.binlog) >= 0 : null;
   const doc = {
@@ -73,10 +78,12 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
           : null,
         lag_records: lagRecords === null ? null : lagRecords.toString(),
         lag_seconds: lagSeconds === null ? null : Math.max(0, lagSeconds),
+        site: config.targets.find((x) => x.name === t.name)?.site ?? config.site,
         hold: t.stored?.hold ?? null,
         error: t.error ?? null,
       };
     }),
+    standbys,
   };
   if (o.json) {
     o.stdout.write(`${JSON.stringify(doc)}\n`);
@@ -107,6 +114,7 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
     }
     if (t.hold) lines.push(`  HELD      ${t.hold} (apply paused; \`tidemark forward --to-head\` releases it)`);
   }
+  lines.push(...standbyLines(standbys));
   o.stdout.write(`${lines.join('\n')}\n`);
   return 0;
 }

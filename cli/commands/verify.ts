@@ -24,7 +24,11 @@ export interface VerifyOptions extends CommandContext {
   readonly tables?: readonly string[] | undefined;
   /** How long to wait for the targets to reach the source's current position before comparing. */
   readonly waitSeconds: number;
+  /** Compare only these targets (names checked by cli/main.ts); undefined means every target. */
+  readonly targets?: readonly string[] | undefined;
 }
+
+const chosen = (o: VerifyOptions) => o.config.targets.filter((t) => !o.targets || o.targets.includes(t.name));
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -49,9 +53,9 @@ async function waitForTargets(o: VerifyOptions): Promise<string[]> {
   const src = await readSource(o.config);
   if (!src.position) throw new TidemarkError(`cannot read the source position: ${src.error}`, { code: 'CONNECT' });
   const deadline = Date.now() + o.waitSeconds * 1000;
-  const behind = new Set(o.config.targets.map((t) => t.name));
+  const behind = new Set(chosen(o).map((t) => t.name));
   for (;;) {
-    for (const t of o.config.targets) {
+    for (const t of chosen(o)) {
       if (!behind.has(t.name)) continue;
       const r = await readTarget(t, o.config.source.name);
       const st = r.stored?.state;
@@ -70,7 +74,7 @@ export async function verifyCommand(o: VerifyOptions): Promise<number> {
   const behind = await waitForTargets(o);
   if (behind.length) o.log.warn({ targets: behind }, 'targets still behind the source position: comparing anyway');
   const results: { target: string; result: VerifyResult }[] = [];
-  for (const t of o.config.targets) {
+  for (const t of chosen(o)) {
     const result = await verifyTables({
       source: o.config.source,
       replica: t,

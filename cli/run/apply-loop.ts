@@ -23,15 +23,17 @@ const HOLD_POLL_MS = 2000;
 export async function applyLoop(
   config: Config,
   target: Config['targets'][number],
+  /** The journal applied from: the primary's, or a standby's mirror (run.ts journalDirOf). */
+  dir: string,
   log: Logger,
   signal: AbortSignal,
   metrics?: Registry,
 ): Promise<void> {
   const alog = log.child({ component: 'apply-loop', target: target.name });
-  const dir = config.journal.dir;
   const cursorName = `apply:${target.name}`;
   while (!existsSync(dir) && !signal.aborted) {
-    alog.info({ dir }, 'waiting for the journal directory (is capture running?)');
+    const feeder = dir === config.journal.dir ? 'capture' : "this standby's receiver";
+    alog.info({ dir }, `waiting for the journal directory (is ${feeder} running?)`);
     await sleep(1000, signal);
   }
   const cursors = new CursorStore(dir);

@@ -10,12 +10,29 @@ import { describeChain, isRetriable, sleep } from '../../record/errors.ts';
 import { applyRetention, JournalSink, JournalWriter } from '../../ship/journal/index.ts';
 import type { Config } from '../config.ts';
 import { backoff } from './backoff.ts';
+import type { CapGate } from './ship-cap.ts';
 
 const RETENTION_EVERY_MS = 60_000;
 
 export interface CaptureLoopOptions {
   /** Take a new baseline even though the journal has a resume point (after the source purged needed binlogs). */
   rebaseline?: boolean;
+  /** Standbys at ship.cap_bytes with at_cap stop-capture: capture pauses while it holds a reason. */
+  gate?: CapGate;
+}
+
+const GATE_POLL_MS = 1000;
+
+/** Waits while the gate holds capture (logging why once); returns at once when it does not. */
+async function waitGate(gate: CapGate | undefined, log: Logger, signal: AbortSignal): Promise<void> {
+  let why = gate?.blocked() ?? null;
+  if (why === null) return;
+  log.error({ why }, `capture paused: ${why}; the source's binlog keeps the changes meanwhile`);
+  while (why !== null && !signal.aborted) {
+    await sleep(GATE_POLL_MS, signal);
+    why = gate?.blocked() ?? null;
+  }
+  if (!signal.aborted) log.info('capture resumes: no standby holds it any more');
 }
 
 export async function captureLoop(
@@ -28,6 +45,15 @@ export async function captureLoop(
   const j = config.journal;
   const delay = backoff(1000, 30_000);
   for (let attempt = 1; !signal.aborted; attempt++) {
+    await waitGate(opts.gate, clog, signal);
+    if (signal.aborted) return;
+    // One attempt runs until the process stops, or until the gate closes (then capture stops and waits above).
+    const attemptStop = new AbortController();
+    const onStop = () => attemptStop.abort();
+    signal.addEventListener('abort', onStop, { once: true });
+    const gateWatch = setInterval(() => {
+      if (opts.gate?.blocked()) attemptStop.abort();
+    }, GATE_POLL_MS);
     const writer = await JournalWriter.open({
       dir: j.dir,
       fsync: j.fsync,
@@ -61,17 +87,20 @@ export async function captureLoop(
         // every failed attempt is logged as a warning.
         retry: { attempts: Number.MAX_SAFE_INTEGER },
       });
-      await capture.run(signal);
+      await capture.run(attemptStop.signal);
       delay.reset();
       if (signal.aborted) return;
-      clog.warn('capture stopped by itself; restarting');
+      if (!attemptStop.signal.aborted) clog.warn('capture stopped by itself; restarting');
     } catch (err) {
       if (signal.aborted) return;
+      if (attemptStop.signal.aborted) continue; // stopped by the gate: wait for it at the top of the loop
       if (!isRetriable(err)) throw err;
       const ms = delay.next();
       clog.warn({ err: describeChain(err), attempt, delayMs: ms }, 'capture failed: restarting');
       await sleep(ms, signal);
     } finally {
+      clearInterval(gateWatch);
+      signal.removeEventListener('abort', onStop);
       clearInterval(retention);
       await writer.close().catch((err) => clog.error({ err: describeChain(err) }, 'closing the journal failed'));
     }

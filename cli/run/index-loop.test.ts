@@ -68,7 +68,7 @@ describe('indexLoop', () => {
     expect(indexEnabled({ ...config, rollback: { index: false } } as unknown as Config)).toBe(false);
     const { log, lines } = capture();
     const ac = new AbortController();
-    const loop = indexLoop(config, log, ac.signal);
+    const loop = indexLoop(dir, log, ac.signal);
     await until('the follower to open the index', () => lines.some((l) => l.msg === 'rollback index open'));
     expect(lines.find((l) => l.msg === 'rollback index open')?.component).toBe('rollback-index');
     const reader = await RollbackIndex.open({ journalDir: dir });

@@ -90,11 +90,12 @@ function runChild(journalDir: string, level: string, log: Logger, signal: AbortS
   });
 }
 
-export async function indexLoop(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
-  const ilog = log.child({ component: 'rollback-index' });
+/** Keeps the index of the journal at `dir` (the primary's journal, or a standby's mirror journal). */
+export async function indexLoop(dir: string, log: Logger, signal: AbortSignal): Promise<void> {
+  const ilog = log.child({ component: 'rollback-index', dir });
   const delay = backoff(1000, 60_000);
   while (!signal.aborted) {
-    const code = await runChild(config.journal.dir, log.level, ilog, signal);
+    const code = await runChild(dir, log.level, ilog, signal);
     if (signal.aborted) return;
     const ms = delay.next();
     ilog.error({ code, delayMs: ms }, 'rollback index follower exited; restarting it');

@@ -25,7 +25,7 @@ import { execFile } from 'node:child_process';
 import { createPrivateKey, generateKeyPair, randomBytes, X509Certificate } from 'node:crypto';
 import { chmod, link, mkdir, mkdtemp, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { silentLogger } from '../../cli/log.ts';
@@ -250,7 +250,8 @@ export async function makeCerts(opts: CertsOptions): Promise<CertsResult> {
   const { days, caDays, sites } = checkCertsOptions(opts);
   const log = opts.log ?? silentLogger;
   const force = opts.force === true;
-  const dir = opts.dir;
+  // Absolute: openssl runs in the staging directory, where a relative CA path would not resolve.
+  const dir = resolve(opts.dir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
 
   const [hasCaKey, hasCaCert] = [await exists(join(dir, CA_KEY)), await exists(join(dir, CA_CERT))];

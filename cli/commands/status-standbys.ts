@@ -1,0 +1,89 @@
+/**
+ * The standbys part of `tidemark status`, read at the primary site: the link as the running shipper last
+ * published it (cli/run/ship-state.ts), the standby's cursor and pause/cap marks, and the lag computed against
+ * the journal head now. A state file older than STALE_MS means no process is shipping to that standby.
+ */
+import { existsSync } from 'node:fs';
+import type { CommitEntry } from '../../record/record.ts';
+import { CursorStore } from '../../ship/journal/cursors.ts';
+import { inspectTail } from '../../ship/journal/recovery.ts';
+import type { Config } from '../config.ts';
+import { retainedBytes } from '../run/ship-cap.ts';
+import { isPaused, readDropped, readLinkState, shipCursor } from '../run/ship-state.ts';
+
+const STALE_MS = 5000;
+
+export interface StandbyStatus {
+  readonly name: string;
+  readonly transport: string;
+  /** Where the primary sends to (tcp, redis: host:port; kafka: brokers). */
+  readonly address: string;
+  /** streaming | connecting | backoff | failed | paused | stopped | down (no shipper running) */
+  readonly link: string;
+  readonly paused: boolean;
+  readonly acked_lsn: string | null;
+  readonly last_ack: string | null;
+  readonly lag_records: string | null;
+  readonly lag_bytes: number | null;
+  readonly lag_seconds: number | null;
+  /** ok | alarm (past ship.alarm_at of ship.cap_bytes) | dropped (past the cap; no longer holds the journal) */
+  readonly cap: string;
+  readonly connects: number | null;
+  readonly error: string | null;
+}
+
+export async function readStandbys(config: Config, head: CommitEntry | null): Promise<StandbyStatus[]> {
+  const dir = config.journal.dir;
+  const have = existsSync(dir);
+  const tail = have && config.standbys.length ? await inspectTail(dir) : null;
+  const cursors = have ? new CursorStore(dir) : null;
+  const out: StandbyStatus[] = [];
+  for (const s of config.standbys) {
+    const [state, paused, dropped, cursor] = have
+      ? await Promise.all([
+          readLinkState(dir, s.name),
+          isPaused(dir, s.name),
+          readDropped(dir, s.name),
+          cursors?.get(shipCursor(s.name)) ?? null,
+        ])
+      : [null, false, null, null];
+    const live = state !== null && Date.now() - Date.parse(state.updatedAt) < STALE_MS;
+    const ackedUnit = cursor ?? (state ? BigInt(state.ackedUnitLsn) : dropped ? BigInt(dropped.ackedLsn) : null);
+    const headLsn = tail?.headLsn ?? null;
+    const lagRecords = headLsn !== null && ackedUnit !== null ? headLsn - ackedUnit : null;
+    const ackedTime = state?.ackedCommitTimeUs ? BigInt(state.ackedCommitTimeUs) : null;
+    let lagSeconds: number | null = null;
+    if (lagRecords !== null && lagRecords <= 0n) lagSeconds = 0;
+    else if (head && ackedTime !== null) lagSeconds = Math.max(0, Number(head.commitTimeUs - ackedTime) / 1e6);
+    out.push({
+      name: s.name,
+      transport: s.transport,
+      address: s.transport === 'kafka' ? s.brokers.join(',') : s.address,
+      link: live ? (state?.state ?? 'down') : paused ? 'paused' : 'down',
+      paused,
+      acked_lsn: ackedUnit?.toString() ?? null,
+      last_ack: state?.lastAckAt ?? null,
+      lag_records: lagRecords === null ? null : (lagRecords < 0n ? 0n : lagRecords).toString(),
+      lag_bytes: have && ackedUnit !== null && lagRecords !== null && lagRecords > 0n ? await retainedBytes(dir, ackedUnit) : 0,
+      lag_seconds: lagSeconds,
+      cap: dropped ? 'dropped' : (state?.cap ?? 'ok'),
+      connects: state?.connects ?? null,
+      error: dropped ? `past ship.cap_bytes since ${dropped.at}: ${dropped.reason}` : (state?.lastError ?? null),
+    });
+  }
+  return out;
+}
+
+export function standbyLines(standbys: readonly StandbyStatus[]): string[] {
+  const lines: string[] = [];
+  for (const s of standbys) {
+    lines.push(`standby ${s.name} (${s.transport} ${s.address})`);
+    lines.push(`  link      ${s.link}${s.paused ? ' (paused: `tidemark ship resume` ends it)' : ''}`);
+    lines.push(`  acked     LSN ${s.acked_lsn ?? '-'}${s.last_ack ? `, last ack ${s.last_ack}` : ''}`);
+    const secs = s.lag_seconds === null ? '?' : s.lag_seconds.toFixed(3);
+    lines.push(`  lag       ${s.lag_records ?? '?'} records, ${s.lag_bytes ?? '?'} bytes, ${secs} s`);
+    if (s.cap !== 'ok') lines.push(`  CAP       ${s.cap}`);
+    if (s.error) lines.push(`  error     ${s.error}`);
+  }
+  return lines;
+}

@@ -1,0 +1,54 @@
+/**
+ * A standby site's receiving end (`tidemark run --site <standby>`): the standby's transport writes the mirror
+ * journal `<journal_dir>/<source>` (fsynced before anything is acknowledged), and retention runs on it with the
+ * cursors of the targets applied from it. A receiver that cannot start because of its settings (a port in use,
+ * missing certificates) stops the process with a message that says what to fix; a receiver that fails later is
+ * restarted after a pause, like any other part.
+ */
+import type { Logger } from 'pino';
+import { describeChain, isRetriable, sleep, TidemarkError } from '../../record/errors.ts';
+import { applyRetention } from '../../ship/journal/retention.ts';
+import { mirrorDir, type StandbyConfig } from '../config-sites.ts';
+import type { Config } from '../config.ts';
+import { startTransportReceiver } from './ship-transports.ts';
+
+const RETENTION_EVERY_MS = 60_000;
+const RESTART_MS = 10_000;
+
+export async function receiveLoop(config: Config, s: StandbyConfig, log: Logger, signal: AbortSignal): Promise<void> {
+  const rlog = log.child({ component: 'receive', standby: s.name, transport: s.transport });
+  const dir = mirrorDir(config.source.name, s);
+  const retention = setInterval(() => {
+    applyRetention({ dir, keepHours: config.journal.retention.keep_hours, log: rlog }).catch((err) => {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        rlog.warn({ err: describeChain(err) }, 'mirror journal retention failed');
+      }
+    });
+  }, RETENTION_EVERY_MS);
+  try {
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      let started = false;
+      try {
+        const r = await startTransportReceiver({ config, standby: s, log: rlog, signal });
+        started = true;
+        await r.finished;
+      } catch (err) {
+        if (signal.aborted) return;
+        const msg = describeChain(err);
+        const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
+        if (!started && (code === 'EADDRINUSE' || code === 'EACCES' || code === 'CONFIG' || code === 'EADDRNOTAVAIL')) {
+          throw new TidemarkError(`standby ${s.name}: the receiver cannot start: ${msg}`, {
+            code: 'CONFIG',
+            retriable: false,
+            cause: err,
+          });
+        }
+        const level = isRetriable(err) ? 'warn' : 'error';
+        rlog[level]({ err: msg, attempt, retryInMs: RESTART_MS }, `standby ${s.name}: receiver stopped: ${msg}`);
+        await sleep(RESTART_MS, signal);
+      }
+    }
+  } finally {
+    clearInterval(retention);
+  }
+}

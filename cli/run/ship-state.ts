@@ -1,0 +1,101 @@
+/**
+ * What the primary site's shippers leave in the journal directory for other processes (`tidemark status`,
+ * `tidemark ship pause|resume`), under `<journal>/ship/`:
+ *
+ *   <standby>.json     the link as the running shipper sees it, rewritten about once a second (atomically)
+ *   <standby>.paused   present while the standby is paused (`tidemark ship pause`); the shipper stops, its cursor
+ *                      stays, so the journal keeps what the standby still needs
+ *   <standby>.dropped  present once the standby passed ship.cap_bytes with at_cap drop-standby: its cursor no
+ *                      longer holds the journal (JSON with the reason and figures)
+ *
+ * The cursor `ship:<standby>` (journal cursors) is the durable truth of what a standby acknowledged.
+ */
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../ship/journal/segments.ts';
+
+export const SHIP_DIR = 'ship';
+
+export const shipCursor = (standby: string): string => `ship:${standby}`;
+
+export interface LinkState {
+  readonly standby: string;
+  readonly transport: string;
+  /** connecting | streaming | backoff | stopped | failed | paused | dropped */
+  readonly state: string;
+  readonly ackedLsn: string;
+  readonly ackedUnitLsn: string;
+  readonly lastAckAt: string | null;
+  /** Source commit time (µs since the epoch, decimal) of the last acknowledged unit, when known. */
+  readonly ackedCommitTimeUs: string | null;
+  readonly connects: number;
+  readonly lastError: string | null;
+  /** Journal bytes this standby holds (from the segment holding its cursor on). */
+  readonly retainedBytes: number;
+  readonly cap: 'ok' | 'alarm' | 'dropped';
+  readonly pid: number;
+  readonly updatedAt: string;
+}
+
+export interface DroppedMark {
+  readonly at: string;
+  readonly reason: string;
+  readonly ackedLsn: string;
+  readonly retainedBytes: number;
+}
+
+const dirOf = (journalDir: string) => join(journalDir, SHIP_DIR);
+
+/** Rewritten every second: atomic (temp + rename) but not fsynced; after a crash it is only advisory anyway. */
+export async function writeLinkState(journalDir: string, s: LinkState): Promise<void> {
+  await mkdir(dirOf(journalDir), { recursive: true });
+  const file = join(dirOf(journalDir), `${s.standby}.json`);
+  await writeFile(`${file}.tmp`, `${JSON.stringify(s)}\n`);
+  await rename(`${file}.tmp`, file);
+}
+
+async function readJson<T>(file: string): Promise<T | null> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if (err instanceof SyntaxError) return null; // a state file is advisory: a damaged one reads as absent
+    throw err;
+  }
+}
+
+export function readLinkState(journalDir: string, standby: string): Promise<LinkState | null> {
+  return readJson<LinkState>(join(dirOf(journalDir), `${standby}.json`));
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await readFile(file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+export function isPaused(journalDir: string, standby: string): Promise<boolean> {
+  return exists(join(dirOf(journalDir), `${standby}.paused`));
+}
+
+export async function setPaused(journalDir: string, standby: string, paused: boolean, why = 'paused'): Promise<void> {
+  const file = join(dirOf(journalDir), `${standby}.paused`);
+  if (!paused) return rm(file, { force: true });
+  await mkdir(dirOf(journalDir), { recursive: true });
+  await writeFileAtomic(dirOf(journalDir), `${standby}.paused`, `${JSON.stringify({ at: new Date(), why })}\n`);
+}
+
+export function readDropped(journalDir: string, standby: string): Promise<DroppedMark | null> {
+  return readJson<DroppedMark>(join(dirOf(journalDir), `${standby}.dropped`));
+}
+
+export async function setDropped(journalDir: string, standby: string, mark: DroppedMark | null): Promise<void> {
+  const file = join(dirOf(journalDir), `${standby}.dropped`);
+  if (mark === null) return rm(file, { force: true });
+  await mkdir(dirOf(journalDir), { recursive: true });
+  await writeFileAtomic(dirOf(journalDir), `${standby}.dropped`, `${JSON.stringify(mark)}\n`);
+}

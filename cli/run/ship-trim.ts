@@ -1,0 +1,45 @@
+/**
+ * Trimming a Redis standby's stream from the primary site: every TRIM_EVERY_MS, below what the standby's consumer
+ * group acknowledged as part of a complete unit (ship/redis/trim.ts: never below what a group still needs). The
+ * journal at the primary keeps everything above the standby's cursor anyway; the stream only needs what the
+ * standby has not made durable.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { describeChain } from '../../record/errors.ts';
+import { connectRedis } from '../../ship/redis/client.ts';
+import { trimSafely } from '../../ship/redis/trim.ts';
+import type { RedisStandby } from '../config-sites.ts';
+import type { Config } from '../config.ts';
+import { redisConnection, redisKey } from './ship-transports.ts';
+
+const TRIM_EVERY_MS = 30_000;
+
+export function redisTrimmer(config: Config, s: RedisStandby, log: Logger) {
+  let last = Date.now();
+  let redis: Redis | null = null;
+  return {
+    async maybe(): Promise<void> {
+      if (Date.now() - last < TRIM_EVERY_MS) return;
+      last = Date.now();
+      try {
+        redis ??= await connectRedis(redisConnection(s), `tidemark-trim-${s.name}`);
+        const r = await trimSafely(redis, {
+          source: config.source.name,
+          key: redisKey(config, s),
+          expectGroups: [s.name],
+          log,
+        });
+        if (r.removed > 0) log.debug({ below: String(r.below), removed: r.removed }, 'redis stream trimmed');
+      } catch (err) {
+        log.warn({ err: describeChain(err) }, 'redis stream trim failed (retried later)');
+        redis?.disconnect();
+        redis = null;
+      }
+    },
+    async close(): Promise<void> {
+      redis?.disconnect();
+      redis = null;
+    },
+  };
+}

@@ -201,6 +201,9 @@ export async function shipLoop(
       } catch (err) {
         if (signal.aborted) break;
         lastError = describeChain(err);
+        if ((err as { code?: string }).code === 'JOURNAL_GONE' && !lastError.includes('rebaseline')) {
+          lastError += `: the journal no longer has what standby ${s.name} needs; it needs a rebaseline`;
+        }
         state = 'failed';
         if (isRetriable(err)) {
           slog.warn({ err: lastError }, `standby ${s.name}: shipping not ready; retrying`);

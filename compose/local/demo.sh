@@ -13,6 +13,7 @@ cd "$root"
 P1="${DEMO_PRIMARY_PORT:-3307}"
 P2="${DEMO_REPLICA_PORT:-3308}"
 SECS="${DEMO_SECONDS:-8}"
+SHIP_PORT="${DEMO_SHIP_PORT:-7400}"
 work="$root/.run/demo"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -30,8 +31,9 @@ bash compose/local/mariadb.sh start demo-replica "$P2"
 say "3/7 Creating the 'shop' database on the primary, with a first 500 transactions of data"
 node bench/drive.ts --port "$P1" --setup --transactions 500 --seed 1 | tail -1
 
-say "4/7 Writing the config: $work/tidemark.yaml"
+say "4/7 Making TLS certificates for the two sites, and writing the config: $work/tidemark.yaml"
 rm -rf "$work" && mkdir -p "$work"
+cli/tidemark.ts certs --dir "$work/certs" --ca demo-ca --site primary --site dr1 --ip 127.0.0.1 --host localhost | tail -3
 cat > "$work/tidemark.yaml" <<YAML
 # Written by compose/local/demo.sh. 'tidemark init' writes a fully annotated example.
 source:
@@ -43,8 +45,16 @@ source:
   include: ["shop.*"]
 journal:
   dir: ./journal
+site: primary                # the primary's site: capture, the journal, one shipper per standby
+ship:
+  certs_dir: ./certs         # mutual TLS between the sites (tidemark certs)
+standbys:
+  - name: dr1                # a standby site: a receiver keeps a fsynced mirror of the journal there
+    address: 127.0.0.1:$SHIP_PORT
+    journal_dir: ./dr1
 targets:
   - name: demo-replica
+    site: dr1                # applied at dr1, from its mirror journal
     host: 127.0.0.1
     port: $P2
     user: tidemark_apply
@@ -56,7 +66,7 @@ YAML
 export DEMO_CAPTURE_PASSWORD=cap-pw DEMO_APPLY_PASSWORD=apply-pw
 sed 's/^/    /' "$work/tidemark.yaml"
 
-say "5/7 Starting 'tidemark run': a baseline copy of shop.*, then the binlog, applied to the replica"
+say "5/7 Starting 'tidemark run' (every site in one process; --site NAME runs one): a baseline copy of shop.*, then the binlog, shipped over TLS to dr1 and applied to the replica there"
 cli/tidemark.ts run -c "$work/tidemark.yaml" &
 tm=$!
 trap 'kill $tm 2>/dev/null || true' EXIT
@@ -90,9 +100,13 @@ Look around:
   less $work/tidemark.log
 Rewind (same environment variables; see rollback/README.md):
   cli/tidemark.ts log -c $work/tidemark.yaml --limit 10                       # the rollback list
-  cli/tidemark.ts rewind -c $work/tidemark.yaml --target replica --steps 5 --dry-run
-  cli/tidemark.ts rewind -c $work/tidemark.yaml --target replica --steps 5    # the replica goes back 5 transactions
-  cli/tidemark.ts forward -c $work/tidemark.yaml --target replica --to-head   # and forward again
+  cli/tidemark.ts rewind -c $work/tidemark.yaml --target demo-replica --steps 5 --dry-run
+  cli/tidemark.ts rewind -c $work/tidemark.yaml --target demo-replica --steps 5    # the replica goes back 5 transactions
+  cli/tidemark.ts forward -c $work/tidemark.yaml --target demo-replica --to-head   # and forward again
+Sites (see ship/SITES.md):
+  cli/tidemark.ts run -c $work/tidemark.yaml --site primary     # one process per site instead of one for all
+  cli/tidemark.ts run -c $work/tidemark.yaml --site dr1
+  cli/tidemark.ts ship pause dr1 -c $work/tidemark.yaml          # and: ship resume dr1
 Stop the servers:  bash compose/local/mariadb.sh stop-all
 TXT
 exit $rc

@@ -9,7 +9,10 @@ import { ConfigError } from '../record/errors.ts';
 
 const siteName = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/, 'a site name: 1-63 letters, digits or "-", starting with a letter or digit');
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/,
+    'a site name: 1-63 letters, digits or "-", starting with a letter or digit',
+  );
 
 /** "host:port" (IPv6 in brackets). */
 const hostPort = z

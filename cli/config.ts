@@ -7,7 +7,14 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../record/errors.ts';
-import { checkSites, DEFAULT_SITE, type ShipConfig, type StandbyConfig, shipSchema, standbysSchema } from './config-sites.ts';
+import {
+  checkSites,
+  DEFAULT_SITE,
+  type ShipConfig,
+  type StandbyConfig,
+  shipSchema,
+  standbysSchema,
+} from './config-sites.ts';
 
 const ident = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a name of 1-64 letters, digits, "_", "." or "-"');
 const port = z.number().int().min(1).max(65535);

@@ -233,30 +233,30 @@ function buildProgram(io: MainIO, deps: MainDeps, state: { exitCode: number; sec
         rebaseline?: boolean;
         site?: string;
       }) => {
-      if (o.only === 'capture' && o.target) {
-        throw usageError('--target applies to apply; it cannot go with --only capture');
-      }
-      if (o.only === 'apply' && o.rebaseline) {
-        throw usageError('--rebaseline applies to capture; it cannot go with --only apply');
-      }
-      const file = configPath(o);
-      const ctx = context(file);
-      checkTargets(ctx.config, file, o.target);
-      const sites = [ctx.config.site, ...ctx.config.standbys.map((s) => s.name)];
-      if (o.site !== undefined && !sites.includes(o.site)) {
-        throw usageError(`--site ${o.site}: ${file} has no such site (it has: ${sites.join(', ')})`);
-      }
-      if (o.rebaseline && o.site !== undefined && o.site !== ctx.config.site) {
-        throw usageError(`--rebaseline applies to capture, at the primary's site (${ctx.config.site})`);
-      }
-      state.exitCode = await deps.commands.run({
-        ...ctx,
-        only: o.only,
-        targets: o.target,
-        rebaseline: o.rebaseline === true,
-        site: o.site,
-      });
-    },
+        if (o.only === 'capture' && o.target) {
+          throw usageError('--target applies to apply; it cannot go with --only capture');
+        }
+        if (o.only === 'apply' && o.rebaseline) {
+          throw usageError('--rebaseline applies to capture; it cannot go with --only apply');
+        }
+        const file = configPath(o);
+        const ctx = context(file);
+        checkTargets(ctx.config, file, o.target);
+        const sites = [ctx.config.site, ...ctx.config.standbys.map((s) => s.name)];
+        if (o.site !== undefined && !sites.includes(o.site)) {
+          throw usageError(`--site ${o.site}: ${file} has no such site (it has: ${sites.join(', ')})`);
+        }
+        if (o.rebaseline && o.site !== undefined && o.site !== ctx.config.site) {
+          throw usageError(`--rebaseline applies to capture, at the primary's site (${ctx.config.site})`);
+        }
+        state.exitCode = await deps.commands.run({
+          ...ctx,
+          only: o.only,
+          targets: o.target,
+          rebaseline: o.rebaseline === true,
+          site: o.site,
+        });
+      },
     );
 
   program

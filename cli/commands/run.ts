@@ -41,7 +41,6 @@ export interface RunOptions extends CommandContext {
   readonly site?: string | undefined;
 }
 
-
 async function preflight(what: string, ep: Config['source'] | Config['targets'][number]): Promise<void> {
   try {
     const c = await openSession(ep, { apply: false });
@@ -67,9 +66,7 @@ export async function runCommand(o: RunOptions): Promise<number> {
   const targets =
     o.only === 'capture'
       ? []
-      : config.targets.filter(
-          (t) => atSite(t.site ?? config.site) && (!o.targets || o.targets.includes(t.name)),
-        );
+      : config.targets.filter((t) => atSite(t.site ?? config.site) && (!o.targets || o.targets.includes(t.name)));
   const standbys = capture ? config.standbys : [];
   // A standby's receiver runs at its site (all of them without --site), unless only capture runs here.
   const receivers = o.only === 'capture' ? [] : config.standbys.filter((s) => atSite(s.name));
@@ -88,7 +85,8 @@ export async function runCommand(o: RunOptions): Promise<number> {
   }
   for (const s of standbys) parts.push(shipLoop(config, s, log, inner.signal, gate, metrics?.registry));
   for (const s of receivers) parts.push(receiveLoop(config, s, log, inner.signal));
-  for (const t of targets) parts.push(applyLoop(config, t, journalDirOf(config, t), log, inner.signal, metrics?.registry));
+  for (const t of targets)
+    parts.push(applyLoop(config, t, journalDirOf(config, t), log, inner.signal, metrics?.registry));
   // The rollback index follows each journal this process applies from (and the primary's, where capture runs).
   if (indexEnabled(config)) {
     const dirs = new Set(targets.map((t) => journalDirOf(config, t)));

@@ -64,7 +64,8 @@ export async function readStandbys(config: Config, head: CommitEntry | null): Pr
       acked_lsn: ackedUnit?.toString() ?? null,
       last_ack: state?.lastAckAt ?? null,
       lag_records: lagRecords === null ? null : (lagRecords < 0n ? 0n : lagRecords).toString(),
-      lag_bytes: have && ackedUnit !== null && lagRecords !== null && lagRecords > 0n ? await retainedBytes(dir, ackedUnit) : 0,
+      lag_bytes:
+        have && ackedUnit !== null && lagRecords !== null && lagRecords > 0n ? await retainedBytes(dir, ackedUnit) : 0,
       lag_seconds: lagSeconds,
       cap: dropped ? 'dropped' : (state?.cap ?? 'ok'),
       connects: state?.connects ?? null,

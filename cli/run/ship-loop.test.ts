@@ -97,7 +97,7 @@ describe('ship loop: the cap', () => {
     expect(dropped.reason).toMatch(/over ship\.cap_bytes 1048576/);
     expect(await cursors.get(shipCursor('dr1'))).toBeNull(); // retention is no longer held by dr1
     expect(s.text()).toMatch(/standby dr1 reached ship\.cap_bytes: it no longer holds the journal/);
-    expect((await waitFor('state dropped', async () => ((await s.state())?.cap === 'dropped' ? true : null)))).toBe(true);
+    expect(await waitFor('state dropped', async () => ((await s.state())?.cap === 'dropped' ? true : null))).toBe(true);
     expect(s.gate.blocked()).toBeNull(); // drop-standby never stops capture
 
     // The standby comes up: it gets everything (the journal still has it), and holds the journal again.
@@ -143,7 +143,9 @@ describe('ship loop: a dropped standby whose journal is gone', () => {
     });
     expect(st.lastError).toMatch(/LSN 1 is no longer retained .*needs a rebaseline/);
     expect(st.cap).toBe('dropped');
-    expect(existsSync(join(s.src.dir, 'dr1', 's1')) ? (await readFrames(join(s.src.dir, 'dr1', 's1'))).length : 0).toBe(0);
+    expect(existsSync(join(s.src.dir, 'dr1', 's1')) ? (await readFrames(join(s.src.dir, 'dr1', 's1'))).length : 0).toBe(
+      0,
+    );
   }, 60_000);
 });
 
@@ -162,7 +164,9 @@ describe('ship loop: pause and resume', () => {
     expect(await new CursorStore(s.src.dir).get(shipCursor('dr1'))).toBe(first);
     await setPaused(s.src.dir, 'dr1', false);
     const head = s.src.headLsn;
-    await waitFor('resumed and caught up', async () => ((await s.state())?.ackedUnitLsn === String(head) ? true : null));
+    await waitFor('resumed and caught up', async () =>
+      (await s.state())?.ackedUnitLsn === String(head) ? true : null,
+    );
     expect(existsSync(join(s.src.dir, 'dr1', 's1'))).toBe(true);
   }, 60_000);
 });

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import type { CommitEntry } from '../../record/record.ts';
 import { CursorStore } from '../../ship/journal/cursors.ts';
 import { inspectTail } from '../../ship/journal/recovery.ts';
+import { mirrorDir } from '../config-sites.ts';
 import type { Config } from '../config.ts';
 import { retainedBytes } from '../run/ship-cap.ts';
 import { isPaused, readDropped, readLinkState, shipCursor } from '../run/ship-state.ts';
@@ -30,6 +31,8 @@ export interface StandbyStatus {
   readonly cap: string;
   readonly connects: number | null;
   readonly error: string | null;
+  /** Last complete unit in the standby's mirror journal, when it is on this machine (status run at that site). */
+  readonly mirror_lsn: string | null;
 }
 
 export async function readStandbys(config: Config, head: CommitEntry | null): Promise<StandbyStatus[]> {
@@ -47,6 +50,8 @@ export async function readStandbys(config: Config, head: CommitEntry | null): Pr
           cursors?.get(shipCursor(s.name)) ?? null,
         ])
       : [null, false, null, null];
+    const mirror = mirrorDir(config.source.name, s);
+    const mirrorLsn = existsSync(mirror) ? (await inspectTail(mirror)).headLsn : null;
     const live = state !== null && Date.now() - Date.parse(state.updatedAt) < STALE_MS;
     const ackedUnit = cursor ?? (state ? BigInt(state.ackedUnitLsn) : dropped ? BigInt(dropped.ackedLsn) : null);
     const headLsn = tail?.headLsn ?? null;
@@ -70,6 +75,7 @@ export async function readStandbys(config: Config, head: CommitEntry | null): Pr
       cap: dropped ? 'dropped' : (state?.cap ?? 'ok'),
       connects: state?.connects ?? null,
       error: dropped ? `past ship.cap_bytes since ${dropped.at}: ${dropped.reason}` : (state?.lastError ?? null),
+      mirror_lsn: mirrorLsn?.toString() ?? null,
     });
   }
   return out;
@@ -83,6 +89,7 @@ export function standbyLines(standbys: readonly StandbyStatus[]): string[] {
     lines.push(`  acked     LSN ${s.acked_lsn ?? '-'}${s.last_ack ? `, last ack ${s.last_ack}` : ''}`);
     const secs = s.lag_seconds === null ? '?' : s.lag_seconds.toFixed(3);
     lines.push(`  lag       ${s.lag_records ?? '?'} records, ${s.lag_bytes ?? '?'} bytes, ${secs} s`);
+    if (s.mirror_lsn !== null) lines.push(`  mirror    LSN ${s.mirror_lsn} (the mirror journal on this machine)`);
     if (s.cap !== 'ok') lines.push(`  CAP       ${s.cap}`);
     if (s.error) lines.push(`  error     ${s.error}`);
   }

@@ -16,7 +16,8 @@ const RETENTION_EVERY_MS = 60_000;
 const RESTART_MS = 10_000;
 
 export async function receiveLoop(config: Config, s: StandbyConfig, log: Logger, signal: AbortSignal): Promise<void> {
-  const rlog = log.child({ component: 'receive', standby: s.name, transport: s.transport });
+  const tlog = log.child({ standby: s.name, transport: s.transport });
+  const rlog = tlog.child({ component: 'receive-loop' });
   const dir = mirrorDir(config.source.name, s);
   const retention = setInterval(() => {
     applyRetention({ dir, keepHours: config.journal.retention.keep_hours, log: rlog }).catch((err) => {
@@ -29,7 +30,7 @@ export async function receiveLoop(config: Config, s: StandbyConfig, log: Logger,
     for (let attempt = 1; !signal.aborted; attempt++) {
       let started = false;
       try {
-        const r = await startTransportReceiver({ config, standby: s, log: rlog, signal });
+        const r = await startTransportReceiver({ config, standby: s, log: tlog, signal });
         started = true;
         await r.finished;
       } catch (err) {

@@ -60,7 +60,9 @@ export async function shipLoop(
   gate: CapGate,
   metrics?: Registry,
 ): Promise<void> {
-  const slog = log.child({ component: 'ship', standby: s.name, transport: s.transport });
+  // The transport's own lines carry their component (shipper, kafka-shipper…); this loop's say ship-loop.
+  const tlog = log.child({ standby: s.name, transport: s.transport });
+  const slog = tlog.child({ component: 'ship-loop' });
   const dir = config.journal.dir;
   while (!existsSync(dir) && !signal.aborted) {
     slog.info({ dir }, 'waiting for the journal directory (is capture running?)');
@@ -193,7 +195,7 @@ export async function shipLoop(
             acked = { lsn: a.lsn, unitLsn: a.unitLsn > acked.unitLsn ? a.unitLsn : acked.unitLsn };
             lastAckAt = new Date();
           },
-          log: slog,
+          log: tlog,
           signal: inner.signal,
         });
         await running.finished;

@@ -83,6 +83,11 @@ export interface ShipperStart {
 }
 
 const COMMIT_TIMES = 8192;
+/**
+ * Reconnect backoff ceiling of every transport end: a standby that comes back is reached within this (the
+ * transports' own default, 30 s, is meant for their library use; a site link is worth a cheap retry).
+ */
+const RECONNECT_MAX_MS = 5000;
 
 /**
  * The journal's frames, noting the commit time of every unit they end (for the standby's lag in seconds): the
@@ -112,7 +117,13 @@ export async function startTransportShipper(o: ShipperStart): Promise<Running> {
       notingCommitTimes(journal.frames(from, signal, session), times),
   };
   const onAck = (a: { lsn: bigint; unitLsn: bigint }) => o.onAck({ ...a, commitTimeUs: times.get(a.unitLsn) ?? null });
-  const common = { source: config.source.name, ackedUnitLsn: o.ackedUnitLsn, onAck, log: o.log };
+  const common = {
+    source: config.source.name,
+    ackedUnitLsn: o.ackedUnitLsn,
+    onAck,
+    log: o.log,
+    reconnectMaxMs: RECONNECT_MAX_MS,
+  };
   if (s.transport === 'tcp') {
     const sh = startShipper({
       ...src,
@@ -183,7 +194,7 @@ export async function startTransportReceiver(o: ReceiverStart): Promise<Running 
       port: portOf(listen),
       security: await linkSecurity(config, s.name, log),
       heartbeatMs: config.ship.heartbeat_ms,
-      log,
+      log: log.child({ component: 'receiver' }),
     });
     log.info({ listen }, `standby ${s.name}: receiver listening`);
     const finished = new Promise<void>((resolve) => {
@@ -231,7 +242,14 @@ export async function startTransportReceiver(o: ReceiverStart): Promise<Running 
     if ('refuse' in r) throw new TidemarkError(`standby ${s.name}: ${r.refuse}`, { code: 'SHIP_REFUSED' });
     return r.durableLsn;
   };
-  const common = { source, durableLsn, onFrames: sink.onFrames.bind(sink), log, signal };
+  const common = {
+    source,
+    durableLsn,
+    onFrames: sink.onFrames.bind(sink),
+    log,
+    signal,
+    reconnectMaxMs: RECONNECT_MAX_MS,
+  };
   const running =
     s.transport === 'kafka'
       ? startKafkaReceiver({

@@ -100,9 +100,13 @@ export class ShipReceiver {
       });
       server.on('secureConnection', (s: TLSSocket) => this.track(this.handle(s, s)));
       server.on('tlsClientError', (err: NodeJS.ErrnoException, s: TLSSocket) => {
+        const plain = err.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || err.code === 'ERR_SSL_HTTP_REQUEST';
+        const reason = plain
+          ? 'the client does not speak TLS (a shipper with ship.plaintext: true?); this receiver requires TLS'
+          : err.message;
         this.log.warn(
-          { peer: `${s.remoteAddress}:${s.remotePort}`, code: err.code, reason: err.message },
-          'ship receiver: TLS handshake failed',
+          { peer: `${s.remoteAddress}:${s.remotePort}`, code: err.code, reason },
+          `ship receiver: TLS handshake failed: ${reason}`,
         );
       });
       this.server = server;

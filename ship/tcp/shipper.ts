@@ -221,6 +221,16 @@ class ShipperLoop {
     let m: Message;
     try {
       m = await Promise.race([conn.next(), timeout]);
+    } catch (err) {
+      // A TLS receiver drops a plaintext client without a word: say what is likely wrong.
+      if (o.security === 'plaintext' && err instanceof TidemarkError && err.code === 'LINK_DOWN') {
+        throw new TidemarkError(
+          `${err.message} before its WELCOME: this shipper runs without TLS (plaintext); if the receiver requires ` +
+            'TLS, set ship.plaintext: false and give ship.certs_dir',
+          { code: 'LINK_DOWN', retriable: true, cause: err },
+        );
+      }
+      throw err;
     } finally {
       clearTimeout(timer);
     }

@@ -38,6 +38,7 @@ cleanup() {
   fi
   if compgen -G "$TIDEMARK_RUN_DIR/kafka/*/kafka.pid" >/dev/null; then bash compose/local/kafka.sh stop-all || true; fi
   if compgen -G "$TIDEMARK_RUN_DIR/redis/*/redis.pid" >/dev/null; then bash compose/local/redis.sh stop-all || true; fi
+  if ip netns list 2>/dev/null | grep -q '^tm-'; then bash compose/local/netns.sh down || true; fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -45,11 +46,13 @@ trap 'echo "test.sh: interrupted" >&2; exit 130' INT
 trap 'echo "test.sh: terminated" >&2; exit 143' TERM
 
 # ---------------------------------------------------------------------------------------------------------------
-section "1-3/7 set-up: Node, npm packages, MariaDB, Kafka jars, Redis"
+section "1-3/7 set-up: Node, npm packages, MariaDB, Kafka jars, Redis, arping"
 bash compose/local/setup.sh || die "set-up failed (compose/local/setup.sh)"
 # Only the tests need these (the demo does not): Kafka 3.9 jars from Maven Central into .tools/kafka, and Redis.
 bash compose/local/kafka.sh install || die "could not fetch Kafka (compose/local/kafka.sh install)"
 bash compose/local/redis.sh install || die "could not install redis-server (compose/local/redis.sh install)"
+# The takeover tests' hosts are network namespaces; gratuitous ARP needs arping (iputils-arping).
+bash compose/local/netns.sh install || die "could not install arping (compose/local/netns.sh install)"
 # shellcheck source=compose/local/env.sh
 . compose/local/env.sh || die "no Node >= 22.12"
 # env.sh keeps an exported TIDEMARK_RUN_DIR, so the tests' own state directory set above stays in force.

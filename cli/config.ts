@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../record/errors.ts';
+import { type FailoverConfig, failoverSchema } from '../failover/config.ts';
 import {
   checkSites,
   DEFAULT_SITE,
@@ -139,6 +140,8 @@ export const configSchema = z
       .default(DEFAULT_SITE),
     ship: shipSchema.default(shipSchema.parse({})),
     standbys: standbysSchema.default([]),
+    /** Takeover (failover/config.ts): monitor, witness, fencing, VIP. Absent: no monitor runs. */
+    failover: failoverSchema.optional(),
     rollback: z
       .object({
         /** Keep the rollback index (rewind, undo, log, history) current while `run` runs. */
@@ -174,6 +177,9 @@ export type ResolvedEndpoint<T> = Omit<T, 'password' | 'password_env' | 'passwor
 };
 
 export type AdminConfig = NonNullable<SourceConfig['admin']>;
+export type ResolvedFailover = Omit<FailoverConfig, 'account'> & {
+  readonly account: ResolvedEndpoint<FailoverConfig['account']>;
+};
 
 export interface Config {
   readonly file: string;
@@ -186,6 +192,8 @@ export interface Config {
   readonly ship: ShipConfig;
   /** Standby sites; journal_dir resolved. */
   readonly standbys: readonly StandbyConfig[];
+  /** Takeover settings; `account` with its password resolved (non-enumerable). */
+  readonly failover?: ResolvedFailover | undefined;
   readonly log: RawConfig['log'];
   readonly metrics: RawConfig['metrics'];
 }
@@ -227,9 +235,11 @@ function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
  * to be masked in messages: a second line of defence behind messages that never quote values.
  */
 function secretsIn(raw: object): string[] {
-  const r = raw as { source?: unknown; targets?: unknown };
+  const r = raw as { source?: unknown; targets?: unknown; failover?: unknown };
   const admin = r.source !== null && typeof r.source === 'object' ? (r.source as { admin?: unknown }).admin : undefined;
-  const endpoints = [r.source, admin, ...(Array.isArray(r.targets) ? r.targets : [])];
+  const account =
+    r.failover !== null && typeof r.failover === 'object' ? (r.failover as { account?: unknown }).account : undefined;
+  const endpoints = [r.source, admin, account, ...(Array.isArray(r.targets) ? r.targets : [])];
   const out: string[] = [];
   for (const e of endpoints) {
     if (e === null || typeof e !== 'object') continue;
@@ -332,6 +342,7 @@ export function parseConfig(text: string, file: string): Config {
     names.add(t.name);
   }
   const sites = checkSites(c, file, baseDir);
+  const failover = c.failover === undefined ? undefined : resolveFailover(c.failover, c, file, baseDir);
   const { admin, ...sourceKeys } = c.source;
   // Assigned, not spread: a spread would drop the non-enumerable password.
   const source: Config['source'] = resolveSecret(sourceKeys, 'source', baseDir);
@@ -345,9 +356,27 @@ export function parseConfig(text: string, file: string): Config {
     site: c.site,
     ship: sites.ship,
     standbys: sites.standbys,
+    ...(failover === undefined ? {} : { failover }),
     log: c.log.file === undefined ? c.log : { ...c.log, file: resolve(baseDir, c.log.file) },
     metrics: c.metrics,
   };
+}
+
+/** The failover section: priority names are standby names; the account's password resolved like any other. */
+function resolveFailover(f: FailoverConfig, c: RawConfig, file: string, baseDir: string): ResolvedFailover {
+  const standbys = c.standbys.map((s) => s.name);
+  for (const name of Object.keys(f.election.priority)) {
+    if (!standbys.includes(name)) {
+      throw new ConfigError(
+        `${file}: failover.election.priority.${name}: not a standby of this file (standbys: ${standbys.join(', ') || 'none'})`,
+        { file },
+      );
+    }
+  }
+  const { account, ...rest } = f;
+  const out = rest as ResolvedFailover;
+  Object.assign(out, { account: resolveSecret(account, 'failover.account', baseDir) });
+  return out;
 }
 
 export function loadConfig(file: string): Config {

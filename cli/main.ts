@@ -169,7 +169,7 @@ function buildProgram(io: MainIO, deps: MainDeps, state: { exitCode: number; sec
   /** Loads the config, remembers its secrets for masking, and builds the context every command gets. */
   const context = (configFile: string): CommandContext => {
     const config = loadConfig(configFile);
-    for (const e of [config.source, config.source.admin, ...config.targets]) {
+    for (const e of [config.source, config.source.admin, config.failover?.account, ...config.targets]) {
       if (e?.password) state.secrets.push(e.password);
     }
     return { config, log: deps.createLogger(config), signal: io.signal, stdout: io.stdout };

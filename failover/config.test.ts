@@ -2,15 +2,24 @@ import { describe, expect, it } from 'vitest';
 import { failoverSchema } from './config.ts';
 
 /** "path: message" per issue, the way cli/config.ts reports them. */
+const ACCOUNT = { account: { user: 'tidemark_failover', password_env: 'TM_FAILOVER_PW' } };
+
 function issues(input: unknown): string[] {
-  const r = failoverSchema.safeParse(input);
+  const r = failoverSchema.safeParse(input && typeof input === 'object' ? { ...ACCOUNT, ...input } : input);
   if (r.success) return [];
   return r.error.issues.map((i) => `${i.path.map(String).join('.')}: ${i.message}`);
 }
 
 describe('failoverSchema', () => {
-  it('fills every default from an empty section (manual mode, no witness needed)', () => {
-    const c = failoverSchema.parse({});
+  it('requires the account, and at most one password key', () => {
+    expect(failoverSchema.safeParse({}).success).toBe(false);
+    expect(issues({ account: { user: 'u', password: 'a', password_env: 'B' } })).toEqual([
+      'account: give at most one of password, password_env, password_file',
+    ]);
+  });
+
+  it('fills every default from a section with only its account (manual mode, no witness needed)', () => {
+    const c = failoverSchema.parse(ACCOUNT);
     expect(c.mode).toBe('manual');
     expect(c.monitor).toMatchObject({
       suspect_after: 2,
@@ -33,6 +42,7 @@ describe('failoverSchema', () => {
 
   it('accepts a full automatic section', () => {
     const c = failoverSchema.parse({
+      ...ACCOUNT,
       mode: 'automatic',
       monitor: { tcp: [{ name: 'app', address: '10.0.0.5:8080', critical: true }] },
       calendar: {

@@ -134,9 +134,27 @@ const webhookSchema = z
   .strict()
   .refine((w) => (w.url === undefined) !== (w.url_env === undefined), { message: 'give exactly one of url, url_env' });
 
+/** The database account the monitor, fencing and promotion use on the primary and the standbys' servers. */
+const accountSchema = z
+  .object({
+    user: z.string().min(1),
+    password: z.string().optional(),
+    password_env: z.string().min(1).optional(),
+    password_file: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((a) => [a.password, a.password_env, a.password_file].filter((x) => x !== undefined).length <= 1, {
+    message: 'give at most one of password, password_env, password_file',
+  });
+
 export const failoverSchema = z
   .object({
     mode: z.enum(['automatic', 'manual']).default('manual'),
+    /**
+     * Needs on every server that may be primary: READ_ONLY ADMIN (or SUPER) to set read_only, CONNECTION
+     * ADMIN to kill sessions when fencing, and INSERT/UPDATE/CREATE on the heartbeat table's schema.
+     */
+    account: accountSchema,
     monitor: monitorSchema.prefault({}),
     calendar: calendarSchema.prefault({}),
     witness: z

@@ -2,6 +2,8 @@
  * Benchmarks. Progress goes to stderr; the last line on stdout is one JSON object.
  *   npm run bench -- [spine] [--json] [--bulk-rows N] [--update-rows N] [--oltp-tx N]
  *   npm run bench -- rewind [--json] [--rows N] [--changes N] [--index-dir D]
+ *   npm run bench -- ship [--json] [--transports local,tcp,kafka,redis] [--rate TX_PER_S] [--warmup-s S]
+ *                         [--measure-s S] [--ship-rows N] [--tx-rows N]      (--json: nothing but the JSON line)
  */
 import { parseArgs } from 'node:util';
 
@@ -15,6 +17,12 @@ const { values, positionals } = parseArgs({
     rows: { type: 'string', default: '100000' },
     changes: { type: 'string', default: '10000000' },
     'index-dir': { type: 'string', default: '/tmp/tidemark-bench-rewind' },
+    transports: { type: 'string', default: 'local,tcp,kafka,redis' },
+    rate: { type: 'string', default: '2000' },
+    'warmup-s': { type: 'string', default: '3' },
+    'measure-s': { type: 'string', default: '12' },
+    'ship-rows': { type: 'string', default: '400000' },
+    'tx-rows': { type: 'string', default: '1000' },
   },
 });
 const which = positionals[0] ?? 'spine';
@@ -36,8 +44,26 @@ if (which === 'spine') {
     indexDir: values['index-dir'],
     log,
   });
+} else if (which === 'ship') {
+  const { benchShip, CONTENDERS } = await import('./ship.ts');
+  const contenders = values.transports.split(',').filter((c) => c !== '');
+  const unknown = contenders.filter((c) => !(CONTENDERS as readonly string[]).includes(c));
+  if (unknown.length || contenders.length === 0) {
+    process.stderr.write(`bench: --transports takes a list of ${CONTENDERS.join(', ')} (got "${values.transports}")\n`);
+    process.exit(2);
+  }
+  result = await benchShip({
+    contenders: contenders as (typeof CONTENDERS)[number][],
+    rate: Number(values.rate),
+    warmupS: Number(values['warmup-s']),
+    measureS: Number(values['measure-s']),
+    rows: Number(values['ship-rows']),
+    txRows: Number(values['tx-rows']),
+    // --json: quiet, the JSON line only.
+    log: values.json ? () => {} : log,
+  });
 } else {
-  process.stderr.write(`bench: unknown benchmark "${which}" (available: spine, rewind)\n`);
+  process.stderr.write(`bench: unknown benchmark "${which}" (available: spine, rewind, ship)\n`);
   process.exit(2);
 }
 if (!values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -10,12 +10,28 @@ import { describeChain, isRetriable, sleep, TidemarkError } from '../../record/e
 import { applyRetention } from '../../ship/journal/retention.ts';
 import { mirrorDir, type StandbyConfig } from '../config-sites.ts';
 import type { Config } from '../config.ts';
-import { startTransportReceiver } from './ship-transports.ts';
+import { type Running, startTransportReceiver } from './ship-transports.ts';
 
 const RETENTION_EVERY_MS = 60_000;
 const RESTART_MS = 10_000;
 
-export async function receiveLoop(config: Config, s: StandbyConfig, log: Logger, signal: AbortSignal): Promise<void> {
+/** What the takeover monitor sees of a standby's receiver. */
+export class ReceiverWatch {
+  current: Running | null = null;
+
+  /** Whether the link from the primary is up now (null: no receiver running). */
+  linkUp(): boolean | null {
+    return this.current ? this.current.status().state === 'streaming' : null;
+  }
+}
+
+export async function receiveLoop(
+  config: Config,
+  s: StandbyConfig,
+  log: Logger,
+  signal: AbortSignal,
+  watch: ReceiverWatch = new ReceiverWatch(),
+): Promise<void> {
   const tlog = log.child({ standby: s.name, transport: s.transport });
   const rlog = tlog.child({ component: 'receive-loop' });
   const dir = mirrorDir(config.source.name, s);
@@ -32,7 +48,12 @@ export async function receiveLoop(config: Config, s: StandbyConfig, log: Logger,
       try {
         const r = await startTransportReceiver({ config, standby: s, log: tlog, signal });
         started = true;
-        await r.finished;
+        watch.current = r;
+        try {
+          await r.finished;
+        } finally {
+          watch.current = null;
+        }
       } catch (err) {
         if (signal.aborted) return;
         const msg = describeChain(err);

@@ -217,7 +217,8 @@ export async function startTransportReceiver(o: ReceiverStart): Promise<Running 
         const m = sink.status().find((x) => x.source === source);
         if (m) acked = m.syncedLsn;
         return {
-          state: m ? 'listening' : 'waiting',
+          // "streaming" while the shipper's session is alive (it dies after 3 silent heartbeats).
+          state: receiver.sources.includes(source) ? 'streaming' : 'listening',
           ackedLsn: acked,
           ackedUnitLsn: m?.durableLsn ?? 0n,
           lastAckAt: null,

@@ -19,7 +19,7 @@ const KAFKAJS_WARN = 2;
 const KAFKAJS_INFO = 4;
 
 export function createKafka(conn: KafkaConnection, log: Logger): Kafka {
-  const kafkaLog = log.child({ component: 'kafkajs' });
+  const kafkaLog = log.child({ library: 'kafkajs' });
   return new kafkajs.Kafka({
     requestTimeout: 15_000,
     ...conn,

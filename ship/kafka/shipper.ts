@@ -14,7 +14,7 @@
  * never abandons a produce request that may still land: kafkajs retries are finite and the request is awaited
  * (also when stopping), because a request retried behind the next session's back would append duplicates.
  */
-import type { Admin, Kafka, Producer } from 'kafkajs';
+import { type Admin, type Kafka, Partitioners, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { TidemarkError } from '../../record/errors.ts';
 import type { WireFrame } from '../tcp/protocol.ts';
@@ -142,6 +142,9 @@ class KafkaShipperLoop {
       this.resumedAt = from;
       if (from - 1n > this.acks.lsn || this.acks.lastAckAt === null) this.acks.note(from - 1n, null);
       producer = this.kafka.producer({
+        // Every message names partition 0 itself; an explicit partitioner also silences kafkajs's warning about
+        // its v2 default.
+        createPartitioner: Partitioners.DefaultPartitioner,
         idempotent: true,
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,

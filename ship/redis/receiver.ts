@@ -76,7 +76,7 @@ class RedisReceiverLoop {
     this.o = o;
     this.key = o.key ?? streamKeys(o.source).key;
     this.markers = `${this.key}:acked`;
-    this.log = o.log.child({ component: 'redis-receiver', source: o.source, key: this.key, group: o.group });
+    this.log = o.log.child({ component: 'redis-receiver', source: o.source, stream: this.key, group: o.group });
     this.loop = new SessionLoop({
       log: this.log,
       signal: o.signal,

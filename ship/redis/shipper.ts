@@ -83,7 +83,7 @@ class RedisShipperLoop {
   constructor(o: RedisShipperOptions) {
     this.o = o;
     this.key = o.key ?? streamKeys(o.source).key;
-    this.log = o.log.child({ component: 'redis-shipper', source: o.source, key: this.key });
+    this.log = o.log.child({ component: 'redis-shipper', source: o.source, stream: this.key });
     this.acks = new AckReporter(o.onAck, o.ackedUnitLsn ?? 0n, this.log);
     this.loop = new SessionLoop({
       log: this.log,

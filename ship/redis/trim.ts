@@ -38,11 +38,11 @@ export async function trimSafely(redis: Redis, opts: TrimOptions): Promise<TrimR
     const groups = await groupStates(redis, key, `${key}:acked`);
     const point = trimPoint(groups, opts.expectGroups ?? []);
     if ('none' in point) {
-      opts.log?.info({ key, reason: point.none }, `redis trim: nothing trimmed: ${point.none}`);
+      opts.log?.info({ stream: key, reason: point.none }, `redis trim: nothing trimmed: ${point.none}`);
       return { below: null, removed: 0, reason: point.none, groups };
     }
     const removed = Number(await redis.call('XTRIM', key, 'MINID', opts.approximate ? '~' : '=', entryId(point.below)));
-    opts.log?.info({ key, below: String(point.below), removed }, `redis trim: removed ${removed} entries`);
+    opts.log?.info({ stream: key, below: String(point.below), removed }, `redis trim: removed ${removed} entries`);
     return { below: point.below, removed, reason: null, groups };
   } catch (err) {
     throw redisFailure(`redis trim of ${key}`, err);

@@ -74,6 +74,8 @@ async function cli(
       undo: record('undo'),
       restore: record('restore'),
       ship: record('ship'),
+      failover: record('failover'),
+      witness: record('witness'),
     },
     createLogger: () => silentLogger,
   };

@@ -16,6 +16,7 @@ import type { RestoreOptions } from './commands/restore.ts';
 import type { ForwardOptions, RewindOptions } from './commands/rewind.ts';
 import type { RunOptions } from './commands/run.ts';
 import type { ShipOptions } from './commands/ship.ts';
+import type { FailoverOptions } from './commands/failover.ts';
 import type { StatusOptions } from './commands/status.ts';
 import type { UndoOptions } from './commands/undo.ts';
 import type { VerifyOptions } from './commands/verify.ts';
@@ -46,6 +47,8 @@ export interface Commands {
   undo(opts: UndoOptions): Promise<number>;
   restore(opts: RestoreOptions): Promise<number>;
   ship(opts: ShipOptions): Promise<number>;
+  failover(opts: FailoverOptions): Promise<number>;
+  witness(opts: CommandContext): Promise<number>;
 }
 
 export interface MainDeps {
@@ -67,6 +70,8 @@ const defaultCommands: Commands = {
   undo: async (o) => (await import('./commands/undo.ts')).undoCommand(o),
   restore: async (o) => (await import('./commands/restore.ts')).restoreCommand(o),
   ship: async (o) => (await import('./commands/ship.ts')).shipCommand(o),
+  failover: async (o) => (await import('./commands/failover.ts')).failoverCommand(o),
+  witness: async (o) => (await import('./commands/witness.ts')).witnessCommand(o),
 };
 
 const defaultDeps: MainDeps = {
@@ -290,6 +295,34 @@ function buildProgram(io: MainIO, deps: MainDeps, state: { exitCode: number; sec
         });
       },
     );
+
+  program
+    .command('failover')
+    .description('make a standby the primary now: fence the old primary, apply what it received, promote, move the VIP')
+    .addOption(configOption())
+    .requiredOption('--to <standby>', 'the standby to promote (run this at its site)')
+    .option('--force', 'go on although the primary answers, the standby is behind another, or fencing failed')
+    .action(async (o: { config?: string; to: string; force?: boolean }) => {
+      const file = configPath(o);
+      const ctx = context(file);
+      if (!ctx.config.failover) throw usageError(`${file} has no failover section (see tidemark init)`);
+      const names = ctx.config.standbys.map((s) => s.name);
+      if (!names.includes(o.to)) {
+        throw usageError(`--to ${o.to}: ${file} has no such standby (it has: ${names.join(', ') || 'none'})`);
+      }
+      state.exitCode = await deps.commands.failover({ ...ctx, to: o.to, force: o.force === true });
+    });
+
+  program
+    .command('witness')
+    .description('run the takeover witness: watch the primary and tell the standbys what it sees')
+    .addOption(configOption())
+    .action(async (o: { config?: string }) => {
+      const file = configPath(o);
+      const ctx = context(file);
+      if (!ctx.config.failover?.witness) throw usageError(`${file} has no failover.witness section`);
+      state.exitCode = await deps.commands.witness(ctx);
+    });
 
   program
     .command('ship')

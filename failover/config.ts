@@ -151,8 +151,9 @@ export const failoverSchema = z
   .object({
     mode: z.enum(['automatic', 'manual']).default('manual'),
     /**
-     * Needs on every server that may be primary: READ_ONLY ADMIN (or SUPER) to set read_only, CONNECTION
-     * ADMIN to kill sessions when fencing, and INSERT/UPDATE/CREATE on the heartbeat table's schema.
+     * Needs on every server that may be primary: READ_ONLY ADMIN to set read_only, CONNECTION ADMIN and
+     * PROCESS to find and kill sessions when fencing, SELECT, INSERT, UPDATE on the heartbeat table's schema
+     * (plus CREATE until the table exists), and BINLOG MONITOR to read the promotion position.
      */
     account: accountSchema,
     monitor: monitorSchema.prefault({}),
@@ -182,14 +183,19 @@ export const failoverSchema = z
       .object({
         address: ipv4Cidr,
         interface: z.string().regex(/^[A-Za-z0-9_.:-]{1,15}$/, 'a network interface name (1-15 characters)'),
-        /** Gratuitous ARP announcements sent after the VIP is added. */
+        /** Gratuitous ARP announcements sent after the VIP is added (1 s apart: keep below timeouts.vip_ms). */
         garp_count: z.number().int().min(1).max(20).default(3),
+        /**
+         * How to run `ip` on the old primary's host to drop the VIP there during a takeover (best effort), e.g.
+         * [ssh, -o, BatchMode=yes, root@db1, --]. Absent: only the old site's own guard drops it.
+         */
+        old_primary_via: argv.optional(),
       })
       .strict()
       .optional(),
     fence: z
       .object({
-        /** On a reachable old primary: SET GLOBAL read_only=ON (and super_read_only where it exists). */
+        /** On a reachable old primary: SET GLOBAL read_only=ON (MariaDB has no super_read_only: accounts with READ_ONLY ADMIN still write). */
         read_only: z.boolean().default(true),
         kill_sessions: z.boolean().default(true),
         /** Always run during a takeover (power off, cut the port…); exit 0 confirms the fence. */

@@ -38,7 +38,7 @@ export interface Candidate {
 
 export interface WitnessView {
   readonly state: Health;
-  /** When the witness's monitor entered `state` (witness clock). */
+  /** When the witness's monitor entered `state`, on this standby's clock (witness-client.ts converts it). */
   readonly since: number;
   /** When this standby received the view (its own clock). */
   readonly receivedAt: number;

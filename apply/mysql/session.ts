@@ -47,7 +47,8 @@ export interface SessionOptions {
   readonly multipleStatements?: boolean;
 }
 
-function tlsOptions(ep: MysqlEndpoint): mysql.SslOptions | undefined {
+/** The TLS options of an endpoint (files read now); undefined without `tls`. */
+export function tlsOptions(ep: MysqlEndpoint): mysql.SslOptions | undefined {
   const t = ep.tls;
   if (!t) return undefined;
   const read = (f: string | undefined, what: string): string | undefined => {

@@ -20,7 +20,10 @@ import { applyLoop } from '../run/apply-loop.ts';
 import { captureLoop } from '../run/capture-loop.ts';
 import { indexEnabled, indexLoop } from '../run/index-loop.ts';
 import { startMetrics } from '../run/metrics.ts';
-import { receiveLoop } from '../run/receive-loop.ts';
+import { primaryGuardLoop } from '../run/failover-primary.ts';
+import { promotableTarget } from '../run/failover-spec.ts';
+import { standbyMonitorLoop } from '../run/failover-standby.ts';
+import { ReceiverWatch, receiveLoop } from '../run/receive-loop.ts';
 import { CapGate } from '../run/ship-cap.ts';
 import { shipLoop } from '../run/ship-loop.ts';
 import type { CommandContext } from './context.ts';
@@ -84,7 +87,22 @@ export async function runCommand(o: RunOptions): Promise<number> {
     parts.push(captureLoop(config, log, inner.signal, { rebaseline: o.rebaseline === true, gate }));
   }
   for (const s of standbys) parts.push(shipLoop(config, s, log, inner.signal, gate, metrics?.registry));
-  for (const s of receivers) parts.push(receiveLoop(config, s, log, inner.signal));
+  for (const s of receivers) {
+    // The takeover monitor may stop this receiver (a takeover takes nothing more from the old primary).
+    const recv = new AbortController();
+    inner.signal.addEventListener('abort', () => recv.abort(), { once: true });
+    const watch = new ReceiverWatch();
+    const receiving = receiveLoop(config, s, log, recv.signal, watch);
+    parts.push(receiving);
+    if (config.failover && promotableTarget(config, s.name)) {
+      const stopReceiver = async () => {
+        recv.abort();
+        await receiving;
+      };
+      parts.push(standbyMonitorLoop({ config, standby: s, receiver: watch, stopReceiver, log, signal: inner.signal }));
+    }
+  }
+  if (config.failover && capture) parts.push(primaryGuardLoop(config, log, inner.signal));
   for (const t of targets)
     parts.push(applyLoop(config, t, journalDirOf(config, t), log, inner.signal, metrics?.registry));
   // The rollback index follows each journal this process applies from (and the primary's, where capture runs).

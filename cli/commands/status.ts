@@ -15,6 +15,7 @@ import { CursorStore, lastCommit } from '../../ship/journal/index.ts';
 import type { CommandContext } from './context.ts';
 import { readSource } from './source.ts';
 import { readTarget } from './targets.ts';
+import { failoverLines, readFailoverStatus } from './status-failover.ts';
 import { readStandbys, standbyLines } from './status-standbys.ts';
 
 export interface StatusOptions extends CommandContext {
@@ -36,6 +37,7 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
   ]);
   const cursors = existsSync(dir) ? await new CursorStore(dir).list() : [];
   const standbys = await readStandbys(config, head);
+  const failover = await readFailoverStatus(config);
   const captureCaughtUp =
     source.position && head ? compareBinlog(head.position.binlog, source.position.binlog) >= 0 : null;
   const doc = {
@@ -84,6 +86,7 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
       };
     }),
     standbys,
+    failover,
   };
   if (o.json) {
     o.stdout.write(`${JSON.stringify(doc)}\n`);
@@ -114,7 +117,7 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
     }
     if (t.hold) lines.push(`  HELD      ${t.hold} (apply paused; \`tidemark forward --to-head\` releases it)`);
   }
-  lines.push(...standbyLines(standbys));
+  lines.push(...standbyLines(standbys), ...failoverLines(failover));
   o.stdout.write(`${lines.join('\n')}\n`);
   return 0;
 }

@@ -1,0 +1,73 @@
+/**
+ * `tidemark failover -c FILE --to STANDBY [--force]`: a manual takeover by one standby, run at that standby's
+ * site (it needs the standby's mirror journal and, with a VIP, its network interface). Refused without --force
+ * when the primary still answers (that is a switchover), when the standby cannot be promoted or another standby
+ * received more (failover/decide.ts decideManual). Then the takeover plan runs here (failover-takeover.ts):
+ * fence, drain (the standby's `tidemark run --site` process applies what it received), promote, VIP, alert;
+ * the timeline is printed. A running standby monitor sees promotion.json and switches to guarding.
+ */
+import { decideManual } from '../../failover/decide.ts';
+import { formatTimeline } from '../../failover/plan.ts';
+import { heartbeatProbe } from '../../failover/probes.ts';
+import { TidemarkError } from '../../record/errors.ts';
+import { asFailoverAccount, failoverOf, promotableTarget } from '../run/failover-spec.ts';
+import { selfCandidate } from '../run/failover-standby.ts';
+import { readHistory, readPromotion, writeHistory } from '../run/failover-state.ts';
+import { takeOver } from '../run/failover-takeover.ts';
+import type { CommandContext } from './context.ts';
+
+export interface FailoverOptions extends CommandContext {
+  /** A configured standby (checked by cli/main.ts). */
+  readonly to: string;
+  readonly force: boolean;
+}
+
+export async function failoverCommand(o: FailoverOptions): Promise<number> {
+  const { config, log } = o;
+  const f = failoverOf(config);
+  const s = config.standbys.find((x) => x.name === o.to);
+  if (!s || !promotableTarget(config, s.name)) {
+    throw new TidemarkError(`--to ${o.to}: not a standby with a target to promote (targets[].site: ${o.to})`, {
+      code: 'USAGE',
+    });
+  }
+  const done = await readPromotion(s.journal_dir);
+  if (done) {
+    throw new TidemarkError(`${s.name} was already promoted at ${done.at} (${s.journal_dir}/failover/promotion.json)`, {
+      code: 'USAGE',
+    });
+  }
+  const probe = await heartbeatProbe(asFailoverAccount(f, config.source), {
+    table: f.monitor.heartbeat.table,
+    writer: s.name,
+    timeoutMs: f.monitor.probe_timeout_ms,
+  });
+  const history = await readHistory(s.journal_dir);
+  const d = decideManual({
+    now: Date.now(),
+    to: s.name,
+    force: o.force,
+    local: { state: probe.ok ? 'healthy' : 'failed' },
+    candidates: [await selfCandidate(config, s, f)],
+    history,
+  });
+  if (d.action === 'refuse') throw new TidemarkError(d.reason, { code: 'FAILOVER_REFUSED' });
+  await writeHistory(s.journal_dir, d.history);
+  o.stdout.write(`${d.reason}\n`);
+  const r = await takeOver({
+    config,
+    standby: s,
+    mode: 'manual',
+    reason: d.reason,
+    force: o.force,
+    log,
+    stopReceiver: async () => undefined,
+  });
+  o.stdout.write(`takeover ${r.status}: ${r.reason}\n${formatTimeline(r.timeline, r.startedAt).join('\n')}\n`);
+  if (r.position) {
+    o.stdout.write(
+      `${s.name} is the primary now, at ${r.position.file}:${r.position.offset} (gtid ${r.position.gtid})\n`,
+    );
+  }
+  return r.position ? 0 : 1;
+}

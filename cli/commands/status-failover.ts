@@ -1,0 +1,89 @@
+/**
+ * The takeover part of `tidemark status` (with a failover section): per site whose files are on this machine,
+ * its role, the monitor's state per probe as the running process last wrote it (cli/run/failover-state.ts), and
+ * the last takeover with its timeline. A state older than STALE_MS says that no monitor is running there.
+ */
+import { existsSync } from 'node:fs';
+import { formatTimeline } from '../../failover/plan.ts';
+import type { Config } from '../config.ts';
+import { type MonitorFile, type PromotionRecord, readMonitorFile, readPromotion } from '../run/failover-state.ts';
+
+const STALE_MS = 10_000;
+
+export interface SiteFailoverStatus {
+  readonly site: string;
+  /** primary | standby | promoted (this standby took over) */
+  readonly role: string;
+  readonly running: boolean;
+  readonly updated_at: string | null;
+  readonly overall: string | null;
+  readonly since: string | null;
+  readonly probes: readonly {
+    name: string;
+    state: string;
+    since: string;
+    last_error: string | null;
+    latency_ms: number | null;
+  }[];
+  readonly decision: string | null;
+  readonly last_takeover: PromotionRecord | null;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function fromFile(site: string, role: string, m: MonitorFile | null, p: PromotionRecord | null): SiteFailoverStatus {
+  const st = m?.monitor ?? null;
+  return {
+    site,
+    role: p ? 'promoted' : role,
+    running: m !== null && Date.now() - Date.parse(m.updatedAt) < STALE_MS,
+    updated_at: m?.updatedAt ?? null,
+    overall: st?.overall ?? null,
+    since: st ? iso(st.since) : null,
+    probes: (st?.probes ?? []).map((x) => ({
+      name: x.name,
+      state: x.state,
+      since: iso(x.since),
+      last_error: x.lastError,
+      latency_ms: x.lastLatencyMs,
+    })),
+    decision: m?.decision ?? null,
+    last_takeover: p,
+  };
+}
+
+export async function readFailoverStatus(config: Config): Promise<SiteFailoverStatus[] | null> {
+  if (!config.failover) return null;
+  const out: SiteFailoverStatus[] = [];
+  if (existsSync(config.journal.dir)) {
+    out.push(fromFile(config.site, 'primary', await readMonitorFile(config.journal.dir, 'guard.json'), null));
+  }
+  for (const s of config.standbys) {
+    if (!existsSync(s.journal_dir)) continue;
+    const [m, p] = await Promise.all([readMonitorFile(s.journal_dir, 'monitor.json'), readPromotion(s.journal_dir)]);
+    out.push(fromFile(s.name, 'standby', m, p));
+  }
+  return out;
+}
+
+export function failoverLines(sites: readonly SiteFailoverStatus[] | null): string[] {
+  if (sites === null) return [];
+  const lines: string[] = [];
+  for (const s of sites) {
+    lines.push(`failover ${s.site}: ${s.role}${s.running ? '' : ' (no monitor running here)'}`);
+    if (s.overall) lines.push(`  primary   ${s.overall} since ${s.since}`);
+    for (const p of s.probes) {
+      const extra = p.last_error ? `: ${p.last_error}` : p.latency_ms !== null ? ` (${p.latency_ms} ms)` : '';
+      lines.push(`  probe     ${p.name} ${p.state} since ${p.since}${extra}`);
+    }
+    if (s.decision) lines.push(`  decision  ${s.decision}`);
+    const t = s.last_takeover;
+    if (t) {
+      const pos = t.position ? ` at ${t.position.file}:${t.position.offset} (gtid ${t.position.gtid})` : '';
+      lines.push(`  takeover  ${t.mode} at ${t.at} from ${t.oldPrimary}: ${t.status}${pos}`);
+      const origin = t.timeline.find((e) => e.startedAt !== null)?.startedAt ?? Date.parse(t.at);
+      for (const l of formatTimeline(t.timeline, origin)) lines.push(`    ${l}`);
+    }
+  }
+  return lines;
+}

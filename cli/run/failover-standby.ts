@@ -1,0 +1,194 @@
+/**
+ * The takeover monitor of one standby site (`tidemark run --site <standby>` with a `failover` section).
+ *
+ * Every round (the monitor's interval: the calendar's, or suspect_interval_ms while anything is not healthy):
+ * probe the primary (a heartbeat write through the failover account, the ship link's liveness, TCP checks),
+ * feed the results to the monitor (failover/monitor.ts), log and alert every transition. In automatic mode,
+ * once the primary is failed here, ask the witness for its view and let failover/decide.ts decide; a takeover
+ * persists the history first (anti-flapping survives a crash), then runs the plan (failover-takeover.ts).
+ *
+ * Once promoted (promotion.json), the loop keeps guarding: whenever the old primary is reachable and writable
+ * again, it is fenced again (read_only, sessions killed) and an alert says so.
+ */
+import type { Logger } from 'pino';
+import { type Candidate, decideAutomatic, type WitnessView } from '../../failover/decide.ts';
+import { fenceServer, isWritable } from '../../failover/fence.ts';
+import { sendAlert } from '../../failover/hooks.ts';
+import { formatTransition, Monitor, type MonitorEvent } from '../../failover/monitor.ts';
+import { formatTimeline } from '../../failover/plan.ts';
+import { HeartbeatProbe, tcpProbe } from '../../failover/probes.ts';
+import { collapseOverall } from '../../failover/witness.ts';
+import { fetchWitnessView } from '../../failover/witness-client.ts';
+import { describeChain, sleep } from '../../record/errors.ts';
+import { readDurableLsn } from '../../ship/journal/durable.ts';
+import { mirrorDir, type StandbyConfig } from '../config-sites.ts';
+import type { Config, ResolvedFailover } from '../config.ts';
+import { readTarget } from '../commands/targets.ts';
+import { asFailoverAccount, decidePolicy, failoverOf, monitorSpec, promotableTarget } from './failover-spec.ts';
+import { readHistory, readPromotion, writeHistory, writeMonitorFile } from './failover-state.ts';
+import { alertHooks, takeOver } from './failover-takeover.ts';
+import type { ReceiverWatch } from './receive-loop.ts';
+import { linkSecurity } from './ship-transports.ts';
+
+export interface StandbyMonitorOptions {
+  config: Config;
+  standby: StandbyConfig;
+  receiver: ReceiverWatch;
+  stopReceiver(): Promise<void>;
+  log: Logger;
+  signal: AbortSignal;
+}
+
+async function probeRound(
+  f: ResolvedFailover,
+  o: StandbyMonitorOptions,
+  names: readonly string[],
+  heartbeat: HeartbeatProbe,
+) {
+  const at = Date.now();
+  const timeoutMs = f.monitor.probe_timeout_ms;
+  const results = await Promise.all(
+    names.map(async (name): Promise<MonitorEvent> => {
+      if (name === 'heartbeat') {
+        const r = await heartbeat.probe(o.signal);
+        return r.ok
+          ? { type: 'success', probe: name, at, latencyMs: r.latencyMs }
+          : { type: 'failure', probe: name, at, error: r.error };
+      }
+      if (name === 'link') {
+        const up = o.receiver.linkUp();
+        return up
+          ? { type: 'success', probe: name, at }
+          : { type: 'failure', probe: name, at, error: up === null ? 'no receiver running' : 'no live session' };
+      }
+      const tcp = f.monitor.tcp.find((t) => `tcp:${t.name}` === name);
+      const r = await tcpProbe(tcp?.address ?? '', timeoutMs);
+      return r.ok
+        ? { type: 'success', probe: name, at, latencyMs: r.latencyMs }
+        : { type: 'failure', probe: name, at, error: r.error };
+    }),
+  );
+  return results;
+}
+
+/** This standby as a candidate: its mirror's last complete unit and its target's applied LSN. */
+export async function selfCandidate(config: Config, s: StandbyConfig, f: ResolvedFailover): Promise<Candidate> {
+  const target = promotableTarget(config, s.name);
+  const received = await readDurableLsn(mirrorDir(config.source.name, s)).catch(() => null);
+  const t = target ? await readTarget(target, config.source.name) : null;
+  const applied = t?.stored?.state?.lsn ?? null;
+  return {
+    name: s.name,
+    priority: f.election.priority[s.name] ?? 0,
+    position: received === null || applied === null ? null : { received, applied },
+    eligible: target !== undefined && !t?.error && (t?.stored?.hold ?? null) === null,
+  };
+}
+
+async function witnessView(config: Config, f: ResolvedFailover, s: StandbyConfig, log: Logger) {
+  if (!f.witness) return null;
+  try {
+    return await fetchWitnessView(f.witness.address, {
+      tls: await linkSecurity(config, s.name, log),
+      timeoutMs: f.monitor.probe_timeout_ms,
+    });
+  } catch (err) {
+    log.warn({ err: describeChain(err) }, 'witness: no view');
+    return null;
+  }
+}
+
+export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void> {
+  const { config, standby: s, signal } = o;
+  const f = failoverOf(config);
+  const log = o.log.child({ component: 'failover', standby: s.name });
+  const hooks = alertHooks(f);
+  const base = s.journal_dir;
+  if (await readPromotion(base)) return promotedLoop(o, f, log);
+  const spec = monitorSpec(f, { link: true });
+  const monitor = new Monitor(spec, Date.now());
+  const names = spec.probes.map((p) => p.name);
+  let lastDecision: string | null = null;
+  const heartbeat = new HeartbeatProbe(asFailoverAccount(f, config.source), {
+    table: f.monitor.heartbeat.table,
+    writer: s.name,
+    timeoutMs: f.monitor.probe_timeout_ms,
+  });
+  log.info({ mode: f.mode, probes: names }, `takeover monitor of ${s.name} started (${f.mode})`);
+  try {
+    while (!signal.aborted) {
+      // A manual `tidemark failover` may have promoted this standby meanwhile.
+      if (await readPromotion(base)) return await promotedLoop(o, f, log);
+      const events = await probeRound(f, o, names, heartbeat);
+      for (const t of collapseOverall(events.flatMap((ev) => monitor.apply(ev)))) {
+        const line = formatTransition(t);
+        (t.to === 'healthy' ? log.info : log.warn).call(log, { transition: t }, `primary ${line}`);
+        await sendAlert(hooks, { kind: 'transition', site: s.name, ...t }, log);
+      }
+      const now = Date.now();
+      monitor.apply({ type: 'tick', at: now });
+      let decision: string | null = null;
+      if (monitor.state.overall === 'failed') {
+        const view: WitnessView | null = await witnessView(config, f, s, log);
+        const d = decideAutomatic({
+          now,
+          self: s.name,
+          local: { state: monitor.state.overall, since: monitor.state.since },
+          witness: view,
+          candidates: [await selfCandidate(config, s, f)],
+          history: await readHistory(base),
+          policy: decidePolicy(f),
+        });
+        decision = d.reason;
+        if (decision !== lastDecision) log.warn({ action: d.action }, decision);
+        if (d.action === 'takeover') {
+          await writeHistory(base, d.history);
+          const r = await takeOver({ ...o, mode: 'automatic', reason: d.reason, force: false, log });
+          const lines = formatTimeline(r.timeline, r.startedAt).join('\n');
+          const level = r.position ? log.warn : log.error;
+          level.call(log, { status: r.status }, `takeover ${r.status}: ${r.reason}\n${lines}`);
+          if (r.position) return await promotedLoop(o, f, log);
+        }
+      }
+      lastDecision = decision;
+      await writeMonitorFile(base, 'monitor.json', {
+        site: s.name,
+        role: 'standby',
+        updatedAt: new Date().toISOString(),
+        monitor: monitor.state,
+        decision,
+        pid: process.pid,
+      }).catch(() => undefined);
+      await sleep(monitor.nextIntervalMs(Date.now()), signal);
+    }
+  } finally {
+    await heartbeat.close();
+  }
+}
+
+/** After promotion: keep the old primary fenced whenever it shows up writable again. */
+async function promotedLoop(o: StandbyMonitorOptions, f: ResolvedFailover, log: Logger): Promise<void> {
+  const { config, standby: s, signal } = o;
+  const old = asFailoverAccount(f, config.source);
+  const p = await readPromotion(s.journal_dir);
+  log.warn(`${s.name} is the primary since ${p?.at} (promotion.json): guarding against the old primary`);
+  const every = f.monitor.suspect_interval_ms;
+  while (!signal.aborted) {
+    const writable = await isWritable(old, f.monitor.probe_timeout_ms).catch(() => null);
+    if (writable) {
+      log.error(`the old primary ${config.source.host}:${config.source.port} is back and writable: fencing it`);
+      const r = await fenceServer(old, { killSessions: true, timeoutMs: f.fence.timeout_ms, log });
+      await sendAlert(alertHooks(f), { kind: 'fence', site: s.name, at: new Date().toISOString(), ...r }, log);
+      (r.confirmed ? log.warn : log.error).call(log, { confirmed: r.confirmed }, `old primary fenced: ${r.detail}`);
+    }
+    await writeMonitorFile(s.journal_dir, 'monitor.json', {
+      site: s.name,
+      role: 'promoted',
+      updatedAt: new Date().toISOString(),
+      monitor: null,
+      decision: `promoted at ${p?.at}; old primary ${writable === null ? 'unreachable' : writable ? 'was writable: fenced' : 'read-only'}`,
+      pid: process.pid,
+    }).catch(() => undefined);
+    await sleep(every, signal);
+  }
+}

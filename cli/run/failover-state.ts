@@ -1,0 +1,90 @@
+/**
+ * What the takeover monitor keeps on disk, per site, in `<dir>/failover/`:
+ *
+ *   monitor.json    the monitor's state (overall and per probe), rewritten after every round (advisory)
+ *   history.json    the takeover history (decide.ts TakeoverHistory), written durably BEFORE a takeover acts,
+ *                   so a crash mid-takeover cannot lead to a second automatic one inside min_interval_ms
+ *   promotion.json  written durably once this standby was promoted: it is the primary now (position, time,
+ *                   the takeover's timeline). Its presence makes a restarted standby process act as primary.
+ *   guard.json      at the primary site: the self-fencing guard's state
+ *
+ * `<dir>` is the standby's journal_dir at a standby site, the journal directory at the primary's site.
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EMPTY_HISTORY, historyFromJson, type TakeoverHistory } from '../../failover/decide.ts';
+import type { MonitorState } from '../../failover/monitor.ts';
+import type { TimelineEntry } from '../../failover/plan.ts';
+import { writeFileAtomic } from '../../ship/journal/segments.ts';
+
+export const FAILOVER_DIR = 'failover';
+
+export interface PromotionRecord {
+  readonly at: string;
+  readonly standby: string;
+  readonly target: string;
+  readonly oldPrimary: string;
+  readonly mode: 'automatic' | 'manual';
+  readonly reason: string;
+  /** The new primary's binlog position at promotion (where capture from it must start). */
+  readonly position: { readonly gtid: string; readonly file: string; readonly offset: string } | null;
+  readonly status: string;
+  readonly timeline: readonly TimelineEntry[];
+}
+
+export interface MonitorFile {
+  readonly site: string;
+  readonly role: 'standby' | 'promoted' | 'witness' | 'primary';
+  readonly updatedAt: string;
+  readonly monitor: MonitorState | null;
+  /** The last decision's reason (automatic mode), or why nothing is decided. */
+  readonly decision: string | null;
+  readonly pid: number;
+}
+
+const dirOf = (base: string) => join(base, FAILOVER_DIR);
+
+async function readJson(file: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+export async function readHistory(base: string): Promise<TakeoverHistory> {
+  const file = join(dirOf(base), 'history.json');
+  const j = await readJson(file);
+  return j === null ? EMPTY_HISTORY : historyFromJson(j, file);
+}
+
+export async function writeHistory(base: string, h: TakeoverHistory): Promise<void> {
+  await mkdir(dirOf(base), { recursive: true });
+  await writeFileAtomic(dirOf(base), 'history.json', `${JSON.stringify(h)}\n`);
+}
+
+export async function readPromotion(base: string): Promise<PromotionRecord | null> {
+  return (await readJson(join(dirOf(base), 'promotion.json'))) as PromotionRecord | null;
+}
+
+export async function writePromotion(base: string, p: PromotionRecord): Promise<void> {
+  await mkdir(dirOf(base), { recursive: true });
+  await writeFileAtomic(dirOf(base), 'promotion.json', `${JSON.stringify(p, null, 2)}\n`);
+}
+
+/** Advisory state, rewritten often: atomic, not fsynced. */
+export async function writeMonitorFile(base: string, name: string, m: MonitorFile): Promise<void> {
+  await mkdir(dirOf(base), { recursive: true });
+  const file = join(dirOf(base), name);
+  await writeFile(`${file}.tmp`, `${JSON.stringify(m)}\n`);
+  await rename(`${file}.tmp`, file);
+}
+
+export async function readMonitorFile(base: string, name: string): Promise<MonitorFile | null> {
+  try {
+    return (await readJson(join(dirOf(base), name))) as MonitorFile | null;
+  } catch {
+    return null; // advisory: a damaged file reads as absent
+  }
+}

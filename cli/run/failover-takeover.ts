@@ -1,0 +1,170 @@
+/**
+ * A takeover by one standby (automatic, from its monitor, or `tidemark failover`): the plan's steps
+ * (failover/plan.ts) bound to this config's servers.
+ *
+ *   fence-db    the old primary, through the failover account: read_only=ON and its sessions killed
+ *   fence-hook  failover.fence.command, when configured
+ *   drain       the receiver is stopped; wait until the target applied everything the mirror holds
+ *   promote     hold the target (its applier stops for good: hold "promoted …"), then make it writable and
+ *               read its binlog position
+ *   move-vip    add the VIP here and announce it (gratuitous ARP); the old primary's site drops it itself
+ *               (the primary guard, failover-primary.ts) when it is isolated or its database is down
+ *   repoint     other standbys: not built yet (reported as skipped in the timeline)
+ *   alert       the hooks, with the timeline
+ */
+import type { Logger } from 'pino';
+import { setHoldSql } from '../../apply/mysql/position-table.ts';
+import { openSession } from '../../apply/mysql/session.ts';
+import { fenceHook, fenceServer } from '../../failover/fence.ts';
+import { type AlertHooks, sendAlert } from '../../failover/hooks.ts';
+import { type StepExecutors, runTakeover, type TakeoverResult } from '../../failover/plan.ts';
+import { type PromotionPosition, promoteServer } from '../../failover/promote.ts';
+import { vipAdd, vipDel } from '../../failover/vip.ts';
+import { describeChain, sleep, TidemarkError } from '../../record/errors.ts';
+import { readDurableLsn } from '../../ship/journal/durable.ts';
+import { mirrorDir, type StandbyConfig } from '../config-sites.ts';
+import type { Config, ResolvedFailover } from '../config.ts';
+import { readTarget } from '../commands/targets.ts';
+import { asFailoverAccount, promotableTarget } from './failover-spec.ts';
+import { type PromotionRecord, writePromotion } from './failover-state.ts';
+
+/** The alert hooks of the config, the webhook URL resolved from its environment variable. */
+export function alertHooks(f: ResolvedFailover): AlertHooks {
+  const w = f.hooks.webhook;
+  const url = w ? (w.url ?? process.env[w.url_env ?? '']) : undefined;
+  return {
+    ...(w && url ? { webhook: { url, timeout_ms: w.timeout_ms } } : {}),
+    ...(f.hooks.command ? { command: f.hooks.command } : {}),
+  };
+}
+
+/** Waits until the target applied the last complete unit of its mirror journal. */
+async function drainTarget(config: Config, s: StandbyConfig, signal: AbortSignal): Promise<string> {
+  const target = promotableTarget(config, s.name);
+  if (!target) throw new TidemarkError(`standby ${s.name} has no target to promote`, { code: 'CONFIG' });
+  const want = await readDurableLsn(mirrorDir(config.source.name, s));
+  for (;;) {
+    const r = await readTarget(target, config.source.name);
+    const at = r.stored?.state?.lsn ?? 0n;
+    if (at >= want) return `applied up to LSN ${at} (the mirror's last complete unit: ${want})`;
+    if (r.error) throw new TidemarkError(`target ${target.name}: ${r.error}`, { code: 'CONNECT', retriable: true });
+    await sleep(200, signal);
+  }
+}
+
+async function holdPromoted(config: Config, target: Config['targets'][number], why: string): Promise<void> {
+  const conn = await openSession(target, { apply: false });
+  try {
+    await conn.query(setHoldSql(config.source.name, why));
+  } finally {
+    await conn.end().catch(() => undefined);
+  }
+}
+
+export interface TakeoverRun {
+  config: Config;
+  standby: StandbyConfig;
+  mode: 'automatic' | 'manual';
+  reason: string;
+  force: boolean;
+  log: Logger;
+  /** Stops this standby's receiver (nothing more is taken from the old primary). */
+  stopReceiver(): Promise<void>;
+}
+
+export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<PromotionPosition>> {
+  const { config, standby: s, log } = o;
+  const f = config.failover as ResolvedFailover;
+  const target = promotableTarget(config, s.name);
+  if (!target) throw new TidemarkError(`standby ${s.name} has no target to promote`, { code: 'CONFIG' });
+  const primary = asFailoverAccount(f, config.source);
+  const hooks = alertHooks(f);
+  const event = (kind: string, extra: object = {}) => ({
+    kind,
+    site: s.name,
+    oldPrimary: config.site,
+    at: new Date().toISOString(),
+    ...extra,
+  });
+  const exec: StepExecutors<PromotionPosition> = {
+    fenceDb: async () =>
+      f.fence.read_only
+        ? fenceServer(primary, { killSessions: f.fence.kill_sessions, timeoutMs: f.fence.timeout_ms, log })
+        : { confirmed: false, detail: 'failover.fence.read_only is off' },
+    fenceHook: f.fence.command
+      ? () =>
+          fenceHook(f.fence.command as string[], {
+            timeoutMs: f.fence.timeout_ms,
+            event: event('fence'),
+          })
+      : undefined,
+    drain: async (ctx) => {
+      await o.stopReceiver();
+      return { detail: await drainTarget(config, s, ctx.signal) };
+    },
+    promote: async () => {
+      const why = `promoted: ${s.name} is the primary since ${new Date().toISOString()}`;
+      await holdPromoted(config, target, why);
+      const r = await promoteServer(asFailoverAccount(f, target), { timeoutMs: f.timeouts.promote_ms, log });
+      return { detail: r.detail, position: r.position };
+    },
+    moveVip: f.vip
+      ? async () => {
+          const vip = f.vip as NonNullable<ResolvedFailover['vip']>;
+          const spec = { address: vip.address, interface: vip.interface, garpCount: vip.garp_count };
+          let old = 'the old site drops it itself (its guard)';
+          if (vip.old_primary_via) {
+            // Best effort: the old host may be down or cut off; the fence already stopped its database.
+            old = await vipDel(spec, { timeoutMs: Math.min(5000, f.timeouts.vip_ms), via: vip.old_primary_via }).then(
+              (r) => `old host: ${r.detail}`,
+              (err: unknown) => `old host not reached: ${describeChain(err)}`,
+            );
+          }
+          const r = await vipAdd(spec, { timeoutMs: f.timeouts.vip_ms });
+          return { detail: `${r.detail}; ${old}` };
+        }
+      : undefined,
+    repoint: async () => {
+      const others = config.standbys.filter((x) => x.name !== s.name).map((x) => x.name);
+      if (others.length === 0) return { detail: 'no other standbys' };
+      throw new TidemarkError(`repointing ${others.join(', ')} to the new primary is not built yet`, {
+        code: 'NOT_BUILT',
+      });
+    },
+    alert: async (result) => {
+      await sendAlert(hooks, event('takeover', { mode: o.mode, result: summary(result) }), log);
+      return { detail: 'alert hooks run' };
+    },
+  };
+  const result = await runTakeover(exec, {
+    oldPrimary: config.site,
+    winner: s.name,
+    force: o.force,
+    timeoutsMs: { drain: f.timeouts.drain_ms, promote: f.timeouts.promote_ms, 'move-vip': f.timeouts.vip_ms },
+  });
+  if (result.position) {
+    const record: PromotionRecord = {
+      at: new Date(result.endedAt).toISOString(),
+      standby: s.name,
+      target: target.name,
+      oldPrimary: config.site,
+      mode: o.mode,
+      reason: o.reason,
+      position: { ...result.position, offset: result.position.offset.toString() },
+      status: result.status,
+      timeline: result.timeline,
+    };
+    await writePromotion(s.journal_dir, record);
+  }
+  return result;
+}
+
+function summary(r: TakeoverResult<PromotionPosition>) {
+  return {
+    status: r.status,
+    reason: r.reason,
+    winner: r.winner,
+    position: r.position ? { ...r.position, offset: r.position.offset.toString() } : null,
+    timeline: r.timeline,
+  };
+}

@@ -6,6 +6,12 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
+import {
+  accountSchema,
+  atMostOnePassword,
+  atMostOnePasswordMessage,
+  type PasswordKeys,
+} from '../apply/mysql/account-schema.ts';
 import { ConfigError } from '../record/errors.ts';
 import { type FailoverConfig, failoverSchema } from '../failover/config.ts';
 import {
@@ -44,29 +50,12 @@ const endpointShape = {
     .optional(),
 };
 
-interface PasswordKeys {
-  password?: string | undefined;
-  password_env?: string | undefined;
-  password_file?: string | undefined;
-}
-const atMostOnePassword = (e: PasswordKeys): boolean =>
-  [e.password, e.password_env, e.password_file].filter((x) => x !== undefined).length <= 1;
-const atMostOnePasswordMessage = { message: 'give at most one of password, password_env, password_file' };
-
 const tableFilter = z
   .string()
   .regex(/^[^.\s]+\.[^.\s]+$/, 'a "schema.table" pattern where either part may use * and ?');
 
 /** An account on the source used only by rewind/undo aimed at the source itself (needs DML on the tables). */
-const adminSchema = z
-  .object({
-    user: z.string().min(1),
-    password: z.string().optional(),
-    password_env: z.string().min(1).optional(),
-    password_file: z.string().min(1).optional(),
-  })
-  .strict()
-  .refine(atMostOnePassword, atMostOnePasswordMessage);
+const adminSchema = accountSchema;
 
 const sourceSchema = z
   .object({

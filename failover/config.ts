@@ -20,6 +20,7 @@
  *     hooks: { webhook: { url_env: TIDEMARK_ALERT_URL }, command: [/usr/local/bin/page-oncall] }
  */
 import { z } from 'zod';
+import { accountSchema } from '../apply/mysql/account-schema.ts';
 import { ConfigError } from '../record/errors.ts';
 import { compileCalendar } from './calendar.ts';
 
@@ -134,19 +135,6 @@ const webhookSchema = z
   .strict()
   .refine((w) => (w.url === undefined) !== (w.url_env === undefined), { message: 'give exactly one of url, url_env' });
 
-/** The database account the monitor, fencing and promotion use on the primary and the standbys' servers. */
-const accountSchema = z
-  .object({
-    user: z.string().min(1),
-    password: z.string().optional(),
-    password_env: z.string().min(1).optional(),
-    password_file: z.string().min(1).optional(),
-  })
-  .strict()
-  .refine((a) => [a.password, a.password_env, a.password_file].filter((x) => x !== undefined).length <= 1, {
-    message: 'give at most one of password, password_env, password_file',
-  });
-
 export const failoverSchema = z
   .object({
     mode: z.enum(['automatic', 'manual']).default('manual'),
@@ -155,6 +143,7 @@ export const failoverSchema = z
      * PROCESS to find and kill sessions when fencing, SELECT, INSERT, UPDATE on the heartbeat table's schema
      * (plus CREATE until the table exists), and BINLOG MONITOR to read the promotion position.
      */
+    /** The database account the monitor, fencing and promotion use on the primary and the standbys' servers. */
     account: accountSchema,
     monitor: monitorSchema.prefault({}),
     calendar: calendarSchema.prefault({}),

@@ -20,7 +20,7 @@ import { TidemarkError } from '../record/errors.ts';
 import type { TlsMaterial } from '../ship/tcp/certs.ts';
 import { certificateNames } from '../ship/tcp/identity.ts';
 import type { WitnessView } from './decide.ts';
-import type { Health, ProbeKind } from './monitor.ts';
+import type { Health, ProbeKind, ProbeState } from './monitor.ts';
 import { splitAddress } from './probes.ts';
 
 /** The site name in the witness's certificate. */
@@ -28,20 +28,8 @@ export const WITNESS_SITE = 'witness';
 export const VIEW_PATH = '/v1/view';
 const MAX_BODY = 256 * 1024;
 
-export interface WitnessProbeReport {
-  readonly name: string;
-  readonly kind: ProbeKind;
-  readonly critical: boolean;
-  readonly state: Health;
-  readonly since: number;
-  readonly failures: number;
-  readonly successes: number;
-  readonly failingSince: number | null;
-  readonly lastResultAt: number | null;
-  readonly lastSuccessAt: number | null;
-  readonly lastError: string | null;
-  readonly lastLatencyMs: number | null;
-}
+/** A probe as the witness reports it: its monitor state, without the replication lag (a witness has none). */
+export type WitnessProbeReport = Omit<ProbeState, 'lastLagMs'>;
 
 export interface WitnessReport {
   readonly version: 1;

@@ -76,6 +76,7 @@ async function cli(
       ship: record('ship'),
       failover: record('failover'),
       witness: record('witness'),
+      switchover: record('switchover'),
     },
     createLogger: () => silentLogger,
   };

@@ -25,7 +25,7 @@ import { mirrorDir, type StandbyConfig } from '../config-sites.ts';
 import type { Config, ResolvedFailover } from '../config.ts';
 import { readTarget } from '../commands/targets.ts';
 import { asFailoverAccount, decidePolicy, failoverOf, monitorSpec, promotableTarget } from './failover-spec.ts';
-import { readHistory, readPromotion, writeHistory, writeMonitorFile } from './failover-state.ts';
+import { readHistory, readPromotion, switchoverRunning, writeHistory, writeMonitorFile } from './failover-state.ts';
 import { alertHooks, takeOver } from './failover-takeover.ts';
 import type { ReceiverWatch } from './receive-loop.ts';
 import { linkSecurity } from './ship-transports.ts';
@@ -128,7 +128,9 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
       const now = Date.now();
       monitor.apply({ type: 'tick', at: now });
       let decision: string | null = null;
-      if (monitor.state.overall === 'failed') {
+      const switching = await switchoverRunning(base, f.timeouts.drain_ms + f.timeouts.promote_ms);
+      if (switching) decision = 'a switchover is running here: no automatic decision';
+      if (monitor.state.overall === 'failed' && !switching) {
         const view: WitnessView | null = await witnessView(config, f, s, log);
         const d = decideAutomatic({
           now,

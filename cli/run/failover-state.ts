@@ -10,7 +10,7 @@
  *
  * `<dir>` is the standby's journal_dir at a standby site, the journal directory at the primary's site.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EMPTY_HISTORY, historyFromJson, type TakeoverHistory } from '../../failover/decide.ts';
 import type { MonitorState } from '../../failover/monitor.ts';
@@ -24,7 +24,7 @@ export interface PromotionRecord {
   readonly standby: string;
   readonly target: string;
   readonly oldPrimary: string;
-  readonly mode: 'automatic' | 'manual';
+  readonly mode: 'automatic' | 'manual' | 'switchover';
   readonly reason: string;
   /** The new primary's binlog position at promotion (where capture from it must start). */
   readonly position: { readonly gtid: string; readonly file: string; readonly offset: string } | null;
@@ -86,5 +86,22 @@ export async function readMonitorFile(base: string, name: string): Promise<Monit
     return (await readJson(join(dirOf(base), name))) as MonitorFile | null;
   } catch {
     return null; // advisory: a damaged file reads as absent
+  }
+}
+
+/** Present while `tidemark switchover` runs at this standby: its automatic monitor does not decide meanwhile. */
+export async function setSwitchover(base: string, on: boolean): Promise<void> {
+  const file = join(dirOf(base), 'switchover.json');
+  if (!on) return rm(file, { force: true });
+  await mkdir(dirOf(base), { recursive: true });
+  await writeFile(file, `${JSON.stringify({ at: new Date().toISOString(), pid: process.pid })}\n`);
+}
+
+/** Whether a switchover started less than `maxAgeMs` ago is in progress here. */
+export async function switchoverRunning(base: string, maxAgeMs: number): Promise<boolean> {
+  try {
+    return Date.now() - (await stat(join(dirOf(base), 'switchover.json'))).mtimeMs < maxAgeMs;
+  } catch {
+    return false;
   }
 }

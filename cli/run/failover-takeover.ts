@@ -14,7 +14,7 @@
  */
 import type { Logger } from 'pino';
 import { setHoldSql } from '../../apply/mysql/position-table.ts';
-import { openSession } from '../../apply/mysql/session.ts';
+import { type MysqlEndpoint, openSession } from '../../apply/mysql/session.ts';
 import { fenceHook, fenceServer } from '../../failover/fence.ts';
 import { type AlertHooks, sendAlert } from '../../failover/hooks.ts';
 import { type StepExecutors, runTakeover, type TakeoverResult } from '../../failover/plan.ts';
@@ -27,6 +27,7 @@ import type { Config, ResolvedFailover } from '../config.ts';
 import { readTarget } from '../commands/targets.ts';
 import { asFailoverAccount, promotableTarget } from './failover-spec.ts';
 import { type PromotionRecord, writePromotion } from './failover-state.ts';
+import { waitMarker, writeMarker } from './failover-switchover.ts';
 
 /** The alert hooks of the config, the webhook URL resolved from its environment variable. */
 export function alertHooks(f: ResolvedFailover): AlertHooks {
@@ -64,7 +65,8 @@ async function holdPromoted(config: Config, target: Config['targets'][number], w
 export interface TakeoverRun {
   config: Config;
   standby: StandbyConfig;
-  mode: 'automatic' | 'manual';
+  /** switchover: planned; the drain waits for a marker written after the fence (failover-switchover.ts). */
+  mode: 'automatic' | 'manual' | 'switchover';
   reason: string;
   force: boolean;
   log: Logger;
@@ -99,6 +101,11 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
           })
       : undefined,
     drain: async (ctx) => {
+      if (o.mode === 'switchover') {
+        const writer = `switchover:${s.name}`;
+        const seq = await writeMarker(config, f, writer);
+        return { detail: await waitMarker(config, f, target, writer, seq, ctx.signal) };
+      }
       await o.stopReceiver();
       return { detail: await drainTarget(config, s, ctx.signal) };
     },
@@ -142,6 +149,10 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
     force: o.force,
     timeoutsMs: { drain: f.timeouts.drain_ms, promote: f.timeouts.promote_ms, 'move-vip': f.timeouts.vip_ms },
   });
+  if (o.mode === 'switchover' && !result.position) {
+    // Not promoted: the primary stays the primary, writable again (the pause ends here).
+    await unfence(primary, f, log);
+  }
   if (result.position) {
     const record: PromotionRecord = {
       at: new Date(result.endedAt).toISOString(),
@@ -157,6 +168,23 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
     await writePromotion(s.journal_dir, record);
   }
   return result;
+}
+
+async function unfence(primary: MysqlEndpoint, f: ResolvedFailover, log: Logger): Promise<void> {
+  try {
+    const conn = await openSession(primary, { apply: false });
+    try {
+      await conn.query('SET GLOBAL read_only = OFF');
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+    log.warn('switchover not completed: the primary is writable again');
+  } catch (err) {
+    log.error(
+      { err: describeChain(err) },
+      `switchover not completed and the primary could not be made writable again: set read_only=OFF on it by hand (account ${f.account.user})`,
+    );
+  }
 }
 
 function summary(r: TakeoverResult<PromotionPosition>) {

@@ -1,0 +1,66 @@
+/**
+ * `tidemark switchover -c FILE --to STANDBY`: a planned move of the primary role to a standby, with zero loss.
+ * Run at the standby's site while `tidemark run` runs at both sites. The primary is fenced (read_only, client
+ * sessions killed: writes pause), a marker written after the fence is awaited at the standby's target (so it
+ * has every transaction the primary committed), the target is promoted and the VIP moved; the write pause (fence
+ * to promotion) is printed. If the standby does not catch up within failover.timeouts.drain_ms, nothing is
+ * promoted and the primary is made writable again.
+ *
+ * Not built yet: the old primary becoming a standby of the new one (failback); it stays fenced.
+ */
+import { isWritable } from '../../failover/fence.ts';
+import { formatTimeline } from '../../failover/plan.ts';
+import { TidemarkError } from '../../record/errors.ts';
+import { asFailoverAccount, failoverOf, promotableTarget } from '../run/failover-spec.ts';
+import { readPromotion, setSwitchover } from '../run/failover-state.ts';
+import { capturedHeartbeat } from '../run/failover-switchover.ts';
+import { takeOver } from '../run/failover-takeover.ts';
+import type { CommandContext } from './context.ts';
+
+export interface SwitchoverOptions extends CommandContext {
+  readonly to: string;
+}
+
+export async function switchoverCommand(o: SwitchoverOptions): Promise<number> {
+  const { config, log } = o;
+  const f = failoverOf(config);
+  const s = config.standbys.find((x) => x.name === o.to);
+  if (!s || !promotableTarget(config, s.name)) {
+    throw new TidemarkError(`--to ${o.to}: not a standby with a target to promote`, { code: 'USAGE' });
+  }
+  capturedHeartbeat(config, f);
+  const done = await readPromotion(s.journal_dir);
+  if (done) throw new TidemarkError(`${s.name} was already promoted at ${done.at}`, { code: 'USAGE' });
+  const writable = await isWritable(asFailoverAccount(f, config.source), f.monitor.probe_timeout_ms);
+  if (writable !== true) {
+    throw new TidemarkError(
+      `the primary ${config.source.host}:${config.source.port} is ${writable === null ? 'unreachable' : 'read-only'}: ` +
+        'a switchover needs a live primary (use tidemark failover for a dead one)',
+      { code: 'FAILOVER_REFUSED' },
+    );
+  }
+  await setSwitchover(s.journal_dir, true);
+  try {
+    const r = await takeOver({
+      config,
+      standby: s,
+      mode: 'switchover',
+      reason: `switchover to ${s.name}`,
+      force: false,
+      log,
+      stopReceiver: async () => undefined,
+    });
+    o.stdout.write(`switchover ${r.status}: ${r.reason}\n${formatTimeline(r.timeline, r.startedAt).join('\n')}\n`);
+    const fenced = r.timeline.find((e) => e.step === 'fence-db')?.startedAt;
+    const promoted = r.timeline.find((e) => e.step === 'promote')?.endedAt;
+    if (r.position && fenced != null && promoted != null) {
+      o.stdout.write(
+        `${s.name} is the primary now, at ${r.position.file}:${r.position.offset}; writes paused ` +
+          `${((promoted - fenced) / 1000).toFixed(3)} s\n`,
+      );
+    }
+    return r.position ? 0 : 1;
+  } finally {
+    await setSwitchover(s.journal_dir, false);
+  }
+}

@@ -1,0 +1,48 @@
+/** Argument parsers and shared options of the command line (cli/main.ts and its command groups). */
+import { InvalidArgumentError, Option } from 'commander';
+import { parseTimeArg } from '../rollback/time.ts';
+import { usageError } from './exit.ts';
+
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+export function tableName(value: string, previous: string[] | undefined): string[] {
+  if (!/^[^.\s]+\.[^.\s]+$/.test(value)) throw new InvalidArgumentError('expected a "schema.table" name');
+  return collect(value, previous);
+}
+
+export function positive(value: string): number {
+  if (!/^[1-9]\d{0,9}$/.test(value)) throw new InvalidArgumentError('expected a whole number, 1 or more');
+  return Number(value);
+}
+
+export function time(value: string): bigint {
+  try {
+    return parseTimeArg(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message.replace(/^time: /, ''));
+  }
+}
+
+/** Exactly one of the given options must be set. */
+export function exactlyOne(o: object, names: readonly string[]): void {
+  const given = names.filter(
+    (n) =>
+      (o as Record<string, unknown>)[n.replace(/^--/, '').replace(/-(\w)/g, (_, c: string) => c.toUpperCase())] !==
+      undefined,
+  );
+  if (given.length !== 1) {
+    throw usageError(`give exactly one of ${names.join(', ')}${given.length ? ` (got ${given.join(' and ')})` : ''}`);
+  }
+}
+
+export function seconds(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number of seconds (0 or more)');
+  return Number(value);
+}
+
+export function configOption(): Option {
+  // Not commander's .env(): that reads process.env, and main() takes its environment from MainIO.
+  return new Option('-c, --config <file>', 'config file (YAML); default: $TIDEMARK_CONFIG');
+}

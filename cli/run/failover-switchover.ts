@@ -20,6 +20,14 @@ import { asFailoverAccount } from './failover-spec.ts';
 /** The heartbeat table, when capture includes it; otherwise an error that says what to add. */
 export function capturedHeartbeat(config: Config, f: ResolvedFailover): { schema: string; table: string } {
   const t = splitTable(f.monitor.heartbeat.table);
+  if (t.schema === 'tidemark') {
+    throw new TidemarkError(
+      `switchover needs a captured heartbeat table, and tidemark's own schema is never captured: set ` +
+        'failover.monitor.heartbeat.table to a table in another schema (e.g. tidemark_ha.heartbeat) and add it to ' +
+        'source.include',
+      { code: 'CONFIG' },
+    );
+  }
   if (!createTableFilter(config.source.include, config.source.exclude).includesTable(t.schema, t.table)) {
     throw new TidemarkError(
       `switchover needs the heartbeat table ${f.monitor.heartbeat.table} to be captured: add it to source.include ` +

@@ -4,6 +4,7 @@
  *   npm run bench -- rewind [--json] [--rows N] [--changes N] [--index-dir D]
  *   npm run bench -- ship [--json] [--transports local,tcp,kafka,redis] [--rate TX_PER_S] [--warmup-s S]
  *                         [--measure-s S] [--ship-rows N] [--tx-rows N]      (--json: nothing but the JSON line)
+ *   npm run bench -- takeover [--json] [--runs N] [--partition-s S]                   (root: network namespaces)
  */
 import { parseArgs } from 'node:util';
 
@@ -23,6 +24,8 @@ const { values, positionals } = parseArgs({
     'measure-s': { type: 'string', default: '12' },
     'ship-rows': { type: 'string', default: '400000' },
     'tx-rows': { type: 'string', default: '1000' },
+    runs: { type: 'string', default: '5' },
+    'partition-s': { type: 'string', default: '10' },
   },
 });
 const which = positionals[0] ?? 'spine';
@@ -62,8 +65,11 @@ if (which === 'spine') {
     // --json: quiet, the JSON line only.
     log: values.json ? () => {} : log,
   });
+} else if (which === 'takeover') {
+  const { benchTakeover } = await import('./takeover.ts');
+  result = await benchTakeover({ runs: Number(values.runs), partitionS: Number(values['partition-s']), log });
 } else {
-  process.stderr.write(`bench: unknown benchmark "${which}" (available: spine, rewind, ship)\n`);
+  process.stderr.write(`bench: unknown benchmark "${which}" (available: spine, rewind, ship, takeover)\n`);
   process.exit(2);
 }
 if (!values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -1,0 +1,80 @@
+/**
+ * Takeover benchmark (issue #5): what the application sees when its primary dies, on the namespace lab of the
+ * acceptance tests (test/fixtures/takeover.ts: primary, standby, witness and client hosts, a VIP; root only).
+ *
+ *   rto_s            `runs` times: a fresh round (baseline, caught up, the client writing through the VIP every
+ *                    50 ms with 500 ms bounds), then the primary's mariadbd killed; RTO = the start of the first
+ *                    failed write → the end of the first successful write on the new primary. p50 and max.
+ *   takeover_ms      kill → the takeover's end (promotion.json `at`), per run: detection (fail_after_ms 2 s of
+ *                    failures seen by the standby and the witness), fence hook, drain, promote, VIP; the VIP step
+ *                    lasts its one gratuitous ARP (1 s), so clients often write before the takeover has ended
+ *   lost_acked_writes  writes the old primary acknowledged that the new one lacks, per run (shipping is
+ *                    asynchronous: the tail not yet captured when mariadbd died)
+ *   false_takeovers  takeovers during `partition_s` seconds of primary↔standby cut while the witness still sees the
+ *                    primary (must be 0)
+ *   switchover_write_pause_s  null: `tidemark switchover` is not built
+ *
+ * Uses hosts taprim/tastby/tawit/tacli (10.231.0.40-43), VIP 10.231.0.140, MariaDB ta_primary/ta_standby: do not
+ * run it while test/it/failover-{takeover,partitions}.it.test.ts run.
+ */
+import { loadavg } from 'node:os';
+import { netnsUnavailable } from '../test/fixtures/netns.ts';
+import { killScenario, median, partitionScenario, TakeoverLab } from '../test/fixtures/takeover.ts';
+
+export interface TakeoverBenchOptions {
+  /** Kill runs (each a fresh takeover). */
+  runs: number;
+  /** Seconds of primary↔standby partition for false_takeovers. */
+  partitionS: number;
+  log: (s: string) => void;
+}
+
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+
+export async function benchTakeover(o: TakeoverBenchOptions) {
+  const why = netnsUnavailable();
+  if (why) throw new Error(`the takeover benchmark needs network namespaces (root, iproute2): ${why}`);
+  const wall0 = performance.now();
+  const load0 = loadavg()[0] ?? -1;
+  const lab = new TakeoverLab();
+  const rtos: number[] = [];
+  const takeoverMs: (number | null)[] = [];
+  const lost: number[] = [];
+  const failures: number[] = [];
+  let falseTakeovers = 0;
+  try {
+    o.log('lab: hosts, MariaDB primary + standby, certificates');
+    await lab.setup();
+    await lab.startRound();
+    o.log(`partition: primary↔standby blocked for ${o.partitionS} s, the witness still sees the primary`);
+    const p = await partitionScenario(lab, o.partitionS * 1000);
+    falseTakeovers += p.promoted || p.takeoverLines.length > 0 ? 1 : 0;
+    o.log(`partition: ${p.promoted ? 'TAKEN OVER' : 'no takeover'} (${p.statusDecision})`);
+    for (let run = 1; run <= o.runs; run++) {
+      await lab.resetRound();
+      await lab.startRound();
+      const r = await killScenario(lab);
+      if (!r.rto) throw new Error(`run ${run}: no write succeeded on a new primary\n${lab.standby.tail(12)}`);
+      rtos.push(r3(r.rto.seconds));
+      takeoverMs.push(r.takeoverMs);
+      lost.push(r.lostAcked);
+      failures.push(r.rto.failures);
+      o.log(`run ${run}/${o.runs}: RTO ${r3(r.rto.seconds)} s, takeover ${r.takeoverMs} ms, lost ${r.lostAcked}`);
+    }
+  } finally {
+    await lab.teardown();
+  }
+  return {
+    benchmark: 'takeover',
+    rto_s: { runs: rtos, p50: r3(median(rtos)), max: Math.max(...rtos) },
+    switchover_write_pause_s: null,
+    false_takeovers: falseTakeovers,
+    takeover_ms: takeoverMs,
+    failed_writes: failures,
+    lost_acked_writes: lost,
+    settings: { fail_after_ms: 2000, probe_timeout_ms: 700, suspect_interval_ms: 200, garp_count: 1 },
+    partition_s: o.partitionS,
+    wall_s: r3((performance.now() - wall0) / 1000),
+    load_1m_before: load0,
+  };
+}

@@ -29,7 +29,7 @@ describe('failoverSchema', () => {
       suspect_interval_ms: 500,
       overall: 'all',
       heartbeat: { table: 'tidemark.heartbeat', critical: true },
-      link: { enabled: true, critical: true },
+      link: { enabled: true, critical: false },
       tcp: [],
     });
     expect(c.calendar).toEqual({ time_zone: 'UTC', default_interval_ms: 2000, windows: [] });

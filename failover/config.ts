@@ -69,8 +69,12 @@ const monitorSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * The ship link from the primary. Not critical by default: it is tidemark's own process at the primary's
+     * site, which stays up (and keeps the link alive) when only the database died.
+     */
     link: z
-      .object({ enabled: z.boolean().default(true), critical: z.boolean().default(true) })
+      .object({ enabled: z.boolean().default(true), critical: z.boolean().default(false) })
       .strict()
       .prefault({}),
     tcp: z

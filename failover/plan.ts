@@ -193,7 +193,9 @@ export async function runTakeover<P>(exec: StepExecutors<P>, opts: TakeoverOptio
 
   await step('move-vip', exec.moveVip);
   await step('repoint', (ctx) => exec.repoint(ctx, position));
-  const failed = timeline.filter((e) => e.outcome === 'failed').map((e) => e.step);
+  // A fence step that failed while the other one confirmed the fence is not an error of the takeover.
+  const fenceStep = (e: TimelineEntry) => (e.step === 'fence-db' || e.step === 'fence-hook') && (dbOk || hookOk);
+  const failed = timeline.filter((e) => e.outcome === 'failed' && !fenceStep(e)).map((e) => e.step);
   return failed.length === 0
     ? finish('completed', `${opts.winner} promoted`, position)
     : finish('completed-with-errors', `${opts.winner} promoted; failed: ${failed.join(', ')}`, position);

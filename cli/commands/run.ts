@@ -23,7 +23,7 @@ import { startMetrics } from '../run/metrics.ts';
 import { primaryGuardLoop } from '../run/failover-primary.ts';
 import { promotableTarget } from '../run/failover-spec.ts';
 import { standbyMonitorLoop } from '../run/failover-standby.ts';
-import { ReceiverWatch, receiveLoop } from '../run/receive-loop.ts';
+import { controlledReceiveLoop, ReceiverWatch } from '../run/receive-loop.ts';
 import { CapGate } from '../run/ship-cap.ts';
 import { shipLoop } from '../run/ship-loop.ts';
 import type { CommandContext } from './context.ts';
@@ -87,20 +87,23 @@ export async function runCommand(o: RunOptions): Promise<number> {
     parts.push(captureLoop(config, log, inner.signal, { rebaseline: o.rebaseline === true, gate }));
   }
   for (const s of standbys) parts.push(shipLoop(config, s, log, inner.signal, gate, metrics?.registry));
+  // A takeover stops the receiver (nothing more from the old primary), and starts it again if it did not promote.
   for (const s of receivers) {
-    // The takeover monitor may stop this receiver (a takeover takes nothing more from the old primary).
-    const recv = new AbortController();
-    inner.signal.addEventListener('abort', () => recv.abort(), { once: true });
     const watch = new ReceiverWatch();
-    const receiving = receiveLoop(config, s, log, recv.signal, watch);
-    parts.push(receiving);
-    if (config.failover && promotableTarget(config, s.name)) {
-      const stopReceiver = async () => {
-        recv.abort();
-        await receiving;
-      };
-      parts.push(standbyMonitorLoop({ config, standby: s, receiver: watch, stopReceiver, log, signal: inner.signal }));
-    }
+    const recv = controlledReceiveLoop(config, s, log, inner.signal, watch);
+    parts.push(recv.done);
+    if (!config.failover || !promotableTarget(config, s.name)) continue;
+    parts.push(
+      standbyMonitorLoop({
+        config,
+        standby: s,
+        receiver: watch,
+        stopReceiver: recv.stop,
+        resumeReceiver: recv.resume,
+        log,
+        signal: inner.signal,
+      }),
+    );
   }
   if (config.failover && capture) parts.push(primaryGuardLoop(config, log, inner.signal));
   for (const t of targets)

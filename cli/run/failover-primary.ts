@@ -77,13 +77,17 @@ export async function primaryGuardLoop(config: Config, log: Logger, signal: Abor
     const [witness, standby, writable] = await Promise.all([
       witnessAnswers(config, f, glog),
       anyStandbyStreaming(config),
-      isWritable(local, f.monitor.probe_timeout_ms).catch(() => null),
+      // Login or privilege errors are not "down": they are logged, and the VIP is left alone.
+      isWritable(local, f.monitor.probe_timeout_ms).catch((err: unknown) => {
+        glog.error({ err: describeChain(err) }, 'primary guard: cannot read read_only of the local database');
+        return 'error' as const;
+      }),
     ]);
     if (witness || standby) {
       reachableAt = now;
       fenced = false;
     }
-    if (writable) writableAt = now;
+    if (writable === true || writable === 'error') writableAt = now;
     const isolatedMs = now - reachableAt;
     if (isolatedMs >= limit && !fenced) {
       fenced = true;
@@ -106,7 +110,13 @@ export async function primaryGuardLoop(config: Config, log: Logger, signal: Abor
       updatedAt: new Date().toISOString(),
       monitor: null,
       decision: `witness ${witness ? 'answers' : 'silent'}, standby link ${standby ? 'up' : 'down'}, database ${
-        writable === null ? 'unreachable' : writable ? 'writable' : 'read-only'
+        writable === 'error'
+          ? 'unknown (error)'
+          : writable === null
+            ? 'unreachable'
+            : writable
+              ? 'writable'
+              : 'read-only'
       }${fenced ? ', self-fenced' : ''}`,
       pid: process.pid,
     }).catch(() => undefined);

@@ -35,6 +35,7 @@ export interface StandbyMonitorOptions {
   standby: StandbyConfig;
   receiver: ReceiverWatch;
   stopReceiver(): Promise<void>;
+  resumeReceiver?(): void;
   log: Logger;
   signal: AbortSignal;
 }

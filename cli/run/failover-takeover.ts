@@ -12,6 +12,7 @@
  *   repoint     other standbys: not built yet (reported as skipped in the timeline)
  *   alert       the hooks, with the timeline
  */
+import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { setHoldSql } from '../../apply/mysql/position-table.ts';
 import { type MysqlEndpoint, openSession } from '../../apply/mysql/session.ts';
@@ -53,10 +54,54 @@ async function drainTarget(config: Config, s: StandbyConfig, signal: AbortSignal
   }
 }
 
-async function holdPromoted(config: Config, target: Config['targets'][number], why: string): Promise<void> {
+const HOLD_ATTEMPTS = 10;
+
+/**
+ * Holds the target's position row for good ("promoted …"): its applier stops at its next group. An applier
+ * stuck inside an unfinished transaction at the mirror's end (the rest never came) holds that row's lock: after
+ * a 1 s lock wait its sessions are killed through the failover account (their transaction rolls back) and the
+ * hold is tried again; the applier reconnects, finds the hold and stays paused. The same works from
+ * `tidemark failover`, which runs in another process than the applier.
+ */
+async function holdPromoted(
+  config: Config,
+  f: ResolvedFailover,
+  target: Config['targets'][number],
+  why: string,
+  log: Logger,
+): Promise<void> {
   const conn = await openSession(target, { apply: false });
   try {
-    await conn.query(setHoldSql(config.source.name, why));
+    await conn.query('SET SESSION innodb_lock_wait_timeout = 1');
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await conn.query(setHoldSql(config.source.name, why));
+        return;
+      } catch (err) {
+        const errno = (err as { errno?: number }).errno ?? (err as { cause?: { errno?: number } }).cause?.errno;
+        if (errno !== 1205 || attempt >= HOLD_ATTEMPTS) throw err;
+        const killed = await killApplySessions(asFailoverAccount(f, target), target.user, conn.threadId ?? -1);
+        log.warn(
+          { killed },
+          `promote: an apply session holds ${target.name}'s position row (an unfinished transaction): killed it`,
+        );
+      }
+    }
+  } finally {
+    await conn.end().catch(() => undefined);
+  }
+}
+
+/** Kills the sessions of `user` on the server except `keep`; returns how many. */
+async function killApplySessions(ep: MysqlEndpoint, user: string, keep: number): Promise<number> {
+  const conn = await openSession(ep, { apply: false });
+  try {
+    const [rows] = await conn.query<mysql.RowDataPacket[]>(
+      'SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> ? AND ID <> CONNECTION_ID()',
+      [user, keep],
+    );
+    for (const r of rows) await conn.query(`KILL ${Number(r['ID'])}`).catch(() => undefined);
+    return rows.length;
   } finally {
     await conn.end().catch(() => undefined);
   }
@@ -72,6 +117,8 @@ export interface TakeoverRun {
   log: Logger;
   /** Stops this standby's receiver (nothing more is taken from the old primary). */
   stopReceiver(): Promise<void>;
+  /** Starts it again after a takeover that did not promote. */
+  resumeReceiver?(): void;
 }
 
 export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<PromotionPosition>> {
@@ -79,7 +126,11 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
   const f = config.failover as ResolvedFailover;
   const target = promotableTarget(config, s.name);
   if (!target) throw new TidemarkError(`standby ${s.name} has no target to promote`, { code: 'CONFIG' });
-  const primary = asFailoverAccount(f, config.source);
+  // Fencing must not wait for the source's full connect timeout on a primary that is gone.
+  const primary = asFailoverAccount(f, {
+    ...config.source,
+    connect_timeout_ms: Math.min(config.source.connect_timeout_ms, f.monitor.probe_timeout_ms),
+  });
   const hooks = alertHooks(f);
   const event = (kind: string, extra: object = {}) => ({
     kind,
@@ -111,7 +162,7 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
     },
     promote: async () => {
       const why = `promoted: ${s.name} is the primary since ${new Date().toISOString()}`;
-      await holdPromoted(config, target, why);
+      await holdPromoted(config, f, target, why, log);
       const r = await promoteServer(asFailoverAccount(f, target), { timeoutMs: f.timeouts.promote_ms, log });
       return { detail: r.detail, position: r.position };
     },
@@ -149,6 +200,7 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
     force: o.force,
     timeoutsMs: { drain: f.timeouts.drain_ms, promote: f.timeouts.promote_ms, 'move-vip': f.timeouts.vip_ms },
   });
+  if (!result.position) o.resumeReceiver?.();
   if (o.mode === 'switchover' && !result.position) {
     // Not promoted: the primary stays the primary, writable again (the pause ends here).
     await unfence(primary, f, log);

@@ -74,3 +74,46 @@ export async function receiveLoop(
     clearInterval(retention);
   }
 }
+
+/**
+ * A receive loop that a takeover can stop and, when the takeover did not promote, start again. `done` settles
+ * when the outer signal ended it (or rejects with the loop's fatal error).
+ */
+export function controlledReceiveLoop(
+  config: Config,
+  s: StandbyConfig,
+  log: Logger,
+  outer: AbortSignal,
+  watch: ReceiverWatch,
+): { done: Promise<void>; stop(): Promise<void>; resume(): void } {
+  let ac = new AbortController();
+  const start = () => receiveLoop(config, s, log, AbortSignal.any([outer, ac.signal]), watch);
+  let current = start();
+  let wake: (() => void) | null = null;
+  const done = (async () => {
+    for (;;) {
+      await current;
+      if (outer.aborted) return;
+      // Stopped by a takeover: wait until it is resumed, or the process stops.
+      await new Promise<void>((r) => {
+        wake = r;
+        outer.addEventListener('abort', () => r(), { once: true });
+      });
+      if (outer.aborted) return;
+    }
+  })();
+  return {
+    done,
+    stop: async () => {
+      ac.abort();
+      await current.catch(() => undefined);
+    },
+    resume: () => {
+      if (outer.aborted || !ac.signal.aborted) return;
+      log.warn({ standby: s.name }, `standby ${s.name}: the takeover did not promote; receiving again`);
+      ac = new AbortController();
+      current = start();
+      wake?.();
+    },
+  };
+}

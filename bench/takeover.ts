@@ -12,14 +12,16 @@
  *                    asynchronous: the tail not yet captured when mariadbd died)
  *   false_takeovers  takeovers during `partition_s` seconds of primary↔standby cut while the witness still sees the
  *                    primary (must be 0)
- *   switchover_write_pause_s  null: `tidemark switchover` is not built
+ *   switchover_write_pause_s  a last round: `tidemark switchover --to dr1` while the client writes; the client's
+ *                    pause (end of its last write on the old primary → end of its first on the new one), with
+ *                    the fence → promotion time switchover printed and whether every acknowledged write arrived
  *
  * Uses hosts taprim/tastby/tawit/tacli (10.231.0.40-43), VIP 10.231.0.140, MariaDB ta_primary/ta_standby: do not
  * run it while test/it/failover-{takeover,partitions}.it.test.ts run.
  */
 import { loadavg } from 'node:os';
 import { netnsUnavailable } from '../test/fixtures/netns.ts';
-import { killScenario, median, partitionScenario, TakeoverLab } from '../test/fixtures/takeover.ts';
+import { killScenario, median, partitionScenario, switchoverScenario, TakeoverLab } from '../test/fixtures/takeover.ts';
 
 export interface TakeoverBenchOptions {
   /** Kill runs (each a fresh takeover). */
@@ -36,7 +38,9 @@ export async function benchTakeover(o: TakeoverBenchOptions) {
   if (why) throw new Error(`the takeover benchmark needs network namespaces (root, iproute2): ${why}`);
   const wall0 = performance.now();
   const load0 = loadavg()[0] ?? -1;
-  const lab = new TakeoverLab();
+  // The captured heartbeat table lets the last round be a switchover (its zero-loss marker travels through it).
+  const lab = new TakeoverLab({ heartbeatTable: 'ha.heartbeat' });
+  let switchover: Awaited<ReturnType<typeof switchoverScenario>> | null = null;
   const rtos: number[] = [];
   const takeoverMs: (number | null)[] = [];
   const lost: number[] = [];
@@ -61,13 +65,26 @@ export async function benchTakeover(o: TakeoverBenchOptions) {
       failures.push(r.rto.failures);
       o.log(`run ${run}/${o.runs}: RTO ${r3(r.rto.seconds)} s, takeover ${r.takeoverMs} ms, lost ${r.lostAcked}`);
     }
+    await lab.resetRound();
+    await lab.startRound();
+    switchover = await switchoverScenario(lab);
+    if (switchover.code !== 0) throw new Error(`switchover failed:\n${switchover.output}`);
+    o.log(`switchover: client pause ${switchover.clientPauseS} s, fence → promotion ${switchover.pauseS} s`);
   } finally {
     await lab.teardown();
   }
   return {
     benchmark: 'takeover',
     rto_s: { runs: rtos, p50: r3(median(rtos)), max: Math.max(...rtos) },
-    switchover_write_pause_s: null,
+    switchover_write_pause_s: switchover?.clientPauseS ?? null,
+    switchover: switchover && {
+      fence_to_promotion_s: switchover.pauseS,
+      acked_writes: switchover.acked,
+      all_acked_on_new_primary:
+        switchover.oldRows.n === switchover.acked &&
+        switchover.newRows.n === switchover.oldRows.n &&
+        switchover.newRows.sum === switchover.oldRows.sum,
+    },
     false_takeovers: falseTakeovers,
     takeover_ms: takeoverMs,
     failed_writes: failures,

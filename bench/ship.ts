@@ -25,8 +25,8 @@ import { schemaChecksums } from '../test/fixtures/checksums.ts';
 import { startKafka, stopKafka } from '../test/fixtures/kafka.ts';
 import { admin, destroyInstance, REPO_ROOT, startInstance, stopInstance } from '../test/fixtures/mariadb.ts';
 import { startRedis, stopRedis } from '../test/fixtures/redis.ts';
+import { appliedRowOn } from '../test/fixtures/sites.ts';
 import {
-  appliedOf,
   cpuSeconds,
   logProblems,
   peakRssMb,
@@ -166,7 +166,7 @@ async function contender(c: Contender, i: number, o: ShipOptions): Promise<Conte
     for (;;) {
       const dead = sites.dead(dir);
       if (dead) throw new Error(`${c}: ${dead}`);
-      const at = await appliedOf(rep, db);
+      const at = await appliedRowOn(rep, db);
       if (at?.phase && at.phase !== 'baseline') break;
       if (Date.now() > deadline) throw new Error(`${c}: baseline not applied after 120 s\nlog:\n${logProblems(dir)}`);
       await sleep(100);

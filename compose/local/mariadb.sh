@@ -120,7 +120,15 @@ case "${1:-}" in
   install) install ;;
   start) [ $# -ge 3 ] || die "usage: start NAME PORT [--mixed]"; start "$2" "$3" "${4:-}" ;;
   stop) [ $# -ge 2 ] || die "usage: stop NAME"; stop "$2" ;;
-  kill) pid=$(pidof_inst "$2") && kill -9 "$pid" && echo "mariadb.sh: $2 killed" || echo "mariadb.sh: $2 not running" ;;
+  kill)
+    # SIGKILL, then wait until the process is gone: a `start` right after must not find it still alive.
+    if pid=$(pidof_inst "$2"); then
+      kill -9 "$pid"
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      echo "mariadb.sh: $2 killed"
+    else
+      echo "mariadb.sh: $2 not running"
+    fi ;;
   stop-all) for d in "$run"/mariadb/*/; do [ -d "$d" ] && stop "$(basename "$d")"; done; true ;;
   destroy) [ $# -ge 2 ] || die "usage: destroy NAME"; stop "$2"; rm -rf "${run:?}/mariadb/$2" ;;
   status) for d in "$run"/mariadb/*/; do [ -d "$d" ] || continue; n=$(basename "$d"); if p=$(pidof_inst "$n"); then echo "$n running pid $p port $(sed -n 's/^port=//p' "$d/my.cnf")"; else echo "$n stopped"; fi; done ;;

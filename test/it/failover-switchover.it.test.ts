@@ -33,7 +33,9 @@ describe.skipIf(unavailable !== null)('switchover', () => {
     expect(r.pauseS).toBeGreaterThan(0);
     expect(r.pauseS).toBeLessThan(5);
     // Zero loss: every write the old primary acknowledged is on the new primary, and the same rows.
-    expect(r.oldRows.n).toBe(r.acked);
+    // At least every acknowledged write (a write the fence cut off after its commit has no acknowledgement but a row).
+    expect(r.oldRows.n).toBeGreaterThanOrEqual(r.acked);
+    expect(r.oldRows.n - r.acked).toBeLessThanOrEqual(2);
     expect(r.newRows).toEqual(r.oldRows);
     // The client saw a pause, then its writes went to the new primary only.
     const firstNew = w.attempts.find((a) => a.ok && a.server_id === STANDBY_DB.port);

@@ -28,6 +28,11 @@ export interface PromotionRecord {
   readonly reason: string;
   /** The new primary's binlog position at promotion (where capture from it must start). */
   readonly position: { readonly gtid: string; readonly file: string; readonly offset: string } | null;
+  /**
+   * The last source-journal LSN the new primary applied before promotion (decimal; null when unknown). The old
+   * primary's journal units after it are its errant transactions (what failback must quarantine and rewind).
+   */
+  readonly appliedLsn?: string | null;
   readonly status: string;
   readonly timeline: readonly TimelineEntry[];
 }

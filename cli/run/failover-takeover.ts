@@ -40,16 +40,25 @@ export function alertHooks(f: ResolvedFailover): AlertHooks {
   };
 }
 
-/** Waits until the target applied the last complete unit of its mirror journal. */
-async function drainTarget(config: Config, s: StandbyConfig, signal: AbortSignal): Promise<string> {
+/** The target's applied LSN in the source journal (0n when nothing). */
+async function appliedLsn(config: Config, target: Config['targets'][number]): Promise<bigint> {
+  const r = await readTarget(target, config.source.name);
+  if (r.error) throw new TidemarkError(`target ${target.name}: ${r.error}`, { code: 'CONNECT', retriable: true });
+  return r.stored?.state?.lsn ?? 0n;
+}
+
+/** Waits until the target applied the last complete unit of its mirror journal; returns that LSN. */
+async function drainTarget(
+  config: Config,
+  s: StandbyConfig,
+  signal: AbortSignal,
+): Promise<{ detail: string; lsn: bigint }> {
   const target = promotableTarget(config, s.name);
   if (!target) throw new TidemarkError(`standby ${s.name} has no target to promote`, { code: 'CONFIG' });
   const want = await readDurableLsn(mirrorDir(config.source.name, s));
   for (;;) {
-    const r = await readTarget(target, config.source.name);
-    const at = r.stored?.state?.lsn ?? 0n;
-    if (at >= want) return `applied up to LSN ${at} (the mirror's last complete unit: ${want})`;
-    if (r.error) throw new TidemarkError(`target ${target.name}: ${r.error}`, { code: 'CONNECT', retriable: true });
+    const at = await appliedLsn(config, target);
+    if (at >= want) return { detail: `applied up to LSN ${at} (the mirror's last complete unit: ${want})`, lsn: at };
     await sleep(200, signal);
   }
 }
@@ -139,6 +148,8 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
     at: new Date().toISOString(),
     ...extra,
   });
+  /** The source-journal LSN the new primary holds (what failback compares the old primary's journal with). */
+  const drained: { lsn: bigint | null } = { lsn: null };
   const exec: StepExecutors<PromotionPosition> = {
     fenceDb: async () =>
       f.fence.read_only
@@ -155,10 +166,14 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
       if (o.mode === 'switchover') {
         const writer = `switchover:${s.name}`;
         const seq = await writeMarker(config, f, writer);
-        return { detail: await waitMarker(config, f, target, writer, seq, ctx.signal) };
+        const detail = await waitMarker(config, f, target, writer, seq, ctx.signal);
+        drained.lsn = await appliedLsn(config, target);
+        return { detail };
       }
       await o.stopReceiver();
-      return { detail: await drainTarget(config, s, ctx.signal) };
+      const d = await drainTarget(config, s, ctx.signal);
+      drained.lsn = d.lsn;
+      return { detail: d.detail };
     },
     promote: async () => {
       const why = `promoted: ${s.name} is the primary since ${new Date().toISOString()}`;
@@ -214,6 +229,7 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
       mode: o.mode,
       reason: o.reason,
       position: { ...result.position, offset: result.position.offset.toString() },
+      appliedLsn: drained.lsn === null ? null : drained.lsn.toString(),
       status: result.status,
       timeline: result.timeline,
     };

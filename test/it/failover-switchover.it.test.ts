@@ -49,6 +49,7 @@ describe.skipIf(unavailable !== null)('switchover', () => {
     expect(lab.vipHolders()).toEqual(['tastby']);
     const p = lab.promotion();
     expect(p).toMatchObject({ mode: 'switchover', status: 'completed' });
+    expect(Number(p?.appliedLsn)).toBeGreaterThan(0);
     expect(p?.timeline.find((e) => e.step === 'drain')?.detail).toMatch(/applied the switchover marker/);
     for (const run of lab.runs()) run.assertRunning();
   });

@@ -35,6 +35,8 @@ function expectTakeover(p: Promotion | null, fence: RegExp): asserts p is Promot
   expect(steps['fence-hook']).toMatchObject({ outcome: 'ok', detail: expect.stringMatching(fence) });
   for (const s of ['drain', 'promote', 'move-vip']) expect(steps[s]?.outcome, s).toBe('ok');
   expect(p?.position?.gtid).toMatch(/^0-3632-\d+$/);
+  // The source-journal LSN the new primary holds: failback's starting point for the old primary's errant units.
+  expect(Number(p?.appliedLsn)).toBeGreaterThan(0);
 }
 
 describe.skipIf(unavailable !== null)('takeover: the primary lost', () => {

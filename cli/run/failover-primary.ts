@@ -24,6 +24,7 @@ import { asFailoverAccount, failoverOf } from './failover-spec.ts';
 import { writeMonitorFile } from './failover-state.ts';
 import { alertHooks } from './failover-takeover.ts';
 import { readLinkState } from './ship-state.ts';
+import type { LinkSecurity } from '../../ship/tcp/identity.ts';
 import { linkSecurity } from './ship-transports.ts';
 
 const FRESH_MS = 5000;
@@ -36,13 +37,10 @@ async function anyStandbyStreaming(config: Config): Promise<boolean> {
   return false;
 }
 
-async function witnessAnswers(config: Config, f: ResolvedFailover, log: Logger): Promise<boolean> {
+async function witnessAnswers(f: ResolvedFailover, tls: LinkSecurity): Promise<boolean> {
   if (!f.witness) return false;
   try {
-    await fetchWitnessView(f.witness.address, {
-      tls: await linkSecurity(config, config.site, log),
-      timeoutMs: f.monitor.probe_timeout_ms,
-    });
+    await fetchWitnessView(f.witness.address, { tls, timeoutMs: f.monitor.probe_timeout_ms });
     return true;
   } catch {
     return false;
@@ -67,6 +65,8 @@ export async function primaryGuardLoop(config: Config, log: Logger, signal: Abor
   const f = failoverOf(config);
   const glog = log.child({ component: 'primary-guard' });
   const local = asFailoverAccount(f, config.source);
+  // Read once: the site's certificate and key do not change while this runs.
+  const tls = f.witness ? await linkSecurity(config, config.site, glog) : 'plaintext';
   const limit = f.monitor.fail_after_ms;
   let reachableAt = Date.now();
   let writableAt = Date.now();
@@ -75,7 +75,7 @@ export async function primaryGuardLoop(config: Config, log: Logger, signal: Abor
   while (!signal.aborted) {
     const now = Date.now();
     const [witness, standby, writable] = await Promise.all([
-      witnessAnswers(config, f, glog),
+      witnessAnswers(f, tls),
       anyStandbyStreaming(config),
       // Login or privilege errors are not "down": they are logged, and the VIP is left alone.
       isWritable(local, f.monitor.probe_timeout_ms).catch((err: unknown) => {

@@ -28,6 +28,7 @@ import { asFailoverAccount, decidePolicy, failoverOf, monitorSpec, promotableTar
 import { readHistory, readPromotion, switchoverRunning, writeHistory, writeMonitorFile } from './failover-state.ts';
 import { alertHooks, takeOver } from './failover-takeover.ts';
 import type { ReceiverWatch } from './receive-loop.ts';
+import type { LinkSecurity } from '../../ship/tcp/identity.ts';
 import { linkSecurity } from './ship-transports.ts';
 
 export interface StandbyMonitorOptions {
@@ -86,13 +87,10 @@ export async function selfCandidate(config: Config, s: StandbyConfig, f: Resolve
   };
 }
 
-async function witnessView(config: Config, f: ResolvedFailover, s: StandbyConfig, log: Logger) {
+async function witnessView(f: ResolvedFailover, tls: LinkSecurity, log: Logger) {
   if (!f.witness) return null;
   try {
-    return await fetchWitnessView(f.witness.address, {
-      tls: await linkSecurity(config, s.name, log),
-      timeoutMs: f.monitor.probe_timeout_ms,
-    });
+    return await fetchWitnessView(f.witness.address, { tls, timeoutMs: f.monitor.probe_timeout_ms });
   } catch (err) {
     log.warn({ err: describeChain(err) }, 'witness: no view');
     return null;
@@ -110,6 +108,8 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
   const monitor = new Monitor(spec, Date.now());
   const names = spec.probes.map((p) => p.name);
   let lastDecision: string | null = null;
+  // Read once: the site's certificate and key do not change while this runs.
+  const tls = f.witness ? await linkSecurity(config, s.name, log) : 'plaintext';
   const heartbeat = new HeartbeatProbe(asFailoverAccount(f, config.source), {
     table: f.monitor.heartbeat.table,
     writer: s.name,
@@ -132,7 +132,7 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
       const switching = await switchoverRunning(base, f.timeouts.drain_ms + f.timeouts.promote_ms);
       if (switching) decision = 'a switchover is running here: no automatic decision';
       if (monitor.state.overall === 'failed' && !switching) {
-        const view: WitnessView | null = await witnessView(config, f, s, log);
+        const view: WitnessView | null = await witnessView(f, tls, log);
         const d = decideAutomatic({
           now,
           self: s.name,

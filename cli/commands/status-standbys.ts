@@ -35,10 +35,14 @@ export interface StandbyStatus {
   readonly mirror_lsn: string | null;
 }
 
-export async function readStandbys(config: Config, head: CommitEntry | null): Promise<StandbyStatus[]> {
+/** `head`: the journal's last commit and `headLsn` its LSN (from one inspectTail by the caller). */
+export async function readStandbys(
+  config: Config,
+  head: CommitEntry | null,
+  headLsn: bigint | null,
+): Promise<StandbyStatus[]> {
   const dir = config.journal.dir;
   const have = existsSync(dir);
-  const tail = have && config.standbys.length ? await inspectTail(dir) : null;
   const cursors = have ? new CursorStore(dir) : null;
   const out: StandbyStatus[] = [];
   for (const s of config.standbys) {
@@ -54,7 +58,6 @@ export async function readStandbys(config: Config, head: CommitEntry | null): Pr
     const mirrorLsn = existsSync(mirror) ? (await inspectTail(mirror)).headLsn : null;
     const live = state !== null && Date.now() - Date.parse(state.updatedAt) < STALE_MS;
     const ackedUnit = cursor ?? (state ? BigInt(state.ackedUnitLsn) : dropped ? BigInt(dropped.ackedLsn) : null);
-    const headLsn = tail?.headLsn ?? null;
     const lagRecords = headLsn !== null && ackedUnit !== null ? headLsn - ackedUnit : null;
     const ackedTime = state?.ackedCommitTimeUs ? BigInt(state.ackedCommitTimeUs) : null;
     let lagSeconds: number | null = null;

@@ -10,8 +10,7 @@
  */
 import { existsSync } from 'node:fs';
 import { compareBinlog, formatPosition, positionToJson } from '../../record/position.ts';
-import type { CommitEntry } from '../../record/record.ts';
-import { CursorStore, lastCommit } from '../../ship/journal/index.ts';
+import { commitOfTail, CursorStore, inspectTail } from '../../ship/journal/index.ts';
 import type { CommandContext } from './context.ts';
 import { readSource } from './source.ts';
 import { readTarget } from './targets.ts';
@@ -30,13 +29,15 @@ const iso = (us: bigint | null | undefined) =>
 export async function statusCommand(o: StatusOptions): Promise<number> {
   const { config } = o;
   const dir = config.journal.dir;
-  const [source, head, targets] = await Promise.all([
+  const [source, tail, targets] = await Promise.all([
     readSource(config),
-    existsSync(dir) ? lastCommit(dir) : Promise.resolve<CommitEntry | null>(null),
+    existsSync(dir) ? inspectTail(dir) : Promise.resolve(null),
     Promise.all(config.targets.map((t) => readTarget(t, config.source.name))),
   ]);
+  // One scan of the journal's tail gives both the head commit and (for the standbys) the head LSN.
+  const head = tail ? commitOfTail(tail, dir) : null;
   const cursors = existsSync(dir) ? await new CursorStore(dir).list() : [];
-  const standbys = await readStandbys(config, head);
+  const standbys = await readStandbys(config, head, tail?.headLsn ?? null);
   const failover = await readFailoverStatus(config);
   const captureCaughtUp =
     source.position && head ? compareBinlog(head.position.binlog, source.position.binlog) >= 0 : null;

@@ -6,7 +6,7 @@ import { decodeEntry, encodeEntry } from '../../record/codec.ts';
 import { CorruptionError } from '../../record/errors.ts';
 import type { CommitEntry, DdlEntry, Entry, EntrySink, RowsEntry } from '../../record/record.ts';
 import type { JournalFrame } from './api.ts';
-import { inspectTail } from './recovery.ts';
+import { inspectTail, type TailInfo } from './recovery.ts';
 import type { JournalWriter } from './writer.ts';
 
 /** Writes captured entries into a journal. */
@@ -85,6 +85,10 @@ function decodeCommit(payload: Uint8Array, dir: string): CommitEntry {
  * lock-free: usable beside a running writer (for resume and status). It scans the last segment(s).
  */
 export async function lastCommit(dir: string): Promise<CommitEntry | null> {
-  const t = await inspectTail(dir);
+  return commitOfTail(await inspectTail(dir), dir);
+}
+
+/** The last complete unit's commit entry of a tail already inspected (lastCommit without a second scan). */
+export function commitOfTail(t: TailInfo, dir: string): CommitEntry | null {
   return t.lastUnitPayload ? decodeCommit(t.lastUnitPayload, dir) : null;
 }

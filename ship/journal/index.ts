@@ -1,7 +1,7 @@
 /** The embedded durable journal: public API. See api.ts for the model. */
 export type { FsyncPolicy, JournalFrame, JournalReaderOptions, JournalWriterOptions } from './api.ts';
 export { type CursorInfo, CursorStore } from './cursors.ts';
-export { decodeFrame, type JournalEntry, JournalSink, lastCommit, readEntries } from './entries.ts';
+export { commitOfTail, decodeFrame, type JournalEntry, JournalSink, lastCommit, readEntries } from './entries.ts';
 export { DURABLE_FILE, DurableMarkReader, readDurableLsn } from './durable.ts';
 export { JournalLockedError, JournalTruncatedError } from './errors.ts';
 export {

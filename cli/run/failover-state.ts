@@ -10,12 +10,12 @@
  *
  * `<dir>` is the standby's journal_dir at a standby site, the journal directory at the primary's site.
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EMPTY_HISTORY, historyFromJson, type TakeoverHistory } from '../../failover/decide.ts';
 import type { MonitorState } from '../../failover/monitor.ts';
 import type { TimelineEntry } from '../../failover/plan.ts';
-import { writeFileAtomic } from '../../ship/journal/segments.ts';
+import { readJsonFile, writeJsonFile } from './state-files.ts';
 
 export const FAILOVER_DIR = 'failover';
 
@@ -49,14 +49,8 @@ export interface MonitorFile {
 
 const dirOf = (base: string) => join(base, FAILOVER_DIR);
 
-async function readJson(file: string): Promise<unknown> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8'));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
+/** Decisions (history, promotion) are never read past damage: a damaged file is an error. */
+const readJson = (file: string) => readJsonFile(file, { damaged: 'throw' });
 
 export async function readHistory(base: string): Promise<TakeoverHistory> {
   const file = join(dirOf(base), 'history.json');
@@ -64,31 +58,26 @@ export async function readHistory(base: string): Promise<TakeoverHistory> {
   return j === null ? EMPTY_HISTORY : historyFromJson(j, file);
 }
 
-export async function writeHistory(base: string, h: TakeoverHistory): Promise<void> {
-  await mkdir(dirOf(base), { recursive: true });
-  await writeFileAtomic(dirOf(base), 'history.json', `${JSON.stringify(h)}\n`);
+export function writeHistory(base: string, h: TakeoverHistory): Promise<void> {
+  return writeJsonFile(dirOf(base), 'history.json', h, { durable: true });
 }
 
 export async function readPromotion(base: string): Promise<PromotionRecord | null> {
   return (await readJson(join(dirOf(base), 'promotion.json'))) as PromotionRecord | null;
 }
 
-export async function writePromotion(base: string, p: PromotionRecord): Promise<void> {
-  await mkdir(dirOf(base), { recursive: true });
-  await writeFileAtomic(dirOf(base), 'promotion.json', `${JSON.stringify(p, null, 2)}\n`);
+export function writePromotion(base: string, p: PromotionRecord): Promise<void> {
+  return writeJsonFile(dirOf(base), 'promotion.json', p, { durable: true, pretty: true });
 }
 
 /** Advisory state, rewritten often: atomic, not fsynced. */
-export async function writeMonitorFile(base: string, name: string, m: MonitorFile): Promise<void> {
-  await mkdir(dirOf(base), { recursive: true });
-  const file = join(dirOf(base), name);
-  await writeFile(`${file}.tmp`, `${JSON.stringify(m)}\n`);
-  await rename(`${file}.tmp`, file);
+export function writeMonitorFile(base: string, name: string, m: MonitorFile): Promise<void> {
+  return writeJsonFile(dirOf(base), name, m, { durable: false });
 }
 
 export async function readMonitorFile(base: string, name: string): Promise<MonitorFile | null> {
   try {
-    return (await readJson(join(dirOf(base), name))) as MonitorFile | null;
+    return (await readJsonFile(join(dirOf(base), name), { damaged: 'absent' })) as MonitorFile | null;
   } catch {
     return null; // advisory: a damaged file reads as absent
   }
@@ -98,8 +87,14 @@ export async function readMonitorFile(base: string, name: string): Promise<Monit
 export async function setSwitchover(base: string, on: boolean): Promise<void> {
   const file = join(dirOf(base), 'switchover.json');
   if (!on) return rm(file, { force: true });
-  await mkdir(dirOf(base), { recursive: true });
-  await writeFile(file, `${JSON.stringify({ at: new Date().toISOString(), pid: process.pid })}\n`);
+  await writeJsonFile(
+    dirOf(base),
+    'switchover.json',
+    { at: new Date().toISOString(), pid: process.pid },
+    {
+      durable: false,
+    },
+  );
 }
 
 /** Whether a switchover started less than `maxAgeMs` ago is in progress here. */

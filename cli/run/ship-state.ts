@@ -10,9 +10,9 @@
  *
  * The cursor `ship:<standby>` (journal cursors) is the durable truth of what a standby acknowledged.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../ship/journal/segments.ts';
+import { readJsonFile, writeJsonFile } from './state-files.ts';
 
 export const SHIP_DIR = 'ship';
 
@@ -47,25 +47,16 @@ export interface DroppedMark {
 const dirOf = (journalDir: string) => join(journalDir, SHIP_DIR);
 
 /** Rewritten every second: atomic (temp + rename) but not fsynced; after a crash it is only advisory anyway. */
-export async function writeLinkState(journalDir: string, s: LinkState): Promise<void> {
-  await mkdir(dirOf(journalDir), { recursive: true });
-  const file = join(dirOf(journalDir), `${s.standby}.json`);
-  await writeFile(`${file}.tmp`, `${JSON.stringify(s)}\n`);
-  await rename(`${file}.tmp`, file);
+export function writeLinkState(journalDir: string, s: LinkState): Promise<void> {
+  return writeJsonFile(dirOf(journalDir), `${s.standby}.json`, s, { durable: false });
 }
 
-async function readJson<T>(file: string): Promise<T | null> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as T;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    if (err instanceof SyntaxError) return null; // a state file is advisory: a damaged one reads as absent
-    throw err;
-  }
-}
+/** State files here are advisory: a damaged one reads as absent. */
+const readState = async <T>(file: string): Promise<T | null> =>
+  (await readJsonFile(file, { damaged: 'absent' })) as T | null;
 
 export function readLinkState(journalDir: string, standby: string): Promise<LinkState | null> {
-  return readJson<LinkState>(join(dirOf(journalDir), `${standby}.json`));
+  return readState<LinkState>(join(dirOf(journalDir), `${standby}.json`));
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -85,17 +76,15 @@ export function isPaused(journalDir: string, standby: string): Promise<boolean> 
 export async function setPaused(journalDir: string, standby: string, paused: boolean, why = 'paused'): Promise<void> {
   const file = join(dirOf(journalDir), `${standby}.paused`);
   if (!paused) return rm(file, { force: true });
-  await mkdir(dirOf(journalDir), { recursive: true });
-  await writeFileAtomic(dirOf(journalDir), `${standby}.paused`, `${JSON.stringify({ at: new Date(), why })}\n`);
+  await writeJsonFile(dirOf(journalDir), `${standby}.paused`, { at: new Date(), why }, { durable: true });
 }
 
 export function readDropped(journalDir: string, standby: string): Promise<DroppedMark | null> {
-  return readJson<DroppedMark>(join(dirOf(journalDir), `${standby}.dropped`));
+  return readState<DroppedMark>(join(dirOf(journalDir), `${standby}.dropped`));
 }
 
 export async function setDropped(journalDir: string, standby: string, mark: DroppedMark | null): Promise<void> {
   const file = join(dirOf(journalDir), `${standby}.dropped`);
   if (mark === null) return rm(file, { force: true });
-  await mkdir(dirOf(journalDir), { recursive: true });
-  await writeFileAtomic(dirOf(journalDir), `${standby}.dropped`, `${JSON.stringify(mark)}\n`);
+  await writeJsonFile(dirOf(journalDir), `${standby}.dropped`, mark, { durable: true });
 }

@@ -52,6 +52,17 @@ export function quoteIdent(name: string): string {
   return `\`${name.replaceAll('`', '``')}\``;
 }
 
+/**
+ * The heartbeat write: `writer`'s row with timestamp `tsSql` (an SQL expression), its seq counting writes. Also
+ * the switchover's marker (cli/run/failover-switchover.ts). One `?`: the writer.
+ */
+export function heartbeatUpsertSql(t: { schema: string; table: string }, tsSql: string): string {
+  return (
+    `INSERT INTO ${quoteIdent(t.schema)}.${quoteIdent(t.table)} (writer, ts, seq) VALUES (?, ${tsSql}, 1) ` +
+    'ON DUPLICATE KEY UPDATE ts = VALUES(ts), seq = seq + 1'
+  );
+}
+
 /** "schema.table" → its two parts; throws a CONFIG error naming the expected form. */
 export function splitTable(table: string): { schema: string; table: string } {
   const dot = table.indexOf('.');
@@ -234,11 +245,8 @@ export class HeartbeatProbe {
       readyTables.add(key);
     }
     try {
-      await p.query(
-        `INSERT INTO ${qualified} (writer, ts, seq) VALUES (?, FROM_UNIXTIME(${t}), 1) ` +
-          'ON DUPLICATE KEY UPDATE ts = VALUES(ts), seq = seq + 1',
-        [this.opts.writer],
-      );
+      const table = { schema: this.schema, table: this.table };
+      await p.query(heartbeatUpsertSql(table, `FROM_UNIXTIME(${t})`), [this.opts.writer]);
     } catch (err) {
       if (serverFields(err).errno === 1146) readyTables.delete(key); // dropped since: create it again next time
       throw err;

@@ -25,29 +25,15 @@ import type { Logger } from 'pino';
 import type { MysqlEndpoint } from '../apply/mysql/session.ts';
 import { sleep, TidemarkError } from '../record/errors.ts';
 import type { TlsMaterial } from '../ship/tcp/certs.ts';
-import { type CalendarConfig, compileCalendar } from './calendar.ts';
+import type { CalendarConfig } from './calendar.ts';
 import type { WitnessView } from './decide.ts';
-import {
-  formatTransition,
-  Monitor,
-  type MonitorEvent,
-  type MonitorSpec,
-  OVERALL,
-  type ProbeSpec,
-  type ProbeThresholds,
-  type Transition,
-} from './monitor.ts';
+import { formatTransition, Monitor, type MonitorEvent, OVERALL, type ProbeSpec, type Transition } from './monitor.ts';
 import { HeartbeatProbe, type ProbeResult, splitAddress, tcpProbe } from './probes.ts';
+import { type MonitorSettings, monitorSpecOf, tcpProbeName } from './spec.ts';
 import { VIEW_PATH, WITNESS_SITE, type WitnessReport } from './witness-client.ts';
 
 /** The monitor settings the witness uses: failover.monitor (FailoverConfig) fits, its `link` part is ignored. */
-export interface WitnessMonitorSettings extends ProbeThresholds {
-  readonly suspect_interval_ms: number;
-  readonly probe_timeout_ms: number;
-  readonly overall: 'all' | 'any';
-  readonly heartbeat: { readonly table: string; readonly critical: boolean };
-  readonly tcp: readonly { readonly name: string; readonly address: string; readonly critical: boolean }[];
-}
+export type WitnessMonitorSettings = MonitorSettings;
 
 export interface WitnessOptions {
   /** The primary, with the account the heartbeat writes as. */
@@ -75,28 +61,6 @@ export interface Witness {
   /** What GET /v1/view answers. */
   report(): WitnessReport;
   address(): { host: string; port: number };
-}
-
-export const HEARTBEAT_PROBE = 'heartbeat';
-export const tcpProbeName = (name: string): string => `tcp:${name}`;
-
-/** The witness's monitor spec: the heartbeat, then one probe per TCP check. */
-export function witnessMonitorSpec(m: WitnessMonitorSettings, calendar: CalendarConfig): MonitorSpec {
-  return {
-    probes: [
-      { name: HEARTBEAT_PROBE, kind: 'heartbeat', critical: m.heartbeat.critical },
-      ...m.tcp.map((t): ProbeSpec => ({ name: tcpProbeName(t.name), kind: 'tcp', critical: t.critical })),
-    ],
-    thresholds: {
-      suspect_after: m.suspect_after,
-      fail_after_ms: m.fail_after_ms,
-      fail_after_count: m.fail_after_count,
-      recover_after: m.recover_after,
-    },
-    overall: m.overall,
-    suspect_interval_ms: m.suspect_interval_ms,
-    calendar: compileCalendar(calendar, 'failover.calendar'),
-  };
 }
 
 function reportOf(m: Monitor, now: number): WitnessReport {
@@ -150,7 +114,7 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 export async function startWitness(o: WitnessOptions): Promise<Witness> {
   const now = o.now ?? Date.now;
   const log = o.log.child({ component: 'witness' });
-  const spec = witnessMonitorSpec(o.monitor, o.calendar);
+  const spec = monitorSpecOf(o.monitor, o.calendar, { link: false });
   const monitor = new Monitor(spec, now());
   const { host, port } = splitAddress(o.listen, 0);
   const timeoutMs = o.monitor.probe_timeout_ms;

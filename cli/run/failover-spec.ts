@@ -3,9 +3,9 @@
  * probes, the database endpoints seen through the failover account, and the decide policy.
  */
 import type { MysqlEndpoint } from '../../apply/mysql/session.ts';
-import { compileCalendar } from '../../failover/calendar.ts';
 import type { DecidePolicy } from '../../failover/decide.ts';
-import type { MonitorSpec, ProbeSpec } from '../../failover/monitor.ts';
+import type { MonitorSpec } from '../../failover/monitor.ts';
+import { monitorSpecOf } from '../../failover/spec.ts';
 import { TidemarkError } from '../../record/errors.ts';
 import { type Config, type ResolvedFailover, withPassword } from '../config.ts';
 
@@ -15,24 +15,9 @@ export function failoverOf(config: Config): ResolvedFailover {
   return f;
 }
 
-/** The probes a site runs against the primary: the heartbeat write, the ship link (standbys), TCP checks. */
+/** The probes a standby runs against the primary: the heartbeat write, the ship link, TCP checks. */
 export function monitorSpec(f: ResolvedFailover, opts: { link: boolean }): MonitorSpec {
-  const m = f.monitor;
-  const probes: ProbeSpec[] = [{ name: 'heartbeat', kind: 'heartbeat', critical: m.heartbeat.critical }];
-  if (opts.link && m.link.enabled) probes.push({ name: 'link', kind: 'link', critical: m.link.critical });
-  for (const t of m.tcp) probes.push({ name: `tcp:${t.name}`, kind: 'tcp', critical: t.critical });
-  return {
-    probes,
-    thresholds: {
-      suspect_after: m.suspect_after,
-      fail_after_count: m.fail_after_count,
-      fail_after_ms: m.fail_after_ms,
-      recover_after: m.recover_after,
-    },
-    overall: m.overall,
-    suspect_interval_ms: m.suspect_interval_ms,
-    calendar: compileCalendar(f.calendar, 'failover.calendar'),
-  };
+  return monitorSpecOf(f.monitor, f.calendar, opts);
 }
 
 /** A server's address with the failover account (its password non-enumerable). */

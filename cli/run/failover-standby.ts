@@ -17,6 +17,7 @@ import { sendAlert } from '../../failover/hooks.ts';
 import { formatTransition, Monitor, type MonitorEvent } from '../../failover/monitor.ts';
 import { formatTimeline } from '../../failover/plan.ts';
 import { HeartbeatProbe, tcpProbe } from '../../failover/probes.ts';
+import { HEARTBEAT_PROBE, LINK_PROBE, tcpProbeName } from '../../failover/spec.ts';
 import { collapseOverall } from '../../failover/witness.ts';
 import { fetchWitnessView } from '../../failover/witness-client.ts';
 import { describeChain, sleep } from '../../record/errors.ts';
@@ -51,19 +52,19 @@ async function probeRound(
   const timeoutMs = f.monitor.probe_timeout_ms;
   const results = await Promise.all(
     names.map(async (name): Promise<MonitorEvent> => {
-      if (name === 'heartbeat') {
+      if (name === HEARTBEAT_PROBE) {
         const r = await heartbeat.probe(o.signal);
         return r.ok
           ? { type: 'success', probe: name, at, latencyMs: r.latencyMs }
           : { type: 'failure', probe: name, at, error: r.error };
       }
-      if (name === 'link') {
+      if (name === LINK_PROBE) {
         const up = o.receiver.linkUp();
         return up
           ? { type: 'success', probe: name, at }
           : { type: 'failure', probe: name, at, error: up === null ? 'no receiver running' : 'no live session' };
       }
-      const tcp = f.monitor.tcp.find((t) => `tcp:${t.name}` === name);
+      const tcp = f.monitor.tcp.find((t) => tcpProbeName(t.name) === name);
       const r = await tcpProbe(tcp?.address ?? '', timeoutMs);
       return r.ok
         ? { type: 'success', probe: name, at, latencyMs: r.latencyMs }

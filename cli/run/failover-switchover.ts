@@ -12,7 +12,7 @@
 import type mysql from 'mysql2/promise';
 import { openSession } from '../../apply/mysql/session.ts';
 import { createTableFilter } from '../../capture/mysql/filter.ts';
-import { quoteIdent, splitTable } from '../../failover/probes.ts';
+import { heartbeatUpsertSql, quoteIdent, splitTable } from '../../failover/probes.ts';
 import { sleep, TidemarkError } from '../../record/errors.ts';
 import type { Config, ResolvedFailover } from '../config.ts';
 import { asFailoverAccount } from './failover-spec.ts';
@@ -49,10 +49,7 @@ export async function writeMarker(config: Config, f: ResolvedFailover, writer: s
   const name = `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`;
   const conn = await openSession(asFailoverAccount(f, config.source), { apply: false });
   try {
-    await conn.query(
-      `INSERT INTO ${name} (writer, ts, seq) VALUES (?, NOW(6), 1) ON DUPLICATE KEY UPDATE ts = VALUES(ts), seq = seq + 1`,
-      [writer],
-    );
+    await conn.query(heartbeatUpsertSql(t, 'NOW(6)'), [writer]);
     const rows = await query<mysql.RowDataPacket[]>(conn, `SELECT seq FROM ${name} WHERE writer = ?`, [writer]);
     return BigInt(String(rows[0]?.['seq'] ?? 0));
   } finally {

@@ -10,10 +10,10 @@ import { decideManual } from '../../failover/decide.ts';
 import { formatTimeline } from '../../failover/plan.ts';
 import { heartbeatProbe } from '../../failover/probes.ts';
 import { TidemarkError } from '../../record/errors.ts';
-import { asFailoverAccount, failoverOf, promotableTarget } from '../run/failover-spec.ts';
+import { asFailoverAccount, failoverOf } from '../run/failover-spec.ts';
 import { selfCandidate } from '../run/failover-standby.ts';
-import { readHistory, readPromotion, writeHistory } from '../run/failover-state.ts';
-import { takeOver } from '../run/failover-takeover.ts';
+import { readHistory, writeHistory } from '../run/failover-state.ts';
+import { standbyToPromote, takeOver } from '../run/failover-takeover.ts';
 import type { CommandContext } from './context.ts';
 
 export interface FailoverOptions extends CommandContext {
@@ -25,18 +25,7 @@ export interface FailoverOptions extends CommandContext {
 export async function failoverCommand(o: FailoverOptions): Promise<number> {
   const { config, log } = o;
   const f = failoverOf(config);
-  const s = config.standbys.find((x) => x.name === o.to);
-  if (!s || !promotableTarget(config, s.name)) {
-    throw new TidemarkError(`--to ${o.to}: not a standby with a target to promote (targets[].site: ${o.to})`, {
-      code: 'USAGE',
-    });
-  }
-  const done = await readPromotion(s.journal_dir);
-  if (done) {
-    throw new TidemarkError(`${s.name} was already promoted at ${done.at} (${s.journal_dir}/failover/promotion.json)`, {
-      code: 'USAGE',
-    });
-  }
+  const s = await standbyToPromote(config, o.to);
   const probe = await heartbeatProbe(asFailoverAccount(f, config.source), {
     table: f.monitor.heartbeat.table,
     writer: s.name,

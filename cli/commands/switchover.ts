@@ -11,10 +11,10 @@
 import { isWritable } from '../../failover/fence.ts';
 import { formatTimeline } from '../../failover/plan.ts';
 import { TidemarkError } from '../../record/errors.ts';
-import { asFailoverAccount, failoverOf, promotableTarget } from '../run/failover-spec.ts';
-import { readPromotion, setSwitchover } from '../run/failover-state.ts';
+import { asFailoverAccount, failoverOf } from '../run/failover-spec.ts';
+import { setSwitchover } from '../run/failover-state.ts';
 import { capturedHeartbeat } from '../run/failover-switchover.ts';
-import { takeOver } from '../run/failover-takeover.ts';
+import { standbyToPromote, takeOver } from '../run/failover-takeover.ts';
 import type { CommandContext } from './context.ts';
 
 export interface SwitchoverOptions extends CommandContext {
@@ -24,13 +24,8 @@ export interface SwitchoverOptions extends CommandContext {
 export async function switchoverCommand(o: SwitchoverOptions): Promise<number> {
   const { config, log } = o;
   const f = failoverOf(config);
-  const s = config.standbys.find((x) => x.name === o.to);
-  if (!s || !promotableTarget(config, s.name)) {
-    throw new TidemarkError(`--to ${o.to}: not a standby with a target to promote`, { code: 'USAGE' });
-  }
+  const s = await standbyToPromote(config, o.to);
   capturedHeartbeat(config, f);
-  const done = await readPromotion(s.journal_dir);
-  if (done) throw new TidemarkError(`${s.name} was already promoted at ${done.at}`, { code: 'USAGE' });
   const writable = await isWritable(asFailoverAccount(f, config.source), f.monitor.probe_timeout_ms);
   if (writable !== true) {
     throw new TidemarkError(

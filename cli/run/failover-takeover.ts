@@ -27,7 +27,7 @@ import { mirrorDir, type StandbyConfig } from '../config-sites.ts';
 import type { Config, ResolvedFailover } from '../config.ts';
 import { readTarget } from '../commands/targets.ts';
 import { asFailoverAccount, promotableTarget } from './failover-spec.ts';
-import { type PromotionRecord, writePromotion } from './failover-state.ts';
+import { type PromotionRecord, readPromotion, writePromotion } from './failover-state.ts';
 import { waitMarker, writeMarker } from './failover-switchover.ts';
 
 /** The alert hooks of the config, the webhook URL resolved from its environment variable. */
@@ -114,6 +114,26 @@ async function killApplySessions(ep: MysqlEndpoint, user: string, keep: number):
   } finally {
     await conn.end().catch(() => undefined);
   }
+}
+
+/**
+ * The standby `--to` names for `tidemark failover` / `switchover`: configured with a target to promote, and not
+ * promoted already.
+ */
+export async function standbyToPromote(config: Config, to: string): Promise<StandbyConfig> {
+  const s = config.standbys.find((x) => x.name === to);
+  if (!s || !promotableTarget(config, s.name)) {
+    throw new TidemarkError(`--to ${to}: not a standby with a target to promote (targets[].site: ${to})`, {
+      code: 'USAGE',
+    });
+  }
+  const done = await readPromotion(s.journal_dir);
+  if (done) {
+    throw new TidemarkError(`${s.name} was already promoted at ${done.at} (${s.journal_dir}/failover/promotion.json)`, {
+      code: 'USAGE',
+    });
+  }
+  return s;
 }
 
 export interface TakeoverRun {

@@ -6,9 +6,9 @@
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Source } from '../../test/fixtures/ship-mirror.ts';
-import { captureLog } from '../../test/fixtures/ship-link.ts';
+import { captureLog, cleanupsAfterEach } from '../../test/fixtures/ship-link.ts';
 import { readFrames } from '../../test/fixtures/ship-mirror.ts';
 import { CursorStore } from '../../ship/journal/cursors.ts';
 import { applyRetention } from '../../ship/journal/retention.ts';
@@ -19,10 +19,7 @@ import { CapGate } from './ship-cap.ts';
 import { shipLoop } from './ship-loop.ts';
 import { readDropped, readLinkState, setPaused, shipCursor } from './ship-state.ts';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 async function freePort(): Promise<number> {
   const srv = createServer();

@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JournalReader } from '../journal/reader.ts';
 import { JournalWriter } from '../journal/writer.ts';
 import { FaultProxy } from './fault-proxy.ts';
@@ -15,25 +15,16 @@ import {
   frameDiff,
   MemoryStore,
   makeFrames,
-  makeTestPki,
   memorySource,
-  type TestPki,
   until,
+  cleanupsAfterEach,
+  useTestPki,
 } from '../../test/fixtures/ship-link.ts';
 import { type LinkSecurity, ShipReceiver, type ShipperOptions, startShipper, type WireFrame } from './link.ts';
 
-let pki: TestPki;
-beforeAll(async () => {
-  pki = await makeTestPki();
-});
-afterAll(async () => {
-  await pki.cleanup();
-});
+const pki = useTestPki();
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 /** Receiver ← proxy ← shipper, with the given security on both ends. */
 async function rig(
@@ -46,7 +37,7 @@ async function rig(
   const r = await ShipReceiver.listen({
     host: '127.0.0.1',
     port: 0,
-    security: secure ? pki.dc2 : 'plaintext',
+    security: secure ? pki().dc2 : 'plaintext',
     heartbeatMs,
     log: rcap.log,
     onHello: (i) => store.onHello(i),
@@ -57,7 +48,7 @@ async function rig(
   cleanups.push(() => proxy.close());
   const scap = captureLog();
   const ac = new AbortController();
-  const security: LinkSecurity = secure ? pki.dc1 : 'plaintext';
+  const security: LinkSecurity = secure ? pki().dc1 : 'plaintext';
   const s = startShipper({
     host: '127.0.0.1',
     port: proxy.port,

@@ -1,39 +1,30 @@
 import type { AddressInfo } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TidemarkError } from '../../record/errors.ts';
 import {
   captureLog,
   frameDiff,
   MemoryStore,
   makeFrames,
-  makeTestPki,
   memorySource,
-  type TestPki,
   until,
+  cleanupsAfterEach,
+  useTestPki,
 } from '../../test/fixtures/ship-link.ts';
 import { type ReceiverOptions, ShipReceiver, type ShipperOptions, startShipper } from './link.ts';
 import { type Message, MessageDecoder } from './protocol.ts';
 
-let pki: TestPki;
-beforeAll(async () => {
-  pki = await makeTestPki();
-});
-afterAll(async () => {
-  await pki.cleanup();
-});
+const pki = useTestPki();
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 async function receiver(store: MemoryStore, extra: Partial<ReceiverOptions> = {}) {
   const cap = captureLog();
   const r = await ShipReceiver.listen({
     host: '127.0.0.1',
     port: 0,
-    security: pki.dc2,
+    security: pki().dc2,
     heartbeatMs: 200,
     log: cap.log,
     onHello: (i) => store.onHello(i),
@@ -51,7 +42,7 @@ function shipper(port: number, opts: Partial<ShipperOptions> & Pick<ShipperOptio
   const s = startShipper({
     host: '127.0.0.1',
     port,
-    security: pki.dc1,
+    security: pki().dc1,
     site: 'dc1',
     targetSite: 'dc2',
     source: 'orders',
@@ -263,7 +254,7 @@ describe('ship link refusals', () => {
   it('refuses a shipper whose certificate comes from another CA, and both ends say why', async () => {
     const { r, cap } = await receiver(new MemoryStore());
     // It trusts our CA (so it accepts the receiver) but holds a certificate from another one.
-    const security = { ca: pki.dc1.ca, cert: pki.foreignDc1.cert, key: pki.foreignDc1.key };
+    const security = { ca: pki().dc1.ca, cert: pki().foreignDc1.cert, key: pki().foreignDc1.key };
     const { s, cap: scap } = shipper(r.port, { frames: memorySource([]).frames, security });
     const err = await rejection(s.finished);
     expect(err.code).toBe('SHIP_REFUSED');
@@ -280,7 +271,7 @@ describe('ship link refusals', () => {
 
   it('refuses to ship to a receiver whose certificate comes from another CA', async () => {
     const { r, cap } = await receiver(new MemoryStore());
-    const { s, cap: scap } = shipper(r.port, { frames: memorySource([]).frames, security: pki.foreignDc1 });
+    const { s, cap: scap } = shipper(r.port, { frames: memorySource([]).frames, security: pki().foreignDc1 });
     const err = await rejection(s.finished);
     expect(err.code).toBe('SHIP_REFUSED');
     expect(err.message).toMatch(
@@ -295,7 +286,7 @@ describe('ship link refusals', () => {
     const got = await new Promise<Message[]>((resolve, reject) => {
       const d = new MessageDecoder();
       const msgs: Message[] = [];
-      const c = tlsConnect({ host: '127.0.0.1', port: r.port, ca: pki.dc2.ca, servername: 'dc2' });
+      const c = tlsConnect({ host: '127.0.0.1', port: r.port, ca: pki().dc2.ca, servername: 'dc2' });
       c.on('data', (b: Buffer) => {
         d.push(b);
         for (let m = d.next(); m; m = d.next()) msgs.push(m);
@@ -340,7 +331,7 @@ describe('ship link refusals', () => {
     const probe = await ShipReceiver.listen({
       host: '127.0.0.1',
       port: 0,
-      security: pki.dc2,
+      security: pki().dc2,
       log: captureLog().log,
       onHello: async () => ({ durableLsn: 0n }),
       onFrames: async () => undefined,

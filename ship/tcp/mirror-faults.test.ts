@@ -6,8 +6,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { captureLog, frameDiff, makeTestPki, type TestPki, until } from '../../test/fixtures/ship-link.ts';
+import { describe, expect, it } from 'vitest';
+import { captureLog, frameDiff, until, cleanupsAfterEach, useTestPki } from '../../test/fixtures/ship-link.ts';
 import { followUnits, ReceiverProcess, readFrames, Source } from '../../test/fixtures/ship-mirror.ts';
 import { prng } from '../../test/fixtures/prng.ts';
 import { readDurableLsn } from '../journal/durable.ts';
@@ -24,18 +24,9 @@ import {
   startShipper,
 } from './link.ts';
 
-let pki: TestPki;
-beforeAll(async () => {
-  pki = await makeTestPki();
-});
-afterAll(async () => {
-  await pki.cleanup();
-});
+const pki = useTestPki();
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -51,7 +42,7 @@ async function tempRoot(): Promise<string> {
   return root;
 }
 
-async function standby(security: LinkSecurity = pki.dc2) {
+async function standby(security: LinkSecurity = pki().dc2) {
   const root = await tempRoot();
   const cap = captureLog();
   const sink = new MirrorSink({ root, log: cap.log, segmentBytes: 32 << 10 });
@@ -76,7 +67,7 @@ async function ship(src: Source, port: number, opts: Partial<ShipperOptions> = {
   const s = startShipper({
     host: '127.0.0.1',
     port,
-    security: pki.dc1,
+    security: pki().dc1,
     site: 'dc1',
     targetSite: 'dc2',
     source: 'orders',
@@ -107,7 +98,7 @@ describe('mirror under faults', () => {
     await src.writeUnits(50);
     const root = await tempRoot();
     const dir = join(root, 'orders');
-    const rp = new ReceiverProcess({ certs: join(pki.root, 'a'), site: 'dc2', root, heartbeatMs: 200 });
+    const rp = new ReceiverProcess({ certs: join(pki().root, 'a'), site: 'dc2', root, heartbeatMs: 200 });
     await rp.start();
     cleanups.push(() => rp.kill());
     const applier = followUnits(dir);
@@ -171,11 +162,11 @@ describe('mirror under faults', () => {
     it(`a flipped byte on the wire never reaches the mirror (${secure ? 'TLS' : 'plaintext: the CRC'})`, async () => {
       const src = await newSource();
       await src.writeUnits(400);
-      const sb = await standby(secure ? pki.dc2 : 'plaintext');
+      const sb = await standby(secure ? pki().dc2 : 'plaintext');
       const proxy = await FaultProxy.start({ upstreamHost: '127.0.0.1', upstreamPort: sb.r.port });
       cleanups.push(() => proxy.close());
       proxy.flipByte(50_000, 0x20);
-      const { s } = await ship(src, proxy.port, { security: secure ? pki.dc1 : 'plaintext' });
+      const { s } = await ship(src, proxy.port, { security: secure ? pki().dc1 : 'plaintext' });
       await until(() => s.status().ackedLsn === src.headLsn, 10_000, 'the mirror to catch up');
       expect(proxy.flipped).toBe(1);
       expect(s.status().connects).toBe(2);

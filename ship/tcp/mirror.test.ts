@@ -5,8 +5,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { captureLog, frameDiff, makeTestPki, type TestPki, until } from '../../test/fixtures/ship-link.ts';
+import { describe, expect, it } from 'vitest';
+import { captureLog, frameDiff, until, cleanupsAfterEach, useTestPki } from '../../test/fixtures/ship-link.ts';
 import { followUnits, readFrames, Source } from '../../test/fixtures/ship-mirror.ts';
 import { CursorStore } from '../journal/cursors.ts';
 import { readEntries } from '../journal/entries.ts';
@@ -23,18 +23,9 @@ import {
   startShipper,
 } from './link.ts';
 
-let pki: TestPki;
-beforeAll(async () => {
-  pki = await makeTestPki();
-});
-afterAll(async () => {
-  await pki.cleanup();
-});
+const pki = useTestPki();
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 async function newSource(segmentBytes?: number): Promise<Source> {
   const s = await Source.create(segmentBytes);
@@ -50,7 +41,7 @@ async function standby(extra: Partial<MirrorSinkOptions> = {}) {
   const r = await ShipReceiver.listen({
     host: '127.0.0.1',
     port: 0,
-    security: pki.dc2,
+    security: pki().dc2,
     heartbeatMs: 200,
     log: cap.log,
     ...sink.callbacks(),
@@ -69,7 +60,7 @@ async function ship(src: Source, port: number, opts: Partial<ShipperOptions> = {
   const s = startShipper({
     host: '127.0.0.1',
     port,
-    security: pki.dc1,
+    security: pki().dc1,
     site: 'dc1',
     targetSite: 'dc2',
     source: 'orders',

@@ -1,6 +1,6 @@
 /**
  * The site and takeover commands of the command line (cli/main.ts builds the program): ship pause|resume,
- * failover, switchover, witness.
+ * failover, failback, switchover, witness.
  */
 import { Argument, type Command, type Option } from 'commander';
 import type { CommandContext } from './commands/context.ts';
@@ -46,6 +46,27 @@ export function addSiteCommands(
     .action(async (o: { config?: string; to: string; force?: boolean }) => {
       const ctx = withStandby(h, o, o.to, '--to ', true);
       state.exitCode = await deps.commands.failover({ ...ctx, to: o.to, force: o.force === true });
+    });
+
+  program
+    .command('failback')
+    .description(
+      'at the old primary after a takeover: quarantine and rewind its errant transactions, make it a standby of the new primary',
+    )
+    .addOption(h.configOption())
+    .option('--yes', 'rewind the errant transactions and demote the journal (without it: show and quarantine only)')
+    .option('--quarantine <file>', 'where to write the errant transactions (SQL); default beside the journal')
+    .option('--mirror-dir <dir>', "move the demoted journal here (the new topology's mirror directory of this site)")
+    .action(async (o: { config?: string; yes?: boolean; quarantine?: string; mirrorDir?: string }) => {
+      const file = h.configPath(o);
+      const ctx = h.context(file);
+      if (!ctx.config.failover) throw usageError(`${file} has no failover section (see tidemark init)`);
+      state.exitCode = await deps.commands.failback({
+        ...ctx,
+        yes: o.yes === true,
+        quarantine: o.quarantine,
+        mirrorDir: o.mirrorDir,
+      });
     });
 
   program

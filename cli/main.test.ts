@@ -75,6 +75,7 @@ async function cli(
       restore: record('restore'),
       ship: record('ship'),
       failover: record('failover'),
+      failback: record('failback'),
       witness: record('witness'),
       switchover: record('switchover'),
     },

@@ -18,6 +18,7 @@ import type { RunOptions } from './commands/run.ts';
 import type { ShipOptions } from './commands/ship.ts';
 import type { SwitchoverOptions } from './commands/switchover.ts';
 import type { FailoverOptions } from './commands/failover.ts';
+import type { FailbackOptions } from './commands/failback.ts';
 import type { StatusOptions } from './commands/status.ts';
 import type { UndoOptions } from './commands/undo.ts';
 import type { VerifyOptions } from './commands/verify.ts';
@@ -51,6 +52,7 @@ export interface Commands {
   restore(opts: RestoreOptions): Promise<number>;
   ship(opts: ShipOptions): Promise<number>;
   failover(opts: FailoverOptions): Promise<number>;
+  failback(opts: FailbackOptions): Promise<number>;
   witness(opts: CommandContext): Promise<number>;
   switchover(opts: SwitchoverOptions): Promise<number>;
 }
@@ -75,6 +77,7 @@ const defaultCommands: Commands = {
   restore: async (o) => (await import('./commands/restore.ts')).restoreCommand(o),
   ship: async (o) => (await import('./commands/ship.ts')).shipCommand(o),
   failover: async (o) => (await import('./commands/failover.ts')).failoverCommand(o),
+  failback: async (o) => (await import('./commands/failback.ts')).failbackCommand(o),
   witness: async (o) => (await import('./commands/witness.ts')).witnessCommand(o),
   switchover: async (o) => (await import('./commands/switchover.ts')).switchoverCommand(o),
 };
@@ -98,6 +101,7 @@ const COMMAND_NAMES = [
   'restore',
   'ship',
   'failover',
+  'failback',
   'switchover',
   'witness',
   'help',

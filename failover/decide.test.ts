@@ -144,6 +144,53 @@ describe('decideAutomatic', () => {
   });
 });
 
+describe('decideAutomatic with several standbys (positions from the witness)', () => {
+  // Two standbys both lost the primary; each decides with itself and the other as the witness lists it.
+  const both = [cand('dr1', 500n), cand('dr2', 480n, { priority: 10 })];
+
+  it('the more advanced one wins, the other defers to it', () => {
+    const dr1 = decideAutomatic(input({ self: 'dr1', candidates: both }));
+    const dr2 = decideAutomatic(input({ self: 'dr2', candidates: [...both].reverse() }));
+    expect(dr1).toMatchObject({ action: 'takeover', winner: 'dr1' });
+    expect(dr2).toMatchObject({ action: 'defer', winner: 'dr1' });
+    expect(dr2.reason).toMatch(
+      /^dr1 takes over: .*dr1 is the most advanced standby \(received 500, applied 500; ahead of dr2 by received position\)$/,
+    );
+  });
+
+  it('another standby of unknown position (no fresh report): wait makes both wait, ignore leaves it out', () => {
+    const cs = [cand('dr1', 500n), cand('dr2', null)];
+    const d = decideAutomatic(input({ self: 'dr1', candidates: cs }));
+    expect(d).toMatchObject({ action: 'none', code: 'unknown-standby' });
+    expect(d.reason).toBe('no takeover: position unknown for dr2 (unknown_standbys: wait)');
+    const base = input({ self: 'dr1', candidates: cs });
+    const ignored = decideAutomatic({ ...base, policy: { ...base.policy, unknown_standbys: 'ignore' } });
+    expect(ignored).toMatchObject({ action: 'takeover', winner: 'dr1' });
+  });
+
+  it('another standby reports it was promoted: no takeover, before anti-flapping and the election', () => {
+    const promoted = { name: 'dr2', at: '2026-03-02T09:59:30.000Z' };
+    const d = decideAutomatic(input({ self: 'dr1', candidates: both, promoted }));
+    expect(d).toEqual({
+      action: 'none',
+      code: 'already-promoted',
+      reason: 'no takeover: dr2 was promoted at 2026-03-02T09:59:30.000Z: it is the primary',
+    });
+    const history = { lastAutomaticAt: NOW - 10, last: null };
+    expect(decideAutomatic(input({ self: 'dr1', history, promoted }))).toMatchObject({ code: 'already-promoted' });
+    const cs = [cand('dr1', 500n), cand('dr2', null)];
+    expect(decideAutomatic(input({ self: 'dr1', candidates: cs, promoted }))).toMatchObject({
+      code: 'already-promoted',
+    });
+    // A primary this standby still sees is reported as such first.
+    const healthy = input({ self: 'dr1', local: { state: 'healthy', since: NOW }, promoted });
+    expect(decideAutomatic(healthy)).toMatchObject({ code: 'primary-not-failed' });
+    // Its own promotion is not another's.
+    const own = decideAutomatic(input({ self: 'dr1', candidates: both, promoted: { ...promoted, name: 'dr1' } }));
+    expect(own.action).toBe('takeover');
+  });
+});
+
 describe('rank (the election)', () => {
   it('orders by received, then applied, then priority (higher first), then name', () => {
     const r = rank([

@@ -4,15 +4,16 @@
  *
  * Automatic takeover requires, in this order (the first one missing is the reason given):
  *   1. this standby's monitor says the primary failed;
- *   2. the mode is automatic;
- *   3. a witness view fresher than `witness_max_age_ms` — a standby that cannot hear the witness may be the
+ *   2. no other standby reports that it was promoted (through the witness): it is the primary now;
+ *   3. the mode is automatic;
+ *   4. a witness view fresher than `witness_max_age_ms` — a standby that cannot hear the witness may be the
  *      isolated one, so it never acts alone;
- *   4. the witness's monitor says failed too, both views failed for at least `agree_for_ms`;
- *   5. no automatic takeover within `min_interval_ms` (anti-flapping; the history is persisted by the caller);
- *   6. the election: the most advanced standby wins — received position, then applied position, then the
- *      higher configured priority, then the smaller name. Standbys whose position is unknown make every standby
- *      wait (`unknown_standbys: wait`, default: two standbys that cannot see each other must not both win) or
- *      are left out (`ignore`).
+ *   5. the witness's monitor says failed too, both views failed for at least `agree_for_ms`;
+ *   6. no automatic takeover within `min_interval_ms` (anti-flapping; the history is persisted by the caller);
+ *   7. the election: the most advanced standby wins — received position, then applied position, then the
+ *      higher configured priority, then the smaller name. Standbys whose position is unknown (not reported to
+ *      the witness lately) make every standby wait (`unknown_standbys: wait`, default: two standbys that
+ *      cannot see each other must not both win) or are left out (`ignore`).
  * Only the winner acts (`takeover`); the others get `defer` naming it.
  */
 import { CorruptionError } from '../record/errors.ts';
@@ -75,12 +76,15 @@ export interface DecideInput {
   readonly witness: WitnessView | null;
   /** Every configured standby, this one included. */
   readonly candidates: readonly Candidate[];
+  /** Another standby that reports it was promoted (or is taking over), at an ISO time; absent/null: none. */
+  readonly promoted?: { readonly name: string; readonly at: string } | null;
   readonly history: TakeoverHistory;
   readonly policy: DecidePolicy;
 }
 
 export type NoTakeoverCode =
   | 'primary-not-failed'
+  | 'already-promoted'
   | 'manual-mode'
   | 'no-witness'
   | 'witness-stale'
@@ -159,6 +163,10 @@ const none = (code: NoTakeoverCode, reason: string): Decision => ({
 export function decideAutomatic(input: DecideInput): Decision {
   const { now, local, witness, policy, history } = input;
   if (local.state !== 'failed') return none('primary-not-failed', `this standby sees the primary ${local.state}`);
+  const promoted = input.promoted;
+  if (promoted && promoted.name !== input.self) {
+    return none('already-promoted', `${promoted.name} was promoted at ${promoted.at}: it is the primary`);
+  }
   if (policy.mode !== 'automatic') {
     return none('manual-mode', 'the primary failed but takeover is manual (run tidemark failover --to NAME)');
   }

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TidemarkError } from '../record/errors.ts';
-import { fetchWitnessView, parseWitnessReport, viewOf, type WitnessReport } from './witness-client.ts';
+import { fetchWitnessView, parseWitnessReport, reportCandidate, viewOf, type WitnessReport } from './witness-client.ts';
 
 const T = Date.parse('2026-03-02T10:00:00Z');
 
@@ -71,6 +71,47 @@ describe('parseWitnessReport', () => {
       expect(() => parseWitnessReport(value)).toThrow(msg);
     });
   }
+});
+
+describe("the view's candidates", () => {
+  const entry = {
+    name: 'dr2',
+    priority: 1,
+    position: { received: '18446744073709551615', applied: '7' },
+    eligible: false,
+    promoted: '2026-03-02T09:59:00.000Z',
+    age_ms: 1200,
+  };
+
+  it('an older witness without the key: no candidates', () => {
+    const r = parseWitnessReport(report());
+    expect(r.candidates).toEqual([]);
+    expect(viewOf(r, T).candidates).toEqual([]);
+  });
+
+  it('reads them into candidates with ageMs and promoted; since still moves onto the local clock', () => {
+    const v = viewOf(parseWitnessReport(JSON.parse(JSON.stringify(report({ candidates: [entry] })))), T - 60_000);
+    expect(v.since).toBe(T - 64_000);
+    expect(v.candidates).toEqual([
+      {
+        name: 'dr2',
+        priority: 1,
+        position: { received: 2n ** 64n - 1n, applied: 7n },
+        eligible: false,
+        promoted: '2026-03-02T09:59:00.000Z',
+        ageMs: 1200,
+      },
+    ]);
+  });
+
+  it('refuses a malformed entry, naming it', () => {
+    expect(() => parseWitnessReport(report({ candidates: [{ ...entry, age_ms: 'old' }] }))).toThrow(
+      /malformed view: candidates\[0\]\.age_ms is not a duration/,
+    );
+    expect(() => parseWitnessReport(report({ candidates: [{ ...entry, position: { received: 1 } }] }))).toThrow(
+      /malformed view: candidates\[0\]\.position lacks applied/,
+    );
+  });
 });
 
 describe('viewOf', () => {
@@ -159,6 +200,45 @@ describe('fetchWitnessView (plain HTTP)', () => {
     const e = await failure(fetchFrom(address, 300));
     expect(Date.now() - t0).toBeLessThan(1500);
     expect(e.message).toBe(`witness ${address}: no answer within 300 ms`);
+  });
+
+  it('reportCandidate: PUTs the report as JSON, positions as decimal strings', async () => {
+    let seen = '';
+    const address = await serve((req, res) => {
+      let body = '';
+      req.on('data', (b: Buffer) => {
+        body += b;
+      });
+      req.on('end', () => {
+        seen = `${req.method} ${req.url} ${req.headers['content-type']} ${body}`;
+        res.statusCode = 204;
+        res.end();
+      });
+    });
+    const c = { name: 'dr1', priority: 2, position: { received: 2n ** 63n, applied: 5n }, eligible: true };
+    await reportCandidate(address, { ...c, promoted: null }, { tls: 'plaintext', timeoutMs: 1000 });
+    expect(seen).toBe(
+      'PUT /v1/candidates/dr1 application/json ' +
+        '{"priority":2,"position":{"received":"9223372036854775808","applied":"5"},"eligible":true,"promoted":null}',
+    );
+  });
+
+  it("reportCandidate: a refusal carries the witness's message and status; 5xx is retriable", async () => {
+    let status = 400;
+    const address = await serve((_req, res) => {
+      res.statusCode = status;
+      res.end(JSON.stringify({ error: 'bad candidate report: eligible is not a boolean' }));
+    });
+    const c = { name: 'dr1', priority: 0, position: null, eligible: true, promoted: null };
+    const report400 = await reportCandidate(address, c, { tls: 'plaintext', timeoutMs: 1000 }).catch((e) => e);
+    expect(report400).toBeInstanceOf(TidemarkError);
+    expect(report400).toMatchObject({ code: 'WITNESS_REFUSED', retriable: false, context: { status: 400 } });
+    expect(report400.message).toBe(
+      `witness ${address}: refused the report of dr1 (HTTP 400): bad candidate report: eligible is not a boolean`,
+    );
+    status = 503;
+    const e = await failure(reportCandidate(address, c, { tls: 'plaintext', timeoutMs: 1000 }));
+    expect(e.context).toMatchObject({ status: 503 });
   });
 
   it('stops when the signal aborts', async () => {

@@ -5,9 +5,12 @@
  *
  *   { "version": 1, "state": "healthy"|"suspect"|"failed", "since": <ms>, "now": <ms>,
  *     "probes": [{ "name", "kind", "critical", "state", "since", "failures", "successes", "failingSince",
- *                  "lastResultAt", "lastSuccessAt", "lastError", "lastLatencyMs" }, …] }
+ *                  "lastResultAt", "lastSuccessAt", "lastError", "lastLatencyMs" }, …],
+ *     "candidates": [{ "name", "priority", "position", "eligible", "promoted", "age_ms" }, …] }
  *
- * Times are ms since the epoch on the witness's clock; `now` is when it answered.
+ * Times are ms since the epoch on the witness's clock; `now` is when it answered. `candidates` are the standbys'
+ * own reports (witness-candidates.ts; `reportCandidate` sends one); a witness older than them omits the key,
+ * read as no entries.
  *
  * Mutual TLS: the client presents its site certificate, and accepts only a server certificate from the same CA
  * naming the site "witness" (whatever host name or address was dialled).
@@ -19,9 +22,17 @@ import type { PeerCertificate } from 'node:tls';
 import { TidemarkError } from '../record/errors.ts';
 import type { TlsMaterial } from '../ship/tcp/certs.ts';
 import { certificateNames } from '../ship/tcp/identity.ts';
-import type { WitnessView } from './decide.ts';
+import type { Candidate, WitnessView } from './decide.ts';
 import type { Health, ProbeKind, ProbeState } from './monitor.ts';
 import { splitAddress } from './probes.ts';
+import {
+  CANDIDATES_PATH,
+  type CandidateEntryJson,
+  candidateOfEntry,
+  candidateReportJson,
+  parseCandidateEntries,
+  type WitnessCandidate,
+} from './witness-candidates.ts';
 
 /** The site name in the witness's certificate. */
 export const WITNESS_SITE = 'witness';
@@ -38,11 +49,14 @@ export interface WitnessReport {
   /** The witness's clock when it answered. */
   readonly now: number;
   readonly probes: readonly WitnessProbeReport[];
+  /** The standbys' reports (empty from a witness that does not collect them). */
+  readonly candidates: readonly CandidateEntryJson[];
 }
 
-/** What a standby gets: decide.ts's view, plus the report it came from. */
+/** What a standby gets: decide.ts's view, plus the report it came from and the standbys it lists. */
 export interface FetchedWitnessView extends WitnessView {
   readonly report: WitnessReport;
+  readonly candidates: readonly WitnessCandidate[];
 }
 
 const HEALTH: readonly string[] = ['healthy', 'suspect', 'failed'];
@@ -64,15 +78,15 @@ export function parseWitnessReport(j: unknown): WitnessReport {
     typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : bad(`${what} is not a count`);
   const health = (v: unknown, what: string): Health =>
     typeof v === 'string' && HEALTH.includes(v) ? (v as Health) : bad(`${what} is not healthy, suspect or failed`);
-  const exact = (o: Record<string, unknown>, keys: readonly string[], what: string): void => {
-    const extra = Object.keys(o).filter((k) => !keys.includes(k));
+  const exact = (o: Record<string, unknown>, keys: readonly string[], what: string, optional: string[] = []): void => {
+    const extra = Object.keys(o).filter((k) => !keys.includes(k) && !optional.includes(k));
     const missing = keys.filter((k) => !(k in o));
     if (missing.length > 0) bad(`${what} lacks ${missing.join(', ')}`);
     if (extra.length > 0) bad(`${what} has unknown keys ${extra.join(', ')}`);
   };
 
   const o = obj(j, 'the view');
-  exact(o, ['version', 'state', 'since', 'now', 'probes'], 'the view');
+  exact(o, ['version', 'state', 'since', 'now', 'probes'], 'the view', ['candidates']);
   if (o['version'] !== 1) bad(`version ${JSON.stringify(o['version'])} is not 1`);
   const state = health(o['state'], 'state');
   const since = time(o['since'], 'since');
@@ -113,7 +127,8 @@ export function parseWitnessReport(j: unknown): WitnessReport {
       lastLatencyMs: lat as number | null,
     };
   });
-  return { version: 1, state, since, now, probes };
+  const candidates = parseCandidateEntries(o['candidates'], bad);
+  return { version: 1, state, since, now, probes, candidates };
 }
 
 const PROBE_KEYS = [
@@ -137,7 +152,8 @@ const PROBE_KEYS = [
  * `now − witness.since` does not depend on the two clocks agreeing.
  */
 export function viewOf(report: WitnessReport, receivedAt: number): FetchedWitnessView {
-  return { state: report.state, since: receivedAt - (report.now - report.since), receivedAt, report };
+  const since = receivedAt - (report.now - report.since);
+  return { state: report.state, since, receivedAt, report, candidates: report.candidates.map(candidateOfEntry) };
 }
 
 export interface FetchOptions {
@@ -161,19 +177,25 @@ function reasonOf(err: NodeJS.ErrnoException, tls: boolean): string {
   return code && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
 }
 
+interface Answer {
+  readonly status: number;
+  readonly body: Buffer;
+}
+
 /**
- * GET /v1/view from the witness at "host:port". Every failure is a retriable TidemarkError naming the address
- * and why (WITNESS_UNREACHABLE: refused, TLS, timeout; WITNESS_BAD_VIEW: bad status, not JSON, wrong shape).
+ * One request to the witness at "host:port": resolves with any HTTP answer; rejects with a retriable
+ * TidemarkError WITNESS_UNREACHABLE (refused, TLS, timeout, stopped) or `tooLarge` (an answer over MAX_BODY).
  */
-export function fetchWitnessView(address: string, o: FetchOptions): Promise<FetchedWitnessView> {
+function witnessRequest(
+  address: string,
+  req0: { readonly method: 'GET' | 'PUT'; readonly path: string; readonly body?: string; readonly tooLarge: string },
+  o: FetchOptions,
+): Promise<Answer> {
   const { host, port } = splitAddress(address);
-  const now = o.now ?? Date.now;
   const secure = o.tls !== 'plaintext';
-  const fail = (code: string, why: string, cause?: unknown) =>
-    new TidemarkError(`witness ${address}: ${why}`, { code, retriable: true, cause, context: { witness: address } });
-  return new Promise<FetchedWitnessView>((resolve, reject) => {
+  return new Promise<Answer>((resolve, reject) => {
     let settled = false;
-    const settle = (err: TidemarkError | null, v?: FetchedWitnessView) => {
+    const settle = (err: TidemarkError | null, v?: Answer) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -181,29 +203,24 @@ export function fetchWitnessView(address: string, o: FetchOptions): Promise<Fetc
       if (err) {
         req.destroy();
         reject(err);
-      } else resolve(v as FetchedWitnessView);
+      } else resolve(v as Answer);
     };
-    const common = { host, port, path: VIEW_PATH, method: 'GET', headers: { accept: 'application/json' } };
+    const headers: Record<string, string | number> = { accept: 'application/json' };
+    if (req0.body !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = Buffer.byteLength(req0.body);
+    }
+    const common = { host, port, path: req0.path, method: req0.method, headers };
     const onResponse = (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (b: Buffer) => {
         size += b.length;
-        if (size > MAX_BODY) settle(fail('WITNESS_BAD_VIEW', `answer larger than ${MAX_BODY} bytes`));
+        if (size > MAX_BODY) settle(witnessError(address, req0.tooLarge, `answer larger than ${MAX_BODY} bytes`));
         else chunks.push(b);
       });
-      res.on('error', (err) => settle(fail('WITNESS_UNREACHABLE', reasonOf(err, secure), err)));
-      res.on('end', () => {
-        if (res.statusCode !== 200) return settle(fail('WITNESS_BAD_VIEW', `HTTP ${res.statusCode} on ${VIEW_PATH}`));
-        let report: WitnessReport;
-        try {
-          report = parseWitnessReport(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-        } catch (err) {
-          const why = err instanceof SyntaxError ? `answer is not JSON (${err.message})` : (err as Error).message;
-          return settle(fail('WITNESS_BAD_VIEW', why, err));
-        }
-        settle(null, viewOf(report, now()));
-      });
+      res.on('error', (err) => settle(witnessError(address, 'WITNESS_UNREACHABLE', reasonOf(err, secure), err)));
+      res.on('end', () => settle(null, { status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
     };
     const req =
       o.tls === 'plaintext'
@@ -229,14 +246,81 @@ export function fetchWitnessView(address: string, o: FetchOptions): Promise<Fetc
             },
             onResponse,
           );
-    req.on('error', (err: NodeJS.ErrnoException) => settle(fail('WITNESS_UNREACHABLE', reasonOf(err, secure), err)));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      settle(witnessError(address, 'WITNESS_UNREACHABLE', reasonOf(err, secure), err)),
+    );
     const timer = setTimeout(
-      () => settle(fail('WITNESS_UNREACHABLE', `no answer within ${o.timeoutMs} ms`)),
+      () => settle(witnessError(address, 'WITNESS_UNREACHABLE', `no answer within ${o.timeoutMs} ms`)),
       o.timeoutMs,
     );
-    const onAbort = () => settle(fail('WITNESS_UNREACHABLE', 'request stopped'));
+    const onAbort = () => settle(witnessError(address, 'WITNESS_UNREACHABLE', 'request stopped'));
     if (o.signal?.aborted) onAbort();
     else o.signal?.addEventListener('abort', onAbort, { once: true });
-    req.end();
+    req.end(req0.body);
   });
+}
+
+function witnessError(
+  address: string,
+  code: string,
+  why: string,
+  cause?: unknown,
+  extra: { retriable?: boolean; status?: number } = {},
+): TidemarkError {
+  const context = { witness: address, ...(extra.status === undefined ? {} : { status: extra.status }) };
+  return new TidemarkError(`witness ${address}: ${why}`, { code, retriable: extra.retriable ?? true, cause, context });
+}
+
+/**
+ * GET /v1/view from the witness at "host:port". Every failure is a retriable TidemarkError naming the address
+ * and why (WITNESS_UNREACHABLE: refused, TLS, timeout; WITNESS_BAD_VIEW: bad status, not JSON, wrong shape).
+ */
+export async function fetchWitnessView(address: string, o: FetchOptions): Promise<FetchedWitnessView> {
+  const now = o.now ?? Date.now;
+  const res = await witnessRequest(address, { method: 'GET', path: VIEW_PATH, tooLarge: 'WITNESS_BAD_VIEW' }, o);
+  if (res.status !== 200) throw witnessError(address, 'WITNESS_BAD_VIEW', `HTTP ${res.status} on ${VIEW_PATH}`);
+  let report: WitnessReport;
+  try {
+    report = parseWitnessReport(JSON.parse(res.body.toString('utf8')));
+  } catch (err) {
+    const why = err instanceof SyntaxError ? `answer is not JSON (${err.message})` : (err as Error).message;
+    throw witnessError(address, 'WITNESS_BAD_VIEW', why, err);
+  }
+  return viewOf(report, now());
+}
+
+/** What a standby reports: itself as a candidate, and when it was promoted (null while it is a standby). */
+export interface CandidateToReport extends Candidate {
+  readonly promoted: string | null;
+}
+
+/**
+ * PUT /v1/candidates/<name>: this standby's position to the witness. Resolves once the witness stored it.
+ * Failures are TidemarkErrors naming the address: WITNESS_UNREACHABLE (retriable), WITNESS_REFUSED (the
+ * witness answered 4xx/5xx: its message and `context.status`; 409 when another standby claims the promotion,
+ * retriable only for 5xx).
+ */
+export async function reportCandidate(address: string, c: CandidateToReport, o: FetchOptions): Promise<void> {
+  const path = `${CANDIDATES_PATH}/${encodeURIComponent(c.name)}`;
+  const body = JSON.stringify(candidateReportJson(c));
+  const res = await witnessRequest(address, { method: 'PUT', path, body, tooLarge: 'WITNESS_REFUSED' }, o);
+  if (res.status === 200 || res.status === 204) return;
+  const text = res.body.toString('utf8');
+  let message = text.slice(0, 500);
+  try {
+    const j = JSON.parse(text) as { error?: unknown };
+    if (typeof j.error === 'string') message = j.error.slice(0, 500);
+  } catch {
+    // not JSON: the raw text
+  }
+  throw witnessError(
+    address,
+    'WITNESS_REFUSED',
+    `refused the report of ${c.name} (HTTP ${res.status}): ${message}`,
+    undefined,
+    {
+      retriable: res.status >= 500,
+      status: res.status,
+    },
+  );
 }

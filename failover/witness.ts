@@ -8,7 +8,11 @@
  *            parallel, each bounded by probe_timeout_ms; no link probe (the witness has no tidemark link)
  *   schedule the monitor's interval (monitor.ts nextIntervalMs: the calendar while healthy, suspect_interval_ms
  *            otherwise), start to start
- *   serves   GET /v1/view  the report (witness-client.ts: overall state, since, per-probe states)
+ *   serves   GET /v1/view  the report (witness-client.ts: overall state, since, per-probe states, and the
+ *                          standbys' reports with their age)
+ *            PUT /v1/candidates/<name>  a standby reports its position (witness-candidates.ts): with TLS only
+ *                          as itself (<name> = its certificate's CN, else 403); a bad body is a 400 naming
+ *                          the field; a second standby claiming a promotion is a 409
  *            GET /healthz  {"status":"ok"}
  *            over HTTPS with mutual TLS: the witness's certificate is site "witness", a client must present a
  *            certificate from the same CA (the handshake fails otherwise); plain HTTP only when configured.
@@ -30,6 +34,14 @@ import type { WitnessView } from './decide.ts';
 import { formatTransition, Monitor, type MonitorEvent, OVERALL, type ProbeSpec, type Transition } from './monitor.ts';
 import { HeartbeatProbe, type ProbeResult, splitAddress, tcpProbe } from './probes.ts';
 import { type MonitorSettings, monitorSpecOf, tcpProbeName } from './spec.ts';
+import {
+  CANDIDATES_PATH,
+  CandidateBoard,
+  type CandidateReport,
+  isSiteName,
+  MAX_REPORT_BYTES,
+  parseCandidateReport,
+} from './witness-candidates.ts';
 import { VIEW_PATH, WITNESS_SITE, type WitnessReport } from './witness-client.ts';
 
 /** The monitor settings the witness uses: failover.monitor (FailoverConfig) fits, its `link` part is ignored. */
@@ -63,7 +75,7 @@ export interface Witness {
   address(): { host: string; port: number };
 }
 
-function reportOf(m: Monitor, now: number): WitnessReport {
+function reportOf(m: Monitor, board: CandidateBoard, now: number): WitnessReport {
   const s = m.state;
   return {
     version: 1,
@@ -84,7 +96,15 @@ function reportOf(m: Monitor, now: number): WitnessReport {
       lastError: p.lastError,
       lastLatencyMs: p.lastLatencyMs,
     })),
+    candidates: board.list(now),
   };
+}
+
+/** The CN of the client certificate of a mutual-TLS request (the site name), or null. */
+function clientSite(req: IncomingMessage): string | null {
+  const sock = req.socket as Partial<TLSSocket>;
+  const cn = sock.getPeerCertificate?.()?.subject?.CN;
+  return (Array.isArray(cn) ? cn[0] : cn) ?? null;
 }
 
 function logTransition(log: Logger, t: Transition): void {
@@ -147,10 +167,51 @@ export async function startWitness(o: WitnessOptions): Promise<Witness> {
       return server as unknown as ReturnType<typeof createHttpServer>;
     },
   });
+  const board = new CandidateBoard();
+  app.setErrorHandler((err: { statusCode?: number; message: string }, _req, reply) => {
+    const status = err.statusCode !== undefined && err.statusCode >= 400 ? err.statusCode : 500;
+    reply.code(status).send({ error: err.message });
+  });
   app.get(VIEW_PATH, async (_req, reply) => {
     reply.header('cache-control', 'no-store');
-    return reportOf(monitor, now());
+    return reportOf(monitor, board, now());
   });
+  app.put<{ Params: { name: string } }>(
+    `${CANDIDATES_PATH}/:name`,
+    { bodyLimit: MAX_REPORT_BYTES },
+    async (req, reply) => {
+      const name = req.params.name;
+      const refuse = (status: number, error: string) => {
+        log.warn({ standby: name, status }, `witness: report refused: ${error}`);
+        return reply.code(status).send({ error });
+      };
+      if (!isSiteName(name)) return refuse(400, `${JSON.stringify(name.slice(0, 80))} is not a site name`);
+      if (tls !== 'plaintext') {
+        const cn = clientSite(req.raw);
+        if (cn !== name) {
+          return refuse(
+            403,
+            `the client certificate is site "${cn ?? '?'}", not "${name}": a standby reports only its own position`,
+          );
+        }
+      }
+      let r: CandidateReport;
+      try {
+        r = parseCandidateReport(req.body);
+      } catch (err) {
+        return refuse(400, (err as Error).message);
+      }
+      const put = board.put(name, r, now());
+      if (!put.ok) return refuse(409, `${name} cannot claim the promotion: ${put.conflict}`);
+      if (put.evicted) log.warn(`witness: more than the standbys it keeps: forgot ${put.evicted} for ${name}`);
+      if (put.added) log.info({ standby: name }, `witness: ${name} reports its position`);
+      if (put.promotedChanged) {
+        const line = r.promoted ? `${name} promoted (or taking over) at ${r.promoted}` : `${name} is a standby`;
+        log.warn({ standby: name, promoted: r.promoted }, `witness: ${line}`);
+      }
+      return reply.code(204).send();
+    },
+  );
   app.get('/healthz', async () => ({ status: 'ok' }));
   try {
     await app.listen({ host, port });
@@ -222,7 +283,7 @@ export async function startWitness(o: WitnessOptions): Promise<Witness> {
   return {
     finished: loop(),
     view: () => ({ state: monitor.state.overall, since: monitor.state.since, receivedAt: now() }),
-    report: () => reportOf(monitor, now()),
+    report: () => reportOf(monitor, board, now()),
     address: () => ({ host: bound.address, port: bound.port }),
   };
 }

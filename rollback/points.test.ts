@@ -91,6 +91,12 @@ describe('resolveRewind', () => {
     expect(() => resolveRewind(index, 8n, { kind: 'before-tx', txId: 't6' })).toThrow(/not applied on this target/);
     expect(() => resolveRewind(index, 8n, { kind: 'before-tx', txId: 'nope' })).toThrow(/not in the rollback index/);
   });
+
+  it('to a seq keeps exactly that commit (failback), and refuses a seq inside a transaction', () => {
+    expect(resolveRewind(index, 15n, { kind: 'seq', keep: 8n })).toBe(8n);
+    expect(resolveRewind(index, 8n, { kind: 'seq', keep: 12n })).toBe(8n);
+    expect(() => resolveRewind(index, 15n, { kind: 'seq', keep: 6n })).toThrow(/inside transaction t3/);
+  });
 });
 
 describe('resolveForward', () => {

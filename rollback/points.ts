@@ -15,7 +15,9 @@ import { formatTimeUs } from './time.ts';
 export type RewindSpec =
   | { readonly kind: 'time'; readonly timeUs: bigint }
   | { readonly kind: 'steps'; readonly steps: number; readonly unit: 'tx' | 'row' }
-  | { readonly kind: 'before-tx'; readonly txId: string };
+  | { readonly kind: 'before-tx'; readonly txId: string }
+  /** Keep every record with seq <= keep (failback: what the new primary holds). */
+  | { readonly kind: 'seq'; readonly keep: bigint };
 
 export type ForwardSpec =
   | { readonly kind: 'time'; readonly timeUs: bigint }
@@ -55,6 +57,12 @@ export function resolveRewind(index: RollbackIndex, head: bigint, spec: RewindSp
       );
     }
     return t.commitSeq < head ? t.commitSeq : head;
+  }
+  if (spec.kind === 'seq') {
+    if (spec.keep >= head) return head;
+    const t = containing(index, spec.keep, `seq ${spec.keep}`);
+    if (t.commitSeq !== spec.keep) throw usage(`seq ${spec.keep} is inside ${describeTx(t)}, not at a commit`);
+    return spec.keep;
   }
   if (spec.kind === 'before-tx') {
     const t = index.txById(spec.txId);

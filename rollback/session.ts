@@ -31,6 +31,11 @@ import {
 
 export interface SessionOptions extends CommandContext {
   readonly dryRun: boolean;
+  /**
+   * The caller made sure the journal holds everything the source committed (failback's catch-up, which also
+   * counts binlog events capture skips): the check against the source's binlog position is left out.
+   */
+  readonly sourceCaptured?: boolean | undefined;
 }
 
 export class RewindSession {
@@ -67,7 +72,7 @@ export class RewindSession {
    */
   static async open(o: SessionOptions, server: RewindServer): Promise<RewindSession> {
     const { config, log, signal } = o;
-    if (server.kind === 'source') await checkSourceCaptured(config, log, signal);
+    if (server.kind === 'source' && o.sourceCaptured !== true) await checkSourceCaptured(config, log, signal);
     const index = await openIndex(config, log, signal, server.journalDir);
     let conn: mysql.Connection;
     try {

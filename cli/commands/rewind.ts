@@ -33,6 +33,8 @@ export interface MoveOptions extends CommandContext {
   readonly dryRun: boolean;
   readonly sqlFile?: string | undefined;
   readonly yes: boolean;
+  /** See rollback/session.ts SessionOptions. */
+  readonly sourceCaptured?: boolean | undefined;
 }
 
 export interface RewindOptions extends MoveOptions {

@@ -81,6 +81,12 @@ export function failoverLines(sites: readonly SiteFailoverStatus[] | null): stri
     if (t) {
       const pos = t.position ? ` at ${t.position.file}:${t.position.offset} (gtid ${t.position.gtid})` : '';
       lines.push(`  takeover  ${t.mode} at ${t.at} from ${t.oldPrimary}: ${t.status}${pos}`);
+      const j = t.journal;
+      lines.push(
+        j
+          ? `  journal   ${j.id}: continues ${j.branchOf} after LSN ${j.branchLsn}; captured from the promotion on (LSN ${j.markerLsn})`
+          : "  journal   not promoted yet (the site's tidemark run does it: it captures and ships from then on)",
+      );
       const origin = t.timeline.find((e) => e.startedAt !== null)?.startedAt ?? Date.parse(t.at);
       for (const l of formatTimeline(t.timeline, origin)) lines.push(`    ${l}`);
     }

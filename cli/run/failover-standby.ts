@@ -6,12 +6,14 @@
  * feed the results to the monitor (failover/monitor.ts), log and alert every transition. In automatic mode,
  * once the primary is failed here, ask the witness for its view and let failover/decide.ts decide; a takeover
  * persists the history first (anti-flapping survives a crash), then runs the plan (failover-takeover.ts).
+ * With a witness, every round also reports this standby's position to it, and the decision ranks every
+ * standby by what the witness lists (failover-report.ts); a takeover first claims the promotion there.
  *
  * Once promoted (promotion.json), the loop keeps guarding: whenever the old primary is reachable and writable
  * again, it is fenced again (read_only, sessions killed) and an alert says so.
  */
 import type { Logger } from 'pino';
-import { type Candidate, decideAutomatic, type WitnessView } from '../../failover/decide.ts';
+import { decideAutomatic } from '../../failover/decide.ts';
 import { fenceServer, isWritable } from '../../failover/fence.ts';
 import { sendAlert } from '../../failover/hooks.ts';
 import { formatTransition, Monitor, type MonitorEvent } from '../../failover/monitor.ts';
@@ -20,14 +22,14 @@ import { HeartbeatProbe, tcpProbe } from '../../failover/probes.ts';
 import { HEARTBEAT_PROBE, LINK_PROBE, tcpProbeName } from '../../failover/spec.ts';
 import { collapseOverall } from '../../failover/witness.ts';
 import { fetchWitnessView } from '../../failover/witness-client.ts';
-import { describeChain, sleep } from '../../record/errors.ts';
-import { readDurableLsn } from '../../ship/journal/durable.ts';
-import { mirrorDir, type StandbyConfig } from '../config-sites.ts';
+import { describeChain, isRetriable, sleep } from '../../record/errors.ts';
+import type { StandbyConfig } from '../config-sites.ts';
 import type { Config, ResolvedFailover } from '../config.ts';
-import { readTarget } from '../commands/targets.ts';
-import { asFailoverAccount, decidePolicy, failoverOf, monitorSpec, promotableTarget } from './failover-spec.ts';
+import { claimTakeover, electionInput, reportPromoted, reportRound, selfCandidate } from './failover-report.ts';
+import { asFailoverAccount, decidePolicy, failoverOf, monitorSpec } from './failover-spec.ts';
 import { readHistory, readPromotion, switchoverRunning, writeHistory, writeMonitorFile } from './failover-state.ts';
 import { alertHooks, takeOver } from './failover-takeover.ts';
+import { promotedRoles, promoteJournal } from './promoted.ts';
 import type { ReceiverWatch } from './receive-loop.ts';
 import type { LinkSecurity } from '../../ship/tcp/identity.ts';
 import { linkSecurity } from './ship-transports.ts';
@@ -74,19 +76,8 @@ async function probeRound(
   return results;
 }
 
-/** This standby as a candidate: its mirror's last complete unit and its target's applied LSN. */
-export async function selfCandidate(config: Config, s: StandbyConfig, f: ResolvedFailover): Promise<Candidate> {
-  const target = promotableTarget(config, s.name);
-  const received = await readDurableLsn(mirrorDir(config.source.name, s)).catch(() => null);
-  const t = target ? await readTarget(target, config.source.name) : null;
-  const applied = t?.stored?.state?.lsn ?? null;
-  return {
-    name: s.name,
-    priority: f.election.priority[s.name] ?? 0,
-    position: received === null || applied === null ? null : { received, applied },
-    eligible: target !== undefined && !t?.error && (t?.stored?.hold ?? null) === null,
-  };
-}
+/** This standby as a candidate (moved to failover-report.ts; re-exported for its callers). */
+export { selfCandidate };
 
 async function witnessView(f: ResolvedFailover, tls: LinkSecurity, log: Logger) {
   if (!f.witness) return null;
@@ -121,7 +112,10 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
     while (!signal.aborted) {
       // A manual `tidemark failover` may have promoted this standby meanwhile.
       if (await readPromotion(base)) return await promotedLoop(o, f, log);
+      // Reported while the probes run: the other standbys' monitors rank this one by it.
+      const reporting = f.witness ? reportRound(config, s, f, tls, log) : Promise.resolve(null);
       const events = await probeRound(f, o, names, heartbeat);
+      const reported = await reporting;
       for (const t of collapseOverall(events.flatMap((ev) => monitor.apply(ev)))) {
         const line = formatTransition(t);
         (t.to === 'healthy' ? log.info : log.warn).call(log, { transition: t }, `primary ${line}`);
@@ -133,19 +127,23 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
       const switching = await switchoverRunning(base, f.timeouts.drain_ms + f.timeouts.promote_ms);
       if (switching) decision = 'a switchover is running here: no automatic decision';
       if (monitor.state.overall === 'failed' && !switching) {
-        const view: WitnessView | null = await witnessView(f, tls, log);
+        const view = await witnessView(f, tls, log);
+        const self = reported ?? (await selfCandidate(config, s, f));
         const d = decideAutomatic({
           now,
           self: s.name,
           local: { state: monitor.state.overall, since: monitor.state.since },
           witness: view,
-          candidates: [await selfCandidate(config, s, f)],
+          ...electionInput(config, f, self, view),
           history: await readHistory(base),
           policy: decidePolicy(f),
         });
         decision = d.reason;
+        // Only one standby gets the witness's grant: two that both decided to take over do not both act.
+        const refused = d.action === 'takeover' ? await claimTakeover(f, tls, self, log) : null;
+        if (refused) decision = `${d.reason}; not acting: ${refused}`;
         if (decision !== lastDecision) log.warn({ action: d.action }, decision);
-        if (d.action === 'takeover') {
+        if (d.action === 'takeover' && !refused) {
           await writeHistory(base, d.history);
           const r = await takeOver({ ...o, mode: 'automatic', reason: d.reason, force: false, log });
           const lines = formatTimeline(r.timeline, r.startedAt).join('\n');
@@ -170,14 +168,42 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
   }
 }
 
-/** After promotion: keep the old primary fenced whenever it shows up writable again. */
+/**
+ * After promotion: nothing more is received from the old primary; the mirror becomes the new primary's journal
+ * and this site runs the primary's roles (cli/run/promoted.ts); and the old primary is fenced again whenever it
+ * shows up writable.
+ */
 async function promotedLoop(o: StandbyMonitorOptions, f: ResolvedFailover, log: Logger): Promise<void> {
+  const { config, standby: s, signal } = o;
+  await o.stopReceiver();
+  await promoteJournalRetrying(o, log);
+  if (signal.aborted) return;
+  await Promise.all([promotedRoles(config, s, o.log, signal), guardOldPrimary(o, f, log)]);
+}
+
+/** promoteJournal, retried while its failure is retriable (e.g. the new primary's database is not reachable). */
+async function promoteJournalRetrying(o: StandbyMonitorOptions, log: Logger): Promise<void> {
+  for (let attempt = 1; !o.signal.aborted; attempt++) {
+    try {
+      await promoteJournal(o.config, o.standby, log);
+      return;
+    } catch (err) {
+      if (!isRetriable(err)) throw err;
+      log.warn({ err: describeChain(err), attempt }, 'promoting the journal failed: retrying in 2 s');
+      await sleep(2000, o.signal);
+    }
+  }
+}
+
+async function guardOldPrimary(o: StandbyMonitorOptions, f: ResolvedFailover, log: Logger): Promise<void> {
   const { config, standby: s, signal } = o;
   const old = asFailoverAccount(f, config.source);
   const p = await readPromotion(s.journal_dir);
   log.warn(`${s.name} is the primary since ${p?.at} (promotion.json): guarding against the old primary`);
   const every = f.monitor.suspect_interval_ms;
   while (!signal.aborted) {
+    // The other standbys learn from the witness that this one is the primary (they never take over again).
+    if (p) await reportPromoted(config, s, p.at, log);
     const writable = await isWritable(old, f.monitor.probe_timeout_ms).catch(() => null);
     if (writable) {
       log.error(`the old primary ${config.source.host}:${config.source.port} is back and writable: fencing it`);

@@ -35,6 +35,14 @@ export interface PromotionRecord {
   readonly appliedLsn?: string | null;
   readonly status: string;
   readonly timeline: readonly TimelineEntry[];
+  /** Set once the mirror became the new primary's journal (cli/run/promoted.ts): its id and branch point. */
+  readonly journal?: {
+    readonly id: string;
+    readonly branchOf: string;
+    readonly branchLsn: string;
+    readonly branchSeq: string;
+    readonly markerLsn: string;
+  };
 }
 
 export interface MonitorFile {

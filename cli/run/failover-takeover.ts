@@ -9,7 +9,8 @@
  *               read its binlog position
  *   move-vip    add the VIP here and announce it (gratuitous ARP); the old primary's site drops it itself
  *               (the primary guard, failover-primary.ts) when it is isolated or its database is down
- *   repoint     other standbys: not built yet (reported as skipped in the timeline)
+ *   repoint     other standbys: they follow this site once its `tidemark run` made the mirror the primary journal
+ *               (cli/run/promoted.ts); tcp only (a broker standby needs a rebaseline: reported as failed)
  *   alert       the hooks, with the timeline
  */
 import type mysql from 'mysql2/promise';
@@ -218,11 +219,20 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
         }
       : undefined,
     repoint: async () => {
-      const others = config.standbys.filter((x) => x.name !== s.name).map((x) => x.name);
+      const others = config.standbys.filter((x) => x.name !== s.name);
       if (others.length === 0) return { detail: 'no other standbys' };
-      throw new TidemarkError(`repointing ${others.join(', ')} to the new primary is not built yet`, {
-        code: 'NOT_BUILT',
-      });
+      const brokers = others.filter((x) => x.transport !== 'tcp').map((x) => `${x.name} (${x.transport})`);
+      if (brokers.length > 0) {
+        throw new TidemarkError(
+          `${brokers.join(', ')}: a broker standby cannot follow the promoted journal; rebaseline it from ${s.name}`,
+          { code: 'NOT_SUPPORTED' },
+        );
+      }
+      return {
+        detail:
+          `${others.map((x) => x.name).join(', ')} follow ${s.name} from their acknowledged LSN once its tidemark ` +
+          'run promoted the journal (capture from the promotion position, cli/run/promoted.ts)',
+      };
     },
     alert: async (result) => {
       await sendAlert(hooks, event('takeover', { mode: o.mode, result: summary(result) }), log);

@@ -4,12 +4,17 @@
  *
  *   {"format":1,"id":"<random UUID>","created":"<ISO time>"}                                    a source journal
  *   {"format":1,"id":"…","created":"…","mirror":{"of":"<source journal id>","sourceEpoch":3}}    a mirror
+ *   {"format":1,"id":"…","created":"…","branch":{"of":"<journal id>","atLsn":"812","epoch":2}}  a promoted mirror
  *
  * The id names this journal's LSN sequence: a new journal at the same place (deleted and recreated, restored from
  * elsewhere) gets a new id, so a standby never continues a copy of the old sequence with frames of a new one. A
  * mirror (a standby's copy that stores the source's frames at the source's LSNs) records the id of the journal it
  * mirrors, and refuses to continue from another, and the latest source truncation epoch it has reconciled
  * (ship/journal/mirror.ts). `format` is the on-disk format of the journal; a newer one is refused.
+ *
+ * `branch` (branch.ts) marks a source journal that continues another one: a standby's mirror promoted after a
+ * failover. Its frames up to `atLsn` are frames of journal `of`, at the same LSNs; `epoch` is the latest
+ * truncation epoch this journal had recorded when it was promoted. atLsn is stored as a decimal string.
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -27,6 +32,18 @@ export interface JournalIdentity {
   readonly created: string;
   /** Set for a mirror: the id of the source journal, and the source truncation epoch reconciled last. */
   readonly mirror?: { readonly of: string; readonly sourceEpoch: number };
+  /** Set for a source journal that continues journal `of` (a promoted mirror): see the module comment. */
+  readonly branch?: JournalBranch;
+}
+
+/** Where a promoted mirror's journal continues the journal it mirrored (branch.ts). */
+export interface JournalBranch {
+  /** Id of the journal continued. */
+  readonly of: string;
+  /** The last LSN shared with it: later frames are this journal's own. */
+  readonly atLsn: bigint;
+  /** The latest truncation epoch of this journal at promotion (adopting mirrors start from it). */
+  readonly epoch: number;
 }
 
 /** The journal's identity, or null when the directory has no JOURNAL file (yet). */
@@ -39,7 +56,13 @@ export async function readIdentity(dir: string): Promise<JournalIdentity | null>
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
-  let raw: { format?: unknown; id?: unknown; created?: unknown; mirror?: { of?: unknown; sourceEpoch?: unknown } };
+  let raw: {
+    format?: unknown;
+    id?: unknown;
+    created?: unknown;
+    mirror?: { of?: unknown; sourceEpoch?: unknown };
+    branch?: { of?: unknown; atLsn?: unknown; epoch?: unknown };
+  };
   try {
     raw = JSON.parse(text);
   } catch (err) {
@@ -47,12 +70,20 @@ export async function readIdentity(dir: string): Promise<JournalIdentity | null>
   }
   const m = raw?.mirror;
   const mirrorOk = m === undefined || (typeof m?.of === 'string' && Number.isInteger(m.sourceEpoch));
-  if (!Number.isInteger(raw?.format) || typeof raw.id !== 'string' || raw.id === '' || !mirrorOk) {
+  const b = raw?.branch;
+  const branchOk =
+    b === undefined ||
+    (typeof b?.of === 'string' &&
+      b.of !== '' &&
+      typeof b.atLsn === 'string' &&
+      /^\d{1,20}$/.test(b.atLsn) &&
+      Number.isInteger(b.epoch) &&
+      (b.epoch as number) >= 0);
+  if (!Number.isInteger(raw?.format) || typeof raw.id !== 'string' || raw.id === '' || !mirrorOk || !branchOk) {
     throw new CorruptionError(
-      `${file}: expected {"format", "id", "created", optional "mirror": {"of", "sourceEpoch"}}`,
-      {
-        file,
-      },
+      `${file}: expected {"format", "id", "created", optional "mirror": {"of", "sourceEpoch"}, ` +
+        'optional "branch": {"of", "atLsn" (decimal string), "epoch"}}',
+      { file },
     );
   }
   if ((raw.format as number) > JOURNAL_FORMAT) {
@@ -66,7 +97,11 @@ export async function readIdentity(dir: string): Promise<JournalIdentity | null>
     id: raw.id,
     created: typeof raw.created === 'string' ? raw.created : '',
   };
-  return m ? { ...base, mirror: { of: m.of as string, sourceEpoch: m.sourceEpoch as number } } : base;
+  return {
+    ...base,
+    ...(m ? { mirror: { of: m.of as string, sourceEpoch: m.sourceEpoch as number } } : {}),
+    ...(b ? { branch: { of: b.of as string, atLsn: BigInt(b.atLsn as string), epoch: b.epoch as number } } : {}),
+  };
 }
 
 /**
@@ -83,8 +118,17 @@ export async function journalIdentity(dir: string): Promise<JournalIdentity> {
   });
 }
 
+/** The JOURNAL file's text for `id` (branch.atLsn as a decimal string). */
+export function formatIdentity(id: JournalIdentity): string {
+  const { branch, ...rest } = id;
+  const out = branch
+    ? { ...rest, branch: { of: branch.of, atLsn: branch.atLsn.toString(), epoch: branch.epoch } }
+    : rest;
+  return `${JSON.stringify(out)}\n`;
+}
+
 export async function writeIdentity(dir: string, id: JournalIdentity): Promise<void> {
-  await writeFileAtomic(dir, IDENTITY_FILE, `${JSON.stringify(id)}\n`);
+  await writeFileAtomic(dir, IDENTITY_FILE, formatIdentity(id));
 }
 
 /** The mirror holds frames of journal `have` but was asked to continue from `want` (or is no mirror at all). */

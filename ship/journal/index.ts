@@ -1,5 +1,14 @@
 /** The embedded durable journal: public API. See api.ts for the model. */
 export type { FsyncPolicy, JournalFrame, JournalReaderOptions, JournalWriterOptions } from './api.ts';
+export {
+  adoptBranch,
+  type BranchDecision,
+  type DemoteOptions,
+  demoteToMirror,
+  type PromoteOptions,
+  type PromoteResult,
+  promoteMirror,
+} from './branch.ts';
 export { type CursorInfo, CursorStore } from './cursors.ts';
 export { commitOfTail, decodeFrame, type JournalEntry, JournalSink, lastCommit, readEntries } from './entries.ts';
 export { DURABLE_FILE, DurableMarkReader, readDurableLsn } from './durable.ts';
@@ -15,6 +24,7 @@ export {
 } from './frame.ts';
 export {
   IDENTITY_FILE,
+  type JournalBranch,
   type JournalIdentity,
   JournalIdentityError,
   journalIdentity,

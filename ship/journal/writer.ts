@@ -166,6 +166,32 @@ export class JournalWriter extends WritePipeline {
     this.ident = next;
   }
 
+  /**
+   * Mirror journals: the source journal `of` continues the one this mirror copied (it branched at or above this
+   * mirror's head; see branch.ts adoptBranch): from now on this mirrors `of`, with `epoch` as the source
+   * truncation epoch reconciled. Durable before it resolves.
+   */
+  async adoptSource(of: string, epoch: number): Promise<void> {
+    const m = this.ident.mirror;
+    if (!m) {
+      throw new TidemarkError(`journal ${this.dir} is a source journal, not a mirror: it adopts no source`, {
+        code: 'JOURNAL_MIRROR',
+      });
+    }
+    await this.replaceIdentity({ ...this.ident, mirror: { of, sourceEpoch: epoch } });
+  }
+
+  /**
+   * Journal lineage (branch.ts): rewrites the JOURNAL file durably, under this writer's lock, and continues under
+   * the new identity (a mirror promoted to a source journal, or a source journal demoted to a mirror).
+   */
+  async replaceIdentity(next: JournalIdentity): Promise<void> {
+    if (this.closed) throw this.closedError();
+    await this.flush();
+    await writeIdentity(this.dir, next);
+    this.ident = next;
+  }
+
   /** Flushes, closes the segment and releases the lock. Further appends reject. */
   async close(): Promise<void> {
     if (this.closed) return;

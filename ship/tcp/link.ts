@@ -4,7 +4,7 @@
  * Transport only: no journal, cursor or config here. README.md beside this file has the protocol, the
  * guarantees and what the wiring must add. This is the public face; the parts:
  *
- *   protocol.ts    wire format, pure (encodeMessage, MessageDecoder)
+ *   protocol.ts    wire format, pure (encodeMessage, MessageDecoder; the HELLO body in protocol-hello.ts)
  *   connection.ts  one socket carrying messages: heartbeats, dead-link detection, backpressure; dial()
  *   identity.ts    mutual-TLS identity checks and refusal reasons, pure
  *   shipper.ts     the client: connect → HELLO → WELCOME(durable) → FRAMES from durable + 1 → ACKs, reconnecting
@@ -18,4 +18,4 @@ export { DEFAULT_HEARTBEAT_MS, DEFAULT_PORT, type LinkSecurity } from './identit
 export { journalSource, MirrorSink, type MirrorSinkOptions, type MirrorStatus } from './mirror.ts';
 export { type ReceiverOptions, type ReceiverSessionInfo, ShipReceiver } from './receiver.ts';
 export { type Shipper, type ShipperOptions, type ShipperStatus, startShipper } from './shipper.ts';
-export type { TruncationMark, WireFrame } from './protocol.ts';
+export type { HelloBranch, TruncationMark, WireFrame } from './protocol.ts';

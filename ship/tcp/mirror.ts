@@ -11,6 +11,11 @@
  *                       truncations and reports the mirror's synced LSN; onFrames appends each frame at its LSN
  *                       and syncs before it resolves, so the receiver acknowledges only what is on disk.
  *
+ * After a failover the new primary ships its promoted mirror, a journal that continues the old primary's
+ * (ship/journal/branch.ts); its HELLO names the branch. A mirror of the old journal whose head is at or below the
+ * branch point adopts the new journal (its frames are the new journal's too) and goes on from its head; one above
+ * it holds frames the new primary never had and is refused, naming them (`tidemark failback` deals with them).
+ *
  * After a standby crash, reopening the mirror runs the journal's recovery: an unfinished unit is cut (its frames
  * were acknowledged, so the durable LSN goes back and the shipper sends them again). Readers of the mirror (the
  * applier) see complete units only, with the same truncation events as on any journal.
@@ -18,7 +23,8 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { describeChain, TidemarkError } from '../../record/errors.ts';
-import { journalIdentity } from '../journal/identity.ts';
+import { adoptBranch } from '../journal/branch.ts';
+import { journalIdentity, readIdentity } from '../journal/identity.ts';
 import { reconcileTruncations } from '../journal/mirror.ts';
 import { JournalReader } from '../journal/reader.ts';
 import { listSegments } from '../journal/segments.ts';
@@ -32,10 +38,11 @@ import type { ShipperOptions } from './shipper.ts';
 export async function journalSource(
   dir: string,
   opts: { pollMs?: number } = {},
-): Promise<Pick<ShipperOptions, 'journalId' | 'truncations' | 'frames'>> {
-  const { id } = await journalIdentity(dir);
+): Promise<Pick<ShipperOptions, 'journalId' | 'branch' | 'truncations' | 'frames'>> {
+  const { id, branch } = await journalIdentity(dir);
   return {
     journalId: id,
+    ...(branch ? { branch } : {}),
     truncations: () => readTruncations(dir),
     async *frames(fromLsn, signal, session) {
       // A reader takes LSN 1 as "from the oldest": a standby that needs LSN 1 must not get a later one instead.
@@ -85,6 +92,14 @@ export interface MirrorStatus {
   readonly syncedLsn: bigint;
   /** The last complete unit on disk (what survives a crash). */
   readonly durableLsn: bigint;
+}
+
+/** A rejection handler that closes `w` and rethrows. */
+function closing(w: JournalWriter): (err: unknown) => Promise<never> {
+  return async (err) => {
+    await w.close().catch(() => undefined);
+    throw err;
+  };
 }
 
 const SOURCE_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
@@ -139,22 +154,29 @@ export class MirrorSink {
       }
       this.broken.delete(source);
       if (!w) {
-        w = await JournalWriter.open({
+        // A mirror of the journal the shipper's journal continued is opened as what it is, then adopts it.
+        const have = info.branch ? await readIdentity(this.dirOf(source)) : null;
+        const from = have?.mirror && have.mirror.of !== info.journalId ? have.mirror.of : undefined;
+        const adopting = from !== undefined && from === info.branch?.of;
+        const opened = await JournalWriter.open({
           dir: this.dirOf(source),
           fsync: 'transaction',
           groupCommitMs: 0,
           segmentBytes: this.o.segmentBytes ?? 64 << 20,
-          mirrorOf: info.journalId,
+          mirrorOf: adopting ? from : info.journalId,
           ...(start === undefined ? {} : { startLsn: start }),
           log,
         });
+        const refuse = adopting ? await this.followBranch(opened, info, log).catch(closing(opened)) : null;
+        if (refuse !== null) {
+          await opened.close();
+          return this.refusal(log, refuse);
+        }
+        w = opened;
         this.mirrors.set(source, w);
       } else if (w.identity.mirror?.of !== info.journalId) {
-        return this.refusal(
-          log,
-          `journal identity changed: the mirror ${w.dir} mirrors journal ${w.identity.mirror?.of}, not ` +
-            `${info.journalId}; rebaseline this standby`,
-        );
+        const refuse = await this.followBranch(w, info, log);
+        if (refuse !== null) return this.refusal(log, refuse);
       }
       await reconcileTruncations(w, info.truncations, log);
       // An empty mirror configured to start later: it starts at its first frame (appendAt of an empty journal).
@@ -198,6 +220,27 @@ export class MirrorSink {
     const ws = [...this.mirrors.values()];
     this.mirrors.clear();
     await Promise.all(ws.map((w) => w.close().catch(() => undefined)));
+  }
+
+  /**
+   * The mirror `w` meets a HELLO of a journal it does not mirror: it adopts that journal when the journal
+   * continues the mirrored one at or past the mirror's head (returns null), else the reason to refuse.
+   */
+  private async followBranch(w: JournalWriter, info: ReceiverSessionInfo, log: Logger): Promise<string | null> {
+    const was = w.identity.mirror?.of;
+    const d = adoptBranch(w.identity, info, w.headLsn, w.dir);
+    if (d === null) {
+      return `journal identity changed: the mirror ${w.dir} mirrors journal ${was}, not ${info.journalId}; rebaseline this standby`;
+    }
+    if (!d.adopt) return d.refuse;
+    const b = info.branch as NonNullable<ReceiverSessionInfo['branch']>;
+    log.warn(
+      { dir: w.dir, from: was, to: info.journalId, atLsn: String(b.atLsn), headLsn: String(w.headLsn), epoch: b.epoch },
+      `mirror: the source journal ${info.journalId} continues journal ${was} after LSN ${b.atLsn} (a promoted ` +
+        `standby); this mirror (head LSN ${w.headLsn}) now follows it`,
+    );
+    await w.adoptSource(info.journalId, b.epoch);
+    return null;
   }
 
   private refusal(log: Logger, reason: string): { refuse: string } {

@@ -63,6 +63,15 @@ function sampleMessages(): Message[] {
         { epoch: 2, toLsn: 0xffffffffffffffffn },
       ],
     },
+    {
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      source: 'orders',
+      site: 'dr1',
+      journalId: 'j3',
+      truncations: [{ epoch: 3, toLsn: 9n }],
+      branch: { of: 'j2-ü', atLsn: 0xfffffffffffffffen, epoch: 3 },
+    },
   ];
 }
 

@@ -19,7 +19,8 @@
  * Bodies (str = u16 byte length + UTF-8; u64 values are bigint LSNs or milliseconds since the epoch):
  *
  *   HELLO      shipper → receiver   u16 protocolVersion, str source, str site, str journalId, u16 count,
- *                                   count × (u32 epoch, u64 toLsn): the source journal's truncation events
+ *                                   count × (u32 epoch, u64 toLsn): the source journal's truncation events,
+ *                                   then, for a promoted mirror's journal only, its branch (protocol-hello.ts)
  *   WELCOME    receiver → shipper   u8 accepted (1/0), u64 durableLsn (0 when refused), str reason ('' if accepted)
  *   FRAMES     shipper → receiver   u32 count ≥ 1, then count × (u64 lsn, u8 flags (bit 0 END_OF_UNIT), u32 length,
  *                                   payload); the LSNs are consecutive
@@ -34,6 +35,14 @@
 import { crc32 } from 'node:zlib';
 import { CorruptionError } from '../../record/errors.ts';
 import { BodyReader, BodyWriter, checkU64, protocolError, strBytes } from './protocol-bytes.ts';
+import { type HelloMessage, readHello, writeHello } from './protocol-hello.ts';
+
+export {
+  type HelloBranch,
+  type HelloMessage,
+  MAX_HELLO_TRUNCATIONS,
+  type TruncationMark,
+} from './protocol-hello.ts';
 
 export const WIRE_MAGIC = 0x4d54;
 export const WIRE_VERSION = 1;
@@ -57,30 +66,6 @@ export interface WireFrame {
   /** Decoded: shares memory with the decoder's buffers; do not modify. */
   readonly payload: Uint8Array;
 }
-
-export interface HelloMessage {
-  readonly type: 'hello';
-  readonly protocolVersion: number;
-  /** The source (captured database) whose journal is shipped. */
-  readonly source: string;
-  /** The shipper's site; the receiver checks it against the client certificate. */
-  readonly site: string;
-  /** Identity of the source journal (a new journal at the same source must not continue an old copy). */
-  readonly journalId: string;
-  /**
-   * The source journal's truncation events (ship/journal/truncations.ts): a mirror holding frames above an event's
-   * toLsn that it received before that epoch cuts them (ship/journal/mirror.ts). Empty in a version 1 HELLO.
-   */
-  readonly truncations: readonly TruncationMark[];
-}
-
-export interface TruncationMark {
-  readonly epoch: number;
-  readonly toLsn: bigint;
-}
-
-/** Truncation events a HELLO carries at most (the journal keeps 64). */
-export const MAX_HELLO_TRUNCATIONS = 1024;
 
 /** durableLsn null = refused, with the reason. */
 export type WelcomeMessage =
@@ -124,27 +109,9 @@ export function framesBodyBytes(frames: readonly WireFrame[]): number {
 export function encodeMessage(msg: Message): Uint8Array {
   let w: BodyWriter;
   switch (msg.type) {
-    case 'hello': {
-      const [src, site, jid] = [
-        strBytes(msg.source, 'source'),
-        strBytes(msg.site, 'site'),
-        strBytes(msg.journalId, 'journalId'),
-      ];
-      const marks = msg.truncations;
-      if (marks.length > MAX_HELLO_TRUNCATIONS)
-        throw new RangeError(`ship protocol: more than ${MAX_HELLO_TRUNCATIONS} truncations`);
-      w = new BodyWriter(MESSAGE_HEADER_BYTES, 2 + 6 + src.length + site.length + jid.length + 2 + 12 * marks.length);
-      w.u16(msg.protocolVersion);
-      w.str(src);
-      w.str(site);
-      w.str(jid);
-      w.u16(marks.length);
-      for (const t of marks) {
-        w.u32(t.epoch);
-        w.u64(checkU64(t.toLsn, 'toLsn'));
-      }
+    case 'hello':
+      w = writeHello(msg, MESSAGE_HEADER_BYTES);
       break;
-    }
     case 'welcome': {
       const reason = strBytes(msg.durableLsn === null ? msg.reason : '', 'reason');
       w = new BodyWriter(MESSAGE_HEADER_BYTES, 1 + 8 + 2 + reason.length);
@@ -204,19 +171,9 @@ function decodeBody(type: MessageType, body: Uint8Array, offset: number): Messag
   const r = new BodyReader(body, offset);
   let msg: Message;
   switch (type) {
-    case 'hello': {
-      const head = {
-        protocolVersion: r.u16('protocolVersion'),
-        source: r.str('source'),
-        site: r.str('site'),
-        journalId: r.str('journalId'),
-      };
-      const truncations: TruncationMark[] = [];
-      const count = r.left > 0 ? r.u16('truncation count') : 0;
-      for (let i = 0; i < count; i++) truncations.push({ epoch: r.u32('epoch'), toLsn: r.u64('toLsn') });
-      msg = { type, ...head, truncations };
+    case 'hello':
+      msg = readHello(r, offset);
       break;
-    }
     case 'welcome': {
       const accepted = r.u8('accepted');
       const lsn = r.u64('durableLsn');

@@ -21,7 +21,13 @@ import type { Logger } from 'pino';
 import { describeChain, TidemarkError } from '../../record/errors.ts';
 import { MessageConnection } from './connection.ts';
 import { certificateNames, clientRefusal, DEFAULT_HEARTBEAT_MS, type LinkSecurity, siteRefusal } from './identity.ts';
-import { type HelloMessage, PROTOCOL_VERSION, type TruncationMark, type WireFrame } from './protocol.ts';
+import {
+  type HelloBranch,
+  type HelloMessage,
+  PROTOCOL_VERSION,
+  type TruncationMark,
+  type WireFrame,
+} from './protocol.ts';
 
 export interface ReceiverSessionInfo {
   readonly source: string;
@@ -30,6 +36,8 @@ export interface ReceiverSessionInfo {
   readonly journalId: string;
   /** The source journal's truncation events, for a mirror to reconcile (ship/journal/mirror.ts). */
   readonly truncations: readonly TruncationMark[];
+  /** Set when the source journal continues another one (a promoted mirror; ship/journal/branch.ts). */
+  readonly branch?: HelloBranch;
   readonly protocolVersion: number;
   /** "address:port" of the shipper. */
   readonly peer: string;
@@ -189,6 +197,7 @@ export class ShipReceiver {
       site: hello.site,
       journalId: hello.journalId,
       truncations: hello.truncations,
+      ...(hello.branch ? { branch: hello.branch } : {}),
       protocolVersion: hello.protocolVersion,
       peer,
       certificateNames: tls ? certificateNames(tls.getPeerCertificate()) : [],

@@ -17,7 +17,14 @@ import type { Logger } from 'pino';
 import { describeChain, isRetriable, sleep, TidemarkError } from '../../record/errors.ts';
 import { dial, MessageConnection } from './connection.ts';
 import { DEFAULT_HEARTBEAT_MS, type LinkSecurity } from './identity.ts';
-import { FRAME_OVERHEAD, type Message, PROTOCOL_VERSION, type TruncationMark, type WireFrame } from './protocol.ts';
+import {
+  FRAME_OVERHEAD,
+  type HelloBranch,
+  type Message,
+  PROTOCOL_VERSION,
+  type TruncationMark,
+  type WireFrame,
+} from './protocol.ts';
 
 export interface ShipperOptions {
   host: string;
@@ -29,6 +36,8 @@ export interface ShipperOptions {
   targetSite: string;
   source: string;
   journalId: string;
+  /** The source journal's branch (a promoted mirror's; journalSource sets it), sent in HELLO for mirrors to adopt. */
+  branch?: HelloBranch;
   /**
    * The source journal's truncation events, read at every connection and sent in HELLO (default none). Wire a
    * journal with journalSource() (mirror.ts), which also reads frames only up to the journal's durable mark.
@@ -206,6 +215,7 @@ class ShipperLoop {
       site: o.site,
       journalId: o.journalId,
       truncations,
+      ...(o.branch ? { branch: o.branch } : {}),
     });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {

@@ -1,0 +1,200 @@
+/**
+ * `tidemark failback -c FILE [--yes] [--quarantine FILE] [--mirror-dir DIR]`: at the old primary's site, with the
+ * config in which it was the primary, after a standby took over. Makes the old primary a standby of the new one
+ * without a full copy (failover/README.md, "Failback"):
+ *
+ *   1. lineage   read where the new primary's journal branched from this site's (tidemark.failover_lineage on the
+ *                promoted server, written by its site when it promoted its journal: cli/run/promoted.ts)
+ *   2. fence     the old primary stays read-only (set again if it is writable)
+ *   3. catch up  capture the old primary's binlog to its end into its journal, so that the journal holds every
+ *                transaction it committed (also those its capture never saw before it died)
+ *   4. errant    the journal's units after the branch point: committed here, never on the new primary. Shown,
+ *                and written to a quarantine file (SQL with the row images; failover/quarantine.ts)
+ *   5. rewind    with --yes: undone on the old primary by the rewind engine (source.admin, which needs READ_ONLY
+ *                ADMIN as the server is read-only), newest first, every statement guarded
+ *   6. demote    the journal is cut back to the branch point and becomes a mirror of the new primary's journal;
+ *                the old primary's position row says it holds the branch point. Optionally moved to --mirror-dir.
+ *
+ * Then `tidemark run --site <this site>` with the config in which the new primary's site is the primary receives
+ * and applies from the branch point on. Without --yes, steps 1-4 run and nothing is changed (but the quarantine
+ * file is written). Safe to run again after a failure: every step checks what is already done.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { preparePosition } from '../../apply/mysql/position-store.ts';
+import { upsertPositionSql } from '../../apply/mysql/position-table.ts';
+import { type MysqlEndpoint, openSession } from '../../apply/mysql/session.ts';
+import { fenceServer, isWritable } from '../../failover/fence.ts';
+import { type Lineage, readLineage } from '../../failover/lineage.ts';
+import { formatErrantSummary, writeQuarantine } from '../../failover/quarantine.ts';
+import { describeChain, TidemarkError } from '../../record/errors.ts';
+import { formatPosition } from '../../record/position.ts';
+import { demoteToMirror, readIdentity } from '../../ship/journal/index.ts';
+import { asFailoverAccount, failoverOf, promotableTarget } from '../run/failover-spec.ts';
+import { catchUpCapture, commitAt } from '../run/failback-capture.ts';
+import type { CommandContext } from './context.ts';
+import { rewindCommand } from './rewind.ts';
+
+export interface FailbackOptions extends CommandContext {
+  readonly yes: boolean;
+  /** Where the quarantine file goes; default `<journal.dir>/../failback-<source>-<time>.sql`. */
+  readonly quarantine?: string | undefined;
+  /** Move the demoted journal here (where the new topology's config expects this site's mirror). */
+  readonly mirrorDir?: string | undefined;
+}
+
+/** The newest lineage row among the promotable standbys' servers. */
+async function findLineage(o: FailbackOptions): Promise<Lineage> {
+  const { config } = o;
+  const f = failoverOf(config);
+  const found: Lineage[] = [];
+  const errors: string[] = [];
+  for (const s of config.standbys) {
+    const t = promotableTarget(config, s.name);
+    if (!t) continue;
+    try {
+      const l = await readLineage(asFailoverAccount(f, t), config.source.name);
+      if (l) found.push(l);
+    } catch (err) {
+      errors.push(`${s.name} (${t.host}:${t.port}): ${describeChain(err)}`);
+    }
+  }
+  found.sort((a, b) => (a.promotedAt < b.promotedAt ? 1 : -1));
+  const l = found[0];
+  if (l) return l;
+  throw new TidemarkError(
+    `no standby of ${config.source.name} was promoted: no ${'`tidemark`.`failover_lineage`'} row on the standbys' ` +
+      `servers${errors.length ? ` (not reached: ${errors.join('; ')})` : ''}. A promoted standby writes it when ` +
+      'its tidemark run takes the primary role',
+    { code: 'FAILBACK_NO_PROMOTION', retriable: errors.length > 0 },
+  );
+}
+
+/** The old primary's position row: it holds the branch point (the receiver and applier go on from there). */
+async function setBranchPosition(ep: MysqlEndpoint, source: string, state: Parameters<typeof upsertPositionSql>[1]) {
+  const conn = await openSession(ep, { apply: false });
+  try {
+    await preparePosition(async (sql) => (await conn.query(sql))[0], source);
+    await conn.query(upsertPositionSql(source, state));
+  } finally {
+    await conn.end().catch(() => undefined);
+  }
+}
+
+export async function failbackCommand(o: FailbackOptions): Promise<number> {
+  const { config, log, stdout } = o;
+  const f = failoverOf(config);
+  const dir = config.journal.dir;
+  const out = (line: string) => stdout.write(`${line}\n`);
+  const primary = asFailoverAccount(f, config.source);
+  const where = `${config.source.host}:${config.source.port}`;
+
+  const lineage = await findLineage(o);
+  out(
+    `${lineage.site} is the primary of ${config.source.name} since ${lineage.promotedAt}: its journal ` +
+      `${lineage.journalId} continues ${lineage.branchOf} after LSN ${lineage.branchLsn} (seq ${lineage.branchSeq}), ` +
+      `from ${formatPosition(lineage.position)}`,
+  );
+  for (const d of o.mirrorDir === undefined ? [dir] : [resolve(o.mirrorDir), dir]) {
+    if ((await readIdentity(d))?.mirror?.of === lineage.journalId) {
+      out(`${d} is already a mirror of ${lineage.journalId}: failback was done; start tidemark run for this site`);
+      return 0;
+    }
+  }
+  const ident = await readIdentity(dir);
+  if (!ident || ident.id !== lineage.branchOf) {
+    throw new TidemarkError(
+      `${dir} is ${ident ? `journal ${ident.id}` : 'no journal'}, not ${lineage.branchOf}, the one ${lineage.site} ` +
+        'continued: this is not the old primary of that promotion (wrong config file or journal.dir? an earlier ' +
+        'failback moved it with --mirror-dir: give the same --mirror-dir)',
+      { code: 'FAILBACK_LINEAGE' },
+    );
+  }
+
+  const writable = await isWritable(primary, f.fence.timeout_ms);
+  if (writable === null)
+    throw new TidemarkError(`the old primary ${where} is not reachable`, { code: 'CONNECT', retriable: true });
+  if (writable) {
+    const r = await fenceServer(primary, { killSessions: true, timeoutMs: f.fence.timeout_ms, log });
+    if (!r.confirmed)
+      throw new TidemarkError(`could not fence the old primary ${where}: ${r.detail}`, { code: 'FENCE' });
+    out(`the old primary ${where} was writable: fenced (${r.detail})`);
+  } else out(`the old primary ${where} is read-only`);
+
+  out('capturing what the old primary committed into its journal (up to its binlog end)…');
+  await catchUpCapture(config, log, o.signal);
+  const branch = await commitAt(dir, lineage.branchLsn);
+  if (!branch || branch.seq !== lineage.branchSeq || (lineage.branchTx !== '' && branch.txId !== lineage.branchTx)) {
+    throw new TidemarkError(
+      `the journals differ at the branch point LSN ${lineage.branchLsn}: ${lineage.site} has seq ` +
+        `${lineage.branchSeq} (${lineage.branchTx}) there, ${dir} has ${branch ? `seq ${branch.seq} (${branch.txId})` : 'no commit'}`,
+      { code: 'FAILBACK_LINEAGE' },
+    );
+  }
+
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const file = resolve(o.quarantine ?? join(dirname(dir), `failback-${config.source.name}-${stamp}.sql`));
+  const q = await writeQuarantine({
+    journalDir: dir,
+    afterLsn: lineage.branchLsn,
+    file,
+    header: [
+      `tidemark failback of ${config.source.name} at ${where}: transactions committed on the old primary that`,
+      `never reached ${lineage.site} (the primary since ${lineage.promotedAt}). Review them; to keep any, apply`,
+      `them to the new primary by hand.`,
+    ],
+    signal: o.signal,
+  });
+  for (const line of formatErrantSummary(q)) out(line);
+  out(`quarantine file: ${file}`);
+  if (!o.yes) {
+    out(
+      `nothing changed: run again with --yes to rewind ${q.transactions} errant transaction(s) on ${where} ` +
+        `and make it a standby of ${lineage.site}`,
+    );
+    return 0;
+  }
+
+  if (q.transactions > 0) {
+    out(`rewinding the old primary to seq ${lineage.branchSeq} (what ${lineage.site} holds)…`);
+    const code = await rewindCommand({
+      ...o,
+      target: config.source.name,
+      dryRun: false,
+      yes: true,
+      sourceCaptured: true,
+      spec: { kind: 'seq', keep: lineage.branchSeq },
+    });
+    if (code !== 0) return code;
+  }
+  await demoteToMirror(dir, {
+    of: lineage.journalId,
+    branch: { of: lineage.branchOf, atLsn: lineage.branchLsn, epoch: lineage.branchEpoch },
+    log,
+  });
+  // The rollback index described the old primary's journal, errant tail included: derived data, rebuilt on use.
+  await rm(join(dir, 'rollback-index.sqlite'), { force: true });
+  await setBranchPosition(primary, config.source.name, {
+    seq: branch.seq,
+    lsn: lineage.branchLsn,
+    position: branch.position,
+    commitTimeUs: branch.commitTimeUs,
+    phase: branch.phase,
+  });
+  let mirror = dir;
+  if (o.mirrorDir !== undefined) {
+    mirror = resolve(o.mirrorDir);
+    if (existsSync(mirror)) {
+      throw new TidemarkError(`--mirror-dir ${mirror} exists already: the journal stays at ${dir}`, { code: 'USAGE' });
+    }
+    await mkdir(dirname(mirror), { recursive: true });
+    await rename(dir, mirror);
+  }
+  out(
+    `done: ${where} is read-only and holds what ${lineage.site} held at LSN ${lineage.branchLsn}; ${mirror} is a ` +
+      `mirror of ${lineage.site}'s journal. Start tidemark run --site <this site> with the config in which ` +
+      `${lineage.site} is the primary (this site's standby mirror: ${mirror})`,
+  );
+  return 0;
+}

@@ -151,6 +151,29 @@ describe('parsing and dispatch', () => {
     expect(o.calls[0]?.opts).toMatchObject({ rebaseline: true });
   });
 
+  it('failback needs a failover section, and passes --yes, --quarantine and --mirror-dir', async () => {
+    const o = await cli(['failback', '-c', configFile, '--yes'], { commands: { failback: async () => 0 } });
+    expectOneLine(o, 2, /has no failover section/);
+    expect(o.calls).toHaveLength(0);
+    const withFailover = join(dir, 'failover.yaml');
+    writeFileSync(
+      withFailover,
+      stringify({
+        source: { name: 'primary', user: 'cap', password: PASSWORD, include: ['shop.*'] },
+        journal: { dir: './journal' },
+        targets: [{ name: 'a', user: 'apply' }],
+        failover: { account: { user: 'fo', password: 'fo-pw' } },
+      }),
+    );
+    const ok = await cli(['failback', '-c', withFailover, '--yes', '--quarantine', 'q.sql', '--mirror-dir', 'm'], {
+      commands: { failback: async () => 0 },
+    });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.calls[0]?.opts).toMatchObject({ yes: true, quarantine: 'q.sql', mirrorDir: 'm' });
+    const look = await cli(['failback', '-c', withFailover], { commands: { failback: async () => 0 } });
+    expect(look.calls[0]?.opts).toMatchObject({ yes: false, quarantine: undefined, mirrorDir: undefined });
+  });
+
   it('takes the config file from TIDEMARK_CONFIG', async () => {
     const o = await cli(['status', '--json'], {
       env: { TIDEMARK_CONFIG: configFile },

@@ -2,7 +2,8 @@
  * `tidemark failover -c FILE --to STANDBY [--force]`: a manual takeover by one standby, run at that standby's
  * site (it needs the standby's mirror journal and, with a VIP, its network interface). Refused without --force
  * when the primary still answers (that is a switchover), when the standby cannot be promoted or another standby
- * received more (failover/decide.ts decideManual). Then the takeover plan runs here (failover-takeover.ts):
+ * received more (failover/decide.ts decideManual; the other standbys' positions come from the witness, when one is
+ * configured), or when the witness says another standby was promoted already. Then the takeover plan runs here (failover-takeover.ts):
  * fence, drain (the standby's `tidemark run --site` process applies what it received), promote, VIP, alert;
  * the timeline is printed. A running standby monitor sees promotion.json and switches to guarding.
  */
@@ -11,7 +12,9 @@ import { formatTimeline } from '../../failover/plan.ts';
 import { heartbeatProbe } from '../../failover/probes.ts';
 import { TidemarkError } from '../../record/errors.ts';
 import { asFailoverAccount, failoverOf } from '../run/failover-spec.ts';
-import { selfCandidate } from '../run/failover-standby.ts';
+import { fetchWitnessView } from '../../failover/witness-client.ts';
+import { electionInput, selfCandidate } from '../run/failover-report.ts';
+import { linkSecurity } from '../run/ship-transports.ts';
 import { readHistory, writeHistory } from '../run/failover-state.ts';
 import { standbyToPromote, takeOver } from '../run/failover-takeover.ts';
 import type { CommandContext } from './context.ts';
@@ -32,12 +35,30 @@ export async function failoverCommand(o: FailoverOptions): Promise<number> {
     timeoutMs: f.monitor.probe_timeout_ms,
   });
   const history = await readHistory(s.journal_dir);
+  const self = await selfCandidate(config, s, f);
+  // With a witness, the other standbys as they last reported there (a more advanced one refuses this without
+  // --force; one that reports a promotion already is the primary).
+  let election: ReturnType<typeof electionInput> = { candidates: [self], promoted: null };
+  if (f.witness) {
+    const tls = await linkSecurity(config, s.name, log);
+    const view = await fetchWitnessView(f.witness.address, { tls, timeoutMs: f.monitor.probe_timeout_ms }).catch(
+      () => null,
+    );
+    election = electionInput(config, f, self, view);
+  }
+  if (election.promoted && !o.force) {
+    throw new TidemarkError(
+      `${election.promoted.name} was promoted at ${election.promoted.at} (the witness says): it is the primary; ` +
+        '--force to promote this standby anyway',
+      { code: 'FAILOVER_REFUSED' },
+    );
+  }
   const d = decideManual({
     now: Date.now(),
     to: s.name,
     force: o.force,
     local: { state: probe.ok ? 'healthy' : 'failed' },
-    candidates: [await selfCandidate(config, s, f)],
+    candidates: election.candidates,
     history,
   });
   if (d.action === 'refuse') throw new TidemarkError(d.reason, { code: 'FAILOVER_REFUSED' });

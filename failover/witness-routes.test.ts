@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TidemarkError } from '../record/errors.ts';
 import { loadSiteTls, makeCerts, type TlsMaterial } from '../ship/tcp/certs.ts';
 import { captureLog } from '../test/fixtures/ship-link.ts';
+import { TEST_WITNESS_CALENDAR, testWitnessMonitor } from '../test/fixtures/witness.ts';
 import type { Candidate } from './decide.ts';
 import { startWitness, type Witness, type WitnessOptions } from './witness.ts';
 import { type CandidateToReport, fetchWitnessView, reportCandidate } from './witness-client.ts';
@@ -36,18 +37,8 @@ async function start(over: Partial<WitnessOptions> = {}) {
   const ep = { host: '127.0.0.1', port: 1, user: 'hb' };
   const w = await startWitness({
     primary: ep,
-    monitor: {
-      suspect_after: 1,
-      fail_after_count: 3,
-      fail_after_ms: 0,
-      recover_after: 2,
-      suspect_interval_ms: 50,
-      probe_timeout_ms: 500,
-      overall: 'all',
-      heartbeat: { table: 'tidemark.heartbeat', critical: true },
-      tcp: [],
-    },
-    calendar: { time_zone: 'UTC', default_interval_ms: 50, windows: [] },
+    monitor: testWitnessMonitor(),
+    calendar: TEST_WITNESS_CALENDAR,
     listen: '127.0.0.1:0',
     tls: witnessTls,
     log: log.log,

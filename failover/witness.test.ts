@@ -8,14 +8,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TidemarkError } from '../record/errors.ts';
 import { loadSiteTls, makeCerts, type TlsMaterial } from '../ship/tcp/certs.ts';
 import { captureLog } from '../test/fixtures/ship-link.ts';
+import { TEST_WITNESS_CALENDAR, testWitnessMonitor } from '../test/fixtures/witness.ts';
 import type { ProbeResult } from './probes.ts';
-import {
-  collapseOverall,
-  startWitness,
-  type Witness,
-  type WitnessMonitorSettings,
-  type WitnessOptions,
-} from './witness.ts';
+import { collapseOverall, startWitness, type Witness, type WitnessOptions } from './witness.ts';
 import { fetchWitnessView, type WitnessReport } from './witness-client.ts';
 
 let root: string;
@@ -33,17 +28,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => rm(root, { recursive: true, force: true }));
 
-const MONITOR: WitnessMonitorSettings = {
-  suspect_after: 1,
-  fail_after_count: 3,
-  fail_after_ms: 0,
-  recover_after: 2,
-  suspect_interval_ms: 50,
-  probe_timeout_ms: 500,
-  overall: 'all',
-  heartbeat: { table: 'tidemark.heartbeat', critical: true },
-  tcp: [],
-};
+const MONITOR = testWitnessMonitor();
 
 const running: { w: Witness; ac: AbortController }[] = [];
 afterEach(async () => {
@@ -65,7 +50,7 @@ async function start(over: Partial<WitnessOptions> = {}): Promise<Witness & { lo
   const w = await startWitness({
     primary: primaryAt(1),
     monitor: MONITOR,
-    calendar: { time_zone: 'UTC', default_interval_ms: 50, windows: [] },
+    calendar: TEST_WITNESS_CALENDAR,
     listen: '127.0.0.1:0',
     tls: witnessTls,
     log: log.log,

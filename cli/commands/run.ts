@@ -22,6 +22,7 @@ import { indexEnabled, indexLoop } from '../run/index-loop.ts';
 import { startMetrics } from '../run/metrics.ts';
 import { primaryGuardLoop } from '../run/failover-primary.ts';
 import { promotableTarget } from '../run/failover-spec.ts';
+import { readPromotion } from '../run/failover-state.ts';
 import { standbyMonitorLoop } from '../run/failover-standby.ts';
 import { controlledReceiveLoop, ReceiverWatch } from '../run/receive-loop.ts';
 import { CapGate } from '../run/ship-cap.ts';
@@ -90,7 +91,11 @@ export async function runCommand(o: RunOptions): Promise<number> {
   // A takeover stops the receiver (nothing more from the old primary), and starts it again if it did not promote.
   for (const s of receivers) {
     const watch = new ReceiverWatch();
-    const recv = controlledReceiveLoop(config, s, log, inner.signal, watch);
+    // A promoted standby receives nothing more from the old primary: it is the primary (cli/run/promoted.ts).
+    const promoted = config.failover !== undefined && (await readPromotion(s.journal_dir)) !== null;
+    const recv = promoted
+      ? { done: Promise.resolve(), stop: async () => undefined, resume: () => undefined }
+      : controlledReceiveLoop(config, s, log, inner.signal, watch);
     parts.push(recv.done);
     if (!config.failover || !promotableTarget(config, s.name)) continue;
     parts.push(

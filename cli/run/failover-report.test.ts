@@ -3,6 +3,7 @@ import { type Candidate, type DecideInput, decideAutomatic, EMPTY_HISTORY } from
 import { startWitness, type Witness } from '../../failover/witness.ts';
 import { type FetchedWitnessView, fetchWitnessView, viewOf } from '../../failover/witness-client.ts';
 import { captureLog } from '../../test/fixtures/ship-link.ts';
+import { TEST_WITNESS_CALENDAR, testWitnessMonitor } from '../../test/fixtures/witness.ts';
 import type { Config, ResolvedFailover } from '../config.ts';
 import { claimTakeover, electionInput, reportSelf } from './failover-report.ts';
 
@@ -80,18 +81,8 @@ describe('with a witness: two standbys report, then decide', () => {
     const ac = new AbortController();
     const w = await startWitness({
       primary: { host: '127.0.0.1', port: 1, user: 'hb' },
-      monitor: {
-        suspect_after: 1,
-        fail_after_count: 1,
-        fail_after_ms: 0,
-        recover_after: 1,
-        suspect_interval_ms: 20,
-        probe_timeout_ms: 500,
-        overall: 'all',
-        heartbeat: { table: 'tidemark.heartbeat', critical: true },
-        tcp: [],
-      },
-      calendar: { time_zone: 'UTC', default_interval_ms: 50, windows: [] },
+      monitor: testWitnessMonitor({ fail_after_count: 1, recover_after: 1, suspect_interval_ms: 20 }),
+      calendar: TEST_WITNESS_CALENDAR,
       listen: '127.0.0.1:0',
       tls: 'plaintext',
       log: captureLog().log,

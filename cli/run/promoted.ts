@@ -9,7 +9,8 @@
  *                    database (failover/lineage.ts), where the old primary's site reads it at failback.
  *                    Idempotent: a crash in between is finished by the next call.
  *   promotedRoles    capture from the promoted server (its address, the source's capture account) into that
- *                    journal, and the shippers to the other standbys: they follow from their acknowledged LSN,
+ *                    journal (its rollback index is already kept by run: the promoted target's journal), and the
+ *                    shippers to the other standbys: they follow from their acknowledged LSN,
  *                    which is at or before the branch point (the takeover chose the most advanced standby), so
  *                    there is no gap and no baseline (repoint).
  */
@@ -27,7 +28,6 @@ import { captureLoop } from './capture-loop.ts';
 import { commitAt } from './failback-capture.ts';
 import { asFailoverAccount, failoverOf, promotableTarget } from './failover-spec.ts';
 import { type PromotionRecord, readPromotion, writePromotion } from './failover-state.ts';
-import { indexEnabled, indexLoop } from './index-loop.ts';
 import { CapGate } from './ship-cap.ts';
 import { shipLoop } from './ship-loop.ts';
 
@@ -131,7 +131,6 @@ export async function promotedRoles(
   const gate = new CapGate();
   const parts: Promise<void>[] = [captureLoop(pc, plog, signal, { gate })];
   for (const o of pc.standbys) parts.push(shipLoop(pc, o, plog, signal, gate, metrics));
-  if (indexEnabled(pc)) parts.push(indexLoop(pc.journal.dir, plog, signal));
   plog.warn(
     {
       source: `${pc.source.host}:${pc.source.port}`,

@@ -21,6 +21,9 @@ import { qualified, quoteIdent, quoteString } from './sql.ts';
 export const POSITION_SCHEMA = 'tidemark';
 export const POSITION_TABLE = 'applied_position';
 
+/** How the hold text of a target a takeover promoted starts: it is the primary; it is never applied to again. */
+export const PROMOTED_HOLD = 'promoted: ';
+
 /** What the replica holds for one source. */
 export interface AppliedState {
   /** Highest seq applied. */

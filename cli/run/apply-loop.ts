@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { MysqlApplier } from '../../apply/mysql/applier.ts';
+import { PROMOTED_HOLD } from '../../apply/mysql/position-table.ts';
 import { describeChain, isRetriable, sleep, TidemarkError } from '../../record/errors.ts';
 import { CursorStore, JournalReader, readEntries } from '../../ship/journal/index.ts';
 import type { Config } from '../config.ts';
@@ -51,6 +52,12 @@ export async function applyLoop(
     });
     try {
       const state = await applier.open();
+      if (applier.hold?.startsWith(PROMOTED_HOLD) === true) {
+        // The target is the primary now (a takeover promoted it): nothing is ever applied to it again, and the
+        // loop stops instead of re-opening every few seconds (each open writes DDL to the new primary's binlog).
+        alog.warn({ hold: applier.hold }, `target ${target.name} is the primary now (${applier.hold}): apply stops`);
+        return;
+      }
       if (applier.hold !== null) {
         if (heldFor !== applier.hold) {
           heldFor = applier.hold;

@@ -15,7 +15,7 @@
  */
 import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
-import { setHoldSql } from '../../apply/mysql/position-table.ts';
+import { PROMOTED_HOLD, setHoldSql } from '../../apply/mysql/position-table.ts';
 import { type MysqlEndpoint, openSession } from '../../apply/mysql/session.ts';
 import { fenceHook, fenceServer } from '../../failover/fence.ts';
 import { type AlertHooks, sendAlert } from '../../failover/hooks.ts';
@@ -197,7 +197,7 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
       return { detail: d.detail };
     },
     promote: async () => {
-      const why = `promoted: ${s.name} is the primary since ${new Date().toISOString()}`;
+      const why = `${PROMOTED_HOLD}${s.name} is the primary since ${new Date().toISOString()}`;
       await holdPromoted(config, f, target, why, log);
       const r = await promoteServer(asFailoverAccount(f, target), { timeoutMs: f.timeouts.promote_ms, log });
       return { detail: r.detail, position: r.position };

@@ -110,6 +110,7 @@ it('the other standby follows the promoted one from its position, without a base
     { name: 'dr2', sourcePort: port, sourceName: 'rp', replicaPort: DR2.port },
   ];
   await waitCaughtUp(legs(PRIMARY.port), runs, 90_000);
+  console.log(`repoint: both standbys caught up at ${Date.now() - t0} ms`);
   // dr2 a little behind dr1 at the takeover: its receiver is down while the primary commits more.
   await dr2.stop();
   const more = new SteadyLoad(PRIMARY.port, DB, nextSeed, { txPerSecond: 100 });
@@ -120,6 +121,7 @@ it('the other standby follows the promoted one from its position, without a base
   // The primary site dies.
   await primary.kill();
   stopInstance(PRIMARY.name);
+  console.log(`repoint: primary killed at ${Date.now() - t0} ms`);
   const f = await runCli(['failover', '-c', cfg, '--to', 'dr1'], { timeoutMs: 120_000 });
   console.log(`failover: exit ${f.code}\n${f.stdout}\n${f.stderr.slice(-1500)}`);
   expect(f.code).toBe(0);
@@ -132,7 +134,9 @@ it('the other standby follows the promoted one from its position, without a base
   await new Promise((r) => setTimeout(r, 5000));
   await onNew.stop();
   await waitCaughtUp(legs(DR1.port).slice(1), [dr1, dr2], 90_000);
+  console.log(`repoint: dr2 caught up with dr1 at ${Date.now() - t0} ms`);
   const v = await verify(after, ['r2']);
+  console.log(`repoint: verified at ${Date.now() - t0} ms`);
   expect(v.doc?.equal, v.out).toBe(true);
   // No baseline at dr2 after the takeover: its receiver adopted the branched journal and went on.
   const dr2Lines = dr2.lines().map(lineText).join('\n');

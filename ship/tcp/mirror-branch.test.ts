@@ -11,11 +11,11 @@ import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../cli/log.ts';
 import { appendUnits, copyAsMirror, marker, unitEnds } from '../../test/fixtures/lineage.ts';
 import { captureLog, cleanupsAfterEach, frameDiff, until, useTestPki } from '../../test/fixtures/ship-link.ts';
-import { followUnits, readFrames, Source } from '../../test/fixtures/ship-mirror.ts';
+import { followUnits, mirrorStandby, readFrames, Source } from '../../test/fixtures/ship-mirror.ts';
 import { promoteMirror } from '../journal/branch.ts';
 import { readIdentity } from '../journal/identity.ts';
 import { JournalWriter } from '../journal/writer.ts';
-import { journalSource, MirrorSink, ShipReceiver, startShipper } from './link.ts';
+import { journalSource, startShipper } from './link.ts';
 
 const pki = useTestPki();
 const cleanups = cleanupsAfterEach();
@@ -27,22 +27,8 @@ async function tempRoot(): Promise<string> {
 }
 
 /** A standby: a receiver storing into mirrors under `root` (mirror of source "orders" at root/orders). */
-async function standby(root: string) {
-  const cap = captureLog();
-  const sink = new MirrorSink({ root, log: cap.log, segmentBytes: 16 << 10 });
-  const r = await ShipReceiver.listen({
-    host: '127.0.0.1',
-    port: 0,
-    security: pki().dc2,
-    heartbeatMs: 200,
-    log: cap.log,
-    ...sink.callbacks(),
-  });
-  cleanups.push(async () => {
-    await r.close();
-    await sink.close();
-  });
-  return { sink, r, cap, dir: join(root, 'orders') };
+function standby(root: string) {
+  return mirrorStandby({ root, security: pki().dc2, cleanups, sink: { segmentBytes: 16 << 10 } });
 }
 
 /** Ships the journal at `journalDir`; with `upTo`, its frames only up to that LSN (the journal as it was then). */

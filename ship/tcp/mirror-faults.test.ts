@@ -8,21 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { captureLog, frameDiff, until, cleanupsAfterEach, useTestPki } from '../../test/fixtures/ship-link.ts';
-import { followUnits, ReceiverProcess, readFrames, Source } from '../../test/fixtures/ship-mirror.ts';
+import { followUnits, mirrorStandby, ReceiverProcess, readFrames, Source } from '../../test/fixtures/ship-mirror.ts';
 import { prng } from '../../test/fixtures/prng.ts';
 import { readDurableLsn } from '../journal/durable.ts';
 import { readIdentity } from '../journal/identity.ts';
 import { JournalReader } from '../journal/reader.ts';
 import { readTruncations } from '../journal/truncations.ts';
 import { FaultProxy } from './fault-proxy.ts';
-import {
-  journalSource,
-  type LinkSecurity,
-  MirrorSink,
-  ShipReceiver,
-  type ShipperOptions,
-  startShipper,
-} from './link.ts';
+import { journalSource, type LinkSecurity, type ShipperOptions, startShipper } from './link.ts';
 
 const pki = useTestPki();
 
@@ -43,22 +36,7 @@ async function tempRoot(): Promise<string> {
 }
 
 async function standby(security: LinkSecurity = pki().dc2) {
-  const root = await tempRoot();
-  const cap = captureLog();
-  const sink = new MirrorSink({ root, log: cap.log, segmentBytes: 32 << 10 });
-  const r = await ShipReceiver.listen({
-    host: '127.0.0.1',
-    port: 0,
-    security,
-    heartbeatMs: 200,
-    log: cap.log,
-    ...sink.callbacks(),
-  });
-  cleanups.push(async () => {
-    await r.close();
-    await sink.close();
-  });
-  return { sink, r, cap, dir: join(root, 'orders') };
+  return mirrorStandby({ root: await tempRoot(), security, cleanups });
 }
 
 async function ship(src: Source, port: number, opts: Partial<ShipperOptions> = {}) {

@@ -7,21 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { captureLog, frameDiff, until, cleanupsAfterEach, useTestPki } from '../../test/fixtures/ship-link.ts';
-import { followUnits, readFrames, Source } from '../../test/fixtures/ship-mirror.ts';
+import { followUnits, mirrorStandby, readFrames, Source } from '../../test/fixtures/ship-mirror.ts';
 import { CursorStore } from '../journal/cursors.ts';
 import { readEntries } from '../journal/entries.ts';
 import { readIdentity } from '../journal/identity.ts';
 import { JournalReader } from '../journal/reader.ts';
 import { applyRetention } from '../journal/retention.ts';
 import { listSegments } from '../journal/segments.ts';
-import {
-  journalSource,
-  MirrorSink,
-  type MirrorSinkOptions,
-  ShipReceiver,
-  type ShipperOptions,
-  startShipper,
-} from './link.ts';
+import { journalSource, type MirrorSinkOptions, type ShipperOptions, startShipper } from './link.ts';
 
 const pki = useTestPki();
 
@@ -36,22 +29,8 @@ async function newSource(segmentBytes?: number): Promise<Source> {
 /** A standby: a receiver storing into mirrors under a fresh root. */
 async function standby(extra: Partial<MirrorSinkOptions> = {}) {
   const root = await mkdtemp(join(tmpdir(), 'tidemark-mirror-'));
-  const cap = captureLog();
-  const sink = new MirrorSink({ root, log: cap.log, segmentBytes: 32 << 10, ...extra });
-  const r = await ShipReceiver.listen({
-    host: '127.0.0.1',
-    port: 0,
-    security: pki().dc2,
-    heartbeatMs: 200,
-    log: cap.log,
-    ...sink.callbacks(),
-  });
-  cleanups.push(async () => {
-    await r.close();
-    await sink.close();
-    await rm(root, { recursive: true, force: true });
-  });
-  return { root, sink, r, cap, dir: join(root, 'orders') };
+  cleanups.push(() => rm(root, { recursive: true, force: true }));
+  return { root, ...(await mirrorStandby({ root, security: pki().dc2, cleanups, sink: extra })) };
 }
 
 async function ship(src: Source, port: number, opts: Partial<ShipperOptions> = {}) {

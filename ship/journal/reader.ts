@@ -291,8 +291,9 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
    * following (it lists the directory):
    *   - the open file must still be the segment's file; if it was deleted or replaced, a segment we read frames
    *     from is a truncation, an empty one is reopened where the next LSN now lives;
-   *   - if a segment later than the expected next one exists, frames are missing → CorruptionError.
-   * Returns true when it switched files.
+   *   - if a segment later than the expected next one exists, frames are missing → CorruptionError (unless the
+   *     open segment grew meanwhile: the writer filled it before creating the later one; read on first).
+   * Returns true when it switched files, or when the open segment has more to read.
    */
   private async checkLayout(next: bigint, partial = false): Promise<boolean> {
     const now = performance.now();
@@ -331,6 +332,9 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
     const later = segs.filter((s) => s > seg.first);
     const first = later[0];
     if (partial || first === undefined || later.includes(next) || next === seg.first) return false;
+    // The writer completes a segment before it creates the next: frames appended to this one after our last read
+    // (and before the listing showed the later segment) are visible now. Read them before calling anything missing.
+    if ((await seg.fh.stat()).size > this.readPos) return true;
     const why = first > next ? `frames ${next}..${first - 1n} are missing` : 'the segments overlap';
     throw new CorruptionError(
       `journal ${this.dir}: segment ${seg.name} ends at LSN ${next - 1n} but the next segment is ` +

@@ -30,9 +30,9 @@ import { type Lineage, readLineage } from '../../failover/lineage.ts';
 import { formatErrantSummary, writeQuarantine } from '../../failover/quarantine.ts';
 import { describeChain, TidemarkError } from '../../record/errors.ts';
 import { formatPosition } from '../../record/position.ts';
-import { demoteToMirror, readIdentity } from '../../ship/journal/index.ts';
+import { commitAtLsn, demoteToMirror, readIdentity } from '../../ship/journal/index.ts';
 import { asFailoverAccount, failoverOf, promotableTarget } from '../run/failover-spec.ts';
-import { catchUpCapture, commitAt } from '../run/failback-capture.ts';
+import { catchUpCapture } from '../run/failback-capture.ts';
 import type { CommandContext } from './context.ts';
 import { rewindCommand } from './rewind.ts';
 
@@ -124,7 +124,7 @@ export async function failbackCommand(o: FailbackOptions): Promise<number> {
 
   out('capturing what the old primary committed into its journal (up to its binlog end)…');
   await catchUpCapture(config, log, o.signal);
-  const branch = await commitAt(dir, lineage.branchLsn);
+  const branch = await commitAtLsn(dir, lineage.branchLsn);
   if (!branch || branch.seq !== lineage.branchSeq || (lineage.branchTx !== '' && branch.txId !== lineage.branchTx)) {
     throw new TidemarkError(
       `the journals differ at the branch point LSN ${lineage.branchLsn}: ${lineage.site} has seq ` +

@@ -35,6 +35,17 @@ async function waitGate(gate: CapGate | undefined, log: Logger, signal: AbortSig
   if (!signal.aborted) log.info('capture resumes: no standby holds it any more');
 }
 
+/** The source journal's writer with the config's journal settings (capture, and failback's catch-up). */
+export function openJournalWriter(j: Config['journal'], log: Logger): Promise<JournalWriter> {
+  return JournalWriter.open({
+    dir: j.dir,
+    fsync: j.fsync,
+    groupCommitMs: j.group_commit_ms,
+    segmentBytes: j.segment_bytes,
+    log: log.child({ component: 'journal' }),
+  });
+}
+
 export async function captureLoop(
   config: Config,
   log: Logger,
@@ -54,13 +65,7 @@ export async function captureLoop(
     const gateWatch = setInterval(() => {
       if (opts.gate?.blocked()) attemptStop.abort();
     }, GATE_POLL_MS);
-    const writer = await JournalWriter.open({
-      dir: j.dir,
-      fsync: j.fsync,
-      groupCommitMs: j.group_commit_ms,
-      segmentBytes: j.segment_bytes,
-      log: log.child({ component: 'journal' }),
-    });
+    const writer = await openJournalWriter(j, log);
     const retention = setInterval(() => {
       applyRetention({ dir: j.dir, keepHours: j.retention.keep_hours, log: clog }).catch((err) =>
         clog.warn({ err: describeChain(err) }, 'journal retention failed'),

@@ -1,21 +1,15 @@
 /**
- * Failback helpers that read or fill the old primary's journal: capture its binlog to the end (so the journal
- * holds every transaction it committed), and read the commit at one LSN.
+ * Failback's catch-up: capture the old primary's binlog to its end, so that its journal holds every transaction
+ * it committed.
  */
 import type { Logger } from 'pino';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
-import type { CommitEntry } from '../../record/record.ts';
 import { sleep, TidemarkError } from '../../record/errors.ts';
 import { compareBinlog, formatPosition } from '../../record/position.ts';
-import {
-  JournalLockedError,
-  JournalReader,
-  JournalSink,
-  JournalWriter,
-  readEntries,
-} from '../../ship/journal/index.ts';
+import { JournalLockedError, JournalSink, type JournalWriter } from '../../ship/journal/index.ts';
 import { readSource } from '../commands/source.ts';
 import type { Config } from '../config.ts';
+import { openJournalWriter } from './capture-loop.ts';
 
 /** How long capture may take to reach the old primary's binlog end. */
 const CATCH_UP_MS = 10 * 60_000;
@@ -38,13 +32,7 @@ export async function catchUpCapture(config: Config, log: Logger, signal: AbortS
   const j = config.journal;
   let writer: JournalWriter;
   try {
-    writer = await JournalWriter.open({
-      dir: j.dir,
-      fsync: j.fsync,
-      groupCommitMs: j.group_commit_ms,
-      segmentBytes: j.segment_bytes,
-      log: log.child({ component: 'journal' }),
-    });
+    writer = await openJournalWriter(j, log);
   } catch (err) {
     if (!(err instanceof JournalLockedError)) throw err;
     throw new TidemarkError(`${j.dir} is in use (${err.message}): stop tidemark run at this site before failback`, {
@@ -55,11 +43,12 @@ export async function catchUpCapture(config: Config, log: Logger, signal: AbortS
   const ac = new AbortController();
   const stop = () => ac.abort();
   signal.addEventListener('abort', stop, { once: true });
+  let running: Promise<void> = Promise.resolve();
   try {
     const sink = new JournalSink(writer);
     const capture = new MysqlCapture({ source: config.source, sink, resume: sink.lastCommit(), log });
     let failed: unknown;
-    const running = capture.run(ac.signal).catch((err: unknown) => {
+    running = capture.run(ac.signal).catch((err: unknown) => {
       failed = err;
     });
     const deadline = Date.now() + CATCH_UP_MS;
@@ -84,26 +73,11 @@ export async function catchUpCapture(config: Config, log: Logger, signal: AbortS
       }
       await sleep(POLL_MS, signal);
     }
+  } finally {
+    // Capture stops before its writer closes, also when the catch-up failed.
     ac.abort();
     await running;
-    if (failed !== undefined && !ac.signal.aborted) throw failed;
-  } finally {
-    ac.abort();
     signal.removeEventListener('abort', stop);
     await writer.close();
-  }
-}
-
-/** The commit entry at `lsn` of the journal at `dir` (null when it holds none there). */
-export async function commitAt(dir: string, lsn: bigint): Promise<CommitEntry | null> {
-  const ac = new AbortController();
-  const reader = new JournalReader({ dir, fromLsn: lsn, follow: false, signal: ac.signal });
-  try {
-    for await (const e of readEntries(reader)) {
-      return e.lsn === lsn && e.entry.kind === 'commit' ? e.entry : null;
-    }
-    return null;
-  } finally {
-    ac.abort();
   }
 }

@@ -20,12 +20,10 @@ import { writeLineage, type Lineage } from '../../failover/lineage.ts';
 import { toSourcePosition } from '../../failover/promote.ts';
 import type { CommitEntry } from '../../record/record.ts';
 import { TidemarkError } from '../../record/errors.ts';
-import { positionFromJson } from '../../record/position.ts';
-import { promoteMirror } from '../../ship/journal/index.ts';
+import { commitAtLsn, promoteMirror } from '../../ship/journal/index.ts';
 import { mirrorDir, type StandbyConfig } from '../config-sites.ts';
 import { type Config, withPassword } from '../config.ts';
 import { captureLoop } from './capture-loop.ts';
-import { commitAt } from './failback-capture.ts';
 import { asFailoverAccount, failoverOf, promotableTarget } from './failover-spec.ts';
 import { type PromotionRecord, readPromotion, writePromotion } from './failover-state.ts';
 import { CapGate } from './ship-cap.ts';
@@ -83,7 +81,12 @@ export async function promoteJournal(config: Config, s: StandbyConfig, log: Logg
       phase: 'stream',
     }),
   });
-  const branch = await commitAt(dir, atLsn);
+  const branch = await commitAtLsn(dir, atLsn);
+  if (!branch) {
+    throw new TidemarkError(`${dir}: no commit at the branch point LSN ${atLsn} after promoting the journal`, {
+      code: 'FAILOVER_STATE',
+    });
+  }
   const lineage: Lineage = {
     source: config.source.name,
     site: s.name,
@@ -91,11 +94,11 @@ export async function promoteJournal(config: Config, s: StandbyConfig, log: Logg
     journalId: r.journalId,
     branchOf: r.branch.of,
     branchLsn: r.branch.atLsn,
-    branchSeq: branch?.seq ?? 0n,
-    branchTx: branch?.txId ?? '',
+    branchSeq: branch.seq,
+    branchTx: branch.txId,
     branchEpoch: r.branch.epoch,
     markerLsn: r.markerLsn,
-    position: positionFromJson({ kind: 'mysql', ...p.position }, 'promotion.json'),
+    position,
   };
   const target = promotableTarget(config, s.name);
   if (target) await writeLineage(asFailoverAccount(f, target), lineage);

@@ -21,10 +21,8 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type ErrorContext, TidemarkError } from '../../record/errors.ts';
 import type { CommitEntry } from '../../record/record.ts';
-import type { JournalFrame } from './api.ts';
-import { decodeFrame, JournalSink } from './entries.ts';
+import { decodeFrame, frameAtLsn, JournalSink } from './entries.ts';
 import { IDENTITY_FILE, type JournalBranch, type JournalIdentity, readIdentity } from './identity.ts';
-import { JournalReader } from './reader.ts';
 import { listSegments } from './segments.ts';
 import { latestEpoch, readTruncations } from './truncations.ts';
 import { JournalWriter } from './writer.ts';
@@ -73,24 +71,10 @@ function openWriter(dir: string, mirrorOf: string | undefined, o: { log: Logger;
   });
 }
 
-/** The frame at `lsn`, or null when the journal does not hold it (beyond its head, or before its oldest frame). */
-async function frameAt(dir: string, lsn: bigint): Promise<JournalFrame | null> {
-  if (lsn < 1n) return null;
-  try {
-    for await (const f of new JournalReader({ dir, fromLsn: lsn, follow: false })) {
-      return f.lsn === lsn ? { lsn: f.lsn, payload: f.payload.slice(), endOfUnit: f.endOfUnit } : null;
-    }
-  } catch (err) {
-    if (err instanceof TidemarkError && (err.code === 'JOURNAL_GONE' || err.code === 'JOURNAL_BEHIND')) return null;
-    throw err;
-  }
-  return null;
-}
-
 /** Cuts the open writer back to `atLsn`, which must end a unit at or below its head. Returns the cut, if any. */
 async function cutBackTo(w: JournalWriter, atLsn: bigint, log: Logger, why: string): Promise<bigint | null> {
   if (atLsn >= w.headLsn) return null;
-  const f = await frameAt(w.dir, atLsn);
+  const f = await frameAtLsn(w.dir, atLsn);
   if (f && !f.endOfUnit) {
     throw lineageError(
       `journal ${w.dir}: LSN ${atLsn} does not end a unit (its durable LSN is ${w.durableLsn}): cannot cut back to it`,
@@ -196,7 +180,7 @@ async function finishPromotion(
   const done = { journalId: have.id, branch, markerLsn: branch.atLsn + 1n };
   const oldest = (await listSegments(dir))[0];
   if (oldest !== undefined && oldest > branch.atLsn + 1n) return done; // retention is past the marker already
-  const next = await frameAt(dir, branch.atLsn + 1n);
+  const next = await frameAtLsn(dir, branch.atLsn + 1n);
   if (next) {
     if (next.endOfUnit && decodeFrame(next).entry.kind === 'commit') return done;
     throw lineageError(

@@ -3,9 +3,10 @@
  * record/codec.ts; a commit entry is exactly the END_OF_UNIT frame of its unit.
  */
 import { decodeEntry, encodeEntry } from '../../record/codec.ts';
-import { CorruptionError } from '../../record/errors.ts';
+import { CorruptionError, TidemarkError } from '../../record/errors.ts';
 import type { CommitEntry, DdlEntry, Entry, EntrySink, RowsEntry } from '../../record/record.ts';
 import type { JournalFrame } from './api.ts';
+import { JournalReader } from './reader.ts';
 import { inspectTail, type TailInfo } from './recovery.ts';
 import type { JournalWriter } from './writer.ts';
 
@@ -91,4 +92,25 @@ export async function lastCommit(dir: string): Promise<CommitEntry | null> {
 /** The last complete unit's commit entry of a tail already inspected (lastCommit without a second scan). */
 export function commitOfTail(t: TailInfo, dir: string): CommitEntry | null {
   return t.lastUnitPayload ? decodeCommit(t.lastUnitPayload, dir) : null;
+}
+
+/** The frame at `lsn`, or null when the journal does not hold it (beyond its head, or before its oldest frame). */
+export async function frameAtLsn(dir: string, lsn: bigint): Promise<JournalFrame | null> {
+  if (lsn < 1n) return null;
+  try {
+    for await (const f of new JournalReader({ dir, fromLsn: lsn, follow: false })) {
+      return f.lsn === lsn ? { lsn: f.lsn, payload: f.payload.slice(), endOfUnit: f.endOfUnit } : null;
+    }
+  } catch (err) {
+    if (err instanceof TidemarkError && (err.code === 'JOURNAL_GONE' || err.code === 'JOURNAL_BEHIND')) return null;
+    throw err;
+  }
+  return null;
+}
+
+/** The commit entry at `lsn`, or null when the journal holds none there. */
+export async function commitAtLsn(dir: string, lsn: bigint): Promise<CommitEntry | null> {
+  const f = await frameAtLsn(dir, lsn);
+  const e = f ? decodeFrame(f).entry : null;
+  return e?.kind === 'commit' ? e : null;
 }

@@ -10,7 +10,16 @@ export {
   promoteMirror,
 } from './branch.ts';
 export { type CursorInfo, CursorStore } from './cursors.ts';
-export { commitOfTail, decodeFrame, type JournalEntry, JournalSink, lastCommit, readEntries } from './entries.ts';
+export {
+  commitAtLsn,
+  commitOfTail,
+  decodeFrame,
+  frameAtLsn,
+  type JournalEntry,
+  JournalSink,
+  lastCommit,
+  readEntries,
+} from './entries.ts';
 export { DURABLE_FILE, DurableMarkReader, readDurableLsn } from './durable.ts';
 export { JournalLockedError, JournalTruncatedError } from './errors.ts';
 export {

@@ -12,8 +12,7 @@ import { formatTimeline } from '../../failover/plan.ts';
 import { heartbeatProbe } from '../../failover/probes.ts';
 import { TidemarkError } from '../../record/errors.ts';
 import { asFailoverAccount, failoverOf } from '../run/failover-spec.ts';
-import { fetchWitnessView } from '../../failover/witness-client.ts';
-import { electionInput, selfCandidate } from '../run/failover-report.ts';
+import { electionInput, selfCandidate, witnessView } from '../run/failover-report.ts';
 import { linkSecurity } from '../run/ship-transports.ts';
 import { readHistory, writeHistory } from '../run/failover-state.ts';
 import { standbyToPromote, takeOver } from '../run/failover-takeover.ts';
@@ -41,10 +40,7 @@ export async function failoverCommand(o: FailoverOptions): Promise<number> {
   let election: ReturnType<typeof electionInput> = { candidates: [self], promoted: null };
   if (f.witness) {
     const tls = await linkSecurity(config, s.name, log);
-    const view = await fetchWitnessView(f.witness.address, { tls, timeoutMs: f.monitor.probe_timeout_ms }).catch(
-      () => null,
-    );
-    election = electionInput(config, f, self, view);
+    election = electionInput(config, f, self, await witnessView(f, tls, log));
   }
   if (election.promoted && !o.force) {
     throw new TidemarkError(

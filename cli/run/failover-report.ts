@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import type { Candidate, DecideInput } from '../../failover/decide.ts';
-import { type FetchedWitnessView, reportCandidate } from '../../failover/witness-client.ts';
+import { type FetchedWitnessView, fetchWitnessView, reportCandidate } from '../../failover/witness-client.ts';
 import { describeChain } from '../../record/errors.ts';
 import { readDurableLsn } from '../../ship/journal/durable.ts';
 import type { LinkSecurity } from '../../ship/tcp/identity.ts';
@@ -19,7 +19,6 @@ import { readTarget } from '../commands/targets.ts';
 import { mirrorDir, type StandbyConfig } from '../config-sites.ts';
 import type { Config, ResolvedFailover } from '../config.ts';
 import { promotableTarget } from './failover-spec.ts';
-import { linkSecurity } from './ship-transports.ts';
 
 /** This standby as a candidate: its mirror's last complete unit and its target's applied LSN. */
 export async function selfCandidate(config: Config, s: StandbyConfig, f: ResolvedFailover): Promise<Candidate> {
@@ -69,23 +68,39 @@ export async function reportSelf(
 }
 
 /**
- * A promoted standby's report (call it every round of the guard loop): its candidate with `promoted` = the
- * promotion time (promotion.json `at`), so that no other standby takes over. Never throws.
+ * A promoted standby's report (call it every round of the guard loop, with the site's TLS material read once):
+ * its candidate with `promoted` = the promotion time (promotion.json `at`), so that no other standby takes over.
+ * Never throws.
  */
 export async function reportPromoted(
   config: Config,
   standby: StandbyConfig,
   promotedAt: string,
+  tls: LinkSecurity,
   log: Logger,
 ): Promise<void> {
   const f = config.failover;
   if (!f?.witness) return;
   try {
-    const tls = await linkSecurity(config, standby.name, log);
     const self = await selfCandidate(config, standby, f);
     await reportSelf(f, tls, self, promotedAt, log);
   } catch (err) {
     log.warn({ err: describeChain(err) }, 'witness: reporting the promotion failed');
+  }
+}
+
+/** The witness's view, or null without a witness or when it does not answer (logged). */
+export async function witnessView(
+  f: ResolvedFailover,
+  tls: LinkSecurity,
+  log: Logger,
+): Promise<FetchedWitnessView | null> {
+  if (!f.witness) return null;
+  try {
+    return await fetchWitnessView(f.witness.address, { tls, timeoutMs: f.monitor.probe_timeout_ms });
+  } catch (err) {
+    log.warn({ err: describeChain(err) }, 'witness: no view');
+    return null;
   }
 }
 

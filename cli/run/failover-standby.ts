@@ -21,17 +21,22 @@ import { formatTimeline } from '../../failover/plan.ts';
 import { HeartbeatProbe, tcpProbe } from '../../failover/probes.ts';
 import { HEARTBEAT_PROBE, LINK_PROBE, tcpProbeName } from '../../failover/spec.ts';
 import { collapseOverall } from '../../failover/witness.ts';
-import { fetchWitnessView } from '../../failover/witness-client.ts';
 import { describeChain, isRetriable, sleep } from '../../record/errors.ts';
 import type { StandbyConfig } from '../config-sites.ts';
 import type { Config, ResolvedFailover } from '../config.ts';
-import { claimTakeover, electionInput, reportPromoted, reportRound, selfCandidate } from './failover-report.ts';
+import {
+  claimTakeover,
+  electionInput,
+  reportPromoted,
+  reportRound,
+  selfCandidate,
+  witnessView,
+} from './failover-report.ts';
 import { asFailoverAccount, decidePolicy, failoverOf, monitorSpec } from './failover-spec.ts';
 import { readHistory, readPromotion, switchoverRunning, writeHistory, writeMonitorFile } from './failover-state.ts';
 import { alertHooks, takeOver } from './failover-takeover.ts';
 import { promotedRoles, promoteJournal } from './promoted.ts';
 import type { ReceiverWatch } from './receive-loop.ts';
-import type { LinkSecurity } from '../../ship/tcp/identity.ts';
 import { linkSecurity } from './ship-transports.ts';
 
 export interface StandbyMonitorOptions {
@@ -74,19 +79,6 @@ async function probeRound(
     }),
   );
   return results;
-}
-
-/** This standby as a candidate (moved to failover-report.ts; re-exported for its callers). */
-export { selfCandidate };
-
-async function witnessView(f: ResolvedFailover, tls: LinkSecurity, log: Logger) {
-  if (!f.witness) return null;
-  try {
-    return await fetchWitnessView(f.witness.address, { tls, timeoutMs: f.monitor.probe_timeout_ms });
-  } catch (err) {
-    log.warn({ err: describeChain(err) }, 'witness: no view');
-    return null;
-  }
 }
 
 export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void> {
@@ -201,9 +193,16 @@ async function guardOldPrimary(o: StandbyMonitorOptions, f: ResolvedFailover, lo
   const p = await readPromotion(s.journal_dir);
   log.warn(`${s.name} is the primary since ${p?.at} (promotion.json): guarding against the old primary`);
   const every = f.monitor.suspect_interval_ms;
+  // Read once: the site's certificate and key do not change while this runs (without them: no reports).
+  const tls = f.witness
+    ? await linkSecurity(config, s.name, log).catch((err: unknown) => {
+        log.warn({ err: describeChain(err) }, 'witness: cannot report the promotion (TLS material)');
+        return null;
+      })
+    : null;
   while (!signal.aborted) {
     // The other standbys learn from the witness that this one is the primary (they never take over again).
-    if (p) await reportPromoted(config, s, p.at, log);
+    if (p && tls) await reportPromoted(config, s, p.at, tls, log);
     const writable = await isWritable(old, f.monitor.probe_timeout_ms).catch(() => null);
     if (writable) {
       log.error(`the old primary ${config.source.host}:${config.source.port} is back and writable: fencing it`);

@@ -8,8 +8,8 @@ import {
   createSchemaSql,
   createTableSql,
   ensureRowSql,
-  holdColumnMissingSql,
   parsePositionRow,
+  positionTableStateSql,
   selectPositionSql,
   type StoredPosition,
 } from './position-table.ts';
@@ -17,12 +17,18 @@ import {
 /** Runs one statement and returns its rows (or result header). */
 export type PositionQuery = (sql: string) => Promise<unknown>;
 
-/** Creates the schema and table if missing, adds `hold` to a table made before it existed, ensures the row. */
+/**
+ * Creates the schema and table if missing, adds `hold` to a table made before it existed, ensures the row. A table
+ * that is up to date gets no DDL (see positionTableStateSql).
+ */
 export async function preparePosition(q: PositionQuery, source: string): Promise<StoredPosition> {
-  await q(createSchemaSql());
-  await q(createTableSql());
-  const missing = (await q(holdColumnMissingSql())) as { missing: unknown }[];
-  if (Number(missing[0]?.missing) === 1) await q(addHoldColumnSql());
+  const [state] = (await q(positionTableStateSql())) as { has_table: unknown; has_hold: unknown }[];
+  if (Number(state?.has_table) !== 1) {
+    await q(createSchemaSql());
+    await q(createTableSql());
+  } else if (Number(state?.has_hold) !== 1) {
+    await q(addHoldColumnSql());
+  }
   await q(ensureRowSql(source));
   return readPosition(q, source);
 }

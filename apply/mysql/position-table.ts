@@ -66,12 +66,16 @@ export function createTableSql(): string {
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
 }
 
-/** Whether the table still lacks the `hold` column (created by a version before rewind). */
-export function holdColumnMissingSql(): string {
+/**
+ * Whether the table exists, and whether it has the `hold` column (a table created by a version before rewind
+ * lacks it). Read before creating anything: CREATE … IF NOT EXISTS is written to the binlog even when nothing is
+ * created, and the applier prepares the table at every open (a held target re-opens every few seconds).
+ */
+export function positionTableStateSql(): string {
   return (
-    'SELECT COUNT(*) = 0 AS missing FROM information_schema.COLUMNS ' +
-    `WHERE TABLE_SCHEMA = ${quoteString(POSITION_SCHEMA)} AND TABLE_NAME = ${quoteString(POSITION_TABLE)} ` +
-    "AND COLUMN_NAME = 'hold'"
+    "SELECT COUNT(*) > 0 AS has_table, COALESCE(SUM(COLUMN_NAME = 'hold'), 0) > 0 AS has_hold " +
+    `FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ${quoteString(POSITION_SCHEMA)} ` +
+    `AND TABLE_NAME = ${quoteString(POSITION_TABLE)}`
   );
 }
 

@@ -53,8 +53,8 @@ export async function applyLoop(
     try {
       const state = await applier.open();
       if (applier.hold?.startsWith(PROMOTED_HOLD) === true) {
-        // The target is the primary now (a takeover promoted it): nothing is ever applied to it again, and the
-        // loop stops instead of re-opening every few seconds (each open writes DDL to the new primary's binlog).
+        // The target is the primary now (a takeover promoted it): nothing is ever applied to it again, so the
+        // loop stops instead of re-opening it every few seconds.
         alog.warn({ hold: applier.hold }, `target ${target.name} is the primary now (${applier.hold}): apply stops`);
         return;
       }

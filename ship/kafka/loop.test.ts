@@ -82,6 +82,25 @@ describe('AckReporter', () => {
   });
 });
 
+describe('AckReporter.resumed', () => {
+  it('reports what an earlier session added without its reply: the top, and the top as unit end when it ends one', async () => {
+    const seen: string[] = [];
+    const a = new AckReporter((x) => void seen.push(`${x.lsn}/${x.unitLsn}`), 3n, silent);
+    const tick = () => new Promise((r) => setTimeout(r, 1));
+    a.note(6n, null); // a session sent 7..9 (9 ends a unit) and died before the reply
+    await tick();
+    a.resumed(9n, 9n);
+    await tick();
+    expect(a.unitLsn).toBe(9n);
+    a.resumed(12n, null); // mid-unit top: the unit end stays
+    await tick();
+    expect([a.lsn, a.unitLsn]).toEqual([12n, 9n]);
+    a.resumed(12n, null); // nothing new: no report
+    await tick();
+    expect(seen).toEqual(['6/3', '9/9', '12/9']);
+  });
+});
+
 describe('SessionLoop', () => {
   it('retries retriable failures, then stops on a fatal one', async () => {
     const ac = new AbortController();

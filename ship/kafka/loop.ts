@@ -155,6 +155,17 @@ export class AckReporter {
     this.log = log;
   }
 
+  /**
+   * A session resumed after `lsn`, the broker's top; `unitLsn`: the top when it ends a unit (else null). What an
+   * earlier session added is reported even when that session ended before its reply: without it, a standby whose
+   * last unit landed that way would stay "behind" by that unit until the next one.
+   */
+  resumed(lsn: bigint, unitLsn: bigint | null): void {
+    if (lsn > this.lsn || this.lastAckAt === null || (unitLsn !== null && unitLsn > this.unitLsn)) {
+      this.note(lsn > this.lsn || this.lastAckAt === null ? lsn : this.lsn, unitLsn);
+    }
+  }
+
   /** The broker holds every frame up to `lsn`; `unitLsn` the highest unit end among them (if known). */
   note(lsn: bigint, unitLsn: bigint | null): void {
     this.lsn = lsn;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Chunk } from './codec.ts';
-import { resumeLsn, startOffset } from './resume.ts';
+import { resumeLsn, resumeUnitLsn, startOffset } from './resume.ts';
 
 const last = (offset: bigint, lsn: bigint, part = 0, parts = 1): Chunk => ({
   offset,
@@ -25,6 +25,14 @@ describe('resumeLsn (shipper)', () => {
   it('sends a frame again whole when its last chunks are missing (the shipper died mid-frame)', () => {
     expect(resumeLsn({ low: 0n, high: 10n }, last(9n, 42n, 0, 3), 1n, 't')).toBe(42n);
     expect(resumeLsn({ low: 0n, high: 10n }, last(9n, 42n, 1, 3), 1n, 't')).toBe(42n);
+  });
+
+  it('the last message tells whether the partition ends with a complete unit', () => {
+    expect(resumeUnitLsn(last(9n, 42n), 43n)).toBe(42n);
+    expect(resumeUnitLsn(last(9n, 42n, 2, 3), 43n)).toBe(42n);
+    expect(resumeUnitLsn({ ...last(9n, 42n), endOfUnit: false }, 43n)).toBeNull();
+    expect(resumeUnitLsn(last(9n, 42n, 1, 3), 42n)).toBeNull();
+    expect(resumeUnitLsn(null, 1n)).toBeNull();
   });
 
   it('refuses to guess when retention deleted every message', () => {

@@ -31,6 +31,14 @@ export function resumeLsn(offsets: PartitionOffsets, last: Chunk | null, firstLs
 }
 
 /**
+ * The unit end the partition is known to hold up to, from its last message: its LSN when that message completes
+ * a frame (`from` is then past it) that ends a unit, else null (the rest of the unit follows from `from`).
+ */
+export function resumeUnitLsn(last: Chunk | null, from: bigint): bigint | null {
+  return last?.endOfUnit && last.part === last.parts - 1 && last.lsn + 1n === from ? last.lsn : null;
+}
+
+/**
  * The offset a receiver seeks to when a session starts. The committed offset of its group is a hint (it is
  * committed only after frames are durable, but the standby's durable LSN may have gone back since); the
  * sequencer checks the LSNs it finds there and seeks back when needed. Without a hint: the start of the

@@ -30,7 +30,7 @@ import {
 } from './client.ts';
 import { DEFAULT_CHUNK_BYTES, decodeMessage, encodeFrame, type OutgoingMessage } from './codec.ts';
 import { type Ack, AckReporter, batchFrames, type LoopState, lastUnitEnd, SessionLoop } from './loop.ts';
-import { resumeLsn } from './resume.ts';
+import { resumeLsn, resumeUnitLsn } from './resume.ts';
 
 export interface KafkaShipperOptions {
   kafka: KafkaConnection;
@@ -138,9 +138,9 @@ class KafkaShipperLoop {
     const onAbort = () => stop.abort();
     o.signal.addEventListener('abort', onAbort, { once: true });
     try {
-      const { from, nextOffset } = await this.resume(admin);
+      const { from, nextOffset, unitLsn } = await this.resume(admin);
       this.resumedAt = from;
-      if (from - 1n > this.acks.lsn || this.acks.lastAckAt === null) this.acks.note(from - 1n, null);
+      this.acks.resumed(from - 1n, unitLsn);
       producer = this.kafka.producer({
         // Every message names partition 0 itself; an explicit partitioner also silences kafkajs's warning about
         // its v2 default.
@@ -167,7 +167,7 @@ class KafkaShipperLoop {
   }
 
   /** The LSN to publish next and the offset it will get (no side effects: the caller applies them). */
-  private async resume(admin: Admin): Promise<{ from: bigint; nextOffset: bigint }> {
+  private async resume(admin: Admin): Promise<{ from: bigint; nextOffset: bigint; unitLsn: bigint | null }> {
     const o = this.o;
     await admin.connect();
     if (o.createTopic ?? true) await ensureTopic(admin, o.topic, o.topicSettings ?? {}, this.log);
@@ -182,7 +182,7 @@ class KafkaShipperLoop {
       { high: String(offsets.high), lastLsn: last ? String(last.lsn) : null, resumeLsn: String(from) },
       `kafka shipper: resuming at LSN ${from}`,
     );
-    return { from, nextOffset: offsets.high };
+    return { from, nextOffset: offsets.high, unitLsn: resumeUnitLsn(last, from) };
   }
 
   private async stream(producer: Producer, from: bigint, nextOffset: bigint, signal: AbortSignal): Promise<boolean> {

@@ -72,22 +72,47 @@ describe('redis stream codec', () => {
     expect(parseReadReply(reply, 'k')).toEqual([{ id: '5-0', fields: [Buffer.from('p'), Buffer.from('x')] }]);
     expect(parseReadReply(null, 'k')).toEqual([]);
     const info = ['length', 3, 'last-generated-id', '9-0', 'first-entry', ['7-0', []], 'last-entry', ['9-0', []]];
-    expect(parseStreamInfo(info, 'k')).toEqual({ length: 3, lastLsn: 9n, firstLsn: 7n });
+    expect(parseStreamInfo(info, 'k')).toEqual({ length: 3, lastLsn: 9n, firstLsn: 7n, lastUnitLsn: null });
     expect(parseStreamInfo(['length', 0, 'last-generated-id', '0-0', 'first-entry', null], 'k')).toEqual({
       length: 0,
       lastLsn: 0n,
       firstLsn: null,
+      lastUnitLsn: null,
     });
   });
 
+  it('XINFO STREAM: the last entry tells whether the stream ends with a complete unit', () => {
+    const entry = (lsn: bigint, end: boolean) => {
+      const [id, ...fields] = xaddArgs('src', frame(lsn, 4, end));
+      return [String(id), fields.map((x) => (Buffer.isBuffer(x) ? x.toString('latin1') : x))];
+    };
+    const info = (last: string, e: unknown) => [
+      'length',
+      2,
+      'last-generated-id',
+      last,
+      'first-entry',
+      e,
+      'last-entry',
+      e,
+    ];
+    expect(parseStreamInfo(info('9-0', entry(9n, true)), 'k').lastUnitLsn).toBe(9n);
+    expect(parseStreamInfo(info('9-0', entry(9n, false)), 'k').lastUnitLsn).toBeNull();
+    // The last entry was trimmed or deleted since: the top of the stream is unknown, so nothing is claimed.
+    expect(parseStreamInfo(info('9-0', entry(8n, true)), 'k').lastUnitLsn).toBeNull();
+    expect(parseStreamInfo(info('9-0', null), 'k').lastUnitLsn).toBeNull();
+  });
+
   it('checkReadable: the frame after the durable LSN must still be in the stream', () => {
-    expect(() => checkReadable({ length: 3, lastLsn: 9n, firstLsn: 7n }, 6n, 'k')).not.toThrow();
-    expect(() => checkReadable({ length: 3, lastLsn: 9n, firstLsn: 7n }, 9n, 'k')).not.toThrow();
-    expect(() => checkReadable({ length: 0, lastLsn: 9n, firstLsn: null }, 9n, 'k')).not.toThrow();
-    expect(() => checkReadable({ length: 3, lastLsn: 9n, firstLsn: 7n }, 5n, 'k')).toThrow(
+    expect(() => checkReadable({ length: 3, lastLsn: 9n, firstLsn: 7n, lastUnitLsn: null }, 6n, 'k')).not.toThrow();
+    expect(() => checkReadable({ length: 3, lastLsn: 9n, firstLsn: 7n, lastUnitLsn: null }, 9n, 'k')).not.toThrow();
+    expect(() => checkReadable({ length: 0, lastLsn: 9n, firstLsn: null, lastUnitLsn: null }, 9n, 'k')).not.toThrow();
+    expect(() => checkReadable({ length: 3, lastLsn: 9n, firstLsn: 7n, lastUnitLsn: null }, 5n, 'k')).toThrow(
       expect.objectContaining({ code: 'SHIP_GONE', retriable: false }),
     );
-    expect(() => checkReadable({ length: 0, lastLsn: 9n, firstLsn: null }, 4n, 'k')).toThrow(/it is empty/);
+    expect(() => checkReadable({ length: 0, lastLsn: 9n, firstLsn: null, lastUnitLsn: null }, 4n, 'k')).toThrow(
+      /it is empty/,
+    );
   });
 });
 

@@ -120,17 +120,32 @@ export interface StreamInfo {
   readonly lastLsn: bigint;
   /** LSN of the first entry still present, or null when the stream is empty. */
   readonly firstLsn: bigint | null;
+  /**
+   * lastLsn when the stream's last entry is that frame and it ends a unit (field f = 1), else null. A shipper
+   * that resumes learns from it that the stream holds complete units up to lastLsn, also when the session that
+   * added them ended before their reply (so the standby's unit acknowledgement does not wait for more frames).
+   */
+  readonly lastUnitLsn: bigint | null;
 }
 
 export function parseStreamInfo(reply: unknown, key: string): StreamInfo {
   const m = flatMap(reply);
   const last = str(m.get('last-generated-id') ?? '0-0');
   const first = m.get('first-entry') as unknown[] | null | undefined;
+  const lastLsn = last === '0-0' ? 0n : lsnOfId(last, key);
   return {
     length: Number(m.get('length') ?? 0),
-    lastLsn: last === '0-0' ? 0n : lsnOfId(last, key),
+    lastLsn,
     firstLsn: first ? lsnOfId(str(first[0]), key) : null,
+    lastUnitLsn: lastEntryEndsUnit(m.get('last-entry'), last) ? lastLsn : null,
   };
+}
+
+/** XINFO STREAM's last-entry ([id, [field, value, …]]) is the entry `id` and carries f = 1. */
+function lastEntryEndsUnit(entry: unknown, id: string): boolean {
+  if (!Array.isArray(entry) || id === '0-0' || str(entry[0]) !== id || !Array.isArray(entry[1])) return false;
+  const fields = flatMap(entry[1]);
+  return fields.has('f') && str(fields.get('f')) === '1';
 }
 
 /**

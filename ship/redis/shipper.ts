@@ -122,7 +122,7 @@ class RedisShipperLoop {
       const info = await streamInfo(redis, this.key);
       const from = info && info.lastLsn > 0n ? info.lastLsn + 1n : (o.firstLsn ?? 1n);
       this.resumedAt = from;
-      if (from - 1n > this.acks.lsn || this.acks.lastAckAt === null) this.acks.note(from - 1n, null);
+      this.acks.resumed(from - 1n, info?.lastUnitLsn ?? null);
       this.loop.setState('streaming', { resumeLsn: String(from) });
       this.log.info({ resumeLsn: String(from) }, `redis shipper: resuming at LSN ${from}`);
       for await (const batch of batchFrames(

@@ -7,7 +7,7 @@
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { frameCrc } from '../../ship/redis/codec.ts';
+import { frameCrc, xaddArgs } from '../../ship/redis/codec.ts';
 import { type RedisReceiver, startRedisReceiver } from '../../ship/redis/receiver.ts';
 import { type RedisShipper, startRedisShipper } from '../../ship/redis/shipper.ts';
 import { trimSafely } from '../../ship/redis/trim.ts';
@@ -182,6 +182,31 @@ describe('redis streams ship backend (real redis-server)', () => {
     await until(() => again.durable === src.headLsn, 30_000, 'the standby caught up again');
     expect(again.violations).toEqual([]);
     expect(frameDiff(again.frames, (await src.all()).slice(Number(back)))).toBe('');
+  });
+
+  it('frames a dead session added without getting the reply count as acknowledged, whole units included', async () => {
+    const src = await source();
+    await src.writeUnits(20);
+    const frames = await src.all();
+    // A shipper that died after Redis made its last pipeline durable, before the reply: the stream ends with a
+    // complete unit nobody acknowledged. The next session must report that unit, or the standby stays "behind"
+    // by it (and holds the journal) until more frames come.
+    for (const f of frames) await admin.call('XADD', 'tidemark:{lost}', ...xaddArgs('lost', f));
+    const a = shipper(src, 'lost');
+    await until(() => a.status().ackedUnitLsn === src.headLsn, 10_000, `unit ${src.headLsn} acknowledged`);
+    expect(a.status().resumedAt).toBe(src.headLsn + 1n);
+    await a.stop();
+
+    // Ending mid-unit: the unit end is reported once the rest of the unit is added.
+    await src.writeUnits(5);
+    const more = (await src.all()).slice(frames.length);
+    const cut = more.findIndex((f) => !f.endOfUnit);
+    expect(cut).toBeGreaterThanOrEqual(0);
+    for (const f of more.slice(0, cut + 1)) await admin.call('XADD', 'tidemark:{lost}', ...xaddArgs('lost', f));
+    const b = shipper(src, 'lost');
+    await until(() => b.status().ackedUnitLsn === src.headLsn, 10_000, `unit ${src.headLsn} acknowledged`);
+    expect(b.status().resumedAt).toBe((more[cut] as { lsn: bigint }).lsn + 1n);
+    expect(await ids('tidemark:{lost}')).toEqual(consecutive(1n, src.headLsn));
   });
 
   it('refuses a server with appendfsync everysec, naming the setting; in warn mode it logs loudly and ships', async () => {

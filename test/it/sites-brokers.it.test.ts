@@ -246,7 +246,9 @@ async function expectExact(p: Pipeline, load: Load, standby: string): Promise<vo
     const sb = await standbyStatus(p, standby);
     last = JSON.stringify(sb);
     if (Number(sb['lag_records']) === 0) break;
-    if (Date.now() > deadline) throw new Error(`status: standby ${standby} still behind after 30 s: ${last}`);
+    if (Date.now() > deadline) {
+      throw new Error(`status: standby ${standby} still behind after 30 s: ${last}\n${logProblems(p.dir)}`);
+    }
     await sleep(1000);
   }
   for (const x of p.procs) expect(await stopSite(x), `${x.spawnargs.slice(2).join(' ')}: ${x.lastStderr()}`).toBe(0);

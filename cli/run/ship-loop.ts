@@ -21,7 +21,7 @@ import { listSegments } from '../../ship/journal/segments.ts';
 import type { StandbyConfig } from '../config-sites.ts';
 import type { Config } from '../config.ts';
 import { type CapGate, type CapLevel, capLevel, retainedBytes } from './ship-cap.ts';
-import { isPaused, readDropped, setDropped, shipCursor, writeLinkState } from './ship-state.ts';
+import { isPaused, readDropped, ShipCursor, setDropped, shipCursor, writeLinkState } from './ship-state.ts';
 import { type LinkStatus, type Running, startTransportShipper } from './ship-transports.ts';
 import { redisTrimmer } from './ship-trim.ts';
 
@@ -81,7 +81,7 @@ export async function shipLoop(
   let acked = { lsn: 0n, unitLsn: (await cursors.get(cname)) ?? (dropped ? BigInt(dropped.ackedLsn) : 0n) };
   let lastAckAt: Date | null = null;
   let ackedCommitTimeUs: bigint | null = null;
-  let cursorLsn = acked.unitLsn;
+  const cursor = new ShipCursor(cursors, cname, acked.unitLsn);
   let level: CapLevel = 'ok';
   let retained = 0;
   const labels = { standby: s.name, transport: s.transport };
@@ -122,8 +122,7 @@ export async function shipLoop(
       gate.release(s.name);
       const oldest = (await listSegments(dir))[0];
       if (dropped && oldest !== undefined && acked.unitLsn + 1n >= oldest) {
-        await cursors.set(cname, acked.unitLsn);
-        cursorLsn = acked.unitLsn;
+        await cursor.sync(acked.unitLsn, true);
         await setDropped(dir, s.name, null);
         dropped = null;
         slog.info(`standby ${s.name} is below the alarm level again: it holds the journal again`);
@@ -134,10 +133,7 @@ export async function shipLoop(
 
   const publish = async (): Promise<void> => {
     const st: LinkStatus | null = running?.status() ?? null;
-    if (!dropped && acked.unitLsn !== cursorLsn) {
-      await cursors.set(cname, acked.unitLsn);
-      cursorLsn = acked.unitLsn;
-    }
+    if (!dropped) await cursor.sync(acked.unitLsn);
     await capCheck();
     await trim?.maybe();
     g?.retained.set(labels, retained);
@@ -159,9 +155,16 @@ export async function shipLoop(
       updatedAt: new Date().toISOString(),
     });
   };
+  // One publish at a time: on a slow disk a round (cursor and state fsyncs) can take longer than PUBLISH_MS.
+  let publishing: Promise<void> | null = null;
   const publisher = setInterval(() => {
     if (running) state = running.status().state;
-    publish().catch((err) => slog.warn({ err: describeChain(err) }, 'ship: publishing the link state failed'));
+    if (publishing) return;
+    publishing = publish()
+      .catch((err) => slog.warn({ err: describeChain(err) }, 'ship: publishing the link state failed'))
+      .finally(() => {
+        publishing = null;
+      });
   }, PUBLISH_MS);
 
   try {
@@ -226,6 +229,7 @@ export async function shipLoop(
     }
   } finally {
     clearInterval(publisher);
+    await publishing;
     state = 'stopped';
     gate.release(s.name);
     await publish().catch(() => undefined);

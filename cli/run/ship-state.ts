@@ -12,11 +12,36 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { CursorStore } from '../../ship/journal/cursors.ts';
 import { readJsonFile, writeJsonFile } from './state-files.ts';
 
 export const SHIP_DIR = 'ship';
 
 export const shipCursor = (standby: string): string => `ship:${standby}`;
+
+/**
+ * A standby's cursor as the ship loop last wrote it. `sync(lsn)` writes `lsn` unless it is what was written; the
+ * value is the one passed in, so an acknowledgement that arrives while the write is being fsynced is written by
+ * the next sync (reading the caller's live value after the write, instead, took it as written when it was not:
+ * the cursor stayed one ack behind for good once the acks stopped).
+ */
+export class ShipCursor {
+  private readonly store: CursorStore;
+  private readonly name: string;
+  private written: bigint;
+
+  constructor(store: CursorStore, name: string, written: bigint) {
+    this.store = store;
+    this.name = name;
+    this.written = written;
+  }
+
+  async sync(lsn: bigint, force = false): Promise<void> {
+    if (lsn === this.written && !force) return;
+    await this.store.set(this.name, lsn);
+    this.written = lsn;
+  }
+}
 
 export interface LinkState {
   readonly standby: string;

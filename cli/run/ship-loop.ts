@@ -135,7 +135,8 @@ export async function shipLoop(
     const st: LinkStatus | null = running?.status() ?? null;
     if (!dropped) await cursor.sync(acked.unitLsn);
     await capCheck();
-    await trim?.maybe();
+    // Not awaited: a Redis that stops answering must not hold up the cursor and the link state.
+    void trim?.maybe();
     g?.retained.set(labels, retained);
     g?.acked.set(labels, Number(acked.lsn));
     g?.up.set(labels, state === 'streaming' ? 1 : 0);

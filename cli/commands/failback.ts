@@ -20,7 +20,7 @@
  * file is written). Safe to run again after a failure: every step checks what is already done.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { preparePosition } from '../../apply/mysql/position-store.ts';
 import { upsertPositionSql } from '../../apply/mysql/position-table.ts';
@@ -29,6 +29,7 @@ import { fenceServer, isWritable } from '../../failover/fence.ts';
 import { type Lineage, readLineage } from '../../failover/lineage.ts';
 import { formatErrantSummary, writeQuarantine } from '../../failover/quarantine.ts';
 import { describeChain, TidemarkError } from '../../record/errors.ts';
+import { removeIndexFiles } from '../../rollback/index/index.ts';
 import { formatPosition } from '../../record/position.ts';
 import { commitAtLsn, demoteToMirror, readIdentity } from '../../ship/journal/index.ts';
 import { asFailoverAccount, failoverOf, promotableTarget } from '../run/failover-spec.ts';
@@ -174,7 +175,7 @@ export async function failbackCommand(o: FailbackOptions): Promise<number> {
     log,
   });
   // The rollback index described the old primary's journal, errant tail included: derived data, rebuilt on use.
-  await rm(join(dir, 'rollback-index.sqlite'), { force: true });
+  removeIndexFiles(dir);
   await setBranchPosition(primary, config.source.name, {
     seq: branch.seq,
     lsn: lineage.branchLsn,

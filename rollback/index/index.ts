@@ -2,7 +2,7 @@
 export { BATCH_CHANGES } from './builder.ts';
 export type { PruneResult } from './prune.ts';
 export { RollbackIndex, type RollbackIndexOptions } from './rollback-index.ts';
-export { INDEX_FILE, IndexDamagedError } from './schema.ts';
+export { INDEX_FILE, IndexDamagedError, removeIndexFiles } from './schema.ts';
 export type {
   CatchUpOptions,
   CatchUpProgress,

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { readEntryAt } from '../../ship/journal/read-at.ts';
 import { keyText } from '../key.ts';
 import { del, ins, LINES, LOG, ORDERS, TestJournal, upd } from './fixtures/test-journal.ts';
 import { RollbackIndex } from './rollback-index.ts';
+import { INDEX_FILE, removeIndexFiles } from './schema.ts';
 
 let dir: string;
 beforeEach(async () => {
@@ -61,6 +63,22 @@ async function history(j: TestJournal) {
 }
 
 describe('RollbackIndex', () => {
+  it('removeIndexFiles deletes the index with its WAL and shared memory; the next open starts from nothing', async () => {
+    const j = await TestJournal.open(dir);
+    await history(j);
+    await j.close();
+    const index = await RollbackIndex.open({ journalDir: dir });
+    await index.catchUp();
+    const files = [INDEX_FILE, `${INDEX_FILE}-wal`, `${INDEX_FILE}-shm`];
+    expect(files.filter((f) => existsSync(join(dir, f)))).toEqual(files); // open: WAL mode
+    removeIndexFiles(dir); // as after a crash: the index was never closed
+    expect(files.filter((f) => existsSync(join(dir, f)))).toEqual([]);
+    index.close();
+    const again = await RollbackIndex.open({ journalDir: dir });
+    expect(again.indexedLsn).toBe(0n);
+    again.close();
+  });
+
   it('lists transactions and answers lookups', async () => {
     const j = await TestJournal.open(dir);
     const h = await history(j);

@@ -24,6 +24,7 @@
  *              `gens` (≈40 at 10M changes, ~0.1 ms in all), and pruning drops whole generations.
  */
 import { renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { TidemarkError } from '../../record/errors.ts';
 
@@ -127,6 +128,15 @@ export function quickCheck(db: DatabaseSync, path: string): void {
   if (rows.length !== 1 || rows[0]?.quick_check !== 'ok') {
     throw new IndexDamagedError(`rollback index ${path}: ${rows.map((r) => r.quick_check).join('; ')}`);
   }
+}
+
+/**
+ * Deletes the index of the journal in `journalDir` with its WAL and shared-memory files (a WAL left behind would
+ * be replayed into the next index created there). The index is derived data: it is rebuilt on use.
+ */
+export function removeIndexFiles(journalDir: string): void {
+  const path = join(journalDir, INDEX_FILE);
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
 }
 
 /** Moves the index file (and its WAL) aside as *.damaged, replacing an older one; removes the shared-memory file. */

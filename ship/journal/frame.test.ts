@@ -2,16 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CorruptionError } from '../../record/errors.ts';
 import { encodeFrame, FrameScanner, HEADER_BYTES, type ScanEnd, type ScannedFrame } from './frame.ts';
 import { prng } from '../../test/fixtures/prng.ts';
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+import { concat } from '../../test/fixtures/wire.ts';
 
 function payloadOf(n: number, seed: number): Uint8Array {
   const p = new Uint8Array(n);

@@ -1,17 +1,8 @@
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { TidemarkError } from '../../record/errors.ts';
-import { encodeMessage, MESSAGE_HEADER_BYTES, type Message, MessageDecoder } from './protocol.ts';
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+import { concat, decodeAll, decodeUntilError } from '../../test/fixtures/wire.ts';
+import { encodeMessage, type HelloMessage, MESSAGE_HEADER_BYTES } from './protocol.ts';
 
 /** A copy of an encoded message with its body replaced (length and CRCs fixed). */
 function withBody(msg: Uint8Array, body: Uint8Array): Uint8Array {
@@ -22,28 +13,6 @@ function withBody(msg: Uint8Array, body: Uint8Array): Uint8Array {
   v.setUint32(8, hcrc, true);
   v.setUint32(12, crc32(out.subarray(MESSAGE_HEADER_BYTES), hcrc), true);
   return out;
-}
-
-function decodeAll(chunks: Uint8Array[]): Message[] {
-  const d = new MessageDecoder();
-  const out: Message[] = [];
-  for (const c of chunks) {
-    d.push(c);
-    for (let m = d.next(); m; m = d.next()) out.push(m);
-  }
-  expect(d.pendingBytes).toBe(0);
-  return out;
-}
-
-function decodeUntilError(bytes: Uint8Array): { error: unknown } {
-  const d = new MessageDecoder();
-  try {
-    d.push(bytes);
-    while (d.next());
-  } catch (err) {
-    return { error: err };
-  }
-  return { error: null };
 }
 
 describe("ship protocol: the HELLO branch (a promoted mirror's journal)", () => {
@@ -77,15 +46,16 @@ describe("ship protocol: the HELLO branch (a promoted mirror's journal)", () => 
   });
 
   it('refuses a HELLO with an unknown section or a cut-short branch', () => {
-    const withBranch = encodeMessage({
+    const hello = (atLsn: bigint): HelloMessage => ({
       type: 'hello',
       protocolVersion: 2,
       source: 's',
       site: 'dc1',
       journalId: 'j',
       truncations: [],
-      branch: { of: 'A', atLsn: 1n, epoch: 0 },
+      branch: { of: 'A', atLsn, epoch: 0 },
     });
+    const withBranch = encodeMessage(hello(1n));
     const body = withBranch.slice(MESSAGE_HEADER_BYTES);
     const sectionAt = 2 + 3 + 5 + 3 + 2;
     const unknown = body.slice();
@@ -95,16 +65,6 @@ describe("ship protocol: the HELLO branch (a promoted mirror's journal)", () => 
     expect(String(a.error)).toMatch(/unknown HELLO section 2/);
     const short = decodeUntilError(withBody(withBranch, body.subarray(0, body.length - 2)));
     expect(String(short.error)).toMatch(/body ends inside branch\.epoch/);
-    expect(() =>
-      encodeMessage({
-        type: 'hello',
-        protocolVersion: 2,
-        source: 's',
-        site: 'dc1',
-        journalId: 'j',
-        truncations: [],
-        branch: { of: 'A', atLsn: -1n, epoch: 0 },
-      }),
-    ).toThrow(RangeError);
+    expect(() => encodeMessage(hello(-1n))).toThrow(RangeError);
   });
 });

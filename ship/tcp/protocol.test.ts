@@ -2,6 +2,7 @@ import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { CorruptionError, TidemarkError } from '../../record/errors.ts';
 import { prng } from '../../test/fixtures/prng.ts';
+import { concat, decodeAll, decodeUntilError } from '../../test/fixtures/wire.ts';
 import {
   encodeMessage,
   type FramesMessage,
@@ -12,16 +13,6 @@ import {
   PROTOCOL_VERSION,
   type WireFrame,
 } from './protocol.ts';
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 function payloadOf(n: number, seed: number): Uint8Array {
   const p = new Uint8Array(n);
@@ -73,30 +64,6 @@ function sampleMessages(): Message[] {
       branch: { of: 'j2-ü', atLsn: 0xfffffffffffffffen, epoch: 3 },
     },
   ];
-}
-
-function decodeAll(chunks: Uint8Array[], opts = {}): Message[] {
-  const d = new MessageDecoder(opts);
-  const out: Message[] = [];
-  for (const c of chunks) {
-    d.push(c);
-    for (let m = d.next(); m; m = d.next()) out.push(m);
-  }
-  expect(d.pendingBytes).toBe(0);
-  return out;
-}
-
-/** Decodes until the decoder throws; returns the messages before it and the error (null if none). */
-function decodeUntilError(bytes: Uint8Array): { messages: Message[]; error: unknown } {
-  const d = new MessageDecoder();
-  const messages: Message[] = [];
-  try {
-    d.push(bytes);
-    for (let m = d.next(); m; m = d.next()) messages.push(m);
-  } catch (err) {
-    return { messages, error: err };
-  }
-  return { messages, error: null };
 }
 
 describe('ship protocol codec', () => {

@@ -61,6 +61,11 @@ export interface RowsEntry extends EntryBase {
   /** Primary-key column names, in key order; empty when the table has no primary key. */
   readonly pk: readonly string[];
   readonly rows: readonly RowImage[];
+  /**
+   * The source session ran this statement with foreign_key_checks = 0 (the rows event's NO_FOREIGN_KEY_CHECKS
+   * flag): nothing cascaded on the source, so nothing may cascade on a replica. Absent: checks were on.
+   */
+  readonly fkChecksOff?: boolean;
 }
 
 export interface DdlEntry extends EntryBase {

@@ -19,9 +19,10 @@ import type { Registry } from 'prom-client';
 import { silentLogger } from '../../cli/log.ts';
 import { CorruptionError, TidemarkError } from '../../record/errors.ts';
 import { type CommitEntry, type DdlEntry, type Entry, type RowsEntry, seqSpan } from '../../record/record.ts';
-import { type NoPrimaryKey, StatementBatcher } from './batcher.ts';
+import { type NoPrimaryKey, type StatementBatch, StatementBatcher } from './batcher.ts';
 import { executeDdl } from './ddl.ts';
 import { isOutcomeUnknown, wrapDbError } from './errors.ts';
+import { FkCache, type FkIndex } from './fk.ts';
 import type { QueryFn, QueryKind } from './exec.ts';
 import { type ApplyMetrics, applyMetrics, noMetrics } from './metrics.ts';
 import { preparePosition } from './position-store.ts';
@@ -96,6 +97,9 @@ export class MysqlApplier {
   #hold: string | null = null;
   #queries = 0;
   #generated = new Map<string, ReadonlySet<string>>();
+  /** Cascading foreign keys of the replica (read on the first update/delete, dropped after DDL and on reconnect). */
+  readonly #fkCache = new FkCache(async (sql) => (await this.#q('meta', sql)) as Record<string, unknown>[]);
+  #fks: FkIndex | null = null;
   #running = false;
   // Per-run state.
   #group: Group | null = null;
@@ -154,6 +158,8 @@ export class MysqlApplier {
       ...(this.#opts.maxStatementRows !== undefined ? { maxRows: this.#opts.maxStatementRows } : {}),
     });
     this.#generated.clear();
+    this.#fkCache.invalidate();
+    this.#fks = null;
     this.#log.info(
       { seq: this.#state?.seq.toString() ?? null, lsn: this.#state?.lsn.toString() ?? null, flavor: this.#flavor },
       'apply session open',
@@ -285,7 +291,14 @@ export class MysqlApplier {
   async #rows(e: RowsEntry): Promise<void> {
     const g = await this.#ensureGroup();
     const skip = await this.#generatedColumns(e.schema, e.table);
-    for (const b of this.#batcher!.push(e, skip)) await this.#pipe.queue(b);
+    if (e.op !== 'insert' && !this.#fks) {
+      try {
+        this.#fks = await this.#fkCache.get();
+      } catch (err) {
+        throw wrapDbError(err, 'reading the replica foreign keys', { schema: e.schema, table: e.table });
+      }
+    }
+    for (const b of this.#batcher!.push(e, skip)) await this.#pipe.queue(this.#fkTag(b));
     g.rows += e.rows.length;
     this.#txApplied = true;
   }
@@ -336,7 +349,19 @@ export class MysqlApplier {
     this.#lastAppliedSeq = e.seq;
     this.#txApplied = false;
     this.#generated.clear();
+    this.#fkCache.invalidate();
+    this.#fks = null;
     this.#log.info({ seq: e.seq.toString(), schema: e.schema }, 'DDL applied');
+  }
+
+  /**
+   * Cascaded changes are not in the binlog: an update or delete on a parent of a cascading foreign key of the
+   * replica runs with foreign_key_checks = 1, so the replica cascades exactly as the source did — unless the source
+   * itself ran it with checks off (then nothing cascaded there either).
+   */
+  #fkTag(b: StatementBatch): StatementBatch {
+    if (b.op === 'insert' || b.fkChecksOff || !this.#fks) return b;
+    return this.#fks.cascades(b.schema, b.table, b.op).length > 0 ? { ...b, fkChecks: true } : b;
   }
 
   /** A state that covers entries up to `seq` inside a transaction that is not complete yet. */
@@ -370,7 +395,7 @@ export class MysqlApplier {
     const g = this.#group;
     if (!g) return;
     const rest = this.#batcher!.flush();
-    if (rest) await this.#pipe.queue(rest);
+    if (rest) await this.#pipe.queue(this.#fkTag(rest));
     await this.#pipe.flush();
     // Only now, with every row count checked, may the group commit (never in the same query as the rows).
     try {
@@ -412,7 +437,8 @@ export class MysqlApplier {
       this.#drop();
     } else {
       try {
-        if (this.#conn) await this.#q('rollback', 'ROLLBACK');
+        // A statement that failed between SET foreign_key_checks = 1 and = 0 left checks on.
+        if (this.#conn) await this.#q('rollback', 'ROLLBACK;\nSET SESSION foreign_key_checks = 0');
       } catch {
         this.#drop();
       }

@@ -55,6 +55,13 @@ export interface StatementBatch {
   readonly keyCols: readonly Column[];
   /** true when rows are matched by their whole before image (table without a primary key). */
   readonly fullRow: boolean;
+  /** The source ran these rows with foreign_key_checks = 0 (RowsEntry.fkChecksOff): nothing cascaded there. */
+  readonly fkChecksOff?: boolean;
+  /**
+   * Run with foreign_key_checks = 1 (set by the applier for parents of cascading foreign keys on the replica, so
+   * the replica cascades as the source did: cascaded changes are not in the binlog).
+   */
+  readonly fkChecks?: boolean;
 }
 
 export class EntryError extends TidemarkError {
@@ -77,6 +84,7 @@ interface Shape {
   readonly pkIdx: readonly number[] | null;
   readonly keyCols: readonly Column[];
   readonly head: string;
+  readonly fkChecksOff: boolean;
 }
 
 export class StatementBatcher {
@@ -163,6 +171,7 @@ export class StatementBatcher {
       keys: this.#keys,
       keyCols: s.keyCols,
       fullRow: s.pkIdx === null,
+      ...(s.fkChecksOff ? { fkChecksOff: true } : {}),
     };
     this.#clear();
     return batch;
@@ -214,8 +223,21 @@ export class StatementBatcher {
       cols.map((c) => [c.name, c.type, c.columnType ?? '']),
       e.pk,
       writeIdx,
+      e.fkChecksOff === true,
     ]);
-    return { sig, kind, schema: e.schema, table: e.table, op: e.op, cols, writeIdx, pkIdx, keyCols, head };
+    return {
+      sig,
+      kind,
+      schema: e.schema,
+      table: e.table,
+      op: e.op,
+      cols,
+      writeIdx,
+      pkIdx,
+      keyCols,
+      head,
+      fkChecksOff: e.fkChecksOff === true,
+    };
   }
 
   #image(s: Shape, img: readonly Value[] | null, which: 'before' | 'after', seq: bigint): readonly Value[] {

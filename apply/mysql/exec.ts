@@ -77,12 +77,17 @@ function diverged(b: StatementBatch, i: number, detail: string): DivergenceError
 const savepoint = (i: number) => `SAVEPOINT tidemark_stmt_${i}`;
 const rollbackTo = (i: number) => `ROLLBACK TO SAVEPOINT tidemark_stmt_${i}`;
 
-/** How many statements (and so results) a batch puts into a query. */
+/** How many statements (and so results) a batch puts into a query, SET foreign_key_checks around it excluded. */
 function statementCount(b: StatementBatch): number {
   if (b.kind === 'insert') return 1;
   if (b.kind === 'per-row') return b.rows;
   return 2; // savepoint + DELETE … IN
 }
+
+/** A batch with fkChecks runs between `SET foreign_key_checks = 1` and `= 0` (two more results). */
+const FK_ON = 'SET SESSION foreign_key_checks = 1';
+const FK_OFF = 'SET SESSION foreign_key_checks = 0';
+const fkExtra = (b: StatementBatch): number => (b.fkChecks ? 2 : 0);
 
 function describeBatch(b: StatementBatch): string {
   return `${b.op} of ${b.rows} row(s) in ${qualified(b.schema, b.table)} from seq ${b.seqs[0]}`;
@@ -102,8 +107,9 @@ export async function executePipeline(
   const parts: string[] = [...prefix];
   let total = prefix.length;
   batches.forEach((b, i) => {
-    parts.push(b.kind === 'delete-in' ? `${savepoint(i)};\n${b.sql}` : b.sql);
-    total += statementCount(b);
+    const sql = b.kind === 'delete-in' ? `${savepoint(i)};\n${b.sql}` : b.sql;
+    parts.push(b.fkChecks ? `${FK_ON};\n${sql};\n${FK_OFF}` : sql);
+    total += statementCount(b) + fkExtra(b);
   });
   let res: unknown;
   try {
@@ -124,8 +130,9 @@ export async function executePipeline(
   for (let i = 0; i < batches.length; i++) {
     const b = batches[i]!;
     const n = statementCount(b);
-    await checkBatch(q, b, all.slice(at, at + n), i, flavor);
-    at += n;
+    const skip = fkExtra(b) / 2;
+    await checkBatch(q, b, all.slice(at + skip, at + skip + n), i, flavor);
+    at += n + fkExtra(b);
   }
 }
 

@@ -207,6 +207,12 @@ function conflictError(
   );
 }
 
+/** Whether row i of entry e of plan transaction t is undone (the root's --table/--key filter, nonconflict skips). */
+export function undoesRow(plan: UndoPlan, filter?: RowFilter): (t: TxInfo, e: RowsEntry, i: number) => boolean {
+  const skip = new Set(plan.skipped.map((s) => s.seq));
+  return (t, e, i) => (t !== plan.root || matches(e, i, filter)) && !skip.has(e.seq + BigInt(i));
+}
+
 /** The statements of an undo plan: each transaction newest first, rows in reverse, skipping what the plan skips. */
 export async function* undoItems(ctx: ItemContext, plan: UndoPlan, filter?: RowFilter): AsyncGenerator<PlanItem> {
   const skip = new Set(plan.skipped.map((s) => s.seq));

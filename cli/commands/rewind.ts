@@ -9,6 +9,7 @@
  */
 import { setPointSql } from '../../apply/mysql/position-table.ts';
 import { TidemarkError } from '../../record/errors.ts';
+import { checkWindowCascades, serverFks } from '../../rollback/cascade.ts';
 import type { PlanItem } from '../../rollback/guard.ts';
 import type { RollbackIndex } from '../../rollback/index/index.ts';
 import { forwardItems, rewindItems } from '../../rollback/items.ts';
@@ -107,6 +108,11 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
       return 0;
     }
     const window = checkWindow(index, lo, hi);
+    if (direction === 'rewind') {
+      // Children a foreign-key cascade removed or changed are not in the journal: refuse rather than half-rewind.
+      const fks = await serverFks(async (sql) => (await s.conn.query(sql))[0]);
+      await checkWindowCascades(s.ctx, fks, lo, hi, `${server.kind} ${server.name}`);
+    }
     const lines = [`${direction} ${o.target} from ${seqTime(index, head)} to ${seqTime(index, end)}`];
     lines.push(...summaryLines(direction === 'rewind' ? 'undo' : 'redo', window));
     o.stdout.write(`${lines.join('\n')}\n`);

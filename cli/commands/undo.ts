@@ -5,12 +5,13 @@
  * undo is captured like any other change.
  */
 import { TidemarkError } from '../../record/errors.ts';
+import { checkTxCascades, serverFks } from '../../rollback/cascade.ts';
 import { parseKeyArg } from '../../rollback/key.ts';
 import { describeTx } from '../../rollback/points.ts';
 import { framed, runPlan } from '../../rollback/run-plan.ts';
 import { pickServer } from '../../rollback/server.ts';
 import { RewindSession } from '../../rollback/session.ts';
-import { planUndo, type RowFilter, type UndoMode, undoItems } from '../../rollback/undo.ts';
+import { planUndo, type RowFilter, type UndoMode, undoesRow, undoItems } from '../../rollback/undo.ts';
 import type { CommandContext } from './context.ts';
 
 export interface UndoOptions extends CommandContext {
@@ -62,6 +63,9 @@ export async function undoCommand(o: UndoOptions): Promise<number> {
     const head = await s.begin(`undo in progress since ${s.now}`);
     const { ctx } = s;
     const plan = await planUndo(ctx, root, head, o.mode, filter);
+    // Children a foreign-key cascade removed or changed are not in the journal: refuse rather than half-undo.
+    const fks = await serverFks(async (sql) => (await s.conn.query(sql))[0]);
+    await checkTxCascades(ctx, fks, plan.txs, undoesRow(plan, filter), `${server.kind} ${server.name}`);
     const lines = [`undo ${describeTx(root)} on ${o.target} (--mode ${o.mode}): ${plan.rows} row(s) of it`];
     if (plan.txs.length > 1) {
       lines.push(

@@ -89,6 +89,8 @@ export function scanRows(
       onRow(i, flags & 1 ? before : null, flags & 2 ? after : null);
       inCallback = false;
     }
+    // The optional rows flags byte (codec.ts: 1 = fkChecksOff).
+    if (r.pos === bytes.length - 1 && bytes[r.pos] === 1) r.pos++;
     if (r.pos !== bytes.length) r.fail(`${bytes.length - r.pos} trailing bytes after the entry`);
     return h;
   } catch (err) {

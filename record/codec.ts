@@ -10,7 +10,8 @@
  *           varint nColumns, per column: str name, str type, u8 flags (1 has columnType, 2 has unsigned,
  *           4 unsigned value), [str columnType]; varint nPk, str pk…;
  *           varint nRows, per row: u8 flags (1 before present, 2 after present), then each present image as
- *           varint nValues followed by tagged values
+ *           varint nValues followed by tagged values; then only when fkChecksOff: u8 rows flags (1 = fkChecksOff)
+ *           (entries written before that field end after the last row and decode without it)
  *   ddl:    str schema, varint nTables, (str schema, str table)…, str sql
  *   commit: position (u8 kind 1 = mysql, str file, int offset, u8 hasGtid, [str gtid]), int commitTimeUs,
  *           int captureTimeUs, int rowCount, u8 phase (1 baseline | 2 baseline-end | 3 stream)
@@ -80,6 +81,7 @@ function writeRows(w: ByteWriter, e: RowsEntry): void {
     if (r.before) writeImage(w, r.before);
     if (r.after) writeImage(w, r.after);
   }
+  if (e.fkChecksOff) w.u8(1);
 }
 
 /** Encodes one entry. The result is a fresh Uint8Array owned by the caller. */
@@ -157,7 +159,12 @@ function readRows(r: ByteReader, base: { source: string; seq: bigint; txId: stri
     const after = flags & 2 ? r.image() : null;
     rows[i] = { before, after };
   }
-  return { kind: 'rows', ...base, schema, table, op, columns, pk, rows };
+  const e: RowsEntry = { kind: 'rows', ...base, schema, table, op, columns, pk, rows };
+  if (r.pos === r.buf.length) return e;
+  // Optional tail (absent in older entries and when no flag is set).
+  const flags = r.u8('rows flags');
+  if (flags !== 1) r.fail(`bad rows flags ${flags}`);
+  return { ...e, fkChecksOff: true };
 }
 
 function readDdl(r: ByteReader, base: { source: string; seq: bigint; txId: string }): DdlEntry {

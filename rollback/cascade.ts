@@ -36,7 +36,8 @@ export function cascadingRow(
   from = 0,
   to = e.rows.length,
 ): { row: number; fk: ReturnType<FkIndex['cascades']>[number] } | null {
-  if (e.op === 'insert') return null;
+  // The source ran it with foreign key checks off: nothing cascaded.
+  if (e.op === 'insert' || e.fkChecksOff) return null;
   const list = fks.cascades(e.schema, e.table, e.op);
   if (list.length === 0) return null;
   const colIdx = (name: string) => e.columns.findIndex((c) => c.name.toLowerCase() === name.toLowerCase());

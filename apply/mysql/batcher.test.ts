@@ -135,3 +135,19 @@ describe('StatementBatcher', () => {
     expect(b.flush()).toBeNull();
   });
 });
+
+describe('foreign key checks of the source', () => {
+  it('a delete the source ran with foreign_key_checks = 0 does not share a statement with one it ran with checks on', () => {
+    const b = new StatementBatcher({ noPrimaryKey: 'full-row', flavor: 'mariadb' });
+    const out = drain(
+      b,
+      entry('delete', 1n, [[1n, 'a']]),
+      entry('delete', 2n, [[2n, 'b']], { fkChecksOff: true }),
+      entry('delete', 3n, [[3n, 'c']], { fkChecksOff: true }),
+    );
+    expect(out.map((s) => [s.rows, s.fkChecksOff ?? false])).toEqual([
+      [1, false],
+      [2, true],
+    ]);
+  });
+});

@@ -57,6 +57,8 @@ export type BinlogItem =
       /** Primary key column names; null when the table map did not say (resolved by the stream). */
       readonly pk: readonly string[] | null;
       readonly rows: readonly RowImage[];
+      /** The rows event's NO_FOREIGN_KEY_CHECKS flag was set (RowsEntry.fkChecksOff). */
+      readonly fkChecksOff?: boolean;
     };
 
 export type AssemblerOutput =
@@ -278,6 +280,7 @@ export class TransactionAssembler {
       columns: item.columns,
       pk: item.pk ?? [],
       rows: item.rows,
+      ...(item.fkChecksOff ? { fkChecksOff: true } : {}),
     };
     this.seq += BigInt(item.rows.length);
     tx.rowCount += BigInt(item.rows.length);

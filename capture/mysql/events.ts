@@ -27,6 +27,17 @@ import { TidemarkError } from '../../record/errors.ts';
 import type { BinlogItem } from './assembler.ts';
 import { type ColumnSpec, columnSpec, normalizeValue, unsupportedColumns, unsupportedTableError } from './values.ts';
 
+/**
+ * Rows event header flag NO_FOREIGN_KEY_CHECKS_F: the statement ran with foreign_key_checks = 0, so nothing
+ * cascaded on the source (apply must not cascade either; RowsEntry.fkChecksOff).
+ */
+const NO_FOREIGN_KEY_CHECKS_F = 0x0002;
+
+/** `fkChecksOff: true` when a rows event's flags say the source ran it with foreign key checks off. */
+function fkFlag(ev: { flags?: number }): { fkChecksOff?: true } {
+  return (ev.flags ?? 0) & NO_FOREIGN_KEY_CHECKS_F ? { fkChecksOff: true } : {};
+}
+
 /** What the rows of one table map decode with. */
 export interface TableInfo {
   readonly schema: string;
@@ -181,7 +192,16 @@ export class EventDecoder {
       const values = rowValues(info, ev.rows[i]!);
       rows[i] = op === 'insert' ? { before: null, after: values } : { before: values, after: null };
     }
-    return { type: 'rows', op, schema: info.schema, table: info.table, columns: info.columns, pk: info.pk, rows };
+    return {
+      type: 'rows',
+      op,
+      schema: info.schema,
+      table: info.table,
+      columns: info.columns,
+      pk: info.pk,
+      rows,
+      ...fkFlag(ev),
+    };
   }
 
   onUpdateRows(ev: UpdateRowsEvent): BinlogItem | null {
@@ -200,6 +220,7 @@ export class EventDecoder {
       columns: info.columns,
       pk: info.pk,
       rows,
+      ...fkFlag(ev),
     };
   }
 }

@@ -121,6 +121,27 @@ it('the replica cascades like the source: delete, key update, SET NULL, reused k
   }
 }, 120_000);
 
+it('a source session with foreign_key_checks = 0 cascades nothing, and neither does the replica', async () => {
+  const c = await admin(SRC_PORT);
+  try {
+    await c.query('SET SESSION foreign_key_checks = 0');
+    // Children 14 and 19 and nullchild 54 and 59 keep pointing at 5; children of 20 keep pointing at 20.
+    await c.query('DELETE FROM fk.parent WHERE id = 5');
+    await c.query('UPDATE fk.parent SET id = 30 WHERE id = 20');
+  } finally {
+    await c.end();
+  }
+  await caughtUpWhileRunning(t, run, 60_000);
+  await verifyEqual();
+  const r = await admin(REP_PORT);
+  try {
+    const [rows] = await r.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM fk.child WHERE pid IN (5, 20)');
+    expect(Number(rows[0]?.['n'])).toBe(5);
+  } finally {
+    await r.end();
+  }
+}, 120_000);
+
 it('undo and rewind over a cascading parent change are refused naming the constraint; others still work', async () => {
   expect(cascadingDelete).not.toBe('');
   const sums = await replicaSums();
@@ -131,9 +152,12 @@ it('undo and rewind over a cascading parent change are refused naming the constr
     expect(u.stderr).toMatch(/ON DELETE CASCADE/);
     expect(u.stderr).toMatch(/restore/);
   }
-  const k = await cli('undo', '--target', 'replica', '--tx', keyUpdate, '--mode', 'nonconflict');
+  // cascade: the later checks-off move 20 → 30 is undone first (it cascaded nothing), then the refusal.
+  const k = await cli('undo', '--target', 'replica', '--tx', keyUpdate, '--mode', 'cascade');
   expect(k.code).not.toBe(0);
-  expect(k.stderr).toMatch(/ON UPDATE/);
+  expect(k.stderr).toMatch(
+    /cannot undo .*0-3731-\d+.* update of fk\.parent \(id=2, .*fk\.child\.child_parent .*ON UPDATE CASCADE/,
+  );
   const w = await cli('rewind', '--target', 'replica', '--before-tx', cascadingDelete, '--dry-run');
   expect(w.code).not.toBe(0);
   // Newest first: the explicit delete of child 12 (its grandchildren cascaded) is met before parent 1's.

@@ -154,6 +154,7 @@ export class MysqlApplier {
     this.#batcher = new StatementBatcher({
       noPrimaryKey: t.no_primary_key,
       flavor: this.#flavor,
+      orderedDeletes: (schema, table) => this.#fks?.deleteReachesItself(schema, table) ?? false,
       ...(this.#opts.maxStatementBytes !== undefined ? { maxBytes: this.#opts.maxStatementBytes } : {}),
       ...(this.#opts.maxStatementRows !== undefined ? { maxRows: this.#opts.maxStatementRows } : {}),
     });

@@ -151,3 +151,13 @@ describe('foreign key checks of the source', () => {
     ]);
   });
 });
+
+describe('ordered deletes (ON DELETE cascades that reach the same table)', () => {
+  it('deletes one row at a time by key, in source order', () => {
+    const b = new StatementBatcher({ noPrimaryKey: 'full-row', flavor: 'mariadb', orderedDeletes: () => true });
+    const out = drain(b, entry('delete', 1n, [[3n, 'c']]), entry('delete', 2n, [[1n, 'a']]));
+    expect(out).toHaveLength(1);
+    expect(out[0]!.kind).toBe('per-row');
+    expect(out[0]!.sql).toBe('DELETE FROM `s`.`t` WHERE `id` = 3;\nDELETE FROM `s`.`t` WHERE `id` = 1');
+  });
+});

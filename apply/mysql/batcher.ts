@@ -11,6 +11,9 @@
  * Updates are per row (`UPDATE … SET every column WHERE key = before-key`) rather than INSERT … ON DUPLICATE KEY
  * UPDATE: the latter would silently insert a row that is missing on the replica, hiding a divergence, and cannot
  * move a row to a new key.
+ * Deletes of a table whose ON DELETE cascades can reach the table itself (self-referencing or cyclic foreign keys,
+ * `orderedDeletes`) are per row too, in source order: an IN list runs in key order, and a row it deletes early
+ * could cascade away a row the list names later (a false "missing row").
  */
 import { TidemarkError } from '../../record/errors.ts';
 import type { Column, RowsEntry, Value } from '../../record/record.ts';
@@ -35,6 +38,8 @@ export interface BatcherOptions {
   maxRows?: number;
   noPrimaryKey: NoPrimaryKey;
   flavor: Flavor;
+  /** Tables whose deletes must run one row at a time in source order (see the file comment). */
+  orderedDeletes?: (schema: string, table: string) => boolean;
 }
 
 export type BatchKind = 'insert' | 'delete-in' | 'per-row';
@@ -210,7 +215,9 @@ export class StatementBatcher {
     if (writeIdx.length === 0 && e.op !== 'delete') {
       throw new EntryError(`rows entry for ${qualified(e.schema, e.table)} has no writable columns`, where);
     }
-    const kind: BatchKind = e.op === 'insert' ? 'insert' : e.op === 'delete' && pkIdx ? 'delete-in' : 'per-row';
+    const ordered = e.op === 'delete' && this.#opts.orderedDeletes?.(e.schema, e.table) === true;
+    const kind: BatchKind =
+      e.op === 'insert' ? 'insert' : e.op === 'delete' && pkIdx && !ordered ? 'delete-in' : 'per-row';
     let head = '';
     if (kind === 'insert') head = insertPrefix(e.schema, e.table, cols, writeIdx);
     else if (kind === 'delete-in') head = deleteInPrefix(e.schema, e.table, cols, pkIdx!);
@@ -258,7 +265,7 @@ export class StatementBatcher {
       case 'delete': {
         const before = this.#image(s, r.before, 'before', seq);
         if (s.kind === 'delete-in') return keyItem(before, s.cols, s.pkIdx!);
-        return buildDeleteRow(s.schema, s.table, s.cols, null, before, flavor);
+        return buildDeleteRow(s.schema, s.table, s.cols, s.pkIdx, before, flavor);
       }
       case 'update': {
         const before = this.#image(s, r.before, 'before', seq);

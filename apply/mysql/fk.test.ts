@@ -31,3 +31,34 @@ describe('cascading foreign keys', () => {
     );
   });
 });
+
+describe('deletes that can cascade into their own table', () => {
+  const fk = (child: string, parent: string, del: string) => ({
+    cs: 'd',
+    cn: `${child}_${parent}`,
+    child,
+    ps: 'd',
+    pt: parent,
+    pc: 'id',
+    del,
+    upd: 'RESTRICT',
+  });
+
+  it('finds self-references and cycles through ON DELETE CASCADE, not plain parents', () => {
+    const ix = new FkIndex(
+      parseCascadingFks([
+        fk('emp', 'emp', 'CASCADE'),
+        fk('b', 'a', 'CASCADE'),
+        fk('c', 'b', 'CASCADE'),
+        fk('a', 'c', 'SET NULL'),
+        fk('y', 'x', 'CASCADE'),
+        fk('z', 'y', 'SET NULL'),
+      ]),
+    );
+    expect(ix.deleteReachesItself('d', 'emp')).toBe(true);
+    expect(ix.deleteReachesItself('d', 'a')).toBe(true);
+    expect(ix.deleteReachesItself('d', 'b')).toBe(false); // c's SET NULL into a cascades no further
+    expect(ix.deleteReachesItself('d', 'x')).toBe(false);
+    expect(ix.deleteReachesItself('d', 'none')).toBe(false);
+  });
+});

@@ -104,6 +104,30 @@ export class FkIndex {
     const list = this.#byParent.get(JSON.stringify([schema, table])) ?? [];
     return list.filter((fk) => (op === 'delete' ? fk.onDelete : fk.onUpdate) !== null);
   }
+
+  /**
+   * Can a delete of a row of schema.table change other rows of the same table, through ON DELETE actions on it
+   * and on the tables they cascade into (a self-referencing or cyclic foreign key)?
+   */
+  deleteReachesItself(schema: string, table: string): boolean {
+    const start = JSON.stringify([schema, table]);
+    const seen = new Set<string>();
+    const todo = [start];
+    while (todo.length > 0) {
+      const at = todo.pop()!;
+      for (const fk of this.#byParent.get(at) ?? []) {
+        if (fk.onDelete === null) continue;
+        const child = JSON.stringify([fk.schema, fk.childTable]);
+        if (child === start) return true;
+        // SET NULL changes the child row but deletes nothing: nothing cascades further from it on delete.
+        if (fk.onDelete === 'CASCADE' && !seen.has(child)) {
+          seen.add(child);
+          todo.push(child);
+        }
+      }
+    }
+    return false;
+  }
 }
 
 /** Runs one query and returns its rows. */

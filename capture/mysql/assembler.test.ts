@@ -172,13 +172,6 @@ describe('TransactionAssembler', () => {
     expect(() => a.feed(gtid(10, 150))).toThrow(/resume expected transaction 0-1-99/);
   });
 
-  it('refuses XA transactions loudly', () => {
-    expect(() => asm().feed({ type: 'gtid', gtid: '0-1-1', standalone: false, xa: true, endOffset: 1n })).toThrow(/XA/);
-    const a = asm();
-    a.feed(gtid(10, 150));
-    expect(() => a.feed({ type: 'xa-prepare', endOffset: 200n })).toThrow(/XA/);
-  });
-
   it('refuses a commit without end offset and a group without commit', () => {
     const a = asm();
     a.feed(gtid(10, 150));

@@ -23,7 +23,9 @@
 import type { MysqlPosition } from '../../record/position.ts';
 import type { Column, CommitEntry, DdlEntry, RowImage, RowOp, RowsEntry } from '../../record/record.ts';
 import { TidemarkError } from '../../record/errors.ts';
-import { classifyStatement, type TableRef } from './ddl.ts';
+import { classifyStatement, type StatementClass, type TableRef } from './ddl.ts';
+import { restrictDdl } from './ddl-rewrite.ts';
+import { statementDmlError, xaIncludedError, xidOfStatement } from './statement-errors.ts';
 import type { TableFilter } from './filter.ts';
 
 /** A decoded binlog event, reduced to what capture needs. Offsets are end offsets (the next event's start). */
@@ -35,8 +37,10 @@ export type BinlogItem =
       readonly gtid: string;
       /** MariaDB: group has no terminating COMMIT/XID (DDL, admin statements). null when unknown (MySQL). */
       readonly standalone: boolean | null;
-      /** The group is an XA PREPARE / XA COMMIT group. */
-      readonly xa: boolean;
+      /** MariaDB XA groups: 'prepare' (XA START … XA END, XA_PREPARE event) or 'complete' (XA COMMIT/ROLLBACK). */
+      readonly xa: false | 'prepare' | 'complete';
+      /** The XA transaction's id as text ('x1' or 'x1','bq',7), when `xa`. */
+      readonly xid?: string;
       readonly endOffset: bigint;
     }
   | {
@@ -48,6 +52,12 @@ export type BinlogItem =
     }
   | { readonly type: 'xid'; readonly timestampMs: number; readonly endOffset: bigint }
   | { readonly type: 'xa-prepare'; readonly endOffset: bigint }
+  /**
+   * An event zongji cannot decode (statement-format LOAD DATA, RAND, user variables, incidents). The stream
+   * looks it up (SHOW BINLOG EVENTS) and feeds a `query` item instead when it is a statement; the assembler
+   * ignores one that reaches it.
+   */
+  | { readonly type: 'opaque'; readonly startOffset: bigint; readonly endOffset: bigint }
   | {
       readonly type: 'rows';
       readonly op: RowOp;
@@ -85,6 +95,12 @@ export interface AssemblerOptions {
   readonly nowUs?: () => bigint;
   /** Called for statements that are neither transaction control nor captured DDL (keyword label only). */
   readonly onSkippedStatement?: (statement: string, schema: string) => void;
+  /**
+   * Commit time of the last commit already in the journal (baseline or stream). Stream commit times never go
+   * below it: binlog timestamps have whole seconds and are statement start times, while the baseline's is the
+   * snapshot time with sub-second precision, so without this floor `log` could appear to go backwards.
+   */
+  readonly lastCommitTimeUs?: bigint;
 }
 
 interface OpenTx {
@@ -95,6 +111,8 @@ interface OpenTx {
   readonly standalone: boolean;
   entries: number;
   rowCount: bigint;
+  /** An XA PREPARE group: its id and the included tables it changes (never journaled, see onXaEnd). */
+  xa: { readonly xid: string; readonly tables: Set<string> } | null;
 }
 
 /** Executed-GTID state per replication domain ("0-1-42,1-3-7"), MariaDB flavour. */
@@ -127,7 +145,8 @@ export class TransactionAssembler {
   private lastEnd: bigint;
   private pos: MysqlPosition;
   private seq: bigint;
-  private pendingGtid: { gtid: string; standalone: boolean | null; xa: boolean } | null = null;
+  private pendingGtid: { gtid: string; standalone: boolean | null; xa: false | 'prepare' | 'complete' } | null = null;
+  private lastCommitTimeUs: bigint;
   private tx: OpenTx | null = null;
   private replay: PartialTx | null;
 
@@ -140,6 +159,12 @@ export class TransactionAssembler {
     this.pos = opts.start;
     this.seq = opts.nextSeq;
     this.replay = opts.replay && opts.replay.entries > 0 ? opts.replay : null;
+    this.lastCommitTimeUs = opts.lastCommitTimeUs ?? 0n;
+  }
+
+  /** The binlog file being read (where the next event's offsets point). */
+  get currentFile(): string {
+    return this.file;
   }
 
   /** Position after the last complete event group, included or not: the resume point. */
@@ -171,18 +196,12 @@ export class TransactionAssembler {
       case 'xid':
         return this.endGroup(item.endOffset, item.timestampMs);
       case 'xa-prepare':
-        throw this.xaError();
+        return this.onXaEnd(item.endOffset, 0);
       case 'rows':
         return this.onRows(item);
+      case 'opaque':
+        return [];
     }
-  }
-
-  private xaError(): TidemarkError {
-    return new TidemarkError(
-      `XA transaction in the binlog at ${this.file}:${this.lastEnd}: tidemark does not capture XA transactions; ` +
-        'commit them as ordinary transactions on the source',
-      { code: 'UNSUPPORTED_XA', retriable: false, context: { file: this.file, offset: this.lastEnd } },
-    );
   }
 
   private onGtid(item: Extract<BinlogItem, { type: 'gtid' }>): AssemblerOutput[] {
@@ -193,12 +212,14 @@ export class TransactionAssembler {
       );
     }
     this.tx = null;
-    if (item.xa) throw this.xaError();
     this.pendingGtid = { gtid: item.gtid, standalone: item.standalone, xa: item.xa };
     const start = this.lastEnd;
     if (item.endOffset > 0n) this.lastEnd = item.endOffset;
     // MariaDB: a non-standalone GTID event is the BEGIN of its transaction.
-    if (item.standalone === false) this.openTx(false, start);
+    if (item.standalone === false || item.xa === 'prepare') {
+      const tx = this.openTx(false, start);
+      if (item.xa === 'prepare') tx.xa = { xid: item.xid ?? '?', tables: new Set() };
+    }
     return [];
   }
 
@@ -206,7 +227,7 @@ export class TransactionAssembler {
     const gtid = this.pendingGtid?.gtid ?? null;
     this.pendingGtid = null;
     const txId = gtid ?? `${this.file}:${startOffset}`;
-    const tx: OpenTx = { txId, gtid, seq: this.seq, standalone, entries: 0, rowCount: 0n };
+    const tx: OpenTx = { txId, gtid, seq: this.seq, standalone, entries: 0, rowCount: 0n, xa: null };
     if (this.replay && this.replay.txId !== txId) {
       throw new TidemarkError(
         `resume expected transaction ${this.replay.txId} first but read ${txId} at ${this.file}:${startOffset}`,
@@ -230,7 +251,9 @@ export class TransactionAssembler {
         // ROLLBACK ends a group only when non-transactional changes were logged; those did happen.
         return this.endGroup(item.endOffset, item.timestampMs);
       case 'xa':
-        throw this.xaError();
+        return this.onXaStatement(item, start);
+      case 'dml':
+        return this.onDml(cls, item, start);
       case 'other': {
         this.opts.onSkippedStatement?.(cls.statement, item.schema);
         // Outside a transaction the statement is a group of its own; inside one (SAVEPOINT…) it changes nothing.
@@ -245,7 +268,14 @@ export class TransactionAssembler {
             : this.opts.filter.includesSchema(cls.database);
         const out: AssemblerOutput[] = [];
         if (included) {
-          const tables: readonly TableRef[] = cls.kind === 'table-ddl' ? cls.tables : [];
+          let tables: readonly TableRef[] = cls.kind === 'table-ddl' ? cls.tables : [];
+          let sql = item.sql;
+          if (cls.kind === 'table-ddl') {
+            // Never let a target touch a table outside the include set (DROP TABLE incl.a, other.b).
+            const r = restrictDdl(cls, item.sql, (t) => this.opts.filter.includesTable(t.schema, t.table));
+            if (r.kind === 'rewrite') ({ sql, tables } = r);
+            // r.kind 'moves' (RENAME across the include boundary): journaled verbatim for now.
+          }
           const entry: DdlEntry = {
             kind: 'ddl',
             source: this.opts.source,
@@ -253,7 +283,7 @@ export class TransactionAssembler {
             txId: tx.txId,
             schema: item.schema,
             tables: tables.map((t) => ({ schema: t.schema, table: t.table })),
-            sql: item.sql,
+            sql,
           };
           this.seq += 1n;
           this.emit(out, tx, entry);
@@ -266,9 +296,75 @@ export class TransactionAssembler {
     }
   }
 
+  /**
+   * Statement-logged DML (a session with binlog_format=STATEMENT, or MIXED): its changes are not in the binlog
+   * as rows, so on an included table capture must stop rather than lose them. Elsewhere it is ignored.
+   */
+  private onDml(
+    cls: Extract<StatementClass, { kind: 'dml' }>,
+    item: Extract<BinlogItem, { type: 'query' }>,
+    start: bigint,
+  ): AssemblerOutput[] {
+    const f = this.opts.filter;
+    const hit = cls.tables.filter((t) => f.includesTable(t.schema, t.table));
+    if (hit.length > 0 || (cls.unknownTarget && item.schema !== '' && f.includesSchema(item.schema))) {
+      const gtid = this.tx?.gtid ?? this.pendingGtid?.gtid ?? null;
+      throw statementDmlError({
+        statement: cls.statement,
+        tables: hit,
+        schema: item.schema,
+        file: this.file,
+        offset: start,
+        gtid,
+      });
+    }
+    this.opts.onSkippedStatement?.(cls.statement, item.schema);
+    return !this.tx || this.tx.standalone ? this.endGroup(item.endOffset, item.timestampMs) : [];
+  }
+
+  /** XA statements: XA START (MySQL), XA END, XA PREPARE/COMMIT/ROLLBACK (ending a group of their own). */
+  private onXaStatement(item: Extract<BinlogItem, { type: 'query' }>, start: bigint): AssemblerOutput[] {
+    const x = xidOfStatement(item.sql);
+    if (x.verb === 'START') {
+      // MySQL marks an XA group only by this statement (MariaDB by the GTID event's flags).
+      const tx = this.tx ?? this.openTx(false, start);
+      tx.xa ??= { xid: x.xid, tables: new Set() };
+      return [];
+    }
+    if (x.verb === 'END') return [];
+    if (this.tx?.xa) return this.onXaEnd(item.endOffset, item.timestampMs);
+    // XA COMMIT / XA ROLLBACK of a prepared transaction: its rows were in the prepare group, which either touched
+    // no included table or stopped capture (onXaEnd). Nothing to journal; the position moves on.
+    return this.endGroup(item.endOffset, item.timestampMs);
+  }
+
+  /**
+   * End of an XA PREPARE group. Its rows are not committed yet (XA COMMIT may come much later, or XA ROLLBACK),
+   * and tidemark does not hold prepared changes, so a prepared transaction on included tables stops capture
+   * (resume stays before it); one on other tables is skipped like any transaction on them.
+   */
+  private onXaEnd(endOffset: bigint, timestampMs: number): AssemblerOutput[] {
+    const tx = this.tx;
+    if (tx?.xa && tx.xa.tables.size > 0) {
+      throw xaIncludedError({
+        xid: tx.xa.xid,
+        tables: [...tx.xa.tables],
+        file: this.file,
+        offset: this.pos.binlog.offset,
+        gtid: tx.gtid,
+      });
+    }
+    return this.endGroup(endOffset, timestampMs);
+  }
+
   private onRows(item: Extract<BinlogItem, { type: 'rows' }>): AssemblerOutput[] {
     if (!this.opts.filter.includesTable(item.schema, item.table)) return [];
     const tx = this.tx ?? this.openTx(false, this.lastEnd);
+    if (tx.xa) {
+      // Prepared, not committed: these rows may never happen (XA ROLLBACK). Only remember that they exist.
+      tx.xa.tables.add(`${item.schema}.${item.table}`);
+      return [];
+    }
     const entry: RowsEntry = {
       kind: 'rows',
       source: this.opts.source,
@@ -326,14 +422,18 @@ export class TransactionAssembler {
         retriable: false,
       });
     }
+    // Binlog event timestamps have one-second resolution (the statement start time of the commit); never
+    // earlier than the commit before (a baseline's snapshot time has sub-second precision).
+    const eventUs = BigInt(timestampMs) * 1000n;
+    const commitTimeUs = eventUs > this.lastCommitTimeUs ? eventUs : this.lastCommitTimeUs;
+    this.lastCommitTimeUs = commitTimeUs;
     const entry: CommitEntry = {
       kind: 'commit',
       source: this.opts.source,
       seq: this.seq,
       txId: tx.txId,
       position,
-      // Binlog event timestamps have one-second resolution (the statement start time of the commit).
-      commitTimeUs: BigInt(timestampMs) * 1000n,
+      commitTimeUs,
       captureTimeUs: this.nowUs(),
       rowCount: tx.rowCount,
       phase: 'stream',

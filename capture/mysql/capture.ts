@@ -213,6 +213,7 @@ export class MysqlCapture {
         from,
         tuning: this.o.stream,
         onNoPrimaryKey: (sc, t) => this.warnNoPk(sc, t),
+        lastCommitTimeUs: this.o.resume?.commitTimeUs,
       });
       if (this.current) this.pastPauses += this.current.pauses;
       this.current = s;

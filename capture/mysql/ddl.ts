@@ -1,6 +1,7 @@
 /**
  * Classifies the statement text of a binlog Query event. In ROW format the only Query events are transaction
- * control (BEGIN/COMMIT/ROLLBACK/XA), DDL, and administrative statements (GRANT, CREATE USER, FLUSH, …).
+ * control (BEGIN/COMMIT/ROLLBACK/XA), DDL, and administrative statements (GRANT, CREATE USER, FLUSH, …); DML
+ * appears only when a session logs in STATEMENT/MIXED format, and is recognised by dml.ts (kind `dml`).
  *
  * For table and database DDL it extracts the names the statement changes, qualified with the event's default
  * schema: CREATE/ALTER/DROP/RENAME/TRUNCATE TABLE, CREATE/DROP INDEX, CREATE/ALTER/DROP DATABASE (or SCHEMA).
@@ -12,6 +13,8 @@
  * tidemark does not replicate it. `statement` is a keyword-only label ("CREATE USER") that is safe to log; the
  * SQL text itself may hold secrets (IDENTIFIED BY '…') and must never be logged. Pure.
  */
+
+import { classifyDml } from './dml.ts';
 
 export interface TableRef {
   readonly schema: string;
@@ -25,6 +28,13 @@ export type StatementClass =
   | { readonly kind: 'xa'; readonly statement: string }
   | { readonly kind: 'table-ddl'; readonly statement: string; readonly tables: readonly TableRef[] }
   | { readonly kind: 'database-ddl'; readonly statement: string; readonly database: string }
+  /** Statement-logged DML (dml.ts): the tables it may write; unknownTarget when they cannot be told. */
+  | {
+      readonly kind: 'dml';
+      readonly statement: string;
+      readonly tables: readonly TableRef[];
+      readonly unknownTarget: boolean;
+    }
   | { readonly kind: 'other'; readonly statement: string };
 
 type Token =
@@ -101,8 +111,8 @@ export function tokenize(sql: string): Token[] {
   return out;
 }
 
-/** A cursor over tokens with the few look-ahead helpers the grammar below needs. */
-class Cursor {
+/** A cursor over tokens with the few look-ahead helpers the grammar below (and dml.ts) needs. */
+export class Cursor {
   readonly toks: readonly Token[];
   pos = 0;
   constructor(toks: readonly Token[]) {
@@ -353,7 +363,7 @@ export function classifyStatement(sql: string, defaultSchema: string): Statement
       return t ? { kind: 'table-ddl', statement: 'TRUNCATE TABLE', tables: [t] } : { kind: 'other', statement: stmt };
     }
     default:
-      return { kind: 'other', statement: stmt };
+      return (head !== undefined && classifyDml(head, c, defaultSchema)) || { kind: 'other', statement: stmt };
   }
 }
 

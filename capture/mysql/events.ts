@@ -18,6 +18,7 @@ import type {
   RowData,
   TableMapEntry,
   TableMapEvent,
+  UnknownEvent,
   UpdateRowsEvent,
   WriteRowsEvent,
   XidEvent,
@@ -25,6 +26,7 @@ import type {
 import type { Column, RowImage, RowOp, Value } from '../../record/record.ts';
 import { TidemarkError } from '../../record/errors.ts';
 import type { BinlogItem } from './assembler.ts';
+import { formatXid } from './statement-errors.ts';
 import { type ColumnSpec, columnSpec, normalizeValue, unsupportedColumns, unsupportedTableError } from './values.ts';
 
 /**
@@ -87,6 +89,8 @@ function endOffset(ev: { nextPosition: number }): bigint {
 export interface EventDecoderOptions {
   /** Only tables this accepts are decoded (and checked for unsupported types). */
   readonly includesTable: (schema: string, table: string) => boolean;
+  /** Bytes of an event's header plus checksum (19, or 23 with binlog_checksum=CRC32), to locate opaque events. */
+  readonly headerBytes?: () => number;
 }
 
 /** Stateful decoder: remembers table maps by table id until the next TableMap for that id. */
@@ -95,9 +99,11 @@ export class EventDecoder {
   /** Identical table definitions share one TableInfo (and one Column array across entries). */
   private readonly bySignature = new Map<string, TableInfo>();
   private readonly includesTable: (schema: string, table: string) => boolean;
+  private readonly headerBytes: () => number;
 
   constructor(opts: EventDecoderOptions) {
     this.includesTable = opts.includesTable;
+    this.headerBytes = opts.headerBytes ?? (() => 19);
   }
 
   /** Returns the item for an event, or null for events capture does not need (format, heartbeat, …). */
@@ -124,6 +130,8 @@ export class EventDecoder {
         return this.onUpdateRows(ev as UpdateRowsEvent);
       case 'deleterows':
         return this.onRows('delete', ev as DeleteRowsEvent);
+      case 'unknown':
+        return this.onUnknown(ev as UnknownEvent);
       default:
         return null;
     }
@@ -134,13 +142,24 @@ export class EventDecoder {
   }
 
   onMariadbGtid(ev: MariadbGtidEvent): BinlogItem {
+    const xa = ev.preparedXa ? 'prepare' : ev.completedXa ? 'complete' : false;
     return {
       type: 'gtid',
       gtid: ev.gtid,
       standalone: ev.standalone,
-      xa: ev.preparedXa || ev.completedXa,
+      xa,
+      ...(xa && ev.xidGtrid
+        ? { xid: formatXid(ev.xidGtrid, ev.xidBqual ?? new Uint8Array(), ev.xidFormatId ?? 1) }
+        : {}),
       endOffset: endOffset(ev),
     };
+  }
+
+  /** Event types zongji does not decode; `size` is the body length (event length minus header and checksum). */
+  onUnknown(ev: UnknownEvent): BinlogItem | null {
+    const end = endOffset(ev);
+    if (end <= 0n) return null;
+    return { type: 'opaque', startOffset: end - BigInt(ev.size + this.headerBytes()), endOffset: end };
   }
 
   onGtid(ev: GtidEvent): BinlogItem {

@@ -144,6 +144,34 @@ export function evaluatePrerequisites(f: ServerFacts, o: PrerequisiteOptions): s
   return out;
 }
 
+/** Settings a running server may change under capture: read again periodically while streaming (stream.ts). */
+export const RUNTIME_VARIABLES = ['binlog_format', 'binlog_row_image'] as const;
+
+/**
+ * The re-check of RUNTIME_VARIABLES while streaming: one line per setting that is no longer what capture needs
+ * (the same requirement as at start). Pure.
+ */
+export function runtimeBinlogProblems(variables: ReadonlyMap<string, string>, ep: Endpoint): string[] {
+  const at = `${ep.host}:${ep.port}`;
+  const out: string[] = [];
+  const format = variables.get('binlog_format');
+  if (format !== undefined && format.toUpperCase() !== 'ROW') {
+    out.push(
+      `binlog_format is ${format} on ${at} (changed while capturing); tidemark needs ROW: sessions opened now log ` +
+        'DML as statements, and a statement-logged change to an included table stops capture (STATEMENT_DML). ' +
+        'SET GLOBAL binlog_format=ROW (and in the server config), then reconnect the clients',
+    );
+  }
+  const image = variables.get('binlog_row_image');
+  if (image !== undefined && image.toUpperCase() !== 'FULL') {
+    out.push(
+      `binlog_row_image is ${image} on ${at} (changed while capturing); tidemark needs FULL before and after ` +
+        'images: SET GLOBAL binlog_row_image=FULL (and in the server config), then reconnect the clients',
+    );
+  }
+  return out;
+}
+
 export function prerequisiteError(failures: readonly string[], ep: Endpoint): PrerequisiteError {
   const at = `${ep.host}:${ep.port}`;
   const message =

@@ -27,7 +27,9 @@ import { connectionOptions, endpointOf, type SourceEndpoint } from './connection
 import { binlogPurgedError, isBinlogUnavailable, sourceError } from './errors.ts';
 import { EventDecoder } from './events.ts';
 import type { TableFilter } from './filter.ts';
+import { splitUsePrefix } from './ddl.ts';
 import { PkCache } from './pk-cache.ts';
+import { SourceWatch } from './source-watch.ts';
 import type { SinkWriter } from './sink-writer.ts';
 
 export interface StreamTuning {
@@ -36,6 +38,8 @@ export interface StreamTuning {
   readonly heartbeatMs: number;
   /** On abort, how long to keep reading to reach a transaction boundary. */
   readonly stopGraceMs: number;
+  /** How often binlog_format / binlog_row_image are read again while streaming (source-watch.ts). */
+  readonly settingsCheckMs: number;
 }
 
 export const DEFAULT_STREAM_TUNING: StreamTuning = {
@@ -43,6 +47,7 @@ export const DEFAULT_STREAM_TUNING: StreamTuning = {
   highRows: 20_000,
   heartbeatMs: 5_000,
   stopGraceMs: 5_000,
+  settingsCheckMs: 30_000,
 };
 
 export interface ResumePoint {
@@ -59,6 +64,8 @@ export interface StreamOptions {
   readonly from: ResumePoint;
   readonly tuning?: Partial<StreamTuning>;
   readonly onNoPrimaryKey?: (schema: string, table: string) => void;
+  /** Commit time of the last commit in the journal before this stream (the resume commit): stream times floor. */
+  readonly lastCommitTimeUs?: bigint;
 }
 
 const INCLUDE_EVENTS = [
@@ -73,6 +80,7 @@ const INCLUDE_EVENTS = [
   'updaterows',
   'deleterows',
   'heartbeat',
+  'unknown',
 ];
 
 function rowsOf(item: BinlogItem): number {
@@ -86,6 +94,9 @@ export class BinlogStream {
   private readonly assembler: TransactionAssembler;
   private readonly decoder: EventDecoder;
   private readonly pkCache: PkCache;
+  private readonly watch: SourceWatch;
+  /** The binlog settings problems last reported (reported again only when they change). */
+  private settingsReported = '';
   private zongji: ZongJi | null = null;
   private readonly queue: BinlogItem[] = [];
   private queuedRows = 0;
@@ -109,9 +120,14 @@ export class BinlogStream {
       nextSeq: opts.from.nextSeq,
       replay: opts.from.replay,
       onSkippedStatement: (statement, schema) => this.log.debug({ statement, schema }, 'binlog statement skipped'),
+      lastCommitTimeUs: opts.writer.lastCommitted?.commitTimeUs ?? opts.lastCommitTimeUs,
     });
-    this.decoder = new EventDecoder({ includesTable: (s, t) => opts.filter.includesTable(s, t) });
+    this.decoder = new EventDecoder({
+      includesTable: (s, t) => opts.filter.includesTable(s, t),
+      headerBytes: () => 19 + ((this.zongji as { useChecksum?: boolean } | null)?.useChecksum ? 4 : 0),
+    });
     this.pkCache = new PkCache(opts.source);
+    this.watch = new SourceWatch(opts.source);
   }
 
   /** Did this stream hand at least one entry group to the sink (used to reset reconnect backoff)? */
@@ -148,15 +164,62 @@ export class BinlogStream {
     if (signal.aborted) return;
     signal.addEventListener('abort', onAbort, { once: true });
     const watchdog = setInterval(() => this.checkLiveness(), this.t.heartbeatMs);
+    const settings = setInterval(() => void this.checkSettings(), this.t.settingsCheckMs);
     try {
       this.startZongji();
       await this.consume();
     } finally {
       clearInterval(watchdog);
+      clearInterval(settings);
       signal.removeEventListener('abort', onAbort);
       await this.stopZongji();
       await this.pkCache.close();
+      await this.watch.close();
     }
+  }
+
+  /**
+   * Periodic re-check of binlog_format / binlog_row_image: an error log line naming the setting when it is no
+   * longer what capture needs (the STATEMENT_DML stop is what prevents loss; this warns before it happens).
+   */
+  private async checkSettings(): Promise<void> {
+    let problems: string[];
+    try {
+      problems = await this.watch.checkSettings();
+    } catch (err) {
+      this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'binlog settings check failed');
+      return;
+    }
+    const key = problems.join('\n');
+    if (key !== '' && key !== this.settingsReported) {
+      for (const p of problems) this.log.error({ host: this.o.source.host, port: this.o.source.port }, p);
+    } else if (key === '' && this.settingsReported !== '') {
+      this.log.info('source binlog settings are fit for capture again');
+    }
+    this.settingsReported = key;
+  }
+
+  /**
+   * An event zongji cannot decode, looked up on the source: statement-format LOAD DATA (Execute_load_query)
+   * becomes a query item for the assembler; RAND / user-variable / Begin_load_query events only accompany a
+   * statement that is classified itself, and are dropped. An incident event means the source lost changes.
+   */
+  private async resolveOpaque(item: Extract<BinlogItem, { type: 'opaque' }>): Promise<BinlogItem | null> {
+    const file = this.assembler.currentFile;
+    const ev = await this.watch.describeEvent(file, item.startOffset, item.endOffset);
+    if (ev.type === 'Execute_load_query') {
+      const q = splitUsePrefix(ev.info);
+      return { type: 'query', schema: q.schema, sql: q.sql, timestampMs: 0, endOffset: item.endOffset };
+    }
+    if (ev.type === 'Incident') {
+      throw new TidemarkError(
+        `the source wrote an incident event at ${file}:${item.startOffset}: changes around it may be missing ` +
+          'from its binlog; capture stops. Compare the tables (tidemark verify) and re-baseline ' +
+          '(tidemark run --rebaseline)',
+        { code: 'BINLOG_INCIDENT', retriable: false, context: { file, offset: item.startOffset } },
+      );
+    }
+    return null;
   }
 
   private startZongji(): void {
@@ -312,6 +375,11 @@ export class BinlogStream {
 
   private async process(input: BinlogItem): Promise<void> {
     let item = input;
+    if (item.type === 'opaque') {
+      const resolved = await this.resolveOpaque(item);
+      if (!resolved) return;
+      item = resolved;
+    }
     if (item.type === 'rows' && item.pk === null && this.o.filter.includesTable(item.schema, item.table)) {
       item = { ...item, pk: await this.pkCache.get(item.schema, item.table) };
     }

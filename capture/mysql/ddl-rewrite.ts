@@ -1,0 +1,104 @@
+/**
+ * Restricts table DDL to the include set before it is journaled, so a target never runs a statement on a table
+ * outside it: `DROP TABLE zoo.a, other.b` (only zoo.* captured) becomes ``DROP TABLE `zoo`.`a` ``. Names in a
+ * rewritten statement are always schema-qualified and quoted, so the event's default schema no longer matters.
+ *
+ *   keep      every table the statement names is included: journal it verbatim
+ *   skip      no table is included (the assembler does not call this then)
+ *   rewrite   DROP TABLE / DROP SEQUENCE / RENAME TABLE lists cut down to the included tables or pairs
+ *   moves     RENAME TABLE pairs with one side in the include set and the other outside: a table moving into or
+ *             out of the captured tables. `kept` is the rewritten statement for the pairs inside (or null). The
+ *             caller decides what a move becomes on the targets (copy / drop: cross-schema moves, issue #11
+ *             item 8); until then the assembler journals the statement verbatim, as before.
+ *
+ * Pure.
+ */
+import { type StatementClass, type TableRef, tokenize } from './ddl.ts';
+
+export interface TableMove {
+  readonly from: TableRef;
+  readonly to: TableRef;
+  /** 'in': from outside the include set to inside; 'out': the other way. */
+  readonly direction: 'in' | 'out';
+}
+
+export type DdlRewrite =
+  | { readonly kind: 'keep' }
+  | { readonly kind: 'skip' }
+  | { readonly kind: 'rewrite'; readonly sql: string; readonly tables: readonly TableRef[] }
+  | {
+      readonly kind: 'moves';
+      readonly kept: { readonly sql: string; readonly tables: readonly TableRef[] } | null;
+      readonly moves: readonly TableMove[];
+    };
+
+export function quoteIdent(name: string): string {
+  return '`' + name.replaceAll('`', '``') + '`';
+}
+
+export function qualified(t: TableRef): string {
+  return `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`;
+}
+
+/** Does the DROP statement carry IF EXISTS (read from its tokens, comments skipped)? */
+function dropIfExists(sql: string): boolean {
+  const words = tokenize(sql)
+    .slice(0, 6)
+    .map((t) => (t.t === 'word' ? t.up : ''));
+  const i = words.indexOf('IF');
+  return i >= 0 && words[i + 1] === 'EXISTS';
+}
+
+/**
+ * What to journal for a table-ddl statement given which of its tables are included. `cls` is the classifier's
+ * result for `sql`.
+ */
+export function restrictDdl(
+  cls: Extract<StatementClass, { kind: 'table-ddl' }>,
+  sql: string,
+  includes: (t: TableRef) => boolean,
+): DdlRewrite {
+  const inc = cls.tables.map(includes);
+  if (inc.every(Boolean)) return { kind: 'keep' };
+  if (!inc.some(Boolean)) return { kind: 'skip' };
+  switch (cls.statement) {
+    case 'DROP TABLE':
+    case 'DROP SEQUENCE': {
+      const tables = cls.tables.filter((_, i) => inc[i]);
+      const ifExists = dropIfExists(sql) ? ' IF EXISTS' : '';
+      return { kind: 'rewrite', sql: `${cls.statement}${ifExists} ${tables.map(qualified).join(', ')}`, tables };
+    }
+    case 'RENAME TABLE': {
+      const pairs: TableRef[] = [];
+      const moves: TableMove[] = [];
+      for (let i = 0; i + 1 < cls.tables.length; i += 2) {
+        const from = cls.tables[i]!;
+        const to = cls.tables[i + 1]!;
+        if (inc[i] && inc[i + 1]) pairs.push(from, to);
+        else if (inc[i] || inc[i + 1]) moves.push({ from, to, direction: inc[i] ? 'out' : 'in' });
+      }
+      const kept =
+        pairs.length === 0
+          ? null
+          : {
+              sql: `RENAME TABLE ${chunkPairs(pairs)
+                .map(([f, t]) => `${qualified(f)} TO ${qualified(t)}`)
+                .join(', ')}`,
+              tables: pairs,
+            };
+      if (moves.length > 0) return { kind: 'moves', kept, moves };
+      return kept ? { kind: 'rewrite', ...kept } : { kind: 'skip' };
+    }
+    default:
+      // Single-table statements (TRUNCATE, CREATE/DROP INDEX) are included or not as a whole; ALTER TABLE …
+      // RENAME TO / EXCHANGE PARTITION across the include boundary and CREATE TABLE … LIKE are cross-schema
+      // statements (journaled verbatim for now).
+      return { kind: 'keep' };
+  }
+}
+
+function chunkPairs(flat: readonly TableRef[]): [TableRef, TableRef][] {
+  const out: [TableRef, TableRef][] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i]!, flat[i + 1]!]);
+  return out;
+}

@@ -7,10 +7,11 @@
  *                             STRICT_ALL_TABLES (a value that does not fit is an error, never silently truncated),
  *                             NO_ENGINE_SUBSTITUTION; notably without NO_BACKSLASH_ESCAPES (sql.ts escapes with
  *                             backslashes) and without NO_ZERO_DATE/NO_ZERO_IN_DATE (the source may hold zero dates)
- *   foreign_key_checks 0      (apply only) changes arrive in source commit order but per table; the source's own
- *                             cascades are already in the stream as row changes (with checks on, the replica would
- *                             cascade a second time), tables may be filtered out, and the source may itself have run
- *                             with checks off. The replica mirrors the source's outcome, not its constraints.
+ *   foreign_key_checks 0      (apply only) changes arrive in source commit order but per table, tables may be
+ *                             filtered out, and the source may itself have run with checks off. The replica mirrors
+ *                             the source's outcome, not its constraints — except cascades: InnoDB does not binlog
+ *                             what ON DELETE/UPDATE CASCADE or SET NULL changed, so the applier runs the statements
+ *                             of such parents with checks on (fk.ts, README.md "Foreign keys")
  *
  * Client flags: FOUND_ROWS (UPDATE reports matched rows, not changed rows, so a no-op update of an existing row
  * still counts as 1), no LOCAL INFILE. Result options keep values exact: big integers and DECIMAL as strings,

@@ -37,6 +37,13 @@ export function exactlyOne(o: object, names: readonly string[]): void {
   }
 }
 
+/** A journal seq: a whole number, 1 or more (a bigint). */
+export function seqNumber(value: string): bigint {
+  if (!/^[1-9]\d{0,19}$/.test(value))
+    throw new InvalidArgumentError('expected a journal seq (a whole number, 1 or more)');
+  return BigInt(value);
+}
+
 export function seconds(value: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number of seconds (0 or more)');
   return Number(value);

@@ -67,6 +67,7 @@ async function cli(
       run: record('run'),
       status: record('status'),
       verify: record('verify'),
+      skip: record('skip'),
       log: record('log'),
       history: record('history'),
       rewind: record('rewind'),
@@ -108,7 +109,7 @@ describe('parsing and dispatch', () => {
   it('prints help with every command', async () => {
     const o = await cli(['--help']);
     expect(o.code).toBe(0);
-    for (const c of ['init', 'run', 'status', 'verify']) expect(o.stdout).toContain(`  ${c} `);
+    for (const c of ['init', 'run', 'status', 'verify', 'skip']) expect(o.stdout).toContain(`  ${c} `);
     expect(o.stdout).toContain('Exit codes:');
   });
 
@@ -199,6 +200,15 @@ describe('parsing and dispatch', () => {
     expect(opts.tables).toBeUndefined();
   });
 
+  it('passes skip options: --seq as a bigint, or --to-baseline, and --reason', async () => {
+    const cmds = { commands: { skip: async () => 0 } };
+    const a = await cli(['skip', '-c', configFile, '--target', 'a', '--seq', '12', '--reason', 'dup key'], cmds);
+    expect(a.code).toBe(0);
+    expect(a.calls[0]?.opts).toMatchObject({ target: 'a', seq: 12n, toBaseline: false, reason: 'dup key' });
+    const b = await cli(['skip', '-c', configFile, '--target', 'b', '--to-baseline'], cmds);
+    expect(b.calls[0]?.opts).toMatchObject({ target: 'b', toBaseline: true });
+  });
+
   it('returns the exit code the command returns', async () => {
     const o = await cli(['status', '-c', configFile], { commands: { status: async () => 4 } });
     expect(o.code).toBe(4);
@@ -215,6 +225,8 @@ describe('usage errors: one line, exit 2, command never called', () => {
     [['status', '-c', 'x.yaml', '--jsn'], /unknown option '--jsn' \(Did you mean --json\?\)/],
     [['verify', '-c', 'x.yaml', '--table', 'nodot'], /'nodot' is invalid\. expected a "schema\.table" name/],
     [['verify', '-c', 'x.yaml', '--wait-seconds', '1.5'], /expected a whole number of seconds/],
+    [['skip', '-c', 'x.yaml', '--target', 'a'], /give exactly one of --seq, --to-baseline/],
+    [['skip', '-c', 'x.yaml', '--target', 'a', '--seq', '0'], /expected a journal seq/],
     [['frobnicate'], /unknown command 'frobnicate' \(see tidemark --help\)/],
     [['init', 'extra'], /too many arguments/],
   ])('%j', async (argv, pattern) => {

@@ -16,6 +16,7 @@ import type { RestoreOptions } from './commands/restore.ts';
 import type { ForwardOptions, RewindOptions } from './commands/rewind.ts';
 import type { RunOptions } from './commands/run.ts';
 import type { ShipOptions } from './commands/ship.ts';
+import type { SkipOptions } from './commands/skip.ts';
 import type { SwitchoverOptions } from './commands/switchover.ts';
 import type { FailoverOptions } from './commands/failover.ts';
 import type { FailbackOptions } from './commands/failback.ts';
@@ -25,7 +26,7 @@ import type { VerifyOptions } from './commands/verify.ts';
 import { type Config, loadConfig } from './config.ts';
 import { EXIT_OK, reportError, usageError } from './exit.ts';
 import { createLogger } from './log.ts';
-import { collect, configOption, positive, seconds, tableName } from './main-args.ts';
+import { collect, configOption, exactlyOne, positive, seconds, seqNumber, tableName } from './main-args.ts';
 import { addRewindCommands } from './main-rewind.ts';
 import { addSiteCommands } from './main-sites.ts';
 
@@ -44,6 +45,7 @@ export interface Commands {
   run(opts: RunOptions): Promise<number>;
   status(opts: StatusOptions): Promise<number>;
   verify(opts: VerifyOptions): Promise<number>;
+  skip(opts: SkipOptions): Promise<number>;
   log(opts: LogOptions): Promise<number>;
   history(opts: HistoryOptions): Promise<number>;
   rewind(opts: RewindOptions): Promise<number>;
@@ -69,6 +71,7 @@ const defaultCommands: Commands = {
   run: async (o) => (await import('./commands/run.ts')).runCommand(o),
   status: async (o) => (await import('./commands/status.ts')).statusCommand(o),
   verify: async (o) => (await import('./commands/verify.ts')).verifyCommand(o),
+  skip: async (o) => (await import('./commands/skip.ts')).skipCommand(o),
   log: async (o) => (await import('./commands/log.ts')).logCommand(o),
   history: async (o) => (await import('./commands/history.ts')).historyCommand(o),
   rewind: async (o) => (await import('./commands/rewind.ts')).rewindCommand(o),
@@ -93,6 +96,7 @@ const COMMAND_NAMES = [
   'run',
   'status',
   'verify',
+  'skip',
   'log',
   'history',
   'rewind',
@@ -264,6 +268,31 @@ function buildProgram(io: MainIO, deps: MainDeps, state: { exitCode: number; sec
         });
       },
     );
+
+  program
+    .command('skip')
+    .description(
+      "move a target past the one transaction it stopped at (or, with --to-baseline, to the journal's newest " +
+        'baseline); audited in <journal>/audit.log',
+    )
+    .addOption(configOption())
+    .requiredOption('--target <name>', 'the target')
+    .option('--seq <n>', 'a seq of the transaction to skip, as the apply error names it', seqNumber)
+    .option('--to-baseline', "restart the target from the journal's newest baseline (after a lost journal)")
+    .option('--reason <text>', 'why (recorded in the audit line)')
+    .action(async (o: { config?: string; target: string; seq?: bigint; toBaseline?: boolean; reason?: string }) => {
+      exactlyOne(o, ['--seq', '--to-baseline']);
+      const file = configPath(o);
+      const ctx = context(file);
+      checkTargets(ctx.config, file, [o.target]);
+      state.exitCode = await deps.commands.skip({
+        ...ctx,
+        target: o.target,
+        seq: o.seq,
+        toBaseline: o.toBaseline === true,
+        reason: o.reason,
+      });
+    });
 
   addSiteCommands(program, deps, state, { configPath, context, configOption });
   addRewindCommands(program, io, deps, state, configPath, context);

@@ -19,6 +19,7 @@ import type { Registry } from 'prom-client';
 import { silentLogger } from '../../cli/log.ts';
 import { CorruptionError, TidemarkError } from '../../record/errors.ts';
 import { type CommitEntry, type DdlEntry, type Entry, type RowsEntry, seqSpan } from '../../record/record.ts';
+import { IMPLICIT_PERIOD, type SystemPeriod, systemPeriodOf } from '../../record/versioning.ts';
 import { type NoPrimaryKey, type StatementBatch, StatementBatcher } from './batcher.ts';
 import { executeDdl } from './ddl.ts';
 import { isOutcomeUnknown, wrapDbError } from './errors.ts';
@@ -36,7 +37,8 @@ import {
 import { Pipeline } from './pipeline.ts';
 import { Puller } from './puller.ts';
 import { type MysqlEndpoint, openSession, serverFlavor } from './session.ts';
-import { type Flavor, generatedColumnsSql } from './sql.ts';
+import { type Flavor, generatedColumnsSql, qualified } from './sql.ts';
+import { tableTypeSql } from './versioned.ts';
 
 export type { AppliedState } from './position-table.ts';
 
@@ -75,6 +77,12 @@ export interface RunOptions {
   readonly signal?: AbortSignal;
   /** Called after every replica commit with the state now stored in the replica. */
   readonly onApplied?: (state: AppliedState) => void | Promise<void>;
+  /**
+   * Up to this LSN every source transaction is committed on its own (a group of one), so that after a failure the
+   * failing transaction is the first one after the stored position (the apply loop sets it after a non-retriable
+   * error, up to the last LSN read then: lastReadLsn).
+   */
+  readonly isolateThroughLsn?: bigint;
 }
 
 interface Group {
@@ -129,6 +137,11 @@ export class MysqlApplier {
     return this.#hold;
   }
 
+  /** LSN of the last journal entry the current or last run() read (-1n before the first). */
+  get lastReadLsn(): bigint {
+    return this.#lastLsn;
+  }
+
   /** Server connection id of the apply session (diagnostics and tests). */
   get threadId(): number | null {
     return this.#conn?.threadId ?? null;
@@ -179,7 +192,8 @@ export class MysqlApplier {
     if (this.#hold !== null) throw heldError(this.#opts.target.name, this.#hold);
     this.#running = true;
     this.#resetRun(opts.onApplied);
-    const { max_transactions: maxTx, max_rows: maxRows, max_wait_ms: maxWait } = this.#opts.target.batch;
+    const { max_transactions: groupTx, max_rows: maxRows, max_wait_ms: maxWait } = this.#opts.target.batch;
+    const isolate = opts.isolateThroughLsn ?? -1n;
     const it = entries[Symbol.asyncIterator]();
     const puller = new Puller(it, opts.signal);
     let inTx = false;
@@ -189,6 +203,7 @@ export class MysqlApplier {
         const g = this.#group;
         if (g && !inTx) {
           const elapsed = Date.now() - g.started;
+          const maxTx = this.#lastLsn <= isolate ? 1 : groupTx;
           if (g.txs >= maxTx || g.rows >= maxRows || (maxWait > 0 && elapsed >= maxWait)) {
             await this.#commitGroup(g.target);
             continue;
@@ -291,7 +306,7 @@ export class MysqlApplier {
 
   async #rows(e: RowsEntry): Promise<void> {
     const g = await this.#ensureGroup();
-    const skip = await this.#generatedColumns(e.schema, e.table);
+    const { skip, period } = await this.#generatedColumns(e.schema, e.table);
     if (e.op !== 'insert' && !this.#fks) {
       try {
         this.#fks = await this.#fkCache.get();
@@ -299,7 +314,7 @@ export class MysqlApplier {
         throw wrapDbError(err, 'reading the replica foreign keys', { schema: e.schema, table: e.table });
       }
     }
-    for (const b of this.#batcher!.push(e, skip)) await this.#pipe.queue(this.#fkTag(b));
+    for (const b of this.#batcher!.push(e, skip, period)) await this.#pipe.queue(this.#fkTag(b));
     g.rows += e.rows.length;
     this.#txApplied = true;
   }
@@ -444,7 +459,8 @@ export class MysqlApplier {
         this.#drop();
       }
     }
-    if (e.code === 'TARGET_HELD') this.#log.info(e.message);
+    // Both are waited out by the apply loop, which says so once.
+    if (e.code === 'TARGET_HELD' || e.code === 'TARGET_READ_ONLY') this.#log.info(e.message);
     else this.#log.error({ code: e.code, retriable: e.retriable, context: e.context }, e.message);
     return e;
   }

@@ -14,9 +14,17 @@
  * Deletes of a table whose ON DELETE cascades can reach the table itself (self-referencing or cyclic foreign keys,
  * `orderedDeletes`) are per row too, in source order: an IN list runs in key order, and a row it deletes early
  * could cascade away a row the list names later (a false "missing row").
+ *
+ * System-versioned tables (the applier passes their period): see versioned.ts — inserts write the period columns,
+ * updates run at the source's timestamp, history rows the replica writes itself are skipped, deletes of history
+ * rows become one DELETE HISTORY whose count is checked ('history' batches).
+ * ENUM index 0 (Value 0n, the invalid-value index a non-strict source stored) can only be written without strict
+ * mode: a statement writing one runs as SET STATEMENT sql_mode = <session mode without STRICT_ALL_TABLES> FOR ….
  */
 import { TidemarkError } from '../../record/errors.ts';
 import type { Column, RowsEntry, Value } from '../../record/record.ts';
+import type { SystemPeriod } from '../../record/versioning.ts';
+import { SQL_MODE } from './session.ts';
 import {
   buildDeleteRow,
   buildUpdateRow,
@@ -29,6 +37,29 @@ import {
   tuple,
 } from './sql.ts';
 
+import {
+  deleteHistorySql,
+  ImpliedHistory,
+  INSERT_HISTORY,
+  type PeriodIdx,
+  periodIdx,
+  versionedUpdate,
+} from './versioned.ts';
+
+/** The apply session's sql_mode without strictness: lets a statement store ENUM index 0 (see the file comment). */
+const ENUM_ZERO_MODE = `sql_mode = '${SQL_MODE.split(',')
+  .filter((m) => m !== 'STRICT_ALL_TABLES' && m !== 'STRICT_TRANS_TABLES')
+  .join(',')}'`;
+
+/** `SET STATEMENT a, b FOR ` for the given variable settings ('' for none). */
+function setStatement(vars: readonly string[]): string {
+  return vars.length === 0 ? '' : `SET STATEMENT ${vars.join(', ')} FOR `;
+}
+
+/** Does a written value of these columns hold ENUM index 0 (0n)? */
+function writesEnumZero(row: readonly Value[], cols: readonly Column[], idx: readonly number[]): boolean {
+  return idx.some((i) => row[i] === 0n && cols[i]!.type === 'enum');
+}
 export type NoPrimaryKey = 'full-row' | 'refuse';
 
 export interface BatcherOptions {
@@ -42,7 +73,7 @@ export interface BatcherOptions {
   orderedDeletes?: (schema: string, table: string) => boolean;
 }
 
-export type BatchKind = 'insert' | 'delete-in' | 'per-row';
+export type BatchKind = 'insert' | 'delete-in' | 'per-row' | 'history';
 
 /** One round trip's worth of SQL with what is needed to check its outcome and to explain a mismatch. */
 export interface StatementBatch {
@@ -91,6 +122,8 @@ interface Shape {
   readonly head: string;
   readonly fkChecksOff: boolean;
 }
+  /** Period columns of a system-versioned table. */
+  readonly period: PeriodIdx | null;
 
 export class StatementBatcher {
   readonly #maxBytes: number;
@@ -103,6 +136,11 @@ export class StatementBatcher {
   #keys: (readonly Value[])[] = [];
   #seen = new Set<string>();
 
+  /** Some pending insert row writes ENUM index 0: the statement runs without strict mode. */
+  #enumZero = false;
+  /** Rows of a pending DELETE HISTORY. */
+  #history: (readonly Value[])[] = [];
+  readonly #implied = new ImpliedHistory();
   constructor(opts: BatcherOptions) {
     this.#opts = opts;
     this.#maxBytes = opts.maxBytes ?? 4 * 1024 * 1024;
@@ -119,14 +157,20 @@ export class StatementBatcher {
     this.#shape = null;
     this.#clear();
   }
+    this.#implied.clear();
 
   /**
    * Adds every row of `entry`; yields each statement that became full along the way (the caller executes it
-   * before pulling the next one). `skip` names columns never written (generated columns on the replica).
+   * before pulling the next one). `skip` names columns never written (generated columns on the replica);
+   * `period` is the system period of a versioned replica table (versioned.ts).
    */
-  *push(entry: RowsEntry, skip: ReadonlySet<string> = new Set()): Generator<StatementBatch> {
+  *push(
+    entry: RowsEntry,
+    skip: ReadonlySet<string> = new Set(),
+    period: SystemPeriod | null = null,
+  ): Generator<StatementBatch> {
     if (entry.rows.length === 0) return;
-    const shape = this.#shapeOf(entry, skip);
+    const shape = this.#shapeOf(entry, skip, period);
     if (this.#shape && this.#shape.sig !== shape.sig) {
       const b = this.flush();
       if (b) yield b;
@@ -135,6 +179,10 @@ export class StatementBatcher {
     let seq = entry.seq;
     for (const r of entry.rows) {
       const part = this.#rowSql(shape, r, seq);
+      if (shape.period && shape.op === 'insert' && this.#impliedRow(shape, r.after)) {
+        seq++; // the replica wrote this history row itself when it applied the update
+        continue;
+      }
       const key = this.#keyOf(shape, r, seq);
       const dupKey = shape.kind === 'delete-in' ? part : null;
       const extra = sqlBytes(part) + 1;
@@ -150,6 +198,8 @@ export class StatementBatcher {
       }
       this.#parts.push(part);
       this.#bytes += extra;
+      if (shape.kind === 'insert' && writesEnumZero(r.after!, shape.cols, shape.writeIdx)) this.#enumZero = true;
+      if (shape.kind === 'history') this.#history.push(r.before!);
       this.#seqs.push(seq);
       this.#keys.push(key);
       if (dupKey !== null) this.#seen.add(dupKey);
@@ -162,8 +212,11 @@ export class StatementBatcher {
     const s = this.#shape;
     if (!s || this.#seqs.length === 0) return null;
     let sql: string;
-    if (s.kind === 'insert') sql = s.head + this.#parts.join(',');
-    else if (s.kind === 'delete-in') sql = s.head + this.#parts.join(',') + ')';
+    if (s.kind === 'insert') {
+      const vars = [...(s.period ? [INSERT_HISTORY] : []), ...(this.#enumZero ? [ENUM_ZERO_MODE] : [])];
+      sql = setStatement(vars) + s.head + this.#parts.join(',');
+    } else if (s.kind === 'delete-in') sql = s.head + this.#parts.join(',') + ')';
+    else if (s.kind === 'history') sql = deleteHistorySql(s.schema, s.table, s.period!, this.#history, this.#seqs[0]!);
     else sql = this.#parts.join(';\n');
     const batch: StatementBatch = {
       kind: s.kind,
@@ -189,8 +242,15 @@ export class StatementBatcher {
     this.#keys = [];
     this.#seen = new Set();
   }
+    this.#enumZero = false;
+    this.#history = [];
 
-  #shapeOf(e: RowsEntry, skip: ReadonlySet<string>): Shape {
+  /** An insert of a history row the replica already wrote (consumed if so). */
+  #impliedRow(s: Shape, after: readonly Value[] | null): boolean {
+    return after !== null && this.#implied.take(s.schema, s.table, after, s.cols);
+  }
+
+  #shapeOf(e: RowsEntry, skip: ReadonlySet<string>, period: SystemPeriod | null): Shape {
     const cols = e.columns;
     const where = { schema: e.schema, table: e.table, seq: e.seq };
     let pkIdx: number[] | null = null;
@@ -211,13 +271,24 @@ export class StatementBatcher {
       );
     }
     const writeIdx: number[] = [];
-    for (let i = 0; i < cols.length; i++) if (!skip.has(cols[i]!.name)) writeIdx.push(i);
+    const pIdx = period ? periodIdx(e.schema, e.table, cols, period, e.seq) : null;
+    for (let i = 0; i < cols.length; i++) {
+      const isPeriod = pIdx !== null && (i === pIdx.start || i === pIdx.end);
+      // Period columns are written by inserts only (system_versioning_insert_history), never SET by an update.
+      if (isPeriod ? e.op === 'insert' : !skip.has(cols[i]!.name)) writeIdx.push(i);
+    }
     if (writeIdx.length === 0 && e.op !== 'delete') {
       throw new EntryError(`rows entry for ${qualified(e.schema, e.table)} has no writable columns`, where);
     }
     const ordered = e.op === 'delete' && this.#opts.orderedDeletes?.(e.schema, e.table) === true;
     const kind: BatchKind =
-      e.op === 'insert' ? 'insert' : e.op === 'delete' && pkIdx && !ordered ? 'delete-in' : 'per-row';
+      e.op === 'insert'
+        ? 'insert'
+        : e.op === 'delete' && pIdx
+          ? 'history'
+          : e.op === 'delete' && pkIdx && !ordered
+            ? 'delete-in'
+            : 'per-row';
     let head = '';
     if (kind === 'insert') head = insertPrefix(e.schema, e.table, cols, writeIdx);
     else if (kind === 'delete-in') head = deleteInPrefix(e.schema, e.table, cols, pkIdx!);
@@ -232,6 +303,7 @@ export class StatementBatcher {
       writeIdx,
       e.fkChecksOff === true,
     ]);
+      pIdx,
     return {
       sig,
       kind,
@@ -245,6 +317,7 @@ export class StatementBatcher {
       head,
       fkChecksOff: e.fkChecksOff === true,
     };
+      period: pIdx,
   }
 
   #image(s: Shape, img: readonly Value[] | null, which: 'before' | 'after', seq: bigint): readonly Value[] {
@@ -264,13 +337,23 @@ export class StatementBatcher {
         return tuple(this.#image(s, r.after, 'after', seq), s.cols, s.writeIdx);
       case 'delete': {
         const before = this.#image(s, r.before, 'before', seq);
-        if (s.kind === 'delete-in') return keyItem(before, s.cols, s.pkIdx!);
+        if (s.kind === 'delete-in' || s.kind === 'history') return keyItem(before, s.cols, s.pkIdx ?? []);
         return buildDeleteRow(s.schema, s.table, s.cols, s.pkIdx, before, flavor);
       }
       case 'update': {
         const before = this.#image(s, r.before, 'before', seq);
         const after = this.#image(s, r.after, 'after', seq);
-        return buildUpdateRow(s.schema, s.table, s.cols, s.writeIdx, s.pkIdx, before, after, flavor);
+        const vars = writesEnumZero(after, s.cols, s.writeIdx) ? [ENUM_ZERO_MODE] : [];
+        if (s.period) {
+          const v = versionedUpdate(s.schema, s.table, s.period, before, after, seq);
+          const at = setStatement([v.timestamp, ...vars]);
+          if (v.kind === 'delete') return at + buildDeleteRow(s.schema, s.table, s.cols, s.pkIdx, before, flavor);
+          if (v.history) this.#implied.add(s.schema, s.table, v.history, s.cols);
+          return at + buildUpdateRow(s.schema, s.table, s.cols, s.writeIdx, s.pkIdx, before, after, flavor);
+        }
+        return (
+          setStatement(vars) + buildUpdateRow(s.schema, s.table, s.cols, s.writeIdx, s.pkIdx, before, after, flavor)
+        );
       }
     }
   }

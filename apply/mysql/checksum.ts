@@ -9,13 +9,18 @@
  *   FLOAT                                        CAST(CAST(c AS DOUBLE) AS CHAR) (CAST(float AS CHAR) keeps only 6
  *                                                digits; the double of a float is exact)
  *   BIT                                          CAST(c + 0 AS CHAR)
- *   text types, ENUM, SET, JSON                  HEX(CONVERT(c USING utf8mb4)) (independent of the column charset)
+ *   text types, SET, JSON                        HEX(CONVERT(c USING utf8mb4)) (independent of the column charset)
+ *   ENUM                                         the same plus ':' and the index (c + 0): the invalid-value index
+ *                                                0 and a '' member read alike as text
  *   anything else (binary, BLOB, spatial …)      HEX(c)
  * NULL becomes 'N', which no rendering above can produce; columns are joined with '#', which none can contain
  * either, so NULL, '' and 'NULL' (and 'a#','b' vs 'a','#b') all hash differently.
  *
  * Aggregates: with a primary key, BIT_XOR of each half (rows are distinct); without one, SUM of each half as
  * DECIMAL (exact, and duplicate rows do not cancel out as they would under XOR).
+ *
+ * System-versioned tables (MariaDB) are read FOR SYSTEM_TIME ALL: history rows and the period columns (hidden
+ * row_start/row_end too, added to the shape by verify.ts) are compared like any other rows and columns.
  */
 import { TidemarkError } from '../../record/errors.ts';
 import type { Column, Value } from '../../record/record.ts';
@@ -40,6 +45,8 @@ export interface TableShape extends TableRef {
   readonly columns: readonly TableColumn[];
   /** Primary-key column names in key order; empty without a primary key. */
   readonly pk: readonly string[];
+  /** A system-versioned table: rows are read FOR SYSTEM_TIME ALL (history included). */
+  readonly versioned?: boolean;
 }
 
 export type Aggregate = 'xor' | 'sum';
@@ -77,6 +84,9 @@ export function shapeDifference(src: TableShape, rep: TableShape): string | null
   }
   const srcNames = new Set(src.columns.map((c) => c.name));
   for (const r of rep.columns) if (!srcNames.has(r.name)) out.push(`column ${r.name} only on the replica`);
+  if ((src.versioned ?? false) !== (rep.versioned ?? false)) {
+    out.push(`system-versioned on the ${src.versioned ? 'source' : 'replica'} only`);
+  }
   if (src.pk.join('\0') !== rep.pk.join('\0')) {
     out.push(`primary key (${src.pk.join(', ')}) on the source, (${rep.pk.join(', ')}) on the replica`);
   }
@@ -100,7 +110,7 @@ const NUMERIC_TEXT = new Set([
   'timestamp',
   'time',
 ]);
-const TEXT = new Set(['char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext', 'enum', 'set', 'json']);
+const TEXT = new Set(['char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext', 'set', 'json']);
 
 /** Canonical text of one column (see the file comment); NULL stays NULL. */
 export function renderColumn(c: TableColumn): string {
@@ -109,6 +119,7 @@ export function renderColumn(c: TableColumn): string {
   if (c.dataType === 'bit') return `CAST(${q} + 0 AS CHAR)`;
   if (NUMERIC_TEXT.has(c.dataType)) return `CAST(${q} AS CHAR)`;
   if (TEXT.has(c.dataType)) return `HEX(CONVERT(${q} USING utf8mb4))`;
+  if (c.dataType === 'enum') return `CONCAT(HEX(CONVERT(${q} USING utf8mb4)), ':', ${q} + 0)`;
   return `HEX(${q})`;
 }
 
@@ -160,7 +171,11 @@ export function rangeWhere(s: TableShape, lower: readonly Value[] | null, upper:
 }
 
 function from(s: TableShape): string {
-  return qualified(s.schema, s.table) + (s.pk.length ? ' FORCE INDEX (PRIMARY)' : '');
+  return (
+    qualified(s.schema, s.table) +
+    (s.versioned ? ' FOR SYSTEM_TIME ALL' : '') +
+    (s.pk.length ? ' FORCE INDEX (PRIMARY)' : '')
+  );
 }
 
 function orderBy(s: TableShape): string {

@@ -36,6 +36,18 @@ describe('error classification', () => {
     const t = new TidemarkError('mine', { code: 'X' });
     expect(wrapDbError(t, 'y')).toBe(t);
   });
+  it('a read-only replica is retriable (TARGET_READ_ONLY); other 1290 refusals are not', () => {
+    const ro = serverError(
+      1290,
+      'ER_OPTION_PREVENTS_STATEMENT',
+      'The MariaDB server is running with the --read-only option so it cannot execute this statement',
+    );
+    const e = wrapDbError(ro, 'apply');
+    expect(e.code).toBe('TARGET_READ_ONLY');
+    expect(e.retriable).toBe(true);
+    const other = serverError(1290, 'ER_OPTION_PREVENTS_STATEMENT', 'running with the --skip-grant-tables option');
+    expect(wrapDbError(other, 'apply').retriable).toBe(false);
+  });
   it('tells a refused statement from one whose outcome is unknown', () => {
     expect(isOutcomeUnknown(serverError(1050, 'ER_TABLE_EXISTS_ERROR'))).toBe(false);
     expect(isOutcomeUnknown(serverError(1205, 'ER_LOCK_WAIT_TIMEOUT'))).toBe(false);

@@ -87,6 +87,17 @@ export function isOutcomeUnknown(err: unknown): boolean {
   return true;
 }
 
+/**
+ * The replica refuses writes because it is read-only (`read_only=1`, errno 1290 ER_OPTION_PREVENTS_STATEMENT naming
+ * --read-only; MySQL's super_read_only answers the same; 1836 ER_READ_ONLY_MODE). Retriable: the applier waits and
+ * resumes when the replica is writable again (wrapDbError gives it the code TARGET_READ_ONLY).
+ */
+export function isReadOnlyError(err: unknown): boolean {
+  const f = serverFields(err);
+  if (f.errno === 1836) return true;
+  return f.errno === 1290 && /read[-_]only/i.test(f.sqlMessage ?? (err instanceof Error ? err.message : ''));
+}
+
 export function isDdlAlreadyDone(err: unknown): boolean {
   const errno = serverFields(err).errno;
   return errno !== undefined && DDL_ALREADY_DONE_ERRNO.has(errno);
@@ -101,9 +112,16 @@ export function wrapDbError(err: unknown, what: string, context: ErrorContext = 
   // mysql2 attaches the statement text; it holds row data (and can be megabytes): keep it out of logs.
   if (err && typeof err === 'object' && 'sql' in err) delete (err as { sql?: unknown }).sql;
   const f = serverFields(err);
-  const retriable = isRetriableDbError(err);
+  const readOnly = isReadOnlyError(err);
+  const retriable = readOnly || isRetriableDbError(err);
   const msg = f.sqlMessage ?? (err instanceof Error ? err.message : String(err));
-  const code = retriable ? 'APPLY_RETRY' : f.errno === 1062 ? 'APPLY_DIVERGED' : 'APPLY_FAILED';
+  const code = readOnly
+    ? 'TARGET_READ_ONLY'
+    : retriable
+      ? 'APPLY_RETRY'
+      : f.errno === 1062
+        ? 'APPLY_DIVERGED'
+        : 'APPLY_FAILED';
   return new TidemarkError(`${what}: ${msg}`, {
     code,
     retriable,

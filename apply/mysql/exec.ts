@@ -79,7 +79,7 @@ const rollbackTo = (i: number) => `ROLLBACK TO SAVEPOINT tidemark_stmt_${i}`;
 
 /** How many statements (and so results) a batch puts into a query, SET foreign_key_checks around it excluded. */
 function statementCount(b: StatementBatch): number {
-  if (b.kind === 'insert') return 1;
+  if (b.kind === 'insert' || b.kind === 'history') return 1;
   if (b.kind === 'per-row') return b.rows;
   return 2; // savepoint + DELETE … IN
 }
@@ -139,9 +139,10 @@ export async function executePipeline(
 async function checkBatch(q: QueryFn, b: StatementBatch, res: unknown[], index: number, flavor: Flavor) {
   const ctx = { schema: b.schema, table: b.table, op: b.op, firstSeq: b.seqs[0], rows: b.rows };
   const what = describeBatch(b);
-  if (b.kind === 'insert') {
+  if (b.kind === 'insert' || b.kind === 'history') {
     const n = affected(res[0]);
-    if (n !== b.rows) throw diverged(b, 0, `inserted ${n} of ${b.rows} rows`);
+    const did = b.kind === 'insert' ? 'inserted' : 'DELETE HISTORY removed';
+    if (n !== b.rows) throw diverged(b, 0, `${did} ${n} of ${b.rows} rows`);
     return;
   }
   if (b.kind === 'per-row') {

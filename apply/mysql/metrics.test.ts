@@ -11,7 +11,11 @@ describe('apply metrics', () => {
     a.rows(10);
     b.transactions(1);
     a.lastCommitTimeUs(1_700_000_000_500_000n);
+    b.state('failed', 'APPLY_DIVERGED');
     const text = await reg.metrics();
+    expect(text).toContain('tidemark_apply_target_state{target="r2",source="s",state="failed"} 1');
+    expect(text).toContain('tidemark_apply_target_state{target="r2",source="s",state="ok"} 0');
+    expect(text).toContain('tidemark_apply_failures_total{target="r2",source="s",code="APPLY_DIVERGED"} 1');
     expect(text).toContain('tidemark_apply_transactions_total{target="r1",source="s"} 3');
     expect(text).toContain('tidemark_apply_transactions_total{target="r2",source="s"} 1');
     expect(text).toContain('tidemark_apply_rows_total{target="r1",source="s"} 10');

@@ -5,19 +5,36 @@ export interface ApplyMetrics {
   transactions(n: number): void;
   rows(n: number): void;
   lastCommitTimeUs(us: bigint): void;
+  /**
+   * The target's apply state as the apply loop sees it: 'ok', 'failed' (a non-retriable error; retried with
+   * backoff) or 'waiting' (e.g. the replica is read-only). Sets tidemark_apply_target_state to 1 for the current
+   * state and 0 for the others; a failure also counts in tidemark_apply_failures_total by error code.
+   */
+  state(state: ApplyTargetState, failureCode?: string): void;
 }
+
+export type ApplyTargetState = 'ok' | 'failed' | 'waiting';
+const STATES: readonly ApplyTargetState[] = ['ok', 'failed', 'waiting'];
 
 export const noMetrics: ApplyMetrics = {
   transactions() {},
   rows() {},
   lastCommitTimeUs() {},
+  state() {},
 };
 
 /**
  * Metric objects are shared per registry (several appliers, one per target, label their series); creating the
  * same name twice in one registry would throw.
  */
-const perRegistry = new WeakMap<Registry, { tx: Counter<string>; rows: Counter<string>; last: Gauge<string> }>();
+interface Metrics {
+  tx: Counter<string>;
+  rows: Counter<string>;
+  last: Gauge<string>;
+  state: Gauge<string>;
+  failures: Counter<string>;
+}
+const perRegistry = new WeakMap<Registry, Metrics>();
 
 export function applyMetrics(registry: Registry, labels: { target: string; source: string }): ApplyMetrics {
   let m = perRegistry.get(registry);
@@ -42,6 +59,18 @@ export function applyMetrics(registry: Registry, labels: { target: string; sourc
         labelNames,
         registers: [registry],
       }),
+      state: new Gauge({
+        name: 'tidemark_apply_target_state',
+        help: 'Apply state of the target: 1 for the current state (ok, failed, waiting), 0 for the others',
+        labelNames: [...labelNames, 'state'],
+        registers: [registry],
+      }),
+      failures: new Counter({
+        name: 'tidemark_apply_failures_total',
+        help: 'Non-retriable apply failures of the target (each retry that fails again counts), by error code',
+        labelNames: [...labelNames, 'code'],
+        registers: [registry],
+      }),
     };
     perRegistry.set(registry, m);
   }
@@ -50,5 +79,9 @@ export function applyMetrics(registry: Registry, labels: { target: string; sourc
     transactions: (n) => mm.tx.inc(labels, n),
     rows: (n) => mm.rows.inc(labels, n),
     lastCommitTimeUs: (us) => mm.last.set(labels, Number(us) / 1e6),
+    state: (st, code) => {
+      for (const x of STATES) mm.state.set({ ...labels, state: x }, x === st ? 1 : 0);
+      if (st === 'failed') mm.failures.inc({ ...labels, code: code ?? 'unknown' });
+    },
   };
 }

@@ -12,6 +12,8 @@
  *                             the source's outcome, not its constraints — except cascades: InnoDB does not binlog
  *                             what ON DELETE/UPDATE CASCADE or SET NULL changed, so the applier runs the statements
  *                             of such parents with checks on (fk.ts, README.md "Foreign keys")
+ *   system_versioning_alter_history KEEP  (apply only, MariaDB) an ALTER of a system-versioned table that the
+ *                             source ran (it needed KEEP there too) keeps the history on the replica as well
  *
  * Client flags: FOUND_ROWS (UPDATE reports matched rows, not changed rows, so a no-op update of an existing row
  * still counts as 1), no LOCAL INFILE. Result options keep values exact: big integers and DECIMAL as strings,
@@ -121,6 +123,10 @@ export async function openSession(ep: MysqlEndpoint, opts: SessionOptions): Prom
   } catch (err) {
     conn.destroy();
     throw wrapDbError(err, `session setup on ${ep.host}:${ep.port}`, where);
+  }
+  if (opts.apply) {
+    // MariaDB 10.3+ only; elsewhere the variable does not exist (1193) and there is no versioning to keep.
+    await conn.query('SET SESSION system_versioning_alter_history = KEEP').catch(() => {});
   }
   return conn;
 }

@@ -6,12 +6,18 @@
  * re-checked after the caller's delay (the source may still be changing); those still different are compared
  * row by row and the differing keys listed: missing on the replica, extra on the replica, changed.
  * Without a primary key the whole table is one chunk (COUNT and SUM of row hashes); no keys can be listed.
+ *
+ * Which tables: `tables`, plus (with `includes`) every table of either server the include set covers, so a table
+ * that exists on one side only is listed as a difference ("table not found on the replica/source"), never left out.
+ * System-versioned tables are compared over all their rows, history included, with their period columns
+ * (checksum.ts): the hidden row_start/row_end are added here, and row_end is appended to the key as the server does.
  */
 import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { silentLogger } from '../../cli/log.ts';
 import { TidemarkError } from '../../record/errors.ts';
 import type { Value } from '../../record/record.ts';
+import { IMPLICIT_PERIOD, systemPeriodOf } from '../../record/versioning.ts';
 import {
   type Aggregate,
   asColumn,
@@ -28,13 +34,18 @@ import {
 } from './checksum.ts';
 import { wrapDbError } from './errors.ts';
 import { type MysqlEndpoint, openSession } from './session.ts';
-import { qualified } from './sql.ts';
+import { qualified, quoteString } from './sql.ts';
 import { fromDriver } from './values.ts';
 
 export interface VerifyOptions {
   readonly source: MysqlEndpoint;
   readonly replica: MysqlEndpoint;
   readonly tables: readonly TableRef[];
+  /**
+   * When given, every base or system-versioned table of either server this accepts is compared too (tables on one
+   * side only are reported as differences).
+   */
+  readonly includes?: (schema: string, table: string) => boolean;
   /** Rows per chunk (default 1000). */
   readonly chunkRows?: number;
   /** Differences listed per table (default 100); all are counted. */
@@ -95,14 +106,58 @@ async function rowsOf(conn: mysql.Connection, sql: string, what: string): Promis
 async function shapeOf(conn: mysql.Connection, t: TableRef): Promise<TableShape> {
   const what = `reading the columns of ${qualified(t.schema, t.table)}`;
   const cols = await rowsOf(conn, columnsSql(t), what);
-  const pk = await rowsOf(conn, primaryKeySql(t), what);
+  const pkRows = await rowsOf(conn, primaryKeySql(t), what);
   const columns: TableColumn[] = cols.map((r) => ({
     name: String(r['name']),
     dataType: String(r['data_type']),
     columnType: String(r['column_type']),
     collation: r['collation'] === null ? null : String(r['collation']),
   }));
-  return { ...t, columns, pk: pk.map((r) => String(r['name'])) };
+  const pk = pkRows.map((r) => String(r['name']));
+  const type = await rowsOf(
+    conn,
+    `SELECT TABLE_TYPE AS k FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${quoteString(t.schema)} AND TABLE_NAME = ${quoteString(t.table)}`,
+    what,
+  );
+  if (type[0]?.['k'] !== 'SYSTEM VERSIONED') return { ...t, columns, pk };
+  const [created] = await rowsOf(conn, `SHOW CREATE TABLE ${qualified(t.schema, t.table)}`, what);
+  const period = systemPeriodOf(String(Object.values(created ?? {})[1] ?? '')) ?? IMPLICIT_PERIOD;
+  if (period.implicit) {
+    for (const name of [period.start, period.end]) {
+      columns.push({ name, dataType: 'timestamp', columnType: 'timestamp(6)', collation: null });
+    }
+  }
+  if (pk.length > 0 && !pk.includes(period.end)) pk.push(period.end);
+  return { ...t, columns, pk, versioned: true };
+}
+
+/** Base and system-versioned tables of one server that `includes` accepts. */
+async function listTables(conn: mysql.Connection, includes: (s: string, t: string) => boolean): Promise<TableRef[]> {
+  const rows = await rowsOf(
+    conn,
+    'SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.TABLES ' +
+      "WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY 1, 2",
+    'listing tables',
+  );
+  return rows
+    .map((r) => ({ schema: String(r['s']), table: String(r['t']) }))
+    .filter((t) => includes(t.schema, t.table));
+}
+
+/** `given` plus both servers' included tables, each once, sorted. */
+async function tablesToCompare(
+  src: mysql.Connection,
+  rep: mysql.Connection,
+  given: readonly TableRef[],
+  includes: VerifyOptions['includes'],
+): Promise<TableRef[]> {
+  const all = [...given];
+  if (includes) all.push(...(await listTables(src, includes)), ...(await listTables(rep, includes)));
+  const byName = new Map<string, TableRef>();
+  for (const t of all) byName.set(JSON.stringify([t.schema, t.table]), { schema: t.schema, table: t.table });
+  return [...byName.values()].sort((a, b) =>
+    a.schema === b.schema ? (a.table < b.table ? -1 : 1) : a.schema < b.schema ? -1 : 1,
+  );
 }
 
 class TableVerifier {
@@ -246,7 +301,7 @@ export async function verifyTables(opts: VerifyOptions): Promise<VerifyResult> {
   try {
     rep = await openSession(opts.replica, { apply: false });
     const tables: TableResult[] = [];
-    for (const t of opts.tables) {
+    for (const t of await tablesToCompare(src, rep, opts.tables, opts.includes)) {
       const [a, b] = await Promise.all([shapeOf(src, t), shapeOf(rep, t)]);
       const why = shapeDifference(a, b);
       let res: TableResult;

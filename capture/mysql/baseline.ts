@@ -10,7 +10,15 @@
  *                   `chunkRows` rows. Rows are streamed from the server (bounded memory, never a whole table).
  *   3. one commit entry with phase "baseline-end", rowCount 0: the baseline is complete, resume from here.
  * Rows go through the same normalization as binlog rows (values.ts), so both paths yield identical values;
- * FLOAT columns are selected as CAST(col AS DOUBLE) because the server's text for FLOAT keeps 6 digits only.
+ * FLOAT columns are selected as CAST(col AS DOUBLE) because the server's text for FLOAT keeps 6 digits only,
+ * ENUM columns as CONCAT(col + 0, ':', col) (the label alone cannot tell the invalid index 0 from a '' member),
+ * MariaDB UUID/INET4/INET6 as CAST(col AS BINARY) (the binary form the binlog carries).
+ * System-versioned tables (MariaDB) are read FOR SYSTEM_TIME ALL, history included, with their period columns
+ * (hidden row_start/row_end too) and row_end appended to the primary key, as the binlog describes them
+ * (record/versioning.ts). Versioning by transaction id (BIGINT UNSIGNED periods) is refused: those ids mean
+ * nothing on another server.
+ *
+ * Before anything is copied, every included table is checked: one UNSUPPORTED_TYPE error lists all unfit tables.
  *
  * If the copy fails or is aborted midway, the unit in progress is closed with a commit so the journal holds
  * no dangling entries; the journal's last commit then has phase "baseline" and the next start re-takes the
@@ -21,13 +29,23 @@ import type { RowDataPacket } from 'mysql2/promise';
 import type { MysqlPosition } from '../../record/position.ts';
 import type { CommitEntry, DdlEntry, Phase, RowImage, RowsEntry } from '../../record/record.ts';
 import { TidemarkError } from '../../record/errors.ts';
+import { IMPLICIT_PERIOD, type SystemPeriod, systemPeriodOf } from '../../record/versioning.ts';
 import { endpointOf, openSourceConnection, type SourceConnection, type SourceEndpoint } from './connection.ts';
 import { ER_TABLE_DEF_CHANGED, sourceError } from './errors.ts';
 import { literalSchemas, type TableFilter } from './filter.ts';
 import type { SinkWriter } from './sink-writer.ts';
 import { ddlSince, type Snapshot, startSnapshot } from './snapshot.ts';
 import { sourceStatus } from './status.ts';
-import { type ColumnSpec, columnSpec, normalizeValue, unsupportedColumns, unsupportedTableError } from './values.ts';
+import {
+  baselineEnumRaw,
+  type ColumnSpec,
+  columnSpec,
+  isBinaryStored,
+  normalizeValue,
+  type RefusedTable,
+  unsupportedColumns,
+  unsupportedTablesError,
+} from './values.ts';
 
 export interface BaselineOptions {
   readonly source: SourceEndpoint & {
@@ -60,6 +78,17 @@ interface TableToCopy {
   readonly schema: string;
   readonly table: string;
   readonly estimatedRows: number;
+  /** information_schema.TABLES.TABLE_TYPE = 'SYSTEM VERSIONED' (MariaDB). */
+  readonly versioned: boolean;
+}
+
+/** What the baseline reads of one table: its columns (select expressions and specs) and primary key. */
+interface TableShape {
+  readonly specs: ColumnSpec[];
+  readonly select: string[];
+  readonly pk: string[];
+  /** The system period of a versioned table (rows are read FOR SYSTEM_TIME ALL). */
+  readonly period: SystemPeriod | null;
 }
 
 export function quoteId(name: string): string {
@@ -130,6 +159,7 @@ export class Baseline {
     const now = await sourceStatus(c);
     const ddl = await ddlSince(c, snap.position.binlog, now.binlog, this.o.filter);
     if (ddl !== null) throw this.raceError(ddl);
+    const shapes = await this.checkTables(conn, tables);
 
     const schemas = await this.listSchemas(conn, tables);
     for (const schema of schemas) {
@@ -144,7 +174,7 @@ export class Baseline {
       await this.ddl(schema, [], text);
       await this.commitUnit('baseline');
     }
-    for (const t of tables) await this.copyTable(conn, t);
+    for (const t of tables) await this.copyTable(conn, t, shapes.get(t)!);
     await this.commitUnit('baseline-end');
     this.log.info(
       { tables: tables.length, rows: this.totalRows.toString(), method: snap.method, lockMs: snap.lockMs },
@@ -169,11 +199,16 @@ export class Baseline {
 
   private async listTables(conn: SourceConnection): Promise<TableToCopy[]> {
     const [rows] = await conn.promise.query<RowDataPacket[]>(
-      'SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t, TABLE_ROWS AS n FROM information_schema.TABLES ' +
-        "WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME",
+      'SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t, TABLE_ROWS AS n, TABLE_TYPE AS k FROM information_schema.TABLES ' +
+        "WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_SCHEMA, TABLE_NAME",
     );
     return rows
-      .map((r) => ({ schema: String(r['s']), table: String(r['t']), estimatedRows: Number(r['n'] ?? 0) }))
+      .map((r) => ({
+        schema: String(r['s']),
+        table: String(r['t']),
+        estimatedRows: Number(r['n'] ?? 0),
+        versioned: String(r['k']) === 'SYSTEM VERSIONED',
+      }))
       .filter((t) => this.o.filter.includesTable(t.schema, t.table));
   }
 
@@ -191,24 +226,71 @@ export class Baseline {
     return [...out].sort();
   }
 
-  private async tableShape(conn: SourceConnection, t: TableToCopy): Promise<{ specs: ColumnSpec[]; pk: string[] }> {
+  /** Reads every table's shape; refuses all unfit tables in one error before anything is copied. */
+  private async checkTables(
+    conn: SourceConnection,
+    tables: readonly TableToCopy[],
+  ): Promise<Map<TableToCopy, TableShape>> {
+    const shapes = new Map<TableToCopy, TableShape>();
+    const refused: RefusedTable[] = [];
+    for (const t of tables) {
+      const shape = await this.tableShape(conn, t);
+      const why = unsupportedColumns(shape.specs).map((c) => `${c.name} ${c.column.columnType}`);
+      if (shape.period) {
+        const end = shape.specs.find((c) => c.name === shape.period?.end);
+        if (end?.kind !== 'datetime') why.push('system versioning by transaction id');
+      }
+      if (why.length > 0) refused.push({ schema: t.schema, table: t.table, why });
+      shapes.set(t, shape);
+    }
+    if (refused.length > 0) throw unsupportedTablesError(refused);
+    return shapes;
+  }
+
+  private async tableShape(conn: SourceConnection, t: TableToCopy): Promise<TableShape> {
     const [cols] = await conn.promise.query<RowDataPacket[]>(
       'SELECT COLUMN_NAME AS n, COLUMN_TYPE AS ct FROM information_schema.COLUMNS ' +
         'WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
       [t.schema, t.table],
     );
-    const specs = cols.map((r) => columnSpec(String(r['n']), String(r['ct'])));
-    const unsupported = unsupportedColumns(specs);
-    if (unsupported.length > 0) throw unsupportedTableError(t.schema, t.table, unsupported);
+    const specs: ColumnSpec[] = [];
+    const select: string[] = [];
+    for (const r of cols) {
+      const spec = columnSpec(String(r['n']), String(r['ct']));
+      const q = quoteId(spec.name);
+      specs.push(spec);
+      if (spec.kind === 'float') select.push(`CAST(${q} AS DOUBLE)`);
+      else if (spec.kind === 'enum') select.push(`CONCAT(${q} + 0, ':', ${q})`);
+      else if (isBinaryStored(String(r['ct']))) select.push(`CAST(${q} AS BINARY)`);
+      else select.push(q);
+    }
     const [keys] = await conn.promise.query<RowDataPacket[]>(
       'SELECT COLUMN_NAME AS n FROM information_schema.STATISTICS ' +
         "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
       [t.schema, t.table],
     );
-    return { specs, pk: keys.map((r) => String(r['n'])) };
+    const pk = keys.map((r) => String(r['n']));
+    let period: SystemPeriod | null = null;
+    if (t.versioned) {
+      const [[created]] = await conn.promise.query<RowDataPacket[]>({
+        sql: `SHOW CREATE TABLE ${qualified(t.schema, t.table)}`,
+        rowsAsArray: true,
+      });
+      period = systemPeriodOf(String((created as unknown as unknown[])[1])) ?? IMPLICIT_PERIOD;
+      if (period.implicit) {
+        // Hidden columns: not in information_schema, but in every binlog row image (after the table's columns).
+        for (const n of [period.start, period.end]) {
+          specs.push(columnSpec(n, 'timestamp(6)'));
+          select.push(quoteId(n));
+        }
+      }
+      // The server's key ends with row_end (current and history rows of one key are distinct), as the binlog says.
+      if (pk.length > 0 && !pk.includes(period.end)) pk.push(period.end);
+    }
+    return { specs, select, pk, period };
   }
 
-  private async copyTable(conn: SourceConnection, t: TableToCopy): Promise<void> {
+  private async copyTable(conn: SourceConnection, t: TableToCopy, shape: TableShape): Promise<void> {
     const name = qualified(t.schema, t.table);
     const [[created]] = await conn.promise.query<RowDataPacket[]>({
       sql: `SHOW CREATE TABLE ${name}`,
@@ -218,10 +300,9 @@ export class Baseline {
     await this.ddl(t.schema, [{ schema: t.schema, table: t.table }], String((created as unknown as unknown[])[1]));
     await this.commitUnit('baseline');
 
-    const { specs, pk } = await this.tableShape(conn, t);
+    const { specs, pk, select } = shape;
     if (pk.length === 0) this.o.onNoPrimaryKey?.(t.schema, t.table);
     const columns = specs.map((s) => s.column);
-    const select = specs.map((s) => (s.kind === 'float' ? `CAST(${quoteId(s.name)} AS DOUBLE)` : quoteId(s.name)));
     const perEntry = this.o.rowsPerEntry ?? 500;
     const chunk = BigInt(this.o.source.baseline.chunk_rows);
     const started = Date.now();
@@ -249,10 +330,16 @@ export class Baseline {
       if (this.unitRows >= chunk) await this.commitUnit('baseline');
     };
 
-    const stream = conn.raw.query({ sql: `SELECT ${select.join(', ')} FROM ${name}`, rowsAsArray: true }).stream();
+    const all = shape.period ? ' FOR SYSTEM_TIME ALL' : '';
+    const stream = conn.raw
+      .query({ sql: `SELECT ${select.join(', ')} FROM ${name}${all}`, rowsAsArray: true })
+      .stream();
     for await (const raw of stream as AsyncIterable<unknown[]>) {
       const after = new Array(specs.length);
-      for (let i = 0; i < specs.length; i++) after[i] = normalizeValue(specs[i]!, raw[i]);
+      for (let i = 0; i < specs.length; i++) {
+        const spec = specs[i]!;
+        after[i] = normalizeValue(spec, spec.kind === 'enum' ? baselineEnumRaw(raw[i]) : raw[i]);
+      }
       batch.push({ before: null, after });
       done++;
       const room = Number(chunk - this.unitRows) - batch.length;

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { columnSpec, float32Shortest, normalizeColumnType, normalizeValue, withFsp } from './values.ts';
+import {
+  baselineEnumRaw,
+  columnSpec,
+  float32Shortest,
+  isBinaryStored,
+  normalizeColumnType,
+  normalizeValue,
+  unsupportedTablesError,
+  withFsp,
+} from './values.ts';
 
 const norm = (type: string, raw: unknown) => normalizeValue(columnSpec('c', type), raw);
 
@@ -31,7 +40,12 @@ describe('normalizeColumnType / columnSpec', () => {
     expect(columnSpec('t', 'datetime(3)').fsp).toBe(3);
     expect(columnSpec('t', 'time').fsp).toBe(0);
     expect(columnSpec('g', 'point').kind).toBe('unsupported');
-    expect(columnSpec('u', 'uuid').kind).toBe('unsupported');
+    // UUID/INET travel as the binary form the binlog holds (FULL metadata calls them binary(16)/binary(4)).
+    expect(columnSpec('u', 'uuid').column).toEqual({ name: 'u', type: 'binary', columnType: 'binary(16)' });
+    expect(columnSpec('i', 'inet4').column.columnType).toBe('binary(4)');
+    expect(columnSpec('i', 'inet6').kind).toBe('binary');
+    expect(isBinaryStored('uuid')).toBe(true);
+    expect(isBinaryStored('binary(16)')).toBe(false);
   });
 });
 
@@ -81,9 +95,15 @@ describe('normalizeValue', () => {
     expect(() => norm('datetime', new Date())).toThrow(/dateStrings/);
   });
 
-  it('text, enum, set stay strings; invalid enum index is the empty string', () => {
+  it('text, enum, set stay strings; the invalid enum index 0 is 0n, never the label of a "" member', () => {
     expect(norm('varchar(10)', 'h😀é')).toBe('h😀é');
-    expect(norm("enum('a','b')", undefined)).toBe('');
+    expect(norm("enum('a','b')", undefined)).toBe(0n);
+    expect(norm("enum('','a')", '')).toBe('');
+    // The baseline reads ENUM as "index:label".
+    expect(norm("enum('','a')", baselineEnumRaw('0:'))).toBe(0n);
+    expect(norm("enum('','a')", baselineEnumRaw('1:'))).toBe('');
+    expect(norm("enum('a:b','c')", baselineEnumRaw('1:a:b'))).toBe('a:b');
+    expect(norm("enum('','a')", baselineEnumRaw(null))).toBe(null);
     expect(norm("set('x','y')", 'x,y')).toBe('x,y');
     expect(norm('longtext', '{"a": 1}')).toBe('{"a": 1}');
   });
@@ -107,5 +127,17 @@ describe('normalizeValue', () => {
 
   it('refuses unsupported types without showing the value', () => {
     expect(() => norm('geometry', { x: 1 })).toThrow(/not supported/);
+  });
+});
+
+describe('unsupportedTablesError', () => {
+  it('names every refused table and one exclude line for all', () => {
+    const e = unsupportedTablesError([
+      { schema: 'zoo', table: 'geo', why: ['g point'] },
+      { schema: 'zoo', table: 'h', why: ['system versioning by transaction id'] },
+    ]);
+    expect(e.code).toBe('UNSUPPORTED_TYPE');
+    expect(e.message).toContain('zoo.geo (g point); zoo.h (system versioning by transaction id)');
+    expect(e.message).toContain('source.exclude: ["zoo.geo", "zoo.h"]');
   });
 });

@@ -17,13 +17,20 @@
  *   datetime   datetime(fsp), timestamp(fsp)         string (timestamp in UTC: timezone 'Z')   string, exactly fsp digits
  *   time       time(fsp)                             "[-]hhh:mm:ss[.f]"                        string, exactly fsp digits
  *   text       char, varchar, *text, json (MariaDB)  string                                    string
- *   enum       enum                                  label (zongji: undefined for the '' value) string ('' for invalid)
+ *   enum       enum                                  label (zongji: undefined for index 0)      string, or 0n for the
+ *                                                   (baseline: "index:label", see baseline.ts)  invalid-value index 0
  *   set        set                                   comma-joined labels                       string
  *   binary     binary, varbinary, *blob              Buffer                                    Uint8Array (a copy)
+ *              uuid, inet4, inet6 (MariaDB)          Buffer (baseline: CAST(c AS BINARY))      Uint8Array; column
+ *                                                                                              metadata binary(16|4|16)
  *
  * (*) the server prints FLOAT with 6 significant digits, which loses data, so the baseline selects FLOAT columns
  * as CAST(col AS DOUBLE) (see baseline.ts) and both paths then see the exact float32 value.
- * Unsupported (refused loudly, never silently mangled): spatial types, and MariaDB UUID/INET4/INET6/VECTOR.
+ * ENUM index 0 (the "invalid value" a non-strict server stores for an unknown label) reads as '' like an empty
+ * label, so it is carried as 0n, never as '': a genuine '' member stays ''. (Journals written before this carry
+ * '' for both.) MariaDB UUID/INET4/INET6 travel as their 16/4/16-byte binary form, which is what the binlog holds
+ * (binlog_row_metadata=FULL describes them as BINARY(n)); written back as X'…' they are stored identically.
+ * Unsupported (refused loudly, never silently mangled): spatial types and MariaDB VECTOR.
  */
 import type { Column, Value } from '../../record/record.ts';
 import { TidemarkError } from '../../record/errors.ts';
@@ -86,7 +93,19 @@ const KIND_BY_TYPE: Readonly<Record<string, ValueKind>> = {
   blob: 'binary',
   mediumblob: 'binary',
   longblob: 'binary',
+  // MariaDB's binary-stored types: the binlog's FULL metadata calls them binary(16) / binary(4).
+  uuid: 'binary',
+  inet4: 'binary',
+  inet6: 'binary',
 };
+
+/** The BINARY(n) the binlog reports for MariaDB's UUID/INET4/INET6 columns (the baseline maps to the same). */
+const BINARY_STORED: Readonly<Record<string, string>> = { uuid: 'binary(16)', inet4: 'binary(4)', inet6: 'binary(16)' };
+
+/** Is this (information_schema) column type read by the baseline as CAST(col AS BINARY)? */
+export function isBinaryStored(rawColumnType: string): boolean {
+  return normalizeColumnType(rawColumnType) in BINARY_STORED;
+}
 
 const NUMERIC_KINDS: ReadonlySet<ValueKind> = new Set(['int', 'float', 'double', 'decimal']);
 
@@ -115,7 +134,8 @@ export function baseType(columnType: string): string {
 
 /** Builds the spec of a column from its name and type text (information_schema or zongji's table map). */
 export function columnSpec(name: string, rawColumnType: string): ColumnSpec {
-  const columnType = normalizeColumnType(rawColumnType);
+  const normalized = normalizeColumnType(rawColumnType);
+  const columnType = BINARY_STORED[normalized] ?? normalized;
   const type = baseType(columnType);
   const kind: ValueKind = KIND_BY_TYPE[type] ?? 'unsupported';
   let fsp = 0;
@@ -181,12 +201,26 @@ function toText(spec: ColumnSpec, raw: unknown): string {
   throw valueError(spec, `expected text, got ${isBytes(raw) ? 'bytes' : typeof raw}`);
 }
 
+/** The Value of an ENUM column holding the invalid-value index 0 (a '' member is ''). */
+export const ENUM_INVALID = 0n;
+
+/**
+ * The baseline selects an ENUM column as CONCAT(col + 0, ':', col) (see baseline.ts), since the label alone
+ * cannot tell index 0 from a '' member: returns the raw value normalizeValue expects (undefined for index 0).
+ */
+export function baselineEnumRaw(raw: unknown): unknown {
+  if (typeof raw !== 'string') return raw;
+  const colon = raw.indexOf(':');
+  if (colon < 0 || !/^\d+$/.test(raw.slice(0, colon))) return raw;
+  return raw.slice(0, colon) === '0' ? undefined : raw.slice(colon + 1);
+}
+
 /** Normalizes one raw value (from zongji or mysql2) of the column described by `spec`. */
 export function normalizeValue(spec: ColumnSpec, raw: unknown): Value {
   if (raw === null) return null;
   if (raw === undefined) {
-    // zongji decodes the invalid-enum index 0 as undefined; the server shows it as ''.
-    if (spec.kind === 'enum') return '';
+    // zongji decodes the invalid-enum index 0 as undefined (the server shows it as '', like a '' member): 0n.
+    if (spec.kind === 'enum') return ENUM_INVALID;
     return null;
   }
   switch (spec.kind) {
@@ -243,10 +277,29 @@ export function unsupportedColumns(specs: readonly ColumnSpec[]): ColumnSpec[] {
 
 /** The error that refuses a table with unsupported columns; names the table, columns and the way out. */
 export function unsupportedTableError(schema: string, table: string, cols: readonly ColumnSpec[]): TidemarkError {
-  const list = cols.map((c) => `${c.name} ${c.column.columnType}`).join(', ');
+  return unsupportedTablesError([{ schema, table, why: cols.map((c) => `${c.name} ${c.column.columnType}`) }]);
+}
+
+/** One table tidemark refuses, with what makes it unfit ("col point", "system versioning by transaction id"). */
+export interface RefusedTable {
+  readonly schema: string;
+  readonly table: string;
+  readonly why: readonly string[];
+}
+
+/** One error naming every refused table at once, with the exclude line that gets past all of them. */
+export function unsupportedTablesError(tables: readonly RefusedTable[]): TidemarkError {
+  const names = tables.map((t) => `${t.schema}.${t.table}`);
+  const list = tables.map((t) => `${t.schema}.${t.table} (${t.why.join(', ')})`).join('; ');
+  const first = tables[0];
   return new TidemarkError(
-    `table ${schema}.${table} has column types tidemark cannot capture exactly (${list}); ` +
-      `exclude the table with source.exclude: ["${schema}.${table}"] or change the column types`,
-    { code: 'UNSUPPORTED_TYPE', retriable: false, context: { schema, table } },
+    `${tables.length === 1 ? 'table' : `${tables.length} tables`} with column types tidemark cannot capture exactly: ` +
+      `${list}; exclude ${tables.length === 1 ? 'it' : 'them'} with source.exclude: [${names.map((n) => JSON.stringify(n)).join(', ')}] ` +
+      'or change the column types',
+    {
+      code: 'UNSUPPORTED_TYPE',
+      retriable: false,
+      context: first ? { schema: first.schema, table: first.table, tables: names.join(',') } : {},
+    },
   );
 }

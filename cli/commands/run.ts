@@ -10,7 +10,11 @@
  *
  * Before the loops start, a preflight connects once to every server this process needs, so a wrong host or
  * password fails at once with one clear line instead of retrying in the background. After that, retriable
- * failures are retried for as long as the process runs (and logged); non-retriable ones stop the process.
+ * failures are retried for as long as the process runs (and logged). A target that fails non-retriably does not
+ * stop the process: capture, shipping and the other targets go on, the target is marked failed (log, status,
+ * metrics) and retried with backoff (cli/run/apply-loop.ts) — even when every target here has failed, the process
+ * stays up, so that a fix on the replica or `tidemark skip` lets it continue without a restart. A non-retriable
+ * failure of any other part (capture, a shipper, a receiver) stops the process, as before.
  */
 import { openSession } from '../../apply/mysql/session.ts';
 import { TidemarkError } from '../../record/errors.ts';

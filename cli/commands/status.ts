@@ -3,7 +3,8 @@
  *   source   the server's current binlog position (SHOW MASTER STATUS) and GTID position
  *   journal  the last captured transaction (seq, source position, commit time)
  *   targets  the last applied transaction per target (from its position table), lag in records (journal head
- *            seq − applied seq) and seconds (journal head commit time − applied commit time)
+ *            seq − applied seq) and seconds (journal head commit time − applied commit time); whether a run
+ *            applies to it and a failure or wait its apply loop reported, with the error (status-apply.ts)
  *   standbys per standby (ship/SITES.md): transport, link state and last ack as the running shipper publishes
  *            them (ship-state.ts), lag in journal records (head LSN − acknowledged LSN), bytes (journal the
  *            standby holds) and seconds (head commit time − the acknowledged unit's commit time), pause and cap
@@ -13,6 +14,7 @@ import { compareBinlog, formatPosition, positionToJson } from '../../record/posi
 import { commitOfTail, CursorStore, inspectTail } from '../../ship/journal/index.ts';
 import type { CommandContext } from './context.ts';
 import { readSource } from './source.ts';
+import { applyLines, readApplyStatus } from './status-apply.ts';
 import { readTarget } from './targets.ts';
 import { failoverLines, readFailoverStatus } from './status-failover.ts';
 import { readStandbys, standbyLines } from './status-standbys.ts';
@@ -34,6 +36,7 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
     existsSync(dir) ? inspectTail(dir) : Promise.resolve(null),
     Promise.all(config.targets.map((t) => readTarget(t, config.source.name))),
   ]);
+  const applyStatus = await Promise.all(config.targets.map((t) => readApplyStatus(config, t)));
   // One scan of the journal's tail gives both the head commit and (for the standbys) the head LSN.
   const head = tail ? commitOfTail(tail, dir) : null;
   const cursors = existsSync(dir) ? await new CursorStore(dir).list() : [];
@@ -61,7 +64,8 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
       capture_caught_up: captureCaughtUp,
       cursors: cursors.map((c) => ({ name: c.name, acked_lsn: c.lsn.toString() })),
     },
-    targets: targets.map((t) => {
+    targets: targets.map((t, i) => {
+      const apply = applyStatus[i] ?? null;
       const st = t.stored?.state ?? null;
       const lagRecords = head && st ? head.seq - st.seq : head ? head.seq : null;
       const lagSeconds =
@@ -83,7 +87,10 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
         lag_seconds: lagSeconds === null ? null : Math.max(0, lagSeconds),
         site: config.targets.find((x) => x.name === t.name)?.site ?? config.site,
         hold: t.stored?.hold ?? null,
-        error: t.error ?? null,
+        // The target unreachable now, else the failure its apply loop reported (apply.state 'failed').
+        error: t.error ?? (apply?.state === 'failed' ? apply.error : null),
+        unreachable: t.error !== undefined,
+        apply,
       };
     }),
     standbys,
@@ -110,12 +117,13 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
     lines.push(`  capture   ${captureCaughtUp ? 'caught up with the source' : 'behind the source'}`);
   for (const t of doc.targets) {
     lines.push(`target  ${t.name}`);
-    if (t.error) lines.push(`  unreachable: ${t.error}`);
+    if (t.unreachable) lines.push(`  unreachable: ${t.error}`);
     else if (!t.applied) lines.push('  nothing applied yet');
     else {
       lines.push(`  applied   seq ${t.applied.seq}, committed ${t.applied.commit_time} (${t.applied.phase})`);
       lines.push(`  lag       ${t.lag_records} records, ${t.lag_seconds?.toFixed(3) ?? '?'} s`);
     }
+    if (t.apply) lines.push(...applyLines(t.apply));
     if (t.hold) lines.push(`  HELD      ${t.hold} (apply paused; \`tidemark forward --to-head\` releases it)`);
   }
   lines.push(...standbyLines(standbys), ...failoverLines(failover));

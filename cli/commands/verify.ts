@@ -68,6 +68,11 @@ async function waitForTargets(o: VerifyOptions): Promise<string[]> {
   }
 }
 
+function includedTable(o: VerifyOptions): (schema: string, table: string) => boolean {
+  const filter = createTableFilter(o.config.source.include, o.config.source.exclude);
+  return (schema, table) => filter.includesTable(schema, table);
+}
+
 /** Returns 0 when every compared table matches, EXIT_DIFFERENT (3, cli/exit.ts) when some differ. */
 export async function verifyCommand(o: VerifyOptions): Promise<number> {
   const tables = await capturedTables(o);
@@ -79,6 +84,8 @@ export async function verifyCommand(o: VerifyOptions): Promise<number> {
       source: o.config.source,
       replica: t,
       tables,
+      // Without --tables: every included table of either side, so one missing on a side is listed, never skipped.
+      ...(o.tables ? {} : { includes: includedTable(o) }),
       log: o.log,
       signal: o.signal,
       recheck: { attempts: 5, delay: (n) => sleep(500 * n) },

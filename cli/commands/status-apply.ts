@@ -1,0 +1,65 @@
+/**
+ * The apply side of `tidemark status` per target: whether a `tidemark run` applies to it now (the applier lock
+ * beside the journal, cli/run/run-locks.ts, or the pid of the apply state file), and a failure or wait the apply
+ * loop reported (cli/run/apply-state.ts) — the error, since when, the next retry and the seq `tidemark skip` takes.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../config.ts';
+import { journalDirOf } from '../config-sites.ts';
+import { processAlive, readApplyState } from '../run/apply-state.ts';
+
+export interface ApplyStatus {
+  /** 'failed' / 'waiting' as the running apply loop reported; 'ok' when it reported nothing. */
+  readonly state: 'ok' | 'failed' | 'waiting';
+  readonly code: string | null;
+  readonly error: string | null;
+  readonly since: string | null;
+  readonly retry_at: string | null;
+  /** The first transaction not applied (the failing one), as `tidemark skip --seq` takes it. */
+  readonly next_seq: string | null;
+  /** Pid of the `tidemark run` applying to this target, null when none runs. */
+  readonly applier_pid: number | null;
+  /** The report is from a process that is gone: it says how the target stood then, not now. */
+  readonly stale: boolean;
+}
+
+/** The applier lock's file name (cli/run/run-locks.ts applyLockFile): the pid of the run that applies. */
+async function lockPid(dir: string, target: string): Promise<number | null> {
+  try {
+    const m = /^(\d+)\s*$/.exec(await readFile(join(dir, `apply-${target}.lock`), 'utf8'));
+    return m?.[1] ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function readApplyStatus(config: Config, t: Config['targets'][number]): Promise<ApplyStatus> {
+  const dir = journalDirOf(config, t);
+  const [st, locked] = await Promise.all([readApplyState(dir, t.name), lockPid(dir, t.name)]);
+  const pids = [locked, st?.pid ?? null].filter((p): p is number => p !== null);
+  const applier = pids.find((p) => processAlive(p)) ?? null;
+  const stale = st !== null && !processAlive(st.pid);
+  return {
+    state: st?.state ?? 'ok',
+    code: st?.code ?? null,
+    error: st?.error ?? null,
+    since: st?.since ?? null,
+    retry_at: stale ? null : (st?.retry_at ?? null),
+    next_seq: st?.next?.first_seq ?? null,
+    applier_pid: applier,
+    stale,
+  };
+}
+
+/** The text lines of one target's apply status (after its applied/lag lines). */
+export function applyLines(a: ApplyStatus): string[] {
+  const out: string[] = [];
+  out.push(`  applier   ${a.applier_pid !== null ? `tidemark run (pid ${a.applier_pid})` : 'no tidemark run applies'}`);
+  if (a.state === 'ok') return out;
+  const label = a.state === 'failed' ? 'FAILED' : 'WAITING';
+  const when = a.stale ? ` (reported by a process that is gone, since ${a.since})` : ` since ${a.since}`;
+  out.push(`  ${label.padEnd(9)} ${a.error}${when}`);
+  if (a.retry_at) out.push(`  retry     at ${a.retry_at}`);
+  return out;
+}

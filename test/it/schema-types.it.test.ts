@@ -1,0 +1,238 @@
+/**
+ * Schema shapes that used to diverge silently (issue #11, items 4, 5 and 13), end to end through the real CLI:
+ *   - system-versioned tables (implicit and declared periods), in the baseline with history and created
+ *     mid-stream, with UPDATE / DELETE / REPLACE / INSERT … ON DUPLICATE KEY UPDATE and DELETE HISTORY: the
+ *     replica holds the same current rows AND the same history, timestamps included, and verify compares them;
+ *   - verify lists a table that exists on one side only as a difference, never EQUAL;
+ *   - ENUM index 0 (the invalid value a non-strict server stores) stays index 0, next to a '' member, and verify
+ *     tells index 0 from '';
+ *   - UUID/INET4/INET6 columns are taken by the baseline (as in the stream), and a baseline refusing tables with
+ *     unsupported types names all of them at once.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import type mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { admin, stopInstance } from '../fixtures/mariadb.ts';
+import { caughtUpWhileRunning, createTopology, exited, runCli, startRun, type Topology } from '../fixtures/topology.ts';
+
+const NAME = 'hEst';
+const SRC_PORT = 3741;
+const REP_PORT = 3742;
+
+type Rows = mysql.RowDataPacket[];
+
+let t: Topology;
+let child: ChildProcess;
+let src: mysql.Connection;
+let rep: mysql.Connection;
+
+const SETUP = [
+  'CREATE DATABASE zoo',
+  'CREATE DATABASE bad',
+  // Implicit (hidden) row_start/row_end.
+  'CREATE TABLE zoo.hist (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL) WITH SYSTEM VERSIONING',
+  // Declared period columns.
+  `CREATE TABLE zoo.hist2 (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL,
+     rs TIMESTAMP(6) GENERATED ALWAYS AS ROW START INVISIBLE, re TIMESTAMP(6) GENERATED ALWAYS AS ROW END INVISIBLE,
+     PERIOD FOR SYSTEM_TIME (rs, re)) WITH SYSTEM VERSIONING`,
+  "CREATE TABLE zoo.en (id INT PRIMARY KEY, e ENUM('', 'a', 'b'), f ENUM('a', '', 'b'))",
+  'CREATE TABLE zoo.uu (id INT PRIMARY KEY, u UUID, i4 INET4, i6 INET6)',
+  'CREATE TABLE zoo.plain (id INT PRIMARY KEY)',
+  'CREATE TABLE bad.g1 (id INT PRIMARY KEY, p POINT)',
+  'CREATE TABLE bad.g2 (id INT PRIMARY KEY, l LINESTRING, q POLYGON)',
+];
+
+/** History-producing changes on a versioned table, each its own transaction (distinct timestamps). */
+async function churn(c: mysql.Connection, table: string, base: number): Promise<void> {
+  for (let i = 0; i < 6; i++) await c.query(`INSERT INTO zoo.${table} (id, v) VALUES (?, ?)`, [base + i, `${i}`]);
+  await c.query(`UPDATE zoo.${table} SET v = CONCAT(v, 'u') WHERE id < ?`, [base + 3]);
+  await c.query(`UPDATE zoo.${table} SET v = CONCAT(v, 'w') WHERE id = ?`, [base]);
+  await c.query(`DELETE FROM zoo.${table} WHERE id = ?`, [base + 4]);
+  await c.query(`REPLACE INTO zoo.${table} (id, v) VALUES (?, 'r')`, [base + 5]);
+  await c.query(`INSERT INTO zoo.${table} (id, v) VALUES (?, 'd') ON DUPLICATE KEY UPDATE v = 'dup'`, [base + 1]);
+}
+
+/** Every row of a table, history included for versioned ones, with ENUM indexes, as comparable text. */
+async function contents(c: mysql.Connection, table: string): Promise<string[]> {
+  const [[k]] = (await c.query(
+    'SELECT table_type AS k FROM information_schema.tables WHERE table_schema = ? AND table_name = ?',
+    ['zoo', table],
+  )) as unknown as [Rows];
+  const versioned = k?.['k'] === 'SYSTEM VERSIONED';
+  const [cols] = await c.query<Rows>(
+    'SELECT column_name AS n, data_type AS d FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position',
+    ['zoo', table],
+  );
+  const list = cols.map((x) => {
+    const n = `\`${String(x['n'])}\``;
+    return x['d'] === 'enum' ? `CONCAT(${n} + 0, ':', ${n})` : `HEX(${n})`;
+  });
+  if (versioned && !cols.some((x) => x['n'] === 'rs')) list.push('row_start', 'row_end');
+  if (versioned && cols.some((x) => x['n'] === 'rs')) list.push('rs', 're'); // invisible: not in SELECT *
+  const [rows] = await c.query<Rows>({
+    sql: `SELECT ${list.join(', ')} FROM zoo.${table}${versioned ? ' FOR SYSTEM_TIME ALL' : ''} ORDER BY 1, ${list.length}`,
+    rowsAsArray: true,
+  });
+  return (rows as unknown as unknown[][]).map((r) => r.map((v) => (v === null ? 'NULL' : String(v))).join('|'));
+}
+
+async function verifyJson(extra: string[] = []): Promise<{
+  code: number | null;
+  out: {
+    equal: boolean;
+    targets: {
+      tables: {
+        schema: string;
+        table: string;
+        equal: boolean;
+        columnsDiffer?: string;
+        differences: { key: string; kind: string }[];
+      }[];
+    }[];
+  };
+}> {
+  const r = await runCli(['verify', '-c', t.config, '--json', '--wait-seconds', '30', ...extra], { timeoutMs: 90_000 });
+  const last = r.stdout.trim().split('\n').pop() ?? '';
+  if (!last.startsWith('{')) throw new Error(`verify exited ${r.code}: ${r.stdout}\n${r.stderr}`);
+  return { code: r.code, out: JSON.parse(last) };
+}
+
+beforeAll(async () => {
+  t = await createTopology({ name: NAME, sourcePort: SRC_PORT, replicaPort: REP_PORT, include: ['zoo.*'] });
+  src = await admin(SRC_PORT);
+  rep = await admin(REP_PORT);
+  for (const s of SETUP) await src.query(s);
+  // Before the baseline: history, ENUM index 0 next to '' members, UUID/INET values.
+  await churn(src, 'hist', 100);
+  await churn(src, 'hist2', 100);
+  await src.query("SET SESSION sql_mode = ''");
+  await src.query("INSERT INTO zoo.en VALUES (1, 'zzz', 'zzz'), (2, '', ''), (3, 'a', 'b'), (4, NULL, NULL)");
+  await src.query(
+    "INSERT INTO zoo.uu VALUES (1, UUID(), '10.0.0.1', '::ffff:1.2.3.4'), (2, '123e4567-e89b-12d3-a456-426655440000', '255.255.255.255', 'fe80::1')",
+  );
+  child = startRun(t.config);
+  await caughtUpWhileRunning(t, child, 90_000);
+}, 180_000);
+
+afterAll(async () => {
+  child?.kill('SIGTERM');
+  if (child) await exited(child);
+  await src?.end();
+  await rep?.end();
+  stopInstance(`${NAME}src`);
+  stopInstance(`${NAME}rep`);
+});
+
+describe('system-versioned tables', () => {
+  it('are replicated with their history, from the baseline and from the stream, and verified', async () => {
+    await churn(src, 'hist', 200);
+    await churn(src, 'hist2', 200);
+    await src.query('CREATE TABLE zoo.hist3 (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL) WITH SYSTEM VERSIONING');
+    await churn(src, 'hist3', 300);
+    await src.query('SET SESSION system_versioning_insert_history = 1');
+    await src.query(
+      "INSERT INTO zoo.hist3 (id, v, row_start, row_end) VALUES (900, 'old', '2001-01-01 00:00:00', '2002-01-01 00:00:00'), " +
+        "(901, 'older', '2000-01-01 00:00:00', '2001-01-01 00:00:00')",
+    );
+    await src.query('SET SESSION system_versioning_insert_history = 0');
+    // A history purge on the source (row_end < cutoff on every server: same history, same rows).
+    await src.query('DELETE HISTORY FROM zoo.hist3 BEFORE SYSTEM_TIME TIMESTAMP ?', ['2001-06-01 00:00:00']);
+    await caughtUpWhileRunning(t, child, 60_000);
+    for (const table of ['hist', 'hist2', 'hist3']) {
+      const a = await contents(src, table);
+      expect(a.length, table).toBeGreaterThan(6); // history rows are there
+      expect(await contents(rep, table), table).toEqual(a);
+    }
+    const v = await verifyJson();
+    const names = v.out.targets[0]?.tables.map((x) => x.table) ?? [];
+    expect(names).toEqual(expect.arrayContaining(['hist', 'hist2', 'hist3', 'en', 'uu', 'plain']));
+    expect(v.out.equal, JSON.stringify(v.out)).toBe(true);
+    expect(v.code).toBe(0);
+  }, 120_000);
+
+  it('verify sees a history row that differs', async () => {
+    // The replica loses one history row: current rows are still equal, the history is not.
+    await rep.query("DELETE HISTORY FROM zoo.hist BEFORE SYSTEM_TIME TIMESTAMP '2100-01-01 00:00:00'");
+    const v = await verifyJson(['--table', 'zoo.hist']);
+    expect(v.out.equal).toBe(false);
+    expect(v.code).toBe(3);
+    const tr = v.out.targets[0]?.tables[0];
+    expect(tr?.differences.some((d) => d.kind === 'missing' && d.key.includes('row_end='))).toBe(true);
+  }, 60_000);
+});
+
+describe('verify and tables on one side only', () => {
+  it('lists a table missing on either side as a difference, never EQUAL', async () => {
+    await rep.query('DROP TABLE zoo.plain');
+    await rep.query('CREATE TABLE zoo.replica_only (id INT PRIMARY KEY)');
+    const v = await verifyJson();
+    expect(v.out.equal).toBe(false);
+    expect(v.code).toBe(3);
+    const by = new Map(v.out.targets[0]?.tables.map((x) => [x.table, x]));
+    expect(by.get('plain')?.columnsDiffer).toBe('table not found on the replica');
+    expect(by.get('replica_only')?.columnsDiffer).toBe('table not found on the source');
+    await rep.query('DROP TABLE zoo.replica_only');
+    await rep.query('CREATE TABLE zoo.plain (id INT PRIMARY KEY)');
+  }, 60_000);
+});
+
+describe('ENUM index 0', () => {
+  it('stays index 0 (baseline and stream), and verify tells it from a "" member', async () => {
+    await src.query("SET SESSION sql_mode = ''");
+    await src.query("INSERT INTO zoo.en VALUES (5, 'nope', 'nope'), (6, '', '')");
+    await src.query("UPDATE zoo.en SET e = 'bad', f = 'bad' WHERE id = 3");
+    await src.query("UPDATE zoo.en SET e = 'b' WHERE id = 1");
+    await caughtUpWhileRunning(t, child, 60_000);
+    const a = await contents(src, 'en');
+    expect(a).toContain('1|3:b|0:'); // index 0 → 'b' by an update
+    expect(a).toContain('2|1:|2:'); // the '' members
+    expect(a).toContain('3|0:|0:'); // an update to an invalid value: index 0 in both columns
+    expect(a).toContain('5|0:|0:');
+    expect(a).toContain('6|1:|2:');
+    expect(await contents(rep, 'en')).toEqual(a);
+    expect((await verifyJson(['--table', 'zoo.en'])).out.equal).toBe(true);
+    // The replica's '' member (index 1) becomes index 0: the text is the same, verify must still see it.
+    await rep.query("SET SESSION sql_mode = ''");
+    await rep.query('UPDATE zoo.en SET e = 0 WHERE id = 6');
+    const v = await verifyJson(['--table', 'zoo.en']);
+    expect(v.out.equal).toBe(false);
+    expect(v.out.targets[0]?.tables[0]?.differences).toEqual([
+      expect.objectContaining({ key: 'id=6', kind: 'changed' }),
+    ]);
+    await rep.query("UPDATE zoo.en SET e = '' WHERE id = 6");
+  }, 90_000);
+});
+
+describe('UUID/INET and unsupported types', () => {
+  it('UUID/INET4/INET6 come through the baseline and the stream exactly', async () => {
+    await src.query(
+      "INSERT INTO zoo.uu VALUES (3, UUID(), '192.168.1.1', '2001:db8::ff00:42:8329'), (4, 'ffffffff-ffff-ffff-ffff-ffffffffffff', '0.0.0.0', '::')",
+    );
+    await src.query("UPDATE zoo.uu SET i4 = '1.1.1.1' WHERE id = 1");
+    await caughtUpWhileRunning(t, child, 60_000);
+    const a = await contents(src, 'uu');
+    expect(a).toHaveLength(4);
+    expect(await contents(rep, 'uu')).toEqual(a);
+    expect((await verifyJson(['--table', 'zoo.uu'])).out.equal).toBe(true);
+  }, 60_000);
+
+  it('a baseline refusing tables names every unfit table in one error', async () => {
+    // A second pipeline over the same servers, capturing only `bad` (its own journal and source name).
+    const cfg = join(t.dir, 'bad.yaml');
+    writeFileSync(
+      cfg,
+      readFileSync(t.config, 'utf8')
+        .replace('include: ["zoo.*"]', 'include: ["bad.*"]')
+        .replace(`name: ${NAME}\n`, 'name: hEbad\n')
+        .replace('dir: ./journal', 'dir: ./journal-bad')
+        .replace('file: ./tidemark.log', 'file: ./bad.log'),
+    );
+    const r = await runCli(['run', '-c', cfg], { timeoutMs: 60_000 });
+    expect(r.code).not.toBe(0);
+    const said = r.stderr + readFileSync(join(t.dir, 'bad.log'), 'utf8');
+    expect(said).toMatch(/bad\.g1 \(p point\); bad\.g2 \(l linestring, q polygon\)/);
+    expect(said).toMatch(/source\.exclude: \[\\?"bad\.g1\\?", \\?"bad\.g2\\?"\]/);
+  }, 90_000);
+});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { canSelectSchema, likeMatch, parseGrants } from './grants.ts';
-import { evaluatePrerequisites, prerequisiteError, type ServerFacts } from './prerequisites.ts';
+import { evaluatePrerequisites, prerequisiteError, runtimeBinlogProblems, type ServerFacts } from './prerequisites.ts';
 
 const CAP_GRANTS = [
   "GRANT SELECT, REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR ON *.* TO `tidemark_cap`@`127.0.0.1` IDENTIFIED BY PASSWORD '*2B3FF1EAD94E728B80EEC7C8D31F180D1A085246'",
@@ -106,5 +106,30 @@ describe('evaluatePrerequisites', () => {
     expect(failures).toHaveLength(3);
     expect(failures[2]).toMatch(/lacks RELOAD/);
     expect(evaluatePrerequisites(f, { ...opts, baselineDue: false })).toHaveLength(2);
+  });
+});
+
+describe('runtimeBinlogProblems (re-check while streaming)', () => {
+  const ep = { host: 'db', port: 3306, user: 'cap' };
+  it('names binlog_format and binlog_row_image when they changed, nothing when fit', () => {
+    expect(
+      runtimeBinlogProblems(
+        new Map([
+          ['binlog_format', 'ROW'],
+          ['binlog_row_image', 'FULL'],
+        ]),
+        ep,
+      ),
+    ).toEqual([]);
+    const p = runtimeBinlogProblems(
+      new Map([
+        ['binlog_format', 'MIXED'],
+        ['binlog_row_image', 'MINIMAL'],
+      ]),
+      ep,
+    );
+    expect(p).toHaveLength(2);
+    expect(p[0]).toMatch(/binlog_format is MIXED on db:3306 .*STATEMENT_DML.*SET GLOBAL binlog_format=ROW/);
+    expect(p[1]).toMatch(/binlog_row_image is MINIMAL on db:3306 .*SET GLOBAL binlog_row_image=FULL/);
   });
 });

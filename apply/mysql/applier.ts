@@ -93,6 +93,12 @@ interface Group {
   target: AppliedState | null;
 }
 
+/** What the applier knows of a replica table: generated columns, and the period of a system-versioned one. */
+interface TableMeta {
+  readonly skip: ReadonlySet<string>;
+  readonly period: SystemPeriod | null;
+}
+
 export class MysqlApplier {
   readonly #opts: MysqlApplierOptions;
   readonly #log: Logger;
@@ -104,7 +110,8 @@ export class MysqlApplier {
   #ddlPending: bigint | null = null;
   #hold: string | null = null;
   #queries = 0;
-  #generated = new Map<string, ReadonlySet<string>>();
+  /** Per replica table: generated columns (never written) and, for a system-versioned table, its period. */
+  #generated = new Map<string, TableMeta>();
   /** Cascading foreign keys of the replica (read on the first update/delete, dropped after DDL and on reconnect). */
   readonly #fkCache = new FkCache(async (sql) => (await this.#q('meta', sql)) as Record<string, unknown>[]);
   #fks: FkIndex | null = null;
@@ -486,13 +493,20 @@ export class MysqlApplier {
     return res;
   }
 
-  async #generatedColumns(schema: string, table: string): Promise<ReadonlySet<string>> {
+  async #generatedColumns(schema: string, table: string): Promise<TableMeta> {
     const k = JSON.stringify([schema, table]);
     let s = this.#generated.get(k);
     if (!s) {
       try {
         const rows = (await this.#q('meta', generatedColumnsSql(schema, table))) as { name: unknown }[];
-        s = new Set(rows.map((r) => String(r.name)));
+        const type = (await this.#q('meta', tableTypeSql(schema, table))) as { k: unknown }[];
+        let period: SystemPeriod | null = null;
+        if (type[0]?.k === 'SYSTEM VERSIONED') {
+          const created = (await this.#q('meta', `SHOW CREATE TABLE ${qualified(schema, table)}`)) as unknown[];
+          const text = Object.values((created[0] ?? {}) as Record<string, unknown>)[1];
+          period = systemPeriodOf(String(text)) ?? IMPLICIT_PERIOD;
+        }
+        s = { skip: new Set(rows.map((r) => String(r.name))), period };
       } catch (err) {
         throw wrapDbError(err, 'reading replica column metadata', { schema, table });
       }

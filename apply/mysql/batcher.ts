@@ -36,7 +36,6 @@ import {
   sqlBytes,
   tuple,
 } from './sql.ts';
-
 import {
   deleteHistorySql,
   ImpliedHistory,
@@ -60,6 +59,7 @@ function setStatement(vars: readonly string[]): string {
 function writesEnumZero(row: readonly Value[], cols: readonly Column[], idx: readonly number[]): boolean {
   return idx.some((i) => row[i] === 0n && cols[i]!.type === 'enum');
 }
+
 export type NoPrimaryKey = 'full-row' | 'refuse';
 
 export interface BatcherOptions {
@@ -121,9 +121,9 @@ interface Shape {
   readonly keyCols: readonly Column[];
   readonly head: string;
   readonly fkChecksOff: boolean;
-}
   /** Period columns of a system-versioned table. */
   readonly period: PeriodIdx | null;
+}
 
 export class StatementBatcher {
   readonly #maxBytes: number;
@@ -135,12 +135,12 @@ export class StatementBatcher {
   #seqs: bigint[] = [];
   #keys: (readonly Value[])[] = [];
   #seen = new Set<string>();
-
   /** Some pending insert row writes ENUM index 0: the statement runs without strict mode. */
   #enumZero = false;
   /** Rows of a pending DELETE HISTORY. */
   #history: (readonly Value[])[] = [];
   readonly #implied = new ImpliedHistory();
+
   constructor(opts: BatcherOptions) {
     this.#opts = opts;
     this.#maxBytes = opts.maxBytes ?? 4 * 1024 * 1024;
@@ -156,8 +156,8 @@ export class StatementBatcher {
   reset(): void {
     this.#shape = null;
     this.#clear();
-  }
     this.#implied.clear();
+  }
 
   /**
    * Adds every row of `entry`; yields each statement that became full along the way (the caller executes it
@@ -178,11 +178,11 @@ export class StatementBatcher {
     this.#shape = shape;
     let seq = entry.seq;
     for (const r of entry.rows) {
-      const part = this.#rowSql(shape, r, seq);
       if (shape.period && shape.op === 'insert' && this.#impliedRow(shape, r.after)) {
         seq++; // the replica wrote this history row itself when it applied the update
         continue;
       }
+      const part = this.#rowSql(shape, r, seq);
       const key = this.#keyOf(shape, r, seq);
       const dupKey = shape.kind === 'delete-in' ? part : null;
       const extra = sqlBytes(part) + 1;
@@ -197,9 +197,9 @@ export class StatementBatcher {
         this.#shape = shape;
       }
       this.#parts.push(part);
-      this.#bytes += extra;
       if (shape.kind === 'insert' && writesEnumZero(r.after!, shape.cols, shape.writeIdx)) this.#enumZero = true;
       if (shape.kind === 'history') this.#history.push(r.before!);
+      this.#bytes += extra;
       this.#seqs.push(seq);
       this.#keys.push(key);
       if (dupKey !== null) this.#seen.add(dupKey);
@@ -241,9 +241,9 @@ export class StatementBatcher {
     this.#seqs = [];
     this.#keys = [];
     this.#seen = new Set();
-  }
     this.#enumZero = false;
     this.#history = [];
+  }
 
   /** An insert of a history row the replica already wrote (consumed if so). */
   #impliedRow(s: Shape, after: readonly Value[] | null): boolean {
@@ -270,8 +270,8 @@ export class StatementBatcher {
         { code: 'APPLY_NO_PK', retriable: false, context: where },
       );
     }
-    const writeIdx: number[] = [];
     const pIdx = period ? periodIdx(e.schema, e.table, cols, period, e.seq) : null;
+    const writeIdx: number[] = [];
     for (let i = 0; i < cols.length; i++) {
       const isPeriod = pIdx !== null && (i === pIdx.start || i === pIdx.end);
       // Period columns are written by inserts only (system_versioning_insert_history), never SET by an update.
@@ -302,8 +302,8 @@ export class StatementBatcher {
       e.pk,
       writeIdx,
       e.fkChecksOff === true,
-    ]);
       pIdx,
+    ]);
     return {
       sig,
       kind,
@@ -316,8 +316,8 @@ export class StatementBatcher {
       keyCols,
       head,
       fkChecksOff: e.fkChecksOff === true,
-    };
       period: pIdx,
+    };
   }
 
   #image(s: Shape, img: readonly Value[] | null, which: 'before' | 'after', seq: bigint): readonly Value[] {

@@ -217,3 +217,30 @@ describe('commit times', () => {
     expect(times).toEqual([1_700_000_001_500_000n, 1_700_000_001_500_000n, 1_700_000_003_000_000n]);
   });
 });
+
+describe('temporary tables (MIXED format logs their statements)', () => {
+  it('ignores statement-logged DML on a temporary table of the same session, not of another', () => {
+    const q = (sql: string, end: number, threadId: number): BinlogItem => ({
+      type: 'query',
+      schema: 'app',
+      sql,
+      timestampMs: 1_700_000_001_000,
+      endOffset: BigInt(end),
+      threadId,
+    });
+    const a = asm();
+    const out = feedAll(a, [
+      gtid(10, 150, { standalone: true }),
+      q('CREATE TEMPORARY TABLE tmp (id INT)', 200, 7),
+      gtid(11, 250),
+      q('INSERT INTO tmp VALUES (1)', 300, 7),
+      q('COMMIT', 350, 7),
+    ]);
+    expect(out).toEqual([]);
+    expect(a.position.binlog.offset).toBe(350n);
+    a.feed(gtid(12, 400));
+    expect(() => a.feed(q('INSERT INTO tmp VALUES (1)', 450, 8))).toThrow(
+      /STATEMENT|statement-logged INSERT on app\.tmp/,
+    );
+  });
+});

@@ -25,6 +25,7 @@ import type { Column, CommitEntry, DdlEntry, RowImage, RowOp, RowsEntry } from '
 import { TidemarkError } from '../../record/errors.ts';
 import { classifyStatement, type StatementClass, type TableRef } from './ddl.ts';
 import { restrictDdl } from './ddl-rewrite.ts';
+import { TemporaryTables } from './dml.ts';
 import { statementDmlError, xaIncludedError, xidOfStatement } from './statement-errors.ts';
 import type { TableFilter } from './filter.ts';
 
@@ -49,6 +50,8 @@ export type BinlogItem =
       readonly sql: string;
       readonly timestampMs: number;
       readonly endOffset: bigint;
+      /** The session that ran it (temporary tables are per session). */
+      readonly threadId?: number;
     }
   | { readonly type: 'xid'; readonly timestampMs: number; readonly endOffset: bigint }
   | { readonly type: 'xa-prepare'; readonly endOffset: bigint }
@@ -147,6 +150,7 @@ export class TransactionAssembler {
   private seq: bigint;
   private pendingGtid: { gtid: string; standalone: boolean | null; xa: false | 'prepare' | 'complete' } | null = null;
   private lastCommitTimeUs: bigint;
+  private readonly temps = new TemporaryTables();
   private tx: OpenTx | null = null;
   private replay: PartialTx | null;
 
@@ -255,6 +259,7 @@ export class TransactionAssembler {
       case 'dml':
         return this.onDml(cls, item, start);
       case 'other': {
+        this.temps.track(item.sql, item.schema, item.threadId);
         this.opts.onSkippedStatement?.(cls.statement, item.schema);
         // Outside a transaction the statement is a group of its own; inside one (SAVEPOINT…) it changes nothing.
         return !this.tx || this.tx.standalone ? this.endGroup(item.endOffset, item.timestampMs) : [];
@@ -306,7 +311,8 @@ export class TransactionAssembler {
     start: bigint,
   ): AssemblerOutput[] {
     const f = this.opts.filter;
-    const hit = cls.tables.filter((t) => f.includesTable(t.schema, t.table));
+    // Temporary tables (statement-logged in MIXED format) are the session's own: never captured.
+    const hit = cls.tables.filter((t) => f.includesTable(t.schema, t.table) && !this.temps.has(item.threadId, t));
     if (hit.length > 0 || (cls.unknownTarget && item.schema !== '' && f.includesSchema(item.schema))) {
       const gtid = this.tx?.gtid ?? this.pendingGtid?.gtid ?? null;
       throw statementDmlError({

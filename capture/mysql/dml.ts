@@ -9,7 +9,7 @@
  * cannot be told (a logged SELECT/DO/CALL runs a stored function with side effects) report `unknownTarget`; the
  * assembler then treats them as touching included tables when the default schema is included. Pure.
  */
-import type { Cursor, StatementClass, TableRef } from './ddl.ts';
+import { Cursor, type StatementClass, type TableRef, tokenize } from './ddl.ts';
 
 type DmlClass = Extract<StatementClass, { kind: 'dml' }>;
 
@@ -154,4 +154,50 @@ export function classifyDml(head: string, c: Cursor, defaultSchema: string): Dml
     default:
       return null;
   }
+}
+
+/**
+ * Temporary tables per session, from the CREATE/DROP TEMPORARY TABLE statements MIXED/STATEMENT format logs (with
+ * the session's thread id), so statement-logged DML on a temporary table that shares a name pattern with included
+ * tables is not taken for a change to them. Knowledge starts with the stream: a temporary table created before
+ * the stream's start position is not known (DML on it then stops capture like DML on a real table would).
+ */
+export class TemporaryTables {
+  private readonly byThread = new Map<number, Set<string>>();
+
+  /** Notes a CREATE/DROP TEMPORARY TABLE statement; other statements are ignored. */
+  track(sql: string, defaultSchema: string, threadId: number | undefined): void {
+    if (threadId === undefined) return;
+    const c = new Cursor(tokenize(sql));
+    const create = c.accept('CREATE');
+    if (!create && !c.accept('DROP')) return;
+    if (create) c.accept('OR', 'REPLACE');
+    if (!c.accept('TEMPORARY') || !(c.accept('TABLE') || c.accept('TABLES'))) return;
+    c.accept('IF', 'NOT', 'EXISTS') || c.accept('IF', 'EXISTS');
+    const names: string[] = [];
+    for (let t = c.tableName(defaultSchema); t; t = c.acceptPunct(',') ? c.tableName(defaultSchema) : undefined) {
+      names.push(key(t));
+      if (create) break;
+    }
+    let set = this.byThread.get(threadId);
+    if (create) {
+      if (!set) {
+        if (this.byThread.size >= 10_000) this.byThread.clear(); // bounded; forgetting only risks a loud stop
+        set = new Set();
+        this.byThread.set(threadId, set);
+      }
+      for (const n of names) set.add(n);
+    } else if (set) {
+      for (const n of names) set.delete(n);
+      if (set.size === 0) this.byThread.delete(threadId);
+    }
+  }
+
+  has(threadId: number | undefined, t: TableRef): boolean {
+    return threadId !== undefined && (this.byThread.get(threadId)?.has(key(t)) ?? false);
+  }
+}
+
+function key(t: TableRef): string {
+  return `${t.schema}\u0000${t.table}`;
 }

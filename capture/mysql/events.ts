@@ -167,7 +167,14 @@ export class EventDecoder {
   }
 
   onQuery(ev: QueryEvent): BinlogItem {
-    return { type: 'query', schema: ev.schema, sql: ev.query, timestampMs: ev.timestamp, endOffset: endOffset(ev) };
+    return {
+      type: 'query',
+      schema: ev.schema,
+      sql: ev.query,
+      timestampMs: ev.timestamp,
+      endOffset: endOffset(ev),
+      threadId: ev.slaveProxyId,
+    };
   }
 
   onXid(ev: XidEvent): BinlogItem {

@@ -8,6 +8,7 @@
  * changes nothing; an undo of a parent change that cascaded nothing (no referenced column changed) still works.
  */
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Checksums, schemaChecksums } from '../fixtures/checksums.ts';
@@ -50,6 +51,12 @@ async function verifyEqual(): Promise<void> {
 
 beforeAll(async () => {
   t = await createTopology({ name: NAME, sourcePort: SRC_PORT, replicaPort: REP_PORT, include: ['fk.*'] });
+  // source.admin: the account undo uses on the source itself.
+  const cfg = readFileSync(t.config, 'utf8');
+  writeFileSync(
+    t.config,
+    cfg.replace(/(\n {2}server_id: .*\n)/, '$1  admin:\n    user: root\n    password: tidemark-root\n'),
+  );
   src = await admin(SRC_PORT);
   await src.query('CREATE DATABASE fk');
   await src.query('CREATE TABLE fk.parent (id INT PRIMARY KEY, name VARCHAR(20) NOT NULL)');
@@ -145,6 +152,26 @@ it('a source session with foreign_key_checks = 0 cascades nothing, and neither d
   try {
     const [rows] = await r.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM fk.child WHERE pid IN (5, 20)');
     expect(Number(rows[0]?.['n'])).toBe(5);
+  } finally {
+    await r.end();
+  }
+}, 120_000);
+
+it('an undo on the source runs with checks off: the parent goes, its new child stays, on the replica too', async () => {
+  const ins = await tx("INSERT INTO fk.parent VALUES (50, 'p50')");
+  await tx("INSERT INTO fk.child VALUES (60, 50, 'c60')");
+  await caughtUpWhileRunning(t, run, 60_000);
+  const u = await cli('undo', '--target', NAME, '--tx', ins, '--yes');
+  expect(u.stderr).toBe('');
+  expect(u.code).toBe(0);
+  await caughtUpWhileRunning(t, run, 60_000);
+  await verifyEqual();
+  const r = await admin(REP_PORT);
+  try {
+    const [rows] = await r.query<mysql.RowDataPacket[]>(
+      'SELECT (SELECT COUNT(*) FROM fk.parent WHERE id = 50) AS p, (SELECT COUNT(*) FROM fk.child WHERE id = 60) AS c',
+    );
+    expect([Number(rows[0]?.['p']), Number(rows[0]?.['c'])]).toEqual([0, 1]);
   } finally {
     await r.end();
   }

@@ -100,7 +100,7 @@ export async function checkWindowCascades(
   server: string,
 ): Promise<void> {
   const top = ctx.index.txContaining(hi);
-  if (!top || hi <= lo) return;
+  if (fks.empty || !top || hi <= lo) return;
   for (const tx of ctx.index.iterateTxs({ afterSeq: lo, uptoSeq: top.commitSeq, order: 'desc' })) {
     for (const ref of ctx.index.entriesOf(tx.commitSeq)) {
       if (ref.kind !== 'rows' || ref.op === 'insert' || ref.op === 'ddl') continue;
@@ -128,6 +128,7 @@ export async function checkTxCascades(
   keep: (tx: TxInfo, e: RowsEntry, row: number) => boolean,
   server: string,
 ): Promise<void> {
+  if (fks.empty) return;
   for (const tx of txs) {
     for (const ref of ctx.index.entriesOf(tx.commitSeq)) {
       if (ref.kind !== 'rows' || ref.op === 'insert' || ref.op === 'ddl') continue;

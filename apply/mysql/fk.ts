@@ -98,6 +98,11 @@ export class FkIndex {
     }
   }
 
+  /** No cascading constraint at all. */
+  get empty(): boolean {
+    return this.#byParent.size === 0;
+  }
+
   /** Constraints whose `op` on a row of schema.table changes child rows (cascade or SET NULL). */
   cascades(schema: string, table: string, op: 'insert' | 'update' | 'delete'): readonly CascadingFk[] {
     if (op === 'insert') return [];

@@ -6,9 +6,12 @@
  *      exactly that row, and is EQUAL once it is corrected by hand.
  *   2. Another duplicate, then `run --rebaseline`: the failed target jumps to the new baseline; verify EQUAL.
  *   3. The replica set read_only=1: run goes on and warns naming the target; apply resumes when it is writable.
+ *   4. The journal deleted while the replicas hold positions in it: the targets stop naming the recovery (before,
+ *      run ended, or — once the new journal passed the old position — applied it without its baseline), and
+ *      `tidemark skip --to-baseline` restarts them from the new journal's baseline.
  * Before the fix each of these ended `tidemark run` at the first apply error.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type mysql from 'mysql2/promise';
@@ -226,5 +229,32 @@ describe('a failed target', () => {
     expect((await targetDoc('replica')).apply?.state).toBe('ok');
     const v = await verify('replica');
     expect(v.code, v.out).toBe(0);
+  }, 120_000);
+
+  it('a deleted journal stops the targets naming the recovery; skip --to-baseline restarts them', async () => {
+    run.kill('SIGTERM');
+    await exited(run);
+    await src.query("INSERT INTO hc.t VALUES (400, 'while stopped')");
+    rmSync(join(t.dir, 'journal'), { recursive: true, force: true });
+    run = startRun(t.config);
+    await waitFor('replica failed on the new journal', async () => {
+      const doc = await status();
+      const d = doc.targets.find((x) => x.name === 'replica');
+      return doc.journal.head !== null && d?.apply?.state === 'failed';
+    });
+    const d = await targetDoc('replica');
+    expect(d.error).toMatch(/does not match journal .*: the journal was deleted or replaced/);
+    expect(d.error).toMatch(/tidemark skip --target replica --to-baseline/);
+    for (const name of ['replica', 'second']) {
+      const out = await cliOk(t.config, ['skip', '--target', name, '--to-baseline', '--reason', 'journal lost']);
+      expect(out).toMatch(/moved to the baseline starting at journal LSN 1 /);
+    }
+    await waitFor('both targets current from the new journal', async () => {
+      return (await caughtUp(REP_PORT)) && (await caughtUp(REP2_PORT));
+    });
+    for (const name of ['replica', 'second']) {
+      const v = await verify(name);
+      expect(v.code, v.out).toBe(0);
+    }
   }, 120_000);
 });

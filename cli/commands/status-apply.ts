@@ -58,8 +58,8 @@ export function applyLines(a: ApplyStatus): string[] {
   out.push(`  applier   ${a.applier_pid !== null ? `tidemark run (pid ${a.applier_pid})` : 'no tidemark run applies'}`);
   if (a.state === 'ok') return out;
   const label = a.state === 'failed' ? 'FAILED' : 'WAITING';
-  const when = a.stale ? ` (reported by a process that is gone, since ${a.since})` : ` since ${a.since}`;
-  out.push(`  ${label.padEnd(9)} ${a.error}${when}`);
+  const gone = a.stale ? ' (reported by a tidemark run that is gone)' : '';
+  out.push(`  ${label.padEnd(9)} since ${a.since}${gone}: ${a.error}`);
   if (a.retry_at) out.push(`  retry     at ${a.retry_at}`);
   return out;
 }

@@ -244,3 +244,19 @@ describe('temporary tables (MIXED format logs their statements)', () => {
     );
   });
 });
+
+describe('CREATE TABLE … SELECT logged as a statement', () => {
+  it('stops on an included table (its rows are not in the binlog), skips it elsewhere', () => {
+    const a = asm();
+    a.feed(gtid(10, 150, { standalone: true }));
+    expect(() => a.feed(query('CREATE TABLE app.c2 SELECT id FROM app.t', 200))).toThrow(
+      /statement-logged CREATE TABLE … SELECT on app\.c2/,
+    );
+    const b = asm();
+    expect(feedAll(b, [gtid(10, 150, { standalone: true }), query('CREATE TABLE other.c SELECT 1', 200)])).toEqual([]);
+    expect(b.position.binlog.offset).toBe(200n);
+    const c = asm();
+    const out = feedAll(c, [gtid(10, 150), query('CREATE TABLE `app`.`c1` (\n  `a` int(1) NOT NULL\n)', 200)]);
+    expect(out[0]).toMatchObject({ kind: 'ddl' });
+  });
+});

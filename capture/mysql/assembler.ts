@@ -25,7 +25,7 @@ import type { Column, CommitEntry, DdlEntry, RowImage, RowOp, RowsEntry } from '
 import { TidemarkError } from '../../record/errors.ts';
 import { classifyStatement, type StatementClass, type TableRef } from './ddl.ts';
 import { restrictDdl } from './ddl-rewrite.ts';
-import { TemporaryTables } from './dml.ts';
+import { isStatementCtas, TemporaryTables } from './dml.ts';
 import { statementDmlError, xaIncludedError, xidOfStatement } from './statement-errors.ts';
 import type { TableFilter } from './filter.ts';
 
@@ -266,6 +266,16 @@ export class TransactionAssembler {
       }
       case 'table-ddl':
       case 'database-ddl': {
+        // CREATE TABLE … SELECT logged as a statement (MIXED/STATEMENT; ROW logs the definition and the rows).
+        if (cls.kind === 'table-ddl' && cls.statement === 'CREATE TABLE' && isStatementCtas(item.sql)) {
+          const ctas = {
+            kind: 'dml',
+            statement: 'CREATE TABLE … SELECT',
+            tables: cls.tables,
+            unknownTarget: false,
+          } as const;
+          return this.onDml(ctas, item, start);
+        }
         const tx = this.tx ?? this.openTx(true, start);
         const included =
           cls.kind === 'table-ddl'

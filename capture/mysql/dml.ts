@@ -89,6 +89,25 @@ function hasTopLevelSelect(c: Cursor): boolean {
   return false;
 }
 
+/**
+ * Is this CREATE TABLE … SELECT as a statement? In ROW format the server logs the resulting definition (no
+ * SELECT) and the rows; a top-level SELECT in the logged text means the rows are not in the binlog.
+ */
+export function isStatementCtas(sql: string): boolean {
+  const toks = tokenize(sql);
+  let depth = 0;
+  for (const [i, t] of toks.entries()) {
+    if (t.t === 'punct' && t.v === '(') depth++;
+    else if (t.t === 'punct' && t.v === ')') depth--;
+    else if (t.t === 'word' && t.up === 'SELECT') {
+      // Top level, or first inside a top-level parenthesis (CREATE TABLE t (SELECT …)); never a definition.
+      const prev = toks[i - 1];
+      if (depth === 0 || (depth === 1 && prev?.t === 'punct' && prev.v === '(')) return true;
+    }
+  }
+  return false;
+}
+
 /** Consumes any of the given modifier keywords, in any order. */
 function skipWords(c: Cursor, ...words: string[]): void {
   for (let w = c.peekWord(); w !== undefined && words.includes(w); w = c.peekWord()) c.pos++;

@@ -26,6 +26,7 @@ import { indexEnabled, indexLoop } from '../run/index-loop.ts';
 import { startMetrics } from '../run/metrics.ts';
 import { primaryGuardLoop } from '../run/failover-primary.ts';
 import { promotableTarget } from '../run/failover-spec.ts';
+import { checkCaptureLock, lockAppliers, releaseAll } from '../run/run-locks.ts';
 import { readPromotion } from '../run/failover-state.ts';
 import { standbyMonitorLoop } from '../run/failover-standby.ts';
 import { controlledReceiveLoop, ReceiverWatch } from '../run/receive-loop.ts';
@@ -78,6 +79,28 @@ export async function runCommand(o: RunOptions): Promise<number> {
   const standbys = capture ? config.standbys : [];
   // A standby's receiver runs at its site (all of them without --site), unless only capture runs here.
   const receivers = o.only === 'capture' ? [] : config.standbys.filter((s) => atSite(s.name));
+  // A second run is refused here, naming the pid, before it connects anywhere or opens the metrics port.
+  if (capture) await checkCaptureLock(config.journal.dir);
+  const applyLocks = await lockAppliers(config, targets, log);
+  try {
+    return await runLocked(o, { capture, targets, standbys, receivers, primary });
+  } finally {
+    await releaseAll(applyLocks);
+  }
+}
+
+async function runLocked(
+  o: RunOptions,
+  roles: {
+    capture: boolean;
+    targets: Config['targets'][number][];
+    standbys: Config['standbys'];
+    receivers: Config['standbys'];
+    primary: boolean;
+  },
+): Promise<number> {
+  const { config, log } = o;
+  const { capture, targets, standbys, receivers, primary } = roles;
   if (capture) await preflight('source', config.source);
   for (const t of targets) await preflight(`target ${t.name}`, t);
 

@@ -1,14 +1,20 @@
 /**
- * The single-writer lock of a journal directory: a file `LOCK` holding the owner's pid, created with O_EXCL.
+ * The single-writer lock of a journal directory: a file `LOCK` holding the owner's pid, created with O_EXCL. The
+ * same mechanism guards other single-owner roles beside a journal (one applier per target, cli/run/run-locks.ts):
+ * `acquire(dir, log, { file, describe })`.
  *
- * A lock whose pid is no longer running is stale and is taken over: the stale file is removed only if it still
- * holds the pid we saw, then creation is retried. A lock held by a live pid is refused with an error naming the
- * pid. A lock with this process's own pid that no writer in this process holds is from an earlier process with
- * the same pid (usual after a container restart) and is stale too.
+ * A lock whose owner no longer runs is stale and is taken over: the stale file is removed only if it still holds
+ * the pid we saw, then creation is retried. "No longer runs" (pidState, Linux /proc): no such pid, or a zombie
+ * (state Z/X: killed but not yet reaped by its parent — usual in containers without an init). An owner that is
+ * exiting (SIGKILL pending, or the kernel's PF_EXITING flag) is waited for up to `waitDyingMs` (default 10 s).
+ * A lock held by a live pid is refused at once with an error naming the pid. A lock with this process's own pid
+ * that no writer in this process holds is from an earlier process with the same pid (usual after a container
+ * restart) and is stale too.
  *
  * Limits: pid reuse by an unrelated process can make a stale lock look live (refused, which is safe: delete the
  * file by hand); two writers starting at the same instant over the same stale lock can, in a narrow window, both
- * remove and recreate it; re-reading the file after creating it catches the common form of that race.
+ * remove and recreate it; re-reading the file after creating it catches the common form of that race. Without
+ * /proc (not Linux) a zombie owner looks live.
  */
 import { open, readFile, realpath, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -22,14 +28,75 @@ export const LOCK_FILE = 'LOCK';
  * process that had the same pid (containers restart with the same pids) and is stale. */
 const heldHere = new Set<string>();
 
-function isAlive(pid: number): boolean {
+/** PF_EXITING in /proc/<pid>/stat's flags field: the process is exiting. */
+const PF_EXITING = 0x4;
+/** SIGKILL's bit in /proc/<pid>/status SigPnd/ShdPnd masks. */
+const SIGKILL_BIT = 1n << 8n;
+
+export type PidState = 'alive' | 'dying' | 'gone';
+
+/** Parses /proc/<pid>/stat: the state letter and the flags (the command name may hold spaces and parentheses). */
+export function parseProcStat(text: string): { state: string; flags: number } | null {
+  const close = text.lastIndexOf(')');
+  if (close < 0) return null;
+  const f = text
+    .slice(close + 1)
+    .trim()
+    .split(/\s+/);
+  const state = f[0];
+  const flags = Number(f[6]);
+  if (!state || !Number.isFinite(flags)) return null;
+  return { state, flags };
+}
+
+/** Does /proc/<pid>/status show a SIGKILL pending (the process is about to exit)? */
+export function sigkillPending(statusText: string): boolean {
+  for (const m of statusText.matchAll(/^(?:SigPnd|ShdPnd):\s*([0-9a-fA-F]+)\s*$/gm)) {
+    if ((BigInt(`0x${m[1]}`) & SIGKILL_BIT) !== 0n) return true;
+  }
+  return false;
+}
+
+async function readProc(pid: number, file: string): Promise<string | null> {
+  try {
+    return await readFile(`/proc/${pid}/${file}`, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether `pid` still runs: 'gone' (no such process, or a zombie nobody reaped yet), 'dying' (exiting: it runs
+ * no more code of its own), or 'alive'.
+ */
+export async function pidState(pid: number): Promise<PidState> {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM: the process exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return 'gone';
   }
+  const stat = await readProc(pid, 'stat');
+  if (stat === null) return process.platform === 'linux' ? 'gone' : 'alive';
+  const st = parseProcStat(stat);
+  if (!st) return 'alive';
+  if (st.state === 'Z' || st.state === 'X' || st.state === 'x') return 'gone';
+  if ((st.flags & PF_EXITING) !== 0) return 'dying';
+  const status = await readProc(pid, 'status');
+  return status !== null && sigkillPending(status) ? 'dying' : 'alive';
+}
+
+const sleepMs = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Waits while `pid` is exiting (up to `maxMs`); returns its state then. */
+async function settle(pid: number, maxMs: number): Promise<PidState> {
+  const deadline = Date.now() + maxMs;
+  let st = await pidState(pid);
+  while (st === 'dying' && Date.now() < deadline) {
+    await sleepMs(50);
+    st = await pidState(pid);
+  }
+  return st;
 }
 
 async function readLockPid(path: string): Promise<{ text: string; pid: number | null } | null> {
@@ -43,6 +110,42 @@ async function readLockPid(path: string): Promise<{ text: string; pid: number | 
   }
 }
 
+export interface LockOptions {
+  /** The lock file's name in the directory (default LOCK, the journal writer's). */
+  readonly file?: string;
+  /** The refusal's message for a lock held by `whom` ("process 123"); default "journal DIR is locked by …". */
+  readonly describe?: (whom: string, path: string) => string;
+  /** How long to wait for an owner that is exiting (default 10 s). */
+  readonly waitDyingMs?: number;
+}
+
+const DEFAULT_WAIT_DYING_MS = 10_000;
+
+function refusal(dir: string, path: string, pid: number, whom: string, o: LockOptions): JournalLockedError {
+  const text = o.describe ? o.describe(whom, path) : `journal ${dir} is locked by ${whom} (${path})`;
+  return new JournalLockedError(text, { dir, pid });
+}
+
+/**
+ * Refuses at once (JournalLockedError naming the pid) when a live process other than this one holds the lock,
+ * after waiting for an exiting owner; does not take the lock. For a command that wants to fail before starting
+ * anything else (cli/commands/run.ts); the real acquisition later stays the arbiter.
+ */
+export async function checkLockFree(dir: string, o: LockOptions = {}): Promise<void> {
+  let path: string;
+  try {
+    path = join(await realpath(dir), o.file ?? LOCK_FILE);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  const held = await readLockPid(path);
+  if (!held || held.pid === null || held.pid === process.pid) return;
+  const st = await settle(held.pid, o.waitDyingMs ?? DEFAULT_WAIT_DYING_MS);
+  if (st === 'alive') throw refusal(dir, path, held.pid, `process ${held.pid}`, o);
+  if (st === 'dying') throw refusal(dir, path, held.pid, `process ${held.pid} (still exiting)`, o);
+}
+
 export class DirLock {
   readonly path: string;
   readonly pid: number;
@@ -53,8 +156,8 @@ export class DirLock {
     this.pid = pid;
   }
 
-  static async acquire(dir: string, log: Logger): Promise<DirLock> {
-    const path = join(await realpath(dir), LOCK_FILE);
+  static async acquire(dir: string, log: Logger, o: LockOptions = {}): Promise<DirLock> {
+    const path = join(await realpath(dir), o.file ?? LOCK_FILE);
     const me = process.pid;
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
@@ -75,20 +178,25 @@ export class DirLock {
       const held = await readLockPid(path);
       if (!held) continue;
       const ours = held.pid === me && heldHere.has(path);
-      if (held.pid !== null && (ours || (held.pid !== me && isAlive(held.pid)))) {
-        const whom = held.pid === me ? `this process (pid ${me}; another writer is open)` : `process ${held.pid}`;
-        throw new JournalLockedError(`journal ${dir} is locked by ${whom} (${path})`, { dir, pid: held.pid });
+      if (held.pid !== null && ours) {
+        throw refusal(dir, path, me, `this process (pid ${me}; another owner is open)`, o);
       }
-      // Stale (dead pid or unreadable content). Remove it only if it is still the file we judged.
+      if (held.pid !== null && held.pid !== me) {
+        const st = await settle(held.pid, o.waitDyingMs ?? DEFAULT_WAIT_DYING_MS);
+        if (st === 'alive') throw refusal(dir, path, held.pid, `process ${held.pid}`, o);
+        if (st === 'dying') throw refusal(dir, path, held.pid, `process ${held.pid} (still exiting)`, o);
+      }
+      // Stale (a pid that no longer runs, a zombie, or unreadable content). Remove it only if it is still the
+      // file we judged.
       const again = await readLockPid(path);
       if (again && again.text === held.text) {
-        log.warn({ dir, stalePid: held.pid }, 'journal: taking over a stale writer lock');
+        log.warn({ dir, lock: path, stalePid: held.pid }, 'taking over a stale lock');
         await unlink(path).catch((e: NodeJS.ErrnoException) => {
           if (e.code !== 'ENOENT') throw e;
         });
       }
     }
-    throw new TidemarkError(`journal ${dir}: could not acquire the writer lock ${path}`, {
+    throw new TidemarkError(`${dir}: could not acquire the lock ${path}`, {
       code: 'JOURNAL_LOCKED',
       retriable: true,
       context: { dir },

@@ -15,11 +15,13 @@ import {
 import { setHoldSql, type StoredPosition } from '../apply/mysql/position-table.ts';
 import { type MysqlEndpoint, openSession } from '../apply/mysql/session.ts';
 import { generatedColumnsSql } from '../apply/mysql/sql.ts';
+import { tableTypeSql } from '../apply/mysql/versioned.ts';
 import { readSource } from '../cli/commands/source.ts';
 import { journalDirOf } from '../cli/config-sites.ts';
+import { captureReach } from '../cli/run/capture-state.ts';
 import { type Config, withPassword } from '../cli/config.ts';
 import { sleep, TidemarkError } from '../record/errors.ts';
-import { compareBinlog, formatPosition } from '../record/position.ts';
+import { formatPosition } from '../record/position.ts';
 import { lastCommit } from '../ship/journal/index.ts';
 import { RollbackIndex } from './index/index.ts';
 
@@ -31,7 +33,10 @@ export interface RewindServer {
   readonly journalDir: string;
 }
 
-/** Resolves --target NAME: a configured target, or the source's own name (needs --yes and source.admin). */
+/**
+ * Resolves --target NAME: a configured target, or the source's own name (needs source.admin, and `yes`: --yes, or
+ * a dry run, which changes nothing).
+ */
 export function pickServer(config: Config, name: string, yes: boolean, command: string): RewindServer {
   const t = config.targets.find((x) => x.name === name);
   if (t) return { kind: 'target', name, endpoint: t, journalDir: journalDirOf(config, t) };
@@ -39,7 +44,7 @@ export function pickServer(config: Config, name: string, yes: boolean, command: 
     if (!yes) {
       throw new TidemarkError(
         `--target ${name} is the source: ${command} would change the primary itself (targets follow through ` +
-          'capture). Add --yes to do that',
+          'capture). Add --yes to do that (--dry-run shows the plan without it)',
         { code: 'USAGE' },
       );
     }
@@ -66,7 +71,11 @@ export function connect(s: RewindServer): Promise<mysql.Connection> {
   return openSession(s.endpoint, { apply: true, multipleStatements: true });
 }
 
-/** Cached generated-column lookup on the server (those columns are never written or compared). */
+/**
+ * Cached generated-column lookup on the server (those columns are never written or compared). Refuses a
+ * system-versioned table: its history records every version, so a change cannot be taken back (an undone insert
+ * would stay as a history row, and the period columns cannot be set back).
+ */
 export function generatedColumns(
   conn: mysql.Connection,
 ): (schema: string, table: string) => Promise<ReadonlySet<string>> {
@@ -75,6 +84,14 @@ export function generatedColumns(
     const k = JSON.stringify([schema, table]);
     let s = cache.get(k);
     if (!s) {
+      const [type] = await conn.query<mysql.RowDataPacket[]>(tableTypeSql(schema, table));
+      if (type[0]?.['k'] === 'SYSTEM VERSIONED') {
+        throw new TidemarkError(
+          `${schema}.${table} is a system-versioned table: its history cannot be taken back, so rewind, forward ` +
+            'and undo refuse it; choose a window without its changes, or use restore',
+          { code: 'UNSUPPORTED_VERSIONED', context: { schema, table } },
+        );
+      }
       const [rows] = await conn.query<mysql.RowDataPacket[]>(generatedColumnsSql(schema, table));
       s = new Set(rows.map((r) => String(r['name'])));
       cache.set(k, s);
@@ -136,11 +153,17 @@ export async function checkSourceCaptured(
     if (!read.position) throw new TidemarkError(`cannot read the source position: ${read.error}`, { code: 'CONNECT' });
     const server = read.position;
     const head = await lastCommit(config.journal.dir);
-    if (head && compareBinlog(head.position.binlog, server.binlog) >= 0) return;
+    // The journal's last commit reached the source's position, or a running capture read past it (the newest
+    // transactions may touch only tables it does not capture: cli/run/capture-state.ts).
+    const reach = await captureReach(config.journal.dir, server, head);
+    if (reach.caughtUp) return;
     if (Date.now() > deadline) {
+      const capture = reach.running
+        ? `capture has read up to ${reach.readPosition ? formatPosition(reach.readPosition) : 'nothing'}`
+        : 'capture is not running';
       throw new TidemarkError(
         `the journal is behind the source (journal at ${head ? formatPosition(head.position) : 'nothing'}, source ` +
-          `at ${formatPosition(server)}): run tidemark run (capture) until it catches up, then try again`,
+          `at ${formatPosition(server)}; ${capture}): run tidemark run (capture) until it catches up, then try again`,
         { code: 'REWIND_BEHIND', retriable: true },
       );
     }

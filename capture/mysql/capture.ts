@@ -89,7 +89,8 @@ export class MysqlCapture {
     return {
       phase: this.phase,
       position: this.writer.lastCommitted?.position ?? this.o.resume?.position ?? null,
-      readPosition: this.current?.position ?? this.writer.lastCommitted?.position ?? this.o.resume?.position ?? null,
+      readPosition:
+        this.current?.readPosition ?? this.writer.lastCommitted?.position ?? this.o.resume?.position ?? null,
       nextSeq: this.nextSeq,
       reconnects: this.reconnects,
       pauses: this.pastPauses + (this.current?.pauses ?? 0),

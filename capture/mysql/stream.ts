@@ -18,9 +18,9 @@
  * On failure the stream reports where to restart (`resumePoint`): the end of the last complete event group and,
  * if a transaction was cut after some of its entries reached the sink, that transaction as `replay`.
  */
-import ZongJi, { type AnyBinlogEvent } from '@vlasky/zongji';
+import ZongJi, { type AnyBinlogEvent, type HeartbeatEvent } from '@vlasky/zongji';
 import type { Logger } from 'pino';
-import { formatPosition, type MysqlPosition } from '../../record/position.ts';
+import { type BinlogPosition, compareBinlog, formatPosition, type MysqlPosition } from '../../record/position.ts';
 import { TidemarkError } from '../../record/errors.ts';
 import { type BinlogItem, type PartialTx, TransactionAssembler } from './assembler.ts';
 import { connectionOptions, endpointOf, type SourceEndpoint } from './connection.ts';
@@ -108,6 +108,10 @@ export class BinlogStream {
   private progressed = false;
   private ticks = 0;
   private pauseCount = 0;
+  /** Items queued and processed so far, and the last heartbeat with the count queued before it (readPosition). */
+  private queued = 0;
+  private processed = 0;
+  private heartbeat: { at: BinlogPosition; after: number } | null = null;
 
   constructor(opts: StreamOptions) {
     this.o = opts;
@@ -143,6 +147,18 @@ export class BinlogStream {
   /** Position after the last event group read, captured or filtered out. */
   get position(): MysqlPosition {
     return this.assembler.position;
+  }
+
+  /**
+   * How far the binlog was read: `position`, or the source's position in the last heartbeat once every event
+   * before that heartbeat was processed (heartbeats come only while the dump is idle at the binlog's end, so
+   * they also cover events that end no group: a rotation's format and GTID-list events after FLUSH LOGS).
+   */
+  get readPosition(): MysqlPosition {
+    const pos = this.assembler.position;
+    const hb = this.heartbeat;
+    if (!hb || this.processed < hb.after || this.assembler.partial() !== null) return pos;
+    return compareBinlog(hb.at, pos.binlog) > 0 ? { ...pos, binlog: hb.at } : pos;
   }
 
   /** Where a new stream must start to continue exactly after this one. */
@@ -323,6 +339,12 @@ export class BinlogStream {
   private onEvent(ev: AnyBinlogEvent): void {
     if (this.failure || this.zongji === null) return;
     this.lastEventAt = Date.now();
+    if (ev.getEventName() === 'heartbeat') {
+      const h = ev as HeartbeatEvent;
+      const offset = h.position !== undefined ? BigInt(h.position) : BigInt(h.nextPosition);
+      if (h.binlogName && offset > 0n) this.heartbeat = { at: { file: h.binlogName, offset }, after: this.queued };
+      return;
+    }
     let item: BinlogItem | null;
     try {
       item = this.decoder.decode(ev);
@@ -332,6 +354,7 @@ export class BinlogStream {
     }
     if (!item) return;
     this.queue.push(item);
+    this.queued++;
     this.queuedRows += rowsOf(item);
     if (!this.paused && (this.queue.length >= this.t.highItems || this.queuedRows >= this.t.highRows)) {
       this.paused = true;
@@ -370,6 +393,7 @@ export class BinlogStream {
       this.queuedRows -= rowsOf(item);
       this.maybeResume();
       await this.process(item);
+      this.processed++;
     }
   }
 

@@ -1,7 +1,8 @@
 /**
  * `tidemark status`: where the source, the journal and each target stand, and the lag between them.
  *   source   the server's current binlog position (SHOW MASTER STATUS) and GTID position
- *   journal  the last captured transaction (seq, source position, commit time)
+ *   journal  the last captured transaction (seq, source position, commit time); whether capture runs and has
+ *            caught up (its read position, cli/run/capture-state.ts, or the last commit reached the source)
  *   targets  the last applied transaction per target (from its position table), lag in records (journal head
  *            seq − applied seq) and seconds (journal head commit time − applied commit time); whether a run
  *            applies to it and a failure or wait its apply loop reported, with the error (status-apply.ts)
@@ -10,8 +11,9 @@
  *            standby holds) and seconds (head commit time − the acknowledged unit's commit time), pause and cap
  */
 import { existsSync } from 'node:fs';
-import { compareBinlog, formatPosition, positionToJson } from '../../record/position.ts';
+import { formatPosition, positionToJson } from '../../record/position.ts';
 import { commitOfTail, CursorStore, inspectTail } from '../../ship/journal/index.ts';
+import { type CaptureReach, captureReach } from '../run/capture-state.ts';
 import type { CommandContext } from './context.ts';
 import { readSource } from './source.ts';
 import { applyLines, readApplyStatus } from './status-apply.ts';
@@ -26,6 +28,17 @@ export interface StatusOptions extends CommandContext {
 
 const iso = (us: bigint | null | undefined) =>
   us === null || us === undefined ? null : new Date(Number(us / 1000n)).toISOString();
+
+function captureLine(caughtUp: boolean, reach: CaptureReach | null): string {
+  const read = reach?.readPosition ? `read up to ${formatPosition(reach.readPosition)}` : '';
+  if (!reach?.running) {
+    return `${caughtUp ? 'caught up with the source' : 'behind the source'} (capture is not running)`;
+  }
+  if (!caughtUp) return `behind the source (${read})`;
+  return reach.by === 'read-position'
+    ? `caught up with the source (${read}; the newest transactions touch no captured table)`
+    : 'caught up with the source';
+}
 
 /** Prints the status; returns 0 when it could be read. */
 export async function statusCommand(o: StatusOptions): Promise<number> {
@@ -42,8 +55,10 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
   const cursors = existsSync(dir) ? await new CursorStore(dir).list() : [];
   const standbys = await readStandbys(config, head, tail?.headLsn ?? null);
   const failover = await readFailoverStatus(config);
-  const captureCaughtUp =
-    source.position && head ? compareBinlog(head.position.binlog, source.position.binlog) >= 0 : null;
+  // Caught up: the journal's last commit, or a running capture's read position, reached the source's position
+  // (capture-state.ts: the newest transactions may touch only tables outside the include set).
+  const reach = source.position ? await captureReach(dir, source.position, head) : null;
+  const captureCaughtUp = reach && (head || reach.running) ? reach.caughtUp : null;
   const doc = {
     source: {
       name: config.source.name,
@@ -62,6 +77,8 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
           }
         : null,
       capture_caught_up: captureCaughtUp,
+      capture_running: reach?.running ?? null,
+      capture_read_position: reach?.readPosition ? positionToJson(reach.readPosition) : null,
       cursors: cursors.map((c) => ({ name: c.name, acked_lsn: c.lsn.toString() })),
     },
     targets: targets.map((t, i) => {
@@ -113,8 +130,7 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
       ? `  head      seq ${head.seq} at ${formatPosition(head.position)}, committed ${doc.journal.head?.commit_time} (${head.phase})`
       : '  empty',
   );
-  if (captureCaughtUp !== null)
-    lines.push(`  capture   ${captureCaughtUp ? 'caught up with the source' : 'behind the source'}`);
+  if (captureCaughtUp !== null) lines.push(`  capture   ${captureLine(captureCaughtUp, reach)}`);
   for (const t of doc.targets) {
     lines.push(`target  ${t.name}`);
     if (t.unreachable) lines.push(`  unreachable: ${t.error}`);

@@ -3,16 +3,20 @@
  * and lists differing primary keys.
  *
  * The source keeps changing while tidemark runs, so first each target is given up to --wait-seconds to reach
- * the source's current binlog position; differing chunks are then re-checked a few times (a difference that
+ * the source's current binlog position (or, when capture has read up to it, the journal's last commit; the text
+ * says which targets were still behind when the wait ended, and after how long); differing chunks are then re-checked a few times (a difference that
  * disappears was replication lag, one that stays is real).
  */
+import { existsSync } from 'node:fs';
 import type mysql from 'mysql2/promise';
 import { openSession } from '../../apply/mysql/session.ts';
 import { type VerifyResult, verifyTables } from '../../apply/mysql/verify.ts';
 import { createTableFilter } from '../../capture/mysql/filter.ts';
 import { TidemarkError } from '../../record/errors.ts';
 import { compareBinlog } from '../../record/position.ts';
+import { lastCommit } from '../../ship/journal/index.ts';
 import { EXIT_DIFFERENT } from '../exit.ts';
+import { captureReach } from '../run/capture-state.ts';
 import type { CommandContext } from './context.ts';
 import { readSource } from './source.ts';
 import { readTarget } from './targets.ts';
@@ -38,7 +42,7 @@ async function capturedTables(o: VerifyOptions): Promise<{ schema: string; table
   const conn = await openSession(o.config.source, { apply: false });
   try {
     const [rows] = await conn.query<mysql.RowDataPacket[]>(
-      "SELECT table_schema AS s, table_name AS t FROM information_schema.tables WHERE table_type = 'BASE TABLE' ORDER BY 1, 2",
+      "SELECT table_schema AS s, table_name AS t FROM information_schema.tables WHERE table_type IN ('BASE TABLE', 'SEQUENCE') ORDER BY 1, 2",
     );
     return rows
       .map((r) => ({ schema: String(r['s']), table: String(r['t']) }))
@@ -48,22 +52,44 @@ async function capturedTables(o: VerifyOptions): Promise<{ schema: string; table
   }
 }
 
-/** Waits until every target applied up to the source's position now (or the time is up). */
-async function waitForTargets(o: VerifyOptions): Promise<string[]> {
+interface WaitResult {
+  /** Targets still behind when the wait ended. */
+  readonly behind: string[];
+  /** How long the wait took (ms). */
+  readonly waitedMs: number;
+}
+
+/**
+ * Waits until every target applied up to the source's position now (or the time is up). A target is there when
+ * its stored position reached the source's, or when capture has caught up with the source (capture-state.ts:
+ * the newest transactions may touch only tables outside the include set) and the target applied the journal's
+ * last commit.
+ */
+async function waitForTargets(o: VerifyOptions): Promise<WaitResult> {
+  const started = Date.now();
   const src = await readSource(o.config);
   if (!src.position) throw new TidemarkError(`cannot read the source position: ${src.error}`, { code: 'CONNECT' });
-  const deadline = Date.now() + o.waitSeconds * 1000;
+  const deadline = started + o.waitSeconds * 1000;
   const behind = new Set(chosen(o).map((t) => t.name));
+  const dir = o.config.journal.dir;
   for (;;) {
+    let needSeq: bigint | null = null;
+    if (existsSync(dir)) {
+      const head = await lastCommit(dir);
+      if ((await captureReach(dir, src.position, head)).caughtUp && head) needSeq = head.seq;
+    }
     for (const t of chosen(o)) {
       if (!behind.has(t.name)) continue;
       const r = await readTarget(t, o.config.source.name);
       const st = r.stored?.state;
       const at = st?.position;
       // While a baseline is applied the stored position is already the snapshot's: not caught up until it ends.
-      if (at && st.phase !== 'baseline' && compareBinlog(at.binlog, src.position.binlog) >= 0) behind.delete(t.name);
+      if (!st || st.phase === 'baseline') continue;
+      if ((at && compareBinlog(at.binlog, src.position.binlog) >= 0) || (needSeq !== null && st.seq >= needSeq)) {
+        behind.delete(t.name);
+      }
     }
-    if (behind.size === 0 || Date.now() >= deadline) return [...behind];
+    if (behind.size === 0 || Date.now() >= deadline) return { behind: [...behind], waitedMs: Date.now() - started };
     await sleep(200);
   }
 }
@@ -76,8 +102,11 @@ function includedTable(o: VerifyOptions): (schema: string, table: string) => boo
 /** Returns 0 when every compared table matches, EXIT_DIFFERENT (3, cli/exit.ts) when some differ. */
 export async function verifyCommand(o: VerifyOptions): Promise<number> {
   const tables = await capturedTables(o);
-  const behind = await waitForTargets(o);
-  if (behind.length) o.log.warn({ targets: behind }, 'targets still behind the source position: comparing anyway');
+  const { behind, waitedMs } = await waitForTargets(o);
+  const waited = `${(waitedMs / 1000).toFixed(1)} s`;
+  if (behind.length) {
+    o.log.warn({ targets: behind, waitedMs }, 'targets still behind the source position: comparing anyway');
+  }
   const results: { target: string; result: VerifyResult }[] = [];
   for (const t of chosen(o)) {
     const result = await verifyTables({
@@ -95,11 +124,17 @@ export async function verifyCommand(o: VerifyOptions): Promise<number> {
   const equal = results.every((r) => r.result.equal);
   if (o.json) {
     o.stdout.write(
-      `${JSON.stringify({ equal, behind, targets: results.map((r) => ({ name: r.target, ...r.result })) }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v))}\n`,
+      `${JSON.stringify({ equal, behind, waited_seconds: waitedMs / 1000, targets: results.map((r) => ({ name: r.target, ...r.result })) }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v))}\n`,
     );
   } else {
     for (const { target, result } of results) {
       o.stdout.write(`target ${target}: ${result.equal ? 'EQUAL' : 'DIFFERENT'} (${result.tables.length} tables)\n`);
+      if (behind.includes(target)) {
+        o.stdout.write(
+          `  behind the source: still not caught up after waiting ${waited} (--wait-seconds ${o.waitSeconds}); ` +
+            'compared anyway, so differences may be replication lag\n',
+        );
+      }
       for (const tr of result.tables) {
         const mark = tr.equal ? 'equal' : 'DIFFERENT';
         const extra = tr.columnsDiffer

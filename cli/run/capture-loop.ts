@@ -10,6 +10,7 @@ import { describeChain, isRetriable, sleep } from '../../record/errors.ts';
 import { applyRetention, JournalSink, JournalWriter } from '../../ship/journal/index.ts';
 import type { Config } from '../config.ts';
 import { backoff } from './backoff.ts';
+import { startCaptureState } from './capture-state.ts';
 import type { CapGate } from './ship-cap.ts';
 
 const RETENTION_EVERY_MS = 60_000;
@@ -92,7 +93,13 @@ export async function captureLoop(
         // every failed attempt is logged as a warning.
         retry: { attempts: Number.MAX_SAFE_INTEGER },
       });
-      await capture.run(attemptStop.signal);
+      // Other processes read how far capture has read the binlog (status, verify, undo on the source).
+      const readState = startCaptureState(j.dir, () => capture.status(), clog);
+      try {
+        await capture.run(attemptStop.signal);
+      } finally {
+        await readState.stop();
+      }
       delay.reset();
       if (signal.aborted) return;
       if (!attemptStop.signal.aborted) clog.warn('capture stopped by itself; restarting');

@@ -2,7 +2,7 @@
  * Multi-row guarded UPDATE and DELETE for MariaDB: the SQL of one statement that does what a run of guard.ts's
  * per-row statements on one table does. Pure: no I/O. batch.ts decides which statements merge.
  *
- *   UPDATE (WITH tidemark_v(k0,c0,c1,n0) AS (VALUES
+ *   UPDATE (WITH tidemark_v(k0,c0,c1,n0) AS (VALUES /* key: k0 = `id`; held: c0 = `a`, c1 = `b`; written: n0 = `a` *\/
  *     (NULL,NULL,(SELECT `b` FROM `s`.`t` WHERE 0),NULL),      the typing row (below); its NULL key joins nothing
  *     (5,1,'x',2),                                             one row per guarded row, in statement order:
  *     …) SELECT * FROM tidemark_v) tidemark_v                  key, the image the row holds, the values to write
@@ -211,6 +211,26 @@ export function batchRow(
   return { shape, key, tuple: `${tuple})`, image: cur, txId };
 }
 
+/**
+ * A comment naming the constructor's columns, for a reader of the script: `/* key: k0 = `id`; held: c0 = `a`;
+ * written: n0 = `a` *\/`. One line, without '*\/' or '$$' (script.ts's delimiter) inside.
+ */
+export function columnsComment(shape: BatchShape): string {
+  const name = (i: number) => quoteIdent(shape.cols[i]!.name);
+  const part = (label: string, prefix: string, idx: readonly number[]) =>
+    idx.length ? [`${label}: ${idx.map((i, j) => `${prefix}${j} = ${name(i)}`).join(', ')}`] : [];
+  const text = [
+    ...part('key', 'k', shape.keyIdx),
+    ...part('held', 'c', shape.cmpIdx),
+    ...part('written', 'n', shape.setIdx),
+  ].join('; ');
+  const safe = text
+    .replace(/[\x00-\x1f\x7f\u2028\u2029]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+    .replace(/\*\//g, '* /')
+    .replace(/\$(?=\$)/g, '$ ');
+  return `/* ${safe} */`;
+}
+
 /** The multi-row statement for constructor rows `tuples` (see the module comment). */
 export function batchSql(shape: BatchShape, tuples: readonly string[]): string {
   const t = shape.table;
@@ -231,7 +251,7 @@ export function batchSql(shape: BatchShape, tuples: readonly string[]): string {
     ...shape.cmpIdx.map((i, j) => `${t}.${col(i)} <=> ${v}.c${j}`),
   ].join(' AND ');
   const from =
-    `(WITH ${v}(${names.join(',')}) AS (VALUES (${typing.join(',')}),\n${tuples.join(',\n')}\n) ` +
+    `(WITH ${v}(${names.join(',')}) AS (VALUES ${columnsComment(shape)} (${typing.join(',')}),\n${tuples.join(',\n')}\n) ` +
     `SELECT * FROM ${v}) ${v} STRAIGHT_JOIN ${t} ON ${on}`;
   if (shape.kind === 'delete') return `DELETE ${t} FROM ${from}`;
   return `UPDATE ${from} SET ${shape.setIdx.map((i, j) => `${t}.${col(i)} = ${v}.n${j}`).join(', ')}`;

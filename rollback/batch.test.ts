@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Column, RowImage, RowsEntry, Value } from '../record/record.ts';
 import { batchItems, mergeRun } from './batch.ts';
+import { batchShape, columnsComment } from './batch-sql.ts';
 import { type GuardedStatement, guardedStatements, type PlanItem } from './guard.ts';
 
 const col = (name: string, type: string, columnType = type): Column => ({ name, type, columnType });
@@ -53,7 +54,8 @@ describe('multi-row statements', () => {
     expect(out).toHaveLength(1);
     const s = stmtOf(out[0]);
     expect(s.sql).toBe(
-      'UPDATE (WITH tidemark_v(k0,c0,c1,n0) AS (VALUES (NULL,(SELECT `v` FROM `s`.`t` WHERE 0),NULL,NULL),\n' +
+      'UPDATE (WITH tidemark_v(k0,c0,c1,n0) AS (VALUES /* key: k0 = `id`; held: c0 = `v`, c1 = `n`; written: n0 = `v` */ ' +
+        '(NULL,(SELECT `v` FROM `s`.`t` WHERE 0),NULL,NULL),\n' +
         "(1,'a',1.50,'b'),\n(2,'q\\'',1.50,'c')\n) SELECT * FROM tidemark_v) tidemark_v STRAIGHT_JOIN `s`.`t` ON " +
         '`s`.`t`.`id` = tidemark_v.k0 AND `s`.`t`.`v` <=> tidemark_v.c0 AND `s`.`t`.`n` <=> tidemark_v.c1 ' +
         'SET `s`.`t`.`v` = tidemark_v.n0',
@@ -80,7 +82,8 @@ describe('multi-row statements', () => {
       ),
     );
     expect(sqlOf(d)).toBe(
-      'DELETE `s`.`t` FROM (WITH tidemark_v(k0,c0,c1) AS (VALUES (NULL,(SELECT `v` FROM `s`.`t` WHERE 0),NULL),\n' +
+      'DELETE `s`.`t` FROM (WITH tidemark_v(k0,c0,c1) AS (VALUES /* key: k0 = `id`; held: c0 = `v`, c1 = `n` */ ' +
+        '(NULL,(SELECT `v` FROM `s`.`t` WHERE 0),NULL),\n' +
         "(2,'y',2.00),\n(1,'x',NULL)\n) SELECT * FROM tidemark_v) tidemark_v STRAIGHT_JOIN `s`.`t` ON " +
         '`s`.`t`.`id` = tidemark_v.k0 AND `s`.`t`.`v` <=> tidemark_v.c0 AND `s`.`t`.`n` <=> tidemark_v.c1',
     );
@@ -89,6 +92,23 @@ describe('multi-row statements', () => {
     expect(sqlOf(w)).toMatch(
       /^DELETE `s`.`TideMark_V` FROM \(WITH tidemark_w\(k0,c0,c1\) AS .* tidemark_w STRAIGHT_JOIN/s,
     );
+  });
+
+  it("the comment naming the constructor's columns stays one line and cannot end early or hold the delimiter", () => {
+    const cols = [col('id', 'int'), col('a*/b$$c\nd', 'varchar')];
+    const shape = batchShape({
+      kind: 'delete',
+      schemaTable: '`s`.`t`',
+      tableName: 't',
+      head: 'undo insert of `s`.`t`',
+      describe: () => '',
+      cols,
+      keyIdx: [0],
+      cmpIdx: [1],
+      setIdx: [],
+    });
+    expect(shape).not.toBeNull();
+    expect(columnsComment(shape!)).toBe('/* key: k0 = `id`; held: c0 = `a* /b$ $c\\x0ad` */');
   });
 
   it('a run of one row stays its per-row statement', async () => {

@@ -127,7 +127,7 @@ describe('script', () => {
     expect(await writeScript(path, plan(), [])).toEqual({ statements: 1 });
     const text = readFileSync(path, 'utf8');
     expect(text).toContain(
-      "VALUES (NULL,(SELECT `v` FROM `s`.`t` WHERE 0),NULL),\n(3,'b','a'),\n(2,'b','a'),\n(1,'b','a')\n)",
+      "VALUES /* key: k0 = `id`; held: c0 = `v`; written: n0 = `v` */ (NULL,(SELECT `v` FROM `s`.`t` WHERE 0),NULL),\n(3,'b','a'),\n(2,'b','a'),\n(1,'b','a')\n)",
     );
     expect(text).toContain(
       "SET `s`.`t`.`v` = tidemark_v.n0; IF ROW_COUNT() <> 3 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'undo update of `s`.`t` (3 rows: id=3 ... id=1) at seq 10..12 of tx tx1'; END IF;\n",

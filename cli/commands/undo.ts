@@ -30,7 +30,8 @@ export async function undoCommand(o: UndoOptions): Promise<number> {
   if (o.key !== undefined && o.table === undefined) {
     throw new TidemarkError('--key needs --table (the key is looked up in that table)', { code: 'USAGE' });
   }
-  const server = pickServer(config, o.target, o.yes, 'tidemark undo');
+  // A dry run changes nothing: it needs no --yes on the source either.
+  const server = pickServer(config, o.target, o.yes || o.dryRun, 'tidemark undo');
   const s = await RewindSession.open(o, server);
   const { index } = s;
   try {

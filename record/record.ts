@@ -12,12 +12,14 @@
  *
  * Values (see Value):
  *   null                      SQL NULL
- *   bigint                    every integer type (TINYINT..BIGINT, signed or unsigned), YEAR, BIT(n) as its number
+ *   bigint                    every integer type (TINYINT..BIGINT, signed or unsigned), YEAR, BIT(n) as its number;
+ *                             0n in an ENUM column: the invalid-value index 0 (a '' member is the string '')
  *   number                    FLOAT, DOUBLE
  *   string                    CHAR/VARCHAR/TEXT (decoded text), DECIMAL (exact text, e.g. "-123.4500"),
  *                             DATE "YYYY-MM-DD", DATETIME/TIMESTAMP "YYYY-MM-DD hh:mm:ss[.ffffff]" (TIMESTAMP in UTC),
  *                             TIME "[-]hhh:mm:ss[.ffffff]", JSON (text), ENUM (the label), SET (comma-joined labels)
- *   Uint8Array                BINARY/VARBINARY/BLOB and other binary strings, GEOMETRY (WKB as stored)
+ *   Uint8Array                BINARY/VARBINARY/BLOB and other binary strings, GEOMETRY (WKB as stored), MariaDB
+ *                             UUID/INET4/INET6 (their binary form; column metadata binary(16)/binary(4))
  */
 import type { SourcePosition } from './position.ts';
 

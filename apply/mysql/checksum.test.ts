@@ -38,6 +38,8 @@ describe('checksum SQL', () => {
     expect(renderColumn(c('x', 'bit'))).toBe('CAST(`x` + 0 AS CHAR)');
     expect(renderColumn(c('x', 'text'))).toBe('HEX(CONVERT(`x` USING utf8mb4))');
     expect(renderColumn(c('x', 'json'))).toBe('HEX(CONVERT(`x` USING utf8mb4))');
+    // ENUM: text and index (the invalid index 0 and a '' member have the same text).
+    expect(renderColumn(c('x', 'enum', "enum('','a')"))).toBe("CONCAT(HEX(CONVERT(`x` USING utf8mb4)), ':', `x` + 0)");
     expect(renderColumn(c('x', 'varbinary'))).toBe('HEX(`x`)');
     expect(renderColumn(c('x`y', 'geometry'))).toBe('HEX(`x``y`)');
   });
@@ -116,5 +118,20 @@ describe('checksum SQL', () => {
 
   it('key text for reports', () => {
     expect(keyText(shape, [5n, "o'k"])).toBe("a=5, b n='o\\'k'");
+  });
+});
+
+describe('system-versioned tables', () => {
+  const v: TableShape = { ...shape, versioned: true };
+
+  it('are read FOR SYSTEM_TIME ALL, history included', () => {
+    expect(boundarySql(v, null, 10)).toContain('FROM `s`.`t``x` FOR SYSTEM_TIME ALL FORCE INDEX (PRIMARY)');
+    expect(chunkChecksumSql({ ...v, pk: [] }, null, null, 'sum')).toMatch(/FROM `s`.`t``x` FOR SYSTEM_TIME ALL$/);
+    expect(rowHashesSql(v, null, null, 5)).toContain('FOR SYSTEM_TIME ALL FORCE INDEX (PRIMARY)');
+  });
+
+  it('a table versioned on one side only differs', () => {
+    expect(shapeDifference(v, shape)).toBe('system-versioned on the source only');
+    expect(shapeDifference(shape, v)).toBe('system-versioned on the replica only');
   });
 });

@@ -152,6 +152,19 @@ describe('system-versioned tables', () => {
     expect(v.code).toBe(0);
   }, 120_000);
 
+  it('undo refuses a system-versioned table by name (its history cannot be taken back)', async () => {
+    await src.query("UPDATE zoo.hist SET v = 'undo-me' WHERE id = 200");
+    const [[g]] = (await src.query('SELECT @@last_gtid AS g')) as unknown as [Rows];
+    await caughtUpWhileRunning(t, child, 60_000);
+    const r = await runCli(['undo', '-c', t.config, '--target', 'replica', '--tx', String(g?.['g'])]);
+    expect(r.code, r.stdout).not.toBe(0);
+    expect(r.stderr).toContain('zoo.hist is a system-versioned table');
+    // Nothing was changed or held: apply goes on.
+    await src.query("UPDATE zoo.hist SET v = 'after-undo' WHERE id = 200");
+    await caughtUpWhileRunning(t, child, 60_000);
+    expect(await contents(rep, 'hist')).toEqual(await contents(src, 'hist'));
+  }, 60_000);
+
   it('verify sees a history row that differs', async () => {
     // The replica loses one history row: current rows are still equal, the history is not.
     await rep.query("DELETE HISTORY FROM zoo.hist BEFORE SYSTEM_TIME TIMESTAMP '2100-01-01 00:00:00'");

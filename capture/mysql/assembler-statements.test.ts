@@ -260,3 +260,16 @@ describe('CREATE TABLE … SELECT logged as a statement', () => {
     expect(out[0]).toMatchObject({ kind: 'ddl' });
   });
 });
+
+describe('ALTER TABLE across the include boundary', () => {
+  it('journals a move out as a DROP and stops at what a target cannot repeat', () => {
+    const out = feedAll(asm(), [gtid(10, 150, { standalone: true }), query('ALTER TABLE t RENAME TO other.t', 200)]);
+    expect(out[0]).toMatchObject({ kind: 'ddl', sql: 'DROP TABLE IF EXISTS `app`.`t`', tables: [{ table: 't' }] });
+    const a = asm();
+    a.feed(gtid(10, 150, { standalone: true }));
+    const err = thrown(() => a.feed(query('ALTER TABLE t EXCHANGE PARTITION p WITH TABLE other.x', 200)));
+    expect(err.code).toBe('CROSS_SCHEMA_DDL');
+    expect(err.message).toMatch(/EXCHANGE PARTITION .*: app\.t, other\.x in the binlog at bin\.000001:150/);
+    expect(err.message).toMatch(/--rebaseline/);
+  });
+});

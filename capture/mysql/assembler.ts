@@ -26,7 +26,7 @@ import { TidemarkError } from '../../record/errors.ts';
 import { classifyStatement, type StatementClass, type TableRef } from './ddl.ts';
 import { restrictDdl } from './ddl-rewrite.ts';
 import { isStatementCtas, TemporaryTables } from './dml.ts';
-import { statementDmlError, xaIncludedError, xidOfStatement } from './statement-errors.ts';
+import { crossSchemaDdlError, statementDmlError, xaIncludedError, xidOfStatement } from './statement-errors.ts';
 import type { TableFilter } from './filter.ts';
 
 /** A decoded binlog event, reduced to what capture needs. Offsets are end offsets (the next event's start). */
@@ -289,6 +289,10 @@ export class TransactionAssembler {
             // Never let a target touch a table outside the include set (DROP TABLE incl.a, other.b).
             const r = restrictDdl(cls, item.sql, (t) => this.opts.filter.includesTable(t.schema, t.table));
             if (r.kind === 'rewrite') ({ sql, tables } = r);
+            if (r.kind === 'refuse') {
+              const gtid = tx.gtid ?? null;
+              throw crossSchemaDdlError({ reason: r.reason, tables, file: this.file, offset: start, gtid });
+            }
             // r.kind 'moves' (RENAME across the include boundary): journaled verbatim for now.
           }
           const entry: DdlEntry = {

@@ -68,4 +68,21 @@ describe('restrictDdl', () => {
     });
     expect(restrict('RENAME TABLE other.x TO zoo.x')).toMatchObject({ kind: 'moves', kept: null });
   });
+
+  it('turns ALTER TABLE … RENAME out of the include set into a DROP, and refuses what cannot be repeated', () => {
+    expect(restrict('ALTER TABLE a ADD COLUMN c INT, RENAME TO other.a')).toEqual({
+      kind: 'rewrite',
+      sql: 'DROP TABLE IF EXISTS `zoo`.`a`',
+      tables: [{ schema: 'zoo', table: 'a' }],
+    });
+    expect(restrict('ALTER TABLE other.a RENAME TO zoo.a')).toMatchObject({
+      kind: 'refuse',
+      reason: /moving a table into/,
+    });
+    expect(restrict('ALTER TABLE a EXCHANGE PARTITION p0 WITH TABLE other.x')).toMatchObject({
+      kind: 'refuse',
+      reason: /EXCHANGE PARTITION/,
+    });
+    expect(restrict('ALTER TABLE a EXCHANGE PARTITION p0 WITH TABLE zoo.x')).toEqual({ kind: 'keep' });
+  });
 });

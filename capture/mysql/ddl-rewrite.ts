@@ -6,6 +6,10 @@
  *   keep      every table the statement names is included: journal it verbatim
  *   skip      no table is included (the assembler does not call this then)
  *   rewrite   DROP TABLE / DROP SEQUENCE / RENAME TABLE lists cut down to the included tables or pairs
+ *   refuse    no statement on the targets can reproduce it: ALTER TABLE … EXCHANGE PARTITION with a table outside
+ *             the set (rows move between the tables, the binlog carries none of them), ALTER TABLE out.t
+ *             RENAME TO inc.t (a table moving in: its rows are not in the journal). ALTER TABLE inc.t RENAME TO
+ *             out.t (moving out) becomes a DROP of inc.t.
  *   moves     RENAME TABLE pairs with one side in the include set and the other outside: a table moving into or
  *             out of the captured tables. `kept` is the rewritten statement for the pairs inside (or null). The
  *             caller decides what a move becomes on the targets (copy / drop: cross-schema moves, issue #11
@@ -26,6 +30,7 @@ export type DdlRewrite =
   | { readonly kind: 'keep' }
   | { readonly kind: 'skip' }
   | { readonly kind: 'rewrite'; readonly sql: string; readonly tables: readonly TableRef[] }
+  | { readonly kind: 'refuse'; readonly reason: string }
   | {
       readonly kind: 'moves';
       readonly kept: { readonly sql: string; readonly tables: readonly TableRef[] } | null;
@@ -89,12 +94,40 @@ export function restrictDdl(
       if (moves.length > 0) return { kind: 'moves', kept, moves };
       return kept ? { kind: 'rewrite', ...kept } : { kind: 'skip' };
     }
+    case 'ALTER TABLE': {
+      const first = cls.tables[0]!;
+      if (hasTopLevelWord(sql, 'EXCHANGE')) {
+        return {
+          kind: 'refuse',
+          reason:
+            'ALTER TABLE … EXCHANGE PARTITION between a captured table and one outside the include set (the rows ' +
+            'that change tables are not in the binlog)',
+        };
+      }
+      if (inc[0]) return { kind: 'rewrite', sql: `DROP TABLE IF EXISTS ${qualified(first)}`, tables: [first] };
+      return {
+        kind: 'refuse',
+        reason:
+          'ALTER TABLE … RENAME moving a table into the include set (its rows are not in the binlog; RENAME TABLE ' +
+          'moves are followed)',
+      };
+    }
     default:
-      // Single-table statements (TRUNCATE, CREATE/DROP INDEX) are included or not as a whole; ALTER TABLE …
-      // RENAME TO / EXCHANGE PARTITION across the include boundary and CREATE TABLE … LIKE are cross-schema
-      // statements (journaled verbatim for now).
+      // Single-table statements (TRUNCATE, CREATE/DROP INDEX) are included or not as a whole; CREATE TABLE … LIKE
+      // across the boundary is a cross-schema statement (ddl-crossschema.ts).
       return { kind: 'keep' };
   }
+}
+
+/** Does `word` occur outside parentheses in the statement? */
+function hasTopLevelWord(sql: string, word: string): boolean {
+  let depth = 0;
+  for (const t of tokenize(sql)) {
+    if (t.t === 'punct' && t.v === '(') depth++;
+    else if (t.t === 'punct' && t.v === ')') depth--;
+    else if (depth === 0 && t.t === 'word' && t.up === word) return true;
+  }
+  return false;
 }
 
 function chunkPairs(flat: readonly TableRef[]): [TableRef, TableRef][] {

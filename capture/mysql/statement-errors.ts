@@ -4,6 +4,7 @@
  *
  *   STATEMENT_DML   a DML statement on an included table was logged as SQL text (binlog_format STATEMENT or
  *                   MIXED in some session): its row changes are not in the binlog
+ *   CROSS_SCHEMA_DDL  a table DDL across the include boundary that no statement on the targets can reproduce
  *   UNSUPPORTED_XA  an XA transaction prepared (XA PREPARE) changes included tables: tidemark does not hold
  *                   prepared changes until XA COMMIT
  *
@@ -111,6 +112,30 @@ export function xaIncludedError(f: XaFacts): TidemarkError {
       code: 'UNSUPPORTED_XA',
       retriable: false,
       context: { xid: f.xid, tables: tables.join(','), file: f.file, offset: f.offset, gtid: f.gtid ?? undefined },
+    },
+  );
+}
+
+export interface CrossDdlFacts {
+  /** Why it cannot be journaled (ddl-rewrite.ts `refuse`). */
+  readonly reason: string;
+  readonly tables: readonly TableRef[];
+  readonly file: string;
+  readonly offset: bigint;
+  readonly gtid: string | null;
+}
+
+export function crossSchemaDdlError(f: CrossDdlFacts): TidemarkError {
+  const names = f.tables.map((t) => `${t.schema}.${t.table}`);
+  return new TidemarkError(
+    `${f.reason}: ${names.join(', ')} in the binlog at ${where(f.file, f.offset, f.gtid)}; a target cannot repeat ` +
+      'it without touching a table outside the include set or missing rows, so capture stops here. Way out: ' +
+      '`tidemark run --rebaseline` re-copies the included tables from a new snapshot past it (or include both ' +
+      'tables in source.include)',
+    {
+      code: 'CROSS_SCHEMA_DDL',
+      retriable: false,
+      context: { tables: names.join(','), file: f.file, offset: f.offset, gtid: f.gtid ?? undefined },
     },
   );
 }

@@ -215,6 +215,7 @@ export async function applyLoop(
         );
         continue;
       }
+      await applier.close().catch(() => {}); // not held open while it waits
       await failed(err, applier.state);
     } finally {
       await applier.close().catch(() => {});

@@ -91,17 +91,23 @@ export function cascadeError(
   );
 }
 
-/** Refuses a rewind whose window (lo, hi] holds a change that cascaded on the server. */
-export async function checkWindowCascades(
+interface WindowHit {
+  readonly tx: TxInfo;
+  readonly e: RowsEntry;
+  readonly hit: NonNullable<ReturnType<typeof cascadingRow>>;
+}
+
+/** The first record in (lo, hi] (newest or oldest first) that cascaded on the server, or null. */
+async function firstInWindow(
   ctx: ItemContext,
   fks: FkIndex,
   lo: bigint,
   hi: bigint,
-  server: string,
-): Promise<void> {
+  order: 'asc' | 'desc',
+): Promise<WindowHit | null> {
   const top = ctx.index.txContaining(hi);
-  if (fks.empty || !top || hi <= lo) return;
-  for (const tx of ctx.index.iterateTxs({ afterSeq: lo, uptoSeq: top.commitSeq, order: 'desc' })) {
+  if (fks.empty || !top || hi <= lo) return null;
+  for (const tx of ctx.index.iterateTxs({ afterSeq: lo, uptoSeq: top.commitSeq, order })) {
     for (const ref of ctx.index.entriesOf(tx.commitSeq)) {
       if (ref.kind !== 'rows' || ref.op === 'insert' || ref.op === 'ddl') continue;
       if (fks.cascades(ref.schema, ref.table, ref.op).length === 0) continue;
@@ -112,9 +118,64 @@ export async function checkWindowCascades(
       if (t <= f) continue;
       const e = await loadRows(ctx, ref);
       const hit = cascadingRow(fks, e, f, t);
-      if (hit) throw cascadeError('rewind', tx, e, hit, server);
+      if (hit) return { tx, e, hit };
     }
   }
+  return null;
+}
+
+/** Refuses a rewind whose window (lo, hi] holds a change that cascaded on the server. */
+export async function checkWindowCascades(
+  ctx: ItemContext,
+  fks: FkIndex,
+  lo: bigint,
+  hi: bigint,
+  server: string,
+): Promise<void> {
+  const w = await firstInWindow(ctx, fks, lo, hi, 'desc');
+  if (w) throw cascadeError('rewind', w.tx, w.e, w.hit, server);
+}
+
+/**
+ * forward redoes with foreign_key_checks = 0 (guarded statements, like undo), so a change that cascaded on the
+ * source would not cascade on the target. A window (lo, hi] without one is redone whole (`end` = hi). With one:
+ * `forward --to-head` stops at the end of the transaction before it (`end`), releases the hold, and apply, resuming
+ * there, replays it with its cascade (`note` says so); any other forward is refused, naming the constraint.
+ */
+export async function forwardLimit(
+  ctx: ItemContext,
+  fks: FkIndex,
+  lo: bigint,
+  hi: bigint,
+  toHead: boolean,
+  server: string,
+): Promise<{ end: bigint; note: string | null }> {
+  const w = await firstInWindow(ctx, fks, lo, hi, 'asc');
+  if (!w) return { end: hi, note: null };
+  const end = w.tx.firstSeq - 1n;
+  const op = w.e.op === 'delete' ? 'delete' : 'update';
+  const what =
+    `its ${op} of ${w.e.schema}.${w.e.table} (${keyOf(w.e, w.hit.row)}, seq ${w.e.seq + BigInt(w.hit.row)}) ` +
+    `cascades through foreign key ${describeFk(w.hit.fk, op)} on ${server}, and forward (like undo, with ` +
+    'foreign_key_checks = 0) does not replay cascades';
+  if (toHead && end >= lo) {
+    return {
+      end,
+      note: `forward stops before ${describeTx(w.tx)}: ${what}. apply resumes from there and replays it and the rest with their cascades`,
+    };
+  }
+  throw new TidemarkError(
+    `cannot forward across ${describeTx(w.tx)}: ${what}. Nothing was changed. Use tidemark forward --to-head (it ` +
+      'stops before that transaction and lets apply replay it with its cascade), or forward to a point before it',
+    {
+      code: 'REWIND_FK_CASCADE',
+      context: {
+        constraint: `${w.hit.fk.schema}.${w.hit.fk.childTable}.${w.hit.fk.name}`,
+        seq: w.e.seq + BigInt(w.hit.row),
+        txId: w.tx.txId,
+      },
+    },
+  );
 }
 
 /**

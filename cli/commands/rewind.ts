@@ -9,7 +9,7 @@
  */
 import { setPointSql } from '../../apply/mysql/position-table.ts';
 import { TidemarkError } from '../../record/errors.ts';
-import { checkWindowCascades, serverFks } from '../../rollback/cascade.ts';
+import { checkWindowCascades, forwardLimit, serverFks } from '../../rollback/cascade.ts';
 import type { PlanItem } from '../../rollback/guard.ts';
 import type { RollbackIndex } from '../../rollback/index/index.ts';
 import { forwardItems, rewindItems } from '../../rollback/items.ts';
@@ -90,16 +90,25 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
       );
     }
     const toHead = direction === 'forward' && (o as ForwardOptions).spec.kind === 'head';
-    const end =
+    let end =
       direction === 'rewind'
         ? resolveRewind(index, head, (o as RewindOptions).spec)
         : resolveForward(index, head, (o as ForwardOptions).spec);
+    let stopped = false;
+    if (direction === 'forward' && end > head) {
+      // Redo does not cascade: stop before a change that cascaded (apply replays it), or refuse.
+      const fks = await serverFks(async (sql) => (await s.conn.query(sql))[0]);
+      const lim = await forwardLimit(s.ctx, fks, head, end, toHead, `${server.kind} ${server.name}`);
+      end = lim.end;
+      stopped = lim.note !== null;
+      if (lim.note) o.stdout.write(`${lim.note}\n`);
+    }
     const [lo, hi] = direction === 'rewind' ? [end, head] : [head, end];
     if (lo >= hi) {
       if (toHead && server.kind === 'target' && !o.dryRun && !pointState(index, head).partial) {
         await s.release();
         o.stdout.write(
-          `${o.target} already holds the journal head (${seqTime(index, head)}): hold released, apply resumes\n`,
+          `${o.target} ${stopped ? 'holds' : 'already holds the journal head'} (${seqTime(index, head)}): hold released, apply resumes\n`,
         );
         return 0;
       }

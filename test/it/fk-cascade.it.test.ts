@@ -177,6 +177,41 @@ it('an undo on the source runs with checks off: the parent goes, its new child s
   }
 }, 120_000);
 
+/** Waits until `tidemark log` lists transaction `id` (the journal has it; a held target does not move). */
+async function journalHas(id: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const l = await cli('log', '--json', '--limit', '5');
+    if (l.stdout.includes(`"tx_id":"${id}"`)) return;
+    if (Date.now() > deadline) throw new Error(`transaction ${id} not in the journal: ${l.stdout}${l.stderr}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+it('forward does not redo a cascading change without its cascade: refused, or --to-head lets apply do it', async () => {
+  await tx(
+    "INSERT INTO fk.parent VALUES (70, 'p70')",
+    "INSERT INTO fk.child VALUES (71, 70, 'c71')",
+    'INSERT INTO fk.grandchild VALUES (171, 71)',
+  );
+  await caughtUpWhileRunning(t, run, 60_000);
+  // Taking inserts back is fine; the target is held from here.
+  const back = await cli('rewind', '--target', 'replica', '--steps', '1');
+  expect(back.stderr).toBe('');
+  expect(back.code).toBe(0);
+  const del = await tx('DELETE FROM fk.parent WHERE id = 70');
+  await journalHas(del);
+  const f = await cli('forward', '--target', 'replica', '--steps', '2');
+  expect(f.code).not.toBe(0);
+  expect(f.stderr).toMatch(/cannot forward across .* fk\.child\.child_parent .*ON DELETE CASCADE.*--to-head/);
+  const h = await cli('forward', '--target', 'replica', '--to-head');
+  expect(h.stderr).toBe('');
+  expect(h.code).toBe(0);
+  expect(h.stdout).toMatch(/forward stops before transaction/);
+  await caughtUpWhileRunning(t, run, 60_000);
+  await verifyEqual();
+}, 120_000);
+
 it('undo and rewind over a cascading parent change are refused naming the constraint; others still work', async () => {
   expect(cascadingDelete).not.toBe('');
   const sums = await replicaSums();
@@ -195,8 +230,10 @@ it('undo and rewind over a cascading parent change are refused naming the constr
   );
   const w = await cli('rewind', '--target', 'replica', '--before-tx', cascadingDelete, '--dry-run');
   expect(w.code).not.toBe(0);
-  // Newest first: the explicit delete of child 12 (its grandchildren cascaded) is met before parent 1's.
-  expect(w.stderr).toMatch(/cannot rewind across .* foreign key fk\.grandchild\.gc_child .*ON DELETE CASCADE/);
+  // Newest first: the delete of parent 70 (after the forward test) is met before parent 1's.
+  expect(w.stderr).toMatch(
+    /cannot rewind across .*delete of fk\.parent \(id=70, .*fk\.child\.child_parent .*ON DELETE/,
+  );
   expect(await replicaSums()).toEqual(sums);
   // Renaming a parent cascades nothing: its undo runs.
   const p = await cli('undo', '--target', 'replica', '--tx', plainUpdate);

@@ -82,7 +82,7 @@ export async function applyLoop(
   let trouble: Trouble | null = null;
   /** Up to this LSN, one source transaction per replica transaction (after a non-retriable failure). */
   let isolateThroughLsn = -1n;
-  const scanMemo: ScanMemo = { after: -1n, lsn: 0n, phase: null, position: null };
+  const scanMemo: ScanMemo = { after: -1n, lsn: 0n, prev: null };
   const report = async (st: Omit<ApplyStateFile, 'target' | 'pid' | 'updated'>) => {
     const file = { target: target.name, pid: process.pid, updated: new Date().toISOString(), ...st };
     await writeApplyState(dir, file).catch((err) =>
@@ -235,7 +235,7 @@ async function startingLsn(
   log: Logger,
 ): Promise<bigint> {
   const from = st ? st.lsn + 1n : 1n;
-  const after = st ? { lsn: st.lsn, phase: st.phase, position: st.position } : null;
+  const after = st ? { lsn: st.lsn, phase: st.phase, position: st.position, commitTimeUs: st.commitTimeUs } : null;
   const [next] = await baselineStarts(dir, after, { first: true, signal, memo }).catch((err: unknown) => {
     log.warn({ err: describeChain(err) }, 'could not look for a newer baseline in the journal');
     return [];

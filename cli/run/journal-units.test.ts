@@ -13,8 +13,11 @@ let sink: JournalSink;
 let seq = 0n;
 let unit = 0;
 
-/** Appends a unit of `frames` rows entries and a commit of `phase` at binlog offset `offset`; its LSNs and seqs. */
-async function unitOf(phase: Phase, offset: number, frames = 2) {
+/**
+ * Appends a unit of `frames` rows entries and a commit of `phase` at binlog offset `offset` (the units of one
+ * baseline share the snapshot's position and time: `time` defaults to the offset); its LSNs and seqs.
+ */
+async function unitOf(phase: Phase, offset: number, frames = 2, time = offset) {
   const u = unit++;
   const firstLsn = sink.lsn + 1n;
   const firstSeq = seq + 1n;
@@ -23,6 +26,7 @@ async function unitOf(phase: Phase, offset: number, frames = 2) {
     ...commit(++seq, `t${u}`, u),
     phase,
     position: { kind: 'mysql', binlog: { file: 'mysql-bin.000001', offset: BigInt(offset) } },
+    commitTimeUs: 1_700_000_000_000_000n + BigInt(time),
   };
   await sink.commit(c);
   return { firstLsn, firstSeq, commitLsn: sink.lsn, commit: c };
@@ -32,6 +36,7 @@ const stored = (u: { commitLsn: bigint; commit: CommitEntry }) => ({
   lsn: u.commitLsn,
   phase: u.commit.phase,
   position: u.commit.position,
+  commitTimeUs: u.commit.commitTimeUs,
 });
 
 beforeEach(async () => {
@@ -55,27 +60,31 @@ describe('baseline starts', () => {
     const s1 = await unitOf('stream', 200);
     const b2 = await unitOf('baseline', 300); // cut short …
     const b3 = await unitOf('baseline', 400); // … and taken again (another snapshot)
-    await unitOf('baseline-end', 400, 0);
+    await unitOf('baseline', 400);
+    const b4 = await unitOf('baseline', 400, 2, 401); // a quiet source: same position, a later snapshot
+    await unitOf('baseline-end', 400, 0, 401);
     await writer.flush();
     const all = await baselineStarts(dir, null, { first: false });
     expect(all).toEqual([
       { lsn: b1.firstLsn, seq: b1.firstSeq },
       { lsn: b2.firstLsn, seq: b2.firstSeq },
       { lsn: b3.firstLsn, seq: b3.firstSeq },
+      { lsn: b4.firstLsn, seq: b4.firstSeq },
     ]);
     // Inside the first baseline: its next chunk is not a new start; the next baseline is.
     expect(await baselineStarts(dir, stored(b1), { first: true })).toEqual([{ lsn: b2.firstLsn, seq: b2.firstSeq }]);
     expect(await baselineStarts(dir, stored(b1b), { first: true })).toEqual([{ lsn: b2.firstLsn, seq: b2.firstSeq }]);
     expect(await baselineStarts(dir, stored(s1), { first: true })).toEqual([{ lsn: b2.firstLsn, seq: b2.firstSeq }]);
     expect(await baselineStarts(dir, stored(b2), { first: true })).toEqual([{ lsn: b3.firstLsn, seq: b3.firstSeq }]);
-    expect(await baselineStarts(dir, stored(b3), { first: true })).toEqual([]);
+    expect(await baselineStarts(dir, stored(b3), { first: true })).toEqual([{ lsn: b4.firstLsn, seq: b4.firstSeq }]);
+    expect(await baselineStarts(dir, stored(b4), { first: true })).toEqual([]);
   });
 
   it('a scan that found nothing continues where it stopped (memo), for the same stored position only', async () => {
     const s1 = await unitOf('stream', 100);
     await unitOf('stream', 110);
     await writer.flush();
-    const memo: ScanMemo = { after: -1n, lsn: 0n, phase: null, position: null };
+    const memo: ScanMemo = { after: -1n, lsn: 0n, prev: null };
     expect(await baselineStarts(dir, stored(s1), { first: true, memo })).toEqual([]);
     expect(memo.after).toBe(s1.commitLsn);
     expect(memo.lsn).toBe(sink.lsn);
@@ -85,7 +94,7 @@ describe('baseline starts', () => {
       { lsn: b.firstLsn, seq: b.firstSeq },
     ]);
     // A memo of another stored position is not used.
-    const other: ScanMemo = { after: 999n, lsn: sink.lsn, phase: 'stream', position: null };
+    const other: ScanMemo = { after: 999n, lsn: sink.lsn, prev: null };
     expect(await baselineStarts(dir, stored(s1), { first: true, memo: other })).toHaveLength(1);
   });
 });

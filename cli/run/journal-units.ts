@@ -4,8 +4,8 @@
  * (the apply loop jumps to it instead of applying what the baseline replaces; `tidemark skip --to-baseline`).
  *
  * A baseline start is the first unit of a baseline: a unit whose commit has phase 'baseline' and whose previous
- * commit does not belong to the same baseline (its phase is not 'baseline', or its position, the snapshot's, is
- * another). A baseline cut short and taken again starts again (a new snapshot), so jumping to any baseline start
+ * commit does not belong to the same baseline (its phase is not 'baseline', or its position or commit time — the
+ * snapshot's, shared by every unit of one baseline — is another). A baseline cut short and taken again starts again (a new snapshot), so jumping to any baseline start
  * is safe: every baseline drops and re-creates every included table from its snapshot.
  */
 import { decodeEntry } from '../../record/codec.ts';
@@ -58,15 +58,27 @@ function count(changes: Record<string, Record<string, number>>, e: Exclude<Entry
 
 const opt = (signal: AbortSignal | undefined) => (signal ? { signal } : {});
 
-function samePosition(a: SourcePosition | null, b: SourcePosition): boolean {
-  return a !== null && a.binlog.file === b.binlog.file && a.binlog.offset === b.binlog.offset;
+/** Whether `c` is a later unit of the same baseline as the commit `prev` (same snapshot: position and time). */
+function sameBaseline(prev: Prev, c: CommitEntry): boolean {
+  const p = prev.position;
+  return (
+    prev.phase === 'baseline' &&
+    p !== null &&
+    p.binlog.file === c.position.binlog.file &&
+    p.binlog.offset === c.position.binlog.offset &&
+    prev.commitTimeUs === c.commitTimeUs
+  );
+}
+
+interface Prev {
+  readonly phase: Phase | null;
+  readonly position: SourcePosition | null;
+  readonly commitTimeUs: bigint | null;
 }
 
 /** The commit a scan continues from: the target's stored position (null: nothing applied yet). */
-export interface After {
+export interface After extends Prev {
   readonly lsn: bigint;
-  readonly phase: Phase | null;
-  readonly position: SourcePosition | null;
 }
 
 export interface BaselineStart {
@@ -83,8 +95,7 @@ export interface BaselineStart {
 export interface ScanMemo {
   after: bigint;
   lsn: bigint;
-  phase: Phase | null;
-  position: SourcePosition | null;
+  prev: Prev | null;
 }
 
 /**
@@ -99,8 +110,7 @@ export async function baselineStarts(
   const out: BaselineStart[] = [];
   const afterLsn = after?.lsn ?? 0n;
   const memo = opts.memo?.after === afterLsn ? opts.memo : undefined;
-  let prevPhase = memo ? memo.phase : (after?.phase ?? null);
-  let prevPosition = memo ? memo.position : (after?.position ?? null);
+  let prev: Prev = (memo ? memo.prev : after) ?? { phase: null, position: null, commitTimeUs: null };
   let unitFirst: { lsn: bigint; payload: Uint8Array } | null = null;
   const want = (memo ? memo.lsn : afterLsn) + 1n;
   const from = await startLsn(dir, want);
@@ -114,22 +124,16 @@ export async function baselineStarts(
     }
     const { entry } = decodeFrame(f);
     if (entry.kind !== 'commit') continue;
-    const start =
-      trusted &&
-      entry.phase === 'baseline' &&
-      !(prevPhase === 'baseline' && samePosition(prevPosition, entry.position));
+    const start = trusted && entry.phase === 'baseline' && !sameBaseline(prev, entry);
     trusted = true;
     if (start) {
       const seq = unitFirst ? decodeEntry(unitFirst.payload).seq : entry.seq;
       out.push({ lsn: unitFirst?.lsn ?? f.lsn, seq });
       if (opts.first) return out;
     }
-    prevPhase = entry.phase;
-    prevPosition = entry.position;
+    prev = entry;
     unitFirst = null;
-    if (opts.memo && out.length === 0) {
-      Object.assign(opts.memo, { after: afterLsn, lsn: f.lsn, phase: entry.phase, position: entry.position });
-    }
+    if (opts.memo && out.length === 0) Object.assign(opts.memo, { after: afterLsn, lsn: f.lsn, prev });
   }
   return out;
 }

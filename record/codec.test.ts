@@ -98,6 +98,22 @@ describe('codec', () => {
     expect(peekEntryKind(encodeEntry(ddlEntry))).toBe('ddl');
   });
 
+  it('round-trips a commit with copy windows; one without keeps the old encoding', () => {
+    const copied: CommitEntry = {
+      ...commitEntry,
+      phase: 'stream',
+      copied: [
+        { schema: 'zoo', table: 'mv', at: { file: 'mysql-bin.000004', offset: 1234n } },
+        { schema: 'z`o', table: 'ü', at: { file: 'mysql-bin.000005', offset: 4n } },
+      ],
+    };
+    const bytes = encodeEntry(copied);
+    expect(decodeEntry(bytes)).toEqual(copied);
+    for (let n = 0; n < bytes.length; n++) expect(() => decodeEntry(bytes.subarray(0, n))).toThrow(CorruptionError);
+    expect(encodeEntry({ ...commitEntry, copied: [] })).toEqual(encodeEntry(commitEntry));
+    expect(roundTrip({ ...commitEntry, copied: [] })).toEqual(commitEntry);
+  });
+
   it('refuses an unknown version, unknown kind and trailing bytes', () => {
     const bytes = encodeEntry(ddlEntry);
     const v2 = bytes.slice();

@@ -14,7 +14,9 @@
  *           (entries written before that field end after the last row and decode without it)
  *   ddl:    str schema, varint nTables, (str schema, str table)…, str sql
  *   commit: position (u8 kind 1 = mysql, str file, int offset, u8 hasGtid, [str gtid]), int commitTimeUs,
- *           int captureTimeUs, int rowCount, u8 phase (1 baseline | 2 baseline-end | 3 stream)
+ *           int captureTimeUs, int rowCount, u8 phase (1 baseline | 2 baseline-end | 3 stream; | 0x80 when
+ *           `copied` follows: varint n ≥ 1, (str schema, str table, str file, int offset)…; entries written
+ *           before that field never set the flag and decode as they did)
  *
  *   str = varint byteLength + UTF-8 bytes. int = a tagged bigint value (below).
  *
@@ -29,7 +31,18 @@
 import { ByteReader, ByteWriter } from './codec-bytes.ts';
 import { CorruptionError, TidemarkError } from './errors.ts';
 import type { SourcePosition } from './position.ts';
-import type { Column, CommitEntry, DdlEntry, Entry, Phase, RowImage, RowOp, RowsEntry, Value } from './record.ts';
+import type {
+  Column,
+  CommitEntry,
+  CopiedTable,
+  DdlEntry,
+  Entry,
+  Phase,
+  RowImage,
+  RowOp,
+  RowsEntry,
+  Value,
+} from './record.ts';
 
 export const CODEC_VERSION = 1;
 
@@ -39,6 +52,8 @@ const KIND_COMMIT = 3;
 
 const OPS: readonly RowOp[] = ['insert', 'update', 'delete'];
 const PHASES: readonly Phase[] = ['baseline', 'baseline-end', 'stream'];
+/** Flag in the phase byte: the commit carries `copied` (entries from before that field never set it). */
+const PHASE_COPIED = 0x80;
 
 const scratch = new ByteWriter();
 /** Larger scratch buffers are dropped after use so one huge entry does not pin memory forever. */
@@ -112,7 +127,17 @@ export function encodeEntry(e: Entry): Uint8Array {
       w.int(e.commitTimeUs);
       w.int(e.captureTimeUs);
       w.int(e.rowCount);
-      w.u8(phase + 1);
+      const copied = e.copied && e.copied.length > 0 ? e.copied : null;
+      w.u8((phase + 1) | (copied ? PHASE_COPIED : 0));
+      if (copied) {
+        w.varint(copied.length);
+        for (const c of copied) {
+          w.str(c.schema);
+          w.str(c.table);
+          w.str(c.at.file);
+          w.int(c.at.offset);
+        }
+      }
     }
     return w.buf.slice(0, w.pos);
   } finally {
@@ -190,9 +215,19 @@ function readCommit(r: ByteReader, base: { source: string; seq: bigint; txId: st
   const captureTimeUs = r.int('capture time');
   const rowCount = r.int('row count');
   const ph = r.u8('phase');
-  const phase = PHASES[ph - 1];
+  const phase = PHASES[(ph & ~PHASE_COPIED) - 1];
   if (!phase) return r.fail(`unknown phase ${ph}`);
-  return { kind: 'commit', ...base, position, commitTimeUs, captureTimeUs, rowCount, phase };
+  const e: CommitEntry = { kind: 'commit', ...base, position, commitTimeUs, captureTimeUs, rowCount, phase };
+  if ((ph & PHASE_COPIED) === 0) return e;
+  const n = r.count('copied count', 4);
+  if (n === 0) r.fail('empty copied list');
+  const copied: CopiedTable[] = [];
+  for (let i = 0; i < n; i++) {
+    const schema = r.str('copied schema');
+    const table = r.str('copied table');
+    copied.push({ schema, table, at: { file: r.str('copied file'), offset: r.int('copied offset') } });
+  }
+  return { ...e, copied };
 }
 
 /** Decodes one entry; throws CorruptionError for an unknown version, truncation, garbage or trailing bytes. */

@@ -21,7 +21,7 @@
  *   Uint8Array                BINARY/VARBINARY/BLOB and other binary strings, GEOMETRY (WKB as stored), MariaDB
  *                             UUID/INET4/INET6 (their binary form; column metadata binary(16)/binary(4))
  */
-import type { SourcePosition } from './position.ts';
+import type { BinlogPosition, SourcePosition } from './position.ts';
 
 export type Value = null | bigint | number | string | Uint8Array;
 
@@ -98,6 +98,20 @@ export interface CommitEntry extends EntryBase {
    * stream: a transaction read from the log.
    */
   readonly phase: Phase;
+  /**
+   * Tables copied into the journal while streaming (a table that moved into the include set), each with the
+   * binlog position its copy was read at: the copy already holds the table's changes before that position, so
+   * capture does not take them from the binlog again. Carried by every commit until the stream passes those
+   * positions, so a restart from any of them knows. Absent: none pending.
+   */
+  readonly copied?: readonly CopiedTable[];
+}
+
+/** A table copied by capture at binlog position `at` (see CommitEntry.copied). */
+export interface CopiedTable {
+  readonly schema: string;
+  readonly table: string;
+  readonly at: BinlogPosition;
 }
 
 export type Entry = RowsEntry | DdlEntry | CommitEntry;

@@ -34,6 +34,7 @@ import {
 } from '../apply/mysql/sql.ts';
 import { type ErrorContext, TidemarkError } from '../record/errors.ts';
 import type { Column, RowImage, RowOp, RowsEntry, Value } from '../record/record.ts';
+import { isSequenceState } from '../record/sequence.ts';
 import { type BatchRow, type BatchShape, batchRow, batchShape } from './batch-sql.ts';
 
 export type Direction = 'undo' | 'redo';
@@ -184,6 +185,9 @@ function guardWhere(s: Shape, img: readonly Value[]): string {
  * time: memory stays bounded however large the entry's range is.
  */
 export function* guardedStatements(e: RowsEntry, dir: Direction, opts: GuardOptions): Generator<GuardedStatement> {
+  // A sequence keeps its newest state in both directions: one that went back would hand out values again, and it
+  // cannot be UPDATEd or DELETEd anyway (record/sequence.ts).
+  if (isSequenceState(e)) return;
   const from = Math.max(0, opts.fromRow ?? 0);
   const to = Math.min(e.rows.length, opts.toRow ?? e.rows.length);
   if (from >= to) return;

@@ -23,6 +23,7 @@
  */
 import { TidemarkError } from '../../record/errors.ts';
 import type { Column, RowsEntry, Value } from '../../record/record.ts';
+import { isSequenceState } from '../../record/sequence.ts';
 import type { SystemPeriod } from '../../record/versioning.ts';
 import { SQL_MODE } from './session.ts';
 import {
@@ -264,7 +265,8 @@ export class StatementBatcher {
           );
         return i;
       });
-    } else if (this.#opts.noPrimaryKey === 'refuse') {
+    } else if (this.#opts.noPrimaryKey === 'refuse' && !isSequenceState(e)) {
+      // A sequence has no key by nature; its state rows are plain inserts (record/sequence.ts).
       throw new TidemarkError(
         `table ${qualified(e.schema, e.table)} has no primary key and targets.no_primary_key is "refuse"`,
         { code: 'APPLY_NO_PK', retriable: false, context: where },

@@ -52,6 +52,7 @@ export const DDL_ALREADY_DONE_ERRNO: ReadonlySet<number> = new Set([
   1359, // trigger already exists
   1360, // trigger does not exist
   1826, // duplicate foreign key constraint name
+  4091, // unknown SEQUENCE (DROP/ALTER SEQUENCE repeated)
 ]);
 
 export function serverFields(err: unknown): ServerErrorFields {

@@ -54,7 +54,7 @@ const query = (sql: string, end: number, schema = 'app', ms = 1_700_000_001_000)
 });
 
 function feedAll(a: TransactionAssembler, items: BinlogItem[]): Entry[] {
-  return items.flatMap((i) => a.feed(i)).map((o) => o.entry);
+  return items.flatMap((i) => a.feed(i)).flatMap((o) => (o.kind === 'copy' ? [] : [o.entry]));
 }
 
 function thrown(fn: () => unknown): TidemarkError {

@@ -21,10 +21,12 @@
  * entry exactly once.
  */
 import type { MysqlPosition } from '../../record/position.ts';
-import type { Column, CommitEntry, DdlEntry, RowImage, RowOp, RowsEntry } from '../../record/record.ts';
+import type { Column, CommitEntry, CopiedTable, DdlEntry, RowImage, RowOp, RowsEntry } from '../../record/record.ts';
 import { TidemarkError } from '../../record/errors.ts';
 import { classifyStatement, type StatementClass, type TableRef } from './ddl.ts';
 import { restrictDdl } from './ddl-rewrite.ts';
+import { crossSchemaSteps } from './ddl-crossschema.ts';
+import { CopyWindows } from './copy-windows.ts';
 import { isStatementCtas, TemporaryTables } from './dml.ts';
 import { crossSchemaDdlError, statementDmlError, xaIncludedError, xidOfStatement } from './statement-errors.ts';
 import type { TableFilter } from './filter.ts';
@@ -76,6 +78,12 @@ export type BinlogItem =
 
 export type AssemblerOutput =
   | { readonly kind: 'append'; readonly entry: RowsEntry | DdlEntry }
+  /**
+   * Copy `table` from the source here (a table moving into the include set, ddl-crossschema.ts): its entries take
+   * seqs from `seq` on, the group's later entries and commit move up by as many (the stream does both, then
+   * calls copied()).
+   */
+  | { readonly kind: 'copy'; readonly table: TableRef; readonly txId: string; readonly seq: bigint }
   | { readonly kind: 'commit'; readonly entry: CommitEntry };
 
 /** A transaction cut after some of its entries reached the sink (see Replay above). */
@@ -104,6 +112,8 @@ export interface AssemblerOptions {
    * snapshot time with sub-second precision, so without this floor `log` could appear to go backwards.
    */
   readonly lastCommitTimeUs?: bigint;
+  /** Copy windows still open at `start` (the resume commit's `copied`, copy-windows.ts). */
+  readonly copied?: readonly CopiedTable[];
 }
 
 interface OpenTx {
@@ -153,6 +163,7 @@ export class TransactionAssembler {
   private readonly temps = new TemporaryTables();
   private tx: OpenTx | null = null;
   private replay: PartialTx | null;
+  private readonly windows: CopyWindows;
 
   constructor(opts: AssemblerOptions) {
     this.opts = opts;
@@ -163,6 +174,7 @@ export class TransactionAssembler {
     this.pos = opts.start;
     this.seq = opts.nextSeq;
     this.replay = opts.replay && opts.replay.entries > 0 ? opts.replay : null;
+    this.windows = new CopyWindows(opts.copied);
     this.lastCommitTimeUs = opts.lastCommitTimeUs ?? 0n;
   }
 
@@ -174,6 +186,23 @@ export class TransactionAssembler {
   /** Position after the last complete event group, included or not: the resume point. */
   get position(): MysqlPosition {
     return this.pos;
+  }
+
+  /** Open copy windows (for a stream that continues after this one). */
+  get copyWindows(): readonly CopiedTable[] {
+    return this.windows.list();
+  }
+
+  /** The stream copied a table (a `copy` output) taking `seqs` seqs: later entries continue after them. */
+  copied(c: CopiedTable, seqs: bigint): void {
+    this.windows.add(c);
+    this.seq += seqs;
+  }
+
+  /** Captured here: included by the filter and not inside a copy window (copy-windows.ts). */
+  private includes(schema: string, table: string): boolean {
+    if (!this.opts.filter.includesTable(schema, table)) return false;
+    return !this.windows.covers(schema, table, { file: this.file, offset: this.lastEnd });
   }
 
   get nextSeq(): bigint {
@@ -279,15 +308,22 @@ export class TransactionAssembler {
         const tx = this.tx ?? this.openTx(true, start);
         const included =
           cls.kind === 'table-ddl'
-            ? cls.tables.some((t) => this.opts.filter.includesTable(t.schema, t.table))
+            ? cls.tables.some((t) => this.includes(t.schema, t.table))
             : this.opts.filter.includesSchema(cls.database);
         const out: AssemblerOutput[] = [];
         if (included) {
           let tables: readonly TableRef[] = cls.kind === 'table-ddl' ? cls.tables : [];
           let sql = item.sql;
+          const steps =
+            cls.kind === 'table-ddl' ? crossSchemaSteps(cls, (t) => this.includes(t.schema, t.table)) : null;
+          if (steps) {
+            this.crossSchema(out, tx, item.schema, steps);
+            if (tx.standalone) out.push(...this.endGroup(item.endOffset, item.timestampMs));
+            return out;
+          }
           if (cls.kind === 'table-ddl') {
             // Never let a target touch a table outside the include set (DROP TABLE incl.a, other.b).
-            const r = restrictDdl(cls, item.sql, (t) => this.opts.filter.includesTable(t.schema, t.table));
+            const r = restrictDdl(cls, item.sql, (t) => this.includes(t.schema, t.table));
             if (r.kind === 'rewrite') ({ sql, tables } = r);
             if (r.kind === 'refuse') {
               const gtid = tx.gtid ?? null;
@@ -377,8 +413,30 @@ export class TransactionAssembler {
     return this.endGroup(endOffset, timestampMs);
   }
 
+  /** DDL across the include boundary: its steps (ddl-crossschema.ts) as DDL entries and copy requests. */
+  private crossSchema(out: AssemblerOutput[], tx: OpenTx, schema: string, steps: ReturnType<typeof crossSchemaSteps>) {
+    for (const st of steps ?? []) {
+      if (st.kind === 'copy') {
+        tx.entries++;
+        out.push({ kind: 'copy', table: st.table, txId: tx.txId, seq: this.seq });
+        continue;
+      }
+      const tables = st.tables.map((t) => ({ schema: t.schema, table: t.table }));
+      this.emit(out, tx, {
+        kind: 'ddl',
+        source: this.opts.source,
+        seq: this.seq,
+        txId: tx.txId,
+        schema,
+        tables,
+        sql: st.sql,
+      });
+      this.seq += 1n;
+    }
+  }
+
   private onRows(item: Extract<BinlogItem, { type: 'rows' }>): AssemblerOutput[] {
-    if (!this.opts.filter.includesTable(item.schema, item.table)) return [];
+    if (!this.includes(item.schema, item.table)) return [];
     const tx = this.tx ?? this.openTx(false, this.lastEnd);
     if (tx.xa) {
       // Prepared, not committed: these rows may never happen (XA ROLLBACK). Only remember that they exist.
@@ -447,7 +505,7 @@ export class TransactionAssembler {
     const eventUs = BigInt(timestampMs) * 1000n;
     const commitTimeUs = eventUs > this.lastCommitTimeUs ? eventUs : this.lastCommitTimeUs;
     this.lastCommitTimeUs = commitTimeUs;
-    const entry: CommitEntry = {
+    let entry: CommitEntry = {
       kind: 'commit',
       source: this.opts.source,
       seq: this.seq,
@@ -458,6 +516,8 @@ export class TransactionAssembler {
       rowCount: tx.rowCount,
       phase: 'stream',
     };
+    const copied = this.windows.after(position.binlog);
+    if (copied.length > 0) entry = { ...entry, copied };
     this.seq += 1n;
     return [{ kind: 'commit', entry }];
   }

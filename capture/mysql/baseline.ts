@@ -78,6 +78,8 @@ interface TableToCopy {
   readonly schema: string;
   readonly table: string;
   readonly estimatedRows: number;
+  /** information_schema.TABLES.TABLE_TYPE = 'SEQUENCE' (MariaDB): copied first, its state as its one row. */
+  readonly sequence?: boolean;
   /** information_schema.TABLES.TABLE_TYPE = 'SYSTEM VERSIONED' (MariaDB). */
   readonly versioned: boolean;
 }
@@ -200,7 +202,9 @@ export class Baseline {
   private async listTables(conn: SourceConnection): Promise<TableToCopy[]> {
     const [rows] = await conn.promise.query<RowDataPacket[]>(
       'SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t, TABLE_ROWS AS n, TABLE_TYPE AS k FROM information_schema.TABLES ' +
-        "WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        "WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE') " +
+        // Sequences first: a table's DEFAULT NEXTVAL(seq) needs the sequence to exist when it is created.
+        "ORDER BY TABLE_TYPE = 'SEQUENCE' DESC, TABLE_SCHEMA, TABLE_NAME",
     );
     return rows
       .map((r) => ({
@@ -208,6 +212,7 @@ export class Baseline {
         table: String(r['t']),
         estimatedRows: Number(r['n'] ?? 0),
         versioned: String(r['k']) === 'SYSTEM VERSIONED',
+        sequence: String(r['k']) === 'SEQUENCE',
       }))
       .filter((t) => this.o.filter.includesTable(t.schema, t.table));
   }
@@ -293,7 +298,8 @@ export class Baseline {
   private async copyTable(conn: SourceConnection, t: TableToCopy, shape: TableShape): Promise<void> {
     const name = qualified(t.schema, t.table);
     const [[created]] = await conn.promise.query<RowDataPacket[]>({
-      sql: `SHOW CREATE TABLE ${name}`,
+      // A sequence's SHOW CREATE TABLE is a plain table with SEQUENCE=1; SHOW CREATE SEQUENCE is its own DDL.
+      sql: `SHOW CREATE ${t.sequence ? 'SEQUENCE' : 'TABLE'} ${name}`,
       rowsAsArray: true,
     });
     await this.ddl(t.schema, [{ schema: t.schema, table: t.table }], `DROP TABLE IF EXISTS ${name}`);
@@ -301,7 +307,7 @@ export class Baseline {
     await this.commitUnit('baseline');
 
     const { specs, pk, select } = shape;
-    if (pk.length === 0) this.o.onNoPrimaryKey?.(t.schema, t.table);
+    if (pk.length === 0 && !t.sequence) this.o.onNoPrimaryKey?.(t.schema, t.table);
     const columns = specs.map((s) => s.column);
     const perEntry = this.o.rowsPerEntry ?? 500;
     const chunk = BigInt(this.o.source.baseline.chunk_rows);

@@ -24,6 +24,7 @@ import { createTableFilter, literalSchemas, type TableFilter } from './filter.ts
 import { checkPrerequisites } from './prerequisites.ts';
 import { SinkError, SinkWriter } from './sink-writer.ts';
 import { BinlogStream, type ResumePoint, type StreamTuning } from './stream.ts';
+import { tableCopier } from './table-copy.ts';
 
 export { sourceStatus } from './status.ts';
 
@@ -124,7 +125,7 @@ export class MysqlCapture {
       from = { start: result.position, nextSeq: result.nextSeq, replay: null };
     } else {
       const resume = this.o.resume!;
-      from = { start: resume.position, nextSeq: this.nextSeq, replay: null };
+      from = { start: resume.position, nextSeq: this.nextSeq, replay: null, copied: resume.copied };
     }
     this.phase = 'streaming';
     await this.stream(from, signal);
@@ -214,6 +215,13 @@ export class MysqlCapture {
         from,
         tuning: this.o.stream,
         onNoPrimaryKey: (sc, t) => this.warnNoPk(sc, t),
+        copyTable: tableCopier({
+          source: this.o.source,
+          writer: this.writer,
+          log: this.log,
+          signal,
+          onNoPrimaryKey: (sc, t) => this.warnNoPk(sc, t),
+        }),
         lastCommitTimeUs: this.o.resume?.commitTimeUs,
       });
       if (this.current) this.pastPauses += this.current.pauses;

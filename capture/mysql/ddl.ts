@@ -9,7 +9,8 @@
  * come in lists (DROP TABLE a, b; RENAME TABLE a TO b, c TO d). Comments are skipped, executable comments
  * (/*! … *\/, /*M! … *\/) are read as code, like the server does.
  *
- * Everything else (views, triggers, routines, events, sequences, users, grants, temporary tables) is `other`:
+ * Sequences are tables to tidemark: CREATE/ALTER/DROP SEQUENCE come out as table DDL naming them.
+ * Everything else (views, triggers, routines, events, users, grants, temporary tables) is `other`:
  * tidemark does not replicate it. `statement` is a keyword-only label ("CREATE USER") that is safe to log; the
  * SQL text itself may hold secrets (IDENTIFIED BY '…') and must never be logged. Pure.
  */
@@ -26,7 +27,13 @@ export type StatementClass =
   | { readonly kind: 'commit' }
   | { readonly kind: 'rollback' }
   | { readonly kind: 'xa'; readonly statement: string }
-  | { readonly kind: 'table-ddl'; readonly statement: string; readonly tables: readonly TableRef[] }
+  | {
+      readonly kind: 'table-ddl';
+      readonly statement: string;
+      readonly tables: readonly TableRef[];
+      /** CREATE TABLE t LIKE s: the table copied (s; not in `tables`). */
+      readonly like?: TableRef;
+    }
   | { readonly kind: 'database-ddl'; readonly statement: string; readonly database: string }
   /** Statement-logged DML (dml.ts): the tables it may write; unknownTarget when they cannot be told. */
   | {
@@ -235,12 +242,22 @@ function classifyCreate(c: Cursor, defaultSchema: string, stmt: string): Stateme
   if (c.accept('TABLE')) {
     c.accept('IF', 'NOT', 'EXISTS');
     const t = c.tableName(defaultSchema);
-    return t ? { kind: 'table-ddl', statement: 'CREATE TABLE', tables: [t] } : { kind: 'other', statement: stmt };
+    if (!t) return { kind: 'other', statement: stmt };
+    const like = c.accept('LIKE') || (c.acceptPunct('(') && c.accept('LIKE')) ? c.tableName(defaultSchema) : undefined;
+    return { kind: 'table-ddl', statement: 'CREATE TABLE', tables: [t], ...(like ? { like } : {}) };
   }
+  if (c.accept('SEQUENCE')) return sequenceDdl(c, defaultSchema, 'CREATE SEQUENCE', stmt);
   c.accept('ONLINE') || c.accept('OFFLINE');
   c.accept('UNIQUE') || c.accept('FULLTEXT') || c.accept('SPATIAL');
   if (c.accept('INDEX')) return indexOn(c, defaultSchema, 'CREATE INDEX', stmt);
   return { kind: 'other', statement: stmt };
+}
+
+/** CREATE/ALTER/DROP SEQUENCE [IF [NOT] EXISTS] name[, name…]: a sequence is a table to tidemark. */
+function sequenceDdl(c: Cursor, defaultSchema: string, statement: string, stmt: string): StatementClass {
+  c.accept('IF', 'NOT', 'EXISTS') || c.accept('IF', 'EXISTS');
+  const tables = tableList(c, defaultSchema);
+  return tables.length ? { kind: 'table-ddl', statement, tables } : { kind: 'other', statement: stmt };
 }
 
 /** [IF [NOT] EXISTS] name [USING …|TYPE …] ON table */
@@ -263,6 +280,7 @@ function classifyAlter(c: Cursor, defaultSchema: string, stmt: string): Statemen
     const db = next !== undefined && DATABASE_OPTION_WORDS.has(next) ? undefined : c.ident();
     return { kind: 'database-ddl', statement: 'ALTER DATABASE', database: db ?? defaultSchema };
   }
+  if (c.accept('SEQUENCE')) return sequenceDdl(c, defaultSchema, 'ALTER SEQUENCE', stmt);
   c.accept('ONLINE');
   c.accept('IGNORE');
   if (!c.accept('TABLE')) return { kind: 'other', statement: stmt };
@@ -304,6 +322,7 @@ function classifyDrop(c: Cursor, defaultSchema: string, stmt: string): Statement
     const tables = tableList(c, defaultSchema);
     return tables.length ? { kind: 'table-ddl', statement: 'DROP TABLE', tables } : { kind: 'other', statement: stmt };
   }
+  if (c.accept('SEQUENCE')) return sequenceDdl(c, defaultSchema, 'DROP SEQUENCE', stmt);
   c.accept('ONLINE') || c.accept('OFFLINE');
   if (c.accept('INDEX')) return indexOn(c, defaultSchema, 'DROP INDEX', stmt);
   return { kind: 'other', statement: stmt };

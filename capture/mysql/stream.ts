@@ -22,13 +22,16 @@ import ZongJi, { type AnyBinlogEvent, type HeartbeatEvent } from '@vlasky/zongji
 import type { Logger } from 'pino';
 import { type BinlogPosition, compareBinlog, formatPosition, type MysqlPosition } from '../../record/position.ts';
 import { TidemarkError } from '../../record/errors.ts';
-import { type BinlogItem, type PartialTx, TransactionAssembler } from './assembler.ts';
+import type { CopiedTable } from '../../record/record.ts';
+import { isSequenceState } from '../../record/sequence.ts';
+import { type AssemblerOutput, type BinlogItem, type PartialTx, TransactionAssembler } from './assembler.ts';
 import { connectionOptions, endpointOf, type SourceEndpoint } from './connection.ts';
 import { binlogPurgedError, isBinlogUnavailable, sourceError } from './errors.ts';
 import { EventDecoder } from './events.ts';
 import type { TableFilter } from './filter.ts';
 import { splitUsePrefix } from './ddl.ts';
 import { PkCache } from './pk-cache.ts';
+import type { TableCopier } from './table-copy.ts';
 import { SourceWatch } from './source-watch.ts';
 import type { SinkWriter } from './sink-writer.ts';
 
@@ -54,6 +57,8 @@ export interface ResumePoint {
   readonly start: MysqlPosition;
   readonly nextSeq: bigint;
   readonly replay: PartialTx | null;
+  /** Copy windows open at `start` (copy-windows.ts; the resume commit's `copied`). */
+  readonly copied?: readonly CopiedTable[] | undefined;
 }
 
 export interface StreamOptions {
@@ -64,6 +69,8 @@ export interface StreamOptions {
   readonly from: ResumePoint;
   readonly tuning?: Partial<StreamTuning>;
   readonly onNoPrimaryKey?: (schema: string, table: string) => void;
+  /** Copies a table that moved into the include set (table-copy.ts); without it such a move stops the stream. */
+  readonly copyTable?: TableCopier;
   /** Commit time of the last commit in the journal before this stream (the resume commit): stream times floor. */
   readonly lastCommitTimeUs?: bigint;
 }
@@ -123,6 +130,7 @@ export class BinlogStream {
       start: opts.from.start,
       nextSeq: opts.from.nextSeq,
       replay: opts.from.replay,
+      ...(opts.from.copied ? { copied: opts.from.copied } : {}),
       onSkippedStatement: (statement, schema) => this.log.debug({ statement, schema }, 'binlog statement skipped'),
       lastCommitTimeUs: opts.writer.lastCommitted?.commitTimeUs ?? opts.lastCommitTimeUs,
     });
@@ -168,6 +176,7 @@ export class BinlogStream {
       start: this.assembler.position,
       nextSeq: partial ? partial.seq : this.assembler.nextSeq,
       replay: partial,
+      copied: this.assembler.copyWindows,
     };
   }
 
@@ -397,6 +406,25 @@ export class BinlogStream {
     }
   }
 
+  /** Runs a `copy` output (a table moved into the include set) and opens its copy window. */
+  private async copy(
+    out: Extract<AssemblerOutput, { kind: 'copy' }>,
+    shift: bigint,
+  ): Promise<{ seqs: bigint; rows: bigint }> {
+    const name = `${out.table.schema}.${out.table.table}`;
+    if (!this.o.copyTable) {
+      throw new TidemarkError(`table ${name} moved into the captured tables and cannot be copied here`, {
+        code: 'TABLE_COPY',
+        retriable: false,
+      });
+    }
+    this.log.info({ table: name, txId: out.txId }, 'table moved into the captured tables: copying it');
+    const r = await this.o.copyTable({ table: out.table, txId: out.txId, nextSeq: out.seq + shift });
+    this.assembler.copied({ schema: out.table.schema, table: out.table.table, at: r.at }, r.seqs);
+    this.pkCache.clear();
+    return r;
+  }
+
   private async process(input: BinlogItem): Promise<void> {
     let item = input;
     if (item.type === 'opaque') {
@@ -407,14 +435,26 @@ export class BinlogStream {
     if (item.type === 'rows' && item.pk === null && this.o.filter.includesTable(item.schema, item.table)) {
       item = { ...item, pk: await this.pkCache.get(item.schema, item.table) };
     }
+    // A table copy inside the group (a `copy` output) takes seqs: the group's later entries move up by as many.
+    let shift = 0n;
+    let copiedRows = 0n;
     for (const out of this.assembler.feed(item)) {
-      if (out.kind === 'append') {
-        const e = out.entry;
-        if (e.kind === 'rows' && e.pk.length === 0) this.o.onNoPrimaryKey?.(e.schema, e.table);
+      if (out.kind === 'copy') {
+        const r = await this.copy(out, shift);
+        shift += r.seqs;
+        copiedRows += r.rows;
+      } else if (out.kind === 'append') {
+        const e = shift === 0n ? out.entry : { ...out.entry, seq: out.entry.seq + shift };
+        if (e.kind === 'rows' && e.pk.length === 0 && !isSequenceState(e)) this.o.onNoPrimaryKey?.(e.schema, e.table);
         if (e.kind === 'ddl') this.pkCache.clear();
         await this.o.writer.append(e);
       } else {
-        await this.o.writer.commit(out.entry);
+        let c = out.entry;
+        if (shift > 0n || copiedRows > 0n) {
+          const copied = this.assembler.copyWindows;
+          c = { ...c, seq: c.seq + shift, rowCount: c.rowCount + copiedRows, ...(copied.length ? { copied } : {}) };
+        }
+        await this.o.writer.commit(c);
         this.progressed = true;
       }
     }

@@ -1,0 +1,140 @@
+/**
+ * A per-table baseline while streaming: a table that moved into the include set (RENAME TABLE out.t TO inc.t,
+ * CREATE TABLE inc.t LIKE out.s; ddl-crossschema.ts) is copied from the source into the open unit of the
+ * statement that moved it, through the baseline's own code (baseline.ts restricted to that one table: the same
+ * consistent snapshot and position, DDL-race check, definition, value handling and refusals).
+ *
+ * Output, appended to the open unit (the caller commits it with the statement's commit entry):
+ *   DROP TABLE IF EXISTS inc.t, [CREATE DATABASE IF NOT EXISTS …], DROP TABLE IF EXISTS + SHOW CREATE TABLE text,
+ *   the rows as insert entries (or only the first DROP when the table is gone by now).
+ * The baseline's unit commits are swallowed and seqs renumbered from `nextSeq`, so the copy is one unit with the
+ * statement: a crash before its commit drops it from the journal, and the restart reads the statement again and
+ * copies again. `at` is the snapshot's binlog position: the table's events before it are in the copy (the
+ * caller opens a copy window, copy-windows.ts).
+ */
+import type { Logger } from 'pino';
+import type { BinlogPosition } from '../../record/position.ts';
+import { TidemarkError } from '../../record/errors.ts';
+import type { CommitEntry, DdlEntry, EntrySink, RowsEntry } from '../../record/record.ts';
+import { Baseline, type BaselineOptions, quoteId } from './baseline.ts';
+import type { TableRef } from './ddl.ts';
+import { SinkWriter } from './sink-writer.ts';
+
+export interface TableCopyRequest {
+  readonly table: TableRef;
+  /** txId of the statement's unit (every copied entry carries it). */
+  readonly txId: string;
+  readonly nextSeq: bigint;
+}
+
+export interface TableCopyResult {
+  /** The snapshot position the copy was read at. */
+  readonly at: BinlogPosition;
+  /** Seqs the copy's entries took. */
+  readonly seqs: bigint;
+  readonly rows: bigint;
+}
+
+export type TableCopier = (req: TableCopyRequest) => Promise<TableCopyResult>;
+
+export interface TableCopierOptions {
+  readonly source: BaselineOptions['source'];
+  readonly writer: SinkWriter;
+  readonly log: Logger;
+  readonly signal: AbortSignal;
+  readonly onNoPrimaryKey?: (schema: string, table: string) => void;
+}
+
+/** Attempts when DDL races the copy's snapshot (BASELINE_RACE). */
+const RACE_ATTEMPTS = 5;
+
+const noSink: EntrySink = {
+  append: () => {},
+  commit: () => Promise.resolve(),
+};
+
+/** Forwards the baseline's entries into the open unit under the statement's txId and new seqs; drops its commits. */
+class UnitWriter extends SinkWriter {
+  readonly #into: SinkWriter;
+  readonly #txId: string;
+  seq: bigint;
+  rows = 0n;
+  appended = 0;
+
+  constructor(into: SinkWriter, txId: string, seq: bigint) {
+    super(noSink);
+    this.#into = into;
+    this.#txId = txId;
+    this.seq = seq;
+  }
+
+  override get openEntries(): number {
+    return 0; // nothing for the baseline to close: the statement's commit closes the unit
+  }
+
+  override get failed(): boolean {
+    return this.#into.failed;
+  }
+
+  override async append(entry: RowsEntry | DdlEntry): Promise<void> {
+    const e = { ...entry, seq: this.seq, txId: this.#txId };
+    this.seq += e.kind === 'rows' ? BigInt(e.rows.length) : 1n;
+    if (e.kind === 'rows') this.rows += BigInt(e.rows.length);
+    this.appended++;
+    await this.#into.append(e);
+  }
+
+  override async commit(_entry: CommitEntry): Promise<void> {}
+}
+
+export function tableCopier(o: TableCopierOptions): TableCopier {
+  return async (req) => {
+    const t = req.table;
+    const name = `${t.schema}.${t.table}`;
+    const w = new UnitWriter(o.writer, req.txId, req.nextSeq);
+    const qualifiedName = `${quoteId(t.schema)}.${quoteId(t.table)}`;
+    await w.append({
+      kind: 'ddl',
+      source: o.source.name,
+      seq: 0n,
+      txId: req.txId,
+      schema: t.schema,
+      tables: [{ schema: t.schema, table: t.table }],
+      sql: `DROP TABLE IF EXISTS ${qualifiedName}`,
+    });
+    const log = o.log.child({ copy: name });
+    for (let attempt = 1; ; attempt++) {
+      const before = w.appended;
+      const b = new Baseline({
+        source: o.source,
+        filter: {
+          includesTable: (s, tb) => s === t.schema && tb === t.table,
+          includesSchema: (s) => s === t.schema,
+        },
+        writer: w,
+        log,
+        nextSeq: w.seq,
+        signal: o.signal,
+        ...(o.onNoPrimaryKey ? { onNoPrimaryKey: o.onNoPrimaryKey } : {}),
+      });
+      try {
+        const r = await b.run();
+        log.info(
+          { rows: w.rows.toString(), at: `${r.position.binlog.file}:${r.position.binlog.offset}` },
+          'table copied',
+        );
+        return { at: r.position.binlog, seqs: w.seq - req.nextSeq, rows: w.rows };
+      } catch (err) {
+        const e = err instanceof TidemarkError ? err : null;
+        if (e?.code === 'BASELINE_RACE' && w.appended === before && attempt < RACE_ATTEMPTS) continue;
+        // Entries of the copy may be in the open unit: only a restart (which drops the uncommitted tail of the
+        // journal and reads the statement again) can start it over.
+        throw new TidemarkError(
+          `copying table ${name}, which moved into the captured tables, failed: ${(err as Error).message}; ` +
+            'restart tidemark run to copy it again',
+          { code: e?.code === 'UNSUPPORTED_TYPE' ? 'UNSUPPORTED_TYPE' : 'TABLE_COPY', retriable: false, cause: err },
+        );
+      }
+    }
+  };
+}

@@ -147,20 +147,12 @@ it('(11) when the newest transactions touch only non-included tables, capture co
 
 it('(12) restart after kill -9 under a parent that does not reap; a second run or applier is refused at once', async () => {
   await stop(run);
-  // A parent that forks `tidemark run` and never waits for it: once killed, the child stays a zombie.
-  const parent = spawn(
-    'python3',
-    [
-      '-c',
-      'import os, sys, time\npid = os.fork()\nif pid == 0:\n  os.execv(sys.argv[1], sys.argv[1:])\n' +
-        'print(pid, flush=True)\ntime.sleep(600)\n',
-      CLI,
-      'run',
-      '-c',
-      t.config,
-    ],
-    { env: { ...process.env, PATH: nodeFirstPath() }, stdio: ['ignore', 'pipe', 'ignore'] },
-  );
+  // A parent that never waits for its `tidemark run` child (the shell execs into sleep): once killed, the child
+  // stays a zombie.
+  const parent = spawn('sh', ['-c', '"$0" run -c "$1" >/dev/null 2>&1 & echo $!; exec sleep 600', CLI, t.config], {
+    env: { ...process.env, PATH: nodeFirstPath() },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   parents.push(parent);
   const pid = await new Promise<number>((resolve) => parent.stdout?.once('data', (d) => resolve(Number(String(d)))));
   const lockOf = (f: string) => {

@@ -132,10 +132,18 @@ it('XA on other schemas is skipped; a prepared XA on an included table stops cap
   expect(stopped.text).toMatch(/--rebaseline/);
   expect(await replicaRows('SELECT id FROM app.t ORDER BY id')).toEqual([{ id: 1 }, { id: 10 }]); // never applied
 
-  // The way out named: resolve it, then re-baseline.
+  // The way out named: resolve it, then re-baseline. A baseline taken while it is still prepared would miss it
+  // (neither in the snapshot nor in the binlog after it): the baseline waits, naming it, until it is resolved.
+  run = startRun(t.config, ['--rebaseline']);
+  const logFile = join(t.dir, 'tidemark.log');
+  const deadline = Date.now() + 30_000;
+  while (!/prepared on the source \('hx3'\)/.test(readFileSync(logFile, 'utf8')) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  expect(readFileSync(logFile, 'utf8')).toMatch(/1 XA transaction\(s\) are prepared on the source \('hx3'\)/);
   await xa.query("XA COMMIT 'hx3'");
   await xa.end();
-  await rebaseline();
+  await caughtUpWhileRunning(t, run, 90_000);
   expect(await replicaRows('SELECT id FROM app.t ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }, { id: 10 }]);
 }, 240_000);
 

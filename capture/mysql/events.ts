@@ -156,9 +156,10 @@ export class EventDecoder {
   }
 
   /** Event types zongji does not decode; `size` is the body length (event length minus header and checksum). */
-  onUnknown(ev: UnknownEvent): BinlogItem | null {
+  onUnknown(ev: UnknownEvent): BinlogItem {
     const end = endOffset(ev);
-    if (end <= 0n) return null;
+    // No end offset (never seen from MariaDB 10.11): the stream cannot look it up and stops rather than skip it.
+    if (end <= 0n) return { type: 'opaque', startOffset: 0n, endOffset: 0n };
     return { type: 'opaque', startOffset: end - BigInt(ev.size + this.headerBytes()), endOffset: end };
   }
 

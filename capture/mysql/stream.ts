@@ -231,6 +231,13 @@ export class BinlogStream {
    */
   private async resolveOpaque(item: Extract<BinlogItem, { type: 'opaque' }>): Promise<BinlogItem | null> {
     const file = this.assembler.currentFile;
+    if (item.endOffset <= 0n) {
+      throw new TidemarkError(
+        `an event the binlog reader cannot decode, without an end position, follows ${file}:` +
+          `${this.assembler.position.binlog.offset}: capture stops rather than skip a change it cannot see`,
+        { code: 'BINLOG_SEQUENCE', retriable: false, context: { file } },
+      );
+    }
     const ev = await this.watch.describeEvent(file, item.startOffset, item.endOffset);
     if (ev.type === 'Execute_load_query') {
       const q = splitUsePrefix(ev.info);

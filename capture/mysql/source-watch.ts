@@ -22,15 +22,24 @@ export interface BinlogEventRow {
 
 export class SourceWatch {
   private readonly source: SourceEndpoint;
-  private conn: SourceConnection | null = null;
+  private conn: Promise<SourceConnection> | null = null;
+  private closed = false;
 
   constructor(source: SourceEndpoint) {
     this.source = source;
   }
 
-  private async connection(what: string): Promise<SourceConnection> {
-    this.conn ??= await openSourceConnection(this.source, what);
-    return this.conn;
+  /** The side connection, opened once (concurrent callers share the attempt). */
+  private connection(what: string): Promise<SourceConnection> {
+    if (this.closed) {
+      return Promise.reject(new TidemarkError(`${what}: the stream has ended`, { code: 'STOPPED', retriable: true }));
+    }
+    this.conn ??= openSourceConnection(this.source, what);
+    const p = this.conn;
+    p.catch(() => {
+      if (this.conn === p) this.conn = null; // a failed attempt is not kept
+    });
+    return p;
   }
 
   /** Problems with the source's current binlog settings (empty when fine). */
@@ -45,7 +54,7 @@ export class SourceWatch {
       for (const r of rows) vars.set(String(r['Variable_name']).toLowerCase(), String(r['Value']));
       return runtimeBinlogProblems(vars, endpointOf(this.source));
     } catch (err) {
-      await this.close();
+      await this.drop();
       throw sourceError(err, endpointOf(this.source), 'check binlog settings');
     }
   }
@@ -59,7 +68,7 @@ export class SourceWatch {
         file,
       ]);
     } catch (err) {
-      await this.close();
+      await this.drop();
       throw sourceError(err, endpointOf(this.source), `read the binlog event at ${file}:${offset}`);
     }
     const r = rows[0];
@@ -74,9 +83,16 @@ export class SourceWatch {
     return { type: String(r['Event_type']), endOffset: end, info: String(r['Info'] ?? '') };
   }
 
-  async close(): Promise<void> {
+  /** Drops a failed connection; the next use opens a new one. */
+  private async drop(): Promise<void> {
     const c = this.conn;
     this.conn = null;
-    if (c) await c.close();
+    await c?.then((x) => x.close()).catch(() => {});
+  }
+
+  /** Closes the connection for good (a check still running then fails instead of reopening it). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.drop();
   }
 }

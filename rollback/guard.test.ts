@@ -282,3 +282,23 @@ describe('guardedStatements: batch data (MariaDB)', () => {
     expect(d!.batch?.tuple).toBe("(1,'a',2e0)");
   });
 });
+
+describe('guardedStatements: ENUM index 0', () => {
+  const ecols: Column[] = [col('id', 'int'), col('e', 'enum', "enum('','a')")];
+  const e = (op: RowsEntry['op'], rows: RowImage[]) => entry(op, rows, { columns: ecols });
+  const ZERO = "SET STATEMENT sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION' FOR ";
+
+  it('writes index 0 (0n) without strict mode, alone; other statements stay strict', () => {
+    // Undo of an update that left index 0: the row goes back to 'a' (strict is fine), and vice versa.
+    const [back] = all(e('update', [{ before: [1n, 0n], after: [1n, 'a'] }]), 'undo');
+    expect(back?.sql).toBe(`${ZERO}UPDATE ${T} SET \`e\` = 0 WHERE \`id\` = 1 AND \`e\` <=> 'a'`);
+    expect(back?.batch).toBeUndefined();
+    const [redo] = all(e('update', [{ before: [1n, 0n], after: [1n, 'a'] }]), 'redo');
+    expect(redo?.sql).not.toContain('SET STATEMENT');
+    // Undo of a delete re-inserts the row with its index 0.
+    const [ins] = all(e('delete', [{ before: [2n, 0n], after: null }]), 'undo');
+    expect(ins?.sql).toBe(`${ZERO}INSERT INTO ${T} (\`id\`,\`e\`) VALUES (2,0)`);
+    const [plainIns] = all(e('delete', [{ before: [3n, ''], after: null }]), 'undo');
+    expect(plainIns?.sql).toBe(`INSERT INTO ${T} (\`id\`,\`e\`) VALUES (3,'')`);
+  });
+});

@@ -12,13 +12,15 @@
  * matched with `<=>` and LIMIT 1 (identical rows are indistinguishable). INSERTs are multi-row (up to ~1000 rows
  * or ~4 MiB) and must insert every row: a row whose key is already present fails them with a duplicate-key error.
  * Columns in skipColumns (generated columns: the server computes them) are neither written nor compared.
+ * A statement that writes ENUM index 0 (Value 0n) runs without strict mode, as apply does (batcher.ts), and never
+ * merges into a multi-row statement.
  * Comparisons run under the column's collation: a change a case-insensitive collation cannot see (a → A) passes.
  *
  * MariaDB: UPDATE/DELETE rows that can share a multi-row statement carry `batch` (batch-sql.ts); executePlan
  * and writeScript merge runs of them (batch.ts). The per-row statement stays what runs when a row is alone, and
  * what executePlan falls back to when a multi-row statement fails.
  */
-import { EntryError } from '../apply/mysql/batcher.ts';
+import { ENUM_ZERO_MODE, EntryError, setStatement, writesEnumZero } from '../apply/mysql/batcher.ts';
 import {
   describeKey,
   type Flavor,
@@ -225,13 +227,14 @@ export function* guardedStatements(e: RowsEntry, dir: Direction, opts: GuardOpti
     const next = image(s, r, will, seq);
     const cols = updateColumns(s.cols, s.writeIdx, cur, next);
     const noop = sameValues(s.writeIdx, cur, next);
-    const batch = noop ? null : rowOf?.('update', cols, cur, next);
+    const zero = writesEnumZero(next, s.cols, cols);
+    const batch = noop || zero ? null : rowOf?.('update', cols, cur, next);
     if (batch) {
       yield new RowStatement(s, 'update', seq, cur, next, cols, batch);
       continue;
     }
     const where = guardWhere(s, cur);
-    const sql = `UPDATE ${s.table} SET ${setList(next, s.cols, cols)}${where}`;
+    const sql = `${setStatement(zero ? [ENUM_ZERO_MODE] : [])}UPDATE ${s.table} SET ${setList(next, s.cols, cols)}${where}`;
     const what = rowWhat(s, cur, seq);
     if (noop) {
       yield { sql, expect: 1, what, seq, kind: 'update', noop, exists: `SELECT 1 FROM ${s.table}${where} FOR UPDATE` };
@@ -327,6 +330,7 @@ function* inserts(s: Shape, rows: Iterable<number>, will: 'before' | 'after'): G
   let bytes = sqlBytes(head);
   let first: { seq: bigint; img: readonly Value[] } | null = null;
   let last: { seq: bigint; img: readonly Value[] } | null = null;
+  let zero = false;
   const done = (): GuardedStatement => {
     const a = first!;
     const b = last!;
@@ -337,7 +341,8 @@ function* inserts(s: Shape, rows: Iterable<number>, will: 'before' | 'after'): G
       n === 1
         ? whatOf(s, keyText(s, a.img), a.seq.toString())
         : whatOf(s, `${n} rows: ${keyText(s, a.img)} ... ${keyText(s, b.img)}`, `${lo}..${hi}`);
-    return { sql: head + parts.join(','), expect: n, what, seq: a.seq, kind: 'insert' };
+    const sql = setStatement(zero ? [ENUM_ZERO_MODE] : []) + head + parts.join(',');
+    return { sql, expect: n, what, seq: a.seq, kind: 'insert' };
   };
   for (const i of rows) {
     const seq = s.e.seq + BigInt(i);
@@ -349,7 +354,9 @@ function* inserts(s: Shape, rows: Iterable<number>, will: 'before' | 'after'): G
       parts = [];
       bytes = sqlBytes(head);
       first = null;
+      zero = false;
     }
+    if (writesEnumZero(img, s.cols, s.writeIdx)) zero = true;
     last = { seq, img };
     if (!first) first = last;
     parts.push(part);

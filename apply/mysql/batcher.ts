@@ -47,17 +47,17 @@ import {
 } from './versioned.ts';
 
 /** The apply session's sql_mode without strictness: lets a statement store ENUM index 0 (see the file comment). */
-const ENUM_ZERO_MODE = `sql_mode = '${SQL_MODE.split(',')
+export const ENUM_ZERO_MODE = `sql_mode = '${SQL_MODE.split(',')
   .filter((m) => m !== 'STRICT_ALL_TABLES' && m !== 'STRICT_TRANS_TABLES')
   .join(',')}'`;
 
 /** `SET STATEMENT a, b FOR ` for the given variable settings ('' for none). */
-function setStatement(vars: readonly string[]): string {
+export function setStatement(vars: readonly string[]): string {
   return vars.length === 0 ? '' : `SET STATEMENT ${vars.join(', ')} FOR `;
 }
 
 /** Does a written value of these columns hold ENUM index 0 (0n)? */
-function writesEnumZero(row: readonly Value[], cols: readonly Column[], idx: readonly number[]): boolean {
+export function writesEnumZero(row: readonly Value[], cols: readonly Column[], idx: readonly number[]): boolean {
   return idx.some((i) => row[i] === 0n && cols[i]!.type === 'enum');
 }
 

@@ -218,7 +218,7 @@ describe('ENUM index 0', () => {
   }, 90_000);
 });
 
-describe('UUID/INET and unsupported types', () => {
+describe('UUID/INET', () => {
   it('UUID/INET4/INET6 come through the baseline and the stream exactly', async () => {
     await src.query(
       "INSERT INTO zoo.uu VALUES (3, UUID(), '192.168.1.1', '2001:db8::ff00:42:8329'), (4, 'ffffffff-ffff-ffff-ffff-ffffffffffff', '0.0.0.0', '::')",
@@ -230,7 +230,21 @@ describe('UUID/INET and unsupported types', () => {
     expect(await contents(rep, 'uu')).toEqual(a);
     expect((await verifyJson(['--table', 'zoo.uu'])).out.equal).toBe(true);
   }, 60_000);
+});
 
+describe('rollback and ENUM index 0 (the replica stays held afterwards)', () => {
+  it('undo puts index 0 back exactly', async () => {
+    await src.query("UPDATE zoo.en SET e = 'a' WHERE id = 5"); // id 5 held index 0 in e
+    const [[g]] = (await src.query('SELECT @@last_gtid AS g')) as unknown as [Rows];
+    await caughtUpWhileRunning(t, child, 60_000);
+    const r = await runCli(['undo', '-c', t.config, '--target', 'replica', '--tx', String(g?.['g'])]);
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    const [[row]] = (await rep.query('SELECT e + 0 AS i, f + 0 AS j FROM zoo.en WHERE id = 5')) as unknown as [Rows];
+    expect(row).toEqual({ i: 0, j: 0 });
+  }, 60_000);
+});
+
+describe('unsupported types', () => {
   it('a baseline refusing tables names every unfit table in one error', async () => {
     // A second pipeline over the same servers, capturing only `bad` (its own journal and source name).
     const cfg = join(t.dir, 'bad.yaml');

@@ -5,6 +5,7 @@
  *
  *   CREATE TABLE inc.t LIKE out.s            copy inc.t (its definition and rows, read from the source)
  *   RENAME TABLE out.t TO inc.t              copy inc.t (the table moved in)
+ *   ALTER TABLE out.t … RENAME TO inc.t      copy inc.t (moved in, in whatever shape the ALTER left it)
  *   RENAME TABLE inc.t TO out.t              DROP TABLE IF EXISTS inc.t (moved out)
  *   RENAME TABLE inc.a TO inc.b              unchanged (RENAME TABLE inc.a TO inc.b)
  *   RENAME TABLE out.a TO out.b              nothing
@@ -12,7 +13,8 @@
  * A RENAME with several pairs is followed pair by pair, so chains come out right: a table that moves in and is
  * renamed again in the same statement is copied under its final name, one that moves in and out again is not
  * copied at all. Copies come last (each reads the table as the source holds it then). `includes` says whether a
- * table is captured here; a table inside a copy window counts as outside (see assembler.ts). Pure.
+ * table is captured here; a table inside a copy window counts as outside (see assembler.ts). ALTER TABLE … RENAME
+ * out of the set and EXCHANGE PARTITION across it are ddl-rewrite.ts's (a DROP, a refusal). Pure.
  */
 import type { StatementClass, TableRef } from './ddl.ts';
 import { qualified } from './ddl-rewrite.ts';
@@ -32,6 +34,12 @@ export function crossSchemaSteps(
     const t = cls.tables[0];
     if (!t || !cls.like || !includes(t) || includes(cls.like)) return null;
     return [{ kind: 'copy', table: t }];
+  }
+  if (cls.statement === 'ALTER TABLE') {
+    const [from, to] = cls.tables;
+    // Only a plain move: [from, to] exactly (a partition exchange would name a further table).
+    if (!from || !to || cls.tables.length !== 2 || cls.renamed !== to || includes(from) || !includes(to)) return null;
+    return [{ kind: 'copy', table: to }];
   }
   if (cls.statement !== 'RENAME TABLE') return null;
   const pairs: [TableRef, TableRef][] = [];

@@ -33,6 +33,8 @@ export type StatementClass =
       readonly tables: readonly TableRef[];
       /** CREATE TABLE t LIKE s: the table copied (s; not in `tables`). */
       readonly like?: TableRef;
+      /** ALTER TABLE t … RENAME TO u: the new name (also in `tables`). */
+      readonly renamed?: TableRef;
     }
   | { readonly kind: 'database-ddl'; readonly statement: string; readonly database: string }
   /** Statement-logged DML (dml.ts): the tables it may write; unknownTarget when they cannot be told. */
@@ -290,6 +292,7 @@ function classifyAlter(c: Cursor, defaultSchema: string, stmt: string): Statemen
   const tables: TableRef[] = [first];
   // Renames and partition exchanges name further tables; only top-level clauses count (not inside parentheses).
   let depth = 0;
+  let renamed: TableRef | undefined;
   while (!c.done()) {
     if (c.acceptPunct('(')) depth++;
     else if (c.acceptPunct(')')) depth--;
@@ -299,13 +302,16 @@ function classifyAlter(c: Cursor, defaultSchema: string, stmt: string): Statemen
       if (next === 'COLUMN' || next === 'INDEX' || next === 'KEY' || next === 'CONSTRAINT') continue;
       c.accept('TO') || c.accept('AS');
       const t = c.tableName(defaultSchema);
-      if (t) tables.push(t);
+      if (t) {
+        tables.push(t);
+        renamed = t;
+      }
     } else if (depth === 0 && c.accept('WITH', 'TABLE')) {
       const t = c.tableName(defaultSchema);
       if (t) tables.push(t);
     } else c.pos++;
   }
-  return { kind: 'table-ddl', statement: 'ALTER TABLE', tables };
+  return { kind: 'table-ddl', statement: 'ALTER TABLE', tables, ...(renamed ? { renamed } : {}) };
 }
 
 function classifyDrop(c: Cursor, defaultSchema: string, stmt: string): StatementClass {

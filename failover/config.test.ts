@@ -35,7 +35,9 @@ describe('failoverSchema', () => {
     expect(c.calendar).toEqual({ time_zone: 'UTC', default_interval_ms: 1000, windows: [] });
     expect(c.election).toEqual({ unknown_standbys: 'wait', priority: {}, agree_for_ms: 0 });
     expect(c.min_interval_ms).toBe(3_600_000);
-    expect(c.fence).toEqual({ read_only: true, kill_sessions: true, timeout_ms: 30_000 });
+    expect(c.fence).toEqual({ read_only: true, kill_sessions: true, timeout_ms: 30_000, confirm_for_ms: 5000 });
+    // Attempts that stopped before promotion are retried (issue #17): 1 s doubling up to 15 s.
+    expect(c.takeover_retry).toEqual({ initial_ms: 1000, max_ms: 15_000 });
     expect(c.vip).toBeUndefined();
     expect(c.witness).toBeUndefined();
   });

@@ -170,8 +170,23 @@ export const failoverSchema = z
       })
       .strict()
       .prefault({}),
-    /** At most one automatic takeover per this period (anti-flapping). Default 1 hour. */
+    /**
+     * At most one automatic takeover that PROMOTED per this period (anti-flapping). Default 1 hour. An attempt
+     * that stopped before promotion (fence not confirmed, drain failed) does not count: it is retried.
+     */
     min_interval_ms: ms(0, 30 * 86_400_000).default(3_600_000),
+    /**
+     * An automatic attempt that stopped before promotion is retried while the primary stays lost and the
+     * witness agrees, after initial_ms, doubling up to max_ms between attempts.
+     */
+    takeover_retry: z
+      .object({
+        initial_ms: ms(100, 600_000).default(1000),
+        max_ms: ms(100, 3_600_000).default(15_000),
+      })
+      .strict()
+      .refine((r) => r.initial_ms <= r.max_ms, { message: 'initial_ms must not exceed max_ms' })
+      .prefault({}),
     vip: z
       .object({
         address: ipv4Cidr,
@@ -194,6 +209,15 @@ export const failoverSchema = z
         /** Always run during a takeover (power off, cut the port…); exit 0 confirms the fence. */
         command: argv.optional(),
         timeout_ms: ms(100, 600_000).default(30_000),
+        /**
+         * The fence timeline (failover/README.md): an isolated primary's guard fences itself at its last contact
+         * + monitor.fail_after_ms; a standby asks the fence command to confirm at once, and again from the
+         * latest contact it or the witness had with the primary + fail_after_ms + margin_ms. Default: the
+         * longest probe interval of the calendar + probe_timeout_ms + 500 ms (the guard's own fencing).
+         */
+        margin_ms: ms(0, 600_000).optional(),
+        /** From that moment, the confirmation is retried (250 ms doubling, at most 2 s apart) this long. */
+        confirm_for_ms: ms(0, 600_000).default(5000),
       })
       .strict()
       .prefault({}),

@@ -6,8 +6,11 @@ import {
   decideAutomatic,
   decideManual,
   EMPTY_HISTORY,
+  historyAfterAttempt,
   historyFromJson,
+  historyRecovered,
   rank,
+  type TakeoverHistory,
 } from './decide.ts';
 
 const NOW = Date.parse('2026-03-02T10:00:00Z');
@@ -49,7 +52,8 @@ describe('decideAutomatic', () => {
       'takeover by b: primary failed for this standby since 2026-03-02T09:59:55.000Z and for the witness since ' +
         '2026-03-02T09:59:56.000Z; b is the most advanced standby (received 120, applied 120; ahead of a by received position)',
     );
-    expect(d.history).toEqual({ lastAutomaticAt: NOW, last: { at: NOW, winner: 'b', mode: 'automatic' } });
+    // Persisted before acting: an attempt in flight, not yet a takeover (historyAfterAttempt records the end).
+    expect(d.history).toEqual({ lastAutomaticAt: null, last: null, pendingSince: NOW });
   });
 
   it('defers to a more advanced standby, naming it', () => {
@@ -125,7 +129,14 @@ describe('decideAutomatic', () => {
   it('anti-flapping: at most one automatic takeover per min_interval_ms, from the persisted history', () => {
     const first = decideAutomatic(input());
     if (first.action !== 'takeover') throw new Error('expected a takeover');
-    const restored = historyFromJson(JSON.parse(JSON.stringify(first.history)), 'state.json');
+    const promoted = historyAfterAttempt(first.history, {
+      winner: 'b',
+      startedAt: NOW,
+      endedAt: NOW + 900,
+      reachedPromotion: true,
+      missing: '',
+    });
+    const restored = historyFromJson(JSON.parse(JSON.stringify(promoted)), 'state.json');
     const fresh = (now: number) => ({ now, witness: { state: 'failed' as const, since: NOW, receivedAt: now } });
     const again = decideAutomatic(input({ history: restored, ...fresh(NOW + 3599_999) }));
     expect(again).toMatchObject({ action: 'none', code: 'anti-flapping' });
@@ -264,7 +275,87 @@ describe('decideManual', () => {
   });
 });
 
+describe('attempts that stopped before promotion (issue #17)', () => {
+  const fresh = (now: number) => ({ now, witness: { state: 'failed' as const, since: NOW, receivedAt: now } });
+  const stop = (h: TakeoverHistory, at: number, missing = 'fence not confirmed: old primary writable') =>
+    historyAfterAttempt(h, { winner: 'b', startedAt: at - 2000, endedAt: at, reachedPromotion: false, missing });
+
+  it('do not consume the anti-flapping budget: retried after a backoff that doubles up to a bound', () => {
+    const first = decideAutomatic(input());
+    if (first.action !== 'takeover') throw new Error('expected a takeover');
+    const h1 = stop(first.history, NOW + 2000);
+    expect(h1).toEqual({
+      lastAutomaticAt: null,
+      last: null,
+      stopped: { count: 1, lastAt: NOW + 2000, missing: 'fence not confirmed: old primary writable' },
+      pendingSince: null,
+    });
+    const wait = decideAutomatic(input({ history: h1, ...fresh(NOW + 2999) }));
+    expect(wait).toMatchObject({ action: 'none', code: 'retry-backoff' });
+    expect(wait.reason).toBe(
+      'no takeover: attempt 1 stopped before promotion at 2026-03-02T10:00:02.000Z (fence not confirmed: old primary ' +
+        'writable); attempt 2 from 2026-03-02T10:00:03.000Z',
+    );
+    const second = decideAutomatic(input({ history: h1, ...fresh(NOW + 3000) }));
+    expect(second.action).toBe('takeover');
+    // 1 s, 2 s, 4 s, 8 s, then the bound (15 s by default; takeover_retry.max_ms).
+    let h: TakeoverHistory = h1;
+    const delays: number[] = [];
+    for (let n = 1; n <= 6; n++) {
+      const at = NOW + 100_000 * n;
+      h = stop({ ...h, stopped: h.stopped ? { ...h.stopped, count: n - 1 } : null }, at);
+      let t = at;
+      while (decideAutomatic(input({ history: h, ...fresh(t) })).action !== 'takeover') t += 100;
+      delays.push(t - at);
+    }
+    expect(delays).toEqual([1000, 2000, 4000, 8000, 15_000, 15_000]);
+    const policy = { ...input().policy, retry: { initial_ms: 500, max_ms: 700 } };
+    expect(decideAutomatic(input({ history: stop(h1, NOW), policy, ...fresh(NOW + 699) })).action).toBe('none');
+    expect(decideAutomatic(input({ history: stop(h1, NOW), policy, ...fresh(NOW + 700) })).action).toBe('takeover');
+  });
+
+  it('only a promotion counts; an attempt whose end was never recorded (a crash) counts too', () => {
+    const h = stop(stop(EMPTY_HISTORY, NOW - 60_000), NOW - 30_000);
+    expect(h.stopped?.count).toBe(2);
+    const promoted = historyAfterAttempt(h, {
+      winner: 'b',
+      startedAt: NOW - 20_000,
+      endedAt: NOW - 19_000,
+      reachedPromotion: true,
+      missing: '',
+    });
+    expect(promoted).toEqual({
+      lastAutomaticAt: NOW - 20_000,
+      last: { at: NOW - 20_000, winner: 'b', mode: 'automatic' },
+      stopped: null,
+      pendingSince: null,
+    });
+    expect(decideAutomatic(input({ history: promoted }))).toMatchObject({ code: 'anti-flapping' });
+    const crashed = decideAutomatic(input({ history: { ...EMPTY_HISTORY, pendingSince: NOW - 5000 } }));
+    expect(crashed).toMatchObject({ action: 'none', code: 'anti-flapping' });
+    expect(crashed.reason).toMatch(/started at 2026-03-02T09:59:55\.000Z and its end was never recorded/);
+    expect(historyRecovered(h).stopped).toBeNull();
+    expect(decideAutomatic(input({ history: historyRecovered(h) })).action).toBe('takeover');
+  });
+});
+
 describe('historyFromJson', () => {
+  it('reads back stopped attempts and an attempt in flight', () => {
+    const h: TakeoverHistory = {
+      lastAutomaticAt: null,
+      last: null,
+      stopped: { count: 3, lastAt: NOW, missing: 'fence not confirmed: x' },
+      pendingSince: NOW + 5,
+    };
+    expect(historyFromJson(JSON.parse(JSON.stringify(h)), 'f')).toEqual(h);
+    expect(() => historyFromJson({ lastAutomaticAt: null, last: null, stopped: { count: 'x' } }, 'f')).toThrow(
+      /stopped must be null or/,
+    );
+    expect(() => historyFromJson({ lastAutomaticAt: null, last: null, pendingSince: 'x' }, 'f')).toThrow(
+      /pendingSince must be/,
+    );
+  });
+
   it('accepts what it wrote and refuses damaged state', () => {
     expect(historyFromJson({ lastAutomaticAt: null, last: null }, 'f')).toEqual(EMPTY_HISTORY);
     const bad = (j: unknown, re: RegExp) => {

@@ -9,7 +9,10 @@
  *   4. a witness view fresher than `witness_max_age_ms` — a standby that cannot hear the witness may be the
  *      isolated one, so it never acts alone;
  *   5. the witness's monitor says failed too, both views failed for at least `agree_for_ms`;
- *   6. no automatic takeover within `min_interval_ms` (anti-flapping; the history is persisted by the caller);
+ *   6. no automatic takeover that promoted within `min_interval_ms` (anti-flapping; the history is persisted by
+ *      the caller). An attempt that stopped before promotion (fence not confirmed, drain failed) does not count:
+ *      it is retried, `takeover_retry.initial_ms` after it stopped, doubling up to `max_ms` (`retry-backoff`).
+ *      An attempt whose end was never recorded (the process died during it) counts, as it may have promoted;
  *   7. the election: the most advanced standby wins — received position, then applied position, then the
  *      higher configured priority, then the smaller name. Standbys whose position is unknown (not reported to
  *      the witness lately) make every standby wait (`unknown_standbys: wait`, default: two standbys that
@@ -18,6 +21,7 @@
  */
 import { CorruptionError } from '../record/errors.ts';
 import type { Health } from './monitor.ts';
+import { retryDelayMs } from './timeline.ts';
 
 /** Positions at the source's sequence (journal LSN or GTID seq): bigint, compared exactly. */
 export interface StandbyPosition {
@@ -51,10 +55,23 @@ export interface TakeoverRecord {
   readonly mode: 'automatic' | 'manual';
 }
 
+/** Automatic attempts that stopped before promotion, since the last promotion or the primary's recovery. */
+export interface StoppedAttempts {
+  readonly count: number;
+  /** When the last one ended. */
+  readonly lastAt: number;
+  /** What it lacked, e.g. "fence not confirmed: …". */
+  readonly missing: string;
+}
+
 /** Persisted by the caller across restarts (write it before acting on a takeover decision). */
 export interface TakeoverHistory {
+  /** The last automatic takeover that promoted (or may have: see pendingSince). Anti-flapping counts these. */
   readonly lastAutomaticAt: number | null;
   readonly last: TakeoverRecord | null;
+  readonly stopped?: StoppedAttempts | null;
+  /** Set durably before an automatic attempt acts, cleared with its result (historyAfterAttempt). */
+  readonly pendingSince?: number | null;
 }
 
 export const EMPTY_HISTORY: TakeoverHistory = { lastAutomaticAt: null, last: null };
@@ -65,6 +82,8 @@ export interface DecidePolicy {
   readonly witness_max_age_ms: number;
   readonly agree_for_ms: number;
   readonly unknown_standbys: 'wait' | 'ignore';
+  /** Between attempts that stopped before promotion. Absent: 1 s doubling up to 15 s. */
+  readonly retry?: { readonly initial_ms: number; readonly max_ms: number };
 }
 
 export interface DecideInput {
@@ -91,6 +110,7 @@ export type NoTakeoverCode =
   | 'witness-sees-primary'
   | 'not-long-enough'
   | 'anti-flapping'
+  | 'retry-backoff'
   | 'unknown-standby'
   | 'no-candidate';
 
@@ -195,6 +215,25 @@ export function decideAutomatic(input: DecideInput): Decision {
       `the last automatic takeover was at ${iso(history.lastAutomaticAt)}; the next is allowed from ${iso(next)}`,
     );
   }
+  const pending = history.pendingSince ?? null;
+  if (pending !== null && now - pending < policy.min_interval_ms) {
+    return none(
+      'anti-flapping',
+      `an automatic takeover started at ${iso(pending)} and its end was never recorded (it may have promoted); ` +
+        `the next is allowed from ${iso(pending + policy.min_interval_ms)}`,
+    );
+  }
+  const stopped = history.stopped ?? null;
+  if (stopped && stopped.count > 0) {
+    const next = stopped.lastAt + retryDelayMs(stopped.count, policy.retry ?? DEFAULT_RETRY);
+    if (now < next) {
+      return none(
+        'retry-backoff',
+        `attempt ${stopped.count} stopped before promotion at ${iso(stopped.lastAt)} (${stopped.missing}); ` +
+          `attempt ${stopped.count + 1} from ${iso(next)}`,
+      );
+    }
+  }
   const unknown = input.candidates.filter((c) => c.position === null).map((c) => c.name);
   if (unknown.length > 0 && policy.unknown_standbys === 'wait') {
     return none('unknown-standby', `position unknown for ${unknown.join(', ')} (unknown_standbys: wait)`);
@@ -210,8 +249,49 @@ export function decideAutomatic(input: DecideInput): Decision {
     winner: winner.name,
     reason: `takeover by ${winner.name}: ${why}`,
     ranking,
-    history: { lastAutomaticAt: now, last: { at: now, winner: winner.name, mode: 'automatic' } },
+    history: { ...history, pendingSince: now },
   };
+}
+
+export const DEFAULT_RETRY = { initial_ms: 1000, max_ms: 15_000 } as const;
+
+/** How an automatic attempt ended, for the history (plan.ts TakeoverResult, summed up by the caller). */
+export interface AttemptOutcome {
+  readonly winner: string;
+  /** When it started (the decision's `now`). */
+  readonly startedAt: number;
+  readonly endedAt: number;
+  /** The promote step ran (completed or not): the standby may be writable, so it counts as a takeover. */
+  readonly reachedPromotion: boolean;
+  /** For an attempt that stopped before promotion: what it lacked. */
+  readonly missing: string;
+}
+
+/**
+ * The history to persist once an automatic attempt ended: a promotion (or an attempt that reached the promote
+ * step) is the takeover anti-flapping counts; an attempt that stopped before is one more stopped attempt, and
+ * the budget is left as it was.
+ */
+export function historyAfterAttempt(h: TakeoverHistory, o: AttemptOutcome): TakeoverHistory {
+  if (o.reachedPromotion) {
+    return {
+      lastAutomaticAt: o.startedAt,
+      last: { at: o.startedAt, winner: o.winner, mode: 'automatic' },
+      stopped: null,
+      pendingSince: null,
+    };
+  }
+  return {
+    lastAutomaticAt: h.lastAutomaticAt,
+    last: h.last,
+    stopped: { count: (h.stopped?.count ?? 0) + 1, lastAt: o.endedAt, missing: o.missing },
+    pendingSince: null,
+  };
+}
+
+/** The primary recovered (or a decision was made elsewhere): the stopped attempts are over. */
+export function historyRecovered(h: TakeoverHistory): TakeoverHistory {
+  return { ...h, stopped: null };
 }
 
 export interface ManualInput {
@@ -263,7 +343,7 @@ export function decideManual(input: ManualInput): ManualDecision {
     winner: target.name,
     reason: `manual failover to ${target.name}${forced}`,
     history: {
-      lastAutomaticAt: input.history.lastAutomaticAt,
+      ...input.history,
       last: { at: input.now, winner: target.name, mode: 'manual' },
     },
   };
@@ -274,15 +354,30 @@ export function historyFromJson(j: unknown, where: string): TakeoverHistory {
   const bad = (what: string): never => {
     throw new CorruptionError(`${where}: takeover history ${what}`, { where });
   };
-  const o = j as { lastAutomaticAt?: unknown; last?: unknown } | null;
+  const o = j as { lastAutomaticAt?: unknown; last?: unknown; stopped?: unknown; pendingSince?: unknown } | null;
   if (typeof o !== 'object' || o === null) return bad('is not an object');
+  const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
   const at = o.lastAutomaticAt;
-  if (at !== null && !(typeof at === 'number' && Number.isFinite(at))) bad('lastAutomaticAt must be a number or null');
-  if (o.last === null) return { lastAutomaticAt: at as number | null, last: null };
+  if (at !== null && !num(at)) bad('lastAutomaticAt must be a number or null');
+  const pending = o.pendingSince ?? null;
+  if (pending !== null && !num(pending)) bad('pendingSince must be a number or null');
+  const st = (o.stopped ?? null) as Partial<StoppedAttempts> | null;
+  if (st !== null) {
+    if (typeof st !== 'object' || !num(st.count) || !num(st.lastAt) || typeof st.missing !== 'string') {
+      bad('stopped must be null or {count, lastAt, missing}');
+    }
+  }
+  const extra = {
+    ...(st
+      ? { stopped: { count: st.count as number, lastAt: st.lastAt as number, missing: st.missing as string } }
+      : {}),
+    ...(pending !== null ? { pendingSince: pending as number } : {}),
+  };
+  if (o.last === null) return { lastAutomaticAt: at as number | null, last: null, ...extra };
   const l = o.last as Partial<TakeoverRecord> | undefined;
   if (typeof l !== 'object' || typeof l.at !== 'number' || typeof l.winner !== 'string') {
     return bad('last must be null or {at, winner, mode}');
   }
   if (l.mode !== 'automatic' && l.mode !== 'manual') return bad('last.mode must be "automatic" or "manual"');
-  return { lastAutomaticAt: at as number | null, last: { at: l.at, winner: l.winner, mode: l.mode } };
+  return { lastAutomaticAt: at as number | null, last: { at: l.at, winner: l.winner, mode: l.mode }, ...extra };
 }

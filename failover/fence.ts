@@ -314,7 +314,7 @@ export async function fenceHook(argv: readonly string[], opts: FenceHookOptions)
       };
     }
     opts.log?.warn({ command: argv[0] }, `fence hook failed: ${describeResult(argv, r)}`);
-    return { confirmed: false, detail: `fence hook ${describeResult(argv, r)}` };
+    return { confirmed: false, detail: `fence hook ${describeResult(argv, r)}${said ? ` (said: ${said})` : ''}` };
   } catch (err) {
     opts.log?.warn({ command: argv[0] }, `fence hook failed: ${describeChain(err)}`);
     return { confirmed: false, detail: `fence hook: ${describeChain(err)}` };

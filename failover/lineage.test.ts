@@ -18,7 +18,10 @@ const lineage: Lineage = {
 describe('lineage row', () => {
   it('writes every field, quoted, with 64-bit numbers exact', () => {
     const sql = upsertLineageSql(lineage);
-    expect(sql).toMatch(/^REPLACE INTO `tidemark`\.`failover_lineage` \(source, site,/);
+    // No REPLACE: it needs DELETE, which the failover account's documented grants lack (issue #17).
+    expect(sql).toMatch(/^INSERT INTO `tidemark`\.`failover_lineage` \(source, site,/);
+    expect(sql).toMatch(/ ON DUPLICATE KEY UPDATE site = VALUES\(site\), .*position = VALUES\(position\)$/);
+    expect(sql).not.toMatch(/REPLACE/);
     expect(sql).toContain("'sh\\'op'");
     expect(sql).toContain(`, ${2n ** 60n + 3n}, ${2n ** 62n}, '0-3631-95', 2, ${2n ** 60n + 4n}, `);
     expect(sql).toContain('"offset":"1099511627776"');

@@ -2,7 +2,7 @@
  * The lineage row: where a promoted standby's journal branched from the old primary's, kept ON the new primary's
  * database (`tidemark.failover_lineage`, one row per source) so that the old primary's site can read it when it
  * comes back (`tidemark failback`), whatever host it runs on. Written through the failover account (it has
- * CREATE, INSERT, UPDATE on the `tidemark` schema, which is never captured).
+ * CREATE, INSERT, UPDATE on the `tidemark` schema, which is never captured: no DELETE, so no REPLACE).
  *
  *   journal_id    the new primary's journal (the promoted mirror, with a new id)
  *   branch_of     the journal it continues: the old primary's
@@ -68,9 +68,13 @@ export function upsertLineageSql(l: Lineage): string {
     l.markerLsn.toString(),
     quoteString(JSON.stringify(positionToJson(l.position))),
   ];
+  // INSERT … ON DUPLICATE KEY UPDATE, not REPLACE: REPLACE deletes the old row and so needs DELETE, which the
+  // failover account's documented grants (SELECT, INSERT, UPDATE, CREATE on `tidemark`) do not have.
+  const cols = ['site', 'promoted_at', 'journal_id', 'branch_of', 'branch_lsn', 'branch_seq', 'branch_tx'];
+  const update = [...cols, 'branch_epoch', 'marker_lsn', 'position'].map((c) => `${c} = VALUES(${c})`).join(', ');
   return (
-    `REPLACE INTO ${LINEAGE_TABLE} (source, site, promoted_at, journal_id, branch_of, branch_lsn, branch_seq, ` +
-    `branch_tx, branch_epoch, marker_lsn, position) VALUES (${v.join(', ')})`
+    `INSERT INTO ${LINEAGE_TABLE} (source, site, promoted_at, journal_id, branch_of, branch_lsn, branch_seq, ` +
+    `branch_tx, branch_epoch, marker_lsn, position) VALUES (${v.join(', ')}) ON DUPLICATE KEY UPDATE ${update}`
   );
 }
 

@@ -96,6 +96,9 @@ describe('runTakeover', () => {
     expect(r.timeline[0]?.error).toBe('not confirmed: old primary unreachable');
     expect(r.timeline[1]?.error).toBe('hook exited 1');
     expect(r.position).toBeNull();
+    // Stopped before promotion: retried later, not counted for anti-flapping (decide.ts historyAfterAttempt).
+    expect(r.reachedPromotion).toBe(false);
+    expect(r.missing).toBe('fence not confirmed: hook exited 1; not confirmed: old primary unreachable');
   });
 
   it('also stops when the database fence fails and no hook is configured', async () => {
@@ -104,6 +107,7 @@ describe('runTakeover', () => {
     expect(r.status).toBe('stopped');
     expect(outcomes(r)['fence-hook']).toBe('skipped');
     expect(w.calls).toEqual(['alert']);
+    expect(r).toMatchObject({ reachedPromotion: false, missing: 'fence not confirmed: connect ETIMEDOUT' });
   });
 
   it('a successful fence hook is enough when the old primary is unreachable', async () => {
@@ -114,6 +118,7 @@ describe('runTakeover', () => {
     expect(outcomes(r)['fence-db']).toBe('failed');
     expect(r.reason).toBe('b promoted');
     expect(w.calls).toContain('promote');
+    expect(r).toMatchObject({ reachedPromotion: true, missing: null });
   });
 
   it('--force promotes without a confirmed fence and marks the steps forced', async () => {
@@ -130,6 +135,7 @@ describe('runTakeover', () => {
     expect(r.status).toBe('stopped');
     expect(r.reason).toMatch(/could not apply everything it received/);
     expect(w.calls).toEqual(['fence-db', 'fence-hook', 'alert']);
+    expect(r).toMatchObject({ reachedPromotion: false, missing: 'drain failed: applier: duplicate key' });
     const w2 = world({ drain: fail('applier: duplicate key') });
     const forced = await runTakeover(w2.exec, opts(w2, true));
     expect(w2.calls).toContain('promote');
@@ -142,6 +148,8 @@ describe('runTakeover', () => {
     expect(r.status).toBe('stopped');
     expect(w.calls).toEqual(['fence-db', 'fence-hook', 'drain', 'alert']);
     expect(outcomes(r)['move-vip']).toBe('not-run');
+    // The promote step ran: the standby may be writable, so this counts as a takeover.
+    expect(r).toMatchObject({ reachedPromotion: true, missing: null });
   });
 
   it('runs every step after promote even when one fails', async () => {
@@ -183,7 +191,8 @@ describe('formatTimeline', () => {
     const w = world({ moveVip: undefined, fenceDb: async () => ({ confirmed: false, detail: 'unreachable' }) });
     const r = await runTakeover(w.exec, opts(w));
     const lines = formatTimeline(r.timeline, r.startedAt);
-    expect(lines[0]).toBe('+   10ms fence-db   failed (10 ms): not confirmed: unreachable');
+    // fence-db and fence-hook run at once (the fake clock ticks 10 ms per reading: both started before either ended).
+    expect(lines[0]).toBe('+   10ms fence-db   failed (20 ms): not confirmed: unreachable');
     expect(lines[4]).toBe('        move-vip   skipped: not configured');
     expect(lines).toHaveLength(7);
   });

@@ -3,8 +3,8 @@
  * hook and alert code lives with the caller; tests inject fakes). Every step lands in the timeline with its
  * start, end, outcome and error, also the steps a stop left unrun.
  *
- *   fence-db    old primary reachable: read_only=ON, kill its sessions  ┐ fenced = either one confirmed
- *   fence-hook  the configured fence hook (always run when configured)  ┘
+ *   fence-db    old primary reachable: read_only=ON, kill its sessions  ┐ fenced = either one confirmed;
+ *   fence-hook  the configured fence hook (always run when configured)  ┘ both run at once
  *   ── gate: not fenced → stop (unless force): never two writable primaries
  *   drain       apply everything this standby already received
  *   ── gate: drain failed → stop (unless force): promoting would drop received transactions
@@ -84,6 +84,13 @@ export interface TakeoverResult<P> {
   /** Set once promote succeeded. */
   readonly position: P | null;
   readonly timeline: readonly TimelineEntry[];
+  /**
+   * Whether the promote step ran (succeeded or not): from then on the standby may be writable, so the attempt
+   * counts as a takeover for anti-flapping. false: it stopped before (fence or drain gate) and can be retried.
+   */
+  readonly reachedPromotion: boolean;
+  /** For a stop before promotion, what was missing: "fence not confirmed: …", "drain failed: …"; else null. */
+  readonly missing: string | null;
 }
 
 class StepTimeout extends Error {}
@@ -144,6 +151,7 @@ export async function runTakeover<P>(exec: StepExecutors<P>, opts: TakeoverOptio
     }
   };
 
+  let missing: string | null = null;
   const finish = async (status: TakeoverStatus, reason: string, position: P | null): Promise<TakeoverResult<P>> => {
     for (const s of TAKEOVER_STEPS) {
       if (s !== 'alert' && !timeline.some((e) => e.step === s)) {
@@ -158,19 +166,30 @@ export async function runTakeover<P>(exec: StepExecutors<P>, opts: TakeoverOptio
       endedAt: now(),
       position,
       timeline: [...timeline],
+      reachedPromotion: timeline.some((e) => e.step === 'promote' && e.outcome !== 'not-run'),
+      missing,
     });
     await step('alert', (ctx) => exec.alert(draft(), ctx));
     return draft();
   };
 
-  // Fence: the database fence when reachable, the hook always; either one confirmed is enough.
-  const db = await step('fence-db', exec.fenceDb, { forced: opts.force });
-  const hook = await step('fence-hook', exec.fenceHook, { forced: opts.force });
+  // Fence: the database fence when reachable, the hook always; either one confirmed is enough. Both at once: an
+  // unreachable primary's connect timeout must not delay the hook (the timeline lists fence-db first).
+  const [db, hook] = await Promise.all([
+    step('fence-db', exec.fenceDb, { forced: opts.force }),
+    step('fence-hook', exec.fenceHook, { forced: opts.force }),
+  ]);
+  const di = timeline.findIndex((e) => e.step === 'fence-db');
+  const hi = timeline.findIndex((e) => e.step === 'fence-hook');
+  if (hi >= 0 && di > hi) timeline.splice(hi, 2, timeline[di] as TimelineEntry, timeline[hi] as TimelineEntry);
   const dbOk = db?.confirmed === true;
   const hookOk = hook?.confirmed === true;
   if (db && !dbOk) relabel(timeline, 'fence-db', db.detail, opts.force);
   if (hook && !hookOk) relabel(timeline, 'fence-hook', hook.detail, opts.force);
   if (!dbOk && !hookOk && !opts.force) {
+    const why = (step: StepName) => timeline.find((e) => e.step === step && e.outcome === 'failed')?.error;
+    const parts = [why('fence-hook'), why('fence-db')].filter((x) => x !== undefined);
+    missing = `fence not confirmed: ${parts.length > 0 ? parts.join('; ') : 'no fence hook and the database fence is off'}`;
     return finish(
       'stopped',
       `not promoted: fencing of ${opts.oldPrimary} was not confirmed (database fence and fence hook both failed or absent); ` +
@@ -180,6 +199,7 @@ export async function runTakeover<P>(exec: StepExecutors<P>, opts: TakeoverOptio
   }
 
   if (!(await step('drain', exec.drain, { forced: opts.force })) && !opts.force) {
+    missing = `drain failed: ${timeline.find((e) => e.step === 'drain')?.error ?? '?'}`;
     return finish(
       'stopped',
       `not promoted: ${opts.winner} could not apply everything it received (--force promotes anyway)`,

@@ -6,7 +6,14 @@
 import { existsSync } from 'node:fs';
 import { formatTimeline } from '../../failover/plan.ts';
 import type { Config } from '../config.ts';
-import { type MonitorFile, type PromotionRecord, readMonitorFile, readPromotion } from '../run/failover-state.ts';
+import type { TakeoverHistory } from '../../failover/decide.ts';
+import {
+  type MonitorFile,
+  type PromotionRecord,
+  readHistory,
+  readMonitorFile,
+  readPromotion,
+} from '../run/failover-state.ts';
 
 const STALE_MS = 10_000;
 
@@ -26,17 +33,31 @@ export interface SiteFailoverStatus {
     latency_ms: number | null;
   }[];
   readonly decision: string | null;
+  /**
+   * Plainly, when the service has no writable primary as this site sees it, and why (issue #17); null when it
+   * has one (or this site's process is not running: then nothing current is known here).
+   */
+  readonly service: string | null;
+  /** Automatic attempts that stopped before promotion (they do not count for anti-flapping), at a standby. */
+  readonly takeover_attempts: { stopped: number; last_at: string | null; missing: string | null } | null;
   readonly last_takeover: PromotionRecord | null;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function fromFile(site: string, role: string, m: MonitorFile | null, p: PromotionRecord | null): SiteFailoverStatus {
+function fromFile(
+  site: string,
+  role: string,
+  m: MonitorFile | null,
+  p: PromotionRecord | null,
+  h: TakeoverHistory | null = null,
+): SiteFailoverStatus {
   const st = m?.monitor ?? null;
+  const running = m !== null && Date.now() - Date.parse(m.updatedAt) < STALE_MS;
   return {
     site,
     role: p ? 'promoted' : role,
-    running: m !== null && Date.now() - Date.parse(m.updatedAt) < STALE_MS,
+    running,
     updated_at: m?.updatedAt ?? null,
     overall: st?.overall ?? null,
     since: st ? iso(st.since) : null,
@@ -48,6 +69,10 @@ function fromFile(site: string, role: string, m: MonitorFile | null, p: Promotio
       latency_ms: x.lastLatencyMs,
     })),
     decision: m?.decision ?? null,
+    service: p || !running ? null : (m?.service ?? null),
+    takeover_attempts: h?.stopped
+      ? { stopped: h.stopped.count, last_at: iso(h.stopped.lastAt), missing: h.stopped.missing }
+      : null,
     last_takeover: p,
   };
 }
@@ -60,8 +85,12 @@ export async function readFailoverStatus(config: Config): Promise<SiteFailoverSt
   }
   for (const s of config.standbys) {
     if (!existsSync(s.journal_dir)) continue;
-    const [m, p] = await Promise.all([readMonitorFile(s.journal_dir, 'monitor.json'), readPromotion(s.journal_dir)]);
-    out.push(fromFile(s.name, 'standby', m, p));
+    const [m, p, h] = await Promise.all([
+      readMonitorFile(s.journal_dir, 'monitor.json'),
+      readPromotion(s.journal_dir),
+      readHistory(s.journal_dir).catch(() => null),
+    ]);
+    out.push(fromFile(s.name, 'standby', m, p, h));
   }
   return out;
 }
@@ -71,12 +100,18 @@ export function failoverLines(sites: readonly SiteFailoverStatus[] | null): stri
   const lines: string[] = [];
   for (const s of sites) {
     lines.push(`failover ${s.site}: ${s.role}${s.running ? '' : ' (no monitor running here)'}`);
+    if (s.service) lines.push(`  SERVICE   ${s.service}`);
     if (s.overall) lines.push(`  primary   ${s.overall} since ${s.since}`);
     for (const p of s.probes) {
       const extra = p.last_error ? `: ${p.last_error}` : p.latency_ms !== null ? ` (${p.latency_ms} ms)` : '';
       lines.push(`  probe     ${p.name} ${p.state} since ${p.since}${extra}`);
     }
     if (s.decision) lines.push(`  decision  ${s.decision}`);
+    const a = s.takeover_attempts;
+    if (a)
+      lines.push(
+        `  attempts  ${a.stopped} stopped before promotion (not counted for anti-flapping); last at ${a.last_at}: ${a.missing}`,
+      );
     const t = s.last_takeover;
     if (t) {
       const pos = t.position ? ` at ${t.position.file}:${t.position.offset} (gtid ${t.position.gtid})` : '';

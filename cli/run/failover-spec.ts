@@ -6,6 +6,7 @@ import type { MysqlEndpoint } from '../../apply/mysql/session.ts';
 import type { DecidePolicy } from '../../failover/decide.ts';
 import type { MonitorSpec } from '../../failover/monitor.ts';
 import { monitorSpecOf } from '../../failover/spec.ts';
+import { defaultMarginMs } from '../../failover/timeline.ts';
 import { TidemarkError } from '../../record/errors.ts';
 import { type Config, type ResolvedFailover, withPassword } from '../config.ts';
 
@@ -33,7 +34,15 @@ export function decidePolicy(f: ResolvedFailover): DecidePolicy {
     witness_max_age_ms: f.witness?.max_age_ms ?? 5000,
     agree_for_ms: f.election.agree_for_ms,
     unknown_standbys: f.election.unknown_standbys,
+    retry: f.takeover_retry,
   };
+}
+
+/** failover.fence.margin_ms, or its default (failover/timeline.ts): the longest probe interval + timeout + 500 ms. */
+export function fenceMarginMs(f: ResolvedFailover): number {
+  if (f.fence.margin_ms !== undefined) return f.fence.margin_ms;
+  const intervals = [f.calendar.default_interval_ms, ...f.calendar.windows.map((w) => w.interval_ms)];
+  return defaultMarginMs({ maxProbeIntervalMs: Math.max(...intervals), probeTimeoutMs: f.monitor.probe_timeout_ms });
 }
 
 /** The target a standby promotes: the (first) target applied at that standby's site. */

@@ -13,13 +13,14 @@
  * again, it is fenced again (read_only, sessions killed) and an alert says so.
  */
 import type { Logger } from 'pino';
-import { decideAutomatic } from '../../failover/decide.ts';
+import { decideAutomatic, historyAfterAttempt, historyRecovered } from '../../failover/decide.ts';
 import { fenceServer, isWritable } from '../../failover/fence.ts';
 import { sendAlert } from '../../failover/hooks.ts';
 import { formatTransition, Monitor, type MonitorEvent } from '../../failover/monitor.ts';
 import { formatTimeline } from '../../failover/plan.ts';
 import { HeartbeatProbe, tcpProbe } from '../../failover/probes.ts';
 import { HEARTBEAT_PROBE, LINK_PROBE, tcpProbeName } from '../../failover/spec.ts';
+import { fenceDeadline, lastContactOf, retryDelayMs } from '../../failover/timeline.ts';
 import { collapseOverall } from '../../failover/witness.ts';
 import { describeChain, isRetriable, sleep } from '../../record/errors.ts';
 import type { StandbyConfig } from '../config-sites.ts';
@@ -32,10 +33,12 @@ import {
   selfCandidate,
   witnessView,
 } from './failover-report.ts';
-import { asFailoverAccount, decidePolicy, failoverOf, monitorSpec } from './failover-spec.ts';
+import { asFailoverAccount, decidePolicy, failoverOf, fenceMarginMs, monitorSpec } from './failover-spec.ts';
+import { iso, serviceLine, witnessContactAt } from './failover-service.ts';
 import { readHistory, readPromotion, switchoverRunning, writeHistory, writeMonitorFile } from './failover-state.ts';
 import { alertHooks, takeOver } from './failover-takeover.ts';
-import { promotedRoles, promoteJournal } from './promoted.ts';
+import { LINEAGE_TABLE } from '../../failover/lineage.ts';
+import { promotedRoles, promoteJournal, writePromotedLineage } from './promoted.ts';
 import type { ReceiverWatch } from './receive-loop.ts';
 import { linkSecurity } from './ship-transports.ts';
 
@@ -92,6 +95,7 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
   const monitor = new Monitor(spec, Date.now());
   const names = spec.probes.map((p) => p.name);
   let lastDecision: string | null = null;
+  let alerts: Promise<void> = Promise.resolve();
   // Read once: the site's certificate and key do not change while this runs.
   const tls = f.witness ? await linkSecurity(config, s.name, log) : 'plaintext';
   const heartbeat = new HeartbeatProbe(asFailoverAccount(f, config.source), {
@@ -111,11 +115,24 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
       for (const t of collapseOverall(events.flatMap((ev) => monitor.apply(ev)))) {
         const line = formatTransition(t);
         (t.to === 'healthy' ? log.info : log.warn).call(log, { transition: t }, `primary ${line}`);
-        await sendAlert(hooks, { kind: 'transition', site: s.name, ...t }, log);
+        // In order, in the background: an alert command must not delay the next probe or the decision.
+        alerts = alerts
+          .then(() => sendAlert(hooks, { kind: 'transition', site: s.name, ...t }, log))
+          .then(
+            () => undefined,
+            () => undefined,
+          );
       }
       const now = Date.now();
       monitor.apply({ type: 'tick', at: now });
       let decision: string | null = null;
+      let service: string | null = null;
+      let history = await readHistory(base);
+      if (monitor.state.overall === 'healthy' && history.stopped) {
+        // The primary is back: the stopped attempts are over (a later loss starts counting again).
+        history = historyRecovered(history);
+        await writeHistory(base, history);
+      }
       const switching = await switchoverRunning(base, f.timeouts.drain_ms + f.timeouts.promote_ms);
       if (switching) decision = 'a switchover is running here: no automatic decision';
       if (monitor.state.overall === 'failed' && !switching) {
@@ -127,21 +144,83 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
           local: { state: monitor.state.overall, since: monitor.state.since },
           witness: view,
           ...electionInput(config, f, self, view),
-          history: await readHistory(base),
+          history,
           policy: decidePolicy(f),
         });
         decision = d.reason;
+        service = serviceLine(config.site, monitor.state.since, view, d, history);
         // Only one standby gets the witness's grant: two that both decided to take over do not both act.
         const refused = d.action === 'takeover' ? await claimTakeover(f, tls, self, log) : null;
         if (refused) decision = `${d.reason}; not acting: ${refused}`;
         if (decision !== lastDecision) log.warn({ action: d.action }, decision);
         if (d.action === 'takeover' && !refused) {
           await writeHistory(base, d.history);
-          const r = await takeOver({ ...o, mode: 'automatic', reason: d.reason, force: false, log });
+          const deadline = fenceDeadline({
+            now,
+            failAfterMs: f.monitor.fail_after_ms,
+            marginMs: fenceMarginMs(f),
+            standbyContactAt: lastContactOf(monitor.state.probes),
+            witnessContactAt: view ? witnessContactAt(view) : null,
+          });
+          const timeline =
+            `last contact with the primary ${iso(deadline.lastContactAt)} (${deadline.from}); its guard fences it ` +
+            `by ${iso(deadline.lastContactAt + f.monitor.fail_after_ms)}; fence confirmation expected from ${iso(deadline.at)}`;
+          log.warn({ fenceDeadline: iso(deadline.at) }, `fence timeline: ${timeline}`);
+          const attempt = (history.stopped?.count ?? 0) + 1;
+          const progress = (line: string) =>
+            writeMonitorFile(base, 'monitor.json', {
+              site: s.name,
+              role: 'standby',
+              updatedAt: new Date().toISOString(),
+              monitor: monitor.state,
+              decision: `${d.reason}; attempt ${attempt}: ${line}`,
+              service: serviceLine(config.site, monitor.state.since, view, d, history, `attempt ${attempt}: ${line}`),
+              pid: process.pid,
+            }).catch(() => undefined);
+          await progress(`fencing (${timeline})`);
+          const r = await takeOver({
+            ...o,
+            mode: 'automatic',
+            reason: d.reason,
+            force: false,
+            log,
+            fenceDeadline: deadline,
+            onFenceTry: (n, detail) => void progress(`fence not confirmed yet (try ${n}): ${detail}`),
+          });
+          history = historyAfterAttempt(history, {
+            winner: s.name,
+            startedAt: now,
+            endedAt: r.endedAt,
+            reachedPromotion: r.reachedPromotion,
+            missing: r.missing ?? r.reason,
+          });
+          await writeHistory(base, history);
           const lines = formatTimeline(r.timeline, r.startedAt).join('\n');
           const level = r.position ? log.warn : log.error;
           level.call(log, { status: r.status }, `takeover ${r.status}: ${r.reason}\n${lines}`);
           if (r.position) return await promotedLoop(o, f, log);
+          if (!r.reachedPromotion && history.stopped) {
+            const next = history.stopped.lastAt + retryDelayMs(history.stopped.count, f.takeover_retry);
+            const summary =
+              `takeover attempt ${history.stopped.count} by ${s.name} stopped before promotion: ${history.stopped.missing}; ` +
+              `retried from ${iso(next)} while the primary stays lost and the witness agrees (the anti-flapping budget is untouched)`;
+            log.error({ attempt: history.stopped.count }, summary);
+            await sendAlert(
+              hooks,
+              {
+                kind: 'takeover-retry',
+                site: s.name,
+                at: r.endedAt,
+                summary,
+                attempt: history.stopped.count,
+                missing: history.stopped.missing,
+                retryAt: iso(next),
+              },
+              log,
+            );
+            decision = summary;
+          }
+          service = serviceLine(config.site, monitor.state.since, view, d, history);
         }
       }
       lastDecision = decision;
@@ -151,11 +230,13 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
         updatedAt: new Date().toISOString(),
         monitor: monitor.state,
         decision,
+        service,
         pid: process.pid,
       }).catch(() => undefined);
       await sleep(monitor.nextIntervalMs(Date.now()), signal);
     }
   } finally {
+    await alerts;
     await heartbeat.close();
   }
 }
@@ -166,25 +247,63 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
  * shows up writable.
  */
 async function promotedLoop(o: StandbyMonitorOptions, f: ResolvedFailover, log: Logger): Promise<void> {
-  const { config, standby: s, signal } = o;
   await o.stopReceiver();
-  await promoteJournalRetrying(o, log);
-  if (signal.aborted) return;
-  await Promise.all([promotedRoles(config, s, o.log, signal), guardOldPrimary(o, f, log)]);
+  // Guarding against the old primary comes first and never stops: the side tasks (the journal, the lineage
+  // row, capture and shipping, reports) log, alert and retry on failure; none of them ends this process.
+  await Promise.all([guardOldPrimary(o, f, log), promotedSideTasks(o, f, log)]);
 }
 
-/** promoteJournal, retried while its failure is retriable (e.g. the new primary's database is not reachable). */
-async function promoteJournalRetrying(o: StandbyMonitorOptions, log: Logger): Promise<void> {
-  for (let attempt = 1; !o.signal.aborted; attempt++) {
+const SIDE_RETRY_MS = 10_000;
+
+async function sideFailure(o: StandbyMonitorOptions, f: ResolvedFailover, log: Logger, what: string, err: unknown) {
+  const summary = `${o.standby.name} (promoted): ${what} failed: ${describeChain(err)}; retrying in ${SIDE_RETRY_MS / 1000} s (guarding against the old primary goes on)`;
+  log.error({ err: describeChain(err) }, summary);
+  await sendAlert(alertHooks(f), { kind: 'notice', site: o.standby.name, at: new Date().toISOString(), summary }, log);
+}
+
+async function promotedSideTasks(o: StandbyMonitorOptions, f: ResolvedFailover, log: Logger): Promise<void> {
+  const { config, standby: s, signal } = o;
+  let promoted: Awaited<ReturnType<typeof promoteJournal>> | null = null;
+  for (let attempt = 1; !signal.aborted && !promoted; attempt++) {
     try {
-      await promoteJournal(o.config, o.standby, log);
-      return;
+      promoted = await promoteJournal(config, s, log);
     } catch (err) {
-      if (!isRetriable(err)) throw err;
-      log.warn({ err: describeChain(err), attempt }, 'promoting the journal failed: retrying in 2 s');
-      await sleep(2000, o.signal);
+      if (isRetriable(err) && attempt < 5) {
+        log.warn({ err: describeChain(err), attempt }, 'promoting the journal failed: retrying in 2 s');
+        await sleep(2000, signal);
+      } else {
+        await sideFailure(o, f, log, 'promoting the journal', err);
+        await sleep(SIDE_RETRY_MS, signal);
+      }
     }
   }
+  if (!promoted || signal.aborted) return;
+  const lineage = promoted.lineage;
+  const lineageTask = (async () => {
+    for (let err = promoted.lineageError; err && !signal.aborted; ) {
+      await sideFailure(o, f, log, `writing ${LINEAGE_TABLE} on the new primary`, err);
+      await sleep(SIDE_RETRY_MS, signal);
+      if (signal.aborted) return;
+      err = await writePromotedLineage(config, s, lineage).then(
+        () => null,
+        (e: unknown) => e ?? new Error('lineage write failed'),
+      );
+      if (!err) log.warn(`${LINEAGE_TABLE} written on the new primary`);
+    }
+  })();
+  const roles = (async () => {
+    while (!signal.aborted) {
+      try {
+        await promotedRoles(config, s, o.log, signal);
+        return;
+      } catch (err) {
+        if (signal.aborted) return;
+        await sideFailure(o, f, log, 'capture or shipping from the new primary', err);
+        await sleep(SIDE_RETRY_MS, signal);
+      }
+    }
+  })();
+  await Promise.all([lineageTask, roles]);
 }
 
 async function guardOldPrimary(o: StandbyMonitorOptions, f: ResolvedFailover, log: Logger): Promise<void> {
@@ -201,6 +320,15 @@ async function guardOldPrimary(o: StandbyMonitorOptions, f: ResolvedFailover, lo
       })
     : null;
   while (!signal.aborted) {
+    try {
+      await guardRound();
+    } catch (err) {
+      log.error({ err: describeChain(err) }, 'guarding against the old primary: a round failed; next round as usual');
+    }
+    await sleep(every, signal);
+  }
+
+  async function guardRound(): Promise<void> {
     // The other standbys learn from the witness that this one is the primary (they never take over again).
     if (p && tls) await reportPromoted(config, s, p.at, tls, log);
     const writable = await isWritable(old, f.monitor.probe_timeout_ms).catch(() => null);
@@ -218,6 +346,5 @@ async function guardOldPrimary(o: StandbyMonitorOptions, f: ResolvedFailover, lo
       decision: `promoted at ${p?.at}; old primary ${writable === null ? 'unreachable' : writable ? 'was writable: fenced' : 'read-only'}`,
       pid: process.pid,
     }).catch(() => undefined);
-    await sleep(every, signal);
   }
 }

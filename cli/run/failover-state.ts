@@ -52,6 +52,8 @@ export interface MonitorFile {
   readonly monitor: MonitorState | null;
   /** The last decision's reason (automatic mode), or why nothing is decided. */
   readonly decision: string | null;
+  /** When this site sees no writable primary: that, plainly, and why (cli/run/failover-service.ts). */
+  readonly service?: string | null;
   readonly pid: number;
 }
 

@@ -19,8 +19,9 @@ import { PROMOTED_HOLD, setHoldSql } from '../../apply/mysql/position-table.ts';
 import { type MysqlEndpoint, openSession } from '../../apply/mysql/session.ts';
 import { fenceHook, fenceServer } from '../../failover/fence.ts';
 import { type AlertHooks, sendAlert } from '../../failover/hooks.ts';
-import { type StepExecutors, runTakeover, type TakeoverResult } from '../../failover/plan.ts';
+import { type FenceReport, type StepExecutors, runTakeover, type TakeoverResult } from '../../failover/plan.ts';
 import { type PromotionPosition, promoteServer } from '../../failover/promote.ts';
+import { type FenceDeadline, nextConfirmAt } from '../../failover/timeline.ts';
 import { vipAdd, vipDel } from '../../failover/vip.ts';
 import { describeChain, sleep, TidemarkError } from '../../record/errors.ts';
 import { readDurableLsn } from '../../ship/journal/durable.ts';
@@ -149,6 +150,51 @@ export interface TakeoverRun {
   stopReceiver(): Promise<void>;
   /** Starts it again after a takeover that did not promote. */
   resumeReceiver?(): void;
+  /**
+   * Automatic takeovers: from when the old primary's guard has fenced it (failover/timeline.ts). The fence hook
+   * is asked at once and, until it confirms, again from then on (every 250 ms doubling to 2 s, for
+   * fence.confirm_for_ms). Absent (tidemark failover, switchover): asked once.
+   */
+  fenceDeadline?: FenceDeadline;
+  /** Each fence hook try that did not confirm (the monitor shows it in status). */
+  onFenceTry?(tries: number, detail: string): void;
+}
+
+/** The fence hook, retried up to the fence timeline's bound (see TakeoverRun.fenceDeadline). */
+async function fenceHookRetrying(
+  o: TakeoverRun,
+  f: ResolvedFailover,
+  run: () => Promise<FenceReport>,
+  signal: AbortSignal,
+  /** The database fence confirmed meanwhile: no point in asking again. */
+  enough: () => boolean,
+): Promise<FenceReport> {
+  const startedAt = Date.now();
+  let r = await run();
+  let tries = 1;
+  let afterDeadline = 0;
+  const dl = o.fenceDeadline;
+  while (!r.confirmed && dl && !signal.aborted && !enough()) {
+    o.onFenceTry?.(tries, r.detail);
+    const next = nextConfirmAt({
+      now: Date.now(),
+      startedAt,
+      deadlineAt: dl.at,
+      triesAfterDeadline: afterDeadline,
+      confirmForMs: f.fence.confirm_for_ms,
+    });
+    if (next === null) break;
+    await sleep(Math.max(0, next - Date.now()), signal);
+    if (enough()) break;
+    if (Date.now() >= dl.at) afterDeadline++;
+    r = await run();
+    tries++;
+  }
+  if (tries === 1) return r;
+  const when = dl
+    ? `; the old primary's guard fences itself by ${new Date(dl.lastContactAt + f.monitor.fail_after_ms).toISOString()}, confirmation expected from ${new Date(dl.at).toISOString()}`
+    : '';
+  return { ...r, detail: `${r.detail} (try ${tries}${when})` };
 }
 
 export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<PromotionPosition>> {
@@ -171,17 +217,29 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
   });
   /** The source-journal LSN the new primary holds (what failback compares the old primary's journal with). */
   const drained: { lsn: bigint | null } = { lsn: null };
+  let dbFenced = false;
   const exec: StepExecutors<PromotionPosition> = {
-    fenceDb: async () =>
-      f.fence.read_only
-        ? fenceServer(primary, { killSessions: f.fence.kill_sessions, timeoutMs: f.fence.timeout_ms, log })
-        : { confirmed: false, detail: 'failover.fence.read_only is off' },
+    fenceDb: async () => {
+      const r = f.fence.read_only
+        ? await fenceServer(primary, { killSessions: f.fence.kill_sessions, timeoutMs: f.fence.timeout_ms, log })
+        : { confirmed: false, detail: 'failover.fence.read_only is off' };
+      dbFenced = r.confirmed;
+      return r;
+    },
     fenceHook: f.fence.command
-      ? () =>
-          fenceHook(f.fence.command as string[], {
-            timeoutMs: f.fence.timeout_ms,
-            event: event('fence'),
-          })
+      ? (ctx) =>
+          fenceHookRetrying(
+            o,
+            f,
+            () =>
+              fenceHook(f.fence.command as string[], {
+                timeoutMs: f.fence.timeout_ms,
+                event: event('fence'),
+                signal: ctx.signal,
+              }),
+            ctx.signal,
+            () => dbFenced,
+          )
       : undefined,
     drain: async (ctx) => {
       if (o.mode === 'switchover') {

@@ -51,11 +51,18 @@ export function promotedConfig(config: Config, s: StandbyConfig): Config {
 export interface JournalPromotion {
   readonly lineage: Lineage;
   readonly dir: string;
+  /** The lineage row could not be written (a side task: the caller alerts and retries it); null when written. */
+  readonly lineageError: unknown;
+}
+
+/** Writes the lineage row on the promoted target's server (failover account). */
+export async function writePromotedLineage(config: Config, s: StandbyConfig, lineage: Lineage): Promise<void> {
+  const target = promotableTarget(config, s.name);
+  if (target) await writeLineage(asFailoverAccount(failoverOf(config), target), lineage);
 }
 
 /** Turns the promoted standby's mirror into the new primary's journal (see the module comment). Idempotent. */
 export async function promoteJournal(config: Config, s: StandbyConfig, log: Logger): Promise<JournalPromotion> {
-  const f = failoverOf(config);
   const p: PromotionRecord | null = await readPromotion(s.journal_dir);
   if (!p?.position || p.appliedLsn === undefined || p.appliedLsn === null) {
     throw new TidemarkError(`${s.name}: no promotion with a position and an applied LSN (failover/promotion.json)`, {
@@ -100,8 +107,11 @@ export async function promoteJournal(config: Config, s: StandbyConfig, log: Logg
     markerLsn: r.markerLsn,
     position,
   };
-  const target = promotableTarget(config, s.name);
-  if (target) await writeLineage(asFailoverAccount(f, target), lineage);
+  // A side task: its failure must not stop the promoted site (issue #17); the caller alerts and retries.
+  const lineageError = await writePromotedLineage(config, s, lineage).then(
+    () => null,
+    (err: unknown) => err ?? new Error('lineage write failed'),
+  );
   if (!p.journal) {
     await writePromotion(s.journal_dir, {
       ...p,
@@ -118,7 +128,7 @@ export async function promoteJournal(config: Config, s: StandbyConfig, log: Logg
     { journalId: r.journalId, branchOf: r.branch.of, branchLsn: String(atLsn), markerLsn: String(r.markerLsn) },
     `${s.name}'s mirror is the primary journal now: it continues ${r.branch.of} after LSN ${atLsn}`,
   );
-  return { lineage, dir };
+  return { lineage, dir, lineageError };
 }
 
 /** Capture from the promoted server and ship to the other standbys, until `signal` aborts. */
@@ -132,8 +142,11 @@ export async function promotedRoles(
   const pc = promotedConfig(config, s);
   const plog = log.child({ role: 'promoted', site: s.name });
   const gate = new CapGate();
-  const parts: Promise<void>[] = [captureLoop(pc, plog, signal, { gate })];
-  for (const o of pc.standbys) parts.push(shipLoop(pc, o, plog, signal, gate, metrics));
+  // One part failing stops the others (the caller starts them all again): never two capture loops.
+  const inner = new AbortController();
+  const sig = AbortSignal.any([signal, inner.signal]);
+  const parts: Promise<void>[] = [captureLoop(pc, plog, sig, { gate })];
+  for (const o of pc.standbys) parts.push(shipLoop(pc, o, plog, sig, gate, metrics));
   plog.warn(
     {
       source: `${pc.source.host}:${pc.source.port}`,
@@ -142,5 +155,11 @@ export async function promotedRoles(
     },
     `${s.name} runs as the primary: capture from its database, shipping to ${pc.standbys.length} standby(s)`,
   );
-  await Promise.all(parts);
+  try {
+    await Promise.all(parts);
+  } catch (err) {
+    inner.abort();
+    await Promise.allSettled(parts);
+    throw err;
+  }
 }

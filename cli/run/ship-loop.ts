@@ -24,6 +24,7 @@ import { type CapGate, type CapLevel, capLevel, retainedBytes } from './ship-cap
 import { isPaused, readDropped, ShipCursor, setDropped, shipCursor, writeLinkState } from './ship-state.ts';
 import { type LinkStatus, type Running, startTransportShipper } from './ship-transports.ts';
 import { redisTrimmer } from './ship-trim.ts';
+import { noteHeard } from './link-contact.ts';
 
 const PUBLISH_MS = 1000;
 const FATAL_RETRY_MS = 30_000;
@@ -199,6 +200,7 @@ export async function shipLoop(
             acked = { lsn: a.lsn, unitLsn: a.unitLsn > acked.unitLsn ? a.unitLsn : acked.unitLsn };
             lastAckAt = new Date();
           },
+          onHeard: () => noteHeard(s.name),
           log: tlog,
           signal: inner.signal,
         });

@@ -78,6 +78,8 @@ export interface ShipperStart {
   ackedUnitLsn: bigint;
   /** `commitTimeUs`: the source commit time of the unit ending at unitLsn, when this session shipped it. */
   onAck(ack: { lsn: bigint; unitLsn: bigint; commitTimeUs: bigint | null }): void | Promise<void>;
+  /** tcp: bytes arrived from the standby (cli/run/link-contact.ts). */
+  onHeard?(): void;
   log: Logger;
   signal: AbortSignal;
 }
@@ -134,6 +136,7 @@ export async function startTransportShipper(o: ShipperStart): Promise<Running> {
       security: await linkSecurity(config, config.site, o.log),
       site: config.site,
       targetSite: s.name,
+      ...(o.onHeard ? { onHeard: o.onHeard } : {}),
       heartbeatMs: config.ship.heartbeat_ms,
       batchBytes: config.ship.batch_bytes,
       windowBytes: config.ship.window_bytes,

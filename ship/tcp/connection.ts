@@ -32,6 +32,8 @@ export interface ConnectionOptions {
   maxBodyBytes?: number;
   /** Decoded bytes waiting for next() above which reading pauses. Default 16 MiB. */
   maxQueuedBytes?: number;
+  /** Called whenever bytes arrive from the peer (heartbeats included): the takeover guard's "last contact". */
+  onData?: () => void;
 }
 
 function messageBytes(m: Message): number {
@@ -57,8 +59,10 @@ export class MessageConnection {
   private lastSent = performance.now();
   private readPaused = false;
   private readonly timer: NodeJS.Timeout;
+  private readonly onReceive: (() => void) | undefined;
 
   constructor(opts: ConnectionOptions) {
+    this.onReceive = opts.onData;
     this.label = opts.label;
     this.socket = opts.socket;
     this.log = opts.log;
@@ -160,6 +164,7 @@ export class MessageConnection {
   private onData(chunk: Buffer): void {
     if (this.reason) return;
     this.lastReceived = performance.now();
+    this.onReceive?.();
     try {
       this.decoder.push(chunk);
       for (let m = this.decoder.next(); m; m = this.decoder.next()) {

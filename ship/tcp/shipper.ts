@@ -54,6 +54,8 @@ export interface ShipperOptions {
    * is the highest of them known to end a unit: set the source's cursor for this standby from unitLsn.
    */
   onAck?(ack: { lsn: bigint; unitLsn: bigint }): void | Promise<void>;
+  /** Bytes arrived from the receiver (an ACK, a heartbeat…): the primary's guard counts it as contact. */
+  onHeard?(): void;
   /** unitLsn to start from (the source cursor's value); default 0n. */
   ackedUnitLsn?: bigint;
   log: Logger;
@@ -200,7 +202,14 @@ class ShipperLoop {
       label,
       log: this.log,
     });
-    return new MessageConnection({ socket, label, heartbeatMs: this.hb, log: this.log });
+    const onHeard = this.o.onHeard;
+    return new MessageConnection({
+      socket,
+      label,
+      heartbeatMs: this.hb,
+      log: this.log,
+      ...(onHeard ? { onData: () => onHeard() } : {}),
+    });
   }
 
   /** HELLO → WELCOME: the receiver's durable LSN. */

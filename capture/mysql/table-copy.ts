@@ -4,13 +4,16 @@
  * statement that moved it, through the baseline's own code (baseline.ts restricted to that one table: the same
  * consistent snapshot and position, DDL-race check, definition, value handling and refusals).
  *
- * Output, appended to the open unit (the caller commits it with the statement's commit entry):
- *   DROP TABLE IF EXISTS inc.t, [CREATE DATABASE IF NOT EXISTS …], DROP TABLE IF EXISTS + SHOW CREATE TABLE text,
- *   the rows as insert entries (or only the first DROP when the table is gone by now).
- * The baseline's unit commits are swallowed and seqs renumbered from `nextSeq`, so the copy is one unit with the
- * statement: a crash before its commit drops it from the journal, and the restart reads the statement again and
- * copies again. `at` is the snapshot's binlog position: the table's events before it are in the copy (the
- * caller opens a copy window, copy-windows.ts).
+ * Output, appended to the open unit (the caller commits it with the statement's commit entry), always three DDL
+ * entries first, then the rows:
+ *   CREATE DATABASE IF NOT EXISTS inc, DROP TABLE IF EXISTS inc.t, SHOW CREATE TABLE (SEQUENCE) text — or, when
+ *   the table is gone by now, DROP TABLE IF EXISTS inc.t again — then the rows as insert entries.
+ * The baseline's unit commits, its CREATE DATABASE and its own DROP are dropped and seqs renumbered from
+ * `nextSeq`, so the copy is one unit with the statement: a crash before its commit drops it from the journal, and
+ * the restart reads the statement again and copies again. A target may already have run that attempt's DDL (apply
+ * runs DDL as it comes, see apply/mysql/README.md "DDL"); the fixed shape gives the new attempt's DDL the same
+ * seqs, so they are skipped as applied and its rows (seqs after them) are applied. `at` is the snapshot's binlog
+ * position: the table's events before it are in the copy (the caller opens a copy window, copy-windows.ts).
  */
 import type { Logger } from 'pino';
 import type { BinlogPosition } from '../../record/position.ts';
@@ -53,13 +56,18 @@ const noSink: EntrySink = {
   commit: () => Promise.resolve(),
 };
 
-/** Forwards the baseline's entries into the open unit under the statement's txId and new seqs; drops its commits. */
+/**
+ * Forwards the baseline's entries into the open unit under the statement's txId and new seqs; drops its commits,
+ * its CREATE DATABASE and its DROP TABLE (the copy writes its own, always).
+ */
 class UnitWriter extends SinkWriter {
   readonly #into: SinkWriter;
   readonly #txId: string;
   seq: bigint;
   rows = 0n;
   appended = 0;
+  /** The baseline wrote the table's definition. */
+  created = false;
 
   constructor(into: SinkWriter, txId: string, seq: bigint) {
     super(noSink);
@@ -77,6 +85,12 @@ class UnitWriter extends SinkWriter {
   }
 
   override async append(entry: RowsEntry | DdlEntry): Promise<void> {
+    if (entry.kind === 'ddl' && (entry.tables.length === 0 || /^DROP TABLE IF EXISTS /.test(entry.sql))) return;
+    if (entry.kind === 'ddl') this.created = true;
+    await this.write(entry);
+  }
+
+  async write(entry: RowsEntry | DdlEntry): Promise<void> {
     const e = { ...entry, seq: this.seq, txId: this.#txId };
     this.seq += e.kind === 'rows' ? BigInt(e.rows.length) : 1n;
     if (e.kind === 'rows') this.rows += BigInt(e.rows.length);
@@ -92,16 +106,18 @@ export function tableCopier(o: TableCopierOptions): TableCopier {
     const t = req.table;
     const name = `${t.schema}.${t.table}`;
     const w = new UnitWriter(o.writer, req.txId, req.nextSeq);
-    const qualifiedName = `${quoteId(t.schema)}.${quoteId(t.table)}`;
-    await w.append({
+    const ddl = (sql: string, tables: DdlEntry['tables']): DdlEntry => ({
       kind: 'ddl',
       source: o.source.name,
       seq: 0n,
       txId: req.txId,
       schema: t.schema,
-      tables: [{ schema: t.schema, table: t.table }],
-      sql: `DROP TABLE IF EXISTS ${qualifiedName}`,
+      tables,
+      sql,
     });
+    const drop = ddl(`DROP TABLE IF EXISTS ${quoteId(t.schema)}.${quoteId(t.table)}`, [t]);
+    await w.write(ddl(`CREATE DATABASE IF NOT EXISTS ${quoteId(t.schema)}`, []));
+    await w.write(drop);
     const log = o.log.child({ copy: name });
     for (let attempt = 1; ; attempt++) {
       const before = w.appended;
@@ -119,6 +135,7 @@ export function tableCopier(o: TableCopierOptions): TableCopier {
       });
       try {
         const r = await b.run();
+        if (!w.created) await w.write(drop); // gone by now: keep the shape (see the file comment)
         log.info(
           { rows: w.rows.toString(), at: `${r.position.binlog.file}:${r.position.binlog.offset}` },
           'table copied',

@@ -14,6 +14,8 @@
  * Each ends with `tidemark verify` EQUAL.
  */
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { admin, stopInstance } from '../fixtures/mariadb.ts';
@@ -187,4 +189,32 @@ it('a table moving out is dropped on the replica; renames outside the include se
   expect(await caughtUpAndEqual()).not.toContain('zoo.gone');
   expect(await tablesIn(rep, 'zoo')).toEqual(await tablesIn(src, 'zoo'));
   expect(await tablesIn(rep, 'other')).toEqual(['mine']);
+});
+
+it('a kill during a copy: the restart drops the cut unit and copies the table again', async () => {
+  await caughtUpWhileRunning(t, running(), 60_000);
+  const log = () => readFileSync(join(t.dir, 'tidemark.log'), 'utf8');
+  const from = log().length;
+  const lines = (what: string) =>
+    log()
+      .slice(from)
+      .split('\n')
+      .filter((l) => l.includes(what)).length;
+  await src.query('CREATE TABLE other.big (id INT PRIMARY KEY, v VARCHAR(200) NOT NULL) ENGINE=InnoDB');
+  await src.query("INSERT INTO other.big SELECT seq, REPEAT('x', 200) FROM other.seq_1_to_300000");
+  await src.query('RENAME TABLE other.big TO zoo.big');
+  const deadline = Date.now() + 30_000;
+  while (lines('copying it') === 0) {
+    if (Date.now() > deadline) throw new Error('the copy did not start');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await new Promise((r) => setTimeout(r, 400)); // rows on their way into the journal (and the replica)
+  expect(lines('"msg":"table copied"')).toBe(0); // still copying
+  child?.kill('SIGKILL');
+  if (child) await exited(child);
+  child = null;
+  await src.query("UPDATE zoo.big SET v = 'y' WHERE id <= 10");
+  expect(await caughtUpAndEqual()).toContain('zoo.big');
+  expect(lines('table moved into the captured tables: copying it')).toBe(2);
+  expect(lines('"msg":"table copied"')).toBe(1);
 });

@@ -26,6 +26,7 @@ import { TidemarkError } from '../../record/errors.ts';
 import { classifyStatement, type StatementClass, type TableRef } from './ddl.ts';
 import { restrictDdl } from './ddl-rewrite.ts';
 import { crossSchemaSteps } from './ddl-crossschema.ts';
+import { versioningSteps } from './ddl-versioning.ts';
 import { CopyWindows } from './copy-windows.ts';
 import { isStatementCtas, TemporaryTables } from './dml.ts';
 import { crossSchemaDdlError, statementDmlError, xaIncludedError, xidOfStatement } from './statement-errors.ts';
@@ -314,8 +315,10 @@ export class TransactionAssembler {
         if (included) {
           let tables: readonly TableRef[] = cls.kind === 'table-ddl' ? cls.tables : [];
           let sql = item.sql;
+          const inc = (t: TableRef) => this.includes(t.schema, t.table);
+          // Moves across the include boundary, and ADD SYSTEM VERSIONING (ddl-versioning.ts), become copies.
           const steps =
-            cls.kind === 'table-ddl' ? crossSchemaSteps(cls, (t) => this.includes(t.schema, t.table)) : null;
+            cls.kind === 'table-ddl' ? (crossSchemaSteps(cls, inc) ?? versioningSteps(cls, item.sql, inc)) : null;
           if (steps) {
             this.crossSchema(out, tx, item.schema, steps);
             if (tx.standalone) out.push(...this.endGroup(item.endOffset, item.timestampMs));

@@ -210,7 +210,7 @@ export async function gatherServerFacts(
   const [grantRows] = await conn.query<RowDataPacket[]>({ sql: 'SHOW GRANTS', rowsAsArray: true });
   const lines = (grantRows as unknown as unknown[][]).map((r) => String(r[0]));
   const [tables] = await conn.query<RowDataPacket[]>(
-    "SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE'",
+    "SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')",
   );
   const schemas = new Set<string>(literal);
   for (const r of tables) if (filter.includesTable(String(r['s']), String(r['t']))) schemas.add(String(r['s']));

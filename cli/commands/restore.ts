@@ -71,7 +71,7 @@ function baselineStart(txs: Iterable<TxInfo>): TxInfo | null {
 async function refuseNonEmpty(conn: mysql.Connection, o: RestoreOptions, where: string): Promise<void> {
   const filter = createTableFilter(o.config.source.include, o.config.source.exclude);
   const [rows] = await conn.query<mysql.RowDataPacket[]>(
-    "SELECT table_schema AS s, table_name AS t FROM information_schema.tables WHERE table_type = 'BASE TABLE'",
+    "SELECT table_schema AS s, table_name AS t FROM information_schema.tables WHERE table_type IN ('BASE TABLE', 'SYSTEM VERSIONED')",
   );
   const clash = rows
     .map((r) => `${r['s']}.${r['t']}`)

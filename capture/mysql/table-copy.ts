@@ -15,6 +15,7 @@
  * seqs, so they are skipped as applied and its rows (seqs after them) are applied. `at` is the snapshot's binlog
  * position: the table's events before it are in the copy (the caller opens a copy window, copy-windows.ts).
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { BinlogPosition } from '../../record/position.ts';
 import { TidemarkError } from '../../record/errors.ts';
@@ -48,8 +49,11 @@ export interface TableCopierOptions {
   readonly onNoPrimaryKey?: (schema: string, table: string) => void;
 }
 
-/** Attempts when DDL races the copy's snapshot (BASELINE_RACE). */
-const RACE_ATTEMPTS = 5;
+/**
+ * Attempts while a retriable failure leaves nothing of the copy in the unit (about two minutes in all): a
+ * prepared XA transaction (BASELINE_XA) must be resolved on the source first.
+ */
+const RETRY_ATTEMPTS = 70;
 
 const noSink: EntrySink = {
   append: () => {},
@@ -143,7 +147,14 @@ export function tableCopier(o: TableCopierOptions): TableCopier {
         return { at: r.position.binlog, seqs: w.seq - req.nextSeq, rows: w.rows };
       } catch (err) {
         const e = err instanceof TidemarkError ? err : null;
-        if (e?.code === 'BASELINE_RACE' && w.appended === before && attempt < RACE_ATTEMPTS) continue;
+        // Nothing of this attempt is in the unit yet (DDL racing the snapshot, a prepared XA transaction, a lost
+        // connection before the first row): try again, a little later each time.
+        if (e?.retriable && w.appended === before && attempt < RETRY_ATTEMPTS && !o.signal.aborted) {
+          log.info({ code: e.code, attempt }, 'table copy: retrying');
+          await delay(Math.min(2000, 50 * 2 ** attempt), undefined, { signal: o.signal }).catch(() => {});
+          continue;
+        }
+        if (e?.code === 'ABORTED') throw e; // stopping: the next start copies again
         // Entries of the copy may be in the open unit: only a restart (which drops the uncommitted tail of the
         // journal and reads the statement again) can start it over.
         throw new TidemarkError(

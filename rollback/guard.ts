@@ -20,7 +20,7 @@
  * and writeScript merge runs of them (batch.ts). The per-row statement stays what runs when a row is alone, and
  * what executePlan falls back to when a multi-row statement fails.
  */
-import { ENUM_ZERO_MODE, EntryError, setStatement, writesEnumZero } from '../apply/mysql/batcher.ts';
+import { EntryError, withEnumZero, writesEnumZero } from '../apply/mysql/batcher.ts';
 import {
   describeKey,
   type Flavor,
@@ -234,7 +234,8 @@ export function* guardedStatements(e: RowsEntry, dir: Direction, opts: GuardOpti
       continue;
     }
     const where = guardWhere(s, cur);
-    const sql = `${setStatement(zero ? [ENUM_ZERO_MODE] : [])}UPDATE ${s.table} SET ${setList(next, s.cols, cols)}${where}`;
+    const update = `UPDATE ${s.table} SET ${setList(next, s.cols, cols)}${where}`;
+    const sql = zero ? withEnumZero(update, s.opts.flavor) : update;
     const what = rowWhat(s, cur, seq);
     if (noop) {
       yield { sql, expect: 1, what, seq, kind: 'update', noop, exists: `SELECT 1 FROM ${s.table}${where} FOR UPDATE` };
@@ -341,7 +342,8 @@ function* inserts(s: Shape, rows: Iterable<number>, will: 'before' | 'after'): G
       n === 1
         ? whatOf(s, keyText(s, a.img), a.seq.toString())
         : whatOf(s, `${n} rows: ${keyText(s, a.img)} ... ${keyText(s, b.img)}`, `${lo}..${hi}`);
-    const sql = setStatement(zero ? [ENUM_ZERO_MODE] : []) + head + parts.join(',');
+    const insert = head + parts.join(',');
+    const sql = zero ? withEnumZero(insert, s.opts.flavor) : insert;
     return { sql, expect: n, what, seq: a.seq, kind: 'insert' };
   };
   for (const i of rows) {

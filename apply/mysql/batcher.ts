@@ -56,6 +56,15 @@ export function setStatement(vars: readonly string[]): string {
   return vars.length === 0 ? '' : `SET STATEMENT ${vars.join(', ')} FOR `;
 }
 
+/**
+ * `sql` (an INSERT or UPDATE) run without strict mode, so it can store ENUM index 0: MariaDB's SET STATEMENT, or
+ * MySQL's SET_VAR optimizer hint after the verb (the MySQL form is not exercised against a MySQL server).
+ */
+export function withEnumZero(sql: string, flavor: Flavor): string {
+  if (flavor === 'mariadb') return setStatement([ENUM_ZERO_MODE]) + sql;
+  return sql.replace(/^(INSERT|UPDATE)\b/, `$1 /*+ SET_VAR(${ENUM_ZERO_MODE}) */`);
+}
+
 /** Does a written value of these columns hold ENUM index 0 (0n)? */
 export function writesEnumZero(row: readonly Value[], cols: readonly Column[], idx: readonly number[]): boolean {
   return idx.some((i) => row[i] === 0n && cols[i]!.type === 'enum');
@@ -214,8 +223,10 @@ export class StatementBatcher {
     if (!s || this.#seqs.length === 0) return null;
     let sql: string;
     if (s.kind === 'insert') {
-      const vars = [...(s.period ? [INSERT_HISTORY] : []), ...(this.#enumZero ? [ENUM_ZERO_MODE] : [])];
-      sql = setStatement(vars) + s.head + this.#parts.join(',');
+      sql = s.head + this.#parts.join(',');
+      // Versioned tables are MariaDB's: the two settings share one SET STATEMENT there.
+      if (s.period) sql = setStatement([INSERT_HISTORY, ...(this.#enumZero ? [ENUM_ZERO_MODE] : [])]) + sql;
+      else if (this.#enumZero) sql = withEnumZero(sql, this.#opts.flavor);
     } else if (s.kind === 'delete-in') sql = s.head + this.#parts.join(',') + ')';
     else if (s.kind === 'history') sql = deleteHistorySql(s.schema, s.table, s.period!, this.#history, this.#seqs[0]!);
     else sql = this.#parts.join(';\n');
@@ -345,17 +356,17 @@ export class StatementBatcher {
       case 'update': {
         const before = this.#image(s, r.before, 'before', seq);
         const after = this.#image(s, r.after, 'after', seq);
-        const vars = writesEnumZero(after, s.cols, s.writeIdx) ? [ENUM_ZERO_MODE] : [];
+        const zero = writesEnumZero(after, s.cols, s.writeIdx);
         if (s.period) {
+          const vars = zero ? [ENUM_ZERO_MODE] : [];
           const v = versionedUpdate(s.schema, s.table, s.period, before, after, seq);
           const at = setStatement([v.timestamp, ...vars]);
           if (v.kind === 'delete') return at + buildDeleteRow(s.schema, s.table, s.cols, s.pkIdx, before, flavor);
           if (v.history) this.#implied.add(s.schema, s.table, v.history, s.cols);
           return at + buildUpdateRow(s.schema, s.table, s.cols, s.writeIdx, s.pkIdx, before, after, flavor);
         }
-        return (
-          setStatement(vars) + buildUpdateRow(s.schema, s.table, s.cols, s.writeIdx, s.pkIdx, before, after, flavor)
-        );
+        const sql = buildUpdateRow(s.schema, s.table, s.cols, s.writeIdx, s.pkIdx, before, after, flavor);
+        return zero ? withEnumZero(sql, flavor) : sql;
       }
     }
   }

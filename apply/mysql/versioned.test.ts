@@ -143,4 +143,16 @@ describe('batcher and ENUM index 0', () => {
     const upd = [...b.push(e('update', [{ before: [1n, 'a'], after: [1n, 0n] }]))][0] ?? b.flush();
     expect(upd?.sql).toMatch(/^SET STATEMENT sql_mode = '[A-Z_,]+' FOR UPDATE `s`.`e` SET `e` = 0 WHERE `id` = 1$/);
   });
+
+  it('on MySQL with the SET_VAR hint', () => {
+    const b = new StatementBatcher({ noPrimaryKey: 'full-row', flavor: 'mysql' });
+    const ins = [...b.push(e('insert', [{ before: null, after: [1n, 0n] }]))][0] ?? b.flush();
+    expect(ins?.sql).toBe(
+      "INSERT /*+ SET_VAR(sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION') */ INTO `s`.`e` (`id`,`e`) VALUES (1,0)",
+    );
+    const upd = [...b.push(e('update', [{ before: [1n, 'a'], after: [1n, 0n] }]))][0] ?? b.flush();
+    expect(upd?.sql).toMatch(
+      /^UPDATE \/\*\+ SET_VAR\(sql_mode = '[A-Z_,]+'\) \*\/ `s`.`e` SET `e` = 0 WHERE `id` = 1$/,
+    );
+  });
 });

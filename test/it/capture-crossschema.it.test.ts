@@ -161,7 +161,13 @@ it('a table moving in is copied, and its changes after the RENAME are not applie
   await src.query('INSERT INTO other.al VALUES (1), (2)');
   await src.query('ALTER TABLE other.al ADD COLUMN x INT NOT NULL DEFAULT 7, RENAME TO zoo.al');
   await src.query('UPDATE zoo.al SET x = 8 WHERE id = 2');
-  expect(await caughtUpAndEqual()).toEqual(expect.arrayContaining(['zoo.mv', 'zoo.c1', 'zoo.al']));
+  // A sequence moving in: its definition and state.
+  await src.query('CREATE SEQUENCE other.sq START WITH 40 CACHE 5');
+  await src.query('SELECT NEXTVAL(other.sq)');
+  await src.query('RENAME TABLE other.sq TO zoo.sq');
+  await src.query('SELECT NEXTVAL(zoo.sq), NEXTVAL(zoo.sq), NEXTVAL(zoo.sq), NEXTVAL(zoo.sq), NEXTVAL(zoo.sq)');
+  expect(await caughtUpAndEqual()).toEqual(expect.arrayContaining(['zoo.mv', 'zoo.c1', 'zoo.al', 'zoo.sq']));
+  expect(await rows(rep, 'SELECT * FROM zoo.sq')).toEqual(await rows(src, 'SELECT * FROM zoo.sq'));
   expect(await rows(rep, 'SELECT * FROM zoo.mv ORDER BY id')).toEqual([
     { id: 1, v: 11, w: 1 },
     { id: 3, v: 30, w: 3 },
@@ -183,7 +189,7 @@ it('a table moving out is dropped on the replica; renames outside the include se
   await src.query('INSERT INTO zoo.gone VALUES (1), (2)');
   await caughtUpWhileRunning(t, running(), 60_000);
   expect(await tablesIn(rep, 'zoo')).toContain('gone');
-  await src.query('RENAME TABLE zoo.gone TO other.gone');
+  await src.query('RENAME TABLE zoo.gone TO other.gone, zoo.sq TO other.sq');
   await src.query('RENAME TABLE other.gone TO other.gone2');
   await src.query('INSERT INTO other.gone2 VALUES (3)');
   expect(await caughtUpAndEqual()).not.toContain('zoo.gone');

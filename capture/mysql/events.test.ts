@@ -87,7 +87,7 @@ describe('EventDecoder', () => {
     all.decode(tableMap({ id: 4, table: 'skip', cols: [['g', 'point']] }));
     expect(all.decode(rowsEvent('writerows', 4, [{ g: { x: 1, y: 2 } }]))).toBeNull();
     expect(() => all.decode(tableMap({ id: 5, table: 'geo', cols: [['g', 'point']] }))).toThrow(
-      /app\.geo has column types tidemark cannot capture exactly \(g point\)/,
+      /column types tidemark cannot capture exactly: app\.geo \(g point\)/,
     );
   });
 

@@ -80,11 +80,11 @@ export type BinlogItem =
 export type AssemblerOutput =
   | { readonly kind: 'append'; readonly entry: RowsEntry | DdlEntry }
   /**
-   * Copy `table` from the source here (a table moving into the include set, ddl-crossschema.ts): its entries take
-   * seqs from `seq` on, the group's later entries and commit move up by as many (the stream does both, then
-   * calls copied()).
+   * Copy `tables` from the source here (tables moving into the include set, ddl-crossschema.ts): the copy's
+   * entries take seqs from `seq` on, the group's commit moves up by as many (the stream does both, then calls
+   * copied()).
    */
-  | { readonly kind: 'copy'; readonly table: TableRef; readonly txId: string; readonly seq: bigint }
+  | { readonly kind: 'copy'; readonly tables: readonly TableRef[]; readonly txId: string; readonly seq: bigint }
   | { readonly kind: 'commit'; readonly entry: CommitEntry };
 
 /** A transaction cut after some of its entries reached the sink (see Replay above). */
@@ -194,9 +194,9 @@ export class TransactionAssembler {
     return this.windows.list();
   }
 
-  /** The stream copied a table (a `copy` output) taking `seqs` seqs: later entries continue after them. */
-  copied(c: CopiedTable, seqs: bigint): void {
-    this.windows.add(c);
+  /** The stream copied tables (a `copy` output) taking `seqs` seqs: later entries continue after them. */
+  copied(tables: readonly CopiedTable[], seqs: bigint): void {
+    for (const c of tables) this.windows.add(c);
     this.seq += seqs;
   }
 
@@ -418,10 +418,10 @@ export class TransactionAssembler {
 
   /** DDL across the include boundary: its steps (ddl-crossschema.ts) as DDL entries and copy requests. */
   private crossSchema(out: AssemblerOutput[], tx: OpenTx, schema: string, steps: ReturnType<typeof crossSchemaSteps>) {
+    const copies: TableRef[] = [];
     for (const st of steps ?? []) {
       if (st.kind === 'copy') {
-        tx.entries++;
-        out.push({ kind: 'copy', table: st.table, txId: tx.txId, seq: this.seq });
+        copies.push(st.table);
         continue;
       }
       const tables = st.tables.map((t) => ({ schema: t.schema, table: t.table }));
@@ -435,6 +435,11 @@ export class TransactionAssembler {
         sql: st.sql,
       });
       this.seq += 1n;
+    }
+    // Copies come last among the steps; one request, so all their definitions precede all their rows.
+    if (copies.length > 0) {
+      tx.entries++;
+      out.push({ kind: 'copy', tables: copies, txId: tx.txId, seq: this.seq });
     }
   }
 

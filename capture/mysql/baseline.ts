@@ -61,6 +61,11 @@ export interface BaselineOptions {
   readonly signal: AbortSignal;
   /** Max rows per rows entry (default 500). */
   readonly rowsPerEntry?: number;
+  /**
+   * Every table's DROP + definition before any table's rows (table-copy.ts: a copy's DDL then has the same seqs
+   * whatever the row counts). Default: table by table.
+   */
+  readonly definitionsFirst?: boolean;
   /** Called once per table without a primary key (the caller logs once per table across restarts). */
   readonly onNoPrimaryKey?: (schema: string, table: string) => void;
 }
@@ -176,7 +181,15 @@ export class Baseline {
       await this.ddl(schema, [], text);
       await this.commitUnit('baseline');
     }
-    for (const t of tables) await this.copyTable(conn, t, shapes.get(t)!);
+    if (this.o.definitionsFirst) {
+      for (const t of tables) await this.copyDefinition(conn, t);
+      for (const t of tables) await this.copyRows(conn, t, shapes.get(t)!);
+    } else {
+      for (const t of tables) {
+        await this.copyDefinition(conn, t);
+        await this.copyRows(conn, t, shapes.get(t)!);
+      }
+    }
     await this.commitUnit('baseline-end');
     this.log.info(
       { tables: tables.length, rows: this.totalRows.toString(), method: snap.method, lockMs: snap.lockMs },
@@ -295,7 +308,8 @@ export class Baseline {
     return { specs, select, pk, period };
   }
 
-  private async copyTable(conn: SourceConnection, t: TableToCopy, shape: TableShape): Promise<void> {
+  /** DROP TABLE IF EXISTS + the table's definition, as one unit. */
+  private async copyDefinition(conn: SourceConnection, t: TableToCopy): Promise<void> {
     const name = qualified(t.schema, t.table);
     const [[created]] = await conn.promise.query<RowDataPacket[]>({
       // A sequence's SHOW CREATE TABLE is a plain table with SEQUENCE=1; SHOW CREATE SEQUENCE is its own DDL.
@@ -305,7 +319,10 @@ export class Baseline {
     await this.ddl(t.schema, [{ schema: t.schema, table: t.table }], `DROP TABLE IF EXISTS ${name}`);
     await this.ddl(t.schema, [{ schema: t.schema, table: t.table }], String((created as unknown as unknown[])[1]));
     await this.commitUnit('baseline');
+  }
 
+  private async copyRows(conn: SourceConnection, t: TableToCopy, shape: TableShape): Promise<void> {
+    const name = qualified(t.schema, t.table);
     const { specs, pk, select } = shape;
     if (pk.length === 0 && !t.sequence) this.o.onNoPrimaryKey?.(t.schema, t.table);
     const columns = specs.map((s) => s.column);

@@ -106,7 +106,7 @@ const query = (sql: string, end: number): BinlogItem => ({
 });
 const show = (o: AssemblerOutput) =>
   o.kind === 'copy'
-    ? ['copy', o.table.table, o.seq]
+    ? ['copy', o.tables.map((t) => t.table).join(','), o.seq]
     : o.kind === 'commit'
       ? ['commit', o.entry.seq, o.entry.copied?.map((c) => `${c.table}@${c.at.offset}`) ?? []]
       : [o.entry.kind, o.entry.seq, o.entry.kind === 'rows' ? o.entry.table : o.entry.sql];
@@ -121,7 +121,7 @@ describe('TransactionAssembler: tables moving in', () => {
       ['commit', 11n, []],
     ]);
     // The stream copied zoo.t at offset 400 in 5 seqs: later entries come after them.
-    a.copied({ schema: 'zoo', table: 't', at: { file: 'bin.000001', offset: 400n } }, 5n);
+    a.copied([{ schema: 'zoo', table: 't', at: { file: 'bin.000001', offset: 400n } }], 5n);
     const later = [
       gtid(11, 250),
       rows('t'), // before the copy position: already in the copy
@@ -157,6 +157,18 @@ describe('TransactionAssembler: tables moving in', () => {
       ['commit', 11n, []],
     ]);
     expect(a.copyWindows).toEqual([]);
+  });
+
+  it('one copy request per statement, after its other steps', () => {
+    const a = new TransactionAssembler({ source: 's', filter, start, nextSeq: 10n, nowUs: () => 1n });
+    const out = [gtid(10, 150, true), query('RENAME TABLE other.a TO a, b TO other.b, other.c TO c', 200)].flatMap(
+      (i) => a.feed(i),
+    );
+    expect(out.map(show)).toEqual([
+      ['ddl', 10n, 'DROP TABLE IF EXISTS `zoo`.`b`'],
+      ['copy', 'a,c', 11n],
+      ['commit', 11n, []],
+    ]);
   });
 
   it('DDL on a table inside its window treats the table as outside', () => {

@@ -413,21 +413,24 @@ export class BinlogStream {
     }
   }
 
-  /** Runs a `copy` output (a table moved into the include set) and opens its copy window. */
+  /** Runs a `copy` output (tables moved into the include set) and opens their copy windows. */
   private async copy(
     out: Extract<AssemblerOutput, { kind: 'copy' }>,
     shift: bigint,
   ): Promise<{ seqs: bigint; rows: bigint }> {
-    const name = `${out.table.schema}.${out.table.table}`;
+    const names = out.tables.map((t) => `${t.schema}.${t.table}`);
     if (!this.o.copyTable) {
-      throw new TidemarkError(`table ${name} moved into the captured tables and cannot be copied here`, {
+      throw new TidemarkError(`table(s) ${names.join(', ')} moved into the captured tables and cannot be copied here`, {
         code: 'TABLE_COPY',
         retriable: false,
       });
     }
-    this.log.info({ table: name, txId: out.txId }, 'table moved into the captured tables: copying it');
-    const r = await this.o.copyTable({ table: out.table, txId: out.txId, nextSeq: out.seq + shift });
-    this.assembler.copied({ schema: out.table.schema, table: out.table.table, at: r.at }, r.seqs);
+    this.log.info({ tables: names, txId: out.txId }, 'table moved into the captured tables: copying it');
+    const r = await this.o.copyTable({ tables: out.tables, txId: out.txId, nextSeq: out.seq + shift });
+    this.assembler.copied(
+      out.tables.map((t) => ({ schema: t.schema, table: t.table, at: r.at })),
+      r.seqs,
+    );
     this.pkCache.clear();
     return r;
   }

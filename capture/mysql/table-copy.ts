@@ -1,19 +1,21 @@
 /**
- * A per-table baseline while streaming: a table that moved into the include set (RENAME TABLE out.t TO inc.t,
- * CREATE TABLE inc.t LIKE out.s; ddl-crossschema.ts) is copied from the source into the open unit of the
- * statement that moved it, through the baseline's own code (baseline.ts restricted to that one table: the same
- * consistent snapshot and position, DDL-race check, definition, value handling and refusals).
+ * A per-table baseline while streaming: tables that moved into the include set (RENAME TABLE out.t TO inc.t,
+ * CREATE TABLE inc.t LIKE out.s; ddl-crossschema.ts) are copied from the source into the open unit of the
+ * statement that moved them, through the baseline's own code (baseline.ts restricted to those tables: the same
+ * consistent snapshot and position, DDL-race and prepared-XA checks, definitions, value handling and refusals).
  *
- * Output, appended to the open unit (the caller commits it with the statement's commit entry), always three DDL
- * entries first, then the rows:
- *   CREATE DATABASE IF NOT EXISTS inc, DROP TABLE IF EXISTS inc.t, SHOW CREATE TABLE (SEQUENCE) text — or, when
- *   the table is gone by now, DROP TABLE IF EXISTS inc.t again — then the rows as insert entries.
- * The baseline's unit commits, its CREATE DATABASE and its own DROP are dropped and seqs renumbered from
+ * Output, appended to the open unit (the caller commits it with the statement's commit entry): the DDL of every
+ * table first, always three entries per table, then the rows:
+ *   per table   CREATE DATABASE IF NOT EXISTS inc, DROP TABLE IF EXISTS inc.t
+ *   per table   SHOW CREATE TABLE (SEQUENCE) text, or DROP TABLE IF EXISTS inc.t again when it is gone by now
+ *   the rows as insert entries, table after table
+ * The baseline's unit commits, its CREATE DATABASE and its own DROPs are dropped and seqs renumbered from
  * `nextSeq`, so the copy is one unit with the statement: a crash before its commit drops it from the journal, and
  * the restart reads the statement again and copies again. A target may already have run that attempt's DDL (apply
  * runs DDL as it comes, see apply/mysql/README.md "DDL"); the fixed shape gives the new attempt's DDL the same
- * seqs, so they are skipped as applied and its rows (seqs after them) are applied. `at` is the snapshot's binlog
- * position: the table's events before it are in the copy (the caller opens a copy window, copy-windows.ts).
+ * seqs whatever the row counts, so they are skipped as applied and the rows (seqs after them) are applied. `at` is
+ * the snapshot's binlog position: the tables' events before it are in the copy (the caller opens copy windows,
+ * copy-windows.ts).
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -25,7 +27,7 @@ import type { TableRef } from './ddl.ts';
 import { SinkWriter } from './sink-writer.ts';
 
 export interface TableCopyRequest {
-  readonly table: TableRef;
+  readonly tables: readonly TableRef[];
   /** txId of the statement's unit (every copied entry carries it). */
   readonly txId: string;
   readonly nextSeq: bigint;
@@ -55,6 +57,8 @@ export interface TableCopierOptions {
  */
 const RETRY_ATTEMPTS = 70;
 
+const key = (t: TableRef) => `${t.schema}\u0000${t.table}`;
+
 const noSink: EntrySink = {
   append: () => {},
   commit: () => Promise.resolve(),
@@ -70,14 +74,25 @@ class UnitWriter extends SinkWriter {
   seq: bigint;
   rows = 0n;
   appended = 0;
-  /** The baseline wrote the table's definition. */
-  created = false;
+  /** Tables whose definition the baseline wrote (`schema\0table`). */
+  readonly #created = new Set<string>();
+  readonly #placeholders: readonly (readonly [string, DdlEntry])[];
+  #rowsStarted = false;
 
-  constructor(into: SinkWriter, txId: string, seq: bigint) {
+  /** `placeholders`: per table, the DDL that stands in for its definition when the baseline writes none. */
+  constructor(into: SinkWriter, txId: string, seq: bigint, placeholders: readonly (readonly [string, DdlEntry])[]) {
     super(noSink);
     this.#into = into;
     this.#txId = txId;
     this.seq = seq;
+    this.#placeholders = placeholders;
+  }
+
+  /** Before the first row (or at the end): a placeholder for each table the baseline wrote no definition for. */
+  async definitionsDone(): Promise<void> {
+    if (this.#rowsStarted) return;
+    this.#rowsStarted = true;
+    for (const [key, ddl] of this.#placeholders) if (!this.#created.has(key)) await this.write(ddl);
   }
 
   override get openEntries(): number {
@@ -90,7 +105,9 @@ class UnitWriter extends SinkWriter {
 
   override async append(entry: RowsEntry | DdlEntry): Promise<void> {
     if (entry.kind === 'ddl' && (entry.tables.length === 0 || /^DROP TABLE IF EXISTS /.test(entry.sql))) return;
-    if (entry.kind === 'ddl') this.created = true;
+    const t = entry.kind === 'ddl' ? entry.tables[0] : undefined;
+    if (t) this.#created.add(key(t));
+    if (entry.kind === 'rows') await this.definitionsDone();
     await this.write(entry);
   }
 
@@ -107,10 +124,8 @@ class UnitWriter extends SinkWriter {
 
 export function tableCopier(o: TableCopierOptions): TableCopier {
   return async (req) => {
-    const t = req.table;
-    const name = `${t.schema}.${t.table}`;
-    const w = new UnitWriter(o.writer, req.txId, req.nextSeq);
-    const ddl = (sql: string, tables: DdlEntry['tables']): DdlEntry => ({
+    const names = req.tables.map((t) => `${t.schema}.${t.table}`).join(', ');
+    const ddl = (t: TableRef, sql: string, tables: DdlEntry['tables']): DdlEntry => ({
       kind: 'ddl',
       source: o.source.name,
       seq: 0n,
@@ -119,27 +134,37 @@ export function tableCopier(o: TableCopierOptions): TableCopier {
       tables,
       sql,
     });
-    const drop = ddl(`DROP TABLE IF EXISTS ${quoteId(t.schema)}.${quoteId(t.table)}`, [t]);
-    await w.write(ddl(`CREATE DATABASE IF NOT EXISTS ${quoteId(t.schema)}`, []));
-    await w.write(drop);
-    const log = o.log.child({ copy: name });
+    const drop = (t: TableRef) => ddl(t, `DROP TABLE IF EXISTS ${quoteId(t.schema)}.${quoteId(t.table)}`, [t]);
+    const w = new UnitWriter(
+      o.writer,
+      req.txId,
+      req.nextSeq,
+      req.tables.map((t) => [key(t), drop(t)] as const),
+    );
+    for (const t of req.tables) {
+      await w.write(ddl(t, `CREATE DATABASE IF NOT EXISTS ${quoteId(t.schema)}`, []));
+      await w.write(drop(t));
+    }
+    const wanted = new Set(req.tables.map(key));
+    const log = o.log.child({ copy: names });
     for (let attempt = 1; ; attempt++) {
       const before = w.appended;
       const b = new Baseline({
         source: o.source,
         filter: {
-          includesTable: (s, tb) => s === t.schema && tb === t.table,
-          includesSchema: (s) => s === t.schema,
+          includesTable: (s, tb) => wanted.has(key({ schema: s, table: tb })),
+          includesSchema: (s) => req.tables.some((t) => t.schema === s),
         },
         writer: w,
         log,
         nextSeq: w.seq,
         signal: o.signal,
+        definitionsFirst: true,
         ...(o.onNoPrimaryKey ? { onNoPrimaryKey: o.onNoPrimaryKey } : {}),
       });
       try {
         const r = await b.run();
-        if (!w.created) await w.write(drop); // gone by now: keep the shape (see the file comment)
+        await w.definitionsDone(); // tables gone by now: keep the shape (see the file comment)
         log.info(
           { rows: w.rows.toString(), at: `${r.position.binlog.file}:${r.position.binlog.offset}` },
           'table copied',
@@ -158,7 +183,7 @@ export function tableCopier(o: TableCopierOptions): TableCopier {
         // Entries of the copy may be in the open unit: only a restart (which drops the uncommitted tail of the
         // journal and reads the statement again) can start it over.
         throw new TidemarkError(
-          `copying table ${name}, which moved into the captured tables, failed: ${(err as Error).message}; ` +
+          `copying ${names}, which moved into the captured tables, failed: ${(err as Error).message}; ` +
             'restart tidemark run to copy it again',
           { code: e?.code === 'UNSUPPORTED_TYPE' ? 'UNSUPPORTED_TYPE' : 'TABLE_COPY', retriable: false, cause: err },
         );

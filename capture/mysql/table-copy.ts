@@ -92,7 +92,7 @@ class UnitWriter extends SinkWriter {
   async definitionsDone(): Promise<void> {
     if (this.#rowsStarted) return;
     this.#rowsStarted = true;
-    for (const [key, ddl] of this.#placeholders) if (!this.#created.has(key)) await this.write(ddl);
+    for (const [k, ddl] of this.#placeholders) if (!this.#created.has(k)) await this.write(ddl);
   }
 
   override get openEntries(): number {

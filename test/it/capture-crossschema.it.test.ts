@@ -11,7 +11,11 @@
  *               in the copy) are not applied again; chains inside one RENAME; a move while streaming
  *   move out    RENAME TABLE zoo.t TO other.t drops zoo.t on the replica and creates nothing in `other`; a
  *               rename with both sides outside is ignored
- * Each ends with `tidemark verify` EQUAL.
+ *   kill        tidemark run SIGKILLed in the middle of copying two tables moved in by one RENAME; the tables
+ *               change before the restart, which copies them again
+ * Each ends with `tidemark verify` EQUAL. On 6839275 each fails: the baseline stops (`DDL at seq 4: Table
+ * 'zoo.seq1' doesn't exist`), apply stops (`Table 'other.tmpl' doesn't exist`, `Table 'other.mv' doesn't exist`),
+ * the replica gets other.gone.
  */
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';

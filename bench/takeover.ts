@@ -13,6 +13,11 @@
  *                    asynchronous: the tail not yet captured when mariadbd died)
  *   false_takeovers  takeovers during `partition_s` seconds of primary↔standby cut while the witness still sees the
  *                    primary (must be 0)
+ *   scenarios        (issue #17) per fault, `runs` rounds each: killed (mariadbd SIGKILLed), isolated (the primary's
+ *                    host cut off from everyone), partial (cut from the standby and the witness, the client still
+ *                    reaching it); RTO p50/max, takeover time, and the old primary's last acknowledged write
+ *                    after the fault (client side) and its last row (server side): its write window. The fence
+ *                    hook is the check-only one (exit 0 only if down or read_only at that instant).
  *   switchover_write_pause_s  a last round: `tidemark switchover --to dr1` while the client writes; the client's
  *                    pause (end of its last write on the old primary → end of its first on the new one), with
  *                    the fence → promotion time switchover printed and whether every acknowledged write arrived
@@ -22,7 +27,29 @@
  */
 import { loadavg } from 'node:os';
 import { netnsUnavailable } from '../test/fixtures/netns.ts';
+import { cutScenario } from '../test/fixtures/takeover-faults.ts';
 import { killScenario, median, partitionScenario, switchoverScenario, TakeoverLab } from '../test/fixtures/takeover.ts';
+
+interface ScenarioFigures {
+  rto_s: { runs: number[]; p50: number | null; max: number | null };
+  takeover_ms: (number | null)[];
+  /** Fault → the end of the last write the old primary acknowledged to the client (null: none after the fault). */
+  old_primary_last_ack_ms: (number | null)[];
+  /** Fault → the old primary's last row (server time): its write window. */
+  old_primary_write_window_ms: (number | null)[];
+  /** Old-primary rows committed after the new primary's first (must be 0). */
+  old_rows_after_first_new: number[];
+  no_takeover: number;
+}
+
+const emptyFigures = (): ScenarioFigures => ({
+  rto_s: { runs: [], p50: null, max: null },
+  takeover_ms: [],
+  old_primary_last_ack_ms: [],
+  old_primary_write_window_ms: [],
+  old_rows_after_first_new: [],
+  no_takeover: 0,
+});
 
 export interface TakeoverBenchOptions {
   /** Kill runs (each a fresh takeover). */
@@ -48,6 +75,11 @@ export async function benchTakeover(o: TakeoverBenchOptions) {
   const lost: number[] = [];
   const failures: number[] = [];
   let falseTakeovers = 0;
+  const scenarios: Record<'killed' | 'isolated' | 'partial', ScenarioFigures> = {
+    killed: emptyFigures(),
+    isolated: emptyFigures(),
+    partial: emptyFigures(),
+  };
   try {
     o.log('lab: hosts, MariaDB primary + standby, certificates');
     await lab.setup();
@@ -67,6 +99,28 @@ export async function benchTakeover(o: TakeoverBenchOptions) {
       failures.push(r.rto.failures);
       o.log(`run ${run}/${o.runs}: RTO ${r3(r.rto.seconds)} s, takeover ${r.takeoverMs} ms, lost ${r.lostAcked}`);
     }
+    for (const [name, mode] of [
+      ['isolated', 'isolate'],
+      ['partial', 'partial'],
+    ] as const) {
+      for (let run = 1; run <= o.runs; run++) {
+        await lab.resetRound();
+        await lab.startRound();
+        const r = await cutScenario(lab, mode);
+        r.end();
+        const fig = scenarios[name];
+        if (!r.promotion || !r.rto) fig.no_takeover++;
+        else fig.rto_s.runs.push(r3(r.rto.seconds));
+        fig.takeover_ms.push(r.takeoverMs);
+        fig.old_primary_last_ack_ms.push(r.lastOldAckMs);
+        fig.old_primary_write_window_ms.push(r.oldWriteWindowMs);
+        fig.old_rows_after_first_new.push(r.oldRowsAfterFirstNew);
+        o.log(
+          `${name} ${run}/${o.runs}: RTO ${r.rto ? r3(r.rto.seconds) : '-'} s, takeover ${r.takeoverMs} ms, ` +
+            `old primary's last ack ${r.lastOldAckMs} ms / last row ${r.oldWriteWindowMs} ms after the fault`,
+        );
+      }
+    }
     await lab.resetRound();
     await lab.startRound();
     switchover = await switchoverScenario(lab);
@@ -75,8 +129,16 @@ export async function benchTakeover(o: TakeoverBenchOptions) {
   } finally {
     await lab.teardown();
   }
+  scenarios.killed.rto_s.runs = [...rtos];
+  scenarios.killed.takeover_ms = [...takeoverMs];
+  for (const fig of Object.values(scenarios)) {
+    const xs = fig.rto_s.runs;
+    fig.rto_s.p50 = xs.length > 0 ? r3(median(xs)) : null;
+    fig.rto_s.max = xs.length > 0 ? Math.max(...xs) : null;
+  }
   return {
     benchmark: 'takeover',
+    scenarios,
     rto_s: { runs: rtos, p50: r3(median(rtos)), max: Math.max(...rtos) },
     switchover_write_pause_s: switchover?.clientPauseS ?? null,
     switchover: switchover && {
@@ -92,7 +154,7 @@ export async function benchTakeover(o: TakeoverBenchOptions) {
     failed_writes: failures,
     lost_acked_writes: lost,
     settings:
-      'the documented defaults (failover/config.ts): fail_after_ms 3000, fail_after_count 3, probe interval 1000 ms (300 ms while suspect), probe_timeout_ms 1000, garp_count 3',
+      'the documented defaults (failover/config.ts): fail_after_ms 3000, fail_after_count 3, probe interval 1000 ms (300 ms while suspect), probe_timeout_ms 1000, garp_count 3, fence margin 2500 ms, confirm_for_ms 5000; a check-only fence hook; least-privilege accounts',
     partition_s: o.partitionS,
     wall_s: r3((performance.now() - wall0) / 1000),
     load_1m_before: load0,

@@ -25,6 +25,7 @@ import {
   STANDBY2_DB,
   TakeoverLab,
 } from '../fixtures/takeover.ts';
+import { ACCOUNTS } from '../fixtures/takeover-lab-files.ts';
 
 const unavailable = netnsUnavailable();
 if (unavailable) console.warn(`failover-election: skipped, network namespaces unavailable: ${unavailable}`);
@@ -96,7 +97,7 @@ ship: { certs_dir: ./certs }
 standbys:
   - { name: dr2, transport: tcp, address: "${HOSTS.stb2}:${SHIP_PORT2}", journal_dir: ./dr2 }
 targets:
-  - { name: replica2, site: dr2, host: ${HOSTS.stb2}, port: ${SERVICE_PORT}, user: tidemark_apply, password: apply-pw }
+  - { name: replica2, site: dr2, host: ${HOSTS.stb2}, port: ${SERVICE_PORT}, user: ${ACCOUNTS.apply.user}, password: ${ACCOUNTS.apply.password} }
 `,
     );
     const v = await lab.cliIn(stby, ['verify', '-c', after, '--target', 'replica2', '--json'], 120_000);

@@ -26,6 +26,7 @@ import {
   STANDBY_DB,
   TakeoverLab,
 } from '../fixtures/takeover.ts';
+import { ACCOUNTS } from '../fixtures/takeover-lab-files.ts';
 
 const unavailable = netnsUnavailable();
 if (unavailable) console.warn(`failover-failback: skipped, network namespaces unavailable: ${unavailable}`);
@@ -43,7 +44,7 @@ ship: { certs_dir: ./certs, heartbeat_ms: 250 }
 standbys:
   - { name: primary, transport: tcp, address: "${HOSTS.prim}:${REVERSED_SHIP_PORT}", journal_dir: ./primary/standby }
 targets:
-  - { name: oldprimary, site: primary, host: ${HOSTS.prim}, port: ${SERVICE_PORT}, user: tidemark_apply, password: apply-pw }
+  - { name: oldprimary, site: primary, host: ${HOSTS.prim}, port: ${SERVICE_PORT}, user: ${ACCOUNTS.apply.user}, password: ${ACCOUNTS.apply.password} }
 rollback: { index: false }
 log: { level: info }
 `;

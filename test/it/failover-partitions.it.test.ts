@@ -10,6 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cut, heal, netnsUnavailable } from '../fixtures/netns.ts';
 import { sleep } from '../fixtures/sites.ts';
+import { labSampler } from '../fixtures/takeover-faults.ts';
 import {
   FAIL_AFTER_MS,
   PRIMARY_DB,
@@ -36,8 +37,11 @@ describe.skipIf(unavailable !== null)('takeover: partitions', () => {
   it('primary↔standby cut, witness still sees the primary: no takeover, and the standby says why', async () => {
     const t0 = Date.now();
     await lab.startRound();
+    const sampler = labSampler(lab);
     // Well past the thresholds: the standby's monitor fails the primary after FAIL_AFTER_MS, then asks the witness.
     const r = await partitionScenario(lab, 5 * FAIL_AFTER_MS);
+    // Never two writable servers (a 50 ms read_only sampler through the sockets, issue #17).
+    expect((await sampler.stop()).twoWritable).toEqual([]);
     console.log(`partition: ${JSON.stringify(r)}`);
     expect(r.overallWhileBlocked).toBe('failed');
     // Why, every round: the witness sees the primary (a witness answer lost to a loaded machine would say "no
@@ -72,6 +76,7 @@ describe.skipIf(unavailable !== null)('takeover: partitions', () => {
     await lab.startRound();
     const { prim } = lab.hosts;
     const w = lab.writer!;
+    const sampler = labSampler(lab);
     // ~25 s: cuts shorter and longer than the detection time (FAIL_AFTER_MS + a probe timeout), 2 s heals between.
     const cuts = [3000, 1500, 3500, 2000, 4000, 1000];
     for (const ms of cuts) {
@@ -86,8 +91,13 @@ describe.skipIf(unavailable !== null)('takeover: partitions', () => {
     const results = lab.takeoverResults();
     const decided = lab.standby.lines().filter((l) => /^takeover by dr1:/.test(String(l.msg)));
     console.log(`flapping: takeovers ${JSON.stringify(results)}; decided ${decided.length}`);
-    expect(decided.length).toBeLessThanOrEqual(1);
-    expect(results.length).toBeLessThanOrEqual(1);
+    // At most one promotion. An attempt that stopped before promotion (its fence not confirmed while the link
+    // came back) is retried and does not count (issue #17): every decision but one ended stopped.
+    const promoted = results.filter((r) => /^takeover completed/.test(r));
+    const stopped = results.filter((r) => /^takeover stopped/.test(r));
+    expect(promoted.length).toBeLessThanOrEqual(1);
+    expect(decided.length).toBeLessThanOrEqual(stopped.length + 1);
+    for (const r of stopped) expect(r).toMatch(/not promoted: fencing of primary was not confirmed/);
     const p = lab.promotion();
     // One primary: the server the application writes to holds the VIP alone and is writable; when a takeover
     // happened the old primary is fenced (read_only=1: `app` cannot write there).
@@ -104,6 +114,7 @@ describe.skipIf(unavailable !== null)('takeover: partitions', () => {
       expect(lab.history()?.lastAutomaticAt).toBeLessThanOrEqual(Date.parse(p.at));
     }
     for (const run of lab.runs()) run.assertRunning();
+    expect((await sampler.stop()).twoWritable).toEqual([]);
     console.log(`flapping test: ${Date.now() - t0} ms`);
   });
 });

@@ -11,6 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cut, heal, netnsUnavailable, runIn } from '../fixtures/netns.ts';
 import { sleep } from '../fixtures/sites.ts';
+import { labSampler, type ReadOnlySampler } from '../fixtures/takeover-faults.ts';
 import {
   dbQuery,
   HOSTS,
@@ -39,6 +40,13 @@ function expectTakeover(p: Promotion | null, fence: RegExp): asserts p is Promot
   expect(Number(p?.appliedLsn)).toBeGreaterThan(0);
 }
 
+/** The 50 ms read_only sampler of a scenario: never two writable servers (issue #17). */
+async function noTwoWritable(sampler: ReadOnlySampler, what: string): Promise<void> {
+  const s = await sampler.stop();
+  console.log(`${what}: ${s.samples} read_only samples, largest gap ${s.maxGapMs} ms`);
+  expect(s.twoWritable, JSON.stringify(s.twoWritable.slice(0, 3))).toEqual([]);
+}
+
 describe.skipIf(unavailable !== null)('takeover: the primary lost', () => {
   const lab = new TakeoverLab();
 
@@ -55,6 +63,7 @@ describe.skipIf(unavailable !== null)('takeover: the primary lost', () => {
     await lab.startRound();
     const { prim, cli, stby } = lab.hosts;
     const w = lab.writer!;
+    const sampler = labSampler(lab);
     const cutStarted = Date.now();
     cut(prim);
     // An attempt that started while `cut` was still running may have reached the primary: count from here.
@@ -105,6 +114,7 @@ describe.skipIf(unavailable !== null)('takeover: the primary lost', () => {
     expect(dr1?.decision).toMatch(/^promoted at .*; old primary read-only$/);
     expect(st.targets.find((t) => t.name === 'replica')?.hold).toMatch(/^promoted: dr1 is the primary since /);
     for (const run of lab.runs()) run.assertRunning();
+    await noTwoWritable(sampler, 'isolation');
     console.log(`isolation test: ${Date.now() - t0} ms`);
   });
 
@@ -114,6 +124,7 @@ describe.skipIf(unavailable !== null)('takeover: the primary lost', () => {
       const t0 = Date.now();
       await lab.resetRound();
       await lab.startRound();
+      const sampler = labSampler(lab);
       const r = await killScenario(lab);
       console.log(
         `kill run ${run}: RTO ${r.rto?.seconds} s (${r.rto?.failures} failed writes), takeover ${r.takeoverMs} ms, ` +
@@ -130,6 +141,7 @@ describe.skipIf(unavailable !== null)('takeover: the primary lost', () => {
       expect(lab.vipHolders()).toEqual(['tastby']);
       const st = await lab.status(lab.hosts.stby);
       expect(st.failover.find((s) => s.site === 'dr1')?.last_takeover?.at).toBe(r.promotion.at);
+      await noTwoWritable(sampler, `kill run ${run}`);
       rtos.push(r.rto?.seconds ?? Number.NaN);
     }
     console.log(`kill: RTOs ${JSON.stringify(rtos)} s`);

@@ -121,6 +121,33 @@ describe('runTakeover', () => {
     expect(r).toMatchObject({ reachedPromotion: true, missing: null });
   });
 
+  it('runs both fence steps at once; the first to confirm ends the wait for the other (issue #17)', async () => {
+    let dbAborted = false;
+    const w = world({
+      // An unreachable primary: the connect hangs until its timeout; the hook confirms meanwhile.
+      fenceDb: (ctx) =>
+        new Promise((res) => {
+          const t = setTimeout(() => res({ confirmed: false, detail: 'unreachable' }), 5000);
+          ctx.signal.addEventListener('abort', () => {
+            dbAborted = true;
+            clearTimeout(t);
+            res({ confirmed: false, detail: 'aborted' });
+          });
+        }),
+    });
+    const t0 = Date.now();
+    const r = await runTakeover(w.exec, opts(w));
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(dbAborted).toBe(true);
+    expect(r.status).toBe('completed');
+    expect(r.timeline[0]).toMatchObject({
+      step: 'fence-db',
+      outcome: 'skipped',
+      detail: expect.stringMatching(/^not waited for/),
+    });
+    expect(r.timeline[1]).toMatchObject({ step: 'fence-hook', outcome: 'ok' });
+  });
+
   it('--force promotes without a confirmed fence and marks the steps forced', async () => {
     const w = world({ fenceDb: fail('unreachable'), fenceHook: undefined });
     const r = await runTakeover(w.exec, opts(w, true));

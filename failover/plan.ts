@@ -4,7 +4,8 @@
  * start, end, outcome and error, also the steps a stop left unrun.
  *
  *   fence-db    old primary reachable: read_only=ON, kill its sessions  ┐ fenced = either one confirmed;
- *   fence-hook  the configured fence hook (always run when configured)  ┘ both run at once
+ *   fence-hook  the configured fence hook (always run when configured)  ┘ both at once; the first to confirm
+ *                                                                        ends the wait for the other (skipped)
  *   ── gate: not fenced → stop (unless force): never two writable primaries
  *   drain       apply everything this standby already received
  *   ── gate: drain failed → stop (unless force): promoting would drop received transactions
@@ -95,12 +96,17 @@ export interface TakeoverResult<P> {
 
 class StepTimeout extends Error {}
 
+const CANCELLED = Symbol('cancelled');
+
 async function withTimeout<T>(
   fn: (signal: AbortSignal) => Promise<T>,
   ms: number | undefined,
   step: string,
+  /** Aborts the step's signal too (the step is no longer waited for). */
+  cancel?: AbortSignal,
 ): Promise<T> {
   const ac = new AbortController();
+  cancel?.addEventListener('abort', () => ac.abort(), { once: true });
   if (ms === undefined) return fn(ac.signal);
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
@@ -127,15 +133,28 @@ export async function runTakeover<P>(exec: StepExecutors<P>, opts: TakeoverOptio
   const step = async <R extends StepReport>(
     name: StepName,
     fn: ((ctx: StepContext) => Promise<R>) | undefined,
-    opt: { forced?: boolean } = {},
+    opt: { forced?: boolean; cancel?: AbortSignal } = {},
   ): Promise<R | null> => {
     if (!fn) {
       timeline.push({ step: name, outcome: 'skipped', startedAt: null, endedAt: null, detail: 'not configured' });
       return null;
     }
     const t0 = now();
+    const cancel = opt.cancel;
+    let onCancel: (() => void) | null = null;
+    const cancelled = new Promise<typeof CANCELLED>((res) => {
+      onCancel = () => res(CANCELLED);
+      cancel?.addEventListener('abort', onCancel, { once: true });
+    });
     try {
-      const r = await withTimeout((signal) => fn({ ...base, signal }), opts.timeoutsMs?.[name], name);
+      const run = withTimeout((signal) => fn({ ...base, signal }), opts.timeoutsMs?.[name], name, cancel);
+      const r = cancel ? await Promise.race([run, cancelled]) : await run;
+      if (r === CANCELLED) {
+        run.catch(() => undefined); // it ends by itself; its result no longer matters
+        const detail = 'not waited for: the other fence step confirmed the fence';
+        timeline.push({ step: name, outcome: 'skipped', startedAt: t0, endedAt: now(), detail });
+        return null;
+      }
       timeline.push({ step: name, outcome: 'ok', startedAt: t0, endedAt: now(), detail: r.detail });
       return r;
     } catch (err) {
@@ -148,6 +167,8 @@ export async function runTakeover<P>(exec: StepExecutors<P>, opts: TakeoverOptio
       };
       timeline.push(opt.forced ? { ...e, forced: true } : e);
       return null;
+    } finally {
+      if (onCancel) cancel?.removeEventListener('abort', onCancel);
     }
   };
 
@@ -175,10 +196,14 @@ export async function runTakeover<P>(exec: StepExecutors<P>, opts: TakeoverOptio
 
   // Fence: the database fence when reachable, the hook always; either one confirmed is enough. Both at once: an
   // unreachable primary's connect timeout must not delay the hook (the timeline lists fence-db first).
-  const [db, hook] = await Promise.all([
-    step('fence-db', exec.fenceDb, { forced: opts.force }),
-    step('fence-hook', exec.fenceHook, { forced: opts.force }),
-  ]);
+  // The first to confirm ends the wait for the other (an unreachable primary's connect timeout, a hook retrying).
+  const enough = new AbortController();
+  const fence = (name: 'fence-db' | 'fence-hook', fn: StepExecutors<P>['fenceDb'] | undefined) =>
+    step(name, fn, { forced: opts.force, cancel: enough.signal }).then((r) => {
+      if (r?.confirmed) enough.abort();
+      return r;
+    });
+  const [db, hook] = await Promise.all([fence('fence-db', exec.fenceDb), fence('fence-hook', exec.fenceHook)]);
   const di = timeline.findIndex((e) => e.step === 'fence-db');
   const hi = timeline.findIndex((e) => e.step === 'fence-hook');
   if (hi >= 0 && di > hi) timeline.splice(hi, 2, timeline[di] as TimelineEntry, timeline[hi] as TimelineEntry);

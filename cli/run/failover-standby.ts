@@ -13,7 +13,7 @@
  * again, it is fenced again (read_only, sessions killed) and an alert says so.
  */
 import type { Logger } from 'pino';
-import { decideAutomatic, historyAfterAttempt, historyRecovered } from '../../failover/decide.ts';
+import { decideAutomatic, EMPTY_HISTORY, historyAfterAttempt, historyRecovered } from '../../failover/decide.ts';
 import { fenceServer, isWritable } from '../../failover/fence.ts';
 import { sendAlert } from '../../failover/hooks.ts';
 import { formatTransition, Monitor, type MonitorEvent } from '../../failover/monitor.ts';
@@ -96,6 +96,8 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
   const names = spec.probes.map((p) => p.name);
   let lastDecision: string | null = null;
   let alerts: Promise<void> = Promise.resolve();
+  // Attempts that stopped before promotion are on record (history.json): cleared once the primary is healthy.
+  let stoppedPending = (await readHistory(base).catch(() => EMPTY_HISTORY)).stopped != null;
   // Read once: the site's certificate and key do not change while this runs.
   const tls = f.witness ? await linkSecurity(config, s.name, log) : 'plaintext';
   const heartbeat = new HeartbeatProbe(asFailoverAccount(f, config.source), {
@@ -127,15 +129,16 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
       monitor.apply({ type: 'tick', at: now });
       let decision: string | null = null;
       let service: string | null = null;
-      let history = await readHistory(base);
-      if (monitor.state.overall === 'healthy' && history.stopped) {
+      if (monitor.state.overall === 'healthy' && stoppedPending) {
         // The primary is back: the stopped attempts are over (a later loss starts counting again).
-        history = historyRecovered(history);
-        await writeHistory(base, history);
+        const h = await readHistory(base);
+        if (h.stopped) await writeHistory(base, historyRecovered(h));
+        stoppedPending = false;
       }
       const switching = await switchoverRunning(base, f.timeouts.drain_ms + f.timeouts.promote_ms);
       if (switching) decision = 'a switchover is running here: no automatic decision';
       if (monitor.state.overall === 'failed' && !switching) {
+        let history = await readHistory(base);
         const view = await witnessView(f, tls, log);
         const self = reported ?? (await selfCandidate(config, s, f));
         const d = decideAutomatic({
@@ -200,6 +203,7 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
           level.call(log, { status: r.status }, `takeover ${r.status}: ${r.reason}\n${lines}`);
           if (r.position) return await promotedLoop(o, f, log);
           if (!r.reachedPromotion && history.stopped) {
+            stoppedPending = true;
             const next = history.stopped.lastAt + retryDelayMs(history.stopped.count, f.takeover_retry);
             const summary =
               `takeover attempt ${history.stopped.count} by ${s.name} stopped before promotion: ${history.stopped.missing}; ` +

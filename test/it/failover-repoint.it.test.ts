@@ -11,7 +11,8 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SHOP_SCHEMA } from '../../bench/workload.ts';
-import { admin, ROOT_PASSWORD, stopInstance } from '../fixtures/mariadb.ts';
+import { admin, stopInstance } from '../fixtures/mariadb.ts';
+import { ACCOUNTS, failoverAccountSql } from '../fixtures/takeover-lab-files.ts';
 import {
   lineText,
   makeSiteCerts,
@@ -43,7 +44,7 @@ const runs: SiteRun[] = [];
 function failoverYaml(): string {
   return `failover:
   mode: manual
-  account: { user: root, password: ${ROOT_PASSWORD} }
+  account: { user: ${ACCOUNTS.failover.user}, password: ${ACCOUNTS.failover.password} }
   fence: { command: ["true"], timeout_ms: 5000 }
   # No witness here: a long fail_after_ms keeps the primary's guard from self-fencing while the sites start.
   monitor: { fail_after_ms: 15000, suspect_interval_ms: 200, probe_timeout_ms: 500, heartbeat: { table: rp_ha.heartbeat } }
@@ -53,6 +54,12 @@ function failoverYaml(): string {
 beforeAll(async () => {
   console.log(`failover-repoint: seed ${seed}`);
   await startFreshInstances([PRIMARY, DR1, DR2]);
+  // The failover account with exactly its documented grants (failover/README.md), on every server.
+  for (const s of [PRIMARY, DR1, DR2]) {
+    const a = await admin(s.port);
+    for (const sql of ['SET sql_log_bin = 0', ...failoverAccountSql(['rp_ha'])]) await a.query(sql);
+    await a.end();
+  }
   const c = await admin(PRIMARY.port);
   for (const sql of SHOP_SCHEMA(DB)) await c.query(sql);
   // The monitors' heartbeat table is captured (like the switchover's): every write on the primary reaches the

@@ -9,7 +9,7 @@
  *     `npm run bench -- takeover`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cut, heal, netnsUnavailable, runIn } from '../fixtures/netns.ts';
+import { cut, heal, netnsUnavailable, runIn, startInstanceIn } from '../fixtures/netns.ts';
 import { sleep } from '../fixtures/sites.ts';
 import { labSampler, type ReadOnlySampler } from '../fixtures/takeover-faults.ts';
 import {
@@ -49,6 +49,27 @@ async function noTwoWritable(sampler: ReadOnlySampler, what: string): Promise<vo
 
 describe.skipIf(unavailable !== null)('takeover: the primary lost', () => {
   const lab = new TakeoverLab();
+
+  /**
+   * Issue #17: the promoted site wrote its lineage row with the failover account's documented grants (SELECT,
+   * INSERT, UPDATE, CREATE: REPLACE needed DELETE and made the process exit), and it keeps guarding: the old
+   * primary's mariadbd, restarted, comes back writable and is fenced again at once.
+   */
+  async function promotedSiteKeepsGuarding(): Promise<void> {
+    const lineage = async () =>
+      (await dbQuery(STANDBY_DB.name, 'SELECT site FROM tidemark.failover_lineage').catch(() => [])).map((r) =>
+        String(r['site']),
+      );
+    const deadline = Date.now() + 15_000;
+    while ((await lineage()).length === 0 && Date.now() < deadline) await sleep(200);
+    expect(await lineage()).toEqual(['dr1']);
+    startInstanceIn(lab.hosts.prim, PRIMARY_DB.name, PRIMARY_DB.port);
+    const t = Date.now();
+    while (!(await readOnly(PRIMARY_DB.name)) && Date.now() - t < 10_000) await sleep(100);
+    console.log(`the old primary restarted: read-only again ${Date.now() - t} ms later`);
+    expect(await readOnly(PRIMARY_DB.name)).toBe(true);
+    lab.standby.assertRunning();
+  }
 
   beforeAll(async () => {
     await lab.setup();
@@ -142,6 +163,7 @@ describe.skipIf(unavailable !== null)('takeover: the primary lost', () => {
       const st = await lab.status(lab.hosts.stby);
       expect(st.failover.find((s) => s.site === 'dr1')?.last_takeover?.at).toBe(r.promotion.at);
       await noTwoWritable(sampler, `kill run ${run}`);
+      if (run === 2) await promotedSiteKeepsGuarding();
       rtos.push(r.rto?.seconds ?? Number.NaN);
     }
     console.log(`kill: RTOs ${JSON.stringify(rtos)} s`);

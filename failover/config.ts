@@ -14,9 +14,11 @@
  *                 windows: [{ days: mon-fri, from: "08:00", to: "20:00", interval_ms: 1000 }] }
  *     witness: { address: "witness.example:7410", max_age_ms: 5000 }
  *     election: { unknown_standbys: wait, priority: { dr1: 10 } }
- *     min_interval_ms: 3600000              # at most one automatic takeover per hour
+ *     min_interval_ms: 3600000              # at most one automatic takeover that promoted per hour
+ *     takeover_retry: { initial_ms: 1000, max_ms: 15000 }   # an attempt stopped before promotion: retried
  *     vip: { address: 10.0.0.50/24, interface: eth0, garp_count: 3 }
- *     fence: { read_only: true, kill_sessions: true, command: [/usr/local/bin/stonith, primary] }
+ *     fence: { read_only: true, kill_sessions: true, command: [/usr/local/bin/stonith, primary],
+ *              margin_ms: 2500, confirm_for_ms: 5000 }  # the fence timeline (failover/timeline.ts)
  *     hooks: { webhook: { url_env: TIDEMARK_ALERT_URL }, command: [/usr/local/bin/page-oncall] }
  */
 import { z } from 'zod';

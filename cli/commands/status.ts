@@ -137,7 +137,12 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
     else if (!t.applied) lines.push('  nothing applied yet');
     else {
       lines.push(`  applied   seq ${t.applied.seq}, committed ${t.applied.commit_time} (${t.applied.phase})`);
-      lines.push(`  lag       ${t.lag_records} records, ${t.lag_seconds?.toFixed(3) ?? '?'} s`);
+      // Binlog commit times have whole seconds: records behind within one second are not "0.000 s" behind.
+      const secs =
+        t.lag_records !== '0' && t.lag_seconds === 0
+          ? 'under 1 s of source commit time (whole-second binlog times)'
+          : `${t.lag_seconds?.toFixed(3) ?? '?'} s`;
+      lines.push(`  lag       ${t.lag_records} records, ${secs}`);
     }
     if (t.apply) lines.push(...applyLines(t.apply));
     if (t.hold) lines.push(`  HELD      ${t.hold} (apply paused; \`tidemark forward --to-head\` releases it)`);

@@ -19,7 +19,7 @@ import type { Registry } from 'prom-client';
 import { silentLogger } from '../../cli/log.ts';
 import { CorruptionError, TidemarkError } from '../../record/errors.ts';
 import { type CommitEntry, type DdlEntry, type Entry, type RowsEntry, seqSpan } from '../../record/record.ts';
-import { IMPLICIT_PERIOD, type SystemPeriod, systemPeriodOf } from '../../record/versioning.ts';
+import type { SystemPeriod } from '../../record/versioning.ts';
 import { type NoPrimaryKey, type StatementBatch, StatementBatcher } from './batcher.ts';
 import { executeDdl } from './ddl.ts';
 import { isOutcomeUnknown, wrapDbError } from './errors.ts';
@@ -37,8 +37,8 @@ import {
 import { Pipeline } from './pipeline.ts';
 import { Puller } from './puller.ts';
 import { type MysqlEndpoint, openSession, serverFlavor } from './session.ts';
-import { type Flavor, generatedColumnsSql, qualified } from './sql.ts';
-import { tableTypeSql } from './versioned.ts';
+import { type Flavor, generatedColumnsSql } from './sql.ts';
+import { tablePeriod } from './versioned.ts';
 
 export type { AppliedState } from './position-table.ts';
 
@@ -499,13 +499,8 @@ export class MysqlApplier {
     if (!s) {
       try {
         const rows = (await this.#q('meta', generatedColumnsSql(schema, table))) as { name: unknown }[];
-        const type = (await this.#q('meta', tableTypeSql(schema, table))) as { k: unknown }[];
-        let period: SystemPeriod | null = null;
-        if (type[0]?.k === 'SYSTEM VERSIONED') {
-          const created = (await this.#q('meta', `SHOW CREATE TABLE ${qualified(schema, table)}`)) as unknown[];
-          const text = Object.values((created[0] ?? {}) as Record<string, unknown>)[1];
-          period = systemPeriodOf(String(text)) ?? IMPLICIT_PERIOD;
-        }
+        const meta = async (sql: string) => (await this.#q('meta', sql)) as Record<string, unknown>[];
+        const period = await tablePeriod(meta, schema, table);
         s = { skip: new Set(rows.map((r) => String(r.name))), period };
       } catch (err) {
         throw wrapDbError(err, 'reading replica column metadata', { schema, table });

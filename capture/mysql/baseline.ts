@@ -35,6 +35,7 @@ import { ER_TABLE_DEF_CHANGED, sourceError } from './errors.ts';
 import { literalSchemas, type TableFilter } from './filter.ts';
 import type { SinkWriter } from './sink-writer.ts';
 import { ddlSince, type Snapshot, startSnapshot } from './snapshot.ts';
+import { qualified, quoteId } from './sql-text.ts';
 import { sourceStatus } from './status.ts';
 import {
   baselineEnumRaw,
@@ -98,14 +99,6 @@ interface TableShape {
   readonly period: SystemPeriod | null;
 }
 
-export function quoteId(name: string): string {
-  return '`' + name.replaceAll('`', '``') + '`';
-}
-
-function qualified(schema: string, table: string): string {
-  return `${quoteId(schema)}.${quoteId(table)}`;
-}
-
 /** One baseline attempt. Retriable failures (connection loss, DDL racing the snapshot) may simply be retried. */
 export class Baseline {
   private readonly o: BaselineOptions;
@@ -157,7 +150,7 @@ export class Baseline {
     // Open every table inside the snapshot: the metadata locks keep their definitions fixed until we finish.
     for (const t of tables) {
       try {
-        await c.query(`SELECT 1 FROM ${qualified(t.schema, t.table)} LIMIT 0`);
+        await c.query(`SELECT 1 FROM ${qualified(t)} LIMIT 0`);
       } catch (err) {
         if ((err as { errno?: number }).errno === ER_TABLE_DEF_CHANGED) throw this.raceError(`${t.schema}.${t.table}`);
         throw err;
@@ -291,7 +284,7 @@ export class Baseline {
     let period: SystemPeriod | null = null;
     if (t.versioned) {
       const [[created]] = await conn.promise.query<RowDataPacket[]>({
-        sql: `SHOW CREATE TABLE ${qualified(t.schema, t.table)}`,
+        sql: `SHOW CREATE TABLE ${qualified(t)}`,
         rowsAsArray: true,
       });
       period = systemPeriodOf(String((created as unknown as unknown[])[1])) ?? IMPLICIT_PERIOD;
@@ -310,7 +303,7 @@ export class Baseline {
 
   /** DROP TABLE IF EXISTS + the table's definition, as one unit. */
   private async copyDefinition(conn: SourceConnection, t: TableToCopy): Promise<void> {
-    const name = qualified(t.schema, t.table);
+    const name = qualified(t);
     const [[created]] = await conn.promise.query<RowDataPacket[]>({
       // A sequence's SHOW CREATE TABLE is a plain table with SEQUENCE=1; SHOW CREATE SEQUENCE is its own DDL.
       sql: `SHOW CREATE ${t.sequence ? 'SEQUENCE' : 'TABLE'} ${name}`,
@@ -322,7 +315,7 @@ export class Baseline {
   }
 
   private async copyRows(conn: SourceConnection, t: TableToCopy, shape: TableShape): Promise<void> {
-    const name = qualified(t.schema, t.table);
+    const name = qualified(t);
     const { specs, pk, select } = shape;
     if (pk.length === 0 && !t.sequence) this.o.onNoPrimaryKey?.(t.schema, t.table);
     const columns = specs.map((s) => s.column);

@@ -16,8 +16,8 @@
  * table is captured here; a table inside a copy window counts as outside (see assembler.ts). ALTER TABLE … RENAME
  * out of the set and EXCHANGE PARTITION across it are ddl-rewrite.ts's (a DROP, a refusal). Pure.
  */
-import type { StatementClass, TableRef } from './ddl.ts';
-import { qualified } from './ddl-rewrite.ts';
+import type { StatementClass } from './ddl.ts';
+import { qualified, type TableRef } from './sql-text.ts';
 
 export type CrossSchemaStep =
   | { readonly kind: 'ddl'; readonly sql: string; readonly tables: readonly TableRef[] }

@@ -17,7 +17,8 @@
  *
  * Pure.
  */
-import { type StatementClass, type TableRef, tokenize } from './ddl.ts';
+import type { StatementClass } from './ddl.ts';
+import { qualified, type TableRef, tokenize } from './sql-text.ts';
 
 export interface TableMove {
   readonly from: TableRef;
@@ -36,14 +37,6 @@ export type DdlRewrite =
       readonly kept: { readonly sql: string; readonly tables: readonly TableRef[] } | null;
       readonly moves: readonly TableMove[];
     };
-
-export function quoteIdent(name: string): string {
-  return '`' + name.replaceAll('`', '``') + '`';
-}
-
-export function qualified(t: TableRef): string {
-  return `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`;
-}
 
 /** Does the DROP statement carry IF EXISTS (read from its tokens, comments skipped)? */
 function dropIfExists(sql: string): boolean {

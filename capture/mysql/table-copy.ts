@@ -22,8 +22,8 @@ import type { Logger } from 'pino';
 import type { BinlogPosition } from '../../record/position.ts';
 import { TidemarkError } from '../../record/errors.ts';
 import type { CommitEntry, DdlEntry, EntrySink, RowsEntry } from '../../record/record.ts';
-import { Baseline, type BaselineOptions, quoteId } from './baseline.ts';
-import type { TableRef } from './ddl.ts';
+import { Baseline, type BaselineOptions } from './baseline.ts';
+import { qualified, quoteId, type TableRef } from './sql-text.ts';
 import { SinkWriter } from './sink-writer.ts';
 
 export interface TableCopyRequest {
@@ -134,7 +134,7 @@ export function tableCopier(o: TableCopierOptions): TableCopier {
       tables,
       sql,
     });
-    const drop = (t: TableRef) => ddl(t, `DROP TABLE IF EXISTS ${quoteId(t.schema)}.${quoteId(t.table)}`, [t]);
+    const drop = (t: TableRef) => ddl(t, `DROP TABLE IF EXISTS ${qualified(t)}`, [t]);
     const w = new UnitWriter(
       o.writer,
       req.txId,

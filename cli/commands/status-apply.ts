@@ -7,7 +7,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import { journalDirOf } from '../config-sites.ts';
-import { processAlive, readApplyState } from '../run/apply-state.ts';
+import { pidState } from '../../ship/journal/index.ts';
+import { readApplyState } from '../run/apply-state.ts';
+import { applyLockFile } from '../run/run-locks.ts';
 
 export interface ApplyStatus {
   /** 'failed' / 'waiting' as the running apply loop reported; 'ok' when it reported nothing. */
@@ -24,10 +26,10 @@ export interface ApplyStatus {
   readonly stale: boolean;
 }
 
-/** The applier lock's file name (cli/run/run-locks.ts applyLockFile): the pid of the run that applies. */
+/** The pid in the applier lock (cli/run/run-locks.ts): the run that applies. */
 async function lockPid(dir: string, target: string): Promise<number | null> {
   try {
-    const m = /^(\d+)\s*$/.exec(await readFile(join(dir, `apply-${target}.lock`), 'utf8'));
+    const m = /^(\d+)\s*$/.exec(await readFile(join(dir, applyLockFile(target)), 'utf8'));
     return m?.[1] ? Number(m[1]) : null;
   } catch {
     return null;
@@ -38,8 +40,16 @@ export async function readApplyStatus(config: Config, t: Config['targets'][numbe
   const dir = journalDirOf(config, t);
   const [st, locked] = await Promise.all([readApplyState(dir, t.name), lockPid(dir, t.name)]);
   const pids = [locked, st?.pid ?? null].filter((p): p is number => p !== null);
-  const applier = pids.find((p) => processAlive(p)) ?? null;
-  const stale = st !== null && !processAlive(st.pid);
+  // Running: not gone (a zombie nobody reaped yet is gone; one that is exiting still counts).
+  const alive = async (pid: number) => (await pidState(pid)) !== 'gone';
+  let applier: number | null = null;
+  for (const p of pids) {
+    if (await alive(p)) {
+      applier = p;
+      break;
+    }
+  }
+  const stale = st !== null && !(await alive(st.pid));
   return {
     state: st?.state ?? 'ok',
     code: st?.code ?? null,

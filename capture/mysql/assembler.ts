@@ -332,7 +332,7 @@ export class TransactionAssembler {
               const gtid = tx.gtid ?? null;
               throw crossSchemaDdlError({ reason: r.reason, tables, file: this.file, offset: start, gtid });
             }
-            // r.kind 'moves' (RENAME across the include boundary): journaled verbatim for now.
+            // r.kind 'moves' does not come here: crossSchemaSteps above took every RENAME across the boundary.
           }
           const entry: DdlEntry = {
             kind: 'ddl',

@@ -33,6 +33,8 @@ export type StatementClass =
       readonly like?: TableRef;
       /** ALTER TABLE t … RENAME TO u: the new name (also in `tables`). */
       readonly renamed?: TableRef;
+      /** ALTER TABLE t EXCHANGE PARTITION p WITH TABLE u: u (also in `tables`). */
+      readonly exchanged?: TableRef;
     }
   | { readonly kind: 'database-ddl'; readonly statement: string; readonly database: string }
   /** Statement-logged DML (dml.ts): the tables it may write; unknownTarget when they cannot be told. */
@@ -162,6 +164,7 @@ function classifyAlter(c: Cursor, defaultSchema: string, stmt: string): Statemen
   // Renames and partition exchanges name further tables; only top-level clauses count (not inside parentheses).
   let depth = 0;
   let renamed: TableRef | undefined;
+  let exchanged: TableRef | undefined;
   while (!c.done()) {
     if (c.acceptPunct('(')) depth++;
     else if (c.acceptPunct(')')) depth--;
@@ -177,10 +180,19 @@ function classifyAlter(c: Cursor, defaultSchema: string, stmt: string): Statemen
       }
     } else if (depth === 0 && c.accept('WITH', 'TABLE')) {
       const t = c.tableName(defaultSchema);
-      if (t) tables.push(t);
+      if (t) {
+        tables.push(t);
+        exchanged = t;
+      }
     } else c.pos++;
   }
-  return { kind: 'table-ddl', statement: 'ALTER TABLE', tables, ...(renamed ? { renamed } : {}) };
+  return {
+    kind: 'table-ddl',
+    statement: 'ALTER TABLE',
+    tables,
+    ...(renamed ? { renamed } : {}),
+    ...(exchanged ? { exchanged } : {}),
+  };
 }
 
 function classifyDrop(c: Cursor, defaultSchema: string, stmt: string): StatementClass {

@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Column, Entry } from '../../record/record.ts';
 import { TidemarkError } from '../../record/errors.ts';
-import { type AssemblerOptions, type BinlogItem, TransactionAssembler } from './assembler.ts';
+import { type AssemblerOptions, TransactionAssembler } from './assembler.ts';
+import type { BinlogItem } from './binlog-item.ts';
 import { createTableFilter } from './filter.ts';
 import { xidOfStatement } from './statement-errors.ts';
 

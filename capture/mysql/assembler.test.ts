@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Column, Entry } from '../../record/record.ts';
-import { type AssemblerOptions, type BinlogItem, TransactionAssembler } from './assembler.ts';
+import { type AssemblerOptions, TransactionAssembler } from './assembler.ts';
+import type { BinlogItem } from './binlog-item.ts';
 import { createTableFilter } from './filter.ts';
 
 const cols: Column[] = [{ name: 'id', type: 'int', columnType: 'int', unsigned: false }];

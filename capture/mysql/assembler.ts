@@ -1,5 +1,5 @@
 /**
- * Transaction assembler: a pure state machine fed with decoded binlog events (BinlogItem, see events.ts) that
+ * Transaction assembler: a pure state machine fed with decoded binlog events (BinlogItem, binlog-item.ts) that
  * produces the entries of the change-record model (record/record.ts) in order.
  *
  * Event groups (MariaDB; MySQL differs only in that BEGIN is a Query event after the GTID event):
@@ -21,8 +21,9 @@
  * entry exactly once.
  */
 import type { MysqlPosition } from '../../record/position.ts';
-import type { Column, CommitEntry, CopiedTable, DdlEntry, RowImage, RowOp, RowsEntry } from '../../record/record.ts';
+import type { CommitEntry, CopiedTable, DdlEntry, RowsEntry } from '../../record/record.ts';
 import { TidemarkError } from '../../record/errors.ts';
+import type { BinlogItem } from './binlog-item.ts';
 import { classifyStatement, type StatementClass, type TableRef } from './ddl.ts';
 import { restrictDdl } from './ddl-rewrite.ts';
 import { type CrossSchemaStep, crossSchemaSteps } from './ddl-crossschema.ts';
@@ -31,51 +32,6 @@ import { CopyWindows } from './copy-windows.ts';
 import { isStatementCtas, TemporaryTables } from './dml.ts';
 import { crossSchemaDdlError, statementDmlError, xaIncludedError, xidOfStatement } from './statement-errors.ts';
 import type { TableFilter } from './filter.ts';
-
-/** A decoded binlog event, reduced to what capture needs. Offsets are end offsets (the next event's start). */
-export type BinlogItem =
-  | { readonly type: 'rotate'; readonly file: string; readonly offset: bigint }
-  | {
-      readonly type: 'gtid';
-      /** "domain-server-seq" (MariaDB) or "uuid:n" (MySQL). */
-      readonly gtid: string;
-      /** MariaDB: group has no terminating COMMIT/XID (DDL, admin statements). null when unknown (MySQL). */
-      readonly standalone: boolean | null;
-      /** MariaDB XA groups: 'prepare' (XA START … XA END, XA_PREPARE event) or 'complete' (XA COMMIT/ROLLBACK). */
-      readonly xa: false | 'prepare' | 'complete';
-      /** The XA transaction's id as text ('x1' or 'x1','bq',7), when `xa`. */
-      readonly xid?: string;
-      readonly endOffset: bigint;
-    }
-  | {
-      readonly type: 'query';
-      readonly schema: string;
-      readonly sql: string;
-      readonly timestampMs: number;
-      readonly endOffset: bigint;
-      /** The session that ran it (temporary tables are per session). */
-      readonly threadId?: number;
-    }
-  | { readonly type: 'xid'; readonly timestampMs: number; readonly endOffset: bigint }
-  | { readonly type: 'xa-prepare'; readonly endOffset: bigint }
-  /**
-   * An event zongji cannot decode (statement-format LOAD DATA, RAND, user variables, incidents). The stream
-   * looks it up (SHOW BINLOG EVENTS) and feeds a `query` item instead when it is a statement; the assembler
-   * ignores one that reaches it.
-   */
-  | { readonly type: 'opaque'; readonly startOffset: bigint; readonly endOffset: bigint }
-  | {
-      readonly type: 'rows';
-      readonly op: RowOp;
-      readonly schema: string;
-      readonly table: string;
-      readonly columns: readonly Column[];
-      /** Primary key column names; null when the table map did not say (resolved by the stream). */
-      readonly pk: readonly string[] | null;
-      readonly rows: readonly RowImage[];
-      /** The rows event's NO_FOREIGN_KEY_CHECKS flag was set (RowsEntry.fkChecksOff). */
-      readonly fkChecksOff?: boolean;
-    };
 
 export type AssemblerOutput =
   | { readonly kind: 'append'; readonly entry: RowsEntry | DdlEntry }

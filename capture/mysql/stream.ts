@@ -24,7 +24,8 @@ import { type BinlogPosition, compareBinlog, formatPosition, type MysqlPosition 
 import { TidemarkError } from '../../record/errors.ts';
 import type { CopiedTable } from '../../record/record.ts';
 import { isSequenceState } from '../../record/sequence.ts';
-import { type AssemblerOutput, type BinlogItem, type PartialTx, TransactionAssembler } from './assembler.ts';
+import { type AssemblerOutput, type PartialTx, TransactionAssembler } from './assembler.ts';
+import type { BinlogItem } from './binlog-item.ts';
 import { connectionOptions, endpointOf, type SourceEndpoint } from './connection.ts';
 import { binlogPurgedError, isBinlogUnavailable, sourceError } from './errors.ts';
 import { EventDecoder } from './events.ts';

@@ -3,11 +3,10 @@
  * beside the journal, cli/run/run-locks.ts, or the pid of the apply state file), and a failure or wait the apply
  * loop reported (cli/run/apply-state.ts) — the error, since when, the next retry and the seq `tidemark skip` takes.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import { journalDirOf } from '../config-sites.ts';
-import { pidState } from '../../ship/journal/index.ts';
+import { pidState, readLockPid } from '../../ship/journal/index.ts';
 import { readApplyState } from '../run/apply-state.ts';
 import { applyLockFile } from '../run/run-locks.ts';
 
@@ -28,12 +27,8 @@ export interface ApplyStatus {
 
 /** The pid in the applier lock (cli/run/run-locks.ts): the run that applies. */
 async function lockPid(dir: string, target: string): Promise<number | null> {
-  try {
-    const m = /^(\d+)\s*$/.exec(await readFile(join(dir, applyLockFile(target)), 'utf8'));
-    return m?.[1] ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
+  const held = await readLockPid(join(dir, applyLockFile(target))).catch(() => null);
+  return held?.pid ?? null;
 }
 
 export async function readApplyStatus(config: Config, t: Config['targets'][number]): Promise<ApplyStatus> {

@@ -99,7 +99,8 @@ async function settle(pid: number, maxMs: number): Promise<PidState> {
   return st;
 }
 
-async function readLockPid(path: string): Promise<{ text: string; pid: number | null } | null> {
+/** A lock file's text and the pid it holds (null: not a pid), or null when there is no such file. */
+export async function readLockPid(path: string): Promise<{ text: string; pid: number | null } | null> {
   try {
     const text = await readFile(path, 'utf8');
     const m = /^(\d+)\s*$/.exec(text);

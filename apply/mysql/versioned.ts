@@ -41,7 +41,7 @@ export interface PeriodIdx {
 }
 
 /** The table's TABLE_TYPE as `k` ('SYSTEM VERSIONED' for a versioned table). */
-export function tableTypeSql(schema: string, table: string): string {
+function tableTypeSql(schema: string, table: string): string {
   return (
     'SELECT TABLE_TYPE AS k FROM information_schema.TABLES ' +
     `WHERE TABLE_SCHEMA = ${quoteString(schema)} AND TABLE_NAME = ${quoteString(table)}`

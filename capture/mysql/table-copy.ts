@@ -52,10 +52,13 @@ export interface TableCopierOptions {
 }
 
 /**
- * Attempts while a retriable failure leaves nothing of the copy in the unit (about two minutes in all): a
- * prepared XA transaction (BASELINE_XA) must be resolved on the source first.
+ * Attempts while a retriable failure leaves nothing of the copy in the unit (about two minutes in all). A prepared
+ * XA transaction on the source (BASELINE_XA: its rows would be missing from the snapshot and its XA COMMIT is not
+ * captured) is waited for without a bound, with a warning naming it every XA_WARN_MS: an XA in a schema tidemark
+ * does not capture must not stop capture, and nothing is lost while capture waits (the binlog keeps the changes).
  */
 const RETRY_ATTEMPTS = 70;
+const XA_WARN_MS = 30_000;
 
 const key = (t: TableRef) => `${t.schema}\u0000${t.table}`;
 
@@ -147,6 +150,7 @@ export function tableCopier(o: TableCopierOptions): TableCopier {
     }
     const wanted = new Set(req.tables.map(key));
     const log = o.log.child({ copy: names });
+    let xaWarnedAt = 0;
     for (let attempt = 1; ; attempt++) {
       const before = w.appended;
       const b = new Baseline({
@@ -174,8 +178,12 @@ export function tableCopier(o: TableCopierOptions): TableCopier {
         const e = err instanceof TidemarkError ? err : null;
         // Nothing of this attempt is in the unit yet (DDL racing the snapshot, a prepared XA transaction, a lost
         // connection before the first row): try again, a little later each time.
-        if (e?.retriable && w.appended === before && attempt < RETRY_ATTEMPTS && !o.signal.aborted) {
-          log.info({ code: e.code, attempt }, 'table copy: retrying');
+        const xa = e?.code === 'BASELINE_XA';
+        if (e?.retriable && w.appended === before && (xa || attempt < RETRY_ATTEMPTS) && !o.signal.aborted) {
+          if (xa && Date.now() - xaWarnedAt >= XA_WARN_MS) {
+            xaWarnedAt = Date.now();
+            log.warn({ code: e.code, attempt }, `table copy waits: ${e.message}`);
+          } else log.info({ code: e?.code, attempt }, 'table copy: retrying');
           await delay(Math.min(2000, 50 * 2 ** attempt), undefined, { signal: o.signal }).catch(() => {});
           continue;
         }

@@ -83,6 +83,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await SteadyLoad.stopAll();
   await Promise.allSettled(runs.map((r) => r.stop(5000)));
+  // Its servers go too, so another checkout's run on this machine finds the ports free.
+  for (const i of [PRIMARY, DR1, DR2]) {
+    try {
+      stopInstance(i.name);
+    } catch {
+      // the primary was killed by the test
+    }
+  }
 });
 
 it('the other standby follows the promoted one from its position, without a baseline, and verifies equal', async () => {

@@ -5,7 +5,7 @@
  */
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../record/errors.ts';
+import { ConfigError } from '../core/errors.ts';
 
 const siteName = z
   .string()

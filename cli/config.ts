@@ -12,7 +12,7 @@ import {
   atMostOnePasswordMessage,
   type PasswordKeys,
 } from '../apply/mysql/account-schema.ts';
-import { ConfigError } from '../record/errors.ts';
+import { ConfigError } from '../core/errors.ts';
 import { type FailoverConfig, failoverSchema } from '../failover/config.ts';
 import {
   checkSites,

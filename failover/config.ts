@@ -23,7 +23,7 @@
  */
 import { z } from 'zod';
 import { accountSchema } from '../apply/mysql/account-schema.ts';
-import { ConfigError } from '../record/errors.ts';
+import { ConfigError } from '../core/errors.ts';
 import { compileCalendar } from './calendar.ts';
 
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);

@@ -28,7 +28,7 @@
  */
 import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
-import { describeChain, TidemarkError } from '../record/errors.ts';
+import { describeChain, TidemarkError } from '../core/errors.ts';
 import { isRetriableDbError, serverFields } from '../apply/mysql/errors.ts';
 import { type MysqlEndpoint, openSession } from '../apply/mysql/session.ts';
 import { describeResult, runCommand } from './command.ts';

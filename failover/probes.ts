@@ -22,7 +22,7 @@ import { performance } from 'node:perf_hooks';
 import mysql from 'mysql2';
 import { serverFields } from '../apply/mysql/errors.ts';
 import { type MysqlEndpoint, tlsOptions } from '../apply/mysql/session.ts';
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
 
 export type ProbeResult =
   | {

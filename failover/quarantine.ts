@@ -30,7 +30,7 @@ import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Flavor } from '../apply/mysql/sql.ts';
-import { CorruptionError, TidemarkError } from '../record/errors.ts';
+import { CorruptionError, TidemarkError } from '../core/errors.ts';
 import type { CommitEntry, DdlEntry, Entry, RowsEntry } from '../record/record.ts';
 import type { JournalFrame } from '../ship/journal/api.ts';
 import { decodeFrame } from '../ship/journal/entries.ts';

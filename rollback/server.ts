@@ -20,7 +20,7 @@ import { readSource } from '../cli/commands/source.ts';
 import { journalDirOf } from '../cli/config-sites.ts';
 import { captureReach } from '../cli/run/capture-state.ts';
 import { type Config, withPassword } from '../cli/config.ts';
-import { sleep, TidemarkError } from '../record/errors.ts';
+import { sleep, TidemarkError } from '../core/errors.ts';
 import { formatPosition } from '../record/position.ts';
 import { lastCommit } from '../ship/journal/index.ts';
 import { RollbackIndex } from './index/index.ts';

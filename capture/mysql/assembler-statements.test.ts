@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Column, Entry } from '../../record/record.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { type AssemblerOptions, type BinlogItem, TransactionAssembler } from './assembler.ts';
 import { createTableFilter } from './filter.ts';
 import { xidOfStatement } from './statement-errors.ts';

@@ -22,7 +22,7 @@
  */
 import type { MysqlPosition } from '../../record/position.ts';
 import type { Column, CommitEntry, CopiedTable, DdlEntry, RowImage, RowOp, RowsEntry } from '../../record/record.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { classifyStatement, type StatementClass, type TableRef } from './ddl.ts';
 import { restrictDdl } from './ddl-rewrite.ts';
 import { crossSchemaSteps } from './ddl-crossschema.ts';

@@ -15,7 +15,7 @@
  */
 import type { Logger } from 'pino';
 import type { ResolvedEndpoint, SourceConfig } from '../../cli/config.ts';
-import { isRetriable, sleep, TidemarkError, withRetry } from '../../record/errors.ts';
+import { isRetriable, sleep, TidemarkError, withRetry } from '../../core/errors.ts';
 import { formatPosition, type MysqlPosition } from '../../record/position.ts';
 import type { CommitEntry, EntrySink } from '../../record/record.ts';
 import { Baseline, type BaselineResult } from './baseline.ts';

@@ -8,7 +8,7 @@
  *                     (Execute_load_query) is classified like any statement instead of passing unseen
  */
 import type { RowDataPacket } from 'mysql2/promise';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { openSourceConnection, type SourceConnection, type SourceEndpoint, endpointOf } from './connection.ts';
 import { sourceError } from './errors.ts';
 import { RUNTIME_VARIABLES, runtimeBinlogProblems } from './prerequisites.ts';

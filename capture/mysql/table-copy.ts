@@ -20,7 +20,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { BinlogPosition } from '../../record/position.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { CommitEntry, DdlEntry, EntrySink, RowsEntry } from '../../record/record.ts';
 import { Baseline, type BaselineOptions, quoteId } from './baseline.ts';
 import type { TableRef } from './ddl.ts';

@@ -8,7 +8,7 @@
  * the undo runs on the primary and is captured like any other change.
  */
 import { setPointSql } from '../../apply/mysql/position-table.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { checkWindowCascades, forwardLimit, serverFks } from '../../rollback/cascade.ts';
 import type { PlanItem } from '../../rollback/guard.ts';
 import type { RollbackIndex } from '../../rollback/index/index.ts';

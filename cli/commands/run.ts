@@ -17,7 +17,7 @@
  * failure of any other part (capture, a shipper, a receiver) stops the process, as before.
  */
 import { openSession } from '../../apply/mysql/session.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { Config } from '../config.ts';
 import { journalDirOf } from '../config-sites.ts';
 import { applyLoop } from '../run/apply-loop.ts';

@@ -1,7 +1,7 @@
 /** The source's current position, for status and verify (read with the capture account, read-only). */
 import { openSession } from '../../apply/mysql/session.ts';
 import { sourceStatus } from '../../capture/mysql/capture.ts';
-import { describeChain } from '../../record/errors.ts';
+import { describeChain } from '../../core/errors.ts';
 import type { MysqlPosition } from '../../record/position.ts';
 import type { Config } from '../config.ts';
 

@@ -4,7 +4,7 @@
  * a state the source never had; `tidemark forward --to-head` lets apply continue). On the source (--yes) the
  * undo is captured like any other change.
  */
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { checkTxCascades, serverFks } from '../../rollback/cascade.ts';
 import { parseKeyArg } from '../../rollback/key.ts';
 import { describeTx } from '../../rollback/points.ts';

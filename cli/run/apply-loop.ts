@@ -26,7 +26,7 @@ import type { Registry } from 'prom-client';
 import { MysqlApplier } from '../../apply/mysql/applier.ts';
 import { applyMetrics, noMetrics } from '../../apply/mysql/metrics.ts';
 import { type AppliedState, PROMOTED_HOLD } from '../../apply/mysql/position-table.ts';
-import { describeChain, isRetriable, sleep, TidemarkError } from '../../record/errors.ts';
+import { describeChain, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
 import { CursorStore, JournalReader, readEntries } from '../../ship/journal/index.ts';
 import type { Config } from '../config.ts';
 import { checkJournalMatches, failureText, positionKey, readPositionKey } from './apply-failure.ts';

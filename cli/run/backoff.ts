@@ -1,4 +1,4 @@
-/** Exponential backoff state for the long-running loops of `tidemark run` (sleep: record/errors.ts). */
+/** Exponential backoff state for the long-running loops of `tidemark run` (sleep: core/errors.ts). */
 export interface Backoff {
   next(): number;
   reset(): void;

@@ -7,7 +7,7 @@ import type { DecidePolicy } from '../../failover/decide.ts';
 import type { MonitorSpec } from '../../failover/monitor.ts';
 import { monitorSpecOf } from '../../failover/spec.ts';
 import { defaultMarginMs } from '../../failover/timeline.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { type Config, type ResolvedFailover, withPassword } from '../config.ts';
 
 export function failoverOf(config: Config): ResolvedFailover {

@@ -9,7 +9,7 @@
  */
 import { existsSync, type FSWatcher, watch } from 'node:fs';
 import type { Logger } from 'pino';
-import { describeChain, isRetriable, sleep } from '../../record/errors.ts';
+import { describeChain, isRetriable, sleep } from '../../core/errors.ts';
 import { INDEX_FILE, RollbackIndex } from '../../rollback/index/index.ts';
 import { backoff } from './backoff.ts';
 

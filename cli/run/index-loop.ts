@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { describeChain, sleep } from '../../record/errors.ts';
+import { describeChain, sleep } from '../../core/errors.ts';
 import type { Config } from '../config.ts';
 import { backoff } from './backoff.ts';
 

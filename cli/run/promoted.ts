@@ -19,7 +19,7 @@ import type { Registry } from 'prom-client';
 import { writeLineage, type Lineage } from '../../failover/lineage.ts';
 import { toSourcePosition } from '../../failover/promote.ts';
 import type { CommitEntry } from '../../record/record.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { commitAtLsn, promoteMirror } from '../../ship/journal/index.ts';
 import { mirrorDir, type StandbyConfig } from '../config-sites.ts';
 import { type Config, withPassword } from '../config.ts';

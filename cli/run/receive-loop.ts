@@ -6,7 +6,7 @@
  * restarted after a pause, like any other part.
  */
 import type { Logger } from 'pino';
-import { describeChain, isRetriable, sleep, TidemarkError } from '../../record/errors.ts';
+import { describeChain, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
 import { applyRetention } from '../../ship/journal/retention.ts';
 import { mirrorDir, type StandbyConfig } from '../config-sites.ts';
 import type { Config } from '../config.ts';

@@ -15,7 +15,7 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
-import { describeChain, isRetriable, sleep } from '../../record/errors.ts';
+import { describeChain, isRetriable, sleep } from '../../core/errors.ts';
 import { CursorStore } from '../../ship/journal/cursors.ts';
 import { listSegments } from '../../ship/journal/segments.ts';
 import type { StandbyConfig } from '../config-sites.ts';

@@ -9,7 +9,7 @@
  * (`kafka:<topic>`, `redis:<key>`) instead, and a journal replaced at the primary needs a new topic or stream.
  */
 import type { Logger } from 'pino';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { decodeFrame } from '../../ship/journal/entries.ts';
 import { latestEpoch, readTruncations } from '../../ship/journal/truncations.ts';
 import { startKafkaReceiver } from '../../ship/kafka/receiver.ts';

@@ -9,7 +9,7 @@
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { Logger } from 'pino';
-import { CorruptionError } from '../../record/errors.ts';
+import { CorruptionError } from '../../core/errors.ts';
 import { positionToJson } from '../../record/position.ts';
 import { isRowsEncoding, type RowsHeader, scanRows } from '../../record/codec-keys.ts';
 import type { CommitEntry, DdlEntry, Value } from '../../record/record.ts';

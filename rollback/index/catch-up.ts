@@ -14,7 +14,7 @@
  *     starts again from the new place.
  */
 import type { Logger } from 'pino';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { JournalTruncatedError } from '../../ship/journal/errors.ts';
 import type { JournalFrame } from '../../ship/journal/api.ts';
 import { JournalReader } from '../../ship/journal/reader.ts';

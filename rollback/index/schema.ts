@@ -26,7 +26,7 @@
 import { renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 
 export const INDEX_FILE = 'rollback-index.sqlite';
 export const INDEX_VERSION = 1;

@@ -5,7 +5,7 @@
  */
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CorruptionError, TidemarkError } from '../../record/errors.ts';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import { fsyncDir } from './segments.ts';
 
 export const CURSORS_DIR = 'cursors';

@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { CorruptionError, TidemarkError } from '../../record/errors.ts';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import { writeFileAtomic } from './segments.ts';
 
 export const IDENTITY_FILE = 'JOURNAL';

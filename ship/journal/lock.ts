@@ -19,7 +19,7 @@
 import { open, readFile, realpath, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { JournalLockedError } from './errors.ts';
 
 export const LOCK_FILE = 'LOCK';

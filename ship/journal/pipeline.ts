@@ -10,8 +10,8 @@
  */
 import { type FileHandle, open, unlink } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { silentLogger } from '../../cli/log.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { silentLogger } from '../../core/log.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { FsyncPolicy, JournalWriterOptions } from './api.ts';
 import { Batch, writeParts } from './batch.ts';
 import type { DurableMark } from './durable.ts';

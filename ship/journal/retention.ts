@@ -14,7 +14,7 @@
  */
 import { stat, unlink } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { silentLogger } from '../../cli/log.ts';
+import { silentLogger } from '../../core/log.ts';
 import { type CursorInfo, CursorStore } from './cursors.ts';
 import { fsyncDir, listSegments, segmentFileName, segmentPath } from './segments.ts';
 

@@ -11,7 +11,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CorruptionError } from '../../record/errors.ts';
+import { CorruptionError } from '../../core/errors.ts';
 import { writeFileAtomic } from './segments.ts';
 
 export const TRUNCATIONS_FILE = 'TRUNCATIONS';

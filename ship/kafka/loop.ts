@@ -4,7 +4,7 @@
  * broker code in here.
  */
 import type { Logger } from 'pino';
-import { describeChain, isRetriable, sleep, TidemarkError } from '../../record/errors.ts';
+import { describeChain, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
 import type { WireFrame } from '../tcp/protocol.ts';
 
 export type LoopState = 'connecting' | 'streaming' | 'backoff' | 'done' | 'stopped' | 'failed';

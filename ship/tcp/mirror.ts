@@ -22,7 +22,7 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { describeChain, TidemarkError } from '../../record/errors.ts';
+import { describeChain, TidemarkError } from '../../core/errors.ts';
 import { adoptBranch } from '../journal/branch.ts';
 import { journalIdentity, readIdentity } from '../journal/identity.ts';
 import { reconcileTruncations } from '../journal/mirror.ts';

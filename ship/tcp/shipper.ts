@@ -14,7 +14,7 @@
  * ends a unit (a receiver's recovery keeps complete units).
  */
 import type { Logger } from 'pino';
-import { describeChain, isRetriable, sleep, TidemarkError } from '../../record/errors.ts';
+import { describeChain, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
 import { dial, MessageConnection } from './connection.ts';
 import { DEFAULT_HEARTBEAT_MS, type LinkSecurity } from './identity.ts';
 import {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeChain, TidemarkError, withRetry } from './errors.ts';
+import { describeChain, TidemarkError } from './errors.ts';
 
 describe('describeChain', () => {
   it('joins causes and does not repeat a message the line already holds', () => {
@@ -14,35 +14,5 @@ describe('describeChain', () => {
     );
     expect(describeChain(new Error('a', { cause: new Error('b') }))).toBe('a: caused by: b');
     expect(describeChain('plain')).toBe('plain');
-  });
-});
-
-describe('withRetry', () => {
-  it('retries retriable errors and gives up with the last one as cause', async () => {
-    let n = 0;
-    const err = await withRetry(
-      async () => {
-        n++;
-        throw new TidemarkError('down', { code: 'CONNECT', retriable: true });
-      },
-      { attempts: 3, baseDelayMs: 1, maxDelayMs: 2, what: 'connect' },
-    ).catch((e: unknown) => e);
-    expect(n).toBe(3);
-    expect(err).toBeInstanceOf(TidemarkError);
-    expect((err as TidemarkError).retriable).toBe(false);
-    expect(describeChain(err)).toBe('connect: gave up after 3 attempts: caused by: down');
-  });
-  it('does not retry an error that is not retriable (unknown errors included)', async () => {
-    let n = 0;
-    await expect(
-      withRetry(
-        async () => {
-          n++;
-          throw new Error('boom');
-        },
-        { attempts: 5, baseDelayMs: 1, maxDelayMs: 1, what: 'x' },
-      ),
-    ).rejects.toThrow('boom');
-    expect(n).toBe(1);
   });
 });

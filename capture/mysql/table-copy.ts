@@ -19,6 +19,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { backoffDelayMs, jittered } from '../../core/backoff.ts';
 import type { BinlogPosition } from '../../record/position.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import type { CommitEntry, DdlEntry, EntrySink, RowsEntry } from '../../record/record.ts';
@@ -176,7 +177,7 @@ export function tableCopier(o: TableCopierOptions): TableCopier {
         // connection before the first row): try again, a little later each time.
         if (e?.retriable && w.appended === before && attempt < RETRY_ATTEMPTS && !o.signal.aborted) {
           log.info({ code: e.code, attempt }, 'table copy: retrying');
-          await delay(Math.min(2000, 50 * 2 ** attempt), undefined, { signal: o.signal }).catch(() => {});
+          await delay(jittered(backoffDelayMs(attempt, 50, 2000)), undefined, { signal: o.signal }).catch(() => {});
           continue;
         }
         if (e?.code === 'ABORTED') throw e; // stopping: the next start copies again

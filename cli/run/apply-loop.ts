@@ -31,7 +31,7 @@ import { CursorStore, JournalReader, readEntries } from '../../ship/journal/inde
 import type { Config } from '../config.ts';
 import { checkJournalMatches, failureText, positionKey, readPositionKey } from './apply-failure.ts';
 import { type ApplyStateFile, clearApplyState, writeApplyState } from './apply-state.ts';
-import { backoff } from './backoff.ts';
+import { backoff } from '../../core/backoff.ts';
 import { baselineStarts, type ScanMemo, unitAt } from './journal-units.ts';
 
 const CURSOR_EVERY_MS = 1000;

@@ -10,6 +10,7 @@
  */
 import { type FileHandle, open, unlink } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import { fsyncDir } from '../../core/durable-file.ts';
 import { silentLogger } from '../../core/log.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import type { FsyncPolicy, JournalWriterOptions } from './api.ts';
@@ -17,7 +18,7 @@ import { Batch, writeParts } from './batch.ts';
 import type { DurableMark } from './durable.ts';
 import { HEADER_BYTES } from './frame.ts';
 import { applyRecovery, inspectTail } from './recovery.ts';
-import { fsyncDir, segmentFileName, segmentPath } from './segments.ts';
+import { segmentFileName, segmentPath } from './segments.ts';
 
 interface Waiter {
   lsn: bigint;

@@ -54,7 +54,7 @@ export function quoteIdent(name: string): string {
 
 /**
  * The heartbeat write: `writer`'s row with timestamp `tsSql` (an SQL expression), its seq counting writes. Also
- * the switchover's marker (cli/run/failover-switchover.ts). One `?`: the writer.
+ * the switchover's marker (switchover in `tidemark run`). One `?`: the writer.
  */
 export function heartbeatUpsertSql(t: { schema: string; table: string }, tsSql: string): string {
   return (

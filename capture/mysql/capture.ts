@@ -14,7 +14,8 @@
  * Seqs continue from the resume commit: nextSeq = resume.seq + 1.
  */
 import type { Logger } from 'pino';
-import type { ResolvedEndpoint, SourceConfig } from '../../cli/config.ts';
+import type { ResolvedEndpoint } from '../../core/secret.ts';
+import type { SourceConfig } from './config.ts';
 import { backoff, withRetry } from '../../core/backoff.ts';
 import { isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
 import { formatPosition, type MysqlPosition } from '../../record/position.ts';

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import mysql from 'mysql2';
 import type { Connection as PromiseConnection } from 'mysql2/promise';
-import type { SourceConfig } from '../../cli/config.ts';
+import type { SourceConfig } from './config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { type Endpoint, sourceError } from './errors.ts';
 

@@ -16,7 +16,7 @@ import { describeTx } from '../../rollback/points.ts';
 import { openIndex } from '../../rollback/server.ts';
 import { formatTimeUs } from '../../rollback/time.ts';
 import { type JournalEntry, JournalReader, readEntries } from '../../ship/journal/index.ts';
-import { withPassword } from '../config.ts';
+import { withPassword } from '../../core/secret.ts';
 import type { CommandContext } from './context.ts';
 
 export interface RestoreOptions extends CommandContext {

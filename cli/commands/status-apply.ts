@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
-import { journalDirOf } from '../config-sites.ts';
+import { journalDirOf } from '../../ship/journal/index.ts';
 import { processAlive, readApplyState } from '../run/apply-state.ts';
 
 export interface ApplyStatus {

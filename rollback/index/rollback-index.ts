@@ -3,7 +3,7 @@
  * each entry lies, and every version of every row key, so that history, rewind, forward and undo find what to
  * read without scanning the journal. It is derived data: a damaged or out-of-date file is moved aside and rebuilt.
  *
- * Several processes may open it: the `run` process keeps it current (cli/run/index-loop.ts) and CLI commands
+ * Several processes may open it: the `run` process keeps it current (its index loop) and CLI commands
  * catch it up before they answer. Writers take SQLite's write lock per batch; readers are never blocked (WAL).
  */
 import { existsSync, statSync } from 'node:fs';

@@ -41,6 +41,7 @@ export {
   readIdentity,
 } from './identity.ts';
 export { type ReconcileResult, reconcileTruncations, type SourceTruncation } from './mirror.ts';
+export { journalDirOf, mirrorDir } from './mirror-dir.ts';
 export { frameOnDisk, readEntryAt, readFrameAt, SegmentFiles } from './read-at.ts';
 export { JournalReader } from './reader.ts';
 export { inspectTail, type TailInfo } from './recovery.ts';

@@ -4,7 +4,7 @@
  */
 import { TidemarkError } from '../../core/errors.ts';
 import { loadRows } from '../../rollback/items.ts';
-import { parseKeyArg } from '../../rollback/key.ts';
+import { parseKeyArg } from '../../rollback/index/index.ts';
 import { openIndex } from '../../rollback/server.ts';
 import { rowObject } from '../../rollback/show.ts';
 import { formatTimeUs } from '../../rollback/time.ts';

@@ -6,7 +6,7 @@
  */
 import { TidemarkError } from '../../core/errors.ts';
 import { checkTxCascades, serverFks } from '../../rollback/cascade.ts';
-import { parseKeyArg } from '../../rollback/key.ts';
+import { parseKeyArg } from '../../rollback/index/index.ts';
 import { describeTx } from '../../rollback/points.ts';
 import { framed, runPlan } from '../../rollback/run-plan.ts';
 import { pickServer } from '../../rollback/server.ts';

@@ -24,7 +24,7 @@ import { type PromotionPosition, promoteServer } from '../../failover/promote.ts
 import { type FenceDeadline, nextConfirmAt } from '../../failover/timeline.ts';
 import { vipAdd, vipDel } from '../../failover/vip.ts';
 import { describeChain, sleep, TidemarkError } from '../../core/errors.ts';
-import { readDurableLsn } from '../../ship/journal/durable.ts';
+import { readDurableLsn } from '../../ship/journal/index.ts';
 import type { StandbyConfig } from '../config-sites.ts';
 import { mirrorDir } from '../../ship/journal/index.ts';
 import type { Config, ResolvedFailover } from '../config.ts';

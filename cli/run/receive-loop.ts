@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { describeChain, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
-import { applyRetention } from '../../ship/journal/retention.ts';
+import { applyRetention } from '../../ship/journal/index.ts';
 import type { StandbyConfig } from '../config-sites.ts';
 import { mirrorDir } from '../../ship/journal/index.ts';
 import type { Config } from '../config.ts';

@@ -48,3 +48,5 @@ export { inspectTail, type TailInfo } from './recovery.ts';
 export { applyRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
 export { listSegments, parseSegmentFileName, segmentFileName } from './segments.ts';
 export { JournalWriter } from './writer.ts';
+export { segmentPath } from './segments.ts';
+export { latestEpoch, readTruncations, truncatedSince, truncationsStamp } from './truncations.ts';

@@ -179,7 +179,10 @@ async function hasGlobalPrivilege(conn: mysql.Connection, deadline: Deadline, pr
   return Number(rows[0]?.['n'] ?? 0) > 0;
 }
 
-/** Accounts that read_only does not stop (best effort: only those this account may see). */
+/**
+ * Accounts that read_only does not stop (best effort: only those this account may see — with the documented
+ * grants, no SELECT on `mysql`, that is itself).
+ */
 async function readOnlyAdmins(conn: mysql.Connection, deadline: Deadline): Promise<string[]> {
   try {
     const rows = await queryRows(
@@ -254,7 +257,9 @@ export async function fenceServer(ep: MysqlEndpoint, opts: FenceOptions): Promis
           `${tally.spared} replication/system/binlog-dump thread(s) spared`
         : 'sessions not killed (kill_sessions off)',
       'no super_read_only in MariaDB: accounts with READ_ONLY ADMIN can still write' +
-        (admins.length > 0 ? ` (${admins.slice(0, 5).join(', ')}${admins.length > 5 ? ', …' : ''})` : ''),
+        (admins.length > 0
+          ? ` (those this account can see: ${admins.slice(0, 5).join(', ')}${admins.length > 5 ? ', …' : ''})`
+          : ''),
       ...problems,
     ];
     if (problems.length > 0) log.warn({ problems }, 'fence: not confirmed');

@@ -5,7 +5,7 @@
  * checked for UTF-8.
  */
 import { ByteReader } from './codec-bytes.ts';
-import { CODEC_VERSION, readColumns } from './codec.ts';
+import { CODEC_VERSIONS, readColumns } from './codec.ts';
 import { CorruptionError } from '../core/errors.ts';
 import type { Column, RowOp, Value } from './record.ts';
 
@@ -27,7 +27,7 @@ export interface RowsHeader {
 
 /** Whether an encoding is a rows entry (version and kind bytes only). */
 export function isRowsEncoding(bytes: Uint8Array): boolean {
-  return bytes.length >= 2 && bytes[0] === CODEC_VERSION && bytes[1] === KIND_ROWS;
+  return bytes.length >= 2 && CODEC_VERSIONS.includes(bytes[0] as number) && bytes[1] === KIND_ROWS;
 }
 
 /**
@@ -89,8 +89,8 @@ export function scanRows(
       onRow(i, flags & 1 ? before : null, flags & 2 ? after : null);
       inCallback = false;
     }
-    // The optional rows flags byte (codec.ts: 1 = fkChecksOff).
-    if (r.pos === bytes.length - 1 && bytes[r.pos] === 1) r.pos++;
+    // The optional rows flags byte of a version-2 entry (codec.ts: 1 = fkChecksOff).
+    if ((bytes[0] as number) >= 2 && r.pos === bytes.length - 1 && bytes[r.pos] === 1) r.pos++;
     if (r.pos !== bytes.length) r.fail(`${bytes.length - r.pos} trailing bytes after the entry`);
     return h;
   } catch (err) {

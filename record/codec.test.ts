@@ -92,7 +92,13 @@ describe('codec', () => {
 
   it('starts with the format version and peeks the kind', () => {
     const bytes = encodeEntry(commitEntry);
-    expect(bytes[0]).toBe(CODEC_VERSION);
+    // Version 1 unless the entry carries a field version-1 readers do not know (then CODEC_VERSION, 2).
+    expect(bytes[0]).toBe(1);
+    expect(
+      encodeEntry({ ...commitEntry, copied: [{ schema: 'a', table: 'b', at: { file: 'f.1', offset: 4n } }] })[0],
+    ).toBe(CODEC_VERSION);
+    expect(encodeEntry({ ...rowsEntry, fkChecksOff: true })[0]).toBe(2);
+    expect(peekEntryKind(encodeEntry({ ...rowsEntry, fkChecksOff: true }))).toBe('rows');
     expect(peekEntryKind(bytes)).toBe('commit');
     expect(peekEntryKind(encodeEntry(rowsEntry))).toBe('rows');
     expect(peekEntryKind(encodeEntry(ddlEntry))).toBe('ddl');
@@ -116,9 +122,19 @@ describe('codec', () => {
 
   it('refuses an unknown version, unknown kind and trailing bytes', () => {
     const bytes = encodeEntry(ddlEntry);
-    const v2 = bytes.slice();
-    v2[0] = 2;
-    expect(() => decodeEntry(v2)).toThrow(/unknown format version 2/);
+    const v3 = bytes.slice();
+    v3[0] = 3;
+    expect(() => decodeEntry(v3)).toThrow(/unknown format version 3/);
+    // The version-2 fields are refused in a version-1 entry: its rows tail is trailing bytes, its phase byte
+    // with the copied flag an unknown phase.
+    const fk = encodeEntry({ ...rowsEntry, fkChecksOff: true });
+    const fk1 = fk.slice();
+    fk1[0] = 1;
+    expect(() => decodeEntry(fk1)).toThrow(/trailing bytes/);
+    const cp = encodeEntry({ ...commitEntry, copied: [{ schema: 'a', table: 'b', at: { file: 'f.1', offset: 4n } }] });
+    const cp1 = cp.slice();
+    cp1[0] = 1;
+    expect(() => decodeEntry(cp1)).toThrow(CorruptionError);
     const k9 = bytes.slice();
     k9[1] = 9;
     expect(() => decodeEntry(k9)).toThrow(CorruptionError);

@@ -3,7 +3,10 @@
  *
  * Layout (all multi-byte integers little-endian; "varint" = unsigned LEB128 of at most 5 bytes, < 2^32):
  *
- *   u8 version (CODEC_VERSION = 1)
+ *   u8 version  1, or 2 (CODEC_VERSION) for an entry that carries a field version-1 readers do not know: a rows
+ *               entry with fkChecksOff, a commit with `copied`. Everything else is still written as version 1, so
+ *               older builds read such journals unchanged and refuse a version-2 entry by name ("unknown format
+ *               version 2") instead of as damage; this build reads both.
  *   u8 kind     1 rows | 2 ddl | 3 commit
  *   str source, int seq, str txId
  *   rows:   str schema, str table, u8 op (1 insert | 2 update | 3 delete),
@@ -44,7 +47,17 @@ import type {
   Value,
 } from './record.ts';
 
-export const CODEC_VERSION = 1;
+/** The newest format version this build writes and reads (see the layout above); it also reads version 1. */
+export const CODEC_VERSION = 2;
+/** Versions this build decodes. */
+export const CODEC_VERSIONS: readonly number[] = [1, 2];
+
+/** The version an entry is written with: 2 only when it carries a field version-1 readers do not know. */
+function versionOf(e: Entry): number {
+  if (e.kind === 'rows') return e.fkChecksOff ? 2 : 1;
+  if (e.kind === 'commit') return e.copied && e.copied.length > 0 ? 2 : 1;
+  return 1;
+}
 
 const KIND_ROWS = 1;
 const KIND_DDL = 2;
@@ -104,7 +117,7 @@ export function encodeEntry(e: Entry): Uint8Array {
   const w = scratch;
   w.pos = 0;
   try {
-    w.u8(CODEC_VERSION);
+    w.u8(versionOf(e));
     w.u8(e.kind === 'rows' ? KIND_ROWS : e.kind === 'ddl' ? KIND_DDL : KIND_COMMIT);
     w.str(e.source);
     w.int(e.seq);
@@ -165,7 +178,7 @@ export function readColumns(r: ByteReader): Column[] {
   return cols;
 }
 
-function readRows(r: ByteReader, base: { source: string; seq: bigint; txId: string }): RowsEntry {
+function readRows(r: ByteReader, base: { source: string; seq: bigint; txId: string }, version: number): RowsEntry {
   const schema = r.str('schema');
   const table = r.str('table');
   const opCode = r.u8('op');
@@ -185,8 +198,8 @@ function readRows(r: ByteReader, base: { source: string; seq: bigint; txId: stri
     rows[i] = { before, after };
   }
   const e: RowsEntry = { kind: 'rows', ...base, schema, table, op, columns, pk, rows };
-  if (r.pos === r.buf.length) return e;
-  // Optional tail (absent in older entries and when no flag is set).
+  // Version 2 only: the optional tail (absent when no flag is set); a version-1 entry ends here.
+  if (version < 2 || r.pos === r.buf.length) return e;
   const flags = r.u8('rows flags');
   if (flags !== 1) r.fail(`bad rows flags ${flags}`);
   return { ...e, fkChecksOff: true };
@@ -201,7 +214,7 @@ function readDdl(r: ByteReader, base: { source: string; seq: bigint; txId: strin
   return { kind: 'ddl', ...base, schema, tables, sql };
 }
 
-function readCommit(r: ByteReader, base: { source: string; seq: bigint; txId: string }): CommitEntry {
+function readCommit(r: ByteReader, base: { source: string; seq: bigint; txId: string }, version: number): CommitEntry {
   const pk = r.u8('position kind');
   if (pk !== 1) r.fail(`unknown position kind ${pk}`);
   const file = r.str('binlog file');
@@ -215,7 +228,8 @@ function readCommit(r: ByteReader, base: { source: string; seq: bigint; txId: st
   const captureTimeUs = r.int('capture time');
   const rowCount = r.int('row count');
   const ph = r.u8('phase');
-  const phase = PHASES[(ph & ~PHASE_COPIED) - 1];
+  // The `copied` flag exists from version 2 on: in a version-1 entry the byte is the phase alone.
+  const phase = PHASES[(version < 2 ? ph : ph & ~PHASE_COPIED) - 1];
   if (!phase) return r.fail(`unknown phase ${ph}`);
   const e: CommitEntry = { kind: 'commit', ...base, position, commitTimeUs, captureTimeUs, rowCount, phase };
   if ((ph & PHASE_COPIED) === 0) return e;
@@ -235,16 +249,16 @@ export function decodeEntry(bytes: Uint8Array): Entry {
   const r = new ByteReader(bytes);
   try {
     const version = r.u8('version');
-    if (version !== CODEC_VERSION) {
+    if (!CODEC_VERSIONS.includes(version)) {
       r.pos = 0;
-      r.fail(`unknown format version ${version} (this build reads version ${CODEC_VERSION})`);
+      r.fail(`unknown format version ${version} (this build reads versions ${CODEC_VERSIONS.join(', ')})`);
     }
     const kind = r.u8('kind');
     const base = { source: r.str('source'), seq: r.int('seq'), txId: r.str('txId') };
     let e: Entry;
-    if (kind === KIND_ROWS) e = readRows(r, base);
+    if (kind === KIND_ROWS) e = readRows(r, base, version);
     else if (kind === KIND_DDL) e = readDdl(r, base);
-    else if (kind === KIND_COMMIT) e = readCommit(r, base);
+    else if (kind === KIND_COMMIT) e = readCommit(r, base, version);
     else {
       r.pos = 1;
       return r.fail(`unknown entry kind ${kind}`);
@@ -259,8 +273,10 @@ export function decodeEntry(bytes: Uint8Array): Entry {
 
 /** The entry kind of an encoding without decoding it (checks version and kind byte only). */
 export function peekEntryKind(bytes: Uint8Array): Entry['kind'] {
-  if (bytes.length < 2 || bytes[0] !== CODEC_VERSION) {
-    throw new CorruptionError(`entry encoding: not a version ${CODEC_VERSION} entry`, { length: bytes.length });
+  if (bytes.length < 2 || !CODEC_VERSIONS.includes(bytes[0] as number)) {
+    throw new CorruptionError(`entry encoding: not a version ${CODEC_VERSIONS.join('/')} entry`, {
+      length: bytes.length,
+    });
   }
   const k = bytes[1];
   if (k === KIND_ROWS) return 'rows';

@@ -11,7 +11,7 @@
  */
 import { describeFk, type FkIndex, loadFkIndex } from '../apply/mysql/fk.ts';
 import { describeKey } from '../apply/mysql/sql.ts';
-import { TidemarkError } from '../core/errors.ts';
+import { type ErrorContext, TidemarkError } from '../core/errors.ts';
 import type { RowsEntry, Value } from '../record/record.ts';
 import type { TxInfo } from './index/index.ts';
 import { type ItemContext, loadRows } from './items.ts';
@@ -63,38 +63,47 @@ function keyOf(e: RowsEntry, row: number): string {
   return describeKey(img, e.columns, idx);
 }
 
+type Hit = NonNullable<ReturnType<typeof cascadingRow>>;
+
+/**
+ * A change that cascaded, for both refusals: "its delete of s.t (key, seq N) cascades through foreign key … on
+ * <server>", and the error context naming the constraint.
+ */
+function cascaded(tx: TxInfo, e: RowsEntry, hit: Hit, server: string): { text: string; context: ErrorContext } {
+  const op = e.op === 'delete' ? 'delete' : 'update';
+  const seq = e.seq + BigInt(hit.row);
+  return {
+    text:
+      `its ${op} of ${e.schema}.${e.table} (${keyOf(e, hit.row)}, seq ${seq}) cascades through foreign key ` +
+      `${describeFk(hit.fk, op)} on ${server}`,
+    context: { constraint: `${hit.fk.schema}.${hit.fk.childTable}.${hit.fk.name}`, seq, txId: tx.txId },
+  };
+}
+
 /** The refusal: what cascaded, through which constraint, and what the operator can do instead. */
 export function cascadeError(
   verb: 'undo' | 'rewind',
   tx: TxInfo,
   e: RowsEntry,
-  hit: NonNullable<ReturnType<typeof cascadingRow>>,
+  hit: Hit,
   server: string,
 ): TidemarkError {
-  const op = e.op === 'delete' ? 'delete' : 'update';
-  const what = `${op} of ${e.schema}.${e.table} (${keyOf(e, hit.row)}, seq ${e.seq + BigInt(hit.row)})`;
+  const c = cascaded(tx, e, hit, server);
   const start = verb === 'undo' ? `cannot undo ${describeTx(tx)}` : `cannot rewind across ${describeTx(tx)}`;
   return new TidemarkError(
-    `${start}: its ${what} cascades through foreign key ${describeFk(hit.fk, op)} on ${server}. ` +
+    `${start}: ${c.text}. ` +
       'The child rows a cascade deletes or changes are not written to the binlog, so the journal does not have ' +
       'them and the parent cannot be taken back without them. Nothing was changed. To get the rows back, restore ' +
       `the tables as of before the transaction into a fresh server (tidemark restore --to-time <a time before ` +
       `${tx.txId}> --into mysql://…) or from a backup${verb === 'rewind' ? ', or rewind to a point after this transaction' : ''}`,
-    {
-      code: 'REWIND_FK_CASCADE',
-      context: {
-        constraint: `${hit.fk.schema}.${hit.fk.childTable}.${hit.fk.name}`,
-        seq: e.seq + BigInt(hit.row),
-        txId: tx.txId,
-      },
-    },
+    { code: 'REWIND_FK_CASCADE', context: c.context },
   );
 }
 
 interface WindowHit {
   readonly tx: TxInfo;
   readonly e: RowsEntry;
-  readonly hit: NonNullable<ReturnType<typeof cascadingRow>>;
+  readonly hit: Hit;
 }
 
 /** The first record in (lo, hi] (newest or oldest first) that cascaded on the server, or null. */
@@ -153,11 +162,8 @@ export async function forwardLimit(
   const w = await firstInWindow(ctx, fks, lo, hi, 'asc');
   if (!w) return { end: hi, note: null };
   const end = w.tx.firstSeq - 1n;
-  const op = w.e.op === 'delete' ? 'delete' : 'update';
-  const what =
-    `its ${op} of ${w.e.schema}.${w.e.table} (${keyOf(w.e, w.hit.row)}, seq ${w.e.seq + BigInt(w.hit.row)}) ` +
-    `cascades through foreign key ${describeFk(w.hit.fk, op)} on ${server}, and forward (like undo, with ` +
-    'foreign_key_checks = 0) does not replay cascades';
+  const c = cascaded(w.tx, w.e, w.hit, server);
+  const what = `${c.text}, and forward (like undo, with foreign_key_checks = 0) does not replay cascades`;
   if (toHead && end >= lo) {
     return {
       end,
@@ -167,14 +173,7 @@ export async function forwardLimit(
   throw new TidemarkError(
     `cannot forward across ${describeTx(w.tx)}: ${what}. Nothing was changed. Use tidemark forward --to-head (it ` +
       'stops before that transaction and lets apply replay it with its cascade), or forward to a point before it',
-    {
-      code: 'REWIND_FK_CASCADE',
-      context: {
-        constraint: `${w.hit.fk.schema}.${w.hit.fk.childTable}.${w.hit.fk.name}`,
-        seq: w.e.seq + BigInt(w.hit.row),
-        txId: w.tx.txId,
-      },
-    },
+    { code: 'REWIND_FK_CASCADE', context: c.context },
   );
 }
 

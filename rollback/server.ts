@@ -14,8 +14,7 @@ import {
 } from '../apply/mysql/position-store.ts';
 import { setHoldSql, type StoredPosition } from '../apply/mysql/position-table.ts';
 import { type MysqlEndpoint, openSession } from '../apply/mysql/session.ts';
-import { generatedColumnsSql } from '../apply/mysql/sql.ts';
-import { tableTypeSql } from '../apply/mysql/versioned.ts';
+import { TableMetaCache } from '../apply/mysql/table-meta.ts';
 import { sleep, TidemarkError } from '../core/errors.ts';
 import { withPassword } from '../core/secret.ts';
 import { formatPosition, type MysqlPosition } from '../record/position.ts';
@@ -104,24 +103,17 @@ export function connect(s: RewindServer): Promise<mysql.Connection> {
 export function generatedColumns(
   conn: mysql.Connection,
 ): (schema: string, table: string) => Promise<ReadonlySet<string>> {
-  const cache = new Map<string, ReadonlySet<string>>();
+  const cache = new TableMetaCache(async (sql) => (await conn.query<mysql.RowDataPacket[]>(sql))[0]);
   return async (schema, table) => {
-    const k = JSON.stringify([schema, table]);
-    let s = cache.get(k);
-    if (!s) {
-      const [type] = await conn.query<mysql.RowDataPacket[]>(tableTypeSql(schema, table));
-      if (type[0]?.['k'] === 'SYSTEM VERSIONED') {
-        throw new TidemarkError(
-          `${schema}.${table} is a system-versioned table: its history cannot be taken back, so rewind, forward ` +
-            'and undo refuse it; choose a window without its changes, or use restore',
-          { code: 'UNSUPPORTED_VERSIONED', context: { schema, table } },
-        );
-      }
-      const [rows] = await conn.query<mysql.RowDataPacket[]>(generatedColumnsSql(schema, table));
-      s = new Set(rows.map((r) => String(r['name'])));
-      cache.set(k, s);
+    const meta = await cache.get(schema, table);
+    if (meta.period) {
+      throw new TidemarkError(
+        `${schema}.${table} is a system-versioned table: its history cannot be taken back, so rewind, forward ` +
+          'and undo refuse it; choose a window without its changes, or use restore',
+        { code: 'UNSUPPORTED_VERSIONED', context: { schema, table } },
+      );
     }
-    return s;
+    return meta.skip;
   };
 }
 

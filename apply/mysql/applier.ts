@@ -19,7 +19,6 @@ import type { Registry } from 'prom-client';
 import { silentLogger } from '../../core/log.ts';
 import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import { type CommitEntry, type DdlEntry, type Entry, type RowsEntry, seqSpan } from '../../record/record.ts';
-import { IMPLICIT_PERIOD, type SystemPeriod, systemPeriodOf } from '../../record/versioning.ts';
 import { type NoPrimaryKey, type StatementBatch, StatementBatcher } from './batcher.ts';
 import { executeDdl } from './ddl.ts';
 import { isOutcomeUnknown, wrapDbError } from './errors.ts';
@@ -37,8 +36,8 @@ import {
 import { Pipeline } from './pipeline.ts';
 import { Puller } from './puller.ts';
 import { type MysqlEndpoint, openSession, serverFlavor } from './session.ts';
-import { type Flavor, generatedColumnsSql, qualified } from './sql.ts';
-import { tableTypeSql } from './versioned.ts';
+import type { Flavor } from './sql.ts';
+import { type TableMeta, TableMetaCache } from './table-meta.ts';
 
 export type { AppliedState } from './position-table.ts';
 
@@ -93,12 +92,6 @@ interface Group {
   target: AppliedState | null;
 }
 
-/** What the applier knows of a replica table: generated columns, and the period of a system-versioned one. */
-interface TableMeta {
-  readonly skip: ReadonlySet<string>;
-  readonly period: SystemPeriod | null;
-}
-
 export class MysqlApplier {
   readonly #opts: MysqlApplierOptions;
   readonly #log: Logger;
@@ -111,7 +104,7 @@ export class MysqlApplier {
   #hold: string | null = null;
   #queries = 0;
   /** Per replica table: generated columns (never written) and, for a system-versioned table, its period. */
-  #generated = new Map<string, TableMeta>();
+  readonly #generated = new TableMetaCache(async (sql) => (await this.#q('meta', sql)) as Record<string, unknown>[]);
   /** Cascading foreign keys of the replica (read on the first update/delete, dropped after DDL and on reconnect). */
   readonly #fkCache = new FkCache(async (sql) => (await this.#q('meta', sql)) as Record<string, unknown>[]);
   #fks: FkIndex | null = null;
@@ -494,25 +487,11 @@ export class MysqlApplier {
   }
 
   async #generatedColumns(schema: string, table: string): Promise<TableMeta> {
-    const k = JSON.stringify([schema, table]);
-    let s = this.#generated.get(k);
-    if (!s) {
-      try {
-        const rows = (await this.#q('meta', generatedColumnsSql(schema, table))) as { name: unknown }[];
-        const type = (await this.#q('meta', tableTypeSql(schema, table))) as { k: unknown }[];
-        let period: SystemPeriod | null = null;
-        if (type[0]?.k === 'SYSTEM VERSIONED') {
-          const created = (await this.#q('meta', `SHOW CREATE TABLE ${qualified(schema, table)}`)) as unknown[];
-          const text = Object.values((created[0] ?? {}) as Record<string, unknown>)[1];
-          period = systemPeriodOf(String(text)) ?? IMPLICIT_PERIOD;
-        }
-        s = { skip: new Set(rows.map((r) => String(r.name))), period };
-      } catch (err) {
-        throw wrapDbError(err, 'reading replica column metadata', { schema, table });
-      }
-      this.#generated.set(k, s);
+    try {
+      return await this.#generated.get(schema, table);
+    } catch (err) {
+      throw wrapDbError(err, 'reading replica column metadata', { schema, table });
     }
-    return s;
   }
 }
 

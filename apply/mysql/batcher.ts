@@ -126,6 +126,8 @@ interface Shape {
   readonly cols: readonly Column[];
   /** Columns written (insert values, update SET): all but generated ones. */
   readonly writeIdx: readonly number[];
+  /** The ENUM columns among them (only these can write index 0: writesEnumZero). */
+  readonly enumIdx: readonly number[];
   /** Key column indexes, or null when matching by the whole row. */
   readonly pkIdx: readonly number[] | null;
   readonly keyCols: readonly Column[];
@@ -207,7 +209,7 @@ export class StatementBatcher {
         this.#shape = shape;
       }
       this.#parts.push(part);
-      if (shape.kind === 'insert' && writesEnumZero(r.after!, shape.cols, shape.writeIdx)) this.#enumZero = true;
+      if (shape.kind === 'insert' && writesEnumZero(r.after!, shape.cols, shape.enumIdx)) this.#enumZero = true;
       if (shape.kind === 'history') this.#history.push(r.before!);
       this.#bytes += extra;
       this.#seqs.push(seq);
@@ -325,6 +327,7 @@ export class StatementBatcher {
       op: e.op,
       cols,
       writeIdx,
+      enumIdx: writeIdx.filter((i) => cols[i]!.type === 'enum'),
       pkIdx,
       keyCols,
       head,
@@ -356,7 +359,7 @@ export class StatementBatcher {
       case 'update': {
         const before = this.#image(s, r.before, 'before', seq);
         const after = this.#image(s, r.after, 'after', seq);
-        const zero = writesEnumZero(after, s.cols, s.writeIdx);
+        const zero = writesEnumZero(after, s.cols, s.enumIdx);
         if (s.period) {
           const vars = zero ? [ENUM_ZERO_MODE] : [];
           const v = versionedUpdate(s.schema, s.table, s.period, before, after, seq);

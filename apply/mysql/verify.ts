@@ -17,7 +17,6 @@ import type { Logger } from 'pino';
 import { silentLogger } from '../../core/log.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import type { Value } from '../../record/record.ts';
-import { IMPLICIT_PERIOD, systemPeriodOf } from '../../record/versioning.ts';
 import {
   type Aggregate,
   asColumn,
@@ -34,8 +33,9 @@ import {
 } from './checksum.ts';
 import { wrapDbError } from './errors.ts';
 import { type MysqlEndpoint, openSession } from './session.ts';
-import { qualified, quoteString } from './sql.ts';
+import { qualified } from './sql.ts';
 import { fromDriver } from './values.ts';
+import { tablePeriod } from './versioned.ts';
 
 export interface VerifyOptions {
   readonly source: MysqlEndpoint;
@@ -114,14 +114,8 @@ async function shapeOf(conn: mysql.Connection, t: TableRef): Promise<TableShape>
     collation: r['collation'] === null ? null : String(r['collation']),
   }));
   const pk = pkRows.map((r) => String(r['name']));
-  const type = await rowsOf(
-    conn,
-    `SELECT TABLE_TYPE AS k FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${quoteString(t.schema)} AND TABLE_NAME = ${quoteString(t.table)}`,
-    what,
-  );
-  if (type[0]?.['k'] !== 'SYSTEM VERSIONED') return { ...t, columns, pk };
-  const [created] = await rowsOf(conn, `SHOW CREATE TABLE ${qualified(t.schema, t.table)}`, what);
-  const period = systemPeriodOf(String(Object.values(created ?? {})[1] ?? '')) ?? IMPLICIT_PERIOD;
+  const period = await tablePeriod((sql) => rowsOf(conn, sql, what), t.schema, t.table);
+  if (!period) return { ...t, columns, pk };
   if (period.implicit) {
     for (const name of [period.start, period.end]) {
       columns.push({ name, dataType: 'timestamp', columnType: 'timestamp(6)', collation: null });

@@ -25,7 +25,13 @@
  */
 import { TidemarkError } from '../../core/errors.ts';
 import type { Column, Value } from '../../record/record.ts';
-import { epochText, isCurrentRowEnd, type SystemPeriod } from '../../record/versioning.ts';
+import {
+  epochText,
+  IMPLICIT_PERIOD,
+  isCurrentRowEnd,
+  type SystemPeriod,
+  systemPeriodOf,
+} from '../../record/versioning.ts';
 import { qualified, quoteString, tuple } from './sql.ts';
 
 /** The period columns of a versioned table, as indexes into a rows entry's columns. */
@@ -34,12 +40,28 @@ export interface PeriodIdx {
   readonly end: number;
 }
 
-/** TABLE_TYPE and, for a versioned table, the type of its period end column (read before SHOW CREATE TABLE). */
-export function tableTypeSql(schema: string, table: string): string {
+/** The table's TABLE_TYPE as `k` ('SYSTEM VERSIONED' for a versioned table). */
+function tableTypeSql(schema: string, table: string): string {
   return (
     'SELECT TABLE_TYPE AS k FROM information_schema.TABLES ' +
     `WHERE TABLE_SCHEMA = ${quoteString(schema)} AND TABLE_NAME = ${quoteString(table)}`
   );
+}
+
+/**
+ * The system period of a table on a server, or null when it is not system-versioned: its TABLE_TYPE, then for a
+ * versioned table its SHOW CREATE TABLE text (a period the text does not show is the implicit one). `rows` runs
+ * a query and returns its rows.
+ */
+export async function tablePeriod(
+  rows: (sql: string) => Promise<readonly Record<string, unknown>[]>,
+  schema: string,
+  table: string,
+): Promise<SystemPeriod | null> {
+  const type = await rows(tableTypeSql(schema, table));
+  if (type[0]?.['k'] !== 'SYSTEM VERSIONED') return null;
+  const [created] = await rows(`SHOW CREATE TABLE ${qualified(schema, table)}`);
+  return systemPeriodOf(String(Object.values(created ?? {})[1] ?? '')) ?? IMPLICIT_PERIOD;
 }
 
 function versionedError(schema: string, table: string, what: string, seq: bigint): TidemarkError {

@@ -3,25 +3,12 @@
  * multi-table DDL across the include boundary, and the commit-time floor after a baseline.
  */
 import { describe, expect, it } from 'vitest';
-import type { Column, Entry } from '../../record/record.ts';
+import { asm, cols, query, xid } from '../../test/fixtures/assembler-items.ts';
+import type { Entry } from '../../record/record.ts';
 import { TidemarkError } from '../../core/errors.ts';
-import { type AssemblerOptions, type BinlogItem, TransactionAssembler } from './assembler.ts';
-import { createTableFilter } from './filter.ts';
+import type { TransactionAssembler } from './assembler.ts';
+import type { BinlogItem } from './binlog-item.ts';
 import { xidOfStatement } from './statement-errors.ts';
-
-const cols: Column[] = [{ name: 'id', type: 'int', columnType: 'int', unsigned: false }];
-const start = { kind: 'mysql' as const, binlog: { file: 'bin.000001', offset: 100n }, gtid: '0-1-9' };
-
-function asm(extra: Partial<AssemblerOptions> = {}) {
-  return new TransactionAssembler({
-    source: 'src',
-    filter: createTableFilter(['app.*'], ['app.skip']),
-    start,
-    nextSeq: 10n,
-    nowUs: () => 42n,
-    ...extra,
-  });
-}
 
 const gtid = (n: number, end: number, more: Partial<Extract<BinlogItem, { type: 'gtid' }>> = {}): BinlogItem => ({
   type: 'gtid',
@@ -39,18 +26,6 @@ const rows = (table: string, schema = 'app'): BinlogItem => ({
   columns: cols,
   pk: ['id'],
   rows: [{ before: null, after: [1n] }],
-});
-const xid = (end: number, ms = 1_700_000_000_000): BinlogItem => ({
-  type: 'xid',
-  timestampMs: ms,
-  endOffset: BigInt(end),
-});
-const query = (sql: string, end: number, schema = 'app', ms = 1_700_000_001_000): BinlogItem => ({
-  type: 'query',
-  schema,
-  sql,
-  timestampMs: ms,
-  endOffset: BigInt(end),
 });
 
 function feedAll(a: TransactionAssembler, items: BinlogItem[]): Entry[] {

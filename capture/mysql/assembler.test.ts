@@ -1,21 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { Column, Entry } from '../../record/record.ts';
-import { type AssemblerOptions, type BinlogItem, TransactionAssembler } from './assembler.ts';
-import { createTableFilter } from './filter.ts';
-
-const cols: Column[] = [{ name: 'id', type: 'int', columnType: 'int', unsigned: false }];
-const start = { kind: 'mysql' as const, binlog: { file: 'bin.000001', offset: 100n }, gtid: '0-1-9' };
-
-function asm(extra: Partial<AssemblerOptions> = {}) {
-  return new TransactionAssembler({
-    source: 'src',
-    filter: createTableFilter(['app.*'], ['app.skip']),
-    start,
-    nextSeq: 10n,
-    nowUs: () => 42n,
-    ...extra,
-  });
-}
+import { asm, cols, query, xid } from '../../test/fixtures/assembler-items.ts';
+import type { Entry } from '../../record/record.ts';
+import type { TransactionAssembler } from './assembler.ts';
+import type { BinlogItem } from './binlog-item.ts';
 
 const gtid = (n: number, end: number, standalone = false): BinlogItem => ({
   type: 'gtid',
@@ -32,14 +19,6 @@ const rows = (table: string, n: number, schema = 'app'): BinlogItem => ({
   columns: cols,
   pk: ['id'],
   rows: Array.from({ length: n }, (_, i) => ({ before: null, after: [BigInt(i)] })),
-});
-const xid = (end: number): BinlogItem => ({ type: 'xid', timestampMs: 1_700_000_000_000, endOffset: BigInt(end) });
-const query = (sql: string, end: number, schema = 'app'): BinlogItem => ({
-  type: 'query',
-  schema,
-  sql,
-  timestampMs: 1_700_000_001_000,
-  endOffset: BigInt(end),
 });
 
 function feedAll(a: TransactionAssembler, items: BinlogItem[]): Entry[] {

@@ -1,5 +1,5 @@
 /**
- * Transaction assembler: a pure state machine fed with decoded binlog events (BinlogItem, see events.ts) that
+ * Transaction assembler: a pure state machine fed with decoded binlog events (BinlogItem, binlog-item.ts) that
  * produces the entries of the change-record model (record/record.ts) in order.
  *
  * Event groups (MariaDB; MySQL differs only in that BEGIN is a Query event after the GTID event):
@@ -21,61 +21,17 @@
  * entry exactly once.
  */
 import type { MysqlPosition } from '../../record/position.ts';
-import type { Column, CommitEntry, CopiedTable, DdlEntry, RowImage, RowOp, RowsEntry } from '../../record/record.ts';
+import type { CommitEntry, CopiedTable, DdlEntry, RowsEntry } from '../../record/record.ts';
 import { TidemarkError } from '../../core/errors.ts';
+import type { BinlogItem } from './binlog-item.ts';
 import { classifyStatement, type StatementClass, type TableRef } from './ddl.ts';
 import { restrictDdl } from './ddl-rewrite.ts';
-import { crossSchemaSteps } from './ddl-crossschema.ts';
+import { type CrossSchemaStep, crossSchemaSteps } from './ddl-crossschema.ts';
 import { versioningSteps } from './ddl-versioning.ts';
 import { CopyWindows } from './copy-windows.ts';
 import { isStatementCtas, TemporaryTables } from './dml.ts';
 import { crossSchemaDdlError, statementDmlError, xaIncludedError, xidOfStatement } from './statement-errors.ts';
 import type { TableFilter } from './filter.ts';
-
-/** A decoded binlog event, reduced to what capture needs. Offsets are end offsets (the next event's start). */
-export type BinlogItem =
-  | { readonly type: 'rotate'; readonly file: string; readonly offset: bigint }
-  | {
-      readonly type: 'gtid';
-      /** "domain-server-seq" (MariaDB) or "uuid:n" (MySQL). */
-      readonly gtid: string;
-      /** MariaDB: group has no terminating COMMIT/XID (DDL, admin statements). null when unknown (MySQL). */
-      readonly standalone: boolean | null;
-      /** MariaDB XA groups: 'prepare' (XA START … XA END, XA_PREPARE event) or 'complete' (XA COMMIT/ROLLBACK). */
-      readonly xa: false | 'prepare' | 'complete';
-      /** The XA transaction's id as text ('x1' or 'x1','bq',7), when `xa`. */
-      readonly xid?: string;
-      readonly endOffset: bigint;
-    }
-  | {
-      readonly type: 'query';
-      readonly schema: string;
-      readonly sql: string;
-      readonly timestampMs: number;
-      readonly endOffset: bigint;
-      /** The session that ran it (temporary tables are per session). */
-      readonly threadId?: number;
-    }
-  | { readonly type: 'xid'; readonly timestampMs: number; readonly endOffset: bigint }
-  | { readonly type: 'xa-prepare'; readonly endOffset: bigint }
-  /**
-   * An event zongji cannot decode (statement-format LOAD DATA, RAND, user variables, incidents). The stream
-   * looks it up (SHOW BINLOG EVENTS) and feeds a `query` item instead when it is a statement; the assembler
-   * ignores one that reaches it.
-   */
-  | { readonly type: 'opaque'; readonly startOffset: bigint; readonly endOffset: bigint }
-  | {
-      readonly type: 'rows';
-      readonly op: RowOp;
-      readonly schema: string;
-      readonly table: string;
-      readonly columns: readonly Column[];
-      /** Primary key column names; null when the table map did not say (resolved by the stream). */
-      readonly pk: readonly string[] | null;
-      readonly rows: readonly RowImage[];
-      /** The rows event's NO_FOREIGN_KEY_CHECKS flag was set (RowsEntry.fkChecksOff). */
-      readonly fkChecksOff?: boolean;
-    };
 
 export type AssemblerOutput =
   | { readonly kind: 'append'; readonly entry: RowsEntry | DdlEntry }
@@ -307,51 +263,40 @@ export class TransactionAssembler {
           return this.onDml(ctas, item, start);
         }
         const tx = this.tx ?? this.openTx(true, start);
-        const included =
-          cls.kind === 'table-ddl'
-            ? cls.tables.some((t) => this.includes(t.schema, t.table))
-            : this.opts.filter.includesSchema(cls.database);
+        const steps = this.ddlSteps(cls, item, start, tx);
         const out: AssemblerOutput[] = [];
-        if (included) {
-          let tables: readonly TableRef[] = cls.kind === 'table-ddl' ? cls.tables : [];
-          let sql = item.sql;
-          const inc = (t: TableRef) => this.includes(t.schema, t.table);
-          // Moves across the include boundary, and ADD SYSTEM VERSIONING (ddl-versioning.ts), become copies.
-          const steps =
-            cls.kind === 'table-ddl' ? (crossSchemaSteps(cls, inc) ?? versioningSteps(cls, item.sql, inc)) : null;
-          if (steps) {
-            this.crossSchema(out, tx, item.schema, steps);
-            if (tx.standalone) out.push(...this.endGroup(item.endOffset, item.timestampMs));
-            return out;
-          }
-          if (cls.kind === 'table-ddl') {
-            // Never let a target touch a table outside the include set (DROP TABLE incl.a, other.b).
-            const r = restrictDdl(cls, item.sql, (t) => this.includes(t.schema, t.table));
-            if (r.kind === 'rewrite') ({ sql, tables } = r);
-            if (r.kind === 'refuse') {
-              const gtid = tx.gtid ?? null;
-              throw crossSchemaDdlError({ reason: r.reason, tables, file: this.file, offset: start, gtid });
-            }
-            // r.kind 'moves' (RENAME across the include boundary): journaled verbatim for now.
-          }
-          const entry: DdlEntry = {
-            kind: 'ddl',
-            source: this.opts.source,
-            seq: this.seq,
-            txId: tx.txId,
-            schema: item.schema,
-            tables: tables.map((t) => ({ schema: t.schema, table: t.table })),
-            sql,
-          };
-          this.seq += 1n;
-          this.emit(out, tx, entry);
-        } else {
-          this.opts.onSkippedStatement?.(cls.statement, item.schema);
-        }
+        if (steps) this.emitSteps(out, tx, item.schema, steps);
+        else this.opts.onSkippedStatement?.(cls.statement, item.schema);
         if (tx.standalone) out.push(...this.endGroup(item.endOffset, item.timestampMs));
         return out;
       }
     }
+  }
+
+  /** What a table or database DDL becomes on the targets; null when it touches nothing captured here. */
+  private ddlSteps(
+    cls: Extract<StatementClass, { kind: 'table-ddl' | 'database-ddl' }>,
+    item: Extract<BinlogItem, { type: 'query' }>,
+    start: bigint,
+    tx: OpenTx,
+  ): readonly CrossSchemaStep[] | null {
+    if (cls.kind === 'database-ddl') {
+      return this.opts.filter.includesSchema(cls.database) ? [{ kind: 'ddl', sql: item.sql, tables: [] }] : null;
+    }
+    const inc = (t: TableRef) => this.includes(t.schema, t.table);
+    if (!cls.tables.some(inc)) return null;
+    // Moves across the include boundary, and ADD SYSTEM VERSIONING (ddl-versioning.ts), become copies.
+    const steps = crossSchemaSteps(cls, inc) ?? versioningSteps(cls, item.sql, inc);
+    if (steps) return steps;
+    // Never let a target touch a table outside the include set (DROP TABLE incl.a, other.b).
+    const r = restrictDdl(cls, item.sql, inc);
+    if (r.kind === 'refuse') {
+      const where = { file: this.file, offset: start, gtid: tx.gtid };
+      throw crossSchemaDdlError({ reason: r.reason, tables: cls.tables, ...where });
+    }
+    // r.kind 'moves' does not come here: crossSchemaSteps above took every RENAME across the boundary.
+    const [sql, tables] = r.kind === 'rewrite' ? [r.sql, r.tables] : [item.sql, cls.tables];
+    return [{ kind: 'ddl', sql, tables }];
   }
 
   /**
@@ -416,10 +361,10 @@ export class TransactionAssembler {
     return this.endGroup(endOffset, timestampMs);
   }
 
-  /** DDL across the include boundary: its steps (ddl-crossschema.ts) as DDL entries and copy requests. */
-  private crossSchema(out: AssemblerOutput[], tx: OpenTx, schema: string, steps: ReturnType<typeof crossSchemaSteps>) {
+  /** A DDL's steps (ddlSteps) as DDL entries and, for tables copied from the source, one copy request. */
+  private emitSteps(out: AssemblerOutput[], tx: OpenTx, schema: string, steps: readonly CrossSchemaStep[]): void {
     const copies: TableRef[] = [];
-    for (const st of steps ?? []) {
+    for (const st of steps) {
       if (st.kind === 'copy') {
         copies.push(st.table);
         continue;

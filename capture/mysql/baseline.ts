@@ -29,23 +29,15 @@ import type { RowDataPacket } from 'mysql2/promise';
 import type { MysqlPosition } from '../../record/position.ts';
 import type { CommitEntry, DdlEntry, Phase, RowImage, RowsEntry } from '../../record/record.ts';
 import { TidemarkError } from '../../core/errors.ts';
-import { IMPLICIT_PERIOD, type SystemPeriod, systemPeriodOf } from '../../record/versioning.ts';
 import { endpointOf, openSourceConnection, type SourceConnection, type SourceEndpoint } from './connection.ts';
 import { ER_TABLE_DEF_CHANGED, sourceError } from './errors.ts';
 import { literalSchemas, type TableFilter } from './filter.ts';
 import type { SinkWriter } from './sink-writer.ts';
 import { ddlSince, type Snapshot, startSnapshot } from './snapshot.ts';
+import { qualified, quoteId } from './sql-text.ts';
 import { sourceStatus } from './status.ts';
-import {
-  baselineEnumRaw,
-  type ColumnSpec,
-  columnSpec,
-  isBinaryStored,
-  normalizeValue,
-  type RefusedTable,
-  unsupportedColumns,
-  unsupportedTablesError,
-} from './values.ts';
+import { readTableShapes, type TableShape } from './table-shape.ts';
+import { baselineEnumRaw, normalizeValue } from './values.ts';
 
 export interface BaselineOptions {
   readonly source: SourceEndpoint & {
@@ -87,23 +79,6 @@ interface TableToCopy {
   readonly sequence?: boolean;
   /** information_schema.TABLES.TABLE_TYPE = 'SYSTEM VERSIONED' (MariaDB). */
   readonly versioned: boolean;
-}
-
-/** What the baseline reads of one table: its columns (select expressions and specs) and primary key. */
-interface TableShape {
-  readonly specs: ColumnSpec[];
-  readonly select: string[];
-  readonly pk: string[];
-  /** The system period of a versioned table (rows are read FOR SYSTEM_TIME ALL). */
-  readonly period: SystemPeriod | null;
-}
-
-export function quoteId(name: string): string {
-  return '`' + name.replaceAll('`', '``') + '`';
-}
-
-function qualified(schema: string, table: string): string {
-  return `${quoteId(schema)}.${quoteId(table)}`;
 }
 
 /** One baseline attempt. Retriable failures (connection loss, DDL racing the snapshot) may simply be retried. */
@@ -157,7 +132,7 @@ export class Baseline {
     // Open every table inside the snapshot: the metadata locks keep their definitions fixed until we finish.
     for (const t of tables) {
       try {
-        await c.query(`SELECT 1 FROM ${qualified(t.schema, t.table)} LIMIT 0`);
+        await c.query(`SELECT 1 FROM ${qualified(t)} LIMIT 0`);
       } catch (err) {
         if ((err as { errno?: number }).errno === ER_TABLE_DEF_CHANGED) throw this.raceError(`${t.schema}.${t.table}`);
         throw err;
@@ -166,7 +141,7 @@ export class Baseline {
     const now = await sourceStatus(c);
     const ddl = await ddlSince(c, snap.position.binlog, now.binlog, this.o.filter);
     if (ddl !== null) throw this.raceError(ddl);
-    const shapes = await this.checkTables(conn, tables);
+    const shapes = await readTableShapes(conn, tables);
 
     const schemas = await this.listSchemas(conn, tables);
     for (const schema of schemas) {
@@ -244,73 +219,9 @@ export class Baseline {
     return [...out].sort();
   }
 
-  /** Reads every table's shape; refuses all unfit tables in one error before anything is copied. */
-  private async checkTables(
-    conn: SourceConnection,
-    tables: readonly TableToCopy[],
-  ): Promise<Map<TableToCopy, TableShape>> {
-    const shapes = new Map<TableToCopy, TableShape>();
-    const refused: RefusedTable[] = [];
-    for (const t of tables) {
-      const shape = await this.tableShape(conn, t);
-      const why = unsupportedColumns(shape.specs).map((c) => `${c.name} ${c.column.columnType}`);
-      if (shape.period) {
-        const end = shape.specs.find((c) => c.name === shape.period?.end);
-        if (end?.kind !== 'datetime') why.push('system versioning by transaction id');
-      }
-      if (why.length > 0) refused.push({ schema: t.schema, table: t.table, why });
-      shapes.set(t, shape);
-    }
-    if (refused.length > 0) throw unsupportedTablesError(refused);
-    return shapes;
-  }
-
-  private async tableShape(conn: SourceConnection, t: TableToCopy): Promise<TableShape> {
-    const [cols] = await conn.promise.query<RowDataPacket[]>(
-      'SELECT COLUMN_NAME AS n, COLUMN_TYPE AS ct FROM information_schema.COLUMNS ' +
-        'WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
-      [t.schema, t.table],
-    );
-    const specs: ColumnSpec[] = [];
-    const select: string[] = [];
-    for (const r of cols) {
-      const spec = columnSpec(String(r['n']), String(r['ct']));
-      const q = quoteId(spec.name);
-      specs.push(spec);
-      if (spec.kind === 'float') select.push(`CAST(${q} AS DOUBLE)`);
-      else if (spec.kind === 'enum') select.push(`CONCAT(${q} + 0, ':', ${q})`);
-      else if (isBinaryStored(String(r['ct']))) select.push(`CAST(${q} AS BINARY)`);
-      else select.push(q);
-    }
-    const [keys] = await conn.promise.query<RowDataPacket[]>(
-      'SELECT COLUMN_NAME AS n FROM information_schema.STATISTICS ' +
-        "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
-      [t.schema, t.table],
-    );
-    const pk = keys.map((r) => String(r['n']));
-    let period: SystemPeriod | null = null;
-    if (t.versioned) {
-      const [[created]] = await conn.promise.query<RowDataPacket[]>({
-        sql: `SHOW CREATE TABLE ${qualified(t.schema, t.table)}`,
-        rowsAsArray: true,
-      });
-      period = systemPeriodOf(String((created as unknown as unknown[])[1])) ?? IMPLICIT_PERIOD;
-      if (period.implicit) {
-        // Hidden columns: not in information_schema, but in every binlog row image (after the table's columns).
-        for (const n of [period.start, period.end]) {
-          specs.push(columnSpec(n, 'timestamp(6)'));
-          select.push(quoteId(n));
-        }
-      }
-      // The server's key ends with row_end (current and history rows of one key are distinct), as the binlog says.
-      if (pk.length > 0 && !pk.includes(period.end)) pk.push(period.end);
-    }
-    return { specs, select, pk, period };
-  }
-
   /** DROP TABLE IF EXISTS + the table's definition, as one unit. */
   private async copyDefinition(conn: SourceConnection, t: TableToCopy): Promise<void> {
-    const name = qualified(t.schema, t.table);
+    const name = qualified(t);
     const [[created]] = await conn.promise.query<RowDataPacket[]>({
       // A sequence's SHOW CREATE TABLE is a plain table with SEQUENCE=1; SHOW CREATE SEQUENCE is its own DDL.
       sql: `SHOW CREATE ${t.sequence ? 'SEQUENCE' : 'TABLE'} ${name}`,
@@ -322,7 +233,7 @@ export class Baseline {
   }
 
   private async copyRows(conn: SourceConnection, t: TableToCopy, shape: TableShape): Promise<void> {
-    const name = qualified(t.schema, t.table);
+    const name = qualified(t);
     const { specs, pk, select } = shape;
     if (pk.length === 0 && !t.sequence) this.o.onNoPrimaryKey?.(t.schema, t.table);
     const columns = specs.map((s) => s.column);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Column } from '../../record/record.ts';
-import { type AssemblerOutput, type BinlogItem, TransactionAssembler } from './assembler.ts';
+import { type AssemblerOutput, TransactionAssembler } from './assembler.ts';
+import type { BinlogItem } from './binlog-item.ts';
 import { CopyWindows } from './copy-windows.ts';
 import { classifyStatement, type TableRef } from './ddl.ts';
 import { crossSchemaSteps } from './ddl-crossschema.ts';

@@ -16,8 +16,9 @@
  * table is captured here; a table inside a copy window counts as outside (see assembler.ts). ALTER TABLE … RENAME
  * out of the set and EXCHANGE PARTITION across it are ddl-rewrite.ts's (a DROP, a refusal). Pure.
  */
-import type { StatementClass, TableRef } from './ddl.ts';
-import { qualified } from './ddl-rewrite.ts';
+import type { StatementClass } from './ddl.ts';
+import { renamePairs } from './ddl-rewrite.ts';
+import { qualified, type TableRef } from './sql-text.ts';
 
 export type CrossSchemaStep =
   | { readonly kind: 'ddl'; readonly sql: string; readonly tables: readonly TableRef[] }
@@ -42,8 +43,7 @@ export function crossSchemaSteps(
     return [{ kind: 'copy', table: to }];
   }
   if (cls.statement !== 'RENAME TABLE') return null;
-  const pairs: [TableRef, TableRef][] = [];
-  for (let i = 0; i + 1 < cls.tables.length; i += 2) pairs.push([cls.tables[i]!, cls.tables[i + 1]!]);
+  const pairs = renamePairs(cls.tables);
   if (pairs.every(([f, t]) => includes(f) === includes(t))) return null;
   const steps: CrossSchemaStep[] = [];
   // Tables that moved in, by their current name: copied once the statement is through.

@@ -12,12 +12,13 @@
  *             out.t (moving out) becomes a DROP of inc.t.
  *   moves     RENAME TABLE pairs with one side in the include set and the other outside: a table moving into or
  *             out of the captured tables. `kept` is the rewritten statement for the pairs inside (or null). The
- *             caller decides what a move becomes on the targets (copy / drop: cross-schema moves, issue #11
- *             item 8); until then the assembler journals the statement verbatim, as before.
+ *             assembler never gets this result: it asks ddl-crossschema.ts first, which turns every such RENAME
+ *             into copies and drops.
  *
  * Pure.
  */
-import { type StatementClass, type TableRef, tokenize } from './ddl.ts';
+import type { StatementClass } from './ddl.ts';
+import { qualified, type TableRef, tokenize } from './sql-text.ts';
 
 export interface TableMove {
   readonly from: TableRef;
@@ -36,14 +37,6 @@ export type DdlRewrite =
       readonly kept: { readonly sql: string; readonly tables: readonly TableRef[] } | null;
       readonly moves: readonly TableMove[];
     };
-
-export function quoteIdent(name: string): string {
-  return '`' + name.replaceAll('`', '``') + '`';
-}
-
-export function qualified(t: TableRef): string {
-  return `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`;
-}
 
 /** Does the DROP statement carry IF EXISTS (read from its tokens, comments skipped)? */
 function dropIfExists(sql: string): boolean {
@@ -74,29 +67,26 @@ export function restrictDdl(
       return { kind: 'rewrite', sql: `${cls.statement}${ifExists} ${tables.map(qualified).join(', ')}`, tables };
     }
     case 'RENAME TABLE': {
-      const pairs: TableRef[] = [];
+      const inside: [TableRef, TableRef][] = [];
       const moves: TableMove[] = [];
-      for (let i = 0; i + 1 < cls.tables.length; i += 2) {
-        const from = cls.tables[i]!;
-        const to = cls.tables[i + 1]!;
-        if (inc[i] && inc[i + 1]) pairs.push(from, to);
-        else if (inc[i] || inc[i + 1]) moves.push({ from, to, direction: inc[i] ? 'out' : 'in' });
+      for (const [from, to] of renamePairs(cls.tables)) {
+        const [fi, ti] = [includes(from), includes(to)];
+        if (fi && ti) inside.push([from, to]);
+        else if (fi || ti) moves.push({ from, to, direction: fi ? 'out' : 'in' });
       }
       const kept =
-        pairs.length === 0
+        inside.length === 0
           ? null
           : {
-              sql: `RENAME TABLE ${chunkPairs(pairs)
-                .map(([f, t]) => `${qualified(f)} TO ${qualified(t)}`)
-                .join(', ')}`,
-              tables: pairs,
+              sql: `RENAME TABLE ${inside.map(([f, t]) => `${qualified(f)} TO ${qualified(t)}`).join(', ')}`,
+              tables: inside.flat(),
             };
       if (moves.length > 0) return { kind: 'moves', kept, moves };
       return kept ? { kind: 'rewrite', ...kept } : { kind: 'skip' };
     }
     case 'ALTER TABLE': {
       const first = cls.tables[0]!;
-      if (hasTopLevelWord(sql, 'EXCHANGE')) {
+      if (cls.exchanged) {
         return {
           kind: 'refuse',
           reason:
@@ -119,18 +109,8 @@ export function restrictDdl(
   }
 }
 
-/** Does `word` occur outside parentheses in the statement? */
-function hasTopLevelWord(sql: string, word: string): boolean {
-  let depth = 0;
-  for (const t of tokenize(sql)) {
-    if (t.t === 'punct' && t.v === '(') depth++;
-    else if (t.t === 'punct' && t.v === ')') depth--;
-    else if (depth === 0 && t.t === 'word' && t.up === word) return true;
-  }
-  return false;
-}
-
-function chunkPairs(flat: readonly TableRef[]): [TableRef, TableRef][] {
+/** RENAME TABLE's `tables` (from, to, from, to, …) as [from, to] pairs. */
+export function renamePairs(flat: readonly TableRef[]): [TableRef, TableRef][] {
   const out: [TableRef, TableRef][] = [];
   for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i]!, flat[i + 1]!]);
   return out;

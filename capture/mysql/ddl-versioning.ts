@@ -5,7 +5,8 @@
  * moving into the include set): its definition and rows, history and period columns included, read from the
  * source. Pure.
  */
-import { type StatementClass, type TableRef, tokenize } from './ddl.ts';
+import type { StatementClass } from './ddl.ts';
+import { type TableRef, tokenize } from './sql-text.ts';
 
 /** Does the statement's text add system versioning (ADD SYSTEM VERSIONING outside strings and comments)? */
 export function addsSystemVersioning(sql: string): boolean {

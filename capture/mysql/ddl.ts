@@ -16,11 +16,9 @@
  */
 
 import { classifyDml } from './dml.ts';
+import { Cursor, type TableRef, type Token, tokenize } from './sql-text.ts';
 
-export interface TableRef {
-  readonly schema: string;
-  readonly table: string;
-}
+export { type TableRef, tokenize } from './sql-text.ts';
 
 export type StatementClass =
   | { readonly kind: 'begin' }
@@ -35,6 +33,8 @@ export type StatementClass =
       readonly like?: TableRef;
       /** ALTER TABLE t … RENAME TO u: the new name (also in `tables`). */
       readonly renamed?: TableRef;
+      /** ALTER TABLE t EXCHANGE PARTITION p WITH TABLE u: u (also in `tables`). */
+      readonly exchanged?: TableRef;
     }
   | { readonly kind: 'database-ddl'; readonly statement: string; readonly database: string }
   /** Statement-logged DML (dml.ts): the tables it may write; unknownTarget when they cannot be told. */
@@ -45,135 +45,6 @@ export type StatementClass =
       readonly unknownTarget: boolean;
     }
   | { readonly kind: 'other'; readonly statement: string };
-
-type Token =
-  | { readonly t: 'word'; readonly v: string; readonly up: string }
-  | { readonly t: 'ident'; readonly v: string }
-  | { readonly t: 'string' }
-  | { readonly t: 'punct'; readonly v: string };
-
-const WORD = /[A-Za-z0-9_$\u0080-\uffff]/u;
-
-/** Splits SQL into tokens; string literals are kept as opaque tokens (their text is never needed). */
-export function tokenize(sql: string): Token[] {
-  const out: Token[] = [];
-  let i = 0;
-  let execDepth = 0;
-  const n = sql.length;
-  while (i < n) {
-    const c = sql[i]!;
-    if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f') {
-      i++;
-    } else if (c === '#' || (c === '-' && sql[i + 1] === '-' && /[\s]/.test(sql[i + 2] ?? ' '))) {
-      while (i < n && sql[i] !== '\n') i++;
-    } else if (c === '/' && sql[i + 1] === '*') {
-      const exec = /^\/\*(M?!)(\d{5,6})?/.exec(sql.slice(i, i + 10));
-      if (exec) {
-        execDepth++;
-        i += exec[0].length;
-      } else {
-        const end = sql.indexOf('*/', i + 2);
-        i = end < 0 ? n : end + 2;
-      }
-    } else if (c === '*' && sql[i + 1] === '/' && execDepth > 0) {
-      execDepth--;
-      i += 2;
-    } else if (c === '`') {
-      let v = '';
-      i++;
-      while (i < n) {
-        if (sql[i] === '`') {
-          if (sql[i + 1] === '`') {
-            v += '`';
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        v += sql[i];
-        i++;
-      }
-      out.push({ t: 'ident', v });
-    } else if (c === "'" || c === '"') {
-      i++;
-      while (i < n) {
-        if (sql[i] === '\\') i += 2;
-        else if (sql[i] === c && sql[i + 1] === c) i += 2;
-        else if (sql[i] === c) {
-          i++;
-          break;
-        } else i++;
-      }
-      out.push({ t: 'string' });
-    } else if (WORD.test(c)) {
-      let j = i + 1;
-      while (j < n && WORD.test(sql[j]!)) j++;
-      const v = sql.slice(i, j);
-      out.push({ t: 'word', v, up: v.toUpperCase() });
-      i = j;
-    } else {
-      out.push({ t: 'punct', v: c });
-      i++;
-    }
-  }
-  return out;
-}
-
-/** A cursor over tokens with the few look-ahead helpers the grammar below (and dml.ts) needs. */
-export class Cursor {
-  readonly toks: readonly Token[];
-  pos = 0;
-  constructor(toks: readonly Token[]) {
-    this.toks = toks;
-  }
-  peekWord(offset = 0): string | undefined {
-    const t = this.toks[this.pos + offset];
-    return t?.t === 'word' ? t.up : undefined;
-  }
-  /** Consumes the given keyword sequence if it is next. */
-  accept(...words: string[]): boolean {
-    for (const [k, w] of words.entries()) if (this.peekWord(k) !== w) return false;
-    this.pos += words.length;
-    return true;
-  }
-  acceptPunct(p: string): boolean {
-    const t = this.toks[this.pos];
-    if (t?.t === 'punct' && t.v === p) {
-      this.pos++;
-      return true;
-    }
-    return false;
-  }
-  /** Reads one identifier part (bare word or backquoted). */
-  ident(): string | undefined {
-    const t = this.toks[this.pos];
-    if (t?.t === 'ident' || t?.t === 'word') {
-      this.pos++;
-      return t.v;
-    }
-    return undefined;
-  }
-  /** Reads [schema.]table, qualifying with the default schema. */
-  tableName(defaultSchema: string): TableRef | undefined {
-    const first = this.ident();
-    if (first === undefined) return undefined;
-    if (this.acceptPunct('.')) {
-      const second = this.ident();
-      if (second === undefined) return undefined;
-      return { schema: first, table: second };
-    }
-    return { schema: defaultSchema, table: first };
-  }
-  /** MariaDB's WAIT n / NOWAIT lock options after a table name. */
-  skipWait(): void {
-    if (this.accept('NOWAIT')) return;
-    if (this.peekWord() === 'WAIT') this.pos += 2;
-  }
-  done(): boolean {
-    return this.pos >= this.toks.length;
-  }
-}
 
 const LABEL_WORDS = new Set([
   'TABLE',
@@ -293,6 +164,7 @@ function classifyAlter(c: Cursor, defaultSchema: string, stmt: string): Statemen
   // Renames and partition exchanges name further tables; only top-level clauses count (not inside parentheses).
   let depth = 0;
   let renamed: TableRef | undefined;
+  let exchanged: TableRef | undefined;
   while (!c.done()) {
     if (c.acceptPunct('(')) depth++;
     else if (c.acceptPunct(')')) depth--;
@@ -308,10 +180,19 @@ function classifyAlter(c: Cursor, defaultSchema: string, stmt: string): Statemen
       }
     } else if (depth === 0 && c.accept('WITH', 'TABLE')) {
       const t = c.tableName(defaultSchema);
-      if (t) tables.push(t);
+      if (t) {
+        tables.push(t);
+        exchanged = t;
+      }
     } else c.pos++;
   }
-  return { kind: 'table-ddl', statement: 'ALTER TABLE', tables, ...(renamed ? { renamed } : {}) };
+  return {
+    kind: 'table-ddl',
+    statement: 'ALTER TABLE',
+    tables,
+    ...(renamed ? { renamed } : {}),
+    ...(exchanged ? { exchanged } : {}),
+  };
 }
 
 function classifyDrop(c: Cursor, defaultSchema: string, stmt: string): StatementClass {

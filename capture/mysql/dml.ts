@@ -9,7 +9,8 @@
  * cannot be told (a logged SELECT/DO/CALL runs a stored function with side effects) report `unknownTarget`; the
  * assembler then treats them as touching included tables when the default schema is included. Pure.
  */
-import { Cursor, type StatementClass, type TableRef, tokenize } from './ddl.ts';
+import type { StatementClass } from './ddl.ts';
+import { Cursor, type TableRef, tokenize } from './sql-text.ts';
 
 type DmlClass = Extract<StatementClass, { kind: 'dml' }>;
 

@@ -15,6 +15,7 @@ import type { Endpoint } from './errors.ts';
 import { sourceError } from './errors.ts';
 import type { TableFilter } from './filter.ts';
 import { canSelectSchema, type Grants, hasGlobal, parseGrants } from './grants.ts';
+import { quoteId } from './sql-text.ts';
 
 export class PrerequisiteError extends TidemarkError {
   readonly failures: readonly string[];
@@ -55,10 +56,6 @@ function accountSql(currentUser: string): string {
   const user = at < 0 ? currentUser : currentUser.slice(0, at);
   const host = at < 0 ? '%' : currentUser.slice(at + 1);
   return `'${user.replaceAll("'", "''")}'@'${host.replaceAll("'", "''")}'`;
-}
-
-function quoteId(name: string): string {
-  return '`' + name.replaceAll('`', '``') + '`';
 }
 
 /** The failed checks, each a complete sentence with the fix; empty when the server is fit. */

@@ -24,12 +24,12 @@ import { type BinlogPosition, compareBinlog, formatPosition, type MysqlPosition 
 import { TidemarkError } from '../../core/errors.ts';
 import type { CopiedTable } from '../../record/record.ts';
 import { isSequenceState } from '../../record/sequence.ts';
-import { type AssemblerOutput, type BinlogItem, type PartialTx, TransactionAssembler } from './assembler.ts';
+import { type AssemblerOutput, type PartialTx, TransactionAssembler } from './assembler.ts';
+import type { BinlogItem } from './binlog-item.ts';
 import { connectionOptions, endpointOf, type SourceEndpoint } from './connection.ts';
 import { binlogPurgedError, isBinlogUnavailable, sourceError } from './errors.ts';
 import { EventDecoder } from './events.ts';
 import type { TableFilter } from './filter.ts';
-import { splitUsePrefix } from './ddl.ts';
 import { PkCache } from './pk-cache.ts';
 import type { TableCopier } from './table-copy.ts';
 import { SourceWatch } from './source-watch.ts';
@@ -102,8 +102,6 @@ export class BinlogStream {
   private readonly decoder: EventDecoder;
   private readonly pkCache: PkCache;
   private readonly watch: SourceWatch;
-  /** The binlog settings problems last reported (reported again only when they change). */
-  private settingsReported = '';
   private zongji: ZongJi | null = null;
   private readonly queue: BinlogItem[] = [];
   private queuedRows = 0;
@@ -139,7 +137,7 @@ export class BinlogStream {
       headerBytes: () => 19 + ((this.zongji as { useChecksum?: boolean } | null)?.useChecksum ? 4 : 0),
     });
     this.pkCache = new PkCache(opts.source);
-    this.watch = new SourceWatch(opts.source);
+    this.watch = new SourceWatch(opts.source, this.log);
   }
 
   /** Did this stream hand at least one entry group to the sink (used to reset reconnect backoff)? */
@@ -189,7 +187,7 @@ export class BinlogStream {
     if (signal.aborted) return;
     signal.addEventListener('abort', onAbort, { once: true });
     const watchdog = setInterval(() => this.checkLiveness(), this.t.heartbeatMs);
-    const settings = setInterval(() => void this.checkSettings(), this.t.settingsCheckMs);
+    const settings = setInterval(() => void this.watch.reportSettings(), this.t.settingsCheckMs);
     try {
       this.startZongji();
       await this.consume();
@@ -201,57 +199,6 @@ export class BinlogStream {
       await this.pkCache.close();
       await this.watch.close();
     }
-  }
-
-  /**
-   * Periodic re-check of binlog_format / binlog_row_image: an error log line naming the setting when it is no
-   * longer what capture needs (the STATEMENT_DML stop is what prevents loss; this warns before it happens).
-   */
-  private async checkSettings(): Promise<void> {
-    let problems: string[];
-    try {
-      problems = await this.watch.checkSettings();
-    } catch (err) {
-      this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'binlog settings check failed');
-      return;
-    }
-    const key = problems.join('\n');
-    if (key !== '' && key !== this.settingsReported) {
-      for (const p of problems) this.log.error({ host: this.o.source.host, port: this.o.source.port }, p);
-    } else if (key === '' && this.settingsReported !== '') {
-      this.log.info('source binlog settings are fit for capture again');
-    }
-    this.settingsReported = key;
-  }
-
-  /**
-   * An event zongji cannot decode, looked up on the source: statement-format LOAD DATA (Execute_load_query)
-   * becomes a query item for the assembler; RAND / user-variable / Begin_load_query events only accompany a
-   * statement that is classified itself, and are dropped. An incident event means the source lost changes.
-   */
-  private async resolveOpaque(item: Extract<BinlogItem, { type: 'opaque' }>): Promise<BinlogItem | null> {
-    const file = this.assembler.currentFile;
-    if (item.endOffset <= 0n) {
-      throw new TidemarkError(
-        `an event the binlog reader cannot decode, without an end position, follows ${file}:` +
-          `${this.assembler.position.binlog.offset}: capture stops rather than skip a change it cannot see`,
-        { code: 'BINLOG_SEQUENCE', retriable: false, context: { file } },
-      );
-    }
-    const ev = await this.watch.describeEvent(file, item.startOffset, item.endOffset);
-    if (ev.type === 'Execute_load_query') {
-      const q = splitUsePrefix(ev.info);
-      return { type: 'query', schema: q.schema, sql: q.sql, timestampMs: 0, endOffset: item.endOffset };
-    }
-    if (ev.type === 'Incident') {
-      throw new TidemarkError(
-        `the source wrote an incident event at ${file}:${item.startOffset}: changes around it may be missing ` +
-          'from its binlog; capture stops. Compare the tables (tidemark verify) and re-baseline ' +
-          '(tidemark run --rebaseline)',
-        { code: 'BINLOG_INCIDENT', retriable: false, context: { file, offset: item.startOffset } },
-      );
-    }
-    return null;
   }
 
   private startZongji(): void {
@@ -438,7 +385,7 @@ export class BinlogStream {
   private async process(input: BinlogItem): Promise<void> {
     let item = input;
     if (item.type === 'opaque') {
-      const resolved = await this.resolveOpaque(item);
+      const resolved = await this.watch.resolveOpaque(item, this.assembler.currentFile, this.assembler.position);
       if (!resolved) return;
       item = resolved;
     }

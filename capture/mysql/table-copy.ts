@@ -23,8 +23,8 @@ import { backoffDelayMs, jittered } from '../../core/backoff.ts';
 import type { BinlogPosition } from '../../record/position.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import type { CommitEntry, DdlEntry, EntrySink, RowsEntry } from '../../record/record.ts';
-import { Baseline, type BaselineOptions, quoteId } from './baseline.ts';
-import type { TableRef } from './ddl.ts';
+import { Baseline, type BaselineOptions } from './baseline.ts';
+import { qualified, quoteId, type TableRef } from './sql-text.ts';
 import { SinkWriter } from './sink-writer.ts';
 
 export interface TableCopyRequest {
@@ -53,10 +53,13 @@ export interface TableCopierOptions {
 }
 
 /**
- * Attempts while a retriable failure leaves nothing of the copy in the unit (about two minutes in all): a
- * prepared XA transaction (BASELINE_XA) must be resolved on the source first.
+ * Attempts while a retriable failure leaves nothing of the copy in the unit (about two minutes in all). A prepared
+ * XA transaction on the source (BASELINE_XA: its rows would be missing from the snapshot and its XA COMMIT is not
+ * captured) is waited for without a bound, with a warning naming it every XA_WARN_MS: an XA in a schema tidemark
+ * does not capture must not stop capture, and nothing is lost while capture waits (the binlog keeps the changes).
  */
 const RETRY_ATTEMPTS = 70;
+const XA_WARN_MS = 30_000;
 
 const key = (t: TableRef) => `${t.schema}\u0000${t.table}`;
 
@@ -135,7 +138,7 @@ export function tableCopier(o: TableCopierOptions): TableCopier {
       tables,
       sql,
     });
-    const drop = (t: TableRef) => ddl(t, `DROP TABLE IF EXISTS ${quoteId(t.schema)}.${quoteId(t.table)}`, [t]);
+    const drop = (t: TableRef) => ddl(t, `DROP TABLE IF EXISTS ${qualified(t)}`, [t]);
     const w = new UnitWriter(
       o.writer,
       req.txId,
@@ -148,6 +151,7 @@ export function tableCopier(o: TableCopierOptions): TableCopier {
     }
     const wanted = new Set(req.tables.map(key));
     const log = o.log.child({ copy: names });
+    let xaWarnedAt = 0;
     for (let attempt = 1; ; attempt++) {
       const before = w.appended;
       const b = new Baseline({
@@ -175,8 +179,12 @@ export function tableCopier(o: TableCopierOptions): TableCopier {
         const e = err instanceof TidemarkError ? err : null;
         // Nothing of this attempt is in the unit yet (DDL racing the snapshot, a prepared XA transaction, a lost
         // connection before the first row): try again, a little later each time.
-        if (e?.retriable && w.appended === before && attempt < RETRY_ATTEMPTS && !o.signal.aborted) {
-          log.info({ code: e.code, attempt }, 'table copy: retrying');
+        const xa = e?.code === 'BASELINE_XA';
+        if (e?.retriable && w.appended === before && (xa || attempt < RETRY_ATTEMPTS) && !o.signal.aborted) {
+          if (xa && Date.now() - xaWarnedAt >= XA_WARN_MS) {
+            xaWarnedAt = Date.now();
+            log.warn({ code: e.code, attempt }, `table copy waits: ${e.message}`);
+          } else log.info({ code: e?.code, attempt }, 'table copy: retrying');
           await delay(jittered(backoffDelayMs(attempt, 50, 2000)), undefined, { signal: o.signal }).catch(() => {});
           continue;
         }

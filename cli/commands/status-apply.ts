@@ -3,11 +3,11 @@
  * beside the journal, cli/run/run-locks.ts, or the pid of the apply state file), and a failure or wait the apply
  * loop reported (cli/run/apply-state.ts) — the error, since when, the next retry and the seq `tidemark skip` takes.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
-import { journalDirOf } from '../../ship/journal/index.ts';
-import { processAlive, readApplyState } from '../run/apply-state.ts';
+import { journalDirOf, pidState, readLockPid } from '../../ship/journal/index.ts';
+import { readApplyState } from '../run/apply-state.ts';
+import { applyLockFile } from '../run/run-locks.ts';
 
 export interface ApplyStatus {
   /** 'failed' / 'waiting' as the running apply loop reported; 'ok' when it reported nothing. */
@@ -24,22 +24,26 @@ export interface ApplyStatus {
   readonly stale: boolean;
 }
 
-/** The applier lock's file name (cli/run/run-locks.ts applyLockFile): the pid of the run that applies. */
+/** The pid in the applier lock (cli/run/run-locks.ts): the run that applies. */
 async function lockPid(dir: string, target: string): Promise<number | null> {
-  try {
-    const m = /^(\d+)\s*$/.exec(await readFile(join(dir, `apply-${target}.lock`), 'utf8'));
-    return m?.[1] ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
+  const held = await readLockPid(join(dir, applyLockFile(target))).catch(() => null);
+  return held?.pid ?? null;
 }
 
 export async function readApplyStatus(config: Config, t: Config['targets'][number]): Promise<ApplyStatus> {
   const dir = journalDirOf(config, t);
   const [st, locked] = await Promise.all([readApplyState(dir, t.name), lockPid(dir, t.name)]);
   const pids = [locked, st?.pid ?? null].filter((p): p is number => p !== null);
-  const applier = pids.find((p) => processAlive(p)) ?? null;
-  const stale = st !== null && !processAlive(st.pid);
+  // Running: not gone (a zombie nobody reaped yet is gone; one that is exiting still counts).
+  const alive = async (pid: number) => (await pidState(pid)) !== 'gone';
+  let applier: number | null = null;
+  for (const p of pids) {
+    if (await alive(p)) {
+      applier = p;
+      break;
+    }
+  }
+  const stale = st !== null && !(await alive(st.pid));
   return {
     state: st?.state ?? 'ok',
     code: st?.code ?? null,

@@ -4,8 +4,8 @@
  *
  * The source keeps changing while tidemark runs, so first each target is given up to --wait-seconds to reach
  * the source's current binlog position (or, when capture has read up to it, the journal's last commit; the text
- * says which targets were still behind when the wait ended, and after how long); differing chunks are then re-checked a few times (a difference that
- * disappears was replication lag, one that stays is real).
+ * says which targets were still behind when the wait ended, and after how long); differing chunks are then
+ * re-checked a few times (a difference that disappears was replication lag, one that stays is real).
  */
 import { existsSync } from 'node:fs';
 import type mysql from 'mysql2/promise';

@@ -11,7 +11,6 @@
  *            waiting  a retriable condition that lasts (the replica is read-only)
  *   next     the first transaction not applied (the one that failed, when known), for `tidemark skip --seq`
  */
-import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readJsonFile, writeJsonFile } from './state-files.ts';
@@ -47,19 +46,4 @@ export async function readApplyState(journalDir: string, target: string): Promis
   const o = v as Partial<ApplyStateFile>;
   if ((o.state !== 'failed' && o.state !== 'waiting') || typeof o.error !== 'string') return null;
   return o as ApplyStateFile;
-}
-
-/** Whether a process with this pid exists and is not a zombie (Linux: /proc/<pid>/stat). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true; // no /proc: kill(0) is all we know
-  }
 }

@@ -5,8 +5,9 @@
  *
  * A baseline start is the first unit of a baseline: a unit whose commit has phase 'baseline' and whose previous
  * commit does not belong to the same baseline (its phase is not 'baseline', or its position or commit time — the
- * snapshot's, shared by every unit of one baseline — is another). A baseline cut short and taken again starts again (a new snapshot), so jumping to any baseline start
- * is safe: every baseline drops and re-creates every included table from its snapshot.
+ * snapshot's, shared by every unit of one baseline — is another). A baseline cut short and taken again starts
+ * again (a new snapshot), so jumping to any baseline start is safe: every baseline drops and re-creates every
+ * included table from its snapshot.
  */
 import { decodeEntry } from '../../record/codec.ts';
 import type { SourcePosition } from '../../record/position.ts';

@@ -22,7 +22,15 @@ export {
 } from './entries.ts';
 export { DURABLE_FILE, DurableMarkReader, readDurableLsn } from './durable.ts';
 export { JournalLockedError, JournalTruncatedError } from './errors.ts';
-export { checkLockFree, DirLock, type LockOptions, LOCK_FILE, type PidState, pidState } from './lock.ts';
+export {
+  checkLockFree,
+  DirLock,
+  type LockOptions,
+  LOCK_FILE,
+  type PidState,
+  pidState,
+  readLockPid,
+} from './lock.ts';
 export {
   encodeFrame,
   FLAG_END_OF_UNIT,

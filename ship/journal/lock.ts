@@ -99,7 +99,8 @@ async function settle(pid: number, maxMs: number): Promise<PidState> {
   return st;
 }
 
-async function readLockPid(path: string): Promise<{ text: string; pid: number | null } | null> {
+/** A lock file's text and the pid it holds (null: not a pid), or null when there is no such file. */
+export async function readLockPid(path: string): Promise<{ text: string; pid: number | null } | null> {
   try {
     const text = await readFile(path, 'utf8');
     const m = /^(\d+)\s*$/.exec(text);
@@ -126,6 +127,13 @@ function refusal(dir: string, path: string, pid: number, whom: string, o: LockOp
   return new JournalLockedError(text, { dir, pid });
 }
 
+/** Refuses when the owner `pid` still runs, after waiting for it while it is exiting. */
+async function refuseLiveOwner(dir: string, path: string, pid: number, o: LockOptions): Promise<void> {
+  const st = await settle(pid, o.waitDyingMs ?? DEFAULT_WAIT_DYING_MS);
+  if (st === 'alive') throw refusal(dir, path, pid, `process ${pid}`, o);
+  if (st === 'dying') throw refusal(dir, path, pid, `process ${pid} (still exiting)`, o);
+}
+
 /**
  * Refuses at once (JournalLockedError naming the pid) when a live process other than this one holds the lock,
  * after waiting for an exiting owner; does not take the lock. For a command that wants to fail before starting
@@ -141,9 +149,7 @@ export async function checkLockFree(dir: string, o: LockOptions = {}): Promise<v
   }
   const held = await readLockPid(path);
   if (!held || held.pid === null || held.pid === process.pid) return;
-  const st = await settle(held.pid, o.waitDyingMs ?? DEFAULT_WAIT_DYING_MS);
-  if (st === 'alive') throw refusal(dir, path, held.pid, `process ${held.pid}`, o);
-  if (st === 'dying') throw refusal(dir, path, held.pid, `process ${held.pid} (still exiting)`, o);
+  await refuseLiveOwner(dir, path, held.pid, o);
 }
 
 export class DirLock {
@@ -181,11 +187,7 @@ export class DirLock {
       if (held.pid !== null && ours) {
         throw refusal(dir, path, me, `this process (pid ${me}; another owner is open)`, o);
       }
-      if (held.pid !== null && held.pid !== me) {
-        const st = await settle(held.pid, o.waitDyingMs ?? DEFAULT_WAIT_DYING_MS);
-        if (st === 'alive') throw refusal(dir, path, held.pid, `process ${held.pid}`, o);
-        if (st === 'dying') throw refusal(dir, path, held.pid, `process ${held.pid} (still exiting)`, o);
-      }
+      if (held.pid !== null && held.pid !== me) await refuseLiveOwner(dir, path, held.pid, o);
       // Stale (a pid that no longer runs, a zombie, or unreadable content). Remove it only if it is still the
       // file we judged.
       const again = await readLockPid(path);

@@ -3,6 +3,8 @@
  * with open sessions (read_only, sessions gone, a plain account can no longer write, a binlog dump spared),
  * the fence's bounds (a held table lock, a stopped server, a server that never answers), the least-privilege
  * fence account, promotion with its position, and the VIP added, announced and removed inside a namespace.
+ * The executors run as failover/README.md's failover account with exactly its documented grants (no root);
+ * root only sets up, inspects, and shows what an account with READ_ONLY ADMIN can still do.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -14,6 +16,7 @@ import { demoteServer, promoteServer } from '../../failover/promote.ts';
 import { vipAdd, vipDel, vipHeld } from '../../failover/vip.ts';
 import { admin, destroyInstance, ROOT_PASSWORD, startInstance, stopInstance } from '../fixtures/mariadb.ts';
 import { addHost, type Host, macOf, neighbourMac, netns, netnsUnavailable, runIn } from '../fixtures/netns.ts';
+import { ACCOUNTS, failoverAccountSql } from '../fixtures/takeover-lab-files.ts';
 
 const FENCED = { name: 'fx_fenced', port: 3625 };
 const PROMOTED = { name: 'fx_promoted', port: 3626 };
@@ -21,7 +24,13 @@ const STOPPED = { name: 'fx_stopped', port: 3627 };
 const SILENT_PORT = 3628; // accepts TCP, never sends the server greeting
 const log = silentLogger;
 
-const ep = (port: number, user = 'root', password = ROOT_PASSWORD) => ({ host: '127.0.0.1', port, user, password });
+/** The executors' endpoint: the documented failover account by default. */
+const ep = (port: number, user: string = ACCOUNTS.failover.user, password: string = ACCOUNTS.failover.password) => ({
+  host: '127.0.0.1',
+  port,
+  user,
+  password,
+});
 
 async function connectAs(port: number, user: string, password: string): Promise<mysql.Connection> {
   const { default: m } = await import('mysql2/promise');
@@ -52,11 +61,11 @@ describe('fenceServer and promoteServer on MariaDB', () => {
     await root.query(`
       CREATE DATABASE fx; CREATE TABLE fx.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT);
       CREATE USER tm_app@'127.0.0.1' IDENTIFIED BY 'app-pw'; GRANT SELECT, INSERT ON fx.* TO tm_app@'127.0.0.1';
-      CREATE USER tm_fence@'127.0.0.1' IDENTIFIED BY 'fence-pw';
-      GRANT READ_ONLY ADMIN, CONNECTION ADMIN, PROCESS ON *.* TO tm_fence@'127.0.0.1';
       CREATE USER tm_fence_np@'127.0.0.1' IDENTIFIED BY 'fence-pw';
-      GRANT READ_ONLY ADMIN, CONNECTION ADMIN ON *.* TO tm_fence_np@'127.0.0.1';`);
+      GRANT READ_ONLY ADMIN, CONNECTION ADMIN ON *.* TO tm_fence_np@'127.0.0.1';
+      ${failoverAccountSql().join(';\n')};`);
     promotedRoot = await admin(PROMOTED.port);
+    await promotedRoot.query(failoverAccountSql().join(';\n'));
     silent = createServer((s) => silentSockets.push(s));
     await new Promise<void>((r) => silent.listen(SILENT_PORT, '127.0.0.1', r));
   });
@@ -83,7 +92,7 @@ describe('fenceServer and promoteServer on MariaDB', () => {
     await app1.query('INSERT INTO fx.t (v) VALUES (1)');
     await app2.query('BEGIN');
     await app2.query('INSERT INTO fx.t (v) VALUES (2)'); // uncommitted: must never land
-    // A binlog dump thread (a capture reading the binlog): spared.
+    // A binlog dump thread (a capture reading the binlog, with the local scripts' tidemark_cap): spared.
     dump = spawn(
       'mariadb-binlog',
       [
@@ -92,8 +101,8 @@ describe('fenceServer and promoteServer on MariaDB', () => {
         '--stop-never',
         '-h127.0.0.1',
         `-P${FENCED.port}`,
-        '-uroot',
-      ].concat([`-p${ROOT_PASSWORD}`, 'mysql-bin.000001', '--result-file=/dev/null']),
+        '-utidemark_cap',
+      ].concat(['-pcap-pw', 'mysql-bin.000001', '--result-file=/dev/null']),
       { stdio: 'ignore' },
     );
     await expect
@@ -103,7 +112,7 @@ describe('fenceServer and promoteServer on MariaDB', () => {
       .toBe('1');
 
     const t0 = Date.now();
-    const r = await fenceServer(ep(FENCED.port, 'tm_fence', 'fence-pw'), {
+    const r = await fenceServer(ep(FENCED.port), {
       killSessions: true,
       timeoutMs: 10_000,
       log,
@@ -114,7 +123,11 @@ describe('fenceServer and promoteServer on MariaDB', () => {
     expect(r.detail).toMatch(
       /^read_only=ON on 127\.0\.0\.1:3625; 4 session\(s\) killed, 1 replication\/system\/binlog-dump thread\(s\) spared; /,
     );
-    expect(r.detail).toContain('accounts with READ_ONLY ADMIN can still write');
+    // With the documented grants (no SELECT on `mysql`) the fence account sees only its own privileges: the list
+    // says so rather than suggest it is complete (root and the apply account are not in it).
+    expect(r.detail).toContain(
+      'accounts with READ_ONLY ADMIN can still write (those this account can see: tidemark_failover@127.0.0.1)',
+    );
 
     const check = await admin(FENCED.port);
     sessions.push(check);
@@ -184,9 +197,13 @@ describe('fenceServer and promoteServer on MariaDB', () => {
   });
 
   it('refuses a wrong password as "cannot connect", not as unreachable', async () => {
-    const r = await fenceServer(ep(FENCED.port, 'tm_fence', 'wrong'), { killSessions: true, timeoutMs: 5000, log });
+    const r = await fenceServer(ep(FENCED.port, ACCOUNTS.failover.user, 'wrong'), {
+      killSessions: true,
+      timeoutMs: 5000,
+      log,
+    });
     expect(r).toEqual({ confirmed: false, detail: expect.stringMatching(/^cannot connect: .*Access denied/) });
-    await expect(isWritable(ep(FENCED.port, 'tm_fence', 'wrong'), 5000)).rejects.toThrow(/Access denied/);
+    await expect(isWritable(ep(FENCED.port, ACCOUNTS.failover.user, 'wrong'), 5000)).rejects.toThrow(/Access denied/);
   });
 
   it('promotes: writable again, the position is the binlog end and GTID at the switch', async () => {

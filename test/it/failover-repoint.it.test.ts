@@ -5,14 +5,15 @@
  * `tidemark run --site dr1` then turns its mirror into the primary journal, captures from its server from the
  * promotion position and ships to dr2, whose receiver adopts the new journal (it branched from the one dr2
  * mirrors, at or after dr2's position). The application writes on at dr1: dr2 follows without a baseline, and
- * `tidemark verify` (with the config of the new topology) says dr2's server equals dr1's.
+ * `tidemark verify` (with the config of the new topology) says dr2's server equals dr1's. tidemark's configs use
+ * only the least-privilege accounts of README.md with exactly their documented grants (no root).
  */
 import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SHOP_SCHEMA } from '../../bench/workload.ts';
 import { admin, stopInstance } from '../fixtures/mariadb.ts';
-import { ACCOUNTS, failoverAccountSql } from '../fixtures/takeover-lab-files.ts';
+import { ACCOUNTS, documentedAccountsSql } from '../fixtures/takeover-lab-files.ts';
 import {
   lineText,
   makeSiteCerts,
@@ -54,10 +55,17 @@ function failoverYaml(): string {
 beforeAll(async () => {
   console.log(`failover-repoint: seed ${seed}`);
   await startFreshInstances([PRIMARY, DR1, DR2]);
-  // The failover account with exactly its documented grants (failover/README.md), on every server.
+  // tidemark's accounts with exactly their documented grants (README.md, failover/README.md), on every server:
+  // the failover account, the apply account (the standbys' servers are writable here: no READ_ONLY ADMIN) and
+  // the local scripts' tidemark_cap (capture, also on dr1 once promoted). No root in tidemark's configs.
+  const accounts = documentedAccountsSql({
+    replicated: [DB, 'rp_ha'],
+    heartbeatSchema: 'rp_ha',
+    readOnlyStandbys: false,
+  });
   for (const s of [PRIMARY, DR1, DR2]) {
     const a = await admin(s.port);
-    for (const sql of ['SET sql_log_bin = 0', ...failoverAccountSql(['rp_ha'])]) await a.query(sql);
+    for (const sql of ['SET sql_log_bin = 0', ...accounts]) await a.query(sql);
     await a.end();
   }
   const c = await admin(PRIMARY.port);
@@ -91,6 +99,7 @@ it('the other standby follows the promoted one from its position, without a base
       { name: 'r1', port: DR1.port, site: 'dr1' },
       { name: 'r2', port: DR2.port, site: 'dr2' },
     ],
+    applyAccount: ACCOUNTS.apply,
   });
   appendFileSync(cfg, failoverYaml());
   // The new topology, for verify afterwards: dr1 the primary (its former mirror the journal), dr2 its standby.
@@ -102,6 +111,7 @@ it('the other standby follows the promoted one from its position, without a base
     ship: { certsDir: './certs' },
     standbys: [{ name: 'dr2', address: `127.0.0.1:${SHIP.dr2}`, listen: `127.0.0.1:${SHIP.dr2}`, journalDir: './dr2' }],
     targets: [{ name: 'r2', port: DR2.port, site: 'dr2' }],
+    applyAccount: ACCOUNTS.apply,
   });
   const log = (s: string) => join(dir, 'logs', `${s}.log`);
   const primary = new SiteRun(cfg, 'primary', log('primary')).start();

@@ -2,7 +2,9 @@
  * The takeover probes and the witness against a real MariaDB (issue #5): the heartbeat write, a fenced
  * (read-only) primary seen as a failure, a blocked write bounded by the probe timeout, and the witness following
  * a primary that is killed (healthy → suspect → failed within the thresholds) and restarted (healthy again),
- * served to a standby over mutual TLS.
+ * served to a standby over mutual TLS. The probes and the witness use failover/README.md's failover account with
+ * exactly its documented grants (on `tidemark` and the heartbeat table's schema; no root); root only sets up,
+ * inspects and holds the lock.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,8 +16,9 @@ import { HeartbeatProbe, heartbeatProbe, READ_ONLY_MESSAGE } from '../../failove
 import { startWitness } from '../../failover/witness.ts';
 import { fetchWitnessView } from '../../failover/witness-client.ts';
 import { loadSiteTls, makeCerts } from '../../ship/tcp/certs.ts';
-import { admin, killInstance, ROOT_PASSWORD, startInstance, stopInstance } from '../fixtures/mariadb.ts';
+import { admin, killInstance, startInstance, stopInstance } from '../fixtures/mariadb.ts';
 import { captureLog } from '../fixtures/ship-link.ts';
+import { ACCOUNTS, failoverAccountSql } from '../fixtures/takeover-lab-files.ts';
 
 const PRIMARY = { name: 'fw_primary', port: 3621 };
 
@@ -24,13 +27,15 @@ function endpoint(user: string, password: string): MysqlEndpoint {
   Object.defineProperty(ep, 'password', { value: password, enumerable: false });
   return ep;
 }
-const root = endpoint('root', ROOT_PASSWORD);
+/** failover.account: the heartbeat tables' schemas hb_it and hb_ro are its heartbeat schemas. */
+const failover = endpoint(ACCOUNTS.failover.user, ACCOUNTS.failover.password);
 
 let conn: mysql.Connection;
 
 beforeAll(async () => {
   startInstance(PRIMARY.name, PRIMARY.port, { fresh: true });
   conn = await admin(PRIMARY.port);
+  await conn.query(failoverAccountSql(['hb_it', 'hb_ro']).join(';\n'));
 });
 
 afterAll(async () => {
@@ -51,15 +56,15 @@ async function row(table: string, writer: string): Promise<{ seq: string; us: st
 describe('heartbeat probe on MariaDB', () => {
   it('creates the table once and writes its row: seq counts, ts is the primary time it reports', async () => {
     await conn.query('DROP DATABASE IF EXISTS hb_it');
-    const a = await heartbeatProbe(root, { table: 'hb_it.heartbeat', writer: 'it-root', timeoutMs: 5000 });
+    const a = await heartbeatProbe(failover, { table: 'hb_it.heartbeat', writer: 'it-fo', timeoutMs: 5000 });
     if (!a.ok) throw new Error(a.error);
     expect(Math.abs((a.primaryTimeUs ?? 0) / 1000 - Date.now())).toBeLessThan(5000);
-    expect(await row('hb_it.heartbeat', 'it-root')).toEqual({ seq: '1', us: String(a.primaryTimeUs) });
+    expect(await row('hb_it.heartbeat', 'it-fo')).toEqual({ seq: '1', us: String(a.primaryTimeUs) });
 
-    const b = await heartbeatProbe(root, { table: 'hb_it.heartbeat', writer: 'it-root', timeoutMs: 5000 });
+    const b = await heartbeatProbe(failover, { table: 'hb_it.heartbeat', writer: 'it-fo', timeoutMs: 5000 });
     if (!b.ok) throw new Error(b.error);
     expect(b.primaryTimeUs).toBeGreaterThan(a.primaryTimeUs ?? 0);
-    expect(await row('hb_it.heartbeat', 'it-root')).toEqual({ seq: '2', us: String(b.primaryTimeUs) });
+    expect(await row('hb_it.heartbeat', 'it-fo')).toEqual({ seq: '2', us: String(b.primaryTimeUs) });
     const [cols] = await conn.query<mysql.RowDataPacket[]>(
       "SELECT column_name AS c, column_type AS t FROM information_schema.columns WHERE table_schema = 'hb_it' ORDER BY ordinal_position",
     );
@@ -84,10 +89,11 @@ describe('heartbeat probe on MariaDB', () => {
       await conn.query('SET GLOBAL read_only = ON');
       const fenced = await heartbeatProbe(hb, opts);
       expect(fenced).toEqual({ ok: false, error: `127.0.0.1:${PRIMARY.port}: ${READ_ONLY_MESSAGE}` });
-      // root holds READ_ONLY ADMIN: MariaDB would let it write, the probe must still see the fence (and not write).
-      const asRoot = await heartbeatProbe(root, { ...opts, writer: 'it-root' });
-      expect(asRoot).toEqual({ ok: false, error: `127.0.0.1:${PRIMARY.port}: ${READ_ONLY_MESSAGE}` });
-      expect(await row('hb_ro.heartbeat', 'it-root')).toBeUndefined();
+      // The failover account holds READ_ONLY ADMIN: MariaDB would let it write, the probe must still see the
+      // fence (and not write).
+      const asFailover = await heartbeatProbe(failover, { ...opts, writer: 'it-fo' });
+      expect(asFailover).toEqual({ ok: false, error: `127.0.0.1:${PRIMARY.port}: ${READ_ONLY_MESSAGE}` });
+      expect(await row('hb_ro.heartbeat', 'it-fo')).toBeUndefined();
       expect((await row('hb_ro.heartbeat', 'it-hb'))?.seq).toBe('1');
     } finally {
       await conn.query('SET GLOBAL read_only = OFF');
@@ -97,7 +103,7 @@ describe('heartbeat probe on MariaDB', () => {
   });
 
   it('a write blocked on the server is bounded by the timeout; the next probe reconnects', async () => {
-    const p = new HeartbeatProbe(root, { table: 'hb_it.heartbeat', writer: 'it-block', timeoutMs: 600 });
+    const p = new HeartbeatProbe(failover, { table: 'hb_it.heartbeat', writer: 'it-block', timeoutMs: 600 });
     const lock = await admin(PRIMARY.port);
     try {
       expect(await p.probe()).toMatchObject({ ok: true });
@@ -135,7 +141,7 @@ describe('witness on MariaDB', () => {
         tcp: [{ name: 'mariadb', address: `127.0.0.1:${PRIMARY.port}`, critical: true }],
       };
       const w = await startWitness({
-        primary: root,
+        primary: failover,
         monitor,
         calendar: { time_zone: 'UTC', default_interval_ms: 300, windows: [] },
         listen: '127.0.0.1:0',
@@ -168,7 +174,7 @@ describe('witness on MariaDB', () => {
       expect(failedAt - killedAt).toBeLessThan(300 + 1500 + 200 + 1000 + 1500);
       const failed = await view();
       expect(failed.report.probes.find((p) => p.name === 'heartbeat')?.lastError).toMatch(/127\.0\.0\.1:3621/);
-      expect(JSON.stringify(failed.report)).not.toContain(ROOT_PASSWORD);
+      expect(JSON.stringify(failed.report)).not.toContain(ACCOUNTS.failover.password);
 
       startInstance(PRIMARY.name, PRIMARY.port);
       const restartedAt = Date.now();

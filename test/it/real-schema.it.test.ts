@@ -10,6 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import type mysql from 'mysql2/promise';
 import { afterAll, expect, test } from 'vitest';
 import { admin, stopInstance } from '../fixtures/mariadb.ts';
+import { killRunsAtRandom } from '../fixtures/crash.ts';
 import { prng } from '../fixtures/prng.ts';
 import { REPLICA_ONLY, RS_SETUP, runRealSchemaWorkload } from '../fixtures/real-schema.ts';
 import { caughtUpWhileRunning, createTopology, exited, runCli, startRun } from '../fixtures/topology.ts';
@@ -80,21 +81,15 @@ test('real schema under SIGKILLs: cascades, sequence, system versioning, XA, cro
 
   const ac = new AbortController();
   const workload = runRealSchemaWorkload(() => admin(SRC_PORT), { seed, signal: ac.signal, ddlEveryMs: 1200 });
-  const r = prng(seed);
   let child: ChildProcess | undefined;
   try {
-    for (let k = 1; k <= kills; k++) {
-      child = startRun(t.config);
-      const wait = 400 + Math.floor(r() * 2200);
-      await new Promise((res) => setTimeout(res, wait));
-      if (child.exitCode !== null) {
-        const err = (child as ChildProcess & { lastStderr: () => string }).lastStderr();
-        throw new Error(`tidemark run exited by itself with code ${child.exitCode} before kill ${k}: ${err}`);
-      }
-      child.kill('SIGKILL');
-      await exited(child);
-      log(`kill ${k}/${kills} after ${wait} ms`);
-    }
+    await killRunsAtRandom(t.config, {
+      kills,
+      r: prng(seed),
+      minMs: 400,
+      maxMs: 2600,
+      log: (k, wait) => log(`kill ${k}/${kills} after ${wait} ms`),
+    });
     // Some more workload with tidemark running, so the last cycles stream rather than baseline.
     child = startRun(t.config);
     await new Promise((res) => setTimeout(res, 3000));

@@ -1,0 +1,41 @@
+/**
+ * What apply (applier.ts) and rewind/forward/undo (rollback/server.ts) know of a table on the server they write:
+ * its generated columns (the server computes them: never written or compared) and, for a system-versioned table,
+ * its period (versioned.ts). Read once per table, until clear() (after DDL, on reconnect).
+ */
+import type { SystemPeriod } from '../../record/versioning.ts';
+import { generatedColumnsSql } from './sql.ts';
+import { tablePeriod } from './versioned.ts';
+
+export interface TableMeta {
+  readonly skip: ReadonlySet<string>;
+  readonly period: SystemPeriod | null;
+}
+
+/** Runs one query and returns its rows. */
+type RowsQuery = (sql: string) => Promise<readonly Record<string, unknown>[]>;
+
+export class TableMetaCache {
+  readonly #rows: RowsQuery;
+  readonly #byTable = new Map<string, TableMeta>();
+
+  constructor(rows: RowsQuery) {
+    this.#rows = rows;
+  }
+
+  async get(schema: string, table: string): Promise<TableMeta> {
+    const k = JSON.stringify([schema, table]);
+    let m = this.#byTable.get(k);
+    if (!m) {
+      const generated = await this.#rows(generatedColumnsSql(schema, table));
+      const period = await tablePeriod(this.#rows, schema, table);
+      m = { skip: new Set(generated.map((r) => String(r['name']))), period };
+      this.#byTable.set(k, m);
+    }
+    return m;
+  }
+
+  clear(): void {
+    this.#byTable.clear();
+  }
+}

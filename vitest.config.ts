@@ -8,7 +8,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['{record,capture,ship,apply,rollback,failover,backup,cli}/**/*.test.ts'],
+          include: ['{core,record,mysql,capture,ship,apply,rollback,failover,backup,cli,scripts}/**/*.test.ts'],
           exclude: ['**/node_modules/**', '**/*.it.test.ts'],
           testTimeout: 20_000,
         },

@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import type { Column, CommitEntry, RowImage, RowOp, RowsEntry, Value } from '../record/record.ts';
 import { RollbackIndex } from '../rollback/index/index.ts';
-import { keyText } from '../rollback/key.ts';
+import { keyText } from '../rollback/index/key.ts';
 import { JournalSink } from '../ship/journal/entries.ts';
 import { readEntryAt } from '../ship/journal/read-at.ts';
 import { JournalWriter } from '../ship/journal/writer.ts';

@@ -3,9 +3,9 @@
  * and the standby sites (`standbys`). Validated with the rest of the file by cli/config.ts; cross-checks that
  * need the whole file (a target's `site` names a known site, names and addresses are unique) are here too.
  */
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../record/errors.ts';
+import { ConfigError } from '../core/errors.ts';
 
 const siteName = z
   .string()
@@ -185,22 +185,4 @@ export function checkSites(
   }
   const ship = c.ship.certs_dir === undefined ? c.ship : { ...c.ship, certs_dir: resolve(baseDir, c.ship.certs_dir) };
   return { ship, standbys: c.standbys.map((s) => ({ ...s, journal_dir: resolve(baseDir, s.journal_dir) })) };
-}
-
-/** The mirror journal a standby keeps of a source: `<journal_dir>/<source>`. */
-export function mirrorDir(sourceName: string, s: { journal_dir: string }): string {
-  return join(s.journal_dir, sourceName);
-}
-
-/** The journal a target is applied from: the primary's, or the mirror at its standby site. */
-export function journalDirOf(
-  config: {
-    journal: { dir: string };
-    source: { name: string };
-    standbys: readonly { name: string; journal_dir: string }[];
-  },
-  target: { site?: string | undefined },
-): string {
-  const s = config.standbys.find((x) => x.name === target.site);
-  return s ? mirrorDir(config.source.name, s) : config.journal.dir;
 }

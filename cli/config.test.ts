@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
-import { ConfigError } from '../record/errors.ts';
+import { ConfigError } from '../core/errors.ts';
 import { type Config, loadConfig, parseConfig } from './config.ts';
 
 const SECRET = 'S3cret-Pw!xyz';

@@ -6,13 +6,10 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import {
-  accountSchema,
-  atMostOnePassword,
-  atMostOnePasswordMessage,
-  type PasswordKeys,
-} from '../apply/mysql/account-schema.ts';
-import { ConfigError } from '../record/errors.ts';
+import { type TargetConfig, targetSchema } from '../apply/mysql/config.ts';
+import { type AdminConfig, type SourceConfig, sourceSchema } from '../capture/mysql/config.ts';
+import { ConfigError } from '../core/errors.ts';
+import { type ResolvedEndpoint, withPassword } from '../core/secret.ts';
 import { type FailoverConfig, failoverSchema } from '../failover/config.ts';
 import {
   checkSites,
@@ -22,81 +19,7 @@ import {
   shipSchema,
   standbysSchema,
 } from './config-sites.ts';
-
-const ident = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a name of 1-64 letters, digits, "_", "." or "-"');
-const port = z.number().int().min(1).max(65535);
-
-/**
- * Keys shared by every MySQL/MariaDB endpoint. Exactly one of password / password_env / password_file, or none
- * (socket or passwordless auth). Each endpoint schema spreads these keys into ONE strict object: a strict object
- * combined with `.and()` would let unknown keys through silently (a typo like `pasword_env` must be an error).
- */
-const endpointShape = {
-  host: z.string().min(1).default('127.0.0.1'),
-  port: port.default(3306),
-  user: z.string().min(1),
-  password: z.string().optional(),
-  password_env: z.string().min(1).optional(),
-  password_file: z.string().min(1).optional(),
-  connect_timeout_ms: z.number().int().min(100).max(600_000).default(10_000),
-  tls: z
-    .object({
-      ca_file: z.string().optional(),
-      cert_file: z.string().optional(),
-      key_file: z.string().optional(),
-      reject_unauthorized: z.boolean().default(true),
-    })
-    .strict()
-    .optional(),
-};
-
-const tableFilter = z
-  .string()
-  .regex(/^[^.\s]+\.[^.\s]+$/, 'a "schema.table" pattern where either part may use * and ?');
-
-/** An account on the source used only by rewind/undo aimed at the source itself (needs DML on the tables). */
-const adminSchema = accountSchema;
-
-const sourceSchema = z
-  .object({
-    ...endpointShape,
-    name: ident,
-    kind: z.literal('mysql').default('mysql'),
-    /** Replication client id; must differ from every server_id in the topology. */
-    server_id: z.number().int().min(1).max(4294967295).default(4242),
-    include: z.array(tableFilter).min(1),
-    exclude: z.array(tableFilter).default([]),
-    baseline: z
-      .object({
-        chunk_rows: z.number().int().min(1).max(1_000_000).default(5000),
-      })
-      .strict()
-      .default({ chunk_rows: 5000 }),
-    admin: adminSchema.optional(),
-  })
-  .strict()
-  .refine(atMostOnePassword, atMostOnePasswordMessage);
-
-const targetSchema = z
-  .object({
-    ...endpointShape,
-    name: ident,
-    kind: z.literal('mysql').default('mysql'),
-    batch: z
-      .object({
-        max_transactions: z.number().int().min(1).max(100_000).default(500),
-        max_rows: z.number().int().min(1).max(1_000_000).default(20_000),
-        max_wait_ms: z.number().int().min(0).max(10_000).default(5),
-      })
-      .strict()
-      .default({ max_transactions: 500, max_rows: 20_000, max_wait_ms: 5 }),
-    /** Tables without a primary key: match the whole before image (LIMIT 1), or refuse to apply. */
-    no_primary_key: z.enum(['full-row', 'refuse']).default('full-row'),
-    /** The site this target is applied at: the primary's (default) or a standby's, from its mirror journal. */
-    site: z.string().min(1).optional(),
-  })
-  .strict()
-  .refine(atMostOnePassword, atMostOnePasswordMessage);
+import { type PasswordKeys, portSchema } from '../mysql/endpoint.ts';
 
 export const configSchema = z
   .object({
@@ -147,7 +70,7 @@ export const configSchema = z
       .default({ level: 'info' }),
     metrics: z
       .object({
-        port: port,
+        port: portSchema,
         host: z.string().default('127.0.0.1'),
       })
       .strict()
@@ -156,16 +79,8 @@ export const configSchema = z
   .strict();
 
 export type RawConfig = z.infer<typeof configSchema>;
-export type SourceConfig = RawConfig['source'];
-export type TargetConfig = RawConfig['targets'][number];
 export type JournalConfig = RawConfig['journal'];
 
-/** An endpoint after secrets are resolved. `password` is non-enumerable: JSON.stringify and pino never see it. */
-export type ResolvedEndpoint<T> = Omit<T, 'password' | 'password_env' | 'password_file'> & {
-  readonly password?: string;
-};
-
-export type AdminConfig = NonNullable<SourceConfig['admin']>;
 export type ResolvedFailover = Omit<FailoverConfig, 'account'> & {
   readonly account: ResolvedEndpoint<FailoverConfig['account']>;
 };
@@ -281,18 +196,6 @@ function resolveSecret<T extends PasswordKeys>(e: T, key: string, baseDir: strin
   const out = { ...rest } as ResolvedEndpoint<T> & { tls?: TlsConfig };
   if (out.tls) out.tls = resolveTlsPaths(out.tls, baseDir);
   return withPassword(out, secret);
-}
-
-/**
- * Gives `ep` its password as a non-enumerable property, so JSON.stringify and pino never see it. A spread of
- * the result drops it again: build new endpoints with withPassword too.
- */
-export function withPassword<T extends object>(
-  ep: T,
-  password: string | undefined,
-): T & { readonly password?: string } {
-  Object.defineProperty(ep, 'password', { value: password, enumerable: false, writable: false });
-  return ep as T & { readonly password?: string };
 }
 
 type TlsConfig = NonNullable<SourceConfig['tls']>;

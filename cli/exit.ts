@@ -3,7 +3,7 @@
  * trace unless TIDEMARK_DEBUG=1, and known secrets are masked even if some library put one in a message.
  */
 import { CommanderError } from 'commander';
-import { ConfigError, describeChain, TidemarkError } from '../record/errors.ts';
+import { ConfigError, describeChain, TidemarkError } from '../core/errors.ts';
 
 export const EXIT_OK = 0;
 /** A runtime failure: a server refused, the journal is damaged, an invariant broke. */

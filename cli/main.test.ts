@@ -5,13 +5,13 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
 import type { ForwardOptions, RewindOptions } from './commands/rewind.ts';
 import type { RunOptions } from './commands/run.ts';
 import type { StatusOptions } from './commands/status.ts';
 import type { UndoOptions } from './commands/undo.ts';
 import type { VerifyOptions } from './commands/verify.ts';
-import { silentLogger } from './log.ts';
+import { silentLogger } from '../core/log.ts';
 import { type Commands, type MainDeps, main } from './main.ts';
 
 const CLI = resolve(dirname(fileURLToPath(import.meta.url)), 'tidemark.ts');

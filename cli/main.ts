@@ -6,7 +6,7 @@
 import { Command, Option } from 'commander';
 import type { Logger } from 'pino';
 import pkg from '../package.json' with { type: 'json' };
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
 import type { CertsCommandOptions } from './commands/certs.ts';
 import type { CommandContext, TextSink } from './commands/context.ts';
 import type { HistoryOptions } from './commands/history.ts';
@@ -25,7 +25,7 @@ import type { UndoOptions } from './commands/undo.ts';
 import type { VerifyOptions } from './commands/verify.ts';
 import { type Config, loadConfig } from './config.ts';
 import { EXIT_OK, reportError, usageError } from './exit.ts';
-import { createLogger } from './log.ts';
+import { createLogger } from '../core/log.ts';
 import { collect, configOption, exactlyOne, positive, seconds, seqNumber, tableName } from './main-args.ts';
 import { addRewindCommands } from './main-rewind.ts';
 import { addSiteCommands } from './main-sites.ts';

@@ -8,7 +8,7 @@
  * retains is bounded. A 16 MB young generation and a 160 MB old space keep peak RSS near 200 MB at the same
  * speed. Run the file itself (`cli/tidemark.ts …`, or the `tidemark` bin), not `node cli/tidemark.ts`, to get them.
  */
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
 import { reportError } from './exit.ts';
 import { main } from './main.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../record/errors.ts';
+import { ConfigError } from '../core/errors.ts';
 import { compileCalendar, constantCalendar, parseDays, parseTimeOfDay } from './calendar.ts';
 
 const utc = (iso: string): number => Date.parse(`${iso}Z`);

@@ -13,7 +13,7 @@
  * read in the configured zone through Intl, so daylight-saving changes follow the zone's rules.
  * Pure: no timers, the caller passes the instant.
  */
-import { ConfigError } from '../record/errors.ts';
+import { ConfigError } from '../core/errors.ts';
 
 export interface CalendarWindowConfig {
   name?: string | undefined;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
 import { describeResult, formatArgv, runCommand, TailBuffer } from './command.ts';
 
 /** Alive = exists and is not a zombie (a killed process whose parent has not reaped it yet). */

@@ -11,7 +11,7 @@
  * script's output is where its error is.
  */
 import { spawn } from 'node:child_process';
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
 
 export interface RunOptions {
   /** Written to the child's stdin, which is then closed (absent: stdin is empty). */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { failoverSchema } from './config.ts';
 
-/** "path: message" per issue, the way cli/config.ts reports them. */
+/** "path: message" per issue, the way the config loader reports them. */
 const ACCOUNT = { account: { user: 'tidemark_failover', password_env: 'TM_FAILOVER_PW' } };
 
 function issues(input: unknown): string[] {

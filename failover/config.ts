@@ -1,7 +1,7 @@
 /**
  * The `failover:` section of the config file (issue #5): monitor thresholds, the busy/idle calendar, the
  * witness, the election, anti-flapping, the VIP, fencing and alert hooks. Every key has a default except the
- * witness (required for automatic mode) and the VIP (absent: no VIP is moved). cli/config.ts adds
+ * witness (required for automatic mode) and the VIP (absent: no VIP is moved). The config loader adds
  * `failover: failoverSchema.optional()` to the file's schema; cross-checks that need the rest of the file
  * (priority names are standby names) belong there.
  *
@@ -22,13 +22,13 @@
  *     hooks: { webhook: { url_env: TIDEMARK_ALERT_URL }, command: [/usr/local/bin/page-oncall] }
  */
 import { z } from 'zod';
-import { accountSchema } from '../apply/mysql/account-schema.ts';
-import { ConfigError } from '../record/errors.ts';
+import { accountSchema } from '../mysql/endpoint.ts';
+import { ConfigError } from '../core/errors.ts';
 import { compileCalendar } from './calendar.ts';
 
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
 
-/** "host:port" (IPv6 in brackets), as in cli/config-sites.ts; one message for both parts. */
+/** "host:port" (IPv6 in brackets), as for the ship addresses of the sites; one message for both parts. */
 const hostPort = z.string().refine((s) => {
   if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/.test(s)) return false;
   const p = Number(s.slice(s.lastIndexOf(':') + 1));

@@ -19,7 +19,7 @@
  *      cannot see each other must not both win) or are left out (`ignore`).
  * Only the winner acts (`takeover`); the others get `defer` naming it.
  */
-import { CorruptionError } from '../record/errors.ts';
+import { CorruptionError } from '../core/errors.ts';
 import type { Health } from './monitor.ts';
 import { retryDelayMs } from './timeline.ts';
 

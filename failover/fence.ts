@@ -28,7 +28,7 @@
  */
 import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
-import { describeChain, TidemarkError } from '../record/errors.ts';
+import { describeChain, TidemarkError } from '../core/errors.ts';
 import { isRetriableDbError, serverFields } from '../apply/mysql/errors.ts';
 import { type MysqlEndpoint, openSession } from '../apply/mysql/session.ts';
 import { describeResult, runCommand } from './command.ts';
@@ -87,7 +87,7 @@ export function isUnreachable(err: unknown): boolean {
  */
 export async function connectWithin(ep: MysqlEndpoint, deadline: Deadline): Promise<mysql.Connection> {
   const ms = Math.max(1, Math.round(deadline.left()));
-  // A spread drops the non-enumerable password (cli/config.ts withPassword): carry it over, still hidden.
+  // A spread drops the non-enumerable password (core/secret.ts withPassword): carry it over, still hidden.
   const bounded = { ...ep, connect_timeout_ms: Math.min(ep.connect_timeout_ms ?? ms, ms) };
   const pending = openSession(Object.defineProperty(bounded, 'password', { value: ep.password, enumerable: false }), {
     apply: false,

@@ -10,7 +10,7 @@
  * Bigints in events (binlog offsets) are sent as decimal strings.
  */
 import type { Logger } from 'pino';
-import { describeChain } from '../record/errors.ts';
+import { describeChain } from '../core/errors.ts';
 import { describeResult, runCommand } from './command.ts';
 import type { Health } from './monitor.ts';
 import type { TakeoverResult } from './plan.ts';

@@ -15,7 +15,7 @@
 import type mysql from 'mysql2/promise';
 import { type MysqlEndpoint, openSession } from '../apply/mysql/session.ts';
 import { quoteString } from '../apply/mysql/sql.ts';
-import { CorruptionError } from '../record/errors.ts';
+import { CorruptionError } from '../core/errors.ts';
 import { type PositionJson, positionFromJson, positionToJson, type SourcePosition } from '../record/position.ts';
 
 export const LINEAGE_TABLE = '`tidemark`.`failover_lineage`';

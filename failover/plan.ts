@@ -18,7 +18,7 @@
  * A step that throws or exceeds its timeout has failed; its signal is aborted on timeout. A timed-out promote
  * may still complete later: the old primary is fenced by then, so that still leaves one writable primary.
  */
-import { describeChain } from '../record/errors.ts';
+import { describeChain } from '../core/errors.ts';
 
 export const TAKEOVER_STEPS = ['fence-db', 'fence-hook', 'drain', 'promote', 'move-vip', 'repoint', 'alert'] as const;
 export type StepName = (typeof TAKEOVER_STEPS)[number];

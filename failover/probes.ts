@@ -22,7 +22,7 @@ import { performance } from 'node:perf_hooks';
 import mysql from 'mysql2';
 import { serverFields } from '../apply/mysql/errors.ts';
 import { type MysqlEndpoint, tlsOptions } from '../apply/mysql/session.ts';
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
 
 export type ProbeResult =
   | {
@@ -54,7 +54,7 @@ export function quoteIdent(name: string): string {
 
 /**
  * The heartbeat write: `writer`'s row with timestamp `tsSql` (an SQL expression), its seq counting writes. Also
- * the switchover's marker (cli/run/failover-switchover.ts). One `?`: the writer.
+ * the switchover's marker (switchover in `tidemark run`). One `?`: the writer.
  */
 export function heartbeatUpsertSql(t: { schema: string; table: string }, tsSql: string): string {
   return (

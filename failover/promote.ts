@@ -26,7 +26,7 @@
 import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { MysqlEndpoint } from '../apply/mysql/session.ts';
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
 import type { MysqlPosition } from '../record/position.ts';
 import { closeQuietly, connectWithin, Deadline, queryRows } from './fence.ts';
 import type { StepReport } from './plan.ts';

@@ -24,18 +24,14 @@
  * `file`.tmp (mode 0600), fsynced and renamed to `file` only when complete. The text itself is built in
  * quarantine-text.ts (pure).
  */
-import { once } from 'node:events';
-import type { WriteStream } from 'node:fs';
-import { type FileHandle, open, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { finished } from 'node:stream/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { Flavor } from '../apply/mysql/sql.ts';
-import { CorruptionError, TidemarkError } from '../record/errors.ts';
+import { openDurable } from '../core/durable-file.ts';
+import { CorruptionError, TidemarkError } from '../core/errors.ts';
 import type { CommitEntry, DdlEntry, Entry, RowsEntry } from '../record/record.ts';
-import type { JournalFrame } from '../ship/journal/api.ts';
-import { decodeFrame } from '../ship/journal/entries.ts';
-import { JournalReader } from '../ship/journal/reader.ts';
-import { fsyncDir } from '../ship/journal/segments.ts';
+import type { JournalFrame } from '../ship/journal/index.ts';
+import { decodeFrame } from '../ship/journal/index.ts';
+import { JournalReader } from '../ship/journal/index.ts';
 import {
   comment,
   ddlText,
@@ -155,21 +151,19 @@ async function* readAgain(dir: string, u: Unit, t: ErrantTx, signal?: AbortSigna
 // ---- output ---------------------------------------------------------------------------------------------------
 
 /**
- * Text batched into a write stream over the file, waiting for 'drain' whenever the stream is full. The stream
- * owns the handle: end() fsyncs it (flush) and closes it.
+ * Text batched into writes to the file, one write in flight while the next batch is built. The handle belongs to
+ * the caller (core/durable-file.ts fsyncs and closes it); end() waits for the last write.
  */
 class Out {
   bytes = 0;
-  private readonly ws: WriteStream;
+  private readonly fh: FileHandle;
   private parts: string[] = [];
   private size = 0;
-  private error: Error | null = null;
+  private pending: Promise<void> = Promise.resolve();
+  private error: unknown = null;
 
   constructor(fh: FileHandle) {
-    this.ws = fh.createWriteStream({ highWaterMark: FLUSH_CHARS, flush: true });
-    this.ws.on('error', (err) => {
-      this.error ??= err;
-    });
+    this.fh = fh;
   }
 
   async write(s: string): Promise<void> {
@@ -179,23 +173,30 @@ class Out {
   }
 
   private async flush(): Promise<void> {
+    await this.pending;
     if (this.error) throw this.error;
     if (this.size === 0) return;
     const buf = Buffer.from(this.parts.join(''), 'utf8');
     this.parts = [];
     this.size = 0;
     this.bytes += buf.length;
-    if (!this.ws.write(buf)) await once(this.ws, 'drain');
+    this.pending = this.fh.write(buf).then(
+      () => undefined,
+      (err: unknown) => {
+        this.error ??= err;
+      },
+    );
   }
 
   async end(): Promise<void> {
     await this.flush();
-    this.ws.end();
-    await finished(this.ws);
+    await this.pending;
+    if (this.error) throw this.error;
   }
 
-  destroy(): void {
-    this.ws.destroy();
+  /** Waits for the write in flight (its error, if any, was kept), so the handle can be closed. */
+  async settle(): Promise<void> {
+    await this.pending;
   }
 }
 
@@ -215,9 +216,8 @@ async function writeEntry(out: Out, e: Entry, flavor: Flavor): Promise<void> {
 export async function writeQuarantine(o: QuarantineOptions): Promise<QuarantineSummary> {
   const flavor = o.flavor ?? 'mariadb';
   const budget = o.bufferBytes ?? DEFAULT_BUFFER_BYTES;
-  const tmp = `${o.file}.tmp`;
-  await rm(tmp, { force: true });
-  const fh = await open(tmp, 'wx', 0o600);
+  const dest = await openDurable(o.file, { mode: 0o600, exclusive: true });
+  const fh = dest.fh;
   const out = new Out(fh);
   const rows: RowCounts = { insert: 0, update: 0, delete: 0 };
   const tables = new Set<string>();
@@ -275,13 +275,11 @@ export async function writeQuarantine(o: QuarantineOptions): Promise<QuarantineS
     await out.write(comment(`end: ${transactions} transactions`));
     await out.end();
   } catch (err) {
-    out.destroy();
-    await fh.close().catch(() => undefined);
-    await rm(tmp, { force: true });
+    await out.settle();
+    await dest.abort();
     throw err;
   }
-  await rename(tmp, o.file);
-  await fsyncDir(dirname(o.file));
+  await dest.commit();
   const summary = { file: o.file, afterLsn: o.afterLsn, transactions, rows, ddl, first, last, incompleteTail };
   return { ...summary, tables: [...tables].sort(), bytes: out.bytes };
 }

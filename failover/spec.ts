@@ -1,6 +1,6 @@
 /**
  * The monitor spec (monitor.ts) of the configured probes, shared by the witness (witness.ts) and the standbys'
- * monitors (cli/run/failover-standby.ts): the heartbeat, the ship link where there is one, one per TCP check.
+ * monitors (the standby's failover loop of `tidemark run`): the heartbeat, the ship link where there is one, one per TCP check.
  */
 import { type CalendarConfig, compileCalendar } from './calendar.ts';
 import type { MonitorSpec, ProbeSpec, ProbeThresholds } from './monitor.ts';

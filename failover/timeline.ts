@@ -19,6 +19,7 @@
  * margin makes the first confirmation after it succeed; safety itself never rests on it: a check-only fence
  * command confirms only what it sees, and is retried.
  */
+import { backoffDelayMs } from '../core/backoff.ts';
 import type { ProbeState } from './monitor.ts';
 
 /** What the guard needs after its deadline to see it (its watchdog's tick) and set read_only. */
@@ -93,12 +94,12 @@ export function nextConfirmAt(o: {
   const windowEnd = Math.max(o.deadlineAt, o.startedAt) + o.confirmForMs;
   if (o.now < o.deadlineAt) return o.deadlineAt;
   if (o.now >= windowEnd) return null;
-  const gap = Math.min(CONFIRM_FIRST_RETRY_MS * 2 ** o.triesAfterDeadline, CONFIRM_MAX_GAP_MS);
+  const gap = backoffDelayMs(o.triesAfterDeadline, CONFIRM_FIRST_RETRY_MS, CONFIRM_MAX_GAP_MS);
   return Math.min(o.now + gap, windowEnd);
 }
 
 /** The wait before automatic attempt n+1 after n attempts stopped before promotion: initial, doubling, capped. */
 export function retryDelayMs(stopped: number, policy: { initial_ms: number; max_ms: number }): number {
   if (stopped <= 0) return 0;
-  return Math.min(policy.initial_ms * 2 ** Math.min(stopped - 1, 30), policy.max_ms);
+  return backoffDelayMs(stopped - 1, policy.initial_ms, policy.max_ms);
 }

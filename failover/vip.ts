@@ -18,7 +18,7 @@
  * invocation for the old primary's host (`['ssh', '-o', 'BatchMode=yes', 'root@db1', '--']`: ssh joins the
  * arguments into one remote shell line; they are safe here, the address and interface are validated).
  */
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
 import { describeResult, formatArgv, type RunResult, runCommand } from './command.ts';
 import type { StepReport } from './plan.ts';
 

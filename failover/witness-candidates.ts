@@ -59,7 +59,7 @@ const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})
 const MAX_U64 = 2n ** 64n - 1n;
 const REPORT_KEYS = ['priority', 'position', 'eligible', 'promoted'];
 
-/** A site name as the config allows it (cli/config-sites.ts). */
+/** A site name as the config allows it (the sites section of the config). */
 export const isSiteName = (name: string): boolean => SITE.test(name);
 
 export function candidateReportJson(r: CandidateReport): CandidateReportJson {

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
 import { fetchWitnessView, parseWitnessReport, reportCandidate, viewOf, type WitnessReport } from './witness-client.ts';
 
 const T = Date.parse('2026-03-02T10:00:00Z');

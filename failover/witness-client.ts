@@ -19,7 +19,7 @@ import type { IncomingMessage } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { PeerCertificate } from 'node:tls';
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
 import type { TlsMaterial } from '../ship/tcp/certs.ts';
 import { certificateNames } from '../ship/tcp/identity.ts';
 import type { Candidate, WitnessView } from './decide.ts';

@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
 import { loadSiteTls, makeCerts, type TlsMaterial } from '../ship/tcp/certs.ts';
 import { captureLog } from '../test/fixtures/ship-link.ts';
 import { TEST_WITNESS_CALENDAR, testWitnessMonitor } from '../test/fixtures/witness.ts';

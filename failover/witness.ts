@@ -27,7 +27,7 @@ import type { TLSSocket } from 'node:tls';
 import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import type { MysqlEndpoint } from '../apply/mysql/session.ts';
-import { sleep, TidemarkError } from '../record/errors.ts';
+import { sleep, TidemarkError } from '../core/errors.ts';
 import type { TlsMaterial } from '../ship/tcp/certs.ts';
 import type { CalendarConfig } from './calendar.ts';
 import type { WitnessView } from './decide.ts';

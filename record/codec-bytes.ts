@@ -7,7 +7,7 @@
  * any size) | 5 float64 (8 bytes, exact bit pattern incl. NaN, -0) | 6 string (str) | 7 bytes (varint n, n bytes).
  * "varint" = unsigned LEB128 of at most 5 bytes, < 2^32; str = varint byteLength + UTF-8 bytes.
  */
-import { CorruptionError, TidemarkError } from './errors.ts';
+import { CorruptionError, TidemarkError } from '../core/errors.ts';
 import type { Value } from './record.ts';
 
 const T_NULL = 0;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeEntry, encodeEntry } from './codec.ts';
 import { scanRows } from './codec-keys.ts';
-import { CorruptionError } from './errors.ts';
+import { CorruptionError } from '../core/errors.ts';
 import type { RowsEntry } from './record.ts';
 
 const entry: RowsEntry = {

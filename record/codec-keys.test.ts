@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeEntry, encodeEntry } from './codec.ts';
 import { isRowsEncoding, type RowsHeader, scanRows } from './codec-keys.ts';
-import { CorruptionError } from './errors.ts';
+import { CorruptionError } from '../core/errors.ts';
 import type { Column, RowsEntry, Value } from './record.ts';
 
 const columns: Column[] = [

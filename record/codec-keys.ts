@@ -6,7 +6,7 @@
  */
 import { ByteReader } from './codec-bytes.ts';
 import { CODEC_VERSIONS, readColumns } from './codec.ts';
-import { CorruptionError } from './errors.ts';
+import { CorruptionError } from '../core/errors.ts';
 import type { Column, RowOp, Value } from './record.ts';
 
 const KIND_ROWS = 1;

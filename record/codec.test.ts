@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CODEC_VERSION, decodeEntry, encodeEntry, peekEntryKind } from './codec.ts';
-import { CorruptionError } from './errors.ts';
+import { CorruptionError } from '../core/errors.ts';
 import type { Column, CommitEntry, DdlEntry, Entry, RowsEntry, Value } from './record.ts';
 import { prng } from '../test/fixtures/prng.ts';
 

@@ -32,7 +32,7 @@
  * surrogate cannot be represented in UTF-8 and would come back as U+FFFD.
  */
 import { ByteReader, ByteWriter } from './codec-bytes.ts';
-import { CorruptionError, TidemarkError } from './errors.ts';
+import { CorruptionError, TidemarkError } from '../core/errors.ts';
 import type { SourcePosition } from './position.ts';
 import type {
   Column,

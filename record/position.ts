@@ -2,7 +2,7 @@
  * Typed source positions. Every offset is a bigint: binlog offsets, SCNs and LSNs can exceed 2^53.
  * Loaded strictly (STYLE.md §6): a position without a binlog file name is refused, never defaulted.
  */
-import { CorruptionError } from './errors.ts';
+import { CorruptionError } from '../core/errors.ts';
 
 /** A place in a MySQL/MariaDB binary log: the file name and the byte offset of the next event to read. */
 export interface BinlogPosition {

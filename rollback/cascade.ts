@@ -11,7 +11,7 @@
  */
 import { describeFk, type FkIndex, loadFkIndex } from '../apply/mysql/fk.ts';
 import { describeKey } from '../apply/mysql/sql.ts';
-import { type ErrorContext, TidemarkError } from '../record/errors.ts';
+import { type ErrorContext, TidemarkError } from '../core/errors.ts';
 import type { RowsEntry, Value } from '../record/record.ts';
 import type { TxInfo } from './index/index.ts';
 import { type ItemContext, loadRows } from './items.ts';

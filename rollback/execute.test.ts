@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
 import type { RowsEntry } from '../record/record.ts';
 import { executePlan, type PlanConnection, type PlanItem } from './execute.ts';
 import { GuardError, type GuardedStatement, guardedStatements } from './guard.ts';

@@ -18,7 +18,7 @@
  */
 import type mysql from 'mysql2/promise';
 import { isOutcomeUnknown, isRetriableDbError, serverFields, wrapDbError } from '../apply/mysql/errors.ts';
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
 import { type BatchOptions, batchItems } from './batch.ts';
 import { GuardError, type GuardedStatement, type PlanItem } from './guard.ts';
 

@@ -34,7 +34,7 @@ import {
   tuple,
   updateColumns,
 } from '../apply/mysql/sql.ts';
-import { type ErrorContext, TidemarkError } from '../record/errors.ts';
+import { type ErrorContext, TidemarkError } from '../core/errors.ts';
 import type { Column, RowImage, RowOp, RowsEntry, Value } from '../record/record.ts';
 import { isSequenceState } from '../record/sequence.ts';
 import { type BatchRow, type BatchShape, batchRow, batchShape } from './batch-sql.ts';

@@ -8,7 +8,7 @@ import { readEntryAt, type SegmentFiles } from '../ship/journal/index.ts';
 import { type Direction, guardedStatements, type PlanItem } from './guard.ts';
 import type { EntryRef, RollbackIndex, TxInfo } from './index/index.ts';
 import type { Flavor } from '../apply/mysql/sql.ts';
-import { CorruptionError } from '../record/errors.ts';
+import { CorruptionError } from '../core/errors.ts';
 
 export interface ItemContext {
   readonly index: RollbackIndex;

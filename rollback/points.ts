@@ -7,7 +7,7 @@
  * across a source's entries (record/record.ts), so a transaction's firstSeq - 1 is the previous one's commit.
  */
 import type { AppliedState } from '../apply/mysql/position-table.ts';
-import { type ErrorContext, TidemarkError } from '../record/errors.ts';
+import { type ErrorContext, TidemarkError } from '../core/errors.ts';
 import { formatPosition } from '../record/position.ts';
 import type { RollbackIndex, TxInfo } from './index/index.ts';
 import { formatTimeUs } from './time.ts';

@@ -38,8 +38,8 @@
  * latin1, gbk, sjis and utf8mb4 against strings made of quotes, backslashes, delimiters, comment markers, client
  * commands (\G, \c) and control characters, and a table name holding "$$\nDELIMITER ;\n". MariaDB only.
  */
-import { open, rename, rm } from 'node:fs/promises';
 import { SQL_MODE } from '../apply/mysql/session.ts';
+import { openDurable } from '../core/durable-file.ts';
 import { quoteString } from '../apply/mysql/sql.ts';
 import { type BatchOptions, batchItems } from './batch.ts';
 import { oneLine, type PlanItem } from './guard.ts';
@@ -146,7 +146,7 @@ function tail(statements: number): string {
 }
 
 /**
- * Writes the plan as a script to `path` (through `path`.tmp, renamed when complete). Streams: the plan is
+ * Writes the plan as a script to `path` (through `path`.tmp, fsynced and renamed when complete: core/durable-file.ts). Streams: the plan is
  * never held in memory. Returns the number of guarded statements (finals included).
  */
 export async function writeScript(
@@ -155,8 +155,8 @@ export async function writeScript(
   header: readonly string[],
   opts: { readonly batch?: BatchOptions | false } = {},
 ): Promise<{ statements: number }> {
-  const tmp = `${path}.tmp`;
-  const fh = await open(tmp, 'w');
+  const dest = await openDurable(path);
+  const fh = dest.fh;
   const blocks = new BlockWriter();
   const finals: PlanItem[] = [];
   let buf = head(header);
@@ -177,13 +177,10 @@ export async function writeScript(
     }
     buf += tail(blocks.statements);
     await fh.write(buf);
-    await fh.sync();
-    await fh.close();
   } catch (err) {
-    await fh.close().catch(() => {});
-    await rm(tmp, { force: true });
+    await dest.abort();
     throw err;
   }
-  await rename(tmp, path);
+  await dest.commit();
   return { statements: blocks.statements };
 }

@@ -15,14 +15,39 @@ import {
 import { setHoldSql, type StoredPosition } from '../apply/mysql/position-table.ts';
 import { type MysqlEndpoint, openSession } from '../apply/mysql/session.ts';
 import { TableMetaCache } from '../apply/mysql/table-meta.ts';
-import { readSource } from '../cli/commands/source.ts';
-import { journalDirOf } from '../cli/config-sites.ts';
-import { captureReach } from '../cli/run/capture-state.ts';
-import { type Config, withPassword } from '../cli/config.ts';
-import { sleep, TidemarkError } from '../record/errors.ts';
-import { formatPosition } from '../record/position.ts';
-import { lastCommit } from '../ship/journal/index.ts';
+import { sleep, TidemarkError } from '../core/errors.ts';
+import { withPassword } from '../core/secret.ts';
+import { formatPosition, type MysqlPosition } from '../record/position.ts';
+import type { CommitEntry } from '../record/record.ts';
+import { journalDirOf, lastCommit } from '../ship/journal/index.ts';
 import { RollbackIndex } from './index/index.ts';
+
+/** What rewind, forward and undo read of the config file (the loaded config file has it). */
+export interface RewindConfig {
+  readonly file: string;
+  readonly source: Pick<MysqlEndpoint, 'host' | 'port' | 'tls' | 'connect_timeout_ms'> & {
+    readonly name: string;
+    readonly admin?: { readonly user: string; readonly password?: string } | undefined;
+  };
+  readonly journal: { readonly dir: string };
+  readonly targets: readonly (MysqlEndpoint & { readonly name: string; readonly site?: string | undefined })[];
+  readonly standbys: readonly { readonly name: string; readonly journal_dir: string }[];
+}
+
+/**
+ * How a rewind or undo of the source learns whether the journal holds everything the source committed. The
+ * runtime answers it (it knows the capture account and capture's state file).
+ */
+export interface SourceProbe {
+  /** The source's binlog position now, or null and why it could not be read. */
+  readSource(): Promise<{ position: MysqlPosition | null; error?: string | undefined }>;
+  /** Has the journal, or a running capture, reached `source`? (`head`: the journal's last commit.) */
+  captureReach(
+    journalDir: string,
+    source: MysqlPosition,
+    head: Pick<CommitEntry, 'seq' | 'position'> | null,
+  ): Promise<{ caughtUp: boolean; running: boolean; readPosition: MysqlPosition | null }>;
+}
 
 export interface RewindServer {
   readonly kind: 'target' | 'source';
@@ -36,7 +61,7 @@ export interface RewindServer {
  * Resolves --target NAME: a configured target, or the source's own name (needs source.admin, and `yes`: --yes, or
  * a dry run, which changes nothing).
  */
-export function pickServer(config: Config, name: string, yes: boolean, command: string): RewindServer {
+export function pickServer(config: RewindConfig, name: string, yes: boolean, command: string): RewindServer {
   const t = config.targets.find((x) => x.name === name);
   if (t) return { kind: 'target', name, endpoint: t, journalDir: journalDirOf(config, t) };
   if (name === config.source.name) {
@@ -133,7 +158,8 @@ export async function holdTarget(
  * would miss the newest changes. Waits up to `waitMs` for capture to catch up.
  */
 export async function checkSourceCaptured(
-  config: Config,
+  config: RewindConfig,
+  probe: SourceProbe,
   log: Logger,
   signal: AbortSignal,
   waitMs = 15_000,
@@ -141,13 +167,13 @@ export async function checkSourceCaptured(
   const deadline = Date.now() + waitMs;
   for (;;) {
     // With the capture account: it has the privilege to read the binlog position; source.admin need not.
-    const read = await readSource(config);
+    const read = await probe.readSource();
     if (!read.position) throw new TidemarkError(`cannot read the source position: ${read.error}`, { code: 'CONNECT' });
     const server = read.position;
     const head = await lastCommit(config.journal.dir);
     // The journal's last commit reached the source's position, or a running capture read past it (the newest
-    // transactions may touch only tables it does not capture: cli/run/capture-state.ts).
-    const reach = await captureReach(config.journal.dir, server, head);
+    // transactions may touch only tables it does not capture: capture's read state beside the journal).
+    const reach = await probe.captureReach(config.journal.dir, server, head);
     if (reach.caughtUp) return;
     if (Date.now() > deadline) {
       const capture = reach.running
@@ -166,7 +192,7 @@ export async function checkSourceCaptured(
 
 /** Opens the rollback index and brings it up to the journal head, logging progress on long catch-ups. */
 export async function openIndex(
-  config: Config,
+  config: Pick<RewindConfig, 'journal'>,
   log: Logger,
   signal?: AbortSignal,
   dir = config.journal.dir,

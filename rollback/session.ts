@@ -12,9 +12,9 @@
  *   }
  */
 import type mysql from 'mysql2/promise';
+import type { Logger } from 'pino';
 import { lockForRewindSql, setHoldSql } from '../apply/mysql/position-table.ts';
 import { serverFlavor } from '../apply/mysql/session.ts';
-import type { CommandContext } from '../cli/commands/context.ts';
 import { SegmentFiles } from '../ship/journal/index.ts';
 import type { PlanItem } from './guard.ts';
 import type { RollbackIndex } from './index/index.ts';
@@ -25,11 +25,19 @@ import {
   generatedColumns,
   holdTarget,
   openIndex,
+  type RewindConfig,
   type RewindServer,
   readPosition,
+  type SourceProbe,
 } from './server.ts';
 
-export interface SessionOptions extends CommandContext {
+export interface SessionOptions {
+  readonly config: RewindConfig;
+  readonly log: Logger;
+  /** Aborted on SIGINT/SIGTERM. */
+  readonly signal: AbortSignal;
+  /** Asked before a rewind or undo of the source (the command line builds it from the config). */
+  readonly sourceProbe: SourceProbe;
   readonly dryRun: boolean;
   /**
    * The caller made sure the journal holds everything the source committed (failback's catch-up, which also
@@ -72,7 +80,8 @@ export class RewindSession {
    */
   static async open(o: SessionOptions, server: RewindServer): Promise<RewindSession> {
     const { config, log, signal } = o;
-    if (server.kind === 'source' && o.sourceCaptured !== true) await checkSourceCaptured(config, log, signal);
+    if (server.kind === 'source' && o.sourceCaptured !== true)
+      await checkSourceCaptured(config, o.sourceProbe, log, signal);
     const index = await openIndex(config, log, signal, server.journalDir);
     let conn: mysql.Connection;
     try {

@@ -7,7 +7,7 @@
  *                                                             without zone is UTC (the journal's time zone)
  *   1795338119123456                                          microseconds since the epoch (all digits)
  */
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
 
 const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$/i;
 

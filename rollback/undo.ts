@@ -9,11 +9,11 @@
  *   nonconflict  undo only the rows no later transaction touched; report exactly what was skipped
  */
 import type { RowsEntry } from '../record/record.ts';
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
 import { type Direction, guardedStatements, type PlanItem } from './guard.ts';
 import type { RollbackIndex, TxInfo } from './index/index.ts';
 import { type ItemContext, loadRows } from './items.ts';
-import { keyText } from './key.ts';
+import { keyText } from './index/index.ts';
 import { describeTx } from './points.ts';
 import { formatTimeUs } from './time.ts';
 

@@ -16,8 +16,8 @@
 import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { silentLogger } from '../../cli/log.ts';
-import { CorruptionError, TidemarkError } from '../../record/errors.ts';
+import { silentLogger } from '../../core/log.ts';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import { type CommitEntry, type DdlEntry, type Entry, type RowsEntry, seqSpan } from '../../record/record.ts';
 import { type NoPrimaryKey, type StatementBatch, StatementBatcher } from './batcher.ts';
 import { executeDdl } from './ddl.ts';

@@ -21,7 +21,7 @@
  * ENUM index 0 (Value 0n, the invalid-value index a non-strict source stored) can only be written without strict
  * mode: a statement writing one runs as SET STATEMENT sql_mode = <session mode without STRICT_ALL_TABLES> FOR ….
  */
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { Column, RowsEntry, Value } from '../../record/record.ts';
 import { isSequenceState } from '../../record/sequence.ts';
 import type { SystemPeriod } from '../../record/versioning.ts';

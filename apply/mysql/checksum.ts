@@ -22,7 +22,7 @@
  * System-versioned tables (MariaDB) are read FOR SYSTEM_TIME ALL: history rows and the period columns (hidden
  * row_start/row_end too, added to the shape by verify.ts) are compared like any other rows and columns.
  */
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { Column, Value } from '../../record/record.ts';
 import { literal, qualified, quoteIdent, quoteString } from './sql.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { isDdlAlreadyDone, isOutcomeUnknown, isRetriableDbError, wrapDbError } from './errors.ts';
 import { fromDriver } from './values.ts';
 

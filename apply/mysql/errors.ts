@@ -3,7 +3,7 @@
  * replica diverged, and which DDL errors mean "this DDL already ran" (used only for the one DDL whose outcome is
  * unknown after a crash, see README.md).
  */
-import { type ErrorContext, type ServerErrorFields, TidemarkError } from '../../record/errors.ts';
+import { type ErrorContext, type ServerErrorFields, TidemarkError } from '../../core/errors.ts';
 
 /** Server errnos a fresh attempt may cure. */
 const RETRIABLE_ERRNO = new Set([

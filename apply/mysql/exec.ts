@@ -9,7 +9,7 @@
  * delete gets its own savepoint, so on a mismatch ROLLBACK TO that savepoint restores exactly the state the
  * delete ran against (undoing it and everything after it in the pipeline), and the missing keys can be named.
  */
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { StatementBatch } from './batcher.ts';
 import { DivergenceError, wrapDbError } from './errors.ts';
 import { buildExists, describeKey, type Flavor, qualified } from './sql.ts';

@@ -13,7 +13,7 @@
  *                    apply. Every apply group first claims the row (claimSql: hold IS NULL and the seq the
  *                    applier believes is stored), so an apply group and a rewind never interleave.
  */
-import { CorruptionError } from '../../record/errors.ts';
+import { CorruptionError } from '../../core/errors.ts';
 import type { SourcePosition } from '../../record/position.ts';
 import type { Phase } from '../../record/record.ts';
 import { qualified, quoteIdent, quoteString } from './sql.ts';

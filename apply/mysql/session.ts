@@ -21,7 +21,7 @@
  */
 import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { wrapDbError } from './errors.ts';
 
 export const SQL_MODE = 'NO_AUTO_VALUE_ON_ZERO,STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION';

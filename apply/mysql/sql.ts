@@ -14,7 +14,7 @@
  *               as bytes become their big-endian number)
  */
 import type { Column, Value } from '../../record/record.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 
 /** Target server family: changes how JSON is compared (MySQL's JSON type is not text). */
 export type Flavor = 'mariadb' | 'mysql';

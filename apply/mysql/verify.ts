@@ -14,8 +14,8 @@
  */
 import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
-import { silentLogger } from '../../cli/log.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { silentLogger } from '../../core/log.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { Value } from '../../record/record.ts';
 import {
   type Aggregate,

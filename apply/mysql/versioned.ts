@@ -23,7 +23,7 @@
  * DELETE HISTORY privilege. Versioning by transaction id (BIGINT UNSIGNED periods) is refused: those ids mean
  * nothing on another server.
  */
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { Column, Value } from '../../record/record.ts';
 import {
   epochText,

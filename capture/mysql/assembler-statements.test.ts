@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { asm, cols, query, xid } from '../../test/fixtures/assembler-items.ts';
 import type { Entry } from '../../record/record.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { TransactionAssembler } from './assembler.ts';
 import type { BinlogItem } from './binlog-item.ts';
 import { xidOfStatement } from './statement-errors.ts';

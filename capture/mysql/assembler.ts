@@ -22,7 +22,7 @@
  */
 import type { MysqlPosition } from '../../record/position.ts';
 import type { CommitEntry, CopiedTable, DdlEntry, RowsEntry } from '../../record/record.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { BinlogItem } from './binlog-item.ts';
 import { classifyStatement, type StatementClass, type TableRef } from './ddl.ts';
 import { restrictDdl } from './ddl-rewrite.ts';

@@ -28,7 +28,7 @@ import type { Logger } from 'pino';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { MysqlPosition } from '../../record/position.ts';
 import type { CommitEntry, DdlEntry, Phase, RowImage, RowsEntry } from '../../record/record.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { endpointOf, openSourceConnection, type SourceConnection, type SourceEndpoint } from './connection.ts';
 import { ER_TABLE_DEF_CHANGED, sourceError } from './errors.ts';
 import { literalSchemas, type TableFilter } from './filter.ts';

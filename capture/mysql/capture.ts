@@ -14,8 +14,10 @@
  * Seqs continue from the resume commit: nextSeq = resume.seq + 1.
  */
 import type { Logger } from 'pino';
-import type { ResolvedEndpoint, SourceConfig } from '../../cli/config.ts';
-import { isRetriable, sleep, TidemarkError, withRetry } from '../../record/errors.ts';
+import type { ResolvedEndpoint } from '../../core/secret.ts';
+import type { SourceConfig } from './config.ts';
+import { backoff, withRetry } from '../../core/backoff.ts';
+import { isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
 import { formatPosition, type MysqlPosition } from '../../record/position.ts';
 import type { CommitEntry, EntrySink } from '../../record/record.ts';
 import { Baseline, type BaselineResult } from './baseline.ts';
@@ -205,7 +207,7 @@ export class MysqlCapture {
   private async stream(initial: ResumePoint, signal: AbortSignal): Promise<void> {
     let from = initial;
     let failures = 0;
-    let delay = this.retry.baseDelayMs;
+    const delays = backoff(this.retry.baseDelayMs, this.retry.maxDelayMs);
     for (;;) {
       const s = new BinlogStream({
         source: this.o.source,
@@ -236,7 +238,7 @@ export class MysqlCapture {
         if (!isRetriable(err) || signal.aborted) throw err;
         if (s.madeProgress) {
           failures = 0;
-          delay = this.retry.baseDelayMs;
+          delays.reset();
         }
         failures++;
         if (failures >= this.retry.attempts) {
@@ -247,12 +249,12 @@ export class MysqlCapture {
           });
         }
         this.reconnects++;
+        const delay = delays.next();
         this.log.warn(
           { err: describe(err), attempt: failures, delayMs: delay, from: formatPosition(from.start) },
           'binlog stream failed: reconnecting',
         );
         await sleep(delay, signal);
-        delay = Math.min(this.retry.maxDelayMs, delay * 2);
         if (signal.aborted) return;
       }
     }

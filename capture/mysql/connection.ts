@@ -10,8 +10,8 @@
 import { readFileSync } from 'node:fs';
 import mysql from 'mysql2';
 import type { Connection as PromiseConnection } from 'mysql2/promise';
-import type { SourceConfig } from '../../cli/config.ts';
-import { ConfigError } from '../../record/errors.ts';
+import type { SourceConfig } from './config.ts';
+import { ConfigError } from '../../core/errors.ts';
 import { type Endpoint, sourceError } from './errors.ts';
 
 /** The connection-relevant part of the source config (password resolved, non-enumerable). */

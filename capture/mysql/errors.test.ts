@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { binlogPurgedError, isBinlogUnavailable, sourceError } from './errors.ts';
 
 const ep = { host: 'db1', port: 3306, user: 'cap' };

@@ -8,7 +8,7 @@
  *   BINLOG_PURGED  the binlog position to read from is gone (1236)                                not retriable
  *   SOURCE         any other server error                                                         not retriable
  */
-import { TidemarkError, type ServerErrorFields } from '../../record/errors.ts';
+import { TidemarkError, type ServerErrorFields } from '../../core/errors.ts';
 import { formatPosition, type MysqlPosition } from '../../record/position.ts';
 
 export interface Endpoint {

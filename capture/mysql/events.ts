@@ -24,7 +24,7 @@ import type {
   XidEvent,
 } from '@vlasky/zongji';
 import type { Column, RowImage, RowOp, Value } from '../../record/record.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { BinlogItem } from './binlog-item.ts';
 import { formatXid } from './statement-errors.ts';
 import { type ColumnSpec, columnSpec, normalizeValue, unsupportedColumns, unsupportedTableError } from './values.ts';

@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino';
 import type { Connection as PromiseConnection, RowDataPacket } from 'mysql2/promise';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { Endpoint } from './errors.ts';
 import { sourceError } from './errors.ts';
 import type { TableFilter } from './filter.ts';

@@ -6,7 +6,7 @@
  *   - any sink failure is final (SINK, not retriable): after it, what the journal holds is unknown to capture.
  * It also counts entries appended since the last commit, which is what a restart must not append again.
  */
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { CommitEntry, DdlEntry, EntrySink, RowsEntry } from '../../record/record.ts';
 
 export class SinkError extends TidemarkError {

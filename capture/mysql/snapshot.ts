@@ -27,7 +27,7 @@ import type { Logger } from 'pino';
 import type { Connection as PromiseConnection, RowDataPacket } from 'mysql2/promise';
 import type { BinlogPosition, MysqlPosition } from '../../record/position.ts';
 import { compareBinlog } from '../../record/position.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { classifyStatement, splitUsePrefix } from './ddl.ts';
 import type { TableFilter } from './filter.ts';
 import { isMariaDb } from './prerequisites.ts';

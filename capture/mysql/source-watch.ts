@@ -10,7 +10,7 @@
  */
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Logger } from 'pino';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { MysqlPosition } from '../../record/position.ts';
 import type { BinlogItem } from './binlog-item.ts';
 import { openSourceConnection, type SourceConnection, type SourceEndpoint, endpointOf } from './connection.ts';

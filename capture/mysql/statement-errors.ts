@@ -12,7 +12,7 @@
  * labels and names only, never statement text (it may hold secrets).
  */
 import type { TableRef } from './ddl.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 
 function printable(b: Uint8Array): boolean {
   for (const c of b) if (c < 0x20 || c > 0x7e || c === 0x27 || c === 0x5c) return false;

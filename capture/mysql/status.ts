@@ -6,7 +6,7 @@
  */
 import type { Connection, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import type { MysqlPosition } from '../../record/position.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 
 export type Queryable = Connection | Pool | PoolConnection;
 

@@ -21,7 +21,7 @@
 import ZongJi, { type AnyBinlogEvent, type HeartbeatEvent } from '@vlasky/zongji';
 import type { Logger } from 'pino';
 import { type BinlogPosition, compareBinlog, formatPosition, type MysqlPosition } from '../../record/position.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { CopiedTable } from '../../record/record.ts';
 import { isSequenceState } from '../../record/sequence.ts';
 import { type AssemblerOutput, type PartialTx, TransactionAssembler } from './assembler.ts';

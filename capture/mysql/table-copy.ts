@@ -19,8 +19,9 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { backoffDelayMs, jittered } from '../../core/backoff.ts';
 import type { BinlogPosition } from '../../record/position.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { CommitEntry, DdlEntry, EntrySink, RowsEntry } from '../../record/record.ts';
 import { Baseline, type BaselineOptions } from './baseline.ts';
 import { qualified, quoteId, type TableRef } from './sql-text.ts';
@@ -184,7 +185,7 @@ export function tableCopier(o: TableCopierOptions): TableCopier {
             xaWarnedAt = Date.now();
             log.warn({ code: e.code, attempt }, `table copy waits: ${e.message}`);
           } else log.info({ code: e?.code, attempt }, 'table copy: retrying');
-          await delay(Math.min(2000, 50 * 2 ** attempt), undefined, { signal: o.signal }).catch(() => {});
+          await delay(jittered(backoffDelayMs(attempt, 50, 2000)), undefined, { signal: o.signal }).catch(() => {});
           continue;
         }
         if (e?.code === 'ABORTED') throw e; // stopping: the next start copies again

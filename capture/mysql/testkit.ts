@@ -6,7 +6,8 @@
 import { Writable } from 'node:stream';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { pino, type Logger } from 'pino';
-import type { ResolvedEndpoint, SourceConfig } from '../../cli/config.ts';
+import type { ResolvedEndpoint } from '../../core/secret.ts';
+import type { SourceConfig } from './config.ts';
 import type { CommitEntry, DdlEntry, Entry, EntrySink, RowsEntry, Value } from '../../record/record.ts';
 import { classifyStatement } from './ddl.ts';
 import { columnSpec, normalizeValue } from './values.ts';

@@ -33,7 +33,7 @@
  * Unsupported (refused loudly, never silently mangled): spatial types and MariaDB VECTOR.
  */
 import type { Column, Value } from '../../record/record.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 
 export type ValueKind =
   | 'int'

@@ -28,7 +28,7 @@ import { type MysqlEndpoint, openSession } from '../../apply/mysql/session.ts';
 import { fenceServer, isWritable } from '../../failover/fence.ts';
 import { type Lineage, readLineage } from '../../failover/lineage.ts';
 import { formatErrantSummary, writeQuarantine } from '../../failover/quarantine.ts';
-import { describeChain, TidemarkError } from '../../record/errors.ts';
+import { describeChain, TidemarkError } from '../../core/errors.ts';
 import { removeIndexFiles } from '../../rollback/index/index.ts';
 import { formatPosition } from '../../record/position.ts';
 import { commitAtLsn, demoteToMirror, readIdentity } from '../../ship/journal/index.ts';

@@ -10,7 +10,7 @@
 import { decideManual } from '../../failover/decide.ts';
 import { formatTimeline } from '../../failover/plan.ts';
 import { heartbeatProbe } from '../../failover/probes.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { asFailoverAccount, failoverOf } from '../run/failover-spec.ts';
 import { electionInput, selfCandidate, witnessView } from '../run/failover-report.ts';
 import { linkSecurity } from '../run/ship-transports.ts';

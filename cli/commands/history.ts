@@ -2,9 +2,9 @@
  * `tidemark history`: every version of one row — transaction, time, operation, before and after — oldest first,
  * read from the journal through the rollback index (like Oracle's Flashback Version Query).
  */
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { loadRows } from '../../rollback/items.ts';
-import { parseKeyArg } from '../../rollback/key.ts';
+import { parseKeyArg } from '../../rollback/index/index.ts';
 import { openIndex } from '../../rollback/server.ts';
 import { rowObject } from '../../rollback/show.ts';
 import { formatTimeUs } from '../../rollback/time.ts';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { configSchema, parseConfig } from '../config.ts';
 import { shipSchema } from '../config-sites.ts';
 import { exampleConfigText, initCommand } from './init.ts';

@@ -10,13 +10,13 @@ import type mysql from 'mysql2/promise';
 import { MysqlApplier } from '../../apply/mysql/applier.ts';
 import { openSession } from '../../apply/mysql/session.ts';
 import { createTableFilter } from '../../capture/mysql/filter.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { TxInfo } from '../../rollback/index/index.ts';
 import { describeTx } from '../../rollback/points.ts';
 import { openIndex } from '../../rollback/server.ts';
 import { formatTimeUs } from '../../rollback/time.ts';
 import { type JournalEntry, JournalReader, readEntries } from '../../ship/journal/index.ts';
-import { withPassword } from '../config.ts';
+import { withPassword } from '../../core/secret.ts';
 import type { CommandContext } from './context.ts';
 
 export interface RestoreOptions extends CommandContext {

@@ -8,7 +8,7 @@
  * the undo runs on the primary and is captured like any other change.
  */
 import { setPointSql } from '../../apply/mysql/position-table.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { checkWindowCascades, forwardLimit, serverFks } from '../../rollback/cascade.ts';
 import type { PlanItem } from '../../rollback/guard.ts';
 import type { RollbackIndex } from '../../rollback/index/index.ts';
@@ -25,6 +25,7 @@ import {
 import { framed, runPlan } from '../../rollback/run-plan.ts';
 import { pickServer } from '../../rollback/server.ts';
 import { RewindSession } from '../../rollback/session.ts';
+import { sourceProbe } from './source.ts';
 import { formatTimeUs } from '../../rollback/time.ts';
 import { CursorStore } from '../../ship/journal/index.ts';
 import type { CommandContext } from './context.ts';
@@ -77,7 +78,7 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
       { code: 'USAGE' },
     );
   }
-  const s = await RewindSession.open(o, server);
+  const s = await RewindSession.open({ ...o, sourceProbe: sourceProbe(config) }, server);
   const { index } = s;
   try {
     const head = await s.begin(`${direction} in progress since ${s.now}`);

@@ -17,9 +17,9 @@
  * failure of any other part (capture, a shipper, a receiver) stops the process, as before.
  */
 import { openSession } from '../../apply/mysql/session.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { Config } from '../config.ts';
-import { journalDirOf } from '../config-sites.ts';
+import { journalDirOf } from '../../ship/journal/index.ts';
 import { applyLoop } from '../run/apply-loop.ts';
 import { captureLoop } from '../run/capture-loop.ts';
 import { indexEnabled, indexLoop } from '../run/index-loop.ts';

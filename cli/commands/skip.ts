@@ -30,9 +30,9 @@ import {
   upsertPositionSql,
 } from '../../apply/mysql/position-table.ts';
 import { openSession } from '../../apply/mysql/session.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { formatPosition, positionToJson } from '../../record/position.ts';
-import { journalDirOf } from '../config-sites.ts';
+import { journalDirOf } from '../../ship/journal/index.ts';
 import { baselineStarts, type UnitInfo, unitAt } from '../run/journal-units.ts';
 import type { CommandContext } from './context.ts';
 

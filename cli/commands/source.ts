@@ -1,9 +1,11 @@
-/** The source's current position, for status and verify (read with the capture account, read-only). */
+/** The source's current position, for status, verify and rewind/undo on the source (read with the capture account, read-only). */
 import { openSession } from '../../apply/mysql/session.ts';
 import { sourceStatus } from '../../capture/mysql/capture.ts';
-import { describeChain } from '../../record/errors.ts';
+import { describeChain } from '../../core/errors.ts';
 import type { MysqlPosition } from '../../record/position.ts';
+import type { SourceProbe } from '../../rollback/server.ts';
 import type { Config } from '../config.ts';
+import { captureReach } from '../run/capture-state.ts';
 
 export interface SourceRead {
   position: MysqlPosition | null;
@@ -21,4 +23,9 @@ export async function readSource(config: Config): Promise<SourceRead> {
   } catch (err) {
     return { position: null, error: describeChain(err) };
   }
+}
+
+/** What rewind/undo on the source ask (rollback/server.ts SourceProbe): the source's position, capture's reach. */
+export function sourceProbe(config: Config): SourceProbe {
+  return { readSource: () => readSource(config), captureReach };
 }

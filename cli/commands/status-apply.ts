@@ -5,8 +5,7 @@
  */
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
-import { journalDirOf } from '../config-sites.ts';
-import { pidState, readLockPid } from '../../ship/journal/index.ts';
+import { journalDirOf, pidState, readLockPid } from '../../ship/journal/index.ts';
 import { readApplyState } from '../run/apply-state.ts';
 import { applyLockFile } from '../run/run-locks.ts';
 

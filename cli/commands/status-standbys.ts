@@ -5,9 +5,9 @@
  */
 import { existsSync } from 'node:fs';
 import type { CommitEntry } from '../../record/record.ts';
-import { CursorStore } from '../../ship/journal/cursors.ts';
-import { inspectTail } from '../../ship/journal/recovery.ts';
-import { mirrorDir } from '../config-sites.ts';
+import { CursorStore } from '../../ship/journal/index.ts';
+import { inspectTail } from '../../ship/journal/index.ts';
+import { mirrorDir } from '../../ship/journal/index.ts';
 import type { Config } from '../config.ts';
 import { retainedBytes } from '../run/ship-cap.ts';
 import { isPaused, readDropped, readLinkState, shipCursor } from '../run/ship-state.ts';

@@ -10,7 +10,7 @@
  */
 import { isWritable } from '../../failover/fence.ts';
 import { formatTimeline } from '../../failover/plan.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { asFailoverAccount, failoverOf } from '../run/failover-spec.ts';
 import { setSwitchover } from '../run/failover-state.ts';
 import { capturedHeartbeat } from '../run/failover-switchover.ts';

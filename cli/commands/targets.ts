@@ -5,7 +5,7 @@
 import type mysql from 'mysql2/promise';
 import { parsePositionRow, selectPositionSql, type StoredPosition } from '../../apply/mysql/position-table.ts';
 import { openSession } from '../../apply/mysql/session.ts';
-import { describeChain } from '../../record/errors.ts';
+import { describeChain } from '../../core/errors.ts';
 import type { Config } from '../config.ts';
 
 export type TargetEndpoint = Config['targets'][number];

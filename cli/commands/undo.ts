@@ -4,13 +4,14 @@
  * a state the source never had; `tidemark forward --to-head` lets apply continue). On the source (--yes) the
  * undo is captured like any other change.
  */
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { checkTxCascades, serverFks } from '../../rollback/cascade.ts';
-import { parseKeyArg } from '../../rollback/key.ts';
+import { parseKeyArg } from '../../rollback/index/index.ts';
 import { describeTx } from '../../rollback/points.ts';
 import { framed, runPlan } from '../../rollback/run-plan.ts';
 import { pickServer } from '../../rollback/server.ts';
 import { RewindSession } from '../../rollback/session.ts';
+import { sourceProbe } from './source.ts';
 import { planUndo, type RowFilter, type UndoMode, undoesRow, undoItems } from '../../rollback/undo.ts';
 import type { CommandContext } from './context.ts';
 
@@ -32,7 +33,7 @@ export async function undoCommand(o: UndoOptions): Promise<number> {
   }
   // A dry run changes nothing: it needs no --yes on the source either.
   const server = pickServer(config, o.target, o.yes || o.dryRun, 'tidemark undo');
-  const s = await RewindSession.open(o, server);
+  const s = await RewindSession.open({ ...o, sourceProbe: sourceProbe(config) }, server);
   const { index } = s;
   try {
     const root = index.txById(o.txId);

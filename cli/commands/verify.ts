@@ -12,7 +12,7 @@ import type mysql from 'mysql2/promise';
 import { openSession } from '../../apply/mysql/session.ts';
 import { type VerifyResult, verifyTables } from '../../apply/mysql/verify.ts';
 import { createTableFilter } from '../../capture/mysql/filter.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { compareBinlog } from '../../record/position.ts';
 import { lastCommit } from '../../ship/journal/index.ts';
 import { EXIT_DIFFERENT } from '../exit.ts';

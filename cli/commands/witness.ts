@@ -12,7 +12,7 @@
 import type { MysqlEndpoint } from '../../apply/mysql/session.ts';
 import { startWitness } from '../../failover/witness.ts';
 import { WITNESS_SITE } from '../../failover/witness-client.ts';
-import { ConfigError } from '../../record/errors.ts';
+import { ConfigError } from '../../core/errors.ts';
 import { asFailoverAccount, failoverOf } from '../run/failover-spec.ts';
 import { linkSecurity } from '../run/ship-transports.ts';
 import type { CommandContext } from './context.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { commit } from '../../test/fixtures/ship-journal.ts';
 import { failureText, positionKey } from './apply-failure.ts';
 

@@ -6,7 +6,7 @@
 import type mysql from 'mysql2/promise';
 import { type AppliedState, parsePositionRow, selectPositionSql } from '../../apply/mysql/position-table.ts';
 import { openSession } from '../../apply/mysql/session.ts';
-import { describeChain, TidemarkError } from '../../record/errors.ts';
+import { describeChain, TidemarkError } from '../../core/errors.ts';
 import { decodeFrame, frameAtLsn, listSegments } from '../../ship/journal/index.ts';
 import type { Config } from '../config.ts';
 import type { UnitInfo } from './journal-units.ts';

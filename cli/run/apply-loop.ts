@@ -26,12 +26,12 @@ import type { Registry } from 'prom-client';
 import { MysqlApplier } from '../../apply/mysql/applier.ts';
 import { applyMetrics, noMetrics } from '../../apply/mysql/metrics.ts';
 import { type AppliedState, PROMOTED_HOLD } from '../../apply/mysql/position-table.ts';
-import { describeChain, isRetriable, sleep, TidemarkError } from '../../record/errors.ts';
+import { describeChain, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
 import { CursorStore, JournalReader, readEntries } from '../../ship/journal/index.ts';
 import type { Config } from '../config.ts';
 import { checkJournalMatches, failureText, positionKey, readPositionKey } from './apply-failure.ts';
 import { type ApplyStateFile, clearApplyState, writeApplyState } from './apply-state.ts';
-import { backoff } from './backoff.ts';
+import { backoff } from '../../core/backoff.ts';
 import { baselineStarts, type ScanMemo, unitAt } from './journal-units.ts';
 
 const CURSOR_EVERY_MS = 1000;

@@ -6,10 +6,10 @@
  */
 import type { Logger } from 'pino';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
-import { describeChain, isRetriable, sleep } from '../../record/errors.ts';
+import { describeChain, isRetriable, sleep } from '../../core/errors.ts';
 import { applyRetention, JournalSink, JournalWriter } from '../../ship/journal/index.ts';
 import type { Config } from '../config.ts';
-import { backoff } from './backoff.ts';
+import { backoff } from '../../core/backoff.ts';
 import { startCaptureState } from './capture-state.ts';
 import type { CapGate } from './ship-cap.ts';
 

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { CaptureStatus } from '../../capture/mysql/capture.ts';
-import { describeChain } from '../../record/errors.ts';
+import { describeChain } from '../../core/errors.ts';
 import {
   compareBinlog,
   formatPosition,

@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
-import { sleep, TidemarkError } from '../../record/errors.ts';
+import { sleep, TidemarkError } from '../../core/errors.ts';
 import { compareBinlog, formatPosition } from '../../record/position.ts';
 import { JournalLockedError, JournalSink, type JournalWriter } from '../../ship/journal/index.ts';
 import { readSource } from '../commands/source.ts';

@@ -22,7 +22,7 @@ import { fenceServer, isWritable } from '../../failover/fence.ts';
 import { sendAlert } from '../../failover/hooks.ts';
 import { vipDel, vipHeld } from '../../failover/vip.ts';
 import { fetchWitnessView } from '../../failover/witness-client.ts';
-import { describeChain, sleep } from '../../record/errors.ts';
+import { describeChain, sleep } from '../../core/errors.ts';
 import type { Config, ResolvedFailover } from '../config.ts';
 import { asFailoverAccount, failoverOf } from './failover-spec.ts';
 import { writeMonitorFile } from './failover-state.ts';

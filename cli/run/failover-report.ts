@@ -12,11 +12,12 @@
 import type { Logger } from 'pino';
 import type { Candidate, DecideInput } from '../../failover/decide.ts';
 import { type FetchedWitnessView, fetchWitnessView, reportCandidate } from '../../failover/witness-client.ts';
-import { describeChain } from '../../record/errors.ts';
-import { readDurableLsn } from '../../ship/journal/durable.ts';
+import { describeChain } from '../../core/errors.ts';
+import { readDurableLsn } from '../../ship/journal/index.ts';
 import type { LinkSecurity } from '../../ship/tcp/identity.ts';
 import { readTarget } from '../commands/targets.ts';
-import { mirrorDir, type StandbyConfig } from '../config-sites.ts';
+import type { StandbyConfig } from '../config-sites.ts';
+import { mirrorDir } from '../../ship/journal/index.ts';
 import type { Config, ResolvedFailover } from '../config.ts';
 import { promotableTarget } from './failover-spec.ts';
 

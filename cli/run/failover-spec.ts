@@ -7,8 +7,9 @@ import type { DecidePolicy } from '../../failover/decide.ts';
 import type { MonitorSpec } from '../../failover/monitor.ts';
 import { monitorSpecOf } from '../../failover/spec.ts';
 import { defaultMarginMs } from '../../failover/timeline.ts';
-import { TidemarkError } from '../../record/errors.ts';
-import { type Config, type ResolvedFailover, withPassword } from '../config.ts';
+import { TidemarkError } from '../../core/errors.ts';
+import { withPassword } from '../../core/secret.ts';
+import type { Config, ResolvedFailover } from '../config.ts';
 
 export function failoverOf(config: Config): ResolvedFailover {
   const f = config.failover;

@@ -22,7 +22,7 @@ import { HeartbeatProbe, tcpProbe } from '../../failover/probes.ts';
 import { HEARTBEAT_PROBE, LINK_PROBE, tcpProbeName } from '../../failover/spec.ts';
 import { fenceDeadline, lastContactOf, retryDelayMs } from '../../failover/timeline.ts';
 import { collapseOverall } from '../../failover/witness.ts';
-import { describeChain, isRetriable, sleep } from '../../record/errors.ts';
+import { describeChain, isRetriable, sleep } from '../../core/errors.ts';
 import type { StandbyConfig } from '../config-sites.ts';
 import type { Config, ResolvedFailover } from '../config.ts';
 import {

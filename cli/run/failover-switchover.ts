@@ -13,7 +13,7 @@ import type mysql from 'mysql2/promise';
 import { openSession } from '../../apply/mysql/session.ts';
 import { createTableFilter } from '../../capture/mysql/filter.ts';
 import { heartbeatUpsertSql, quoteIdent, splitTable } from '../../failover/probes.ts';
-import { sleep, TidemarkError } from '../../record/errors.ts';
+import { sleep, TidemarkError } from '../../core/errors.ts';
 import type { Config, ResolvedFailover } from '../config.ts';
 import { asFailoverAccount } from './failover-spec.ts';
 

@@ -23,9 +23,10 @@ import { type FenceReport, type StepExecutors, runTakeover, type TakeoverResult 
 import { type PromotionPosition, promoteServer } from '../../failover/promote.ts';
 import { type FenceDeadline, nextConfirmAt } from '../../failover/timeline.ts';
 import { vipAdd, vipDel } from '../../failover/vip.ts';
-import { describeChain, sleep, TidemarkError } from '../../record/errors.ts';
-import { readDurableLsn } from '../../ship/journal/durable.ts';
-import { mirrorDir, type StandbyConfig } from '../config-sites.ts';
+import { describeChain, sleep, TidemarkError } from '../../core/errors.ts';
+import { readDurableLsn } from '../../ship/journal/index.ts';
+import type { StandbyConfig } from '../config-sites.ts';
+import { mirrorDir } from '../../ship/journal/index.ts';
 import type { Config, ResolvedFailover } from '../config.ts';
 import { readTarget } from '../commands/targets.ts';
 import { asFailoverAccount, promotableTarget } from './failover-spec.ts';

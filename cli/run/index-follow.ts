@@ -9,9 +9,9 @@
  */
 import { existsSync, type FSWatcher, watch } from 'node:fs';
 import type { Logger } from 'pino';
-import { describeChain, isRetriable, sleep } from '../../record/errors.ts';
+import { describeChain, isRetriable, sleep } from '../../core/errors.ts';
 import { INDEX_FILE, RollbackIndex } from '../../rollback/index/index.ts';
-import { backoff } from './backoff.ts';
+import { backoff } from '../../core/backoff.ts';
 
 const POLL_MS = 200;
 /** A burst of journal writes starts at most one catch-up per this many ms. */

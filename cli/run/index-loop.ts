@@ -12,9 +12,9 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { describeChain, sleep } from '../../record/errors.ts';
+import { describeChain, sleep } from '../../core/errors.ts';
 import type { Config } from '../config.ts';
-import { backoff } from './backoff.ts';
+import { backoff } from '../../core/backoff.ts';
 
 const STOP_TIMEOUT_MS = 15_000;
 /** Fields pino adds that the parent's logger adds again. */

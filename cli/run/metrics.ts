@@ -2,7 +2,7 @@
 import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 
 export interface MetricsServer {
   registry: Registry;

@@ -6,9 +6,10 @@
  * restarted after a pause, like any other part.
  */
 import type { Logger } from 'pino';
-import { describeChain, isRetriable, sleep, TidemarkError } from '../../record/errors.ts';
-import { applyRetention } from '../../ship/journal/retention.ts';
-import { mirrorDir, type StandbyConfig } from '../config-sites.ts';
+import { describeChain, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
+import { applyRetention } from '../../ship/journal/index.ts';
+import type { StandbyConfig } from '../config-sites.ts';
+import { mirrorDir } from '../../ship/journal/index.ts';
 import type { Config } from '../config.ts';
 import { type Running, startTransportReceiver } from './ship-transports.ts';
 

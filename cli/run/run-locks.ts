@@ -15,7 +15,7 @@ import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { checkLockFree, DirLock } from '../../ship/journal/index.ts';
 import type { Config } from '../config.ts';
-import { journalDirOf } from '../config-sites.ts';
+import { journalDirOf } from '../../ship/journal/index.ts';
 
 export const applyLockFile = (target: string): string => `apply-${target}.lock`;
 

@@ -8,7 +8,7 @@
  * CapGate: the standbys that currently hold capture (at_cap stop-capture). Capture pauses while it is not empty.
  */
 import { stat } from 'node:fs/promises';
-import { listSegments, segmentPath } from '../../ship/journal/segments.ts';
+import { listSegments, segmentPath } from '../../ship/journal/index.ts';
 
 export async function retainedBytes(dir: string, ackedLsn: bigint): Promise<number> {
   const segs = await listSegments(dir);

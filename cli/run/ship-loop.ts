@@ -15,9 +15,9 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
-import { describeChain, isRetriable, sleep } from '../../record/errors.ts';
-import { CursorStore } from '../../ship/journal/cursors.ts';
-import { listSegments } from '../../ship/journal/segments.ts';
+import { describeChain, isRetriable, sleep } from '../../core/errors.ts';
+import { CursorStore } from '../../ship/journal/index.ts';
+import { listSegments } from '../../ship/journal/index.ts';
 import type { StandbyConfig } from '../config-sites.ts';
 import type { Config } from '../config.ts';
 import { type CapGate, type CapLevel, capLevel, retainedBytes } from './ship-cap.ts';

@@ -12,7 +12,7 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CursorStore } from '../../ship/journal/cursors.ts';
+import type { CursorStore } from '../../ship/journal/index.ts';
 import { readJsonFile, writeJsonFile } from './state-files.ts';
 
 export const SHIP_DIR = 'ship';

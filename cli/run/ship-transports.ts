@@ -9,9 +9,9 @@
  * (`kafka:<topic>`, `redis:<key>`) instead, and a journal replaced at the primary needs a new topic or stream.
  */
 import type { Logger } from 'pino';
-import { TidemarkError } from '../../record/errors.ts';
-import { decodeFrame } from '../../ship/journal/entries.ts';
-import { latestEpoch, readTruncations } from '../../ship/journal/truncations.ts';
+import { TidemarkError } from '../../core/errors.ts';
+import { decodeFrame } from '../../ship/journal/index.ts';
+import { latestEpoch, readTruncations } from '../../ship/journal/index.ts';
 import { startKafkaReceiver } from '../../ship/kafka/receiver.ts';
 import { startKafkaShipper } from '../../ship/kafka/shipper.ts';
 import { startRedisReceiver } from '../../ship/redis/receiver.ts';

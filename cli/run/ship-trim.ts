@@ -6,7 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { describeChain } from '../../record/errors.ts';
+import { describeChain } from '../../core/errors.ts';
 import { withTimeout } from '../../ship/kafka/loop.ts';
 import { connectRedis } from '../../ship/redis/client.ts';
 import { trimSafely } from '../../ship/redis/trim.ts';

@@ -3,9 +3,9 @@
  * `<journal>/ship/`, failover-state.ts under `<dir>/failover/`): read, written durably (a decision that must
  * survive a crash), or written as advisory state (rewritten often: atomic, not fsynced).
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../ship/journal/segments.ts';
+import { writeFileDurable } from '../../core/durable-file.ts';
 
 /**
  * The parsed file, or null when it does not exist. A file that is not JSON is an error, or with
@@ -30,8 +30,5 @@ export async function writeJsonFile(
 ): Promise<void> {
   await mkdir(dir, { recursive: true });
   const text = `${opts.pretty ? JSON.stringify(value, null, 2) : JSON.stringify(value)}\n`;
-  if (opts.durable) return writeFileAtomic(dir, name, text);
-  const file = join(dir, name);
-  await writeFile(`${file}.tmp`, text);
-  await rename(`${file}.tmp`, file);
+  await writeFileDurable(join(dir, name), text, { sync: opts.durable });
 }

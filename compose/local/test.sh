@@ -5,8 +5,10 @@
 # quick no-op. In order:
 #   1-3. set-up - compose/local/setup.sh: npm (apt-get, if missing), Node 24 (from the npm registry into
 #                 .tools/node), `npm ci` when package-lock.json changed, MariaDB (apt-get, if missing).
-#   4. typecheck (tsc), 5. lint (biome check .), 6. unit tests, 7. integration tests (vitest projects).
-# Steps 1-3 stop the script on failure; steps 4-7 all run, and the script exits 1 if any of them failed.
+#   4. typecheck (tsc), 5. lint (biome check .), 6. imports (scripts/check-imports.ts: every import points down a
+#   floor, through the public faces, no folder cycle; ARCHITECTURE.md), 7. unit tests, 8. integration tests
+#   (vitest projects).
+# Steps 1-3 stop the script on failure; steps 4-8 all run, and the script exits 1 if any of them failed.
 #
 # Integration tests start MariaDB instances through compose/local/mariadb.sh. This script gives them their own
 # state directory, $TIDEMARK_TEST_RUN_DIR (default .run/test), so it never touches instances you started
@@ -46,7 +48,7 @@ trap 'echo "test.sh: interrupted" >&2; exit 130' INT
 trap 'echo "test.sh: terminated" >&2; exit 143' TERM
 
 # ---------------------------------------------------------------------------------------------------------------
-section "1-3/7 set-up: Node, npm packages, MariaDB, Kafka jars, Redis, arping"
+section "1-3/8 set-up: Node, npm packages, MariaDB, Kafka jars, Redis, arping"
 bash compose/local/setup.sh || die "set-up failed (compose/local/setup.sh)"
 # Only the tests need these (the demo does not): Kafka 3.9 jars from Maven Central into .tools/kafka, and Redis.
 bash compose/local/kafka.sh install || die "could not fetch Kafka (compose/local/kafka.sh install)"
@@ -86,16 +88,17 @@ step() {
   fi
 }
 
-step "4/7 typecheck" typecheck tsc -p tsconfig.json
-step "5/7 lint" lint biome check .
-step "6/7 unit tests" unit vitest run --project unit
+step "4/8 typecheck" typecheck tsc -p tsconfig.json
+step "5/8 lint" lint biome check .
+step "6/8 imports" imports node scripts/check-imports.ts
+step "7/8 unit tests" unit vitest run --project unit
 
 if [ -n "$(find test/it -name '*.it.test.ts' -print -quit 2>/dev/null)" ]; then
-  step "7/7 integration" it vitest run --project it
+  step "8/8 integration" it vitest run --project it
 else
-  section "7/7 integration"
+  section "8/8 integration"
   echo "no integration test files (test/it/**/*.it.test.ts) yet: skipped"
-  summary+=("$(printf '  %-8s %-18s %5s   %s' skipped "7/7 integration" '' 'no test/it/**/*.it.test.ts files')")
+  summary+=("$(printf '  %-8s %-18s %5s   %s' skipped "8/8 integration" '' 'no test/it/**/*.it.test.ts files')")
 fi
 
 # ---------------------------------------------------------------------------------------------------------------

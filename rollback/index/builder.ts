@@ -9,14 +9,14 @@
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { Logger } from 'pino';
-import { CorruptionError } from '../../record/errors.ts';
+import { CorruptionError } from '../../core/errors.ts';
 import { positionToJson } from '../../record/position.ts';
 import { isRowsEncoding, type RowsHeader, scanRows } from '../../record/codec-keys.ts';
 import type { CommitEntry, DdlEntry, Value } from '../../record/record.ts';
-import type { JournalFrame } from '../../ship/journal/api.ts';
-import { decodeFrame } from '../../ship/journal/entries.ts';
-import { HEADER_BYTES } from '../../ship/journal/frame.ts';
-import { keyText } from '../key.ts';
+import type { JournalFrame } from '../../ship/journal/index.ts';
+import { decodeFrame } from '../../ship/journal/index.ts';
+import { HEADER_BYTES } from '../../ship/journal/index.ts';
+import { keyText } from './key.ts';
 import { GEN_SHIFT, GEN_SIZE } from './schema.ts';
 import { decodeState, emptyState, encodeState, type FrameMark, type IndexState, type UnitState } from './state.ts';
 

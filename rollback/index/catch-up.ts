@@ -14,12 +14,12 @@
  *     starts again from the new place.
  */
 import type { Logger } from 'pino';
-import { TidemarkError } from '../../record/errors.ts';
-import { JournalTruncatedError } from '../../ship/journal/errors.ts';
-import type { JournalFrame } from '../../ship/journal/api.ts';
-import { JournalReader } from '../../ship/journal/reader.ts';
-import { inspectTail } from '../../ship/journal/recovery.ts';
-import { latestEpoch, readTruncations, truncatedSince, truncationsStamp } from '../../ship/journal/truncations.ts';
+import { TidemarkError } from '../../core/errors.ts';
+import { JournalTruncatedError } from '../../ship/journal/index.ts';
+import type { JournalFrame } from '../../ship/journal/index.ts';
+import { JournalReader } from '../../ship/journal/index.ts';
+import { inspectTail } from '../../ship/journal/index.ts';
+import { latestEpoch, readTruncations, truncatedSince, truncationsStamp } from '../../ship/journal/index.ts';
 import { BATCH_CHANGES, type IndexBuilder } from './builder.ts';
 import { IndexDamagedError } from './schema.ts';
 import { resumeAt, resumeLsn } from './state.ts';

@@ -13,3 +13,4 @@ export type {
   TxInfo,
   TxQuery,
 } from './types.ts';
+export { keyText, parseKeyArg } from './key.ts';

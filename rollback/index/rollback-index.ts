@@ -3,17 +3,17 @@
  * each entry lies, and every version of every row key, so that history, rewind, forward and undo find what to
  * read without scanning the journal. It is derived data: a damaged or out-of-date file is moved aside and rebuilt.
  *
- * Several processes may open it: the `run` process keeps it current (cli/run/index-loop.ts) and CLI commands
+ * Several processes may open it: the `run` process keeps it current (its index loop) and CLI commands
  * catch it up before they answer. Writers take SQLite's write lock per batch; readers are never blocked (WAL).
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import type { Logger } from 'pino';
-import { silentLogger } from '../../cli/log.ts';
-import { CorruptionError, describeChain, TidemarkError } from '../../record/errors.ts';
-import { listSegments } from '../../ship/journal/segments.ts';
-import { readEntryAt } from '../../ship/journal/read-at.ts';
+import { silentLogger } from '../../core/log.ts';
+import { CorruptionError, describeChain, TidemarkError } from '../../core/errors.ts';
+import { listSegments } from '../../ship/journal/index.ts';
+import { readEntryAt } from '../../ship/journal/index.ts';
 import { IndexBuilder } from './builder.ts';
 import { catchUpJournal } from './catch-up.ts';
 import { type PruneResult, pruneBelow } from './prune.ts';

@@ -13,7 +13,7 @@
  *   ddls       DDL statements by seq
  *   gens, changes
  *              one row per (row change, key): an update that changes the key has a row under both keys. The key
- *              is stored as its canonical text (rollback/key.ts), not as a hash: keyVersions is synchronous, so it
+ *              is stored as its canonical text (key.ts), not as a hash: keyVersions is synchronous, so it
  *              could not read entries back to weed out hash collisions, and for the usual integer keys the text
  *              ('["12345"]', ~10 bytes) is as small as a 64-bit hash (measured: 2M changes, 52 MB text vs 49 MB
  *              hash, and inserting text was faster because no hash is computed).
@@ -26,7 +26,7 @@
 import { renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 
 export const INDEX_FILE = 'rollback-index.sqlite';
 export const INDEX_VERSION = 1;

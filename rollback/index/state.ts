@@ -7,7 +7,7 @@
  * unit's running totals. Those rows have seqs above `committedSeq` and queries do not show them. If the journal
  * writer truncates that unfinished unit (recovery), the rows are deleted again.
  */
-import { CorruptionError } from '../../record/errors.ts';
+import { CorruptionError } from '../../core/errors.ts';
 
 /** A frame of the journal as the index saw it. */
 export interface FrameMark {

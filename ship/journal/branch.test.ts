@@ -1,8 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../cli/log.ts';
-import { CorruptionError } from '../../record/errors.ts';
+import { silentLogger } from '../../core/log.ts';
+import { CorruptionError } from '../../core/errors.ts';
 import type { CommitEntry } from '../../record/record.ts';
 import { appendUnits, copyAsMirror, marker, unitEnds } from '../../test/fixtures/lineage.ts';
 import { captureLog } from '../../test/fixtures/ship-link.ts';

@@ -19,7 +19,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { type ErrorContext, TidemarkError } from '../../record/errors.ts';
+import { type ErrorContext, TidemarkError } from '../../core/errors.ts';
 import type { CommitEntry } from '../../record/record.ts';
 import { decodeFrame, frameAtLsn, JournalSink } from './entries.ts';
 import { IDENTITY_FILE, type JournalBranch, type JournalIdentity, readIdentity } from './identity.ts';

@@ -1,7 +1,7 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CorruptionError, TidemarkError } from '../../record/errors.ts';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import { CURSORS_DIR, CursorStore } from './cursors.ts';
 import { removeDir, tempDir } from './fixtures/util.ts';
 

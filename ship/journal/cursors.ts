@@ -3,10 +3,10 @@
  * cursor in `<journal dir>/cursors/`. Updates are atomic: write a temp file, fsync it, rename it over the cursor,
  * fsync the directory. A reader resumes at lsn + 1. Retention keeps every frame above the lowest cursor.
  */
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CorruptionError, TidemarkError } from '../../record/errors.ts';
-import { fsyncDir } from './segments.ts';
+import { fsyncDir, writeFileDurable } from '../../core/durable-file.ts';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 
 export const CURSORS_DIR = 'cursors';
 const SUFFIX = '.cursor';
@@ -98,20 +98,7 @@ export class CursorStore {
     await mkdir(this.dir, { recursive: true });
     const file = this.file(name);
     const tmp = join(this.dir, `.${name}.${process.pid}.${++this.tmpSeq}.tmp`);
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(formatCursor({ name, lsn, updatedAt: new Date().toISOString() }));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(tmp, file);
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
-    await fsyncDir(this.dir);
+    await writeFileDurable(file, formatCursor({ name, lsn, updatedAt: new Date().toISOString() }), { tmp });
   }
 
   /** Every cursor, sorted by name. Temp files of interrupted updates are ignored. */

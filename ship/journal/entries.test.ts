@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeEntry } from '../../record/codec.ts';
-import { CorruptionError } from '../../record/errors.ts';
+import { CorruptionError } from '../../core/errors.ts';
 import type { CommitEntry, DdlEntry, RowsEntry } from '../../record/record.ts';
 import { type JournalEntry, JournalSink, lastCommit, readEntries } from './entries.ts';
 import { removeDir, tempDir } from './fixtures/util.ts';

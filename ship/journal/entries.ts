@@ -3,7 +3,7 @@
  * record/codec.ts; a commit entry is exactly the END_OF_UNIT frame of its unit.
  */
 import { decodeEntry, encodeEntry } from '../../record/codec.ts';
-import { CorruptionError, TidemarkError } from '../../record/errors.ts';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import type { CommitEntry, DdlEntry, Entry, EntrySink, RowsEntry } from '../../record/record.ts';
 import type { JournalFrame } from './api.ts';
 import { JournalReader } from './reader.ts';

@@ -1,5 +1,5 @@
 /** Errors the journal raises besides CorruptionError. */
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 
 /**
  * The writer removed frames this reader had already delivered (it truncated an unfinished unit on recovery).

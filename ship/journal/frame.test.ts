@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CorruptionError } from '../../record/errors.ts';
+import { CorruptionError } from '../../core/errors.ts';
 import { encodeFrame, FrameScanner, HEADER_BYTES, type ScanEnd, type ScannedFrame } from './frame.ts';
 import { prng } from '../../test/fixtures/prng.ts';
 import { concat } from '../../test/fixtures/wire.ts';

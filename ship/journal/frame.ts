@@ -26,7 +26,7 @@
  *               with a valid header CRC → CorruptionError naming the segment and byte offset
  */
 import { crc32 } from 'node:zlib';
-import { CorruptionError } from '../../record/errors.ts';
+import { CorruptionError } from '../../core/errors.ts';
 
 export const FRAME_MAGIC = 0x4a4d5454;
 export const FRAME_VERSION = 1;

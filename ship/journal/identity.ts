@@ -20,8 +20,8 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { CorruptionError, TidemarkError } from '../../record/errors.ts';
-import { writeFileAtomic } from './segments.ts';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
+import { writeFileDurable } from '../../core/durable-file.ts';
 
 export const IDENTITY_FILE = 'JOURNAL';
 export const JOURNAL_FORMAT = 1;
@@ -128,7 +128,7 @@ export function formatIdentity(id: JournalIdentity): string {
 }
 
 export async function writeIdentity(dir: string, id: JournalIdentity): Promise<void> {
-  await writeFileAtomic(dir, IDENTITY_FILE, formatIdentity(id));
+  await writeFileDurable(join(dir, IDENTITY_FILE), formatIdentity(id));
 }
 
 /** The mirror holds frames of journal `have` but was asked to continue from `want` (or is no mirror at all). */

@@ -49,9 +49,12 @@ export {
   readIdentity,
 } from './identity.ts';
 export { type ReconcileResult, reconcileTruncations, type SourceTruncation } from './mirror.ts';
+export { journalDirOf, mirrorDir } from './mirror-dir.ts';
 export { frameOnDisk, readEntryAt, readFrameAt, SegmentFiles } from './read-at.ts';
 export { JournalReader } from './reader.ts';
 export { inspectTail, type TailInfo } from './recovery.ts';
 export { applyRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
 export { listSegments, parseSegmentFileName, segmentFileName } from './segments.ts';
 export { JournalWriter } from './writer.ts';
+export { segmentPath } from './segments.ts';
+export { latestEpoch, readTruncations, truncatedSince, truncationsStamp } from './truncations.ts';

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../cli/log.ts';
+import { silentLogger } from '../../core/log.ts';
 import { JournalLockedError } from './errors.ts';
 import { removeDir, tempDir } from './fixtures/util.ts';
 import { checkLockFree, DirLock, LOCK_FILE, parseProcStat, pidState, sigkillPending } from './lock.ts';

@@ -1,6 +1,6 @@
 /**
  * The single-writer lock of a journal directory: a file `LOCK` holding the owner's pid, created with O_EXCL. The
- * same mechanism guards other single-owner roles beside a journal (one applier per target, cli/run/run-locks.ts):
+ * same mechanism guards other single-owner roles beside a journal (one applier per target, the run locks of `tidemark run`):
  * `acquire(dir, log, { file, describe })`.
  *
  * A lock whose owner no longer runs is stale and is taken over: the stale file is removed only if it still holds
@@ -19,7 +19,7 @@
 import { open, readFile, realpath, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { JournalLockedError } from './errors.ts';
 
 export const LOCK_FILE = 'LOCK';
@@ -137,7 +137,7 @@ async function refuseLiveOwner(dir: string, path: string, pid: number, o: LockOp
 /**
  * Refuses at once (JournalLockedError naming the pid) when a live process other than this one holds the lock,
  * after waiting for an exiting owner; does not take the lock. For a command that wants to fail before starting
- * anything else (cli/commands/run.ts); the real acquisition later stays the arbiter.
+ * anything else (`tidemark run`); the real acquisition later stays the arbiter.
  */
 export async function checkLockFree(dir: string, o: LockOptions = {}): Promise<void> {
   let path: string;

@@ -1,7 +1,7 @@
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { TidemarkError } from '../../record/errors.ts';
+import type { TidemarkError } from '../../core/errors.ts';
 import type { JournalFrame } from './api.ts';
 import { JournalTruncatedError } from './errors.ts';
 import { payloadFor, readAll, removeDir, sameBytes, tempDir } from './fixtures/util.ts';

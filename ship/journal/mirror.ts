@@ -12,8 +12,8 @@
  * The latest source epoch reconciled is kept in the mirror's JOURNAL file (identity.ts), written after the cut.
  */
 import type { Logger } from 'pino';
-import { silentLogger } from '../../cli/log.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { silentLogger } from '../../core/log.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { latestEpoch } from './truncations.ts';
 import type { JournalWriter } from './writer.ts';
 

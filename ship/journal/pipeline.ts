@@ -10,14 +10,15 @@
  */
 import { type FileHandle, open, unlink } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { silentLogger } from '../../cli/log.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { fsyncDir } from '../../core/durable-file.ts';
+import { silentLogger } from '../../core/log.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { FsyncPolicy, JournalWriterOptions } from './api.ts';
 import { Batch, writeParts } from './batch.ts';
 import type { DurableMark } from './durable.ts';
 import { HEADER_BYTES } from './frame.ts';
 import { applyRecovery, inspectTail } from './recovery.ts';
-import { fsyncDir, segmentFileName, segmentPath } from './segments.ts';
+import { segmentFileName, segmentPath } from './segments.ts';
 
 interface Waiter {
   lsn: bigint;

@@ -1,7 +1,7 @@
 import { open, unlink } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decodeEntry, encodeEntry } from '../../record/codec.ts';
-import { CorruptionError, TidemarkError } from '../../record/errors.ts';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import type { CommitEntry, RowsEntry } from '../../record/record.ts';
 import type { JournalFrame } from './api.ts';
 import { readEntries } from './entries.ts';

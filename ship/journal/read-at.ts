@@ -9,7 +9,7 @@
  */
 import { type FileHandle, open } from 'node:fs/promises';
 import { decodeEntry } from '../../record/codec.ts';
-import { CorruptionError, TidemarkError } from '../../record/errors.ts';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import type { Entry } from '../../record/record.ts';
 import type { JournalFrame } from './api.ts';
 import { FrameScanner, HEADER_BYTES, writeFrameHeader } from './frame.ts';

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { appendFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CorruptionError, TidemarkError } from '../../record/errors.ts';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import type { JournalFrame } from './api.ts';
 import { JournalTruncatedError } from './errors.ts';
 import { payloadFor, readAll, removeDir, tempDir } from './fixtures/util.ts';

@@ -22,8 +22,8 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { silentLogger } from '../../cli/log.ts';
-import { CorruptionError, TidemarkError } from '../../record/errors.ts';
+import { silentLogger } from '../../core/log.ts';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import type { JournalFrame, JournalReaderOptions } from './api.ts';
 import { type Durable, DurableMarkReader } from './durable.ts';
 import { JournalTruncatedError } from './errors.ts';

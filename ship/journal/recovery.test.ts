@@ -2,7 +2,7 @@ import { copyFile, readFile, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CorruptionError } from '../../record/errors.ts';
+import { CorruptionError } from '../../core/errors.ts';
 import { payloadFor, readAll, removeDir, sameBytes, tempDir } from './fixtures/util.ts';
 import { HEADER_BYTES } from './frame.ts';
 import { inspectTail } from './recovery.ts';

@@ -15,9 +15,10 @@
  */
 import { open, truncate, unlink } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { CorruptionError, TidemarkError } from '../../record/errors.ts';
+import { fsyncDir } from '../../core/durable-file.ts';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import { FrameScanner, type ScanEnd, type ScannedFrame } from './frame.ts';
-import { fsyncDir, listSegments, segmentFileName, segmentPath } from './segments.ts';
+import { listSegments, segmentFileName, segmentPath } from './segments.ts';
 import { recordTruncation } from './truncations.ts';
 
 export const SCAN_CHUNK_BYTES = 1 << 20;

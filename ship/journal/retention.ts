@@ -14,9 +14,10 @@
  */
 import { stat, unlink } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { silentLogger } from '../../cli/log.ts';
+import { fsyncDir } from '../../core/durable-file.ts';
+import { silentLogger } from '../../core/log.ts';
 import { type CursorInfo, CursorStore } from './cursors.ts';
-import { fsyncDir, listSegments, segmentFileName, segmentPath } from './segments.ts';
+import { listSegments, segmentFileName, segmentPath } from './segments.ts';
 
 export interface RetentionOptions {
   dir: string;

@@ -4,7 +4,7 @@
  * A segment is named by the LSN of its first frame, zero-padded to 20 digits (the width of 2^64-1), so that
  * lexical order is LSN order: `00000000000000000001.tmj`. A segment may be empty (created, nothing written yet).
  */
-import { open, readdir, rename } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export const SEGMENT_SUFFIX = '.tmj';
@@ -39,29 +39,4 @@ export async function listSegments(dir: string): Promise<bigint[]> {
     if (lsn !== null) out.push(lsn);
   }
   return out.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-}
-
-/** fsync a directory so that entries created, renamed or removed in it survive a crash. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Replaces `dir/name` atomically and durably: temp file, fsync, rename over, fsync the directory. */
-export async function writeFileAtomic(dir: string, name: string, text: string): Promise<void> {
-  const file = join(dir, name);
-  const tmp = `${file}.tmp`;
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-  await fsyncDir(dir);
 }

@@ -11,8 +11,8 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CorruptionError } from '../../record/errors.ts';
-import { writeFileAtomic } from './segments.ts';
+import { CorruptionError } from '../../core/errors.ts';
+import { writeFileDurable } from '../../core/durable-file.ts';
 
 export const TRUNCATIONS_FILE = 'TRUNCATIONS';
 const MAX_EVENTS = 64;
@@ -91,6 +91,6 @@ export function truncatedSince(
 export async function recordTruncation(dir: string, toLsn: bigint): Promise<TruncationEvent> {
   const events = await readTruncations(dir);
   const ev: TruncationEvent = { epoch: latestEpoch(events) + 1, toLsn, at: new Date().toISOString() };
-  await writeFileAtomic(dir, TRUNCATIONS_FILE, formatTruncations([...events, ev].slice(-MAX_EVENTS)));
+  await writeFileDurable(join(dir, TRUNCATIONS_FILE), formatTruncations([...events, ev].slice(-MAX_EVENTS)));
   return ev;
 }

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { TidemarkError } from '../../record/errors.ts';
+import type { TidemarkError } from '../../core/errors.ts';
 import { JournalLockedError } from './errors.ts';
 import { payloadFor, readAll, removeDir, sameBytes, tempDir } from './fixtures/util.ts';
 import { HEADER_BYTES } from './frame.ts';

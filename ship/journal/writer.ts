@@ -10,8 +10,8 @@
  * frames the source took back. Recovery on open is the same as for a source journal.
  */
 import { mkdir } from 'node:fs/promises';
-import { silentLogger } from '../../cli/log.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { silentLogger } from '../../core/log.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { JournalFrame, JournalWriterOptions } from './api.ts';
 import { DurableMark } from './durable.ts';
 import { HEADER_BYTES, MAX_PAYLOAD } from './frame.ts';

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import kafkajs, { type Admin, type Kafka, type KafkaConfig, type KafkaMessage, type LogEntry } from 'kafkajs';
 import type { Logger } from 'pino';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 
 /** The one partition a source's frames go to (see README: ordering). */
 export const PARTITION = 0;

@@ -17,7 +17,7 @@
  * batch CRC on the broker; ours is end to end, from the source journal's bytes to the receiver.
  */
 import { crc32 } from 'node:zlib';
-import { CorruptionError } from '../../record/errors.ts';
+import { CorruptionError } from '../../core/errors.ts';
 import type { WireFrame } from '../tcp/protocol.ts';
 
 export const KAFKA_FORMAT_VERSION = '1';

@@ -4,7 +4,8 @@
  * broker code in here.
  */
 import type { Logger } from 'pino';
-import { describeChain, isRetriable, sleep, TidemarkError } from '../../record/errors.ts';
+import { backoff } from '../../core/backoff.ts';
+import { describeChain, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
 import type { WireFrame } from '../tcp/protocol.ts';
 
 export type LoopState = 'connecting' | 'streaming' | 'backoff' | 'done' | 'stopped' | 'failed';
@@ -39,8 +40,7 @@ export class SessionLoop {
   }
 
   async run(session: () => Promise<boolean>): Promise<void> {
-    const base = this.o.reconnectBaseMs ?? 250;
-    let delay = base;
+    const delays = backoff(this.o.reconnectBaseMs ?? 250, this.o.reconnectMaxMs ?? 30_000);
     while (!this.o.signal.aborted) {
       this.setState('connecting');
       this.sessions++;
@@ -57,11 +57,11 @@ export class SessionLoop {
           this.setState('failed');
           throw err;
         }
-        if (this.state === 'streaming') delay = base;
+        if (this.state === 'streaming') delays.reset();
+        const delay = delays.next();
         this.o.log.warn({ err: this.lastError, retryInMs: delay }, `${this.o.what}: session failed; retrying`);
         this.setState('backoff');
         await sleep(delay, this.o.signal);
-        delay = Math.min(this.o.reconnectMaxMs ?? 30_000, delay * 2);
       }
     }
     this.setState('stopped');

@@ -16,7 +16,7 @@
  */
 import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
-import { sleep, TidemarkError } from '../../record/errors.ts';
+import { sleep, TidemarkError } from '../../core/errors.ts';
 import type { WireFrame } from '../tcp/protocol.ts';
 import {
   committedOffset,

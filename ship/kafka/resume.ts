@@ -1,7 +1,7 @@
 /**
  * Where a Kafka shipper (re)starts and where a receiver starts reading. Pure: no I/O.
  */
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { Chunk } from './codec.ts';
 import type { PartitionOffsets } from './client.ts';
 

@@ -16,7 +16,7 @@
  *   - LSNs at or below the last delivered one (duplicates: a re-read after a restart, a rare duplicate write by
  *     a shipper that died mid-request) are skipped. A frame is delivered exactly once, in LSN order.
  */
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { WireFrame } from '../tcp/protocol.ts';
 import { type Chunk, joinChunks } from './codec.ts';
 

@@ -16,7 +16,7 @@
  */
 import { type Admin, type Kafka, Partitioners, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { WireFrame } from '../tcp/protocol.ts';
 import {
   createKafka,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CorruptionError } from '../../record/errors.ts';
+import { CorruptionError } from '../../core/errors.ts';
 import {
   checkReadable,
   decodeEntry,

@@ -12,7 +12,7 @@
  *   p  payload      the frame's bytes (binary-safe; Redis bulk strings hold up to 512 MB)
  */
 import { crc32 } from 'node:zlib';
-import { CorruptionError, TidemarkError } from '../../record/errors.ts';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import type { WireFrame } from '../tcp/protocol.ts';
 
 export const REDIS_FORMAT_VERSION = '1';

@@ -16,7 +16,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { CorruptionError, TidemarkError } from '../../record/errors.ts';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import { type LoopState, lastUnitEnd, SessionLoop } from '../kafka/loop.ts';
 import type { WireFrame } from '../tcp/protocol.ts';
 import { connectRedis, type RedisConnection, redisFailure, streamInfo, streamKeys } from './client.ts';

@@ -28,8 +28,8 @@ import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
-import { silentLogger } from '../../cli/log.ts';
-import { TidemarkError } from '../../record/errors.ts';
+import { silentLogger } from '../../core/log.ts';
+import { TidemarkError } from '../../core/errors.ts';
 
 const execFileAsync = promisify(execFile);
 const generateKeyPairAsync = promisify(generateKeyPair);

@@ -19,7 +19,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Logger } from 'pino';
-import { CorruptionError, TidemarkError } from '../../record/errors.ts';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import { handshakeRefusal, type LinkSecurity, serverIdentityCheck } from './identity.ts';
 import { encodeMessage, type Message, MessageDecoder } from './protocol.ts';
 

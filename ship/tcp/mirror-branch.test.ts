@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../cli/log.ts';
+import { silentLogger } from '../../core/log.ts';
 import { appendUnits, copyAsMirror, marker, unitEnds } from '../../test/fixtures/lineage.ts';
 import { captureLog, cleanupsAfterEach, frameDiff, until, useTestPki } from '../../test/fixtures/ship-link.ts';
 import { followUnits, mirrorStandby, readFrames, Source } from '../../test/fixtures/ship-mirror.ts';

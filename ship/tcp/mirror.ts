@@ -22,14 +22,14 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { describeChain, TidemarkError } from '../../record/errors.ts';
-import { adoptBranch } from '../journal/branch.ts';
-import { journalIdentity, readIdentity } from '../journal/identity.ts';
-import { reconcileTruncations } from '../journal/mirror.ts';
-import { JournalReader } from '../journal/reader.ts';
-import { listSegments } from '../journal/segments.ts';
-import { readTruncations } from '../journal/truncations.ts';
-import { JournalWriter } from '../journal/writer.ts';
+import { describeChain, TidemarkError } from '../../core/errors.ts';
+import { adoptBranch } from '../journal/index.ts';
+import { journalIdentity, readIdentity } from '../journal/index.ts';
+import { reconcileTruncations } from '../journal/index.ts';
+import { JournalReader } from '../journal/index.ts';
+import { listSegments } from '../journal/index.ts';
+import { readTruncations } from '../journal/index.ts';
+import { JournalWriter } from '../journal/index.ts';
 import type { WireFrame } from './protocol.ts';
 import type { ReceiverOptions, ReceiverSessionInfo } from './receiver.ts';
 import type { ShipperOptions } from './shipper.ts';

@@ -2,7 +2,7 @@
  * Byte-level helpers of the ship protocol (protocol.ts): a body writer and a bounds-checked body reader.
  * Pure: no I/O. Integers are little-endian; str = u16 byte length + UTF-8.
  */
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });

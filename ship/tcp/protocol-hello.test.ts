@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { concat, decodeAll, decodeUntilError } from '../../test/fixtures/wire.ts';
 import { encodeMessage, type HelloMessage, MESSAGE_HEADER_BYTES } from './protocol.ts';
 

@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { CorruptionError, TidemarkError } from '../../record/errors.ts';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import { prng } from '../../test/fixtures/prng.ts';
 import { concat, decodeAll, decodeUntilError } from '../../test/fixtures/wire.ts';
 import {

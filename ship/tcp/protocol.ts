@@ -33,7 +33,7 @@
  * with code PROTOCOL. Either way the decoder has failed: it never returns data after it.
  */
 import { crc32 } from 'node:zlib';
-import { CorruptionError } from '../../record/errors.ts';
+import { CorruptionError } from '../../core/errors.ts';
 import { BodyReader, BodyWriter, checkU64, protocolError, strBytes } from './protocol-bytes.ts';
 import { type HelloMessage, readHello, writeHello } from './protocol-hello.ts';
 

@@ -18,7 +18,7 @@
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { describeChain, TidemarkError } from '../../record/errors.ts';
+import { describeChain, TidemarkError } from '../../core/errors.ts';
 import { MessageConnection } from './connection.ts';
 import { certificateNames, clientRefusal, DEFAULT_HEARTBEAT_MS, type LinkSecurity, siteRefusal } from './identity.ts';
 import {

@@ -14,7 +14,8 @@
  * ends a unit (a receiver's recovery keeps complete units).
  */
 import type { Logger } from 'pino';
-import { describeChain, isRetriable, sleep, TidemarkError } from '../../record/errors.ts';
+import { backoff } from '../../core/backoff.ts';
+import { describeChain, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
 import { dial, MessageConnection } from './connection.ts';
 import { DEFAULT_HEARTBEAT_MS, type LinkSecurity } from './identity.ts';
 import {
@@ -151,15 +152,14 @@ class ShipperLoop {
   }
 
   async run(): Promise<void> {
-    const base = this.o.reconnectBaseMs ?? 250;
-    let delay = base;
+    const delays = backoff(this.o.reconnectBaseMs ?? 250, this.o.reconnectMaxMs ?? 30_000);
     while (!this.o.signal.aborted) {
       this.setState('connecting');
       let conn: MessageConnection | null = null;
       try {
         conn = await this.connect();
         const durable = await this.hello(conn);
-        delay = base;
+        delays.reset();
         if (await this.stream(conn, durable)) {
           this.setState('done', { ackedLsn: String(this.acked) });
           return;
@@ -172,10 +172,10 @@ class ShipperLoop {
           this.setState('failed');
           throw err;
         }
+        const delay = delays.next();
         this.log.warn({ err: this.lastError, retryInMs: delay }, 'ship: link lost; reconnecting');
         this.setState('backoff');
         await sleep(delay, this.o.signal);
-        delay = Math.min(this.o.reconnectMaxMs ?? 30_000, delay * 2);
       } finally {
         conn?.close(new TidemarkError('session over', { code: 'LINK_DOWN', retriable: true }));
       }

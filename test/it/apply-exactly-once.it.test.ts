@@ -9,7 +9,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { Column, Value } from '../../record/record.ts';
 import { type ApplierFaults, type ApplierTarget, type JournalItem, MysqlApplier } from '../../apply/mysql/applier.ts';
 import type { AppliedState } from '../../apply/mysql/position-table.ts';

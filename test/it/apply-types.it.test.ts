@@ -6,7 +6,7 @@
  */
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { TidemarkError } from '../../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { Column, Value } from '../../record/record.ts';
 import { type ApplierTarget, MysqlApplier } from '../../apply/mysql/applier.ts';
 import { openSession } from '../../apply/mysql/session.ts';

@@ -10,7 +10,7 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_pr
 import { createServer, type Server, type Socket } from 'node:net';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../cli/log.ts';
+import { silentLogger } from '../../core/log.ts';
 import { fenceServer, isWritable } from '../../failover/fence.ts';
 import { demoteServer, promoteServer } from '../../failover/promote.ts';
 import { vipAdd, vipDel, vipHeld } from '../../failover/vip.ts';

@@ -15,7 +15,7 @@ import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSession } from '../../apply/mysql/session.ts';
 import { readRows, type TableDef } from '../../apply/mysql/testkit.ts';
-import type { TidemarkError } from '../../record/errors.ts';
+import type { TidemarkError } from '../../core/errors.ts';
 import type { RowsEntry, Value } from '../../record/record.ts';
 import { executePlan } from '../../rollback/execute.ts';
 import { type Direction, GuardError, guardedStatements, type PlanItem } from '../../rollback/guard.ts';

@@ -13,8 +13,8 @@
  * is shown in the history — integers in plain decimal, binary values as 0x…, DATETIME as "YYYY-MM-DD hh:mm:ss".
  * A comma inside a value is written "\,", a backslash "\\". Column names match case-insensitively (as in MySQL).
  */
-import { TidemarkError } from '../record/errors.ts';
-import type { Value } from '../record/record.ts';
+import { TidemarkError } from '../../core/errors.ts';
+import type { Value } from '../../record/record.ts';
 
 const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TidemarkError } from '../record/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { keyHash, keyText, parseKeyArg } from './key.ts';
 
 describe('keyText', () => {

@@ -91,37 +91,3 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
     signal.addEventListener('abort', done, { once: true });
   });
 }
-
-export interface RetryOptions {
-  attempts: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-  what: string;
-  onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
-  signal?: AbortSignal;
-}
-
-/**
- * Retries `fn` while the thrown error is retriable. Gives up with a TidemarkError that names what was tried and
- * how often, with the last error as cause.
- */
-export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
-  let delay = opts.baseDelayMs;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn(attempt);
-    } catch (err) {
-      if (!isRetriable(err)) throw err;
-      if (attempt >= opts.attempts || opts.signal?.aborted) {
-        throw new TidemarkError(`${opts.what}: gave up after ${attempt} attempts`, {
-          code: 'RETRIES_EXHAUSTED',
-          retriable: false,
-          cause: err,
-        });
-      }
-      opts.onRetry?.(err, attempt, delay);
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(opts.maxDelayMs, delay * 2);
-    }
-  }
-}

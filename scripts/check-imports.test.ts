@@ -1,0 +1,58 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkImports, importsOf, listTsFiles } from './check-imports.ts';
+
+const root = join(import.meta.dirname, '..');
+const tree = () => new Map(listTsFiles(root).map((f) => [f, readFileSync(join(root, f), 'utf8')] as const));
+
+describe('check-imports', () => {
+  it('passes on the tree', () => {
+    expect(checkImports(tree()).map((v) => v.message)).toEqual([]);
+  });
+
+  it('fails on a deliberately added upward import (core/ importing cli/)', () => {
+    const files = tree();
+    files.set('core/errors.ts', `import { loadConfig } from '../cli/config.ts';\n${files.get('core/errors.ts')}`);
+    const v = checkImports(files);
+    expect(v.map((x) => x.rule)).toEqual(['up', 'cycle']); // cli/ imports core/: the new edge closes a cycle too
+    expect(v[0]).toMatchObject({ file: 'core/errors.ts', target: 'cli/config.ts', rule: 'up' });
+    expect(v[0]?.message).toContain('cli/ (floor 8) is above core/ (floor 0)');
+  });
+
+  it('fails on an import past the journal face, a sibling import and a new folder cycle', () => {
+    const files = tree();
+    files.set('failover/x.ts', "import { JournalWriter } from '../ship/journal/writer.ts';\n");
+    files.set('capture/mysql/y.ts', "import type { MysqlEndpoint } from '../../apply/mysql/session.ts';\n");
+    // record/ ↔ record/sub: both floor 1, so only the cycle rule catches it.
+    files.set('record/sub/a.ts', "export { b } from '../b.ts';\n");
+    files.set('record/b.ts', "import { a } from './sub/a.ts';\nexport const b = a;\n");
+    const rules = checkImports(files).map((v) => `${v.rule} ${v.file}`);
+    expect(rules.sort()).toEqual(['cycle record', 'face failover/x.ts', 'sideways capture/mysql/y.ts']);
+  });
+
+  it('lets unit tests reach inside a face and use test fixtures, but not import up', () => {
+    const files = new Map([
+      ['record/a.test.ts', "import { prng } from '../test/fixtures/prng.ts';\n"],
+      ['ship/tcp/b.test.ts', "import { JournalWriter } from '../journal/writer.ts';\n"],
+      ['ship/journal/index.ts', "export { JournalWriter } from './writer.ts';\n"],
+      ['core/c.test.ts', "import { x } from '../ship/tcp/link.ts';\n"],
+    ]);
+    expect(checkImports(files).map((v) => `${v.rule} ${v.file}`)).toEqual(['up core/c.test.ts']);
+  });
+
+  it('reads static, multi-line, side-effect and dynamic imports and re-exports, not package imports', () => {
+    const text = [
+      "import { a } from './a.ts';",
+      'import {',
+      '  b,',
+      '  type C,',
+      "} from '../b.ts';",
+      "export { d } from './d.ts';",
+      "import './e.ts';",
+      "const f = await import('./f.ts');",
+      "import { z } from 'zod';",
+    ].join('\n');
+    expect(importsOf(text).sort()).toEqual(['../b.ts', './a.ts', './d.ts', './e.ts', './f.ts']);
+  });
+});

@@ -110,7 +110,10 @@ export async function setSwitchover(base: string, on: boolean): Promise<void> {
 /** Whether a switchover started less than `maxAgeMs` ago is in progress here. */
 export async function switchoverRunning(base: string, maxAgeMs: number): Promise<boolean> {
   try {
-    return Date.now() - (await stat(join(dirOf(base), 'switchover.json'))).mtimeMs < maxAgeMs;
+    // mtimeMs has sub-millisecond precision and Date.now() whole milliseconds: a file written in this very
+    // millisecond can look a fraction of one from the future; its age is 0 then, never negative.
+    const age = Date.now() - (await stat(join(dirOf(base), 'switchover.json'))).mtimeMs;
+    return Math.max(0, age) < maxAgeMs;
   } catch {
     return false;
   }

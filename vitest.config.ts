@@ -8,7 +8,9 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['{core,record,mysql,capture,ship,apply,rollback,failover,backup,cli,scripts}/**/*.test.ts'],
+          include: [
+            '{core,record,journal,mysql,capture,ship,apply,rollback,failover,config,node,cli,scripts}/**/*.test.ts',
+          ],
           exclude: ['**/node_modules/**', '**/*.it.test.ts'],
           testTimeout: 20_000,
         },

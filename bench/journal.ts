@@ -10,9 +10,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FsyncPolicy } from '../ship/journal/api.ts';
-import { HEADER_BYTES } from '../ship/journal/frame.ts';
-import { JournalWriter } from '../ship/journal/writer.ts';
+import type { FsyncPolicy } from '../journal/api.ts';
+import { HEADER_BYTES } from '../journal/frame.ts';
+import { JournalWriter } from '../journal/writer.ts';
 
 interface Rate {
   fsyncs?: number;

@@ -20,9 +20,9 @@ import type { Logger } from 'pino';
 import type { Column, CommitEntry, RowImage, RowOp, RowsEntry, Value } from '../record/record.ts';
 import { RollbackIndex } from '../rollback/index/index.ts';
 import { keyText } from '../rollback/index/key.ts';
-import { JournalSink } from '../ship/journal/entries.ts';
-import { readEntryAt } from '../ship/journal/read-at.ts';
-import { JournalWriter } from '../ship/journal/writer.ts';
+import { JournalSink } from '../journal/entries.ts';
+import { readEntryAt } from '../journal/read-at.ts';
+import { JournalWriter } from '../journal/writer.ts';
 
 export interface IndexBenchResult {
   index_build_rows_per_s: number;

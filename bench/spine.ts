@@ -119,7 +119,7 @@ async function zongjiRate(from: { file: string; pos: number }, until: { file: st
 }
 
 async function journalHead(dir: string) {
-  const { lastCommit } = await import('../ship/journal/index.ts');
+  const { lastCommit } = await import('../journal/index.ts');
   return lastCommit(dir);
 }
 

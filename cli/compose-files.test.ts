@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { parseConfig } from './config.ts';
+import { parseConfig } from '../config/config.ts';
 
 const COMPOSE = resolve(dirname(fileURLToPath(import.meta.url)), '../compose');
 const read = (name: string) => readFileSync(resolve(COMPOSE, name), 'utf8');

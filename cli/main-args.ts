@@ -1,7 +1,7 @@
 /** Argument parsers and shared options of the command line (cli/main.ts and its command groups). */
 import { InvalidArgumentError, Option } from 'commander';
 import { parseTimeArg } from '../rollback/time.ts';
-import { usageError } from './exit.ts';
+import { usageError } from './commands/exit.ts';
 
 export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];

@@ -1,9 +1,9 @@
 /** The rewind commands of the command line (cli/main.ts builds the program): log, history, rewind, forward, undo, restore. */
 import { type Command, Option } from 'commander';
 import type { CommandContext } from './commands/context.ts';
-import { usageError } from './exit.ts';
+import { usageError } from './commands/exit.ts';
 import { configOption, exactlyOne, positive, time } from './main-args.ts';
-import type { MainDeps, MainIO } from './main.ts';
+import type { MainDeps, MainIO } from './main-deps.ts';
 
 type ConfigPath = (o: { config?: string }) => string;
 type ContextFn = (configFile: string) => CommandContext;

@@ -4,8 +4,8 @@
  */
 import { Argument, type Command, type Option } from 'commander';
 import type { CommandContext } from './commands/context.ts';
-import { usageError } from './exit.ts';
-import type { MainDeps } from './main.ts';
+import { usageError } from './commands/exit.ts';
+import type { MainDeps } from './main-deps.ts';
 
 export interface ProgramHelpers {
   configPath(o: { config?: string }): string;

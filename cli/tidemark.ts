@@ -9,7 +9,7 @@
  * speed. Run the file itself (`cli/tidemark.ts …`, or the `tidemark` bin), not `node cli/tidemark.ts`, to get them.
  */
 import { TidemarkError } from '../core/errors.ts';
-import { reportError } from './exit.ts';
+import { reportError } from './commands/exit.ts';
 import { main } from './main.ts';
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;

@@ -2,9 +2,9 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CommitEntry, DdlEntry, RowsEntry } from '../record/record.ts';
-import { JournalSink } from '../ship/journal/entries.ts';
-import { removeDir, tempDir } from '../ship/journal/fixtures/util.ts';
-import { JournalWriter } from '../ship/journal/writer.ts';
+import { JournalSink } from '../journal/entries.ts';
+import { removeDir, tempDir } from '../journal/fixtures/util.ts';
+import { JournalWriter } from '../journal/writer.ts';
 import { type ErrantTx, formatErrantSummary, type QuarantineSummary, rowsText, writeQuarantine } from './quarantine.ts';
 
 let dir: string;

@@ -29,9 +29,9 @@ import type { Flavor } from '../apply/mysql/sql.ts';
 import { openDurable } from '../core/durable-file.ts';
 import { CorruptionError, TidemarkError } from '../core/errors.ts';
 import type { CommitEntry, DdlEntry, Entry, RowsEntry } from '../record/record.ts';
-import type { JournalFrame } from '../ship/journal/index.ts';
-import { decodeFrame } from '../ship/journal/index.ts';
-import { JournalReader } from '../ship/journal/index.ts';
+import type { JournalFrame } from '../journal/index.ts';
+import { decodeFrame } from '../journal/index.ts';
+import { JournalReader } from '../journal/index.ts';
 import {
   comment,
   ddlText,

@@ -4,7 +4,7 @@
  * locations, so memory stays bounded by the largest entry whatever the window holds.
  */
 import type { RowsEntry } from '../record/record.ts';
-import { readEntryAt, type SegmentFiles } from '../ship/journal/index.ts';
+import { readEntryAt, type SegmentFiles } from '../journal/index.ts';
 import { type Direction, guardedStatements, type PlanItem } from './guard.ts';
 import type { EntryRef, RollbackIndex, TxInfo } from './index/index.ts';
 import type { Flavor } from '../apply/mysql/sql.ts';

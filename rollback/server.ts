@@ -19,7 +19,7 @@ import { sleep, TidemarkError } from '../core/errors.ts';
 import { withPassword } from '../core/secret.ts';
 import { formatPosition, type MysqlPosition } from '../record/position.ts';
 import type { CommitEntry } from '../record/record.ts';
-import { journalDirOf, lastCommit } from '../ship/journal/index.ts';
+import { journalDirOf, lastCommit } from '../journal/index.ts';
 import { RollbackIndex } from './index/index.ts';
 
 /** What rewind, forward and undo read of the config file (the loaded config file has it). */

@@ -11,18 +11,18 @@ describe('check-imports', () => {
     expect(checkImports(tree()).map((v) => v.message)).toEqual([]);
   });
 
-  it('fails on a deliberately added upward import (core/ importing cli/)', () => {
+  it('fails on a deliberately added upward import (core/ importing config/)', () => {
     const files = tree();
-    files.set('core/errors.ts', `import { loadConfig } from '../cli/config.ts';\n${files.get('core/errors.ts')}`);
+    files.set('core/errors.ts', `import { loadConfig } from '../config/config.ts';\n${files.get('core/errors.ts')}`);
     const v = checkImports(files);
-    expect(v.map((x) => x.rule)).toEqual(['up', 'cycle']); // cli/ imports core/: the new edge closes a cycle too
-    expect(v[0]).toMatchObject({ file: 'core/errors.ts', target: 'cli/config.ts', rule: 'up' });
-    expect(v[0]?.message).toContain('cli/ (floor 8) is above core/ (floor 0)');
+    expect(v.map((x) => x.rule)).toEqual(['up', 'cycle']); // config/ imports core/: the new edge closes a cycle too
+    expect(v[0]).toMatchObject({ file: 'core/errors.ts', target: 'config/config.ts', rule: 'up' });
+    expect(v[0]?.message).toContain('config/ (floor 8) is above core/ (floor 0)');
   });
 
   it('fails on an import past the journal face, a sibling import and a new folder cycle', () => {
     const files = tree();
-    files.set('failover/x.ts', "import { JournalWriter } from '../ship/journal/writer.ts';\n");
+    files.set('failover/x.ts', "import { JournalWriter } from '../journal/writer.ts';\n");
     files.set('capture/mysql/y.ts', "import type { MysqlEndpoint } from '../../apply/mysql/session.ts';\n");
     // record/ ↔ record/sub: both floor 1, so only the cycle rule catches it.
     files.set('record/sub/a.ts', "export { b } from '../b.ts';\n");
@@ -34,8 +34,8 @@ describe('check-imports', () => {
   it('lets unit tests reach inside a face and use test fixtures, but not import up', () => {
     const files = new Map([
       ['record/a.test.ts', "import { prng } from '../test/fixtures/prng.ts';\n"],
-      ['ship/tcp/b.test.ts', "import { JournalWriter } from '../journal/writer.ts';\n"],
-      ['ship/journal/index.ts', "export { JournalWriter } from './writer.ts';\n"],
+      ['ship/tcp/b.test.ts', "import { JournalWriter } from '../../journal/writer.ts';\n"],
+      ['journal/index.ts', "export { JournalWriter } from './writer.ts';\n"],
       ['core/c.test.ts', "import { x } from '../ship/tcp/link.ts';\n"],
     ]);
     expect(checkImports(files).map((v) => `${v.rule} ${v.file}`)).toEqual(['up core/c.test.ts']);

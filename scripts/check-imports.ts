@@ -7,19 +7,21 @@
  *
  *   0 core/          errors, backoff, durable files, logger, secrets
  *   1 record/        the change-record model, positions, codec
- *   2 ship/journal/  the durable journal (public face: ship/journal/index.ts)
+ *   2 journal/       the durable journal (public face: journal/index.ts)
  *   3 mysql/         MySQL/MariaDB endpoint config shapes (the seed of the one MySQL layer)
  *   4 capture/ apply/   one engine each way; siblings do not import each other
  *   5 ship/          transports (tcp, kafka, redis)
  *   6 rollback/      rewind, forward, undo, the rollback index (public face: rollback/index/index.ts)
  *   7 failover/      monitor, witness, fencing, takeover, failback
- *   8 cli/           config, the `tidemark run` runtime (cli/run), commands
- *   9 test/ bench/   may import anything (past faces too); only unit tests beside the code import them
+ *   8 config/        load the YAML, compose the sections the components own, secrets, site cross-checks
+ *   9 node/          the `tidemark run` process: supervisor, loops, link state, takeover bindings, state files
+ *  10 cli/           argv → options → one call per command, exit codes
+ *  11 test/ bench/   may import anything (past faces too); only unit tests beside the code import them
  *
  * Unit tests (*.test.ts) may reach past a face (they test the inside) and import test/ fixtures; every other
  * rule holds for them too.
  *
- * A folder is in the floor of its longest listed prefix (ship/journal/x.ts: floor 2; ship/tcp/x.ts: floor 5).
+ * A folder is in the floor of its longest listed prefix (cli/commands/x.ts: floor 10; ship/tcp/x.ts: floor 5).
  * Files in no listed folder (vitest.config.ts, scripts/) are not checked, and importing a non-.ts file
  * (package.json) is not checked.
  */
@@ -35,31 +37,28 @@ export interface Floor {
 export const FLOORS: readonly Floor[] = [
   { prefix: 'core', floor: 0 },
   { prefix: 'record', floor: 1 },
-  { prefix: 'ship/journal', floor: 2 },
+  { prefix: 'journal', floor: 2 },
   { prefix: 'mysql', floor: 3 },
   { prefix: 'capture', floor: 4 },
   { prefix: 'apply', floor: 4 },
   { prefix: 'ship', floor: 5 },
   { prefix: 'rollback', floor: 6 },
   { prefix: 'failover', floor: 7 },
-  { prefix: 'cli', floor: 8 },
-  { prefix: 'test', floor: 9 },
-  { prefix: 'bench', floor: 9 },
+  { prefix: 'config', floor: 8 },
+  { prefix: 'node', floor: 9 },
+  { prefix: 'cli', floor: 10 },
+  { prefix: 'test', floor: 11 },
+  { prefix: 'bench', floor: 11 },
 ];
+
+/** test/ and bench/: they may import anything, past faces too, and unit tests (*.test.ts) may import them. */
+export const TOOLS_FLOOR = 11;
 
 /**
- * Folder cycles known today, each removed by a named later step of issue #12. A cycle is allowed only if every
- * folder in it is listed together here; a new cycle fails.
+ * Folder cycles allowed: none. (A cycle is allowed only if every folder in it is listed together here; the one the
+ * runtime had while it lived in cli/run was removed when it moved to node/.)
  */
-/** test/ and bench/: they may import anything, past faces too, and unit tests (*.test.ts) may import them. */
-export const TOOLS_FLOOR = 9;
-
-export const KNOWN_CYCLES: readonly (readonly string[])[] = [
-  // The runtime lives in cli/run; commands start it while its loops call command helpers, and both read
-  // cli/config.ts while cli/main.ts loads the commands: cli/run moves to node/, the config to config/, the shared
-  // helpers down, MainIO/MainDeps to their own module (issue #12, next slice).
-  ['cli', 'cli/commands', 'cli/run'],
-];
+export const KNOWN_CYCLES: readonly (readonly string[])[] = [];
 
 /** Folders whose files others import only through `<folder>/index.ts`. Found in the tree: every index.ts. */
 export function facesOf(paths: Iterable<string>): Set<string> {

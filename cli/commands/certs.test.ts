@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { reportError } from '../exit.ts';
+import { reportError } from './exit.ts';
 import { certsCommand } from './certs.ts';
 
 let root: string;

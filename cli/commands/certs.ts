@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { CA_CERT, CA_KEY, makeCerts } from '../../ship/tcp/certs.ts';
-import { EXIT_OK } from '../exit.ts';
+import { EXIT_OK } from './exit.ts';
 import type { TextSink } from './context.ts';
 
 export interface CertsCommandOptions {

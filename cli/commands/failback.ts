@@ -4,7 +4,7 @@
  * without a full copy (failover/README.md, "Failback"):
  *
  *   1. lineage   read where the new primary's journal branched from this site's (tidemark.failover_lineage on the
- *                promoted server, written by its site when it promoted its journal: cli/run/promoted.ts)
+ *                promoted server, written by its site when it promoted its journal: node/promoted.ts)
  *   2. fence     the old primary stays read-only (set again if it is writable)
  *   3. catch up  capture the old primary's binlog to its end into its journal, so that the journal holds every
  *                transaction it committed (also those its capture never saw before it died)
@@ -31,9 +31,9 @@ import { formatErrantSummary, writeQuarantine } from '../../failover/quarantine.
 import { describeChain, TidemarkError } from '../../core/errors.ts';
 import { removeIndexFiles } from '../../rollback/index/index.ts';
 import { formatPosition } from '../../record/position.ts';
-import { commitAtLsn, demoteToMirror, readIdentity } from '../../ship/journal/index.ts';
-import { asFailoverAccount, failoverOf, promotableTarget } from '../run/failover-spec.ts';
-import { catchUpCapture } from '../run/failback-capture.ts';
+import { commitAtLsn, demoteToMirror, readIdentity } from '../../journal/index.ts';
+import { asFailoverAccount, failoverOf, promotableTarget } from '../../node/failover-spec.ts';
+import { catchUpCapture } from '../../node/failback-capture.ts';
 import type { CommandContext } from './context.ts';
 import { rewindCommand } from './rewind.ts';
 

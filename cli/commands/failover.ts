@@ -11,11 +11,11 @@ import { decideManual } from '../../failover/decide.ts';
 import { formatTimeline } from '../../failover/plan.ts';
 import { heartbeatProbe } from '../../failover/probes.ts';
 import { TidemarkError } from '../../core/errors.ts';
-import { asFailoverAccount, failoverOf } from '../run/failover-spec.ts';
-import { electionInput, selfCandidate, witnessView } from '../run/failover-report.ts';
-import { linkSecurity } from '../run/ship-transports.ts';
-import { readHistory, writeHistory } from '../run/failover-state.ts';
-import { standbyToPromote, takeOver } from '../run/failover-takeover.ts';
+import { asFailoverAccount, failoverOf } from '../../node/failover-spec.ts';
+import { electionInput, selfCandidate, witnessView } from '../../node/failover-report.ts';
+import { linkSecurity } from '../../node/ship-transports.ts';
+import { readHistory, writeHistory } from '../../node/failover-state.ts';
+import { standbyToPromote, takeOver } from '../../node/failover-takeover.ts';
 import type { CommandContext } from './context.ts';
 
 export interface FailoverOptions extends CommandContext {

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { TidemarkError } from '../../core/errors.ts';
-import { configSchema, parseConfig } from '../config.ts';
-import { shipSchema } from '../config-sites.ts';
+import { configSchema, parseConfig } from '../../config/config.ts';
+import { shipSchema } from '../../config/config-sites.ts';
 import { exampleConfigText, initCommand } from './init.ts';
 
 let dir: string;
@@ -22,7 +22,7 @@ afterEach(() => {
 });
 
 describe('the example config', () => {
-  it('parses with the real schema (docs cannot drift from cli/config.ts)', () => {
+  it('parses with the real schema (docs cannot drift from config/config.ts)', () => {
     vi.stubEnv('TIDEMARK_SOURCE_PASSWORD', 'cap-pw');
     vi.stubEnv('TIDEMARK_TARGET_PASSWORD', 'apply-pw');
     const c = parseConfig(exampleConfigText(), join(dir, 'tidemark.yaml'));

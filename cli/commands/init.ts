@@ -1,14 +1,14 @@
 /**
- * `tidemark init`: writes the annotated example config (cli/example-config.yaml) to a file, or to stdout with
+ * `tidemark init`: writes the annotated example config (config/example-config.yaml) to a file, or to stdout with
  * `-o -`. Never overwrites an existing file unless --force is given.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { TidemarkError } from '../../core/errors.ts';
-import { EXIT_OK, usageError } from '../exit.ts';
+import { EXIT_OK, usageError } from './exit.ts';
 import type { TextSink } from './context.ts';
 
-export const EXAMPLE_CONFIG_URL = new URL('../example-config.yaml', import.meta.url);
+export const EXAMPLE_CONFIG_URL = new URL('../../config/example-config.yaml', import.meta.url);
 
 export interface InitOptions {
   /** Where to write; "-" writes to stdout. */

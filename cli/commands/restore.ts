@@ -15,7 +15,7 @@ import type { TxInfo } from '../../rollback/index/index.ts';
 import { describeTx } from '../../rollback/points.ts';
 import { openIndex } from '../../rollback/server.ts';
 import { formatTimeUs } from '../../rollback/time.ts';
-import { type JournalEntry, JournalReader, readEntries } from '../../ship/journal/index.ts';
+import { type JournalEntry, JournalReader, readEntries } from '../../journal/index.ts';
 import { withPassword } from '../../core/secret.ts';
 import type { CommandContext } from './context.ts';
 

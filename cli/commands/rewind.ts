@@ -27,7 +27,7 @@ import { pickServer } from '../../rollback/server.ts';
 import { RewindSession } from '../../rollback/session.ts';
 import { sourceProbe } from './source.ts';
 import { formatTimeUs } from '../../rollback/time.ts';
-import { CursorStore } from '../../ship/journal/index.ts';
+import { CursorStore } from '../../journal/index.ts';
 import type { CommandContext } from './context.ts';
 
 export interface MoveOptions extends CommandContext {

@@ -3,7 +3,7 @@
  * process sees the change within a second (ship-loop.ts). While paused the standby's cursor keeps the journal it
  * still needs (up to ship.cap_bytes: see ship/SITES.md), so a resumed standby continues where it stopped.
  */
-import { isPaused, setPaused } from '../run/ship-state.ts';
+import { isPaused, setPaused } from '../../node/ship-state.ts';
 import type { CommandContext } from './context.ts';
 
 export interface ShipOptions extends CommandContext {

@@ -32,8 +32,8 @@ import {
 import { openSession } from '../../apply/mysql/session.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import { formatPosition, positionToJson } from '../../record/position.ts';
-import { journalDirOf } from '../../ship/journal/index.ts';
-import { baselineStarts, type UnitInfo, unitAt } from '../run/journal-units.ts';
+import { journalDirOf } from '../../journal/index.ts';
+import { baselineStarts, type UnitInfo, unitAt } from '../../node/journal-units.ts';
 import type { CommandContext } from './context.ts';
 
 export const AUDIT_FILE = 'audit.log';

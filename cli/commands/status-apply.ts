@@ -1,13 +1,13 @@
 /**
  * The apply side of `tidemark status` per target: whether a `tidemark run` applies to it now (the applier lock
- * beside the journal, cli/run/run-locks.ts, or the pid of the apply state file), and a failure or wait the apply
- * loop reported (cli/run/apply-state.ts) — the error, since when, the next retry and the seq `tidemark skip` takes.
+ * beside the journal, node/run-locks.ts, or the pid of the apply state file), and a failure or wait the apply
+ * loop reported (node/apply-state.ts) — the error, since when, the next retry and the seq `tidemark skip` takes.
  */
 import { join } from 'node:path';
-import type { Config } from '../config.ts';
-import { journalDirOf, pidState, readLockPid } from '../../ship/journal/index.ts';
-import { readApplyState } from '../run/apply-state.ts';
-import { applyLockFile } from '../run/run-locks.ts';
+import type { Config } from '../../config/config.ts';
+import { journalDirOf, pidState, readLockPid } from '../../journal/index.ts';
+import { readApplyState } from '../../node/apply-state.ts';
+import { applyLockFile } from '../../node/run-locks.ts';
 
 export interface ApplyStatus {
   /** 'failed' / 'waiting' as the running apply loop reported; 'ok' when it reported nothing. */
@@ -24,7 +24,7 @@ export interface ApplyStatus {
   readonly stale: boolean;
 }
 
-/** The pid in the applier lock (cli/run/run-locks.ts): the run that applies. */
+/** The pid in the applier lock (node/run-locks.ts): the run that applies. */
 async function lockPid(dir: string, target: string): Promise<number | null> {
   const held = await readLockPid(join(dir, applyLockFile(target))).catch(() => null);
   return held?.pid ?? null;

@@ -1,11 +1,11 @@
 /**
  * The takeover part of `tidemark status` (with a failover section): per site whose files are on this machine,
- * its role, the monitor's state per probe as the running process last wrote it (cli/run/failover-state.ts), and
+ * its role, the monitor's state per probe as the running process last wrote it (node/failover-state.ts), and
  * the last takeover with its timeline. A state older than STALE_MS says that no monitor is running there.
  */
 import { existsSync } from 'node:fs';
 import { formatTimeline } from '../../failover/plan.ts';
-import type { Config } from '../config.ts';
+import type { Config } from '../../config/config.ts';
 import type { TakeoverHistory } from '../../failover/decide.ts';
 import {
   type MonitorFile,
@@ -13,7 +13,7 @@ import {
   readHistory,
   readMonitorFile,
   readPromotion,
-} from '../run/failover-state.ts';
+} from '../../node/failover-state.ts';
 
 const STALE_MS = 10_000;
 

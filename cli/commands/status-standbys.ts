@@ -1,16 +1,16 @@
 /**
  * The standbys part of `tidemark status`, read at the primary site: the link as the running shipper last
- * published it (cli/run/ship-state.ts), the standby's cursor and pause/cap marks, and the lag computed against
+ * published it (node/ship-state.ts), the standby's cursor and pause/cap marks, and the lag computed against
  * the journal head now. A state file older than STALE_MS means no process is shipping to that standby.
  */
 import { existsSync } from 'node:fs';
 import type { CommitEntry } from '../../record/record.ts';
-import { CursorStore } from '../../ship/journal/index.ts';
-import { inspectTail } from '../../ship/journal/index.ts';
-import { mirrorDir } from '../../ship/journal/index.ts';
-import type { Config } from '../config.ts';
-import { retainedBytes } from '../run/ship-cap.ts';
-import { isPaused, readDropped, readLinkState, shipCursor } from '../run/ship-state.ts';
+import { CursorStore } from '../../journal/index.ts';
+import { inspectTail } from '../../journal/index.ts';
+import { mirrorDir } from '../../journal/index.ts';
+import type { Config } from '../../config/config.ts';
+import { retainedBytes } from '../../node/ship-cap.ts';
+import { isPaused, readDropped, readLinkState, shipCursor } from '../../node/ship-state.ts';
 
 const STALE_MS = 5000;
 

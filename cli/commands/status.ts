@@ -2,7 +2,7 @@
  * `tidemark status`: where the source, the journal and each target stand, and the lag between them.
  *   source   the server's current binlog position (SHOW MASTER STATUS) and GTID position
  *   journal  the last captured transaction (seq, source position, commit time); whether capture runs and has
- *            caught up (its read position, cli/run/capture-state.ts, or the last commit reached the source)
+ *            caught up (its read position, node/capture-state.ts, or the last commit reached the source)
  *   targets  the last applied transaction per target (from its position table), lag in records (journal head
  *            seq − applied seq) and seconds (journal head commit time − applied commit time); whether a run
  *            applies to it and a failure or wait its apply loop reported, with the error (status-apply.ts)
@@ -12,12 +12,12 @@
  */
 import { existsSync } from 'node:fs';
 import { formatPosition, positionToJson } from '../../record/position.ts';
-import { commitOfTail, CursorStore, inspectTail } from '../../ship/journal/index.ts';
-import { type CaptureReach, captureReach } from '../run/capture-state.ts';
+import { commitOfTail, CursorStore, inspectTail } from '../../journal/index.ts';
+import { type CaptureReach, captureReach } from '../../node/capture-state.ts';
 import type { CommandContext } from './context.ts';
-import { readSource } from './source.ts';
+import { readSource } from '../../capture/mysql/read-source.ts';
 import { applyLines, readApplyStatus } from './status-apply.ts';
-import { readTarget } from './targets.ts';
+import { readTarget } from '../../apply/mysql/read-target.ts';
 import { failoverLines, readFailoverStatus } from './status-failover.ts';
 import { readStandbys, standbyLines } from './status-standbys.ts';
 
@@ -45,7 +45,7 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
   const { config } = o;
   const dir = config.journal.dir;
   const [source, tail, targets] = await Promise.all([
-    readSource(config),
+    readSource(config.source),
     existsSync(dir) ? inspectTail(dir) : Promise.resolve(null),
     Promise.all(config.targets.map((t) => readTarget(t, config.source.name))),
   ]);

@@ -11,10 +11,10 @@
 import { isWritable } from '../../failover/fence.ts';
 import { formatTimeline } from '../../failover/plan.ts';
 import { TidemarkError } from '../../core/errors.ts';
-import { asFailoverAccount, failoverOf } from '../run/failover-spec.ts';
-import { setSwitchover } from '../run/failover-state.ts';
-import { capturedHeartbeat } from '../run/failover-switchover.ts';
-import { standbyToPromote, takeOver } from '../run/failover-takeover.ts';
+import { asFailoverAccount, failoverOf } from '../../node/failover-spec.ts';
+import { setSwitchover } from '../../node/failover-state.ts';
+import { capturedHeartbeat } from '../../node/failover-switchover.ts';
+import { standbyToPromote, takeOver } from '../../node/failover-takeover.ts';
 import type { CommandContext } from './context.ts';
 
 export interface SwitchoverOptions extends CommandContext {

@@ -14,12 +14,12 @@ import { type VerifyResult, verifyTables } from '../../apply/mysql/verify.ts';
 import { createTableFilter } from '../../capture/mysql/filter.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import { compareBinlog } from '../../record/position.ts';
-import { lastCommit } from '../../ship/journal/index.ts';
-import { EXIT_DIFFERENT } from '../exit.ts';
-import { captureReach } from '../run/capture-state.ts';
+import { lastCommit } from '../../journal/index.ts';
+import { EXIT_DIFFERENT } from './exit.ts';
+import { captureReach } from '../../node/capture-state.ts';
 import type { CommandContext } from './context.ts';
-import { readSource } from './source.ts';
-import { readTarget } from './targets.ts';
+import { readSource } from '../../capture/mysql/read-source.ts';
+import { readTarget } from '../../apply/mysql/read-target.ts';
 
 export interface VerifyOptions extends CommandContext {
   /** Print one JSON document on stdout instead of a human report. */
@@ -67,7 +67,7 @@ interface WaitResult {
  */
 async function waitForTargets(o: VerifyOptions): Promise<WaitResult> {
   const started = Date.now();
-  const src = await readSource(o.config);
+  const src = await readSource(o.config.source);
   if (!src.position) throw new TidemarkError(`cannot read the source position: ${src.error}`, { code: 'CONNECT' });
   const deadline = started + o.waitSeconds * 1000;
   const behind = new Set(chosen(o).map((t) => t.name));
@@ -99,7 +99,7 @@ function includedTable(o: VerifyOptions): (schema: string, table: string) => boo
   return (schema, table) => filter.includesTable(schema, table);
 }
 
-/** Returns 0 when every compared table matches, EXIT_DIFFERENT (3, cli/exit.ts) when some differ. */
+/** Returns 0 when every compared table matches, EXIT_DIFFERENT (3, cli/commands/exit.ts) when some differ. */
 export async function verifyCommand(o: VerifyOptions): Promise<number> {
   const tables = await capturedTables(o);
   const { behind, waitedMs } = await waitForTargets(o);

@@ -13,8 +13,8 @@ import type { MysqlEndpoint } from '../../apply/mysql/session.ts';
 import { startWitness } from '../../failover/witness.ts';
 import { WITNESS_SITE } from '../../failover/witness-client.ts';
 import { ConfigError } from '../../core/errors.ts';
-import { asFailoverAccount, failoverOf } from '../run/failover-spec.ts';
-import { linkSecurity } from '../run/ship-transports.ts';
+import { asFailoverAccount, failoverOf } from '../../node/failover-spec.ts';
+import { linkSecurity } from '../../node/ship-transports.ts';
 import type { CommandContext } from './context.ts';
 
 /** Runs until the signal aborts; returns 0 after a clean stop. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { listSegments, segmentPath } from '../../ship/journal/segments.ts';
+import { listSegments, segmentPath } from '../../journal/segments.ts';
 import { keyText } from './key.ts';
 import { del, dumpIndex, ins, LINES, ORDERS, TestJournal, upd } from './fixtures/test-journal.ts';
 import { RollbackIndex } from './rollback-index.ts';

@@ -15,11 +15,11 @@
  */
 import type { Logger } from 'pino';
 import { TidemarkError } from '../../core/errors.ts';
-import { JournalTruncatedError } from '../../ship/journal/index.ts';
-import type { JournalFrame } from '../../ship/journal/index.ts';
-import { JournalReader } from '../../ship/journal/index.ts';
-import { inspectTail } from '../../ship/journal/index.ts';
-import { latestEpoch, readTruncations, truncatedSince, truncationsStamp } from '../../ship/journal/index.ts';
+import { JournalTruncatedError } from '../../journal/index.ts';
+import type { JournalFrame } from '../../journal/index.ts';
+import { JournalReader } from '../../journal/index.ts';
+import { inspectTail } from '../../journal/index.ts';
+import { latestEpoch, readTruncations, truncatedSince, truncationsStamp } from '../../journal/index.ts';
 import { BATCH_CHANGES, type IndexBuilder } from './builder.ts';
 import { IndexDamagedError } from './schema.ts';
 import { resumeAt, resumeLsn } from './state.ts';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RowsEntry } from '../../record/record.ts';
-import { readEntryAt } from '../../ship/journal/read-at.ts';
+import { readEntryAt } from '../../journal/read-at.ts';
 import { keyText } from './key.ts';
 import { del, ins, LINES, LOG, ORDERS, TestJournal, upd } from './fixtures/test-journal.ts';
 import { RollbackIndex } from './rollback-index.ts';

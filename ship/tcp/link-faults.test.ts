@@ -7,8 +7,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JournalReader } from '../journal/reader.ts';
-import { JournalWriter } from '../journal/writer.ts';
+import { JournalReader } from '../../journal/reader.ts';
+import { JournalWriter } from '../../journal/writer.ts';
 import { FaultProxy } from './fault-proxy.ts';
 import {
   captureLog,

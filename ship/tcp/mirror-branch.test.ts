@@ -1,5 +1,5 @@
 /**
- * Following a promoted standby over TLS: the new primary's journal continues the old one (ship/journal/branch.ts)
+ * Following a promoted standby over TLS: the new primary's journal continues the old one (journal/branch.ts)
  * and its HELLO says so. A mirror of the old journal at or below the branch point adopts it and receives the new
  * frames from its head on; one past it (errant frames) is refused, naming the LSNs; the old primary is refused
  * once a mirror adopted the new journal.
@@ -12,9 +12,9 @@ import { silentLogger } from '../../core/log.ts';
 import { appendUnits, copyAsMirror, marker, unitEnds } from '../../test/fixtures/lineage.ts';
 import { captureLog, cleanupsAfterEach, frameDiff, until, useTestPki } from '../../test/fixtures/ship-link.ts';
 import { followUnits, mirrorStandby, readFrames, Source } from '../../test/fixtures/ship-mirror.ts';
-import { promoteMirror } from '../journal/branch.ts';
-import { readIdentity } from '../journal/identity.ts';
-import { JournalWriter } from '../journal/writer.ts';
+import { promoteMirror } from '../../journal/branch.ts';
+import { readIdentity } from '../../journal/identity.ts';
+import { JournalWriter } from '../../journal/writer.ts';
 import { journalSource, startShipper } from './link.ts';
 
 const pki = useTestPki();

@@ -10,10 +10,10 @@ import { describe, expect, it } from 'vitest';
 import { captureLog, frameDiff, until, cleanupsAfterEach, useTestPki } from '../../test/fixtures/ship-link.ts';
 import { followUnits, mirrorStandby, ReceiverProcess, readFrames, Source } from '../../test/fixtures/ship-mirror.ts';
 import { prng } from '../../test/fixtures/prng.ts';
-import { readDurableLsn } from '../journal/durable.ts';
-import { readIdentity } from '../journal/identity.ts';
-import { JournalReader } from '../journal/reader.ts';
-import { readTruncations } from '../journal/truncations.ts';
+import { readDurableLsn } from '../../journal/durable.ts';
+import { readIdentity } from '../../journal/identity.ts';
+import { JournalReader } from '../../journal/reader.ts';
+import { readTruncations } from '../../journal/truncations.ts';
 import { FaultProxy } from './fault-proxy.ts';
 import { journalSource, type LinkSecurity, type ShipperOptions, startShipper } from './link.ts';
 

@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { captureLog, frameDiff, until, cleanupsAfterEach, useTestPki } from '../../test/fixtures/ship-link.ts';
 import { followUnits, mirrorStandby, readFrames, Source } from '../../test/fixtures/ship-mirror.ts';
-import { CursorStore } from '../journal/cursors.ts';
-import { readEntries } from '../journal/entries.ts';
-import { readIdentity } from '../journal/identity.ts';
-import { JournalReader } from '../journal/reader.ts';
-import { applyRetention } from '../journal/retention.ts';
-import { listSegments } from '../journal/segments.ts';
+import { CursorStore } from '../../journal/cursors.ts';
+import { readEntries } from '../../journal/entries.ts';
+import { readIdentity } from '../../journal/identity.ts';
+import { JournalReader } from '../../journal/reader.ts';
+import { applyRetention } from '../../journal/retention.ts';
+import { listSegments } from '../../journal/segments.ts';
 import { journalSource, type MirrorSinkOptions, type ShipperOptions, startShipper } from './link.ts';
 
 const pki = useTestPki();

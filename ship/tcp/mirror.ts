@@ -12,7 +12,7 @@
  *                       and syncs before it resolves, so the receiver acknowledges only what is on disk.
  *
  * After a failover the new primary ships its promoted mirror, a journal that continues the old primary's
- * (ship/journal/branch.ts); its HELLO names the branch. A mirror of the old journal whose head is at or below the
+ * (journal/branch.ts); its HELLO names the branch. A mirror of the old journal whose head is at or below the
  * branch point adopts the new journal (its frames are the new journal's too) and goes on from its head; one above
  * it holds frames the new primary never had and is refused, naming them (`tidemark failback` deals with them).
  *
@@ -23,13 +23,13 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { describeChain, TidemarkError } from '../../core/errors.ts';
-import { adoptBranch } from '../journal/index.ts';
-import { journalIdentity, readIdentity } from '../journal/index.ts';
-import { reconcileTruncations } from '../journal/index.ts';
-import { JournalReader } from '../journal/index.ts';
-import { listSegments } from '../journal/index.ts';
-import { readTruncations } from '../journal/index.ts';
-import { JournalWriter } from '../journal/index.ts';
+import { adoptBranch } from '../../journal/index.ts';
+import { journalIdentity, readIdentity } from '../../journal/index.ts';
+import { reconcileTruncations } from '../../journal/index.ts';
+import { JournalReader } from '../../journal/index.ts';
+import { listSegments } from '../../journal/index.ts';
+import { readTruncations } from '../../journal/index.ts';
+import { JournalWriter } from '../../journal/index.ts';
 import type { WireFrame } from './protocol.ts';
 import type { ReceiverOptions, ReceiverSessionInfo } from './receiver.ts';
 import type { ShipperOptions } from './shipper.ts';

@@ -16,7 +16,7 @@ export interface TruncationMark {
   readonly toLsn: bigint;
 }
 
-/** The source journal continues journal `of` from LSN atLsn + 1 (ship/journal/branch.ts). */
+/** The source journal continues journal `of` from LSN atLsn + 1 (journal/branch.ts). */
 export interface HelloBranch {
   readonly of: string;
   readonly atLsn: bigint;
@@ -34,8 +34,8 @@ export interface HelloMessage {
   /** Identity of the source journal (a new journal at the same source must not continue an old copy). */
   readonly journalId: string;
   /**
-   * The source journal's truncation events (ship/journal/truncations.ts): a mirror holding frames above an event's
-   * toLsn that it received before that epoch cuts them (ship/journal/mirror.ts). Empty in a version 1 HELLO.
+   * The source journal's truncation events (journal/truncations.ts): a mirror holding frames above an event's
+   * toLsn that it received before that epoch cuts them (journal/mirror.ts). Empty in a version 1 HELLO.
    */
   readonly truncations: readonly TruncationMark[];
   /**

@@ -49,7 +49,7 @@ export const WIRE_VERSION = 1;
 /** Protocol version a HELLO carries; a receiver refuses versions it does not speak. 2: truncations in HELLO. */
 export const PROTOCOL_VERSION = 2;
 export const MESSAGE_HEADER_BYTES = 16;
-/** Default bound on a message body: one journal frame may hold up to 256 MiB (ship/journal MAX_PAYLOAD). */
+/** Default bound on a message body: one journal frame may hold up to 256 MiB (journal/ MAX_PAYLOAD). */
 export const DEFAULT_MAX_BODY_BYTES = (256 << 20) + (64 << 10);
 /** Bytes a FRAMES body spends per frame besides its payload. */
 export const FRAME_OVERHEAD = 13;

@@ -34,9 +34,9 @@ export interface ReceiverSessionInfo {
   /** The shipper's site, checked against its certificate (unchecked in plaintext mode). */
   readonly site: string;
   readonly journalId: string;
-  /** The source journal's truncation events, for a mirror to reconcile (ship/journal/mirror.ts). */
+  /** The source journal's truncation events, for a mirror to reconcile (journal/mirror.ts). */
   readonly truncations: readonly TruncationMark[];
-  /** Set when the source journal continues another one (a promoted mirror; ship/journal/branch.ts). */
+  /** Set when the source journal continues another one (a promoted mirror; journal/branch.ts). */
   readonly branch?: HelloBranch;
   readonly protocolVersion: number;
   /** "address:port" of the shipper. */

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runWorkload, SHOP_SCHEMA } from '../../bench/workload.ts';
-import { CursorStore } from '../../ship/journal/index.ts';
+import { CursorStore } from '../../journal/index.ts';
 import { admin, stopInstance } from '../fixtures/mariadb.ts';
 import {
   createTopology,

@@ -1,0 +1,83 @@
+/**
+ * Failback's catch-up: capture the old primary's binlog to its end, so that its journal holds every transaction
+ * it committed.
+ */
+import type { Logger } from 'pino';
+import { MysqlCapture } from '../capture/mysql/capture.ts';
+import { sleep, TidemarkError } from '../core/errors.ts';
+import { compareBinlog, formatPosition } from '../record/position.ts';
+import { JournalLockedError, JournalSink, type JournalWriter } from '../journal/index.ts';
+import { readSource } from '../capture/mysql/read-source.ts';
+import type { Config } from '../config/config.ts';
+import { openJournalWriter } from './capture-loop.ts';
+
+/** How long capture may take to reach the old primary's binlog end. */
+const CATCH_UP_MS = 10 * 60_000;
+const POLL_MS = 500;
+
+/**
+ * Captures from the source into the journal until capture has read the source's binlog up to where it ended when
+ * this started (the old primary is fenced: nothing new should come), then stops. Progress every 5 s. The site's
+ * `tidemark run` must be stopped (the journal is locked by its writer otherwise).
+ */
+export async function catchUpCapture(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
+  const read = await readSource(config.source);
+  if (!read.position) {
+    throw new TidemarkError(`cannot read the old primary's binlog position: ${read.error}`, {
+      code: 'CONNECT',
+      retriable: true,
+    });
+  }
+  const end = read.position;
+  const j = config.journal;
+  let writer: JournalWriter;
+  try {
+    writer = await openJournalWriter(j, log);
+  } catch (err) {
+    if (!(err instanceof JournalLockedError)) throw err;
+    throw new TidemarkError(`${j.dir} is in use (${err.message}): stop tidemark run at this site before failback`, {
+      code: 'FAILBACK_BUSY',
+      cause: err,
+    });
+  }
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  signal.addEventListener('abort', stop, { once: true });
+  let running: Promise<void> = Promise.resolve();
+  try {
+    const sink = new JournalSink(writer);
+    const capture = new MysqlCapture({ source: config.source, sink, resume: sink.lastCommit(), log });
+    let failed: unknown;
+    running = capture.run(ac.signal).catch((err: unknown) => {
+      failed = err;
+    });
+    const deadline = Date.now() + CATCH_UP_MS;
+    let said = 0;
+    for (;;) {
+      if (failed !== undefined) throw failed;
+      const at = capture.status().readPosition;
+      if (at && compareBinlog(at.binlog, end.binlog) >= 0) break;
+      if (Date.now() > deadline) {
+        throw new TidemarkError(
+          `capture did not reach the old primary's binlog end ${formatPosition(end)} within ${CATCH_UP_MS / 1000} s ` +
+            `(at ${at ? formatPosition(at) : 'nothing yet'})`,
+          { code: 'FAILBACK_BEHIND', retriable: true },
+        );
+      }
+      if (Date.now() - said > 5000) {
+        said = Date.now();
+        log.info(
+          { at: at ? formatPosition(at) : null, end: formatPosition(end) },
+          'failback: capturing up to the binlog end',
+        );
+      }
+      await sleep(POLL_MS, signal);
+    }
+  } finally {
+    // Capture stops before its writer closes, also when the catch-up failed.
+    ac.abort();
+    await running;
+    signal.removeEventListener('abort', stop);
+    await writer.close();
+  }
+}

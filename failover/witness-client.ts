@@ -19,7 +19,7 @@ import type { IncomingMessage } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { PeerCertificate } from 'node:tls';
-import { TidemarkError } from '../core/errors.ts';
+import { type ErrorCode, TidemarkError } from '../core/errors.ts';
 import type { TlsMaterial } from '../ship/tcp/certs.ts';
 import { certificateNames } from '../ship/tcp/identity.ts';
 import type { Candidate, WitnessView } from './decide.ts';
@@ -188,7 +188,7 @@ interface Answer {
  */
 function witnessRequest(
   address: string,
-  req0: { readonly method: 'GET' | 'PUT'; readonly path: string; readonly body?: string; readonly tooLarge: string },
+  req0: { readonly method: 'GET' | 'PUT'; readonly path: string; readonly body?: string; readonly tooLarge: ErrorCode },
   o: FetchOptions,
 ): Promise<Answer> {
   const { host, port } = splitAddress(address);
@@ -262,7 +262,7 @@ function witnessRequest(
 
 function witnessError(
   address: string,
-  code: string,
+  code: ErrorCode,
   why: string,
   cause?: unknown,
   extra: { retriable?: boolean; status?: number } = {},

@@ -33,7 +33,7 @@ describe('error classification', () => {
     const r = wrapDbError(serverError(1213, 'ER_LOCK_DEADLOCK'), 'x');
     expect(r.retriable).toBe(true);
     expect(r.code).toBe('APPLY_RETRY');
-    const t = new TidemarkError('mine', { code: 'X' });
+    const t = new TidemarkError('mine', { code: 'INTERNAL' });
     expect(wrapDbError(t, 'y')).toBe(t);
   });
   it('a read-only replica is retriable (TARGET_READ_ONLY); other 1290 refusals are not', () => {

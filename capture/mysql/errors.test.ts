@@ -41,7 +41,7 @@ describe('sourceError', () => {
       code: 'SOURCE',
       retriable: false,
     });
-    const own = new TidemarkError('mine', { code: 'X' });
+    const own = new TidemarkError('mine', { code: 'INTERNAL' });
     expect(sourceError(own, ep, 'x')).toBe(own);
   });
 

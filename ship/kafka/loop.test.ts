@@ -106,11 +106,11 @@ describe('SessionLoop', () => {
     const ac = new AbortController();
     const loop = new SessionLoop({ log: silent, signal: ac.signal, what: 't', reconnectBaseMs: 1 });
     let n = 0;
-    const fatal = new TidemarkError('bad', { code: 'X' });
+    const fatal = new TidemarkError('bad', { code: 'INTERNAL' });
     await expect(
       loop.run(async () => {
         n++;
-        if (n < 3) throw new TidemarkError('again', { code: 'Y', retriable: true });
+        if (n < 3) throw new TidemarkError('again', { code: 'LINK_DOWN', retriable: true });
         throw fatal;
       }),
     ).rejects.toBe(fatal);
@@ -127,7 +127,7 @@ describe('SessionLoop', () => {
     const stopped = new SessionLoop({ log: silent, signal: ac.signal, what: 't', reconnectBaseMs: 1 });
     await stopped.run(async () => {
       ac.abort();
-      throw new TidemarkError('gone', { code: 'Y', retriable: true });
+      throw new TidemarkError('gone', { code: 'LINK_DOWN', retriable: true });
     });
     expect(stopped.state).toBe('stopped');
   });

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { backoff } from '../../core/backoff.ts';
-import { describeChain, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
+import { describeChain, type ErrorCode, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
 import type { WireFrame } from '../tcp/protocol.ts';
 
 export type LoopState = 'connecting' | 'streaming' | 'backoff' | 'done' | 'stopped' | 'failed';
@@ -201,7 +201,7 @@ export function lastUnitEnd(frames: readonly WireFrame[]): bigint | null {
 }
 
 /** Rejects after `ms` with a retriable error naming `what`, unless `p` settles first. */
-export async function withTimeout<T>(p: Promise<T>, ms: number, what: string, code: string): Promise<T> {
+export async function withTimeout<T>(p: Promise<T>, ms: number, what: string, code: ErrorCode): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => {
     timer = setTimeout(

@@ -19,7 +19,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Logger } from 'pino';
-import { CorruptionError, TidemarkError } from '../../core/errors.ts';
+import { CorruptionError, type ErrorCode, TidemarkError } from '../../core/errors.ts';
 import { handshakeRefusal, type LinkSecurity, serverIdentityCheck } from './identity.ts';
 import { encodeMessage, type Message, MessageDecoder } from './protocol.ts';
 
@@ -85,7 +85,7 @@ export class MessageConnection {
     return this.reason !== null;
   }
 
-  private linkError(code: string, what: string, cause?: unknown): TidemarkError {
+  private linkError(code: ErrorCode, what: string, cause?: unknown): TidemarkError {
     return new TidemarkError(`${this.label}: ${what}`, { code, retriable: true, cause });
   }
 

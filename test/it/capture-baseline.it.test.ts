@@ -15,7 +15,7 @@ import {
   rowKey,
   selectRows,
   sourceConfig,
-} from '../../capture/mysql/testkit.ts';
+} from '../fixtures/capture-kit.ts';
 import { admin, resetSchemas, startInstance, stopInstance } from '../fixtures/mariadb.ts';
 import { sourceStatus } from '../../capture/mysql/status.ts';
 

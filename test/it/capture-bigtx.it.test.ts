@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommitEntry } from '../../record/record.ts';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
 import { sourceStatus } from '../../capture/mysql/status.ts';
-import { MemorySink, memoryLogger, sourceConfig } from '../../capture/mysql/testkit.ts';
+import { MemorySink, memoryLogger, sourceConfig } from '../fixtures/capture-kit.ts';
 import { admin, resetSchemas, startInstance, stopInstance } from '../fixtures/mariadb.ts';
 
 const NAME = 'capbig';

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
-import { MemorySink, memoryLogger, sourceConfig } from '../../capture/mysql/testkit.ts';
+import { MemorySink, memoryLogger, sourceConfig } from '../fixtures/capture-kit.ts';
 import { admin, resetSchemas, startInstance, stopInstance } from '../fixtures/mariadb.ts';
 
 const NAME = 'capmixed';

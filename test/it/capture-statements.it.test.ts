@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
-import { MemorySink, memoryLogger, sourceConfig } from '../../capture/mysql/testkit.ts';
+import { MemorySink, memoryLogger, sourceConfig } from '../fixtures/capture-kit.ts';
 import { admin, stopInstance } from '../fixtures/mariadb.ts';
 import { caughtUpWhileRunning, cliOk, createTopology, exited, startRun, type Topology } from '../fixtures/topology.ts';
 

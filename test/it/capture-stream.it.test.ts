@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommitEntry, DdlEntry, Entry } from '../../record/record.ts';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
 import { sourceStatus } from '../../capture/mysql/status.ts';
-import { checkSeqs, MemorySink, memoryLogger, rowsEntries, sourceConfig } from '../../capture/mysql/testkit.ts';
+import { checkSeqs, MemorySink, memoryLogger, rowsEntries, sourceConfig } from '../fixtures/capture-kit.ts';
 import { admin, resetSchemas, startInstance, stopInstance } from '../fixtures/mariadb.ts';
 
 const NAME = 'capstream';

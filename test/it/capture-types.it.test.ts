@@ -8,14 +8,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RowsEntry, Value } from '../../record/record.ts';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
-import {
-  MemorySink,
-  memoryLogger,
-  type Row,
-  rowsEntries,
-  selectRows,
-  sourceConfig,
-} from '../../capture/mysql/testkit.ts';
+import { MemorySink, memoryLogger, type Row, rowsEntries, selectRows, sourceConfig } from '../fixtures/capture-kit.ts';
 import { admin, resetSchemas, startInstance, stopInstance } from '../fixtures/mariadb.ts';
 
 const NAME = 'captypes';

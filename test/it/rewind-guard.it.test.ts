@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSession } from '../../apply/mysql/session.ts';
-import { readRows, type TableDef } from '../../apply/mysql/testkit.ts';
+import { readRows, type TableDef } from '../fixtures/apply-kit.ts';
 import type { TidemarkError } from '../../core/errors.ts';
 import type { RowsEntry, Value } from '../../record/record.ts';
 import { executePlan } from '../../rollback/execute.ts';

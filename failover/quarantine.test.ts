@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CommitEntry, DdlEntry, RowsEntry } from '../record/record.ts';
 import { JournalSink } from '../journal/entries.ts';
-import { removeDir, tempDir } from '../journal/fixtures/util.ts';
+import { removeDir, tempDir } from '../test/fixtures/journal-files.ts';
 import { JournalWriter } from '../journal/writer.ts';
 import { type ErrantTx, formatErrantSummary, type QuarantineSummary, rowsText, writeQuarantine } from './quarantine.ts';
 

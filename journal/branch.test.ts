@@ -9,7 +9,7 @@ import { captureLog } from '../test/fixtures/ship-link.ts';
 import { readFrames, Source } from '../test/fixtures/ship-mirror.ts';
 import { adoptBranch, demoteToMirror, promoteMirror } from './branch.ts';
 import { decodeFrame, JournalSink, lastCommit } from './entries.ts';
-import { removeDir, sameBytes, tempDir } from './fixtures/util.ts';
+import { removeDir, sameBytes, tempDir } from '../test/fixtures/journal-files.ts';
 import { IDENTITY_FILE, type JournalIdentity, readIdentity, writeIdentity } from './identity.ts';
 import { readTruncations } from './truncations.ts';
 import { JournalWriter } from './writer.ts';

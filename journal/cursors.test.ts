@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CorruptionError, TidemarkError } from '../core/errors.ts';
 import { CURSORS_DIR, CursorStore } from './cursors.ts';
-import { removeDir, tempDir } from './fixtures/util.ts';
+import { removeDir, tempDir } from '../test/fixtures/journal-files.ts';
 
 let dir: string;
 beforeEach(async () => {

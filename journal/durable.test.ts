@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { JournalFrame } from './api.ts';
 import { DURABLE_FILE, decodeDurable, encodeDurable, readDurableLsn } from './durable.ts';
 import { JournalTruncatedError } from './errors.ts';
-import { payloadFor, removeDir, tempDir } from './fixtures/util.ts';
+import { payloadFor, removeDir, tempDir } from '../test/fixtures/journal-files.ts';
 import { JournalReader } from './reader.ts';
 import { segmentFileName } from './segments.ts';
 import { readTruncations, recordTruncation } from './truncations.ts';

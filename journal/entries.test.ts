@@ -3,7 +3,7 @@ import { encodeEntry } from '../record/codec.ts';
 import { CorruptionError } from '../core/errors.ts';
 import type { CommitEntry, DdlEntry, RowsEntry } from '../record/record.ts';
 import { type JournalEntry, JournalSink, lastCommit, readEntries } from './entries.ts';
-import { removeDir, tempDir } from './fixtures/util.ts';
+import { removeDir, tempDir } from '../test/fixtures/journal-files.ts';
 import { JournalReader } from './reader.ts';
 import { JournalWriter } from './writer.ts';
 

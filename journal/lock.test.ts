@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../core/log.ts';
 import { JournalLockedError } from './errors.ts';
-import { removeDir, tempDir } from './fixtures/util.ts';
+import { removeDir, tempDir } from '../test/fixtures/journal-files.ts';
 import { checkLockFree, DirLock, LOCK_FILE, parseProcStat, pidState, sigkillPending } from './lock.ts';
 
 let dir: string;

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TidemarkError } from '../core/errors.ts';
 import type { JournalFrame } from './api.ts';
 import { JournalTruncatedError } from './errors.ts';
-import { payloadFor, readAll, removeDir, sameBytes, tempDir } from './fixtures/util.ts';
+import { payloadFor, readAll, removeDir, sameBytes, tempDir } from '../test/fixtures/journal-files.ts';
 import { IDENTITY_FILE, JournalIdentityError, journalIdentity, readIdentity } from './identity.ts';
 import { reconcileTruncations } from './mirror.ts';
 import { JournalReader } from './reader.ts';

@@ -5,7 +5,7 @@ import { CorruptionError, TidemarkError } from '../core/errors.ts';
 import type { CommitEntry, RowsEntry } from '../record/record.ts';
 import type { JournalFrame } from './api.ts';
 import { readEntries } from './entries.ts';
-import { removeDir, tempDir } from './fixtures/util.ts';
+import { removeDir, tempDir } from '../test/fixtures/journal-files.ts';
 import { HEADER_BYTES } from './frame.ts';
 import { readEntryAt, readFrameAt } from './read-at.ts';
 import { JournalReader } from './reader.ts';

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CorruptionError, TidemarkError } from '../core/errors.ts';
 import type { JournalFrame } from './api.ts';
 import { JournalTruncatedError } from './errors.ts';
-import { payloadFor, readAll, removeDir, tempDir } from './fixtures/util.ts';
+import { payloadFor, readAll, removeDir, tempDir } from '../test/fixtures/journal-files.ts';
 import { encodeFrame } from './frame.ts';
 import { JournalReader } from './reader.ts';
 import { listSegments, segmentFileName } from './segments.ts';
@@ -70,7 +70,7 @@ describe('JournalReader', () => {
     await w.append(payloadFor(1), true);
     const child = spawn(
       process.execPath,
-      [join(import.meta.dirname, 'fixtures', 'child-reader.ts'), dir, String(total)],
+      [join(import.meta.dirname, '..', 'test', 'fixtures', 'journal-child-reader.ts'), dir, String(total)],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },

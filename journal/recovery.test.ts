@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CorruptionError } from '../core/errors.ts';
-import { payloadFor, readAll, removeDir, sameBytes, tempDir } from './fixtures/util.ts';
+import { payloadFor, readAll, removeDir, sameBytes, tempDir } from '../test/fixtures/journal-files.ts';
 import { HEADER_BYTES } from './frame.ts';
 import { inspectTail } from './recovery.ts';
 import { listSegments, segmentFileName } from './segments.ts';

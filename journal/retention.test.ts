@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CursorStore } from './cursors.ts';
-import { payloadFor, readAll, removeDir, tempDir } from './fixtures/util.ts';
+import { payloadFor, readAll, removeDir, tempDir } from '../test/fixtures/journal-files.ts';
 import { applyRetention } from './retention.ts';
 import { listSegments, segmentFileName } from './segments.ts';
 import { JournalWriter } from './writer.ts';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { TidemarkError } from '../core/errors.ts';
 import { JournalLockedError } from './errors.ts';
-import { payloadFor, readAll, removeDir, sameBytes, tempDir } from './fixtures/util.ts';
+import { payloadFor, readAll, removeDir, sameBytes, tempDir } from '../test/fixtures/journal-files.ts';
 import { HEADER_BYTES } from './frame.ts';
 import { LOCK_FILE } from './lock.ts';
 import { listSegments } from './segments.ts';

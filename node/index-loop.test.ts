@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ins, ORDERS, TestJournal } from '../rollback/index/fixtures/test-journal.ts';
+import { ins, ORDERS, TestJournal } from '../test/fixtures/rollback-journal.ts';
 import { RollbackIndex } from '../rollback/index/index.ts';
 import type { Config } from '../config/config.ts';
 import { followIndex } from './index-follow.ts';

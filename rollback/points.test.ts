@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CommitEntry } from '../record/record.ts';
-import { del, ins, ORDERS, TestJournal, upd } from './index/fixtures/test-journal.ts';
+import { del, ins, ORDERS, TestJournal, upd } from '../test/fixtures/rollback-journal.ts';
 import { RollbackIndex } from './index/index.ts';
 import { checkWindow, pointState, resolveForward, resolveRewind } from './points.ts';
 

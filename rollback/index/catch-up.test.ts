@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listSegments, segmentPath } from '../../journal/segments.ts';
 import { keyText } from './key.ts';
-import { del, dumpIndex, ins, LINES, ORDERS, TestJournal, upd } from './fixtures/test-journal.ts';
+import { del, dumpIndex, ins, LINES, ORDERS, TestJournal, upd } from '../../test/fixtures/rollback-journal.ts';
 import { RollbackIndex } from './rollback-index.ts';
 import { INDEX_FILE } from './schema.ts';
 

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RowsEntry } from '../../record/record.ts';
 import { readEntryAt } from '../../journal/read-at.ts';
 import { keyText } from './key.ts';
-import { del, ins, LINES, LOG, ORDERS, TestJournal, upd } from './fixtures/test-journal.ts';
+import { del, ins, LINES, LOG, ORDERS, TestJournal, upd } from '../../test/fixtures/rollback-journal.ts';
 import { RollbackIndex } from './rollback-index.ts';
 import { INDEX_FILE, removeIndexFiles } from './schema.ts';
 

@@ -16,8 +16,17 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { admin, resetSchemas, startInstance, stopInstance } from '../fixtures/mariadb.ts';
-import { cliOk, createTopology, exited, runCli, startRun, type Topology } from '../fixtures/topology.ts';
+import { admin, resetSchemas, startInstance } from '../fixtures/mariadb.ts';
+import {
+  cliOk,
+  createTopology,
+  exited,
+  runCli,
+  startRun,
+  type Topology,
+  stopTopology,
+  stopRun,
+} from '../fixtures/topology.ts';
 
 const NAME = 'hCaf';
 const SRC_PORT = 3721;
@@ -134,15 +143,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  if (run && run.exitCode === null) {
-    run.kill('SIGTERM');
-    await exited(run);
-  }
-  await src?.end();
-  await rep?.end();
-  stopInstance(`${NAME}src`);
-  stopInstance(`${NAME}rep`);
-  stopInstance(REP2);
+  await stopTopology(run, [src, rep], NAME, [REP2]);
 });
 
 describe('a failed target', () => {
@@ -196,10 +197,7 @@ describe('a failed target', () => {
     // (Before the fix the run ended here; the rebaseline below then stopped at the same entry again.)
     const stopped = async () => run.exitCode !== null || (await targetDoc('replica')).apply?.state === 'failed';
     for (let i = 0; i < 240 && !(await stopped()); i++) await sleep(250);
-    if (run.exitCode === null) {
-      run.kill('SIGTERM');
-      await exited(run);
-    }
+    await stopRun(run);
     run = startRun(t.config, ['--rebaseline']);
     await waitFor('both targets current after the rebaseline', async () => {
       return (await caughtUp(REP_PORT)) && (await caughtUp(REP2_PORT));

@@ -22,8 +22,17 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { admin, stopInstance } from '../fixtures/mariadb.ts';
-import { caughtUpWhileRunning, createTopology, exited, runCli, startRun, type Topology } from '../fixtures/topology.ts';
+import { admin } from '../fixtures/mariadb.ts';
+import {
+  caughtUpWhileRunning,
+  createTopology,
+  exited,
+  runCli,
+  startRun,
+  type Topology,
+  stopTopology,
+  stopRun,
+} from '../fixtures/topology.ts';
 
 const NAME = 'hBcs';
 let t: Topology;
@@ -44,11 +53,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await stop();
-  await src?.end();
-  await rep?.end();
-  stopInstance(`${NAME}src`);
-  stopInstance(`${NAME}rep`);
+  await stopTopology(child, [src, rep], NAME);
 });
 
 function running(): ChildProcess {
@@ -59,9 +64,7 @@ function running(): ChildProcess {
 async function stop(): Promise<void> {
   const c = child;
   child = null;
-  if (!c || c.exitCode !== null || c.signalCode !== null) return;
-  c.kill('SIGTERM');
-  await exited(c);
+  await stopRun(c);
 }
 
 interface VerifyDoc {

@@ -16,8 +16,16 @@ import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
 import { MemorySink, memoryLogger, sourceConfig } from '../fixtures/capture-kit.ts';
-import { admin, stopInstance } from '../fixtures/mariadb.ts';
-import { caughtUpWhileRunning, cliOk, createTopology, exited, startRun, type Topology } from '../fixtures/topology.ts';
+import { admin } from '../fixtures/mariadb.ts';
+import {
+  caughtUpWhileRunning,
+  cliOk,
+  createTopology,
+  exited,
+  startRun,
+  type Topology,
+  stopTopology,
+} from '../fixtures/topology.ts';
 
 const NAME = 'hA';
 const SRC_PORT = 3701;
@@ -47,13 +55,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  if (run && run.exitCode === null && run.signalCode === null) {
-    run.kill('SIGTERM');
-    await exited(run);
-  }
-  await src?.end();
-  stopInstance(`${NAME}src`);
-  stopInstance(`${NAME}rep`);
+  await stopTopology(run, [src], NAME);
 });
 
 async function replicaRows(sql: string): Promise<unknown[]> {

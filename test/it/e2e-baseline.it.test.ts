@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runWorkload, SHOP_SCHEMA } from '../../bench/workload.ts';
-import { admin, stopInstance } from '../fixtures/mariadb.ts';
+import { admin } from '../fixtures/mariadb.ts';
 import {
   caughtUpWhileRunning,
   createTopology,
@@ -18,6 +18,7 @@ import {
   runCli,
   startRun,
   type Topology,
+  stopTopology,
 } from '../fixtures/topology.ts';
 
 const NAME = 'e2ebase';
@@ -36,9 +37,8 @@ beforeAll(async () => {
   writeFileSync(t.config, cfg.replace('chunk_rows: 500\n', 'chunk_rows: 100\n'));
 });
 
-afterAll(() => {
-  stopInstance(`${NAME}src`);
-  stopInstance(`${NAME}rep`);
+afterAll(async () => {
+  await stopTopology(null, [], NAME);
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -7,8 +7,16 @@
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { prng } from '../fixtures/prng.ts';
-import { admin, stopInstance } from '../fixtures/mariadb.ts';
-import { caughtUpWhileRunning, createTopology, exited, runCli, startRun, type Topology } from '../fixtures/topology.ts';
+import { admin } from '../fixtures/mariadb.ts';
+import {
+  caughtUpWhileRunning,
+  createTopology,
+  exited,
+  runCli,
+  startRun,
+  type Topology,
+  stopTopology,
+} from '../fixtures/topology.ts';
 
 const NAME = 'e2eddl';
 const SRC_PORT = 3485;
@@ -20,9 +28,8 @@ beforeAll(async () => {
   t = await createTopology({ name: NAME, sourcePort: SRC_PORT, replicaPort: REP_PORT, include: ['app.*'] });
 });
 
-afterAll(() => {
-  stopInstance(`${NAME}src`);
-  stopInstance(`${NAME}rep`);
+afterAll(async () => {
+  await stopTopology(null, [], NAME);
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

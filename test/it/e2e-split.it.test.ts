@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runWorkload, SHOP_SCHEMA } from '../../bench/workload.ts';
 import { CursorStore } from '../../journal/index.ts';
-import { admin, stopInstance } from '../fixtures/mariadb.ts';
+import { admin } from '../fixtures/mariadb.ts';
 import {
   createTopology,
   exited,
@@ -15,6 +15,7 @@ import {
   startRun,
   type Topology,
   waitCaughtUpPastBaseline,
+  stopTopology,
 } from '../fixtures/topology.ts';
 
 const NAME = 'e2esplit';
@@ -28,9 +29,8 @@ beforeAll(async () => {
   await runWorkload(() => admin(t.sourcePort), { db: 'shop', seed: 11, transactions: 300, workers: 2 });
 });
 
-afterAll(() => {
-  stopInstance(`${NAME}src`);
-  stopInstance(`${NAME}rep`);
+afterAll(async () => {
+  await stopTopology(null, [], NAME);
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

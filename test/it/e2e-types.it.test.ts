@@ -7,8 +7,16 @@
  */
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { admin, stopInstance } from '../fixtures/mariadb.ts';
-import { createTopology, exited, runCli, startRun, type Topology, caughtUpWhileRunning } from '../fixtures/topology.ts';
+import { admin } from '../fixtures/mariadb.ts';
+import {
+  createTopology,
+  exited,
+  runCli,
+  startRun,
+  type Topology,
+  caughtUpWhileRunning,
+  stopTopology,
+} from '../fixtures/topology.ts';
 
 const NAME = 'e2etypes';
 const SRC_PORT = 3481;
@@ -202,9 +210,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await src?.end();
-  stopInstance(`${NAME}src`);
-  stopInstance(`${NAME}rep`);
+  await stopTopology(null, [src], NAME);
 });
 
 it('every column type round-trips exactly through baseline and binlog', async () => {

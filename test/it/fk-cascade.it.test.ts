@@ -12,8 +12,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Checksums, schemaChecksums } from '../fixtures/checksums.ts';
-import { admin, stopInstance } from '../fixtures/mariadb.ts';
-import { caughtUpWhileRunning, createTopology, exited, runCli, startRun, type Topology } from '../fixtures/topology.ts';
+import { admin } from '../fixtures/mariadb.ts';
+import {
+  caughtUpWhileRunning,
+  createTopology,
+  runCli,
+  startRun,
+  type Topology,
+  stopTopology,
+} from '../fixtures/topology.ts';
 
 const NAME = 'hDfk';
 const SRC_PORT = 3731;
@@ -87,13 +94,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  if (run && run.exitCode === null) {
-    run.kill('SIGTERM');
-    await exited(run);
-  }
-  await src?.end().catch(() => {});
-  stopInstance(`${NAME}src`);
-  stopInstance(`${NAME}rep`);
+  await stopTopology(run, [src], NAME);
 });
 
 let cascadingDelete = '';

@@ -13,17 +13,18 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { admin, stopInstance } from '../fixtures/mariadb.ts';
+import { admin } from '../fixtures/mariadb.ts';
 import {
   CLI,
   caughtUpWhileRunning,
   cliOk,
   createTopology,
-  exited,
   nodeFirstPath,
   runCli,
   startRun,
   type Topology,
+  stopTopology,
+  stopRun,
 } from '../fixtures/topology.ts';
 
 const NAME = 'hFop';
@@ -38,13 +39,6 @@ const parents: ChildProcess[] = [];
 
 const cli = (args: string[], timeoutMs = 60_000) => runCli([...args, '-c', t.config], { timeoutMs });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function stop(child: ChildProcess | undefined): Promise<void> {
-  if (child && child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGTERM');
-    await exited(child);
-  }
-}
 
 /** Runs one autocommitted statement on the source and returns its GTID (the transaction id tidemark shows). */
 async function tx(sql: string): Promise<string> {
@@ -91,11 +85,9 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await stop(run);
+  await stopRun(run);
   for (const p of parents) p.kill('SIGKILL');
-  await src?.end().catch(() => {});
-  stopInstance(`${NAME}src`);
-  stopInstance(`${NAME}rep`);
+  await stopTopology(null, [src], NAME);
 });
 
 it('(11) when the newest transactions touch only non-included tables, capture counts as caught up', async () => {
@@ -146,7 +138,7 @@ it('(11) when the newest transactions touch only non-included tables, capture co
 }, 120_000);
 
 it('(12) restart after kill -9 under a parent that does not reap; a second run or applier is refused at once', async () => {
-  await stop(run);
+  await stopRun(run);
   // A parent that never waits for its `tidemark run` child (the shell execs into sleep): once killed, the child
   // stays a zombie.
   const parent = spawn('sh', ['-c', '"$0" run -c "$1" >/dev/null 2>&1 & echo $!; exec sleep 600', CLI, t.config], {
@@ -199,7 +191,7 @@ it('(12) restart after kill -9 under a parent that does not reap; a second run o
 }, 120_000);
 
 it('(13) verify says a target was behind and for how long; status says capture is not running', async () => {
-  await stop(run);
+  await stopRun(run);
   await tx('INSERT INTO op.t VALUES (7, 70)');
   const st = await cliOk(t.config, ['status']);
   expect(st).toMatch(/capture {3}behind the source \(capture is not running\)/);

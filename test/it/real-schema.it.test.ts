@@ -9,19 +9,18 @@
 import type { ChildProcess } from 'node:child_process';
 import type mysql from 'mysql2/promise';
 import { afterAll, expect, test } from 'vitest';
-import { admin, stopInstance } from '../fixtures/mariadb.ts';
+import { admin } from '../fixtures/mariadb.ts';
 import { killRunsAtRandom } from '../fixtures/crash.ts';
 import { prng } from '../fixtures/prng.ts';
 import { REPLICA_ONLY, RS_SETUP, runRealSchemaWorkload } from '../fixtures/real-schema.ts';
-import { caughtUpWhileRunning, createTopology, exited, runCli, startRun } from '../fixtures/topology.ts';
+import { caughtUpWhileRunning, createTopology, exited, runCli, startRun, stopTopology } from '../fixtures/topology.ts';
 
 const NAME = 'realschema';
 const SRC_PORT = 3761;
 const REP_PORT = 3762;
 
-afterAll(() => {
-  stopInstance(`${NAME}src`);
-  stopInstance(`${NAME}rep`);
+afterAll(async () => {
+  await stopTopology(null, [], NAME);
 });
 
 type Rows = mysql.RowDataPacket[];

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Checksums, schemaChecksums } from '../fixtures/checksums.ts';
-import { admin, ROOT_PASSWORD, startInstance, stopInstance } from '../fixtures/mariadb.ts';
+import { admin, ROOT_PASSWORD, startInstance } from '../fixtures/mariadb.ts';
 import { prng } from '../fixtures/prng.ts';
 import {
   caughtUpWhileRunning,
@@ -24,6 +24,7 @@ import {
   runCli,
   startRun,
   type Topology,
+  stopTopology,
 } from '../fixtures/topology.ts';
 
 const NAME = 'rwmov';
@@ -70,14 +71,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  if (run && run.exitCode === null) {
-    run.kill('SIGTERM');
-    await exited(run);
-  }
-  await src?.end().catch(() => {});
-  stopInstance(`${NAME}src`);
-  stopInstance(`${NAME}rep`);
-  stopInstance(`${NAME}restore`);
+  await stopTopology(run, [src], NAME, [`${NAME}restore`]);
 });
 
 /** Keys present per table, so the workload updates and deletes rows that exist. */

@@ -10,15 +10,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Checksums, schemaChecksums } from '../fixtures/checksums.ts';
-import { admin, stopInstance } from '../fixtures/mariadb.ts';
+import { admin } from '../fixtures/mariadb.ts';
 import {
   caughtUpWhileRunning,
   cliOk,
   createTopology,
-  exited,
   runCli,
   startRun,
   type Topology,
+  stopTopology,
 } from '../fixtures/topology.ts';
 
 const NAME = 'rwundo';
@@ -84,13 +84,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  if (run && run.exitCode === null) {
-    run.kill('SIGTERM');
-    await exited(run);
-  }
-  await src?.end().catch(() => {});
-  stopInstance(`${NAME}src`);
-  stopInstance(`${NAME}rep`);
+  await stopTopology(run, [src], NAME);
 });
 
 it('refuses a rewind across DDL, naming the statement; a window after it is fine', async () => {

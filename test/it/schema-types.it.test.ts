@@ -14,8 +14,15 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { admin, stopInstance } from '../fixtures/mariadb.ts';
-import { caughtUpWhileRunning, createTopology, exited, runCli, startRun, type Topology } from '../fixtures/topology.ts';
+import { admin } from '../fixtures/mariadb.ts';
+import {
+  caughtUpWhileRunning,
+  createTopology,
+  runCli,
+  startRun,
+  type Topology,
+  stopTopology,
+} from '../fixtures/topology.ts';
 
 const NAME = 'hEst';
 const SRC_PORT = 3741;
@@ -117,12 +124,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  child?.kill('SIGTERM');
-  if (child) await exited(child);
-  await src?.end();
-  await rep?.end();
-  stopInstance(`${NAME}src`);
-  stopInstance(`${NAME}rep`);
+  await stopTopology(child, [src, rep], NAME);
 });
 
 describe('system-versioned tables', () => {

@@ -219,16 +219,7 @@ export class EventDecoder {
       const values = rowValues(info, ev.rows[i]!);
       rows[i] = op === 'insert' ? { before: null, after: values } : { before: values, after: null };
     }
-    return {
-      type: 'rows',
-      op,
-      schema: info.schema,
-      table: info.table,
-      columns: info.columns,
-      pk: info.pk,
-      rows,
-      ...fkFlag(ev),
-    };
+    return rowsItem(info, op, rows, ev);
   }
 
   onUpdateRows(ev: UpdateRowsEvent): BinlogItem | null {
@@ -239,15 +230,20 @@ export class EventDecoder {
       const r = ev.rows[i]!;
       rows[i] = { before: rowValues(info, r.before), after: rowValues(info, r.after) };
     }
-    return {
-      type: 'rows',
-      op: 'update',
-      schema: info.schema,
-      table: info.table,
-      columns: info.columns,
-      pk: info.pk,
-      rows,
-      ...fkFlag(ev),
-    };
+    return rowsItem(info, 'update', rows, ev);
   }
+}
+
+/** The rows item of one rows event (insert, update or delete) of the table `info` describes. */
+function rowsItem(info: TableInfo, op: RowOp, rows: RowImage[], ev: { flags?: number }): BinlogItem {
+  return {
+    type: 'rows',
+    op,
+    schema: info.schema,
+    table: info.table,
+    columns: info.columns,
+    pk: info.pk,
+    rows,
+    ...fkFlag(ev),
+  };
 }

@@ -5,12 +5,11 @@
  * checked for UTF-8.
  */
 import { ByteReader } from './codec-bytes.ts';
-import { CODEC_VERSIONS, readColumns } from './codec.ts';
+import { CODEC_VERSIONS, readRowsHead } from './codec.ts';
 import { CorruptionError } from '../core/errors.ts';
 import type { Column, RowOp, Value } from './record.ts';
 
 const KIND_ROWS = 1;
-const OPS: readonly RowOp[] = ['insert', 'update', 'delete'];
 
 export interface RowsHeader {
   readonly source: string;
@@ -50,16 +49,7 @@ export function scanRows(
     const source = r.str('source');
     const seq = r.int('seq');
     const txId = r.str('txId');
-    const schema = r.str('schema');
-    const table = r.str('table');
-    const opCode = r.u8('op');
-    const op = OPS[opCode - 1];
-    if (!op) return r.fail(`unknown row op ${opCode}`);
-    const columns = readColumns(r);
-    const nPk = r.count('pk count', 1);
-    const pk: string[] = [];
-    for (let i = 0; i < nPk; i++) pk.push(r.str('pk column'));
-    const rows = r.count('row count', 1);
+    const { schema, table, op, columns, pk, rowCount: rows } = readRowsHead(r);
     const h: RowsHeader = { source, seq, txId, schema, table, op, columns, pk, rows };
     inCallback = true;
     const want = pick(h) ?? [];

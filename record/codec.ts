@@ -162,7 +162,7 @@ export function encodeEntry(e: Entry): Uint8Array {
   }
 }
 
-export function readColumns(r: ByteReader): Column[] {
+function readColumns(r: ByteReader): Column[] {
   const n = r.count('column count', 3);
   const cols: Column[] = [];
   for (let i = 0; i < n; i++) {
@@ -178,7 +178,18 @@ export function readColumns(r: ByteReader): Column[] {
   return cols;
 }
 
-function readRows(r: ByteReader, base: { source: string; seq: bigint; txId: string }, version: number): RowsEntry {
+/** What a rows entry holds between its base (source, seq, txId) and its rows, and the number of rows. */
+export interface RowsHead {
+  readonly schema: string;
+  readonly table: string;
+  readonly op: RowOp;
+  readonly columns: Column[];
+  readonly pk: string[];
+  readonly rowCount: number;
+}
+
+/** Reads a rows entry's table, op, columns, key and row count (decodeEntry and codec-keys' scanRows). */
+export function readRowsHead(r: ByteReader): RowsHead {
   const schema = r.str('schema');
   const table = r.str('table');
   const opCode = r.u8('op');
@@ -188,7 +199,11 @@ function readRows(r: ByteReader, base: { source: string; seq: bigint; txId: stri
   const nPk = r.count('pk count', 1);
   const pk: string[] = [];
   for (let i = 0; i < nPk; i++) pk.push(r.str('pk column'));
-  const nRows = r.count('row count', 1);
+  return { schema, table, op, columns, pk, rowCount: r.count('row count', 1) };
+}
+
+function readRows(r: ByteReader, base: { source: string; seq: bigint; txId: string }, version: number): RowsEntry {
+  const { schema, table, op, columns, pk, rowCount: nRows } = readRowsHead(r);
   const rows = new Array<RowImage>(nRows);
   for (let i = 0; i < nRows; i++) {
     const flags = r.u8('row flags');

@@ -3,7 +3,7 @@
  * rebuilding the tables from the captured units (baseline, then stream) must give exactly the final tables.
  * Also: include/exclude filters, tables without a primary key (warned once), unit structure and order.
  */
-import mysql from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DdlEntry, Entry } from '../../record/record.ts';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
@@ -15,6 +15,7 @@ import {
   rowKey,
   selectRows,
   sourceConfig,
+  valueConnection,
 } from '../fixtures/capture-kit.ts';
 import { admin, resetSchemas, startInstance, stopInstance } from '../fixtures/mariadb.ts';
 import { sourceStatus } from '../../capture/mysql/status.ts';
@@ -25,22 +26,7 @@ const ROWS = 30_000;
 
 let conn: mysql.Connection;
 
-async function connect(): Promise<mysql.Connection> {
-  const c = await mysql.createConnection({
-    host: '127.0.0.1',
-    port: PORT,
-    user: 'root',
-    password: 'tidemark-root',
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    dateStrings: true,
-    timezone: 'Z',
-    jsonStrings: true,
-    multipleStatements: true,
-  });
-  await c.query("SET time_zone = '+00:00'");
-  return c;
-}
+const connect = () => valueConnection(PORT, { multipleStatements: true });
 
 /** Random small transactions on app.t and app.nopk until stopped; returns how many committed. */
 function startWriter(): { stop: () => Promise<number> } {

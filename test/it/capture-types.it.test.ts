@@ -4,11 +4,19 @@
  * plain mysql2 SELECT returns (supportBigNumbers, bigNumberStrings, dateStrings, timezone 'Z', time_zone
  * '+00:00'), normalized the same way.
  */
-import mysql from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RowsEntry, Value } from '../../record/record.ts';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
-import { MemorySink, memoryLogger, type Row, rowsEntries, selectRows, sourceConfig } from '../fixtures/capture-kit.ts';
+import {
+  MemorySink,
+  memoryLogger,
+  type Row,
+  rowsEntries,
+  selectRows,
+  sourceConfig,
+  valueConnection,
+} from '../fixtures/capture-kit.ts';
 import { admin, resetSchemas, startInstance, stopInstance } from '../fixtures/mariadb.ts';
 
 const NAME = 'captypes';
@@ -58,21 +66,7 @@ const SETS: string[] = [
 
 let conn: mysql.Connection;
 
-async function selectConn(): Promise<mysql.Connection> {
-  const c = await mysql.createConnection({
-    host: '127.0.0.1',
-    port: PORT,
-    user: 'root',
-    password: 'tidemark-root',
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    dateStrings: true,
-    timezone: 'Z',
-    jsonStrings: true,
-  });
-  await c.query("SET time_zone = '+00:00'");
-  return c;
-}
+const selectConn = () => valueConnection(PORT);
 
 async function insertSet(id: number, set: string): Promise<void> {
   // TIMESTAMP literals are written in a +05:00 session for the third set: capture must still give UTC.

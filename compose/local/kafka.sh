@@ -19,29 +19,18 @@
 # (log.flush.interval.messages=1), so that a single node keeps acknowledged messages even through a power loss;
 # a production cluster gets that from replication instead (README: ship/kafka/README.md).
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-run="${TIDEMARK_RUN_DIR:-$root/.run}"
+# shellcheck source=compose/local/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 KAFKA_VERSION="${KAFKA_VERSION:-3.9.2}"
 home="$root/.tools/kafka"
 libs="$home/libs"
 stamp="$libs/.complete-$KAFKA_VERSION"
 JVM_OPTS="${TIDEMARK_KAFKA_JVM_OPTS:--Xmx512m -Xms128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1}"
 
-die() { echo "kafka.sh: $*" >&2; exit 1; }
-
-apt_install() {
-  [ "$(id -u)" = 0 ] || die "$1 not found; run as root or: apt-get install $2"
-  echo "kafka.sh: installing $2 from Debian" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null || true
-  # shellcheck disable=SC2086
-  apt-get install -y -qq $2 >/dev/null 2>&1 || apt-get install -y $2
-}
-
 install() {
   [ -f "$stamp" ] && return
-  command -v java >/dev/null || apt_install java openjdk-17-jre-headless
-  command -v mvn >/dev/null || apt_install mvn maven
+  command -v java >/dev/null || apt_install "java not found" openjdk-17-jre-headless
+  command -v mvn >/dev/null || apt_install "mvn not found" maven
   echo "kafka.sh: fetching org.apache.kafka:kafka_2.13:$KAFKA_VERSION and its runtime dependencies (Maven)" >&2
   local work="$home/.fetch"
   rm -rf "$work" && mkdir -p "$work"
@@ -71,15 +60,19 @@ POM
   echo "kafka.sh: $(find "$libs" -name '*.jar' | wc -l) jars in $libs" >&2
 }
 
-check_name() { [[ "$1" =~ ^[A-Za-z0-9_-]+$ ]] || die "instance name must be letters, digits, _ or -"; }
-pidof_inst() { local p="$run/kafka/$1/kafka.pid"; [ -f "$p" ] && kill -0 "$(cat "$p")" 2>/dev/null && cat "$p"; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pidof_inst() { pid_alive "$run/kafka/$1/kafka.pid"; }
 java_run() { java $JVM_OPTS -Dlog4j.configuration="file:$d/log4j.properties" -Dkafka.logs.dir="$d/logs" -cp "$libs/*" "$@"; }
+
+started() { # NAME PID PORT MARK: the broker listens and logged "started" after line MARK; dies if it exited
+  kill -0 "$2" 2>/dev/null || { tail -30 "$d/logs/server.log" "$d/stdout.log" >&2 || true; die "$1 exited while starting"; }
+  port_open "$3" && tail -n +"$(($4 + 1))" "$d/logs/server.log" 2>/dev/null | grep -q 'Kafka Server started'
+}
 
 start() {
   local name="$1" port="$2" cport="${3:-$(($2 + 100))}"
   check_name "$name"
-  [[ "$port" =~ ^[0-9]+$ && "$cport" =~ ^[0-9]+$ ]] || die "ports must be numbers"
+  check_port "$port"
+  check_port "$cport"
   install
   d="$run/kafka/$name"
   mkdir -p "$d/data" "$d/logs"
@@ -137,14 +130,10 @@ LOG
   local pid=$!
   echo "$pid" >"$d/kafka.pid"
   local timeout="${TIDEMARK_KAFKA_START_TIMEOUT:-90}"
-  for _ in $(seq 1 $((timeout * 5))); do
-    kill -0 "$pid" 2>/dev/null || { tail -30 "$d/logs/server.log" "$d/stdout.log" >&2 || true; die "$name exited while starting"; }
-    if port_open "$port" && tail -n +"$((mark + 1))" "$d/logs/server.log" 2>/dev/null | grep -q 'Kafka Server started'; then
-      echo "kafka.sh: $name up on 127.0.0.1:$port (controller $cport, pid $pid)"
-      return
-    fi
-    sleep 0.2
-  done
+  if wait_until "$timeout" started "$name" "$pid" "$port" "$mark"; then
+    echo "kafka.sh: $name up on 127.0.0.1:$port (controller $cport, pid $pid)"
+    return
+  fi
   tail -30 "$d/logs/server.log" >&2 || true
   die "$name did not start within $timeout s (log: $d/logs/server.log)"
 }
@@ -153,9 +142,7 @@ stop() {
   local name="$1" pid
   check_name "$name"
   pid=$(pidof_inst "$name") || { echo "kafka.sh: $name not running"; return; }
-  kill "$pid"
-  for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; echo "kafka.sh: $name did not stop in 60 s, killed" >&2; fi
+  stop_pid "$name" "$pid" 60
   rm -f "$run/kafka/$name/kafka.pid"
   echo "kafka.sh: $name stopped"
 }
@@ -164,26 +151,23 @@ kill9() {
   local name="$1" pid
   check_name "$name"
   pid=$(pidof_inst "$name") || { echo "kafka.sh: $name not running"; return; }
-  kill -9 "$pid"
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill_pid "$pid"
   rm -f "$run/kafka/$name/kafka.pid"
   echo "kafka.sh: $name killed"
 }
 
 case "${1:-}" in
   install) install ;;
-  start) [ $# -ge 3 ] || die "usage: start NAME PORT [CPORT]"; start "$2" "$3" "${4:-}" ;;
-  stop) [ $# -ge 2 ] || die "usage: stop NAME"; stop "$2" ;;
-  kill) [ $# -ge 2 ] || die "usage: kill NAME"; kill9 "$2" ;;
-  stop-all) for x in "$run"/kafka/*/; do [ -d "$x" ] && stop "$(basename "$x")"; done; true ;;
-  destroy) [ $# -ge 2 ] || die "usage: destroy NAME"; stop "$2"; rm -rf "${run:?}/kafka/$2" ;;
+  start) [ $# -ge 3 ] || usage "start NAME PORT [CPORT]"; start "$2" "$3" "${4:-}" ;;
+  stop) [ $# -ge 2 ] || usage "stop NAME"; stop "$2" ;;
+  kill) [ $# -ge 2 ] || usage "kill NAME"; kill9 "$2" ;;
+  stop-all) for n in $(instances kafka); do stop "$n"; done ;;
+  destroy) [ $# -ge 2 ] || usage "destroy NAME"; stop "$2"; rm -rf "${run:?}/kafka/$2" ;;
   status)
-    for x in "$run"/kafka/*/; do
-      [ -d "$x" ] || continue
-      n=$(basename "$x")
-      p=$(sed -n 's#^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*#\1#p' "$x/server.properties" 2>/dev/null)
+    for n in $(instances kafka); do
+      p=$(sed -n 's#^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*#\1#p' "$run/kafka/$n/server.properties" 2>/dev/null)
       if pid=$(pidof_inst "$n"); then echo "$n running pid $pid port $p"; else echo "$n stopped"; fi
     done
     ;;
-  *) die "usage: install | start NAME PORT [CPORT] | stop NAME | kill NAME | stop-all | destroy NAME | status" ;;
+  *) usage "install | start NAME PORT [CPORT] | stop NAME | kill NAME | stop-all | destroy NAME | status" ;;
 esac

@@ -14,38 +14,36 @@
 #   tidemark_apply password "apply-pw"  ALL on *.*  (applier; see README for a narrower grant)
 # State lives in $TIDEMARK_RUN_DIR (default: .run/ of this checkout): .run/mariadb/NAME/{data,my.cnf,err.log}.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-run="${TIDEMARK_RUN_DIR:-$root/.run}"
+# shellcheck source=compose/local/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ROOT_PW="${TIDEMARK_ROOT_PW:-tidemark-root}"
-
-die() { echo "mariadb.sh: $*" >&2; exit 1; }
-bin() { for b in "$@"; do command -v "$b" >/dev/null && { command -v "$b"; return; }; [ -x "/usr/sbin/$b" ] && { echo "/usr/sbin/$b"; return; }; done; return 1; }
 
 install() {
   if bin mariadbd >/dev/null && bin mariadb >/dev/null; then return; fi
-  [ "$(id -u)" = 0 ] || die "mariadbd not found; run as root or: apt-get install mariadb-server mariadb-client"
-  echo "mariadb.sh: installing mariadb-server from Debian" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null || true
   # The package's postinst tries to start the system service; policy-rc.d may deny it, which is fine.
-  apt-get install -y -qq mariadb-server mariadb-client >/dev/null 2>&1 || apt-get install -y mariadb-server mariadb-client
+  apt_install "mariadbd not found" mariadb-server mariadb-client
   bin mariadbd >/dev/null || die "apt-get install mariadb-server did not provide mariadbd"
   # Do not let a system-wide instance take port 3306 or CPU: tests start their own.
   (service mariadb stop >/dev/null 2>&1 || true)
 }
 
-pidof_inst() { local p="$run/mariadb/$1/mariadbd.pid"; [ -f "$p" ] && kill -0 "$(cat "$p")" 2>/dev/null && cat "$p"; }
+pidof_inst() { pid_alive "$run/mariadb/$1/mariadbd.pid"; }
 
 client() { # NAME args… : admin client over the instance socket
   local d="$run/mariadb/$1"; shift
   "$(bin mariadb)" --no-defaults -uroot -p"$ROOT_PW" --socket="$d/mysqld.sock" "$@"
 }
 
+answers() { # DIR: the server of instance directory DIR answers on its socket (even if only "Access denied")
+  [ -S "$1/mysqld.sock" ] && "$(bin mariadb-admin mysqladmin)" --no-defaults --socket="$1/mysqld.sock" -uroot \
+    --password="$ROOT_PW" ping 2>&1 | grep -q -e 'is alive' -e 'Access denied'
+}
+
 start() {
   local name="$1" port="$2" fmt=ROW
   [ "${3:-}" = "--mixed" ] && fmt=MIXED
-  [[ "$name" =~ ^[A-Za-z0-9_-]+$ ]] || die "instance name must be letters, digits, _ or -"
-  [[ "$port" =~ ^[0-9]+$ ]] || die "port must be a number"
+  check_name "$name"
+  check_port "$port"
   install
   local d="$run/mariadb/$name"
   mkdir -p "$d/data" "$d/binlog" "$d/tmp"
@@ -84,11 +82,7 @@ CNF
     touch "$d/.fresh"
   fi
   nohup "$(bin mariadbd)" --defaults-file="$d/my.cnf" >>"$d/stdout.log" 2>&1 &
-  for _ in $(seq 1 300); do # up to 60 s: a loaded 2-core machine can be slow to start InnoDB
-    [ -S "$d/mysqld.sock" ] && "$(bin mariadb-admin mysqladmin)" --no-defaults --socket="$d/mysqld.sock" -uroot \
-      --password="$ROOT_PW" ping 2>&1 | grep -q -e 'is alive' -e 'Access denied' && break
-    sleep 0.2
-  done
+  wait_until 60 answers "$d" || true # a loaded 2-core machine can be slow to start InnoDB
   if [ -f "$d/.fresh" ]; then
     "$(bin mariadb)" --no-defaults -uroot ${ROOT_SET:+-p"$ROOT_PW"} --socket="$d/mysqld.sock" <<SQL || die "could not create accounts on $name (see $d/err.log)"
 ALTER USER 'root'@'localhost' IDENTIFIED BY '$ROOT_PW';
@@ -108,30 +102,27 @@ SQL
 }
 
 stop() {
-  local name="$1" d="$run/mariadb/$1" pid
+  local name="$1" pid
   pid=$(pidof_inst "$name") || { echo "mariadb.sh: $name not running"; return; }
-  kill "$pid"
-  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && { kill -9 "$pid"; echo "mariadb.sh: $name did not stop in 30 s, killed" >&2; }
+  stop_pid "$name" "$pid" 30
   echo "mariadb.sh: $name stopped"
 }
 
 case "${1:-}" in
   install) install ;;
-  start) [ $# -ge 3 ] || die "usage: start NAME PORT [--mixed]"; start "$2" "$3" "${4:-}" ;;
-  stop) [ $# -ge 2 ] || die "usage: stop NAME"; stop "$2" ;;
+  start) [ $# -ge 3 ] || usage "start NAME PORT [--mixed]"; start "$2" "$3" "${4:-}" ;;
+  stop) [ $# -ge 2 ] || usage "stop NAME"; stop "$2" ;;
   kill)
     # SIGKILL, then wait until the process is gone: a `start` right after must not find it still alive.
     if pid=$(pidof_inst "$2"); then
-      kill -9 "$pid"
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill_pid "$pid"
       echo "mariadb.sh: $2 killed"
     else
       echo "mariadb.sh: $2 not running"
     fi ;;
-  stop-all) for d in "$run"/mariadb/*/; do [ -d "$d" ] && stop "$(basename "$d")"; done; true ;;
-  destroy) [ $# -ge 2 ] || die "usage: destroy NAME"; stop "$2"; rm -rf "${run:?}/mariadb/$2" ;;
-  status) for d in "$run"/mariadb/*/; do [ -d "$d" ] || continue; n=$(basename "$d"); if p=$(pidof_inst "$n"); then echo "$n running pid $p port $(sed -n 's/^port=//p' "$d/my.cnf")"; else echo "$n stopped"; fi; done ;;
+  stop-all) for n in $(instances mariadb); do stop "$n"; done ;;
+  destroy) [ $# -ge 2 ] || usage "destroy NAME"; stop "$2"; rm -rf "${run:?}/mariadb/$2" ;;
+  status) for n in $(instances mariadb); do if p=$(pidof_inst "$n"); then echo "$n running pid $p port $(sed -n 's/^port=//p' "$run/mariadb/$n/my.cnf")"; else echo "$n stopped"; fi; done ;;
   client) shift; n="$1"; shift; client "$n" "$@" ;;
-  *) die "usage: install | start NAME PORT [--mixed] | stop NAME | kill NAME | stop-all | destroy NAME | status | client NAME [args]" ;;
+  *) usage "install | start NAME PORT [--mixed] | stop NAME | kill NAME | stop-all | destroy NAME | status | client NAME [args]" ;;
 esac

@@ -19,33 +19,31 @@
 #
 # Everything created here is named tm-*, tmv-* or tmbr0, and uses addresses in 10.231.0.0/24 only.
 set -euo pipefail
+# shellcheck source=compose/local/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BR=tmbr0
 NET=10.231.0
 NOBODY_MAC=02:74:6d:00:00:00 # locally administered, never assigned to an interface here
 
-die() { echo "netns.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, bridge, veth)"
 command -v ip >/dev/null || die "ip (iproute2) not found: apt-get install iproute2"
 
 ns() { echo "tm-$1"; }
-check_name() { [[ "$1" =~ ^[a-z0-9]{1,10}$ ]] || die "host name must be 1-10 lowercase letters or digits: $1"; }
+check_host() { [[ "$1" =~ ^[a-z0-9]{1,10}$ ]] || die "host name must be 1-10 lowercase letters or digits: $1"; }
 check_addr() {
   if [[ "$1" =~ ^10\.231\.0\.([0-9]{1,3})$ ]] && [ "${BASH_REMATCH[1]}" -ge 1 ] && [ "${BASH_REMATCH[1]}" -le 254 ]; then return; fi
   die "address must be in $NET.1-254: $1"
 }
 check_cidr() { [[ "$1" =~ ^(10\.231\.0\.[0-9]{1,3})/24$ ]] || die "VIP must be $NET.X/24: $1"; check_addr "${BASH_REMATCH[1]}"; }
 exists() { ip netns list | awk '{print $1}' | grep -qx "$(ns "$1")"; }
-need() { check_name "$1"; exists "$1" || die "no host $1 (netns.sh add $1 ADDR)"; }
+need() { check_host "$1"; exists "$1" || die "no host $1 (netns.sh add $1 ADDR)"; }
 addr_of() { ip -n "$(ns "$1")" -4 -o addr show dev eth0 | awk '{print $4}' | head -1 | cut -d/ -f1; }
 in_ns() { local n; n=$(ns "$1"); shift; ip netns exec "$n" "$@"; }
 
 install_arping() {
   command -v arping >/dev/null && return
-  echo "netns.sh: installing iputils-arping from Debian" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null 2>&1 || true
-  apt-get install -y -qq iputils-arping >/dev/null 2>&1 || die "apt-get install iputils-arping failed"
+  apt_install "arping not found" iputils-arping || die "apt-get install iputils-arping failed"
   command -v arping >/dev/null || die "iputils-arping did not provide arping"
 }
 
@@ -59,7 +57,7 @@ up() {
 
 add() {
   local name="$1" addr="$2" n v
-  check_name "$name"; check_addr "$addr"
+  check_host "$name"; check_addr "$addr"
   n=$(ns "$name"); v="tmv-$name"
   exists "$name" && die "host $name exists already (netns.sh del $name)"
   up
@@ -88,7 +86,7 @@ kill_pids() { # NAME: processes still inside the namespace (ours: nothing else r
 }
 
 del() {
-  check_name "$1"
+  check_host "$1"
   exists "$1" || return 0
   kill_pids "$1"
   ip netns del "$(ns "$1")"
@@ -152,18 +150,18 @@ cmd="${1:-}"
 case "$cmd" in
   install) install_arping ;;
   up) up ;;
-  add) [ $# -eq 2 ] || die "usage: add NAME ADDR"; add "$1" "$2" ;;
-  del) [ $# -eq 1 ] || die "usage: del NAME"; del "$1" ;;
+  add) [ $# -eq 2 ] || usage "add NAME ADDR"; add "$1" "$2" ;;
+  del) [ $# -eq 1 ] || usage "del NAME"; del "$1" ;;
   down) down ;;
-  exec) [ $# -ge 2 ] || die "usage: exec NAME CMD…"; need "$1"; in_ns "$@" ;;
-  cut) [ $# -eq 1 ] || die "usage: cut NAME"; need "$1"; ip link set "tmv-$1" down; echo "netns.sh: $1 cut off" ;;
-  heal) [ $# -eq 1 ] || die "usage: heal NAME"; need "$1"; ip link set "tmv-$1" up; echo "netns.sh: $1 reconnected" ;;
-  block) [ $# -eq 2 ] || die "usage: block A B"; block "$1" "$2" ;;
-  unblock) [ $# -eq 2 ] || die "usage: unblock A B"; block "$1" "$2" unblock ;;
-  vip-add) [ $# -ge 2 ] || die "usage: vip-add NAME IP/24 [GARPS]"; vip_add "$@" ;;
-  vip-del) [ $# -eq 2 ] || die "usage: vip-del NAME IP/24"; vip_del "$1" "$2" ;;
-  garp) [ $# -ge 2 ] || die "usage: garp NAME IP [COUNT]"; garp "$@" ;;
-  mac) [ $# -eq 1 ] || die "usage: mac NAME"; mac "$1" ;;
+  exec) [ $# -ge 2 ] || usage "exec NAME CMD…"; need "$1"; in_ns "$@" ;;
+  cut) [ $# -eq 1 ] || usage "cut NAME"; need "$1"; ip link set "tmv-$1" down; echo "netns.sh: $1 cut off" ;;
+  heal) [ $# -eq 1 ] || usage "heal NAME"; need "$1"; ip link set "tmv-$1" up; echo "netns.sh: $1 reconnected" ;;
+  block) [ $# -eq 2 ] || usage "block A B"; block "$1" "$2" ;;
+  unblock) [ $# -eq 2 ] || usage "unblock A B"; block "$1" "$2" unblock ;;
+  vip-add) [ $# -ge 2 ] || usage "vip-add NAME IP/24 [GARPS]"; vip_add "$@" ;;
+  vip-del) [ $# -eq 2 ] || usage "vip-del NAME IP/24"; vip_del "$1" "$2" ;;
+  garp) [ $# -ge 2 ] || usage "garp NAME IP [COUNT]"; garp "$@" ;;
+  mac) [ $# -eq 1 ] || usage "mac NAME"; mac "$1" ;;
   status) status ;;
-  *) die "usage: install | up | add NAME ADDR | del NAME | down | exec NAME CMD… | cut NAME | heal NAME | block A B | unblock A B | vip-add NAME IP/24 [GARPS] | vip-del NAME IP/24 | garp NAME IP [COUNT] | mac NAME | status" ;;
+  *) usage "install | up | add NAME ADDR | del NAME | down | exec NAME CMD… | cut NAME | heal NAME | block A B | unblock A B | vip-add NAME IP/24 [GARPS] | vip-del NAME IP/24 | garp NAME IP [COUNT] | mac NAME | status" ;;
 esac

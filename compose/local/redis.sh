@@ -12,33 +12,26 @@
 # State lives in $TIDEMARK_RUN_DIR (default: .run/ of this checkout): .run/redis/NAME/{redis.conf,data/,redis.log,
 # redis.pid}. Bound to 127.0.0.1 only, no password: for tests and the demo.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-run="${TIDEMARK_RUN_DIR:-$root/.run}"
-
-die() { echo "redis.sh: $*" >&2; exit 1; }
-bin() { for b in "$@"; do command -v "$b" >/dev/null && { command -v "$b"; return; }; [ -x "/usr/bin/$b" ] && { echo "/usr/bin/$b"; return; }; done; return 1; }
+# shellcheck source=compose/local/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 install() {
   if bin redis-server >/dev/null && bin redis-cli >/dev/null; then return; fi
-  [ "$(id -u)" = 0 ] || die "redis-server not found; run as root or: apt-get install redis-server"
-  echo "redis.sh: installing redis-server from Debian" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null || true
-  apt-get install -y -qq redis-server >/dev/null 2>&1 || apt-get install -y redis-server
+  apt_install "redis-server not found" redis-server
   bin redis-server >/dev/null || die "apt-get install redis-server did not provide redis-server"
   # The package's postinst may start a system instance on 6379: tests start their own.
   (service redis-server stop >/dev/null 2>&1 || true)
 }
 
-check_name() { [[ "$1" =~ ^[A-Za-z0-9_-]+$ ]] || die "instance name must be letters, digits, _ or -"; }
-pidof_inst() { local p="$run/redis/$1/redis.pid"; [ -f "$p" ] && kill -0 "$(cat "$p")" 2>/dev/null && cat "$p"; }
+pidof_inst() { pid_alive "$run/redis/$1/redis.pid"; }
 port_of() { sed -n 's/^port //p' "$run/redis/$1/redis.conf" 2>/dev/null; }
 cli() { local n="$1"; shift; "$(bin redis-cli)" -h 127.0.0.1 -p "$(port_of "$n")" "$@"; }
+pong() { reply="$(cli "$1" ping 2>&1 || true)"; [ "$reply" = PONG ]; } # NAME: sets start's `reply`
 
 start() {
   local name="$1" port="$2" fsync=always
   check_name "$name"
-  [[ "$port" =~ ^[0-9]+$ ]] || die "port must be a number"
+  check_port "$port"
   if [ "${3:-}" = --appendfsync ]; then
     fsync="${4:-}"
     [[ "$fsync" =~ ^(always|everysec|no)$ ]] || die "--appendfsync takes always, everysec or no"
@@ -64,12 +57,8 @@ save ""
 CONF
   "$(bin redis-server)" "$d/redis.conf" >>"$d/redis.log" 2>&1 || { tail -20 "$d/redis.log" >&2; die "redis-server failed to start $name"; }
   local reply=""
-  for _ in $(seq 1 300); do # up to 60 s: replaying a large AOF answers LOADING meanwhile
-    reply="$(cli "$name" ping 2>&1 || true)"
-    [ "$reply" = PONG ] && break
-    sleep 0.2
-  done
-  [ "$reply" = PONG ] || { tail -20 "$d/redis.log" >&2; die "$name did not answer PING on port $port ($reply)"; }
+  # Up to 60 s: replaying a large AOF answers LOADING meanwhile.
+  wait_until 60 pong "$name" || { tail -20 "$d/redis.log" >&2; die "$name did not answer PING on port $port ($reply)"; }
   echo "redis.sh: $name up on 127.0.0.1:$port (appendfsync $fsync, pid $(pidof_inst "$name"))"
 }
 
@@ -77,9 +66,7 @@ stop() {
   local name="$1" pid
   check_name "$name"
   pid=$(pidof_inst "$name") || { echo "redis.sh: $name not running"; return; }
-  kill "$pid"
-  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; echo "redis.sh: $name did not stop in 30 s, killed" >&2; fi
+  stop_pid "$name" "$pid" 30
   echo "redis.sh: $name stopped"
 }
 
@@ -87,26 +74,23 @@ kill9() {
   local name="$1" pid
   check_name "$name"
   pid=$(pidof_inst "$name") || { echo "redis.sh: $name not running"; return; }
-  kill -9 "$pid"
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill_pid "$pid"
   rm -f "$run/redis/$name/redis.pid"
   echo "redis.sh: $name killed"
 }
 
 case "${1:-}" in
   install) install ;;
-  start) [ $# -ge 3 ] || die "usage: start NAME PORT [--appendfsync POLICY]"; start "$2" "$3" "${4:-}" "${5:-}" ;;
-  stop) [ $# -ge 2 ] || die "usage: stop NAME"; stop "$2" ;;
-  kill) [ $# -ge 2 ] || die "usage: kill NAME"; kill9 "$2" ;;
-  stop-all) for x in "$run"/redis/*/; do [ -d "$x" ] && stop "$(basename "$x")"; done; true ;;
-  destroy) [ $# -ge 2 ] || die "usage: destroy NAME"; stop "$2"; rm -rf "${run:?}/redis/$2" ;;
+  start) [ $# -ge 3 ] || usage "start NAME PORT [--appendfsync POLICY]"; start "$2" "$3" "${4:-}" "${5:-}" ;;
+  stop) [ $# -ge 2 ] || usage "stop NAME"; stop "$2" ;;
+  kill) [ $# -ge 2 ] || usage "kill NAME"; kill9 "$2" ;;
+  stop-all) for n in $(instances redis); do stop "$n"; done ;;
+  destroy) [ $# -ge 2 ] || usage "destroy NAME"; stop "$2"; rm -rf "${run:?}/redis/$2" ;;
   status)
-    for x in "$run"/redis/*/; do
-      [ -d "$x" ] || continue
-      n=$(basename "$x")
+    for n in $(instances redis); do
       if pid=$(pidof_inst "$n"); then echo "$n running pid $pid port $(port_of "$n")"; else echo "$n stopped"; fi
     done
     ;;
-  cli) [ $# -ge 2 ] || die "usage: cli NAME [args]"; shift; n="$1"; shift; cli "$n" "$@" ;;
-  *) die "usage: install | start NAME PORT [--appendfsync POLICY] | stop NAME | kill NAME | stop-all | destroy NAME | status | cli NAME [args]" ;;
+  cli) [ $# -ge 2 ] || usage "cli NAME [args]"; shift; n="$1"; shift; cli "$n" "$@" ;;
+  *) usage "install | start NAME PORT [--appendfsync POLICY] | stop NAME | kill NAME | stop-all | destroy NAME | status | cli NAME [args]" ;;
 esac

@@ -6,17 +6,11 @@
 #   4. MariaDB apt-get install mariadb-server mariadb-client if mariadbd is missing (compose/local/mariadb.sh)
 #   5. openssl apt-get install openssl if missing (`tidemark certs` and the TLS transport tests use it)
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=compose/local/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$root"
-die() { echo "setup.sh: $*" >&2; exit 1; }
 
-if ! command -v npm >/dev/null; then
-  [ "$(id -u)" = 0 ] || die "npm is needed to fetch Node 24 and the packages; run as root or: apt-get install npm"
-  echo "setup.sh: installing npm from Debian"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null || true
-  apt-get install -y -qq npm >/dev/null || die "apt-get install npm failed"
-fi
+command -v npm >/dev/null || apt_install "npm is needed to fetch Node 24 and the packages" npm || die "apt-get install npm failed"
 # shellcheck source=compose/local/env.sh
 . compose/local/env.sh || die "no Node >= 22.12 (compose/local/node.sh failed)"
 echo "setup.sh: node $(node -v) at $(command -v node)"
@@ -34,8 +28,4 @@ fi
 bash compose/local/mariadb.sh install || die "could not install MariaDB (compose/local/mariadb.sh install)"
 echo "setup.sh: $("$(command -v mariadbd || echo /usr/sbin/mariadbd)" --version)"
 
-if ! command -v openssl >/dev/null; then
-  [ "$(id -u)" = 0 ] || die "openssl is needed for tidemark certs; run as root or: apt-get install openssl"
-  echo "setup.sh: installing openssl from Debian"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null || die "apt-get install openssl failed"
-fi
+command -v openssl >/dev/null || apt_install "openssl is needed for tidemark certs" openssl || die "apt-get install openssl failed"

@@ -16,7 +16,8 @@
 # Datadirs are kept between runs; delete .run/test to start from scratch.
 set -uo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=compose/local/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$root" || exit 1
 
 export TIDEMARK_RUN_DIR="${TIDEMARK_TEST_RUN_DIR:-$root/.run/test}"
@@ -26,10 +27,6 @@ summary=()
 failed=()
 
 section() { printf '\n======== %s ========\n' "$*"; }
-die() {
-  echo "test.sh: $*" >&2
-  exit 1
-}
 strip_ansi() { sed -e 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
 
 cleanup() {

@@ -3,7 +3,7 @@
  * trace unless TIDEMARK_DEBUG=1, and known secrets are masked even if some library put one in a message.
  */
 import { CommanderError } from 'commander';
-import { ConfigError, describeChain, TidemarkError } from '../../core/errors.ts';
+import { ConfigError, describeChain, type ErrorCode, TidemarkError } from '../../core/errors.ts';
 
 export const EXIT_OK = 0;
 /** A runtime failure: a server refused, the journal is damaged, an invariant broke. */
@@ -16,7 +16,7 @@ export const EXIT_DIFFERENT = 3;
 export const EXIT_SIGNAL: Readonly<Record<'SIGINT' | 'SIGTERM', number>> = { SIGINT: 130, SIGTERM: 143 };
 
 /** Error codes (TidemarkError.code) that mean "the input is wrong" and so end with EXIT_USAGE. */
-const USAGE_CODES = new Set(['CONFIG', 'USAGE']);
+const USAGE_CODES: ReadonlySet<ErrorCode> = new Set(['CONFIG', 'USAGE']);
 
 /** For problems found in flags after commander accepted them (an unknown --target name, a file that exists). */
 export function usageError(message: string): TidemarkError {

@@ -60,7 +60,7 @@ POM
   echo "kafka.sh: $(find "$libs" -name '*.jar' | wc -l) jars in $libs" >&2
 }
 
-pidof_inst() { pid_alive "$run/kafka/$1/kafka.pid"; }
+pid_file() { echo "$run/kafka/$1/kafka.pid"; }
 java_run() { java $JVM_OPTS -Dlog4j.configuration="file:$d/log4j.properties" -Dkafka.logs.dir="$d/logs" -cp "$libs/*" "$@"; }
 
 started() { # NAME PID PORT MARK: the broker listens and logged "started" after line MARK; dies if it exited
@@ -138,29 +138,13 @@ LOG
   die "$name did not start within $timeout s (log: $d/logs/server.log)"
 }
 
-stop() {
-  local name="$1" pid
-  check_name "$name"
-  pid=$(pidof_inst "$name") || { echo "kafka.sh: $name not running"; return; }
-  stop_pid "$name" "$pid" 60
-  rm -f "$run/kafka/$name/kafka.pid"
-  echo "kafka.sh: $name stopped"
-}
-
-kill9() {
-  local name="$1" pid
-  check_name "$name"
-  pid=$(pidof_inst "$name") || { echo "kafka.sh: $name not running"; return; }
-  kill_pid "$pid"
-  rm -f "$run/kafka/$name/kafka.pid"
-  echo "kafka.sh: $name killed"
-}
+stop() { stop_instance "$1" 60; } # controlled shutdown on SIGTERM
 
 case "${1:-}" in
   install) install ;;
   start) [ $# -ge 3 ] || usage "start NAME PORT [CPORT]"; start "$2" "$3" "${4:-}" ;;
   stop) [ $# -ge 2 ] || usage "stop NAME"; stop "$2" ;;
-  kill) [ $# -ge 2 ] || usage "kill NAME"; kill9 "$2" ;;
+  kill) [ $# -ge 2 ] || usage "kill NAME"; kill_instance "$2" ;;
   stop-all) for n in $(instances kafka); do stop "$n"; done ;;
   destroy) [ $# -ge 2 ] || usage "destroy NAME"; stop "$2"; rm -rf "${run:?}/kafka/$2" ;;
   status)

@@ -13,6 +13,10 @@
 #   wait_until SECS CMD…       run CMD every 0.2 s until it succeeds (0) or SECS have passed (1)
 #   stop_pid NAME PID SECS     SIGTERM, wait up to SECS for the exit, then SIGKILL (saying so)
 #   kill_pid PID               SIGKILL and wait (up to 10 s) until the process is gone
+# For scripts that run named instances and define `pid_file NAME` (the instance's pid file):
+#   pidof_inst NAME            the instance's pid, if it runs
+#   stop_instance NAME SECS    stop_pid it (a no-op, said, when it is not running), remove its pid file
+#   kill_instance NAME         kill_pid it (tests: a crash), remove its pid file
 
 ME="$(basename "${BASH_SOURCE[1]:-$0}")"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -87,4 +91,24 @@ kill_pid() {
     kill -0 "$1" 2>/dev/null || break
     sleep 0.1
   done
+}
+
+pidof_inst() { pid_alive "$(pid_file "$1")"; }
+
+stop_instance() {
+  local pid
+  check_name "$1"
+  pid=$(pidof_inst "$1") || { echo "$ME: $1 not running"; return; }
+  stop_pid "$1" "$pid" "$2"
+  rm -f "$(pid_file "$1")"
+  echo "$ME: $1 stopped"
+}
+
+kill_instance() {
+  local pid
+  check_name "$1"
+  pid=$(pidof_inst "$1") || { echo "$ME: $1 not running"; return; }
+  kill_pid "$pid"
+  rm -f "$(pid_file "$1")"
+  echo "$ME: $1 killed"
 }

@@ -27,7 +27,7 @@ install() {
   (service mariadb stop >/dev/null 2>&1 || true)
 }
 
-pidof_inst() { pid_alive "$run/mariadb/$1/mariadbd.pid"; }
+pid_file() { echo "$run/mariadb/$1/mariadbd.pid"; }
 
 client() { # NAME args… : admin client over the instance socket
   local d="$run/mariadb/$1"; shift
@@ -101,25 +101,14 @@ SQL
   echo "mariadb.sh: $name up on 127.0.0.1:$port (binlog_format=$fmt, pid $(pidof_inst "$name"))"
 }
 
-stop() {
-  local name="$1" pid
-  pid=$(pidof_inst "$name") || { echo "mariadb.sh: $name not running"; return; }
-  stop_pid "$name" "$pid" 30
-  echo "mariadb.sh: $name stopped"
-}
+stop() { stop_instance "$1" 30; }
 
 case "${1:-}" in
   install) install ;;
   start) [ $# -ge 3 ] || usage "start NAME PORT [--mixed]"; start "$2" "$3" "${4:-}" ;;
   stop) [ $# -ge 2 ] || usage "stop NAME"; stop "$2" ;;
-  kill)
-    # SIGKILL, then wait until the process is gone: a `start` right after must not find it still alive.
-    if pid=$(pidof_inst "$2"); then
-      kill_pid "$pid"
-      echo "mariadb.sh: $2 killed"
-    else
-      echo "mariadb.sh: $2 not running"
-    fi ;;
+  # SIGKILL, then wait until the process is gone: a `start` right after must not find it still alive.
+  kill) [ $# -ge 2 ] || usage "kill NAME"; kill_instance "$2" ;;
   stop-all) for n in $(instances mariadb); do stop "$n"; done ;;
   destroy) [ $# -ge 2 ] || usage "destroy NAME"; stop "$2"; rm -rf "${run:?}/mariadb/$2" ;;
   status) for n in $(instances mariadb); do if p=$(pidof_inst "$n"); then echo "$n running pid $p port $(sed -n 's/^port=//p' "$run/mariadb/$n/my.cnf")"; else echo "$n stopped"; fi; done ;;

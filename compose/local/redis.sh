@@ -23,7 +23,7 @@ install() {
   (service redis-server stop >/dev/null 2>&1 || true)
 }
 
-pidof_inst() { pid_alive "$run/redis/$1/redis.pid"; }
+pid_file() { echo "$run/redis/$1/redis.pid"; }
 port_of() { sed -n 's/^port //p' "$run/redis/$1/redis.conf" 2>/dev/null; }
 cli() { local n="$1"; shift; "$(bin redis-cli)" -h 127.0.0.1 -p "$(port_of "$n")" "$@"; }
 pong() { reply="$(cli "$1" ping 2>&1 || true)"; [ "$reply" = PONG ]; } # NAME: sets start's `reply`
@@ -62,28 +62,13 @@ CONF
   echo "redis.sh: $name up on 127.0.0.1:$port (appendfsync $fsync, pid $(pidof_inst "$name"))"
 }
 
-stop() {
-  local name="$1" pid
-  check_name "$name"
-  pid=$(pidof_inst "$name") || { echo "redis.sh: $name not running"; return; }
-  stop_pid "$name" "$pid" 30
-  echo "redis.sh: $name stopped"
-}
-
-kill9() {
-  local name="$1" pid
-  check_name "$name"
-  pid=$(pidof_inst "$name") || { echo "redis.sh: $name not running"; return; }
-  kill_pid "$pid"
-  rm -f "$run/redis/$name/redis.pid"
-  echo "redis.sh: $name killed"
-}
+stop() { stop_instance "$1" 30; } # SHUTDOWN on SIGTERM: the AOF is flushed
 
 case "${1:-}" in
   install) install ;;
   start) [ $# -ge 3 ] || usage "start NAME PORT [--appendfsync POLICY]"; start "$2" "$3" "${4:-}" "${5:-}" ;;
   stop) [ $# -ge 2 ] || usage "stop NAME"; stop "$2" ;;
-  kill) [ $# -ge 2 ] || usage "kill NAME"; kill9 "$2" ;;
+  kill) [ $# -ge 2 ] || usage "kill NAME"; kill_instance "$2" ;;
   stop-all) for n in $(instances redis); do stop "$n"; done ;;
   destroy) [ $# -ge 2 ] || usage "destroy NAME"; stop "$2"; rm -rf "${run:?}/redis/$2" ;;
   status)

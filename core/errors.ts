@@ -75,7 +75,7 @@ export type ErrorCode =
   // ── MySQL/MariaDB servers (capture, apply, failover, rollback) ──
   /** A server cannot be reached, dropped the connection, or went silent. Retriable. */
   | 'CONNECT'
-  /** A server (or a ship receiver) refused the credentials. Not retriable. */
+  /** A server refused the account's credentials (access denied). Not retriable. */
   | 'AUTH'
   /** The account lacks a privilege tidemark needs; the message names the GRANT. Not retriable. */
   | 'PRIVILEGE'
@@ -150,7 +150,7 @@ export type ErrorCode =
   | 'LINK_CORRUPT'
   /** The ship link's peer was silent for 3 heartbeats. Retriable. */
   | 'LINK_DEAD'
-  /** The ship receiver refused a connection (auth, site, protocol); the shipper sees SHIP_REFUSED. Retriable. */
+  /** The ship receiver refused a connection (auth, site, protocol) and closes it; its peer sees SHIP_REFUSED. Retriable. */
   | 'LINK_REFUSED'
   /** A ship stream message is malformed (also the wire code a peer is told). Retriable on the link. */
   | 'PROTOCOL'
@@ -158,7 +158,7 @@ export type ErrorCode =
   | 'SHIP_GAP'
   /** The LSN a standby needs is no longer in the broker stream (retention): rebaseline it. Not retriable. */
   | 'SHIP_GONE'
-  /** The receiver refused this shipper for good (auth, wrong site, another source). Not retriable. */
+  /** The standby refused this shipper for good (TLS identity, wrong site, auth). Not retriable. */
   | 'SHIP_REFUSED'
   /** The journal reader handed the shipper frames out of LSN order: a bug. Not retriable. */
   | 'SHIP_SOURCE'

@@ -4,7 +4,7 @@
  */
 import type mysql from 'mysql2/promise';
 import { parsePositionRow, selectPositionSql, type StoredPosition } from './position-table.ts';
-import { openSession } from './session.ts';
+import { openSession } from '../../mysql/session.ts';
 import { describeChain } from '../../core/errors.ts';
 import type { ResolvedEndpoint } from '../../core/secret.ts';
 import type { TargetConfig } from './config.ts';

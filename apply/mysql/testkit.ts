@@ -5,7 +5,7 @@
 import type { Column, CommitEntry, Entry, Phase, RowImage, RowsEntry, Value } from '../../record/record.ts';
 import type mysql from 'mysql2/promise';
 import type { JournalItem } from './applier.ts';
-import { qualified, quoteIdent } from './sql.ts';
+import { qualified, quoteIdent } from '../../mysql/sql.ts';
 import { fromDriver } from './values.ts';
 
 export interface TableDef {

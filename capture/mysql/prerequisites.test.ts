@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canSelectSchema, likeMatch, parseGrants } from './grants.ts';
+import { canSelectSchema, likeMatch, parseGrants } from '../../mysql/grants.ts';
 import { evaluatePrerequisites, prerequisiteError, runtimeBinlogProblems, type ServerFacts } from './prerequisites.ts';
 
 const CAP_GRANTS = [

@@ -13,8 +13,8 @@
  *   Uint8Array  X'hex' (BINARY(n) values shorter than n are zero-padded as the server stores them; BIT values
  *               as bytes become their big-endian number)
  */
-import type { Column, Value } from '../../record/record.ts';
-import { TidemarkError } from '../../core/errors.ts';
+import type { Column, Value } from '../record/record.ts';
+import { TidemarkError } from '../core/errors.ts';
 
 /** Target server family: changes how JSON is compared (MySQL's JSON type is not text). */
 export type Flavor = 'mariadb' | 'mysql';

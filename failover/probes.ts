@@ -20,7 +20,7 @@
 import { connect as netConnect } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import mysql from 'mysql2';
-import { serverFields } from '../mysql/errors.ts';
+import { isReadOnlyError, serverFields } from '../mysql/errors.ts';
 import { connectionOptions, type MysqlEndpoint } from '../mysql/session.ts';
 import { quoteIdent } from '../mysql/sql.ts';
 import { TidemarkError } from '../core/errors.ts';
@@ -44,9 +44,6 @@ export interface HeartbeatOptions {
 }
 
 export const READ_ONLY_MESSAGE = 'the primary is read-only (fenced?)';
-
-/** Server errnos meaning "this server refuses writes": --read-only / super_read_only, transaction read only. */
-const READ_ONLY_ERRNO = new Set([1290, 1792, 1836]);
 
 /** Backtick-quotes an identifier (doubling backticks inside): the one MySQL layer's, also for the switchover. */
 export { quoteIdent };
@@ -257,7 +254,7 @@ export class HeartbeatProbe {
   /** One line, naming the server, without the password. */
   private describe(err: unknown): string {
     let msg: string;
-    if (err instanceof ReadOnlyError || READ_ONLY_ERRNO.has(serverFields(err).errno ?? 0)) {
+    if (err instanceof ReadOnlyError || isReadOnlyError(err)) {
       msg = READ_ONLY_MESSAGE;
     } else {
       const f = serverFields(err);

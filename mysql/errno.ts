@@ -74,6 +74,7 @@ export const ERRNO_TABLE: ReadonlyMap<number, ErrnoEntry> = new Map([
   // read-only: retriable, a replica is made writable again by an operator or a takeover (apply waits for it).
   [1290, e('read-only', true, /read[-_]only/i)], // ER_OPTION_PREVENTS_STATEMENT naming --read-only/super_read_only
   [1836, e('read-only', true)], // ER_READ_ONLY_MODE
+  [1792, e('read-only', true)], // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION: transaction_read_only (probes' table)
   // auth: the account as configured cannot log in; retrying the same password does not help.
   [1045, e('auth', false)], // ER_ACCESS_DENIED_ERROR: wrong password or unknown user
   [1130, e('auth', false)], // ER_HOST_NOT_PRIVILEGED: the account may not connect from this host

@@ -109,8 +109,31 @@ describe('executePlan', () => {
     const err = await executePlan(conn(c), plan(4)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TidemarkError);
     expect((err as TidemarkError).retriable).toBe(true);
+    // A rewind error carries a rewind code (before issue #12: the applier's APPLY_RETRY).
+    expect((err as TidemarkError).code).toBe('REWIND_RETRY');
     expect((err as Error).message).toMatch(/nothing was changed/);
     expect(c.queries).not.toContain('ROLLBACK TO SAVEPOINT tidemark_rewind');
+  });
+
+  it("server errors around the transaction carry rewind codes, not the applier's", async () => {
+    const serverErr = (errno: number, msg: string) => Object.assign(new Error(msg), { errno, sqlMessage: msg });
+    const readOnly = new FakeConn();
+    const query = readOnly.query;
+    readOnly.query = async (sql: string) => {
+      if (sql === 'START TRANSACTION') throw serverErr(1836, 'Running in read-only mode');
+      return query(sql);
+    };
+    const ro = await executePlan(conn(readOnly), plan(1)).catch((e: unknown) => e);
+    expect(ro).toMatchObject({ code: 'REWIND_READ_ONLY', retriable: true });
+    const refused = new FakeConn();
+    const q2 = refused.query;
+    refused.query = async (sql: string) => {
+      if (sql === 'COMMIT') throw serverErr(1180, 'Got error during COMMIT');
+      return q2(sql);
+    };
+    const err = await executePlan(conn(refused), plan(1)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'REWIND_FAILED', retriable: false });
+    expect((err as Error).message).toMatch(/^COMMIT failed/);
   });
 
   it('abort rolls back with code ABORTED', async () => {

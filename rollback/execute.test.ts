@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TidemarkError } from '../core/errors.ts';
+import { ValueError } from '../mysql/sql.ts';
 import type { RowsEntry } from '../record/record.ts';
 import { executePlan, type PlanConnection, type PlanItem } from './execute.ts';
 import { GuardError, type GuardedStatement, guardedStatements } from './guard.ts';
@@ -134,6 +135,18 @@ describe('executePlan', () => {
     const err = await executePlan(conn(refused), plan(1)).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'REWIND_FAILED', retriable: false });
     expect((err as Error).message).toMatch(/^COMMIT failed/);
+  });
+
+  it('a value that cannot be written as SQL is REWIND_VALUE', async () => {
+    async function* items(): AsyncGenerator<PlanItem> {
+      yield { kind: 'stmt', stmt: stmt(1) };
+      throw new ValueError('cannot store NaN in MySQL (no NaN/Infinity in FLOAT/DOUBLE)', {});
+    }
+    const c = new FakeConn();
+    const err = await executePlan(conn(c), items()).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'REWIND_VALUE', retriable: false });
+    expect((err as Error).message).toMatch(/NaN/);
+    expect(c.queries.at(-1)).toBe('ROLLBACK');
   });
 
   it('abort rolls back with code ABORTED', async () => {

@@ -18,7 +18,7 @@
  */
 import type mysql from 'mysql2/promise';
 import { isOutcomeUnknown, isRetriableDbError, serverFields, stripSql } from '../mysql/errors.ts';
-import { rewindDbError } from './errors.ts';
+import { rewindDbError, rewindValueError } from './errors.ts';
 import { TidemarkError } from '../core/errors.ts';
 import { type BatchOptions, batchItems } from './batch.ts';
 import { GuardError, type GuardedStatement, type PlanItem } from './guard.ts';
@@ -271,7 +271,9 @@ export async function executePlan(
     } catch {
       // The connection is gone: the server rolls the transaction back itself.
     }
-    throw err instanceof TidemarkError ? err : rewindDbError(stripSql(err), `rewind (${NOTHING_CHANGED})`);
+    throw err instanceof TidemarkError
+      ? rewindValueError(err)
+      : rewindDbError(stripSql(err), `rewind (${NOTHING_CHANGED})`);
   }
   try {
     await conn.query('COMMIT');

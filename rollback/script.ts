@@ -38,6 +38,7 @@
  * latin1, gbk, sjis and utf8mb4 against strings made of quotes, backslashes, delimiters, comment markers, client
  * commands (\G, \c) and control characters, and a table name holding "$$\nDELIMITER ;\n". MariaDB only.
  */
+import { rewindValueError } from './errors.ts';
 import { SQL_MODE } from '../mysql/session.ts';
 import { openDurable } from '../core/durable-file.ts';
 import { quoteString } from '../mysql/sql.ts';
@@ -179,7 +180,7 @@ export async function writeScript(
     await fh.write(buf);
   } catch (err) {
     await dest.abort();
-    throw err;
+    throw rewindValueError(err);
   }
   await dest.commit();
   return { statements: blocks.statements };

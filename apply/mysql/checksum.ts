@@ -3,7 +3,7 @@
  * canonical text of its columns; chunks of rows are reduced to COUNT(*) plus an order-independent aggregate of
  * the two 64-bit halves of those MD5s.
  *
- * Canonical column text (both servers use the session of session.ts: time_zone +00:00, utf8mb4):
+ * Canonical column text (both servers use the session of mysql/session.ts: time_zone +00:00, utf8mb4):
  *   integers, DECIMAL, YEAR, dates and times     CAST(c AS CHAR)
  *   DOUBLE                                       CAST(c AS CHAR) (shortest round-trip text)
  *   FLOAT                                        CAST(CAST(c AS DOUBLE) AS CHAR) (CAST(float AS CHAR) keeps only 6

@@ -1,5 +1,5 @@
 /**
- * mysql2 result values → record Values (pure). Assumes the session options of session.ts: big numbers and
+ * mysql2 result values → record Values (pure). Assumes the session options of mysql/session.ts: big numbers and
  * DECIMAL as strings, dates as strings, JSON as strings. Used by verify to carry primary-key values from one
  * query into the next as exact literals. Type families: mysql/types.ts (an ENUM stays its label string).
  */

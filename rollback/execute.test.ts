@@ -117,22 +117,19 @@ describe('executePlan', () => {
   });
 
   it("server errors around the transaction carry rewind codes, not the applier's", async () => {
-    const serverErr = (errno: number, msg: string) => Object.assign(new Error(msg), { errno, sqlMessage: msg });
-    const readOnly = new FakeConn();
-    const query = readOnly.query;
-    readOnly.query = async (sql: string) => {
-      if (sql === 'START TRANSACTION') throw serverErr(1836, 'Running in read-only mode');
-      return query(sql);
+    /** Runs a one-statement plan on a server whose answer to `failing` is a server error. */
+    const runFailing = (failing: string, errno: number, msg: string): Promise<unknown> => {
+      const c = new FakeConn();
+      const query = c.query;
+      c.query = async (sql: string) => {
+        if (sql === failing) throw Object.assign(new Error(msg), { errno, sqlMessage: msg });
+        return query(sql);
+      };
+      return executePlan(conn(c), plan(1)).catch((e: unknown) => e);
     };
-    const ro = await executePlan(conn(readOnly), plan(1)).catch((e: unknown) => e);
+    const ro = await runFailing('START TRANSACTION', 1836, 'Running in read-only mode');
     expect(ro).toMatchObject({ code: 'REWIND_READ_ONLY', retriable: true });
-    const refused = new FakeConn();
-    const q2 = refused.query;
-    refused.query = async (sql: string) => {
-      if (sql === 'COMMIT') throw serverErr(1180, 'Got error during COMMIT');
-      return q2(sql);
-    };
-    const err = await executePlan(conn(refused), plan(1)).catch((e: unknown) => e);
+    const err = await runFailing('COMMIT', 1180, 'Got error during COMMIT');
     expect(err).toMatchObject({ code: 'REWIND_FAILED', retriable: false });
     expect((err as Error).message).toMatch(/^COMMIT failed/);
   });

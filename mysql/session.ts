@@ -25,7 +25,7 @@
  *                             filtered out, and the source may itself have run with checks off. The replica mirrors
  *                             the source's outcome, not its constraints — except cascades: InnoDB does not binlog
  *                             what ON DELETE/UPDATE CASCADE or SET NULL changed, so the applier runs the statements
- *                             of such parents with checks on (fk.ts, README.md "Foreign keys")
+ *                             of such parents with checks on (apply/mysql/fk.ts, its README.md "Foreign keys")
  *   system_versioning_alter_history KEEP  (apply only, MariaDB) an ALTER of a system-versioned table that the
  *                             source ran (it needed KEEP there too) keeps the history on the replica as well
  *

@@ -30,7 +30,8 @@
  * label, so it is carried as 0n, never as '': a genuine '' member stays ''. (Journals written before this carry
  * '' for both.) MariaDB UUID/INET4/INET6 travel as their 16/4/16-byte binary form, which is what the binlog holds
  * (binlog_row_metadata=FULL describes them as BINARY(n)); written back as X'…' they are stored identically.
- * Unsupported (refused loudly, never silently mangled): spatial types and MariaDB VECTOR.
+ * Unsupported (refused loudly, never silently mangled): spatial types and MariaDB VECTOR. The kind of each column
+ * type is the one type-family table of the MySQL layer (mysql/types.ts), shared with apply and rewind.
  */
 import type { Column, Value } from '../../record/record.ts';
 import { TidemarkError } from '../../core/errors.ts';

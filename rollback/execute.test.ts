@@ -134,6 +134,19 @@ describe('executePlan', () => {
     expect((err as Error).message).toMatch(/^COMMIT failed/);
   });
 
+  it('a read-only refusal mid-plan names the statement (the transaction is not lost)', async () => {
+    const c = new FakeConn((sql) => {
+      if (sql.endsWith('id = 2')) {
+        const msg = 'The MariaDB server is running with the --read-only option so it cannot execute this statement';
+        throw Object.assign(new Error(msg), { errno: 1290, sqlMessage: msg });
+      }
+      return 1;
+    });
+    const err = await executePlan(conn(c), plan(3)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GuardError);
+    expect((err as Error).message).toMatch(/^undo update \(id=2\): the server refused it: .*--read-only/);
+  });
+
   it('a value that cannot be written as SQL is REWIND_VALUE', async () => {
     async function* items(): AsyncGenerator<PlanItem> {
       yield { kind: 'stmt', stmt: stmt(1) };

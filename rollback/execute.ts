@@ -17,7 +17,7 @@
  * exact row (or, if every row passes alone, the plan goes on).
  */
 import type mysql from 'mysql2/promise';
-import { isOutcomeUnknown, isRetriableDbError, serverFields, stripSql } from '../mysql/errors.ts';
+import { classifyMysqlError, isOutcomeUnknown, serverFields, stripSql } from '../mysql/errors.ts';
 import { rewindDbError, rewindValueError } from './errors.ts';
 import { TidemarkError } from '../core/errors.ts';
 import { type BatchOptions, batchItems } from './batch.ts';
@@ -113,7 +113,9 @@ function affectedRows(x: unknown, p: Pending): number {
 
 /** Did the error leave the transaction (or connection) unusable, so that replaying pieces makes no sense? */
 function transactionLost(err: unknown): boolean {
-  return isRetriableDbError(err) || (serverFields(err).errno === undefined && isOutcomeUnknown(err));
+  const c = classifyMysqlError(err);
+  // A read-only refusal is an answer: the transaction is intact, the statement is named (refused()).
+  return (c.retriable && c.cls !== 'read-only') || (c.errno === undefined && c.outcomeUnknown);
 }
 
 async function rollbackTo(conn: PlanConnection, p: Pending): Promise<void> {

@@ -20,7 +20,7 @@
 import { connect as netConnect } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import mysql from 'mysql2';
-import { isReadOnlyError, serverFields } from '../mysql/errors.ts';
+import { ER_NO_SUCH_TABLE, isReadOnlyError, serverFields } from '../mysql/errors.ts';
 import { connectionOptions, type MysqlEndpoint } from '../mysql/session.ts';
 import { quoteIdent } from '../mysql/sql.ts';
 import { TidemarkError } from '../core/errors.ts';
@@ -231,7 +231,7 @@ export class HeartbeatProbe {
       const table = { schema: this.schema, table: this.table };
       await p.query(heartbeatUpsertSql(table, `FROM_UNIXTIME(${t})`), [this.opts.writer]);
     } catch (err) {
-      if (serverFields(err).errno === 1146) readyTables.delete(key); // dropped since: create it again next time
+      if (serverFields(err).errno === ER_NO_SUCH_TABLE) readyTables.delete(key); // dropped since: create it again next time
       throw err;
     }
     return unixToUs(t);

@@ -189,8 +189,14 @@ export type ErrorCode =
   | 'REWIND_CONFLICT'
   /** `undo`: a later DDL statement changed a table the transaction touched. Not retriable. */
   | 'REWIND_DDL'
-  /** The server answered a rewind batch with an unexpected number of results. Not retriable. */
+  /** A rewind/forward/undo statement failed on the server (or answered an unexpected number of results). Not retriable. */
   | 'REWIND_FAILED'
+  /** A transient server error during a rewind (deadlock, lock wait, lost connection before COMMIT): run it again. Retriable. */
+  | 'REWIND_RETRY'
+  /** The target is read-only (read_only / super_read_only): rewind cannot write; retriable once it is writable. */
+  | 'REWIND_READ_ONLY'
+  /** A value in the journal cannot be written as a literal by a rewind statement. Not retriable. */
+  | 'REWIND_VALUE'
   /** Foreign-key cascades make the rewind/forward unsafe here; the message says how to do it instead. Not retriable. */
   | 'REWIND_FK_CASCADE'
   /** A guarded statement found the row not as the journal says: someone else changed it (GuardError). Not retriable. */

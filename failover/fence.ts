@@ -29,8 +29,8 @@
 import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { describeChain, TidemarkError } from '../core/errors.ts';
-import { isRetriableDbError, serverFields } from '../apply/mysql/errors.ts';
-import { type MysqlEndpoint, openSession } from '../apply/mysql/session.ts';
+import { isRetriableDbError, serverFields } from '../mysql/errors.ts';
+import { type MysqlEndpoint, openSession } from '../mysql/session.ts';
 import { describeResult, runCommand } from './command.ts';
 import { eventJson } from './hooks.ts';
 import type { FenceReport } from './plan.ts';

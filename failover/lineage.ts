@@ -13,8 +13,8 @@
  *   marker_lsn    the new journal's first own unit: an empty commit at the promotion position
  */
 import type mysql from 'mysql2/promise';
-import { type MysqlEndpoint, openSession } from '../apply/mysql/session.ts';
-import { quoteString } from '../apply/mysql/sql.ts';
+import { type MysqlEndpoint, openSession } from '../mysql/session.ts';
+import { quoteString } from '../mysql/sql.ts';
 import { CorruptionError } from '../core/errors.ts';
 import { type PositionJson, positionFromJson, positionToJson, type SourcePosition } from '../record/position.ts';
 

@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { MysqlEndpoint } from '../apply/mysql/session.ts';
+import type { MysqlEndpoint } from '../mysql/session.ts';
 import { HeartbeatProbe, heartbeatProbe, quoteIdent, splitAddress, splitTable, tcpProbe } from './probes.ts';
 
 /** A TCP server whose behaviour per connection is given; records sockets and when each closed. */

@@ -20,8 +20,9 @@
 import { connect as netConnect } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import mysql from 'mysql2';
-import { serverFields } from '../apply/mysql/errors.ts';
-import { type MysqlEndpoint, tlsOptions } from '../apply/mysql/session.ts';
+import { ER_NO_SUCH_TABLE, isReadOnlyError, serverFields } from '../mysql/errors.ts';
+import { connectionOptions, type MysqlEndpoint } from '../mysql/session.ts';
+import { quoteIdent } from '../mysql/sql.ts';
 import { TidemarkError } from '../core/errors.ts';
 
 export type ProbeResult =
@@ -44,13 +45,8 @@ export interface HeartbeatOptions {
 
 export const READ_ONLY_MESSAGE = 'the primary is read-only (fenced?)';
 
-/** Server errnos meaning "this server refuses writes": --read-only / super_read_only, transaction read only. */
-const READ_ONLY_ERRNO = new Set([1290, 1792, 1836]);
-
-/** Backtick-quotes an identifier (doubling backticks inside). */
-export function quoteIdent(name: string): string {
-  return `\`${name.replaceAll('`', '``')}\``;
-}
+/** Backtick-quotes an identifier (doubling backticks inside): the one MySQL layer's, also for the switchover. */
+export { quoteIdent };
 
 /**
  * The heartbeat write: `writer`'s row with timestamp `tsSql` (an SQL expression), its seq counting writes. Also
@@ -143,7 +139,8 @@ export class HeartbeatProbe {
   private readonly opts: HeartbeatOptions;
   private readonly schema: string;
   private readonly table: string;
-  private readonly ssl: mysql.SslOptions | undefined;
+  /** mysql2 options (TLS files read once, here): they hold the password, never log them. */
+  private readonly options: mysql.ConnectionOptions;
   private readonly where: string;
   private conn: mysql.Connection | null = null;
   /** Counts probes: a late failure of a timed-out probe must not destroy a newer probe's connection. */
@@ -158,7 +155,8 @@ export class HeartbeatProbe {
     this.opts = opts;
     this.schema = schema;
     this.table = table;
-    this.ssl = tlsOptions(ep);
+    // A backstop connect timeout: the probe's own bound acts first (and says "no answer within …").
+    this.options = connectionOptions(ep, { noLocalFiles: true, connectTimeoutMs: opts.timeoutMs + 1000 });
     this.where = `${ep.host.includes(':') ? `[${ep.host}]` : ep.host}:${ep.port}`;
   }
 
@@ -194,22 +192,7 @@ export class HeartbeatProbe {
   }
 
   private async connect(): Promise<mysql.Connection> {
-    const ep = this.ep;
-    const c = mysql.createConnection({
-      host: ep.host,
-      port: ep.port,
-      user: ep.user,
-      ...(ep.password !== undefined ? { password: ep.password } : {}),
-      ...(this.ssl ? { ssl: this.ssl } : {}),
-      // A backstop: the probe's own bound acts first (and says "no answer within …").
-      connectTimeout: this.opts.timeoutMs + 1000,
-      charset: 'UTF8MB4_GENERAL_CI',
-      flags: ['-LOCAL_FILES'],
-      supportBigNumbers: true,
-      bigNumberStrings: true,
-      decimalNumbers: false,
-      dateStrings: true,
-    });
+    const c = mysql.createConnection(this.options);
     // Owned at once, so a timeout can destroy it mid-handshake.
     this.conn = c;
     // Closed while idle (server restart, wait_timeout, a firewall): forget it, the next probe connects afresh
@@ -248,7 +231,7 @@ export class HeartbeatProbe {
       const table = { schema: this.schema, table: this.table };
       await p.query(heartbeatUpsertSql(table, `FROM_UNIXTIME(${t})`), [this.opts.writer]);
     } catch (err) {
-      if (serverFields(err).errno === 1146) readyTables.delete(key); // dropped since: create it again next time
+      if (serverFields(err).errno === ER_NO_SUCH_TABLE) readyTables.delete(key); // dropped since: create it again next time
       throw err;
     }
     return unixToUs(t);
@@ -271,7 +254,7 @@ export class HeartbeatProbe {
   /** One line, naming the server, without the password. */
   private describe(err: unknown): string {
     let msg: string;
-    if (err instanceof ReadOnlyError || READ_ONLY_ERRNO.has(serverFields(err).errno ?? 0)) {
+    if (err instanceof ReadOnlyError || isReadOnlyError(err)) {
       msg = READ_ONLY_MESSAGE;
     } else {
       const f = serverFields(err);

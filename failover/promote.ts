@@ -25,7 +25,7 @@
  */
 import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
-import type { MysqlEndpoint } from '../apply/mysql/session.ts';
+import type { MysqlEndpoint } from '../mysql/session.ts';
 import { TidemarkError } from '../core/errors.ts';
 import type { MysqlPosition } from '../record/position.ts';
 import { closeQuietly, connectWithin, Deadline, queryRows } from './fence.ts';

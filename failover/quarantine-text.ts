@@ -2,8 +2,8 @@
  * The quarantine file's text and the terminal summary (pure: no I/O). failover/quarantine.ts reads the journal and
  * writes the file; the format is described there.
  */
-import { SQL_MODE } from '../apply/mysql/session.ts';
-import { buildDeleteRow, buildInsert, buildUpdateRow, type Flavor, useSchema } from '../apply/mysql/sql.ts';
+import { SQL_MODE } from '../mysql/session.ts';
+import { buildDeleteRow, buildInsert, buildUpdateRow, type Flavor, useSchema } from '../mysql/sql.ts';
 import type { DdlEntry, RowImage, RowsEntry } from '../record/record.ts';
 import { oneLine } from '../rollback/guard.ts';
 import { rowObject } from '../rollback/show.ts';

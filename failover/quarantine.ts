@@ -25,7 +25,7 @@
  * quarantine-text.ts (pure).
  */
 import type { FileHandle } from 'node:fs/promises';
-import type { Flavor } from '../apply/mysql/sql.ts';
+import type { Flavor } from '../mysql/sql.ts';
 import { openDurable } from '../core/durable-file.ts';
 import { CorruptionError, TidemarkError } from '../core/errors.ts';
 import type { CommitEntry, DdlEntry, Entry, RowsEntry } from '../record/record.ts';

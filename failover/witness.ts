@@ -26,7 +26,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import Fastify from 'fastify';
 import type { Logger } from 'pino';
-import type { MysqlEndpoint } from '../apply/mysql/session.ts';
+import type { MysqlEndpoint } from '../mysql/session.ts';
 import { sleep, TidemarkError } from '../core/errors.ts';
 import type { TlsMaterial } from '../ship/tcp/certs.ts';
 import type { CalendarConfig } from './calendar.ts';

@@ -5,7 +5,7 @@
  */
 import type mysql from 'mysql2/promise';
 import { type AppliedState, parsePositionRow, selectPositionSql } from '../apply/mysql/position-table.ts';
-import { openSession } from '../apply/mysql/session.ts';
+import { openSession } from '../mysql/session.ts';
 import { describeChain, TidemarkError } from '../core/errors.ts';
 import { decodeFrame, frameAtLsn, listSegments } from '../journal/index.ts';
 import type { Config } from '../config/config.ts';

@@ -2,7 +2,7 @@
  * Config → the pieces the takeover monitor needs: the monitor spec (failover/monitor.ts) with the configured
  * probes, the database endpoints seen through the failover account, and the decide policy.
  */
-import type { MysqlEndpoint } from '../apply/mysql/session.ts';
+import type { MysqlEndpoint } from '../mysql/session.ts';
 import type { DecidePolicy } from '../failover/decide.ts';
 import type { MonitorSpec } from '../failover/monitor.ts';
 import { monitorSpecOf } from '../failover/spec.ts';

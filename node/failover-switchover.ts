@@ -10,7 +10,7 @@
  * position may never reach the primary's binlog end.
  */
 import type mysql from 'mysql2/promise';
-import { openSession } from '../apply/mysql/session.ts';
+import { openSession } from '../mysql/session.ts';
 import { createTableFilter } from '../capture/mysql/filter.ts';
 import { heartbeatUpsertSql, quoteIdent, splitTable } from '../failover/probes.ts';
 import { sleep, TidemarkError } from '../core/errors.ts';

@@ -16,7 +16,7 @@
 import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { PROMOTED_HOLD, setHoldSql } from '../apply/mysql/position-table.ts';
-import { type MysqlEndpoint, openSession } from '../apply/mysql/session.ts';
+import { type MysqlEndpoint, openSession } from '../mysql/session.ts';
 import { fenceHook, fenceServer } from '../failover/fence.ts';
 import { type AlertHooks, sendAlert } from '../failover/hooks.ts';
 import { type FenceReport, type StepExecutors, runTakeover, type TakeoverResult } from '../failover/plan.ts';

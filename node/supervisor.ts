@@ -16,7 +16,7 @@
  * stays up, so that a fix on the replica or `tidemark skip` lets it continue without a restart. A non-retriable
  * failure of any other part (capture, a shipper, a receiver) stops the process, as before.
  */
-import { openSession } from '../apply/mysql/session.ts';
+import { openSession } from '../mysql/session.ts';
 import { TidemarkError } from '../core/errors.ts';
 import type { Config } from '../config/config.ts';
 import { journalDirOf } from '../journal/index.ts';

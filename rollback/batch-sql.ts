@@ -37,45 +37,39 @@
  * multi-row statement matches a table row at most once, so a count equal to the batch's rows means every row
  * matched its own guard.
  */
-import { compareLiteral, isExactNumberLiteral, literal, quoteIdent } from '../apply/mysql/sql.ts';
+import { compareLiteral, isExactNumberLiteral, literal, quoteIdent } from '../mysql/sql.ts';
+import { BINARY_STORED, typeFamily, type ValueKind } from '../mysql/types.ts';
 import type { Column, Value } from '../record/record.ts';
 
 type ColumnClass = 'int' | 'bit' | 'decimal' | 'float' | 'text' | 'bin' | 'time';
 
-const CLASS: Readonly<Record<string, ColumnClass>> = {
-  tinyint: 'int',
-  smallint: 'int',
-  mediumint: 'int',
+/**
+ * The batch class of each type family (mysql/types.ts, the one table). ENUM and SET batch as text: a label is
+ * compared under the column's collation like a literal; an ENUM index 0 (0n) does not fit 'text', so its row
+ * stays per-row (written without strictness, guard.ts).
+ */
+const CLASS_OF_FAMILY: Partial<Record<ValueKind, ColumnClass>> = {
   int: 'int',
-  integer: 'int',
-  bigint: 'int',
   year: 'int',
   bit: 'bit',
   decimal: 'decimal',
-  numeric: 'decimal',
   float: 'float',
   double: 'float',
-  real: 'float',
-  char: 'text',
-  varchar: 'text',
-  tinytext: 'text',
   text: 'text',
-  mediumtext: 'text',
-  longtext: 'text',
-  json: 'text',
   enum: 'text',
   set: 'text',
   binary: 'bin',
-  varbinary: 'bin',
-  tinyblob: 'bin',
-  blob: 'bin',
-  mediumblob: 'bin',
-  longblob: 'bin',
   date: 'time',
   datetime: 'time',
-  timestamp: 'time',
   time: 'time',
 };
+
+/** A column type's batch class; undefined: the table does not batch. */
+function classOf(type: string): ColumnClass | undefined {
+  // MariaDB's UUID/INET4/INET6 travel as binary(n) in records; named by their own type they do not batch.
+  if (Object.hasOwn(BINARY_STORED, type)) return undefined;
+  return CLASS_OF_FAMILY[typeFamily(type)];
+}
 
 /** Does `v` become a literal of the kind the column's class needs (so the constructor column has one type)? */
 function fits(cls: ColumnClass, v: Value, col: Column): boolean {
@@ -145,7 +139,7 @@ export interface ShapeSpec {
 
 /** The shape, or null when the table cannot be batched (key not integer/binary, a column of another type). */
 export function batchShape(spec: ShapeSpec): BatchShape | null {
-  const cls = (i: number): ColumnClass | undefined => CLASS[spec.cols[i]!.type];
+  const cls = (i: number): ColumnClass | undefined => classOf(spec.cols[i]!.type);
   if (spec.keyIdx.length === 0) return null;
   if (!spec.keyIdx.every((i) => cls(i) === 'int' || cls(i) === 'bin')) return null;
   if (spec.kind === 'update' && spec.setIdx.length === 0) return null;

@@ -13,7 +13,7 @@
  * the server refuses it, executePlan rolls it back and runs them instead, which names the exact row. Streams:
  * at most one run is held.
  */
-import { sqlBytes } from '../apply/mysql/sql.ts';
+import { sqlBytes } from '../mysql/sql.ts';
 import { batchSql } from './batch-sql.ts';
 import type { GuardedStatement, PlanItem } from './guard.ts';
 

@@ -10,7 +10,7 @@
  * update that changed a referenced column. Whether child rows really existed cannot be known from the journal.
  */
 import { describeFk, type FkIndex, loadFkIndex } from '../apply/mysql/fk.ts';
-import { describeKey } from '../apply/mysql/sql.ts';
+import { describeKey } from '../mysql/sql.ts';
 import { type ErrorContext, TidemarkError } from '../core/errors.ts';
 import type { RowsEntry, Value } from '../record/record.ts';
 import type { TxInfo } from './index/index.ts';

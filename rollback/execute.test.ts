@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TidemarkError } from '../core/errors.ts';
+import { ValueError } from '../mysql/sql.ts';
 import type { RowsEntry } from '../record/record.ts';
 import { executePlan, type PlanConnection, type PlanItem } from './execute.ts';
 import { GuardError, type GuardedStatement, guardedStatements } from './guard.ts';
@@ -109,8 +110,53 @@ describe('executePlan', () => {
     const err = await executePlan(conn(c), plan(4)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TidemarkError);
     expect((err as TidemarkError).retriable).toBe(true);
+    // A rewind error carries a rewind code (before issue #12: the applier's APPLY_RETRY).
+    expect((err as TidemarkError).code).toBe('REWIND_RETRY');
     expect((err as Error).message).toMatch(/nothing was changed/);
     expect(c.queries).not.toContain('ROLLBACK TO SAVEPOINT tidemark_rewind');
+  });
+
+  it("server errors around the transaction carry rewind codes, not the applier's", async () => {
+    /** Runs a one-statement plan on a server whose answer to `failing` is a server error. */
+    const runFailing = (failing: string, errno: number, msg: string): Promise<unknown> => {
+      const c = new FakeConn();
+      const query = c.query;
+      c.query = async (sql: string) => {
+        if (sql === failing) throw Object.assign(new Error(msg), { errno, sqlMessage: msg });
+        return query(sql);
+      };
+      return executePlan(conn(c), plan(1)).catch((e: unknown) => e);
+    };
+    const ro = await runFailing('START TRANSACTION', 1836, 'Running in read-only mode');
+    expect(ro).toMatchObject({ code: 'REWIND_READ_ONLY', retriable: true });
+    const err = await runFailing('COMMIT', 1180, 'Got error during COMMIT');
+    expect(err).toMatchObject({ code: 'REWIND_FAILED', retriable: false });
+    expect((err as Error).message).toMatch(/^COMMIT failed/);
+  });
+
+  it('a read-only refusal mid-plan names the statement (the transaction is not lost)', async () => {
+    const c = new FakeConn((sql) => {
+      if (sql.endsWith('id = 2')) {
+        const msg = 'The MariaDB server is running with the --read-only option so it cannot execute this statement';
+        throw Object.assign(new Error(msg), { errno: 1290, sqlMessage: msg });
+      }
+      return 1;
+    });
+    const err = await executePlan(conn(c), plan(3)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GuardError);
+    expect((err as Error).message).toMatch(/^undo update \(id=2\): the server refused it: .*--read-only/);
+  });
+
+  it('a value that cannot be written as SQL is REWIND_VALUE', async () => {
+    async function* items(): AsyncGenerator<PlanItem> {
+      yield { kind: 'stmt', stmt: stmt(1) };
+      throw new ValueError('cannot store NaN in MySQL (no NaN/Infinity in FLOAT/DOUBLE)', {});
+    }
+    const c = new FakeConn();
+    const err = await executePlan(conn(c), items()).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'REWIND_VALUE', retriable: false });
+    expect((err as Error).message).toMatch(/NaN/);
+    expect(c.queries.at(-1)).toBe('ROLLBACK');
   });
 
   it('abort rolls back with code ABORTED', async () => {

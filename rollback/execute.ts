@@ -17,7 +17,8 @@
  * exact row (or, if every row passes alone, the plan goes on).
  */
 import type mysql from 'mysql2/promise';
-import { isOutcomeUnknown, isRetriableDbError, serverFields, wrapDbError } from '../apply/mysql/errors.ts';
+import { classifyMysqlError, isOutcomeUnknown, serverFields, stripSql } from '../mysql/errors.ts';
+import { rewindDbError, rewindValueError } from './errors.ts';
 import { TidemarkError } from '../core/errors.ts';
 import { type BatchOptions, batchItems } from './batch.ts';
 import { GuardError, type GuardedStatement, type PlanItem } from './guard.ts';
@@ -100,12 +101,6 @@ function refused(p: Pending, err: unknown): GuardError {
   );
 }
 
-function stripSql(err: unknown): unknown {
-  // mysql2 attaches the statement text (row data, megabytes): keep it out of errors and logs.
-  if (err && typeof err === 'object' && 'sql' in err) delete (err as { sql?: unknown }).sql;
-  return err;
-}
-
 function affectedRows(x: unknown, p: Pending): number {
   const n = (x as { affectedRows?: unknown } | null)?.affectedRows;
   if (typeof n !== 'number') {
@@ -118,7 +113,9 @@ function affectedRows(x: unknown, p: Pending): number {
 
 /** Did the error leave the transaction (or connection) unusable, so that replaying pieces makes no sense? */
 function transactionLost(err: unknown): boolean {
-  return isRetriableDbError(err) || (serverFields(err).errno === undefined && isOutcomeUnknown(err));
+  const c = classifyMysqlError(err);
+  // A read-only refusal is an answer: the transaction is intact, the statement is named (refused()).
+  return (c.retriable && c.cls !== 'read-only') || (c.errno === undefined && c.outcomeUnknown);
 }
 
 async function rollbackTo(conn: PlanConnection, p: Pending): Promise<void> {
@@ -177,7 +174,7 @@ async function runChunk(conn: PlanConnection, chunk: readonly Pending[]): Promis
 }
 
 function lost(err: unknown, p: Pending): TidemarkError {
-  return wrapDbError(err, `rewind transaction failed at or after ${p.what} (${NOTHING_CHANGED})`, {
+  return rewindDbError(err, `rewind transaction failed at or after ${p.what} (${NOTHING_CHANGED})`, {
     seq: p.seq ?? undefined,
   });
 }
@@ -246,7 +243,7 @@ export async function executePlan(
   try {
     await conn.query('START TRANSACTION');
   } catch (err) {
-    throw wrapDbError(stripSql(err), 'START TRANSACTION');
+    throw rewindDbError(stripSql(err), 'START TRANSACTION');
   }
   const finals: Pending[] = [];
   try {
@@ -276,7 +273,9 @@ export async function executePlan(
     } catch {
       // The connection is gone: the server rolls the transaction back itself.
     }
-    throw err instanceof TidemarkError ? err : wrapDbError(stripSql(err), `rewind (${NOTHING_CHANGED})`);
+    throw err instanceof TidemarkError
+      ? rewindValueError(err)
+      : rewindDbError(stripSql(err), `rewind (${NOTHING_CHANGED})`);
   }
   try {
     await conn.query('COMMIT');
@@ -289,7 +288,7 @@ export async function executePlan(
         cause: err,
       });
     }
-    throw wrapDbError(err, `COMMIT failed (${NOTHING_CHANGED})`);
+    throw rewindDbError(err, `COMMIT failed (${NOTHING_CHANGED})`);
   }
   return counts;
 }

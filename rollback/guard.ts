@@ -33,7 +33,7 @@ import {
   sqlBytes,
   tuple,
   updateColumns,
-} from '../apply/mysql/sql.ts';
+} from '../mysql/sql.ts';
 import { type ErrorContext, TidemarkError } from '../core/errors.ts';
 import type { Column, RowImage, RowOp, RowsEntry, Value } from '../record/record.ts';
 import { isSequenceState } from '../record/sequence.ts';

@@ -7,7 +7,7 @@ import type { RowsEntry } from '../record/record.ts';
 import { readEntryAt, type SegmentFiles } from '../journal/index.ts';
 import { type Direction, guardedStatements, type PlanItem } from './guard.ts';
 import type { EntryRef, RollbackIndex, TxInfo } from './index/index.ts';
-import type { Flavor } from '../apply/mysql/sql.ts';
+import type { Flavor } from '../mysql/sql.ts';
 import { CorruptionError } from '../core/errors.ts';
 
 export interface ItemContext {

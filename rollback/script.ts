@@ -38,9 +38,10 @@
  * latin1, gbk, sjis and utf8mb4 against strings made of quotes, backslashes, delimiters, comment markers, client
  * commands (\G, \c) and control characters, and a table name holding "$$\nDELIMITER ;\n". MariaDB only.
  */
-import { SQL_MODE } from '../apply/mysql/session.ts';
+import { rewindValueError } from './errors.ts';
+import { SQL_MODE } from '../mysql/session.ts';
 import { openDurable } from '../core/durable-file.ts';
-import { quoteString } from '../apply/mysql/sql.ts';
+import { quoteString } from '../mysql/sql.ts';
 import { type BatchOptions, batchItems } from './batch.ts';
 import { oneLine, type PlanItem } from './guard.ts';
 import { formatTimeUs } from './time.ts';
@@ -179,7 +180,7 @@ export async function writeScript(
     await fh.write(buf);
   } catch (err) {
     await dest.abort();
-    throw err;
+    throw rewindValueError(err);
   }
   await dest.commit();
   return { statements: blocks.statements };

@@ -6,14 +6,14 @@
 import { existsSync } from 'node:fs';
 import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
-import { wrapDbError } from '../apply/mysql/errors.ts';
+import { REWIND_CODES, rewindDbError } from './errors.ts';
 import {
   type PositionQuery,
   preparePosition,
   readPosition as readStoredPosition,
 } from '../apply/mysql/position-store.ts';
 import { setHoldSql, type StoredPosition } from '../apply/mysql/position-table.ts';
-import { type MysqlEndpoint, openSession } from '../apply/mysql/session.ts';
+import { type MysqlEndpoint, openSession } from '../mysql/session.ts';
 import { TableMetaCache } from '../apply/mysql/table-meta.ts';
 import { sleep, TidemarkError } from '../core/errors.ts';
 import { withPassword } from '../core/secret.ts';
@@ -92,7 +92,7 @@ export function pickServer(config: RewindConfig, name: string, yes: boolean, com
 
 /** A session for running plans: FOUND_ROWS, multi-statement, foreign key checks off (like apply). */
 export function connect(s: RewindServer): Promise<mysql.Connection> {
-  return openSession(s.endpoint, { apply: true, multipleStatements: true });
+  return openSession(s.endpoint, { apply: true, multipleStatements: true, codes: REWIND_CODES });
 }
 
 /**
@@ -127,7 +127,7 @@ export async function readPosition(conn: mysql.Connection, source: string): Prom
   try {
     return await preparePosition(positionQuery(conn), source);
   } catch (err) {
-    throw wrapDbError(err, 'reading the position table', { source });
+    throw rewindDbError(err, 'reading the position table', { source });
   }
 }
 

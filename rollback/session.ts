@@ -14,7 +14,7 @@
 import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { lockForRewindSql, setHoldSql } from '../apply/mysql/position-table.ts';
-import { serverFlavor } from '../apply/mysql/session.ts';
+import { serverFlavor } from '../mysql/session.ts';
 import { SegmentFiles } from '../journal/index.ts';
 import type { PlanItem } from './guard.ts';
 import type { RollbackIndex } from './index/index.ts';

@@ -8,7 +8,7 @@
  *   0 core/          errors, backoff, durable files, logger, secrets
  *   1 record/        the change-record model, positions, codec
  *   2 journal/       the durable journal (public face: journal/index.ts)
- *   3 mysql/         MySQL/MariaDB endpoint config shapes (the seed of the one MySQL layer)
+ *   3 mysql/         the one MySQL/MariaDB client layer: sessions + TLS, errno table, SQL quoting, type families
  *   4 capture/ apply/   one engine each way; siblings do not import each other
  *   5 ship/          transports (tcp, kafka, redis)
  *   6 rollback/      rewind, forward, undo, the rollback index (public face: rollback/index/index.ts)

@@ -21,7 +21,8 @@ import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import { type CommitEntry, type DdlEntry, type Entry, type RowsEntry, seqSpan } from '../../record/record.ts';
 import { type NoPrimaryKey, type StatementBatch, StatementBatcher } from './batcher.ts';
 import { executeDdl } from './ddl.ts';
-import { isOutcomeUnknown, wrapDbError } from './errors.ts';
+import { wrapDbError } from './errors.ts';
+import { isOutcomeUnknown } from '../../mysql/errors.ts';
 import { FkCache, type FkIndex } from './fk.ts';
 import type { QueryFn, QueryKind } from './exec.ts';
 import { type ApplyMetrics, applyMetrics, noMetrics } from './metrics.ts';
@@ -35,8 +36,8 @@ import {
 } from './position-table.ts';
 import { Pipeline } from './pipeline.ts';
 import { Puller } from './puller.ts';
-import { type MysqlEndpoint, openSession, serverFlavor } from './session.ts';
-import type { Flavor } from './sql.ts';
+import { type MysqlEndpoint, openSession, serverFlavor } from '../../mysql/session.ts';
+import type { Flavor } from '../../mysql/sql.ts';
 import { type TableMeta, TableMetaCache } from './table-meta.ts';
 
 export type { AppliedState } from './position-table.ts';

@@ -25,7 +25,7 @@ import { TidemarkError } from '../../core/errors.ts';
 import type { Column, RowsEntry, Value } from '../../record/record.ts';
 import { isSequenceState } from '../../record/sequence.ts';
 import type { SystemPeriod } from '../../record/versioning.ts';
-import { SQL_MODE } from './session.ts';
+import { SQL_MODE } from '../../mysql/session.ts';
 import {
   buildDeleteRow,
   buildUpdateRow,
@@ -36,7 +36,7 @@ import {
   qualified,
   sqlBytes,
   tuple,
-} from './sql.ts';
+} from '../../mysql/sql.ts';
 import {
   deleteHistorySql,
   ImpliedHistory,

@@ -3,7 +3,7 @@
  * canonical text of its columns; chunks of rows are reduced to COUNT(*) plus an order-independent aggregate of
  * the two 64-bit halves of those MD5s.
  *
- * Canonical column text (both servers use the session of session.ts: time_zone +00:00, utf8mb4):
+ * Canonical column text (both servers use the session of mysql/session.ts: time_zone +00:00, utf8mb4):
  *   integers, DECIMAL, YEAR, dates and times     CAST(c AS CHAR)
  *   DOUBLE                                       CAST(c AS CHAR) (shortest round-trip text)
  *   FLOAT                                        CAST(CAST(c AS DOUBLE) AS CHAR) (CAST(float AS CHAR) keeps only 6
@@ -24,7 +24,8 @@
  */
 import { TidemarkError } from '../../core/errors.ts';
 import type { Column, Value } from '../../record/record.ts';
-import { literal, qualified, quoteIdent, quoteString } from './sql.ts';
+import { literal, qualified, quoteIdent, quoteString } from '../../mysql/sql.ts';
+import { typeFamily, type ValueKind } from '../../mysql/types.ts';
 
 export interface TableRef {
   readonly schema: string;
@@ -93,33 +94,20 @@ export function shapeDifference(src: TableShape, rep: TableShape): string | null
   return out.length ? out.join('; ') : null;
 }
 
-const NUMERIC_TEXT = new Set([
-  'tinyint',
-  'smallint',
-  'mediumint',
-  'int',
-  'integer',
-  'bigint',
-  'decimal',
-  'numeric',
-  'year',
-  'double',
-  'real',
-  'date',
-  'datetime',
-  'timestamp',
-  'time',
-]);
-const TEXT = new Set(['char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext', 'set', 'json']);
+/** Families rendered as CAST(c AS CHAR): exact numbers, DOUBLE, dates and times. */
+const AS_CHAR: ReadonlySet<ValueKind> = new Set(['int', 'year', 'decimal', 'double', 'date', 'datetime', 'time']);
+/** Families rendered as hex of their utf8mb4 text. */
+const AS_TEXT: ReadonlySet<ValueKind> = new Set(['text', 'set']);
 
 /** Canonical text of one column (see the file comment); NULL stays NULL. */
 export function renderColumn(c: TableColumn): string {
   const q = quoteIdent(c.name);
-  if (c.dataType === 'float') return `CAST(CAST(${q} AS DOUBLE) AS CHAR)`;
-  if (c.dataType === 'bit') return `CAST(${q} + 0 AS CHAR)`;
-  if (NUMERIC_TEXT.has(c.dataType)) return `CAST(${q} AS CHAR)`;
-  if (TEXT.has(c.dataType)) return `HEX(CONVERT(${q} USING utf8mb4))`;
-  if (c.dataType === 'enum') return `CONCAT(HEX(CONVERT(${q} USING utf8mb4)), ':', ${q} + 0)`;
+  const family = typeFamily(c.dataType);
+  if (family === 'float') return `CAST(CAST(${q} AS DOUBLE) AS CHAR)`;
+  if (family === 'bit') return `CAST(${q} + 0 AS CHAR)`;
+  if (AS_CHAR.has(family)) return `CAST(${q} AS CHAR)`;
+  if (AS_TEXT.has(family)) return `HEX(CONVERT(${q} USING utf8mb4))`;
+  if (family === 'enum') return `CONCAT(HEX(CONVERT(${q} USING utf8mb4)), ':', ${q} + 0)`;
   return `HEX(${q})`;
 }
 

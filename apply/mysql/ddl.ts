@@ -6,9 +6,10 @@
  */
 import type { Logger } from 'pino';
 import type { DdlEntry } from '../../record/record.ts';
-import { isDdlAlreadyDone, serverFields } from './errors.ts';
+import { isDdlAlreadyDone } from './errors.ts';
+import { serverFields } from '../../mysql/errors.ts';
 import type { QueryFn } from './exec.ts';
-import { useSchema } from './sql.ts';
+import { useSchema } from '../../mysql/sql.ts';
 
 export async function executeDdl(q: QueryFn, e: DdlEntry, rerun: boolean, log: Logger): Promise<void> {
   if (e.schema !== '') {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TidemarkError } from '../../core/errors.ts';
-import { isDdlAlreadyDone, isOutcomeUnknown, isRetriableDbError, wrapDbError } from './errors.ts';
+import { isDdlAlreadyDone, wrapDbError } from './errors.ts';
+import { isOutcomeUnknown, isRetriableDbError } from '../../mysql/errors.ts';
 import { fromDriver } from './values.ts';
 
 function serverError(errno: number, code: string, msg = 'boom'): Error {

@@ -12,7 +12,7 @@
 import { TidemarkError } from '../../core/errors.ts';
 import type { StatementBatch } from './batcher.ts';
 import { DivergenceError, wrapDbError } from './errors.ts';
-import { buildExists, describeKey, type Flavor, qualified } from './sql.ts';
+import { buildExists, describeKey, type Flavor, qualified } from '../../mysql/sql.ts';
 
 export type QueryKind =
   | 'begin'

@@ -9,7 +9,7 @@
  * `cascadingFksSql()` reads every such constraint of the server in one query (information_schema, all schemas:
  * a child may live in another schema than its parent); `FkCache` keeps the result until the next DDL.
  */
-import { quoteString } from './sql.ts';
+import { quoteString } from '../../mysql/sql.ts';
 
 /** ON DELETE/UPDATE actions that change child rows (InnoDB knows no SET DEFAULT). */
 export type FkAction = 'CASCADE' | 'SET NULL';

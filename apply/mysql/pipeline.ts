@@ -6,7 +6,7 @@
  */
 import type { StatementBatch } from './batcher.ts';
 import { executePipeline, type QueryFn } from './exec.ts';
-import type { Flavor } from './sql.ts';
+import type { Flavor } from '../../mysql/sql.ts';
 
 /** Flush queued batches at this much SQL text or this many batches. */
 const PIPE_BYTES = 2 << 20;

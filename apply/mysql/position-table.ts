@@ -16,7 +16,7 @@
 import { CorruptionError } from '../../core/errors.ts';
 import type { SourcePosition } from '../../record/position.ts';
 import type { Phase } from '../../record/record.ts';
-import { qualified, quoteIdent, quoteString } from './sql.ts';
+import { qualified, quoteIdent, quoteString } from '../../mysql/sql.ts';
 
 export const POSITION_SCHEMA = 'tidemark';
 export const POSITION_TABLE = 'applied_position';

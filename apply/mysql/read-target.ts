@@ -4,7 +4,8 @@
  */
 import type mysql from 'mysql2/promise';
 import { parsePositionRow, selectPositionSql, type StoredPosition } from './position-table.ts';
-import { openSession } from './session.ts';
+import { ER_NO_SUCH_TABLE, serverFields } from '../../mysql/errors.ts';
+import { openSession } from '../../mysql/session.ts';
 import { describeChain } from '../../core/errors.ts';
 import type { ResolvedEndpoint } from '../../core/secret.ts';
 import type { TargetConfig } from './config.ts';
@@ -27,7 +28,8 @@ export async function readTarget(t: TargetEndpoint, source: string): Promise<Tar
       return { name: t.name, stored: parsePositionRow(rows[0]) };
     } catch (err) {
       // No position table yet: nothing applied.
-      if ((err as { errno?: number }).errno === 1146 || (err as { cause?: { errno?: number } }).cause?.errno === 1146) {
+      const noTable = (e: unknown) => serverFields(e).errno === ER_NO_SUCH_TABLE;
+      if (noTable(err) || noTable((err as { cause?: unknown }).cause)) {
         return { name: t.name, stored: null };
       }
       throw err;

@@ -4,7 +4,7 @@
  * its period (versioned.ts). Read once per table, until clear() (after DDL, on reconnect).
  */
 import type { SystemPeriod } from '../../record/versioning.ts';
-import { generatedColumnsSql } from './sql.ts';
+import { generatedColumnsSql } from '../../mysql/sql.ts';
 import { tablePeriod } from './versioned.ts';
 
 export interface TableMeta {

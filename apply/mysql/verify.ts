@@ -32,8 +32,8 @@ import {
   type TableShape,
 } from './checksum.ts';
 import { wrapDbError } from './errors.ts';
-import { type MysqlEndpoint, openSession } from './session.ts';
-import { qualified } from './sql.ts';
+import { type MysqlEndpoint, openSession } from '../../mysql/session.ts';
+import { qualified } from '../../mysql/sql.ts';
 import { fromDriver } from './values.ts';
 import { tablePeriod } from './versioned.ts';
 

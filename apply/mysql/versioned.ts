@@ -32,7 +32,7 @@ import {
   type SystemPeriod,
   systemPeriodOf,
 } from '../../record/versioning.ts';
-import { qualified, quoteString, tuple } from './sql.ts';
+import { qualified, quoteString, tuple } from '../../mysql/sql.ts';
 
 /** The period columns of a versioned table, as indexes into a rows entry's columns. */
 export interface PeriodIdx {

@@ -30,11 +30,13 @@ import type { MysqlPosition } from '../../record/position.ts';
 import type { CommitEntry, DdlEntry, Phase, RowImage, RowsEntry } from '../../record/record.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import { endpointOf, openSourceConnection, type SourceConnection, type SourceEndpoint } from './connection.ts';
-import { ER_TABLE_DEF_CHANGED, sourceError } from './errors.ts';
+import { sourceError } from './errors.ts';
+import { ER_TABLE_DEF_CHANGED } from '../../mysql/errors.ts';
 import { literalSchemas, type TableFilter } from './filter.ts';
 import type { SinkWriter } from './sink-writer.ts';
 import { ddlSince, type Snapshot, startSnapshot } from './snapshot.ts';
-import { qualified, quoteId } from './sql-text.ts';
+import { qualified } from './sql-text.ts';
+import { quoteIdent } from '../../mysql/sql.ts';
 import { sourceStatus } from './status.ts';
 import { readTableShapes, type TableShape } from './table-shape.ts';
 import { baselineEnumRaw, normalizeValue } from './values.ts';
@@ -146,7 +148,7 @@ export class Baseline {
     const schemas = await this.listSchemas(conn, tables);
     for (const schema of schemas) {
       const [[row]] = await c.query<RowDataPacket[]>({
-        sql: `SHOW CREATE DATABASE ${quoteId(schema)}`,
+        sql: `SHOW CREATE DATABASE ${quoteIdent(schema)}`,
         rowsAsArray: true,
       });
       const text = String((row as unknown as unknown[])[1]).replace(

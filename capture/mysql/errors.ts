@@ -1,6 +1,7 @@
 /**
  * Maps mysql2 / server errors from the source to TidemarkErrors with a stable code, a retriable flag and a
- * message that names host:port and user (never the password) and what to do. Pure.
+ * message that names host:port and user (never the password) and what to do. The class and the retriable flag
+ * come from the one MySQL errno table (mysql/errno.ts); this module only words them for the source. Pure.
  *
  *   CONNECT        refused, timed out, reset, lost, server shutting down, too many connections   retriable
  *   AUTH           access denied for the user (wrong password, unknown user/host)                 not retriable
@@ -8,8 +9,15 @@
  *   BINLOG_PURGED  the binlog position to read from is gone (1236)                                not retriable
  *   SOURCE         any other server error                                                         not retriable
  */
-import { TidemarkError, type ServerErrorFields } from '../../core/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { formatPosition, type MysqlPosition } from '../../record/position.ts';
+import {
+  classifyMysqlError,
+  ER_MASTER_FATAL_ERROR_READING_BINLOG,
+  ER_SLAVE_SAME_ID,
+  errorText,
+  serverFields,
+} from '../../mysql/errors.ts';
 
 export interface Endpoint {
   readonly host: string;
@@ -17,46 +25,8 @@ export interface Endpoint {
   readonly user: string;
 }
 
-const RETRIABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'EPIPE',
-  'PROTOCOL_CONNECTION_LOST',
-  'PROTOCOL_SEQUENCE_TIMEOUT',
-  'ERR_STREAM_WRITE_AFTER_END',
-]);
-
-/** Server error numbers worth retrying: shutdown, lost/killed connection, overload, lock contention. */
-const RETRIABLE_ERRNOS = new Set([1040, 1053, 1077, 1152, 1159, 1161, 1205, 1213, 1317, 1927, 2002, 2003, 2006, 2013]);
-const AUTH_ERRNOS = new Set([1045, 1698, 1130, 1251, 1862]);
-const PRIVILEGE_ERRNOS = new Set([1044, 1142, 1143, 1227, 1370]);
-export const ER_MASTER_FATAL_ERROR_READING_BINLOG = 1236;
-/** MariaDB ER_SLAVE_SAME_ID (mysql2 names 4052 after MySQL's unrelated ER_INVALID_MFA_PLUGIN_SPECIFIED). */
-export const ER_SLAVE_SAME_ID = 4052;
-export const ER_TABLE_DEF_CHANGED = 1412;
-
-function fields(err: unknown): ServerErrorFields & { message: string } {
-  const e = (err ?? {}) as ServerErrorFields & { message?: unknown };
-  return {
-    code: typeof e.code === 'string' ? e.code : undefined,
-    errno: typeof e.errno === 'number' ? e.errno : undefined,
-    sqlState: typeof e.sqlState === 'string' ? e.sqlState : undefined,
-    sqlMessage: typeof e.sqlMessage === 'string' ? e.sqlMessage : undefined,
-    message: typeof e.message === 'string' ? e.message : String(err),
-  };
-}
-
 function where(ep: Endpoint): string {
   return `${ep.host}:${ep.port}`;
-}
-
-/** The error's own server-side message, which never holds a password. */
-function detail(f: ReturnType<typeof fields>): string {
-  return f.sqlMessage ?? f.message;
 }
 
 /**
@@ -65,43 +35,42 @@ function detail(f: ReturnType<typeof fields>): string {
  */
 export function sourceError(err: unknown, ep: Endpoint, what: string): TidemarkError {
   if (err instanceof TidemarkError) return err;
-  const f = fields(err);
-  const context = { host: ep.host, port: ep.port, user: ep.user, code: f.code, errno: f.errno, sqlState: f.sqlState };
-  if (f.errno !== undefined && AUTH_ERRNOS.has(f.errno)) {
+  const c = classifyMysqlError(err);
+  const detail = errorText(err);
+  const context = { host: ep.host, port: ep.port, user: ep.user, code: c.code, errno: c.errno, sqlState: c.sqlState };
+  if (c.cls === 'auth') {
     return new TidemarkError(
-      `${what}: access denied for user ${ep.user} at ${where(ep)} (${detail(f)}): check source.user and its ` +
+      `${what}: access denied for user ${ep.user} at ${where(ep)} (${detail}): check source.user and its ` +
         'password (source.password, password_env or password_file) and that the account may connect from this host',
       { code: 'AUTH', retriable: false, cause: err, context },
     );
   }
-  if (f.errno !== undefined && PRIVILEGE_ERRNOS.has(f.errno)) {
-    return new TidemarkError(`${what}: user ${ep.user} lacks a privilege on ${where(ep)}: ${detail(f)}`, {
+  if (c.cls === 'access') {
+    return new TidemarkError(`${what}: user ${ep.user} lacks a privilege on ${where(ep)}: ${detail}`, {
       code: 'PRIVILEGE',
       retriable: false,
       cause: err,
       context,
     });
   }
-  if (f.errno === ER_SLAVE_SAME_ID && /server_id/i.test(detail(f))) {
+  if (c.errno === ER_SLAVE_SAME_ID && c.cls === 'connect') {
     // Usually tidemark's own previous dump connection, still being torn down on the server after a cut.
     return new TidemarkError(
-      `${what}: ${where(ep)} already has a replica connected with this server_id (${detail(f)}); if this is ` +
+      `${what}: ${where(ep)} already has a replica connected with this server_id (${detail}); if this is ` +
         'not tidemark reconnecting, set source.server_id to an id no other replica uses',
       { code: 'CONNECT', retriable: true, cause: err, context },
     );
   }
-  if (
-    (f.code !== undefined && RETRIABLE_CODES.has(f.code)) ||
-    (f.errno !== undefined && RETRIABLE_ERRNOS.has(f.errno))
-  ) {
-    return new TidemarkError(`${what}: cannot reach the source at ${where(ep)} as ${ep.user}: ${detail(f)}`, {
+  // Capture never writes to the source, so a read-only refusal is a statement problem, not one to wait out.
+  if (c.retriable && c.cls !== 'read-only') {
+    return new TidemarkError(`${what}: cannot reach the source at ${where(ep)} as ${ep.user}: ${detail}`, {
       code: 'CONNECT',
       retriable: true,
       cause: err,
       context,
     });
   }
-  return new TidemarkError(`${what}: source ${where(ep)} failed: ${detail(f)}`, {
+  return new TidemarkError(`${what}: source ${where(ep)} failed: ${detail}`, {
     code: 'SOURCE',
     retriable: false,
     cause: err,
@@ -111,13 +80,12 @@ export function sourceError(err: unknown, ep: Endpoint, what: string): TidemarkE
 
 /** Is this the server's "cannot read the binlog from there" (purged file, impossible position)? */
 export function isBinlogUnavailable(err: unknown): boolean {
-  return fields(err).errno === ER_MASTER_FATAL_ERROR_READING_BINLOG;
+  return serverFields(err).errno === ER_MASTER_FATAL_ERROR_READING_BINLOG;
 }
 
 export function binlogPurgedError(err: unknown, ep: Endpoint, from: MysqlPosition): TidemarkError {
-  const f = fields(err);
   return new TidemarkError(
-    `the source ${where(ep)} can no longer serve the binlog from ${formatPosition(from)} (${detail(f)}); the ` +
+    `the source ${where(ep)} can no longer serve the binlog from ${formatPosition(from)} (${errorText(err)}); the ` +
       'changes since then are lost to capture, so a new baseline is needed: restart capture with --rebaseline ' +
       '(re-copies every included table at a new snapshot; appliers then reload those tables), and raise the ' +
       "source's binlog retention (binlog_expire_logs_seconds / expire_logs_days) above the longest capture outage",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canSelectSchema, likeMatch, parseGrants } from './grants.ts';
+import { parseGrants } from '../../mysql/grants.ts';
 import { evaluatePrerequisites, prerequisiteError, runtimeBinlogProblems, type ServerFacts } from './prerequisites.ts';
 
 const CAP_GRANTS = [
@@ -26,32 +26,6 @@ function facts(over: Partial<ServerFacts> & { vars?: Record<string, string> } = 
 }
 
 const opts = { endpoint: { host: '127.0.0.1', port: 3411, user: 'tidemark_cap' }, serverId: 4242, baselineDue: true };
-
-describe('grants', () => {
-  it('parses global, schema and table grants without keeping the password hash', () => {
-    const g = parseGrants([
-      ...CAP_GRANTS,
-      'GRANT SELECT, INSERT ON `shop\\_1`.* TO `u`@`%`',
-      'GRANT SELECT (`a`), UPDATE ON `crm`.`t` TO `u`@`%`',
-      'GRANT `reporting` TO `u`@`%`',
-    ]);
-    expect([...g.global].sort()).toEqual(['BINLOG MONITOR', 'REPLICATION SLAVE', 'SELECT', 'SLAVE MONITOR']);
-    expect(g.schemas).toEqual([{ pattern: 'shop\\_1', privileges: new Set(['SELECT', 'INSERT']) }]);
-    expect(g.tables).toEqual([{ schema: 'crm', table: 't', privileges: new Set(['UPDATE']) }]);
-    expect(g.hasRoles).toBe(true);
-    expect(JSON.stringify({ ...g, global: [...g.global] })).not.toContain('2B3FF1');
-  });
-
-  it('matches schema grant patterns like the server (LIKE with escapes)', () => {
-    expect(likeMatch('shop\\_1', 'shop_1')).toBe(true);
-    expect(likeMatch('shop\\_1', 'shopX1')).toBe(false);
-    expect(likeMatch('shop_1', 'shopX1')).toBe(true);
-    expect(likeMatch('app%', 'app_prod')).toBe(true);
-    const g = parseGrants(['GRANT SELECT ON `app%`.* TO `u`@`%`']);
-    expect(canSelectSchema(g, 'app_prod')).toBe(true);
-    expect(canSelectSchema(g, 'crm')).toBe(false);
-  });
-});
 
 describe('evaluatePrerequisites', () => {
   it('passes a fit server', () => {

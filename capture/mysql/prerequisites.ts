@@ -14,8 +14,8 @@ import { TidemarkError } from '../../core/errors.ts';
 import type { Endpoint } from './errors.ts';
 import { sourceError } from './errors.ts';
 import type { TableFilter } from './filter.ts';
-import { canSelectSchema, type Grants, hasGlobal, parseGrants } from './grants.ts';
-import { quoteId } from './sql-text.ts';
+import { canSelectSchema, type Grants, hasGlobal, parseGrants } from '../../mysql/grants.ts';
+import { quoteIdent } from '../../mysql/sql.ts';
 
 export class PrerequisiteError extends TidemarkError {
   readonly failures: readonly string[];
@@ -132,7 +132,7 @@ export function evaluatePrerequisites(f: ServerFacts, o: PrerequisiteOptions): s
   }
   for (const schema of f.includedSchemas) {
     if (!canSelectSchema(f.grants, schema)) {
-      lacks(`SELECT on schema ${schema}`, 'to copy its tables', `GRANT SELECT ON ${quoteId(schema)}.*`);
+      lacks(`SELECT on schema ${schema}`, 'to copy its tables', `GRANT SELECT ON ${quoteIdent(schema)}.*`);
     }
   }
   if (!mariadb && o.baselineDue && !hasGlobal(f.grants, 'RELOAD')) {

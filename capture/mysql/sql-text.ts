@@ -1,21 +1,18 @@
 /**
  * SQL text for the statement classifiers (ddl.ts, dml.ts, ddl-rewrite.ts, ddl-versioning.ts) and the statements
- * capture writes: the tokenizer, a cursor over its tokens, and identifier quoting. Pure.
+ * capture writes: the tokenizer, a cursor over its tokens, and table references. Identifier quoting is the one
+ * MySQL layer's (mysql/sql.ts quoteIdent). Pure.
  */
+import { qualified as qualifiedName } from '../../mysql/sql.ts';
 
 export interface TableRef {
   readonly schema: string;
   readonly table: string;
 }
 
-/** `name` with backticks doubled, in backticks. */
-export function quoteId(name: string): string {
-  return '`' + name.replaceAll('`', '``') + '`';
-}
-
-/** `schema`.`table` */
+/** `schema`.`table` of a table reference (quoting: mysql/sql.ts). */
 export function qualified(t: TableRef): string {
-  return `${quoteId(t.schema)}.${quoteId(t.table)}`;
+  return qualifiedName(t.schema, t.table);
 }
 
 export type Token =

@@ -24,7 +24,8 @@ import type { BinlogPosition } from '../../record/position.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import type { CommitEntry, DdlEntry, EntrySink, RowsEntry } from '../../record/record.ts';
 import { Baseline, type BaselineOptions } from './baseline.ts';
-import { qualified, quoteId, type TableRef } from './sql-text.ts';
+import { qualified, type TableRef } from './sql-text.ts';
+import { quoteIdent } from '../../mysql/sql.ts';
 import { SinkWriter } from './sink-writer.ts';
 
 export interface TableCopyRequest {
@@ -146,7 +147,7 @@ export function tableCopier(o: TableCopierOptions): TableCopier {
       req.tables.map((t) => [key(t), drop(t)] as const),
     );
     for (const t of req.tables) {
-      await w.write(ddl(t, `CREATE DATABASE IF NOT EXISTS ${quoteId(t.schema)}`, []));
+      await w.write(ddl(t, `CREATE DATABASE IF NOT EXISTS ${quoteIdent(t.schema)}`, []));
       await w.write(drop(t));
     }
     const wanted = new Set(req.tables.map(key));

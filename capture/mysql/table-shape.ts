@@ -8,15 +8,16 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { IMPLICIT_PERIOD, type SystemPeriod, systemPeriodOf } from '../../record/versioning.ts';
 import type { SourceConnection } from './connection.ts';
-import { qualified, quoteId, type TableRef } from './sql-text.ts';
+import { qualified, type TableRef } from './sql-text.ts';
+import { quoteIdent } from '../../mysql/sql.ts';
 import {
   type ColumnSpec,
   columnSpec,
-  isBinaryStored,
   type RefusedTable,
   unsupportedColumns,
   unsupportedTablesError,
 } from './values.ts';
+import { isBinaryStored } from '../../mysql/types.ts';
 
 /** A table to read: information_schema.TABLES.TABLE_TYPE = 'SYSTEM VERSIONED' says `versioned`. */
 export interface TableToRead extends TableRef {
@@ -64,7 +65,7 @@ async function readTableShape(conn: SourceConnection, t: TableToRead): Promise<T
   const select: string[] = [];
   for (const r of cols) {
     const spec = columnSpec(String(r['n']), String(r['ct']));
-    const q = quoteId(spec.name);
+    const q = quoteIdent(spec.name);
     specs.push(spec);
     if (spec.kind === 'float') select.push(`CAST(${q} AS DOUBLE)`);
     else if (spec.kind === 'enum') select.push(`CONCAT(${q} + 0, ':', ${q})`);
@@ -88,7 +89,7 @@ async function readTableShape(conn: SourceConnection, t: TableToRead): Promise<T
       // Hidden columns: not in information_schema, but in every binlog row image (after the table's columns).
       for (const n of [period.start, period.end]) {
         specs.push(columnSpec(n, 'timestamp(6)'));
-        select.push(quoteId(n));
+        select.push(quoteIdent(n));
       }
     }
     // The server's key ends with row_end (current and history rows of one key are distinct), as the binlog says.

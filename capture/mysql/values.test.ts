@@ -3,12 +3,11 @@ import {
   baselineEnumRaw,
   columnSpec,
   float32Shortest,
-  isBinaryStored,
-  normalizeColumnType,
   normalizeValue,
   unsupportedTablesError,
   withFsp,
 } from './values.ts';
+import { isBinaryStored, normalizeColumnType } from '../../mysql/types.ts';
 
 const norm = (type: string, raw: unknown) => normalizeValue(columnSpec('c', type), raw);
 

@@ -30,26 +30,21 @@
  * label, so it is carried as 0n, never as '': a genuine '' member stays ''. (Journals written before this carry
  * '' for both.) MariaDB UUID/INET4/INET6 travel as their 16/4/16-byte binary form, which is what the binlog holds
  * (binlog_row_metadata=FULL describes them as BINARY(n)); written back as X'…' they are stored identically.
- * Unsupported (refused loudly, never silently mangled): spatial types and MariaDB VECTOR.
+ * Unsupported (refused loudly, never silently mangled): spatial types and MariaDB VECTOR. The kind of each column
+ * type is the one type-family table of the MySQL layer (mysql/types.ts), shared with apply and rewind.
  */
 import type { Column, Value } from '../../record/record.ts';
 import { TidemarkError } from '../../core/errors.ts';
+import {
+  BINARY_STORED,
+  baseType,
+  NUMERIC_FAMILIES,
+  normalizeColumnType,
+  typeFamily,
+  type ValueKind,
+} from '../../mysql/types.ts';
 
-export type ValueKind =
-  | 'int'
-  | 'year'
-  | 'bit'
-  | 'float'
-  | 'double'
-  | 'decimal'
-  | 'date'
-  | 'datetime'
-  | 'time'
-  | 'text'
-  | 'enum'
-  | 'set'
-  | 'binary'
-  | 'unsupported';
+export type { ValueKind } from '../../mysql/types.ts';
 
 /** How to normalize one column, plus its record metadata. */
 export interface ColumnSpec {
@@ -60,90 +55,18 @@ export interface ColumnSpec {
   readonly column: Column;
 }
 
-const KIND_BY_TYPE: Readonly<Record<string, ValueKind>> = {
-  tinyint: 'int',
-  smallint: 'int',
-  mediumint: 'int',
-  int: 'int',
-  integer: 'int',
-  bigint: 'int',
-  year: 'year',
-  bit: 'bit',
-  float: 'float',
-  double: 'double',
-  real: 'double',
-  decimal: 'decimal',
-  numeric: 'decimal',
-  date: 'date',
-  datetime: 'datetime',
-  timestamp: 'datetime',
-  time: 'time',
-  char: 'text',
-  varchar: 'text',
-  tinytext: 'text',
-  text: 'text',
-  mediumtext: 'text',
-  longtext: 'text',
-  json: 'text',
-  enum: 'enum',
-  set: 'set',
-  binary: 'binary',
-  varbinary: 'binary',
-  tinyblob: 'binary',
-  blob: 'binary',
-  mediumblob: 'binary',
-  longblob: 'binary',
-  // MariaDB's binary-stored types: the binlog's FULL metadata calls them binary(16) / binary(4).
-  uuid: 'binary',
-  inet4: 'binary',
-  inet6: 'binary',
-};
-
-/** The BINARY(n) the binlog reports for MariaDB's UUID/INET4/INET6 columns (the baseline maps to the same). */
-const BINARY_STORED: Readonly<Record<string, string>> = { uuid: 'binary(16)', inet4: 'binary(4)', inet6: 'binary(16)' };
-
-/** Is this (information_schema) column type read by the baseline as CAST(col AS BINARY)? */
-export function isBinaryStored(rawColumnType: string): boolean {
-  return normalizeColumnType(rawColumnType) in BINARY_STORED;
-}
-
-const NUMERIC_KINDS: ReadonlySet<ValueKind> = new Set(['int', 'float', 'double', 'decimal']);
-
-/**
- * Canonical column type text: lower case, no display widths on integer types ("int(11)" → "int"), no
- * ZEROFILL, no MariaDB version comments. information_schema and zongji's binlog-built type then agree.
- */
-export function normalizeColumnType(columnType: string): string {
-  let t = columnType.trim();
-  t = t.replace(/\s*\/\*.*?\*\//g, '');
-  const m = /^([A-Za-z]+)/.exec(t);
-  const base = m?.[1]?.toLowerCase() ?? '';
-  if (base === 'enum' || base === 'set') return base + t.slice(base.length); // keep label case
-  t = t.toLowerCase();
-  if (KIND_BY_TYPE[base] === 'int' || base === 'year') t = t.replace(/^([a-z]+)\(\d+\)/, '$1');
-  t = t.replace(/\s+zerofill\b/, '');
-  return t.replace(/\s+/g, ' ');
-}
-
-export function baseType(columnType: string): string {
-  const m = /^([a-z]+)/.exec(columnType);
-  if (!m?.[1]) return '';
-  if (m[1] === 'double' && columnType.startsWith('double precision')) return 'double';
-  return m[1];
-}
-
 /** Builds the spec of a column from its name and type text (information_schema or zongji's table map). */
 export function columnSpec(name: string, rawColumnType: string): ColumnSpec {
   const normalized = normalizeColumnType(rawColumnType);
   const columnType = BINARY_STORED[normalized] ?? normalized;
   const type = baseType(columnType);
-  const kind: ValueKind = KIND_BY_TYPE[type] ?? 'unsupported';
+  const kind: ValueKind = typeFamily(type);
   let fsp = 0;
   if (kind === 'datetime' || kind === 'time') {
     const m = /^[a-z]+\((\d)\)/.exec(columnType);
     fsp = m?.[1] ? Number(m[1]) : 0;
   }
-  const column: Column = NUMERIC_KINDS.has(kind)
+  const column: Column = NUMERIC_FAMILIES.has(kind)
     ? { name, type, columnType, unsigned: /\bunsigned\b/.test(columnType) }
     : { name, type, columnType };
   return { name, kind, fsp, column };

@@ -24,7 +24,7 @@ import { mkdir, rename } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { preparePosition } from '../../apply/mysql/position-store.ts';
 import { upsertPositionSql } from '../../apply/mysql/position-table.ts';
-import { type MysqlEndpoint, openSession } from '../../apply/mysql/session.ts';
+import { type MysqlEndpoint, openSession } from '../../mysql/session.ts';
 import { fenceServer, isWritable } from '../../failover/fence.ts';
 import { type Lineage, readLineage } from '../../failover/lineage.ts';
 import { formatErrantSummary, writeQuarantine } from '../../failover/quarantine.ts';

@@ -29,7 +29,7 @@ import {
   selectPositionSql,
   upsertPositionSql,
 } from '../../apply/mysql/position-table.ts';
-import { openSession } from '../../apply/mysql/session.ts';
+import { openSession } from '../../mysql/session.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import { formatPosition, positionToJson } from '../../record/position.ts';
 import { journalDirOf } from '../../journal/index.ts';

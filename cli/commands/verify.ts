@@ -9,7 +9,7 @@
  */
 import { existsSync } from 'node:fs';
 import type mysql from 'mysql2/promise';
-import { openSession } from '../../apply/mysql/session.ts';
+import { openSession } from '../../mysql/session.ts';
 import { type VerifyResult, verifyTables } from '../../apply/mysql/verify.ts';
 import { createTableFilter } from '../../capture/mysql/filter.ts';
 import { TidemarkError } from '../../core/errors.ts';

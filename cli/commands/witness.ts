@@ -9,7 +9,7 @@
  *   ship.certs_dir       ca.crt, witness.crt and witness.key (tidemark certs --site witness [--host H]), or
  *   ship.plaintext       true: plain HTTP, no authentication
  */
-import type { MysqlEndpoint } from '../../apply/mysql/session.ts';
+import type { MysqlEndpoint } from '../../mysql/session.ts';
 import { startWitness } from '../../failover/witness.ts';
 import { WITNESS_SITE } from '../../failover/witness-client.ts';
 import { ConfigError } from '../../core/errors.ts';

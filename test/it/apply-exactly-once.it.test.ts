@@ -13,7 +13,7 @@ import { TidemarkError } from '../../core/errors.ts';
 import type { Column, Value } from '../../record/record.ts';
 import { type ApplierFaults, type ApplierTarget, type JournalItem, MysqlApplier } from '../../apply/mysql/applier.ts';
 import type { AppliedState } from '../../apply/mysql/position-table.ts';
-import { openSession } from '../../apply/mysql/session.ts';
+import { openSession } from '../../mysql/session.ts';
 import { JournalBuilder, readRows, type TableDef } from '../fixtures/apply-kit.ts';
 import { verifyTables } from '../../apply/mysql/verify.ts';
 import { admin, resetSchemas, startInstance, stopInstance } from '../fixtures/mariadb.ts';

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { TidemarkError } from '../../core/errors.ts';
 import type { Column, Value } from '../../record/record.ts';
 import { type ApplierTarget, MysqlApplier } from '../../apply/mysql/applier.ts';
-import { openSession } from '../../apply/mysql/session.ts';
+import { openSession } from '../../mysql/session.ts';
 import { JournalBuilder, readRows, type TableDef } from '../fixtures/apply-kit.ts';
 import { verifyTables } from '../../apply/mysql/verify.ts';
 import { admin, resetSchemas, startInstance, stopInstance } from '../fixtures/mariadb.ts';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MysqlEndpoint } from '../../apply/mysql/session.ts';
+import type { MysqlEndpoint } from '../../mysql/session.ts';
 import { HeartbeatProbe, heartbeatProbe, READ_ONLY_MESSAGE } from '../../failover/probes.ts';
 import { startWitness } from '../../failover/witness.ts';
 import { fetchWitnessView } from '../../failover/witness-client.ts';

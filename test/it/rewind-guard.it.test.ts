@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openSession } from '../../apply/mysql/session.ts';
+import { openSession } from '../../mysql/session.ts';
 import { readRows, type TableDef } from '../fixtures/apply-kit.ts';
 import type { TidemarkError } from '../../core/errors.ts';
 import type { RowsEntry, Value } from '../../record/record.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Column, Value } from '../../record/record.ts';
+import type { Column, Value } from '../record/record.ts';
 import {
   deleteInPrefix,
   updateColumns,

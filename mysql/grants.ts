@@ -1,6 +1,8 @@
 /**
  * Reads privileges out of SHOW GRANTS lines. Only the privilege list and the object are parsed (the text up to
- * " TO "); the rest of a line can hold a password hash and is never kept or logged. Pure.
+ * " TO "); the rest of a line can hold a password hash and is never kept or logged. The account checks of the
+ * one MySQL layer: capture/mysql/prerequisites.ts asks them whether the source account can replicate and read.
+ * Pure.
  */
 
 export interface Grants {

@@ -1,9 +1,11 @@
 /**
- * Pure SQL text for applying row changes to MySQL/MariaDB: identifier quoting, value literals and statement
- * builders. No I/O here; every function is unit-tested without a server.
+ * Pure SQL text for MySQL/MariaDB, the one copy (capture, apply, rewind, failover): identifier quoting, value
+ * literals and the row statement builders apply and rewind share. No I/O here; every function is unit-tested
+ * without a server.
  *
- * Literal conventions assume the applier's session (see session.ts): character_set_connection utf8mb4 and a
- * sql_mode WITHOUT NO_BACKSLASH_ESCAPES, so string literals use backslash escapes. Values follow record.ts:
+ * Literal conventions assume the statement session (openSession in session.ts): character_set_connection
+ * utf8mb4 and a sql_mode WITHOUT NO_BACKSLASH_ESCAPES, so string literals use backslash escapes. Values follow
+ * record.ts:
  *   null        NULL
  *   bigint      decimal digits (integers, YEAR, BIT: numeric context assigns/compares BIT exactly, also BIT(64))
  *   number      an approximate literal that round-trips (shortest repr, always with an exponent); NaN/±Infinity
@@ -13,12 +15,16 @@
  *   Uint8Array  X'hex' (BINARY(n) values shorter than n are zero-padded as the server stores them; BIT values
  *               as bytes become their big-endian number)
  */
-import type { Column, Value } from '../../record/record.ts';
-import { TidemarkError } from '../../core/errors.ts';
+import type { Column, Value } from '../record/record.ts';
+import { TidemarkError } from '../core/errors.ts';
 
 /** Target server family: changes how JSON is compared (MySQL's JSON type is not text). */
 export type Flavor = 'mariadb' | 'mysql';
 
+/**
+ * A value that cannot be written as a literal. Code APPLY_VALUE: the applier's, as it always was; rewind re-codes
+ * it REWIND_VALUE (rollback/errors.ts).
+ */
 export class ValueError extends TidemarkError {
   constructor(message: string, context: Record<string, string | number | bigint | null>) {
     super(message, { code: 'APPLY_VALUE', retriable: false, context });

@@ -17,7 +17,7 @@ import { type MysqlEndpoint, openSession } from '../apply/mysql/session.ts';
 import { TableMetaCache } from '../apply/mysql/table-meta.ts';
 import { sleep, TidemarkError } from '../core/errors.ts';
 import { withPassword } from '../core/secret.ts';
-import { formatPosition, type MysqlPosition } from '../record/position.ts';
+import { formatPosition, type MysqlPosition, type SourcePosition } from '../record/position.ts';
 import type { CommitEntry } from '../record/record.ts';
 import { journalDirOf, lastCommit } from '../journal/index.ts';
 import { RollbackIndex } from './index/index.ts';
@@ -46,7 +46,7 @@ export interface SourceProbe {
     journalDir: string,
     source: MysqlPosition,
     head: Pick<CommitEntry, 'seq' | 'position'> | null,
-  ): Promise<{ caughtUp: boolean; running: boolean; readPosition: MysqlPosition | null }>;
+  ): Promise<{ caughtUp: boolean; running: boolean; readPosition: SourcePosition | null }>;
 }
 
 export interface RewindServer {

@@ -14,7 +14,7 @@
  *                    applier believes is stored), so an apply group and a rewind never interleave.
  */
 import { CorruptionError } from '../../core/errors.ts';
-import type { SourcePosition } from '../../record/position.ts';
+import type { MysqlPosition, SourcePosition } from '../../record/position.ts';
 import type { Phase } from '../../record/record.ts';
 import { qualified, quoteIdent, quoteString } from './sql.ts';
 
@@ -114,7 +114,7 @@ export function claimSql(source: string, seq: bigint | null): string {
  * transaction that changed the rows. Expected to match 1 row.
  */
 export function setPointSql(source: string, st: AppliedState, hold: string | null): string {
-  const p = st.position;
+  const p = mysqlPart(st.position);
   return (
     `UPDATE ${T} SET seq = ${n(st.seq)}, journal_lsn = ${n(st.lsn)}, binlog_file = ${s(p?.binlog.file)}, ` +
     `binlog_offset = ${n(p?.binlog.offset)}, gtid = ${s(p?.gtid)}, commit_time_us = ${n(st.commitTimeUs)}, ` +
@@ -140,6 +140,14 @@ export function setHoldSql(source: string, hold: string | null): string {
   return `UPDATE ${T} SET hold = ${s(hold)} WHERE source = ${quoteString(source)}`;
 }
 
+/**
+ * The binlog columns hold a MySQL source's position; another engine's is not stored there (seq and journal_lsn,
+ * what exactly-once rests on, are stored for every engine).
+ */
+function mysqlPart(p: SourcePosition | null): MysqlPosition | null {
+  return p?.kind === 'mysql' ? p : null;
+}
+
 function n(v: bigint | null | undefined): string {
   return v === null || v === undefined ? 'NULL' : v.toString();
 }
@@ -150,7 +158,7 @@ function s(v: string | null | undefined): string {
 
 /** Records `state` and clears any pending DDL (run inside the transaction that applied the rows). */
 export function upsertPositionSql(source: string, st: AppliedState): string {
-  const p = st.position;
+  const p = mysqlPart(st.position);
   const vals = [
     quoteString(source),
     n(st.seq),

@@ -31,7 +31,7 @@ import type { CommitEntry, DdlEntry, Phase, RowImage, RowsEntry } from '../../re
 import { TidemarkError } from '../../core/errors.ts';
 import { endpointOf, openSourceConnection, type SourceConnection, type SourceEndpoint } from './connection.ts';
 import { ER_TABLE_DEF_CHANGED, sourceError } from './errors.ts';
-import { literalSchemas, type TableFilter } from './filter.ts';
+import { literalSchemas, type TableFilter } from '../../mysql/table-filter.ts';
 import type { SinkWriter } from './sink-writer.ts';
 import { ddlSince, type Snapshot, startSnapshot } from './snapshot.ts';
 import { qualified, quoteId } from './sql-text.ts';

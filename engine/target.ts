@@ -92,14 +92,16 @@ export interface Difference {
 
 export interface TableResult extends TableRef {
   readonly chunks: number;
-  /** Rows on the source / on the target. */
+  /** Rows on the source / on the target (as counted by the checksums). */
   readonly rows: number;
   readonly replicaRows: number;
   readonly equal: boolean;
   readonly differences: readonly Difference[];
+  /** All differing rows found (differences may be capped). */
   readonly differenceCount: number;
   /** Why the columns or keys do not match (rows were not compared). */
   readonly columnsDiffer?: string;
+  /** No primary key: compared as a whole, keys cannot be listed. */
   readonly noPrimaryKey?: boolean;
 }
 

@@ -14,6 +14,7 @@
  *                    applier believes is stored), so an apply group and a rewind never interleave.
  */
 import { CorruptionError } from '../../core/errors.ts';
+import type { AppliedState, StoredPosition } from '../../engine/target.ts';
 import type { MysqlPosition, SourcePosition } from '../../record/position.ts';
 import type { Phase } from '../../record/record.ts';
 import { qualified, quoteIdent, quoteString } from './sql.ts';
@@ -24,24 +25,8 @@ export const POSITION_TABLE = 'applied_position';
 /** How the hold text of a target a takeover promoted starts: it is the primary; it is never applied to again. */
 export const PROMOTED_HOLD = 'promoted: ';
 
-/** What the replica holds for one source. */
-export interface AppliedState {
-  /** Highest seq applied. */
-  readonly seq: bigint;
-  /** LSN of the last applied commit entry (re-read from lsn + 1). */
-  readonly lsn: bigint;
-  readonly position: SourcePosition | null;
-  readonly commitTimeUs: bigint | null;
-  readonly phase: Phase | null;
-}
-
-export interface StoredPosition {
-  /** null when nothing has been applied yet. */
-  readonly state: AppliedState | null;
-  readonly ddlPendingSeq: bigint | null;
-  /** Why the target is held (applier paused), or null. */
-  readonly hold: string | null;
-}
+/** What the replica holds for one source: the engine seam's stored position (engine/target.ts). */
+export type { AppliedState, StoredPosition };
 
 const T = qualified(POSITION_SCHEMA, POSITION_TABLE);
 

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { type TargetConfig, targetSchema } from '../apply/mysql/config.ts';
 import { type AdminConfig, type SourceConfig, sourceSchema } from '../capture/mysql/config.ts';
 import { ConfigError } from '../core/errors.ts';
-import { sourceAdapterOf, targetAdapterOf } from './engines.ts';
+import { requireCapability, sourceAdapterOf, targetAdapterOf } from './engines.ts';
 import { type ResolvedEndpoint, withPassword } from '../core/secret.ts';
 import { type FailoverConfig, failoverSchema } from '../failover/config.ts';
 import {
@@ -276,6 +276,10 @@ export function parseConfig(text: string, file: string): Config {
   }
   const sites = checkSites(c, file, baseDir);
   const failover = c.failover === undefined ? undefined : resolveFailover(c.failover, c, file, baseDir);
+  if (failover) {
+    // Takeover promotes a standby's target: its engine must be able to (an optional adapter capability).
+    for (const t of c.targets) requireCapability(t, 'takeover', `${file}: failover`);
+  }
   const { admin, ...sourceKeys } = c.source;
   // Assigned, not spread: a spread would drop the non-enumerable password.
   const source: Config['source'] = resolveSecret(sourceKeys, 'source', baseDir);

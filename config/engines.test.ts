@@ -6,6 +6,7 @@ import { toyTarget } from '../test/engine/toy/target.ts';
 import { parseConfig } from './config.ts';
 import {
   registerEngine,
+  requireCapability,
   sourceAdapter,
   sourceAdapterOf,
   sourceKinds,
@@ -79,5 +80,16 @@ describe('config sections validated by the adapter of their kind', () => {
     expect(configError(doc(toySourceSection, [toyTargetEntry('a'), { ...mysqlTarget, kind: 'oracle' }]))).toBe(
       `${FILE}: invalid config: targets.1.kind: unknown engine "oracle" (known: mysql, toyk)`,
     );
+  });
+});
+
+describe('optional capabilities', () => {
+  it('a target without takeover is refused when failover is configured; MySQL targets have both', () => {
+    expect(() => requireCapability({ name: 'r', kind: 'mysql' }, 'takeover', 'failover')).not.toThrow();
+    expect(() => requireCapability({ name: 'r' }, 'rewind', 'tidemark rewind')).not.toThrow();
+    expect(() => requireCapability({ name: 'near', kind: 'toyk' }, 'rewind', 'tidemark rewind')).toThrow(
+      'target near: its engine "toyk" has no rewind capability, which tidemark rewind needs',
+    );
+    expect(() => requireCapability({ name: 'near', kind: 'toyk' }, 'takeover', 'failover')).toThrow(ConfigError);
   });
 });

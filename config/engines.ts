@@ -14,6 +14,7 @@ registerEngine({ source: { ...mysqlSource, preflight: (s) => preflightMysql('sou
 export {
   DEFAULT_KIND,
   registerEngine,
+  requireCapability,
   sourceAdapter,
   sourceAdapterOf,
   sourceKinds,

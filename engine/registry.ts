@@ -63,6 +63,29 @@ export function targetAdapterOf(kind: string | undefined, key = 'targets[].kind'
   return a;
 }
 
+/**
+ * Refuses a target whose engine lacks an optional capability (`rewind`: rewind/forward/undo/skip; `takeover`:
+ * failover), naming the target, its kind and what needs it. A kind nobody registered is left to the caller's own
+ * checks (the config loader has refused unknown kinds already).
+ */
+export function requireCapability(
+  t: { readonly name: string; readonly kind?: string | undefined },
+  capability: 'rewind' | 'takeover',
+  what: string,
+): void {
+  const kind = t.kind ?? DEFAULT_KIND;
+  const a = targets.get(kind);
+  if (a && a[capability] === undefined) {
+    throw new ConfigError(
+      `target ${t.name}: its engine "${kind}" has no ${capability} capability, which ${what} needs`,
+      {
+        target: t.name,
+        kind,
+      },
+    );
+  }
+}
+
 /** The adapter serving a loaded source section. */
 export function sourceAdapter(s: SourceSection): SourceAdapter {
   return sourceAdapterOf(s.kind);

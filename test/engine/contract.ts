@@ -128,9 +128,11 @@ export async function runEngineContract(engine: ContractEngine, o: ContractOptio
   await stage(0);
   let node = startNode(file, log);
   try {
-    await stage(25);
-    // Stop in the middle of the stream: capture, shipping and apply are all busy.
+    // Stop in the middle of the stream: the source keeps writing while capture, shipping and apply stop.
+    const writing = stage(25);
+    await sleep((per * 25) / 2);
     expect(await node.stop(), 'the first run stops cleanly').toBe(0);
+    await writing;
     await stage(0);
     node = startNode(file, log);
     await stage(25);

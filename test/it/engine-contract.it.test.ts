@@ -9,7 +9,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { readFileSync, writeFileSync } from 'node:fs';
+import pino from 'pino';
+import { loadConfig } from '../../config/config.ts';
 import { unregisterEngine } from '../../config/engines.ts';
+import { runNode } from '../../node/supervisor.ts';
 import { runEngineContract } from '../engine/contract.ts';
 import { toyEngine } from '../engine/toy/engine.ts';
 
@@ -37,4 +41,23 @@ describe('engine contract: the toy engine through the real runtime', () => {
       /DIFFERENT/,
     );
   }, 180_000);
+
+  it('refuses to resume a journal written from another engine, naming both', async () => {
+    // The first test's journal holds "toy" positions; a source of kind "toy-lossy" writes "toy-lossy" ones.
+    const dir = join(root, 'toy');
+    const text = readFileSync(join(dir, 'tidemark.yaml'), 'utf8').replaceAll('kind: toy\n', 'kind: toy-lossy\n');
+    const file = join(dir, 'other-engine.yaml');
+    writeFileSync(file, text);
+    const config = loadConfig(file);
+    expect(config.source.kind).toBe('toy-lossy');
+    const run = runNode({
+      config,
+      log: pino({ level: 'silent' }),
+      signal: new AbortController().signal,
+      only: 'capture',
+    });
+    await expect(run).rejects.toThrow(
+      /holds positions of engine "toy", but source.kind "toy-lossy" writes "toy-lossy"/,
+    );
+  }, 60_000);
 });

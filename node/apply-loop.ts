@@ -1,7 +1,7 @@
 /**
  * The apply half of `tidemark run`, one loop per target, through the adapter its `kind` names (engine/target.ts):
- * reads the replica's stored position, follows the journal from the LSN after it, applies, and acknowledges to the journal cursor `apply:<target>` (what
- * retention may delete). The replica's position table is the source of truth; the cursor only trails it, so it
+ * reads the replica's stored position, follows the journal from the LSN after it, applies, and acknowledges to
+ * the journal cursor `apply:<target>` (what retention may delete). The replica's position table is the source of truth; the cursor only trails it, so it
  * is written at most once a second. Retriable failures (lost connection, deadlock, journal truncated by a
  * capture restart) restart the loop from the replica's stored position.
  *

@@ -1,16 +1,16 @@
 /**
  * The capture half of `tidemark run`: owns the journal writer, resumes capture from the journal's last commit,
- * and runs retention periodically. The source engine is the adapter `source.kind` names (engine/source.ts). On a retriable capture failure the writer is closed and reopened before the
- * next attempt, so its recovery drops any unit the failed attempt left unfinished (readers see the truncation
- * epoch and restart cleanly) — a retry can never append a transaction's rows twice.
+ * and runs retention periodically. The source engine is the adapter `source.kind` names (engine/source.ts). On a
+ * retriable capture failure the writer is closed and reopened before the next attempt, so its recovery drops any
+ * unit the failed attempt left unfinished (readers see the truncation epoch and restart cleanly) — a retry can
+ * never append a transaction's rows twice.
  */
 import type { Logger } from 'pino';
-import { describeChain, isRetriable, sleep } from '../core/errors.ts';
+import { ConfigError, describeChain, isRetriable, sleep } from '../core/errors.ts';
 import { sourceAdapter } from '../config/engines.ts';
 import type { SourceAdapter } from '../engine/source.ts';
 import { positionEngine } from '../record/position.ts';
 import type { CommitEntry } from '../record/record.ts';
-import { ConfigError } from '../core/errors.ts';
 import { applyRetention, JournalSink, JournalWriter } from '../journal/index.ts';
 import type { Config } from '../config/config.ts';
 import { backoff } from '../core/backoff.ts';

@@ -27,7 +27,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 function mysqlSourceOf(o: VerifyOptions<MysqlTargetSection>): MysqlVerifySource {
   if (o.source.kind !== 'mysql') {
     throw new ConfigError(
-      `targets: ${o.target.name}: a mysql target verifies against a mysql source only (source.kind is "${o.source.kind}")`,
+      `target ${o.target.name}: a mysql target verifies against a mysql source only ` +
+        `(source.kind is "${o.source.kind}")`,
       { target: o.target.name },
     );
   }

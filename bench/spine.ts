@@ -17,6 +17,7 @@ import type mysql from 'mysql2/promise';
 import { admin, ROOT_PASSWORD, startInstance, stopInstance } from '../test/fixtures/mariadb.ts';
 import { createTopology, exited, positions, replicaPhase, startRun, type Topology } from '../test/fixtures/topology.ts';
 import { runWorkload, SHOP_SCHEMA } from './workload.ts';
+import { asMysql } from '../record/position.ts';
 
 const SRC = 3461;
 const NATIVE = 3462;
@@ -180,7 +181,7 @@ export async function benchSpine(o: SpineOptions) {
     try {
       for (;;) {
         head = await journalHead(`${t.dir}/journal-before-bulk`);
-        if (head?.position.gtid === srcGtid) break;
+        if (head && asMysql(head.position, 'journal head').gtid === srcGtid) break;
         if (cap.exitCode !== null) throw new Error(`capture exited with ${cap.exitCode}`);
         await sleep(20);
       }

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { type TargetConfig, targetSchema } from '../apply/mysql/config.ts';
 import { type AdminConfig, type SourceConfig, sourceSchema } from '../capture/mysql/config.ts';
 import { ConfigError } from '../core/errors.ts';
+import { requireCapability, sourceAdapterOf, targetAdapterOf } from './engines.ts';
 import { type ResolvedEndpoint, withPassword } from '../core/secret.ts';
 import { type FailoverConfig, failoverSchema } from '../failover/config.ts';
 import {
@@ -21,6 +22,10 @@ import {
 } from './config-sites.ts';
 import { type PasswordKeys, portSchema } from '../mysql/endpoint.ts';
 
+/**
+ * The file's schema with MySQL source and targets (the default kind). parseConfig validates `source` and each
+ * `targets` entry with the schema of the adapter its `kind` names instead (engine/registry.ts).
+ */
 export const configSchema = z
   .object({
     source: sourceSchema,
@@ -85,6 +90,11 @@ export type ResolvedFailover = Omit<FailoverConfig, 'account'> & {
   readonly account: ResolvedEndpoint<FailoverConfig['account']>;
 };
 
+/**
+ * A loaded config. `source` and `targets` are typed as the MySQL sections (every feature beyond the data path is
+ * MySQL's today); a section of another kind holds what its adapter's schema gave, and only that adapter reads
+ * more than its `kind` and `name` (the runtime goes through config/engines.ts for it).
+ */
 export interface Config {
   readonly file: string;
   readonly source: Omit<ResolvedEndpoint<SourceConfig>, 'admin'> & { readonly admin?: ResolvedEndpoint<AdminConfig> };
@@ -161,6 +171,36 @@ function mask(message: string, secrets: readonly string[]): string {
   return secrets.reduce((m, secret) => m.split(secret).join('[redacted]'), message);
 }
 
+/** The `kind` a raw section names, when it names one as a string (anything else is left to the schema). */
+function kindOf(section: unknown): string | undefined {
+  if (section === null || typeof section !== 'object') return undefined;
+  const k = (section as { kind?: unknown }).kind;
+  return typeof k === 'string' ? k : undefined;
+}
+
+/**
+ * The schema of this file: the source section and each target entry validated by the adapter their `kind` names
+ * (the MySQL schema when every section is MySQL's). An unknown kind is a ConfigError naming the key and the
+ * known kinds.
+ */
+function schemaFor(raw: { source?: unknown; targets?: unknown }, file: string): z.ZodType {
+  const targets = Array.isArray(raw.targets) ? (raw.targets as unknown[]) : [];
+  const kinds = [kindOf(raw.source), ...targets.map(kindOf)];
+  if (kinds.every((k) => k === undefined || k === 'mysql')) return configSchema;
+  try {
+    const source = sourceAdapterOf(kindOf(raw.source), 'source.kind').configSchema;
+    const entries = targets.map((t, i) => targetAdapterOf(kindOf(t), `targets.${i}.kind`).configSchema);
+    const [first, ...rest] = entries;
+    return configSchema.extend({
+      source,
+      ...(first ? { targets: z.tuple([first, ...rest]) } : {}),
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(`${file}: invalid config: ${err.message}`, { file });
+    throw err;
+  }
+}
+
 /** Zod's own wording, except a missing key reads "required" rather than "received undefined". */
 const issueMessages: z.core.$ZodErrorMap = (issue) =>
   issue.code === 'invalid_type' && issue.input === undefined ? `required (expected ${issue.expected})` : undefined;
@@ -221,12 +261,13 @@ export function parseConfig(text: string, file: string): Config {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(`${file}: expected a YAML mapping with keys source, journal, targets`, { file });
   }
-  const res = configSchema.safeParse(raw, { error: issueMessages });
+  const res = schemaFor(raw, file).safeParse(raw, { error: issueMessages });
   if (!res.success) {
     const message = `${file}: invalid config: ${formatIssues(res.error.issues).join('; ')}`;
     throw new ConfigError(mask(message, secretsIn(raw)), { file });
   }
-  const c = res.data;
+  // Sections of another kind have their adapter's shape (see Config).
+  const c = res.data as RawConfig;
   const baseDir = dirname(resolve(file));
   const names = new Set<string>();
   for (const [i, t] of c.targets.entries()) {
@@ -235,6 +276,10 @@ export function parseConfig(text: string, file: string): Config {
   }
   const sites = checkSites(c, file, baseDir);
   const failover = c.failover === undefined ? undefined : resolveFailover(c.failover, c, file, baseDir);
+  if (failover) {
+    // Takeover promotes a standby's target: its engine must be able to (an optional adapter capability).
+    for (const t of c.targets) requireCapability(t, 'takeover', `${file}: failover`);
+  }
   const { admin, ...sourceKeys } = c.source;
   // Assigned, not spread: a spread would drop the non-enumerable password.
   const source: Config['source'] = resolveSecret(sourceKeys, 'source', baseDir);

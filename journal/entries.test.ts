@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeEntry } from '../record/codec.ts';
 import { CorruptionError } from '../core/errors.ts';
 import type { CommitEntry, DdlEntry, RowsEntry } from '../record/record.ts';
+import { binlogOf } from '../record/position.ts';
 import { type JournalEntry, JournalSink, lastCommit, readEntries } from './entries.ts';
 import { removeDir, tempDir } from '../test/fixtures/journal-files.ts';
 import { JournalReader } from './reader.ts';
@@ -90,7 +91,7 @@ describe('journal entries', () => {
     await sink.commit(commit(3n, 10n));
     await sink.append(rows(4n, 2));
     await w.flush();
-    expect((await lastCommit(dir))?.position.binlog.offset).toBe(10n);
+    expect(binlogOf((await lastCommit(dir))?.position)?.offset).toBe(10n);
     await w.close();
     const w2 = await JournalWriter.open({ dir, fsync: 'group', groupCommitMs: 1, segmentBytes: 4096 });
     expect(new JournalSink(w2).lastCommit()?.seq).toBe(3n);

@@ -3,9 +3,8 @@
  * (tidemark skip, run --rebaseline, exclude + rebaseline), the lost-journal check and its recovery text, and a
  * light read of the target's stored position (to notice `tidemark skip` while the loop waits to retry).
  */
-import type mysql from 'mysql2/promise';
-import { type AppliedState, parsePositionRow, selectPositionSql } from '../apply/mysql/position-table.ts';
-import { openSession } from '../mysql/session.ts';
+import { targetAdapter } from '../config/engines.ts';
+import type { AppliedState } from '../engine/target.ts';
 import { describeChain, TidemarkError } from '../core/errors.ts';
 import { decodeFrame, frameAtLsn, listSegments } from '../journal/index.ts';
 import type { Config } from '../config/config.ts';
@@ -20,16 +19,8 @@ export function positionKey(st: AppliedState | null): string {
 
 /** The stored position key read now, or undefined when the target cannot be read. */
 export async function readPositionKey(t: Target, source: string): Promise<string | undefined> {
-  let conn: mysql.Connection | undefined;
-  try {
-    conn = await openSession(t, { apply: false });
-    const [rows] = await conn.query<mysql.RowDataPacket[]>(selectPositionSql(source));
-    return positionKey(parsePositionRow(rows[0]).state);
-  } catch {
-    return undefined;
-  } finally {
-    await conn?.end().catch(() => {});
-  }
+  const r = await targetAdapter(t).readStored(t, source);
+  return r.error === undefined && r.stored ? positionKey(r.stored.state) : undefined;
 }
 
 const JOURNAL_CODES = new Set(['JOURNAL_BEHIND', 'JOURNAL_GONE', 'JOURNAL_MISMATCH']);

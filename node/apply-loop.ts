@@ -1,7 +1,7 @@
 /**
- * The apply half of `tidemark run`, one loop per target: reads the replica's stored position, follows the
- * journal from the LSN after it, applies, and acknowledges to the journal cursor `apply:<target>` (what
- * retention may delete). The replica's position table is the source of truth; the cursor only trails it, so it
+ * The apply half of `tidemark run`, one loop per target, through the adapter its `kind` names (engine/target.ts):
+ * reads the replica's stored position, follows the journal from the LSN after it, applies, and acknowledges to
+ * the journal cursor `apply:<target>` (what retention may delete). The replica's position table is the source of truth; the cursor only trails it, so it
  * is written at most once a second. Retriable failures (lost connection, deadlock, journal truncated by a
  * capture restart) restart the loop from the replica's stored position.
  *
@@ -23,9 +23,9 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { MysqlApplier } from '../apply/mysql/applier.ts';
-import { applyMetrics, noMetrics } from '../apply/mysql/metrics.ts';
-import { type AppliedState, PROMOTED_HOLD } from '../apply/mysql/position-table.ts';
+import { applyMetrics, noMetrics } from '../engine/apply-metrics.ts';
+import type { AppliedState } from '../engine/target.ts';
+import { targetAdapter } from '../config/engines.ts';
 import { describeChain, isRetriable, sleep, TidemarkError } from '../core/errors.ts';
 import { CursorStore, JournalReader, readEntries } from '../journal/index.ts';
 import type { Config } from '../config/config.ts';
@@ -83,6 +83,7 @@ export async function applyLoop(
   /** Up to this LSN, one source transaction per replica transaction (after a non-retriable failure). */
   let isolateThroughLsn = -1n;
   const scanMemo: ScanMemo = { after: -1n, lsn: 0n, prev: null };
+  const adapter = targetAdapter(target);
   const report = async (st: Omit<ApplyStateFile, 'target' | 'pid' | 'updated'>) => {
     const file = { target: target.name, pid: process.pid, updated: new Date().toISOString(), ...st };
     await writeApplyState(dir, file).catch((err) =>
@@ -125,15 +126,10 @@ export async function applyLoop(
     }
   };
   for (let attempt = 1; !signal.aborted; attempt++) {
-    const applier = new MysqlApplier({
-      target,
-      source: config.source.name,
-      log,
-      ...(metrics ? { metrics } : {}),
-    });
+    const applier = adapter.applier({ target, source: config.source.name, log, metrics });
     try {
       const state = await applier.open();
-      if (applier.hold?.startsWith(PROMOTED_HOLD) === true) {
+      if (applier.promoted) {
         // The target is the primary now (a takeover promoted it): nothing is ever applied to it again, so the
         // loop stops instead of re-opening it every few seconds.
         alog.warn({ hold: applier.hold }, `target ${target.name} is the primary now (${applier.hold}): apply stops`);

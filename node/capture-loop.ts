@@ -1,12 +1,16 @@
 /**
  * The capture half of `tidemark run`: owns the journal writer, resumes capture from the journal's last commit,
- * and runs retention periodically. On a retriable capture failure the writer is closed and reopened before the
- * next attempt, so its recovery drops any unit the failed attempt left unfinished (readers see the truncation
- * epoch and restart cleanly) — a retry can never append a transaction's rows twice.
+ * and runs retention periodically. The source engine is the adapter `source.kind` names (engine/source.ts). On a
+ * retriable capture failure the writer is closed and reopened before the next attempt, so its recovery drops any
+ * unit the failed attempt left unfinished (readers see the truncation epoch and restart cleanly) — a retry can
+ * never append a transaction's rows twice.
  */
 import type { Logger } from 'pino';
-import { MysqlCapture } from '../capture/mysql/capture.ts';
-import { describeChain, isRetriable, sleep } from '../core/errors.ts';
+import { ConfigError, describeChain, isRetriable, sleep } from '../core/errors.ts';
+import { sourceAdapter } from '../config/engines.ts';
+import type { SourceAdapter } from '../engine/source.ts';
+import { positionEngine } from '../record/position.ts';
+import type { CommitEntry } from '../record/record.ts';
 import { applyRetention, JournalSink, JournalWriter } from '../journal/index.ts';
 import type { Config } from '../config/config.ts';
 import { backoff } from '../core/backoff.ts';
@@ -23,6 +27,16 @@ export interface CaptureLoopOptions {
 }
 
 const GATE_POLL_MS = 1000;
+
+/** A journal written from another engine's source cannot be resumed by this one: say so instead of misreading it. */
+function checkResumeEngine(adapter: SourceAdapter, resume: CommitEntry | null, dir: string): void {
+  if (!resume || positionEngine(resume.position) === adapter.positionEngine) return;
+  throw new ConfigError(
+    `source.kind: the journal ${dir} holds positions of engine "${positionEngine(resume.position)}", but source.kind ` +
+      `"${adapter.kind}" writes "${adapter.positionEngine}" positions: use a new journal.dir for this source`,
+    { dir },
+  );
+}
 
 /** Waits while the gate holds capture (logging why once); returns at once when it does not. */
 async function waitGate(gate: CapGate | undefined, log: Logger, signal: AbortSignal): Promise<void> {
@@ -56,6 +70,7 @@ export async function captureLoop(
   const clog = log.child({ component: 'capture-loop' });
   const j = config.journal;
   const delay = backoff(1000, 30_000);
+  const adapter = sourceAdapter(config.source);
   for (let attempt = 1; !signal.aborted; attempt++) {
     await waitGate(opts.gate, clog, signal);
     if (signal.aborted) return;
@@ -82,7 +97,8 @@ export async function captureLoop(
         },
         resume ? 'capture resuming from the journal' : 'empty journal: capture starts with a baseline',
       );
-      const capture = new MysqlCapture({
+      checkResumeEngine(adapter, resume, j.dir);
+      const capture = adapter.capture({
         source: config.source,
         sink,
         resume,
@@ -93,7 +109,7 @@ export async function captureLoop(
         // every failed attempt is logged as a warning.
         retry: { attempts: Number.MAX_SAFE_INTEGER },
       });
-      // Other processes read how far capture has read the binlog (status, verify, undo on the source).
+      // Other processes read how far capture has read the source's log (status, verify, undo on the source).
       const readState = startCaptureState(j.dir, () => capture.status(), clog);
       try {
         await capture.run(attemptStop.signal);

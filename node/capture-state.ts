@@ -1,6 +1,7 @@
 /**
- * How far capture has read the source's binlog, for other processes (`tidemark status`, `verify`, rewind/undo on
- * the source): `<journal>/capture/read.json`, advisory state (state-files.ts: atomic, not fsynced).
+ * How far capture has read the source's log (a MySQL binlog, or another engine's), for other processes
+ * (`tidemark status`, `verify`, rewind/undo on the source): `<journal>/capture/read.json`, advisory state
+ * (state-files.ts: atomic, not fsynced).
  *
  * The journal's last commit is where the last captured transaction ended; when the newest binlog transactions
  * touch only tables outside the include set, that stays behind the source's binlog position for good although
@@ -19,14 +20,14 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { CaptureStatus } from '../capture/mysql/capture.ts';
+import type { CaptureStatus } from '../engine/source.ts';
 import { describeChain } from '../core/errors.ts';
 import {
-  compareBinlog,
+  comparePositions,
   formatPosition,
-  type MysqlPosition,
   positionFromJson,
   positionToJson,
+  type SourcePosition,
 } from '../record/position.ts';
 import type { CommitEntry } from '../record/record.ts';
 import { pidState } from '../journal/index.ts';
@@ -43,7 +44,7 @@ export interface CaptureReadState {
   readonly host: string;
   readonly updatedAtMs: number;
   readonly phase: string;
-  readonly readPosition: MysqlPosition;
+  readonly readPosition: SourcePosition;
   readonly lastSeq: bigint;
 }
 
@@ -118,7 +119,7 @@ export interface CaptureReach {
   /** A fresh state file: capture is streaming now. */
   readonly running: boolean;
   /** Capture's read position (only while running). */
-  readonly readPosition: MysqlPosition | null;
+  readonly readPosition: SourcePosition | null;
   /** The journal holds every included transaction up to the source position asked about. */
   readonly caughtUp: boolean;
   /** How caughtUp was decided: the journal's last commit reached it, or capture's read position did. */
@@ -131,7 +132,7 @@ export interface CaptureReach {
  * `alive`: the state's pid still runs (or cannot be checked from here).
  */
 export function judgeCatchUp(o: {
-  source: MysqlPosition;
+  source: SourcePosition;
   head: Pick<CommitEntry, 'seq' | 'position'> | null;
   state: CaptureReadState | null;
   nowMs: number;
@@ -140,10 +141,10 @@ export function judgeCatchUp(o: {
   const s = o.state;
   const running = s !== null && s.phase === 'streaming' && o.alive && o.nowMs - s.updatedAtMs <= STALE_MS;
   const readPosition = running ? s.readPosition : null;
-  if (o.head && compareBinlog(o.head.position.binlog, o.source.binlog) >= 0) {
+  if (o.head && comparePositions(o.head.position, o.source) >= 0) {
     return { running, readPosition, caughtUp: true, by: 'journal' };
   }
-  if (running && compareBinlog(s.readPosition.binlog, o.source.binlog) >= 0 && (o.head?.seq ?? 0n) >= s.lastSeq) {
+  if (running && comparePositions(s.readPosition, o.source) >= 0 && (o.head?.seq ?? 0n) >= s.lastSeq) {
     return { running, readPosition, caughtUp: true, by: 'read-position' };
   }
   return { running, readPosition, caughtUp: false, by: null };
@@ -152,7 +153,7 @@ export function judgeCatchUp(o: {
 /** judgeCatchUp with the state file of `journalDir` (and its pid checked when it was written on this host). */
 export async function captureReach(
   journalDir: string,
-  source: MysqlPosition,
+  source: SourcePosition,
   head: Pick<CommitEntry, 'seq' | 'position'> | null,
 ): Promise<CaptureReach> {
   const state = await readCaptureState(journalDir);

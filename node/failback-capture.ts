@@ -3,12 +3,11 @@
  * it committed.
  */
 import type { Logger } from 'pino';
-import { MysqlCapture } from '../capture/mysql/capture.ts';
 import { sleep, TidemarkError } from '../core/errors.ts';
-import { compareBinlog, formatPosition } from '../record/position.ts';
+import { comparePositions, formatPosition } from '../record/position.ts';
 import { JournalLockedError, JournalSink, type JournalWriter } from '../journal/index.ts';
-import { readSource } from '../capture/mysql/read-source.ts';
 import type { Config } from '../config/config.ts';
+import { sourceAdapter } from '../config/engines.ts';
 import { openJournalWriter } from './capture-loop.ts';
 
 /** How long capture may take to reach the old primary's binlog end. */
@@ -21,7 +20,8 @@ const POLL_MS = 500;
  * `tidemark run` must be stopped (the journal is locked by its writer otherwise).
  */
 export async function catchUpCapture(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
-  const read = await readSource(config.source);
+  const adapter = sourceAdapter(config.source);
+  const read = await adapter.readPosition(config.source);
   if (!read.position) {
     throw new TidemarkError(`cannot read the old primary's binlog position: ${read.error}`, {
       code: 'CONNECT',
@@ -46,7 +46,13 @@ export async function catchUpCapture(config: Config, log: Logger, signal: AbortS
   let running: Promise<void> = Promise.resolve();
   try {
     const sink = new JournalSink(writer);
-    const capture = new MysqlCapture({ source: config.source, sink, resume: sink.lastCommit(), log });
+    const capture = adapter.capture({
+      source: config.source,
+      sink,
+      resume: sink.lastCommit(),
+      log,
+      forceBaseline: false,
+    });
     let failed: unknown;
     running = capture.run(ac.signal).catch((err: unknown) => {
       failed = err;
@@ -56,7 +62,7 @@ export async function catchUpCapture(config: Config, log: Logger, signal: AbortS
     for (;;) {
       if (failed !== undefined) throw failed;
       const at = capture.status().readPosition;
-      if (at && compareBinlog(at.binlog, end.binlog) >= 0) break;
+      if (at && comparePositions(at, end) >= 0) break;
       if (Date.now() > deadline) {
         throw new TidemarkError(
           `capture did not reach the old primary's binlog end ${formatPosition(end)} within ${CATCH_UP_MS / 1000} s ` +

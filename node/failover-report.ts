@@ -15,17 +15,17 @@ import { type FetchedWitnessView, fetchWitnessView, reportCandidate } from '../f
 import { describeChain } from '../core/errors.ts';
 import { readDurableLsn } from '../journal/index.ts';
 import type { LinkSecurity } from '../ship/tcp/identity.ts';
-import { readTarget } from '../apply/mysql/read-target.ts';
 import type { StandbyConfig } from '../config/config-sites.ts';
 import { mirrorDir } from '../journal/index.ts';
 import type { Config, ResolvedFailover } from '../config/config.ts';
+import { targetAdapter } from '../config/engines.ts';
 import { promotableTarget } from './failover-spec.ts';
 
 /** This standby as a candidate: its mirror's last complete unit and its target's applied LSN. */
 export async function selfCandidate(config: Config, s: StandbyConfig, f: ResolvedFailover): Promise<Candidate> {
   const target = promotableTarget(config, s.name);
   const received = await readDurableLsn(mirrorDir(config.source.name, s)).catch(() => null);
-  const t = target ? await readTarget(target, config.source.name) : null;
+  const t = target ? await targetAdapter(target).readStored(target, config.source.name) : null;
   const applied = t?.stored?.state?.lsn ?? null;
   return {
     name: s.name,

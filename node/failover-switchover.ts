@@ -11,7 +11,7 @@
  */
 import type mysql from 'mysql2/promise';
 import { openSession } from '../mysql/session.ts';
-import { createTableFilter } from '../capture/mysql/filter.ts';
+import { createTableFilter } from '../mysql/table-filter.ts';
 import { heartbeatUpsertSql, quoteIdent, splitTable } from '../failover/probes.ts';
 import { sleep, TidemarkError } from '../core/errors.ts';
 import type { Config, ResolvedFailover } from '../config/config.ts';

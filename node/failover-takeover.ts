@@ -28,7 +28,7 @@ import { readDurableLsn } from '../journal/index.ts';
 import type { StandbyConfig } from '../config/config-sites.ts';
 import { mirrorDir } from '../journal/index.ts';
 import type { Config, ResolvedFailover } from '../config/config.ts';
-import { readTarget } from '../apply/mysql/read-target.ts';
+import { targetAdapter } from '../config/engines.ts';
 import { asFailoverAccount, promotableTarget } from './failover-spec.ts';
 import { type PromotionRecord, readPromotion, writePromotion } from './failover-state.ts';
 import { waitMarker, writeMarker } from './failover-switchover.ts';
@@ -45,7 +45,7 @@ export function alertHooks(f: ResolvedFailover): AlertHooks {
 
 /** The target's applied LSN in the source journal (0n when nothing). */
 async function appliedLsn(config: Config, target: Config['targets'][number]): Promise<bigint> {
-  const r = await readTarget(target, config.source.name);
+  const r = await targetAdapter(target).readStored(target, config.source.name);
   if (r.error) throw new TidemarkError(`target ${target.name}: ${r.error}`, { code: 'CONNECT', retriable: true });
   return r.stored?.state?.lsn ?? 0n;
 }

@@ -10,7 +10,7 @@
  * included table from its snapshot.
  */
 import { decodeEntry } from '../record/codec.ts';
-import type { SourcePosition } from '../record/position.ts';
+import { samePosition, type SourcePosition } from '../record/position.ts';
 import type { CommitEntry, Entry, Phase } from '../record/record.ts';
 import { decodeFrame, JournalReader, listSegments } from '../journal/index.ts';
 
@@ -62,13 +62,7 @@ const opt = (signal: AbortSignal | undefined) => (signal ? { signal } : {});
 /** Whether `c` is a later unit of the same baseline as the commit `prev` (same snapshot: position and time). */
 function sameBaseline(prev: Prev, c: CommitEntry): boolean {
   const p = prev.position;
-  return (
-    prev.phase === 'baseline' &&
-    p !== null &&
-    p.binlog.file === c.position.binlog.file &&
-    p.binlog.offset === c.position.binlog.offset &&
-    prev.commitTimeUs === c.commitTimeUs
-  );
+  return prev.phase === 'baseline' && p !== null && samePosition(p, c.position) && prev.commitTimeUs === c.commitTimeUs;
 }
 
 interface Prev {

@@ -8,6 +8,7 @@
  * site in this one process (the demo). `--only capture` keeps capture and the shippers; `--only apply` the
  * appliers and the receivers that feed them.
  *
+ * Source and targets are reached through the engine adapters their `kind` names (engine/, config/engines.ts).
  * Before the loops start, a preflight connects once to every server this process needs, so a wrong host or
  * password fails at once with one clear line instead of retrying in the background. After that, retriable
  * failures are retried for as long as the process runs (and logged). A target that fails non-retriably does not
@@ -16,9 +17,8 @@
  * stays up, so that a fix on the replica or `tidemark skip` lets it continue without a restart. A non-retriable
  * failure of any other part (capture, a shipper, a receiver) stops the process, as before.
  */
-import { openSession } from '../mysql/session.ts';
-import { TidemarkError } from '../core/errors.ts';
 import type { Config } from '../config/config.ts';
+import { sourceAdapter, targetAdapter } from '../config/engines.ts';
 import { journalDirOf } from '../journal/index.ts';
 import { applyLoop } from './apply-loop.ts';
 import { captureLoop } from './capture-loop.ts';
@@ -52,22 +52,6 @@ export interface NodeOptions {
   readonly rebaseline?: boolean | undefined;
   /** Run the roles of this site only (already checked to exist by the command line); undefined: every site. */
   readonly site?: string | undefined;
-}
-
-async function preflight(what: string, ep: Config['source'] | Config['targets'][number]): Promise<void> {
-  try {
-    const c = await openSession(ep, { apply: false });
-    await c.end();
-  } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
-    // Name the server and account once: most connection errors already carry "host:port".
-    const where = msg.includes(`${ep.host}:${ep.port}`) ? what : `${what} ${ep.host}:${ep.port} (user ${ep.user})`;
-    throw new TidemarkError(`${where}: ${msg}`, {
-      code: err instanceof TidemarkError ? err.code : 'CONNECT',
-      retriable: false,
-      cause: err instanceof TidemarkError ? err.cause : err,
-    });
-  }
 }
 
 /** Runs until `signal` aborts (returns 0 after a clean stop) or a non-retriable error is thrown. */
@@ -105,8 +89,9 @@ async function runLocked(
 ): Promise<number> {
   const { config, log } = o;
   const { capture, targets, standbys, receivers, primary } = roles;
-  if (capture) await preflight('source', config.source);
-  for (const t of targets) await preflight(`target ${t.name}`, t);
+  // The engines' preflights (engine/): one connection each, so a wrong host or password fails here, clearly.
+  if (capture) await sourceAdapter(config.source).preflight(config.source);
+  for (const t of targets) await targetAdapter(t).preflight(t);
 
   // One failing part stops the others: `inner` aborts on the stop signal or on the first fatal error.
   const inner = new AbortController();

@@ -92,11 +92,11 @@ describe('codec', () => {
 
   it('starts with the format version and peeks the kind', () => {
     const bytes = encodeEntry(commitEntry);
-    // Version 1 unless the entry carries a field version-1 readers do not know (then CODEC_VERSION, 2).
+    // Version 1 unless the entry carries a field version-1 readers do not know (then 2; a non-MySQL position: 3).
     expect(bytes[0]).toBe(1);
     expect(
       encodeEntry({ ...commitEntry, copied: [{ schema: 'a', table: 'b', at: { file: 'f.1', offset: 4n } }] })[0],
-    ).toBe(CODEC_VERSION);
+    ).toBe(2);
     expect(encodeEntry({ ...rowsEntry, fkChecksOff: true })[0]).toBe(2);
     expect(peekEntryKind(encodeEntry({ ...rowsEntry, fkChecksOff: true }))).toBe('rows');
     expect(peekEntryKind(bytes)).toBe('commit');
@@ -122,9 +122,9 @@ describe('codec', () => {
 
   it('refuses an unknown version, unknown kind and trailing bytes', () => {
     const bytes = encodeEntry(ddlEntry);
-    const v3 = bytes.slice();
-    v3[0] = 3;
-    expect(() => decodeEntry(v3)).toThrow(/unknown format version 3/);
+    const v4 = bytes.slice();
+    v4[0] = CODEC_VERSION + 1;
+    expect(() => decodeEntry(v4)).toThrow(/unknown format version 4/);
     // The version-2 fields are refused in a version-1 entry: its rows tail is trailing bytes, its phase byte
     // with the copied flag an unknown phase.
     const fk = encodeEntry({ ...rowsEntry, fkChecksOff: true });

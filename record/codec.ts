@@ -3,10 +3,11 @@
  *
  * Layout (all multi-byte integers little-endian; "varint" = unsigned LEB128 of at most 5 bytes, < 2^32):
  *
- *   u8 version  1, or 2 (CODEC_VERSION) for an entry that carries a field version-1 readers do not know: a rows
- *               entry with fkChecksOff, a commit with `copied`. Everything else is still written as version 1, so
- *               older builds read such journals unchanged and refuse a version-2 entry by name ("unknown format
- *               version 2") instead of as damage; this build reads both.
+ *   u8 version  1, or 2 for an entry that carries a field version-1 readers do not know: a rows entry with
+ *               fkChecksOff, a commit with `copied`; or 3 (CODEC_VERSION) for a commit whose position is not a
+ *               MySQL one (position kind 2). Everything else is still written as version 1, so older builds read
+ *               MySQL journals unchanged (byte for byte) and refuse a newer entry by name ("unknown format
+ *               version 3") instead of as damage; this build reads all three.
  *   u8 kind     1 rows | 2 ddl | 3 commit
  *   str source, int seq, str txId
  *   rows:   str schema, str table, u8 op (1 insert | 2 update | 3 delete),
@@ -16,7 +17,8 @@
  *           varint nValues followed by tagged values; then only when fkChecksOff: u8 rows flags (1 = fkChecksOff)
  *           (entries written before that field end after the last row and decode without it)
  *   ddl:    str schema, varint nTables, (str schema, str table)…, str sql
- *   commit: position (u8 kind 1 = mysql, str file, int offset, u8 hasGtid, [str gtid]), int commitTimeUs,
+ *   commit: position (u8 kind 1 = mysql, str file, int offset, u8 hasGtid, [str gtid]; or, version 3 only,
+ *           u8 kind 2 = sequence, str engine, int value), int commitTimeUs,
  *           int captureTimeUs, int rowCount, u8 phase (1 baseline | 2 baseline-end | 3 stream; | 0x80 when
  *           `copied` follows: varint n ≥ 1, (str schema, str table, str file, int offset)…; entries written
  *           before that field never set the flag and decode as they did)
@@ -33,7 +35,7 @@
  */
 import { ByteReader, ByteWriter } from './codec-bytes.ts';
 import { CorruptionError, TidemarkError } from '../core/errors.ts';
-import type { SourcePosition } from './position.ts';
+import { ENGINE_NAME, type SourcePosition } from './position.ts';
 import type {
   Column,
   CommitEntry,
@@ -48,14 +50,20 @@ import type {
 } from './record.ts';
 
 /** The newest format version this build writes and reads (see the layout above); it also reads version 1. */
-export const CODEC_VERSION = 2;
+export const CODEC_VERSION = 3;
 /** Versions this build decodes. */
-export const CODEC_VERSIONS: readonly number[] = [1, 2];
+export const CODEC_VERSIONS: readonly number[] = [1, 2, 3];
 
-/** The version an entry is written with: 2 only when it carries a field version-1 readers do not know. */
+/**
+ * The version an entry is written with: the lowest that holds it. 3 for a commit at a non-MySQL position, 2 when
+ * it carries a field version-1 readers do not know, else 1.
+ */
 function versionOf(e: Entry): number {
   if (e.kind === 'rows') return e.fkChecksOff ? 2 : 1;
-  if (e.kind === 'commit') return e.copied && e.copied.length > 0 ? 2 : 1;
+  if (e.kind === 'commit') {
+    if (e.position.kind !== 'mysql') return 3;
+    return e.copied && e.copied.length > 0 ? 2 : 1;
+  }
   return 1;
 }
 
@@ -67,14 +75,23 @@ const OPS: readonly RowOp[] = ['insert', 'update', 'delete'];
 const PHASES: readonly Phase[] = ['baseline', 'baseline-end', 'stream'];
 /** Flag in the phase byte: the commit carries `copied` (entries from before that field never set it). */
 const PHASE_COPIED = 0x80;
+/** Position kind bytes of a commit. */
+const POSITION_MYSQL = 1;
+const POSITION_SEQUENCE = 2;
 
 const scratch = new ByteWriter();
 /** Larger scratch buffers are dropped after use so one huge entry does not pin memory forever. */
 const SCRATCH_KEEP = 8 << 20;
 
 function writePosition(w: ByteWriter, p: SourcePosition): void {
+  if (p.kind === 'sequence') {
+    w.u8(POSITION_SEQUENCE);
+    w.str(p.engine);
+    w.int(p.value);
+    return;
+  }
   if (p.kind !== 'mysql') throw new TidemarkError(`codec: unknown position kind`, { code: 'CODEC_VALUE' });
-  w.u8(1);
+  w.u8(POSITION_MYSQL);
   w.str(p.binlog.file);
   w.int(p.binlog.offset);
   if (p.gtid === undefined) w.u8(0);
@@ -229,16 +246,28 @@ function readDdl(r: ByteReader, base: { source: string; seq: bigint; txId: strin
   return { kind: 'ddl', ...base, schema, tables, sql };
 }
 
-function readCommit(r: ByteReader, base: { source: string; seq: bigint; txId: string }, version: number): CommitEntry {
+function readPosition(r: ByteReader, version: number): SourcePosition {
   const pk = r.u8('position kind');
-  if (pk !== 1) r.fail(`unknown position kind ${pk}`);
+  // A sequence position exists from version 3 on; a version-3 entry always holds one (versionOf).
+  if (pk === POSITION_SEQUENCE && version >= 3) {
+    const engine = r.str('position engine');
+    const value = r.int('position value');
+    if (!ENGINE_NAME.test(engine)) r.fail('bad position engine name');
+    if (value < 0n) r.fail(`negative position value ${value}`);
+    return { kind: 'sequence', engine, value };
+  }
+  if (pk !== POSITION_MYSQL || version >= 3) r.fail(`unknown position kind ${pk} in a version ${version} entry`);
   const file = r.str('binlog file');
   const offset = r.int('binlog offset');
   const hasGtid = r.u8('gtid flag');
   if (hasGtid > 1) r.fail(`bad gtid flag ${hasGtid}`);
-  const position: SourcePosition = hasGtid
+  return hasGtid
     ? { kind: 'mysql', binlog: { file, offset }, gtid: r.str('gtid') }
     : { kind: 'mysql', binlog: { file, offset } };
+}
+
+function readCommit(r: ByteReader, base: { source: string; seq: bigint; txId: string }, version: number): CommitEntry {
+  const position = readPosition(r, version);
   const commitTimeUs = r.int('commit time');
   const captureTimeUs = r.int('capture time');
   const rowCount = r.int('row count');

@@ -16,8 +16,9 @@ import { setHoldSql, type StoredPosition } from '../apply/mysql/position-table.t
 import { type MysqlEndpoint, openSession } from '../mysql/session.ts';
 import { TableMetaCache } from '../apply/mysql/table-meta.ts';
 import { sleep, TidemarkError } from '../core/errors.ts';
+import { requireCapability } from '../engine/registry.ts';
 import { withPassword } from '../core/secret.ts';
-import { formatPosition, type MysqlPosition } from '../record/position.ts';
+import { formatPosition, type MysqlPosition, type SourcePosition } from '../record/position.ts';
 import type { CommitEntry } from '../record/record.ts';
 import { journalDirOf, lastCommit } from '../journal/index.ts';
 import { RollbackIndex } from './index/index.ts';
@@ -30,7 +31,11 @@ export interface RewindConfig {
     readonly admin?: { readonly user: string; readonly password?: string } | undefined;
   };
   readonly journal: { readonly dir: string };
-  readonly targets: readonly (MysqlEndpoint & { readonly name: string; readonly site?: string | undefined })[];
+  readonly targets: readonly (MysqlEndpoint & {
+    readonly name: string;
+    readonly kind?: string | undefined;
+    readonly site?: string | undefined;
+  })[];
   readonly standbys: readonly { readonly name: string; readonly journal_dir: string }[];
 }
 
@@ -46,7 +51,7 @@ export interface SourceProbe {
     journalDir: string,
     source: MysqlPosition,
     head: Pick<CommitEntry, 'seq' | 'position'> | null,
-  ): Promise<{ caughtUp: boolean; running: boolean; readPosition: MysqlPosition | null }>;
+  ): Promise<{ caughtUp: boolean; running: boolean; readPosition: SourcePosition | null }>;
 }
 
 export interface RewindServer {
@@ -63,7 +68,10 @@ export interface RewindServer {
  */
 export function pickServer(config: RewindConfig, name: string, yes: boolean, command: string): RewindServer {
   const t = config.targets.find((x) => x.name === name);
-  if (t) return { kind: 'target', name, endpoint: t, journalDir: journalDirOf(config, t) };
+  if (t) {
+    requireCapability(t, 'rewind', command);
+    return { kind: 'target', name, endpoint: t, journalDir: journalDirOf(config, t) };
+  }
   if (name === config.source.name) {
     if (!yes) {
       throw new TidemarkError(

@@ -9,6 +9,7 @@
  *   1 record/        the change-record model, positions, codec
  *   2 journal/       the durable journal (public face: journal/index.ts)
  *   3 mysql/         the one MySQL/MariaDB client layer: sessions + TLS, errno table, SQL quoting, type families
+ *   3 engine/        the engine seam: SourceAdapter / TargetAdapter, the registry by kind (engine/README.md)
  *   4 capture/ apply/   one engine each way; siblings do not import each other
  *   5 ship/          transports (tcp, kafka, redis)
  *   6 rollback/      rewind, forward, undo, the rollback index (public face: rollback/index/index.ts)
@@ -39,6 +40,7 @@ export const FLOORS: readonly Floor[] = [
   { prefix: 'record', floor: 1 },
   { prefix: 'journal', floor: 2 },
   { prefix: 'mysql', floor: 3 },
+  { prefix: 'engine', floor: 3 },
   { prefix: 'capture', floor: 4 },
   { prefix: 'apply', floor: 4 },
   { prefix: 'ship', floor: 5 },

@@ -25,11 +25,12 @@ import { wrapDbError } from './errors.ts';
 import { isOutcomeUnknown } from '../../mysql/errors.ts';
 import { FkCache, type FkIndex } from './fk.ts';
 import type { QueryFn, QueryKind } from './exec.ts';
-import { type ApplyMetrics, applyMetrics, noMetrics } from './metrics.ts';
+import { type ApplyMetrics, applyMetrics, noMetrics } from '../../engine/apply-metrics.ts';
 import { preparePosition } from './position-store.ts';
 import {
   type AppliedState,
   claimSql,
+  PROMOTED_HOLD,
   clearDdlPendingSql,
   setDdlPendingSql,
   upsertPositionSql,
@@ -136,6 +137,11 @@ export class MysqlApplier {
   /** Why the target is held (rewind/forward/undo), as read by open(); while held, run() must not be called. */
   get hold(): string | null {
     return this.#hold;
+  }
+
+  /** The hold says a takeover promoted the target to primary: nothing is applied to it again. */
+  get promoted(): boolean {
+    return this.#hold?.startsWith(PROMOTED_HOLD) === true;
   }
 
   /** LSN of the last journal entry the current or last run() read (-1n before the first). */

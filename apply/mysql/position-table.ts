@@ -14,7 +14,8 @@
  *                    applier believes is stored), so an apply group and a rewind never interleave.
  */
 import { CorruptionError } from '../../core/errors.ts';
-import type { SourcePosition } from '../../record/position.ts';
+import type { AppliedState, StoredPosition } from '../../engine/target.ts';
+import type { MysqlPosition, SourcePosition } from '../../record/position.ts';
 import type { Phase } from '../../record/record.ts';
 import { qualified, quoteIdent, quoteString } from '../../mysql/sql.ts';
 
@@ -24,24 +25,8 @@ export const POSITION_TABLE = 'applied_position';
 /** How the hold text of a target a takeover promoted starts: it is the primary; it is never applied to again. */
 export const PROMOTED_HOLD = 'promoted: ';
 
-/** What the replica holds for one source. */
-export interface AppliedState {
-  /** Highest seq applied. */
-  readonly seq: bigint;
-  /** LSN of the last applied commit entry (re-read from lsn + 1). */
-  readonly lsn: bigint;
-  readonly position: SourcePosition | null;
-  readonly commitTimeUs: bigint | null;
-  readonly phase: Phase | null;
-}
-
-export interface StoredPosition {
-  /** null when nothing has been applied yet. */
-  readonly state: AppliedState | null;
-  readonly ddlPendingSeq: bigint | null;
-  /** Why the target is held (applier paused), or null. */
-  readonly hold: string | null;
-}
+/** What the replica holds for one source: the engine seam's stored position (engine/target.ts). */
+export type { AppliedState, StoredPosition };
 
 const T = qualified(POSITION_SCHEMA, POSITION_TABLE);
 
@@ -114,7 +99,7 @@ export function claimSql(source: string, seq: bigint | null): string {
  * transaction that changed the rows. Expected to match 1 row.
  */
 export function setPointSql(source: string, st: AppliedState, hold: string | null): string {
-  const p = st.position;
+  const p = mysqlPart(st.position);
   return (
     `UPDATE ${T} SET seq = ${n(st.seq)}, journal_lsn = ${n(st.lsn)}, binlog_file = ${s(p?.binlog.file)}, ` +
     `binlog_offset = ${n(p?.binlog.offset)}, gtid = ${s(p?.gtid)}, commit_time_us = ${n(st.commitTimeUs)}, ` +
@@ -140,6 +125,14 @@ export function setHoldSql(source: string, hold: string | null): string {
   return `UPDATE ${T} SET hold = ${s(hold)} WHERE source = ${quoteString(source)}`;
 }
 
+/**
+ * The binlog columns hold a MySQL source's position; another engine's is not stored there (seq and journal_lsn,
+ * what exactly-once rests on, are stored for every engine).
+ */
+function mysqlPart(p: SourcePosition | null): MysqlPosition | null {
+  return p?.kind === 'mysql' ? p : null;
+}
+
 function n(v: bigint | null | undefined): string {
   return v === null || v === undefined ? 'NULL' : v.toString();
 }
@@ -150,7 +143,7 @@ function s(v: string | null | undefined): string {
 
 /** Records `state` and clears any pending DDL (run inside the transaction that applied the rows). */
 export function upsertPositionSql(source: string, st: AppliedState): string {
-  const p = st.position;
+  const p = mysqlPart(st.position);
   const vals = [
     quoteString(source),
     n(st.seq),

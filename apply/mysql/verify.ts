@@ -16,6 +16,7 @@ import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { silentLogger } from '../../core/log.ts';
 import { TidemarkError } from '../../core/errors.ts';
+import type { Difference, DifferenceKind, TableResult, VerifyResult } from '../../engine/target.ts';
 import type { Value } from '../../record/record.ts';
 import {
   type Aggregate,
@@ -56,35 +57,8 @@ export interface VerifyOptions {
   readonly signal?: AbortSignal;
 }
 
-export type DifferenceKind = 'missing' | 'extra' | 'changed';
-
-export interface Difference {
-  /** Primary-key values in key order. */
-  readonly pk: readonly Value[];
-  /** "id=5, region='eu'" */
-  readonly key: string;
-  readonly kind: DifferenceKind;
-}
-
-export interface TableResult extends TableRef {
-  readonly chunks: number;
-  /** Rows on the source / on the replica (as counted by the chunk checksums). */
-  readonly rows: number;
-  readonly replicaRows: number;
-  readonly equal: boolean;
-  readonly differences: readonly Difference[];
-  /** All differing rows found (differences is capped at maxDifferences). */
-  readonly differenceCount: number;
-  /** Why the columns or keys do not match (rows were not compared). */
-  readonly columnsDiffer?: string;
-  /** No primary key: compared as a whole, keys cannot be listed. */
-  readonly noPrimaryKey?: boolean;
-}
-
-export interface VerifyResult {
-  readonly tables: readonly TableResult[];
-  readonly equal: boolean;
-}
+/** The result shapes are the engine seam's (engine/target.ts): every engine's verify reports alike. */
+export type { Difference, DifferenceKind, TableResult, VerifyResult };
 
 interface Sum {
   n: number;

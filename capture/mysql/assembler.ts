@@ -31,7 +31,7 @@ import { versioningSteps } from './ddl-versioning.ts';
 import { CopyWindows } from './copy-windows.ts';
 import { isStatementCtas, TemporaryTables } from './dml.ts';
 import { crossSchemaDdlError, statementDmlError, xaIncludedError, xidOfStatement } from './statement-errors.ts';
-import type { TableFilter } from './filter.ts';
+import type { TableFilter } from '../../mysql/table-filter.ts';
 
 export type AssemblerOutput =
   | { readonly kind: 'append'; readonly entry: RowsEntry | DdlEntry }

@@ -32,7 +32,7 @@ import { TidemarkError } from '../../core/errors.ts';
 import { endpointOf, openSourceConnection, type SourceConnection, type SourceEndpoint } from './connection.ts';
 import { sourceError } from './errors.ts';
 import { ER_TABLE_DEF_CHANGED } from '../../mysql/errors.ts';
-import { literalSchemas, type TableFilter } from './filter.ts';
+import { literalSchemas, type TableFilter } from '../../mysql/table-filter.ts';
 import type { SinkWriter } from './sink-writer.ts';
 import { ddlSince, type Snapshot, startSnapshot } from './snapshot.ts';
 import { qualified } from './sql-text.ts';

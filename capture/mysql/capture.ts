@@ -18,11 +18,11 @@ import type { ResolvedEndpoint } from '../../core/secret.ts';
 import type { SourceConfig } from './config.ts';
 import { backoff, withRetry } from '../../core/backoff.ts';
 import { isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
-import { formatPosition, type MysqlPosition } from '../../record/position.ts';
+import { asMysql, formatPosition, type MysqlPosition } from '../../record/position.ts';
 import type { CommitEntry, EntrySink } from '../../record/record.ts';
 import { Baseline, type BaselineResult } from './baseline.ts';
 import { endpointOf, openSourceConnection } from './connection.ts';
-import { createTableFilter, literalSchemas, type TableFilter } from './filter.ts';
+import { createTableFilter, literalSchemas, type TableFilter } from '../../mysql/table-filter.ts';
 import { checkPrerequisites } from './prerequisites.ts';
 import { SinkError, SinkWriter } from './sink-writer.ts';
 import { BinlogStream, type ResumePoint, type StreamTuning } from './stream.ts';
@@ -89,15 +89,22 @@ export class MysqlCapture {
   }
 
   status(): CaptureStatus {
+    const last = this.writer.lastCommitted;
+    const committed = last ? asMysql(last.position, 'the last commit') : this.resumePosition();
     return {
       phase: this.phase,
-      position: this.writer.lastCommitted?.position ?? this.o.resume?.position ?? null,
-      readPosition:
-        this.current?.readPosition ?? this.writer.lastCommitted?.position ?? this.o.resume?.position ?? null,
+      position: committed,
+      readPosition: this.current?.readPosition ?? committed,
       nextSeq: this.nextSeq,
       reconnects: this.reconnects,
       pauses: this.pastPauses + (this.current?.pauses ?? 0),
     };
+  }
+
+  /** The journal's resume point, which a MySQL source's journal holds as a binlog position. */
+  private resumePosition(): MysqlPosition | null {
+    const p = this.o.resume?.position;
+    return p ? asMysql(p, 'the journal resume point') : null;
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -127,7 +134,12 @@ export class MysqlCapture {
       from = { start: result.position, nextSeq: result.nextSeq, replay: null };
     } else {
       const resume = this.o.resume!;
-      from = { start: resume.position, nextSeq: this.nextSeq, replay: null, copied: resume.copied };
+      from = {
+        start: asMysql(resume.position, 'the journal resume point'),
+        nextSeq: this.nextSeq,
+        replay: null,
+        copied: resume.copied,
+      };
     }
     this.phase = 'streaming';
     await this.stream(from, signal);

@@ -5,7 +5,7 @@ import type { BinlogItem } from './binlog-item.ts';
 import { CopyWindows } from './copy-windows.ts';
 import { classifyStatement, type TableRef } from './ddl.ts';
 import { crossSchemaSteps } from './ddl-crossschema.ts';
-import { createTableFilter } from './filter.ts';
+import { createTableFilter } from '../../mysql/table-filter.ts';
 
 const filter = createTableFilter(['zoo.*'], []);
 const includes = (t: TableRef) => filter.includesTable(t.schema, t.table);

@@ -13,7 +13,7 @@ import type { Connection as PromiseConnection, RowDataPacket } from 'mysql2/prom
 import { TidemarkError } from '../../core/errors.ts';
 import type { Endpoint } from './errors.ts';
 import { sourceError } from './errors.ts';
-import type { TableFilter } from './filter.ts';
+import type { TableFilter } from '../../mysql/table-filter.ts';
 import { canSelectSchema, type Grants, hasGlobal, parseGrants } from '../../mysql/grants.ts';
 import { quoteIdent } from '../../mysql/sql.ts';
 

@@ -29,7 +29,7 @@ import type { BinlogPosition, MysqlPosition } from '../../record/position.ts';
 import { compareBinlog } from '../../record/position.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import { classifyStatement, splitUsePrefix } from './ddl.ts';
-import type { TableFilter } from './filter.ts';
+import type { TableFilter } from '../../mysql/table-filter.ts';
 import { isMariaDb } from './prerequisites.ts';
 import { formatXid } from './statement-errors.ts';
 import { sourceStatus } from './status.ts';

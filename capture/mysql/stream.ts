@@ -29,7 +29,7 @@ import type { BinlogItem } from './binlog-item.ts';
 import { connectionOptions, endpointOf, type SourceEndpoint } from './connection.ts';
 import { binlogPurgedError, isBinlogUnavailable, sourceError } from './errors.ts';
 import { EventDecoder } from './events.ts';
-import type { TableFilter } from './filter.ts';
+import type { TableFilter } from '../../mysql/table-filter.ts';
 import { PkCache } from './pk-cache.ts';
 import type { TableCopier } from './table-copy.ts';
 import { SourceWatch } from './source-watch.ts';

@@ -9,7 +9,7 @@
 import type mysql from 'mysql2/promise';
 import { MysqlApplier } from '../../apply/mysql/applier.ts';
 import { openSession } from '../../mysql/session.ts';
-import { createTableFilter } from '../../capture/mysql/filter.ts';
+import { createTableFilter } from '../../mysql/table-filter.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import type { TxInfo } from '../../rollback/index/index.ts';
 import { describeTx } from '../../rollback/points.ts';

@@ -15,9 +15,8 @@ import { formatPosition, positionToJson } from '../../record/position.ts';
 import { commitOfTail, CursorStore, inspectTail } from '../../journal/index.ts';
 import { type CaptureReach, captureReach } from '../../node/capture-state.ts';
 import type { CommandContext } from './context.ts';
-import { readSource } from '../../capture/mysql/read-source.ts';
+import { sourceAdapter, targetAdapter } from '../../config/engines.ts';
 import { applyLines, readApplyStatus } from './status-apply.ts';
-import { readTarget } from '../../apply/mysql/read-target.ts';
 import { failoverLines, readFailoverStatus } from './status-failover.ts';
 import { readStandbys, standbyLines } from './status-standbys.ts';
 
@@ -45,9 +44,9 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
   const { config } = o;
   const dir = config.journal.dir;
   const [source, tail, targets] = await Promise.all([
-    readSource(config.source),
+    sourceAdapter(config.source).readPosition(config.source),
     existsSync(dir) ? inspectTail(dir) : Promise.resolve(null),
-    Promise.all(config.targets.map((t) => readTarget(t, config.source.name))),
+    Promise.all(config.targets.map((t) => targetAdapter(t).readStored(t, config.source.name))),
   ]);
   const applyStatus = await Promise.all(config.targets.map((t) => readApplyStatus(config, t)));
   // One scan of the journal's tail gives both the head commit and (for the standbys) the head LSN.

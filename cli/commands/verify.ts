@@ -1,25 +1,22 @@
 /**
- * `tidemark verify`: compares source and targets table by table with chunked checksums (apply/mysql/verify.ts)
- * and lists differing primary keys.
+ * `tidemark verify`: compares source and targets table by table with chunked checksums (each target's engine
+ * adapter, engine/target.ts verify; MySQL: apply/mysql/verify.ts) and lists differing primary keys.
  *
  * The source keeps changing while tidemark runs, so first each target is given up to --wait-seconds to reach
- * the source's current binlog position (or, when capture has read up to it, the journal's last commit; the text
+ * the source's current position (or, when capture has read up to it, the journal's last commit; the text
  * says which targets were still behind when the wait ended, and after how long); differing chunks are then
  * re-checked a few times (a difference that disappears was replication lag, one that stays is real).
  */
 import { existsSync } from 'node:fs';
-import type mysql from 'mysql2/promise';
-import { openSession } from '../../mysql/session.ts';
-import { type VerifyResult, verifyTables } from '../../apply/mysql/verify.ts';
-import { createTableFilter } from '../../capture/mysql/filter.ts';
+import { sourceAdapter, targetAdapter } from '../../config/engines.ts';
+import type { TableRef } from '../../engine/source.ts';
+import type { VerifyResult } from '../../engine/target.ts';
 import { TidemarkError } from '../../core/errors.ts';
-import { compareBinlog } from '../../record/position.ts';
+import { comparePositions } from '../../record/position.ts';
 import { lastCommit } from '../../journal/index.ts';
 import { EXIT_DIFFERENT } from './exit.ts';
 import { captureReach } from '../../node/capture-state.ts';
 import type { CommandContext } from './context.ts';
-import { readSource } from '../../capture/mysql/read-source.ts';
-import { readTarget } from '../../apply/mysql/read-target.ts';
 
 export interface VerifyOptions extends CommandContext {
   /** Print one JSON document on stdout instead of a human report. */
@@ -36,20 +33,9 @@ const chosen = (o: VerifyOptions) => o.config.targets.filter((t) => !o.targets |
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function capturedTables(o: VerifyOptions): Promise<{ schema: string; table: string }[]> {
-  if (o.tables) return o.tables.map((t) => ({ schema: t.split('.')[0]!, table: t.split('.').slice(1).join('.') }));
-  const filter = createTableFilter(o.config.source.include, o.config.source.exclude);
-  const conn = await openSession(o.config.source, { apply: false });
-  try {
-    const [rows] = await conn.query<mysql.RowDataPacket[]>(
-      "SELECT table_schema AS s, table_name AS t FROM information_schema.tables WHERE table_type IN ('BASE TABLE', 'SEQUENCE') ORDER BY 1, 2",
-    );
-    return rows
-      .map((r) => ({ schema: String(r['s']), table: String(r['t']) }))
-      .filter((t) => filter.includesTable(t.schema, t.table));
-  } finally {
-    await conn.end().catch(() => {});
-  }
+/** The --tables list as table names; undefined: every table the source includes (the adapter lists them). */
+function tablesAsked(o: VerifyOptions): TableRef[] | undefined {
+  return o.tables?.map((t) => ({ schema: t.split('.')[0]!, table: t.split('.').slice(1).join('.') }));
 }
 
 interface WaitResult {
@@ -67,7 +53,7 @@ interface WaitResult {
  */
 async function waitForTargets(o: VerifyOptions): Promise<WaitResult> {
   const started = Date.now();
-  const src = await readSource(o.config.source);
+  const src = await sourceAdapter(o.config.source).readPosition(o.config.source);
   if (!src.position) throw new TidemarkError(`cannot read the source position: ${src.error}`, { code: 'CONNECT' });
   const deadline = started + o.waitSeconds * 1000;
   const behind = new Set(chosen(o).map((t) => t.name));
@@ -80,12 +66,12 @@ async function waitForTargets(o: VerifyOptions): Promise<WaitResult> {
     }
     for (const t of chosen(o)) {
       if (!behind.has(t.name)) continue;
-      const r = await readTarget(t, o.config.source.name);
+      const r = await targetAdapter(t).readStored(t, o.config.source.name);
       const st = r.stored?.state;
       const at = st?.position;
       // While a baseline is applied the stored position is already the snapshot's: not caught up until it ends.
       if (!st || st.phase === 'baseline') continue;
-      if ((at && compareBinlog(at.binlog, src.position.binlog) >= 0) || (needSeq !== null && st.seq >= needSeq)) {
+      if ((at && comparePositions(at, src.position) >= 0) || (needSeq !== null && st.seq >= needSeq)) {
         behind.delete(t.name);
       }
     }
@@ -94,14 +80,9 @@ async function waitForTargets(o: VerifyOptions): Promise<WaitResult> {
   }
 }
 
-function includedTable(o: VerifyOptions): (schema: string, table: string) => boolean {
-  const filter = createTableFilter(o.config.source.include, o.config.source.exclude);
-  return (schema, table) => filter.includesTable(schema, table);
-}
-
 /** Returns 0 when every compared table matches, EXIT_DIFFERENT (3, cli/commands/exit.ts) when some differ. */
 export async function verifyCommand(o: VerifyOptions): Promise<number> {
-  const tables = await capturedTables(o);
+  const tables = tablesAsked(o);
   const { behind, waitedMs } = await waitForTargets(o);
   const waited = `${(waitedMs / 1000).toFixed(1)} s`;
   if (behind.length) {
@@ -109,15 +90,13 @@ export async function verifyCommand(o: VerifyOptions): Promise<number> {
   }
   const results: { target: string; result: VerifyResult }[] = [];
   for (const t of chosen(o)) {
-    const result = await verifyTables({
+    // Without --tables: every included table of either side, so one missing on a side is listed, never skipped.
+    const result = await targetAdapter(t).verify({
       source: o.config.source,
-      replica: t,
+      target: t,
       tables,
-      // Without --tables: every included table of either side, so one missing on a side is listed, never skipped.
-      ...(o.tables ? {} : { includes: includedTable(o) }),
       log: o.log,
       signal: o.signal,
-      recheck: { attempts: 5, delay: (n) => sleep(500 * n) },
     });
     results.push({ target: t.name, result });
   }

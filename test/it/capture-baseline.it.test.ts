@@ -6,6 +6,7 @@
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DdlEntry, Entry } from '../../record/record.ts';
+import { binlogOf } from '../../record/position.ts';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
 import {
   checkSeqs,
@@ -109,7 +110,7 @@ describe('capture: baseline while writes continue', () => {
     totalWrites = await writer.stop();
     await conn.query("INSERT INTO app.t (id, v, s) VALUES (1000000, 0, 'marker')"); // last writer tx may be filtered
     const end = await sourceStatus(conn);
-    await sink.waitFor((c) => c.at(-1)?.position.binlog.offset === end.binlog.offset, 60_000);
+    await sink.waitFor((c) => binlogOf(c.at(-1)?.position)?.offset === end.binlog.offset, 60_000);
   }, 240_000);
 
   afterAll(async () => {

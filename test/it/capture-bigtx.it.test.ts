@@ -7,6 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommitEntry } from '../../record/record.ts';
+import { binlogOf } from '../../record/position.ts';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
 import { sourceStatus } from '../../capture/mysql/status.ts';
 import { MemorySink, memoryLogger, sourceConfig } from '../fixtures/capture-kit.ts';
@@ -61,7 +62,7 @@ describe('capture: one 200k-row transaction', () => {
       peakRss = Math.max(peakRss, m.rss);
     }, 50);
     const t0 = Date.now();
-    await sink.waitFor((c) => c.at(-1)?.position.binlog.offset === end.binlog.offset, 240_000);
+    await sink.waitFor((c) => binlogOf(c.at(-1)?.position)?.offset === end.binlog.offset, 240_000);
     const ms = Date.now() - t0;
     clearInterval(sampler);
     const pauses = capture.status().pauses;

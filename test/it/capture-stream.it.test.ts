@@ -6,6 +6,7 @@
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommitEntry, DdlEntry, Entry } from '../../record/record.ts';
+import { asMysql, binlogOf } from '../../record/position.ts';
 import { MysqlCapture } from '../../capture/mysql/capture.ts';
 import { sourceStatus } from '../../capture/mysql/status.ts';
 import { checkSeqs, MemorySink, memoryLogger, rowsEntries, sourceConfig } from '../fixtures/capture-kit.ts';
@@ -18,7 +19,7 @@ let conn: mysql.Connection;
 
 async function caughtUp(sink: MemorySink): Promise<void> {
   const end = await sourceStatus(conn);
-  await sink.waitFor((c) => c.at(-1)?.position.binlog.offset === end.binlog.offset, 60_000);
+  await sink.waitFor((c) => binlogOf(c.at(-1)?.position)?.offset === end.binlog.offset, 60_000);
 }
 
 function strip(e: Entry): unknown {
@@ -154,7 +155,7 @@ describe('capture: DDL mid-stream', () => {
     const alter = r.sink.entries.findIndex((e) => e.kind === 'ddl' && e.sql.startsWith('ALTER TABLE app.d ADD'));
     const commit = r.sink.entries[alter + 1] as CommitEntry;
     expect(commit.txId).toMatch(/^0-3413-\d+$/);
-    expect(commit.position.gtid).toBe(commit.txId);
+    expect(asMysql(commit.position, 'test').gtid).toBe(commit.txId);
   });
 });
 
@@ -235,7 +236,7 @@ describe('capture: connection cut inside a transaction', () => {
     await r.stop();
     expect(status.reconnects).toBeGreaterThanOrEqual(1);
     // the new stream restarted at the transaction's start and skipped what the sink already had
-    const txStart = sink.commits.find((c) => c.phase === 'baseline-end')!.position;
+    const txStart = asMysql(sink.commits.find((c) => c.phase === 'baseline-end')!.position, 'test');
     const reconnect = r.lines.find((l) => l['msg'] === 'binlog stream failed: reconnecting');
     expect(reconnect?.['from']).toBe(`${txStart.binlog.file}:${txStart.binlog.offset} (gtid ${txStart.gtid})`);
     const tx = sink.entries.slice(base);
@@ -261,7 +262,7 @@ describe('capture: binlog rotation and shutdown', () => {
     await caughtUp(r.sink);
     await r.stop();
     const commits = r.sink.commits.filter((c) => c.phase === 'stream');
-    expect(commits.map((c) => c.position.binlog.file === before.binlog.file)).toEqual([true, false, false]);
+    expect(commits.map((c) => binlogOf(c.position)?.file === before.binlog.file)).toEqual([true, false, false]);
     const again = start({ resume: commits[1]!, include: ['app.rot'] });
     await caughtUp(again.sink);
     await again.stop();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createTableFilter, globToRegExp, literalSchemas } from './filter.ts';
+import { createTableFilter, globToRegExp, literalSchemas } from './table-filter.ts';
 
 describe('globToRegExp', () => {
   it('handles * and ? and escapes everything else', () => {

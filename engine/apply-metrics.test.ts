@@ -1,6 +1,6 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { applyMetrics } from './metrics.ts';
+import { applyMetrics } from './apply-metrics.ts';
 
 describe('apply metrics', () => {
   it('several appliers share one registry, labelled by target and source', async () => {

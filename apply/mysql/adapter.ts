@@ -1,0 +1,80 @@
+/**
+ * MySQL/MariaDB as a target engine (engine/target.ts): a thin wrapper over MysqlApplier, readTarget, verifyTables
+ * and the `targets:` entry schema. Verify compares with a MySQL source only (it reads both with the same checksums).
+ */
+import type mysql from 'mysql2/promise';
+import { ConfigError } from '../../core/errors.ts';
+import type { ResolvedEndpoint } from '../../core/secret.ts';
+import type { TableRef } from '../../engine/source.ts';
+import type { TargetAdapter, VerifyOptions, VerifyResult } from '../../engine/target.ts';
+import { createTableFilter } from '../../mysql/table-filter.ts';
+import { MysqlApplier } from './applier.ts';
+import { type TargetConfig, targetSchema } from './config.ts';
+import { lockForRewindSql, PROMOTED_HOLD, setPointSql } from './position-table.ts';
+import { preflightMysql } from '../../mysql/preflight.ts';
+import { readTarget } from './read-target.ts';
+import { type MysqlEndpoint, openSession } from '../../mysql/session.ts';
+import { verifyTables } from './verify.ts';
+
+/** A loaded `targets:` entry of kind mysql (password resolved, non-enumerable). */
+export type MysqlTargetSection = ResolvedEndpoint<TargetConfig>;
+
+/** The source as MySQL verify reads it: a MySQL endpoint with its include/exclude patterns. */
+type MysqlVerifySource = MysqlEndpoint & { readonly include: readonly string[]; readonly exclude: readonly string[] };
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function mysqlSourceOf(o: VerifyOptions<MysqlTargetSection>): MysqlVerifySource {
+  if (o.source.kind !== 'mysql') {
+    throw new ConfigError(
+      `target ${o.target.name}: a mysql target verifies against a mysql source only ` +
+        `(source.kind is "${o.source.kind}")`,
+      { target: o.target.name },
+    );
+  }
+  return o.source as unknown as MysqlVerifySource;
+}
+
+/** Every base table or sequence on the source that the include/exclude patterns take in. */
+async function capturedTables(source: MysqlVerifySource): Promise<TableRef[]> {
+  const filter = createTableFilter(source.include, source.exclude);
+  const conn = await openSession(source, { apply: false });
+  try {
+    const [rows] = await conn.query<mysql.RowDataPacket[]>(
+      "SELECT table_schema AS s, table_name AS t FROM information_schema.tables WHERE table_type IN ('BASE TABLE', 'SEQUENCE') ORDER BY 1, 2",
+    );
+    return rows
+      .map((r) => ({ schema: String(r['s']), table: String(r['t']) }))
+      .filter((t) => filter.includesTable(t.schema, t.table));
+  } finally {
+    await conn.end().catch(() => {});
+  }
+}
+
+async function verify(o: VerifyOptions<MysqlTargetSection>): Promise<VerifyResult> {
+  const source = mysqlSourceOf(o);
+  const filter = createTableFilter(source.include, source.exclude);
+  return verifyTables({
+    source,
+    replica: o.target,
+    tables: o.tables ?? (await capturedTables(source)),
+    // Without a table list: every included table of either side, so one missing on a side is listed, never skipped.
+    ...(o.tables ? {} : { includes: (schema: string, table: string) => filter.includesTable(schema, table) }),
+    log: o.log,
+    ...(o.signal ? { signal: o.signal } : {}),
+    // A difference that disappears on a re-check was replication lag; one that stays is real.
+    recheck: { attempts: 5, delay: (n) => sleep(500 * n) },
+  });
+}
+
+export const mysqlTarget: TargetAdapter<MysqlTargetSection> = {
+  kind: 'mysql',
+  configSchema: targetSchema,
+  preflight: (t) => preflightMysql(`target ${t.name}`, t),
+  applier: (o) =>
+    new MysqlApplier({ target: o.target, source: o.source, log: o.log, ...(o.metrics ? { metrics: o.metrics } : {}) }),
+  readStored: (t, source) => readTarget(t, source),
+  verify,
+  rewind: { lockForRewindSql, setPointSql },
+  takeover: { promotedHold: PROMOTED_HOLD },
+};

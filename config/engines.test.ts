@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { ConfigError } from '../core/errors.ts';
+import { toySource } from '../test/engine/toy/source.ts';
+import { toyTarget } from '../test/engine/toy/target.ts';
+import { parseConfig } from './config.ts';
+import {
+  registerEngine,
+  requireCapability,
+  sourceAdapter,
+  sourceAdapterOf,
+  sourceKinds,
+  targetAdapterOf,
+  targetKinds,
+  unregisterEngine,
+} from './engines.ts';
+
+const FILE = '/etc/tidemark/tidemark.yaml';
+const mysqlTarget = { name: 'replica', port: 3308, user: 'tidemark_apply', password: 'pw-apply' };
+const toyTargetEntry = (name: string, extra: Record<string, unknown> = {}) => ({
+  name,
+  kind: 'toyk',
+  file: `/data/${name}.db`,
+  ...extra,
+});
+const doc = (source: Record<string, unknown>, targets: Record<string, unknown>[]) =>
+  stringify({ source, journal: { dir: './journal' }, targets });
+const toySourceSection = { kind: 'toyk', name: 'src', file: '/data/source.db' };
+
+function configError(text: string): string {
+  try {
+    parseConfig(text, FILE);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a ConfigError, but the config was accepted');
+}
+
+beforeAll(() => registerEngine({ source: toySource('toyk'), target: toyTarget('toyk') }));
+afterAll(() => unregisterEngine('toyk'));
+
+describe('the engine registry', () => {
+  it('knows MySQL as the default kind and refuses an unknown kind naming the key and the known kinds', () => {
+    expect(sourceAdapterOf(undefined).kind).toBe('mysql');
+    expect(targetAdapterOf(undefined).kind).toBe('mysql');
+    expect(sourceKinds()).toEqual(['mysql', 'toyk']);
+    expect(targetKinds()).toEqual(['mysql', 'toyk']);
+    expect(sourceAdapter({ kind: 'toyk', name: 's' }).positionEngine).toBe('toyk');
+    expect(() => sourceAdapterOf('oracle')).toThrow('source.kind: unknown engine "oracle" (known: mysql, toyk)');
+    expect(() => targetAdapterOf('pg', 'targets.2.kind')).toThrow('targets.2.kind: unknown engine "pg"');
+  });
+
+  it('refuses a second, different adapter for a registered kind', () => {
+    expect(() => registerEngine({ source: toySource('toyk') })).toThrow(/already registered/);
+  });
+});
+
+describe('config sections validated by the adapter of their kind', () => {
+  it('loads a toy source with toy and MySQL targets, each entry by its own schema', () => {
+    const c = parseConfig(doc(toySourceSection, [toyTargetEntry('near'), mysqlTarget]), FILE);
+    expect(c.source).toMatchObject({ kind: 'toyk', name: 'src', file: '/data/source.db', poll_ms: 20 });
+    expect(c.targets[0]).toMatchObject({ kind: 'toyk', name: 'near', file: '/data/near.db' });
+    expect(c.targets[1]).toMatchObject({ kind: 'mysql', name: 'replica', host: '127.0.0.1', port: 3308 });
+    // The MySQL target's password is resolved and kept out of JSON as before.
+    expect(c.targets[1]?.password).toBe('pw-apply');
+    expect(JSON.stringify(c)).not.toContain('pw-apply');
+  });
+
+  it('reports problems with the key paths of the file', () => {
+    const msg = configError(doc({ ...toySourceSection, host: 'x' }, [toyTargetEntry('near', { file: undefined })]));
+    expect(msg).toContain('source.host: unknown key');
+    expect(msg).toContain('targets.0.file: required');
+  });
+
+  it('an unknown kind is a config error naming the key and the known kinds', () => {
+    expect(configError(doc({ ...toySourceSection, kind: 'postgres' }, [mysqlTarget]))).toBe(
+      `${FILE}: invalid config: source.kind: unknown engine "postgres" (known: mysql, toyk)`,
+    );
+    expect(configError(doc(toySourceSection, [toyTargetEntry('a'), { ...mysqlTarget, kind: 'oracle' }]))).toBe(
+      `${FILE}: invalid config: targets.1.kind: unknown engine "oracle" (known: mysql, toyk)`,
+    );
+  });
+});
+
+describe('optional capabilities', () => {
+  it('a target without takeover is refused when failover is configured; MySQL targets have both', () => {
+    expect(() => requireCapability({ name: 'r', kind: 'mysql' }, 'takeover', 'failover')).not.toThrow();
+    expect(() => requireCapability({ name: 'r' }, 'rewind', 'tidemark rewind')).not.toThrow();
+    expect(() => requireCapability({ name: 'near', kind: 'toyk' }, 'rewind', 'tidemark rewind')).toThrow(
+      'target near: its engine "toyk" has no rewind capability, which tidemark rewind needs',
+    );
+    expect(() => requireCapability({ name: 'near', kind: 'toyk' }, 'takeover', 'failover')).toThrow(ConfigError);
+  });
+});

@@ -2,7 +2,6 @@
  * Config → the pieces the takeover monitor needs: the monitor spec (failover/monitor.ts) with the configured
  * probes, the database endpoints seen through the failover account, and the decide policy.
  */
-import type { MysqlEndpoint } from '../mysql/session.ts';
 import type { DecidePolicy } from '../failover/decide.ts';
 import type { MonitorSpec } from '../failover/monitor.ts';
 import { monitorSpecOf } from '../failover/spec.ts';
@@ -23,9 +22,9 @@ export function monitorSpec(f: ResolvedFailover, opts: { link: boolean }): Monit
 }
 
 /** A server's address with the failover account (its password non-enumerable). */
-export function asFailoverAccount(f: ResolvedFailover, ep: MysqlEndpoint): MysqlEndpoint {
-  const { password: _p, ...rest } = ep as MysqlEndpoint & { password?: string };
-  return withPassword({ ...rest, user: f.account.user }, f.account.password);
+export function asFailoverAccount<E extends { readonly user: string }>(f: ResolvedFailover, ep: E): E {
+  const { password: _p, ...rest } = ep as E & { password?: string };
+  return withPassword({ ...rest, user: f.account.user } as unknown as E, f.account.password);
 }
 
 export function decidePolicy(f: ResolvedFailover): DecidePolicy {

@@ -13,15 +13,14 @@
  *               (node/promoted.ts); tcp only (a broker standby needs a rebaseline: reported as failed)
  *   alert       the hooks, with the timeline
  */
-import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
-import { PROMOTED_HOLD, setHoldSql } from '../apply/mysql/position-table.ts';
-import { type MysqlEndpoint, openSession } from '../mysql/session.ts';
 import { fenceHook, fenceServer } from '../failover/fence.ts';
 import { type AlertHooks, sendAlert } from '../failover/hooks.ts';
 import { type FenceReport, type StepExecutors, runTakeover, type TakeoverResult } from '../failover/plan.ts';
+import { holdPromoted, PROMOTED_HOLD, unfence } from '../failover/promote-hold.ts';
 import { type PromotionPosition, promoteServer } from '../failover/promote.ts';
 import { type FenceDeadline, nextConfirmAt } from '../failover/timeline.ts';
+import { capturedHeartbeat, waitMarker, writeMarker } from '../failover/switchover-marker.ts';
 import { vipAdd, vipDel } from '../failover/vip.ts';
 import { describeChain, sleep, TidemarkError } from '../core/errors.ts';
 import { readDurableLsn } from '../journal/index.ts';
@@ -31,7 +30,6 @@ import type { Config, ResolvedFailover } from '../config/config.ts';
 import { targetAdapter } from '../config/engines.ts';
 import { asFailoverAccount, promotableTarget } from './failover-spec.ts';
 import { type PromotionRecord, readPromotion, writePromotion } from './failover-state.ts';
-import { waitMarker, writeMarker } from './failover-switchover.ts';
 
 /** The alert hooks of the config, the webhook URL resolved from its environment variable. */
 export function alertHooks(f: ResolvedFailover): AlertHooks {
@@ -63,59 +61,6 @@ async function drainTarget(
     const at = await appliedLsn(config, target);
     if (at >= want) return { detail: `applied up to LSN ${at} (the mirror's last complete unit: ${want})`, lsn: at };
     await sleep(200, signal);
-  }
-}
-
-const HOLD_ATTEMPTS = 10;
-
-/**
- * Holds the target's position row for good ("promoted …"): its applier stops at its next group. An applier
- * stuck inside an unfinished transaction at the mirror's end (the rest never came) holds that row's lock: after
- * a 1 s lock wait its sessions are killed through the failover account (their transaction rolls back) and the
- * hold is tried again; the applier reconnects, finds the hold and stays paused. The same works from
- * `tidemark failover`, which runs in another process than the applier.
- */
-async function holdPromoted(
-  config: Config,
-  f: ResolvedFailover,
-  target: Config['targets'][number],
-  why: string,
-  log: Logger,
-): Promise<void> {
-  const conn = await openSession(target, { apply: false });
-  try {
-    await conn.query('SET SESSION innodb_lock_wait_timeout = 1');
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await conn.query(setHoldSql(config.source.name, why));
-        return;
-      } catch (err) {
-        const errno = (err as { errno?: number }).errno ?? (err as { cause?: { errno?: number } }).cause?.errno;
-        if (errno !== 1205 || attempt >= HOLD_ATTEMPTS) throw err;
-        const killed = await killApplySessions(asFailoverAccount(f, target), target.user, conn.threadId ?? -1);
-        log.warn(
-          { killed },
-          `promote: an apply session holds ${target.name}'s position row (an unfinished transaction): killed it`,
-        );
-      }
-    }
-  } finally {
-    await conn.end().catch(() => undefined);
-  }
-}
-
-/** Kills the sessions of `user` on the server except `keep`; returns how many. */
-async function killApplySessions(ep: MysqlEndpoint, user: string, keep: number): Promise<number> {
-  const conn = await openSession(ep, { apply: false });
-  try {
-    const [rows] = await conn.query<mysql.RowDataPacket[]>(
-      'SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> ? AND ID <> CONNECTION_ID()',
-      [user, keep],
-    );
-    for (const r of rows) await conn.query(`KILL ${Number(r['ID'])}`).catch(() => undefined);
-    return rows.length;
-  } finally {
-    await conn.end().catch(() => undefined);
   }
 }
 
@@ -245,8 +190,9 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
     drain: async (ctx) => {
       if (o.mode === 'switchover') {
         const writer = `switchover:${s.name}`;
-        const seq = await writeMarker(config, f, writer);
-        const detail = await waitMarker(config, f, target, writer, seq, ctx.signal);
+        const marker = capturedHeartbeat(config.source, f.monitor.heartbeat.table);
+        const seq = await writeMarker(asFailoverAccount(f, config.source), marker, writer);
+        const detail = await waitMarker(target, marker, writer, seq, ctx.signal);
         drained.lsn = await appliedLsn(config, target);
         return { detail };
       }
@@ -257,7 +203,7 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
     },
     promote: async () => {
       const why = `${PROMOTED_HOLD}${s.name} is the primary since ${new Date().toISOString()}`;
-      await holdPromoted(config, f, target, why, log);
+      await holdPromoted(target, asFailoverAccount(f, target), config.source.name, why, log);
       const r = await promoteServer(asFailoverAccount(f, target), { timeoutMs: f.timeouts.promote_ms, log });
       return { detail: r.detail, position: r.position };
     },
@@ -307,7 +253,7 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
   if (!result.position) o.resumeReceiver?.();
   if (o.mode === 'switchover' && !result.position) {
     // Not promoted: the primary stays the primary, writable again (the pause ends here).
-    await unfence(primary, f, log);
+    await unfence(primary, f.account.user, log);
   }
   if (result.position) {
     const record: PromotionRecord = {
@@ -325,23 +271,6 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
     await writePromotion(s.journal_dir, record);
   }
   return result;
-}
-
-async function unfence(primary: MysqlEndpoint, f: ResolvedFailover, log: Logger): Promise<void> {
-  try {
-    const conn = await openSession(primary, { apply: false });
-    try {
-      await conn.query('SET GLOBAL read_only = OFF');
-    } finally {
-      await conn.end().catch(() => undefined);
-    }
-    log.warn('switchover not completed: the primary is writable again');
-  } catch (err) {
-    log.error(
-      { err: describeChain(err) },
-      `switchover not completed and the primary could not be made writable again: set read_only=OFF on it by hand (account ${f.account.user})`,
-    );
-  }
 }
 
 function summary(r: TakeoverResult<PromotionPosition>) {

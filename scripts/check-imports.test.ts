@@ -31,6 +31,19 @@ describe('check-imports', () => {
     expect(rules.sort()).toEqual(['cycle record', 'face failover/x.ts', 'sideways capture/mysql/y.ts']);
   });
 
+  it('fails when the runtime (node/) reaches an engine past the seam', () => {
+    const files = tree();
+    files.set(
+      'node/x.ts',
+      "import { openSession } from '../mysql/session.ts';\nimport { m } from '../apply/mysql/applier.ts';\n",
+    );
+    files.set('node/y.ts', "import { targetAdapter } from '../config/engines.ts';\n");
+    expect(checkImports(files).map((v) => `${v.rule} ${v.target}`)).toEqual([
+      'seam mysql/session.ts',
+      'seam apply/mysql/applier.ts',
+    ]);
+  });
+
   it('lets unit tests reach inside a face and use test fixtures, but not import up', () => {
     const files = new Map([
       ['record/a.test.ts', "import { prng } from '../test/fixtures/prng.ts';\n"],

@@ -19,6 +19,9 @@
  *  10 cli/           argv → options → one call per command, exit codes
  *  11 test/ bench/   may import anything (past faces too); only unit tests beside the code import them
  *
+ * The runtime (node/) reaches a database engine only through the engine seam (engine/, config/engines.ts): an
+ * import of mysql/, capture/ or apply/ from node/ fails (ABOVE_SEAM).
+ *
  * Unit tests (*.test.ts) may reach past a face (they test the inside) and import test/ fixtures; every other
  * rule holds for them too.
  *
@@ -62,6 +65,15 @@ export const TOOLS_FLOOR = 11;
  */
 export const KNOWN_CYCLES: readonly (readonly string[])[] = [];
 
+/**
+ * The engine seam (engine/README.md): the runtime reaches a database engine only through its adapters
+ * (engine/, config/engines.ts), never an engine's own folders — so a second engine never forks it. Each entry:
+ * the folder above the seam, and the engine folders it must not import.
+ */
+export const ABOVE_SEAM: readonly { readonly folder: string; readonly engines: readonly string[] }[] = [
+  { folder: 'node', engines: ['mysql', 'capture', 'apply'] },
+];
+
 /** Folders whose files others import only through `<folder>/index.ts`. Found in the tree: every index.ts. */
 export function facesOf(paths: Iterable<string>): Set<string> {
   const faces = new Set<string>();
@@ -72,7 +84,7 @@ export function facesOf(paths: Iterable<string>): Set<string> {
 export interface Violation {
   readonly file: string;
   readonly target: string;
-  readonly rule: 'up' | 'sideways' | 'face' | 'cycle';
+  readonly rule: 'up' | 'sideways' | 'face' | 'cycle' | 'seam';
   readonly message: string;
 }
 
@@ -164,6 +176,7 @@ function shortestLoop(graph: Map<string, Set<string>>, scc: readonly string[]): 
 export interface CheckOptions {
   readonly floors?: readonly Floor[];
   readonly knownCycles?: readonly (readonly string[])[];
+  readonly aboveSeam?: typeof ABOVE_SEAM;
 }
 
 /**
@@ -203,6 +216,17 @@ export function checkImports(files: ReadonlyMap<string, string>, o: CheckOptions
           rule: 'sideways',
           message: `${file} imports ${target}: ${from.prefix}/ and ${to.prefix}/ share floor ${from.floor} and must not import each other`,
         });
+      }
+      for (const seam of o.aboveSeam ?? ABOVE_SEAM) {
+        const engine = seam.engines.find((e) => target === e || inside(target, e));
+        if (!tool && inside(file, seam.folder) && engine) {
+          out.push({
+            file,
+            target,
+            rule: 'seam',
+            message: `${file} imports ${target}: ${seam.folder}/ reaches engines only through their adapters (engine/, config/engines.ts), not ${engine}/`,
+          });
+        }
       }
       for (const face of tool ? [] : faces) {
         if (inside(target, face) && target !== `${face}/index.ts` && !inside(file, face)) {

@@ -13,7 +13,7 @@ import {
   writeMonitorFile,
   writePromotion,
 } from '../../node/failover-state.ts';
-import { capturedHeartbeat } from '../../node/failover-switchover.ts';
+import { capturedHeartbeat } from '../../failover/switchover-marker.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -118,13 +118,18 @@ describe('switchover prerequisites', () => {
   it('needs the heartbeat table captured, and says what to add', () => {
     const d = tmp();
     const c = config(d);
-    expect(() => capturedHeartbeat(c, c.failover!)).toThrow(/tidemark's own schema is never captured/);
+    expect(() => capturedHeartbeat(c.source, c.failover!.monitor.heartbeat.table)).toThrow(
+      /tidemark's own schema is never captured/,
+    );
     const other = config(d, '[app.*]', 'ha.heartbeat');
-    expect(() => capturedHeartbeat(other, other.failover!)).toThrow(
+    expect(() => capturedHeartbeat(other.source, other.failover!.monitor.heartbeat.table)).toThrow(
       /heartbeat table ha\.heartbeat to be captured: add it to source\.include/,
     );
     const ok = config(d, '[app.*, ha.heartbeat]', 'ha.heartbeat');
-    expect(capturedHeartbeat(ok, ok.failover!)).toEqual({ schema: 'ha', table: 'heartbeat' });
+    expect(capturedHeartbeat(ok.source, ok.failover!.monitor.heartbeat.table)).toEqual({
+      schema: 'ha',
+      table: 'heartbeat',
+    });
   });
 
   it('keeps the failover password out of the loaded config', () => {

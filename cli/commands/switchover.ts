@@ -13,7 +13,7 @@ import { formatTimeline } from '../../failover/plan.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import { asFailoverAccount, failoverOf } from '../../node/failover-spec.ts';
 import { setSwitchover } from '../../node/failover-state.ts';
-import { capturedHeartbeat } from '../../node/failover-switchover.ts';
+import { capturedHeartbeat } from '../../failover/switchover-marker.ts';
 import { standbyToPromote, takeOver } from '../../node/failover-takeover.ts';
 import type { CommandContext } from './context.ts';
 
@@ -25,7 +25,7 @@ export async function switchoverCommand(o: SwitchoverOptions): Promise<number> {
   const { config, log } = o;
   const f = failoverOf(config);
   const s = await standbyToPromote(config, o.to);
-  capturedHeartbeat(config, f);
+  capturedHeartbeat(config.source, f.monitor.heartbeat.table);
   const writable = await isWritable(asFailoverAccount(f, config.source), f.monitor.probe_timeout_ms);
   if (writable !== true) {
     throw new TidemarkError(

@@ -10,16 +10,23 @@
  * position may never reach the primary's binlog end.
  */
 import type mysql from 'mysql2/promise';
-import { openSession } from '../mysql/session.ts';
-import { createTableFilter } from '../mysql/table-filter.ts';
-import { heartbeatUpsertSql, quoteIdent, splitTable } from '../failover/probes.ts';
 import { sleep, TidemarkError } from '../core/errors.ts';
-import type { Config, ResolvedFailover } from '../config/config.ts';
-import { asFailoverAccount } from './failover-spec.ts';
+import { type MysqlEndpoint, openSession } from '../mysql/session.ts';
+import { createTableFilter } from '../mysql/table-filter.ts';
+import { heartbeatUpsertSql, quoteIdent, splitTable } from './probes.ts';
+
+/** A heartbeat table named schema.table. */
+export interface HeartbeatTable {
+  readonly schema: string;
+  readonly table: string;
+}
 
 /** The heartbeat table, when capture includes it; otherwise an error that says what to add. */
-export function capturedHeartbeat(config: Config, f: ResolvedFailover): { schema: string; table: string } {
-  const t = splitTable(f.monitor.heartbeat.table);
+export function capturedHeartbeat(
+  source: { readonly include: readonly string[]; readonly exclude: readonly string[] },
+  heartbeatTable: string,
+): HeartbeatTable {
+  const t = splitTable(heartbeatTable);
   if (t.schema === 'tidemark') {
     throw new TidemarkError(
       `switchover needs a captured heartbeat table, and tidemark's own schema is never captured: set ` +
@@ -28,9 +35,9 @@ export function capturedHeartbeat(config: Config, f: ResolvedFailover): { schema
       { code: 'CONFIG' },
     );
   }
-  if (!createTableFilter(config.source.include, config.source.exclude).includesTable(t.schema, t.table)) {
+  if (!createTableFilter(source.include, source.exclude).includesTable(t.schema, t.table)) {
     throw new TidemarkError(
-      `switchover needs the heartbeat table ${f.monitor.heartbeat.table} to be captured: add it to source.include ` +
+      `switchover needs the heartbeat table ${heartbeatTable} to be captured: add it to source.include ` +
         '(its marker row proves the standby has everything the primary committed)',
       { code: 'CONFIG' },
     );
@@ -43,11 +50,10 @@ async function query<T extends mysql.RowDataPacket[]>(conn: mysql.Connection, sq
   return rows;
 }
 
-/** Writes the marker row on the (fenced) primary; returns its sequence number. */
-export async function writeMarker(config: Config, f: ResolvedFailover, writer: string): Promise<bigint> {
-  const t = capturedHeartbeat(config, f);
+/** Writes the marker row on the (fenced) primary, through the failover account; returns its sequence number. */
+export async function writeMarker(primary: MysqlEndpoint, t: HeartbeatTable, writer: string): Promise<bigint> {
   const name = `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`;
-  const conn = await openSession(asFailoverAccount(f, config.source), { apply: false });
+  const conn = await openSession(primary, { apply: false });
   try {
     await conn.query(heartbeatUpsertSql(t, 'NOW(6)'), [writer]);
     const rows = await query<mysql.RowDataPacket[]>(conn, `SELECT seq FROM ${name} WHERE writer = ?`, [writer]);
@@ -59,14 +65,12 @@ export async function writeMarker(config: Config, f: ResolvedFailover, writer: s
 
 /** Waits until the target holds the marker at `seq` or later. */
 export async function waitMarker(
-  config: Config,
-  f: ResolvedFailover,
-  target: Config['targets'][number],
+  target: MysqlEndpoint & { readonly name: string },
+  t: HeartbeatTable,
   writer: string,
   seq: bigint,
   signal: AbortSignal,
 ): Promise<string> {
-  const t = capturedHeartbeat(config, f);
   const name = `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`;
   const conn = await openSession(target, { apply: false });
   const started = Date.now();

@@ -12,30 +12,17 @@ import type { Logger } from 'pino';
 import { TidemarkError } from '../core/errors.ts';
 import { decodeFrame } from '../journal/index.ts';
 import { latestEpoch, readTruncations } from '../journal/index.ts';
-import { startKafkaReceiver } from '../ship/kafka/receiver.ts';
-import { startKafkaShipper } from '../ship/kafka/shipper.ts';
-import { startRedisReceiver } from '../ship/redis/receiver.ts';
-import { startRedisShipper } from '../ship/redis/shipper.ts';
-import { loadSiteTls } from '../ship/tcp/certs.ts';
-import type { LinkSecurity } from '../ship/tcp/identity.ts';
-import { journalSource, MirrorSink } from '../ship/tcp/mirror.ts';
-import type { WireFrame } from '../ship/tcp/protocol.ts';
-import { ShipReceiver } from '../ship/tcp/receiver.ts';
-import { startShipper } from '../ship/tcp/shipper.ts';
+import type { WireFrame } from '../ship/frame.ts';
+import type { LinkStatus } from '../ship/link-status.ts';
+import { journalSource, MirrorSink } from '../ship/mirror.ts';
+import { startKafkaReceiver, startKafkaShipper } from '../ship/kafka/index.ts';
+import { startRedisReceiver, startRedisShipper } from '../ship/redis/index.ts';
+import { type LinkSecurity, loadSiteTls, ShipReceiver, startShipper } from '../ship/tcp/index.ts';
 import type { KafkaStandby, RedisStandby, StandbyConfig } from '../config/config-sites.ts';
 import { hostOf, portOf } from '../config/config-sites.ts';
 import type { Config } from '../config/config.ts';
 
-/** What both ends report, whatever the transport. */
-export interface LinkStatus {
-  readonly state: string;
-  readonly ackedLsn: bigint;
-  readonly ackedUnitLsn: bigint;
-  readonly lastAckAt: Date | null;
-  readonly connects: number;
-  readonly lastError: string | null;
-}
-
+/** One running end, whatever the transport; its status is the one link status (ship/link-status.ts). */
 export interface Running {
   /** Settles when the end stops: resolves when stopped, rejects with a fatal error. */
   readonly finished: Promise<void>;
@@ -168,13 +155,7 @@ export async function startTransportShipper(o: ShipperStart): Promise<Running> {
           durability: s.durability,
           batchBytes: config.ship.batch_bytes,
         });
-  return {
-    finished: running.finished,
-    status: () => {
-      const st = running.status();
-      return { ...st, connects: st.sessions };
-    },
-  };
+  return { finished: running.finished, status: () => running.status() };
 }
 
 export interface ReceiverStart {
@@ -267,16 +248,6 @@ export async function startTransportReceiver(o: ReceiverStart): Promise<Running 
   return {
     sink,
     finished,
-    status: () => {
-      const st = running.status();
-      return {
-        state: st.state,
-        ackedLsn: st.durableLsn,
-        ackedUnitLsn: sink.status()[0]?.durableLsn ?? 0n,
-        lastAckAt: st.lastFramesAt,
-        connects: st.sessions,
-        lastError: st.lastError,
-      };
-    },
+    status: () => ({ ...running.status(), ackedUnitLsn: sink.status()[0]?.durableLsn ?? 0n }),
   };
 }

@@ -31,12 +31,23 @@ describe('check-imports', () => {
     expect(rules.sort()).toEqual(['cycle record', 'face failover/x.ts', 'sideways capture/mysql/y.ts']);
   });
 
+  it('keeps the transports apart, under the neutral ship/ core, behind their faces', () => {
+    const files = tree();
+    files.set('ship/kafka/x.ts', "import { startShipper } from '../tcp/index.ts';\n");
+    files.set('ship/y.ts', "import { startRedisShipper } from './redis/index.ts';\n");
+    files.set('node/z.ts', "import { startKafkaShipper } from '../ship/kafka/shipper.ts';\n");
+    files.set('ship/redis/w.ts', "import { SessionLoop } from '../session.ts';\n");
+    const rules = checkImports(files).map((v) => `${v.rule} ${v.file}`);
+    // ship/y.ts → ship/redis → ship/session.ts closes a folder cycle too.
+    expect(rules.sort()).toEqual(['cycle ship', 'face node/z.ts', 'sideways ship/kafka/x.ts', 'up ship/y.ts']);
+  });
+
   it('lets unit tests reach inside a face and use test fixtures, but not import up', () => {
     const files = new Map([
       ['record/a.test.ts', "import { prng } from '../test/fixtures/prng.ts';\n"],
       ['ship/tcp/b.test.ts', "import { JournalWriter } from '../../journal/writer.ts';\n"],
       ['journal/index.ts', "export { JournalWriter } from './writer.ts';\n"],
-      ['core/c.test.ts', "import { x } from '../ship/tcp/link.ts';\n"],
+      ['core/c.test.ts', "import { x } from '../ship/tcp/index.ts';\n"],
     ]);
     expect(checkImports(files).map((v) => `${v.rule} ${v.file}`)).toEqual(['up core/c.test.ts']);
   });

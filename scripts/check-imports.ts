@@ -10,7 +10,8 @@
  *   2 journal/       the durable journal (public face: journal/index.ts)
  *   3 mysql/         MySQL/MariaDB endpoint config shapes (the seed of the one MySQL layer)
  *   4 capture/ apply/   one engine each way; siblings do not import each other
- *   5 ship/          transports (tcp, kafka, redis)
+ *   5 ship/          the transport-neutral link: frames, mirror sink, session loop, ack coalescing, link status
+ * 5.5 ship/tcp/ ship/kafka/ ship/redis/   the transports (public faces: index.ts); siblings do not import each other
  *   6 rollback/      rewind, forward, undo, the rollback index (public face: rollback/index/index.ts)
  *   7 failover/      monitor, witness, fencing, takeover, failback
  *   8 config/        load the YAML, compose the sections the components own, secrets, site cross-checks
@@ -21,7 +22,7 @@
  * Unit tests (*.test.ts) may reach past a face (they test the inside) and import test/ fixtures; every other
  * rule holds for them too.
  *
- * A folder is in the floor of its longest listed prefix (cli/commands/x.ts: floor 10; ship/tcp/x.ts: floor 5).
+ * A folder is in the floor of its longest listed prefix (cli/commands/x.ts: floor 10; ship/tcp/x.ts: floor 5.5).
  * Files in no listed folder (vitest.config.ts, scripts/) are not checked, and importing a non-.ts file
  * (package.json) is not checked.
  */
@@ -42,6 +43,9 @@ export const FLOORS: readonly Floor[] = [
   { prefix: 'capture', floor: 4 },
   { prefix: 'apply', floor: 4 },
   { prefix: 'ship', floor: 5 },
+  { prefix: 'ship/tcp', floor: 5.5 },
+  { prefix: 'ship/kafka', floor: 5.5 },
+  { prefix: 'ship/redis', floor: 5.5 },
   { prefix: 'rollback', floor: 6 },
   { prefix: 'failover', floor: 7 },
   { prefix: 'config', floor: 8 },

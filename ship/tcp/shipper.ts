@@ -16,18 +16,15 @@
 import type { Logger } from 'pino';
 import { backoff } from '../../core/backoff.ts';
 import { describeChain, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
+import type { FramesSource, WireFrame } from '../frame.ts';
+import type { LinkState, LinkStatus } from '../link-status.ts';
+import { AckCoalescer } from '../session.ts';
 import { dial, MessageConnection } from './connection.ts';
 import { DEFAULT_HEARTBEAT_MS, type LinkSecurity } from './identity.ts';
-import {
-  FRAME_OVERHEAD,
-  type HelloBranch,
-  type Message,
-  PROTOCOL_VERSION,
-  type TruncationMark,
-  type WireFrame,
-} from './protocol.ts';
+import { FRAME_OVERHEAD, type Message, PROTOCOL_VERSION } from './protocol.ts';
 
-export interface ShipperOptions {
+/** The journal side (FramesSource, ../frame.ts) comes from journalSource() (../mirror.ts). */
+export interface ShipperOptions extends FramesSource {
   host: string;
   port: number;
   security: LinkSecurity;
@@ -36,20 +33,6 @@ export interface ShipperOptions {
   /** The receiver's site: its certificate must name it. */
   targetSite: string;
   source: string;
-  journalId: string;
-  /** The source journal's branch (a promoted mirror's; journalSource sets it), sent in HELLO for mirrors to adopt. */
-  branch?: HelloBranch;
-  /**
-   * The source journal's truncation events, read at every connection and sent in HELLO (default none). Wire a
-   * journal with journalSource() (mirror.ts), which also reads frames only up to the journal's durable mark.
-   */
-  truncations?(): readonly TruncationMark[] | Promise<readonly TruncationMark[]>;
-  /**
-   * Frames from `fromLsn` on, consecutive; end the iteration when `signal` aborts. `session.truncationEpoch` is
-   * the latest epoch of the truncations this connection's HELLO carried: a truncation after it must fail the
-   * iteration (JournalReader `sinceEpoch`), so that the next HELLO tells the receiver.
-   */
-  frames(fromLsn: bigint, signal: AbortSignal, session: { truncationEpoch: number }): AsyncIterable<WireFrame>;
   /**
    * Every frame up to `lsn` is durable at the receiver (also called with the LSN a WELCOME reports); `unitLsn`
    * is the highest of them known to end a unit: set the source's cursor for this standby from unitLsn.
@@ -72,19 +55,10 @@ export interface ShipperOptions {
   reconnectMaxMs?: number;
 }
 
-export type ShipperState = 'connecting' | 'streaming' | 'backoff' | 'done' | 'stopped' | 'failed';
-
-export interface ShipperStatus {
-  readonly state: ShipperState;
-  /** Highest LSN the receiver reported durable. */
-  readonly ackedLsn: bigint;
-  /** Highest acknowledged LSN that ends a unit. */
-  readonly ackedUnitLsn: bigint;
+/** The link status (../link-status.ts; ackedLsn: what the receiver reported durable) and what was sent. */
+export interface ShipperStatus extends LinkStatus {
   /** Highest LSN sent on the current or last connection. */
   readonly sentLsn: bigint;
-  readonly lastAckAt: Date | null;
-  readonly connects: number;
-  readonly lastError: string | null;
 }
 
 export interface Shipper {
@@ -111,7 +85,7 @@ class ShipperLoop {
   private readonly o: ShipperOptions;
   private readonly log: Logger;
   private readonly hb: number;
-  private state: ShipperState = 'connecting';
+  private state: LinkState = 'connecting';
   private acked = 0n;
   private ackedUnit: bigint;
   private sent = 0n;
@@ -122,8 +96,7 @@ class ShipperLoop {
   private inflight: { lsn: bigint; bytes: number; unitEnd: bigint | null }[] = [];
   private inflightBytes = 0;
   private ackWake: (() => void) | null = null;
-  private ackRunning = false;
-  private ackPending: { lsn: bigint; unitLsn: bigint } | null = null;
+  private readonly acks: AckCoalescer | null;
   /** Latest truncation epoch sent in this connection's HELLO. */
   private epoch = 0;
 
@@ -132,6 +105,7 @@ class ShipperLoop {
     this.hb = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.ackedUnit = opts.ackedUnitLsn ?? 0n;
     this.log = opts.log.child({ component: 'shipper', source: opts.source, target: opts.targetSite });
+    this.acks = opts.onAck ? new AckCoalescer(opts.onAck, this.log) : null;
   }
 
   status(): ShipperStatus {
@@ -146,7 +120,7 @@ class ShipperLoop {
     };
   }
 
-  private setState(state: ShipperState, extra: Record<string, unknown> = {}): void {
+  private setState(state: LinkState, extra: Record<string, unknown> = {}): void {
     if (state !== this.state) this.log.info({ ...extra, from: this.state, to: state }, `ship: ${state}`);
     this.state = state;
   }
@@ -293,23 +267,7 @@ class ShipperLoop {
       if (b.unitEnd !== null && b.unitEnd > this.ackedUnit) this.ackedUnit = b.unitEnd;
     }
     this.ackWake?.();
-    const onAck = this.o.onAck;
-    if (!onAck) return;
-    this.ackPending = { lsn, unitLsn: this.ackedUnit };
-    if (this.ackRunning) return;
-    this.ackRunning = true;
-    void (async () => {
-      while (this.ackPending !== null) {
-        const l = this.ackPending;
-        this.ackPending = null;
-        try {
-          await onAck(l);
-        } catch (err) {
-          this.log.error({ err: describeChain(err), lsn: String(l.lsn) }, 'ship: onAck failed');
-        }
-      }
-      this.ackRunning = false;
-    })();
+    this.acks?.report({ lsn, unitLsn: this.ackedUnit });
   }
 
   /** Resolves when the next ACK arrives, or rejects when the connection closes. */

@@ -1,8 +1,9 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { TidemarkError } from '../../core/errors.ts';
-import type { WireFrame } from '../tcp/protocol.ts';
-import { AckReporter, batchFrames, lastUnitEnd, SessionLoop } from './loop.ts';
+import { TidemarkError } from '../core/errors.ts';
+import type { WireFrame } from './frame.ts';
+import { lastUnitEnd } from './frame.ts';
+import { AckReporter, batchFrames, SessionLoop } from './session.ts';
 
 const silent = pino({ level: 'silent' });
 const f = (lsn: number, size = 10, endOfUnit = false): WireFrame => ({

@@ -1,14 +1,16 @@
 /**
- * Pieces shared by the broker-backed shippers and receivers (Kafka here, Redis Streams in ship/redis): the
- * session loop with backoff and states, batching a frames source, and coalesced acknowledgement reports. No
- * broker code in here.
+ * Pieces of a transport's session, whatever the wire: the session loop with backoff and link states (the
+ * broker-backed ends, ship/kafka and ship/redis), batching a frames source, and coalesced acknowledgement reports
+ * (every shipper: AckCoalescer; the brokers' AckReporter on top of it). No transport code in here.
  */
 import type { Logger } from 'pino';
-import { backoff } from '../../core/backoff.ts';
-import { describeChain, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
-import type { WireFrame } from '../tcp/protocol.ts';
+import { backoff } from '../core/backoff.ts';
+import { describeChain, isRetriable, sleep, TidemarkError } from '../core/errors.ts';
+import { lastUnitEnd, type WireFrame } from './frame.ts';
+import type { LinkState, LinkStatus } from './link-status.ts';
 
-export type LoopState = 'connecting' | 'streaming' | 'backoff' | 'done' | 'stopped' | 'failed';
+/** The states a session loop goes through (a subset of LinkState). */
+export type LoopState = Extract<LinkState, 'connecting' | 'streaming' | 'backoff' | 'done' | 'stopped' | 'failed'>;
 
 export interface SessionLoopOptions {
   log: Logger;
@@ -17,6 +19,33 @@ export interface SessionLoopOptions {
   what: string;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
+}
+
+/** A session loop end's status: the link status, and `sessions` (the same count as connects, by its name here). */
+export interface SessionStatus extends LinkStatus {
+  readonly sessions: number;
+}
+
+/** A broker shipper's status: also the LSN the current or last session resumed from. */
+export interface SessionShipperStatus extends SessionStatus {
+  readonly resumedAt: bigint;
+}
+
+/** What an end holds: a shipper's AckReporter, or a receiver's durable marks. */
+export interface HeldMarks {
+  readonly lsn: bigint;
+  readonly unitLsn: bigint;
+  readonly lastAckAt: Date | null;
+}
+
+/** A receiver's marks after `frames` (consecutive, after held.lsn) were made durable. */
+export function durableMarks(held: HeldMarks, frames: readonly WireFrame[]): HeldMarks {
+  const unit = lastUnitEnd(frames);
+  return {
+    lsn: (frames[frames.length - 1] as WireFrame).lsn,
+    unitLsn: unit !== null && unit > held.unitLsn ? unit : held.unitLsn,
+    lastAckAt: new Date(),
+  };
 }
 
 /**
@@ -32,6 +61,19 @@ export class SessionLoop {
 
   constructor(o: SessionLoopOptions) {
     this.o = o;
+  }
+
+  /** The status of an end run by this loop that holds `held`. */
+  status(held: HeldMarks): SessionStatus {
+    return {
+      state: this.state,
+      ackedLsn: held.lsn,
+      ackedUnitLsn: held.unitLsn,
+      lastAckAt: held.lastAckAt,
+      connects: this.sessions,
+      sessions: this.sessions,
+      lastError: this.lastError,
+    };
   }
 
   setState(state: LoopState, extra: Record<string, unknown> = {}): void {
@@ -137,22 +179,49 @@ export interface Ack {
 }
 
 /**
- * Tracks what the broker holds and reports it to `onAck`, coalesced: a slow onAck sees only the latest value,
- * and calls never overlap. onAck failures are logged, not fatal (the next ack reports again).
+ * Hands acknowledgements to `onAck`, coalesced: a slow onAck sees only the latest value, and calls never overlap.
+ * onAck failures are logged, not fatal (the next ack reports again).
  */
-export class AckReporter {
-  lsn = 0n;
-  unitLsn: bigint;
-  lastAckAt: Date | null = null;
-  private readonly onAck: ((a: Ack) => void | Promise<void>) | undefined;
+export class AckCoalescer {
+  private readonly onAck: (a: Ack) => void | Promise<void>;
   private readonly log: Logger;
   private pending: Ack | null = null;
   private running = false;
 
-  constructor(onAck: ((a: Ack) => void | Promise<void>) | undefined, unitLsn: bigint, log: Logger) {
+  constructor(onAck: (a: Ack) => void | Promise<void>, log: Logger) {
     this.onAck = onAck;
-    this.unitLsn = unitLsn;
     this.log = log;
+  }
+
+  report(a: Ack): void {
+    this.pending = a;
+    if (this.running) return;
+    this.running = true;
+    void (async () => {
+      while (this.pending !== null) {
+        const next = this.pending;
+        this.pending = null;
+        try {
+          await this.onAck(next);
+        } catch (err) {
+          this.log.error({ err: describeChain(err), lsn: String(next.lsn) }, 'ship: onAck failed');
+        }
+      }
+      this.running = false;
+    })();
+  }
+}
+
+/** Tracks what the broker holds and reports it through an AckCoalescer. */
+export class AckReporter {
+  lsn = 0n;
+  unitLsn: bigint;
+  lastAckAt: Date | null = null;
+  private readonly acks: AckCoalescer | null;
+
+  constructor(onAck: ((a: Ack) => void | Promise<void>) | undefined, unitLsn: bigint, log: Logger) {
+    this.acks = onAck ? new AckCoalescer(onAck, log) : null;
+    this.unitLsn = unitLsn;
   }
 
   /**
@@ -171,33 +240,8 @@ export class AckReporter {
     this.lsn = lsn;
     if (unitLsn !== null && unitLsn > this.unitLsn) this.unitLsn = unitLsn;
     this.lastAckAt = new Date();
-    const onAck = this.onAck;
-    if (!onAck) return;
-    this.pending = { lsn, unitLsn: this.unitLsn };
-    if (this.running) return;
-    this.running = true;
-    void (async () => {
-      while (this.pending !== null) {
-        const a = this.pending;
-        this.pending = null;
-        try {
-          await onAck(a);
-        } catch (err) {
-          this.log.error({ err: describeChain(err), lsn: String(a.lsn) }, 'ship: onAck failed');
-        }
-      }
-      this.running = false;
-    })();
+    this.acks?.report({ lsn, unitLsn: this.unitLsn });
   }
-}
-
-/** Highest LSN in `frames` that ends a unit, or null. */
-export function lastUnitEnd(frames: readonly WireFrame[]): bigint | null {
-  for (let i = frames.length - 1; i >= 0; i--) {
-    const f = frames[i] as WireFrame;
-    if (f.endOfUnit) return f.lsn;
-  }
-  return null;
 }
 
 /** Rejects after `ms` with a retriable error naming `what`, unless `p` settles first. */

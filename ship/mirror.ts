@@ -22,23 +22,18 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { describeChain, TidemarkError } from '../../core/errors.ts';
-import { adoptBranch } from '../../journal/index.ts';
-import { journalIdentity, readIdentity } from '../../journal/index.ts';
-import { reconcileTruncations } from '../../journal/index.ts';
-import { JournalReader } from '../../journal/index.ts';
-import { listSegments } from '../../journal/index.ts';
-import { readTruncations } from '../../journal/index.ts';
-import { JournalWriter } from '../../journal/index.ts';
-import type { WireFrame } from './protocol.ts';
-import type { ReceiverOptions, ReceiverSessionInfo } from './receiver.ts';
-import type { ShipperOptions } from './shipper.ts';
+import { describeChain, TidemarkError } from '../core/errors.ts';
+import { adoptBranch } from '../journal/index.ts';
+import { journalIdentity, readIdentity } from '../journal/index.ts';
+import { reconcileTruncations } from '../journal/index.ts';
+import { JournalReader } from '../journal/index.ts';
+import { listSegments } from '../journal/index.ts';
+import { readTruncations } from '../journal/index.ts';
+import { JournalWriter } from '../journal/index.ts';
+import type { FramesSink, FramesSource, ReceiverSessionInfo, WireFrame } from './frame.ts';
 
 /** The source side of startShipper's options for the journal at `dir`. */
-export async function journalSource(
-  dir: string,
-  opts: { pollMs?: number } = {},
-): Promise<Pick<ShipperOptions, 'journalId' | 'branch' | 'truncations' | 'frames'>> {
+export async function journalSource(dir: string, opts: { pollMs?: number } = {}): Promise<FramesSource> {
   const { id, branch } = await journalIdentity(dir);
   return {
     journalId: id,
@@ -126,7 +121,7 @@ export class MirrorSink {
   }
 
   /** The receiver's callbacks: `ShipReceiver.listen({ ...sink.callbacks(), port, security, log })`. */
-  callbacks(): Pick<ReceiverOptions, 'onHello' | 'onFrames'> {
+  callbacks(): FramesSink {
     return { onHello: (i) => this.onHello(i), onFrames: (s, f) => this.onFrames(s, f) };
   }
 

@@ -8,18 +8,7 @@
  * no process has published a state for a while (not a state a link is ever in).
  */
 
-export const LINK_STATES = [
-  'connecting',
-  'streaming',
-  'backoff',
-  'paused',
-  'failed',
-  'done',
-  'stopped',
-  'listening',
-] as const;
-
-export type LinkState = (typeof LINK_STATES)[number];
+export type LinkState = 'connecting' | 'streaming' | 'backoff' | 'paused' | 'failed' | 'done' | 'stopped' | 'listening';
 
 export interface LinkStatus {
   readonly state: LinkState;
@@ -57,16 +46,5 @@ export function linkStatusRecord(s: LinkStatus): LinkStatusRecord {
     lastAckAt: s.lastAckAt?.toISOString() ?? null,
     connects: s.connects,
     lastError: s.lastError,
-  };
-}
-
-export function linkStatusOf(r: LinkStatusRecord): LinkStatus {
-  return {
-    state: r.state,
-    ackedLsn: BigInt(r.ackedLsn),
-    ackedUnitLsn: BigInt(r.ackedUnitLsn),
-    lastAckAt: r.lastAckAt === null ? null : new Date(r.lastAckAt),
-    connects: r.connects,
-    lastError: r.lastError,
   };
 }

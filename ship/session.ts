@@ -123,14 +123,16 @@ function nextTurn(): Promise<typeof NOT_READY> {
 
 /**
  * Groups the frames of `source` (which must start at `from` and be consecutive) into batches: a batch is handed
- * out at `maxBytes` payload bytes or `maxFrames` frames, or as soon as the source has nothing ready. A source
- * that skips or repeats an LSN is a non-retriable SHIP_SOURCE error.
+ * out at `maxBytes` bytes (payload, plus `overheadBytes` per frame: what the wire spends on it) or `maxFrames`
+ * frames, or as soon as the source has nothing ready. A source that skips or repeats an LSN is a non-retriable
+ * SHIP_SOURCE error. The next frame is read only when the consumer asks for the next batch.
  */
 export async function* batchFrames(
   source: AsyncIterable<WireFrame>,
   from: bigint,
   maxBytes: number,
   maxFrames: number,
+  overheadBytes = 0,
 ): AsyncGenerator<FrameBatch> {
   const it = source[Symbol.asyncIterator]();
   let frames: WireFrame[] = [];
@@ -158,7 +160,7 @@ export async function* batchFrames(
       }
       expect++;
       frames.push(f);
-      bytes += f.payload.length;
+      bytes += overheadBytes + f.payload.length;
       if (bytes >= maxBytes || frames.length >= maxFrames) {
         yield { frames, bytes };
         frames = [];

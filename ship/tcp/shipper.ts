@@ -16,9 +16,9 @@
 import type { Logger } from 'pino';
 import { backoff } from '../../core/backoff.ts';
 import { describeChain, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
-import type { FramesSource, WireFrame } from '../frame.ts';
+import { type FramesSource, lastUnitEnd, type WireFrame } from '../frame.ts';
 import type { LinkState, LinkStatus } from '../link-status.ts';
-import { AckCoalescer } from '../session.ts';
+import { AckCoalescer, batchFrames } from '../session.ts';
 import { dial, MessageConnection } from './connection.ts';
 import { DEFAULT_HEARTBEAT_MS, type LinkSecurity } from './identity.ts';
 import { FRAME_OVERHEAD, type Message, PROTOCOL_VERSION } from './protocol.ts';
@@ -78,8 +78,6 @@ export function startShipper(opts: ShipperOptions): Shipper {
 function fatal(message: string, cause?: unknown): TidemarkError {
   return new TidemarkError(message, { code: 'SHIP_REFUSED', retriable: false, cause });
 }
-
-const NOT_READY = Symbol('not ready');
 
 class ShipperLoop {
   private readonly o: ShipperOptions;
@@ -329,57 +327,17 @@ class ShipperLoop {
   private async send(conn: MessageConnection, from: bigint, signal: AbortSignal): Promise<void> {
     const batchBytes = this.o.batchBytes ?? 1 << 20;
     const windowBytes = this.o.windowBytes ?? 8 << 20;
-    const it = this.o.frames(from, signal, { truncationEpoch: this.epoch })[Symbol.asyncIterator]();
-    let batch: WireFrame[] = [];
-    let bytes = 0;
-    let unitEnd: bigint | null = null;
-    let expect = from;
-    const flush = async () => {
-      if (batch.length === 0) return;
+    const source = this.o.frames(from, signal, { truncationEpoch: this.epoch });
+    for await (const { frames, bytes } of batchFrames(source, from, batchBytes, Infinity, FRAME_OVERHEAD)) {
+      if (conn.isClosed) throw await conn.closed;
       while (this.inflightBytes > 0 && this.inflightBytes + bytes > windowBytes) await this.ackOrClose(conn);
       if (conn.isClosed) throw await conn.closed;
-      const frames = batch;
       const last = (frames[frames.length - 1] as WireFrame).lsn;
-      this.inflight.push({ lsn: last, bytes, unitEnd });
+      this.inflight.push({ lsn: last, bytes, unitEnd: lastUnitEnd(frames) });
       this.inflightBytes += bytes;
-      batch = [];
-      bytes = 0;
-      unitEnd = null;
       // Before the write: the ACK may arrive before a full socket buffer drains.
       this.sent = last;
       await conn.send({ type: 'frames', frames });
-    };
-    let pending: Promise<IteratorResult<WireFrame>> | null = null;
-    try {
-      for (;;) {
-        if (conn.isClosed) throw await conn.closed;
-        pending ??= it.next();
-        const r = batch.length === 0 ? await pending : await Promise.race([pending, nextTurn()]);
-        if (r === NOT_READY) {
-          await flush();
-          continue;
-        }
-        pending = null;
-        if (r.done) break;
-        const f = r.value;
-        if (f.lsn !== expect) {
-          throw new TidemarkError(`ship: the frames source gave LSN ${f.lsn} where ${expect} was due`, {
-            code: 'SHIP_SOURCE',
-          });
-        }
-        expect++;
-        batch.push(f);
-        bytes += FRAME_OVERHEAD + f.payload.length;
-        if (f.endOfUnit) unitEnd = f.lsn;
-        if (bytes >= batchBytes) await flush();
-      }
-      await flush();
-    } finally {
-      void it.return?.()?.catch(() => undefined);
     }
   }
-}
-
-function nextTurn(): Promise<typeof NOT_READY> {
-  return new Promise((resolve) => setImmediate(() => resolve(NOT_READY)));
 }

@@ -28,6 +28,7 @@ import { asFailoverAccount, failoverOf } from './failover-spec.ts';
 import { writeMonitorFile } from './failover-state.ts';
 import { alertHooks } from './failover-takeover.ts';
 import { readLinkFile } from './ship-state.ts';
+import { linkUp } from '../ship/link-status.ts';
 import type { LinkSecurity } from '../ship/tcp/index.ts';
 import { linkSecurity } from './ship-transports.ts';
 import { lastHeard } from './link-contact.ts';
@@ -39,7 +40,7 @@ const FRESH_MS = 5000;
 async function anyBrokerStandbyStreaming(config: Config): Promise<boolean> {
   for (const s of config.standbys.filter((x) => x.transport !== 'tcp')) {
     const st = await readLinkFile(config.journal.dir, s.name).catch(() => null);
-    if (st && st.state === 'streaming' && Date.now() - Date.parse(st.updatedAt) < FRESH_MS) return true;
+    if (st && linkUp(st) && Date.now() - Date.parse(st.updatedAt) < FRESH_MS) return true;
   }
   return false;
 }

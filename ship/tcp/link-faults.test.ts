@@ -1,5 +1,5 @@
 /**
- * The ship link under faults, through ship/tcp/fault-proxy.ts: damage on the wire, a cut link, dropped
+ * The ship link under faults, through test/fixtures/fault-proxy.ts: damage on the wire, a cut link, dropped
  * connections. Each test checks the receiver's side of the contract: every LSN handed to onFrames exactly once,
  * in order, with the source's bytes.
  */

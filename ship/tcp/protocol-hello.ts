@@ -28,7 +28,7 @@ export interface HelloMessage {
   readonly truncations: readonly TruncationMark[];
   /**
    * Set when the source journal is a promoted mirror (identity.ts `branch`): a mirror of journal `branch.of` whose
-   * head is at or below `branch.atLsn` adopts this journal instead of refusing it (ship/tcp/mirror.ts).
+   * head is at or below `branch.atLsn` adopts this journal instead of refusing it (ship/mirror.ts).
    */
   readonly branch?: HelloBranch;
 }

@@ -78,7 +78,7 @@ export interface HeartbeatMessage {
 
 export interface ErrorMessage {
   readonly type: 'error';
-  /** AUTH, REFUSED, CORRUPT, PROTOCOL, INTERNAL… (see link.ts for how each is handled). */
+  /** AUTH, REFUSED, CORRUPT, PROTOCOL, INTERNAL… (see README.md beside this file for how each is handled). */
   readonly code: string;
   readonly message: string;
 }

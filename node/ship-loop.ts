@@ -18,13 +18,12 @@ import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import { describeChain, isRetriable, sleep } from '../core/errors.ts';
 import { CursorStore } from '../journal/index.ts';
-import { listSegments } from '../journal/index.ts';
 import type { StandbyConfig } from '../config/config-sites.ts';
 import type { Config } from '../config/config.ts';
-import { type CapGate, capLevel, retainedBytes } from './ship-cap.ts';
+import { type CapContext, type CapGate, capCheck } from './ship-cap.ts';
 import { linkUp } from '../ship/link-status.ts';
 import { type LinkEvent, linkFile, newLink, noteAck, type StandbyLink, step } from './ship-link.ts';
-import { isPaused, readDropped, ShipCursor, setDropped, shipCursor, writeLinkFile } from './ship-state.ts';
+import { isPaused, readDropped, ShipCursor, shipCursor, writeLinkFile } from './ship-state.ts';
 import { startTransportShipper } from './ship-transports.ts';
 import { redisTrimmer } from './ship-trim.ts';
 import { noteHeard } from './link-contact.ts';
@@ -53,8 +52,6 @@ function gauges(registry: Registry): Gauges {
   }
   return g;
 }
-
-const fmtMb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 
 export async function shipLoop(
   config: Config,
@@ -189,61 +186,4 @@ async function shipOnce(
     inner.abort();
     link.running = null;
   }
-}
-
-interface CapContext {
-  readonly config: Config;
-  readonly dir: string;
-  readonly gate: CapGate;
-  readonly log: Logger;
-  readonly cursor: ShipCursor;
-  readonly cursors: CursorStore;
-  readonly cname: string;
-}
-
-/** The cap (ship-cap.ts) against what the standby holds now: the alarm, the drop, the capture gate, the return. */
-async function capCheck(c: CapContext, link: StandbyLink): Promise<void> {
-  const { config, dir, gate, log: slog } = c;
-  const name = link.standby;
-  const retained = await retainedBytes(dir, link.acked.unitLsn);
-  link.retainedBytes = retained;
-  const next = capLevel(retained, config.ship.cap_bytes, config.ship.alarm_at);
-  const pct = Math.round((100 * retained) / config.ship.cap_bytes);
-  if (next !== 'ok' && link.level === 'ok') {
-    slog.warn(
-      { retainedBytes: retained, capBytes: config.ship.cap_bytes },
-      `standby ${name} holds ${fmtMb(retained)} of journal, ${pct} % of ship.cap_bytes ` +
-        `(${fmtMb(config.ship.cap_bytes)}); at the cap: ${config.ship.at_cap}`,
-    );
-  }
-  if (next === 'cap' && config.ship.at_cap === 'drop-standby' && !link.dropped) {
-    link.dropped = {
-      at: new Date().toISOString(),
-      reason: `held ${retained} bytes of journal, over ship.cap_bytes ${config.ship.cap_bytes}`,
-      ackedLsn: link.acked.unitLsn.toString(),
-      retainedBytes: retained,
-    };
-    await setDropped(dir, name, link.dropped);
-    await c.cursors.remove(c.cname);
-    slog.error(
-      { ackedLsn: String(link.acked.unitLsn) },
-      `standby ${name} reached ship.cap_bytes: it no longer holds the journal (at_cap drop-standby). It still ` +
-        'catches up while the journal has what it needs; once retention removed that, it needs a rebaseline',
-    );
-  }
-  if (next === 'cap' && config.ship.at_cap === 'stop-capture' && link.level !== 'cap') {
-    gate.hold(name, `holds ${fmtMb(retained)} of journal, at ship.cap_bytes (at_cap stop-capture)`);
-    slog.error(`standby ${name} reached ship.cap_bytes: capture pauses until it is below the alarm level`);
-  }
-  if (next === 'ok') {
-    gate.release(name);
-    const oldest = (await listSegments(dir))[0];
-    if (link.dropped && oldest !== undefined && link.acked.unitLsn + 1n >= oldest) {
-      await c.cursor.sync(link.acked.unitLsn, true);
-      await setDropped(dir, name, null);
-      link.dropped = null;
-      slog.info(`standby ${name} is below the alarm level again: it holds the journal again`);
-    }
-  }
-  link.level = next;
 }

@@ -10,11 +10,8 @@
  */
 import type { Logger } from 'pino';
 import { TidemarkError } from '../core/errors.ts';
-import { decodeFrame } from '../journal/index.ts';
-import { latestEpoch, readTruncations } from '../journal/index.ts';
-import type { WireFrame } from '../ship/frame.ts';
 import type { LinkStatus } from '../ship/link-status.ts';
-import { journalSource, MirrorSink } from '../ship/mirror.ts';
+import { journalSource, MirrorSink, notingCommitTimes, sessionFrames } from '../ship/mirror.ts';
 import { startKafkaReceiver, startKafkaShipper } from '../ship/kafka/index.ts';
 import { startRedisReceiver, startRedisShipper } from '../ship/redis/index.ts';
 import { type LinkSecurity, loadSiteTls, ShipReceiver, startShipper } from '../ship/tcp/index.ts';
@@ -71,40 +68,16 @@ export interface ShipperStart {
   signal: AbortSignal;
 }
 
-const COMMIT_TIMES = 8192;
 /**
  * Reconnect backoff ceiling of every transport end: a standby that comes back is reached within this (the
  * transports' own default, 30 s, is meant for their library use; a site link is worth a cheap retry).
  */
 const RECONNECT_MAX_MS = 5000;
 
-/**
- * The journal's frames, noting the commit time of every unit they end (for the standby's lag in seconds): the
- * last frame of a unit is its commit entry. At most COMMIT_TIMES are remembered (the oldest go first).
- */
-async function* notingCommitTimes(
-  frames: AsyncIterable<WireFrame>,
-  times: Map<bigint, bigint>,
-): AsyncGenerator<WireFrame> {
-  for await (const f of frames) {
-    if (f.endOfUnit) {
-      const e = decodeFrame(f).entry;
-      if (e.kind === 'commit') times.set(f.lsn, e.commitTimeUs);
-      if (times.size > COMMIT_TIMES) times.delete(times.keys().next().value as bigint);
-    }
-    yield f;
-  }
-}
-
 export async function startTransportShipper(o: ShipperStart): Promise<Running> {
   const { config, standby: s } = o;
-  const journal = await journalSource(config.journal.dir);
   const times = new Map<bigint, bigint>();
-  const src = {
-    ...journal,
-    frames: (from: bigint, signal: AbortSignal, session: { truncationEpoch: number }) =>
-      notingCommitTimes(journal.frames(from, signal, session), times),
-  };
+  const src = notingCommitTimes(await journalSource(config.journal.dir), times);
   const onAck = (a: { lsn: bigint; unitLsn: bigint }) => o.onAck({ ...a, commitTimeUs: times.get(a.unitLsn) ?? null });
   const common = {
     source: config.source.name,
@@ -131,11 +104,7 @@ export async function startTransportShipper(o: ShipperStart): Promise<Running> {
     });
     return { finished: sh.finished, status: () => sh.status() };
   }
-  // Brokers: the journal's truncation epoch at the start of every session, as the TCP HELLO would carry it.
-  const frames = async function* (fromLsn: bigint, signal: AbortSignal) {
-    const truncationEpoch = latestEpoch(await readTruncations(config.journal.dir));
-    yield* src.frames(fromLsn, signal, { truncationEpoch });
-  };
+  const frames = sessionFrames(src);
   const running =
     s.transport === 'kafka'
       ? startKafkaShipper({
@@ -214,19 +183,7 @@ export async function startTransportReceiver(o: ReceiverStart): Promise<Running 
   }
   // Brokers: open the mirror as a HELLO would, then feed it. Its synced LSN is where every session resumes.
   const journalId = s.transport === 'kafka' ? `kafka:${kafkaTopic(config, s)}` : `redis:${redisKey(config, s)}`;
-  const durableLsn = async (): Promise<bigint> => {
-    const r = await sink.onHello({
-      source,
-      site: config.site,
-      journalId,
-      truncations: [],
-      protocolVersion: 0,
-      peer: journalId,
-      certificateNames: [],
-    });
-    if ('refuse' in r) throw new TidemarkError(`standby ${s.name}: ${r.refuse}`, { code: 'SHIP_REFUSED' });
-    return r.durableLsn;
-  };
+  const durableLsn = () => sink.resumePoint({ source, site: config.site, journalId, what: `standby ${s.name}` });
   const common = {
     source,
     durableLsn,

@@ -87,7 +87,7 @@ export async function startTransportShipper(o: ShipperStart): Promise<Running> {
     reconnectMaxMs: RECONNECT_MAX_MS,
   };
   if (s.transport === 'tcp') {
-    const sh = startShipper({
+    return startShipper({
       ...src,
       ...common,
       signal: o.signal,
@@ -102,29 +102,26 @@ export async function startTransportShipper(o: ShipperStart): Promise<Running> {
       windowBytes: config.ship.window_bytes,
       ...(config.ship.connect_timeout_ms === undefined ? {} : { connectTimeoutMs: config.ship.connect_timeout_ms }),
     });
-    return { finished: sh.finished, status: () => sh.status() };
   }
   const frames = sessionFrames(src);
-  const running =
-    s.transport === 'kafka'
-      ? startKafkaShipper({
-          ...common,
-          frames,
-          signal: o.signal,
-          kafka: { brokers: s.brokers, clientId: s.client_id },
-          topic: kafkaTopic(config, s),
-          batchBytes: Math.min(config.ship.batch_bytes, 768 << 10),
-        })
-      : startRedisShipper({
-          ...common,
-          frames,
-          signal: o.signal,
-          redis: redisConnection(s),
-          key: redisKey(config, s),
-          durability: s.durability,
-          batchBytes: config.ship.batch_bytes,
-        });
-  return { finished: running.finished, status: () => running.status() };
+  return s.transport === 'kafka'
+    ? startKafkaShipper({
+        ...common,
+        frames,
+        signal: o.signal,
+        kafka: { brokers: s.brokers, clientId: s.client_id },
+        topic: kafkaTopic(config, s),
+        batchBytes: Math.min(config.ship.batch_bytes, 768 << 10),
+      })
+    : startRedisShipper({
+        ...common,
+        frames,
+        signal: o.signal,
+        redis: redisConnection(s),
+        key: redisKey(config, s),
+        durability: s.durability,
+        batchBytes: config.ship.batch_bytes,
+      });
 }
 
 export interface ReceiverStart {

@@ -17,6 +17,8 @@ export interface SessionLoopOptions {
   signal: AbortSignal;
   /** For log lines: "kafka shipper", "redis receiver"… */
   what: string;
+  /** The log line of a failed session before the retry, after "<what>: ". Default "session failed; retrying". */
+  retryMessage?: string;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
 }
@@ -63,17 +65,21 @@ export class SessionLoop {
     this.o = o;
   }
 
-  /** The status of an end run by this loop that holds `held`. */
-  status(held: HeldMarks): SessionStatus {
+  /** The link status of an end run by this loop that holds `held`. */
+  linkStatus(held: HeldMarks): LinkStatus {
     return {
       state: this.state,
       ackedLsn: held.lsn,
       ackedUnitLsn: held.unitLsn,
       lastAckAt: held.lastAckAt,
       connects: this.sessions,
-      sessions: this.sessions,
       lastError: this.lastError,
     };
+  }
+
+  /** linkStatus, and `sessions` (the brokers' name for connects). */
+  status(held: HeldMarks): SessionStatus {
+    return { ...this.linkStatus(held), sessions: this.sessions };
   }
 
   setState(state: LoopState, extra: Record<string, unknown> = {}): void {
@@ -101,7 +107,8 @@ export class SessionLoop {
         }
         if (this.state === 'streaming') delays.reset();
         const delay = delays.next();
-        this.o.log.warn({ err: this.lastError, retryInMs: delay }, `${this.o.what}: session failed; retrying`);
+        const message = this.o.retryMessage ?? 'session failed; retrying';
+        this.o.log.warn({ err: this.lastError, retryInMs: delay }, `${this.o.what}: ${message}`);
         this.setState('backoff');
         await sleep(delay, this.o.signal);
       }

@@ -1,10 +1,10 @@
 /**
  * The sending end of the ship link (primary site): connects to one receiver and streams one source's frames.
  *
- * Loop, as states (each transition logged): connecting → hello (HELLO, await WELCOME) → streaming → backoff →
- * connecting … until the signal aborts (stopped), the frames run out and are all acknowledged (done), or a
- * fatal error (failed: the receiver refused us, our certificate or its certificate is wrong, the frames source
- * failed for good). After WELCOME(durableLsn) it reads `frames(durableLsn + 1)` and sends them in FRAMES
+ * Loop (the SessionLoop of ../session.ts), as states, each transition logged: connecting (then HELLO, await
+ * WELCOME) → streaming → backoff → connecting … until the signal aborts (stopped), the frames run out and are
+ * all acknowledged (done), or a fatal error (failed: the receiver refused us, our certificate or its
+ * certificate is wrong, the frames source failed for good). After WELCOME(durableLsn) it reads `frames(durableLsn + 1)` and sends them in FRAMES
  * batches: a batch is flushed at batchBytes, or as soon as the source has no frame ready. At most windowBytes
  * of frames are unacknowledged at once. Every ACK goes to onAck (coalesced: a slow onAck sees the latest LSN).
  *
@@ -14,11 +14,10 @@
  * ends a unit (a receiver's recovery keeps complete units).
  */
 import type { Logger } from 'pino';
-import { backoff } from '../../core/backoff.ts';
-import { describeChain, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import { type FramesSource, lastUnitEnd, type WireFrame } from '../frame.ts';
-import type { LinkState, LinkStatus } from '../link-status.ts';
-import { AckCoalescer, batchFrames } from '../session.ts';
+import type { LinkStatus } from '../link-status.ts';
+import { AckCoalescer, batchFrames, SessionLoop } from '../session.ts';
 import { dial, MessageConnection } from './connection.ts';
 import { DEFAULT_HEARTBEAT_MS, type LinkSecurity } from './identity.ts';
 import { FRAME_OVERHEAD, type Message, PROTOCOL_VERSION } from './protocol.ts';
@@ -70,7 +69,7 @@ export interface Shipper {
 /** Starts shipping; see the module comment. */
 export function startShipper(opts: ShipperOptions): Shipper {
   const s = new ShipperLoop(opts);
-  const finished = s.run();
+  const finished = s.loop.run(() => s.session());
   finished.catch(() => undefined);
   return { finished, status: () => s.status() };
 }
@@ -83,13 +82,12 @@ class ShipperLoop {
   private readonly o: ShipperOptions;
   private readonly log: Logger;
   private readonly hb: number;
-  private state: LinkState = 'connecting';
+  /** Connections, states, backoff (../session.ts): connecting → streaming → backoff → connecting … */
+  readonly loop: SessionLoop;
   private acked = 0n;
   private ackedUnit: bigint;
   private sent = 0n;
   private lastAckAt: Date | null = null;
-  private connects = 0;
-  private lastError: string | null = null;
   /** Unacknowledged batches: last LSN and bytes. */
   private inflight: { lsn: bigint; bytes: number; unitEnd: bigint | null }[] = [];
   private inflightBytes = 0;
@@ -104,55 +102,33 @@ class ShipperLoop {
     this.ackedUnit = opts.ackedUnitLsn ?? 0n;
     this.log = opts.log.child({ component: 'shipper', source: opts.source, target: opts.targetSite });
     this.acks = opts.onAck ? new AckCoalescer(opts.onAck, this.log) : null;
+    this.loop = new SessionLoop({
+      log: this.log,
+      signal: opts.signal,
+      what: 'ship',
+      retryMessage: 'link lost; reconnecting',
+      ...(opts.reconnectBaseMs === undefined ? {} : { reconnectBaseMs: opts.reconnectBaseMs }),
+      ...(opts.reconnectMaxMs === undefined ? {} : { reconnectMaxMs: opts.reconnectMaxMs }),
+    });
   }
 
   status(): ShipperStatus {
-    return {
-      state: this.state,
-      ackedLsn: this.acked,
-      ackedUnitLsn: this.ackedUnit,
-      sentLsn: this.sent,
-      lastAckAt: this.lastAckAt,
-      connects: this.connects,
-      lastError: this.lastError,
-    };
+    const held = { lsn: this.acked, unitLsn: this.ackedUnit, lastAckAt: this.lastAckAt };
+    return { ...this.loop.linkStatus(held), sentLsn: this.sent };
   }
 
-  private setState(state: LinkState, extra: Record<string, unknown> = {}): void {
-    if (state !== this.state) this.log.info({ ...extra, from: this.state, to: state }, `ship: ${state}`);
-    this.state = state;
-  }
-
-  async run(): Promise<void> {
-    const delays = backoff(this.o.reconnectBaseMs ?? 250, this.o.reconnectMaxMs ?? 30_000);
-    while (!this.o.signal.aborted) {
-      this.setState('connecting');
-      let conn: MessageConnection | null = null;
-      try {
-        conn = await this.connect();
-        const durable = await this.hello(conn);
-        delays.reset();
-        if (await this.stream(conn, durable)) {
-          this.setState('done', { ackedLsn: String(this.acked) });
-          return;
-        }
-      } catch (err) {
-        this.lastError = describeChain(err);
-        if (this.o.signal.aborted) break;
-        if (!isRetriable(err)) {
-          this.log.error({ err: this.lastError }, `ship: giving up: ${this.lastError}`);
-          this.setState('failed');
-          throw err;
-        }
-        const delay = delays.next();
-        this.log.warn({ err: this.lastError, retryInMs: delay }, 'ship: link lost; reconnecting');
-        this.setState('backoff');
-        await sleep(delay, this.o.signal);
-      } finally {
-        conn?.close(new TidemarkError('session over', { code: 'LINK_DOWN', retriable: true }));
-      }
+  /** One connection: connect → HELLO/WELCOME → stream; true when the frames ended and are all acknowledged. */
+  async session(): Promise<boolean> {
+    let conn: MessageConnection | null = null;
+    try {
+      conn = await this.connect();
+      const durable = await this.hello(conn);
+      if (!(await this.stream(conn, durable))) return false;
+      this.loop.setState('done', { ackedLsn: String(this.acked) });
+      return true;
+    } finally {
+      conn?.close(new TidemarkError('session over', { code: 'LINK_DOWN', retriable: true }));
     }
-    this.setState('stopped');
   }
 
   private timeoutMs(): number {
@@ -163,7 +139,6 @@ class ShipperLoop {
   private async connect(): Promise<MessageConnection> {
     const { host, port, security } = this.o;
     const label = `receiver ${this.o.targetSite} at ${host}:${port}`;
-    this.connects++;
     const socket = await dial({
       host,
       port,
@@ -235,7 +210,7 @@ class ShipperLoop {
       this.log.error({ reason: m.reason }, `ship: ${conn.label} refused this shipper: ${m.reason}`);
       throw fatal(`${conn.label} refused this shipper: ${m.reason}`);
     }
-    this.setState('streaming', { durableLsn: String(m.durableLsn), connects: this.connects });
+    this.loop.setState('streaming', { durableLsn: String(m.durableLsn), connects: this.loop.sessions });
     if (m.durableLsn < this.acked) {
       this.log.warn(
         { durableLsn: String(m.durableLsn), ackedBefore: String(this.acked) },

@@ -1,7 +1,8 @@
 /**
- * Pieces of a transport's session, whatever the wire: the session loop with backoff and link states (the
- * broker-backed ends, ship/kafka and ship/redis), batching a frames source, and coalesced acknowledgement reports
- * (every shipper: AckCoalescer; the brokers' AckReporter on top of it). No transport code in here.
+ * Pieces of a transport's session, whatever the wire: the session loop with backoff and link states (every
+ * shipper, tcp, kafka and redis, and the broker receivers), batching a frames source, and coalesced
+ * acknowledgement reports (every shipper: AckCoalescer; the brokers' AckReporter on top of it). No transport code
+ * in here.
  */
 import type { Logger } from 'pino';
 import { backoff } from '../core/backoff.ts';

@@ -28,7 +28,7 @@ import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import type { MysqlEndpoint } from '../mysql/session.ts';
 import { sleep, TidemarkError } from '../core/errors.ts';
-import type { TlsMaterial } from '../ship/tcp/certs.ts';
+import type { TlsMaterial } from '../ship/tcp/index.ts';
 import type { CalendarConfig } from './calendar.ts';
 import type { WitnessView } from './decide.ts';
 import { formatTransition, Monitor, type MonitorEvent, OVERALL, type ProbeSpec, type Transition } from './monitor.ts';

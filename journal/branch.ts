@@ -8,7 +8,7 @@
  *                  (identity.ts). A marker unit (a commit entry alone, whose position is where capture of the
  *                  promoted server starts) is appended at atLsn + 1: capture resumes from it (JournalSink.lastCommit).
  *   adoptBranch    a mirror of the old journal whose head is at or below atLsn holds only frames the new journal
- *                  also holds: it adopts the new journal (ship/tcp/mirror.ts, on the new primary's HELLO). One whose
+ *                  also holds: it adopts the new journal (ship/mirror.ts, on the new primary's HELLO). One whose
  *                  head is above it holds errant frames (never on the new primary) and is refused, naming them.
  *   demoteToMirror the old primary's journal is cut back to atLsn (a truncation event: its readers start again) and
  *                  becomes a mirror of the new journal (failback, after its errant units were dealt with).

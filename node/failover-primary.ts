@@ -27,8 +27,9 @@ import type { Config, ResolvedFailover } from '../config/config.ts';
 import { asFailoverAccount, failoverOf } from './failover-spec.ts';
 import { writeMonitorFile } from './failover-state.ts';
 import { alertHooks } from './failover-takeover.ts';
-import { readLinkState } from './ship-state.ts';
-import type { LinkSecurity } from '../ship/tcp/identity.ts';
+import { readLinkFile } from './ship-state.ts';
+import { linkUp } from '../ship/link-status.ts';
+import type { LinkSecurity } from '../ship/tcp/index.ts';
 import { linkSecurity } from './ship-transports.ts';
 import { lastHeard } from './link-contact.ts';
 import { GUARD_TICK_MS } from '../failover/timeline.ts';
@@ -38,8 +39,8 @@ const FRESH_MS = 5000;
 /** A broker (Kafka/Redis) standby's link streaming, from its state file: its own contact is the broker's. */
 async function anyBrokerStandbyStreaming(config: Config): Promise<boolean> {
   for (const s of config.standbys.filter((x) => x.transport !== 'tcp')) {
-    const st = await readLinkState(config.journal.dir, s.name).catch(() => null);
-    if (st && st.state === 'streaming' && Date.now() - Date.parse(st.updatedAt) < FRESH_MS) return true;
+    const st = await readLinkFile(config.journal.dir, s.name).catch(() => null);
+    if (st && linkUp(st) && Date.now() - Date.parse(st.updatedAt) < FRESH_MS) return true;
   }
   return false;
 }

@@ -14,7 +14,7 @@ import type { Candidate, DecideInput } from '../failover/decide.ts';
 import { type FetchedWitnessView, fetchWitnessView, reportCandidate } from '../failover/witness-client.ts';
 import { describeChain } from '../core/errors.ts';
 import { readDurableLsn } from '../journal/index.ts';
-import type { LinkSecurity } from '../ship/tcp/identity.ts';
+import type { LinkSecurity } from '../ship/tcp/index.ts';
 import type { StandbyConfig } from '../config/config-sites.ts';
 import { mirrorDir } from '../journal/index.ts';
 import type { Config, ResolvedFailover } from '../config/config.ts';

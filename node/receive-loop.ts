@@ -11,6 +11,7 @@ import { applyRetention } from '../journal/index.ts';
 import type { StandbyConfig } from '../config/config-sites.ts';
 import { mirrorDir } from '../journal/index.ts';
 import type { Config } from '../config/config.ts';
+import { linkUp } from '../ship/link-status.ts';
 import { type Running, startTransportReceiver } from './ship-transports.ts';
 
 const RETENTION_EVERY_MS = 60_000;
@@ -22,7 +23,7 @@ export class ReceiverWatch {
 
   /** Whether the link from the primary is up now (null: no receiver running). */
   linkUp(): boolean | null {
-    return this.current ? this.current.status().state === 'streaming' : null;
+    return this.current ? linkUp(this.current.status()) : null;
   }
 }
 

@@ -6,9 +6,16 @@
  * can really free anyway (it deletes whole segments).
  *
  * CapGate: the standbys that currently hold capture (at_cap stop-capture). Capture pauses while it is not empty.
+ *
+ * capCheck: the ship loop's round (ship-loop.ts, once a second) against what the standby holds now: the alarm,
+ * the drop, the capture gate, holding the journal again; it keeps the level and figures in the link's state.
  */
 import { stat } from 'node:fs/promises';
-import { listSegments, segmentPath } from '../journal/index.ts';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.ts';
+import { type CursorStore, listSegments, segmentPath } from '../journal/index.ts';
+import type { StandbyLink } from './ship-link.ts';
+import { type ShipCursor, setDropped } from './ship-state.ts';
 
 export async function retainedBytes(dir: string, ackedLsn: bigint): Promise<number> {
   const segs = await listSegments(dir);
@@ -50,4 +57,66 @@ export class CapGate {
     const first = this.holders.entries().next();
     return first.done ? null : `standby ${first.value[0]} ${first.value[1]}`;
   }
+}
+
+const fmtMb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+
+/** What a ship loop's cap round works with besides the link: its journal, the gate, the standby's cursor. */
+export interface CapContext {
+  readonly config: Config;
+  /** The journal directory. */
+  readonly dir: string;
+  readonly gate: CapGate;
+  readonly log: Logger;
+  /** The standby's cursor as the loop last wrote it, in `cursors` under the name `cname` (ship:<standby>). */
+  readonly cursor: ShipCursor;
+  readonly cursors: CursorStore;
+  readonly cname: string;
+}
+
+/** The cap against what the standby holds now: the alarm, the drop, the capture gate, holding the journal again. */
+export async function capCheck(c: CapContext, link: StandbyLink): Promise<void> {
+  const { config, dir, gate, log: slog } = c;
+  const name = link.standby;
+  const retained = await retainedBytes(dir, link.acked.unitLsn);
+  link.retainedBytes = retained;
+  const next = capLevel(retained, config.ship.cap_bytes, config.ship.alarm_at);
+  const pct = Math.round((100 * retained) / config.ship.cap_bytes);
+  if (next !== 'ok' && link.level === 'ok') {
+    slog.warn(
+      { retainedBytes: retained, capBytes: config.ship.cap_bytes },
+      `standby ${name} holds ${fmtMb(retained)} of journal, ${pct} % of ship.cap_bytes ` +
+        `(${fmtMb(config.ship.cap_bytes)}); at the cap: ${config.ship.at_cap}`,
+    );
+  }
+  if (next === 'cap' && config.ship.at_cap === 'drop-standby' && !link.dropped) {
+    link.dropped = {
+      at: new Date().toISOString(),
+      reason: `held ${retained} bytes of journal, over ship.cap_bytes ${config.ship.cap_bytes}`,
+      ackedLsn: link.acked.unitLsn.toString(),
+      retainedBytes: retained,
+    };
+    await setDropped(dir, name, link.dropped);
+    await c.cursors.remove(c.cname);
+    slog.error(
+      { ackedLsn: String(link.acked.unitLsn) },
+      `standby ${name} reached ship.cap_bytes: it no longer holds the journal (at_cap drop-standby). It still ` +
+        'catches up while the journal has what it needs; once retention removed that, it needs a rebaseline',
+    );
+  }
+  if (next === 'cap' && config.ship.at_cap === 'stop-capture' && link.level !== 'cap') {
+    gate.hold(name, `holds ${fmtMb(retained)} of journal, at ship.cap_bytes (at_cap stop-capture)`);
+    slog.error(`standby ${name} reached ship.cap_bytes: capture pauses until it is below the alarm level`);
+  }
+  if (next === 'ok') {
+    gate.release(name);
+    const oldest = (await listSegments(dir))[0];
+    if (link.dropped && oldest !== undefined && link.acked.unitLsn + 1n >= oldest) {
+      await c.cursor.sync(link.acked.unitLsn, true);
+      await setDropped(dir, name, null);
+      link.dropped = null;
+      slog.info(`standby ${name} is below the alarm level again: it holds the journal again`);
+    }
+  }
+  link.level = next;
 }

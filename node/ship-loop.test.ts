@@ -17,7 +17,7 @@ import type { Config } from '../config/config.ts';
 import { receiveLoop } from './receive-loop.ts';
 import { CapGate } from './ship-cap.ts';
 import { shipLoop } from './ship-loop.ts';
-import { readDropped, readLinkState, setPaused, shipCursor } from './ship-state.ts';
+import { readDropped, readLinkFile, setPaused, shipCursor } from './ship-state.ts';
 
 const cleanups = cleanupsAfterEach();
 
@@ -51,7 +51,7 @@ targets: [{name: r1, user: u, site: dr1}]
     await loop;
     await src.close();
   });
-  const state = () => readLinkState(src.dir, 'dr1');
+  const state = () => readLinkFile(src.dir, 'dr1');
   return { src, config, ac, log, lines, text, gate, state };
 }
 

@@ -13,6 +13,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CursorStore } from '../journal/index.ts';
+import type { LinkStatusRecord } from '../ship/link-status.ts';
 import { readJsonFile, writeJsonFile } from './state-files.ts';
 
 export const SHIP_DIR = 'ship';
@@ -43,18 +44,16 @@ export class ShipCursor {
   }
 }
 
-export interface LinkState {
+/**
+ * `<standby>.json`: the link status (ship/link-status.ts LinkStatusRecord: state, ackedLsn, ackedUnitLsn,
+ * lastAckAt, connects, lastError; `state` is the link's state machine state, ship-link.ts) and the standby's
+ * figures. Made by ship-link.ts linkFile.
+ */
+export interface LinkFile extends LinkStatusRecord {
   readonly standby: string;
   readonly transport: string;
-  /** connecting | streaming | backoff | stopped | failed | paused | dropped */
-  readonly state: string;
-  readonly ackedLsn: string;
-  readonly ackedUnitLsn: string;
-  readonly lastAckAt: string | null;
   /** Source commit time (µs since the epoch, decimal) of the last acknowledged unit, when known. */
   readonly ackedCommitTimeUs: string | null;
-  readonly connects: number;
-  readonly lastError: string | null;
   /** Journal bytes this standby holds (from the segment holding its cursor on). */
   readonly retainedBytes: number;
   readonly cap: 'ok' | 'alarm' | 'dropped';
@@ -72,7 +71,7 @@ export interface DroppedMark {
 const dirOf = (journalDir: string) => join(journalDir, SHIP_DIR);
 
 /** Rewritten every second: atomic (temp + rename) but not fsynced; after a crash it is only advisory anyway. */
-export function writeLinkState(journalDir: string, s: LinkState): Promise<void> {
+export function writeLinkFile(journalDir: string, s: LinkFile): Promise<void> {
   return writeJsonFile(dirOf(journalDir), `${s.standby}.json`, s, { durable: false });
 }
 
@@ -80,8 +79,8 @@ export function writeLinkState(journalDir: string, s: LinkState): Promise<void> 
 const readState = async <T>(file: string): Promise<T | null> =>
   (await readJsonFile(file, { damaged: 'absent' })) as T | null;
 
-export function readLinkState(journalDir: string, standby: string): Promise<LinkState | null> {
-  return readState<LinkState>(join(dirOf(journalDir), `${standby}.json`));
+export function readLinkFile(journalDir: string, standby: string): Promise<LinkFile | null> {
+  return readState<LinkFile>(join(dirOf(journalDir), `${standby}.json`));
 }
 
 async function exists(file: string): Promise<boolean> {

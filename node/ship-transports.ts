@@ -10,32 +10,16 @@
  */
 import type { Logger } from 'pino';
 import { TidemarkError } from '../core/errors.ts';
-import { decodeFrame } from '../journal/index.ts';
-import { latestEpoch, readTruncations } from '../journal/index.ts';
-import { startKafkaReceiver } from '../ship/kafka/receiver.ts';
-import { startKafkaShipper } from '../ship/kafka/shipper.ts';
-import { startRedisReceiver } from '../ship/redis/receiver.ts';
-import { startRedisShipper } from '../ship/redis/shipper.ts';
-import { loadSiteTls } from '../ship/tcp/certs.ts';
-import type { LinkSecurity } from '../ship/tcp/identity.ts';
-import { journalSource, MirrorSink } from '../ship/tcp/mirror.ts';
-import type { WireFrame } from '../ship/tcp/protocol.ts';
-import { ShipReceiver } from '../ship/tcp/receiver.ts';
-import { startShipper } from '../ship/tcp/shipper.ts';
+import type { LinkStatus } from '../ship/link-status.ts';
+import { journalSource, MirrorSink, notingCommitTimes, sessionFrames } from '../ship/mirror.ts';
+import { startKafkaReceiver, startKafkaShipper } from '../ship/kafka/index.ts';
+import { startRedisReceiver, startRedisShipper } from '../ship/redis/index.ts';
+import { type LinkSecurity, loadSiteTls, ShipReceiver, startShipper } from '../ship/tcp/index.ts';
 import type { KafkaStandby, RedisStandby, StandbyConfig } from '../config/config-sites.ts';
 import { hostOf, portOf } from '../config/config-sites.ts';
 import type { Config } from '../config/config.ts';
 
-/** What both ends report, whatever the transport. */
-export interface LinkStatus {
-  readonly state: string;
-  readonly ackedLsn: bigint;
-  readonly ackedUnitLsn: bigint;
-  readonly lastAckAt: Date | null;
-  readonly connects: number;
-  readonly lastError: string | null;
-}
-
+/** One running end, whatever the transport; its status is the one link status (ship/link-status.ts). */
 export interface Running {
   /** Settles when the end stops: resolves when stopped, rejects with a fatal error. */
   readonly finished: Promise<void>;
@@ -84,40 +68,16 @@ export interface ShipperStart {
   signal: AbortSignal;
 }
 
-const COMMIT_TIMES = 8192;
 /**
  * Reconnect backoff ceiling of every transport end: a standby that comes back is reached within this (the
  * transports' own default, 30 s, is meant for their library use; a site link is worth a cheap retry).
  */
 const RECONNECT_MAX_MS = 5000;
 
-/**
- * The journal's frames, noting the commit time of every unit they end (for the standby's lag in seconds): the
- * last frame of a unit is its commit entry. At most COMMIT_TIMES are remembered (the oldest go first).
- */
-async function* notingCommitTimes(
-  frames: AsyncIterable<WireFrame>,
-  times: Map<bigint, bigint>,
-): AsyncGenerator<WireFrame> {
-  for await (const f of frames) {
-    if (f.endOfUnit) {
-      const e = decodeFrame(f).entry;
-      if (e.kind === 'commit') times.set(f.lsn, e.commitTimeUs);
-      if (times.size > COMMIT_TIMES) times.delete(times.keys().next().value as bigint);
-    }
-    yield f;
-  }
-}
-
 export async function startTransportShipper(o: ShipperStart): Promise<Running> {
   const { config, standby: s } = o;
-  const journal = await journalSource(config.journal.dir);
   const times = new Map<bigint, bigint>();
-  const src = {
-    ...journal,
-    frames: (from: bigint, signal: AbortSignal, session: { truncationEpoch: number }) =>
-      notingCommitTimes(journal.frames(from, signal, session), times),
-  };
+  const src = notingCommitTimes(await journalSource(config.journal.dir), times);
   const onAck = (a: { lsn: bigint; unitLsn: bigint }) => o.onAck({ ...a, commitTimeUs: times.get(a.unitLsn) ?? null });
   const common = {
     source: config.source.name,
@@ -127,7 +87,7 @@ export async function startTransportShipper(o: ShipperStart): Promise<Running> {
     reconnectMaxMs: RECONNECT_MAX_MS,
   };
   if (s.transport === 'tcp') {
-    const sh = startShipper({
+    return startShipper({
       ...src,
       ...common,
       signal: o.signal,
@@ -142,39 +102,26 @@ export async function startTransportShipper(o: ShipperStart): Promise<Running> {
       windowBytes: config.ship.window_bytes,
       ...(config.ship.connect_timeout_ms === undefined ? {} : { connectTimeoutMs: config.ship.connect_timeout_ms }),
     });
-    return { finished: sh.finished, status: () => sh.status() };
   }
-  // Brokers: the journal's truncation epoch at the start of every session, as the TCP HELLO would carry it.
-  const frames = async function* (fromLsn: bigint, signal: AbortSignal) {
-    const truncationEpoch = latestEpoch(await readTruncations(config.journal.dir));
-    yield* src.frames(fromLsn, signal, { truncationEpoch });
-  };
-  const running =
-    s.transport === 'kafka'
-      ? startKafkaShipper({
-          ...common,
-          frames,
-          signal: o.signal,
-          kafka: { brokers: s.brokers, clientId: s.client_id },
-          topic: kafkaTopic(config, s),
-          batchBytes: Math.min(config.ship.batch_bytes, 768 << 10),
-        })
-      : startRedisShipper({
-          ...common,
-          frames,
-          signal: o.signal,
-          redis: redisConnection(s),
-          key: redisKey(config, s),
-          durability: s.durability,
-          batchBytes: config.ship.batch_bytes,
-        });
-  return {
-    finished: running.finished,
-    status: () => {
-      const st = running.status();
-      return { ...st, connects: st.sessions };
-    },
-  };
+  const frames = sessionFrames(src);
+  return s.transport === 'kafka'
+    ? startKafkaShipper({
+        ...common,
+        frames,
+        signal: o.signal,
+        kafka: { brokers: s.brokers, clientId: s.client_id },
+        topic: kafkaTopic(config, s),
+        batchBytes: Math.min(config.ship.batch_bytes, 768 << 10),
+      })
+    : startRedisShipper({
+        ...common,
+        frames,
+        signal: o.signal,
+        redis: redisConnection(s),
+        key: redisKey(config, s),
+        durability: s.durability,
+        batchBytes: config.ship.batch_bytes,
+      });
 }
 
 export interface ReceiverStart {
@@ -233,19 +180,7 @@ export async function startTransportReceiver(o: ReceiverStart): Promise<Running 
   }
   // Brokers: open the mirror as a HELLO would, then feed it. Its synced LSN is where every session resumes.
   const journalId = s.transport === 'kafka' ? `kafka:${kafkaTopic(config, s)}` : `redis:${redisKey(config, s)}`;
-  const durableLsn = async (): Promise<bigint> => {
-    const r = await sink.onHello({
-      source,
-      site: config.site,
-      journalId,
-      truncations: [],
-      protocolVersion: 0,
-      peer: journalId,
-      certificateNames: [],
-    });
-    if ('refuse' in r) throw new TidemarkError(`standby ${s.name}: ${r.refuse}`, { code: 'SHIP_REFUSED' });
-    return r.durableLsn;
-  };
+  const durableLsn = () => sink.resumePoint({ source, site: config.site, journalId, what: `standby ${s.name}` });
   const common = {
     source,
     durableLsn,
@@ -267,16 +202,6 @@ export async function startTransportReceiver(o: ReceiverStart): Promise<Running 
   return {
     sink,
     finished,
-    status: () => {
-      const st = running.status();
-      return {
-        state: st.state,
-        ackedLsn: st.durableLsn,
-        ackedUnitLsn: sink.status()[0]?.durableLsn ?? 0n,
-        lastAckAt: st.lastFramesAt,
-        connects: st.sessions,
-        lastError: st.lastError,
-      };
-    },
+    status: () => ({ ...running.status(), ackedUnitLsn: sink.status()[0]?.durableLsn ?? 0n }),
   };
 }

@@ -7,9 +7,8 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { describeChain } from '../core/errors.ts';
-import { withTimeout } from '../ship/kafka/loop.ts';
-import { connectRedis } from '../ship/redis/client.ts';
-import { trimSafely } from '../ship/redis/trim.ts';
+import { withTimeout } from '../ship/session.ts';
+import { connectRedis, trimSafely } from '../ship/redis/index.ts';
 import type { RedisStandby } from '../config/config-sites.ts';
 import type { Config } from '../config/config.ts';
 import { redisConnection, redisKey } from './ship-transports.ts';

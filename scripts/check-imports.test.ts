@@ -5,6 +5,11 @@ import { checkImports, importsOf, listTsFiles } from './check-imports.ts';
 
 const root = join(import.meta.dirname, '..');
 const tree = () => new Map(listTsFiles(root).map((f) => [f, readFileSync(join(root, f), 'utf8')] as const));
+/** "rule file" of every violation in the tree with `added` files (path → text) added, sorted. */
+const rulesWith = (added: Record<string, string>) =>
+  checkImports(new Map([...tree(), ...Object.entries(added)]))
+    .map((v) => `${v.rule} ${v.file}`)
+    .sort();
 
 describe('check-imports', () => {
   it('passes on the tree', () => {
@@ -17,7 +22,7 @@ describe('check-imports', () => {
     const v = checkImports(files);
     expect(v.map((x) => x.rule)).toEqual(['up', 'cycle']); // config/ imports core/: the new edge closes a cycle too
     expect(v[0]).toMatchObject({ file: 'core/errors.ts', target: 'config/config.ts', rule: 'up' });
-    expect(v[0]?.message).toContain('config/ (floor 8) is above core/ (floor 0)');
+    expect(v[0]?.message).toContain('config/ (floor 9) is above core/ (floor 0)');
   });
 
   it('fails on an import past the journal face, a sibling import and a new folder cycle', () => {
@@ -44,12 +49,23 @@ describe('check-imports', () => {
     ]);
   });
 
+  it('keeps the transports apart, under the neutral ship/ core, behind their faces', () => {
+    const rules = rulesWith({
+      'ship/kafka/x.ts': "import { startShipper } from '../tcp/index.ts';\n",
+      'ship/y.ts': "import { startRedisShipper } from './redis/index.ts';\n",
+      'node/z.ts': "import { startKafkaShipper } from '../ship/kafka/shipper.ts';\n",
+      'ship/redis/w.ts': "import { SessionLoop } from '../session.ts';\n",
+    });
+    // ship/y.ts → ship/redis → ship/session.ts closes a folder cycle too.
+    expect(rules).toEqual(['cycle ship', 'face node/z.ts', 'sideways ship/kafka/x.ts', 'up ship/y.ts']);
+  });
+
   it('lets unit tests reach inside a face and use test fixtures, but not import up', () => {
     const files = new Map([
       ['record/a.test.ts', "import { prng } from '../test/fixtures/prng.ts';\n"],
       ['ship/tcp/b.test.ts', "import { JournalWriter } from '../../journal/writer.ts';\n"],
       ['journal/index.ts', "export { JournalWriter } from './writer.ts';\n"],
-      ['core/c.test.ts', "import { x } from '../ship/tcp/link.ts';\n"],
+      ['core/c.test.ts', "import { x } from '../ship/tcp/index.ts';\n"],
     ]);
     expect(checkImports(files).map((v) => `${v.rule} ${v.file}`)).toEqual(['up core/c.test.ts']);
   });

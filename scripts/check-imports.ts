@@ -11,13 +11,14 @@
  *   3 mysql/         the one MySQL/MariaDB client layer: sessions + TLS, errno table, SQL quoting, type families
  *   3 engine/        the engine seam: SourceAdapter / TargetAdapter, the registry by kind (engine/README.md)
  *   4 capture/ apply/   one engine each way; siblings do not import each other
- *   5 ship/          transports (tcp, kafka, redis)
- *   6 rollback/      rewind, forward, undo, the rollback index (public face: rollback/index/index.ts)
- *   7 failover/      monitor, witness, fencing, takeover, failback
- *   8 config/        load the YAML, compose the sections the components own, secrets, site cross-checks
- *   9 node/          the `tidemark run` process: supervisor, loops, link state, takeover bindings, state files
- *  10 cli/           argv → options → one call per command, exit codes
- *  11 test/ bench/   may import anything (past faces too); only unit tests beside the code import them
+ *   5 ship/          the transport-neutral link: frames, mirror sink, session loop, ack coalescing, link status
+ *   6 ship/tcp/ ship/kafka/ ship/redis/   the transports (public faces: index.ts); siblings do not import each other
+ *   7 rollback/      rewind, forward, undo, the rollback index (public face: rollback/index/index.ts)
+ *   8 failover/      monitor, witness, fencing, takeover, failback
+ *   9 config/        load the YAML, compose the sections the components own, secrets, site cross-checks
+ *  10 node/          the `tidemark run` process: supervisor, loops, link state, takeover bindings, state files
+ *  11 cli/           argv → options → one call per command, exit codes
+ *  12 test/ bench/   may import anything (past faces too); only unit tests beside the code import them
  *
  * The runtime (node/) reaches a database engine only through the engine seam (engine/, config/engines.ts): an
  * import of mysql/, capture/ or apply/ from node/ fails (ABOVE_SEAM).
@@ -25,7 +26,7 @@
  * Unit tests (*.test.ts) may reach past a face (they test the inside) and import test/ fixtures; every other
  * rule holds for them too.
  *
- * A folder is in the floor of its longest listed prefix (cli/commands/x.ts: floor 10; ship/tcp/x.ts: floor 5).
+ * A folder is in the floor of its longest listed prefix (cli/commands/x.ts: floor 11; ship/tcp/x.ts: floor 6).
  * Files in no listed folder (vitest.config.ts, scripts/) are not checked, and importing a non-.ts file
  * (package.json) is not checked.
  */
@@ -47,17 +48,20 @@ export const FLOORS: readonly Floor[] = [
   { prefix: 'capture', floor: 4 },
   { prefix: 'apply', floor: 4 },
   { prefix: 'ship', floor: 5 },
-  { prefix: 'rollback', floor: 6 },
-  { prefix: 'failover', floor: 7 },
-  { prefix: 'config', floor: 8 },
-  { prefix: 'node', floor: 9 },
-  { prefix: 'cli', floor: 10 },
-  { prefix: 'test', floor: 11 },
-  { prefix: 'bench', floor: 11 },
+  { prefix: 'ship/tcp', floor: 6 },
+  { prefix: 'ship/kafka', floor: 6 },
+  { prefix: 'ship/redis', floor: 6 },
+  { prefix: 'rollback', floor: 7 },
+  { prefix: 'failover', floor: 8 },
+  { prefix: 'config', floor: 9 },
+  { prefix: 'node', floor: 10 },
+  { prefix: 'cli', floor: 11 },
+  { prefix: 'test', floor: 12 },
+  { prefix: 'bench', floor: 12 },
 ];
 
 /** test/ and bench/: they may import anything, past faces too, and unit tests (*.test.ts) may import them. */
-export const TOOLS_FLOOR = 11;
+export const TOOLS_FLOOR = 12;
 
 /**
  * Folder cycles allowed: none. (A cycle is allowed only if every folder in it is listed together here; the one the

@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { CA_CERT, CA_KEY, makeCerts } from '../../ship/tcp/certs.ts';
+import { CA_CERT, CA_KEY, makeCerts } from '../../ship/tcp/index.ts';
 import { EXIT_OK } from './exit.ts';
 import type { TextSink } from './context.ts';
 

@@ -9,8 +9,9 @@ import { CursorStore } from '../../journal/index.ts';
 import { inspectTail } from '../../journal/index.ts';
 import { mirrorDir } from '../../journal/index.ts';
 import type { Config } from '../../config/config.ts';
+import type { LinkState } from '../../ship/link-status.ts';
 import { retainedBytes } from '../../node/ship-cap.ts';
-import { isPaused, readDropped, readLinkState, shipCursor } from '../../node/ship-state.ts';
+import { isPaused, readDropped, readLinkFile, shipCursor } from '../../node/ship-state.ts';
 
 const STALE_MS = 5000;
 
@@ -19,8 +20,8 @@ export interface StandbyStatus {
   readonly transport: string;
   /** Where the primary sends to (tcp, redis: host:port; kafka: brokers). */
   readonly address: string;
-  /** streaming | connecting | backoff | failed | paused | stopped | down (no shipper running) */
-  readonly link: string;
+  /** The link's state as the shipper published it (ship/link-status.ts LinkState), or down (no shipper running). */
+  readonly link: LinkState | 'down';
   readonly paused: boolean;
   readonly acked_lsn: string | null;
   readonly last_ack: string | null;
@@ -48,7 +49,7 @@ export async function readStandbys(
   for (const s of config.standbys) {
     const [state, paused, dropped, cursor] = have
       ? await Promise.all([
-          readLinkState(dir, s.name),
+          readLinkFile(dir, s.name),
           isPaused(dir, s.name),
           readDropped(dir, s.name),
           cursors?.get(shipCursor(s.name)) ?? null,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CorruptionError } from '../../core/errors.ts';
-import type { WireFrame } from '../tcp/protocol.ts';
+import type { WireFrame } from '../frame.ts';
 import { decodeMessage, encodeFrame, type IncomingMessage, joinChunks, type OutgoingMessage } from './codec.ts';
 
 const frame = (lsn: bigint, size: number, endOfUnit = false): WireFrame => ({

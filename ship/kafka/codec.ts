@@ -18,7 +18,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { CorruptionError } from '../../core/errors.ts';
-import type { WireFrame } from '../tcp/protocol.ts';
+import type { WireFrame } from '../frame.ts';
 
 export const KAFKA_FORMAT_VERSION = '1';
 /** Default largest chunk carried by one message: far below Kafka's default max.message.bytes (1 MiB). */

@@ -17,7 +17,7 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { sleep, TidemarkError } from '../../core/errors.ts';
-import type { WireFrame } from '../tcp/protocol.ts';
+import type { WireFrame } from '../frame.ts';
 import {
   committedOffset,
   createKafka,
@@ -27,7 +27,7 @@ import {
   partitionOffsets,
 } from './client.ts';
 import { decodeMessage } from './codec.ts';
-import { type LoopState, SessionLoop, withTimeout } from './loop.ts';
+import { durableMarks, type HeldMarks, SessionLoop, type SessionStatus, withTimeout } from '../session.ts';
 import { startOffset } from './resume.ts';
 import { FrameSequencer, type Step } from './sequencer.ts';
 
@@ -53,16 +53,11 @@ export interface KafkaReceiverOptions {
   reconnectMaxMs?: number;
 }
 
-export interface KafkaReceiverStatus {
-  readonly state: LoopState;
-  /** Highest LSN onFrames made durable (or the durable LSN a session started from). */
-  readonly durableLsn: bigint;
-  readonly lastFramesAt: Date | null;
-  readonly sessions: number;
+/** ackedLsn: the highest LSN onFrames made durable (or the durable LSN a session started from). */
+export interface KafkaReceiverStatus extends SessionStatus {
   /** Messages skipped because their frame was already durable (re-reads, duplicates). */
   readonly skipped: number;
   readonly seeks: number;
-  readonly lastError: string | null;
 }
 
 export interface KafkaReceiver {
@@ -83,8 +78,7 @@ class KafkaReceiverLoop {
   private readonly o: KafkaReceiverOptions;
   private readonly log: Logger;
   private readonly kafka: Kafka;
-  private durable = 0n;
-  private lastFramesAt: Date | null = null;
+  private held: HeldMarks = { lsn: 0n, unitLsn: 0n, lastAckAt: null };
   private skipped = 0;
   private seeks = 0;
 
@@ -102,15 +96,7 @@ class KafkaReceiverLoop {
   }
 
   status(): KafkaReceiverStatus {
-    return {
-      state: this.loop.state,
-      durableLsn: this.durable,
-      lastFramesAt: this.lastFramesAt,
-      sessions: this.loop.sessions,
-      skipped: this.skipped,
-      seeks: this.seeks,
-      lastError: this.loop.lastError,
-    };
+    return { ...this.loop.status(this.held), skipped: this.skipped, seeks: this.seeks };
   }
 
   /** Runs until the signal aborts (false) or the session fails (throws). */
@@ -129,7 +115,7 @@ class KafkaReceiverLoop {
     ended.catch(() => undefined); // a late failure after the session ended must not go unhandled
     try {
       const durable = await o.durableLsn();
-      this.durable = durable;
+      this.held = { ...this.held, lsn: durable };
       const seq = new FrameSequencer(durable);
       await withTimeout(admin.connect(), timeoutMs, 'kafka admin connect', 'KAFKA_UNAVAILABLE');
       const offsets = await partitionOffsets(admin, o.topic);
@@ -194,8 +180,7 @@ class KafkaReceiverLoop {
         const out = frames;
         frames = [];
         await o.onFrames(o.source, out);
-        this.durable = (out[out.length - 1] as WireFrame).lsn;
-        this.lastFramesAt = new Date();
+        this.held = durableMarks(this.held, out);
       }
       if (resolvable !== null) p.resolveOffset(resolvable);
       resolvable = null;

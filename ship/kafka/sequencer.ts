@@ -17,7 +17,7 @@
  *     a shipper that died mid-request) are skipped. A frame is delivered exactly once, in LSN order.
  */
 import { TidemarkError } from '../../core/errors.ts';
-import type { WireFrame } from '../tcp/protocol.ts';
+import type { WireFrame } from '../frame.ts';
 import { type Chunk, joinChunks } from './codec.ts';
 
 export type Step =

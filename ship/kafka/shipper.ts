@@ -17,7 +17,7 @@
 import { type Admin, type Kafka, Partitioners, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { TidemarkError } from '../../core/errors.ts';
-import type { WireFrame } from '../tcp/protocol.ts';
+import { lastUnitEnd, type WireFrame } from '../frame.ts';
 import {
   createKafka,
   ensureTopic,
@@ -29,7 +29,7 @@ import {
   type TopicSettings,
 } from './client.ts';
 import { DEFAULT_CHUNK_BYTES, decodeMessage, encodeFrame, type OutgoingMessage } from './codec.ts';
-import { type Ack, AckReporter, batchFrames, type LoopState, lastUnitEnd, SessionLoop } from './loop.ts';
+import { type Ack, AckReporter, batchFrames, SessionLoop, type SessionShipperStatus } from '../session.ts';
 import { resumeLsn, resumeUnitLsn } from './resume.ts';
 
 export interface KafkaShipperOptions {
@@ -66,22 +66,10 @@ export interface KafkaShipperOptions {
   reconnectMaxMs?: number;
 }
 
-export interface KafkaShipperStatus {
-  readonly state: LoopState;
-  /** Highest LSN Kafka acknowledged. */
-  readonly ackedLsn: bigint;
-  readonly ackedUnitLsn: bigint;
-  /** LSN the current or last session resumed from. */
-  readonly resumedAt: bigint;
-  readonly lastAckAt: Date | null;
-  readonly sessions: number;
-  readonly lastError: string | null;
-}
-
 export interface KafkaShipper {
   /** Resolves when stopped, or when the frames ended and all are in Kafka; rejects with a fatal error. */
   readonly finished: Promise<void>;
-  status(): KafkaShipperStatus;
+  status(): SessionShipperStatus;
 }
 
 export function startKafkaShipper(opts: KafkaShipperOptions): KafkaShipper {
@@ -113,16 +101,8 @@ class KafkaShipperLoop {
     });
   }
 
-  status(): KafkaShipperStatus {
-    return {
-      state: this.loop.state,
-      ackedLsn: this.acks.lsn,
-      ackedUnitLsn: this.acks.unitLsn,
-      resumedAt: this.resumedAt,
-      lastAckAt: this.acks.lastAckAt,
-      sessions: this.loop.sessions,
-      lastError: this.loop.lastError,
-    };
+  status(): SessionShipperStatus {
+    return { ...this.loop.status(this.acks), resumedAt: this.resumedAt };
   }
 
   private get timeoutMs(): number {

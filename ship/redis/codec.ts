@@ -13,7 +13,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { CorruptionError, TidemarkError } from '../../core/errors.ts';
-import type { WireFrame } from '../tcp/protocol.ts';
+import type { WireFrame } from '../frame.ts';
 
 export const REDIS_FORMAT_VERSION = '1';
 

@@ -17,8 +17,8 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { CorruptionError, TidemarkError } from '../../core/errors.ts';
-import { type LoopState, lastUnitEnd, SessionLoop } from '../kafka/loop.ts';
-import type { WireFrame } from '../tcp/protocol.ts';
+import { lastUnitEnd, type WireFrame } from '../frame.ts';
+import { durableMarks, type HeldMarks, SessionLoop, type SessionStatus } from '../session.ts';
 import { connectRedis, type RedisConnection, redisFailure, streamInfo, streamKeys } from './client.ts';
 import { checkReadable, decodeEntry, entryId, parseReadReply } from './codec.ts';
 
@@ -43,17 +43,9 @@ export interface RedisReceiverOptions {
   reconnectMaxMs?: number;
 }
 
-export interface RedisReceiverStatus {
-  readonly state: LoopState;
-  readonly durableLsn: bigint;
-  readonly lastFramesAt: Date | null;
-  readonly sessions: number;
-  readonly lastError: string | null;
-}
-
 export interface RedisReceiver {
   readonly finished: Promise<void>;
-  status(): RedisReceiverStatus;
+  status(): SessionStatus;
 }
 
 export function startRedisReceiver(opts: RedisReceiverOptions): RedisReceiver {
@@ -69,8 +61,7 @@ class RedisReceiverLoop {
   private readonly log: Logger;
   private readonly key: string;
   private readonly markers: string;
-  private durable = 0n;
-  private lastFramesAt: Date | null = null;
+  private held: HeldMarks = { lsn: 0n, unitLsn: 0n, lastAckAt: null };
 
   constructor(o: RedisReceiverOptions) {
     this.o = o;
@@ -86,14 +77,8 @@ class RedisReceiverLoop {
     });
   }
 
-  status(): RedisReceiverStatus {
-    return {
-      state: this.loop.state,
-      durableLsn: this.durable,
-      lastFramesAt: this.lastFramesAt,
-      sessions: this.loop.sessions,
-      lastError: this.loop.lastError,
-    };
+  status(): SessionStatus {
+    return this.loop.status(this.held);
   }
 
   async session(): Promise<boolean> {
@@ -103,7 +88,7 @@ class RedisReceiverLoop {
     o.signal.addEventListener('abort', onAbort, { once: true });
     try {
       const durable = await o.durableLsn();
-      this.durable = durable;
+      this.held = { ...this.held, lsn: durable };
       redis = await connectRedis(o.redis, `tidemark-receiver-${o.group}`);
       if (o.signal.aborted) return false;
       await this.position(redis, durable);
@@ -194,8 +179,7 @@ class RedisReceiverLoop {
     const { key, o } = this;
     await o.onFrames(o.source, frames);
     const last = (frames[frames.length - 1] as WireFrame).lsn;
-    this.durable = last;
-    this.lastFramesAt = new Date();
+    this.held = durableMarks(this.held, frames);
     const unit = lastUnitEnd(frames);
     const p = redis.multi();
     p.call('XACK', key, o.group, ...frames.map((f) => entryId(f.lsn)));

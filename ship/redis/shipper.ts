@@ -14,8 +14,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { type Ack, AckReporter, batchFrames, type LoopState, lastUnitEnd, SessionLoop } from '../kafka/loop.ts';
-import type { WireFrame } from '../tcp/protocol.ts';
+import { lastUnitEnd, type WireFrame } from '../frame.ts';
+import { type Ack, AckReporter, batchFrames, SessionLoop, type SessionShipperStatus } from '../session.ts';
 import {
   checkDurability,
   connectRedis,
@@ -50,19 +50,9 @@ export interface RedisShipperOptions {
   reconnectMaxMs?: number;
 }
 
-export interface RedisShipperStatus {
-  readonly state: LoopState;
-  readonly ackedLsn: bigint;
-  readonly ackedUnitLsn: bigint;
-  readonly resumedAt: bigint;
-  readonly lastAckAt: Date | null;
-  readonly sessions: number;
-  readonly lastError: string | null;
-}
-
 export interface RedisShipper {
   readonly finished: Promise<void>;
-  status(): RedisShipperStatus;
+  status(): SessionShipperStatus;
 }
 
 export function startRedisShipper(opts: RedisShipperOptions): RedisShipper {
@@ -94,16 +84,8 @@ class RedisShipperLoop {
     });
   }
 
-  status(): RedisShipperStatus {
-    return {
-      state: this.loop.state,
-      ackedLsn: this.acks.lsn,
-      ackedUnitLsn: this.acks.unitLsn,
-      resumedAt: this.resumedAt,
-      lastAckAt: this.acks.lastAckAt,
-      sessions: this.loop.sessions,
-      lastError: this.loop.lastError,
-    };
+  status(): SessionShipperStatus {
+    return { ...this.loop.status(this.acks), resumedAt: this.resumedAt };
   }
 
   async session(): Promise<boolean> {

@@ -1,5 +1,5 @@
 /**
- * TLS identities on the ship link (see link.ts): which names a certificate gives its holder, and the refusal
+ * TLS identities on the ship link (README.md): which names a certificate gives its holder, and the refusal
  * reasons both ends log when a peer's certificate or claimed site does not fit. Pure: no I/O.
  */
 import { X509Certificate } from 'node:crypto';

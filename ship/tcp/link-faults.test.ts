@@ -1,5 +1,5 @@
 /**
- * The ship link under faults, through ship/tcp/fault-proxy.ts: damage on the wire, a cut link, dropped
+ * The ship link under faults, through test/fixtures/fault-proxy.ts: damage on the wire, a cut link, dropped
  * connections. Each test checks the receiver's side of the contract: every LSN handed to onFrames exactly once,
  * in order, with the source's bytes.
  */
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JournalReader } from '../../journal/reader.ts';
 import { JournalWriter } from '../../journal/writer.ts';
-import { FaultProxy } from './fault-proxy.ts';
+import { FaultProxy } from '../../test/fixtures/fault-proxy.ts';
 import {
   captureLog,
   frameDiff,
@@ -20,7 +20,8 @@ import {
   cleanupsAfterEach,
   useTestPki,
 } from '../../test/fixtures/ship-link.ts';
-import { type LinkSecurity, ShipReceiver, type ShipperOptions, startShipper, type WireFrame } from './link.ts';
+import type { WireFrame } from '../frame.ts';
+import { type LinkSecurity, ShipReceiver, type ShipperOptions, startShipper } from './index.ts';
 
 const pki = useTestPki();
 

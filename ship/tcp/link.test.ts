@@ -12,7 +12,7 @@ import {
   cleanupsAfterEach,
   useTestPki,
 } from '../../test/fixtures/ship-link.ts';
-import { type ReceiverOptions, ShipReceiver, type ShipperOptions, startShipper } from './link.ts';
+import { type ReceiverOptions, ShipReceiver, type ShipperOptions, startShipper } from './index.ts';
 import { type Message, MessageDecoder } from './protocol.ts';
 
 const pki = useTestPki();

@@ -15,7 +15,8 @@ import { followUnits, mirrorStandby, readFrames, Source } from '../../test/fixtu
 import { promoteMirror } from '../../journal/branch.ts';
 import { readIdentity } from '../../journal/identity.ts';
 import { JournalWriter } from '../../journal/writer.ts';
-import { journalSource, startShipper } from './link.ts';
+import { journalSource } from '../mirror.ts';
+import { startShipper } from './index.ts';
 
 const pki = useTestPki();
 const cleanups = cleanupsAfterEach();

@@ -14,8 +14,9 @@ import { readDurableLsn } from '../../journal/durable.ts';
 import { readIdentity } from '../../journal/identity.ts';
 import { JournalReader } from '../../journal/reader.ts';
 import { readTruncations } from '../../journal/truncations.ts';
-import { FaultProxy } from './fault-proxy.ts';
-import { journalSource, type LinkSecurity, type ShipperOptions, startShipper } from './link.ts';
+import { FaultProxy } from '../../test/fixtures/fault-proxy.ts';
+import { journalSource } from '../mirror.ts';
+import { type LinkSecurity, type ShipperOptions, startShipper } from './index.ts';
 
 const pki = useTestPki();
 

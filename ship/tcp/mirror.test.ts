@@ -14,7 +14,8 @@ import { readIdentity } from '../../journal/identity.ts';
 import { JournalReader } from '../../journal/reader.ts';
 import { applyRetention } from '../../journal/retention.ts';
 import { listSegments } from '../../journal/segments.ts';
-import { journalSource, type MirrorSinkOptions, type ShipperOptions, startShipper } from './link.ts';
+import { journalSource, type MirrorSinkOptions } from '../mirror.ts';
+import { type ShipperOptions, startShipper } from './index.ts';
 
 const pki = useTestPki();
 

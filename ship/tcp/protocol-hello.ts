@@ -9,20 +9,8 @@
  * byte for byte what earlier versions sent (and decode); a HELLO with one is refused by a receiver that predates
  * it ("unexpected bytes after the hello body"), which could not follow a promoted standby anyway.
  */
+import type { HelloBranch, TruncationMark } from '../frame.ts';
 import { type BodyReader, BodyWriter, checkU64, protocolError, strBytes } from './protocol-bytes.ts';
-
-export interface TruncationMark {
-  readonly epoch: number;
-  readonly toLsn: bigint;
-}
-
-/** The source journal continues journal `of` from LSN atLsn + 1 (journal/branch.ts). */
-export interface HelloBranch {
-  readonly of: string;
-  readonly atLsn: bigint;
-  /** The source journal's latest truncation epoch at its promotion: an adopting mirror reconciles from it. */
-  readonly epoch: number;
-}
 
 export interface HelloMessage {
   readonly type: 'hello';
@@ -40,7 +28,7 @@ export interface HelloMessage {
   readonly truncations: readonly TruncationMark[];
   /**
    * Set when the source journal is a promoted mirror (identity.ts `branch`): a mirror of journal `branch.of` whose
-   * head is at or below `branch.atLsn` adopts this journal instead of refusing it (ship/tcp/mirror.ts).
+   * head is at or below `branch.atLsn` adopts this journal instead of refusing it (ship/mirror.ts).
    */
   readonly branch?: HelloBranch;
 }

@@ -2,6 +2,7 @@ import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import { prng } from '../../test/fixtures/prng.ts';
+import type { WireFrame } from '../frame.ts';
 import { concat, decodeAll, decodeUntilError } from '../../test/fixtures/wire.ts';
 import {
   encodeMessage,
@@ -11,7 +12,6 @@ import {
   type Message,
   MessageDecoder,
   PROTOCOL_VERSION,
-  type WireFrame,
 } from './protocol.ts';
 
 function payloadOf(n: number, seed: number): Uint8Array {

@@ -34,15 +34,11 @@
  */
 import { crc32 } from 'node:zlib';
 import { CorruptionError } from '../../core/errors.ts';
+import type { WireFrame } from '../frame.ts';
 import { BodyReader, BodyWriter, checkU64, protocolError, strBytes } from './protocol-bytes.ts';
 import { type HelloMessage, readHello, writeHello } from './protocol-hello.ts';
 
-export {
-  type HelloBranch,
-  type HelloMessage,
-  MAX_HELLO_TRUNCATIONS,
-  type TruncationMark,
-} from './protocol-hello.ts';
+export { type HelloMessage, MAX_HELLO_TRUNCATIONS } from './protocol-hello.ts';
 
 export const WIRE_MAGIC = 0x4d54;
 export const WIRE_VERSION = 1;
@@ -59,13 +55,6 @@ export type MessageType = keyof typeof MESSAGE_TYPES;
 const TYPE_NAMES = new Map<number, MessageType>(
   Object.entries(MESSAGE_TYPES).map(([k, v]) => [v, k as MessageType] as const),
 );
-
-export interface WireFrame {
-  readonly lsn: bigint;
-  readonly endOfUnit: boolean;
-  /** Decoded: shares memory with the decoder's buffers; do not modify. */
-  readonly payload: Uint8Array;
-}
 
 /** durableLsn null = refused, with the reason. */
 export type WelcomeMessage =
@@ -89,7 +78,7 @@ export interface HeartbeatMessage {
 
 export interface ErrorMessage {
   readonly type: 'error';
-  /** AUTH, REFUSED, CORRUPT, PROTOCOL, INTERNAL… (see link.ts for how each is handled). */
+  /** AUTH, REFUSED, CORRUPT, PROTOCOL, INTERNAL… (see README.md beside this file for how each is handled). */
   readonly code: string;
   readonly message: string;
 }

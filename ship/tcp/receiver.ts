@@ -21,31 +21,11 @@ import type { Logger } from 'pino';
 import { describeChain, TidemarkError } from '../../core/errors.ts';
 import { MessageConnection } from './connection.ts';
 import { certificateNames, clientRefusal, DEFAULT_HEARTBEAT_MS, type LinkSecurity, siteRefusal } from './identity.ts';
-import {
-  type HelloBranch,
-  type HelloMessage,
-  PROTOCOL_VERSION,
-  type TruncationMark,
-  type WireFrame,
-} from './protocol.ts';
+import type { FramesSink, ReceiverSessionInfo, WireFrame } from '../frame.ts';
+import { type HelloMessage, PROTOCOL_VERSION } from './protocol.ts';
 
-export interface ReceiverSessionInfo {
-  readonly source: string;
-  /** The shipper's site, checked against its certificate (unchecked in plaintext mode). */
-  readonly site: string;
-  readonly journalId: string;
-  /** The source journal's truncation events, for a mirror to reconcile (journal/mirror.ts). */
-  readonly truncations: readonly TruncationMark[];
-  /** Set when the source journal continues another one (a promoted mirror; journal/branch.ts). */
-  readonly branch?: HelloBranch;
-  readonly protocolVersion: number;
-  /** "address:port" of the shipper. */
-  readonly peer: string;
-  /** Names in the client certificate (empty in plaintext mode). */
-  readonly certificateNames: readonly string[];
-}
-
-export interface ReceiverOptions {
+/** `onHello` and `onFrames` (FramesSink, ../frame.ts): a MirrorSink's `callbacks()`; the ACK follows onFrames. */
+export interface ReceiverOptions extends FramesSink {
   /** Listen address; default all interfaces. */
   host?: string;
   /** 0 picks a free port (see ShipReceiver.port). */
@@ -59,17 +39,6 @@ export interface ReceiverOptions {
   maxQueuedBytes?: number;
   /** At most this many frames per onFrames call. Default 10 000. */
   maxFramesPerCall?: number;
-  /**
-   * A shipper introduced itself: return the LSN durably stored for this source (0n: nothing yet), or a reason to
-   * refuse it (unknown source, journal identity changed…).
-   */
-  onHello(info: ReceiverSessionInfo): Promise<{ durableLsn: bigint } | { refuse: string }>;
-  /**
-   * Frames of one source, consecutive, continuing the durable LSN onHello returned (or the last call). Resolve
-   * only once they are durable: the ACK follows. Rejecting closes the session (the shipper resends). Payloads
-   * may share memory with received buffers: copy before modifying.
-   */
-  onFrames(source: string, frames: readonly WireFrame[]): Promise<void>;
 }
 
 interface Session {

@@ -1,10 +1,10 @@
 /**
  * The sending end of the ship link (primary site): connects to one receiver and streams one source's frames.
  *
- * Loop, as states (each transition logged): connecting → hello (HELLO, await WELCOME) → streaming → backoff →
- * connecting … until the signal aborts (stopped), the frames run out and are all acknowledged (done), or a
- * fatal error (failed: the receiver refused us, our certificate or its certificate is wrong, the frames source
- * failed for good). After WELCOME(durableLsn) it reads `frames(durableLsn + 1)` and sends them in FRAMES
+ * Loop (the SessionLoop of ../session.ts), as states, each transition logged: connecting (then HELLO, await
+ * WELCOME) → streaming → backoff → connecting … until the signal aborts (stopped), the frames run out and are
+ * all acknowledged (done), or a fatal error (failed: the receiver refused us, our certificate or its
+ * certificate is wrong, the frames source failed for good). After WELCOME(durableLsn) it reads `frames(durableLsn + 1)` and sends them in FRAMES
  * batches: a batch is flushed at batchBytes, or as soon as the source has no frame ready. At most windowBytes
  * of frames are unacknowledged at once. Every ACK goes to onAck (coalesced: a slow onAck sees the latest LSN).
  *
@@ -14,20 +14,16 @@
  * ends a unit (a receiver's recovery keeps complete units).
  */
 import type { Logger } from 'pino';
-import { backoff } from '../../core/backoff.ts';
-import { describeChain, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
+import { type FramesSource, lastUnitEnd, type WireFrame } from '../frame.ts';
+import type { LinkStatus } from '../link-status.ts';
+import { AckCoalescer, batchFrames, SessionLoop } from '../session.ts';
 import { dial, MessageConnection } from './connection.ts';
 import { DEFAULT_HEARTBEAT_MS, type LinkSecurity } from './identity.ts';
-import {
-  FRAME_OVERHEAD,
-  type HelloBranch,
-  type Message,
-  PROTOCOL_VERSION,
-  type TruncationMark,
-  type WireFrame,
-} from './protocol.ts';
+import { FRAME_OVERHEAD, type Message, PROTOCOL_VERSION } from './protocol.ts';
 
-export interface ShipperOptions {
+/** The journal side (FramesSource, ../frame.ts) comes from journalSource() (../mirror.ts). */
+export interface ShipperOptions extends FramesSource {
   host: string;
   port: number;
   security: LinkSecurity;
@@ -36,20 +32,6 @@ export interface ShipperOptions {
   /** The receiver's site: its certificate must name it. */
   targetSite: string;
   source: string;
-  journalId: string;
-  /** The source journal's branch (a promoted mirror's; journalSource sets it), sent in HELLO for mirrors to adopt. */
-  branch?: HelloBranch;
-  /**
-   * The source journal's truncation events, read at every connection and sent in HELLO (default none). Wire a
-   * journal with journalSource() (mirror.ts), which also reads frames only up to the journal's durable mark.
-   */
-  truncations?(): readonly TruncationMark[] | Promise<readonly TruncationMark[]>;
-  /**
-   * Frames from `fromLsn` on, consecutive; end the iteration when `signal` aborts. `session.truncationEpoch` is
-   * the latest epoch of the truncations this connection's HELLO carried: a truncation after it must fail the
-   * iteration (JournalReader `sinceEpoch`), so that the next HELLO tells the receiver.
-   */
-  frames(fromLsn: bigint, signal: AbortSignal, session: { truncationEpoch: number }): AsyncIterable<WireFrame>;
   /**
    * Every frame up to `lsn` is durable at the receiver (also called with the LSN a WELCOME reports); `unitLsn`
    * is the highest of them known to end a unit: set the source's cursor for this standby from unitLsn.
@@ -72,19 +54,10 @@ export interface ShipperOptions {
   reconnectMaxMs?: number;
 }
 
-export type ShipperState = 'connecting' | 'streaming' | 'backoff' | 'done' | 'stopped' | 'failed';
-
-export interface ShipperStatus {
-  readonly state: ShipperState;
-  /** Highest LSN the receiver reported durable. */
-  readonly ackedLsn: bigint;
-  /** Highest acknowledged LSN that ends a unit. */
-  readonly ackedUnitLsn: bigint;
+/** The link status (../link-status.ts; ackedLsn: what the receiver reported durable) and what was sent. */
+export interface ShipperStatus extends LinkStatus {
   /** Highest LSN sent on the current or last connection. */
   readonly sentLsn: bigint;
-  readonly lastAckAt: Date | null;
-  readonly connects: number;
-  readonly lastError: string | null;
 }
 
 export interface Shipper {
@@ -96,7 +69,7 @@ export interface Shipper {
 /** Starts shipping; see the module comment. */
 export function startShipper(opts: ShipperOptions): Shipper {
   const s = new ShipperLoop(opts);
-  const finished = s.run();
+  const finished = s.loop.run(() => s.session());
   finished.catch(() => undefined);
   return { finished, status: () => s.status() };
 }
@@ -105,25 +78,21 @@ function fatal(message: string, cause?: unknown): TidemarkError {
   return new TidemarkError(message, { code: 'SHIP_REFUSED', retriable: false, cause });
 }
 
-const NOT_READY = Symbol('not ready');
-
 class ShipperLoop {
   private readonly o: ShipperOptions;
   private readonly log: Logger;
   private readonly hb: number;
-  private state: ShipperState = 'connecting';
+  /** Connections, states, backoff (../session.ts): connecting → streaming → backoff → connecting … */
+  readonly loop: SessionLoop;
   private acked = 0n;
   private ackedUnit: bigint;
   private sent = 0n;
   private lastAckAt: Date | null = null;
-  private connects = 0;
-  private lastError: string | null = null;
   /** Unacknowledged batches: last LSN and bytes. */
   private inflight: { lsn: bigint; bytes: number; unitEnd: bigint | null }[] = [];
   private inflightBytes = 0;
   private ackWake: (() => void) | null = null;
-  private ackRunning = false;
-  private ackPending: { lsn: bigint; unitLsn: bigint } | null = null;
+  private readonly acks: AckCoalescer | null;
   /** Latest truncation epoch sent in this connection's HELLO. */
   private epoch = 0;
 
@@ -132,55 +101,34 @@ class ShipperLoop {
     this.hb = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.ackedUnit = opts.ackedUnitLsn ?? 0n;
     this.log = opts.log.child({ component: 'shipper', source: opts.source, target: opts.targetSite });
+    this.acks = opts.onAck ? new AckCoalescer(opts.onAck, this.log) : null;
+    this.loop = new SessionLoop({
+      log: this.log,
+      signal: opts.signal,
+      what: 'ship',
+      retryMessage: 'link lost; reconnecting',
+      ...(opts.reconnectBaseMs === undefined ? {} : { reconnectBaseMs: opts.reconnectBaseMs }),
+      ...(opts.reconnectMaxMs === undefined ? {} : { reconnectMaxMs: opts.reconnectMaxMs }),
+    });
   }
 
   status(): ShipperStatus {
-    return {
-      state: this.state,
-      ackedLsn: this.acked,
-      ackedUnitLsn: this.ackedUnit,
-      sentLsn: this.sent,
-      lastAckAt: this.lastAckAt,
-      connects: this.connects,
-      lastError: this.lastError,
-    };
+    const held = { lsn: this.acked, unitLsn: this.ackedUnit, lastAckAt: this.lastAckAt };
+    return { ...this.loop.linkStatus(held), sentLsn: this.sent };
   }
 
-  private setState(state: ShipperState, extra: Record<string, unknown> = {}): void {
-    if (state !== this.state) this.log.info({ ...extra, from: this.state, to: state }, `ship: ${state}`);
-    this.state = state;
-  }
-
-  async run(): Promise<void> {
-    const delays = backoff(this.o.reconnectBaseMs ?? 250, this.o.reconnectMaxMs ?? 30_000);
-    while (!this.o.signal.aborted) {
-      this.setState('connecting');
-      let conn: MessageConnection | null = null;
-      try {
-        conn = await this.connect();
-        const durable = await this.hello(conn);
-        delays.reset();
-        if (await this.stream(conn, durable)) {
-          this.setState('done', { ackedLsn: String(this.acked) });
-          return;
-        }
-      } catch (err) {
-        this.lastError = describeChain(err);
-        if (this.o.signal.aborted) break;
-        if (!isRetriable(err)) {
-          this.log.error({ err: this.lastError }, `ship: giving up: ${this.lastError}`);
-          this.setState('failed');
-          throw err;
-        }
-        const delay = delays.next();
-        this.log.warn({ err: this.lastError, retryInMs: delay }, 'ship: link lost; reconnecting');
-        this.setState('backoff');
-        await sleep(delay, this.o.signal);
-      } finally {
-        conn?.close(new TidemarkError('session over', { code: 'LINK_DOWN', retriable: true }));
-      }
+  /** One connection: connect → HELLO/WELCOME → stream; true when the frames ended and are all acknowledged. */
+  async session(): Promise<boolean> {
+    let conn: MessageConnection | null = null;
+    try {
+      conn = await this.connect();
+      const durable = await this.hello(conn);
+      if (!(await this.stream(conn, durable))) return false;
+      this.loop.setState('done', { ackedLsn: String(this.acked) });
+      return true;
+    } finally {
+      conn?.close(new TidemarkError('session over', { code: 'LINK_DOWN', retriable: true }));
     }
-    this.setState('stopped');
   }
 
   private timeoutMs(): number {
@@ -191,7 +139,6 @@ class ShipperLoop {
   private async connect(): Promise<MessageConnection> {
     const { host, port, security } = this.o;
     const label = `receiver ${this.o.targetSite} at ${host}:${port}`;
-    this.connects++;
     const socket = await dial({
       host,
       port,
@@ -263,7 +210,7 @@ class ShipperLoop {
       this.log.error({ reason: m.reason }, `ship: ${conn.label} refused this shipper: ${m.reason}`);
       throw fatal(`${conn.label} refused this shipper: ${m.reason}`);
     }
-    this.setState('streaming', { durableLsn: String(m.durableLsn), connects: this.connects });
+    this.loop.setState('streaming', { durableLsn: String(m.durableLsn), connects: this.loop.sessions });
     if (m.durableLsn < this.acked) {
       this.log.warn(
         { durableLsn: String(m.durableLsn), ackedBefore: String(this.acked) },
@@ -293,23 +240,7 @@ class ShipperLoop {
       if (b.unitEnd !== null && b.unitEnd > this.ackedUnit) this.ackedUnit = b.unitEnd;
     }
     this.ackWake?.();
-    const onAck = this.o.onAck;
-    if (!onAck) return;
-    this.ackPending = { lsn, unitLsn: this.ackedUnit };
-    if (this.ackRunning) return;
-    this.ackRunning = true;
-    void (async () => {
-      while (this.ackPending !== null) {
-        const l = this.ackPending;
-        this.ackPending = null;
-        try {
-          await onAck(l);
-        } catch (err) {
-          this.log.error({ err: describeChain(err), lsn: String(l.lsn) }, 'ship: onAck failed');
-        }
-      }
-      this.ackRunning = false;
-    })();
+    this.acks?.report({ lsn, unitLsn: this.ackedUnit });
   }
 
   /** Resolves when the next ACK arrives, or rejects when the connection closes. */
@@ -371,57 +302,17 @@ class ShipperLoop {
   private async send(conn: MessageConnection, from: bigint, signal: AbortSignal): Promise<void> {
     const batchBytes = this.o.batchBytes ?? 1 << 20;
     const windowBytes = this.o.windowBytes ?? 8 << 20;
-    const it = this.o.frames(from, signal, { truncationEpoch: this.epoch })[Symbol.asyncIterator]();
-    let batch: WireFrame[] = [];
-    let bytes = 0;
-    let unitEnd: bigint | null = null;
-    let expect = from;
-    const flush = async () => {
-      if (batch.length === 0) return;
+    const source = this.o.frames(from, signal, { truncationEpoch: this.epoch });
+    for await (const { frames, bytes } of batchFrames(source, from, batchBytes, Infinity, FRAME_OVERHEAD)) {
+      if (conn.isClosed) throw await conn.closed;
       while (this.inflightBytes > 0 && this.inflightBytes + bytes > windowBytes) await this.ackOrClose(conn);
       if (conn.isClosed) throw await conn.closed;
-      const frames = batch;
       const last = (frames[frames.length - 1] as WireFrame).lsn;
-      this.inflight.push({ lsn: last, bytes, unitEnd });
+      this.inflight.push({ lsn: last, bytes, unitEnd: lastUnitEnd(frames) });
       this.inflightBytes += bytes;
-      batch = [];
-      bytes = 0;
-      unitEnd = null;
       // Before the write: the ACK may arrive before a full socket buffer drains.
       this.sent = last;
       await conn.send({ type: 'frames', frames });
-    };
-    let pending: Promise<IteratorResult<WireFrame>> | null = null;
-    try {
-      for (;;) {
-        if (conn.isClosed) throw await conn.closed;
-        pending ??= it.next();
-        const r = batch.length === 0 ? await pending : await Promise.race([pending, nextTurn()]);
-        if (r === NOT_READY) {
-          await flush();
-          continue;
-        }
-        pending = null;
-        if (r.done) break;
-        const f = r.value;
-        if (f.lsn !== expect) {
-          throw new TidemarkError(`ship: the frames source gave LSN ${f.lsn} where ${expect} was due`, {
-            code: 'SHIP_SOURCE',
-          });
-        }
-        expect++;
-        batch.push(f);
-        bytes += FRAME_OVERHEAD + f.payload.length;
-        if (f.endOfUnit) unitEnd = f.lsn;
-        if (bytes >= batchBytes) await flush();
-      }
-      await flush();
-    } finally {
-      void it.return?.()?.catch(() => undefined);
     }
   }
-}
-
-function nextTurn(): Promise<typeof NOT_READY> {
-  return new Promise((resolve) => setImmediate(() => resolve(NOT_READY)));
 }

@@ -10,7 +10,7 @@ import { createKafka, ensureTopic } from '../../ship/kafka/client.ts';
 import { encodeFrame } from '../../ship/kafka/codec.ts';
 import { type KafkaReceiver, startKafkaReceiver } from '../../ship/kafka/receiver.ts';
 import { type KafkaShipper, startKafkaShipper } from '../../ship/kafka/shipper.ts';
-import type { WireFrame } from '../../ship/tcp/protocol.ts';
+import type { WireFrame } from '../../ship/frame.ts';
 import { duplicateLsns, type KafkaBroker, killKafka, readTopic, startKafka, stopKafka } from '../fixtures/kafka.ts';
 import { captureLog, frameDiff, MemoryStore, until } from '../fixtures/ship-link.ts';
 import { entriesOf, SourceJournal } from '../fixtures/ship-journal.ts';

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runWorkload, SHOP_SCHEMA } from '../../bench/workload.ts';
-import { FaultProxy } from '../../ship/tcp/fault-proxy.ts';
+import { FaultProxy } from '../fixtures/fault-proxy.ts';
 import { admin, stopInstance } from '../fixtures/mariadb.ts';
 import { prng } from '../fixtures/prng.ts';
 import {

@@ -16,7 +16,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runWorkload, SHOP_SCHEMA } from '../../bench/workload.ts';
-import { FaultProxy } from '../../ship/tcp/fault-proxy.ts';
+import { FaultProxy } from '../fixtures/fault-proxy.ts';
 import { admin, stopInstance } from '../fixtures/mariadb.ts';
 import {
   appliedRow,

@@ -4,12 +4,15 @@
  *   journalSource(dir)  the primary: the source journal's identity, its truncation events for HELLO, and its
  *                       frames read only up to its durable mark (never a frame the source could still lose or
  *                       take back), failing on any truncation after the HELLO's epoch. Spread into
- *                       startShipper's options.
+ *                       startShipper's options. notingCommitTimes remembers the commit time of each unit shipped
+ *                       (a standby's lag in seconds); sessionFrames is the frames of a session without a HELLO
+ *                       (the brokers).
  *   MirrorSink          the standby: one mirror journal per source (<root>/<source>, consolidation = several
  *                       directories), holding the source's frames at the source's LSNs. onHello opens (or creates)
  *                       the mirror, checks that it mirrors the journal the shipper names, reconciles the source's
  *                       truncations and reports the mirror's synced LSN; onFrames appends each frame at its LSN
- *                       and syncs before it resolves, so the receiver acknowledges only what is on disk.
+ *                       and syncs before it resolves, so the receiver acknowledges only what is on disk. The
+ *                       brokers, without a HELLO, open a mirror with resumePoint.
  *
  * After a failover the new primary ships its promoted mirror, a journal that continues the old primary's
  * (journal/branch.ts); its HELLO names the branch. A mirror of the old journal whose head is at or below the
@@ -22,23 +25,19 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { describeChain, TidemarkError } from '../../core/errors.ts';
-import { adoptBranch } from '../../journal/index.ts';
-import { journalIdentity, readIdentity } from '../../journal/index.ts';
-import { reconcileTruncations } from '../../journal/index.ts';
-import { JournalReader } from '../../journal/index.ts';
-import { listSegments } from '../../journal/index.ts';
-import { readTruncations } from '../../journal/index.ts';
-import { JournalWriter } from '../../journal/index.ts';
-import type { WireFrame } from './protocol.ts';
-import type { ReceiverOptions, ReceiverSessionInfo } from './receiver.ts';
-import type { ShipperOptions } from './shipper.ts';
+import { describeChain, TidemarkError } from '../core/errors.ts';
+import { adoptBranch } from '../journal/index.ts';
+import { journalIdentity, readIdentity } from '../journal/index.ts';
+import { reconcileTruncations } from '../journal/index.ts';
+import { JournalReader } from '../journal/index.ts';
+import { listSegments } from '../journal/index.ts';
+import { readTruncations } from '../journal/index.ts';
+import { JournalWriter } from '../journal/index.ts';
+import { decodeFrame, latestEpoch } from '../journal/index.ts';
+import type { FramesSink, FramesSource, ReceiverSessionInfo, WireFrame } from './frame.ts';
 
 /** The source side of startShipper's options for the journal at `dir`. */
-export async function journalSource(
-  dir: string,
-  opts: { pollMs?: number } = {},
-): Promise<Pick<ShipperOptions, 'journalId' | 'branch' | 'truncations' | 'frames'>> {
+export async function journalSource(dir: string, opts: { pollMs?: number } = {}): Promise<FramesSource> {
   const { id, branch } = await journalIdentity(dir);
   return {
     journalId: id,
@@ -64,6 +63,42 @@ export async function journalSource(
         ...(opts.pollMs === undefined ? {} : { pollMs: opts.pollMs }),
       });
     },
+  };
+}
+
+/** Unit commit times notingCommitTimes remembers at most (the oldest go first). */
+const COMMIT_TIMES = 8192;
+
+/**
+ * `source`, noting in `times` the source commit time of every unit its frames end (for the standby's lag in
+ * seconds): the last frame of a unit is its commit entry.
+ */
+export function notingCommitTimes(source: FramesSource, times: Map<bigint, bigint>): FramesSource {
+  return {
+    ...source,
+    async *frames(fromLsn, signal, session) {
+      for await (const f of source.frames(fromLsn, signal, session)) {
+        if (f.endOfUnit) {
+          const e = decodeFrame(f).entry;
+          if (e.kind === 'commit') times.set(f.lsn, e.commitTimeUs);
+          if (times.size > COMMIT_TIMES) times.delete(times.keys().next().value as bigint);
+        }
+        yield f;
+      }
+    },
+  };
+}
+
+/**
+ * The frames of a session without a HELLO (Kafka, Redis): the source's latest truncation epoch at the start of
+ * every session, as a TCP HELLO would carry it.
+ */
+export function sessionFrames(
+  source: FramesSource,
+): (fromLsn: bigint, signal: AbortSignal) => AsyncIterable<WireFrame> {
+  return async function* (fromLsn, signal) {
+    const truncationEpoch = latestEpoch((await source.truncations?.()) ?? []);
+    yield* source.frames(fromLsn, signal, { truncationEpoch });
   };
 }
 
@@ -126,7 +161,7 @@ export class MirrorSink {
   }
 
   /** The receiver's callbacks: `ShipReceiver.listen({ ...sink.callbacks(), port, security, log })`. */
-  callbacks(): Pick<ReceiverOptions, 'onHello' | 'onFrames'> {
+  callbacks(): FramesSink {
     return { onHello: (i) => this.onHello(i), onFrames: (s, f) => this.onFrames(s, f) };
   }
 
@@ -188,6 +223,25 @@ export class MirrorSink {
       if (this.mirrors.has(source)) this.broken.add(source); // e.g. a failed cut: reopen (recover) next time
       throw err;
     }
+  }
+
+  /**
+   * For a transport without a HELLO (the brokers): opens the mirror of `source` as a HELLO from journal
+   * `journalId` would (no truncations: the frames carry the journal's own) and returns its synced LSN, where the
+   * session resumes. A refusal throws SHIP_REFUSED, "`what`: reason".
+   */
+  async resumePoint(o: { source: string; site: string; journalId: string; what: string }): Promise<bigint> {
+    const r = await this.onHello({
+      source: o.source,
+      site: o.site,
+      journalId: o.journalId,
+      truncations: [],
+      protocolVersion: 0,
+      peer: o.journalId,
+      certificateNames: [],
+    });
+    if ('refuse' in r) throw new TidemarkError(`${o.what}: ${r.refuse}`, { code: 'SHIP_REFUSED' });
+    return r.durableLsn;
   }
 
   async onFrames(source: string, frames: readonly WireFrame[]): Promise<void> {

@@ -1,8 +1,9 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { TidemarkError } from '../../core/errors.ts';
-import type { WireFrame } from '../tcp/protocol.ts';
-import { AckReporter, batchFrames, lastUnitEnd, SessionLoop } from './loop.ts';
+import { TidemarkError } from '../core/errors.ts';
+import type { WireFrame } from './frame.ts';
+import { lastUnitEnd } from './frame.ts';
+import { AckReporter, batchFrames, durableMarks, SessionLoop } from './session.ts';
 
 const silent = pino({ level: 'silent' });
 const f = (lsn: number, size = 10, endOfUnit = false): WireFrame => ({
@@ -130,5 +131,48 @@ describe('SessionLoop', () => {
       throw new TidemarkError('gone', { code: 'LINK_DOWN', retriable: true });
     });
     expect(stopped.state).toBe('stopped');
+  });
+});
+
+describe("batchFrames with wire overhead; a session end's marks and link status", () => {
+  it('counts the wire overhead per frame when asked (the tcp FRAMES body)', async () => {
+    async function* src() {
+      for (let i = 1; i <= 6; i++) yield f(i, 10);
+    }
+    // 10 payload + 13 overhead per frame: a batch is cut at the second frame of 40 bytes.
+    const sizes = (await collect(batchFrames(src(), 1n, 40, Infinity, 13))).map((b) => [b.frames.length, b.bytes]);
+    expect(sizes).toEqual([
+      [2, 46],
+      [2, 46],
+      [2, 46],
+    ]);
+  });
+
+  it("keeps a receiver's durable marks: the last LSN, the highest unit end, the time", () => {
+    const a = durableMarks({ lsn: 0n, unitLsn: 0n, lastAckAt: null }, [f(1), f(2, 1, true), f(3)]);
+    expect(a).toMatchObject({ lsn: 3n, unitLsn: 2n });
+    expect(a.lastAckAt).toBeInstanceOf(Date);
+    expect(durableMarks(a, [f(4)])).toMatchObject({ lsn: 4n, unitLsn: 2n });
+  });
+
+  it('reports state, sessions as connects, the marks and the last error', async () => {
+    const loop = new SessionLoop({ log: silent, signal: new AbortController().signal, what: 'test' });
+    let n = 0;
+    await loop
+      .run(async () => {
+        if (++n === 1) throw new TidemarkError('broker gone', { code: 'LINK_DOWN', retriable: false });
+        return true;
+      })
+      .catch(() => undefined);
+    const at = new Date();
+    expect(loop.status({ lsn: 9n, unitLsn: 8n, lastAckAt: at })).toEqual({
+      state: 'failed',
+      ackedLsn: 9n,
+      ackedUnitLsn: 8n,
+      lastAckAt: at,
+      connects: 1,
+      sessions: 1,
+      lastError: expect.stringContaining('broker gone'),
+    });
   });
 });

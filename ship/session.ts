@@ -1,22 +1,54 @@
 /**
- * Pieces shared by the broker-backed shippers and receivers (Kafka here, Redis Streams in ship/redis): the
- * session loop with backoff and states, batching a frames source, and coalesced acknowledgement reports. No
- * broker code in here.
+ * Pieces of a transport's session, whatever the wire: the session loop with backoff and link states (every
+ * shipper, tcp, kafka and redis, and the broker receivers), batching a frames source, and coalesced
+ * acknowledgement reports (every shipper: AckCoalescer; the brokers' AckReporter on top of it). No transport code
+ * in here.
  */
 import type { Logger } from 'pino';
-import { backoff } from '../../core/backoff.ts';
-import { describeChain, type ErrorCode, isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
-import type { WireFrame } from '../tcp/protocol.ts';
+import { backoff } from '../core/backoff.ts';
+import { describeChain, type ErrorCode, isRetriable, sleep, TidemarkError } from '../core/errors.ts';
+import { lastUnitEnd, type WireFrame } from './frame.ts';
+import type { LinkState, LinkStatus } from './link-status.ts';
 
-export type LoopState = 'connecting' | 'streaming' | 'backoff' | 'done' | 'stopped' | 'failed';
+/** The states a session loop goes through (a subset of LinkState). */
+export type LoopState = Extract<LinkState, 'connecting' | 'streaming' | 'backoff' | 'done' | 'stopped' | 'failed'>;
 
 export interface SessionLoopOptions {
   log: Logger;
   signal: AbortSignal;
   /** For log lines: "kafka shipper", "redis receiver"… */
   what: string;
+  /** The log line of a failed session before the retry, after "<what>: ". Default "session failed; retrying". */
+  retryMessage?: string;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
+}
+
+/** A session loop end's status: the link status, and `sessions` (the same count as connects, by its name here). */
+export interface SessionStatus extends LinkStatus {
+  readonly sessions: number;
+}
+
+/** A broker shipper's status: also the LSN the current or last session resumed from. */
+export interface SessionShipperStatus extends SessionStatus {
+  readonly resumedAt: bigint;
+}
+
+/** What an end holds: a shipper's AckReporter, or a receiver's durable marks. */
+export interface HeldMarks {
+  readonly lsn: bigint;
+  readonly unitLsn: bigint;
+  readonly lastAckAt: Date | null;
+}
+
+/** A receiver's marks after `frames` (consecutive, after held.lsn) were made durable. */
+export function durableMarks(held: HeldMarks, frames: readonly WireFrame[]): HeldMarks {
+  const unit = lastUnitEnd(frames);
+  return {
+    lsn: (frames[frames.length - 1] as WireFrame).lsn,
+    unitLsn: unit !== null && unit > held.unitLsn ? unit : held.unitLsn,
+    lastAckAt: new Date(),
+  };
 }
 
 /**
@@ -32,6 +64,23 @@ export class SessionLoop {
 
   constructor(o: SessionLoopOptions) {
     this.o = o;
+  }
+
+  /** The link status of an end run by this loop that holds `held`. */
+  linkStatus(held: HeldMarks): LinkStatus {
+    return {
+      state: this.state,
+      ackedLsn: held.lsn,
+      ackedUnitLsn: held.unitLsn,
+      lastAckAt: held.lastAckAt,
+      connects: this.sessions,
+      lastError: this.lastError,
+    };
+  }
+
+  /** linkStatus, and `sessions` (the brokers' name for connects). */
+  status(held: HeldMarks): SessionStatus {
+    return { ...this.linkStatus(held), sessions: this.sessions };
   }
 
   setState(state: LoopState, extra: Record<string, unknown> = {}): void {
@@ -59,7 +108,8 @@ export class SessionLoop {
         }
         if (this.state === 'streaming') delays.reset();
         const delay = delays.next();
-        this.o.log.warn({ err: this.lastError, retryInMs: delay }, `${this.o.what}: session failed; retrying`);
+        const message = this.o.retryMessage ?? 'session failed; retrying';
+        this.o.log.warn({ err: this.lastError, retryInMs: delay }, `${this.o.what}: ${message}`);
         this.setState('backoff');
         await sleep(delay, this.o.signal);
       }
@@ -81,14 +131,16 @@ function nextTurn(): Promise<typeof NOT_READY> {
 
 /**
  * Groups the frames of `source` (which must start at `from` and be consecutive) into batches: a batch is handed
- * out at `maxBytes` payload bytes or `maxFrames` frames, or as soon as the source has nothing ready. A source
- * that skips or repeats an LSN is a non-retriable SHIP_SOURCE error.
+ * out at `maxBytes` bytes (payload, plus `overheadBytes` per frame: what the wire spends on it) or `maxFrames`
+ * frames, or as soon as the source has nothing ready. A source that skips or repeats an LSN is a non-retriable
+ * SHIP_SOURCE error. The next frame is read only when the consumer asks for the next batch.
  */
 export async function* batchFrames(
   source: AsyncIterable<WireFrame>,
   from: bigint,
   maxBytes: number,
   maxFrames: number,
+  overheadBytes = 0,
 ): AsyncGenerator<FrameBatch> {
   const it = source[Symbol.asyncIterator]();
   let frames: WireFrame[] = [];
@@ -116,7 +168,7 @@ export async function* batchFrames(
       }
       expect++;
       frames.push(f);
-      bytes += f.payload.length;
+      bytes += overheadBytes + f.payload.length;
       if (bytes >= maxBytes || frames.length >= maxFrames) {
         yield { frames, bytes };
         frames = [];
@@ -137,22 +189,49 @@ export interface Ack {
 }
 
 /**
- * Tracks what the broker holds and reports it to `onAck`, coalesced: a slow onAck sees only the latest value,
- * and calls never overlap. onAck failures are logged, not fatal (the next ack reports again).
+ * Hands acknowledgements to `onAck`, coalesced: a slow onAck sees only the latest value, and calls never overlap.
+ * onAck failures are logged, not fatal (the next ack reports again).
  */
-export class AckReporter {
-  lsn = 0n;
-  unitLsn: bigint;
-  lastAckAt: Date | null = null;
-  private readonly onAck: ((a: Ack) => void | Promise<void>) | undefined;
+export class AckCoalescer {
+  private readonly onAck: (a: Ack) => void | Promise<void>;
   private readonly log: Logger;
   private pending: Ack | null = null;
   private running = false;
 
-  constructor(onAck: ((a: Ack) => void | Promise<void>) | undefined, unitLsn: bigint, log: Logger) {
+  constructor(onAck: (a: Ack) => void | Promise<void>, log: Logger) {
     this.onAck = onAck;
-    this.unitLsn = unitLsn;
     this.log = log;
+  }
+
+  report(a: Ack): void {
+    this.pending = a;
+    if (this.running) return;
+    this.running = true;
+    void (async () => {
+      while (this.pending !== null) {
+        const next = this.pending;
+        this.pending = null;
+        try {
+          await this.onAck(next);
+        } catch (err) {
+          this.log.error({ err: describeChain(err), lsn: String(next.lsn) }, 'ship: onAck failed');
+        }
+      }
+      this.running = false;
+    })();
+  }
+}
+
+/** Tracks what the broker holds and reports it through an AckCoalescer. */
+export class AckReporter {
+  lsn = 0n;
+  unitLsn: bigint;
+  lastAckAt: Date | null = null;
+  private readonly acks: AckCoalescer | null;
+
+  constructor(onAck: ((a: Ack) => void | Promise<void>) | undefined, unitLsn: bigint, log: Logger) {
+    this.acks = onAck ? new AckCoalescer(onAck, log) : null;
+    this.unitLsn = unitLsn;
   }
 
   /**
@@ -171,33 +250,8 @@ export class AckReporter {
     this.lsn = lsn;
     if (unitLsn !== null && unitLsn > this.unitLsn) this.unitLsn = unitLsn;
     this.lastAckAt = new Date();
-    const onAck = this.onAck;
-    if (!onAck) return;
-    this.pending = { lsn, unitLsn: this.unitLsn };
-    if (this.running) return;
-    this.running = true;
-    void (async () => {
-      while (this.pending !== null) {
-        const a = this.pending;
-        this.pending = null;
-        try {
-          await onAck(a);
-        } catch (err) {
-          this.log.error({ err: describeChain(err), lsn: String(a.lsn) }, 'ship: onAck failed');
-        }
-      }
-      this.running = false;
-    })();
+    this.acks?.report({ lsn, unitLsn: this.unitLsn });
   }
-}
-
-/** Highest LSN in `frames` that ends a unit, or null. */
-export function lastUnitEnd(frames: readonly WireFrame[]): bigint | null {
-  for (let i = frames.length - 1; i >= 0; i--) {
-    const f = frames[i] as WireFrame;
-    if (f.endOfUnit) return f.lsn;
-  }
-  return null;
 }
 
 /** Rejects after `ms` with a retriable error naming `what`, unless `p` settles first. */

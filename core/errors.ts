@@ -244,7 +244,7 @@ export type ErrorCode =
   | 'FAILBACK_LINEAGE'
   /** Failback: no standby of this source was promoted. Not retriable. */
   | 'FAILBACK_NO_PROMOTION'
-  // ── node/, cli/ ──
+  // ── node/ and the commands ──
   /** A topology tidemark does not support (a broker standby following a promoted journal). Not retriable. */
   | 'NOT_SUPPORTED'
   /** `tidemark skip` refused (nothing to skip, a unit not at the head, …). Not retriable. */

@@ -1,5 +1,5 @@
 /**
- * The source half of the engine seam: what the runtime (node/, cli/commands) asks of a source engine. MySQL is
+ * The source half of the engine seam: what the runtime (node/) and the commands ask of a source engine. MySQL is
  * the first implementation (capture/mysql/adapter.ts); a new engine implements this and registers it
  * (engine/registry.ts) under the `source.kind` its config files name. engine/README.md is the contract in prose.
  */

@@ -1,7 +1,7 @@
 /**
  * One plain line for `tidemark status` (issue #17): whether the service has a writable primary as this site
  * sees it, and if not, why — written by the running monitor (monitor.json `service`) and the primary's guard
- * (guard.json `service`), shown by cli/commands/status-failover.ts. null: nothing wrong seen from here.
+ * (guard.json `service`), shown by `tidemark status`. null: nothing wrong seen from here.
  */
 import type { Decision, TakeoverHistory } from '../failover/decide.ts';
 import { lastContactOf } from '../failover/timeline.ts';

@@ -17,7 +17,7 @@
  *   8 failover/      monitor, witness, fencing, takeover, failback
  *   9 config/        load the YAML, compose the sections the components own, secrets, site cross-checks
  *  10 node/          the `tidemark run` process: supervisor, loops, link state, takeover bindings, state files
- *  11 cli/           argv → options → one call per command, exit codes
+ *  11 cli            argv → options → one call per command, exit codes
  *  12 test/ bench/   may import anything (past faces too); only unit tests beside the code import them
  *
  * The runtime (node/) reaches a database engine only through the engine seam (engine/, config/engines.ts): an
@@ -26,7 +26,7 @@
  * Unit tests (*.test.ts) may reach past a face (they test the inside) and import test/ fixtures; every other
  * rule holds for them too.
  *
- * A folder is in the floor of its longest listed prefix (cli/commands/x.ts: floor 11; ship/tcp/x.ts: floor 6).
+ * A folder is in the floor of its longest listed prefix (ship/tcp/x.ts: floor 6, not 5 as ship/x.ts).
  * Files in no listed folder (vitest.config.ts, scripts/) are not checked, and importing a non-.ts file
  * (package.json) is not checked.
  */
@@ -65,7 +65,7 @@ export const TOOLS_FLOOR = 12;
 
 /**
  * Folder cycles allowed: none. (A cycle is allowed only if every folder in it is listed together here; the one the
- * runtime had while it lived in cli/run was removed when it moved to node/.)
+ * runtime had while it lived under the command line was removed when it moved to node/.)
  */
 export const KNOWN_CYCLES: readonly (readonly string[])[] = [];
 

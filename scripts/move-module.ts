@@ -2,8 +2,8 @@
  * Moves .ts modules and rewrites every relative import of them (and the moved files' own imports), for the folder
  * moves of issue #12:
  *
- *   node scripts/move-module.ts record/errors.ts=core/errors.ts cli/log.ts=core/log.ts
- *   node scripts/move-module.ts cli/run/=node/          # a folder: every tracked file under it
+ *   node scripts/move-module.ts record/errors.ts=core/errors.ts record/log.ts=core/log.ts
+ *   node scripts/move-module.ts ship/journal/=journal/   # a folder: every tracked file under it
  *
  * A source path that no longer exists is not moved, only its importers rewritten: after merging a branch written
  * against the old paths, the same command fixes the imports that came in with the merge. Uses `git mv` and

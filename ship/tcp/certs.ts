@@ -23,11 +23,12 @@
  */
 import { execFile } from 'node:child_process';
 import { createPrivateKey, generateKeyPair, randomBytes, X509Certificate } from 'node:crypto';
-import { chmod, link, mkdir, mkdtemp, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, mkdtemp, open, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
+import { fsyncDir } from '../../core/durable-file.ts';
 import { silentLogger } from '../../core/log.ts';
 import { TidemarkError } from '../../core/errors.ts';
 
@@ -193,17 +194,30 @@ async function newKey(path: string): Promise<void> {
   await chmod(path, 0o600); // whatever the umask
 }
 
-/** Moves a staged file into place: never over an existing file unless `force`. */
+/**
+ * Moves a staged file into place: never over an existing file unless `force`. The file is fsynced first and the
+ * directory after (core/durable-file.ts), so a crash right after leaves a whole file under the name.
+ */
 async function place(from: string, to: string, force: boolean): Promise<void> {
-  if (force) return rename(from, to);
+  const fh = await open(from, 'r');
   try {
-    await link(from, to);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
-      throw usage(`${to} already exists; use --force to replace it`);
-    throw err;
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
-  await unlink(from);
+  if (force) {
+    await rename(from, to);
+  } else {
+    try {
+      await link(from, to);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+        throw usage(`${to} already exists; use --force to replace it`);
+      throw err;
+    }
+    await unlink(from);
+  }
+  await fsyncDir(dirname(to));
 }
 
 /** Why the CA in `dir` cannot sign for `name`, or null when it can. */

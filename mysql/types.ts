@@ -9,9 +9,15 @@
  * renders its text AND its index (c + 0) so index 0 and a '' member differ, the batcher writes index 0 without
  * strictness, and a driver value read back (verify's keys) stays the label string. SET is a family of its own
  * too (comma-joined labels), rendered like text by the checksum.
+ *
+ * GEOMETRY and its subtypes (POINT … GEOMETRYCOLLECTION) are the family `geometry`: a value is the column's
+ * stored bytes, MariaDB's internal form (4-byte little-endian SRID, then WKB), read by the baseline as
+ * CAST(col AS BINARY), taken raw from the binlog (capture/mysql/events.ts), written back as X'…' and compared
+ * by the checksum as HEX(col) and by rewind's guards as col <=> X'…' (byte-exact: SRID included). zongji names a
+ * GEOMETRYCOLLECTION column `geomcollection`, information_schema `geometrycollection`: normalized to the latter.
  */
 
-/** A column type family (`unsupported`: refused loudly, never silently mangled: spatial, VECTOR). */
+/** A column type family (`unsupported`: refused loudly, never silently mangled: MariaDB VECTOR). */
 export type ValueKind =
   | 'int'
   | 'year'
@@ -26,6 +32,7 @@ export type ValueKind =
   | 'enum'
   | 'set'
   | 'binary'
+  | 'geometry'
   | 'unsupported';
 
 export const TYPE_FAMILY: Readonly<Record<string, ValueKind>> = {
@@ -65,6 +72,14 @@ export const TYPE_FAMILY: Readonly<Record<string, ValueKind>> = {
   uuid: 'binary',
   inet4: 'binary',
   inet6: 'binary',
+  geometry: 'geometry',
+  point: 'geometry',
+  linestring: 'geometry',
+  polygon: 'geometry',
+  multipoint: 'geometry',
+  multilinestring: 'geometry',
+  multipolygon: 'geometry',
+  geometrycollection: 'geometry',
 };
 
 /** The BINARY(n) the binlog reports for MariaDB's UUID/INET4/INET6 columns (the baseline maps to the same). */
@@ -95,6 +110,7 @@ export function normalizeColumnType(columnType: string): string {
   t = t.toLowerCase();
   if (TYPE_FAMILY[base] === 'int' || base === 'year') t = t.replace(/^([a-z]+)\(\d+\)/, '$1');
   t = t.replace(/\s+zerofill\b/, '');
+  if (base === 'geomcollection') t = `geometrycollection${t.slice(base.length)}`; // zongji's name for it
   return t.replace(/\s+/g, ' ');
 }
 

@@ -12,7 +12,8 @@
  * Rows go through the same normalization as binlog rows (values.ts), so both paths yield identical values;
  * FLOAT columns are selected as CAST(col AS DOUBLE) because the server's text for FLOAT keeps 6 digits only,
  * ENUM columns as CONCAT(col + 0, ':', col) (the label alone cannot tell the invalid index 0 from a '' member),
- * MariaDB UUID/INET4/INET6 as CAST(col AS BINARY) (the binary form the binlog carries).
+ * MariaDB UUID/INET4/INET6 and spatial columns as CAST(col AS BINARY) (the binary form the binlog carries; for
+ * geometry the stored SRID + WKB).
  * System-versioned tables (MariaDB) are read FOR SYSTEM_TIME ALL, history included, with their period columns
  * (hidden row_start/row_end too) and row_end appended to the primary key, as the binlog describes them
  * (record/versioning.ts). Versioning by transaction id (BIGINT UNSIGNED periods) is refused: those ids mean

@@ -84,11 +84,37 @@ describe('EventDecoder', () => {
   });
 
   it('ignores rows of excluded tables and refuses unsupported column types of included ones', () => {
-    all.decode(tableMap({ id: 4, table: 'skip', cols: [['g', 'point']] }));
-    expect(all.decode(rowsEvent('writerows', 4, [{ g: { x: 1, y: 2 } }]))).toBeNull();
-    expect(() => all.decode(tableMap({ id: 5, table: 'geo', cols: [['g', 'point']] }))).toThrow(
-      /column types tidemark cannot capture exactly: app\.geo \(g point\)/,
+    all.decode(tableMap({ id: 4, table: 'skip', cols: [['g', 'vector(3)']] }));
+    expect(all.decode(rowsEvent('writerows', 4, [{ g: 'x' }]))).toBeNull();
+    expect(() => all.decode(tableMap({ id: 5, table: 'vec', cols: [['v', 'vector(3)']] }))).toThrow(
+      /column types tidemark cannot capture exactly: app\.vec \(v vector\(3\)\)/,
     );
+  });
+
+  it('has zongji read geometry columns raw (BLOB without charset) and keeps their stored bytes', () => {
+    const ev = tableMap({
+      id: 6,
+      table: 'geo',
+      cols: [
+        ['id', 'int'],
+        ['g', 'point'],
+      ],
+      pk: [0],
+    });
+    const entry = (ev as unknown as { tableMap: Record<number, TableMapEntry> }).tableMap[6]!;
+    entry.columns = [
+      { name: 'id', charset: null, type: 3, metadata: {} },
+      { name: 'g', charset: 'utf8mb4', type: 255, metadata: { length_size: 4 } },
+    ];
+    all.decode(ev);
+    expect(entry.columns.map((c) => [c.type, c.charset])).toEqual([
+      [3, null],
+      [252, null],
+    ]);
+    const g = Buffer.from('E6100000010100000000000000000000F03F00000000000000C0', 'hex');
+    const item = all.decode(rowsEvent('writerows', 6, [{ id: 1, g }]));
+    expect(item?.type === 'rows' && item.columns.map((c) => c.type)).toEqual(['int', 'point']);
+    expect(item?.type === 'rows' && item.rows[0]?.after?.[1]).toEqual(new Uint8Array(g));
   });
 
   it('refuses rows without a table map', () => {

@@ -7,6 +7,11 @@
  * types, signedness, enum/set labels and the primary key as of the moment the rows were written, so ALTERs never
  * leave stale columns. With FULL metadata an absent primary-key field means the table has none (pk = []); without
  * it (events written before FULL was switched on) pk is null and the stream resolves it from information_schema.
+ *
+ * Spatial columns: zongji parses a GEOMETRY value into {x, y} objects and arrays, losing the SRID (and Z/M
+ * detail). Its row encoding is a BLOB's (length prefix of length_size bytes, then the stored SRID + WKB), so the
+ * table map's geometry columns are retyped as BLOB (rawGeometry) before zongji parses the rows that follow: the
+ * rows then carry the exact stored bytes. zongji emits each event synchronously before it parses the next.
  */
 import type {
   AnyBinlogEvent,
@@ -47,6 +52,23 @@ export interface TableInfo {
   readonly specs: readonly ColumnSpec[];
   readonly columns: readonly Column[];
   readonly pk: readonly string[] | null;
+}
+
+/** zongji's MYSQL_TYPE_GEOMETRY and MYSQL_TYPE_BLOB codes (binlog column types). */
+const MYSQL_TYPE_GEOMETRY = 255;
+const MYSQL_TYPE_BLOB = 252;
+
+/**
+ * Makes zongji hand the geometry columns of this table map over as raw bytes (see the file comment): retypes them
+ * as BLOB without a charset, so the following rows events read them as Buffers of the stored SRID + WKB.
+ */
+export function rawGeometry(entry: TableMapEntry): void {
+  for (const c of entry.columns ?? []) {
+    if (c.type === MYSQL_TYPE_GEOMETRY) {
+      c.type = MYSQL_TYPE_BLOB;
+      c.charset = null;
+    }
+  }
 }
 
 /** Builds the TableInfo of a table map from zongji's column schemas (binlog FULL metadata or information_schema). */
@@ -188,6 +210,7 @@ export class EventDecoder {
       this.tables.set(ev.tableId, null);
       return;
     }
+    rawGeometry(entry);
     const cols = entry.columnSchemas;
     let sig = `${ev.schemaName}\u0000${ev.tableName}\u0000${ev.hasSelfDescribingMetadata() ? (ev.primaryKey ?? []).join(',') : '?'}`;
     for (let i = 0; i < ev.columnCount; i++) sig += `\u0000${cols[i]?.COLUMN_NAME}\u0001${cols[i]?.COLUMN_TYPE}`;

@@ -1,7 +1,8 @@
 /**
  * What the baseline (baseline.ts) reads of each table it copies, checked for every table before anything is
  * copied: the columns with their value specs (values.ts) and the select expression of each — FLOAT as
- * CAST(col AS DOUBLE), ENUM as CONCAT(col + 0, ':', col), MariaDB UUID/INET4/INET6 as CAST(col AS BINARY) — the
+ * CAST(col AS DOUBLE), ENUM as CONCAT(col + 0, ':', col), MariaDB UUID/INET4/INET6 and spatial columns (their
+ * stored SRID + WKB bytes; the driver would otherwise parse them into objects) as CAST(col AS BINARY) — the
  * primary key, and for a system-versioned table its period (hidden row_start/row_end added, row_end appended to
  * the key, as the binlog describes them).
  */
@@ -69,7 +70,7 @@ async function readTableShape(conn: SourceConnection, t: TableToRead): Promise<T
     specs.push(spec);
     if (spec.kind === 'float') select.push(`CAST(${q} AS DOUBLE)`);
     else if (spec.kind === 'enum') select.push(`CONCAT(${q} + 0, ':', ${q})`);
-    else if (isBinaryStored(String(r['ct']))) select.push(`CAST(${q} AS BINARY)`);
+    else if (spec.kind === 'geometry' || isBinaryStored(String(r['ct']))) select.push(`CAST(${q} AS BINARY)`);
     else select.push(q);
   }
   const [keys] = await conn.promise.query<RowDataPacket[]>(

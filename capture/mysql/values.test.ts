@@ -38,7 +38,15 @@ describe('normalizeColumnType / columnSpec', () => {
     expect(columnSpec('s', 'varchar(20)').column).toEqual({ name: 's', type: 'varchar', columnType: 'varchar(20)' });
     expect(columnSpec('t', 'datetime(3)').fsp).toBe(3);
     expect(columnSpec('t', 'time').fsp).toBe(0);
-    expect(columnSpec('g', 'point').kind).toBe('unsupported');
+    expect(columnSpec('v', 'vector(3)').kind).toBe('unsupported');
+    // Spatial columns are the geometry family under their own type names (zongji's geomcollection normalized).
+    for (const t of ['geometry', 'point', 'linestring', 'polygon', 'multipoint', 'multilinestring', 'multipolygon']) {
+      expect(columnSpec('g', t).column).toEqual({ name: 'g', type: t, columnType: t });
+      expect(columnSpec('g', t).kind).toBe('geometry');
+    }
+    expect(normalizeColumnType('geomcollection')).toBe('geometrycollection');
+    expect(columnSpec('g', 'GEOMETRYCOLLECTION').column.columnType).toBe('geometrycollection');
+    expect(isBinaryStored('point')).toBe(false);
     // UUID/INET travel as the binary form the binlog holds (FULL metadata calls them binary(16)/binary(4)).
     expect(columnSpec('u', 'uuid').column).toEqual({ name: 'u', type: 'binary', columnType: 'binary(16)' });
     expect(columnSpec('i', 'inet4').column.columnType).toBe('binary(4)');
@@ -125,18 +133,31 @@ describe('normalizeValue', () => {
   });
 
   it('refuses unsupported types without showing the value', () => {
-    expect(() => norm('geometry', { x: 1 })).toThrow(/not supported/);
+    expect(() => norm('vector(3)', 'secret')).toThrow(/not supported/);
+    expect(() => norm('vector(3)', 'secret')).not.toThrow(/secret/);
+  });
+
+  it('geometry keeps the stored bytes (SRID + WKB) exactly, as a copy; parsed objects are refused', () => {
+    // SRID 4326, little-endian WKB POINT(1 -2).
+    const buf = Buffer.from('E6100000010100000000000000000000F03F00000000000000C0', 'hex');
+    const v = norm('point', buf) as Uint8Array;
+    expect(Buffer.from(v).toString('hex').toUpperCase()).toBe('E6100000010100000000000000000000F03F00000000000000C0');
+    buf[0] = 0;
+    expect(v[0]).toBe(0xe6);
+    expect(norm('geometrycollection', null)).toBeNull();
+    expect(() => norm('point', { x: 1, y: -2 })).toThrow(/stored geometry bytes/);
+    expect(() => norm('geometry', Buffer.from([1, 2, 3]))).toThrow(/3 bytes/);
   });
 });
 
 describe('unsupportedTablesError', () => {
   it('names every refused table and one exclude line for all', () => {
     const e = unsupportedTablesError([
-      { schema: 'zoo', table: 'geo', why: ['g point'] },
+      { schema: 'zoo', table: 'geo', why: ['g vector(3)'] },
       { schema: 'zoo', table: 'h', why: ['system versioning by transaction id'] },
     ]);
     expect(e.code).toBe('UNSUPPORTED_TYPE');
-    expect(e.message).toContain('zoo.geo (g point); zoo.h (system versioning by transaction id)');
+    expect(e.message).toContain('zoo.geo (g vector(3)); zoo.h (system versioning by transaction id)');
     expect(e.message).toContain('source.exclude: ["zoo.geo", "zoo.h"]');
   });
 });

@@ -23,6 +23,9 @@
  *   binary     binary, varbinary, *blob              Buffer                                    Uint8Array (a copy)
  *              uuid, inet4, inet6 (MariaDB)          Buffer (baseline: CAST(c AS BINARY))      Uint8Array; column
  *                                                                                              metadata binary(16|4|16)
+ *   geometry   geometry, point, linestring, polygon,  Buffer: SRID (4 bytes LE) + WKB, as       Uint8Array (a copy)
+ *              multi*, geometrycollection             stored (events.ts has zongji pass it raw;
+ *                                                   baseline: CAST(c AS BINARY))
  *
  * (*) the server prints FLOAT with 6 significant digits, which loses data, so the baseline selects FLOAT columns
  * as CAST(col AS DOUBLE) (see baseline.ts) and both paths then see the exact float32 value.
@@ -30,7 +33,9 @@
  * label, so it is carried as 0n, never as '': a genuine '' member stays ''. (Journals written before this carry
  * '' for both.) MariaDB UUID/INET4/INET6 travel as their 16/4/16-byte binary form, which is what the binlog holds
  * (binlog_row_metadata=FULL describes them as BINARY(n)); written back as X'…' they are stored identically.
- * Unsupported (refused loudly, never silently mangled): spatial types and MariaDB VECTOR. The kind of each column
+ * Spatial values travel as the column's stored bytes (SRID + WKB), so the SRID and every coordinate bit survive;
+ * written back as X'…' they are stored identically. Unsupported (refused loudly, never silently mangled): MariaDB
+ * VECTOR. The kind of each column
  * type is the one type-family table of the MySQL layer (mysql/types.ts), shared with apply and rewind.
  */
 import type { Column, Value } from '../../record/record.ts';
@@ -188,6 +193,13 @@ export function normalizeValue(spec: ColumnSpec, raw: unknown): Value {
     case 'binary':
       if (isBytes(raw)) return new Uint8Array(raw);
       throw valueError(spec, `expected bytes, got ${typeof raw}`);
+    case 'geometry':
+      // 4 bytes of SRID, then WKB (byte order, type: at least 5 bytes); anything else is not the stored form.
+      if (isBytes(raw) && raw.length >= 9) return new Uint8Array(raw);
+      throw valueError(
+        spec,
+        `expected the stored geometry bytes (SRID + WKB), got ${isBytes(raw) ? `${raw.length} bytes` : typeof raw}`,
+      );
     case 'unsupported':
       throw valueError(spec, 'column type is not supported by tidemark');
   }

@@ -30,7 +30,9 @@
  * literals are converted to it, and `col <=> v.c` runs under the column's collation exactly like `col <=>
  * 'literal'`. Verified on MariaDB 10.11 with DECIMAL, DOUBLE/FLOAT (-0 too), BIT(64) max, DATETIME(6),
  * TIMESTAMP(6), TIME(6) (negative), zero dates, BINARY(n), BLOB, JSON, ENUM/SET, latin1 and *_unicode_ci text.
- * A value whose kind does not fit its column's class (batchRow) keeps its row per-row.
+ * A value whose kind does not fit its column's class (batchRow) keeps its row per-row. A table with a spatial
+ * column (family `geometry`, no class) stays per-row: its guards compare `col <=> X'…'` over the stored SRID +
+ * WKB bytes, exact on MariaDB 10.11 (a value that differs only by its SRID does not match).
  *
  * Exactly once. Only tables whose primary key is integer or binary merge: the key's literal text is then the
  * row's identity (no collation makes two different keys equal), and a batch holds each key at most once. A

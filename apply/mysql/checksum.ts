@@ -12,7 +12,7 @@
  *   text types, SET, JSON                        HEX(CONVERT(c USING utf8mb4)) (independent of the column charset)
  *   ENUM                                         the same plus ':' and the index (c + 0): the invalid-value index
  *                                                0 and a '' member read alike as text
- *   anything else (binary, BLOB, spatial …)      HEX(c)
+ *   anything else (binary, BLOB, spatial …)      HEX(c) (a geometry: its stored SRID + WKB, so the SRID counts)
  * NULL becomes 'N', which no rendering above can produce; columns are joined with '#', which none can contain
  * either, so NULL, '' and 'NULL' (and 'a#','b' vs 'a','#b') all hash differently.
  *

@@ -38,6 +38,7 @@ import type { SinkWriter } from './sink-writer.ts';
 import { ddlSince, type Snapshot, startSnapshot } from './snapshot.ts';
 import { qualified } from './sql-text.ts';
 import { quoteIdent } from '../../mysql/sql.ts';
+import { declaredSrids, withRefSystemIds } from './spatial-ddl.ts';
 import { sourceStatus } from './status.ts';
 import { readTableShapes, type TableShape } from './table-shape.ts';
 import { baselineEnumRaw, normalizeValue } from './values.ts';
@@ -160,11 +161,11 @@ export class Baseline {
       await this.commitUnit('baseline');
     }
     if (this.o.definitionsFirst) {
-      for (const t of tables) await this.copyDefinition(conn, t);
+      for (const t of tables) await this.copyDefinition(conn, t, shapes.get(t)!);
       for (const t of tables) await this.copyRows(conn, t, shapes.get(t)!);
     } else {
       for (const t of tables) {
-        await this.copyDefinition(conn, t);
+        await this.copyDefinition(conn, t, shapes.get(t)!);
         await this.copyRows(conn, t, shapes.get(t)!);
       }
     }
@@ -222,8 +223,8 @@ export class Baseline {
     return [...out].sort();
   }
 
-  /** DROP TABLE IF EXISTS + the table's definition, as one unit. */
-  private async copyDefinition(conn: SourceConnection, t: TableToCopy): Promise<void> {
+  /** DROP TABLE IF EXISTS + the table's definition (spatial columns' SRIDs put back: spatial-ddl.ts), as one unit. */
+  private async copyDefinition(conn: SourceConnection, t: TableToCopy, shape: TableShape): Promise<void> {
     const name = qualified(t);
     const [[created]] = await conn.promise.query<RowDataPacket[]>({
       // A sequence's SHOW CREATE TABLE is a plain table with SEQUENCE=1; SHOW CREATE SEQUENCE is its own DDL.
@@ -231,7 +232,9 @@ export class Baseline {
       rowsAsArray: true,
     });
     await this.ddl(t.schema, [{ schema: t.schema, table: t.table }], `DROP TABLE IF EXISTS ${name}`);
-    await this.ddl(t.schema, [{ schema: t.schema, table: t.table }], String((created as unknown as unknown[])[1]));
+    let sql = String((created as unknown as unknown[])[1]);
+    if (shape.specs.some((c) => c.kind === 'geometry')) sql = withRefSystemIds(sql, await declaredSrids(conn, t));
+    await this.ddl(t.schema, [{ schema: t.schema, table: t.table }], sql);
     await this.commitUnit('baseline');
   }
 

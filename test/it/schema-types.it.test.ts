@@ -24,6 +24,7 @@ import {
   type Topology,
   stopTopology,
 } from '../fixtures/topology.ts';
+import { verifyJson as verifyJsonOf } from '../fixtures/verify-json.ts';
 
 const NAME = 'hEst';
 const SRC_PORT = 3741;
@@ -90,26 +91,7 @@ async function contents(c: mysql.Connection, table: string): Promise<string[]> {
   return (rows as unknown as unknown[][]).map((r) => r.map((v) => (v === null ? 'NULL' : String(v))).join('|'));
 }
 
-async function verifyJson(extra: string[] = []): Promise<{
-  code: number | null;
-  out: {
-    equal: boolean;
-    targets: {
-      tables: {
-        schema: string;
-        table: string;
-        equal: boolean;
-        columnsDiffer?: string;
-        differences: { key: string; kind: string }[];
-      }[];
-    }[];
-  };
-}> {
-  const r = await runCli(['verify', '-c', t.config, '--json', '--wait-seconds', '30', ...extra], { timeoutMs: 90_000 });
-  const last = r.stdout.trim().split('\n').pop() ?? '';
-  if (!last.startsWith('{')) throw new Error(`verify exited ${r.code}: ${r.stdout}\n${r.stderr}`);
-  return { code: r.code, out: JSON.parse(last) };
-}
+const verifyJson = (extra: string[] = []) => verifyJsonOf(t, extra);
 
 beforeAll(async () => {
   t = await createTopology({ name: NAME, sourcePort: SRC_PORT, replicaPort: REP_PORT, include: ['zoo.*'] });

@@ -18,6 +18,7 @@ import {
   type Topology,
   stopTopology,
 } from '../fixtures/topology.ts';
+import { verifyJson } from '../fixtures/verify-json.ts';
 
 const NAME = 'spGeo';
 const SRC_PORT = 3720;
@@ -92,22 +93,10 @@ async function declaredSrids(c: mysql.Connection): Promise<string[]> {
   return rows.map((r) => String(r['d']));
 }
 
-interface VerifyDoc {
-  equal: boolean;
-  targets: { tables: { table: string; equal: boolean; differences: { key: string; kind: string }[] }[] }[];
-}
-
-async function verify(extra: string[] = []): Promise<{ code: number | null; doc: VerifyDoc }> {
-  const r = await runCli(['verify', '-c', t.config, '--json', '--wait-seconds', '30', ...extra], { timeoutMs: 90_000 });
-  const last = r.stdout.trim().split('\n').pop() ?? '';
-  if (!last.startsWith('{')) throw new Error(`verify exited ${r.code}: ${r.stdout}\n${r.stderr}`);
-  return { code: r.code, doc: JSON.parse(last) as VerifyDoc };
-}
-
 async function expectVerifyEqual(tables: string[]): Promise<void> {
-  const v = await verify();
-  expect(v.doc.targets[0]?.tables.map((x) => x.table)).toEqual(expect.arrayContaining(tables));
-  expect(v.doc.equal, JSON.stringify(v.doc)).toBe(true);
+  const v = await verifyJson(t);
+  expect(v.out.targets[0]?.tables.map((x) => x.table)).toEqual(expect.arrayContaining(tables));
+  expect(v.out.equal, JSON.stringify(v.out)).toBe(true);
   expect(v.code).toBe(0);
 }
 
@@ -170,10 +159,10 @@ describe('spatial columns', () => {
   it('verify tells a geometry that differs only by its SRID', async () => {
     await rep.query('UPDATE geo.places SET p = ST_GeomFromWKB(ST_AsWKB(p), 0) WHERE id = 3');
     try {
-      const v = await verify(['--table', 'geo.places']);
-      expect(v.doc.equal).toBe(false);
+      const v = await verifyJson(t, ['--table', 'geo.places']);
+      expect(v.out.equal).toBe(false);
       expect(v.code).toBe(3);
-      expect(v.doc.targets[0]?.tables[0]?.differences).toEqual([
+      expect(v.out.targets[0]?.tables[0]?.differences).toEqual([
         expect.objectContaining({ key: 'id=3', kind: 'changed' }),
       ]);
     } finally {

@@ -3,8 +3,8 @@
  * LINESTRING, POLYGON, MULTIPOINT, MULTILINESTRING, MULTIPOLYGON and GEOMETRYCOLLECTION values with non-zero
  * SRIDs and NULLs, a SPATIAL index, in the baseline and in the stream (INSERT, UPDATE of geometry columns, a table
  * created mid-stream), each time equal by `tidemark verify` AND by a direct `ST_AsWKB(c), ST_SRID(c)` comparison
- * of both servers; verify tells a value that differs only by its SRID; undo of a geometry change puts the exact
- * value back (the replica stays held afterwards, so that test is last).
+ * of both servers; verify tells a value that differs only by its SRID; rewind and forward over a geometry change,
+ * and undo of one, put the exact values back (undo leaves the replica held, so that test is last).
  */
 import type { ChildProcess } from 'node:child_process';
 import type mysql from 'mysql2/promise';
@@ -169,6 +169,25 @@ describe('spatial columns', () => {
       await rep.query('UPDATE geo.places SET p = ST_GeomFromWKB(ST_AsWKB(p), 4326) WHERE id = 3');
     }
   }, 60_000);
+
+  it('rewind takes a geometry change back exactly, and forward --to-head redoes it', async () => {
+    const before = await contents(rep, 'shapes', GEO_COLUMNS);
+    await src.query(
+      "UPDATE geo.shapes SET gc = ST_GeomFromText('GEOMETRYCOLLECTION(POINT(-7 7))', 3857), p = NULL WHERE id IN (3, 7)",
+    );
+    await caughtUpWhileRunning(t, child, 60_000);
+    const after = await contents(src, 'shapes', GEO_COLUMNS);
+    expect(after).not.toEqual(before);
+    expect(await contents(rep, 'shapes', GEO_COLUMNS)).toEqual(after);
+    const back = await runCli(['rewind', '-c', t.config, '--target', 'replica', '--steps', '1']);
+    expect(back.code, `${back.stdout}\n${back.stderr}`).toBe(0);
+    expect(await contents(rep, 'shapes', GEO_COLUMNS)).toEqual(before);
+    const fwd = await runCli(['forward', '-c', t.config, '--target', 'replica', '--to-head']);
+    expect(fwd.code, `${fwd.stdout}\n${fwd.stderr}`).toBe(0);
+    await caughtUpWhileRunning(t, child, 60_000);
+    expect(await contents(rep, 'shapes', GEO_COLUMNS)).toEqual(after);
+    await expectVerifyEqual(['shapes']);
+  }, 120_000);
 
   it('undo of a geometry change puts the exact value back (the replica stays held afterwards)', async () => {
     const before = await contents(rep, 'shapes', GEO_COLUMNS);

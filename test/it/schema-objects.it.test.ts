@@ -3,7 +3,8 @@
  * function used by a view), a procedure called by a trigger, BEFORE/AFTER triggers maintaining other tables (two
  * AFTER INSERT triggers in FOLLOWS order), events (one enabled, one disabled) — in the baseline, then a workload
  * firing the triggers on the source, then CREATE/ALTER/DROP of each kind mid-stream:
- *   - verify EQUAL: the derived tables hold the source's rows, no trigger fired a second time on the replica;
+ *   - verify EQUAL, rows and objects (apply/mysql/verify-objects.ts; a missing view and a changed trigger are
+ *     differences): the derived tables hold the source's rows, no trigger fired a second time on the replica;
  *   - every object equal by definition (SHOW CREATE, definer kept, mysql/objects.ts normaliseDefinition: the
  *     trigger guard stripped; an event enabled on the source is SLAVESIDE_DISABLED on the replica);
  *   - the replica account has exactly the grants README.md documents (SET USER for another definer), the replica
@@ -18,7 +19,7 @@ import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/log.ts';
 import { promoteServer } from '../../failover/promote.ts';
-import { normaliseDefinition, type ObjectKind, SHOW_CREATE } from '../../mysql/objects.ts';
+import { guardTrigger, normaliseDefinition, type ObjectKind, SHOW_CREATE } from '../../mysql/objects.ts';
 import { admin, ROOT_PASSWORD } from '../fixtures/mariadb.ts';
 import {
   caughtUpWhileRunning,
@@ -50,6 +51,7 @@ const APPLY_GRANTS = [
   "GRANT ALL ON `tidemark`.* TO 'tidemark_apply'@'127.0.0.1'",
   "GRANT CREATE ON *.* TO 'tidemark_apply'@'127.0.0.1'",
   "GRANT SET USER ON *.* TO 'tidemark_apply'@'127.0.0.1'",
+  "GRANT SELECT ON `mysql`.`proc` TO 'tidemark_apply'@'127.0.0.1'",
   'SET GLOBAL log_bin_trust_function_creators = ON',
 ];
 
@@ -123,14 +125,29 @@ async function expectObjectsEqual(min: number): Promise<Map<string, string>> {
   return a;
 }
 
-async function verifyEqual(): Promise<void> {
+interface VerifyOut {
+  equal: boolean;
+  targets: {
+    tables: { table: string }[];
+    objects?: { kind: string; name: string; equal: boolean; differs?: string }[];
+  }[];
+}
+
+async function verify(): Promise<{ code: number | null; out: VerifyOut; last: string }> {
   const r = await runCli(['verify', '-c', t.config, '--json', '--wait-seconds', '30'], { timeoutMs: 90_000 });
   const last = r.stdout.trim().split('\n').pop() ?? '';
   expect(last.startsWith('{'), `${r.stdout}\n${r.stderr}`).toBe(true);
-  const out = JSON.parse(last) as { equal: boolean; targets: { tables: { table: string }[] }[] };
+  return { code: r.code, out: JSON.parse(last) as VerifyOut, last };
+}
+
+/** verify EQUAL: rows of every table and every schema object (at least `objects` of them) by definition. */
+async function verifyEqual(objects = 11): Promise<void> {
+  const { code, out, last } = await verify();
   expect(out.equal, last).toBe(true);
   expect(out.targets[0]?.tables.map((x) => x.table)).toEqual(expect.arrayContaining(['orders', 'audit', 'stats']));
-  expect(r.code).toBe(0);
+  expect(out.targets[0]?.objects?.length).toBeGreaterThanOrEqual(objects);
+  expect(out.targets[0]?.objects?.every((o) => o.equal)).toBe(true);
+  expect(code).toBe(0);
 }
 
 async function count(c: mysql.Connection, sql: string): Promise<number> {
@@ -223,7 +240,31 @@ describe('schema objects', () => {
     expect(await count(rep, "SELECT COUNT(*) FROM shop.audit WHERE what = 'upd'")).toBe(
       await count(src, "SELECT COUNT(*) FROM shop.audit WHERE what = 'upd'"),
     );
-    await verifyEqual();
+    await verifyEqual(13);
+    // verify sees an object that differs: a view missing on the replica, a trigger changed there.
+    const [[view]] = (await src.query({ sql: 'SHOW CREATE VIEW shop.v_stats', rowsAsArray: true })) as unknown as [
+      unknown[][],
+    ];
+    await rep.query('DROP VIEW shop.v_stats');
+    await rep.query('DROP TRIGGER shop.orders_au');
+    await rep.query(
+      "CREATE DEFINER=`root`@`127.0.0.1` TRIGGER shop.orders_au AFTER UPDATE ON shop.orders FOR EACH ROW INSERT INTO shop.audit (order_id, what) VALUES (NEW.id, 'UPD')",
+    );
+    const bad = await verify();
+    expect(bad.out.equal).toBe(false);
+    expect(bad.code).toBe(3);
+    expect(bad.out.targets[0]?.objects?.filter((o) => !o.equal)).toEqual([
+      { kind: 'trigger', schema: 'shop', name: 'orders_au', equal: false, differs: 'definitions differ' },
+      { kind: 'view', schema: 'shop', name: 'v_stats', equal: false, differs: 'not on the replica' },
+    ]);
+    await rep.query('USE shop');
+    await rep.query(String(view?.[1]));
+    const [[trig]] = (await src.query({ sql: 'SHOW CREATE TRIGGER shop.orders_au', rowsAsArray: true })) as unknown as [
+      unknown[][],
+    ];
+    await rep.query('DROP TRIGGER shop.orders_au');
+    await rep.query(guardTrigger(String(trig?.[2])));
+    await verifyEqual(13);
   }, 180_000);
 
   it('rewind refuses a window with object DDL, as with table DDL; a rewind runs with the triggers inert', async () => {

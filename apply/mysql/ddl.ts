@@ -29,6 +29,19 @@ async function replicaStatement(q: QueryFn, sql: string, obj: ObjectDdl | null):
   return row ? alterKeepingDefiner(sql, row.d) : sql;
 }
 
+/**
+ * A DROP of an object the replica does not have: the end state (no such object) is there. Objects hold no rows, so
+ * this is safe, and it happens without any fault: a DROP TRIGGER names no table, so one on an excluded table of an
+ * included schema is journaled though the trigger never reached the replica.
+ */
+const OBJECT_ABSENT_ERRNO: ReadonlySet<number> = new Set([
+  1051, // unknown table (DROP VIEW on MySQL)
+  1305, // procedure/function does not exist
+  1360, // trigger does not exist
+  1539, // unknown event
+  4092, // unknown VIEW (MariaDB)
+]);
+
 /** Note: "The user specified as a definer does not exist". */
 const ER_NO_SUCH_USER = 1449;
 
@@ -46,6 +59,14 @@ export async function executeDdl(q: QueryFn, e: DdlEntry, rerun: boolean, log: L
   try {
     await q('ddl', await replicaStatement(q, e.sql, obj));
   } catch (err) {
+    if (obj?.verb === 'DROP' && OBJECT_ABSENT_ERRNO.has(serverFields(err).errno ?? 0)) {
+      log.warn(
+        { seq: e.seq.toString(), kind: obj.kind, errno: serverFields(err).errno },
+        `${obj.kind} to drop is not on the replica (never created there, e.g. a trigger of an excluded table); ` +
+          'nothing to drop',
+      );
+      return;
+    }
     if (!(rerun && isDdlAlreadyDone(err))) throw err;
     log.warn(
       { seq: e.seq.toString(), errno: serverFields(err).errno },

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/log.ts';
 import type { DdlEntry } from '../../record/record.ts';
+import { SQL_MODE } from '../../mysql/session.ts';
 import { executeDdl } from './ddl.ts';
 import type { QueryFn, QueryKind } from './exec.ts';
 
@@ -32,7 +33,9 @@ describe('executeDdl with schema objects', () => {
     await executeDdl(f.q, entry('CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW SET @n = 1'), false, silentLogger);
     expect(f.seen).toEqual([
       'use: USE `shop`',
+      'ddl: SET SESSION sql_mode = @@GLOBAL.sql_mode',
       'ddl: CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW IF @tidemark_apply IS NULL THEN\nSET @n = 1\n;\nEND IF',
+      `ddl: SET SESSION sql_mode = '${SQL_MODE}'`,
       'meta: SHOW WARNINGS',
     ]);
   });
@@ -46,7 +49,7 @@ describe('executeDdl with schema objects', () => {
           : [],
     );
     await executeDdl(f.q, entry('ALTER EVENT e ENABLE'), false, silentLogger);
-    expect(f.seen.filter((x) => x.startsWith('ddl'))).toEqual([
+    expect(f.seen.filter((x) => x.startsWith('ddl') && !x.includes('sql_mode'))).toEqual([
       'ddl: ALTER DEFINER=`app`@`%` EVENT e ENABLE',
       'ddl: ALTER DEFINER=`root`@`localhost` EVENT `shop`.`e` DISABLE ON SLAVE',
     ]);

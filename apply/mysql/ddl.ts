@@ -10,6 +10,7 @@ import { isDdlAlreadyDone } from './errors.ts';
 import { serverFields } from '../../mysql/errors.ts';
 import type { QueryFn } from './exec.ts';
 import { useSchema } from '../../mysql/sql.ts';
+import { SQL_MODE } from '../../mysql/session.ts';
 import {
   alterKeepingDefiner,
   disableOnReplicaSql,
@@ -56,7 +57,12 @@ export async function executeDdl(q: QueryFn, e: DdlEntry, rerun: boolean, log: L
     }
   }
   const obj = parseObjectDdl(tokenize(e.sql), e.schema);
+  // An object keeps the sql_mode it was created under and runs with it later (after a promotion: for the
+  // application). Not tidemark's session mode (NO_AUTO_VALUE_ON_ZERO, …): the server's default, as the
+  // application's own sessions get it. The source's exact mode is not in the binlog text.
+  const ownMode = obj !== null && obj.verb !== 'DROP';
   try {
+    if (ownMode) await q('ddl', 'SET SESSION sql_mode = @@GLOBAL.sql_mode');
     await q('ddl', await replicaStatement(q, e.sql, obj));
   } catch (err) {
     if (obj?.verb === 'DROP' && OBJECT_ABSENT_ERRNO.has(serverFields(err).errno ?? 0)) {
@@ -72,6 +78,8 @@ export async function executeDdl(q: QueryFn, e: DdlEntry, rerun: boolean, log: L
       { seq: e.seq.toString(), errno: serverFields(err).errno },
       'pending DDL had already run before the restart; treated as applied',
     );
+  } finally {
+    if (ownMode) await q('ddl', `SET SESSION sql_mode = '${SQL_MODE}'`);
   }
   if (obj && obj.verb !== 'DROP') {
     // MariaDB creates an object whose DEFINER account is missing here, with a note; using it fails later (1449).

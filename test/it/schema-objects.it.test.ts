@@ -190,6 +190,16 @@ describe('schema objects', () => {
     // 4 triggers, 3 views, 2 routines, 2 events.
     const defs = await expectObjectsEqual(11);
     expect(defs.get('view v_audit')).toContain('SQL SECURITY INVOKER');
+    // Created under the replica server's default sql_mode (as the application's sessions get it), not under
+    // tidemark's session mode (NO_AUTO_VALUE_ON_ZERO would change what a trigger's INSERT of 0 does after a takeover).
+    const [modes] = await rep.query<Rows>(
+      "SELECT SQL_MODE AS m FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'shop' " +
+        "UNION SELECT SQL_MODE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'shop' " +
+        "UNION SELECT SQL_MODE FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'shop'",
+    );
+    const [[global]] = (await rep.query('SELECT @@GLOBAL.sql_mode AS g')) as unknown as [Rows];
+    expect(modes.map((x) => x['m'])).toEqual([global?.['g']]);
+    expect(String(global?.['g'])).not.toContain('NO_AUTO_VALUE_ON_ZERO');
     expect(defs.get('event ev_purge')).toMatch(/^ENABLED \| /);
     expect(defs.get('event ev_off')).toMatch(/^DISABLED \| /);
     const [ev] = await rep.query<Rows>('SELECT EVENT_NAME AS n, STATUS AS s FROM information_schema.EVENTS ORDER BY 1');

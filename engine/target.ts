@@ -105,8 +105,20 @@ export interface TableResult extends TableRef {
   readonly noPrimaryKey?: boolean;
 }
 
+/** A schema object (view, routine, trigger, event …) compared by its normalised definition. */
+export interface ObjectResult {
+  readonly kind: string;
+  readonly schema: string;
+  readonly name: string;
+  readonly equal: boolean;
+  /** Why not: missing on one side, or the definitions differ. */
+  readonly differs?: string;
+}
+
 export interface VerifyResult {
   readonly tables: readonly TableResult[];
+  /** Engines that replicate schema objects compare them too (MySQL: apply/mysql/verify-objects.ts). */
+  readonly objects?: readonly ObjectResult[];
   readonly equal: boolean;
 }
 

@@ -14,6 +14,11 @@
  *                                              (FLUSH TABLES WITH READ LOCK is not used)
  *   3. SET GLOBAL read_only = OFF            clients may write from here on
  *   4. SELECT @@read_only, SHOW MASTER STATUS confirm writable; report how far the binlog moved meanwhile
+ *   5. ALTER EVENT … ENABLE                  every SLAVESIDE_DISABLED event (an event the source had enabled, kept
+ *                                            off while this was a replica: mysql/objects.ts) runs again; logged per
+ *                                            event. After the position, so the other standbys follow it (their
+ *                                            apply disables it again there). A failure here is a warning in the
+ *                                            report: the server is already the primary.
  *
  * Reading after step 3 would be racy the wrong way: a client write landing between OFF and the read would sit
  * before the position and never reach the other standbys. Read before, anything written after the read (by an
@@ -21,14 +26,16 @@
  * captured. The caller must have stopped tidemark's applier on this server first: its transactions must all
  * be before the position (they came through the journal the other standbys already have).
  *
- * Privileges: READ_ONLY ADMIN (read_only), BINLOG MONITOR (SHOW MASTER STATUS).
+ * Privileges: READ_ONLY ADMIN (read_only), BINLOG MONITOR (SHOW MASTER STATUS); for step 5 EVENT on the replicated
+ * schemas and SET USER (the ALTER keeps each event's definer).
  */
 import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { MysqlEndpoint } from '../mysql/session.ts';
 import { TidemarkError } from '../core/errors.ts';
 import type { MysqlPosition } from '../record/position.ts';
-import { closeQuietly, connectWithin, Deadline, queryRows } from './fence.ts';
+import { closeQuietly, connectWithin, Deadline, queryRows, reason } from './fence.ts';
+import { enableEventSql, SLAVESIDE_DISABLED_EVENTS_SQL } from '../mysql/objects.ts';
 import type { StepReport } from './plan.ts';
 
 export interface PromotionPosition {
@@ -83,6 +90,23 @@ export async function readPosition(conn: mysql.Connection, deadline: Deadline): 
   );
 }
 
+/** Step 5: the events kept SLAVESIDE_DISABLED on the replica enabled; what happened, for the report. */
+async function enableReplicaEvents(conn: mysql.Connection, deadline: Deadline, log: Logger): Promise<string> {
+  const names: string[] = [];
+  try {
+    for (const r of await queryRows(conn, deadline, SLAVESIDE_DISABLED_EVENTS_SQL)) {
+      const o = { schema: String(r['s']), name: String(r['n']), definer: String(r['d']) };
+      await queryRows(conn, deadline, enableEventSql(o));
+      names.push(`${o.schema}.${o.name}`);
+      log.info({ event: `${o.schema}.${o.name}` }, 'promoted: replicated event enabled');
+    }
+  } catch (err) {
+    log.warn({ enabled: names, err: String(err) }, 'promoted, but enabling the replicated events failed');
+    return `; enabling the replicated events failed after ${names.length} (${reason(err)}): ALTER EVENT … ENABLE by hand`;
+  }
+  return names.length > 0 ? `; events enabled: ${names.join(', ')}` : '';
+}
+
 /**
  * Makes the server writable and returns the promotion position (see the header for the order). Throws a
  * TidemarkError naming the step on any failure: a promote that failed before step 3 changed nothing.
@@ -123,9 +147,11 @@ export async function promoteServer(ep: MysqlEndpoint, opts: PromoteOptions): Pr
           ? `; ${now.offset - position.offset} binlog bytes written since (after the position: captured)`
           : '';
     log.info({ position: formatPromotionPosition(position), wasReadOnly: wasRo }, 'promoted: read_only = OFF');
+    step = 'enabling events';
+    const events = await enableReplicaEvents(conn, deadline, log);
     return {
       position,
-      detail: `${where} writable (read_only was ${wasRo ? 'ON' : 'OFF already'}), promotion position ${formatPromotionPosition(position)}${moved}`,
+      detail: `${where} writable (read_only was ${wasRo ? 'ON' : 'OFF already'}), promotion position ${formatPromotionPosition(position)}${moved}${events}`,
     };
   } catch (err) {
     log.warn({ step, err: String(err) }, 'promote failed');

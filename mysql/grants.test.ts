@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canSelectSchema, hasGlobal, likeMatch, parseGrants } from './grants.ts';
+import { canSelectSchema, hasGlobal, likeMatch, missingObjectPrivileges, parseGrants } from './grants.ts';
 
 const CAP_GRANTS = [
   "GRANT SELECT, REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR ON *.* TO `tidemark_cap`@`127.0.0.1` IDENTIFIED BY PASSWORD '*2B3FF1EAD94E728B80EEC7C8D31F180D1A085246'",
@@ -37,5 +37,18 @@ describe('grants', () => {
     const col = parseGrants(['GRANT SELECT (`a`) ON `crm`.`t` TO `u`@`%`']);
     expect(canSelectSchema(col, 'crm')).toBe(false);
     expect(hasGlobal(col, 'SELECT')).toBe(false);
+  });
+});
+
+describe('missingObjectPrivileges', () => {
+  it('names SHOW VIEW, TRIGGER, EVENT unless held globally or on the schema', () => {
+    const g = parseGrants([
+      "GRANT SELECT, REPLICATION SLAVE ON *.* TO 'c'@'h'",
+      "GRANT SHOW VIEW, TRIGGER ON `sh%`.* TO 'c'@'h'",
+      "GRANT EVENT ON `shop`.`t` TO 'c'@'h'",
+    ]);
+    expect(missingObjectPrivileges(g, 'shop')).toEqual(['EVENT']);
+    expect(missingObjectPrivileges(g, 'other')).toEqual(['SHOW VIEW', 'TRIGGER', 'EVENT']);
+    expect(missingObjectPrivileges(parseGrants(["GRANT ALL PRIVILEGES ON *.* TO 'r'@'h'"]), 'x')).toEqual([]);
   });
 });

@@ -97,3 +97,19 @@ export function canSelectSchema(g: Grants, schema: string): boolean {
   if (g.schemas.some((s) => likeMatch(s.pattern, schema) && has(s.privileges, 'SELECT'))) return true;
   return g.tables.some((t) => t.schema === schema && has(t.privileges, 'SELECT'));
 }
+
+/** `privilege` on the whole schema: globally or by a schema-level grant (table-level grants do not count). */
+export function hasOnSchema(g: Grants, schema: string, privilege: string): boolean {
+  return (
+    has(g.global, privilege) || g.schemas.some((s) => likeMatch(s.pattern, schema) && has(s.privileges, privilege))
+  );
+}
+
+/**
+ * What the server shows an account of a schema's objects: without SHOW VIEW a view's definition is refused, and
+ * without TRIGGER or EVENT the schema's triggers or events are silently left out of information_schema. The
+ * privileges among those three that `g` lacks on `schema`.
+ */
+export function missingObjectPrivileges(g: Grants, schema: string): string[] {
+  return ['SHOW VIEW', 'TRIGGER', 'EVENT'].filter((p) => !hasOnSchema(g, schema, p));
+}

@@ -26,6 +26,9 @@
  *                             the source's outcome, not its constraints — except cascades: InnoDB does not binlog
  *                             what ON DELETE/UPDATE CASCADE or SET NULL changed, so the applier runs the statements
  *                             of such parents with checks on (apply/mysql/fk.ts, its README.md "Foreign keys")
+ *   @tidemark_apply = 1       (apply only: apply, rewind, skip) the replica's triggers are created guarded and do not
+ *                             fire in such a session: the journal already holds their effects as rows
+ *                             (mysql/objects.ts guardTrigger; apply/mysql/README.md "Schema objects")
  *   system_versioning_alter_history KEEP  (apply only, MariaDB) an ALTER of a system-versioned table that the
  *                             source ran (it needed KEEP there too) keeps the history on the replica as well
  *
@@ -38,6 +41,7 @@ import mysql from 'mysql2';
 import mysqlPromise from 'mysql2/promise';
 import { ConfigError, TidemarkError } from '../core/errors.ts';
 import { DEFAULT_CODES, type ErrorCodes, wrapMysqlError } from './errors.ts';
+import { APPLY_MARK } from './objects.ts';
 
 export const SQL_MODE = 'NO_AUTO_VALUE_ON_ZERO,STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION';
 
@@ -150,7 +154,7 @@ export async function openSession(ep: MysqlEndpoint, opts: SessionOptions): Prom
   try {
     await conn.query(
       `SET NAMES utf8mb4, time_zone = '+00:00', sql_mode = '${SQL_MODE}'` +
-        (opts.apply ? ', foreign_key_checks = 0' : ''),
+        (opts.apply ? `, foreign_key_checks = 0, ${APPLY_MARK} = 1` : ''),
     );
     const [rows] = await conn.query<mysqlPromise.RowDataPacket[]>(
       'SELECT @@character_set_connection AS cs, @@sql_mode AS mode, @@time_zone AS tz',

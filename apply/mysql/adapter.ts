@@ -59,7 +59,13 @@ async function verify(o: VerifyOptions<MysqlTargetSection>): Promise<VerifyResul
     replica: o.target,
     tables: o.tables ?? (await capturedTables(source)),
     // Without a table list: every included table of either side, so one missing on a side is listed, never skipped.
-    ...(o.tables ? {} : { includes: (schema: string, table: string) => filter.includesTable(schema, table) }),
+    ...(o.tables
+      ? {}
+      : {
+          includes: (schema: string, table: string) => filter.includesTable(schema, table),
+          // A whole verify compares the views, routines, triggers and events too (verify-objects.ts).
+          objects: filter,
+        }),
     log: o.log,
     ...(o.signal ? { signal: o.signal } : {}),
     // A difference that disappears on a re-check was replication lag; one that stays is real.

@@ -26,8 +26,11 @@ export const DDL_ALREADY_DONE_ERRNO: ReadonlySet<number> = new Set([
   1305, // procedure/function does not exist
   1359, // trigger already exists
   1360, // trigger does not exist
+  1537, // event already exists
+  1539, // unknown event
   1826, // duplicate foreign key constraint name
   4091, // unknown SEQUENCE (DROP/ALTER SEQUENCE repeated)
+  4092, // unknown VIEW (DROP VIEW repeated)
 ]);
 
 export function isDdlAlreadyDone(err: unknown): boolean {

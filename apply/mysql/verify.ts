@@ -37,6 +37,7 @@ import { type MysqlEndpoint, openSession } from '../../mysql/session.ts';
 import { qualified } from '../../mysql/sql.ts';
 import { fromDriver } from './values.ts';
 import { tablePeriod } from './versioned.ts';
+import { type ObjectFilter, verifyObjects } from './verify-objects.ts';
 
 export interface VerifyOptions {
   readonly source: MysqlEndpoint;
@@ -47,6 +48,8 @@ export interface VerifyOptions {
    * side only are reported as differences).
    */
   readonly includes?: (schema: string, table: string) => boolean;
+  /** Also compare the schema objects these cover (verify-objects.ts); absent: tables only. */
+  readonly objects?: ObjectFilter;
   /** Rows per chunk (default 1000). */
   readonly chunkRows?: number;
   /** Differences listed per table (default 100); all are counted. */
@@ -293,7 +296,10 @@ export async function verifyTables(opts: VerifyOptions): Promise<VerifyResult> {
       );
       tables.push(res);
     }
-    return { tables, equal: tables.every((t) => t.equal) };
+    if (!opts.objects) return { tables, equal: tables.every((t) => t.equal) };
+    const objects = await verifyObjects(src, rep, opts.objects);
+    log.info({ objects: objects.length, differ: objects.filter((o) => !o.equal).length }, 'schema objects verified');
+    return { tables, objects, equal: tables.every((t) => t.equal) && objects.every((o) => o.equal) };
   } finally {
     src.destroy();
     rep?.destroy();

@@ -248,3 +248,33 @@ describe('ALTER TABLE across the include boundary', () => {
     expect(err.message).toMatch(/--rebaseline/);
   });
 });
+
+describe('schema objects', () => {
+  it('journals the DDL of views, routines, triggers and events of included tables and schemas only', () => {
+    const seen: string[] = [];
+    const a = asm({ onSkippedStatement: (s) => seen.push(s) });
+    const standalone = (n: number, end: number) => gtid(n, end, { standalone: true });
+    const out = feedAll(a, [
+      standalone(10, 150),
+      query('CREATE DEFINER=`r`@`h` VIEW v AS SELECT 1', 200),
+      standalone(11, 250),
+      query('CREATE DEFINER=`r`@`h` TRIGGER tr AFTER INSERT ON t FOR EACH ROW INSERT INTO u VALUES (1)', 300),
+      standalone(12, 350),
+      query('CREATE TRIGGER tr2 AFTER INSERT ON skip FOR EACH ROW SET @a = 1', 400), // app.skip is excluded
+      standalone(13, 450),
+      query('CREATE PROCEDURE p() SELECT 1', 500, 'other'), // another schema
+      standalone(14, 550),
+      query('DROP EVENT IF EXISTS e', 600),
+    ]);
+    const ddl = out.filter((e) => e.kind === 'ddl');
+    expect(ddl.map((e) => e.sql)).toEqual([
+      'CREATE DEFINER=`r`@`h` VIEW v AS SELECT 1',
+      'CREATE DEFINER=`r`@`h` TRIGGER tr AFTER INSERT ON t FOR EACH ROW INSERT INTO u VALUES (1)',
+      'DROP EVENT IF EXISTS e',
+    ]);
+    expect(ddl.every((e) => e.kind === 'ddl' && e.tables.length === 0 && e.schema === 'app')).toBe(true);
+    expect(out.filter((e) => e.kind === 'commit')).toHaveLength(3);
+    expect(seen).toEqual(['CREATE TRIGGER', 'CREATE PROCEDURE']);
+    expect(a.position.binlog.offset).toBe(600n);
+  });
+});

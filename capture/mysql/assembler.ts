@@ -7,10 +7,12 @@
  *              GTID(standalone=false) TableMap Rows… Query COMMIT          (non-transactional engines)
  *   DDL        GTID(standalone=true)  Query <ddl>                           (the DDL itself ends the group)
  *   CTAS       GTID(standalone=false) Query CREATE TABLE  TableMap Rows… XID
+ *   objects    GTID(standalone=true)  Query CREATE/ALTER/DROP VIEW|PROCEDURE|FUNCTION|TRIGGER|EVENT
  *   other      GTID(standalone=true)  Query GRANT/FLUSH/CREATE USER…       (skipped)
  *
  * Each rows event of an included table becomes one `rows` entry; a DDL statement on an included table becomes
- * a `ddl` entry; the end of a group with entries becomes its `commit` entry (phase "stream") whose position is
+ * a `ddl` entry, and so does the DDL of a view, routine, trigger or event of an included schema (objectIncluded;
+ * `tables` empty: they hold no rows); the end of a group with entries becomes its `commit` entry (phase "stream") whose position is
  * {current file, end offset of the commit event} and whose gtid is the executed-GTID state after it. A group
  * without entries (only excluded tables, skipped statements) produces nothing, but `position` moves past it.
  * Every entry takes seqs from a counter starting at `nextSeq` (a rows entry takes one per row).
@@ -32,6 +34,7 @@ import { CopyWindows } from './copy-windows.ts';
 import { isStatementCtas, TemporaryTables } from './dml.ts';
 import { crossSchemaDdlError, statementDmlError, xaIncludedError, xidOfStatement } from './statement-errors.ts';
 import type { TableFilter } from '../../mysql/table-filter.ts';
+import type { ObjectDdl } from '../../mysql/objects.ts';
 
 export type AssemblerOutput =
   | { readonly kind: 'append'; readonly entry: RowsEntry | DdlEntry }
@@ -250,6 +253,17 @@ export class TransactionAssembler {
         // Outside a transaction the statement is a group of its own; inside one (SAVEPOINT…) it changes nothing.
         return !this.tx || this.tx.standalone ? this.endGroup(item.endOffset, item.timestampMs) : [];
       }
+      case 'object-ddl': {
+        if (!this.objectIncluded(cls.object)) {
+          this.opts.onSkippedStatement?.(cls.statement, item.schema);
+          return !this.tx || this.tx.standalone ? this.endGroup(item.endOffset, item.timestampMs) : [];
+        }
+        const tx = this.tx ?? this.openTx(true, start);
+        const out: AssemblerOutput[] = [];
+        this.emitSteps(out, tx, item.schema, [{ kind: 'ddl', sql: item.sql, tables: [] }]);
+        if (tx.standalone) out.push(...this.endGroup(item.endOffset, item.timestampMs));
+        return out;
+      }
       case 'table-ddl':
       case 'database-ddl': {
         // CREATE TABLE … SELECT logged as a statement (MIXED/STATEMENT; ROW logs the definition and the rows).
@@ -271,6 +285,16 @@ export class TransactionAssembler {
         return out;
       }
     }
+  }
+
+  /**
+   * A view is captured when its name is an included table (it stands where a table could); a trigger when its
+   * table is; a routine or event when its schema is included.
+   */
+  private objectIncluded(o: ObjectDdl): boolean {
+    const f = this.opts.filter;
+    if (o.table) return this.includes(o.table.schema, o.table.table);
+    return o.objects.some((x) => (o.kind === 'view' ? f.includesTable(x.schema, x.name) : f.includesSchema(x.schema)));
   }
 
   /** What a table or database DDL becomes on the targets; null when it touches nothing captured here. */

@@ -8,7 +8,9 @@
  *   2. per table:   ddl DROP TABLE IF EXISTS …, ddl <SHOW CREATE TABLE text>
  *                   then its rows as `rows` insert entries of at most `rowsPerEntry` rows, grouped into units of
  *                   `chunkRows` rows. Rows are streamed from the server (bounded memory, never a whole table).
- *   3. one commit entry with phase "baseline-end", rowCount 0: the baseline is complete, resume from here.
+ *   3. the views, routines, triggers and events of the included schemas (baseline-objects.ts), one unit of ddl
+ *      entries (`tables` empty), read right after the tables were opened so a racing object DDL is seen too
+ *   4. one commit entry with phase "baseline-end", rowCount 0: the baseline is complete, resume from here.
  * Rows go through the same normalization as binlog rows (values.ts), so both paths yield identical values;
  * FLOAT columns are selected as CAST(col AS DOUBLE) because the server's text for FLOAT keeps 6 digits only,
  * ENUM columns as CONCAT(col + 0, ':', col) (the label alone cannot tell the invalid index 0 from a '' member),
@@ -36,12 +38,13 @@ import { ER_TABLE_DEF_CHANGED } from '../../mysql/errors.ts';
 import { literalSchemas, type TableFilter } from '../../mysql/table-filter.ts';
 import type { SinkWriter } from './sink-writer.ts';
 import { ddlSince, type Snapshot, startSnapshot } from './snapshot.ts';
-import { qualified } from './sql-text.ts';
+import { qualified } from '../../mysql/sql-text.ts';
 import { quoteIdent } from '../../mysql/sql.ts';
 import { declaredSrids, withRefSystemIds } from './spatial-ddl.ts';
 import { sourceStatus } from './status.ts';
 import { readTableShapes, type TableShape } from './table-shape.ts';
 import { baselineEnumRaw, normalizeValue } from './values.ts';
+import { readObjectStatements } from './baseline-objects.ts';
 
 export interface BaselineOptions {
   readonly source: SourceEndpoint & {
@@ -62,6 +65,8 @@ export interface BaselineOptions {
    * whatever the row counts). Default: table by table.
    */
   readonly definitionsFirst?: boolean;
+  /** Copy the schema objects too (baseline-objects.ts): the whole baseline does, a table copy does not. */
+  readonly objects?: boolean;
   /** Called once per table without a primary key (the caller logs once per table across restarts). */
   readonly onNoPrimaryKey?: (schema: string, table: string) => void;
 }
@@ -142,12 +147,13 @@ export class Baseline {
         throw err;
       }
     }
+    const schemas = await this.listSchemas(conn, tables);
+    const objects = this.o.objects ? await readObjectStatements(conn, this.o.filter, new Set(schemas), this.log) : [];
     const now = await sourceStatus(c);
     const ddl = await ddlSince(c, snap.position.binlog, now.binlog, this.o.filter);
     if (ddl !== null) throw this.raceError(ddl);
     const shapes = await readTableShapes(conn, tables);
 
-    const schemas = await this.listSchemas(conn, tables);
     for (const schema of schemas) {
       const [[row]] = await c.query<RowDataPacket[]>({
         sql: `SHOW CREATE DATABASE ${quoteIdent(schema)}`,
@@ -169,9 +175,17 @@ export class Baseline {
         await this.copyRows(conn, t, shapes.get(t)!);
       }
     }
+    for (const o of objects) await this.ddl(o.schema, [], o.sql);
+    if (objects.length > 0) await this.commitUnit('baseline');
     await this.commitUnit('baseline-end');
     this.log.info(
-      { tables: tables.length, rows: this.totalRows.toString(), method: snap.method, lockMs: snap.lockMs },
+      {
+        tables: tables.length,
+        objectStatements: objects.length,
+        rows: this.totalRows.toString(),
+        method: snap.method,
+        lockMs: snap.lockMs,
+      },
       'baseline complete',
     );
     return {

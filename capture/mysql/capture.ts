@@ -196,6 +196,7 @@ export class MysqlCapture {
       log: this.log,
       nextSeq: this.nextSeq,
       signal,
+      objects: true,
       onNoPrimaryKey: (s, t) => this.warnNoPk(s, t),
     });
     try {

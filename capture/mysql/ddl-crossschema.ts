@@ -18,7 +18,7 @@
  */
 import type { StatementClass } from './ddl.ts';
 import { renamePairs } from './ddl-rewrite.ts';
-import { qualified, type TableRef } from './sql-text.ts';
+import { qualified, type TableRef } from '../../mysql/sql-text.ts';
 
 export type CrossSchemaStep =
   | { readonly kind: 'ddl'; readonly sql: string; readonly tables: readonly TableRef[] }

@@ -18,7 +18,7 @@
  * Pure.
  */
 import type { StatementClass } from './ddl.ts';
-import { qualified, type TableRef, tokenize } from './sql-text.ts';
+import { qualified, type TableRef, tokenize } from '../../mysql/sql-text.ts';
 
 export interface TableMove {
   readonly from: TableRef;

@@ -6,7 +6,7 @@
  * source. Pure.
  */
 import type { StatementClass } from './ddl.ts';
-import { type TableRef, tokenize } from './sql-text.ts';
+import { type TableRef, tokenize } from '../../mysql/sql-text.ts';
 
 /** Does the statement's text add system versioning (ADD SYSTEM VERSIONING outside strings and comments)? */
 export function addsSystemVersioning(sql: string): boolean {

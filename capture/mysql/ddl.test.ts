@@ -7,13 +7,14 @@ const tables = (sql: string, db = 'd') => {
 };
 
 describe('tokenize', () => {
-  it('reads backquoted identifiers with doubled backticks', () => {
+  it('reads backquoted identifiers with doubled backticks, each token with its offset', () => {
     const t = tokenize('`we``ird`.`t.x`');
     expect(t).toEqual([
-      { t: 'ident', v: 'we`ird' },
-      { t: 'punct', v: '.' },
-      { t: 'ident', v: 't.x' },
+      { t: 'ident', v: 'we`ird', at: 0 },
+      { t: 'punct', v: '.', at: 9 },
+      { t: 'ident', v: 't.x', at: 10 },
     ]);
+    expect(tokenize(" ab 'c' d").map((x) => x.at)).toEqual([1, 4, 8]);
   });
   it('skips comments and reads executable comments as code', () => {
     const t = tokenize("/* c */ DROP -- x\n TABLE # y\n /*!40000 IF EXISTS*/ `a` 'str''s'");
@@ -86,10 +87,30 @@ describe('classifyStatement', () => {
     expect(u).toEqual({ kind: 'other', statement: 'CREATE USER' });
     expect(classifyStatement("GRANT SELECT ON *.* TO 'a'@'b'", '')).toEqual({ kind: 'other', statement: 'GRANT' });
     expect(classifyStatement('FLUSH PRIVILEGES', '')).toEqual({ kind: 'other', statement: 'FLUSH PRIVILEGES' });
-    expect(classifyStatement('CREATE OR REPLACE VIEW v AS SELECT 1', '').kind).toBe('other');
-    expect(classifyStatement('CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @a=1', '').kind).toBe('other');
+    expect(classifyStatement("CREATE FUNCTION udf RETURNS STRING SONAME 'x.so'", '').kind).toBe('other');
     expect(classifyStatement('CREATE TEMPORARY SEQUENCE s', '').kind).toBe('other');
     expect(classifyStatement('DROP TEMPORARY SEQUENCE s', '').kind).toBe('other');
+  });
+
+  it('views, routines, triggers and events are object DDL, qualified with the default schema', () => {
+    expect(classifyStatement('CREATE OR REPLACE VIEW v AS SELECT 1', 'd')).toEqual({
+      kind: 'object-ddl',
+      statement: 'CREATE OR REPLACE VIEW',
+      object: { verb: 'CREATE', kind: 'view', objects: [{ schema: 'd', name: 'v' }] },
+    });
+    const tr = classifyStatement('CREATE DEFINER=`r`@`h` TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @a=1', 'd');
+    expect(tr).toMatchObject({ kind: 'object-ddl', statement: 'CREATE DEFINER' });
+    expect(tr.kind === 'object-ddl' && tr.object.table).toEqual({ schema: 'd', table: 't' });
+    for (const [sql, kind] of [
+      ['CREATE DEFINER=`r`@`h` PROCEDURE p() SELECT 1', 'procedure'],
+      ['DROP FUNCTION IF EXISTS s.f', 'function'],
+      ['ALTER EVENT e DISABLE', 'event'],
+      ['DROP VIEW a, b', 'view'],
+      ['DROP TRIGGER tr', 'trigger'],
+    ] as const) {
+      const c = classifyStatement(sql, 'd');
+      expect(c.kind === 'object-ddl' && c.object.kind, sql).toBe(kind);
+    }
   });
 
   it('sequences are tables: CREATE/ALTER/DROP SEQUENCE name them', () => {

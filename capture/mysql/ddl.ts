@@ -10,15 +10,16 @@
  * (/*! … *\/, /*M! … *\/) are read as code, like the server does.
  *
  * Sequences are tables to tidemark: CREATE/ALTER/DROP SEQUENCE come out as table DDL naming them.
- * Everything else (views, triggers, routines, events, users, grants, temporary tables) is `other`:
- * tidemark does not replicate it. `statement` is a keyword-only label ("CREATE USER") that is safe to log; the
+ * Views, procedures, functions, triggers and events come out as `object-ddl` (mysql/objects.ts parses them).
+ * Everything else (users, grants, temporary tables, servers, …) is `other`: tidemark does not replicate it. `statement` is a keyword-only label ("CREATE USER") that is safe to log; the
  * SQL text itself may hold secrets (IDENTIFIED BY '…') and must never be logged. Pure.
  */
 
 import { classifyDml } from './dml.ts';
-import { Cursor, type TableRef, type Token, tokenize } from './sql-text.ts';
+import { Cursor, type TableRef, type Token, tokenize } from '../../mysql/sql-text.ts';
+import { type ObjectDdl, parseObjectDdl } from '../../mysql/objects.ts';
 
-export { type TableRef, tokenize } from './sql-text.ts';
+export { type TableRef, tokenize } from '../../mysql/sql-text.ts';
 
 export type StatementClass =
   | { readonly kind: 'begin' }
@@ -37,6 +38,8 @@ export type StatementClass =
       readonly exchanged?: TableRef;
     }
   | { readonly kind: 'database-ddl'; readonly statement: string; readonly database: string }
+  /** CREATE/ALTER/DROP VIEW, PROCEDURE, FUNCTION, TRIGGER, EVENT (mysql/objects.ts). */
+  | { readonly kind: 'object-ddl'; readonly statement: string; readonly object: ObjectDdl }
   /** Statement-logged DML (dml.ts): the tables it may write; unknownTarget when they cannot be told. */
   | {
       readonly kind: 'dml';
@@ -241,6 +244,8 @@ export function classifyStatement(sql: string, defaultSchema: string): Statement
   const c = new Cursor(toks);
   const stmt = label(toks);
   const head = c.peekWord();
+  const object = head === 'CREATE' || head === 'ALTER' || head === 'DROP' ? parseObjectDdl(toks, defaultSchema) : null;
+  if (object) return { kind: 'object-ddl', statement: stmt, object };
   c.pos++;
   switch (head) {
     case 'BEGIN':

@@ -10,7 +10,7 @@
  * assembler then treats them as touching included tables when the default schema is included. Pure.
  */
 import type { StatementClass } from './ddl.ts';
-import { Cursor, type TableRef, tokenize } from './sql-text.ts';
+import { Cursor, type TableRef, tokenize } from '../../mysql/sql-text.ts';
 
 type DmlClass = Extract<StatementClass, { kind: 'dml' }>;
 

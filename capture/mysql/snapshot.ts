@@ -164,6 +164,9 @@ export async function ddlSince(
         return cls.statement;
       }
       if (cls.kind === 'database-ddl' && filter.includesSchema(cls.database)) return cls.statement;
+      if (cls.kind === 'object-ddl' && cls.object.objects.some((o) => filter.includesSchema(o.schema))) {
+        return cls.statement;
+      }
     }
     const last = rows[rows.length - 1];
     if (rows.length === 500 && last) {

@@ -24,7 +24,7 @@ import type { BinlogPosition } from '../../record/position.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import type { CommitEntry, DdlEntry, EntrySink, RowsEntry } from '../../record/record.ts';
 import { Baseline, type BaselineOptions } from './baseline.ts';
-import { qualified, type TableRef } from './sql-text.ts';
+import { qualified, type TableRef } from '../../mysql/sql-text.ts';
 import { quoteIdent } from '../../mysql/sql.ts';
 import { SinkWriter } from './sink-writer.ts';
 

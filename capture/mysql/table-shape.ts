@@ -9,7 +9,7 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { IMPLICIT_PERIOD, type SystemPeriod, systemPeriodOf } from '../../record/versioning.ts';
 import type { SourceConnection } from './connection.ts';
-import { qualified, type TableRef } from './sql-text.ts';
+import { qualified, type TableRef } from '../../mysql/sql-text.ts';
 import { quoteIdent } from '../../mysql/sql.ts';
 import {
   type ColumnSpec,

@@ -127,6 +127,12 @@ export async function verifyCommand(o: VerifyOptions): Promise<number> {
           o.stdout.write(`      … ${tr.differenceCount - tr.differences.length} more\n`);
         }
       }
+      const objs = result.objects ?? [];
+      if (objs.length > 0) {
+        const bad = objs.filter((x) => !x.equal);
+        o.stdout.write(`  schema objects: ${objs.length - bad.length} of ${objs.length} equal\n`);
+        for (const x of bad) o.stdout.write(`    ${x.kind} ${x.schema}.${x.name}: DIFFERENT — ${x.differs}\n`);
+      }
     }
   }
   return equal ? 0 : EXIT_DIFFERENT;

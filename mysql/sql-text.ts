@@ -1,9 +1,9 @@
 /**
- * SQL text for the statement classifiers (ddl.ts, dml.ts, ddl-rewrite.ts, ddl-versioning.ts) and the statements
- * capture writes: the tokenizer, a cursor over its tokens, and table references. Identifier quoting is the one
+ * SQL text for the statement classifiers (capture/mysql ddl.ts, dml.ts, ddl-rewrite.ts, ddl-versioning.ts; objects.ts
+ * here) and the statements capture writes: the tokenizer, a cursor over its tokens, and table references. Identifier quoting is the one
  * MySQL layer's (mysql/sql.ts quoteIdent). Pure.
  */
-import { qualified as qualifiedName } from '../../mysql/sql.ts';
+import { qualified as qualifiedName } from './sql.ts';
 
 export interface TableRef {
   readonly schema: string;
@@ -15,11 +15,12 @@ export function qualified(t: TableRef): string {
   return qualifiedName(t.schema, t.table);
 }
 
+/** `at`: offset of the token's first character in the statement (objects.ts cuts a trigger body there). */
 export type Token =
-  | { readonly t: 'word'; readonly v: string; readonly up: string }
-  | { readonly t: 'ident'; readonly v: string }
-  | { readonly t: 'string' }
-  | { readonly t: 'punct'; readonly v: string };
+  | { readonly t: 'word'; readonly v: string; readonly up: string; readonly at: number }
+  | { readonly t: 'ident'; readonly v: string; readonly at: number }
+  | { readonly t: 'string'; readonly at: number }
+  | { readonly t: 'punct'; readonly v: string; readonly at: number };
 
 const WORD = /[A-Za-z0-9_$\u0080-\uffff]/u;
 
@@ -48,6 +49,7 @@ export function tokenize(sql: string): Token[] {
       execDepth--;
       i += 2;
     } else if (c === '`') {
+      const at = i;
       let v = '';
       i++;
       while (i < n) {
@@ -63,8 +65,9 @@ export function tokenize(sql: string): Token[] {
         v += sql[i];
         i++;
       }
-      out.push({ t: 'ident', v });
+      out.push({ t: 'ident', v, at });
     } else if (c === "'" || c === '"') {
+      const at = i;
       i++;
       while (i < n) {
         if (sql[i] === '\\') i += 2;
@@ -74,15 +77,15 @@ export function tokenize(sql: string): Token[] {
           break;
         } else i++;
       }
-      out.push({ t: 'string' });
+      out.push({ t: 'string', at });
     } else if (WORD.test(c)) {
       let j = i + 1;
       while (j < n && WORD.test(sql[j]!)) j++;
       const v = sql.slice(i, j);
-      out.push({ t: 'word', v, up: v.toUpperCase() });
+      out.push({ t: 'word', v, up: v.toUpperCase(), at: i });
       i = j;
     } else {
-      out.push({ t: 'punct', v: c });
+      out.push({ t: 'punct', v: c, at: i });
       i++;
     }
   }

@@ -7,7 +7,7 @@
  */
 import type { RowDataPacket } from 'mysql2/promise';
 import type { SourceConnection } from './connection.ts';
-import type { TableRef } from './sql-text.ts';
+import type { TableRef } from '../../mysql/sql-text.ts';
 import { quoteIdent } from '../../mysql/sql.ts';
 
 /** Declared non-zero SRIDs of a table's spatial columns, by column name (none on servers without the view). */

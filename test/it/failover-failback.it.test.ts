@@ -14,7 +14,7 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cut, heal, netnsUnavailable } from '../fixtures/netns.ts';
+import { cut, heal, netnsUnavailable, tcpReachable } from '../fixtures/netns.ts';
 import { sleep } from '../fixtures/sites.ts';
 import {
   dbQuery,
@@ -97,6 +97,11 @@ describe.skipIf(unavailable !== null)('takeover: failback', () => {
     await dbQuery(PRIMARY_DB.name, 'INSERT INTO app.w (seq, server_id) VALUES (-2, 1)');
     heal(prim);
     await w.successes(10, 30_000);
+    // The client reaches the new primary through the VIP, but the healed host may still hold a failed neighbour
+    // entry for the standby from the cut (connect: EHOSTUNREACH for a few seconds): wait until it reaches it too,
+    // as an operator would before running failback there.
+    const reachBy = Date.now() + 20_000;
+    while (!tcpReachable(prim, stby.addr, SERVICE_PORT) && Date.now() < reachBy) await sleep(250);
     expect(await readOnly(PRIMARY_DB.name)).toBe(true);
 
     // Failback, first without --yes: shown and quarantined, nothing changed.

@@ -11,6 +11,7 @@ import { type ErrorContext, TidemarkError } from '../core/errors.ts';
 import { formatPosition } from '../record/position.ts';
 import type { RollbackIndex, TxInfo } from './index/index.ts';
 import { formatTimeUs } from './time.ts';
+import { redactSecrets } from '../mysql/accounts.ts';
 
 export type RewindSpec =
   | { readonly kind: 'time'; readonly timeUs: bigint }
@@ -142,7 +143,7 @@ export function checkWindow(index: RollbackIndex, lo: bigint, hi: bigint): Windo
     const t = index.txContaining(ddl.seq);
     const at = t ? `, source position ${formatPosition(t.position)}` : '';
     throw usage(
-      `the window crosses a DDL statement: "${ddl.sql.slice(0, 200)}" (transaction ${ddl.txId}, committed ` +
+      `the window crosses a DDL statement: "${redactSecrets(ddl.sql).slice(0, 200)}" (transaction ${ddl.txId}, committed ` +
         `${formatTimeUs(ddl.commitTimeUs)}, seq ${ddl.seq}, journal LSN ${ddl.lsn}${at}); rewind and forward ` +
         'cannot cross DDL: choose a point after it',
       { seq: ddl.seq },

@@ -23,13 +23,13 @@ beforeEach(async () => {
   }); // ddl 3, commit 4
   await j.tx([ins(ORDERS, [2n, 'b'])], { timeUs: T0 + 3_000_000n, txId: 't3' }); // 5, commit 6
   await j.close();
-  index = await RollbackIndex.open({ journalDir: dir });
-  await index.catchUp();
+  const opened = await RollbackIndex.open({ journalDir: dir });
+  await opened.catchUp();
+  index = opened;
 });
 
 afterEach(async () => {
-  index.close();
-  await rm(dir, { recursive: true, force: true });
+  for (const close of [() => index.close(), () => rm(dir, { recursive: true, force: true })]) await close();
 });
 
 describe('account statements in the journal', () => {

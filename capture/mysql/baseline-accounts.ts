@@ -20,7 +20,7 @@ import type { ObjectStatement } from './baseline-objects.ts';
 import type { SourceConnection } from './connection.ts';
 
 /** "no such account" from SHOW CREATE USER / SHOW GRANTS FOR. */
-const ABSENT_ERRNO: ReadonlySet<number> = new Set([1141, 1396, 1449]);
+const ABSENT_ERRNO: ReadonlySet<number> = new Set([1133, 1141, 1396, 1449]);
 /** Access denied (to the mysql schema, or for SHOW CREATE USER). */
 const DENIED_ERRNO: ReadonlySet<number> = new Set([1044, 1142, 1227]);
 

@@ -54,7 +54,7 @@ async function account(c: mysql.Connection, name: string): Promise<{ create: str
     for (const s of [...create, ...grants]) for (const m of s.matchAll(/PASSWORD '([^']+)'/g)) hashes.add(m[1]!);
     return { create, grants };
   } catch (err) {
-    if ([1141, 1396].includes((err as { errno?: number }).errno ?? 0)) return null;
+    if ([1133, 1141, 1396].includes((err as { errno?: number }).errno ?? 0)) return null;
     throw err;
   }
 }

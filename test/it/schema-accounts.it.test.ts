@@ -6,10 +6,10 @@
  *     stale copy converged), the unlisted one is absent, the replica's own account untouched;
  *   - stream: GRANT / REVOKE / ALTER USER … IDENTIFIED BY / DROP USER on listed accounts followed, statements about
  *     unlisted accounts ignored; the password works on the replica (a connection with it);
- *   - no password and no hash in tidemark.log nor in `tidemark log` / `history` output.
+ *   - no password and no hash in tidemark.log, `tidemark log` / `history` output, nor the rollback index.
  */
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -182,6 +182,13 @@ describe('accounts (source.accounts)', () => {
       'log --json': await cliOk(t.config, ['log', '--baseline', '--json']),
       history: await cliOk(t.config, ['history', '--table', 'shop.t', '--key', 'id=1', '--json']),
     };
+    // The rollback index (built by `log`) keeps DDL text redacted; the journal itself holds the statements.
+    const index = join(t.dir, 'journal', 'rollback-index.sqlite');
+    const indexText = ['', '-wal']
+      .map((x) => (existsSync(index + x) ? readFileSync(index + x, 'latin1') : ''))
+      .join('');
+    expect(indexText).toContain('<redacted>');
+    Object.assign(outputs, { 'rollback index': indexText });
     // The account statements are listed (redacted), so the check below looks at their text.
     expect(outputs.log).toContain("IDENTIFIED BY '<redacted>'");
     expect(outputs['log --json']).toContain('GRANT UPDATE ON shop.t');

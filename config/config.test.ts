@@ -297,3 +297,17 @@ describe('loadConfig', () => {
     }
   });
 });
+
+describe('source.accounts', () => {
+  it('defaults to none and takes users as user@host and roles by name', () => {
+    expect(parse(base()).source.accounts).toEqual([]);
+    const raw = base();
+    (raw['source'] as Record<string, unknown>)['accounts'] = ['app@%', 'report@10.0.0.%', 'reader'];
+    expect(parse(raw).source.accounts).toEqual(['app@%', 'report@10.0.0.%', 'reader']);
+  });
+  it('refuses an entry without a user, naming the key', () => {
+    const raw = base();
+    (raw['source'] as Record<string, unknown>)['accounts'] = ['@%'];
+    expect(errorFor(raw)).toMatch(/source\.accounts.*user@host/s);
+  });
+});

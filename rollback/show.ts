@@ -1,10 +1,12 @@
 /**
  * How rewind commands show transactions and row images: human lines and JSON-safe objects. Pure.
  * JSON values: integers as numbers when they fit a double exactly, else as strings; binary as "0x…" hex.
+ * DDL text is shown redacted (mysql/accounts.ts redactSecrets: no password or hash of a user statement).
  */
 import type { Column, Value } from '../record/record.ts';
 import type { TxInfo } from './index/index.ts';
 import { formatTimeUs } from './time.ts';
+import { redactSecrets } from '../mysql/accounts.ts';
 
 export type JsonValue = null | number | string;
 
@@ -35,14 +37,14 @@ export function txJson(t: TxInfo): Record<string, unknown> {
     phase: t.phase,
     tables: t.tables,
     rows: t.rows,
-    ddl: t.ddl.map((d) => d.sql),
+    ddl: t.ddl.map((d) => redactSecrets(d.sql)),
   };
 }
 
 export function txLine(t: TxInfo): string {
   const r = t.rows;
   const what = t.ddl.length
-    ? `DDL: ${t.ddl.map((d) => d.sql.replace(/\s+/g, ' ').slice(0, 120)).join('; ')}`
+    ? `DDL: ${t.ddl.map((d) => redactSecrets(d.sql).replace(/\s+/g, ' ').slice(0, 120)).join('; ')}`
     : `+${r.insert} ~${r.update} -${r.delete}`;
   return `${formatTimeUs(t.commitTimeUs)}  seq ${t.commitSeq}  ${t.txId}  ${what}  ${t.tables.join(', ')}${t.phase === 'stream' ? '' : `  (${t.phase})`}`;
 }

@@ -16,6 +16,7 @@ import { type ItemContext, loadRows } from './items.ts';
 import { keyText } from './index/index.ts';
 import { describeTx } from './points.ts';
 import { formatTimeUs } from './time.ts';
+import { parseAccountDdl, redactSecrets } from '../mysql/accounts.ts';
 
 export type UndoMode = 'nocascade' | 'cascade' | 'nonconflict';
 
@@ -111,11 +112,12 @@ function tx(index: RollbackIndex, commitSeq: bigint): TxInfo {
 /** Refuses when a later DDL statement names a table the transaction changed. */
 function checkDdl(index: RollbackIndex, root: TxInfo, head: bigint): void {
   for (const d of index.ddlBetween(root.firstSeq - 1n, head)) {
+    if (parseAccountDdl(d.sql)) continue; // users and grants change no table
     const sql = d.sql.toLowerCase();
     const hit = root.tables.find((t) => sql.includes(t.slice(t.indexOf('.') + 1).toLowerCase()));
     if (hit) {
       throw new TidemarkError(
-        `cannot undo ${describeTx(root)}: a later DDL statement changed ${hit}: "${d.sql.slice(0, 200)}" ` +
+        `cannot undo ${describeTx(root)}: a later DDL statement changed ${hit}: "${redactSecrets(d.sql).slice(0, 200)}" ` +
           `(transaction ${d.txId}, committed ${formatTimeUs(d.commitTimeUs)}, seq ${d.seq}, journal LSN ${d.lsn})`,
         { code: 'REWIND_DDL', context: { seq: d.seq } },
       );

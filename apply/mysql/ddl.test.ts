@@ -74,3 +74,28 @@ describe('executeDdl with schema objects', () => {
     await expect(executeDdl(table.q, entry('DROP TABLE t'), false, silentLogger)).rejects.toThrow('errno 1051');
   });
 });
+
+describe('executeDdl with account statements', () => {
+  it('runs them as they are and redacts a failure that quotes a password', async () => {
+    const sql = "ALTER USER 'app'@'%' IDENTIFIED BY 'pw-secret' WITH BOGUS";
+    const msg = "You have an error in your SQL syntax; near 'IDENTIFIED BY 'pw-secret' WITH BOGUS' at line 1";
+    const f = fake((kind) => {
+      if (kind === 'ddl') throw Object.assign(new Error(msg), { errno: 1064, sqlMessage: msg });
+      return [];
+    });
+    const err = await executeDdl(f.q, entry(sql), false, silentLogger).catch((e: unknown) => e);
+    expect(f.seen).toEqual(['use: USE `shop`', `ddl: ${sql}`]);
+    expect(String((err as Error).message)).not.toContain('pw-secret');
+    expect(String((err as { sqlMessage: string }).sqlMessage)).not.toContain('pw-secret');
+    expect((err as { errno: number }).errno).toBe(1064);
+  });
+
+  it('a re-run CREATE USER whose account is already there counts as applied', async () => {
+    const f = fake((kind) => {
+      if (kind === 'ddl') throw errno(1396);
+      return [];
+    });
+    await executeDdl(f.q, entry("CREATE USER 'app'@'%'"), true, silentLogger);
+    await expect(executeDdl(f.q, entry("CREATE USER 'app'@'%'"), false, silentLogger)).rejects.toThrow(/1396/);
+  });
+});

@@ -2,11 +2,13 @@
  * Running one journal DDL statement on the replica. The caller has recorded the DDL as pending (committed)
  * before, and records it as applied after (see README.md, "DDL"). `rerun` says this very DDL was already pending
  * when the applier started: it may or may not have run before the crash, so errors meaning "its effect is already
- * there" (errors.ts DDL_ALREADY_DONE_ERRNO) count as success — only then.
+ * there" (errors.ts DDL_ALREADY_DONE_ERRNO) count as success — only then. User, role and grant statements
+ * (source.accounts) run as the source ran them; a failure's server message is redacted (it may quote a password).
  */
 import type { Logger } from 'pino';
 import type { DdlEntry } from '../../record/record.ts';
-import { isDdlAlreadyDone } from './errors.ts';
+import { isDdlAlreadyDone, redactAccountError } from './errors.ts';
+import { parseAccountDdl } from '../../mysql/accounts.ts';
 import { serverFields } from '../../mysql/errors.ts';
 import type { QueryFn } from './exec.ts';
 import { useSchema } from '../../mysql/sql.ts';
@@ -65,6 +67,8 @@ export async function executeDdl(q: QueryFn, e: DdlEntry, rerun: boolean, log: L
     if (ownMode) await q('ddl', 'SET SESSION sql_mode = @@GLOBAL.sql_mode');
     await q('ddl', await replicaStatement(q, e.sql, obj));
   } catch (err) {
+    // A user/role/grant statement may carry a password or hash: the server's message must not quote it.
+    if (obj === null && parseAccountDdl(e.sql)) redactAccountError(err);
     if (obj?.verb === 'DROP' && OBJECT_ABSENT_ERRNO.has(serverFields(err).errno ?? 0)) {
       log.warn(
         { seq: e.seq.toString(), kind: obj.kind, errno: serverFields(err).errno },

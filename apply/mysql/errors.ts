@@ -6,6 +6,7 @@
  */
 import { type ErrorContext, TidemarkError } from '../../core/errors.ts';
 import { DEFAULT_CODES, type ErrorCodes, serverFields, wrapMysqlError } from '../../mysql/errors.ts';
+import { redactServerMessage } from '../../mysql/accounts.ts';
 
 /** Apply's codes: the ones sessions have always reported (mysql/errors.ts DEFAULT_CODES). */
 export const APPLY_CODES: ErrorCodes = DEFAULT_CODES;
@@ -28,6 +29,8 @@ export const DDL_ALREADY_DONE_ERRNO: ReadonlySet<number> = new Set([
   1360, // trigger does not exist
   1537, // event already exists
   1539, // unknown event
+  1141, // no such grant (REVOKE repeated)
+  1396, // CREATE/DROP/RENAME USER, CREATE/DROP ROLE failed: the account is already there / already gone
   1826, // duplicate foreign key constraint name
   4091, // unknown SEQUENCE (DROP/ALTER SEQUENCE repeated)
   4092, // unknown VIEW (DROP VIEW repeated)
@@ -36,6 +39,17 @@ export const DDL_ALREADY_DONE_ERRNO: ReadonlySet<number> = new Set([
 export function isDdlAlreadyDone(err: unknown): boolean {
   const errno = serverFields(err).errno;
   return errno !== undefined && DDL_ALREADY_DONE_ERRNO.has(errno);
+}
+
+/**
+ * The server's message of a failed account statement may quote it ("near 'IDENTIFIED BY …'"): redacted in place
+ * (message and sqlMessage) before the error reaches a log line or a status.
+ */
+export function redactAccountError(err: unknown): void {
+  if (!err || typeof err !== 'object') return;
+  const e = err as { message?: unknown; sqlMessage?: unknown };
+  if (typeof e.message === 'string') e.message = redactServerMessage(e.message);
+  if (typeof e.sqlMessage === 'string') e.sqlMessage = redactServerMessage(e.sqlMessage);
 }
 
 /**

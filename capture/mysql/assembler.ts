@@ -8,11 +8,14 @@
  *   DDL        GTID(standalone=true)  Query <ddl>                           (the DDL itself ends the group)
  *   CTAS       GTID(standalone=false) Query CREATE TABLE  TableMap Rows… XID
  *   objects    GTID(standalone=true)  Query CREATE/ALTER/DROP VIEW|PROCEDURE|FUNCTION|TRIGGER|EVENT
- *   other      GTID(standalone=true)  Query GRANT/FLUSH/CREATE USER…       (skipped)
+ *   accounts   GTID(standalone=true)  Query GRANT/REVOKE/CREATE USER/…     (kept when about listed accounts)
+ *   other      GTID(standalone=true)  Query FLUSH/…                        (skipped)
  *
  * Each rows event of an included table becomes one `rows` entry; a DDL statement on an included table becomes
  * a `ddl` entry, and so does the DDL of a view, routine, trigger or event of an included schema (objectIncluded;
- * `tables` empty: they hold no rows); the end of a group with entries becomes its `commit` entry (phase "stream") whose position is
+ * `tables` empty: they hold no rows), and so does a user/role/grant statement whose every account is in
+ * `accounts` (source.accounts; one naming listed and other accounts is skipped with onMixedAccounts: running it
+ * on a replica would touch accounts that are not tidemark's); the end of a group with entries becomes its `commit` entry (phase "stream") whose position is
  * {current file, end offset of the commit event} and whose gtid is the executed-GTID state after it. A group
  * without entries (only excluded tables, skipped statements) produces nothing, but `position` moves past it.
  * Every entry takes seqs from a counter starting at `nextSeq` (a rows entry takes one per row).
@@ -35,6 +38,7 @@ import { isStatementCtas, TemporaryTables } from './dml.ts';
 import { crossSchemaDdlError, statementDmlError, xaIncludedError, xidOfStatement } from './statement-errors.ts';
 import type { TableFilter } from '../../mysql/table-filter.ts';
 import type { ObjectDdl } from '../../mysql/objects.ts';
+import { type AccountList, isListed } from '../../mysql/accounts.ts';
 
 export type AssemblerOutput =
   | { readonly kind: 'append'; readonly entry: RowsEntry | DdlEntry }
@@ -74,6 +78,10 @@ export interface AssemblerOptions {
   readonly lastCommitTimeUs?: bigint;
   /** Copy windows still open at `start` (the resume commit's `copied`, copy-windows.ts). */
   readonly copied?: readonly CopiedTable[];
+  /** The accounts whose user/role/grant statements are captured (source.accounts); none when absent. */
+  readonly accounts?: AccountList;
+  /** A statement naming listed accounts and others (or the session's own): skipped; `listed` are user@host. */
+  readonly onMixedAccounts?: (statement: string, listed: readonly string[]) => void;
 }
 
 interface OpenTx {
@@ -253,8 +261,10 @@ export class TransactionAssembler {
         // Outside a transaction the statement is a group of its own; inside one (SAVEPOINT…) it changes nothing.
         return !this.tx || this.tx.standalone ? this.endGroup(item.endOffset, item.timestampMs) : [];
       }
+      case 'account-ddl':
       case 'object-ddl': {
-        if (!this.objectIncluded(cls.object)) {
+        const kept = cls.kind === 'object-ddl' ? this.objectIncluded(cls.object) : this.accountsIncluded(cls);
+        if (!kept) {
           this.opts.onSkippedStatement?.(cls.statement, item.schema);
           return !this.tx || this.tx.standalone ? this.endGroup(item.endOffset, item.timestampMs) : [];
         }
@@ -295,6 +305,18 @@ export class TransactionAssembler {
     const f = this.opts.filter;
     if (o.table) return this.includes(o.table.schema, o.table.table);
     return o.objects.some((x) => (o.kind === 'view' ? f.includesTable(x.schema, x.name) : f.includesSchema(x.schema)));
+  }
+
+  /** Every account the statement changes is listed (a mixed statement is reported and skipped). */
+  private accountsIncluded(cls: Extract<StatementClass, { kind: 'account-ddl' }>): boolean {
+    const list = this.opts.accounts;
+    if (!list) return false;
+    const listed = cls.account.accounts.filter((a) => isListed(a, list));
+    if (listed.length === 0) return false;
+    if (listed.length === cls.account.accounts.length && !cls.account.current) return true;
+    const names = listed.map((a) => (a.host === undefined ? a.user : `${a.user}@${a.host}`));
+    this.opts.onMixedAccounts?.(cls.statement, names);
+    return false;
   }
 
   /** What a table or database DDL becomes on the targets; null when it touches nothing captured here. */

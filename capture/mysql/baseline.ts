@@ -8,8 +8,9 @@
  *   2. per table:   ddl DROP TABLE IF EXISTS …, ddl <SHOW CREATE TABLE text>
  *                   then its rows as `rows` insert entries of at most `rowsPerEntry` rows, grouped into units of
  *                   `chunkRows` rows. Rows are streamed from the server (bounded memory, never a whole table).
- *   3. the views, routines, triggers and events of the included schemas (baseline-objects.ts), one unit of ddl
- *      entries (`tables` empty), read right after the tables were opened so a racing object DDL is seen too
+ *   3. the views, routines, triggers and events of the included schemas (baseline-objects.ts), then the users,
+ *      roles and grants of `source.accounts` (baseline-accounts.ts), one unit of ddl entries (`tables` empty),
+ *      read right after the tables were opened so a racing object or account DDL is seen too (ddlSince)
  *   4. one commit entry with phase "baseline-end", rowCount 0: the baseline is complete, resume from here.
  * Rows go through the same normalization as binlog rows (values.ts), so both paths yield identical values;
  * FLOAT columns are selected as CAST(col AS DOUBLE) because the server's text for FLOAT keeps 6 digits only,
@@ -45,12 +46,16 @@ import { sourceStatus } from './status.ts';
 import { readTableShapes, type TableShape } from './table-shape.ts';
 import { baselineEnumRaw, normalizeValue } from './values.ts';
 import { readObjectStatements } from './baseline-objects.ts';
+import { readAccountStatements } from './baseline-accounts.ts';
+import { parseAccountList } from '../../mysql/accounts.ts';
 
 export interface BaselineOptions {
   readonly source: SourceEndpoint & {
     readonly name: string;
     readonly include: readonly string[];
     readonly baseline: { readonly chunk_rows: number };
+    /** source.accounts: copied with the objects (mysql/accounts.ts). */
+    readonly accounts?: readonly string[];
   };
   readonly filter: TableFilter;
   readonly writer: SinkWriter;
@@ -148,9 +153,13 @@ export class Baseline {
       }
     }
     const schemas = await this.listSchemas(conn, tables);
-    const objects = this.o.objects ? await readObjectStatements(conn, this.o.filter, new Set(schemas), this.log) : [];
+    const accounts = this.o.objects ? (this.o.source.accounts ?? []) : [];
+    const objects = [
+      ...(this.o.objects ? await readObjectStatements(conn, this.o.filter, new Set(schemas), this.log) : []),
+      ...(await readAccountStatements(conn, accounts)),
+    ];
     const now = await sourceStatus(c);
-    const ddl = await ddlSince(c, snap.position.binlog, now.binlog, this.o.filter);
+    const ddl = await ddlSince(c, snap.position.binlog, now.binlog, this.o.filter, parseAccountList(accounts));
     if (ddl !== null) throw this.raceError(ddl);
     const shapes = await readTableShapes(conn, tables);
 

@@ -15,6 +15,17 @@ const tableFilter = z
   .string()
   .regex(/^[^.\s]+\.[^.\s]+$/, 'a "schema.table" pattern where either part may use * and ?');
 
+/**
+ * source.accounts: the users ("user@host", the last @ splits) and roles (a bare name) whose definition and grants
+ * tidemark replicates (mysql/accounts.ts); empty: no account is touched on a replica.
+ */
+const accountEntry = z
+  .string()
+  .min(1)
+  .refine((e) => !e.includes('@') || e.lastIndexOf('@') > 0, {
+    message: 'an account is "user@host" (e.g. app@% or report@10.0.0.%) and a role its bare name; the user is missing',
+  });
+
 /** An account on the source used only by rewind/undo aimed at the source itself (needs DML on the tables). */
 const adminSchema = accountSchema;
 
@@ -34,6 +45,7 @@ export const sourceSchema = z
       .strict()
       .default({ chunk_rows: 5000 }),
     admin: adminSchema.optional(),
+    accounts: z.array(accountEntry).default([]),
   })
   .strict()
   .refine(atMostOnePassword, atMostOnePasswordMessage);

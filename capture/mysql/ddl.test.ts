@@ -83,9 +83,10 @@ describe('classifyStatement', () => {
   });
 
   it('everything else is other, with a keyword-only label', () => {
-    const u = classifyStatement("CREATE USER IF NOT EXISTS zz@'%' IDENTIFIED BY 'secretpw'", '');
-    expect(u).toEqual({ kind: 'other', statement: 'CREATE USER' });
-    expect(classifyStatement("GRANT SELECT ON *.* TO 'a'@'b'", '')).toEqual({ kind: 'other', statement: 'GRANT' });
+    expect(classifyStatement('CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (HOST "h")', '')).toEqual({
+      kind: 'other',
+      statement: 'CREATE SERVER',
+    });
     expect(classifyStatement('FLUSH PRIVILEGES', '')).toEqual({ kind: 'other', statement: 'FLUSH PRIVILEGES' });
     expect(classifyStatement("CREATE FUNCTION udf RETURNS STRING SONAME 'x.so'", '').kind).toBe('other');
     expect(classifyStatement('CREATE TEMPORARY SEQUENCE s', '').kind).toBe('other');
@@ -143,5 +144,30 @@ describe('splitUsePrefix', () => {
     expect(splitUsePrefix('use `x`; RENAME TABLE a TO b')).toEqual({ schema: 'x', sql: 'RENAME TABLE a TO b' });
     expect(splitUsePrefix('use `a``b`; DROP TABLE t')).toEqual({ schema: 'a`b', sql: 'DROP TABLE t' });
     expect(splitUsePrefix('CREATE TABLE x.t (a int)')).toEqual({ schema: '', sql: 'CREATE TABLE x.t (a int)' });
+  });
+
+  it('users, roles and grants are account-ddl with the accounts they change and a keyword-only label', () => {
+    const u = classifyStatement("CREATE USER IF NOT EXISTS zz@'%' IDENTIFIED BY 'secretpw'", '');
+    expect(u).toEqual({
+      kind: 'account-ddl',
+      statement: 'CREATE USER',
+      account: { statement: 'CREATE USER', accounts: [{ user: 'zz', host: '%' }], current: false },
+    });
+    expect(JSON.stringify(u)).not.toContain('secretpw');
+    const g = classifyStatement("GRANT SELECT ON *.* TO 'a'@'b'", '');
+    expect(g.kind === 'account-ddl' && g.account.accounts).toEqual([{ user: 'a', host: 'b' }]);
+    for (const [sql, label] of [
+      ["ALTER USER a@'%' IDENTIFIED BY 'x'", 'ALTER USER'],
+      ['DROP USER IF EXISTS a', 'DROP USER'],
+      ['RENAME USER a TO b', 'RENAME USER'],
+      ['REVOKE SELECT ON d.* FROM a', 'REVOKE'],
+      ["SET PASSWORD FOR a@'%' = PASSWORD('x')", 'SET PASSWORD'],
+      ['CREATE ROLE r', 'CREATE ROLE'],
+      ['DROP ROLE r', 'DROP ROLE'],
+      ['SET DEFAULT ROLE r FOR a', 'SET DEFAULT ROLE'],
+    ]) {
+      expect(classifyStatement(sql!, 'd')).toMatchObject({ kind: 'account-ddl', statement: label });
+    }
+    expect(classifyStatement('SET NAMES utf8mb4', '').kind).not.toBe('account-ddl');
   });
 });

@@ -11,13 +11,17 @@
  *
  * Sequences are tables to tidemark: CREATE/ALTER/DROP SEQUENCE come out as table DDL naming them.
  * Views, procedures, functions, triggers and events come out as `object-ddl` (mysql/objects.ts parses them).
- * Everything else (users, grants, temporary tables, servers, …) is `other`: tidemark does not replicate it. `statement` is a keyword-only label ("CREATE USER") that is safe to log; the
- * SQL text itself may hold secrets (IDENTIFIED BY '…') and must never be logged. Pure.
+ * Users, roles and grants (CREATE/ALTER/DROP/RENAME USER, CREATE/DROP ROLE, GRANT, REVOKE, SET PASSWORD, SET
+ * DEFAULT ROLE) come out as `account-ddl` (mysql/accounts.ts names the accounts; the assembler keeps those about
+ * `source.accounts`). Everything else (temporary tables, servers, …) is `other`: tidemark does not replicate it.
+ * `statement` is a keyword-only label ("CREATE USER") that is safe to log; the SQL text itself may hold secrets
+ * (IDENTIFIED BY '…') and must never be logged unredacted (mysql/accounts.ts redactSecrets). Pure.
  */
 
 import { classifyDml } from './dml.ts';
 import { Cursor, type TableRef, type Token, tokenize } from '../../mysql/sql-text.ts';
 import { type ObjectDdl, parseObjectDdl } from '../../mysql/objects.ts';
+import { type AccountDdl, parseAccountDdl } from '../../mysql/accounts.ts';
 
 export { type TableRef, tokenize } from '../../mysql/sql-text.ts';
 
@@ -40,6 +44,8 @@ export type StatementClass =
   | { readonly kind: 'database-ddl'; readonly statement: string; readonly database: string }
   /** CREATE/ALTER/DROP VIEW, PROCEDURE, FUNCTION, TRIGGER, EVENT (mysql/objects.ts). */
   | { readonly kind: 'object-ddl'; readonly statement: string; readonly object: ObjectDdl }
+  /** Users, roles, grants (mysql/accounts.ts): the accounts the statement changes. */
+  | { readonly kind: 'account-ddl'; readonly statement: string; readonly account: AccountDdl }
   /** Statement-logged DML (dml.ts): the tables it may write; unknownTarget when they cannot be told. */
   | {
       readonly kind: 'dml';
@@ -235,6 +241,8 @@ function classifyRename(c: Cursor, defaultSchema: string, stmt: string): Stateme
   return tables.length ? { kind: 'table-ddl', statement: 'RENAME TABLE', tables } : { kind: 'other', statement: stmt };
 }
 
+const ACCOUNT_HEADS = new Set(['CREATE', 'ALTER', 'DROP', 'RENAME', 'GRANT', 'REVOKE', 'SET']);
+
 /**
  * Classifies one statement. `defaultSchema` is the Query event's current database ("" when none); it
  * qualifies unqualified table names.
@@ -246,6 +254,8 @@ export function classifyStatement(sql: string, defaultSchema: string): Statement
   const head = c.peekWord();
   const object = head === 'CREATE' || head === 'ALTER' || head === 'DROP' ? parseObjectDdl(toks, defaultSchema) : null;
   if (object) return { kind: 'object-ddl', statement: stmt, object };
+  const account = head !== undefined && ACCOUNT_HEADS.has(head) ? parseAccountDdl(sql) : null;
+  if (account) return { kind: 'account-ddl', statement: account.statement, account };
   c.pos++;
   switch (head) {
     case 'BEGIN':

@@ -75,7 +75,7 @@ describe('classifyStatement: statement-logged DML', () => {
   it('leaves DDL and administrative statements alone', () => {
     expect(dml('CREATE TABLE t SELECT 1')).toBe('table-ddl');
     expect(dml('CREATE OR REPLACE TABLE t (id int)')).toBe('table-ddl');
-    expect(dml('GRANT SELECT ON *.* TO x')).toBe('other');
+    expect(dml('GRANT SELECT ON *.* TO x')).toBe('account-ddl');
     expect(dml('SAVEPOINT s')).toBe('other');
   });
 });

@@ -28,6 +28,7 @@ import type { Connection as PromiseConnection, RowDataPacket } from 'mysql2/prom
 import type { BinlogPosition, MysqlPosition } from '../../record/position.ts';
 import { compareBinlog } from '../../record/position.ts';
 import { TidemarkError } from '../../core/errors.ts';
+import { type AccountList, isListed } from '../../mysql/accounts.ts';
 import { classifyStatement, splitUsePrefix } from './ddl.ts';
 import type { TableFilter } from '../../mysql/table-filter.ts';
 import { isMariaDb } from './prerequisites.ts';
@@ -135,7 +136,8 @@ function positionText(p: MysqlPosition): string {
 }
 
 /**
- * Looks for DDL on included tables in the binlog between `from` and `to` (exclusive). Returns a keyword label
+ * Looks for DDL on included tables (or objects of included schemas, or statements about listed `accounts`) in the
+ * binlog between `from` and `to` (exclusive). Returns a keyword label
  * of the first one found, or null. Reads SHOW BINLOG EVENTS in pages; the window is the few milliseconds
  * between the snapshot and the baseline's metadata locks, so it is short.
  */
@@ -144,6 +146,7 @@ export async function ddlSince(
   from: BinlogPosition,
   to: BinlogPosition,
   filter: TableFilter,
+  accounts?: AccountList,
 ): Promise<string | null> {
   const [logs] = await conn.query<RowDataPacket[]>('SHOW BINARY LOGS');
   const files = logs.map((r) => String(r['Log_name']));
@@ -165,6 +168,9 @@ export async function ddlSince(
       }
       if (cls.kind === 'database-ddl' && filter.includesSchema(cls.database)) return cls.statement;
       if (cls.kind === 'object-ddl' && cls.object.objects.some((o) => filter.includesSchema(o.schema))) {
+        return cls.statement;
+      }
+      if (cls.kind === 'account-ddl' && accounts && cls.account.accounts.some((a) => isListed(a, accounts))) {
         return cls.statement;
       }
     }

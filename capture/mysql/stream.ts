@@ -30,6 +30,7 @@ import { connectionOptions, endpointOf, type SourceEndpoint } from './connection
 import { binlogPurgedError, isBinlogUnavailable, sourceError } from './errors.ts';
 import { EventDecoder } from './events.ts';
 import type { TableFilter } from '../../mysql/table-filter.ts';
+import { parseAccountList } from '../../mysql/accounts.ts';
 import { PkCache } from './pk-cache.ts';
 import type { TableCopier } from './table-copy.ts';
 import { SourceWatch } from './source-watch.ts';
@@ -62,7 +63,12 @@ export interface ResumePoint {
 }
 
 export interface StreamOptions {
-  readonly source: SourceEndpoint & { readonly name: string; readonly server_id: number };
+  readonly source: SourceEndpoint & {
+    readonly name: string;
+    readonly server_id: number;
+    /** source.accounts: their user/role/grant statements are captured (mysql/accounts.ts). */
+    readonly accounts?: readonly string[];
+  };
   readonly filter: TableFilter;
   readonly writer: SinkWriter;
   readonly log: Logger;
@@ -130,6 +136,13 @@ export class BinlogStream {
       replay: opts.from.replay,
       ...(opts.from.copied ? { copied: opts.from.copied } : {}),
       onSkippedStatement: (statement, schema) => this.log.debug({ statement, schema }, 'binlog statement skipped'),
+      accounts: parseAccountList(opts.source.accounts ?? []),
+      onMixedAccounts: (statement, listed) =>
+        this.log.warn(
+          { statement, accounts: listed },
+          `${statement} names listed accounts (source.accounts) and others: not replicated, so these accounts may ` +
+            'now differ on the replicas; run the statement for the listed accounts alone on the source',
+        ),
       lastCommitTimeUs: opts.writer.lastCommitted?.commitTimeUs ?? opts.lastCommitTimeUs,
     });
     this.decoder = new EventDecoder({

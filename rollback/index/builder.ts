@@ -19,6 +19,7 @@ import { HEADER_BYTES } from '../../journal/index.ts';
 import { keyText } from './key.ts';
 import { GEN_SHIFT, GEN_SIZE } from './schema.ts';
 import { decodeState, emptyState, encodeState, type FrameMark, type IndexState, type UnitState } from './state.ts';
+import { redactSecrets } from '../../mysql/accounts.ts';
 
 /** Row changes per SQLite transaction (committed at the next frame boundary after this many). */
 export const BATCH_CHANGES = 50_000;
@@ -299,7 +300,8 @@ export class IndexBuilder {
   private addDdl(e: DdlEntry, m: FrameMark, u: UnitState): void {
     const ids = e.tables.map((t) => this.tableId(t.schema, t.table, null));
     this.st.insEntry.run(m.lsn, m.segment, m.offset, e.seq, 'ddl', 0, ids[0] ?? null, 'ddl');
-    this.st.insDdl.run(e.seq, m.lsn, e.schema, e.sql, e.txId);
+    // Shown by log/refusals only, never run: kept without passwords or hashes (mysql/accounts.ts).
+    this.st.insDdl.run(e.seq, m.lsn, e.schema, redactSecrets(e.sql), e.txId);
     for (const id of ids) if (!u.tables.includes(id)) u.tables.push(id);
     u.ddl++;
     this.changes++;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   alterKeepingDefiner,
   disableOnReplicaSql,
+  createDisabledOnReplica,
   enableEventSql,
   enabledEventsSql,
   guardTrigger,
@@ -138,6 +139,27 @@ describe('normaliseDefinition', () => {
 });
 
 describe('event statements', () => {
+  it('creates or enables an event DISABLE ON SLAVE on the replica, in the statement itself', () => {
+    expect(createDisabledOnReplica('CREATE EVENT e ON SCHEDULE EVERY 1 SECOND DO INSERT INTO t VALUES (1)')).toBe(
+      'CREATE EVENT e ON SCHEDULE EVERY 1 SECOND DISABLE ON SLAVE DO INSERT INTO t VALUES (1)',
+    );
+    const ev = "CREATE DEFINER=`u`@`h` EVENT `enable` ON SCHEDULE EVERY 1 HOUR STARTS '2030-01-01' ON COMPLETION";
+    expect(createDisabledOnReplica(`${ev} NOT PRESERVE ENABLE COMMENT 'do' DO DELETE FROM t`)).toBe(
+      `${ev} NOT PRESERVE DISABLE ON SLAVE COMMENT 'do' DO DELETE FROM t`,
+    );
+    expect(createDisabledOnReplica(`${ev} PRESERVE COMMENT 'enable' DO DELETE FROM t`)).toBe(
+      `${ev} PRESERVE DISABLE ON SLAVE COMMENT 'enable' DO DELETE FROM t`,
+    );
+    // A source-side DISABLE (or DISABLE ON SLAVE) stays; an ALTER naming no status keeps the replica's.
+    expect(createDisabledOnReplica(`${ev} NOT PRESERVE DISABLE DO DELETE FROM t`)).toContain(' DISABLE DO');
+    expect(createDisabledOnReplica('ALTER EVENT s.e enable')).toBe('ALTER EVENT s.e DISABLE ON SLAVE');
+    expect(createDisabledOnReplica('ALTER EVENT e ON SCHEDULE EVERY 2 SECOND DO SELECT 1')).toBe(
+      'ALTER EVENT e ON SCHEDULE EVERY 2 SECOND DO SELECT 1',
+    );
+    expect(createDisabledOnReplica('DROP EVENT e')).toBe('DROP EVENT e');
+    expect(createDisabledOnReplica('CREATE TABLE t (enable INT)')).toBe('CREATE TABLE t (enable INT)');
+  });
+
   it('keeps the definer through an ALTER EVENT that names none', () => {
     expect(alterKeepingDefiner('ALTER EVENT e ENABLE', 'root@127.0.0.1')).toBe(
       'ALTER DEFINER=`root`@`127.0.0.1` EVENT e ENABLE',

@@ -12,7 +12,7 @@
  *                        their effects as rows): the body becomes IF @tidemark_apply IS NULL THEN <body> END IF.
  *                        tidemark's apply and rewind sessions set @tidemark_apply (mysql/session.ts); every other
  *                        session — the application after a takeover — fires the trigger as the source did.
- *   events               a replicated enabled event is altered DISABLE ON SLAVE on the replica (STATUS
+ *   events               a replicated enabled event is created (or altered) DISABLE ON SLAVE on the replica (STATUS
  *                        SLAVESIDE_DISABLED, as MariaDB's own replication marks it) and enabled again at promotion.
  *   normaliseDefinition  SHOW CREATE text compared across source and replica: the guard stripped, an event's
  *                        DISABLE ON SLAVE read as ENABLE (a replicated enabled event is SLAVESIDE_DISABLED).
@@ -220,6 +220,36 @@ export function alterKeepingDefiner(sql: string, definer: string): string {
   if (!c.accept('ALTER') || toks.some((t) => t.t === 'word' && t.up === 'DEFINER')) return sql;
   const at = toks[1]?.at ?? sql.length;
   return `${sql.slice(0, at)}DEFINER=${definerSql(definer)} ${sql.slice(at)}`;
+}
+
+/**
+ * CREATE EVENT, or ALTER EVENT … ENABLE, as a replica runs it: DISABLE ON SLAVE in the statement itself (ENABLE
+ * replaced, or added to a CREATE naming no status), so the replica's scheduler never runs the event — an ALTER
+ * after the CREATE comes too late: an EVERY event without STARTS runs the instant it is created. A DISABLE is kept.
+ */
+export function createDisabledOnReplica(sql: string): string {
+  const toks = tokenize(sql);
+  const d = parseObjectDdl(toks, '');
+  if (d?.kind !== 'event' || d.verb === 'DROP') return sql;
+  const c = new Cursor(toks);
+  c.pos++;
+  c.accept('OR', 'REPLACE');
+  skipPrefixes(c);
+  c.pos++; // EVENT
+  c.accept('IF', 'NOT', 'EXISTS');
+  objectName(c, '');
+  let insertAt = -1;
+  for (const t of toks.slice(c.pos)) {
+    if (t.t !== 'word') continue;
+    if (t.up === 'DISABLE') return sql;
+    if (t.up === 'ENABLE') return `${sql.slice(0, t.at)}DISABLE ON SLAVE${sql.slice(t.at + t.v.length)}`;
+    if (t.up === 'COMMENT' || t.up === 'DO') {
+      insertAt = t.at;
+      break;
+    }
+  }
+  if (d.verb === 'ALTER' || insertAt < 0) return sql;
+  return `${sql.slice(0, insertAt)}DISABLE ON SLAVE ${sql.slice(insertAt)}`;
 }
 
 /** A replicated enabled event stays off on the replica, as MariaDB's own replication marks it. */

@@ -40,7 +40,15 @@ describe('executeDdl with schema objects', () => {
     ]);
   });
 
-  it('disables an enabled event on the replica, keeping its definer; an ALTER EVENT keeps it too', async () => {
+  it('creates an event disabled on the replica', async () => {
+    const f = fake();
+    await executeDdl(f.q, entry('CREATE EVENT e ON SCHEDULE EVERY 1 SECOND DO SELECT 1'), false, silentLogger);
+    expect(f.seen.filter((x) => x.startsWith('ddl') && !x.includes('sql_mode'))).toEqual([
+      'ddl: CREATE EVENT e ON SCHEDULE EVERY 1 SECOND DISABLE ON SLAVE DO SELECT 1',
+    ]);
+  });
+
+  it('enables an event DISABLE ON SLAVE on the replica, keeping its definer; one still ENABLED is disabled', async () => {
     const f = fake((_kind, sql) =>
       sql.includes("STATUS = 'ENABLED'")
         ? [{ s: 'shop', n: 'e', d: 'root@localhost' }]
@@ -50,7 +58,7 @@ describe('executeDdl with schema objects', () => {
     );
     await executeDdl(f.q, entry('ALTER EVENT e ENABLE'), false, silentLogger);
     expect(f.seen.filter((x) => x.startsWith('ddl') && !x.includes('sql_mode'))).toEqual([
-      'ddl: ALTER DEFINER=`app`@`%` EVENT e ENABLE',
+      'ddl: ALTER DEFINER=`app`@`%` EVENT e DISABLE ON SLAVE',
       'ddl: ALTER DEFINER=`root`@`localhost` EVENT `shop`.`e` DISABLE ON SLAVE',
     ]);
   });

@@ -15,6 +15,7 @@ import { useSchema } from '../../mysql/sql.ts';
 import { SQL_MODE } from '../../mysql/session.ts';
 import {
   alterKeepingDefiner,
+  createDisabledOnReplica,
   disableOnReplicaSql,
   enabledEventsSql,
   eventDefinerSql,
@@ -24,12 +25,17 @@ import {
 } from '../../mysql/objects.ts';
 import { tokenize } from '../../mysql/sql-text.ts';
 
-/** The statement as the replica runs it: a trigger guarded, an ALTER EVENT keeping the event's definer. */
+/**
+ * The statement as the replica runs it: a trigger guarded, an event created or enabled DISABLE ON SLAVE, an ALTER
+ * EVENT keeping the event's definer.
+ */
 async function replicaStatement(q: QueryFn, sql: string, obj: ObjectDdl | null): Promise<string> {
   if (obj?.kind === 'trigger') return guardTrigger(sql);
-  if (obj?.kind !== 'event' || obj.verb !== 'ALTER' || !obj.objects[0]) return sql;
+  if (obj?.kind !== 'event' || obj.verb === 'DROP') return sql;
+  const off = createDisabledOnReplica(sql);
+  if (obj.verb !== 'ALTER' || !obj.objects[0]) return off;
   const [row] = (await q('meta', eventDefinerSql(obj.objects[0]))) as { d: string }[];
-  return row ? alterKeepingDefiner(sql, row.d) : sql;
+  return row ? alterKeepingDefiner(off, row.d) : off;
 }
 
 /**

@@ -4,9 +4,12 @@
  * is fenced, a marker in the captured heartbeat table is awaited at the standby, the standby is promoted and the
  * VIP moves. Zero lost transactions: every write the old primary acknowledged is on the new primary, and the two
  * servers' checksums of those rows are equal; the application saw only a short write pause.
+ * Issue #16: the source's trigger and event (test/fixtures/takeover-objects.ts) are inert on the standby until the
+ * switchover promotes it; then the application's writes there fire the trigger exactly once and the event runs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { netnsUnavailable } from '../fixtures/netns.ts';
+import { expectObjectsInert, expectObjectsLive } from '../fixtures/takeover-objects.ts';
 import {
   FAIL_AFTER_MS,
   PRIMARY_DB,
@@ -20,7 +23,7 @@ const unavailable = netnsUnavailable();
 if (unavailable) console.warn(`failover-switchover: skipped, network namespaces unavailable: ${unavailable}`);
 
 describe.skipIf(unavailable !== null)('switchover', () => {
-  const lab = new TakeoverLab({ heartbeatTable: 'ha.heartbeat' });
+  const lab = new TakeoverLab({ heartbeatTable: 'ha.heartbeat', objects: true });
 
   beforeAll(async () => {
     await lab.setup();
@@ -33,6 +36,7 @@ describe.skipIf(unavailable !== null)('switchover', () => {
 
   it('under load: zero lost transactions, a short write pause, the VIP on the new primary', async () => {
     const w = lab.writer!;
+    await expectObjectsInert();
     const r = await switchoverScenario(lab);
     console.log(`switchover: ${r.output.trim()}`);
     expect(r.code, r.output).toBe(0);
@@ -61,6 +65,7 @@ describe.skipIf(unavailable !== null)('switchover', () => {
     expect(p).toMatchObject({ mode: 'switchover', status: 'completed' });
     expect(Number(p?.appliedLsn)).toBeGreaterThan(0);
     expect(p?.timeline.find((e) => e.step === 'drain')?.detail).toMatch(/applied the switchover marker/);
+    await expectObjectsLive(p!);
     for (const run of lab.runs()) run.assertRunning();
   });
 });

@@ -70,6 +70,19 @@ async function definitions(c: mysql.Connection, f: ObjectFilter, replica: boolea
   return out;
 }
 
+/** Why the source's entry `x` and the replica's `y` (`status|definition`) differ; undefined when equal. */
+function difference(x: string | undefined, y: string | undefined): string | undefined {
+  if (x === undefined) return 'not on the source';
+  if (y === undefined) return 'not on the replica';
+  if (x === UNREADABLE || y === UNREADABLE) {
+    return `definition not readable on the ${x === UNREADABLE ? 'source' : 'replica'}: grant that account SELECT ON mysql.proc`;
+  }
+  if (x === y) return undefined;
+  const [xs] = x.split('|');
+  const [ys] = y.split('|');
+  return xs !== ys ? `status ${xs} on the source, ${ys || '?'} on the replica` : 'definitions differ';
+}
+
 /** Compares the included objects of both servers; sorted by kind, schema, name. */
 export async function verifyObjects(
   src: mysql.Connection,
@@ -83,18 +96,7 @@ export async function verifyObjects(
     const [kind = '', schema = '', name = ''] = k.split('\u0000');
     const x = a.get(k);
     const y = b.get(k);
-    const differs =
-      x === undefined
-        ? 'not on the source'
-        : y === undefined
-          ? 'not on the replica'
-          : x === UNREADABLE || y === UNREADABLE
-            ? `definition not readable on the ${x === UNREADABLE ? 'source' : 'replica'}: grant that account SELECT ON mysql.proc`
-            : x !== y
-              ? x.split('|')[0] !== y.split('|')[0]
-                ? `status ${x.split('|')[0]} on the source, ${y.split('|')[0] || '?'} on the replica`
-                : 'definitions differ'
-              : undefined;
+    const differs = difference(x, y);
     return { kind, schema, name, equal: differs === undefined, ...(differs ? { differs } : {}) };
   });
 }

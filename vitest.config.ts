@@ -9,7 +9,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: [
-            '{core,record,journal,mysql,engine,capture,ship,apply,rollback,failover,config,node,cli,scripts}/**/*.test.ts',
+            '{core,record,journal,mysql,postgres,engine,capture,ship,apply,rollback,failover,backup,config,node,cli,scripts}/**/*.test.ts',
           ],
           exclude: ['**/node_modules/**', '**/*.it.test.ts'],
           testTimeout: 20_000,

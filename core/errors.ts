@@ -244,6 +244,15 @@ export type ErrorCode =
   | 'FAILBACK_LINEAGE'
   /** Failback: no standby of this source was promoted. Not retriable. */
   | 'FAILBACK_NO_PROMOTION'
+  // ── postgres/, capture/postgres, apply/postgres (issue #14) ──
+  /** The PostgreSQL replication stream broke its protocol (an unknown message, a short buffer). Not retriable. */
+  | 'PG_PROTOCOL'
+  // ── backup/: the pipeline and the stores (issue #13) ──
+  /** A backup piece or chunk failed its check (hash, tag, order, truncation): nothing of it is released. Not retriable. */
+  | 'BACKUP_INTEGRITY'
+  // ── backup/: the stream parser, the catalog, retention (issue #13) ──
+  /** A mariadb-backup (mbstream) stream is malformed or a chunk fails its CRC32. Not retriable. */
+  | 'MBSTREAM_CORRUPT'
   // ── node/ and the commands ──
   /** A topology tidemark does not support (a broker standby following a promoted journal). Not retriable. */
   | 'NOT_SUPPORTED'

@@ -10,18 +10,20 @@
  *   2 journal/       the durable journal (public face: journal/index.ts)
  *   3 mysql/         the one MySQL/MariaDB client layer: sessions + TLS, errno table, SQL quoting, type families
  *   3 engine/        the engine seam: SourceAdapter / TargetAdapter, the registry by kind (engine/README.md)
+ *   3 postgres/      the one PostgreSQL client layer (issue #14)
  *   4 capture/ apply/   one engine each way; siblings do not import each other
  *   5 ship/          the transport-neutral link: frames, mirror sink, session loop, ack coalescing, link status
  *   6 ship/tcp/ ship/kafka/ ship/redis/   the transports (public faces: index.ts); siblings do not import each other
  *   7 rollback/      rewind, forward, undo, the rollback index (public face: rollback/index/index.ts)
  *   8 failover/      monitor, witness, fencing, takeover, failback
+ *   8 backup/        scheduled backups: pipeline, stores, catalog, retention, restore (issue #13)
  *   9 config/        load the YAML, compose the sections the components own, secrets, site cross-checks
  *  10 node/          the `tidemark run` process: supervisor, loops, link state, takeover bindings, state files
  *  11 cli            argv → options → one call per command, exit codes
  *  12 test/ bench/   may import anything (past faces too); only unit tests beside the code import them
  *
  * The runtime (node/) reaches a database engine only through the engine seam (engine/, config/engines.ts): an
- * import of mysql/, capture/ or apply/ from node/ fails (ABOVE_SEAM).
+ * import of mysql/, postgres/, capture/ or apply/ from node/ fails (ABOVE_SEAM).
  *
  * Unit tests (*.test.ts) may reach past a face (they test the inside) and import test/ fixtures; every other
  * rule holds for them too.
@@ -45,6 +47,7 @@ export const FLOORS: readonly Floor[] = [
   { prefix: 'journal', floor: 2 },
   { prefix: 'mysql', floor: 3 },
   { prefix: 'engine', floor: 3 },
+  { prefix: 'postgres', floor: 3 },
   { prefix: 'capture', floor: 4 },
   { prefix: 'apply', floor: 4 },
   { prefix: 'ship', floor: 5 },
@@ -53,6 +56,7 @@ export const FLOORS: readonly Floor[] = [
   { prefix: 'ship/redis', floor: 6 },
   { prefix: 'rollback', floor: 7 },
   { prefix: 'failover', floor: 8 },
+  { prefix: 'backup', floor: 8 },
   { prefix: 'config', floor: 9 },
   { prefix: 'node', floor: 10 },
   { prefix: 'cli', floor: 11 },
@@ -75,7 +79,7 @@ export const KNOWN_CYCLES: readonly (readonly string[])[] = [];
  * the folder above the seam, and the engine folders it must not import.
  */
 export const ABOVE_SEAM: readonly { readonly folder: string; readonly engines: readonly string[] }[] = [
-  { folder: 'node', engines: ['mysql', 'capture', 'apply'] },
+  { folder: 'node', engines: ['mysql', 'postgres', 'capture', 'apply'] },
 ];
 
 /** Folders whose files others import only through `<folder>/index.ts`. Found in the tree: every index.ts. */

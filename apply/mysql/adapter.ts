@@ -19,8 +19,13 @@ import { verifyTables } from './verify.ts';
 /** A loaded `targets:` entry of kind mysql (password resolved, non-enumerable). */
 export type MysqlTargetSection = ResolvedEndpoint<TargetConfig>;
 
-/** The source as MySQL verify reads it: a MySQL endpoint with its include/exclude patterns. */
-type MysqlVerifySource = MysqlEndpoint & { readonly include: readonly string[]; readonly exclude: readonly string[] };
+/** The source as MySQL verify reads it: a MySQL endpoint with its include/exclude patterns and listed accounts. */
+type MysqlVerifySource = MysqlEndpoint & {
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+  /** source.accounts (absent in older configs). */
+  readonly accounts?: readonly string[];
+};
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -65,6 +70,8 @@ async function verify(o: VerifyOptions<MysqlTargetSection>): Promise<VerifyResul
           includes: (schema: string, table: string) => filter.includesTable(schema, table),
           // A whole verify compares the views, routines, triggers and events too (verify-objects.ts).
           objects: filter,
+          // …and the accounts source.accounts lists (verify-accounts.ts).
+          accounts: source.accounts ?? [],
         }),
     log: o.log,
     ...(o.signal ? { signal: o.signal } : {}),

@@ -37,6 +37,7 @@ import { type MysqlEndpoint, openSession } from '../../mysql/session.ts';
 import { qualified } from '../../mysql/sql.ts';
 import { fromDriver } from './values.ts';
 import { tablePeriod } from './versioned.ts';
+import { verifyAccounts } from './verify-accounts.ts';
 import { type ObjectFilter, verifyObjects } from './verify-objects.ts';
 
 export interface VerifyOptions {
@@ -50,6 +51,8 @@ export interface VerifyOptions {
   readonly includes?: (schema: string, table: string) => boolean;
   /** Also compare the schema objects these cover (verify-objects.ts); absent: tables only. */
   readonly objects?: ObjectFilter;
+  /** With `objects`: also compare these accounts (source.accounts; verify-accounts.ts). */
+  readonly accounts?: readonly string[];
   /** Rows per chunk (default 1000). */
   readonly chunkRows?: number;
   /** Differences listed per table (default 100); all are counted. */
@@ -297,7 +300,10 @@ export async function verifyTables(opts: VerifyOptions): Promise<VerifyResult> {
       tables.push(res);
     }
     if (!opts.objects) return { tables, equal: tables.every((t) => t.equal) };
-    const objects = await verifyObjects(src, rep, opts.objects);
+    const objects = [
+      ...(await verifyObjects(src, rep, opts.objects)),
+      ...(await verifyAccounts(src, rep, opts.accounts ?? [])),
+    ];
     log.info({ objects: objects.length, differ: objects.filter((o) => !o.equal).length }, 'schema objects verified');
     return { tables, objects, equal: tables.every((t) => t.equal) && objects.every((o) => o.equal) };
   } finally {

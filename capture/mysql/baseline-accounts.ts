@@ -13,34 +13,18 @@
  * Reading another account's definition needs SELECT on the `mysql` schema: an error names that grant.
  */
 import type { RowDataPacket } from 'mysql2/promise';
-import { TidemarkError } from '../../core/errors.ts';
 import { accountSql } from '../../mysql/accounts.ts';
-import { serverFields } from '../../mysql/errors.ts';
+import { showAccountLines } from '../../mysql/account-show.ts';
 import type { ObjectStatement } from './baseline-objects.ts';
 import type { SourceConnection } from './connection.ts';
 
-/** "no such account" from SHOW CREATE USER / SHOW GRANTS FOR. */
-const ABSENT_ERRNO: ReadonlySet<number> = new Set([1133, 1141, 1396, 1449]);
-/** Access denied (to the mysql schema, or for SHOW CREATE USER). */
-const DENIED_ERRNO: ReadonlySet<number> = new Set([1044, 1142, 1227]);
-
 /** The first column of every row of `sql`, or null when the account does not exist. */
-async function firstColumn(conn: SourceConnection, sql: string, entry: string): Promise<string[] | null> {
-  try {
-    const [rows] = await conn.promise.query<RowDataPacket[]>({ sql, rowsAsArray: true });
-    return (rows as unknown as unknown[][]).map((r) => String(r[0]));
-  } catch (err) {
-    const errno = serverFields(err).errno ?? 0;
-    if (ABSENT_ERRNO.has(errno)) return null;
-    if (DENIED_ERRNO.has(errno)) {
-      throw new TidemarkError(
-        `cannot read account ${entry} (source.accounts): grant the capture account SELECT ON mysql.* ` +
-          '(SHOW CREATE USER and SHOW GRANTS FOR another account need it)',
-        { code: 'PRIVILEGE', cause: err, context: { errno } },
-      );
-    }
-    throw err;
-  }
+function firstColumn(conn: SourceConnection, sql: string, entry: string): Promise<string[] | null> {
+  const q = async (text: string) => {
+    const [rows] = await conn.promise.query<RowDataPacket[]>({ sql: text, rowsAsArray: true });
+    return rows as unknown as unknown[][];
+  };
+  return showAccountLines(q, sql, entry, 'the capture account');
 }
 
 /** The statements for `entries` (source.accounts), in the order of the module comment. */

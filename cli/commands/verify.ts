@@ -131,7 +131,10 @@ export async function verifyCommand(o: VerifyOptions): Promise<number> {
       if (objs.length > 0) {
         const bad = objs.filter((x) => !x.equal);
         o.stdout.write(`  schema objects: ${objs.length - bad.length} of ${objs.length} equal\n`);
-        for (const x of bad) o.stdout.write(`    ${x.kind} ${x.schema}.${x.name}: DIFFERENT — ${x.differs}\n`);
+        for (const x of bad) {
+          const name = x.schema === '' ? x.name : `${x.schema}.${x.name}`;
+          o.stdout.write(`    ${x.kind} ${name}: DIFFERENT — ${x.differs}\n`);
+        }
       }
     }
   }

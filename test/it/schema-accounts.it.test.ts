@@ -6,7 +6,9 @@
  *     stale copy converged), the unlisted one is absent, the replica's own account untouched;
  *   - stream: GRANT / REVOKE / ALTER USER … IDENTIFIED BY / DROP USER on listed accounts followed, statements about
  *     unlisted accounts ignored; the password works on the replica (a connection with it);
- *   - no password and no hash in tidemark.log, `tidemark log` / `history` output, nor the rollback index.
+ *   - verify compares the listed accounts (SHOW CREATE USER + SHOW GRANTS): equal, then DIFFERENT after a change on
+ *     the replica, naming the grant and never a hash;
+ *   - no password and no hash in tidemark.log, `tidemark log` / `history` / `verify` output, nor the rollback index.
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -18,6 +20,7 @@ import {
   caughtUpWhileRunning,
   cliOk,
   createTopology,
+  runCli,
   startRun,
   stopTopology,
   type Topology,
@@ -174,6 +177,42 @@ describe('accounts (source.accounts)', () => {
     expect(await connectAsApp(PW1)).toBe(1045);
   });
 
+  let verifyOutput = '';
+
+  it('verify compares the listed accounts: equal, then DIFFERENT on the replica-side change, no secret shown', async () => {
+    const ok = JSON.parse(
+      (await cliOk(t.config, ['verify', '--json', '--wait-seconds', '30'])).trim().split('\n').pop()!,
+    ) as {
+      equal: boolean;
+      targets: { objects: { kind: string; name: string; equal: boolean }[] }[];
+    };
+    expect(ok.equal).toBe(true);
+    expect(
+      ok.targets[0]!.objects.filter((o) => o.kind === 'user' || o.kind === 'role').map((o) => [
+        o.kind,
+        o.name,
+        o.equal,
+      ]),
+    ).toEqual([
+      ['user', 'ac_app@%', true],
+      ['user', 'ac_rep@127.0.0.1', true], // dropped on both
+      ['role', 'ac_reader', true],
+    ]);
+    // A grant and a password changed on the replica only.
+    await rep.query("GRANT DELETE ON shop.* TO 'ac_app'@'%'");
+    await rep.query("ALTER USER 'ac_app'@'%' IDENTIFIED BY 'replica-only-pw'");
+    await account(rep, "'ac_app'@'%'"); // remember the replica's hash
+    const bad = await runCli(['verify', '-c', t.config, '--wait-seconds', '5']);
+    verifyOutput = bad.stdout + bad.stderr;
+    expect(bad.code, verifyOutput).toBe(3);
+    expect(bad.stdout).toMatch(/user ac_app@%: DIFFERENT — SHOW CREATE USER differs/);
+    expect(bad.stdout).toContain('grants on the replica only: GRANT SELECT, DELETE ON `shop`.* TO `ac_app`@`%`');
+    expect(bad.stdout).not.toMatch(/ac_reader: DIFFERENT/);
+    await rep.query("REVOKE DELETE ON shop.* FROM 'ac_app'@'%'");
+    await rep.query(`ALTER USER 'ac_app'@'%' IDENTIFIED BY '${PW2}'`);
+    await cliOk(t.config, ['verify', '--wait-seconds', '5']);
+  });
+
   it('writes no password and no hash to the log, `tidemark log` or `history`', async () => {
     expect(hashes.size).toBeGreaterThanOrEqual(2);
     const outputs = {
@@ -181,6 +220,7 @@ describe('accounts (source.accounts)', () => {
       log: await cliOk(t.config, ['log', '--baseline']),
       'log --json': await cliOk(t.config, ['log', '--baseline', '--json']),
       history: await cliOk(t.config, ['history', '--table', 'shop.t', '--key', 'id=1', '--json']),
+      verify: verifyOutput,
     };
     // The rollback index (built by `log`) keeps DDL text redacted; the journal itself holds the statements.
     const index = join(t.dir, 'journal', 'rollback-index.sqlite');

@@ -236,6 +236,28 @@ describe('writer → dir store → reader', () => {
     expect(ahead).toBeGreaterThan(BLOCK);
   });
 
+  it('a store failing in the middle of a piece fails the backup with its error (no hang)', async () => {
+    const failing: BackupStore = Object.assign(Object.create(store) as BackupStore, {
+      put: async (_k: string, body: Readable) => {
+        let n = 0;
+        for await (const c of body as AsyncIterable<Buffer>) {
+          n += c.length;
+          if (n > 2 * MiB) throw new TidemarkError('store went away (test)', { code: 'BACKUP_STORE', retriable: true });
+        }
+        throw new Error('the body ended: the writer should have failed first');
+      },
+    });
+    const err = await writeBackup({
+      store: failing,
+      source: source(randomBytes(12 * MiB)),
+      backupId: 'storefail',
+      dataKey: newDataKey(),
+      blockSize: BLOCK,
+      pieceSize: 64 * MiB,
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'BACKUP_STORE', message: 'store went away (test)' });
+  });
+
   it('reports progress up to the total, and an abort stores nothing under the piece being written', async () => {
     const seen: Progress[] = [];
     const data = randomBytes(3 * MiB);

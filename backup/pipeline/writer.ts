@@ -61,6 +61,8 @@ class PieceUpload {
   readonly #body: PassThrough;
   readonly #hash: Hash = createHash('sha256');
   readonly #put: Promise<StoredObject>;
+  /** Rejects as soon as the put settles while the body is still being written (a failure, or a bug). */
+  readonly #settled: Promise<never>;
   readonly #ac = new AbortController();
   #size = 0;
   #chunks = 0;
@@ -70,14 +72,16 @@ class PieceUpload {
     this.#body = new PassThrough({ highWaterMark });
     const s = signal === undefined ? this.#ac.signal : AbortSignal.any([signal, this.#ac.signal]);
     this.#put = store.put(key, this.#body, { signal: s });
-    this.#put.catch(() => undefined); // awaited in write()/finish()/abort()
+    this.#put.catch(() => undefined); // awaited in finish()/abort()
+    this.#settled = this.#put.then(() => this.#early());
+    this.#settled.catch(() => undefined); // raced in write()
   }
 
   async write(c: SealedChunk): Promise<void> {
     for (const p of c.parts) {
       this.#hash.update(p);
       this.#size += p.length;
-      if (!this.#body.write(p)) await Promise.race([once(this.#body, 'drain'), this.#put.then(() => this.#early())]);
+      if (!this.#body.write(p)) await Promise.race([once(this.#body, 'drain'), this.#settled]);
     }
     this.#chunks++;
   }

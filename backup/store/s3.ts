@@ -15,6 +15,7 @@
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   paginateListObjectsV2,
   PutObjectCommand,
@@ -96,6 +97,22 @@ export class S3Store implements BackupStore {
       cfg.credentials = creds as { accessKeyId: string; secretAccessKey: string };
     }
     this.#client = new S3Client(cfg);
+  }
+
+  /**
+   * A store whose bucket answers: HeadBucket first, so a missing bucket or wrong credentials are named at start
+   * (a HEAD of a missing key and of a missing bucket look the same: 404 without a body).
+   */
+  static async open(o: S3StoreOptions): Promise<S3Store> {
+    const s = new S3Store(o);
+    try {
+      await s.#client.send(new HeadBucketCommand({ Bucket: o.bucket }));
+    } catch (err) {
+      s.#client.destroy();
+      const e = status(err) === 404 ? Object.assign(err as object, { name: 'NoSuchBucket' }) : err;
+      throw s3Error(s.name, 'open', '', e);
+    }
+    return s;
   }
 
   #key(key: string): string {

@@ -57,9 +57,15 @@ describe('S3Store: the store contract on versitygw', () => {
   }
 
   it('names the fix when the bucket is missing or the secret is wrong', async () => {
+    await expect(S3Store.open({ ...opts(), bucket: 'no-such-bucket' })).rejects.toMatchObject({
+      code: 'BACKUP_STORE',
+      retriable: false,
+      message: expect.stringMatching(/bucket does not exist/),
+    });
     const nob = new S3Store({ ...opts(), bucket: 'no-such-bucket' });
     stores.push(nob);
-    await expect(nob.head('x')).rejects.toMatchObject({ code: 'BACKUP_STORE', retriable: false });
+    await expect(nob.get('x')).rejects.toMatchObject({ code: 'BACKUP_STORE', retriable: false });
+    expect(await S3Store.open(opts()).then((s) => s.close())).toBeUndefined();
     const bad = new S3Store({
       ...opts(),
       credentials: { accessKeyId: 'tidemark', secretAccessKey: 'wrong-secret-xyz' },

@@ -1,7 +1,8 @@
 /**
  * The S3 backup store against a real versitygw (compose/local/versitygw.sh, posix backend): the store contract
  * (backup/store/contract.ts), a 64 MiB stream through writer → S3 → reader with 5 MiB parts (multipart really
- * used, checked by the parts count the server reports), and a tampered S3 object refused by the reader.
+ * used, checked by the parts count the server reports), a tampered S3 object refused by the reader, and the
+ * server SIGKILLed mid-piece (a retriable failure, nothing left under the key).
  */
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
@@ -13,7 +14,14 @@ import { readSealedBackup } from '../../backup/pipeline/reader.ts';
 import { writeSealedBackup } from '../../backup/pipeline/writer.ts';
 import { STORE_CONTRACT } from '../../backup/store/contract.ts';
 import { S3Store } from '../../backup/store/s3.ts';
-import { createBucket, type S3Server, s3Client, startVersitygw, stopVersitygw } from '../fixtures/versitygw.ts';
+import {
+  createBucket,
+  killVersitygw,
+  type S3Server,
+  s3Client,
+  startVersitygw,
+  stopVersitygw,
+} from '../fixtures/versitygw.ts';
 
 const NAME = 'backup-store';
 const PORT = 7300;
@@ -88,6 +96,43 @@ function opts() {
     credentials: server.credentials,
   };
 }
+
+describe('the store server crashes mid-piece', () => {
+  it('the backup fails with a retriable BACKUP_STORE and, after a restart, nothing is under the piece key', async () => {
+    const s = store('crash/');
+    let made = 0;
+    const source = new Readable({
+      read() {
+        // ~50 MiB/s: the kill lands while the first piece is being uploaded.
+        setTimeout(() => {
+          made += MiB;
+          this.push(made > 64 * MiB ? null : randomBytes(MiB));
+        }, 20);
+      },
+    });
+    const ac = new AbortController();
+    const killer = setTimeout(() => killVersitygw(NAME), 400);
+    const err = await writeSealedBackup({
+      store: s,
+      source,
+      backupId: 'it-crash-1',
+      master: new MasterKey(randomBytes(32), 'it'),
+      blockSize: MiB,
+      pieceSize: 48 * MiB,
+      signal: ac.signal,
+    }).catch((e: unknown) => e);
+    clearTimeout(killer);
+    expect(made).toBeLessThan(48 * MiB); // it failed inside the first piece
+    expect(err).toBeInstanceOf(TidemarkError);
+    expect((err as TidemarkError).code, (err as Error).message).toBe('BACKUP_STORE');
+    expect((err as TidemarkError).retriable).toBe(true);
+    startVersitygw(NAME, PORT);
+    expect(await s.head('it-crash-1/piece-000001')).toBeNull();
+    const left = [];
+    for await (const o of s.list('it-crash-1/')) left.push(o);
+    expect(left).toEqual([]);
+  });
+});
 
 describe('pipeline on S3', () => {
   const master = new MasterKey(randomBytes(32), 'it');

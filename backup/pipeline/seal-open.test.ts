@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TidemarkError } from '../../core/errors.ts';
 import { prng } from '../../test/fixtures/prng.ts';
@@ -44,6 +45,26 @@ describe('seal → open', () => {
       most = Math.max(most, pieces.length);
     }
     expect(most).toBeGreaterThan(3);
+  });
+
+  it('property: any block size, piece size and slicing round-trips, pieces never exceed their size', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 40_000 }),
+        fc.integer({ min: 200, max: 9000 }),
+        fc.integer({ min: 0, max: 40_000 }),
+        fc.oneof(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 64, max: 70_000 })),
+        fc.integer(),
+        (size, blockSize, extra, feed, seed) => {
+          const data = mixedData(size, seed);
+          const pieceSize = blockSize + CHUNK_OVERHEAD + extra;
+          const pieces = sealInMemory(data, { ...A, blockSize, pieceSize });
+          for (const p of pieces) expect(p.bytes.length).toBeLessThanOrEqual(pieceSize);
+          expect(openInMemory(pieces, A, [], feed).equals(data)).toBe(true);
+        },
+      ),
+      { numRuns: 150, seed: 20261206 },
+    );
   });
 
   it('opens the same bytes whatever the slices they arrive in', () => {

@@ -30,6 +30,11 @@ export interface PieceInfo {
 
 export const DEFAULT_BLOCK_SIZE = 4 << 20;
 export const DEFAULT_PIECE_SIZE = 1 << 30;
+/**
+ * What a piece body buffers before the writer waits for the store to take it. Small on purpose: a sealed chunk
+ * (a whole block) is written at once anyway, and the store has its own buffers (S3: queue × part size).
+ */
+const BODY_HIGH_WATER = 64 << 10;
 
 export interface WriteOptions {
   readonly store: BackupStore;
@@ -133,7 +138,7 @@ export async function writeBackup(o: WriteOptions): Promise<PieceInfo[]> {
 
   const emit = async (chunks: SealedChunk[]) => {
     for (const c of chunks) {
-      current ??= new PieceUpload(o.store, pieceKey(prefix, c.piece), 64 << 10, o.signal);
+      current ??= new PieceUpload(o.store, pieceKey(prefix, c.piece), BODY_HIGH_WATER, o.signal);
       await current.write(c);
       stored += c.size;
       if (c.lastInPiece) {

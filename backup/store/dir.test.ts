@@ -38,7 +38,7 @@ describe('DirStore: on disk', () => {
           },
         }),
       ),
-    ).rejects.toThrow();
+    ).rejects.toThrow('boom');
     expect(await readdir(join(root, 'disk', '.tmp'))).toEqual([]);
     expect((await stat(join(root, 'disk', 'x/y/z'))).mode & 0o777).toBe(0o600);
     await s.delete('x/y/z');

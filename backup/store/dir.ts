@@ -79,6 +79,7 @@ export class DirStore implements BackupStore {
       await fsyncDir(dirname(path));
       return { key, size: st.size };
     } catch (err) {
+      const bodyFailed = body.errored !== null; // the body's own error is not a store error: passed on as it is
       body.destroy();
       await rm(tmp, { force: true }).catch(() => undefined);
       if (opts.signal?.aborted) {
@@ -88,7 +89,7 @@ export class DirStore implements BackupStore {
           context: { store: this.name, key },
         });
       }
-      throw err instanceof TidemarkError ? err : this.#ioError('cannot write', key, err);
+      throw err instanceof TidemarkError || bodyFailed ? err : this.#ioError('cannot write', key, err);
     }
   }
 

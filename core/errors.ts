@@ -250,6 +250,10 @@ export type ErrorCode =
   // ── backup/: the pipeline and the stores (issue #13) ──
   /** A backup piece or chunk failed its check (hash, tag, order, truncation): nothing of it is released. Not retriable. */
   | 'BACKUP_INTEGRITY'
+  /** The master key is not the one a backup was sealed with (key id or unwrap tag): nothing is read. Not retriable. */
+  | 'BACKUP_KEY'
+  /** A backup store request failed (network, 5xx, throttling, access, no bucket); retriable for network, 5xx, throttling. */
+  | 'BACKUP_STORE'
   // ── backup/: the stream parser, the catalog, retention (issue #13) ──
   /** A mariadb-backup (mbstream) stream is malformed or a chunk fails its CRC32. Not retriable. */
   | 'MBSTREAM_CORRUPT'

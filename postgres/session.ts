@@ -12,10 +12,9 @@
  * digit, numeric and int8 exact, json/jsonb as the server wrote it, arrays in their {…} text form.
  * Failures are TidemarkErrors with a PG_* code (postgres/errors.ts), retriable when the network is at fault.
  */
-import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
-import { ConfigError } from '../core/errors.ts';
+import { readTlsFiles, type TlsFiles } from '../core/tls-files.ts';
 import { wrapPgError } from './errors.ts';
 
 /** The endpoint fields of a resolved PostgreSQL endpoint; the password non-enumerable (core/secret.ts). */
@@ -26,14 +25,7 @@ export interface PgEndpoint {
   readonly database: string;
   readonly password?: string | undefined;
   readonly connect_timeout_ms?: number | undefined;
-  readonly tls?:
-    | {
-        readonly ca_file?: string | undefined;
-        readonly cert_file?: string | undefined;
-        readonly key_file?: string | undefined;
-        readonly reject_unauthorized?: boolean | undefined;
-      }
-    | undefined;
+  readonly tls?: TlsFiles | undefined;
 }
 
 /** The GUCs every tidemark session runs with (see the file comment), as `-c name=value` startup options. */
@@ -56,29 +48,6 @@ export const textTypes: pg.CustomTypesConfig = {
   getTypeParser: (() => (value: string) => value) as pg.CustomTypesConfig['getTypeParser'],
 };
 
-function tlsOptions(ep: PgEndpoint, tlsKey: string): ConnectionOptions | undefined {
-  const t = ep.tls;
-  if (!t) return undefined;
-  const read = (f: string | undefined, key: string): string | undefined => {
-    if (f === undefined) return undefined;
-    try {
-      return readFileSync(f, 'utf8');
-    } catch (err) {
-      const why = (err as NodeJS.ErrnoException).code ?? String(err);
-      throw new ConfigError(`${tlsKey}.${key}: cannot read ${f} (${why})`, { key: `${tlsKey}.${key}`, file: f });
-    }
-  };
-  const ca = read(t.ca_file, 'ca_file');
-  const cert = read(t.cert_file, 'cert_file');
-  const key = read(t.key_file, 'key_file');
-  return {
-    rejectUnauthorized: t.reject_unauthorized ?? true,
-    ...(ca !== undefined ? { ca } : {}),
-    ...(cert !== undefined ? { cert } : {}),
-    ...(key !== undefined ? { key } : {}),
-  };
-}
-
 export interface PgClientOptions {
   /** `'database'`: a logical replication connection (capture's walstream); it also runs simple SQL. */
   readonly replication?: 'database';
@@ -90,7 +59,7 @@ export interface PgClientOptions {
 
 /** `pg.Client` options for an endpoint. The result holds the password: never log it. */
 export function clientConfig(ep: PgEndpoint, o: PgClientOptions = {}): pg.ClientConfig {
-  const ssl = tlsOptions(ep, o.tlsKey ?? 'tls');
+  const ssl: ConnectionOptions | undefined = readTlsFiles(ep.tls, o.tlsKey ?? 'tls');
   return {
     host: ep.host,
     port: ep.port,

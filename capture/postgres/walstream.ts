@@ -85,6 +85,7 @@ export class WalStream {
   private readonly queue: XLogData[] = [];
   private queuedBytes = 0;
   private paused = false;
+  private pauseCount = 0;
   private waiter: { resolve: (m: XLogData | null) => void; reject: (e: unknown) => void } | undefined;
   private ended = false;
   private failure: unknown;
@@ -161,6 +162,11 @@ export class WalStream {
     return p;
   }
 
+  /** How many times reading was paused for backpressure (tests, metrics). */
+  get pauses(): number {
+    return this.pauseCount;
+  }
+
   /** How many status updates were sent (tests, metrics). */
   get statusUpdates(): number {
     return this.sentUpdates;
@@ -234,6 +240,7 @@ export class WalStream {
     this.queuedBytes += m.payload.length;
     if (!this.paused && this.queuedBytes > this.high) {
       this.paused = true;
+      this.pauseCount++;
       this.transport.pause();
     }
   }

@@ -341,4 +341,60 @@ describe('pgoutput over walstream on PostgreSQL 15', () => {
       writeFileSync(rowsFile, `${JSON.stringify({ server: 'PostgreSQL 15', wanted, rows: factRows }, null, 2)}\n`);
     }
   }, 90_000);
+
+  it('survives consumer fsyncs longer than wal_sender_timeout: keepalives answered at once, timer while paused', async () => {
+    await admin.query("ALTER SYSTEM SET wal_sender_timeout = '2s'");
+    await admin.query('SELECT pg_reload_conf()');
+    try {
+      for (const phase of ['keepalive', 'paused'] as const) {
+        const slot = `tm_slow_${phase}`;
+        const r = await app.query("SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')", [
+          slot,
+        ]);
+        const ws = await startReplication(ep(CAPTURE_USER.user, CAPTURE_USER.password, 'capdb'), {
+          slot,
+          publications: [PUB],
+          startLsn: parseLsn(r.rows[0].lsn),
+          // keepalive: no timer help, only the immediate answers keep the walsender alive.
+          // paused: reading is paused (a 1 MiB row over a 64 KiB mark), keepalives are not even read: the timer must.
+          statusIntervalMs: phase === 'keepalive' ? 60_000 : 500,
+          highWaterBytes: phase === 'keepalive' ? 64 << 20 : 64 << 10,
+        });
+        stream = ws;
+        const pid = async () =>
+          (await admin.query('SELECT active_pid AS p FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows[0]
+            .p;
+        const pid0 = await pid();
+        const decoder = new PgoutputDecoder();
+        const ids: string[] = [];
+        const id = 100 + (phase === 'keepalive' ? 0 : 10);
+        // A small transaction (its commit is the slow one), then a 1 MiB row that queues up meanwhile, then another.
+        await app.query(`INSERT INTO app.t (id) VALUES (${id})`);
+        await app.query(
+          `INSERT INTO app.t (id, big) VALUES (${id + 1}, (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 32768) g))`,
+        );
+        await app.query(`INSERT INTO app.t (id) VALUES (${id + 2})`);
+        let slowDone = false;
+        for await (const x of ws) {
+          const m = decoder.decode(x.payload);
+          if (m.tag === 'insert') ids.push(m.newTuple[0]?.kind === 'text' ? m.newTuple[0].text : '?');
+          if (m.tag !== 'commit') continue;
+          if (!slowDone) {
+            // The journal's fsync of the first commit takes 3 × wal_sender_timeout.
+            await new Promise((res) => setTimeout(res, 6000));
+            slowDone = true;
+          }
+          ws.confirm(m.endLsn);
+          if (ids.length === 3) break;
+        }
+        expect(ids).toEqual([String(id), String(id + 1), String(id + 2)]);
+        expect(await pid()).toBe(pid0); // the same walsender: never timed out
+        if (phase === 'paused') expect(ws.pauses).toBeGreaterThan(0);
+        await ws.close();
+      }
+    } finally {
+      await admin.query('ALTER SYSTEM RESET wal_sender_timeout');
+      await admin.query('SELECT pg_reload_conf()');
+    }
+  }, 60_000);
 });

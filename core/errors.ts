@@ -259,6 +259,8 @@ export type ErrorCode =
   | 'PG_TRANSIENT'
   /** Any other PostgreSQL server or driver error; the message keeps its SQLSTATE. Not retriable. */
   | 'PG_SERVER'
+  /** The replication slot was invalidated (WAL removed past max_slot_wal_keep_size): re-baseline. Not retriable. */
+  | 'PG_SLOT_LOST'
   // ── backup/: the pipeline and the stores (issue #13) ──
   /** A backup piece or chunk failed its check (hash, tag, order, truncation): nothing of it is released. Not retriable. */
   | 'BACKUP_INTEGRITY'

@@ -10,8 +10,8 @@
  * after it.
  */
 import type pg from 'pg';
-import { ConfigError, TidemarkError } from '../../core/errors.ts';
-import { wrapPgError } from '../../postgres/errors.ts';
+import { ConfigError, type ErrorContext, TidemarkError } from '../../core/errors.ts';
+import { sqlStateOf, wrapPgError } from '../../postgres/errors.ts';
 import { formatLsn } from '../../postgres/lsn.ts';
 import { openPgClient, type PgEndpoint } from '../../postgres/session.ts';
 import { quoteIdent, quoteLiteral } from '../../postgres/sql.ts';
@@ -38,6 +38,24 @@ export function startReplicationSql(o: Pick<ReplicationOptions, 'slot' | 'public
   );
 }
 
+/**
+ * The error a replication stream ends with, typed: a slot whose WAL was removed (max_slot_wal_keep_size) is
+ * PG_SLOT_LOST — never retried, never skipped silently: the changes in between are gone; anything else as
+ * postgres/errors.ts classifies it (a terminated walsender or a dropped connection: PG_CONNECT, retriable).
+ */
+export function replicationError(err: unknown, slot: string, context: ErrorContext): TidemarkError {
+  const msg = String((err as { message?: unknown } | null)?.message ?? '');
+  const detail = String((err as { detail?: unknown } | null)?.detail ?? '');
+  if (sqlStateOf(err) === '55000' && /can no longer get changes|invalidated/.test(`${msg} ${detail}`)) {
+    return new TidemarkError(
+      `replication slot ${slot} was invalidated: the server removed WAL it still needed (max_slot_wal_keep_size), ` +
+        'so changes are lost; re-baseline the targets and create the slot again',
+      { code: 'PG_SLOT_LOST', retriable: false, cause: err, context: { ...context, detail } },
+    );
+  }
+  return wrapPgError(err, `replication from slot ${slot}`, context);
+}
+
 /** The internals of `pg` a CopyBoth stream needs (stable since pg 8: pg-logical-replication uses the same). */
 interface PgConnectionInternals {
   stream: NodeJS.ReadableStream & { pause(): void; resume(): void };
@@ -52,8 +70,12 @@ class PgTransport implements ReplicationTransport {
   private endHandler: ((err?: unknown) => void) | undefined;
   private ended: { err?: unknown } | undefined;
 
-  constructor(client: pg.Client) {
+  private readonly wrap: (err: unknown) => TidemarkError;
+  private closing = false;
+
+  constructor(client: pg.Client, wrap: (err: unknown) => TidemarkError) {
     this.client = client;
+    this.wrap = wrap;
     this.con = (client as unknown as { connection: PgConnectionInternals }).connection;
     client.on('end', () => this.end());
     client.on('error', (err) => this.end(err));
@@ -68,10 +90,18 @@ class PgTransport implements ReplicationTransport {
   private dataHandler: ((chunk: Uint8Array) => void) | undefined;
   private early: Uint8Array[] = [];
 
+  /** The stream ended: an error typed by `wrap`; a clean end we did not ask for is a retriable PG_CONNECT. */
   end(err?: unknown): void {
     if (this.ended) return;
-    this.ended = err === undefined ? {} : { err };
-    this.endHandler?.(err);
+    let e: unknown;
+    if (this.closing)
+      e = undefined; // our own close: whatever the socket says now is not a failure
+    else if (err !== undefined) e = this.wrap(err);
+    else {
+      e = new TidemarkError('the server ended the replication stream', { code: 'PG_CONNECT', retriable: true });
+    }
+    this.ended = e === undefined ? {} : { err: e };
+    this.endHandler?.(e);
   }
 
   onCopyData(handler: (chunk: Uint8Array) => void): void {
@@ -92,6 +122,7 @@ class PgTransport implements ReplicationTransport {
     this.con.stream.resume();
   }
   async close(): Promise<void> {
+    this.closing = true;
     await this.client.end().catch(() => {});
   }
 }
@@ -106,20 +137,22 @@ export async function startReplication(ep: PgEndpoint, o: ReplicationOptions): P
     replication: 'database',
     applicationName: o.applicationName ?? 'tidemark-capture',
   });
-  const transport = new PgTransport(client);
   const where = { host: ep.host, port: ep.port, slot: o.slot };
+  const transport = new PgTransport(client, (err) => replicationError(err, o.slot, where));
   try {
     await new Promise<void>((resolve, reject) => {
       const con = (client as unknown as { connection: PgConnectionInternals }).connection;
       con.once('replicationStart', () => resolve());
+      // Ended before CopyBoth (the connection dropped): a refusal to start. WalStream replaces this handler.
+      transport.onEnd((e) =>
+        reject(
+          e ?? new TidemarkError('replication stream ended before it started', { code: 'PG_CONNECT', retriable: true }),
+        ),
+      );
       // The query settles only when the stream ends: an error before CopyBoth is a refusal to start.
       client.query(sql).then(
         () => transport.end(),
-        (err: unknown) => {
-          const e = wrapPgError(err, `replication from slot ${o.slot}`, where);
-          transport.end(e);
-          reject(e);
-        },
+        (err: unknown) => transport.end(err),
       );
     });
   } catch (err) {

@@ -397,4 +397,52 @@ describe('pgoutput over walstream on PostgreSQL 15', () => {
       await admin.query('SELECT pg_reload_conf()');
     }
   }, 60_000);
+
+  it('a terminated walsender is a retriable PG_CONNECT; a slot lost to max_slot_wal_keep_size is PG_SLOT_LOST', async () => {
+    const create = async (slot: string) =>
+      parseLsn(
+        (await app.query("SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')", [slot]))
+          .rows[0].lsn,
+      );
+    const capEp = ep(CAPTURE_USER.user, CAPTURE_USER.password, 'capdb');
+    const ws = await startReplication(capEp, {
+      slot: 'tm_term',
+      publications: [PUB],
+      startLsn: await create('tm_term'),
+    });
+    stream = ws;
+    const pending = ws.next();
+    await admin.query("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'tm_term'");
+    const err = await pending.catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'PG_CONNECT', retriable: true });
+    await ws.close();
+
+    await admin.query("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'");
+    await admin.query('SELECT pg_reload_conf()');
+    try {
+      const start = await create('tm_lost');
+      const other = await pgAdmin(PORT, 'otherdb');
+      for (let i = 0; i < 3 && (await slotStatus('tm_lost')) !== 'lost'; i++) {
+        await other.query(
+          `CREATE TABLE lost_${i} AS SELECT g, repeat(md5(g::text), 8) AS pad FROM generate_series(1, 20000) g`,
+        );
+        await other.query('SELECT pg_switch_wal()');
+        await other.query('CHECKPOINT');
+      }
+      await other.end();
+      expect(await slotStatus('tm_lost')).toBe('lost');
+      const lost = await startReplication(capEp, { slot: 'tm_lost', publications: [PUB], startLsn: start }).catch(
+        (e: unknown) => e,
+      );
+      expect(lost).toMatchObject({ code: 'PG_SLOT_LOST', retriable: false });
+      expect((lost as Error).message).toMatch(/^replication slot tm_lost was invalidated: .*re-baseline/);
+    } finally {
+      await admin.query('ALTER SYSTEM RESET max_slot_wal_keep_size');
+      await admin.query('SELECT pg_reload_conf()');
+    }
+  }, 60_000);
 });
+
+async function slotStatus(slot: string): Promise<string> {
+  return (await admin.query('SELECT wal_status AS s FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows[0].s;
+}

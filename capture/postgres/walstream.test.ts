@@ -196,6 +196,20 @@ describe('WalStream acknowledgement', () => {
   });
 });
 
+describe('WalStream queue', () => {
+  it('hands out 20k queued messages in order while more arrive (compaction keeps the order)', async () => {
+    const { t, s } = open({ highWaterBytes: 1 << 30 });
+    streams.push(s);
+    for (let i = 0; i < 10_000; i++) t.xlog(2000n + BigInt(i), `m${i}`);
+    const seen: bigint[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      if (i === 5000) for (let j = 10_000; j < 20_000; j++) t.xlog(2000n + BigInt(j), `m${j}`);
+      seen.push((await s.next())?.walStart ?? -1n);
+    }
+    expect(seen).toEqual(Array.from({ length: 20_000 }, (_, i) => 2000n + BigInt(i)));
+  });
+});
+
 describe('WalStream backpressure', () => {
   it('pauses reading above the high-water mark and resumes below half of it; keepalives still answered', async () => {
     const { t, s } = open({ highWaterBytes: 100 });

@@ -247,6 +247,20 @@ export type ErrorCode =
   // ── postgres/, capture/postgres, apply/postgres (issue #14) ──
   /** The PostgreSQL replication stream broke its protocol (an unknown message, a short buffer). Not retriable. */
   | 'PG_PROTOCOL'
+  /** A PostgreSQL server cannot be reached, dropped the connection, or is shutting down/starting (SQLSTATE 08, 57P01-03). Retriable. */
+  | 'PG_CONNECT'
+  /** A PostgreSQL server refused the role's credentials (SQLSTATE class 28). Not retriable. */
+  | 'PG_AUTH'
+  /** The PostgreSQL role lacks a privilege (42501); the message names it. Not retriable. */
+  | 'PG_PRIVILEGE'
+  /** PostgreSQL is out of a resource: connections/memory retriable (53300, 53200, 53000), disk full and limits (53100, 53400) not. */
+  | 'PG_RESOURCES'
+  /** A transient PostgreSQL conflict: serialization failure, deadlock, lock not available (40001, 40P01, 55P03). Retriable. */
+  | 'PG_TRANSIENT'
+  /** Any other PostgreSQL server or driver error; the message keeps its SQLSTATE. Not retriable. */
+  | 'PG_SERVER'
+  /** The replication slot was invalidated (WAL removed past max_slot_wal_keep_size): re-baseline. Not retriable. */
+  | 'PG_SLOT_LOST'
   // ── backup/: the pipeline and the stores (issue #13) ──
   /** A backup piece or chunk failed its check (hash, tag, order, truncation): nothing of it is released. Not retriable. */
   | 'BACKUP_INTEGRITY'

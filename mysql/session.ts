@@ -36,10 +36,10 @@
  * still counts as 1), no LOCAL INFILE. Result options keep values exact: big integers and DECIMAL as strings,
  * dates as strings.
  */
-import { readFileSync } from 'node:fs';
 import mysql from 'mysql2';
 import mysqlPromise from 'mysql2/promise';
-import { ConfigError, TidemarkError } from '../core/errors.ts';
+import { TidemarkError } from '../core/errors.ts';
+import { readTlsFiles, type TlsFiles } from '../core/tls-files.ts';
 import { DEFAULT_CODES, type ErrorCodes, wrapMysqlError } from './errors.ts';
 import { APPLY_MARK } from './objects.ts';
 
@@ -52,14 +52,7 @@ export interface MysqlEndpoint {
   readonly user: string;
   readonly password?: string | undefined;
   readonly connect_timeout_ms?: number | undefined;
-  readonly tls?:
-    | {
-        readonly ca_file?: string | undefined;
-        readonly cert_file?: string | undefined;
-        readonly key_file?: string | undefined;
-        readonly reject_unauthorized?: boolean | undefined;
-      }
-    | undefined;
+  readonly tls?: TlsFiles | undefined;
 }
 
 export interface ClientOptions {
@@ -79,25 +72,7 @@ export interface ClientOptions {
 
 /** The TLS options of an endpoint (files read now); undefined without `tls`. */
 export function tlsOptions(ep: MysqlEndpoint, tlsKey = 'tls'): mysql.SslOptions | undefined {
-  const t = ep.tls;
-  if (!t) return undefined;
-  const read = (f: string | undefined, key: string): string | undefined => {
-    if (f === undefined) return undefined;
-    try {
-      return readFileSync(f, 'utf8');
-    } catch (err) {
-      const why = (err as NodeJS.ErrnoException).code ?? String(err);
-      throw new ConfigError(`${tlsKey}.${key}: cannot read ${f} (${why})`, { key: `${tlsKey}.${key}`, file: f });
-    }
-  };
-  const out: mysql.SslOptions = { rejectUnauthorized: t.reject_unauthorized ?? true };
-  const ca = read(t.ca_file, 'ca_file');
-  const cert = read(t.cert_file, 'cert_file');
-  const key = read(t.key_file, 'key_file');
-  if (ca !== undefined) out.ca = ca;
-  if (cert !== undefined) out.cert = cert;
-  if (key !== undefined) out.key = key;
-  return out;
+  return readTlsFiles(ep.tls, tlsKey);
 }
 
 /** mysql2 connection options for an endpoint (see the file comment). The result holds the password: never log it. */

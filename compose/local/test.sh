@@ -38,6 +38,7 @@ cleanup() {
   if compgen -G "$TIDEMARK_RUN_DIR/kafka/*/kafka.pid" >/dev/null; then bash compose/local/kafka.sh stop-all || true; fi
   if compgen -G "$TIDEMARK_RUN_DIR/redis/*/redis.pid" >/dev/null; then bash compose/local/redis.sh stop-all || true; fi
   if compgen -G "$TIDEMARK_RUN_DIR/versitygw/*/versitygw.pid" >/dev/null; then bash compose/local/versitygw.sh stop-all || true; fi
+  if [ -d "$TIDEMARK_RUN_DIR/postgres" ]; then bash compose/local/postgres.sh stop-all || true; fi
   if ip netns list 2>/dev/null | grep -q '^tm-'; then bash compose/local/netns.sh down || true; fi
   exit "$rc"
 }
@@ -52,6 +53,7 @@ bash compose/local/setup.sh || die "set-up failed (compose/local/setup.sh)"
 bash compose/local/kafka.sh install || die "could not fetch Kafka (compose/local/kafka.sh install)"
 bash compose/local/redis.sh install || die "could not install redis-server (compose/local/redis.sh install)"
 bash compose/local/versitygw.sh install || die "could not build versitygw (compose/local/versitygw.sh install)"
+bash compose/local/postgres.sh install || die "could not install PostgreSQL 15 (compose/local/postgres.sh install)"
 # The takeover tests' hosts are network namespaces; gratuitous ARP needs arping (iputils-arping).
 bash compose/local/netns.sh install || die "could not install arping (compose/local/netns.sh install)"
 # shellcheck source=compose/local/env.sh

@@ -1,0 +1,397 @@
+/**
+ * A pure decoder of PostgreSQL's pgoutput logical replication protocol, version 1 (with `messages 'true'`):
+ * the payload of one XLogData message in, one typed message out. No I/O (capture/postgres/walstream.ts reads the
+ * replication connection). Grammar (PostgreSQL 15 docs, "Logical Replication Message Formats"; Int64 and LSNs
+ * big-endian, strings NUL-terminated UTF-8):
+ *
+ *   Begin    'B' Int64 finalLsn, Int64 commitTime, Int32 xid
+ *   Commit   'C' Int8 flags(0), Int64 commitLsn, Int64 endLsn, Int64 commitTime
+ *   Origin   'O' Int64 commitLsn (on the origin), String name
+ *   Type     'Y' Int32 typeOid, String namespace, String name
+ *   Relation 'R' Int32 relationOid, String namespace, String name, Int8 replicaIdentity, Int16 ncols,
+ *                ncols × (Int8 flags (1 = key), String name, Int32 typeOid, Int32 typeMod)
+ *   Insert   'I' Int32 relationOid, 'N' TupleData
+ *   Update   'U' Int32 relationOid, ['K' | 'O' TupleData], 'N' TupleData
+ *   Delete   'D' Int32 relationOid, 'K' | 'O' TupleData
+ *   Truncate 'T' Int32 nrels, Int8 options (1 CASCADE, 2 RESTART IDENTITY), nrels × Int32 relationOid
+ *   Message  'M' Int8 flags (1 = transactional), Int64 lsn, String prefix, Int32 length, Byte[length] content
+ *   TupleData  Int16 ncols, ncols × ('n' null | 'u' unchanged TOAST | 't' Int32 length, Byte[length] text)
+ *
+ * Times are microseconds since 2000-01-01 (bigint). Values stay as the server's text: `decodePgoutput` gives
+ * cells, `PgoutputDecoder` remembers Relation messages and gives each cell its column's type OID. An unchanged
+ * TOAST value is the typed marker { kind: 'unchanged' }, never NULL: an applier must keep the target's value.
+ * Anything malformed (short, an unknown kind, trailing bytes, invalid UTF-8, a change for a relation never
+ * described) is a TidemarkError PG_PROTOCOL naming the message kind and the byte offset.
+ */
+import { TidemarkError } from '../../core/errors.ts';
+
+/** One column value of a TupleData, as sent. */
+export type PgCell =
+  | { readonly kind: 'null' }
+  | { readonly kind: 'unchanged' }
+  | { readonly kind: 'text'; readonly text: string };
+
+/** A cell with its column's type OID (from the Relation message). */
+export type PgValue = PgCell & { readonly typeOid: number };
+
+export interface PgColumn {
+  readonly name: string;
+  readonly typeOid: number;
+  readonly typeMod: number;
+  /** Part of the replica identity (the key an update/delete's old tuple carries). */
+  readonly isKey: boolean;
+}
+
+/** relreplident: d default (primary key), n nothing, f full, i index. */
+export type ReplicaIdentity = 'd' | 'n' | 'f' | 'i';
+
+export interface BeginMessage {
+  readonly tag: 'begin';
+  readonly finalLsn: bigint;
+  readonly commitTime: bigint;
+  readonly xid: number;
+}
+export interface CommitMessage {
+  readonly tag: 'commit';
+  readonly flags: number;
+  readonly commitLsn: bigint;
+  /** The end of the commit record: the position to confirm once the transaction is durable. */
+  readonly endLsn: bigint;
+  readonly commitTime: bigint;
+}
+export interface OriginMessage {
+  readonly tag: 'origin';
+  readonly commitLsn: bigint;
+  readonly name: string;
+}
+export interface TypeMessage {
+  readonly tag: 'type';
+  readonly typeOid: number;
+  readonly namespace: string;
+  readonly name: string;
+}
+export interface RelationMessage {
+  readonly tag: 'relation';
+  readonly relationOid: number;
+  /** '' for pg_catalog. */
+  readonly namespace: string;
+  readonly name: string;
+  readonly replicaIdentity: ReplicaIdentity;
+  readonly columns: readonly PgColumn[];
+}
+/** Which old tuple an update or delete carries: the replica identity key only, or the whole old row (FULL). */
+export type OldTupleKind = 'key' | 'old';
+export interface InsertMessage<V = PgCell> {
+  readonly tag: 'insert';
+  readonly relationOid: number;
+  readonly newTuple: readonly V[];
+}
+export interface UpdateMessage<V = PgCell> {
+  readonly tag: 'update';
+  readonly relationOid: number;
+  /** Absent when the replica identity columns did not change (and identity is not FULL). */
+  readonly old?: { readonly kind: OldTupleKind; readonly tuple: readonly V[] };
+  readonly newTuple: readonly V[];
+}
+export interface DeleteMessage<V = PgCell> {
+  readonly tag: 'delete';
+  readonly relationOid: number;
+  readonly old: { readonly kind: OldTupleKind; readonly tuple: readonly V[] };
+}
+export interface TruncateMessage {
+  readonly tag: 'truncate';
+  readonly cascade: boolean;
+  readonly restartIdentity: boolean;
+  readonly relationOids: readonly number[];
+}
+export interface LogicalMessage {
+  readonly tag: 'message';
+  readonly transactional: boolean;
+  readonly lsn: bigint;
+  readonly prefix: string;
+  readonly content: Uint8Array;
+}
+
+export type PgoutputMessage<V = PgCell> =
+  | BeginMessage
+  | CommitMessage
+  | OriginMessage
+  | TypeMessage
+  | RelationMessage
+  | InsertMessage<V>
+  | UpdateMessage<V>
+  | DeleteMessage<V>
+  | TruncateMessage
+  | LogicalMessage;
+
+const KIND_NAMES: Readonly<Record<string, string>> = {
+  B: 'Begin',
+  C: 'Commit',
+  O: 'Origin',
+  Y: 'Type',
+  R: 'Relation',
+  I: 'Insert',
+  U: 'Update',
+  D: 'Delete',
+  T: 'Truncate',
+  M: 'Message',
+};
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A cursor over one message that names the message kind and offset in every error. */
+class Reader {
+  private off = 1;
+  private readonly view: DataView;
+  private readonly buf: Uint8Array;
+  private readonly kind: string;
+
+  constructor(buf: Uint8Array, kind: string) {
+    this.buf = buf;
+    this.kind = kind;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  fail(what: string, at = this.off): never {
+    const name = KIND_NAMES[this.kind] ?? 'unknown';
+    throw new TidemarkError(`pgoutput ${name} ('${this.kind}') message: ${what} at offset ${at}`, {
+      code: 'PG_PROTOCOL',
+      context: { kind: this.kind, offset: at, length: this.buf.length },
+    });
+  }
+
+  private need(n: number, what: string): number {
+    const at = this.off;
+    if (at + n > this.buf.length) this.fail(`${what} needs ${n} bytes, ${this.buf.length - at} left`, at);
+    this.off += n;
+    return at;
+  }
+
+  u8(what: string): number {
+    return this.buf[this.need(1, what)] as number;
+  }
+  char(what: string): string {
+    return String.fromCharCode(this.u8(what));
+  }
+  i16(what: string): number {
+    return this.view.getInt16(this.need(2, what));
+  }
+  i32(what: string): number {
+    return this.view.getInt32(this.need(4, what));
+  }
+  u32(what: string): number {
+    return this.view.getUint32(this.need(4, what));
+  }
+  u64(what: string): bigint {
+    return this.view.getBigUint64(this.need(8, what));
+  }
+  i64(what: string): bigint {
+    return this.view.getBigInt64(this.need(8, what));
+  }
+  bytes(n: number, what: string): Uint8Array {
+    if (n < 0) this.fail(`${what} has a negative length ${n}`);
+    const at = this.need(n, what);
+    return this.buf.subarray(at, at + n);
+  }
+  text(bytes: Uint8Array, what: string, at: number): string {
+    try {
+      return utf8.decode(bytes);
+    } catch {
+      return this.fail(`${what} is not valid UTF-8`, at);
+    }
+  }
+  cstring(what: string): string {
+    const at = this.off;
+    const end = this.buf.indexOf(0, at);
+    if (end < 0) this.fail(`${what} has no terminating NUL`, at);
+    this.off = end + 1;
+    return this.text(this.buf.subarray(at, end), what, at);
+  }
+  end(): void {
+    if (this.off !== this.buf.length) this.fail(`${this.buf.length - this.off} unexpected trailing bytes`);
+  }
+
+  tuple(): PgCell[] {
+    const n = this.i16('TupleData column count');
+    if (n < 0) this.fail(`TupleData has a negative column count ${n}`);
+    const cells: PgCell[] = [];
+    for (let i = 0; i < n; i++) {
+      const at = this.off;
+      const k = this.char(`column ${i} kind`);
+      if (k === 'n') cells.push({ kind: 'null' });
+      else if (k === 'u') cells.push({ kind: 'unchanged' });
+      else if (k === 't') {
+        const len = this.i32(`column ${i} length`);
+        const bodyAt = this.off;
+        cells.push({ kind: 'text', text: this.text(this.bytes(len, `column ${i} text`), `column ${i} text`, bodyAt) });
+      } else if (k === 'b')
+        this.fail(`column ${i} is binary ('b'), which proto_version 1 without binary never sends`, at);
+      else this.fail(`column ${i} has unknown kind '${k}'`, at);
+    }
+    return cells;
+  }
+
+  oldTuple(): { kind: OldTupleKind; tuple: PgCell[] } {
+    const at = this.off;
+    const k = this.char('old tuple marker');
+    if (k !== 'K' && k !== 'O') this.fail(`expected 'K' or 'O', found '${k}'`, at);
+    return { kind: k === 'K' ? 'key' : 'old', tuple: this.tuple() };
+  }
+
+  newTuple(): PgCell[] {
+    const at = this.off;
+    const k = this.char('new tuple marker');
+    if (k !== 'N') this.fail(`expected 'N', found '${k}'`, at);
+    return this.tuple();
+  }
+
+  get pos(): number {
+    return this.off;
+  }
+
+  peek(): string | undefined {
+    const b = this.buf[this.off];
+    return b === undefined ? undefined : String.fromCharCode(b);
+  }
+}
+
+function decodeRelation(r: Reader): RelationMessage {
+  const relationOid = r.u32('relation OID');
+  const namespace = r.cstring('namespace');
+  const name = r.cstring('relation name');
+  const identAt = r.pos;
+  const ident = r.char('replica identity');
+  if (!['d', 'n', 'f', 'i'].includes(ident)) r.fail(`unknown replica identity '${ident}'`, identAt);
+  const n = r.i16('column count');
+  if (n < 0) r.fail(`negative column count ${n}`);
+  const columns: PgColumn[] = [];
+  for (let i = 0; i < n; i++) {
+    const flags = r.u8(`column ${i} flags`);
+    columns.push({
+      name: r.cstring(`column ${i} name`),
+      typeOid: r.u32(`column ${i} type OID`),
+      typeMod: r.i32(`column ${i} type modifier`),
+      isKey: (flags & 1) === 1,
+    });
+  }
+  return { tag: 'relation', relationOid, namespace, name, replicaIdentity: ident as ReplicaIdentity, columns };
+}
+
+function decodeBody(r: Reader, kind: string): PgoutputMessage {
+  switch (kind) {
+    case 'B':
+      return { tag: 'begin', finalLsn: r.u64('final LSN'), commitTime: r.i64('commit time'), xid: r.u32('xid') };
+    case 'C':
+      return {
+        tag: 'commit',
+        flags: r.u8('flags'),
+        commitLsn: r.u64('commit LSN'),
+        endLsn: r.u64('end LSN'),
+        commitTime: r.i64('commit time'),
+      };
+    case 'O':
+      return { tag: 'origin', commitLsn: r.u64('origin commit LSN'), name: r.cstring('origin name') };
+    case 'Y':
+      return {
+        tag: 'type',
+        typeOid: r.u32('type OID'),
+        namespace: r.cstring('namespace'),
+        name: r.cstring('type name'),
+      };
+    case 'R':
+      return decodeRelation(r);
+    case 'I':
+      return { tag: 'insert', relationOid: r.u32('relation OID'), newTuple: r.newTuple() };
+    case 'U': {
+      const relationOid = r.u32('relation OID');
+      const marker = r.peek();
+      const old = marker === 'K' || marker === 'O' ? r.oldTuple() : undefined;
+      const newTuple = r.newTuple();
+      return old ? { tag: 'update', relationOid, old, newTuple } : { tag: 'update', relationOid, newTuple };
+    }
+    case 'D':
+      return { tag: 'delete', relationOid: r.u32('relation OID'), old: r.oldTuple() };
+    case 'T': {
+      const n = r.i32('relation count');
+      if (n < 0) r.fail(`negative relation count ${n}`);
+      const options = r.u8('options');
+      const relationOids: number[] = [];
+      for (let i = 0; i < n; i++) relationOids.push(r.u32(`relation ${i} OID`));
+      return { tag: 'truncate', cascade: (options & 1) !== 0, restartIdentity: (options & 2) !== 0, relationOids };
+    }
+    case 'M': {
+      const flags = r.u8('flags');
+      const lsn = r.u64('message LSN');
+      const prefix = r.cstring('prefix');
+      const content = r.bytes(r.i32('content length'), 'content');
+      return { tag: 'message', transactional: (flags & 1) === 1, lsn, prefix, content };
+    }
+    default:
+      return r.fail(`unknown message kind (byte ${kind.charCodeAt(0)})`, 0);
+  }
+}
+
+/** Decodes one pgoutput message (the payload of one XLogData); cells untyped. Pure. */
+export function decodePgoutput(buf: Uint8Array): PgoutputMessage {
+  if (buf.length === 0) {
+    throw new TidemarkError('pgoutput message: empty payload at offset 0', {
+      code: 'PG_PROTOCOL',
+      context: { offset: 0, length: 0 },
+    });
+  }
+  const kind = String.fromCharCode(buf[0] as number);
+  const r = new Reader(buf, kind);
+  const msg = decodeBody(r, kind);
+  r.end();
+  return msg;
+}
+
+/**
+ * The stateful face: remembers every Relation message (the server sends one before the first change of a
+ * relation in a session and again after its schema changes) and types each cell with its column's OID.
+ */
+export class PgoutputDecoder {
+  private readonly relations = new Map<number, RelationMessage>();
+
+  relation(oid: number): RelationMessage | undefined {
+    return this.relations.get(oid);
+  }
+
+  decode(buf: Uint8Array): PgoutputMessage<PgValue> {
+    const msg = decodePgoutput(buf);
+    switch (msg.tag) {
+      case 'relation':
+        this.relations.set(msg.relationOid, msg);
+        return msg;
+      case 'insert':
+        return { ...msg, newTuple: this.typed(msg.relationOid, msg.newTuple, 'Insert') };
+      case 'update': {
+        const newTuple = this.typed(msg.relationOid, msg.newTuple, 'Update');
+        if (!msg.old) return { tag: 'update', relationOid: msg.relationOid, newTuple };
+        const old = { kind: msg.old.kind, tuple: this.typed(msg.relationOid, msg.old.tuple, 'Update') };
+        return { tag: 'update', relationOid: msg.relationOid, old, newTuple };
+      }
+      case 'delete':
+        return { ...msg, old: { kind: msg.old.kind, tuple: this.typed(msg.relationOid, msg.old.tuple, 'Delete') } };
+      default:
+        return msg;
+    }
+  }
+
+  private typed(oid: number, cells: readonly PgCell[], kind: string): PgValue[] {
+    const rel = this.relations.get(oid);
+    const fail = (what: string): never => {
+      throw new TidemarkError(`pgoutput ${kind} message: ${what} at offset 1`, {
+        code: 'PG_PROTOCOL',
+        context: { kind, offset: 1, relationOid: oid },
+      });
+    };
+    if (!rel) return fail(`relation ${oid} was never described by a Relation message`);
+    if (cells.length !== rel.columns.length) {
+      fail(
+        `${cells.length} columns for ${rel.namespace}.${rel.name}, whose Relation message has ${rel.columns.length}`,
+      );
+    }
+    return cells.map((c, i) => ({ ...c, typeOid: (rel.columns[i] as PgColumn).typeOid }));
+  }
+}

@@ -116,6 +116,14 @@ export async function withObjects<T>(
     log.info({ statements: work.toPoint.length }, 'objects put back');
     return await rows();
   } catch (err) {
+    if (err instanceof TidemarkError && err.code === 'REWIND_COMMIT_UNKNOWN') {
+      // The rows may be at the point: the objects, already there, stay.
+      throw new TidemarkError(
+        `${err.message}; the objects (views, routines, triggers, events) were already put into their state at ` +
+          "the point: check the target's position (tidemark status) before running the command again",
+        { code: err.code, retriable: false, cause: err, context: err.context },
+      );
+    }
     try {
       await runAll(conn, work.back);
       log.warn('the rewind failed: objects are back as they were');

@@ -7,12 +7,14 @@
  *     (SHOW CREATE normalised) to the replica's before the window; forward --to-head: equal to the head state;
  *   - rewind --steps across the ALTER EVENT and a row change; a --sql script run by the mariadb client does the
  *     same as direct execution;
+ *   - a rewind of the source: the objects as the source ran them (a trigger created in the window is gone before
+ *     the row undo runs), captured, and the replica follows;
  *   - after forward the replayed trigger stays inert under apply (no double effect), and a window holding table
  *     DDL is still refused, naming it, with nothing changed.
  */
 import { spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -97,6 +99,12 @@ let head: State;
 
 beforeAll(async () => {
   t = await createTopology({ name: NAME, sourcePort: SRC_PORT, replicaPort: REP_PORT, include: ['ro.*'] });
+  // source.admin: the account rewind uses on the source itself.
+  const cfg = readFileSync(t.config, 'utf8');
+  writeFileSync(
+    t.config,
+    cfg.replace(/(\n {2}server_id: .*\n)/, '$1  admin:\n    user: root\n    password: tidemark-root\n'),
+  );
   src = await admin(SRC_PORT);
   rep = await admin(REP_PORT);
   await src.query("GRANT SHOW VIEW, TRIGGER, EVENT ON `ro`.* TO 'tidemark_cap'@'127.0.0.1'");
@@ -192,4 +200,20 @@ it('the replayed trigger stays inert under apply; a window with table DDL is sti
   expect(r.stderr).toMatch(/crosses a DDL statement: "ALTER TABLE ro\.log ADD COLUMN z INT NULL"/);
   expect(await replicaState()).toEqual(after);
   expect(await hold()).toBeNull();
+}, 120_000);
+
+it('a rewind of the source runs the objects as the source ran them, before its rows; the replica follows', async () => {
+  const atPoint = await settled();
+  const point = await utcNow();
+  await src.query('CREATE OR REPLACE VIEW ro.v_t AS SELECT id FROM ro.t');
+  // Live on the source: had it still been there, it would have changed the rewind's own UPDATEs.
+  await src.query('CREATE TRIGGER ro.t_bu BEFORE UPDATE ON ro.t FOR EACH ROW SET NEW.v = NEW.v * 10');
+  await src.query('UPDATE ro.t SET v = v + 1 WHERE id IN (1, 2)');
+  await settled();
+  await ok('rewind', '--target', NAME, '--to-time', point, '--yes');
+  expect({
+    sums: await schemaChecksums(src, 'ro'),
+    objects: Object.fromEntries(await objectDefinitions(src, 'ro', 'source')),
+  }).toEqual(atPoint);
+  expect(await settled()).toEqual(atPoint); // capture recorded the rewind: the replica applied it
 }, 120_000);

@@ -155,6 +155,23 @@ describe('object statements in a rewind window', () => {
     ]);
   });
 
+  it('a re-created trigger brings its table’s other triggers along, so their firing order stays', async () => {
+    const trig = (n: string) => ddl(`CREATE ${DEF} TRIGGER ${n} AFTER INSERT ON orders FOR EACH ROW SET @${n} = 1`);
+    const c = await journal([
+      { parts: [trig('t1'), trig('t2')], phase: 'baseline' },
+      { parts: [ddl(`CREATE ${DEF} TRIGGER o AFTER INSERT ON other FOR EACH ROW SET @o = 1`)] },
+      { parts: [ddl('DROP TRIGGER t1')] },
+    ]);
+    const h = objectHistory(index!, c[2]!);
+    const plan = planObjectsAt(h, windowObjects(h, c[1]!, c[2]!), c[1]!);
+    expect(plan.steps.map((s) => (s.kind === 'drop' ? `drop ${s.object.name}` : s.ddl.info.sql))).toEqual([
+      'drop t1',
+      'drop t2',
+      `CREATE ${DEF} TRIGGER t1 AFTER INSERT ON orders FOR EACH ROW SET @t1 = 1`,
+      `CREATE ${DEF} TRIGGER t2 AFTER INSERT ON orders FOR EACH ROW SET @t2 = 1`,
+    ]);
+  });
+
   it('refuses when retention removed the definition; a plain CREATE in the window needs none', async () => {
     const c = await journal([
       { parts: [ins(ORDERS, [1n, 'a'])] },

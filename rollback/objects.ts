@@ -13,6 +13,8 @@
  * same plan at its end point, which equals replaying the window's object DDL on top of the state before it.
  *
  * An event renamed in a chain brings its old name along (closure): replaying its CREATE needs the old name free.
+ * A trigger re-created brings the other triggers of its table: re-created in journal order, they keep the order
+ * they fire in (ACTION_ORDER).
  * When the journal no longer holds an object's definition at P (retention removed the baseline and its last
  * CREATE), the plan is refused, naming the object.
  */
@@ -162,13 +164,20 @@ export function windowObjects(h: ObjectHistory, lo: bigint, hi: bigint): ObjectK
 }
 
 /**
- * The plan that puts `objects` (and the old names of events renamed in their definitions) into their state at
- * `point`. Refuses, naming the object, when the journal cannot tell that state.
+ * The plan that puts `objects` into their state at `point`, with the old names of events renamed in their
+ * definitions, and every trigger of the table of a re-created trigger (the order triggers of one table, timing
+ * and event fire in is the order they were created in: all are re-created in journal order, so it stays). Refuses,
+ * naming the object, when the journal cannot tell that state.
  */
 export function planObjectsAt(h: ObjectHistory, objects: readonly ObjectKey[], point: bigint): ObjectPlan {
   const set = new Map<string, ObjectKey>(objects.map((k) => [keyText(k), k]));
   const replay = new Map<bigint, ObjectDdlInfo>();
   const queue = [...set.values()];
+  const add = (k: ObjectKey): void => {
+    if (set.has(keyText(k))) return;
+    set.set(keyText(k), k);
+    queue.push(k);
+  };
   while (queue.length > 0) {
     const k = queue.shift()!;
     const s = stateAt(h, k, point);
@@ -182,11 +191,14 @@ export function planObjectsAt(h: ObjectHistory, objects: readonly ObjectKey[], p
     if (!('defined' in s)) continue;
     for (const d of s.defined) {
       replay.set(d.info.seq, d);
-      for (const o of d.obj.objects) {
-        const more = keyOf(d.obj.kind, o);
-        if (set.has(keyText(more))) continue;
-        set.set(keyText(more), more);
-        queue.push(more);
+      for (const o of d.obj.objects) add(keyOf(d.obj.kind, o));
+      // A re-created trigger would fire after its table's other triggers: re-create them all, in journal order.
+      const table = d.obj.table;
+      if (!table) continue;
+      for (const x of h.all) {
+        const on = x.obj.table;
+        if (x.info.seq > point || !on || on.schema !== table.schema || on.table !== table.table) continue;
+        for (const o of x.obj.objects) add(keyOf('trigger', o));
       }
     }
   }

@@ -22,6 +22,7 @@ import type { ItemContext } from './items.ts';
 import {
   type ObjectPlan,
   type ObjectStatement,
+  objectDdlOf,
   objectHistory,
   objectStatements,
   planObjectsAt,
@@ -74,6 +75,8 @@ export async function objectWork(
   point: bigint,
   replica: boolean,
 ): Promise<ObjectWork> {
+  // The whole history is read only for a window that holds object statements.
+  if (!ctx.index.ddlBetween(lo, hi).some((d) => objectDdlOf(d) !== null)) return NONE;
   const h = objectHistory(ctx.index, hi);
   const touched = windowObjects(h, lo, hi);
   if (touched.length === 0) return NONE;

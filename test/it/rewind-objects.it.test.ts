@@ -2,6 +2,7 @@
  * Rewind and forward across object DDL (issue #16 item 3) on a replica, through the real CLI with `tidemark run`
  * running. A window holding CREATE VIEW, CREATE OR REPLACE VIEW, DROP PROCEDURE, CREATE TRIGGER (firing on the
  * source), ALTER EVENT and row changes:
+ *   - a trigger dropped in the window comes back in its place among its table's triggers (ACTION_ORDER);
  *   - a rewind whose row guard fails changes nothing, objects included (they are put back);
  *   - rewind --to-time before it: rows equal to the source's checksums then, every object equal by definition
  *     (SHOW CREATE normalised) to the replica's before the window; forward --to-head: equal to the head state;
@@ -50,6 +51,9 @@ const SETUP = [
   'CREATE FUNCTION dbl(x INT) RETURNS INT DETERMINISTIC RETURN x * 2',
   'CREATE VIEW v_t AS SELECT id, dbl(v) AS v2 FROM t',
   "CREATE PROCEDURE p_gone() BEGIN INSERT INTO log (msg) VALUES ('called'); END",
+  // Two triggers of one table, timing and event: they fire in creation order (ACTION_ORDER 1, 2).
+  'CREATE TRIGGER log_a BEFORE INSERT ON log FOR EACH ROW SET NEW.msg = LEFT(NEW.msg, 40)',
+  'CREATE TRIGGER log_b BEFORE INSERT ON log FOR EACH ROW SET NEW.msg = LEFT(NEW.msg, 39)',
   "CREATE EVENT ev ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00' DO DELETE FROM log WHERE msg = 'zzz'",
 ];
 
@@ -113,13 +117,21 @@ beforeAll(async () => {
   for (let i = 1; i <= 20; i++) await src.query('INSERT INTO ro.t VALUES (?, ?)', [i, i]);
   run = startRun(t.config);
   before = await settled();
-  expect(Object.keys(before.objects).sort()).toEqual(['event ev', 'function dbl', 'procedure p_gone', 'view v_t']);
+  expect(Object.keys(before.objects).sort()).toEqual([
+    'event ev',
+    'function dbl',
+    'procedure p_gone',
+    'trigger log_a',
+    'trigger log_b',
+    'view v_t',
+  ]);
   beforeTime = await utcNow();
   // The window.
   await src.query('CREATE VIEW ro.v_new AS SELECT COUNT(*) AS n FROM ro.t');
   await src.query('INSERT INTO ro.t VALUES (21, 21), (22, 22)');
   await src.query('CREATE OR REPLACE VIEW ro.v_t AS SELECT id, v + 1 AS v1 FROM ro.t');
   await src.query('DROP PROCEDURE ro.p_gone');
+  await src.query('DROP TRIGGER ro.log_a'); // re-created by the rewind: still first in order
   await src.query('UPDATE ro.t SET v = v + 100 WHERE id <= 5');
   await src.query(
     "CREATE TRIGGER ro.t_ai AFTER INSERT ON ro.t FOR EACH ROW INSERT INTO ro.log (msg) VALUES (CONCAT('ins ', NEW.id))",
@@ -141,7 +153,7 @@ afterAll(async () => {
 
 it('rewinds before the window (objects as they were) and forward again (objects as at the head)', async () => {
   const dry = await ok('rewind', '--target', 'replica', '--to-time', beforeTime, '--dry-run');
-  expect(dry).toMatch(/objects: 5 .*put back/);
+  expect(dry).toMatch(/objects: 7 .*put back/); // the window's 6 and log_b (log_a's order)
   expect(dry).toContain('drop procedure `ro`.`p_gone` if it exists');
   expect(await replicaState(), 'a dry run changes nothing').toEqual(head);
   // A row changed behind tidemark's back: the guard fails, the rows stay, and the objects (changed first) are put

@@ -129,7 +129,7 @@ export async function withObjects<T>(
     }
     try {
       await runAll(conn, work.back);
-      log.warn('the rewind failed: objects are back as they were');
+      log.warn('the row transaction did not commit: the objects are back as they were');
     } catch (again) {
       log.error({ err: again }, 'objects could not be put back as they were');
       if (err instanceof TidemarkError) {

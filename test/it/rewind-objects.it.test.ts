@@ -10,6 +10,7 @@
  *     same as direct execution;
  *   - a rewind of the source: the objects as the source ran them (a trigger created in the window is gone before
  *     the row undo runs), captured, and the replica follows;
+ *   - an undo of one transaction is not refused by a later trigger or view on its table;
  *   - after forward the replayed trigger stays inert under apply (no double effect), and a window holding table
  *     DDL is still refused, naming it, with nothing changed.
  */
@@ -228,4 +229,18 @@ it('a rewind of the source runs the objects as the source ran them, before its r
     objects: Object.fromEntries(await objectDefinitions(src, 'ro', 'source')),
   }).toEqual(atPoint);
   expect(await settled()).toEqual(atPoint); // capture recorded the rewind: the replica applied it
+}, 120_000);
+
+it('an undo is not refused by a later trigger or view on the changed table (they hold no rows)', async () => {
+  await src.query('UPDATE ro.t SET v = 0 WHERE id = 10');
+  const [[g]] = (await src.query('SELECT @@last_gtid AS g')) as unknown as [Rows];
+  await src.query('CREATE TRIGGER ro.t_bd BEFORE DELETE ON ro.t FOR EACH ROW SET @deleted = OLD.id');
+  await src.query('CREATE VIEW ro.v_ten AS SELECT v FROM ro.t WHERE id = 10');
+  const now = await settled();
+  await ok('undo', '--target', 'replica', '--tx', String(g?.['g']));
+  const [[row]] = (await rep.query('SELECT v FROM ro.t WHERE id = 10')) as unknown as [Rows];
+  expect(Number(row?.['v'])).toBe(10);
+  expect((await replicaState()).objects).toEqual(now.objects); // the objects stay as they are
+  await ok('forward', '--target', 'replica', '--to-head'); // releases the hold
+  expect(await hold()).toBeNull();
 }, 120_000);

@@ -5,6 +5,7 @@
  *   charset utf8mb4                          client command: the client parses the rest as utf8mb4 (a client
  *                                            set to e.g. gbk would otherwise misread multi-byte data)
  *   SET NAMES …, sql_mode, time_zone …       the apply session of apply/mysql/session.ts
+ *   SET @tidemark_apply = 1                  a replica's guarded triggers do not fire (mysql/objects.ts)
  *   START TRANSACTION;
  *   DELIMITER $$
  *   -- tx <id> committed <ISO time> (<µs>) seq <n>: undo, <rows> rows
@@ -16,6 +17,8 @@
  *   BEGIN NOT ATOMIC <every statement ran, else ROLLBACK and fail> END$$
  *   DELIMITER ;
  *   COMMIT;
+ *   <object section>                         views, routines, triggers, events (rollback/objects-run.ts): DDL
+ *                                            commits implicitly, so after the row transaction
  *
  * The client stops at the first error (without --force) with a non-zero exit; the connection closes and the
  * server rolls the open transaction back, so nothing is changed. A truncated script (no COMMIT) changes nothing

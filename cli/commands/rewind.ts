@@ -148,7 +148,7 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
     const header = [
       `tidemark ${direction} of ${o.target} (${server.endpoint.host}:${server.endpoint.port})`,
       ...lines,
-      `written ${s.now}; run with: mariadb -h HOST -P PORT -u USER -p < FILE (it stops at the first failed guard and changes nothing)`,
+      `written ${s.now}; run with: mariadb ${objects.toPoint.length ? '--comments ' : ''}-h HOST -P PORT -u USER -p < FILE (it stops at the first failed guard and changes nothing)`,
     ];
     const plan = framed(first, body, last);
     const out = { sqlFile: o.sqlFile, signal: o.signal, log, header, after: scriptSection(objects) };

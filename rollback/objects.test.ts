@@ -1,5 +1,5 @@
 /** Rewind and forward across object DDL: the plan that puts each touched object into its state at a point. */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import type { ItemContext } from './items.ts';
 import { objectHistory, objectStatements, planObjectsAt, windowObjects } from './objects.ts';
 import { objectWork, scriptSection } from './objects-run.ts';
 import { checkWindow } from './points.ts';
+import { writeScript } from './script.ts';
 import { planUndo } from './undo.ts';
 
 const ddl = (sql: string): Part => ({ ddl: sql, schema: 'shop', tables: [] });
@@ -206,6 +207,11 @@ describe('object statements in a rewind window', () => {
         .filter((l) => l.startsWith('--'))
         .join('\n'),
     ).not.toContain('pw-Not-Shown');
+    const file = join(dir, 'plan.sql');
+    await writeScript(file, (async function* () {})(), ['h'], { after: section });
+    const script = await readFile(file, 'utf8');
+    expect(script).toMatch(/SET @tidemark_apply = 1;\nSTART TRANSACTION;/);
+    expect(script.indexOf(`COMMIT;\n${section}-- end of script`)).toBeGreaterThan(0);
     // Back to what the server holds (c[0]): both dropped.
     expect(sqlOf([...work.back])).toEqual([
       'DROP PROCEDURE IF EXISTS `shop`.`mk`',

@@ -173,6 +173,11 @@ describe('object statements in a rewind window', () => {
     ]);
   });
 
+  it('the history is complete only while the baseline’s units are still there', async () => {
+    await journal([{ parts: [], phase: 'baseline-end' }, { parts: [ddl('CREATE OR REPLACE VIEW v1 AS SELECT 3')] }]);
+    expect(objectHistory(index!, 100n).complete).toBe(false);
+  });
+
   it('refuses when retention removed the definition; a plain CREATE in the window needs none', async () => {
     const c = await journal([
       { parts: [ins(ORDERS, [1n, 'a'])] },

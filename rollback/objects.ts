@@ -101,8 +101,10 @@ export function objectHistory(index: RollbackIndex, upto: bigint): ObjectHistory
     const o = objectDdlOf(d);
     if (o) all.push(o);
   }
+  // The baseline's objects are one unit, its last before the 'baseline-end' commit (capture/mysql/baseline.ts), and
+  // the index drops whole transactions oldest first: while its oldest is a baseline unit, that unit is still there.
   const oldest = index.listTxs({ order: 'asc', limit: 1 })[0];
-  return { all, complete: oldest !== undefined && oldest.phase !== 'stream' };
+  return { all, complete: oldest?.phase === 'baseline' };
 }
 
 const names = (d: ObjectDdlInfo, k: ObjectKey): number => {

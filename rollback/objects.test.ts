@@ -7,7 +7,7 @@ import { ins, ORDERS, type Part, TestJournal } from '../test/fixtures/rollback-j
 import type { Phase } from '../record/record.ts';
 import { RollbackIndex } from './index/index.ts';
 import type { ItemContext } from './items.ts';
-import { objectHistory, objectStatements, planObjectsAt, windowObjects } from './objects.ts';
+import { objectForwardLimit, objectHistory, objectStatements, planObjectsAt, windowObjects } from './objects.ts';
 import { objectWork, scriptSection } from './objects-run.ts';
 import { checkWindow } from './points.ts';
 import { writeScript } from './script.ts';
@@ -222,6 +222,22 @@ describe('object statements in a rewind window', () => {
       'DROP PROCEDURE IF EXISTS `shop`.`mk`',
       'DROP PROCEDURE IF EXISTS `shop`.`q`',
     ]);
+  });
+});
+
+describe('forward across object statements the journal cannot plan', () => {
+  it('--to-head stops before the first of them (apply runs them); any other forward is refused', async () => {
+    const c = await journal([
+      { parts: [ins(ORDERS, [1n, 'a'])] },
+      { parts: [ins(ORDERS, [2n, 'b'])] },
+      { parts: [ddl('ALTER EVENT e ON SCHEDULE EVERY 2 HOUR')] },
+      { parts: [ins(ORDERS, [3n, 'c'])] },
+    ]);
+    const lim = objectForwardLimit(index!, c[0]!, c[3]!, true);
+    expect(lim.end).toBe(c[1]);
+    expect(lim.note).toMatch(/forward stops before transaction .* cannot put event `shop`.`e` back/);
+    expect(() => objectForwardLimit(index!, c[0]!, c[3]!, false)).toThrow(/cannot put event `shop`.`e` back/);
+    expect(objectForwardLimit(index!, c[0]!, c[1]!, false)).toEqual({ end: c[1], note: null });
   });
 });
 

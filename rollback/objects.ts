@@ -272,3 +272,34 @@ export function objectStatements(
   if (ownMode) out.push({ sql: `SET SESSION sql_mode = '${SQL_MODE}'`, what: "the session's sql_mode again" });
   return out;
 }
+
+/**
+ * A forward across object statements the journal cannot plan (their objects' earlier definitions went with
+ * retention). `forward --to-head` then stops at the end of the transaction before the window's first object
+ * statement (`end`), releases the hold, and apply, resuming there, runs the object statements as they come (`note`
+ * says so), as for a change that cascaded (cascade.ts forwardLimit); any other forward is refused.
+ */
+export function objectForwardLimit(
+  index: RollbackIndex,
+  lo: bigint,
+  hi: bigint,
+  toHead: boolean,
+): { end: bigint; note: string | null } {
+  if (!index.ddlBetween(lo, hi).some((d) => objectDdlOf(d) !== null)) return { end: hi, note: null };
+  const h = objectHistory(index, hi);
+  try {
+    planObjectsAt(h, planObjectsAt(h, windowObjects(h, lo, hi), hi).objects, lo);
+    return { end: hi, note: null };
+  } catch (err) {
+    const first = h.all.find((d) => d.info.seq > lo && d.info.seq <= hi);
+    const t = first && index.txContaining(first.info.seq);
+    if (!toHead || !t || !(err instanceof TidemarkError)) throw err;
+    const end = t.firstSeq - 1n < lo ? lo : t.firstSeq - 1n;
+    return {
+      end,
+      note:
+        `forward stops before transaction ${t.txId} (seq ${t.firstSeq}..${t.commitSeq}): ${err.message}. apply ` +
+        'resumes from there and runs it and the rest, object statements included',
+    };
+  }
+}

@@ -22,6 +22,7 @@ import {
   resolveRewind,
   type WindowSummary,
 } from '../../rollback/points.ts';
+import { objectForwardLimit } from '../../rollback/objects.ts';
 import { objectWork, scriptSection, withObjects } from '../../rollback/objects-run.ts';
 import { framed, runPlan } from '../../rollback/run-plan.ts';
 import { pickServer } from '../../rollback/server.ts';
@@ -104,6 +105,15 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
       end = lim.end;
       stopped = lim.note !== null;
       if (lim.note) o.stdout.write(`${lim.note}\n`);
+    }
+    if (direction === 'forward' && end > head) {
+      // Object statements whose objects' earlier definitions retention removed: apply runs them (--to-head).
+      const lim = objectForwardLimit(index, head, end, toHead);
+      end = lim.end;
+      if (lim.note) {
+        stopped = true;
+        o.stdout.write(`${lim.note}\n`);
+      }
     }
     const [lo, hi] = direction === 'rewind' ? [end, head] : [head, end];
     if (lo >= hi) {

@@ -2,12 +2,16 @@ import { describe, expect, it } from 'vitest';
 import {
   alterKeepingDefiner,
   disableOnReplicaSql,
+  createClauses,
   createDisabledOnReplica,
+  definerOf,
+  dropIfExistsSql,
   enableEventSql,
   enabledEventsSql,
   guardTrigger,
   normaliseDefinition,
   parseObjectDdl,
+  replicaObjectSql,
   unguardTrigger,
 } from './objects.ts';
 import { tokenize } from './sql-text.ts';
@@ -177,5 +181,39 @@ describe('event statements', () => {
       'ALTER DEFINER=`r`@`localhost` EVENT `s`.`e` ENABLE',
     );
     expect(enabledEventsSql([{ schema: "o'k", name: 'e' }])).toContain("IN (('o\\'k', 'e'))");
+  });
+});
+
+describe('rewind helpers', () => {
+  it('reads OR REPLACE and IF NOT EXISTS', () => {
+    expect(createClauses('CREATE OR REPLACE DEFINER=`a`@`b` VIEW v AS SELECT 1')).toEqual({
+      orReplace: true,
+      ifNotExists: false,
+    });
+    expect(createClauses('CREATE DEFINER=u@h PROCEDURE IF NOT EXISTS p() SELECT 1')).toEqual({
+      orReplace: false,
+      ifNotExists: true,
+    });
+    expect(createClauses('CREATE VIEW v AS SELECT 1')).toEqual({ orReplace: false, ifNotExists: false });
+  });
+
+  it('reads the definer of a CREATE as information_schema writes it', () => {
+    expect(definerOf('CREATE DEFINER=`root`@`localhost` EVENT e ON SCHEDULE EVERY 1 HOUR DO SELECT 1')).toBe(
+      'root@localhost',
+    );
+    expect(definerOf("CREATE DEFINER='a''b'@'10.0.%' VIEW v AS SELECT 1")).toBe("a'b@10.0.%");
+    expect(definerOf('CREATE DEFINER=u@h PROCEDURE p() SELECT 1')).toBe('u@h');
+    expect(definerOf('CREATE DEFINER=CURRENT_USER EVENT e ON SCHEDULE EVERY 1 HOUR DO SELECT 1')).toBeNull();
+    expect(definerOf('CREATE SQL SECURITY DEFINER VIEW v AS SELECT 1')).toBeNull();
+  });
+
+  it('writes an object statement as a replica runs it', () => {
+    const at = (sql: string, definer?: string) => replicaObjectSql(sql, parse(sql), definer);
+    expect(at('CREATE TRIGGER t AFTER INSERT ON x FOR EACH ROW SET @a = 1')).toContain('IF @tidemark_apply IS NULL');
+    expect(at('CREATE EVENT e ON SCHEDULE EVERY 1 HOUR ENABLE DO SELECT 1')).toContain('DISABLE ON SLAVE DO');
+    expect(at('ALTER EVENT e ENABLE', 'r@h')).toBe('ALTER DEFINER=`r`@`h` EVENT e DISABLE ON SLAVE');
+    expect(at('ALTER EVENT e ON SCHEDULE EVERY 2 HOUR')).toBe('ALTER EVENT e ON SCHEDULE EVERY 2 HOUR');
+    expect(at('CREATE VIEW v AS SELECT 1')).toBe('CREATE VIEW v AS SELECT 1');
+    expect(dropIfExistsSql('function', { schema: 'a`b', name: 'f' })).toBe('DROP FUNCTION IF EXISTS `a``b`.`f`');
   });
 });

@@ -125,6 +125,16 @@ export function parseObjectDdl(toks: readonly Token[], defaultSchema: string): O
   return { verb, kind, objects };
 }
 
+/** How a CREATE statement treats an object that exists: OR REPLACE, IF NOT EXISTS (both false: it fails). */
+export function createClauses(sql: string): { readonly orReplace: boolean; readonly ifNotExists: boolean } {
+  const c = new Cursor(tokenize(sql));
+  if (!c.accept('CREATE')) return { orReplace: false, ifNotExists: false };
+  const orReplace = c.accept('OR', 'REPLACE');
+  skipPrefixes(c);
+  c.pos++;
+  return { orReplace, ifNotExists: c.accept('IF', 'NOT', 'EXISTS') };
+}
+
 /** Offset where a CREATE TRIGGER's body starts (after FOR EACH ROW [FOLLOWS|PRECEDES name]), or -1. */
 function triggerBodyAt(sql: string, toks: readonly Token[]): number {
   const c = new Cursor(toks);
@@ -250,6 +260,50 @@ export function createDisabledOnReplica(sql: string): string {
   }
   if (d.verb === 'ALTER' || insertAt < 0) return sql;
   return `${sql.slice(0, insertAt)}DISABLE ON SLAVE ${sql.slice(insertAt)}`;
+}
+
+/**
+ * The DEFINER of a CREATE statement as information_schema writes it ("user@host"), or null when it names none
+ * (or names CURRENT_USER / a role without a host). Quoted parts are read as written: `u`@`h`, 'u'@'h', u@h.
+ */
+export function definerOf(sql: string): string | null {
+  const toks = tokenize(sql);
+  const i = toks.findIndex((t) => t.t === 'word' && t.up === 'DEFINER');
+  const at = toks[i + 3];
+  if (i < 0 || toks[i + 1]?.t !== 'punct' || at?.t !== 'punct' || at.v !== '@') return null;
+  const part = (k: number): string | null => {
+    const t = toks[k];
+    if (!t || t.t === 'punct') return null;
+    if (t.t !== 'string') return t.v;
+    const raw = sql.slice(t.at, toks[k + 1]?.at ?? sql.length).trimEnd();
+    const q = raw[0]!;
+    return raw
+      .slice(1, -1)
+      .replaceAll(q + q, q)
+      .replace(/\\(.)/g, '$1');
+  };
+  const user = part(i + 2);
+  const host = part(i + 4);
+  if (user === null || host === null) return null;
+  if (user.toUpperCase() === 'CURRENT_USER') return null;
+  return `${user}@${host}`;
+}
+
+/**
+ * An object statement as a replica runs it, the pure part (apply/mysql/ddl.ts adds the look-up of an altered
+ * event's definer; rewind takes it from the event's CREATE): a trigger guarded, an event created or enabled
+ * DISABLE ON SLAVE, an ALTER EVENT given `eventDefiner` ("user@host") when it names no definer itself.
+ */
+export function replicaObjectSql(sql: string, obj: ObjectDdl | null, eventDefiner?: string | null): string {
+  if (obj?.kind === 'trigger') return guardTrigger(sql);
+  if (obj?.kind !== 'event' || obj.verb === 'DROP') return sql;
+  const off = createDisabledOnReplica(sql);
+  return obj.verb === 'ALTER' && eventDefiner ? alterKeepingDefiner(off, eventDefiner) : off;
+}
+
+/** DROP <kind> IF EXISTS `schema`.`name`. */
+export function dropIfExistsSql(kind: ObjectKind, o: ObjectRef): string {
+  return `DROP ${SHOW_CREATE[kind].what} IF EXISTS ${qualified(o.schema, o.name)}`;
 }
 
 /** A replicated enabled event stays off on the replica, as MariaDB's own replication marks it. */

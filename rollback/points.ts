@@ -11,7 +11,8 @@ import { type ErrorContext, TidemarkError } from '../core/errors.ts';
 import { formatPosition } from '../record/position.ts';
 import type { RollbackIndex, TxInfo } from './index/index.ts';
 import { formatTimeUs } from './time.ts';
-import { parseAccountDdl, redactSecrets } from '../mysql/accounts.ts';
+import { redactSecrets } from '../mysql/accounts.ts';
+import { crossable } from './objects.ts';
 
 export type RewindSpec =
   | { readonly kind: 'time'; readonly timeUs: bigint }
@@ -133,20 +134,22 @@ export interface WindowSummary {
 }
 
 /**
- * Checks the window (lo, hi] can be undone/redone and summarises it: it must not contain DDL (the row images
- * before and after a DDL do not fit the same table; account statements do not count) nor reach into a baseline (the initial copy has no undo).
+ * Checks the window (lo, hi] can be undone/redone and summarises it: it must not contain table DDL (the row
+ * images before and after it do not fit the same table; account and object statements do not count: objects.ts)
+ * nor reach into a baseline (the initial copy has no undo).
  * Partial transactions at either end count whole in the summary's rows.
  */
 export function checkWindow(index: RollbackIndex, lo: bigint, hi: bigint): WindowSummary {
-  // User/role/grant statements (source.accounts) change no rows: rows before and after them fit the same tables.
-  const ddl = index.ddlBetween(lo, hi).find((d) => parseAccountDdl(d.sql) === null);
+  // User/role/grant statements (source.accounts) and object statements (views, routines, triggers, events:
+  // objects.ts puts them back) change no rows: rows before and after them fit the same tables.
+  const ddl = index.ddlBetween(lo, hi).find((d) => !crossable(d));
   if (ddl) {
     const t = index.txContaining(ddl.seq);
     const at = t ? `, source position ${formatPosition(t.position)}` : '';
     throw usage(
       `the window crosses a DDL statement: "${redactSecrets(ddl.sql).slice(0, 200)}" (transaction ${ddl.txId}, committed ` +
         `${formatTimeUs(ddl.commitTimeUs)}, seq ${ddl.seq}, journal LSN ${ddl.lsn}${at}); rewind and forward ` +
-        'cannot cross DDL: choose a point after it',
+        'cannot cross table DDL: choose a point after it',
       { seq: ddl.seq },
     );
   }

@@ -16,6 +16,8 @@ export interface PlanOutput {
   readonly log: Logger;
   /** Header lines of the script (what, where, when). */
   readonly header: readonly string[];
+  /** Script text after COMMIT (objects-run.ts scriptSection). */
+  readonly after?: string | undefined;
 }
 
 export interface PlanResult {
@@ -42,7 +44,7 @@ export async function runPlan(
   o: PlanOutput,
 ): Promise<PlanResult> {
   if (o.sqlFile !== undefined) {
-    const r = await writeScript(o.sqlFile, items, o.header);
+    const r = await writeScript(o.sqlFile, items, o.header, o.after ? { after: o.after } : {});
     return { executed: false, statements: r.statements, rows: 0, txs: 0 };
   }
   const started = Date.now();

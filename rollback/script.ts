@@ -5,6 +5,7 @@
  *   charset utf8mb4                          client command: the client parses the rest as utf8mb4 (a client
  *                                            set to e.g. gbk would otherwise misread multi-byte data)
  *   SET NAMES …, sql_mode, time_zone …       the apply session of apply/mysql/session.ts
+ *   SET @tidemark_apply = 1                  a replica's guarded triggers do not fire (mysql/objects.ts)
  *   START TRANSACTION;
  *   DELIMITER $$
  *   -- tx <id> committed <ISO time> (<µs>) seq <n>: undo, <rows> rows
@@ -16,6 +17,8 @@
  *   BEGIN NOT ATOMIC <every statement ran, else ROLLBACK and fail> END$$
  *   DELIMITER ;
  *   COMMIT;
+ *   <object section>                         views, routines, triggers, events (rollback/objects-run.ts): DDL
+ *                                            commits implicitly, so after the row transaction
  *
  * The client stops at the first error (without --force) with a non-zero exit; the connection closes and the
  * server rolls the open transaction back, so nothing is changed. A truncated script (no COMMIT) changes nothing
@@ -135,15 +138,17 @@ function head(header: readonly string[]): string {
       'charset utf8mb4',
       `SET NAMES utf8mb4, time_zone = '+00:00', sql_mode = '${SQL_MODE}', foreign_key_checks = 0;`,
       'SET @tidemark_done = 0;',
+      // As in tidemark's own sessions: a replica's triggers are guarded and must not fire for the script's writes.
+      'SET @tidemark_apply = 1;',
       'START TRANSACTION;',
       `DELIMITER ${DELIMITER}`,
     ].join('\n') + '\n'
   );
 }
 
-function tail(statements: number): string {
+function tail(statements: number, after: string): string {
   const check = `IF NOT (@tidemark_done <=> ${statements}) THEN ROLLBACK; ${fail(`tidemark: ${statements} statements should have run and passed; rolled back`)}; END IF;`;
-  return `BEGIN NOT ATOMIC ${check} END${DELIMITER}\nDELIMITER ;\nCOMMIT;\n-- end of script\n`;
+  return `BEGIN NOT ATOMIC ${check} END${DELIMITER}\nDELIMITER ;\nCOMMIT;\n${after}-- end of script\n`;
 }
 
 /**
@@ -154,7 +159,11 @@ export async function writeScript(
   path: string,
   items: AsyncIterable<PlanItem>,
   header: readonly string[],
-  opts: { readonly batch?: BatchOptions | false } = {},
+  opts: {
+    readonly batch?: BatchOptions | false;
+    /** Text after COMMIT (the object section of objects-run.ts). */
+    readonly after?: string;
+  } = {},
 ): Promise<{ statements: number }> {
   const dest = await openDurable(path);
   const fh = dest.fh;
@@ -176,7 +185,7 @@ export async function writeScript(
       for (const f of finals) buf += blocks.add(f);
       buf += blocks.close();
     }
-    buf += tail(blocks.statements);
+    buf += tail(blocks.statements, opts.after ?? '');
     await fh.write(buf);
   } catch (err) {
     await dest.abort();

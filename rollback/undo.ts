@@ -16,7 +16,8 @@ import { type ItemContext, loadRows } from './items.ts';
 import { keyText } from './index/index.ts';
 import { describeTx } from './points.ts';
 import { formatTimeUs } from './time.ts';
-import { parseAccountDdl, redactSecrets } from '../mysql/accounts.ts';
+import { redactSecrets } from '../mysql/accounts.ts';
+import { crossable } from './objects.ts';
 
 export type UndoMode = 'nocascade' | 'cascade' | 'nonconflict';
 
@@ -109,10 +110,16 @@ function tx(index: RollbackIndex, commitSeq: bigint): TxInfo {
   return t;
 }
 
-/** Refuses when a later DDL statement names a table the transaction changed. */
+/**
+ * Refuses when a later table DDL statement names a table the transaction changed. User/role/grant and object
+ * statements (views, routines, triggers, events) never refuse: the undo writes base-table rows only, each guarded
+ * against the journal's image, and none of those objects holds rows or changes what a row write does on a replica
+ * (triggers are guarded and the undo session sets @tidemark_apply; events are DISABLE ON SLAVE). A later trigger on
+ * a changed table is no different from an earlier one (see README.md, "Objects").
+ */
 function checkDdl(index: RollbackIndex, root: TxInfo, head: bigint): void {
   for (const d of index.ddlBetween(root.firstSeq - 1n, head)) {
-    if (parseAccountDdl(d.sql)) continue; // users and grants change no table
+    if (crossable(d)) continue;
     const sql = d.sql.toLowerCase();
     const hit = root.tables.find((t) => sql.includes(t.slice(t.indexOf('.') + 1).toLowerCase()));
     if (hit) {

@@ -14,28 +14,23 @@ import type { QueryFn } from './exec.ts';
 import { useSchema } from '../../mysql/sql.ts';
 import { SQL_MODE } from '../../mysql/session.ts';
 import {
-  alterKeepingDefiner,
-  createDisabledOnReplica,
   disableOnReplicaSql,
   enabledEventsSql,
   eventDefinerSql,
-  guardTrigger,
   type ObjectDdl,
   parseObjectDdl,
+  replicaObjectSql,
 } from '../../mysql/objects.ts';
 import { tokenize } from '../../mysql/sql-text.ts';
 
 /**
- * The statement as the replica runs it: a trigger guarded, an event created or enabled DISABLE ON SLAVE, an ALTER
- * EVENT keeping the event's definer.
+ * The statement as the replica runs it (mysql/objects.ts replicaObjectSql): a trigger guarded, an event created
+ * or enabled DISABLE ON SLAVE, an ALTER EVENT keeping the event's definer as the replica has it.
  */
 async function replicaStatement(q: QueryFn, sql: string, obj: ObjectDdl | null): Promise<string> {
-  if (obj?.kind === 'trigger') return guardTrigger(sql);
-  if (obj?.kind !== 'event' || obj.verb === 'DROP') return sql;
-  const off = createDisabledOnReplica(sql);
-  if (obj.verb !== 'ALTER' || !obj.objects[0]) return off;
+  if (obj?.kind !== 'event' || obj.verb !== 'ALTER' || !obj.objects[0]) return replicaObjectSql(sql, obj);
   const [row] = (await q('meta', eventDefinerSql(obj.objects[0]))) as { d: string }[];
-  return row ? alterKeepingDefiner(off, row.d) : off;
+  return replicaObjectSql(sql, obj, row?.d);
 }
 
 /**

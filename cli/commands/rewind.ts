@@ -22,6 +22,8 @@ import {
   resolveRewind,
   type WindowSummary,
 } from '../../rollback/points.ts';
+import { objectForwardLimit } from '../../rollback/objects.ts';
+import { objectWork, scriptSection, withObjects } from '../../rollback/objects-run.ts';
 import { framed, runPlan } from '../../rollback/run-plan.ts';
 import { pickServer } from '../../rollback/server.ts';
 import { RewindSession } from '../../rollback/session.ts';
@@ -104,6 +106,15 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
       stopped = lim.note !== null;
       if (lim.note) o.stdout.write(`${lim.note}\n`);
     }
+    if (direction === 'forward' && end > head) {
+      // Object statements whose objects' earlier definitions retention removed: apply runs them (--to-head).
+      const lim = objectForwardLimit(index, head, end, toHead);
+      end = lim.end;
+      if (lim.note) {
+        stopped = true;
+        o.stdout.write(`${lim.note}\n`);
+      }
+    }
     const [lo, hi] = direction === 'rewind' ? [end, head] : [head, end];
     if (lo >= hi) {
       if (toHead && server.kind === 'target' && !o.dryRun && !pointState(index, head).partial) {
@@ -124,8 +135,10 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
       const fks = await serverFks(async (sql) => (await s.conn.query(sql))[0]);
       await checkWindowCascades(s.ctx, fks, lo, hi, `${server.kind} ${server.name}`);
     }
+    // Views, routines, triggers and events the window created, altered or dropped: put into their state at the point.
+    const objects = await objectWork(s.ctx, lo, hi, head, end, server.kind === 'target');
     const lines = [`${direction} ${o.target} from ${seqTime(index, head)} to ${seqTime(index, end)}`];
-    lines.push(...summaryLines(direction === 'rewind' ? 'undo' : 'redo', window));
+    lines.push(...summaryLines(direction === 'rewind' ? 'undo' : 'redo', window), ...objects.lines);
     o.stdout.write(`${lines.join('\n')}\n`);
     if (o.dryRun && o.sqlFile === undefined) {
       o.stdout.write('dry run: nothing changed\n');
@@ -145,9 +158,14 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
     const header = [
       `tidemark ${direction} of ${o.target} (${server.endpoint.host}:${server.endpoint.port})`,
       ...lines,
-      `written ${s.now}; run with: mariadb -h HOST -P PORT -u USER -p < FILE (it stops at the first failed guard and changes nothing)`,
+      `written ${s.now}; run with: mariadb ${objects.toPoint.length ? '--comments ' : ''}-h HOST -P PORT -u USER -p < FILE (it stops at the first failed guard and changes nothing)`,
     ];
-    const r = await runPlan(s.conn, framed(first, body, last), { sqlFile: o.sqlFile, signal: o.signal, log, header });
+    const plan = framed(first, body, last);
+    const out = { sqlFile: o.sqlFile, signal: o.signal, log, header, after: scriptSection(objects) };
+    const r =
+      o.sqlFile === undefined
+        ? await withObjects(s.conn, objects, log, () => runPlan(s.conn, plan, out))
+        : await runPlan(s.conn, plan, out);
     s.keepHold();
     if (!r.executed) {
       o.stdout.write(
@@ -159,7 +177,9 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
       await new CursorStore(server.journalDir).set(`apply:${o.target}`, point.state.lsn);
     }
     o.stdout.write(
-      `done: ${r.rows - first.length} row change(s) in ${r.txs} transaction(s); ${o.target} now holds ${seqTime(index, end)}` +
+      `done: ${r.rows - first.length} row change(s) in ${r.txs} transaction(s)` +
+        (objects.toPoint.length ? `, ${objects.lines.length - 1} object statement(s)` : '') +
+        `; ${o.target} now holds ${seqTime(index, end)}` +
         (server.kind === 'target'
           ? toHead
             ? '; apply resumes'

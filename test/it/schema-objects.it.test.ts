@@ -1,7 +1,8 @@
 /**
  * Schema objects end to end (issue #16 items 1 and 2, MariaDB): views (a view on a view, SQL SECURITY INVOKER, a
  * function used by a view), a procedure called by a trigger, BEFORE/AFTER triggers maintaining other tables (two
- * AFTER INSERT triggers in FOLLOWS order), events (one enabled, one disabled) — in the baseline, then a workload
+ * AFTER INSERT triggers in FOLLOWS order), events (one enabled, one disabled), beside a table with a spatial column
+ * (SPATIAL index), a FULLTEXT index and an ON DELETE CASCADE foreign key — in the baseline, then a workload
  * firing the triggers on the source, then CREATE/ALTER/DROP of each kind mid-stream:
  *   - verify EQUAL, rows and objects (apply/mysql/verify-objects.ts; a missing view and a changed trigger are
  *     differences): the derived tables hold the source's rows, no trigger fired a second time on the replica;
@@ -63,6 +64,10 @@ const SETUP = [
   'CREATE TABLE orders (id INT PRIMARY KEY, qty INT NOT NULL, price DECIMAL(10,2) NOT NULL, total DECIMAL(12,2))',
   'CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, order_id INT NOT NULL, what VARCHAR(10) NOT NULL)',
   'CREATE TABLE stats (k VARCHAR(20) PRIMARY KEY, n INT NOT NULL)',
+  // The rest of a real schema beside the objects: a spatial column with a SPATIAL index, a FULLTEXT index, and a
+  // foreign key whose ON DELETE CASCADE removes an order's place (cascaded rows are not in the binlog).
+  `CREATE TABLE places (id INT PRIMARY KEY, order_id INT NOT NULL, pt POINT NOT NULL, note TEXT NOT NULL,
+   SPATIAL INDEX (pt), FULLTEXT INDEX (note), FOREIGN KEY (order_id) REFERENCES orders (id) ON DELETE CASCADE)`,
   'CREATE FUNCTION net(p DECIMAL(10,2), q INT) RETURNS DECIMAL(12,2) DETERMINISTIC RETURN p * q',
   `CREATE PROCEDURE bump(IN which VARCHAR(20), IN by_n INT)
    BEGIN
@@ -91,6 +96,11 @@ const SETUP = [
 async function workload(c: mysql.Connection, base: number): Promise<void> {
   for (let i = 0; i < 10; i++) {
     await c.query('INSERT INTO shop.orders (id, qty, price) VALUES (?, ?, ?)', [base + i, i + 1, `${i}.50`]);
+    await c.query(`INSERT INTO shop.places VALUES (?, ?, ST_GeomFromText('POINT(${i}.25 ${base}.5)'), ?)`, [
+      base + i,
+      base + i,
+      `parcel ${i % 2 ? 'fragile glassware' : 'garden tools'} for order ${base + i}`,
+    ]);
   }
   await c.query('DELETE FROM shop.orders WHERE id IN (?, ?)', [base + 1, base + 3]);
   await c.query('UPDATE shop.orders SET qty = qty + 1 WHERE id = ?', [base + 4]);
@@ -188,6 +198,18 @@ describe('schema objects', () => {
     expect(await count(rep, 'SELECT COUNT(*) FROM shop.a_big')).toBe(
       await count(src, 'SELECT COUNT(*) FROM shop.a_big'),
     );
+    // The cascade removed the deleted orders' places on both sides; the spatial and FULLTEXT indexes answer alike.
+    expect(await count(src, 'SELECT COUNT(*) FROM shop.places')).toBe(16);
+    for (const q of [
+      'SELECT COUNT(*) FROM shop.places',
+      "SELECT COUNT(*) FROM shop.places WHERE MATCH (note) AGAINST ('glassware')",
+      "SELECT COUNT(*) FROM shop.places WHERE MBRContains(ST_GeomFromText('POLYGON((0 150, 5 150, 5 250, 0 250, 0 150))'), pt)",
+    ]) {
+      expect(await count(rep, q), q).toBe(await count(src, q));
+    }
+    expect(
+      await count(rep, "SELECT COUNT(*) FROM shop.places WHERE MATCH (note) AGAINST ('glassware')"),
+    ).toBeGreaterThan(0);
     await verifyEqual();
   }, 180_000);
 

@@ -56,8 +56,19 @@ export function parseBackupId(id: string): { startedAt: Date; job: string; type:
   return { startedAt: new Date(t), job: job as string, type: type as BackupType };
 }
 
-const decimal = z.string().regex(/^\d+$/, 'a non-negative decimal integer (as a string)');
-const isoTime = z.iso.datetime({ offset: false });
+/** bigint ⇄ decimal string, Date ⇄ ISO 8601 UTC: zod codecs, so one schema both validates and converts. */
+const decimal = z.codec(
+  z.string().regex(/^\d+$/, 'a non-negative decimal integer (as a string)'),
+  z.bigint().nonnegative(),
+  {
+    decode: (s) => BigInt(s),
+    encode: (b) => b.toString(),
+  },
+);
+const isoTime = z.codec(z.iso.datetime({ offset: false }), z.date(), {
+  decode: (s) => new Date(s),
+  encode: (d) => d.toISOString(),
+});
 const backupId = z.string().refine((s) => parseBackupId(s) !== null, 'a tidemark backup id');
 
 const pieceSchema = z.object({
@@ -116,8 +127,8 @@ export const manifestSchema = z
     const physical = m.type === 'full' || m.type === 'incremental' || m.type === 'differential';
     if (physical && m.lsn === null) issue(`a ${m.type} backup needs its LSN range`);
     if (m.type === 'log' && m.log === null) issue('a log backup needs its log range');
-    if (m.lsn !== null && BigInt(m.lsn.from) > BigInt(m.lsn.to)) issue('lsn.from is after lsn.to');
-    if (Date.parse(m.endedAt) < Date.parse(m.startedAt)) issue('endedAt is before startedAt');
+    if (m.lsn !== null && m.lsn.from > m.lsn.to) issue('lsn.from is after lsn.to');
+    if (m.endedAt.getTime() < m.startedAt.getTime()) issue('endedAt is before startedAt');
     const keys = new Set<string>();
     for (const p of m.pieces) {
       if (!p.key.startsWith(`${m.id}/`) || p.key === manifestKey(m.id) || p.key === starKey(m.id)) {
@@ -131,100 +142,38 @@ export const manifestSchema = z
       issue(`id '${m.id}' does not match job '${m.job}' and type '${m.type}'`);
   });
 
-export interface Piece {
-  readonly key: string;
-  readonly size: bigint;
-  readonly sha256: string;
-  readonly chunks: number;
-}
-
-export interface LogRange {
-  readonly seq: bigint;
-  readonly binlogFile: string;
-  readonly startPos: bigint;
-  readonly endPos: bigint;
-  readonly firstGtid: string | null;
-  readonly lastGtid: string | null;
-  readonly firstCommit: Date;
-  readonly lastCommit: Date;
-}
-
-export interface EncryptionHeader {
-  readonly algorithm: string;
-  readonly wrappedKey: string;
-  readonly keyId: string;
-  readonly [field: string]: unknown;
-}
-
-export interface Manifest {
-  readonly id: string;
-  readonly job: string;
-  readonly type: BackupType;
-  readonly parent: string | null;
-  readonly chain: string;
-  readonly lsn: { readonly from: bigint; readonly to: bigint } | null;
-  readonly gtid: string | null;
-  readonly binlog: { readonly file: string; readonly position: bigint } | null;
-  readonly log: LogRange | null;
-  readonly pieces: readonly Piece[];
-  readonly encryption: EncryptionHeader | null;
-  readonly startedAt: Date;
-  readonly endedAt: Date;
-  readonly tools: Readonly<Record<string, string>>;
-}
+type Stored = z.output<typeof manifestSchema>;
+export type Manifest = Omit<Stored, 'format' | 'version'>;
+export type Piece = Stored['pieces'][number];
+export type LogRange = NonNullable<Stored['log']>;
+export type EncryptionHeader = NonNullable<Stored['encryption']>;
 
 function describeIssues(err: z.ZodError): string {
   return err.issues.map((i) => (i.path.length > 0 ? `'${i.path.join('.')}': ${i.message}` : i.message)).join('; ');
 }
 
-/** The JSON bytes stored under `<id>/manifest.json`. Validates first: an invalid manifest is never written. */
-export function encodeManifest(m: Manifest): Buffer {
-  const json = {
-    format: MANIFEST_FORMAT,
-    version: MANIFEST_VERSION,
-    id: m.id,
-    job: m.job,
-    type: m.type,
-    parent: m.parent,
-    chain: m.chain,
-    lsn: m.lsn === null ? null : { from: String(m.lsn.from), to: String(m.lsn.to) },
-    gtid: m.gtid,
-    binlog: m.binlog === null ? null : { file: m.binlog.file, position: String(m.binlog.position) },
-    log:
-      m.log === null
-        ? null
-        : {
-            ...m.log,
-            seq: String(m.log.seq),
-            startPos: String(m.log.startPos),
-            endPos: String(m.log.endPos),
-            firstCommit: m.log.firstCommit.toISOString(),
-            lastCommit: m.log.lastCommit.toISOString(),
-          },
-    pieces: m.pieces.map((p) => ({ key: p.key, size: String(p.size), sha256: p.sha256, chunks: p.chunks })),
-    encryption: m.encryption,
-    startedAt: m.startedAt.toISOString(),
-    endedAt: m.endedAt.toISOString(),
-    tools: m.tools,
-  };
-  const checked = manifestSchema.safeParse(json);
-  if (!checked.success)
-    throw invalid(`refusing to write manifest '${m.id}': ${describeIssues(checked.error)}`, { id: m.id });
-  return Buffer.from(`${JSON.stringify(checked.data, null, 2)}\n`);
-}
-
-/** Parses stored manifest bytes; `key` names the object in the error. */
-export function decodeManifest(bytes: Buffer | string, key = 'manifest.json'): Manifest {
-  let raw: unknown;
+function parseJson(bytes: Buffer | string, key: string, what: string): unknown {
   try {
-    raw = JSON.parse(bytes.toString());
+    return JSON.parse(bytes.toString());
   } catch (err) {
-    throw new TidemarkError(`backup manifest '${key}' is not JSON`, {
+    throw new TidemarkError(`backup ${what} '${key}' is not JSON`, {
       code: 'BACKUP_MANIFEST',
       cause: err,
       context: { key },
     });
   }
+}
+
+/** The JSON bytes stored under `<id>/manifest.json`. Validates first: an invalid manifest is never written. */
+export function encodeManifest(m: Manifest): Buffer {
+  const r = manifestSchema.safeEncode({ format: MANIFEST_FORMAT, version: MANIFEST_VERSION, ...m });
+  if (!r.success) throw invalid(`refusing to write manifest '${m.id}': ${describeIssues(r.error)}`, { id: m.id });
+  return Buffer.from(`${JSON.stringify(r.data, null, 2)}\n`);
+}
+
+/** Parses stored manifest bytes; `key` names the object in the error. */
+export function decodeManifest(bytes: Buffer | string, key = 'manifest.json'): Manifest {
+  const raw = parseJson(bytes, key, 'manifest');
   const fmt = (raw as { format?: unknown; version?: unknown } | null) ?? {};
   if (fmt.format === MANIFEST_FORMAT && typeof fmt.version === 'number' && fmt.version > MANIFEST_VERSION) {
     throw invalid(
@@ -234,40 +183,8 @@ export function decodeManifest(bytes: Buffer | string, key = 'manifest.json'): M
   }
   const r = manifestSchema.safeParse(raw);
   if (!r.success) throw invalid(`'${key}' is not a valid manifest: ${describeIssues(r.error)}`, { key });
-  const j = r.data;
-  return {
-    id: j.id,
-    job: j.job,
-    type: j.type,
-    parent: j.parent,
-    chain: j.chain,
-    lsn: j.lsn === null ? null : { from: BigInt(j.lsn.from), to: BigInt(j.lsn.to) },
-    gtid: j.gtid,
-    binlog: j.binlog === null ? null : { file: j.binlog.file, position: BigInt(j.binlog.position) },
-    log:
-      j.log === null
-        ? null
-        : {
-            ...j.log,
-            seq: BigInt(j.log.seq),
-            startPos: BigInt(j.log.startPos),
-            endPos: BigInt(j.log.endPos),
-            firstCommit: new Date(j.log.firstCommit),
-            lastCommit: new Date(j.log.lastCommit),
-          },
-    pieces: j.pieces.map((p) => ({ key: p.key, size: BigInt(p.size), sha256: p.sha256, chunks: p.chunks })),
-    encryption: j.encryption as EncryptionHeader | null,
-    startedAt: new Date(j.startedAt),
-    endedAt: new Date(j.endedAt),
-    tools: j.tools,
-  };
-}
-
-export interface Star {
-  readonly id: string;
-  readonly kind: StarKind;
-  readonly note: string;
-  readonly starredAt: Date;
+  const { format: _f, version: _v, ...m } = r.data;
+  return m;
 }
 
 const starSchema = z.object({
@@ -279,32 +196,17 @@ const starSchema = z.object({
   starredAt: isoTime,
 });
 
+export type Star = Omit<z.output<typeof starSchema>, 'format' | 'version'>;
+
 export function encodeStar(s: Star): Buffer {
-  const json = {
-    format: STAR_FORMAT,
-    version: 1,
-    id: s.id,
-    kind: s.kind,
-    note: s.note,
-    starredAt: s.starredAt.toISOString(),
-  };
-  const r = starSchema.safeParse(json);
+  const r = starSchema.safeEncode({ format: STAR_FORMAT, version: 1, ...s });
   if (!r.success) throw invalid(`refusing to write star of '${s.id}': ${describeIssues(r.error)}`, { id: s.id });
   return Buffer.from(`${JSON.stringify(r.data)}\n`);
 }
 
 export function decodeStar(bytes: Buffer | string, key = 'star.json'): Star {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(bytes.toString());
-  } catch (err) {
-    throw new TidemarkError(`backup star '${key}' is not JSON`, {
-      code: 'BACKUP_MANIFEST',
-      cause: err,
-      context: { key },
-    });
-  }
-  const r = starSchema.safeParse(raw);
+  const r = starSchema.safeParse(parseJson(bytes, key, 'star'));
   if (!r.success) throw invalid(`'${key}' is not a valid star: ${describeIssues(r.error)}`, { key });
-  return { id: r.data.id, kind: r.data.kind, note: r.data.note, starredAt: new Date(r.data.starredAt) };
+  const { format: _f, version: _v, ...s } = r.data;
+  return s;
 }

@@ -259,6 +259,8 @@ export type ErrorCode =
   | 'BACKUP_NOT_FOUND'
   /** A backup's chain is broken: a parent named by a manifest has no manifest. Not retriable. */
   | 'BACKUP_CHAIN_BROKEN'
+  /** A backup stream did not start at the LSN the catalog expects (or is not of the expected kind); not sealed. Not retriable. */
+  | 'BACKUP_LSN_MISMATCH'
   // ── node/ and the commands ──
   /** A topology tidemark does not support (a broker standby following a promoted journal). Not retriable. */
   | 'NOT_SUPPORTED'

@@ -120,6 +120,9 @@ describe('MbstreamParser', () => {
     expect(err.message).toContain(`stream offset ${good.length}`);
     expect(err.message).toContain('CRC32 mismatch');
     expect(err.context).toMatchObject({ path: 'db/t1.ibd', streamOffset: String(good.length) });
+    const p = new MbstreamParser();
+    expect(() => p.push(Buffer.concat([good, bad]))).toThrow('CRC32 mismatch');
+    expect(() => p.push(eofChunk('db/t1.ibd'))).toThrow('CRC32 mismatch'); // the stream is lost: no resync
   });
 
   it('refuses a wrong magic, an oversized path, an unknown type and an oversized chunk', () => {

@@ -172,6 +172,7 @@ export class MbstreamParser {
   #payloadBytes = 0n;
   #filesClosed = 0;
   #ended = false;
+  #failed: unknown = null;
 
   constructor(opts: MbstreamParserOptions = {}) {
     this.#maxChunk = opts.maxChunkBytes ?? DEFAULT_MAX_CHUNK;
@@ -191,15 +192,25 @@ export class MbstreamParser {
     return [...this.#open.keys()];
   }
 
-  /** Feeds bytes; returns every chunk completed by them, in stream order. Throws MBSTREAM_CORRUPT. */
+  /**
+   * Feeds bytes; returns every chunk completed by them, in stream order. Throws MBSTREAM_CORRUPT, after which the
+   * parser refuses more input (the stream is lost). A payload may share memory with the pushed buffer: do not
+   * reuse a buffer after pushing it (Node's streams never do).
+   */
   push(bytes: Buffer): MbstreamChunk[] {
+    if (this.#failed !== null) throw this.#failed;
     if (this.#ended) throw new TidemarkError('MbstreamParser.push after end()', { code: 'INTERNAL' });
     this.#queue.push(bytes);
     const out: MbstreamChunk[] = [];
-    for (;;) {
-      const chunk = this.#next();
-      if (chunk === null) return out;
-      out.push(chunk);
+    try {
+      for (;;) {
+        const chunk = this.#next();
+        if (chunk === null) return out;
+        out.push(chunk);
+      }
+    } catch (err) {
+      this.#failed = err;
+      throw err;
     }
   }
 

@@ -271,6 +271,14 @@ export type ErrorCode =
   // ── backup/: the stream parser, the catalog, retention (issue #13) ──
   /** A mariadb-backup (mbstream) stream is malformed or a chunk fails its CRC32. Not retriable. */
   | 'MBSTREAM_CORRUPT'
+  /** A backup manifest or star object is invalid or of a newer format version; names the key. Not retriable. */
+  | 'BACKUP_MANIFEST'
+  /** No backup with that id in the catalog (no manifest in the store: it does not exist). Not retriable. */
+  | 'BACKUP_NOT_FOUND'
+  /** A backup's chain is broken: a parent named by a manifest has no manifest. Not retriable. */
+  | 'BACKUP_CHAIN_BROKEN'
+  /** A backup stream did not start at the LSN the catalog expects (or is not of the expected kind); not sealed. Not retriable. */
+  | 'BACKUP_LSN_MISMATCH'
   // ── node/ and the commands ──
   /** A topology tidemark does not support (a broker standby following a promoted journal). Not retriable. */
   | 'NOT_SUPPORTED'

@@ -2,7 +2,8 @@
 # Start/stop local MariaDB 10.11 instances from Debian's packages, each with its own datadir and port.
 # Idempotent: starting a running instance is a no-op; stopping a stopped one too.
 #
-#   compose/local/mariadb.sh install               apt-get install mariadb-server if mariadbd is missing
+#   compose/local/mariadb.sh install               apt-get install mariadb-server if mariadbd is missing, and
+#                                                  mariadb-backup (with mbstream) of the server's exact version
 #   compose/local/mariadb.sh start NAME PORT [--mixed]   (--mixed: binlog_format=MIXED, for prerequisite tests)
 #   compose/local/mariadb.sh stop NAME | stop-all | status | kill NAME
 #
@@ -19,12 +20,30 @@ set -euo pipefail
 ROOT_PW="${TIDEMARK_ROOT_PW:-tidemark-root}"
 
 install() {
+  install_server
+  install_backup
+}
+
+install_server() { # `start` needs only this
   if bin mariadbd >/dev/null && bin mariadb >/dev/null; then return; fi
   # The package's postinst tries to start the system service; policy-rc.d may deny it, which is fine.
   apt_install "mariadbd not found" mariadb-server mariadb-client
   bin mariadbd >/dev/null || die "apt-get install mariadb-server did not provide mariadbd"
   # Do not let a system-wide instance take port 3306 or CPU: tests start their own.
   (service mariadb stop >/dev/null 2>&1 || true)
+}
+
+# mariadb-backup must be the server's own version (it reads the InnoDB redo log of that version): pin the Debian
+# package to the installed server's version. It brings mbstream (the stream extractor restore uses).
+install_backup() {
+  local want have
+  want="$(dpkg-query -W -f='${Version}' mariadb-server-core 2>/dev/null || true)"
+  have="$(dpkg-query -W -f='${Version}' mariadb-backup 2>/dev/null || true)"
+  if bin mariadb-backup >/dev/null && bin mbstream >/dev/null && { [ -z "$want" ] || [ "$have" = "$want" ]; }; then
+    return
+  fi
+  apt_install "mariadb-backup ${want:+$want }not found" "mariadb-backup${want:+=$want}"
+  bin mariadb-backup >/dev/null && bin mbstream >/dev/null || die "apt-get install mariadb-backup did not provide mariadb-backup and mbstream"
 }
 
 pid_file() { echo "$run/mariadb/$1/mariadbd.pid"; }
@@ -44,7 +63,7 @@ start() {
   [ "${3:-}" = "--mixed" ] && fmt=MIXED
   check_name "$name"
   check_port "$port"
-  install
+  install_server
   local d="$run/mariadb/$name"
   mkdir -p "$d/data" "$d/binlog" "$d/tmp"
   if pid=$(pidof_inst "$name"); then echo "mariadb.sh: $name already running (pid $pid, port $port)"; return; fi

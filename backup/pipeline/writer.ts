@@ -86,7 +86,20 @@ class PieceUpload {
     for (const p of c.parts) {
       this.#hash.update(p);
       this.#size += p.length;
-      if (!this.#body.write(p)) await Promise.race([once(this.#body, 'drain'), this.#settled]);
+      if (!this.#body.write(p)) {
+        try {
+          await Promise.race([once(this.#body, 'drain'), this.#settled]);
+        } catch (err) {
+          // A store whose upload failed stops reading, and closing its reader destroys the body with a bare
+          // AbortError: the put's own error (typed, retriable or not) is the one that says what happened.
+          throw (
+            (await this.#put.then(
+              () => undefined,
+              (e: unknown) => e,
+            )) ?? err
+          );
+        }
+      }
     }
     this.#chunks++;
   }

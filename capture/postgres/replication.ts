@@ -81,9 +81,13 @@ class PgTransport implements ReplicationTransport {
     client.on('error', (err) => this.end(err));
     // Subscribed before START_REPLICATION: the first CopyData can arrive in the same TCP chunk as CopyBoth,
     // parsed synchronously before WalStream exists; it is held until WalStream registers.
+    // Copied: pg-protocol's CopyData chunk is a view into its parser buffer, which it compacts in place when the
+    // next TCP chunk arrives (parser.js mergeBuffer reuses `this.buffer`), so a message WalStream still queues would
+    // be overwritten (seen as a 128 KB Update decoding with trailing bytes from the next message).
     this.con.on('copyData', (msg) => {
-      if (this.dataHandler) this.dataHandler(msg.chunk);
-      else this.early.push(msg.chunk);
+      const chunk = Uint8Array.prototype.slice.call(msg.chunk);
+      if (this.dataHandler) this.dataHandler(chunk);
+      else this.early.push(chunk);
     });
   }
 

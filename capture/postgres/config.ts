@@ -5,6 +5,14 @@
  */
 import { z } from 'zod';
 import type { ResolvedEndpoint } from '../../core/secret.ts';
+// The engine-neutral endpoint keys (name, port, password keys, tls) are those of every endpoint in the file.
+import {
+  atMostOnePassword,
+  atMostOnePasswordMessage,
+  endpointShape,
+  nameSchema,
+  portSchema,
+} from '../../mysql/endpoint.ts';
 
 const tableFilter = z
   .string()
@@ -15,31 +23,14 @@ const pgName = z
   .string()
   .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a name of 1-63 of a-z, 0-9 and _ (not starting with a digit)');
 
-const onePassword = (e: { password?: unknown; password_env?: unknown; password_file?: unknown }) =>
-  [e.password, e.password_env, e.password_file].filter((x) => x !== undefined).length <= 1;
-
 export const pgSourceSchema = z
   .object({
     kind: z.literal('postgres'),
-    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a name of 1-64 letters, digits, "_", "." or "-"'),
-    host: z.string().min(1).default('127.0.0.1'),
-    port: z.number().int().min(1).max(65535).default(5432),
-    user: z.string().min(1),
-    password: z.string().optional(),
-    password_env: z.string().min(1).optional(),
-    password_file: z.string().min(1).optional(),
+    ...endpointShape,
+    name: nameSchema,
+    port: portSchema.default(5432),
     /** The captured database (a logical slot belongs to one database). */
     database: z.string().min(1),
-    connect_timeout_ms: z.number().int().min(100).max(600_000).default(10_000),
-    tls: z
-      .object({
-        ca_file: z.string().optional(),
-        cert_file: z.string().optional(),
-        key_file: z.string().optional(),
-        reject_unauthorized: z.boolean().default(true),
-      })
-      .strict()
-      .optional(),
     /** The publication (created by the tables' owner) whose tables are streamed. */
     publication: pgName.default('tidemark'),
     /** The logical replication slot (pgoutput) capture creates at the baseline and streams from. */
@@ -55,7 +46,7 @@ export const pgSourceSchema = z
       .default({ chunk_rows: 5000 }),
   })
   .strict()
-  .refine(onePassword, { message: 'give at most one of password, password_env, password_file' });
+  .refine(atMostOnePassword, atMostOnePasswordMessage);
 
 export type PgSourceConfig = z.infer<typeof pgSourceSchema>;
 

@@ -267,6 +267,15 @@ describe('PostgreSQL capture through the SourceAdapter', () => {
       `writer transactions: ${lastWritten} (${lastBeforeStop} before the stop), stream commits: ${txIds.length}, entries: ${sink.entries.length}`,
     );
 
+    // Updates of the TOASTed rows (big untouched: 'u' in the stream) carry big, filled from the FULL old image.
+    const bigCol = rowsEntries(sink.committed(), 'a')[0]?.columns.findIndex((c) => c.name === 'big') ?? -1;
+    const toasted = rowsEntries(sink.committed(), 'a')
+      .filter((e) => e.op === 'update')
+      .flatMap((e) => e.rows)
+      .filter((r) => Number(r.after?.[0]) <= 5);
+    expect(toasted.length).toBeGreaterThan(0);
+    for (const r of toasted) expect(String(r.after?.[bigCol]).length).toBe(128_000);
+
     // ── the tables rebuilt from the journal equal the source, value text exact ──
     const rep = new MemoryReplica();
     rep.apply(sink.committed());

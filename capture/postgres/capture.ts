@@ -20,18 +20,14 @@ import type { CommitEntry, Phase, RowImage, RowOp, RowsEntry } from '../../recor
 import { seqSpan } from '../../record/record.ts';
 import { takeBaseline } from './baseline.ts';
 import type { PgSourceSection } from './config.ts';
-import { PgoutputDecoder, type PgoutputMessage, type PgValue, type RelationMessage } from './pgoutput.ts';
+import { PgoutputDecoder } from './pgoutput.ts';
 import { assertPgPrerequisites, readPgFacts } from './prerequisites.ts';
 import { capturedTables, type PgTableRef, shapeOf, type TableShape } from './relations.ts';
 import { startReplication } from './replication.ts';
-import { rowImage } from './rows.ts';
+import { type TxOut, TxStreamer } from './tx-streamer.ts';
 import type { WalStream } from './walstream.ts';
 
 export const POSITION_ENGINE = 'postgres';
-/** Rows per rows entry of a stream transaction (bounded memory for a big transaction). */
-const ROWS_PER_ENTRY = 1000;
-/** µs between the Unix epoch and PostgreSQL's (2000-01-01). */
-const PG_EPOCH_US = 946_684_800_000_000n;
 const nowUs = () => BigInt(Date.now()) * 1000n;
 
 /** The endpoint of a source section (the section has the endpoint's keys; the password stays non-enumerable). */
@@ -58,22 +54,7 @@ export async function openChecked(s: PgSourceSection): Promise<{ client: pg.Clie
   }
 }
 
-function unsupported(what: string, context: Record<string, string>): TidemarkError {
-  return new TidemarkError(`${what} is not yet supported by PostgreSQL capture; capture stopped before it`, {
-    code: 'PG_UNSUPPORTED',
-    retriable: false,
-    context,
-  });
-}
-
-interface OpenTx {
-  readonly xid: number;
-  readonly commitLsn: bigint;
-  pending: { oid: number; shape: TableShape; op: RowOp; rows: RowImage[] } | null;
-  rowCount: bigint;
-}
-
-export class PgCapture implements SourceCapture {
+export class PgCapture implements SourceCapture, TxOut {
   readonly #o: CaptureOptions<PgSourceSection>;
   #phase: CaptureStatus['phase'] = 'starting';
   #position: SequencePosition | null;
@@ -216,7 +197,13 @@ export class PgCapture implements SourceCapture {
       else signal.addEventListener('abort', () => res(null), { once: true });
     });
     const decoder = new PgoutputDecoder();
-    const streamer = new TxStreamer(this, client, tables, createTableFilter(s.include, s.exclude), ws);
+    const streamer = new TxStreamer({
+      out: this,
+      describe: (t, cols) => shapeOf(client, t, cols),
+      tables,
+      filter: createTableFilter(s.include, s.exclude),
+      confirm: (lsn) => ws.confirm(lsn),
+    });
     try {
       for (;;) {
         if (signal.aborted && !streamer.inTransaction) return;
@@ -233,7 +220,7 @@ export class PgCapture implements SourceCapture {
     }
   }
 
-  /** For TxStreamer: journal one rows entry / one commit. */
+  /** TxOut (tx-streamer.ts): journal one rows entry / one commit. */
   appendRows(shape: TableShape, op: RowOp, rows: readonly RowImage[], txId: string): Promise<void> {
     return this.#rows(shape, op, rows, txId);
   }
@@ -243,128 +230,5 @@ export class PgCapture implements SourceCapture {
   /** A transaction with nothing captured was read up to `lsn`. */
   readTo(lsn: bigint): void {
     this.#read = sequencePosition(POSITION_ENGINE, lsn);
-  }
-}
-
-/** Turns decoded messages into entries, one source transaction at a time. */
-class TxStreamer {
-  readonly #cap: PgCapture;
-  readonly #client: pg.Client;
-  readonly #byOid: Map<number, PgTableRef>;
-  readonly #filter: ReturnType<typeof createTableFilter>;
-  readonly #ws: WalStream;
-  /** Relation OID → its shape (null: not captured). */
-  readonly #shapes = new Map<number, TableShape | null>();
-  #tx: OpenTx | null = null;
-
-  constructor(
-    cap: PgCapture,
-    client: pg.Client,
-    tables: readonly PgTableRef[],
-    filter: ReturnType<typeof createTableFilter>,
-    ws: WalStream,
-  ) {
-    this.#cap = cap;
-    this.#client = client;
-    this.#byOid = new Map(tables.map((t) => [t.oid, t]));
-    this.#filter = filter;
-    this.#ws = ws;
-  }
-
-  get inTransaction(): boolean {
-    return this.#tx !== null;
-  }
-
-  #where(): string {
-    return this.#tx ? `xid ${this.#tx.xid} (commit ${formatLsn(this.#tx.commitLsn)})` : 'outside a transaction';
-  }
-
-  #txId(tx: OpenTx): string {
-    return `${tx.xid}:${formatLsn(tx.commitLsn)}`;
-  }
-
-  async #relation(m: RelationMessage): Promise<void> {
-    const t = this.#byOid.get(m.relationOid);
-    const name = `${m.namespace}.${m.name}`;
-    if (!t) {
-      if (this.#filter.includesTable(m.namespace, m.name)) {
-        throw unsupported(`table ${name} joined the publication after the baseline (${this.#where()}): capturing it`, {
-          table: name,
-        });
-      }
-      this.#shapes.set(m.relationOid, null);
-      return;
-    }
-    const shape = await shapeOf(this.#client, { schema: m.namespace, table: m.name, oid: m.relationOid }, m.columns);
-    const had = this.#shapes.get(m.relationOid);
-    const same = (a: TableShape, b: TableShape) =>
-      a.schema === b.schema && a.table === b.table && JSON.stringify(a.columns) === JSON.stringify(b.columns);
-    if (had && !same(had, shape)) {
-      throw unsupported(`a change of table ${name}'s shape (DDL, ${this.#where()})`, { table: name });
-    }
-    this.#shapes.set(m.relationOid, shape);
-  }
-
-  async #flush(tx: OpenTx): Promise<void> {
-    const p = tx.pending;
-    if (!p || p.rows.length === 0) return;
-    tx.pending = null;
-    await this.#cap.appendRows(p.shape, p.op, p.rows, this.#txId(tx));
-  }
-
-  async message(m: PgoutputMessage<PgValue>, decoder: PgoutputDecoder): Promise<void> {
-    switch (m.tag) {
-      case 'begin':
-        this.#tx = { xid: m.xid, commitLsn: m.finalLsn, pending: null, rowCount: 0n };
-        return;
-      case 'relation':
-        return this.#relation(m);
-      case 'insert':
-      case 'update':
-      case 'delete': {
-        const tx = this.#tx;
-        const shape = this.#shapes.get(m.relationOid);
-        if (!tx || shape === undefined) {
-          throw new TidemarkError(`pgoutput ${m.tag} ${this.#where()} for relation ${m.relationOid} out of order`, {
-            code: 'PG_PROTOCOL',
-          });
-        }
-        if (shape === null) return;
-        const { op, image } = rowImage(shape, m, this.#where());
-        const p = tx.pending;
-        if (p && (p.oid !== m.relationOid || p.op !== op || p.rows.length >= ROWS_PER_ENTRY)) await this.#flush(tx);
-        tx.pending ??= { oid: m.relationOid, shape, op, rows: [] };
-        tx.pending.rows.push(image);
-        tx.rowCount++;
-        return;
-      }
-      case 'truncate': {
-        const names = m.relationOids
-          .filter((oid) => this.#shapes.get(oid) !== null)
-          .map((oid) => {
-            const r = decoder.relation(oid);
-            return r ? `${r.namespace}.${r.name}` : `relation ${oid}`;
-          });
-        if (names.length > 0) {
-          throw unsupported(`TRUNCATE of ${names.join(', ')} (${this.#where()})`, { tables: names.join(',') });
-        }
-        return;
-      }
-      case 'commit': {
-        const tx = this.#tx;
-        if (!tx) throw new TidemarkError('pgoutput Commit without a Begin', { code: 'PG_PROTOCOL' });
-        await this.#flush(tx);
-        if (tx.rowCount > 0n) {
-          await this.#cap.commitTx(this.#txId(tx), m.endLsn, tx.rowCount, m.commitTime + PG_EPOCH_US);
-        } else this.#cap.readTo(m.endLsn);
-        this.#tx = null;
-        // Durable (the sink's commit resolved) or nothing to keep: the server may forget it.
-        this.#ws.confirm(m.endLsn);
-        return;
-      }
-      default:
-        // Origin, Type and logical messages carry nothing to capture (DDL messages: not yet, issue #14).
-        return;
-    }
   }
 }

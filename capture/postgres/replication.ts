@@ -53,6 +53,15 @@ export function replicationError(err: unknown, slot: string, context: ErrorConte
       { code: 'PG_SLOT_LOST', retriable: false, cause: err, context: { ...context, detail } },
     );
   }
+  if (sqlStateOf(err) === '55006') {
+    // object_in_use: another walsender holds the slot — typically the previous capture's, still ending (a dropped
+    // client is noticed at wal_sender_timeout at the latest). Retried; a second consumer of the slot keeps failing.
+    return new TidemarkError(
+      `replication slot ${slot} is in use by another process (${msg}); retrying — if another tidemark or ` +
+        'subscriber uses this slot, give this source its own `slot`',
+      { code: 'PG_TRANSIENT', retriable: true, cause: err, context },
+    );
+  }
   return wrapPgError(err, `replication from slot ${slot}`, context);
 }
 

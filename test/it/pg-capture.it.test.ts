@@ -17,6 +17,7 @@ import { TidemarkError } from '../../core/errors.ts';
 import type { SourceCapture } from '../../engine/source.ts';
 import { formatLsn } from '../../postgres/lsn.ts';
 import { openPgClient } from '../../postgres/session.ts';
+import { decodeEntry, encodeEntry } from '../../record/codec.ts';
 import { samePosition } from '../../record/position.ts';
 import type { CommitEntry, Value } from '../../record/record.ts';
 import { checkSeqs, MemoryReplica, MemorySink, memoryLogger, rowsEntries } from '../fixtures/capture-kit.ts';
@@ -275,6 +276,9 @@ describe('PostgreSQL capture through the SourceAdapter', () => {
       .filter((r) => Number(r.after?.[0]) <= 5);
     expect(toasted.length).toBeGreaterThan(0);
     for (const r of toasted) expect(String(r.after?.[bigCol]).length).toBe(128_000);
+
+    // Every entry survives the journal's codec unchanged (sequence positions, pg type names, bytes).
+    for (const e of sink.entries) expect(decodeEntry(encodeEntry(e))).toEqual(e);
 
     // ── the tables rebuilt from the journal equal the source, value text exact ──
     const rep = new MemoryReplica();

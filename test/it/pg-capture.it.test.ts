@@ -7,20 +7,31 @@
  *   - the tables rebuilt from the journal entries equal the source's rows, every value's text exact;
  *   - stop, write more, restart from the journal's last commit: every writer transaction's marker row is in the
  *     journal exactly once (no loss, no duplicate), and the rebuilt tables equal the source again;
- *   - a TRUNCATE stops capture with PG_UNSUPPORTED; nothing of it is journaled.
+ *   - a TRUNCATE stops capture with PG_UNSUPPORTED; nothing of it is journaled;
+ *   - through the real runtime (runNode, the config loader, the journal on disk) into the toy SQLite target
+ *     (test/engine/toy/, no PostgreSQL target exists yet): a baseline plus writes arrive, values' text exact.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
 import { postgresSource } from '../../capture/postgres/adapter.ts';
 import { type PgSourceSection, pgSourceSchema } from '../../capture/postgres/config.ts';
+import { loadConfig } from '../../config/config.ts';
+import { registerEngine, unregisterEngine } from '../../config/engines.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import type { SourceCapture } from '../../engine/source.ts';
+import { runNode } from '../../node/supervisor.ts';
 import { formatLsn } from '../../postgres/lsn.ts';
 import { openPgClient } from '../../postgres/session.ts';
 import { decodeEntry, encodeEntry } from '../../record/codec.ts';
 import { samePosition } from '../../record/position.ts';
 import type { CommitEntry, Value } from '../../record/record.ts';
 import { checkSeqs, MemoryReplica, MemorySink, memoryLogger, rowsEntries } from '../fixtures/capture-kit.ts';
+import { openDb, tableRows, tableShape as toyShape } from '../engine/toy/db.ts';
+import { toyTarget } from '../engine/toy/target.ts';
 import { CAPTURE_USER, pgAdmin, SUPERUSER_PASSWORD, startPostgres, stopPostgres } from '../fixtures/postgres.ts';
 
 const NAME = 'pg-capture';
@@ -297,4 +308,69 @@ describe('PostgreSQL capture through the SourceAdapter', () => {
     expect(sink.commits.length).toBe(before);
     ac2.abort();
   }, 120_000);
+
+  it('runs in the real runtime (runNode): journal on disk, a toy SQLite target equal to the source, value text exact', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tm-pg-node-'));
+    const targetFile = join(dir, 'near.db');
+    registerEngine({ target: toyTarget('toyk') });
+    try {
+      await app.query('DELETE FROM app.a WHERE id > 3000'); // a smaller baseline for this run
+      const doc = {
+        source: {
+          kind: 'postgres',
+          name: 'pgsrc',
+          port: PORT,
+          user: CAPTURE_USER.user,
+          password: CAPTURE_USER.password,
+          database: 'capdb',
+          publication: 'tm_pub',
+          slot: 'tm_node',
+          exclude: ['app.skipped'],
+        },
+        journal: { dir: join(dir, 'journal') },
+        targets: [{ name: 'near', kind: 'toyk', file: targetFile }],
+        rollback: { index: false },
+        log: { level: 'warn' },
+      };
+      writeFileSync(join(dir, 'tidemark.yaml'), stringify(doc));
+      const ctl = new AbortController();
+      const { log } = memoryLogger('warn');
+      const done = runNode({ config: loadConfig(join(dir, 'tidemark.yaml')), log, signal: ctl.signal });
+      const writer = startWriter(100_000);
+      await new Promise((r) => setTimeout(r, 1500));
+      const last = await writer.stop();
+      const deadline = Date.now() + 30_000;
+      const hasMarker = (): boolean => {
+        try {
+          const db = openDb(targetFile, { readOnly: true });
+          try {
+            return db.prepare(`SELECT 1 FROM b WHERE g = ? AND h = 'w'`).get(String(last)) !== undefined;
+          } finally {
+            db.close();
+          }
+        } catch {
+          return false; // the target's tables do not exist yet
+        }
+      };
+      while (!hasMarker() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      ctl.abort();
+      expect(await done).toBe(0);
+      expect(hasMarker()).toBe(true);
+      const db = openDb(targetFile, { readOnly: true });
+      try {
+        for (const t of ['a', 'b']) {
+          const { columns } = toyShape(db, t);
+          const got = tableRows(db, t)
+            .map((r) => JSON.stringify(Object.fromEntries(columns.map((c, i) => [c.name, text(r[i] ?? null)]))))
+            .sort();
+          expect(got).toEqual(await sourceRows(t));
+        }
+      } finally {
+        db.close();
+      }
+    } finally {
+      unregisterEngine('toyk');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

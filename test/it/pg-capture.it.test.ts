@@ -9,7 +9,8 @@
  *     journal exactly once (no loss, no duplicate), and the rebuilt tables equal the source again;
  *   - a TRUNCATE stops capture with PG_UNSUPPORTED; nothing of it is journaled;
  *   - through the real runtime (runNode, the config loader, the journal on disk) into the toy SQLite target
- *     (test/engine/toy/, no PostgreSQL target exists yet): a baseline plus writes arrive, values' text exact.
+ *     (test/engine/toy/, no PostgreSQL target exists yet): a baseline plus writes arrive, values' text exact;
+ *   - a baseline stopped half-way is taken again from a new slot and snapshot, then streams.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -373,4 +374,42 @@ describe('PostgreSQL capture through the SourceAdapter', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 90_000);
+
+  it('an unfinished baseline is taken again: old slot dropped, a new snapshot, then the stream', async () => {
+    const src = { ...section(), slot: 'tm_redo', baseline: { chunk_rows: 100 } };
+    Object.defineProperty(src, 'password', { value: CAPTURE_USER.password, enumerable: false });
+    const sink = new MemorySink({ appendDelayMs: 20 });
+    const { log } = memoryLogger('warn');
+    const first = postgresSource.capture({ source: src, sink, resume: null, log, forceBaseline: false });
+    const ac = new AbortController();
+    const run = first.run(ac.signal);
+    await sink.waitFor((cs) => cs.length >= 2, 20_000);
+    ac.abort();
+    await run;
+    const cut = sink.commits.at(-1) as CommitEntry;
+    expect(cut.phase).toBe('baseline'); // stopped inside the baseline
+    const slot1 = await admin.query(
+      "SELECT catalog_xmin::text AS x FROM pg_replication_slots WHERE slot_name = 'tm_redo'",
+    );
+    expect(slot1.rows).toHaveLength(1);
+
+    sink.appendDelayMs = 0;
+    const second = postgresSource.capture({ source: src, sink, resume: cut, log, forceBaseline: false });
+    const ac2 = new AbortController();
+    const run2 = second.run(ac2.signal);
+    await sink.waitFor((cs) => cs.some((c) => c.phase === 'baseline-end'), 30_000);
+    await writerDb.query("INSERT INTO app.b VALUES (-1, 'redo', 0, '{}', '2026-12-06')");
+    await sink.waitFor(() =>
+      rowsEntries(sink.committed(), 'b').some((e) => e.rows.some((r) => r.after?.[1] === 'redo')),
+    );
+    ac2.abort();
+    await run2;
+    const ends = sink.commits.filter((c) => c.phase === 'baseline-end');
+    expect(ends).toHaveLength(1);
+    // The second baseline's units follow the cut, at the new slot's consistent point (not the first one's).
+    const redo = sink.commits.slice(sink.commits.indexOf(cut) + 1).filter((c) => c.phase === 'baseline');
+    expect(redo.length).toBeGreaterThan(0);
+    expect(samePosition(redo[0]?.position ?? cut.position, cut.position)).toBe(false);
+    checkSeqs(sink.entries, 1n);
+  }, 60_000);
 });

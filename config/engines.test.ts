@@ -44,10 +44,12 @@ describe('the engine registry', () => {
   it('knows MySQL as the default kind and refuses an unknown kind naming the key and the known kinds', () => {
     expect(sourceAdapterOf(undefined).kind).toBe('mysql');
     expect(targetAdapterOf(undefined).kind).toBe('mysql');
-    expect(sourceKinds()).toEqual(['mysql', 'toyk']);
+    expect(sourceKinds()).toEqual(['mysql', 'postgres', 'toyk']);
     expect(targetKinds()).toEqual(['mysql', 'toyk']);
     expect(sourceAdapter({ kind: 'toyk', name: 's' }).positionEngine).toBe('toyk');
-    expect(() => sourceAdapterOf('oracle')).toThrow('source.kind: unknown engine "oracle" (known: mysql, toyk)');
+    expect(() => sourceAdapterOf('oracle')).toThrow(
+      'source.kind: unknown engine "oracle" (known: mysql, postgres, toyk)',
+    );
     expect(() => targetAdapterOf('pg', 'targets.2.kind')).toThrow('targets.2.kind: unknown engine "pg"');
   });
 
@@ -67,6 +69,28 @@ describe('config sections validated by the adapter of their kind', () => {
     expect(JSON.stringify(c)).not.toContain('pw-apply');
   });
 
+  it('loads a PostgreSQL source by its own schema: defaults filled, password resolved and hidden, strict', () => {
+    const pgSource = { kind: 'postgres', name: 'pgsrc', user: 'tidemark_cap', password: 'pw-cap', database: 'app' };
+    const c = parseConfig(doc(pgSource, [toyTargetEntry('near')]), FILE);
+    expect(c.source).toMatchObject({
+      kind: 'postgres',
+      host: '127.0.0.1',
+      port: 5432,
+      publication: 'tidemark',
+      slot: 'tidemark',
+      include: ['*.*'],
+      exclude: [],
+      identity_full_opt_out: [],
+      baseline: { chunk_rows: 5000 },
+    });
+    expect(c.source.password).toBe('pw-cap');
+    expect(JSON.stringify(c)).not.toContain('pw-cap');
+    const msg = configError(doc({ ...pgSource, server_id: 7, slot: 'Bad-Slot', database: undefined }, []));
+    expect(msg).toContain('source.server_id: unknown key');
+    expect(msg).toContain('source.slot: a name of 1-63');
+    expect(msg).toContain('source.database: required');
+  });
+
   it('reports problems with the key paths of the file', () => {
     const msg = configError(doc({ ...toySourceSection, host: 'x' }, [toyTargetEntry('near', { file: undefined })]));
     expect(msg).toContain('source.host: unknown key');
@@ -74,8 +98,8 @@ describe('config sections validated by the adapter of their kind', () => {
   });
 
   it('an unknown kind is a config error naming the key and the known kinds', () => {
-    expect(configError(doc({ ...toySourceSection, kind: 'postgres' }, [mysqlTarget]))).toBe(
-      `${FILE}: invalid config: source.kind: unknown engine "postgres" (known: mysql, toyk)`,
+    expect(configError(doc({ ...toySourceSection, kind: 'oracle' }, [mysqlTarget]))).toBe(
+      `${FILE}: invalid config: source.kind: unknown engine "oracle" (known: mysql, postgres, toyk)`,
     );
     expect(configError(doc(toySourceSection, [toyTargetEntry('a'), { ...mysqlTarget, kind: 'oracle' }]))).toBe(
       `${FILE}: invalid config: targets.1.kind: unknown engine "oracle" (known: mysql, toyk)`,

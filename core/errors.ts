@@ -261,6 +261,10 @@ export type ErrorCode =
   | 'PG_SERVER'
   /** The replication slot was invalidated (WAL removed past max_slot_wal_keep_size): re-baseline. Not retriable. */
   | 'PG_SLOT_LOST'
+  /** PostgreSQL capture met what it does not handle yet (TRUNCATE, DDL): it stops, nothing is skipped. Not retriable. */
+  | 'PG_UNSUPPORTED'
+  /** An unchanged TOAST value could not be filled from the old image (no REPLICA IDENTITY FULL image). Not retriable. */
+  | 'PG_TOAST_UNRESOLVED'
   // ── backup/: the pipeline and the stores (issue #13) ──
   /** A backup piece or chunk failed its check (hash, tag, order, truncation): nothing of it is released. Not retriable. */
   | 'BACKUP_INTEGRITY'

@@ -36,6 +36,12 @@ describe('replicationError', () => {
     expect(e.message).toContain('re-baseline the targets and create the slot again');
   });
 
+  it('a slot held by another walsender (55006) is retriable: the previous capture may still be ending', () => {
+    const e = replicationError(dbError('55006', 'replication slot "tm" is active for PID 7'), 'tm', {});
+    expect([e.code, e.retriable]).toEqual(['PG_TRANSIENT', true]);
+    expect(e.message).toContain('replication slot tm is in use by another process');
+  });
+
   it('anything else is classified as postgres/errors.ts does', () => {
     expect(replicationError(dbError('55000', 'replication slot "tm" is active for PID 7'), 'tm', {}).code).toBe(
       'PG_SERVER',

@@ -53,6 +53,15 @@ export function replicationError(err: unknown, slot: string, context: ErrorConte
       { code: 'PG_SLOT_LOST', retriable: false, cause: err, context: { ...context, detail } },
     );
   }
+  if (sqlStateOf(err) === '55006') {
+    // object_in_use: another walsender holds the slot — typically the previous capture's, still ending (a dropped
+    // client is noticed at wal_sender_timeout at the latest). Retried; a second consumer of the slot keeps failing.
+    return new TidemarkError(
+      `replication slot ${slot} is in use by another process (${msg}); retrying — if another tidemark or ` +
+        'subscriber uses this slot, give this source its own `slot`',
+      { code: 'PG_TRANSIENT', retriable: true, cause: err, context },
+    );
+  }
   return wrapPgError(err, `replication from slot ${slot}`, context);
 }
 
@@ -81,9 +90,13 @@ class PgTransport implements ReplicationTransport {
     client.on('error', (err) => this.end(err));
     // Subscribed before START_REPLICATION: the first CopyData can arrive in the same TCP chunk as CopyBoth,
     // parsed synchronously before WalStream exists; it is held until WalStream registers.
+    // Copied: pg-protocol's CopyData chunk is a view into its parser buffer, which it compacts in place when the
+    // next TCP chunk arrives (parser.js mergeBuffer reuses `this.buffer`), so a message WalStream still queues would
+    // be overwritten (seen as a 128 KB Update decoding with trailing bytes from the next message).
     this.con.on('copyData', (msg) => {
-      if (this.dataHandler) this.dataHandler(msg.chunk);
-      else this.early.push(msg.chunk);
+      const chunk = Uint8Array.prototype.slice.call(msg.chunk);
+      if (this.dataHandler) this.dataHandler(chunk);
+      else this.early.push(chunk);
     });
   }
 

@@ -1,0 +1,234 @@
+/**
+ * One capture attempt of a PostgreSQL source (engine/source.ts SourceCapture): a baseline when due (baseline.ts),
+ * then the slot's pgoutput stream (replication.ts, walstream.ts, pgoutput.ts) into the journal sink. Each source
+ * transaction becomes rows entries (one per run of one relation and operation, at most ROWS_PER_ENTRY rows) and
+ * one commit at sequencePosition('postgres', commit end LSN); the end LSN is confirmed to the server only after
+ * the sink's commit resolved (durable), so the slot never passes the journal. Resuming starts the stream at the
+ * journal's own last commit position, never at the server's. TRUNCATE, a changed table shape (DDL) and a table
+ * that joined the publication after the baseline stop capture with PG_UNSUPPORTED before that transaction is
+ * journaled: nothing is skipped silently.
+ */
+import type pg from 'pg';
+import { CorruptionError, TidemarkError } from '../../core/errors.ts';
+import type { CaptureOptions, CaptureStatus, SourceCapture } from '../../engine/source.ts';
+import { createTableFilter } from '../../mysql/table-filter.ts';
+import { wrapPgError } from '../../postgres/errors.ts';
+import { formatLsn } from '../../postgres/lsn.ts';
+import { openPgClient, type PgEndpoint } from '../../postgres/session.ts';
+import { type SequencePosition, sequencePosition } from '../../record/position.ts';
+import type { CommitEntry, Phase, RowImage, RowOp, RowsEntry } from '../../record/record.ts';
+import { seqSpan } from '../../record/record.ts';
+import { takeBaseline } from './baseline.ts';
+import type { PgSourceSection } from './config.ts';
+import { PgoutputDecoder } from './pgoutput.ts';
+import { assertPgPrerequisites, readPgFacts } from './prerequisites.ts';
+import { capturedTables, type PgTableRef, shapeOf, type TableShape } from './relations.ts';
+import { startReplication } from './replication.ts';
+import { type TxOut, TxStreamer } from './tx-streamer.ts';
+import type { WalStream } from './walstream.ts';
+
+export const POSITION_ENGINE = 'postgres';
+const nowUs = () => BigInt(Date.now()) * 1000n;
+
+/** The endpoint of a source section (the section has the endpoint's keys; the password stays non-enumerable). */
+export const endpointOf = (s: PgSourceSection): PgEndpoint => s;
+
+/** Connects, lists the captured tables and checks every prerequisite (one PREREQUISITE error listing all). */
+export async function openChecked(s: PgSourceSection): Promise<{ client: pg.Client; tables: PgTableRef[] }> {
+  const client = await openPgClient(endpointOf(s), { applicationName: 'tidemark-capture', tlsKey: 'source.tls' });
+  try {
+    const tables = await capturedTables(client, s.publication, createTableFilter(s.include, s.exclude));
+    const facts = await readPgFacts(client, { slot: s.slot, tables });
+    assertPgPrerequisites(facts, { host: s.host, port: s.port, identityFullOptOut: s.identity_full_opt_out });
+    if (tables.length === 0) {
+      throw new TidemarkError(
+        `publication "${s.publication}" has no table that source.include/exclude select: add tables to it ` +
+          '(ALTER PUBLICATION … ADD TABLE …) or widen source.include',
+        { code: 'PREREQUISITE', retriable: false, context: { publication: s.publication } },
+      );
+    }
+    return { client, tables };
+  } catch (err) {
+    await client.end().catch(() => {});
+    throw err;
+  }
+}
+
+export class PgCapture implements SourceCapture, TxOut {
+  readonly #o: CaptureOptions<PgSourceSection>;
+  #phase: CaptureStatus['phase'] = 'starting';
+  #position: SequencePosition | null;
+  #read: SequencePosition | null;
+  #nextSeq: bigint;
+  #ws: WalStream | undefined;
+
+  constructor(o: CaptureOptions<PgSourceSection>) {
+    this.#o = o;
+    const p = o.resume?.position ?? null;
+    if (p && (p.kind !== 'sequence' || p.engine !== POSITION_ENGINE)) {
+      throw new CorruptionError('the journal holds positions of another engine than postgres', {
+        source: o.source.name,
+      });
+    }
+    this.#position = p;
+    this.#read = p;
+    this.#nextSeq = o.resume ? o.resume.seq + 1n : 1n;
+  }
+
+  status(): CaptureStatus {
+    return {
+      phase: this.#phase,
+      position: this.#position,
+      readPosition: this.#read,
+      nextSeq: this.#nextSeq,
+      reconnects: 0,
+      pauses: this.#ws?.pauses ?? 0,
+    };
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const s = this.#o.source;
+    const { client, tables } = await openChecked(s);
+    try {
+      const r = this.#o.resume;
+      let start: bigint | null;
+      if (!r || r.phase === 'baseline' || this.#o.forceBaseline) start = await this.#baseline(client, tables, signal);
+      else start = await this.#resumeAt(client, (r.position as SequencePosition).value);
+      if (start === null || signal.aborted) return;
+      this.#phase = 'streaming';
+      await this.#stream(client, tables, start, signal);
+    } finally {
+      this.#phase = 'stopped';
+      await client.end().catch(() => {});
+    }
+  }
+
+  async #commit(txId: string, lsn: bigint, phase: Phase, rowCount: bigint, commitTimeUs: bigint): Promise<void> {
+    const position = sequencePosition(POSITION_ENGINE, lsn);
+    const c: CommitEntry = {
+      kind: 'commit',
+      source: this.#o.source.name,
+      seq: this.#nextSeq++,
+      txId,
+      position,
+      commitTimeUs,
+      captureTimeUs: nowUs(),
+      rowCount,
+      phase,
+    };
+    await this.#o.sink.commit(c);
+    this.#position = position;
+    this.#read = position;
+  }
+
+  async #rows(shape: TableShape, op: RowOp, rows: readonly RowImage[], txId: string): Promise<void> {
+    const entry: RowsEntry = {
+      kind: 'rows',
+      source: this.#o.source.name,
+      seq: this.#nextSeq,
+      txId,
+      schema: shape.schema,
+      table: shape.table,
+      op,
+      columns: shape.columns,
+      pk: shape.pk,
+      rows,
+    };
+    this.#nextSeq += seqSpan(entry);
+    await this.#o.sink.append(entry);
+  }
+
+  /** A new slot and snapshot (an old slot of this name is dropped: its position means nothing to a new baseline). */
+  async #baseline(client: pg.Client, tables: readonly PgTableRef[], signal: AbortSignal): Promise<bigint | null> {
+    const s = this.#o.source;
+    this.#phase = 'baseline';
+    try {
+      await client.query(
+        'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()',
+        [s.slot],
+      );
+    } catch (err) {
+      throw wrapPgError(err, `drop the old replication slot ${s.slot} before a new baseline`, { slot: s.slot });
+    }
+    const t0 = nowUs();
+    const at = await takeBaseline({
+      endpoint: endpointOf(s),
+      slot: s.slot,
+      tables,
+      chunkRows: s.baseline.chunk_rows,
+      log: this.#o.log,
+      signal,
+      emit: {
+        rows: (shape, rows, txId) => this.#rows(shape, 'insert', rows, txId),
+        commit: (txId, lsn, n) => this.#commit(txId, lsn, 'baseline', n, t0),
+      },
+    });
+    if (at === null) return null;
+    await this.#commit(`baseline:${formatLsn(at)}`, at, 'baseline-end', 0n, t0);
+    return at;
+  }
+
+  /** The slot must still exist and hold WAL from the journal's position on; else re-baseline (never a skip). */
+  async #resumeAt(client: pg.Client, lsn: bigint): Promise<bigint> {
+    const s = this.#o.source;
+    const r = await client.query('SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1', [s.slot]);
+    const status = (r.rows[0] as { wal_status: string | null } | undefined)?.wal_status;
+    if (status === undefined || status === 'lost') {
+      throw new TidemarkError(
+        `replication slot ${s.slot} ${status === 'lost' ? 'was invalidated (its WAL was removed)' : 'does not exist'}: ` +
+          `the changes after the journal's position ${formatLsn(lsn)} are gone; re-baseline (tidemark run --rebaseline)`,
+        { code: 'PG_SLOT_LOST', retriable: false, context: { slot: s.slot, lsn: formatLsn(lsn) } },
+      );
+    }
+    return lsn;
+  }
+
+  async #stream(client: pg.Client, tables: readonly PgTableRef[], start: bigint, signal: AbortSignal): Promise<void> {
+    const s = this.#o.source;
+    const ws = await startReplication(endpointOf(s), {
+      slot: s.slot,
+      publications: [s.publication],
+      startLsn: start,
+      applicationName: 'tidemark-capture',
+    });
+    this.#ws = ws;
+    const stopped = new Promise<null>((res) => {
+      if (signal.aborted) res(null);
+      else signal.addEventListener('abort', () => res(null), { once: true });
+    });
+    const decoder = new PgoutputDecoder();
+    const streamer = new TxStreamer({
+      out: this,
+      describe: (t, cols) => shapeOf(client, t, cols),
+      tables,
+      filter: createTableFilter(s.include, s.exclude),
+      confirm: (lsn) => ws.confirm(lsn),
+    });
+    try {
+      for (;;) {
+        if (signal.aborted && !streamer.inTransaction) return;
+        const x = streamer.inTransaction ? await ws.next() : await Promise.race([ws.next(), stopped]);
+        if (x === null) {
+          if (signal.aborted) return;
+          throw new TidemarkError('the replication stream ended', { code: 'PG_CONNECT', retriable: true });
+        }
+        await streamer.message(decoder.decode(x.payload), decoder);
+      }
+    } finally {
+      this.#ws = undefined;
+      await ws.close();
+    }
+  }
+
+  /** TxOut (tx-streamer.ts): journal one rows entry / one commit. */
+  appendRows(shape: TableShape, op: RowOp, rows: readonly RowImage[], txId: string): Promise<void> {
+    return this.#rows(shape, op, rows, txId);
+  }
+  commitTx(txId: string, lsn: bigint, rowCount: bigint, commitTimeUs: bigint): Promise<void> {
+    return this.#commit(txId, lsn, 'stream', rowCount, commitTimeUs);
+  }
+  /** A transaction with nothing captured was read up to `lsn`. */
+  readTo(lsn: bigint): void {
+    this.#read = sequencePosition(POSITION_ENGINE, lsn);
+  }
+}

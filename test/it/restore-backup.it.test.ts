@@ -15,6 +15,7 @@ import type { Manifest } from '../../backup/manifest.ts';
 import { MasterKey } from '../../backup/pipeline/keys.ts';
 import { restoreBackup } from '../../backup/restore/restore.ts';
 import { DirStore } from '../../backup/store/dir.ts';
+import { main } from '../../cli/main.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import { takeBackup } from '../fixtures/backup-take.ts';
 import { schemaChecksums } from '../fixtures/checksums.ts';
@@ -29,7 +30,9 @@ const srcDir = join(run, 'mariadb', SRC);
 const scratchData = join(run, 'mariadb', SCRATCH, 'data');
 const storeRoot = join(run, 'bk-restore-store');
 const tryDir = join(run, 'bk-restore-try');
-const master = new MasterKey(randomBytes(32), 'test key');
+const keyBytes = randomBytes(32);
+const master = new MasterKey(keyBytes, 'test key');
+const keyFile = join(run, 'bk-restore.key');
 let store: DirStore;
 let conn: mysql.Connection;
 let full: Manifest;
@@ -64,6 +67,7 @@ afterAll(async () => {
   destroyInstance(SRC);
   rmSync(storeRoot, { recursive: true, force: true });
   rmSync(tryDir, { recursive: true, force: true });
+  rmSync(keyFile, { force: true });
 });
 
 /** Autocommit writes on its own connection until stopped; returns how many it made. */
@@ -146,6 +150,40 @@ describe('restore --backup from a full → incremental chain', () => {
       stopInstance(SCRATCH);
     }
   }, 180_000);
+
+  it('tidemark restore --backup of a differential (full + it only) via the command line', async () => {
+    await conn.query("UPDATE bk.t3 SET d = NOW(6) WHERE k = 'b'; DELETE FROM bk.w WHERE id % 2 = 0");
+    await conn.query("INSERT INTO bk.t1 (id, v) VALUES (100001, 'after the incremental')");
+    const want = await schemaChecksums(conn, 'bk');
+    expect(want).not.toEqual(recorded);
+    const diff = await takeBackup({ store, master, instDir: srcDir, job: 'it', type: 'differential', parent: full });
+    writeFileSync(keyFile, `${keyBytes.toString('hex')}\n`, { mode: 0o600 });
+    destroyInstance(SCRATCH);
+    let stdout = '';
+    let stderr = '';
+    const code = await main(
+      ['restore', '--backup', diff.id, '--into', scratchData, '--store-dir', storeRoot, '--key-file', keyFile],
+      {
+        stdout: { write: (t: string) => (stdout += t) },
+        stderr: { write: (t: string) => (stderr += t) },
+        env: {},
+        signal: new AbortController().signal,
+      },
+    );
+    expect(code, stderr).toBe(0);
+    expect(stdout).toContain('chain of 2 (full → differential)');
+    expect(stdout).toContain(`applying differential ${diff.id}`);
+    expect(stdout).toContain(`GTID ${diff.gtid}`);
+    startInstance(SCRATCH, SCRATCH_PORT);
+    const c2 = await admin(SCRATCH_PORT);
+    try {
+      expect(await schemaChecksums(c2, 'bk')).toEqual(want);
+    } finally {
+      await c2.end();
+      stopInstance(SCRATCH);
+      destroyInstance(SCRATCH);
+    }
+  }, 120_000);
 
   it('one flipped byte in a piece: refused naming the piece and chunk, no plaintext left in the target', async () => {
     const piece = full.pieces[1] as Manifest['pieces'][number];

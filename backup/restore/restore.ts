@@ -169,18 +169,25 @@ async function claimTarget(into: string): Promise<boolean> {
   return true;
 }
 
-/** Runs a tool to its end; stderr's tail goes into the error when it fails. */
-async function run(bin: string, args: string[], what: string, signal?: AbortSignal): Promise<void> {
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], signal });
+/** A tool started with stdin as given, stdout ignored; its exit (code, signal or spawn error) and stderr's tail. */
+function startTool(bin: string, args: string[], stdin: 'pipe' | 'ignore', signal?: AbortSignal) {
+  const child = spawn(bin, args, { stdio: [stdin, 'ignore', 'pipe'], signal });
   let tail = '';
-  child.stderr.on('data', (b: Buffer) => {
+  child.stderr?.on('data', (b: Buffer) => {
     tail = (tail + b.toString()).slice(-TAIL);
   });
-  const code = await new Promise<number | string | null>((res) => {
+  const exited = new Promise<number | string | null>((res) => {
     child.on('error', (e) => res((e as NodeJS.ErrnoException).code ?? e.message));
     child.on('close', (c, s) => res(c ?? s));
   });
-  if (code !== 0) throw toolError(`${what} failed (exit ${String(code)})`, tail, { bin });
+  return { child, exited, tail: () => tail };
+}
+
+/** Runs a tool to its end; stderr's tail goes into the error when it fails. */
+async function run(bin: string, args: string[], what: string, signal?: AbortSignal): Promise<void> {
+  const t = startTool(bin, args, 'ignore', signal);
+  const code = await t.exited;
+  if (code !== 0) throw toolError(`${what} failed (exit ${String(code)})`, t.tail(), { bin });
 }
 
 /**
@@ -195,15 +202,7 @@ async function extract(
   dir: string,
   onProgress: (p: Progress) => void,
 ): Promise<number> {
-  const child = spawn(bin, ['-x', '-C', dir], { stdio: ['pipe', 'ignore', 'pipe'] });
-  let tail = '';
-  child.stderr.on('data', (b: Buffer) => {
-    tail = (tail + b.toString()).slice(-TAIL);
-  });
-  const exited = new Promise<number | string | null>((res) => {
-    child.on('error', (e) => res((e as NodeJS.ErrnoException).code ?? e.message));
-    child.on('close', (c, s) => res(c ?? s));
-  });
+  const { child, exited, tail } = startTool(bin, ['-x', '-C', dir], 'pipe');
   let bytes = 0;
   const src = readBackup({
     store: o.store,
@@ -217,18 +216,18 @@ async function extract(
     },
   });
   try {
-    await pipeline(src, child.stdin);
+    await pipeline(src, child.stdin as NodeJS.WritableStream);
   } catch (err) {
     child.kill('SIGKILL');
     const code = await exited;
     // mbstream gone first (EPIPE on its stdin): its own complaint is the news.
-    if (!(err instanceof TidemarkError) && code !== 0 && tail !== '') {
-      throw toolError(`mbstream -x of '${m.id}' failed (exit ${String(code)})`, tail, { id: m.id });
+    if (!(err instanceof TidemarkError) && code !== 0 && tail() !== '') {
+      throw toolError(`mbstream -x of '${m.id}' failed (exit ${String(code)})`, tail(), { id: m.id });
     }
     throw err;
   }
   const code = await exited;
-  if (code !== 0) throw toolError(`mbstream -x of '${m.id}' failed (exit ${String(code)})`, tail, { id: m.id });
+  if (code !== 0) throw toolError(`mbstream -x of '${m.id}' failed (exit ${String(code)})`, tail(), { id: m.id });
   return bytes;
 }
 

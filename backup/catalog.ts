@@ -85,7 +85,8 @@ function notFound(id: string): TidemarkError {
   });
 }
 
-async function readAll(store: BackupStore, key: string): Promise<Buffer> {
+/** The whole of one (small) stored object: a manifest, a star. */
+export async function readAll(store: BackupStore, key: string): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const p of await store.get(key)) parts.push(Buffer.from(p as Buffer));
   return Buffer.concat(parts);

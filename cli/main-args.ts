@@ -53,3 +53,11 @@ export function configOption(): Option {
   // Not commander's .env(): that reads process.env, and main() takes its environment from MainIO.
   return new Option('-c, --config <file>', 'config file (YAML); default: $TIDEMARK_CONFIG');
 }
+
+/** `s3://BUCKET[/PREFIX]` → bucket and prefix ('' or ending with '/'). */
+export function parseS3Url(url: string): { bucket: string; prefix: string } {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(url);
+  if (m === null) throw usageError(`--store-s3 ${url}: expected s3://BUCKET[/PREFIX/]`);
+  const rest = m[2] ?? '';
+  return { bucket: m[1] as string, prefix: rest === '' || rest.endsWith('/') ? rest : `${rest}/` };
+}

@@ -12,6 +12,7 @@ import type { HistoryOptions } from './commands/history.ts';
 import type { InitOptions } from './commands/init.ts';
 import type { LogOptions } from './commands/log.ts';
 import type { RestoreOptions } from './commands/restore.ts';
+import type { RestoreBackupCommandOptions } from './commands/restore-backup.ts';
 import type { ForwardOptions, RewindOptions } from './commands/rewind.ts';
 import type { RunOptions } from './commands/run.ts';
 import type { ShipOptions } from './commands/ship.ts';
@@ -45,6 +46,7 @@ export interface Commands {
   forward(opts: ForwardOptions): Promise<number>;
   undo(opts: UndoOptions): Promise<number>;
   restore(opts: RestoreOptions): Promise<number>;
+  restoreBackup(opts: RestoreBackupCommandOptions): Promise<number>;
   ship(opts: ShipOptions): Promise<number>;
   failover(opts: FailoverOptions): Promise<number>;
   failback(opts: FailbackOptions): Promise<number>;

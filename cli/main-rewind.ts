@@ -2,8 +2,10 @@
 import { type Command, Option } from 'commander';
 import type { CommandContext } from './commands/context.ts';
 import { usageError } from './commands/exit.ts';
-import { configOption, exactlyOne, positive, time } from './main-args.ts';
+import { configOption, exactlyOne, parseS3Url, positive, time } from './main-args.ts';
 import type { MainDeps, MainIO } from './main-deps.ts';
+import type { RestoreBackupCommandOptions, StoreSpec } from './commands/restore-backup.ts';
+import { createLogger } from '../core/log.ts';
 
 type ConfigPath = (o: { config?: string }) => string;
 type ContextFn = (configFile: string) => CommandContext;
@@ -151,22 +153,91 @@ export function addRewindCommands(
 
   program
     .command('restore')
-    .description('build the protected tables as of a time on an empty server, from the baseline and the journal')
+    .description(
+      'restore the protected tables as of a time onto an empty server (--to-time, from the journal), ' +
+        'or a backup into a new datadir (--backup, from a backup store)',
+    )
     .addOption(configOption())
-    .requiredOption('--to-time <time>', 'the point in time', time)
-    .requiredOption('--into <url>', 'mysql://USER[:PASSWORD]@HOST[:PORT] (or the password in $TIDEMARK_INTO_PASSWORD)')
-    .action(async (o: { config?: string; toTime: bigint; into: string }) => {
+    .option('--to-time <time>', 'journal mode: the point in time', time)
+    .option('--backup <id>', 'backup mode: the backup to restore (full, incremental or differential)')
+    .requiredOption(
+      '--into <url|dir>',
+      '--to-time: mysql://USER[:PASSWORD]@HOST[:PORT] (or the password in $TIDEMARK_INTO_PASSWORD); ' +
+        '--backup: an empty or new directory, the datadir to prepare',
+    )
+    .option('--store-dir <dir>', '--backup: the directory backup store')
+    .option('--store-s3 <url>', '--backup: the S3 backup store, s3://BUCKET[/PREFIX/] (credentials: AWS env/profile)')
+    .option('--s3-endpoint <url>', '--backup: S3-compatible endpoint (else $TIDEMARK_S3_ENDPOINT, else AWS)')
+    .option('--key-file <file>', '--backup: the backup master key file (else $TIDEMARK_BACKUP_KEY)')
+    .action(async (o: RestoreFlags) => {
+      exactlyOne(o, ['--to-time', '--backup']);
+      if (o.backup !== undefined) {
+        state.exitCode = await deps.commands.restoreBackup(restoreBackupOptions(o, io, configPath, context));
+        return;
+      }
+      const backupOnly = ['storeDir', 'storeS3', 's3Endpoint', 'keyFile'].filter(
+        (k) => o[k as keyof RestoreFlags] !== undefined,
+      );
+      if (backupOnly.length > 0) {
+        throw usageError(
+          `--${backupOnly[0]?.replace(/[A-Z0-9]/g, (c) => `-${c.toLowerCase()}`)} goes with --backup, not --to-time`,
+        );
+      }
       const password = io.env['TIDEMARK_INTO_PASSWORD'];
       if (password) state.secrets.push(password);
       const inUrl = /^[a-z]+:\/\/[^:@/]*:([^@/]*)@/i.exec(o.into)?.[1];
       if (inUrl) state.secrets.push(inUrl, decodeURIComponent(inUrl));
       state.exitCode = await deps.commands.restore({
         ...context(configPath(o)),
-        toTimeUs: o.toTime,
+        toTimeUs: o.toTime as bigint,
         into: o.into,
         intoPassword: password,
       });
     });
+}
+
+interface RestoreFlags {
+  config?: string;
+  toTime?: bigint;
+  backup?: string;
+  into: string;
+  storeDir?: string;
+  storeS3?: string;
+  s3Endpoint?: string;
+  keyFile?: string;
+}
+
+/**
+ * The backup mode's options. The config is optional here (a restore host may have none); when one is given (-c or
+ * $TIDEMARK_CONFIG) it is loaded for its logger. Store and key come from flags until the config has a `backup:`
+ * section.
+ */
+function restoreBackupOptions(
+  o: RestoreFlags,
+  io: MainIO,
+  configPath: ConfigPath,
+  context: ContextFn,
+): RestoreBackupCommandOptions {
+  if (/^[a-z]+:\/\//i.test(o.into)) throw usageError(`--into with --backup is a directory, not a URL`);
+  if ((o.storeDir === undefined) === (o.storeS3 === undefined)) {
+    throw usageError(
+      '--backup needs the backup store: give exactly one of --store-dir DIR, --store-s3 s3://BUCKET/PREFIX/',
+    );
+  }
+  if (o.s3Endpoint !== undefined && o.storeS3 === undefined) throw usageError('--s3-endpoint goes with --store-s3');
+  const store: StoreSpec =
+    o.storeS3 !== undefined
+      ? {
+          kind: 's3',
+          ...parseS3Url(o.storeS3),
+          endpoint: o.s3Endpoint ?? io.env['TIDEMARK_S3_ENDPOINT'],
+          region: io.env['AWS_REGION'] ?? 'us-east-1',
+        }
+      : { kind: 'dir', path: o.storeDir as string };
+  const key = o.keyFile !== undefined ? { file: o.keyFile } : { env: 'TIDEMARK_BACKUP_KEY' };
+  const hasConfig = o.config !== undefined || io.env['TIDEMARK_CONFIG'] !== undefined;
+  const log = hasConfig ? context(configPath(o)).log : createLogger('info');
+  return { id: o.backup as string, into: o.into, store, key, env: io.env, log, signal: io.signal, stdout: io.stdout };
 }
 
 function moveFlags(o: MoveFlags) {

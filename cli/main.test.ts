@@ -74,6 +74,7 @@ async function cli(
       forward: record('forward'),
       undo: record('undo'),
       restore: record('restore'),
+      restoreBackup: record('restoreBackup'),
       ship: record('ship'),
       failover: record('failover'),
       failback: record('failback'),
@@ -410,5 +411,77 @@ describe('rewind commands', () => {
     });
     expect(o.code).toBe(1);
     expect(o.stderr).not.toContain('s3cr3t-pw');
+  });
+});
+
+describe('restore: journal mode (--to-time) and backup mode (--backup)', () => {
+  const ok = { commands: { restore: async () => 0, restoreBackup: async () => 0 } };
+  it('--backup without a config: store dir, key from $TIDEMARK_BACKUP_KEY', async () => {
+    const o = await cli(['restore', '--backup', 'B1', '--into', '/srv/restore', '--store-dir', '/srv/backups'], ok);
+    expect(o.code).toBe(0);
+    expect(o.calls.map((c) => c.name)).toEqual(['restoreBackup']);
+    expect(o.calls[0]?.opts).toMatchObject({
+      id: 'B1',
+      into: '/srv/restore',
+      store: { kind: 'dir', path: '/srv/backups' },
+      key: { env: 'TIDEMARK_BACKUP_KEY' },
+    });
+  });
+
+  it('--backup with an S3 store, endpoint from the env, a key file', async () => {
+    const o = await cli(
+      ['restore', '--backup', 'B1', '--into', 'd', '--store-s3', 's3://bk-bucket/site-a', '--key-file', 'k'],
+      { ...ok, env: { TIDEMARK_S3_ENDPOINT: 'http://127.0.0.1:7300', AWS_REGION: 'eu-west-1' } },
+    );
+    expect(o.code).toBe(0);
+    expect(o.calls[0]?.opts).toMatchObject({
+      store: {
+        kind: 's3',
+        bucket: 'bk-bucket',
+        prefix: 'site-a/',
+        endpoint: 'http://127.0.0.1:7300',
+        region: 'eu-west-1',
+      },
+      key: { file: 'k' },
+    });
+  });
+
+  it('the two modes are exclusive, and their flags stay with their mode', async () => {
+    const both = await cli(['restore', '-c', configFile, '--to-time', '1', '--backup', 'B1', '--into', 'd']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('give exactly one of --to-time, --backup (got --to-time and --backup)');
+    const none = await cli(['restore', '-c', configFile, '--into', 'd']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('give exactly one of --to-time, --backup');
+    const stray = await cli([
+      'restore',
+      '-c',
+      configFile,
+      '--to-time',
+      '1',
+      '--into',
+      'mysql://u@h',
+      '--store-dir',
+      's',
+    ]);
+    expect(stray.code).toBe(2);
+    expect(stray.stderr).toContain('--store-dir goes with --backup');
+    const noStore = await cli(['restore', '--backup', 'B1', '--into', 'd']);
+    expect(noStore.code).toBe(2);
+    expect(noStore.stderr).toContain('--backup needs the backup store');
+    const url = await cli(['restore', '--backup', 'B1', '--into', 'mysql://u@h', '--store-dir', 's']);
+    expect(url.code).toBe(2);
+    expect(url.stderr).toContain('a directory, not a URL');
+    const badS3 = await cli(['restore', '--backup', 'B1', '--into', 'd', '--store-s3', 'http://x']);
+    expect(badS3.code).toBe(2);
+    expect(badS3.stderr).toContain('expected s3://BUCKET');
+    for (const o of [both, none, stray, noStore, url, badS3]) expect(o.calls).toHaveLength(0);
+  });
+
+  it('--to-time still runs the journal restore', async () => {
+    const o = await cli(['restore', '-c', configFile, '--to-time', '1', '--into', 'mysql://u@h:1'], ok);
+    expect(o.code).toBe(0);
+    expect(o.calls.map((c) => c.name)).toEqual(['restore']);
+    expect(o.calls[0]?.opts).toMatchObject({ toTimeUs: 1n, into: 'mysql://u@h:1' });
   });
 });

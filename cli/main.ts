@@ -32,6 +32,7 @@ const defaultCommands: Commands = {
   forward: async (o) => (await import('./commands/rewind.ts')).forwardCommand(o),
   undo: async (o) => (await import('./commands/undo.ts')).undoCommand(o),
   restore: async (o) => (await import('./commands/restore.ts')).restoreCommand(o),
+  restoreBackup: async (o) => (await import('./commands/restore-backup.ts')).restoreBackupCommand(o),
   ship: async (o) => (await import('./commands/ship.ts')).shipCommand(o),
   failover: async (o) => (await import('./commands/failover.ts')).failoverCommand(o),
   failback: async (o) => (await import('./commands/failback.ts')).failbackCommand(o),

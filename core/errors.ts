@@ -283,6 +283,11 @@ export type ErrorCode =
   | 'BACKUP_CHAIN_BROKEN'
   /** A backup stream did not start at the LSN the catalog expects (or is not of the expected kind); not sealed. Not retriable. */
   | 'BACKUP_LSN_MISMATCH'
+  // ── backup/: restore from a backup chain (issue #13) ──
+  /** The restore target directory is not usable (not empty, not creatable). Not retriable. */
+  | 'BACKUP_RESTORE_TARGET'
+  /** mbstream or mariadb-backup is missing or failed during a restore (extract, --prepare). Not retriable. */
+  | 'BACKUP_RESTORE_TOOL'
   // ── node/ and the commands ──
   /** A topology tidemark does not support (a broker standby following a promoted journal). Not retriable. */
   | 'NOT_SUPPORTED'

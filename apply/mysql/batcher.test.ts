@@ -161,3 +161,120 @@ describe('ordered deletes (ON DELETE cascades that reach the same table)', () =>
     expect(out[0]!.sql).toBe('DELETE FROM `s`.`t` WHERE `id` = 3;\nDELETE FROM `s`.`t` WHERE `id` = 1');
   });
 });
+
+describe('key-unchanged updates joined with a derived table of the new values (MariaDB)', () => {
+  const upd = (seq: bigint, rows: [readonly Value[], readonly Value[]][], over: Partial<RowsEntry> = {}): RowsEntry => ({
+    ...entry('update', seq, []),
+    rows: rows.map(([before, after]) => ({ before, after })),
+    ...over,
+  });
+
+  it('one statement for the rows of consecutive entries, keys distinct, matched by key alone', () => {
+    const out = drain(
+      new StatementBatcher(opts),
+      upd(5n, [
+        [
+          [1n, 'a'],
+          [1n, 'x'],
+        ],
+        [
+          [2n, 'b'],
+          [2n, "it's"],
+        ],
+      ]),
+      upd(7n, [
+        [
+          [3n, 'c'],
+          [3n, null],
+        ],
+      ]),
+    );
+    expect(out).toHaveLength(1);
+    expect(out[0]!.kind).toBe('update-join');
+    expect(out[0]!.rows).toBe(3);
+    expect(out[0]!.seqs).toEqual([5n, 6n, 7n]);
+    expect(out[0]!.keys).toEqual([[1n], [2n], [3n]]);
+    expect(out[0]!.sql).toBe(
+      'UPDATE (WITH tidemark_v(k0,n0) AS (VALUES /* key: k0 = `id`; written: n0 = `v` */ (NULL,NULL),\n' +
+        "(1,'x'),\n(2,'it\\'s'),\n(3,NULL)\n) SELECT * FROM tidemark_v) tidemark_v STRAIGHT_JOIN `s`.`t` " +
+        'ON `s`.`t`.`id` = tidemark_v.k0 SET `s`.`t`.`v` = tidemark_v.n0',
+    );
+  });
+
+  it('a repeated key, a key move, a no-op update or another set of columns starts a new statement', () => {
+    const out = drain(
+      new StatementBatcher(opts),
+      upd(1n, [
+        [
+          [1n, 'a'],
+          [1n, 'b'],
+        ],
+        [
+          [1n, 'b'],
+          [1n, 'c'],
+        ],
+        [
+          [1n, 'c'],
+          [9n, 'c'],
+        ],
+        [
+          [2n, 'd'],
+          [2n, 'd'],
+        ],
+        [
+          [3n, 'e'],
+          [3n, 'f'],
+        ],
+      ]),
+    );
+    expect(out.map((b) => [b.kind, b.rows])).toEqual([
+      ['update-join', 1],
+      ['update-join', 1],
+      ['per-row', 2],
+      ['update-join', 1],
+    ]);
+    expect(out[2]!.sql).toBe(
+      "UPDATE `s`.`t` SET `id` = 9 WHERE `id` = 1;\nUPDATE `s`.`t` SET `id` = 2, `v` = 'd' WHERE `id` = 2",
+    );
+  });
+
+  it('stays per-row on MySQL, without a key, with a non-integer key, for ENUM index 0, or when switched off', () => {
+    const rows: [readonly Value[], readonly Value[]][] = [
+      [
+        [1n, 'a'],
+        [1n, 'b'],
+      ],
+      [
+        [2n, 'a'],
+        [2n, 'b'],
+      ],
+    ];
+    const kinds = (o: ConstructorParameters<typeof StatementBatcher>[0], e: RowsEntry) =>
+      drain(new StatementBatcher(o), e).map((b) => b.kind);
+    expect(kinds({ ...opts, flavor: 'mysql' }, upd(1n, rows))).toEqual(['per-row']);
+    expect(kinds({ ...opts, joinUpdates: false }, upd(1n, rows))).toEqual(['per-row']);
+    expect(kinds(opts, upd(1n, rows, { pk: [] }))).toEqual(['per-row']);
+    const textKey: Column[] = [
+      { name: 'id', type: 'varchar' },
+      { name: 'v', type: 'varchar' },
+    ];
+    const textRows: [readonly Value[], readonly Value[]][] = [
+      [
+        ['k', 'a'],
+        ['k', 'b'],
+      ],
+    ];
+    expect(kinds(opts, upd(1n, textRows, { columns: textKey }))).toEqual(['per-row']);
+    const enumCol: Column[] = [
+      { name: 'id', type: 'int' },
+      { name: 'v', type: 'enum' },
+    ];
+    const zero: [readonly Value[], readonly Value[]][] = [
+      [
+        [1n, 'a'],
+        [1n, 0n],
+      ],
+    ];
+    expect(kinds(opts, upd(1n, zero, { columns: enumCol }))).toEqual(['per-row']);
+  });
+});

@@ -39,8 +39,8 @@
  * multi-row statement matches a table row at most once, so a count equal to the batch's rows means every row
  * matched its own guard.
  */
-import { compareLiteral, isExactNumberLiteral, literal, quoteIdent } from '../mysql/sql.ts';
-import { BINARY_STORED, typeFamily, type ValueKind } from '../mysql/types.ts';
+import { compareLiteral, isExactNumberLiteral, literal, quoteIdent } from './sql.ts';
+import { BINARY_STORED, typeFamily, type ValueKind } from './types.ts';
 import type { Column, Value } from '../record/record.ts';
 
 type ColumnClass = 'int' | 'bit' | 'decimal' | 'float' | 'text' | 'bin' | 'time';

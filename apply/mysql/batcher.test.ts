@@ -163,7 +163,11 @@ describe('ordered deletes (ON DELETE cascades that reach the same table)', () =>
 });
 
 describe('key-unchanged updates joined with a derived table of the new values (MariaDB)', () => {
-  const upd = (seq: bigint, rows: [readonly Value[], readonly Value[]][], over: Partial<RowsEntry> = {}): RowsEntry => ({
+  const upd = (
+    seq: bigint,
+    rows: [readonly Value[], readonly Value[]][],
+    over: Partial<RowsEntry> = {},
+  ): RowsEntry => ({
     ...entry('update', seq, []),
     rows: rows.map(([before, after]) => ({ before, after })),
     ...over,

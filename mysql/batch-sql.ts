@@ -1,6 +1,8 @@
 /**
- * Multi-row guarded UPDATE and DELETE for MariaDB: the SQL of one statement that does what a run of guard.ts's
- * per-row statements on one table does. Pure: no I/O. batch.ts decides which statements merge.
+ * Multi-row guarded UPDATE and DELETE for MariaDB: the SQL of one statement that does what a run of per-row
+ * statements on one table does. Pure: no I/O. Rewind (rollback/guard.ts, rollback/batch.ts decides which of its
+ * statements merge) holds every column to the image the row must have; apply (apply/mysql/join-update.ts) holds
+ * none — it matches by key alone, as its per-row UPDATE does.
  *
  *   UPDATE (WITH tidemark_v(k0,c0,c1,n0) AS (VALUES /* key: k0 = `id`; held: c0 = `a`, c1 = `b`; written: n0 = `a` *\/
  *     (NULL,NULL,(SELECT `b` FROM `s`.`t` WHERE 0),NULL),      the typing row (below); its NULL key joins nothing

@@ -90,6 +90,12 @@ async function* rowsOf(ctx: ItemContext, tx: TxInfo, head: bigint, f?: RowFilter
 
 /** The rows of one entry of `tx` (matching the filter) with their later changes: one bulk index lookup. */
 function entryVisits(index: RollbackIndex, e: RowsEntry, tx: TxInfo, head: bigint, f?: RowFilter): RowVisit[] {
+  if (!index.touchedAfter(e.schema, e.table, tx.commitSeq)) {
+    const out: RowVisit[] = [];
+    for (let i = 0; i < e.rows.length; i++)
+      if (matches(e, i, f)) out.push({ e, i, seq: e.seq + BigInt(i), later: NONE });
+    return out;
+  }
   const rows: { i: number; keys: string[] }[] = [];
   for (let i = 0; i < e.rows.length; i++) if (matches(e, i, f)) rows.push({ i, keys: rowKeys(e, i) });
   const later = index.laterCommitsMany(

@@ -229,6 +229,20 @@ export class IndexQueries {
   }
 
   /**
+   * Did a transaction committed after afterSeq change the table? When not (the usual case when the newest changes
+   * of a table are undone) no key of it can have a later change: undo skips computing keys and 100k probes.
+   * Every change with seq > afterSeq belongs to a transaction whose commit seq is > afterSeq; no upper bound, so a
+   * window ending inside a transaction still counts it.
+   */
+  touchedAfter(schema: string, table: string, afterSeq: bigint): boolean {
+    const id = this.tableId(schema, table);
+    if (id === null) return false;
+    return (
+      this.stmt('SELECT 1 FROM tx_tables WHERE table_id = ? AND commit_seq > ? LIMIT 1').get(id, afterSeq) !== undefined
+    );
+  }
+
+  /**
    * laterChanges for many keys of one table at once, for undo's conflict analysis: the commit seqs of each key's
    * changes with afterSeq < seq <= uptoSeq (keys without any are left out). The index state and the generations
    * in range are read once and each probe is a bare primary-key lookup, which is what makes 100k keys cost a
@@ -245,14 +259,7 @@ export class IndexQueries {
     const id = this.tableId(schema, table);
     const committed = this.state().committedSeq;
     const upto = uptoSeq < committed ? uptoSeq : committed;
-    if (id === null || upto <= afterSeq) return out;
-    // No transaction committed after afterSeq touched the table (the usual case when the newest changes of a table
-    // are undone): no key can have a later change, and 100k probes are saved. Every change with seq > afterSeq
-    // belongs to a transaction whose commit seq is > afterSeq; no upper bound, so a window ending inside a
-    // transaction is still probed.
-    if (!this.stmt('SELECT 1 FROM tx_tables WHERE table_id = ? AND commit_seq > ? LIMIT 1').get(id, afterSeq)) {
-      return out;
-    }
+    if (id === null || upto <= afterSeq || !this.touchedAfter(schema, table, afterSeq)) return out;
     const gens = (
       this.stmt('SELECT g FROM gens WHERE g BETWEEN ? AND ? ORDER BY g').all(
         (afterSeq + 1n) >> GEN,

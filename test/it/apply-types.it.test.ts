@@ -256,6 +256,7 @@ describe('value round-trips', () => {
   it('key-unchanged updates joined into one statement keep every type exact (apply/mysql/join-update.ts)', async () => {
     // The table without its geometry column (a spatial column keeps a table's updates per-row).
     const T: TableDef = { ...TYPES, table: 'typesj', columns: TYPES.columns.slice(0, -1) };
+    await both('CREATE DATABASE db');
     await both(TYPES_DDL.replace('db.types', 'db.typesj').replace(', g GEOMETRY NULL', ''));
     const cut = (r: Value[], id: bigint): Value[] => [id, ...r.slice(1, -1)];
     const [r1, r2, r3] = [cut(ROW1, 1n), cut(ROW2, 2n), cut(ROW3, 3n)];

@@ -273,9 +273,10 @@ describe('value round-trips', () => {
     );
     const updates = async (): Promise<[number, number]> => {
       const [rows] = await rep.query<mysql.RowDataPacket[]>(
-        "SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_update', 'Com_update_multi') ORDER BY Variable_name",
+        'SELECT VARIABLE_VALUE AS v FROM information_schema.GLOBAL_STATUS ' +
+          "WHERE VARIABLE_NAME IN ('COM_UPDATE', 'COM_UPDATE_MULTI') ORDER BY VARIABLE_NAME",
       );
-      return [Number(rows[0]?.['Value']), Number(rows[1]?.['Value'])];
+      return [Number(rows[0]?.['v']), Number(rows[1]?.['v'])];
     };
     const [single0, multi0] = await updates();
     await applyAll(j).then((a) => a.close());

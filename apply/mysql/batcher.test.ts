@@ -282,3 +282,29 @@ describe('key-unchanged updates joined with a derived table of the new values (M
     expect(kinds(opts, upd(1n, zero, { columns: enumCol }))).toEqual(['per-row']);
   });
 });
+
+describe('long values stay per-row (MariaDB cuts binary literals of 64 KiB and more in a value list)', () => {
+  it('a row with a text or binary value over 65,535 characters/bytes is its own UPDATE; the others join', () => {
+    const blobCols: Column[] = [
+      { name: 'id', type: 'int' },
+      { name: 'b', type: 'longblob' },
+      { name: 'v', type: 'varchar' },
+    ];
+    const e: RowsEntry = {
+      ...entry('update', 1n, []),
+      columns: blobCols,
+      rows: [
+        { before: [1n, new Uint8Array(1), 'a'], after: [1n, new Uint8Array(65_535), 'b'] },
+        { before: [2n, new Uint8Array(1), 'a'], after: [2n, new Uint8Array(65_536), 'b'] },
+        { before: [3n, new Uint8Array(1), 'a'], after: [3n, new Uint8Array(2), 'x'.repeat(65_536)] },
+        { before: [4n, new Uint8Array(1), 'a'], after: [4n, new Uint8Array(2), 'b'] },
+      ],
+    };
+    const out = drain(new StatementBatcher(opts), e);
+    expect(out.map((b) => [b.kind, b.rows])).toEqual([
+      ['update-join', 1],
+      ['per-row', 2],
+      ['update-join', 1],
+    ]);
+  });
+});

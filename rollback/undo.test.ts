@@ -41,24 +41,24 @@ async function withIndex<T>(fn: (ctx: ItemContext, index: RollbackIndex) => Prom
   }
 }
 
+/** The bad transaction of both tests: orders 1 and 2 renamed. */
+const BAD_UPDATE = upd(
+  ORDERS,
+  [
+    [1n, 'a'],
+    [1n, 'A'],
+  ],
+  [
+    [2n, 'b'],
+    [2n, 'B'],
+  ],
+);
+
 describe('undoAtOnce (nocascade in one pass)', () => {
   it('streams the same statements as planUndo + undoItems when nothing later touched the rows', async () => {
     const j = await TestJournal.open(dir);
     await j.tx([ins(ORDERS, [1n, 'a'], [2n, 'b'], [3n, 'c']), ins(LINES, [1n, 'x', 5n])]);
-    const bad = await j.tx([
-      upd(
-        ORDERS,
-        [
-          [1n, 'a'],
-          [1n, 'A'],
-        ],
-        [
-          [2n, 'b'],
-          [2n, 'B'],
-        ],
-      ),
-      del(LINES, [1n, 'x', 5n]),
-    ]);
+    const bad = await j.tx([BAD_UPDATE, del(LINES, [1n, 'x', 5n])]);
     // Later work on other rows of the same table: probed, no conflict.
     const later = await j.tx([
       upd(ORDERS, [
@@ -81,19 +81,7 @@ describe('undoAtOnce (nocascade in one pass)', () => {
   it('a conflict stops the statements and is refused at the end with the same error as planUndo', async () => {
     const j = await TestJournal.open(dir);
     await j.tx([ins(ORDERS, [1n, 'a'], [2n, 'b'])]);
-    const bad = await j.tx([
-      upd(
-        ORDERS,
-        [
-          [1n, 'a'],
-          [1n, 'A'],
-        ],
-        [
-          [2n, 'b'],
-          [2n, 'B'],
-        ],
-      ),
-    ]);
+    const bad = await j.tx([BAD_UPDATE]);
     const later = await j.tx([
       upd(ORDERS, [
         [2n, 'B'],

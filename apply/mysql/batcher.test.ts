@@ -205,41 +205,34 @@ describe('key-unchanged updates joined with a derived table of the new values (M
     );
   });
 
-  it('a repeated key, a key move, a no-op update or another set of columns starts a new statement', () => {
+  it('a repeated key, a key move or a no-op update starts a new statement; a joined update of one row is per-row', () => {
+    const u = (id: bigint, v: string, id2: bigint, v2: string): [readonly Value[], readonly Value[]] => [
+      [id, v],
+      [id2, v2],
+    ];
     const out = drain(
       new StatementBatcher(opts),
       upd(1n, [
-        [
-          [1n, 'a'],
-          [1n, 'b'],
-        ],
-        [
-          [1n, 'b'],
-          [1n, 'c'],
-        ],
-        [
-          [1n, 'c'],
-          [9n, 'c'],
-        ],
-        [
-          [2n, 'd'],
-          [2n, 'd'],
-        ],
-        [
-          [3n, 'e'],
-          [3n, 'f'],
-        ],
+        u(1n, 'a', 1n, 'b'),
+        u(2n, 'a', 2n, 'b'),
+        u(1n, 'b', 1n, 'c'),
+        u(3n, 'c', 3n, 'd'),
+        u(4n, 'c', 9n, 'c'),
+        u(5n, 'd', 5n, 'd'),
+        u(6n, 'e', 6n, 'f'),
       ]),
     );
     expect(out.map((b) => [b.kind, b.rows])).toEqual([
-      ['update-join', 1],
-      ['update-join', 1],
+      ['update-join', 2],
+      ['update-join', 2],
       ['per-row', 2],
-      ['update-join', 1],
+      ['per-row', 1],
     ]);
     expect(out[2]!.sql).toBe(
-      "UPDATE `s`.`t` SET `id` = 9 WHERE `id` = 1;\nUPDATE `s`.`t` SET `id` = 2, `v` = 'd' WHERE `id` = 2",
+      "UPDATE `s`.`t` SET `id` = 9 WHERE `id` = 4;\nUPDATE `s`.`t` SET `id` = 5, `v` = 'd' WHERE `id` = 5",
     );
+    expect(out[3]!.sql).toBe("UPDATE `s`.`t` SET `v` = 'f' WHERE `id` = 6");
+    expect(out[3]!.seqs).toEqual([7n]);
   });
 
   it('stays per-row on MySQL, without a key, with a non-integer key, for ENUM index 0, or when switched off', () => {
@@ -295,16 +288,18 @@ describe('long values stay per-row (MariaDB cuts binary literals of 64 KiB and m
       columns: blobCols,
       rows: [
         { before: [1n, new Uint8Array(1), 'a'], after: [1n, new Uint8Array(65_535), 'b'] },
-        { before: [2n, new Uint8Array(1), 'a'], after: [2n, new Uint8Array(65_536), 'b'] },
-        { before: [3n, new Uint8Array(1), 'a'], after: [3n, new Uint8Array(2), 'x'.repeat(65_536)] },
-        { before: [4n, new Uint8Array(1), 'a'], after: [4n, new Uint8Array(2), 'b'] },
+        { before: [2n, new Uint8Array(1), 'a'], after: [2n, new Uint8Array(2), 'b'] },
+        { before: [3n, new Uint8Array(1), 'a'], after: [3n, new Uint8Array(65_536), 'b'] },
+        { before: [4n, new Uint8Array(1), 'a'], after: [4n, new Uint8Array(2), 'x'.repeat(65_536)] },
+        { before: [5n, new Uint8Array(1), 'a'], after: [5n, new Uint8Array(2), 'b'] },
+        { before: [6n, new Uint8Array(1), 'a'], after: [6n, new Uint8Array(2), 'b'] },
       ],
     };
     const out = drain(new StatementBatcher(opts), e);
     expect(out.map((b) => [b.kind, b.rows])).toEqual([
-      ['update-join', 1],
+      ['update-join', 2],
       ['per-row', 2],
-      ['update-join', 1],
+      ['update-join', 2],
     ]);
   });
 });

@@ -132,6 +132,8 @@ export class StatementBatcher {
   #kind: BatchKind = 'per-row';
   /** The pending joined update's shape. */
   #join: BatchShape | null = null;
+  /** The pending joined update's first row as a per-row UPDATE (a statement of one row goes out as that). */
+  #joinAlone = '';
   #parts: string[] = [];
   #bytes = 0;
   #seqs: bigint[] = [];
@@ -204,6 +206,7 @@ export class StatementBatcher {
         if (b) yield b;
         this.#shape = shape;
       }
+      if (joined && this.#seqs.length === 0) this.#joinAlone = this.#rowSql(shape, r, seq);
       this.#kind = kind;
       this.#join = joined?.shape ?? null;
       this.#parts.push(part);
@@ -221,9 +224,11 @@ export class StatementBatcher {
   flush(): StatementBatch | null {
     const s = this.#shape;
     if (!s || this.#seqs.length === 0) return null;
-    const kind = this.#kind;
+    // A joined update of one row is the plain per-row UPDATE (small transactions stay as they were).
+    const kind = this.#kind === 'update-join' && this.#seqs.length === 1 ? 'per-row' : this.#kind;
     let sql: string;
     if (kind === 'update-join') sql = batchSql(this.#join!, this.#parts);
+    else if (this.#kind === 'update-join') sql = this.#joinAlone;
     else if (s.kind === 'insert') {
       sql = s.head + this.#parts.join(',');
       // Versioned tables are MariaDB's: the two settings share one SET STATEMENT there.
@@ -252,6 +257,7 @@ export class StatementBatcher {
   #clear(): void {
     this.#kind = this.#shape?.kind ?? 'per-row';
     this.#join = null;
+    this.#joinAlone = '';
     this.#parts = [];
     this.#bytes = 0;
     this.#seqs = [];

@@ -14,7 +14,8 @@
  * to the statement's rows means every key was found, and a short count is a divergence (exec.ts then rolls the
  * statement back to its savepoint and names a missing key).
  *
- * A row stays a per-row UPDATE (its own statement, as before) when it cannot join: MySQL (no such derived-table
+ * A statement that would hold one row goes out as that row's per-row UPDATE (the batcher keeps it), so the small
+ * transactions of an OLTP load apply exactly as before. A row stays a per-row UPDATE when it cannot join: MySQL (no such derived-table
  * form there), no primary key, a key that is not integer/binary or that the update moves, a no-op update (its
  * per-row form SETs every column), a value whose kind does not fit its column's class (ENUM index 0 among them,
  * written without strict mode), a table with a column the batch form does not know (spatial), and

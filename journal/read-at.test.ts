@@ -7,7 +7,7 @@ import type { JournalFrame } from './api.ts';
 import { readEntries } from './entries.ts';
 import { removeDir, tempDir } from '../test/fixtures/journal-files.ts';
 import { HEADER_BYTES } from './frame.ts';
-import { readEntryAt, readFrameAt } from './read-at.ts';
+import { readEntryAt, readFrameAt, SegmentFiles } from './read-at.ts';
 import { JournalReader } from './reader.ts';
 import { listSegments, segmentPath } from './segments.ts';
 import { JournalWriter } from './writer.ts';
@@ -124,6 +124,35 @@ describe('readFrameAt', () => {
       new RegExp(`segment 0+${seg}\\.tmj: .* at byte offset ${off + 1}`),
     );
     await expect(readFrameAt(dir, seg, 1 << 20, f.lsn)).rejects.toThrow(/ends before the frame header/);
+  });
+
+  it('through SegmentFiles (cached blocks): the same frames forwards and backwards, a grown segment re-read', async () => {
+    const frames = await writeJournal();
+    const files = new SegmentFiles();
+    try {
+      for (const f of [...frames, ...frames.toReversed()]) {
+        expect(await readFrameAt(dir, f.segment as bigint, f.offset as number, f.lsn, files)).toEqual(f);
+      }
+      // The last segment grows after its block was cached: the new frame is read from the file, not the block.
+      const last = frames.at(-1) as JournalFrame;
+      const w = await JournalWriter.open({ dir, fsync: 'group', groupCommitMs: 1, segmentBytes: 1 << 20 });
+      await w.append(encodeEntry(commit(1000n)), true);
+      await w.close();
+      const next: JournalFrame[] = [];
+      for await (const f of new JournalReader({ dir, fromLsn: last.lsn + 1n, follow: false })) next.push(f);
+      expect(next).toHaveLength(1);
+      const n = next[0]!;
+      expect((await readFrameAt(dir, n.segment as bigint, n.offset as number, n.lsn, files)).payload).toEqual(
+        n.payload,
+      );
+      await expect(readFrameAt(dir, n.segment as bigint, n.offset as number, n.lsn + 1n, files)).rejects.toThrow(
+        CorruptionError,
+      );
+      const missing = await readFrameAt(dir, 999_999n, 0, 1n, files).catch((e) => e);
+      expect(missing).toBeInstanceOf(CorruptionError);
+    } finally {
+      await files.close();
+    }
   });
 
   it('detects a damaged payload (frame CRC) and a payload cut short', async () => {

@@ -7,6 +7,7 @@
  *   JOURNAL_GONE     the segment file no longer exists because retention removed it (not retriable)
  *   CorruptionError  the bytes there are not a valid frame of the expected LSN (names segment and offset)
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { decodeEntry } from '../record/codec.ts';
 import { CorruptionError, TidemarkError } from '../core/errors.ts';
@@ -53,30 +54,81 @@ async function readExactly(fh: FileHandle, buf: Uint8Array, position: number): P
   return got;
 }
 
+/** Bytes read per block by SegmentFiles, and how many blocks it keeps. */
+const BLOCK_BYTES = 1 << 20;
+const BLOCKS_KEPT = 8;
+
+interface Block {
+  readonly path: string;
+  readonly start: number;
+  /** The bytes the file held there when the block was read (shorter at the end of a segment being written). */
+  readonly bytes: Uint8Array;
+}
+
 /**
- * Open segment files kept for a series of readFrameAt calls (a rewind reads thousands of entries, mostly from the
- * same few segments: one open per segment instead of one per frame). Close it when done.
+ * Segment files kept open for a series of readFrameAt calls, read through a few cached 1 MiB blocks. A rewind or
+ * undo reads thousands of entries, mostly neighbours in the same few segments, forwards (planning) or backwards
+ * (undo goes newest first): one open per segment instead of one per frame, and one read per MiB instead of two
+ * per frame (measured: 4,000 frame reads of an undo of 100k rows took 0.39 s through fs/promises, one read each).
+ * Reads are synchronous: rewind's commands are the only users and have nothing else for the event loop to do
+ * meanwhile but wait for the server, which works on its own. Close it when done.
  */
 export class SegmentFiles {
-  readonly #open = new Map<string, Promise<FileHandle>>();
+  readonly #fds = new Map<string, number>();
+  /** Most recently used last. */
+  #blocks: Block[] = [];
 
-  get(dir: string, segment: bigint): Promise<FileHandle> {
+  /**
+   * `length` bytes of the segment starting at `segment`, from byte `position` (fewer at the end of the file); a
+   * copy the caller owns. Throws ENOENT like open() when the segment does not exist.
+   */
+  read(dir: string, segment: bigint, position: number, length: number): Uint8Array {
     const path = segmentPath(dir, segment);
-    let fh = this.#open.get(path);
-    if (!fh) {
-      fh = open(path, 'r');
-      this.#open.set(path, fh);
-      // A failed open is not kept: the caller reports it, and a later call tries again.
-      fh.catch(() => this.#open.delete(path));
+    const hit = this.#blocks.findLastIndex(
+      (b) => b.path === path && b.start <= position && position + length <= b.start + b.bytes.length,
+    );
+    if (hit >= 0) {
+      const b = this.#blocks[hit]!;
+      if (hit !== this.#blocks.length - 1) this.#blocks.push(...this.#blocks.splice(hit, 1));
+      return b.bytes.slice(position - b.start, position - b.start + length);
     }
-    return fh;
+    const fd = this.#fd(path);
+    if (length > BLOCK_BYTES / 2) return readSyncAt(fd, length, position);
+    // Aligned blocks serve forward and backward neighbours alike; a read across a boundary takes the block at it.
+    let start = position - (position % BLOCK_BYTES);
+    if (position + length > start + BLOCK_BYTES) start = position;
+    const bytes = readSyncAt(fd, BLOCK_BYTES, start);
+    this.#blocks.push({ path, start, bytes });
+    if (this.#blocks.length > BLOCKS_KEPT) this.#blocks.shift();
+    const from = position - start;
+    return bytes.slice(from, Math.min(bytes.length, from + length));
+  }
+
+  #fd(path: string): number {
+    let fd = this.#fds.get(path);
+    if (fd === undefined) {
+      fd = openSync(path, 'r');
+      this.#fds.set(path, fd);
+    }
+    return fd;
   }
 
   async close(): Promise<void> {
-    const all = [...this.#open.values()];
-    this.#open.clear();
-    await Promise.all(all.map(async (p) => (await p.catch(() => null))?.close()));
+    for (const fd of this.#fds.values()) closeSync(fd);
+    this.#fds.clear();
+    this.#blocks = [];
   }
+}
+
+function readSyncAt(fd: number, length: number, position: number): Uint8Array {
+  const buf = new Uint8Array(length);
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, buf, got, length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got === length ? buf : buf.subarray(0, got);
 }
 
 /** Reads the frame of LSN `expectLsn` whose header starts at byte `offset` of the segment starting at `segment`. */
@@ -88,16 +140,36 @@ export async function readFrameAt(
   files?: SegmentFiles,
 ): Promise<JournalFrame> {
   const name = segmentFileName(segment);
-  let fh: FileHandle;
-  try {
-    fh = files ? await files.get(dir, segment) : await open(segmentPath(dir, segment), 'r');
-  } catch (err) {
+  const missing = async (err: unknown): Promise<never> => {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw await gone(dir, segment, offset, expectLsn);
     throw err;
+  };
+  let fh: FileHandle | null = null;
+  let readAt: (position: number, length: number) => Promise<Uint8Array>;
+  if (files) {
+    readAt = async (position, length) => {
+      try {
+        return files.read(dir, segment, position, length);
+      } catch (err) {
+        return missing(err);
+      }
+    };
+  } else {
+    try {
+      fh = await open(segmentPath(dir, segment), 'r');
+    } catch (err) {
+      await missing(err);
+    }
+    const h = fh!;
+    readAt = async (position, length) => {
+      const buf = new Uint8Array(length);
+      const got = await readExactly(h, buf, position);
+      return got === length ? buf : buf.subarray(0, got);
+    };
   }
   try {
-    const header = new Uint8Array(HEADER_BYTES);
-    if ((await readExactly(fh, header, offset)) < HEADER_BYTES) {
+    const header = await readAt(offset, HEADER_BYTES);
+    if (header.length < HEADER_BYTES) {
       throw corrupt(name, offset, expectLsn, 'the segment ends before the frame header');
     }
     // The scanner checks magic, header CRC, version, flags, length bound and LSN (throwing CorruptionError for
@@ -105,9 +177,9 @@ export async function readFrameAt(
     const scanner = new FrameScanner({ segment: name, startOffset: offset, expectLsn });
     let frames = scanner.push(header);
     if (frames.length === 0 && !scanner.damaged) {
-      const length = new DataView(header.buffer).getUint32(8, true);
-      const payload = new Uint8Array(length);
-      if ((await readExactly(fh, payload, offset + HEADER_BYTES)) < length) {
+      const length = new DataView(header.buffer, header.byteOffset, header.byteLength).getUint32(8, true);
+      const payload = await readAt(offset + HEADER_BYTES, length);
+      if (payload.length < length) {
         throw corrupt(name, offset, expectLsn, `the segment ends inside the frame's ${length}-byte payload`);
       }
       frames = scanner.push(payload);
@@ -120,7 +192,7 @@ export async function readFrameAt(
     // The payload views buffers allocated here: the caller owns it.
     return { lsn: f.lsn, payload: f.payload, endOfUnit: f.endOfUnit, segment, offset };
   } finally {
-    if (!files) await fh.close();
+    await fh?.close();
   }
 }
 

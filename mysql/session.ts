@@ -108,19 +108,31 @@ export interface SessionOptions {
   readonly codes?: ErrorCodes;
 }
 
+/**
+ * Query text as given when a query has no values. mysql2 otherwise scans every query for `?` placeholders even
+ * without values (sql-escaper's format): each 2 MiB batch of apply or rewind was scanned in full, 0.47 s of the
+ * apply CPU of the 400k-row bulk benchmark. tidemark writes its values as literals (sql.ts); a query with values
+ * is formatted by mysql2's escaper exactly as mysql2 would (positional placeholders, no object stringifying).
+ */
+function queryFormat(sql: string, values: unknown): string {
+  if (values === undefined || values === null || (Array.isArray(values) && values.length === 0)) return sql;
+  return mysqlPromise.format(sql, values as never, false, 'Z');
+}
+
 /** Connects and sets the session up; every failure is a TidemarkError (retriable when the network is at fault). */
 export async function openSession(ep: MysqlEndpoint, opts: SessionOptions): Promise<mysqlPromise.Connection> {
   const codes = opts.codes ?? DEFAULT_CODES;
   const where = { host: ep.host, port: ep.port, user: ep.user };
   let conn: mysqlPromise.Connection;
   try {
-    conn = await mysqlPromise.createConnection(
-      connectionOptions(ep, {
+    conn = await mysqlPromise.createConnection({
+      ...connectionOptions(ep, {
         foundRows: true,
         noLocalFiles: true,
         multipleStatements: opts.multipleStatements ?? false,
       }),
-    );
+      queryFormat,
+    });
   } catch (err) {
     throw wrapMysqlError(err, `cannot connect to ${ep.host}:${ep.port} as ${ep.user}`, codes, where);
   }

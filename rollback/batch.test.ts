@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Column, RowImage, RowsEntry, Value } from '../record/record.ts';
 import { batchItems, mergeRun } from './batch.ts';
-import { batchShape, columnsComment } from './batch-sql.ts';
+import { batchShape, columnsComment } from '../mysql/batch-sql.ts';
 import { type GuardedStatement, guardedStatements, type PlanItem } from './guard.ts';
 
 const col = (name: string, type: string, columnType = type): Column => ({ name, type, columnType });

@@ -14,7 +14,7 @@
  * at most one run is held.
  */
 import { sqlBytes } from '../mysql/sql.ts';
-import { batchSql } from './batch-sql.ts';
+import { batchSql } from '../mysql/batch-sql.ts';
 import type { GuardedStatement, PlanItem } from './guard.ts';
 
 export interface BatchOptions {

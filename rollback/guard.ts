@@ -37,7 +37,7 @@ import {
 import { type ErrorContext, TidemarkError } from '../core/errors.ts';
 import type { Column, RowImage, RowOp, RowsEntry, Value } from '../record/record.ts';
 import { isSequenceState } from '../record/sequence.ts';
-import { type BatchRow, type BatchShape, batchRow, batchShape } from './batch-sql.ts';
+import { type BatchRow, type BatchShape, batchRow, batchShape } from '../mysql/batch-sql.ts';
 
 export type Direction = 'undo' | 'redo';
 

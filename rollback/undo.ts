@@ -85,22 +85,32 @@ const NONE: ReadonlySet<bigint> = new Set();
 async function* rowsOf(ctx: ItemContext, tx: TxInfo, head: bigint, f?: RowFilter): AsyncGenerator<RowVisit> {
   for (const ref of ctx.index.entriesOf(tx.commitSeq)) {
     if (ref.kind !== 'rows') continue;
-    const e = await loadRows(ctx, ref);
-    const rows: { i: number; keys: string[] }[] = [];
-    for (let i = 0; i < e.rows.length; i++) if (matches(e, i, f)) rows.push({ i, keys: rowKeys(e, i) });
-    const later = ctx.index.laterCommitsMany(
-      e.schema,
-      e.table,
-      rows.flatMap((r) => r.keys),
-      tx.commitSeq,
-      head,
-    );
-    for (const r of rows) {
-      const set = new Set<bigint>();
-      for (const k of r.keys) for (const c of later.get(k) ?? []) set.add(c);
-      yield { e, i: r.i, seq: e.seq + BigInt(r.i), later: set.size ? set : NONE };
-    }
+    yield* entryVisits(ctx.index, await loadRows(ctx, ref), tx, head, f);
   }
+}
+
+/** The rows of one entry of `tx` (matching the filter) with their later changes: one bulk index lookup. */
+function entryVisits(index: RollbackIndex, e: RowsEntry, tx: TxInfo, head: bigint, f?: RowFilter): RowVisit[] {
+  if (!index.touchedAfter(e.schema, e.table, tx.commitSeq)) {
+    const out: RowVisit[] = [];
+    for (let i = 0; i < e.rows.length; i++)
+      if (matches(e, i, f)) out.push({ e, i, seq: e.seq + BigInt(i), later: NONE });
+    return out;
+  }
+  const rows: { i: number; keys: string[] }[] = [];
+  for (let i = 0; i < e.rows.length; i++) if (matches(e, i, f)) rows.push({ i, keys: rowKeys(e, i) });
+  const later = index.laterCommitsMany(
+    e.schema,
+    e.table,
+    rows.flatMap((r) => r.keys),
+    tx.commitSeq,
+    head,
+  );
+  return rows.map((r) => {
+    const set = new Set<bigint>();
+    for (const k of r.keys) for (const c of later.get(k) ?? []) set.add(c);
+    return { e, i: r.i, seq: e.seq + BigInt(r.i), later: set.size ? set : NONE };
+  });
 }
 
 function tx(index: RollbackIndex, commitSeq: bigint): TxInfo {
@@ -132,14 +142,8 @@ function checkDdl(index: RollbackIndex, root: TxInfo, head: bigint): void {
   }
 }
 
-export async function planUndo(
-  ctx: ItemContext,
-  root: TxInfo,
-  head: bigint,
-  mode: UndoMode,
-  filter?: RowFilter,
-): Promise<UndoPlan> {
-  const { index } = ctx;
+/** Refuses a transaction that is not applied on the server, part of the baseline, or changed by later DDL. */
+function checkUndoable(index: RollbackIndex, root: TxInfo, head: bigint): void {
   if (root.commitSeq > head) {
     throw new TidemarkError(`${describeTx(root)} is not applied on this server yet (it holds seq ${head})`, {
       code: 'REWIND_POINT',
@@ -151,20 +155,23 @@ export async function planUndo(
     });
   }
   checkDdl(index, root, head);
+}
+
+export async function planUndo(
+  ctx: ItemContext,
+  root: TxInfo,
+  head: bigint,
+  mode: UndoMode,
+  filter?: RowFilter,
+): Promise<UndoPlan> {
+  const { index } = ctx;
+  checkUndoable(index, root, head);
   const conflicts = new Map<bigint, SkippedRow>();
   let rows = 0;
   const dependents = new Set<bigint>();
   for await (const v of rowsOf(ctx, root, head, filter)) {
     rows++;
-    const later = v.later;
-    if (later.size === 0) continue;
-    for (const c of later) dependents.add(c);
-    conflicts.set(v.seq, {
-      table: tableOf(v.e),
-      key: rowKeys(v.e, v.i).join(' / '),
-      seq: v.seq,
-      by: [...later].map((c) => tx(index, c).txId),
-    });
+    noteConflict(index, v, conflicts, dependents);
   }
   if (rows === 0) {
     throw new TidemarkError(`${describeTx(root)} has no rows matching the given --table/--key`, { code: 'USAGE' });
@@ -192,6 +199,55 @@ export async function planUndo(
   }
   const txs = [...dependents].sort((a, b) => (a > b ? -1 : a < b ? 1 : 0)).map((c) => tx(index, c));
   return { root, txs: [...txs, root], skipped: [], rows };
+}
+
+function noteConflict(
+  index: RollbackIndex,
+  v: RowVisit,
+  conflicts: Map<bigint, SkippedRow>,
+  dependents: Set<bigint>,
+): void {
+  if (v.later.size === 0) return;
+  for (const c of v.later) dependents.add(c);
+  conflicts.set(v.seq, {
+    table: tableOf(v.e),
+    key: rowKeys(v.e, v.i).join(' / '),
+    seq: v.seq,
+    by: [...v.later].map((c) => tx(index, c).txId),
+  });
+}
+
+/**
+ * Undo of the whole transaction with --mode nocascade in ONE pass over its entries (the command runs it when it
+ * executes at once; a dry run or a script plans first with planUndo): each entry is read once, its conflicts
+ * looked up, and its statements streamed to the server. A conflict stops the statements and, after every entry
+ * is looked at, throws the same REWIND_CONFLICT as planUndo — inside the undo's transaction, which executePlan
+ * then rolls back: nothing is changed, as before. What it saves: reading and decoding every entry a second time
+ * (a third of the Node time of a 100k-row undo). The plan it returns holds the transaction's row count (index).
+ */
+export function undoAtOnce(
+  ctx: ItemContext,
+  root: TxInfo,
+  head: bigint,
+): { plan: UndoPlan; items: AsyncGenerator<PlanItem> } {
+  checkUndoable(ctx.index, root, head);
+  const plan: UndoPlan = {
+    root,
+    txs: [root],
+    skipped: [],
+    rows: root.rows.insert + root.rows.update + root.rows.delete,
+  };
+  const conflicts = new Map<bigint, SkippedRow>();
+  const dependents = new Set<bigint>();
+  const visit = (e: RowsEntry): boolean => {
+    for (const v of entryVisits(ctx.index, e, root, head)) noteConflict(ctx.index, v, conflicts, dependents);
+    return conflicts.size === 0;
+  };
+  async function* items(): AsyncGenerator<PlanItem> {
+    yield* undoItems(ctx, plan, undefined, visit);
+    if (conflicts.size > 0) throw conflictError(ctx.index, root, conflicts, dependents);
+  }
+  return { plan, items: items() };
 }
 
 function conflictError(
@@ -223,7 +279,13 @@ export function undoesRow(plan: UndoPlan, filter?: RowFilter): (t: TxInfo, e: Ro
 }
 
 /** The statements of an undo plan: each transaction newest first, rows in reverse, skipping what the plan skips. */
-export async function* undoItems(ctx: ItemContext, plan: UndoPlan, filter?: RowFilter): AsyncGenerator<PlanItem> {
+/** `visit` (undoAtOnce) sees every entry of the root first; false: no statements for it. */
+export async function* undoItems(
+  ctx: ItemContext,
+  plan: UndoPlan,
+  filter?: RowFilter,
+  visit?: (e: RowsEntry) => boolean,
+): AsyncGenerator<PlanItem> {
   const skip = new Set(plan.skipped.map((s) => s.seq));
   const direction: Direction = 'undo';
   for (const t of plan.txs) {
@@ -232,6 +294,7 @@ export async function* undoItems(ctx: ItemContext, plan: UndoPlan, filter?: RowF
     let headerDone = false;
     for (let r = refs.length - 1; r >= 0; r--) {
       const e = await loadRows(ctx, refs[r]!);
+      if (visit && t === plan.root && !visit(e)) continue;
       const keep: boolean[] = e.rows.map((_, i) => matches(e, i, f) && !skip.has(e.seq + BigInt(i)));
       const skipColumns = await ctx.skipColumns(e.schema, e.table);
       // Contiguous runs of kept rows, last run first (undo goes backwards).

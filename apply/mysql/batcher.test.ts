@@ -161,3 +161,145 @@ describe('ordered deletes (ON DELETE cascades that reach the same table)', () =>
     expect(out[0]!.sql).toBe('DELETE FROM `s`.`t` WHERE `id` = 3;\nDELETE FROM `s`.`t` WHERE `id` = 1');
   });
 });
+
+describe('key-unchanged updates joined with a derived table of the new values (MariaDB)', () => {
+  const upd = (
+    seq: bigint,
+    rows: [readonly Value[], readonly Value[]][],
+    over: Partial<RowsEntry> = {},
+  ): RowsEntry => ({
+    ...entry('update', seq, []),
+    rows: rows.map(([before, after]) => ({ before, after })),
+    ...over,
+  });
+
+  it('one statement for the rows of consecutive entries, keys distinct, matched by key alone', () => {
+    const out = drain(
+      new StatementBatcher(opts),
+      upd(5n, [
+        [
+          [1n, 'a'],
+          [1n, 'x'],
+        ],
+        [
+          [2n, 'b'],
+          [2n, "it's"],
+        ],
+      ]),
+      upd(7n, [
+        [
+          [3n, 'c'],
+          [3n, null],
+        ],
+      ]),
+    );
+    expect(out).toHaveLength(1);
+    expect(out[0]!.kind).toBe('update-join');
+    expect(out[0]!.rows).toBe(3);
+    expect(out[0]!.seqs).toEqual([5n, 6n, 7n]);
+    expect(out[0]!.keys).toEqual([[1n], [2n], [3n]]);
+    expect(out[0]!.sql).toBe(
+      'UPDATE (WITH tidemark_v(k0,n0) AS (VALUES /* key: k0 = `id`; written: n0 = `v` */ (NULL,NULL),\n' +
+        "(1,'x'),\n(2,'it\\'s'),\n(3,NULL)\n) SELECT * FROM tidemark_v) tidemark_v STRAIGHT_JOIN `s`.`t` " +
+        'ON `s`.`t`.`id` = tidemark_v.k0 SET `s`.`t`.`v` = tidemark_v.n0',
+    );
+  });
+
+  it('a repeated key, a key move or a no-op update starts a new statement; a joined update of one row is per-row', () => {
+    const u = (id: bigint, v: string, id2: bigint, v2: string): [readonly Value[], readonly Value[]] => [
+      [id, v],
+      [id2, v2],
+    ];
+    const out = drain(
+      new StatementBatcher(opts),
+      upd(1n, [
+        u(1n, 'a', 1n, 'b'),
+        u(2n, 'a', 2n, 'b'),
+        u(1n, 'b', 1n, 'c'),
+        u(3n, 'c', 3n, 'd'),
+        u(4n, 'c', 9n, 'c'),
+        u(5n, 'd', 5n, 'd'),
+        u(6n, 'e', 6n, 'f'),
+      ]),
+    );
+    expect(out.map((b) => [b.kind, b.rows])).toEqual([
+      ['update-join', 2],
+      ['update-join', 2],
+      ['per-row', 2],
+      ['per-row', 1],
+    ]);
+    expect(out[2]!.sql).toBe(
+      "UPDATE `s`.`t` SET `id` = 9 WHERE `id` = 4;\nUPDATE `s`.`t` SET `id` = 5, `v` = 'd' WHERE `id` = 5",
+    );
+    expect(out[3]!.sql).toBe("UPDATE `s`.`t` SET `v` = 'f' WHERE `id` = 6");
+    expect(out[3]!.seqs).toEqual([7n]);
+  });
+
+  it('stays per-row on MySQL, without a key, with a non-integer key, for ENUM index 0, or when switched off', () => {
+    const rows: [readonly Value[], readonly Value[]][] = [
+      [
+        [1n, 'a'],
+        [1n, 'b'],
+      ],
+      [
+        [2n, 'a'],
+        [2n, 'b'],
+      ],
+    ];
+    const kinds = (o: ConstructorParameters<typeof StatementBatcher>[0], e: RowsEntry) =>
+      drain(new StatementBatcher(o), e).map((b) => b.kind);
+    expect(kinds({ ...opts, flavor: 'mysql' }, upd(1n, rows))).toEqual(['per-row']);
+    expect(kinds({ ...opts, joinUpdates: false }, upd(1n, rows))).toEqual(['per-row']);
+    expect(kinds(opts, upd(1n, rows, { pk: [] }))).toEqual(['per-row']);
+    const textKey: Column[] = [
+      { name: 'id', type: 'varchar' },
+      { name: 'v', type: 'varchar' },
+    ];
+    const textRows: [readonly Value[], readonly Value[]][] = [
+      [
+        ['k', 'a'],
+        ['k', 'b'],
+      ],
+    ];
+    expect(kinds(opts, upd(1n, textRows, { columns: textKey }))).toEqual(['per-row']);
+    const enumCol: Column[] = [
+      { name: 'id', type: 'int' },
+      { name: 'v', type: 'enum' },
+    ];
+    const zero: [readonly Value[], readonly Value[]][] = [
+      [
+        [1n, 'a'],
+        [1n, 0n],
+      ],
+    ];
+    expect(kinds(opts, upd(1n, zero, { columns: enumCol }))).toEqual(['per-row']);
+  });
+});
+
+describe('long values stay per-row (MariaDB cuts binary literals of 64 KiB and more in a value list)', () => {
+  it('a row with a text or binary value over 65,535 characters/bytes is its own UPDATE; the others join', () => {
+    const blobCols: Column[] = [
+      { name: 'id', type: 'int' },
+      { name: 'b', type: 'longblob' },
+      { name: 'v', type: 'varchar' },
+    ];
+    const e: RowsEntry = {
+      ...entry('update', 1n, []),
+      columns: blobCols,
+      rows: [
+        { before: [1n, new Uint8Array(1), 'a'], after: [1n, new Uint8Array(65_535), 'b'] },
+        { before: [2n, new Uint8Array(1), 'a'], after: [2n, new Uint8Array(2), 'b'] },
+        { before: [3n, new Uint8Array(1), 'a'], after: [3n, new Uint8Array(65_536), 'b'] },
+        { before: [4n, new Uint8Array(1), 'a'], after: [4n, new Uint8Array(2), 'x'.repeat(65_536)] },
+        { before: [5n, new Uint8Array(1), 'a'], after: [5n, new Uint8Array(2), 'b'] },
+        { before: [6n, new Uint8Array(1), 'a'], after: [6n, new Uint8Array(2), 'b'] },
+      ],
+    };
+    const out = drain(new StatementBatcher(opts), e);
+    expect(out.map((b) => [b.kind, b.rows])).toEqual([
+      ['update-join', 2],
+      ['per-row', 2],
+      ['update-join', 2],
+    ]);
+  });
+});

@@ -5,7 +5,9 @@
  *
  *   insert                 one multi-row INSERT … VALUES (…),(…)            affected rows must equal the row count
  *   delete, with a key     DELETE … WHERE key IN (…) (no key twice)          affected rows must equal the key count
- *   update; delete without a key
+ *   update, key unchanged  (MariaDB) one UPDATE joined with a derived table of the new values (join-update.ts),
+ *                          no key twice; matched rows must equal the row count
+ *   other updates; delete without a key
  *                          one statement per row, sent together as a multi-statement; each must match exactly 1 row
  *
  * Updates are per row (`UPDATE … SET every column WHERE key = before-key`) rather than INSERT … ON DUPLICATE KEY
@@ -25,7 +27,9 @@ import { TidemarkError } from '../../core/errors.ts';
 import type { Column, RowsEntry, Value } from '../../record/record.ts';
 import { isSequenceState } from '../../record/sequence.ts';
 import type { SystemPeriod } from '../../record/versioning.ts';
-import { SQL_MODE } from '../../mysql/session.ts';
+import { ENUM_ZERO_MODE, setStatement, withEnumZero, writesEnumZero } from './enum-zero.ts';
+import { type BatchShape, batchSql } from '../../mysql/batch-sql.ts';
+import { type JoinRow, joinRows } from './join-update.ts';
 import {
   buildDeleteRow,
   buildUpdateRow,
@@ -46,29 +50,7 @@ import {
   versionedUpdate,
 } from './versioned.ts';
 
-/** The apply session's sql_mode without strictness: lets a statement store ENUM index 0 (see the file comment). */
-export const ENUM_ZERO_MODE = `sql_mode = '${SQL_MODE.split(',')
-  .filter((m) => m !== 'STRICT_ALL_TABLES' && m !== 'STRICT_TRANS_TABLES')
-  .join(',')}'`;
-
-/** `SET STATEMENT a, b FOR ` for the given variable settings ('' for none). */
-export function setStatement(vars: readonly string[]): string {
-  return vars.length === 0 ? '' : `SET STATEMENT ${vars.join(', ')} FOR `;
-}
-
-/**
- * `sql` (an INSERT or UPDATE) run without strict mode, so it can store ENUM index 0: MariaDB's SET STATEMENT, or
- * MySQL's SET_VAR optimizer hint after the verb (the MySQL form is not exercised against a MySQL server).
- */
-export function withEnumZero(sql: string, flavor: Flavor): string {
-  if (flavor === 'mariadb') return setStatement([ENUM_ZERO_MODE]) + sql;
-  return sql.replace(/^(INSERT|UPDATE)\b/, `$1 /*+ SET_VAR(${ENUM_ZERO_MODE}) */`);
-}
-
-/** Does a written value of these columns hold ENUM index 0 (0n)? */
-export function writesEnumZero(row: readonly Value[], cols: readonly Column[], idx: readonly number[]): boolean {
-  return idx.some((i) => row[i] === 0n && cols[i]!.type === 'enum');
-}
+export { ENUM_ZERO_MODE, setStatement, withEnumZero, writesEnumZero };
 
 export type NoPrimaryKey = 'full-row' | 'refuse';
 
@@ -81,9 +63,11 @@ export interface BatcherOptions {
   flavor: Flavor;
   /** Tables whose deletes must run one row at a time in source order (see the file comment). */
   orderedDeletes?: (schema: string, table: string) => boolean;
+  /** Key-unchanged updates as joined multi-row statements (join-update.ts; MariaDB only). Default true. */
+  joinUpdates?: boolean;
 }
 
-export type BatchKind = 'insert' | 'delete-in' | 'per-row' | 'history';
+export type BatchKind = 'insert' | 'delete-in' | 'update-join' | 'per-row' | 'history';
 
 /** One round trip's worth of SQL with what is needed to check its outcome and to explain a mismatch. */
 export interface StatementBatch {
@@ -135,6 +119,8 @@ interface Shape {
   readonly fkChecksOff: boolean;
   /** Period columns of a system-versioned table. */
   readonly period: PeriodIdx | null;
+  /** Update rows: their joined form (null: every row per-row). */
+  readonly join: JoinRow | null;
 }
 
 export class StatementBatcher {
@@ -142,6 +128,12 @@ export class StatementBatcher {
   readonly #maxRows: number;
   readonly #opts: BatcherOptions;
   #shape: Shape | null = null;
+  /** Kind of the pending statement (an update shape's rows are 'update-join' or 'per-row'). */
+  #kind: BatchKind = 'per-row';
+  /** The pending joined update's shape. */
+  #join: BatchShape | null = null;
+  /** The pending joined update's first row as a per-row UPDATE (a statement of one row goes out as that). */
+  #joinAlone = '';
   #parts: string[] = [];
   #bytes = 0;
   #seqs: bigint[] = [];
@@ -194,13 +186,19 @@ export class StatementBatcher {
         seq++; // the replica wrote this history row itself when it applied the update
         continue;
       }
-      const part = this.#rowSql(shape, r, seq);
+      const joined = shape.join
+        ? shape.join(this.#image(shape, r.before, 'before', seq), this.#image(shape, r.after, 'after', seq))
+        : null;
+      const kind = joined ? 'update-join' : shape.kind;
+      const part = joined ? joined.tuple : this.#rowSql(shape, r, seq);
       const key = this.#keyOf(shape, r, seq);
-      const dupKey = shape.kind === 'delete-in' ? part : null;
+      const dupKey = joined ? joined.key : shape.kind === 'delete-in' ? part : null;
       const extra = sqlBytes(part) + 1;
       const full =
         this.#seqs.length > 0 &&
-        (this.#seqs.length >= this.#maxRows ||
+        (kind !== this.#kind ||
+          (joined !== null && joined.shape.group !== this.#join?.group) ||
+          this.#seqs.length >= this.#maxRows ||
           this.#bytes + extra > this.#maxBytes ||
           (dupKey !== null && this.#seen.has(dupKey)));
       if (full) {
@@ -208,6 +206,9 @@ export class StatementBatcher {
         if (b) yield b;
         this.#shape = shape;
       }
+      if (joined && this.#seqs.length === 0) this.#joinAlone = this.#rowSql(shape, r, seq);
+      this.#kind = kind;
+      this.#join = joined?.shape ?? null;
       this.#parts.push(part);
       if (shape.kind === 'insert' && writesEnumZero(r.after!, shape.cols, shape.enumIdx)) this.#enumZero = true;
       if (shape.kind === 'history') this.#history.push(r.before!);
@@ -223,8 +224,12 @@ export class StatementBatcher {
   flush(): StatementBatch | null {
     const s = this.#shape;
     if (!s || this.#seqs.length === 0) return null;
+    // A joined update of one row is the plain per-row UPDATE (small transactions stay as they were).
+    const kind = this.#kind === 'update-join' && this.#seqs.length === 1 ? 'per-row' : this.#kind;
     let sql: string;
-    if (s.kind === 'insert') {
+    if (kind === 'update-join') sql = batchSql(this.#join!, this.#parts);
+    else if (this.#kind === 'update-join') sql = this.#joinAlone;
+    else if (s.kind === 'insert') {
       sql = s.head + this.#parts.join(',');
       // Versioned tables are MariaDB's: the two settings share one SET STATEMENT there.
       if (s.period) sql = setStatement([INSERT_HISTORY, ...(this.#enumZero ? [ENUM_ZERO_MODE] : [])]) + sql;
@@ -233,7 +238,7 @@ export class StatementBatcher {
     else if (s.kind === 'history') sql = deleteHistorySql(s.schema, s.table, s.period!, this.#history, this.#seqs[0]!);
     else sql = this.#parts.join(';\n');
     const batch: StatementBatch = {
-      kind: s.kind,
+      kind,
       sql,
       schema: s.schema,
       table: s.table,
@@ -250,6 +255,9 @@ export class StatementBatcher {
   }
 
   #clear(): void {
+    this.#kind = this.#shape?.kind ?? 'per-row';
+    this.#join = null;
+    this.#joinAlone = '';
     this.#parts = [];
     this.#bytes = 0;
     this.#seqs = [];
@@ -333,6 +341,10 @@ export class StatementBatcher {
       head,
       fkChecksOff: e.fkChecksOff === true,
       period: pIdx,
+      join:
+        kind === 'per-row' && e.op === 'update' && !pIdx && this.#opts.joinUpdates !== false
+          ? joinRows({ schema: e.schema, table: e.table, cols, pkIdx, writeIdx, flavor: this.#opts.flavor })
+          : null,
     };
   }
 

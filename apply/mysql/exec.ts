@@ -6,8 +6,9 @@
  * Pipelining: several batches go to the server as ONE multi-statement query (one round trip instead of one per
  * batch), and each statement's row count is checked from the result array afterwards. This is safe because the
  * checks run before the replica transaction commits (COMMIT is never part of a pipelined query). Every IN-list
- * delete gets its own savepoint, so on a mismatch ROLLBACK TO that savepoint restores exactly the state the
- * delete ran against (undoing it and everything after it in the pipeline), and the missing keys can be named.
+ * delete and joined update gets its own savepoint, so on a mismatch ROLLBACK TO that savepoint restores exactly
+ * the state the statement ran against (undoing it and everything after it in the pipeline), and the missing keys
+ * can be named.
  */
 import { TidemarkError } from '../../core/errors.ts';
 import type { StatementBatch } from './batcher.ts';
@@ -81,8 +82,11 @@ const rollbackTo = (i: number) => `ROLLBACK TO SAVEPOINT tidemark_stmt_${i}`;
 function statementCount(b: StatementBatch): number {
   if (b.kind === 'insert' || b.kind === 'history') return 1;
   if (b.kind === 'per-row') return b.rows;
-  return 2; // savepoint + DELETE … IN
+  return 2; // savepoint + DELETE … IN / joined UPDATE
 }
+
+/** Statements that match many keys at once: a short count is diagnosed key by key behind their savepoint. */
+const keyed = (b: StatementBatch): boolean => b.kind === 'delete-in' || b.kind === 'update-join';
 
 /** A batch with fkChecks runs between `SET foreign_key_checks = 1` and `= 0` (two more results). */
 const FK_ON = 'SET SESSION foreign_key_checks = 1';
@@ -107,7 +111,7 @@ export async function executePipeline(
   const parts: string[] = [...prefix];
   let total = prefix.length;
   batches.forEach((b, i) => {
-    const sql = b.kind === 'delete-in' ? `${savepoint(i)};\n${b.sql}` : b.sql;
+    const sql = keyed(b) ? `${savepoint(i)};\n${b.sql}` : b.sql;
     parts.push(b.fkChecks ? `${FK_ON};\n${sql};\n${FK_OFF}` : sql);
     total += statementCount(b) + fkExtra(b);
   });
@@ -154,6 +158,7 @@ async function checkBatch(q: QueryFn, b: StatementBatch, res: unknown[], index: 
   }
   const n = affected(res[1]);
   if (n === b.rows) return;
+  const did = b.kind === 'delete-in' ? 'deleted' : 'matched';
   // Some keys were missing: undo this statement and ask which.
   let missing = -1;
   let count = 0;
@@ -169,8 +174,8 @@ async function checkBatch(q: QueryFn, b: StatementBatch, res: unknown[], index: 
       }
     }
   } catch (err) {
-    throw wrapDbError(err, `${what}: deleted ${n} of ${b.rows} rows; finding the missing keys failed`, ctx);
+    throw wrapDbError(err, `${what}: ${did} ${n} of ${b.rows} rows; finding the missing keys failed`, ctx);
   }
-  if (missing < 0) throw diverged(b, 0, `deleted ${n} of ${b.rows} rows`);
+  if (missing < 0) throw diverged(b, 0, `${did} ${n} of ${b.rows} rows`);
   throw diverged(b, missing, `no such row on the replica (${count} of ${b.rows} keys in the statement missing)`);
 }

@@ -12,7 +12,7 @@ import { framed, runPlan } from '../../rollback/run-plan.ts';
 import { pickServer } from '../../rollback/server.ts';
 import { RewindSession } from '../../rollback/session.ts';
 import { sourceProbe } from './source.ts';
-import { planUndo, type RowFilter, type UndoMode, undoesRow, undoItems } from '../../rollback/undo.ts';
+import { planUndo, type RowFilter, type UndoMode, undoAtOnce, undoesRow, undoItems } from '../../rollback/undo.ts';
 import type { CommandContext } from './context.ts';
 
 export interface UndoOptions extends CommandContext {
@@ -64,7 +64,13 @@ export async function undoCommand(o: UndoOptions): Promise<number> {
     }
     const head = await s.begin(`undo in progress since ${s.now}`);
     const { ctx } = s;
-    const plan = await planUndo(ctx, root, head, o.mode, filter);
+    // The usual case — the whole transaction, nocascade, run now — reads the journal once (undoAtOnce: a conflict
+    // found on the way is refused inside the undo's transaction, which is rolled back); the others plan first.
+    const atOnce =
+      o.mode === 'nocascade' && filter === undefined && !o.dryRun && o.sqlFile === undefined
+        ? undoAtOnce(ctx, root, head)
+        : null;
+    const plan = atOnce ? atOnce.plan : await planUndo(ctx, root, head, o.mode, filter);
     // Children a foreign-key cascade removed or changed are not in the journal: refuse rather than half-undo.
     const fks = await serverFks(async (sql) => (await s.conn.query(sql))[0]);
     await checkTxCascades(ctx, fks, plan.txs, undoesRow(plan, filter), `${server.kind} ${server.name}`);
@@ -92,7 +98,8 @@ export async function undoCommand(o: UndoOptions): Promise<number> {
     const hold = `undid ${root.txId} (--mode ${o.mode}) by tidemark undo at ${s.now}; the target now differs from the source`;
     const first = s.lockItems(hold);
     const header = [`tidemark undo on ${o.target} (${server.endpoint.host}:${server.endpoint.port})`, ...lines];
-    const r = await runPlan(s.conn, framed(first, undoItems(ctx, plan, filter), []), {
+    const body = atOnce ? atOnce.items : undoItems(ctx, plan, filter);
+    const r = await runPlan(s.conn, framed(first, body, []), {
       sqlFile: o.sqlFile,
       signal: o.signal,
       log,

@@ -257,6 +257,11 @@ export class RollbackIndex {
     return this.read(() => this.c.queries.laterChanges(schema, table, keyText, afterSeq, uptoSeq));
   }
 
+  /** Did a transaction committed after afterSeq change the table (false: no key of it has a later change)? */
+  touchedAfter(schema: string, table: string, afterSeq: bigint): boolean {
+    return this.read(() => this.c.queries.touchedAfter(schema, table, afterSeq));
+  }
+
   /** laterChanges for many keys of one table: key → commit seqs of its later changes (keys without are absent). */
   laterCommitsMany(
     schema: string,

@@ -1,6 +1,8 @@
 /**
- * Multi-row guarded UPDATE and DELETE for MariaDB: the SQL of one statement that does what a run of guard.ts's
- * per-row statements on one table does. Pure: no I/O. batch.ts decides which statements merge.
+ * Multi-row guarded UPDATE and DELETE for MariaDB: the SQL of one statement that does what a run of per-row
+ * statements on one table does. Pure: no I/O. Rewind (rollback/guard.ts, rollback/batch.ts decides which of its
+ * statements merge) holds every column to the image the row must have; apply (apply/mysql/join-update.ts) holds
+ * none — it matches by key alone, as its per-row UPDATE does.
  *
  *   UPDATE (WITH tidemark_v(k0,c0,c1,n0) AS (VALUES /* key: k0 = `id`; held: c0 = `a`, c1 = `b`; written: n0 = `a` *\/
  *     (NULL,NULL,(SELECT `b` FROM `s`.`t` WHERE 0),NULL),      the typing row (below); its NULL key joins nothing
@@ -30,7 +32,8 @@
  * literals are converted to it, and `col <=> v.c` runs under the column's collation exactly like `col <=>
  * 'literal'`. Verified on MariaDB 10.11 with DECIMAL, DOUBLE/FLOAT (-0 too), BIT(64) max, DATETIME(6),
  * TIMESTAMP(6), TIME(6) (negative), zero dates, BINARY(n), BLOB, JSON, ENUM/SET, latin1 and *_unicode_ci text.
- * A value whose kind does not fit its column's class (batchRow) keeps its row per-row. A table with a spatial
+ * A value whose kind does not fit its column's class, or a text/binary value over 65,535 characters/bytes (LONG_VALUE:
+ * MariaDB cuts long binary literals in a value list), keeps its row per-row (batchRow). A table with a spatial
  * column (family `geometry`, no class) stays per-row: its guards compare `col <=> X'…'` over the stored SRID +
  * WKB bytes, exact on MariaDB 10.11 (a value that differs only by its SRID does not match).
  *
@@ -39,8 +42,8 @@
  * multi-row statement matches a table row at most once, so a count equal to the batch's rows means every row
  * matched its own guard.
  */
-import { compareLiteral, isExactNumberLiteral, literal, quoteIdent } from '../mysql/sql.ts';
-import { BINARY_STORED, typeFamily, type ValueKind } from '../mysql/types.ts';
+import { compareLiteral, isExactNumberLiteral, literal, quoteIdent } from './sql.ts';
+import { BINARY_STORED, typeFamily, type ValueKind } from './types.ts';
 import type { Column, Value } from '../record/record.ts';
 
 type ColumnClass = 'int' | 'bit' | 'decimal' | 'float' | 'text' | 'bin' | 'time';
@@ -73,6 +76,14 @@ function classOf(type: string): ColumnClass | undefined {
   return CLASS_OF_FAMILY[typeFamily(type)];
 }
 
+/**
+ * Longest text or binary value that goes into a value list; a longer one keeps its row per-row. MariaDB 10.11
+ * returns a binary literal of 65,536 bytes or more from a table value constructor cut modulo 65,536 bytes —
+ * silently, strict mode or not (`VALUES (NULL),(X'…70000 bytes…')` gives back 4,464 bytes; measured, issue #15).
+ * Text was exact up to the 70,000 characters tried; it gets the same bound, values that long are rare.
+ */
+const LONG_VALUE = 65_535;
+
 /** Does `v` become a literal of the kind the column's class needs (so the constructor column has one type)? */
 function fits(cls: ColumnClass, v: Value, col: Column): boolean {
   if (v === null) return true;
@@ -86,10 +97,11 @@ function fits(cls: ColumnClass, v: Value, col: Column): boolean {
     case 'float':
       return typeof v === 'number' && Number.isFinite(v);
     case 'text':
+      return typeof v === 'string' && v.length <= LONG_VALUE;
     case 'time':
       return typeof v === 'string';
     case 'bin':
-      return v instanceof Uint8Array;
+      return v instanceof Uint8Array && v.length <= LONG_VALUE;
   }
 }
 

@@ -279,6 +279,9 @@ export type ErrorCode =
   | 'BACKUP_CHAIN_BROKEN'
   /** A backup stream did not start at the LSN the catalog expects (or is not of the expected kind); not sealed. Not retriable. */
   | 'BACKUP_LSN_MISMATCH'
+  // ── backup/: the runner (issue #13) ──
+  /** The backup stream command failed (exit status, signal, cannot start); its stderr tail is in the message. Not retriable. */
+  | 'BACKUP_STREAM'
   // ── node/ and the commands ──
   /** A topology tidemark does not support (a broker standby following a promoted journal). Not retriable. */
   | 'NOT_SUPPORTED'

@@ -78,7 +78,11 @@ const pipelineSchema = z
     zstd_level: z.number().int().min(1).max(19).default(1),
     progress_log_seconds: z.number().min(1).max(3600).default(5),
   })
-  .strict();
+  .strict()
+  .refine((p) => p.piece_size >= 2 * p.block_size, {
+    message: 'piece_size must be at least twice block_size (a piece holds whole sealed blocks)',
+    path: ['piece_size'],
+  });
 
 /**
  * How a physical backup is streamed. tidemark runs `command` (argv; a prefix such as [ssh, db1, mariadb-backup]

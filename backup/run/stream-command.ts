@@ -5,6 +5,7 @@
  * The password is never on the command line: with `option_file: extra|only` it goes into a mode-600 file written
  * by the runner (--defaults-extra-file / --defaults-file, which mariadb-backup requires as the first option).
  */
+import { ConfigError } from '../../core/errors.ts';
 import type { StreamConfig } from '../config.ts';
 
 export interface StreamAccount {
@@ -23,7 +24,11 @@ export interface StreamInvocation {
 
 /** Option-file values are written verbatim after `=`; a newline would start another option. */
 function optionValue(key: string, v: string): string {
-  if (/[\r\n]/.test(v)) throw new RangeError(`backup stream option '${key}' contains a line break`);
+  if (/[\r\n]/.test(v)) {
+    throw new ConfigError(`backup stream option '${key}' contains a line break: it cannot go into an option file`, {
+      key,
+    });
+  }
   return v;
 }
 

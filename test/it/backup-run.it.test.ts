@@ -213,7 +213,10 @@ beforeAll(async () => {
   await createBucket(s3, BUCKET);
   conn = await admin(PORT);
   await conn.query(
-    'CREATE DATABASE bk; CREATE TABLE bk.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(200)) ENGINE=InnoDB',
+    'CREATE DATABASE bk; CREATE TABLE bk.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(200)) ENGINE=InnoDB;' +
+      // ~8 MB that zstd cannot shrink: a full spans several 2 MiB pieces, so one is stored well before the end
+      'CREATE TABLE bk.r (id INT PRIMARY KEY, b VARBINARY(2000)) ENGINE=InnoDB;' +
+      'INSERT INTO bk.r SELECT seq, RANDOM_BYTES(1024) FROM bk.seq_1_to_8000;',
   );
   cfg = config('tidemark.yaml', { command: ['mariadb-backup'] });
   writer = startWriter(await admin(PORT));
@@ -259,6 +262,7 @@ describe('tidemark backup', () => {
     expect(BigInt(d.lsn.to)).toBeGreaterThanOrEqual(BigInt(i.lsn.to));
     const [[{ n: rowsAfter }]] = (await conn.query('SELECT COUNT(*) AS n FROM bk.t')) as unknown as [[{ n: string }]];
     expect(Number(rowsAfter)).toBeGreaterThan(Number(rowsBefore)); // the writer wrote during the chain
+    expect(f.pieces.length).toBeGreaterThan(3); // 2 MiB pieces
     for (const b of chainA) expect(b.pieces.length).toBeGreaterThan(0);
     const keys = await storeKeys();
     for (const b of chainA) expect(keys).toContain(`${b.id}/manifest.json`);

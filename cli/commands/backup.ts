@@ -9,6 +9,7 @@ import { expire } from '../../backup/expire.ts';
 import type { Manifest, Star, StarKind } from '../../backup/manifest.ts';
 import { loadMasterKey } from '../../backup/pipeline/master-key.ts';
 import { formatBytes, progressReporter } from '../../backup/pipeline/progress.ts';
+import { lockJob } from '../../backup/run/lock.ts';
 import { type PhysicalType, runBackup } from '../../backup/run/runner.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import type { CommandContext } from './context.ts';
@@ -70,7 +71,11 @@ export async function backupCommand(o: BackupOptions): Promise<number> {
       );
       const local = b.stream.command.length === 1 && b.stream.datadir !== undefined;
       const expected = type === 'full' && local ? await dirBytes(b.stream.datadir as string) : undefined;
-      const s = await openCatalogued(b, job.store, o.log);
+      const unlock = await lockJob(b.catalog_dir, job.name, 'run');
+      const s = await openCatalogued(b, job.store, o.log).catch(async (err: unknown) => {
+        await unlock();
+        throw err;
+      });
       try {
         const src = o.config.source;
         const r = await runBackup({
@@ -104,6 +109,7 @@ export async function backupCommand(o: BackupOptions): Promise<number> {
         );
       } finally {
         await s.close();
+        await unlock();
       }
       return 0;
     }
@@ -133,7 +139,11 @@ export async function backupCommand(o: BackupOptions): Promise<number> {
       return byId(o, b);
     case 'expire': {
       const job = jobOf(b, file, o.job);
-      const s = await openCatalogued(b, job.store, o.log);
+      const unlock = await lockJob(b.catalog_dir, job.name, 'expire');
+      const s = await openCatalogued(b, job.store, o.log).catch(async (err: unknown) => {
+        await unlock();
+        throw err;
+      });
       try {
         const report = await expire(s.catalog, s.store, {
           job: job.name,
@@ -164,6 +174,7 @@ export async function backupCommand(o: BackupOptions): Promise<number> {
         }
       } finally {
         await s.close();
+        await unlock();
       }
       return 0;
     }

@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
+import type { BackupOptions } from './commands/backup.ts';
 import type { CertsCommandOptions } from './commands/certs.ts';
 import type { CommandContext, TextSink } from './commands/context.ts';
 import type { HistoryOptions } from './commands/history.ts';
@@ -52,6 +53,7 @@ export interface Commands {
   failback(opts: FailbackOptions): Promise<number>;
   witness(opts: CommandContext): Promise<number>;
   switchover(opts: SwitchoverOptions): Promise<number>;
+  backup(opts: BackupOptions): Promise<number>;
 }
 
 export interface MainDeps {

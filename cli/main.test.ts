@@ -80,6 +80,7 @@ async function cli(
       failback: record('failback'),
       witness: record('witness'),
       switchover: record('switchover'),
+      backup: record('backup'),
     },
     createLogger: () => silentLogger,
   };

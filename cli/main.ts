@@ -11,6 +11,7 @@ import { EXIT_OK, reportError, usageError } from './commands/exit.ts';
 import { createLogger } from '../core/log.ts';
 import { collect, configOption, exactlyOne, positive, seconds, seqNumber, tableName } from './main-args.ts';
 import { addRewindCommands } from './main-rewind.ts';
+import { addBackupCommands } from './main-backup.ts';
 import { addSiteCommands } from './main-sites.ts';
 
 import type { CommandContext } from './commands/context.ts';
@@ -38,6 +39,7 @@ const defaultCommands: Commands = {
   failback: async (o) => (await import('./commands/failback.ts')).failbackCommand(o),
   witness: async (o) => (await import('./commands/witness.ts')).witnessCommand(o),
   switchover: async (o) => (await import('./commands/switchover.ts')).switchoverCommand(o),
+  backup: async (o) => (await import('./commands/backup.ts')).backupCommand(o),
 };
 
 const defaultDeps: MainDeps = {
@@ -63,6 +65,7 @@ const COMMAND_NAMES = [
   'failback',
   'switchover',
   'witness',
+  'backup',
   'help',
 ];
 
@@ -251,6 +254,7 @@ function buildProgram(io: MainIO, deps: MainDeps, state: { exitCode: number; sec
 
   addSiteCommands(program, deps, state, { configPath, context, configOption });
   addRewindCommands(program, io, deps, state, configPath, context);
+  addBackupCommands(program, deps, state, { configPath, context, configOption });
   return program;
 }
 

@@ -8,6 +8,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { type TargetConfig, targetSchema } from '../apply/mysql/config.ts';
 import { type AdminConfig, type SourceConfig, sourceSchema } from '../capture/mysql/config.ts';
+import { type BackupConfig, backupSchema } from '../backup/config.ts';
 import { ConfigError } from '../core/errors.ts';
 import { requireCapability, sourceAdapterOf, targetAdapterOf } from './engines.ts';
 import { type ResolvedEndpoint, withPassword } from '../core/secret.ts';
@@ -80,6 +81,8 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    /** Scheduled backups (backup/config.ts). Absent: no backups. */
+    backup: backupSchema.optional(),
   })
   .strict();
 
@@ -110,7 +113,11 @@ export interface Config {
   readonly failover?: ResolvedFailover | undefined;
   readonly log: RawConfig['log'];
   readonly metrics: RawConfig['metrics'];
+  /** Backups; paths resolved, `catalog_dir` defaulted to `<journal.dir>/backup-catalog`. */
+  readonly backup?: ResolvedBackup | undefined;
 }
+
+export type ResolvedBackup = BackupConfig & { readonly catalog_dir: string };
 
 const MAX_ISSUES = 10;
 
@@ -296,6 +303,26 @@ export function parseConfig(text: string, file: string): Config {
     ...(failover === undefined ? {} : { failover }),
     log: c.log.file === undefined ? c.log : { ...c.log, file: resolve(baseDir, c.log.file) },
     metrics: c.metrics,
+    ...(c.backup === undefined ? {} : { backup: resolveBackup(c.backup, resolve(baseDir, c.journal.dir), baseDir) }),
+  };
+}
+
+/** The backup section's paths, relative to the config file's directory like every other path. */
+function resolveBackup(b: BackupConfig, journalDir: string, baseDir: string): ResolvedBackup {
+  const enc =
+    b.encryption.key_file === undefined ? b.encryption : { key_file: resolve(baseDir, b.encryption.key_file) };
+  return {
+    ...b,
+    stores: b.stores.map((s) =>
+      s.kind === 'dir'
+        ? { ...s, path: resolve(baseDir, s.path) }
+        : s.secret_access_key_file === undefined
+          ? s
+          : { ...s, secret_access_key_file: resolve(baseDir, s.secret_access_key_file) },
+    ),
+    encryption: enc,
+    stream: { ...b.stream, scratch_dir: resolve(baseDir, b.stream.scratch_dir) },
+    catalog_dir: resolve(baseDir, b.catalog_dir ?? resolve(journalDir, 'backup-catalog')),
   };
 }
 

@@ -288,6 +288,11 @@ export type ErrorCode =
   | 'BACKUP_RESTORE_TARGET'
   /** mbstream or mariadb-backup is missing or failed during a restore (extract, --prepare). Not retriable. */
   | 'BACKUP_RESTORE_TOOL'
+  // ── backup/: the runner (issue #13) ──
+  /** The backup stream command failed (exit status, signal, cannot start); its stderr tail is in the message. Not retriable. */
+  | 'BACKUP_STREAM'
+  /** Another run or expire of the same backup job is in progress on this host (its lock file names the pid). Retriable. */
+  | 'BACKUP_BUSY'
   // ── node/ and the commands ──
   /** A topology tidemark does not support (a broker standby following a promoted journal). Not retriable. */
   | 'NOT_SUPPORTED'

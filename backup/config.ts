@@ -1,0 +1,192 @@
+/**
+ * The `backup:` section of the config file (issue #13), owned by backup/ (config/config.ts composes it into the
+ * file's schema, optional: a file without it has no backups). Stores, the master key, the pipeline's sizes, the
+ * stream command (mariadb-backup, or a prefix such as `ssh db1`), the catalog cache, and the jobs: each a name,
+ * a store, a type, a schedule (croner expression + time zone; stored — the scheduler loop is not built yet) and
+ * its retention. The database account is the `source:` one. Every error names its key path (zod issues go through
+ * config/config.ts's formatter). Pure: no I/O.
+ */
+import { Cron } from 'croner';
+import { z } from 'zod';
+
+const SIZE_RE = /^(\d+)\s*(B|KiB|MiB|GiB)?$/;
+const UNITS: Readonly<Record<string, number>> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+
+/** A byte size: a number, or "8MiB" / "1GiB" / "512KiB" (binary units only, so 1MiB is exactly 1048576). */
+function sizeSchema(min: number, max: number, what: string) {
+  return z
+    .union([z.number().int(), z.string().regex(SIZE_RE, `a size such as 4MiB (units B, KiB, MiB, GiB)`)])
+    .transform((v) => {
+      if (typeof v === 'number') return v;
+      const m = SIZE_RE.exec(v) as RegExpExecArray;
+      return Number(m[1]) * (UNITS[m[2] ?? 'B'] ?? 1);
+    })
+    .refine((n) => n >= min && n <= max, `${what} must be between ${min} and ${max} bytes`);
+}
+
+const name = z
+  .string()
+  .regex(/^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}[A-Za-z0-9_])?$/, 'a name: 1-64 letters, digits, _ or -');
+
+const dirStore = z.object({ name, kind: z.literal('dir'), path: z.string().min(1) }).strict();
+
+const s3Store = z
+  .object({
+    name,
+    kind: z.literal('s3'),
+    endpoint: z.url().optional(),
+    region: z.string().min(1).default('us-east-1'),
+    bucket: z.string().min(3),
+    prefix: z
+      .string()
+      .regex(/^([A-Za-z0-9_.-]+\/)*$/, "a key prefix ending with '/' (or empty)")
+      .default(''),
+    force_path_style: z.boolean().default(false),
+    access_key_id: z.string().min(1).optional(),
+    access_key_id_env: z.string().min(1).optional(),
+    secret_access_key: z.string().min(1).optional(),
+    secret_access_key_env: z.string().min(1).optional(),
+    secret_access_key_file: z.string().min(1).optional(),
+    part_size: sizeSchema(5 << 20, 5 << 30, 'part_size').default(8 << 20),
+    queue_size: z.number().int().min(1).max(16).default(2),
+  })
+  .strict()
+  .refine((s) => [s.access_key_id, s.access_key_id_env].filter((v) => v !== undefined).length <= 1, {
+    message: 'give at most one of access_key_id, access_key_id_env',
+  })
+  .refine(
+    (s) =>
+      [s.secret_access_key, s.secret_access_key_env, s.secret_access_key_file].filter((v) => v !== undefined).length <=
+      1,
+    { message: 'give at most one of secret_access_key, secret_access_key_env, secret_access_key_file' },
+  );
+
+export const storeSchema = z.discriminatedUnion('kind', [dirStore, s3Store]);
+export type StoreConfig = z.infer<typeof storeSchema>;
+
+const encryptionSchema = z
+  .object({ key_file: z.string().min(1).optional(), key_env: z.string().min(1).optional() })
+  .strict()
+  .refine((e) => (e.key_file === undefined) !== (e.key_env === undefined), {
+    message: 'give exactly one of key_file, key_env (64 hex digits: openssl rand -hex 32)',
+  });
+
+const pipelineSchema = z
+  .object({
+    block_size: sizeSchema(1 << 20, 64 << 20, 'block_size').default(4 << 20),
+    piece_size: sizeSchema(1 << 20, 5 * 1024 ** 3, 'piece_size').default(1 << 30),
+    zstd_level: z.number().int().min(1).max(19).default(1),
+    progress_log_seconds: z.number().min(1).max(3600).default(5),
+  })
+  .strict()
+  .refine((p) => p.piece_size >= 2 * p.block_size, {
+    message: 'piece_size must be at least twice block_size (a piece holds whole sealed blocks)',
+    path: ['piece_size'],
+  });
+
+/**
+ * How a physical backup is streamed. tidemark runs `command` (argv; a prefix such as [ssh, db1, mariadb-backup]
+ * works) with the mariadb-backup flags appended and reads only its stdout.
+ *   option_file: extra (default) — tidemark writes a mode-600 option file with the source account (user, password,
+ *                host/port or socket) into the scratch directory and passes --defaults-extra-file first;
+ *                only — the same with --defaults-file (no other option file is read);
+ *                none — the command finds its own credentials (e.g. ~/.my.cnf on the remote host of an ssh).
+ *   The password is never on a command line.
+ */
+const streamSchema = z
+  .object({
+    command: z.array(z.string().min(1)).min(1).default(['mariadb-backup']),
+    option_file: z.enum(['extra', 'only', 'none']).default('extra'),
+    /** mariadb-backup's --target-dir parent (its own small scratch files; tidemark adds one directory per run). */
+    scratch_dir: z.string().min(1).default('/var/tmp/tidemark-backup'),
+    /** The server's datadir, as mariadb-backup on the database host sees it. */
+    datadir: z.string().min(1).optional(),
+    /** The server's socket (else host/port of `source:`). */
+    socket: z.string().min(1).optional(),
+    extra_args: z.array(z.string()).default([]),
+  })
+  .strict();
+
+const scheduleSchema = z
+  .object({
+    cron: z.string().refine((c) => {
+      try {
+        new Cron(c, { paused: true }).stop();
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'a cron expression croner accepts ("0 2 * * *", "@daily")'),
+    time_zone: z
+      .string()
+      .refine((tz) => {
+        try {
+          new Intl.DateTimeFormat('en', { timeZone: tz });
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'an IANA time zone such as Europe/Paris or UTC')
+      .default('UTC'),
+  })
+  .strict();
+
+const retentionSchema = z
+  .object({
+    days: z.number().positive().optional(),
+    chains: z.number().int().min(1).optional(),
+  })
+  .strict()
+  .default({});
+
+const jobSchema = z
+  .object({
+    name,
+    store: name,
+    type: z.enum(['full', 'incremental', 'differential']),
+    schedule: scheduleSchema.optional(),
+    retention: retentionSchema,
+  })
+  .strict();
+
+export const backupSchema = z
+  .object({
+    stores: z.array(storeSchema).min(1),
+    encryption: encryptionSchema,
+    pipeline: pipelineSchema.default(pipelineSchema.parse({})),
+    stream: streamSchema.default(streamSchema.parse({})),
+    /** Directory of the catalog caches (one node:sqlite file per store); default `<journal.dir>/backup-catalog`. */
+    catalog_dir: z.string().min(1).optional(),
+    /** An unsealed backup younger than this may still be running: expire leaves its objects alone. */
+    orphan_grace_minutes: z
+      .number()
+      .min(0)
+      .default(24 * 60),
+    jobs: z.array(jobSchema).default([]),
+  })
+  .strict()
+  .superRefine((b, ctx) => {
+    const stores = new Set<string>();
+    for (const [i, s] of b.stores.entries()) {
+      if (stores.has(s.name))
+        ctx.addIssue({ code: 'custom', path: ['stores', i, 'name'], message: `"${s.name}" is used twice` });
+      stores.add(s.name);
+    }
+    const jobs = new Set<string>();
+    for (const [i, j] of b.jobs.entries()) {
+      if (jobs.has(j.name))
+        ctx.addIssue({ code: 'custom', path: ['jobs', i, 'name'], message: `"${j.name}" is used twice` });
+      jobs.add(j.name);
+      if (!stores.has(j.store)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['jobs', i, 'store'],
+          message: `no store "${j.store}" in backup.stores (it has: ${[...stores].join(', ')})`,
+        });
+      }
+    }
+  });
+
+export type BackupConfig = z.infer<typeof backupSchema>;
+export type BackupJobConfig = BackupConfig['jobs'][number];
+export type StreamConfig = BackupConfig['stream'];

@@ -1,0 +1,336 @@
+/**
+ * `tidemark backup run|list|star|expire` end to end against a real MariaDB 10.11 (its mariadb-backup) and a real
+ * versitygw, with a writer running on the source throughout: full → incremental → differential sealed into the
+ * S3 store, `backup list --json` shows the chain (parents, LSNs continuing where the parent ended); bytes written
+ * to local disk by the tidemark process and by mariadb-backup during a full stay small (/proc/PID/io write_bytes,
+ * polled) and so does mariadb-backup's --target-dir; a stream command killed (-9) mid-way leaves no manifest and
+ * its pieces as orphans that `expire --dry-run` lists and `expire` removes; a starred incremental and its parent
+ * survive `expire` with `chains: 1` after a newer chain, the unstarred differential does not.
+ * MariaDB port 3790, versitygw port 7310.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import type mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { admin, REPO_ROOT, ROOT_PASSWORD, startInstance, stopInstance } from '../fixtures/mariadb.ts';
+import { CLI, nodeFirstPath, runCli } from '../fixtures/topology.ts';
+import { createBucket, type S3Server, s3Client, startVersitygw, stopVersitygw } from '../fixtures/versitygw.ts';
+
+const NAME = 'bk-run';
+const PORT = 3790;
+const VGW = 'bk-run';
+const VGW_PORT = 7310;
+const BUCKET = 'bkrun';
+const instDir = resolve(process.env['TIDEMARK_RUN_DIR'] ?? resolve(REPO_ROOT, '.run'), 'mariadb', NAME);
+
+let conn: mysql.Connection;
+let s3: S3Server;
+let dir: string;
+let writer: { stop: () => Promise<number> };
+
+interface Listed {
+  id: string;
+  type: string;
+  parent: string | null;
+  chain: string;
+  lsn: { from: string; to: string };
+  star: unknown;
+  pieces: Array<{ key: string }>;
+}
+
+function config(file: string, stream: { command: string[]; extra_args?: string[] }): string {
+  const path = join(dir, file);
+  const y = `
+source:
+  name: src
+  host: 127.0.0.1
+  port: ${PORT}
+  user: root
+  password: ${ROOT_PASSWORD}
+  include: ["bk.*"]
+journal:
+  dir: ${join(dir, 'journal')}
+targets:
+  - name: unused
+    port: 3791
+    user: root
+log:
+  level: warn
+backup:
+  stores:
+    - name: vgw
+      kind: s3
+      endpoint: ${s3.endpoint}
+      region: ${s3.region}
+      bucket: ${BUCKET}
+      prefix: site-a/
+      force_path_style: true
+      access_key_id: ${s3.credentials.accessKeyId}
+      secret_access_key: ${s3.credentials.secretAccessKey}
+  encryption:
+    key_file: ${join(dir, 'master.key')}
+  pipeline:
+    block_size: 1MiB
+    piece_size: 2MiB
+  stream:
+    command: ${JSON.stringify(stream.command)}
+    option_file: only
+    socket: ${join(instDir, 'mysqld.sock')}
+    datadir: ${join(instDir, 'data')}
+    scratch_dir: ${join(dir, 'scratch')}
+    extra_args: ${JSON.stringify(stream.extra_args ?? [])}
+  orphan_grace_minutes: 0
+  jobs:
+    - name: nightly
+      store: vgw
+      type: full
+      retention:
+        chains: 1
+`;
+  writeFileSync(path, y);
+  return path;
+}
+
+let cfg: string;
+
+async function cli(args: string[], file = cfg): Promise<string> {
+  const r = await runCli([...args, '-c', file], { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`tidemark ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+async function list(): Promise<Listed[]> {
+  return JSON.parse(await cli(['backup', 'list', '--json'])) as Listed[];
+}
+
+async function storeKeys(): Promise<string[]> {
+  const c = s3Client(s3);
+  try {
+    const r = await c.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'site-a/' }));
+    return (r.Contents ?? []).map((o) => (o.Key as string).slice('site-a/'.length));
+  } finally {
+    c.destroy();
+  }
+}
+
+/** Inserts rows until stopped; returns how many it wrote. */
+function startWriter(c: mysql.Connection): { stop: () => Promise<number> } {
+  let run = true;
+  let n = 0;
+  const loop = (async () => {
+    while (run) {
+      await c.query('INSERT INTO bk.t (v) VALUES (?), (?), (?)', ['w'.repeat(100), 'x'.repeat(100), 'y'.repeat(100)]);
+      n += 3;
+    }
+  })();
+  return {
+    stop: async () => {
+      run = false;
+      await loop;
+      return n;
+    },
+  };
+}
+
+/** Sum of file sizes under a directory (0 when it is gone). */
+function treeBytes(p: string): number {
+  if (!existsSync(p)) return 0;
+  let n = 0;
+  for (const e of readdirSync(p, { recursive: true, withFileTypes: true })) {
+    if (e.isFile()) n += statSync(join(e.parentPath, e.name), { throwIfNoEntry: false })?.size ?? 0;
+  }
+  return n;
+}
+
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  const walk = (p: number): void => {
+    let kids: string;
+    try {
+      kids = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8');
+    } catch {
+      return;
+    }
+    for (const k of kids.split(' ').filter(Boolean).map(Number)) {
+      out.push(k);
+      walk(k);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+function ioWrite(pid: number): { bytes: number; comm: string } | null {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    return { bytes: Number(/write_bytes: (\d+)/.exec(io)?.[1] ?? 0), comm };
+  } catch {
+    return null;
+  }
+}
+
+/** Runs the CLI, sampling write_bytes of it and its children and the scratch directory's size until it exits. */
+async function measuredRun(args: string[]): Promise<{ out: string; writes: Map<string, number>; scratchMax: number }> {
+  const child: ChildProcess = spawn(CLI, [...args, '-c', cfg], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, PATH: nodeFirstPath() },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (err += d));
+  // keyed by pid; the CLI's own process is named 'tidemark' (its comm is the main thread's name)
+  const writes = new Map<number, { bytes: number; comm: string }>();
+  let scratchMax = 0;
+  const sample = (): void => {
+    for (const pid of [child.pid as number, ...descendants(child.pid as number)]) {
+      const io = ioWrite(pid);
+      const w = io !== null && pid === child.pid ? { ...io, comm: 'tidemark' } : io;
+      if (w !== null && w.bytes >= (writes.get(pid)?.bytes ?? 0)) writes.set(pid, w);
+    }
+    scratchMax = Math.max(scratchMax, treeBytes(join(dir, 'scratch')));
+  };
+  const timer = setInterval(sample, 20);
+  const code = await new Promise<number | null>((res) => child.on('close', res));
+  clearInterval(timer);
+  expect(code, err).toBe(0);
+  const byComm = new Map<string, number>();
+  for (const w of writes.values()) byComm.set(w.comm, (byComm.get(w.comm) ?? 0) + w.bytes);
+  return { out, writes: byComm, scratchMax };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tidemark-bkrun-it-'));
+  writeFileSync(join(dir, 'master.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
+  startInstance(NAME, PORT, { fresh: true });
+  s3 = startVersitygw(VGW, VGW_PORT, { fresh: true });
+  await createBucket(s3, BUCKET);
+  conn = await admin(PORT);
+  await conn.query(
+    'CREATE DATABASE bk; CREATE TABLE bk.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(200)) ENGINE=InnoDB;' +
+      // ~8 MB that zstd cannot shrink: a full spans several 2 MiB pieces, so one is stored well before the end
+      'CREATE TABLE bk.r (id INT PRIMARY KEY, b VARBINARY(2000)) ENGINE=InnoDB;' +
+      'INSERT INTO bk.r SELECT seq, RANDOM_BYTES(1024) FROM bk.seq_1_to_8000;',
+  );
+  cfg = config('tidemark.yaml', { command: ['mariadb-backup'] });
+  writer = startWriter(await admin(PORT));
+}, 120_000);
+
+afterAll(async () => {
+  await writer?.stop().catch(() => 0);
+  await conn?.end();
+  stopInstance(NAME);
+  stopVersitygw(VGW);
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('tidemark backup', () => {
+  let chainA: Listed[];
+
+  it('runs full → incremental → differential under a writer, streamed (little local disk), listed as a chain', async () => {
+    const [[{ n: rowsBefore }]] = (await conn.query('SELECT COUNT(*) AS n FROM bk.t')) as unknown as [[{ n: string }]];
+    const full = await measuredRun(['backup', 'run', 'nightly']);
+    expect(full.out).toMatch(/-nightly-full-[0-9a-f]{6}: full, parent -/);
+    // tidemark itself writes only its catalog cache (node:sqlite) and logs; mariadb-backup its scratch files
+    const tidemarkWrites = full.writes.get('tidemark') ?? 0;
+    const backupWrites = full.writes.get('mariadb-backup') ?? 0;
+    console.log('local writes during a full', Object.fromEntries(full.writes), 'scratch max', full.scratchMax);
+    expect(full.writes.has('mariadb-backup')).toBe(true);
+    expect(tidemarkWrites).toBeLessThan(2 << 20);
+    expect(backupWrites).toBeLessThan(4 << 20);
+    expect(full.scratchMax).toBeLessThan(1 << 20);
+    await cli(['backup', 'run', 'nightly', '--type', 'incremental']);
+    await cli(['backup', 'run', 'nightly', '--type', 'differential']);
+    chainA = await list();
+    expect(chainA.map((b) => b.type)).toEqual(['full', 'incremental', 'differential']);
+    const [f, i, d] = chainA as [Listed, Listed, Listed];
+    expect(f.parent).toBeNull();
+    expect(i.parent).toBe(f.id);
+    expect(d.parent).toBe(f.id);
+    expect(new Set(chainA.map((b) => b.chain))).toEqual(new Set([f.id]));
+    expect(f.lsn.from).toBe('0');
+    expect(i.lsn.from).toBe(f.lsn.to);
+    expect(d.lsn.from).toBe(f.lsn.to);
+    // to_lsn is mariadb-backup's checkpoint LSN: it moves only when the server checkpoints, so it may repeat
+    expect(BigInt(i.lsn.to)).toBeGreaterThanOrEqual(BigInt(f.lsn.to));
+    expect(BigInt(d.lsn.to)).toBeGreaterThanOrEqual(BigInt(i.lsn.to));
+    const [[{ n: rowsAfter }]] = (await conn.query('SELECT COUNT(*) AS n FROM bk.t')) as unknown as [[{ n: string }]];
+    expect(Number(rowsAfter)).toBeGreaterThan(Number(rowsBefore)); // the writer wrote during the chain
+    expect(f.pieces.length).toBeGreaterThan(3); // 2 MiB pieces
+    for (const b of chainA) expect(b.pieces.length).toBeGreaterThan(0);
+    const keys = await storeKeys();
+    for (const b of chainA) expect(keys).toContain(`${b.id}/manifest.json`);
+  }, 120_000);
+
+  it('a stream command killed mid-way seals nothing; expire --dry-run lists its orphans, expire removes them', async () => {
+    // A wrapper that records mariadb-backup's pid; --throttle slows it so the test can kill it after a piece.
+    const pidFile = join(dir, 'bk.pid');
+    const wrapper = join(dir, 'stream.sh');
+    writeFileSync(wrapper, `#!/bin/sh\nmariadb-backup "$@" &\necho $! > ${pidFile}\nwait $!\n`, { mode: 0o755 });
+    const slow = config('slow.yaml', { command: [wrapper], extra_args: ['--throttle=10'] });
+    rmSync(pidFile, { force: true });
+    const before = new Set(await storeKeys());
+    const run = runCli(['backup', 'run', 'nightly', '-c', slow], { timeoutMs: 120_000 });
+    let killed = false;
+    let done = false;
+    void run.finally(() => {
+      done = true;
+    });
+    for (let t = 0; t < 600 && !killed && !done; t++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const fresh = (await storeKeys()).filter((k) => !before.has(k));
+      if (fresh.some((k) => k.endsWith('/piece-000001')) && existsSync(pidFile)) {
+        process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+        killed = true;
+      }
+    }
+    expect(killed).toBe(true);
+    const r = await run;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/stream command .* (exited with status 137|was killed by SIGKILL); nothing was sealed/);
+    const orphanKeys = (await storeKeys()).filter((k) => !before.has(k));
+    expect(orphanKeys.length).toBeGreaterThan(0);
+    expect(orphanKeys.some((k) => k.endsWith('manifest.json'))).toBe(false);
+    expect((await list()).map((b) => b.id)).toEqual(chainA.map((b) => b.id));
+    await new Promise((res) => setTimeout(res, 1100)); // older than the grace period (0) by a whole second
+
+    const dry = JSON.parse(await cli(['backup', 'expire', 'nightly', '--dry-run', '--json'])) as {
+      orphans: Array<{ key: string }>;
+      expired: unknown[];
+      deletedObjects: number;
+    };
+    expect(dry.orphans.map((o) => o.key).sort()).toEqual([...orphanKeys].sort());
+    expect(dry.expired).toEqual([]); // one chain, chains: 1
+    expect(dry.deletedObjects).toBe(0);
+    expect((await storeKeys()).filter((k) => !before.has(k))).toEqual(orphanKeys);
+    await cli(['backup', 'expire', 'nightly']);
+    expect((await storeKeys()).filter((k) => !before.has(k))).toEqual([]);
+  }, 120_000);
+
+  it('a starred incremental and its full survive expire (chains: 1) after a newer chain; the differential goes', async () => {
+    const [f, i, d] = chainA as [Listed, Listed, Listed];
+    expect(await cli(['backup', 'star', i.id, '--note', 'year end'])).toContain('pinning 1 parent');
+    await cli(['backup', 'run', 'nightly']);
+    const withB = await list();
+    const fullB = withB.at(-1) as Listed;
+    expect(fullB.type).toBe('full');
+    expect(fullB.parent).toBeNull();
+    const dry = JSON.parse(await cli(['backup', 'expire', 'nightly', '--dry-run', '--json'])) as {
+      expired: Array<{ id: string }>;
+    };
+    expect(dry.expired.map((x) => x.id)).toEqual([d.id]);
+    await cli(['backup', 'expire', 'nightly']);
+    const after = await list();
+    expect(after.map((b) => b.id)).toEqual([f.id, i.id, fullB.id]);
+    expect(after.find((b) => b.id === i.id)?.star).toMatchObject({ kind: 'standalone', note: 'year end' });
+    expect((await storeKeys()).some((k) => k.startsWith(`${d.id}/`))).toBe(false);
+    const rows = await writer.stop();
+    expect(rows).toBeGreaterThan(0);
+  }, 120_000);
+});

@@ -1,0 +1,246 @@
+/**
+ * PostgreSQL → PostgreSQL through the real runtime (the `tidemark run` CLI in a child process): the postgres
+ * SourceAdapter on a source PostgreSQL 15 (port 5460) → the journal on disk → the postgres TargetAdapter
+ * (apply/postgres) on a target PostgreSQL 15 (port 5461), as the least-privilege roles tidemark_cap and
+ * tidemark_apply (the latter granted SET ON PARAMETER session_replication_role, not superuser):
+ *   - a table with timestamp(6), timestamptz, numeric(38,10), jsonb, bytea, int[], text[], uuid, interval and a
+ *     TOASTed text (a ~1 MB value whose row is updated in another column), under inserts, updates and deletes;
+ *   - `tidemark run` is killed with SIGKILL three times mid-stream and restarted;
+ *   - afterwards every row of the target equals the source's (row_to_json text, ordered by the key), an ALWAYS
+ *     trigger on the target saw each writer transaction's marker applied exactly once, an ordinary trigger never
+ *     fired (session_replication_role = replica), and tidemark.applied stores the journal's last commit;
+ *   - verify (the adapter's) says equal, then finds a row changed behind its back.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type pg from 'pg';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { postgresTarget } from '../../apply/postgres/adapter.ts';
+import type { PgTargetSection } from '../../apply/postgres/config.ts';
+import { lastCommit } from '../../journal/index.ts';
+import { openPgClient } from '../../postgres/session.ts';
+import { positionToJson } from '../../record/position.ts';
+import {
+  APPLY_USER,
+  CAPTURE_USER,
+  SUPERUSER_PASSWORD,
+  pgAdmin,
+  startPostgres,
+  stopPostgres,
+} from '../fixtures/postgres.ts';
+import { exited, startRun, stopRun } from '../fixtures/topology.ts';
+
+const SRC = { name: 'pgapply-src', port: 5460 };
+const DST = { name: 'pgapply-dst', port: 5461 };
+const SEED = 200;
+
+const TABLES = `
+  CREATE SCHEMA app;
+  CREATE TABLE app.t (id int PRIMARY KEY, n int NOT NULL, ts timestamp(6), tz timestamptz, amt numeric(38,10),
+    doc jsonb, bin bytea, ints int[], txts text[], u uuid, iv interval, big text);
+  CREATE TABLE app.m (w int PRIMARY KEY, at timestamptz NOT NULL);`;
+
+let dir = '';
+let run: ChildProcess | null = null;
+let src: pg.Client; // superuser sessions in appdb with tidemark's session settings (values as text)
+let dst: pg.Client;
+
+const superuser = (port: number) =>
+  openPgClient({ host: '127.0.0.1', port, user: 'postgres', password: SUPERUSER_PASSWORD, database: 'appdb' });
+
+beforeAll(async () => {
+  startPostgres(SRC.name, SRC.port, { fresh: true });
+  startPostgres(DST.name, DST.port, { fresh: true });
+  for (const p of [SRC.port, DST.port]) {
+    const a = await pgAdmin(p);
+    await a.query('CREATE DATABASE appdb');
+    await a.end();
+  }
+  src = await superuser(SRC.port);
+  dst = await superuser(DST.port);
+  await src.query(`${TABLES}
+    ALTER TABLE app.t REPLICA IDENTITY FULL;
+    ALTER TABLE app.m REPLICA IDENTITY FULL;
+    CREATE PUBLICATION tm_pub FOR TABLE app.t, app.m;
+    GRANT USAGE ON SCHEMA app TO tidemark_cap;
+    GRANT SELECT ON ALL TABLES IN SCHEMA app TO tidemark_cap;
+    INSERT INTO app.t SELECT g, 0, '2026-12-06 12:00:00'::timestamp + g * interval '1.000001 s',
+      '2026-12-06 12:00:00.123456+05:30'::timestamptz - g * interval '1 day 0.5 s', g * 1234567.0123456789 / 7,
+      jsonb_build_object('g', g, 'f', g / 7.0, 'a', jsonb_build_array(1, 'x', null)),
+      CASE WHEN g % 4 = 0 THEN NULL ELSE decode(md5(g::text), 'hex') END,
+      ARRAY[g, -g, NULL], ARRAY['a b', 'q"u', NULL, E'back\\\\slash'], md5(g::text)::uuid,
+      make_interval(0, g, 0, g, g, 0, g * 0.000001), NULL
+      FROM generate_series(1, ${SEED}) g;
+    UPDATE app.t SET big = (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 32768) i) WHERE id = 1;`);
+  // The target: the same tables, a role that may set session_replication_role (PostgreSQL 15: GRANT SET ON
+  // PARAMETER), an ALWAYS trigger counting marker applications and an ordinary trigger that must never fire.
+  await dst.query(`${TABLES}
+    CREATE TABLE app.applied_markers (w int NOT NULL);
+    CREATE TABLE app.ordinary_fired (id int);
+    CREATE FUNCTION app.count_marker() RETURNS trigger LANGUAGE plpgsql AS
+      $$BEGIN INSERT INTO app.applied_markers VALUES (NEW.w); RETURN NEW; END$$;
+    CREATE TRIGGER count_marker AFTER INSERT ON app.m FOR EACH ROW EXECUTE FUNCTION app.count_marker();
+    ALTER TABLE app.m ENABLE ALWAYS TRIGGER count_marker;
+    CREATE FUNCTION app.ordinary() RETURNS trigger LANGUAGE plpgsql AS
+      $$BEGIN INSERT INTO app.ordinary_fired VALUES (NEW.id); RETURN NEW; END$$;
+    CREATE TRIGGER ordinary AFTER INSERT OR UPDATE ON app.t FOR EACH ROW EXECUTE FUNCTION app.ordinary();
+    GRANT SET ON PARAMETER session_replication_role TO tidemark_apply;
+    GRANT CREATE ON DATABASE appdb TO tidemark_apply;
+    GRANT USAGE ON SCHEMA app TO tidemark_apply;
+    GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app TO tidemark_apply;`);
+  dir = mkdtempSync(join(tmpdir(), 'tm-pg-apply-'));
+}, 300_000);
+
+afterAll(async () => {
+  await stopRun(run);
+  await src?.end().catch(() => {});
+  await dst?.end().catch(() => {});
+  stopPostgres(SRC.name);
+  stopPostgres(DST.name);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+function targetSection(): PgTargetSection {
+  const t = {
+    kind: 'postgres' as const,
+    name: 'pgdst',
+    host: '127.0.0.1',
+    port: DST.port,
+    user: APPLY_USER.user,
+    database: 'appdb',
+    connect_timeout_ms: 10_000,
+  };
+  Object.defineProperty(t, 'password', { value: APPLY_USER.password, enumerable: false });
+  return t as PgTargetSection;
+}
+
+/** Writer transaction w: a marker row, updates (the TOASTed row in another column too), an insert, a delete. */
+async function writeTx(c: pg.Client, w: number): Promise<void> {
+  const id = 1 + (w % SEED);
+  await c.query('BEGIN');
+  await c.query('INSERT INTO app.m VALUES ($1, now())', [w]);
+  await c.query(
+    `UPDATE app.t SET n = n + 1, amt = amt * -3 / 7, tz = tz + interval '0.000001 s', ints = ints || $2::int,
+       doc = doc || jsonb_build_object('w', $2::int), iv = iv + interval '1 mon 1 us', txts = txts || $3::text
+     WHERE id = $1`,
+    [id, w, `w'${w}`],
+  );
+  await c.query('UPDATE app.t SET n = n + 1 WHERE id = 1'); // the TOASTed row, updated in another column
+  await c.query(
+    `INSERT INTO app.t (id, n, ts, bin, u, doc) VALUES ($1, $2, '2026-12-06 00:00:00.000001'::timestamp + $2::int * interval '1 s',
+       '\\x00ff'::bytea || int4send($2::int), gen_random_uuid(), '{"ü": "\\u00e9"}') `,
+    [100_000 + w, w],
+  );
+  if (w % 3 === 0) await c.query('DELETE FROM app.t WHERE id = $1', [100_000 + w - 1]);
+  if (w % 7 === 0) await c.query('UPDATE app.t SET id = id + 1000000 WHERE id = $1', [100_000 + w - 2]); // key change
+  await c.query('COMMIT');
+}
+
+const rows = async (c: pg.Client, table: string) =>
+  (await c.query(`SELECT row_to_json(x)::text AS j FROM app.${table} x ORDER BY 1`)).rows.map((r) => String(r['j']));
+
+describe('PostgreSQL target (apply/postgres)', () => {
+  it('applies captured transactions exactly once across SIGKILLs, every value equal to the source', async () => {
+    const config = join(dir, 'tidemark.yaml');
+    writeFileSync(
+      config,
+      stringify({
+        source: {
+          kind: 'postgres',
+          name: 'pgsrc',
+          port: SRC.port,
+          user: CAPTURE_USER.user,
+          password: CAPTURE_USER.password,
+          database: 'appdb',
+          publication: 'tm_pub',
+          slot: 'tm_apply',
+          baseline: { chunk_rows: 50 },
+        },
+        journal: { dir: join(dir, 'journal') },
+        targets: [{ kind: 'postgres', name: 'pgdst', port: DST.port, ...APPLY_USER, database: 'appdb' }],
+        rollback: { index: false },
+        log: { level: 'warn' },
+      }),
+    );
+    const writer = await superuser(SRC.port);
+    let w = 0;
+    let writing = true;
+    let writeError: unknown;
+    const writes = (async () => {
+      while (writing) {
+        await writeTx(writer, ++w);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })().catch((err: unknown) => {
+      writeError = err;
+    });
+    try {
+      for (let kill = 1; kill <= 3; kill++) {
+        run = startRun(config);
+        await new Promise((r) => setTimeout(r, 2500));
+        if (run.exitCode !== null) {
+          throw new Error(
+            `tidemark run exited by itself: ${(run as ChildProcess & { lastStderr: () => string }).lastStderr()}`,
+          );
+        }
+        run.kill('SIGKILL');
+        await exited(run);
+      }
+      writing = false;
+      await writes;
+      if (writeError) throw writeError;
+      run = startRun(config);
+      const deadline = Date.now() + 30_000;
+      const caughtUp = async () =>
+        (await dst.query('SELECT 1 FROM app.m WHERE w = $1', [w]).catch(() => ({ rows: [] }))).rows.length === 1;
+      while (!(await caughtUp()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      if (!(await caughtUp())) {
+        throw new Error(`target not caught up: ${(run as ChildProcess & { lastStderr: () => string }).lastStderr()}`);
+      }
+      await stopRun(run);
+      run = null;
+    } finally {
+      writing = false;
+      await writes;
+      await writer.end();
+    }
+    expect(w).toBeGreaterThan(20);
+    // Every value of every row equal, as the server's text.
+    for (const t of ['t', 'm']) expect(await rows(dst, t), `app.${t}`).toEqual(await rows(src, t));
+    const big = await dst.query('SELECT length(big) AS n FROM app.t WHERE id = 1');
+    expect(Number(big.rows[0]?.['n'])).toBe(32768 * 32);
+    // Exactly once: each marker's insert applied (committed) once; ordinary triggers never fired.
+    const counts = await dst.query('SELECT w, count(*)::int AS n FROM app.applied_markers GROUP BY w ORDER BY w');
+    expect(counts.rows.map((r) => Number(r['w']))).toEqual(Array.from({ length: w }, (_, i) => i + 1));
+    expect(counts.rows.filter((r) => Number(r['n']) !== 1)).toEqual([]);
+    expect((await dst.query('SELECT count(*)::int AS n FROM app.ordinary_fired')).rows[0]?.['n']).toBe('0');
+    // The stored position is the journal's last commit.
+    const head = await lastCommit(join(dir, 'journal'));
+    const stored = await postgresTarget.readStored(targetSection(), 'pgsrc');
+    expect(stored.error).toBeUndefined();
+    expect(stored.stored?.state?.seq).toBe(head?.seq);
+    expect(positionToJson(stored.stored!.state!.position!)).toEqual(positionToJson(head!.position));
+    // Verify: equal now; a row changed on the target alone is found by its key.
+    const section = { kind: 'postgres', name: 'pgsrc', host: '127.0.0.1', port: SRC.port, ...CAPTURE_USER };
+    const vsrc = { ...section, database: 'appdb', publication: 'tm_pub', include: ['*.*'], exclude: [] };
+    const log = pino({ level: 'silent' });
+    const v1 = await postgresTarget.verify({ source: vsrc, target: targetSection(), log });
+    expect(v1.tables.map((t) => [t.table, t.equal, t.rows === t.replicaRows])).toEqual([
+      ['m', true, true],
+      ['t', true, true],
+    ]);
+    await dst.query(`UPDATE app.t SET amt = amt + 0.0000000001 WHERE id = 7`);
+    const v2 = await postgresTarget.verify({
+      source: vsrc,
+      target: targetSection(),
+      log,
+      tables: [{ schema: 'app', table: 't' }],
+    });
+    expect(v2.equal).toBe(false);
+    expect(v2.tables[0]?.differences).toEqual([{ pk: ['7'], key: '7', kind: 'changed' }]);
+  }, 120_000);
+});

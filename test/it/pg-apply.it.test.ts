@@ -9,7 +9,9 @@
  *   - afterwards every row of the target equals the source's (row_to_json text, ordered by the key), an ALWAYS
  *     trigger on the target saw each writer transaction's marker applied exactly once, an ordinary trigger never
  *     fired (session_replication_role = replica), and tidemark.applied stores the journal's last commit;
- *   - verify (the adapter's) says equal, then finds a row changed behind its back.
+ *   - verify (the adapter's) says equal, then finds a row changed behind its back;
+ *   - the engine contract (test/engine/contract.ts) with PostgreSQL as source and target: databases "contract"
+ *     (source), "near" and "far" (targets, "far" at a standby site fed over plaintext TCP on port 5462).
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { postgresTarget } from '../../apply/postgres/adapter.ts';
 import type { PgTargetSection } from '../../apply/postgres/config.ts';
+import { postgresSource } from '../../capture/postgres/adapter.ts';
 import { lastCommit } from '../../journal/index.ts';
 import { openPgClient } from '../../postgres/session.ts';
 import { positionToJson } from '../../record/position.ts';
@@ -33,6 +36,7 @@ import {
   stopPostgres,
 } from '../fixtures/postgres.ts';
 import { exited, startRun, stopRun } from '../fixtures/topology.ts';
+import { type ContractEngine, runEngineContract } from '../engine/contract.ts';
 
 const SRC = { name: 'pgapply-src', port: 5460 };
 const DST = { name: 'pgapply-dst', port: 5461 };
@@ -49,8 +53,8 @@ let run: ChildProcess | null = null;
 let src: pg.Client; // superuser sessions in appdb with tidemark's session settings (values as text)
 let dst: pg.Client;
 
-const superuser = (port: number) =>
-  openPgClient({ host: '127.0.0.1', port, user: 'postgres', password: SUPERUSER_PASSWORD, database: 'appdb' });
+const SUPER = (port: number) => ({ host: '127.0.0.1', port, user: 'postgres', password: SUPERUSER_PASSWORD });
+const superuser = (port: number) => openPgClient({ ...SUPER(port), database: 'appdb' });
 
 beforeAll(async () => {
   startPostgres(SRC.name, SRC.port, { fresh: true });
@@ -129,7 +133,8 @@ async function writeTx(c: pg.Client, w: number): Promise<void> {
      WHERE id = $1`,
     [id, w, `w'${w}`],
   );
-  await c.query('UPDATE app.t SET n = n + 1 WHERE id = 1'); // the TOASTed row, updated in another column
+  // The TOASTed row (~1 MB), updated in another column (not every time: each update journals 2 MB).
+  if (w % 20 === 1) await c.query('UPDATE app.t SET n = n + 1 WHERE id = 1');
   await c.query(
     `INSERT INTO app.t (id, n, ts, bin, u, doc) VALUES ($1, $2, '2026-12-06 00:00:00.000001'::timestamp + $2::int * interval '1 s',
        '\\x00ff'::bytea || int4send($2::int), gen_random_uuid(), '{"ü": "\\u00e9"}') `,
@@ -173,7 +178,7 @@ describe('PostgreSQL target (apply/postgres)', () => {
     const writes = (async () => {
       while (writing) {
         await writeTx(writer, ++w);
-        await new Promise((r) => setTimeout(r, 2));
+        await new Promise((r) => setTimeout(r, 5));
       }
     })().catch((err: unknown) => {
       writeError = err;
@@ -199,7 +204,13 @@ describe('PostgreSQL target (apply/postgres)', () => {
         (await dst.query('SELECT 1 FROM app.m WHERE w = $1', [w]).catch(() => ({ rows: [] }))).rows.length === 1;
       while (!(await caughtUp()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       if (!(await caughtUp())) {
-        throw new Error(`target not caught up: ${(run as ChildProcess & { lastStderr: () => string }).lastStderr()}`);
+        const got = await dst.query('SELECT max(w) AS w FROM app.m');
+        const stored = await dst.query('SELECT seq, lsn, position FROM tidemark.applied');
+        const slots = await src.query('SELECT slot_name, active_pid, confirmed_flush_lsn FROM pg_replication_slots');
+        throw new Error(
+          `target not caught up to marker ${w}: has ${JSON.stringify(got.rows)}, stored ${JSON.stringify(stored.rows)}, ` +
+            `slots ${JSON.stringify(slots.rows)}; run's stderr: ${(run as ChildProcess & { lastStderr: () => string }).lastStderr()}`,
+        );
       }
       await stopRun(run);
       run = null;
@@ -243,4 +254,72 @@ describe('PostgreSQL target (apply/postgres)', () => {
     expect(v2.equal).toBe(false);
     expect(v2.tables[0]?.differences).toEqual([{ pk: ['7'], key: '7', kind: 'changed' }]);
   }, 120_000);
+});
+
+/** PostgreSQL on both sides of the engine contract: a source database and a target database per target name. */
+function pgContractEngine(): ContractEngine & { close(): Promise<void> } {
+  const shape = `CREATE SCHEMA app;
+    CREATE TABLE app.acct (id int PRIMARY KEY, bal numeric(20,6) NOT NULL, ts timestamptz, tags text[]);
+    CREATE TABLE app.ev (a int, b text, note jsonb, PRIMARY KEY (a, b));`;
+  let writer: pg.Client | null = null;
+  return {
+    source: postgresSource,
+    target: postgresTarget,
+    async createSource() {
+      const a = await pgAdmin(SRC.port);
+      await a.query('CREATE DATABASE contract');
+      await a.end();
+      const b = await pgAdmin(DST.port);
+      for (const db of ['near', 'far']) await b.query(`CREATE DATABASE ${db}`);
+      await b.end();
+      writer = await openPgClient({ ...SUPER(SRC.port), database: 'contract' });
+      await writer.query(`${shape}
+        ALTER TABLE app.acct REPLICA IDENTITY FULL; ALTER TABLE app.ev REPLICA IDENTITY FULL;
+        CREATE PUBLICATION tm_contract FOR TABLE app.acct, app.ev;
+        GRANT USAGE ON SCHEMA app TO tidemark_cap; GRANT SELECT ON ALL TABLES IN SCHEMA app TO tidemark_cap;`);
+      for (const db of ['near', 'far']) {
+        const c = await openPgClient({ ...SUPER(DST.port), database: db });
+        await c.query(`${shape}
+          GRANT CREATE ON DATABASE ${db} TO tidemark_apply; GRANT USAGE ON SCHEMA app TO tidemark_apply;
+          GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app TO tidemark_apply;`);
+        await c.end();
+      }
+      return { port: SRC.port, ...CAPTURE_USER, database: 'contract', publication: 'tm_contract', slot: 'tm_contract' };
+    },
+    async write(_source, n) {
+      const c = writer!;
+      await c.query('BEGIN');
+      await c.query(`INSERT INTO app.acct VALUES ($1::int, $1::int / 7.0, now(), ARRAY['t' || $1::int])`, [n]);
+      if (n > 1)
+        await c.query('UPDATE app.acct SET bal = bal + 0.000001 * $1::int, tags = tags || $2::text WHERE id = $3', [
+          n,
+          `u${n}`,
+          n - 1,
+        ]);
+      if (n > 3 && n % 4 === 0) await c.query('DELETE FROM app.acct WHERE id = $1', [n - 3]);
+      await c.query(
+        `INSERT INTO app.ev VALUES ($1, 'e', jsonb_build_object('n', $2::int))
+         ON CONFLICT (a, b) DO UPDATE SET note = EXCLUDED.note`,
+        [n % 5, n],
+      );
+      await c.query('COMMIT');
+    },
+    targetKeys: (_dir, name) => ({ port: DST.port, ...APPLY_USER, database: name }),
+    async close() {
+      await writer?.end().catch(() => {});
+    },
+  };
+}
+
+describe('engine contract with PostgreSQL source and target', () => {
+  it('passes runEngineContract: baseline, stream, restart, ship to a standby site, verify EQUAL', async () => {
+    const engine = pgContractEngine();
+    try {
+      const r = await runEngineContract(engine, { dir: join(dir, 'contract'), port: 5462, tls: false });
+      expect(r.verify.targets.map((t) => t.name).sort()).toEqual(['far', 'near']);
+      expect(r.journalHeadSeq).toBeGreaterThan(48n);
+    } finally {
+      await engine.close();
+    }
+  }, 180_000);
 });

@@ -11,7 +11,9 @@
  *     fired (session_replication_role = replica), and tidemark.applied stores the journal's last commit;
  *   - verify (the adapter's) says equal, then finds a row changed behind its back;
  *   - the engine contract (test/engine/contract.ts) with PostgreSQL as source and target: databases "contract"
- *     (source), "near" and "far" (targets, "far" at a standby site fed over plaintext TCP on port 5462).
+ *     (source), "near" and "far" (targets, "far" at a standby site fed over plaintext TCP on port 5462);
+ *   - the applier alone: a re-delivered transaction is skipped, a 0-row UPDATE is APPLY_DIVERGED, a DDL entry is
+ *     refused, and without SET ON PARAMETER session_replication_role the apply fails PG_PRIVILEGE, nothing kept.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,7 +28,10 @@ import type { PgTargetSection } from '../../apply/postgres/config.ts';
 import { postgresSource } from '../../capture/postgres/adapter.ts';
 import { lastCommit } from '../../journal/index.ts';
 import { openPgClient } from '../../postgres/session.ts';
-import { positionToJson } from '../../record/position.ts';
+import { positionToJson, sequencePosition } from '../../record/position.ts';
+import type { RowsEntry } from '../../record/record.ts';
+import type { JournalItem } from '../../engine/target.ts';
+import type { TidemarkError } from '../../core/errors.ts';
 import {
   APPLY_USER,
   CAPTURE_USER,
@@ -322,4 +327,95 @@ describe('engine contract with PostgreSQL source and target', () => {
       await engine.close();
     }
   }, 180_000);
+});
+
+describe('the applier on its own (apply/postgres/applier.ts)', () => {
+  const base = { source: 'direct', txId: 'x' };
+  const col = (name: string, type: string) => ({ name, type });
+  const commit = (seq: bigint, phase: 'baseline-end' | 'stream'): JournalItem => ({
+    lsn: seq,
+    entry: {
+      ...base,
+      kind: 'commit',
+      seq,
+      position: sequencePosition('postgres', 1000n + seq),
+      commitTimeUs: 1n,
+      captureTimeUs: 1n,
+      rowCount: 1n,
+      phase,
+    },
+  });
+  const marker = (seq: bigint, w: number): JournalItem => ({
+    lsn: seq,
+    entry: {
+      ...base,
+      kind: 'rows',
+      seq,
+      schema: 'app',
+      table: 'm',
+      op: 'insert',
+      columns: [col('w', 'int4'), col('at', 'timestamptz')],
+      pk: ['w'],
+      rows: [{ before: null, after: [String(w), '2026-12-06 12:00:00.000001+00'] }],
+    },
+  });
+  const items = async function* (list: JournalItem[]) {
+    yield* list;
+  };
+  const applyOnce = async (list: JournalItem[]) => {
+    const a = postgresTarget.applier({ target: targetSection(), source: 'direct', log: pino({ level: 'silent' }) });
+    try {
+      await a.open();
+      await a.run(items(list), {});
+      return a.state;
+    } finally {
+      await a.close();
+    }
+  };
+  const failure = (p: Promise<unknown>) =>
+    p.then(
+      () => {
+        throw new Error('expected a failure');
+      },
+      (e: unknown) => e as TidemarkError,
+    );
+
+  it('skips what it stored, refuses a 0-row update and DDL, needs the right to set session_replication_role', async () => {
+    const list = [commit(1n, 'baseline-end'), marker(2n, 900_001), commit(3n, 'stream')];
+    expect((await applyOnce(list))?.seq).toBe(3n);
+    expect((await applyOnce(list))?.seq).toBe(3n); // delivered again after a restart: skipped, no duplicate key
+    const seen = await dst.query('SELECT count(*)::int AS n FROM app.applied_markers WHERE w = 900001');
+    expect(seen.rows[0]?.['n']).toBe('1');
+
+    const update: JournalItem = {
+      lsn: 4n,
+      entry: {
+        ...(marker(4n, 900_002).entry as RowsEntry),
+        op: 'update',
+        rows: [{ before: ['900002', null], after: ['900002', null] }],
+      },
+    };
+    const diverged = await failure(applyOnce([update, commit(5n, 'stream')]));
+    expect(diverged.code).toBe('APPLY_DIVERGED');
+    expect(diverged.message).toContain('update of app.m at seq 4');
+    expect(diverged.message).toContain('no such row on the replica');
+    const ddl: JournalItem = {
+      lsn: 4n,
+      entry: { ...base, kind: 'ddl', seq: 4n, schema: 'app', tables: [], sql: 'ALTER TABLE app.m ADD c int' },
+    };
+    const refused = await failure(applyOnce([ddl, commit(5n, 'stream')]));
+    expect(refused.code).toBe('APPLY_FAILED');
+    expect(refused.message).toContain('cannot be applied to a PostgreSQL target');
+    expect((await postgresTarget.readStored(targetSection(), 'direct')).stored?.state?.seq).toBe(3n);
+
+    await dst.query('REVOKE SET ON PARAMETER session_replication_role FROM tidemark_apply');
+    try {
+      const denied = await failure(applyOnce([marker(4n, 900_003), commit(5n, 'stream')]));
+      expect(denied.code).toBe('PG_PRIVILEGE');
+      expect(denied.message).toContain('session_replication_role');
+    } finally {
+      await dst.query('GRANT SET ON PARAMETER session_replication_role TO tidemark_apply');
+    }
+    expect((await dst.query('SELECT 1 FROM app.m WHERE w = 900003')).rows).toEqual([]);
+  }, 60_000);
 });

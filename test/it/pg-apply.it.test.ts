@@ -417,5 +417,13 @@ describe('the applier on its own (apply/postgres/applier.ts)', () => {
       await dst.query('GRANT SET ON PARAMETER session_replication_role TO tidemark_apply');
     }
     expect((await dst.query('SELECT 1 FROM app.m WHERE w = 900003')).rows).toEqual([]);
+
+    // A rough figure (not asserted): 1000 single-row transactions, each with its position, one at a time.
+    const many: JournalItem[] = [];
+    for (let i = 0; i < 1000; i++)
+      many.push(marker(4n + 2n * BigInt(i), 910_000 + i), commit(5n + 2n * BigInt(i), 'stream'));
+    const t0 = performance.now();
+    expect((await applyOnce(many))?.seq).toBe(2003n);
+    console.info(`apply/postgres: 1000 single-row transactions in ${Math.round(performance.now() - t0)} ms`);
   }, 60_000);
 });

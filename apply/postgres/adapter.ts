@@ -33,7 +33,8 @@ export const postgresTarget: TargetAdapter<PgTargetSection> = {
     }
   },
   async verify(o): Promise<VerifyResult> {
-    const tables = await verifyPg(o.source as unknown as PgVerifySource, o.target, o.tables);
+    const src = o.source as unknown as PgVerifySource;
+    const tables = await verifyPg(src, o.target, o.tables, o.target.verify?.chunk_rows);
     return { tables, equal: tables.every((t) => t.equal) };
   },
 };

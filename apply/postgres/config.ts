@@ -22,6 +22,11 @@ export const pgTargetSchema = z
     port: portSchema.default(5432),
     /** The database the source's tables are applied into (same schema and table names as the source). */
     database: z.string().min(1),
+    /** verify: rows per chunk compared by count and md5 before a chunk is compared key by key. */
+    verify: z
+      .object({ chunk_rows: z.number().int().min(1).max(1_000_000).default(10_000) })
+      .strict()
+      .default({ chunk_rows: 10_000 }),
     /** The site this target is applied at: the primary's (default) or a standby's, from its mirror journal. */
     site: z.string().min(1).optional(),
   })

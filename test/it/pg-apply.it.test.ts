@@ -122,6 +122,7 @@ function targetSection(): PgTargetSection {
     user: APPLY_USER.user,
     database: 'appdb',
     connect_timeout_ms: 10_000,
+    verify: { chunk_rows: 40 },
   };
   Object.defineProperty(t, 'password', { value: APPLY_USER.password, enumerable: false });
   return t as PgTargetSection;
@@ -245,6 +246,7 @@ describe('PostgreSQL target (apply/postgres)', () => {
     const vsrc = { ...section, database: 'appdb', publication: 'tm_pub', include: ['*.*'], exclude: [] };
     const log = pino({ level: 'silent' });
     const v1 = await postgresTarget.verify({ source: vsrc, target: targetSection(), log });
+    expect(v1.tables.find((t) => t.table === 't')?.chunks).toBeGreaterThan(5);
     expect(v1.tables.map((t) => [t.table, t.equal, t.rows === t.replicaRows])).toEqual([
       ['m', true, true],
       ['t', true, true],

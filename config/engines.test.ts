@@ -45,7 +45,7 @@ describe('the engine registry', () => {
     expect(sourceAdapterOf(undefined).kind).toBe('mysql');
     expect(targetAdapterOf(undefined).kind).toBe('mysql');
     expect(sourceKinds()).toEqual(['mysql', 'postgres', 'toyk']);
-    expect(targetKinds()).toEqual(['mysql', 'toyk']);
+    expect(targetKinds()).toEqual(['mysql', 'postgres', 'toyk']);
     expect(sourceAdapter({ kind: 'toyk', name: 's' }).positionEngine).toBe('toyk');
     expect(() => sourceAdapterOf('oracle')).toThrow(
       'source.kind: unknown engine "oracle" (known: mysql, postgres, toyk)',
@@ -91,6 +91,17 @@ describe('config sections validated by the adapter of their kind', () => {
     expect(msg).toContain('source.database: required');
   });
 
+  it('loads a PostgreSQL target by its own schema: defaults filled, password hidden, strict', () => {
+    const pgTarget = { kind: 'postgres', name: 'pgdst', user: 'tidemark_apply', password: 'pw-pga', database: 'app' };
+    const c = parseConfig(doc(toySourceSection, [pgTarget]), FILE);
+    expect(c.targets[0]).toMatchObject({ kind: 'postgres', name: 'pgdst', host: '127.0.0.1', port: 5432 });
+    expect(c.targets[0]?.password).toBe('pw-pga');
+    expect(JSON.stringify(c)).not.toContain('pw-pga');
+    const msg = configError(doc(toySourceSection, [{ ...pgTarget, batch: {}, database: undefined }]));
+    expect(msg).toContain('targets.0.batch: unknown key');
+    expect(msg).toContain('targets.0.database: required');
+  });
+
   it('reports problems with the key paths of the file', () => {
     const msg = configError(doc({ ...toySourceSection, host: 'x' }, [toyTargetEntry('near', { file: undefined })]));
     expect(msg).toContain('source.host: unknown key');
@@ -102,7 +113,7 @@ describe('config sections validated by the adapter of their kind', () => {
       `${FILE}: invalid config: source.kind: unknown engine "oracle" (known: mysql, postgres, toyk)`,
     );
     expect(configError(doc(toySourceSection, [toyTargetEntry('a'), { ...mysqlTarget, kind: 'oracle' }]))).toBe(
-      `${FILE}: invalid config: targets.1.kind: unknown engine "oracle" (known: mysql, toyk)`,
+      `${FILE}: invalid config: targets.1.kind: unknown engine "oracle" (known: mysql, postgres, toyk)`,
     );
   });
 });

@@ -1,0 +1,40 @@
+/**
+ * PostgreSQL as a target engine (engine/target.ts): kind 'postgres'. A thin wrapper over PgApplier (applier.ts),
+ * the stored position in tidemark.applied (position.ts), verifyPg (verify.ts) and the `targets:` entry schema.
+ * Registered in config/engines.ts. No rewind/takeover capability yet.
+ */
+import type { TargetAdapter, VerifyResult } from '../../engine/target.ts';
+import { openApplySession, PgApplier, preparePositionTable } from './applier.ts';
+import { type PgTargetSection, pgTargetSchema } from './config.ts';
+import { parseStored, selectSql } from './position.ts';
+import { type PgVerifySource, verifyPg } from './verify.ts';
+
+export type { PgTargetSection } from './config.ts';
+
+export const postgresTarget: TargetAdapter<PgTargetSection> = {
+  kind: 'postgres',
+  configSchema: pgTargetSchema,
+  async preflight(t) {
+    const client = await openApplySession(t, 'tidemark-preflight');
+    await client.end().catch(() => {});
+  },
+  applier: (o) => new PgApplier({ target: o.target, source: o.source, log: o.log }),
+  async readStored(t, source) {
+    try {
+      const client = await openApplySession(t, 'tidemark-status');
+      try {
+        await preparePositionTable(client, source);
+        return { name: t.name, stored: parseStored((await client.query(selectSql, [source])).rows[0]) };
+      } finally {
+        await client.end().catch(() => {});
+      }
+    } catch (err) {
+      return { name: t.name, stored: null, error: (err as Error).message };
+    }
+  },
+  async verify(o): Promise<VerifyResult> {
+    const src = o.source as unknown as PgVerifySource;
+    const tables = await verifyPg(src, o.target, o.tables, o.target.verify?.chunk_rows);
+    return { tables, equal: tables.every((t) => t.equal) };
+  },
+};

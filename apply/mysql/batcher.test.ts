@@ -40,6 +40,9 @@ function drain(b: StatementBatcher, ...entries: RowsEntry[]): StatementBatch[] {
 
 const opts = { noPrimaryKey: 'full-row' as const, flavor: 'mariadb' as const };
 
+/** The joined-update tests use short entries: join from 2 rows. */
+const jopts = { ...opts, joinMinRows: 2 };
+
 describe('StatementBatcher', () => {
   it('merges consecutive inserts of one table into one statement', () => {
     const out = drain(new StatementBatcher(opts), entry('insert', 10n, [[1n, 'a']]), entry('insert', 11n, [[2n, 'b']]));
@@ -175,7 +178,7 @@ describe('key-unchanged updates joined with a derived table of the new values (M
 
   it('one statement for the rows of consecutive entries, keys distinct, matched by key alone', () => {
     const out = drain(
-      new StatementBatcher(opts),
+      new StatementBatcher(jopts),
       upd(5n, [
         [
           [1n, 'a'],
@@ -205,13 +208,30 @@ describe('key-unchanged updates joined with a derived table of the new values (M
     );
   });
 
+  it('joins only from joinMinRows rows (default 8): fewer go out as the per-row UPDATEs, as before', () => {
+    const rows = (n: number): [readonly Value[], readonly Value[]][] =>
+      Array.from({ length: n }, (_, i) => [
+        [BigInt(i + 1), 'a'],
+        [BigInt(i + 1), 'b'],
+      ]);
+    const three = drain(new StatementBatcher(opts), upd(1n, rows(3)));
+    expect(three.map((b) => [b.kind, b.rows])).toEqual([['per-row', 3]]);
+    expect(three[0]!.sql).toBe(
+      [1, 2, 3].map((i) => `UPDATE \`s\`.\`t\` SET \`v\` = 'b' WHERE \`id\` = ${i}`).join(';\n'),
+    );
+    expect(drain(new StatementBatcher(opts), upd(1n, rows(7))).map((b) => [b.kind, b.rows])).toEqual([['per-row', 7]]);
+    expect(drain(new StatementBatcher(opts), upd(1n, rows(8))).map((b) => [b.kind, b.rows])).toEqual([
+      ['update-join', 8],
+    ]);
+  });
+
   it('a repeated key, a key move or a no-op update starts a new statement; a joined update of one row is per-row', () => {
     const u = (id: bigint, v: string, id2: bigint, v2: string): [readonly Value[], readonly Value[]] => [
       [id, v],
       [id2, v2],
     ];
     const out = drain(
-      new StatementBatcher(opts),
+      new StatementBatcher(jopts),
       upd(1n, [
         u(1n, 'a', 1n, 'b'),
         u(2n, 'a', 2n, 'b'),
@@ -248,9 +268,9 @@ describe('key-unchanged updates joined with a derived table of the new values (M
     ];
     const kinds = (o: ConstructorParameters<typeof StatementBatcher>[0], e: RowsEntry) =>
       drain(new StatementBatcher(o), e).map((b) => b.kind);
-    expect(kinds({ ...opts, flavor: 'mysql' }, upd(1n, rows))).toEqual(['per-row']);
-    expect(kinds({ ...opts, joinUpdates: false }, upd(1n, rows))).toEqual(['per-row']);
-    expect(kinds(opts, upd(1n, rows, { pk: [] }))).toEqual(['per-row']);
+    expect(kinds({ ...jopts, flavor: 'mysql' }, upd(1n, rows))).toEqual(['per-row']);
+    expect(kinds({ ...jopts, joinUpdates: false }, upd(1n, rows))).toEqual(['per-row']);
+    expect(kinds(jopts, upd(1n, rows, { pk: [] }))).toEqual(['per-row']);
     const textKey: Column[] = [
       { name: 'id', type: 'varchar' },
       { name: 'v', type: 'varchar' },
@@ -261,7 +281,7 @@ describe('key-unchanged updates joined with a derived table of the new values (M
         ['k', 'b'],
       ],
     ];
-    expect(kinds(opts, upd(1n, textRows, { columns: textKey }))).toEqual(['per-row']);
+    expect(kinds(jopts, upd(1n, textRows, { columns: textKey }))).toEqual(['per-row']);
     const enumCol: Column[] = [
       { name: 'id', type: 'int' },
       { name: 'v', type: 'enum' },
@@ -272,7 +292,7 @@ describe('key-unchanged updates joined with a derived table of the new values (M
         [1n, 0n],
       ],
     ];
-    expect(kinds(opts, upd(1n, zero, { columns: enumCol }))).toEqual(['per-row']);
+    expect(kinds(jopts, upd(1n, zero, { columns: enumCol }))).toEqual(['per-row']);
   });
 });
 
@@ -295,7 +315,7 @@ describe('long values stay per-row (MariaDB cuts binary literals of 64 KiB and m
         { before: [6n, new Uint8Array(1), 'a'], after: [6n, new Uint8Array(2), 'b'] },
       ],
     };
-    const out = drain(new StatementBatcher(opts), e);
+    const out = drain(new StatementBatcher(jopts), e);
     expect(out.map((b) => [b.kind, b.rows])).toEqual([
       ['update-join', 2],
       ['per-row', 2],

@@ -263,18 +263,15 @@ describe('value round-trips', () => {
     // long binary literals in a value list: mysql/batch-sql.ts), row 4 below is that case.
     const short = (r: Value[]): Value[] => r.map((v, i) => (i === 23 ? 'L'.repeat(1000) : i === 28 ? bytes(7, 7) : v));
     const [r1, r2, r3, r4] = [cut(ROW1, 1n), cut(ROW2, 2n), cut(ROW3, 3n), cut(ROW3, 4n)];
+    // Rows 5–9: more rows of the same shape, so the joined statement reaches JOIN_MIN_ROWS (8; apply/mysql/batcher.ts).
+    const more = [5n, 6n, 7n, 8n, 9n].map((id) => [cut(ROW2, id), cut(ROW3, id)] as const);
     const j = new JournalBuilder();
-    j.tx((t) => t.insert(T, [r1, r2, r3, r4]));
-    // One entry, four rows, each key kept: every value goes to another row's, NULLs included; rows 1–3 in one
-    // joined statement, row 4 (300 KB values) on its own.
+    j.tx((t) => t.insert(T, [r1, r2, r3, r4, ...more.map(([r]) => r)]));
+    // One entry, nine rows, each key kept: every value goes to another row's, NULLs included; rows 1–3 and 5–9 in
+    // one joined statement, row 4 (300 KB values, last) on its own.
     const [n1, n2, n3, n4] = [cut(ROW2, 1n), cut(ROW3, 2n), short(cut(ROW1, 3n)), cut(ROW1, 4n)];
     j.tx((t) =>
-      t.update(T, [
-        [r1, n1],
-        [r2, n2],
-        [r3, n3],
-        [r4, n4],
-      ]),
+      t.update(T, [[r1, n1], [r2, n2], [r3, n3], ...more.map(([r, n]): [Value[], Value[]] => [r, n]), [r4, n4]]),
     );
     const updates = async (): Promise<[number, number]> => {
       const [rows] = await rep.query<mysql.RowDataPacket[]>(
@@ -285,9 +282,9 @@ describe('value round-trips', () => {
     };
     const [single0, multi0] = await updates();
     await applyAll(j).then((a) => a.close());
-    expect(await readRows(repRead, T, 'id')).toEqual([n1, n2, n3, n4]);
+    expect(await readRows(repRead, T, 'id')).toEqual([n1, n2, n3, n4, ...more.map(([, n]) => n)]);
     // What ran: one joined (multi-table) UPDATE; single-table UPDATEs for row 4 and for claiming the position row
-    // (one per replica transaction: at most 2 here), none for rows 1–3 (that would be 3 more).
+    // (one per replica transaction: at most 2 here), none for rows 1–3 and 5–9 (that would be 8 more).
     const [single1, multi1] = await updates();
     expect(multi1 - multi0).toBe(1);
     expect(single1 - single0).toBeLessThanOrEqual(3);
@@ -429,16 +426,15 @@ describe('tables without a primary key', () => {
 describe('divergence', () => {
   const T: TableDef = { schema: 'db', table: 'acct', pk: ['id'], columns: [col('id', 'int'), col('bal', 'int')] };
 
-  async function setup(): Promise<{ a: MysqlApplier; j: JournalBuilder }> {
+  async function setup(n = 3): Promise<{ a: MysqlApplier; j: JournalBuilder }> {
     await both('CREATE DATABASE db');
     await both('CREATE TABLE db.acct (id INT PRIMARY KEY, bal INT)');
     const j = new JournalBuilder();
     j.tx((t) =>
-      t.insert(T, [
-        [1n, 10n],
-        [2n, 20n],
-        [3n, 30n],
-      ]),
+      t.insert(
+        T,
+        Array.from({ length: n }, (_, i) => [BigInt(i + 1), BigInt(10 * (i + 1))]),
+      ),
     );
     // A long max wait keeps every later transaction in one replica transaction with the failing one.
     const a = await applyAll(j, target({ batch: { max_transactions: 500, max_rows: 20_000, max_wait_ms: 10_000 } }));
@@ -448,16 +444,14 @@ describe('divergence', () => {
 
   async function expectDiverged(a: MysqlApplier, j: JournalBuilder, text: RegExp): Promise<void> {
     const before = a.state!;
+    const rowsBefore = await readRows(repRead, T, 'id');
     const err = (await a.run(j.read(before.lsn + 1n)).catch((e: unknown) => e)) as TidemarkError;
     expect(err).toBeInstanceOf(TidemarkError);
     expect(err.code).toBe('APPLY_DIVERGED');
     expect(err.retriable).toBe(false);
     expect(err.message).toMatch(text);
     // Nothing of the failed group is visible and the stored position did not move.
-    expect(await readRows(repRead, T, 'id')).toEqual([
-      [1n, 10n],
-      [3n, 30n],
-    ]);
+    expect(await readRows(repRead, T, 'id')).toEqual(rowsBefore);
     await a.close();
     expect(await a.open()).toEqual(before);
     await a.close();
@@ -494,28 +488,22 @@ describe('divergence', () => {
   });
 
   it('a joined update with a missing key among others names that key and its seq', async () => {
-    const { a, j } = await setup();
+    // Eight rows: updates are joined from JOIN_MIN_ROWS (8) rows of one table on (apply/mysql/batcher.ts).
+    const { a, j } = await setup(8);
     const c = j.tx((t) =>
-      t.update(T, [
-        [
-          [1n, 10n],
-          [1n, 11n],
-        ],
-        [
-          [2n, 20n],
-          [2n, 21n],
-        ],
-        [
-          [3n, 30n],
-          [3n, 31n],
-        ],
-      ]),
+      t.update(
+        T,
+        Array.from({ length: 8 }, (_, i): [Value[], Value[]] => [
+          [BigInt(i + 1), BigInt(10 * (i + 1))],
+          [BigInt(i + 1), BigInt(10 * (i + 1) + 1)],
+        ]),
+      ),
     );
     await expectDiverged(
       a,
       j,
       new RegExp(
-        `update of \`db\`.\`acct\` key \\(id=2\\) at seq ${c.seq - 2n}: no such row on the replica \\(1 of 3 keys`,
+        `update of \`db\`.\`acct\` key \\(id=2\\) at seq ${c.seq - 7n}: no such row on the replica \\(1 of 8 keys`,
       ),
     );
   });

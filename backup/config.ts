@@ -28,12 +28,18 @@ const name = z
   .string()
   .regex(/^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}[A-Za-z0-9_])?$/, 'a name: 1-64 letters, digits, _ or -');
 
-const dirStore = z.object({ name, kind: z.literal('dir'), path: z.string().min(1) }).strict();
+const siteName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/, 'a site name: 1-63 letters, digits or "-"');
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'host:port, e.g. 10.0.0.2:7410');
+/** The site whose host has a dir store (or the only site using an S3 one); absent: every site may use it. */
+const storeSite = siteName.optional();
+
+const dirStore = z.object({ name, kind: z.literal('dir'), path: z.string().min(1), site: storeSite }).strict();
 
 const s3Store = z
   .object({
     name,
     kind: z.literal('s3'),
+    site: storeSite,
     endpoint: z.url().optional(),
     region: z.string().min(1).default('us-east-1'),
     bucket: z.string().min(3),
@@ -61,7 +67,24 @@ const s3Store = z
     { message: 'give at most one of secret_access_key, secret_access_key_env, secret_access_key_file' },
   );
 
-export const storeSchema = z.discriminatedUnion('kind', [dirStore, s3Store]);
+/**
+ * A store at another site: that site's `tidemark run` serves one of its own stores (`backup.serve`), reached over
+ * the ship transport's mutual TLS (certificates from ship.certs_dir; the server's must name `site`).
+ */
+const siteStore = z.object({ name, kind: z.literal('site'), site: siteName, address: hostPort }).strict();
+
+export const storeSchema = z.discriminatedUnion('kind', [dirStore, s3Store, siteStore]);
+
+/** A store this site serves to the other sites (their `kind: site` stores), in `tidemark run` at `site`. */
+const serveSchema = z
+  .object({
+    site: siteName,
+    listen: hostPort,
+    store: name,
+    /** Sites allowed to use it; absent: any site with a certificate from our CA. */
+    allow: z.array(siteName).min(1).optional(),
+  })
+  .strict();
 export type StoreConfig = z.infer<typeof storeSchema>;
 
 const encryptionSchema = z
@@ -163,6 +186,7 @@ export const backupSchema = z
       .min(0)
       .default(24 * 60),
     jobs: z.array(jobSchema).default([]),
+    serve: z.array(serveSchema).default([]),
   })
   .strict()
   .superRefine((b, ctx) => {
@@ -171,6 +195,22 @@ export const backupSchema = z
       if (stores.has(s.name))
         ctx.addIssue({ code: 'custom', path: ['stores', i, 'name'], message: `"${s.name}" is used twice` });
       stores.add(s.name);
+    }
+    for (const [i, v] of b.serve.entries()) {
+      const s = b.stores.find((x) => x.name === v.store);
+      if (s === undefined || s.kind === 'site') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['serve', i, 'store'],
+          message: `"${v.store}" must be a dir or s3 store of backup.stores (a site serves its own stores)`,
+        });
+      } else if (s.site !== undefined && s.site !== v.site) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['serve', i, 'store'],
+          message: `store "${v.store}" belongs to site ${s.site}; site ${v.site} cannot serve it`,
+        });
+      }
     }
     const jobs = new Set<string>();
     for (const [i, j] of b.jobs.entries()) {

@@ -5,6 +5,7 @@
  *   npm run bench -- ship [--json] [--transports local,tcp,kafka,redis] [--rate TX_PER_S] [--warmup-s S]
  *                         [--measure-s S] [--ship-rows N] [--tx-rows N]      (--json: nothing but the JSON line)
  *   npm run bench -- takeover [--json] [--runs N] [--partition-s S]                   (root: network namespaces)
+ *   npm run bench -- backup [--json] [--size-mib N]                  (sysbench-prepared datadir, kept between runs)
  */
 import { parseArgs } from 'node:util';
 
@@ -26,6 +27,7 @@ const { values, positionals } = parseArgs({
     'tx-rows': { type: 'string', default: '1000' },
     runs: { type: 'string', default: '5' },
     'partition-s': { type: 'string', default: '10' },
+    'size-mib': { type: 'string', default: '1024' },
   },
 });
 const which = positionals[0] ?? 'spine';
@@ -68,8 +70,11 @@ if (which === 'spine') {
 } else if (which === 'takeover') {
   const { benchTakeover } = await import('./takeover.ts');
   result = await benchTakeover({ runs: Number(values.runs), partitionS: Number(values['partition-s']), log });
+} else if (which === 'backup') {
+  const { benchBackup } = await import('./backup.ts');
+  result = await benchBackup({ sizeMib: Number(values['size-mib']), log });
 } else {
-  process.stderr.write(`bench: unknown benchmark "${which}" (available: spine, rewind, ship, takeover)\n`);
+  process.stderr.write(`bench: unknown benchmark "${which}" (available: spine, rewind, ship, takeover, backup)\n`);
   process.exit(2);
 }
 if (!values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

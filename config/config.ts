@@ -117,7 +117,11 @@ export interface Config {
   readonly backup?: ResolvedBackup | undefined;
 }
 
-export type ResolvedBackup = BackupConfig & { readonly catalog_dir: string };
+export type ResolvedBackup = BackupConfig & {
+  readonly catalog_dir: string;
+  /** For `kind: site` stores and `serve`: this config's site and its ship TLS settings. */
+  readonly link: { readonly site: string; readonly certs_dir: string | undefined; readonly plaintext: boolean };
+};
 
 const MAX_ISSUES = 10;
 
@@ -303,12 +307,19 @@ export function parseConfig(text: string, file: string): Config {
     ...(failover === undefined ? {} : { failover }),
     log: c.log.file === undefined ? c.log : { ...c.log, file: resolve(baseDir, c.log.file) },
     metrics: c.metrics,
-    ...(c.backup === undefined ? {} : { backup: resolveBackup(c.backup, resolve(baseDir, c.journal.dir), baseDir) }),
+    ...(c.backup === undefined
+      ? {}
+      : {
+          backup: {
+            ...resolveBackup(c.backup, resolve(baseDir, c.journal.dir), baseDir),
+            link: { site: c.site, certs_dir: sites.ship.certs_dir, plaintext: sites.ship.plaintext },
+          },
+        }),
   };
 }
 
 /** The backup section's paths, relative to the config file's directory like every other path. */
-function resolveBackup(b: BackupConfig, journalDir: string, baseDir: string): ResolvedBackup {
+function resolveBackup(b: BackupConfig, journalDir: string, baseDir: string): Omit<ResolvedBackup, 'link'> {
   const enc =
     b.encryption.key_file === undefined ? b.encryption : { key_file: resolve(baseDir, b.encryption.key_file) };
   return {
@@ -316,7 +327,7 @@ function resolveBackup(b: BackupConfig, journalDir: string, baseDir: string): Re
     stores: b.stores.map((s) =>
       s.kind === 'dir'
         ? { ...s, path: resolve(baseDir, s.path) }
-        : s.secret_access_key_file === undefined
+        : s.kind === 'site' || s.secret_access_key_file === undefined
           ? s
           : { ...s, secret_access_key_file: resolve(baseDir, s.secret_access_key_file) },
     ),

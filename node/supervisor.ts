@@ -30,6 +30,7 @@ import { checkCaptureLock, lockAppliers, releaseAll } from './run-locks.ts';
 import { readPromotion } from './failover-state.ts';
 import { standbyMonitorLoop } from './failover-standby.ts';
 import { controlledReceiveLoop, ReceiverWatch } from './receive-loop.ts';
+import { type ServeConfig, storeServeLoop } from './backup-serve.ts';
 import { CapGate } from './ship-cap.ts';
 import { shipLoop } from './ship-loop.ts';
 import type { Logger } from 'pino';
@@ -71,7 +72,8 @@ export async function runNode(o: NodeOptions): Promise<number> {
   if (capture) await checkCaptureLock(config.journal.dir);
   const applyLocks = await lockAppliers(config, targets, log);
   try {
-    return await runLocked(o, { capture, targets, standbys, receivers, primary });
+    const serves = o.only === 'capture' ? [] : (config.backup?.serve ?? []).filter((v) => atSite(v.site));
+    return await runLocked(o, { capture, targets, standbys, receivers, primary, serves });
   } finally {
     await releaseAll(applyLocks);
   }
@@ -85,10 +87,11 @@ async function runLocked(
     standbys: Config['standbys'];
     receivers: Config['standbys'];
     primary: boolean;
+    serves: readonly ServeConfig[];
   },
 ): Promise<number> {
   const { config, log } = o;
-  const { capture, targets, standbys, receivers, primary } = roles;
+  const { capture, targets, standbys, receivers, primary, serves } = roles;
   // The engines' preflights (engine/): one connection each, so a wrong host or password fails here, clearly.
   if (capture) await sourceAdapter(config.source).preflight(config.source);
   for (const t of targets) await targetAdapter(t).preflight(t);
@@ -127,6 +130,7 @@ async function runLocked(
     );
   }
   if (config.failover && capture) parts.push(primaryGuardLoop(config, log, inner.signal));
+  for (const v of serves) parts.push(storeServeLoop(config, v, log, inner.signal));
   for (const t of targets)
     parts.push(applyLoop(config, t, journalDirOf(config, t), log, inner.signal, metrics?.registry));
   // The rollback index follows each journal this process applies from (and the primary's, where capture runs).

@@ -1,14 +1,27 @@
 /**
  * Opens the backup store a config entry names (backup/config.ts `stores`), resolving the S3 credentials from the
  * config, an environment variable or a file (I/O: env, file, the store's own start-up check). With neither key
- * given, the AWS SDK's default chain applies.
+ * given, the AWS SDK's default chain applies. A `site` store (another site's store, over mutual TLS) needs the
+ * caller's site context: its name and its TLS material (the config floor has them: ship.certs_dir, site).
  */
 import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
 import { ConfigError } from '../../core/errors.ts';
+import type { LinkSecurity } from '../../ship/tcp/index.ts';
 import type { StoreConfig } from '../config.ts';
 import type { BackupStore } from '../store.ts';
 import { DirStore } from '../store/dir.ts';
 import { S3Store } from '../store/s3.ts';
+import { SiteStore } from '../store/site.ts';
+
+/** Who this process is, for `kind: site` stores. */
+export interface SiteContext {
+  /** This process's site (the server checks our certificate names it). */
+  readonly self: string;
+  /** Our TLS material (ship.certs_dir), or plaintext when the ship links are. */
+  security(): Promise<LinkSecurity>;
+  readonly log: Logger;
+}
 
 async function secret(
   key: string,
@@ -34,8 +47,28 @@ async function secret(
   return undefined;
 }
 
-export async function openStore(s: StoreConfig, vars: NodeJS.ProcessEnv = process.env): Promise<BackupStore> {
+export async function openStore(
+  s: StoreConfig,
+  vars: NodeJS.ProcessEnv = process.env,
+  site?: SiteContext,
+): Promise<BackupStore> {
   if (s.kind === 'dir') return DirStore.open(s.path);
+  if (s.kind === 'site') {
+    if (site === undefined) {
+      throw new ConfigError(
+        `backup.stores '${s.name}': a site store can be used only where the config names the sites`,
+      );
+    }
+    const at = s.address.lastIndexOf(':');
+    return SiteStore.open({
+      site: s.site,
+      self: site.self,
+      host: s.address.slice(0, at).replace(/^\[|\]$/g, ''),
+      port: Number(s.address.slice(at + 1)),
+      security: await site.security(),
+      log: site.log,
+    });
+  }
   const where = `backup.stores '${s.name}'`;
   const id = await secret(`${where}: access_key_id`, s.access_key_id, s.access_key_id_env, undefined, vars);
   const key = await secret(

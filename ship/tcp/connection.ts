@@ -37,7 +37,8 @@ export interface ConnectionOptions {
 }
 
 function messageBytes(m: Message): number {
-  return m.type === 'frames' ? m.frames.reduce((n, f) => n + f.payload.length + 13, 0) : 32;
+  if (m.type === 'frames') return m.frames.reduce((n, f) => n + f.payload.length + 13, 0);
+  return m.type === 'blob' ? m.data.length + m.head.length + 16 : 32;
 }
 
 export class MessageConnection {

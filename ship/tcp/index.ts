@@ -11,6 +11,8 @@
  *   shipper.ts     the client: connect → HELLO → WELCOME(durable) → FRAMES from durable + 1 → ACKs, reconnecting
  *   receiver.ts    the server: authorize → HELLO → onHello → WELCOME → onFrames → ACK, one session per source
  *   certs.ts       CA and per-site certificates (tidemark certs; the witness uses them too)
+ * MessageConnection, dial() and clientRefusal() are exported for other services on the same mutual-TLS links
+ * (BLOB messages: the remote-site backup store, backup/store/site.ts).
  */
 export {
   CA_CERT,
@@ -20,6 +22,14 @@ export {
   makeCerts,
   type TlsMaterial,
 } from './certs.ts';
-export { certificateNames, DEFAULT_HEARTBEAT_MS, DEFAULT_PORT, type LinkSecurity } from './identity.ts';
+export { dial, MessageConnection } from './connection.ts';
+export {
+  certificateNames,
+  clientRefusal,
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_PORT,
+  type LinkSecurity,
+} from './identity.ts';
+export type { BlobMessage, Message } from './protocol.ts';
 export { type ReceiverOptions, ShipReceiver } from './receiver.ts';
 export { type Shipper, type ShipperOptions, type ShipperStatus, startShipper } from './shipper.ts';

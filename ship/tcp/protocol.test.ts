@@ -43,6 +43,8 @@ function sampleMessages(): Message[] {
     { type: 'heartbeat', sentAtMs: 1_700_000_000_123 },
     { type: 'error', code: 'CORRUPT', message: 'bad CRC at 12' },
     { type: 'ack', lsn: 0xffffffffffffffffn },
+    { type: 'blob', head: '{"op":"put","key":"ü/piece-000001"}', data: payloadOf(70, 5) },
+    { type: 'blob', head: '', data: new Uint8Array(0) },
     {
       type: 'hello',
       protocolVersion: PROTOCOL_VERSION,

@@ -50,7 +50,7 @@ export const DEFAULT_MAX_BODY_BYTES = (256 << 20) + (64 << 10);
 /** Bytes a FRAMES body spends per frame besides its payload. */
 export const FRAME_OVERHEAD = 13;
 
-export const MESSAGE_TYPES = { hello: 1, welcome: 2, frames: 3, ack: 4, heartbeat: 5, error: 6 } as const;
+export const MESSAGE_TYPES = { hello: 1, welcome: 2, frames: 3, ack: 4, heartbeat: 5, error: 6, blob: 7 } as const;
 export type MessageType = keyof typeof MESSAGE_TYPES;
 const TYPE_NAMES = new Map<number, MessageType>(
   Object.entries(MESSAGE_TYPES).map(([k, v]) => [v, k as MessageType] as const),
@@ -83,7 +83,24 @@ export interface ErrorMessage {
   readonly message: string;
 }
 
-export type Message = HelloMessage | WelcomeMessage | FramesMessage | AckMessage | HeartbeatMessage | ErrorMessage;
+/**
+ * A head (UTF-8 text, JSON by convention, ≤ 64 KiB) and opaque bytes: not part of the journal link. Other
+ * services that ride the same mutual-TLS connections use it (the remote-site backup store, backup/store/site.ts).
+ */
+export interface BlobMessage {
+  readonly type: 'blob';
+  readonly head: string;
+  readonly data: Uint8Array;
+}
+
+export type Message =
+  | HelloMessage
+  | WelcomeMessage
+  | FramesMessage
+  | AckMessage
+  | HeartbeatMessage
+  | ErrorMessage
+  | BlobMessage;
 
 // ---------------------------------------------------------------------------------------------------- encoding
 
@@ -134,6 +151,13 @@ export function encodeMessage(msg: Message): Uint8Array {
       w = new BodyWriter(MESSAGE_HEADER_BYTES, 8);
       w.u64(checkU64(BigInt(Math.max(0, Math.floor(msg.sentAtMs))), 'sentAtMs'));
       break;
+    case 'blob': {
+      const head = strBytes(msg.head, 'head');
+      w = new BodyWriter(MESSAGE_HEADER_BYTES, 2 + head.length + msg.data.length);
+      w.str(head);
+      w.raw(msg.data);
+      break;
+    }
     case 'error': {
       const [code, text] = [strBytes(msg.code, 'code'), strBytes(msg.message, 'message')];
       w = new BodyWriter(MESSAGE_HEADER_BYTES, 4 + code.length + text.length);
@@ -200,6 +224,11 @@ function decodeBody(type: MessageType, body: Uint8Array, offset: number): Messag
     case 'error':
       msg = { type, code: r.str('code'), message: r.str('message') };
       break;
+    case 'blob': {
+      const head = r.str('head');
+      msg = { type, head, data: r.raw(r.left, 'blob data') };
+      break;
+    }
   }
   r.end(type);
   return msg;

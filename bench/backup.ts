@@ -1,0 +1,329 @@
+/**
+ * Backup benchmark (issue #13): tidemark's full backup and restore beside the tools a DBA would otherwise pipe
+ * together, in one run, on a sysbench-prepared datadir (`sysbench oltp_read_write prepare`, ~1 GiB by default),
+ * one contender at a time (2 shared cores: running them at once would measure contention).
+ *
+ *   backup:  mariadb-backup --stream=mbstream > /dev/null              (the source's own speed)
+ *            mariadb-backup --stream | zstd -1 -T2 > file              (the peer pipeline; its size is the yardstick)
+ *            tidemark backup run → directory store                     (parse + zstd + AES-256-GCM + SHA-256)
+ *            tidemark backup run → versitygw (S3, loopback)
+ *   restore: zstd -d < file | mbstream -x, then mariadb-backup --prepare     (the peer)
+ *            tidemark restore --backup ID --into DIR                         (fetch + verify + decrypt + the same)
+ *
+ * Figures: MiB/s of datadir, ratios to the zstd pipeline (goal ≥ 0.8), stored bytes over zstd -1's (goal ≤ +2 %),
+ * restore seconds per GiB and the ratio (goal ≤ 1.2), peak RSS of the tidemark process (VmHWM, goal < 256 MB)
+ * and CPU seconds per GiB of the tidemark process and of mariadb-backup. The datadir is kept between runs
+ * (instance `bench-bk`, port 3470; versitygw port 7340).
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { admin, REPO_ROOT, ROOT_PASSWORD, startInstance } from '../test/fixtures/mariadb.ts';
+import { CLI, nodeFirstPath } from '../test/fixtures/topology.ts';
+import { createBucket, startVersitygw, stopVersitygw } from '../test/fixtures/versitygw.ts';
+
+const PORT = 3470;
+const VGW_PORT = 7340;
+const NAME = 'bench-bk';
+const TABLES = 8;
+/** sysbench rows take ~230 bytes each on disk with their secondary index. */
+const BYTES_PER_ROW = 230;
+const CLK_TCK = 100;
+
+export interface BackupBenchOptions {
+  readonly sizeMib: number;
+  readonly log: (s: string) => void;
+}
+
+interface Measured {
+  readonly s: number;
+  /** CPU seconds and peak RSS (MB) per process name (comm) seen in the tree. */
+  readonly cpu: Record<string, number>;
+  readonly rssMb: Record<string, number>;
+  readonly stdout: string;
+}
+
+function treeBytes(p: string): number {
+  let n = 0;
+  for (const e of readdirSync(p, { recursive: true, withFileTypes: true })) {
+    if (e.isFile()) n += statSync(join(e.parentPath, e.name), { throwIfNoEntry: false })?.size ?? 0;
+  }
+  return n;
+}
+
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  const walk = (p: number): void => {
+    let kids = '';
+    try {
+      kids = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8');
+    } catch {
+      return;
+    }
+    for (const k of kids.split(' ').filter(Boolean).map(Number)) {
+      out.push(k);
+      walk(k);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/** Runs a command, sampling CPU time and VmHWM of every process of its tree every 50 ms until it exits. */
+async function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Measured> {
+  const t0 = performance.now();
+  const child: ChildProcess = spawn(cmd, args, {
+    cwd: REPO_ROOT,
+    env: { ...process.env, PATH: nodeFirstPath(), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d) => (stdout += d));
+  child.stderr?.on('data', (d) => (stderr = (stderr + d).slice(-8000)));
+  const perPid = new Map<number, { comm: string; cpu: number; rss: number }>();
+  const sample = (): void => {
+    for (const pid of [child.pid as number, ...descendants(child.pid as number)]) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const cpu = (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        const rss = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+        const comm = pid === child.pid && cmd === CLI ? 'tidemark' : readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+        const prev = perPid.get(pid);
+        perPid.set(pid, { comm, cpu: Math.max(cpu, prev?.cpu ?? 0), rss: Math.max(rss, prev?.rss ?? 0) });
+      } catch {
+        // the process ended between the listing and the read
+      }
+    }
+  };
+  const timer = setInterval(sample, 50);
+  const code = await new Promise<number | null>((res) => child.on('close', res));
+  clearInterval(timer);
+  const s = (performance.now() - t0) / 1000;
+  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr}`);
+  const cpu: Record<string, number> = {};
+  const rssMb: Record<string, number> = {};
+  for (const p of perPid.values()) {
+    cpu[p.comm] = (cpu[p.comm] ?? 0) + p.cpu;
+    rssMb[p.comm] = Math.max(rssMb[p.comm] ?? 0, Math.round(p.rss));
+  }
+  return { s, cpu, rssMb, stdout };
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+async function prepareDatadir(sizeMib: number, log: (s: string) => void): Promise<void> {
+  const c = await admin(PORT);
+  try {
+    const rows = Math.max(1000, Math.round((sizeMib * 1024 * 1024) / (TABLES * BYTES_PER_ROW)));
+    const [have] = (await c.query(
+      "SELECT COUNT(*) AS n, COALESCE(SUM(table_rows), 0) AS r FROM information_schema.tables WHERE table_schema = 'sbtest'",
+    )) as unknown as [[{ n: number; r: number }]];
+    if (Number(have[0].n) === TABLES && Number(have[0].r) > rows * TABLES * 0.8) {
+      log(`datadir: sbtest already prepared (${TABLES} tables, ~${have[0].r} rows)`);
+      return;
+    }
+    log(`datadir: sysbench prepare, ${TABLES} tables × ${rows} rows (~${sizeMib} MiB); this takes minutes once`);
+    await c.query('DROP DATABASE IF EXISTS sbtest');
+    await c.query('CREATE DATABASE sbtest');
+    execFileSync(
+      'sysbench',
+      [
+        'oltp_read_write',
+        '--db-driver=mysql',
+        '--mysql-host=127.0.0.1',
+        `--mysql-port=${PORT}`,
+        '--mysql-user=root',
+        `--mysql-password=${ROOT_PASSWORD}`,
+        '--mysql-db=sbtest',
+        `--tables=${TABLES}`,
+        `--table-size=${rows}`,
+        '--threads=2',
+        'prepare',
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+  } finally {
+    await c.end();
+  }
+}
+
+function config(work: string, instDir: string, store: string): string {
+  const path = join(work, `${store.split(':')[0]}.yaml`);
+  const stores = store.startsWith('s3')
+    ? `    - name: st
+      kind: s3
+      endpoint: http://127.0.0.1:${VGW_PORT}
+      bucket: benchbk
+      force_path_style: true
+      access_key_id: tidemark
+      secret_access_key: tidemark-secret`
+    : `    - name: st
+      kind: dir
+      path: ${join(work, 'store')}`;
+  writeFileSync(
+    path,
+    `source:
+  name: src
+  host: 127.0.0.1
+  port: ${PORT}
+  user: root
+  password: ${ROOT_PASSWORD}
+  include: ["sbtest.*"]
+journal:
+  dir: ${join(work, 'journal')}
+targets:
+  - name: unused
+    port: 3471
+    user: root
+log:
+  level: warn
+backup:
+  stores:
+${stores}
+  encryption:
+    key_file: ${join(work, 'master.key')}
+  stream:
+    option_file: only
+    socket: ${join(instDir, 'mysqld.sock')}
+    datadir: ${join(instDir, 'data')}
+    scratch_dir: ${join(work, 'scratch')}
+  catalog_dir: ${join(work, `catalog-${store.split(':')[0]}`)}
+  jobs:
+    - name: bench
+      store: st
+      type: full
+`,
+  );
+  return path;
+}
+
+const round = (n: number, d = 2): number => Math.round(n * 10 ** d) / 10 ** d;
+
+export async function benchBackup(o: BackupBenchOptions): Promise<object> {
+  const runDir = process.env['TIDEMARK_RUN_DIR'] ?? resolve(REPO_ROOT, '.run');
+  const instDir = resolve(runDir, 'mariadb', NAME);
+  const work = resolve(runDir, 'bench-backup');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(join(work, 'scratch'), { recursive: true });
+  writeFileSync(join(work, 'master.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
+  startInstance(NAME, PORT);
+  await prepareDatadir(o.sizeMib, o.log);
+  const dataBytes = treeBytes(join(instDir, 'data'));
+  const gib = dataBytes / 1024 ** 3;
+  const mib = dataBytes / 1024 ** 2;
+  o.log(`datadir: ${round(mib, 0)} MiB`);
+  const mb = [
+    'mariadb-backup',
+    '--no-defaults',
+    '--backup',
+    '--stream=mbstream',
+    `--target-dir=${join(work, 'scratch', 'mb')}`,
+    `--datadir=${join(instDir, 'data')}`,
+    `--socket=${join(instDir, 'mysqld.sock')}`,
+    '--user=root',
+    `--password=${ROOT_PASSWORD}`,
+  ]
+    .map(shellQuote)
+    .join(' ');
+  const zfile = join(work, 'peer.mbstream.zst');
+  const scratchClean = (): void => rmSync(join(work, 'scratch', 'mb'), { recursive: true, force: true });
+
+  o.log('backup 1/4: mariadb-backup --stream > /dev/null');
+  const native = await measure('bash', ['-c', `${mb} > /dev/null 2>/dev/null`]);
+  scratchClean();
+  o.log(`  ${round(native.s)} s`);
+  o.log('backup 2/4: mariadb-backup --stream | zstd -1 -T2 > file');
+  const zstd = await measure('bash', ['-c', `${mb} 2>/dev/null | zstd -1 -T2 -q > ${shellQuote(zfile)}`]);
+  scratchClean();
+  const zstdBytes = statSync(zfile).size;
+  o.log(`  ${round(zstd.s)} s, ${round(zstdBytes / 1024 ** 2, 1)} MiB`);
+
+  o.log('backup 3/4: tidemark backup run → directory store');
+  const dirCfg = config(work, instDir, 'dir');
+  const tmDir = await measure(CLI, ['backup', 'run', 'bench', '-c', dirCfg]);
+  const storedBytes = treeBytes(join(work, 'store'));
+  const id = /(\S+-bench-full-[0-9a-f]{6})/.exec(tmDir.stdout)?.[1];
+  if (id === undefined) throw new Error(`no backup id in: ${tmDir.stdout}`);
+  o.log(`  ${round(tmDir.s)} s, ${round(storedBytes / 1024 ** 2, 1)} MiB stored, ${id}`);
+
+  o.log('backup 4/4: tidemark backup run → versitygw (S3 on loopback)');
+  const s3 = startVersitygw('bench-bk', VGW_PORT, { fresh: true });
+  let tmS3: Measured;
+  try {
+    await createBucket(s3, 'benchbk');
+    tmS3 = await measure(CLI, ['backup', 'run', 'bench', '-c', config(work, instDir, 's3:')]);
+  } finally {
+    stopVersitygw('bench-bk');
+  }
+  o.log(`  ${round(tmS3.s)} s`);
+
+  o.log('restore 1/2: zstd -d < file | mbstream -x, then mariadb-backup --prepare');
+  const peerDir = join(work, 'restore-peer');
+  mkdirSync(peerDir);
+  const peerX = await measure('bash', [
+    '-c',
+    `zstd -d -q < ${shellQuote(zfile)} | mbstream -x -C ${shellQuote(peerDir)}`,
+  ]);
+  const peerP = await measure('mariadb-backup', ['--prepare', `--target-dir=${peerDir}`]);
+  const peerS = peerX.s + peerP.s;
+  rmSync(peerDir, { recursive: true, force: true });
+  o.log(`  ${round(peerS)} s (extract ${round(peerX.s)} + prepare ${round(peerP.s)})`);
+  o.log('restore 2/2: tidemark restore --backup ID --into DIR (directory store)');
+  const tmRestoreDir = join(work, 'restore-tm');
+  const tmRestore = await measure(CLI, [
+    'restore',
+    '--backup',
+    id,
+    '--into',
+    tmRestoreDir,
+    '--store-dir',
+    join(work, 'store'),
+    '--key-file',
+    join(work, 'master.key'),
+  ]);
+  rmSync(tmRestoreDir, { recursive: true, force: true });
+  o.log(`  ${round(tmRestore.s)} s`);
+  rmSync(work, { recursive: true, force: true });
+
+  const perGib = (n: number | undefined): number => round((n ?? 0) / gib);
+  return {
+    bench: 'backup',
+    datadir_mib: round(mib, 0),
+    backup_mib_per_s: {
+      mariadb_backup_devnull: round(mib / native.s, 1),
+      mariadb_backup_zstd: round(mib / zstd.s, 1),
+      tidemark_dir: round(mib / tmDir.s, 1),
+      tidemark_s3: round(mib / tmS3.s, 1),
+    },
+    backup_ratio_to_zstd_pipeline: { dir: round(zstd.s / tmDir.s), s3: round(zstd.s / tmS3.s), goal_min: 0.8 },
+    stored_bytes: {
+      tidemark: storedBytes,
+      zstd_1: zstdBytes,
+      over_zstd_pct: round((storedBytes / zstdBytes - 1) * 100, 1),
+      goal_max_pct: 2,
+    },
+    restore_s_per_gib: { peer: round(peerS / gib), tidemark: round(tmRestore.s / gib) },
+    restore_ratio_to_peer: { ratio: round(tmRestore.s / peerS), goal_max: 1.2 },
+    peak_rss_mb: {
+      backup_dir: tmDir.rssMb['tidemark'],
+      backup_s3: tmS3.rssMb['tidemark'],
+      restore: tmRestore.rssMb['tidemark'],
+      goal_max: 256,
+    },
+    cpu_s_per_gib: {
+      backup_tidemark: perGib(tmDir.cpu['tidemark']),
+      backup_mariadb_backup: perGib(tmDir.cpu['mariadb-backup']),
+      peer_zstd: perGib(zstd.cpu['zstd']),
+      restore_tidemark: perGib(tmRestore.cpu['tidemark']),
+      restore_mbstream: perGib(tmRestore.cpu['mbstream']),
+      restore_prepare: perGib(tmRestore.cpu['mariadb-backup']),
+    },
+    pending: 'PITR replay tx/s and log-archive commit→store latency join when log backups land (issue #13)',
+  };
+}

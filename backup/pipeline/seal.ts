@@ -48,7 +48,7 @@ export interface SealedChunk {
   readonly last: boolean;
 }
 
-interface Packed {
+export interface Packed {
   readonly raw: number;
   readonly body: Buffer;
   readonly zstd: boolean;
@@ -90,9 +90,17 @@ export class Sealer {
    * push() or end() has returned (then it is free: sealed chunks never refer to it).
    */
   push(block: Buffer): SealedChunk[] {
-    if (this.#ended) throw new Error('Sealer: push after end');
     if (block.length > this.#o.blockSize) throw new RangeError(`block of ${block.length} exceeds ${this.#o.blockSize}`);
-    const next = packBlock(block, this.#level);
+    return this.pushPacked(packBlock(block, this.#level));
+  }
+
+  /**
+   * push() for a block already packed (zstd-async.ts packBlockAsync: compressed off the main thread); packed
+   * blocks must come in plaintext order. The caller must not change `packed.body` afterwards.
+   */
+  pushPacked(next: Packed): SealedChunk[] {
+    if (this.#ended) throw new Error('Sealer: push after end');
+    if (next.raw > this.#o.blockSize) throw new RangeError(`block of ${next.raw} exceeds ${this.#o.blockSize}`);
     const prev = this.#pending;
     this.#pending = next;
     if (prev === undefined) return [];

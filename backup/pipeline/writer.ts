@@ -17,7 +17,8 @@ import type { BackupStore, StoredObject } from '../store.ts';
 import { MIN_BLOCK } from './format.ts';
 import { type EncryptionHeader, type MasterKey, newDataKey, wrapDataKey } from './keys.ts';
 import { type Progress, ProgressMeter } from './progress.ts';
-import { type SealedChunk, Sealer } from './seal.ts';
+import { type Packed, type SealedChunk, Sealer } from './seal.ts';
+import { packBlockAsync } from './zstd-async.ts';
 
 /** One stored piece, as the manifest lists it. */
 export interface PieceInfo {
@@ -29,6 +30,8 @@ export interface PieceInfo {
 }
 
 export const DEFAULT_BLOCK_SIZE = 4 << 20;
+/** Blocks compressing at once on the libuv thread pool (4 threads by default). */
+const COMPRESS_DEPTH = 3;
 export const DEFAULT_PIECE_SIZE = 1 << 30;
 /**
  * What a piece body buffers before the writer waits for the store to take it. Small on purpose: a sealed chunk
@@ -164,11 +167,19 @@ export async function writeBackup(o: WriteOptions): Promise<PieceInfo[]> {
 
   // A source that stalls must not outlive an abort: the signal destroys it.
   if (o.signal !== undefined && o.source instanceof Readable) addAbortSignal(o.signal, o.source);
-  // Two block buffers in turn: the sealer keeps a block only until the next push() returns (Sealer.push), so
-  // the one filled before last is free again. Reusing them keeps the garbage (and so RSS) down.
-  const buffers = [Buffer.allocUnsafe(blockSize), Buffer.allocUnsafe(blockSize)];
-  let turn = 0;
-  let block = buffers[0] as Buffer;
+  // Blocks compress on the thread pool, COMPRESS_DEPTH at a time, and are sealed in order. A block buffer is free
+  // again as soon as its compression resolved (the packed body never refers to it), so COMPRESS_DEPTH + 1
+  // buffers in turn are enough; reusing them keeps the garbage (and so RSS) down.
+  const free: Buffer[] = Array.from({ length: COMPRESS_DEPTH + 1 }, () => Buffer.allocUnsafe(blockSize));
+  const inflight: Promise<Packed>[] = [];
+  const level = o.level ?? 1;
+  const compress = (buf: Buffer, n: number): void => {
+    const p = packBlockAsync(buf.subarray(0, n), level).finally(() => free.push(buf));
+    p.catch(() => undefined); // awaited in order below
+    inflight.push(p);
+  };
+  const sealNext = async (): Promise<void> => emit(sealer.pushPacked(await (inflight.shift() as Promise<Packed>)));
+  let block = free.pop() as Buffer;
   let fill = 0;
   try {
     for await (const data of o.source as AsyncIterable<Buffer>) {
@@ -181,15 +192,16 @@ export async function writeBackup(o: WriteOptions): Promise<PieceInfo[]> {
         at += n;
         bytes += n;
         if (fill === blockSize) {
-          await emit(sealer.push(block));
-          turn ^= 1;
-          block = buffers[turn] as Buffer;
+          compress(block, fill);
+          if (inflight.length >= COMPRESS_DEPTH) await sealNext();
+          block = free.pop() as Buffer;
           fill = 0;
         }
       }
     }
     if (o.signal?.aborted) throw aborted(o.backupId, o.signal.reason);
-    if (fill > 0) await emit(sealer.push(block.subarray(0, fill)));
+    if (fill > 0) compress(block, fill);
+    while (inflight.length > 0) await sealNext();
     await emit(sealer.end());
   } catch (err) {
     await current?.abort(err);

@@ -8,9 +8,8 @@
  * source piece is refused naming the piece; a copy aborted mid-piece resumes, reusing the pieces already there.
  * MariaDB port 3820, versitygw port 7325.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pipeline, Transform, Writable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
@@ -25,13 +24,19 @@ import { DirStore } from '../../backup/store/dir.ts';
 import { S3Store } from '../../backup/store/s3.ts';
 import { loadConfig } from '../../config/config.ts';
 import { backupLoop, SCHEDULE_FILE } from '../../node/backup-loop.ts';
-import { admin, REPO_ROOT, ROOT_PASSWORD, startInstance, stopInstance } from '../fixtures/mariadb.ts';
+import {
+  backupConfigYaml,
+  dirStoreYaml,
+  s3StoreYaml,
+  startBackupLab,
+  stopBackupLab,
+} from '../fixtures/backup-config.ts';
+import { REPO_ROOT } from '../fixtures/mariadb.ts';
 import { runCli } from '../fixtures/topology.ts';
-import { createBucket, type S3Server, s3Client, startVersitygw, stopVersitygw } from '../fixtures/versitygw.ts';
+import { type S3Server, s3Client } from '../fixtures/versitygw.ts';
 
 const NAME = 'bk-sched';
 const PORT = 3820;
-const VGW = 'bk-sched';
 const VGW_PORT = 7325;
 const BUCKET = 'bksched';
 const instDir = resolve(process.env['TIDEMARK_RUN_DIR'] ?? resolve(REPO_ROOT, '.run'), 'mariadb', NAME);
@@ -42,52 +47,16 @@ let conn: mysql.Connection;
 
 function config(file: string, keyFile: string): string {
   const path = join(dir, file);
-  writeFileSync(
-    path,
-    `
-source:
-  name: src
-  host: 127.0.0.1
-  port: ${PORT}
-  user: root
-  password: ${ROOT_PASSWORD}
-  include: ["bk.*"]
-journal:
-  dir: ${join(dir, 'journal')}
-targets:
-  - name: unused
-    port: 3821
-    user: root
-log:
-  level: warn
-backup:
-  stores:
-    - name: local
-      kind: dir
-      path: ${join(dir, 'store')}
-    - name: far
-      kind: s3
-      endpoint: ${s3.endpoint}
-      region: ${s3.region}
-      bucket: ${BUCKET}
-      prefix: copy/
-      force_path_style: true
-      access_key_id: ${s3.credentials.accessKeyId}
-      secret_access_key: ${s3.credentials.secretAccessKey}
-  encryption:
-    key_file: ${keyFile}
-  pipeline:
-    block_size: 1MiB
-    piece_size: 2MiB
-  stream:
-    # a stream command that takes > 2 s before mariadb-backup even starts: every run overruns the 2 s schedule
-    command: ["bash", "-c", "sleep 2.5; exec mariadb-backup \\"$@\\"", "mariadb-backup"]
-    option_file: only
-    socket: ${join(instDir, 'mysqld.sock')}
-    datadir: ${join(instDir, 'data')}
-    scratch_dir: ${join(dir, 'scratch')}
-  orphan_grace_minutes: 0
-  jobs:
+  const yaml = backupConfigYaml({
+    port: PORT,
+    unusedPort: 3821,
+    dir,
+    instDir,
+    keyFile,
+    // a stream command that takes > 2 s before mariadb-backup even starts: every run overruns the 2 s schedule
+    command: ['bash', '-c', 'sleep 2.5; exec mariadb-backup "$@"', 'mariadb-backup'],
+    stores: [dirStoreYaml('local', join(dir, 'store')), s3StoreYaml('far', s3, BUCKET, 'copy/')],
+    rest: `  jobs:
     - name: nightly
       store: local
       type: full
@@ -101,7 +70,8 @@ backup:
       from: local
       to: far
 `,
-  );
+  });
+  writeFileSync(path, yaml);
   return path;
 }
 
@@ -125,25 +95,10 @@ function sealedLocal(): Manifest[] {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'tidemark-bksched-it-'));
-  writeFileSync(join(dir, 'master.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
-  startInstance(NAME, PORT, { fresh: true });
-  s3 = startVersitygw(VGW, VGW_PORT, { fresh: true });
-  await createBucket(s3, BUCKET);
-  conn = await admin(PORT);
-  await conn.query(
-    'CREATE DATABASE bk; CREATE TABLE bk.r (id INT PRIMARY KEY, b VARBINARY(2000)) ENGINE=InnoDB;' +
-      // ~6 MB zstd cannot shrink: a backup spans several 2 MiB pieces
-      'INSERT INTO bk.r SELECT seq, RANDOM_BYTES(1024) FROM bk.seq_1_to_6000;',
-  );
+  ({ dir, s3, conn } = await startBackupLab({ name: NAME, port: PORT, vgwPort: VGW_PORT, bucket: BUCKET, rows: 6000 }));
 }, 120_000);
 
-afterAll(async () => {
-  await conn?.end();
-  stopInstance(NAME);
-  stopVersitygw(VGW);
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => stopBackupLab(NAME, { dir, s3, conn }));
 
 describe('scheduled backups and copies', () => {
   it('fires real backups on schedule, skips and logs the overrun triggers, applies chains: 1 after each run', async () => {

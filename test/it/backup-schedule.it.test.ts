@@ -32,7 +32,7 @@ import {
   stopBackupLab,
 } from '../fixtures/backup-config.ts';
 import { REPO_ROOT } from '../fixtures/mariadb.ts';
-import { runCli } from '../fixtures/topology.ts';
+import { runCli, startRun, stopRun } from '../fixtures/topology.ts';
 import { type S3Server, s3Client } from '../fixtures/versitygw.ts';
 
 const NAME = 'bk-sched';
@@ -45,7 +45,7 @@ let dir: string;
 let s3: S3Server;
 let conn: mysql.Connection;
 
-function config(file: string, keyFile: string): string {
+function config(file: string, keyFile: string, once?: string): string {
   const path = join(dir, file);
   const yaml = backupConfigYaml({
     port: PORT,
@@ -65,7 +65,7 @@ function config(file: string, keyFile: string): string {
         time_zone: Europe/Paris
       retention:
         chains: 1
-  copies:
+${once === undefined ? '' : `    - name: once\n      store: local\n      type: full\n      schedule:\n        at: "${once}"\n`}  copies:
     - name: off
       from: local
       to: far
@@ -219,5 +219,35 @@ describe('scheduled backups and copies', () => {
     }
     const listed = JSON.parse((await cli(['backup', 'list', '--json'], nokey)).out) as { id: string; store: string }[];
     expect(listed.filter((b) => b.id === m.id).map((b) => b.store)).toEqual(['local', 'far']);
+  }, 90_000);
+
+  it('tidemark run at the source site runs a one-off job at its moment; tidemark status shows it', async () => {
+    const at = new Date(Date.now() + 8000).toISOString().replace(/\.\d+Z$/, 'Z');
+    const cfg = config('run.yaml', join(dir, 'master.key'), at);
+    // only the one-off is meant here: the recurring job is left out of this config by giving it no schedule
+    writeFileSync(cfg, readFileSync(cfg, 'utf8').replace(/ {6}schedule:\n {8}cron: .*\n {8}time_zone: .*\n/, ''));
+    const run = startRun(cfg, ['--only', 'capture']);
+    const state = join(dir, 'journal', 'backup-catalog', SCHEDULE_FILE);
+    let item: { name: string; runs: number; last: { ok: boolean; detail: string } | null } | undefined;
+    try {
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline && run.exitCode === null) {
+        try {
+          item = JSON.parse(readFileSync(state, 'utf8')).items.find((i: { name: string }) => i.name === 'once');
+        } catch {}
+        if (item?.last !== null && item?.last !== undefined) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(item?.last, (run as unknown as { lastStderr: () => string }).lastStderr()).toMatchObject({ ok: true });
+      const status = JSON.parse((await cli(['status', '--json'], cfg)).out.trim().split('\n').pop() as string);
+      expect(status.backups.stale).toBe(false);
+      expect(status.backups.items).toHaveLength(1);
+      expect(status.backups.items[0]).toMatchObject({ kind: 'job', name: 'once', runs: 1, next: null });
+    } finally {
+      await stopRun(run);
+    }
+    const once = sealedLocal().filter((m) => m.job === 'once');
+    expect(once.map((m) => [m.type, m.id])).toEqual([['full', item?.last?.detail]]);
+    expect(once[0]?.startedAt.getTime()).toBeGreaterThanOrEqual(new Date(at).getTime() - 1000);
   }, 90_000);
 });

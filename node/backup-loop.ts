@@ -187,7 +187,8 @@ export async function backupLoop(
     const s = item.schedule;
     const cron = new Cron(
       (s.cron ?? s.at) as string,
-      { timezone: s.time_zone, name: `${item.kind}:${item.name}` },
+      // unnamed: croner refuses a second job of one name in a process (two loops in one test process)
+      { timezone: s.time_zone },
       () => fire(item),
     );
     if (cron.nextRun() === null) {

@@ -2,12 +2,13 @@
  * The `backup:` section of the config file (issue #13), owned by backup/ (config/config.ts composes it into the
  * file's schema, optional: a file without it has no backups). Stores, the master key, the pipeline's sizes, the
  * stream command (mariadb-backup, or a prefix such as `ssh db1`), the catalog cache, and the jobs: each a name,
- * a store, a type, a schedule (croner expression + time zone; stored — the scheduler loop is not built yet) and
- * its retention. The database account is the `source:` one. Every error names its key path (zod issues go through
+ * a store, a type, a schedule (croner expression or one-off `at`, + time zone; run by node/backup-loop.ts) and
+ * its retention; and the copies to a second store (backup/copy-config.ts). The database account is the `source:` one. Every error names its key path (zod issues go through
  * config/config.ts's formatter). Pure: no I/O.
  */
-import { Cron } from 'croner';
 import { z } from 'zod';
+import { copiesSchema } from './copy-config.ts';
+import { nameSchema, retentionSchema, scheduleSchema } from './schedule-config.ts';
 
 const SIZE_RE = /^(\d+)\s*(B|KiB|MiB|GiB)?$/;
 const UNITS: Readonly<Record<string, number>> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
@@ -24,9 +25,7 @@ function sizeSchema(min: number, max: number, what: string) {
     .refine((n) => n >= min && n <= max, `${what} must be between ${min} and ${max} bytes`);
 }
 
-const name = z
-  .string()
-  .regex(/^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}[A-Za-z0-9_])?$/, 'a name: 1-64 letters, digits, _ or -');
+const name = nameSchema;
 
 const siteName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/, 'a site name: 1-63 letters, digits or "-"');
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'host:port, e.g. 10.0.0.2:7410');
@@ -130,38 +129,6 @@ const streamSchema = z
   })
   .strict();
 
-const scheduleSchema = z
-  .object({
-    cron: z.string().refine((c) => {
-      try {
-        new Cron(c, { paused: true }).stop();
-        return true;
-      } catch {
-        return false;
-      }
-    }, 'a cron expression croner accepts ("0 2 * * *", "@daily")'),
-    time_zone: z
-      .string()
-      .refine((tz) => {
-        try {
-          new Intl.DateTimeFormat('en', { timeZone: tz });
-          return true;
-        } catch {
-          return false;
-        }
-      }, 'an IANA time zone such as Europe/Paris or UTC')
-      .default('UTC'),
-  })
-  .strict();
-
-const retentionSchema = z
-  .object({
-    days: z.number().positive().optional(),
-    chains: z.number().int().min(1).optional(),
-  })
-  .strict()
-  .default({});
-
 const jobSchema = z
   .object({
     name,
@@ -187,6 +154,7 @@ export const backupSchema = z
       .default(24 * 60),
     jobs: z.array(jobSchema).default([]),
     serve: z.array(serveSchema).default([]),
+    copies: copiesSchema,
   })
   .strict()
   .superRefine((b, ctx) => {

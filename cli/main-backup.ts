@@ -1,7 +1,7 @@
 /**
  * The backup commands of the command line (cli/main.ts builds the program): `tidemark backup run JOB [--type T]`,
  * `list [--job J] [--json]`, `show ID [--json]`, `star ID [--pitr|--standalone] [--note TEXT]`, `unstar ID`,
- * `expire JOB [--dry-run] [--json]`.
+ * `expire JOB [--dry-run] [--json]`, `copy NAME [--dry-run] [--json]`.
  */
 import { type Command, Option } from 'commander';
 import type { BackupOptions } from './commands/backup.ts';
@@ -17,7 +17,7 @@ export function addBackupCommands(
 ): void {
   const backup = program
     .command('backup')
-    .description('physical backups into a backup store: run a job now, list, show, star, expire');
+    .description('physical backups into a backup store: run a job now, list, show, star, expire, copy');
   const go = async (o: { config?: string }, rest: DistributiveOmit<BackupOptions>) => {
     const ctx = h.context(h.configPath(o));
     state.exitCode = await deps.commands.backup({ ...ctx, ...rest } as BackupOptions);
@@ -84,6 +84,17 @@ export function addBackupCommands(
     .option('--json', 'print JSON')
     .action(async (job: string, o: { config?: string; dryRun?: boolean; json?: boolean }) => {
       await go(o, { action: 'expire', job, dryRun: o.dryRun === true, json: o.json === true });
+    });
+
+  backup
+    .command('copy')
+    .description("copy NAME's missing backups to its second store, verified by manifest hashes (no key needed)")
+    .argument('<name>', 'a copy of backup.copies')
+    .addOption(h.configOption())
+    .option('--dry-run', 'say what would be copied; write nothing')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { config?: string; dryRun?: boolean; json?: boolean }) => {
+      await go(o, { action: 'copy', name, dryRun: o.dryRun === true, json: o.json === true });
     });
 }
 

@@ -293,6 +293,8 @@ export type ErrorCode =
   | 'BACKUP_STREAM'
   /** Another run or expire of the same backup job is in progress on this host (its lock file names the pid). Retriable. */
   | 'BACKUP_BUSY'
+  /** A piece read from a copy's source store does not match its manifest (SHA-256 or size); names the backup and piece. Not retriable. */
+  | 'BACKUP_COPY_MISMATCH'
   // ── node/ and the commands ──
   /** A topology tidemark does not support (a broker standby following a promoted journal). Not retriable. */
   | 'NOT_SUPPORTED'

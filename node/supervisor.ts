@@ -15,12 +15,14 @@
  * stop the process: capture, shipping and the other targets go on, the target is marked failed (log, status,
  * metrics) and retried with backoff (node/apply-loop.ts) — even when every target here has failed, the process
  * stays up, so that a fix on the replica or `tidemark skip` lets it continue without a restart. A non-retriable
- * failure of any other part (capture, a shipper, a receiver) stops the process, as before.
+ * failure of any other part (capture, a shipper, a receiver) stops the process, as before. Scheduled backups
+ * (node/backup-loop.ts) run at the primary's site beside capture; a failed backup run is logged, never fatal.
  */
 import type { Config } from '../config/config.ts';
 import { sourceAdapter, targetAdapter } from '../config/engines.ts';
 import { journalDirOf } from '../journal/index.ts';
 import { applyLoop } from './apply-loop.ts';
+import { backupLoop } from './backup-loop.ts';
 import { captureLoop } from './capture-loop.ts';
 import { indexEnabled, indexLoop } from './index-loop.ts';
 import { startMetrics } from './metrics.ts';
@@ -131,6 +133,8 @@ async function runLocked(
   }
   if (config.failover && capture) parts.push(primaryGuardLoop(config, log, inner.signal));
   for (const v of serves) parts.push(storeServeLoop(config, v, log, inner.signal));
+  // Scheduled backups and copies run where `source:` is: the primary's site, beside its capture (backup-loop.ts).
+  if (primary && o.only !== 'apply') parts.push(backupLoop(config, log, inner.signal, metrics?.registry));
   for (const t of targets)
     parts.push(applyLoop(config, t, journalDirOf(config, t), log, inner.signal, metrics?.registry));
   // The rollback index follows each journal this process applies from (and the primary's, where capture runs).

@@ -7,12 +7,40 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { ConfigError } from '../../core/errors.ts';
-import type { LinkSecurity } from '../../ship/tcp/index.ts';
+import { TidemarkError } from '../../core/errors.ts';
+import { type LinkSecurity, loadSiteTls } from '../../ship/tcp/index.ts';
 import type { StoreConfig } from '../config.ts';
 import type { BackupStore } from '../store.ts';
 import { DirStore } from '../store/dir.ts';
 import { S3Store } from '../store/s3.ts';
 import { SiteStore } from '../store/site.ts';
+
+/** This config's site and its ship TLS settings (config/config.ts resolves them into the backup section). */
+export interface SiteLink {
+  readonly site: string;
+  readonly certs_dir: string | undefined;
+  readonly plaintext: boolean;
+}
+
+/** The SiteContext of a config's site (the TLS material is loaded only when a site store is opened). */
+export function siteContextOf(link: SiteLink, log: Logger, site = link.site): SiteContext {
+  return {
+    self: site,
+    log,
+    security: async () => {
+      if (link.plaintext) return 'plaintext';
+      if (link.certs_dir === undefined) {
+        throw new TidemarkError(
+          "ship.certs_dir is not set: a site store needs the sites' certificates (tidemark certs)",
+          {
+            code: 'CONFIG',
+          },
+        );
+      }
+      return loadSiteTls(link.certs_dir, site, log);
+    },
+  };
+}
 
 /** Who this process is, for `kind: site` stores. */
 export interface SiteContext {

@@ -1,19 +1,18 @@
 /**
- * `tidemark backup run|list|show|star|unstar|expire`: takes a job's backup now (backup/run.ts), lists and shows
+ * `tidemark backup run|list|show|star|unstar|expire|copy`: takes a job's backup now (backup/run.ts), lists and shows
  * what the stores hold (the catalog cache, rebuilt from the store first), stars and unstars, and applies a job's
- * retention with orphan collection (backup/expire.ts). JSON output with --json (bigints as decimal strings).
+ * retention with orphan collection (backup/expire.ts); `copy` is backup-copy.ts. JSON output with --json (bigints as decimal strings).
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { expire } from '../../backup/expire.ts';
 import type { Manifest, Star, StarKind } from '../../backup/manifest.ts';
-import { loadMasterKey } from '../../backup/pipeline/master-key.ts';
 import { formatBytes, progressReporter } from '../../backup/pipeline/progress.ts';
-import { lockJob } from '../../backup/run/lock.ts';
-import { type PhysicalType, runBackup } from '../../backup/run/runner.ts';
+import { expireJob, runJob } from '../../backup/run/job.ts';
+import type { PhysicalType } from '../../backup/run/runner.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import type { CommandContext } from './context.ts';
-import { backupSection, eachStore, jobOf, openCatalogued } from './backup-stores.ts';
+import { copyCommand } from './backup-copy.ts';
+import { backupSection, eachStore, jobOf } from './backup-stores.ts';
 
 export type BackupOptions = CommandContext &
   (
@@ -23,6 +22,7 @@ export type BackupOptions = CommandContext &
     | { readonly action: 'star'; readonly id: string; readonly kind: StarKind; readonly note: string }
     | { readonly action: 'unstar'; readonly id: string }
     | { readonly action: 'expire'; readonly job: string; readonly dryRun: boolean; readonly json: boolean }
+    | { readonly action: 'copy'; readonly name: string; readonly dryRun: boolean; readonly json: boolean }
   );
 
 /** A manifest as JSON output shows it (bigints as decimal strings, no encryption header). */
@@ -66,53 +66,33 @@ export async function backupCommand(o: BackupOptions): Promise<number> {
     case 'run': {
       const job = jobOf(b, file, o.job);
       const type = o.type ?? job.type;
-      const master = await loadMasterKey(
-        b.encryption.key_file !== undefined ? { file: b.encryption.key_file } : { env: b.encryption.key_env as string },
-      );
       const local = b.stream.command.length === 1 && b.stream.datadir !== undefined;
       const expected = type === 'full' && local ? await dirBytes(b.stream.datadir as string) : undefined;
-      const unlock = await lockJob(b.catalog_dir, job.name, 'run');
-      const s = await openCatalogued(b, job.store, o.log).catch(async (err: unknown) => {
-        await unlock();
-        throw err;
-      });
-      try {
-        const src = o.config.source;
-        const r = await runBackup({
-          job: job.name,
-          type,
-          store: s.store,
-          catalog: s.catalog,
-          master,
-          stream: b.stream,
-          account: { user: src.user, password: src.password, host: src.host, port: src.port },
-          pipeline: {
-            blockSize: b.pipeline.block_size,
-            pieceSize: b.pipeline.piece_size,
-            level: b.pipeline.zstd_level,
-          },
-          ...(expected === undefined ? {} : { expectedBytes: expected }),
-          onProgress: progressReporter({
-            label: `backup ${job.name}`,
-            log: o.log,
-            everyMs: b.pipeline.progress_log_seconds * 1000,
-          }),
-          signal: o.signal,
+      const src = o.config.source;
+      const { run: r, store } = await runJob(b, job, {
+        account: { user: src.user, password: src.password, host: src.host, port: src.port },
+        type,
+        expire: false,
+        expectedBytes: expected,
+        onProgress: progressReporter({
+          label: `backup ${job.name}`,
           log: o.log,
-        });
-        const m = r.manifest;
-        const stored = m.pieces.reduce((n, p) => n + p.size, 0n);
-        o.stdout.write(
-          `${m.id}: ${m.type}${r.promoted ? ` (asked ${type}: no full yet)` : ''}, parent ${m.parent ?? '-'}, ` +
-            `lsn ${m.lsn?.from}..${m.lsn?.to}, ${formatBytes(r.streamBytes)} streamed, ` +
-            `${formatBytes(Number(stored))} stored in ${m.pieces.length} piece(s) on '${s.name}'\n`,
-        );
-      } finally {
-        await s.close();
-        await unlock();
-      }
+          everyMs: b.pipeline.progress_log_seconds * 1000,
+        }),
+        signal: o.signal,
+        log: o.log,
+      });
+      const m = r.manifest;
+      const stored = m.pieces.reduce((n, p) => n + p.size, 0n);
+      o.stdout.write(
+        `${m.id}: ${m.type}${r.promoted ? ` (asked ${type}: no full yet)` : ''}, parent ${m.parent ?? '-'}, ` +
+          `lsn ${m.lsn?.from}..${m.lsn?.to}, ${formatBytes(r.streamBytes)} streamed, ` +
+          `${formatBytes(Number(stored))} stored in ${m.pieces.length} piece(s) on '${store}'\n`,
+      );
       return 0;
     }
+    case 'copy':
+      return copyCommand(o, b);
     case 'list': {
       const rows: Record<string, unknown>[] = [];
       await eachStore(b, o.log, (s) => {
@@ -139,42 +119,25 @@ export async function backupCommand(o: BackupOptions): Promise<number> {
       return byId(o, b);
     case 'expire': {
       const job = jobOf(b, file, o.job);
-      const unlock = await lockJob(b.catalog_dir, job.name, 'expire');
-      const s = await openCatalogued(b, job.store, o.log).catch(async (err: unknown) => {
-        await unlock();
-        throw err;
-      });
-      try {
-        const report = await expire(s.catalog, s.store, {
-          job: job.name,
-          policy: job.retention,
-          now: new Date(),
-          graceMs: b.orphan_grace_minutes * 60_000,
-          dryRun: o.dryRun,
-          log: o.log,
-        });
-        if (o.json) {
-          o.stdout.write(
-            `${JSON.stringify({
-              dryRun: o.dryRun,
-              keep: report.keep,
-              expired: report.expired,
-              skipped: report.skipped,
-              orphans: report.orphans.map((x) => ({ ...x, size: String(x.size) })),
-              deletedObjects: report.deletedObjects,
-            })}\n`,
-          );
-        } else {
-          const verb = o.dryRun ? 'would expire' : 'expired';
-          for (const d of report.keep) o.stdout.write(`keep    ${d.id}: ${d.reasons.join('; ')}\n`);
-          for (const d of report.expired) o.stdout.write(`${verb} ${d.id}: ${d.reasons.join('; ')}\n`);
-          for (const x of report.orphans)
-            o.stdout.write(`orphan  ${x.key} (${formatBytes(Number(x.size))}): ${x.reason}\n`);
-          o.stdout.write(`${o.dryRun ? 'dry run: nothing deleted' : `${report.deletedObjects} object(s) deleted`}\n`);
-        }
-      } finally {
-        await s.close();
-        await unlock();
+      const report = await expireJob(b, job, { dryRun: o.dryRun, log: o.log });
+      if (o.json) {
+        o.stdout.write(
+          `${JSON.stringify({
+            dryRun: o.dryRun,
+            keep: report.keep,
+            expired: report.expired,
+            skipped: report.skipped,
+            orphans: report.orphans.map((x) => ({ ...x, size: String(x.size) })),
+            deletedObjects: report.deletedObjects,
+          })}\n`,
+        );
+      } else {
+        const verb = o.dryRun ? 'would expire' : 'expired';
+        for (const d of report.keep) o.stdout.write(`keep    ${d.id}: ${d.reasons.join('; ')}\n`);
+        for (const d of report.expired) o.stdout.write(`${verb} ${d.id}: ${d.reasons.join('; ')}\n`);
+        for (const x of report.orphans)
+          o.stdout.write(`orphan  ${x.key} (${formatBytes(Number(x.size))}): ${x.reason}\n`);
+        o.stdout.write(`${o.dryRun ? 'dry run: nothing deleted' : `${report.deletedObjects} object(s) deleted`}\n`);
       }
       return 0;
     }

@@ -17,6 +17,7 @@ import { type CaptureReach, captureReach } from '../../node/capture-state.ts';
 import type { CommandContext } from './context.ts';
 import { sourceAdapter, targetAdapter } from '../../config/engines.ts';
 import { applyLines, readApplyStatus } from './status-apply.ts';
+import { backupScheduleLines, readBackupSchedule } from './status-backups.ts';
 import { failoverLines, readFailoverStatus } from './status-failover.ts';
 import { readStandbys, standbyLines } from './status-standbys.ts';
 
@@ -54,6 +55,7 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
   const cursors = existsSync(dir) ? await new CursorStore(dir).list() : [];
   const standbys = await readStandbys(config, head, tail?.headLsn ?? null);
   const failover = await readFailoverStatus(config);
+  const backups = await readBackupSchedule(config);
   // Caught up: the journal's last commit, or a running capture's read position, reached the source's position
   // (capture-state.ts: the newest transactions may touch only tables outside the include set).
   const reach = source.position ? await captureReach(dir, source.position, head) : null;
@@ -111,6 +113,7 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
     }),
     standbys,
     failover,
+    backups,
   };
   if (o.json) {
     o.stdout.write(`${JSON.stringify(doc)}\n`);
@@ -146,7 +149,7 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
     if (t.apply) lines.push(...applyLines(t.apply));
     if (t.hold) lines.push(`  HELD      ${t.hold} (apply paused; \`tidemark forward --to-head\` releases it)`);
   }
-  lines.push(...standbyLines(standbys), ...failoverLines(failover));
+  lines.push(...standbyLines(standbys), ...failoverLines(failover), ...backupScheduleLines(backups));
   o.stdout.write(`${lines.join('\n')}\n`);
   return 0;
 }

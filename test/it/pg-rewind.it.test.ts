@@ -4,8 +4,9 @@
  * PostgreSQL 15 (port 5476) as the least-privilege apply role. The table carries timestamp(6), timestamptz,
  * numeric(38,10), jsonb, json, bytea, int[], text[], uuid, interval and NULLs.
  *   - the target's state (every row's row_to_json text and an md5 per table) is recorded after each of five
- *     writer transactions; rewind --steps and --to-time take the target back to recorded states exactly,
- *     forward --steps and --to-head forward again (to the source's rows; apply resumes);
+ *     writer transactions; rewind --steps and --to-time take the target back to recorded states exactly, apply
+ *     stays paused while held (a new source transaction is not applied), forward --steps / --to-time / --to-head
+ *     forward again (to the source's rows; the hold is released and apply resumes);
  *   - a rewind --sql script run by `psql -v ON_ERROR_STOP=1` gives the same state; a row changed behind tidemark's
  *     back makes the rewind fail REWIND_GUARD and the script stop, nothing changed either way;
  *   - undo of a transaction whose row was changed later: nocascade refused (REWIND_CONFLICT, nothing changed),
@@ -235,7 +236,10 @@ describe('rewind, forward and undo on a PostgreSQL target', () => {
     // By time: keep what committed at or before transaction 1 (µs since the epoch, as the journal has it).
     await cliOk(config, ['rewind', '--target', 'pgdst', '--to-time', txs[0]!.commit_time_us]);
     expect(await state(dst)).toEqual(states[1]);
-    // The hold keeps apply paused: a new source transaction is not applied meanwhile.
+    // The hold keeps apply paused: a new source transaction is captured, not applied.
+    await writeTx(6);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(await state(dst)).toEqual(states[1]);
     await cliOk(config, ['forward', '--target', 'pgdst', '--steps', '1']);
     expect(await state(dst)).toEqual(states[2]);
     await cliOk(config, ['forward', '--target', 'pgdst', '--to-time', txs[3]!.commit_time_us]);
@@ -243,17 +247,19 @@ describe('rewind, forward and undo on a PostgreSQL target', () => {
     await cliOk(config, ['forward', '--target', 'pgdst', '--to-head']);
     expect(await state(dst)).toEqual(await state(src));
     expect(await held()).toBeNull();
-    // Apply resumed.
-    await writeTx(6);
-    await waitFor('marker 6 after the hold was released', hasMarker(6));
+    expect(await hasMarker(6)()).toBe(true);
     states.push(await state(dst));
-    expect(states[6]).toEqual(await state(src));
+    // Apply resumed.
+    await writeTx(7);
+    await waitFor('marker 7 after the hold was released', hasMarker(7));
+    states.push(await state(dst));
+    expect(states[7]).toEqual(await state(src));
   }, 120_000);
 
   it('a --sql script run by psql -v ON_ERROR_STOP=1 gives the same state; a guard failure changes nothing', async () => {
     const file = join(dir, 'rewind.sql');
-    await cliOk(config, ['rewind', '--target', 'pgdst', '--steps', '3', '--sql', file]);
-    expect(await state(dst)).toEqual(states[6]); // only written
+    await cliOk(config, ['rewind', '--target', 'pgdst', '--steps', '4', '--sql', file]);
+    expect(await state(dst)).toEqual(states[7]); // only written
     const r = psql(file);
     expect(r.code, r.out).toBe(0);
     expect(await state(dst)).toEqual(states[3]);

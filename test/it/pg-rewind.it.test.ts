@@ -298,6 +298,10 @@ describe('rewind, forward and undo on a PostgreSQL target', () => {
     const log = await txLog();
     const u = log.at(-2)!.tx_id;
     const l = log.at(-1)!.tx_id;
+    // history: every version of row 30, with both transactions.
+    const history = await cliOk(config, ['history', '--table', 'app.t', '--key', 'id=30']);
+    expect(history).toContain(u);
+    expect(history).toContain(l);
     const row = (s: State, id: number) => s.rows['t']!.find((j) => (JSON.parse(j) as { id: number }).id === id);
     const m = (s: State) => s.rows['m']!;
 

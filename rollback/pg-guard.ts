@@ -17,10 +17,9 @@
  * (`ctid`) is changed. Each statement must match exactly one row (an INSERT: every row it holds).
  */
 import { qualifiedName, quoteIdent, quoteLiteral } from '../postgres/sql.ts';
-import type { Column, RowImage, RowOp, RowsEntry, Value } from '../record/record.ts';
-import { isSequenceState } from '../record/sequence.ts';
+import type { Column, RowImage, RowsEntry, Value } from '../record/record.ts';
 import { CorruptionError, TidemarkError } from '../core/errors.ts';
-import { type Direction, type GuardedStatement, type GuardOptions, oneLine } from './guard.ts';
+import { type Direction, type GuardedStatement, type GuardOptions, oneLine, rowPass } from './guard.ts';
 
 const MAX_KEY_TEXT = 160;
 /** Types with no default equality operator: compared as text. */
@@ -146,18 +145,10 @@ export function* pgGuardedStatements(
   dir: Direction,
   opts: Omit<GuardOptions, 'flavor'>,
 ): Generator<GuardedStatement> {
-  if (isSequenceState(e)) return;
-  const from = Math.max(0, opts.fromRow ?? 0);
-  const to = Math.min(e.rows.length, opts.toRow ?? e.rows.length);
-  if (from >= to) return;
+  const pass = rowPass(e, dir, opts);
+  if (!pass) return;
   const s = shapeOf(e, dir, opts);
-  const op: RowOp = dir === 'redo' ? e.op : e.op === 'insert' ? 'delete' : e.op === 'delete' ? 'insert' : 'update';
-  const was: 'before' | 'after' = dir === 'redo' ? 'before' : 'after';
-  const will: 'before' | 'after' = dir === 'redo' ? 'after' : 'before';
-  const order = function* (): Generator<number> {
-    if (dir === 'redo') for (let i = from; i < to; i++) yield i;
-    else for (let i = to - 1; i >= from; i--) yield i;
-  };
+  const { op, was, will, order } = pass;
   if (op === 'insert') {
     yield* inserts(s, order(), will, opts);
     return;

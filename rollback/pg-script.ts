@@ -21,14 +21,11 @@
  * chosen per block so that no data in the block can end it; psql reads nothing inside dollar quotes (no variables,
  * no backslash commands), and every statement of the block runs in the script's transaction.
  */
-import { openDurable } from '../core/durable-file.ts';
 import { quoteLiteral } from '../postgres/sql.ts';
 import { SESSION_SETTINGS } from '../postgres/session.ts';
-import { rewindValueError } from './errors.ts';
 import type { PlanItem } from './guard.ts';
-import { txComment } from './script.ts';
+import { type ScriptBlocks, streamScript, txComment } from './script.ts';
 
-const FLUSH_BYTES = 1 << 20;
 const BLOCK_STATEMENTS = 200;
 const BLOCK_BYTES = 1 << 20;
 
@@ -44,7 +41,7 @@ export function pgGuardedLine(item: PlanItem): string {
 }
 
 /** Groups statements into DO blocks of up to BLOCK_STATEMENTS statements or BLOCK_BYTES of SQL. */
-export class PgBlockWriter {
+export class PgBlockWriter implements ScriptBlocks {
   #lines: string[] = [];
   #bytes = 0;
   statements = 0;
@@ -91,41 +88,11 @@ function head(header: readonly string[]): string {
   ].join('\n');
 }
 
-/**
- * Writes the plan as a psql script to `path` (through `path`.tmp, fsynced and renamed when complete). Streams.
- * Returns the number of guarded statements (finals included).
- */
-export async function writePgScript(
+/** Writes the plan as a psql script to `path` (script.ts streamScript); returns the statements written. */
+export function writePgScript(
   path: string,
   items: AsyncIterable<PlanItem>,
   header: readonly string[],
 ): Promise<{ statements: number }> {
-  const dest = await openDurable(path);
-  const fh = dest.fh;
-  const blocks = new PgBlockWriter();
-  const finals: PlanItem[] = [];
-  let buf = head(header);
-  try {
-    for await (const item of items) {
-      if (item.kind === 'final') finals.push(item);
-      else buf += blocks.add(item);
-      if (buf.length >= FLUSH_BYTES) {
-        await fh.write(buf);
-        buf = '';
-      }
-    }
-    buf += blocks.close();
-    if (finals.length > 0) {
-      buf += '-- final\n';
-      for (const f of finals) buf += blocks.add(f);
-      buf += blocks.close();
-    }
-    buf += 'COMMIT;\n-- end of script\n';
-    await fh.write(buf);
-  } catch (err) {
-    await dest.abort();
-    throw rewindValueError(err);
-  }
-  await dest.commit();
-  return { statements: blocks.statements };
+  return streamScript(path, items, head(header), new PgBlockWriter(), () => 'COMMIT;\n-- end of script\n');
 }

@@ -2,7 +2,8 @@
  * Rewind, forward and undo on a PostgreSQL replica (rollback/pg-*.ts), through the real runtime: a source
  * PostgreSQL 15 (port 5475) captured by `tidemark run` (a child process) into the journal, applied to a target
  * PostgreSQL 15 (port 5476) as the least-privilege apply role. The table carries timestamp(6), timestamptz,
- * numeric(38,10), jsonb, json, bytea, int[], text[], uuid, interval and NULLs.
+ * numeric(38,10), jsonb, json, bytea, int[], text[], uuid, interval, with edge values (infinity, NaN, empty and
+ * 256-byte bytea, json text with duplicate keys and spaces, negative intervals, quotes and backslashes) and NULLs.
  *   - the target's state (every row's row_to_json text and an md5 per table) is recorded after each of five
  *     writer transactions; rewind --steps and --to-time take the target back to recorded states exactly, apply
  *     stays paused while held (a new source transaction is not applied), forward --steps / --to-time / --to-head
@@ -40,6 +41,39 @@ const TABLES = `
   CREATE TABLE app.t (id int PRIMARY KEY, n int NOT NULL, ts timestamp(6), tz timestamptz, amt numeric(38,10),
     doc jsonb, js json, bin bytea, ints int[], txts text[], u uuid, iv interval);
   CREATE TABLE app.m (w int PRIMARY KEY, at timestamptz NOT NULL);`;
+
+/** Edge values per column, the seed's row g taking entry g % length of each (the source's text for each type). */
+const EDGES = {
+  ts: ['2026-12-06 12:00:00.000001', 'infinity', '-infinity', '1999-01-08 04:05:06', null],
+  tz: ['2026-12-06 12:00:00.123456+05:30', 'infinity', '2000-02-29 23:59:59.999999-08', null],
+  amt: ['123456789012345678901234567.0123456789', '-0.0000000001', 'NaN', '0', null],
+  doc: ['{"a": [1, "x", null], "ü": "\\u00e9", "n": 1.50}', '{}', '[]', '"s"', null],
+  js: ['{"a":1,  "a":2}', '[ 1 , 2 ]', null],
+  bin: ['\\x', `\\x${Buffer.from(Array.from({ length: 256 }, (_, i) => i)).toString('hex')}`, null],
+  ints: ['{1,-1,NULL}', '{}', null],
+  txts: ['{"a b","q\\"u",NULL,"back\\\\slash","{,}"}', '{}', null],
+  iv: ['-1 days +02:03:04.000005', '1 year 2 mons', '00:00:00.000001', null],
+};
+const SEED = 40;
+const INSERT = `INSERT INTO app.t VALUES ($1, 0, $2::timestamp(6), $3::timestamptz, $4::numeric(38,10), $5::jsonb,
+  $6::json, $7::bytea, $8::int[], $9::text[], gen_random_uuid(), $10::interval)`;
+
+function seedRow(g: number): (string | null)[] {
+  const pick = (list: readonly (string | null)[]) => list[g % list.length] ?? null;
+  const e = EDGES;
+  return [
+    `${g}`,
+    pick(e.ts),
+    pick(e.tz),
+    pick(e.amt),
+    pick(e.doc),
+    pick(e.js),
+    pick(e.bin),
+    pick(e.ints),
+    pick(e.txts),
+    pick(e.iv),
+  ];
+}
 
 let dir = '';
 let config = '';
@@ -164,14 +198,8 @@ beforeAll(async () => {
     CREATE PUBLICATION tm_pub FOR TABLE app.t, app.m;
     GRANT USAGE ON SCHEMA app TO tidemark_cap;
     GRANT SELECT ON ALL TABLES IN SCHEMA app TO tidemark_cap;
-    INSERT INTO app.t SELECT g, 0, '2026-12-06 12:00:00'::timestamp + g * interval '1.000001 s',
-      '2026-12-06 12:00:00.123456+05:30'::timestamptz - g * interval '1 day 0.5 s', g * 1234567.0123456789 / 7,
-      jsonb_build_object('g', g, 'f', g / 7.0, 'a', jsonb_build_array(1, 'x', null)),
-      CASE WHEN g % 3 = 0 THEN NULL ELSE json_build_object('k', g) END,
-      CASE WHEN g % 4 = 0 THEN NULL ELSE decode(md5(g::text), 'hex') END,
-      ARRAY[g, -g, NULL], ARRAY['a b', 'q"u', NULL, E'back\\\\slash'], md5(g::text)::uuid,
-      make_interval(0, g, 0, g, g, 0, g * 0.000001)
-      FROM generate_series(1, 40) g;`);
+`);
+  for (let g = 1; g <= SEED; g++) await src.query(INSERT, seedRow(g));
   await dst.query(`${TABLES}
     GRANT SET ON PARAMETER session_replication_role TO tidemark_apply;
     GRANT CREATE ON DATABASE appdb TO tidemark_apply;
@@ -200,7 +228,7 @@ beforeAll(async () => {
   run = startRun(config);
   await waitFor(
     'the baseline on the target',
-    async () => (await dst.query('SELECT count(*)::int AS n FROM app.t')).rows[0]?.['n'] === '40',
+    async () => (await dst.query('SELECT count(*)::int AS n FROM app.t')).rows[0]?.['n'] === `${SEED}`,
   );
 }, 300_000);
 

@@ -113,29 +113,39 @@ interface Shape {
   readonly descIdx: readonly number[];
 }
 
-function shapeOf(e: RowsEntry, dir: Direction, opts: GuardOptions): Shape {
+/** Which columns of a rows entry are the key, are written, and are compared besides the key. */
+export interface ColumnRoles {
+  /** Key column indexes, or null when rows are matched by the whole image. */
+  readonly pkIdx: readonly number[] | null;
+  /** Written columns: all but skipped ones. */
+  readonly writeIdx: readonly number[];
+  /** Columns compared besides the key (all written columns without a key). */
+  readonly cmpIdx: readonly number[];
+}
+
+/** The column roles of `e` (every engine's guards); `fail` makes the error for an entry that cannot be guarded. */
+export function columnRoles(e: RowsEntry, skip: ReadonlySet<string>, fail: (problem: string) => Error): ColumnRoles {
   const cols = e.columns;
-  const where = { schema: e.schema, table: e.table, seq: e.seq };
-  const skip = opts.skipColumns ?? new Set<string>();
   const pkIdx =
     e.pk.length === 0
       ? null
       : e.pk.map((name) => {
           const i = cols.findIndex((c) => c.name === name);
-          if (i < 0) {
-            throw new EntryError(
-              `rows entry for ${qualified(e.schema, e.table)}: key column ${name} is not among its columns`,
-              where,
-            );
-          }
+          if (i < 0) throw fail(`: key column ${name} is not among its columns`);
           return i;
         });
   const writeIdx: number[] = [];
   for (let i = 0; i < cols.length; i++) if (!skip.has(cols[i]!.name)) writeIdx.push(i);
-  if (writeIdx.length === 0) {
-    throw new EntryError(`rows entry for ${qualified(e.schema, e.table)} has no writable columns`, where);
-  }
+  if (writeIdx.length === 0) throw fail(' has no writable columns');
   const cmpIdx = pkIdx ? writeIdx.filter((i) => !pkIdx.includes(i)) : writeIdx;
+  return { pkIdx, writeIdx, cmpIdx };
+}
+
+function shapeOf(e: RowsEntry, dir: Direction, opts: GuardOptions): Shape {
+  const cols = e.columns;
+  const where = { schema: e.schema, table: e.table, seq: e.seq };
+  const fail = (problem: string) => new EntryError(`rows entry for ${qualified(e.schema, e.table)}${problem}`, where);
+  const { pkIdx, writeIdx, cmpIdx } = columnRoles(e, opts.skipColumns ?? new Set<string>(), fail);
   return {
     e,
     dir,

@@ -19,7 +19,15 @@
 import { qualifiedName, quoteIdent, quoteLiteral } from '../postgres/sql.ts';
 import type { Column, RowImage, RowsEntry, Value } from '../record/record.ts';
 import { CorruptionError, TidemarkError } from '../core/errors.ts';
-import { type Direction, type GuardedStatement, type GuardOptions, oneLine, rowPass } from './guard.ts';
+import {
+  type ColumnRoles,
+  columnRoles,
+  type Direction,
+  type GuardedStatement,
+  type GuardOptions,
+  oneLine,
+  rowPass,
+} from './guard.ts';
 
 const MAX_KEY_TEXT = 160;
 /** Types with no default equality operator: compared as text. */
@@ -61,19 +69,16 @@ function same(v: Value, c: Column): string {
     : `${quoteIdent(c.name)} IS NOT DISTINCT FROM ${lit}`;
 }
 
-interface Shape {
+interface Shape extends ColumnRoles {
   readonly e: RowsEntry;
   readonly dir: Direction;
   readonly txId: string;
   readonly table: string;
   readonly cols: readonly Column[];
-  readonly pkIdx: readonly number[] | null;
-  readonly writeIdx: readonly number[];
-  readonly cmpIdx: readonly number[];
 }
 
-function badEntry(e: RowsEntry, msg: string): CorruptionError {
-  return new CorruptionError(`rows entry for ${e.schema}.${e.table} at seq ${e.seq}: ${msg}`, {
+function badEntry(e: RowsEntry, problem: string): CorruptionError {
+  return new CorruptionError(`rows entry for ${e.schema}.${e.table} at seq ${e.seq}${problem}`, {
     schema: e.schema,
     table: e.table,
     seq: e.seq,
@@ -81,28 +86,14 @@ function badEntry(e: RowsEntry, msg: string): CorruptionError {
 }
 
 function shapeOf(e: RowsEntry, dir: Direction, opts: Omit<GuardOptions, 'flavor'>): Shape {
-  const cols = e.columns;
-  const skip = opts.skipColumns ?? new Set<string>();
-  const pkIdx =
-    e.pk.length === 0
-      ? null
-      : e.pk.map((name) => {
-          const i = cols.findIndex((c) => c.name === name);
-          if (i < 0) throw badEntry(e, `key column ${name} is not among its columns`);
-          return i;
-        });
-  const writeIdx: number[] = [];
-  for (let i = 0; i < cols.length; i++) if (!skip.has(cols[i]!.name)) writeIdx.push(i);
-  if (writeIdx.length === 0) throw badEntry(e, 'no writable columns');
-  const cmpIdx = pkIdx ? writeIdx.filter((i) => !pkIdx.includes(i)) : writeIdx;
-  const table = qualifiedName(e.schema, e.table);
-  return { e, dir, txId: opts.txId, table, cols, pkIdx, writeIdx, cmpIdx };
+  const roles = columnRoles(e, opts.skipColumns ?? new Set<string>(), (problem) => badEntry(e, problem));
+  return { e, dir, txId: opts.txId, table: qualifiedName(e.schema, e.table), cols: e.columns, ...roles };
 }
 
 function image(s: Shape, r: RowImage, which: 'before' | 'after', seq: bigint): readonly Value[] {
   const img = r[which];
   if (!img || img.length !== s.cols.length) {
-    throw badEntry(s.e, `${which} image at seq ${seq} ${img ? `has ${img.length} values` : 'is missing'}`);
+    throw badEntry(s.e, `: ${which} image at seq ${seq} ${img ? `has ${img.length} values` : 'is missing'}`);
   }
   return img;
 }

@@ -12,6 +12,7 @@
  *   }
  */
 import type { Logger } from 'pino';
+import { TidemarkError } from '../core/errors.ts';
 import { serverFlavor } from '../mysql/session.ts';
 import { SegmentFiles } from '../journal/index.ts';
 import type { PgTargetSection } from '../apply/postgres/config.ts';
@@ -34,6 +35,11 @@ import {
 async function openDb(config: RewindConfig, server: RewindServer): Promise<RewindDb> {
   if (server.engine === 'postgres') {
     return PgRewindDb.open(server.endpoint as unknown as PgTargetSection, config.source.identity_full_opt_out);
+  }
+  if (server.engine !== 'mysql') {
+    throw new TidemarkError(`${server.name}: rewind, forward and undo know no "${server.engine}" server`, {
+      code: 'USAGE',
+    });
   }
   const conn = await connect(server);
   try {

@@ -293,6 +293,14 @@ describe('rewind, forward and undo on a PostgreSQL target', () => {
     expect(await state(dst)).toEqual(states[3]);
     expect(await held()).toMatch(/^rewound to seq/);
 
+    // A row inserted behind tidemark's back where the forward inserts one: the server refuses that INSERT (in a
+    // round trip of many statements); the error names it, nothing changed.
+    await dst.query(`INSERT INTO app.t (id, n) VALUES (104, 0)`);
+    const dup = await runCli(['forward', '--target', 'pgdst', '--to-head', '-c', config]);
+    expect(dup.code).not.toBe(0);
+    expect(dup.stderr).toMatch(/redo insert of app\.t \(id=104\) .*the server refused it: duplicate key/);
+    await dst.query('DELETE FROM app.t WHERE id = 104');
+    expect(await state(dst)).toEqual(states[3]);
     // A row changed behind tidemark's back: the guarded forward fails and changes nothing.
     await dst.query('UPDATE app.t SET n = n + 100 WHERE id = 5');
     const changed = await state(dst);

@@ -9,18 +9,19 @@
  *     stays paused while held (a new source transaction is not applied), forward --steps / --to-time / --to-head
  *     forward again (to the source's rows; the hold is released and apply resumes);
  *   - a rewind --sql script run by `psql -v ON_ERROR_STOP=1` gives the same state; a row changed behind tidemark's
- *     back makes the rewind fail REWIND_GUARD and the script stop, nothing changed either way;
+ *     back makes the rewind fail REWIND_GUARD and the script stop, a row inserted behind its back makes the server
+ *     refuse the forward's INSERT (named), a table in identity_full_opt_out is refused — nothing changed each time;
  *   - undo of a transaction whose row was changed later: nocascade refused (REWIND_CONFLICT, nothing changed),
  *     nonconflict (executed, and as a psql script) undoes only the untouched row, cascade undoes the later one too.
  */
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { openPgClient } from '../../postgres/session.ts';
 import {
   APPLY_USER,
@@ -319,6 +320,18 @@ describe('rewind, forward and undo on a PostgreSQL target', () => {
     await dst.query('UPDATE app.t SET n = n - 100 WHERE id = 5');
     await cliOk(config, ['forward', '--target', 'pgdst', '--to-head']);
     expect(await state(dst)).toEqual(await state(src));
+
+    // A table captured without REPLICA IDENTITY FULL (source.identity_full_opt_out) has no before images: refused,
+    // by name, nothing changed, the hold as it was.
+    const optOut = join(dir, 'opt-out.yaml');
+    const cfg = parse(readFileSync(config, 'utf8')) as { source: Record<string, unknown> };
+    writeFileSync(optOut, stringify({ ...cfg, source: { ...cfg.source, identity_full_opt_out: ['app.m'] } }));
+    const before = await state(dst);
+    const o = await runCli(['rewind', '--target', 'pgdst', '--steps', '1', '--sql', join(dir, 'no.sql'), '-c', optOut]);
+    expect(o.code).not.toBe(0);
+    expect(o.stderr).toMatch(/REWIND_NO_BEFORE_IMAGE|app\.m is captured without REPLICA IDENTITY FULL/);
+    expect(await state(dst)).toEqual(before);
+    expect(await held()).toBeNull();
   }, 120_000);
 
   it('undo in each conflict mode with a later change of the same row', async () => {

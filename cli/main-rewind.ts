@@ -84,7 +84,10 @@ export function addRewindCommands(
       .addOption(configOption())
       .requiredOption('--target <name>', "the target to change (or the source's name, with --yes)")
       .option('--dry-run', 'show what would be done; change nothing')
-      .option('--sql <file>', 'write the statements as a script for the mariadb client instead of running them')
+      .option(
+        '--sql <file>',
+        "write the statements as a script for the server's client (mariadb; psql for PostgreSQL) instead of running them",
+      )
       .option('--yes', 'confirm changing the source itself');
 
   moveOptions(

@@ -213,6 +213,8 @@ export type ErrorCode =
   | 'UNSUPPORTED_VERSIONED'
   /** `restore` ended before the last transaction it had to apply. Not retriable. */
   | 'RESTORE_SHORT'
+  /** A PostgreSQL table captured without REPLICA IDENTITY FULL has no before images: rewind/undo refuse it. Not retriable. */
+  | 'REWIND_NO_BEFORE_IMAGE'
   // ── failover/ (promotion, fencing, VIP, witness, quarantine, failback) ──
   /** `failover`/`switchover` refused: another standby was promoted, the primary is still writable, … Not retriable. */
   | 'FAILOVER_REFUSED'

@@ -157,7 +157,7 @@ export interface TargetAdapter<T extends TargetSection = TargetSection> {
   verify(o: VerifyOptions<T>): Promise<VerifyResult>;
   /**
    * Optional: rewind/forward/undo on this target (rollback/). Absent: those commands refuse the target by name.
-   * The MySQL target implements them in rollback/ today (guarded statements under the stored-position lock).
+   * MySQL and PostgreSQL targets have it; rollback/dialect.ts holds the rest of each engine's part.
    */
   readonly rewind?: RewindCapability;
   /** Optional: takeover (failover/, node/failover-*): promote the target to primary. Absent: no failover for it. */

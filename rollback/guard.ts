@@ -113,29 +113,39 @@ interface Shape {
   readonly descIdx: readonly number[];
 }
 
-function shapeOf(e: RowsEntry, dir: Direction, opts: GuardOptions): Shape {
+/** Which columns of a rows entry are the key, are written, and are compared besides the key. */
+export interface ColumnRoles {
+  /** Key column indexes, or null when rows are matched by the whole image. */
+  readonly pkIdx: readonly number[] | null;
+  /** Written columns: all but skipped ones. */
+  readonly writeIdx: readonly number[];
+  /** Columns compared besides the key (all written columns without a key). */
+  readonly cmpIdx: readonly number[];
+}
+
+/** The column roles of `e` (every engine's guards); `fail` makes the error for an entry that cannot be guarded. */
+export function columnRoles(e: RowsEntry, skip: ReadonlySet<string>, fail: (problem: string) => Error): ColumnRoles {
   const cols = e.columns;
-  const where = { schema: e.schema, table: e.table, seq: e.seq };
-  const skip = opts.skipColumns ?? new Set<string>();
   const pkIdx =
     e.pk.length === 0
       ? null
       : e.pk.map((name) => {
           const i = cols.findIndex((c) => c.name === name);
-          if (i < 0) {
-            throw new EntryError(
-              `rows entry for ${qualified(e.schema, e.table)}: key column ${name} is not among its columns`,
-              where,
-            );
-          }
+          if (i < 0) throw fail(`: key column ${name} is not among its columns`);
           return i;
         });
   const writeIdx: number[] = [];
   for (let i = 0; i < cols.length; i++) if (!skip.has(cols[i]!.name)) writeIdx.push(i);
-  if (writeIdx.length === 0) {
-    throw new EntryError(`rows entry for ${qualified(e.schema, e.table)} has no writable columns`, where);
-  }
+  if (writeIdx.length === 0) throw fail(' has no writable columns');
   const cmpIdx = pkIdx ? writeIdx.filter((i) => !pkIdx.includes(i)) : writeIdx;
+  return { pkIdx, writeIdx, cmpIdx };
+}
+
+function shapeOf(e: RowsEntry, dir: Direction, opts: GuardOptions): Shape {
+  const cols = e.columns;
+  const where = { schema: e.schema, table: e.table, seq: e.seq };
+  const fail = (problem: string) => new EntryError(`rows entry for ${qualified(e.schema, e.table)}${problem}`, where);
+  const { pkIdx, writeIdx, cmpIdx } = columnRoles(e, opts.skipColumns ?? new Set<string>(), fail);
   return {
     e,
     dir,
@@ -187,21 +197,10 @@ function guardWhere(s: Shape, img: readonly Value[]): string {
  * time: memory stays bounded however large the entry's range is.
  */
 export function* guardedStatements(e: RowsEntry, dir: Direction, opts: GuardOptions): Generator<GuardedStatement> {
-  // A sequence keeps its newest state in both directions: one that went back would hand out values again, and it
-  // cannot be UPDATEd or DELETEd anyway (record/sequence.ts).
-  if (isSequenceState(e)) return;
-  const from = Math.max(0, opts.fromRow ?? 0);
-  const to = Math.min(e.rows.length, opts.toRow ?? e.rows.length);
-  if (from >= to) return;
+  const pass = rowPass(e, dir, opts);
+  if (!pass) return;
   const s = shapeOf(e, dir, opts);
-  // The operation this direction performs, and which image the row holds before / after it.
-  const op: RowOp = dir === 'redo' ? e.op : e.op === 'insert' ? 'delete' : e.op === 'delete' ? 'insert' : 'update';
-  const was: 'before' | 'after' = dir === 'redo' ? 'before' : 'after';
-  const will: 'before' | 'after' = dir === 'redo' ? 'after' : 'before';
-  const order = function* (): Generator<number> {
-    if (dir === 'redo') for (let i = from; i < to; i++) yield i;
-    else for (let i = to - 1; i >= from; i--) yield i;
-  };
+  const { op, was, will, order } = pass;
   if (op === 'insert') {
     yield* inserts(s, order(), will);
     return;
@@ -241,6 +240,38 @@ export function* guardedStatements(e: RowsEntry, dir: Direction, opts: GuardOpti
       yield { sql, expect: 1, what, seq, kind: 'update', noop, exists: `SELECT 1 FROM ${s.table}${where} FOR UPDATE` };
     } else yield { sql, expect: 1, what, seq, kind: 'update' };
   }
+}
+
+/** What one direction does with rows [fromRow, toRow) of an entry (every engine's guarded statements follow it). */
+export interface RowPass {
+  /** The operation this direction performs. */
+  readonly op: RowOp;
+  /** Which image the row holds before the statement, and which after it. */
+  readonly was: 'before' | 'after';
+  readonly will: 'before' | 'after';
+  /** Row indexes in statement order: redo forwards, undo backwards. */
+  order(): Generator<number>;
+}
+
+/**
+ * The pass over rows [fromRow, toRow) of `e` in direction `dir`, or null when there is nothing to do: no rows in
+ * the range, or a sequence's state, which keeps its newest state in both directions (one that went back would
+ * hand out values again, and it cannot be UPDATEd or DELETEd anyway: record/sequence.ts).
+ */
+export function rowPass(e: RowsEntry, dir: Direction, opts: Pick<GuardOptions, 'fromRow' | 'toRow'>): RowPass | null {
+  if (isSequenceState(e)) return null;
+  const from = Math.max(0, opts.fromRow ?? 0);
+  const to = Math.min(e.rows.length, opts.toRow ?? e.rows.length);
+  if (from >= to) return null;
+  return {
+    op: dir === 'redo' ? e.op : e.op === 'insert' ? 'delete' : e.op === 'delete' ? 'insert' : 'update',
+    was: dir === 'redo' ? 'before' : 'after',
+    will: dir === 'redo' ? 'after' : 'before',
+    *order() {
+      if (dir === 'redo') for (let i = from; i < to; i++) yield i;
+      else for (let i = to - 1; i >= from; i--) yield i;
+    },
+  };
 }
 
 function rowWhat(s: Shape, cur: readonly Value[], seq: bigint): string {

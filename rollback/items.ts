@@ -5,7 +5,8 @@
  */
 import type { RowsEntry } from '../record/record.ts';
 import { readEntryAt, type SegmentFiles } from '../journal/index.ts';
-import { type Direction, guardedStatements, type PlanItem } from './guard.ts';
+import { type Direction, type GuardedStatement, type GuardOptions, guardedStatements, type PlanItem } from './guard.ts';
+import type { RollbackDialect } from './dialect.ts';
 import type { EntryRef, RollbackIndex, TxInfo } from './index/index.ts';
 import type { Flavor } from '../mysql/sql.ts';
 import { CorruptionError } from '../core/errors.ts';
@@ -18,6 +19,18 @@ export interface ItemContext {
   readonly skipColumns: (schema: string, table: string) => Promise<ReadonlySet<string>>;
   /** Segment files kept open across reads (the command closes them at the end). */
   readonly files?: SegmentFiles;
+  /** The server's statements (dialect.ts); absent: MySQL's (guard.ts with `flavor`). */
+  readonly dialect?: RollbackDialect;
+}
+
+/** The guarded statements of rows [opts.fromRow, opts.toRow) of `e` in the server's dialect. */
+export function statementsOf(
+  ctx: Pick<ItemContext, 'dialect'>,
+  e: RowsEntry,
+  direction: Direction,
+  opts: GuardOptions,
+): Iterable<GuardedStatement> {
+  return ctx.dialect ? ctx.dialect.guarded(e, direction, opts) : guardedStatements(e, direction, opts);
 }
 
 /** Reads the rows entry at a place the index gives (an EntryRef, or a RowVersionRef of one of its rows). */
@@ -72,7 +85,7 @@ export async function* txItems(
     if (toRow <= fromRow) continue;
     const e = await loadRows(ctx, ref);
     const skipColumns = await ctx.skipColumns(e.schema, e.table);
-    for (const stmt of guardedStatements(e, direction, {
+    for (const stmt of statementsOf(ctx, e, direction, {
       flavor: ctx.flavor,
       txId: tx.txId,
       skipColumns,

@@ -95,7 +95,7 @@ export function txComment(item: Extract<PlanItem, { kind: 'tx' }>): string {
  * BLOCK_STATEMENTS statements or BLOCK_BYTES of SQL): `BEGIN NOT ATOMIC <in transaction?> (<stmt>; <check>)…
  * SET @tidemark_done = @tidemark_done + <n>; END$$`.
  */
-export class BlockWriter {
+export class BlockWriter implements ScriptBlocks {
   #open = 0;
   #bytes = 0;
   /** Statements written (all blocks). */
@@ -151,27 +151,34 @@ function tail(statements: number, after: string): string {
   return `BEGIN NOT ATOMIC ${check} END${DELIMITER}\nDELIMITER ;\nCOMMIT;\n${after}-- end of script\n`;
 }
 
+/** What writes a plan's statements into blocks of the engine's client (BlockWriter; pg-script.ts PgBlockWriter). */
+export interface ScriptBlocks {
+  /** Text for one item (a comment line for a tx item). */
+  add(item: PlanItem): string;
+  /** Ends the open block, if any. */
+  close(): string;
+  /** Statements written (all blocks). */
+  readonly statements: number;
+}
+
 /**
- * Writes the plan as a script to `path` (through `path`.tmp, fsynced and renamed when complete: core/durable-file.ts). Streams: the plan is
- * never held in memory. Returns the number of guarded statements (finals included).
+ * Streams a plan into a script at `path` (through `path`.tmp, fsynced and renamed when complete:
+ * core/durable-file.ts): `head`, the statements through `blocks`, the finals last, then `tail(statements)`. The
+ * plan is never held in memory. Returns the number of guarded statements (finals included).
  */
-export async function writeScript(
+export async function streamScript(
   path: string,
   items: AsyncIterable<PlanItem>,
-  header: readonly string[],
-  opts: {
-    readonly batch?: BatchOptions | false;
-    /** Text after COMMIT (the object section of objects-run.ts). */
-    readonly after?: string;
-  } = {},
+  head: string,
+  blocks: ScriptBlocks,
+  tail: (statements: number) => string,
 ): Promise<{ statements: number }> {
   const dest = await openDurable(path);
   const fh = dest.fh;
-  const blocks = new BlockWriter();
   const finals: PlanItem[] = [];
-  let buf = head(header);
+  let buf = head;
   try {
-    for await (const item of opts.batch === false ? items : batchItems(items, opts.batch)) {
+    for await (const item of items) {
       if (item.kind === 'final') finals.push(item);
       else buf += blocks.add(item);
       if (buf.length >= FLUSH_BYTES) {
@@ -185,7 +192,7 @@ export async function writeScript(
       for (const f of finals) buf += blocks.add(f);
       buf += blocks.close();
     }
-    buf += tail(blocks.statements, opts.after ?? '');
+    buf += tail(blocks.statements);
     await fh.write(buf);
   } catch (err) {
     await dest.abort();
@@ -193,4 +200,19 @@ export async function writeScript(
   }
   await dest.commit();
   return { statements: blocks.statements };
+}
+
+/** Writes the plan as a script for the mariadb client to `path` (streamScript). */
+export function writeScript(
+  path: string,
+  items: AsyncIterable<PlanItem>,
+  header: readonly string[],
+  opts: {
+    readonly batch?: BatchOptions | false;
+    /** Text after COMMIT (the object section of objects-run.ts). */
+    readonly after?: string;
+  } = {},
+): Promise<{ statements: number }> {
+  const plan = opts.batch === false ? items : batchItems(items, opts.batch);
+  return streamScript(path, plan, head(header), new BlockWriter(), (n) => tail(n, opts.after ?? ''));
 }

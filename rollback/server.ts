@@ -28,7 +28,11 @@ export interface RewindConfig {
   readonly file: string;
   readonly source: Pick<MysqlEndpoint, 'host' | 'port' | 'tls' | 'connect_timeout_ms'> & {
     readonly name: string;
+    /** The source's engine (absent: mysql). */
+    readonly kind?: string | undefined;
     readonly admin?: { readonly user: string; readonly password?: string } | undefined;
+    /** PostgreSQL: tables captured without REPLICA IDENTITY FULL (no before images: rewind refuses them). */
+    readonly identity_full_opt_out?: readonly string[] | undefined;
   };
   readonly journal: { readonly dir: string };
   readonly targets: readonly (MysqlEndpoint & {
@@ -57,6 +61,9 @@ export interface SourceProbe {
 export interface RewindServer {
   readonly kind: 'target' | 'source';
   readonly name: string;
+  /** The server's engine: 'mysql' (MySQL/MariaDB) or 'postgres' (the session's RewindDb, dialect.ts). */
+  readonly engine: string;
+  /** The endpoint (a PostgreSQL target's section, with its database, when engine is 'postgres'). */
   readonly endpoint: MysqlEndpoint;
   /** The journal this server follows: the primary's, or the mirror at a standby target's site. */
   readonly journalDir: string;
@@ -70,9 +77,16 @@ export function pickServer(config: RewindConfig, name: string, yes: boolean, com
   const t = config.targets.find((x) => x.name === name);
   if (t) {
     requireCapability(t, 'rewind', command);
-    return { kind: 'target', name, endpoint: t, journalDir: journalDirOf(config, t) };
+    return { kind: 'target', name, engine: t.kind ?? 'mysql', endpoint: t, journalDir: journalDirOf(config, t) };
   }
   if (name === config.source.name) {
+    if ((config.source.kind ?? 'mysql') !== 'mysql') {
+      throw new TidemarkError(
+        `--target ${name} is the source, a ${config.source.kind} server: ${command} of the source itself is done ` +
+          'for MySQL/MariaDB sources only; rewind or undo a target instead',
+        { code: 'USAGE' },
+      );
+    }
     if (!yes) {
       throw new TidemarkError(
         `--target ${name} is the source: ${command} would change the primary itself (targets follow through ` +
@@ -90,7 +104,7 @@ export function pickServer(config: RewindConfig, name: string, yes: boolean, com
     }
     const { host, port, tls, connect_timeout_ms } = config.source;
     const endpoint = withPassword({ host, port, tls, connect_timeout_ms, user: admin.user }, admin.password);
-    return { kind: 'source', name, endpoint, journalDir: config.journal.dir };
+    return { kind: 'source', name, engine: 'mysql', endpoint, journalDir: config.journal.dir };
   }
   const names = [...config.targets.map((x) => x.name), `${config.source.name} (the source)`];
   throw new TidemarkError(`--target ${name}: ${config.file} has no such target (it has: ${names.join(', ')})`, {

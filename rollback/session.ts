@@ -5,31 +5,50 @@
  *   const s = await RewindSession.open(ctx, server);
  *   try {
  *     const head = await s.begin(`undo in progress since ${s.now}`);   // holds the target (not on a dry run)
- *     …plan, runPlan(s.conn, framed(s.lockItems(hold), body, last), …)…
+ *     …plan, s.db.runPlan(framed(s.lockItems(hold), body, last), …)…
  *     s.keepHold();                                                     // the plan ran or the script was written
  *   } finally {
  *     await s.close();                  // puts the previous hold back unless kept; closes everything
  *   }
  */
-import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
-import { lockForRewindSql, setHoldSql } from '../apply/mysql/position-table.ts';
+import { TidemarkError } from '../core/errors.ts';
 import { serverFlavor } from '../mysql/session.ts';
 import { SegmentFiles } from '../journal/index.ts';
+import type { PgTargetSection } from '../apply/postgres/config.ts';
+import type { RewindDb } from './dialect.ts';
 import type { PlanItem } from './guard.ts';
 import type { RollbackIndex } from './index/index.ts';
 import type { ItemContext } from './items.ts';
+import { MysqlRewindDb } from './mysql-db.ts';
+import { PgRewindDb } from './pg-db.ts';
 import {
   checkSourceCaptured,
   connect,
-  generatedColumns,
-  holdTarget,
   openIndex,
   type RewindConfig,
   type RewindServer,
-  readPosition,
   type SourceProbe,
 } from './server.ts';
+
+/** A session on the server in its engine's RewindDb (dialect.ts). */
+async function openDb(config: RewindConfig, server: RewindServer): Promise<RewindDb> {
+  if (server.engine === 'postgres') {
+    return PgRewindDb.open(server.endpoint as unknown as PgTargetSection, config.source.identity_full_opt_out);
+  }
+  if (server.engine !== 'mysql') {
+    throw new TidemarkError(`${server.name}: rewind, forward and undo know no "${server.engine}" server`, {
+      code: 'USAGE',
+    });
+  }
+  const conn = await connect(server);
+  try {
+    return new MysqlRewindDb(conn, await serverFlavor(conn));
+  } catch (err) {
+    await conn.end().catch(() => conn.destroy());
+    throw err;
+  }
+}
 
 export interface SessionOptions {
   readonly config: RewindConfig;
@@ -49,7 +68,8 @@ export interface SessionOptions {
 export class RewindSession {
   readonly server: RewindServer;
   readonly index: RollbackIndex;
-  readonly conn: mysql.Connection;
+  /** The session on the server, in its engine's terms (dialect.ts). */
+  readonly db: RewindDb;
   readonly ctx: ItemContext;
   /** When the command started (ISO 8601), for hold texts and script headers. */
   readonly now = new Date().toISOString();
@@ -62,14 +82,14 @@ export class RewindSession {
     o: SessionOptions,
     server: RewindServer,
     index: RollbackIndex,
-    conn: mysql.Connection,
+    db: RewindDb,
     ctx: ItemContext,
     files: SegmentFiles,
   ) {
     this.#o = o;
     this.server = server;
     this.index = index;
-    this.conn = conn;
+    this.db = db;
     this.ctx = ctx;
     this.#files = files;
   }
@@ -83,28 +103,24 @@ export class RewindSession {
     if (server.kind === 'source' && o.sourceCaptured !== true)
       await checkSourceCaptured(config, o.sourceProbe, log, signal);
     const index = await openIndex(config, log, signal, server.journalDir);
-    let conn: mysql.Connection;
+    let db: RewindDb;
     try {
-      conn = await connect(server);
+      db = await openDb(config, server);
     } catch (err) {
       index.close();
       throw err;
     }
     const files = new SegmentFiles();
-    try {
-      const ctx: ItemContext = {
-        index,
-        journalDir: server.journalDir,
-        flavor: await serverFlavor(conn),
-        skipColumns: generatedColumns(conn),
-        files,
-      };
-      return new RewindSession(o, server, index, conn, ctx, files);
-    } catch (err) {
-      index.close();
-      await conn.end().catch(() => conn.destroy());
-      throw err;
-    }
+    const ctx: ItemContext = {
+      index,
+      journalDir: server.journalDir,
+      // MySQL's flavor (its statements differ between MariaDB and MySQL); the dialect writes the statements.
+      flavor: db instanceof MysqlRewindDb ? db.flavor : 'mysql',
+      skipColumns: (schema, table) => db.skipColumns(schema, table),
+      files,
+      dialect: db.dialect,
+    };
+    return new RewindSession(o, server, index, db, ctx, files);
   }
 
   get source(): string {
@@ -120,9 +136,9 @@ export class RewindSession {
     if (this.server.kind === 'source') {
       this.#head = this.index.listTxs({ order: 'desc', limit: 1 })[0]?.commitSeq ?? -1n;
     } else if (this.#o.dryRun) {
-      this.#head = (await readPosition(this.conn, this.source)).state?.seq ?? -1n;
+      this.#head = (await this.db.readPosition(this.source)).state?.seq ?? -1n;
     } else {
-      const h = await holdTarget(this.conn, this.source, activity);
+      const h = await this.db.holdTarget(this.source, activity);
       this.#restore = h.restore;
       this.#head = h.stored.state?.seq ?? -1n;
     }
@@ -136,13 +152,13 @@ export class RewindSession {
   lockItems(hold: string): PlanItem[] {
     if (this.server.kind !== 'target') return [];
     const what = `the target still holds seq ${this.#head} (no apply or rewind ran since it was planned)`;
-    const sql = lockForRewindSql(this.source, this.#head, hold);
+    const sql = this.db.lockSql(this.source, this.#head, hold);
     return [{ kind: 'stmt', stmt: { sql, expect: 1, what, seq: this.#head, kind: 'update' } }];
   }
 
   /** Releases the hold now (forward --to-head with nothing left to redo). */
   async release(): Promise<void> {
-    await this.conn.query(setHoldSql(this.source, null));
+    await this.db.setHold(this.source, null);
     this.#restore = null;
   }
 
@@ -158,7 +174,7 @@ export class RewindSession {
     } finally {
       this.index.close();
       await this.#files.close();
-      await this.conn.end().catch(() => this.conn.destroy());
+      await this.db.close();
     }
   }
 }

@@ -10,9 +10,9 @@
  */
 import type { RowsEntry } from '../record/record.ts';
 import { TidemarkError } from '../core/errors.ts';
-import { type Direction, guardedStatements, type PlanItem } from './guard.ts';
+import type { Direction, PlanItem } from './guard.ts';
 import type { RollbackIndex, TxInfo } from './index/index.ts';
-import { type ItemContext, loadRows } from './items.ts';
+import { type ItemContext, loadRows, statementsOf } from './items.ts';
 import { keyText } from './index/index.ts';
 import { describeTx } from './points.ts';
 import { formatTimeUs } from './time.ts';
@@ -310,7 +310,7 @@ export async function* undoItems(
             yield { kind: 'tx', txId: t.txId, commitSeq: t.commitSeq, commitTimeUs: t.commitTimeUs, direction, rows };
           }
           const opts = { flavor: ctx.flavor, txId: t.txId, skipColumns, fromRow: start, toRow: end };
-          for (const stmt of guardedStatements(e, direction, opts)) yield { kind: 'stmt', stmt };
+          for (const stmt of statementsOf(ctx, e, direction, opts)) yield { kind: 'stmt', stmt };
         }
         end = start;
       }

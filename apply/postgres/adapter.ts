@@ -1,12 +1,12 @@
 /**
  * PostgreSQL as a target engine (engine/target.ts): kind 'postgres'. A thin wrapper over PgApplier (applier.ts),
  * the stored position in tidemark.applied (position.ts), verifyPg (verify.ts) and the `targets:` entry schema.
- * Registered in config/engines.ts. No rewind/takeover capability yet.
+ * Registered in config/engines.ts. Rewind: the position statements here, the rest in rollback/pg/. No takeover yet.
  */
 import type { TargetAdapter, VerifyResult } from '../../engine/target.ts';
 import { openApplySession, PgApplier, preparePositionTable } from './applier.ts';
 import { type PgTargetSection, pgTargetSchema } from './config.ts';
-import { parseStored, selectSql } from './position.ts';
+import { lockForRewindSql, parseStored, selectSql, setPointSql } from './position.ts';
 import { type PgVerifySource, verifyPg } from './verify.ts';
 
 export type { PgTargetSection } from './config.ts';
@@ -37,4 +37,5 @@ export const postgresTarget: TargetAdapter<PgTargetSection> = {
     const tables = await verifyPg(src, o.target, o.tables, o.target.verify?.chunk_rows);
     return { tables, equal: tables.every((t) => t.equal) };
   },
+  rewind: { lockForRewindSql, setPointSql },
 };

@@ -14,6 +14,7 @@ import { CorruptionError } from '../../core/errors.ts';
 import type { AppliedState, StoredPosition } from '../../engine/target.ts';
 import { positionFromJson, positionToJson } from '../../record/position.ts';
 import type { Phase } from '../../record/record.ts';
+import { quoteLiteral } from '../../postgres/sql.ts';
 
 export const POSITION_TABLE = 'tidemark.applied';
 
@@ -78,3 +79,30 @@ export function parseStored(row: Record<string, unknown> | undefined): StoredPos
   };
   return { state, ddlPendingSeq: null, hold };
 }
+
+const lit = (v: string | null | undefined): string => (v === null || v === undefined ? 'NULL' : quoteLiteral(v));
+const num = (v: bigint | null | undefined): string => (v === null || v === undefined ? 'NULL' : `${v}`);
+
+/**
+ * Rewind's first statement (RewindCapability): locks the source's row and sets the hold it leaves behind, only
+ * while the target still stores `seq` (1 row). Literal SQL: the same text runs in tidemark and in a psql script.
+ */
+export function lockForRewindSql(source: string, seq: bigint | null, hold: string): string {
+  return (
+    `UPDATE tidemark.applied SET hold = ${lit(hold)}, applied_at = now() WHERE source = ${lit(source)} ` +
+    `AND seq IS NOT DISTINCT FROM ${num(seq)}::bigint`
+  );
+}
+
+/** Rewind's last statement (RewindCapability): the point the target is left at, and its hold (1 row). */
+export function setPointSql(source: string, st: AppliedState, hold: string | null): string {
+  const position = st.position ? JSON.stringify(positionToJson(st.position)) : null;
+  return (
+    `UPDATE tidemark.applied SET seq = ${num(st.seq)}, lsn = ${num(st.lsn)}, position = ${lit(position)}, ` +
+    `commit_time_us = ${num(st.commitTimeUs)}, phase = ${lit(st.phase)}, hold = ${lit(hold)}, applied_at = now() ` +
+    `WHERE source = ${lit(source)}`
+  );
+}
+
+/** Sets or clears only the hold ($1 source, $2 hold or NULL). */
+export const setHoldSql = 'UPDATE tidemark.applied SET hold = $2 WHERE source = $1';

@@ -7,9 +7,8 @@
  * first statement re-checks that position. `forward --to-head` releases the hold. On the source itself (--yes):
  * the undo runs on the primary and is captured like any other change.
  */
-import { setPointSql } from '../../apply/mysql/position-table.ts';
 import { TidemarkError } from '../../core/errors.ts';
-import { checkWindowCascades, forwardLimit, serverFks } from '../../rollback/cascade.ts';
+import { checkWindowCascades, forwardLimit } from '../../rollback/cascade.ts';
 import type { PlanItem } from '../../rollback/guard.ts';
 import type { RollbackIndex } from '../../rollback/index/index.ts';
 import { forwardItems, rewindItems } from '../../rollback/items.ts';
@@ -23,8 +22,8 @@ import {
   type WindowSummary,
 } from '../../rollback/points.ts';
 import { objectForwardLimit } from '../../rollback/objects.ts';
-import { objectWork, scriptSection, withObjects } from '../../rollback/objects-run.ts';
-import { framed, runPlan } from '../../rollback/run-plan.ts';
+import { objectWork, scriptSection } from '../../rollback/objects-run.ts';
+import { framed } from '../../rollback/run-plan.ts';
 import { pickServer } from '../../rollback/server.ts';
 import { RewindSession } from '../../rollback/session.ts';
 import { sourceProbe } from './source.ts';
@@ -100,7 +99,7 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
     let stopped = false;
     if (direction === 'forward' && end > head) {
       // Redo does not cascade: stop before a change that cascaded (apply replays it), or refuse.
-      const fks = await serverFks(async (sql) => (await s.conn.query(sql))[0]);
+      const fks = await s.db.fks();
       const lim = await forwardLimit(s.ctx, fks, head, end, toHead, `${server.kind} ${server.name}`);
       end = lim.end;
       stopped = lim.note !== null;
@@ -132,7 +131,7 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
     const window = checkWindow(index, lo, hi);
     if (direction === 'rewind') {
       // Children a foreign-key cascade removed or changed are not in the journal: refuse rather than half-rewind.
-      const fks = await serverFks(async (sql) => (await s.conn.query(sql))[0]);
+      const fks = await s.db.fks();
       await checkWindowCascades(s.ctx, fks, lo, hi, `${server.kind} ${server.name}`);
     }
     // Views, routines, triggers and events the window created, altered or dropped: put into their state at the point.
@@ -153,19 +152,19 @@ async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'fo
     const first = s.lockItems(hold ?? 'releasing');
     const last: PlanItem[] =
       server.kind === 'target'
-        ? [{ kind: 'final', sql: setPointSql(s.source, point.state, hold), expect: 1, what: 'the new position' }]
+        ? [{ kind: 'final', sql: s.db.pointSql(s.source, point.state, hold), expect: 1, what: 'the new position' }]
         : [];
     const header = [
       `tidemark ${direction} of ${o.target} (${server.endpoint.host}:${server.endpoint.port})`,
       ...lines,
-      `written ${s.now}; run with: mariadb ${objects.toPoint.length ? '--comments ' : ''}-h HOST -P PORT -u USER -p < FILE (it stops at the first failed guard and changes nothing)`,
+      `written ${s.now}; run with: ${s.db.scriptHint(objects.toPoint.length > 0)} (it stops at the first failed guard and changes nothing)`,
     ];
     const plan = framed(first, body, last);
     const out = { sqlFile: o.sqlFile, signal: o.signal, log, header, after: scriptSection(objects) };
     const r =
       o.sqlFile === undefined
-        ? await withObjects(s.conn, objects, log, () => runPlan(s.conn, plan, out))
-        : await runPlan(s.conn, plan, out);
+        ? await s.db.withObjects(objects, log, () => s.db.runPlan(plan, out))
+        : await s.db.runPlan(plan, out);
     s.keepHold();
     if (!r.executed) {
       o.stdout.write(

@@ -5,10 +5,10 @@
  * undo is captured like any other change.
  */
 import { TidemarkError } from '../../core/errors.ts';
-import { checkTxCascades, serverFks } from '../../rollback/cascade.ts';
+import { checkTxCascades } from '../../rollback/cascade.ts';
 import { parseKeyArg } from '../../rollback/index/index.ts';
 import { describeTx } from '../../rollback/points.ts';
-import { framed, runPlan } from '../../rollback/run-plan.ts';
+import { framed } from '../../rollback/run-plan.ts';
 import { pickServer } from '../../rollback/server.ts';
 import { RewindSession } from '../../rollback/session.ts';
 import { sourceProbe } from './source.ts';
@@ -72,7 +72,7 @@ export async function undoCommand(o: UndoOptions): Promise<number> {
         : null;
     const plan = atOnce ? atOnce.plan : await planUndo(ctx, root, head, o.mode, filter);
     // Children a foreign-key cascade removed or changed are not in the journal: refuse rather than half-undo.
-    const fks = await serverFks(async (sql) => (await s.conn.query(sql))[0]);
+    const fks = await s.db.fks();
     await checkTxCascades(ctx, fks, plan.txs, undoesRow(plan, filter), `${server.kind} ${server.name}`);
     const lines = [`undo ${describeTx(root)} on ${o.target} (--mode ${o.mode}): ${plan.rows} row(s) of it`];
     if (plan.txs.length > 1) {
@@ -99,7 +99,7 @@ export async function undoCommand(o: UndoOptions): Promise<number> {
     const first = s.lockItems(hold);
     const header = [`tidemark undo on ${o.target} (${server.endpoint.host}:${server.endpoint.port})`, ...lines];
     const body = atOnce ? atOnce.items : undoItems(ctx, plan, filter);
-    const r = await runPlan(s.conn, framed(first, body, []), {
+    const r = await s.db.runPlan(framed(first, body, []), {
       sqlFile: o.sqlFile,
       signal: o.signal,
       log,

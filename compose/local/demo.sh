@@ -7,9 +7,15 @@
 # The servers stay up afterwards so you can look around; the script prints how to stop them.
 #
 # Ports: DEMO_PRIMARY_PORT (default 3307) and DEMO_REPLICA_PORT (default 3308). DEMO_SECONDS (default 8).
+# DEMO_ENGINE=postgres runs the same demo on two PostgreSQL 15 servers instead (compose/local/demo-postgres.sh).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
+case "${DEMO_ENGINE:-mariadb}" in
+  postgres) exec bash "$root/compose/local/demo-postgres.sh" ;;
+  mariadb | mysql) ;;
+  *) echo "DEMO_ENGINE must be mariadb (the default) or postgres, not '$DEMO_ENGINE'" >&2; exit 2 ;;
+esac
 P1="${DEMO_PRIMARY_PORT:-3307}"
 P2="${DEMO_REPLICA_PORT:-3308}"
 SECS="${DEMO_SECONDS:-8}"

@@ -12,6 +12,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
+# shellcheck source=compose/local/demo-lib.sh
+. compose/local/demo-lib.sh
 P1="${DEMO_PRIMARY_PORT:-5490}"
 P2="${DEMO_REPLICA_PORT:-5491}"
 SECS="${DEMO_SECONDS:-8}"
@@ -100,11 +102,7 @@ export DEMO_CAPTURE_PASSWORD=cap-pw DEMO_APPLY_PASSWORD=apply-pw
 sed 's/^/    /' "$work/tidemark.yaml"
 
 say "5/7 Starting 'tidemark run': a baseline of shop.* from the slot's exported snapshot, then the logical decoding stream, applied to the replica"
-cli/tidemark.ts run -c "$work/tidemark.yaml" &
-tm=$!
-trap 'kill $tm 2>/dev/null || true' EXIT
-sleep 2
-kill -0 $tm 2>/dev/null || { echo "tidemark run stopped; see $work/tidemark.log"; exit 1; }
+demo_start "$work/tidemark.yaml" "$work/tidemark.log"
 
 say "6/7 Driving a random shop workload on the primary for $SECS seconds (orders, items, customers; one transaction each)"
 # The loop runs in the server (a DO block committing each iteration): no client library needed.
@@ -138,19 +136,7 @@ echo
 cli/tidemark.ts status -c "$work/tidemark.yaml"
 
 say "7/7 tidemark verify: chunked checksums of every table, primary vs replica"
-set +e
-cli/tidemark.ts verify -c "$work/tidemark.yaml" --wait-seconds 60
-rc=$?
-set -e
-kill -TERM $tm 2>/dev/null || true
-wait $tm 2>/dev/null || true
-trap - EXIT
-echo
-if [ $rc -eq 0 ]; then
-  echo "Demo done: the PostgreSQL replica is EQUAL to the primary."
-else
-  echo "Demo FAILED: verify exit code $rc (log: $work/tidemark.log)"
-fi
+demo_verify "$work/tidemark.yaml" "$work/tidemark.log" "PostgreSQL replica"
 cat <<TXT
 
 Look around:

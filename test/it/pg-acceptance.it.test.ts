@@ -25,11 +25,12 @@ import type { PgTargetSection } from '../../apply/postgres/config.ts';
 import { postgresSource } from '../../capture/postgres/adapter.ts';
 import { type PgSourceSection, pgSourceSchema } from '../../capture/postgres/config.ts';
 import type { TidemarkError } from '../../core/errors.ts';
-import { JournalReader, JournalSink, JournalWriter, readEntries } from '../../journal/index.ts';
+import { JournalSink, JournalWriter } from '../../journal/index.ts';
 import { parseLsn } from '../../postgres/lsn.ts';
 import { openPgClient } from '../../postgres/session.ts';
-import type { CommitEntry, DdlEntry, EntrySink, RowsEntry } from '../../record/record.ts';
+import type { CommitEntry } from '../../record/record.ts';
 import { MemorySink, memoryLogger } from '../fixtures/capture-kit.ts';
+import { DurableLog, journalEntries, notOnce } from '../fixtures/journal-markers.ts';
 import {
   APPLY_USER,
   CAPTURE_USER,
@@ -106,52 +107,6 @@ async function slotLsns(slot: string): Promise<{ flush: bigint; restart: bigint 
 }
 
 const walNow = async (c: pg.Client) => parseLsn((await c.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l);
-
-/** The journal sink, recording when each commit became durable (its commit() resolved). */
-class DurableLog implements EntrySink {
-  readonly inner: JournalSink;
-  readonly durable: { commitLsn: bigint; end: bigint; at: number; phase: string }[] = [];
-  constructor(inner: JournalSink) {
-    this.inner = inner;
-  }
-  append(e: RowsEntry | DdlEntry): Promise<void> {
-    return this.inner.append(e);
-  }
-  async commit(e: CommitEntry): Promise<void> {
-    await this.inner.commit(e);
-    const end = e.position.kind === 'sequence' ? e.position.value : -1n;
-    const commitLsn = e.phase === 'stream' ? parseLsn(e.txId.slice(e.txId.indexOf(':') + 1)) : end;
-    this.durable.push({ commitLsn, end, at: performance.now(), phase: e.phase });
-  }
-}
-
-/** Every entry of a journal directory (the writer closed). */
-async function journalEntries(journal: string) {
-  const out = [];
-  for await (const e of readEntries(new JournalReader({ dir: journal, fromLsn: 1n, follow: false }))) out.push(e.entry);
-  return out;
-}
-
-/** How often each marker (column 0 of `table`'s inserted rows) is in the journal; the ones not exactly once. */
-function notOnce(
-  entries: readonly { kind: string }[],
-  table: string,
-  markers: number,
-): { missing: number[]; twice: number[] } {
-  const seen = new Map<number, number>();
-  for (const e of entries as RowsEntry[]) {
-    if (e.kind !== 'rows' || e.table !== table || e.op !== 'insert') continue;
-    for (const r of e.rows) seen.set(Number(r.after?.[0]), (seen.get(Number(r.after?.[0])) ?? 0) + 1);
-  }
-  const missing: number[] = [];
-  const twice: number[] = [];
-  for (let w = 1; w <= markers; w++) {
-    const n = seen.get(w) ?? 0;
-    if (n === 0) missing.push(w);
-    if (n > 1) twice.push(w);
-  }
-  return { missing: missing.slice(0, 20), twice: twice.slice(0, 20) };
-}
 
 describe('PostgreSQL acceptance (issue #14)', () => {
   it('acknowledges only durable commits at 1k tx/s; an idle database with 200 MB of WAL elsewhere releases it within 30 s', async () => {

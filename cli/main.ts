@@ -15,6 +15,7 @@ import { addBackupCommands } from './main-backup.ts';
 import { addSiteCommands } from './main-sites.ts';
 
 import type { CommandContext } from './commands/context.ts';
+import type { InitEngine } from './commands/init.ts';
 import type { Commands, MainDeps, MainIO } from './main-deps.ts';
 
 export type { Commands, MainDeps, MainIO };
@@ -116,8 +117,18 @@ function buildProgram(io: MainIO, deps: MainDeps, state: { exitCode: number; sec
     .description('write an annotated example config file')
     .option('-o, --output <file>', 'where to write it ("-" for stdout)', 'tidemark.yaml')
     .option('--force', 'overwrite an existing file')
-    .action(async (o: { output: string; force?: boolean }) => {
-      state.exitCode = await deps.commands.init({ output: o.output, force: o.force === true, stdout: io.stdout });
+    .addOption(
+      new Option('--engine <engine>', "the example's source and target engine (postgres: PostgreSQL 15)")
+        .choices(['mysql', 'postgres'] satisfies InitEngine[])
+        .default('mysql'),
+    )
+    .action(async (o: { output: string; force?: boolean; engine: string }) => {
+      state.exitCode = await deps.commands.init({
+        output: o.output,
+        force: o.force === true,
+        engine: o.engine as InitEngine,
+        stdout: io.stdout,
+      });
     });
 
   program

@@ -20,6 +20,7 @@ import type { CommitEntry, Phase, RowImage, RowOp, RowsEntry } from '../../recor
 import { seqSpan } from '../../record/record.ts';
 import { takeBaseline } from './baseline.ts';
 import type { PgSourceSection } from './config.ts';
+import { DurableAcks } from './durable-acks.ts';
 import { PgoutputDecoder } from './pgoutput.ts';
 import { assertPgPrerequisites, readPgFacts } from './prerequisites.ts';
 import { capturedTables, type PgTableRef, shapeOf, type TableShape } from './relations.ts';
@@ -61,6 +62,8 @@ export class PgCapture implements SourceCapture, TxOut {
   #read: SequencePosition | null;
   #nextSeq: bigint;
   #ws: WalStream | undefined;
+  /** While streaming: commits in flight to the journal, confirms behind them (durable-acks.ts). */
+  #acks: DurableAcks | undefined;
 
   constructor(o: CaptureOptions<PgSourceSection>) {
     this.#o = o;
@@ -116,9 +119,12 @@ export class PgCapture implements SourceCapture, TxOut {
       rowCount,
       phase,
     };
-    await this.#o.sink.commit(c);
+    const durable = this.#o.sink.commit(c);
     this.#position = position;
     this.#read = position;
+    // Streaming: go on with the next transaction while the journal syncs; its confirm waits (DurableAcks).
+    if (this.#acks && phase === 'stream') await this.#acks.track(durable, c.seq);
+    else await durable;
   }
 
   async #rows(shape: TableShape, op: RowOp, rows: readonly RowImage[], txId: string): Promise<void> {
@@ -192,6 +198,8 @@ export class PgCapture implements SourceCapture, TxOut {
       applicationName: 'tidemark-capture',
     });
     this.#ws = ws;
+    const acks = new DurableAcks((lsn) => ws.confirm(lsn));
+    this.#acks = acks;
     const stopped = new Promise<null>((res) => {
       if (signal.aborted) res(null);
       else signal.addEventListener('abort', () => res(null), { once: true });
@@ -202,20 +210,21 @@ export class PgCapture implements SourceCapture, TxOut {
       describe: (t, cols) => shapeOf(client, t, cols),
       tables,
       filter: createTableFilter(s.include, s.exclude),
-      confirm: (lsn) => ws.confirm(lsn),
+      confirm: (lsn) => acks.confirmAfter(lsn),
     });
     try {
       for (;;) {
-        if (signal.aborted && !streamer.inTransaction) return;
+        if (signal.aborted && !streamer.inTransaction) return await acks.drain();
         const x = streamer.inTransaction ? await ws.next() : await Promise.race([ws.next(), stopped]);
         if (x === null) {
-          if (signal.aborted) return;
+          if (signal.aborted) return await acks.drain();
           throw new TidemarkError('the replication stream ended', { code: 'PG_CONNECT', retriable: true });
         }
         await streamer.message(decoder.decode(x.payload), decoder);
       }
     } finally {
       this.#ws = undefined;
+      this.#acks = undefined;
       await ws.close();
     }
   }

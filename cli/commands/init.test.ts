@@ -6,6 +6,8 @@ import { parse as parseYaml } from 'yaml';
 import { TidemarkError } from '../../core/errors.ts';
 import { configSchema, parseConfig } from '../../config/config.ts';
 import { shipSchema } from '../../config/config-sites.ts';
+import { pgTargetSchema } from '../../apply/postgres/config.ts';
+import { pgSourceSchema } from '../../capture/postgres/config.ts';
 import { exampleConfigText, initCommand } from './init.ts';
 
 let dir: string;
@@ -128,5 +130,44 @@ describe('tidemark init', () => {
     const err = await initCommand({ output: join(blocker, 'x.yaml'), force: false, stdout }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TidemarkError);
     expect((err as TidemarkError).code).toBe('IO');
+  });
+});
+
+describe('tidemark init --engine postgres', () => {
+  it('writes the PostgreSQL example: it parses with the real schema, source and target of kind postgres', async () => {
+    vi.stubEnv('TIDEMARK_SOURCE_PASSWORD', 'cap-pw');
+    vi.stubEnv('TIDEMARK_TARGET_PASSWORD', 'apply-pw');
+    const out = join(dir, 'pg.yaml');
+    expect(await initCommand({ output: out, force: false, engine: 'postgres', stdout })).toBe(0);
+    const text = readFileSync(out, 'utf8');
+    expect(text).toBe(exampleConfigText('postgres'));
+    const c = parseConfig(text, out);
+    expect(c.source).toMatchObject({ kind: 'postgres', port: 5490, user: 'tidemark_cap', database: 'shop' });
+    expect(c.source.password).toBe('cap-pw');
+    expect(c.targets).toHaveLength(1);
+    expect(c.targets[0]).toMatchObject({ kind: 'postgres', port: 5491, user: 'tidemark_apply', database: 'shop' });
+    expect(c.targets[0]?.password).toBe('apply-pw');
+  });
+
+  it('documents every key of the PostgreSQL source and target, and the prerequisites a DBA runs', () => {
+    const text = exampleConfigText('postgres');
+    const keys = [...Object.keys(pgSourceSchema.shape), ...Object.keys(pgTargetSchema.shape)];
+    for (const key of new Set(keys)) expect(text, `key ${key}`).toMatch(new RegExp(`^\\s*#?\\s*(- )?${key}:`, 'm'));
+    for (const step of [
+      'wal_level = logical',
+      'LOGIN REPLICATION',
+      'REPLICA IDENTITY FULL',
+      'CREATE PUBLICATION',
+      'GRANT SET ON PARAMETER session_replication_role',
+    ])
+      expect(text).toContain(step);
+  });
+
+  it('refuses an engine it has no example for', async () => {
+    const err = await initCommand({ output: '-', force: false, engine: 'oracle' as 'mysql', stdout }).catch(
+      (e: unknown) => e,
+    );
+    expect((err as TidemarkError).code).toBe('USAGE');
+    expect(printed).toBe('');
   });
 });

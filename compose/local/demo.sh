@@ -7,9 +7,17 @@
 # The servers stay up afterwards so you can look around; the script prints how to stop them.
 #
 # Ports: DEMO_PRIMARY_PORT (default 3307) and DEMO_REPLICA_PORT (default 3308). DEMO_SECONDS (default 8).
+# DEMO_ENGINE=postgres runs the same demo on two PostgreSQL 15 servers instead (compose/local/demo-postgres.sh).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
+# shellcheck source=compose/local/demo-lib.sh
+. compose/local/demo-lib.sh
+case "${DEMO_ENGINE:-mariadb}" in
+  postgres) exec bash "$root/compose/local/demo-postgres.sh" ;;
+  mariadb | mysql) ;;
+  *) echo "DEMO_ENGINE must be mariadb (the default) or postgres, not '$DEMO_ENGINE'" >&2; exit 2 ;;
+esac
 P1="${DEMO_PRIMARY_PORT:-3307}"
 P2="${DEMO_REPLICA_PORT:-3308}"
 SECS="${DEMO_SECONDS:-8}"
@@ -67,11 +75,7 @@ export DEMO_CAPTURE_PASSWORD=cap-pw DEMO_APPLY_PASSWORD=apply-pw
 sed 's/^/    /' "$work/tidemark.yaml"
 
 say "5/7 Starting 'tidemark run' (every site in one process; --site NAME runs one): a baseline copy of shop.*, then the binlog, shipped over TLS to dr1 and applied to the replica there"
-cli/tidemark.ts run -c "$work/tidemark.yaml" &
-tm=$!
-trap 'kill $tm 2>/dev/null || true' EXIT
-sleep 2
-kill -0 $tm 2>/dev/null || { echo "tidemark run stopped; see $work/tidemark.log"; exit 1; }
+demo_start "$work/tidemark.yaml" "$work/tidemark.log"
 
 say "6/7 Driving a random shop workload on the primary for $SECS seconds (4 connections)"
 node bench/drive.ts --port "$P1" --seconds "$SECS" --seed 2
@@ -79,19 +83,7 @@ echo
 cli/tidemark.ts status -c "$work/tidemark.yaml"
 
 say "7/7 tidemark verify: chunked checksums of every table, primary vs replica"
-set +e
-cli/tidemark.ts verify -c "$work/tidemark.yaml" --wait-seconds 60
-rc=$?
-set -e
-kill -TERM $tm 2>/dev/null || true
-wait $tm 2>/dev/null || true
-trap - EXIT
-echo
-if [ $rc -eq 0 ]; then
-  echo "Demo done: the replica is EQUAL to the primary."
-else
-  echo "Demo FAILED: verify exit code $rc (log: $work/tidemark.log)"
-fi
+demo_verify "$work/tidemark.yaml" "$work/tidemark.log" "replica"
 cat <<TXT
 
 Look around:

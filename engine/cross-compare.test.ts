@@ -68,7 +68,7 @@ describe('compareTable', () => {
     `2024-01-01 00:00:${String(i).padStart(2, '0')}.500000`,
     '1.50',
   ]);
-  const same = src.map((r) => [r[0]!, String(r[1]).replace(/0+$/, ''), '1.5']);
+  const same: RawCell[][] = src.map((r) => [r[0] ?? null, String(r[1]).replace(/0+$/, ''), '1.5']);
 
   it('equal across chunks when only the spelling differs', async () => {
     const r = await compareTable(spec, reader(src), reader(same), { chunkRows: 7 });
@@ -77,8 +77,10 @@ describe('compareTable', () => {
   });
 
   it('finds a one-value difference, a missing row and an extra row', async () => {
-    const t = same.filter((r) => r[0] !== '10').map((r) => (r[0] === '17' ? [r[0], r[1], '1.51'] : r));
-    t.push(['26', null, null]);
+    const t: RawCell[][] = same
+      .filter((r) => r[0] !== '10')
+      .map((r) => (r[0] === '17' ? [r[0], r[1] ?? null, '1.51'] : r));
+    t.push(['26', null, null] as RawCell[]);
     const r = await compareTable(spec, reader(src), reader(t), { chunkRows: 7 });
     expect(r.differenceCount).toBe(3);
     expect(r.differences.map((d) => `${d.kind} ${d.key}`)).toEqual(['missing id=10', 'changed id=17', 'extra id=26']);

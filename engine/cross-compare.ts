@@ -77,8 +77,8 @@ export function canonical(kind: CanonKind, v: RawCell): string | null {
       return negZero(typeof v === 'number' ? v : Number(v));
     case 'int':
       return /^-?\d+$/.test(String(v)) ? BigInt(String(v)).toString() : `?${v}`;
-    case 'bits':
-      return /^[01]+$/.test(String(v)) ? BigInt(`0b${v}`).toString() : canonical('int', v);
+    case 'bits': // binary digits (PostgreSQL bit text, MariaDB BIN()), leading zeros aside
+      return /^[01]+$/.test(String(v)) ? BigInt(`0b${v}`).toString(2) : `?${v}`;
     case 'bool':
       return canonBool(String(v));
     case 'decimal':

@@ -67,7 +67,7 @@ function selectExpr(c: ReadColumn): string {
     case 'float8':
       return q; // binary protocol: the exact float/double
     case 'bits':
-      return `CAST(${q} + 0 AS CHAR)`;
+      return `BIN(${q})`; // binary digits, as PostgreSQL's bit text
     case 'bytes':
       return `HEX(${q})`;
     case 'text':
@@ -94,7 +94,8 @@ export function mysqlChunkReader(
   cols: readonly ReadColumn[],
   key: readonly number[],
 ): (after: readonly string[] | null, limit: number) => Promise<RawCell[][]> {
-  const select = cols.map(selectExpr).join(', ');
+  // Aliased: ORDER BY a bare name would otherwise sort by a select item of that name (its text), not the column.
+  const select = cols.map((c, i) => `${selectExpr(c)} AS c${i}`).join(', ');
   const order = key.map((i) => orderExpr(cols[i]!)).join(', ');
   return async (after, limit) => {
     const where = after

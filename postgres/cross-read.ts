@@ -68,6 +68,9 @@ function selectExpr(c: PgReadColumn): string {
   const q = quoteIdent(c.name);
   if (c.kind === 'bytes') return `encode(${q}, 'hex')`;
   if (withTz(c.type)) return `(${q} AT TIME ZONE 'UTC')::text`;
+  // character(n) cast to text loses its padding; its output (what pgoutput carried) has it.
+  const bpchar = /^character(?:\((\d+)\))?$/.exec(c.type);
+  if (bpchar) return `rpad(${q}::text, ${bpchar[1] ?? 1})`;
   return `${q}::text`;
 }
 
@@ -82,7 +85,8 @@ export function pgChunkReader(
   cols: readonly PgReadColumn[],
   key: readonly number[],
 ): (after: readonly string[] | null, limit: number) => Promise<(string | null)[][]> {
-  const select = cols.map(selectExpr).join(', ');
+  // Aliased: ORDER BY a bare name would otherwise sort by a select item of that name (its text), not the column.
+  const select = cols.map((c, i) => `${selectExpr(c)} AS c${i}`).join(', ');
   const order = key.map((i) => orderExpr(cols[i]!)).join(', ');
   const bound = key
     .map((i, j) => {

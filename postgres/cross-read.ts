@@ -53,6 +53,22 @@ export async function pgTableColumns(client: pg.Client, schema: string, table: s
   }
 }
 
+/** The publication's tables (schema, table), sorted (verify's default table list). */
+export async function publicationTables(
+  client: pg.Client,
+  publication: string,
+): Promise<{ schema: string; table: string }[]> {
+  try {
+    const r = await client.query(
+      'SELECT schemaname AS s, tablename AS t FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2',
+      [publication],
+    );
+    return r.rows.map((x) => ({ schema: String(x['s']), table: String(x['t']) }));
+  } catch (err) {
+    throw wrapPgError(err, `reading the tables of publication ${publication}`, { publication });
+  }
+}
+
 /** A column to read: name, how it compares, and its format_type. */
 export interface PgReadColumn {
   readonly name: string;

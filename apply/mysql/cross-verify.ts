@@ -14,7 +14,7 @@ import type { TableResult } from '../../engine/target.ts';
 import { mysqlChunkReader, mysqlTableColumns } from '../../mysql/cross-read.ts';
 import { type MysqlEndpoint, openSession } from '../../mysql/session.ts';
 import { createTableFilter } from '../../mysql/table-filter.ts';
-import { pgChunkReader, pgTableColumns } from '../../postgres/cross-read.ts';
+import { pgChunkReader, pgTableColumns, publicationTables } from '../../postgres/cross-read.ts';
 import { openPgClient, type PgEndpoint } from '../../postgres/session.ts';
 import { checkMysqlTarget } from './from-postgres.ts';
 
@@ -57,13 +57,7 @@ async function plan(client: pg.Client, my: mysql.Connection, t: TableRef): Promi
 /** The source publication's tables that include/exclude take in. */
 async function publishedTables(client: pg.Client, s: PgVerifySource): Promise<TableRef[]> {
   const filter = createTableFilter([...s.include], [...s.exclude]);
-  const r = await client.query(
-    'SELECT schemaname AS s, tablename AS t FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2',
-    [s.publication],
-  );
-  return r.rows
-    .map((x) => ({ schema: String(x['s']), table: String(x['t']) }))
-    .filter((x) => filter.includesTable(x.schema, x.table));
+  return (await publicationTables(client, s.publication)).filter((x) => filter.includesTable(x.schema, x.table));
 }
 
 /** Compares the MariaDB target with the PostgreSQL source, table by table. */

@@ -1,19 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { TidemarkError } from '../../core/errors.ts';
 import type { Column } from '../../record/record.ts';
+import { thrown } from '../../test/fixtures/type-map-kit.ts';
 import { checkMysqlTarget, pgToMysql, pgValueToMysql, timestamptzToUtc } from './from-postgres.ts';
 
 const at = { schema: 'app', table: 't', column: 'c' };
 const col = (type: string, columnType: string): Column => ({ name: 'c', type, columnType });
 const target = (columnType: string, charset: string | null = null) => ({ name: 'c', columnType, charset });
-const code = (f: () => unknown) => {
-  try {
-    f();
-  } catch (e) {
-    return e instanceof TidemarkError ? `${e.code}: ${e.message}` : String(e);
-  }
-  return 'no error';
-};
+const code = thrown;
 
 describe('PostgreSQL → MariaDB type mapping', () => {
   it.each([

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { TidemarkError } from '../../core/errors.ts';
 import type { Column } from '../../record/record.ts';
+import { thrown } from '../../test/fixtures/type-map-kit.ts';
 import { checkPgTarget, mysqlToPg, mysqlValueToPg } from './from-mysql.ts';
 
 const at = { schema: 'shop', table: 't', column: 'c' };
@@ -8,14 +8,7 @@ const col = (columnType: string): Column => {
   const type = /^[a-z]+/.exec(columnType)![0];
   return { name: 'c', type, columnType, unsigned: columnType.includes('unsigned') };
 };
-const code = (f: () => unknown) => {
-  try {
-    f();
-  } catch (e) {
-    return e instanceof TidemarkError ? `${e.code}: ${e.message}` : String(e);
-  }
-  return 'no error';
-};
+const code = thrown;
 
 describe('MariaDB → PostgreSQL type mapping', () => {
   it.each([

@@ -12,14 +12,14 @@ import type { Applier, ApplyRunOptions, AppliedState, JournalItem } from '../../
 import { type MysqlTargetColumn, mysqlTableColumns } from '../../mysql/cross-read.ts';
 import { type MysqlEndpoint, openSession } from '../../mysql/session.ts';
 import type { Column, RowImage, RowsEntry, Value } from '../../record/record.ts';
-import { type ColumnAt, checkMysqlTarget, pgValueToMysql } from './from-postgres.ts';
+import { type ColumnAt, checkMysqlTarget, mysqlCreateTableSql, pgValueToMysql } from './from-postgres.ts';
 
 /** The target Columns of a PostgreSQL entry's columns (each checked), or a clear error naming what is missing. */
 export function mapColumns(e: RowsEntry, target: ReadonlyMap<string, MysqlTargetColumn>): Column[] {
   if (target.size === 0) {
     throw new TidemarkError(
       `table ${e.schema}.${e.table} does not exist on the MariaDB target: create it with the mapped types ` +
-        '(apply/mysql/README.md "Cross-engine") before applying',
+        `(apply/mysql/README.md "Cross-engine") before applying, e.g. ${mysqlCreateTableSql(e.schema, e.table, e.columns, e.pk)}`,
       { code: 'APPLY_BAD_ENTRY', context: { schema: e.schema, table: e.table } },
     );
   }

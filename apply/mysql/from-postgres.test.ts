@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Column } from '../../record/record.ts';
 import { thrown } from '../../test/fixtures/type-map-kit.ts';
-import { checkMysqlTarget, pgToMysql, pgValueToMysql, timestamptzToUtc } from './from-postgres.ts';
+import { checkMysqlTarget, mysqlCreateTableSql, pgToMysql, pgValueToMysql, timestamptzToUtc } from './from-postgres.ts';
 
 const at = { schema: 'app', table: 't', column: 'c' };
 const col = (type: string, columnType: string): Column => ({ name: 'c', type, columnType });
@@ -117,5 +117,19 @@ describe('PostgreSQL values → MariaDB record values', () => {
     ['timestamptz', 'timestamp with time zone', '10000-01-01 00:00:00+00'],
   ])('%s value %j is refused: APPLY_VALUE_MAP', (type, ft, x) => {
     expect(code(() => v(type, ft, x))).toMatch(/^APPLY_VALUE_MAP: table app\.t column c \(/);
+  });
+});
+
+describe('mysqlCreateTableSql', () => {
+  it('creates every column with its suggested type in utf8mb4, the key last; an unmappable column refuses', () => {
+    const cols = [
+      { ...col('int8', 'bigint'), name: 'id' },
+      { ...col('timestamptz', 'timestamp(3) with time zone'), name: 'at' },
+      { ...col('bpchar', 'character(4)'), name: 'c`x' },
+    ];
+    expect(mysqlCreateTableSql('app', 't', cols, ['id'])).toBe(
+      'CREATE TABLE `app`.`t` (`id` bigint, `at` datetime(3), `c``x` varchar(4), PRIMARY KEY (`id`)) DEFAULT CHARSET=utf8mb4',
+    );
+    expect(code(() => mysqlCreateTableSql('app', 't', [col('_text', 'text[]')], []))).toMatch(/^APPLY_TYPE_MAP: /);
   });
 });

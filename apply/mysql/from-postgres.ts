@@ -9,6 +9,7 @@
 import { TidemarkError } from '../../core/errors.ts';
 import type { CanonKind } from '../../engine/cross-compare.ts';
 import type { MysqlTargetColumn } from '../../mysql/cross-read.ts';
+import { qualified, quoteIdent } from '../../mysql/sql.ts';
 import { baseType, normalizeColumnType } from '../../mysql/types.ts';
 import type { Column, Value } from '../../record/record.ts';
 
@@ -235,4 +236,19 @@ export function pgValueToMysql(at: ColumnAt, c: Column, v: Value): Value {
     default:
       return s;
   }
+}
+
+/**
+ * The CREATE TABLE a DBA can run on the MariaDB target for a PostgreSQL table (each column's suggested type, utf8mb4,
+ * the primary key); APPLY_TYPE_MAP when a column has no mapping. The applier names it when the table is missing.
+ */
+export function mysqlCreateTableSql(
+  schema: string,
+  table: string,
+  columns: readonly Column[],
+  pk: readonly string[],
+): string {
+  const cols = columns.map((c) => `${quoteIdent(c.name)} ${pgToMysql({ schema, table, column: c.name }, c).suggested}`);
+  if (pk.length > 0) cols.push(`PRIMARY KEY (${pk.map(quoteIdent).join(', ')})`);
+  return `CREATE TABLE ${qualified(schema, table)} (${cols.join(', ')}) DEFAULT CHARSET=utf8mb4`;
 }

@@ -21,7 +21,7 @@ import type { CommitEntry, DdlEntry, RowsEntry, Value } from '../../record/recor
 import { readTargetTable } from './catalog.ts';
 import type { PgTargetSection } from './config.ts';
 import { createSql, ensureRowSql, hasTableSql, parseStored, selectSql, storeParams, storeSql } from './position.ts';
-import { type ColumnAt, checkPgTarget, mysqlValueToPg } from './from-mysql.ts';
+import { type ColumnAt, checkPgTarget, mysqlValueToPg, pgCreateTableSql } from './from-mysql.ts';
 import { buildStatements, paramsOf, type RowStatement, type TableStatements, type TargetTable } from './statements.ts';
 
 export interface PgApplierOptions {
@@ -126,7 +126,17 @@ export class PgApplier implements Applier {
     const tk = `${e.schema}.${e.table}`;
     let shape = this.#shapes.get(tk);
     if (!shape) {
-      shape = await readTargetTable(client, e.schema, e.table);
+      shape = await readTargetTable(client, e.schema, e.table).catch((err: unknown) => {
+        // Cross-engine: a missing table is named with the CREATE TABLE of the mapped types.
+        if (!this.#fromMysql || !(err instanceof TidemarkError) || err.code !== 'APPLY_BAD_ENTRY') throw err;
+        throw new TidemarkError(
+          `${err.message}; for this MariaDB table: ${pgCreateTableSql(e.schema, e.table, e.columns, e.pk)}`,
+          {
+            code: 'APPLY_BAD_ENTRY',
+            context: err.context,
+          },
+        );
+      });
       this.#shapes.set(tk, shape);
     }
     if (this.#fromMysql) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Column } from '../../record/record.ts';
 import { thrown } from '../../test/fixtures/type-map-kit.ts';
-import { checkPgTarget, mysqlToPg, mysqlValueToPg } from './from-mysql.ts';
+import { checkPgTarget, mysqlToPg, mysqlValueToPg, pgCreateTableSql } from './from-mysql.ts';
 
 const at = { schema: 'shop', table: 't', column: 'c' };
 const col = (columnType: string): Column => {
@@ -121,5 +121,22 @@ describe('MariaDB values → PostgreSQL text', () => {
 
   it('ENUM index 0 is refused', () => {
     expect(code(() => v("enum('a')", 'text', 0n))).toMatch(/^APPLY_VALUE_MAP: .*ENUM index 0/);
+  });
+});
+
+describe('pgCreateTableSql', () => {
+  it('creates every column with its suggested type, the key last; an unmappable column refuses', () => {
+    const cols = [
+      col('int unsigned'),
+      { ...col('decimal(38,10)'), name: 'a"b' },
+      { ...col('datetime(6)'), name: 'at' },
+    ];
+    cols[0] = { ...cols[0]!, name: 'id' };
+    expect(pgCreateTableSql('shop', 'T x', cols, ['id'])).toBe(
+      'CREATE TABLE "shop"."T x" ("id" bigint, "a""b" numeric(38,10), "at" timestamp(6) without time zone, PRIMARY KEY ("id"))',
+    );
+    expect(code(() => pgCreateTableSql('shop', 't', [col('point')], []))).toMatch(
+      /^APPLY_TYPE_MAP: table shop\.t column c /,
+    );
   });
 });

@@ -9,6 +9,7 @@
  */
 import { TidemarkError } from '../../core/errors.ts';
 import type { CanonKind } from '../../engine/cross-compare.ts';
+import { qualifiedName, quoteIdent } from '../../postgres/sql.ts';
 import type { Column, Value } from '../../record/record.ts';
 
 /** Names the column in errors. */
@@ -250,4 +251,19 @@ export function mysqlValueToPg(at: ColumnAt, c: Column, pgType: string, v: Value
       return s;
     }
   }
+}
+
+/**
+ * The CREATE TABLE a DBA can run on the PostgreSQL target for a MariaDB table (each column's suggested type, the
+ * primary key); APPLY_TYPE_MAP when a column has no mapping. The applier names it when the table is missing.
+ */
+export function pgCreateTableSql(
+  schema: string,
+  table: string,
+  columns: readonly Column[],
+  pk: readonly string[],
+): string {
+  const cols = columns.map((c) => `${quoteIdent(c.name)} ${mysqlToPg({ schema, table, column: c.name }, c).suggested}`);
+  if (pk.length > 0) cols.push(`PRIMARY KEY (${pk.map(quoteIdent).join(', ')})`);
+  return `CREATE TABLE ${qualifiedName(schema, table)} (${cols.join(', ')})`;
 }

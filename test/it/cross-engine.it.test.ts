@@ -429,5 +429,46 @@ describe('cross-engine replicas', () => {
       expect(err?.message).toContain(expected);
     }
     expect((await pgDst.query('SELECT count(*)::int AS n FROM xs.narrow')).rows[0]?.['n']).toBe('0');
+
+    // A table missing on the PostgreSQL target: the error names the CREATE TABLE of the mapped types, which works.
+    const absent = (n: bigint): Entry => ({
+      kind: 'rows',
+      source: 'mysrc-absent',
+      seq: n,
+      txId: 'x',
+      schema: 'xs',
+      table: 'absent',
+      op: 'insert',
+      columns: [
+        { name: 'id', type: 'bigint', columnType: 'bigint unsigned', unsigned: true },
+        { name: 'at', type: 'timestamp', columnType: 'timestamp(6)' },
+        { name: 'e', type: 'enum', columnType: "enum('a','b')" },
+      ],
+      pk: ['id'],
+      rows: [{ before: null, after: [18446744073709551615n, '2038-01-19 03:14:07.999999', 'b'] }],
+    });
+    const applyAbsent = async () => {
+      const a = postgresTarget.applier({ target: pgTarget(), source: 'mysrc-absent', sourceKind: 'mysql', log });
+      await a.open();
+      try {
+        return await a.run(entries([absent(1n), commit('mysrc-absent', 2n, null)]), {}).then(
+          () => null,
+          (x: TidemarkError) => x,
+        );
+      } finally {
+        await a.close();
+      }
+    };
+    const missing = await applyAbsent();
+    expect(missing?.code).toBe('APPLY_BAD_ENTRY');
+    const ddl = /for this MariaDB table: (CREATE TABLE .*)$/.exec(missing?.message ?? '')?.[1];
+    expect(ddl).toBe(
+      'CREATE TABLE "xs"."absent" ("id" numeric(20,0), "at" timestamp(6) with time zone, "e" text, PRIMARY KEY ("id"))',
+    );
+    await pgDst.query(`${ddl}; GRANT SELECT, INSERT, UPDATE, DELETE ON xs.absent TO tidemark_apply`);
+    expect(await applyAbsent()).toBeNull();
+    expect((await pgDst.query('SELECT id::text, at::text, e FROM xs.absent')).rows).toEqual([
+      { id: '18446744073709551615', at: '2038-01-19 03:14:07.999999+00', e: 'b' },
+    ]);
   }, 60_000);
 });

@@ -9,7 +9,9 @@
  *   - both under a workload (inserts, updates of every kind of column, deletes) after the baseline; then the
  *     type-aware verify (the target adapter's, against the other engine's source) says equal, and finds a single
  *     value changed on the target by its key;
- *   - an unmappable or incompatible column type → APPLY_TYPE_MAP naming table, column and type (appliers alone).
+ *   - an unmappable or incompatible column type → APPLY_TYPE_MAP naming table, column and type, nothing written; a
+ *     MariaDB DDL while streaming → APPLY_TYPE_MAP; a table missing on PostgreSQL → its CREATE TABLE in the error,
+ *     which, run, makes the row apply (the appliers alone).
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -459,6 +461,25 @@ describe('cross-engine replicas', () => {
         await a.close();
       }
     };
+    // MariaDB DDL while streaming is not translated: refused, naming the statement.
+    const ddlApplier = postgresTarget.applier({ target: pgTarget(), source: 'mysrc-ddl', sourceKind: 'mysql', log });
+    await ddlApplier.open();
+    const alter: Entry = {
+      kind: 'ddl',
+      source: 'mysrc-ddl',
+      seq: 1n,
+      txId: '0-1-9',
+      schema: 'xs',
+      tables: [],
+      sql: 'ALTER TABLE t ADD c INT',
+    };
+    const ddlErr = await ddlApplier.run(entries([alter, commit('mysrc-ddl', 2n, null)]), {}).then(
+      () => null,
+      (x: TidemarkError) => x,
+    );
+    await ddlApplier.close();
+    expect(ddlErr?.code).toBe('APPLY_TYPE_MAP');
+    expect(ddlErr?.message).toContain('ALTER TABLE t ADD c INT');
     const missing = await applyAbsent();
     expect(missing?.code).toBe('APPLY_BAD_ENTRY');
     const ddl = /for this MariaDB table: (CREATE TABLE .*)$/.exec(missing?.message ?? '')?.[1];

@@ -141,6 +141,10 @@ export type ErrorCode =
   | 'TARGET_READ_ONLY'
   /** `verify` met a table whose shape it cannot checksum (a key column missing). Not retriable. */
   | 'VERIFY_SHAPE'
+  /** A cross-engine column: its source type has no exact mapping, or the target column's type is not one it maps to. Not retriable. */
+  | 'APPLY_TYPE_MAP'
+  /** A cross-engine value that the target type cannot hold exactly (zero date, NaN, NUL in text, …). Not retriable. */
+  | 'APPLY_VALUE_MAP'
   // ── ship/ (tcp, kafka, redis) ──
   /** A ship link broke (closed, reset, the peer reported an error). Retriable: the link reconnects. */
   | 'LINK_DOWN'

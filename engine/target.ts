@@ -135,6 +135,11 @@ export interface ApplierOptions<T extends TargetSection> {
   readonly target: T;
   /** The source's name; entries of another source are refused. */
   readonly source: string;
+  /**
+   * The source's engine (`source.kind`). Absent: the target's own kind. Another engine's entries go through the
+   * target's cross-engine type mapping (or are refused when it has none).
+   */
+  readonly sourceKind?: string | undefined;
   readonly log: Logger;
   /** prom-client registry for the applier's metrics (none: no metrics). */
   readonly metrics?: Registry | undefined;

@@ -126,7 +126,13 @@ export async function applyLoop(
     }
   };
   for (let attempt = 1; !signal.aborted; attempt++) {
-    const applier = adapter.applier({ target, source: config.source.name, log, metrics });
+    const applier = adapter.applier({
+      target,
+      source: config.source.name,
+      sourceKind: config.source.kind,
+      log,
+      metrics,
+    });
     try {
       const state = await applier.open();
       if (applier.promoted) {

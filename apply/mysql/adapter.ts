@@ -9,6 +9,8 @@ import type { TableRef } from '../../engine/source.ts';
 import type { TargetAdapter, VerifyOptions, VerifyResult } from '../../engine/target.ts';
 import { createTableFilter } from '../../mysql/table-filter.ts';
 import { MysqlApplier } from './applier.ts';
+import { FromPostgresApplier } from './cross-applier.ts';
+import { type PgVerifySource, verifyFromPostgres } from './cross-verify.ts';
 import { type TargetConfig, targetSchema } from './config.ts';
 import { lockForRewindSql, PROMOTED_HOLD, setPointSql } from './position-table.ts';
 import { preflightMysql } from '../../mysql/preflight.ts';
@@ -32,7 +34,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 function mysqlSourceOf(o: VerifyOptions<MysqlTargetSection>): MysqlVerifySource {
   if (o.source.kind !== 'mysql') {
     throw new ConfigError(
-      `target ${o.target.name}: a mysql target verifies against a mysql source only ` +
+      `target ${o.target.name}: a mysql target verifies against a mysql or postgres source only ` +
         `(source.kind is "${o.source.kind}")`,
       { target: o.target.name },
     );
@@ -57,6 +59,12 @@ async function capturedTables(source: MysqlVerifySource): Promise<TableRef[]> {
 }
 
 async function verify(o: VerifyOptions<MysqlTargetSection>): Promise<VerifyResult> {
+  if (o.source.kind === 'postgres') {
+    // Cross-engine: a type-aware comparison through the PostgreSQL → MariaDB mapping (cross-verify.ts).
+    const src = o.source as unknown as PgVerifySource;
+    const tables = await verifyFromPostgres(src, o.target, o.tables);
+    return { tables, equal: tables.every((t) => t.equal) };
+  }
   const source = mysqlSourceOf(o);
   const filter = createTableFilter(source.include, source.exclude);
   return verifyTables({
@@ -84,8 +92,20 @@ export const mysqlTarget: TargetAdapter<MysqlTargetSection> = {
   kind: 'mysql',
   configSchema: targetSchema,
   preflight: (t) => preflightMysql(`target ${t.name}`, t),
-  applier: (o) =>
-    new MysqlApplier({ target: o.target, source: o.source, log: o.log, ...(o.metrics ? { metrics: o.metrics } : {}) }),
+  applier: (o) => {
+    const inner = new MysqlApplier({
+      target: o.target,
+      source: o.source,
+      log: o.log,
+      ...(o.metrics ? { metrics: o.metrics } : {}),
+    });
+    if (o.sourceKind === undefined || o.sourceKind === 'mysql') return inner;
+    if (o.sourceKind === 'postgres') return new FromPostgresApplier(inner, o.target, o.target.name);
+    throw new ConfigError(
+      `target ${o.target.name}: a mysql target applies mysql and postgres sources (source.kind is "${o.sourceKind}")`,
+      { target: o.target.name },
+    );
+  },
   readStored: (t, source) => readTarget(t, source),
   verify,
   rewind: { lockForRewindSql, setPointSql },

@@ -3,9 +3,11 @@
  * the stored position in tidemark.applied (position.ts), verifyPg (verify.ts) and the `targets:` entry schema.
  * Registered in config/engines.ts. Rewind: the position statements here, the rest in rollback/pg/. No takeover yet.
  */
+import { ConfigError } from '../../core/errors.ts';
 import type { TargetAdapter, VerifyResult } from '../../engine/target.ts';
 import { openApplySession, PgApplier, preparePositionTable } from './applier.ts';
 import { type PgTargetSection, pgTargetSchema } from './config.ts';
+import { type MysqlVerifySource, verifyFromMysql } from './cross-verify.ts';
 import { lockForRewindSql, parseStored, selectSql, setPointSql } from './position.ts';
 import { type PgVerifySource, verifyPg } from './verify.ts';
 
@@ -18,7 +20,15 @@ export const postgresTarget: TargetAdapter<PgTargetSection> = {
     const client = await openApplySession(t, 'tidemark-preflight');
     await client.end().catch(() => {});
   },
-  applier: (o) => new PgApplier({ target: o.target, source: o.source, log: o.log }),
+  applier: (o) => {
+    if (o.sourceKind !== undefined && o.sourceKind !== 'postgres' && o.sourceKind !== 'mysql') {
+      throw new ConfigError(
+        `target ${o.target.name}: a postgres target applies postgres and mysql sources (source.kind is "${o.sourceKind}")`,
+        { target: o.target.name },
+      );
+    }
+    return new PgApplier({ target: o.target, source: o.source, sourceKind: o.sourceKind, log: o.log });
+  },
   async readStored(t, source) {
     try {
       const client = await openApplySession(t, 'tidemark-status');
@@ -33,6 +43,11 @@ export const postgresTarget: TargetAdapter<PgTargetSection> = {
     }
   },
   async verify(o): Promise<VerifyResult> {
+    if (o.source.kind === 'mysql') {
+      const src = o.source as unknown as MysqlVerifySource;
+      const tables = await verifyFromMysql(src, o.target, o.tables, o.target.verify?.chunk_rows);
+      return { tables, equal: tables.every((t) => t.equal) };
+    }
     const src = o.source as unknown as PgVerifySource;
     const tables = await verifyPg(src, o.target, o.tables, o.target.verify?.chunk_rows);
     return { tables, equal: tables.every((t) => t.equal) };

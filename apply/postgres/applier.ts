@@ -16,15 +16,19 @@ import { TidemarkError } from '../../core/errors.ts';
 import type { Applier, ApplyRunOptions, AppliedState, JournalItem } from '../../engine/target.ts';
 import { wrapPgError } from '../../postgres/errors.ts';
 import { openPgClient } from '../../postgres/session.ts';
-import type { CommitEntry, RowsEntry } from '../../record/record.ts';
+import { qualifiedName } from '../../postgres/sql.ts';
+import type { CommitEntry, DdlEntry, RowsEntry, Value } from '../../record/record.ts';
 import { readTargetTable } from './catalog.ts';
 import type { PgTargetSection } from './config.ts';
 import { createSql, ensureRowSql, hasTableSql, parseStored, selectSql, storeParams, storeSql } from './position.ts';
+import { type ColumnAt, checkPgTarget, mysqlValueToPg, pgCreateTableSql } from './from-mysql.ts';
 import { buildStatements, paramsOf, type RowStatement, type TableStatements, type TargetTable } from './statements.ts';
 
 export interface PgApplierOptions {
   readonly target: PgTargetSection;
   readonly source: string;
+  /** The source's engine (absent: postgres). `mysql`: rows go through the MariaDB → PostgreSQL mapping (from-mysql.ts). */
+  readonly sourceKind?: string | undefined;
   readonly log: Logger;
 }
 
@@ -98,6 +102,7 @@ export class PgApplier implements Applier {
         }
         if (entry.kind === 'rows') await this.#rows(client, entry, baselineUnit);
         else if (entry.kind === 'commit') await this.#commit(client, entry, lsn, o);
+        else if (this.#fromMysql) await this.#mysqlDdl(client, entry);
         else {
           throw new TidemarkError(
             `target ${this.#o.target.name}: a DDL entry (seq ${entry.seq}: ${entry.sql.slice(0, 120)}) cannot be ` +
@@ -121,12 +126,74 @@ export class PgApplier implements Applier {
     const tk = `${e.schema}.${e.table}`;
     let shape = this.#shapes.get(tk);
     if (!shape) {
-      shape = await readTargetTable(client, e.schema, e.table);
+      shape = await readTargetTable(client, e.schema, e.table).catch((err: unknown) => {
+        // Cross-engine: a missing table is named with the CREATE TABLE of the mapped types.
+        if (!this.#fromMysql || !(err instanceof TidemarkError) || err.code !== 'APPLY_BAD_ENTRY') throw err;
+        throw new TidemarkError(
+          `${err.message}; for this MariaDB table: ${pgCreateTableSql(e.schema, e.table, e.columns, e.pk)}`,
+          {
+            code: 'APPLY_BAD_ENTRY',
+            context: err.context,
+          },
+        );
+      });
       this.#shapes.set(tk, shape);
+    }
+    if (this.#fromMysql) {
+      // Cross-engine: every column the entry carries must map exactly onto its target column (from-mysql.ts).
+      const types = new Map(shape.columns.map((c) => [c.name, c.type]));
+      for (const c of e.columns) {
+        const t = types.get(c.name);
+        if (t !== undefined) checkPgTarget({ schema: e.schema, table: e.table, column: c.name }, c, t);
+      }
     }
     s = buildStatements(shape, e.columns);
     this.#statements.set(key, s);
     return s;
+  }
+
+  /**
+   * A DDL entry of a MariaDB source. Its baseline's DROP TABLE IF EXISTS of a table becomes TRUNCATE of the target's
+   * table (the copy starts from empty, the DBA's PostgreSQL definition stays); its CREATE DATABASE / CREATE TABLE /
+   * object definitions are not carried over (the target's tables are created by the DBA with the mapped types and
+   * checked at their first row). A DDL while streaming is refused (APPLY_TYPE_MAP): MariaDB DDL is not translated.
+   */
+  async #mysqlDdl(client: pg.Client, e: DdlEntry): Promise<void> {
+    if (!e.txId.startsWith('baseline')) {
+      throw new TidemarkError(
+        `target ${this.#o.target.name}: the MariaDB source ran DDL (seq ${e.seq}: ${e.sql.slice(0, 120)}); MariaDB DDL ` +
+          'is not translated to PostgreSQL: make the equivalent change on the target by hand (types per apply/postgres/' +
+          'README.md "Cross-engine"), then `tidemark skip` this transaction',
+        { code: 'APPLY_TYPE_MAP', context: { seq: `${e.seq}`, schema: e.schema } },
+      );
+    }
+    if (/^DROP TABLE IF EXISTS /i.test(e.sql) && e.tables.length === 1) {
+      const t = e.tables[0]!;
+      const present = await client.query('SELECT to_regclass($1) IS NOT NULL AS present', [
+        qualifiedName(t.schema, t.table),
+      ]);
+      if ((present.rows[0] as { present: unknown }).present === 't') {
+        await client.query(`TRUNCATE ${qualifiedName(t.schema, t.table)}`);
+      }
+      this.#shapes.delete(`${t.schema}.${t.table}`);
+    }
+    this.#o.log.debug({ seq: `${e.seq}` }, 'MariaDB baseline DDL not carried to PostgreSQL');
+  }
+
+  get #fromMysql(): boolean {
+    return this.#o.sourceKind === 'mysql';
+  }
+
+  /** A MariaDB row image as the text values the target columns read (identity for a PostgreSQL source). */
+  #image(e: RowsEntry, img: readonly Value[] | null): readonly Value[] | null {
+    if (!img || !this.#fromMysql) return img;
+    const shape = this.#shapes.get(`${e.schema}.${e.table}`);
+    const types = new Map(shape?.columns.map((c) => [c.name, c.type]));
+    return img.map((v, i) => {
+      const c = e.columns[i]!;
+      const at: ColumnAt = { schema: e.schema, table: e.table, column: c.name };
+      return mysqlValueToPg(at, c, types.get(c.name) ?? '', v);
+    });
   }
 
   async #rows(client: pg.Client, e: RowsEntry, baselineUnit: boolean): Promise<void> {
@@ -143,7 +210,8 @@ export class PgApplier implements Applier {
           },
         );
       }
-      const res = await client.query({ text: st.sql, values: paramsOf(st, r.before, r.after) });
+      const values = paramsOf(st, this.#image(e, r.before), this.#image(e, r.after));
+      const res = await client.query({ text: st.sql, values });
       if (e.op !== 'insert' && res.rowCount !== 1) {
         throw new TidemarkError(
           `target ${this.#o.target.name}: ${e.op} of ${e.schema}.${e.table} at seq ${e.seq + BigInt(i)} (source ` +

@@ -12,6 +12,7 @@ import type { TableRef } from '../../engine/source.ts';
 import type { Difference, TableResult } from '../../engine/target.ts';
 import { createTableFilter } from '../../mysql/table-filter.ts';
 import { wrapPgError } from '../../postgres/errors.ts';
+import { publicationTables } from '../../postgres/cross-read.ts';
 import { qualifiedName, quoteIdent } from '../../postgres/sql.ts';
 import { type PgEndpoint, openPgClient } from '../../postgres/session.ts';
 import { readTargetTable } from './catalog.ts';
@@ -30,13 +31,7 @@ const MAX_DIFFERENCES = 100;
 /** The source publication's tables that include/exclude take in. */
 export async function publishedTables(client: pg.Client, s: PgVerifySource): Promise<TableRef[]> {
   const filter = createTableFilter([...s.include], [...s.exclude]);
-  const r = await client.query(
-    'SELECT schemaname AS s, tablename AS t FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2',
-    [s.publication],
-  );
-  return r.rows
-    .map((x) => ({ schema: String(x['s']), table: String(x['t']) }))
-    .filter((t) => filter.includesTable(t.schema, t.table));
+  return (await publicationTables(client, s.publication)).filter((x) => filter.includesTable(x.schema, x.table));
 }
 
 /** A table's key and row expressions, and a WHERE for a primary-key range (lo, hi] with cast parameters. */

@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { admin, REPO_ROOT, ROOT_PASSWORD, startInstance } from '../test/fixtures/mariadb.ts';
+import { descendants, treeBytes } from '../test/fixtures/proc-tree.ts';
 import { CLI, nodeFirstPath } from '../test/fixtures/topology.ts';
 import { createBucket, startVersitygw, stopVersitygw } from '../test/fixtures/versitygw.ts';
 
@@ -42,32 +43,6 @@ interface Measured {
   readonly cpu: Record<string, number>;
   readonly rssMb: Record<string, number>;
   readonly stdout: string;
-}
-
-function treeBytes(p: string): number {
-  let n = 0;
-  for (const e of readdirSync(p, { recursive: true, withFileTypes: true })) {
-    if (e.isFile()) n += statSync(join(e.parentPath, e.name), { throwIfNoEntry: false })?.size ?? 0;
-  }
-  return n;
-}
-
-function descendants(pid: number): number[] {
-  const out: number[] = [];
-  const walk = (p: number): void => {
-    let kids = '';
-    try {
-      kids = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8');
-    } catch {
-      return;
-    }
-    for (const k of kids.split(' ').filter(Boolean).map(Number)) {
-      out.push(k);
-      walk(k);
-    }
-  };
-  walk(pid);
-  return out;
 }
 
 /** Runs a command, sampling CPU time and VmHWM of every process of its tree every 50 ms until it exits. */

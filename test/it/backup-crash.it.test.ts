@@ -11,28 +11,19 @@
  * MariaDB port 3830, versitygw port 7330.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { admin, REPO_ROOT, ROOT_PASSWORD, startInstance, stopInstance } from '../fixtures/mariadb.ts';
+import { backupConfigYaml, s3StoreYaml, startBackupLab, stopBackupLab } from '../fixtures/backup-config.ts';
+import { admin, REPO_ROOT } from '../fixtures/mariadb.ts';
 import { prng } from '../fixtures/prng.ts';
 import { CLI, nodeFirstPath, runCli } from '../fixtures/topology.ts';
-import {
-  createBucket,
-  killVersitygw,
-  type S3Server,
-  s3Client,
-  startVersitygw,
-  stopVersitygw,
-} from '../fixtures/versitygw.ts';
+import { killVersitygw, type S3Server, s3Client, startVersitygw } from '../fixtures/versitygw.ts';
 
 const NAME = 'bk-crash';
 const PORT = 3830;
-const VGW = 'bk-crash';
 const VGW_PORT = 7330;
 const BUCKET = 'bkcrash';
 const KILLS = 21;
@@ -89,51 +80,19 @@ function writeConfig(): string {
     mode: 0o755,
   });
   const path = join(dir, 'tidemark.yaml');
+  const rest = '  jobs:\n    - name: crashy\n      store: vgw\n      type: full\n';
   writeFileSync(
     path,
-    `source:
-  name: src
-  host: 127.0.0.1
-  port: ${PORT}
-  user: root
-  password: ${ROOT_PASSWORD}
-  include: ["bk.*"]
-journal:
-  dir: ${join(dir, 'journal')}
-targets:
-  - name: unused
-    port: 3831
-    user: root
-log:
-  level: warn
-backup:
-  stores:
-    - name: vgw
-      kind: s3
-      endpoint: ${s3.endpoint}
-      region: ${s3.region}
-      bucket: ${BUCKET}
-      prefix: crash/
-      force_path_style: true
-      access_key_id: ${s3.credentials.accessKeyId}
-      secret_access_key: ${s3.credentials.secretAccessKey}
-  encryption:
-    key_file: ${join(dir, 'master.key')}
-  pipeline:
-    block_size: 1MiB
-    piece_size: 2MiB
-  stream:
-    command: ["${wrapper}"]
-    option_file: only
-    socket: ${join(instDir, 'mysqld.sock')}
-    datadir: ${join(instDir, 'data')}
-    scratch_dir: ${join(dir, 'scratch')}
-  orphan_grace_minutes: 0
-  jobs:
-    - name: crashy
-      store: vgw
-      type: full
-`,
+    backupConfigYaml({
+      port: PORT,
+      unusedPort: 3831,
+      dir,
+      instDir,
+      keyFile: join(dir, 'master.key'),
+      command: [wrapper],
+      stores: [s3StoreYaml('vgw', s3, BUCKET, 'crash/')],
+      rest,
+    }),
   );
   return path;
 }
@@ -160,17 +119,9 @@ function startRun(type: string): { child: ChildProcess; done: Promise<{ code: nu
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'tidemark-bkcrash-it-'));
-  writeFileSync(join(dir, 'master.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
-  startInstance(NAME, PORT, { fresh: true });
-  s3 = startVersitygw(VGW, VGW_PORT, { fresh: true });
-  await createBucket(s3, BUCKET);
-  conn = await admin(PORT);
-  await conn.query(
-    'CREATE DATABASE bk; CREATE TABLE bk.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(200)) ENGINE=InnoDB;' +
-      'CREATE TABLE bk.r (id INT PRIMARY KEY, b VARBINARY(2000)) ENGINE=InnoDB;' +
-      'INSERT INTO bk.r SELECT seq, RANDOM_BYTES(1024) FROM bk.seq_1_to_4000;',
-  );
+  const lab = await startBackupLab({ name: NAME, port: PORT, vgwPort: VGW_PORT, bucket: BUCKET, rows: 4000 });
+  ({ dir, s3, conn } = lab);
+  await conn.query('CREATE TABLE bk.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(200)) ENGINE=InnoDB');
   cfg = writeConfig();
   const w = await admin(PORT);
   let run = true;
@@ -186,10 +137,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stopWriter();
-  await conn?.end();
-  stopInstance(NAME);
-  stopVersitygw(VGW);
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  await stopBackupLab(NAME, { dir, conn });
 });
 
 describe('backup crash matrix', () => {
@@ -232,12 +180,12 @@ describe('backup crash matrix', () => {
             }
           }
         } else {
-          killVersitygw(VGW);
+          killVersitygw(NAME);
           killed = true;
         }
       }
       const r = await run.done;
-      if (victim === 'store') startVersitygw(VGW, VGW_PORT);
+      if (victim === 'store') startVersitygw(NAME, VGW_PORT);
       const before = new Set(sealed.map((b) => b.id));
       sealed = await list();
       await expectOnlyWholeBackups(sealed);

@@ -9,20 +9,19 @@
  * MariaDB port 3790, versitygw port 7310.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { admin, REPO_ROOT, ROOT_PASSWORD, startInstance, stopInstance } from '../fixtures/mariadb.ts';
+import { backupConfigYaml, s3StoreYaml, startBackupLab, stopBackupLab } from '../fixtures/backup-config.ts';
+import { admin, REPO_ROOT } from '../fixtures/mariadb.ts';
+import { descendants, treeBytes } from '../fixtures/proc-tree.ts';
 import { CLI, nodeFirstPath, runCli } from '../fixtures/topology.ts';
-import { createBucket, type S3Server, s3Client, startVersitygw, stopVersitygw } from '../fixtures/versitygw.ts';
+import { type S3Server, s3Client } from '../fixtures/versitygw.ts';
 
 const NAME = 'bk-run';
 const PORT = 3790;
-const VGW = 'bk-run';
 const VGW_PORT = 7310;
 const BUCKET = 'bkrun';
 const instDir = resolve(process.env['TIDEMARK_RUN_DIR'] ?? resolve(REPO_ROOT, '.run'), 'mariadb', NAME);
@@ -44,53 +43,23 @@ interface Listed {
 
 function config(file: string, stream: { command: string[]; extra_args?: string[] }): string {
   const path = join(dir, file);
-  const y = `
-source:
-  name: src
-  host: 127.0.0.1
-  port: ${PORT}
-  user: root
-  password: ${ROOT_PASSWORD}
-  include: ["bk.*"]
-journal:
-  dir: ${join(dir, 'journal')}
-targets:
-  - name: unused
-    port: 3791
-    user: root
-log:
-  level: warn
-backup:
-  stores:
-    - name: vgw
-      kind: s3
-      endpoint: ${s3.endpoint}
-      region: ${s3.region}
-      bucket: ${BUCKET}
-      prefix: site-a/
-      force_path_style: true
-      access_key_id: ${s3.credentials.accessKeyId}
-      secret_access_key: ${s3.credentials.secretAccessKey}
-  encryption:
-    key_file: ${join(dir, 'master.key')}
-  pipeline:
-    block_size: 1MiB
-    piece_size: 2MiB
-  stream:
-    command: ${JSON.stringify(stream.command)}
-    option_file: only
-    socket: ${join(instDir, 'mysqld.sock')}
-    datadir: ${join(instDir, 'data')}
-    scratch_dir: ${join(dir, 'scratch')}
-    extra_args: ${JSON.stringify(stream.extra_args ?? [])}
-  orphan_grace_minutes: 0
-  jobs:
+  const y = backupConfigYaml({
+    port: PORT,
+    unusedPort: 3791,
+    dir,
+    instDir,
+    keyFile: join(dir, 'master.key'),
+    command: stream.command,
+    extraArgs: stream.extra_args ?? [],
+    stores: [s3StoreYaml('vgw', s3, BUCKET, 'site-a/')],
+    rest: `  jobs:
     - name: nightly
       store: vgw
       type: full
       retention:
         chains: 1
-`;
+`,
+  });
   writeFileSync(path, y);
   return path;
 }
@@ -136,34 +105,6 @@ function startWriter(c: mysql.Connection): { stop: () => Promise<number> } {
   };
 }
 
-/** Sum of file sizes under a directory (0 when it is gone). */
-function treeBytes(p: string): number {
-  if (!existsSync(p)) return 0;
-  let n = 0;
-  for (const e of readdirSync(p, { recursive: true, withFileTypes: true })) {
-    if (e.isFile()) n += statSync(join(e.parentPath, e.name), { throwIfNoEntry: false })?.size ?? 0;
-  }
-  return n;
-}
-
-function descendants(pid: number): number[] {
-  const out: number[] = [];
-  const walk = (p: number): void => {
-    let kids: string;
-    try {
-      kids = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8');
-    } catch {
-      return;
-    }
-    for (const k of kids.split(' ').filter(Boolean).map(Number)) {
-      out.push(k);
-      walk(k);
-    }
-  };
-  walk(pid);
-  return out;
-}
-
 function ioWrite(pid: number): { bytes: number; comm: string } | null {
   try {
     const io = readFileSync(`/proc/${pid}/io`, 'utf8');
@@ -206,28 +147,16 @@ async function measuredRun(args: string[]): Promise<{ out: string; writes: Map<s
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'tidemark-bkrun-it-'));
-  writeFileSync(join(dir, 'master.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
-  startInstance(NAME, PORT, { fresh: true });
-  s3 = startVersitygw(VGW, VGW_PORT, { fresh: true });
-  await createBucket(s3, BUCKET);
-  conn = await admin(PORT);
-  await conn.query(
-    'CREATE DATABASE bk; CREATE TABLE bk.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(200)) ENGINE=InnoDB;' +
-      // ~8 MB that zstd cannot shrink: a full spans several 2 MiB pieces, so one is stored well before the end
-      'CREATE TABLE bk.r (id INT PRIMARY KEY, b VARBINARY(2000)) ENGINE=InnoDB;' +
-      'INSERT INTO bk.r SELECT seq, RANDOM_BYTES(1024) FROM bk.seq_1_to_8000;',
-  );
+  // ~8 MB that zstd cannot shrink: a full spans several 2 MiB pieces, so one is stored well before the end
+  ({ dir, s3, conn } = await startBackupLab({ name: NAME, port: PORT, vgwPort: VGW_PORT, bucket: BUCKET, rows: 8000 }));
+  await conn.query('CREATE TABLE bk.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(200)) ENGINE=InnoDB');
   cfg = config('tidemark.yaml', { command: ['mariadb-backup'] });
   writer = startWriter(await admin(PORT));
 }, 120_000);
 
 afterAll(async () => {
   await writer?.stop().catch(() => 0);
-  await conn?.end();
-  stopInstance(NAME);
-  stopVersitygw(VGW);
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  await stopBackupLab(NAME, { dir, s3, conn });
 });
 
 describe('tidemark backup', () => {

@@ -485,4 +485,37 @@ describe('restore: journal mode (--to-time) and backup mode (--backup)', () => {
     expect(o.calls.map((c) => c.name)).toEqual(['restore']);
     expect(o.calls[0]?.opts).toMatchObject({ toTimeUs: 1n, into: 'mysql://u@h:1' });
   });
+
+  it('point-in-time mode: --job with --to-gtid or --to-time, a log job and a scratch port', async () => {
+    const base = ['restore', '--job', 'db', '--into', '/srv/pit', '--store-dir', '/srv/backups'];
+    const g = await cli([...base, '--to-gtid', '0-1-42', '--log-job', 'db-logs', '--scratch-port', '3999'], {
+      ...ok,
+      env: { TIDEMARK_SCRATCH_PASSWORD: 'scratch-pw' },
+    });
+    expect(g.code, g.stderr).toBe(0);
+    expect(g.calls.map((c) => c.name)).toEqual(['restoreBackup']);
+    expect(g.calls[0]?.opts).toMatchObject({
+      into: '/srv/pit',
+      pointInTime: { job: 'db', logJob: 'db-logs', target: { gtid: '0-1-42' }, scratchPort: 3999, scratchUser: 'root' },
+    });
+    const t = await cli([...base, '--to-time', '2026-12-06T10:00:00Z', '--log-job', 'L', '--scratch-port', '3999'], ok);
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.calls[0]?.opts).toMatchObject({
+      pointInTime: { target: { time: new Date('2026-12-06T10:00:00Z') } },
+    });
+    const noLogJob = await cli([...base, '--to-gtid', '0-1-42', '--scratch-port', '3999'], ok);
+    expect(noLogJob.stderr).toContain('--job db needs its log job');
+    const noPort = await cli([...base, '--to-gtid', '0-1-42', '--log-job', 'L'], ok);
+    expect(noPort.stderr).toContain('needs --scratch-port');
+    const both = await cli([...base, '--to-gtid', '0-1-42', '--to-time', '1', '--log-job', 'L'], ok);
+    expect(both.stderr).toContain('give exactly one of --to-time, --to-gtid');
+    const withBackup = await cli([...base, '--to-gtid', '0-1-42', '--backup', 'B1'], ok);
+    expect(withBackup.stderr).toContain('not both');
+    const stray = await cli(['restore', '-c', configFile, '--to-time', '1', '--into', 'mysql://u@h', '--log-job', 'L']);
+    expect(stray.stderr).toContain('--log-job goes with --backup or --job');
+    for (const o of [noLogJob, noPort, both, withBackup, stray]) {
+      expect(o.code).toBe(2);
+      expect(o.calls).toHaveLength(0);
+    }
+  });
 });

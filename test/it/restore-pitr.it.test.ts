@@ -4,11 +4,11 @@
  * checksums are recorded (two of them at a wall-clock instant); the source's binlogs sealed as log backups
  * (test/fixtures/log-seal.ts, per LOGCONTRACT.md). Restores to 3 GTIDs (one before the incremental: full + logs;
  * two after: full → incremental + logs) and to one wall-clock moment, each into a fresh scratch server → the
- * checksums recorded at that moment, and the server at that GTID. A target after the archive is refused before
+ * checksums recorded at that moment, and the server at that GTID (one of them through `tidemark restore --job`). A target after the archive is refused before
  * anything is written.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ import type { Manifest } from '../../backup/manifest.ts';
 import { MasterKey } from '../../backup/pipeline/keys.ts';
 import { restoreToPoint, type PitrTarget } from '../../backup/restore/pitr.ts';
 import { DirStore } from '../../backup/store/dir.ts';
+import { main } from '../../cli/main.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import { takeBackup } from '../fixtures/backup-take.ts';
 import { schemaChecksums } from '../fixtures/checksums.ts';
@@ -32,7 +33,11 @@ const run = resolve(process.env['TIDEMARK_RUN_DIR'] ?? resolve(REPO_ROOT, '.run'
 const srcDir = join(run, 'mariadb', SRC);
 const scratchData = join(run, 'mariadb', SCRATCH, 'data');
 const storeRoot = join(run, 'pitr-store');
-const master = new MasterKey(randomBytes(32), 'test key');
+const keyBytes = randomBytes(32);
+const master = new MasterKey(keyBytes, 'test key');
+const keyFile = join(run, 'pitr.key');
+const cliData = join(run, 'pitr-cli-data');
+const CLI_SCRATCH = `pitr-${SCRATCH_PORT}`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 let store: DirStore;
 let conn: mysql.Connection;
@@ -81,7 +86,11 @@ afterAll(async () => {
   stopInstance(SRC);
   destroyInstance(SCRATCH);
   destroyInstance(SRC);
+  stopInstance(CLI_SCRATCH);
+  destroyInstance(CLI_SCRATCH);
   rmSync(storeRoot, { recursive: true, force: true });
+  rmSync(cliData, { recursive: true, force: true });
+  rmSync(keyFile, { force: true });
 });
 
 /** Restores to `target` into a fresh scratch server; returns the result and the scratch server's checksums. */
@@ -134,14 +143,46 @@ describe('restore --to-gtid / --to-time over full → incremental + log backups'
     expect(got.lines.some((l) => l.startsWith(`replaying ${full.binlog?.file}:${full.binlog?.position}`))).toBe(true);
   }, 240_000);
 
-  it('to two GTIDs after the incremental: full → incremental + logs', async () => {
-    for (const m of [moments[2], moments[4]] as Moment[]) {
-      const got = await restoreTo({ gtid: m.gtid });
-      expect(got.r.chain).toEqual([full.id, incr.id]);
-      expect(got.gtid).toBe(m.gtid);
-      expect(got.checksums).toEqual(m.checksums);
+  it('to a GTID after the incremental: full → incremental + logs', async () => {
+    const m = moments[2] as Moment;
+    const got = await restoreTo({ gtid: m.gtid });
+    expect(got.r.chain).toEqual([full.id, incr.id]);
+    expect(got.gtid).toBe(m.gtid);
+    expect(got.checksums).toEqual(m.checksums);
+  }, 240_000);
+
+  it('tidemark restore --job --to-gtid: the command line starts the scratch server and replays', async () => {
+    const m = moments[4] as Moment;
+    writeFileSync(keyFile, `${keyBytes.toString('hex')}\n`, { mode: 0o600 });
+    destroyInstance(CLI_SCRATCH);
+    rmSync(cliData, { recursive: true, force: true });
+    let stdout = '';
+    let stderr = '';
+    const argv = ['restore', '--job', 'db', '--log-job', 'db-logs', '--to-gtid', m.gtid, '--into', cliData];
+    const code = await main(
+      [...argv, '--store-dir', storeRoot, '--key-file', keyFile, '--scratch-port', String(SCRATCH_PORT)],
+      {
+        stdout: { write: (t: string) => (stdout += t) },
+        stderr: { write: (t: string) => (stderr += t) },
+        env: { TIDEMARK_SCRATCH_PASSWORD: ROOT_PASSWORD },
+        signal: new AbortController().signal,
+      },
+    );
+    try {
+      expect(code, stderr).toBe(0);
+      expect(stdout).toContain(`applying incremental ${incr.id}`);
+      expect(stdout).toContain(`done: the server on ${cliData} is at GTID ${m.gtid}`);
+      expect(stdout).toContain(`the scratch server ${CLI_SCRATCH} runs on 127.0.0.1:${SCRATCH_PORT}`);
+      const c = await admin(SCRATCH_PORT);
+      try {
+        expect(await schemaChecksums(c, SCHEMA)).toEqual(m.checksums);
+      } finally {
+        await c.end();
+      }
+    } finally {
+      stopInstance(CLI_SCRATCH);
     }
-  }, 360_000);
+  }, 240_000);
 
   it('to a wall-clock moment: the last GTID committed at or before it', async () => {
     const m = moments[3] as Moment;

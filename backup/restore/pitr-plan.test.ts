@@ -90,12 +90,15 @@ describe('planPointInTime', () => {
     expect(before.backup.id).toBe(full.id);
     expect(before.restore.steps.map((s) => s.manifest.id)).toEqual([full.id]);
     expect(before.start).toEqual({ file: 'mysql-bin.000001', position: 5000n, gtid: '0-1-100' });
-    expect(seqs(before.segments)).toEqual([1, 2, 3]);
+    // The full's position 5000 is in seq 2; seq 1 is only the header of mysql-bin.000001.
+    expect(seqs(before.segments)).toEqual([2, 3]);
+    expect(before.header?.log?.seq).toBe(1n);
 
     const after = plan(all, '0-1-401');
     expect(after.backup.id).toBe(incr.id);
     expect(after.restore.steps.map((s) => s.role)).toEqual(['full', 'incremental']);
     expect(seqs(after.segments)).toEqual([3, 4, 5]);
+    expect(after.header).toBeNull();
     expect(after.target).toBe('0-1-401');
     // Exactly at a segment's last GTID: that segment is the last one.
     expect(seqs(plan(all, '0-1-400').segments)).toEqual([3, 4]);
@@ -126,9 +129,19 @@ describe('planPointInTime', () => {
     expect(e.code).toBe('BACKUP_PITR_GAP');
     expect(e.context['missing']).toBe('4');
     expect(e.message).toContain('missing segment seq 4 ');
-    const two = refusal(() => plan([full, ...logs.filter((m) => m.log?.seq !== 2n && m.log?.seq !== 3n)], '0-1-350'));
-    expect(two.context['missing']).toBe('2..3');
-    // A gap after the target does not matter.
+    const two = refusal(() => plan([full, ...logs.filter((m) => m.log?.seq !== 3n && m.log?.seq !== 4n)], '0-1-450'));
+    expect(two.context['missing']).toBe('3..4');
+    // A gap after the target, or between the file's header and the start position, does not matter.
+    expect(seqs(plan([full, ...logs.filter((m) => m.log?.seq !== 5n)], '0-1-250').segments)).toEqual([2, 3]);
+    const fullInSeq2 = { ...full, binlog: { file: 'mysql-bin.000001', position: 8000n } };
+    const bigFile = [
+      ...logs.slice(0, 1),
+      { ...(logs[1] as Manifest), log: { ...((logs[1] as Manifest).log as NonNullable<Manifest['log']>), seq: 3n } },
+      ...logs
+        .slice(2)
+        .map((m) => ({ ...m, log: { ...(m.log as NonNullable<Manifest['log']>), seq: (m.log?.seq ?? 0n) + 1n } })),
+    ];
+    expect(seqs(plan([fullInSeq2, ...bigFile], '0-1-250').segments)).toEqual([3, 4]);
     expect(seqs(plan([full, incr, ...logs.filter((m) => m.log?.seq !== 5n)], '0-1-350').segments)).toEqual([3, 4]);
   });
 
@@ -142,6 +155,10 @@ describe('planPointInTime', () => {
     expect(e.message).toContain('starts at mysql-bin.000002:3100, but seq 3 ended at mysql-bin.000002:3000');
     const noStart = refusal(() => plan([full, incr, ...logs.filter((m) => m.log?.seq !== 3n)], '0-1-350'));
     expect(noStart.message).toContain("no segment at the start of binlog file 'mysql-bin.000002'");
+    const beyond = { ...incr, binlog: { file: 'mysql-bin.000002', position: 9500n } };
+    expect(refusal(() => plan([full, beyond, ...logs], '0-1-450')).message).toContain(
+      'no segment holding mysql-bin.000002:9500',
+    );
   });
 
   it('refuses two segments with one seq and a broken chain', () => {

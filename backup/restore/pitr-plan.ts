@@ -4,10 +4,12 @@
  * (archived binlog segments, LOGCONTRACT: consecutive `log.seq`, each the bytes [startPos, endPos) of one binlog
  * file) that take the restored data from the backup's binlog position to the target.
  *
- * The segments start at the first segment (startPos 0) of the backup's binlog file, because a replay reads a
- * binlog file from its beginning (its Format_description event), and end at the first segment after which every
- * domain of the target is reached (cumulative `log.lastGtid`). Between them: no seq missing, no byte missing (the
- * next segment of a file starts where the previous ended; a new file starts at 0).
+ * The segments start at the one holding the backup's binlog position and end at the first segment after which
+ * every domain of the target is reached (cumulative `log.lastGtid`). Between them: no seq missing, no byte missing
+ * (the next segment of a file starts where the previous ended; a new file starts at 0). A replay also needs the
+ * beginning of the backup's binlog file (its Format_description event): the `header`, that file's first segment,
+ * when it is not the first replayed one. The bytes between the header and the start position are never read
+ * (mariadb-binlog reads a file's header events, then seeks to --start-position), so they are not fetched.
  *
  * A time target is mapped in two steps: `segmentForTime` picks the segment holding the last group committed at or
  * before the moment (coarse, from the segments' commit ranges); binlog-groups.ts scans that segment's bytes for the
@@ -95,6 +97,8 @@ export interface PitrPlan {
   readonly start: { readonly file: string; readonly position: bigint; readonly gtid: string };
   /** The log backups to replay, in seq order (empty when the backup is exactly at the target). */
   readonly segments: readonly Manifest[];
+  /** The first segment of the backup's binlog file when it is not segments[0] (its header events are needed). */
+  readonly header: Manifest | null;
   /** The target, normalized (`formatGtidPos`). */
   readonly target: string;
 }
@@ -172,11 +176,11 @@ export function planPointInTime(o: PitrInput): PitrPlan {
   const binlog = backup.binlog as NonNullable<Manifest['binlog']>;
   const start = { file: binlog.file, position: binlog.position, gtid: backup.gtid as string };
   const startPos = parseGtidPos(start.gtid);
-  if (gtidAtOrBefore(o.target, startPos)) return { backup, restore, start, segments: [], target };
+  if (gtidAtOrBefore(o.target, startPos)) return { backup, restore, start, segments: [], header: null, target };
 
   const logs = logSegments(o.manifests, o.logJob);
-  const first = logs.findIndex((m) => m.log?.binlogFile === start.file && m.log.startPos === 0n);
-  if (first < 0) {
+  const head = logs.findIndex((m) => m.log?.binlogFile === start.file && m.log.startPos === 0n);
+  if (head < 0) {
     throw pitrError(
       'BACKUP_PITR_GAP',
       `log job '${o.logJob}' has no segment at the start of binlog file '${start.file}' (backup '${backup.id}' ` +
@@ -184,6 +188,17 @@ export function planPointInTime(o: PitrInput): PitrPlan {
       { logJob: o.logJob, file: start.file },
     );
   }
+  const first = logs.findIndex(
+    (m) => m.log?.binlogFile === start.file && m.log.startPos <= start.position && start.position <= m.log.endPos,
+  );
+  if (first < 0) {
+    throw pitrError(
+      'BACKUP_PITR_GAP',
+      `log job '${o.logJob}' has no segment holding ${start.file}:${start.position}, where backup '${backup.id}' starts`,
+      { logJob: o.logJob, file: start.file },
+    );
+  }
+  const header = first === head ? null : (logs[head] as Manifest);
   const segments: Manifest[] = [];
   let reached: GtidPos = startPos;
   for (let i = first; i < logs.length; i++) {
@@ -212,7 +227,7 @@ export function planPointInTime(o: PitrInput): PitrPlan {
     }
     segments.push(m);
     if (l.lastGtid !== null) reached = advance(reached, parseGtidPos(l.lastGtid));
-    if (gtidAtOrBefore(o.target, reached)) return { backup, restore, start, segments, target };
+    if (gtidAtOrBefore(o.target, reached)) return { backup, restore, start, segments, header, target };
   }
   const last = segments.at(-1);
   throw pitrError(

@@ -9,7 +9,8 @@
  *   3. pitr-plan.ts planPointInTime: the backup, its chain, the segments (refused before anything is written when
  *      the target is before every backup, after the archive, or behind a gap);
  *   4. restore.ts restoreBackup of that backup into `into` (fetch, verify, extract, prepare);
- *   5. the segments written as binlog files into a 0700 work directory beside `into` (verified chunks only);
+ *   5. the segments (and the header segment of the first file) written as binlog files into a 0700 work
+ *      directory beside `into` (verified chunks only);
  *   6. the caller's `startServer(into)` starts the scratch server; `mariadb-binlog | mariadb` replays from the
  *      backup's binlog position to the target GTID (replay.ts); the server's gtid_binlog_pos must be the target;
  *   7. the work directory is removed (also on failure). The scratch server is left running for the caller.
@@ -112,7 +113,8 @@ export async function restoreToPoint(o: PointInTimeOptions): Promise<PointInTime
   say(
     `point in time ${plan.target}: backup ${plan.backup.id} (GTID ${plan.start.gtid}, binlog ` +
       `${plan.start.file}:${plan.start.position}), then ${segs.length} log segment(s)` +
-      (segs.length > 0 ? ` seq ${segs[0]?.log?.seq}..${segs.at(-1)?.log?.seq}` : ''),
+      (segs.length > 0 ? ` seq ${segs[0]?.log?.seq}..${segs.at(-1)?.log?.seq}` : '') +
+      (plan.header ? ` (and the header of ${plan.start.file}: seq ${plan.header.log?.seq})` : ''),
   );
   const restored = await restoreBackup({
     store: o.store,
@@ -125,7 +127,7 @@ export async function restoreToPoint(o: PointInTimeOptions): Promise<PointInTime
   });
   const work = await mkdtemp(join(dirname(into), `.${basename(into)}.binlog-`));
   try {
-    const files = await writeBinlogFiles(o.store, o.master, segs, work, o.signal);
+    const files = await writeBinlogFiles(o.store, o.master, plan.header, segs, work, o.signal);
     if (segs.length > 0) say(`log segments verified and written as ${files.length} binlog file(s)`);
     say(`starting a scratch server on ${into}`);
     const server = await o.startServer(into);

@@ -3,9 +3,10 @@
  * scratch server → its GTID position checked against the target.
  *
  * Binlog files: each segment's verified plaintext (pipeline/reader.ts releases a chunk only after its GCM tag was
- * checked, and fails the stream at a bad piece) is appended to `<dir>/<binlogFile>`; a file built from segments
- * must come out exactly as long as its last segment's endPos. The directory is created mode 0700 and removed by
- * the caller.
+ * checked, and fails the stream at a bad piece) is written into `<dir>/<binlogFile>` at its startPos; after each
+ * segment the file must be exactly as long as the segment's endPos. The first file may have a hole (zeros) between
+ * its header segment and the segment holding the start position, never read by mariadb-binlog, which reads the
+ * header events and then seeks to --start-position. The caller creates the directory (0700) and removes it.
  *
  * Replay: `mariadb-binlog --start-position=<the backup's binlog position> --stop-position=<target GTID>` over the
  * files from the backup's binlog file on (the numeric start applies to the first file only; the GTID stop is
@@ -56,21 +57,26 @@ export async function readSegment(store: BackupStore, master: MasterKey, m: Mani
   return Buffer.concat(parts);
 }
 
-/** Writes the segments (seq order) as binlog files into `dir`; returns the file names in order. */
+/**
+ * Writes the header segment (if any) and the segments (seq order) as binlog files into `dir`; returns the file
+ * names in order.
+ */
 export async function writeBinlogFiles(
   store: BackupStore,
   master: MasterKey,
+  header: Manifest | null,
   segments: readonly Manifest[],
   dir: string,
   signal?: AbortSignal,
 ): Promise<string[]> {
   const files: string[] = [];
-  for (const m of segments) {
+  for (const m of header === null ? segments : [header, ...segments]) {
     const l = m.log as NonNullable<Manifest['log']>;
     if (files.at(-1) !== l.binlogFile) files.push(l.binlogFile);
     const src = readSealedBackup({ store, master, backupId: m.id, pieces: m.pieces, encryption: sealed(m), signal });
     const path = join(dir, l.binlogFile);
-    await pipeline(src, createWriteStream(path, { flags: 'a', mode: 0o600 }));
+    const flags = l.startPos === 0n ? 'w' : 'r+';
+    await pipeline(src, createWriteStream(path, { flags, start: Number(l.startPos), mode: 0o600 }));
     const size = BigInt((await stat(path)).size);
     if (size !== l.endPos) {
       throw new TidemarkError(

@@ -141,6 +141,13 @@ describe('restore --to-gtid / --to-time over full → incremental + log backups'
     expect(got.gtid).toBe(m.gtid);
     expect(got.checksums).toEqual(m.checksums);
     expect(got.lines.some((l) => l.startsWith(`replaying ${full.binlog?.file}:${full.binlog?.position}`))).toBe(true);
+    // Replay starts at the segment holding the full's binlog position; the file's first segment only for its header.
+    const pos = full.binlog?.position as bigint;
+    const holding = logs.find((l) => l.log?.binlogFile === full.binlog?.file && (l.log?.endPos as bigint) >= pos);
+    const firstSeq = holding?.log?.seq as bigint;
+    const plan = got.lines.find((l) => l.startsWith('point in time')) ?? '';
+    expect(plan).toContain(` seq ${firstSeq}..`);
+    expect(plan.includes(': seq 1)')).toBe(firstSeq > 1n);
   }, 240_000);
 
   it('to a GTID after the incremental: full → incremental + logs', async () => {

@@ -296,6 +296,8 @@ export type ErrorCode =
   | 'BACKUP_PITR_GAP'
   /** Point-in-time replay failed (mariadb-binlog or mariadb), or the restored server is not at the target GTID. Not retriable. */
   | 'BACKUP_PITR_REPLAY'
+  /** A restore drill failed: a piece or chunk did not verify, the restore or replay failed, or tables differ from the source. Not retriable. */
+  | 'BACKUP_DRILL_FAILED'
   // ── backup/: the runner (issue #13) ──
   /** The backup stream command failed (exit status, signal, cannot start); its stderr tail is in the message. Not retriable. */
   | 'BACKUP_STREAM'

@@ -81,6 +81,7 @@ async function cli(
       witness: record('witness'),
       switchover: record('switchover'),
       backup: record('backup'),
+      drill: record('drill'),
     },
     createLogger: () => silentLogger,
   };

@@ -10,26 +10,22 @@
  *
  * Point in time (`--job JOB --to-gtid G | --to-time T`, options.pointInTime): backup/restore/pitr.ts restores the
  * job's newest backup at or before the target, starts a scratch server on the datadir with
- * compose/local/mariadb.sh (`start pitr-PORT PORT --datadir DIR`, left running for the user), and replays the log
+ * compose/local/mariadb.sh (scratch-server.ts: `start pitr-PORT PORT --datadir DIR`, left running), and replays the log
  * job's archived binlog up to the target GTID. The scratch server's accounts are the source's (the datadir is a
  * copy): `--scratch-user` (default root) with the password in $TIDEMARK_SCRATCH_PASSWORD.
  */
-import { execFile } from 'node:child_process';
 import { stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import type { MasterKeySource } from '../../backup/pipeline/master-key.ts';
 import { loadMasterKey } from '../../backup/pipeline/master-key.ts';
 import { type PitrTarget, restoreToPoint } from '../../backup/restore/pitr.ts';
-import type { ScratchServer } from '../../backup/restore/replay.ts';
 import { restoreBackup } from '../../backup/restore/restore.ts';
 import type { BackupStore } from '../../backup/store.ts';
 import { DirStore } from '../../backup/store/dir.ts';
 import { S3Store } from '../../backup/store/s3.ts';
-import { ConfigError, TidemarkError } from '../../core/errors.ts';
+import { ConfigError } from '../../core/errors.ts';
 import type { TextSink } from './context.ts';
+import { scratchName, startScratch } from './scratch-server.ts';
 
 export type StoreSpec =
   | { readonly kind: 'dir'; readonly path: string }
@@ -82,30 +78,6 @@ export async function openStore(spec: StoreSpec): Promise<BackupStore> {
   return DirStore.open(spec.path);
 }
 
-const MARIADB_SH = resolve(dirname(fileURLToPath(import.meta.url)), '../../compose/local/mariadb.sh');
-
-/** A scratch server on the restored datadir, through compose/local/mariadb.sh (the password via its env). */
-async function startScratch(p: PointInTimeSpec, env: RestoreBackupCommandOptions['env'], datadir: string) {
-  const password = env['TIDEMARK_SCRATCH_PASSWORD'] ?? '';
-  const name = `pitr-${p.scratchPort}`;
-  try {
-    await promisify(execFile)('bash', [MARIADB_SH, 'start', name, String(p.scratchPort), '--datadir', datadir], {
-      env: { ...process.env, TIDEMARK_ROOT_PW: password },
-    });
-  } catch (err) {
-    const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim();
-    throw new TidemarkError(
-      `cannot start the scratch server on ${datadir}: ${stderr.split('\n').slice(-5).join(' | ')}`,
-      {
-        code: 'BACKUP_PITR_REPLAY',
-        cause: err,
-      },
-    );
-  }
-  const server: ScratchServer = { host: '127.0.0.1', port: p.scratchPort, user: p.scratchUser, password };
-  return { server, name };
-}
-
 export async function restoreBackupCommand(o: RestoreBackupCommandOptions): Promise<number> {
   const master = await loadMasterKey(o.key, o.env as NodeJS.ProcessEnv);
   const store = await openStore(o.store);
@@ -124,9 +96,9 @@ export async function restoreBackupCommand(o: RestoreBackupCommandOptions): Prom
         signal: o.signal,
         onLine: (line) => o.stdout.write(`${line}\n`),
         startServer: async (datadir) => {
-          const s = await startScratch(p, o.env, datadir);
-          scratch = s.name;
-          return s.server;
+          scratch = scratchName(p.scratchPort);
+          const password = o.env['TIDEMARK_SCRATCH_PASSWORD'] ?? '';
+          return startScratch({ port: p.scratchPort, user: p.scratchUser, password }, datadir);
         },
       });
       o.stdout.write(

@@ -480,6 +480,27 @@ describe('restore: journal mode (--to-time) and backup mode (--backup)', () => {
     for (const o of [both, none, stray, noStore, url, badS3]) expect(o.calls).toHaveLength(0);
   });
 
+  it('drill: flags to the command, --history without a scratch port', async () => {
+    const o = await cli(['drill', 'db', '-c', configFile, '--log-job', 'L', '--scratch-port', '3999', '--wait', '5'], {
+      commands: { drill: async () => 0 },
+    });
+    expect(o.code, o.stderr).toBe(0);
+    expect(o.calls[0]?.opts).toMatchObject({
+      job: 'db',
+      logJob: 'L',
+      scratchPort: 3999,
+      waitSeconds: 5,
+      history: false,
+    });
+    const h = await cli(['drill', 'db', '-c', configFile, '--history', '--json'], {
+      commands: { drill: async () => 0 },
+    });
+    expect(h.calls[0]?.opts).toMatchObject({ job: 'db', history: true, json: true, waitSeconds: 60 });
+    const bad = await cli(['drill', 'db', '-c', configFile, '--scratch-port', '0']);
+    expect(bad.code).toBe(2);
+    expect(bad.calls).toHaveLength(0);
+  });
+
   it('--to-time still runs the journal restore', async () => {
     const o = await cli(['restore', '-c', configFile, '--to-time', '1', '--into', 'mysql://u@h:1'], ok);
     expect(o.code).toBe(0);

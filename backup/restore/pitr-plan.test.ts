@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { TidemarkError } from '../../core/errors.ts';
 import { makeManifest } from '../../test/fixtures/backup-catalog-kit.ts';
+import { refusal } from '../../test/fixtures/refusal.ts';
 import type { Manifest } from '../manifest.ts';
 import { advance, formatGtidPos, gtidAtOrBefore, parseGtidPos, planPointInTime, segmentForTime } from './pitr-plan.ts';
 
@@ -51,16 +51,6 @@ function history(): { full: Manifest; incr: Manifest; logs: Manifest[] } {
     seg(5n, 'mysql-bin.000002', 6000n, 9000n, 401, 500, 40),
   ];
   return { full, incr, logs };
-}
-
-function refusal(fn: () => unknown): TidemarkError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof TidemarkError) return err;
-    throw err;
-  }
-  throw new Error('not refused');
 }
 
 const plan = (manifests: Manifest[], gtid: string) =>

@@ -22,6 +22,7 @@ import type { Manifest } from '../manifest.ts';
 import type { EncryptionHeader, MasterKey } from '../pipeline/keys.ts';
 import { readSealedBackup } from '../pipeline/reader.ts';
 import type { BackupStore } from '../store.ts';
+import { watchChild } from './child.ts';
 import { parseGtidPos } from './pitr-plan.ts';
 
 /** How to reach the scratch server the replay goes into. */
@@ -32,8 +33,6 @@ export interface ScratchServer {
   readonly user: string;
   readonly password: string;
 }
-
-const TAIL = 4000;
 
 function replayError(what: string, context: Record<string, string> = {}): TidemarkError {
   return new TidemarkError(`point-in-time replay: ${what}`, { code: 'BACKUP_PITR_REPLAY', context });
@@ -94,23 +93,6 @@ function clientArgs(s: ScratchServer): string[] {
   return ['--no-defaults', ...where, `--user=${s.user}`];
 }
 
-interface Child {
-  readonly exited: Promise<number | string | null>;
-  readonly tail: () => string;
-}
-
-function watch(child: ReturnType<typeof spawn>): Child {
-  let tail = '';
-  child.stderr?.on('data', (b: Buffer) => {
-    tail = (tail + b.toString()).slice(-TAIL);
-  });
-  const exited = new Promise<number | string | null>((res) => {
-    child.on('error', (e) => res((e as NodeJS.ErrnoException).code ?? e.message));
-    child.on('close', (c, s) => res(c ?? s));
-  });
-  return { exited, tail: () => tail };
-}
-
 const lastLines = (s: string): string => s.trim().split('\n').slice(-8).join(' | ');
 
 export interface ReplayOptions {
@@ -142,8 +124,8 @@ export async function replayBinlogs(o: ReplayOptions): Promise<void> {
     env,
     signal: o.signal,
   });
-  const d = watch(dump);
-  const l = watch(load);
+  const d = watchChild(dump);
+  const l = watchChild(load);
   dump.stdout?.pipe(load.stdin as NodeJS.WritableStream);
   load.stdin?.on('error', () => undefined); // EPIPE when mariadb fails first: its exit status tells
   const [dc, lc] = await Promise.all([d.exited, l.exited]);
@@ -165,7 +147,7 @@ export async function queryValue(server: ScratchServer, sql: string, mariadb = '
   child.stdout?.on('data', (b: Buffer) => {
     out += b.toString();
   });
-  const w = watch(child);
+  const w = watchChild(child);
   const code = await w.exited;
   if (code !== 0)
     throw replayError(`'${sql}' on the scratch server failed (exit ${String(code)}): ${lastLines(w.tail())}`);

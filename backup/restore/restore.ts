@@ -34,6 +34,7 @@ import { integrityError } from '../pipeline/format.ts';
 import { type MasterKey, unwrapDataKey } from '../pipeline/keys.ts';
 import { formatBytes, type Progress, progressReporter } from '../pipeline/progress.ts';
 import { readBackup } from '../pipeline/reader.ts';
+import { watchChild } from './child.ts';
 import { planRestore, type RestorePlan } from './plan.ts';
 import type { BackupStore } from '../store.ts';
 
@@ -65,8 +66,6 @@ export interface RestoreBackupResult {
   readonly plaintextBytes: number;
   readonly seconds: number;
 }
-
-const TAIL = 4000;
 
 /** The restore chain of `id` read from the store's manifests, full first. */
 export async function resolveChain(store: BackupStore, id: string): Promise<Manifest[]> {
@@ -172,15 +171,7 @@ async function claimTarget(into: string): Promise<boolean> {
 /** A tool started with stdin as given, stdout ignored; its exit (code, signal or spawn error) and stderr's tail. */
 function startTool(bin: string, args: string[], stdin: 'pipe' | 'ignore', signal?: AbortSignal) {
   const child = spawn(bin, args, { stdio: [stdin, 'ignore', 'pipe'], signal });
-  let tail = '';
-  child.stderr?.on('data', (b: Buffer) => {
-    tail = (tail + b.toString()).slice(-TAIL);
-  });
-  const exited = new Promise<number | string | null>((res) => {
-    child.on('error', (e) => res((e as NodeJS.ErrnoException).code ?? e.message));
-    child.on('close', (c, s) => res(c ?? s));
-  });
-  return { child, exited, tail: () => tail };
+  return { child, ...watchChild(child) };
 }
 
 /** Runs a tool to its end; stderr's tail goes into the error when it fails. */

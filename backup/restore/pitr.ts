@@ -8,7 +8,8 @@
  *      scanned (binlog-groups.ts) for the last group committed at or before the moment;
  *   3. pitr-plan.ts planPointInTime: the backup, its chain, the segments (refused before anything is written when
  *      the target is before every backup, after the archive, or behind a gap);
- *   4. restore.ts restoreBackup of that backup into `into` (fetch, verify, extract, prepare);
+ *   4. every log backup's data key unwrapped and its pieces headed (a wrong key, a missing piece: refused before
+ *      any output); restore.ts restoreBackup of the backup into `into` (fetch, verify, extract, prepare);
  *   5. the segments (and the header segment of the first file) written as binlog files into a 0700 work
  *      directory beside `into` (verified chunks only);
  *   6. the caller's `startServer(into)` starts the scratch server; `mariadb-binlog | mariadb` replays from the
@@ -22,12 +23,12 @@ import { TidemarkError } from '../../core/errors.ts';
 import { silentLogger } from '../../core/log.ts';
 import { Catalog } from '../catalog.ts';
 import type { Manifest } from '../manifest.ts';
-import type { MasterKey } from '../pipeline/keys.ts';
+import { type MasterKey, unwrapDataKey } from '../pipeline/keys.ts';
 import type { BackupStore } from '../store.ts';
 import { lastGroupAtOrBefore, scanGroups } from './binlog-groups.ts';
 import { formatGtidPos, type PitrPlan, parseGtidPos, planPointInTime, segmentForTime } from './pitr-plan.ts';
-import { checkReached, readSegment, replayBinlogs, type ScratchServer, writeBinlogFiles } from './replay.ts';
-import { restoreBackup } from './restore.ts';
+import { checkReached, readSegment, replayBinlogs, type ScratchServer, sealed, writeBinlogFiles } from './replay.ts';
+import { checkPieces, restoreBackup } from './restore.ts';
 
 export type PitrTarget = { readonly gtid: string } | { readonly time: Date };
 
@@ -116,6 +117,10 @@ export async function restoreToPoint(o: PointInTimeOptions): Promise<PointInTime
       (segs.length > 0 ? ` seq ${segs[0]?.log?.seq}..${segs.at(-1)?.log?.seq}` : '') +
       (plan.header ? ` (and the header of ${plan.start.file}: seq ${plan.header.log?.seq})` : ''),
   );
+  // Log backups checked like the chain before anything is written: their keys (a wrong master key) and pieces.
+  const logBackups = plan.header === null ? segs : [plan.header, ...segs];
+  for (const m of logBackups) unwrapDataKey(o.master, sealed(m), m.id);
+  await checkPieces(o.store, logBackups);
   const restored = await restoreBackup({
     store: o.store,
     master: o.master,

@@ -38,7 +38,8 @@ function replayError(what: string, context: Record<string, string> = {}): Tidema
   return new TidemarkError(`point-in-time replay: ${what}`, { code: 'BACKUP_PITR_REPLAY', context });
 }
 
-function sealed(m: Manifest): EncryptionHeader {
+/** A log backup's encryption header (one without is refused: not sealed by tidemark). */
+export function sealed(m: Manifest): EncryptionHeader {
   if (m.encryption === null) {
     throw new TidemarkError(`log backup '${m.id}' has no encryption header (not sealed by tidemark)`, {
       code: 'BACKUP_CHAIN_BROKEN',

@@ -35,7 +35,7 @@ import { type MasterKey, unwrapDataKey } from '../pipeline/keys.ts';
 import { formatBytes, type Progress, progressReporter } from '../pipeline/progress.ts';
 import { readBackup } from '../pipeline/reader.ts';
 import { watchChild } from './child.ts';
-import { planRestore, type RestorePlan } from './plan.ts';
+import { planRestore } from './plan.ts';
 import type { BackupStore } from '../store.ts';
 
 export interface RestoreBackupOptions {
@@ -114,9 +114,9 @@ function toolError(what: string, detail: string, context: Record<string, string>
   });
 }
 
-/** Every piece of the chain is in the store with the size its manifest lists (before anything is fetched). */
-async function checkPieces(store: BackupStore, plan: RestorePlan): Promise<void> {
-  for (const { manifest: m } of plan.steps) {
+/** Every piece of these backups is in the store with the size its manifest lists (before anything is fetched). */
+export async function checkPieces(store: BackupStore, manifests: readonly Manifest[]): Promise<void> {
+  for (const m of manifests) {
     if (m.pieces.length === 0) {
       throw integrityError({ backupId: m.id, pieceKey: '(none)', piece: 0, chunk: 0 }, 'the manifest lists no piece');
     }
@@ -237,7 +237,10 @@ export async function restoreBackup(o: RestoreBackupOptions): Promise<RestoreBac
   const plan = planRestore(await resolveChain(o.store, o.id));
   // Every key first: a wrong master key is refused before any piece is fetched or anything written.
   const keys = plan.steps.map((s) => unwrapDataKey(o.master, s.encryption, s.manifest.id));
-  await checkPieces(o.store, plan);
+  await checkPieces(
+    o.store,
+    plan.steps.map((s) => s.manifest),
+  );
   checkTool(mbstream, ['--help']);
   checkTool(mariadbBackup, ['--version']);
   say(

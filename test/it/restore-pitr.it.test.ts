@@ -8,7 +8,7 @@
  * anything is written.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -220,5 +220,42 @@ describe('restore --to-gtid / --to-time over full → incremental + log backups'
     expect(err).toBeInstanceOf(TidemarkError);
     expect((err as TidemarkError).code).toBe('BACKUP_PITR_AFTER');
     expect(existsSync(scratchData)).toBe(false);
+  });
+
+  it('a wrong master key or a missing log segment piece is refused before any output', async () => {
+    destroyInstance(SCRATCH);
+    const m = moments[4] as Moment;
+    const attempt = async (key: MasterKey) => {
+      const lines: string[] = [];
+      const err = await restoreToPoint({
+        store,
+        master: key,
+        job: 'db',
+        logJob: 'db-logs',
+        target: { gtid: m.gtid },
+        into: scratchData,
+        startServer: async () => {
+          throw new Error('must not start');
+        },
+        onLine: (l) => lines.push(l),
+      }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(TidemarkError);
+      expect(lines.filter((l) => !l.startsWith('point in time'))).toEqual([]);
+      expect(existsSync(scratchData)).toBe(false);
+      return err as TidemarkError;
+    };
+    expect((await attempt(new MasterKey(randomBytes(32), 'other key'))).code).toBe('BACKUP_KEY');
+    const last = (logs.at(-1) as Manifest).pieces[0] as Manifest['pieces'][number];
+    renameSync(join(storeRoot, last.key), join(storeRoot, `${last.key}.aside`));
+    try {
+      const err = await attempt(master);
+      expect(err.code).toBe('BACKUP_INTEGRITY');
+      expect(err.message).toContain(`piece '${last.key}'`);
+    } finally {
+      renameSync(join(storeRoot, `${last.key}.aside`), join(storeRoot, last.key));
+    }
   });
 });

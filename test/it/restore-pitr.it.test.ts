@@ -1,11 +1,12 @@
 /**
- * Point-in-time restore on real MariaDB 10.11 (issue #13, scope 9): a seeded random workload on a source; a full
- * and an incremental taken mid-workload; at 5 moments the workload pauses and the GTID position and per-table
- * checksums are recorded (two of them at a wall-clock instant); the source's binlogs sealed as log backups
- * (test/fixtures/log-seal.ts, per LOGCONTRACT.md). Restores to 3 GTIDs (one before the incremental: full + logs;
- * two after: full → incremental + logs) and to one wall-clock moment, each into a fresh scratch server → the
- * checksums recorded at that moment, and the server at that GTID (one of them through `tidemark restore --job`). A target after the archive is refused before
- * anything is written.
+ * Point-in-time restore on real MariaDB 10.11 (issue #13, scope 9): a seeded random workload on a source; a full,
+ * two incrementals and a differential taken mid-workload, between the moments; at 5 moments the workload pauses
+ * and the GTID position and per-table checksums are recorded (two of them at a wall-clock instant); the source's
+ * binlogs sealed as log backups (test/fixtures/log-seal.ts, per LOGCONTRACT.md). Restores to 3 GTIDs (full + logs;
+ * full → incremental + logs; full → differential + logs, through `tidemark restore --job`) and to one wall-clock
+ * moment (full → incremental → incremental + logs), each into a fresh scratch server → the checksums recorded at
+ * that moment, and the server at that GTID. A target after the archive, a wrong key and a missing log piece are
+ * refused before anything is written.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,6 +44,8 @@ let store: DirStore;
 let conn: mysql.Connection;
 let full: Manifest;
 let incr: Manifest;
+let incr2: Manifest;
+let diff: Manifest;
 let logs: Manifest[];
 const moments: Moment[] = [];
 
@@ -57,25 +60,29 @@ beforeAll(async () => {
   console.log(`restore-pitr: workload seed ${seed}`);
   const w = new PausableWorkload({ schema: SCHEMA, port: SRC_PORT, seed, rows: 2000, probe: conn });
   w.start();
+  const take = { store, master, instDir: srcDir, job: 'db' };
   let writes = 0;
   try {
     await sleep(300);
-    full = await takeBackup({ store, master, instDir: srcDir, job: 'db', type: 'full' });
+    full = await takeBackup({ ...take, type: 'full' });
     await sleep(200 + Math.floor(Math.random() * 300));
     moments.push(await w.moment());
     await sleep(200 + Math.floor(Math.random() * 300));
     moments.push(await w.instant());
-    incr = await takeBackup({ store, master, instDir: srcDir, job: 'db', type: 'incremental', parent: full });
+    incr = await takeBackup({ ...take, type: 'incremental', parent: full });
     for (let i = 0; i < 3; i++) {
       await sleep(200 + Math.floor(Math.random() * 400));
       moments.push(i === 1 ? await w.instant() : await w.moment());
+      if (i === 0) incr2 = await takeBackup({ ...take, type: 'incremental', parent: incr });
+      if (i === 1) diff = await takeBackup({ ...take, type: 'differential', parent: full });
     }
   } finally {
     writes = await w.stop();
   }
   logs = await sealBinlogs({ store, master, instDir: srcDir, job: 'db-logs', groupsPerSegment: 40 });
   console.log(
-    `restore-pitr: ${writes} writes; full at ${full.gtid}, incremental at ${incr.gtid}; moments at ` +
+    `restore-pitr: ${writes} writes; full at ${full.gtid}, incrementals at ${incr.gtid} ${incr2.gtid}, ` +
+      `differential at ${diff.gtid}; moments at ` +
       `${moments.map((m) => m.gtid).join(' ')}; ${logs.length} log segments`,
   );
 }, 240_000);
@@ -125,7 +132,7 @@ async function restoreTo(target: PitrTarget) {
   }
 }
 
-describe('restore --to-gtid / --to-time over full → incremental + log backups', () => {
+describe('restore --to-gtid / --to-time over full → incremental → incremental, full → differential + logs', () => {
   it('the moments are distinct states after the full, two before and three after the incremental', () => {
     expect(moments).toHaveLength(5);
     expect(new Set(moments.map((m) => JSON.stringify(m.checksums))).size).toBe(5);
@@ -158,7 +165,7 @@ describe('restore --to-gtid / --to-time over full → incremental + log backups'
     expect(got.checksums).toEqual(m.checksums);
   }, 240_000);
 
-  it('tidemark restore --job --to-gtid: the command line starts the scratch server and replays', async () => {
+  it('tidemark restore --job --to-gtid (after the differential): the command line starts the scratch server', async () => {
     const m = moments[4] as Moment;
     writeFileSync(keyFile, `${keyBytes.toString('hex')}\n`, { mode: 0o600 });
     destroyInstance(CLI_SCRATCH);
@@ -177,7 +184,8 @@ describe('restore --to-gtid / --to-time over full → incremental + log backups'
     );
     try {
       expect(code, stderr).toBe(0);
-      expect(stdout).toContain(`applying incremental ${incr.id}`);
+      expect(stdout).toContain(`chain of 2 (full → differential)`);
+      expect(stdout).toContain(`applying differential ${diff.id}`);
       expect(stdout).toContain(`done: the server on ${cliData} is at GTID ${m.gtid}`);
       expect(stdout).toContain(`the scratch server ${CLI_SCRATCH} runs on 127.0.0.1:${SCRATCH_PORT}`);
       const c = await admin(SCRATCH_PORT);
@@ -194,6 +202,7 @@ describe('restore --to-gtid / --to-time over full → incremental + log backups'
   it('to a wall-clock moment: the last GTID committed at or before it', async () => {
     const m = moments[3] as Moment;
     const got = await restoreTo({ time: m.at });
+    expect(got.r.chain).toEqual([full.id, incr.id, incr2.id]);
     expect(got.r.gtid).toBe(m.gtid);
     expect(got.lines[0]).toContain(`→ GTID ${m.gtid}`);
     expect(got.checksums).toEqual(m.checksums);

@@ -17,7 +17,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { admin, REPO_ROOT, ROOT_PASSWORD, startInstance } from '../test/fixtures/mariadb.ts';
 import { descendants, treeBytes } from '../test/fixtures/proc-tree.ts';

@@ -1,11 +1,13 @@
 /**
  * The backup commands of the command line (cli/main.ts builds the program): `tidemark backup run JOB [--type T]`,
  * `list [--job J] [--json]`, `show ID [--json]`, `star ID [--pitr|--standalone] [--note TEXT]`, `unstar ID`,
- * `expire JOB [--dry-run] [--json]`, `copy NAME [--dry-run] [--json]`.
+ * `expire JOB [--dry-run] [--json]`, `copy NAME [--dry-run] [--json]`; and `tidemark drill JOB --scratch-port P
+ * [--log-job L] [--wait S] [--json]`, `drill JOB --history`.
  */
 import { type Command, Option } from 'commander';
 import type { BackupOptions } from './commands/backup.ts';
 import { usageError } from './commands/exit.ts';
+import { positive } from './main-args.ts';
 import type { MainDeps } from './main-deps.ts';
 import type { ProgramHelpers } from './main-sites.ts';
 
@@ -14,6 +16,7 @@ export function addBackupCommands(
   deps: MainDeps,
   state: { exitCode: number },
   h: ProgramHelpers,
+  env: Readonly<Record<string, string | undefined>> = {},
 ): void {
   const backup = program
     .command('backup')
@@ -96,6 +99,38 @@ export function addBackupCommands(
     .action(async (name: string, o: { config?: string; dryRun?: boolean; json?: boolean }) => {
       await go(o, { action: 'copy', name, dryRun: o.dryRun === true, json: o.json === true });
     });
+
+  program
+    .command('drill')
+    .description(
+      "restore drill: JOB's newest chain plus its log archive restored to the source's current point on a scratch " +
+        'server, checksums compared with the source, the result kept in the drill history (exit 1 when it fails)',
+    )
+    .argument('<job>', 'a job of backup.jobs')
+    .addOption(h.configOption())
+    .option('--log-job <name>', "the log job to replay (else the job's logs:)")
+    .option('--scratch-port <port>', 'the port of the scratch server (127.0.0.1)', positive)
+    .option('--wait <seconds>', "how long to wait for the archive to reach the source's point", positive, 60)
+    .option('--history', "print the job's past drills, newest first")
+    .option('--json', 'print JSON')
+    .action(
+      async (
+        job: string,
+        o: { config?: string; logJob?: string; scratchPort?: number; wait: number; history?: boolean; json?: boolean },
+      ) => {
+        const ctx = h.context(h.configPath(o));
+        state.exitCode = await deps.commands.drill({
+          ...ctx,
+          job,
+          logJob: o.logJob,
+          scratchPort: o.scratchPort,
+          waitSeconds: o.wait,
+          history: o.history === true,
+          json: o.json === true,
+          env,
+        });
+      },
+    );
 }
 
 /** BackupOptions without the context part, per action. */

@@ -14,6 +14,7 @@ import type { InitOptions } from './commands/init.ts';
 import type { LogOptions } from './commands/log.ts';
 import type { RestoreOptions } from './commands/restore.ts';
 import type { RestoreBackupCommandOptions } from './commands/restore-backup.ts';
+import type { DrillCommandOptions } from './commands/drill.ts';
 import type { ForwardOptions, RewindOptions } from './commands/rewind.ts';
 import type { RunOptions } from './commands/run.ts';
 import type { ShipOptions } from './commands/ship.ts';
@@ -54,6 +55,7 @@ export interface Commands {
   witness(opts: CommandContext): Promise<number>;
   switchover(opts: SwitchoverOptions): Promise<number>;
   backup(opts: BackupOptions): Promise<number>;
+  drill(opts: DrillCommandOptions): Promise<number>;
 }
 
 export interface MainDeps {

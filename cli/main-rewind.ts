@@ -161,8 +161,17 @@ export function addRewindCommands(
         'or a backup into a new datadir (--backup, from a backup store)',
     )
     .addOption(configOption())
-    .option('--to-time <time>', 'journal mode: the point in time', time)
+    .option('--to-time <time>', 'journal mode (or point-in-time mode with --job): the point in time', time)
     .option('--backup <id>', 'backup mode: the backup to restore (full, incremental or differential)')
+    .option('--job <name>', 'point-in-time mode: the backup job whose newest backup before the target is restored')
+    .option('--to-gtid <gtid>', 'point-in-time mode: the GTID position to stop at (inclusive), e.g. 0-1-1234')
+    .option('--log-job <name>', "point-in-time mode: the log job to replay (else the config's backup.jobs[].logs)")
+    .option(
+      '--scratch-port <port>',
+      'point-in-time mode: the port of the scratch server started on the datadir',
+      positive,
+    )
+    .option('--scratch-user <user>', 'point-in-time mode: the account replaying (password: $TIDEMARK_SCRATCH_PASSWORD)')
     .requiredOption(
       '--into <url|dir>',
       '--to-time: mysql://USER[:PASSWORD]@HOST[:PORT] (or the password in $TIDEMARK_INTO_PASSWORD); ' +
@@ -173,17 +182,32 @@ export function addRewindCommands(
     .option('--s3-endpoint <url>', '--backup: S3-compatible endpoint (else $TIDEMARK_S3_ENDPOINT, else AWS)')
     .option('--key-file <file>', '--backup: the backup master key file (else $TIDEMARK_BACKUP_KEY)')
     .action(async (o: RestoreFlags) => {
+      if (o.job !== undefined || o.toGtid !== undefined) {
+        if (o.backup !== undefined)
+          throw usageError('--backup restores one backup; --job/--to-gtid a point in time: not both');
+        exactlyOne(o, ['--to-time', '--to-gtid']);
+        const scratchPassword = io.env['TIDEMARK_SCRATCH_PASSWORD'];
+        if (scratchPassword) state.secrets.push(scratchPassword);
+        state.exitCode = await deps.commands.restoreBackup(restoreBackupOptions(o, io, configPath, context));
+        return;
+      }
       exactlyOne(o, ['--to-time', '--backup']);
       if (o.backup !== undefined) {
         state.exitCode = await deps.commands.restoreBackup(restoreBackupOptions(o, io, configPath, context));
         return;
       }
-      const backupOnly = ['storeDir', 'storeS3', 's3Endpoint', 'keyFile'].filter(
-        (k) => o[k as keyof RestoreFlags] !== undefined,
-      );
+      const backupOnly = [
+        'storeDir',
+        'storeS3',
+        's3Endpoint',
+        'keyFile',
+        'logJob',
+        'scratchPort',
+        'scratchUser',
+      ].filter((k) => o[k as keyof RestoreFlags] !== undefined);
       if (backupOnly.length > 0) {
         throw usageError(
-          `--${backupOnly[0]?.replace(/[A-Z0-9]/g, (c) => `-${c.toLowerCase()}`)} goes with --backup, not --to-time`,
+          `--${backupOnly[0]?.replace(/[A-Z0-9]/g, (c) => `-${c.toLowerCase()}`)} goes with --backup or --job, not --to-time alone`,
         );
       }
       const password = io.env['TIDEMARK_INTO_PASSWORD'];
@@ -208,6 +232,11 @@ interface RestoreFlags {
   storeS3?: string;
   s3Endpoint?: string;
   keyFile?: string;
+  job?: string;
+  toGtid?: string;
+  logJob?: string;
+  scratchPort?: number;
+  scratchUser?: string;
 }
 
 /**
@@ -239,8 +268,25 @@ function restoreBackupOptions(
       : { kind: 'dir', path: o.storeDir as string };
   const key = o.keyFile !== undefined ? { file: o.keyFile } : { env: 'TIDEMARK_BACKUP_KEY' };
   const hasConfig = o.config !== undefined || io.env['TIDEMARK_CONFIG'] !== undefined;
-  const log = hasConfig ? context(configPath(o)).log : createLogger('info');
-  return { id: o.backup as string, into: o.into, store, key, env: io.env, log, signal: io.signal, stdout: io.stdout };
+  const ctx = hasConfig ? context(configPath(o)) : null;
+  const log = ctx?.log ?? createLogger('info');
+  const common = { into: o.into, store, key, env: io.env, log, signal: io.signal, stdout: io.stdout };
+  if (o.job === undefined) return { id: o.backup as string, ...common };
+  return { id: '', pointInTime: pointInTimeSpec(o, o.job, ctx), ...common };
+}
+
+/** The point-in-time mode's spec; the log job from --log-job, else from the config's job (`logs:`). */
+function pointInTimeSpec(o: RestoreFlags, job: string, ctx: CommandContext | null) {
+  const configured = ctx?.config.backup?.jobs.find((j) => j.name === job) as { logs?: unknown } | undefined;
+  const logJob = o.logJob ?? (typeof configured?.logs === 'string' ? configured.logs : undefined);
+  if (logJob === undefined) {
+    throw usageError(`--job ${job} needs its log job: --log-job NAME (or 'logs:' on the job in the config)`);
+  }
+  if (o.scratchPort === undefined) {
+    throw usageError('a point-in-time restore needs --scratch-port PORT (the scratch server it replays into)');
+  }
+  const target = o.toGtid !== undefined ? { gtid: o.toGtid } : { time: new Date(Number((o.toTime as bigint) / 1000n)) };
+  return { job, logJob, target, scratchPort: o.scratchPort, scratchUser: o.scratchUser ?? 'root' };
 }
 
 function moveFlags(o: MoveFlags) {

@@ -81,6 +81,7 @@ async function cli(
       witness: record('witness'),
       switchover: record('switchover'),
       backup: record('backup'),
+      drill: record('drill'),
     },
     createLogger: () => silentLogger,
   };
@@ -479,10 +480,64 @@ describe('restore: journal mode (--to-time) and backup mode (--backup)', () => {
     for (const o of [both, none, stray, noStore, url, badS3]) expect(o.calls).toHaveLength(0);
   });
 
+  it('drill: flags to the command, --history without a scratch port', async () => {
+    const o = await cli(['drill', 'db', '-c', configFile, '--log-job', 'L', '--scratch-port', '3999', '--wait', '5'], {
+      commands: { drill: async () => 0 },
+    });
+    expect(o.code, o.stderr).toBe(0);
+    expect(o.calls[0]?.opts).toMatchObject({
+      job: 'db',
+      logJob: 'L',
+      scratchPort: 3999,
+      waitSeconds: 5,
+      history: false,
+    });
+    const h = await cli(['drill', 'db', '-c', configFile, '--history', '--json'], {
+      commands: { drill: async () => 0 },
+    });
+    expect(h.calls[0]?.opts).toMatchObject({ job: 'db', history: true, json: true, waitSeconds: 60 });
+    const bad = await cli(['drill', 'db', '-c', configFile, '--scratch-port', '0']);
+    expect(bad.code).toBe(2);
+    expect(bad.calls).toHaveLength(0);
+  });
+
   it('--to-time still runs the journal restore', async () => {
     const o = await cli(['restore', '-c', configFile, '--to-time', '1', '--into', 'mysql://u@h:1'], ok);
     expect(o.code).toBe(0);
     expect(o.calls.map((c) => c.name)).toEqual(['restore']);
     expect(o.calls[0]?.opts).toMatchObject({ toTimeUs: 1n, into: 'mysql://u@h:1' });
+  });
+
+  it('point-in-time mode: --job with --to-gtid or --to-time, a log job and a scratch port', async () => {
+    const base = ['restore', '--job', 'db', '--into', '/srv/pit', '--store-dir', '/srv/backups'];
+    const g = await cli([...base, '--to-gtid', '0-1-42', '--log-job', 'db-logs', '--scratch-port', '3999'], {
+      ...ok,
+      env: { TIDEMARK_SCRATCH_PASSWORD: 'scratch-pw' },
+    });
+    expect(g.code, g.stderr).toBe(0);
+    expect(g.calls.map((c) => c.name)).toEqual(['restoreBackup']);
+    expect(g.calls[0]?.opts).toMatchObject({
+      into: '/srv/pit',
+      pointInTime: { job: 'db', logJob: 'db-logs', target: { gtid: '0-1-42' }, scratchPort: 3999, scratchUser: 'root' },
+    });
+    const t = await cli([...base, '--to-time', '2026-12-06T10:00:00Z', '--log-job', 'L', '--scratch-port', '3999'], ok);
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.calls[0]?.opts).toMatchObject({
+      pointInTime: { target: { time: new Date('2026-12-06T10:00:00Z') } },
+    });
+    const noLogJob = await cli([...base, '--to-gtid', '0-1-42', '--scratch-port', '3999'], ok);
+    expect(noLogJob.stderr).toContain('--job db needs its log job');
+    const noPort = await cli([...base, '--to-gtid', '0-1-42', '--log-job', 'L'], ok);
+    expect(noPort.stderr).toContain('needs --scratch-port');
+    const both = await cli([...base, '--to-gtid', '0-1-42', '--to-time', '1', '--log-job', 'L'], ok);
+    expect(both.stderr).toContain('give exactly one of --to-time, --to-gtid');
+    const withBackup = await cli([...base, '--to-gtid', '0-1-42', '--backup', 'B1'], ok);
+    expect(withBackup.stderr).toContain('not both');
+    const stray = await cli(['restore', '-c', configFile, '--to-time', '1', '--into', 'mysql://u@h', '--log-job', 'L']);
+    expect(stray.stderr).toContain('--log-job goes with --backup or --job');
+    for (const o of [noLogJob, noPort, both, withBackup, stray]) {
+      expect(o.code).toBe(2);
+      expect(o.calls).toHaveLength(0);
+    }
   });
 });

@@ -41,6 +41,7 @@ const defaultCommands: Commands = {
   witness: async (o) => (await import('./commands/witness.ts')).witnessCommand(o),
   switchover: async (o) => (await import('./commands/switchover.ts')).switchoverCommand(o),
   backup: async (o) => (await import('./commands/backup.ts')).backupCommand(o),
+  drill: async (o) => (await import('./commands/drill.ts')).drillCommand(o),
 };
 
 const defaultDeps: MainDeps = {
@@ -265,7 +266,7 @@ function buildProgram(io: MainIO, deps: MainDeps, state: { exitCode: number; sec
 
   addSiteCommands(program, deps, state, { configPath, context, configOption });
   addRewindCommands(program, io, deps, state, configPath, context);
-  addBackupCommands(program, deps, state, { configPath, context, configOption });
+  addBackupCommands(program, deps, state, { configPath, context, configOption }, io.env);
   return program;
 }
 

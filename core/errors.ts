@@ -294,6 +294,16 @@ export type ErrorCode =
   | 'BACKUP_RESTORE_TARGET'
   /** mbstream or mariadb-backup is missing or failed during a restore (extract, --prepare). Not retriable. */
   | 'BACKUP_RESTORE_TOOL'
+  /** Point-in-time restore: the target is before every backup of the job (or before the first archived commit). Not retriable. */
+  | 'BACKUP_PITR_BEFORE'
+  /** Point-in-time restore: the target is after the last archived log segment. Retriable (the archiver may catch up). */
+  | 'BACKUP_PITR_AFTER'
+  /** Point-in-time restore: the log archive has a gap between the backup and the target (names the missing seq). Not retriable. */
+  | 'BACKUP_PITR_GAP'
+  /** Point-in-time replay failed (mariadb-binlog or mariadb), or the restored server is not at the target GTID. Not retriable. */
+  | 'BACKUP_PITR_REPLAY'
+  /** A restore drill failed: a piece or chunk did not verify, the restore or replay failed, or tables differ from the source. Not retriable. */
+  | 'BACKUP_DRILL_FAILED'
   // ── backup/: the runner (issue #13) ──
   /** The backup stream command failed (exit status, signal, cannot start); its stderr tail is in the message. Not retriable. */
   | 'BACKUP_STREAM'

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { TidemarkError } from '../../core/errors.ts';
 import { makeManifest } from '../../test/fixtures/backup-catalog-kit.ts';
+import { refusal } from '../../test/fixtures/refusal.ts';
 import type { Manifest } from '../manifest.ts';
 import { planRestore } from './plan.ts';
 
@@ -13,16 +13,6 @@ function chain(): { full: Manifest; i1: Manifest; i2: Manifest; diff: Manifest }
     makeManifest(type, t(h), { parent: parent.id, chain: full.id, lsn: { from, to } });
   const i1 = on('incremental', 2, full, 1000n, 2000n);
   return { full, i1, i2: on('incremental', 3, i1, 2000n, 3000n), diff: on('differential', 4, full, 1000n, 2500n) };
-}
-
-function refusal(fn: () => unknown): TidemarkError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof TidemarkError) return err;
-    throw err;
-  }
-  throw new Error('not refused');
 }
 
 describe('planRestore', () => {

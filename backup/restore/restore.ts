@@ -34,7 +34,8 @@ import { integrityError } from '../pipeline/format.ts';
 import { type MasterKey, unwrapDataKey } from '../pipeline/keys.ts';
 import { formatBytes, type Progress, progressReporter } from '../pipeline/progress.ts';
 import { readBackup } from '../pipeline/reader.ts';
-import { planRestore, type RestorePlan } from './plan.ts';
+import { watchChild } from './child.ts';
+import { planRestore } from './plan.ts';
 import type { BackupStore } from '../store.ts';
 
 export interface RestoreBackupOptions {
@@ -65,8 +66,6 @@ export interface RestoreBackupResult {
   readonly plaintextBytes: number;
   readonly seconds: number;
 }
-
-const TAIL = 4000;
 
 /** The restore chain of `id` read from the store's manifests, full first. */
 export async function resolveChain(store: BackupStore, id: string): Promise<Manifest[]> {
@@ -115,9 +114,9 @@ function toolError(what: string, detail: string, context: Record<string, string>
   });
 }
 
-/** Every piece of the chain is in the store with the size its manifest lists (before anything is fetched). */
-async function checkPieces(store: BackupStore, plan: RestorePlan): Promise<void> {
-  for (const { manifest: m } of plan.steps) {
+/** Every piece of these backups is in the store with the size its manifest lists (before anything is fetched). */
+export async function checkPieces(store: BackupStore, manifests: readonly Manifest[]): Promise<void> {
+  for (const m of manifests) {
     if (m.pieces.length === 0) {
       throw integrityError({ backupId: m.id, pieceKey: '(none)', piece: 0, chunk: 0 }, 'the manifest lists no piece');
     }
@@ -172,15 +171,7 @@ async function claimTarget(into: string): Promise<boolean> {
 /** A tool started with stdin as given, stdout ignored; its exit (code, signal or spawn error) and stderr's tail. */
 function startTool(bin: string, args: string[], stdin: 'pipe' | 'ignore', signal?: AbortSignal) {
   const child = spawn(bin, args, { stdio: [stdin, 'ignore', 'pipe'], signal });
-  let tail = '';
-  child.stderr?.on('data', (b: Buffer) => {
-    tail = (tail + b.toString()).slice(-TAIL);
-  });
-  const exited = new Promise<number | string | null>((res) => {
-    child.on('error', (e) => res((e as NodeJS.ErrnoException).code ?? e.message));
-    child.on('close', (c, s) => res(c ?? s));
-  });
-  return { child, exited, tail: () => tail };
+  return { child, ...watchChild(child) };
 }
 
 /** Runs a tool to its end; stderr's tail goes into the error when it fails. */
@@ -246,7 +237,10 @@ export async function restoreBackup(o: RestoreBackupOptions): Promise<RestoreBac
   const plan = planRestore(await resolveChain(o.store, o.id));
   // Every key first: a wrong master key is refused before any piece is fetched or anything written.
   const keys = plan.steps.map((s) => unwrapDataKey(o.master, s.encryption, s.manifest.id));
-  await checkPieces(o.store, plan);
+  await checkPieces(
+    o.store,
+    plan.steps.map((s) => s.manifest),
+  );
   checkTool(mbstream, ['--help']);
   checkTool(mariadbBackup, ['--version']);
   say(

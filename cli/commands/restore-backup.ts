@@ -7,17 +7,25 @@
  * `--store-s3 s3://BUCKET[/PREFIX/]` (endpoint from `--s3-endpoint` or $TIDEMARK_S3_ENDPOINT, region from
  * $AWS_REGION, credentials from the AWS SDK's default chain: $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY, a profile,
  * an instance role), and `--key-file F` or $TIDEMARK_BACKUP_KEY.
+ *
+ * Point in time (`--job JOB --to-gtid G | --to-time T`, options.pointInTime): backup/restore/pitr.ts restores the
+ * job's newest backup at or before the target, starts a scratch server on the datadir with
+ * compose/local/mariadb.sh (scratch-server.ts: `start pitr-PORT PORT --datadir DIR`, left running), and replays the log
+ * job's archived binlog up to the target GTID. The scratch server's accounts are the source's (the datadir is a
+ * copy): `--scratch-user` (default root) with the password in $TIDEMARK_SCRATCH_PASSWORD.
  */
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { MasterKeySource } from '../../backup/pipeline/master-key.ts';
 import { loadMasterKey } from '../../backup/pipeline/master-key.ts';
+import { type PitrTarget, restoreToPoint } from '../../backup/restore/pitr.ts';
 import { restoreBackup } from '../../backup/restore/restore.ts';
 import type { BackupStore } from '../../backup/store.ts';
 import { DirStore } from '../../backup/store/dir.ts';
 import { S3Store } from '../../backup/store/s3.ts';
 import { ConfigError } from '../../core/errors.ts';
 import type { TextSink } from './context.ts';
+import { scratchName, startScratch } from './scratch-server.ts';
 
 export type StoreSpec =
   | { readonly kind: 'dir'; readonly path: string }
@@ -29,8 +37,19 @@ export type StoreSpec =
       readonly region: string;
     };
 
+/** Point-in-time mode: the backup job, its log job, the target and the scratch server to replay into. */
+export interface PointInTimeSpec {
+  readonly job: string;
+  readonly logJob: string;
+  readonly target: PitrTarget;
+  readonly scratchPort: number;
+  readonly scratchUser: string;
+}
+
 export interface RestoreBackupCommandOptions {
+  /** Backup mode: the backup to restore ('' in point-in-time mode). */
   readonly id: string;
+  readonly pointInTime?: PointInTimeSpec;
   readonly into: string;
   readonly store: StoreSpec;
   readonly key: MasterKeySource;
@@ -40,7 +59,7 @@ export interface RestoreBackupCommandOptions {
   readonly stdout: TextSink;
 }
 
-async function openStore(spec: StoreSpec): Promise<BackupStore> {
+export async function openStore(spec: StoreSpec): Promise<BackupStore> {
   if (spec.kind === 's3') {
     return S3Store.open({
       bucket: spec.bucket,
@@ -62,7 +81,32 @@ async function openStore(spec: StoreSpec): Promise<BackupStore> {
 export async function restoreBackupCommand(o: RestoreBackupCommandOptions): Promise<number> {
   const master = await loadMasterKey(o.key, o.env as NodeJS.ProcessEnv);
   const store = await openStore(o.store);
+  const p = o.pointInTime;
   try {
+    if (p !== undefined) {
+      let scratch = '';
+      await restoreToPoint({
+        store,
+        master,
+        job: p.job,
+        logJob: p.logJob,
+        target: p.target,
+        into: o.into,
+        log: o.log,
+        signal: o.signal,
+        onLine: (line) => o.stdout.write(`${line}\n`),
+        startServer: async (datadir) => {
+          scratch = scratchName(p.scratchPort);
+          const password = o.env['TIDEMARK_SCRATCH_PASSWORD'] ?? '';
+          return startScratch({ port: p.scratchPort, user: p.scratchUser, password }, datadir);
+        },
+      });
+      o.stdout.write(
+        `the scratch server ${scratch} runs on 127.0.0.1:${p.scratchPort} ` +
+          `(stop it: compose/local/mariadb.sh stop ${scratch})\n`,
+      );
+      return 0;
+    }
     await restoreBackup({
       store,
       master,

@@ -4,7 +4,10 @@
 #
 #   compose/local/mariadb.sh install               apt-get install mariadb-server if mariadbd is missing, and
 #                                                  mariadb-backup (with mbstream) of the server's exact version
-#   compose/local/mariadb.sh start NAME PORT [--mixed]   (--mixed: binlog_format=MIXED, for prerequisite tests)
+#   compose/local/mariadb.sh start NAME PORT [--mixed] [--datadir DIR]
+#                                                  (--mixed: binlog_format=MIXED, for prerequisite tests;
+#                                                  --datadir: serve an existing datadir, e.g. one restored from a
+#                                                  backup: a scratch server for a point-in-time replay)
 #   compose/local/mariadb.sh stop NAME | stop-all | status | kill NAME
 #
 # Each instance: binlog ON (ROW, binlog_row_image FULL, binlog_row_metadata FULL), GTID (domain 0),
@@ -59,18 +62,28 @@ answers() { # DIR: the server of instance directory DIR answers on its socket (e
 }
 
 start() {
-  local name="$1" port="$2" fmt=ROW
-  [ "${3:-}" = "--mixed" ] && fmt=MIXED
+  local name="$1" port="$2" fmt=ROW datadir=""
+  shift 2
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --mixed) fmt=MIXED ;;
+      --datadir) [ $# -ge 2 ] || usage "start NAME PORT [--mixed] [--datadir DIR]"; datadir="$(cd "$2" && pwd)" || die "--datadir $2: no such directory"; shift ;;
+      "") ;;
+      *) usage "start NAME PORT [--mixed] [--datadir DIR]" ;;
+    esac
+    shift
+  done
   check_name "$name"
   check_port "$port"
   install_server
   local d="$run/mariadb/$name"
-  mkdir -p "$d/data" "$d/binlog" "$d/tmp"
+  mkdir -p "$d/binlog" "$d/tmp"
+  [ -n "$datadir" ] || { datadir="$d/data"; mkdir -p "$datadir"; }
   if pid=$(pidof_inst "$name"); then echo "mariadb.sh: $name already running (pid $pid, port $port)"; return; fi
   cat > "$d/my.cnf" <<CNF
 [mariadbd]
 user=$(id -un)
-datadir=$d/data
+datadir=$datadir
 socket=$d/mysqld.sock
 pid-file=$d/mariadbd.pid
 log-error=$d/err.log
@@ -95,7 +108,7 @@ innodb_flush_method=O_DIRECT
 max_connections=300
 performance_schema=OFF
 CNF
-  if [ ! -d "$d/data/mysql" ]; then
+  if [ ! -d "$datadir/mysql" ]; then
     "$(bin mariadb-install-db mysql_install_db)" --defaults-file="$d/my.cnf" --auth-root-authentication-method=normal \
       --skip-test-db >"$d/install.log" 2>&1 || { cat "$d/install.log" >&2; die "mariadb-install-db failed for $name"; }
     touch "$d/.fresh"
@@ -124,7 +137,7 @@ stop() { stop_instance "$1" 30; }
 
 case "${1:-}" in
   install) install ;;
-  start) [ $# -ge 3 ] || usage "start NAME PORT [--mixed]"; start "$2" "$3" "${4:-}" ;;
+  start) [ $# -ge 3 ] || usage "start NAME PORT [--mixed] [--datadir DIR]"; shift; start "$@" ;;
   stop) [ $# -ge 2 ] || usage "stop NAME"; stop "$2" ;;
   # SIGKILL, then wait until the process is gone: a `start` right after must not find it still alive.
   kill) [ $# -ge 2 ] || usage "kill NAME"; kill_instance "$2" ;;
@@ -132,5 +145,5 @@ case "${1:-}" in
   destroy) [ $# -ge 2 ] || usage "destroy NAME"; stop "$2"; rm -rf "${run:?}/mariadb/$2" ;;
   status) for n in $(instances mariadb); do if p=$(pidof_inst "$n"); then echo "$n running pid $p port $(sed -n 's/^port=//p' "$run/mariadb/$n/my.cnf")"; else echo "$n stopped"; fi; done ;;
   client) shift; n="$1"; shift; client "$n" "$@" ;;
-  *) usage "install | start NAME PORT [--mixed] | stop NAME | kill NAME | stop-all | destroy NAME | status | client NAME [args]" ;;
+  *) usage "install | start NAME PORT [--mixed] [--datadir DIR] | stop NAME | kill NAME | stop-all | destroy NAME | status | client NAME [args]" ;;
 esac

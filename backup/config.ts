@@ -8,6 +8,7 @@
  */
 import { Cron } from 'croner';
 import { z } from 'zod';
+import { logJobSchema } from './logs-config.ts';
 
 const SIZE_RE = /^(\d+)\s*(B|KiB|MiB|GiB)?$/;
 const UNITS: Readonly<Record<string, number>> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
@@ -146,6 +147,7 @@ const jobSchema = z
     type: z.enum(['full', 'incremental', 'differential']),
     schedule: scheduleSchema.optional(),
     retention: retentionSchema,
+    logs: name.optional(),
   })
   .strict();
 
@@ -163,6 +165,7 @@ export const backupSchema = z
       .min(0)
       .default(24 * 60),
     jobs: z.array(jobSchema).default([]),
+    logs: z.array(logJobSchema).default([]),
   })
   .strict()
   .superRefine((b, ctx) => {

@@ -5,6 +5,7 @@
  */
 import { type Command, Option } from 'commander';
 import type { BackupOptions } from './commands/backup.ts';
+import { addBackupLogsCommand } from './commands/backup-logs.ts';
 import { usageError } from './commands/exit.ts';
 import type { MainDeps } from './main-deps.ts';
 import type { ProgramHelpers } from './main-sites.ts';
@@ -32,6 +33,8 @@ export function addBackupCommands(
     .action(async (job: string, o: { config?: string; type?: 'full' | 'incremental' | 'differential' }) => {
       await go(o, { action: 'run', job, type: o.type });
     });
+
+  addBackupLogsCommand(backup, h, state);
 
   backup
     .command('list')

@@ -49,6 +49,7 @@ interface InPacket {
 }
 
 interface RawConnection {
+  readonly clientEncoding: string;
   writePacket(p: { buffer: Buffer; length(): number; writeHeader(seq: number): void }): void;
   _resetSequenceId(): void;
   addCommand(cmd: unknown): unknown;
@@ -147,7 +148,7 @@ export async function startDump(ep: MysqlEndpoint, o: DumpOptions, sink: EventSi
       }
       if (packet === undefined) return false;
       if (packet.isError()) {
-        const err = packet.asError();
+        const err = packet.asError(connection.clientEncoding);
         const f = serverFields(err);
         finish(
           f.errno === ER_MASTER_FATAL_ERROR_READING_BINLOG

@@ -133,10 +133,15 @@ async function archive(
   let sealError: unknown = null;
   let dump: DumpHandle | null = null;
   let paused = false;
+  /** Bytes of segments cut but not sealed yet: with the open segment's, what the archiver holds in memory. */
+  let queued = 0;
 
+  // Backpressure: a slow store pauses the replication socket (the server then waits) instead of growing memory.
+  const held = () => queued + follower.pendingBytes();
   const sealReady = () => {
     const segs = follower.take();
     if (segs.length === 0) return;
+    for (const seg of segs) queued += seg.size;
     sealing = sealing.then(async () => {
       for (const seg of segs) {
         if (sealError !== null) return;
@@ -147,8 +152,9 @@ async function archive(
         } catch (err) {
           sealError = err;
         }
+        queued -= seg.size;
       }
-      if (paused && follower.pendingBytes() < maxBytes) {
+      if (paused && held() < maxBytes) {
         paused = false;
         dump?.resume();
       }
@@ -167,6 +173,7 @@ async function archive(
     while (!o.signal.aborted) {
       const where = follower.resumePoint();
       let lastPacket = Date.now();
+      paused = false;
       const ended = new Promise<TidemarkError | null>((resolve) => {
         const sink = {
           event(raw: Buffer) {
@@ -178,10 +185,9 @@ async function archive(
               resolve(err as TidemarkError);
               return;
             }
-            const p = follower.pendingBytes();
-            if (p >= maxBytes) follower.cut();
+            if (follower.pendingBytes() >= maxBytes) follower.cut();
             sealReady();
-            if (p >= 2 * maxBytes && !paused) {
+            if (held() >= 2 * maxBytes && !paused) {
               paused = true;
               dump?.pause();
             }

@@ -47,21 +47,10 @@ function config(): string {
   writeFileSync(
     path,
     `
-source:
-  name: src
-  host: 127.0.0.1
-  port: ${PORT}
-  user: root
-  password: ${ROOT_PASSWORD}
-  include: ["lg.*"]
-journal:
-  dir: ${join(dir, 'journal')}
-targets:
-  - name: unused
-    port: 3811
-    user: root
-log:
-  level: info
+source: { name: src, host: 127.0.0.1, port: ${PORT}, user: root, password: ${ROOT_PASSWORD}, include: ["lg.*"] }
+journal: { dir: ${join(dir, 'journal')} }
+targets: [{ name: unused, port: 3811, user: root }]
+log: { level: info }
 backup:
   stores:
     - name: local

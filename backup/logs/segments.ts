@@ -49,7 +49,7 @@ export async function sealSegment(o: SealOptions, seg: Segment): Promise<Manifes
     chain: id,
     lsn: null,
     gtid: seg.gtidPos,
-    binlog: { file: seg.file, position: seg.endPos },
+    binlog: null,
     log: {
       seq: seg.seq,
       binlogFile: seg.file,

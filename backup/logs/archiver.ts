@@ -151,6 +151,7 @@ async function archive(
           o.onSealed?.(m, seg);
         } catch (err) {
           sealError = err;
+          dump?.close(); // the loop wakes up and fails with it: nothing more is received that could not be sealed
         }
         queued -= seg.size;
       }
@@ -201,6 +202,7 @@ async function archive(
         )
           .then((h) => {
             dump = h;
+            if (o.signal.aborted || sealError !== null) h.close(); // stopped while connecting
             st.connected = true;
             log.info({ file: where.file, pos: String(where.pos) }, 'binlog dump started');
           })

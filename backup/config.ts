@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { copiesSchema } from './copy-config.ts';
 import { nameSchema, retentionSchema, scheduleSchema } from './schedule-config.ts';
+import { logJobSchema } from './logs-config.ts';
 
 const SIZE_RE = /^(\d+)\s*(B|KiB|MiB|GiB)?$/;
 const UNITS: Readonly<Record<string, number>> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
@@ -136,6 +137,7 @@ const jobSchema = z
     type: z.enum(['full', 'incremental', 'differential']),
     schedule: scheduleSchema.optional(),
     retention: retentionSchema,
+    logs: name.optional(),
   })
   .strict();
 
@@ -155,6 +157,7 @@ export const backupSchema = z
     jobs: z.array(jobSchema).default([]),
     serve: z.array(serveSchema).default([]),
     copies: copiesSchema,
+    logs: z.array(logJobSchema).default([]),
   })
   .strict()
   .superRefine((b, ctx) => {

@@ -6,6 +6,7 @@
  */
 import { type Command, Option } from 'commander';
 import type { BackupOptions } from './commands/backup.ts';
+import { addBackupLogsCommand } from './commands/backup-logs.ts';
 import { usageError } from './commands/exit.ts';
 import { positive } from './main-args.ts';
 import type { MainDeps } from './main-deps.ts';
@@ -35,6 +36,8 @@ export function addBackupCommands(
     .action(async (job: string, o: { config?: string; type?: 'full' | 'incremental' | 'differential' }) => {
       await go(o, { action: 'run', job, type: o.type });
     });
+
+  addBackupLogsCommand(backup, h, state);
 
   backup
     .command('list')

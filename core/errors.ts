@@ -289,6 +289,13 @@ export type ErrorCode =
   | 'BACKUP_CHAIN_BROKEN'
   /** A backup stream did not start at the LSN the catalog expects (or is not of the expected kind); not sealed. Not retriable. */
   | 'BACKUP_LSN_MISMATCH'
+  // ── backup/logs: the binlog archiver (issue #13) ──
+  /** The binlog archive cannot continue without a hole: the binlog it needs is purged (errno 1236) or the GTIDs do not continue it; a new full backup is needed. Not retriable. */
+  | 'BACKUP_LOG_GAP'
+  /** The binlog stream broke its own rules: an event not where the previous one ended, a CRC32 mismatch, a malformed event. Not retriable. */
+  | 'BACKUP_LOG_STREAM'
+  /** The archiver's replication connection failed or was refused (retriable when the network or a restart is at fault). */
+  | 'BACKUP_LOG_CONNECT'
   // ── backup/: restore from a backup chain (issue #13) ──
   /** The restore target directory is not usable (not empty, not creatable). Not retriable. */
   | 'BACKUP_RESTORE_TARGET'

@@ -177,6 +177,7 @@ export function addRewindCommands(
       '--to-time: mysql://USER[:PASSWORD]@HOST[:PORT] (or the password in $TIDEMARK_INTO_PASSWORD); ' +
         '--backup: an empty or new directory, the datadir to prepare',
     )
+    .option('--store <name>', "--backup/--job: a store of the config's backup.stores (else the job's, or the only one)")
     .option('--store-dir <dir>', '--backup: the directory backup store')
     .option('--store-s3 <url>', '--backup: the S3 backup store, s3://BUCKET[/PREFIX/] (credentials: AWS env/profile)')
     .option('--s3-endpoint <url>', '--backup: S3-compatible endpoint (else $TIDEMARK_S3_ENDPOINT, else AWS)')
@@ -197,6 +198,7 @@ export function addRewindCommands(
         return;
       }
       const backupOnly = [
+        'store',
         'storeDir',
         'storeS3',
         's3Endpoint',
@@ -228,6 +230,7 @@ interface RestoreFlags {
   toTime?: bigint;
   backup?: string;
   into: string;
+  store?: string;
   storeDir?: string;
   storeS3?: string;
   s3Endpoint?: string;
@@ -240,9 +243,8 @@ interface RestoreFlags {
 }
 
 /**
- * The backup mode's options. The config is optional here (a restore host may have none); when one is given (-c or
- * $TIDEMARK_CONFIG) it is loaded for its logger. Store and key come from flags until the config has a `backup:`
- * section.
+ * The backup and point-in-time modes' options. The config is optional here (a restore host may have none); when
+ * one is given (-c or $TIDEMARK_CONFIG) its `backup:` section names the store and the key, else the flags do.
  */
 function restoreBackupOptions(
   o: RestoreFlags,
@@ -251,24 +253,43 @@ function restoreBackupOptions(
   context: ContextFn,
 ): RestoreBackupCommandOptions {
   if (/^[a-z]+:\/\//i.test(o.into)) throw usageError(`--into with --backup is a directory, not a URL`);
-  if ((o.storeDir === undefined) === (o.storeS3 === undefined)) {
-    throw usageError(
-      '--backup needs the backup store: give exactly one of --store-dir DIR, --store-s3 s3://BUCKET/PREFIX/',
-    );
+  if (o.storeDir !== undefined && o.storeS3 !== undefined) {
+    throw usageError('give one backup store: --store-dir DIR or --store-s3 s3://BUCKET/PREFIX/, not both');
   }
   if (o.s3Endpoint !== undefined && o.storeS3 === undefined) throw usageError('--s3-endpoint goes with --store-s3');
-  const store: StoreSpec =
-    o.storeS3 !== undefined
-      ? {
-          kind: 's3',
-          ...parseS3Url(o.storeS3),
-          endpoint: o.s3Endpoint ?? io.env['TIDEMARK_S3_ENDPOINT'],
-          region: io.env['AWS_REGION'] ?? 'us-east-1',
-        }
-      : { kind: 'dir', path: o.storeDir as string };
-  const key = o.keyFile !== undefined ? { file: o.keyFile } : { env: 'TIDEMARK_BACKUP_KEY' };
   const hasConfig = o.config !== undefined || io.env['TIDEMARK_CONFIG'] !== undefined;
   const ctx = hasConfig ? context(configPath(o)) : null;
+  const b = ctx?.config.backup;
+  let store: StoreSpec;
+  if (o.storeS3 !== undefined) {
+    store = {
+      kind: 's3',
+      ...parseS3Url(o.storeS3),
+      endpoint: o.s3Endpoint ?? io.env['TIDEMARK_S3_ENDPOINT'],
+      region: io.env['AWS_REGION'] ?? 'us-east-1',
+    };
+  } else if (o.storeDir !== undefined) {
+    store = { kind: 'dir', path: o.storeDir };
+  } else if (b !== undefined) {
+    const jobStore = o.job === undefined ? undefined : b.jobs.find((j) => j.name === o.job)?.store;
+    const name = o.store ?? jobStore ?? (b.stores.length === 1 ? b.stores[0]?.name : undefined);
+    const known = b.stores.map((s) => s.name).join(', ');
+    if (name === undefined) throw usageError(`name the backup store: --store NAME (backup.stores has: ${known})`);
+    if (!b.stores.some((s) => s.name === name)) {
+      throw usageError(`--store ${name}: no such store in backup.stores (it has: ${known})`);
+    }
+    store = { kind: 'configured', backup: b, name };
+  } else {
+    throw usageError(
+      'the backup store: a config with a backup: section (-c), or --store-dir DIR, or --store-s3 s3://BUCKET/PREFIX/',
+    );
+  }
+  const key =
+    o.keyFile !== undefined
+      ? { file: o.keyFile }
+      : b?.encryption.key_file !== undefined
+        ? { file: b.encryption.key_file }
+        : { env: b?.encryption.key_env ?? 'TIDEMARK_BACKUP_KEY' };
   const log = ctx?.log ?? createLogger('info');
   const common = { into: o.into, store, key, env: io.env, log, signal: io.signal, stdout: io.stdout };
   if (o.job === undefined) return { id: o.backup as string, ...common };

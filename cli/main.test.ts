@@ -470,7 +470,7 @@ describe('restore: journal mode (--to-time) and backup mode (--backup)', () => {
     expect(stray.stderr).toContain('--store-dir goes with --backup');
     const noStore = await cli(['restore', '--backup', 'B1', '--into', 'd']);
     expect(noStore.code).toBe(2);
-    expect(noStore.stderr).toContain('--backup needs the backup store');
+    expect(noStore.stderr).toContain('the backup store: a config with a backup: section (-c), or --store-dir DIR');
     const url = await cli(['restore', '--backup', 'B1', '--into', 'mysql://u@h', '--store-dir', 's']);
     expect(url.code).toBe(2);
     expect(url.stderr).toContain('a directory, not a URL');

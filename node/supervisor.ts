@@ -23,6 +23,7 @@ import { sourceAdapter, targetAdapter } from '../config/engines.ts';
 import { journalDirOf } from '../journal/index.ts';
 import { applyLoop } from './apply-loop.ts';
 import { backupLoop } from './backup-loop.ts';
+import { backupLogsLoop } from './backup-logs-loop.ts';
 import { captureLoop } from './capture-loop.ts';
 import { indexEnabled, indexLoop } from './index-loop.ts';
 import { startMetrics } from './metrics.ts';
@@ -134,7 +135,10 @@ async function runLocked(
   if (config.failover && capture) parts.push(primaryGuardLoop(config, log, inner.signal));
   for (const v of serves) parts.push(storeServeLoop(config, v, log, inner.signal));
   // Scheduled backups and copies run where `source:` is: the primary's site, beside its capture (backup-loop.ts).
-  if (primary && o.only !== 'apply') parts.push(backupLoop(config, log, inner.signal, metrics?.registry));
+  if (primary && o.only !== 'apply') {
+    parts.push(backupLoop(config, log, inner.signal, metrics?.registry));
+    parts.push(backupLogsLoop(config, log, inner.signal)); // the binlog archivers of backup.logs
+  }
   for (const t of targets)
     parts.push(applyLoop(config, t, journalDirOf(config, t), log, inner.signal, metrics?.registry));
   // The rollback index follows each journal this process applies from (and the primary's, where capture runs).

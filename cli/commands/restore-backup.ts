@@ -3,10 +3,12 @@
  * backup store, verified, extracted and prepared into DIR (backup/restore/restore.ts), a datadir a scratch
  * MariaDB can start on. (`restore --to-time T --into URL`, the journal mode, is restore.ts.)
  *
- * Until the config has a `backup:` section, the store and the master key come from flags: `--store-dir DIR` or
+ * The store: a store of the config's `backup:` section (`--store NAME`; in point-in-time mode the job's store; a
+ * config with one store needs no flag), or, on a host without the config, `--store-dir DIR` or
  * `--store-s3 s3://BUCKET[/PREFIX/]` (endpoint from `--s3-endpoint` or $TIDEMARK_S3_ENDPOINT, region from
  * $AWS_REGION, credentials from the AWS SDK's default chain: $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY, a profile,
- * an instance role), and `--key-file F` or $TIDEMARK_BACKUP_KEY.
+ * an instance role). The master key: `--key-file F`, else the config's `backup.encryption`, else
+ * $TIDEMARK_BACKUP_KEY.
  *
  * Point in time (`--job JOB --to-gtid G | --to-time T`, options.pointInTime): backup/restore/pitr.ts restores the
  * job's newest backup at or before the target, starts a scratch server on the datadir with
@@ -20,15 +22,19 @@ import type { MasterKeySource } from '../../backup/pipeline/master-key.ts';
 import { loadMasterKey } from '../../backup/pipeline/master-key.ts';
 import { type PitrTarget, restoreToPoint } from '../../backup/restore/pitr.ts';
 import { restoreBackup } from '../../backup/restore/restore.ts';
+import { openStore as openConfiguredStore, siteContextOf } from '../../backup/run/open-store.ts';
 import type { BackupStore } from '../../backup/store.ts';
 import { DirStore } from '../../backup/store/dir.ts';
 import { S3Store } from '../../backup/store/s3.ts';
+import type { ResolvedBackup } from '../../config/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import type { TextSink } from './context.ts';
 import { scratchName, startScratch } from './scratch-server.ts';
 
 export type StoreSpec =
   | { readonly kind: 'dir'; readonly path: string }
+  /** A store of the config's backup section, by name. */
+  | { readonly kind: 'configured'; readonly backup: ResolvedBackup; readonly name: string }
   | {
       readonly kind: 's3';
       readonly bucket: string;
@@ -59,7 +65,12 @@ export interface RestoreBackupCommandOptions {
   readonly stdout: TextSink;
 }
 
-export async function openStore(spec: StoreSpec): Promise<BackupStore> {
+export async function openStore(spec: StoreSpec, log: Logger): Promise<BackupStore> {
+  if (spec.kind === 'configured') {
+    const cfg = spec.backup.stores.find((s) => s.name === spec.name);
+    if (cfg === undefined) throw new ConfigError(`backup store '${spec.name}' is not in backup.stores`, {});
+    return openConfiguredStore(cfg, process.env, siteContextOf(spec.backup.link, log));
+  }
   if (spec.kind === 's3') {
     return S3Store.open({
       bucket: spec.bucket,
@@ -80,7 +91,7 @@ export async function openStore(spec: StoreSpec): Promise<BackupStore> {
 
 export async function restoreBackupCommand(o: RestoreBackupCommandOptions): Promise<number> {
   const master = await loadMasterKey(o.key, o.env as NodeJS.ProcessEnv);
-  const store = await openStore(o.store);
+  const store = await openStore(o.store, o.log);
   const p = o.pointInTime;
   try {
     if (p !== undefined) {

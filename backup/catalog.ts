@@ -103,6 +103,9 @@ async function listByPrefix(store: BackupStore): Promise<Map<string, StoredObjec
   return groups;
 }
 
+/** How long a cache operation waits for another process's lock (SQLITE_BUSY) before it fails. */
+export const BUSY_TIMEOUT_MS = 30_000;
+
 export class Catalog {
   readonly #db: DatabaseSync;
   readonly #log: Logger;
@@ -110,7 +113,10 @@ export class Catalog {
 
   /** Opens (creating) the cache at `path` (':memory:' for none) for the store named `storeName`. */
   constructor(path: string, storeName: string, log: Logger = silentLogger) {
-    this.#db = new DatabaseSync(path);
+    // Several processes share a cache (`tidemark run`'s archivers and scheduler, a `backup run` by hand): wait for
+    // a lock instead of failing, readers beside the writer (WAL), and take the write lock up front in a rebuild.
+    this.#db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
+    if (path !== ':memory:') this.#db.exec('PRAGMA journal_mode = WAL');
     this.#db.exec(SCHEMA);
     this.#log = log.child({ component: 'backup-catalog' });
     this.#storeName = storeName;
@@ -168,7 +174,7 @@ export class Catalog {
         }
       }
     }
-    this.#db.exec('BEGIN');
+    this.#db.exec('BEGIN IMMEDIATE');
     try {
       this.#db.exec('DELETE FROM backups; DELETE FROM stars;');
       for (const { m, json } of manifests) this.#insert(m, json);

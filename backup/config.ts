@@ -154,6 +154,14 @@ export const backupSchema = z
       .number()
       .min(0)
       .default(24 * 60),
+    /**
+     * The account the stream command (mariadb-backup) connects with, when not the `source:` one: a backup needs
+     * RELOAD, PROCESS, LOCK TABLES and BINLOG MONITOR, which capture's least-privilege account does not have.
+     */
+    account: z
+      .object({ user: z.string().min(1), password_env: z.string().min(1).optional() })
+      .strict()
+      .optional(),
     jobs: z.array(jobSchema).default([]),
     serve: z.array(serveSchema).default([]),
     copies: copiesSchema,

@@ -7,7 +7,7 @@ const base = {
 };
 
 describe('backup.logs (log jobs) in the backup section', () => {
-  it('defaults: segment_seconds 5, server_id 4242, start oldest; a physical job names its log job', () => {
+  it('defaults: segment_seconds 3, server_id 4242, start oldest; a physical job names its log job', () => {
     const b = backupSchema.parse({
       ...base,
       jobs: [{ name: 'nightly', store: 'primary', type: 'full', logs: 'binlogs' }],
@@ -17,7 +17,7 @@ describe('backup.logs (log jobs) in the backup section', () => {
       {
         name: 'binlogs',
         store: 'primary',
-        segment_seconds: 5,
+        segment_seconds: 3,
         server_id: 4242,
         start: 'oldest',
         heartbeat_seconds: 2,

@@ -318,6 +318,29 @@ export function parseConfig(text: string, file: string): Config {
   };
 }
 
+/**
+ * The account the backup stream command connects with: `backup.account` (its password from the environment
+ * variable it names, read now) or else the source's, at the source's host and port.
+ */
+export function backupAccount(
+  config: Config,
+  env: NodeJS.ProcessEnv = process.env,
+): { user: string; password: string | undefined; host: string; port: number } {
+  const src = config.source;
+  const a = config.backup?.account;
+  if (a === undefined) return { user: src.user, password: src.password, host: src.host, port: src.port };
+  let password: string | undefined;
+  if (a.password_env !== undefined) {
+    password = env[a.password_env];
+    if (password === undefined || password === '') {
+      throw new ConfigError(`backup.account.password_env: environment variable '${a.password_env}' is not set`, {
+        key: 'backup.account.password_env',
+      });
+    }
+  }
+  return { user: a.user, password, host: src.host, port: src.port };
+}
+
 /** The backup section's paths, relative to the config file's directory like every other path. */
 function resolveBackup(b: BackupConfig, journalDir: string, baseDir: string): Omit<ResolvedBackup, 'link'> {
   const enc =

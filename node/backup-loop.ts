@@ -21,7 +21,7 @@ import { Counter, type Registry } from 'prom-client';
 import { checkCopies } from '../backup/copy-config.ts';
 import { runCopy, runJob } from '../backup/run/job.ts';
 import type { ScheduleConfig } from '../backup/schedule-config.ts';
-import type { Config, ResolvedBackup } from '../config/config.ts';
+import { backupAccount, type Config, type ResolvedBackup } from '../config/config.ts';
 import { TidemarkError } from '../core/errors.ts';
 import { IDLE, onFinish, onTrigger, type Outcome, type SlotState } from './backup-schedule.ts';
 import { writeJsonFile } from './state-files.ts';
@@ -40,8 +40,7 @@ interface Item {
 export function scheduledItems(config: Config): Item[] {
   const b = config.backup;
   if (b === undefined) return [];
-  const src = config.source;
-  const account = { user: src.user, password: src.password, host: src.host, port: src.port };
+  const account = backupAccount(config);
   const items: Item[] = [];
   for (const job of b.jobs) {
     if (job.schedule === undefined) continue;

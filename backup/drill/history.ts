@@ -3,6 +3,7 @@
  * (`<catalog_dir>/<store>.sqlite`; a catalog rebuild replaces only its own tables, so the history stays).
  */
 import { DatabaseSync } from 'node:sqlite';
+import { BUSY_TIMEOUT_MS } from '../catalog.ts';
 
 export interface DrillRecord {
   readonly job: string;
@@ -30,7 +31,7 @@ export class DrillHistory {
   readonly #db: DatabaseSync;
 
   constructor(path: string) {
-    this.#db = new DatabaseSync(path);
+    this.#db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS }); // shared with the catalog (catalog.ts)
     this.#db.exec(SCHEMA);
   }
 

@@ -13,6 +13,7 @@ import { TidemarkError } from '../../core/errors.ts';
 import type { CommandContext } from './context.ts';
 import { copyCommand } from './backup-copy.ts';
 import { backupSection, eachStore, jobOf } from './backup-stores.ts';
+import { backupAccount } from '../../config/config.ts';
 
 export type BackupOptions = CommandContext &
   (
@@ -68,9 +69,8 @@ export async function backupCommand(o: BackupOptions): Promise<number> {
       const type = o.type ?? job.type;
       const local = b.stream.command.length === 1 && b.stream.datadir !== undefined;
       const expected = type === 'full' && local ? await dirBytes(b.stream.datadir as string) : undefined;
-      const src = o.config.source;
       const { run: r, store } = await runJob(b, job, {
-        account: { user: src.user, password: src.password, host: src.host, port: src.port },
+        account: backupAccount(o.config),
         type,
         expire: false,
         expectedBytes: expected,

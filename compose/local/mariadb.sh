@@ -16,6 +16,8 @@
 #   root@127.0.0.1 / localhost  password "tidemark-root"   (tests' admin)
 #   tidemark_cap   password "cap-pw"    SELECT, REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR  (capture: least privilege)
 #   tidemark_apply password "apply-pw"  ALL on *.*  (applier; see README for a narrower grant)
+#   tidemark_backup@localhost password "backup-pw"  RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR  (mariadb-backup over
+#                  the socket: least privilege for backup.account)
 # State lives in $TIDEMARK_RUN_DIR (default: .run/ of this checkout): .run/mariadb/NAME/{data,my.cnf,err.log}.
 set -euo pipefail
 # shellcheck source=compose/local/lib.sh
@@ -125,6 +127,8 @@ CREATE USER IF NOT EXISTS 'tidemark_cap'@'127.0.0.1' IDENTIFIED BY 'cap-pw';
 GRANT SELECT, REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR ON *.* TO 'tidemark_cap'@'127.0.0.1';
 CREATE USER IF NOT EXISTS 'tidemark_apply'@'127.0.0.1' IDENTIFIED BY 'apply-pw';
 GRANT ALL ON *.* TO 'tidemark_apply'@'127.0.0.1';
+CREATE USER IF NOT EXISTS 'tidemark_backup'@'localhost' IDENTIFIED BY 'backup-pw';
+GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO 'tidemark_backup'@'localhost';
 FLUSH PRIVILEGES;
 SQL
     rm -f "$d/.fresh"

@@ -4,8 +4,8 @@
 -- transactional logical message 'tidemark.ddl' into the WAL: it is decoded in the DDL's own transaction, in
 -- commit order, before the changes that follow it. The message is JSON:
 --   {"tag": command tag, "sql": current_query(), "schema": current_schema(), "search_path": …,
---    "objects": [{"type", "schema", "identity", "name", "oid" (pg_class objects), "relid" (the table of a table or
---                 of an index)}]}
+--    "objects": [{"type", "schema", "identity", "name", "oid" (pg_class objects), "relid" (the table of a table, a
+--                 column or an index; null for other objects, and for an index that was dropped)}]}
 -- Remove with: DROP EVENT TRIGGER tidemark_ddl_end; DROP EVENT TRIGGER tidemark_ddl_drop;
 --              DROP FUNCTION tidemark.ddl_end(); DROP FUNCTION tidemark.ddl_drop();
 -- The old triggers go first: a broken one would stop every statement below.
@@ -25,9 +25,12 @@ BEGIN
            'name', (SELECT r.relname FROM pg_catalog.pg_class r WHERE r.oid = c.objid
                      AND c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass),
            'oid', CASE WHEN c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN c.objid END,
-           'relid', CASE WHEN c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN
-                      COALESCE((SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = c.objid),
-                                          c.objid) END)), '[]'::pg_catalog.jsonb)
+           'relid', (SELECT CASE WHEN r.relkind IN ('r', 'p') THEN r.oid
+                                 WHEN r.relkind IN ('i', 'I') THEN
+                                   (SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = r.oid) END
+                       FROM pg_catalog.pg_class r
+                      WHERE r.oid = c.objid AND c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass)
+         )), '[]'::pg_catalog.jsonb)
     INTO objs
     FROM pg_catalog.pg_event_trigger_ddl_commands() c
    WHERE NOT c.in_extension;

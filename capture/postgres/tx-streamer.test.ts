@@ -149,7 +149,9 @@ describe('TxStreamer: pgoutput transactions as journal entries', () => {
     const w = { name: 'w', typeOid: 23, typeMod: -1, key: true };
     await h.feed(rel(A, 'a'), pgo.begin(0x100n, 0n, 12));
     const alter = 'ALTER TABLE app.a ADD COLUMN w int -- a comment; with a semicolon';
-    await h.feed(ddlMessage({ tag: 'ALTER TABLE', sql: alter, schema: 'public', objects: [obj('table', 'app', 'a', A)] }));
+    await h.feed(
+      ddlMessage({ tag: 'ALTER TABLE', sql: alter, schema: 'public', objects: [obj('table', 'app', 'a', A)] }),
+    );
     await h.feed(rel(A, 'a', [...cols, w]), pgo.insert(A, ['1', 'x', '5'])); // the new shape: no refusal
     const create = 'CREATE TABLE app.n (id int PRIMARY KEY)';
     await h.feed(
@@ -160,20 +162,40 @@ describe('TxStreamer: pgoutput transactions as journal entries', () => {
         objects: [obj('table', 'app', 'n', 500), obj('index', 'app', 'n_pkey', 501, 500)],
       }),
     );
-    // Not about a captured table or schema: not journaled.
-    await h.feed(ddlMessage({ tag: 'CREATE TYPE', sql: 'CREATE TYPE other.e AS ENUM ()', schema: 'other', objects: [] }));
+    // Not about a captured table or schema: not journaled (another schema; a table the filter excludes).
+    const otherType = { type: 'type', schema: 'other', identity: 'other.e', name: null, oid: null, relid: null };
+    const other = { tag: 'CREATE TYPE', sql: 'CREATE TYPE other.e AS ENUM ()', schema: 'other', objects: [otherType] };
+    await h.feed(ddlMessage(other));
+    const onX = {
+      tag: 'ALTER TABLE',
+      sql: 'ALTER TABLE app.x ADD q int',
+      schema: 'app',
+      objects: [obj('table', 'app', 'x', X)],
+    };
+    await h.feed(ddlMessage(onX));
+    // A dropped index (its table unknown): by its schema.
+    const idx = { type: 'index', schema: 'app', identity: 'app.i', name: 'i', oid: '77', relid: null };
+    await h.feed(ddlMessage({ tag: 'DROP INDEX', sql: 'DROP INDEX app.i', schema: 'app', objects: [idx] }));
     await h.feed(rel(500, 'n', [cols[0]!]), pgo.insert(500, ['7']), pgo.commit(0x100n, 0x108n, 0n));
-    expect(h.log.slice(0, 5)).toEqual([
+    expect(h.log.slice(0, 6)).toEqual([
       `ddl 12:0/100 [public] app.a: ${alter}`,
       'rows a insert 1',
       `ddl 12:0/100 [app] app.n: ${create}`,
+      'ddl 12:0/100 [app] : DROP INDEX app.i',
       'rows n insert 1',
       `commit 12:0/100 ${0x108n} 2`,
     ]);
     expect(h.rows[0]?.rows[0]?.after).toEqual(['1', 'x', '5']);
     // DROP TABLE: journaled, the table forgotten.
     await h.feed(pgo.begin(0x110n, 0n, 13));
-    await h.feed(ddlMessage({ tag: 'DROP TABLE', sql: 'DROP TABLE app.n', schema: 'app', objects: [obj('table', 'app', 'n', 500)] }));
+    await h.feed(
+      ddlMessage({
+        tag: 'DROP TABLE',
+        sql: 'DROP TABLE app.n',
+        schema: 'app',
+        objects: [obj('table', 'app', 'n', 500)],
+      }),
+    );
     await h.feed(pgo.commit(0x110n, 0x118n, 0n));
     expect(h.log.at(-4)).toBe('ddl 13:0/110 [app] app.n: DROP TABLE app.n');
   });

@@ -85,9 +85,6 @@ interface OpenTx {
   ddl: number;
 }
 
-/** Object types decided by the table they belong to (relid), not by their schema. */
-const TABLE_PARTS = new Set(['table', 'table column', 'index', 'toast table', 'table constraint', 'default value']);
-
 /** Turns decoded messages into entries, one source transaction at a time. */
 export class TxStreamer {
   readonly #o: TxStreamerOptions;
@@ -142,11 +139,18 @@ export class TxStreamer {
     const change = diffShapes(had, shape);
     let why = change.kind === 'inexact' ? change.why : 'it changed in name only';
     if (tx && (change.kind === 'added' || change.kind === 'dropped')) {
-      const facts = change.kind === 'added' ? await this.#o.addedColumns(t, change.columns.map((c) => c.name)) : [];
+      const facts =
+        change.kind === 'added'
+          ? await this.#o.addedColumns(
+              t,
+              change.columns.map((c) => c.name),
+            )
+          : [];
       const out = synthesizeDdl(shape, change, facts);
       if ('sql' in out) {
         await this.#flush(tx);
-        for (const sql of out.sql) await this.#ddl(tx, { schema: shape.schema, tables: [{ schema: shape.schema, table: shape.table }], sql });
+        for (const sql of out.sql)
+          await this.#ddl(tx, { schema: shape.schema, tables: [{ schema: shape.schema, table: shape.table }], sql });
         return;
       }
       why = out.why;
@@ -168,11 +172,14 @@ export class TxStreamer {
   async #message(m: LogicalMessage): Promise<void> {
     if (m.prefix !== DDL_MESSAGE_PREFIX || !m.transactional || !this.#o.ddlMessages) return;
     const tx = this.#tx;
-    if (!tx) throw new TidemarkError('pgoutput logical message tidemark.ddl outside a transaction', { code: 'PG_PROTOCOL' });
+    if (!tx)
+      throw new TidemarkError('pgoutput logical message tidemark.ddl outside a transaction', { code: 'PG_PROTOCOL' });
     const d = parseDdlMessage(m.content);
     const touched = d.objects.filter((o) => o.relid !== null && this.#byOid.has(o.relid)).map((o) => o.relid as number);
     const created = d.tag === 'CREATE TABLE' ? d.objects.filter((o) => this.#creates(o)) : [];
-    const tableish = d.objects.some((o) => o.relid !== null || TABLE_PARTS.has(o.type));
+    // About tables (relid: a table, its column or index): decided by the tables; else (types, sequences, views,
+    // functions, a dropped index) by the schema.
+    const tableish = d.objects.some((o) => o.relid !== null);
     const schemas = new Set([...this.#byOid.values()].map((t) => t.schema));
     const inSchema = !tableish && d.objects.some((o) => o.schema !== null && schemas.has(o.schema));
     if (touched.length === 0 && created.length === 0 && !inSchema) return;
@@ -183,11 +190,13 @@ export class TxStreamer {
       });
     }
     await this.#flush(tx);
-    const tables = [
-      ...new Set(touched),
-    ].map((oid) => this.#byOid.get(oid) as PgTableRef);
+    const tables = [...new Set(touched)].map((oid) => this.#byOid.get(oid) as PgTableRef);
     for (const o of created) tables.push({ schema: o.schema as string, table: o.name as string, oid: o.oid as number });
-    await this.#ddl(tx, { schema: d.schema, tables: tables.map((t) => ({ schema: t.schema, table: t.table })), sql: d.sql });
+    await this.#ddl(tx, {
+      schema: d.schema,
+      tables: tables.map((t) => ({ schema: t.schema, table: t.table })),
+      sql: d.sql,
+    });
     this.#track(d, touched, tables.slice(touched.length));
   }
 
@@ -219,7 +228,11 @@ export class TxStreamer {
     if (!tx) throw new TidemarkError('pgoutput Truncate outside a transaction', { code: 'PG_PROTOCOL' });
     await this.#flush(tx);
     const sql = truncateSql(tables, m.restartIdentity);
-    await this.#ddl(tx, { schema: (tables[0] as { schema: string }).schema, tables: tables.map((t) => ({ schema: t.schema, table: t.table })), sql });
+    await this.#ddl(tx, {
+      schema: (tables[0] as { schema: string }).schema,
+      tables: tables.map((t) => ({ schema: t.schema, table: t.table })),
+      sql,
+    });
   }
 
   async #flush(tx: OpenTx): Promise<void> {

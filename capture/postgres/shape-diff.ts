@@ -76,7 +76,8 @@ export function synthesizeDdl(
   for (const c of change.columns) {
     const f = facts.find((x) => x.name === c.name);
     if (!f) return { why: `column ${c.name} is gone from the catalog again (dropped or renamed since)` };
-    if (f.type !== c.columnType) return { why: `column ${c.name} is ${f.type} in the catalog, ${c.columnType} in the stream` };
+    if (f.type !== c.columnType)
+      return { why: `column ${c.name} is ${f.type} in the catalog, ${c.columnType} in the stream` };
     if (f.generated || f.identity) return { why: `column ${c.name} is a generated or identity column` };
     let add = `ALTER TABLE ${table} ADD COLUMN ${quoteIdent(c.name)} ${f.type}`;
     if (f.missing !== null) {

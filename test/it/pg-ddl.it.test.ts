@@ -6,7 +6,8 @@
  *     (then written to), TRUNCATE, DROP TABLE; afterwards every row of the target equals the source's (values as
  *     the server's text, column names included), the dropped table is gone on both, and verify says equal;
  *   - the fallback: the event triggers dropped, `tidemark run` restarted, ADD COLUMN … DEFAULT under writes is
- *     turned into synthesized DDL from the Relation messages; the target equals the source again, verify equal.
+ *     turned into synthesized DDL from the Relation messages; the target equals the source again, verify equal;
+ *     and with `source.ddl: event-triggers` the missing triggers are a PREREQUISITE error naming the file to run.
  * The apply role owns the target's schema and tables (ALTER/DROP/TRUNCATE need it) and is not a superuser.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -19,6 +20,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { postgresTarget } from '../../apply/postgres/adapter.ts';
 import type { PgTargetSection } from '../../apply/postgres/config.ts';
+import { postgresSource } from '../../capture/postgres/adapter.ts';
+import { pgSourceSchema } from '../../capture/postgres/config.ts';
+import type { TidemarkError } from '../../core/errors.ts';
 import { JournalReader, readEntries } from '../../journal/index.ts';
 import { openPgClient } from '../../postgres/session.ts';
 import { REPO_ROOT } from '../fixtures/mariadb.ts';
@@ -260,5 +264,21 @@ describe('PostgreSQL DDL mid-stream', () => {
     await verifyEqual();
     await stopRun(run);
     run = null;
+    // source.ddl: event-triggers makes them a prerequisite, naming the file to run.
+    const strict = pgSourceSchema.parse({
+      kind: 'postgres',
+      name: 'pgsrc',
+      port: SRC.port,
+      ...CAPTURE_USER,
+      database: 'appdb',
+      publication: 'tm_pub',
+      ddl: 'event-triggers',
+    });
+    const refused = await postgresSource.preflight(strict).then(
+      () => undefined,
+      (e: unknown) => e as TidemarkError,
+    );
+    expect(refused?.code).toBe('PREREQUISITE');
+    expect(refused?.message).toContain('-f capture/postgres/ddl-triggers.sql');
   }, 180_000);
 });

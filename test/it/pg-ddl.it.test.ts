@@ -38,6 +38,15 @@ import { startRun, stopRun } from '../fixtures/topology.ts';
 
 const SRC = { name: 'pgddl-src', port: 5470 };
 const DST = { name: 'pgddl-dst', port: 5471 };
+/** The `source:` section (capture role, publication of schema app). */
+const SOURCE = {
+  kind: 'postgres',
+  name: 'pgsrc',
+  port: SRC.port,
+  ...CAPTURE_USER,
+  database: 'appdb',
+  publication: 'tm_pub',
+};
 const TRIGGERS = readFileSync(resolve(REPO_ROOT, 'capture/postgres/ddl-triggers.sql'), 'utf8');
 
 const TABLES = `
@@ -187,15 +196,7 @@ describe('PostgreSQL DDL mid-stream', () => {
     writeFileSync(
       config,
       stringify({
-        source: {
-          kind: 'postgres',
-          name: 'pgsrc',
-          port: SRC.port,
-          ...CAPTURE_USER,
-          database: 'appdb',
-          publication: 'tm_pub',
-          slot: 'tm_ddl',
-        },
+        source: { ...SOURCE, slot: 'tm_ddl' },
         journal: { dir: join(dir, 'journal') },
         targets: [{ kind: 'postgres', name: 'pgdst', port: DST.port, ...APPLY_USER, database: 'appdb' }],
         rollback: { index: false },
@@ -265,15 +266,7 @@ describe('PostgreSQL DDL mid-stream', () => {
     await stopRun(run);
     run = null;
     // source.ddl: event-triggers makes them a prerequisite, naming the file to run.
-    const strict = pgSourceSchema.parse({
-      kind: 'postgres',
-      name: 'pgsrc',
-      port: SRC.port,
-      ...CAPTURE_USER,
-      database: 'appdb',
-      publication: 'tm_pub',
-      ddl: 'event-triggers',
-    });
+    const strict = pgSourceSchema.parse({ ...SOURCE, ddl: 'event-triggers' });
     const refused = await postgresSource.preflight(strict).then(
       () => undefined,
       (e: unknown) => e as TidemarkError,

@@ -165,8 +165,14 @@ export class PgApplier implements Applier {
       throw refuse('it comes from a source of another engine (cross-engine DDL mapping is not implemented)');
     }
     try {
-      if (e.schema !== '') await client.query(`SET LOCAL search_path TO ${quoteIdent(e.schema)}`);
-      await client.query(e.sql);
+      if (e.schema === '') await client.query(e.sql);
+      else {
+        // The statement's unqualified names resolve in the schema it ran in; the session's path is put back after.
+        const was = await client.query("SELECT current_setting('search_path') AS p");
+        await client.query(`SET LOCAL search_path TO ${quoteIdent(e.schema)}`);
+        await client.query(e.sql);
+        await client.query("SELECT set_config('search_path', $1, true)", [String(was.rows[0]?.['p'] ?? '')]);
+      }
     } catch (err) {
       const w = wrapPgError(err, `target ${this.#o.target.name}: DDL at seq ${e.seq}`, { seq: `${e.seq}` });
       if (w.retriable) throw w;

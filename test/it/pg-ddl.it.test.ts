@@ -104,7 +104,9 @@ function targetSection(): PgTargetSection {
 }
 
 const rows = async (c: pg.Client, table: string) =>
-  (await c.query(`SELECT row_to_json(x)::text AS j FROM app.${table} x ORDER BY id`)).rows.map((r) => String(r['j']));
+  (await c.query(`SELECT row_to_json(tm_row)::text AS j FROM app.${table} tm_row ORDER BY id`)).rows.map((r) =>
+    String(r['j']),
+  );
 const tableNames = async (c: pg.Client) =>
   (await c.query("SELECT tablename FROM pg_tables WHERE schemaname = 'app' ORDER BY 1")).rows.map(
     (r) => r['tablename'],
@@ -217,6 +219,9 @@ describe('PostgreSQL DDL mid-stream', () => {
       await ddl('ALTER TABLE app.a RENAME COLUMN n TO n2');
       await ddl('CREATE TABLE app.c (id int PRIMARY KEY, v text)');
       await ddl('ALTER TABLE app.c REPLICA IDENTITY FULL');
+      await src.query('SET search_path TO app'); // an unqualified name: the target resolves it in "app" too
+      await ddl('ALTER TABLE c ADD COLUMN x int DEFAULT 3');
+      await src.query('RESET search_path');
       w.state.c = true;
       await sleep(800);
       await ddl('TRUNCATE app.b');
@@ -241,6 +246,7 @@ describe('PostgreSQL DDL mid-stream', () => {
     expect(ddlSql).toContain('TRUNCATE TABLE "app"."b"');
     expect(ddlSql).toContain('ALTER TABLE app.a RENAME COLUMN n TO n2');
     expect(ddlSql).toContain('DROP TABLE app.gone');
+    expect(ddlSql).toContain('ALTER TABLE c ADD COLUMN x int DEFAULT 3');
     console.info(`pg-ddl: event-trigger phase ${Math.round(performance.now() - t0)} ms, ${ddlSql.length} DDL entries`);
 
     // ── the fallback: no event triggers ──

@@ -186,6 +186,16 @@ describe('TxStreamer: pgoutput transactions as journal entries', () => {
       `commit 12:0/100 ${0x108n} 2`,
     ]);
     expect(h.rows[0]?.rows[0]?.after).toEqual(['1', 'x', '5']);
+    // A DDL after which the server sends no Relation message (COMMENT): the table keeps its shape.
+    const comment = "COMMENT ON TABLE app.a IS 'x'";
+    await h.feed(pgo.begin(0x108n, 0n, 20));
+    await h.feed(ddlMessage({ tag: 'COMMENT', sql: comment, schema: 'app', objects: [obj('table', 'app', 'a', A)] }));
+    await h.feed(pgo.insert(A, ['2', 'y', '6']), pgo.commit(0x108n, 0x10an, 0n));
+    expect(h.log.slice(-5, -2)).toEqual([
+      `ddl 20:0/108 [app] app.a: ${comment}`,
+      'rows a insert 1',
+      `commit 20:0/108 ${0x10an} 1`,
+    ]);
     // DROP TABLE: journaled, the table forgotten.
     await h.feed(pgo.begin(0x110n, 0n, 13));
     await h.feed(

@@ -91,6 +91,8 @@ export class TxStreamer {
   readonly #byOid: Map<number, PgTableRef>;
   /** Relation OID → its shape (null: not captured). */
   readonly #shapes = new Map<number, TableShape | null>();
+  /** Tables a DDL message changed: their next Relation message is their new shape, not an untracked change. */
+  readonly #announced = new Set<number>();
   #tx: OpenTx | null = null;
 
   constructor(o: TxStreamerOptions) {
@@ -128,7 +130,8 @@ export class TxStreamer {
     const had = this.#shapes.get(m.relationOid);
     const same = (a: TableShape, b: TableShape) =>
       a.schema === b.schema && a.table === b.table && JSON.stringify(a.columns) === JSON.stringify(b.columns);
-    if (had && !same(had, shape)) await this.#untracked(t, had, shape);
+    if (had && !same(had, shape) && !this.#announced.has(m.relationOid)) await this.#untracked(t, had, shape);
+    this.#announced.delete(m.relationOid);
     this.#shapes.set(m.relationOid, shape);
   }
 
@@ -211,7 +214,8 @@ export class TxStreamer {
   #track(d: DdlMessage, touched: readonly number[], created: readonly PgTableRef[]): void {
     for (const t of created) this.#byOid.set(t.oid, t);
     for (const oid of touched) {
-      this.#shapes.delete(oid);
+      // Not forgotten: a DDL that leaves the relation cache alone (COMMENT) is followed by no Relation message.
+      this.#announced.add(oid);
       if (d.tag === 'DROP TABLE' && d.objects.some((o) => o.type === 'table' && o.oid === oid)) this.#byOid.delete(oid);
     }
   }

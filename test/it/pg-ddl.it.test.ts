@@ -215,6 +215,7 @@ describe('PostgreSQL DDL mid-stream', () => {
         await sleep(400);
       };
       await ddl("ALTER TABLE app.a ADD COLUMN w int NOT NULL DEFAULT 7, ADD COLUMN note text DEFAULT 'n/a'");
+      await ddl("COMMENT ON TABLE app.a IS 'no Relation message follows'");
       await ddl('ALTER TABLE app.a DROP COLUMN d');
       await ddl('ALTER TABLE app.a RENAME COLUMN n TO n2');
       await ddl('CREATE TABLE app.c (id int PRIMARY KEY, v text)');

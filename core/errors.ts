@@ -267,10 +267,12 @@ export type ErrorCode =
   | 'PG_SERVER'
   /** The replication slot was invalidated (WAL removed past max_slot_wal_keep_size): re-baseline. Not retriable. */
   | 'PG_SLOT_LOST'
-  /** PostgreSQL capture met what it does not handle yet (TRUNCATE, DDL): it stops, nothing is skipped. Not retriable. */
+  /** PostgreSQL capture met what it cannot replay (a DDL text of several statements or from a function, a late table): it stops, nothing is skipped. Not retriable. */
   | 'PG_UNSUPPORTED'
   /** An unchanged TOAST value could not be filled from the old image (no REPLICA IDENTITY FULL image). Not retriable. */
   | 'PG_TOAST_UNRESOLVED'
+  /** A table changed shape without a DDL message and the change cannot be replayed exactly (no event triggers). Not retriable. */
+  | 'PG_DDL_UNTRACKED'
   // ── backup/: the pipeline and the stores (issue #13) ──
   /** A backup piece or chunk failed its check (hash, tag, order, truncation): nothing of it is released. Not retriable. */
   | 'BACKUP_INTEGRITY'

@@ -103,6 +103,7 @@ async function runLocked(
   const inner = new AbortController();
   const stop = () => inner.abort();
   o.signal.addEventListener('abort', stop, { once: true });
+  if (o.signal.aborted) stop(); // aborted during the preflights: an abort listener added now would never fire
   const metrics = config.metrics ? await startMetrics(config.metrics, log) : undefined;
   const gate = new CapGate();
   const parts: Promise<void>[] = [];

@@ -8,7 +8,10 @@
  *   COMMIT
  * so a crash at any point leaves the target either before or after the whole source transaction, with the stored
  * position saying which; entries at or below the stored seq are skipped. Every UPDATE/DELETE must touch exactly one
- * row (0 rows: the target has diverged — APPLY_DIVERGED, never silently skipped). DDL entries are refused.
+ * row (0 rows: the target has diverged — APPLY_DIVERGED, never silently skipped). DDL entries of a PostgreSQL source
+ * (its statement text, TRUNCATE) run in the same transaction, after `SET LOCAL search_path` to the schema the
+ * statement ran in: PostgreSQL's DDL is transactional, so a DDL and the position commit together or not at all
+ * (no "DDL pending" state as on MySQL). DDL of another engine's source is refused (no cross-engine mapping yet).
  */
 import type { Logger } from 'pino';
 import type pg from 'pg';
@@ -16,7 +19,7 @@ import { TidemarkError } from '../../core/errors.ts';
 import type { Applier, ApplyRunOptions, AppliedState, JournalItem } from '../../engine/target.ts';
 import { wrapPgError } from '../../postgres/errors.ts';
 import { openPgClient } from '../../postgres/session.ts';
-import { qualifiedName } from '../../postgres/sql.ts';
+import { qualifiedName, quoteIdent } from '../../postgres/sql.ts';
 import type { CommitEntry, DdlEntry, RowsEntry, Value } from '../../record/record.ts';
 import { readTargetTable } from './catalog.ts';
 import type { PgTargetSection } from './config.ts';
@@ -103,14 +106,7 @@ export class PgApplier implements Applier {
         if (entry.kind === 'rows') await this.#rows(client, entry, baselineUnit);
         else if (entry.kind === 'commit') await this.#commit(client, entry, lsn, o);
         else if (this.#fromMysql) await this.#mysqlDdl(client, entry);
-        else {
-          throw new TidemarkError(
-            `target ${this.#o.target.name}: a DDL entry (seq ${entry.seq}: ${entry.sql.slice(0, 120)}) cannot be ` +
-              'applied to a PostgreSQL target yet (cross-engine DDL mapping is not implemented); apply it by hand ' +
-              'and re-baseline',
-            { code: 'APPLY_FAILED', context: { seq: `${entry.seq}`, schema: entry.schema } },
-          );
-        }
+        else await this.#ddl(client, entry);
       }
     } catch (err) {
       await this.#rollback();
@@ -220,6 +216,38 @@ export class PgApplier implements Applier {
           { code: 'APPLY_DIVERGED', context: { schema: e.schema, table: e.table, seq: `${e.seq + BigInt(i)}` } },
         );
       }
+    }
+  }
+
+  /** One DDL statement, in the source transaction's target transaction (transactional DDL). */
+  async #ddl(client: pg.Client, e: DdlEntry): Promise<void> {
+    const refuse = (why: string, cause?: unknown) =>
+      new TidemarkError(
+        `target ${this.#o.target.name}: a DDL entry (seq ${e.seq}: ${e.sql.slice(0, 120)}) cannot be applied to a ` +
+          `PostgreSQL target: ${why}; apply it by hand and re-baseline`,
+        { code: 'APPLY_FAILED', cause, context: { seq: `${e.seq}`, schema: e.schema } },
+      );
+    const pos = this.state?.position;
+    if (pos && (pos.kind !== 'sequence' || pos.engine !== 'postgres')) {
+      throw refuse('it comes from a source of another engine (cross-engine DDL mapping is not implemented)');
+    }
+    try {
+      if (e.schema === '') await client.query(e.sql);
+      else {
+        // The statement's unqualified names resolve in the schema it ran in; the session's path is put back after.
+        const was = await client.query("SELECT current_setting('search_path') AS p");
+        await client.query(`SET LOCAL search_path TO ${quoteIdent(e.schema)}`);
+        await client.query(e.sql);
+        await client.query("SELECT set_config('search_path', $1, true)", [String(was.rows[0]?.['p'] ?? '')]);
+      }
+    } catch (err) {
+      const w = wrapPgError(err, `target ${this.#o.target.name}: DDL at seq ${e.seq}`, { seq: `${e.seq}` });
+      if (w.retriable) throw w;
+      throw refuse(w.message, w);
+    } finally {
+      // Table shapes and statements are read again after any DDL (also when it failed: the transaction is gone).
+      this.#shapes.clear();
+      this.#statements.clear();
     }
   }
 

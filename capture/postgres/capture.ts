@@ -4,9 +4,10 @@
  * transaction becomes rows entries (one per run of one relation and operation, at most ROWS_PER_ENTRY rows) and
  * one commit at sequencePosition('postgres', commit end LSN); the end LSN is confirmed to the server only after
  * the sink's commit resolved (durable), so the slot never passes the journal. Resuming starts the stream at the
- * journal's own last commit position, never at the server's. TRUNCATE, a changed table shape (DDL) and a table
- * that joined the publication after the baseline stop capture with PG_UNSUPPORTED before that transaction is
- * journaled: nothing is skipped silently.
+ * journal's own last commit position, never at the server's. DDL (event-trigger messages, or the Relation-message
+ * fallback) and TRUNCATE become DDL entries in their transactions (tx-streamer.ts); what cannot be replayed
+ * exactly stops capture (PG_UNSUPPORTED, PG_DDL_UNTRACKED) before that transaction is journaled: nothing is
+ * skipped silently.
  */
 import type pg from 'pg';
 import { CorruptionError, TidemarkError } from '../../core/errors.ts';
@@ -16,16 +17,24 @@ import { wrapPgError } from '../../postgres/errors.ts';
 import { formatLsn } from '../../postgres/lsn.ts';
 import { openPgClient, type PgEndpoint } from '../../postgres/session.ts';
 import { type SequencePosition, sequencePosition } from '../../record/position.ts';
-import type { CommitEntry, Phase, RowImage, RowOp, RowsEntry } from '../../record/record.ts';
+import type { CommitEntry, DdlEntry, Phase, RowImage, RowOp, RowsEntry } from '../../record/record.ts';
 import { seqSpan } from '../../record/record.ts';
 import { takeBaseline } from './baseline.ts';
 import type { PgSourceSection } from './config.ts';
 import { DurableAcks } from './durable-acks.ts';
 import { PgoutputDecoder } from './pgoutput.ts';
 import { assertPgPrerequisites, readPgFacts } from './prerequisites.ts';
-import { capturedTables, type PgTableRef, shapeOf, type TableShape } from './relations.ts';
+import {
+  addedColumnFacts,
+  capturedTables,
+  hasDdlTriggers,
+  type PgTableRef,
+  publicationScope,
+  shapeOf,
+  type TableShape,
+} from './relations.ts';
 import { startReplication } from './replication.ts';
-import { type TxOut, TxStreamer } from './tx-streamer.ts';
+import { type JournalDdl, type TxOut, TxStreamer } from './tx-streamer.ts';
 import type { WalStream } from './walstream.ts';
 
 export const POSITION_ENGINE = 'postgres';
@@ -46,6 +55,14 @@ export async function openChecked(s: PgSourceSection): Promise<{ client: pg.Clie
         `publication "${s.publication}" has no table that source.include/exclude select: add tables to it ` +
           '(ALTER PUBLICATION … ADD TABLE …) or widen source.include',
         { code: 'PREREQUISITE', retriable: false, context: { publication: s.publication } },
+      );
+    }
+    if (s.ddl === 'event-triggers' && !(await hasDdlTriggers(client))) {
+      throw new TidemarkError(
+        `source.ddl is event-triggers but tidemark's DDL event triggers are not installed in database "${s.database}"` +
+          `: as a superuser run psql -v ON_ERROR_STOP=1 -d ${s.database} -f capture/postgres/ddl-triggers.sql ` +
+          '(or set source.ddl: auto to fall back to Relation messages)',
+        { code: 'PREREQUISITE', retriable: false, context: { database: s.database } },
       );
     }
     return { client, tables };
@@ -205,9 +222,19 @@ export class PgCapture implements SourceCapture, TxOut {
       else signal.addEventListener('abort', () => res(null), { once: true });
     });
     const decoder = new PgoutputDecoder();
+    const triggers = s.ddl !== 'relations' && (await hasDdlTriggers(client));
+    if (!triggers && s.ddl === 'auto') {
+      this.#o.log.warn(
+        { database: s.database },
+        'DDL event triggers not installed (capture/postgres/ddl-triggers.sql): DDL is tracked from Relation messages only',
+      );
+    }
     const streamer = new TxStreamer({
       out: this,
       describe: (t, cols) => shapeOf(client, t, cols),
+      addedColumns: (t, names) => addedColumnFacts(client, t.oid, names),
+      scope: await publicationScope(client, s.publication),
+      ddlMessages: s.ddl !== 'relations',
       tables,
       filter: createTableFilter(s.include, s.exclude),
       confirm: (lsn) => acks.confirmAfter(lsn),
@@ -232,6 +259,10 @@ export class PgCapture implements SourceCapture, TxOut {
   /** TxOut (tx-streamer.ts): journal one rows entry / one commit. */
   appendRows(shape: TableShape, op: RowOp, rows: readonly RowImage[], txId: string): Promise<void> {
     return this.#rows(shape, op, rows, txId);
+  }
+  appendDdl(d: JournalDdl, txId: string): Promise<void> {
+    const entry: DdlEntry = { kind: 'ddl', source: this.#o.source.name, seq: this.#nextSeq++, txId, ...d };
+    return Promise.resolve(this.#o.sink.append(entry));
   }
   commitTx(txId: string, lsn: bigint, rowCount: bigint, commitTimeUs: bigint): Promise<void> {
     return this.#commit(txId, lsn, 'stream', rowCount, commitTimeUs);

@@ -40,6 +40,11 @@ export const pgSourceSchema = z
     exclude: z.array(tableFilter).default([]),
     /** Tables captured without REPLICA IDENTITY FULL (no before images; rewind disabled for them). */
     identity_full_opt_out: z.array(z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'a "schema.table" name')).default([]),
+    /**
+     * How DDL is captured (README "DDL"): event-triggers requires ddl-triggers.sql installed; relations uses only
+     * the Relation-message fallback; auto uses the triggers when installed, else the fallback.
+     */
+    ddl: z.enum(['auto', 'event-triggers', 'relations']).default('auto'),
     baseline: z
       .object({ chunk_rows: z.number().int().min(1).max(1_000_000).default(5000) })
       .strict()

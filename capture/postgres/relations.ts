@@ -10,6 +10,7 @@ import { TidemarkError } from '../../core/errors.ts';
 import type { TableFilter } from '../../mysql/table-filter.ts';
 import { wrapPgError } from '../../postgres/errors.ts';
 import type { Column } from '../../record/record.ts';
+import type { AddedColumnFacts } from './shape-diff.ts';
 
 export interface PgTableRef {
   readonly schema: string;
@@ -142,4 +143,70 @@ export async function tableShape(client: pg.Client, t: PgTableRef): Promise<Tabl
     t,
     cols.map((c) => ({ name: c.name, typeOid: Number(c.oid), typeMod: Number(c.mod) })),
   );
+}
+
+/**
+ * What the catalog holds now about columns a Relation message added (the DDL fallback, shape-diff.ts): type,
+ * NOT NULL, the value the rows already there read (attmissingval), the default, generated/identity. Columns no
+ * longer there are left out.
+ */
+export async function addedColumnFacts(
+  client: pg.Client,
+  oid: number,
+  names: readonly string[],
+): Promise<AddedColumnFacts[]> {
+  const r = await rows<Record<string, string | boolean | null>>(
+    client,
+    'read pg_attribute (added columns)',
+    `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null,
+            CASE WHEN a.atthasmissing THEN a.attmissingval::text END AS missing,
+            pg_get_expr(d.adbin, d.adrelid) AS def, a.attgenerated <> '' AS gen, a.attidentity <> '' AS ident
+       FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+      WHERE a.attrelid = $1 AND a.attname = ANY($2::text[]) AND a.attnum > 0 AND NOT a.attisdropped`,
+    [oid, names],
+  );
+  return r.map((x) => ({
+    name: String(x['name']),
+    type: String(x['type']),
+    notNull: x['not_null'] === true,
+    missing: (x['missing'] as string | null) ?? null,
+    default: (x['def'] as string | null) ?? null,
+    generated: x['gen'] === true,
+    identity: x['ident'] === true,
+  }));
+}
+
+/** Which new tables the publication streams by itself: all (FOR ALL TABLES) or those of some schemas. */
+export interface PublicationScope {
+  readonly allTables: boolean;
+  readonly schemas: ReadonlySet<string>;
+}
+
+export async function publicationScope(client: pg.Client, publication: string): Promise<PublicationScope> {
+  const all = await rows<{ all: boolean }>(
+    client,
+    'read pg_publication',
+    'SELECT puballtables AS "all" FROM pg_publication WHERE pubname = $1',
+    [publication],
+  );
+  const schemas = await rows<{ name: string }>(
+    client,
+    'read pg_publication_namespace',
+    `SELECT n.nspname AS name FROM pg_publication_namespace pn
+       JOIN pg_publication p ON p.oid = pn.pnpubid JOIN pg_namespace n ON n.oid = pn.pnnspid WHERE p.pubname = $1`,
+    [publication],
+  );
+  return { allTables: all[0]?.all === true, schemas: new Set(schemas.map((s) => s.name)) };
+}
+
+/** Whether tidemark's DDL event triggers (ddl-triggers.sql) are installed and enabled in the database. */
+export async function hasDdlTriggers(client: pg.Client): Promise<boolean> {
+  const r = await rows<{ n: number }>(
+    client,
+    'read pg_event_trigger',
+    `SELECT count(*)::int AS n FROM pg_event_trigger
+      WHERE evtname IN ('tidemark_ddl_end', 'tidemark_ddl_drop') AND evtenabled <> 'D'`,
+    [],
+  );
+  return r[0]?.n === 2;
 }

@@ -7,7 +7,7 @@
  *   - the tables rebuilt from the journal entries equal the source's rows, every value's text exact;
  *   - stop, write more, restart from the journal's last commit: every writer transaction's marker row is in the
  *     journal exactly once (no loss, no duplicate), and the rebuilt tables equal the source again;
- *   - a TRUNCATE stops capture with PG_UNSUPPORTED; nothing of it is journaled;
+ *   - a TRUNCATE is journaled as a DDL entry (TRUNCATE TABLE "app"."b") of its own transaction; capture goes on;
  *   - through the real runtime (runNode, the config loader, the journal on disk) into the toy SQLite target
  *     (test/engine/toy/, no PostgreSQL target exists yet): a baseline plus writes arrive, values' text exact;
  *   - a baseline stopped half-way is taken again from a new slot and snapshot, then streams.
@@ -22,7 +22,6 @@ import { postgresSource } from '../../capture/postgres/adapter.ts';
 import { type PgSourceSection, pgSourceSchema } from '../../capture/postgres/config.ts';
 import { loadConfig } from '../../config/config.ts';
 import { registerEngine, unregisterEngine } from '../../config/engines.ts';
-import { TidemarkError } from '../../core/errors.ts';
 import type { SourceCapture } from '../../engine/source.ts';
 import { runNode } from '../../node/supervisor.ts';
 import { formatLsn } from '../../postgres/lsn.ts';
@@ -172,7 +171,7 @@ async function waitMarker(sink: MemorySink, w: number): Promise<void> {
 }
 
 describe('PostgreSQL capture through the SourceAdapter', () => {
-  it('baseline under writes, ACCESS SHARE only, exact rebuild, restart from the journal exactly once, TRUNCATE refused', async () => {
+  it('baseline under writes, ACCESS SHARE only, exact rebuild, restart from the journal exactly once, TRUNCATE journaled', async () => {
     const src = section();
     await postgresSource.preflight(src);
     const sink = new MemorySink({ appendDelayMs: 15 });
@@ -297,17 +296,21 @@ describe('PostgreSQL capture through the SourceAdapter', () => {
     rep.apply(sink.committed());
     for (const t of ['a', 'b']) expect(replicaRows(rep, t)).toEqual(await sourceRows(t));
 
-    // ── 3: TRUNCATE stops capture, typed; nothing of it journaled ──
+    // ── 3: TRUNCATE is journaled as a DDL entry of its own transaction (a rewind barrier); capture goes on ──
     const before = sink.commits.length;
     await writerDb.query('TRUNCATE app.b');
     const deadline = Date.now() + 20_000;
-    while (run2Error === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    await run2;
-    expect(run2Error).toBeInstanceOf(TidemarkError);
-    expect((run2Error as TidemarkError).code).toBe('PG_UNSUPPORTED');
-    expect((run2Error as Error).message).toContain('TRUNCATE of app.b');
-    expect(sink.commits.length).toBe(before);
+    while (sink.commits.length === before && run2Error === undefined && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(run2Error).toBeUndefined();
+    const ddl = sink.entries.filter((e) => e.kind === 'ddl');
+    expect(ddl.map((e) => e.sql)).toEqual(['TRUNCATE TABLE "app"."b"']);
+    expect(sink.commits.at(-1)?.txId).toBe(ddl[0]?.txId);
+    expect(sink.commits.at(-1)?.rowCount).toBe(0n);
     ac2.abort();
+    await run2;
+    expect(run2Error).toBeUndefined();
   }, 120_000);
 
   it('runs in the real runtime (runNode): journal on disk, a toy SQLite target equal to the source, value text exact', async () => {

@@ -75,6 +75,10 @@ backup:
       kind: site
       site: dr1
       address: ${storeAddress}
+    - name: local
+      kind: dir
+      path: ./primary-store
+      site: primary
   serve:
     - site: dr1
       listen: 127.0.0.1:${SERVE_PORT}
@@ -95,6 +99,14 @@ backup:
     - name: nightly
       store: offsite
       type: full
+    - name: here
+      store: local
+      type: full
+  copies:
+    - name: to-dr1
+      from: local
+      to: offsite
+      jobs: [here]
 `,
   );
   return path;
@@ -197,6 +209,37 @@ describe('backups into another site', () => {
     expect(listed.length).toBe(2);
     const expected = listed.flatMap((b) => [...b.pieces.map((p) => p.key), `${b.id}/manifest.json`]).sort();
     expect(storeFiles()).toEqual(expected);
+  }, 240_000);
+
+  it('a copy into the other site survives a link cut mid-transfer: the next copy resumes, verified by hash', async () => {
+    const primary = config('primary.yaml', `127.0.0.1:${SERVE_PORT}`);
+    const here = await cli(['backup', 'run', 'here'], primary);
+    expect(here.code, here.stderr).toBe(0);
+    const local = (
+      JSON.parse((await cli(['backup', 'list', '--json', '--job', 'here'], primary)).stdout) as Listed[]
+    )[0];
+    expect(local?.pieces.length).toBeGreaterThan(3);
+    const cfg = config('cut.yaml', `127.0.0.1:${proxy.port}`);
+    const sent = proxy.bytesForwarded;
+    const first = cli(['backup', 'copy', 'to-dr1', '--json'], cfg);
+    for (let i = 0; i < 300 && proxy.bytesForwarded - sent < 5 << 20; i++) await new Promise((r) => setTimeout(r, 20));
+    proxy.closeAll();
+    const cut = await first;
+    expect(cut.code, cut.stdout).not.toBe(0);
+    const partial = storeFiles().filter((f) => f.startsWith(`${(local as Listed).id}/`));
+    expect(partial.length).toBeGreaterThan(0); // some pieces made it
+    expect(partial).not.toContain(`${(local as Listed).id}/manifest.json`);
+    const again = await cli(['backup', 'copy', 'to-dr1', '--json'], cfg);
+    expect(again.code, again.stderr).toBe(0);
+    const report = JSON.parse(again.stdout) as { copied: Array<{ id: string; pieces: number; copiedPieces: number }> };
+    const c = report.copied.find((x) => x.id === (local as Listed).id);
+    expect(c?.pieces).toBe(local?.pieces.length);
+    expect(c?.copiedPieces).toBeLessThan(c?.pieces as number); // resumed: the pieces already there were kept
+    for (const p of (local as Listed).pieces) {
+      const bytes = readFileSync(join(dir, 'dr1-store', p.key));
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(p.sha256);
+    }
+    expect(storeFiles()).toContain(`${(local as Listed).id}/manifest.json`);
   }, 240_000);
 
   it('a site the store does not allow is refused, naming it', async () => {

@@ -97,12 +97,26 @@ export function expireIn(
 ): Promise<ExpireReport> {
   return expire(s.catalog, s.store, {
     job,
+    ...logJobOf(b, job, s.name),
     policy,
     now: o.now ?? new Date(),
     graceMs: b.orphan_grace_minutes * 60_000,
     dryRun: o.dryRun,
     log: o.log,
   });
+}
+
+/**
+ * The log job whose segments expire with `job`'s backups: the job's `logs:`, when the segments are in the same
+ * store and no other job restores through them (two jobs' policies would each keep only what it needs; their
+ * logs are then kept whole — expire them by hand).
+ */
+function logJobOf(b: BackupSection, job: string, store: string): { logJob?: string } {
+  const name = b.jobs.find((j) => j.name === job)?.logs;
+  if (name === undefined) return {};
+  const shared = b.jobs.filter((j) => j.logs === name).length > 1;
+  const sameStore = b.logs.find((l) => l.name === name)?.store === store;
+  return shared || !sameStore ? {} : { logJob: name };
 }
 
 /** `tidemark backup expire JOB`: the job's lock, its store, its retention. */

@@ -38,6 +38,19 @@ function manifestJson(m: Manifest, star: Star | null, store: string): Record<str
     lsn: m.lsn === null ? null : { from: String(m.lsn.from), to: String(m.lsn.to) },
     gtid: m.gtid,
     binlog: m.binlog === null ? null : { file: m.binlog.file, position: String(m.binlog.position) },
+    log:
+      m.log === null
+        ? null
+        : {
+            seq: String(m.log.seq),
+            binlogFile: m.log.binlogFile,
+            startPos: String(m.log.startPos),
+            endPos: String(m.log.endPos),
+            firstGtid: m.log.firstGtid,
+            lastGtid: m.log.lastGtid,
+            firstCommit: m.log.firstCommit.toISOString(),
+            lastCommit: m.log.lastCommit.toISOString(),
+          },
     startedAt: m.startedAt.toISOString(),
     endedAt: m.endedAt.toISOString(),
     bytes: String(m.pieces.reduce((n, p) => n + p.size, 0n)),

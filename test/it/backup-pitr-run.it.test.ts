@@ -115,6 +115,7 @@ backup:
       store: vault
       type: full
       logs: binlogs
+      retention: { chains: 1 }
 `,
   );
 }, 120_000);
@@ -180,6 +181,34 @@ describe('log backups in tidemark run, point-in-time restore from the config', (
     // the archive came from tidemark run: log segments sealed in the store beside the full
     const ids = readdirSync(join(dir, 'store')).filter((d) => !d.startsWith('.'));
     expect(ids.filter((d) => d.includes('-binlogs-log-')).length).toBeGreaterThan(1);
+    expect(ids.filter((d) => d.includes('-nightly-full-')).length).toBe(1);
+  }, 300_000);
+
+  it('expire (chains: 1) after a second full drops the first and the log segments only it needed, never a gap', async () => {
+    const logSeqs = async (): Promise<number[]> => {
+      const out = await runCli(['backup', 'list', '--json', '-c', cfg], { timeoutMs: 60_000 });
+      expect(out.code, out.stderr).toBe(0);
+      const rows = JSON.parse(out.stdout) as Array<{ type: string; log: { seq: string } | null }>;
+      return rows
+        .filter((r) => r.type === 'log')
+        .map((r) => Number(r.log?.seq))
+        .sort((a, b) => a - b);
+    };
+    const w = writer(await admin(PORT));
+    await sleep(1500);
+    const second = await runCli(['backup', 'run', 'nightly', '-c', cfg], { timeoutMs: 120_000 });
+    expect(second.code, second.stderr).toBe(0);
+    await sleep(1500);
+    await w.stop();
+    await sleep(2500); // the archiver seals what followed
+    const before = await logSeqs();
+    const ex = await runCli(['backup', 'expire', 'nightly', '-c', cfg], { timeoutMs: 120_000 });
+    expect(ex.code, ex.stderr).toBe(0);
+    const after = await logSeqs();
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.length).toBeLessThan(before.length); // the segments only the first full needed are gone
+    expect(after).toEqual(before.slice(before.length - after.length)); // a suffix: no gap
+    const ids = readdirSync(join(dir, 'store')).filter((d) => !d.startsWith('.'));
     expect(ids.filter((d) => d.includes('-nightly-full-')).length).toBe(1);
   }, 300_000);
 });

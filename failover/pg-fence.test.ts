@@ -148,9 +148,9 @@ describe('promotePgServer', () => {
     );
     expect(statements()).toEqual([
       'SET statement_timeout = N',
+      'SHOW default_transaction_read_only',
       'SET default_transaction_read_only = off',
       'SHOW wal_level',
-      'SHOW default_transaction_read_only',
       'SELECT 1 FROM pg_publication WHERE pubname = $1',
       expect.stringContaining('FROM pg_class'),
       'CREATE PUBLICATION "tidemark" FOR TABLE "shop"."orders", "shop"."Line ""items"""',

@@ -17,9 +17,9 @@ const HOLD_ATTEMPTS = 10;
 
 export const PG_HOLD_SQL = {
   lockTimeout: 'SET lock_timeout = 1000',
-  /** Backends of the apply role ($1) other than ours. */
+  /** Backends of the apply role ($1) other than the holding session ($2) and ours. */
   terminateRole:
-    'SELECT count(pg_terminate_backend(pid, 1000))::int AS n FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
+    'SELECT count(pg_terminate_backend(pid, 1000))::int AS n FROM pg_stat_activity WHERE usename = $1 AND pid <> $2::int AND pid <> pg_backend_pid()',
 } as const;
 
 async function withClient<T>(ep: PgEndpoint, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -42,6 +42,7 @@ export async function holdPgPromoted(
   await withClient(target, async (c) => {
     await c.query(PG_FENCE_SQL.sessionWritable);
     await c.query(PG_HOLD_SQL.lockTimeout);
+    const self = Number((await c.query('SELECT pg_backend_pid() AS p')).rows[0]?.['p']);
     for (let attempt = 1; ; attempt++) {
       try {
         const r = await c.query(setHoldSql, [source, why]);
@@ -58,7 +59,7 @@ export async function holdPgPromoted(
         if (sqlStateOf(err) !== '55P03' || attempt >= HOLD_ATTEMPTS) throw wrapPgError(err, 'holding the applier');
         const n = await withClient(
           admin,
-          async (a) => (await a.query(PG_HOLD_SQL.terminateRole, [target.user])).rows[0]?.['n'],
+          async (a) => (await a.query(PG_HOLD_SQL.terminateRole, [target.user, self])).rows[0]?.['n'],
         );
         log.warn(
           { terminated: n },

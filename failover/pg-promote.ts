@@ -117,6 +117,7 @@ export async function promotePgServer(
   let step = 'connect';
   try {
     c = await pgConnectWithin(ep, deadline, 'tidemark-promote');
+    const wasRo = String((await pgRows(c, deadline, PG_FENCE_SQL.show))[0]?.['default_transaction_read_only']);
     await pgRows(c, deadline, PG_FENCE_SQL.sessionWritable);
     step = 'checking wal_level';
     const wal = String((await pgRows(c, deadline, PG_PROMOTE_SQL.walLevel))[0]?.['wal_level']);
@@ -126,7 +127,6 @@ export async function promotePgServer(
         { code: 'PROMOTE_NOT_CAPTURABLE' },
       );
     }
-    const wasRo = String((await pgRows(c, deadline, PG_FENCE_SQL.show))[0]?.['default_transaction_read_only']);
     step = 'creating the publication and the slot';
     const point = await createCapturePoint(c, deadline, o);
     step = PG_FENCE_SQL.reset;

@@ -263,3 +263,28 @@ export async function unfencePgServer(ep: PgEndpoint, opts: { timeoutMs: number;
     await pgClose(a);
   }
 }
+
+/**
+ * Whether the server takes writes by default (SHOW default_transaction_read_only = off, and not in recovery); null
+ * when it cannot be reached. The PostgreSQL counterpart of fence.ts isWritable.
+ */
+export async function isPgWritable(ep: PgEndpoint, timeoutMs: number): Promise<boolean | null> {
+  const deadline = new Deadline(timeoutMs, `default_transaction_read_only of ${ep.host}:${ep.port}`);
+  let c: pg.Client | undefined;
+  try {
+    c = await pgConnectWithin(ep, deadline, 'tidemark-fence');
+    const r = (
+      await pgRows(c, deadline, 'SELECT current_setting($1) AS ro, pg_is_in_recovery()::text AS rec', [
+        'default_transaction_read_only',
+      ])
+    )[0];
+    return r?.['ro'] === 'off' && r?.['rec'] === 'false';
+  } catch (err) {
+    const e = err instanceof TidemarkError ? err : wrapPgError(err, 'read-only check');
+    if (e.retriable) return null;
+    throw e;
+  } finally {
+    deadline.clear();
+    await pgClose(c);
+  }
+}

@@ -17,7 +17,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { writeLineage, type Lineage } from '../failover/lineage.ts';
-import { toSourcePosition } from '../failover/promote.ts';
+import { sourcePositionOfStored } from '../failover/db-steps.ts';
 import type { CommitEntry } from '../record/record.ts';
 import { TidemarkError } from '../core/errors.ts';
 import { commitAtLsn, promoteMirror } from '../journal/index.ts';
@@ -73,7 +73,7 @@ export async function promoteJournal(config: Config, s: StandbyConfig, log: Logg
   }
   const dir = mirrorDir(config.source.name, s);
   const atLsn = BigInt(p.appliedLsn);
-  const position = toSourcePosition({ ...p.position, offset: BigInt(p.position.offset) });
+  const position = sourcePositionOfStored(p.position);
   const nowUs = BigInt(Date.now()) * 1000n;
   const r = await promoteMirror(dir, {
     atLsn,

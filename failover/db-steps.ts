@@ -18,7 +18,9 @@ import { fenceServer, isWritable } from './fence.ts';
 import { fencePgServer, isPgWritable, unfencePgServer } from './pg-fence.ts';
 import { holdPgPromoted } from './pg-hold.ts';
 import { type PgPromotionPosition, promotePgServer } from './pg-promote.ts';
+import { PgHeartbeatProbe } from './pg-probe.ts';
 import type { FenceReport, StepReport } from './plan.ts';
+import { type HeartbeatOptions, HeartbeatProbe, type ProbeResult } from './probes.ts';
 import { holdPromoted, unfence } from './promote-hold.ts';
 import { type PromotionPosition, promoteServer, toSourcePosition } from './promote.ts';
 
@@ -32,8 +34,15 @@ export type StoredPromotionPosition =
 /** A server section of the config (source or target) with the failover account; each engine reads its own fields. */
 export type FailoverEndpoint = MysqlEndpoint | PgEndpoint;
 
+/** The monitor's and the witness's heartbeat probe of the primary (probes.ts, pg-probe.ts). */
+export interface PrimaryProbe {
+  probe(signal?: AbortSignal): Promise<ProbeResult>;
+  close(): void;
+}
+
 export interface FailoverDbSteps {
   readonly engine: 'mysql' | 'postgres';
+  heartbeat(ep: FailoverEndpoint, o: HeartbeatOptions): PrimaryProbe;
   fence(ep: FailoverEndpoint, o: { killSessions: boolean; timeoutMs: number; log: Logger }): Promise<FenceReport>;
   /** Whether the server takes writes; null when unreachable. */
   isWritable(ep: FailoverEndpoint, timeoutMs: number): Promise<boolean | null>;
@@ -50,6 +59,7 @@ export interface FailoverDbSteps {
 
 const mysqlSteps: FailoverDbSteps = {
   engine: 'mysql',
+  heartbeat: (ep, o) => new HeartbeatProbe(ep as MysqlEndpoint, o),
   fence: (ep, o) => fenceServer(ep as MysqlEndpoint, o),
   isWritable: (ep, ms) => isWritable(ep as MysqlEndpoint, ms),
   hold: (t, a, source, why, log) =>
@@ -60,6 +70,7 @@ const mysqlSteps: FailoverDbSteps = {
 
 const postgresSteps: FailoverDbSteps = {
   engine: 'postgres',
+  heartbeat: (ep, o) => new PgHeartbeatProbe(ep as PgEndpoint, o),
   fence: (ep, o) => fencePgServer(ep as PgEndpoint, o),
   isWritable: (ep, ms) => isPgWritable(ep as PgEndpoint, ms),
   hold: (t, a, source, why, log) => holdPgPromoted(t as PgEndpoint, a as PgEndpoint, source, why, log),

@@ -17,7 +17,8 @@ import { decideAutomatic, EMPTY_HISTORY, historyAfterAttempt, historyRecovered }
 import { sendAlert } from '../failover/hooks.ts';
 import { formatTransition, Monitor, type MonitorEvent } from '../failover/monitor.ts';
 import { formatTimeline } from '../failover/plan.ts';
-import { HeartbeatProbe, tcpProbe } from '../failover/probes.ts';
+import { tcpProbe } from '../failover/probes.ts';
+import type { PrimaryProbe } from '../failover/db-steps.ts';
 import { HEARTBEAT_PROBE, LINK_PROBE, tcpProbeName } from '../failover/spec.ts';
 import { fenceDeadline, lastContactOf, retryDelayMs } from '../failover/timeline.ts';
 import { collapseOverall } from '../failover/witness.ts';
@@ -62,7 +63,7 @@ async function probeRound(
   f: ResolvedFailover,
   o: StandbyMonitorOptions,
   names: readonly string[],
-  heartbeat: HeartbeatProbe,
+  heartbeat: PrimaryProbe,
 ) {
   const at = Date.now();
   const timeoutMs = f.monitor.probe_timeout_ms;
@@ -106,7 +107,7 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
   let stoppedPending = (await readHistory(base).catch(() => EMPTY_HISTORY)).stopped != null;
   // Read once: the site's certificate and key do not change while this runs.
   const tls = f.witness ? await linkSecurity(config, s.name, log) : 'plaintext';
-  const heartbeat = new HeartbeatProbe(asFailoverAccount(f, config.source), {
+  const heartbeat = primaryDbSteps(config).heartbeat(asFailoverAccount(f, config.source), {
     table: f.monitor.heartbeat.table,
     writer: s.name,
     timeoutMs: f.monitor.probe_timeout_ms,

@@ -5,7 +5,8 @@
  * apply role that owns the tables):
  *   - fence (port 5495): a superuser's session it may not terminate → not confirmed, naming it; then, without it,
  *     confirmed: the open transaction's session is gone (its insert never committed), the idle session is gone,
- *     a new client session cannot write (25006), a walsender is spared; unfence makes it writable again;
+ *     a new client session cannot write (25006), a walsender is spared; the monitor's heartbeat probe reads it as
+ *     failed (read-only); unfence makes it writable again and the probe writes its row;
  *   - hold + promote (port 5496): an apply session stuck in a transaction on the position row is terminated and
  *     the hold set; the promotion creates the publication and the slot while read-only, then opens the server; a
  *     client write after it is decodable from the slot (captured from the promotion point on).
@@ -16,6 +17,7 @@ import { createSql, ensureRowSql, selectSql } from '../../apply/postgres/positio
 import { silentLogger } from '../../core/log.ts';
 import { fencePgServer, unfencePgServer } from '../../failover/pg-fence.ts';
 import { holdPgPromoted } from '../../failover/pg-hold.ts';
+import { PgHeartbeatProbe } from '../../failover/pg-probe.ts';
 import { promotePgServer } from '../../failover/pg-promote.ts';
 import { parseLsn } from '../../postgres/lsn.ts';
 import { openPgClient } from '../../postgres/session.ts';
@@ -73,7 +75,7 @@ describe('PostgreSQL fence, hold and promote', () => {
     startPostgres(PROMOTED.name, PROMOTED.port, { fresh: true });
     fencedRoot = await setup(FENCED.port);
     await fencedRoot.query(`CREATE TABLE public.t (id int PRIMARY KEY); GRANT INSERT, SELECT ON public.t TO tm_app;
-      GRANT SELECT ON public.t TO tidemark_cap; CREATE PUBLICATION tidemark FOR TABLE public.t`);
+      GRANT SELECT ON public.t TO tidemark_cap; GRANT CREATE ON DATABASE appdb TO tm_failover; CREATE PUBLICATION tidemark FOR TABLE public.t`);
     promotedRoot = await setup(PROMOTED.port);
     await promotedRoot.query(`GRANT CREATE ON DATABASE appdb TO tidemark_apply, tm_failover; GRANT tidemark_apply TO tm_failover;
       CREATE SCHEMA app AUTHORIZATION tidemark_apply; GRANT USAGE ON SCHEMA app TO tm_app`);
@@ -125,11 +127,25 @@ describe('PostgreSQL fence, hold and promote', () => {
     fencedRoot.on('error', () => {});
     expect((await fencedRoot.query('SELECT count(*)::int AS n FROM public.t')).rows[0].n).toBe(0);
 
+    // The monitor's heartbeat probe: a fenced primary counts as failed, a writable one as up (its row written).
+    const probe = new PgHeartbeatProbe(ep(FENCED.port, FAILOVER), {
+      table: 'tidemark.heartbeat',
+      writer: 'dr1',
+      timeoutMs: 5000,
+    });
+    expect(await probe.probe()).toMatchObject({ ok: false, error: expect.stringMatching(/read-only \(fenced\?\)/) });
+
     expect(await unfencePgServer(ep(FENCED.port, FAILOVER), { timeoutMs: 10_000, log })).toMatch(
       /off in a new session/,
     );
     const again = await session(FENCED.port, APP);
     await again.query('INSERT INTO public.t VALUES (3)');
+    expect(await probe.probe()).toMatchObject({ ok: true });
+    expect(await probe.probe()).toMatchObject({ ok: true });
+    probe.close();
+    expect(
+      (await fencedRoot.query("SELECT seq::int AS n FROM tidemark.heartbeat WHERE writer = 'dr1'")).rows[0].n,
+    ).toBe(2);
   }, 60_000);
 
   it('holds the applier (terminating a stuck apply session) and promotes with a slot at the promotion point', async () => {

@@ -29,6 +29,7 @@ import { formatLsn, parseLsn } from '../postgres/lsn.ts';
 import type { PgEndpoint } from '../postgres/session.ts';
 import { sequencePosition, type SequencePosition } from '../record/position.ts';
 import { Deadline } from './fence.ts';
+import { promoteFailure } from './promote.ts';
 import { awaitSetting, PG_FENCE_SQL, pgClose, pgConnectWithin, pgRows } from './pg-fence.ts';
 import type { StepReport } from './plan.ts';
 
@@ -147,17 +148,10 @@ export async function promotePgServer(
     };
   } catch (err) {
     log.warn({ step, err: String(err) }, 'promote failed');
-    if (err instanceof TidemarkError && (err.code === 'PROMOTE_FAILED' || err.code === 'PROMOTE_NOT_CAPTURABLE'))
-      throw err;
     const hint = step.startsWith('confirming')
       ? ': it is still on, set elsewhere (postgresql.conf, ALTER DATABASE/ROLE … SET)?'
       : '';
-    throw new TidemarkError(`promote ${where}: ${step} failed${hint}`, {
-      code: 'PROMOTE_FAILED',
-      cause: err,
-      retriable: err instanceof TidemarkError && err.retriable,
-      context: { host: ep.host, port: ep.port, step },
-    });
+    throw promoteFailure(err, ep, step, hint);
   } finally {
     deadline.clear();
     await pgClose(c);

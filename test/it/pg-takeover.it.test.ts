@@ -5,7 +5,7 @@
  * stopped); `tidemark failover --to dr1` fences (the fence hook checks that the port is closed), drains, holds
  * the applier, promotes (publication + slot at the promotion point, default_transaction_read_only reset) and
  * records promotion.json; dr1's run then captures the new primary from the slot: a client write there becomes
- * durable in dr1's journal (the slot's confirmed_flush_lsn passes it — capture confirms only journaled commits).
+ * durable in dr1's journal. The old primary's postgres, restarted, comes back writable and dr1's guard fences it.
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -205,5 +205,31 @@ describe('manual takeover of a PostgreSQL pair', () => {
     );
     expect(at()).toBeGreaterThan(before);
     expect(head?.rowCount).toBe(1n);
+
+    // The old primary's postgres restarted comes back writable: the promoted site's guard fences it
+    // (default_transaction_read_only through the failover account, its client backends terminated).
+    startPostgres(SRC.name, SRC.port);
+    const readOnly = async () => {
+      const c = await pgAdmin(SRC.port, 'appdb').catch(() => null);
+      if (!c) return false;
+      c.on('error', () => {});
+      try {
+        return (await c.query('SHOW default_transaction_read_only')).rows[0].default_transaction_read_only === 'on';
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    };
+    const t2 = Date.now();
+    while (!(await readOnly()) && Date.now() - t2 < 30_000) await sleep(250);
+    console.log(`the old primary restarted: read-only again ${Date.now() - t2} ms later`);
+    expect(await readOnly()).toBe(true);
+    // The guard logs once its fence is confirmed (after the setting took effect): waited for.
+    const fencedLine = () =>
+      readFileSync(join(dir, 'run.log'), 'utf8')
+        .split('\n')
+        .findLast((l) => l.includes('old primary fenced'));
+    const t3 = Date.now();
+    while (!fencedLine() && Date.now() - t3 < 20_000) await sleep(250);
+    expect(fencedLine()).toMatch(/127\.0\.0\.1:5495: default_transaction_read_only = on, \d+ client backend/);
   }, 300_000);
 });

@@ -151,6 +151,12 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<AnyPromot
   if (!target) throw new TidemarkError(`standby ${s.name} has no target to promote`, { code: 'CONFIG' });
   const src = config.source as { kind?: string; slot?: string; publication?: string };
   const db = failoverDbSteps(src.kind, (target as { kind?: string }).kind);
+  if (o.mode === 'switchover' && db.engine !== 'mysql') {
+    // Refused before the fence: the switchover's marker row is MySQL's (failover/switchover-marker.ts).
+    throw new TidemarkError('switchover is not implemented for PostgreSQL sites yet: use tidemark failover', {
+      code: 'NOT_SUPPORTED',
+    });
+  }
   // Fencing must not wait for the source's full connect timeout on a primary that is gone.
   const primary = asFailoverAccount(f, {
     ...config.source,
@@ -192,11 +198,6 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<AnyPromot
       : undefined,
     drain: async (ctx) => {
       if (o.mode === 'switchover') {
-        if (db.engine !== 'mysql') {
-          throw new TidemarkError('switchover is not implemented for PostgreSQL sites yet: use tidemark failover', {
-            code: 'NOT_SUPPORTED',
-          });
-        }
         const writer = `switchover:${s.name}`;
         const marker = capturedHeartbeat(config.source, f.monitor.heartbeat.table);
         const seq = await writeMarker(asFailoverAccount(f, config.source), marker, writer);

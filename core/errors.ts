@@ -250,6 +250,10 @@ export type ErrorCode =
   | 'FAILBACK_LINEAGE'
   /** Failback: no standby of this source was promoted. Not retriable. */
   | 'FAILBACK_NO_PROMOTION'
+  /** A step of fencing an old PostgreSQL primary failed or passed its deadline (the step is named); not confirmed. Retriable. */
+  | 'FENCE_STEP'
+  /** The server to promote could not be captured afterwards (PostgreSQL: wal_level is not logical). Not retriable. */
+  | 'PROMOTE_NOT_CAPTURABLE'
   // ── postgres/, capture/postgres, apply/postgres (issue #14) ──
   /** The PostgreSQL replication stream broke its protocol (an unknown message, a short buffer). Not retriable. */
   | 'PG_PROTOCOL'

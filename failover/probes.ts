@@ -98,7 +98,7 @@ function unixToUs(s: string): number {
  * Resolves with `work`, or with `onStop`'s value once `timeoutMs` passed or `signal` aborted (after calling it:
  * it destroys what `work` waits on). A late rejection of `work` is swallowed.
  */
-function bounded<T>(
+export function bounded<T>(
   work: Promise<T>,
   timeoutMs: number,
   signal: AbortSignal | undefined,

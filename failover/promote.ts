@@ -108,6 +108,25 @@ async function enableReplicaEvents(conn: mysql.Connection, deadline: Deadline, l
 }
 
 /**
+ * A promote failure as PROMOTE_FAILED naming the step (`hint` appended); a PROMOTE_* error passes through. Shared
+ * with pg-promote.ts.
+ */
+export function promoteFailure(
+  err: unknown,
+  ep: { host: string; port: number },
+  step: string,
+  hint = '',
+): TidemarkError {
+  if (err instanceof TidemarkError && err.code.startsWith('PROMOTE_')) return err;
+  return new TidemarkError(`promote ${ep.host}:${ep.port}: ${step} failed${hint}`, {
+    code: 'PROMOTE_FAILED',
+    cause: err,
+    retriable: err instanceof TidemarkError && err.retriable,
+    context: { host: ep.host, port: ep.port, step },
+  });
+}
+
+/**
  * Makes the server writable and returns the promotion position (see the header for the order). Throws a
  * TidemarkError naming the step on any failure: a promote that failed before step 3 changed nothing.
  */
@@ -155,13 +174,7 @@ export async function promoteServer(ep: MysqlEndpoint, opts: PromoteOptions): Pr
     };
   } catch (err) {
     log.warn({ step, err: String(err) }, 'promote failed');
-    if (err instanceof TidemarkError && err.code === 'PROMOTE_FAILED') throw err;
-    throw new TidemarkError(`promote ${where}: ${step} failed`, {
-      code: 'PROMOTE_FAILED',
-      cause: err,
-      retriable: err instanceof TidemarkError && err.retriable,
-      context: { host: ep.host, port: ep.port, step },
-    });
+    throw promoteFailure(err, ep, step);
   } finally {
     deadline.clear();
     await closeQuietly(conn);

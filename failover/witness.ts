@@ -32,7 +32,7 @@ import type { TlsMaterial } from '../ship/tcp/index.ts';
 import type { CalendarConfig } from './calendar.ts';
 import type { WitnessView } from './decide.ts';
 import { formatTransition, Monitor, type MonitorEvent, OVERALL, type ProbeSpec, type Transition } from './monitor.ts';
-import { HeartbeatProbe, type ProbeResult, splitAddress, tcpProbe } from './probes.ts';
+import { type HeartbeatOptions, HeartbeatProbe, type ProbeResult, splitAddress, tcpProbe } from './probes.ts';
 import { type MonitorSettings, monitorSpecOf, tcpProbeName } from './spec.ts';
 import {
   CANDIDATES_PATH,
@@ -50,6 +50,11 @@ export type WitnessMonitorSettings = MonitorSettings;
 export interface WitnessOptions {
   /** The primary, with the account the heartbeat writes as. */
   readonly primary: MysqlEndpoint;
+  /** The heartbeat probe for the primary's engine (failover/db-steps.ts); default MySQL's. */
+  readonly heartbeat?: (
+    ep: MysqlEndpoint,
+    o: HeartbeatOptions,
+  ) => { probe(signal?: AbortSignal): Promise<ProbeResult>; close(): void };
   readonly monitor: WitnessMonitorSettings;
   readonly calendar: CalendarConfig;
   /** "host:port" to listen on (port 0: any free port, see address()). */
@@ -234,7 +239,7 @@ export async function startWitness(o: WitnessOptions): Promise<Witness> {
     'witness: watching the primary',
   );
 
-  const heartbeat = new HeartbeatProbe(o.primary, {
+  const heartbeat = (o.heartbeat ?? ((ep, opts) => new HeartbeatProbe(ep, opts)))(o.primary, {
     table: o.monitor.heartbeat.table,
     writer: o.writer ?? WITNESS_SITE,
     timeoutMs,

@@ -18,13 +18,12 @@
  * switchover) does that, once it is clear which site is the primary.
  */
 import type { Logger } from 'pino';
-import { fenceServer, isWritable } from '../failover/fence.ts';
 import { sendAlert } from '../failover/hooks.ts';
 import { vipDel, vipHeld } from '../failover/vip.ts';
 import { fetchWitnessView } from '../failover/witness-client.ts';
 import { describeChain, sleep } from '../core/errors.ts';
 import type { Config, ResolvedFailover } from '../config/config.ts';
-import { asFailoverAccount, failoverOf } from './failover-spec.ts';
+import { asFailoverAccount, failoverOf, primaryDbSteps } from './failover-spec.ts';
 import { writeMonitorFile } from './failover-state.ts';
 import { alertHooks } from './failover-takeover.ts';
 import { readLinkFile } from './ship-state.ts';
@@ -93,7 +92,11 @@ export async function primaryGuardLoop(config: Config, log: Logger, signal: Abor
   const fence = async (isolatedMs: number): Promise<void> => {
     const why = `isolated for ${Math.round(isolatedMs)} ms (no witness, no standby link since the last contact)`;
     glog.error(`primary guard: ${why}: fencing this site`);
-    const r = await fenceServer(local, { killSessions: true, timeoutMs: f.fence.timeout_ms, log: glog });
+    const r = await primaryDbSteps(config).fence(local, {
+      killSessions: true,
+      timeoutMs: f.fence.timeout_ms,
+      log: glog,
+    });
     (r.confirmed ? glog.warn : glog.error).call(glog, `primary guard: self-fence: ${r.detail}`);
     selfFenced = new Date().toISOString();
     await dropVip(f, glog, why);
@@ -121,10 +124,12 @@ export async function primaryGuardLoop(config: Config, log: Logger, signal: Abor
       witnessAnswers(f, tls),
       anyBrokerStandbyStreaming(config),
       // Login or privilege errors are not "down": they are logged, and the VIP is left alone.
-      isWritable(local, f.monitor.probe_timeout_ms).catch((err: unknown) => {
-        glog.error({ err: describeChain(err) }, 'primary guard: cannot read read_only of the local database');
-        return 'error' as const;
-      }),
+      primaryDbSteps(config)
+        .isWritable(local, f.monitor.probe_timeout_ms)
+        .catch((err: unknown) => {
+          glog.error({ err: describeChain(err) }, 'primary guard: cannot read read_only of the local database');
+          return 'error' as const;
+        }),
     ]);
     if (witness) witnessAt = Math.max(witnessAt ?? t, t);
     if (broker) brokerAt = mono();

@@ -4,6 +4,7 @@
  */
 import type { DecidePolicy } from '../failover/decide.ts';
 import type { MonitorSpec } from '../failover/monitor.ts';
+import { type FailoverDbSteps, failoverDbSteps } from '../failover/db-steps.ts';
 import { monitorSpecOf } from '../failover/spec.ts';
 import { defaultMarginMs } from '../failover/timeline.ts';
 import { TidemarkError } from '../core/errors.ts';
@@ -48,4 +49,10 @@ export function fenceMarginMs(f: ResolvedFailover): number {
 /** The target a standby promotes: the (first) target applied at that standby's site. */
 export function promotableTarget(config: Config, standby: string): Config['targets'][number] | undefined {
   return config.targets.find((t) => t.site === standby);
+}
+
+/** The database steps (fence, read-only check, …) for the primary's engine, e.g. for its guard. */
+export function primaryDbSteps(config: Config): FailoverDbSteps {
+  const kind = (config.source as { kind?: string }).kind;
+  return failoverDbSteps(kind, kind);
 }

@@ -14,11 +14,11 @@
  */
 import type { Logger } from 'pino';
 import { decideAutomatic, EMPTY_HISTORY, historyAfterAttempt, historyRecovered } from '../failover/decide.ts';
-import { fenceServer, isWritable } from '../failover/fence.ts';
 import { sendAlert } from '../failover/hooks.ts';
 import { formatTransition, Monitor, type MonitorEvent } from '../failover/monitor.ts';
 import { formatTimeline } from '../failover/plan.ts';
-import { HeartbeatProbe, tcpProbe } from '../failover/probes.ts';
+import { tcpProbe } from '../failover/probes.ts';
+import type { PrimaryProbe } from '../failover/db-steps.ts';
 import { HEARTBEAT_PROBE, LINK_PROBE, tcpProbeName } from '../failover/spec.ts';
 import { fenceDeadline, lastContactOf, retryDelayMs } from '../failover/timeline.ts';
 import { collapseOverall } from '../failover/witness.ts';
@@ -33,7 +33,14 @@ import {
   selfCandidate,
   witnessView,
 } from './failover-report.ts';
-import { asFailoverAccount, decidePolicy, failoverOf, fenceMarginMs, monitorSpec } from './failover-spec.ts';
+import {
+  asFailoverAccount,
+  decidePolicy,
+  failoverOf,
+  fenceMarginMs,
+  monitorSpec,
+  primaryDbSteps,
+} from './failover-spec.ts';
 import { iso, serviceLine, witnessContactAt } from './failover-service.ts';
 import { readHistory, readPromotion, switchoverRunning, writeHistory, writeMonitorFile } from './failover-state.ts';
 import { alertHooks, takeOver } from './failover-takeover.ts';
@@ -56,7 +63,7 @@ async function probeRound(
   f: ResolvedFailover,
   o: StandbyMonitorOptions,
   names: readonly string[],
-  heartbeat: HeartbeatProbe,
+  heartbeat: PrimaryProbe,
 ) {
   const at = Date.now();
   const timeoutMs = f.monitor.probe_timeout_ms;
@@ -100,7 +107,7 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
   let stoppedPending = (await readHistory(base).catch(() => EMPTY_HISTORY)).stopped != null;
   // Read once: the site's certificate and key do not change while this runs.
   const tls = f.witness ? await linkSecurity(config, s.name, log) : 'plaintext';
-  const heartbeat = new HeartbeatProbe(asFailoverAccount(f, config.source), {
+  const heartbeat = primaryDbSteps(config).heartbeat(asFailoverAccount(f, config.source), {
     table: f.monitor.heartbeat.table,
     writer: s.name,
     timeoutMs: f.monitor.probe_timeout_ms,
@@ -335,10 +342,12 @@ async function guardOldPrimary(o: StandbyMonitorOptions, f: ResolvedFailover, lo
   async function guardRound(): Promise<void> {
     // The other standbys learn from the witness that this one is the primary (they never take over again).
     if (p && tls) await reportPromoted(config, s, p.at, tls, log);
-    const writable = await isWritable(old, f.monitor.probe_timeout_ms).catch(() => null);
+    const writable = await primaryDbSteps(config)
+      .isWritable(old, f.monitor.probe_timeout_ms)
+      .catch(() => null);
     if (writable) {
       log.error(`the old primary ${config.source.host}:${config.source.port} is back and writable: fencing it`);
-      const r = await fenceServer(old, { killSessions: true, timeoutMs: f.fence.timeout_ms, log });
+      const r = await primaryDbSteps(config).fence(old, { killSessions: true, timeoutMs: f.fence.timeout_ms, log });
       await sendAlert(alertHooks(f), { kind: 'fence', site: s.name, at: new Date().toISOString(), ...r }, log);
       (r.confirmed ? log.warn : log.error).call(log, { confirmed: r.confirmed }, `old primary fenced: ${r.detail}`);
     }

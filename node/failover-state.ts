@@ -10,6 +10,7 @@
  *
  * `<dir>` is the standby's journal_dir at a standby site, the journal directory at the primary's site.
  */
+import type { StoredPromotionPosition } from '../failover/db-steps.ts';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EMPTY_HISTORY, historyFromJson, type TakeoverHistory } from '../failover/decide.ts';
@@ -26,8 +27,8 @@ export interface PromotionRecord {
   readonly oldPrimary: string;
   readonly mode: 'automatic' | 'manual' | 'switchover';
   readonly reason: string;
-  /** The new primary's binlog position at promotion (where capture from it must start). */
-  readonly position: { readonly gtid: string; readonly file: string; readonly offset: string } | null;
+  /** The new primary's binlog position (PostgreSQL: its slot's LSN) at promotion (where capture from it must start). */
+  readonly position: StoredPromotionPosition | null;
   /**
    * The last source-journal LSN the new primary applied before promotion (decimal; null when unknown). The old
    * primary's journal units after it are its errant transactions (what failback must quarantine and rewind).

@@ -2,7 +2,8 @@
  * A takeover by one standby (automatic, from its monitor, or `tidemark failover`): the plan's steps
  * (failover/plan.ts) bound to this config's servers.
  *
- *   fence-db    the old primary, through the failover account: read_only=ON and its sessions killed
+ *   fence-db    the old primary, through the failover account: read_only=ON and its sessions killed (PostgreSQL:
+ *               default_transaction_read_only, client backends terminated; the engine's steps: failover/db-steps.ts)
  *   fence-hook  failover.fence.command, when configured
  *   drain       the receiver is stopped; wait until the target applied everything the mirror holds
  *   promote     hold the target (its applier stops for good: hold "promoted …"), then make it writable and
@@ -14,11 +15,11 @@
  *   alert       the hooks, with the timeline
  */
 import type { Logger } from 'pino';
-import { fenceHook, fenceServer } from '../failover/fence.ts';
+import { fenceHook } from '../failover/fence.ts';
+import { type AnyPromotionPosition, failoverDbSteps, storePromotionPosition } from '../failover/db-steps.ts';
 import { type AlertHooks, sendAlert } from '../failover/hooks.ts';
 import { type FenceReport, type StepExecutors, runTakeover, type TakeoverResult } from '../failover/plan.ts';
-import { holdPromoted, PROMOTED_HOLD, unfence } from '../failover/promote-hold.ts';
-import { type PromotionPosition, promoteServer } from '../failover/promote.ts';
+import { PROMOTED_HOLD } from '../failover/promote-hold.ts';
 import { type FenceDeadline, nextConfirmAt } from '../failover/timeline.ts';
 import { capturedHeartbeat, waitMarker, writeMarker } from '../failover/switchover-marker.ts';
 import { vipAdd, vipDel } from '../failover/vip.ts';
@@ -143,11 +144,19 @@ async function fenceHookRetrying(
   return { ...r, detail: `${r.detail} (try ${tries}${when})` };
 }
 
-export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<PromotionPosition>> {
+export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<AnyPromotionPosition>> {
   const { config, standby: s, log } = o;
   const f = config.failover as ResolvedFailover;
   const target = promotableTarget(config, s.name);
   if (!target) throw new TidemarkError(`standby ${s.name} has no target to promote`, { code: 'CONFIG' });
+  const src = config.source as { kind?: string; slot?: string; publication?: string };
+  const db = failoverDbSteps(src.kind, (target as { kind?: string }).kind);
+  if (o.mode === 'switchover' && db.engine !== 'mysql') {
+    // Refused before the fence: the switchover's marker row is MySQL's (failover/switchover-marker.ts).
+    throw new TidemarkError('switchover is not implemented for PostgreSQL sites yet: use tidemark failover', {
+      code: 'NOT_SUPPORTED',
+    });
+  }
   // Fencing must not wait for the source's full connect timeout on a primary that is gone.
   const primary = asFailoverAccount(f, {
     ...config.source,
@@ -164,10 +173,10 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
   /** The source-journal LSN the new primary holds (what failback compares the old primary's journal with). */
   const drained: { lsn: bigint | null } = { lsn: null };
   let dbFenced = false;
-  const exec: StepExecutors<PromotionPosition> = {
+  const exec: StepExecutors<AnyPromotionPosition> = {
     fenceDb: async () => {
       const r = f.fence.read_only
-        ? await fenceServer(primary, { killSessions: f.fence.kill_sessions, timeoutMs: f.fence.timeout_ms, log })
+        ? await db.fence(primary, { killSessions: f.fence.kill_sessions, timeoutMs: f.fence.timeout_ms, log })
         : { confirmed: false, detail: 'failover.fence.read_only is off' };
       dbFenced = r.confirmed;
       return r;
@@ -203,8 +212,12 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
     },
     promote: async () => {
       const why = `${PROMOTED_HOLD}${s.name} is the primary since ${new Date().toISOString()}`;
-      await holdPromoted(target, asFailoverAccount(f, target), config.source.name, why, log);
-      const r = await promoteServer(asFailoverAccount(f, target), { timeoutMs: f.timeouts.promote_ms, log });
+      await db.hold(target, asFailoverAccount(f, target), config.source.name, why, log);
+      const capture = {
+        ...(src.slot ? { slot: src.slot } : {}),
+        ...(src.publication ? { publication: src.publication } : {}),
+      };
+      const r = await db.promote(asFailoverAccount(f, target), { timeoutMs: f.timeouts.promote_ms, log, capture });
       return { detail: r.detail, position: r.position };
     },
     moveVip: f.vip
@@ -253,7 +266,7 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
   if (!result.position) o.resumeReceiver?.();
   if (o.mode === 'switchover' && !result.position) {
     // Not promoted: the primary stays the primary, writable again (the pause ends here).
-    await unfence(primary, f.account.user, log);
+    await db.unfence(primary, f.account.user, log);
   }
   if (result.position) {
     const record: PromotionRecord = {
@@ -263,7 +276,7 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
       oldPrimary: config.site,
       mode: o.mode,
       reason: o.reason,
-      position: { ...result.position, offset: result.position.offset.toString() },
+      position: storePromotionPosition(result.position),
       appliedLsn: drained.lsn === null ? null : drained.lsn.toString(),
       status: result.status,
       timeline: result.timeline,
@@ -273,12 +286,12 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<Promotion
   return result;
 }
 
-function summary(r: TakeoverResult<PromotionPosition>) {
+function summary(r: TakeoverResult<AnyPromotionPosition>) {
   return {
     status: r.status,
     reason: r.reason,
     winner: r.winner,
-    position: r.position ? { ...r.position, offset: r.position.offset.toString() } : null,
+    position: r.position ? storePromotionPosition(r.position) : null,
     timeline: r.timeline,
   };
 }

@@ -17,7 +17,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { writeLineage, type Lineage } from '../failover/lineage.ts';
-import { toSourcePosition } from '../failover/promote.ts';
+import { sourcePositionOfStored } from '../failover/db-steps.ts';
 import type { CommitEntry } from '../record/record.ts';
 import { TidemarkError } from '../core/errors.ts';
 import { commitAtLsn, promoteMirror } from '../journal/index.ts';
@@ -57,10 +57,15 @@ export interface JournalPromotion {
   readonly lineageError: unknown;
 }
 
+/** A PostgreSQL target (the config's type is MySQL's; other kinds carry their adapter's shape, config/config.ts). */
+const isPgTarget = (t: unknown): boolean => (t as { kind?: string } | undefined)?.kind === 'postgres';
+
 /** Writes the lineage row on the promoted target's server (failover account). */
 export async function writePromotedLineage(config: Config, s: StandbyConfig, lineage: Lineage): Promise<void> {
   const target = promotableTarget(config, s.name);
-  if (target) await writeLineage(asFailoverAccount(failoverOf(config), target), lineage);
+  // failover/lineage.ts writes a MySQL table; a PostgreSQL new primary has none yet (failover/README.md,
+  // "PostgreSQL sites"): promoteJournal logs that once instead of retrying a write that cannot succeed.
+  if (target && !isPgTarget(target)) await writeLineage(asFailoverAccount(failoverOf(config), target), lineage);
 }
 
 /** Turns the promoted standby's mirror into the new primary's journal (see the module comment). Idempotent. */
@@ -73,7 +78,7 @@ export async function promoteJournal(config: Config, s: StandbyConfig, log: Logg
   }
   const dir = mirrorDir(config.source.name, s);
   const atLsn = BigInt(p.appliedLsn);
-  const position = toSourcePosition({ ...p.position, offset: BigInt(p.position.offset) });
+  const position = sourcePositionOfStored(p.position);
   const nowUs = BigInt(Date.now()) * 1000n;
   const r = await promoteMirror(dir, {
     atLsn,
@@ -109,6 +114,9 @@ export async function promoteJournal(config: Config, s: StandbyConfig, log: Logg
     markerLsn: r.markerLsn,
     position,
   };
+  if (isPgTarget(promotableTarget(config, s.name))) {
+    log.warn(`${s.name}: no lineage row on a PostgreSQL new primary yet (failback of its old primary is not built)`);
+  }
   // A side task: its failure must not stop the promoted site (issue #17); the caller alerts and retries.
   const lineageError = await writePromotedLineage(config, s, lineage).then(
     () => null,

@@ -1,14 +1,15 @@
 /**
  * PostgreSQL as a target engine (engine/target.ts): kind 'postgres'. A thin wrapper over PgApplier (applier.ts),
  * the stored position in tidemark.applied (position.ts), verifyPg (verify.ts) and the `targets:` entry schema.
- * Registered in config/engines.ts. Rewind: the position statements here, the rest in rollback/pg/. No takeover yet.
+ * Registered in config/engines.ts. Rewind: the position statements here, the rest in rollback/pg-*.ts. Takeover:
+ * failover/pg-*.ts.
  */
 import { ConfigError } from '../../core/errors.ts';
 import type { TargetAdapter, VerifyResult } from '../../engine/target.ts';
 import { openApplySession, PgApplier, preparePositionTable } from './applier.ts';
 import { type PgTargetSection, pgTargetSchema } from './config.ts';
 import { type MysqlVerifySource, verifyFromMysql } from './cross-verify.ts';
-import { lockForRewindSql, parseStored, selectSql, setPointSql } from './position.ts';
+import { lockForRewindSql, PROMOTED_HOLD, parseStored, selectSql, setPointSql } from './position.ts';
 import { type PgVerifySource, verifyPg } from './verify.ts';
 
 export type { PgTargetSection } from './config.ts';
@@ -53,4 +54,6 @@ export const postgresTarget: TargetAdapter<PgTargetSection> = {
     return { tables, equal: tables.every((t) => t.equal) };
   },
   rewind: { lockForRewindSql, setPointSql },
+  // failover/pg-hold.ts sets this hold prefix (the same text as MySQL's: status and failback read it).
+  takeover: { promotedHold: PROMOTED_HOLD },
 };

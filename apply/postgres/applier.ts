@@ -35,9 +35,20 @@ export interface PgApplierOptions {
   readonly log: Logger;
 }
 
-/** Opens an apply session on the target. */
-export function openApplySession(t: PgTargetSection, app = 'tidemark-apply'): Promise<pg.Client> {
-  return openPgClient(t, { applicationName: app, tlsKey: `targets.${t.name}.tls` });
+/**
+ * Opens an apply session on the target. A standby kept read-only for clients until it is promoted
+ * (`ALTER SYSTEM SET default_transaction_read_only = on`, failover/README.md "PostgreSQL sites") still takes
+ * tidemark's writes: the apply session turns the default off for itself only.
+ */
+export async function openApplySession(t: PgTargetSection, app = 'tidemark-apply'): Promise<pg.Client> {
+  const c = await openPgClient(t, { applicationName: app, tlsKey: `targets.${t.name}.tls` });
+  try {
+    await c.query('SET default_transaction_read_only = off');
+  } catch (err) {
+    await c.end().catch(() => {});
+    throw wrapPgError(err, `target ${t.name}: SET default_transaction_read_only = off`);
+  }
+  return c;
 }
 
 /** Creates tidemark.applied when missing (the apply role needs CREATE on the database then) and the source's row. */

@@ -18,6 +18,9 @@ import { quoteLiteral } from '../../postgres/sql.ts';
 
 export const POSITION_TABLE = 'tidemark.applied';
 
+/** The hold a takeover leaves on the promoted target (its applier stops for good); the same text as MySQL's. */
+export const PROMOTED_HOLD = 'promoted: ';
+
 /** true when the table exists (the apply role may lack CREATE on the database once it is made). */
 export const hasTableSql = "SELECT to_regclass('tidemark.applied') IS NOT NULL AS present";
 

@@ -102,7 +102,7 @@ describe('failover state files', () => {
       status: 'completed',
       timeline: [{ step: 'promote', outcome: 'ok', startedAt: 8000, endedAt: 8500, detail: 'writable' }],
     });
-    expect((await readPromotion(base))?.position?.offset).toBe('1234');
+    expect(((await readPromotion(base))?.position as { offset?: string } | null)?.offset).toBe('1234');
     const st = await readFailoverStatus(c);
     expect(st?.map((s) => [s.site, s.role, s.running])).toEqual([['dr1', 'promoted', true]]);
     const text = failoverLines(st).join('\n');

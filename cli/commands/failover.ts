@@ -7,11 +7,12 @@
  * fence, drain (the standby's `tidemark run --site` process applies what it received), promote, VIP, alert;
  * the timeline is printed. A running standby monitor sees promotion.json and switches to guarding.
  */
+import { failoverDbSteps, formatStoredPosition, storePromotionPosition } from '../../failover/db-steps.ts';
 import { decideManual } from '../../failover/decide.ts';
 import { formatTimeline } from '../../failover/plan.ts';
 import { heartbeatProbe } from '../../failover/probes.ts';
 import { TidemarkError } from '../../core/errors.ts';
-import { asFailoverAccount, failoverOf } from '../../node/failover-spec.ts';
+import { asFailoverAccount, failoverOf, promotableTarget } from '../../node/failover-spec.ts';
 import { electionInput, selfCandidate, witnessView } from '../../node/failover-report.ts';
 import { linkSecurity } from '../../node/ship-transports.ts';
 import { readHistory, writeHistory } from '../../node/failover-state.ts';
@@ -28,11 +29,20 @@ export async function failoverCommand(o: FailoverOptions): Promise<number> {
   const { config, log } = o;
   const f = failoverOf(config);
   const s = await standbyToPromote(config, o.to);
-  const probe = await heartbeatProbe(asFailoverAccount(f, config.source), {
-    table: f.monitor.heartbeat.table,
-    writer: s.name,
-    timeoutMs: f.monitor.probe_timeout_ms,
-  });
+  const db = failoverDbSteps((config.source as { kind?: string }).kind, promotableTarget(config, s.name)?.kind);
+  // MySQL: the monitor's heartbeat write; PostgreSQL (no heartbeat table yet): the primary takes writes by default.
+  const probe =
+    db.engine === 'mysql'
+      ? await heartbeatProbe(asFailoverAccount(f, config.source), {
+          table: f.monitor.heartbeat.table,
+          writer: s.name,
+          timeoutMs: f.monitor.probe_timeout_ms,
+        })
+      : {
+          ok:
+            (await db.isWritable(asFailoverAccount(f, config.source), f.monitor.probe_timeout_ms).catch(() => null)) ===
+            true,
+        };
   const history = await readHistory(s.journal_dir);
   const self = await selfCandidate(config, s, f);
   // With a witness, the other standbys as they last reported there (a more advanced one refuses this without
@@ -71,9 +81,7 @@ export async function failoverCommand(o: FailoverOptions): Promise<number> {
   });
   o.stdout.write(`takeover ${r.status}: ${r.reason}\n${formatTimeline(r.timeline, r.startedAt).join('\n')}\n`);
   if (r.position) {
-    o.stdout.write(
-      `${s.name} is the primary now, at ${r.position.file}:${r.position.offset} (gtid ${r.position.gtid})\n`,
-    );
+    o.stdout.write(`${s.name} is the primary now, at ${formatStoredPosition(storePromotionPosition(r.position))}\n`);
   }
   return r.position ? 0 : 1;
 }

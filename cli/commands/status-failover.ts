@@ -3,6 +3,7 @@
  * its role, the monitor's state per probe as the running process last wrote it (node/failover-state.ts), and
  * the last takeover with its timeline. A state older than STALE_MS says that no monitor is running there.
  */
+import { formatStoredPosition } from '../../failover/db-steps.ts';
 import { existsSync } from 'node:fs';
 import { formatTimeline } from '../../failover/plan.ts';
 import type { Config } from '../../config/config.ts';
@@ -114,7 +115,7 @@ export function failoverLines(sites: readonly SiteFailoverStatus[] | null): stri
       );
     const t = s.last_takeover;
     if (t) {
-      const pos = t.position ? ` at ${t.position.file}:${t.position.offset} (gtid ${t.position.gtid})` : '';
+      const pos = t.position ? ` at ${formatStoredPosition(t.position)}` : '';
       lines.push(`  takeover  ${t.mode} at ${t.at} from ${t.oldPrimary}: ${t.status}${pos}`);
       const j = t.journal;
       lines.push(

@@ -8,6 +8,7 @@
  *
  * Not built yet: the old primary becoming a standby of the new one (failback); it stays fenced.
  */
+import { formatStoredPosition, storePromotionPosition } from '../../failover/db-steps.ts';
 import { isWritable } from '../../failover/fence.ts';
 import { formatTimeline } from '../../failover/plan.ts';
 import { TidemarkError } from '../../core/errors.ts';
@@ -50,7 +51,7 @@ export async function switchoverCommand(o: SwitchoverOptions): Promise<number> {
     const promoted = r.timeline.find((e) => e.step === 'promote')?.endedAt;
     if (r.position && fenced != null && promoted != null) {
       o.stdout.write(
-        `${s.name} is the primary now, at ${r.position.file}:${r.position.offset}; writes paused ` +
+        `${s.name} is the primary now, at ${formatStoredPosition(storePromotionPosition(r.position))}; writes paused ` +
           `${((promoted - fenced) / 1000).toFixed(3)} s\n`,
       );
     }

@@ -13,7 +13,7 @@ import type { MysqlEndpoint } from '../../mysql/session.ts';
 import { startWitness } from '../../failover/witness.ts';
 import { WITNESS_SITE } from '../../failover/witness-client.ts';
 import { ConfigError } from '../../core/errors.ts';
-import { asFailoverAccount, failoverOf } from '../../node/failover-spec.ts';
+import { asFailoverAccount, failoverOf, primaryDbSteps } from '../../node/failover-spec.ts';
 import { linkSecurity } from '../../node/ship-transports.ts';
 import type { CommandContext } from './context.ts';
 
@@ -30,6 +30,7 @@ export async function witnessCommand(o: CommandContext): Promise<number> {
   const tls = await linkSecurity(config, WITNESS_SITE, o.log);
   const w = await startWitness({
     primary,
+    heartbeat: primaryDbSteps(config).heartbeat,
     monitor: f.monitor,
     calendar: f.calendar,
     listen: f.witness.address,

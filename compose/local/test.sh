@@ -97,7 +97,7 @@ step "7/9 unit tests" unit vitest run --project unit
 # Integration files that measure time (takeover RTO, partitions, ack timing, kill points) run one at a time, alone on
 # the machine; the others two at a time (each starts its own servers on its own ports), so the suite stays well
 # under 30 minutes. A file's pattern here is all it takes to move it.
-SERIAL_IT='failover-|/crash\.|backup-crash|sites-faults|sites-tcp|pg-stream|pg-acceptance'
+SERIAL_IT='failover-|/crash\.|backup-crash|sites-faults|sites-tcp|pg-stream|pg-acceptance|pg-takeover'
 mapfile -t all_its < <(find test/it -name '*.it.test.ts' | sort)
 mapfile -t serial_its < <(printf '%s\n' "${all_its[@]}" | grep -E "$SERIAL_IT")
 mapfile -t paired_its < <(printf '%s\n' "${all_its[@]}" | grep -vE "$SERIAL_IT")

@@ -206,8 +206,14 @@ describe('PostgreSQL target (apply/postgres)', () => {
       if (writeError) throw writeError;
       run = startRun(config);
       const deadline = Date.now() + 90_000; // generous: a loaded CI machine runs two integration files at once
+      // The last marker applied is not enough: when every earlier run was killed inside its baseline, this run
+      // takes the whole baseline, app.m's chunks before app.t's. Caught up = both tables as the source's.
+      const count = async (c: pg.Client, t: string) =>
+        Number((await c.query(`SELECT count(*) AS n FROM app.${t}`)).rows[0]?.['n'] ?? -1);
       const caughtUp = async () =>
-        (await dst.query('SELECT 1 FROM app.m WHERE w = $1', [w]).catch(() => ({ rows: [] }))).rows.length === 1;
+        (await dst.query('SELECT 1 FROM app.m WHERE w = $1', [w]).catch(() => ({ rows: [] }))).rows.length === 1 &&
+        (await count(dst, 't').catch(() => -1)) === (await count(src, 't')) &&
+        (await rows(dst, 't').catch(() => [])).join('\n') === (await rows(src, 't')).join('\n');
       while (!(await caughtUp()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       if (!(await caughtUp())) {
         const got = await dst.query('SELECT max(w) AS w FROM app.m');

@@ -60,7 +60,7 @@ function spawnCapture(cfg: string, prof?: string): ChildProcess {
   return spawn(process.execPath, [...nodeArgs, values.cli, 'run', '-c', cfg, '--only', 'capture'], {
     cwd: REPO_ROOT,
     env: { ...process.env, PATH: nodeFirstPath() },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', process.env['TIDEMARK_NODE_FLAGS'] ? 'inherit' : 'ignore', 'inherit'],
   });
 }
 

@@ -43,8 +43,8 @@ async function srcGtid(): Promise<string> {
   return String(r?.['g']);
 }
 
-function cpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+function cpuMs(pid: number, thread = false): number {
+  const f = readFileSync(thread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
   const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
   return ((Number(rest[11]) + Number(rest[12])) * 1000) / 100; // utime + stime, clock ticks of 10 ms
 }
@@ -82,7 +82,7 @@ async function captureUntilLevel(
   journalName: string,
   prof?: string,
   idle = false,
-): Promise<{ cpu: number; wall: number; stream: number }> {
+): Promise<{ cpu: number; main: number; wall: number; stream: number }> {
   const cfg = join(dir, `${journalName}.yaml`);
   writeFileSync(
     cfg,
@@ -92,6 +92,7 @@ async function captureUntilLevel(
   const t0 = performance.now();
   const child = spawnCapture(cfg, prof);
   let cpu = 0;
+  let main = 0;
   let lastCapUs = 0n;
   try {
     for (;;) {
@@ -102,9 +103,11 @@ async function captureUntilLevel(
       }
       if (child.exitCode !== null) throw new Error(`capture exited ${child.exitCode}`);
       cpu = cpuMs(child.pid!);
+      main = cpuMs(child.pid!, true);
       await sleep(10);
     }
     cpu = cpuMs(child.pid!);
+    main = cpuMs(child.pid!, true);
   } finally {
     child.kill('SIGTERM');
     await exited(child);
@@ -113,7 +116,7 @@ async function captureUntilLevel(
     .split('\n')
     .find((l) => l.includes(`"pid":${child.pid},`) && l.includes('binlog streaming started'));
   const startedMs = started ? (JSON.parse(started) as { time: number }).time : 0;
-  return { cpu, wall: performance.now() - t0, stream: Number(lastCapUs / 1000n) - startedMs };
+  return { cpu, main, wall: performance.now() - t0, stream: Number(lastCapUs / 1000n) - startedMs };
 }
 
 const which = positionals[0];
@@ -147,8 +150,9 @@ if (which === 'setup') {
     const idle = await captureUntilLevel('journal-m', undefined, true);
     process.stdout.write(`start-up cpu ${(idle.cpu / 1000).toFixed(2)} s; `);
     r.cpu -= idle.cpu;
+    r.main -= idle.main;
     process.stdout.write(
-      `${values.cli}: cpu ${(r.cpu / 1000).toFixed(2)} s, ${((r.cpu / 1000) * (100000 / rows)).toFixed(2)} cpu-s/100k rows, wall ${(r.wall / 1000).toFixed(2)} s, stream wall ${(r.stream / 1000).toFixed(2)} s (${Math.round(rows / (r.stream / 1000))} rows/s)\n`,
+      `${values.cli}: cpu ${(r.cpu / 1000).toFixed(2)} s, ${((r.cpu / 1000) * (100000 / rows)).toFixed(2)} cpu-s/100k rows (main thread ${((r.main / 1000) * (100000 / rows)).toFixed(2)}), wall ${(r.wall / 1000).toFixed(2)} s, stream wall ${(r.stream / 1000).toFixed(2)} s (${Math.round(rows / (r.stream / 1000))} rows/s)\n`,
     );
   }
 } else if (which === 'zongji') {
@@ -162,6 +166,7 @@ if (which === 'setup') {
     const zj = new ZongJi({ host: '127.0.0.1', port: SRC, user: 'root', password: ROOT_PASSWORD, dateStrings: true });
     let rows = 0;
     const c0 = process.cpuUsage();
+    const m0 = process.threadCpuUsage();
     const t0 = performance.now();
     const total = Number(readFileSync(join(dir, 'rows'), 'utf8'));
     await new Promise<void>((resolve, reject) => {
@@ -178,10 +183,11 @@ if (which === 'setup') {
       });
     });
     const c = process.cpuUsage(c0);
+    const m = process.threadCpuUsage(m0);
     const cpu = (c.user + c.system) / 1e6;
     zj.stop();
     process.stdout.write(
-      `zongji: cpu ${cpu.toFixed(2)} s, ${(cpu * (100000 / total)).toFixed(2)} cpu-s/100k rows, wall ${((performance.now() - t0) / 1000).toFixed(2)} s\n`,
+      `zongji: cpu ${cpu.toFixed(2)} s, ${(cpu * (100000 / total)).toFixed(2)} cpu-s/100k rows (main thread ${(((m.user + m.system) / 1e6) * (100000 / total)).toFixed(2)}), wall ${((performance.now() - t0) / 1000).toFixed(2)} s\n`,
     );
   }
   process.exit(0);

@@ -3,6 +3,7 @@ import {
   baselineEnumRaw,
   columnSpec,
   float32Shortest,
+  isDecimalText,
   normalizeValue,
   unsupportedTablesError,
   withFsp,
@@ -90,6 +91,30 @@ describe('normalizeValue', () => {
     const v = '-12345678901234567890123456789012345.123456789012345678901234567891';
     expect(norm('decimal(65,30)', v)).toBe(v);
     expect(() => norm('decimal(5,2)', 1.5)).toThrow(/expected text/);
+    expect(() => norm('decimal(5,2)', '1e5')).toThrow(/not an exact decimal/);
+  });
+
+  it('isDecimalText accepts exactly /^-?\\d+(\\.\\d+)?$/', () => {
+    const re = /^-?\d+(\.\d+)?$/;
+    const cases = [
+      '0',
+      '-0',
+      '12',
+      '-12.50',
+      '1.',
+      '.5',
+      '-',
+      '',
+      '--1',
+      '1.2.3',
+      '+1',
+      '1 ',
+      ' 1',
+      '١',
+      '12a',
+      '0.000',
+    ];
+    for (const c of cases) expect(isDecimalText(c), c).toBe(re.test(c));
   });
 
   it('temporal text gets exactly fsp fractional digits', () => {
@@ -99,6 +124,10 @@ describe('normalizeValue', () => {
     expect(norm('time(6)', '-838:59:59')).toBe('-838:59:59.000000');
     expect(norm('date', '0000-00-00')).toBe('0000-00-00');
     expect(withFsp('12:00:00.1234567', 6)).toBe('12:00:00.123456');
+    expect(withFsp('12:00:00.123456', 6)).toBe('12:00:00.123456');
+    expect(withFsp('12:00:00.12', 0)).toBe('12:00:00');
+    expect(withFsp('12:00:00', 2)).toBe('12:00:00.00');
+    expect(withFsp('12:00:00.', 2)).toBe('12:00:00.00');
     expect(() => norm('datetime', new Date())).toThrow(/dateStrings/);
   });
 

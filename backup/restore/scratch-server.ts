@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { ScratchServer } from '../../backup/restore/replay.ts';
+import type { ScratchServer } from './replay.ts';
 import { TidemarkError } from '../../core/errors.ts';
 
 const MARIADB_SH = resolve(dirname(fileURLToPath(import.meta.url)), '../../compose/local/mariadb.sh');

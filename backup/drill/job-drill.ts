@@ -2,14 +2,14 @@
  * One drill of a configured backup job (I/O), as `tidemark drill JOB` and the scheduler of `tidemark run` run it:
  * the job's drill lock (`<catalog_dir>/<job>-drill.lock`: two drills of a job never share a scratch server;
  * BACKUP_BUSY otherwise), the master key, the job's store with its catalog rebuilt, runDrill on a scratch server
- * at `scratchPort` (backup/restore/scratch-server.ts) in `<catalog_dir>/drill-<job>`, and the result recorded in
- * the drill history. Returns the record (a failed drill is a result, not a throw).
+ * at `scratchPort` (backup/restore/scratch-server.ts; its instance removed before and after, so the next drill
+ * starts clean) in `<catalog_dir>/drill-<job>`, and the result recorded in the drill history. Returns the record (a failed drill is a result, not a throw).
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { MysqlEndpoint } from '../../mysql/session.ts';
 import { loadMasterKey } from '../pipeline/master-key.ts';
-import { startScratch, stopScratch } from '../restore/scratch-server.ts';
+import { destroyScratch, startScratch } from '../restore/scratch-server.ts';
 import { type BackupSection, openCatalogued } from '../run/job.ts';
 import { lockJob } from '../run/lock.ts';
 import { runDrill } from './drill.ts';
@@ -48,8 +48,13 @@ export async function drillJob(b: BackupSection, o: JobDrillOptions): Promise<Dr
         logJob: o.logJob,
         source: o.source,
         into: join(b.catalog_dir, `drill-${o.job.name}`),
-        startServer: (dir) => startScratch(scratch, dir),
-        stopServer: () => stopScratch(scratch),
+        // the scratch instance's own directory (its binlog) is removed before and after: a drill replays into
+        // a server whose binlog must not hold the GTIDs of the previous drill (gtid_strict_mode refuses them)
+        startServer: async (dir) => {
+          await destroyScratch(scratch);
+          return startScratch(scratch, dir);
+        },
+        stopServer: () => destroyScratch(scratch),
         waitSeconds: o.waitSeconds,
         log: o.log,
         ...(o.signal === undefined ? {} : { signal: o.signal }),

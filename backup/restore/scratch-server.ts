@@ -43,3 +43,8 @@ export async function startScratch(s: ScratchSpec, datadir: string): Promise<Scr
 export async function stopScratch(s: ScratchSpec): Promise<void> {
   await script(['stop', scratchName(s.port)], s.password, `cannot stop the scratch server ${scratchName(s.port)}`);
 }
+
+/** Stops the scratch server and removes its instance directory (binlogs, logs; not the datadir given to start). */
+export async function destroyScratch(s: ScratchSpec): Promise<void> {
+  await script(['destroy', scratchName(s.port)], s.password, `cannot remove the scratch server ${scratchName(s.port)}`);
+}

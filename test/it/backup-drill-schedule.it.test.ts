@@ -22,13 +22,13 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeManifest, type Manifest } from '../../backup/manifest.ts';
 import { runJob } from '../../backup/run/job.ts';
-import { main } from '../../cli/main.ts';
 import { backupScheduleLines, readBackupSchedule } from '../../cli/commands/status-backups.ts';
 import { backupAccount, type Config, loadConfig, type ResolvedBackup } from '../../config/config.ts';
 import { backupLoop } from '../../node/backup-loop.ts';
 import { backupLogsLoop } from '../../node/backup-logs-loop.ts';
 import { backupConfigYaml, dirStoreYaml } from '../fixtures/backup-config.ts';
 import { admin, destroyInstance, REPO_ROOT, startInstance, stopInstance } from '../fixtures/mariadb.ts';
+import { runCli } from '../fixtures/topology.ts';
 
 const NAME = 'bk-drillsched';
 const PORT = 3870;
@@ -102,17 +102,6 @@ function sealed(): Manifest[] {
         return [];
       }
     });
-}
-
-async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = { code: -1, stdout: '', stderr: '' };
-  out.code = await main([...argv, '-c', cfgFile], {
-    stdout: { write: (s: string) => (out.stdout += s) },
-    stderr: { write: (s: string) => (out.stderr += s) },
-    env: {},
-    signal: new AbortController().signal,
-  });
-  return out;
 }
 
 beforeAll(async () => {
@@ -225,7 +214,8 @@ describe('scheduled drills and the forced full after a log gap', () => {
     } finally {
       await loops.stop();
     }
-    const h = await cli(['drill', 'nightly', '--history', '--json']);
+    const h = await runCli(['drill', 'nightly', '--history', '--json', '-c', cfgFile]);
+    expect(h.code, h.stderr).toBe(0);
     const rows = h.stdout
       .trim()
       .split('\n')

@@ -3,7 +3,8 @@
  * the job's drill lock (`<catalog_dir>/<job>-drill.lock`: two drills of a job never share a scratch server;
  * BACKUP_BUSY otherwise), the master key, the job's store with its catalog rebuilt, runDrill on a scratch server
  * at `scratchPort` (backup/restore/scratch-server.ts; its instance removed before and after, so the next drill
- * starts clean) in `<catalog_dir>/drill-<job>`, and the result recorded in the drill history. Returns the record (a failed drill is a result, not a throw).
+ * starts clean) in `<catalog_dir>/drill-<job>`, and the result recorded in the drill history (not when the
+ * signal stopped it: `tidemark run` stopping is not a failed drill). Returns the record (a failed drill is a result, not a throw).
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -63,6 +64,7 @@ export async function drillJob(b: BackupSection, o: JobDrillOptions): Promise<Dr
     } finally {
       await s.close();
     }
+    if (o.signal?.aborted) return result; // stopped, not failed: not a drill result worth keeping
     const h = new DrillHistory(drillHistoryFile(b, o.job.store));
     try {
       h.record(result);

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { copiesSchema } from './copy-config.ts';
+import { drillsSchema } from './drill-config.ts';
 import { nameSchema, retentionSchema, scheduleSchema } from './schedule-config.ts';
 import { logJobSchema } from './logs-config.ts';
 
@@ -166,6 +167,7 @@ export const backupSchema = z
     serve: z.array(serveSchema).default([]),
     copies: copiesSchema,
     logs: z.array(logJobSchema).default([]),
+    drills: drillsSchema,
   })
   .strict()
   .superRefine((b, ctx) => {

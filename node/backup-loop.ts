@@ -14,11 +14,17 @@
  * the triggers end and a run in progress is aborted (its pieces become orphans; no manifest is written). The
  * state of every item is in `<catalog_dir>/schedule.json` (advisory, rewritten at each change) for `tidemark
  * status`.
+ *
+ * Drills (`backup.drills`, backup/drill-config.ts) are items too: a scheduled `tidemark drill JOB`
+ * (backup/drill/job-drill.ts, recorded in the drill history). A failed drill is an alarm: an error-level line with
+ * `alarm: drill-failed`, the job and the failure, and `tidemark_backup_drill_last_ok{job}` at 0 (1 after a pass).
  */
 import { Cron } from 'croner';
 import type { Logger } from 'pino';
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { checkCopies } from '../backup/copy-config.ts';
+import { checkDrills } from '../backup/drill-config.ts';
+import { drillJob } from '../backup/drill/job-drill.ts';
 import { runCopy, runJob } from '../backup/run/job.ts';
 import type { ScheduleConfig } from '../backup/schedule-config.ts';
 import { backupAccount, type Config, type ResolvedBackup } from '../config/config.ts';
@@ -29,14 +35,14 @@ import { writeJsonFile } from './state-files.ts';
 export const SCHEDULE_FILE = 'schedule.json';
 
 interface Item {
-  readonly kind: 'job' | 'copy';
+  readonly kind: 'job' | 'copy' | 'drill';
   readonly name: string;
   readonly schedule: ScheduleConfig;
   /** Runs once; resolves to the detail of a successful run. */
   run(signal: AbortSignal, log: Logger): Promise<string>;
 }
 
-/** The items with a schedule: jobs, then copies. */
+/** The items with a schedule: jobs, then copies, then drills (named by their job). */
 export function scheduledItems(config: Config): Item[] {
   const b = config.backup;
   if (b === undefined) return [];
@@ -67,11 +73,43 @@ export function scheduledItems(config: Config): Item[] {
       },
     });
   }
+  for (const [drill, logJob] of checkDrills(b)) {
+    const job = b.jobs.find((j) => j.name === drill.job) as (typeof b.jobs)[number];
+    items.push({
+      kind: 'drill',
+      name: drill.job,
+      schedule: drill.schedule,
+      run: async (signal, log) => {
+        const r = await drillJob(b, {
+          job,
+          logJob,
+          source: config.source,
+          scratchPort: drill.scratch_port,
+          scratchPassword: process.env['TIDEMARK_SCRATCH_PASSWORD'] ?? config.source.password ?? '',
+          waitSeconds: drill.wait_seconds,
+          log,
+          signal,
+        });
+        if (!r.ok) {
+          throw new TidemarkError(`drill of job '${job.name}' FAILED (${r.code ?? 'unknown'}): ${r.error ?? ''}`, {
+            code: 'BACKUP_DRILL_FAILED',
+            context: { job: job.name, backup: r.backup },
+          });
+        }
+        return `passed: ${r.tables} tables identical at GTID ${r.gtid ?? '-'} (backup ${r.backup ?? '-'})`;
+      },
+    });
+  }
   return items;
 }
 
-const countersOf = new WeakMap<Registry, { skipped: Counter; runs: Counter }>();
-function counters(registry: Registry | undefined): { skipped: Counter; runs: Counter } | undefined {
+interface Metrics {
+  readonly skipped: Counter;
+  readonly runs: Counter;
+  readonly drillOk: Gauge;
+}
+const countersOf = new WeakMap<Registry, Metrics>();
+function counters(registry: Registry | undefined): Metrics | undefined {
   if (registry === undefined) return undefined;
   let c = countersOf.get(registry);
   if (c === undefined) {
@@ -86,6 +124,12 @@ function counters(registry: Registry | undefined): { skipped: Counter; runs: Cou
         name: 'tidemark_backup_runs_total',
         help: 'scheduled backup/copy runs by result (ok, failed)',
         labelNames: ['kind', 'name', 'result'],
+        registers: [registry],
+      }),
+      drillOk: new Gauge({
+        name: 'tidemark_backup_drill_last_ok',
+        help: 'the last scheduled restore drill of the job: 1 passed, 0 failed (the alarm)',
+        labelNames: ['job'],
         registers: [registry],
       }),
     };
@@ -169,12 +213,16 @@ export async function backupLoop(
       if (outcome.ok) {
         ilog.info({ detail: outcome.detail }, `${what}: scheduled run done`);
         metric?.runs.inc({ kind: item.kind, name: item.name, result: 'ok' });
+        if (item.kind === 'drill') metric?.drillOk.set({ job: item.name }, 1);
       } else if (outcome.busy) {
         ilog.warn(`${what}: skipping this trigger, ${outcome.detail}`);
         metric?.skipped.inc({ kind: item.kind, name: item.name, reason: 'busy' });
       } else if (!inner.signal.aborted) {
-        ilog.error({ error: outcome.detail }, `${what}: scheduled run failed; the next trigger runs again`);
+        // a failed drill is the alarm: its own line naming the job and the failure, and the gauge at 0
+        const alarm = item.kind === 'drill' ? { alarm: 'drill-failed', job: item.name } : {};
+        ilog.error({ error: outcome.detail, ...alarm }, `${what}: scheduled run failed; the next trigger runs again`);
         metric?.runs.inc({ kind: item.kind, name: item.name, result: 'failed' });
+        if (item.kind === 'drill') metric?.drillOk.set({ job: item.name }, 0);
       }
       persist();
     });

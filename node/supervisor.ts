@@ -138,7 +138,7 @@ async function runLocked(
   // Scheduled backups and copies run where `source:` is: the primary's site, beside its capture (backup-loop.ts).
   if (primary && o.only !== 'apply') {
     parts.push(backupLoop(config, log, inner.signal, metrics?.registry));
-    parts.push(backupLogsLoop(config, log, inner.signal)); // the binlog archivers of backup.logs
+    parts.push(backupLogsLoop(config, log, inner.signal, metrics?.registry)); // backup.logs archivers
   }
   for (const t of targets)
     parts.push(applyLoop(config, t, journalDirOf(config, t), log, inner.signal, metrics?.registry));

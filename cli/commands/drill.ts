@@ -10,15 +10,12 @@
  * the source's accounts, so it is reached as the config's source user (password: $TIDEMARK_SCRATCH_PASSWORD, else
  * the source's).
  */
-import { join } from 'node:path';
 import { DrillHistory, type DrillRecord } from '../../backup/drill/history.ts';
-import { runDrill } from '../../backup/drill/drill.ts';
-import { loadMasterKey } from '../../backup/pipeline/master-key.ts';
+import { drillHistoryFile, drillJob } from '../../backup/drill/job-drill.ts';
 import { TidemarkError } from '../../core/errors.ts';
-import { backupSection, jobOf, openCatalogued } from './backup-stores.ts';
+import { backupSection, jobOf } from './backup-stores.ts';
 import type { CommandContext } from './context.ts';
 import { usageError } from './exit.ts';
-import { startScratch, stopScratch } from './scratch-server.ts';
 
 export type DrillCommandOptions = CommandContext & {
   readonly job: string;
@@ -42,7 +39,7 @@ function recordLine(r: DrillRecord): string {
 export async function drillCommand(o: DrillCommandOptions): Promise<number> {
   const b = backupSection(o.config);
   const job = jobOf(b, o.config.file, o.job);
-  const historyFile = join(b.catalog_dir, `${job.store}.sqlite`);
+  const historyFile = drillHistoryFile(b, job.store);
   if (o.history) {
     const h = new DrillHistory(historyFile);
     try {
@@ -60,43 +57,19 @@ export async function drillCommand(o: DrillCommandOptions): Promise<number> {
     throw usageError(`drill ${job.name} needs its log job: --log-job NAME (or 'logs:' on the job)`);
   if (o.scratchPort === undefined)
     throw usageError('drill needs --scratch-port PORT (the scratch server it restores into)');
-  const master = await loadMasterKey(
-    b.encryption.key_file !== undefined ? { file: b.encryption.key_file } : { env: b.encryption.key_env as string },
-  );
-  const src = o.config.source;
-  const scratch = {
-    port: o.scratchPort,
-    user: src.user,
-    password: o.env['TIDEMARK_SCRATCH_PASSWORD'] ?? src.password ?? '',
-  };
-  const s = await openCatalogued(b, job.store, o.log);
-  let result: DrillRecord;
-  try {
-    result = await runDrill({
-      store: s.store,
-      master,
-      job: job.name,
-      logJob,
-      source: src,
-      into: join(b.catalog_dir, `drill-${job.name}`),
-      startServer: (dir) => startScratch(scratch, dir),
-      stopServer: () => stopScratch(scratch),
-      waitSeconds: o.waitSeconds,
-      log: o.log,
-      signal: o.signal,
-      onLine: (line) => {
-        if (!o.json) o.stdout.write(`${line}\n`);
-      },
-    });
-  } finally {
-    await s.close();
-  }
-  const h = new DrillHistory(historyFile);
-  try {
-    h.record(result);
-  } finally {
-    h.close();
-  }
+  const result = await drillJob(b, {
+    job,
+    logJob,
+    source: o.config.source,
+    scratchPort: o.scratchPort,
+    scratchPassword: o.env['TIDEMARK_SCRATCH_PASSWORD'] ?? o.config.source.password ?? '',
+    waitSeconds: o.waitSeconds,
+    log: o.log,
+    signal: o.signal,
+    onLine: (line) => {
+      if (!o.json) o.stdout.write(`${line}\n`);
+    },
+  });
   if (o.json) o.stdout.write(`${JSON.stringify(recordJson(result))}\n`);
   if (!result.ok) {
     throw new TidemarkError(`drill of '${job.name}' FAILED: ${result.error ?? 'unknown'}`, {

@@ -12,9 +12,9 @@
  *
  * Point in time (`--job JOB --to-gtid G | --to-time T`, options.pointInTime): backup/restore/pitr.ts restores the
  * job's newest backup at or before the target, starts a scratch server on the datadir with
- * compose/local/mariadb.sh (scratch-server.ts: `start pitr-PORT PORT --datadir DIR`, left running), and replays the log
- * job's archived binlog up to the target GTID. The scratch server's accounts are the source's (the datadir is a
- * copy): `--scratch-user` (default root) with the password in $TIDEMARK_SCRATCH_PASSWORD.
+ * compose/local/mariadb.sh (backup/restore/scratch-server.ts: `start pitr-PORT PORT --datadir DIR`, left running),
+ * and replays the log job's archived binlog up to the target GTID. The scratch server's accounts are the source's
+ * (the datadir is a copy): `--scratch-user` (default root) with the password in $TIDEMARK_SCRATCH_PASSWORD.
  */
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -29,7 +29,7 @@ import { S3Store } from '../../backup/store/s3.ts';
 import type { ResolvedBackup } from '../../config/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import type { TextSink } from './context.ts';
-import { scratchName, startScratch } from './scratch-server.ts';
+import { scratchName, startScratch } from '../../backup/restore/scratch-server.ts';
 
 export type StoreSpec =
   | { readonly kind: 'dir'; readonly path: string }

@@ -1,6 +1,6 @@
 /**
  * The scheduled backups of `tidemark status`: what the scheduler of a `tidemark run` wrote to
- * `<catalog_dir>/schedule.json` (node/backup-loop.ts) — per job and copy, its schedule, next trigger, the run in
+ * `<catalog_dir>/schedule.json` (node/backup-loop.ts) — per job, copy and drill, its schedule, next trigger, the run in
  * progress, counts of runs, failures and skipped triggers, and the last run. `stale` when the process that wrote
  * it is gone (the figures are then how things stood when it stopped).
  */

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { ScratchServer } from '../../backup/restore/replay.ts';
+import type { ScratchServer } from './replay.ts';
 import { TidemarkError } from '../../core/errors.ts';
 
 const MARIADB_SH = resolve(dirname(fileURLToPath(import.meta.url)), '../../compose/local/mariadb.sh');
@@ -42,4 +42,9 @@ export async function startScratch(s: ScratchSpec, datadir: string): Promise<Scr
 
 export async function stopScratch(s: ScratchSpec): Promise<void> {
   await script(['stop', scratchName(s.port)], s.password, `cannot stop the scratch server ${scratchName(s.port)}`);
+}
+
+/** Stops the scratch server and removes its instance directory (binlogs, logs; not the datadir given to start). */
+export async function destroyScratch(s: ScratchSpec): Promise<void> {
+  await script(['destroy', scratchName(s.port)], s.password, `cannot remove the scratch server ${scratchName(s.port)}`);
 }

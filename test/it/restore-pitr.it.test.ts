@@ -17,7 +17,13 @@ import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../backup/manifest.ts';
 import { MasterKey } from '../../backup/pipeline/keys.ts';
-import { type PitrTarget, type PointInTimeResult, replayFurther, restoreToPoint } from '../../backup/restore/pitr.ts';
+import {
+  type PitrTarget,
+  type PointInTimeResult,
+  replayFurther,
+  restoreToPoint,
+  storeManifests,
+} from '../../backup/restore/pitr.ts';
 import { gtidAtOrBefore, parseGtidPos } from '../../backup/restore/pitr-plan.ts';
 import type { ScratchServer } from '../../backup/restore/replay.ts';
 import { DirStore } from '../../backup/store/dir.ts';
@@ -52,6 +58,7 @@ let incr: Manifest;
 let incr2: Manifest;
 let diff: Manifest;
 let logs: Manifest[];
+let manifests: Manifest[];
 /** The moments after the full, the incremental, the second incremental and the differential (3 each). */
 const PER_PART = 3;
 const moments: Moment[] = [];
@@ -92,6 +99,7 @@ beforeAll(async () => {
     writes = await w.stop();
   }
   logs = await sealBinlogs({ store, master, instDir: srcDir, job: 'db-logs', groupsPerSegment: 40 });
+  manifests = await storeManifests(store);
   console.log(
     `restore-pitr: ${writes} writes; full at ${full.gtid}, incrementals at ${incr.gtid} ${incr2.gtid}, ` +
       `differential at ${diff.gtid}; moments at ` +
@@ -173,6 +181,7 @@ async function walkPart(part: number, by: By, then?: (at: PointInTimeResult['cur
         target: targetOf(m, by),
         server,
         near: scratchData,
+        manifests, // listed once: the store does not change while the part is walked
         onLine,
       });
       cursor = f.cursor;

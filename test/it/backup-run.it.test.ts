@@ -11,7 +11,8 @@
  * MariaDB port 3862 (3863 unused), versitygw port 7360.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { storeManifests } from '../../backup/restore/pitr.ts';
@@ -34,6 +35,11 @@ const instDir = resolve(process.env['TIDEMARK_RUN_DIR'] ?? resolve(REPO_ROOT, '.
 let conn: mysql.Connection;
 let s3: S3Server;
 let dir: string;
+/**
+ * The catalog cache (node:sqlite) on tmpfs when there is one: its writes are then not in write_bytes (no block
+ * device), so what is measured is everything else the processes write to disk ("besides the catalog cache").
+ */
+let catalogDir: string;
 let writer: { stop: () => Promise<number> };
 
 interface Listed {
@@ -63,6 +69,7 @@ function config(file: string, stream: { command: string[]; extra_args?: string[]
       type: full
       retention:
         chains: 1
+  catalog_dir: ${catalogDir}
   logs:
     - name: binlogs
       store: vgw
@@ -199,6 +206,7 @@ function startArchiver(): { stop: () => Promise<{ code: number | null; err: stri
 
 beforeAll(async () => {
   // ~8 MB that zstd cannot shrink: a full spans several 2 MiB pieces, so one is stored well before the end
+  catalogDir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `tidemark-${NAME}-catalog-`));
   ({ dir, s3, conn } = await startBackupLab({ name: NAME, port: PORT, vgwPort: VGW_PORT, bucket: BUCKET, rows: 8000 }));
   await conn.query('CREATE TABLE bk.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(200)) ENGINE=InnoDB');
   cfg = config('tidemark.yaml', { command: ['mariadb-backup'] });
@@ -208,6 +216,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await writer?.stop().catch(() => 0);
   await stopBackupLab(NAME, { dir, s3, conn });
+  if (catalogDir !== undefined) rmSync(catalogDir, { recursive: true, force: true });
 });
 
 describe('tidemark backup', () => {
@@ -224,7 +233,7 @@ describe('tidemark backup', () => {
     const [[{ g: lastGtid }]] = (await conn.query('SELECT @@gtid_binlog_pos AS g')) as unknown as [[{ g: string }]];
     const arch = await archiver.stop();
     expect(arch.code, arch.err).toBe(0);
-    // tidemark itself writes only its catalog cache (node:sqlite) and logs; mariadb-backup its scratch files
+    // besides its catalog cache (on tmpfs) tidemark writes nothing to disk; mariadb-backup only its scratch files
     for (const [what, r] of [
       ['full', full],
       ['incremental', incr],
@@ -236,7 +245,12 @@ describe('tidemark backup', () => {
       expect(r.writes.get('mariadb-backup') ?? 0, what).toBeLessThan(4 << 20);
       expect(r.scratchMax, what).toBeLessThan(1 << 20);
     }
-    console.log('local writes of the archiver during the chain', Object.fromEntries(arch.writes));
+    console.log(
+      'local writes of the archiver during the chain',
+      Object.fromEntries(arch.writes),
+      'catalog cache (tmpfs, not counted)',
+      treeBytes(catalogDir),
+    );
     expect(arch.writes.has('archiver')).toBe(true);
     expect(arch.writes.get('archiver') ?? 0).toBeLessThan(2 << 20);
     // its segments are in the store: seq 1, 2, … (LOGCONTRACT), up to the writer's position before the stop

@@ -3,10 +3,12 @@
  * printed; PITR_SEED=N reproduces it); a full, two incrementals and a differential taken mid-workload, with 3 moments
  * after each of them (12 in all, at random intervals) at which the workload pauses and the GTID position,
  * per-table checksums and a wall-clock instant are recorded; the source's binlogs sealed as log backups
- * (test/fixtures/log-seal.ts, per LOGCONTRACT.md). Every moment is restored to twice, by its GTID and by its time:
- * per part of the chain (full + logs; full → incremental; full → incremental → incremental; full → differential)
- * one chain restore to the part's first moment into a fresh scratch server, then `replayFurther` to each later
- * moment of the part — each step's checksums those recorded, the server at that GTID. The command line restores to
+ * (test/fixtures/log-seal.ts, per LOGCONTRACT.md). Every moment is restored to twice, by its GTID and by its time,
+ * in five walks: a chain restore to the walk's first moment into a fresh scratch server, then `replayFurther` to
+ * each later moment (across later backups too) — each step's checksums those recorded, the server at that GTID.
+ * The walks start on each part of the chain (full + logs; full → incremental; full → incremental → incremental;
+ * full → differential): GTIDs of moments 0-5 from the full, 6-11 from the second incremental; times of moments
+ * 0-2 from the full, 3-8 from the incremental, 9-11 from the differential. The command line restores to
  * a GTID after the differential; a target after the archive, going back, a wrong key and a missing log piece are
  * refused before anything is written.
  */
@@ -123,9 +125,17 @@ afterAll(async () => {
 const server: ScratchServer = { host: '127.0.0.1', port: SCRATCH_PORT, user: 'root', password: ROOT_PASSWORD };
 type By = 'gtid' | 'time';
 const targetOf = (m: Moment, by: By): PitrTarget => (by === 'gtid' ? { gtid: m.gtid } : { time: m.at });
-const PARTS = ['full + logs', 'full → incremental', 'full → incremental → incremental', 'full → differential'];
-const partChain = (part: number): string[] =>
+const CHAINS = ['full + logs', 'full → incremental', 'full → incremental → incremental', 'full → differential'];
+const chainOf = (part: number): string[] =>
   [[full.id], [full.id, incr.id], [full.id, incr.id, incr2.id], [full.id, diff.id]][part] as string[];
+/** Moments [from, to) reached by `by`, the first by a chain restore (on chain `part`), the others by replayFurther. */
+const WALKS: readonly { by: By; from: number; to: number; part: number }[] = [
+  { by: 'gtid', from: 0, to: 2 * PER_PART, part: 0 },
+  { by: 'gtid', from: 2 * PER_PART, to: 4 * PER_PART, part: 2 },
+  { by: 'time', from: 0, to: PER_PART, part: 0 },
+  { by: 'time', from: PER_PART, to: 3 * PER_PART, part: 1 },
+  { by: 'time', from: 3 * PER_PART, to: 4 * PER_PART, part: 3 },
+];
 
 /** The scratch server's GTID position and checksums. */
 async function scratchState(): Promise<{ gtid: string; checksums: Moment['checksums'] }> {
@@ -146,12 +156,13 @@ interface Step {
 }
 
 /**
- * One part of the chain: a chain restore to its first moment into a fresh scratch server, then replayFurther to
- * each later moment (targets by GTID or by time); `then` runs on the server at the last moment.
+ * One walk: a chain restore to its first moment into a fresh scratch server, then replayFurther to each later
+ * moment (targets by GTID or by time); `then` runs on the server at the last moment.
  */
-async function walkPart(part: number, by: By, then?: (at: PointInTimeResult['cursor']) => Promise<void>) {
+async function walk(w: (typeof WALKS)[number], then?: (at: PointInTimeResult['cursor']) => Promise<void>) {
+  const by = w.by;
   destroyInstance(SCRATCH);
-  const ms = moments.slice(part * PER_PART, (part + 1) * PER_PART);
+  const ms = moments.slice(w.from, w.to);
   const lines: string[] = [];
   const onLine = (l: string): number => lines.push(l);
   const t0 = Date.now();
@@ -190,7 +201,7 @@ async function walkPart(part: number, by: By, then?: (at: PointInTimeResult['cur
     await then?.(cursor);
     const secs = (t: number): string => ((Date.now() - t) / 1000).toFixed(1);
     console.log(
-      `restore-pitr: ${PARTS[part]} by ${by}: restore ${r.seconds.toFixed(1)} s, ${ms.length - 1} further in ` +
+      `restore-pitr: moments ${w.from}-${w.to - 1} by ${by} from ${CHAINS[w.part]}: restore ${r.seconds.toFixed(1)} s, ${ms.length - 1} further in ` +
         `${secs(t1)} s, ${secs(t0)} s in all`,
     );
     return { r, lines, steps, ms };
@@ -208,55 +219,54 @@ describe('restore --to-gtid / --to-time to every moment over full → incrementa
     expect(logs.length).toBeGreaterThan(3);
   });
 
-  for (let part = 0; part < PARTS.length; part++) {
-    for (const by of ['gtid', 'time'] as const) {
-      it(`${PARTS[part]}: to each moment's ${by === 'gtid' ? 'GTID' : 'wall-clock time'}, restored once and replayed further`, async () => {
-        let refusedBack: unknown = null;
-        const { r, lines, steps, ms } = await walkPart(part, by, async (cursor) => {
-          if (part !== 0 || by !== 'gtid') return;
-          // Going back is refused before anything is replayed; the server stays at the last moment.
-          refusedBack = await replayFurther({
-            store,
-            master,
-            logJob: 'db-logs',
-            from: cursor,
-            target: { gtid: (moments[0] as Moment).gtid },
-            server,
-            near: scratchData,
-          }).then(
-            () => null,
-            (e: unknown) => e,
-          );
-          expect((await scratchState()).gtid).toBe(cursor.gtid);
-        });
-        expect(r.chain).toEqual(partChain(part));
-        expect(r.segments).toBeGreaterThan(0);
-        expect(steps).toHaveLength(ms.length);
-        for (const [i, m] of ms.entries()) {
-          const s = steps[i] as Step;
-          expect(s.reached, `moment ${part * PER_PART + i}`).toBe(m.gtid);
-          expect(s.gtid, `moment ${part * PER_PART + i}`).toBe(m.gtid);
-          expect(s.checksums, `moment ${part * PER_PART + i}`).toEqual(m.checksums);
-        }
-        if (by === 'time') {
-          for (const m of ms)
-            expect(lines).toContain(`${m.at.toISOString()} → GTID ${m.gtid} (the last committed at or before it)`);
-        }
-        expect(lines.filter((l) => l.startsWith('further '))).toHaveLength(ms.length - 1);
-        if (part === 0 && by === 'gtid') {
-          expect(refusedBack).toBeInstanceOf(TidemarkError);
-          expect((refusedBack as TidemarkError).code).toBe('BACKUP_PITR_BEFORE');
-          expect(lines.some((l) => l.startsWith(`replaying ${full.binlog?.file}:${full.binlog?.position}`))).toBe(true);
-          // Replay starts at the segment holding the full's binlog position; the file's first segment only for its header.
-          const pos = full.binlog?.position as bigint;
-          const holding = logs.find((l) => l.log?.binlogFile === full.binlog?.file && (l.log?.endPos as bigint) >= pos);
-          const firstSeq = holding?.log?.seq as bigint;
-          const plan = lines.find((l) => l.startsWith('point in time')) ?? '';
-          expect(plan).toContain(` seq ${firstSeq}..`);
-          expect(plan.includes(': seq 1)')).toBe(firstSeq > 1n);
-        }
-      }, 240_000);
-    }
+  for (const w of WALKS) {
+    const { by, part } = w;
+    it(`moments ${w.from}-${w.to - 1} by ${by === 'gtid' ? 'GTID' : 'wall-clock time'}: restored from ${CHAINS[part]}, then replayed further`, async () => {
+      let refusedBack: unknown = null;
+      const { r, lines, steps, ms } = await walk(w, async (cursor) => {
+        if (w.from !== 0 || by !== 'gtid') return;
+        // Going back is refused before anything is replayed; the server stays at the last moment.
+        refusedBack = await replayFurther({
+          store,
+          master,
+          logJob: 'db-logs',
+          from: cursor,
+          target: { gtid: (moments[0] as Moment).gtid },
+          server,
+          near: scratchData,
+        }).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect((await scratchState()).gtid).toBe(cursor.gtid);
+      });
+      expect(r.chain).toEqual(chainOf(part));
+      expect(r.segments).toBeGreaterThan(0);
+      expect(steps).toHaveLength(ms.length);
+      for (const [i, m] of ms.entries()) {
+        const s = steps[i] as Step;
+        expect(s.reached, `moment ${w.from + i}`).toBe(m.gtid);
+        expect(s.gtid, `moment ${w.from + i}`).toBe(m.gtid);
+        expect(s.checksums, `moment ${w.from + i}`).toEqual(m.checksums);
+      }
+      if (by === 'time') {
+        for (const m of ms)
+          expect(lines).toContain(`${m.at.toISOString()} → GTID ${m.gtid} (the last committed at or before it)`);
+      }
+      expect(lines.filter((l) => l.startsWith('further '))).toHaveLength(ms.length - 1);
+      if (w.from === 0 && by === 'gtid') {
+        expect(refusedBack).toBeInstanceOf(TidemarkError);
+        expect((refusedBack as TidemarkError).code).toBe('BACKUP_PITR_BEFORE');
+        expect(lines.some((l) => l.startsWith(`replaying ${full.binlog?.file}:${full.binlog?.position}`))).toBe(true);
+        // Replay starts at the segment holding the full's binlog position; the file's first segment only for its header.
+        const pos = full.binlog?.position as bigint;
+        const holding = logs.find((l) => l.log?.binlogFile === full.binlog?.file && (l.log?.endPos as bigint) >= pos);
+        const firstSeq = holding?.log?.seq as bigint;
+        const plan = lines.find((l) => l.startsWith('point in time')) ?? '';
+        expect(plan).toContain(` seq ${firstSeq}..`);
+        expect(plan.includes(': seq 1)')).toBe(firstSeq > 1n);
+      }
+    }, 240_000);
   }
 
   it('tidemark restore --job --to-gtid (after the differential): the command line starts the scratch server', async () => {

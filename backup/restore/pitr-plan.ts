@@ -206,7 +206,7 @@ export interface LogPlan {
 /**
  * The segments from `start` to `target` (see the module comment): refused when the archive does not hold the start
  * (BACKUP_PITR_GAP), misses a seq or bytes on the way (BACKUP_PITR_GAP), or ends before the target
- * (BACKUP_PITR_AFTER). `what` names the start in messages ("backup 'ID'", "the replay stopped at GTID …").
+ * (BACKUP_PITR_AFTER). `what` names the start in messages ("backup 'ID'", "the replay cursor at GTID …").
  */
 export function planLogs(
   manifests: readonly Manifest[],
@@ -300,7 +300,7 @@ export function planFurther(
     );
   }
   if (gtidAtOrBefore(target, at)) return { segments: [], header: null, target: t };
-  return { ...planLogs(manifests, logJob, from, target, `the replay stopped at GTID ${from.gtid}`), target: t };
+  return { ...planLogs(manifests, logJob, from, target, `the replay cursor at GTID ${from.gtid}`), target: t };
 }
 
 /**

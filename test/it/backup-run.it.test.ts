@@ -164,9 +164,17 @@ function sampleWrites(roots: ReadonlyMap<number, string>): {
   };
 }
 
-/** Runs the CLI, sampling write_bytes of it and its children and the scratch directory's size until it exits. */
-async function measuredRun(args: string[]): Promise<{ out: string; writes: Map<string, number>; scratchMax: number }> {
-  const child: ChildProcess = spawn(CLI, [...args, '-c', cfg], {
+interface Measured {
+  readonly code: number | null;
+  readonly out: string;
+  readonly err: string;
+  readonly writes: Map<string, number>;
+  readonly scratchMax: number;
+}
+
+/** Starts the CLI (`-c cfg`), sampling write_bytes of it (as `name`) and its children until it exits. */
+function measuredCli(args: string[], name: string): { child: ChildProcess; exited: Promise<Measured> } {
+  const child = spawn(CLI, [...args, '-c', cfg], {
     cwd: REPO_ROOT,
     env: { ...process.env, PATH: nodeFirstPath() },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -174,32 +182,31 @@ async function measuredRun(args: string[]): Promise<{ out: string; writes: Map<s
   let out = '';
   let err = '';
   child.stdout?.on('data', (d) => (out += d));
-  child.stderr?.on('data', (d) => (err += d));
-  const sampler = sampleWrites(new Map([[child.pid as number, 'tidemark']]));
-  const code = await new Promise<number | null>((res) => child.on('close', res));
-  const measured = sampler.stop();
-  expect(code, err).toBe(0);
-  return { out, ...measured };
+  child.stderr?.on('data', (d) => (err = (err + String(d)).slice(-20_000)));
+  const sampler = sampleWrites(new Map([[child.pid as number, name]]));
+  const exited = new Promise<number | null>((res) => child.on('close', res)).then((code) => ({
+    code,
+    out,
+    err,
+    ...sampler.stop(),
+  }));
+  return { child, exited };
 }
 
-/** `tidemark backup logs binlogs` in the background, its write_bytes sampled until `stop()` (SIGTERM). */
-function startArchiver(): { stop: () => Promise<{ code: number | null; err: string; writes: Map<string, number> }> } {
-  const child: ChildProcess = spawn(CLI, ['backup', 'logs', 'binlogs', '-c', cfg], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, PATH: nodeFirstPath() },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let err = '';
-  child.stderr?.on('data', (d) => {
-    err = (err + String(d)).slice(-20_000);
-  });
-  const exited = new Promise<number | null>((res) => child.on('close', res));
-  const sampler = sampleWrites(new Map([[child.pid as number, 'archiver']]));
+/** Runs the CLI to its end (exit 0), measured as measuredCli. */
+async function measuredRun(args: string[]): Promise<Measured> {
+  const r = await measuredCli(args, 'tidemark').exited;
+  expect(r.code, r.err).toBe(0);
+  return r;
+}
+
+/** `tidemark backup logs binlogs` in the background, measured until `stop()` (SIGTERM). */
+function startArchiver(): { stop: () => Promise<Measured> } {
+  const { child, exited } = measuredCli(['backup', 'logs', 'binlogs'], 'archiver');
   return {
     stop: async () => {
       child.kill('SIGTERM');
-      const code = await exited;
-      return { code, err, writes: sampler.stop().writes };
+      return exited;
     },
   };
 }

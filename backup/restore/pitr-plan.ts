@@ -19,6 +19,7 @@
  */
 import { TidemarkError } from '../../core/errors.ts';
 import type { Manifest } from '../manifest.ts';
+import type { BinlogGroup } from './binlog-groups.ts';
 import { planRestore, type RestorePlan } from './plan.ts';
 
 export interface GtidEntry {
@@ -178,14 +179,51 @@ export function planPointInTime(o: PitrInput): PitrPlan {
   const startPos = parseGtidPos(start.gtid);
   if (gtidAtOrBefore(o.target, startPos)) return { backup, restore, start, segments: [], header: null, target };
 
-  const logs = logSegments(o.manifests, o.logJob);
+  return {
+    backup,
+    restore,
+    start,
+    ...planLogs(o.manifests, o.logJob, start, o.target, `backup '${backup.id}'`),
+    target,
+  };
+}
+
+/** Where a replay starts or stopped: a binlog file, the offset of the next group in it, the GTID position there. */
+export interface ReplayCursor {
+  readonly file: string;
+  readonly position: bigint;
+  readonly gtid: string;
+}
+
+/** The log backups that take a replay from `start` to `target` (which must be after it). */
+export interface LogPlan {
+  /** In seq order, from the one holding the start position to the first one reaching the target. */
+  readonly segments: readonly Manifest[];
+  /** The first segment of the start's binlog file when it is not segments[0] (its header events are needed). */
+  readonly header: Manifest | null;
+}
+
+/**
+ * The segments from `start` to `target` (see the module comment): refused when the archive does not hold the start
+ * (BACKUP_PITR_GAP), misses a seq or bytes on the way (BACKUP_PITR_GAP), or ends before the target
+ * (BACKUP_PITR_AFTER). `what` names the start in messages ("backup 'ID'", "the replay cursor at GTID …").
+ */
+export function planLogs(
+  manifests: readonly Manifest[],
+  logJob: string,
+  start: ReplayCursor,
+  targetPos: GtidPos,
+  what: string,
+): LogPlan {
+  const target = formatGtidPos(targetPos);
+  const logs = logSegments(manifests, logJob);
   const head = logs.findIndex((m) => m.log?.binlogFile === start.file && m.log.startPos === 0n);
   if (head < 0) {
     throw pitrError(
       'BACKUP_PITR_GAP',
-      `log job '${o.logJob}' has no segment at the start of binlog file '${start.file}' (backup '${backup.id}' ` +
-        `starts there at ${start.position}): the archive does not cover the backup's start`,
-      { logJob: o.logJob, file: start.file },
+      `log job '${logJob}' has no segment at the start of binlog file '${start.file}' (${what} ` +
+        `starts there at ${start.position}): the archive does not cover that start`,
+      { logJob, file: start.file },
     );
   }
   const first = logs.findIndex(
@@ -194,13 +232,13 @@ export function planPointInTime(o: PitrInput): PitrPlan {
   if (first < 0) {
     throw pitrError(
       'BACKUP_PITR_GAP',
-      `log job '${o.logJob}' has no segment holding ${start.file}:${start.position}, where backup '${backup.id}' starts`,
-      { logJob: o.logJob, file: start.file },
+      `log job '${logJob}' has no segment holding ${start.file}:${start.position}, where ${what} starts`,
+      { logJob, file: start.file },
     );
   }
   const header = first === head ? null : (logs[head] as Manifest);
   const segments: Manifest[] = [];
-  let reached: GtidPos = startPos;
+  let reached: GtidPos = parseGtidPos(start.gtid);
   for (let i = first; i < logs.length; i++) {
     const m = logs[i] as Manifest;
     const l = m.log as NonNullable<Manifest['log']>;
@@ -210,9 +248,9 @@ export function planPointInTime(o: PitrInput): PitrPlan {
         const missing = l.seq - prev.seq === 2n ? `${prev.seq + 1n}` : `${prev.seq + 1n}..${l.seq - 1n}`;
         throw pitrError(
           'BACKUP_PITR_GAP',
-          `log job '${o.logJob}' is missing segment seq ${missing} (between '${segments.at(-1)?.id}' and '${m.id}'): ` +
-            `GTID ${target} cannot be reached from backup '${backup.id}'`,
-          { logJob: o.logJob, missing },
+          `log job '${logJob}' is missing segment seq ${missing} (between '${segments.at(-1)?.id}' and '${m.id}'): ` +
+            `GTID ${target} cannot be reached from ${what}`,
+          { logJob, missing },
         );
       }
       const sameFile = l.binlogFile === prev.binlogFile;
@@ -221,22 +259,81 @@ export function planPointInTime(o: PitrInput): PitrPlan {
           'BACKUP_PITR_GAP',
           `log segment seq ${l.seq} ('${m.id}') starts at ${l.binlogFile}:${l.startPos}, but seq ${prev.seq} ended at ` +
             `${prev.binlogFile}:${prev.endPos}: bytes are missing from the archive`,
-          { logJob: o.logJob, missing: `${prev.binlogFile}:${prev.endPos}` },
+          { logJob, missing: `${prev.binlogFile}:${prev.endPos}` },
         );
       }
     }
     segments.push(m);
     if (l.lastGtid !== null) reached = advance(reached, parseGtidPos(l.lastGtid));
-    if (gtidAtOrBefore(o.target, reached)) return { backup, restore, start, segments, header, target };
+    if (gtidAtOrBefore(targetPos, reached)) return { segments, header };
   }
   const last = segments.at(-1);
   throw pitrError(
     'BACKUP_PITR_AFTER',
-    `GTID ${target} is after the last archived segment of log job '${o.logJob}'` +
+    `GTID ${target} is after the last archived segment of log job '${logJob}'` +
       (last ? ` (seq ${last.log?.seq}, up to ${formatGtidPos(reached)})` : '') +
       ': wait for the archiver, or pick an earlier target',
-    { logJob: o.logJob, target },
+    { logJob, target },
   );
+}
+
+/**
+ * The segments that take a replay further, from where the previous one stopped (`from`, a server already at
+ * `from.gtid`) to a later `target`. A target at `from` needs no segment; a target before it (in any domain) is
+ * refused with BACKUP_PITR_BEFORE: a replay only goes forward, an earlier point needs a new restore.
+ */
+export function planFurther(
+  manifests: readonly Manifest[],
+  logJob: string,
+  from: ReplayCursor,
+  target: GtidPos,
+): LogPlan & { readonly target: string } {
+  const t = formatGtidPos(target);
+  if (target.size === 0) throw pitrError('BACKUP_PITR_BEFORE', 'the target GTID position is empty', {});
+  const at = parseGtidPos(from.gtid);
+  if (!gtidAtOrBefore(at, target)) {
+    throw pitrError(
+      'BACKUP_PITR_BEFORE',
+      `GTID ${t} is before GTID ${from.gtid}, where the server already is: a replay only goes forward; restore ` +
+        'again for an earlier point',
+      { target: t, at: from.gtid },
+    );
+  }
+  if (gtidAtOrBefore(target, at)) return { segments: [], header: null, target: t };
+  return { ...planLogs(manifests, logJob, from, target, `the replay cursor at GTID ${from.gtid}`), target: t };
+}
+
+/**
+ * Where a replay from `from` to `target` stopped: the binlog file and the end of the target's last group, from the
+ * groups of the replayed bytes (per file, in order; binlog-groups.ts scanGroups). Groups before `from.position` in
+ * its file are skipped; the walk stops at the first group past the target (in any domain, or in a domain the
+ * target does not name), as `mariadb-binlog --stop-position=<GTID>` does. The target must have been reached on the
+ * way: else BACKUP_PITR_REPLAY (the segments do not hold it).
+ */
+export function stopCursor(
+  scanned: readonly { readonly file: string; readonly groups: readonly BinlogGroup[] }[],
+  from: ReplayCursor,
+  target: GtidPos,
+): ReplayCursor {
+  let pos = parseGtidPos(from.gtid);
+  let cursor = from;
+  walk: for (const f of scanned) {
+    for (const g of f.groups) {
+      if (f.file === from.file && g.start < from.position) continue;
+      const want = target.get(g.domain);
+      if (want === undefined || g.seq > want.seq) break walk;
+      pos = advance(pos, new Map([[g.domain, { server: g.serverId, seq: g.seq }]]));
+      cursor = { file: f.file, position: g.end, gtid: formatGtidPos(pos) };
+    }
+  }
+  if (!gtidAtOrBefore(target, pos)) {
+    throw new TidemarkError(
+      `point-in-time replay: the replayed log segments from ${from.file}:${from.position} do not reach GTID ` +
+        `${formatGtidPos(target)} (they end at ${formatGtidPos(pos)})`,
+      { code: 'BACKUP_PITR_REPLAY', context: { target: formatGtidPos(target) } },
+    );
+  }
+  return cursor;
 }
 
 /**

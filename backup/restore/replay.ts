@@ -14,7 +14,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { TidemarkError } from '../../core/errors.ts';
@@ -22,6 +22,7 @@ import type { Manifest } from '../manifest.ts';
 import type { EncryptionHeader, MasterKey } from '../pipeline/keys.ts';
 import { readSealedBackup } from '../pipeline/reader.ts';
 import type { BackupStore } from '../store.ts';
+import { type BinlogGroup, scanGroups } from './binlog-groups.ts';
 import { watchChild } from './child.ts';
 import { parseGtidPos } from './pitr-plan.ts';
 
@@ -55,6 +56,35 @@ export async function readSegment(store: BackupStore, master: MasterKey, m: Mani
   const src = readSealedBackup({ store, master, backupId: m.id, pieces: m.pieces, encryption: sealed(m) });
   for await (const b of src) parts.push(b as Buffer);
   return Buffer.concat(parts);
+}
+
+/**
+ * The event groups of the replayed segments, per binlog file in order, read back from the files writeBinlogFiles
+ * wrote into `dir` (verified plaintext; each file from its first segment's start, so a header hole is not read).
+ */
+export async function writtenGroups(
+  dir: string,
+  segments: readonly Manifest[],
+): Promise<{ file: string; groups: BinlogGroup[] }[]> {
+  const ranges: { file: string; start: bigint; end: bigint }[] = [];
+  for (const m of segments) {
+    const l = m.log as NonNullable<Manifest['log']>;
+    const cur = ranges.at(-1);
+    if (cur?.file === l.binlogFile) cur.end = l.endPos;
+    else ranges.push({ file: l.binlogFile, start: l.startPos, end: l.endPos });
+  }
+  const out: { file: string; groups: BinlogGroup[] }[] = [];
+  for (const r of ranges) {
+    const fh = await open(join(dir, r.file), 'r');
+    try {
+      const buf = Buffer.alloc(Number(r.end - r.start));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, Number(r.start));
+      out.push({ file: r.file, groups: scanGroups(buf.subarray(0, bytesRead), r.start) });
+    } finally {
+      await fh.close();
+    }
+  }
+  return out;
 }
 
 /**

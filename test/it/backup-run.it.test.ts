@@ -1,17 +1,23 @@
 /**
  * `tidemark backup run|list|star|expire` end to end against a real MariaDB 10.11 (its mariadb-backup) and a real
  * versitygw, with a writer running on the source throughout: full → incremental → differential sealed into the
- * S3 store, `backup list --json` shows the chain (parents, LSNs continuing where the parent ended); bytes written
- * to local disk by the tidemark process and by mariadb-backup during a full stay small (/proc/PID/io write_bytes,
- * polled) and so does mariadb-backup's --target-dir; a stream command killed (-9) mid-way leaves no manifest and
+ * S3 store while the binlog archiver (`tidemark backup logs binlogs`) runs into the same store, `backup list --json`
+ * shows the chain (parents, LSNs continuing where the parent ended); bytes written to local disk during each run by
+ * the tidemark process and by mariadb-backup, and by the archiver's process throughout, stay small (/proc/PID/io
+ * write_bytes, polled; the catalog cache included) and so does mariadb-backup's --target-dir; the archiver's
+ * segments are in the store afterwards, seq 1, 2, … and covering the writer's last GTID; a stream command killed (-9) mid-way leaves no manifest and
  * its pieces as orphans that `expire --dry-run` lists and `expire` removes; a starred incremental and its parent
  * survive `expire` with `chains: 1` after a newer chain, the unstarred differential does not.
- * MariaDB port 3790, versitygw port 7310.
+ * MariaDB port 3862 (3863 unused), versitygw port 7360.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { storeManifests } from '../../backup/restore/pitr.ts';
+import { advance, formatGtidPos, gtidAtOrBefore, logSegments, parseGtidPos } from '../../backup/restore/pitr-plan.ts';
+import { S3Store } from '../../backup/store/s3.ts';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupConfigYaml, s3StoreYaml, startBackupLab, stopBackupLab } from '../fixtures/backup-config.ts';
@@ -21,14 +27,19 @@ import { CLI, nodeFirstPath, runCli } from '../fixtures/topology.ts';
 import { type S3Server, s3Client } from '../fixtures/versitygw.ts';
 
 const NAME = 'bk-run';
-const PORT = 3790;
-const VGW_PORT = 7310;
+const PORT = 3862;
+const VGW_PORT = 7360;
 const BUCKET = 'bkrun';
 const instDir = resolve(process.env['TIDEMARK_RUN_DIR'] ?? resolve(REPO_ROOT, '.run'), 'mariadb', NAME);
 
 let conn: mysql.Connection;
 let s3: S3Server;
 let dir: string;
+/**
+ * The catalog cache (node:sqlite) on tmpfs when there is one: its writes are then not in write_bytes (no block
+ * device), so what is measured is everything else the processes write to disk ("besides the catalog cache").
+ */
+let catalogDir: string;
 let writer: { stop: () => Promise<number> };
 
 interface Listed {
@@ -45,7 +56,7 @@ function config(file: string, stream: { command: string[]; extra_args?: string[]
   const path = join(dir, file);
   const y = backupConfigYaml({
     port: PORT,
-    unusedPort: 3791,
+    unusedPort: 3863,
     dir,
     instDir,
     keyFile: join(dir, 'master.key'),
@@ -58,6 +69,13 @@ function config(file: string, stream: { command: string[]; extra_args?: string[]
       type: full
       retention:
         chains: 1
+  catalog_dir: ${catalogDir}
+  logs:
+    - name: binlogs
+      store: vgw
+      segment_seconds: 2
+      server_id: 4243
+      start: oldest
 `,
   });
   writeFileSync(path, y);
@@ -73,7 +91,7 @@ async function cli(args: string[], file = cfg): Promise<string> {
 }
 
 async function list(): Promise<Listed[]> {
-  return JSON.parse(await cli(['backup', 'list', '--json'])) as Listed[];
+  return JSON.parse(await cli(['backup', 'list', '--job', 'nightly', '--json'])) as Listed[];
 }
 
 async function storeKeys(): Promise<string[]> {
@@ -115,9 +133,48 @@ function ioWrite(pid: number): { bytes: number; comm: string } | null {
   }
 }
 
-/** Runs the CLI, sampling write_bytes of it and its children and the scratch directory's size until it exits. */
-async function measuredRun(args: string[]): Promise<{ out: string; writes: Map<string, number>; scratchMax: number }> {
-  const child: ChildProcess = spawn(CLI, [...args, '-c', cfg], {
+/**
+ * Peak write_bytes of process trees, polled every 20 ms: each root (named, since the CLI's comm is its main
+ * thread's) and its descendants; summed per process name by `stop()`. And the peak size of the scratch directory.
+ */
+function sampleWrites(roots: ReadonlyMap<number, string>): {
+  stop: () => { writes: Map<string, number>; scratchMax: number };
+} {
+  const writes = new Map<number, { bytes: number; comm: string }>();
+  let scratchMax = 0;
+  const sample = (): void => {
+    for (const [root, name] of roots) {
+      for (const pid of [root, ...descendants(root)]) {
+        const io = ioWrite(pid);
+        const w = io !== null && pid === root ? { ...io, comm: name } : io;
+        if (w !== null && w.bytes >= (writes.get(pid)?.bytes ?? 0)) writes.set(pid, w);
+      }
+    }
+    scratchMax = Math.max(scratchMax, treeBytes(join(dir, 'scratch')));
+  };
+  const timer = setInterval(sample, 20);
+  return {
+    stop: () => {
+      sample();
+      clearInterval(timer);
+      const byComm = new Map<string, number>();
+      for (const w of writes.values()) byComm.set(w.comm, (byComm.get(w.comm) ?? 0) + w.bytes);
+      return { writes: byComm, scratchMax };
+    },
+  };
+}
+
+interface Measured {
+  readonly code: number | null;
+  readonly out: string;
+  readonly err: string;
+  readonly writes: Map<string, number>;
+  readonly scratchMax: number;
+}
+
+/** Starts the CLI (`-c cfg`), sampling write_bytes of it (as `name`) and its children until it exits. */
+function measuredCli(args: string[], name: string): { child: ChildProcess; exited: Promise<Measured> } {
+  const child = spawn(CLI, [...args, '-c', cfg], {
     cwd: REPO_ROOT,
     env: { ...process.env, PATH: nodeFirstPath() },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -125,29 +182,38 @@ async function measuredRun(args: string[]): Promise<{ out: string; writes: Map<s
   let out = '';
   let err = '';
   child.stdout?.on('data', (d) => (out += d));
-  child.stderr?.on('data', (d) => (err += d));
-  // keyed by pid; the CLI's own process is named 'tidemark' (its comm is the main thread's name)
-  const writes = new Map<number, { bytes: number; comm: string }>();
-  let scratchMax = 0;
-  const sample = (): void => {
-    for (const pid of [child.pid as number, ...descendants(child.pid as number)]) {
-      const io = ioWrite(pid);
-      const w = io !== null && pid === child.pid ? { ...io, comm: 'tidemark' } : io;
-      if (w !== null && w.bytes >= (writes.get(pid)?.bytes ?? 0)) writes.set(pid, w);
-    }
-    scratchMax = Math.max(scratchMax, treeBytes(join(dir, 'scratch')));
+  child.stderr?.on('data', (d) => (err = (err + String(d)).slice(-20_000)));
+  const sampler = sampleWrites(new Map([[child.pid as number, name]]));
+  const exited = new Promise<number | null>((res) => child.on('close', res)).then((code) => ({
+    code,
+    out,
+    err,
+    ...sampler.stop(),
+  }));
+  return { child, exited };
+}
+
+/** Runs the CLI to its end (exit 0), measured as measuredCli. */
+async function measuredRun(args: string[]): Promise<Measured> {
+  const r = await measuredCli(args, 'tidemark').exited;
+  expect(r.code, r.err).toBe(0);
+  return r;
+}
+
+/** `tidemark backup logs binlogs` in the background, measured until `stop()` (SIGTERM). */
+function startArchiver(): { stop: () => Promise<Measured> } {
+  const { child, exited } = measuredCli(['backup', 'logs', 'binlogs'], 'archiver');
+  return {
+    stop: async () => {
+      child.kill('SIGTERM');
+      return exited;
+    },
   };
-  const timer = setInterval(sample, 20);
-  const code = await new Promise<number | null>((res) => child.on('close', res));
-  clearInterval(timer);
-  expect(code, err).toBe(0);
-  const byComm = new Map<string, number>();
-  for (const w of writes.values()) byComm.set(w.comm, (byComm.get(w.comm) ?? 0) + w.bytes);
-  return { out, writes: byComm, scratchMax };
 }
 
 beforeAll(async () => {
   // ~8 MB that zstd cannot shrink: a full spans several 2 MiB pieces, so one is stored well before the end
+  catalogDir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `tidemark-${NAME}-catalog-`));
   ({ dir, s3, conn } = await startBackupLab({ name: NAME, port: PORT, vgwPort: VGW_PORT, bucket: BUCKET, rows: 8000 }));
   await conn.query('CREATE TABLE bk.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(200)) ENGINE=InnoDB');
   cfg = config('tidemark.yaml', { command: ['mariadb-backup'] });
@@ -157,6 +223,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await writer?.stop().catch(() => 0);
   await stopBackupLab(NAME, { dir, s3, conn });
+  if (catalogDir !== undefined) rmSync(catalogDir, { recursive: true, force: true });
 });
 
 describe('tidemark backup', () => {
@@ -164,18 +231,51 @@ describe('tidemark backup', () => {
 
   it('runs full → incremental → differential under a writer, streamed (little local disk), listed as a chain', async () => {
     const [[{ n: rowsBefore }]] = (await conn.query('SELECT COUNT(*) AS n FROM bk.t')) as unknown as [[{ n: string }]];
+    const archiver = startArchiver();
     const full = await measuredRun(['backup', 'run', 'nightly']);
     expect(full.out).toMatch(/-nightly-full-[0-9a-f]{6}: full, parent -/);
-    // tidemark itself writes only its catalog cache (node:sqlite) and logs; mariadb-backup its scratch files
-    const tidemarkWrites = full.writes.get('tidemark') ?? 0;
-    const backupWrites = full.writes.get('mariadb-backup') ?? 0;
-    console.log('local writes during a full', Object.fromEntries(full.writes), 'scratch max', full.scratchMax);
-    expect(full.writes.has('mariadb-backup')).toBe(true);
-    expect(tidemarkWrites).toBeLessThan(2 << 20);
-    expect(backupWrites).toBeLessThan(4 << 20);
-    expect(full.scratchMax).toBeLessThan(1 << 20);
-    await cli(['backup', 'run', 'nightly', '--type', 'incremental']);
-    await cli(['backup', 'run', 'nightly', '--type', 'differential']);
+    const incr = await measuredRun(['backup', 'run', 'nightly', '--type', 'incremental']);
+    const diff = await measuredRun(['backup', 'run', 'nightly', '--type', 'differential']);
+    await new Promise((r) => setTimeout(r, 2500)); // one more segment_seconds under the writer
+    const [[{ g: lastGtid }]] = (await conn.query('SELECT @@gtid_binlog_pos AS g')) as unknown as [[{ g: string }]];
+    const arch = await archiver.stop();
+    expect(arch.code, arch.err).toBe(0);
+    // besides its catalog cache (on tmpfs) tidemark writes nothing to disk; mariadb-backup only its scratch files
+    for (const [what, r] of [
+      ['full', full],
+      ['incremental', incr],
+      ['differential', diff],
+    ] as const) {
+      console.log(`local writes during a ${what}`, Object.fromEntries(r.writes), 'scratch max', r.scratchMax);
+      expect(r.writes.has('mariadb-backup'), what).toBe(true);
+      expect(r.writes.get('tidemark') ?? 0, what).toBeLessThan(2 << 20);
+      expect(r.writes.get('mariadb-backup') ?? 0, what).toBeLessThan(4 << 20);
+      expect(r.scratchMax, what).toBeLessThan(1 << 20);
+    }
+    console.log(
+      'local writes of the archiver during the chain',
+      Object.fromEntries(arch.writes),
+      'catalog cache (tmpfs, not counted)',
+      treeBytes(catalogDir),
+    );
+    expect(arch.writes.has('archiver')).toBe(true);
+    expect(arch.writes.get('archiver') ?? 0).toBeLessThan(2 << 20);
+    // its segments are in the store: seq 1, 2, … (LOGCONTRACT), up to the writer's position before the stop
+    const store = await S3Store.open({
+      endpoint: s3.endpoint,
+      region: s3.region,
+      bucket: BUCKET,
+      prefix: 'site-a/',
+      forcePathStyle: true,
+      credentials: s3.credentials,
+    });
+    const segs = logSegments(await storeManifests(store).finally(() => store.close()), 'binlogs');
+    const reached = segs.reduce((p, m) => advance(p, parseGtidPos(m.gtid ?? '')), parseGtidPos(''));
+    console.log(`archiver: ${segs.length} segments up to ${formatGtidPos(reached)} (the source at ${lastGtid})`);
+    expect(segs.length).toBeGreaterThan(2);
+    expect(segs.map((m) => Number(m.log?.seq))).toEqual(segs.map((_, i) => i + 1));
+    expect(gtidAtOrBefore(parseGtidPos(lastGtid), reached)).toBe(true);
+    expect(segs.map((m) => m.log?.binlogFile)).toContain('mysql-bin.000001');
     chainA = await list();
     expect(chainA.map((b) => b.type)).toEqual(['full', 'incremental', 'differential']);
     const [f, i, d] = chainA as [Listed, Listed, Listed];

@@ -7,22 +7,26 @@
  *   PITR:    N sysbench oltp_write_only transactions after the full backup; then
  *            tidemark restore --job J --to-gtid <last>  (the replay phase: its "replaying" line → its "done" line)
  *            vs a native replica: a second MariaDB on another restore of the same full, CHANGE MASTER to the backup's
- *            binlog position, START SLAVE, timed until it executed the last of the N transactions.
+ *            binlog position, START SLAVE, timed until it executed the last of the N transactions;
+ *            and the floor: `mariadb-binlog FILES | mariadb` of the source's own binlog files, the same range, into a
+ *            server on a copy of that restore (what the replay does once the segments are written as files).
  *   latency: a paced writer (single-row autocommit inserts, `--archive-rate` tx/s for `--archive-s` s, 8
  *            connections), each commit's GTID and wall-clock time kept; latency = ctime of the manifest of the
  *            first segment whose last GTID covers it (the moment the manifest was linked into the store) minus
  *            the commit time (when the client got the OK).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { admin, destroyInstance, REPO_ROOT, ROOT_PASSWORD } from '../test/fixtures/mariadb.ts';
 import { CLI } from '../test/fixtures/topology.ts';
-import { between, measure, type Tracked, track } from './backup-measure.ts';
+import { between, measure, shellQuote, type Tracked, track } from './backup-measure.ts';
 
 const NATIVE_PORT = 3472;
 const NATIVE = 'bench-bk-nat';
+const FLOOR_PORT = 3473;
+const FLOOR = 'bench-bk-floor';
 const SCRATCH_PORT = 3471;
 export const LOG_JOB = 'binlogs';
 
@@ -33,6 +37,8 @@ export interface LogBenchOptions {
   readonly storeDir: string;
   readonly keyFile: string;
   readonly config: string;
+  /** The source's binlog directory (the floor replays its files directly). */
+  readonly binlogDir: string;
   readonly backupId: string;
   /** A second restore of the same full backup (a prepared datadir): the native replica's. */
   readonly nativeDatadir: string;
@@ -91,19 +97,54 @@ function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 }
 
-/** Native replication from the backup's binlog position until the replica executed `until`; seconds. */
-async function nativeReplay(
-  o: LogBenchOptions,
-  start: { file: string; pos: number },
-  until: { file: string; pos: number },
-): Promise<number> {
+function startOn(name: string, port: number, datadir: string): void {
   execFileSync(
     'bash',
-    [join(REPO_ROOT, 'compose/local/mariadb.sh'), 'start', NATIVE, String(NATIVE_PORT), '--datadir', o.nativeDatadir],
+    [join(REPO_ROOT, 'compose/local/mariadb.sh'), 'start', name, String(port), '--datadir', datadir],
     {
       stdio: ['ignore', 'ignore', 'inherit'],
     },
   );
+}
+
+/** `mariadb-binlog --start-position … --stop-position … FILES | mariadb` into a server on `datadir`; seconds. */
+async function floorReplay(
+  o: LogBenchOptions,
+  datadir: string,
+  start: { file: string; pos: number },
+  until: { file: string; pos: number },
+): Promise<number> {
+  startOn(FLOOR, FLOOR_PORT, datadir);
+  try {
+    const files = readdirSync(o.binlogDir)
+      .filter((f) => /^mysql-bin\.\d+$/.test(f) && f >= start.file && f <= until.file)
+      .sort()
+      .map((f) => shellQuote(join(o.binlogDir, f)));
+    const m = await measure(
+      'bash',
+      [
+        '-c',
+        `set -o pipefail; mariadb-binlog --no-defaults --start-position=${start.pos} --stop-position=${until.pos} ` +
+          `${files.join(' ')} | mariadb --no-defaults --host=127.0.0.1 --port=${FLOOR_PORT} --user=root --binary-mode`,
+      ],
+      { MYSQL_PWD: ROOT_PASSWORD },
+    );
+    return m.s;
+  } finally {
+    destroyInstance(FLOOR);
+  }
+}
+
+/**
+ * Native replication from the backup's binlog position until the replica executed `until`: seconds, and when its
+ * I/O thread had received everything (the rest is the SQL thread applying).
+ */
+async function nativeReplay(
+  o: LogBenchOptions,
+  start: { file: string; pos: number },
+  until: { file: string; pos: number },
+): Promise<{ s: number; ioS: number }> {
+  startOn(NATIVE, NATIVE_PORT, o.nativeDatadir);
   const rep = await admin(NATIVE_PORT);
   try {
     await rep.query('SET GLOBAL gtid_strict_mode = 0');
@@ -112,17 +153,20 @@ async function nativeReplay(
     );
     const t0 = performance.now();
     await rep.query('START SLAVE');
+    let ioS = Number.NaN;
     for (;;) {
       const s = await one<Record<string, unknown>>(rep, 'SHOW SLAVE STATUS');
       if (s['Last_SQL_Error'] || s['Last_IO_Error']) {
         throw new Error(`native replica: ${s['Last_SQL_Error'] || s['Last_IO_Error']}`);
       }
+      const read = s['Master_Log_File'] === until.file && Number(s['Read_Master_Log_Pos']) >= until.pos;
+      if (read && Number.isNaN(ioS)) ioS = (performance.now() - t0) / 1000;
       if (s['Relay_Master_Log_File'] === until.file && Number(s['Exec_Master_Log_Pos']) >= until.pos) break;
       await sleep(20);
     }
     const seconds = (performance.now() - t0) / 1000;
     await rep.query('STOP SLAVE');
-    return seconds;
+    return { s: seconds, ioS };
   } finally {
     await rep.end();
     destroyInstance(NATIVE);
@@ -178,7 +222,7 @@ export async function benchLogs(o: LogBenchOptions): Promise<object> {
     o.log(`log archiver: tidemark backup logs ${LOG_JOB} (from ${start.file}, default segment_seconds)`);
     archiver = track(CLI, ['backup', 'logs', LOG_JOB, '-c', o.config]);
 
-    o.log(`pitr 1/3: sysbench oltp_write_only, ${o.pitrTx} transactions after the full backup`);
+    o.log(`pitr 1/4: sysbench oltp_write_only, ${o.pitrTx} transactions after the full backup`);
     execFileSync(
       'sysbench',
       ['oltp_write_only', ...o.sysbench, '--threads=4', `--events=${o.pitrTx}`, '--time=0', 'run'],
@@ -191,7 +235,7 @@ export async function benchLogs(o: LogBenchOptions): Promise<object> {
     await sealedUpTo(o.storeDir, seq0(target), archiver);
     o.log(`  ${tx} transactions to replay, target GTID ${target}, archived`);
 
-    o.log(`pitr 2/3: tidemark restore --job bench --to-gtid ${target} (scratch server port ${SCRATCH_PORT})`);
+    o.log(`pitr 2/4: tidemark restore --job bench --to-gtid ${target} (scratch server port ${SCRATCH_PORT})`);
     const pitrDir = join(o.work, 'restore-pitr');
     const pitr = await measure(
       CLI,
@@ -219,12 +263,19 @@ export async function benchLogs(o: LogBenchOptions): Promise<object> {
     const replayS = between(pitr, 'replaying ', 'done: the server');
     o.log(`  replay ${round(replayS)} s (whole restore ${round(pitr.s)} s)`);
 
+    const floorDir = join(o.work, 'restore-floor');
+    cpSync(o.nativeDatadir, floorDir, { recursive: true });
     o.log(
-      `pitr 3/3: native replica from the backup's binlog position ${start.file}:${start.pos} (port ${NATIVE_PORT})`,
+      `pitr 3/4: native replica from the backup's binlog position ${start.file}:${start.pos} (port ${NATIVE_PORT})`,
     );
-    const nativeS = await nativeReplay(o, start, until);
+    const native = await nativeReplay(o, start, until);
+    const nativeS = native.s;
     rmSync(o.nativeDatadir, { recursive: true, force: true });
-    o.log(`  ${round(nativeS)} s`);
+    o.log(`  ${round(nativeS)} s (all received by its I/O thread after ${round(native.ioS)} s)`);
+    o.log(`pitr 4/4: floor, mariadb-binlog | mariadb of the source's binlog files, same range (port ${FLOOR_PORT})`);
+    const floorS = await floorReplay(o, floorDir, start, until);
+    rmSync(floorDir, { recursive: true, force: true });
+    o.log(`  ${round(floorS)} s`);
 
     o.log(`archive latency: paced writer, ${o.archiveRate} tx/s for ${o.archiveS} s`);
     const commits = await pacedWriter(o);
@@ -238,6 +289,7 @@ export async function benchLogs(o: LogBenchOptions): Promise<object> {
         return (seg.ms - c.ms) / 1000;
       })
       .sort((a, b) => a - b);
+    await src.query('DROP DATABASE bench_arch'); // the next run's datadir is sysbench's again
     const inPhase = segs.filter((s) => s.lastSeq >= Math.min(...commits.map((c) => c.seq))).length;
     archiver.child.kill('SIGTERM');
     const arch = await archiver.done;
@@ -249,8 +301,11 @@ export async function benchLogs(o: LogBenchOptions): Promise<object> {
         transactions: tx,
         native_replica: Math.round(tx / nativeS),
         tidemark: Math.round(tx / replayS),
+        floor_mariadb_binlog_pipe: Math.round(tx / floorS),
         ratio: round(nativeS / replayS),
+        ratio_to_floor: round(floorS / replayS),
         goal_min: 0.8,
+        native_io_received_s: round(native.ioS),
         tidemark_whole_restore_s: round(pitr.s),
       },
       log_archive_latency_s: {

@@ -178,6 +178,10 @@ export async function benchBackup(o: BackupBenchOptions): Promise<object> {
   const zstdBytes = statSync(zfile).size;
   o.log(`  ${round(zstd.s)} s, ${round(zstdBytes / 1024 ** 2, 1)} MiB`);
 
+  // The full backup below starts a fresh binlog file: the log archiver (bench/backup-logs.ts) starts there.
+  const flush = await admin(PORT);
+  await flush.query('FLUSH BINARY LOGS');
+  await flush.end();
   o.log('backup 3/4: tidemark backup run → directory store');
   const dirCfg = config(work, instDir, 'dir');
   const tmDir = await measure(CLI, ['backup', 'run', 'bench', '-c', dirCfg]);
@@ -230,6 +234,7 @@ export async function benchBackup(o: BackupBenchOptions): Promise<object> {
     storeDir: join(work, 'store'),
     keyFile: join(work, 'master.key'),
     config: dirCfg,
+    binlogDir: join(instDir, 'binlog'),
     backupId: id,
     nativeDatadir: tmRestoreDir,
     sysbench: sysbenchArgs(o.sizeMib),

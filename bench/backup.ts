@@ -9,11 +9,14 @@
  *            tidemark backup run → versitygw (S3, loopback)
  *   restore: zstd -d < file | mbstream -x, then mariadb-backup --prepare     (the peer)
  *            tidemark restore --backup ID --into DIR                         (fetch + verify + decrypt + the same)
+ *   logs:    bench/backup-logs.ts, after these on the same source: PITR replay tx/s (tidemark restore --to-gtid vs a
+ *            native replica and the `mariadb-binlog | mariadb` floor, from the same full) and the log archiver's
+ *            commit → durable-in-store latency under a paced writer, with its peak RSS.
  *
  * Figures: MiB/s of datadir, ratios to the zstd pipeline (goal ≥ 0.8), stored bytes over zstd -1's (goal ≤ +2 %),
  * restore seconds per GiB and the ratio (goal ≤ 1.2), peak RSS of the tidemark process (VmHWM, goal < 256 MB)
  * and CPU seconds per GiB of the tidemark process and of mariadb-backup. The datadir is kept between runs
- * (instance `bench-bk`, port 3470; versitygw port 7340).
+ * (instance `bench-bk`, port 3470; scratch/replica servers 3471-3473; versitygw port 7340).
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -237,29 +237,28 @@ export async function benchLogs(o: LogBenchOptions): Promise<object> {
 
     o.log(`pitr 2/4: tidemark restore --job bench --to-gtid ${target} (scratch server port ${SCRATCH_PORT})`);
     const pitrDir = join(o.work, 'restore-pitr');
-    const pitr = await measure(
-      CLI,
-      [
-        'restore',
-        '--job',
-        'bench',
-        '--log-job',
-        LOG_JOB,
-        '--to-gtid',
-        target,
-        '--into',
-        pitrDir,
-        '--scratch-port',
-        String(SCRATCH_PORT),
-        '--store-dir',
-        o.storeDir,
-        '--key-file',
-        o.keyFile,
-      ],
-      { TIDEMARK_SCRATCH_PASSWORD: ROOT_PASSWORD },
-    );
-    destroyInstance(`pitr-${SCRATCH_PORT}`);
-    rmSync(pitrDir, { recursive: true, force: true });
+    const pitrArgs = [
+      'restore',
+      '--job',
+      'bench',
+      '--log-job',
+      LOG_JOB,
+      '--to-gtid',
+      target,
+      '--into',
+      pitrDir,
+      '--scratch-port',
+      String(SCRATCH_PORT),
+      '--store-dir',
+      o.storeDir,
+      '--key-file',
+      o.keyFile,
+    ];
+    // The scratch server is left running by the restore (for the caller): removed here, also on failure.
+    const pitr = await measure(CLI, pitrArgs, { TIDEMARK_SCRATCH_PASSWORD: ROOT_PASSWORD }).finally(() => {
+      destroyInstance(`pitr-${SCRATCH_PORT}`);
+      rmSync(pitrDir, { recursive: true, force: true });
+    });
     const replayS = between(pitr, 'replaying ', 'done: the server');
     o.log(`  replay ${round(replayS)} s (whole restore ${round(pitr.s)} s)`);
 

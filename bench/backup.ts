@@ -9,20 +9,25 @@
  *            tidemark backup run → versitygw (S3, loopback)
  *   restore: zstd -d < file | mbstream -x, then mariadb-backup --prepare     (the peer)
  *            tidemark restore --backup ID --into DIR                         (fetch + verify + decrypt + the same)
+ *   logs:    bench/backup-logs.ts, after these on the same source: PITR replay tx/s (tidemark restore --to-gtid vs a
+ *            native replica and the `mariadb-binlog | mariadb` floor, from the same full) and the log archiver's
+ *            commit → durable-in-store latency under a paced writer, with its peak RSS.
  *
  * Figures: MiB/s of datadir, ratios to the zstd pipeline (goal ≥ 0.8), stored bytes over zstd -1's (goal ≤ +2 %),
  * restore seconds per GiB and the ratio (goal ≤ 1.2), peak RSS of the tidemark process (VmHWM, goal < 256 MB)
  * and CPU seconds per GiB of the tidemark process and of mariadb-backup. The datadir is kept between runs
- * (instance `bench-bk`, port 3470; versitygw port 7340).
+ * (instance `bench-bk`, port 3470; scratch/replica servers 3471-3473; versitygw port 7340).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { admin, REPO_ROOT, ROOT_PASSWORD, startInstance } from '../test/fixtures/mariadb.ts';
-import { descendants, treeBytes } from '../test/fixtures/proc-tree.ts';
-import { CLI, nodeFirstPath } from '../test/fixtures/topology.ts';
+import { treeBytes } from '../test/fixtures/proc-tree.ts';
+import { CLI } from '../test/fixtures/topology.ts';
 import { createBucket, startVersitygw, stopVersitygw } from '../test/fixtures/versitygw.ts';
+import { benchLogs, LOG_JOB } from './backup-logs.ts';
+import { type Measured, measure, shellQuote } from './backup-measure.ts';
 
 const PORT = 3470;
 const VGW_PORT = 7340;
@@ -30,72 +35,38 @@ const NAME = 'bench-bk';
 const TABLES = 8;
 /** sysbench rows take ~230 bytes each on disk with their secondary index. */
 const BYTES_PER_ROW = 230;
-const CLK_TCK = 100;
 
 export interface BackupBenchOptions {
   readonly sizeMib: number;
+  /** Transactions replayed by point-in-time restore and by the native replica. */
+  readonly pitrTx: number;
+  /** The paced writer of the log-archive latency figure: tx/s and seconds. */
+  readonly archiveRate: number;
+  readonly archiveS: number;
   readonly log: (s: string) => void;
 }
 
-interface Measured {
-  readonly s: number;
-  /** CPU seconds and peak RSS (MB) per process name (comm) seen in the tree. */
-  readonly cpu: Record<string, number>;
-  readonly rssMb: Record<string, number>;
-  readonly stdout: string;
-}
+const tableRows = (sizeMib: number): number =>
+  Math.max(1000, Math.round((sizeMib * 1024 * 1024) / (TABLES * BYTES_PER_ROW)));
 
-/** Runs a command, sampling CPU time and VmHWM of every process of its tree every 50 ms until it exits. */
-async function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Measured> {
-  const t0 = performance.now();
-  const child: ChildProcess = spawn(cmd, args, {
-    cwd: REPO_ROOT,
-    env: { ...process.env, PATH: nodeFirstPath(), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d) => (stdout += d));
-  child.stderr?.on('data', (d) => (stderr = (stderr + d).slice(-8000)));
-  const perPid = new Map<number, { comm: string; cpu: number; rss: number }>();
-  const sample = (): void => {
-    for (const pid of [child.pid as number, ...descendants(child.pid as number)]) {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        const cpu = (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime
-        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-        const rss = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
-        const comm = pid === child.pid && cmd === CLI ? 'tidemark' : readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-        const prev = perPid.get(pid);
-        perPid.set(pid, { comm, cpu: Math.max(cpu, prev?.cpu ?? 0), rss: Math.max(rss, prev?.rss ?? 0) });
-      } catch {
-        // the process ended between the listing and the read
-      }
-    }
-  };
-  const timer = setInterval(sample, 50);
-  const code = await new Promise<number | null>((res) => child.on('close', res));
-  clearInterval(timer);
-  const s = (performance.now() - t0) / 1000;
-  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr}`);
-  const cpu: Record<string, number> = {};
-  const rssMb: Record<string, number> = {};
-  for (const p of perPid.values()) {
-    cpu[p.comm] = (cpu[p.comm] ?? 0) + p.cpu;
-    rssMb[p.comm] = Math.max(rssMb[p.comm] ?? 0, Math.round(p.rss));
-  }
-  return { s, cpu, rssMb, stdout };
-}
-
-function shellQuote(s: string): string {
-  return `'${s.replaceAll("'", `'\\''`)}'`;
+/** sysbench's connection and table options for the bench source (prepare, and the PITR workload). */
+function sysbenchArgs(sizeMib: number): string[] {
+  return [
+    '--db-driver=mysql',
+    '--mysql-host=127.0.0.1',
+    `--mysql-port=${PORT}`,
+    '--mysql-user=root',
+    `--mysql-password=${ROOT_PASSWORD}`,
+    '--mysql-db=sbtest',
+    `--tables=${TABLES}`,
+    `--table-size=${tableRows(sizeMib)}`,
+  ];
 }
 
 async function prepareDatadir(sizeMib: number, log: (s: string) => void): Promise<void> {
   const c = await admin(PORT);
   try {
-    const rows = Math.max(1000, Math.round((sizeMib * 1024 * 1024) / (TABLES * BYTES_PER_ROW)));
+    const rows = tableRows(sizeMib);
     const [have] = (await c.query(
       "SELECT COUNT(*) AS n, COALESCE(SUM(table_rows), 0) AS r FROM information_schema.tables WHERE table_schema = 'sbtest'",
     )) as unknown as [[{ n: number; r: number }]];
@@ -106,23 +77,9 @@ async function prepareDatadir(sizeMib: number, log: (s: string) => void): Promis
     log(`datadir: sysbench prepare, ${TABLES} tables × ${rows} rows (~${sizeMib} MiB); this takes minutes once`);
     await c.query('DROP DATABASE IF EXISTS sbtest');
     await c.query('CREATE DATABASE sbtest');
-    execFileSync(
-      'sysbench',
-      [
-        'oltp_read_write',
-        '--db-driver=mysql',
-        '--mysql-host=127.0.0.1',
-        `--mysql-port=${PORT}`,
-        '--mysql-user=root',
-        `--mysql-password=${ROOT_PASSWORD}`,
-        '--mysql-db=sbtest',
-        `--tables=${TABLES}`,
-        `--table-size=${rows}`,
-        '--threads=2',
-        'prepare',
-      ],
-      { stdio: ['ignore', 'ignore', 'inherit'] },
-    );
+    execFileSync('sysbench', ['oltp_read_write', ...sysbenchArgs(sizeMib), '--threads=2', 'prepare'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
   } finally {
     await c.end();
   }
@@ -169,10 +126,15 @@ ${stores}
     datadir: ${join(instDir, 'data')}
     scratch_dir: ${join(work, 'scratch')}
   catalog_dir: ${join(work, `catalog-${store.split(':')[0]}`)}
+  logs:
+    - name: ${LOG_JOB}
+      store: st
+      start: oldest
   jobs:
     - name: bench
       store: st
       type: full
+      logs: ${LOG_JOB}
 `,
   );
   return path;
@@ -219,6 +181,10 @@ export async function benchBackup(o: BackupBenchOptions): Promise<object> {
   const zstdBytes = statSync(zfile).size;
   o.log(`  ${round(zstd.s)} s, ${round(zstdBytes / 1024 ** 2, 1)} MiB`);
 
+  // The full backup below starts a fresh binlog file: the log archiver (bench/backup-logs.ts) starts there.
+  const flush = await admin(PORT);
+  await flush.query('FLUSH BINARY LOGS');
+  await flush.end();
   o.log('backup 3/4: tidemark backup run → directory store');
   const dirCfg = config(work, instDir, 'dir');
   const tmDir = await measure(CLI, ['backup', 'run', 'bench', '-c', dirCfg]);
@@ -262,8 +228,24 @@ export async function benchBackup(o: BackupBenchOptions): Promise<object> {
     '--key-file',
     join(work, 'master.key'),
   ]);
-  rmSync(tmRestoreDir, { recursive: true, force: true });
   o.log(`  ${round(tmRestore.s)} s`);
+
+  // The restored datadir stays: the native replica of the PITR figure starts on it.
+  const logs = await benchLogs({
+    port: PORT,
+    work,
+    storeDir: join(work, 'store'),
+    keyFile: join(work, 'master.key'),
+    config: dirCfg,
+    binlogDir: join(instDir, 'binlog'),
+    backupId: id,
+    nativeDatadir: tmRestoreDir,
+    sysbench: sysbenchArgs(o.sizeMib),
+    pitrTx: o.pitrTx,
+    archiveRate: o.archiveRate,
+    archiveS: o.archiveS,
+    log: o.log,
+  });
   rmSync(work, { recursive: true, force: true });
 
   const perGib = (n: number | undefined): number => round((n ?? 0) / gib);
@@ -299,6 +281,6 @@ export async function benchBackup(o: BackupBenchOptions): Promise<object> {
       restore_mbstream: perGib(tmRestore.cpu['mbstream']),
       restore_prepare: perGib(tmRestore.cpu['mariadb-backup']),
     },
-    pending: 'PITR replay tx/s and log-archive commit→store latency join when log backups land (issue #13)',
+    ...logs,
   };
 }

@@ -5,7 +5,8 @@
  *   npm run bench -- ship [--json] [--transports local,tcp,kafka,redis] [--rate TX_PER_S] [--warmup-s S]
  *                         [--measure-s S] [--ship-rows N] [--tx-rows N]      (--json: nothing but the JSON line)
  *   npm run bench -- takeover [--json] [--runs N] [--partition-s S]                   (root: network namespaces)
- *   npm run bench -- backup [--json] [--size-mib N]                  (sysbench-prepared datadir, kept between runs)
+ *   npm run bench -- backup [--json] [--size-mib N] [--pitr-tx N] [--archive-rate TX_PER_S] [--archive-s S]
+ *                                                                    (sysbench-prepared datadir, kept between runs)
  */
 import { parseArgs } from 'node:util';
 
@@ -28,6 +29,9 @@ const { values, positionals } = parseArgs({
     runs: { type: 'string', default: '5' },
     'partition-s': { type: 'string', default: '10' },
     'size-mib': { type: 'string', default: '1024' },
+    'pitr-tx': { type: 'string', default: '20000' },
+    'archive-rate': { type: 'string', default: '2000' },
+    'archive-s': { type: 'string', default: '20' },
   },
 });
 const which = positionals[0] ?? 'spine';
@@ -72,7 +76,13 @@ if (which === 'spine') {
   result = await benchTakeover({ runs: Number(values.runs), partitionS: Number(values['partition-s']), log });
 } else if (which === 'backup') {
   const { benchBackup } = await import('./backup.ts');
-  result = await benchBackup({ sizeMib: Number(values['size-mib']), log });
+  result = await benchBackup({
+    sizeMib: Number(values['size-mib']),
+    pitrTx: Number(values['pitr-tx']),
+    archiveRate: Number(values['archive-rate']),
+    archiveS: Number(values['archive-s']),
+    log,
+  });
 } else {
   process.stderr.write(`bench: unknown benchmark "${which}" (available: spine, rewind, ship, takeover, backup)\n`);
   process.exit(2);

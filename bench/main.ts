@@ -7,7 +7,7 @@
  *   npm run bench -- takeover [--json] [--runs N] [--partition-s S]                   (root: network namespaces)
  *   npm run bench -- backup [--json] [--size-mib N]                  (sysbench-prepared datadir, kept between runs)
  *   npm run bench -- postgres [--json] [--bulk-rows N] [--update-rows N] [--oltp-tx N] [--rate TX_PER_S] [--lag-s S]
- *                   (PostgreSQL 15 on ports 5500-5502; defaults 100000 / 50000 / 10000 / 2000 / 8)
+ *                   (PostgreSQL 15 on ports 5500-5502; defaults 50000 / 25000 / 3000 / 2000 / 5)
  */
 import { parseArgs } from 'node:util';
 
@@ -19,7 +19,7 @@ const { values, positionals } = parseArgs({
     'bulk-rows': { type: 'string' },
     'update-rows': { type: 'string' },
     'oltp-tx': { type: 'string' },
-    'lag-s': { type: 'string', default: '8' },
+    'lag-s': { type: 'string', default: '5' },
     rows: { type: 'string', default: '100000' },
     changes: { type: 'string', default: '10000000' },
     'index-dir': { type: 'string', default: '/tmp/tidemark-bench-rewind' },
@@ -48,9 +48,9 @@ if (which === 'spine') {
 } else if (which === 'postgres') {
   const { benchPostgres } = await import('./postgres.ts');
   result = await benchPostgres({
-    bulkRows: Number(values['bulk-rows'] ?? '100000'),
-    updateRows: Number(values['update-rows'] ?? '50000'),
-    oltpTx: Number(values['oltp-tx'] ?? '10000'),
+    bulkRows: Number(values['bulk-rows'] ?? '50000'),
+    updateRows: Number(values['update-rows'] ?? '25000'),
+    oltpTx: Number(values['oltp-tx'] ?? '3000'),
     lagRate: Number(values.rate),
     lagSeconds: Number(values['lag-s']),
     // --json: quiet, the JSON line only.

@@ -69,7 +69,7 @@ async function oltpTransaction(c: pg.Client, k: Worker): Promise<void> {
       'UPDATE shop.orders SET status = $2, amount = amount + $3, updated = clock_timestamp() WHERE id = $1',
       [order, pick(r, STATUSES), (r() * 10).toFixed(4)],
     );
-    await c.query('UPDATE shop.customers SET balance = balance - 1.25 WHERE id = $1 - 1', [order]);
+    await c.query('UPDATE shop.customers SET balance = balance - 1.25 WHERE id = $1::bigint - 1', [order]);
   } else if (kind < 0.8) {
     const order = k.orders.splice(Math.floor(r() * k.orders.length), 1)[0]!;
     await c.query('DELETE FROM shop.order_items WHERE order_id = $1', [order]);
@@ -77,7 +77,7 @@ async function oltpTransaction(c: pg.Client, k: Worker): Promise<void> {
   } else {
     const a = id();
     await c.query(
-      'INSERT INTO shop.audit_log VALUES ($1, clock_timestamp(), $2, $3), ($1 + 1, clock_timestamp(), $2, NULL)',
+      'INSERT INTO shop.audit_log VALUES ($1, clock_timestamp(), $2, $3), ($1::bigint + 1, clock_timestamp(), $2, NULL)',
       [a, `w${k.w}`, pick(r, NAMES)],
     );
     k.next++;
@@ -130,8 +130,8 @@ export async function runPaced(
   await Promise.all(
     Array.from({ length: o.workers }, async () => {
       const c = await connect();
-      // The benchmark measures apply lag, not the source's fsync: commits return before their WAL flush.
-      await c.query('SET synchronous_commit = off');
+      // synchronous_commit stays on: a walsender sends only flushed WAL, so with it off the WAL writer's delay
+      // (wal_writer_delay, 200 ms) would be measured as lag.
       try {
         for (;;) {
           const n = i++;

@@ -114,22 +114,34 @@ async function nativeCatchUp(nat: pg.Client, id: number): Promise<number> {
 interface TmRun {
   s: number;
   rssMb: number;
+  /** Process start until its replication connection (slot tm_bench) began: included in `s`. */
+  startupS: number;
 }
 
 /** tidemark: starts `run`, waits until marker `id` is on the target (and `during` is done); returns seconds, RSS. */
 async function tidemarkCatchUp(
+  src: pg.Client,
   config: string,
   tm: pg.Client,
   id: () => number,
   during?: () => Promise<void>,
 ): Promise<TmRun> {
   const t0 = performance.now();
+  const spawnedMs = Date.now();
   const child = startRun(config);
   let rssMb = -1;
+  let startupS = -1;
   try {
     if (during) await during();
     await waitFor(`marker ${id()} on the tidemark target`, async () => {
       rssMb = Math.max(rssMb, peakRssMb(child));
+      if (startupS < 0) {
+        const r = await src.query(
+          `SELECT extract(epoch FROM s.backend_start) * 1000 AS ms FROM pg_replication_slots r
+             JOIN pg_stat_replication s ON s.pid = r.active_pid WHERE r.slot_name = 'tm_bench'`,
+        );
+        if (r.rows[0]) startupS = (Number((r.rows[0] as { ms: unknown }).ms) - spawnedMs) / 1000;
+      }
       if (child.exitCode !== null) {
         throw new Error(
           `tidemark run exited with ${child.exitCode}: ${(child as ChildProcess & { lastStderr: () => string }).lastStderr()}`,
@@ -137,29 +149,94 @@ async function tidemarkCatchUp(
       }
       return hasMarker(tm, id())();
     });
-    return { s: (performance.now() - t0) / 1000, rssMb: Math.max(rssMb, peakRssMb(child)) };
+    return { s: (performance.now() - t0) / 1000, rssMb: Math.max(rssMb, peakRssMb(child)), startupS };
   } finally {
     child.kill('SIGTERM');
     await exited(child);
   }
 }
 
-/** Seconds from the slot's walsender being active to `done()`, while `proc` runs. */
+/**
+ * Seconds from the start of the slot's walsender connection (pg_stat_replication.backend_start, so polling does not
+ * round it) to `done()`'s wall-clock ms, while `proc` runs.
+ */
 async function slotActiveTo(src: pg.Client, slot: string, proc: ChildProcess, done: () => Promise<number | null>) {
-  let activeMs: number | null = null;
+  let startMs: number | null = null;
   for (;;) {
-    if (activeMs === null) {
-      const a = await one(src, 'SELECT active_pid IS NOT NULL AS a FROM pg_replication_slots WHERE slot_name = $1', [
-        slot,
-      ]);
-      if (a['a'] === true) activeMs = Date.now();
+    if (startMs === null) {
+      const r = await src.query(
+        `SELECT extract(epoch FROM s.backend_start) * 1000 AS ms FROM pg_replication_slots r
+           JOIN pg_stat_replication s ON s.pid = r.active_pid WHERE r.slot_name = $1`,
+        [slot],
+      );
+      if (r.rows[0]) startMs = Number((r.rows[0] as { ms: unknown }).ms);
     }
     const end = await done();
-    if (end !== null) return (end - (activeMs ?? end)) / 1000;
+    if (end !== null) {
+      if (startMs === null) throw new Error(`${slot}: done before its walsender was seen: use more rows`);
+      return (end - startMs) / 1000;
+    }
     if (proc.exitCode !== null && proc.exitCode !== 0) throw new Error(`${slot}: reader exited with ${proc.exitCode}`);
-    await sleep(10);
+    await sleep(5);
   }
 }
+
+/**
+ * Capture race over the WAL since the last race: tidemark capture (`--only capture`, slot tm_cap, its own journal)
+ * until its journal holds a commit ending after `after` (the source's last transaction must be the only one
+ * there), then pg_recvlogical on slot `recv` up to that commit's end LSN. Returns both durations in seconds.
+ */
+async function captureRace(src: pg.Client, capCfg: string, journal: string, after: bigint) {
+  const capRun = startRun(capCfg, ['--only', 'capture']);
+  let end = 0n;
+  let tmS: number;
+  try {
+    tmS = await slotActiveTo(src, 'tm_cap', capRun, async () => {
+      const h = await lastCommit(journal);
+      if (!h || (h.position as SequencePosition).value <= after) return null;
+      end = (h.position as SequencePosition).value;
+      return Number(h.captureTimeUs / 1000n);
+    });
+  } finally {
+    capRun.kill('SIGTERM');
+    await exited(capRun);
+  }
+  const recv = spawn(
+    RECVLOGICAL,
+    [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(SRC.port),
+      '-U',
+      'postgres',
+      '-d',
+      DB,
+      '-S',
+      'recv',
+      '--start',
+      '--no-loop',
+      '-o',
+      'proto_version=1',
+      '-o',
+      'publication_names=bench_pub',
+      '-E',
+      lsnText(end),
+      '-f',
+      '/dev/null',
+    ],
+    { env: { ...process.env, PGPASSWORD: SUPERUSER_PASSWORD }, stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  let exitMs: number | null = null;
+  recv.once('exit', () => {
+    exitMs = Date.now();
+  });
+  const recvS = await slotActiveTo(src, 'recv', recv, async () => exitMs);
+  if (recv.exitCode !== 0) throw new Error(`pg_recvlogical exited with ${recv.exitCode}`);
+  return { tmS, recvS };
+}
+
+const walNow = async (src: pg.Client) => lsnOf(String((await one(src, 'SELECT pg_current_wal_lsn()::text AS l'))['l']));
 
 export async function benchPostgres(o: PgBenchOptions) {
   const log = o.log;
@@ -216,6 +293,7 @@ export async function benchPostgres(o: PgBenchOptions) {
     log('levelling both targets with the source');
     await nativeCatchUp(nat, await mark());
     await tidemarkCatchUp(
+      src,
       runCfg,
       tm,
       () => marker,
@@ -229,7 +307,7 @@ export async function benchPostgres(o: PgBenchOptions) {
     await src.query(`SELECT pg_create_logical_replication_slot('recv', 'pgoutput')`);
     const cap = startRun(capCfg, ['--only', 'capture']);
     try {
-      const level = lsnOf(String((await one(src, 'SELECT pg_current_wal_lsn()::text AS l'))['l']));
+      const level = await walNow(src);
       await mark();
       await waitFor('tidemark capture levelled', async () => {
         const h = await lastCommit(join(dir, 'journal-cap'));
@@ -245,75 +323,33 @@ export async function benchPostgres(o: PgBenchOptions) {
       `INSERT INTO bench.bulk SELECT g, 'row-' || g || '-' || repeat('x', g % 20), g / 7.0,
          '2024-01-01'::timestamp + g * interval '1234 microseconds', g * 1000003::bigint FROM generate_series(1, ${o.bulkRows}) g`,
     );
-    const afterInsert = lsnOf(String((await one(src, 'SELECT pg_current_wal_lsn()::text AS l'))['l']));
+    const afterInsert = await walNow(src);
     await src.query(`UPDATE bench.bulk SET b = b + 1, a = a || 'u' WHERE id <= ${o.updateRows}`);
 
     log('capture: tidemark capture into a journal vs pg_recvlogical to /dev/null, same WAL range');
-    const capRun = startRun(capCfg, ['--only', 'capture']);
-    let bulkEnd = 0n;
-    let capS: number;
-    try {
-      capS = await slotActiveTo(src, 'tm_cap', capRun, async () => {
-        const h = await lastCommit(join(dir, 'journal-cap'));
-        if (!h || (h.position as SequencePosition).value <= afterInsert) return null;
-        bulkEnd = (h.position as SequencePosition).value;
-        return Number(h.captureTimeUs / 1000n);
-      });
-    } finally {
-      capRun.kill('SIGTERM');
-      await exited(capRun);
-    }
-    const recv = spawn(
-      RECVLOGICAL,
-      [
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(SRC.port),
-        '-U',
-        'postgres',
-        '-d',
-        DB,
-        '-S',
-        'recv',
-        '--start',
-        '--no-loop',
-        '-o',
-        'proto_version=1',
-        '-o',
-        'publication_names=bench_pub',
-        '-E',
-        lsnText(bulkEnd),
-        '-f',
-        '/dev/null',
-      ],
-      { env: { ...process.env, PGPASSWORD: SUPERUSER_PASSWORD }, stdio: ['ignore', 'ignore', 'inherit'] },
-    );
-    let recvExitMs: number | null = null;
-    recv.once('exit', () => {
-      recvExitMs = Date.now();
-    });
-    const recvS = await slotActiveTo(src, 'recv', recv, async () => recvExitMs);
-    if (recv.exitCode !== 0) throw new Error(`pg_recvlogical exited with ${recv.exitCode}`);
+    const capBulk = await captureRace(src, capCfg, join(dir, 'journal-cap'), afterInsert);
     const capRows = o.bulkRows + o.updateRows;
-    log(`capture: pg_recvlogical ${recvS.toFixed(2)} s, tidemark ${capS.toFixed(2)} s`);
+    log(`capture: pg_recvlogical ${capBulk.recvS.toFixed(2)} s, tidemark ${capBulk.tmS.toFixed(2)} s`);
 
     const bulkMark = await mark();
     const bulkNative = await nativeCatchUp(nat, bulkMark);
     log(`bulk native: ${bulkNative.toFixed(2)} s`);
-    const bulkTm = await tidemarkCatchUp(runCfg, tm, () => bulkMark);
+    const bulkTm = await tidemarkCatchUp(src, runCfg, tm, () => bulkMark);
     log(`bulk tidemark: ${bulkTm.s.toFixed(2)} s, peak RSS ${bulkTm.rssMb} MB`);
 
     log(`oltp: ${o.oltpTx} small transactions on the source`);
     const oltpSrcS = await runPgOltp(() => pgAdmin(SRC.port, DB), { transactions: o.oltpTx, workers: 4, seed: 42 });
+    const beforeOltpMark = await walNow(src);
     const oltpMark = await mark();
+    const capOltp = await captureRace(src, capCfg, join(dir, 'journal-cap'), beforeOltpMark);
+    log(`capture oltp: pg_recvlogical ${capOltp.recvS.toFixed(2)} s, tidemark ${capOltp.tmS.toFixed(2)} s`);
     const oltpNative = await nativeCatchUp(nat, oltpMark);
-    const oltpTm = await tidemarkCatchUp(runCfg, tm, () => oltpMark);
+    const oltpTm = await tidemarkCatchUp(src, runCfg, tm, () => oltpMark);
     log(`oltp: source ${oltpSrcS.toFixed(2)} s, native ${oltpNative.toFixed(2)} s, tidemark ${oltpTm.s.toFixed(2)} s`);
 
     log(`lag: ${o.lagRate} tx/s for ${o.lagSeconds} s, each contender alone`);
     const paced = (first: number) =>
-      runPaced(() => pgAdmin(SRC.port, DB), { first, rate: o.lagRate, seconds: o.lagSeconds, workers: 8 });
+      runPaced(() => pgAdmin(SRC.port, DB), { first, rate: o.lagRate, seconds: o.lagSeconds, workers: 16 });
     const n = Math.round(o.lagRate * o.lagSeconds);
     await nat.query('ALTER SUBSCRIPTION nat ENABLE');
     await waitFor('native subscriber level', hasMarker(nat, await mark()));
@@ -324,6 +360,7 @@ export async function benchPostgres(o: PgBenchOptions) {
     let tmWrite = { transactions: 0, txPerS: 0 };
     const levelMark = await mark();
     const lagTm = await tidemarkCatchUp(
+      src,
       runCfg,
       tm,
       () => marker,
@@ -343,6 +380,7 @@ export async function benchPostgres(o: PgBenchOptions) {
         native_s: r2(bulkNative),
         tidemark_s: r2(bulkTm.s),
         ratio: r2(bulkTm.s / bulkNative),
+        tidemark_startup_s: r2(bulkTm.startupS),
         tidemark_peak_rss_mb: bulkTm.rssMb,
       },
       oltp: {
@@ -350,13 +388,20 @@ export async function benchPostgres(o: PgBenchOptions) {
         native_tx_per_s: Math.round((o.oltpTx + 1) / oltpNative),
         tidemark_tx_per_s: Math.round((o.oltpTx + 1) / oltpTm.s),
         ratio: r2(oltpNative / oltpTm.s),
+        tidemark_startup_s: r2(oltpTm.startupS),
         tidemark_peak_rss_mb: oltpTm.rssMb,
       },
       capture: {
         rows: capRows,
-        pg_recvlogical_rows_per_s: Math.round(capRows / recvS),
-        tidemark_rows_per_s: Math.round(capRows / capS),
-        ratio: r2(recvS / capS),
+        pg_recvlogical_rows_per_s: Math.round(capRows / capBulk.recvS),
+        tidemark_rows_per_s: Math.round(capRows / capBulk.tmS),
+        ratio: r2(capBulk.recvS / capBulk.tmS),
+      },
+      capture_oltp: {
+        transactions: o.oltpTx + 1,
+        pg_recvlogical_tx_per_s: Math.round((o.oltpTx + 1) / capOltp.recvS),
+        tidemark_tx_per_s: Math.round((o.oltpTx + 1) / capOltp.tmS),
+        ratio: r2(capOltp.recvS / capOltp.tmS),
       },
       lag: {
         rate_tx_per_s: o.lagRate,

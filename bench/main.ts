@@ -7,6 +7,7 @@
  *   npm run bench -- takeover [--json] [--runs N] [--partition-s S]                   (root: network namespaces)
  *   npm run bench -- backup [--json] [--size-mib N]                  (sysbench-prepared datadir, kept between runs)
  *   npm run bench -- postgres [--json] [--bulk-rows N] [--update-rows N] [--oltp-tx N] [--rate TX_PER_S] [--lag-s S]
+ *                   [--apply-sync-commit on|off]
  *                   (PostgreSQL 15 on ports 5500-5502; defaults 50000 / 25000 / 3000 / 2000 / 5)
  */
 import { parseArgs } from 'node:util';
@@ -20,6 +21,7 @@ const { values, positionals } = parseArgs({
     'update-rows': { type: 'string' },
     'oltp-tx': { type: 'string' },
     'lag-s': { type: 'string', default: '5' },
+    'apply-sync-commit': { type: 'string', default: 'on' },
     rows: { type: 'string', default: '100000' },
     changes: { type: 'string', default: '10000000' },
     'index-dir': { type: 'string', default: '/tmp/tidemark-bench-rewind' },
@@ -53,6 +55,7 @@ if (which === 'spine') {
     oltpTx: Number(values['oltp-tx'] ?? '3000'),
     lagRate: Number(values.rate),
     lagSeconds: Number(values['lag-s']),
+    applySyncCommit: values['apply-sync-commit'] === 'off' ? 'off' : 'on',
     // --json: quiet, the JSON line only.
     log: values.json ? () => {} : log,
   });

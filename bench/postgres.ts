@@ -47,6 +47,8 @@ export interface PgBenchOptions {
   oltpTx: number;
   lagRate: number;
   lagSeconds: number;
+  /** synchronous_commit of the apply role on the tidemark target (native's subscription defaults to off). */
+  applySyncCommit: 'on' | 'off';
   log: (s: string) => void;
 }
 
@@ -267,7 +269,8 @@ export async function benchPostgres(o: PgBenchOptions) {
       GRANT SET ON PARAMETER session_replication_role TO tidemark_apply;
       GRANT CREATE ON DATABASE ${DB} TO tidemark_apply;
       GRANT USAGE ON SCHEMA bench, shop TO tidemark_apply;
-      GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA bench, shop TO tidemark_apply;`);
+      GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA bench, shop TO tidemark_apply;
+      ALTER ROLE tidemark_apply IN DATABASE ${DB} SET synchronous_commit = ${o.applySyncCommit === 'off' ? 'off' : 'on'};`);
     await nat.query(
       `CREATE SUBSCRIPTION nat CONNECTION 'host=127.0.0.1 port=${SRC.port} dbname=${DB} user=postgres password=${SUPERUSER_PASSWORD}'
        PUBLICATION bench_pub WITH (copy_data = false)`,
@@ -374,6 +377,7 @@ export async function benchPostgres(o: PgBenchOptions) {
     log(`lag p99: native ${natLag.p99} ms, tidemark ${tmLag.p99} ms`);
 
     return {
+      apply_synchronous_commit: o.applySyncCommit,
       bulk: {
         insert_rows: o.bulkRows,
         update_rows: o.updateRows,

@@ -162,24 +162,42 @@ async function tidemarkCatchUp(
  * Seconds from the start of the slot's walsender connection (pg_stat_replication.backend_start, so polling does not
  * round it) to `done()`'s wall-clock ms, while `proc` runs.
  */
-async function slotActiveTo(src: pg.Client, slot: string, proc: ChildProcess, done: () => Promise<number | null>) {
+async function slotActiveTo(slot: string, proc: ChildProcess, done: () => Promise<number | null>) {
   let startMs: number | null = null;
-  for (;;) {
-    if (startMs === null) {
-      const r = await src.query(
-        `SELECT extract(epoch FROM s.backend_start) * 1000 AS ms FROM pg_replication_slots r
-           JOIN pg_stat_replication s ON s.pid = r.active_pid WHERE r.slot_name = $1`,
-        [slot],
-      );
-      if (r.rows[0]) startMs = Number((r.rows[0] as { ms: unknown }).ms);
+  let stop = false;
+  // Its own loop on its own session: done() may be slow (reading the journal) and must not hide the start.
+  const watcher = (async () => {
+    const c = await pgAdmin(SRC.port, DB);
+    try {
+      while (startMs === null && !stop) {
+        const r = await c.query(
+          `SELECT extract(epoch FROM s.backend_start) * 1000 AS ms FROM pg_replication_slots r
+             JOIN pg_stat_replication s ON s.pid = r.active_pid WHERE r.slot_name = $1`,
+          [slot],
+        );
+        if (r.rows[0]) startMs = Number((r.rows[0] as { ms: unknown }).ms);
+        else await sleep(5);
+      }
+    } finally {
+      await c.end();
     }
-    const end = await done();
-    if (end !== null) {
-      if (startMs === null) throw new Error(`${slot}: done before its walsender was seen: use more rows`);
-      return (end - startMs) / 1000;
+  })();
+  try {
+    for (;;) {
+      const end = await done();
+      if (end !== null) {
+        stop = true;
+        await watcher;
+        if (startMs === null) throw new Error(`${slot}: done before its walsender was seen: use more rows`);
+        return (end - startMs) / 1000;
+      }
+      if (proc.exitCode !== null && proc.exitCode !== 0)
+        throw new Error(`${slot}: reader exited with ${proc.exitCode}`);
+      await sleep(5);
     }
-    if (proc.exitCode !== null && proc.exitCode !== 0) throw new Error(`${slot}: reader exited with ${proc.exitCode}`);
-    await sleep(5);
+  } finally {
+    stop = true;
+    await watcher.catch(() => {});
   }
 }
 
@@ -193,7 +211,7 @@ async function captureRace(src: pg.Client, capCfg: string, journal: string, afte
   let end = 0n;
   let tmS: number;
   try {
-    tmS = await slotActiveTo(src, 'tm_cap', capRun, async () => {
+    tmS = await slotActiveTo('tm_cap', capRun, async () => {
       const h = await lastCommit(journal);
       if (!h || (h.position as SequencePosition).value <= after) return null;
       end = (h.position as SequencePosition).value;
@@ -233,7 +251,7 @@ async function captureRace(src: pg.Client, capCfg: string, journal: string, afte
   recv.once('exit', () => {
     exitMs = Date.now();
   });
-  const recvS = await slotActiveTo(src, 'recv', recv, async () => exitMs);
+  const recvS = await slotActiveTo('recv', recv, async () => exitMs);
   if (recv.exitCode !== 0) throw new Error(`pg_recvlogical exited with ${recv.exitCode}`);
   return { tmS, recvS };
 }

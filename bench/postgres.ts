@@ -206,7 +206,7 @@ async function slotActiveTo(slot: string, proc: ChildProcess, done: () => Promis
  * until its journal holds a commit ending after `after` (the source's last transaction must be the only one
  * there), then pg_recvlogical on slot `recv` up to that commit's end LSN. Returns both durations in seconds.
  */
-async function captureRace(src: pg.Client, capCfg: string, journal: string, after: bigint) {
+async function captureRace(capCfg: string, journal: string, after: bigint) {
   const capRun = startRun(capCfg, ['--only', 'capture']);
   let end = 0n;
   let tmS: number;
@@ -348,7 +348,7 @@ export async function benchPostgres(o: PgBenchOptions) {
     await src.query(`UPDATE bench.bulk SET b = b + 1, a = a || 'u' WHERE id <= ${o.updateRows}`);
 
     log('capture: tidemark capture into a journal vs pg_recvlogical to /dev/null, same WAL range');
-    const capBulk = await captureRace(src, capCfg, join(dir, 'journal-cap'), afterInsert);
+    const capBulk = await captureRace(capCfg, join(dir, 'journal-cap'), afterInsert);
     const capRows = o.bulkRows + o.updateRows;
     log(`capture: pg_recvlogical ${capBulk.recvS.toFixed(2)} s, tidemark ${capBulk.tmS.toFixed(2)} s`);
 
@@ -362,7 +362,7 @@ export async function benchPostgres(o: PgBenchOptions) {
     const oltpSrcS = await runPgOltp(() => pgAdmin(SRC.port, DB), { transactions: o.oltpTx, workers: 4, seed: 42 });
     const beforeOltpMark = await walNow(src);
     const oltpMark = await mark();
-    const capOltp = await captureRace(src, capCfg, join(dir, 'journal-cap'), beforeOltpMark);
+    const capOltp = await captureRace(capCfg, join(dir, 'journal-cap'), beforeOltpMark);
     log(`capture oltp: pg_recvlogical ${capOltp.recvS.toFixed(2)} s, tidemark ${capOltp.tmS.toFixed(2)} s`);
     const oltpNative = await nativeCatchUp(nat, oltpMark);
     const oltpTm = await tidemarkCatchUp(src, runCfg, tm, () => oltpMark);

@@ -7,6 +7,9 @@
  *   npm run bench -- takeover [--json] [--runs N] [--partition-s S]                   (root: network namespaces)
  *   npm run bench -- backup [--json] [--size-mib N] [--pitr-tx N] [--archive-rate TX_PER_S] [--archive-s S]
  *                                                                    (sysbench-prepared datadir, kept between runs)
+ *   npm run bench -- postgres [--json] [--bulk-rows N] [--update-rows N] [--oltp-tx N] [--rate TX_PER_S] [--lag-s S]
+ *                   [--apply-sync-commit on|off]
+ *                   (PostgreSQL 15 on ports 5500-5502; defaults 50000 / 25000 / 3000 / 2000 / 5)
  */
 import { parseArgs } from 'node:util';
 
@@ -14,9 +17,12 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     json: { type: 'boolean', default: false },
-    'bulk-rows': { type: 'string', default: '300000' },
-    'update-rows': { type: 'string', default: '100000' },
-    'oltp-tx': { type: 'string', default: '20000' },
+    // No defaults here: spine and postgres have their own (below).
+    'bulk-rows': { type: 'string' },
+    'update-rows': { type: 'string' },
+    'oltp-tx': { type: 'string' },
+    'lag-s': { type: 'string', default: '5' },
+    'apply-sync-commit': { type: 'string', default: 'on' },
     rows: { type: 'string', default: '100000' },
     changes: { type: 'string', default: '10000000' },
     'index-dir': { type: 'string', default: '/tmp/tidemark-bench-rewind' },
@@ -40,10 +46,22 @@ let result: object;
 if (which === 'spine') {
   const { benchSpine } = await import('./spine.ts');
   result = await benchSpine({
-    bulkRows: Number(values['bulk-rows']),
-    updateRows: Number(values['update-rows']),
-    oltpTx: Number(values['oltp-tx']),
+    bulkRows: Number(values['bulk-rows'] ?? '300000'),
+    updateRows: Number(values['update-rows'] ?? '100000'),
+    oltpTx: Number(values['oltp-tx'] ?? '20000'),
     log,
+  });
+} else if (which === 'postgres') {
+  const { benchPostgres } = await import('./postgres.ts');
+  result = await benchPostgres({
+    bulkRows: Number(values['bulk-rows'] ?? '50000'),
+    updateRows: Number(values['update-rows'] ?? '25000'),
+    oltpTx: Number(values['oltp-tx'] ?? '3000'),
+    lagRate: Number(values.rate),
+    lagSeconds: Number(values['lag-s']),
+    applySyncCommit: values['apply-sync-commit'] === 'off' ? 'off' : 'on',
+    // --json: quiet, the JSON line only.
+    log: values.json ? () => {} : log,
   });
 } else if (which === 'rewind') {
   const { benchRewind } = await import('./rewind.ts');
@@ -84,7 +102,9 @@ if (which === 'spine') {
     log,
   });
 } else {
-  process.stderr.write(`bench: unknown benchmark "${which}" (available: spine, rewind, ship, takeover, backup)\n`);
+  process.stderr.write(
+    `bench: unknown benchmark "${which}" (available: spine, rewind, ship, takeover, backup, postgres)\n`,
+  );
   process.exit(2);
 }
 if (!values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -21,7 +21,7 @@ describe('backup.logs (log jobs) in the backup section', () => {
         server_id: 4242,
         start: 'oldest',
         heartbeat_seconds: 2,
-        max_segment_bytes: 64 << 20,
+        max_segment_bytes: 16 << 20,
       },
     ]);
     expect(b.jobs[0]?.logs).toBe('binlogs');

@@ -38,7 +38,7 @@ export const logJobSchema = z
       .int()
       .min(1 << 16)
       .max(1 << 30)
-      .default(64 << 20),
+      .default(16 << 20), // pending segments pause the socket at 2 × this: the archiver stays well under 256 MB of RSS
   })
   .strict();
 

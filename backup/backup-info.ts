@@ -91,13 +91,16 @@ export class MetaCapture {
   readonly #bufs = new Map<string, Buffer[]>();
   readonly #done = new Map<string, Buffer>();
 
+  /** The files whose payloads it reads (MbstreamParserOptions.keepPayload). */
+  static wants(path: string): boolean {
+    return (
+      (CHECKPOINTS_FILES as readonly string[]).includes(path) || (BINLOG_INFO_FILES as readonly string[]).includes(path)
+    );
+  }
+
   observe(chunk: MbstreamChunk): void {
     const name = chunk.path;
-    if (
-      !(CHECKPOINTS_FILES as readonly string[]).includes(name) &&
-      !(BINLOG_INFO_FILES as readonly string[]).includes(name)
-    )
-      return;
+    if (!MetaCapture.wants(name)) return;
     if (chunk.type === 'payload') {
       const parts = this.#bufs.get(name) ?? [];
       if (chunk.rewrite && !this.#bufs.has(name)) this.#done.delete(name);

@@ -97,7 +97,7 @@ const encryptionSchema = z
 
 const pipelineSchema = z
   .object({
-    block_size: sizeSchema(1 << 20, 64 << 20, 'block_size').default(4 << 20),
+    block_size: sizeSchema(1 << 20, 64 << 20, 'block_size').default(2 << 20),
     piece_size: sizeSchema(1 << 20, 5 * 1024 ** 3, 'piece_size').default(1 << 30),
     zstd_level: z.number().int().min(1).max(19).default(1),
     progress_log_seconds: z.number().min(1).max(3600).default(5),

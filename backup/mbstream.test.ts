@@ -112,6 +112,34 @@ describe('MbstreamParser', () => {
     expect(p.stats.filesClosed).toBe(1);
   });
 
+  it('keepPayload: other files are CRC-checked in place at every split, their payloads empty, lengths kept', () => {
+    const only = (stream_: Buffer, splits: number[]): MbstreamChunk[] => {
+      const p = new MbstreamParser({ keepPayload: (path) => path === 'a' });
+      const out: MbstreamChunk[] = [];
+      let from = 0;
+      for (const at of [...splits, stream_.length]) {
+        out.push(...p.push(stream_.subarray(from, at)));
+        from = at;
+      }
+      p.end();
+      return out;
+    };
+    for (let at = 1; at < stream.length; at += 3) {
+      const got = only(stream, [at]).filter((c) => c.type === 'payload');
+      expect(got.map((c) => [c.path, c.length, 'payload' in c ? c.payload.toString() : ''])).toEqual([
+        ['a', 11, 'hello world'],
+        ['db/b.ibd', 4, ''],
+        ['a', a.length - 11, a.subarray(11).toString()],
+      ]);
+    }
+    const bad = payloadChunk('db/t1.ibd', 0, 'some payload that spans the split');
+    flip(bad, bad.length - 3, 0x01);
+    const broken = Buffer.concat([bad, eofChunk('db/t1.ibd')]);
+    for (const at of [5, bad.length - 10, bad.length - 2]) {
+      expect(corruption(() => only(broken, [at])).message).toContain('CRC32 mismatch');
+    }
+  });
+
   it('reports a CRC failure naming the path and the stream offset of the chunk', () => {
     const good = payloadChunk('a', 0, 'first');
     const bad = payloadChunk('db/t1.ibd', 0, 'some payload');

@@ -34,6 +34,7 @@ export const MAX_PATH_BYTES = 512;
 /** magic + flags + type + path length. */
 const FIXED_HEADER = 14;
 const DEFAULT_MAX_CHUNK = 64 * 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 interface ChunkBase {
   /** The file the chunk belongs to, as written in the stream ('/'-separated, relative). */
@@ -47,7 +48,10 @@ export type MbstreamChunk =
   | (ChunkBase & {
       readonly type: 'payload';
       readonly offset: bigint;
+      /** Empty when the parser was told not to keep this file's payloads (keepPayload). */
       readonly payload: Buffer;
+      /** The payload's length in the stream. */
+      readonly length: number;
       readonly rewrite: boolean;
     })
   | (ChunkBase & { readonly type: 'eof' })
@@ -59,11 +63,18 @@ export type MbstreamChunk =
       readonly typeCode: number;
       readonly offset: bigint;
       readonly payload: Buffer;
+      readonly length: number;
     });
 
 export interface MbstreamParserOptions {
   /** Largest payload accepted in one chunk (default 64 MiB); a larger length is taken as corruption. */
   readonly maxChunkBytes?: number;
+  /**
+   * Which files' payloads the caller reads (default: all). For the others the CRC32 is checked over the received
+   * buffers in place and the chunk's `payload` is empty (`length` still says how long it was): a backup run
+   * needs only the two metadata files, and copying every payload (up to 10 MiB each) is garbage for nothing.
+   */
+  readonly keepPayload?: (path: string) => boolean;
 }
 
 export interface MbstreamStats {
@@ -123,6 +134,22 @@ class ByteQueue {
     return out;
   }
 
+  /** CRC32 of the first n bytes, computed over the buffers in place, then consumes them (no copy). */
+  crcAndSkip(n: number): number {
+    let crc = 0;
+    let left = n;
+    let skip = this.#head;
+    for (const b of this.#bufs) {
+      if (left === 0) break;
+      const part = b.subarray(skip, Math.min(b.length, skip + left));
+      crc = crc32(part, crc);
+      left -= part.length;
+      skip = 0;
+    }
+    this.#advance(n);
+    return crc;
+  }
+
   /** Consumes n bytes and returns them (one copy when they span buffers). */
   take(n: number): Buffer {
     const first = this.#bufs[0];
@@ -173,9 +200,11 @@ export class MbstreamParser {
   #filesClosed = 0;
   #ended = false;
   #failed: unknown = null;
+  readonly #keep: (path: string) => boolean;
 
   constructor(opts: MbstreamParserOptions = {}) {
     this.#maxChunk = opts.maxChunkBytes ?? DEFAULT_MAX_CHUNK;
+    this.#keep = opts.keepPayload ?? (() => true);
   }
 
   /** Stream offset of the next unparsed byte. */
@@ -290,9 +319,10 @@ export class MbstreamParser {
     const n = Number(length);
     if (q.size < head + 20 + n) return null;
     this.#consume(head + 20);
-    const payload = n === 0 ? Buffer.alloc(0) : q.take(n);
+    const keep = this.#keep(path);
+    const payload = n === 0 || !keep ? EMPTY : q.take(n);
+    const actual = keep ? crc32(payload) : q.crcAndSkip(n);
     this.#streamOffset += BigInt(n);
-    const actual = crc32(payload);
     if (actual !== expectedCrc) {
       throw corrupt(
         `CRC32 mismatch (stored 0x${expectedCrc.toString(16)}, computed 0x${actual.toString(16)}) ` +
@@ -302,7 +332,8 @@ export class MbstreamParser {
       );
     }
     this.#chunks++;
-    if (typeCode !== 0x50) return { type: 'ignored', path, flags, streamOffset: at, typeCode, offset, payload };
+    if (typeCode !== 0x50)
+      return { type: 'ignored', path, flags, streamOffset: at, typeCode, offset, payload, length: n };
     const rewrite = (flags & FLAG_REWRITE) !== 0;
     let next = this.#open.get(path);
     if (next === undefined) {
@@ -314,7 +345,7 @@ export class MbstreamParser {
     if (offset !== next) throw corrupt(`out-of-order payload: file offset ${offset}, expected ${next}`, path, at);
     this.#open.set(path, offset + length);
     this.#payloadBytes += length;
-    return { type: 'payload', path, flags, streamOffset: at, offset, payload, rewrite };
+    return { type: 'payload', path, flags, streamOffset: at, offset, payload, length: n, rewrite };
   }
 
   #onEof(path: string, flags: number, at: bigint): MbstreamChunk {

@@ -29,7 +29,7 @@ export interface PieceInfo {
   readonly chunks: number;
 }
 
-export const DEFAULT_BLOCK_SIZE = 4 << 20;
+export const DEFAULT_BLOCK_SIZE = 2 << 20;
 /** Blocks compressing at once on the libuv thread pool (4 threads by default). */
 const COMPRESS_DEPTH = 3;
 export const DEFAULT_PIECE_SIZE = 1 << 30;
@@ -46,7 +46,7 @@ export interface WriteOptions {
   readonly dataKey: Buffer;
   /** Piece keys are `<keyPrefix>piece-000001`, …; default `<backupId>/`. */
   readonly keyPrefix?: string;
-  /** Plaintext block size (≥ 1 MiB), default 4 MiB. */
+  /** Plaintext block size (≥ 1 MiB), default 2 MiB. */
   readonly blockSize?: number;
   /** Largest piece, default 1 GiB. */
   readonly pieceSize?: number;

@@ -106,7 +106,7 @@ export async function runBackup(o: RunBackupOptions): Promise<RunBackupResult> {
     child.stderr?.on('data', (b: Buffer) => {
       stderr = (stderr + b.toString()).slice(-STDERR_KEEP);
     });
-    const parser = new MbstreamParser();
+    const parser = new MbstreamParser({ keepPayload: MetaCapture.wants }); // CRCs checked in place; only metadata copied
     const meta = new MetaCapture();
     let streamBytes = 0;
     async function* tee(src: Readable): AsyncGenerator<Buffer> {

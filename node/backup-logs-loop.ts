@@ -17,11 +17,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { runLogArchiver } from '../backup/logs/archiver.ts';
+import { runLogJob } from '../backup/logs/log-job.ts';
 import type { LogJobConfig } from '../backup/logs-config.ts';
-import { loadMasterKey } from '../backup/pipeline/master-key.ts';
-import { lockJob } from '../backup/run/lock.ts';
-import { openCatalogued, runJob } from '../backup/run/job.ts';
+import { runJob } from '../backup/run/job.ts';
 import { backupAccount, type Config, type ResolvedBackup } from '../config/config.ts';
 import { TidemarkError } from '../core/errors.ts';
 
@@ -106,7 +104,6 @@ async function oneJob(
   signal: AbortSignal,
   m: GapMetrics | undefined,
 ): Promise<void> {
-  const src = config.source;
   /** Set by a gap: the fulls still to take (by job name, those taken), then one start with `restart`. */
   let gap: { fulls: Set<string> } | null = null;
   let restart = false;
@@ -120,43 +117,16 @@ async function oneJob(
         restart = true;
         m?.needsFull.set({ job: job.name }, 0);
       }
-      const master = await loadMasterKey(
-        b.encryption.key_file !== undefined ? { file: b.encryption.key_file } : { env: b.encryption.key_env as string },
-      );
-      const unlock = await lockJob(b.catalog_dir, `${job.name}-logs`, 'logs');
-      try {
-        const s = await openCatalogued(b, job.store, log);
-        try {
-          log.info({ job: job.name, store: job.store, restart }, 'binlog archiver starting');
-          const a = runLogArchiver({
-            job,
-            source: {
-              host: src.host,
-              port: src.port,
-              user: src.user,
-              password: src.password,
-              connect_timeout_ms: src.connect_timeout_ms,
-              tls: src.tls,
-            },
-            store: s.store,
-            catalog: s.catalog,
-            master,
-            signal,
-            restart,
-            zstdLevel: b.pipeline.zstd_level,
-            log,
-          });
-          try {
-            await a.done;
-          } finally {
-            sealed = a.status().sealed;
-          }
-        } finally {
-          await s.close();
-        }
-      } finally {
-        await unlock();
-      }
+      log.info({ job: job.name, store: job.store, restart }, 'binlog archiver starting');
+      await runLogJob(b, job, {
+        source: config.source,
+        signal,
+        restart,
+        log,
+        onStopped: (st) => {
+          sealed = st.sealed;
+        },
+      });
     } catch (err) {
       if (sealed > 0) restart = false; // the restarted archive has begun: later starts continue it
       if (signal.aborted) return;

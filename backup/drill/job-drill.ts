@@ -9,9 +9,8 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { MysqlEndpoint } from '../../mysql/session.ts';
-import { loadMasterKey } from '../pipeline/master-key.ts';
 import { destroyScratch, startScratch } from '../restore/scratch-server.ts';
-import { type BackupSection, openCatalogued } from '../run/job.ts';
+import { type BackupSection, loadSectionKey, openCatalogued } from '../run/job.ts';
 import { lockJob } from '../run/lock.ts';
 import { runDrill } from './drill.ts';
 import { DrillHistory, type DrillRecord } from './history.ts';
@@ -33,9 +32,7 @@ export interface JobDrillOptions {
 export const drillHistoryFile = (b: BackupSection, store: string): string => join(b.catalog_dir, `${store}.sqlite`);
 
 export async function drillJob(b: BackupSection, o: JobDrillOptions): Promise<DrillRecord> {
-  const master = await loadMasterKey(
-    b.encryption.key_file !== undefined ? { file: b.encryption.key_file } : { env: b.encryption.key_env as string },
-  );
+  const master = await loadSectionKey(b);
   const scratch = { port: o.scratchPort, user: o.source.user, password: o.scratchPassword };
   const unlock = await lockJob(b.catalog_dir, `${o.job.name}-drill`, 'drill');
   try {

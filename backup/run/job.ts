@@ -15,6 +15,7 @@ import { type CopyConfig, checkCopies } from '../copy-config.ts';
 import { type CopyReport, copyBackups } from '../copy/copy.ts';
 import { type ExpireReport, expire } from '../expire.ts';
 import { parseBackupId } from '../manifest.ts';
+import type { MasterKey } from '../pipeline/keys.ts';
 import { loadMasterKey } from '../pipeline/master-key.ts';
 import type { Progress } from '../pipeline/progress.ts';
 import type { RetentionPolicy } from '../retention.ts';
@@ -142,11 +143,15 @@ export interface JobRunResult {
   readonly expired: ExpireReport | null;
 }
 
+/** The master key `backup.encryption` names (a file or an environment variable). */
+export function loadSectionKey(b: BackupSection): Promise<MasterKey> {
+  const e = b.encryption;
+  return loadMasterKey(e.key_file !== undefined ? { file: e.key_file } : { env: e.key_env as string });
+}
+
 /** One backup of `job` now (its lock held throughout; BACKUP_BUSY when another run or expire holds it). */
 export async function runJob(b: BackupSection, job: BackupJobConfig, o: JobRunOptions): Promise<JobRunResult> {
-  const master = await loadMasterKey(
-    b.encryption.key_file !== undefined ? { file: b.encryption.key_file } : { env: b.encryption.key_env as string },
-  );
+  const master = await loadSectionKey(b);
   return locked(b, job.name, 'run', job.store, o.log, async (s) => {
     const run = await runBackup({
       job: job.name,

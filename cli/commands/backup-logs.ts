@@ -7,10 +7,8 @@
  * lock `<catalog_dir>/<job>-logs.lock`).
  */
 import type { Command, Option } from 'commander';
-import { runLogArchiver } from '../../backup/logs/archiver.ts';
-import { loadMasterKey } from '../../backup/pipeline/master-key.ts';
-import { lockJob } from '../../backup/run/lock.ts';
-import { backupSection, openCatalogued } from './backup-stores.ts';
+import { runLogJob } from '../../backup/logs/log-job.ts';
+import { backupSection } from './backup-stores.ts';
 import type { CommandContext } from './context.ts';
 import { usageError } from './exit.ts';
 
@@ -26,41 +24,8 @@ export async function backupLogsCommand(o: BackupLogsOptions): Promise<number> {
     const known = b.logs.map((j) => j.name).join(', ') || 'none';
     throw usageError(`log job '${o.job}': ${o.config.file} has no such job (backup.logs has: ${known})`);
   }
-  const master = await loadMasterKey(
-    b.encryption.key_file !== undefined ? { file: b.encryption.key_file } : { env: b.encryption.key_env as string },
-  );
-  const unlock = await lockJob(b.catalog_dir, `${job.name}-logs`, 'logs');
-  try {
-    const s = await openCatalogued(b, job.store, o.log);
-    try {
-      const src = o.config.source;
-      const archiver = runLogArchiver({
-        job,
-        source: {
-          host: src.host,
-          port: src.port,
-          user: src.user,
-          password: src.password,
-          connect_timeout_ms: src.connect_timeout_ms,
-          tls: src.tls,
-        },
-        store: s.store,
-        catalog: s.catalog,
-        master,
-        signal: o.signal,
-        restart: o.restart,
-        zstdLevel: b.pipeline.zstd_level,
-        log: o.log,
-      });
-      await archiver.done;
-      const st = archiver.status();
-      o.stdout.write(`log job '${job.name}': ${st.sealed} segment(s) sealed, stopped at ${st.file}:${st.pos}\n`);
-    } finally {
-      await s.close();
-    }
-  } finally {
-    await unlock();
-  }
+  const st = await runLogJob(b, job, { source: o.config.source, signal: o.signal, restart: o.restart, log: o.log });
+  o.stdout.write(`log job '${job.name}': ${st.sealed} segment(s) sealed, stopped at ${st.file}:${st.pos}\n`);
   return 0;
 }
 

@@ -12,15 +12,14 @@
  * MariaDB port 3870 (source), 3871 (the drill's scratch server).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Writable } from 'node:stream';
 import type mysql from 'mysql2/promise';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeManifest, type Manifest } from '../../backup/manifest.ts';
+import type { Manifest } from '../../backup/manifest.ts';
 import { runJob } from '../../backup/run/job.ts';
 import { backupScheduleLines, readBackupSchedule } from '../../cli/commands/status-backups.ts';
 import { backupAccount, type Config, loadConfig, type ResolvedBackup } from '../../config/config.ts';
@@ -29,6 +28,7 @@ import { backupLogsLoop } from '../../node/backup-logs-loop.ts';
 import { backupConfigYaml, dirStoreYaml } from '../fixtures/backup-config.ts';
 import { admin, destroyInstance, REPO_ROOT, startInstance, stopInstance } from '../fixtures/mariadb.ts';
 import { runCli } from '../fixtures/topology.ts';
+import { capturedLog, sealedInDir } from '../fixtures/backup-probe.ts';
 
 const NAME = 'bk-drillsched';
 const PORT = 3870;
@@ -44,14 +44,7 @@ let conn: mysql.Connection;
 
 /** The two backup parts of `tidemark run`, with their log lines and metrics. */
 function startLoops(o: { drills: boolean }) {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
-  const log = pino({ level: 'info' }, sink);
+  const { log, lines } = capturedLog();
   const registry = new Registry();
   const ac = new AbortController();
   const b = cfg.backup as ResolvedBackup;
@@ -91,18 +84,7 @@ async function metric(registry: Registry, name: string, job: string): Promise<nu
   return m?.values.find((v) => v.labels['job'] === job)?.value;
 }
 
-function sealed(): Manifest[] {
-  const root = join(dir, 'store');
-  return readdirSync(root)
-    .filter((d) => !d.startsWith('.'))
-    .flatMap((d) => {
-      try {
-        return [decodeManifest(readFileSync(join(root, d, 'manifest.json')))];
-      } catch {
-        return [];
-      }
-    });
-}
+const sealed = (): Manifest[] => sealedInDir(join(dir, 'store'));
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tidemark-drillsched-it-'));

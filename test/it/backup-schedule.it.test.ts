@@ -9,16 +9,15 @@
  * MariaDB port 3820, versitygw port 7325.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { pipeline, Transform, Writable } from 'node:stream';
+import { pipeline, Transform } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type mysql from 'mysql2/promise';
-import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyBackups } from '../../backup/copy/copy.ts';
-import { decodeManifest, type Manifest } from '../../backup/manifest.ts';
+import type { Manifest } from '../../backup/manifest.ts';
 import type { BackupStore } from '../../backup/store.ts';
 import { DirStore } from '../../backup/store/dir.ts';
 import { S3Store } from '../../backup/store/s3.ts';
@@ -34,6 +33,7 @@ import {
 import { REPO_ROOT } from '../fixtures/mariadb.ts';
 import { runCli, startRun, stopRun } from '../fixtures/topology.ts';
 import { type S3Server, s3Client } from '../fixtures/versitygw.ts';
+import { capturedLog, sealedInDir } from '../fixtures/backup-probe.ts';
 
 const NAME = 'bk-sched';
 const PORT = 3820;
@@ -80,19 +80,7 @@ async function cli(args: string[], file: string): Promise<{ code: number | null;
   return { code: r.code, out: r.stdout + r.stderr };
 }
 
-/** The sealed manifests of the directory store. */
-function sealedLocal(): Manifest[] {
-  const root = join(dir, 'store');
-  return readdirSync(root)
-    .filter((d) => !d.startsWith('.'))
-    .flatMap((d) => {
-      try {
-        return [decodeManifest(readFileSync(join(root, d, 'manifest.json')))];
-      } catch {
-        return [];
-      }
-    });
-}
+const sealedLocal = (): Manifest[] => sealedInDir(join(dir, 'store'));
 
 beforeAll(async () => {
   ({ dir, s3, conn } = await startBackupLab({ name: NAME, port: PORT, vgwPort: VGW_PORT, bucket: BUCKET, rows: 6000 }));
@@ -103,14 +91,7 @@ afterAll(() => stopBackupLab(NAME, { dir, s3, conn }));
 describe('scheduled backups and copies', () => {
   it('fires real backups on schedule, skips and logs the overrun triggers, applies chains: 1 after each run', async () => {
     const cfg = loadConfig(config('tidemark.yaml', join(dir, 'master.key')));
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _e, cb) {
-        for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l));
-        cb();
-      },
-    });
-    const log = pino({ level: 'info' }, sink);
+    const { log, lines } = capturedLog();
     const registry = new Registry();
     const ac = new AbortController();
     const loop = backupLoop(cfg, log, ac.signal, registry);

@@ -27,19 +27,11 @@ import { postgresTarget } from '../../apply/postgres/adapter.ts';
 import type { PgTargetSection } from '../../apply/postgres/config.ts';
 import { postgresSource } from '../../capture/postgres/adapter.ts';
 import { lastCommit } from '../../journal/index.ts';
-import { openPgClient } from '../../postgres/session.ts';
 import { positionToJson, sequencePosition } from '../../record/position.ts';
 import type { RowsEntry } from '../../record/record.ts';
 import type { JournalItem } from '../../engine/target.ts';
 import type { TidemarkError } from '../../core/errors.ts';
-import {
-  APPLY_USER,
-  CAPTURE_USER,
-  SUPERUSER_PASSWORD,
-  pgAdmin,
-  startPostgres,
-  stopPostgres,
-} from '../fixtures/postgres.ts';
+import { APPLY_USER, CAPTURE_USER, pgAdmin, startPgPair, superuserClient, stopPostgres } from '../fixtures/postgres.ts';
 import { exited, startRun, stopRun } from '../fixtures/topology.ts';
 import { type ContractEngine, runEngineContract } from '../engine/contract.ts';
 
@@ -58,19 +50,10 @@ let run: ChildProcess | null = null;
 let src: pg.Client; // superuser sessions in appdb with tidemark's session settings (values as text)
 let dst: pg.Client;
 
-const SUPER = (port: number) => ({ host: '127.0.0.1', port, user: 'postgres', password: SUPERUSER_PASSWORD });
-const superuser = (port: number) => openPgClient({ ...SUPER(port), database: 'appdb' });
+const superuser = (port: number) => superuserClient(port, 'appdb');
 
 beforeAll(async () => {
-  startPostgres(SRC.name, SRC.port, { fresh: true });
-  startPostgres(DST.name, DST.port, { fresh: true });
-  for (const p of [SRC.port, DST.port]) {
-    const a = await pgAdmin(p);
-    await a.query('CREATE DATABASE appdb');
-    await a.end();
-  }
-  src = await superuser(SRC.port);
-  dst = await superuser(DST.port);
+  ({ src, dst } = await startPgPair(SRC, DST, 'appdb'));
   await src.query(`${TABLES}
     ALTER TABLE app.t REPLICA IDENTITY FULL;
     ALTER TABLE app.m REPLICA IDENTITY FULL;
@@ -285,13 +268,13 @@ function pgContractEngine(): ContractEngine & { close(): Promise<void> } {
       const b = await pgAdmin(DST.port);
       for (const db of ['near', 'far']) await b.query(`CREATE DATABASE ${db}`);
       await b.end();
-      writer = await openPgClient({ ...SUPER(SRC.port), database: 'contract' });
+      writer = await superuserClient(SRC.port, 'contract');
       await writer.query(`${shape}
         ALTER TABLE app.acct REPLICA IDENTITY FULL; ALTER TABLE app.ev REPLICA IDENTITY FULL;
         CREATE PUBLICATION tm_contract FOR TABLE app.acct, app.ev;
         GRANT USAGE ON SCHEMA app TO tidemark_cap; GRANT SELECT ON ALL TABLES IN SCHEMA app TO tidemark_cap;`);
       for (const db of ['near', 'far']) {
-        const c = await openPgClient({ ...SUPER(DST.port), database: db });
+        const c = await superuserClient(DST.port, db);
         await c.query(`${shape}
           GRANT CREATE ON DATABASE ${db} TO tidemark_apply; GRANT USAGE ON SCHEMA app TO tidemark_apply;
           GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app TO tidemark_apply;`);

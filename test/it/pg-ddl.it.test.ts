@@ -24,16 +24,8 @@ import { postgresSource } from '../../capture/postgres/adapter.ts';
 import { pgSourceSchema } from '../../capture/postgres/config.ts';
 import type { TidemarkError } from '../../core/errors.ts';
 import { JournalReader, readEntries } from '../../journal/index.ts';
-import { openPgClient } from '../../postgres/session.ts';
 import { REPO_ROOT } from '../fixtures/mariadb.ts';
-import {
-  APPLY_USER,
-  CAPTURE_USER,
-  SUPERUSER_PASSWORD,
-  pgAdmin,
-  startPostgres,
-  stopPostgres,
-} from '../fixtures/postgres.ts';
+import { APPLY_USER, CAPTURE_USER, startPgPair, superuserClient, stopPostgres } from '../fixtures/postgres.ts';
 import { startRun, stopRun } from '../fixtures/topology.ts';
 
 const SRC = { name: 'pgddl-src', port: 5470 };
@@ -57,20 +49,11 @@ let dir = '';
 let run: ChildProcess | null = null;
 let src: pg.Client;
 let dst: pg.Client;
-const SUPER = (port: number) => ({ host: '127.0.0.1', port, user: 'postgres', password: SUPERUSER_PASSWORD });
-const superuser = (port: number) => openPgClient({ ...SUPER(port), database: 'appdb' });
+const superuser = (port: number) => superuserClient(port, 'appdb');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
-  startPostgres(SRC.name, SRC.port, { fresh: true });
-  startPostgres(DST.name, DST.port, { fresh: true });
-  for (const p of [SRC.port, DST.port]) {
-    const a = await pgAdmin(p);
-    await a.query('CREATE DATABASE appdb');
-    await a.end();
-  }
-  src = await superuser(SRC.port);
-  dst = await superuser(DST.port);
+  ({ src, dst } = await startPgPair(SRC, DST, 'appdb'));
   await src.query(TRIGGERS);
   await src.query(`CREATE SCHEMA app; ${TABLES}
     ALTER TABLE app.a REPLICA IDENTITY FULL; ALTER TABLE app.b REPLICA IDENTITY FULL;

@@ -22,15 +22,7 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { openPgClient } from '../../postgres/session.ts';
-import {
-  APPLY_USER,
-  CAPTURE_USER,
-  SUPERUSER_PASSWORD,
-  pgAdmin,
-  startPostgres,
-  stopPostgres,
-} from '../fixtures/postgres.ts';
+import { APPLY_USER, CAPTURE_USER, startPgPair, superuserClient, stopPostgres } from '../fixtures/postgres.ts';
 import { cliOk, runCli, startRun, stopRun } from '../fixtures/topology.ts';
 
 const SRC = { name: 'pgrw-src', port: 5475 };
@@ -82,8 +74,7 @@ let run: ChildProcess | null = null;
 let src: pg.Client;
 let dst: pg.Client;
 
-const SUPER = (port: number) => ({ host: '127.0.0.1', port, user: 'postgres', password: SUPERUSER_PASSWORD });
-const superuser = (port: number) => openPgClient({ ...SUPER(port), database: 'appdb' });
+const _superuser = (port: number) => superuserClient(port, 'appdb');
 
 /** The rows of both tables as text, and an md5 per table: what "the state" of a server is here. */
 interface State {
@@ -184,15 +175,7 @@ function psql(file: string): { code: number; out: string } {
 }
 
 beforeAll(async () => {
-  startPostgres(SRC.name, SRC.port, { fresh: true });
-  startPostgres(DST.name, DST.port, { fresh: true });
-  for (const p of [SRC.port, DST.port]) {
-    const a = await pgAdmin(p);
-    await a.query('CREATE DATABASE appdb');
-    await a.end();
-  }
-  src = await superuser(SRC.port);
-  dst = await superuser(DST.port);
+  ({ src, dst } = await startPgPair(SRC, DST, 'appdb'));
   await src.query(`${TABLES}
     ALTER TABLE app.t REPLICA IDENTITY FULL;
     ALTER TABLE app.m REPLICA IDENTITY FULL;

@@ -127,6 +127,7 @@ describe('promotePgServer', () => {
         return [{ default_transaction_read_only: session === 1 ? 'on' : 'off' }];
       if (sql.startsWith('SELECT clock_timestamp')) return [{ t: 'T' }];
       if (sql.includes('FROM pg_publication')) return [];
+      if (sql.includes('FROM pg_sequence')) return [];
       if (sql.includes('FROM pg_class'))
         return [
           { s: 'shop', t: 'orders' },
@@ -151,6 +152,7 @@ describe('promotePgServer', () => {
       'SHOW default_transaction_read_only',
       'SET default_transaction_read_only = off',
       'SHOW wal_level',
+      expect.stringContaining('FROM pg_sequence q'),
       'SELECT 1 FROM pg_publication WHERE pubname = $1',
       expect.stringContaining('FROM pg_class'),
       'CREATE PUBLICATION "tidemark" FOR TABLE "shop"."orders", "shop"."Line ""items"""',
@@ -177,6 +179,7 @@ describe('promotePgServer', () => {
     answer = (sql) => {
       if (sql === 'SHOW wal_level') return [{ wal_level: 'logical' }];
       if (sql.includes('FROM pg_publication')) return [{ '?column?': 1 }];
+      if (sql.includes('FROM pg_sequence')) return [];
       if (sql.includes('FROM pg_replication_slots')) return [{ active: 't' }];
       return [{ default_transaction_read_only: 'on' }];
     };

@@ -7,18 +7,21 @@
  *   1. SET default_transaction_read_only = off    our own session (the DDL and ALTER SYSTEM below must run)
  *      SHOW wal_level                             not `logical`: refused before anything changed
  *                                                 (PROMOTE_NOT_CAPTURABLE: the new primary could not be captured)
- *   2. the publication (source.publication)      kept when it exists; else CREATE PUBLICATION … FOR TABLE every
+ *   2. sequences                                 every sequence OWNED BY a column (serial, identity) set past the
+ *                                                 column's values (logical decoding does not carry sequences;
+ *                                                 pg-sequences.ts); the others listed as not re-synchronised
+ *   3. the publication (source.publication)      kept when it exists; else CREATE PUBLICATION … FOR TABLE every
  *                                                 user table of the database (not the tidemark schema): made BEFORE
  *                                                 the slot, so decoding from the slot's start finds it
- *   3. the slot (source.slot)                     an inactive leftover of that name is dropped (its position is
+ *   4. the slot (source.slot)                     an inactive leftover of that name is dropped (its position is
  *      pg_create_logical_replication_slot         not this promotion's); an active one is refused;
  *        (slot, 'pgoutput') → lsn                 the returned consistent point is the promotion position
- *   4. ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf()    clients may write from here on
- *   5. SHOW default_transaction_read_only = off in a new session (polled until the postmaster reloaded); still on
+ *   5. ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf()    clients may write from here on
+ *   6. SHOW default_transaction_read_only = off in a new session (polled until the postmaster reloaded); still on
  *      at the deadline: it is set elsewhere (postgresql.conf, ALTER DATABASE/ROLE): the error says so.
  *
  * Privileges of the failover account on the target: REPLICATION (the slot), CREATE on the database and ownership of
- * the tables (the publication; membership in the apply role that created them is enough), ALTER SYSTEM ON
+ * the tables (the publication, and the sequences' setval; membership in the apply role that created them is enough), ALTER SYSTEM ON
  * PARAMETER default_transaction_read_only, EXECUTE on pg_reload_conf(). A superuser has them all.
  */
 import type pg from 'pg';
@@ -31,6 +34,7 @@ import { sequencePosition, type SequencePosition } from '../record/position.ts';
 import { Deadline } from './fence.ts';
 import { promoteFailure } from './promote.ts';
 import { awaitSetting, PG_FENCE_SQL, pgClose, pgConnectWithin, pgRows } from './pg-fence.ts';
+import { describeSequenceReport, resyncPgSequences } from './pg-sequences.ts';
 import type { StepReport } from './plan.ts';
 
 export interface PgPromotionPosition {
@@ -73,7 +77,7 @@ export function formatPgPromotionPosition(p: PgPromotionPosition): string {
   return `${formatLsn(p.lsn)} (slot ${p.slot}, publication ${p.publication})`;
 }
 
-/** Steps 2-3: the publication, then the slot; returns the slot's consistent point. */
+/** Steps 3-4: the publication, then the slot; returns the slot's consistent point. */
 async function createCapturePoint(
   c: pg.Client,
   d: Deadline,
@@ -128,6 +132,8 @@ export async function promotePgServer(
         { code: 'PROMOTE_NOT_CAPTURABLE' },
       );
     }
+    step = 're-synchronising sequences';
+    const sequences = describeSequenceReport(await resyncPgSequences(c, deadline, log));
     step = 'creating the publication and the slot';
     const point = await createCapturePoint(c, deadline, o);
     step = PG_FENCE_SQL.reset;
@@ -141,10 +147,13 @@ export async function promotePgServer(
       slot: o.slot,
       publication: o.publication,
     };
-    log.info({ position: formatPgPromotionPosition(position) }, 'promoted: default_transaction_read_only off');
+    log.info(
+      { position: formatPgPromotionPosition(position), sequences },
+      'promoted: default_transaction_read_only off',
+    );
     return {
       position,
-      detail: `${where} writable (default_transaction_read_only was ${wasRo}), promotion position ${formatPgPromotionPosition(position)}; ${point.made}`,
+      detail: `${where} writable (default_transaction_read_only was ${wasRo}), promotion position ${formatPgPromotionPosition(position)}; ${point.made}; ${sequences}`,
     };
   } catch (err) {
     log.warn({ step, err: String(err) }, 'promote failed');

@@ -155,6 +155,14 @@ describe('resyncPgSequences', () => {
     expect(describeSequenceReport(r)).toMatch(/1 re-synchronised .*, 1 failed: app\.a_seq: /);
   });
 
+  it('says so when the database has no sequence', async () => {
+    const { c } = scripted(() => []);
+    const d = new Deadline(5000, 'test');
+    const r = await resyncPgSequences(c, d, silentLogger);
+    d.clear();
+    expect(describeSequenceReport(r)).toBe('sequences: none');
+  });
+
   it('reports a column value beyond the bounds without setting it', async () => {
     const { c, sent } = scripted((sql) => {
       if (sql === PG_SEQUENCES_SQL.list) return [{ ...seqRow('app', 's', '1', ['app', 't', 'id', true]), hi: '32767' }];

@@ -94,6 +94,7 @@ export interface SequenceReport {
 
 /** One line for the promote step's detail (pure). */
 export function describeSequenceReport(r: SequenceReport): string {
+  if (r.changed.length + r.unchanged + r.unowned.length + r.failed.length === 0) return 'sequences: none';
   const parts = [
     `sequences: ${r.changed.length} re-synchronised` +
       (r.changed.length > 0 ? ` (${r.changed.map((c) => `${c.name} ${c.was} → ${c.to}`).join(', ')})` : ''),

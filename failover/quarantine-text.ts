@@ -113,6 +113,11 @@ function keyIndexes(e: RowsEntry): readonly number[] | null {
   return idx.every((i) => i >= 0) ? idx : null;
 }
 
+/** A row change's before and after images as one JSON comment line. */
+export function imagesLine(e: RowsEntry, r: RowImage): string {
+  return `-- before: ${jsonLine(rowObject(e.columns, r.before))} after: ${jsonLine(rowObject(e.columns, r.after))}\n`;
+}
+
 /** The text of each row change of a rows entry: its JSON images line and its statement, one row at a time. */
 export function* rowsText(e: RowsEntry, flavor: Flavor = 'mariadb'): Generator<string> {
   const pkIdx = keyIndexes(e);
@@ -120,8 +125,7 @@ export function* rowsText(e: RowsEntry, flavor: Flavor = 'mariadb'): Generator<s
     yield comment(`key ${e.pk.join(', ')} of ${e.schema}.${e.table} is not among its columns: rows matched by all`);
   }
   for (const r of e.rows) {
-    const images =
-      `-- before: ${jsonLine(rowObject(e.columns, r.before))} ` + `after: ${jsonLine(rowObject(e.columns, r.after))}\n`;
+    const images = imagesLine(e, r);
     let sql: string;
     try {
       sql = rowSql(e, r, pkIdx, flavor) + ';\n';

@@ -9,20 +9,20 @@
  *                     slot's whole tail once its read position passed the marker (an empty transaction to it).
  *   branch position   the old primary's row in tidemark.applied (apply/postgres/position.ts) says it holds the
  *                     branch point, not held: the reversed topology's applier goes on from there. Written through
- *                     source.admin, which is the role that applies there afterwards (it creates the table if needed:
- *                     the applier must own or be granted it).
+ *                     the failover account (like MySQL's), which grants the table to source.admin, the role that
+ *                     applies there afterwards.
  *   the slot          dropped once the journal is a mirror: nobody captures the old primary any more, and a slot
  *                     nobody reads retains WAL without end. A promotion of this server later creates it again.
  */
 import type pg from 'pg';
-import { openApplySession, preparePositionTable } from '../apply/postgres/applier.ts';
-import type { PgTargetSection } from '../apply/postgres/config.ts';
-import { setPointSql } from '../apply/postgres/position.ts';
+import { createSql, ensureRowSql, POSITION_TABLE, setPointSql } from '../apply/postgres/position.ts';
 import { sleep, TidemarkError } from '../core/errors.ts';
 import type { AppliedState } from '../engine/target.ts';
 import { wrapPgError } from '../postgres/errors.ts';
 import { parseLsn } from '../postgres/lsn.ts';
 import { openPgClient, type PgEndpoint } from '../postgres/session.ts';
+import { quoteIdent } from '../postgres/sql.ts';
+import { PG_FENCE_SQL } from './pg-fence.ts';
 
 export const PG_FAILBACK_SQL = {
   /** A transactional logical message: decoded as an empty transaction, after everything committed before it. */
@@ -52,22 +52,35 @@ export function emitPgCatchUpMarker(ep: PgEndpoint, text: string): Promise<bigin
   });
 }
 
-/** The old primary's tidemark.applied row holds `state` (the branch point), no hold: apply goes on from there. */
-export async function setPgBranchPosition(admin: PgTargetSection, source: string, state: AppliedState): Promise<void> {
-  const c = await openApplySession(admin, 'tidemark-failback');
-  try {
-    await preparePositionTable(c, source);
+/**
+ * The old primary's tidemark.applied row holds `state` (the branch point), no hold: apply goes on from there.
+ * Through the failover account (the schema `tidemark` there is usually its own: the monitor's heartbeat table),
+ * creating the table when missing; `grantTo` (source.admin, the role that applies there in the new topology) then
+ * gets USAGE on the schema and SELECT, INSERT, UPDATE on the table.
+ */
+export async function setPgBranchPosition(
+  ep: PgEndpoint,
+  source: string,
+  state: AppliedState,
+  grantTo: string | null,
+): Promise<void> {
+  await withClient(ep, 'setting the branch position in tidemark.applied', async (c) => {
+    await c.query(PG_FENCE_SQL.sessionWritable);
+    await c.query('BEGIN');
+    for (const sql of createSql) await c.query(sql);
+    if (grantTo !== null) {
+      await c.query(`GRANT USAGE ON SCHEMA tidemark TO ${quoteIdent(grantTo)}`);
+      await c.query(`GRANT SELECT, INSERT, UPDATE ON ${POSITION_TABLE} TO ${quoteIdent(grantTo)}`);
+    }
+    await c.query(ensureRowSql, [source]);
     const r = await c.query(setPointSql(source, state, null));
     if (r.rowCount !== 1) {
-      throw new TidemarkError(`tidemark.applied on ${admin.host}:${admin.port} has no row for ${source}`, {
+      throw new TidemarkError(`tidemark.applied on ${ep.host}:${ep.port} has no row for ${source}`, {
         code: 'FAILOVER_STATE',
       });
     }
-  } catch (err) {
-    throw err instanceof TidemarkError ? err : wrapPgError(err, `setting the branch position in tidemark.applied`);
-  } finally {
-    await c.end().catch(() => undefined);
-  }
+    await c.query('COMMIT');
+  });
 }
 
 /**

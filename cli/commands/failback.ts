@@ -22,16 +22,14 @@
  * A PostgreSQL old primary (source.kind postgres) goes through the same steps through the engine seams: the lineage
  * row, the fence and the read-only check (failover/db-steps.ts), the catch-up from its capture slot up to a marker
  * (node/failback-capture.ts), a psql quarantine file (failover/quarantine-pg.ts), the rewind by the rollback
- * PostgreSQL dialect through source.admin, the branch position in tidemark.applied through source.admin, and its
- * capture slot dropped at the end (failover/pg-failback.ts).
+ * PostgreSQL dialect through source.admin, the branch position in tidemark.applied (granted to source.admin, which
+ * applies there afterwards), and its capture slot dropped at the end (failover/pg-failback.ts).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { preparePosition } from '../../apply/mysql/position-store.ts';
 import { upsertPositionSql } from '../../apply/mysql/position-table.ts';
-import type { PgTargetSection } from '../../apply/postgres/config.ts';
-import { withPassword } from '../../core/secret.ts';
 import type { AppliedState } from '../../engine/target.ts';
 import { type MysqlEndpoint, openSession } from '../../mysql/session.ts';
 import { failoverDbSteps } from '../../failover/db-steps.ts';
@@ -96,25 +94,18 @@ async function setBranchPosition(ep: MysqlEndpoint, source: string, state: Param
   }
 }
 
-/** A PostgreSQL old primary's section with source.admin: it rewinds and writes tidemark.applied (pg-failback.ts). */
-function pgAdminSection(o: FailbackOptions): PgTargetSection {
-  const s = o.config.source as unknown as PgTargetSection & {
-    admin?: { user: string; password?: string };
-    name: string;
-  };
-  if (!s.admin) {
+/** A PostgreSQL old primary's source.admin role: it rewinds, and applies there in the new topology. */
+function pgAdminUser(o: FailbackOptions, needed: boolean): string | null {
+  const admin = (o.config.source as { admin?: { user: string } }).admin;
+  if (!admin && needed) {
     throw new TidemarkError(
-      `${o.config.file} has no source.admin account: failback of a PostgreSQL old primary rewinds it and writes its ` +
-        'tidemark.applied row through it; add source.admin (the role that applies to this server in the new ' +
-        'topology, e.g. tidemark_apply) and run again',
+      `${o.config.file} has no source.admin account: failback of a PostgreSQL old primary rewinds it through it; ` +
+        'add source.admin (the role that applies to this server in the new topology, e.g. tidemark_apply) and run ' +
+        'again',
       { code: 'USAGE' },
     );
   }
-  const { host, port, tls, connect_timeout_ms, database, name } = s;
-  return withPassword(
-    { kind: 'postgres', name, host, port, tls, connect_timeout_ms, database, user: s.admin.user } as PgTargetSection,
-    s.admin.password,
-  );
+  return admin?.user ?? null;
 }
 
 /** PostgreSQL: the old primary's capture slot, dropped once its journal is a mirror (failover account). */
@@ -133,7 +124,6 @@ export async function failbackCommand(o: FailbackOptions): Promise<number> {
   const where = `${config.source.host}:${config.source.port}`;
   const steps = primaryDbSteps(config);
   const pg = steps.engine === 'postgres';
-  const pgAdmin = pg && o.yes ? pgAdminSection(o) : null; // checked before anything changes
 
   const lineage = await findLineage(o);
   out(
@@ -199,6 +189,7 @@ export async function failbackCommand(o: FailbackOptions): Promise<number> {
   });
   for (const line of formatErrantSummary(q)) out(line);
   out(`quarantine file: ${file}`);
+  const pgAdmin = pg ? pgAdminUser(o, q.transactions > 0) : null; // checked before anything changes
   if (!o.yes) {
     out(
       `nothing changed: run again with --yes to rewind ${q.transactions} errant transaction(s) on ${where} ` +
@@ -233,8 +224,9 @@ export async function failbackCommand(o: FailbackOptions): Promise<number> {
     commitTimeUs: branch.commitTimeUs,
     phase: branch.phase,
   };
-  if (pgAdmin) {
-    await setPgBranchPosition(pgAdmin, config.source.name, state);
+  if (pg) {
+    await setPgBranchPosition(primary as unknown as PgEndpoint, config.source.name, state, pgAdmin);
+    if (pgAdmin !== null) out(`tidemark.applied granted to ${pgAdmin} (source.admin), which applies here from now on`);
     await dropOldSlot(o, out);
   } else await setBranchPosition(primary, config.source.name, state);
   let mirror = dir;

@@ -17,23 +17,16 @@ import { SESSION_SETTINGS } from '../postgres/session.ts';
 import type { DdlEntry, RowsEntry } from '../record/record.ts';
 import { pgGuardedStatements } from '../rollback/pg-guard.ts';
 import type { QuarantineText } from './quarantine.ts';
-import { comment, imagesLine } from './quarantine-text.ts';
+import { comment, headComments, imagesLine } from './quarantine-text.ts';
 
 export function pgQuarantineHead(journalDir: string, afterLsn: bigint, header: readonly string[]): string {
-  const lines = header.flatMap((h) => h.split(/\r\n|\r|\n/));
   const settings = Object.entries(SESSION_SETTINGS).map(([k, v]) => `SET ${k} = ${quoteLiteral(v)};\n`);
   return (
-    [
-      ...lines,
-      `errant transactions of ${journalDir} after LSN ${afterLsn}`,
-      '',
-      'They were committed on the old primary but never reached the new one. Review before re-applying any of them',
+    headComments(journalDir, afterLsn, header, [
       'on the new primary by hand, e.g. psql -v ON_ERROR_STOP=1 -h HOST -U USER -d DATABASE -f THIS_FILE.',
       'Each row change comes with its before/after images as JSON (bytea as "0x…"). An UPDATE or DELETE matches',
       'the row only while it holds the before image: check that each reports 1 row (UPDATE 1, DELETE 1).',
-    ]
-      .map(comment)
-      .join('') +
+    ]) +
     '\\set ON_ERROR_STOP on\n' +
     "SET client_encoding = 'UTF8';\n" +
     settings.join('') +

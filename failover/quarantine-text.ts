@@ -58,21 +58,33 @@ export function comment(text: string): string {
   return `-- ${oneLine(text)}`.trimEnd() + '\n';
 }
 
+/** The head's comment lines: the caller's header lines, what the file holds, then `usage` (how to use it). */
+export function headComments(
+  journalDir: string,
+  afterLsn: bigint,
+  header: readonly string[],
+  usage: readonly string[],
+): string {
+  const lines = header.flatMap((h) => h.split(/\r\n|\r|\n/));
+  return [
+    ...lines,
+    `errant transactions of ${journalDir} after LSN ${afterLsn}`,
+    '',
+    'They were committed on the old primary but never reached the new one. Review before re-applying any of them',
+    ...usage,
+  ]
+    .map(comment)
+    .join('');
+}
+
 /** The file's head: the caller's header lines, what the file holds, how to use it, the client session. */
 export function quarantineHead(journalDir: string, afterLsn: bigint, header: readonly string[]): string {
-  const lines = header.flatMap((h) => h.split(/\r\n|\r|\n/));
   return (
-    [
-      ...lines,
-      `errant transactions of ${journalDir} after LSN ${afterLsn}`,
-      '',
-      'They were committed on the old primary but never reached the new one. Review before re-applying any of them',
+    headComments(journalDir, afterLsn, header, [
       'on the new primary by hand, e.g. mariadb -h HOST -u USER -p < THIS_FILE (it stops at the first error).',
       'Each row change comes with its before/after images as JSON; binary values are "0x…" there, X\'…\' in SQL.',
       'Remove generated columns from the statements (the server computes them). DDL commits implicitly.',
-    ]
-      .map(comment)
-      .join('') +
+    ]) +
     'charset utf8mb4\n' +
     `SET NAMES utf8mb4, time_zone = '+00:00', sql_mode = '${SQL_MODE}';\n\n`
   );

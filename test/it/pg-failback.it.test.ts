@@ -23,6 +23,7 @@ import { stringify } from 'yaml';
 import { lastCommit } from '../../journal/index.ts';
 import { parseLsn } from '../../postgres/lsn.ts';
 import { APPLY_USER, CAPTURE_USER, killPostgres, pgAdmin, startPostgres, stopPostgres } from '../fixtures/postgres.ts';
+import { appdbEndpoint, FAILOVER_ROLE, pgReadOnly, startPgFailoverPair } from '../fixtures/pg-failover.ts';
 import { sleep } from '../fixtures/sites.ts';
 import { runCli, startRun, stopRun } from '../fixtures/topology.ts';
 
@@ -30,7 +31,7 @@ const SRC = { name: 'pgfb-src', port: 5520 };
 const DST = { name: 'pgfb-dst', port: 5521 };
 const SHIP_PORT = 7865;
 const REVERSED_SHIP_PORT = 7866;
-const FAILOVER = { user: 'tm_failover', password: 'failover-pw' };
+const FAILOVER = FAILOVER_ROLE;
 
 let dir = '';
 const runs: ChildProcess[] = [];
@@ -43,40 +44,7 @@ async function admin(port: number): Promise<pg.Client> {
   return c;
 }
 
-/** As test/it/pg-takeover.it.test.ts: the failover role, the tables owned by the apply role. */
-async function prepare(port: number, source: boolean): Promise<void> {
-  const root = await pgAdmin(port);
-  root.on('error', () => {});
-  await root.query(`CREATE ROLE tm_failover LOGIN REPLICATION PASSWORD '${FAILOVER.password}'
-      IN ROLE pg_signal_backend, pg_read_all_stats;
-    GRANT ALTER SYSTEM ON PARAMETER default_transaction_read_only TO tm_failover;
-    GRANT SET ON PARAMETER session_replication_role TO tidemark_apply;
-    CREATE ROLE tm_app LOGIN PASSWORD 'app-pw'`);
-  await root.query('CREATE DATABASE appdb');
-  await root.end();
-  const db = await pgAdmin(port, 'appdb');
-  db.on('error', () => {});
-  await db.query(`GRANT EXECUTE ON FUNCTION pg_reload_conf() TO tm_failover;
-    GRANT CREATE ON DATABASE appdb TO tidemark_apply, tm_failover; GRANT tidemark_apply TO tm_failover;
-    CREATE SCHEMA app AUTHORIZATION tidemark_apply; GRANT USAGE ON SCHEMA app TO tm_app, tidemark_cap;
-    CREATE TABLE app.t (id int PRIMARY KEY, v text NOT NULL); ALTER TABLE app.t OWNER TO tidemark_apply;
-    ALTER TABLE app.t REPLICA IDENTITY FULL;
-    GRANT SELECT ON app.t TO tidemark_cap; GRANT INSERT, UPDATE, DELETE, SELECT ON app.t TO tm_app`);
-  if (source) await db.query('CREATE PUBLICATION tidemark FOR TABLE app.t');
-  else {
-    await db.query('ALTER SYSTEM SET default_transaction_read_only = on');
-    await db.query('SELECT pg_reload_conf()');
-  }
-  await db.end();
-}
-
-const endpoint = (port: number, who: { user: string; password: string }) => ({
-  host: '127.0.0.1',
-  port,
-  user: who.user,
-  password: who.password,
-  database: 'appdb',
-});
+const endpoint = appdbEndpoint;
 
 function writeConfigs(): { config: string; reversed: string } {
   const portClosed = `! (exec 3<>/dev/tcp/127.0.0.1/${SRC.port}) 2>/dev/null && echo "old primary: port ${SRC.port} closed"`;
@@ -146,10 +114,7 @@ const start = (config: string, site: string): ChildProcess => {
 describe('failback of a PostgreSQL old primary', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pgfb-'));
-    startPostgres(SRC.name, SRC.port, { fresh: true });
-    startPostgres(DST.name, DST.port, { fresh: true });
-    await prepare(SRC.port, true);
-    await prepare(DST.port, false);
+    await startPgFailoverPair(SRC, DST);
   }, 180_000);
 
   afterAll(async () => {
@@ -206,15 +171,7 @@ describe('failback of a PostgreSQL old primary', () => {
     // The old primary's postgres is back: dr1's guard fences it.
     // No session of ours stays open meanwhile: the failover account cannot end a superuser's (fence not confirmed).
     startPostgres(SRC.name, SRC.port);
-    const readOnly = async () => {
-      const c = await pgAdmin(SRC.port, 'appdb');
-      c.on('error', () => {});
-      try {
-        return (await c.query('SHOW default_transaction_read_only')).rows[0].default_transaction_read_only === 'on';
-      } finally {
-        await c.end().catch(() => undefined);
-      }
-    };
+    const readOnly = () => pgReadOnly(SRC.port);
     await until('the old primary fenced by the guard', readOnly, 30_000, log);
     const fenced = async () => readFileSync(log, 'utf8').includes('old primary fenced');
     await until('the guard reported it', fenced, 20_000, log);
@@ -264,7 +221,10 @@ describe('failback of a PostgreSQL old primary', () => {
       rlog,
     );
     expect(await rows(src)).toContain('203=after failback');
-    const v = await runCli(['verify', '-c', reversed, '--target', 'olddb', '--json'], { timeoutMs: 60_000 });
+    // Already caught up (above). --wait-seconds short: verify's wait for "caught up" compares the journal with
+    // pg_current_wal_lsn(), which WAL that capture never decodes (checkpoints) can leave ahead of it.
+    const vargs = ['verify', '-c', reversed, '--target', 'olddb', '--json', '--wait-seconds', '5'];
+    const v = await runCli(vargs, { timeoutMs: 90_000 });
     console.log(`verify: ${v.stdout.slice(-800)}`);
     expect(v.code, v.stderr.slice(-2000)).toBe(0);
     expect(v.stdout).toMatch(/"equal":\s*true/);

@@ -134,7 +134,12 @@ export async function failbackCommand(o: FailbackOptions): Promise<number> {
   for (const d of o.mirrorDir === undefined ? [dir] : [resolve(o.mirrorDir), dir]) {
     if ((await readIdentity(d))?.mirror?.of === lineage.journalId) {
       out(`${d} is already a mirror of ${lineage.journalId}: failback was done; start tidemark run for this site`);
-      if (pg) await dropOldSlot(o, out);
+      // A run that stopped after the demotion: the slot may still be there (best effort: the failback is done).
+      if (pg) {
+        await dropOldSlot(o, out).catch((err: unknown) =>
+          out(`the old primary's capture slot was not dropped (${describeChain(err)}): drop it by hand`),
+        );
+      }
       return 0;
     }
   }
@@ -189,7 +194,7 @@ export async function failbackCommand(o: FailbackOptions): Promise<number> {
   });
   for (const line of formatErrantSummary(q)) out(line);
   out(`quarantine file: ${file}`);
-  const pgAdmin = pg ? pgAdminUser(o, q.transactions > 0) : null; // checked before anything changes
+  const pgAdmin = pg ? pgAdminUser(o, o.yes && q.transactions > 0) : null; // checked before anything changes
   if (!o.yes) {
     out(
       `nothing changed: run again with --yes to rewind ${q.transactions} errant transaction(s) on ${where} ` +

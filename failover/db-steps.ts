@@ -1,7 +1,7 @@
 /**
  * The database-facing steps of a takeover, per engine: the seam node/failover-takeover.ts binds the plan's
  * executors (plan.ts) through, so the plan stays the same for every engine. MySQL/MariaDB: fence.ts, promote.ts,
- * promote-hold.ts (unchanged); PostgreSQL: pg-fence.ts, pg-hold.ts, pg-promote.ts. Picked by the `kind` of the
+ * promote-hold.ts, lineage.ts (unchanged); PostgreSQL: pg-fence.ts, pg-hold.ts, pg-promote.ts, pg-lineage.ts. Picked by the `kind` of the
  * config's source (the old primary) and of the target being promoted; both must be of one engine.
  *
  * The promotion position differs per engine (a binlog file/offset/GTID, or a slot's LSN); promotion.json stores it
@@ -15,8 +15,10 @@ import type { PgEndpoint } from '../postgres/session.ts';
 import { formatLsn } from '../postgres/lsn.ts';
 import { sequencePosition, type SourcePosition } from '../record/position.ts';
 import { fenceServer, isWritable } from './fence.ts';
+import { type Lineage, readLineage, writeLineage } from './lineage.ts';
 import { fencePgServer, isPgWritable, unfencePgServer } from './pg-fence.ts';
 import { holdPgPromoted } from './pg-hold.ts';
+import { readPgLineage, writePgLineage } from './pg-lineage.ts';
 import { type PgPromotionPosition, promotePgServer } from './pg-promote.ts';
 import { PgHeartbeatProbe } from './pg-probe.ts';
 import type { FenceReport, StepReport } from './plan.ts';
@@ -55,6 +57,10 @@ export interface FailoverDbSteps {
   ): Promise<StepReport & { position: AnyPromotionPosition }>;
   /** A switchover that did not complete: the fenced primary is writable again (or the log says how). */
   unfence(ep: FailoverEndpoint, account: string, log: Logger): Promise<void>;
+  /** The lineage row on the new primary (failover account): written when it takes the primary role. */
+  writeLineage(ep: FailoverEndpoint, l: Lineage): Promise<void>;
+  /** The lineage row of `source` on a server, or null (failback reads it on the standbys' servers). */
+  readLineage(ep: FailoverEndpoint, source: string): Promise<Lineage | null>;
 }
 
 const mysqlSteps: FailoverDbSteps = {
@@ -66,6 +72,8 @@ const mysqlSteps: FailoverDbSteps = {
     holdPromoted(t as MysqlEndpoint & { name: string }, a as MysqlEndpoint, source, why, log),
   promote: (ep, o) => promoteServer(ep as MysqlEndpoint, o),
   unfence: (ep, account, log) => unfence(ep as MysqlEndpoint, account, log),
+  writeLineage: (ep, l) => writeLineage(ep as MysqlEndpoint, l),
+  readLineage: (ep, source) => readLineage(ep as MysqlEndpoint, source),
 };
 
 const postgresSteps: FailoverDbSteps = {
@@ -91,6 +99,8 @@ const postgresSteps: FailoverDbSteps = {
       );
     }
   },
+  writeLineage: (ep, l) => writePgLineage(ep as PgEndpoint, l),
+  readLineage: (ep, source) => readPgLineage(ep as PgEndpoint, source),
 };
 
 /** The steps for a site whose source and promoted target are of these kinds (undefined kind: MySQL). */

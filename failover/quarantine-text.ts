@@ -58,21 +58,33 @@ export function comment(text: string): string {
   return `-- ${oneLine(text)}`.trimEnd() + '\n';
 }
 
+/** The head's comment lines: the caller's header lines, what the file holds, then `usage` (how to use it). */
+export function headComments(
+  journalDir: string,
+  afterLsn: bigint,
+  header: readonly string[],
+  usage: readonly string[],
+): string {
+  const lines = header.flatMap((h) => h.split(/\r\n|\r|\n/));
+  return [
+    ...lines,
+    `errant transactions of ${journalDir} after LSN ${afterLsn}`,
+    '',
+    'They were committed on the old primary but never reached the new one. Review before re-applying any of them',
+    ...usage,
+  ]
+    .map(comment)
+    .join('');
+}
+
 /** The file's head: the caller's header lines, what the file holds, how to use it, the client session. */
 export function quarantineHead(journalDir: string, afterLsn: bigint, header: readonly string[]): string {
-  const lines = header.flatMap((h) => h.split(/\r\n|\r|\n/));
   return (
-    [
-      ...lines,
-      `errant transactions of ${journalDir} after LSN ${afterLsn}`,
-      '',
-      'They were committed on the old primary but never reached the new one. Review before re-applying any of them',
+    headComments(journalDir, afterLsn, header, [
       'on the new primary by hand, e.g. mariadb -h HOST -u USER -p < THIS_FILE (it stops at the first error).',
       'Each row change comes with its before/after images as JSON; binary values are "0x…" there, X\'…\' in SQL.',
       'Remove generated columns from the statements (the server computes them). DDL commits implicitly.',
-    ]
-      .map(comment)
-      .join('') +
+    ]) +
     'charset utf8mb4\n' +
     `SET NAMES utf8mb4, time_zone = '+00:00', sql_mode = '${SQL_MODE}';\n\n`
   );
@@ -113,6 +125,11 @@ function keyIndexes(e: RowsEntry): readonly number[] | null {
   return idx.every((i) => i >= 0) ? idx : null;
 }
 
+/** A row change's before and after images as one JSON comment line. */
+export function imagesLine(e: RowsEntry, r: RowImage): string {
+  return `-- before: ${jsonLine(rowObject(e.columns, r.before))} after: ${jsonLine(rowObject(e.columns, r.after))}\n`;
+}
+
 /** The text of each row change of a rows entry: its JSON images line and its statement, one row at a time. */
 export function* rowsText(e: RowsEntry, flavor: Flavor = 'mariadb'): Generator<string> {
   const pkIdx = keyIndexes(e);
@@ -120,8 +137,7 @@ export function* rowsText(e: RowsEntry, flavor: Flavor = 'mariadb'): Generator<s
     yield comment(`key ${e.pk.join(', ')} of ${e.schema}.${e.table} is not among its columns: rows matched by all`);
   }
   for (const r of e.rows) {
-    const images =
-      `-- before: ${jsonLine(rowObject(e.columns, r.before))} ` + `after: ${jsonLine(rowObject(e.columns, r.after))}\n`;
+    const images = imagesLine(e, r);
     let sql: string;
     try {
       sql = rowSql(e, r, pkIdx, flavor) + ';\n';

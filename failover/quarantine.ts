@@ -22,7 +22,7 @@
  * commit only up to bufferBytes of frame payload; a larger unit is counted on the first pass, then read again
  * from its first frame and written entry by entry. Output goes through a write stream with backpressure into
  * `file`.tmp (mode 0600), fsynced and renamed to `file` only when complete. The text itself is built in
- * quarantine-text.ts (pure).
+ * quarantine-text.ts (pure); for a PostgreSQL old primary in quarantine-pg.ts (psql, option `text`).
  */
 import type { FileHandle } from 'node:fs/promises';
 import type { Flavor } from '../mysql/sql.ts';
@@ -69,7 +69,18 @@ export interface QuarantineOptions {
   flavor?: Flavor;
   /** Frame payload bytes of one unit held in memory before it is read a second time instead (default 8 MiB). */
   bufferBytes?: number;
+  /** The SQL dialect of the file (default MySQL's: the functions of quarantine-text.ts; quarantine-pg.ts). */
+  text?: QuarantineText;
 }
+
+/** How the file's head, row changes and DDL statements are written, per engine (pure). */
+export interface QuarantineText {
+  head(journalDir: string, afterLsn: bigint, header: readonly string[]): string;
+  rows(e: RowsEntry, flavor: Flavor): Iterable<string>;
+  ddl(e: DdlEntry): string;
+}
+
+const mysqlText: QuarantineText = { head: quarantineHead, rows: rowsText, ddl: ddlText };
 
 const FLUSH_CHARS = 256 * 1024;
 const DEFAULT_BUFFER_BYTES = 8 * 1024 * 1024;
@@ -200,9 +211,9 @@ class Out {
   }
 }
 
-async function writeEntry(out: Out, e: Entry, flavor: Flavor): Promise<void> {
-  if (e.kind === 'rows') for (const text of rowsText(e, flavor)) await out.write(text);
-  else if (e.kind === 'ddl') await out.write(ddlText(e));
+async function writeEntry(out: Out, e: Entry, flavor: Flavor, text: QuarantineText): Promise<void> {
+  if (e.kind === 'rows') for (const t of text.rows(e, flavor)) await out.write(t);
+  else if (e.kind === 'ddl') await out.write(text.ddl(e));
 }
 
 // ---- writeQuarantine ------------------------------------------------------------------------------------------
@@ -215,6 +226,7 @@ async function writeEntry(out: Out, e: Entry, flavor: Flavor): Promise<void> {
  */
 export async function writeQuarantine(o: QuarantineOptions): Promise<QuarantineSummary> {
   const flavor = o.flavor ?? 'mariadb';
+  const text = o.text ?? mysqlText;
   const budget = o.bufferBytes ?? DEFAULT_BUFFER_BYTES;
   const dest = await openDurable(o.file, { mode: 0o600, exclusive: true });
   const fh = dest.fh;
@@ -228,7 +240,7 @@ export async function writeQuarantine(o: QuarantineOptions): Promise<QuarantineS
   let last: ErrantTx | null = null;
   try {
     await fh.chmod(0o600);
-    await out.write(quarantineHead(o.journalDir, o.afterLsn, o.header));
+    await out.write(text.head(o.journalDir, o.afterLsn, o.header));
     // Read from B itself: the frame there must exist and end a unit.
     let boundary = o.afterLsn < 1n;
     let unit: Unit | null = null;
@@ -253,7 +265,7 @@ export async function writeQuarantine(o: QuarantineOptions): Promise<QuarantineS
       const t = unit.tx(e, f.lsn);
       await out.write(txHead(t));
       for await (const x of unit.pending ?? readAgain(o.journalDir, unit, t, o.signal)) {
-        await writeEntry(out, x, flavor);
+        await writeEntry(out, x, flavor, text);
       }
       await out.write('COMMIT;\n\n');
       transactions++;

@@ -1,10 +1,12 @@
 /**
  * Failback's catch-up: capture the old primary's binlog to its end, so that its journal holds every transaction
- * it committed.
+ * it committed. PostgreSQL: the same, from the capture slot (it retains every transaction not confirmed), up to a
+ * marker written after the fence (failover/pg-failback.ts: an idle stream never reports pg_current_wal_lsn()).
  */
 import type { Logger } from 'pino';
 import { sleep, TidemarkError } from '../core/errors.ts';
-import { comparePositions, formatPosition } from '../record/position.ts';
+import { emitPgCatchUpMarker } from '../failover/pg-failback.ts';
+import { comparePositions, formatPosition, type SourcePosition, sequencePosition } from '../record/position.ts';
 import { JournalLockedError, JournalSink, type JournalWriter } from '../journal/index.ts';
 import type { Config } from '../config/config.ts';
 import { sourceAdapter } from '../config/engines.ts';
@@ -28,7 +30,14 @@ export async function catchUpCapture(config: Config, log: Logger, signal: AbortS
       retriable: true,
     });
   }
-  const end = read.position;
+  let end: SourcePosition = read.position;
+  if ((config.source as { kind?: string }).kind === 'postgres') {
+    const text = `tidemark failback catch-up at ${new Date().toISOString()}`;
+    end = sequencePosition(
+      'postgres',
+      await emitPgCatchUpMarker(config.source as unknown as Parameters<typeof emitPgCatchUpMarker>[0], text),
+    );
+  }
   const j = config.journal;
   let writer: JournalWriter;
   try {

@@ -6,7 +6,8 @@
  *                    them: cut back to the last unit the promoted target applied (the branch point), given a new
  *                    id that records the branch, and one empty unit appended at the promotion position, from which
  *                    capture resumes (journal/branch.ts). The branch is also written to the new primary's
- *                    database (failover/lineage.ts), where the old primary's site reads it at failback.
+ *                    database (failover/lineage.ts, pg-lineage.ts through the engine seam db-steps.ts), where the
+ *                    old primary's site reads it at failback.
  *                    Idempotent: a crash in between is finished by the next call.
  *   promotedRoles    capture from the promoted server (its address, the source's capture account) into that
  *                    journal (its rollback index is already kept by run: the promoted target's journal), and the
@@ -16,8 +17,8 @@
  */
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { writeLineage, type Lineage } from '../failover/lineage.ts';
-import { sourcePositionOfStored } from '../failover/db-steps.ts';
+import type { Lineage } from '../failover/lineage.ts';
+import { failoverDbSteps, sourcePositionOfStored } from '../failover/db-steps.ts';
 import type { CommitEntry } from '../record/record.ts';
 import { TidemarkError } from '../core/errors.ts';
 import { commitAtLsn, promoteMirror } from '../journal/index.ts';
@@ -57,15 +58,12 @@ export interface JournalPromotion {
   readonly lineageError: unknown;
 }
 
-/** A PostgreSQL target (the config's type is MySQL's; other kinds carry their adapter's shape, config/config.ts). */
-const isPgTarget = (t: unknown): boolean => (t as { kind?: string } | undefined)?.kind === 'postgres';
-
-/** Writes the lineage row on the promoted target's server (failover account). */
+/** Writes the lineage row on the promoted target's server (failover account), in its engine's table. */
 export async function writePromotedLineage(config: Config, s: StandbyConfig, lineage: Lineage): Promise<void> {
   const target = promotableTarget(config, s.name);
-  // failover/lineage.ts writes a MySQL table; a PostgreSQL new primary has none yet (failover/README.md,
-  // "PostgreSQL sites"): promoteJournal logs that once instead of retrying a write that cannot succeed.
-  if (target && !isPgTarget(target)) await writeLineage(asFailoverAccount(failoverOf(config), target), lineage);
+  if (!target) return;
+  const steps = failoverDbSteps((config.source as { kind?: string }).kind, (target as { kind?: string }).kind);
+  await steps.writeLineage(asFailoverAccount(failoverOf(config), target), lineage);
 }
 
 /** Turns the promoted standby's mirror into the new primary's journal (see the module comment). Idempotent. */
@@ -114,9 +112,6 @@ export async function promoteJournal(config: Config, s: StandbyConfig, log: Logg
     markerLsn: r.markerLsn,
     position,
   };
-  if (isPgTarget(promotableTarget(config, s.name))) {
-    log.warn(`${s.name}: no lineage row on a PostgreSQL new primary yet (failback of its old primary is not built)`);
-  }
   // A side task: its failure must not stop the promoted site (issue #17); the caller alerts and retries.
   const lineageError = await writePromotedLineage(config, s, lineage).then(
     () => null,

@@ -31,6 +31,8 @@ export interface RewindConfig {
     /** The source's engine (absent: mysql). */
     readonly kind?: string | undefined;
     readonly admin?: { readonly user: string; readonly password?: string } | undefined;
+    /** PostgreSQL: the captured database (a rewind of the source itself runs there). */
+    readonly database?: string | undefined;
     /** PostgreSQL: tables captured without REPLICA IDENTITY FULL (no before images: rewind refuses them). */
     readonly identity_full_opt_out?: readonly string[] | undefined;
   };
@@ -71,19 +73,27 @@ export interface RewindServer {
 
 /**
  * Resolves --target NAME: a configured target, or the source's own name (needs source.admin, and `yes`: --yes, or
- * a dry run, which changes nothing).
+ * a dry run, which changes nothing). A PostgreSQL source only for failback (`failback`: the caller fenced it and
+ * captured everything it committed; its own undo is not captured for the targets, which follow another primary).
  */
-export function pickServer(config: RewindConfig, name: string, yes: boolean, command: string): RewindServer {
+export function pickServer(
+  config: RewindConfig,
+  name: string,
+  yes: boolean,
+  command: string,
+  failback = false,
+): RewindServer {
   const t = config.targets.find((x) => x.name === name);
   if (t) {
     requireCapability(t, 'rewind', command);
     return { kind: 'target', name, engine: t.kind ?? 'mysql', endpoint: t, journalDir: journalDirOf(config, t) };
   }
   if (name === config.source.name) {
-    if ((config.source.kind ?? 'mysql') !== 'mysql') {
+    const engine = config.source.kind ?? 'mysql';
+    if (engine !== 'mysql' && !(engine === 'postgres' && failback)) {
       throw new TidemarkError(
         `--target ${name} is the source, a ${config.source.kind} server: ${command} of the source itself is done ` +
-          'for MySQL/MariaDB sources only; rewind or undo a target instead',
+          'for MySQL/MariaDB sources only (and by tidemark failback for PostgreSQL); rewind or undo a target instead',
         { code: 'USAGE' },
       );
     }
@@ -102,9 +112,11 @@ export function pickServer(config: RewindConfig, name: string, yes: boolean, com
         { code: 'USAGE' },
       );
     }
-    const { host, port, tls, connect_timeout_ms } = config.source;
-    const endpoint = withPassword({ host, port, tls, connect_timeout_ms, user: admin.user }, admin.password);
-    return { kind: 'source', name, engine: 'mysql', endpoint, journalDir: config.journal.dir };
+    const { host, port, tls, connect_timeout_ms, database } = config.source;
+    // PostgreSQL: the endpoint is read as a target section (rollback/pg-db.ts): its name and database too.
+    const pgKeys = engine === 'postgres' ? { name, database } : {};
+    const endpoint = withPassword({ host, port, tls, connect_timeout_ms, user: admin.user, ...pgKeys }, admin.password);
+    return { kind: 'source', name, engine, endpoint, journalDir: config.journal.dir };
   }
   const names = [...config.targets.map((x) => x.name), `${config.source.name} (the source)`];
   throw new TidemarkError(`--target ${name}: ${config.file} has no such target (it has: ${names.join(', ')})`, {

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { ResolvedEndpoint } from '../../core/secret.ts';
 // The engine-neutral endpoint keys (name, port, password keys, tls) are those of every endpoint in the file.
 import {
+  accountSchema,
   atMostOnePassword,
   atMostOnePasswordMessage,
   endpointShape,
@@ -49,6 +50,11 @@ export const pgSourceSchema = z
       .object({ chunk_rows: z.number().int().min(1).max(1_000_000).default(5000) })
       .strict()
       .default({ chunk_rows: 5000 }),
+    /**
+     * The account `tidemark failback` rewinds this server with once it is an old primary (DML on the captured
+     * tables, SET on session_replication_role) and writes its tidemark.applied row with (failover/README.md).
+     */
+    admin: accountSchema.optional(),
   })
   .strict()
   .refine(atMostOnePassword, atMostOnePasswordMessage);

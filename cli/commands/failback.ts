@@ -18,21 +18,31 @@
  * Then `tidemark run --site <this site>` with the config in which the new primary's site is the primary receives
  * and applies from the branch point on. Without --yes, steps 1-4 run and nothing is changed (but the quarantine
  * file is written). Safe to run again after a failure: every step checks what is already done.
+ *
+ * A PostgreSQL old primary (source.kind postgres) goes through the same steps through the engine seams: the lineage
+ * row, the fence and the read-only check (failover/db-steps.ts), the catch-up from its capture slot up to a marker
+ * (node/failback-capture.ts), a psql quarantine file (failover/quarantine-pg.ts), the rewind by the rollback
+ * PostgreSQL dialect through source.admin, the branch position in tidemark.applied (granted to source.admin, which
+ * applies there afterwards), and its capture slot dropped at the end (failover/pg-failback.ts).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { preparePosition } from '../../apply/mysql/position-store.ts';
 import { upsertPositionSql } from '../../apply/mysql/position-table.ts';
+import type { AppliedState } from '../../engine/target.ts';
 import { type MysqlEndpoint, openSession } from '../../mysql/session.ts';
-import { fenceServer, isWritable } from '../../failover/fence.ts';
-import { type Lineage, readLineage } from '../../failover/lineage.ts';
+import { failoverDbSteps } from '../../failover/db-steps.ts';
+import type { Lineage } from '../../failover/lineage.ts';
+import { dropPgSlot, setPgBranchPosition } from '../../failover/pg-failback.ts';
 import { formatErrantSummary, writeQuarantine } from '../../failover/quarantine.ts';
+import { pgQuarantineText } from '../../failover/quarantine-pg.ts';
 import { describeChain, TidemarkError } from '../../core/errors.ts';
+import type { PgEndpoint } from '../../postgres/session.ts';
 import { removeIndexFiles } from '../../rollback/index/index.ts';
 import { formatPosition } from '../../record/position.ts';
 import { commitAtLsn, demoteToMirror, readIdentity } from '../../journal/index.ts';
-import { asFailoverAccount, failoverOf, promotableTarget } from '../../node/failover-spec.ts';
+import { asFailoverAccount, failoverOf, primaryDbSteps, promotableTarget } from '../../node/failover-spec.ts';
 import { catchUpCapture } from '../../node/failback-capture.ts';
 import type { CommandContext } from './context.ts';
 import { rewindCommand } from './rewind.ts';
@@ -55,7 +65,8 @@ async function findLineage(o: FailbackOptions): Promise<Lineage> {
     const t = promotableTarget(config, s.name);
     if (!t) continue;
     try {
-      const l = await readLineage(asFailoverAccount(f, t), config.source.name);
+      const steps = failoverDbSteps((config.source as { kind?: string }).kind, (t as { kind?: string }).kind);
+      const l = await steps.readLineage(asFailoverAccount(f, t), config.source.name);
       if (l) found.push(l);
     } catch (err) {
       errors.push(`${s.name} (${t.host}:${t.port}): ${describeChain(err)}`);
@@ -83,6 +94,27 @@ async function setBranchPosition(ep: MysqlEndpoint, source: string, state: Param
   }
 }
 
+/** A PostgreSQL old primary's source.admin role: it rewinds, and applies there in the new topology. */
+function pgAdminUser(o: FailbackOptions, needed: boolean): string | null {
+  const admin = (o.config.source as { admin?: { user: string } }).admin;
+  if (!admin && needed) {
+    throw new TidemarkError(
+      `${o.config.file} has no source.admin account: failback of a PostgreSQL old primary rewinds it through it; ` +
+        'add source.admin (the role that applies to this server in the new topology, e.g. tidemark_apply) and run ' +
+        'again',
+      { code: 'USAGE' },
+    );
+  }
+  return admin?.user ?? null;
+}
+
+/** PostgreSQL: the old primary's capture slot, dropped once its journal is a mirror (failover account). */
+async function dropOldSlot(o: FailbackOptions, out: (line: string) => void): Promise<void> {
+  const slot = (o.config.source as unknown as { slot: string }).slot;
+  const ep = asFailoverAccount(failoverOf(o.config), o.config.source) as unknown as PgEndpoint;
+  out(await dropPgSlot(ep, slot, o.signal));
+}
+
 export async function failbackCommand(o: FailbackOptions): Promise<number> {
   const { config, log, stdout } = o;
   const f = failoverOf(config);
@@ -90,6 +122,8 @@ export async function failbackCommand(o: FailbackOptions): Promise<number> {
   const out = (line: string) => stdout.write(`${line}\n`);
   const primary = asFailoverAccount(f, config.source);
   const where = `${config.source.host}:${config.source.port}`;
+  const steps = primaryDbSteps(config);
+  const pg = steps.engine === 'postgres';
 
   const lineage = await findLineage(o);
   out(
@@ -100,6 +134,12 @@ export async function failbackCommand(o: FailbackOptions): Promise<number> {
   for (const d of o.mirrorDir === undefined ? [dir] : [resolve(o.mirrorDir), dir]) {
     if ((await readIdentity(d))?.mirror?.of === lineage.journalId) {
       out(`${d} is already a mirror of ${lineage.journalId}: failback was done; start tidemark run for this site`);
+      // A run that stopped after the demotion: the slot may still be there (best effort: the failback is done).
+      if (pg) {
+        await dropOldSlot(o, out).catch((err: unknown) =>
+          out(`the old primary's capture slot was not dropped (${describeChain(err)}): drop it by hand`),
+        );
+      }
       return 0;
     }
   }
@@ -113,17 +153,21 @@ export async function failbackCommand(o: FailbackOptions): Promise<number> {
     );
   }
 
-  const writable = await isWritable(primary, f.fence.timeout_ms);
+  const writable = await steps.isWritable(primary, f.fence.timeout_ms);
   if (writable === null)
     throw new TidemarkError(`the old primary ${where} is not reachable`, { code: 'CONNECT', retriable: true });
   if (writable) {
-    const r = await fenceServer(primary, { killSessions: true, timeoutMs: f.fence.timeout_ms, log });
+    const r = await steps.fence(primary, { killSessions: true, timeoutMs: f.fence.timeout_ms, log });
     if (!r.confirmed)
       throw new TidemarkError(`could not fence the old primary ${where}: ${r.detail}`, { code: 'FENCE' });
     out(`the old primary ${where} was writable: fenced (${r.detail})`);
   } else out(`the old primary ${where} is read-only`);
 
-  out('capturing what the old primary committed into its journal (up to its binlog end)…');
+  out(
+    pg
+      ? "capturing what the old primary committed into its journal (its capture slot's tail)…"
+      : 'capturing what the old primary committed into its journal (up to its binlog end)…',
+  );
   await catchUpCapture(config, log, o.signal);
   const branch = await commitAtLsn(dir, lineage.branchLsn);
   if (!branch || branch.seq !== lineage.branchSeq || (lineage.branchTx !== '' && branch.txId !== lineage.branchTx)) {
@@ -146,9 +190,11 @@ export async function failbackCommand(o: FailbackOptions): Promise<number> {
       `them to the new primary by hand.`,
     ],
     signal: o.signal,
+    ...(pg ? { text: pgQuarantineText } : {}),
   });
   for (const line of formatErrantSummary(q)) out(line);
   out(`quarantine file: ${file}`);
+  const pgAdmin = pg ? pgAdminUser(o, o.yes && q.transactions > 0) : null; // checked before anything changes
   if (!o.yes) {
     out(
       `nothing changed: run again with --yes to rewind ${q.transactions} errant transaction(s) on ${where} ` +
@@ -176,13 +222,18 @@ export async function failbackCommand(o: FailbackOptions): Promise<number> {
   });
   // The rollback index described the old primary's journal, errant tail included: derived data, rebuilt on use.
   removeIndexFiles(dir);
-  await setBranchPosition(primary, config.source.name, {
+  const state: AppliedState = {
     seq: branch.seq,
     lsn: lineage.branchLsn,
     position: branch.position,
     commitTimeUs: branch.commitTimeUs,
     phase: branch.phase,
-  });
+  };
+  if (pg) {
+    await setPgBranchPosition(primary as unknown as PgEndpoint, config.source.name, state, pgAdmin);
+    if (pgAdmin !== null) out(`tidemark.applied granted to ${pgAdmin} (source.admin), which applies here from now on`);
+    await dropOldSlot(o, out);
+  } else await setBranchPosition(primary, config.source.name, state);
   let mirror = dir;
   if (o.mirrorDir !== undefined) {
     mirror = resolve(o.mirrorDir);

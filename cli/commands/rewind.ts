@@ -71,7 +71,7 @@ function summaryLines(verb: string, w: WindowSummary): string[] {
 async function move(o: RewindOptions | ForwardOptions, direction: 'rewind' | 'forward'): Promise<number> {
   const { config, log } = o;
   // A dry run changes nothing: it needs no --yes on the source either.
-  const server = pickServer(config, o.target, o.yes || o.dryRun, `tidemark ${direction}`);
+  const server = pickServer(config, o.target, o.yes || o.dryRun, `tidemark ${direction}`, o.sourceCaptured === true);
   if (server.kind === 'source' && direction === 'forward') {
     throw new TidemarkError(
       'forward re-applies the journal to a target; the source is rewound by undo transactions that capture ' +

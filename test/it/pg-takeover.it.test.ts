@@ -17,13 +17,14 @@ import { stringify } from 'yaml';
 import { lastCommit } from '../../journal/index.ts';
 import { parseLsn } from '../../postgres/lsn.ts';
 import { APPLY_USER, CAPTURE_USER, killPostgres, pgAdmin, startPostgres, stopPostgres } from '../fixtures/postgres.ts';
+import { appdbEndpoint, FAILOVER_ROLE, pgReadOnly, startPgFailoverPair } from '../fixtures/pg-failover.ts';
 import { sleep } from '../fixtures/sites.ts';
 import { runCli, startRun, stopRun } from '../fixtures/topology.ts';
 
 const SRC = { name: 'pgto-src', port: 5495 };
 const DST = { name: 'pgto-dst', port: 5496 };
 const SHIP_PORT = 5497;
-const FAILOVER = { user: 'tm_failover', password: 'failover-pw' };
+const FAILOVER = FAILOVER_ROLE;
 const ROWS = 30;
 
 let dir = '';
@@ -38,38 +39,8 @@ async function admin(port: number, db = 'appdb'): Promise<pg.Client> {
   return c;
 }
 
-/** The failover role (failover/README.md, "PostgreSQL sites") on a server; the tables owned by the apply role. */
-async function prepare(port: number, source: boolean): Promise<void> {
-  const root = await pgAdmin(port);
-  await root.query(`CREATE ROLE tm_failover LOGIN REPLICATION PASSWORD '${FAILOVER.password}'
-      IN ROLE pg_signal_backend, pg_read_all_stats;
-    GRANT ALTER SYSTEM ON PARAMETER default_transaction_read_only TO tm_failover;
-    GRANT SET ON PARAMETER session_replication_role TO tidemark_apply;
-    CREATE ROLE tm_app LOGIN PASSWORD 'app-pw'`);
-  await root.query('CREATE DATABASE appdb');
-  await root.end();
-  const db = await admin(port);
-  await db.query(`GRANT EXECUTE ON FUNCTION pg_reload_conf() TO tm_failover;
-    GRANT CREATE ON DATABASE appdb TO tidemark_apply, tm_failover; GRANT tidemark_apply TO tm_failover;
-    CREATE SCHEMA app AUTHORIZATION tidemark_apply; GRANT USAGE ON SCHEMA app TO tm_app, tidemark_cap;
-    CREATE TABLE app.t (id int PRIMARY KEY, v text NOT NULL); ALTER TABLE app.t OWNER TO tidemark_apply;
-    ALTER TABLE app.t REPLICA IDENTITY FULL;
-    GRANT SELECT ON app.t TO tidemark_cap; GRANT INSERT, SELECT ON app.t TO tm_app`);
-  if (source) await db.query('CREATE PUBLICATION tidemark FOR TABLE app.t');
-  else {
-    await db.query('ALTER SYSTEM SET default_transaction_read_only = on');
-    await db.query('SELECT pg_reload_conf()');
-  }
-}
-
 function writeConfig(): string {
-  const pg = (port: number, who: { user: string; password: string }) => ({
-    host: '127.0.0.1',
-    port,
-    user: who.user,
-    password: who.password,
-    database: 'appdb',
-  });
+  const pg = appdbEndpoint;
   const portClosed = `! (exec 3<>/dev/tcp/127.0.0.1/${SRC.port}) 2>/dev/null && echo "old primary: port ${SRC.port} closed"`;
   const doc = {
     source: {
@@ -127,10 +98,7 @@ async function count(c: pg.Client): Promise<number> {
 describe('manual takeover of a PostgreSQL pair', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pgto-'));
-    startPostgres(SRC.name, SRC.port, { fresh: true });
-    startPostgres(DST.name, DST.port, { fresh: true });
-    await prepare(SRC.port, true);
-    await prepare(DST.port, false);
+    await startPgFailoverPair(SRC, DST);
   }, 180_000);
 
   afterAll(async () => {
@@ -209,16 +177,7 @@ describe('manual takeover of a PostgreSQL pair', () => {
     // The old primary's postgres restarted comes back writable: the promoted site's guard fences it
     // (default_transaction_read_only through the failover account, its client backends terminated).
     startPostgres(SRC.name, SRC.port);
-    const readOnly = async () => {
-      const c = await pgAdmin(SRC.port, 'appdb').catch(() => null);
-      if (!c) return false;
-      c.on('error', () => {});
-      try {
-        return (await c.query('SHOW default_transaction_read_only')).rows[0].default_transaction_read_only === 'on';
-      } finally {
-        await c.end().catch(() => undefined);
-      }
-    };
+    const readOnly = () => pgReadOnly(SRC.port);
     const t2 = Date.now();
     while (!(await readOnly()) && Date.now() - t2 < 30_000) await sleep(250);
     console.log(`the old primary restarted: read-only again ${Date.now() - t2} ms later`);

@@ -99,11 +99,23 @@ export class PgCapture implements SourceCapture, TxOut {
     return {
       phase: this.#phase,
       position: this.#position,
-      readPosition: this.#read,
+      readPosition: this.#readNow(),
       nextSeq: this.#nextSeq,
       reconnects: 0,
       pauses: this.#ws?.pauses ?? 0,
     };
+  }
+
+  /**
+   * How far the source's WAL is read: the last transaction read, or further — what the stream reports to the server
+   * (walstream.ts position(): every commit before it durable, or the keepalive's WAL end while idle). Without the
+   * latter a quiet database whose WAL moves only by records capture never sees (checkpoints, running-xacts
+   * snapshots) would never look caught up to `tidemark verify`/`status`, which compare with pg_current_wal_lsn().
+   */
+  #readNow(): SequencePosition | null {
+    const r = this.#read;
+    const at = this.#ws?.position() ?? 0n;
+    return at !== 0n && (r === null || at > r.value) ? sequencePosition(POSITION_ENGINE, at) : r;
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -242,12 +254,13 @@ export class PgCapture implements SourceCapture, TxOut {
     try {
       for (;;) {
         if (signal.aborted && !streamer.inTransaction) return await acks.drain();
-        const x = streamer.inTransaction ? await ws.next() : await Promise.race([ws.next(), stopped]);
+        const x = ws.take() ?? (streamer.inTransaction ? await ws.next() : await Promise.race([ws.next(), stopped]));
         if (x === null) {
           if (signal.aborted) return await acks.drain();
           throw new TidemarkError('the replication stream ended', { code: 'PG_CONNECT', retriable: true });
         }
-        await streamer.message(decoder.decode(x.payload), decoder);
+        const work = streamer.message(decoder.decode(x.payload), decoder);
+        if (work !== undefined) await work;
       }
     } finally {
       this.#ws = undefined;

@@ -139,17 +139,29 @@ const KIND_NAMES: Readonly<Record<string, string>> = {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** The column types a change's cells get (PgoutputDecoder): its relation's, and the error for a count mismatch. */
+interface CellTypes {
+  readonly oids: readonly number[];
+  wrongCount(n: number): never;
+}
+type TypesOf = (relationOid: number) => CellTypes;
+
 /** A cursor over one message that names the message kind and offset in every error. */
 class Reader {
   private off = 1;
   private readonly view: DataView;
   private readonly buf: Uint8Array;
+  /** The same bytes as a Buffer (no copy): its latin1Slice makes a string without a view per cell. */
+  private readonly bytesBuf: Buffer & { latin1Slice(start: number, end: number): string };
   private readonly kind: string;
 
   constructor(buf: Uint8Array, kind: string) {
     this.buf = buf;
     this.kind = kind;
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.bytesBuf = (Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)) as Buffer & {
+      latin1Slice(start: number, end: number): string;
+    };
   }
 
   fail(what: string, at = this.off): never {
@@ -211,38 +223,63 @@ class Reader {
     if (this.off !== this.buf.length) this.fail(`${this.buf.length - this.off} unexpected trailing bytes`);
   }
 
-  tuple(): PgCell[] {
+  /**
+   * A TupleData's cells, typed by `types` (the relation's column type OIDs) when given. The hot loop of capture:
+   * no per-cell view, error text or copy is made unless the cell is malformed (the messages are those of need(),
+   * bytes() and text()); ASCII text becomes a string straight from the bytes, anything else through the fatal
+   * UTF-8 decoder.
+   */
+  tuple(types?: CellTypes): PgCell[] {
     const n = this.i16('TupleData column count');
     if (n < 0) this.fail(`TupleData has a negative column count ${n}`);
-    const cells: PgCell[] = [];
+    if (types !== undefined && types.oids.length !== n) types.wrongCount(n);
+    const buf = this.buf;
+    const len = buf.length;
+    const cells: PgCell[] = new Array(n);
     for (let i = 0; i < n; i++) {
       const at = this.off;
-      const k = this.char(`column ${i} kind`);
-      if (k === 'n') cells.push({ kind: 'null' });
-      else if (k === 'u') cells.push({ kind: 'unchanged' });
-      else if (k === 't') {
-        const len = this.i32(`column ${i} length`);
-        const bodyAt = this.off;
-        cells.push({ kind: 'text', text: this.text(this.bytes(len, `column ${i} text`), `column ${i} text`, bodyAt) });
-      } else if (k === 'b')
+      if (at >= len) this.fail(`column ${i} kind needs 1 bytes, 0 left`, at);
+      const k = buf[at] as number;
+      this.off = at + 1;
+      // One object shape for every cell (typeOid undefined when untyped): no property added after creation.
+      const typeOid = types?.oids[i];
+      if (k === 0x74 /* t */) {
+        if (at + 5 > len) this.fail(`column ${i} length needs 4 bytes, ${len - at - 1} left`, at + 1);
+        const n = this.view.getInt32(at + 1);
+        const body = at + 5;
+        if (n < 0) this.fail(`column ${i} text has a negative length ${n}`, body);
+        if (body + n > len) this.fail(`column ${i} text needs ${n} bytes, ${len - body} left`, body);
+        this.off = body + n;
+        cells[i] = { kind: 'text', text: this.#text(body, body + n, i), typeOid } as PgCell;
+      } else if (k === 0x6e /* n */) cells[i] = { kind: 'null', text: undefined, typeOid } as PgCell;
+      else if (k === 0x75 /* u */) cells[i] = { kind: 'unchanged', text: undefined, typeOid } as PgCell;
+      else if (k === 0x62 /* b */)
         this.fail(`column ${i} is binary ('b'), which proto_version 1 without binary never sends`, at);
-      else this.fail(`column ${i} has unknown kind '${k}'`, at);
+      else this.fail(`column ${i} has unknown kind '${String.fromCharCode(k)}'`, at);
     }
     return cells;
   }
 
-  oldTuple(): { kind: OldTupleKind; tuple: PgCell[] } {
+  #text(start: number, end: number, column: number): string {
+    const buf = this.buf;
+    for (let i = start; i < end; i++) {
+      if ((buf[i] as number) > 0x7f) return this.text(buf.subarray(start, end), `column ${column} text`, start);
+    }
+    return this.bytesBuf.latin1Slice(start, end);
+  }
+
+  oldTuple(types?: CellTypes): { kind: OldTupleKind; tuple: PgCell[] } {
     const at = this.off;
     const k = this.char('old tuple marker');
     if (k !== 'K' && k !== 'O') this.fail(`expected 'K' or 'O', found '${k}'`, at);
-    return { kind: k === 'K' ? 'key' : 'old', tuple: this.tuple() };
+    return { kind: k === 'K' ? 'key' : 'old', tuple: this.tuple(types) };
   }
 
-  newTuple(): PgCell[] {
+  newTuple(types?: CellTypes): PgCell[] {
     const at = this.off;
     const k = this.char('new tuple marker');
     if (k !== 'N') this.fail(`expected 'N', found '${k}'`, at);
-    return this.tuple();
+    return this.tuple(types);
   }
 
   get pos(): number {
@@ -277,7 +314,7 @@ function decodeRelation(r: Reader): RelationMessage {
   return { tag: 'relation', relationOid, namespace, name, replicaIdentity: ident as ReplicaIdentity, columns };
 }
 
-function decodeBody(r: Reader, kind: string): PgoutputMessage {
+function decodeBody(r: Reader, kind: string, typesOf?: TypesOf): PgoutputMessage {
   switch (kind) {
     case 'B':
       return { tag: 'begin', finalLsn: r.u64('final LSN'), commitTime: r.i64('commit time'), xid: r.u32('xid') };
@@ -300,17 +337,22 @@ function decodeBody(r: Reader, kind: string): PgoutputMessage {
       };
     case 'R':
       return decodeRelation(r);
-    case 'I':
-      return { tag: 'insert', relationOid: r.u32('relation OID'), newTuple: r.newTuple() };
+    case 'I': {
+      const relationOid = r.u32('relation OID');
+      return { tag: 'insert', relationOid, newTuple: r.newTuple(typesOf?.(relationOid)) };
+    }
     case 'U': {
       const relationOid = r.u32('relation OID');
+      const types = typesOf?.(relationOid);
       const marker = r.peek();
-      const old = marker === 'K' || marker === 'O' ? r.oldTuple() : undefined;
-      const newTuple = r.newTuple();
+      const old = marker === 'K' || marker === 'O' ? r.oldTuple(types) : undefined;
+      const newTuple = r.newTuple(types);
       return old ? { tag: 'update', relationOid, old, newTuple } : { tag: 'update', relationOid, newTuple };
     }
-    case 'D':
-      return { tag: 'delete', relationOid: r.u32('relation OID'), old: r.oldTuple() };
+    case 'D': {
+      const relationOid = r.u32('relation OID');
+      return { tag: 'delete', relationOid, old: r.oldTuple(typesOf?.(relationOid)) };
+    }
     case 'T': {
       const n = r.i32('relation count');
       if (n < 0) r.fail(`negative relation count ${n}`);
@@ -333,6 +375,10 @@ function decodeBody(r: Reader, kind: string): PgoutputMessage {
 
 /** Decodes one pgoutput message (the payload of one XLogData); cells untyped. Pure. */
 export function decodePgoutput(buf: Uint8Array): PgoutputMessage {
+  return decodeWith(buf);
+}
+
+function decodeWith(buf: Uint8Array, typesOf?: TypesOf): PgoutputMessage {
   if (buf.length === 0) {
     throw new TidemarkError('pgoutput message: empty payload at offset 0', {
       code: 'PG_PROTOCOL',
@@ -341,7 +387,7 @@ export function decodePgoutput(buf: Uint8Array): PgoutputMessage {
   }
   const kind = String.fromCharCode(buf[0] as number);
   const r = new Reader(buf, kind);
-  const msg = decodeBody(r, kind);
+  const msg = decodeBody(r, kind, typesOf);
   r.end();
   return msg;
 }
@@ -352,46 +398,43 @@ export function decodePgoutput(buf: Uint8Array): PgoutputMessage {
  */
 export class PgoutputDecoder {
   private readonly relations = new Map<number, RelationMessage>();
+  /** Per relation: its column type OIDs, made once per Relation message (not per row). */
+  private readonly types = new Map<number, CellTypes>();
+  private readonly typesOf: TypesOf = (oid) => this.types.get(oid) ?? this.undescribed(oid);
+  /** The change being decoded ('Insert', 'Update', 'Delete'), for errors. */
+  private current = '';
 
   relation(oid: number): RelationMessage | undefined {
     return this.relations.get(oid);
   }
 
   decode(buf: Uint8Array): PgoutputMessage<PgValue> {
-    const msg = decodePgoutput(buf);
-    switch (msg.tag) {
-      case 'relation':
-        this.relations.set(msg.relationOid, msg);
-        return msg;
-      case 'insert':
-        return { ...msg, newTuple: this.typed(msg.relationOid, msg.newTuple, 'Insert') };
-      case 'update': {
-        const newTuple = this.typed(msg.relationOid, msg.newTuple, 'Update');
-        if (!msg.old) return { tag: 'update', relationOid: msg.relationOid, newTuple };
-        const old = { kind: msg.old.kind, tuple: this.typed(msg.relationOid, msg.old.tuple, 'Update') };
-        return { tag: 'update', relationOid: msg.relationOid, old, newTuple };
-      }
-      case 'delete':
-        return { ...msg, old: { kind: msg.old.kind, tuple: this.typed(msg.relationOid, msg.old.tuple, 'Delete') } };
-      default:
-        return msg;
+    const kind = buf[0];
+    // Cells of Insert/Update/Delete are typed as they are read (no second pass over the row).
+    const changes = kind === 0x49 /* I */ || kind === 0x55 /* U */ || kind === 0x44; /* D */
+    if (changes) this.current = KIND_NAMES[String.fromCharCode(kind)] as string;
+    const msg = decodeWith(buf, changes ? this.typesOf : undefined);
+    if (msg.tag === 'relation') {
+      this.relations.set(msg.relationOid, msg);
+      const name = `${msg.namespace}.${msg.name}`;
+      const count = msg.columns.length;
+      this.types.set(msg.relationOid, {
+        oids: msg.columns.map((c) => c.typeOid),
+        wrongCount: (n) => this.fail(msg.relationOid, `${n} columns for ${name}, whose Relation message has ${count}`),
+      });
     }
+    return msg as PgoutputMessage<PgValue>;
   }
 
-  private typed(oid: number, cells: readonly PgCell[], kind: string): PgValue[] {
-    const rel = this.relations.get(oid);
-    const fail = (what: string): never => {
-      throw new TidemarkError(`pgoutput ${kind} message: ${what} at offset 1`, {
-        code: 'PG_PROTOCOL',
-        context: { kind, offset: 1, relationOid: oid },
-      });
-    };
-    if (!rel) return fail(`relation ${oid} was never described by a Relation message`);
-    if (cells.length !== rel.columns.length) {
-      fail(
-        `${cells.length} columns for ${rel.namespace}.${rel.name}, whose Relation message has ${rel.columns.length}`,
-      );
-    }
-    return cells.map((c, i) => ({ ...c, typeOid: (rel.columns[i] as PgColumn).typeOid }));
+  private undescribed(oid: number): never {
+    return this.fail(oid, `relation ${oid} was never described by a Relation message`);
+  }
+
+  private fail(oid: number, what: string): never {
+    const kind = this.current;
+    throw new TidemarkError(`pgoutput ${kind} message: ${what} at offset 1`, {
+      code: 'PG_PROTOCOL',
+      context: { kind, offset: 1, relationOid: oid },
+    });
   }
 }

@@ -31,25 +31,36 @@ export function cellValue(text: string | null, bytea: boolean, where: string): V
   return bytea ? byteaFromHex(text, where) : text;
 }
 
-function tupleValues(shape: TableShape, tuple: readonly PgValue[], where: string): (Value | undefined)[] {
-  return tuple.map((c, i) => {
-    if (c.kind === 'unchanged') return undefined;
-    const name = shape.columns[i]?.name ?? String(i);
-    return cellValue(c.kind === 'null' ? null : c.text, shape.bytea[i] === true, `${where} column ${name}`);
-  });
+/** Where a change is, for errors: text, or made only when an error needs it (capture's per-row path). */
+export type Where = string | (() => string);
+const whereText = (w: Where): string => (typeof w === 'string' ? w : w());
+
+function tupleValues(shape: TableShape, tuple: readonly PgValue[], where: Where): (Value | undefined)[] {
+  const out: (Value | undefined)[] = new Array(tuple.length);
+  for (let i = 0; i < tuple.length; i++) {
+    const c = tuple[i] as PgValue;
+    if (c.kind === 'unchanged') out[i] = undefined;
+    else if (c.kind === 'null') out[i] = null;
+    else if (shape.bytea[i] !== true) out[i] = c.text;
+    else out[i] = byteaFromHex(c.text, `${whereText(where)} column ${shape.columns[i]?.name ?? String(i)}`);
+  }
+  return out;
 }
 
-function unresolved(shape: TableShape, column: string, where: string): never {
+function unresolved(shape: TableShape, column: string, where: Where): never {
   throw new TidemarkError(
-    `${where}: ${shape.schema}.${shape.table} column ${column} is an unchanged TOAST value that the old image does ` +
+    `${whereText(where)}: ${shape.schema}.${shape.table} column ${column} is an unchanged TOAST value that the old image does ` +
       `not carry; capture stops rather than write NULL: ALTER TABLE ${shape.schema}.${shape.table} REPLICA ` +
       'IDENTITY FULL, then re-baseline',
     { code: 'PG_TOAST_UNRESOLVED', retriable: false, context: { schema: shape.schema, table: shape.table, column } },
   );
 }
 
-function complete(shape: TableShape, v: readonly (Value | undefined)[], where: string): Value[] {
-  return v.map((x, i) => (x === undefined ? unresolved(shape, shape.columns[i]?.name ?? String(i), where) : x));
+function complete(shape: TableShape, v: (Value | undefined)[], where: Where): Value[] {
+  for (let i = 0; i < v.length; i++) {
+    if (v[i] === undefined) unresolved(shape, shape.columns[i]?.name ?? String(i), where);
+  }
+  return v as Value[];
 }
 
 export type PgChange =
@@ -62,7 +73,7 @@ export type PgChange =
   | { readonly tag: 'delete'; readonly old: { readonly kind: 'key' | 'old'; readonly tuple: readonly PgValue[] } };
 
 /** The record operation and row image of one change. `where` names it in errors (e.g. "xid 734 at 0/16B3748"). */
-export function rowImage(shape: TableShape, m: PgChange, where: string): { op: RowOp; image: RowImage } {
+export function rowImage(shape: TableShape, m: PgChange, where: Where): { op: RowOp; image: RowImage } {
   switch (m.tag) {
     case 'insert':
       return {

@@ -17,6 +17,7 @@ import { formatLsn } from '../../postgres/lsn.ts';
 import type { RowImage, RowOp } from '../../record/record.ts';
 import { DDL_MESSAGE_PREFIX, type DdlMessage, parseDdlMessage, statementProblem, truncateSql } from './ddl-message.ts';
 import type {
+  CommitMessage,
   LogicalMessage,
   PgColumn,
   PgoutputDecoder,
@@ -83,6 +84,8 @@ interface OpenTx {
   pending: { oid: number; shape: TableShape; op: RowOp; rows: RowImage[] } | null;
   rowCount: bigint;
   ddl: number;
+  /** #txId, made once. */
+  id: string | undefined;
 }
 
 /** Turns decoded messages into entries, one source transaction at a time. */
@@ -104,12 +107,16 @@ export class TxStreamer {
     return this.#tx !== null;
   }
 
+  /** #where, called only when a row's error needs it (not made per row). */
+  readonly #whereFn = (): string => this.#where();
+
   #where(): string {
     return this.#tx ? `xid ${this.#tx.xid} (commit ${formatLsn(this.#tx.commitLsn)})` : 'outside a transaction';
   }
 
   #txId(tx: OpenTx): string {
-    return `${tx.xid}:${formatLsn(tx.commitLsn)}`;
+    tx.id ??= `${tx.xid}:${formatLsn(tx.commitLsn)}`;
+    return tx.id;
   }
 
   async #relation(m: RelationMessage): Promise<void> {
@@ -246,11 +253,16 @@ export class TxStreamer {
     await this.#o.out.appendRows(p.shape, p.op, p.rows, this.#txId(tx));
   }
 
-  async message(m: PgoutputMessage<PgValue>, decoder: PgoutputDecoder): Promise<void> {
+  /**
+   * Takes one decoded message. A row change returns nothing unless it had to flush a full rows entry first (the
+   * per-row path makes no promise); anything else returns the promise of its journal work: await it before the
+   * next message.
+   */
+  message(m: PgoutputMessage<PgValue>, decoder: PgoutputDecoder): Promise<void> | undefined {
     switch (m.tag) {
       case 'begin':
-        this.#tx = { xid: m.xid, commitLsn: m.finalLsn, pending: null, rowCount: 0n, ddl: 0 };
-        return;
+        this.#tx = { xid: m.xid, commitLsn: m.finalLsn, pending: null, rowCount: 0n, ddl: 0, id: undefined };
+        return undefined;
       case 'relation':
         return this.#relation(m);
       case 'insert':
@@ -263,34 +275,40 @@ export class TxStreamer {
             code: 'PG_PROTOCOL',
           });
         }
-        if (shape === null) return;
-        const { op, image } = rowImage(shape, m, this.#where());
+        if (shape === null) return undefined;
+        const { op, image } = rowImage(shape, m, this.#whereFn);
         const p = tx.pending;
-        if (p && (p.oid !== m.relationOid || p.op !== op || p.rows.length >= ROWS_PER_ENTRY)) await this.#flush(tx);
+        // #flush hands the full entry over before its first await: the new one can start at once.
+        const flushed =
+          p && (p.oid !== m.relationOid || p.op !== op || p.rows.length >= ROWS_PER_ENTRY)
+            ? this.#flush(tx)
+            : undefined;
         tx.pending ??= { oid: m.relationOid, shape, op, rows: [] };
         tx.pending.rows.push(image);
         tx.rowCount++;
-        return;
+        return flushed;
       }
       case 'truncate':
         return this.#truncate(m, decoder);
       case 'message':
         return this.#message(m);
-      case 'commit': {
-        const tx = this.#tx;
-        if (!tx) throw new TidemarkError('pgoutput Commit without a Begin', { code: 'PG_PROTOCOL' });
-        await this.#flush(tx);
-        if (tx.rowCount > 0n || tx.ddl > 0) {
-          await this.#o.out.commitTx(this.#txId(tx), m.endLsn, tx.rowCount, m.commitTime + PG_EPOCH_US);
-        } else this.#o.out.readTo(m.endLsn);
-        this.#tx = null;
-        // Durable (the sink's commit resolved) or nothing to keep: the server may forget it.
-        this.#o.confirm(m.endLsn);
-        return;
-      }
+      case 'commit':
+        return this.#commit(m);
       default:
         // Origin and Type messages carry nothing to capture.
-        return;
+        return undefined;
     }
+  }
+
+  async #commit(m: CommitMessage): Promise<void> {
+    const tx = this.#tx;
+    if (!tx) throw new TidemarkError('pgoutput Commit without a Begin', { code: 'PG_PROTOCOL' });
+    await this.#flush(tx);
+    if (tx.rowCount > 0n || tx.ddl > 0) {
+      await this.#o.out.commitTx(this.#txId(tx), m.endLsn, tx.rowCount, m.commitTime + PG_EPOCH_US);
+    } else this.#o.out.readTo(m.endLsn);
+    this.#tx = null;
+    // Durable (the sink's commit resolved) or nothing to keep: the server may forget it.
+    this.#o.confirm(m.endLsn);
   }
 }

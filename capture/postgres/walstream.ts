@@ -114,8 +114,8 @@ export class WalStream {
     this.timer.unref();
   }
 
-  /** The next XLogData, or null once the stream ended cleanly; rejects with the stream's error. */
-  next(): Promise<XLogData | null> {
+  /** The next queued message, without a promise: the capture loop's fast path while data is buffered. */
+  take(): XLogData | undefined {
     const m = this.queue[this.head];
     if (m) {
       this.head++;
@@ -131,8 +131,14 @@ export class WalStream {
         this.paused = false;
         this.transport.resume();
       }
-      return Promise.resolve(m);
     }
+    return m;
+  }
+
+  /** The next XLogData, or null once the stream ended cleanly; rejects with the stream's error. */
+  next(): Promise<XLogData | null> {
+    const m = this.take();
+    if (m) return Promise.resolve(m);
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.ended) return Promise.resolve(null);
     if (this.waiter) return Promise.reject(new TidemarkError('WalStream.next() called twice', { code: 'INTERNAL' }));

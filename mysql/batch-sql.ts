@@ -239,8 +239,10 @@ export function columnsComment(shape: BatchShape): string {
   return `/* ${safe} */`;
 }
 
-/** The constructor's column names and its typing row. */
-function constructorParts(shape: BatchShape): { names: string[]; typing: string[] } {
+/** The multi-row statement for constructor rows `tuples` (see the module comment). */
+export function batchSql(shape: BatchShape, tuples: readonly string[]): string {
+  const t = shape.table;
+  const v = shape.alias;
   const col = (i: number): string => quoteIdent(shape.cols[i]!.name);
   const names = [
     ...shape.keyIdx.map((_, j) => `k${j}`),
@@ -249,54 +251,16 @@ function constructorParts(shape: BatchShape): { names: string[]; typing: string[
   ];
   const typing = [
     ...shape.keyIdx.map(() => 'NULL'),
-    ...shape.cmpIdx.map((i) =>
-      shape.classes[i] === 'text' ? `(SELECT ${col(i)} FROM ${shape.table} WHERE 0)` : 'NULL',
-    ),
+    ...shape.cmpIdx.map((i) => (shape.classes[i] === 'text' ? `(SELECT ${col(i)} FROM ${t} WHERE 0)` : 'NULL')),
     ...shape.setIdx.map(() => 'NULL'),
   ];
-  return { names, typing };
-}
-
-/** The statement around a derived table `from` (its alias included). */
-function joined(shape: BatchShape, from: string): string {
-  const t = shape.table;
-  const v = shape.alias;
-  const col = (i: number): string => quoteIdent(shape.cols[i]!.name);
   const on = [
     ...shape.keyIdx.map((i, j) => `${t}.${col(i)} = ${v}.k${j}`),
     ...shape.cmpIdx.map((i, j) => `${t}.${col(i)} <=> ${v}.c${j}`),
   ].join(' AND ');
-  const src = `${from} STRAIGHT_JOIN ${t} ON ${on}`;
-  if (shape.kind === 'delete') return `DELETE ${t} FROM ${src}`;
-  return `UPDATE ${src} SET ${shape.setIdx.map((i, j) => `${t}.${col(i)} = ${v}.n${j}`).join(', ')}`;
-}
-
-/** The multi-row statement for constructor rows `tuples` (see the module comment). */
-export function batchSql(shape: BatchShape, tuples: readonly string[]): string {
-  const v = shape.alias;
-  const { names, typing } = constructorParts(shape);
-  return joined(
-    shape,
+  const from =
     `(WITH ${v}(${names.join(',')}) AS (VALUES ${columnsComment(shape)} (${typing.join(',')}),\n${tuples.join(',\n')}\n) ` +
-      `SELECT * FROM ${v}) ${v}`,
-  );
-}
-
-/**
- * The same statement as batchSql in the form direct execution sends: the typing row is a SELECT that names the
- * columns, followed by `UNION ALL VALUES …`, instead of a CTE with a column list inside a derived table —
- * `UPDATE (SELECT NULL AS k0,(SELECT `a` FROM t WHERE 0) AS c0,… UNION ALL VALUES (5,'x',…),…) tidemark_v
- * STRAIGHT_JOIN …`. The server then materializes the rows once instead of twice (EXPLAIN: one derived table, not
- * a derived table over the CTE's), which took a third off its time for a 100k-row undo (measured on MariaDB 10.11,
- * issue #15). Column types are aggregated over the typing row and the value rows by the same rules as in the
- * constructor (a UNION aggregates its parts as a constructor its rows), so the comparisons are the same. The
- * script keeps batchSql: the CTE names the columns before the rows a reader looks at.
- */
-export function batchSqlDirect(shape: BatchShape, tuples: readonly string[]): string {
-  const { names, typing } = constructorParts(shape);
-  const first = typing.map((x, j) => `${x} AS ${names[j]}`).join(',');
-  return joined(
-    shape,
-    `(SELECT ${first} UNION ALL VALUES ${columnsComment(shape)}\n${tuples.join(',\n')}\n) ${shape.alias}`,
-  );
+    `SELECT * FROM ${v}) ${v} STRAIGHT_JOIN ${t} ON ${on}`;
+  if (shape.kind === 'delete') return `DELETE ${t} FROM ${from}`;
+  return `UPDATE ${from} SET ${shape.setIdx.map((i, j) => `${t}.${col(i)} = ${v}.n${j}`).join(', ')}`;
 }

@@ -14,7 +14,7 @@
  * at most one run is held.
  */
 import { sqlBytes } from '../mysql/sql.ts';
-import { type BatchShape, batchSql, batchSqlDirect } from '../mysql/batch-sql.ts';
+import { type BatchShape, batchSql } from '../mysql/batch-sql.ts';
 import type { GuardedStatement, PlanItem } from './guard.ts';
 
 export interface BatchOptions {
@@ -28,9 +28,7 @@ const MAX_ROWS = 500;
 const MAX_BYTES = 512 * 1024;
 
 /**
- * A multi-row statement. Its SQL is built on first use, in the form a script shows (`sql`, batch-sql.ts
- * batchSql) or the form direct execution sends (`direct`, batchSqlDirect: the same statement, a third less work
- * for the server); executePlan falls back to `rows` when it fails.
+ * A multi-row statement; its SQL is built on first use. executePlan falls back to `rows` when it fails.
  */
 class MergedStatement implements GuardedStatement {
   readonly expect: number;
@@ -40,7 +38,6 @@ class MergedStatement implements GuardedStatement {
   readonly rows: readonly GuardedStatement[];
   readonly #shape: BatchShape;
   #sql: string | undefined;
-  #direct: string | undefined;
 
   constructor(rows: readonly GuardedStatement[], shape: BatchShape, what: string) {
     this.rows = rows;
@@ -51,18 +48,12 @@ class MergedStatement implements GuardedStatement {
     this.kind = shape.kind;
   }
 
-  #tuples(): string[] {
-    return this.rows.map((r) => r.batch!.tuple);
-  }
-
   get sql(): string {
-    this.#sql ??= batchSql(this.#shape, this.#tuples());
+    this.#sql ??= batchSql(
+      this.#shape,
+      this.rows.map((r) => r.batch!.tuple),
+    );
     return this.#sql;
-  }
-
-  get direct(): string {
-    this.#direct ??= batchSqlDirect(this.#shape, this.#tuples());
-    return this.#direct;
   }
 }
 

@@ -52,11 +52,6 @@ export interface ExecuteOptions {
   readonly pipeBytes?: number;
   /** Limits of multi-row statements, or false to run every row by its own statement. */
   readonly batch?: BatchOptions | false;
-  /**
-   * Send multi-row statements in their direct form (GuardedStatement.direct: the same statement, less work for
-   * the server); default false: as a script shows them.
-   */
-  readonly direct?: boolean;
 }
 
 const PIPE_BYTES = 512 << 10;
@@ -79,13 +74,12 @@ interface Pending {
   readonly rows?: readonly GuardedStatement[];
 }
 
-function pending(s: GuardedStatement, direct = false): Pending {
-  const sql = direct ? (s.direct ?? s.sql) : s.sql;
-  const p = { sql, expect: s.expect, what: s.what, seq: s.seq, kind: s.kind };
+function pending(s: GuardedStatement): Pending {
+  const p = { sql: s.sql, expect: s.expect, what: s.what, seq: s.seq, kind: s.kind };
   return s.rows ? { ...p, rows: s.rows } : p;
 }
 
-const fallback = (p: Pending): Pending[] => (p.rows ?? []).map((r) => pending(r));
+const fallback = (p: Pending): Pending[] => (p.rows ?? []).map(pending);
 
 function mismatch(p: Pending, n: number): GuardError {
   let detail: string;
@@ -264,8 +258,9 @@ export async function executePlan(
         finals.push({ sql: item.sql, expect: item.expect, what: item.what, seq: null, kind: 'final' });
       } else {
         const s = item.stmt;
-        chunk.push(pending(s, opts.direct));
-        bytes += s.sql.length;
+        const p = pending(s);
+        chunk.push(p);
+        bytes += p.sql.length;
         if (bytes >= pipeBytes || chunk.length >= PIPE_STATEMENTS) await send();
       }
     }

@@ -59,8 +59,6 @@ export interface GuardedStatement {
   readonly batch?: BatchRow;
   /** A multi-row statement (batch.ts): the per-row statements it stands for, in order. */
   readonly rows?: readonly GuardedStatement[];
-  /** A multi-row statement: the same statement in the form direct execution sends (batch-sql.ts batchSqlDirect). */
-  readonly direct?: string;
 }
 
 /** One step of a plan (executePlan runs it, writeScript writes it). */

@@ -1,6 +1,6 @@
 /**
  * Issue #15 (undo speed): multi-row statements merged while the plan is produced (ItemContext.batch, Batcher),
- * the form direct execution sends (batchSqlDirect), and the per-row fallback that names the one conflicting row.
+ * and the per-row fallback that names the one conflicting row of such a statement.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -52,37 +52,6 @@ function merged(e: RowsEntry): GuardedStatement {
   return it.stmt;
 }
 
-describe('the direct form of a multi-row statement', () => {
-  it('DELETE: the typing row names the columns, the rows follow as UNION ALL VALUES; the same join and guard', () => {
-    const s = merged(DELS);
-    expect(s.direct).toBe(
-      'DELETE `s`.`t` FROM (SELECT NULL AS k0,(SELECT `v` FROM `s`.`t` WHERE 0) AS c0 UNION ALL VALUES ' +
-        "/* key: k0 = `id`; held: c0 = `v` */\n(1,'x1'),\n(2,'x2'),\n(3,'x3'),\n(4,'x4'),\n(5,'x5')\n) tidemark_v " +
-        'STRAIGHT_JOIN `s`.`t` ON `s`.`t`.`id` = tidemark_v.k0 AND `s`.`t`.`v` <=> tidemark_v.c0',
-    );
-    // The script's form is unchanged.
-    expect(s.sql).toMatch(/^DELETE `s`.`t` FROM \(WITH tidemark_v\(k0,c0\) AS \(VALUES /);
-    expect(s.sql.slice(s.sql.indexOf(' STRAIGHT_JOIN'))).toBe(s.direct!.slice(s.direct!.indexOf(' STRAIGHT_JOIN')));
-  });
-
-  it('UPDATE: held and written columns, SET from the derived table', () => {
-    const e: RowsEntry = {
-      ...DELS,
-      op: 'update',
-      rows: [
-        { before: [1n, 'a'], after: [1n, 'b'] },
-        { before: [2n, 'c'], after: [2n, 'd'] },
-      ],
-    };
-    expect(merged(e).direct).toBe(
-      'UPDATE (SELECT NULL AS k0,(SELECT `v` FROM `s`.`t` WHERE 0) AS c0,NULL AS n0 UNION ALL VALUES ' +
-        "/* key: k0 = `id`; held: c0 = `v`; written: n0 = `v` */\n(1,'a','b'),\n(2,'c','d')\n) tidemark_v " +
-        'STRAIGHT_JOIN `s`.`t` ON `s`.`t`.`id` = tidemark_v.k0 AND `s`.`t`.`v` <=> tidemark_v.c0 ' +
-        'SET `s`.`t`.`v` = tidemark_v.n0',
-    );
-  });
-});
-
 /** A fake server that answers by statement text (see execute.test.ts). */
 class FakeConn {
   readonly queries: string[] = [];
@@ -99,39 +68,42 @@ class FakeConn {
   };
 }
 
-describe('executePlan with direct: true', () => {
+describe('executePlan of statements merged by a Batcher', () => {
   async function* rows(): AsyncGenerator<PlanItem> {
-    for (const stmt of guardedStatements(DELS, 'redo', { flavor: 'mariadb', txId: 'tx1' }))
-      yield { kind: 'stmt', stmt };
+    yield { kind: 'stmt', stmt: merged(DELS) };
   }
-  const isDirect = (sql: string) => sql.startsWith('DELETE `s`.`t` FROM (SELECT NULL AS k0');
+  const isBatch = (sql: string) => sql.startsWith('DELETE `s`.`t` FROM (WITH');
 
-  it('sends the direct form, one statement for the run, its count checked', async () => {
-    const c = new FakeConn((sql) => (isDirect(sql) ? 5 : 1));
-    expect(await executePlan(c as unknown as PlanConnection, rows(), { direct: true })).toEqual({
-      statements: 1,
-      rows: 5,
-      txs: 0,
-    });
-    expect(c.queries.some((q) => q.includes('WITH tidemark_v'))).toBe(false);
+  it('one statement for the run, its count checked', async () => {
+    const c = new FakeConn((sql) => (isBatch(sql) ? 5 : 1));
+    expect(await executePlan(c as unknown as PlanConnection, rows())).toEqual({ statements: 1, rows: 5, txs: 0 });
+    expect(c.queries.filter((q) => q.includes('ROLLBACK'))).toEqual([]);
   });
 
   it('a batch with one conflicting row: rolled back to its savepoint, the per-row statements name exactly that row', async () => {
     // Row id=4 was changed behind tidemark's back: the batch matches 4 of 5, the row alone matches nothing.
-    const c = new FakeConn((sql) => (isDirect(sql) ? 4 : sql.includes('`id` = 4 ') ? 0 : 1));
-    const err = await executePlan(c as unknown as PlanConnection, rows(), { direct: true }).catch((x: unknown) => x);
+    const c = new FakeConn((sql) => (isBatch(sql) ? 4 : sql.includes('`id` = 4 ') ? 0 : 1));
+    const err = await executePlan(c as unknown as PlanConnection, rows()).catch((x: unknown) => x);
     expect(err).toBeInstanceOf(GuardError);
     expect((err as GuardError).message).toBe(
       'guard failed: redo delete of `s`.`t` (id=4) at seq 13 of tx tx1: the row is not in the state the journal says (changed or removed since); rolled back, nothing was changed',
     );
     expect((err as GuardError).context).toMatchObject({ seq: 13n, expected: 1, matched: 0 });
     const replay = c.queries[c.queries.indexOf('ROLLBACK TO SAVEPOINT tidemark_rewind') + 1]!;
-    // Rows up to the conflicting one, each alone; the first mismatch stops the plan.
     expect(replay.split(';\n').map((q) => q.replace(/ AND .*/, ''))).toEqual([
       'SAVEPOINT tidemark_rewind',
       ...[1, 2, 3, 4, 5].map((id) => `DELETE FROM \`s\`.\`t\` WHERE \`id\` = ${id}`),
     ]);
     expect(c.queries.at(-1)).toBe('ROLLBACK');
+  });
+
+  it('its SQL is built once, when first used', () => {
+    const s = merged(DELS);
+    expect(s.what).toBe('redo delete of `s`.`t` (5 rows: id=1 ... id=5) at seq 10..14 of tx tx1');
+    expect(s.sql).toBe(s.sql);
+    expect(s.sql).toMatch(
+      /^DELETE `s`.`t` FROM \(WITH tidemark_v\(k0,c0\) AS \(VALUES .*\(1,'x1'\),\n.*\(5,'x5'\)\n\)/s,
+    );
   });
 });
 

@@ -50,7 +50,6 @@ export async function runPlan(
   const started = Date.now();
   const r = await executePlan(conn, items, {
     ...(o.signal ? { signal: o.signal } : {}),
-    direct: true,
     onProgress: (p: { rows: number }) => o.log.info({ rows: p.rows }, 'working'),
   });
   o.log.info({ ...r, seconds: (Date.now() - started) / 1000 }, 'committed');

@@ -1,7 +1,7 @@
 /**
  * Runs a plan of guarded statements in ONE replica transaction and checks every row count before COMMIT.
  *
- * Statements are pipelined: about 512 KiB of SQL goes to the server as one multi-statement query (one round trip),
+ * Statements are pipelined: about 2 MiB of SQL goes to the server as one multi-statement query (one round trip),
  * and the next query is built while the server works on the current one. Each query starts with a SAVEPOINT,
  * so when the server refuses a statement (a duplicate key on an inverse INSERT, say) the query is rolled back to
  * its start and replayed in smaller pieces until the one statement that fails is known, then everything is
@@ -46,15 +46,15 @@ export interface ExecuteOptions {
   /** Runs right after START TRANSACTION, before any statement (e.g. lock and check the position row). */
   readonly onBegin?: (conn: PlanConnection) => Promise<void>;
   /**
-   * SQL per round trip; default 512 KiB (2 MiB kept ~27k rows' images alive for the fallback of their multi-row
-   * statements: twice the garbage collection of a 100k-row undo, for no fewer round trips worth having).
+   * SQL per round trip; default 2 MiB (measured for a 100k-row undo, issue #15: 128 and 512 KiB gave no less
+   * Node CPU — the garbage collector copies a row's images either way — and more waiting on a busy machine).
    */
   readonly pipeBytes?: number;
   /** Limits of multi-row statements, or false to run every row by its own statement. */
   readonly batch?: BatchOptions | false;
 }
 
-const PIPE_BYTES = 512 << 10;
+const PIPE_BYTES = 2 << 20;
 const PIPE_STATEMENTS = 20_000;
 /** Pieces a failed query is split into per replay level. */
 const REPLAY_SPLIT = 16;

@@ -7,7 +7,7 @@ import type { RowsEntry } from '../record/record.ts';
 import { readEntryAt, type SegmentFiles } from '../journal/index.ts';
 import { type Direction, type GuardedStatement, type GuardOptions, guardedStatements, type PlanItem } from './guard.ts';
 import type { RollbackDialect } from './dialect.ts';
-import { type BatchOptions, Batcher } from './batch.ts';
+import { type BatchOptions, batchItems } from './batch.ts';
 import type { EntryRef, RollbackIndex, TxInfo } from './index/index.ts';
 import type { Flavor } from '../mysql/sql.ts';
 import { CorruptionError } from '../core/errors.ts';
@@ -104,22 +104,8 @@ export async function* txItems(
 }
 
 /** The items of `txs` (each transaction's items in turn), merged as ctx.batch says (see ItemContext.batch). */
-async function* windowItems(ctx: ItemContext, txs: AsyncIterable<PlanItem>): AsyncGenerator<PlanItem> {
-  if (!ctx.batch) {
-    yield* txs;
-    return;
-  }
-  const batcher = new Batcher(ctx.batch);
-  const out: PlanItem[] = [];
-  for await (const item of txs) {
-    batcher.push(item, out);
-    if (out.length > 0) {
-      yield* out;
-      out.length = 0;
-    }
-  }
-  batcher.end(out);
-  yield* out;
+function windowItems(ctx: ItemContext, txs: AsyncGenerator<PlanItem>): AsyncGenerator<PlanItem> {
+  return ctx.batch ? batchItems(txs, ctx.batch) : txs;
 }
 
 /** Undo of every record in (lo, hi], newest transaction first. */

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SegmentFiles } from '../journal/index.ts';
-import type { RowsEntry } from '../record/record.ts';
+import type { Column, RowsEntry } from '../record/record.ts';
 import { del, ins, LINES, ORDERS, TestJournal, upd } from '../test/fixtures/rollback-journal.ts';
 import { Batcher, batchItems } from './batch.ts';
 import { executePlan, type PlanConnection } from './execute.ts';
@@ -24,21 +24,16 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const DELS: RowsEntry = {
-  kind: 'rows',
-  source: 'src',
-  seq: 10n,
-  txId: 'tx1',
-  schema: 's',
-  table: 't',
-  op: 'delete',
-  columns: [
-    { name: 'id', type: 'int' },
-    { name: 'v', type: 'varchar' },
-  ],
-  pk: ['id'],
-  rows: [1n, 2n, 3n, 4n, 5n].map((id) => ({ before: [id, `x${id}`], after: null })),
-};
+const COLS: Column[] = [
+  { name: 'id', type: 'int' },
+  { name: 'v', type: 'varchar' },
+];
+/** Five deletes of s.t (id, v) at seq 10..14 of tx1. */
+const DELS: RowsEntry = Object.assign(
+  { kind: 'rows', source: 'src', seq: 10n, txId: 'tx1', schema: 's', table: 't' } as const,
+  { op: 'delete', columns: COLS, pk: ['id'] } as const,
+  { rows: [1n, 2n, 3n, 4n, 5n].map((id) => ({ before: [id, `x${id}`], after: null })) },
+);
 
 function merged(e: RowsEntry): GuardedStatement {
   const b = new Batcher();

@@ -15,7 +15,7 @@
  *            replica must hold the same data (same_result)
  *   index:   bench/rewind-index.ts on a synthetic journal of `changes` changes (build rows/s, history p50/p99)
  *
- * One contender at a time (2 shared cores). MariaDB instances rwbenchsrc/rwbenchrep on ports 3521/3522.
+ * One contender at a time (2 shared cores). MariaDB instances rwbenchsrc/rwbenchrep on ports 3880/3881.
  */
 import type { ChildProcess } from 'node:child_process';
 import { rmSync, statfsSync, statSync } from 'node:fs';
@@ -29,8 +29,8 @@ import { type BinlogRange, flashback, type Timed, timedCli } from './rewind-proc
 import { benchIndex, type IndexBenchResult } from './rewind-index.ts';
 
 const NAME = 'rwbench';
-const SRC = 3521;
-const REP = 3522;
+const SRC = 3880;
+const REP = 3881;
 const DB = 'rwb';
 const CATCH_UP_MS = 30 * 60_000;
 /** Journal + index bytes per change of the synthetic journal (measured ≈ 115 at 200k changes), with headroom. */
@@ -230,8 +230,13 @@ async function undoRound(o: RewindOptions) {
       await exited(running);
     }
     await src.end().catch(() => {});
-    stopInstance(`${NAME}src`);
-    stopInstance(`${NAME}rep`);
+    // TIDEMARK_BENCH_KEEP=1: leave both servers running (to profile `tidemark undo` by hand); stop them with
+    // compose/local/mariadb.sh stop-all.
+    if (process.env['TIDEMARK_BENCH_KEEP'] === '1') log(`servers kept: config ${t.config}`);
+    else {
+      stopInstance(`${NAME}src`);
+      stopInstance(`${NAME}rep`);
+    }
   }
 }
 

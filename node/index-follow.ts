@@ -23,7 +23,7 @@ const DIR_POLL_MS = 1000;
  * SQLite page cache of the index inside `run` (the default is 64 MiB): `run` shares its memory budget with
  * capture and apply; indexing appends in order, so a small cache costs little.
  */
-const RUN_CACHE_MB = 16;
+export const RUN_CACHE_MB = 16;
 
 export interface FollowIndexOptions {
   journalDir: string;

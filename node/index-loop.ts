@@ -46,16 +46,21 @@ function relay(log: Logger, line: string): void {
 /**
  * Node flags of the index follower: its own small heap. It runs in a child process, not a worker thread, so that
  * `run` keeps its memory budget (peak RSS < 256 MB per process with a 1M-row transaction; a worker thread in the
- * same process measured 293 MB) and a blocking SQLite batch can never stall capture or apply.
+ * same process measured 293 MB) and a blocking SQLite batch can never stall capture or apply. bench/rewind-index.ts
+ * builds the index under the same flags.
  */
-const CHILD_FLAGS = ['--no-warnings=ExperimentalWarning', '--max-semi-space-size=4', '--max-old-space-size=64'];
+export const INDEX_CHILD_FLAGS = [
+  '--no-warnings=ExperimentalWarning',
+  '--max-semi-space-size=4',
+  '--max-old-space-size=64',
+];
 const CHILD_NICE = 10;
 const CHILD = fileURLToPath(new URL('./index-child.ts', import.meta.url));
 
 /** Runs one follower process until it exits; stops it when `signal` aborts. Resolves with its exit code. */
 function runChild(journalDir: string, level: string, log: Logger, signal: AbortSignal): Promise<number | null> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CHILD_FLAGS, CHILD, journalDir, level], {
+    const child = spawn(process.execPath, [...INDEX_CHILD_FLAGS, CHILD, journalDir, level], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     // Indexing is background work: capture and apply come first when the cores are busy.

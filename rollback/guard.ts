@@ -341,13 +341,21 @@ function batcher(s: Shape): RowOf | null {
   const head = oneLine(`${s.dir} ${s.e.op} of ${s.table}`);
   const txId = oneLine(s.opts.txId);
   const describe = (row: readonly Value[]): string => oneLine(keyText(s, row));
+  // The rows of an entry mostly write the same columns: the last shape is reused without building its id.
+  let last: { kind: string; setIdx: readonly number[]; shape: BatchShape | null } | null = null;
+  const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
   return (kind, setIdx, cur, next) => {
-    const id = kind === 'delete' ? kind : setIdx.join(',');
-    let shape = shapes.get(id);
-    if (shape === undefined) {
-      const spec = { kind, schemaTable: s.table, tableName: s.e.table, head, describe, cols: s.cols, keyIdx };
-      shape = batchShape({ ...spec, cmpIdx: s.cmpIdx, setIdx });
-      shapes.set(id, shape);
+    let shape: BatchShape | null | undefined;
+    if (last && last.kind === kind && same(last.setIdx, setIdx)) shape = last.shape;
+    else {
+      const id = kind === 'delete' ? kind : setIdx.join(',');
+      shape = shapes.get(id);
+      if (shape === undefined) {
+        const spec = { kind, schemaTable: s.table, tableName: s.e.table, head, describe, cols: s.cols, keyIdx };
+        shape = batchShape({ ...spec, cmpIdx: s.cmpIdx, setIdx });
+        shapes.set(id, shape);
+      }
+      last = { kind, setIdx, shape };
     }
     return shape && batchRow(shape, cur, next, txId);
   };

@@ -7,6 +7,7 @@ import type { RowsEntry } from '../record/record.ts';
 import { readEntryAt, type SegmentFiles } from '../journal/index.ts';
 import { type Direction, type GuardedStatement, type GuardOptions, guardedStatements, type PlanItem } from './guard.ts';
 import type { RollbackDialect } from './dialect.ts';
+import { type BatchOptions, batchItems } from './batch.ts';
 import type { EntryRef, RollbackIndex, TxInfo } from './index/index.ts';
 import type { Flavor } from '../mysql/sql.ts';
 import { CorruptionError } from '../core/errors.ts';
@@ -21,6 +22,11 @@ export interface ItemContext {
   readonly files?: SegmentFiles;
   /** The server's statements (dialect.ts); absent: MySQL's (guard.ts with `flavor`). */
   readonly dialect?: RollbackDialect;
+  /**
+   * Merge runs of rows into multi-row statements while producing them (batch.ts Batcher), so that whole
+   * statements, not rows, travel the async stream; executePlan and writeScript would merge them the same way.
+   */
+  readonly batch?: BatchOptions;
 }
 
 /** The guarded statements of rows [opts.fromRow, opts.toRow) of `e` in the server's dialect. */
@@ -97,20 +103,26 @@ export async function* txItems(
   }
 }
 
+/** The items of `txs` (each transaction's items in turn), merged as ctx.batch says (see ItemContext.batch). */
+function windowItems(ctx: ItemContext, txs: AsyncGenerator<PlanItem>): AsyncGenerator<PlanItem> {
+  return ctx.batch ? batchItems(txs, ctx.batch) : txs;
+}
+
 /** Undo of every record in (lo, hi], newest transaction first. */
-export async function* rewindItems(ctx: ItemContext, lo: bigint, hi: bigint): AsyncGenerator<PlanItem> {
-  const top = ctx.index.txContaining(hi);
-  if (!top || hi <= lo) return;
-  for (const tx of ctx.index.iterateTxs({ afterSeq: lo, uptoSeq: top.commitSeq, order: 'desc' })) {
-    yield* txItems(ctx, tx, 'undo', lo, hi);
-  }
+export function rewindItems(ctx: ItemContext, lo: bigint, hi: bigint): AsyncGenerator<PlanItem> {
+  return windowItems(ctx, windowTxs(ctx, lo, hi, 'undo'));
 }
 
 /** Redo of every record in (lo, hi], oldest transaction first. */
-export async function* forwardItems(ctx: ItemContext, lo: bigint, hi: bigint): AsyncGenerator<PlanItem> {
+export function forwardItems(ctx: ItemContext, lo: bigint, hi: bigint): AsyncGenerator<PlanItem> {
+  return windowItems(ctx, windowTxs(ctx, lo, hi, 'redo'));
+}
+
+async function* windowTxs(ctx: ItemContext, lo: bigint, hi: bigint, direction: Direction): AsyncGenerator<PlanItem> {
   const top = ctx.index.txContaining(hi);
   if (!top || hi <= lo) return;
-  for (const tx of ctx.index.iterateTxs({ afterSeq: lo, uptoSeq: top.commitSeq, order: 'asc' })) {
-    yield* txItems(ctx, tx, 'redo', lo, hi);
+  const order = direction === 'undo' ? 'desc' : 'asc';
+  for (const tx of ctx.index.iterateTxs({ afterSeq: lo, uptoSeq: top.commitSeq, order })) {
+    yield* txItems(ctx, tx, direction, lo, hi);
   }
 }

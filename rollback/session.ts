@@ -119,6 +119,8 @@ export class RewindSession {
       skipColumns: (schema, table) => db.skipColumns(schema, table),
       files,
       dialect: db.dialect,
+      // MySQL's runs of rows merge into multi-row statements (batch.ts) as the plan is produced.
+      ...(db instanceof MysqlRewindDb ? { batch: {} } : {}),
     };
     return new RewindSession(o, server, index, db, ctx, files);
   }

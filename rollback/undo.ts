@@ -13,6 +13,7 @@ import { TidemarkError } from '../core/errors.ts';
 import type { Direction, PlanItem } from './guard.ts';
 import type { RollbackIndex, TxInfo } from './index/index.ts';
 import { type ItemContext, loadRows, statementsOf } from './items.ts';
+import { Batcher } from './batch.ts';
 import { keyText } from './index/index.ts';
 import { describeTx } from './points.ts';
 import { formatTimeUs } from './time.ts';
@@ -239,8 +240,16 @@ export function undoAtOnce(
   };
   const conflicts = new Map<bigint, SkippedRow>();
   const dependents = new Set<bigint>();
+  // Tables no later transaction changed (most, usually) need no look at their rows: one lookup per table.
+  const touched = new Map<string, boolean>();
   const visit = (e: RowsEntry): boolean => {
-    for (const v of entryVisits(ctx.index, e, root, head)) noteConflict(ctx.index, v, conflicts, dependents);
+    const key = `${e.schema}\u0000${e.table}`;
+    let t = touched.get(key);
+    if (t === undefined) {
+      t = ctx.index.touchedAfter(e.schema, e.table, root.commitSeq);
+      touched.set(key, t);
+    }
+    if (t) for (const v of entryVisits(ctx.index, e, root, head)) noteConflict(ctx.index, v, conflicts, dependents);
     return conflicts.size === 0;
   };
   async function* items(): AsyncGenerator<PlanItem> {
@@ -278,8 +287,11 @@ export function undoesRow(plan: UndoPlan, filter?: RowFilter): (t: TxInfo, e: Ro
   return (t, e, i) => (t !== plan.root || matches(e, i, filter)) && !skip.has(e.seq + BigInt(i));
 }
 
-/** The statements of an undo plan: each transaction newest first, rows in reverse, skipping what the plan skips. */
-/** `visit` (undoAtOnce) sees every entry of the root first; false: no statements for it. */
+/**
+ * The statements of an undo plan: each transaction newest first, rows in reverse, skipping what the plan skips.
+ * `visit` (undoAtOnce) sees every entry of the root first; false: no statements for it. With ctx.batch, runs of
+ * rows leave as multi-row statements (batch.ts Batcher), the same ones executePlan or writeScript would merge.
+ */
 export async function* undoItems(
   ctx: ItemContext,
   plan: UndoPlan,
@@ -288,6 +300,9 @@ export async function* undoItems(
 ): AsyncGenerator<PlanItem> {
   const skip = new Set(plan.skipped.map((s) => s.seq));
   const direction: Direction = 'undo';
+  const batcher = ctx.batch ? new Batcher(ctx.batch) : null;
+  const out: PlanItem[] = [];
+  const emit = (item: PlanItem) => (batcher ? batcher.push(item, out) : out.push(item));
   for (const t of plan.txs) {
     const f = t === plan.root ? filter : undefined;
     const refs = ctx.index.entriesOf(t.commitSeq).filter((r) => r.kind === 'rows');
@@ -307,13 +322,19 @@ export async function* undoItems(
           if (!headerDone) {
             headerDone = true;
             const rows = t === plan.root ? plan.rows : t.rows.insert + t.rows.update + t.rows.delete;
-            yield { kind: 'tx', txId: t.txId, commitSeq: t.commitSeq, commitTimeUs: t.commitTimeUs, direction, rows };
+            emit({ kind: 'tx', txId: t.txId, commitSeq: t.commitSeq, commitTimeUs: t.commitTimeUs, direction, rows });
           }
           const opts = { flavor: ctx.flavor, txId: t.txId, skipColumns, fromRow: start, toRow: end };
-          for (const stmt of statementsOf(ctx, e, direction, opts)) yield { kind: 'stmt', stmt };
+          for (const stmt of statementsOf(ctx, e, direction, opts)) emit({ kind: 'stmt', stmt });
         }
         end = start;
       }
+      if (out.length > 0) {
+        yield* out;
+        out.length = 0;
+      }
     }
   }
+  batcher?.end(out);
+  yield* out;
 }

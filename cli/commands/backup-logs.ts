@@ -7,7 +7,6 @@
  * lock `<catalog_dir>/<job>-logs.lock`).
  */
 import type { Command, Option } from 'commander';
-import { runLogJob } from '../../backup/logs/log-job.ts';
 import { backupSection } from './backup-stores.ts';
 import type { CommandContext } from './context.ts';
 import { usageError } from './exit.ts';
@@ -24,6 +23,8 @@ export async function backupLogsCommand(o: BackupLogsOptions): Promise<number> {
     const known = b.logs.map((j) => j.name).join(', ') || 'none';
     throw usageError(`log job '${o.job}': ${o.config.file} has no such job (backup.logs has: ${known})`);
   }
+  // Loaded on use: the backup pipeline (S3 client and all) is not for every command's start-up.
+  const { runLogJob } = await import('../../backup/logs/log-job.ts');
   const st = await runLogJob(b, job, { source: o.config.source, signal: o.signal, restart: o.restart, log: o.log });
   o.stdout.write(`log job '${job.name}': ${st.sealed} segment(s) sealed, stopped at ${st.file}:${st.pos}\n`);
   return 0;

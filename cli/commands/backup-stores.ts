@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { BackupJobConfig } from '../../backup/config.ts';
-import { type OpenedStore, openCatalogued as openStoreCatalogued } from '../../backup/run/job.ts';
+import type { OpenedStore } from '../../backup/run/job.ts';
 import type { Config, ResolvedBackup } from '../../config/config.ts';
 import { usageError } from './exit.ts';
 
@@ -31,7 +31,8 @@ export type { OpenedStore };
 export function openCatalogued(b: ResolvedBackup, storeName: string, log: Logger): Promise<OpenedStore> {
   if (!b.stores.some((s) => s.name === storeName))
     throw usageError(`backup store '${storeName}' is not in backup.stores`);
-  return openStoreCatalogued(b, storeName, log);
+  // Loaded on use: the store modules (S3 client and all) are not for every command's start-up.
+  return import('../../backup/run/job.ts').then((m) => m.openCatalogued(b, storeName, log));
 }
 
 /** Runs `fn` with each configured store this site can reach opened in turn (closing each after). */

@@ -16,11 +16,18 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { lastCommit } from '../../journal/index.ts';
 import { parseLsn } from '../../postgres/lsn.ts';
 import { cut, heal, netnsUnavailable, tcpReachable } from '../fixtures/netns.ts';
-import { PG_HOSTS, PG_PRIMARY, PG_SERVICE_PORT, PG_STANDBY, PgTakeoverLab, pgAt } from '../fixtures/pg-takeover-lab.ts';
+import {
+  PG_HOSTS,
+  PG_PRIMARY,
+  PG_SERVICE_PORT,
+  PG_STANDBY,
+  pgAt,
+  usePgTakeoverLab,
+} from '../fixtures/pg-takeover-lab.ts';
 import { sleep } from '../fixtures/sites.ts';
 
 const unavailable = netnsUnavailable();
@@ -47,15 +54,7 @@ async function until(what: string, ok: () => Promise<boolean>, ms: number, log: 
 }
 
 describe.skipIf(unavailable !== null)('PostgreSQL failback in network namespaces', () => {
-  const lab = new PgTakeoverLab();
-
-  beforeAll(async () => {
-    await lab.setup();
-  }, 240_000);
-
-  afterAll(async () => {
-    await lab.teardown();
-  }, 120_000);
+  const lab = usePgTakeoverLab();
 
   it('errant transactions quarantined and rewound; the old primary rejoins through the VIP and verifies equal', async () => {
     const t0 = Date.now();
@@ -67,6 +66,8 @@ describe.skipIf(unavailable !== null)('PostgreSQL failback in network namespaces
 
     // Cut off. Errant while its tidemark runs (as the superuser through the socket, read-write for its session
     // whether or not the guard fenced already): an insert, then an update and a delete; captured into its journal.
+    const sampler = lab.sampler();
+    await sleep(300);
     cut(prim);
     const lsnBefore = await pgAt(PG_PRIMARY, async (c) => {
       await c.query('SET default_transaction_read_only = off');
@@ -102,6 +103,10 @@ describe.skipIf(unavailable !== null)('PostgreSQL failback in network namespaces
       () => lab.standby.tail(10),
     );
     const takenOver = Date.now();
+    // The cut primary's guard fenced it before dr1 promoted: never two writable servers.
+    const s = await sampler.stop();
+    expect(s.twoWritable, JSON.stringify(s.twoWritable.slice(0, 3))).toEqual([]);
+    expect(s.samples).toBeGreaterThan(20);
     // Errant after its tidemark stopped: only in its capture slot (failback's catch-up must read it).
     await lab.primary.stop(10_000);
     await pgAt(PG_PRIMARY, async (c) => {
@@ -116,7 +121,9 @@ describe.skipIf(unavailable !== null)('PostgreSQL failback in network namespaces
     const reachBy = Date.now() + 20_000;
     while (!tcpReachable(prim, PG_HOSTS.stby, PG_SERVICE_PORT) && Date.now() < reachBy) await sleep(250);
     expect(await readOnly(PG_PRIMARY)).toBe('on');
-    console.log(`cut → lineage written: ${takenOver - t0} ms since the start`);
+    console.log(
+      `takeover done ${takenOver - t0} ms after the start; ${s.samples} writable samples, largest gap ${s.maxGapMs} ms`,
+    );
 
     // Failback, first without --yes: listed and quarantined, nothing changed.
     const quarantine = join(lab.dir, 'quarantine.sql');

@@ -10,15 +10,15 @@
  * The writes then succeed on the new primary with no duplicate-key failure; every write acknowledged before the
  * kill's asynchronous window is there; the 50 ms sampler never sees two writable servers; the RTO is printed.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { netnsUnavailable } from '../fixtures/netns.ts';
 import {
   PG_PRELOADED,
   PG_PRIMARY,
   PG_STANDBY,
   type PgPromotion,
-  PgTakeoverLab,
   pgAt,
+  usePgTakeoverLab,
 } from '../fixtures/pg-takeover-lab.ts';
 import { rtoOf } from '../fixtures/ns-lab.ts';
 import { killPostgres } from '../fixtures/postgres.ts';
@@ -34,15 +34,7 @@ if (unavailable) console.warn(`pg-takeover-netns: skipped, network namespaces un
 const ASYNC_WINDOW_MS = 200;
 
 describe.skipIf(unavailable !== null)('PostgreSQL takeover in network namespaces', () => {
-  const lab = new PgTakeoverLab();
-
-  beforeAll(async () => {
-    await lab.setup();
-  }, 240_000);
-
-  afterAll(async () => {
-    await lab.teardown();
-  }, 120_000);
+  const lab = usePgTakeoverLab();
 
   it("the primary's postgres killed under writes through the VIP: the writes succeed on the new primary", async () => {
     const t0 = Date.now();

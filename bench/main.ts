@@ -9,7 +9,8 @@
  *                                                                    (sysbench-prepared datadir, kept between runs)
  *   npm run bench -- postgres [--json] [--bulk-rows N] [--update-rows N] [--oltp-tx N] [--rate TX_PER_S] [--lag-s S]
  *                   [--apply-sync-commit on|off]
- *                   (PostgreSQL 15 on ports 5500-5502; defaults 50000 / 25000 / 3000 / 2000 / 5)
+ *                   (PostgreSQL 15 on ports 5500-5502, TIDEMARK_BENCH_PG_PORT=base moves them; defaults
+ *                   50000 / 25000 / 3000 / 2000 / 5)
  */
 import { parseArgs } from 'node:util';
 

@@ -2,7 +2,8 @@
  * PostgreSQL benchmark: PostgreSQL's own logical replication (a CREATE SUBSCRIPTION subscriber) vs tidemark
  * (capture/postgres → journal → apply/postgres), on the same source and the same WAL, one contender at a time
  * (2 shared cores: running both at once would measure contention). PostgreSQL 15 servers from
- * compose/local/postgres.sh on ports 5500 (source), 5501 (native subscriber), 5502 (tidemark target).
+ * compose/local/postgres.sh on ports 5500 (source), 5501 (native subscriber), 5502 (tidemark target); the environment
+ * variable TIDEMARK_BENCH_PG_PORT moves the three (base, base+1, base+2).
  *
  *   bulk:    one N-row INSERT transaction + one M-row UPDATE transaction
  *   oltp:    N small multi-table transactions (bench/pg-workload.ts)
@@ -35,9 +36,11 @@ import { exited, startRun } from '../test/fixtures/topology.ts';
 import type { SequencePosition } from '../record/position.ts';
 import { LAG_SOURCE, LAG_TARGET, PG_SHOP_SCHEMA, lagPercentiles, runPaced, runPgOltp } from './pg-workload.ts';
 
-const SRC = { name: 'benchpg-src', port: 5500 };
-const NAT = { name: 'benchpg-nat', port: 5501 };
-const TM = { name: 'benchpg-tm', port: 5502 };
+/** Ports base, base+1, base+2 (default 5500; TIDEMARK_BENCH_PG_PORT moves them, e.g. beside other test servers). */
+const BASE = Number(process.env['TIDEMARK_BENCH_PG_PORT'] ?? '5500');
+const SRC = { name: 'benchpg-src', port: BASE };
+const NAT = { name: 'benchpg-nat', port: BASE + 1 };
+const TM = { name: 'benchpg-tm', port: BASE + 2 };
 const DB = 'benchdb';
 const RECVLOGICAL = '/usr/lib/postgresql/15/bin/pg_recvlogical';
 
@@ -261,7 +264,7 @@ const walNow = async (src: pg.Client) => lsnOf(String((await one(src, 'SELECT pg
 export async function benchPostgres(o: PgBenchOptions) {
   const log = o.log;
   const dir = mkdtempSync(join(tmpdir(), 'tm-bench-pg-'));
-  log('starting servers (source 5500, native subscriber 5501, tidemark target 5502)');
+  log(`starting servers (source ${SRC.port}, native subscriber ${NAT.port}, tidemark target ${TM.port})`);
   for (const s of [SRC, NAT, TM]) {
     startPostgres(s.name, s.port, { fresh: true });
     const a = await pgAdmin(s.port);

@@ -27,6 +27,23 @@ export const pgTargetSchema = z
       .object({ chunk_rows: z.number().int().min(1).max(1_000_000).default(10_000) })
       .strict()
       .default({ chunk_rows: 10_000 }),
+    /**
+     * Grouping (README "Grouping and pipelining"): several source transactions per target transaction while more
+     * are immediately available; the same keys, defaults and meaning as a MySQL target's `batch`.
+     */
+    batch: z
+      .object({
+        max_transactions: z.number().int().min(1).max(100_000).default(500),
+        max_rows: z.number().int().min(1).max(1_000_000).default(20_000),
+        max_wait_ms: z.number().int().min(0).max(10_000).default(5),
+      })
+      .strict()
+      .default({ max_transactions: 500, max_rows: 20_000, max_wait_ms: 5 }),
+    /**
+     * Mark every applied transaction with the replication origin `tidemark_<source name>` (README "Replication
+     * origin"), so a capture of this database skips them. false: no origin (for a target that is never captured).
+     */
+    replication_origin: z.boolean().default(true),
     /** The site this target is applied at: the primary's (default) or a standby's, from its mirror journal. */
     site: z.string().min(1).optional(),
   })

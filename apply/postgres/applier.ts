@@ -124,7 +124,7 @@ export class PgApplier implements Applier {
       throw wrapPgError(err, `target ${t.name}: reading tidemark.applied`, { target: t.name });
     }
     if (t.replication_origin !== false) {
-      await setupOrigin(client, this.#o.source, t.name, t.user);
+      await setupOrigin(client, { source: this.#o.source, database: t.database, target: t.name, user: t.user });
       this.#origin = true;
     }
     return this.state;

@@ -40,8 +40,8 @@ export const pgTargetSchema = z
       .strict()
       .default({ max_transactions: 500, max_rows: 20_000, max_wait_ms: 5 }),
     /**
-     * Mark every applied transaction with the replication origin `tidemark_<source name>` (README "Replication
-     * origin"), so a capture of this database skips them. false: no origin (for a target that is never captured).
+     * Mark every applied transaction with the replication origin `tidemark_<source name>/<database>` (README
+     * "Replication origin"), so a capture of this database skips them. false: no origin (a target never captured).
      */
     replication_origin: z.boolean().default(true),
     /** The site this target is applied at: the primary's (default) or a standby's, from its mirror journal. */

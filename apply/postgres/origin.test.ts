@@ -3,8 +3,8 @@ import { sequencePosition } from '../../record/position.ts';
 import { originGrantSql, originName, timestampText, xactSetupSql } from './origin.ts';
 
 describe('PostgreSQL replication origin', () => {
-  it('is named after the source, with the prefix capture skips by default', () => {
-    expect(originName('pg-main')).toBe('tidemark_pg-main');
+  it('is named after the source and the target database, with the prefix capture skips by default', () => {
+    expect(originName('pg-main', 'shop')).toBe('tidemark_pg-main/shop');
   });
 
   it('writes a commit time with every microsecond', () => {

@@ -1,7 +1,7 @@
 /**
  * The replication origin that marks tidemark's writes on a PostgreSQL target (apply/postgres README "Replication
- * origin"): every apply session sets up the origin `tidemark_<source name>` (created when missing), and every
- * target transaction records the source commit it ends with (pg_replication_origin_xact_setup). The WAL of those
+ * origin"): every apply session sets up the origin `tidemark_<source name>/<database>` (created when missing), and
+ * every target transaction records the source commit it ends with (pg_replication_origin_xact_setup). The WAL of those
  * transactions then carries the origin, pgoutput sends an Origin message with them, and a tidemark capture of this
  * database skips them (capture/postgres `skip_origins`): a failback or two-way topology never loops.
  *
@@ -18,8 +18,11 @@ import type { AppliedState } from '../../engine/target.ts';
 /** The prefix of every origin tidemark creates (capture/postgres skips these by default). */
 export const ORIGIN_PREFIX = 'tidemark_';
 
-/** The origin of one source's writes. */
-export const originName = (source: string): string => `${ORIGIN_PREFIX}${source}`;
+/**
+ * The origin of one source's writes into one target database. Origins are cluster-wide and held by one session at
+ * a time, so two targets of the same source in one cluster (two databases) need two.
+ */
+export const originName = (source: string, database: string): string => `${ORIGIN_PREFIX}${source}/${database}`;
 
 /** The functions the apply role must be allowed to run (in every target database: pg_proc is per database). */
 export const ORIGIN_FUNCTIONS = [
@@ -58,8 +61,12 @@ const SETUP = 'SELECT pg_replication_origin_session_setup($1)';
  * Sets the session's origin up, creating it when it does not exist. The origin is held by one session at a time:
  * another session still holding it (the previous apply session of a killed process, not yet ended) is retriable.
  */
-export async function setupOrigin(client: pg.Client, source: string, target: string, user: string): Promise<void> {
-  const name = originName(source);
+export async function setupOrigin(
+  client: pg.Client,
+  o: { source: string; database: string; target: string; user: string },
+): Promise<void> {
+  const { target, user } = o;
+  const name = originName(o.source, o.database);
   const fail = (err: unknown): never => {
     const state = sqlStateOf(err);
     if (state === '42501') {

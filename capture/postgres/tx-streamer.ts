@@ -67,6 +67,8 @@ export interface TxStreamerOptions {
   readonly filter: TableFilter;
   /** The server may forget everything up to `lsn` (WalStream.confirm). */
   readonly confirm: (lsn: bigint) => void;
+  /** true: a transaction of this replication origin is not captured (source.skip_origins). Absent: none skipped. */
+  readonly skipOrigin?: (origin: string) => boolean;
 }
 
 export function unsupported(what: string, context: Record<string, string>): TidemarkError {
@@ -83,6 +85,8 @@ interface OpenTx {
   pending: { oid: number; shape: TableShape; op: RowOp; rows: RowImage[] } | null;
   rowCount: bigint;
   ddl: number;
+  /** Its Origin message names an origin skip_origins skips: nothing of it is journaled. */
+  skipped: boolean;
 }
 
 /** Turns decoded messages into entries, one source transaction at a time. */
@@ -94,6 +98,8 @@ export class TxStreamer {
   /** Tables a DDL message changed: their next Relation message is their new shape, not an untracked change. */
   readonly #announced = new Set<number>();
   #tx: OpenTx | null = null;
+  /** Transactions skipped for their replication origin (since this streamer started). */
+  skippedByOrigin = 0;
 
   constructor(o: TxStreamerOptions) {
     this.#o = o;
@@ -130,7 +136,9 @@ export class TxStreamer {
     const had = this.#shapes.get(m.relationOid);
     const same = (a: TableShape, b: TableShape) =>
       a.schema === b.schema && a.table === b.table && JSON.stringify(a.columns) === JSON.stringify(b.columns);
-    if (had && !same(had, shape) && !this.#announced.has(m.relationOid)) await this.#untracked(t, had, shape);
+    // A transaction skipped for its origin (tidemark applied it here) changes shapes by DDL that came from elsewhere.
+    const ours = this.#tx?.skipped === true;
+    if (had && !same(had, shape) && !this.#announced.has(m.relationOid) && !ours) await this.#untracked(t, had, shape);
     this.#announced.delete(m.relationOid);
     this.#shapes.set(m.relationOid, shape);
   }
@@ -186,6 +194,15 @@ export class TxStreamer {
     const schemas = new Set([...this.#byOid.values()].map((t) => t.schema));
     const inSchema = !tableish && d.objects.some((o) => o.schema !== null && schemas.has(o.schema));
     if (touched.length === 0 && created.length === 0 && !inSchema) return;
+    if (tx.skipped) {
+      // Applied here by tidemark from another source: not journaled, but the tables it creates, changes or drops are.
+      this.#track(
+        d,
+        touched,
+        created.map((o) => ({ schema: o.schema as string, table: o.name as string, oid: o.oid as number })),
+      );
+      return;
+    }
     const problem = statementProblem(d.tag, d.sql);
     if (problem) {
       throw unsupported(`replaying ${d.tag} (${this.#where()}): ${problem}; statement: ${d.sql.slice(0, 200)}`, {
@@ -249,7 +266,14 @@ export class TxStreamer {
   async message(m: PgoutputMessage<PgValue>, decoder: PgoutputDecoder): Promise<void> {
     switch (m.tag) {
       case 'begin':
-        this.#tx = { xid: m.xid, commitLsn: m.finalLsn, pending: null, rowCount: 0n, ddl: 0 };
+        this.#tx = { xid: m.xid, commitLsn: m.finalLsn, pending: null, rowCount: 0n, ddl: 0, skipped: false };
+        return;
+      case 'origin':
+        // Sent after Begin, before any change, for a transaction written under a replication origin.
+        if (this.#tx && this.#o.skipOrigin?.(m.name) === true) {
+          this.#tx.skipped = true;
+          this.skippedByOrigin++;
+        }
         return;
       case 'relation':
         return this.#relation(m);
@@ -263,7 +287,7 @@ export class TxStreamer {
             code: 'PG_PROTOCOL',
           });
         }
-        if (shape === null) return;
+        if (shape === null || tx.skipped) return;
         const { op, image } = rowImage(shape, m, this.#where());
         const p = tx.pending;
         if (p && (p.oid !== m.relationOid || p.op !== op || p.rows.length >= ROWS_PER_ENTRY)) await this.#flush(tx);
@@ -273,7 +297,7 @@ export class TxStreamer {
         return;
       }
       case 'truncate':
-        return this.#truncate(m, decoder);
+        return this.#tx?.skipped === true ? undefined : this.#truncate(m, decoder);
       case 'message':
         return this.#message(m);
       case 'commit': {
@@ -289,7 +313,7 @@ export class TxStreamer {
         return;
       }
       default:
-        // Origin and Type messages carry nothing to capture.
+        // Type messages carry nothing to capture.
         return;
     }
   }

@@ -414,6 +414,9 @@ export async function benchPostgres(o: PgBenchOptions) {
         tidemark_tx_per_s: Math.round((o.oltpTx + 1) / oltpTm.s),
         ratio: r2(oltpNative / oltpTm.s),
         tidemark_startup_s: r2(oltpTm.startupS),
+        // From its replication connection on (process start, config and journal open left out, as for capture).
+        tidemark_tx_per_s_after_start: Math.round((o.oltpTx + 1) / (oltpTm.s - oltpTm.startupS)),
+        ratio_after_start: r2(oltpNative / (oltpTm.s - oltpTm.startupS)),
         tidemark_peak_rss_mb: oltpTm.rssMb,
       },
       capture: {

@@ -52,6 +52,8 @@ export interface PgBenchOptions {
   lagSeconds: number;
   /** synchronous_commit of the apply role on the tidemark target (native's subscription defaults to off). */
   applySyncCommit: 'on' | 'off';
+  /** The target's batch.max_wait_ms (absent: the default, 5). */
+  applyMaxWaitMs?: number;
   log: (s: string) => void;
 }
 
@@ -121,6 +123,8 @@ interface TmRun {
   rssMb: number;
   /** Process start until its replication connection (slot tm_bench) began: included in `s`. */
   startupS: number;
+  /** Process start until its apply session on the target began: included in `s`. */
+  applyStartS: number;
 }
 
 /** tidemark: starts `run`, waits until marker `id` is on the target (and `during` is done); returns seconds, RSS. */
@@ -130,12 +134,14 @@ async function tidemarkCatchUp(
   tm: pg.Client,
   id: () => number,
   during?: () => Promise<void>,
+  args: string[] = [],
 ): Promise<TmRun> {
   const t0 = performance.now();
   const spawnedMs = Date.now();
-  const child = startRun(config);
+  const child = startRun(config, args);
   let rssMb = -1;
   let startupS = -1;
+  let applyStartS = -1;
   try {
     if (during) await during();
     await waitFor(`marker ${id()} on the tidemark target`, async () => {
@@ -147,6 +153,14 @@ async function tidemarkCatchUp(
         );
         if (r.rows[0]) startupS = (Number((r.rows[0] as { ms: unknown }).ms) - spawnedMs) / 1000;
       }
+      if (applyStartS < 0) {
+        const r = await tm.query(
+          `SELECT extract(epoch FROM backend_start) * 1000 AS ms FROM pg_stat_activity
+            WHERE application_name = 'tidemark-apply' ORDER BY backend_start DESC LIMIT 1`,
+        );
+        const ms = r.rows[0] ? Number((r.rows[0] as { ms: unknown }).ms) : 0;
+        if (ms >= spawnedMs) applyStartS = (ms - spawnedMs) / 1000;
+      }
       if (child.exitCode !== null) {
         throw new Error(
           `tidemark run exited with ${child.exitCode}: ${(child as ChildProcess & { lastStderr: () => string }).lastStderr()}`,
@@ -154,7 +168,7 @@ async function tidemarkCatchUp(
       }
       return hasMarker(tm, id())();
     });
-    return { s: (performance.now() - t0) / 1000, rssMb: Math.max(rssMb, peakRssMb(child)), startupS };
+    return { s: (performance.now() - t0) / 1000, rssMb: Math.max(rssMb, peakRssMb(child)), startupS, applyStartS };
   } finally {
     child.kill('SIGTERM');
     await exited(child);
@@ -320,7 +334,16 @@ export async function benchPostgres(o: PgBenchOptions) {
         stringify({
           source: { ...source, publication: 'bench_pub', slot, baseline: { chunk_rows: 10_000 } },
           journal: { dir: join(dir, journal) },
-          targets: [{ kind: 'postgres', name: 'pgtm', port: TM.port, ...APPLY_USER, database: DB }],
+          targets: [
+            {
+              kind: 'postgres',
+              name: 'pgtm',
+              port: TM.port,
+              ...APPLY_USER,
+              database: DB,
+              ...(o.applyMaxWaitMs !== undefined ? { batch: { max_wait_ms: o.applyMaxWaitMs } } : {}),
+            },
+          ],
           rollback: { index: false },
           log: { level: 'warn' },
         }),
@@ -387,6 +410,33 @@ export async function benchPostgres(o: PgBenchOptions) {
     const oltpTm = await tidemarkCatchUp(src, runCfg, tm, () => oltpMark);
     log(`oltp: source ${oltpSrcS.toFixed(2)} s, native ${oltpNative.toFixed(2)} s, tidemark ${oltpTm.s.toFixed(2)} s`);
 
+    // Apply alone: a second OLTP run journaled first by `--only capture`, then `--only apply` timed (from process
+    // start, and from its first target session on) — what the applier does without capture in the same process.
+    log('oltp apply only: a second OLTP run captured first, then apply alone');
+    await runPgOltp(() => pgAdmin(SRC.port, DB), {
+      transactions: o.oltpTx,
+      workers: 4,
+      seed: 43,
+      firstId: 500_000_000,
+    });
+    const beforeApplyMark = await walNow(src);
+    const applyMark = await mark();
+    const capOnly = startRun(runCfg, ['--only', 'capture']);
+    try {
+      await waitFor('the second OLTP run in the journal', async () => {
+        const h = await lastCommit(join(dir, 'journal'));
+        return h !== null && (h.position as SequencePosition).value > beforeApplyMark;
+      });
+    } finally {
+      capOnly.kill('SIGTERM');
+      await exited(capOnly);
+    }
+    const applyOnly = await tidemarkCatchUp(src, runCfg, tm, () => applyMark, undefined, ['--only', 'apply']);
+    // Not seen (the poll missed its start): no after-start figure (NaN → null in the JSON).
+    const applyAfterS = applyOnly.applyStartS >= 0 ? applyOnly.s - applyOnly.applyStartS : Number.NaN;
+    const oltp2Native = await nativeCatchUp(nat, applyMark);
+    log(`oltp apply only: native ${oltp2Native.toFixed(2)} s, tidemark apply ${applyOnly.s.toFixed(2)} s`);
+
     log(`lag: ${o.lagRate} tx/s for ${o.lagSeconds} s, each contender alone`);
     const paced = (first: number) =>
       runPaced(() => pgAdmin(SRC.port, DB), { first, rate: o.lagRate, seconds: o.lagSeconds, workers: 16 });
@@ -418,6 +468,7 @@ export async function benchPostgres(o: PgBenchOptions) {
 
     return {
       apply_synchronous_commit: o.applySyncCommit,
+      apply_max_wait_ms: o.applyMaxWaitMs ?? 5,
       bulk: {
         insert_rows: o.bulkRows,
         update_rows: o.updateRows,
@@ -437,6 +488,13 @@ export async function benchPostgres(o: PgBenchOptions) {
         tidemark_tx_per_s_after_start: Math.round((o.oltpTx + 1) / (oltpTm.s - oltpTm.startupS)),
         ratio_after_start: r2(oltpNative / (oltpTm.s - oltpTm.startupS)),
         tidemark_peak_rss_mb: oltpTm.rssMb,
+        apply_only: {
+          native_tx_per_s: Math.round((o.oltpTx + 1) / oltp2Native),
+          tidemark_tx_per_s: Math.round((o.oltpTx + 1) / applyOnly.s),
+          tidemark_tx_per_s_after_start: Math.round((o.oltpTx + 1) / applyAfterS),
+          ratio: r2(oltp2Native / applyOnly.s),
+          ratio_after_start: r2(oltp2Native / applyAfterS),
+        },
       },
       capture: {
         rows: capRows,

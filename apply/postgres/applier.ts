@@ -22,6 +22,7 @@ import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { TidemarkError } from '../../core/errors.ts';
 import { type ApplyMetrics, applyMetrics, noMetrics } from '../../engine/apply-metrics.ts';
+import { BATCH_DEFAULTS } from '../../engine/batch-config.ts';
 import { Puller } from '../../engine/puller.ts';
 import type { Applier, ApplyRunOptions, AppliedState, JournalItem } from '../../engine/target.ts';
 import { sqlStateOf, wrapPgError } from '../../postgres/errors.ts';
@@ -82,9 +83,6 @@ interface Group {
   ddl: boolean;
 }
 
-/** The `batch` defaults (config.ts), for a section built without the schema. */
-const DEFAULT_BATCH = { max_transactions: 500, max_rows: 20_000, max_wait_ms: 5 } as const;
-
 export class PgApplier implements Applier {
   readonly #o: PgApplierOptions;
   readonly #metrics: ApplyMetrics;
@@ -138,7 +136,7 @@ export class PgApplier implements Applier {
   async run(entries: AsyncIterable<JournalItem>, o: ApplyRunOptions): Promise<void> {
     const client = this.#client;
     if (!client) throw new Error('postgres applier: run() before open()');
-    const b = this.#o.target.batch ?? DEFAULT_BATCH;
+    const b = this.#o.target.batch ?? BATCH_DEFAULTS; // a section built without the schema (tests)
     const isolate = o.isolateThroughLsn ?? -1n;
     const puller = new Puller(entries[Symbol.asyncIterator](), o.signal);
     let inTx = false;

@@ -4,6 +4,7 @@
  * key (a typo) is an error. Documented in apply/postgres/README.md.
  */
 import { z } from 'zod';
+import { batchSchema } from '../../engine/batch-config.ts';
 import type { ResolvedEndpoint } from '../../core/secret.ts';
 // The engine-neutral endpoint keys (name, port, password keys, tls) are those of every endpoint in the file.
 import {
@@ -31,14 +32,7 @@ export const pgTargetSchema = z
      * Grouping (README "Grouping and pipelining"): several source transactions per target transaction while more
      * are immediately available; the same keys, defaults and meaning as a MySQL target's `batch`.
      */
-    batch: z
-      .object({
-        max_transactions: z.number().int().min(1).max(100_000).default(500),
-        max_rows: z.number().int().min(1).max(1_000_000).default(20_000),
-        max_wait_ms: z.number().int().min(0).max(10_000).default(5),
-      })
-      .strict()
-      .default({ max_transactions: 500, max_rows: 20_000, max_wait_ms: 5 }),
+    batch: batchSchema,
     /**
      * Mark every applied transaction with the replication origin `tidemark_<source name>/<database>` (README
      * "Replication origin"), so a capture of this database skips them. false: no origin (a target never captured).

@@ -94,7 +94,7 @@ targets:
     kind: postgres
     host: 127.0.0.1
     port: $P2
-    user: tidemark_apply     # DML on shop.*, SET ON PARAMETER session_replication_role
+    user: tidemark_apply     # DML on shop.*, SET ON PARAMETER session_replication_role, origin functions
     password_env: DEMO_APPLY_PASSWORD
     database: shop
 log:

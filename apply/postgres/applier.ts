@@ -29,7 +29,7 @@ import { sqlStateOf, wrapPgError } from '../../postgres/errors.ts';
 import { openPgClient } from '../../postgres/session.ts';
 import { qualifiedName, quoteIdent } from '../../postgres/sql.ts';
 import type { DdlEntry, RowsEntry, Value } from '../../record/record.ts';
-import { PgBatcher } from './batcher.ts';
+import { clearTableStatement, isFirstBaselineChunk, PgBatcher } from './batcher.ts';
 import { readTargetTable } from './catalog.ts';
 import type { PgTargetSection } from './config.ts';
 import { createSql, ensureRowSql, hasTableSql, parseStored, selectSql, storeParams, storeSql } from './position.ts';
@@ -98,6 +98,8 @@ export class PgApplier implements Applier {
   /** A source transaction is open (some of its entries applied into the group) and whether it is a baseline unit. */
   #txOpen = false;
   #baselineUnit = false;
+  /** The baseline unit whose table was cleared last (one clear per unit, however many rows entries it has). */
+  #cleared = '';
   state: AppliedState | null = null;
   hold: string | null = null;
   readonly promoted = false;
@@ -311,6 +313,12 @@ export class PgApplier implements Applier {
     const rows = this.#fromMysql
       ? e.rows.map((r) => ({ before: this.#image(e, r.before), after: this.#image(e, r.after) }))
       : e.rows;
+    if (this.#baselineUnit && !this.#fromMysql && e.txId !== this.#cleared && isFirstBaselineChunk(e.txId)) {
+      // A table's first baseline chunk: rows an earlier, unfinished baseline left (and the source deleted since)
+      // go first, in the same transaction; everything queued before goes out before it (statement order).
+      this.#cleared = e.txId;
+      await this.#pipe!.queue([...this.#batcher.drain(), clearTableStatement(st, e)]);
+    }
     const ready = this.#batcher.push({ ...e, rows }, st, this.#baselineUnit);
     if (ready.length > 0) await this.#pipe!.queue(ready);
   }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TidemarkError } from '../../core/errors.ts';
 import type { Column, RowImage, RowOp } from '../../record/record.ts';
-import { mismatch, PgBatcher, type PgStatement } from './batcher.ts';
+import { clearTableStatement, isFirstBaselineChunk, mismatch, PgBatcher, type PgStatement } from './batcher.ts';
 import { buildStatements, inlineParams, type TargetTable } from './statements.ts';
 
 const table: TargetTable = {
@@ -111,5 +111,14 @@ describe('PostgreSQL apply batcher', () => {
       `SELECT "a$1", '7'::int, NULL,  E'o''k\\\\'`, // pg.escapeLiteral leads an E'' literal with a space
     );
     expect(() => inlineParams('SELECT $2', ['1'])).toThrow(RangeError);
+  });
+
+  it('knows a table’s first baseline chunk, and clears the table without a row count', () => {
+    expect(isFirstBaselineChunk('baseline:app.t:0')).toBe(true);
+    expect(isFirstBaselineChunk('baseline:app.t:10')).toBe(false);
+    expect(isFirstBaselineChunk('baseline:0/16B3748')).toBe(false);
+    expect(isFirstBaselineChunk('740:0/16B3748')).toBe(false);
+    const c = clearTableStatement(st, { schema: 's', table: 'T' });
+    expect([c.sql, c.check, mismatch('t1', c, 57, null)]).toEqual(['DELETE FROM "s"."T"', 'none', null]);
   });
 });

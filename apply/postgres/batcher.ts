@@ -234,6 +234,27 @@ export class PgBatcher {
 }
 
 /**
+ * A PostgreSQL source's baseline unit that is a table's first chunk (capture/postgres baseline.ts names units
+ * `baseline:<schema>.<table>:<chunk>`).
+ */
+export function isFirstBaselineChunk(txId: string): boolean {
+  return txId.startsWith('baseline:') && txId.endsWith(':0');
+}
+
+/** `DELETE FROM t` (every row: the apply role has DELETE, not TRUNCATE), no row count to check. */
+export function clearTableStatement(st: TableStatements, e: { schema: string; table: string }): PgStatement {
+  return {
+    sql: `DELETE FROM ${st.name}`,
+    schema: e.schema,
+    table: e.table,
+    op: 'delete',
+    keyNames: [],
+    rows: [],
+    check: 'none',
+  };
+}
+
+/**
  * The divergence error when a statement's rows did not all match: names the table, the first unmatched row's
  * seq, source transaction and key. `matched`: the ordinals that came back (returning), or the affected-row count.
  */

@@ -33,7 +33,7 @@ import { type PgSourceSection, pgSourceSchema } from '../../capture/postgres/con
 import { MemorySink, memoryLogger, rowsEntries } from '../fixtures/capture-kit.ts';
 import { lastCommit } from '../../journal/index.ts';
 import { positionToJson, sequencePosition } from '../../record/position.ts';
-import type { RowsEntry } from '../../record/record.ts';
+import type { CommitEntry, RowsEntry } from '../../record/record.ts';
 import type { JournalItem } from '../../engine/target.ts';
 import type { TidemarkError } from '../../core/errors.ts';
 import { APPLY_USER, CAPTURE_USER, pgAdmin, startPgPair, superuserClient, stopPostgres } from '../fixtures/postgres.ts';
@@ -458,10 +458,19 @@ describe('the applier on its own (apply/postgres/applier.ts)', () => {
         { ...marker(seq, w), entry: { ...(marker(seq, w).entry as RowsEntry), source: 'loop' } },
         { ...commit(seq + 1n, 'stream'), entry: { ...commit(seq + 1n, 'stream').entry, source: 'loop' } },
       ];
-      const a = postgresTarget.applier({ target: targetSection(), source: 'loop', log: pino({ level: 'silent' }) });
+      // A wait long enough that the three are one group however slow the machine (the group ends with the items).
+      const target = { ...targetSection(), batch: { max_transactions: 500, max_rows: 20_000, max_wait_ms: 10_000 } };
+      Object.defineProperty(target, 'password', { value: APPLY_USER.password, enumerable: false });
+      const a = postgresTarget.applier({ target, source: 'loop', log: pino({ level: 'silent' }) });
       try {
         await a.open();
-        await a.run(items([...loop(1n, 950_001), ...loop(3n, 950_002), ...loop(5n, 950_003)]), {});
+        const commits: bigint[] = [];
+        await a.run(items([...loop(1n, 950_001), ...loop(3n, 950_002), ...loop(5n, 950_003)]), {
+          onApplied: (st) => {
+            commits.push(st.seq);
+          },
+        });
+        expect(commits).toEqual([6n]); // one target transaction for the three source transactions
         expect(a.state?.seq).toBe(6n);
       } finally {
         await a.close();
@@ -495,4 +504,44 @@ describe('the applier on its own (apply/postgres/applier.ts)', () => {
       );
     }
   }, 120_000);
+
+  it('a baseline taken again clears each table at its first chunk: rows the new snapshot lacks do not stay', async () => {
+    const unit = (seq: bigint, chunk: string, ws: number[]): JournalItem[] => [
+      {
+        lsn: seq,
+        entry: {
+          ...(marker(seq, 0).entry as RowsEntry),
+          source: 'rebase',
+          txId: `baseline:app.m:${chunk}`,
+          rows: ws.map((w) => ({ before: null, after: [String(w), '2026-12-06 12:00:00.000001+00'] })),
+        },
+      },
+      {
+        lsn: seq + BigInt(ws.length),
+        entry: {
+          ...(commit(seq + BigInt(ws.length), 'baseline-end').entry as CommitEntry),
+          source: 'rebase',
+          txId: `baseline:app.m:${chunk}`,
+          phase: 'baseline',
+        },
+      },
+    ];
+    const apply = async (list: JournalItem[]) => {
+      const a = postgresTarget.applier({ target: targetSection(), source: 'rebase', log: pino({ level: 'silent' }) });
+      try {
+        await a.open();
+        await a.run(items(list), {});
+      } finally {
+        await a.close();
+      }
+    };
+    const ws = async () =>
+      (await dst.query('SELECT w FROM app.m WHERE w >= 970000 ORDER BY w')).rows.map((r) => Number(r['w']));
+    // An unfinished baseline: two chunks of app.m applied, then the capture stopped.
+    await apply([...unit(1n, '0', [970_001, 970_002, 970_003]), ...unit(5n, '1', [970_004])]);
+    expect(await ws()).toEqual([970_001, 970_002, 970_003, 970_004]);
+    // Taken again from a new snapshot in which 970002 and 970004 were deleted and 970005 inserted.
+    await apply(unit(7n, '0', [970_001, 970_003, 970_005]));
+    expect(await ws()).toEqual([970_001, 970_003, 970_005]);
+  }, 60_000);
 });

@@ -8,8 +8,9 @@
  *   npm run bench -- backup [--json] [--size-mib N] [--pitr-tx N] [--archive-rate TX_PER_S] [--archive-s S]
  *                                                                    (sysbench-prepared datadir, kept between runs)
  *   npm run bench -- postgres [--json] [--bulk-rows N] [--update-rows N] [--oltp-tx N] [--rate TX_PER_S] [--lag-s S]
- *                   [--apply-sync-commit on|off]
- *                   (PostgreSQL 15 on ports 5500-5502; defaults 50000 / 25000 / 3000 / 2000 / 5)
+ *                   [--apply-sync-commit on|off] [--apply-max-wait-ms MS]
+ *                   (PostgreSQL 15 on ports 5500-5502, TIDEMARK_BENCH_PG_PORT=base moves them; defaults
+ *                   50000 / 25000 / 3000 / 2000 / 5)
  */
 import { parseArgs } from 'node:util';
 
@@ -23,6 +24,7 @@ const { values, positionals } = parseArgs({
     'oltp-tx': { type: 'string' },
     'lag-s': { type: 'string', default: '5' },
     'apply-sync-commit': { type: 'string', default: 'on' },
+    'apply-max-wait-ms': { type: 'string' },
     rows: { type: 'string', default: '100000' },
     changes: { type: 'string', default: '10000000' },
     'index-dir': { type: 'string', default: '/tmp/tidemark-bench-rewind' },
@@ -60,6 +62,7 @@ if (which === 'spine') {
     lagRate: Number(values.rate),
     lagSeconds: Number(values['lag-s']),
     applySyncCommit: values['apply-sync-commit'] === 'off' ? 'off' : 'on',
+    ...(values['apply-max-wait-ms'] !== undefined ? { applyMaxWaitMs: Number(values['apply-max-wait-ms']) } : {}),
     // --json: quiet, the JSON line only.
     log: values.json ? () => {} : log,
   });

@@ -89,14 +89,14 @@ async function oltpTransaction(c: pg.Client, k: Worker): Promise<void> {
 /** Runs `transactions` OLTP transactions over `workers` connections; returns the seconds it took. */
 export async function runPgOltp(
   connect: () => Promise<pg.Client>,
-  o: { transactions: number; workers: number; seed: number },
+  o: { transactions: number; workers: number; seed: number; firstId?: number },
 ): Promise<number> {
   const t0 = performance.now();
   let issued = 0;
   await Promise.all(
     Array.from({ length: o.workers }, async (_, i) => {
       const c = await connect();
-      const k: Worker = { w: i + 1, r: prng(o.seed * 7919 + i), next: 0, orders: [] };
+      const k: Worker = { w: i + 1, r: prng(o.seed * 7919 + i), next: o.firstId ?? 0, orders: [] };
       try {
         while (issued < o.transactions) {
           issued++;

@@ -2,7 +2,8 @@
  * PostgreSQL benchmark: PostgreSQL's own logical replication (a CREATE SUBSCRIPTION subscriber) vs tidemark
  * (capture/postgres → journal → apply/postgres), on the same source and the same WAL, one contender at a time
  * (2 shared cores: running both at once would measure contention). PostgreSQL 15 servers from
- * compose/local/postgres.sh on ports 5500 (source), 5501 (native subscriber), 5502 (tidemark target).
+ * compose/local/postgres.sh on ports 5500 (source), 5501 (native subscriber), 5502 (tidemark target); the environment
+ * variable TIDEMARK_BENCH_PG_PORT moves the three (base, base+1, base+2).
  *
  *   bulk:    one N-row INSERT transaction + one M-row UPDATE transaction
  *   oltp:    N small multi-table transactions (bench/pg-workload.ts)
@@ -22,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { stringify } from 'yaml';
-import { lastCommit } from '../journal/index.ts';
+import { JournalReader, lastCommit, readEntries } from '../journal/index.ts';
 import {
   APPLY_USER,
   CAPTURE_USER,
@@ -35,9 +36,11 @@ import { exited, startRun } from '../test/fixtures/topology.ts';
 import type { SequencePosition } from '../record/position.ts';
 import { LAG_SOURCE, LAG_TARGET, PG_SHOP_SCHEMA, lagPercentiles, runPaced, runPgOltp } from './pg-workload.ts';
 
-const SRC = { name: 'benchpg-src', port: 5500 };
-const NAT = { name: 'benchpg-nat', port: 5501 };
-const TM = { name: 'benchpg-tm', port: 5502 };
+/** Ports base, base+1, base+2 (default 5500; TIDEMARK_BENCH_PG_PORT moves them, e.g. beside other test servers). */
+const BASE = Number(process.env['TIDEMARK_BENCH_PG_PORT'] ?? '5500');
+const SRC = { name: 'benchpg-src', port: BASE };
+const NAT = { name: 'benchpg-nat', port: BASE + 1 };
+const TM = { name: 'benchpg-tm', port: BASE + 2 };
 const DB = 'benchdb';
 const RECVLOGICAL = '/usr/lib/postgresql/15/bin/pg_recvlogical';
 
@@ -49,6 +52,8 @@ export interface PgBenchOptions {
   lagSeconds: number;
   /** synchronous_commit of the apply role on the tidemark target (native's subscription defaults to off). */
   applySyncCommit: 'on' | 'off';
+  /** The target's batch.max_wait_ms (absent: the default, 5). */
+  applyMaxWaitMs?: number;
   log: (s: string) => void;
 }
 
@@ -118,6 +123,8 @@ interface TmRun {
   rssMb: number;
   /** Process start until its replication connection (slot tm_bench) began: included in `s`. */
   startupS: number;
+  /** Process start until its apply session on the target began: included in `s`. */
+  applyStartS: number;
 }
 
 /** tidemark: starts `run`, waits until marker `id` is on the target (and `during` is done); returns seconds, RSS. */
@@ -127,12 +134,14 @@ async function tidemarkCatchUp(
   tm: pg.Client,
   id: () => number,
   during?: () => Promise<void>,
+  args: string[] = [],
 ): Promise<TmRun> {
   const t0 = performance.now();
   const spawnedMs = Date.now();
-  const child = startRun(config);
+  const child = startRun(config, args);
   let rssMb = -1;
   let startupS = -1;
+  let applyStartS = -1;
   try {
     if (during) await during();
     await waitFor(`marker ${id()} on the tidemark target`, async () => {
@@ -144,6 +153,14 @@ async function tidemarkCatchUp(
         );
         if (r.rows[0]) startupS = (Number((r.rows[0] as { ms: unknown }).ms) - spawnedMs) / 1000;
       }
+      if (applyStartS < 0) {
+        const r = await tm.query(
+          `SELECT extract(epoch FROM backend_start) * 1000 AS ms FROM pg_stat_activity
+            WHERE application_name = 'tidemark-apply' ORDER BY backend_start DESC LIMIT 1`,
+        );
+        const ms = r.rows[0] ? Number((r.rows[0] as { ms: unknown }).ms) : 0;
+        if (ms >= spawnedMs) applyStartS = (ms - spawnedMs) / 1000;
+      }
       if (child.exitCode !== null) {
         throw new Error(
           `tidemark run exited with ${child.exitCode}: ${(child as ChildProcess & { lastStderr: () => string }).lastStderr()}`,
@@ -151,7 +168,7 @@ async function tidemarkCatchUp(
       }
       return hasMarker(tm, id())();
     });
-    return { s: (performance.now() - t0) / 1000, rssMb: Math.max(rssMb, peakRssMb(child)), startupS };
+    return { s: (performance.now() - t0) / 1000, rssMb: Math.max(rssMb, peakRssMb(child)), startupS, applyStartS };
   } finally {
     child.kill('SIGTERM');
     await exited(child);
@@ -188,7 +205,11 @@ async function slotActiveTo(slot: string, proc: ChildProcess, done: () => Promis
       if (end !== null) {
         stop = true;
         await watcher;
-        if (startMs === null) throw new Error(`${slot}: done before its walsender was seen: use more rows`);
+        // Not seen (it ended between two polls): no figure (NaN → null in the JSON) rather than no benchmark.
+        if (startMs === null) {
+          process.stderr.write(`bench: ${slot}: done before its walsender was seen; its figure is left out\n`);
+          return Number.NaN;
+        }
         return (end - startMs) / 1000;
       }
       if (proc.exitCode !== null && proc.exitCode !== 0)
@@ -256,12 +277,50 @@ async function captureRace(capCfg: string, journal: string, after: bigint) {
   return { tmS, recvS };
 }
 
+/**
+ * Where the lag goes, from the journal (the lag run's single-row stream transactions, committed on the source from
+ * `fromUs` on) and the target: capture = source commit → handed to the journal (captureTimeUs); apply = that →
+ * the row's insert on the target (applied_at: the journal read, the group's wait, the statement). p50 / p99 in ms.
+ */
+async function lagShares(journal: string, fromUs: bigint, tm: pg.Client) {
+  const captured = new Map<string, bigint>();
+  const cap: number[] = [];
+  const app: number[] = [];
+  let ids: string[] = [];
+  for await (const { entry: e } of readEntries(new JournalReader({ dir: journal, fromLsn: 1n, follow: false }))) {
+    if (e.kind === 'rows' && e.table === 'lag') ids.push(...e.rows.map((r) => String(r.after?.[0])));
+    else if (e.kind === 'commit') {
+      if (e.phase === 'stream' && e.commitTimeUs !== null && e.commitTimeUs >= fromUs) {
+        for (const id of ids) captured.set(id, e.captureTimeUs);
+        cap.push(Number(e.captureTimeUs - e.commitTimeUs) / 1000);
+      }
+      ids = [];
+    }
+  }
+  const rows = await tm.query(
+    'SELECT id::text AS id, (extract(epoch FROM applied_at) * 1000000)::bigint::text AS us FROM bench.lag WHERE id = ANY($1::bigint[])',
+    [[...captured.keys()]],
+  );
+  for (const r of rows.rows as { id: string; us: string }[]) {
+    const c = captured.get(r.id);
+    if (c !== undefined) app.push(Number(BigInt(r.us) - c) / 1000);
+  }
+  const pct = (xs: number[], q: number) => {
+    xs.sort((a, b) => a - b);
+    return Math.round((xs[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? -1) * 10) / 10;
+  };
+  return {
+    capture: { p50: pct(cap, 0.5), p99: pct(cap, 0.99) },
+    apply: { p50: pct(app, 0.5), p99: pct(app, 0.99) },
+  };
+}
+
 const walNow = async (src: pg.Client) => lsnOf(String((await one(src, 'SELECT pg_current_wal_lsn()::text AS l'))['l']));
 
 export async function benchPostgres(o: PgBenchOptions) {
   const log = o.log;
   const dir = mkdtempSync(join(tmpdir(), 'tm-bench-pg-'));
-  log('starting servers (source 5500, native subscriber 5501, tidemark target 5502)');
+  log(`starting servers (source ${SRC.port}, native subscriber ${NAT.port}, tidemark target ${TM.port})`);
   for (const s of [SRC, NAT, TM]) {
     startPostgres(s.name, s.port, { fresh: true });
     const a = await pgAdmin(s.port);
@@ -301,7 +360,16 @@ export async function benchPostgres(o: PgBenchOptions) {
         stringify({
           source: { ...source, publication: 'bench_pub', slot, baseline: { chunk_rows: 10_000 } },
           journal: { dir: join(dir, journal) },
-          targets: [{ kind: 'postgres', name: 'pgtm', port: TM.port, ...APPLY_USER, database: DB }],
+          targets: [
+            {
+              kind: 'postgres',
+              name: 'pgtm',
+              port: TM.port,
+              ...APPLY_USER,
+              database: DB,
+              ...(o.applyMaxWaitMs !== undefined ? { batch: { max_wait_ms: o.applyMaxWaitMs } } : {}),
+            },
+          ],
           rollback: { index: false },
           log: { level: 'warn' },
         }),
@@ -368,6 +436,33 @@ export async function benchPostgres(o: PgBenchOptions) {
     const oltpTm = await tidemarkCatchUp(src, runCfg, tm, () => oltpMark);
     log(`oltp: source ${oltpSrcS.toFixed(2)} s, native ${oltpNative.toFixed(2)} s, tidemark ${oltpTm.s.toFixed(2)} s`);
 
+    // Apply alone: a second OLTP run journaled first by `--only capture`, then `--only apply` timed (from process
+    // start, and from its first target session on) — what the applier does without capture in the same process.
+    log('oltp apply only: a second OLTP run captured first, then apply alone');
+    await runPgOltp(() => pgAdmin(SRC.port, DB), {
+      transactions: o.oltpTx,
+      workers: 4,
+      seed: 43,
+      firstId: 500_000_000,
+    });
+    const beforeApplyMark = await walNow(src);
+    const applyMark = await mark();
+    const capOnly = startRun(runCfg, ['--only', 'capture']);
+    try {
+      await waitFor('the second OLTP run in the journal', async () => {
+        const h = await lastCommit(join(dir, 'journal'));
+        return h !== null && (h.position as SequencePosition).value > beforeApplyMark;
+      });
+    } finally {
+      capOnly.kill('SIGTERM');
+      await exited(capOnly);
+    }
+    const applyOnly = await tidemarkCatchUp(src, runCfg, tm, () => applyMark, undefined, ['--only', 'apply']);
+    // Not seen (the poll missed its start): no after-start figure (NaN → null in the JSON).
+    const applyAfterS = applyOnly.applyStartS >= 0 ? applyOnly.s - applyOnly.applyStartS : Number.NaN;
+    const oltp2Native = await nativeCatchUp(nat, applyMark);
+    log(`oltp apply only: native ${oltp2Native.toFixed(2)} s, tidemark apply ${applyOnly.s.toFixed(2)} s`);
+
     log(`lag: ${o.lagRate} tx/s for ${o.lagSeconds} s, each contender alone`);
     const paced = (first: number) =>
       runPaced(() => pgAdmin(SRC.port, DB), { first, rate: o.lagRate, seconds: o.lagSeconds, workers: 16 });
@@ -379,6 +474,7 @@ export async function benchPostgres(o: PgBenchOptions) {
     await nat.query('ALTER SUBSCRIPTION nat DISABLE');
     const natLag = await lagPercentiles(nat, 1, n);
     let tmWrite = { transactions: 0, txPerS: 0 };
+    let lagFromUs = 0n;
     const levelMark = await mark();
     const lagTm = await tidemarkCatchUp(
       src,
@@ -387,15 +483,18 @@ export async function benchPostgres(o: PgBenchOptions) {
       () => marker,
       async () => {
         await waitFor('tidemark level before the lag run', hasMarker(tm, levelMark));
+        lagFromUs = BigInt(Date.now()) * 1000n;
         tmWrite = await paced(1_000_001);
         await mark();
       },
     );
     const tmLag = await lagPercentiles(tm, 1_000_001, n);
+    const shares = await lagShares(join(dir, 'journal'), lagFromUs, tm);
     log(`lag p99: native ${natLag.p99} ms, tidemark ${tmLag.p99} ms`);
 
     return {
       apply_synchronous_commit: o.applySyncCommit,
+      apply_max_wait_ms: o.applyMaxWaitMs ?? 5,
       bulk: {
         insert_rows: o.bulkRows,
         update_rows: o.updateRows,
@@ -411,7 +510,17 @@ export async function benchPostgres(o: PgBenchOptions) {
         tidemark_tx_per_s: Math.round((o.oltpTx + 1) / oltpTm.s),
         ratio: r2(oltpNative / oltpTm.s),
         tidemark_startup_s: r2(oltpTm.startupS),
+        // From its replication connection on (process start, config and journal open left out, as for capture).
+        tidemark_tx_per_s_after_start: Math.round((o.oltpTx + 1) / (oltpTm.s - oltpTm.startupS)),
+        ratio_after_start: r2(oltpNative / (oltpTm.s - oltpTm.startupS)),
         tidemark_peak_rss_mb: oltpTm.rssMb,
+        apply_only: {
+          native_tx_per_s: Math.round((o.oltpTx + 1) / oltp2Native),
+          tidemark_tx_per_s: Math.round((o.oltpTx + 1) / applyOnly.s),
+          tidemark_tx_per_s_after_start: Math.round((o.oltpTx + 1) / applyAfterS),
+          ratio: r2(oltp2Native / applyOnly.s),
+          ratio_after_start: r2(oltp2Native / applyAfterS),
+        },
       },
       capture: {
         rows: capRows,
@@ -428,7 +537,17 @@ export async function benchPostgres(o: PgBenchOptions) {
       lag: {
         rate_tx_per_s: o.lagRate,
         native: { achieved_tx_per_s: natWrite.txPerS, p50_ms: natLag.p50, p99_ms: natLag.p99 },
-        tidemark: { achieved_tx_per_s: tmWrite.txPerS, p50_ms: tmLag.p50, p99_ms: tmLag.p99, peak_rss_mb: lagTm.rssMb },
+        tidemark: {
+          achieved_tx_per_s: tmWrite.txPerS,
+          p50_ms: tmLag.p50,
+          p99_ms: tmLag.p99,
+          peak_rss_mb: lagTm.rssMb,
+          // Source commit → handed to the journal (capture's share) and from there → inserted on the target.
+          capture_p50_ms: shares.capture.p50,
+          capture_p99_ms: shares.capture.p99,
+          apply_p50_ms: shares.apply.p50,
+          apply_p99_ms: shares.apply.p99,
+        },
       },
       tidemark_peak_rss_mb: Math.max(bulkTm.rssMb, oltpTm.rssMb, lagTm.rssMb),
     };

@@ -36,7 +36,7 @@ import {
   upsertPositionSql,
 } from './position-table.ts';
 import { Pipeline } from './pipeline.ts';
-import { Puller } from './puller.ts';
+import { Puller } from '../../engine/puller.ts';
 import { type MysqlEndpoint, openSession, serverFlavor } from '../../mysql/session.ts';
 import type { Flavor } from '../../mysql/sql.ts';
 import { type TableMeta, TableMetaCache } from './table-meta.ts';

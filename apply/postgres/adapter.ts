@@ -28,7 +28,13 @@ export const postgresTarget: TargetAdapter<PgTargetSection> = {
         { target: o.target.name },
       );
     }
-    return new PgApplier({ target: o.target, source: o.source, sourceKind: o.sourceKind, log: o.log });
+    return new PgApplier({
+      target: o.target,
+      source: o.source,
+      sourceKind: o.sourceKind,
+      log: o.log,
+      metrics: o.metrics,
+    });
   },
   async readStored(t, source) {
     try {

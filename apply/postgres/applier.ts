@@ -1,31 +1,42 @@
 /**
  * The PostgreSQL applier (engine/target.ts Applier): applies journal transactions to a PostgreSQL target exactly
- * once. Each source transaction is one target transaction:
+ * once. Several source transactions are grouped into one target transaction while more are immediately available
+ * (targets[].batch, as apply/mysql), and their rows go out as few statements (batcher.ts), several to a query
+ * (pipeline.ts):
  *   BEGIN; SET LOCAL session_replication_role = replica;   (ordinary triggers and FK actions do not fire again:
  *                                                         the source already ran them, their effects are journaled)
- *   INSERT / UPDATE … WHERE pk / DELETE … WHERE pk       (statements.ts: text parameters cast to the column types)
- *   UPDATE tidemark.applied SET seq, lsn, position …     (position.ts: only while still at the seq we read)
- *   COMMIT
- * so a crash at any point leaves the target either before or after the whole source transaction, with the stored
- * position saying which; entries at or below the stored seq are skipped. Every UPDATE/DELETE must touch exactly one
- * row (0 rows: the target has diverged — APPLY_DIVERGED, never silently skipped). DDL entries of a PostgreSQL source
- * (its statement text, TRUNCATE) run in the same transaction, after `SET LOCAL search_path` to the schema the
- * statement ran in: PostgreSQL's DDL is transactional, so a DDL and the position commit together or not at all
- * (no "DDL pending" state as on MySQL). DDL of another engine's source is refused (no cross-engine mapping yet).
+ *   multi-row INSERT / UPDATE … FROM (VALUES …) / DELETE … USING (VALUES …) / UPDATE … WHERE pk   (row counts checked)
+ *   UPDATE tidemark.applied SET seq, lsn, position …     (position.ts: only while still at the seq we read; else
+ *                                                         a division by zero, so that nothing commits)
+ *   SELECT pg_replication_origin_xact_setup(…); COMMIT   (origin.ts: the writes carry tidemark's origin)
+ * so a crash at any point leaves the target either before or after the whole group, with the stored position
+ * saying which; entries at or below the stored seq are skipped. A group ends only at a source commit, so a reader
+ * never sees part of a source transaction. Every UPDATE/DELETE must touch exactly its rows (fewer: the target has
+ * diverged — APPLY_DIVERGED, never silently skipped). DDL entries of a PostgreSQL source (its statement text,
+ * TRUNCATE) run in the same transaction, after `SET LOCAL search_path` to the schema the statement ran in:
+ * PostgreSQL's DDL is transactional, so a DDL and the position commit together or not at all (no "DDL pending"
+ * state as on MySQL); a group with a DDL ends at that source transaction's commit.
  */
 import type { Logger } from 'pino';
 import type pg from 'pg';
+import type { Registry } from 'prom-client';
 import { TidemarkError } from '../../core/errors.ts';
+import { type ApplyMetrics, applyMetrics, noMetrics } from '../../engine/apply-metrics.ts';
+import { BATCH_DEFAULTS } from '../../engine/batch-config.ts';
+import { Puller } from '../../engine/puller.ts';
 import type { Applier, ApplyRunOptions, AppliedState, JournalItem } from '../../engine/target.ts';
-import { wrapPgError } from '../../postgres/errors.ts';
+import { sqlStateOf, wrapPgError } from '../../postgres/errors.ts';
 import { openPgClient } from '../../postgres/session.ts';
 import { qualifiedName, quoteIdent } from '../../postgres/sql.ts';
-import type { CommitEntry, DdlEntry, RowsEntry, Value } from '../../record/record.ts';
+import type { DdlEntry, RowsEntry, Value } from '../../record/record.ts';
+import { clearTableStatement, isFirstBaselineChunk, PgBatcher } from './batcher.ts';
 import { readTargetTable } from './catalog.ts';
 import type { PgTargetSection } from './config.ts';
 import { createSql, ensureRowSql, hasTableSql, parseStored, selectSql, storeParams, storeSql } from './position.ts';
 import { type ColumnAt, checkPgTarget, mysqlValueToPg, pgCreateTableSql } from './from-mysql.ts';
-import { buildStatements, paramsOf, type RowStatement, type TableStatements, type TargetTable } from './statements.ts';
+import { setupOrigin, xactSetupSql } from './origin.ts';
+import { PgPipeline } from './pipeline.ts';
+import { buildStatements, inlineParams, type TableStatements, type TargetTable } from './statements.ts';
 
 export interface PgApplierOptions {
   readonly target: PgTargetSection;
@@ -33,6 +44,8 @@ export interface PgApplierOptions {
   /** The source's engine (absent: postgres). `mysql`: rows go through the MariaDB → PostgreSQL mapping (from-mysql.ts). */
   readonly sourceKind?: string | undefined;
   readonly log: Logger;
+  /** prom-client registry for the apply metrics (none: no metrics). */
+  readonly metrics?: Registry | undefined;
 }
 
 /**
@@ -60,13 +73,33 @@ export async function preparePositionTable(client: pg.Client, source: string): P
   await client.query(ensureRowSql, [source]);
 }
 
+interface Group {
+  readonly started: number;
+  txs: number;
+  rows: number;
+  /** What the group stores when it commits: the last commit entry seen. */
+  target: AppliedState | null;
+  /** A DDL ran in it: it ends at this source transaction's commit (its locks are not held longer). */
+  ddl: boolean;
+}
+
 export class PgApplier implements Applier {
   readonly #o: PgApplierOptions;
+  readonly #metrics: ApplyMetrics;
   #client: pg.Client | null = null;
-  #inTx = false;
   /** Shapes and statements per "schema.table|columns" (the catalog is read once per session). */
   readonly #shapes = new Map<string, TargetTable>();
   readonly #statements = new Map<string, TableStatements>();
+  readonly #batcher = new PgBatcher();
+  #pipe: PgPipeline | null = null;
+  /** The session's replication origin is set up: every commit records its source commit. */
+  #origin = false;
+  #group: Group | null = null;
+  /** A source transaction is open (some of its entries applied into the group) and whether it is a baseline unit. */
+  #txOpen = false;
+  #baselineUnit = false;
+  /** The baseline unit whose table was cleared last (one clear per unit, however many rows entries it has). */
+  #cleared = '';
   state: AppliedState | null = null;
   hold: string | null = null;
   readonly promoted = false;
@@ -74,56 +107,128 @@ export class PgApplier implements Applier {
 
   constructor(o: PgApplierOptions) {
     this.#o = o;
+    this.#metrics = o.metrics ? applyMetrics(o.metrics, { target: o.target.name, source: o.source }) : noMetrics;
   }
 
   async open(): Promise<AppliedState | null> {
-    const client = await openApplySession(this.#o.target);
+    const t = this.#o.target;
+    const client = await openApplySession(t);
     this.#client = client;
+    this.#pipe = new PgPipeline((sql) => client.query(sql) as Promise<pg.QueryResult | pg.QueryResult[]>, t.name);
     try {
       await preparePositionTable(client, this.#o.source);
       const stored = parseStored((await client.query(selectSql, [this.#o.source])).rows[0]);
       this.state = stored.state;
       this.hold = stored.hold;
-      return this.state;
     } catch (err) {
-      throw wrapPgError(err, `target ${this.#o.target.name}: reading tidemark.applied`, {
-        target: this.#o.target.name,
-      });
+      throw wrapPgError(err, `target ${t.name}: reading tidemark.applied`, { target: t.name });
     }
+    if (t.replication_origin !== false) {
+      await setupOrigin(client, { source: this.#o.source, database: t.database, target: t.name, user: t.user });
+      this.#origin = true;
+    }
+    return this.state;
   }
 
+  /**
+   * Applies entries until they end or the signal aborts, several source transactions per target transaction while
+   * more are immediately available (README "Grouping and pipelining"). A group ends only at a source commit; at
+   * the end (or on abort) a group that ends at a commit is committed, a cut source transaction rolled back.
+   */
   async run(entries: AsyncIterable<JournalItem>, o: ApplyRunOptions): Promise<void> {
     const client = this.#client;
     if (!client) throw new Error('postgres applier: run() before open()');
-    let baselineUnit = false;
+    const b = this.#o.target.batch ?? BATCH_DEFAULTS; // a section built without the schema (tests)
+    const isolate = o.isolateThroughLsn ?? -1n;
+    const puller = new Puller(entries[Symbol.asyncIterator](), o.signal);
+    let inTx = false;
     try {
-      for await (const { lsn, entry } of entries) {
-        this.lastReadLsn = lsn;
-        if (entry.source !== this.#o.source) {
-          throw new TidemarkError(
-            `target ${this.#o.target.name}: journal entry of source "${entry.source}", expected "${this.#o.source}"`,
-            { code: 'APPLY_STATE' },
-          );
+      for (;;) {
+        let r: IteratorResult<JournalItem> | 'timeout' | 'abort';
+        const g = this.#group;
+        if (g && !inTx) {
+          const elapsed = Date.now() - g.started;
+          const maxTx = this.lastReadLsn <= isolate ? 1 : b.max_transactions;
+          if (g.ddl || g.txs >= maxTx || g.rows >= b.max_rows || (b.max_wait_ms > 0 && elapsed >= b.max_wait_ms)) {
+            await this.#commitGroup(client, o);
+            continue;
+          }
+          r = await puller.next(Math.max(0, b.max_wait_ms - elapsed));
+          if (r === 'timeout') {
+            await this.#commitGroup(client, o);
+            continue;
+          }
+        } else r = await puller.next(null);
+        if (r === 'timeout') continue;
+        if (r === 'abort' || r.done) {
+          if (this.#group && !inTx) await this.#commitGroup(client, o);
+          break;
         }
-        if (this.state && entry.seq <= this.state.seq) continue; // applied already (exactly once)
-        if (!this.#inTx) {
-          if (o.signal?.aborted) break; // stop only between transactions
-          await client.query('BEGIN');
-          this.#inTx = true;
-          await client.query('SET LOCAL session_replication_role = replica');
-          // A baseline unit may repeat rows of an unfinished earlier baseline: its inserts overwrite them.
-          baselineUnit = this.state === null || this.state.phase === 'baseline' || entry.txId.startsWith('baseline:');
-        }
-        if (entry.kind === 'rows') await this.#rows(client, entry, baselineUnit);
-        else if (entry.kind === 'commit') await this.#commit(client, entry, lsn, o);
-        else if (this.#fromMysql) await this.#mysqlDdl(client, entry);
-        else await this.#ddl(client, entry);
+        inTx = await this.#handle(client, r.value);
       }
     } catch (err) {
       await this.#rollback();
       throw wrapPgError(err, `target ${this.#o.target.name}: applying`, { target: this.#o.target.name });
+    } finally {
+      puller.close();
     }
     await this.#rollback(); // a transaction cut off by the end of the entries (stop) is not kept
+  }
+
+  /** Applies one entry into the open group; returns whether a source transaction is open afterwards. */
+  async #handle(client: pg.Client, { lsn, entry }: JournalItem): Promise<boolean> {
+    this.lastReadLsn = lsn;
+    if (entry.source !== this.#o.source) {
+      throw new TidemarkError(
+        `target ${this.#o.target.name}: journal entry of source "${entry.source}", expected "${this.#o.source}"`,
+        { code: 'APPLY_STATE' },
+      );
+    }
+    if (this.state && entry.seq <= this.state.seq) return entry.kind !== 'commit'; // applied already (exactly once)
+    const g = this.#ensureGroup();
+    if (!this.#txOpen) {
+      // A baseline unit may repeat rows of an unfinished earlier baseline: its inserts overwrite them.
+      const last = g.target ?? this.state;
+      this.#baselineUnit = last === null || last.phase === 'baseline' || entry.txId.startsWith('baseline:');
+      this.#txOpen = true;
+    }
+    if (entry.kind === 'rows') {
+      await this.#rows(client, entry);
+      g.rows += entry.rows.length;
+      return true;
+    }
+    if (entry.kind === 'ddl') {
+      // Statement order: everything before the DDL goes out first.
+      await this.#flush();
+      if (this.#fromMysql) await this.#mysqlDdl(client, entry);
+      else await this.#ddl(client, entry);
+      g.ddl = true;
+      return true;
+    }
+    g.txs++;
+    g.target = {
+      seq: entry.seq,
+      lsn,
+      position: entry.position,
+      commitTimeUs: entry.commitTimeUs,
+      phase: entry.phase,
+    };
+    this.#txOpen = false;
+    return false;
+  }
+
+  #ensureGroup(): Group {
+    if (this.#group) return this.#group;
+    // The transaction's first statements ride with its first query (pipeline.ts).
+    this.#pipe!.prefix(['BEGIN', 'SET LOCAL session_replication_role = replica']);
+    this.#group = { started: Date.now(), txs: 0, rows: 0, target: null, ddl: false };
+    return this.#group;
+  }
+
+  async #flush(): Promise<void> {
+    const pipe = this.#pipe!;
+    await pipe.queue(this.#batcher.drain());
+    await pipe.flush();
   }
 
   async #statementsFor(client: pg.Client, e: RowsEntry): Promise<TableStatements> {
@@ -203,31 +308,19 @@ export class PgApplier implements Applier {
     });
   }
 
-  async #rows(client: pg.Client, e: RowsEntry, baselineUnit: boolean): Promise<void> {
-    const s = await this.#statementsFor(client, e);
-    const st: RowStatement =
-      e.op === 'insert' ? (baselineUnit ? s.upsert : s.insert) : e.op === 'update' ? s.update : s.delete;
-    for (let i = 0; i < e.rows.length; i++) {
-      const r = e.rows[i]!;
-      if ((e.op !== 'insert' && !r.before) || (e.op !== 'delete' && !r.after)) {
-        throw new TidemarkError(
-          `journal ${e.op} row at seq ${e.seq + BigInt(i)} of ${e.schema}.${e.table} lacks an image`,
-          {
-            code: 'APPLY_BAD_ENTRY',
-          },
-        );
-      }
-      const values = paramsOf(st, this.#image(e, r.before), this.#image(e, r.after));
-      const res = await client.query({ text: st.sql, values });
-      if (e.op !== 'insert' && res.rowCount !== 1) {
-        throw new TidemarkError(
-          `target ${this.#o.target.name}: ${e.op} of ${e.schema}.${e.table} at seq ${e.seq + BigInt(i)} (source ` +
-            `transaction ${e.txId}) matched ${res.rowCount ?? 0} rows${res.rowCount === 0 ? ': no such row on the replica' : ''}` +
-            ' — the target has diverged from the source; run tidemark verify and re-baseline the table',
-          { code: 'APPLY_DIVERGED', context: { schema: e.schema, table: e.table, seq: `${e.seq + BigInt(i)}` } },
-        );
-      }
+  async #rows(client: pg.Client, e: RowsEntry): Promise<void> {
+    const st = await this.#statementsFor(client, e);
+    const rows = this.#fromMysql
+      ? e.rows.map((r) => ({ before: this.#image(e, r.before), after: this.#image(e, r.after) }))
+      : e.rows;
+    if (this.#baselineUnit && !this.#fromMysql && e.txId !== this.#cleared && isFirstBaselineChunk(e.txId)) {
+      // A table's first baseline chunk: rows an earlier, unfinished baseline left (and the source deleted since)
+      // go first, in the same transaction; everything queued before goes out before it (statement order).
+      this.#cleared = e.txId;
+      await this.#pipe!.queue([...this.#batcher.drain(), clearTableStatement(st, e)]);
     }
+    const ready = this.#batcher.push({ ...e, rows }, st, this.#baselineUnit);
+    if (ready.length > 0) await this.#pipe!.queue(ready);
   }
 
   /** One DDL statement, in the source transaction's target transaction (transactional DDL). */
@@ -262,25 +355,50 @@ export class PgApplier implements Applier {
     }
   }
 
-  async #commit(client: pg.Client, c: CommitEntry, lsn: bigint, o: ApplyRunOptions): Promise<void> {
-    const next: AppliedState = { seq: c.seq, lsn, position: c.position, commitTimeUs: c.commitTimeUs, phase: c.phase };
-    const res = await client.query(storeSql, storeParams(this.#o.source, this.state, next));
-    if (res.rowCount !== 1) {
+  /**
+   * Commits the group: its remaining statements (checked), then in one query the position — guarded: a row moved by
+   * another applier or held meanwhile divides by zero and nothing commits —, the origin's source commit, COMMIT.
+   */
+  async #commitGroup(client: pg.Client, o: ApplyRunOptions): Promise<void> {
+    const g = this.#group;
+    if (!g) return;
+    const next = g.target;
+    if (!next) return this.#rollback();
+    const pipe = this.#pipe!;
+    await pipe.queue(this.#batcher.drain());
+    if (pipe.queued > 0) await pipe.flush();
+    const store = inlineParams(storeSql, storeParams(this.#o.source, this.state, next));
+    const sql = [
+      ...pipe.takePrefix(),
+      `WITH tidemark_store AS (${store} RETURNING 1) SELECT 1 / count(*) FROM tidemark_store`,
+      ...(this.#origin ? [xactSetupSql(next)] : []),
+      'COMMIT',
+    ];
+    try {
+      await client.query(sql.join(';\n'));
+    } catch (err) {
+      if (sqlStateOf(err) !== '22012') throw err;
       throw new TidemarkError(
         `target ${this.#o.target.name}: tidemark.applied of source ${this.#o.source} moved or was held while ` +
           'applying (another applier, or a hold): this transaction was rolled back',
-        { code: 'APPLY_STATE', retriable: true },
+        { code: 'APPLY_STATE', retriable: true, cause: err },
       );
     }
-    await client.query('COMMIT');
-    this.#inTx = false;
+    this.#group = null;
     this.state = next;
+    this.#metrics.transactions(g.txs);
+    this.#metrics.rows(g.rows);
+    if (next.commitTimeUs !== null) this.#metrics.lastCommitTimeUs(next.commitTimeUs);
+    this.#o.log.debug({ seq: `${next.seq}`, txs: g.txs, rows: g.rows }, 'applied');
     await o.onApplied?.(next);
   }
 
   async #rollback(): Promise<void> {
-    if (this.#inTx) await this.#client?.query('ROLLBACK').catch(() => {});
-    this.#inTx = false;
+    this.#pipe?.clear();
+    this.#batcher.reset();
+    this.#txOpen = false;
+    if (this.#group) await this.#client?.query('ROLLBACK').catch(() => {});
+    this.#group = null;
   }
 
   async close(): Promise<void> {

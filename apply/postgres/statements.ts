@@ -6,7 +6,7 @@
  * always quoted (postgres/sql.ts). Pure: no I/O.
  */
 import { TidemarkError } from '../../core/errors.ts';
-import { qualifiedName, quoteIdent } from '../../postgres/sql.ts';
+import { qualifiedName, quoteIdent, quoteLiteral } from '../../postgres/sql.ts';
 import type { Column, Value } from '../../record/record.ts';
 
 /** A target table as its catalog describes it. */
@@ -30,6 +30,14 @@ export interface RowStatement {
 
 /** The statements for one (table, entry columns) pair. */
 export interface TableStatements {
+  /** `"schema"."table"`. */
+  readonly name: string;
+  /** The target column (name, `format_type`) of each entry column, in the entry's order. */
+  readonly cols: readonly { readonly name: string; readonly type: string }[];
+  /** `INSERT INTO t (cols) VALUES ` (a multi-row insert appends its tuples). */
+  readonly insertHead: string;
+  /** The upsert's `ON CONFLICT (pk) DO …` clause. */
+  readonly conflict: string;
   readonly insert: RowStatement;
   /** Baseline rows: an insert that overwrites a row of an earlier, unfinished baseline (ON CONFLICT on the pk). */
   readonly upsert: RowStatement;
@@ -78,7 +86,8 @@ export function buildStatements(t: TargetTable, entryColumns: readonly Column[])
   const all = cols.map((_, i) => i);
   const names = cols.map((c) => quoteIdent(c.name)).join(', ');
   const values = cols.map((c, i) => `$${i + 1}::${c.type}`).join(', ');
-  const insertSql = `INSERT INTO ${name} (${names}) VALUES (${values})`;
+  const insertHead = `INSERT INTO ${name} (${names}) VALUES `;
+  const insertSql = `${insertHead}(${values})`;
   const nonKey = cols.filter((c) => !t.pk.includes(c.name));
   const conflict = `ON CONFLICT (${t.pk.map(quoteIdent).join(', ')}) DO ${
     nonKey.length === 0
@@ -87,6 +96,10 @@ export function buildStatements(t: TargetTable, entryColumns: readonly Column[])
   }`;
   const set = cols.map((c, i) => `${quoteIdent(c.name)} = $${i + 1}::${c.type}`).join(', ');
   return {
+    name,
+    cols,
+    insertHead,
+    conflict,
     insert: { sql: insertSql, after: all, key: [] },
     upsert: { sql: `${insertSql} ${conflict}`, after: all, key: [] },
     update: { sql: `UPDATE ${name} SET ${set} WHERE ${where(keyCols, cols.length + 1)}`, after: all, key },
@@ -112,4 +125,19 @@ export function paramsOf(
   for (const i of s.after) out.push(paramOf(after?.[i] ?? null));
   for (const i of s.key) out.push(paramOf(before?.[i] ?? null));
   return out;
+}
+
+/**
+ * `sql` with its `$n` parameters replaced by literals (`'text'`, `NULL`), for a multi-statement simple query (which
+ * takes no parameters). The casts after the parameters stay (`'7'::integer`). Quoted identifiers are left alone
+ * (a column may be named "a$1").
+ */
+export function inlineParams(sql: string, params: readonly (string | null)[]): string {
+  return sql.replace(/("(?:[^"]|"")*")|\$(\d+)/g, (m, ident: string | undefined, n: string | undefined) => {
+    if (ident !== undefined) return m;
+    const i = Number(n) - 1;
+    if (i < 0 || i >= params.length) throw new RangeError(`parameter $${n} of ${params.length}`);
+    const v = params[i] ?? null;
+    return v === null ? 'NULL' : quoteLiteral(v);
+  });
 }

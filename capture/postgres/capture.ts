@@ -12,7 +12,7 @@
 import type pg from 'pg';
 import { CorruptionError, TidemarkError } from '../../core/errors.ts';
 import type { CaptureOptions, CaptureStatus, SourceCapture } from '../../engine/source.ts';
-import { createTableFilter } from '../../mysql/table-filter.ts';
+import { createTableFilter, globToRegExp } from '../../mysql/table-filter.ts';
 import { wrapPgError } from '../../postgres/errors.ts';
 import { formatLsn } from '../../postgres/lsn.ts';
 import { openPgClient, type PgEndpoint } from '../../postgres/session.ts';
@@ -39,6 +39,12 @@ import type { WalStream } from './walstream.ts';
 
 export const POSITION_ENGINE = 'postgres';
 const nowUs = () => BigInt(Date.now()) * 1000n;
+
+/** source.skip_origins as a predicate: whether a transaction of this replication origin is left out. */
+export function originSkipper(globs: readonly string[]): (origin: string) => boolean {
+  const res = globs.map(globToRegExp);
+  return (origin) => res.some((re) => re.test(origin));
+}
 
 /** The endpoint of a source section (the section has the endpoint's keys; the password stays non-enumerable). */
 export const endpointOf = (s: PgSourceSection): PgEndpoint => s;
@@ -250,6 +256,7 @@ export class PgCapture implements SourceCapture, TxOut {
       tables,
       filter: createTableFilter(s.include, s.exclude),
       confirm: (lsn) => acks.confirmAfter(lsn),
+      skipOrigin: originSkipper(s.skip_origins),
     });
     try {
       for (;;) {

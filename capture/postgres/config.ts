@@ -46,6 +46,12 @@ export const pgSourceSchema = z
      * the Relation-message fallback; auto uses the triggers when installed, else the fallback.
      */
     ddl: z.enum(['auto', 'event-triggers', 'relations']).default('auto'),
+    /**
+     * Transactions whose replication origin matches one of these globs (`*`, `?`) are not captured (README
+     * "Replication origin"): by default those a tidemark applier wrote into this database (origins `tidemark_…`),
+     * so a failback or two-way topology never loops. [] captures every transaction.
+     */
+    skip_origins: z.array(z.string().min(1)).default(['tidemark_*']),
     baseline: z
       .object({ chunk_rows: z.number().int().min(1).max(1_000_000).default(5000) })
       .strict()

@@ -208,5 +208,5 @@ export async function hasDdlTriggers(client: pg.Client): Promise<boolean> {
       WHERE evtname IN ('tidemark_ddl_end', 'tidemark_ddl_drop') AND evtenabled <> 'D'`,
     [],
   );
-  return r[0]?.n === 2;
+  return Number(r[0]?.n) === 2; // tidemark's sessions read every value as text
 }

@@ -6,6 +6,7 @@ import * as pgo from '../../test/fixtures/pgoutput-bytes.ts';
 import { type PgColumn, PgoutputDecoder } from './pgoutput.ts';
 import type { PgTableRef, TableShape } from './relations.ts';
 import type { AddedColumnFacts } from './shape-diff.ts';
+import { originSkipper } from './capture.ts';
 import { ROWS_PER_ENTRY, type TxOut, TxStreamer } from './tx-streamer.ts';
 
 const A = 100; // app.a, captured
@@ -21,7 +22,7 @@ const tables: PgTableRef[] = [
 ];
 
 /** Records what the streamer does, in order; `gate` holds commitTx open until released. */
-function harness(o: { ddlMessages?: boolean; facts?: AddedColumnFacts[] } = {}) {
+function harness(o: { ddlMessages?: boolean; facts?: AddedColumnFacts[]; skipOrigin?: (o: string) => boolean } = {}) {
   const log: string[] = [];
   const rows: { table: string; op: RowOp; rows: readonly RowImage[]; txId: string }[] = [];
   let release: (() => void) | undefined;
@@ -59,6 +60,7 @@ function harness(o: { ddlMessages?: boolean; facts?: AddedColumnFacts[] } = {}) 
     ddlMessages: o.ddlMessages ?? true,
     filter: createTableFilter(['app.*'], ['app.x']),
     confirm: (lsn) => log.push(`confirm ${lsn}`),
+    ...(o.skipOrigin ? { skipOrigin: o.skipOrigin } : {}),
   });
   const dec = new PgoutputDecoder();
   const feed = async (...bufs: Buffer[]) => {
@@ -102,6 +104,36 @@ describe('TxStreamer: pgoutput transactions as journal entries', () => {
     expect(h.rows[1]?.rows[0]).toEqual({ before: ['1', 'x'], after: ['1', 'z'] });
     expect(h.rows[2]?.rows[0]).toEqual({ before: null, after: ['3', null] });
     expect(h.s.inTransaction).toBe(false);
+  });
+
+  it('skips a transaction of a skipped replication origin (rows, TRUNCATE, its shape changes), not the others', async () => {
+    const h = harness({ skipOrigin: originSkipper(['tidemark_*']) });
+    await h.feed(pgo.begin(0x70n, 0n, 9), pgo.origin(0x9999n, 'tidemark_pg-main/shop'), rel(A, 'a'));
+    await h.feed(pgo.insert(A, ['1', 'mine']), pgo.truncate(0, [A]));
+    // A column added by DDL tidemark applied here (no DDL message under session_replication_role = replica).
+    await h.feed(
+      rel(A, 'a', [...cols, { name: 'w', typeOid: 23, typeMod: -1, key: true }]),
+      pgo.insert(A, ['2', 'x', '3']),
+    );
+    await h.feed(pgo.commit(0x70n, 0x78n, 0n));
+    expect(h.log).toEqual([`read ${0x78n}`, `confirm ${0x78n}`]);
+    expect(h.s.skippedByOrigin).toBe(1);
+    // Another origin (native logical replication's pg_<oid>) and no origin are captured.
+    await h.feed(pgo.begin(0x80n, 0n, 10), pgo.origin(0x1n, 'pg_16384'), pgo.insert(A, ['3', 'y', '4']));
+    await h.feed(pgo.commit(0x80n, 0x88n, 0n), pgo.begin(0x90n, 0n, 11), pgo.insert(A, ['4', 'z', '5']));
+    await h.feed(pgo.commit(0x90n, 0x98n, 0n));
+    expect(h.log.slice(2)).toEqual([
+      'rows a insert 1',
+      `commit 10:0/80 ${0x88n} 1`,
+      'durable',
+      `confirm ${0x88n}`,
+      'rows a insert 1',
+      `commit 11:0/90 ${0x98n} 1`,
+      'durable',
+      `confirm ${0x98n}`,
+    ]);
+    expect(h.s.skippedByOrigin).toBe(1);
+    expect(originSkipper([])('tidemark_x/y')).toBe(false);
   });
 
   it('a transaction with nothing captured: no commit entry, confirmed at once (the idle ack keeps moving)', async () => {

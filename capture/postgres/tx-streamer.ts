@@ -68,6 +68,8 @@ export interface TxStreamerOptions {
   readonly filter: TableFilter;
   /** The server may forget everything up to `lsn` (WalStream.confirm). */
   readonly confirm: (lsn: bigint) => void;
+  /** true: a transaction of this replication origin is not captured (source.skip_origins). Absent: none skipped. */
+  readonly skipOrigin?: (origin: string) => boolean;
 }
 
 export function unsupported(what: string, context: Record<string, string>): TidemarkError {
@@ -86,6 +88,8 @@ interface OpenTx {
   ddl: number;
   /** #txId, made once. */
   id: string | undefined;
+  /** Its Origin message names an origin skip_origins skips: nothing of it is journaled. */
+  skipped: boolean;
 }
 
 /** Turns decoded messages into entries, one source transaction at a time. */
@@ -97,6 +101,8 @@ export class TxStreamer {
   /** Tables a DDL message changed: their next Relation message is their new shape, not an untracked change. */
   readonly #announced = new Set<number>();
   #tx: OpenTx | null = null;
+  /** Transactions skipped for their replication origin (since this streamer started). */
+  skippedByOrigin = 0;
 
   constructor(o: TxStreamerOptions) {
     this.#o = o;
@@ -137,7 +143,9 @@ export class TxStreamer {
     const had = this.#shapes.get(m.relationOid);
     const same = (a: TableShape, b: TableShape) =>
       a.schema === b.schema && a.table === b.table && JSON.stringify(a.columns) === JSON.stringify(b.columns);
-    if (had && !same(had, shape) && !this.#announced.has(m.relationOid)) await this.#untracked(t, had, shape);
+    // A transaction skipped for its origin (tidemark applied it here) changes shapes by DDL that came from elsewhere.
+    const ours = this.#tx?.skipped === true;
+    if (had && !same(had, shape) && !this.#announced.has(m.relationOid) && !ours) await this.#untracked(t, had, shape);
     this.#announced.delete(m.relationOid);
     this.#shapes.set(m.relationOid, shape);
   }
@@ -193,6 +201,15 @@ export class TxStreamer {
     const schemas = new Set([...this.#byOid.values()].map((t) => t.schema));
     const inSchema = !tableish && d.objects.some((o) => o.schema !== null && schemas.has(o.schema));
     if (touched.length === 0 && created.length === 0 && !inSchema) return;
+    if (tx.skipped) {
+      // Applied here by tidemark from another source: not journaled, but the tables it creates, changes or drops are.
+      this.#track(
+        d,
+        touched,
+        created.map((o) => ({ schema: o.schema as string, table: o.name as string, oid: o.oid as number })),
+      );
+      return;
+    }
     const problem = statementProblem(d.tag, d.sql);
     if (problem) {
       throw unsupported(`replaying ${d.tag} (${this.#where()}): ${problem}; statement: ${d.sql.slice(0, 200)}`, {
@@ -261,7 +278,22 @@ export class TxStreamer {
   message(m: PgoutputMessage<PgValue>, decoder: PgoutputDecoder): Promise<void> | undefined {
     switch (m.tag) {
       case 'begin':
-        this.#tx = { xid: m.xid, commitLsn: m.finalLsn, pending: null, rowCount: 0n, ddl: 0, id: undefined };
+        this.#tx = {
+          xid: m.xid,
+          commitLsn: m.finalLsn,
+          pending: null,
+          rowCount: 0n,
+          ddl: 0,
+          id: undefined,
+          skipped: false,
+        };
+        return undefined;
+      case 'origin':
+        // Sent after Begin, before any change, for a transaction written under a replication origin.
+        if (this.#tx && this.#o.skipOrigin?.(m.name) === true) {
+          this.#tx.skipped = true;
+          this.skippedByOrigin++;
+        }
         return undefined;
       case 'relation':
         return this.#relation(m);
@@ -275,7 +307,7 @@ export class TxStreamer {
             code: 'PG_PROTOCOL',
           });
         }
-        if (shape === null) return undefined;
+        if (shape === null || tx.skipped) return undefined;
         const { op, image } = rowImage(shape, m, this.#whereFn);
         const p = tx.pending;
         // #flush hands the full entry over before its first await: the new one can start at once.
@@ -289,13 +321,13 @@ export class TxStreamer {
         return flushed;
       }
       case 'truncate':
-        return this.#truncate(m, decoder);
+        return this.#tx?.skipped === true ? undefined : this.#truncate(m, decoder);
       case 'message':
         return this.#message(m);
       case 'commit':
         return this.#commit(m);
       default:
-        // Origin and Type messages carry nothing to capture.
+        // Type messages carry nothing to capture.
         return undefined;
     }
   }

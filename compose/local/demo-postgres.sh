@@ -66,6 +66,9 @@ GRANT CREATE ON DATABASE shop TO tidemark_apply;
 GRANT USAGE ON SCHEMA shop TO tidemark_apply;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA shop TO tidemark_apply;
 GRANT SET ON PARAMETER session_replication_role TO tidemark_apply;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_replication_origin_create(text),
+  pg_catalog.pg_replication_origin_session_setup(text),
+  pg_catalog.pg_replication_origin_xact_setup(pg_lsn, timestamptz) TO tidemark_apply;
 SQL
 echo "shop: 500 customers, 500 orders, 1500 items on the primary; empty tables on the replica"
 
@@ -91,7 +94,7 @@ targets:
     kind: postgres
     host: 127.0.0.1
     port: $P2
-    user: tidemark_apply     # DML on shop.*, SET ON PARAMETER session_replication_role
+    user: tidemark_apply     # DML on shop.*, SET ON PARAMETER session_replication_role, origin functions
     password_env: DEMO_APPLY_PASSWORD
     database: shop
 log:

@@ -15,7 +15,9 @@
 #   tidemark_cap    password "cap-pw"    LOGIN REPLICATION (capture). SELECT on captured tables is NOT granted
 #                   here: the operator grants it per schema (GRANT SELECT ON ALL TABLES IN SCHEMA s TO tidemark_cap;
 #                   ALTER DEFAULT PRIVILEGES IN SCHEMA s GRANT SELECT ON TABLES TO tidemark_cap).
-#   tidemark_apply  password "apply-pw"  LOGIN (apply); the operator grants it the target schemas' privileges.
+#   tidemark_apply  password "apply-pw"  LOGIN (apply); the operator grants it the target schemas' privileges. It
+#                   may run the replication-origin functions apply needs (granted in template1, so in every
+#                   database created after the first start, and in postgres).
 #
 # PostgreSQL refuses to run as root: as root the server, initdb and psql run as the `postgres` OS user (created by
 # the Debian package), which owns the data directory. That user must be able to reach the data directory: when it
@@ -138,6 +140,17 @@ DO $$ BEGIN
   END IF;
 END $$;
 SQL
+  # The apply role marks its writes with a replication origin (apply/postgres/README.md "Replication origin"). The
+  # origin functions' grants live in each database's pg_proc: template1 passes them on to every database created
+  # after this, postgres has them too.
+  local db
+  for db in template1 postgres; do
+    psql_inst "$1" -d "$db" <<'SQL'
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_replication_origin_create(text),
+  pg_catalog.pg_replication_origin_session_setup(text),
+  pg_catalog.pg_replication_origin_xact_setup(pg_lsn, timestamptz) TO tidemark_apply;
+SQL
+  done
 }
 
 start() {

@@ -13,7 +13,10 @@
  *   - the engine contract (test/engine/contract.ts) with PostgreSQL as source and target: databases "contract"
  *     (source), "near" and "far" (targets, "far" at a standby site fed over plaintext TCP on port 5462);
  *   - the applier alone: a re-delivered transaction is skipped, a 0-row UPDATE is APPLY_DIVERGED, a DDL entry is
- *     refused, and without SET ON PARAMETER session_replication_role the apply fails PG_PRIVILEGE, nothing kept.
+ *     refused, and without SET ON PARAMETER session_replication_role the apply fails PG_PRIVILEGE, nothing kept;
+ *   - the replication origin: a capture of the target (its own publication and slot) never sees the transactions
+ *     the applier wrote there, but does see a local write; without the origin grants apply fails PG_PRIVILEGE
+ *     naming the GRANT.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,9 +29,11 @@ import { stringify } from 'yaml';
 import { postgresTarget } from '../../apply/postgres/adapter.ts';
 import type { PgTargetSection } from '../../apply/postgres/config.ts';
 import { postgresSource } from '../../capture/postgres/adapter.ts';
+import { type PgSourceSection, pgSourceSchema } from '../../capture/postgres/config.ts';
+import { MemorySink, memoryLogger, rowsEntries } from '../fixtures/capture-kit.ts';
 import { lastCommit } from '../../journal/index.ts';
 import { positionToJson, sequencePosition } from '../../record/position.ts';
-import type { RowsEntry } from '../../record/record.ts';
+import type { CommitEntry, RowsEntry } from '../../record/record.ts';
 import type { JournalItem } from '../../engine/target.ts';
 import type { TidemarkError } from '../../core/errors.ts';
 import { APPLY_USER, CAPTURE_USER, pgAdmin, startPgPair, superuserClient, stopPostgres } from '../fixtures/postgres.ts';
@@ -416,5 +421,127 @@ describe('the applier on its own (apply/postgres/applier.ts)', () => {
     const t0 = performance.now();
     expect((await applyOnce(many))?.seq).toBe(2003n);
     console.info(`apply/postgres: 1000 single-row transactions in ${Math.round(performance.now() - t0)} ms`);
+  }, 60_000);
+
+  it('marks its writes with a replication origin: a capture of the target skips them, takes a local write', async () => {
+    await dst.query(`ALTER TABLE app.m REPLICA IDENTITY FULL;
+      CREATE PUBLICATION tm_back FOR TABLE app.m;
+      GRANT USAGE ON SCHEMA app TO tidemark_cap;
+      GRANT SELECT ON app.m TO tidemark_cap;`);
+    const back = pgSourceSchema.parse({
+      kind: 'postgres',
+      name: 'back',
+      port: DST.port,
+      user: CAPTURE_USER.user,
+      database: 'appdb',
+      publication: 'tm_back',
+      slot: 'tm_back',
+    }) as PgSourceSection;
+    Object.defineProperty(back, 'password', { value: CAPTURE_USER.password, enumerable: false });
+    const sink = new MemorySink();
+    const cap = postgresSource.capture({
+      source: back,
+      sink,
+      resume: null,
+      log: memoryLogger('info').log,
+      forceBaseline: false,
+    });
+    const ac = new AbortController();
+    const running = cap.run(ac.signal);
+    try {
+      for (let i = 0; cap.status().phase !== 'streaming'; i++) {
+        if (i > 600) throw new Error('the capture of the target did not start streaming');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // Three source transactions of source "loop", applied (grouped) by tidemark; then a write of the target's own.
+      const loop = (seq: bigint, w: number): JournalItem[] => [
+        { ...marker(seq, w), entry: { ...(marker(seq, w).entry as RowsEntry), source: 'loop' } },
+        { ...commit(seq + 1n, 'stream'), entry: { ...commit(seq + 1n, 'stream').entry, source: 'loop' } },
+      ];
+      // A wait long enough that the three are one group however slow the machine (the group ends with the items).
+      const target = { ...targetSection(), batch: { max_transactions: 500, max_rows: 20_000, max_wait_ms: 10_000 } };
+      Object.defineProperty(target, 'password', { value: APPLY_USER.password, enumerable: false });
+      const a = postgresTarget.applier({ target, source: 'loop', log: pino({ level: 'silent' }) });
+      try {
+        await a.open();
+        const commits: bigint[] = [];
+        await a.run(items([...loop(1n, 950_001), ...loop(3n, 950_002), ...loop(5n, 950_003)]), {
+          onApplied: (st) => {
+            commits.push(st.seq);
+          },
+        });
+        expect(commits).toEqual([6n]); // one target transaction for the three source transactions
+        expect(a.state?.seq).toBe(6n);
+      } finally {
+        await a.close();
+      }
+      await dst.query('INSERT INTO app.m VALUES (950100, now())');
+      const markers = () =>
+        rowsEntries(sink.committed(), 'm')
+          .filter((e) => !e.txId.startsWith('baseline'))
+          .flatMap((e) => e.rows.map((r) => Number(r.after?.[0])));
+      await sink.waitFor(() => markers().includes(950_100), 30_000);
+      expect(markers()).toEqual([950_100]);
+      const origin = await dst.query(
+        `SELECT o.roname, s.remote_lsn::text AS lsn FROM pg_replication_origin o
+           JOIN pg_replication_origin_status s ON s.local_id = o.roident WHERE o.roname = 'tidemark_loop/appdb'`,
+      );
+      expect(origin.rows).toEqual([{ roname: 'tidemark_loop/appdb', lsn: '0/3EE' }]); // position of seq 6: 1000 + 6
+    } finally {
+      ac.abort();
+      await running.catch(() => {});
+    }
+    await dst.query(
+      'REVOKE EXECUTE ON FUNCTION pg_catalog.pg_replication_origin_session_setup(text) FROM tidemark_apply',
+    );
+    try {
+      const denied = await failure(applyOnce([marker(2004n, 950_200), commit(2005n, 'stream')]));
+      expect(denied.code).toBe('PG_PRIVILEGE');
+      expect(denied.message).toContain('GRANT EXECUTE ON FUNCTION pg_catalog.pg_replication_origin_create(text)');
+    } finally {
+      await dst.query(
+        'GRANT EXECUTE ON FUNCTION pg_catalog.pg_replication_origin_session_setup(text) TO tidemark_apply',
+      );
+    }
+  }, 120_000);
+
+  it('a baseline taken again clears each table at its first chunk: rows the new snapshot lacks do not stay', async () => {
+    const unit = (seq: bigint, chunk: string, ws: number[]): JournalItem[] => [
+      {
+        lsn: seq,
+        entry: {
+          ...(marker(seq, 0).entry as RowsEntry),
+          source: 'rebase',
+          txId: `baseline:app.m:${chunk}`,
+          rows: ws.map((w) => ({ before: null, after: [String(w), '2026-12-06 12:00:00.000001+00'] })),
+        },
+      },
+      {
+        lsn: seq + BigInt(ws.length),
+        entry: {
+          ...(commit(seq + BigInt(ws.length), 'baseline-end').entry as CommitEntry),
+          source: 'rebase',
+          txId: `baseline:app.m:${chunk}`,
+          phase: 'baseline',
+        },
+      },
+    ];
+    const apply = async (list: JournalItem[]) => {
+      const a = postgresTarget.applier({ target: targetSection(), source: 'rebase', log: pino({ level: 'silent' }) });
+      try {
+        await a.open();
+        await a.run(items(list), {});
+      } finally {
+        await a.close();
+      }
+    };
+    const ws = async () =>
+      (await dst.query('SELECT w FROM app.m WHERE w >= 970000 ORDER BY w')).rows.map((r) => Number(r['w']));
+    // An unfinished baseline: two chunks of app.m applied, then the capture stopped.
+    await apply([...unit(1n, '0', [970_001, 970_002, 970_003]), ...unit(5n, '1', [970_004])]);
+    expect(await ws()).toEqual([970_001, 970_002, 970_003, 970_004]);
+    // Taken again from a new snapshot in which 970002 and 970004 were deleted and 970005 inserted.
+    await apply(unit(7n, '0', [970_001, 970_003, 970_005]));
+    expect(await ws()).toEqual([970_001, 970_003, 970_005]);
   }, 60_000);
 });

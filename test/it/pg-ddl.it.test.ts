@@ -192,7 +192,17 @@ describe('PostgreSQL DDL mid-stream', () => {
     run = startRun(config);
     const w = writers();
     try {
-      await sleep(1500);
+      // The DDL below must come after the baseline's snapshot (else the baseline already has its shape and the
+      // target never gets the DDL): wait for the seed rows on the target, not a fixed time (a loaded machine
+      // starts `tidemark run` in 1-3 s).
+      for (let i = 0; ; i++) {
+        const n = await dst.query(
+          'SELECT (SELECT count(*) FROM app.a WHERE id <= 300) + (SELECT count(*) FROM app.b WHERE id <= 100) AS n',
+        );
+        if (Number(n.rows[0]?.['n']) === 400) break;
+        if (i > 600) throw new Error('the baseline did not reach the target in 60 s');
+        await sleep(100);
+      }
       const ddl = async (sql: string) => {
         await src.query(sql);
         await sleep(400);

@@ -1,4 +1,4 @@
-/** Pulling from the journal stream with a time limit and an abort signal (used by the applier's grouping). */
+/** Pulling from the journal stream with a time limit and an abort signal (used by the appliers' grouping: apply/mysql, apply/postgres). */
 /**
  * Pulls from an async iterator with an optional time limit, keeping an unfinished pull for the next call.
  * Every call races fresh promises only: racing a long-lived promise (say, one for the abort signal) with

@@ -105,7 +105,14 @@ export async function primaryGuardLoop(config: Config, log: Logger, signal: Abor
   // The deadline, apart from the probes: fences at last contact + fail_after_ms (GUARD_TICK_MS late at most).
   const watchdog = (async () => {
     while (!signal.aborted) {
-      const idle = mono() - lastContact();
+      let idle = mono() - lastContact();
+      if (idle >= limit && !fenced) {
+        // A stalled event loop (GC, a long synchronous step) is not isolation: the bytes that arrived meanwhile are
+        // read first (setImmediate runs after the I/O poll), then the deadline is checked again. Matters more
+        // since fail_after_ms is 1.5 s by default (issue #15).
+        await new Promise<void>((r) => setImmediate(r));
+        idle = mono() - lastContact();
+      }
       if (idle >= limit && !fenced) {
         fenced = true;
         await fence(idle).catch((err: unknown) =>

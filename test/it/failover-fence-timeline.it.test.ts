@@ -18,13 +18,15 @@ import { sleep } from '../fixtures/sites.ts';
 import { cutScenario, labSampler, startCut } from '../fixtures/takeover-faults.ts';
 import { HOSTS, PRIMARY_DB, readOnly, SERVICE_PORT, STANDBY_DB, TakeoverLab } from '../fixtures/takeover.ts';
 import { writeFileSync, rmSync } from 'node:fs';
+import { failoverSchema } from '../../failover/config.ts';
 
 const unavailable = netnsUnavailable();
 if (unavailable) console.warn(`failover-fence-timeline: skipped, network namespaces unavailable: ${unavailable}`);
 
 /** failover.monitor.fail_after_ms and the calendar's probe interval at their documented defaults. */
-const FAIL_AFTER_MS = 3000;
-const PROBE_MS = 1000;
+const DEFAULTS = failoverSchema.parse({ account: { user: 'u', password: 'p' } });
+const FAIL_AFTER_MS = DEFAULTS.monitor.fail_after_ms;
+const PROBE_MS = DEFAULTS.calendar.default_interval_ms;
 
 describe.skipIf(unavailable !== null)('takeover: the primary host cut off (documented defaults)', () => {
   const lab = new TakeoverLab({ documentedDefaults: true, fence: 'check' });

@@ -8,6 +8,9 @@
  *   lag        the replica's lag under that load, by a heartbeat row written on the primary every 100 ms and
  *              polled on the replica every 10 ms (bench/heartbeat-lag.ts), the same method for both: p50/p99/max
  *   drain_s    from sysbench's end until the replica shows the last heartbeat
+ *   cpu_s      CPU seconds during the run of the replication's processes (native: the replica's mariadbd, its
+ *              I/O and SQL threads; tidemark: `tidemark run` + the replica's mariadbd it applies to) and of the
+ *              primary's mariadbd (sysbench's server, and the binlog dump thread either contender reads from)
  *   checksums  at the end every replica's sbtest and heartbeat tables equal the primary's (row hashes)
  *
  * tidemark is `tidemark run` (capture → journal → apply), the process users run, spawned from the CLI as in the
@@ -21,12 +24,14 @@
  * Instances: `sysbsrc` (primary, 3890), `sysbnat` (native replica, 3891), `sysbrep` (tidemark's, 3892).
  */
 import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type mysql from 'mysql2/promise';
 import { schemaChecksums } from '../test/fixtures/checksums.ts';
 import { admin, REPO_ROOT, ROOT_PASSWORD, startInstance, stopInstance } from '../test/fixtures/mariadb.ts';
+import { cpuMs } from '../test/fixtures/proc-tree.ts';
 import { caughtUpWhileRunning, createTopology, startRun, stopRun } from '../test/fixtures/topology.ts';
 import { createHeartbeat, HEARTBEAT_DB, HeartbeatLag } from './heartbeat-lag.ts';
 import { masterPos, nativeCatchUp } from './spine.ts';
@@ -90,10 +95,24 @@ export function parseSysbenchRun(out: string): SysbenchRun {
   };
 }
 
-/** One timed sysbench run with the heartbeat measuring `replicaPort`'s lag. */
-async function measuredRun(o: SysbenchOptions, replicaPort: number) {
+/** The pid of a compose/local/mariadb.sh instance's mariadbd. */
+function mariadbPid(name: string): number {
+  const runDir = process.env['TIDEMARK_RUN_DIR'] ?? resolve(REPO_ROOT, '.run');
+  return Number(readFileSync(resolve(runDir, 'mariadb', name, 'mariadbd.pid'), 'utf8').trim());
+}
+
+/** CPU ms of each pid, summed. */
+const cpuOf = (pids: readonly number[]): number => pids.reduce((n, p) => n + cpuMs(p), 0);
+
+/**
+ * One timed sysbench run with the heartbeat measuring `replicaPort`'s lag; `replication` are the pids doing the
+ * replication (their CPU during the run is reported).
+ */
+async function measuredRun(o: SysbenchOptions, replicaPort: number, replication: readonly number[]) {
   const lag = new HeartbeatLag({ primaryPort: SRC, replicaPort, intervalMs: 100, pollMs: 10 });
+  const primary = [mariadbPid('sysbsrc')];
   await lag.start();
+  const cpu0 = { rep: cpuOf(replication), src: cpuOf(primary) };
   let stdout: string;
   try {
     ({ stdout } = await run(
@@ -115,10 +134,15 @@ async function measuredRun(o: SysbenchOptions, replicaPort: number) {
     await lag.stop(0).catch(() => {});
     throw err;
   }
+  const cpu = {
+    replication: Math.round(cpuOf(replication) - cpu0.rep) / 1000,
+    primary_mariadbd: Math.round(cpuOf(primary) - cpu0.src) / 1000,
+  };
   // Waits for the replica to show the last heartbeat (a replica far behind: up to 10 min).
   const lagged = await lag.stop(600_000);
   return {
     ...parseSysbenchRun(stdout),
+    cpu_s: cpu,
     lag_p50_ms: lagged.p50_ms,
     lag_p99_ms: lagged.p99_ms,
     lag_max_ms: lagged.max_ms,
@@ -171,14 +195,14 @@ export async function benchSysbench(o: SysbenchOptions) {
 
     log(`(a) native replication: sysbench oltp_read_write, ${o.threads} threads, ${o.timeS} s`);
     await nat.query('START SLAVE');
-    const native = await measuredRun(o, NATIVE);
+    const native = await measuredRun(o, NATIVE, [mariadbPid('sysbnat')]);
     await nativeCatchUp(nat, await masterPos(src)); // stops it: run (b) runs without it
     log(`(a) native: ${native.tps} tps, lag p99 ${native.lag_p99_ms} ms`);
 
     log(`(b) tidemark run: catching up run (a) first (not timed), then the same ${o.timeS} s`);
     child = startRun(t.config);
     await caughtUpWhileRunning(t, child, 600_000);
-    const tidemark = await measuredRun(o, TM);
+    const tidemark = await measuredRun(o, TM, [child.pid as number, mariadbPid('sysbrep')]);
     await caughtUpWhileRunning(t, child, 600_000);
     await stopRun(child);
     child = null;

@@ -8,7 +8,8 @@
  *   npm run bench -- backup [--json] [--size-mib N] [--pitr-tx N] [--archive-rate TX_PER_S] [--archive-s S]
  *                                                                    (sysbench-prepared datadir, kept between runs)
  *   npm run bench -- sysbench [--json] [--tables N] [--table-size N] [--time-s S] [--threads N] [--native-parallel N]
- *                   (sysbench oltp_read_write; MariaDB on ports 3890-3892; defaults 4 / 20000 / 30 / 4 / 0)
+ *                   [--fsync transaction|group]    (sysbench oltp_read_write; MariaDB on ports 3890-3892;
+ *                   defaults 4 tables / 20000 rows / 30 s / 4 threads / 0 / transaction)
  *   npm run bench -- postgres [--json] [--bulk-rows N] [--update-rows N] [--oltp-tx N] [--rate TX_PER_S] [--lag-s S]
  *                   [--apply-sync-commit on|off]
  *                   (PostgreSQL 15 on ports 5500-5502; defaults 50000 / 25000 / 3000 / 2000 / 5)
@@ -45,6 +46,7 @@ const { values, positionals } = parseArgs({
     'time-s': { type: 'string', default: '30' },
     threads: { type: 'string', default: '4' },
     'native-parallel': { type: 'string', default: '0' },
+    fsync: { type: 'string', default: 'transaction' },
   },
 });
 const which = positionals[0] ?? 'spine';
@@ -116,6 +118,7 @@ if (which === 'spine') {
     timeS: Number(values['time-s']),
     threads: Number(values.threads),
     nativeParallel: Number(values['native-parallel']),
+    fsync: values.fsync === 'group' ? 'group' : 'transaction',
     log,
   });
 } else {

@@ -14,7 +14,8 @@
  *   checksums  at the end every replica's sbtest and heartbeat tables equal the primary's (row hashes)
  *
  * tidemark is `tidemark run` (capture → journal → apply), the process users run, spawned from the CLI as in the
- * spine benchmark, not the in-process pieces: its start-up, journal fsyncs and single process are part of it.
+ * spine benchmark, not the in-process pieces: its start-up, journal fsyncs and single process are part of it;
+ * its journal at the config's default fsync policy (`transaction`: concurrent transactions share an fsync).
  * Native replication is a replica at its defaults (slave_parallel_threads 0: one SQL thread) unless
  * --native-parallel N. Flow: prepare on the primary; both replicas brought level (tidemark: baseline), then
  * stopped; run (a) with native replication running; run (b) with `tidemark run` running (it first catches up
@@ -49,6 +50,8 @@ export interface SysbenchOptions {
   threads: number;
   /** slave_parallel_threads of the native replica (0: its default, one SQL thread). */
   nativeParallel: number;
+  /** tidemark's journal.fsync: `transaction` (the config's default) or `group` (5 ms, as the spine bench). */
+  fsync: 'transaction' | 'group';
   log: (s: string) => void;
 }
 
@@ -169,6 +172,7 @@ export async function benchSysbench(o: SysbenchOptions) {
     sourcePort: SRC,
     replicaPort: TM,
     include: [`${DB}.*`, `${HEARTBEAT_DB}.*`],
+    fsync: o.fsync,
   });
   startInstance('sysbnat', NATIVE, { fresh: true });
   const src = await admin(SRC);
@@ -227,7 +231,7 @@ export async function benchSysbench(o: SysbenchOptions) {
         time_s: o.timeS,
       },
       native: { ...native, slave_parallel_threads: o.nativeParallel },
-      tidemark,
+      tidemark: { ...tidemark, journal_fsync: o.fsync },
       tps_ratio: r2(tidemark.tps / native.tps),
       replicas_equal: equal,
       load_1m_before: load0,

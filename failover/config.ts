@@ -55,7 +55,7 @@ const monitorSchema = z
   .object({
     ...thresholds,
     /** Probe interval while the primary is suspect or failed. */
-    suspect_interval_ms: ms(50, 60_000).default(200),
+    suspect_interval_ms: ms(50, 60_000).default(100),
     /** A probe that has not answered within this is a failure. */
     probe_timeout_ms: ms(50, 120_000).default(1000),
     /** The primary is failed when every critical probe failed (`all`) or any of them (`any`). */
@@ -100,7 +100,7 @@ const monitorSchema = z
 const calendarSchema = z
   .object({
     time_zone: z.string().min(1).default('UTC'),
-    default_interval_ms: ms(50, 3_600_000).default(500),
+    default_interval_ms: ms(50, 3_600_000).default(300),
     windows: z
       .array(
         z

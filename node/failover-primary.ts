@@ -10,7 +10,7 @@
  *              standbys know the same rule and ask their fence command for confirmation only from their own
  *              last contact + fail_after_ms + a margin (failover/timeline.ts, failover/README.md): one timeline,
  *              known to both sides, without comparing clocks. The write window of an isolated primary is at
- *              most fail_after_ms plus one probe interval.
+ *              most fail_after_ms plus GUARD_ALLOWANCE_MS (its tick, its event loop, its SET GLOBAL read_only).
  *   db down    the local database has not been writable for fail_after_ms: the VIP is dropped (it serves
  *              nothing here; the standby that takes over announces it).
  *

@@ -169,8 +169,10 @@ export async function benchTakeover(o: TakeoverBenchOptions) {
         const r = await cutScenario(lab, mode);
         r.end();
         const fig = scenarios[name];
-        if (!r.promotion || !r.rto) fig.no_takeover++;
-        else fig.rto_s.runs.push(r3(r.rto.seconds));
+        if (!r.promotion || !r.rto) {
+          fig.no_takeover++;
+          o.log(`${name} ${run}/${o.runs}: no takeover; the standby's last lines:\n${lab.standby.tail(25)}`);
+        } else fig.rto_s.runs.push(r3(r.rto.seconds));
         fig.takeover_ms.push(r.takeoverMs);
         fig.old_primary_last_ack_ms.push(r.lastOldAckMs);
         fig.old_primary_write_window_ms.push(r.oldWriteWindowMs);

@@ -27,6 +27,8 @@ if (unavailable) console.warn(`failover-fence-timeline: skipped, network namespa
 /** failover.monitor.fail_after_ms at its documented default. */
 const DEFAULTS = failoverSchema.parse({ account: { user: 'u', password: 'p' } });
 const FAIL_AFTER_MS = DEFAULTS.monitor.fail_after_ms;
+/** The partial cut is applied host by host (below). */
+const CUT_SKEW_MS = 500;
 
 describe.skipIf(unavailable !== null)('takeover: the primary host cut off (documented defaults)', () => {
   const lab = new TakeoverLab({ documentedDefaults: true, fence: 'check' });
@@ -79,9 +81,12 @@ describe.skipIf(unavailable !== null)('takeover: the primary host cut off (docum
         if (mode === 'partial') {
           // The old primary's write window ends with its guard's self-fence: last contact + fail_after_ms, so at
           // most fail_after_ms plus the guard's allowance (tick, event loop, SET read_only: the same the fence
-          // margin holds for it) after the fault; and before the new primary's first write.
+          // margin holds for it) after the fault, plus the lab's own skew: the partial cut blocks the standby,
+          // then the witness, one `ip netns exec` each (measured up to ~0.45 s apart on a loaded machine, the
+          // witness's answers counting as contact meanwhile). The slack stays the 1 s it was before issue #15.
+          // And before the new primary's first write.
           expect(r.oldWriteWindowMs).not.toBeNull();
-          expect(r.oldWriteWindowMs).toBeLessThanOrEqual(FAIL_AFTER_MS + GUARD_ALLOWANCE_MS);
+          expect(r.oldWriteWindowMs).toBeLessThanOrEqual(FAIL_AFTER_MS + GUARD_ALLOWANCE_MS + CUT_SKEW_MS);
           expect(r.oldRowsAfterFirstNew).toBe(0);
           expect(r.lastOldAckMs ?? 0).toBeLessThan(r.firstNewAckMs ?? Number.POSITIVE_INFINITY);
         }

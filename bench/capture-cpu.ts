@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { asMysql } from '../record/position.ts';
 import { admin, stopInstance } from '../test/fixtures/mariadb.ts';
+import { cpuMs } from '../test/fixtures/proc-tree.ts';
 import { CLI, createTopology, exited, nodeFirstPath } from '../test/fixtures/topology.ts';
 import { REPO_ROOT } from '../test/fixtures/mariadb.ts';
 
@@ -41,12 +42,6 @@ async function srcGtid(): Promise<string> {
   const [[r]] = (await s.query('SELECT @@gtid_binlog_pos AS g')) as unknown as [Record<string, unknown>[]];
   await s.end();
   return String(r?.['g']);
-}
-
-function cpuMs(pid: number, thread = false): number {
-  const f = readFileSync(thread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return ((Number(rest[11]) + Number(rest[12])) * 1000) / 100; // utime + stime, clock ticks of 10 ms
 }
 
 function spawnCapture(cfg: string, prof?: string): ChildProcess {

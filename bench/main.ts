@@ -7,6 +7,9 @@
  *   npm run bench -- takeover [--json] [--runs N] [--partition-s S]                   (root: network namespaces)
  *   npm run bench -- backup [--json] [--size-mib N] [--pitr-tx N] [--archive-rate TX_PER_S] [--archive-s S]
  *                                                                    (sysbench-prepared datadir, kept between runs)
+ *   npm run bench -- sysbench [--json] [--tables N] [--table-size N] [--time-s S] [--threads N] [--native-parallel N]
+ *                   [--fsync transaction|group]    (sysbench oltp_read_write; MariaDB on ports 3890-3892;
+ *                   defaults 4 tables / 20000 rows / 30 s / 4 threads / 0 / transaction)
  *   npm run bench -- postgres [--json] [--bulk-rows N] [--update-rows N] [--oltp-tx N] [--rate TX_PER_S] [--lag-s S]
  *                   [--apply-sync-commit on|off] [--apply-max-wait-ms MS]
  *                   (PostgreSQL 15 on ports 5500-5502, TIDEMARK_BENCH_PG_PORT=base moves them; defaults
@@ -40,6 +43,12 @@ const { values, positionals } = parseArgs({
     'pitr-tx': { type: 'string', default: '20000' },
     'archive-rate': { type: 'string', default: '2000' },
     'archive-s': { type: 'string', default: '20' },
+    tables: { type: 'string', default: '4' },
+    'table-size': { type: 'string', default: '20000' },
+    'time-s': { type: 'string', default: '30' },
+    threads: { type: 'string', default: '4' },
+    'native-parallel': { type: 'string', default: '0' },
+    fsync: { type: 'string', default: 'transaction' },
   },
 });
 const which = positionals[0] ?? 'spine';
@@ -104,9 +113,20 @@ if (which === 'spine') {
     archiveS: Number(values['archive-s']),
     log,
   });
+} else if (which === 'sysbench') {
+  const { benchSysbench } = await import('./sysbench.ts');
+  result = await benchSysbench({
+    tables: Number(values.tables),
+    tableSize: Number(values['table-size']),
+    timeS: Number(values['time-s']),
+    threads: Number(values.threads),
+    nativeParallel: Number(values['native-parallel']),
+    fsync: values.fsync === 'group' ? 'group' : 'transaction',
+    log,
+  });
 } else {
   process.stderr.write(
-    `bench: unknown benchmark "${which}" (available: spine, rewind, ship, takeover, backup, postgres)\n`,
+    `bench: unknown benchmark "${which}" (available: spine, rewind, ship, takeover, backup, postgres, sysbench)\n`,
   );
   process.exit(2);
 }

@@ -38,13 +38,13 @@ async function one<T extends mysql.RowDataPacket>(c: mysql.Connection, sql: stri
   return rows[0];
 }
 
-async function masterPos(c: mysql.Connection): Promise<{ file: string; pos: number }> {
+export async function masterPos(c: mysql.Connection): Promise<{ file: string; pos: number }> {
   const r = await one(c, 'SHOW MASTER STATUS');
   return { file: String(r['File']), pos: Number(r['Position']) };
 }
 
 /** Native replication: starts the SQL/IO threads and waits until the replica executed up to `until`. */
-async function nativeCatchUp(rep: mysql.Connection, until: { file: string; pos: number }): Promise<number> {
+export async function nativeCatchUp(rep: mysql.Connection, until: { file: string; pos: number }): Promise<number> {
   const t0 = performance.now();
   await rep.query('START SLAVE');
   for (;;) {

@@ -8,7 +8,11 @@
  *   takeover_ms      kill → the takeover's end (promotion.json `at`), per run: detection (fail_after_ms of
  *                    failures seen by the standby and the witness), fence hook, drain, promote, VIP; the VIP step
  *                    lasts its gratuitous ARPs (1 s apart), so clients often write before the takeover has ended
- *   The monitor runs at its documented defaults here (the tests use faster thresholds).
+ *   The monitor runs at its documented defaults here (the tests use their own thresholds).
+ *   rto_breakdown_ms  per kill run, where the RTO goes (issue #15), from the client's first failed write: until
+ *                    the standby's and the witness's monitors failed the primary (the decision's reason says
+ *                    since when), until the decision (the fence's start), fence, drain, promote (promotion.json's
+ *                    timeline), and from the VIP's move to the client's first successful write on the new primary
  *   lost_acked_writes  writes the old primary acknowledged that the new one lacks, per run (shipping is
  *                    asynchronous: the tail not yet captured when mariadbd died)
  *   false_takeovers  takeovers during `partition_s` seconds of primary↔standby cut while the witness still sees the
@@ -28,7 +32,16 @@
 import { loadavg } from 'node:os';
 import { netnsUnavailable } from '../test/fixtures/netns.ts';
 import { cutScenario } from '../test/fixtures/takeover-faults.ts';
-import { killScenario, median, partitionScenario, switchoverScenario, TakeoverLab } from '../test/fixtures/takeover.ts';
+import {
+  type KillResult,
+  killScenario,
+  median,
+  partitionScenario,
+  switchoverScenario,
+  TakeoverLab,
+} from '../test/fixtures/takeover.ts';
+import { failoverSchema } from '../failover/config.ts';
+import { defaultMarginMs } from '../failover/timeline.ts';
 
 interface ScenarioFigures {
   rto_s: { runs: number[]; p50: number | null; max: number | null };
@@ -61,6 +74,51 @@ export interface TakeoverBenchOptions {
 
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
+/** Where one kill run's RTO went, in ms (null: not in the record). */
+export function rtoBreakdown(r: KillResult): Record<string, number | null> | null {
+  const p = r.promotion;
+  const rto = r.rto;
+  if (!p || !rto) return null;
+  const from = rto.firstFailure.t;
+  const step = (name: string) => p.timeline.find((e) => e.step === name);
+  const since = (who: string) => {
+    const m = new RegExp(`for ${who} since (\\S+?Z)`).exec(p.reason);
+    return m?.[1] ? Date.parse(m[1]) - from : null;
+  };
+  const took = (name: string) => {
+    const e = step(name);
+    return e?.startedAt != null && e.endedAt != null ? e.endedAt - e.startedAt : null;
+  };
+  const decided = step('fence-db')?.startedAt ?? null;
+  const vip = step('move-vip')?.startedAt ?? null;
+  return {
+    standby_failed: since('this standby'),
+    witness_failed: since('the witness'),
+    decision: decided === null ? null : decided - from,
+    fence: decided === null ? null : (step('drain')?.startedAt ?? decided) - decided,
+    drain: took('drain'),
+    promote: took('promote'),
+    vip_to_first_write: vip === null ? null : rto.firstSuccess.end - vip,
+    rto: rto.firstSuccess.end - from,
+  };
+}
+
+/** The monitor's documented defaults, read from the config schema (what the bench runs with). */
+function documentedSettings(): string {
+  const d = failoverSchema.parse({ account: { user: 'u', password: 'p' } });
+  const m = d.monitor;
+  const margin = defaultMarginMs({
+    maxProbeIntervalMs: d.calendar.default_interval_ms,
+    probeTimeoutMs: m.probe_timeout_ms,
+  });
+  return (
+    `the documented defaults (failover/config.ts): fail_after_ms ${m.fail_after_ms}, fail_after_count ` +
+    `${m.fail_after_count}, probe interval ${d.calendar.default_interval_ms} ms (${m.suspect_interval_ms} ms while ` +
+    `suspect), probe_timeout_ms ${m.probe_timeout_ms}, fence margin ${margin} ms, confirm_for_ms ` +
+    `${d.fence.confirm_for_ms}; garp_count 3; a check-only fence hook; least-privilege accounts`
+  );
+}
+
 export async function benchTakeover(o: TakeoverBenchOptions) {
   const why = netnsUnavailable();
   if (why) throw new Error(`the takeover benchmark needs network namespaces (root, iproute2): ${why}`);
@@ -74,6 +132,7 @@ export async function benchTakeover(o: TakeoverBenchOptions) {
   const takeoverMs: (number | null)[] = [];
   const lost: number[] = [];
   const failures: number[] = [];
+  const breakdowns: (Record<string, number | null> | null)[] = [];
   let falseTakeovers = 0;
   const scenarios: Record<'killed' | 'isolated' | 'partial', ScenarioFigures> = {
     killed: emptyFigures(),
@@ -97,6 +156,7 @@ export async function benchTakeover(o: TakeoverBenchOptions) {
       takeoverMs.push(r.takeoverMs);
       lost.push(r.lostAcked);
       failures.push(r.rto.failures);
+      breakdowns.push(rtoBreakdown(r));
       o.log(`run ${run}/${o.runs}: RTO ${r3(r.rto.seconds)} s, takeover ${r.takeoverMs} ms, lost ${r.lostAcked}`);
     }
     for (const [name, mode] of [
@@ -109,8 +169,10 @@ export async function benchTakeover(o: TakeoverBenchOptions) {
         const r = await cutScenario(lab, mode);
         r.end();
         const fig = scenarios[name];
-        if (!r.promotion || !r.rto) fig.no_takeover++;
-        else fig.rto_s.runs.push(r3(r.rto.seconds));
+        if (!r.promotion || !r.rto) {
+          fig.no_takeover++;
+          o.log(`${name} ${run}/${o.runs}: no takeover; the standby's last lines:\n${lab.standby.tail(25)}`);
+        } else fig.rto_s.runs.push(r3(r.rto.seconds));
         fig.takeover_ms.push(r.takeoverMs);
         fig.old_primary_last_ack_ms.push(r.lastOldAckMs);
         fig.old_primary_write_window_ms.push(r.oldWriteWindowMs);
@@ -151,10 +213,10 @@ export async function benchTakeover(o: TakeoverBenchOptions) {
     },
     false_takeovers: falseTakeovers,
     takeover_ms: takeoverMs,
+    rto_breakdown_ms: breakdowns,
     failed_writes: failures,
     lost_acked_writes: lost,
-    settings:
-      'the documented defaults (failover/config.ts): fail_after_ms 3000, fail_after_count 3, probe interval 1000 ms (300 ms while suspect), probe_timeout_ms 1000, garp_count 3, fence margin 2500 ms, confirm_for_ms 5000; a check-only fence hook; least-privilege accounts',
+    settings: documentedSettings(),
     partition_s: o.partitionS,
     wall_s: r3((performance.now() - wall0) / 1000),
     load_1m_before: load0,

@@ -24,15 +24,15 @@ describe('failoverSchema', () => {
     expect(c.monitor).toMatchObject({
       suspect_after: 2,
       fail_after_count: 3,
-      fail_after_ms: 3000,
+      fail_after_ms: 1500,
       recover_after: 3,
-      suspect_interval_ms: 300,
+      suspect_interval_ms: 100,
       overall: 'all',
       heartbeat: { table: 'tidemark.heartbeat', critical: true },
       link: { enabled: true, critical: false },
       tcp: [],
     });
-    expect(c.calendar).toEqual({ time_zone: 'UTC', default_interval_ms: 1000, windows: [] });
+    expect(c.calendar).toEqual({ time_zone: 'UTC', default_interval_ms: 300, windows: [] });
     expect(c.election).toEqual({ unknown_standbys: 'wait', priority: {}, agree_for_ms: 0 });
     expect(c.min_interval_ms).toBe(3_600_000);
     expect(c.fence).toEqual({ read_only: true, kill_sessions: true, timeout_ms: 30_000, confirm_for_ms: 5000 });

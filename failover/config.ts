@@ -47,7 +47,7 @@ const ipv4Cidr = z.string().refine((s) => {
 const thresholds = {
   suspect_after: z.number().int().min(1).max(1000).default(2),
   fail_after_count: z.number().int().min(1).max(1000).default(3),
-  fail_after_ms: ms(0, 3_600_000).default(3000),
+  fail_after_ms: ms(0, 3_600_000).default(1500),
   recover_after: z.number().int().min(1).max(1000).default(3),
 };
 
@@ -55,7 +55,7 @@ const monitorSchema = z
   .object({
     ...thresholds,
     /** Probe interval while the primary is suspect or failed. */
-    suspect_interval_ms: ms(50, 60_000).default(300),
+    suspect_interval_ms: ms(50, 60_000).default(100),
     /** A probe that has not answered within this is a failure. */
     probe_timeout_ms: ms(50, 120_000).default(1000),
     /** The primary is failed when every critical probe failed (`all`) or any of them (`any`). */
@@ -100,7 +100,7 @@ const monitorSchema = z
 const calendarSchema = z
   .object({
     time_zone: z.string().min(1).default('UTC'),
-    default_interval_ms: ms(50, 3_600_000).default(1000),
+    default_interval_ms: ms(50, 3_600_000).default(300),
     windows: z
       .array(
         z

@@ -207,6 +207,18 @@ describe('next probe interval', () => {
     expect(m.state.overall).toBe('failed');
     expect(nextIntervalMs(s, m.state, T0)).toBe(200);
   });
+
+  it('probes at the suspect interval from the first failure on, back to the calendar after a success', () => {
+    const s = spec({ suspect_interval_ms: 200 });
+    const m = new Monitor(s, T0);
+    expect(m.nextIntervalMs(T0)).toBe(1000);
+    m.apply(ko('heartbeat', 0));
+    // One failure: not suspect yet (suspect_after 2), but the failure run it starts is timed: probe sooner.
+    expect(m.state.overall).toBe('healthy');
+    expect(m.nextIntervalMs(T0)).toBe(200);
+    m.apply(ok('heartbeat', 200));
+    expect(m.nextIntervalMs(T0)).toBe(1000);
+  });
 });
 
 describe('formatTransition', () => {

@@ -15,7 +15,8 @@
  *   suspect  otherwise, when any probe is not healthy
  *   healthy  otherwise
  *
- * The next probe interval is `suspect_interval_ms` while overall is not healthy, else the calendar's.
+ * The next probe interval is `suspect_interval_ms` while overall is not healthy or any probe's last result was a
+ * failure (from the first one: the failure run is timed from it, issue #15), else the calendar's.
  */
 import type { Calendar } from './calendar.ts';
 
@@ -228,7 +229,8 @@ export function stepMonitor(spec: MonitorSpec, state: MonitorState, ev: MonitorE
 
 /** When to run the next probes, in ms from `at`. */
 export function nextIntervalMs(spec: MonitorSpec, state: MonitorState, at: number): number {
-  return state.overall === 'healthy' ? spec.calendar.intervalAt(at) : spec.suspect_interval_ms;
+  const failing = state.probes.some((p) => p.failingSince !== null);
+  return state.overall === 'healthy' && !failing ? spec.calendar.intervalAt(at) : spec.suspect_interval_ms;
 }
 
 /** How long the primary has been failed overall at `at` (0 when it is not failed). */

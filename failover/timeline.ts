@@ -26,6 +26,12 @@ import type { ProbeState } from './monitor.ts';
 export const GUARD_ALLOWANCE_MS = 500;
 /** The guard's watchdog checks its deadline this often. */
 export const GUARD_TICK_MS = 100;
+/**
+ * Until its first contact after it started, the guard counts from its start + this: a (re)started process needs a
+ * moment for the witness's first answer and the standbys' first link bytes. Safe: a standby's check-only fence
+ * command confirms only once the primary is read-only, so a later self-fence only delays a takeover.
+ */
+export const GUARD_STARTUP_GRACE_MS = 5000;
 
 /** margin_ms when not configured: the longest probe interval + probe_timeout_ms + GUARD_ALLOWANCE_MS. */
 export function defaultMarginMs(o: { maxProbeIntervalMs: number; probeTimeoutMs: number }): number {

@@ -10,7 +10,7 @@
  *              standbys know the same rule and ask their fence command for confirmation only from their own
  *              last contact + fail_after_ms + a margin (failover/timeline.ts, failover/README.md): one timeline,
  *              known to both sides, without comparing clocks. The write window of an isolated primary is at
- *              most fail_after_ms plus one probe interval.
+ *              most fail_after_ms plus GUARD_ALLOWANCE_MS (its tick, its event loop, its SET GLOBAL read_only).
  *   db down    the local database has not been writable for fail_after_ms: the VIP is dropped (it serves
  *              nothing here; the standby that takes over announces it).
  *
@@ -31,7 +31,7 @@ import { linkUp } from '../ship/link-status.ts';
 import type { LinkSecurity } from '../ship/tcp/index.ts';
 import { linkSecurity } from './ship-transports.ts';
 import { lastHeard } from './link-contact.ts';
-import { GUARD_TICK_MS } from '../failover/timeline.ts';
+import { GUARD_STARTUP_GRACE_MS, GUARD_TICK_MS } from '../failover/timeline.ts';
 
 const FRESH_MS = 5000;
 
@@ -81,7 +81,15 @@ export async function primaryGuardLoop(config: Config, log: Logger, signal: Abor
   /** Monotonic times of the last contacts: an answered witness request (its start), a streaming broker link. */
   let witnessAt: number | null = null;
   let brokerAt: number | null = null;
-  const lastContact = () => Math.max(started, witnessAt ?? started, brokerAt ?? started, lastHeard(tcp) ?? started);
+  // Before its first contact since start, the deadline counts from start + GUARD_STARTUP_GRACE_MS: a process
+  // (re)started on a loaded host needs a moment for the witness's first answer and the standbys' first link
+  // bytes, and must not fence its primary for that (with fail_after_ms at 1.5 s it did, issue #15).
+  const origin = () =>
+    witnessAt === null && brokerAt === null && lastHeard(tcp) === null ? started + GUARD_STARTUP_GRACE_MS : started;
+  const lastContact = () => {
+    const o = origin();
+    return Math.max(o, witnessAt ?? o, brokerAt ?? o, lastHeard(tcp) ?? o);
+  };
   let writableAt = Date.now();
   let fenced = false;
   let selfFenced: string | null = null;
@@ -105,7 +113,14 @@ export async function primaryGuardLoop(config: Config, log: Logger, signal: Abor
   // The deadline, apart from the probes: fences at last contact + fail_after_ms (GUARD_TICK_MS late at most).
   const watchdog = (async () => {
     while (!signal.aborted) {
-      const idle = mono() - lastContact();
+      let idle = mono() - lastContact();
+      if (idle >= limit && !fenced) {
+        // A stalled event loop (GC, a long synchronous step) is not isolation: the bytes that arrived meanwhile are
+        // read first (setImmediate runs after the I/O poll), then the deadline is checked again. Matters more
+        // since fail_after_ms is 1.5 s by default (issue #15).
+        await new Promise<void>((r) => setImmediate(r));
+        idle = mono() - lastContact();
+      }
       if (idle >= limit && !fenced) {
         fenced = true;
         await fence(idle).catch((err: unknown) =>
@@ -154,7 +169,7 @@ export async function primaryGuardLoop(config: Config, log: Logger, signal: Abor
       monitor: null,
       decision: `witness ${witness ? 'answers' : 'silent'}, standby link ${standby ? 'up' : 'down'}, database ${db}${
         fenced ? ', self-fenced' : ''
-      }; last contact ${Math.round(mono() - lastContact())} ms ago (self-fences at ${limit} ms)`,
+      }; last contact ${Math.max(0, Math.round(mono() - lastContact()))} ms ago (self-fences at ${limit} ms)`,
       service:
         writable === true || writable === 'error'
           ? null

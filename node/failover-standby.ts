@@ -119,6 +119,9 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
       if (await readPromotion(base)) return await promotedLoop(o, f, log);
       // Reported while the probes run: the other standbys' monitors rank this one by it.
       const reporting = f.witness ? reportRound(config, s, f, tls, log) : Promise.resolve(null);
+      // Once the primary is not healthy here, the witness's view is asked for while the probes run too: when it
+      // already says failed, the decision takes no further round trip once this standby's own probes fail.
+      const early = f.mode === 'automatic' && monitor.state.overall !== 'healthy' ? witnessView(f, tls, log) : null;
       const events = await probeRound(f, o, names, heartbeat);
       const reported = await reporting;
       for (const t of collapseOverall(events.flatMap((ev) => monitor.apply(ev)))) {
@@ -146,7 +149,8 @@ export async function standbyMonitorLoop(o: StandbyMonitorOptions): Promise<void
       if (switching) decision = 'a switchover is running here: no automatic decision';
       if (monitor.state.overall === 'failed' && !switching) {
         let history = await readHistory(base);
-        const view = await witnessView(f, tls, log);
+        const ahead = await early;
+        const view = ahead?.state === 'failed' ? ahead : await witnessView(f, tls, log);
         const self = reported ?? (await selfCandidate(config, s, f));
         const d = decideAutomatic({
           now,

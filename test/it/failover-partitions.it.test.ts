@@ -24,7 +24,8 @@ const unavailable = netnsUnavailable();
 if (unavailable) console.warn(`failover-partitions: skipped, network namespaces unavailable: ${unavailable}`);
 
 describe.skipIf(unavailable !== null)('takeover: partitions', () => {
-  const lab = new TakeoverLab();
+  // At the documented defaults (failover/config.ts): the thresholds users get must not take over falsely (#15).
+  const lab = new TakeoverLab({ documentedDefaults: true });
 
   beforeAll(async () => {
     await lab.setup();

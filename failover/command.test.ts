@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TidemarkError } from '../core/errors.ts';
 import { describeResult, formatArgv, runCommand, TailBuffer } from './command.ts';
@@ -91,9 +93,26 @@ describe('runCommand', () => {
     expect((err as Error).message).toMatch(/^cannot run \/nonexistent\/hook a: .*ENOENT/);
   });
 
-  it('uses the given environment only', async () => {
+  it('uses the given environment only (and SHLVL=1 when it has none)', async () => {
     const r = await runCommand(['/usr/bin/env'], { timeoutMs: 5000, env: { ONLY: 'this' } });
-    expect(r.stdout).toBe('ONLY=this\n');
+    expect(r.stdout).toBe('ONLY=this\nSHLVL=1\n');
+    const given = await runCommand(['/usr/bin/env'], { timeoutMs: 5000, env: { ONLY: 'this', SHLVL: '3' } });
+    expect(given.stdout).toBe('ONLY=this\nSHLVL=3\n');
+  });
+
+  it("a bash hook does not source the user's ~/.bashrc (stdin is a socket: bash would think sshd started it)", async () => {
+    const home = mkdtempSync(join(tmpdir(), 'tm-hook-home-'));
+    try {
+      writeFileSync(join(home, '.bashrc'), 'echo BASHRC-SOURCED\n');
+      const r = await runCommand(['bash', '-c', 'echo hook'], {
+        timeoutMs: 5000,
+        env: { HOME: home, PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+        stdin: '{}',
+      });
+      expect(r.stdout).toBe('hook\n');
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 });
 

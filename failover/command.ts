@@ -17,7 +17,7 @@ export interface RunOptions {
   /** Written to the child's stdin, which is then closed (absent: stdin is empty). */
   readonly stdin?: string;
   readonly timeoutMs: number;
-  /** The child's whole environment (absent: this process's environment, inherited as is). */
+  /** The child's whole environment (absent: this process's environment), SHLVL=1 added when it has none. */
   readonly env?: NodeJS.ProcessEnv;
   /** Aborting kills the process group, as a timeout does. */
   readonly signal?: AbortSignal;
@@ -100,6 +100,17 @@ export function describeResult(argv: readonly string[], r: RunResult): string {
 }
 
 /**
+ * The child's environment: `env`, with SHLVL=1 when it has no SHLVL. Node's stdio pipes are socketpairs, and
+ * Debian's bash (SSH_SOURCE_BASHRC) takes a non-interactive shell whose stdin is a socket and whose SHLVL is below 2
+ * for one started by sshd and sources ~/.bashrc — a `#!/bin/bash` hook run by a `tidemark run` that systemd
+ * started would run root's interactive set-up (seen here: a pyenv init waiting on a stale lock until the hook timed
+ * out). SHLVL=1 makes such a bash level 2, which never does.
+ */
+function hookEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return env['SHLVL'] === undefined ? { ...env, SHLVL: '1' } : env;
+}
+
+/**
  * Runs `argv` (no shell) and resolves with how it ended; a non-zero exit is a result, not an error. Rejects only
  * when the program could not be started (not found, not executable): a TidemarkError naming it.
  */
@@ -112,7 +123,7 @@ export function runCommand(argv: readonly string[], opts: RunOptions): Promise<R
     const child = spawn(prog, args, {
       detached: true,
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: opts.env ?? process.env,
+      env: hookEnv(opts.env ?? process.env),
       windowsHide: true,
     });
     const out = new TailBuffer(limit);

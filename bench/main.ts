@@ -3,7 +3,8 @@
  *   npm run bench -- [spine] [--json] [--bulk-rows N] [--update-rows N] [--oltp-tx N]
  *   npm run bench -- rewind [--json] [--rows N] [--changes N] [--index-dir D]
  *   npm run bench -- ship [--json] [--transports local,tcp,kafka,redis] [--rate TX_PER_S] [--warmup-s S]
- *                         [--measure-s S] [--ship-rows N] [--tx-rows N]      (--json: nothing but the JSON line)
+ *                         [--measure-s S] [--ship-rows N] [--tx-rows N] [--apply-max-wait-ms N]
+ *                                                                    (--json: nothing but the JSON line)
  *   npm run bench -- takeover [--json] [--runs N] [--partition-s S]                   (root: network namespaces)
  *   npm run bench -- backup [--json] [--size-mib N] [--pitr-tx N] [--archive-rate TX_PER_S] [--archive-s S]
  *                                                                    (sysbench-prepared datadir, kept between runs)
@@ -27,6 +28,7 @@ const { values, positionals } = parseArgs({
     'oltp-tx': { type: 'string' },
     'lag-s': { type: 'string', default: '5' },
     'apply-sync-commit': { type: 'string', default: 'on' },
+    // ship and postgres: the targets' batch.max_wait_ms; absent: the default.
     'apply-max-wait-ms': { type: 'string' },
     rows: { type: 'string', default: '100000' },
     changes: { type: 'string', default: '10000000' },
@@ -98,6 +100,7 @@ if (which === 'spine') {
     measureS: Number(values['measure-s']),
     rows: Number(values['ship-rows']),
     txRows: Number(values['tx-rows']),
+    applyMaxWaitMs: values['apply-max-wait-ms'] === undefined ? undefined : Number(values['apply-max-wait-ms']),
     // --json: quiet, the JSON line only.
     log: values.json ? () => {} : log,
   });

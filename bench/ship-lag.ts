@@ -34,6 +34,8 @@ export interface LagOptions {
   pollMs: number;
   /** How long to wait after the last commit for every row to be visible. */
   drainMs: number;
+  /** Filled with each transaction's commit and visible times (ms) and the first one measured, for a breakdown. */
+  keep?: { commitAt?: Float64Array; visibleAt?: Float64Array; first?: number };
 }
 
 export interface LagResult {
@@ -122,6 +124,7 @@ export async function measureLag(o: LagOptions): Promise<LagResult> {
     await poller.end().catch(() => {});
   }
   const first = Math.ceil((o.rate * o.warmupMs) / 1000);
+  if (o.keep) Object.assign(o.keep, { commitAt, visibleAt, first });
   const lags = new Float64Array(total - first);
   for (let i = first; i < total; i++) lags[i - first] = Math.max(0, (visibleAt[i] as number) - (commitAt[i] as number));
   lags.sort();

@@ -21,8 +21,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
+import { silentLogger } from '../core/log.ts';
 import { schemaChecksums } from '../test/fixtures/checksums.ts';
-import { startKafka, stopKafka } from '../test/fixtures/kafka.ts';
+import { readTopic, startKafka, stopKafka } from '../test/fixtures/kafka.ts';
 import { admin, destroyInstance, REPO_ROOT, startInstance, stopInstance } from '../test/fixtures/mariadb.ts';
 import { startRedis, stopRedis } from '../test/fixtures/redis.ts';
 import { appliedRowOn } from '../test/fixtures/sites.ts';
@@ -38,6 +39,7 @@ import {
 } from '../test/fixtures/sites-brokers.ts';
 import { runCli } from '../test/fixtures/topology.ts';
 import { BULK_TABLE, LAG_TABLE, type LagResult, measureLag, measureThroughput, writeBulk } from './ship-lag.ts';
+import { DurableSampler, lagCommits, stageFigures } from './ship-stages.ts';
 
 const SRC = 3571;
 const REP = 3572;
@@ -55,6 +57,8 @@ export interface ShipOptions {
   rate: number;
   warmupS: number;
   measureS: number;
+  /** The targets' batch.max_wait_ms (apply grouping); undefined: the default. */
+  applyMaxWaitMs?: number | undefined;
   /** Rows of the throughput bulk… */
   rows: number;
   /** …in transactions of this many rows. */
@@ -64,6 +68,8 @@ export interface ShipOptions {
 
 interface ContenderResult {
   lag: LagResult & { run_cpu_pct: Record<string, number> };
+  /** Where the lag goes (ship-stages.ts): each stage's time from the source commit, and from the stage before. */
+  stages: ReturnType<typeof stageFigures>;
   throughput: {
     rows_per_s: number;
     end_to_end_s: number;
@@ -154,7 +160,14 @@ async function contender(c: Contender, i: number, o: ShipOptions): Promise<Conte
     dir,
     source: { name: db, port: SRC, serverId: 45_000 + i, include: [`${db}.*`] },
     standbys: standby ? [standby] : [],
-    targets: [{ name: `replica-${standby?.name ?? 'primary'}`, port: REP, ...(standby ? { site: standby.name } : {}) }],
+    targets: [
+      {
+        name: `replica-${standby?.name ?? 'primary'}`,
+        port: REP,
+        ...(standby ? { site: standby.name } : {}),
+        ...(o.applyMaxWaitMs === undefined ? {} : { batch: { max_wait_ms: o.applyMaxWaitMs } }),
+      },
+    ],
     ship: c === 'tcp' ? { certs_dir: '../certs' } : {},
   });
   const sites = new Sites(config, standby ? ['primary', standby.name] : [undefined]);
@@ -173,6 +186,11 @@ async function contender(c: Contender, i: number, o: ShipOptions): Promise<Conte
     }
 
     o.log(`${c}: lag at ${o.rate} tx/s for ${o.warmupS} + ${o.measureS} s`);
+    const primary = new DurableSampler(join(dir, 'primary', 'journal'));
+    const mirror = standby ? new DurableSampler(join(dir, standby.journal_dir, db)) : null;
+    primary.start();
+    mirror?.start();
+    const keep: { commitAt?: Float64Array; visibleAt?: Float64Array; first?: number } = {};
     const lagCpu0 = sites.cpu();
     const lagT0 = performance.now();
     let lagDone = false;
@@ -194,13 +212,18 @@ async function contender(c: Contender, i: number, o: ShipOptions): Promise<Conte
       connections: 8,
       pollMs: 2,
       drainMs: 60_000,
+      keep,
     }).catch(async (err) => {
       lagDone = true;
+      await primary.stop();
+      await mirror?.stop();
       const dead = await watch;
       throw dead ? new Error(`${c}: ${dead}`) : err;
     });
     lagDone = true;
     await watch;
+    await primary.stop();
+    await mirror?.stop();
     const lagCpu = sites.cpu();
     const lagWall = (performance.now() - lagT0) / 1000;
     const cpuPct = Object.fromEntries(
@@ -210,6 +233,25 @@ async function contender(c: Contender, i: number, o: ShipOptions): Promise<Conte
       `${c}: lag p50 ${lag.p50} ms, p99 ${lag.p99} ms, max ${lag.max} ms (${lag.samples} tx, source at ${lag.achieved_tx_per_s} tx/s)`,
     );
     await sites.stop();
+    const commitAt = keep.commitAt as Float64Array;
+    let shipped: Map<bigint, number> | null = null;
+    if (c === 'kafka') {
+      const sent = new Map<bigint, number>();
+      await readTopic([`127.0.0.1:${KAFKA}`], `tidemark.${db}.dr2`, db, silentLogger, (m, ch) => {
+        if (ch.part === ch.parts - 1) sent.set(ch.lsn, Number(m.timestamp));
+      });
+      shipped = sent;
+    }
+    const stages = stageFigures({
+      first: keep.first as number,
+      commitAt,
+      visibleAt: keep.visibleAt as Float64Array,
+      commits: await lagCommits(join(dir, 'primary', 'journal'), db, commitAt.length),
+      primary,
+      shipped,
+      mirror,
+    });
+    o.log(`${c}: stages ${JSON.stringify(stages)}`);
 
     o.log(`${c}: ${o.rows} rows on the source (transactions of ${o.txRows}), run stopped`);
     const insertS = await writeBulk(SRC, db, o.rows, o.txRows);
@@ -245,6 +287,7 @@ async function contender(c: Contender, i: number, o: ShipOptions): Promise<Conte
     if (!equal) o.log(`${c}: the replica's ${db} DIFFERS from the source`);
     return {
       lag: { ...lag, run_cpu_pct: cpuPct },
+      stages,
       throughput: {
         rows_per_s: tp.rows_per_s,
         end_to_end_s: tp.end_to_end_s,
@@ -352,11 +395,13 @@ export async function benchShip(o: ShipOptions) {
     throughput_local_over_transport:
       local === undefined ? null : pick((r) => Math.round((local / r.throughput.rows_per_s) * 100) / 100),
     lag_detail_ms: pick((r) => r.lag, o.contenders),
+    lag_stages_ms: pick((r) => r.stages, o.contenders),
     throughput_detail: pick((r) => r.throughput, o.contenders),
     peak_rss_mb: pick((r) => r.peak_rss_mb, o.contenders),
     replica_equal: pick((r) => r.equal, o.contenders),
     contender_wall_s: pick((r) => r.wall_s, o.contenders),
     rate_tx_per_s: o.rate,
+    apply_max_wait_ms: o.applyMaxWaitMs ?? 'default',
     warmup_s: o.warmupS,
     measure_s: o.measureS,
     bulk_rows: o.rows,

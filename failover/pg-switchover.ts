@@ -3,7 +3,7 @@
  * fenced, a transactional logical message 'tidemark.switchover' is written through the failover account (WAL
  * only: no table, allowed on the fenced server). Capture journals its transaction as a commit with 0 rows
  * (capture/postgres/tx-streamer.ts), in commit order behind every transaction committed before the fence; the
- * standby's applier stores that commit's end in tidemark.applied. So a target whose applied LSN reached the
+ * standby's applier stores that commit's end in tidemark.applied (its `position`). So a target whose applied LSN reached the
  * message's LSN has applied everything the primary committed (zero loss).
  *
  * Why not the primary's WAL end: capture journals only commits of captured tables, so the target's applied
@@ -16,13 +16,14 @@ import type { PgEndpoint } from '../postgres/session.ts';
 import { emitPgMarker } from './pg-failback.ts';
 
 /**
- * Writes the marker on the fenced primary, then waits until `applied()` (the target's applied LSN) reaches it;
+ * Writes the marker on the fenced primary, then waits until `applied()` (the source LSN of the target's last
+ * applied commit, from its tidemark.applied position) reaches it;
  * `applied` throwing (the target unreachable) ends the drain: the switchover gives up before promoting.
  */
 export async function drainPgSwitchover(
   primary: PgEndpoint,
   o: { text: string; target: string; applied: () => Promise<bigint>; signal: AbortSignal },
-): Promise<{ detail: string; lsn: bigint; marker: bigint }> {
+): Promise<{ detail: string; marker: bigint }> {
   const marker = await emitPgMarker(primary, SWITCHOVER_MESSAGE_PREFIX, o.text);
   const started = Date.now();
   for (;;) {
@@ -32,7 +33,6 @@ export async function drainPgSwitchover(
         detail:
           `${o.target} applied the switchover marker ${formatLsn(marker)} after ${Date.now() - started} ms ` +
           `(applied up to ${formatLsn(at)})`,
-        lsn: at,
         marker,
       };
     }

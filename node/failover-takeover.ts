@@ -50,6 +50,14 @@ async function appliedLsn(config: Config, target: Config['targets'][number]): Pr
   return r.stored?.state?.lsn ?? 0n;
 }
 
+/** The source position (PostgreSQL: the commit end LSN) of the target's last applied commit (0n when nothing). */
+async function appliedSourceLsn(config: Config, target: Config['targets'][number]): Promise<bigint> {
+  const r = await targetAdapter(target).readStored(target, config.source.name);
+  if (r.error) throw new TidemarkError(`target ${target.name}: ${r.error}`, { code: 'CONNECT', retriable: true });
+  const p = r.stored?.state?.position;
+  return p?.kind === 'sequence' ? p.value : 0n;
+}
+
 /** Waits until the target applied the last complete unit of its mirror journal; returns that LSN. */
 async function drainTarget(
   config: Config,
@@ -196,10 +204,10 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<AnyPromot
         const d = await drainPgSwitchover(primary as unknown as Parameters<typeof drainPgSwitchover>[0], {
           text: `switchover to ${s.name}`,
           target: target.name,
-          applied: () => appliedLsn(config, target),
+          applied: () => appliedSourceLsn(config, target),
           signal: ctx.signal,
         });
-        drained.lsn = d.lsn;
+        drained.lsn = await appliedLsn(config, target);
         return { detail: d.detail };
       }
       if (o.mode === 'switchover') {

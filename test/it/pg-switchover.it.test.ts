@@ -8,7 +8,8 @@
  * port): the primary is fenced, the marker written, the drain fails, nothing is promoted and the primary is
  * writable again (the application writes there again). Then `tidemark switchover --to dr1`: fenced, the
  * 'tidemark.switchover' marker awaited in dr1's tidemark.applied, held, promoted; every acknowledged write is on
- * the new primary afterwards; the write pause is printed.
+ * the new primary afterwards; the write pause is printed. Then `tidemark failback` (without --yes) at the old
+ * primary's site finds no errant transaction: it can become dr1's standby without a rewind.
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -207,6 +208,19 @@ describe('switchover of a PostgreSQL pair', () => {
     const missing = app.acked.filter((id) => !onNew.has(id));
     expect(missing).toEqual([]);
     for (let i = 1; i <= ROWS; i++) expect(onNew.has(i)).toBe(true);
+
+    // The old primary can become dr1's standby without a rewind: failback finds nothing errant.
+    const lineage = async () =>
+      (await dst.query("SELECT site FROM tidemark.failover_lineage WHERE source = 'pg-main'")).rows[0]?.site;
+    const t3 = Date.now();
+    while ((await lineage().catch(() => null)) !== 'dr1' && Date.now() - t3 < 30_000) await sleep(200);
+    expect(await lineage()).toBe('dr1');
+    await stopRun(primaryRun);
+    primaryRun = null;
+    const fb = await runCli(['failback', '-c', config, '--quarantine', join(dir, 'q.sql')], { timeoutMs: 90_000 });
+    console.log(`failback (look): ${fb.stdout}`);
+    expect(fb.code, fb.stderr.slice(-2000)).toBe(0);
+    expect(fb.stdout).toMatch(/no errant transactions after LSN \d+/);
     console.log(
       `switchover: writes paused ${pause?.[1]} s (fence to promotion); the application's longest wait between ` +
         `acknowledged writes ${(app.maxGapMs / 1000).toFixed(3)} s; ${app.acked.length} writes acknowledged, all on dr1`,

@@ -12,7 +12,7 @@
  * primary's site finds no errant transaction: it can become dr1's standby without a rewind.
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -20,8 +20,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { parseLsn } from '../../postgres/lsn.ts';
 import { positionFromJson } from '../../record/position.ts';
-import { APPLY_USER, CAPTURE_USER, pgAdmin, stopPostgres } from '../fixtures/postgres.ts';
-import { appdbEndpoint, FAILOVER_ROLE, pgReadOnly, startPgFailoverPair } from '../fixtures/pg-failover.ts';
+import { APPLY_USER, CAPTURE_USER } from '../fixtures/postgres.ts';
+import {
+  appdbAdmin,
+  appdbEndpoint,
+  FAILOVER_ROLE,
+  pgReadOnly,
+  startPgFailoverPair,
+  stopPgFailoverPair,
+} from '../fixtures/pg-failover.ts';
 import { sleep } from '../fixtures/sites.ts';
 import { runCli, startRun, stopRun } from '../fixtures/topology.ts';
 
@@ -36,12 +43,7 @@ let primaryRun: ChildProcess | null = null;
 let drRun: ChildProcess | null = null;
 const clients: pg.Client[] = [];
 
-async function admin(port: number): Promise<pg.Client> {
-  const c = await pgAdmin(port, 'appdb');
-  c.on('error', () => {});
-  clients.push(c);
-  return c;
-}
+const admin = (port: number) => appdbAdmin(port, clients);
 
 function writeConfig(name: string, targetPort: number): string {
   const ep = appdbEndpoint;
@@ -140,14 +142,7 @@ describe('switchover of a PostgreSQL pair', () => {
     await startPgFailoverPair(SRC, DST);
   }, 180_000);
 
-  afterAll(async () => {
-    await stopRun(primaryRun);
-    await stopRun(drRun);
-    for (const c of clients) await c.end().catch(() => undefined);
-    stopPostgres(SRC.name);
-    stopPostgres(DST.name);
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopPgFailoverPair([SRC, DST], { runs: [primaryRun, drRun], clients, dir }));
 
   it('gives up when the standby cannot be reached, then moves the primary role with every write kept', async () => {
     const config = writeConfig('run', DST.port);

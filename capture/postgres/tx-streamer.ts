@@ -8,6 +8,7 @@
  * statement text, and the next Relation message of a changed table is taken as its new shape. Without those
  * messages, a Relation message whose columns differ from the previous one is turned into synthesized DDL where
  * that is exact (shape-diff.ts), else PG_DDL_UNTRACKED. TRUNCATE becomes a DDL entry (a rewind barrier). A
+ * transaction holding a 'tidemark.switchover' message is journaled even without rows (a 0-row commit). A
  * statement that cannot be replayed and a table that joined the publication otherwise than by CREATE TABLE throw
  * PG_UNSUPPORTED before anything of that transaction is committed: never a silent skip.
  */

@@ -9,7 +9,8 @@
  * writable again (the application writes there again). Then `tidemark switchover --to dr1`: fenced, the
  * 'tidemark.switchover' marker awaited in dr1's tidemark.applied, held, promoted; every acknowledged write is on
  * the new primary afterwards; the write pause is printed. Then `tidemark failback` (without --yes) at the old
- * primary's site finds no errant transaction: it can become dr1's standby without a rewind.
+ * primary's site finds no errant transaction, and with --yes demotes it without a rewind (branch position, slot
+ * dropped, still read-only).
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -216,6 +217,18 @@ describe('switchover of a PostgreSQL pair', () => {
     console.log(`failback (look): ${fb.stdout}`);
     expect(fb.code, fb.stderr.slice(-2000)).toBe(0);
     expect(fb.stdout).toMatch(/no errant transactions after LSN \d+/);
+    // With --yes: nothing to rewind; demoted (its tidemark.applied at the branch point, no hold), its slot dropped.
+    const mirror = join(dir, 'primary-standby', 'pg-main');
+    const yes = ['failback', '-c', config, '--quarantine', join(dir, 'q2.sql'), '--yes', '--mirror-dir', mirror];
+    const demoted = await runCli(yes, { timeoutMs: 90_000 });
+    console.log(`failback: ${demoted.stdout}`);
+    expect(demoted.code, demoted.stderr.slice(-2000)).toBe(0);
+    const old = await admin(SRC.port);
+    const row = (await old.query("SELECT seq::text AS s, hold FROM tidemark.applied WHERE source = 'pg-main'")).rows[0];
+    expect(row?.hold).toBeNull();
+    expect(BigInt(row?.s ?? -1)).toBeGreaterThan(0n);
+    expect((await old.query('SELECT count(*)::int AS n FROM pg_replication_slots')).rows[0].n).toBe(0);
+    expect(await pgReadOnly(SRC.port)).toBe(true);
     console.log(
       `switchover: writes paused ${pause?.[1]} s (fence to promotion); the application's longest wait between ` +
         `acknowledged writes ${(app.maxGapMs / 1000).toFixed(3)} s; ${app.acked.length} writes acknowledged, all on dr1`,

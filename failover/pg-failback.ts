@@ -25,8 +25,11 @@ import { quoteIdent } from '../postgres/sql.ts';
 import { PG_FENCE_SQL } from './pg-fence.ts';
 
 export const PG_FAILBACK_SQL = {
-  /** A transactional logical message: decoded as an empty transaction, after everything committed before it. */
-  marker: "SELECT pg_logical_emit_message(true, 'tidemark.failback', $1)::text AS lsn",
+  /**
+   * A transactional logical message ($1 the prefix: 'tidemark.failback', or the switchover's, which capture
+   * journals): decoded as a transaction of its own, after everything committed before it.
+   */
+  marker: 'SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn',
   slot: 'SELECT active FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()',
   dropSlot: 'SELECT pg_drop_replication_slot($1)',
 } as const;
@@ -44,12 +47,17 @@ async function withClient<T>(ep: PgEndpoint, what: string, fn: (c: pg.Client) =>
   }
 }
 
-/** Writes the catch-up marker on the (fenced) old primary; returns its LSN: capture reading past it read the tail. */
-export function emitPgCatchUpMarker(ep: PgEndpoint, text: string): Promise<bigint> {
-  return withClient(ep, 'writing the failback marker', async (c) => {
-    const r = await c.query(PG_FAILBACK_SQL.marker, [text]);
+/** A transactional logical message with this prefix on the server; returns its LSN. */
+export function emitPgMarker(ep: PgEndpoint, prefix: string, text: string): Promise<bigint> {
+  return withClient(ep, `writing the ${prefix} marker`, async (c) => {
+    const r = await c.query(PG_FAILBACK_SQL.marker, [prefix, text]);
     return parseLsn(String((r.rows[0] as { lsn: unknown } | undefined)?.lsn));
   });
+}
+
+/** Writes the catch-up marker on the (fenced) old primary; returns its LSN: capture reading past it read the tail. */
+export function emitPgCatchUpMarker(ep: PgEndpoint, text: string): Promise<bigint> {
+  return emitPgMarker(ep, 'tidemark.failback', text);
 }
 
 /**

@@ -23,6 +23,7 @@ import { PROMOTED_HOLD } from '../failover/promote-hold.ts';
 import { type FenceDeadline, nextConfirmAt } from '../failover/timeline.ts';
 import { capturedHeartbeat, waitMarker, writeMarker } from '../failover/switchover-marker.ts';
 import { vipAdd, vipDel } from '../failover/vip.ts';
+import { drainPgSwitchover } from '../failover/pg-switchover.ts';
 import { describeChain, sleep, TidemarkError } from '../core/errors.ts';
 import { readDurableLsn } from '../journal/index.ts';
 import type { StandbyConfig } from '../config/config-sites.ts';
@@ -47,6 +48,14 @@ async function appliedLsn(config: Config, target: Config['targets'][number]): Pr
   const r = await targetAdapter(target).readStored(target, config.source.name);
   if (r.error) throw new TidemarkError(`target ${target.name}: ${r.error}`, { code: 'CONNECT', retriable: true });
   return r.stored?.state?.lsn ?? 0n;
+}
+
+/** The source position (PostgreSQL: the commit end LSN) of the target's last applied commit (0n when nothing). */
+async function appliedSourceLsn(config: Config, target: Config['targets'][number]): Promise<bigint> {
+  const r = await targetAdapter(target).readStored(target, config.source.name);
+  if (r.error) throw new TidemarkError(`target ${target.name}: ${r.error}`, { code: 'CONNECT', retriable: true });
+  const p = r.stored?.state?.position;
+  return p?.kind === 'sequence' ? p.value : 0n;
 }
 
 /** Waits until the target applied the last complete unit of its mirror journal; returns that LSN. */
@@ -151,12 +160,6 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<AnyPromot
   if (!target) throw new TidemarkError(`standby ${s.name} has no target to promote`, { code: 'CONFIG' });
   const src = config.source as { kind?: string; slot?: string; publication?: string };
   const db = failoverDbSteps(src.kind, (target as { kind?: string }).kind);
-  if (o.mode === 'switchover' && db.engine !== 'mysql') {
-    // Refused before the fence: the switchover's marker row is MySQL's (failover/switchover-marker.ts).
-    throw new TidemarkError('switchover is not implemented for PostgreSQL sites yet: use tidemark failover', {
-      code: 'NOT_SUPPORTED',
-    });
-  }
   // Fencing must not wait for the source's full connect timeout on a primary that is gone.
   const primary = asFailoverAccount(f, {
     ...config.source,
@@ -197,6 +200,16 @@ export async function takeOver(o: TakeoverRun): Promise<TakeoverResult<AnyPromot
           )
       : undefined,
     drain: async (ctx) => {
+      if (o.mode === 'switchover' && db.engine === 'postgres') {
+        const d = await drainPgSwitchover(primary as unknown as Parameters<typeof drainPgSwitchover>[0], {
+          text: `switchover to ${s.name}`,
+          target: target.name,
+          applied: () => appliedSourceLsn(config, target),
+          signal: ctx.signal,
+        });
+        drained.lsn = await appliedLsn(config, target);
+        return { detail: d.detail };
+      }
       if (o.mode === 'switchover') {
         const writer = `switchover:${s.name}`;
         const marker = capturedHeartbeat(config.source, f.monitor.heartbeat.table);

@@ -7,7 +7,7 @@ import { type PgColumn, PgoutputDecoder } from './pgoutput.ts';
 import type { PgTableRef, TableShape } from './relations.ts';
 import type { AddedColumnFacts } from './shape-diff.ts';
 import { originSkipper } from './capture.ts';
-import { ROWS_PER_ENTRY, type TxOut, TxStreamer } from './tx-streamer.ts';
+import { ROWS_PER_ENTRY, SWITCHOVER_MESSAGE_PREFIX, type TxOut, TxStreamer } from './tx-streamer.ts';
 
 const A = 100; // app.a, captured
 const B = 200; // app.b, captured
@@ -104,6 +104,23 @@ describe('TxStreamer: pgoutput transactions as journal entries', () => {
     expect(h.rows[1]?.rows[0]).toEqual({ before: ['1', 'x'], after: ['1', 'z'] });
     expect(h.rows[2]?.rows[0]).toEqual({ before: null, after: ['3', null] });
     expect(h.s.inTransaction).toBe(false);
+  });
+
+  it('journals the switchover marker transaction with 0 rows; other messages and empty transactions only read', async () => {
+    const h = harness();
+    const msg = (prefix: string, transactional = true) => pgo.message(transactional, 0x100n, prefix, Buffer.from('x'));
+    await h.feed(pgo.begin(0x90n, 0n, 11), msg('someone.else'), pgo.commit(0x90n, 0x98n, 0n));
+    await h.feed(pgo.begin(0xa0n, 0n, 12), msg(SWITCHOVER_MESSAGE_PREFIX, false), pgo.commit(0xa0n, 0xa8n, 0n));
+    await h.feed(pgo.begin(0xb0n, 0n, 13), msg(SWITCHOVER_MESSAGE_PREFIX), pgo.commit(0xb0n, 0xb8n, 0n));
+    expect(h.log).toEqual([
+      `read ${0x98n}`,
+      `confirm ${0x98n}`,
+      `read ${0xa8n}`,
+      `confirm ${0xa8n}`,
+      `commit 13:0/B0 ${0xb8n} 0`,
+      'durable',
+      `confirm ${0xb8n}`,
+    ]);
   });
 
   it('skips a transaction of a skipped replication origin (rows, TRUNCATE, its shape changes), not the others', async () => {

@@ -8,6 +8,7 @@
  * statement text, and the next Relation message of a changed table is taken as its new shape. Without those
  * messages, a Relation message whose columns differ from the previous one is turned into synthesized DDL where
  * that is exact (shape-diff.ts), else PG_DDL_UNTRACKED. TRUNCATE becomes a DDL entry (a rewind barrier). A
+ * transaction holding a 'tidemark.switchover' message is journaled even without rows (a 0-row commit). A
  * statement that cannot be replayed and a table that joined the publication otherwise than by CREATE TABLE throw
  * PG_UNSUPPORTED before anything of that transaction is committed: never a silent skip.
  */
@@ -32,6 +33,12 @@ import { type AddedColumnFacts, diffShapes, synthesizeDdl } from './shape-diff.t
 
 /** Rows per rows entry of a stream transaction (bounded memory for a big transaction). */
 export const ROWS_PER_ENTRY = 1000;
+/**
+ * The prefix of `tidemark switchover`'s marker (failover/pg-switchover.ts): a transactional logical message whose
+ * transaction is journaled even though it changes no captured row (a commit entry with 0 rows), so it travels
+ * behind every transaction committed before it and the standby's applier records its commit end.
+ */
+export const SWITCHOVER_MESSAGE_PREFIX = 'tidemark.switchover';
 /** µs between the Unix epoch and PostgreSQL's (2000-01-01). */
 const PG_EPOCH_US = 946_684_800_000_000n;
 
@@ -90,6 +97,8 @@ interface OpenTx {
   id: string | undefined;
   /** Its Origin message names an origin skip_origins skips: nothing of it is journaled. */
   skipped: boolean;
+  /** It holds a switchover marker: journaled even without rows. */
+  marker: boolean;
 }
 
 /** Turns decoded messages into entries, one source transaction at a time. */
@@ -188,6 +197,10 @@ export class TxStreamer {
 
   /** A 'tidemark.ddl' message: journaled when it is about what is captured; the shapes it changes are re-read. */
   async #message(m: LogicalMessage): Promise<void> {
+    if (m.prefix === SWITCHOVER_MESSAGE_PREFIX && m.transactional && this.#tx && !this.#tx.skipped) {
+      this.#tx.marker = true;
+      return;
+    }
     if (m.prefix !== DDL_MESSAGE_PREFIX || !m.transactional || !this.#o.ddlMessages) return;
     const tx = this.#tx;
     if (!tx)
@@ -286,6 +299,7 @@ export class TxStreamer {
           ddl: 0,
           id: undefined,
           skipped: false,
+          marker: false,
         };
         return undefined;
       case 'origin':
@@ -336,7 +350,7 @@ export class TxStreamer {
     const tx = this.#tx;
     if (!tx) throw new TidemarkError('pgoutput Commit without a Begin', { code: 'PG_PROTOCOL' });
     await this.#flush(tx);
-    if (tx.rowCount > 0n || tx.ddl > 0) {
+    if (tx.rowCount > 0n || tx.ddl > 0 || tx.marker) {
       await this.#o.out.commitTx(this.#txId(tx), m.endLsn, tx.rowCount, m.commitTime + PG_EPOCH_US);
     } else this.#o.out.readTo(m.endLsn);
     this.#tx = null;

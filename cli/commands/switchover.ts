@@ -2,17 +2,17 @@
  * `tidemark switchover -c FILE --to STANDBY`: a planned move of the primary role to a standby, with zero loss.
  * Run at the standby's site while `tidemark run` runs at both sites. The primary is fenced (read_only, client
  * sessions killed: writes pause), a marker written after the fence is awaited at the standby's target (so it
- * has every transaction the primary committed), the target is promoted and the VIP moved; the write pause (fence
+ * has every transaction the primary committed; MySQL: a row of the captured heartbeat table, PostgreSQL: a
+ * transactional logical message capture journals), the target is promoted and the VIP moved; the write pause (fence
  * to promotion) is printed. If the standby does not catch up within failover.timeouts.drain_ms, nothing is
  * promoted and the primary is made writable again.
  *
- * Not built yet: the old primary becoming a standby of the new one (failback); it stays fenced.
+ * The old primary stays fenced: `tidemark failback` makes it a standby of the new one (it finds nothing errant).
  */
 import { formatStoredPosition, storePromotionPosition } from '../../failover/db-steps.ts';
-import { isWritable } from '../../failover/fence.ts';
 import { formatTimeline } from '../../failover/plan.ts';
 import { TidemarkError } from '../../core/errors.ts';
-import { asFailoverAccount, failoverOf } from '../../node/failover-spec.ts';
+import { asFailoverAccount, failoverOf, primaryDbSteps } from '../../node/failover-spec.ts';
 import { setSwitchover } from '../../node/failover-state.ts';
 import { capturedHeartbeat } from '../../failover/switchover-marker.ts';
 import { standbyToPromote, takeOver } from '../../node/failover-takeover.ts';
@@ -26,8 +26,10 @@ export async function switchoverCommand(o: SwitchoverOptions): Promise<number> {
   const { config, log } = o;
   const f = failoverOf(config);
   const s = await standbyToPromote(config, o.to);
-  capturedHeartbeat(config.source, f.monitor.heartbeat.table);
-  const writable = await isWritable(asFailoverAccount(f, config.source), f.monitor.probe_timeout_ms);
+  const db = primaryDbSteps(config);
+  // MySQL's marker is a row of the captured heartbeat table; PostgreSQL's a logical message (no table needed).
+  if (db.engine === 'mysql') capturedHeartbeat(config.source, f.monitor.heartbeat.table);
+  const writable = await db.isWritable(asFailoverAccount(f, config.source), f.monitor.probe_timeout_ms);
   if (writable !== true) {
     throw new TidemarkError(
       `the primary ${config.source.host}:${config.source.port} is ${writable === null ? 'unreachable' : 'read-only'}: ` +

@@ -9,6 +9,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DdlEntry, RowsEntry, Value } from '../../record/record.ts';
 import { type Assignment, ParallelScheduler } from './parallel-schedule.ts';
+import { prng } from '../../test/fixtures/prng.ts';
+import { rowsEntry } from '../../test/fixtures/rows-entry.ts';
 import { type KeyLookup, type Writeset, writesetOf, writesetsMeet } from './writeset.ts';
 
 type Row = readonly Value[];
@@ -59,18 +61,7 @@ const KEYS: KeyLookup = (_s, t) =>
           : undefined;
 
 function entry(table: keyof typeof COLS, op: RowsEntry['op'], before: Row | null, after: Row | null): RowsEntry {
-  return {
-    kind: 'rows',
-    source: 's',
-    seq: 1n,
-    txId: 't',
-    schema: 'db',
-    table,
-    op,
-    columns: COLS[table].map((name) => ({ name, type: 'int' })),
-    pk: table === 'log' ? [] : ['id'],
-    rows: [{ before, after }],
-  };
+  return rowsEntry(table, op, COLS[table], table === 'log' ? [] : ['id'], [{ before, after }]);
 }
 
 /** The replica's collation of the unique e-mail: case-insensitive, PAD SPACE (as utf8mb4_general_ci). */
@@ -187,18 +178,6 @@ function journal(ops: readonly (readonly Op[])[]): Workload {
   const source = empty();
   const txs = ops.map((tx) => tx.map((op) => sourceOp(source, op)).filter((e): e is Entry => e !== null));
   return { txs: txs.filter((t) => t.length > 0), source };
-}
-
-/** mulberry32: the executor's choices, from a seed fast-check generates (and shrinks). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

@@ -1,12 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { DdlEntry, RowsEntry, Value } from '../../record/record.ts';
+import { rowsEntry } from '../../test/fixtures/rows-entry.ts';
 import { foldKeyValue, type KeyLookup, tableId, type TableKeys, writesetOf, writesetsMeet } from './writeset.ts';
 
-const cols = [
-  { name: 'id', type: 'int' },
-  { name: 'email', type: 'varchar' },
-  { name: 'v', type: 'int' },
-];
+const cols = ['id', 'email', 'v'];
 
 function rows(
   table: string,
@@ -14,18 +11,13 @@ function rows(
   images: [readonly Value[] | null, readonly Value[] | null][],
   pk = ['id'],
 ): RowsEntry {
-  return {
-    kind: 'rows',
-    source: 's',
-    seq: 1n,
-    txId: 't',
-    schema: 'db',
+  return rowsEntry(
     table,
     op,
-    columns: cols,
+    cols,
     pk,
-    rows: images.map(([before, after]) => ({ before, after })),
-  };
+    images.map(([before, after]) => ({ before, after })),
+  );
 }
 
 const users: TableKeys = {

@@ -25,7 +25,10 @@ import type { DdlEntry, RowsEntry, Value } from '../../record/record.ts';
 export interface TableKeys {
   /** Every unique key of the replica table, PRIMARY included: name and columns in key order. */
   readonly unique: readonly { readonly name: string; readonly columns: readonly string[] }[];
-  /** Tables linked to this one by a foreign key, either direction (parents it references, children referencing it). */
+  /**
+   * Tables linked to this one by foreign keys, either direction (parents it references, children referencing it),
+   * transitively: a cascade from a parent reaches grandchildren too. The caller computes the closure (PARALLEL.md).
+   */
   readonly fkTables?: readonly { readonly schema: string; readonly table: string }[];
 }
 

@@ -30,6 +30,8 @@ export interface TableKeys {
    * transitively: a cascade from a parent reaches grandchildren too. The caller computes the closure (PARALLEL.md).
    */
   readonly fkTables?: readonly { readonly schema: string; readonly table: string }[];
+  /** A unique key the writeset cannot hash (a column prefix, table-keys.ts): the table is taken whole. */
+  readonly wholeTable?: boolean;
 }
 
 /** The replica's keys of schema.table; undefined: unknown (the transaction becomes a barrier). */
@@ -106,7 +108,7 @@ export class WritesetBuilder {
       return;
     }
     const idx = keys.map((k) => k.columns.map((c) => e.columns.findIndex((col) => col.name === c)));
-    if (this.#coarse || idx.some((cols) => cols.some((i) => i < 0))) {
+    if (this.#coarse || meta.wholeTable || idx.some((cols) => cols.some((i) => i < 0))) {
       // A key column the image lacks (generated on the replica, or not captured): the table as a whole.
       this.#tables.add(t);
       return;

@@ -23,7 +23,7 @@ import { stringify } from 'yaml';
 import { lastCommit } from '../../journal/index.ts';
 import { parseLsn } from '../../postgres/lsn.ts';
 import { APPLY_USER, CAPTURE_USER, killPostgres, pgAdmin, startPostgres, stopPostgres } from '../fixtures/postgres.ts';
-import { appdbEndpoint, FAILOVER_ROLE, pgReadOnly, startPgFailoverPair } from '../fixtures/pg-failover.ts';
+import { appdbEndpoint, FAILOVER_ROLE, pgReadOnly, startPgFailoverPair, tcpStandby } from '../fixtures/pg-failover.ts';
 import { sleep } from '../fixtures/sites.ts';
 import { runCli, startRun, stopRun } from '../fixtures/topology.ts';
 
@@ -50,13 +50,12 @@ function writeConfigs(): { config: string; reversed: string } {
   const portClosed = `! (exec 3<>/dev/tcp/127.0.0.1/${SRC.port}) 2>/dev/null && echo "old primary: port ${SRC.port} closed"`;
   const common = { ship: { plaintext: true, heartbeat_ms: 100 }, rollback: { index: false } };
   const capture = { kind: 'postgres', name: 'pg-main', publication: 'tidemark', slot: 'tidemark' };
-  const tcp = (port: number) => ({ transport: 'tcp', address: `127.0.0.1:${port}`, listen: `127.0.0.1:${port}` });
   const config = {
     source: { ...capture, ...endpoint(SRC.port, CAPTURE_USER), admin: APPLY_USER },
     journal: { dir: join(dir, 'journal') },
     site: 'primary',
     ...common,
-    standbys: [{ name: 'dr1', ...tcp(SHIP_PORT), journal_dir: join(dir, 'dr1') }],
+    standbys: [tcpStandby('dr1', SHIP_PORT, join(dir, 'dr1'))],
     targets: [{ name: 'dr1db', kind: 'postgres', site: 'dr1', ...endpoint(DST.port, APPLY_USER) }],
     failover: {
       mode: 'manual',
@@ -71,7 +70,7 @@ function writeConfigs(): { config: string; reversed: string } {
     journal: { dir: join(dir, 'dr1', 'pg-main') },
     site: 'dr1',
     ...common,
-    standbys: [{ name: 'primary', ...tcp(REVERSED_SHIP_PORT), journal_dir: join(dir, 'primary-standby') }],
+    standbys: [tcpStandby('primary', REVERSED_SHIP_PORT, join(dir, 'primary-standby'))],
     targets: [{ name: 'olddb', kind: 'postgres', site: 'primary', ...endpoint(SRC.port, APPLY_USER) }],
     log: { level: 'info', file: join(dir, 'reversed.log') },
   };

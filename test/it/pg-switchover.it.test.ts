@@ -29,6 +29,7 @@ import {
   pgReadOnly,
   startPgFailoverPair,
   stopPgFailoverPair,
+  tcpStandby,
 } from '../fixtures/pg-failover.ts';
 import { sleep } from '../fixtures/sites.ts';
 import { runCli, startRun, stopRun } from '../fixtures/topology.ts';
@@ -53,15 +54,7 @@ function writeConfig(name: string, targetPort: number): string {
     journal: { dir: join(dir, 'journal') },
     site: 'primary',
     ship: { plaintext: true, heartbeat_ms: 100 },
-    standbys: [
-      {
-        name: 'dr1',
-        transport: 'tcp',
-        address: `127.0.0.1:${SHIP_PORT}`,
-        listen: `127.0.0.1:${SHIP_PORT}`,
-        journal_dir: join(dir, 'dr1'),
-      },
-    ],
+    standbys: [tcpStandby('dr1', SHIP_PORT, join(dir, 'dr1'))],
     targets: [{ name: 'dr1db', kind: 'postgres', site: 'dr1', ...ep(targetPort, APPLY_USER) }],
     rollback: { index: false },
     failover: { mode: 'manual', account: FAILOVER_ROLE, timeouts: { drain_ms: 15_000 } },

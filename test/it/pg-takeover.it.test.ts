@@ -17,7 +17,7 @@ import { stringify } from 'yaml';
 import { lastCommit } from '../../journal/index.ts';
 import { parseLsn } from '../../postgres/lsn.ts';
 import { APPLY_USER, CAPTURE_USER, killPostgres, pgAdmin, startPostgres, stopPostgres } from '../fixtures/postgres.ts';
-import { appdbEndpoint, FAILOVER_ROLE, pgReadOnly, startPgFailoverPair } from '../fixtures/pg-failover.ts';
+import { appdbEndpoint, FAILOVER_ROLE, pgReadOnly, startPgFailoverPair, tcpStandby } from '../fixtures/pg-failover.ts';
 import { sleep } from '../fixtures/sites.ts';
 import { runCli, startRun, stopRun } from '../fixtures/topology.ts';
 
@@ -53,15 +53,7 @@ function writeConfig(): string {
     journal: { dir: join(dir, 'journal') },
     site: 'primary',
     ship: { plaintext: true, heartbeat_ms: 100 },
-    standbys: [
-      {
-        name: 'dr1',
-        transport: 'tcp',
-        address: `127.0.0.1:${SHIP_PORT}`,
-        listen: `127.0.0.1:${SHIP_PORT}`,
-        journal_dir: join(dir, 'dr1'),
-      },
-    ],
+    standbys: [tcpStandby('dr1', SHIP_PORT, join(dir, 'dr1'))],
     targets: [{ name: 'dr1db', kind: 'postgres', site: 'dr1', ...pg(DST.port, APPLY_USER) }],
     rollback: { index: false },
     failover: {

@@ -206,6 +206,8 @@ export class PgApplier implements Applier {
       return true;
     }
     g.txs++;
+    // A later baseline's first chunk of a table has the same txId (`baseline:<table>:0`): it must clear again.
+    this.#cleared = '';
     g.target = {
       seq: entry.seq,
       lsn,

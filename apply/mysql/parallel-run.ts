@@ -66,9 +66,13 @@ export class ParallelRun {
   readonly #scheduler: ParallelScheduler;
   #state: AppliedState | null;
   #retries = 0;
+  /** Units dispatched, and those that had to wait for the unit right before them (no parallelism). */
+  readonly #stats = { units: 0, chained: 0, txs: 0 };
   #skipThrough: bigint;
   // Units are dispatched in order; committed is the highest index of the committed prefix.
   #committed = -1;
+  /** Highest unit that recorded its position (every one before it did too). */
+  #sent = -1;
   readonly #done = new Set<number>();
   readonly #inflight = new Map<number, Flight>();
   #lastSeq: bigint | null;
@@ -118,6 +122,7 @@ export class ParallelRun {
       throw await this.#fail(err);
     } finally {
       puller.close();
+      this.#d.log.info({ ...this.#stats, retries: this.#retries }, 'parallel apply run ended');
     }
   }
 
@@ -204,6 +209,9 @@ export class ParallelRun {
     const ws = new WritesetBuilder(this.#d.keys.lookup, BIG_TX_ROWS);
     for (const it of items) if (it.entry.kind === 'rows') ws.add(it.entry);
     const a = this.#scheduler.next(ws.finish());
+    this.#stats.units++;
+    this.#stats.txs += txs;
+    if (a.dependsOn === a.index - 1) this.#stats.chained++;
     const unit: Unit = { index: a.index, items, target, firstSeq: items[0]!.entry.seq, txs, rows };
     const f: Flight = { unit, worker: a.worker, dependsOn: a.dependsOn, prevSeq: this.#lastSeq };
     this.#lastSeq = target.seq;
@@ -227,12 +235,22 @@ export class ParallelRun {
         firstSeq: f.unit.firstSeq,
         lastSeq: f.unit.target.seq,
       });
-      if (ordered) await this.#until(() => this.#committed >= f.unit.index - 1 || this.#halt);
-      if (this.#halt) {
-        await w.rollback();
-        return;
+      // Ordered commit: the position update is sent once the unit before it has recorded its own (holding the
+      // row lock until its COMMIT), so it waits inside InnoDB and reads that unit's committed row; both COMMITs
+      // can then share one group-commit flush.
+      if (ordered) {
+        await this.#until(() => this.#sent >= f.unit.index - 1 || this.#halt);
+        if (this.#halt) {
+          await w.rollback();
+          return;
+        }
+        await w.recordPosition(f.unit, f.prevSeq);
+        this.#sent = Math.max(this.#sent, f.unit.index);
+        this.#notify();
+        await w.commit();
+      } else {
+        await w.commitUnordered(f.unit);
       }
-      await w.commit(f.unit, f.prevSeq, ordered);
       this.#commitDone(f);
     } catch (err) {
       const atHead = this.#committed >= f.unit.index - 1;
@@ -300,16 +318,19 @@ export class ParallelRun {
     this.#retries += pending.length;
     this.#failure = null;
     this.#halt = false;
+    this.#sent = this.#committed;
     const w = this.#d.workers[0]!;
     for (const f of pending) {
       if (!w.connected) await w.open();
       try {
         await w.execute(f.unit);
-        await w.commit(f.unit, f.prevSeq, true);
+        await w.recordPosition(f.unit, f.prevSeq);
+        await w.commit();
       } catch (e) {
         await w.rollback();
         throw e;
       }
+      this.#sent = f.unit.index;
       this.#commitDone(f);
     }
     await this.#applied;

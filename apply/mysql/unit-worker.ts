@@ -115,14 +115,32 @@ export class UnitWorker {
   }
 
   /**
-   * Records the unit's position and commits, in one query. `prevSeq`: what the unit before it stored (null: none
-   * yet); `ordered` false only for the reader-order test's deliberately broken mode.
+   * Records the unit's position (orderedPositionSql: only right after `prevSeq`, what the unit before it stored).
+   * The row lock it takes is what orders the commits: the next unit's update, sent once this returned, waits for
+   * this unit's COMMIT inside InnoDB.
    */
-  async commit(u: Unit, prevSeq: bigint | null, ordered = true): Promise<void> {
-    const pos = ordered
-      ? orderedPositionSql(this.#o.source, prevSeq, u.target)
-      : upsertPositionSql(this.#o.source, u.target);
-    await this.#q('commit', `${pos};\nCOMMIT`);
+  async recordPosition(u: Unit, prevSeq: bigint | null): Promise<void> {
+    const res = await this.#q('commit', orderedPositionSql(this.#o.source, prevSeq, u.target));
+    const n = (res as { affectedRows?: number }).affectedRows;
+    if (n !== 1) {
+      throw new TidemarkError(
+        `the position row of source ${this.#o.source} is missing on target ${this.#o.target.name}`,
+        {
+          code: 'TARGET_HELD',
+          retriable: true,
+        },
+      );
+    }
+  }
+
+  async commit(): Promise<void> {
+    await this.#q('commit', 'COMMIT');
+    this.#open = false;
+  }
+
+  /** TEST ONLY (the reader-order test's broken mode): records the position unchecked and commits at once. */
+  async commitUnordered(u: Unit): Promise<void> {
+    await this.#q('commit', `${upsertPositionSql(this.#o.source, u.target)};\nCOMMIT`);
     this.#open = false;
   }
 

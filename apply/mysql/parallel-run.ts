@@ -212,6 +212,7 @@ export class ParallelRun {
     this.#stats.units++;
     this.#stats.txs += txs;
     if (a.dependsOn === a.index - 1) this.#stats.chained++;
+    this.#d.metrics.parallelUnit(a.dependsOn === a.index - 1);
     const unit: Unit = { index: a.index, items, target, firstSeq: items[0]!.entry.seq, txs, rows };
     const f: Flight = { unit, worker: a.worker, dependsOn: a.dependsOn, prevSeq: this.#lastSeq };
     this.#lastSeq = target.seq;
@@ -316,6 +317,7 @@ export class ParallelRun {
       'parallel apply: a conflict the writesets missed; re-running the units in flight one at a time',
     );
     this.#retries += pending.length;
+    this.#d.metrics.parallelRetries(pending.length);
     this.#failure = null;
     this.#halt = false;
     this.#sent = this.#committed;

@@ -73,7 +73,10 @@ export class ParallelRun {
   #committed = -1;
   /** Highest unit that recorded its position (every one before it did too). */
   #sent = -1;
-  readonly #done = new Set<number>();
+  /** Units executed and waiting to record their position. */
+  readonly #ready = new Set<number>();
+  /** Units whose COMMIT returned ahead of an earlier unit's reply. */
+  readonly #done = new Map<number, Unit>();
   readonly #inflight = new Map<number, Flight>();
   #lastSeq: bigint | null;
   #chains: Promise<void>[];
@@ -240,15 +243,19 @@ export class ParallelRun {
       // row lock until its COMMIT), so it waits inside InnoDB and reads that unit's committed row; both COMMITs
       // can then share one group-commit flush.
       if (ordered) {
+        this.#ready.add(f.unit.index);
         await this.#until(() => this.#sent >= f.unit.index - 1 || this.#halt);
+        this.#ready.delete(f.unit.index);
         if (this.#halt) {
           await w.rollback();
           return;
         }
-        await w.recordPosition(f.unit, f.prevSeq);
+        // Nobody waits to record after it yet: position and COMMIT in one round trip.
+        const alone = !this.#ready.has(f.unit.index + 1);
+        await w.recordPosition(f.unit, f.prevSeq, alone);
         this.#sent = Math.max(this.#sent, f.unit.index);
         this.#notify();
-        await w.commit();
+        if (!alone) await w.commit();
       } else {
         await w.commitUnordered(f.unit);
       }
@@ -262,24 +269,32 @@ export class ParallelRun {
     }
   }
 
+  /**
+   * A unit's COMMIT returned. The server committed the units in source order, but their acknowledgements may reach
+   * us in another order (a later unit's commit can finish while an earlier one's reply is still on its way): the
+   * state, the metrics and onApplied follow the committed prefix, never a single reply.
+   */
   #commitDone(f: Flight): void {
-    const u = f.unit;
-    this.#inflight.delete(u.index);
-    this.#done.add(u.index);
-    while (this.#done.delete(this.#committed + 1)) this.#committed++;
-    this.#state = u.target;
-    this.#d.metrics.transactions(u.txs);
-    this.#d.metrics.rows(u.rows);
-    if (u.target.commitTimeUs !== null) this.#d.metrics.lastCommitTimeUs(u.target.commitTimeUs);
-    const cb = this.#onApplied;
-    if (cb) {
-      // In commit order, one at a time (the apply loop writes its cursor from it).
-      this.#applied = this.#applied
-        .then(() => cb(u.target))
-        .catch((err: unknown) => {
-          this.#failure ??= { flight: f, err, atHead: false };
-          this.#halt = true;
-        });
+    this.#inflight.delete(f.unit.index);
+    this.#done.set(f.unit.index, f.unit);
+    for (let u = this.#done.get(this.#committed + 1); u; u = this.#done.get(this.#committed + 1)) {
+      this.#done.delete(u.index);
+      this.#committed = u.index;
+      this.#state = u.target;
+      this.#d.metrics.transactions(u.txs);
+      this.#d.metrics.rows(u.rows);
+      if (u.target.commitTimeUs !== null) this.#d.metrics.lastCommitTimeUs(u.target.commitTimeUs);
+      const cb = this.#onApplied;
+      const target = u.target;
+      if (cb) {
+        // In commit order, one at a time (the apply loop writes its cursor from it).
+        this.#applied = this.#applied
+          .then(() => cb(target))
+          .catch((err: unknown) => {
+            this.#failure ??= { flight: f, err, atHead: false };
+            this.#halt = true;
+          });
+      }
     }
     this.#notify();
   }
@@ -326,8 +341,7 @@ export class ParallelRun {
       if (!w.connected) await w.open();
       try {
         await w.execute(f.unit);
-        await w.recordPosition(f.unit, f.prevSeq);
-        await w.commit();
+        await w.recordPosition(f.unit, f.prevSeq, true);
       } catch (e) {
         await w.rollback();
         throw e;

@@ -178,8 +178,8 @@ describe('parallel apply', () => {
         await applyUntilDone(a, j);
         await a.close();
         const last = j.items[j.items.length - 1]!;
-        expect(a.state, `kill ${when} query ${k}`).toMatchObject({ seq: last.entry.seq, lsn: last.lsn });
         await verifyEqual();
+        expect(a.state, `kill ${when} query ${k}`).toMatchObject({ seq: last.entry.seq, lsn: last.lsn });
       }
     }
     await killer.end();

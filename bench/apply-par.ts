@@ -102,7 +102,8 @@ try {
       const sums = JSON.stringify(await schemaChecksums(root, 'bench'));
       if (reference === null) reference = sums;
       else if (sums !== reference) throw new Error(`workers ${workers}: replica differs from the serial result`);
-      (out[`workers_${workers}_tx_per_s`] ??= []).push(Math.round(Number(values.tx) / s));
+      const key = `workers_${workers}_tx_per_s`;
+      out[key] = [...(out[key] ?? []), Math.round(Number(values.tx) / s)];
       log(`run ${run + 1} workers ${workers}: ${s.toFixed(2)} s, ${Math.round(Number(values.tx) / s)} tx/s`);
     }
   }

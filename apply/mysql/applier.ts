@@ -25,7 +25,7 @@ import { executeDdl } from './ddl.ts';
 import { wrapDbError } from './errors.ts';
 import { isOutcomeUnknown } from '../../mysql/errors.ts';
 import { FkCache, type FkIndex, withFkChecks } from './fk.ts';
-import type { QueryFn, QueryKind } from './exec.ts';
+import { type ApplierFaults, type QueryFn, type QueryKind, sendQuery } from './exec.ts';
 import { type ApplyMetrics, applyMetrics, noMetrics } from '../../engine/apply-metrics.ts';
 import { preparePosition } from './position-store.ts';
 import {
@@ -50,11 +50,7 @@ export interface ApplierTarget extends MysqlEndpoint {
   readonly no_primary_key: NoPrimaryKey;
 }
 
-/** Test-only fault injection: runs around every query the applier sends (e.g. to kill its connection). */
-export interface ApplierFaults {
-  beforeQuery?(q: { kind: QueryKind; n: number }): void | Promise<void>;
-  afterQuery?(q: { kind: QueryKind; n: number }): void | Promise<void>;
-}
+export type { ApplierFaults } from './exec.ts';
 
 export interface MysqlApplierOptions {
   readonly target: ApplierTarget;
@@ -460,12 +456,7 @@ export class MysqlApplier {
   async #q(kind: QueryKind, sql: string): Promise<unknown> {
     const conn = this.#conn;
     if (!conn) throw new TidemarkError('apply connection is closed', { code: 'APPLY_RETRY', retriable: true });
-    const n = ++this.#queries;
-    const f = this.#opts.faults;
-    if (f?.beforeQuery) await f.beforeQuery({ kind, n });
-    const [res] = await conn.query(sql);
-    if (f?.afterQuery) await f.afterQuery({ kind, n });
-    return res;
+    return sendQuery(conn, kind, ++this.#queries, sql, this.#opts.faults);
   }
 
   async #generatedColumns(schema: string, table: string): Promise<TableMeta> {

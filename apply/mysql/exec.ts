@@ -30,6 +30,26 @@ export type QueryKind =
 /** Sends one query (possibly several statements) and returns mysql2's result. */
 export type QueryFn = (kind: QueryKind, sql: string) => Promise<unknown>;
 
+/** Test-only fault injection: runs around every query an applier sends (e.g. to kill its connection). */
+export interface ApplierFaults {
+  beforeQuery?(q: { kind: QueryKind; n: number }): void | Promise<void>;
+  afterQuery?(q: { kind: QueryKind; n: number }): void | Promise<void>;
+}
+
+/** One query of an apply session, with the test hooks around it; `n` numbers the session's queries. */
+export async function sendQuery(
+  conn: { query(sql: string): Promise<[unknown, unknown]> },
+  kind: QueryKind,
+  n: number,
+  sql: string,
+  faults: ApplierFaults | undefined,
+): Promise<unknown> {
+  if (faults?.beforeQuery) await faults.beforeQuery({ kind, n });
+  const [res] = await conn.query(sql);
+  if (faults?.afterQuery) await faults.afterQuery({ kind, n });
+  return res;
+}
+
 interface Header {
   affectedRows: number;
 }

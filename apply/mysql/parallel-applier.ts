@@ -56,6 +56,7 @@ export class ParallelApplier {
   #running = false;
   #lastLsn = -1n;
   #retries = 0;
+  #evictions = 0;
   readonly #keys = new KeysCache((sql) => this.#rowsQuery(sql));
   readonly #tableMeta = new TableMetaCache((sql) => this.#rowsQuery(sql));
   readonly #fkCache = new FkCache((sql) => this.#rowsQuery(sql));
@@ -92,6 +93,11 @@ export class ParallelApplier {
   /** Units rolled back and re-run one at a time after a conflict the writesets did not foresee. */
   get retries(): number {
     return this.#retries;
+  }
+
+  /** Executed units the lock-wait breaker rolled back so that an earlier unit could go on. */
+  get evictions(): number {
+    return this.#evictions;
   }
 
   /** Server connection ids of every session it holds: the workers' and the serial applier's (diagnostics, tests). */
@@ -167,6 +173,7 @@ export class ParallelApplier {
       this.#state = run.state;
       this.#lastLsn = run.lastReadLsn;
       this.#retries += run.retries;
+      this.#evictions += run.evictions;
       this.#running = false;
     }
   }

@@ -125,6 +125,10 @@ export class ParallelRun {
     return this.#retries;
   }
 
+  get evictions(): number {
+    return this.#evictions;
+  }
+
   async run(entries: AsyncIterable<JournalItem>, opts: ApplyRunOptions): Promise<void> {
     this.#onApplied = opts.onApplied;
     const puller = new Puller(entries[Symbol.asyncIterator](), opts.signal);

@@ -12,9 +12,10 @@ import type { AppliedState } from '../../engine/target.ts';
 import type { RowsEntry } from '../../record/record.ts';
 import { openSession } from '../../mysql/session.ts';
 import type { Flavor } from '../../mysql/sql.ts';
-import type { ApplierFaults, ApplierTarget, JournalItem } from './applier.ts';
+import type { ApplierTarget, JournalItem } from './applier.ts';
+import type { ApplierFaults } from './exec.ts';
 import { type StatementBatch, StatementBatcher } from './batcher.ts';
-import type { QueryFn, QueryKind } from './exec.ts';
+import { type QueryFn, type QueryKind, sendQuery } from './exec.ts';
 import { type FkIndex, withFkChecks } from './fk.ts';
 import { Pipeline } from './pipeline.ts';
 import { orderedPositionSql, upsertPositionSql } from './position-table.ts';
@@ -204,17 +205,11 @@ export class UnitWorker {
   async #q(kind: QueryKind, sql: string): Promise<unknown> {
     const conn = this.#conn;
     if (!conn) throw new TidemarkError('apply connection is closed', { code: 'APPLY_RETRY', retriable: true });
-    const n = ++this.#queries;
-    const f = this.#o.faults;
-    if (f?.beforeQuery) await f.beforeQuery({ kind, n });
     this.#busySince = Date.now();
-    let res: unknown;
     try {
-      [res] = await conn.query(sql);
+      return await sendQuery(conn, kind, ++this.#queries, sql, this.#o.faults);
     } finally {
       this.#busySince = null;
     }
-    if (f?.afterQuery) await f.afterQuery({ kind, n });
-    return res;
   }
 }

@@ -9,12 +9,12 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { TidemarkError } from '../../core/errors.ts';
+import type { TidemarkError } from '../../core/errors.ts';
 import type { Column, Value } from '../../record/record.ts';
 import { type ApplierFaults, type ApplierTarget, type JournalItem, MysqlApplier } from '../../apply/mysql/applier.ts';
 import type { AppliedState } from '../../apply/mysql/position-table.ts';
 import { openSession } from '../../mysql/session.ts';
-import { JournalBuilder, readRows, type TableDef } from '../fixtures/apply-kit.ts';
+import { applyUntilDone, JournalBuilder, readRows, type TableDef } from '../fixtures/apply-kit.ts';
 import { verifyTables } from '../../apply/mysql/verify.ts';
 import { admin, resetSchemas, startInstance, stopInstance } from '../fixtures/mariadb.ts';
 
@@ -129,17 +129,6 @@ async function verifyEqual(): Promise<void> {
 }
 
 /** Opens and runs until done, re-opening after retriable errors; returns how many attempts failed. */
-async function applyUntilDone(a: MysqlApplier, j: JournalBuilder): Promise<number> {
-  for (let failures = 0; ; failures++) {
-    try {
-      const st = await a.open();
-      await a.run(j.read(st ? st.lsn + 1n : 1n));
-      return failures;
-    } catch (err) {
-      if (!(err instanceof TidemarkError) || !err.retriable || failures > 5) throw err;
-    }
-  }
-}
 
 describe('exactly once', () => {
   beforeAll(async () => {

@@ -29,6 +29,7 @@ import type { BinlogItem } from './binlog-item.ts';
 import { connectionOptions, endpointOf, type SourceEndpoint } from './connection.ts';
 import { binlogPurgedError, isBinlogUnavailable, sourceError } from './errors.ts';
 import { EventDecoder } from './events.ts';
+import { useRowImages } from './zongji-rows.ts';
 import type { TableFilter } from '../../mysql/table-filter.ts';
 import { parseAccountList } from '../../mysql/accounts.ts';
 import { PkCache } from './pk-cache.ts';
@@ -230,6 +231,8 @@ export class BinlogStream {
     if (typeof internals._skipSchema === 'function') {
       internals._skipSchema = (db, table) => !this.o.filter.includesTable(db, table);
     }
+    // Row images of captured tables are decoded once, into journal values (row-image.ts, zongji-rows.ts).
+    useRowImages(z, (tableId) => this.decoder.cellReaders(tableId));
     z.on('binlog', (ev: AnyBinlogEvent) => this.onEvent(ev));
     z.on('error', (err: Error) => this.fail(this.classify(err)));
     z.on('ready', () => this.log.info({ from: formatPosition(this.o.from.start) }, 'binlog streaming started'));

@@ -167,22 +167,61 @@ export function cellReaders(
   });
 }
 
-/** Two-digit strings "00".."99": temporal text without a padding call per field. */
-const D2 = Array.from({ length: 100 }, (_, i) => (i < 10 ? `0${i}` : String(i)));
+/**
+ * Text is built as ASCII bytes in one scratch buffer and read out as one flat string (Node's latin1Slice):
+ * measured ~2x faster than a template of padded pieces (each piece a string, each join another) on DATETIME(6).
+ */
+const TEXT = new Uint8Array(128);
+const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
+const POW10 = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+
+/** Writes `v` (an integer in [0, 10^width)) as exactly `width` digits ending before `end`. */
+function digitsAt(end: number, v: number, width: number): void {
+  for (let k = 0; k < width; k++) {
+    const q = (v / 10) | 0;
+    TEXT[end - 1 - k] = 48 + v - q * 10;
+    v = q;
+  }
+}
+
+/** Whether `v` fits `width` decimal digits (else the cell is not what the type says: left to the slow path). */
+function fits(v: number, width: number): boolean {
+  return Number.isInteger(v) && v >= 0 && v < POW10[width]!;
+}
 
 function pad(n: number, width: number): string {
   const s = String(n);
   return s.length >= width ? s : '0'.repeat(width - s.length) + s;
 }
 
-/** Fractional seconds of DATETIME2/TIMESTAMP2/TIME2: ceil(dec/2) big-endian bytes, as zongji's text "." + digits. */
-function fraction(buf: Buffer, at: number, dec: number): string {
-  if (dec === 0) return '';
-  const size = (dec + 1) >> 1;
-  let v = buf.readIntBE(at, size);
+/** Fractional seconds of DATETIME2/TIMESTAMP2: ceil(dec/2) big-endian bytes (odd dec: tenfold), as a number. */
+function fractionValue(buf: Buffer, at: number, dec: number): number {
+  let v = buf.readIntBE(at, (dec + 1) >> 1);
   if (dec % 2 !== 0) v /= 10;
-  if (v < 0) v = -v;
-  return `.${pad(v, dec)}`;
+  return v < 0 ? -v : v;
+}
+
+/**
+ * "YYYY-MM-DD hh:mm:ss[.f]" as zongji prints it (a year above 9999 cut to its last four digits), f with exactly
+ * `dec` digits; a fraction that does not fit them gets zongji's padding (the value is broken anyway).
+ */
+function dateTimeText(y: number, mo: number, d: number, h: number, mi: number, s: number, f: number, dec: number) {
+  digitsAt(4, y % 10000, 4);
+  TEXT[4] = 45;
+  digitsAt(7, mo, 2);
+  TEXT[7] = 45;
+  digitsAt(10, d, 2);
+  TEXT[10] = 32;
+  digitsAt(13, h, 2);
+  TEXT[13] = 58;
+  digitsAt(16, mi, 2);
+  TEXT[16] = 58;
+  digitsAt(19, s, 2);
+  if (dec === 0) return latin1Slice.call(TEXT, 0, 19);
+  if (!fits(f, dec)) return `${latin1Slice.call(TEXT, 0, 19)}.${pad(f, dec)}`;
+  TEXT[19] = 46;
+  digitsAt(20 + dec, f, dec);
+  return latin1Slice.call(TEXT, 0, 20 + dec);
 }
 
 /** Days since 1970-01-01 → [year, month, day] (proleptic Gregorian; H. Hinnant's civil_from_days). */
@@ -204,7 +243,31 @@ const SCRATCH = Buffer.alloc(64);
 
 let decimalEnd = 0;
 
-/** DECIMAL(p,s) binary form (strings/decimal.c decimal2bin) → the exact text zongji gives; sets `decimalEnd`. */
+/** End of the text written to TEXT so far (decimalText's integral groups). */
+let textEnd = 0;
+
+/**
+ * Appends one integral digit group of a DECIMAL at `textEnd`: groups before the first non-zero one print nothing
+ * (leading zeros), that one prints without padding, later ones with. False if `v` does not fit `width` digits.
+ */
+function integralGroup(v: number, width: number, signEnd: number): boolean {
+  if (!fits(v, width)) return false;
+  let w = width;
+  if (textEnd === signEnd) {
+    if (v === 0) return true;
+    w = 1;
+    while (w < width && v >= POW10[w]!) w++;
+  }
+  digitsAt(textEnd + w, v, w);
+  textEnd += w;
+  return true;
+}
+
+/**
+ * DECIMAL(p,s) binary form (strings/decimal.c decimal2bin) → the exact text zongji gives (leading zeros of the
+ * integral part dropped, at least one digit; exactly s fractional digits); sets `decimalEnd`. A digit group out of
+ * its range (a broken cell) gives a text isDecimalText refuses.
+ */
 function decimalText(buf: Buffer, at: number, precision: number, scale: number): string {
   const integral = precision - scale;
   const uInt = Math.floor(integral / 9);
@@ -212,34 +275,46 @@ function decimalText(buf: Buffer, at: number, precision: number, scale: number):
   const cInt = integral - uInt * 9;
   const cFrac = scale - uFrac * 9;
   const size = uInt * 4 + DIG2BYTES[cInt]! + uFrac * 4 + DIG2BYTES[cFrac]!;
+  decimalEnd = size;
   buf.copy(SCRATCH, 0, at, at + size);
   const positive = (SCRATCH[0]! & 0x80) !== 0;
   SCRATCH[0] = SCRATCH[0]! ^ 0x80;
   const mask = positive ? 0 : -1;
-  let pos = 0;
-  let int = '';
+  let p = 0;
+  let n = 0;
+  if (!positive) TEXT[n++] = 45;
+  const signEnd = n;
   const cIntSize = DIG2BYTES[cInt]!;
+  let ok = true;
+  textEnd = n;
   if (cIntSize > 0) {
-    int += String(SCRATCH.readIntBE(0, cIntSize) ^ mask);
-    pos += cIntSize;
+    ok = integralGroup(SCRATCH.readIntBE(0, cIntSize) ^ mask, cInt, signEnd);
+    p += cIntSize;
   }
   for (let i = 0; i < uInt; i++) {
-    int += pad(SCRATCH.readInt32BE(pos) ^ mask, 9);
-    pos += 4;
+    ok = integralGroup(SCRATCH.readInt32BE(p) ^ mask, 9, signEnd) && ok;
+    p += 4;
   }
-  let z = 0;
-  while (z < int.length - 1 && int.charCodeAt(z) === 48) z++;
-  if (z > 0) int = int.slice(z);
-  if (int === '') int = '0';
-  let frac = '';
-  for (let i = 0; i < uFrac; i++) {
-    frac += pad(SCRATCH.readInt32BE(pos) ^ mask, 9);
-    pos += 4;
+  n = textEnd;
+  if (n === signEnd) TEXT[n++] = 48;
+  if (scale > 0) {
+    TEXT[n++] = 46;
+    for (let i = 0; i < uFrac; i++) {
+      const v = SCRATCH.readInt32BE(p) ^ mask;
+      ok = fits(v, 9) && ok;
+      if (ok) digitsAt(n + 9, v, 9);
+      n += 9;
+      p += 4;
+    }
+    const cFracSize = DIG2BYTES[cFrac]!;
+    if (cFracSize > 0) {
+      const v = SCRATCH.readIntBE(p, cFracSize) ^ mask;
+      ok = fits(v, cFrac) && ok;
+      if (ok) digitsAt(n + cFrac, v, cFrac);
+      n += cFrac;
+    }
   }
-  const cFracSize = DIG2BYTES[cFrac]!;
-  if (cFracSize > 0) frac += pad(SCRATCH.readIntBE(pos, cFracSize) ^ mask, cFrac);
-  decimalEnd = size;
-  return (positive ? '' : '-') + int + (scale > 0 ? `.${frac}` : '');
+  return ok ? latin1Slice.call(TEXT, 0, n) : 'not a decimal';
 }
 
 /** A plain copy (never a Buffer view); BINARY(n) padded with zero bytes to n (or cut to n, as zongji does). */
@@ -256,11 +331,6 @@ function lengthPrefix(buf: Buffer, at: number, size: number): number {
 
 /** End of the cell `readFast` just read (one module variable: no result object per cell). */
 let cellEnd = 0;
-
-/** Year text as zongji prints it: four digits, a larger value cut to its last four. */
-function year4(y: number): string {
-  return y <= 9999 ? `${D2[(y / 100) | 0]}${D2[y % 100]}` : String(y).slice(-4);
-}
 
 /** Reads one non-null cell at `at` with its fast reader; sets `cellEnd`. */
 function readFast(r: CellReader, buf: Buffer, at: number): Value {
@@ -289,32 +359,43 @@ function readFast(r: CellReader, buf: Buffer, at: number): Value {
     case 'date': {
       const raw = buf.readUIntLE(at, 3);
       cellEnd = at + 3;
-      return `${year4((raw >> 9) & 0x7fff)}-${D2[(raw >> 5) & 0xf]}-${D2[raw & 0x1f]}`;
+      digitsAt(4, ((raw >> 9) & 0x7fff) % 10000, 4);
+      TEXT[4] = 45;
+      digitsAt(7, (raw >> 5) & 0xf, 2);
+      TEXT[7] = 45;
+      digitsAt(10, raw & 0x1f, 2);
+      return latin1Slice.call(TEXT, 0, 10);
     }
     case 'datetime': {
       const high = buf.readInt32BE(at);
       const low = buf.readInt32BE(at + 1);
       const ym = (high & 0x7fffc000) >> 14;
-      const text =
-        `${year4(Math.floor(ym / 13))}-${D2[ym % 13]}-${D2[(low >> 17) & 0x1f]} ` +
-        `${D2[(low >> 12) & 0x1f]}:${D2[(low >> 6) & 0x3f]}:${D2[low & 0x3f]}${fraction(buf, at + 5, f.dec)}`;
+      const frac = f.dec > 0 ? fractionValue(buf, at + 5, f.dec) : 0;
       cellEnd = at + 5 + ((f.dec + 1) >> 1);
+      const text = dateTimeText(
+        Math.floor(ym / 13),
+        ym % 13,
+        (low >> 17) & 0x1f,
+        (low >> 12) & 0x1f,
+        (low >> 6) & 0x3f,
+        low & 0x3f,
+        frac,
+        f.dec,
+      );
       return withFsp(text, r.spec.fsp);
     }
     case 'timestamp': {
       const secs = buf.readInt32BE(at);
-      const frac = fraction(buf, at + 4, f.dec);
+      const frac = f.dec > 0 ? fractionValue(buf, at + 4, f.dec) : 0;
       cellEnd = at + 4 + ((f.dec + 1) >> 1);
       let text: string;
-      if (secs === 0 && (frac === '' || /^\.0*$/.test(frac))) {
-        text = `0000-00-00 00:00:00${frac}`;
+      if (secs === 0 && frac === 0) {
+        text = dateTimeText(0, 0, 0, 0, 0, 0, 0, f.dec);
       } else {
         const days = Math.floor(secs / 86400);
         const s = secs - days * 86400;
         const [y, mo, d] = civil(days);
-        text =
-          `${year4(y)}-${D2[mo]}-${D2[d]} ${D2[Math.floor(s / 3600)]}:${D2[Math.floor((s % 3600) / 60)]}:` +
-          `${D2[s % 60]}${frac}`;
+        text = dateTimeText(y, mo, d, Math.floor(s / 3600), Math.floor((s % 3600) / 60), s % 60, frac, f.dec);
       }
       return withFsp(text, r.spec.fsp);
     }

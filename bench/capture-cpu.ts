@@ -59,6 +59,12 @@ function spawnCapture(cfg: string, prof?: string): ChildProcess {
   });
 }
 
+/** Peak resident set of process `pid` (VmHWM), MB. */
+function peakRssMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : 0;
+}
+
 /** Runs capture over journal `name` until its head is the source's GTID; returns CPU ms at that moment. */
 function streaming(pid: number): boolean {
   try {
@@ -77,7 +83,7 @@ async function captureUntilLevel(
   journalName: string,
   prof?: string,
   idle = false,
-): Promise<{ cpu: number; main: number; wall: number; stream: number; mainStream: number }> {
+): Promise<{ cpu: number; main: number; wall: number; stream: number; mainStream: number; rssMb: number }> {
   const cfg = join(dir, `${journalName}.yaml`);
   writeFileSync(
     cfg,
@@ -90,6 +96,7 @@ async function captureUntilLevel(
   let main = 0;
   let lastCapUs = 0n;
   let mainAtStart: number | null = null;
+  let rssMb = 0;
   try {
     for (;;) {
       if (mainAtStart === null && streaming(child.pid!)) mainAtStart = cpuMs(child.pid!, true);
@@ -105,6 +112,7 @@ async function captureUntilLevel(
     }
     cpu = cpuMs(child.pid!);
     main = cpuMs(child.pid!, true);
+    rssMb = peakRssMb(child.pid!);
   } finally {
     child.kill('SIGTERM');
     await exited(child);
@@ -119,6 +127,7 @@ async function captureUntilLevel(
     wall: performance.now() - t0,
     stream: Number(lastCapUs / 1000n) - startedMs,
     mainStream: main - (mainAtStart ?? 0),
+    rssMb,
   };
 }
 
@@ -155,7 +164,7 @@ if (which === 'setup') {
     r.cpu -= idle.cpu;
     r.main -= idle.main;
     process.stdout.write(
-      `${values.cli}: cpu ${(r.cpu / 1000).toFixed(2)} s, ${((r.cpu / 1000) * (100000 / rows)).toFixed(2)} cpu-s/100k rows (main thread ${((r.main / 1000) * (100000 / rows)).toFixed(2)}; from the stream's start ${((r.mainStream / 1000) * (100000 / rows)).toFixed(2)}), wall ${(r.wall / 1000).toFixed(2)} s, stream wall ${(r.stream / 1000).toFixed(2)} s (${Math.round(rows / (r.stream / 1000))} rows/s)\n`,
+      `${values.cli}: cpu ${(r.cpu / 1000).toFixed(2)} s, ${((r.cpu / 1000) * (100000 / rows)).toFixed(2)} cpu-s/100k rows (main thread ${((r.main / 1000) * (100000 / rows)).toFixed(2)}; from the stream's start ${((r.mainStream / 1000) * (100000 / rows)).toFixed(2)}), wall ${(r.wall / 1000).toFixed(2)} s, stream wall ${(r.stream / 1000).toFixed(2)} s (${Math.round(rows / (r.stream / 1000))} rows/s), peak RSS ${r.rssMb} MB\n`,
     );
   }
 } else if (which === 'zongji') {

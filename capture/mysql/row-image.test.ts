@@ -117,6 +117,22 @@ function intCol(type: string, code: number, size: number, unsigned: boolean): Co
   };
 }
 
+/** FLOAT (code 4, 4 bytes) or DOUBLE (code 5, 8 bytes), little-endian IEEE 754. */
+function ieeeCol(type: string, code: 4 | 5, gen: fc.Arbitrary<number>): Col {
+  return {
+    type,
+    code,
+    meta: {},
+    encode: (v: number) => {
+      const b = Buffer.alloc(code === 4 ? 4 : 8);
+      if (code === 4) b.writeFloatLE(v);
+      else b.writeDoubleLE(v);
+      return b;
+    },
+    gen,
+  };
+}
+
 function textCol(type: string, code: number, meta: Record<string, number>, prefix: number, charset: string | null) {
   const bytes = charset === null;
   return {
@@ -142,28 +158,8 @@ const COLUMNS: Col[] = [
   intCol('int', 3, 4, true),
   intCol('bigint', 8, 8, false),
   intCol('bigint', 8, 8, true),
-  {
-    type: 'float',
-    code: 4,
-    meta: {},
-    encode: (v: number) => {
-      const b = Buffer.alloc(4);
-      b.writeFloatLE(v);
-      return b;
-    },
-    gen: fc.float({ noNaN: true, noDefaultInfinity: true }),
-  },
-  {
-    type: 'double',
-    code: 5,
-    meta: {},
-    encode: (v: number) => {
-      const b = Buffer.alloc(8);
-      b.writeDoubleLE(v);
-      return b;
-    },
-    gen: fc.double({ noNaN: true }),
-  },
+  ieeeCol('float', 4, fc.float({ noNaN: true, noDefaultInfinity: true })),
+  ieeeCol('double', 5, fc.double({ noNaN: true })),
   decimalCol(12, 2),
   decimalCol(65, 30),
   decimalCol(10, 0),

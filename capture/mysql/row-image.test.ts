@@ -299,4 +299,12 @@ describe('row-image: row images read once into journal values', () => {
     expect(first.slice(4, 6)).toEqual(['0000-00-00 00:00:00.000000', '0000-00-00 00:00:00.000000']);
     expect(first[6]).toEqual(new Uint8Array([1, 2, ...new Array(18).fill(0)]));
   });
+
+  it('a broken DECIMAL cell is the VALUE error it was, not a made-up number', () => {
+    const t = table([COLUMNS[13]!]); // decimal(10,0): a 1-digit byte, then one 9-digit group of 4 bytes
+    const bytes = Buffer.from([0, 0x80, 0xff, 0xff, 0xff, 0xff]);
+    const got = viaRowImage(t, bytes).values;
+    expect(got).toEqual({ error: expect.stringContaining('not an exact decimal string') });
+    expect(viaZongji(t, bytes, [COLUMNS[13]!])).toEqual([got]);
+  });
 });

@@ -15,7 +15,7 @@
  */
 import type { ColumnInfo, ColumnSchema } from '@vlasky/zongji';
 import type { RowImage, Value } from '../../record/record.ts';
-import { type ColumnSpec, isDecimalText, float32Shortest, normalizeValue, withFsp } from './values.ts';
+import { type ColumnSpec, float32Shortest, normalizeValue, withFsp } from './values.ts';
 
 /** zongji's cursor over a packet: the buffer and the read offset (a getter/setter pair over the packet). */
 export interface RowParser {
@@ -266,9 +266,9 @@ function integralGroup(v: number, width: number, signEnd: number): boolean {
 /**
  * DECIMAL(p,s) binary form (strings/decimal.c decimal2bin) → the exact text zongji gives (leading zeros of the
  * integral part dropped, at least one digit; exactly s fractional digits); sets `decimalEnd`. A digit group out of
- * its range (a broken cell) gives a text isDecimalText refuses.
+ * its range (a broken cell) gives null.
  */
-function decimalText(buf: Buffer, at: number, precision: number, scale: number): string {
+function decimalText(buf: Buffer, at: number, precision: number, scale: number): string | null {
   const integral = precision - scale;
   const uInt = Math.floor(integral / 9);
   const uFrac = Math.floor(scale / 9);
@@ -314,7 +314,7 @@ function decimalText(buf: Buffer, at: number, precision: number, scale: number):
       n += cFrac;
     }
   }
-  return ok ? latin1Slice.call(TEXT, 0, n) : 'not a decimal';
+  return ok ? latin1Slice.call(TEXT, 0, n) : null;
 }
 
 /** A plain copy (never a Buffer view); BINARY(n) padded with zero bytes to n (or cut to n, as zongji does). */
@@ -354,7 +354,7 @@ function readFast(r: CellReader, buf: Buffer, at: number): Value {
     case 'decimal': {
       const text = decimalText(buf, at, f.precision, f.scale);
       cellEnd = at + decimalEnd;
-      return isDecimalText(text) ? text : normalizeValue(r.spec, text); // the latter throws the VALUE error
+      return text ?? normalizeValue(r.spec, 'broken'); // a broken cell: the VALUE error normalizeValue throws
     }
     case 'date': {
       const raw = buf.readUIntLE(at, 3);

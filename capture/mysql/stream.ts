@@ -232,7 +232,12 @@ export class BinlogStream {
       internals._skipSchema = (db, table) => !this.o.filter.includesTable(db, table);
     }
     // Row images of captured tables are decoded once, into journal values (row-image.ts, zongji-rows.ts).
-    useRowImages(z, (tableId) => this.decoder.cellReaders(tableId));
+    if (!useRowImages(z, (tableId) => this.decoder.cellReaders(tableId))) {
+      this.log.warn(
+        'row images are converted by zongji, then normalized (slower): its internals were not found, or the ' +
+          'connection does not use dateStrings with timezone Z',
+      );
+    }
     z.on('binlog', (ev: AnyBinlogEvent) => this.onEvent(ev));
     z.on('error', (err: Error) => this.fail(this.classify(err)));
     z.on('ready', () => this.log.info({ from: formatPosition(this.o.from.start) }, 'binlog streaming started'));

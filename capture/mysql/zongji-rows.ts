@@ -71,9 +71,18 @@ export const rowImagesAvailable = internals !== null;
 /** zongji's own cell reader (for the tests comparing row-image.ts with it), or null. */
 export const zongjiReadValue: ReadMysqlValue | null = internals?.readValue ?? null;
 
-/** Makes `z` decode the rows of tables `lookup` knows into RowImages (events then carry `decodedRows: true`). */
-export function useRowImages(z: ZongJi, lookup: CellLookup): void {
+/**
+ * Makes `z` decode the rows of tables `lookup` knows into RowImages (events then carry `decodedRows: true`).
+ * row-image.ts writes temporal values as zongji does with `dateStrings: true, timezone: 'Z'` (the capture's
+ * connection options, mysql/session.ts): with other options, or without the internals, nothing changes and
+ * this returns false.
+ */
+export function useRowImages(z: ZongJi, lookup: CellLookup): boolean {
+  const config = (z as unknown as { connection?: { config?: { dateStrings?: unknown; timezone?: unknown } } })
+    .connection?.config;
+  if (!internals || config?.dateStrings !== true || config.timezone !== 'Z') return false;
   (z as unknown as Record<symbol, CellLookup>)[LOOKUP] = lookup;
+  return true;
 }
 
 /** Whether a rows event's `rows` are RowImages already (decoded by row-image.ts). */

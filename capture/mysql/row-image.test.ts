@@ -1,10 +1,11 @@
+import type ZongJi from '@vlasky/zongji';
 import type { ColumnInfo, ColumnSchema } from '@vlasky/zongji';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Value } from '../../record/record.ts';
 import { cellReaders, type RowParser, readRowValues } from './row-image.ts';
 import { columnSpec, normalizeValue } from './values.ts';
-import { rowImagesAvailable, zongjiReadValue } from './zongji-rows.ts';
+import { rowImagesAvailable, useRowImages, zongjiReadValue } from './zongji-rows.ts';
 
 // zongji's own byte cursor, to run its reader on the same bytes.
 const { Parser } = (await import(new URL('./lib/reader.js', import.meta.resolve('@vlasky/zongji')).href)) as {
@@ -306,5 +307,13 @@ describe('row-image: row images read once into journal values', () => {
     const got = viaRowImage(t, bytes).values;
     expect(got).toEqual({ error: expect.stringContaining('not an exact decimal string') });
     expect(viaZongji(t, bytes, [COLUMNS[13]!])).toEqual([got]);
+  });
+
+  it('is used only on a connection with dateStrings and timezone Z (the text row-image.ts writes)', () => {
+    const z = (config: object | undefined) => ({ connection: config && { config } }) as unknown as ZongJi;
+    expect(useRowImages(z({ dateStrings: true, timezone: 'Z' }), () => null)).toBe(true);
+    expect(useRowImages(z({ dateStrings: true, timezone: 'local' }), () => null)).toBe(false);
+    expect(useRowImages(z({ dateStrings: false, timezone: 'Z' }), () => null)).toBe(false);
+    expect(useRowImages(z(undefined), () => null)).toBe(false); // before start(): no connection yet
   });
 });

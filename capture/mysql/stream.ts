@@ -231,13 +231,6 @@ export class BinlogStream {
     if (typeof internals._skipSchema === 'function') {
       internals._skipSchema = (db, table) => !this.o.filter.includesTable(db, table);
     }
-    // Row images of captured tables are decoded once, into journal values (row-image.ts, zongji-rows.ts).
-    if (!useRowImages(z, (tableId) => this.decoder.cellReaders(tableId))) {
-      this.log.warn(
-        'row images are converted by zongji, then normalized (slower): its internals were not found, or the ' +
-          'connection does not use dateStrings with timezone Z',
-      );
-    }
     z.on('binlog', (ev: AnyBinlogEvent) => this.onEvent(ev));
     z.on('error', (err: Error) => this.fail(this.classify(err)));
     z.on('ready', () => this.log.info({ from: formatPosition(this.o.from.start) }, 'binlog streaming started'));
@@ -247,6 +240,14 @@ export class BinlogStream {
       position: Number(start.offset),
       includeEvents: INCLUDE_EVENTS,
     });
+    // Row images of captured tables are decoded once, into journal values (row-image.ts, zongji-rows.ts); after
+    // start(), which creates the connection whose options this checks, and before any rows event is read.
+    if (!useRowImages(z, (tableId) => this.decoder.cellReaders(tableId))) {
+      this.log.warn(
+        'row images are converted by zongji, then normalized (slower): its internals were not found, or the ' +
+          'connection does not use dateStrings with timezone Z',
+      );
+    }
     // Queued before zongji's own setup queries, so they are in force when the dump starts: heartbeats while
     // idle, and patience while capture pauses the connection for backpressure.
     z.connection?.query(`SET @master_heartbeat_period = ${this.t.heartbeatMs * 1_000_000}`, () => {});

@@ -1,7 +1,9 @@
 /**
  * Capture CPU harness (development aid for issue #15): measures the CPU time `tidemark run --only capture` spends
  * turning a fixed binlog range (a bulk INSERT + UPDATE) into journal commits, and optionally writes a V8 CPU
- * profile. CPU time, not wall time: on a shared machine wall-clock rates are noise.
+ * profile. CPU time, not wall time: on a shared machine wall-clock rates are noise. Each run prints the CPU less
+ * an idle start-up run's, the main thread's from the "binlog streaming started" line (sampled when the parent sees
+ * it: no start-up noise), the stream's wall-clock rows/s and the peak RSS; `zongji` times raw zongji from 'ready'.
  *
  *   node bench/capture-cpu.ts setup [--bulk-rows N] [--update-rows N]   starts source 3461, loads the range
  *   node bench/capture-cpu.ts measure [--cli PATH] [--runs N] [--prof DIR]

@@ -1,7 +1,9 @@
 /**
  * Capture CPU harness (development aid for issue #15): measures the CPU time `tidemark run --only capture` spends
  * turning a fixed binlog range (a bulk INSERT + UPDATE) into journal commits, and optionally writes a V8 CPU
- * profile. CPU time, not wall time: on a shared machine wall-clock rates are noise.
+ * profile. CPU time, not wall time: on a shared machine wall-clock rates are noise. Each run prints the CPU less
+ * an idle start-up run's, the main thread's from the "binlog streaming started" line (sampled when the parent sees
+ * it: no start-up noise), the stream's wall-clock rows/s and the peak RSS; `zongji` times raw zongji from 'ready'.
  *
  *   node bench/capture-cpu.ts setup [--bulk-rows N] [--update-rows N]   starts source 3461, loads the range
  *   node bench/capture-cpu.ts measure [--cli PATH] [--runs N] [--prof DIR]
@@ -59,6 +61,12 @@ function spawnCapture(cfg: string, prof?: string): ChildProcess {
   });
 }
 
+/** Peak resident set of process `pid` (VmHWM), MB. */
+function peakRssMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : 0;
+}
+
 /** Runs capture over journal `name` until its head is the source's GTID; returns CPU ms at that moment. */
 function streaming(pid: number): boolean {
   try {
@@ -77,7 +85,7 @@ async function captureUntilLevel(
   journalName: string,
   prof?: string,
   idle = false,
-): Promise<{ cpu: number; main: number; wall: number; stream: number }> {
+): Promise<{ cpu: number; main: number; wall: number; stream: number; mainStream: number; rssMb: number }> {
   const cfg = join(dir, `${journalName}.yaml`);
   writeFileSync(
     cfg,
@@ -89,8 +97,11 @@ async function captureUntilLevel(
   let cpu = 0;
   let main = 0;
   let lastCapUs = 0n;
+  let mainAtStart: number | null = null;
+  let rssMb = 0;
   try {
     for (;;) {
+      if (mainAtStart === null && streaming(child.pid!)) mainAtStart = cpuMs(child.pid!, true);
       const h = await head(join(dir, journalName)).catch(() => null);
       if (h && asMysql(h.position, 'head').gtid === want && (!idle || streaming(child.pid!))) {
         lastCapUs = h.captureTimeUs;
@@ -103,6 +114,7 @@ async function captureUntilLevel(
     }
     cpu = cpuMs(child.pid!);
     main = cpuMs(child.pid!, true);
+    rssMb = peakRssMb(child.pid!);
   } finally {
     child.kill('SIGTERM');
     await exited(child);
@@ -111,7 +123,14 @@ async function captureUntilLevel(
     .split('\n')
     .find((l) => l.includes(`"pid":${child.pid},`) && l.includes('binlog streaming started'));
   const startedMs = started ? (JSON.parse(started) as { time: number }).time : 0;
-  return { cpu, main, wall: performance.now() - t0, stream: Number(lastCapUs / 1000n) - startedMs };
+  return {
+    cpu,
+    main,
+    wall: performance.now() - t0,
+    stream: Number(lastCapUs / 1000n) - startedMs,
+    mainStream: main - (mainAtStart ?? 0),
+    rssMb,
+  };
 }
 
 const which = positionals[0];
@@ -147,7 +166,7 @@ if (which === 'setup') {
     r.cpu -= idle.cpu;
     r.main -= idle.main;
     process.stdout.write(
-      `${values.cli}: cpu ${(r.cpu / 1000).toFixed(2)} s, ${((r.cpu / 1000) * (100000 / rows)).toFixed(2)} cpu-s/100k rows (main thread ${((r.main / 1000) * (100000 / rows)).toFixed(2)}), wall ${(r.wall / 1000).toFixed(2)} s, stream wall ${(r.stream / 1000).toFixed(2)} s (${Math.round(rows / (r.stream / 1000))} rows/s)\n`,
+      `${values.cli}: cpu ${(r.cpu / 1000).toFixed(2)} s, ${((r.cpu / 1000) * (100000 / rows)).toFixed(2)} cpu-s/100k rows (main thread ${((r.main / 1000) * (100000 / rows)).toFixed(2)}; from the stream's start ${((r.mainStream / 1000) * (100000 / rows)).toFixed(2)}), wall ${(r.wall / 1000).toFixed(2)} s, stream wall ${(r.stream / 1000).toFixed(2)} s (${Math.round(rows / (r.stream / 1000))} rows/s), peak RSS ${r.rssMb} MB\n`,
     );
   }
 } else if (which === 'zongji') {
@@ -160,10 +179,16 @@ if (which === 'setup') {
   for (let i = 0; i < Number(values.runs); i++) {
     const zj = new ZongJi({ host: '127.0.0.1', port: SRC, user: 'root', password: ROOT_PASSWORD, dateStrings: true });
     let rows = 0;
-    const c0 = process.cpuUsage();
-    const m0 = process.threadCpuUsage();
-    const t0 = performance.now();
+    let c0 = process.cpuUsage();
+    let t0 = performance.now();
     const total = Number(readFileSync(join(dir, 'rows'), 'utf8'));
+    let m0 = process.threadCpuUsage();
+    // Timed from 'ready' (the dump about to start), as capture's stream wall is from the line that event logs.
+    zj.on('ready', () => {
+      t0 = performance.now();
+      m0 = process.threadCpuUsage();
+      c0 = process.cpuUsage();
+    });
     await new Promise<void>((resolve, reject) => {
       zj.on('error', reject);
       zj.on('binlog', (e: { getEventName(): string; rows?: unknown[] }) => {

@@ -4,17 +4,20 @@
  *
  *   bulk:    one 300k-row INSERT transaction + one 100k-row UPDATE transaction
  *   oltp:    N small transactions (1–5 rows, several tables) from the shop workload
- *   capture: raw zongji decode rate vs tidemark capture into the journal, over the bulk binlog
+ *   capture: raw zongji decode rate vs tidemark capture into the journal, over the bulk binlog; both timed from
+ *            the dump's start (zongji's 'ready'), plus main-thread CPU per 100k rows of each (cpu_ratio: zongji's
+ *            over tidemark's), which a loaded machine disturbs less than wall-clock rates
  *
  * Method: both replicas are first brought level with the source (native: START SLAVE; tidemark: baseline), then
  * stopped; the load runs on the source alone; then each contender is started and timed until it has applied
  * the source's last transaction. Peak RSS of the tidemark process is read from /proc (VmHWM).
  */
 import type { ChildProcess } from 'node:child_process';
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import ZongJi from '@vlasky/zongji';
 import type mysql from 'mysql2/promise';
 import { admin, ROOT_PASSWORD, startInstance, stopInstance } from '../test/fixtures/mariadb.ts';
+import { cpuMs } from '../test/fixtures/proc-tree.ts';
 import { createTopology, exited, positions, replicaPhase, startRun, type Topology } from '../test/fixtures/topology.ts';
 import { runWorkload, SHOP_SCHEMA } from './workload.ts';
 import { asMysql } from '../record/position.ts';
@@ -102,11 +105,23 @@ async function tidemarkCatchUp(
   }
 }
 
-/** Raw zongji: decode rows from `from` until the binlog position reaches `until`. */
-async function zongjiRate(from: { file: string; pos: number }, until: { file: string; pos: number }): Promise<number> {
+/**
+ * Raw zongji: decode rows from `from` until the binlog position reaches `until`. Timed from its 'ready' event (the
+ * dump about to start, after its set-up queries), as tidemark's capture is timed from its "binlog streaming
+ * started" line, which that same event logs; `mainCpuS` is this thread's CPU over the same span.
+ */
+async function zongjiRate(
+  from: { file: string; pos: number },
+  until: { file: string; pos: number },
+): Promise<{ rate: number; mainCpuS: number }> {
   const zj = new ZongJi({ host: '127.0.0.1', port: SRC, user: 'root', password: ROOT_PASSWORD, dateStrings: true });
   let rows = 0;
-  const t0 = performance.now();
+  let t0 = performance.now();
+  let c0 = process.threadCpuUsage();
+  zj.on('ready', () => {
+    t0 = performance.now();
+    c0 = process.threadCpuUsage();
+  });
   await new Promise<void>((resolve, reject) => {
     zj.on('error', reject);
     zj.on('binlog', (e: { getEventName(): string; rows?: unknown[]; nextPosition: number }) => {
@@ -121,8 +136,26 @@ async function zongjiRate(from: { file: string; pos: number }, until: { file: st
     });
   });
   const s = (performance.now() - t0) / 1000;
+  const c = process.threadCpuUsage(c0);
   zj.stop();
-  return rows / s;
+  return { rate: rows / s, mainCpuS: (c.user + c.system) / 1e6 };
+}
+
+/** Whether the part of `logFile` written after byte `from` has the "binlog streaming started" line of `pid`. */
+function streamStartedSince(logFile: string, from: number, pid: number | undefined): boolean {
+  const size = statSync(logFile).size;
+  if (size <= from) return false;
+  const fd = openSync(logFile, 'r');
+  try {
+    const buf = Buffer.alloc(size - from);
+    readSync(fd, buf, 0, buf.length, from);
+    return buf
+      .toString('utf8')
+      .split('\n')
+      .some((l) => l.includes(`"pid":${pid},`) && l.includes('binlog streaming started'));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 async function journalHead(dir: string) {
@@ -189,18 +222,29 @@ export async function benchSpine(o: SpineOptions) {
     log(`bulk tidemark: ${bulkTm.s.toFixed(2)} s, peak RSS ${bulkTm.rssMb} MB`);
 
     log('capture: zongji raw decode vs tidemark capture into the journal, same binlog range');
-    const zjRate = await zongjiRate(before, afterBulk);
+    const zj = await zongjiRate(before, afterBulk);
+    const zjRate = zj.rate;
     const capCfg = `${t.dir}/capture-only.yaml`;
     writeFileSync(capCfg, readFileSync(t.config, 'utf8').replace('dir: ./journal', 'dir: ./journal-before-bulk'));
     const srcGtid = (await positions(t)).source;
+    const logFrom = statSync(`${t.dir}/tidemark.log`).size;
     const cap = startRun(capCfg, ['--only', 'capture']);
     let head: Awaited<ReturnType<typeof journalHead>> = null;
+    // The capture process's main-thread CPU from its stream start (first poll that sees the line) to the poll
+    // that sees the journal level: the CPU measure beside the wall-clock one, less sensitive to a loaded machine.
+    let cpuAtStart: number | null = null;
+    let cpuAtHead = 0;
     try {
       for (;;) {
+        const cpu = cpuMs(cap.pid!, true);
+        if (cpuAtStart === null && streamStartedSince(`${t.dir}/tidemark.log`, logFrom, cap.pid)) cpuAtStart = cpu;
         head = await journalHead(`${t.dir}/journal-before-bulk`);
-        if (head && asMysql(head.position, 'journal head').gtid === srcGtid) break;
+        if (head && asMysql(head.position, 'journal head').gtid === srcGtid) {
+          cpuAtHead = cpuMs(cap.pid!, true);
+          break;
+        }
         if (cap.exitCode !== null) throw new Error(`capture exited with ${cap.exitCode}`);
-        await sleep(20);
+        await sleep(10);
       }
     } finally {
       cap.kill('SIGTERM');
@@ -212,6 +256,8 @@ export async function benchSpine(o: SpineOptions) {
     const startedMs = streamStartedMs(`${t.dir}/tidemark.log`, cap.pid);
     const capSeconds = (Number(head!.captureTimeUs / 1000n) - startedMs) / 1000;
     const capRate = (o.bulkRows + o.updateRows) / capSeconds;
+    const per100k = 100_000 / (o.bulkRows + o.updateRows);
+    const capCpuS = (cpuAtHead - (cpuAtStart ?? 0)) / 1000;
 
     log(`oltp: ${o.oltpTx} small transactions on the source`);
     await runWorkload(() => admin(SRC), { db: 'shop', seed: 42, transactions: o.oltpTx, workers: 4 });
@@ -245,6 +291,9 @@ export async function benchSpine(o: SpineOptions) {
         zongji_rows_per_s: Math.round(zjRate),
         tidemark_rows_per_s: Math.round(capRate),
         ratio: r2(capRate / zjRate),
+        zongji_main_cpu_s_per_100k_rows: r2(zj.mainCpuS * per100k),
+        tidemark_main_cpu_s_per_100k_rows: r2(capCpuS * per100k),
+        cpu_ratio: r2(zj.mainCpuS / capCpuS),
       },
     };
   } finally {

@@ -32,7 +32,9 @@ import type { Column, RowImage, RowOp, Value } from '../../record/record.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import type { BinlogItem } from './binlog-item.ts';
 import { formatXid } from './statement-errors.ts';
+import { type CellReader, cellReaders } from './row-image.ts';
 import { type ColumnSpec, columnSpec, normalizeValue, unsupportedColumns, unsupportedTableError } from './values.ts';
+import { hasRowImages } from './zongji-rows.ts';
 
 /**
  * Rows event header flag NO_FOREIGN_KEY_CHECKS_F: the statement ran with foreign_key_checks = 0, so nothing
@@ -52,6 +54,8 @@ export interface TableInfo {
   readonly specs: readonly ColumnSpec[];
   readonly columns: readonly Column[];
   readonly pk: readonly string[] | null;
+  /** How row-image.ts reads this table's row images (zongji's column types known), else undefined. */
+  readonly cells?: readonly CellReader[];
 }
 
 /** zongji's MYSQL_TYPE_GEOMETRY and MYSQL_TYPE_BLOB codes (binlog column types). */
@@ -91,7 +95,11 @@ export function tableInfoFromTableMap(ev: TableMapEvent, entry: TableMapEntry): 
   if (ev.hasSelfDescribingMetadata()) {
     pk = (ev.primaryKey ?? []).map((i) => specs[i]?.name ?? `#${i}`);
   }
-  return { schema: ev.schemaName, table: ev.tableName, specs, columns: specs.map((s) => s.column), pk };
+  const columns = specs.map((s) => s.column);
+  const info = { schema: ev.schemaName, table: ev.tableName, specs, columns, pk };
+  const types = entry.columns;
+  if (!types || types.length < specs.length) return info;
+  return { ...info, cells: cellReaders(specs, types, entry.columnSchemas) };
 }
 
 /** Normalizes one zongji row object into values in column order. */
@@ -213,7 +221,14 @@ export class EventDecoder {
     rawGeometry(entry);
     const cols = entry.columnSchemas;
     let sig = `${ev.schemaName}\u0000${ev.tableName}\u0000${ev.hasSelfDescribingMetadata() ? (ev.primaryKey ?? []).join(',') : '?'}`;
-    for (let i = 0; i < ev.columnCount; i++) sig += `\u0000${cols[i]?.COLUMN_NAME}\u0001${cols[i]?.COLUMN_TYPE}`;
+    const types = entry.columns;
+    for (let i = 0; i < ev.columnCount; i++) {
+      sig += `\u0000${cols[i]?.COLUMN_NAME}\u0001${cols[i]?.COLUMN_TYPE}`;
+      // The binlog type, charset and metadata decide how row-image.ts reads the cells (a charset change keeps
+      // the type text).
+      const t = types?.[i];
+      if (t) sig += `\u0001${t.type}\u0001${t.charset}\u0001${Object.values(t.metadata ?? {}).join(',')}`;
+    }
     let info = this.bySignature.get(sig);
     if (!info) {
       info = tableInfoFromTableMap(ev, entry);
@@ -221,6 +236,11 @@ export class EventDecoder {
       this.bySignature.set(sig, info);
     }
     this.tables.set(ev.tableId, info);
+  }
+
+  /** The cell readers of a table id's rows (zongji-rows.ts), or null to let zongji convert them. */
+  cellReaders(tableId: number): readonly CellReader[] | null {
+    return this.tables.get(tableId)?.cells ?? null;
   }
 
   private table(tableId: number): TableInfo | null {
@@ -237,6 +257,7 @@ export class EventDecoder {
   onRows(op: RowOp, ev: WriteRowsEvent | DeleteRowsEvent): BinlogItem | null {
     const info = this.table(ev.tableId);
     if (!info) return null;
+    if (hasRowImages(ev)) return rowsItem(info, op, ev.rows as unknown as RowImage[], ev);
     const rows: RowImage[] = new Array(ev.rows.length);
     for (let i = 0; i < ev.rows.length; i++) {
       const values = rowValues(info, ev.rows[i]!);
@@ -248,6 +269,7 @@ export class EventDecoder {
   onUpdateRows(ev: UpdateRowsEvent): BinlogItem | null {
     const info = this.table(ev.tableId);
     if (!info) return null;
+    if (hasRowImages(ev)) return rowsItem(info, 'update', ev.rows as unknown as RowImage[], ev);
     const rows: RowImage[] = new Array(ev.rows.length);
     for (let i = 0; i < ev.rows.length; i++) {
       const r = ev.rows[i]!;

@@ -29,6 +29,7 @@ import type { BinlogItem } from './binlog-item.ts';
 import { connectionOptions, endpointOf, type SourceEndpoint } from './connection.ts';
 import { binlogPurgedError, isBinlogUnavailable, sourceError } from './errors.ts';
 import { EventDecoder } from './events.ts';
+import { useRowImages } from './zongji-rows.ts';
 import type { TableFilter } from '../../mysql/table-filter.ts';
 import { parseAccountList } from '../../mysql/accounts.ts';
 import { PkCache } from './pk-cache.ts';
@@ -239,6 +240,14 @@ export class BinlogStream {
       position: Number(start.offset),
       includeEvents: INCLUDE_EVENTS,
     });
+    // Row images of captured tables are decoded once, into journal values (row-image.ts, zongji-rows.ts); after
+    // start(), which creates the connection whose options this checks, and before any rows event is read.
+    if (!useRowImages(z, (tableId) => this.decoder.cellReaders(tableId))) {
+      this.log.warn(
+        'row images are converted by zongji, then normalized (slower): its internals were not found, or the ' +
+          'connection does not use dateStrings with timezone Z',
+      );
+    }
     // Queued before zongji's own setup queries, so they are in force when the dump starts: heartbeats while
     // idle, and patience while capture pauses the connection for backpressure.
     z.connection?.query(`SET @master_heartbeat_period = ${this.t.heartbeatMs * 1_000_000}`, () => {});

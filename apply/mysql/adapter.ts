@@ -9,6 +9,7 @@ import type { TableRef } from '../../engine/source.ts';
 import type { TargetAdapter, VerifyOptions, VerifyResult } from '../../engine/target.ts';
 import { createTableFilter } from '../../mysql/table-filter.ts';
 import { MysqlApplier } from './applier.ts';
+import { ParallelApplier } from './parallel-applier.ts';
 import { FromPostgresApplier } from './cross-applier.ts';
 import { type PgVerifySource, verifyFromPostgres } from './cross-verify.ts';
 import { type TargetConfig, targetSchema } from './config.ts';
@@ -93,6 +94,14 @@ export const mysqlTarget: TargetAdapter<MysqlTargetSection> = {
   configSchema: targetSchema,
   preflight: (t) => preflightMysql(`target ${t.name}`, t),
   applier: (o) => {
+    if (o.target.parallel.workers > 1 && (o.sourceKind === undefined || o.sourceKind === 'mysql')) {
+      return new ParallelApplier({
+        target: o.target,
+        source: o.source,
+        log: o.log,
+        ...(o.metrics ? { metrics: o.metrics } : {}),
+      });
+    }
     const inner = new MysqlApplier({
       target: o.target,
       source: o.source,

@@ -17,13 +17,14 @@ import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { silentLogger } from '../../core/log.ts';
-import { CorruptionError, TidemarkError } from '../../core/errors.ts';
+import { TidemarkError } from '../../core/errors.ts';
+import { JournalOrder } from './journal-order.ts';
 import { type CommitEntry, type DdlEntry, type Entry, type RowsEntry, seqSpan } from '../../record/record.ts';
 import { type NoPrimaryKey, type StatementBatch, StatementBatcher } from './batcher.ts';
 import { executeDdl } from './ddl.ts';
 import { wrapDbError } from './errors.ts';
 import { isOutcomeUnknown } from '../../mysql/errors.ts';
-import { FkCache, type FkIndex } from './fk.ts';
+import { FkCache, type FkIndex, withFkChecks } from './fk.ts';
 import type { QueryFn, QueryKind } from './exec.ts';
 import { type ApplyMetrics, applyMetrics, noMetrics } from '../../engine/apply-metrics.ts';
 import { preparePosition } from './position-store.ts';
@@ -116,13 +117,13 @@ export class MysqlApplier {
   /** Entries of the current source transaction have been applied into the open group. */
   #txApplied = false;
   #txStartLsn: bigint | null = null;
-  #nextSeq = 0n;
-  #lastLsn = -1n;
+  #order = new JournalOrder('');
   #lastAppliedSeq = -1n;
   #onApplied: RunOptions['onApplied'];
 
   constructor(opts: MysqlApplierOptions) {
     this.#opts = opts;
+    this.#order = new JournalOrder(opts.source);
     this.#log = (opts.log ?? silentLogger).child({ component: 'apply', target: opts.target.name, source: opts.source });
     this.#metrics = opts.metrics
       ? applyMetrics(opts.metrics, { target: opts.target.name, source: opts.source })
@@ -146,7 +147,7 @@ export class MysqlApplier {
 
   /** LSN of the last journal entry the current or last run() read (-1n before the first). */
   get lastReadLsn(): bigint {
-    return this.#lastLsn;
+    return this.#order.lastLsn;
   }
 
   /** Server connection id of the apply session (diagnostics and tests). */
@@ -210,7 +211,7 @@ export class MysqlApplier {
         const g = this.#group;
         if (g && !inTx) {
           const elapsed = Date.now() - g.started;
-          const maxTx = this.#lastLsn <= isolate ? 1 : groupTx;
+          const maxTx = this.#order.lastLsn <= isolate ? 1 : groupTx;
           if (g.txs >= maxTx || g.rows >= maxRows || (maxWait > 0 && elapsed >= maxWait)) {
             await this.#commitGroup(g.target);
             continue;
@@ -227,7 +228,7 @@ export class MysqlApplier {
         if (r === 'abort' || r.done) {
           if (this.#group && !inTx) await this.#commitGroup(this.#group.target);
           else if (this.#group) {
-            this.#log.warn({ nextSeq: this.#nextSeq.toString() }, 'stopping inside a transaction: rolled back');
+            this.#log.warn({ nextSeq: this.#order.nextSeq.toString() }, 'stopping inside a transaction: rolled back');
             await this.#rollback();
           }
           return;
@@ -249,8 +250,7 @@ export class MysqlApplier {
     this.#group = null;
     this.#txApplied = false;
     this.#txStartLsn = null;
-    this.#nextSeq = 0n;
-    this.#lastLsn = -1n;
+    this.#order = new JournalOrder(this.#opts.source);
     this.#lastAppliedSeq = this.#state?.seq ?? -1n;
   }
 
@@ -270,7 +270,7 @@ export class MysqlApplier {
   /** Applies one entry; returns whether a source transaction is open afterwards. */
   async #handle(item: JournalItem): Promise<boolean> {
     const e = item.entry;
-    this.#check(item);
+    this.#order.check(item);
     if (e.kind !== 'commit' && this.#txStartLsn === null) this.#txStartLsn = item.lsn;
     const last = e.seq + seqSpan(e) - 1n;
     if (last <= this.#lastAppliedSeq) {
@@ -289,26 +289,6 @@ export class MysqlApplier {
     }
     await this.#commitEntry(e, item.lsn);
     return false;
-  }
-
-  #check(item: JournalItem): void {
-    const e = item.entry;
-    if (e.source !== this.#opts.source) {
-      throw new CorruptionError(
-        `journal entry of source "${e.source}" given to the applier of "${this.#opts.source}"`,
-        {
-          seq: e.seq,
-        },
-      );
-    }
-    if (e.seq < this.#nextSeq || item.lsn <= this.#lastLsn) {
-      throw new CorruptionError(
-        `journal went backwards: seq ${e.seq} at lsn ${item.lsn} where seq >= ${this.#nextSeq} and lsn > ${this.#lastLsn} were due`,
-        { seq: e.seq, lsn: item.lsn },
-      );
-    }
-    this.#nextSeq = e.seq + seqSpan(e);
-    this.#lastLsn = item.lsn;
   }
 
   async #rows(e: RowsEntry): Promise<void> {
@@ -377,14 +357,9 @@ export class MysqlApplier {
     this.#log.info({ seq: e.seq.toString(), schema: e.schema }, 'DDL applied');
   }
 
-  /**
-   * Cascaded changes are not in the binlog: an update or delete on a parent of a cascading foreign key of the
-   * replica runs with foreign_key_checks = 1, so the replica cascades exactly as the source did — unless the source
-   * itself ran it with checks off (then nothing cascaded there either).
-   */
+  /** Parents of cascading foreign keys run with checks on (fk.ts withFkChecks). */
   #fkTag(b: StatementBatch): StatementBatch {
-    if (b.op === 'insert' || b.fkChecksOff || !this.#fks) return b;
-    return this.#fks.cascades(b.schema, b.table, b.op).length > 0 ? { ...b, fkChecks: true } : b;
+    return withFkChecks(b, this.#fks);
   }
 
   /** A state that covers entries up to `seq` inside a transaction that is not complete yet. */

@@ -10,6 +10,7 @@
  * a child may live in another schema than its parent); `FkCache` keeps the result until the next DDL.
  */
 import { quoteString } from '../../mysql/sql.ts';
+import type { StatementBatch } from './batcher.ts';
 
 /** ON DELETE/UPDATE actions that change child rows (InnoDB knows no SET DEFAULT). */
 export type FkAction = 'CASCADE' | 'SET NULL';
@@ -159,4 +160,14 @@ export class FkCache {
   invalidate(): void {
     this.#index = null;
   }
+}
+
+/**
+ * Cascaded changes are not in the binlog: an update or delete on a parent of a cascading foreign key of the
+ * replica runs with foreign_key_checks = 1, so the replica cascades exactly as the source did — unless the source
+ * itself ran it with checks off (then nothing cascaded there either).
+ */
+export function withFkChecks(b: StatementBatch, fks: FkIndex | null): StatementBatch {
+  if (b.op === 'insert' || b.fkChecksOff || !fks) return b;
+  return fks.cascades(b.schema, b.table, b.op).length > 0 ? { ...b, fkChecks: true } : b;
 }

@@ -166,6 +166,26 @@ export function upsertPositionSql(source: string, st: AppliedState): string {
 }
 
 /**
+ * The commit statement of a parallel-apply unit (PARALLEL.md, "Ordered commit"): records `st` only if the row still
+ * holds `prevSeq` — what the unit before it stored — and no hold or pending DDL is set. Otherwise `journal_lsn`
+ * (assigned first, while `seq` is still the old value) gets -1, which strict mode refuses for BIGINT UNSIGNED
+ * (error 1264, ORDERED_COMMIT_REFUSED): the statement fails, so a COMMIT sent after it in the same query never runs.
+ * A unit therefore commits only right after its predecessor, whatever the client does.
+ */
+export function orderedPositionSql(source: string, prevSeq: bigint | null, st: AppliedState): string {
+  const p = mysqlPart(st.position);
+  return (
+    `UPDATE ${T} SET journal_lsn = IF(seq <=> ${n(prevSeq)} AND hold IS NULL AND ddl_pending_seq IS NULL, ` +
+    `${n(st.lsn)}, -1), seq = ${n(st.seq)}, binlog_file = ${s(p?.binlog.file)}, binlog_offset = ${n(p?.binlog.offset)}, ` +
+    `gtid = ${s(p?.gtid)}, commit_time_us = ${n(st.commitTimeUs)}, phase = ${s(st.phase)}, ` +
+    `applied_at = CURRENT_TIMESTAMP(6) WHERE source = ${quoteString(source)}`
+  );
+}
+
+/** The server error orderedPositionSql raises when the row is not what the unit expects (out of range value). */
+export const ORDERED_COMMIT_REFUSED = 1264;
+
+/**
  * Marks the DDL at `seq` as about to run (committed on its own before the DDL executes). Matches 1 row only
  * while the target is not held and stores `storedSeq` (the row exists: ensureRowSql); 0 rows: held or moved.
  */

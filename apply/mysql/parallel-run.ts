@@ -1,0 +1,435 @@
+/**
+ * One run() of the parallel applier (parallel-applier.ts): forms units from the journal, schedules them on the
+ * workers, keeps commits in source order, hands DDL / big transactions / isolation to the serial applier, and
+ * recovers from conflicts the writesets missed by re-running the units in flight one at a time (PARALLEL.md).
+ */
+import type { Logger } from 'pino';
+import { TidemarkError } from '../../core/errors.ts';
+import type { ApplyMetrics } from '../../engine/apply-metrics.ts';
+import { Puller } from '../../engine/puller.ts';
+import type { AppliedState, ApplyRunOptions } from '../../engine/target.ts';
+import { serverFields } from '../../mysql/errors.ts';
+import { type CommitEntry, seqSpan } from '../../record/record.ts';
+import type { ApplierFaults, JournalItem, MysqlApplier } from './applier.ts';
+import { DivergenceError, wrapDbError } from './errors.ts';
+import { JournalOrder } from './journal-order.ts';
+import type { KeysCache } from './keys-cache.ts';
+import { ParallelScheduler } from './parallel-schedule.ts';
+import type { ParallelApplierOptions } from './parallel-applier.ts';
+import { ORDERED_COMMIT_REFUSED } from './position-table.ts';
+import type { Unit, UnitWorker } from './unit-worker.ts';
+import { MAX_ROW_KEYS, WritesetBuilder } from './writeset.ts';
+
+export interface ParallelFaults extends ApplierFaults {
+  /** Runs in the worker after the unit's rows were executed, before it waits for its turn to commit. */
+  beforeCommit?(u: { index: number; worker: number; firstSeq: bigint; lastSeq: bigint }): void | Promise<void>;
+  /** TEST ONLY: commit each unit as soon as it has executed (no source order) — proves the reader test can fail. */
+  unordered?: boolean;
+}
+
+export interface ParallelRunDeps {
+  readonly options: ParallelApplierOptions;
+  readonly log: Logger;
+  readonly metrics: ApplyMetrics;
+  readonly serial: MysqlApplier;
+  readonly workers: readonly UnitWorker[];
+  readonly keys: KeysCache;
+  readonly state: AppliedState | null;
+  /** Drops cached metadata (after DDL ran through the serial applier). */
+  readonly invalidate: () => void;
+}
+
+/** A source transaction with more rows than this is not held in memory: it streams through the serial applier. */
+export const BIG_TX_ROWS = MAX_ROW_KEYS;
+/** Errors of a unit that is not at the head yet that may only mean an earlier unit has not committed. */
+const SPECULATIVE_ERRNO = new Set([1205, 1213, 1062, ORDERED_COMMIT_REFUSED]);
+
+interface Flight {
+  readonly unit: Unit;
+  readonly worker: number;
+  readonly dependsOn: number;
+  readonly prevSeq: bigint | null;
+}
+
+interface Failure {
+  readonly flight: Flight;
+  readonly err: unknown;
+  /** Every unit before it had committed when it failed. */
+  readonly atHead: boolean;
+}
+
+type Read = { kind: 'item'; item: JournalItem } | { kind: 'timeout' } | { kind: 'end' };
+
+export class ParallelRun {
+  readonly #d: ParallelRunDeps;
+  readonly #order: JournalOrder;
+  readonly #scheduler: ParallelScheduler;
+  #state: AppliedState | null;
+  #retries = 0;
+  #skipThrough: bigint;
+  // Units are dispatched in order; committed is the highest index of the committed prefix.
+  #committed = -1;
+  readonly #done = new Set<number>();
+  readonly #inflight = new Map<number, Flight>();
+  #lastSeq: bigint | null;
+  #chains: Promise<void>[];
+  #halt = false;
+  #failure: Failure | null = null;
+  #wake: (() => void) | null = null;
+  #applied: Promise<void> = Promise.resolve();
+  #onApplied: ApplyRunOptions['onApplied'];
+
+  constructor(d: ParallelRunDeps) {
+    this.#d = d;
+    this.#order = new JournalOrder(d.options.source);
+    this.#scheduler = new ParallelScheduler({
+      workers: d.workers.length,
+      maxRowKeys: d.options.target.parallel.max_row_keys,
+    });
+    this.#state = d.state;
+    this.#skipThrough = d.state?.seq ?? -1n;
+    this.#lastSeq = d.state?.seq ?? null;
+    this.#chains = d.workers.map(() => Promise.resolve());
+  }
+
+  get state(): AppliedState | null {
+    return this.#state;
+  }
+
+  get lastReadLsn(): bigint {
+    return this.#order.lastLsn;
+  }
+
+  get retries(): number {
+    return this.#retries;
+  }
+
+  async run(entries: AsyncIterable<JournalItem>, opts: ApplyRunOptions): Promise<void> {
+    this.#onApplied = opts.onApplied;
+    const puller = new Puller(entries[Symbol.asyncIterator](), opts.signal);
+    try {
+      const isolate = opts.isolateThroughLsn ?? -1n;
+      if (isolate >= 0n) {
+        const stop = (it: JournalItem) => it.entry.kind === 'commit' && it.lsn >= isolate;
+        if (!(await this.#serialStretch([], puller, opts, stop))) return;
+      }
+      await this.#loop(puller, opts);
+    } catch (err) {
+      throw await this.#fail(err);
+    } finally {
+      puller.close();
+    }
+  }
+
+  // ---- reading and forming units -----------------------------------------------------------------------------
+
+  async #loop(puller: Puller<JournalItem>, opts: ApplyRunOptions): Promise<void> {
+    const { max_transactions: maxTx, max_rows: maxRows, max_wait_ms: maxWait } = this.#d.options.target.batch;
+    let items: JournalItem[] = [];
+    let txs = 0;
+    let rows = 0;
+    let started = 0;
+    let tx: JournalItem[] = [];
+    let txRows = 0;
+    let target: AppliedState | null = null;
+    const close = async (): Promise<void> => {
+      if (txs > 0 && target) await this.#dispatch(items, target, txs, rows);
+      items = [];
+      txs = 0;
+      rows = 0;
+      target = null;
+    };
+    for (;;) {
+      await this.#checkFailure();
+      if (txs > 0 && tx.length === 0 && (txs >= maxTx || rows >= maxRows || Date.now() - started >= maxWait)) {
+        await close();
+        continue;
+      }
+      // Wait for the journal, but wake now and then to see a failure or a commit while units are in flight.
+      const limit = txs > 0 && tx.length === 0 ? Math.max(0, maxWait - (Date.now() - started)) : null;
+      const r = await this.#read(puller, this.#inflight.size > 0 ? Math.min(limit ?? 50, 50) : limit);
+      if (r.kind === 'timeout') {
+        if (txs > 0 && tx.length === 0 && Date.now() - started >= maxWait) await close();
+        continue;
+      }
+      if (r.kind === 'end') {
+        await close(); // an open transaction (tx) is dropped: it was never sent
+        await this.#drain();
+        return;
+      }
+      const { item } = r;
+      const e = item.entry;
+      if (e.seq + seqSpan(e) - 1n <= this.#skipThrough) continue; // in the replica already (re-delivery)
+      if (e.kind === 'ddl' || (e.kind === 'rows' && txRows + e.rows.length > BIG_TX_ROWS)) {
+        // Serial: what is complete goes first, then the open transaction through to its commit.
+        await close();
+        const head = [...tx, item];
+        tx = [];
+        txRows = 0;
+        if (!(await this.#serialStretch(head, puller, opts, (it) => it.entry.kind === 'commit'))) return;
+        continue;
+      }
+      tx.push(item);
+      if (e.kind === 'rows') {
+        txRows += e.rows.length;
+        continue;
+      }
+      if (txs === 0) started = Date.now();
+      items = items.concat(tx);
+      txs++;
+      rows += txRows;
+      target = stateOf(e as CommitEntry, item.lsn);
+      tx = [];
+      txRows = 0;
+    }
+  }
+
+  async #read(puller: Puller<JournalItem>, timeoutMs: number | null): Promise<Read> {
+    const r = await puller.next(timeoutMs);
+    if (r === 'timeout') return { kind: 'timeout' };
+    if (r === 'abort' || r.done) return { kind: 'end' };
+    this.#order.check(r.value);
+    return { kind: 'item', item: r.value };
+  }
+
+  // ---- dispatch and the workers --------------------------------------------------------------------------------
+
+  async #dispatch(items: JournalItem[], target: AppliedState, txs: number, rows: number): Promise<void> {
+    const tables = new Map<string, { schema: string; table: string }>();
+    for (const it of items) {
+      const e = it.entry;
+      if (e.kind === 'rows') tables.set(JSON.stringify([e.schema, e.table]), { schema: e.schema, table: e.table });
+    }
+    await this.#d.keys.load(tables.values());
+    const ws = new WritesetBuilder(this.#d.keys.lookup, BIG_TX_ROWS);
+    for (const it of items) if (it.entry.kind === 'rows') ws.add(it.entry);
+    const a = this.#scheduler.next(ws.finish());
+    const unit: Unit = { index: a.index, items, target, firstSeq: items[0]!.entry.seq, txs, rows };
+    const f: Flight = { unit, worker: a.worker, dependsOn: a.dependsOn, prevSeq: this.#lastSeq };
+    this.#lastSeq = target.seq;
+    // Backpressure: a bounded number of units in memory.
+    await this.#until(() => this.#inflight.size < 2 * this.#d.workers.length || this.#failure !== null);
+    this.#inflight.set(unit.index, f);
+    this.#chains[f.worker] = this.#chains[f.worker]!.then(() => this.#fly(f));
+  }
+
+  async #fly(f: Flight): Promise<void> {
+    const w = this.#d.workers[f.worker]!;
+    const faults = this.#d.options.faults;
+    const ordered = faults?.unordered !== true;
+    await this.#until(() => this.#committed >= f.dependsOn || this.#halt);
+    if (this.#halt) return;
+    try {
+      await w.execute(f.unit);
+      await faults?.beforeCommit?.({
+        index: f.unit.index,
+        worker: f.worker,
+        firstSeq: f.unit.firstSeq,
+        lastSeq: f.unit.target.seq,
+      });
+      if (ordered) await this.#until(() => this.#committed >= f.unit.index - 1 || this.#halt);
+      if (this.#halt) {
+        await w.rollback();
+        return;
+      }
+      await w.commit(f.unit, f.prevSeq, ordered);
+      this.#commitDone(f);
+    } catch (err) {
+      const atHead = this.#committed >= f.unit.index - 1;
+      await w.rollback();
+      if (!this.#failure || this.#failure.flight.unit.index > f.unit.index) this.#failure = { flight: f, err, atHead };
+      this.#halt = true;
+      this.#notify();
+    }
+  }
+
+  #commitDone(f: Flight): void {
+    const u = f.unit;
+    this.#inflight.delete(u.index);
+    this.#done.add(u.index);
+    while (this.#done.delete(this.#committed + 1)) this.#committed++;
+    this.#state = u.target;
+    this.#d.metrics.transactions(u.txs);
+    this.#d.metrics.rows(u.rows);
+    if (u.target.commitTimeUs !== null) this.#d.metrics.lastCommitTimeUs(u.target.commitTimeUs);
+    const cb = this.#onApplied;
+    if (cb) {
+      // In commit order, one at a time (the apply loop writes its cursor from it).
+      this.#applied = this.#applied
+        .then(() => cb(u.target))
+        .catch((err: unknown) => {
+          this.#failure ??= { flight: f, err, atHead: false };
+          this.#halt = true;
+        });
+    }
+    this.#notify();
+  }
+
+  /** Waits until every unit in flight committed (or one failed: then recovers, which re-runs them). */
+  async #drain(): Promise<void> {
+    for (;;) {
+      await this.#until(() => this.#inflight.size === 0 || this.#failure !== null);
+      if (this.#failure) await this.#checkFailure();
+      else break;
+    }
+    await Promise.all(this.#chains);
+    await this.#applied;
+    if (this.#failure) await this.#checkFailure();
+  }
+
+  // ---- failures --------------------------------------------------------------------------------------------------
+
+  /**
+   * After a unit failed: every worker stops (its open transaction rolled back); a real failure is thrown, a
+   * speculative one re-runs the units in flight one at a time in source order on worker 0.
+   */
+  async #checkFailure(): Promise<void> {
+    const failure = this.#failure;
+    if (!failure) return;
+    this.#halt = true;
+    this.#notify();
+    await Promise.all(this.#chains);
+    await this.#applied;
+    const { err, atHead, flight } = failure;
+    if (!speculative(err, atHead)) throw err;
+    const pending = [...this.#inflight.values()].sort((a, b) => a.unit.index - b.unit.index);
+    this.#d.log.info(
+      { err: String((err as Error)?.message ?? err), unit: flight.unit.index, rerun: pending.length },
+      'parallel apply: a conflict the writesets missed; re-running the units in flight one at a time',
+    );
+    this.#retries += pending.length;
+    this.#failure = null;
+    this.#halt = false;
+    const w = this.#d.workers[0]!;
+    for (const f of pending) {
+      if (!w.connected) await w.open();
+      try {
+        await w.execute(f.unit);
+        await w.commit(f.unit, f.prevSeq, true);
+      } catch (e) {
+        await w.rollback();
+        throw e;
+      }
+      this.#commitDone(f);
+    }
+    await this.#applied;
+    for (const other of this.#d.workers) if (!other.connected) await other.open();
+  }
+
+  /** Stops every worker and returns what run() throws. */
+  async #fail(err: unknown): Promise<TidemarkError> {
+    this.#halt = true;
+    this.#notify();
+    await Promise.all(this.#chains).catch(() => {});
+    for (const w of this.#d.workers) await w.rollback();
+    if (errnoOf(err) === ORDERED_COMMIT_REFUSED) {
+      return new TidemarkError(
+        `target ${this.#d.options.target.name} is held or moved by rewind/forward/undo since it was opened: apply pauses`,
+        { code: 'TARGET_HELD', retriable: true },
+      );
+    }
+    const e = err instanceof TidemarkError ? err : wrapDbError(err, 'parallel apply');
+    if (e.retriable) for (const w of this.#d.workers) w.drop();
+    if (e.code !== 'TARGET_HELD' && e.code !== 'TARGET_READ_ONLY') {
+      this.#d.log.error({ code: e.code, retriable: e.retriable, context: e.context }, e.message);
+    }
+    return e;
+  }
+
+  // ---- the serial applier --------------------------------------------------------------------------------------
+
+  /**
+   * Runs `head` and what follows it in the journal, up to and including the first item `stop` accepts, through
+   * the serial applier once everything in flight committed. Returns false when the journal ended or the run was
+   * aborted meanwhile.
+   */
+  async #serialStretch(
+    head: JournalItem[],
+    puller: Puller<JournalItem>,
+    opts: ApplyRunOptions,
+    stop: (it: JournalItem) => boolean,
+  ): Promise<boolean> {
+    await this.#drain();
+    const serial = this.#d.serial;
+    await serial.open();
+    if (serial.hold !== null) {
+      throw new TidemarkError(`target ${this.#d.options.target.name} is held (${serial.hold}): apply pauses`, {
+        code: 'TARGET_HELD',
+        retriable: true,
+      });
+    }
+    let ended = false;
+    const self = this;
+    async function* feed(): AsyncGenerator<JournalItem> {
+      for (const it of head) {
+        yield it;
+        if (stop(it)) return;
+      }
+      for (;;) {
+        const r = await self.#read(puller, null);
+        if (r.kind !== 'item') {
+          ended = true;
+          return;
+        }
+        yield r.item;
+        if (stop(r.item)) return;
+      }
+    }
+    await serial.run(feed(), {
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.onApplied ? { onApplied: opts.onApplied } : {}),
+      ...(opts.isolateThroughLsn !== undefined ? { isolateThroughLsn: opts.isolateThroughLsn } : {}),
+    });
+    this.#state = serial.state;
+    this.#lastSeq = serial.state?.seq ?? this.#lastSeq;
+    this.#skipThrough = this.#lastSeq ?? -1n;
+    this.#d.invalidate();
+    return !ended && opts.signal?.aborted !== true;
+  }
+
+  // ---- waiting -----------------------------------------------------------------------------------------------
+
+  #notify(): void {
+    const w = this.#wake;
+    this.#wake = null;
+    w?.();
+  }
+
+  /** Resolves once `ok()` holds; re-checked at every commit, failure and dispatch. */
+  async #until(ok: () => boolean): Promise<void> {
+    while (!ok()) {
+      await new Promise<void>((resolve) => {
+        const prev = this.#wake;
+        this.#wake = () => {
+          prev?.();
+          resolve();
+        };
+      });
+    }
+  }
+}
+
+function stateOf(e: CommitEntry, lsn: bigint): AppliedState {
+  return { seq: e.seq, lsn, position: e.position, commitTimeUs: e.commitTimeUs, phase: e.phase };
+}
+
+/** Whether a unit's failure may only mean that it ran before an earlier unit it conflicts with committed. */
+function speculative(err: unknown, atHead: boolean): boolean {
+  const errno = errnoOf(err);
+  // Lock wait timeout, deadlock: at the head too (a later unit, idle until its turn, may hold the lock).
+  if (errno === 1205 || errno === 1213) return true;
+  if (atHead) return false;
+  if (err instanceof DivergenceError || (err instanceof TidemarkError && err.code === 'APPLY_DIVERGED')) return true;
+  return errno !== undefined && SPECULATIVE_ERRNO.has(errno);
+}
+
+/** The server errno of a driver error, or of the driver error a TidemarkError wraps. */
+function errnoOf(err: unknown): number | undefined {
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 5; depth++) {
+    const n = serverFields(e).errno;
+    if (n !== undefined) return n;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}

@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ParallelApplier, type ParallelFaults } from '../fixtures/tmp-parallel-shim.ts';
+import { ParallelApplier, type ParallelFaults } from '../../apply/mysql/parallel-applier.ts';
 import { runWorkload } from '../../bench/workload.ts';
 import type { Column } from '../../record/record.ts';
 import { JournalBuilder, type TableDef } from '../fixtures/apply-kit.ts';
@@ -66,6 +66,8 @@ describe('a reader of the replica', () => {
     firstGap: string | null;
     final: number;
     retries: number;
+    /** The applier's state is the journal's last transaction. */
+    stored: boolean;
   }
 
   /** Applies source transactions 1..N with `workers` sessions while a reader samples consistent snapshots. */
@@ -90,7 +92,7 @@ describe('a reader of the replica', () => {
       faults,
     });
     const reader = await admin(RDR.port);
-    const o: Observed = { samples: 0, counts: 0, gaps: 0, firstGap: null, final: 0, retries: 0 };
+    const o: Observed = { samples: 0, counts: 0, gaps: 0, firstGap: null, final: 0, retries: 0, stored: false };
     const seen = new Set<number>();
     const sample = async (): Promise<number> => {
       const [res] = (await reader.query(SNAPSHOT)) as unknown as [[unknown, mysql.RowDataPacket[], unknown]];
@@ -122,7 +124,7 @@ describe('a reader of the replica', () => {
       o.final = await sample();
       o.counts = seen.size;
       o.retries = a.retries;
-      expect(a.state?.seq).toBe(j.items.at(-1)?.entry.seq);
+      o.stored = a.state?.seq === j.items.at(-1)?.entry.seq;
     } finally {
       await a.close();
       await reader.end();
@@ -141,6 +143,7 @@ describe('a reader of the replica', () => {
     expect(o.firstGap).toBeNull();
     expect(o.gaps).toBe(0);
     expect(o.final).toBe(N);
+    expect(o.stored).toBe(true);
     // The reader really watched the apply: many snapshots, at many different points.
     expect(o.samples).toBeGreaterThan(200);
     expect(o.counts).toBeGreaterThan(30);
@@ -285,6 +288,7 @@ describe('tidemark run with 4 apply workers', () => {
     // The parallel path ran: several apply transactions open at the same time.
     expect(maxOpen).toBeGreaterThanOrEqual(2);
     const tidemarkLog = readFileSync(join(t.dir, 'tidemark.log'), 'utf8');
+    expect(tidemarkLog).toMatch(new RegExp(`"workers":${WORKERS},.*"msg":"parallel apply sessions open"`));
     expect(tidemarkLog).not.toMatch(/APPLY_DIVERGED/);
   }, 400_000);
 });

@@ -194,6 +194,15 @@ describe('tidemark run with 4 apply workers', () => {
       .filter((x) => /^[^\n]*ACTIVE/.test(x) && /^(MariaDB|MySQL) thread id .* tidemark_apply\s*$/m.test(x)).length;
   }
 
+  /** The last error lines of tidemark's log. */
+  function logErrors(): string {
+    const lines = readFileSync(join(t.dir, 'tidemark.log'), 'utf8').split('\n');
+    return lines
+      .filter((l) => /"level":(50|60)/.test(l))
+      .slice(-5)
+      .join('\n');
+  }
+
   /** Waits up to `ms` for `min` open apply transactions; returns how many were open then (0: none came). */
   async function waitOpenApplyTransaction(ms: number, min = 1): Promise<number> {
     for (const until = Date.now() + ms; Date.now() < until; await sleep(2)) {
@@ -223,56 +232,63 @@ describe('tidemark run with 4 apply workers', () => {
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const n = await openApplyTransactions();
+        const n = await openApplyTransactions().catch(() => 0);
         if (Date.now() - lastKill > 1000) maxOpen = Math.max(maxOpen, n);
         await sleep(20);
       }
     })();
-    const ac = new AbortController();
-    const workload = runWorkload(() => admin(t.sourcePort), {
-      db: 'pw',
-      seed: seed + 1,
-      workers: 3,
-      signal: ac.signal,
-      transaction: w.transaction,
-    });
     let midGroup = 0;
     let severalOpen = 0;
     const r = prng(seed);
     try {
-      await killRunsAtRandom(t.config, {
-        kills: KILLS,
-        r,
-        minMs: 0,
-        maxMs: 600,
-        // Once this process applies (its first open apply transaction, after its start-up), wait a random moment
-        // more, then kill while apply transactions are open.
-        beforeKill: async () => {
-          await waitOpenApplyTransaction(15_000);
-          await sleep(Math.floor(r() * 300));
-          // Several units in flight if that comes soon (a kill between two workers' commits, or while one waits
-          // for its predecessor), else any.
-          const open = (await waitOpenApplyTransaction(1000, 2)) || (await waitOpenApplyTransaction(3000));
-          if (open > 0) midGroup++;
-          if (open > 1) severalOpen++;
-          lastKill = Date.now() + 60_000; // no sampling until the next process is up
-        },
-        log: (k, wait) => {
-          lastKill = Date.now();
-          log(`kill ${k}/${KILLS} after ${wait} ms (${w.committed.length} tx committed, ${midGroup} mid-group)`);
-        },
+      const ac = new AbortController();
+      const workload = runWorkload(() => admin(t.sourcePort), {
+        db: 'pw',
+        seed: seed + 1,
+        workers: 3,
+        signal: ac.signal,
+        transaction: w.transaction,
       });
-    } finally {
-      ac.abort();
-      await workload;
-    }
+      try {
+        await killRunsAtRandom(t.config, {
+          kills: KILLS,
+          r,
+          minMs: 0,
+          maxMs: 600,
+          // Once this process applies (its first open apply transaction, after its start-up), wait a random moment
+          // more, then kill while apply transactions are open.
+          beforeKill: async (k) => {
+            const opened = await waitOpenApplyTransaction(15_000);
+            const errors = logErrors();
+            if (!opened || errors.includes('APPLY_DIVERGED')) {
+              throw new Error(`run ${k}: ${opened ? 'apply diverged' : 'no apply transaction in 15 s'}:\n${errors}`);
+            }
+            await sleep(Math.floor(r() * 300));
+            // Several units in flight if that comes soon (a kill between two workers' commits, or while one waits
+            // for its predecessor), else any.
+            const open = (await waitOpenApplyTransaction(1000, 2)) || (await waitOpenApplyTransaction(3000));
+            if (open > 0) midGroup++;
+            if (open > 1) severalOpen++;
+            lastKill = Date.now() + 60_000; // no sampling until the next process is up
+          },
+          log: (k, wait) => {
+            lastKill = Date.now();
+            log(`kill ${k}/${KILLS} after ${wait} ms (${w.committed.length} tx committed, ${midGroup} mid-group)`);
+          },
+        });
+      } finally {
+        ac.abort();
+        await workload;
+      }
 
-    run = startRun(t.config);
-    const started = Date.now();
-    await caughtUpWhileRunning(t, run, 180_000);
-    log(`caught up ${Date.now() - started} ms after the last restart; ${w.committed.length} tx, ${w.alters} ALTERs`);
-    sampling = false;
-    await sampler;
+      run = startRun(t.config);
+      const started = Date.now();
+      await caughtUpWhileRunning(t, run, 120_000);
+      log(`caught up ${Date.now() - started} ms after the last restart; ${w.committed.length} tx, ${w.alters} ALTERs`);
+    } finally {
+      sampling = false;
+      await sampler;
+    }
 
     const v = await cliOk(t.config, ['verify', '--json', '--wait-seconds', '60']);
     expect(v).toMatch(/"equal":\s*true/);

@@ -1,6 +1,7 @@
 /**
  * Benchmarks. Progress goes to stderr; the last line on stdout is one JSON object.
- *   npm run bench -- [spine] [--json] [--bulk-rows N] [--update-rows N] [--oltp-tx N]
+ *   npm run bench -- [spine] [--json] [--bulk-rows N] [--update-rows N] [--oltp-tx N] [--workers N] [--native-parallel N]
+ *                   [--group-tx N]  (tidemark targets[].batch.max_transactions)
  *   npm run bench -- rewind [--json] [--rows N] [--changes N] [--index-dir D]
  *   npm run bench -- ship [--json] [--transports local,tcp,kafka,redis] [--rate TX_PER_S] [--warmup-s S]
  *                         [--measure-s S] [--ship-rows N] [--tx-rows N] [--apply-max-wait-ms N]
@@ -50,6 +51,8 @@ const { values, positionals } = parseArgs({
     'time-s': { type: 'string', default: '30' },
     threads: { type: 'string', default: '4' },
     'native-parallel': { type: 'string', default: '0' },
+    workers: { type: 'string' },
+    'group-tx': { type: 'string' },
     fsync: { type: 'string', default: 'transaction' },
   },
 });
@@ -62,6 +65,9 @@ if (which === 'spine') {
     bulkRows: Number(values['bulk-rows'] ?? '300000'),
     updateRows: Number(values['update-rows'] ?? '100000'),
     oltpTx: Number(values['oltp-tx'] ?? '20000'),
+    workers: Number(values['workers'] ?? '1'),
+    nativeParallel: Number(values['native-parallel']),
+    ...(values['group-tx'] ? { groupTx: Number(values['group-tx']) } : {}),
     log,
   });
 } else if (which === 'postgres') {

@@ -27,6 +27,12 @@ export interface SpineOptions {
   bulkRows: number;
   updateRows: number;
   oltpTx: number;
+  /** targets[].parallel.workers of the tidemark replica (1: the serial applier). */
+  workers: number;
+  /** slave_parallel_threads of the native replica (0: its default, one SQL thread; else optimistic mode). */
+  nativeParallel: number;
+  /** targets[].batch.max_transactions of the tidemark replica (absent: the default). */
+  groupTx?: number;
   log: (s: string) => void;
 }
 
@@ -137,13 +143,24 @@ function streamStartedMs(logFile: string, pid: number | undefined): number {
 export async function benchSpine(o: SpineOptions) {
   const log = o.log;
   log('starting servers (source, native replica, tidemark replica)');
-  const t = await createTopology({ name: 'bench', sourcePort: SRC, replicaPort: TM, include: ['bench.*', 'shop.*'] });
+  const t = await createTopology({
+    name: 'bench',
+    sourcePort: SRC,
+    replicaPort: TM,
+    include: ['bench.*', 'shop.*'],
+    targetYaml:
+      (o.workers > 1 ? `    parallel:\n      workers: ${o.workers}\n` : '') +
+      (o.groupTx ? `    batch:\n      max_transactions: ${o.groupTx}\n` : ''),
+  });
   startInstance('benchnat', NATIVE, { fresh: true });
   const src = await admin(SRC);
   const nat = await admin(NATIVE);
   try {
     const start = await masterPos(src);
     await nat.query('SET GLOBAL gtid_strict_mode = 0');
+    if (o.nativeParallel > 0) {
+      await nat.query(`SET GLOBAL slave_parallel_threads = ${o.nativeParallel}, slave_parallel_mode = 'optimistic'`);
+    }
     await nat.query(
       `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${SRC}, MASTER_USER='root', MASTER_PASSWORD='${ROOT_PASSWORD}', MASTER_LOG_FILE='${start.file}', MASTER_LOG_POS=${start.pos}, MASTER_USE_GTID=no`,
     );
@@ -216,6 +233,11 @@ export async function benchSpine(o: SpineOptions) {
         native_tx_per_s: Math.round(o.oltpTx / oltpNative),
         tidemark_tx_per_s: Math.round(o.oltpTx / oltpTm.s),
         ratio: r2(oltpNative / oltpTm.s),
+        // The process start (until its binlog stream runs) excluded: native's threads run already.
+        tidemark_tx_per_s_after_start: Math.round(o.oltpTx / (oltpTm.s - oltpTm.startupS)),
+        ratio_after_start: r2(oltpNative / (oltpTm.s - oltpTm.startupS)),
+        tidemark_workers: o.workers,
+        native_slave_parallel_threads: o.nativeParallel,
         tidemark_startup_s: r2(oltpTm.startupS),
         tidemark_peak_rss_mb: oltpTm.rssMb,
       },

@@ -11,6 +11,12 @@ export interface ApplyMetrics {
    * state and 0 for the others; a failure also counts in tidemark_apply_failures_total by error code.
    */
   state(state: ApplyTargetState, failureCode?: string): void;
+  /**
+   * Parallel apply (apply/mysql parallel-run.ts): a unit dispatched (`chained`: it had to wait for the unit right
+   * before it), and units rolled back and re-run in order after a conflict the writesets did not foresee.
+   */
+  parallelUnit(chained: boolean): void;
+  parallelRetries(n: number): void;
 }
 
 export type ApplyTargetState = 'ok' | 'failed' | 'waiting';
@@ -21,6 +27,8 @@ export const noMetrics: ApplyMetrics = {
   rows() {},
   lastCommitTimeUs() {},
   state() {},
+  parallelUnit() {},
+  parallelRetries() {},
 };
 
 /**
@@ -33,6 +41,8 @@ interface Metrics {
   last: Gauge<string>;
   state: Gauge<string>;
   failures: Counter<string>;
+  units: Counter<string>;
+  retries: Counter<string>;
 }
 const perRegistry = new WeakMap<Registry, Metrics>();
 
@@ -41,6 +51,18 @@ export function applyMetrics(registry: Registry, labels: { target: string; sourc
   if (!m) {
     const labelNames = ['target', 'source'];
     m = {
+      units: new Counter({
+        name: 'tidemark_apply_parallel_units_total',
+        help: 'Units (runs of source transactions) parallel apply dispatched, by whether each waited for the one before it',
+        labelNames: [...labelNames, 'chained'],
+        registers: [registry],
+      }),
+      retries: new Counter({
+        name: 'tidemark_apply_parallel_retries_total',
+        help: 'Units parallel apply rolled back and re-ran in source order after a conflict its writesets missed',
+        labelNames,
+        registers: [registry],
+      }),
       tx: new Counter({
         name: 'tidemark_apply_transactions_total',
         help: 'Source transactions applied to the target',
@@ -83,5 +105,7 @@ export function applyMetrics(registry: Registry, labels: { target: string; sourc
       for (const x of STATES) mm.state.set({ ...labels, state: x }, x === st ? 1 : 0);
       if (st === 'failed') mm.failures.inc({ ...labels, code: code ?? 'unknown' });
     },
+    parallelUnit: (chained) => mm.units.inc({ ...labels, chained: chained ? 'yes' : 'no' }),
+    parallelRetries: (n) => mm.retries.inc(labels, n),
   };
 }

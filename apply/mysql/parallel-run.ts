@@ -66,10 +66,17 @@ export class ParallelRun {
   readonly #scheduler: ParallelScheduler;
   #state: AppliedState | null;
   #retries = 0;
+  /** Units dispatched, and those that had to wait for the unit right before them (no parallelism). */
+  readonly #stats = { units: 0, chained: 0, txs: 0 };
   #skipThrough: bigint;
   // Units are dispatched in order; committed is the highest index of the committed prefix.
   #committed = -1;
-  readonly #done = new Set<number>();
+  /** Highest unit that recorded its position (every one before it did too). */
+  #sent = -1;
+  /** Units executed and waiting to record their position. */
+  readonly #ready = new Set<number>();
+  /** Units whose COMMIT returned ahead of an earlier unit's reply. */
+  readonly #done = new Map<number, Unit>();
   readonly #inflight = new Map<number, Flight>();
   #lastSeq: bigint | null;
   #chains: Promise<void>[];
@@ -118,6 +125,7 @@ export class ParallelRun {
       throw await this.#fail(err);
     } finally {
       puller.close();
+      this.#d.log.info({ ...this.#stats, retries: this.#retries }, 'parallel apply run ended');
     }
   }
 
@@ -204,6 +212,10 @@ export class ParallelRun {
     const ws = new WritesetBuilder(this.#d.keys.lookup, BIG_TX_ROWS);
     for (const it of items) if (it.entry.kind === 'rows') ws.add(it.entry);
     const a = this.#scheduler.next(ws.finish());
+    this.#stats.units++;
+    this.#stats.txs += txs;
+    if (a.dependsOn === a.index - 1) this.#stats.chained++;
+    this.#d.metrics.parallelUnit(a.dependsOn === a.index - 1);
     const unit: Unit = { index: a.index, items, target, firstSeq: items[0]!.entry.seq, txs, rows };
     const f: Flight = { unit, worker: a.worker, dependsOn: a.dependsOn, prevSeq: this.#lastSeq };
     this.#lastSeq = target.seq;
@@ -227,12 +239,26 @@ export class ParallelRun {
         firstSeq: f.unit.firstSeq,
         lastSeq: f.unit.target.seq,
       });
-      if (ordered) await this.#until(() => this.#committed >= f.unit.index - 1 || this.#halt);
-      if (this.#halt) {
-        await w.rollback();
-        return;
+      // Ordered commit: the position update is sent once the unit before it has recorded its own (holding the
+      // row lock until its COMMIT), so it waits inside InnoDB and reads that unit's committed row; both COMMITs
+      // can then share one group-commit flush.
+      if (ordered) {
+        this.#ready.add(f.unit.index);
+        await this.#until(() => this.#sent >= f.unit.index - 1 || this.#halt);
+        this.#ready.delete(f.unit.index);
+        if (this.#halt) {
+          await w.rollback();
+          return;
+        }
+        // Nobody waits to record after it yet: position and COMMIT in one round trip.
+        const alone = !this.#ready.has(f.unit.index + 1);
+        await w.recordPosition(f.unit, f.prevSeq, alone);
+        this.#sent = Math.max(this.#sent, f.unit.index);
+        this.#notify();
+        if (!alone) await w.commit();
+      } else {
+        await w.commitUnordered(f.unit);
       }
-      await w.commit(f.unit, f.prevSeq, ordered);
       this.#commitDone(f);
     } catch (err) {
       const atHead = this.#committed >= f.unit.index - 1;
@@ -243,24 +269,32 @@ export class ParallelRun {
     }
   }
 
+  /**
+   * A unit's COMMIT returned. The server committed the units in source order, but their acknowledgements may reach
+   * us in another order (a later unit's commit can finish while an earlier one's reply is still on its way): the
+   * state, the metrics and onApplied follow the committed prefix, never a single reply.
+   */
   #commitDone(f: Flight): void {
-    const u = f.unit;
-    this.#inflight.delete(u.index);
-    this.#done.add(u.index);
-    while (this.#done.delete(this.#committed + 1)) this.#committed++;
-    this.#state = u.target;
-    this.#d.metrics.transactions(u.txs);
-    this.#d.metrics.rows(u.rows);
-    if (u.target.commitTimeUs !== null) this.#d.metrics.lastCommitTimeUs(u.target.commitTimeUs);
-    const cb = this.#onApplied;
-    if (cb) {
-      // In commit order, one at a time (the apply loop writes its cursor from it).
-      this.#applied = this.#applied
-        .then(() => cb(u.target))
-        .catch((err: unknown) => {
-          this.#failure ??= { flight: f, err, atHead: false };
-          this.#halt = true;
-        });
+    this.#inflight.delete(f.unit.index);
+    this.#done.set(f.unit.index, f.unit);
+    for (let u = this.#done.get(this.#committed + 1); u; u = this.#done.get(this.#committed + 1)) {
+      this.#done.delete(u.index);
+      this.#committed = u.index;
+      this.#state = u.target;
+      this.#d.metrics.transactions(u.txs);
+      this.#d.metrics.rows(u.rows);
+      if (u.target.commitTimeUs !== null) this.#d.metrics.lastCommitTimeUs(u.target.commitTimeUs);
+      const cb = this.#onApplied;
+      const target = u.target;
+      if (cb) {
+        // In commit order, one at a time (the apply loop writes its cursor from it).
+        this.#applied = this.#applied
+          .then(() => cb(target))
+          .catch((err: unknown) => {
+            this.#failure ??= { flight: f, err, atHead: false };
+            this.#halt = true;
+          });
+      }
     }
     this.#notify();
   }
@@ -298,18 +332,21 @@ export class ParallelRun {
       'parallel apply: a conflict the writesets missed; re-running the units in flight one at a time',
     );
     this.#retries += pending.length;
+    this.#d.metrics.parallelRetries(pending.length);
     this.#failure = null;
     this.#halt = false;
+    this.#sent = this.#committed;
     const w = this.#d.workers[0]!;
     for (const f of pending) {
       if (!w.connected) await w.open();
       try {
         await w.execute(f.unit);
-        await w.commit(f.unit, f.prevSeq, true);
+        await w.recordPosition(f.unit, f.prevSeq, true);
       } catch (e) {
         await w.rollback();
         throw e;
       }
+      this.#sent = f.unit.index;
       this.#commitDone(f);
     }
     await this.#applied;

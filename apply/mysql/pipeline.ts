@@ -15,6 +15,8 @@ const PIPE_BATCHES = 256;
 export class Pipeline {
   #batches: StatementBatch[] = [];
   #bytes = 0;
+  /** Statements sent ahead of the next batches (e.g. START TRANSACTION), saving a round trip. */
+  #prefix: string[] = [];
   readonly #q: QueryFn;
   readonly #flavor: () => Flavor;
 
@@ -31,15 +33,22 @@ export class Pipeline {
 
   /** Sends and checks everything queued (throws DivergenceError / wrapped server errors). */
   async flush(): Promise<void> {
-    if (this.#batches.length === 0) return;
+    if (this.#batches.length === 0 && this.#prefix.length === 0) return;
     const batches = this.#batches;
+    const prefix = this.#prefix;
     this.clear();
-    await executePipeline(this.#q, batches, this.#flavor());
+    await executePipeline(this.#q, batches, this.#flavor(), prefix);
+  }
+
+  /** Sends `sql` (no result rows) in front of the next flush (at the latest when flush() is called). */
+  prepend(sql: string): void {
+    this.#prefix.push(sql);
   }
 
   /** Forgets everything queued (after a rollback or a failure). */
   clear(): void {
     this.#batches = [];
     this.#bytes = 0;
+    this.#prefix = [];
   }
 }

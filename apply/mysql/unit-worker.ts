@@ -103,8 +103,8 @@ export class UnitWorker {
   /** Starts the unit's transaction and sends its rows; every row count is checked when this returns. */
   async execute(u: Unit): Promise<void> {
     this.#reset();
-    await this.#q('begin', 'START TRANSACTION');
     this.#open = true;
+    this.#pipe.prepend('START TRANSACTION'); // sent with the first rows
     for (const it of u.items) {
       const e = it.entry;
       if (e.kind === 'rows') await this.#rows(e);
@@ -115,14 +115,37 @@ export class UnitWorker {
   }
 
   /**
-   * Records the unit's position and commits, in one query. `prevSeq`: what the unit before it stored (null: none
-   * yet); `ordered` false only for the reader-order test's deliberately broken mode.
+   * Records the unit's position (orderedPositionSql: only right after `prevSeq`, what the unit before it stored).
+   * The row lock it takes is what orders the commits: the next unit's update, sent once this returned, waits for
+   * this unit's COMMIT inside InnoDB. `commit`: COMMIT in the same query (when no later unit is waiting to record
+   * its position, one round trip less). The row exists from open() on (ensureRowSql); should someone delete it
+   * meanwhile, that COMMIT has already run when the 0-row match is seen: the re-open then finds no position and
+   * the replica's rows make the re-apply stop as diverged — loud, never silent.
    */
-  async commit(u: Unit, prevSeq: bigint | null, ordered = true): Promise<void> {
-    const pos = ordered
-      ? orderedPositionSql(this.#o.source, prevSeq, u.target)
-      : upsertPositionSql(this.#o.source, u.target);
-    await this.#q('commit', `${pos};\nCOMMIT`);
+  async recordPosition(u: Unit, prevSeq: bigint | null, commit = false): Promise<void> {
+    const sql = orderedPositionSql(this.#o.source, prevSeq, u.target);
+    const res = await this.#q('commit', commit ? `${sql};\nCOMMIT` : sql);
+    const n = ((Array.isArray(res) ? res[0] : res) as { affectedRows?: number } | undefined)?.affectedRows;
+    if (commit) this.#open = false;
+    if (n !== 1) {
+      throw new TidemarkError(
+        `the position row of source ${this.#o.source} is missing on target ${this.#o.target.name}`,
+        {
+          code: 'TARGET_HELD',
+          retriable: true,
+        },
+      );
+    }
+  }
+
+  async commit(): Promise<void> {
+    await this.#q('commit', 'COMMIT');
+    this.#open = false;
+  }
+
+  /** TEST ONLY (the reader-order test's broken mode): records the position unchecked and commits at once. */
+  async commitUnordered(u: Unit): Promise<void> {
+    await this.#q('commit', `${upsertPositionSql(this.#o.source, u.target)};\nCOMMIT`);
     this.#open = false;
   }
 

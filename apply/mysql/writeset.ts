@@ -7,8 +7,9 @@
  *               AND the after image (an update that moves a key touches both the old and the new value)
  *   table item  a whole table, coarse: the tables a foreign key links the changed table to (parents and children:
  *               a cascade changes rows that are never in the journal), the changed table itself when a key column
- *               is not in the image or the transaction is too large to list its rows (`maxRowKeys`)
- *   barrier     DDL (TRUNCATE included), a table without any usable key, a table the metadata does not know:
+ *               is not in the image, when it has no key at all (rows matched by their whole image) or when the
+ *               transaction is too large to list its rows (`maxRowKeys`)
+ *   barrier     DDL (TRUNCATE included), a table the metadata does not know:
  *               depends on everything before it, everything after depends on it
  *
  * Conservative by construction: a hash collision, a string fold coarser than the replica's collation or a table
@@ -104,7 +105,8 @@ export class WritesetBuilder {
     const keys = [...meta.unique];
     if (e.pk.length > 0) keys.push({ name: '#source-pk', columns: e.pk });
     if (keys.length === 0) {
-      this.#barrier = `${t} has no primary or unique key`;
+      // Rows matched by their whole image (LIMIT 1): any two transactions touching the table conflict.
+      this.#tables.add(t);
       return;
     }
     const idx = keys.map((k) => k.columns.map((c) => e.columns.findIndex((col) => col.name === c)));

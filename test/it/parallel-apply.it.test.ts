@@ -182,16 +182,29 @@ describe('tidemark run with 4 apply workers', () => {
     await stopTopology(run, [src, rep], NAME);
   });
 
+  /** Sessions with a larger server thread id than this belong to the current `tidemark run` (ids only grow). */
+  let sessionFloor = 0;
+
   /**
-   * Open transactions of the apply sessions (tidemark_apply) on the replica now, from SHOW ENGINE INNODB STATUS:
-   * information_schema.INNODB_TRX is a cache refreshed at most every 100 ms, too stale to time a kill by.
+   * Open transactions of the current run's apply sessions (tidemark_apply) on the replica, from SHOW ENGINE INNODB
+   * STATUS: information_schema.INNODB_TRX is a cache refreshed at most every 100 ms, too stale to time a kill by;
+   * a killed run's session may linger a moment (e.g. in a lock wait), hence the thread id floor.
    */
   async function openApplyTransactions(): Promise<number> {
     const [rows] = await rep.query<mysql.RowDataPacket[]>('SHOW ENGINE INNODB STATUS');
     return String(rows[0]?.['Status'])
       .split('\n---TRANSACTION ')
       .slice(1)
-      .filter((x) => /^[^\n]*ACTIVE/.test(x) && /^(MariaDB|MySQL) thread id .* tidemark_apply\s*$/m.test(x)).length;
+      .filter((x) => {
+        const m = /^(?:MariaDB|MySQL) thread id (\d+),.* tidemark_apply\s*$/m.exec(x);
+        return /^[^\n]*ACTIVE/.test(x) && m !== null && Number(m[1]) > sessionFloor;
+      }).length;
+  }
+
+  /** Raises sessionFloor above every session there is now (the next run's sessions come after). */
+  async function newSessionFloor(): Promise<void> {
+    const [rows] = await rep.query<mysql.RowDataPacket[]>('SELECT MAX(ID) AS m FROM information_schema.PROCESSLIST');
+    sessionFloor = Number(rows[0]?.['m']);
   }
 
   /** The last error lines of tidemark's log. */
@@ -225,15 +238,12 @@ describe('tidemark run with 4 apply workers', () => {
       transaction: w.transaction,
     });
 
-    // How many apply transactions were open at once, sampled away from the kills (a killed process's sessions
-    // may linger a moment on the server).
-    let lastKill = Date.now();
+    // How many apply transactions of one run were open at once.
     let maxOpen = 0;
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const n = await openApplyTransactions().catch(() => 0);
-        if (Date.now() - lastKill > 1000) maxOpen = Math.max(maxOpen, n);
+        maxOpen = Math.max(maxOpen, await openApplyTransactions().catch(() => 0));
         await sleep(20);
       }
     })();
@@ -269,10 +279,9 @@ describe('tidemark run with 4 apply workers', () => {
             const open = (await waitOpenApplyTransaction(1000, 2)) || (await waitOpenApplyTransaction(3000));
             if (open > 0) midGroup++;
             if (open > 1) severalOpen++;
-            lastKill = Date.now() + 60_000; // no sampling until the next process is up
           },
-          log: (k, wait) => {
-            lastKill = Date.now();
+          log: async (k, wait) => {
+            await newSessionFloor();
             log(`kill ${k}/${KILLS} after ${wait} ms (${w.committed.length} tx committed, ${midGroup} mid-group)`);
           },
         });

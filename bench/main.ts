@@ -9,7 +9,7 @@
  *   npm run bench -- takeover [--json] [--runs N] [--partition-s S]                   (root: network namespaces)
  *   npm run bench -- backup [--json] [--size-mib N] [--pitr-tx N] [--archive-rate TX_PER_S] [--archive-s S]
  *                                                                    (sysbench-prepared datadir, kept between runs)
- *   npm run bench -- sysbench [--json] [--tables N] [--table-size N] [--time-s S] [--threads N] [--native-parallel N]
+ *   npm run bench -- sysbench [--json] [--tables N] [--table-size N] [--time-s S]  [--threads N] [--native-parallel N] [--workers N]
  *                   [--fsync transaction|group]    (sysbench oltp_read_write; MariaDB on ports 3890-3892;
  *                   defaults 4 tables / 20000 rows / 30 s / 4 threads / 0 / transaction)
  *   npm run bench -- postgres [--json] [--bulk-rows N] [--update-rows N] [--oltp-tx N] [--rate TX_PER_S] [--lag-s S]
@@ -131,6 +131,7 @@ if (which === 'spine') {
     threads: Number(values.threads),
     nativeParallel: Number(values['native-parallel']),
     fsync: values.fsync === 'group' ? 'group' : 'transaction',
+    workers: Number(values['workers'] ?? '1'),
     log,
   });
 } else {

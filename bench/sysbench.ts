@@ -52,6 +52,8 @@ export interface SysbenchOptions {
   nativeParallel: number;
   /** tidemark's journal.fsync: `transaction` (the config's default) or `group` (5 ms, as the spine bench). */
   fsync: 'transaction' | 'group';
+  /** targets[].parallel.workers of the tidemark replica (1: the serial applier). */
+  workers: number;
   log: (s: string) => void;
 }
 
@@ -173,6 +175,7 @@ export async function benchSysbench(o: SysbenchOptions) {
     replicaPort: TM,
     include: [`${DB}.*`, `${HEARTBEAT_DB}.*`],
     fsync: o.fsync,
+    ...(o.workers > 1 ? { targetYaml: `    parallel:\n      workers: ${o.workers}\n` } : {}),
   });
   startInstance('sysbnat', NATIVE, { fresh: true });
   const src = await admin(SRC);
@@ -231,6 +234,7 @@ export async function benchSysbench(o: SysbenchOptions) {
         time_s: o.timeS,
       },
       native: { ...native, slave_parallel_threads: o.nativeParallel },
+      tidemark_workers: o.workers,
       tidemark: { ...tidemark, journal_fsync: o.fsync },
       tps_ratio: r2(tidemark.tps / native.tps),
       replicas_equal: equal,

@@ -67,3 +67,14 @@ export class DivergenceError extends TidemarkError {
     this.name = 'DivergenceError';
   }
 }
+
+/** The server errno of a driver error, or of the driver error a TidemarkError wraps. */
+export function errnoOf(err: unknown): number | undefined {
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 5; depth++) {
+    const n = serverFields(e).errno;
+    if (n !== undefined) return n;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}

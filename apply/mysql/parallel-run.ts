@@ -4,19 +4,21 @@
  * recovers from conflicts the writesets missed by re-running the units in flight one at a time (PARALLEL.md).
  */
 import type { Logger } from 'pino';
+import { Condition } from '../../core/condition.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import type { ApplyMetrics } from '../../engine/apply-metrics.ts';
 import { Puller } from '../../engine/puller.ts';
 import type { AppliedState, ApplyRunOptions } from '../../engine/target.ts';
-import { serverFields } from '../../mysql/errors.ts';
-import { type CommitEntry, seqSpan } from '../../record/record.ts';
+import { seqSpan } from '../../record/record.ts';
 import type { ApplierFaults, JournalItem, MysqlApplier } from './applier.ts';
-import { DivergenceError, wrapDbError } from './errors.ts';
+import { DivergenceError, errnoOf, wrapDbError } from './errors.ts';
 import { JournalOrder } from './journal-order.ts';
 import type { KeysCache } from './keys-cache.ts';
 import { ParallelScheduler } from './parallel-schedule.ts';
 import type { ParallelApplierOptions } from './parallel-applier.ts';
 import { ORDERED_COMMIT_REFUSED } from './position-table.ts';
+import { serialStretch } from './serial-stretch.ts';
+import { UnitAssembler, type UnitDraft } from './unit-assembler.ts';
 import type { Unit, UnitWorker } from './unit-worker.ts';
 import { MAX_ROW_KEYS, WritesetBuilder } from './writeset.ts';
 
@@ -49,7 +51,16 @@ interface Flight {
   readonly worker: number;
   readonly dependsOn: number;
   readonly prevSeq: bigint | null;
+  /** Set by the lock-wait breaker: roll back and execute again once every unit before it committed. */
+  evict?: boolean;
 }
+
+/**
+ * An earlier unit whose statement runs this long while later units sit executed, waiting for their turn, may be
+ * waiting on one of their locks — a wait InnoDB cannot see as a deadlock (the later one waits in the client). The
+ * breaker rolls those later units back; they execute again after it (PARALLEL.md).
+ */
+const BREAK_AFTER_MS = 300;
 
 interface Failure {
   readonly flight: Flight;
@@ -74,7 +85,10 @@ export class ParallelRun {
   /** Highest unit that recorded its position (every one before it did too). */
   #sent = -1;
   /** Units executed and waiting to record their position. */
-  readonly #ready = new Set<number>();
+  readonly #ready = new Map<number, Flight>();
+  /** Units executing their rows. */
+  readonly #executing = new Map<number, Flight>();
+  #evictions = 0;
   /** Units whose COMMIT returned ahead of an earlier unit's reply. */
   readonly #done = new Map<number, Unit>();
   readonly #inflight = new Map<number, Flight>();
@@ -82,7 +96,7 @@ export class ParallelRun {
   #chains: Promise<void>[];
   #halt = false;
   #failure: Failure | null = null;
-  #wake: (() => void) | null = null;
+  readonly #cond = new Condition();
   #applied: Promise<void> = Promise.resolve();
   #onApplied: ApplyRunOptions['onApplied'];
 
@@ -114,6 +128,7 @@ export class ParallelRun {
   async run(entries: AsyncIterable<JournalItem>, opts: ApplyRunOptions): Promise<void> {
     this.#onApplied = opts.onApplied;
     const puller = new Puller(entries[Symbol.asyncIterator](), opts.signal);
+    const breaker = setInterval(() => this.#breakWaits(), BREAK_AFTER_MS / 3);
     try {
       const isolate = opts.isolateThroughLsn ?? -1n;
       if (isolate >= 0n) {
@@ -124,8 +139,12 @@ export class ParallelRun {
     } catch (err) {
       throw await this.#fail(err);
     } finally {
+      clearInterval(breaker);
       puller.close();
-      this.#d.log.info({ ...this.#stats, retries: this.#retries }, 'parallel apply run ended');
+      this.#d.log.info(
+        { ...this.#stats, retries: this.#retries, evictions: this.#evictions },
+        'parallel apply run ended',
+      );
     }
   }
 
@@ -133,62 +152,36 @@ export class ParallelRun {
 
   async #loop(puller: Puller<JournalItem>, opts: ApplyRunOptions): Promise<void> {
     const { max_transactions: maxTx, max_rows: maxRows, max_wait_ms: maxWait } = this.#d.options.target.batch;
-    let items: JournalItem[] = [];
-    let txs = 0;
-    let rows = 0;
-    let started = 0;
-    let tx: JournalItem[] = [];
-    let txRows = 0;
-    let target: AppliedState | null = null;
+    const u = new UnitAssembler(BIG_TX_ROWS);
     const close = async (): Promise<void> => {
-      if (txs > 0 && target) await this.#dispatch(items, target, txs, rows);
-      items = [];
-      txs = 0;
-      rows = 0;
-      target = null;
+      const draft = u.takeUnit();
+      if (draft) await this.#dispatch(draft);
     };
     for (;;) {
       await this.#checkFailure();
-      if (txs > 0 && tx.length === 0 && (txs >= maxTx || rows >= maxRows || Date.now() - started >= maxWait)) {
+      const closable = u.txs > 0 && !u.inTransaction;
+      const waited = Date.now() - u.started;
+      if (closable && (u.txs >= maxTx || u.rows >= maxRows || waited >= maxWait)) {
         await close();
         continue;
       }
       // Wait for the journal, but wake now and then to see a failure or a commit while units are in flight.
-      const limit = txs > 0 && tx.length === 0 ? Math.max(0, maxWait - (Date.now() - started)) : null;
+      const limit = closable ? Math.max(0, maxWait - waited) : null;
       const r = await this.#read(puller, this.#inflight.size > 0 ? Math.min(limit ?? 50, 50) : limit);
-      if (r.kind === 'timeout') {
-        if (txs > 0 && tx.length === 0 && Date.now() - started >= maxWait) await close();
-        continue;
-      }
+      if (r.kind === 'timeout') continue;
       if (r.kind === 'end') {
-        await close(); // an open transaction (tx) is dropped: it was never sent
+        await close(); // an open transaction is dropped: none of it was sent
         await this.#drain();
         return;
       }
-      const { item } = r;
-      const e = item.entry;
+      const e = r.item.entry;
       if (e.seq + seqSpan(e) - 1n <= this.#skipThrough) continue; // in the replica already (re-delivery)
-      if (e.kind === 'ddl' || (e.kind === 'rows' && txRows + e.rows.length > BIG_TX_ROWS)) {
-        // Serial: what is complete goes first, then the open transaction through to its commit.
+      if (u.push(r.item, Date.now()) === 'serial') {
+        // What is complete goes first, then the open transaction through to its commit.
         await close();
-        const head = [...tx, item];
-        tx = [];
-        txRows = 0;
+        const head = [...u.takeOpen(), r.item];
         if (!(await this.#serialStretch(head, puller, opts, (it) => it.entry.kind === 'commit'))) return;
-        continue;
       }
-      tx.push(item);
-      if (e.kind === 'rows') {
-        txRows += e.rows.length;
-        continue;
-      }
-      if (txs === 0) started = Date.now();
-      items = items.concat(tx);
-      txs++;
-      rows += txRows;
-      target = stateOf(e as CommitEntry, item.lsn);
-      tx = [];
-      txRows = 0;
     }
   }
 
@@ -202,7 +195,7 @@ export class ParallelRun {
 
   // ---- dispatch and the workers --------------------------------------------------------------------------------
 
-  async #dispatch(items: JournalItem[], target: AppliedState, txs: number, rows: number): Promise<void> {
+  async #dispatch({ items, target, txs, rows }: UnitDraft): Promise<void> {
     const tables = new Map<string, { schema: string; table: string }>();
     for (const it of items) {
       const e = it.entry;
@@ -220,7 +213,7 @@ export class ParallelRun {
     const f: Flight = { unit, worker: a.worker, dependsOn: a.dependsOn, prevSeq: this.#lastSeq };
     this.#lastSeq = target.seq;
     // Backpressure: a bounded number of units in memory.
-    await this.#until(() => this.#inflight.size < 2 * this.#d.workers.length || this.#failure !== null);
+    await this.#cond.until(() => this.#inflight.size < 2 * this.#d.workers.length || this.#failure !== null);
     this.#inflight.set(unit.index, f);
     this.#chains[f.worker] = this.#chains[f.worker]!.then(() => this.#fly(f));
   }
@@ -229,35 +222,46 @@ export class ParallelRun {
     const w = this.#d.workers[f.worker]!;
     const faults = this.#d.options.faults;
     const ordered = faults?.unordered !== true;
-    await this.#until(() => this.#committed >= f.dependsOn || this.#halt);
+    await this.#cond.until(() => this.#committed >= f.dependsOn || this.#halt);
     if (this.#halt) return;
     try {
-      await w.execute(f.unit);
-      await faults?.beforeCommit?.({
-        index: f.unit.index,
-        worker: f.worker,
-        firstSeq: f.unit.firstSeq,
-        lastSeq: f.unit.target.seq,
-      });
-      // Ordered commit: the position update is sent once the unit before it has recorded its own (holding the
-      // row lock until its COMMIT), so it waits inside InnoDB and reads that unit's committed row; both COMMITs
-      // can then share one group-commit flush.
-      if (ordered) {
-        this.#ready.add(f.unit.index);
-        await this.#until(() => this.#sent >= f.unit.index - 1 || this.#halt);
+      for (;;) {
+        this.#executing.set(f.unit.index, f);
+        await w.execute(f.unit).finally(() => this.#executing.delete(f.unit.index));
+        await faults?.beforeCommit?.({
+          index: f.unit.index,
+          worker: f.worker,
+          firstSeq: f.unit.firstSeq,
+          lastSeq: f.unit.target.seq,
+        });
+        if (!ordered) {
+          await w.commitUnordered(f.unit);
+          break;
+        }
+        // Ordered commit: the position update is sent once the unit before it has recorded its own (holding the
+        // row lock until its COMMIT), so it waits inside InnoDB and reads that unit's committed row; both COMMITs
+        // can then share one group-commit flush.
+        this.#ready.set(f.unit.index, f);
+        await this.#cond.until(() => this.#sent >= f.unit.index - 1 || this.#halt || f.evict === true);
         this.#ready.delete(f.unit.index);
         if (this.#halt) {
           await w.rollback();
           return;
         }
+        if (f.evict && this.#sent < f.unit.index - 1) {
+          f.evict = false;
+          await w.rollback();
+          await this.#cond.until(() => this.#committed >= f.unit.index - 1 || this.#halt);
+          if (this.#halt) return;
+          continue;
+        }
         // Nobody waits to record after it yet: position and COMMIT in one round trip.
         const alone = !this.#ready.has(f.unit.index + 1);
         await w.recordPosition(f.unit, f.prevSeq, alone);
         this.#sent = Math.max(this.#sent, f.unit.index);
-        this.#notify();
+        this.#cond.notify();
         if (!alone) await w.commit();
-      } else {
-        await w.commitUnordered(f.unit);
+        break;
       }
       this.#commitDone(f);
     } catch (err) {
@@ -265,7 +269,7 @@ export class ParallelRun {
       await w.rollback();
       if (!this.#failure || this.#failure.flight.unit.index > f.unit.index) this.#failure = { flight: f, err, atHead };
       this.#halt = true;
-      this.#notify();
+      this.#cond.notify();
     }
   }
 
@@ -296,19 +300,40 @@ export class ParallelRun {
           });
       }
     }
-    this.#notify();
+    this.#cond.notify();
   }
 
   /** Waits until every unit in flight committed (or one failed: then recovers, which re-runs them). */
   async #drain(): Promise<void> {
     for (;;) {
-      await this.#until(() => this.#inflight.size === 0 || this.#failure !== null);
+      await this.#cond.until(() => this.#inflight.size === 0 || this.#failure !== null);
       if (this.#failure) await this.#checkFailure();
       else break;
     }
     await Promise.all(this.#chains);
     await this.#applied;
     if (this.#failure) await this.#checkFailure();
+  }
+
+  /** The lock-wait breaker (BREAK_AFTER_MS): later executed units give way to an earlier one stuck in a statement. */
+  #breakWaits(): void {
+    const now = Date.now();
+    let stuck = Number.POSITIVE_INFINITY;
+    for (const [i, f] of this.#executing) {
+      if (i < stuck && this.#d.workers[f.worker]!.busyMs(now) >= BREAK_AFTER_MS) stuck = i;
+    }
+    if (stuck === Number.POSITIVE_INFINITY) return;
+    let n = 0;
+    for (const [i, f] of this.#ready) {
+      if (i > stuck && !f.evict) {
+        f.evict = true;
+        n++;
+      }
+    }
+    if (n === 0) return;
+    this.#evictions += n;
+    this.#d.metrics.parallelRetries(n);
+    this.#cond.notify();
   }
 
   // ---- failures --------------------------------------------------------------------------------------------------
@@ -321,7 +346,7 @@ export class ParallelRun {
     const failure = this.#failure;
     if (!failure) return;
     this.#halt = true;
-    this.#notify();
+    this.#cond.notify();
     await Promise.all(this.#chains);
     await this.#applied;
     const { err, atHead, flight } = failure;
@@ -356,7 +381,7 @@ export class ParallelRun {
   /** Stops every worker and returns what run() throws. */
   async #fail(err: unknown): Promise<TidemarkError> {
     this.#halt = true;
-    this.#notify();
+    this.#cond.notify();
     await Promise.all(this.#chains).catch(() => {});
     for (const w of this.#d.workers) await w.rollback();
     if (errnoOf(err) === ORDERED_COMMIT_REFUSED) {
@@ -387,67 +412,18 @@ export class ParallelRun {
     stop: (it: JournalItem) => boolean,
   ): Promise<boolean> {
     await this.#drain();
+    const next = async (): Promise<JournalItem | null> => {
+      const r = await this.#read(puller, null);
+      return r.kind === 'item' ? r.item : null;
+    };
+    const { ended } = await serialStretch(this.#d.serial, head, next, stop, opts);
     const serial = this.#d.serial;
-    await serial.open();
-    if (serial.hold !== null) {
-      throw new TidemarkError(`target ${this.#d.options.target.name} is held (${serial.hold}): apply pauses`, {
-        code: 'TARGET_HELD',
-        retriable: true,
-      });
-    }
-    let ended = false;
-    const self = this;
-    async function* feed(): AsyncGenerator<JournalItem> {
-      for (const it of head) {
-        yield it;
-        if (stop(it)) return;
-      }
-      for (;;) {
-        const r = await self.#read(puller, null);
-        if (r.kind !== 'item') {
-          ended = true;
-          return;
-        }
-        yield r.item;
-        if (stop(r.item)) return;
-      }
-    }
-    await serial.run(feed(), {
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      ...(opts.onApplied ? { onApplied: opts.onApplied } : {}),
-      ...(opts.isolateThroughLsn !== undefined ? { isolateThroughLsn: opts.isolateThroughLsn } : {}),
-    });
     this.#state = serial.state;
     this.#lastSeq = serial.state?.seq ?? this.#lastSeq;
     this.#skipThrough = this.#lastSeq ?? -1n;
     this.#d.invalidate();
-    return !ended && opts.signal?.aborted !== true;
+    return !ended;
   }
-
-  // ---- waiting -----------------------------------------------------------------------------------------------
-
-  #notify(): void {
-    const w = this.#wake;
-    this.#wake = null;
-    w?.();
-  }
-
-  /** Resolves once `ok()` holds; re-checked at every commit, failure and dispatch. */
-  async #until(ok: () => boolean): Promise<void> {
-    while (!ok()) {
-      await new Promise<void>((resolve) => {
-        const prev = this.#wake;
-        this.#wake = () => {
-          prev?.();
-          resolve();
-        };
-      });
-    }
-  }
-}
-
-function stateOf(e: CommitEntry, lsn: bigint): AppliedState {
-  return { seq: e.seq, lsn, position: e.position, commitTimeUs: e.commitTimeUs, phase: e.phase };
 }
 
 /** Whether a unit's failure may only mean that it ran before an earlier unit it conflicts with committed. */
@@ -458,15 +434,4 @@ function speculative(err: unknown, atHead: boolean): boolean {
   if (atHead) return false;
   if (err instanceof DivergenceError || (err instanceof TidemarkError && err.code === 'APPLY_DIVERGED')) return true;
   return errno !== undefined && SPECULATIVE_ERRNO.has(errno);
-}
-
-/** The server errno of a driver error, or of the driver error a TidemarkError wraps. */
-function errnoOf(err: unknown): number | undefined {
-  let e: unknown = err;
-  for (let depth = 0; e && depth < 5; depth++) {
-    const n = serverFields(e).errno;
-    if (n !== undefined) return n;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
 }

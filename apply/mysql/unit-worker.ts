@@ -63,6 +63,7 @@ export class UnitWorker {
   readonly #pipe: Pipeline;
   #queries = 0;
   #open = false;
+  #busySince: number | null = null;
 
   constructor(o: UnitWorkerOptions) {
     this.#o = o;
@@ -161,6 +162,11 @@ export class UnitWorker {
     }
   }
 
+  /** How long the query in progress has been running (0: none). */
+  busyMs(now = Date.now()): number {
+    return this.#busySince === null ? 0 : now - this.#busySince;
+  }
+
   get connected(): boolean {
     return this.#conn !== null;
   }
@@ -201,7 +207,13 @@ export class UnitWorker {
     const n = ++this.#queries;
     const f = this.#o.faults;
     if (f?.beforeQuery) await f.beforeQuery({ kind, n });
-    const [res] = await conn.query(sql);
+    this.#busySince = Date.now();
+    let res: unknown;
+    try {
+      [res] = await conn.query(sql);
+    } finally {
+      this.#busySince = null;
+    }
     if (f?.afterQuery) await f.afterQuery({ kind, n });
     return res;
   }

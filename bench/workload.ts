@@ -57,6 +57,11 @@ export interface WorkloadOptions {
   signal?: AbortSignal;
   /** Called after each committed transaction. */
   onCommit?: (n: number) => void;
+  /**
+   * One transaction of another workload instead of the shop one (it starts and ends the transaction itself, and
+   * rolls it back on an error): `r` is the worker's PRNG stream, `worker` counts from 1, `n` is the worker's count.
+   */
+  transaction?: (c: mysql.Connection, r: () => number, worker: number, n: number) => Promise<void>;
 }
 
 export interface WorkloadResult {
@@ -165,6 +170,8 @@ export async function runWorkload(
   let committed = 0;
   let failed = 0;
   let issued = 0;
+  const one: NonNullable<WorkloadOptions['transaction']> =
+    opts.transaction ?? ((c, r, w, n) => oneTransaction(c, opts.db, r, w, n, opts.seed));
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       const c = await connect();
@@ -174,7 +181,7 @@ export async function runWorkload(
           if (opts.signal?.aborted || Date.now() >= deadline || issued >= limit) break;
           issued++;
           try {
-            await oneTransaction(c, opts.db, r, w + 1, n, opts.seed);
+            await one(c, r, w + 1, n);
             committed++;
             opts.onCommit?.(committed);
           } catch (err) {

@@ -172,6 +172,8 @@ export class StatementBatcher {
   /** The pending load's rows and their seqs as runs [first, count] (no per-row objects kept: see flush). */
   #loadRows = 0;
   #loadRuns: [bigint, number][] = [];
+  /** The INSERT rows and keys of the pending load's first loadMinRows - 1 rows (it may end that short). */
+  #loadSmall: string[] = [];
   #parts: string[] = [];
   #bytes = 0;
   #seqs: bigint[] = [];
@@ -244,6 +246,10 @@ export class StatementBatcher {
         }
         this.#kind = 'load';
         this.#file.add(line);
+        if (this.#loadRows < this.#loadMin - 1) {
+          this.#loadSmall.push(this.#rowSql(shape, r, seq));
+          this.#keys.push(this.#keyOf(shape, r, seq));
+        }
         const run = this.#loadRuns.at(-1);
         if (run && run[0] + BigInt(run[1]) === seq) run[1]++;
         else this.#loadRuns.push([seq, 1]);
@@ -318,51 +324,58 @@ export class StatementBatcher {
   }
 
   /**
-   * The pending load as a LOAD DATA batch, or as the INSERT when it holds fewer than loadMinRows rows. Its rows
-   * are only in the file: the INSERT, the keys and the seqs are derived from it and the seq runs when asked for
-   * (keeping thousands of row objects alive until the statement is checked cost more GC than the parse ever
-   * will: it runs only for a short statement or a mismatch).
+   * The pending load as a LOAD DATA batch, or as the INSERT of its first rows, kept aside, when it holds fewer
+   * than loadMinRows rows. A load's rows are otherwise only in its file: its INSERT (a mismatch) and its keys are
+   * read back from the file when asked for, its seqs are kept as runs (keeping thousands of row objects alive
+   * until the statement is checked cost more garbage collection than building the file).
    */
   #flushLoad(s: Shape): StatementBatch {
-    const data = this.#file.take();
     const runs = this.#loadRuns;
-    const rows = this.#loadRows;
-    this.#clear();
-    const once = <T>(f: () => T): (() => T) => {
-      let v: T | undefined;
-      return () => (v ??= f());
-    };
-    const images = once(() => s.load!.parse(data));
-    const insertSql = () =>
-      s.head +
-      images()
-        .map((r) => tuple(r, s.cols, s.writeIdx))
-        .join(',');
-    const seqs = once(() => runs.flatMap(([first, n]) => Array.from({ length: n }, (_, i) => first + BigInt(i))));
-    const keys = once(() => images().map((r) => (s.pkIdx ? s.pkIdx.map((i) => r[i] ?? null) : r)));
+    const seqs = (): bigint[] => runs.flatMap(([first, n]) => Array.from({ length: n }, (_, i) => first + BigInt(i)));
     const common = {
       schema: s.schema,
       table: s.table,
       op: s.op,
-      rows,
+      rows: this.#loadRows,
       keyCols: s.keyCols,
       fullRow: !s.pkIdx,
       ...(s.fkChecksOff ? { fkChecksOff: true } : {}),
     };
-    if (rows < this.#loadMin) {
-      return { ...common, kind: 'insert', sql: insertSql(), seqs: seqs(), keys: keys() };
+    if (this.#loadRows < this.#loadMin) {
+      const small: StatementBatch = {
+        ...common,
+        kind: 'insert',
+        sql: s.head + this.#loadSmall.join(','),
+        seqs: seqs(),
+        keys: this.#keys,
+      };
+      this.#file.reset();
+      this.#clear();
+      return small;
     }
+    const data = this.#file.take();
+    this.#clear();
+    let images: Value[][] | undefined;
+    const rows = () => (images ??= s.load!.parse(data));
+    let keys: (readonly Value[])[] | undefined;
+    let seqList: bigint[] | undefined;
     return {
       ...common,
       kind: 'load',
       sql: s.load!.sql,
       data,
-      insertSql,
+      insertSql: () =>
+        s.head +
+        rows()
+          .map((r) => tuple(r, s.cols, s.writeIdx))
+          .join(','),
       get seqs() {
-        return seqs();
+        seqList ??= seqs();
+        return seqList;
       },
       get keys() {
-        return keys();
+        keys ??= rows().map((r) => (s.pkIdx ? s.pkIdx.map((i) => r[i] ?? null) : r));
+        return keys;
       },
     };
   }
@@ -380,7 +393,8 @@ export class StatementBatcher {
     this.#history = [];
     this.#loadRows = 0;
     this.#loadRuns = [];
-    if (this.#file.size > 0) this.#file.take();
+    this.#loadSmall = [];
+    this.#file.reset();
   }
 
   /** An insert of a history row the replica already wrote (consumed if so). */

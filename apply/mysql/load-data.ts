@@ -195,16 +195,17 @@ export function loadShape(
 
 /**
  * The file of one LOAD DATA statement, written line by line straight into a buffer (no string per row kept: the
- * batcher's rows are many and short-lived). A new buffer per statement: the last one may still be on its way.
+ * batcher's rows are many and short-lived). The buffer is allocated at the first line and kept across reset()
+ * (a short statement that goes as an INSERT); take() hands it over, the next line allocates a new one (the last
+ * statement may still be on its way).
  */
 export class LoadFile {
   readonly #capacity: number;
-  #buf: Buffer;
+  #buf: Buffer | null = null;
   #pos = 0;
 
   constructor(capacity: number) {
     this.#capacity = capacity;
-    this.#buf = Buffer.allocUnsafe(capacity);
   }
 
   /** Bytes written so far. */
@@ -221,20 +222,25 @@ export class LoadFile {
   }
 
   add(line: string): void {
-    const need = line.length * 3;
-    if (this.#buf.length - this.#pos < need) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#pos + need));
-      this.#buf.copy(bigger, 0, 0, this.#pos);
+    const need = this.#pos + line.length * 3;
+    if (!this.#buf || this.#buf.length < need) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.#capacity, (this.#buf?.length ?? 0) * 2, need));
+      this.#buf?.copy(bigger, 0, 0, this.#pos);
       this.#buf = bigger;
     }
     this.#pos += this.#buf.write(line, this.#pos, 'utf8');
   }
 
-  /** The bytes written, and a fresh buffer for the next statement. */
+  /** The bytes written; the buffer goes with them. */
   take(): Buffer {
-    const out = this.#buf.subarray(0, this.#pos);
-    this.#buf = Buffer.allocUnsafe(this.#capacity);
+    const out = this.#buf ? this.#buf.subarray(0, this.#pos) : Buffer.alloc(0);
+    this.#buf = null;
     this.#pos = 0;
     return out;
+  }
+
+  /** Forgets what was written, keeping the buffer. */
+  reset(): void {
+    this.#pos = 0;
   }
 }

@@ -33,7 +33,7 @@
  *                             source ran (it needed KEEP there too) keeps the history on the replica as well
  *
  * Client flags: FOUND_ROWS (UPDATE reports matched rows, not changed rows, so a no-op update of an existing row
- * still counts as 1), no LOCAL INFILE. Result options keep values exact: big integers and DECIMAL as strings,
+ * still counts as 1), no LOCAL INFILE (except an apply session that asks for it: localInfile). Result options keep values exact: big integers and DECIMAL as strings,
  * dates as strings.
  */
 import mysql from 'mysql2';
@@ -106,6 +106,12 @@ export interface SessionOptions {
   readonly multipleStatements?: boolean;
   /** The error codes of the stage opening it (default: DEFAULT_CODES, mysql/errors.ts). */
   readonly codes?: ErrorCodes;
+  /**
+   * Allow LOAD DATA LOCAL (apply's bulk inserts, apply/mysql/load-data.ts). The client then serves a statement's
+   * local file only from the stream its query passes (mysql2's per-query infileStreamFactory): it never reads a
+   * file, whatever the server asks for. Default false.
+   */
+  readonly localInfile?: boolean;
 }
 
 /**
@@ -128,7 +134,7 @@ export async function openSession(ep: MysqlEndpoint, opts: SessionOptions): Prom
     conn = await mysqlPromise.createConnection({
       ...connectionOptions(ep, {
         foundRows: true,
-        noLocalFiles: true,
+        noLocalFiles: opts.localInfile !== true,
         multipleStatements: opts.multipleStatements ?? false,
       }),
       queryFormat,

@@ -25,7 +25,7 @@ import { executeDdl } from './ddl.ts';
 import { wrapDbError } from './errors.ts';
 import { isOutcomeUnknown } from '../../mysql/errors.ts';
 import { FkCache, type FkIndex, withFkChecks } from './fk.ts';
-import { type ApplierFaults, type QueryFn, type QueryKind, sendQuery } from './exec.ts';
+import { type ApplierFaults, type InfileFactory, type QueryFn, type QueryKind, sendQuery } from './exec.ts';
 import { type ApplyMetrics, applyMetrics, noMetrics } from '../../engine/apply-metrics.ts';
 import { preparePosition } from './position-store.ts';
 import {
@@ -64,6 +64,14 @@ export interface MysqlApplierOptions {
   /** Rows per statement bound (default 1000). */
   readonly maxStatementRows?: number;
   readonly faults?: ApplierFaults;
+  /**
+   * Large inserts as LOAD DATA LOCAL INFILE (load-data.ts; MariaDB with local_infile ON, else INSERTs). Default true.
+   */
+  readonly loadData?: boolean;
+  /** A LOAD DATA statement from this many rows on (default batcher.ts LOAD_MIN_ROWS). */
+  readonly loadMinRows?: number;
+  /** Build the next statements while the server runs the last query (pipeline.ts). Default true. */
+  readonly overlap?: boolean;
 }
 
 export interface JournalItem {
@@ -120,6 +128,7 @@ export class MysqlApplier {
   constructor(opts: MysqlApplierOptions) {
     this.#opts = opts;
     this.#order = new JournalOrder(opts.source);
+    this.#pipe = new Pipeline(this.#qf, () => this.#flavor, { overlap: opts.overlap !== false });
     this.#log = (opts.log ?? silentLogger).child({ component: 'apply', target: opts.target.name, source: opts.source });
     this.#metrics = opts.metrics
       ? applyMetrics(opts.metrics, { target: opts.target.name, source: opts.source })
@@ -156,10 +165,13 @@ export class MysqlApplier {
     if (this.#running) throw new TidemarkError('open() while run() is active', { code: 'APPLY_STATE' });
     this.#drop();
     const t = this.#opts.target;
-    const conn = await openSession(t, { apply: true, multipleStatements: true });
+    const wantLoad = this.#opts.loadData !== false;
+    const conn = await openSession(t, { apply: true, multipleStatements: true, localInfile: wantLoad });
     this.#conn = conn;
+    let load = false;
     try {
       this.#flavor = await serverFlavor(conn);
+      load = wantLoad && this.#flavor === 'mariadb' && (await localInfileOn(conn));
       const stored = await preparePosition((sql) => this.#q('meta', sql), this.#opts.source);
       this.#state = stored.state;
       this.#ddlPending = stored.ddlPendingSeq;
@@ -174,12 +186,19 @@ export class MysqlApplier {
       orderedDeletes: (schema, table) => this.#fks?.deleteReachesItself(schema, table) ?? false,
       ...(this.#opts.maxStatementBytes !== undefined ? { maxBytes: this.#opts.maxStatementBytes } : {}),
       ...(this.#opts.maxStatementRows !== undefined ? { maxRows: this.#opts.maxStatementRows } : {}),
+      loadData: load,
+      ...(this.#opts.loadMinRows !== undefined ? { loadMinRows: this.#opts.loadMinRows } : {}),
     });
     this.#generated.clear();
     this.#fkCache.invalidate();
     this.#fks = null;
     this.#log.info(
-      { seq: this.#state?.seq.toString() ?? null, lsn: this.#state?.lsn.toString() ?? null, flavor: this.#flavor },
+      {
+        seq: this.#state?.seq.toString() ?? null,
+        lsn: this.#state?.lsn.toString() ?? null,
+        flavor: this.#flavor,
+        loadData: load,
+      },
       'apply session open',
     );
     return this.#state;
@@ -415,7 +434,7 @@ export class MysqlApplier {
   }
 
   async #rollback(): Promise<void> {
-    this.#pipe.clear();
+    await this.#pipe.abandon();
     this.#batcher?.reset();
     this.#group = null;
     await this.#q('rollback', 'ROLLBACK');
@@ -424,13 +443,15 @@ export class MysqlApplier {
   /** Cleans up after an error and returns what to throw. */
   async #fail(err: unknown): Promise<TidemarkError> {
     const e = wrapDbError(err, 'apply');
-    this.#pipe.clear();
     this.#batcher?.reset();
     this.#group = null;
     if (e.retriable) {
+      this.#pipe.clear();
       this.#drop();
     } else {
       try {
+        // A query still in flight ends first (its outcome no longer matters): ROLLBACK must come after it.
+        await this.#pipe.abandon();
         // A statement that failed between SET foreign_key_checks = 1 and = 0 left checks on.
         if (this.#conn) await this.#q('rollback', 'ROLLBACK;\nSET SESSION foreign_key_checks = 0');
       } catch {
@@ -450,13 +471,13 @@ export class MysqlApplier {
 
   // ---- queries ----------------------------------------------------------------------------------------------
 
-  readonly #qf: QueryFn = (kind, sql) => this.#q(kind, sql);
-  readonly #pipe = new Pipeline(this.#qf, () => this.#flavor);
+  readonly #qf: QueryFn = (kind, sql, infile) => this.#q(kind, sql, infile);
+  readonly #pipe: Pipeline;
 
-  async #q(kind: QueryKind, sql: string): Promise<unknown> {
+  async #q(kind: QueryKind, sql: string, infile?: InfileFactory): Promise<unknown> {
     const conn = this.#conn;
     if (!conn) throw new TidemarkError('apply connection is closed', { code: 'APPLY_RETRY', retriable: true });
-    return sendQuery(conn, kind, ++this.#queries, sql, this.#opts.faults);
+    return sendQuery(conn, kind, ++this.#queries, sql, this.#opts.faults, infile);
   }
 
   async #generatedColumns(schema: string, table: string): Promise<TableMeta> {
@@ -472,6 +493,12 @@ export class MysqlApplier {
  * The target is held by rewind/forward/undo, or one of them moved its stored position since open(): retriable, so
  * the apply loop re-opens (re-reading the stored position) and waits while a hold is set.
  */
+/** Does the server take LOAD DATA LOCAL (local_infile)? */
+async function localInfileOn(conn: mysql.Connection): Promise<boolean> {
+  const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@GLOBAL.local_infile AS li');
+  return Number(rows[0]?.['li']) === 1;
+}
+
 function heldError(target: string, hold: string | null): TidemarkError {
   const why = hold === null ? 'held or moved by rewind/forward/undo since it was opened' : `held (${hold})`;
   return new TidemarkError(`target ${target} is ${why}: apply pauses`, { code: 'TARGET_HELD', retriable: true });

@@ -4,6 +4,9 @@
  * Consecutive entries with the same table, operation and column list share one statement.
  *
  *   insert                 one multi-row INSERT … VALUES (…),(…)            affected rows must equal the row count
+ *   insert, large (option loadData, MariaDB)
+ *                          LOAD DATA LOCAL INFILE of the rows as text (load-data.ts) from loadMinRows rows on;
+ *                          the count and the warnings must match, else exec.ts runs the same rows as the INSERT
  *   delete, with a key     DELETE … WHERE key IN (…) (no key twice)          affected rows must equal the key count
  *   update, key unchanged  (MariaDB) one UPDATE joined with a derived table of the new values (join-update.ts),
  *                          no key twice; matched rows must equal the row count
@@ -30,6 +33,7 @@ import type { SystemPeriod } from '../../record/versioning.ts';
 import { ENUM_ZERO_MODE, setStatement, withEnumZero, writesEnumZero } from './enum-zero.ts';
 import { type BatchShape, batchSql } from '../../mysql/batch-sql.ts';
 import { type JoinRow, joinRows } from './join-update.ts';
+import { LoadFile, type LoadShape, loadShape } from './load-data.ts';
 import {
   buildDeleteRow,
   buildUpdateRow,
@@ -56,6 +60,10 @@ export type NoPrimaryKey = 'full-row' | 'refuse';
 
 /** Default BatcherOptions.joinMinRows. */
 export const JOIN_MIN_ROWS = 8;
+/** Default BatcherOptions.loadMinRows. */
+export const LOAD_MIN_ROWS = 64;
+/** Default BatcherOptions.loadMaxBytes. */
+export const LOAD_MAX_BYTES = 1 << 20;
 
 export interface BatcherOptions {
   /** Upper bound on one statement's size in bytes (a single row larger than this goes alone). Default 4 MiB. */
@@ -73,9 +81,18 @@ export interface BatcherOptions {
    * (bench spine, OLTP of 1–5-row transactions): joining 3- and 5-row updates cost ~10% of OLTP throughput.
    */
   joinMinRows?: number;
+  /**
+   * Inserts of loadMinRows rows or more as LOAD DATA LOCAL INFILE (load-data.ts; MariaDB only; the session must
+   * allow local files and the QueryFn serve them: exec.ts). Default false.
+   */
+  loadData?: boolean;
+  /** A LOAD DATA statement only from this many rows on (default LOAD_MIN_ROWS); fewer go as the INSERT. */
+  loadMinRows?: number;
+  /** Upper bound on one LOAD DATA statement's text (default LOAD_MAX_BYTES, at most maxBytes); no row bound. */
+  loadMaxBytes?: number;
 }
 
-export type BatchKind = 'insert' | 'delete-in' | 'update-join' | 'per-row' | 'history';
+export type BatchKind = 'insert' | 'load' | 'delete-in' | 'update-join' | 'per-row' | 'history';
 
 /** One round trip's worth of SQL with what is needed to check its outcome and to explain a mismatch. */
 export interface StatementBatch {
@@ -100,6 +117,10 @@ export interface StatementBatch {
    * the replica cascades as the source did: cascaded changes are not in the binlog).
    */
   readonly fkChecks?: boolean;
+  /** 'load' batches: the rows as the LOAD DATA statement's local file (load-data.ts), UTF-8. */
+  readonly data?: Uint8Array;
+  /** 'load' batches: the same rows as one multi-row INSERT, run instead when the load does not match (exec.ts). */
+  readonly insertSql?: () => string;
 }
 
 export class EntryError extends TidemarkError {
@@ -129,6 +150,8 @@ interface Shape {
   readonly period: PeriodIdx | null;
   /** Update rows: their joined form (null: every row per-row). */
   readonly join: JoinRow | null;
+  /** Insert rows: their LOAD DATA form (null: INSERT only). */
+  readonly load: LoadShape | null;
 }
 
 export class StatementBatcher {
@@ -143,6 +166,14 @@ export class StatementBatcher {
   /** The pending joined update's first rows as per-row UPDATEs (fewer than joinMinRows rows go out as those). */
   #joinSmall: string[] = [];
   readonly #joinMin: number;
+  readonly #loadMin: number;
+  /** The pending LOAD DATA statement's file. */
+  readonly #file: LoadFile;
+  /** The pending load's rows and their seqs as runs [first, count] (no per-row objects kept: see flush). */
+  #loadRows = 0;
+  #loadRuns: [bigint, number][] = [];
+  /** The INSERT rows and keys of the pending load's first loadMinRows - 1 rows (it may end that short). */
+  #loadSmall: string[] = [];
   #parts: string[] = [];
   #bytes = 0;
   #seqs: bigint[] = [];
@@ -159,11 +190,17 @@ export class StatementBatcher {
     this.#joinMin = Math.max(2, opts.joinMinRows ?? JOIN_MIN_ROWS);
     this.#maxBytes = opts.maxBytes ?? 4 * 1024 * 1024;
     this.#maxRows = opts.maxRows ?? 1000;
+    this.#loadMin = Math.max(1, opts.loadMinRows ?? LOAD_MIN_ROWS);
+    this.#file = new LoadFile(Math.min(this.#maxBytes, opts.loadMaxBytes ?? LOAD_MAX_BYTES));
   }
 
   /** Rows waiting in the unfinished statement. */
   get pendingRows(): number {
-    return this.#seqs.length;
+    return this.#pending;
+  }
+
+  get #pending(): number {
+    return this.#seqs.length + this.#loadRows;
   }
 
   /** Drops whatever is pending (after a rollback). */
@@ -199,13 +236,34 @@ export class StatementBatcher {
       const joined = shape.join
         ? shape.join(this.#image(shape, r.before, 'before', seq), this.#image(shape, r.after, 'after', seq))
         : null;
+      const line = shape.load ? shape.load.line(this.#image(shape, r.after, 'after', seq)) : null;
+      if (line !== null) {
+        // A loadable insert row: straight into the statement's file.
+        if (this.#pending > 0 && (this.#kind !== 'load' || !this.#file.fits(line))) {
+          const b = this.flush();
+          if (b) yield b;
+          this.#shape = shape;
+        }
+        this.#kind = 'load';
+        this.#file.add(line);
+        if (this.#loadRows < this.#loadMin - 1) {
+          this.#loadSmall.push(this.#rowSql(shape, r, seq));
+          this.#keys.push(this.#keyOf(shape, r, seq));
+        }
+        const run = this.#loadRuns.at(-1);
+        if (run && run[0] + BigInt(run[1]) === seq) run[1]++;
+        else this.#loadRuns.push([seq, 1]);
+        this.#loadRows++;
+        seq++;
+        continue;
+      }
       const kind = joined ? 'update-join' : shape.kind;
       const part = joined ? joined.tuple : this.#rowSql(shape, r, seq);
       const key = this.#keyOf(shape, r, seq);
       const dupKey = joined ? joined.key : shape.kind === 'delete-in' ? part : null;
       const extra = sqlBytes(part) + 1;
       const full =
-        this.#seqs.length > 0 &&
+        this.#pending > 0 &&
         (kind !== this.#kind ||
           (joined !== null && joined.shape.group !== this.#join?.group) ||
           this.#seqs.length >= this.#maxRows ||
@@ -233,7 +291,8 @@ export class StatementBatcher {
   /** The pending statement, if any. */
   flush(): StatementBatch | null {
     const s = this.#shape;
-    if (!s || this.#seqs.length === 0) return null;
+    if (!s || this.#pending === 0) return null;
+    if (this.#kind === 'load') return this.#flushLoad(s);
     // A joined update of fewer than joinMinRows rows is the plain per-row UPDATEs (small transactions stay as they were).
     const kind = this.#kind === 'update-join' && this.#seqs.length < this.#joinMin ? 'per-row' : this.#kind;
     let sql: string;
@@ -264,6 +323,63 @@ export class StatementBatcher {
     return batch;
   }
 
+  /**
+   * The pending load as a LOAD DATA batch, or as the INSERT of its first rows, kept aside, when it holds fewer
+   * than loadMinRows rows. A load's rows are otherwise only in its file: its INSERT (a mismatch) and its keys are
+   * read back from the file when asked for, its seqs are kept as runs (keeping thousands of row objects alive
+   * until the statement is checked cost more garbage collection than building the file).
+   */
+  #flushLoad(s: Shape): StatementBatch {
+    const runs = this.#loadRuns;
+    const seqs = (): bigint[] => runs.flatMap(([first, n]) => Array.from({ length: n }, (_, i) => first + BigInt(i)));
+    const common = {
+      schema: s.schema,
+      table: s.table,
+      op: s.op,
+      rows: this.#loadRows,
+      keyCols: s.keyCols,
+      fullRow: !s.pkIdx,
+      ...(s.fkChecksOff ? { fkChecksOff: true } : {}),
+    };
+    if (this.#loadRows < this.#loadMin) {
+      const small: StatementBatch = {
+        ...common,
+        kind: 'insert',
+        sql: s.head + this.#loadSmall.join(','),
+        seqs: seqs(),
+        keys: this.#keys,
+      };
+      this.#file.reset();
+      this.#clear();
+      return small;
+    }
+    const data = this.#file.take();
+    this.#clear();
+    let images: Value[][] | undefined;
+    const rows = () => (images ??= s.load!.parse(data));
+    let keys: (readonly Value[])[] | undefined;
+    let seqList: bigint[] | undefined;
+    return {
+      ...common,
+      kind: 'load',
+      sql: s.load!.sql,
+      data,
+      insertSql: () =>
+        s.head +
+        rows()
+          .map((r) => tuple(r, s.cols, s.writeIdx))
+          .join(','),
+      get seqs() {
+        seqList ??= seqs();
+        return seqList;
+      },
+      get keys() {
+        keys ??= rows().map((r) => (s.pkIdx ? s.pkIdx.map((i) => r[i] ?? null) : r));
+        return keys;
+      },
+    };
+  }
+
   #clear(): void {
     this.#kind = this.#shape?.kind ?? 'per-row';
     this.#join = null;
@@ -275,6 +391,10 @@ export class StatementBatcher {
     this.#seen = new Set();
     this.#enumZero = false;
     this.#history = [];
+    this.#loadRows = 0;
+    this.#loadRuns = [];
+    this.#loadSmall = [];
+    this.#file.reset();
   }
 
   /** An insert of a history row the replica already wrote (consumed if so). */
@@ -354,6 +474,14 @@ export class StatementBatcher {
       join:
         kind === 'per-row' && e.op === 'update' && !pIdx && this.#opts.joinUpdates !== false
           ? joinRows({ schema: e.schema, table: e.table, cols, pkIdx, writeIdx, flavor: this.#opts.flavor })
+          : null,
+      load:
+        kind === 'insert' &&
+        !pIdx &&
+        this.#opts.loadData === true &&
+        this.#opts.flavor === 'mariadb' &&
+        (pkIdx ?? cols.map((_, i) => i)).every((i) => writeIdx.includes(i))
+          ? loadShape(e.schema, e.table, cols, writeIdx)
           : null,
     };
   }

@@ -9,10 +9,19 @@
  * delete and joined update gets its own savepoint, so on a mismatch ROLLBACK TO that savepoint restores exactly
  * the state the statement ran against (undoing it and everything after it in the pipeline), and the missing keys
  * can be named.
+ *
+ * A LOAD DATA batch (load-data.ts) is always the last statement of its query: its rows are served as the query's
+ * local file, and on a mismatch — fewer rows than sent (a duplicate key: LOAD DATA LOCAL skips it) or any warning
+ * (strict mode does not stop LOAD DATA LOCAL: a value too long would be cut) — it is rolled back to its savepoint
+ * and the same rows run as the INSERT, whose outcome is checked as an insert batch's: an error is the INSERT's
+ * own (1062 → APPLY_DIVERGED naming the key), a success (e.g. notes only) goes on with nothing else undone.
  */
+import type mysql from 'mysql2/promise';
+import { Readable } from 'node:stream';
 import { TidemarkError } from '../../core/errors.ts';
 import type { StatementBatch } from './batcher.ts';
 import { DivergenceError, wrapDbError } from './errors.ts';
+import { LOAD_FILE } from './load-data.ts';
 import { buildExists, describeKey, type Flavor, qualified } from '../../mysql/sql.ts';
 
 export type QueryKind =
@@ -27,8 +36,14 @@ export type QueryKind =
   | 'ddl'
   | 'ddl-done';
 
-/** Sends one query (possibly several statements) and returns mysql2's result. */
-export type QueryFn = (kind: QueryKind, sql: string) => Promise<unknown>;
+/** Serves the local file a LOAD DATA LOCAL statement of the query asks for (mysql2's infileStreamFactory). */
+export type InfileFactory = (path: string) => Readable;
+
+/**
+ * Sends one query (possibly several statements) and returns mysql2's result. `infile` is given with a query that
+ * holds a LOAD DATA LOCAL batch (only then): pass it as the query's infileStreamFactory.
+ */
+export type QueryFn = (kind: QueryKind, sql: string, infile?: InfileFactory) => Promise<unknown>;
 
 /** Test-only fault injection: runs around every query an applier sends (e.g. to kill its connection). */
 export interface ApplierFaults {
@@ -38,20 +53,22 @@ export interface ApplierFaults {
 
 /** One query of an apply session, with the test hooks around it; `n` numbers the session's queries. */
 export async function sendQuery(
-  conn: { query(sql: string): Promise<[unknown, unknown]> },
+  conn: mysql.Connection,
   kind: QueryKind,
   n: number,
   sql: string,
   faults: ApplierFaults | undefined,
+  infile?: InfileFactory,
 ): Promise<unknown> {
   if (faults?.beforeQuery) await faults.beforeQuery({ kind, n });
-  const [res] = await conn.query(sql);
+  const [res] = await (infile ? conn.query({ sql, infileStreamFactory: infile }) : conn.query(sql));
   if (faults?.afterQuery) await faults.afterQuery({ kind, n });
   return res;
 }
 
 interface Header {
   affectedRows: number;
+  warningStatus?: number;
 }
 
 function isHeader(x: unknown): x is Header {
@@ -102,11 +119,41 @@ const rollbackTo = (i: number) => `ROLLBACK TO SAVEPOINT tidemark_stmt_${i}`;
 function statementCount(b: StatementBatch): number {
   if (b.kind === 'insert' || b.kind === 'history') return 1;
   if (b.kind === 'per-row') return b.rows;
-  return 2; // savepoint + DELETE … IN / joined UPDATE
+  return 2; // savepoint + DELETE … IN / joined UPDATE / LOAD DATA
 }
 
-/** Statements that match many keys at once: a short count is diagnosed key by key behind their savepoint. */
-const keyed = (b: StatementBatch): boolean => b.kind === 'delete-in' || b.kind === 'update-join';
+/**
+ * Statements behind a savepoint: those that match many keys at once (a short count is diagnosed key by key) and
+ * LOAD DATA (a mismatch re-runs its rows as the INSERT).
+ */
+const keyed = (b: StatementBatch): boolean => b.kind === 'delete-in' || b.kind === 'update-join' || b.kind === 'load';
+
+/** Chunks of a load's file: each becomes one protocol packet (mysql2), well below any max_allowed_packet. */
+const INFILE_CHUNK = 64 << 10;
+
+/** The local file of the query's LOAD DATA batch (the last one), served under load-data.ts's name only. */
+function infileOf(batches: readonly StatementBatch[]): InfileFactory | undefined {
+  const load = batches.findIndex((b) => b.kind === 'load');
+  if (load < 0) return undefined;
+  const data = batches[load]!.data;
+  if (load !== batches.length - 1 || !data) {
+    throw new TidemarkError('a LOAD DATA batch must be the last of its query and carry its rows', {
+      code: 'APPLY_FAILED',
+    });
+  }
+  return (path) => {
+    if (path !== LOAD_FILE) {
+      return new Readable({
+        read() {
+          this.destroy(new Error(`the server asked for local file ${JSON.stringify(path)}: only the rows are served`));
+        },
+      });
+    }
+    const chunks: Uint8Array[] = [];
+    for (let at = 0; at < data.length; at += INFILE_CHUNK) chunks.push(data.subarray(at, at + INFILE_CHUNK));
+    return Readable.from(chunks, { objectMode: false });
+  };
+}
 
 /** A batch with fkChecks runs between `SET foreign_key_checks = 1` and `= 0` (two more results). */
 const FK_ON = 'SET SESSION foreign_key_checks = 1';
@@ -137,7 +184,8 @@ export async function executePipeline(
   });
   let res: unknown;
   try {
-    res = await q('rows', parts.join(';\n'));
+    const infile = infileOf(batches);
+    res = await (infile ? q('rows', parts.join(';\n'), infile) : q('rows', parts.join(';\n')));
   } catch (err) {
     const first = batches[0];
     const last = batches[batches.length - 1];
@@ -163,6 +211,12 @@ export async function executePipeline(
 async function checkBatch(q: QueryFn, b: StatementBatch, res: unknown[], index: number, flavor: Flavor) {
   const ctx = { schema: b.schema, table: b.table, op: b.op, firstSeq: b.seqs[0], rows: b.rows };
   const what = describeBatch(b);
+  if (b.kind === 'load') {
+    const h = res[1];
+    if (affected(h) === b.rows && (h as Header).warningStatus === 0) return;
+    await reinsert(q, b, index, ctx);
+    return;
+  }
   if (b.kind === 'insert' || b.kind === 'history') {
     const n = affected(res[0]);
     const did = b.kind === 'insert' ? 'inserted' : 'DELETE HISTORY removed';
@@ -198,4 +252,21 @@ async function checkBatch(q: QueryFn, b: StatementBatch, res: unknown[], index: 
   }
   if (missing < 0) throw diverged(b, 0, `${did} ${n} of ${b.rows} rows`);
   throw diverged(b, missing, `no such row on the replica (${count} of ${b.rows} keys in the statement missing)`);
+}
+
+/** A LOAD DATA that did not match: rolled back to its savepoint, its rows run as the INSERT and checked as one. */
+async function reinsert(
+  q: QueryFn,
+  b: StatementBatch,
+  index: number,
+  ctx: Record<string, string | number | bigint | undefined>,
+) {
+  let n: number;
+  try {
+    await q('diagnose', rollbackTo(index));
+    n = affected(await q('rows', b.insertSql!()));
+  } catch (err) {
+    throw wrapDbError(err, describeBatch(b), ctx);
+  }
+  if (n !== b.rows) throw diverged(b, 0, `inserted ${n} of ${b.rows} rows`);
 }

@@ -147,10 +147,12 @@ describe('exactly once', () => {
     const batch = { max_transactions: 3, max_rows: 5, max_wait_ms: 10_000 };
     // Count the queries of one clean run.
     let total = 0;
+    // loadMinRows 3: the 3-row inserts into `a` go as LOAD DATA (apply/mysql/load-data.ts), the 1-row ones as INSERT.
     const counter = new MysqlApplier({
       target: target(batch),
       source: 'src',
       maxStatementRows: 2,
+      loadMinRows: 3,
       faults: { beforeQuery: () => void total++ },
     });
     await applyUntilDone(counter, j);
@@ -176,7 +178,7 @@ describe('exactly once', () => {
           await killer.query(`KILL ${a.threadId}`);
         };
         const faults: ApplierFaults = when === 'before' ? { beforeQuery: kill } : { afterQuery: kill };
-        a = new MysqlApplier({ target: target(batch), source: 'src', maxStatementRows: 2, faults });
+        a = new MysqlApplier({ target: target(batch), source: 'src', maxStatementRows: 2, loadMinRows: 3, faults });
         iterations++;
         const failures = await applyUntilDone(a, j);
         await a.close();

@@ -64,8 +64,18 @@ async function both(sql: string): Promise<void> {
   await rep.query(sql);
 }
 
-async function applyAll(j: JournalBuilder, t = target(), maxStatementBytes?: number): Promise<MysqlApplier> {
-  const a = new MysqlApplier({ target: t, source: j.source, ...(maxStatementBytes ? { maxStatementBytes } : {}) });
+async function applyAll(
+  j: JournalBuilder,
+  t = target(),
+  maxStatementBytes?: number,
+  loadMinRows?: number,
+): Promise<MysqlApplier> {
+  const a = new MysqlApplier({
+    target: t,
+    source: j.source,
+    ...(maxStatementBytes ? { maxStatementBytes } : {}),
+    ...(loadMinRows ? { loadMinRows } : {}),
+  });
   const st = await a.open();
   await a.run(j.read(st ? st.lsn + 1n : 1n));
   return a;
@@ -251,6 +261,55 @@ describe('value round-trips', () => {
       tables: [{ schema: 'db', table: 'types' }],
     });
     expect(v.equal).toBe(true);
+  });
+
+  it('inserts through LOAD DATA keep every type exact; a value too long fails as the INSERT does (load-data.ts)', async () => {
+    await both('CREATE DATABASE db');
+    await both(TYPES_DDL);
+    const rows = [
+      ROW1,
+      ROW2,
+      ROW3,
+      ...[4n, 5n, 6n].flatMap((id) => [
+        [id, ...ROW2.slice(1)],
+        [id + 10n, ...ROW1.slice(1)],
+      ]),
+    ];
+    const ph = TYPES.columns.map(() => '?').join(',');
+    for (const r of rows) await src.query(`INSERT INTO db.types VALUES (${ph})`, r);
+    const loads = async () => {
+      const [r] = await rep.query<mysql.RowDataPacket[]>(
+        "SELECT VARIABLE_VALUE AS v FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'COM_LOAD'",
+      );
+      return Number(r[0]?.['v']);
+    };
+    const loads0 = await loads();
+    const j = new JournalBuilder();
+    j.tx((t) => t.insert(TYPES, rows));
+    const a = await applyAll(j, target(), undefined, 2);
+    // ROW1's 300 KB values make rows of their own beside a 1 MiB file: more than one load, no INSERT fallback.
+    expect(await loads()).toBeGreaterThan(loads0);
+    expect(await readRows(repRead, TYPES, 'id')).toEqual([...rows].sort((x, y) => Number(x[0]) - Number(y[0])));
+    const v = await verifyTables({
+      source: ep(SRC.port, 'root', 'tidemark-root'),
+      replica: ep(REP.port),
+      tables: [{ schema: 'db', table: 'types' }],
+    });
+    expect(v.tables[0]).toMatchObject({ equal: true, rows: 9, replicaRows: 9, differenceCount: 0 });
+    // LOAD DATA LOCAL only warns and cuts a value too long: the rows go again as the INSERT, which fails.
+    const tooLong = [20n, 21n, 22n].map((id, i): Value[] => [
+      id,
+      ...ROW2.slice(1, 24),
+      i === 1 ? 'x'.repeat(21) : 'ok',
+      ...ROW2.slice(25),
+    ]);
+    j.tx((t) => t.insert(TYPES, tooLong));
+    const err = (await a.run(j.read(a.state!.lsn + 1n)).catch((e: unknown) => e)) as TidemarkError;
+    await a.close();
+    expect(err).toBeInstanceOf(TidemarkError);
+    expect(err.code).toBe('APPLY_FAILED');
+    expect(err.message).toMatch(/insert of 3 row\(s\) in `db`.`types` from seq \d+: Data too long for column 'l1'/);
+    expect((await readRows(repRead, TYPES, 'id')).length).toBe(9);
   });
 
   it('key-unchanged updates joined into one statement keep every type exact (apply/mysql/join-update.ts)', async () => {
@@ -512,6 +571,18 @@ describe('divergence', () => {
     const { a, j } = await setup();
     j.tx((t) => t.insert(T, [[3n, 30n]]));
     await expectDiverged(a, j, /Duplicate entry '3'/);
+  });
+
+  it('an existing key among the rows of a LOAD DATA is the same divergence (load-data.ts)', async () => {
+    const { a, j } = await setup();
+    // 64 rows (LOAD_MIN_ROWS, apply/mysql/batcher.ts): LOAD DATA skips the duplicate, exec.ts re-runs the INSERT.
+    j.tx((t) =>
+      t.insert(
+        T,
+        Array.from({ length: 64 }, (_, i) => [BigInt(i + 3), 0n]),
+      ),
+    );
+    await expectDiverged(a, j, /insert of 64 row\(s\) in `db`.`acct` from seq \d+: Duplicate entry '3'/);
   });
 });
 

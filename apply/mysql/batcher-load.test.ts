@@ -63,17 +63,25 @@ describe('StatementBatcher with loadData', () => {
     expect(out[0]!.data).toBeUndefined();
   });
 
-  it('a row a field cannot carry (ENUM index 0) goes in an INSERT between two loads', () => {
+  it('a row a field cannot carry (ENUM index 0) ends a load; the INSERT it starts stays one to its end', () => {
     const e = inserts(1n, 1, 12);
     (e.rows[5]!.after as Value[])[2] = 0n;
     const out = batches({}, e);
     expect(out.map((b) => [b.kind, b.rows])).toEqual([
       ['load', 5],
-      ['insert', 1],
-      ['load', 6],
+      ['insert', 7],
     ]);
-    expect(out[1]!.sql).toMatch(/^SET STATEMENT sql_mode = .* FOR INSERT INTO `s`.`t` .*\(6,'v\\'6\t',0\)$/);
-    expect(out.map((b) => b.seqs[0])).toEqual([1n, 6n, 7n]);
+    expect(out[1]!.sql).toMatch(/^SET STATEMENT sql_mode = .* FOR INSERT INTO `s`.`t` .*\(6,'v\\'6\t',0\),\(7,/);
+    expect(out.map((b) => b.seqs[0])).toEqual([1n, 6n]);
+    // Rows before the refused one that never reached loadMinRows stay in the INSERT with it.
+    const f = inserts(1n, 1, 6);
+    (f.rows[2]!.after as Value[])[2] = 0n;
+    expect(batches({}, f).map((b) => [b.kind, b.rows])).toEqual([['insert', 6]]);
+  });
+
+  it('an INSERT that may still become a load holds up to loadMinRows rows, whatever maxRows', () => {
+    expect(batches({ maxRows: 2 }, inserts(1n, 1, 5)).map((b) => [b.kind, b.rows])).toEqual([['load', 5]]);
+    expect(batches({ maxRows: 2 }, inserts(1n, 1, 3)).map((b) => [b.kind, b.rows])).toEqual([['insert', 3]]);
   });
 
   it('bounds a load by loadMaxBytes, not by maxRows', () => {

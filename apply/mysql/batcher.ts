@@ -172,8 +172,8 @@ export class StatementBatcher {
   /** The pending load's rows and their seqs as runs [first, count] (no per-row objects kept: see flush). */
   #loadRows = 0;
   #loadRuns: [bigint, number][] = [];
-  /** The INSERT rows and keys of the pending load's first loadMinRows - 1 rows (it may end that short). */
-  #loadSmall: string[] = [];
+  /** The pending INSERT's after images while it may still become a load (null: a row was not loadable). */
+  #loadImages: (readonly Value[])[] | null = [];
   #parts: string[] = [];
   #bytes = 0;
   #seqs: bigint[] = [];
@@ -236,26 +236,23 @@ export class StatementBatcher {
       const joined = shape.join
         ? shape.join(this.#image(shape, r.before, 'before', seq), this.#image(shape, r.after, 'after', seq))
         : null;
-      const line = shape.load ? shape.load.line(this.#image(shape, r.after, 'after', seq)) : null;
-      if (line !== null) {
-        // A loadable insert row: straight into the statement's file.
-        if (this.#pending > 0 && (this.#kind !== 'load' || !this.#file.fits(line))) {
-          const b = this.flush();
-          if (b) yield b;
-          this.#shape = shape;
+      if (shape.load && this.#kind === 'load') {
+        // A load is open: a loadable row goes straight into its file, any other ends it.
+        const line = shape.load.line(this.#image(shape, r.after, 'after', seq));
+        if (line !== null) {
+          if (!this.#file.fits(line)) {
+            const b = this.flush();
+            if (b) yield b;
+            this.#shape = shape;
+            this.#kind = 'load';
+          }
+          this.#addLine(line, seq);
+          seq++;
+          continue;
         }
-        this.#kind = 'load';
-        this.#file.add(line);
-        if (this.#loadRows < this.#loadMin - 1) {
-          this.#loadSmall.push(this.#rowSql(shape, r, seq));
-          this.#keys.push(this.#keyOf(shape, r, seq));
-        }
-        const run = this.#loadRuns.at(-1);
-        if (run && run[0] + BigInt(run[1]) === seq) run[1]++;
-        else this.#loadRuns.push([seq, 1]);
-        this.#loadRows++;
-        seq++;
-        continue;
+        const b = this.flush();
+        if (b) yield b;
+        this.#shape = shape;
       }
       const kind = joined ? 'update-join' : shape.kind;
       const part = joined ? joined.tuple : this.#rowSql(shape, r, seq);
@@ -266,7 +263,7 @@ export class StatementBatcher {
         this.#pending > 0 &&
         (kind !== this.#kind ||
           (joined !== null && joined.shape.group !== this.#join?.group) ||
-          this.#seqs.length >= this.#maxRows ||
+          (this.#seqs.length >= this.#maxRows && !(this.#mayLoad(shape) && this.#seqs.length < this.#loadMin)) ||
           this.#bytes + extra > this.#maxBytes ||
           (dupKey !== null && this.#seen.has(dupKey)));
       if (full) {
@@ -285,7 +282,40 @@ export class StatementBatcher {
       this.#keys.push(key);
       if (dupKey !== null) this.#seen.add(dupKey);
       seq++;
+      if (this.#mayLoad(shape)) {
+        this.#loadImages?.push(r.after!);
+        if (this.#seqs.length >= this.#loadMin) this.#toLoad(shape);
+      }
     }
+  }
+
+  /** Could the pending INSERT still become a load (a loadable shape, no row of it refused so far)? */
+  #mayLoad(s: Shape): boolean {
+    return s.load !== null && this.#kind === 'insert' && !this.#enumZero && this.#loadImages !== null;
+  }
+
+  /**
+   * The pending INSERT reached loadMinRows rows: it becomes a load when every row of it is loadable (else it stays
+   * an INSERT to its end). Short inserts — an OLTP load's — thus never pay for a file.
+   */
+  #toLoad(s: Shape): void {
+    const lines = this.#loadImages!.map((r) => s.load!.line(r));
+    if (lines.some((l) => l === null)) {
+      this.#loadImages = null;
+      return;
+    }
+    const seqs = this.#seqs;
+    this.#clear();
+    this.#kind = 'load';
+    for (let i = 0; i < lines.length; i++) this.#addLine(lines[i]!, seqs[i]!);
+  }
+
+  #addLine(line: string, seq: bigint): void {
+    this.#file.add(line);
+    const run = this.#loadRuns.at(-1);
+    if (run && run[0] + BigInt(run[1]) === seq) run[1]++;
+    else this.#loadRuns.push([seq, 1]);
+    this.#loadRows++;
   }
 
   /** The pending statement, if any. */
@@ -324,10 +354,10 @@ export class StatementBatcher {
   }
 
   /**
-   * The pending load as a LOAD DATA batch, or as the INSERT of its first rows, kept aside, when it holds fewer
-   * than loadMinRows rows. A load's rows are otherwise only in its file: its INSERT (a mismatch) and its keys are
-   * read back from the file when asked for, its seqs are kept as runs (keeping thousands of row objects alive
-   * until the statement is checked cost more garbage collection than building the file).
+   * The pending load (loadMinRows rows or more) as a LOAD DATA batch. Its rows are only in its file: its INSERT (a
+   * mismatch) and its keys are read back from the file when asked for, its seqs are kept as runs (keeping
+   * thousands of row objects alive until the statement is checked cost more garbage collection than building
+   * the file).
    */
   #flushLoad(s: Shape): StatementBatch {
     const runs = this.#loadRuns;
@@ -341,18 +371,6 @@ export class StatementBatcher {
       fullRow: !s.pkIdx,
       ...(s.fkChecksOff ? { fkChecksOff: true } : {}),
     };
-    if (this.#loadRows < this.#loadMin) {
-      const small: StatementBatch = {
-        ...common,
-        kind: 'insert',
-        sql: s.head + this.#loadSmall.join(','),
-        seqs: seqs(),
-        keys: this.#keys,
-      };
-      this.#file.reset();
-      this.#clear();
-      return small;
-    }
     const data = this.#file.take();
     this.#clear();
     let images: Value[][] | undefined;
@@ -393,7 +411,7 @@ export class StatementBatcher {
     this.#history = [];
     this.#loadRows = 0;
     this.#loadRuns = [];
-    this.#loadSmall = [];
+    this.#loadImages = [];
     this.#file.reset();
   }
 

@@ -2,6 +2,7 @@
  * Benchmarks. Progress goes to stderr; the last line on stdout is one JSON object.
  *   npm run bench -- [spine] [--json] [--bulk-rows N] [--update-rows N] [--oltp-tx N] [--workers N] [--native-parallel N]
  *                   [--group-tx N]  (tidemark targets[].batch.max_transactions)
+ *                   [--split]       (tidemark as `run --only capture` + `run --only apply`)
  *   npm run bench -- rewind [--json] [--rows N] [--changes N] [--index-dir D]
  *   npm run bench -- ship [--json] [--transports local,tcp,kafka,redis] [--rate TX_PER_S] [--warmup-s S]
  *                         [--measure-s S] [--ship-rows N] [--tx-rows N] [--apply-max-wait-ms N]
@@ -53,6 +54,7 @@ const { values, positionals } = parseArgs({
     'native-parallel': { type: 'string', default: '0' },
     workers: { type: 'string' },
     'group-tx': { type: 'string' },
+    split: { type: 'boolean', default: false },
     fsync: { type: 'string', default: 'transaction' },
   },
 });
@@ -68,6 +70,7 @@ if (which === 'spine') {
     workers: Number(values['workers'] ?? '1'),
     nativeParallel: Number(values['native-parallel']),
     ...(values['group-tx'] ? { groupTx: Number(values['group-tx']) } : {}),
+    split: values.split === true,
     log,
   });
 } else if (which === 'postgres') {

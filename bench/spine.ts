@@ -36,6 +36,8 @@ export interface SpineOptions {
   nativeParallel: number;
   /** targets[].batch.max_transactions of the tidemark replica (absent: the default). */
   groupTx?: number;
+  /** tidemark as two processes, `run --only capture` and `run --only apply` (bulk and OLTP catch-up). */
+  split?: boolean;
   log: (s: string) => void;
 }
 
@@ -77,31 +79,35 @@ function peakRssMb(child: ChildProcess): number {
   }
 }
 
-/** tidemark: starts `run`, waits until the replica applied the source's last transaction. */
-async function tidemarkCatchUp(
-  t: Topology,
-  extra: string[] = [],
-): Promise<{ s: number; rssMb: number; startupS: number }> {
+/**
+ * tidemark: starts `run`, waits until the replica applied the source's last transaction. `split`: capture and apply
+ * as two processes sharing the journal (`run --only capture` + `run --only apply`), each on its own thread.
+ */
+async function tidemarkCatchUp(t: Topology, split = false): Promise<{ s: number; rssMb: number; startupS: number }> {
   const t0 = performance.now();
   const spawnedMs = Date.now();
-  const child = startRun(t.config, extra);
+  const children = split
+    ? [startRun(t.config, ['--only', 'capture']), startRun(t.config, ['--only', 'apply'])]
+    : [startRun(t.config)];
+  const peak = () => Math.max(...children.map(peakRssMb));
   let rssMb = -1;
   try {
     for (;;) {
       const p = await positions(t);
-      rssMb = Math.max(rssMb, peakRssMb(child));
+      rssMb = Math.max(rssMb, peak());
       // Every baseline unit carries the snapshot's GTID: equal GTIDs mid-baseline do not mean caught up.
       if (p.replica === p.source && (await replicaPhase(t)) !== 'baseline') break;
-      if (child.exitCode !== null) throw new Error(`tidemark run exited with ${child.exitCode}`);
+      const dead = children.find((c) => c.exitCode !== null);
+      if (dead) throw new Error(`tidemark run exited with ${dead.exitCode}`);
       await sleep(20);
     }
     const s = (performance.now() - t0) / 1000;
     // Included in s: process start-up until the binlog stream runs (native's threads exist already).
-    const startupS = (streamStartedMs(`${t.dir}/tidemark.log`, child.pid) - spawnedMs) / 1000;
-    return { s, rssMb: Math.max(rssMb, peakRssMb(child)), startupS };
+    const startupS = (streamStartedMs(`${t.dir}/tidemark.log`, children[0]!.pid) - spawnedMs) / 1000;
+    return { s, rssMb: Math.max(rssMb, peak()), startupS };
   } finally {
-    child.kill('SIGTERM');
-    await exited(child);
+    for (const c of children) c.kill('SIGTERM');
+    await Promise.all(children.map(exited));
   }
 }
 
@@ -218,7 +224,7 @@ export async function benchSpine(o: SpineOptions) {
     const afterBulk = await masterPos(src);
     const bulkNative = await nativeCatchUp(nat, afterBulk);
     log(`bulk native: ${bulkNative.toFixed(2)} s`);
-    const bulkTm = await tidemarkCatchUp(t);
+    const bulkTm = await tidemarkCatchUp(t, o.split === true);
     log(`bulk tidemark: ${bulkTm.s.toFixed(2)} s, peak RSS ${bulkTm.rssMb} MB`);
 
     log('capture: zongji raw decode vs tidemark capture into the journal, same binlog range');
@@ -263,7 +269,7 @@ export async function benchSpine(o: SpineOptions) {
     await runWorkload(() => admin(SRC), { db: 'shop', seed: 42, transactions: o.oltpTx, workers: 4 });
     const afterOltp = await masterPos(src);
     const oltpNative = await nativeCatchUp(nat, afterOltp);
-    const oltpTm = await tidemarkCatchUp(t);
+    const oltpTm = await tidemarkCatchUp(t, o.split === true);
     log(`oltp native: ${oltpNative.toFixed(2)} s, tidemark: ${oltpTm.s.toFixed(2)} s`);
     const r2 = (x: number) => Math.round(x * 100) / 100;
     return {
@@ -283,6 +289,7 @@ export async function benchSpine(o: SpineOptions) {
         tidemark_tx_per_s_after_start: Math.round(o.oltpTx / (oltpTm.s - oltpTm.startupS)),
         ratio_after_start: r2(oltpNative / (oltpTm.s - oltpTm.startupS)),
         tidemark_workers: o.workers,
+        tidemark_split: o.split === true,
         native_slave_parallel_threads: o.nativeParallel,
         tidemark_startup_s: r2(oltpTm.startupS),
         tidemark_peak_rss_mb: oltpTm.rssMb,

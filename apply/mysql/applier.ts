@@ -24,7 +24,7 @@ import { type NoPrimaryKey, type StatementBatch, StatementBatcher } from './batc
 import { executeDdl } from './ddl.ts';
 import { wrapDbError } from './errors.ts';
 import { isOutcomeUnknown } from '../../mysql/errors.ts';
-import { FkCache, type FkIndex, withFkChecks } from './fk.ts';
+import { FkCache, withFkChecks } from './fk.ts';
 import { type ApplierFaults, type InfileFactory, type QueryFn, type QueryKind, sendQuery } from './exec.ts';
 import { type ApplyMetrics, applyMetrics, noMetrics } from '../../engine/apply-metrics.ts';
 import { preparePosition } from './position-store.ts';
@@ -114,14 +114,13 @@ export class MysqlApplier {
   readonly #generated = new TableMetaCache(async (sql) => (await this.#q('meta', sql)) as Record<string, unknown>[]);
   /** Cascading foreign keys of the replica (read on the first update/delete, dropped after DDL and on reconnect). */
   readonly #fkCache = new FkCache(async (sql) => (await this.#q('meta', sql)) as Record<string, unknown>[]);
-  #fks: FkIndex | null = null;
   #running = false;
   // Per-run state.
   #group: Group | null = null;
   /** Entries of the current source transaction have been applied into the open group. */
   #txApplied = false;
   #txStartLsn: bigint | null = null;
-  #order = new JournalOrder('');
+  #order: JournalOrder;
   #lastAppliedSeq = -1n;
   #onApplied: RunOptions['onApplied'];
 
@@ -183,7 +182,7 @@ export class MysqlApplier {
     this.#batcher = new StatementBatcher({
       noPrimaryKey: t.no_primary_key,
       flavor: this.#flavor,
-      orderedDeletes: (schema, table) => this.#fks?.deleteReachesItself(schema, table) ?? false,
+      orderedDeletes: (schema, table) => this.#fkCache.loaded?.deleteReachesItself(schema, table) ?? false,
       ...(this.#opts.maxStatementBytes !== undefined ? { maxBytes: this.#opts.maxStatementBytes } : {}),
       ...(this.#opts.maxStatementRows !== undefined ? { maxRows: this.#opts.maxStatementRows } : {}),
       loadData: load,
@@ -191,7 +190,6 @@ export class MysqlApplier {
     });
     this.#generated.clear();
     this.#fkCache.invalidate();
-    this.#fks = null;
     this.#log.info(
       {
         seq: this.#state?.seq.toString() ?? null,
@@ -309,9 +307,9 @@ export class MysqlApplier {
   async #rows(e: RowsEntry): Promise<void> {
     const g = await this.#ensureGroup();
     const { skip, period } = await this.#generatedColumns(e.schema, e.table);
-    if (e.op !== 'insert' && !this.#fks) {
+    if (e.op !== 'insert' && !this.#fkCache.loaded) {
       try {
-        this.#fks = await this.#fkCache.get();
+        await this.#fkCache.get();
       } catch (err) {
         throw wrapDbError(err, 'reading the replica foreign keys', { schema: e.schema, table: e.table });
       }
@@ -368,13 +366,12 @@ export class MysqlApplier {
     this.#txApplied = false;
     this.#generated.clear();
     this.#fkCache.invalidate();
-    this.#fks = null;
     this.#log.info({ seq: e.seq.toString(), schema: e.schema }, 'DDL applied');
   }
 
   /** Parents of cascading foreign keys run with checks on (fk.ts withFkChecks). */
   #fkTag(b: StatementBatch): StatementBatch {
-    return withFkChecks(b, this.#fks);
+    return withFkChecks(b, this.#fkCache.loaded);
   }
 
   /** A state that covers entries up to `seq` inside a transaction that is not complete yet. */
@@ -489,17 +486,17 @@ export class MysqlApplier {
   }
 }
 
-/**
- * The target is held by rewind/forward/undo, or one of them moved its stored position since open(): retriable, so
- * the apply loop re-opens (re-reading the stored position) and waits while a hold is set.
- */
 /** Does the server take LOAD DATA LOCAL (local_infile)? */
 async function localInfileOn(conn: mysql.Connection): Promise<boolean> {
   const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@GLOBAL.local_infile AS li');
   return Number(rows[0]?.['li']) === 1;
 }
 
-function heldError(target: string, hold: string | null): TidemarkError {
+/**
+ * The target is held by rewind/forward/undo, or one of them moved its stored position since open(): retriable, so
+ * the apply loop re-opens (re-reading the stored position) and waits while a hold is set.
+ */
+export function heldError(target: string, hold: string | null): TidemarkError {
   const why = hold === null ? 'held or moved by rewind/forward/undo since it was opened' : `held (${hold})`;
   return new TidemarkError(`target ${target} is ${why}: apply pauses`, { code: 'TARGET_HELD', retriable: true });
 }

@@ -157,6 +157,11 @@ export class FkCache {
     return this.#index;
   }
 
+  /** The index loaded since the last invalidate(), or null (for callers that cannot wait). */
+  get loaded(): FkIndex | null {
+    return this.#index;
+  }
+
   invalidate(): void {
     this.#index = null;
   }

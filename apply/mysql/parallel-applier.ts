@@ -23,8 +23,8 @@ import { silentLogger } from '../../core/log.ts';
 import { type ApplyMetrics, applyMetrics, noMetrics } from '../../engine/apply-metrics.ts';
 import type { AppliedState, ApplyRunOptions } from '../../engine/target.ts';
 import { openSession, serverFlavor } from '../../mysql/session.ts';
-import { type ApplierTarget, type JournalItem, MysqlApplier, type MysqlApplierOptions } from './applier.ts';
-import { FkCache, type FkIndex } from './fk.ts';
+import { type ApplierTarget, heldError, type JournalItem, MysqlApplier, type MysqlApplierOptions } from './applier.ts';
+import { FkCache } from './fk.ts';
 import { KeysCache } from './keys-cache.ts';
 import { PROMOTED_HOLD } from './position-table.ts';
 import { ParallelRun, type ParallelFaults } from './parallel-run.ts';
@@ -60,7 +60,6 @@ export class ParallelApplier {
   readonly #keys = new KeysCache((sql) => this.#rowsQuery(sql));
   readonly #tableMeta = new TableMetaCache((sql) => this.#rowsQuery(sql));
   readonly #fkCache = new FkCache((sql) => this.#rowsQuery(sql));
-  #fks: FkIndex | null = null;
 
   constructor(o: ParallelApplierOptions) {
     this.#o = o;
@@ -119,15 +118,11 @@ export class ParallelApplier {
       const flavor = await serverFlavor(this.#meta);
       const shared: SharedMeta = {
         tableMeta: (schema, table) => this.#tableMeta.get(schema, table),
-        fks: async () => {
-          this.#fks ??= await this.#fkCache.get();
-          return this.#fks;
-        },
-        loadedFks: () => this.#fks,
+        fks: () => this.#fkCache.get(),
+        loadedFks: () => this.#fkCache.loaded,
       };
-      for (let id = 0; id < t.parallel.workers; id++) {
+      for (let i = 0; i < t.parallel.workers; i++) {
         const w = new UnitWorker({
-          id,
           target: t,
           source: this.#o.source,
           flavor,
@@ -150,12 +145,7 @@ export class ParallelApplier {
   async run(entries: AsyncIterable<JournalItem>, opts: ApplyRunOptions = {}): Promise<void> {
     if (this.#workers.length === 0) throw new TidemarkError('run() before open()', { code: 'APPLY_STATE' });
     if (this.#running) throw new TidemarkError('run() is already active', { code: 'APPLY_STATE' });
-    if (this.#hold !== null) {
-      throw new TidemarkError(`target ${this.#o.target.name} is held (${this.#hold}): apply pauses`, {
-        code: 'TARGET_HELD',
-        retriable: true,
-      });
-    }
+    if (this.#hold !== null) throw heldError(this.#o.target.name, this.#hold);
     this.#running = true;
     const run = new ParallelRun({
       options: this.#o,
@@ -193,7 +183,6 @@ export class ParallelApplier {
     this.#keys.clear();
     this.#tableMeta.clear();
     this.#fkCache.invalidate();
-    this.#fks = null;
   }
 
   async #rowsQuery(sql: string): Promise<Record<string, unknown>[]> {

@@ -10,7 +10,7 @@ import type { ApplyMetrics } from '../../engine/apply-metrics.ts';
 import { Puller } from '../../engine/puller.ts';
 import type { AppliedState, ApplyRunOptions } from '../../engine/target.ts';
 import { seqSpan } from '../../record/record.ts';
-import type { ApplierFaults, JournalItem, MysqlApplier } from './applier.ts';
+import { type ApplierFaults, heldError, type JournalItem, type MysqlApplier } from './applier.ts';
 import { DivergenceError, errnoOf, wrapDbError } from './errors.ts';
 import { JournalOrder } from './journal-order.ts';
 import type { KeysCache } from './keys-cache.ts';
@@ -37,14 +37,17 @@ export interface ParallelRunDeps {
   readonly workers: readonly UnitWorker[];
   readonly keys: KeysCache;
   readonly state: AppliedState | null;
-  /** Drops cached metadata (after DDL ran through the serial applier). */
+  /** Drops cached metadata (after a DDL ran through the serial applier). */
   readonly invalidate: () => void;
 }
 
 /** A source transaction with more rows than this is not held in memory: it streams through the serial applier. */
 export const BIG_TX_ROWS = MAX_ROW_KEYS;
-/** Errors of a unit that is not at the head yet that may only mean an earlier unit has not committed. */
-const SPECULATIVE_ERRNO = new Set([1205, 1213, 1062, ORDERED_COMMIT_REFUSED]);
+/**
+ * Errors of a unit that is not at the head yet that may only mean an earlier unit has not committed (besides lock
+ * waits and deadlocks, which are speculative anywhere, and divergence): a duplicate key, a refused ordered commit.
+ */
+const SPECULATIVE_ERRNO = new Set([1062, ORDERED_COMMIT_REFUSED]);
 
 interface Flight {
   readonly unit: Unit;
@@ -209,10 +212,11 @@ export class ParallelRun {
     const ws = new WritesetBuilder(this.#d.keys.lookup, BIG_TX_ROWS);
     for (const it of items) if (it.entry.kind === 'rows') ws.add(it.entry);
     const a = this.#scheduler.next(ws.finish());
+    const chained = a.dependsOn === a.index - 1;
     this.#stats.units++;
     this.#stats.txs += txs;
-    if (a.dependsOn === a.index - 1) this.#stats.chained++;
-    this.#d.metrics.parallelUnit(a.dependsOn === a.index - 1);
+    if (chained) this.#stats.chained++;
+    this.#d.metrics.parallelUnit(chained);
     const unit: Unit = { index: a.index, items, target, firstSeq: items[0]!.entry.seq, txs, rows };
     const f: Flight = { unit, worker: a.worker, dependsOn: a.dependsOn, prevSeq: this.#lastSeq };
     this.#lastSeq = target.seq;
@@ -388,12 +392,7 @@ export class ParallelRun {
     this.#cond.notify();
     await Promise.all(this.#chains).catch(() => {});
     for (const w of this.#d.workers) await w.rollback();
-    if (errnoOf(err) === ORDERED_COMMIT_REFUSED) {
-      return new TidemarkError(
-        `target ${this.#d.options.target.name} is held or moved by rewind/forward/undo since it was opened: apply pauses`,
-        { code: 'TARGET_HELD', retriable: true },
-      );
-    }
+    if (errnoOf(err) === ORDERED_COMMIT_REFUSED) return heldError(this.#d.options.target.name, null);
     const e = err instanceof TidemarkError ? err : wrapDbError(err, 'parallel apply');
     if (e.retriable) for (const w of this.#d.workers) w.drop();
     if (e.code !== 'TARGET_HELD' && e.code !== 'TARGET_READ_ONLY') {
@@ -420,12 +419,12 @@ export class ParallelRun {
       const r = await this.#read(puller, null);
       return r.kind === 'item' ? r.item : null;
     };
-    const { ended } = await serialStretch(this.#d.serial, head, next, stop, opts);
     const serial = this.#d.serial;
+    const { ended, ddl } = await serialStretch(serial, this.#d.options.target.name, head, next, stop, opts);
     this.#state = serial.state;
     this.#lastSeq = serial.state?.seq ?? this.#lastSeq;
     this.#skipThrough = this.#lastSeq ?? -1n;
-    this.#d.invalidate();
+    if (ddl) this.#d.invalidate();
     return !ended;
   }
 }

@@ -44,7 +44,6 @@ export interface SharedMeta {
 }
 
 export interface UnitWorkerOptions {
-  readonly id: number;
   readonly target: ApplierTarget;
   readonly source: string;
   readonly flavor: Flavor;
@@ -76,10 +75,6 @@ export class UnitWorker {
       ...(o.maxStatementRows !== undefined ? { maxRows: o.maxStatementRows } : {}),
     });
     this.#pipe = new Pipeline(this.#qf, () => o.flavor);
-  }
-
-  get id(): number {
-    return this.#o.id;
   }
 
   /** Server connection id (diagnostics and tests). */

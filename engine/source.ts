@@ -48,6 +48,29 @@ export interface CaptureOptions<S extends SourceSection> {
   readonly forceBaseline: boolean;
   /** How often to retry a retriable failure inside one run (the daemon passes "forever"). */
   readonly retry?: { readonly attempts: number };
+  /** Tables of whole baselines that did not finish (see BaselineLedger); absent: not tracked. */
+  readonly baselineLedger?: BaselineLedger;
+}
+
+/** A table a baseline copies, by name. */
+export interface LedgerTable {
+  readonly schema: string;
+  readonly table: string;
+}
+
+/**
+ * The tables whole baselines started to copy, kept durably until one finishes. A baseline that did not finish may
+ * have created tables on the targets (apply runs DDL as it comes); when the next baseline does not copy one of
+ * them again (it was renamed or dropped out of the included set meanwhile), that baseline drops it, else the
+ * target keeps a table the source no longer has under that name.
+ */
+export interface BaselineLedger {
+  /** Tables recorded by baselines that did not finish. */
+  tables(): Promise<LedgerTable[]>;
+  /** Adds `tables` (durable when it resolves): call before any of their DDL can reach the journal. */
+  record(tables: readonly LedgerTable[]): Promise<void>;
+  /** Forgets every table: the last baseline finished (its baseline-end commit is durable). */
+  clear(): Promise<void>;
 }
 
 /** One capture attempt: baseline when due, then the change stream, until the signal aborts. */

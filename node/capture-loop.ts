@@ -14,6 +14,7 @@ import type { CommitEntry } from '../record/record.ts';
 import { applyRetention, JournalSink, JournalWriter } from '../journal/index.ts';
 import type { Config } from '../config/config.ts';
 import { backoff } from '../core/backoff.ts';
+import { baselineLedger } from './baseline-ledger.ts';
 import { startCaptureState } from './capture-state.ts';
 import type { CapGate } from './ship-cap.ts';
 
@@ -108,6 +109,7 @@ export async function captureLoop(
         // A daemon keeps trying while the source is down (the start-up preflight already caught bad settings);
         // every failed attempt is logged as a warning.
         retry: { attempts: Number.MAX_SAFE_INTEGER },
+        baselineLedger: baselineLedger(j.dir),
       });
       // Other processes read how far capture has read the source's log (status, verify, undo on the source).
       const readState = startCaptureState(j.dir, () => capture.status(), clog);

@@ -26,6 +26,7 @@ export const mysqlSource: SourceAdapter<MysqlSourceSection> = {
       resume: o.resume,
       log: o.log,
       forceBaseline: o.forceBaseline,
+      ...(o.baselineLedger ? { baselineLedger: o.baselineLedger } : {}),
       ...(o.retry ? { retry: o.retry } : {}),
     }),
   readPosition: (s) => readSource(s),

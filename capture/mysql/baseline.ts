@@ -32,6 +32,7 @@ import type { Logger } from 'pino';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { MysqlPosition } from '../../record/position.ts';
 import type { CommitEntry, DdlEntry, Phase, RowImage, RowsEntry } from '../../record/record.ts';
+import type { BaselineLedger, LedgerTable } from '../../engine/source.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import { endpointOf, openSourceConnection, type SourceConnection, type SourceEndpoint } from './connection.ts';
 import { sourceError } from './errors.ts';
@@ -74,6 +75,12 @@ export interface BaselineOptions {
   readonly objects?: boolean;
   /** Called once per table without a primary key (the caller logs once per table across restarts). */
   readonly onNoPrimaryKey?: (schema: string, table: string) => void;
+  /**
+   * A whole baseline's record of the tables it copies (engine/source.ts): tables an earlier unfinished baseline
+   * recorded and this one does not copy are dropped (DROP TABLE IF EXISTS, before the baseline-end); cleared
+   * once the baseline-end is durable.
+   */
+  readonly ledger?: BaselineLedger;
 }
 
 export interface BaselineResult {
@@ -121,6 +128,10 @@ export class Baseline {
     this.o.signal.addEventListener('abort', onAbort, { once: true });
     try {
       const result = await this.copy(conn);
+      if (this.o.ledger) {
+        await this.o.writer.drain(); // the baseline-end is durable: no later start re-takes this baseline
+        await this.o.ledger.clear();
+      }
       await conn.promise.query('COMMIT');
       return result;
     } catch (err) {
@@ -162,6 +173,7 @@ export class Baseline {
     const ddl = await ddlSince(c, snap.position.binlog, now.binlog, this.o.filter, parseAccountList(accounts));
     if (ddl !== null) throw this.raceError(ddl);
     const shapes = await readTableShapes(conn, tables);
+    const leftBehind = await this.recordTables(tables);
 
     for (const schema of schemas) {
       const [[row]] = await c.query<RowDataPacket[]>({
@@ -184,6 +196,7 @@ export class Baseline {
         await this.copyRows(conn, t, shapes.get(t)!);
       }
     }
+    await this.dropLeftBehind(leftBehind);
     for (const o of objects) await this.ddl(o.schema, [], o.sql);
     if (objects.length > 0) await this.commitUnit('baseline');
     await this.commitUnit('baseline-end');
@@ -205,6 +218,34 @@ export class Baseline {
       method: snap.method,
       lockMs: snap.lockMs,
     };
+  }
+
+  /**
+   * Records this baseline's tables in the ledger (before any DDL of theirs is journaled) and returns the tables an
+   * unfinished earlier baseline recorded that this one does not copy.
+   */
+  private async recordTables(tables: readonly TableToCopy[]): Promise<LedgerTable[]> {
+    const ledger = this.o.ledger;
+    if (!ledger) return [];
+    const copied = new Set(tables.map((t) => JSON.stringify([t.schema, t.table])));
+    const earlier = await ledger.tables();
+    await ledger.record(tables.map((t) => ({ schema: t.schema, table: t.table })));
+    return earlier.filter((t) => !copied.has(JSON.stringify([t.schema, t.table])));
+  }
+
+  /**
+   * An unfinished baseline may have created these tables on the targets; they are no longer included under that
+   * name (renamed or dropped meanwhile), so nothing else would remove them.
+   */
+  private async dropLeftBehind(tables: readonly LedgerTable[]): Promise<void> {
+    if (tables.length === 0) return;
+    // Schema "": no USE of a schema that may be gone too (the statement names it).
+    for (const t of tables) await this.ddl('', [t], `DROP TABLE IF EXISTS ${qualified(t)}`);
+    await this.commitUnit('baseline');
+    this.log.warn(
+      { tables: tables.map((t) => `${t.schema}.${t.table}`) },
+      'tables an unfinished baseline copied are gone from the included set: dropped on the targets',
+    );
   }
 
   private raceError(what: string): TidemarkError {

@@ -20,6 +20,7 @@ import { backoff, withRetry } from '../../core/backoff.ts';
 import { isRetriable, sleep, TidemarkError } from '../../core/errors.ts';
 import { asMysql, formatPosition, type MysqlPosition } from '../../record/position.ts';
 import type { CommitEntry, EntrySink } from '../../record/record.ts';
+import type { BaselineLedger } from '../../engine/source.ts';
 import { Baseline, type BaselineResult } from './baseline.ts';
 import { endpointOf, openSourceConnection } from './connection.ts';
 import { createTableFilter, literalSchemas, type TableFilter } from '../../mysql/table-filter.ts';
@@ -48,6 +49,8 @@ export interface MysqlCaptureOptions {
   readonly maxOutstandingCommits?: number;
   readonly stream?: Partial<StreamTuning>;
   readonly retry?: Partial<RetryTuning>;
+  /** Tables of whole baselines that did not finish (engine/source.ts BaselineLedger). */
+  readonly baselineLedger?: BaselineLedger;
 }
 
 export type CapturePhase = 'starting' | 'baseline' | 'streaming' | 'stopped';
@@ -124,6 +127,8 @@ export class MysqlCapture {
 
   private async runPhases(signal: AbortSignal): Promise<void> {
     const baselineDue = this.baselineDue();
+    // The last baseline finished (a crash may have come between its end and the ledger's clearing).
+    if (this.o.resume && this.o.resume.phase !== 'baseline') await this.o.baselineLedger?.clear();
     await this.withRetry('connect to the source', signal, () => this.checkSource(baselineDue));
     if (signal.aborted) return;
     let from: ResumePoint;
@@ -198,6 +203,7 @@ export class MysqlCapture {
       signal,
       objects: true,
       onNoPrimaryKey: (s, t) => this.warnNoPk(s, t),
+      ...(this.o.baselineLedger ? { ledger: this.o.baselineLedger } : {}),
     });
     try {
       const result = await b.run();

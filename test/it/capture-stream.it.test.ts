@@ -3,6 +3,9 @@
  * resume from a commit's position without gap or duplicate, a connection cut inside a transaction (replayed
  * without duplicating entries), and a purged binlog.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommitEntry, DdlEntry, Entry } from '../../record/record.ts';
@@ -11,6 +14,8 @@ import { MysqlCapture } from '../../capture/mysql/capture.ts';
 import { sourceStatus } from '../../capture/mysql/status.ts';
 import { checkSeqs, MemorySink, memoryLogger, rowsEntries, sourceConfig } from '../fixtures/capture-kit.ts';
 import { admin, resetSchemas, startInstance, stopInstance } from '../fixtures/mariadb.ts';
+import type { BaselineLedger } from '../../engine/source.ts';
+import { baselineLedger } from '../../node/baseline-ledger.ts';
 
 const NAME = 'capstream';
 const PORT = 3413;
@@ -38,6 +43,8 @@ function start(opts: {
   sink?: MemorySink;
   include?: string[];
   exclude?: string[];
+  ledger?: BaselineLedger;
+  forceBaseline?: boolean;
 }): Running {
   const sink = opts.sink ?? new MemorySink();
   const ac = new AbortController();
@@ -48,6 +55,8 @@ function start(opts: {
     resume: opts.resume,
     log,
     retry: { attempts: 5, baseDelayMs: 100, maxDelayMs: 500 },
+    ...(opts.ledger ? { baselineLedger: opts.ledger } : {}),
+    ...(opts.forceBaseline ? { forceBaseline: true } : {}),
   });
   const run = capture.run(ac.signal);
   return {
@@ -210,6 +219,42 @@ describe('capture: resume', () => {
       'DROP TABLE IF EXISTS `app`.`r`',
       'CREATE TABLE `r`',
     ]);
+  });
+
+  it('drops what an unfinished baseline copied and the next one does not (renamed away meanwhile)', async () => {
+    await conn.query('CREATE TABLE IF NOT EXISTS app.lr (id INT PRIMARY KEY)');
+    const first = start({ resume: null, include: ['app.lr'] });
+    await first.sink.waitFor((c) => c.some((x) => x.phase === 'baseline-end'));
+    await first.stop();
+    const partial = first.sink.commits.find((c) => c.phase === 'baseline')!;
+    const ledger = baselineLedger(mkdtempSync(join(tmpdir(), 'tm-ledger-')));
+    // As an unfinished baseline leaves it: its tables recorded before their DDL was journaled.
+    await ledger.record([
+      { schema: 'app', table: 'lr' },
+      { schema: 'app', table: 'renamed_away' },
+    ]);
+    const again = start({ resume: partial, include: ['app.lr'], ledger });
+    await again.sink.waitFor((c) => c.some((x) => x.phase === 'baseline-end'));
+    await again.stop();
+    const ddl = again.sink.entries.filter((e) => e.kind === 'ddl') as DdlEntry[];
+    expect(ddl.map((e) => e.sql.split(' (')[0])).toEqual([
+      expect.stringMatching(/^CREATE DATABASE IF NOT EXISTS `app`/),
+      'DROP TABLE IF EXISTS `app`.`lr`',
+      'CREATE TABLE `lr`',
+      'DROP TABLE IF EXISTS `app`.`renamed_away`',
+    ]);
+    expect(ddl.at(-1)?.tables).toEqual([{ schema: 'app', table: 'renamed_away' }]);
+    expect(again.lines.some((l) => String(l['msg']).includes('unfinished baseline copied'))).toBe(true);
+    expect(await ledger.tables()).toEqual([]); // the baseline finished
+    // A stale ledger (a crash between a finished baseline and its clearing) drops nothing in a later baseline.
+    const end = again.sink.commits.find((c) => c.phase === 'baseline-end')!;
+    await ledger.record([{ schema: 'app', table: 'stale' }]);
+    const forced = start({ resume: end, include: ['app.lr'], ledger, forceBaseline: true });
+    await forced.sink.waitFor((c) => c.some((x) => x.phase === 'baseline-end'));
+    await forced.stop();
+    const sqls = forced.sink.entries.filter((e) => e.kind === 'ddl').map((e) => (e as DdlEntry).sql);
+    expect(sqls.some((s) => s.includes('stale'))).toBe(false);
+    expect(sqls.some((s) => s.startsWith('CREATE TABLE `lr`'))).toBe(true);
   });
 });
 

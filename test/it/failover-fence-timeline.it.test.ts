@@ -143,8 +143,15 @@ describe.skipIf(unavailable !== null)('takeover: the primary host cut off (docum
       console.log(`held fence: promoted ${Date.parse(p.at) - freed} ms after the fence confirms`);
       expect(Date.parse(p.at) - freed).toBeLessThan(15_000);
       expect(p.status).toMatch(/^completed/);
-      expect(lab.history()?.lastAutomaticAt).toBeLessThanOrEqual(Date.parse(p.at));
-      expect(lab.history()?.lastAutomaticAt).toBeGreaterThanOrEqual(freed - 15_000);
+      // history.json is written after promotion.json (failover records the promotion first): wait for it.
+      let lastAuto: number | null = null;
+      for (const until = Date.now() + 10_000; Date.now() < until; await sleep(100)) {
+        lastAuto = lab.history()?.lastAutomaticAt ?? null;
+        if (lastAuto !== null) break;
+      }
+      expect(lastAuto).not.toBeNull();
+      expect(lastAuto).toBeLessThanOrEqual(Date.parse(p.at));
+      expect(lastAuto).toBeGreaterThanOrEqual(freed - 15_000);
       await lab.writer?.successes(5);
       expect(lab.writer?.attempts.at(-1)?.server_id).toBe(STANDBY_DB.port);
       for (const run of lab.runs()) run.assertRunning();

@@ -17,7 +17,7 @@ import { closeSync, cpSync, openSync, readFileSync, readSync, statSync, writeFil
 import ZongJi from '@vlasky/zongji';
 import type mysql from 'mysql2/promise';
 import { admin, ROOT_PASSWORD, startInstance, stopInstance } from '../test/fixtures/mariadb.ts';
-import { cpuMs } from '../test/fixtures/proc-tree.ts';
+import { cpuMs, descendants } from '../test/fixtures/proc-tree.ts';
 import { createTopology, exited, positions, replicaPhase, startRun, type Topology } from '../test/fixtures/topology.ts';
 import { runWorkload, SHOP_SCHEMA } from './workload.ts';
 import { asMysql } from '../record/position.ts';
@@ -54,6 +54,63 @@ export async function masterPos(c: mysql.Connection): Promise<{ file: string; po
   return { file: String(r['File']), pos: Number(r['Position']) };
 }
 
+/** The server's process id (its pid file). */
+export async function serverPid(c: mysql.Connection): Promise<number> {
+  const r = await one(c, 'SELECT @@pid_file AS f');
+  return Number(readFileSync(String(r['f']), 'utf8').trim());
+}
+
+/** CPU ms of a process (all threads); 0 once it is gone. */
+function cpuOf(pid: number): number {
+  try {
+    return cpuMs(pid);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Where the CPU of one catch-up went, in seconds: the replica's and the source's server (its binlog dump), and for
+ * tidemark its `run` process(es) and the rollback index follower they start. The profile behind the ratios: on 2
+ * shared cores, the sum against the wall time says whether a contender waited or computed.
+ */
+export interface CatchUpCpu {
+  replica_s: number;
+  source_s: number;
+  run_s?: number;
+  index_s?: number;
+}
+
+/** Samples the servers' CPU at a catch-up's start; `end()` returns the deltas. */
+function serverCpu(pids: { replica: number; source: number }): { end(): CatchUpCpu } {
+  const r0 = cpuOf(pids.replica);
+  const s0 = cpuOf(pids.source);
+  return {
+    end: () => ({ replica_s: r2((cpuOf(pids.replica) - r0) / 1000), source_s: r2((cpuOf(pids.source) - s0) / 1000) }),
+  };
+}
+
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+/** CPU ms of tidemark processes `roots` and their descendants, split into the index follower and the rest. */
+function tidemarkCpu(roots: readonly number[]): { run: number; index: number } {
+  let run = 0;
+  let index = 0;
+  for (const root of roots) {
+    for (const pid of [root, ...descendants(root)]) {
+      let cmd = '';
+      try {
+        cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        continue;
+      }
+      if (cmd.includes('index-child')) index += cpuOf(pid);
+      else run += cpuOf(pid);
+    }
+  }
+  return { run, index };
+}
+
 /** Native replication: starts the SQL/IO threads and waits until the replica executed up to `until`. */
 export async function nativeCatchUp(rep: mysql.Connection, until: { file: string; pos: number }): Promise<number> {
   const t0 = performance.now();
@@ -83,7 +140,12 @@ function peakRssMb(child: ChildProcess): number {
  * tidemark: starts `run`, waits until the replica applied the source's last transaction. `split`: capture and apply
  * as two processes sharing the journal (`run --only capture` + `run --only apply`), each on its own thread.
  */
-async function tidemarkCatchUp(t: Topology, split = false): Promise<{ s: number; rssMb: number; startupS: number }> {
+async function tidemarkCatchUp(
+  t: Topology,
+  split = false,
+  pids?: { replica: number; source: number },
+): Promise<{ s: number; rssMb: number; startupS: number; cpu?: CatchUpCpu }> {
+  const servers = pids ? serverCpu(pids) : null;
   const t0 = performance.now();
   const spawnedMs = Date.now();
   const children = split
@@ -91,12 +153,18 @@ async function tidemarkCatchUp(t: Topology, split = false): Promise<{ s: number;
     : [startRun(t.config)];
   const peak = () => Math.max(...children.map(peakRssMb));
   let rssMb = -1;
+  let cpu: CatchUpCpu | undefined;
   try {
     for (;;) {
       const p = await positions(t);
       rssMb = Math.max(rssMb, peak());
       // Every baseline unit carries the snapshot's GTID: equal GTIDs mid-baseline do not mean caught up.
-      if (p.replica === p.source && (await replicaPhase(t)) !== 'baseline') break;
+      if (p.replica === p.source && (await replicaPhase(t)) !== 'baseline') {
+        // Measured before the processes stop (the index follower exits with them).
+        const tm = tidemarkCpu(children.map((c) => c.pid!));
+        if (servers) cpu = { ...servers.end(), run_s: r2(tm.run / 1000), index_s: r2(tm.index / 1000) };
+        break;
+      }
       const dead = children.find((c) => c.exitCode !== null);
       if (dead) throw new Error(`tidemark run exited with ${dead.exitCode}`);
       await sleep(20);
@@ -104,7 +172,7 @@ async function tidemarkCatchUp(t: Topology, split = false): Promise<{ s: number;
     const s = (performance.now() - t0) / 1000;
     // Included in s: process start-up until the binlog stream runs (native's threads exist already).
     const startupS = (streamStartedMs(`${t.dir}/tidemark.log`, children[0]!.pid) - spawnedMs) / 1000;
-    return { s, rssMb: Math.max(rssMb, peak()), startupS };
+    return { s, rssMb: Math.max(rssMb, peak()), startupS, ...(cpu ? { cpu } : {}) };
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await Promise.all(children.map(exited));
@@ -222,9 +290,16 @@ export async function benchSpine(o: SpineOptions) {
     );
     await src.query(`UPDATE bench.bulk SET b = b + 1, a = CONCAT(a, 'u') WHERE id <= ${o.updateRows}`);
     const afterBulk = await masterPos(src);
+    const srcPid = await serverPid(src);
+    const natPids = { replica: await serverPid(nat), source: srcPid };
+    const tmRep = await admin(TM);
+    const tmPids = { replica: await serverPid(tmRep), source: srcPid };
+    await tmRep.end();
+    let natCpu = serverCpu(natPids);
     const bulkNative = await nativeCatchUp(nat, afterBulk);
+    const bulkNativeCpu = natCpu.end();
     log(`bulk native: ${bulkNative.toFixed(2)} s`);
-    const bulkTm = await tidemarkCatchUp(t, o.split === true);
+    const bulkTm = await tidemarkCatchUp(t, o.split === true, tmPids);
     log(`bulk tidemark: ${bulkTm.s.toFixed(2)} s, peak RSS ${bulkTm.rssMb} MB`);
 
     log('capture: zongji raw decode vs tidemark capture into the journal, same binlog range');
@@ -268,10 +343,11 @@ export async function benchSpine(o: SpineOptions) {
     log(`oltp: ${o.oltpTx} small transactions on the source`);
     await runWorkload(() => admin(SRC), { db: 'shop', seed: 42, transactions: o.oltpTx, workers: 4 });
     const afterOltp = await masterPos(src);
+    natCpu = serverCpu(natPids);
     const oltpNative = await nativeCatchUp(nat, afterOltp);
-    const oltpTm = await tidemarkCatchUp(t, o.split === true);
+    const oltpNativeCpu = natCpu.end();
+    const oltpTm = await tidemarkCatchUp(t, o.split === true, tmPids);
     log(`oltp native: ${oltpNative.toFixed(2)} s, tidemark: ${oltpTm.s.toFixed(2)} s`);
-    const r2 = (x: number) => Math.round(x * 100) / 100;
     return {
       bulk: {
         native_s: r2(bulkNative),
@@ -279,6 +355,7 @@ export async function benchSpine(o: SpineOptions) {
         ratio: r2(bulkTm.s / bulkNative),
         tidemark_startup_s: r2(bulkTm.startupS),
         tidemark_peak_rss_mb: bulkTm.rssMb,
+        cpu_s: { native: bulkNativeCpu, tidemark: bulkTm.cpu },
       },
       oltp: {
         transactions: o.oltpTx,
@@ -293,6 +370,7 @@ export async function benchSpine(o: SpineOptions) {
         native_slave_parallel_threads: o.nativeParallel,
         tidemark_startup_s: r2(oltpTm.startupS),
         tidemark_peak_rss_mb: oltpTm.rssMb,
+        cpu_s: { native: oltpNativeCpu, tidemark: oltpTm.cpu },
       },
       capture: {
         zongji_rows_per_s: Math.round(zjRate),

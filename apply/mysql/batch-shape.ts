@@ -85,7 +85,6 @@ export interface Shape {
   readonly schema: string;
   readonly table: string;
   readonly op: RowsEntry['op'];
-  readonly flavor: Flavor;
   readonly cols: readonly Column[];
   /** Columns written (insert values, update SET): all but generated ones. */
   readonly writeIdx: readonly number[];
@@ -102,6 +101,8 @@ export interface Shape {
   readonly join: JoinRow | null;
   /** Insert rows: their LOAD DATA form (null: INSERT only). */
   readonly load: LoadShape | null;
+  /** The replica's (ShapeOptions.flavor), for the per-row statements. */
+  readonly flavor: Flavor;
 }
 
 type Row = RowsEntry['rows'][number];

@@ -15,89 +15,31 @@
  */
 import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
 import { silentLogger } from '../../core/log.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import { JournalOrder } from './journal-order.ts';
-import { type CommitEntry, type DdlEntry, type Entry, type RowsEntry, seqSpan } from '../../record/record.ts';
-import { type NoPrimaryKey, type StatementBatch, StatementBatcher } from './batcher.ts';
-import { executeDdl } from './ddl.ts';
-import { wrapDbError } from './errors.ts';
-import { isOutcomeUnknown } from '../../mysql/errors.ts';
+import { type DdlEntry, type RowsEntry, seqSpan } from '../../record/record.ts';
+import { type StatementBatch, StatementBatcher } from './batcher.ts';
+import { addCommit, type Group, groupDue, groupWait, midState, newGroup } from './apply-group.ts';
+import { DdlProtocol } from './ddl-protocol.ts';
+import { heldError, wrapDbError } from './errors.ts';
 import { FkCache, withFkChecks } from './fk.ts';
-import { type ApplierFaults, type InfileFactory, type QueryFn, type QueryKind, sendQuery } from './exec.ts';
+import { type InfileFactory, type QueryFn, type QueryKind, sendQuery } from './exec.ts';
 import { type ApplyMetrics, applyMetrics, noMetrics } from '../../engine/apply-metrics.ts';
 import { preparePosition } from './position-store.ts';
-import {
-  type AppliedState,
-  claimSql,
-  PROMOTED_HOLD,
-  clearDdlPendingSql,
-  setDdlPendingSql,
-  upsertPositionSql,
-} from './position-table.ts';
+import { type AppliedState, claimSql, PROMOTED_HOLD, upsertPositionSql } from './position-table.ts';
+import type { JournalItem, MysqlApplierOptions, RunOptions } from './applier-options.ts';
 import { Pipeline } from './pipeline.ts';
 import { Puller } from '../../engine/puller.ts';
-import { type MysqlEndpoint, openSession, serverFlavor } from '../../mysql/session.ts';
+import { openSession, serverFlavor } from '../../mysql/session.ts';
 import type { Flavor } from '../../mysql/sql.ts';
 import { type TableMeta, TableMetaCache } from './table-meta.ts';
 
 export type { AppliedState } from './position-table.ts';
-
-export interface ApplierTarget extends MysqlEndpoint {
-  readonly name: string;
-  readonly batch: { readonly max_transactions: number; readonly max_rows: number; readonly max_wait_ms: number };
-  readonly no_primary_key: NoPrimaryKey;
-}
+export { heldError } from './errors.ts';
 
 export type { ApplierFaults } from './exec.ts';
-
-export interface MysqlApplierOptions {
-  readonly target: ApplierTarget;
-  /** Source name (config source.name); entries of another source are refused. */
-  readonly source: string;
-  readonly log?: Logger;
-  /** prom-client registry to register the apply metrics in (none: no metrics). */
-  readonly metrics?: Registry;
-  /** Statement size bound (default 4 MiB; keep it below the server's max_allowed_packet). */
-  readonly maxStatementBytes?: number;
-  /** Rows per statement bound (default 1000). */
-  readonly maxStatementRows?: number;
-  readonly faults?: ApplierFaults;
-  /**
-   * Large inserts as LOAD DATA LOCAL INFILE (load-data.ts; MariaDB with local_infile ON, else INSERTs). Default true.
-   */
-  readonly loadData?: boolean;
-  /** A LOAD DATA statement from this many rows on (default batcher.ts LOAD_MIN_ROWS). */
-  readonly loadMinRows?: number;
-  /** Build the next statements while the server runs the last query (pipeline.ts). Default true. */
-  readonly overlap?: boolean;
-}
-
-export interface JournalItem {
-  readonly lsn: bigint;
-  readonly entry: Entry;
-}
-
-export interface RunOptions {
-  readonly signal?: AbortSignal;
-  /** Called after every replica commit with the state now stored in the replica. */
-  readonly onApplied?: (state: AppliedState) => void | Promise<void>;
-  /**
-   * Up to this LSN every source transaction is committed on its own (a group of one), so that after a failure the
-   * failing transaction is the first one after the stored position (the apply loop sets it after a non-retriable
-   * error, up to the last LSN read then: lastReadLsn).
-   */
-  readonly isolateThroughLsn?: bigint;
-}
-
-interface Group {
-  readonly started: number;
-  txs: number;
-  rows: number;
-  /** What the group records when it commits at a transaction boundary (the last commit entry seen). */
-  target: AppliedState | null;
-}
+export type { ApplierTarget, JournalItem, MysqlApplierOptions, RunOptions } from './applier-options.ts';
 
 export class MysqlApplier {
   readonly #opts: MysqlApplierOptions;
@@ -107,7 +49,8 @@ export class MysqlApplier {
   #flavor: Flavor = 'mariadb';
   #batcher: StatementBatcher | null = null;
   #state: AppliedState | null = null;
-  #ddlPending: bigint | null = null;
+  /** The DDL protocol; its `pending` is the DDL recorded as pending (read by open()). */
+  readonly #ddls: DdlProtocol;
   #hold: string | null = null;
   #queries = 0;
   /** Per replica table: generated columns (never written) and, for a system-versioned table, its period. */
@@ -129,6 +72,7 @@ export class MysqlApplier {
     this.#order = new JournalOrder(opts.source);
     this.#pipe = new Pipeline(this.#qf, () => this.#flavor, { overlap: opts.overlap !== false });
     this.#log = (opts.log ?? silentLogger).child({ component: 'apply', target: opts.target.name, source: opts.source });
+    this.#ddls = new DdlProtocol(opts.source, opts.target.name, this.#qf, this.#log);
     this.#metrics = opts.metrics
       ? applyMetrics(opts.metrics, { target: opts.target.name, source: opts.source })
       : noMetrics;
@@ -173,7 +117,7 @@ export class MysqlApplier {
       load = wantLoad && this.#flavor === 'mariadb' && (await localInfileOn(conn));
       const stored = await preparePosition((sql) => this.#q('meta', sql), this.#opts.source);
       this.#state = stored.state;
-      this.#ddlPending = stored.ddlPendingSeq;
+      this.#ddls.pending = stored.ddlPendingSeq;
       this.#hold = stored.hold;
     } catch (err) {
       this.#drop();
@@ -213,7 +157,7 @@ export class MysqlApplier {
     if (this.#hold !== null) throw heldError(this.#opts.target.name, this.#hold);
     this.#running = true;
     this.#resetRun(opts.onApplied);
-    const { max_transactions: groupTx, max_rows: maxRows, max_wait_ms: maxWait } = this.#opts.target.batch;
+    const limits = this.#opts.target.batch;
     const isolate = opts.isolateThroughLsn ?? -1n;
     const it = entries[Symbol.asyncIterator]();
     const puller = new Puller(it, opts.signal);
@@ -223,13 +167,12 @@ export class MysqlApplier {
         let r: IteratorResult<JournalItem> | 'timeout' | 'abort';
         const g = this.#group;
         if (g && !inTx) {
-          const elapsed = Date.now() - g.started;
-          const maxTx = this.#order.lastLsn <= isolate ? 1 : groupTx;
-          if (g.txs >= maxTx || g.rows >= maxRows || (maxWait > 0 && elapsed >= maxWait)) {
+          const now = Date.now();
+          if (groupDue(g, limits, this.#order.lastLsn <= isolate, now)) {
             await this.#commitGroup(g.target);
             continue;
           }
-          r = await puller.next(Math.max(0, maxWait - elapsed));
+          r = await puller.next(groupWait(g, limits, now));
           if (r === 'timeout') {
             await this.#commitGroup(g.target);
             continue;
@@ -300,7 +243,10 @@ export class MysqlApplier {
       await this.#ddl(e);
       return true;
     }
-    await this.#commitEntry(e, item.lsn);
+    addCommit(await this.#ensureGroup(), e, item.lsn);
+    this.#lastAppliedSeq = e.seq;
+    this.#txApplied = false;
+    this.#txStartLsn = null;
     return false;
   }
 
@@ -319,19 +265,9 @@ export class MysqlApplier {
     this.#txApplied = true;
   }
 
-  async #commitEntry(e: CommitEntry, lsn: bigint): Promise<void> {
-    const g = await this.#ensureGroup();
-    g.txs++;
-    g.target = { seq: e.seq, lsn, position: e.position, commitTimeUs: e.commitTimeUs, phase: e.phase };
-    this.#lastAppliedSeq = e.seq;
-    this.#txApplied = false;
-    this.#txStartLsn = null;
-  }
-
   /**
-   * DDL is not transactional: commit what is open, record the DDL as pending (committed), run it, then record it
-   * as applied. After a crash in between, the same DDL is found pending and re-run; "already there" errors then
-   * mean it had run (README.md, "DDL").
+   * DDL is not transactional: commit what is open, then the DDL protocol (ddl-protocol.ts: recorded as pending,
+   * run, recorded as applied).
    */
   async #ddl(e: DdlEntry): Promise<void> {
     const startLsn = this.#txStartLsn ?? this.#state?.lsn ?? 0n;
@@ -339,29 +275,9 @@ export class MysqlApplier {
       const target = this.#txApplied ? this.#midState(this.#lastAppliedSeq, startLsn - 1n) : this.#group.target;
       await this.#commitGroup(target);
     }
-    const rerun = this.#ddlPending === e.seq;
-    try {
-      if (!rerun) {
-        const res = await this.#q('ddl-pending', setDdlPendingSql(this.#opts.source, e.seq, this.#state?.seq ?? null));
-        if ((res as { affectedRows?: number }).affectedRows !== 1) throw heldError(this.#opts.target.name, null);
-        this.#ddlPending = e.seq;
-      }
-      try {
-        await executeDdl(this.#qf, e, rerun, this.#log);
-      } catch (err) {
-        // The server refused the DDL: it did not run, so it must not count as "maybe ran" after a restart.
-        if (!isOutcomeUnknown(err)) {
-          await this.#q('ddl-pending', clearDdlPendingSql(this.#opts.source, e.seq));
-          this.#ddlPending = null;
-        }
-        throw err;
-      }
-      const st = this.#midState(e.seq, startLsn - 1n);
-      await this.#q('ddl-done', upsertPositionSql(this.#opts.source, st));
-      this.#stored(st);
-    } catch (err) {
-      throw wrapDbError(err, `DDL at seq ${e.seq}`, { seq: e.seq, schema: e.schema });
-    }
+    const st = this.#midState(e.seq, startLsn - 1n);
+    await this.#ddls.run(e, this.#state?.seq ?? null, st);
+    this.#stored(st);
     this.#lastAppliedSeq = e.seq;
     this.#txApplied = false;
     this.#generated.clear();
@@ -376,14 +292,7 @@ export class MysqlApplier {
 
   /** A state that covers entries up to `seq` inside a transaction that is not complete yet. */
   #midState(seq: bigint, lsn: bigint): AppliedState {
-    const base = this.#group?.target ?? this.#state;
-    return {
-      seq,
-      lsn: base && base.lsn > lsn ? base.lsn : lsn,
-      position: base?.position ?? null,
-      commitTimeUs: base?.commitTimeUs ?? null,
-      phase: base?.phase ?? null,
-    };
+    return midState(seq, lsn, this.#group?.target ?? this.#state);
   }
 
   // ---- replica transactions ---------------------------------------------------------------------------------
@@ -397,7 +306,7 @@ export class MysqlApplier {
     const res = await this.#q('begin', `START TRANSACTION;\n${claimSql(this.#opts.source, this.#state?.seq ?? null)}`);
     const claimed = Array.isArray(res) ? (res[1] as { affectedRows?: number } | undefined)?.affectedRows : undefined;
     if (claimed !== 1) throw heldError(this.#opts.target.name, null);
-    this.#group = { started: Date.now(), txs: 0, rows: 0, target: null };
+    this.#group = newGroup(Date.now());
     return this.#group;
   }
 
@@ -427,7 +336,7 @@ export class MysqlApplier {
 
   #stored(st: AppliedState): void {
     this.#state = st;
-    this.#ddlPending = null;
+    this.#ddls.pending = null;
   }
 
   async #rollback(): Promise<void> {
@@ -490,13 +399,4 @@ export class MysqlApplier {
 async function localInfileOn(conn: mysql.Connection): Promise<boolean> {
   const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@GLOBAL.local_infile AS li');
   return Number(rows[0]?.['li']) === 1;
-}
-
-/**
- * The target is held by rewind/forward/undo, or one of them moved its stored position since open(): retriable, so
- * the apply loop re-opens (re-reading the stored position) and waits while a hold is set.
- */
-export function heldError(target: string, hold: string | null): TidemarkError {
-  const why = hold === null ? 'held or moved by rewind/forward/undo since it was opened' : `held (${hold})`;
-  return new TidemarkError(`target ${target} is ${why}: apply pauses`, { code: 'TARGET_HELD', retriable: true });
 }

@@ -2,7 +2,8 @@
  * The applier's error codes over the one MySQL classification (mysql/errors.ts): a retriable error is
  * APPLY_RETRY (reconnect and replay), a read-only replica TARGET_READ_ONLY (waited for), a duplicate key
  * APPLY_DIVERGED, anything else APPLY_FAILED. Also which DDL errors mean "this DDL already ran" (used only for the
- * one DDL whose outcome is unknown after a crash, see README.md).
+ * one DDL whose outcome is unknown after a crash, see README.md), and heldError: TARGET_HELD for a target that
+ * rewind/forward/undo hold or moved.
  */
 import { type ErrorContext, TidemarkError } from '../../core/errors.ts';
 import { DEFAULT_CODES, type ErrorCodes, serverFields, wrapMysqlError } from '../../mysql/errors.ts';
@@ -77,4 +78,13 @@ export function errnoOf(err: unknown): number | undefined {
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;
+}
+
+/**
+ * The target is held by rewind/forward/undo, or one of them moved its stored position since open(): retriable, so
+ * the apply loop re-opens (re-reading the stored position) and waits while a hold is set.
+ */
+export function heldError(target: string, hold: string | null): TidemarkError {
+  const why = hold === null ? 'held or moved by rewind/forward/undo since it was opened' : `held (${hold})`;
+  return new TidemarkError(`target ${target} is ${why}: apply pauses`, { code: 'TARGET_HELD', retriable: true });
 }

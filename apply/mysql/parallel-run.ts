@@ -11,9 +11,11 @@ import { Puller } from '../../engine/puller.ts';
 import type { AppliedState, ApplyRunOptions } from '../../engine/target.ts';
 import { seqSpan } from '../../record/record.ts';
 import { type ApplierFaults, heldError, type JournalItem, type MysqlApplier } from './applier.ts';
-import { DivergenceError, errnoOf, wrapDbError } from './errors.ts';
+import { errnoOf, wrapDbError } from './errors.ts';
 import { JournalOrder } from './journal-order.ts';
 import type { KeysCache } from './keys-cache.ts';
+import { CommittedPrefix } from './parallel-commits.ts';
+import { BREAK_AFTER_MS, breakWaits, type Flight, speculative } from './parallel-conflicts.ts';
 import { ParallelScheduler } from './parallel-schedule.ts';
 import type { ParallelApplierOptions } from './parallel-applier.ts';
 import { ORDERED_COMMIT_REFUSED } from './position-table.ts';
@@ -43,28 +45,6 @@ export interface ParallelRunDeps {
 
 /** A source transaction with more rows than this is not held in memory: it streams through the serial applier. */
 export const BIG_TX_ROWS = MAX_ROW_KEYS;
-/**
- * Errors of a unit that is not at the head yet that may only mean an earlier unit has not committed (besides lock
- * waits and deadlocks, which are speculative anywhere, and divergence): a duplicate key, a refused ordered commit.
- */
-const SPECULATIVE_ERRNO = new Set([1062, ORDERED_COMMIT_REFUSED]);
-
-interface Flight {
-  readonly unit: Unit;
-  readonly worker: number;
-  readonly dependsOn: number;
-  readonly prevSeq: bigint | null;
-  /** Set by the lock-wait breaker: roll back and execute again once every unit before it committed. */
-  evict?: boolean;
-}
-
-/**
- * An earlier unit whose statement runs this long while later units sit executed, waiting for their turn, may be
- * waiting on one of their locks — a wait InnoDB cannot see as a deadlock (the later one waits in the client). The
- * breaker rolls those later units back; they execute again after it (PARALLEL.md).
- */
-const BREAK_AFTER_MS = 300;
-
 interface Failure {
   readonly flight: Flight;
   readonly err: unknown;
@@ -78,13 +58,13 @@ export class ParallelRun {
   readonly #d: ParallelRunDeps;
   readonly #order: JournalOrder;
   readonly #scheduler: ParallelScheduler;
-  #state: AppliedState | null;
+  /** The committed prefix: state, metrics, onApplied (parallel-commits.ts). */
+  readonly #prefix: CommittedPrefix;
   #retries = 0;
   /** Units dispatched, and those that had to wait for the unit right before them (no parallelism). */
   readonly #stats = { units: 0, chained: 0, txs: 0 };
   #skipThrough: bigint;
-  // Units are dispatched in order; committed is the highest index of the committed prefix.
-  #committed = -1;
+  // Units are dispatched in order; #prefix.last is the highest index of the committed prefix.
   /** Highest unit that recorded its position (every one before it did too). */
   #sent = -1;
   /** Units executed and waiting to record their position. */
@@ -92,16 +72,12 @@ export class ParallelRun {
   /** Units executing their rows. */
   readonly #executing = new Map<number, Flight>();
   #evictions = 0;
-  /** Units whose COMMIT returned ahead of an earlier unit's reply. */
-  readonly #done = new Map<number, Unit>();
   readonly #inflight = new Map<number, Flight>();
   #lastSeq: bigint | null;
   #chains: Promise<void>[];
   #halt = false;
   #failure: Failure | null = null;
   readonly #cond = new Condition();
-  #applied: Promise<void> = Promise.resolve();
-  #onApplied: ApplyRunOptions['onApplied'];
 
   constructor(d: ParallelRunDeps) {
     this.#d = d;
@@ -110,14 +86,14 @@ export class ParallelRun {
       workers: d.workers.length,
       maxRowKeys: d.options.target.parallel.max_row_keys,
     });
-    this.#state = d.state;
+    this.#prefix = new CommittedPrefix(d.state, d.metrics);
     this.#skipThrough = d.state?.seq ?? -1n;
     this.#lastSeq = d.state?.seq ?? null;
     this.#chains = d.workers.map(() => Promise.resolve());
   }
 
   get state(): AppliedState | null {
-    return this.#state;
+    return this.#prefix.state;
   }
 
   get lastReadLsn(): bigint {
@@ -133,7 +109,7 @@ export class ParallelRun {
   }
 
   async run(entries: AsyncIterable<JournalItem>, opts: ApplyRunOptions): Promise<void> {
-    this.#onApplied = opts.onApplied;
+    this.#prefix.onApplied = opts.onApplied;
     const puller = new Puller(entries[Symbol.asyncIterator](), opts.signal);
     const breaker = setInterval(() => this.#breakWaits(), BREAK_AFTER_MS / 3);
     try {
@@ -230,7 +206,7 @@ export class ParallelRun {
     const w = this.#d.workers[f.worker]!;
     const faults = this.#d.options.faults;
     const ordered = faults?.unordered !== true;
-    await this.#cond.until(() => this.#committed >= f.dependsOn || this.#halt);
+    await this.#cond.until(() => this.#prefix.last >= f.dependsOn || this.#halt);
     if (this.#halt) return;
     try {
       for (;;) {
@@ -259,7 +235,7 @@ export class ParallelRun {
         if (f.evict && this.#sent < f.unit.index - 1) {
           f.evict = false;
           await w.rollback();
-          await this.#cond.until(() => this.#committed >= f.unit.index - 1 || this.#halt);
+          await this.#cond.until(() => this.#prefix.last >= f.unit.index - 1 || this.#halt);
           if (this.#halt) return;
           continue;
         }
@@ -273,7 +249,7 @@ export class ParallelRun {
       }
       this.#commitDone(f);
     } catch (err) {
-      const atHead = this.#committed >= f.unit.index - 1;
+      const atHead = this.#prefix.last >= f.unit.index - 1;
       await w.rollback();
       if (!this.#failure || this.#failure.flight.unit.index > f.unit.index) this.#failure = { flight: f, err, atHead };
       this.#halt = true;
@@ -281,33 +257,13 @@ export class ParallelRun {
     }
   }
 
-  /**
-   * A unit's COMMIT returned. The server committed the units in source order, but their acknowledgements may reach
-   * us in another order (a later unit's commit can finish while an earlier one's reply is still on its way): the
-   * state, the metrics and onApplied follow the committed prefix, never a single reply.
-   */
+  /** A unit's COMMIT returned (parallel-commits.ts: the state follows the committed prefix). */
   #commitDone(f: Flight): void {
     this.#inflight.delete(f.unit.index);
-    this.#done.set(f.unit.index, f.unit);
-    for (let u = this.#done.get(this.#committed + 1); u; u = this.#done.get(this.#committed + 1)) {
-      this.#done.delete(u.index);
-      this.#committed = u.index;
-      this.#state = u.target;
-      this.#d.metrics.transactions(u.txs);
-      this.#d.metrics.rows(u.rows);
-      if (u.target.commitTimeUs !== null) this.#d.metrics.lastCommitTimeUs(u.target.commitTimeUs);
-      const cb = this.#onApplied;
-      const target = u.target;
-      if (cb) {
-        // In commit order, one at a time (the apply loop writes its cursor from it).
-        this.#applied = this.#applied
-          .then(() => cb(target))
-          .catch((err: unknown) => {
-            this.#failure ??= { flight: f, err, atHead: false };
-            this.#halt = true;
-          });
-      }
-    }
+    this.#prefix.committed(f.unit, (err) => {
+      this.#failure ??= { flight: f, err, atHead: false };
+      this.#halt = true;
+    });
     this.#cond.notify();
   }
 
@@ -319,25 +275,14 @@ export class ParallelRun {
       else break;
     }
     await Promise.all(this.#chains);
-    await this.#applied;
+    await this.#prefix.applied;
     if (this.#failure) await this.#checkFailure();
   }
 
   /** The lock-wait breaker (BREAK_AFTER_MS): later executed units give way to an earlier one stuck in a statement. */
   #breakWaits(): void {
     const now = Date.now();
-    let stuck = Number.POSITIVE_INFINITY;
-    for (const [i, f] of this.#executing) {
-      if (i < stuck && this.#d.workers[f.worker]!.busyMs(now) >= BREAK_AFTER_MS) stuck = i;
-    }
-    if (stuck === Number.POSITIVE_INFINITY) return;
-    let n = 0;
-    for (const [i, f] of this.#ready) {
-      if (i > stuck && !f.evict) {
-        f.evict = true;
-        n++;
-      }
-    }
+    const n = breakWaits(this.#executing, this.#ready, (w) => this.#d.workers[w]!.busyMs(now));
     if (n === 0) return;
     this.#evictions += n;
     this.#d.metrics.parallelRetries(n);
@@ -356,7 +301,7 @@ export class ParallelRun {
     this.#halt = true;
     this.#cond.notify();
     await Promise.all(this.#chains);
-    await this.#applied;
+    await this.#prefix.applied;
     const { err, atHead, flight } = failure;
     if (!speculative(err, atHead)) throw err;
     const pending = [...this.#inflight.values()].sort((a, b) => a.unit.index - b.unit.index);
@@ -368,7 +313,7 @@ export class ParallelRun {
     this.#d.metrics.parallelRetries(pending.length);
     this.#failure = null;
     this.#halt = false;
-    this.#sent = this.#committed;
+    this.#sent = this.#prefix.last;
     const w = this.#d.workers[0]!;
     for (const f of pending) {
       if (!w.connected) await w.open();
@@ -382,7 +327,7 @@ export class ParallelRun {
       this.#sent = f.unit.index;
       this.#commitDone(f);
     }
-    await this.#applied;
+    await this.#prefix.applied;
     for (const other of this.#d.workers) if (!other.connected) await other.open();
   }
 
@@ -421,20 +366,10 @@ export class ParallelRun {
     };
     const serial = this.#d.serial;
     const { ended, ddl } = await serialStretch(serial, this.#d.options.target.name, head, next, stop, opts);
-    this.#state = serial.state;
+    this.#prefix.state = serial.state;
     this.#lastSeq = serial.state?.seq ?? this.#lastSeq;
     this.#skipThrough = this.#lastSeq ?? -1n;
     if (ddl) this.#d.invalidate();
     return !ended;
   }
-}
-
-/** Whether a unit's failure may only mean that it ran before an earlier unit it conflicts with committed. */
-function speculative(err: unknown, atHead: boolean): boolean {
-  const errno = errnoOf(err);
-  // Lock wait timeout, deadlock: at the head too (a later unit, idle until its turn, may hold the lock).
-  if (errno === 1205 || errno === 1213) return true;
-  if (atHead) return false;
-  if (err instanceof DivergenceError || (err instanceof TidemarkError && err.code === 'APPLY_DIVERGED')) return true;
-  return errno !== undefined && SPECULATIVE_ERRNO.has(errno);
 }

@@ -18,7 +18,8 @@
  * on a replica would touch accounts that are not tidemark's); the end of a group with entries becomes its `commit` entry (phase "stream") whose position is
  * {current file, end offset of the commit event} and whose gtid is the executed-GTID state after it. A group
  * without entries (only excluded tables, skipped statements) produces nothing, but `position` moves past it.
- * Every entry takes seqs from a counter starting at `nextSeq` (a rows entry takes one per row).
+ * Every entry takes seqs from a counter starting at `nextSeq` (a rows entry takes one per row). Which statements
+ * are captured and what they become: statement-scope.ts.
  *
  * Replay: when a stream is cut inside a transaction after some of its entries were already handed to the sink,
  * the next stream restarts at the group's start with `replay` = {txId, seq, entries}: the first `entries`
@@ -30,59 +31,15 @@ import type { CommitEntry, CopiedTable, DdlEntry, RowsEntry } from '../../record
 import { TidemarkError } from '../../core/errors.ts';
 import type { BinlogItem } from './binlog-item.ts';
 import { classifyStatement, type StatementClass, type TableRef } from './ddl.ts';
-import { restrictDdl } from './ddl-rewrite.ts';
-import { type CrossSchemaStep, crossSchemaSteps } from './ddl-crossschema.ts';
-import { versioningSteps } from './ddl-versioning.ts';
+import type { CrossSchemaStep } from './ddl-crossschema.ts';
 import { CopyWindows } from './copy-windows.ts';
 import { isStatementCtas, TemporaryTables } from './dml.ts';
-import { crossSchemaDdlError, statementDmlError, xaIncludedError, xidOfStatement } from './statement-errors.ts';
-import type { TableFilter } from '../../mysql/table-filter.ts';
-import type { ObjectDdl } from '../../mysql/objects.ts';
-import { type AccountList, isListed } from '../../mysql/accounts.ts';
+import { GtidState } from './gtid-state.ts';
+import { statementDmlError, xaIncludedError, xidOfStatement } from './statement-errors.ts';
+import { accountsIncluded, ddlSteps, objectIncluded, statementDmlHits } from './statement-scope.ts';
+import type { AssemblerOptions, AssemblerOutput, PartialTx } from './assembler-types.ts';
 
-export type AssemblerOutput =
-  | { readonly kind: 'append'; readonly entry: RowsEntry | DdlEntry }
-  /**
-   * Copy `tables` from the source here (tables moving into the include set, ddl-crossschema.ts): the copy's
-   * entries take seqs from `seq` on, the group's commit moves up by as many (the stream does both, then calls
-   * copied()).
-   */
-  | { readonly kind: 'copy'; readonly tables: readonly TableRef[]; readonly txId: string; readonly seq: bigint }
-  | { readonly kind: 'commit'; readonly entry: CommitEntry };
-
-/** A transaction cut after some of its entries reached the sink (see Replay above). */
-export interface PartialTx {
-  readonly txId: string;
-  /** Seq of the transaction's first entry. */
-  readonly seq: bigint;
-  /** Entries of the transaction already handed to the sink. */
-  readonly entries: number;
-}
-
-export interface AssemblerOptions {
-  readonly source: string;
-  readonly filter: TableFilter;
-  /** Where reading starts (end of the last complete group); its gtid seeds the GTID state. */
-  readonly start: MysqlPosition;
-  readonly nextSeq: bigint;
-  readonly replay?: PartialTx | null;
-  /** Capture clock, microseconds since the epoch. */
-  readonly nowUs?: () => bigint;
-  /** Called for statements that are neither transaction control nor captured DDL (keyword label only). */
-  readonly onSkippedStatement?: (statement: string, schema: string) => void;
-  /**
-   * Commit time of the last commit already in the journal (baseline or stream). Stream commit times never go
-   * below it: binlog timestamps have whole seconds and are statement start times, while the baseline's is the
-   * snapshot time with sub-second precision, so without this floor `log` could appear to go backwards.
-   */
-  readonly lastCommitTimeUs?: bigint;
-  /** Copy windows still open at `start` (the resume commit's `copied`, copy-windows.ts). */
-  readonly copied?: readonly CopiedTable[];
-  /** The accounts whose user/role/grant statements are captured (source.accounts); none when absent. */
-  readonly accounts?: AccountList;
-  /** A statement naming listed accounts and others (or the session's own): skipped; `listed` are user@host. */
-  readonly onMixedAccounts?: (statement: string, listed: readonly string[]) => void;
-}
+export type { AssemblerOptions, AssemblerOutput, PartialTx } from './assembler-types.ts';
 
 interface OpenTx {
   readonly txId: string;
@@ -94,28 +51,6 @@ interface OpenTx {
   rowCount: bigint;
   /** An XA PREPARE group: its id and the included tables it changes (never journaled, see onXaEnd). */
   xa: { readonly xid: string; readonly tables: Set<string> } | null;
-}
-
-/** Executed-GTID state per replication domain ("0-1-42,1-3-7"), MariaDB flavour. */
-class GtidState {
-  private readonly domains = new Map<string, string>();
-  readonly seeded: boolean;
-  constructor(seed: string | undefined) {
-    this.seeded = seed !== undefined && seed !== '';
-    for (const g of (seed ?? '').split(',')) {
-      const d = /^(\d+)-\d+-\d+$/.exec(g.trim());
-      if (d?.[1]) this.domains.set(d[1], g.trim());
-    }
-  }
-  add(gtid: string): string {
-    const d = /^(\d+)-\d+-\d+$/.exec(gtid);
-    if (!d?.[1] || !this.seeded) return gtid; // MySQL uuid:n, or no seed: report the transaction's own GTID
-    this.domains.set(d[1], gtid);
-    return [...this.domains.entries()]
-      .sort((a, b) => Number(a[0]) - Number(b[0]))
-      .map(([, g]) => g)
-      .join(',');
-  }
 }
 
 export class TransactionAssembler {
@@ -168,10 +103,10 @@ export class TransactionAssembler {
   }
 
   /** Captured here: included by the filter and not inside a copy window (copy-windows.ts). */
-  private includes(schema: string, table: string): boolean {
+  private readonly includes = (schema: string, table: string): boolean => {
     if (!this.opts.filter.includesTable(schema, table)) return false;
     return !this.windows.covers(schema, table, { file: this.file, offset: this.lastEnd });
-  }
+  };
 
   get nextSeq(): bigint {
     return this.seq;
@@ -263,7 +198,10 @@ export class TransactionAssembler {
       }
       case 'account-ddl':
       case 'object-ddl': {
-        const kept = cls.kind === 'object-ddl' ? this.objectIncluded(cls.object) : this.accountsIncluded(cls);
+        const kept =
+          cls.kind === 'object-ddl'
+            ? objectIncluded(cls.object, this.opts, this.includes)
+            : accountsIncluded(cls, this.opts);
         if (!kept) {
           this.opts.onSkippedStatement?.(cls.statement, item.schema);
           return !this.tx || this.tx.standalone ? this.endGroup(item.endOffset, item.timestampMs) : [];
@@ -287,7 +225,8 @@ export class TransactionAssembler {
           return this.onDml(ctas, item, start);
         }
         const tx = this.tx ?? this.openTx(true, start);
-        const steps = this.ddlSteps(cls, item, start, tx);
+        const where = { file: this.file, offset: start, gtid: tx.gtid };
+        const steps = ddlSteps(cls, item.sql, this.opts, this.includes, where);
         const out: AssemblerOutput[] = [];
         if (steps) this.emitSteps(out, tx, item.schema, steps);
         else this.opts.onSkippedStatement?.(cls.statement, item.schema);
@@ -295,54 +234,6 @@ export class TransactionAssembler {
         return out;
       }
     }
-  }
-
-  /**
-   * A view is captured when its name is an included table (it stands where a table could); a trigger when its
-   * table is; a routine or event when its schema is included.
-   */
-  private objectIncluded(o: ObjectDdl): boolean {
-    const f = this.opts.filter;
-    if (o.table) return this.includes(o.table.schema, o.table.table);
-    return o.objects.some((x) => (o.kind === 'view' ? f.includesTable(x.schema, x.name) : f.includesSchema(x.schema)));
-  }
-
-  /** Every account the statement changes is listed (a mixed statement is reported and skipped). */
-  private accountsIncluded(cls: Extract<StatementClass, { kind: 'account-ddl' }>): boolean {
-    const list = this.opts.accounts;
-    if (!list) return false;
-    const listed = cls.account.accounts.filter((a) => isListed(a, list));
-    if (listed.length === 0) return false;
-    if (listed.length === cls.account.accounts.length && !cls.account.current) return true;
-    const names = listed.map((a) => (a.host === undefined ? a.user : `${a.user}@${a.host}`));
-    this.opts.onMixedAccounts?.(cls.statement, names);
-    return false;
-  }
-
-  /** What a table or database DDL becomes on the targets; null when it touches nothing captured here. */
-  private ddlSteps(
-    cls: Extract<StatementClass, { kind: 'table-ddl' | 'database-ddl' }>,
-    item: Extract<BinlogItem, { type: 'query' }>,
-    start: bigint,
-    tx: OpenTx,
-  ): readonly CrossSchemaStep[] | null {
-    if (cls.kind === 'database-ddl') {
-      return this.opts.filter.includesSchema(cls.database) ? [{ kind: 'ddl', sql: item.sql, tables: [] }] : null;
-    }
-    const inc = (t: TableRef) => this.includes(t.schema, t.table);
-    if (!cls.tables.some(inc)) return null;
-    // Moves across the include boundary, and ADD SYSTEM VERSIONING (ddl-versioning.ts), become copies.
-    const steps = crossSchemaSteps(cls, inc) ?? versioningSteps(cls, item.sql, inc);
-    if (steps) return steps;
-    // Never let a target touch a table outside the include set (DROP TABLE incl.a, other.b).
-    const r = restrictDdl(cls, item.sql, inc);
-    if (r.kind === 'refuse') {
-      const where = { file: this.file, offset: start, gtid: tx.gtid };
-      throw crossSchemaDdlError({ reason: r.reason, tables: cls.tables, ...where });
-    }
-    // r.kind 'moves' does not come here: crossSchemaSteps above took every RENAME across the boundary.
-    const [sql, tables] = r.kind === 'rewrite' ? [r.sql, r.tables] : [item.sql, cls.tables];
-    return [{ kind: 'ddl', sql, tables }];
   }
 
   /**
@@ -354,10 +245,8 @@ export class TransactionAssembler {
     item: Extract<BinlogItem, { type: 'query' }>,
     start: bigint,
   ): AssemblerOutput[] {
-    const f = this.opts.filter;
-    // Temporary tables (statement-logged in MIXED format) are the session's own: never captured.
-    const hit = cls.tables.filter((t) => f.includesTable(t.schema, t.table) && !this.temps.has(item.threadId, t));
-    if (hit.length > 0 || (cls.unknownTarget && item.schema !== '' && f.includesSchema(item.schema))) {
+    const hit = statementDmlHits(cls, item.schema, item.threadId, this.opts.filter, this.temps);
+    if (hit) {
       const gtid = this.tx?.gtid ?? this.pendingGtid?.gtid ?? null;
       throw statementDmlError({
         statement: cls.statement,

@@ -12,7 +12,11 @@ export const batchSchema = z
     max_transactions: z.number().int().min(1).max(100_000).default(BATCH_DEFAULTS.max_transactions),
     /** …or this many rows… */
     max_rows: z.number().int().min(1).max(1_000_000).default(BATCH_DEFAULTS.max_rows),
-    /** …or this long after it started (0: only what is already read); a group ends only at a source commit. */
+    /**
+     * …or once it has waited this long in all for more journal entries (0: only what is already read); time spent
+     * running its statements does not count, so a backlog fills groups up to the limits above. A group ends only at
+     * a source commit.
+     */
     max_wait_ms: z.number().int().min(0).max(10_000).default(BATCH_DEFAULTS.max_wait_ms),
   })
   .strict()

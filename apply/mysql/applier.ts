@@ -167,12 +167,13 @@ export class MysqlApplier {
         let r: IteratorResult<JournalItem> | 'timeout' | 'abort';
         const g = this.#group;
         if (g && !inTx) {
-          const now = Date.now();
-          if (groupDue(g, limits, this.#order.lastLsn <= isolate, now)) {
+          if (groupDue(g, limits, this.#order.lastLsn <= isolate)) {
             await this.#commitGroup(g.target);
             continue;
           }
-          r = await puller.next(groupWait(g, limits, now));
+          const t0 = performance.now();
+          r = await puller.next(groupWait(g, limits));
+          g.waitedMs += performance.now() - t0;
           if (r === 'timeout') {
             await this.#commitGroup(g.target);
             continue;
@@ -306,7 +307,7 @@ export class MysqlApplier {
     const res = await this.#q('begin', `START TRANSACTION;\n${claimSql(this.#opts.source, this.#state?.seq ?? null)}`);
     const claimed = Array.isArray(res) ? (res[1] as { affectedRows?: number } | undefined)?.affectedRows : undefined;
     if (claimed !== 1) throw heldError(this.#opts.target.name, null);
-    this.#group = newGroup(Date.now());
+    this.#group = newGroup();
     return this.#group;
   }
 

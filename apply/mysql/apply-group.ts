@@ -8,7 +8,12 @@ import type { CommitEntry } from '../../record/record.ts';
 import type { AppliedState } from './position-table.ts';
 
 export interface Group {
-  readonly started: number;
+  /**
+   * Time (ms) the group has spent waiting for journal entries: what max_wait_ms bounds. Time spent running its
+   * statements does not count, so a backlog fills groups up to max_transactions / max_rows (fewer replica
+   * commits while catching up), while a live stream still commits within max_wait_ms of waiting.
+   */
+  waitedMs: number;
   txs: number;
   rows: number;
   /** What the group records when it commits at a transaction boundary (the last commit entry seen). */
@@ -22,24 +27,24 @@ export interface GroupLimits {
   readonly max_wait_ms: number;
 }
 
-/** A new, empty group opened at `now` (ms). */
-export function newGroup(now: number): Group {
-  return { started: now, txs: 0, rows: 0, target: null };
+/** A new, empty group. */
+export function newGroup(): Group {
+  return { waitedMs: 0, txs: 0, rows: 0, target: null };
 }
 
 /**
  * Must `g` commit now (called between source transactions)? `isolating`: one source transaction per group (up to
  * RunOptions.isolateThroughLsn).
  */
-export function groupDue(g: Group, limits: GroupLimits, isolating: boolean, now: number): boolean {
+export function groupDue(g: Group, limits: GroupLimits, isolating: boolean): boolean {
   const maxTx = isolating ? 1 : limits.max_transactions;
   const maxWait = limits.max_wait_ms;
-  return g.txs >= maxTx || g.rows >= limits.max_rows || (maxWait > 0 && now - g.started >= maxWait);
+  return g.txs >= maxTx || g.rows >= limits.max_rows || (maxWait > 0 && g.waitedMs >= maxWait);
 }
 
 /** How long `g` may still wait for the next entry (ms) before it commits. */
-export function groupWait(g: Group, limits: GroupLimits, now: number): number {
-  return Math.max(0, limits.max_wait_ms - (now - g.started));
+export function groupWait(g: Group, limits: GroupLimits): number {
+  return Math.max(0, limits.max_wait_ms - g.waitedMs);
 }
 
 /** Counts a source transaction's commit entry (at `lsn`) into `g`: the group now records its state. */

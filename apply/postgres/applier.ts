@@ -74,7 +74,8 @@ export async function preparePositionTable(client: pg.Client, source: string): P
 }
 
 interface Group {
-  readonly started: number;
+  /** Time (ms) spent waiting for journal entries: what batch.max_wait_ms bounds (engine/batch-config.ts). */
+  waitedMs: number;
   txs: number;
   rows: number;
   /** What the group stores when it commits: the last commit entry seen. */
@@ -147,13 +148,14 @@ export class PgApplier implements Applier {
         let r: IteratorResult<JournalItem> | 'timeout' | 'abort';
         const g = this.#group;
         if (g && !inTx) {
-          const elapsed = Date.now() - g.started;
           const maxTx = this.lastReadLsn <= isolate ? 1 : b.max_transactions;
-          if (g.ddl || g.txs >= maxTx || g.rows >= b.max_rows || (b.max_wait_ms > 0 && elapsed >= b.max_wait_ms)) {
+          if (g.ddl || g.txs >= maxTx || g.rows >= b.max_rows || (b.max_wait_ms > 0 && g.waitedMs >= b.max_wait_ms)) {
             await this.#commitGroup(client, o);
             continue;
           }
-          r = await puller.next(Math.max(0, b.max_wait_ms - elapsed));
+          const t0 = performance.now();
+          r = await puller.next(Math.max(0, b.max_wait_ms - g.waitedMs));
+          g.waitedMs += performance.now() - t0;
           if (r === 'timeout') {
             await this.#commitGroup(client, o);
             continue;
@@ -223,7 +225,7 @@ export class PgApplier implements Applier {
     if (this.#group) return this.#group;
     // The transaction's first statements ride with its first query (pipeline.ts).
     this.#pipe!.prefix(['BEGIN', 'SET LOCAL session_replication_role = replica']);
-    this.#group = { started: Date.now(), txs: 0, rows: 0, target: null, ddl: false };
+    this.#group = { waitedMs: 0, txs: 0, rows: 0, target: null, ddl: false };
     return this.#group;
   }
 

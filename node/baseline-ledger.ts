@@ -3,7 +3,7 @@
  * `<journal>/capture/baseline-tables.json`, `{"tables":[{"schema":…,"table":…},…]}`. Written once per whole
  * baseline attempt (before its first table's DDL is journaled) and removed when a baseline finished.
  */
-import { rm } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TidemarkError } from '../core/errors.ts';
 import { fsyncDir } from '../core/durable-file.ts';
@@ -48,8 +48,13 @@ export function baselineLedger(journalDir: string): BaselineLedger {
       await writeJsonFile(dir, BASELINE_LEDGER_FILE, { tables: [...all.values()] }, { durable: true });
     },
     async clear() {
-      await rm(file, { force: true });
-      await fsyncDir(dir).catch(() => undefined); // no directory: nothing was ever recorded
+      try {
+        await unlink(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // nothing recorded: every start's case
+        throw err;
+      }
+      await fsyncDir(dir);
     },
   };
 }

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Entry } from '../../record/record.ts';
 import type { MysqlEndpoint } from '../../mysql/session.ts';
-import type { GroupLimits } from './apply-group.ts';
+import type { GroupLimits } from '../../engine/batch-group.ts';
 import type { NoPrimaryKey } from './batcher.ts';
 import type { ApplierFaults } from './exec.ts';
 import type { AppliedState } from './position-table.ts';

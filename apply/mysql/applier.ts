@@ -20,14 +20,15 @@ import { TidemarkError } from '../../core/errors.ts';
 import { JournalOrder } from './journal-order.ts';
 import { type DdlEntry, type RowsEntry, seqSpan } from '../../record/record.ts';
 import { type StatementBatch, StatementBatcher } from './batcher.ts';
-import { addCommit, type Group, groupDue, groupWait, midState, newGroup } from './apply-group.ts';
+import { addCommit, type Group, midState, newGroup } from './apply-group.ts';
+import { groupDue, pullForGroup } from '../../engine/batch-group.ts';
 import { DdlProtocol } from './ddl-protocol.ts';
 import { heldError, wrapDbError } from './errors.ts';
 import { FkCache, withFkChecks } from './fk.ts';
 import { type InfileFactory, type QueryFn, type QueryKind, sendQuery } from './exec.ts';
 import { type ApplyMetrics, applyMetrics, noMetrics } from '../../engine/apply-metrics.ts';
 import { preparePosition } from './position-store.ts';
-import { type AppliedState, claimSql, PROMOTED_HOLD, upsertPositionSql } from './position-table.ts';
+import { type AppliedState, claimSql, isPromotedHold, upsertPositionSql } from './position-table.ts';
 import type { JournalItem, MysqlApplierOptions, RunOptions } from './applier-options.ts';
 import { Pipeline } from './pipeline.ts';
 import { Puller } from '../../engine/puller.ts';
@@ -90,7 +91,7 @@ export class MysqlApplier {
 
   /** The hold says a takeover promoted the target to primary: nothing is applied to it again. */
   get promoted(): boolean {
-    return this.#hold?.startsWith(PROMOTED_HOLD) === true;
+    return isPromotedHold(this.#hold);
   }
 
   /** LSN of the last journal entry the current or last run() read (-1n before the first). */
@@ -171,9 +172,7 @@ export class MysqlApplier {
             await this.#commitGroup(g.target);
             continue;
           }
-          const t0 = performance.now();
-          r = await puller.next(groupWait(g, limits));
-          g.waitedMs += performance.now() - t0;
+          r = await pullForGroup(puller, g, limits);
           if (r === 'timeout') {
             await this.#commitGroup(g.target);
             continue;

@@ -26,7 +26,7 @@ import { openSession, serverFlavor } from '../../mysql/session.ts';
 import { type ApplierTarget, heldError, type JournalItem, MysqlApplier, type MysqlApplierOptions } from './applier.ts';
 import { FkCache } from './fk.ts';
 import { KeysCache } from './keys-cache.ts';
-import { PROMOTED_HOLD } from './position-table.ts';
+import { isPromotedHold } from './position-table.ts';
 import { ParallelRun, type ParallelFaults } from './parallel-run.ts';
 import { TableMetaCache } from './table-meta.ts';
 import { type SharedMeta, UnitWorker } from './unit-worker.ts';
@@ -82,7 +82,7 @@ export class ParallelApplier {
   }
 
   get promoted(): boolean {
-    return this.#hold?.startsWith(PROMOTED_HOLD) === true;
+    return isPromotedHold(this.#hold);
   }
 
   get lastReadLsn(): bigint {

@@ -25,6 +25,11 @@ export const POSITION_TABLE = 'applied_position';
 /** How the hold text of a target a takeover promoted starts: it is the primary; it is never applied to again. */
 export const PROMOTED_HOLD = 'promoted: ';
 
+/** Does `hold` say a takeover promoted the target to primary (nothing is applied to it again)? */
+export function isPromotedHold(hold: string | null): boolean {
+  return hold?.startsWith(PROMOTED_HOLD) === true;
+}
+
 /** What the replica holds for one source: the engine seam's stored position (engine/target.ts). */
 export type { AppliedState, StoredPosition };
 

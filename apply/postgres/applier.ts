@@ -23,6 +23,7 @@ import type { Registry } from 'prom-client';
 import { TidemarkError } from '../../core/errors.ts';
 import { type ApplyMetrics, applyMetrics, noMetrics } from '../../engine/apply-metrics.ts';
 import { BATCH_DEFAULTS } from '../../engine/batch-config.ts';
+import { type GroupCount, groupDue, pullForGroup } from '../../engine/batch-group.ts';
 import { Puller } from '../../engine/puller.ts';
 import type { Applier, ApplyRunOptions, AppliedState, JournalItem } from '../../engine/target.ts';
 import { sqlStateOf, wrapPgError } from '../../postgres/errors.ts';
@@ -73,11 +74,7 @@ export async function preparePositionTable(client: pg.Client, source: string): P
   await client.query(ensureRowSql, [source]);
 }
 
-interface Group {
-  /** Time (ms) spent waiting for journal entries: what batch.max_wait_ms bounds (engine/batch-config.ts). */
-  waitedMs: number;
-  txs: number;
-  rows: number;
+interface Group extends GroupCount {
   /** What the group stores when it commits: the last commit entry seen. */
   target: AppliedState | null;
   /** A DDL ran in it: it ends at this source transaction's commit (its locks are not held longer). */
@@ -148,14 +145,11 @@ export class PgApplier implements Applier {
         let r: IteratorResult<JournalItem> | 'timeout' | 'abort';
         const g = this.#group;
         if (g && !inTx) {
-          const maxTx = this.lastReadLsn <= isolate ? 1 : b.max_transactions;
-          if (g.ddl || g.txs >= maxTx || g.rows >= b.max_rows || (b.max_wait_ms > 0 && g.waitedMs >= b.max_wait_ms)) {
+          if (g.ddl || groupDue(g, b, this.lastReadLsn <= isolate)) {
             await this.#commitGroup(client, o);
             continue;
           }
-          const t0 = performance.now();
-          r = await puller.next(Math.max(0, b.max_wait_ms - g.waitedMs));
-          g.waitedMs += performance.now() - t0;
+          r = await pullForGroup(puller, g, b);
           if (r === 'timeout') {
             await this.#commitGroup(client, o);
             continue;

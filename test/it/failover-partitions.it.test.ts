@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cut, heal, netnsUnavailable } from '../fixtures/netns.ts';
 import { sleep } from '../fixtures/sites.ts';
-import { labSampler } from '../fixtures/takeover-faults.ts';
+import { labDiagnosis, labSampler } from '../fixtures/takeover-faults.ts';
 import {
   FAIL_AFTER_MS,
   PRIMARY_DB,
@@ -18,6 +18,7 @@ import {
   readOnly,
   STANDBY_DB,
   TakeoverLab,
+  VIP,
 } from '../fixtures/takeover.ts';
 
 const unavailable = netnsUnavailable();
@@ -88,7 +89,9 @@ describe.skipIf(unavailable !== null)('takeover: partitions', () => {
     }
     const flappedAt = Date.now();
     // Settle: a takeover decided during the last cut finishes; the application writes again.
-    await w.successes(20, 40_000);
+    await w.successes(20, 40_000).catch((err: unknown) => {
+      throw new Error(`${String(err).slice(0, 200)}; the lab then: ${labDiagnosis(lab, w, VIP)}`);
+    });
     const results = lab.takeoverResults();
     const decided = lab.standby.lines().filter((l) => /^takeover by dr1:/.test(String(l.msg)));
     console.log(`flapping: takeovers ${JSON.stringify(results)}; decided ${decided.length}`);

@@ -1,11 +1,17 @@
 /**
  * The writer's write path: frames queued for one segment as buffers ready for writev (Batch), and the positional
- * writev loop that writes them. Small payloads are copied into a 256 KiB slab; large ones are referenced, not
- * copied (do not modify a payload after appending it).
+ * writev loop that writes them. Small payloads are copied into slabs; large ones are referenced, not copied (do not
+ * modify a payload after appending it).
+ *
+ * A batch's first slab is small (SLAB_MIN_BYTES) and each next one twice the last, up to SLAB_BYTES: a live stream
+ * writes many batches of a few frames each, and a 256 KiB slab per batch (what every batch allocated before) made
+ * ~1 GB of buffers a minute at 2k tx/s — V8 counts them as external memory and answered with a full garbage
+ * collection several times a second (10–40 ms pauses, the tail of the ship lag, issue #15).
  */
 import type { FileHandle } from 'node:fs/promises';
 import { HEADER_BYTES, writeFrameHeader } from './frame.ts';
 
+const SLAB_MIN_BYTES = 8 << 10;
 const SLAB_BYTES = 256 << 10;
 const COPY_MAX = 32 << 10;
 const IOV_GROUP = 512;
@@ -21,6 +27,8 @@ export class Batch {
   /** The new segment replaces the empty segment of an empty journal (JournalWriter.appendAt). */
   readonly replacesEmpty: boolean;
   private slab: Uint8Array | null = null;
+  /** Size of the next slab (doubles per slab up to SLAB_BYTES). */
+  private slabBytes = SLAB_MIN_BYTES;
   private slabStart = 0;
   private slabPos = 0;
 
@@ -35,7 +43,8 @@ export class Batch {
     const need = HEADER_BYTES + (copy ? payload.length : 0);
     if (!this.slab || this.slabPos + need > this.slab.length) {
       this.seal();
-      this.slab = new Uint8Array(Math.max(SLAB_BYTES, need));
+      this.slab = new Uint8Array(Math.max(this.slabBytes, need));
+      this.slabBytes = Math.min(SLAB_BYTES, this.slabBytes * 2);
       this.slabStart = 0;
       this.slabPos = 0;
     }

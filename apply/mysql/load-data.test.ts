@@ -116,4 +116,18 @@ describe('LoadFile', () => {
     f.add(big);
     expect(f.take().length).toBe(101);
   });
+
+  it('starts with a small buffer and doubles it as lines come, up to its capacity (issue #15: no 4 MiB per statement)', () => {
+    const f = new LoadFile(1 << 20);
+    f.add('1\tabc\n');
+    const small = f.take();
+    expect(small.toString('utf8')).toBe('1\tabc\n');
+    expect(small.buffer.byteLength).toBeLessThanOrEqual(64 << 10);
+    const line = `${'y'.repeat(1023)}\n`;
+    for (let i = 0; i < 1000; i++) f.add(line); // 1,024,000 bytes: grows past 64 KiB, up to about the capacity
+    const big = f.take();
+    expect(big.length).toBe(1_024_000);
+    expect(big.every((b, i) => b === (i % 1024 === 1023 ? 10 : 121))).toBe(true);
+    expect(big.buffer.byteLength).toBeLessThanOrEqual(1 << 22); // the last growth may take the worst-case need
+  });
 });

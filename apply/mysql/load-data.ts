@@ -193,11 +193,14 @@ export function loadShape(
   };
 }
 
+/** A LoadFile's first buffer. */
+const FIRST_BYTES = 64 << 10;
+
 /**
  * The file of one LOAD DATA statement, written line by line straight into a buffer (no string per row kept: the
- * batcher's rows are many and short-lived). The buffer is allocated at the first line and kept across reset()
- * (a short statement that goes as an INSERT); take() hands it over, the next line allocates a new one (the last
- * statement may still be on its way).
+ * batcher's rows are many and short-lived). The buffer is allocated at the first line (FIRST_BYTES, doubling as
+ * lines come, up to the capacity) and kept across reset() (a short statement that goes as an INSERT); take() hands
+ * it over, the next line allocates a new one (the last statement may still be on its way).
  */
 export class LoadFile {
   readonly #capacity: number;
@@ -224,7 +227,10 @@ export class LoadFile {
   add(line: string): void {
     const need = this.#pos + line.length * 3;
     if (!this.#buf || this.#buf.length < need) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.#capacity, (this.#buf?.length ?? 0) * 2, need));
+      // From FIRST_BYTES, doubling up to the capacity: a live stream's loads are small, and a capacity-sized
+      // buffer per statement was external memory that V8 answered with full collections (issue #15).
+      const grown = Math.min(this.#capacity, Math.max(FIRST_BYTES, (this.#buf?.length ?? 0) * 2));
+      const bigger = Buffer.allocUnsafe(Math.max(grown, need));
       this.#buf?.copy(bigger, 0, 0, this.#pos);
       this.#buf = bigger;
     }

@@ -41,7 +41,7 @@ import {
   rowSql,
   type Shape,
   type ShapeOptions,
-  shapeOf,
+  ShapeCache,
   type StatementBatch,
 } from './batch-shape.ts';
 import { sqlBytes } from '../../mysql/sql.ts';
@@ -74,10 +74,14 @@ export interface BatcherOptions extends ShapeOptions {
   loadMaxBytes?: number;
 }
 
+/** The default `skip` of push(): one object, so that the shape cache recognises it. */
+const NO_COLUMNS: ReadonlySet<string> = new Set();
+
 export class StatementBatcher {
   readonly #maxBytes: number;
   readonly #maxRows: number;
   readonly #opts: BatcherOptions;
+  readonly #shapes: ShapeCache;
   #shape: Shape | null = null;
   /** Kind of the pending statement (an update shape's rows are 'update-join' or 'per-row'). */
   #kind: BatchKind = 'per-row';
@@ -104,6 +108,7 @@ export class StatementBatcher {
 
   constructor(opts: BatcherOptions) {
     this.#opts = opts;
+    this.#shapes = new ShapeCache(opts);
     this.#joinMin = Math.max(2, opts.joinMinRows ?? JOIN_MIN_ROWS);
     this.#maxBytes = opts.maxBytes ?? 4 * 1024 * 1024;
     this.#maxRows = opts.maxRows ?? 1000;
@@ -134,11 +139,11 @@ export class StatementBatcher {
    */
   *push(
     entry: RowsEntry,
-    skip: ReadonlySet<string> = new Set(),
+    skip: ReadonlySet<string> = NO_COLUMNS,
     period: SystemPeriod | null = null,
   ): Generator<StatementBatch> {
     if (entry.rows.length === 0) return;
-    const shape = shapeOf(entry, skip, period, this.#opts);
+    const shape = this.#shapes.shapeOf(entry, skip, period);
     if (this.#shape && this.#shape.sig !== shape.sig) {
       const b = this.flush();
       if (b) yield b;

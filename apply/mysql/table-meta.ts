@@ -24,7 +24,7 @@ export class TableMetaCache {
   }
 
   async get(schema: string, table: string): Promise<TableMeta> {
-    const k = JSON.stringify([schema, table]);
+    const k = `${schema}\u0000${table}`;
     let m = this.#byTable.get(k);
     if (!m) {
       const generated = await this.#rows(generatedColumnsSql(schema, table));

@@ -37,4 +37,12 @@ describe('batch groups', () => {
     expect(g.waitedMs).toBeGreaterThanOrEqual(49);
     expect(groupDue(g, limits, false)).toBe(true);
   });
+
+  it('counts a timeout as the whole allowance, even when the timer fired a little early', async () => {
+    const early = { next: async () => 'timeout' as const } as unknown as Puller<number>;
+    const g = { txs: 1, rows: 1, waitedMs: 30 };
+    expect(await pullForGroup(early, g, limits)).toBe('timeout');
+    expect(g.waitedMs).toBe(50);
+    expect(groupDue(g, limits, false)).toBe(true);
+  });
 });

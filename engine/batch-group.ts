@@ -33,7 +33,11 @@ export function groupWait(g: GroupCount, limits: GroupLimits): number {
   return Math.max(0, limits.max_wait_ms - g.waitedMs);
 }
 
-/** The next item for open group `g`, waiting at most what is left of its wait; the wait is added to `g`. */
+/**
+ * The next item for open group `g`, waiting at most what is left of its wait; the wait is added to `g`. A timeout
+ * uses the whole allowance (a timer may fire a fraction of a millisecond before performance.now() says it is due):
+ * the group is due after it.
+ */
 export async function pullForGroup<T>(
   puller: Puller<T>,
   g: GroupCount,
@@ -42,5 +46,6 @@ export async function pullForGroup<T>(
   const t0 = performance.now();
   const r = await puller.next(groupWait(g, limits));
   g.waitedMs += performance.now() - t0;
+  if (r === 'timeout') g.waitedMs = Math.max(g.waitedMs, limits.max_wait_ms);
   return r;
 }

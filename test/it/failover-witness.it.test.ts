@@ -152,17 +152,20 @@ describe('witness on MariaDB', () => {
       finished = w.finished;
       const dr1 = await loadSiteTls(dir, 'dr1');
       const view = () => fetchWitnessView(`127.0.0.1:${w.address().port}`, { tls: dr1, timeoutMs: 2000 });
-      const waitFor = async (state: string, ms: number): Promise<number> => {
+      // `successes`: at least this many successes in a row per probe (a monitor starts healthy before its first
+      // probe answers: waiting for "healthy" alone could return before any probe ran).
+      const waitFor = async (state: string, ms: number, successes = 0): Promise<number> => {
         const t0 = Date.now();
         for (;;) {
           const v = await view();
-          if (v.state === state && v.report.probes.every((p) => p.state === state)) return Date.now();
+          if (v.state === state && v.report.probes.every((p) => p.state === state && p.successes >= successes))
+            return Date.now();
           if (Date.now() - t0 > ms)
             throw new Error(`witness not ${state} within ${ms} ms: ${JSON.stringify(v.report)}`);
           await new Promise((r) => setTimeout(r, 50));
         }
       };
-      await waitFor('healthy', 5000);
+      await waitFor('healthy', 5000, 1);
       expect((await view()).report.probes[0]?.successes).toBeGreaterThan(0);
 
       const killedAt = Date.now();

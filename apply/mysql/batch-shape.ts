@@ -216,8 +216,9 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
+/** A table's cached shape and what it was built from besides its own fields (cols, fkChecksOff). */
 interface CachedShape {
-  readonly e: RowsEntry;
+  readonly pk: readonly string[];
   readonly skip: ReadonlySet<string>;
   readonly period: SystemPeriod | null;
   readonly shape: Shape;
@@ -244,15 +245,15 @@ export class ShapeCache {
       c &&
       c.skip === skip &&
       c.period === period &&
-      (c.e.fkChecksOff === true) === (e.fkChecksOff === true) &&
-      sameNames(c.e.pk, e.pk) &&
-      sameColumns(c.e.columns, e.columns)
+      c.shape.fkChecksOff === (e.fkChecksOff === true) &&
+      sameNames(c.pk, e.pk) &&
+      sameColumns(c.shape.cols, e.columns)
     ) {
       return c.shape;
     }
     const shape = shapeOf(e, skip, period, this.#o);
     if (this.#byTable.size >= 1000) this.#byTable.clear();
-    this.#byTable.set(key, { e: { ...e, rows: [] }, skip, period, shape });
+    this.#byTable.set(key, { pk: e.pk, skip, period, shape });
     return shape;
   }
 }

@@ -18,7 +18,6 @@ import {
   readOnly,
   STANDBY_DB,
   TakeoverLab,
-  VIP,
 } from '../fixtures/takeover.ts';
 
 const unavailable = netnsUnavailable();
@@ -90,7 +89,7 @@ describe.skipIf(unavailable !== null)('takeover: partitions', () => {
     const flappedAt = Date.now();
     // Settle: a takeover decided during the last cut finishes; the application writes again.
     await w.successes(20, 40_000).catch((err: unknown) => {
-      throw new Error(`${String(err).slice(0, 200)}; the lab then: ${labDiagnosis(lab, w, VIP)}`);
+      throw new Error(`${String(err).slice(0, 200)}; the lab then: ${labDiagnosis(lab, w)}`);
     });
     const results = lab.takeoverResults();
     const decided = lab.standby.lines().filter((l) => /^takeover by dr1:/.test(String(l.msg)));

@@ -267,3 +267,16 @@ export class Monitor {
     return nextIntervalMs(this.spec, this.current, at);
   }
 }
+
+/**
+ * The overall transitions of one round as one: results applied one by one can pass through an intermediate
+ * overall state within the same instant (failed → suspect → healthy when two probes recover together).
+ */
+export function collapseOverall(ts: readonly Transition[]): Transition[] {
+  const overall = ts.filter((t) => t.probe === OVERALL);
+  const first = overall[0];
+  const last = overall[overall.length - 1];
+  const probes = ts.filter((t) => t.probe !== OVERALL);
+  if (!first || !last || first.from === last.to) return probes;
+  return [...probes, { ...last, from: first.from }];
+}

@@ -10,7 +10,8 @@ import { loadSiteTls, makeCerts, type TlsMaterial } from '../ship/tcp/certs.ts';
 import { captureLog } from '../test/fixtures/ship-link.ts';
 import { TEST_WITNESS_CALENDAR, testWitnessMonitor } from '../test/fixtures/witness.ts';
 import type { ProbeResult } from './probes.ts';
-import { collapseOverall, startWitness, type Witness, type WitnessOptions } from './witness.ts';
+import { collapseOverall } from './monitor.ts';
+import { startWitness, type Witness, type WitnessOptions } from './witness.ts';
 import { fetchWitnessView, type WitnessReport } from './witness-client.ts';
 
 let root: string;

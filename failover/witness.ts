@@ -31,7 +31,14 @@ import { sleep, TidemarkError } from '../core/errors.ts';
 import type { TlsMaterial } from '../ship/tcp/index.ts';
 import type { CalendarConfig } from './calendar.ts';
 import type { WitnessView } from './decide.ts';
-import { formatTransition, Monitor, type MonitorEvent, OVERALL, type ProbeSpec, type Transition } from './monitor.ts';
+import {
+  collapseOverall,
+  formatTransition,
+  Monitor,
+  type MonitorEvent,
+  type ProbeSpec,
+  type Transition,
+} from './monitor.ts';
 import { type HeartbeatOptions, HeartbeatProbe, type ProbeResult, splitAddress, tcpProbe } from './probes.ts';
 import { type MonitorSettings, monitorSpecOf, tcpProbeName } from './spec.ts';
 import {
@@ -118,19 +125,6 @@ function logTransition(log: Logger, t: Transition): void {
   if (t.to === 'failed') log.error(fields, line);
   else if (t.to === 'suspect') log.warn(fields, line);
   else log.info(fields, line);
-}
-
-/**
- * The overall transitions of one round as one: results applied one by one can pass through an intermediate
- * overall state within the same instant (failed → suspect → healthy when two probes recover together).
- */
-export function collapseOverall(ts: readonly Transition[]): Transition[] {
-  const overall = ts.filter((t) => t.probe === OVERALL);
-  const first = overall[0];
-  const last = overall[overall.length - 1];
-  const probes = ts.filter((t) => t.probe !== OVERALL);
-  if (!first || !last || first.from === last.to) return probes;
-  return [...probes, { ...last, from: first.from }];
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;

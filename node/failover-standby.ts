@@ -21,7 +21,7 @@ import { tcpProbe } from '../failover/probes.ts';
 import type { PrimaryProbe } from '../failover/db-steps.ts';
 import { HEARTBEAT_PROBE, LINK_PROBE, tcpProbeName } from '../failover/spec.ts';
 import { fenceDeadline, lastContactOf, retryDelayMs } from '../failover/timeline.ts';
-import { collapseOverall } from '../failover/witness.ts';
+import { collapseOverall } from '../failover/monitor.ts';
 import { describeChain, isRetriable, sleep } from '../core/errors.ts';
 import type { StandbyConfig } from '../config/config-sites.ts';
 import type { Config, ResolvedFailover } from '../config/config.ts';

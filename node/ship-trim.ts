@@ -8,7 +8,6 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { describeChain } from '../core/errors.ts';
 import { withTimeout } from '../ship/session.ts';
-import { connectRedis, trimSafely } from '../ship/redis/index.ts';
 import type { RedisStandby } from '../config/config-sites.ts';
 import type { Config } from '../config/config.ts';
 import { redisConnection, redisKey } from './ship-transports.ts';
@@ -28,6 +27,7 @@ export function redisTrimmer(config: Config, s: RedisStandby, log: Logger) {
       busy = true;
       last = Date.now();
       try {
+        const { connectRedis, trimSafely } = await import('../ship/redis/index.ts');
         redis ??= await connectRedis(redisConnection(s), `tidemark-trim-${s.name}`);
         const r = await withTimeout(
           trimSafely(redis, { source: config.source.name, key: redisKey(config, s), expectGroups: [s.name], log }),

@@ -26,7 +26,6 @@ import { backupLoop } from './backup-loop.ts';
 import { backupLogsLoop } from './backup-logs-loop.ts';
 import { captureLoop } from './capture-loop.ts';
 import { indexEnabled, indexLoop } from './index-loop.ts';
-import { startMetrics } from './metrics.ts';
 import { primaryGuardLoop } from './failover-primary.ts';
 import { promotableTarget } from './failover-spec.ts';
 import { checkCaptureLock, lockAppliers, releaseAll } from './run-locks.ts';
@@ -104,7 +103,8 @@ async function runLocked(
   const stop = () => inner.abort();
   o.signal.addEventListener('abort', stop, { once: true });
   if (o.signal.aborted) stop(); // aborted during the preflights: an abort listener added now would never fire
-  const metrics = config.metrics ? await startMetrics(config.metrics, log) : undefined;
+  // The metrics endpoint's HTTP server (fastify) loads only when metrics: is configured.
+  const metrics = config.metrics ? await (await import('./metrics.ts')).startMetrics(config.metrics, log) : undefined;
   const gate = new CapGate();
   const parts: Promise<void>[] = [];
   if (capture) {

@@ -11,7 +11,7 @@ import { createTableFilter } from '../../mysql/table-filter.ts';
 import { MysqlApplier } from './applier.ts';
 import { ParallelApplier } from './parallel-applier.ts';
 import { FromPostgresApplier } from './cross-applier.ts';
-import { type PgVerifySource, verifyFromPostgres } from './cross-verify.ts';
+import type { PgVerifySource } from './cross-verify.ts';
 import { type TargetConfig, targetSchema } from './config.ts';
 import { lockForRewindSql, PROMOTED_HOLD, setPointSql } from './position-table.ts';
 import { preflightMysql } from '../../mysql/preflight.ts';
@@ -63,6 +63,7 @@ async function verify(o: VerifyOptions<MysqlTargetSection>): Promise<VerifyResul
   if (o.source.kind === 'postgres') {
     // Cross-engine: a type-aware comparison through the PostgreSQL → MariaDB mapping (cross-verify.ts).
     const src = o.source as unknown as PgVerifySource;
+    const { verifyFromPostgres } = await import('./cross-verify.ts'); // loads pg only for a postgres source
     const tables = await verifyFromPostgres(src, o.target, o.tables);
     return { tables, equal: tables.every((t) => t.equal) };
   }

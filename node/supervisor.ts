@@ -22,8 +22,6 @@ import type { Config } from '../config/config.ts';
 import { sourceAdapter, targetAdapter } from '../config/engines.ts';
 import { journalDirOf } from '../journal/index.ts';
 import { applyLoop } from './apply-loop.ts';
-import { backupLoop } from './backup-loop.ts';
-import { backupLogsLoop } from './backup-logs-loop.ts';
 import { captureLoop } from './capture-loop.ts';
 import { indexEnabled, indexLoop } from './index-loop.ts';
 import { primaryGuardLoop } from './failover-primary.ts';
@@ -32,7 +30,7 @@ import { checkCaptureLock, lockAppliers, releaseAll } from './run-locks.ts';
 import { readPromotion } from './failover-state.ts';
 import { standbyMonitorLoop } from './failover-standby.ts';
 import { controlledReceiveLoop, ReceiverWatch } from './receive-loop.ts';
-import { type ServeConfig, storeServeLoop } from './backup-serve.ts';
+import type { ServeConfig } from './backup-serve.ts';
 import { CapGate } from './ship-cap.ts';
 import { shipLoop } from './ship-loop.ts';
 import type { Logger } from 'pino';
@@ -105,6 +103,10 @@ async function runLocked(
   if (o.signal.aborted) stop(); // aborted during the preflights: an abort listener added now would never fire
   // The metrics endpoint's HTTP server (fastify) loads only when metrics: is configured.
   const metrics = config.metrics ? await (await import('./metrics.ts')).startMetrics(config.metrics, log) : undefined;
+  // The backup modules (~50, with their stores) load only when `backup:` is configured; before any part starts, so
+  // no part's failure waits on an import.
+  const backupHere = primary && o.only !== 'apply' && config.backup !== undefined;
+  const backup = serves.length > 0 || backupHere ? await backupParts() : null;
   const gate = new CapGate();
   const parts: Promise<void>[] = [];
   if (capture) {
@@ -134,11 +136,11 @@ async function runLocked(
     );
   }
   if (config.failover && capture) parts.push(primaryGuardLoop(config, log, inner.signal));
-  for (const v of serves) parts.push(storeServeLoop(config, v, log, inner.signal));
+  for (const v of serves) parts.push(backup!.storeServeLoop(config, v, log, inner.signal));
   // Scheduled backups and copies run where `source:` is: the primary's site, beside its capture (backup-loop.ts).
-  if (primary && o.only !== 'apply') {
-    parts.push(backupLoop(config, log, inner.signal, metrics?.registry));
-    parts.push(backupLogsLoop(config, log, inner.signal, metrics?.registry)); // backup.logs archivers
+  if (backupHere) {
+    parts.push(backup!.backupLoop(config, log, inner.signal, metrics?.registry));
+    parts.push(backup!.backupLogsLoop(config, log, inner.signal, metrics?.registry)); // backup.logs archivers
   }
   for (const t of targets)
     parts.push(applyLoop(config, t, journalDirOf(config, t), log, inner.signal, metrics?.registry));
@@ -173,4 +175,13 @@ async function runLocked(
   if (firstError !== undefined) throw firstError;
   log.info('tidemark stopped');
   return 0;
+}
+
+async function backupParts() {
+  const [serve, loop, logs] = await Promise.all([
+    import('./backup-serve.ts'),
+    import('./backup-loop.ts'),
+    import('./backup-logs-loop.ts'),
+  ]);
+  return { storeServeLoop: serve.storeServeLoop, backupLoop: loop.backupLoop, backupLogsLoop: logs.backupLogsLoop };
 }

@@ -41,4 +41,25 @@ describe('Puller', () => {
     expect(await p.next(1)).toBe('timeout');
     await expect(p.next(null)).rejects.toThrow('journal broke');
   });
+
+  it('reads one value ahead: the next value is taken at once even with a zero time limit', async () => {
+    const p = new Puller(slow([1, 2, 3], 20), undefined);
+    expect(await p.next(null)).toEqual({ value: 1, done: false });
+    await new Promise((r) => setTimeout(r, 60)); // the read-ahead of value 2 settles meanwhile
+    expect(await p.next(0)).toEqual({ value: 2, done: false });
+    expect(await p.next(0)).toBe('timeout'); // value 3 is 20 ms away
+    expect(await p.next(null)).toEqual({ value: 3, done: false });
+    expect(await p.next(null)).toEqual({ value: undefined, done: true });
+  });
+
+  it('delivers the error of a read-ahead on the next call', async () => {
+    async function* breaks(): AsyncGenerator<number> {
+      yield 1;
+      throw new Error('segment corrupt');
+    }
+    const p = new Puller(breaks(), undefined);
+    expect(await p.next(null)).toEqual({ value: 1, done: false });
+    await new Promise((r) => setTimeout(r, 10));
+    await expect(p.next(0)).rejects.toThrow('segment corrupt');
+  });
 });

@@ -32,9 +32,13 @@ export class ValueError extends TidemarkError {
   }
 }
 
+const IDENT_SPECIAL = /[`\0]/;
+
 /** `name` with backticks doubled. Names may hold any character but NUL (MySQL forbids it). */
 export function quoteIdent(name: string): string {
   if (name.length === 0) throw new ValueError('empty identifier', {});
+  // One scan for the common case (neither a backtick nor a NUL): this runs for every column of every statement.
+  if (!IDENT_SPECIAL.test(name)) return '`' + name + '`';
   if (name.includes('\0')) throw new ValueError('identifier contains a NUL character', {});
   return '`' + name.replaceAll('`', '``') + '`';
 }

@@ -209,12 +209,12 @@ export async function executePipeline(
 }
 
 async function checkBatch(q: QueryFn, b: StatementBatch, res: unknown[], index: number, flavor: Flavor) {
-  const ctx = { schema: b.schema, table: b.table, op: b.op, firstSeq: b.seqs[0], rows: b.rows };
-  const what = describeBatch(b);
+  // Built only on a mismatch: a batch that matched (nearly all of them) needs no text.
+  const ctx = () => ({ schema: b.schema, table: b.table, op: b.op, firstSeq: b.seqs[0], rows: b.rows });
   if (b.kind === 'load') {
     const h = res[1];
     if (affected(h) === b.rows && (h as Header).warningStatus === 0) return;
-    await reinsert(q, b, index, ctx);
+    await reinsert(q, b, index, ctx());
     return;
   }
   if (b.kind === 'insert' || b.kind === 'history') {
@@ -248,7 +248,11 @@ async function checkBatch(q: QueryFn, b: StatementBatch, res: unknown[], index: 
       }
     }
   } catch (err) {
-    throw wrapDbError(err, `${what}: ${did} ${n} of ${b.rows} rows; finding the missing keys failed`, ctx);
+    throw wrapDbError(
+      err,
+      `${describeBatch(b)}: ${did} ${n} of ${b.rows} rows; finding the missing keys failed`,
+      ctx(),
+    );
   }
   if (missing < 0) throw diverged(b, 0, `${did} ${n} of ${b.rows} rows`);
   throw diverged(b, missing, `no such row on the replica (${count} of ${b.rows} keys in the statement missing)`);

@@ -13,6 +13,7 @@
  * table map's geometry columns are retyped as BLOB (rawGeometry) before zongji parses the rows that follow: the
  * rows then carry the exact stored bytes. zongji emits each event synchronously before it parses the next.
  */
+import { type SeenTableMap, sameTableMap, seenTableMap } from './table-map-same.ts';
 import type {
   AnyBinlogEvent,
   DeleteRowsEvent,
@@ -128,6 +129,8 @@ export class EventDecoder {
   private readonly tables = new Map<number, TableInfo | null>();
   /** Identical table definitions share one TableInfo (and one Column array across entries). */
   private readonly bySignature = new Map<string, TableInfo>();
+  /** The table map each TableInfo of `tables` was built from, by table id. */
+  private readonly seen = new Map<number, SeenTableMap>();
   private readonly includesTable: (schema: string, table: string) => boolean;
   private readonly headerBytes: () => number;
 
@@ -219,6 +222,10 @@ export class EventDecoder {
       return;
     }
     rawGeometry(entry);
+    // Mostly the same map as last time for this table id: then its TableInfo stands (table-map-same.ts).
+    const seen = this.seen.get(ev.tableId);
+    const prev = this.tables.get(ev.tableId);
+    if (seen && prev && sameTableMap(seen, ev, entry)) return;
     const cols = entry.columnSchemas;
     let sig = `${ev.schemaName}\u0000${ev.tableName}\u0000${ev.hasSelfDescribingMetadata() ? (ev.primaryKey ?? []).join(',') : '?'}`;
     const types = entry.columns;
@@ -236,6 +243,8 @@ export class EventDecoder {
       this.bySignature.set(sig, info);
     }
     this.tables.set(ev.tableId, info);
+    if (this.seen.size >= 1000) this.seen.clear();
+    this.seen.set(ev.tableId, seenTableMap(ev, entry));
   }
 
   /** The cell readers of a table id's rows (zongji-rows.ts), or null to let zongji convert them. */

@@ -323,3 +323,35 @@ describe('codec', () => {
     expect(t2 - t1).toBeLessThan(2000);
   });
 });
+
+describe('decoding a table’s column list again', () => {
+  const decodeRows = (e: RowsEntry) => decodeEntry(encodeEntry(e)) as RowsEntry;
+
+  it('hands out the same list for entries of a table with the same columns', () => {
+    const a = decodeRows({ ...rowsEntry, table: 'cols_same' });
+    const b = decodeRows({ ...rowsEntry, table: 'cols_same', seq: 43n });
+    expect(b.columns).toBe(a.columns);
+    expect(b.columns).toEqual(columns);
+  });
+
+  it('decodes a changed list (an ALTER) and the list of another table anew', () => {
+    const a = decodeRows({ ...rowsEntry, table: 'cols_alter' });
+    const altered: Column[] = [...columns.slice(0, 4), { name: 'renamed', type: 'blob' }];
+    const b = decodeRows({ ...rowsEntry, table: 'cols_alter', columns: altered, seq: 43n });
+    expect(b.columns).not.toBe(a.columns);
+    expect(b.columns).toEqual(altered);
+    expect(b.rows).toEqual(rowsEntry.rows);
+    const other = decodeRows({ ...rowsEntry, table: 'cols_other' });
+    expect(other.columns).not.toBe(a.columns);
+    expect(other.columns).toEqual(columns);
+  });
+
+  it('still refuses an entry cut inside a list it has seen', () => {
+    const bytes = encodeEntry({ ...rowsEntry, table: 'cols_cut' });
+    decodeEntry(bytes);
+    // A few bytes past the table name: inside the column list.
+    const at = Buffer.from(bytes).indexOf('cols_cut') + 'cols_cut'.length + 6;
+    const cut = bytes.subarray(0, at);
+    expect(() => decodeEntry(cut)).toThrow(CorruptionError);
+  });
+});

@@ -39,17 +39,16 @@ function sameNumbers(a: readonly number[] | undefined, b: readonly number[] | un
   return true;
 }
 
-/** Same own keys with identical (===) values: zongji's per-column metadata holds numbers and booleans. */
+/** Same keys with identical (===) values: zongji's per-column metadata are plain objects of numbers and booleans. */
 function sameMetadata(a: Record<string, unknown> | undefined, b: Record<string, unknown> | undefined): boolean {
   if (a === b) return true;
   if (!a || !b) return false;
   let n = 0;
   for (const k in a) {
-    if (!Object.hasOwn(a, k)) continue;
-    if (!Object.hasOwn(b, k) || a[k] !== b[k]) return false;
+    if (a[k] !== b[k]) return false;
     n++;
   }
-  for (const k in b) if (Object.hasOwn(b, k)) n--;
+  for (const _ in b) n--;
   return n === 0;
 }
 

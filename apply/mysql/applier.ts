@@ -25,7 +25,7 @@ import { groupDue, pullForGroup } from '../../engine/batch-group.ts';
 import { DdlProtocol } from './ddl-protocol.ts';
 import { heldError, wrapDbError } from './errors.ts';
 import { FkCache, withFkChecks } from './fk.ts';
-import { type InfileFactory, type QueryFn, type QueryKind, sendQuery } from './exec.ts';
+import { type InfileFactory, localInfileOn, type QueryFn, type QueryKind, sendQuery } from './exec.ts';
 import { type ApplyMetrics, applyMetrics, noMetrics } from '../../engine/apply-metrics.ts';
 import { preparePosition } from './position-store.ts';
 import { type AppliedState, claimSql, isPromotedHold, upsertPositionSql } from './position-table.ts';
@@ -251,8 +251,11 @@ export class MysqlApplier {
   }
 
   async #rows(e: RowsEntry): Promise<void> {
-    const g = await this.#ensureGroup();
-    const { skip, period } = await this.#generatedColumns(e.schema, e.table);
+    // Awaits only what is not at hand yet (a group to open, a table's metadata to read): ~4 % of an OLTP apply's
+    // allocations were the promises of awaits that had nothing to wait for.
+    const g = this.#group ?? (await this.#ensureGroup());
+    const { skip, period } =
+      this.#generated.peek(e.schema, e.table) ?? (await this.#generatedColumns(e.schema, e.table));
     if (e.op !== 'insert' && !this.#fkCache.loaded) {
       try {
         await this.#fkCache.get();
@@ -260,7 +263,10 @@ export class MysqlApplier {
         throw wrapDbError(err, 'reading the replica foreign keys', { schema: e.schema, table: e.table });
       }
     }
-    for (const b of this.#batcher!.push(e, skip, period)) await this.#pipe.queue(this.#fkTag(b));
+    for (const b of this.#batcher!.push(e, skip, period)) {
+      const sent = this.#pipe.queue(this.#fkTag(b));
+      if (sent) await sent;
+    }
     g.rows += e.rows.length;
     this.#txApplied = true;
   }
@@ -393,10 +399,4 @@ export class MysqlApplier {
       throw wrapDbError(err, 'reading replica column metadata', { schema, table });
     }
   }
-}
-
-/** Does the server take LOAD DATA LOCAL (local_infile)? */
-async function localInfileOn(conn: mysql.Connection): Promise<boolean> {
-  const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@GLOBAL.local_infile AS li');
-  return Number(rows[0]?.['li']) === 1;
 }

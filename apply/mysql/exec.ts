@@ -274,3 +274,9 @@ async function reinsert(
   }
   if (n !== b.rows) throw diverged(b, 0, `inserted ${n} of ${b.rows} rows`);
 }
+
+/** Does the server take LOAD DATA LOCAL (local_infile)? */
+export async function localInfileOn(conn: mysql.Connection): Promise<boolean> {
+  const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@GLOBAL.local_infile AS li');
+  return Number(rows[0]?.['li']) === 1;
+}

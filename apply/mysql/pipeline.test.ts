@@ -98,7 +98,7 @@ describe('LOAD DATA batches (exec.ts, pipeline.ts)', () => {
   it('the INSERT failing on a duplicate is the divergence the INSERT path always reported', async () => {
     const { q } = fake((_, n) => (n === 0 ? [ok(0), ok(3)] : n === 1 ? ok(0) : dupError()));
     const p = new Pipeline(q, () => 'mariadb');
-    const err = await p.queue(insertBatch(3, 7, true)).catch((e: unknown) => e);
+    const err = await Promise.resolve(p.queue(insertBatch(3, 7, true))).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TidemarkError);
     expect((err as TidemarkError).code).toBe('APPLY_DIVERGED');
     expect((err as TidemarkError).message).toMatch(/insert of 4 row\(s\) in `d`.`t` from seq 3.*Duplicate entry '3'/);

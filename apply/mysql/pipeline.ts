@@ -46,12 +46,17 @@ export class Pipeline {
     this.#maxBytes = opts.maxBytes ?? PIPE_BYTES;
   }
 
-  async queue(b: StatementBatch): Promise<void> {
+  /**
+   * Adds `b`; returns the send when this fills a query, else undefined (most batches: the caller then awaits
+   * nothing, and no promise is made per batch).
+   */
+  queue(b: StatementBatch): Promise<void> | undefined {
     this.#batches.push(b);
     this.#bytes += b.sql.length;
     if (b.kind === 'load' || this.#bytes >= this.#maxBytes || this.#batches.length >= PIPE_BATCHES) {
-      await this.#send();
+      return this.#send();
     }
+    return undefined;
   }
 
   /** Sends and checks everything queued (throws DivergenceError / wrapped server errors). */

@@ -23,6 +23,11 @@ export class TableMetaCache {
     this.#rows = rows;
   }
 
+  /** The cached meta of a table, or undefined when get() must read it (no promise for the common case). */
+  peek(schema: string, table: string): TableMeta | undefined {
+    return this.#byTable.get(`${schema}\u0000${table}`);
+  }
+
   async get(schema: string, table: string): Promise<TableMeta> {
     const k = `${schema}\u0000${table}`;
     let m = this.#byTable.get(k);

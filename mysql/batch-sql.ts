@@ -200,7 +200,9 @@ export function batchRow(
     const v = cur[i] ?? null;
     if (v === null || !fits(classes[i]!, v, cols[i]!)) return null;
     const lit = literal(v, cols[i]!);
-    if (next && literal(next[i] ?? null, cols[i]!) !== lit) return null;
+    // The key must not move: the same value (most rows) needs no second literal to say so.
+    const n = next?.[i] ?? null;
+    if (next && n !== v && literal(n, cols[i]!) !== lit) return null;
     key = key === '' ? lit : `${key},${lit}`;
   }
   let tuple = `(${key}`;

@@ -205,6 +205,34 @@ describe('statements', () => {
       0, 1, 4,
     ]);
   });
+  it('update columns: one shared list per change pattern of a table, the same lists as computed anew', () => {
+    const tc: Column[] = [
+      { name: 'id', type: 'int' },
+      { name: 'a', type: 'varchar' },
+      { name: 'b', type: 'varchar' },
+      { name: 'ts', type: 'timestamp' },
+    ];
+    const set = [0, 1, 2, 3];
+    const first = updateColumns(tc, set, [1n, 'x', 'y', 't'], [1n, 'x2', 'y', 't']);
+    expect(first).toEqual([1, 3]);
+    expect(updateColumns(tc, set, [2n, 'p', 'q', 't'], [2n, 'p2', 'q', 't'])).toBe(first);
+    expect(updateColumns(tc, set, [2n, 'p', 'q', 't'], [2n, 'p', 'q2', 't'])).toEqual([2, 3]);
+    expect(updateColumns(tc, set, [2n, 'p', 'q', 't'], [2n, 'p', 'q', 't'])).toBe(set);
+    // Binary values compare by their bytes (views of one buffer included).
+    const buf = new Uint8Array([9, 1, 2, 9]);
+    const two = [0, 1];
+    expect(updateColumns(tc, two, [1n, buf.subarray(1, 3)], [1n, new Uint8Array([1, 2])])).toBe(two);
+    expect(updateColumns(tc, two, [1n, buf.subarray(1, 3)], [1n, new Uint8Array([1, 3])])).toEqual([1]);
+    // Wider than a mask: computed as before.
+    const wide: Column[] = Array.from({ length: 40 }, (_, i) => ({
+      name: `c${i}`,
+      type: i === 39 ? 'datetime' : 'int',
+    }));
+    const all = wide.map((_, i) => i);
+    const before = all.map((i) => BigInt(i));
+    const after = before.map((v, i) => (i === 35 ? v + 1n : v));
+    expect(updateColumns(wide, all, before, after)).toEqual([35, 39]);
+  });
   it('update and delete without a key match the whole row NULL-safely with LIMIT 1', () => {
     expect(buildUpdateRow('s', 't', cols, [0, 1, 2], null, [1n, 'a', null], [1n, 'b', null], 'mariadb')).toBe(
       "UPDATE `s`.`t` SET `na``me` = 'b' WHERE `id` <=> 1 AND `na``me` <=> 'a' AND `x y` <=> NULL LIMIT 1",

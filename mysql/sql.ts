@@ -190,9 +190,16 @@ export function setList(row: readonly Value[], cols: readonly Column[], idx: rea
 }
 
 function sameValue(a: Value | undefined, b: Value | undefined): boolean {
-  if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.from(a).equals(b);
+  if (a instanceof Uint8Array && b instanceof Uint8Array) {
+    // A view, not Buffer.from(a), which would copy the bytes for every comparison.
+    return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+  }
   return a === b || (a === null && b === undefined) || (a === undefined && b === null);
 }
+
+/** updateColumns results by columns, then SET list, then changed-column mask (see updateColumns). */
+const setListsByMask = new WeakMap<readonly Column[], WeakMap<readonly number[], Map<number, readonly number[]>>>();
+const MASK_COLUMNS = 30;
 
 /**
  * The columns an update must SET: those whose value differs between the images, plus every TIMESTAMP/DATETIME
@@ -206,9 +213,38 @@ export function updateColumns(
   before: readonly Value[],
   after: readonly Value[],
 ): readonly number[] {
-  const changed = setIdx.filter((i) => !sameValue(before[i], after[i]));
-  if (changed.length === 0) return setIdx;
-  return setIdx.filter((i) => changed.includes(i) || cols[i]!.type === 'timestamp' || cols[i]!.type === 'datetime');
+  const temporal = (i: number) => cols[i]!.type === 'timestamp' || cols[i]!.type === 'datetime';
+  if (setIdx.length > MASK_COLUMNS) {
+    const changed = setIdx.filter((i) => !sameValue(before[i], after[i]));
+    if (changed.length === 0) return setIdx;
+    return setIdx.filter((i) => changed.includes(i) || temporal(i));
+  }
+  // The rows of a table mostly change the same columns: one list per mask of changed columns, shared (callers
+  // treat it as read-only), instead of two new arrays per row — and a shared list lets the batchers compare
+  // shapes by identity.
+  let mask = 0;
+  for (let j = 0; j < setIdx.length; j++) {
+    const i = setIdx[j]!;
+    if (!sameValue(before[i], after[i])) mask |= 1 << j;
+  }
+  if (mask === 0) return setIdx;
+  let bySet = setListsByMask.get(cols);
+  if (!bySet) {
+    bySet = new WeakMap();
+    setListsByMask.set(cols, bySet);
+  }
+  let byMask = bySet.get(setIdx);
+  if (!byMask) {
+    byMask = new Map();
+    bySet.set(setIdx, byMask);
+  }
+  let list = byMask.get(mask);
+  if (!list) {
+    list = setIdx.filter((i, j) => (mask & (1 << j)) !== 0 || temporal(i));
+    if (byMask.size >= 1024) byMask.clear();
+    byMask.set(mask, list);
+  }
+  return list;
 }
 
 /**
@@ -297,7 +333,8 @@ export function buildExists(
 
 /** Do the two images hold the same values in every column of `idx` (an update between them changes nothing)? */
 export function sameValues(idx: readonly number[], a: readonly Value[], b: readonly Value[]): boolean {
-  return idx.every((i) => sameValue(a[i], b[i]));
+  for (const i of idx) if (!sameValue(a[i], b[i])) return false;
+  return true;
 }
 
 /** Does literal() write this value of `col` as a bare exact number (DECIMAL/NUMERIC text or an integer)? */

@@ -36,13 +36,13 @@ export class Puller<T> {
     );
   }
 
-  /** Hands out the settled pull and starts the next one unless the source ended. */
-  #take(s: { readonly r: IteratorResult<T> } | { readonly err: unknown }): IteratorResult<T> {
+  /** Hands out the settled pull (its value or its error) and starts the next one unless the source ended. */
+  #take(s: { readonly r: IteratorResult<T> } | { readonly err: unknown }): Promise<IteratorResult<T>> {
     this.#pending = null;
     this.#settled = null;
-    if ('err' in s) throw s.err;
+    if ('err' in s) return Promise.reject(s.err);
     if (!s.r.done) this.#pull();
-    return s.r;
+    return Promise.resolve(s.r);
   }
 
   next(timeoutMs: number | null): Promise<IteratorResult<T> | 'timeout' | 'abort'> {
@@ -50,15 +50,9 @@ export class Puller<T> {
     if (signal?.aborted) return Promise.resolve('abort');
     if (!this.#pending) this.#pull();
     const ready = this.#settled;
-    if (ready) {
-      try {
-        return Promise.resolve(this.#take(ready));
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
+    if (ready) return this.#take(ready);
     const pending = this.#pending!;
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve) => {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
       const cleanup = (): boolean => {
@@ -74,16 +68,8 @@ export class Puller<T> {
       signal?.addEventListener('abort', onAbort, { once: true });
       if (timeoutMs !== null) timer = setTimeout(() => cleanup() && resolve('timeout'), timeoutMs);
       pending.then(
-        (r) => {
-          if (!cleanup()) return;
-          resolve(this.#take({ r }));
-        },
-        (err: unknown) => {
-          if (!cleanup()) return;
-          this.#pending = null;
-          this.#settled = null;
-          reject(err);
-        },
+        (r) => cleanup() && resolve(this.#take({ r })),
+        (err: unknown) => cleanup() && resolve(this.#take({ err })),
       );
     });
   }

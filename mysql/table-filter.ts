@@ -3,6 +3,7 @@
  * characters, `?` one character; matched case-sensitively against whole names, as the server does on Linux).
  * System schemas and tidemark's own schema are never captured, whatever the patterns say. Pure.
  */
+import { ByTable } from '../core/collections.ts';
 
 /** Never captured: the server's own schemas and tidemark's bookkeeping schema on targets. */
 export const ALWAYS_EXCLUDED_SCHEMAS: ReadonlySet<string> = new Set([
@@ -55,7 +56,7 @@ export function createTableFilter(include: readonly string[], exclude: readonly 
   const inc = include.map(parsePattern);
   const exc = exclude.map(parsePattern);
   // By schema, then table: the lookup runs for every binlog event, and a joined key string was ~1 % of capture.
-  const cache = new Map<string, Map<string, boolean>>();
+  const cache = new ByTable<boolean>(1_000, 10_000);
   const decide = (schema: string, table: string): boolean => {
     if (isAlwaysExcludedSchema(schema)) return false;
     if (exc.some((p) => p.schema.test(schema) && p.table.test(table))) return false;
@@ -63,17 +64,10 @@ export function createTableFilter(include: readonly string[], exclude: readonly 
   };
   return {
     includesTable(schema, table) {
-      let tables = cache.get(schema);
-      if (tables === undefined) {
-        if (cache.size >= 1_000) cache.clear();
-        tables = new Map();
-        cache.set(schema, tables);
-      }
-      let v = tables.get(table);
+      let v = cache.get(schema, table);
       if (v === undefined) {
         v = decide(schema, table);
-        if (tables.size >= 10_000) tables.clear();
-        tables.set(table, v);
+        cache.set(schema, table, v);
       }
       return v;
     },

@@ -35,6 +35,7 @@
  */
 import { ByteReader, ByteWriter } from './codec-bytes.ts';
 import { CorruptionError, TidemarkError } from '../core/errors.ts';
+import { ByTable } from '../core/collections.ts';
 import { ENGINE_NAME, type SourcePosition } from './position.ts';
 import type {
   Column,
@@ -187,25 +188,18 @@ export function encodeEntry(e: Entry): Uint8Array {
  * what parsing them would.
  */
 function readColumns(r: ByteReader, schema: string, table: string): Column[] {
-  let bySchema = lastColumns.get(schema);
-  const last = bySchema?.get(table);
+  const last = lastColumns.get(schema, table);
   if (last && startsWith(r.buf, r.pos, last.bytes)) {
     r.pos += last.bytes.length;
     return last.cols;
   }
   const start = r.pos;
   const cols = parseColumns(r);
-  if (!bySchema) {
-    if (lastColumns.size >= 1_000) lastColumns.clear();
-    bySchema = new Map();
-    lastColumns.set(schema, bySchema);
-  }
-  if (bySchema.size >= 1_000) bySchema.clear();
-  bySchema.set(table, { bytes: r.buf.slice(start, r.pos), cols });
+  lastColumns.set(schema, table, { bytes: r.buf.slice(start, r.pos), cols });
   return cols;
 }
 
-const lastColumns = new Map<string, Map<string, { bytes: Uint8Array; cols: Column[] }>>();
+const lastColumns = new ByTable<{ bytes: Uint8Array; cols: Column[] }>(1_000, 1_000);
 
 function startsWith(buf: Uint8Array, at: number, prefix: Uint8Array): boolean {
   if (at + prefix.length > buf.length) return false;

@@ -35,6 +35,7 @@ import {
   updateColumns,
 } from '../mysql/sql.ts';
 import { type ErrorContext, TidemarkError } from '../core/errors.ts';
+import { sameItems } from '../core/collections.ts';
 import type { Column, RowImage, RowOp, RowsEntry, Value } from '../record/record.ts';
 import { isSequenceState } from '../record/sequence.ts';
 import { type BatchRow, type BatchShape, batchRow, batchShape } from '../mysql/batch-sql.ts';
@@ -343,10 +344,9 @@ function batcher(s: Shape): RowOf | null {
   const describe = (row: readonly Value[]): string => oneLine(keyText(s, row));
   // The rows of an entry mostly write the same columns: the last shape is reused without building its id.
   let last: { kind: string; setIdx: readonly number[]; shape: BatchShape | null } | null = null;
-  const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
   return (kind, setIdx, cur, next) => {
     let shape: BatchShape | null | undefined;
-    if (last && last.kind === kind && same(last.setIdx, setIdx)) shape = last.shape;
+    if (last && last.kind === kind && sameItems(last.setIdx, setIdx)) shape = last.shape;
     else {
       const id = kind === 'delete' ? kind : setIdx.join(',');
       shape = shapes.get(id);

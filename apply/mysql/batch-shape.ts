@@ -6,6 +6,7 @@
  * statement. Also the StatementBatch the batcher hands out, and EntryError for an entry it cannot use.
  */
 import { TidemarkError } from '../../core/errors.ts';
+import { sameItems } from '../../core/collections.ts';
 import type { Column, RowsEntry, Value } from '../../record/record.ts';
 import { isSequenceState } from '../../record/sequence.ts';
 import type { SystemPeriod } from '../../record/versioning.ts';
@@ -210,12 +211,6 @@ function sameColumns(a: readonly Column[], b: readonly Column[]): boolean {
   return true;
 }
 
-function sameNames(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /** A table's cached shape and what it was built from besides its own fields (cols, fkChecksOff). */
 interface CachedShape {
   readonly pk: readonly string[];
@@ -246,7 +241,7 @@ export class ShapeCache {
       c.skip === skip &&
       c.period === period &&
       c.shape.fkChecksOff === (e.fkChecksOff === true) &&
-      sameNames(c.pk, e.pk) &&
+      sameItems(c.pk, e.pk) &&
       sameColumns(c.shape.cols, e.columns)
     ) {
       return c.shape;

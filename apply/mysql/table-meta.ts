@@ -29,14 +29,12 @@ export class TableMetaCache {
   }
 
   async get(schema: string, table: string): Promise<TableMeta> {
-    const k = `${schema}\u0000${table}`;
-    let m = this.#byTable.get(k);
-    if (!m) {
-      const generated = await this.#rows(generatedColumnsSql(schema, table));
-      const period = await tablePeriod(this.#rows, schema, table);
-      m = { skip: new Set(generated.map((r) => String(r['name']))), period };
-      this.#byTable.set(k, m);
-    }
+    const cached = this.peek(schema, table);
+    if (cached) return cached;
+    const generated = await this.#rows(generatedColumnsSql(schema, table));
+    const period = await tablePeriod(this.#rows, schema, table);
+    const m = { skip: new Set(generated.map((r) => String(r['name']))), period };
+    this.#byTable.set(`${schema}\u0000${table}`, m);
     return m;
   }
 

@@ -9,6 +9,7 @@
  * ALTER, a table id reused) goes the signature way.
  */
 import type { TableMapEntry, TableMapEvent } from '@vlasky/zongji';
+import { sameItems } from '../../core/collections.ts';
 
 /** What a table map's TableInfo was built from, kept per table id to compare the next map with. */
 export interface SeenTableMap {
@@ -30,13 +31,6 @@ export function seenTableMap(ev: TableMapEvent, entry: TableMapEntry): SeenTable
     columnCount: ev.columnCount,
     entry,
   };
-}
-
-function sameNumbers(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
-  if (a === b) return true;
-  if (!a || !b || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Same keys with identical (===) values: zongji's per-column metadata are plain objects of numbers and booleans. */
@@ -62,7 +56,7 @@ export function sameTableMap(seen: SeenTableMap, ev: TableMapEvent, entry: Table
   }
   const selfDescribing = ev.hasSelfDescribingMetadata();
   if (seen.selfDescribing !== selfDescribing) return false;
-  if (selfDescribing && !sameNumbers(seen.primaryKey ?? [], ev.primaryKey ?? [])) return false;
+  if (selfDescribing && !sameItems(seen.primaryKey ?? [], ev.primaryKey ?? [])) return false;
   const a = seen.entry;
   const aTypes = a.columns;
   const bTypes = entry.columns;

@@ -10,6 +10,7 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { Logger } from 'pino';
 import { CorruptionError } from '../../core/errors.ts';
+import { sameItems } from '../../core/collections.ts';
 import { positionToJson } from '../../record/position.ts';
 import { isRowsEncoding, type RowsHeader, scanRows } from '../../record/codec-keys.ts';
 import type { CommitEntry, DdlEntry, Value } from '../../record/record.ts';
@@ -39,12 +40,6 @@ function keyOf(vals: readonly Value[]): string {
     if (typeof v === 'bigint') return `["${v}"]`;
   }
   return keyText(vals);
-}
-
-function sameList(a: readonly string[] | null, b: readonly string[]): boolean {
-  if (!a || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 export class IndexBuilder {
@@ -224,7 +219,7 @@ export class IndexBuilder {
     const k = `${schema}\u0000${table}`;
     const t = this.tables.get(k);
     if (t) {
-      if (pk !== null && !sameList(t.pk, pk)) {
+      if (pk !== null && (t.pk === null || !sameItems(t.pk, pk))) {
         this.st.updTablePk.run(JSON.stringify(pk), t.id);
         t.pk = [...pk];
       }

@@ -49,6 +49,8 @@ export interface JournalEntry {
   /** Where the frame lies (from JournalReader): first LSN of its segment and the header's byte offset. */
   readonly segment?: bigint | undefined;
   readonly offset?: number | undefined;
+  /** The frame's payload size in bytes (a measure of the decoded entry's memory). */
+  readonly bytes?: number;
 }
 
 /** Decodes one frame into its entry, checking that commits and END_OF_UNIT frames coincide. */
@@ -65,7 +67,7 @@ export function decodeFrame(f: JournalFrame): JournalEntry {
       { lsn: f.lsn },
     );
   }
-  return { lsn: f.lsn, entry, endOfUnit: f.endOfUnit, segment: f.segment, offset: f.offset };
+  return { lsn: f.lsn, entry, endOfUnit: f.endOfUnit, segment: f.segment, offset: f.offset, bytes: f.payload.length };
 }
 
 /** Decodes frames into entries (decodeFrame). */

@@ -44,6 +44,8 @@ export interface MysqlApplierOptions {
 export interface JournalItem {
   readonly lsn: bigint;
   readonly entry: Entry;
+  /** Journal payload size of the entry (JournalEntry.bytes), bounding what apply holds back (table-order.ts). */
+  readonly bytes?: number;
 }
 
 export interface RunOptions {

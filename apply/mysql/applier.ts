@@ -35,6 +35,7 @@ import { Puller } from '../../engine/puller.ts';
 import { openSession, serverFlavor } from '../../mysql/session.ts';
 import type { Flavor } from '../../mysql/sql.ts';
 import { type TableMeta, TableMetaCache } from './table-meta.ts';
+import { type HeldEntry, mayHold, TableOrder } from './table-order.ts';
 
 export type { AppliedState } from './position-table.ts';
 export { heldError } from './errors.ts';
@@ -67,6 +68,8 @@ export class MysqlApplier {
   #order: JournalOrder;
   #lastAppliedSeq = -1n;
   #onApplied: RunOptions['onApplied'];
+  /** Rows entries of the open group held back per table (table-order.ts). */
+  readonly #held = new TableOrder();
 
   constructor(opts: MysqlApplierOptions) {
     this.#opts = opts;
@@ -235,7 +238,7 @@ export class MysqlApplier {
       return e.kind !== 'commit';
     }
     if (e.kind === 'rows') {
-      await this.#rows(e);
+      await this.#rows(e, item.bytes);
       this.#lastAppliedSeq = last;
       return true;
     }
@@ -250,25 +253,42 @@ export class MysqlApplier {
     return false;
   }
 
-  async #rows(e: RowsEntry): Promise<void> {
+  async #rows(e: RowsEntry, bytes: number | undefined): Promise<void> {
     // Awaits only what is not at hand yet (a group to open, a table's metadata to read): ~4 % of an OLTP apply's
     // allocations were the promises of awaits that had nothing to wait for.
     const g = this.#group ?? (await this.#ensureGroup());
     const { skip, period } =
       this.#generated.peek(e.schema, e.table) ?? (await this.#generatedColumns(e.schema, e.table));
-    if (e.op !== 'insert' && !this.#fkCache.loaded) {
+    // Loaded for inserts too: which tables the group may hold back depends on it.
+    if (!this.#fkCache.loaded) {
       try {
         await this.#fkCache.get();
       } catch (err) {
         throw wrapDbError(err, 'reading the replica foreign keys', { schema: e.schema, table: e.table });
       }
     }
-    for (const b of this.#batcher!.push(e, skip, period)) {
+    g.rows += e.rows.length;
+    this.#txApplied = true;
+    const h: HeldEntry = { entry: e, skip, period };
+    if (mayHold(h, this.#fkCache.loaded!)) {
+      if (this.#held.hold(h, bytes ?? e.rows.length * 64)) await this.#release();
+      return;
+    }
+    await this.#release();
+    await this.#push(h);
+  }
+
+  async #push(h: HeldEntry): Promise<void> {
+    for (const b of this.#batcher!.push(h.entry, h.skip, h.period)) {
       const sent = this.#pipe.queue(this.#fkTag(b));
       if (sent) await sent;
     }
-    g.rows += e.rows.length;
-    this.#txApplied = true;
+  }
+
+  /** Sends what the group holds back (table-order.ts), table after table. */
+  async #release(): Promise<void> {
+    if (this.#held.empty) return;
+    for (const h of this.#held.release()) await this.#push(h);
   }
 
   /**
@@ -319,6 +339,7 @@ export class MysqlApplier {
   async #commitGroup(target: AppliedState | null): Promise<void> {
     const g = this.#group;
     if (!g) return;
+    await this.#release();
     const rest = this.#batcher!.flush();
     if (rest) await this.#pipe.queue(this.#fkTag(rest));
     await this.#pipe.flush();
@@ -348,6 +369,7 @@ export class MysqlApplier {
   async #rollback(): Promise<void> {
     await this.#pipe.abandon();
     this.#batcher?.reset();
+    this.#held.clear();
     this.#group = null;
     await this.#q('rollback', 'ROLLBACK');
   }
@@ -356,6 +378,7 @@ export class MysqlApplier {
   async #fail(err: unknown): Promise<TidemarkError> {
     const e = wrapDbError(err, 'apply');
     this.#batcher?.reset();
+    this.#held.clear();
     this.#group = null;
     if (e.retriable) {
       this.#pipe.clear();

@@ -30,6 +30,17 @@ describe('cascading foreign keys', () => {
       'other.nc.n (fk.parent → other.nc, ON DELETE SET NULL)',
     );
   });
+
+  it('knows every parent and child of a cascading constraint, in its own schema (apply keeps their order)', () => {
+    const ix = new FkIndex(parseCascadingFks(rows));
+    expect(ix.involves('fk', 'parent')).toBe(true);
+    expect(ix.involves('fk', 'child')).toBe(true);
+    expect(ix.involves('other', 'nc')).toBe(true);
+    // Names are schema-qualified: a table of the same name elsewhere is not involved.
+    expect(ix.involves('fk', 'nc')).toBe(false);
+    expect(ix.involves('other', 'parent')).toBe(false);
+    expect(new FkIndex([]).involves('fk', 'parent')).toBe(false);
+  });
 });
 
 describe('deletes that can cascade into their own table', () => {

@@ -89,14 +89,29 @@ export function describeFk(fk: CascadingFk, op: 'delete' | 'update'): string {
 /** The cascading constraints of one server by parent table. */
 export class FkIndex {
   readonly #byParent = new Map<string, CascadingFk[]>();
+  /** Parent and child tables of every cascading constraint, by schema. */
+  readonly #tables = new Map<string, Set<string>>();
 
   constructor(fks: readonly CascadingFk[]) {
     for (const fk of fks) {
+      this.#note(fk.parentSchema, fk.parentTable);
+      this.#note(fk.schema, fk.childTable);
       const k = JSON.stringify([fk.parentSchema, fk.parentTable]);
       const list = this.#byParent.get(k);
       if (list) list.push(fk);
       else this.#byParent.set(k, [fk]);
     }
+  }
+
+  #note(schema: string, table: string): void {
+    const set = this.#tables.get(schema);
+    if (set) set.add(table);
+    else this.#tables.set(schema, new Set([table]));
+  }
+
+  /** schema.table is the parent or the child of a cascading constraint (a change to it may change, or be, a cascade). */
+  involves(schema: string, table: string): boolean {
+    return this.#tables.get(schema)?.has(table) ?? false;
   }
 
   /** No cascading constraint at all. */

@@ -1,5 +1,6 @@
 /** prom-client metrics of one applier; registered only when the caller passes a registry. */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Counter, Gauge, Registry } from 'prom-client';
+import { promClient } from '../core/prom.ts';
 
 export interface ApplyMetrics {
   transactions(n: number): void;
@@ -49,6 +50,7 @@ const perRegistry = new WeakMap<Registry, Metrics>();
 export function applyMetrics(registry: Registry, labels: { target: string; source: string }): ApplyMetrics {
   let m = perRegistry.get(registry);
   if (!m) {
+    const { Counter, Gauge } = promClient();
     const labelNames = ['target', 'source'];
     m = {
       units: new Counter({

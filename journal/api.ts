@@ -55,8 +55,9 @@ export interface JournalReaderOptions {
    * Where frame fromLsn starts, when the caller knows it from an earlier read (the segment and end offset of the
    * frame before it: JournalFrame.segment, offset + HEADER_BYTES + payload length). The reader then starts
    * there instead of scanning the segment from its beginning. Ignored when that segment no longer exists.
+   * With `lsn` (≤ fromLsn), it is where that earlier frame starts: the reader starts there and skips to fromLsn.
    */
-  startAt?: { segment: bigint; offset: number };
+  startAt?: { segment: bigint; offset: number; lsn?: bigint };
   /** true: wait for new frames at the end (tail -f); false: end at the current head. */
   follow: boolean;
   /** Poll interval while following, as a fallback behind fs.watch notifications. Default 20 ms. */

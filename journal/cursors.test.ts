@@ -32,6 +32,21 @@ describe('CursorStore', () => {
     expect((await c.list()).length).toBe(1);
   });
 
+  it('keeps where the frame of its LSN starts, when given; a file without it or with a bad one has no hint', async () => {
+    const c = new CursorStore(dir);
+    await c.set('apply:r', 7n, { segment: 5n, offset: 1234 });
+    expect(await c.read('apply:r')).toMatchObject({ lsn: 7n, at: { segment: 5n, offset: 1234 } });
+    await c.set('apply:r', 8n);
+    expect((await c.read('apply:r'))?.at).toBeUndefined();
+    const file = join(dir, CURSORS_DIR, 'apply:r.cursor');
+    for (const at of [{ segment: 5, offset: 1 }, { segment: '5', offset: -1 }, { segment: 'x', offset: 1 }, null]) {
+      await writeFile(file, JSON.stringify({ name: 'apply:r', lsn: '9', updatedAt: '', at }));
+      const got = await c.read('apply:r');
+      expect(got?.lsn).toBe(9n);
+      expect(got?.at).toBeUndefined();
+    }
+  });
+
   it('updates atomically: no temp files remain, an interrupted update leaves the old value', async () => {
     const c = new CursorStore(dir);
     await c.set('a', 1n);

@@ -18,6 +18,17 @@ export interface CursorInfo {
   readonly lsn: bigint;
   /** ISO time of the last update. */
   readonly updatedAt: string;
+  /**
+   * Where frame `lsn` starts (its segment and the header's byte offset), when the consumer knew it: a hint that
+   * lets the next reader start there instead of scanning the segment from its beginning (check it before use,
+   * e.g. with readFrameAt: the journal may have been cut and rewritten since).
+   */
+  readonly at?: FrameAt;
+}
+
+export interface FrameAt {
+  readonly segment: bigint;
+  readonly offset: number;
 }
 
 export function checkCursorName(name: string): void {
@@ -30,11 +41,20 @@ export function checkCursorName(name: string): void {
 }
 
 export function formatCursor(c: CursorInfo): string {
-  return `${JSON.stringify({ name: c.name, lsn: c.lsn.toString(), updatedAt: c.updatedAt })}\n`;
+  const at = c.at ? { at: { segment: c.at.segment.toString(), offset: c.at.offset } } : {};
+  return `${JSON.stringify({ name: c.name, lsn: c.lsn.toString(), updatedAt: c.updatedAt, ...at })}\n`;
+}
+
+/** A well-formed `at` of a cursor file, or undefined (an older file has none; a bad one is only a lost hint). */
+function parseAt(raw: unknown): FrameAt | undefined {
+  const a = raw as { segment?: unknown; offset?: unknown } | null | undefined;
+  if (!a || typeof a.segment !== 'string' || !/^\d+$/.test(a.segment)) return undefined;
+  if (typeof a.offset !== 'number' || !Number.isSafeInteger(a.offset) || a.offset < 0) return undefined;
+  return { segment: BigInt(a.segment), offset: a.offset };
 }
 
 export function parseCursor(text: string, file: string): CursorInfo {
-  let raw: { name?: unknown; lsn?: unknown; updatedAt?: unknown } | null;
+  let raw: { name?: unknown; lsn?: unknown; updatedAt?: unknown; at?: unknown } | null;
   try {
     raw = JSON.parse(text);
   } catch (err) {
@@ -45,7 +65,13 @@ export function parseCursor(text: string, file: string): CursorInfo {
       file,
     });
   }
-  return { name: raw.name, lsn: BigInt(raw.lsn), updatedAt: typeof raw.updatedAt === 'string' ? raw.updatedAt : '' };
+  const at = parseAt(raw.at);
+  return {
+    name: raw.name,
+    lsn: BigInt(raw.lsn),
+    updatedAt: typeof raw.updatedAt === 'string' ? raw.updatedAt : '',
+    ...(at ? { at } : {}),
+  };
 }
 
 export class CursorStore {
@@ -79,12 +105,15 @@ export class CursorStore {
     }
   }
 
-  /** Durably records `lsn` as acknowledged by `name` (creating the cursor). Resolves once it is on disk. */
-  set(name: string, lsn: bigint): Promise<void> {
+  /**
+   * Durably records `lsn` as acknowledged by `name` (creating the cursor), with where frame `lsn` starts when the
+   * caller knows it. Resolves once it is on disk.
+   */
+  set(name: string, lsn: bigint, at?: FrameAt): Promise<void> {
     checkCursorName(name);
     if (lsn < 0n) throw new TidemarkError(`journal cursor ${name}: LSN must not be negative`, { code: 'USAGE' });
     const prev = this.chains.get(name) ?? Promise.resolve();
-    const next = prev.catch(() => undefined).then(() => this.write(name, lsn));
+    const next = prev.catch(() => undefined).then(() => this.write(name, lsn, at));
     this.chains.set(name, next);
     void next
       .finally(() => {
@@ -94,11 +123,12 @@ export class CursorStore {
     return next;
   }
 
-  private async write(name: string, lsn: bigint): Promise<void> {
+  private async write(name: string, lsn: bigint, at: FrameAt | undefined): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     const file = this.file(name);
     const tmp = join(this.dir, `.${name}.${process.pid}.${++this.tmpSeq}.tmp`);
-    await writeFileDurable(file, formatCursor({ name, lsn, updatedAt: new Date().toISOString() }), { tmp });
+    const info = { name, lsn, updatedAt: new Date().toISOString(), ...(at ? { at } : {}) };
+    await writeFileDurable(file, formatCursor(info), { tmp });
   }
 
   /** Every cursor, sorted by name. Temp files of interrupted updates are ignored. */

@@ -9,7 +9,7 @@ export {
   type PromoteResult,
   promoteMirror,
 } from './branch.ts';
-export { type CursorInfo, CursorStore } from './cursors.ts';
+export { type CursorInfo, CursorStore, type FrameAt } from './cursors.ts';
 export {
   commitAtLsn,
   commitOfTail,

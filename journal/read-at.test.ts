@@ -100,6 +100,17 @@ describe('readFrameAt', () => {
       }
       expect(got).toEqual(frames.slice(i));
     }
+    // And one told where an earlier frame of the same segment starts (startAt.lsn): it skips to fromLsn.
+    for (const i of starts) {
+      const prev = frames[i - 1] as JournalFrame;
+      const earlier = frames.find((f) => f.segment === prev.segment) as JournalFrame;
+      const startAt = { segment: earlier.segment as bigint, offset: earlier.offset as number, lsn: earlier.lsn };
+      const got: JournalFrame[] = [];
+      for await (const f of new JournalReader({ dir, fromLsn: prev.lsn + 1n, startAt, follow: false })) {
+        got.push({ ...f, payload: f.payload.slice() });
+      }
+      expect(got).toEqual(frames.slice(i));
+    }
   });
 
   it('readEntries passes the place through and readEntryAt decodes the entry there', async () => {

@@ -41,7 +41,7 @@ interface OpenSegment {
 export class JournalReader implements AsyncIterable<JournalFrame> {
   readonly dir: string;
   private readonly fromLsn: bigint;
-  private readonly startAt: { segment: bigint; offset: number } | undefined;
+  private readonly startAt: { segment: bigint; offset: number; lsn?: bigint } | undefined;
   private readonly follow: boolean;
   private readonly pollMs: number;
   private readonly chunkBytes: number;
@@ -140,11 +140,12 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
   /** Opens the segment holding fromLsn (waiting for the journal to appear when following). */
   private async openStart(): Promise<boolean> {
     const at = this.startAt;
-    if (at && at.segment <= this.fromLsn && (await this.openSegment(at.segment))) {
+    const atLsn = at?.lsn ?? this.fromLsn;
+    if (at && atLsn <= this.fromLsn && at.segment <= atLsn && (await this.openSegment(at.segment))) {
       const seg = this.seg as OpenSegment;
       this.pos = at.offset;
       this.readPos = at.offset;
-      this.scanner = new FrameScanner({ segment: seg.name, startOffset: at.offset, expectLsn: this.fromLsn });
+      this.scanner = new FrameScanner({ segment: seg.name, startOffset: at.offset, expectLsn: atLsn });
       return true;
     }
     for (;;) {

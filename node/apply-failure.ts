@@ -6,7 +6,7 @@
 import { targetAdapter } from '../config/engines.ts';
 import type { AppliedState } from '../engine/target.ts';
 import { describeChain, TidemarkError } from '../core/errors.ts';
-import { decodeFrame, frameAtLsn, listSegments } from '../journal/index.ts';
+import { decodeFrame, frameAtLsn, type JournalFrame, listSegments } from '../journal/index.ts';
 import type { Config } from '../config/config.ts';
 import type { UnitInfo } from './journal-units.ts';
 
@@ -68,12 +68,18 @@ function lostJournal(target: string, dir: string, st: AppliedState, detail: stri
  * would skip the new journal's entries by seq and apply the rest without a baseline. Frames retention removed
  * are not checked (the reader reports JOURNAL_GONE).
  */
-export async function checkJournalMatches(target: string, dir: string, st: AppliedState | null): Promise<void> {
+export async function checkJournalMatches(
+  target: string,
+  dir: string,
+  st: AppliedState | null,
+  /** The frame of LSN st.lsn when the caller has read it already (apply-resume.ts), saving a scan for it. */
+  known?: JournalFrame,
+): Promise<void> {
   if (!st || st.lsn < 1n) return;
   const segs = await listSegments(dir);
   if (segs.length === 0) throw lostJournal(target, dir, st, 'the journal is empty');
   if (st.lsn < (segs[0] as bigint)) return;
-  const f = await frameAtLsn(dir, st.lsn);
+  const f = known?.lsn === st.lsn ? known : await frameAtLsn(dir, st.lsn);
   if (!f) throw lostJournal(target, dir, st, `it ends before LSN ${st.lsn}`);
   const e = decodeFrame(f).entry;
   if (e.kind !== 'commit' || e.seq > st.seq) {

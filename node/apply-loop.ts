@@ -1,8 +1,9 @@
 /**
  * The apply half of `tidemark run`, one loop per target, through the adapter its `kind` names (engine/target.ts):
  * reads the replica's stored position, follows the journal from the LSN after it, applies, and acknowledges to
- * the journal cursor `apply:<target>` (what retention may delete). The replica's position table is the source of truth; the cursor only trails it, so it
- * is written at most once a second. Retriable failures (lost connection, deadlock, journal truncated by a
+ * the journal cursor `apply:<target>` (what retention may delete). The replica's position table is the source of
+ * truth; the cursor only trails it, so it is written at most once a second. It also records where its frame lies,
+ * so that the next start reads from there instead of scanning the segment (apply-resume.ts). Retriable failures (lost connection, deadlock, journal truncated by a
  * capture restart) restart the loop from the replica's stored position.
  *
  * A held target (rewind/forward/undo set `hold` in its position table) is not applied to: the loop logs why once
@@ -27,12 +28,13 @@ import { applyMetrics, noMetrics } from '../engine/apply-metrics.ts';
 import type { AppliedState } from '../engine/target.ts';
 import { targetAdapter } from '../config/engines.ts';
 import { describeChain, isRetriable, sleep, TidemarkError } from '../core/errors.ts';
-import { CursorStore, JournalReader, readEntries } from '../journal/index.ts';
+import { CursorStore, JournalReader } from '../journal/index.ts';
 import type { Config } from '../config/config.ts';
 import { checkJournalMatches, failureText, positionKey, readPositionKey } from './apply-failure.ts';
 import { type ApplyStateFile, clearApplyState, writeApplyState } from './apply-state.ts';
 import { backoff } from '../core/backoff.ts';
-import { baselineStarts, type ScanMemo, unitAt } from './journal-units.ts';
+import { baselineStarts, journalEnd, type ScanMemo, unitAt } from './journal-units.ts';
+import { CommitFrames, resumeHint, type StartHint } from './apply-resume.ts';
 
 const CURSOR_EVERY_MS = 1000;
 const HOLD_POLL_MS = 2000;
@@ -156,11 +158,20 @@ export async function applyLoop(
       heldFor = null;
       if (trouble?.kind === 'waiting') await recovered('the replica is writable again: applying');
       else if (trouble && trouble.at !== positionKey(state)) await recovered('its stored position moved: applying');
-      await checkJournalMatches(target.name, dir, state);
-      const fromLsn = await startingLsn(dir, state, scanMemo, signal, alog);
+      const hint = await resumeHint(dir, cursors, cursorName, state ? state.lsn + 1n : 1n, alog);
+      await checkJournalMatches(target.name, dir, state, hint?.frame);
+      const fromLsn = await startingLsn(dir, state, scanMemo, signal, alog, hint);
       alog.info({ fromLsn: fromLsn.toString(), seq: state?.seq.toString() ?? null }, 'applying from the journal');
-      const reader = new JournalReader({ dir, fromLsn, follow: true, signal, log: alog });
-      await applier.run(readEntries(reader), {
+      const reader = new JournalReader({
+        dir,
+        fromLsn,
+        follow: true,
+        signal,
+        log: alog,
+        ...(hint ? { startAt: hint } : {}),
+      });
+      const commits = new CommitFrames();
+      await applier.run(commits.entries(reader), {
         signal,
         isolateThroughLsn,
         onApplied: async (s) => {
@@ -169,13 +180,13 @@ export async function applyLoop(
           const now = Date.now();
           if (now - lastCursorWrite >= CURSOR_EVERY_MS) {
             lastCursorWrite = now;
-            await cursors.set(cursorName, s.lsn);
+            await cursors.set(cursorName, s.lsn, commits.at(s.lsn));
           }
         },
       });
       if (signal.aborted) {
         const s = applier.state;
-        if (s) await cursors.set(cursorName, s.lsn);
+        if (s) await cursors.set(cursorName, s.lsn, commits.at(s.lsn));
         return;
       }
     } catch (err) {
@@ -235,10 +246,13 @@ async function startingLsn(
   memo: ScanMemo,
   signal: AbortSignal,
   log: Logger,
+  startAt: StartHint | undefined,
 ): Promise<bigint> {
   const from = st ? st.lsn + 1n : 1n;
   const after = st ? { lsn: st.lsn, phase: st.phase, position: st.position, commitTimeUs: st.commitTimeUs } : null;
-  const [next] = await baselineStarts(dir, after, { first: true, signal, memo }).catch((err: unknown) => {
+  const until = await journalEnd(dir);
+  const scan = { first: true, signal, memo, until, ...(startAt ? { startAt } : {}) };
+  const [next] = await baselineStarts(dir, after, scan).catch((err: unknown) => {
     log.warn({ err: describeChain(err) }, 'could not look for a newer baseline in the journal');
     return [];
   });

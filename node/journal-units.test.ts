@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CommitEntry, Phase } from '../record/record.ts';
 import { JournalSink, JournalWriter } from '../journal/index.ts';
 import { commit, rows } from '../test/fixtures/ship-journal.ts';
-import { baselineStarts, type ScanMemo, unitAt } from './journal-units.ts';
+import { baselineStarts, journalEnd, type ScanMemo, unitAt } from './journal-units.ts';
 
 let dir: string;
 let writer: JournalWriter;
@@ -78,6 +78,21 @@ describe('baseline starts', () => {
     expect(await baselineStarts(dir, stored(b2), { first: true })).toEqual([{ lsn: b3.firstLsn, seq: b3.firstSeq }]);
     expect(await baselineStarts(dir, stored(b3), { first: true })).toEqual([{ lsn: b4.firstLsn, seq: b4.firstSeq }]);
     expect(await baselineStarts(dir, stored(b4), { first: true })).toEqual([]);
+  });
+
+  it('a scan bounded by journalEnd stops there: a baseline written after it is found by the next bounded scan', async () => {
+    const s1 = await unitOf('stream', 100);
+    await writer.flush();
+    const end = await journalEnd(dir);
+    expect(end?.segment).toBe(1n);
+    const b = await unitOf('baseline', 500);
+    await writer.flush();
+    const memo: ScanMemo = { after: -1n, lsn: 0n, prev: null };
+    expect(await baselineStarts(dir, stored(s1), { first: true, memo, until: end })).toEqual([]);
+    expect(await baselineStarts(dir, stored(s1), { first: true, memo, until: await journalEnd(dir) })).toEqual([
+      { lsn: b.firstLsn, seq: b.firstSeq },
+    ]);
+    expect(await journalEnd(join(dir, 'none'))).toBeNull();
   });
 
   it('a scan that found nothing continues where it stopped (memo), for the same stored position only', async () => {

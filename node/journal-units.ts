@@ -12,7 +12,8 @@
 import { decodeEntry } from '../record/codec.ts';
 import { samePosition, type SourcePosition } from '../record/position.ts';
 import type { CommitEntry, Entry, Phase } from '../record/record.ts';
-import { decodeFrame, JournalReader, listSegments } from '../journal/index.ts';
+import { stat } from 'node:fs/promises';
+import { decodeFrame, JournalReader, listSegments, segmentPath } from '../journal/index.ts';
 
 export interface UnitInfo {
   /** LSN of the unit's first frame and of its commit frame. */
@@ -97,10 +98,45 @@ export interface ScanMemo {
  * Baseline starts after `after` (the whole journal from its oldest retained frame when null), in LSN order.
  * `first`: stop at the first one. Only whole units count (a unit still being written is not read to its end).
  */
+/** A point in a journal: a segment (its first LSN) and a byte size of it. */
+export interface JournalPoint {
+  readonly segment: bigint;
+  readonly bytes: number;
+}
+
+/** Where the journal at `dir` ends now (its last segment and that file's size), or null when it has no segment. */
+export async function journalEnd(dir: string): Promise<JournalPoint | null> {
+  const last = (await listSegments(dir)).at(-1);
+  if (last === undefined) return null;
+  try {
+    return { segment: last, bytes: (await stat(segmentPath(dir, last))).size };
+  } catch {
+    return null; // removed meanwhile: scan without a bound
+  }
+}
+
+/** Frame `f` lies at or beyond `p`. */
+function beyond(f: { segment?: bigint; offset?: number }, p: JournalPoint): boolean {
+  const seg = f.segment ?? 0n;
+  return seg > p.segment || (seg === p.segment && (f.offset ?? 0) >= p.bytes);
+}
+
+/**
+ * `until`: stop at this point (journalEnd before the scan) instead of chasing a writer that keeps appending — the
+ * apply loop's start would otherwise read all a running capture writes meanwhile (~0.2 s at the start of the spine
+ * bench's bulk catch-up) before applying anything. A baseline written after it is found at the next open.
+ */
 export async function baselineStarts(
   dir: string,
   after: After | null,
-  opts: { first: boolean; signal?: AbortSignal; memo?: ScanMemo },
+  opts: {
+    first: boolean;
+    signal?: AbortSignal;
+    memo?: ScanMemo;
+    until?: JournalPoint | null;
+    /** Where an earlier frame at or before the scan's first starts (JournalReaderOptions.startAt). */
+    startAt?: { segment: bigint; offset: number; lsn: bigint };
+  },
 ): Promise<BaselineStart[]> {
   const out: BaselineStart[] = [];
   const afterLsn = after?.lsn ?? 0n;
@@ -112,7 +148,9 @@ export async function baselineStarts(
   // Retention removed frames after `after`: the first retained frame may be inside a unit, so the first unit
   // read is never taken as a start (a reader then reports the gap instead).
   let trusted = from === want;
-  for await (const f of new JournalReader({ dir, fromLsn: from, follow: false, ...opt(opts.signal) })) {
+  const at = opts.startAt && opts.startAt.lsn <= from ? { startAt: opts.startAt } : {};
+  for await (const f of new JournalReader({ dir, fromLsn: from, follow: false, ...at, ...opt(opts.signal) })) {
+    if (opts.until && beyond(f, opts.until)) break;
     if (!f.endOfUnit) {
       unitFirst ??= { lsn: f.lsn, payload: f.payload.slice() };
       continue;

@@ -15,7 +15,8 @@
  */
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { Gauge, type Registry } from 'prom-client';
+import type { Gauge, Registry } from 'prom-client';
+import { promClient } from '../core/prom.ts';
 import { describeChain, isRetriable, sleep } from '../core/errors.ts';
 import { CursorStore } from '../journal/index.ts';
 import type { StandbyConfig } from '../config/config-sites.ts';
@@ -41,6 +42,7 @@ const gaugesOf = new WeakMap<Registry, Gauges>();
 function gauges(registry: Registry): Gauges {
   let g = gaugesOf.get(registry);
   if (!g) {
+    const { Gauge } = promClient();
     const mk = (name: string, help: string) =>
       new Gauge({ name, help, labelNames: ['standby', 'transport'], registers: [registry] });
     g = {

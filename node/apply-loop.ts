@@ -3,8 +3,9 @@
  * reads the replica's stored position, follows the journal from the LSN after it, applies, and acknowledges to
  * the journal cursor `apply:<target>` (what retention may delete). The replica's position table is the source of
  * truth; the cursor only trails it, so it is written at most once a second. It also records where its frame lies,
- * so that the next start reads from there instead of scanning the segment (apply-resume.ts). Retriable failures (lost connection, deadlock, journal truncated by a
- * capture restart) restart the loop from the replica's stored position.
+ * so that the next start reads from there instead of scanning the segment (apply-resume.ts). Retriable failures
+ * (lost connection, deadlock, journal truncated by a capture restart) restart the loop from the replica's stored
+ * position.
  *
  * A held target (rewind/forward/undo set `hold` in its position table) is not applied to: the loop logs why once
  * and checks again every HOLD_POLL_MS until the hold is released, then continues from the stored position.

@@ -30,6 +30,7 @@ import { connectionOptions, endpointOf, type SourceEndpoint } from './connection
 import { binlogPurgedError, isBinlogUnavailable, sourceError } from './errors.ts';
 import { EventDecoder } from './events.ts';
 import { useRowImages } from './zongji-rows.ts';
+import { useTableMapCache } from './zongji-tablemap.ts';
 import type { TableFilter } from '../../mysql/table-filter.ts';
 import { parseAccountList } from '../../mysql/accounts.ts';
 import { PkCache } from './pk-cache.ts';
@@ -231,6 +232,8 @@ export class BinlogStream {
     if (typeof internals._skipSchema === 'function') {
       internals._skipSchema = (db, table) => !this.o.filter.includesTable(db, table);
     }
+    // A table map equal to its table id's last one reuses that parse (zongji-tablemap.ts).
+    if (!useTableMapCache(z)) this.log.debug('table maps are parsed in full each time: zongji internals not found');
     z.on('binlog', (ev: AnyBinlogEvent) => this.onEvent(ev));
     z.on('error', (err: Error) => this.fail(this.classify(err)));
     z.on('ready', () => this.log.info({ from: formatPosition(this.o.from.start) }, 'binlog streaming started'));

@@ -24,5 +24,7 @@ describe('ByTable', () => {
     c.set('v', 't', 5); // a third schema: all schemas start over
     expect(c.get('s', 't3')).toBeUndefined();
     expect(c.get('v', 't')).toBe(5);
+    c.clear();
+    expect(c.get('v', 't')).toBeUndefined();
   });
 });

@@ -38,4 +38,8 @@ export class ByTable<V> {
     if (tables.size >= this.#maxTables) tables.clear();
     tables.set(table, v);
   }
+
+  clear(): void {
+    this.#bySchema.clear();
+  }
 }

@@ -32,6 +32,17 @@ describe('TableOrder: a group held per table', () => {
     expect(names(o.release())).toEqual([]);
   });
 
+  it('keeps each table in source order past the bound of tables it indexes (a table then starts a second list)', () => {
+    const o = new TableOrder(1_000_000, 1 << 30);
+    const hs: HeldEntry[] = [];
+    for (let i = 0; i < 10_050; i++) hs.push(held('s', `t${i}`));
+    const again = held('s', 't0');
+    for (const h of [...hs, again]) o.hold(h, 1);
+    const out = [...o.release()].map((h) => h.entry.seq);
+    expect(out).toHaveLength(10_051);
+    expect(out.indexOf(again.entry.seq)).toBeGreaterThan(out.indexOf(hs[0]!.entry.seq));
+  });
+
   it('says it is full at its row bound or its byte bound, and starts over after a release or clear', () => {
     const rows = new TableOrder(5, 1 << 20);
     expect(rows.hold(held('s', 'a', 2), 1)).toBe(false);

@@ -14,6 +14,7 @@
  */
 import type { RowsEntry } from '../../record/record.ts';
 import type { SystemPeriod } from '../../record/versioning.ts';
+import { ByTable } from '../../core/collections.ts';
 import type { FkIndex } from './fk.ts';
 
 /** Default bounds of one holder: rows, and bytes of journal payload. */
@@ -40,7 +41,8 @@ export function mayHold(h: HeldEntry, fks: FkIndex): boolean {
 export class TableOrder {
   /** Per table (schema, then table), in the order tables were first held. */
   readonly #lists: HeldEntry[][] = [];
-  readonly #index = new Map<string, Map<string, HeldEntry[]>>();
+  /** Each table's list (bounded: past a bound a table starts a new list, after its old one: its order stands). */
+  readonly #index = new ByTable<HeldEntry[]>(1_000, 10_000);
   #rows = 0;
   #bytes = 0;
   readonly #maxRows: number;
@@ -58,15 +60,10 @@ export class TableOrder {
   /** Holds `h` (`bytes`: its journal payload size, a measure of its memory); true when the holder is full. */
   hold(h: HeldEntry, bytes: number): boolean {
     const { schema, table } = h.entry;
-    let tables = this.#index.get(schema);
-    if (tables === undefined) {
-      tables = new Map();
-      this.#index.set(schema, tables);
-    }
-    let list = tables.get(table);
+    let list = this.#index.get(schema, table);
     if (list === undefined) {
       list = [];
-      tables.set(table, list);
+      this.#index.set(schema, table, list);
       this.#lists.push(list);
     }
     list.push(h);

@@ -12,6 +12,7 @@
  */
 import type ZongJi from '@vlasky/zongji';
 import { type CellReader, type ReadMysqlValue, type RowParser, readRowImage } from './row-image.ts';
+import { zongjiLib } from './zongji-lib.ts';
 
 /** The cell readers of a table id, or null to let zongji decode that table's rows. */
 export type CellLookup = (tableId: number) => readonly CellReader[] | null;
@@ -33,17 +34,12 @@ interface RowsClass {
 }
 
 async function loadInternals(): Promise<{ classes: Record<string, RowsClass>; readValue: ReadMysqlValue } | null> {
-  try {
-    const index = import.meta.resolve('@vlasky/zongji');
-    const rows = (await import(new URL('./lib/rows_event.js', index).href)) as Record<string, RowsClass>;
-    const common = (await import(new URL('./lib/common.js', index).href)) as { readMysqlValue?: ReadMysqlValue };
-    const ok =
-      typeof common.readMysqlValue === 'function' &&
-      ['WriteRows', 'DeleteRows', 'UpdateRows'].every((n) => typeof rows[n]?.prototype?._fetchOneRow === 'function');
-    return ok ? { classes: rows, readValue: common.readMysqlValue! } : null;
-  } catch {
-    return null;
-  }
+  const rows = await zongjiLib<Record<string, RowsClass>>('rows_event.js');
+  const common = await zongjiLib<{ readMysqlValue?: ReadMysqlValue }>('common.js');
+  const ok =
+    typeof common?.readMysqlValue === 'function' &&
+    ['WriteRows', 'DeleteRows', 'UpdateRows'].every((n) => typeof rows?.[n]?.prototype?._fetchOneRow === 'function');
+  return ok ? { classes: rows!, readValue: common!.readMysqlValue! } : null;
 }
 
 const internals = await loadInternals();

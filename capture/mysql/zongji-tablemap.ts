@@ -16,6 +16,7 @@
  * move these internals, nothing is wrapped and every map is parsed as before (`tableMapCacheAvailable`).
  */
 import type ZongJi from '@vlasky/zongji';
+import { zongjiLib } from './zongji-lib.ts';
 
 interface ParserInternals {
   _buffer: Buffer;
@@ -76,14 +77,8 @@ const WRAPPED = [
 ];
 
 async function loadTableMap(): Promise<TableMapClass | null> {
-  try {
-    const index = import.meta.resolve('@vlasky/zongji');
-    const events = (await import(new URL('./lib/binlog_event.js', index).href)) as Record<string, TableMapClass>;
-    const cls = events['TableMap'];
-    return cls && WRAPPED.every((m) => typeof cls.prototype[m] === 'function') ? cls : null;
-  } catch {
-    return null;
-  }
+  const cls = (await zongjiLib<Record<string, TableMapClass>>('binlog_event.js'))?.['TableMap'];
+  return cls && WRAPPED.every((m) => typeof cls.prototype[m] === 'function') ? cls : null;
 }
 
 function wrap(cls: TableMapClass): void {

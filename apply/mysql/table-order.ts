@@ -10,7 +10,7 @@
  *     cannot see another's — except through cascading foreign keys, whose tables the applier never holds: it
  *     releases everything held before such an entry and applies it in place (a barrier), and so for system-
  *     versioned tables (the replica writes their history at the statement's time).
- * Bounded: `full` says when the held entries reach maxRows rows or maxBytes of journal payload.
+ * Bounded: `hold` says when the held entries reach maxRows rows or maxBytes of journal payload.
  */
 import type { RowsEntry } from '../../record/record.ts';
 import type { SystemPeriod } from '../../record/versioning.ts';

@@ -53,7 +53,7 @@ describe('promoteMirror', () => {
     const lastSeq = ((await entryAt(src.dir, atLsn)).entry as CommitEntry).seq;
     expect(r.markerLsn).toBe(atLsn + 1n);
     // Recovery cut the unfinished unit (event 1), the promotion cut back to atLsn (event 2).
-    const events = await readTruncations(dir);
+    const events = readTruncations(dir);
     expect(events.map((e) => [e.epoch, e.toLsn])).toEqual([
       [1, ends[9]],
       [2, atLsn],
@@ -168,7 +168,7 @@ describe('demoteToMirror', () => {
     const ends = unitEnds(await src.frames());
     const atLsn = ends[8] as bigint;
     await src.writer.close();
-    const before = await readTruncations(src.dir);
+    const before = readTruncations(src.dir);
     const branch = { of: srcId, atLsn, epoch: 3 };
     const r = await demoteToMirror(src.dir, { of: 'new-primary-id', branch, log });
     expect(r).toEqual({ cut: atLsn });
@@ -179,7 +179,11 @@ describe('demoteToMirror', () => {
       created: expect.any(String),
       mirror: { of: 'new-primary-id', sourceEpoch: 3 },
     });
-    expect((await readTruncations(src.dir)).slice(before.length).map((e) => e.toLsn)).toEqual([atLsn]);
+    expect(
+      readTruncations(src.dir)
+        .slice(before.length)
+        .map((e) => e.toLsn),
+    ).toEqual([atLsn]);
     expect((await readFrames(src.dir)).at(-1)?.lsn).toBe(atLsn);
     // Idempotent, and the mirror continues from atLsn + 1 with the new journal's frames.
     expect(await demoteToMirror(src.dir, { of: 'new-primary-id', branch, log })).toEqual({ cut: null });

@@ -144,7 +144,7 @@ export async function promoteMirror(dir: string, opts: PromoteOptions): Promise<
       );
     }
     await cutBackTo(w, opts.atLsn, opts.log, 'promotion: frames past the branch point never reached the target');
-    const branch: JournalBranch = { of, atLsn: opts.atLsn, epoch: latestEpoch(await readTruncations(dir)) };
+    const branch: JournalBranch = { of, atLsn: opts.atLsn, epoch: latestEpoch(readTruncations(dir)) };
     const ident: JournalIdentity = {
       format: have.format,
       id: randomUUID(),

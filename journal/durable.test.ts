@@ -160,7 +160,7 @@ describe('JournalReader durableOnly', () => {
       await until(() => r.got.length === 3, 'frames 1..3 (4 and 5 read and held)');
       await truncate(join(dir, segmentFileName(1n)), cutAt); // step 2
       const w2 = await open(5); // nothing left to recover: a new incarnation, no new event
-      expect(await readTruncations(dir)).toHaveLength(1);
+      expect(readTruncations(dir)).toHaveLength(1);
       for (let i = 4; i <= 6; i++) await w2.append(payloadFor(same || i === 6 ? i : i + 100), i === 6);
       if (same) {
         await until(() => r.got.length === 6, 'the rewritten unit');

@@ -152,7 +152,7 @@ describe('mirror journal: appendAt and sync', () => {
     await w.close();
     const w2 = await mirror();
     expect([w2.headLsn, w2.syncedLsn, w2.durableLsn]).toEqual([6n, 6n, 6n]);
-    expect(await readTruncations(dir)).toMatchObject([{ epoch: 1, toLsn: 6n }]);
+    expect(readTruncations(dir)).toMatchObject([{ epoch: 1, toLsn: 6n }]);
     // The source sends 7 and 8 again (and more).
     await put(w2, frames(7, 6));
     await w2.close();
@@ -216,12 +216,12 @@ describe('mirror journal: start anywhere, cut back', () => {
     await w.truncateTo(9n);
     expect([w.headLsn, w.syncedLsn, w.durableLsn]).toEqual([9n, 9n, 9n]);
     expect(await listSegments(dir)).toEqual([1n, 4n, 7n, 10n]);
-    expect(await readTruncations(dir)).toMatchObject([{ epoch: 1, toLsn: 9n }]);
+    expect(readTruncations(dir)).toMatchObject([{ epoch: 1, toLsn: 9n }]);
     await expect(it.next()).rejects.toBeInstanceOf(JournalTruncatedError);
     // Mid-unit: recovery cuts on to the unit end before it.
     await w.truncateTo(8n);
     expect(w.headLsn).toBe(6n);
-    expect((await readTruncations(dir)).map((e) => e.toLsn)).toEqual([9n, 8n, 6n]);
+    expect(readTruncations(dir).map((e) => e.toLsn)).toEqual([9n, 8n, 6n]);
     await put(w, fixed(7, 10));
     await w.close();
     expectSame(await readAll(dir), fixed(1, 16));

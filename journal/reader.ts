@@ -19,7 +19,7 @@
  *     incarnation was current than the one whose mark passed them are checked against the segment on disk
  *     first, so that a frame a crashed writer left behind and its successor rewrote is never delivered.
  */
-import { type FSWatcher, watch } from 'node:fs';
+import { type FSWatcher, fstatSync, readSync, statSync, watch } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { silentLogger } from '../core/log.ts';
@@ -94,11 +94,11 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
 
   private async *frames(): AsyncGenerator<JournalFrame> {
     try {
-      this.stamp = await truncationsStamp(this.dir);
-      this.epoch = latestEpoch(await readTruncations(this.dir));
+      this.stamp = truncationsStamp(this.dir);
+      this.epoch = latestEpoch(readTruncations(this.dir));
       if (this.sinceEpoch !== undefined && this.sinceEpoch < this.epoch) {
         this.epoch = this.sinceEpoch;
-        await this.checkTruncations(true);
+        this.checkTruncations(true);
       }
       if (!(await this.openStart())) return;
       for (;;) {
@@ -201,10 +201,10 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
   /** Reads the next chunk of the current segment; frames completed by it, or null at the current end. */
   private async readChunk(): Promise<ScannedFrame[] | null> {
     const seg = this.seg as OpenSegment;
-    const size = (await seg.fh.stat()).size;
+    const size = fstatSync(seg.fh.fd).size;
     if (size < this.readPos) {
       if (size < this.pos) {
-        await this.checkTruncations();
+        this.checkTruncations();
         throw new JournalTruncatedError(
           `journal segment ${seg.name} shrank to ${size} bytes, below the ${this.pos} bytes of frames already read`,
           { dir: this.dir, deliveredLsn: this.delivered },
@@ -216,10 +216,10 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
     if (size === this.readPos) return null;
     const want = Math.min(this.chunkBytes, size - this.readPos);
     const buf = new Uint8Array(want);
-    const { bytesRead } = await seg.fh.read(buf, 0, want, this.readPos);
+    const bytesRead = readSync(seg.fh.fd, buf, 0, want, this.readPos);
     if (bytesRead === 0) return null;
     // Whatever was read is only trusted if no truncation was recorded meanwhile (checked after the read).
-    await this.checkTruncations();
+    this.checkTruncations();
     this.readPos += bytesRead;
     const scanner = this.scanner as FrameScanner;
     let frames: ScannedFrame[];
@@ -243,11 +243,11 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
    * Throws JournalTruncatedError when a truncation recorded since the last check removed frames this reader
    * delivered or holds (`held`: the lowest held LSN), or, with sinceEpoch, when any truncation came after it.
    */
-  private async checkTruncations(force = false, held?: bigint): Promise<void> {
-    const stamp = await truncationsStamp(this.dir);
+  private checkTruncations(force = false, held?: bigint): void {
+    const stamp = truncationsStamp(this.dir);
     if (stamp === this.stamp && !force) return;
     this.stamp = stamp;
-    const events = await readTruncations(this.dir);
+    const events = readTruncations(this.dir);
     const to = truncatedSince(events, this.epoch);
     this.epoch = Math.max(this.epoch, latestEpoch(events));
     if (to === null) return;
@@ -274,14 +274,9 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
     const next = scanner.nextLsn ?? seg.first;
     // Inside a partly written frame: it completes, unless recovery removed the file meanwhile.
     if (scanner.pendingBytes !== 0 || next === seg.first) return this.checkLayout(next, scanner.pendingBytes !== 0);
-    try {
-      await stat(segmentPath(this.dir, next));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      return this.checkLayout(next);
-    }
+    if (statSync(segmentPath(this.dir, next), { throwIfNoEntry: false }) === undefined) return this.checkLayout(next);
     // The writer completes a segment before creating the next: read what it appended meanwhile first.
-    if ((await seg.fh.stat()).size > this.readPos) return true;
+    if (fstatSync(seg.fh.fd).size > this.readPos) return true;
     if (!(await this.openSegment(next))) return false;
     this.log.debug({ segment: segmentFileName(next) }, 'journal reader: next segment');
     return true;
@@ -316,7 +311,7 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
     const segs = await listSegments(this.dir);
     if (replaced) {
       // Frames delivered from earlier segments may be gone too (a unit cut across segments).
-      await this.checkTruncations();
+      this.checkTruncations();
       if (this.pos > 0) {
         throw new JournalTruncatedError(`journal segment ${seg.name} was removed or replaced after it was read`, {
           dir: this.dir,
@@ -335,7 +330,7 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
     if (partial || first === undefined || later.includes(next) || next === seg.first) return false;
     // The writer completes a segment before it creates the next: frames appended to this one after our last read
     // (and before the listing showed the later segment) are visible now. Read them before calling anything missing.
-    if ((await seg.fh.stat()).size > this.readPos) return true;
+    if (fstatSync(seg.fh.fd).size > this.readPos) return true;
     const why = first > next ? `frames ${next}..${first - 1n} are missing` : 'the segments overlap';
     throw new CorruptionError(
       `journal ${this.dir}: segment ${seg.name} ends at LSN ${next - 1n} but the next segment is ` +
@@ -368,9 +363,9 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
       if (this.mark.lsn >= lsn) break;
       if (this.signal?.aborted || !this.follow) return false;
       await this.waitForChange();
-      await this.checkTruncations(false, lsn);
+      this.checkTruncations(false, lsn);
     }
-    await this.checkTruncations(false, lsn);
+    this.checkTruncations(false, lsn);
     return true;
   }
 

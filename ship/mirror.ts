@@ -248,7 +248,15 @@ export class MirrorSink {
     const w = this.mirrors.get(source);
     if (!w) throw new TidemarkError(`mirror: no open journal for source "${source}"`, { code: 'INTERNAL' });
     try {
-      for (const f of frames) await w.appendAt(f.lsn, f.payload, f.endOfUnit);
+      // The usual batch continues the mirror's head: queue all its frames in one tick, so they share one write
+      // (awaiting each would let the writer's pump write every frame on its own). Anything else — a resend, a gap —
+      // goes frame by frame, stopping at the first refusal.
+      const first = frames[0];
+      if (first !== undefined && !w.isEmpty && first.lsn === w.headLsn + 1n && contiguous(frames)) {
+        await Promise.all(frames.map((f) => w.appendAt(f.lsn, f.payload, f.endOfUnit)));
+      } else {
+        for (const f of frames) await w.appendAt(f.lsn, f.payload, f.endOfUnit);
+      }
       await w.sync();
     } catch (err) {
       this.broken.add(source);
@@ -301,4 +309,11 @@ export class MirrorSink {
     log.error({ reason }, `mirror: refusing the shipper: ${reason}`);
     return { refuse: reason };
   }
+}
+
+/** Whether the frames' LSNs follow one another with no gap or repeat. */
+function contiguous(frames: readonly WireFrame[]): boolean {
+  for (let i = 1; i < frames.length; i++)
+    if ((frames[i] as WireFrame).lsn !== (frames[i - 1] as WireFrame).lsn + 1n) return false;
+  return true;
 }

@@ -72,7 +72,7 @@ export async function catchUpJournal(ctx: CatchUpContext, opts: CatchUpOptions =
 async function dropUnit(ctx: CatchUpContext): Promise<void> {
   const b = ctx.builder;
   if (!b.state.unit && !b.state.scan) return;
-  const epoch = latestEpoch(await readTruncations(ctx.dir));
+  const epoch = latestEpoch(readTruncations(ctx.dir));
   if (!b.begin()) return;
   b.discardUnit();
   b.commit(epoch);
@@ -81,8 +81,8 @@ async function dropUnit(ctx: CatchUpContext): Promise<void> {
 async function pass(ctx: CatchUpContext, opts: CatchUpOptions, fromOldest: boolean): Promise<bigint> {
   const { dir, builder: b, log } = ctx;
   const batch = ctx.batchChanges ?? BATCH_CHANGES;
-  const stamp = await truncationsStamp(dir);
-  const events = await readTruncations(dir);
+  const stamp = truncationsStamp(dir);
+  const events = readTruncations(dir);
   const epoch = latestEpoch(events);
   // An unfinished unit indexed by an earlier pass: were its frames truncated since?
   const scan = b.state.scan;
@@ -138,8 +138,8 @@ async function pass(ctx: CatchUpContext, opts: CatchUpOptions, fromOldest: boole
     if (pending.length === 0) return;
     // Frames of this pass must not have been truncated (the reader checks too; this covers the earlier pieces
     // of an unfinished unit, read by an earlier pass).
-    if ((await truncationsStamp(dir)) !== stamp) {
-      const to = truncatedSince(await readTruncations(dir), epoch);
+    if (truncationsStamp(dir) !== stamp) {
+      const to = truncatedSince(readTruncations(dir), epoch);
       const upTo = (pending.at(-1) as JournalFrame).lsn;
       if (to !== null && to < upTo) {
         throw new JournalTruncatedError(`journal ${dir}: truncated to LSN ${to} while indexing up to ${upTo}`, {

@@ -19,6 +19,8 @@
 #   tidemark_backup@localhost password "backup-pw"  RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR  (mariadb-backup over
 #                  the socket: least privilege for backup.account)
 # State lives in $TIDEMARK_RUN_DIR (default: .run/ of this checkout): .run/mariadb/NAME/{data,my.cnf,err.log}.
+# TIDEMARK_MARIADB_REDO_MB sets innodb_log_file_size (default 256; the redo log is preallocated, so it is what each
+# instance costs on disk: test.sh uses 64 for its ~90 instances).
 set -euo pipefail
 # shellcheck source=compose/local/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -77,6 +79,8 @@ start() {
   done
   check_name "$name"
   check_port "$port"
+  local redo_mb="${TIDEMARK_MARIADB_REDO_MB:-256}"
+  [[ "$redo_mb" =~ ^[0-9]+$ ]] && [ "$redo_mb" -ge 8 ] || die "TIDEMARK_MARIADB_REDO_MB must be a whole number of MiB, at least 8 (got \"$redo_mb\")"
   install_server
   local d="$run/mariadb/$name"
   mkdir -p "$d/binlog" "$d/tmp"
@@ -105,7 +109,7 @@ max_allowed_packet=256M
 character-set-server=utf8mb4
 collation-server=utf8mb4_unicode_ci
 innodb_buffer_pool_size=192M
-innodb_log_file_size=256M
+innodb_log_file_size=${redo_mb}M
 innodb_flush_method=O_DIRECT
 max_connections=300
 performance_schema=OFF

@@ -8,7 +8,7 @@
  * ~1 GB of buffers a minute at 2k tx/s — V8 counts them as external memory and answered with a full garbage
  * collection several times a second (10–40 ms pauses, the tail of the ship lag, issue #15).
  */
-import { writevSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { HEADER_BYTES, writeFrameHeader } from './frame.ts';
 
 const SLAB_MIN_BYTES = 8 << 10;
@@ -70,27 +70,20 @@ export class Batch {
   }
 }
 
-/**
- * Writes `parts` (`total` bytes) at offset `at` of file descriptor `fd`; returns the offset after them.
- *
- * Synchronous: the writev only copies into the page cache (microseconds for a live stream's batch, a few ms for a
- * bulk's), while the promise API's round trip through the thread pool cost more main-thread CPU than the copy (two
- * context switches per call on a 2-core machine, ~5 % of a shipping process at 2k tx/s, issue #15). The writer never
- * has an fdatasync in flight while it writes (its pump awaits each sync), so nothing waits on one.
- */
-export function writeParts(
-  fd: number,
+/** Writes `parts` (`total` bytes) at offset `at` of `fh`; returns the offset after them. */
+export async function writeParts(
+  fh: FileHandle,
   parts: Uint8Array[],
   at: number,
   total: number,
   counters: { writes: number; bytesWritten: number },
-): number {
+): Promise<number> {
   const start = at;
   for (let i = 0; i < parts.length; i += IOV_GROUP) {
     let group = parts.slice(i, i + IOV_GROUP);
     let want = group.reduce((n, p) => n + p.length, 0);
     while (want > 0) {
-      const bytesWritten = writevSync(fd, group, at);
+      const { bytesWritten } = await fh.writev(group, at);
       counters.writes++;
       counters.bytesWritten += bytesWritten;
       at += bytesWritten;

@@ -193,7 +193,7 @@ export class WritePipeline {
         if (batch) {
           if (batch.newSegment !== null) await this.rotate(batch.newSegment, batch.replacesEmpty);
           batch.seal();
-          this.segWritten = writeParts(this.fh.fd, batch.parts, this.segWritten, batch.bytes, this.counters);
+          this.segWritten = await writeParts(this.fh, batch.parts, this.segWritten, batch.bytes, this.counters);
           this.queuedBytes -= batch.bytes;
           this.unsyncedBytes += batch.bytes;
           this.writtenLsn = batch.lastLsn;

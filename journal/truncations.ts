@@ -47,7 +47,7 @@ export function parseTruncations(text: string, file: string): TruncationEvent[] 
 /**
  * The events on record. Synchronous, as is truncationsStamp: readers call them after every read of a followed
  * journal, and a small file's stat or read costs microseconds where the promise API's round trip through the thread
- * pool cost ~10 % of a shipping process's CPU at 2k tx/s (two context switches per call on a 2-core machine).
+ * pool cost two context switches per call on a 2-core machine.
  */
 export function readTruncations(dir: string): TruncationEvent[] {
   const file = join(dir, TRUNCATIONS_FILE);

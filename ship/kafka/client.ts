@@ -18,7 +18,28 @@ const KAFKAJS_ERROR = 1;
 const KAFKAJS_WARN = 2;
 const KAFKAJS_INFO = 4;
 
+let warningFilter = false;
+
+/**
+ * kafkajs 2.2.4, its last release, hands setTimeout `throttledUntil - Date.now()` with no throttle set whenever a
+ * request completes, and Node 24 prints "TimeoutNegativeWarning: -1796649245922 is a negative number" on stderr for
+ * it at every connection (tulios/kafkajs#1751; Node uses 1 ms, which is what kafkajs meant). Drops that warning
+ * when kafkajs's code raised it; every other warning, and this one from anywhere else, is printed as before.
+ */
+export function dropKafkajsTimeoutWarnings(): void {
+  if (warningFilter) return;
+  warningFilter = true;
+  const emit = process.emitWarning;
+  process.emitWarning = function (this: NodeJS.Process, warning: string | Error, ...rest: unknown[]) {
+    const opt = rest[0];
+    const type = typeof opt === 'string' ? opt : (opt as { type?: unknown } | undefined)?.type;
+    if (type === 'TimeoutNegativeWarning' && /[\\/]kafkajs[\\/]/.test(new Error().stack ?? '')) return;
+    return (emit as (...a: unknown[]) => void).call(this, warning, ...rest);
+  } as typeof process.emitWarning;
+}
+
 export function createKafka(conn: KafkaConnection, log: Logger): Kafka {
+  dropKafkajsTimeoutWarnings();
   const kafkaLog = log.child({ library: 'kafkajs' });
   return new kafkajs.Kafka({
     requestTimeout: 15_000,

@@ -217,9 +217,10 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
     const want = Math.min(this.chunkBytes, size - this.readPos);
     const buf = new Uint8Array(want);
     // The read goes through the thread pool while the size and TRUNCATIONS checks around it are synchronous stats
-    // (microseconds; each promise round trip cost two context switches on the 2-core machine, ~10 % of a shipping
-    // process at 2k tx/s, issue #15). A synchronous read too cost the OLTP spine ~15 % more CPU: a reader that never
-    // yields while the writer appends wakes once per small write instead of taking several at once.
+    // (microseconds; each promise round trip cost two context switches on the 2-core machine: 13 % of a shipping
+    // process's busy main thread at 2k tx/s went to the TRUNCATIONS stat, issue #15). Synchronous reads (with the
+    // writer's writev) cost the OLTP spine's run process 20-35 % more CPU: a reader that never yields while the
+    // writer appends wakes once per small write instead of taking several at once.
     const { bytesRead } = await seg.fh.read(buf, 0, want, this.readPos);
     if (bytesRead === 0) return null;
     // Whatever was read is only trusted if no truncation was recorded meanwhile (checked after the read).

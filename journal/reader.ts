@@ -8,7 +8,8 @@
  *   - At the end of a segment it looks for the next one (named by the next LSN). Because the writer finishes
  *     and syncs a segment before creating the next, it re-reads the current one to its end once more and then
  *     switches.
- *   - With nothing new it sleeps until an fs.watch notification on the directory or pollMs, whichever is first.
+ *   - With nothing new it sleeps until an fs.watch notice about a segment, TRUNCATIONS or (durableOnly) DURABLE,
+ *     or pollMs, whichever is first (dir-change.ts).
  *   - Truncation: before it delivers the frames of a read, it checks the TRUNCATIONS file (truncations.ts); a
  *     recovery that removed frames it delivered throws JournalTruncatedError (retriable). A segment that shrank
  *     below what was delivered throws the same. A shrink that only removed a torn tail resets the scan.
@@ -19,18 +20,19 @@
  *     incarnation was current than the one whose mark passed them are checked against the segment on disk
  *     first, so that a frame a crashed writer left behind and its successor rewrote is never delivered.
  */
-import { type FSWatcher, fstatSync, statSync, watch } from 'node:fs';
+import { fstatSync, statSync } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { silentLogger } from '../core/log.ts';
 import { CorruptionError, TidemarkError } from '../core/errors.ts';
 import type { JournalFrame, JournalReaderOptions } from './api.ts';
-import { type Durable, DurableMarkReader } from './durable.ts';
+import { DirChange } from './dir-change.ts';
+import { DURABLE_FILE, type Durable, DurableMarkReader } from './durable.ts';
 import { JournalTruncatedError } from './errors.ts';
 import { FrameScanner, type ScannedFrame } from './frame.ts';
 import { frameOnDisk } from './read-at.ts';
-import { listSegments, segmentFileName, segmentPath } from './segments.ts';
-import { latestEpoch, readTruncations, truncatedSince, truncationsStamp } from './truncations.ts';
+import { listSegments, SEGMENT_SUFFIX, segmentFileName, segmentPath } from './segments.ts';
+import { latestEpoch, readTruncations, TRUNCATIONS_FILE, truncatedSince, truncationsStamp } from './truncations.ts';
 
 interface OpenSegment {
   readonly first: bigint;
@@ -43,7 +45,6 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
   private readonly fromLsn: bigint;
   private readonly startAt: { segment: bigint; offset: number; lsn?: bigint } | undefined;
   private readonly follow: boolean;
-  private readonly pollMs: number;
   private readonly chunkBytes: number;
   private readonly signal: AbortSignal | undefined;
   private readonly log: Logger;
@@ -62,9 +63,7 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
   private delivered = 0n;
   private epoch = 0;
   private stamp = '';
-  private watcher: FSWatcher | null = null;
-  private dirty = false;
-  private wake: (() => void) | null = null;
+  private readonly change: DirChange;
   private started = false;
   private layoutCheckedAt = Number.NEGATIVE_INFINITY;
 
@@ -73,12 +72,12 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
     this.fromLsn = opts.fromLsn;
     this.startAt = opts.startAt;
     this.follow = opts.follow;
-    this.pollMs = opts.pollMs ?? 20;
     this.chunkBytes = opts.chunkBytes ?? 1 << 20;
     this.signal = opts.signal;
     this.log = opts.log ?? silentLogger;
     this.durable = opts.durableOnly ? new DurableMarkReader(opts.dir) : null;
     this.sinceEpoch = opts.sinceEpoch;
+    this.change = new DirChange(this.dir, opts.pollMs ?? 20, this.signal, (name) => this.wakesOn(name));
   }
 
   /** LSN of the last frame delivered (0n before the first). */
@@ -126,12 +125,11 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
         if (await this.nextSegment()) continue;
         this.checkBehind();
         if (!this.follow) return;
-        await this.waitForChange();
+        await this.change.wait();
       }
     } finally {
       await this.durable?.close();
-      this.watcher?.close();
-      this.watcher = null;
+      this.change.close();
       await this.seg?.fh.close().catch(() => undefined);
       this.seg = null;
     }
@@ -155,7 +153,7 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
       if (oldest === undefined) {
         this.checkBehind();
         if (!this.follow) return false;
-        await this.waitForChange();
+        await this.change.wait();
         continue;
       }
       if (this.fromLsn > 1n && this.fromLsn < oldest) {
@@ -367,7 +365,7 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
       this.mark = await durable.read();
       if (this.mark.lsn >= lsn) break;
       if (this.signal?.aborted || !this.follow) return false;
-      await this.waitForChange();
+      await this.change.wait();
       this.checkTruncations(false, lsn);
     }
     this.checkTruncations(false, lsn);
@@ -387,41 +385,10 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
     );
   }
 
-  private startWatch(): void {
-    if (this.watcher) return;
-    try {
-      this.watcher = watch(this.dir, { persistent: false }, () => {
-        this.dirty = true;
-        this.wake?.();
-      });
-      this.watcher.on('error', () => {
-        this.watcher?.close();
-        this.watcher = null;
-      });
-    } catch {
-      // No directory yet, or no inotify: polling alone.
-      this.watcher = null;
-    }
-  }
-
-  private async waitForChange(): Promise<void> {
-    this.startWatch();
-    if (this.dirty) {
-      this.dirty = false;
-      return;
-    }
-    const signal = this.signal;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        this.wake = null;
-        resolve();
-      };
-      const timer = setTimeout(done, this.pollMs);
-      signal?.addEventListener('abort', done);
-      this.wake = done;
-    });
-    this.dirty = false;
+  /** A segment, TRUNCATIONS and, when durableOnly, DURABLE are what can change what this reader may deliver. */
+  private wakesOn(name: string): boolean {
+    return (
+      name.endsWith(SEGMENT_SUFFIX) || name === TRUNCATIONS_FILE || (this.durable !== null && name === DURABLE_FILE)
+    );
   }
 }

@@ -26,7 +26,8 @@ import { endpointOf, openSourceConnection } from './connection.ts';
 import { createTableFilter, literalSchemas, type TableFilter } from '../../mysql/table-filter.ts';
 import { checkPrerequisites } from './prerequisites.ts';
 import { SinkError, SinkWriter } from './sink-writer.ts';
-import { BinlogStream, type ResumePoint, type StreamTuning } from './stream.ts';
+import { BinlogStream } from './stream.ts';
+import type { ResumePoint, StreamTuning } from './stream-options.ts';
 import { tableCopier } from './table-copy.ts';
 
 export { sourceStatus } from './status.ts';

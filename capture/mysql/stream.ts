@@ -22,66 +22,18 @@ import ZongJi, { type AnyBinlogEvent, type HeartbeatEvent } from '@vlasky/zongji
 import type { Logger } from 'pino';
 import { type BinlogPosition, compareBinlog, formatPosition, type MysqlPosition } from '../../record/position.ts';
 import { TidemarkError } from '../../core/errors.ts';
-import type { CopiedTable } from '../../record/record.ts';
 import { isSequenceState } from '../../record/sequence.ts';
-import { type AssemblerOutput, type PartialTx, TransactionAssembler } from './assembler.ts';
+import { type AssemblerOutput, TransactionAssembler } from './assembler.ts';
 import type { BinlogItem } from './binlog-item.ts';
-import { connectionOptions, endpointOf, type SourceEndpoint } from './connection.ts';
+import { connectionOptions, endpointOf } from './connection.ts';
 import { binlogPurgedError, isBinlogUnavailable, sourceError } from './errors.ts';
 import { EventDecoder } from './events.ts';
 import { useRowImages } from './zongji-rows.ts';
 import { useTableMapCache } from './zongji-tablemap.ts';
-import type { TableFilter } from '../../mysql/table-filter.ts';
 import { parseAccountList } from '../../mysql/accounts.ts';
 import { PkCache } from './pk-cache.ts';
-import type { TableCopier } from './table-copy.ts';
 import { SourceWatch } from './source-watch.ts';
-import type { SinkWriter } from './sink-writer.ts';
-
-export interface StreamTuning {
-  readonly highItems: number;
-  readonly highRows: number;
-  readonly heartbeatMs: number;
-  /** On abort, how long to keep reading to reach a transaction boundary. */
-  readonly stopGraceMs: number;
-  /** How often binlog_format / binlog_row_image are read again while streaming (source-watch.ts). */
-  readonly settingsCheckMs: number;
-}
-
-export const DEFAULT_STREAM_TUNING: StreamTuning = {
-  highItems: 512,
-  highRows: 20_000,
-  heartbeatMs: 5_000,
-  stopGraceMs: 5_000,
-  settingsCheckMs: 30_000,
-};
-
-export interface ResumePoint {
-  readonly start: MysqlPosition;
-  readonly nextSeq: bigint;
-  readonly replay: PartialTx | null;
-  /** Copy windows open at `start` (copy-windows.ts; the resume commit's `copied`). */
-  readonly copied?: readonly CopiedTable[] | undefined;
-}
-
-export interface StreamOptions {
-  readonly source: SourceEndpoint & {
-    readonly name: string;
-    readonly server_id: number;
-    /** source.accounts: their user/role/grant statements are captured (mysql/accounts.ts). */
-    readonly accounts?: readonly string[];
-  };
-  readonly filter: TableFilter;
-  readonly writer: SinkWriter;
-  readonly log: Logger;
-  readonly from: ResumePoint;
-  readonly tuning?: Partial<StreamTuning>;
-  readonly onNoPrimaryKey?: (schema: string, table: string) => void;
-  /** Copies a table that moved into the include set (table-copy.ts); without it such a move stops the stream. */
-  readonly copyTable?: TableCopier;
-  /** Commit time of the last commit in the journal before this stream (the resume commit): stream times floor. */
-  readonly lastCommitTimeUs?: bigint;
-}
+import { DEFAULT_STREAM_TUNING, type ResumePoint, type StreamOptions, type StreamTuning } from './stream-options.ts';
 
 const INCLUDE_EVENTS = [
   'rotate',

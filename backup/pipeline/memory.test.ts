@@ -1,10 +1,11 @@
 /**
- * Memory: a 256 MiB stream through writer → directory store → reader keeps RSS growth small (the pipeline holds a
- * few blocks, never a piece or the stream). Every block allocates fresh buffers (zstd and cipher outputs), and V8
- * collects such external memory only once ~64 MiB of it has piled up, so RSS runs ~+100 MiB ahead of what is
- * live; the test forces a GC as it samples, so RSS shows what the pipeline holds. The bound is generous (64 MiB
- * over the baseline, ~35 MiB measured) so it holds on a busy machine; buffering a piece (64 MiB here) or the
- * stream breaks it.
+ * Memory: a 256 MiB stream through writer → directory store → reader holds a few blocks, never a piece or the
+ * stream. Every block allocates fresh buffers (zstd and cipher outputs), and V8 collects such external memory only
+ * once ~64 MiB of it has piled up, so the test forces a GC as it samples. Two bounds:
+ *   - live memory (V8 heap + external buffers) grows < 64 MiB: measured +40–45 MiB, so a buffered piece (64 MiB
+ *     here) or the buffered stream breaks it;
+ *   - RSS grows < 96 MiB: measured +55–65 MiB (the thread pool's zstd work keeps freed memory in glibc's per-thread
+ *     arenas); a bound of 64 MiB on RSS failed on a busy machine at +65.4 MiB (2026-12-07).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -24,7 +25,9 @@ const gc = runInNewContext('gc') as () => void;
 const MiB = 1 << 20;
 const TOTAL = 256 * MiB;
 
-it('256 MiB through writer and reader with the dir store: RSS grows < 64 MiB', { timeout: 120_000 }, async () => {
+it('256 MiB through writer and reader with the dir store: live memory grows < 64 MiB, RSS < 96 MiB', {
+  timeout: 120_000,
+}, async () => {
   const root = await mkdtemp(join(tmpdir(), 'tm-pipe-mem-'));
   try {
     const store = await DirStore.open(root);
@@ -46,11 +49,18 @@ it('256 MiB through writer and reader with the dir store: RSS grows < 64 MiB', {
       },
     });
     gc();
+    const live = () => {
+      const m = process.memoryUsage();
+      return m.heapUsed + m.external;
+    };
     const base = process.memoryUsage.rss();
+    const liveBase = live();
     let peak = base;
+    let livePeak = liveBase;
     const sampler = setInterval(() => {
       gc();
       peak = Math.max(peak, process.memoryUsage.rss());
+      livePeak = Math.max(livePeak, live());
     }, 20);
     const dataKey = newDataKey();
     const pieces = await writeBackup({ store, source, backupId: 'mem', dataKey, pieceSize: 64 * MiB });
@@ -64,8 +74,12 @@ it('256 MiB through writer and reader with the dir store: RSS grows < 64 MiB', {
     clearInterval(sampler);
     expect(n).toBe(TOTAL);
     expect(got.digest('hex')).toBe(sent.digest('hex'));
-    console.log(`memory: RSS base ${(base / MiB).toFixed(0)} MiB, peak +${((peak - base) / MiB).toFixed(1)} MiB`);
-    expect(peak - base).toBeLessThan(64 * MiB);
+    console.log(
+      `memory: RSS base ${(base / MiB).toFixed(0)} MiB, peak +${((peak - base) / MiB).toFixed(1)} MiB; ` +
+        `live (heap + external) base ${(liveBase / MiB).toFixed(0)} MiB, peak +${((livePeak - liveBase) / MiB).toFixed(1)} MiB`,
+    );
+    expect(livePeak - liveBase).toBeLessThan(64 * MiB);
+    expect(peak - base).toBeLessThan(96 * MiB);
   } finally {
     await rm(root, { recursive: true, force: true });
   }

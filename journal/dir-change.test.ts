@@ -19,7 +19,7 @@ describe('DirChange', () => {
   });
 
   it('wakes for the entries it names only, and on its poll interval otherwise', async () => {
-    change = new DirChange(dir, 60_000, undefined, (name) => name.endsWith('.tmj'));
+    change = new DirChange({ dir, pollMs: 60_000, wakesOn: (name) => name.endsWith('.tmj') });
     // The first wait starts the watch; an earlier change is not seen.
     const first = change.wait();
     writeFileSync(join(dir, 'rollback-index.sqlite-wal'), 'x');
@@ -35,12 +35,12 @@ describe('DirChange', () => {
 
   it('ends a wait on abort, and after pollMs without any notice', async () => {
     const ac = new AbortController();
-    change = new DirChange(dir, 60_000, ac.signal, () => true);
+    change = new DirChange({ dir, pollMs: 60_000, signal: ac.signal, wakesOn: () => true });
     const w = change.wait();
     ac.abort();
     expect(await settledWithin(w, 500)).toBe(true);
     change.close();
-    change = new DirChange(dir, 50, undefined, () => false);
+    change = new DirChange({ dir, pollMs: 50, wakesOn: () => false });
     writeFileSync(join(dir, 'x.tmj'), 'x');
     expect(await settledWithin(change.wait(), 1000)).toBe(true);
   });

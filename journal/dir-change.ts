@@ -1,28 +1,33 @@
 /**
- * How a journal reader sleeps at the end of what it can read: until an fs.watch notice about one of the directory
- * entries it cares about, or `pollMs`, or its abort signal, whichever comes first. Without inotify (or before the
- * directory exists) it polls alone.
+ * How a follower of a journal directory sleeps between looks: until an fs.watch notice about a directory entry it
+ * cares about, or `pollMs`, or its abort signal, whichever comes first. Without inotify (or before the directory
+ * exists) it polls alone. The journal reader (reader.ts) and the rollback index follower (node/index-follow.ts) use it.
  *
- * Only entries the reader names wake it: the rollback index's SQLite files share the journal directory and change
+ * Only entries the follower names wake it: the rollback index's SQLite files share the journal directory and change
  * with every batch the index writes, and DURABLE after every fdatasync — a reader woken by those looked for frames
  * that could not be there (issue #15: fewer wake-ups of the applying and shipping processes).
  */
 import { type FSWatcher, watch } from 'node:fs';
 
+export interface DirChangeOptions {
+  readonly dir: string;
+  readonly pollMs: number;
+  readonly signal?: AbortSignal | undefined;
+  /** Whether a change to entry `name` wakes the waiter. */
+  readonly wakesOn: (name: string) => boolean;
+  /** The first wait returns at once (as if a change had been seen before watching started). Default false. */
+  readonly pending?: boolean;
+}
+
 export class DirChange {
-  readonly #dir: string;
-  readonly #pollMs: number;
-  readonly #signal: AbortSignal | undefined;
-  readonly #wakesOn: (name: string) => boolean;
+  readonly #o: DirChangeOptions;
   #watcher: FSWatcher | null = null;
-  #dirty = false;
+  #dirty: boolean;
   #wake: (() => void) | null = null;
 
-  constructor(dir: string, pollMs: number, signal: AbortSignal | undefined, wakesOn: (name: string) => boolean) {
-    this.#dir = dir;
-    this.#pollMs = pollMs;
-    this.#signal = signal;
-    this.#wakesOn = wakesOn;
+  constructor(o: DirChangeOptions) {
+    this.#o = o;
+    this.#dirty = o.pending === true;
   }
 
   /** Resolves at the next relevant change (at once if one came since the last wait), after pollMs, or on abort. */
@@ -32,7 +37,7 @@ export class DirChange {
       this.#dirty = false;
       return;
     }
-    const signal = this.#signal;
+    const signal = this.#o.signal;
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -40,7 +45,7 @@ export class DirChange {
         this.#wake = null;
         resolve();
       };
-      const timer = setTimeout(done, this.#pollMs);
+      const timer = setTimeout(done, this.#o.pollMs);
       signal?.addEventListener('abort', done);
       this.#wake = done;
     });
@@ -55,9 +60,9 @@ export class DirChange {
   #start(): void {
     if (this.#watcher) return;
     try {
-      this.#watcher = watch(this.#dir, { persistent: false }, (_event, name) => {
+      this.#watcher = watch(this.#o.dir, { persistent: false }, (_event, name) => {
         // A notice without a name (not on Linux) could be anything: wake.
-        if (name !== null && !this.#wakesOn(name)) return;
+        if (name !== null && !this.#o.wakesOn(name)) return;
         this.#dirty = true;
         this.#wake?.();
       });

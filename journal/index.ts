@@ -20,6 +20,7 @@ export {
   lastCommit,
   readEntries,
 } from './entries.ts';
+export { DirChange, type DirChangeOptions } from './dir-change.ts';
 export { DURABLE_FILE, DurableMarkReader, readDurableLsn } from './durable.ts';
 export { JournalLockedError, JournalTruncatedError } from './errors.ts';
 export {

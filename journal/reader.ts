@@ -77,7 +77,12 @@ export class JournalReader implements AsyncIterable<JournalFrame> {
     this.log = opts.log ?? silentLogger;
     this.durable = opts.durableOnly ? new DurableMarkReader(opts.dir) : null;
     this.sinceEpoch = opts.sinceEpoch;
-    this.change = new DirChange(this.dir, opts.pollMs ?? 20, this.signal, (name) => this.wakesOn(name));
+    this.change = new DirChange({
+      dir: this.dir,
+      pollMs: opts.pollMs ?? 20,
+      signal: this.signal,
+      wakesOn: (name) => this.wakesOn(name),
+    });
   }
 
   /** LSN of the last frame delivered (0n before the first). */

@@ -7,11 +7,12 @@
  * retriable failure is logged as a warning, anything else as an error; both are retried with backoff, the index
  * being reopened first (which moves a damaged file aside and rebuilds it).
  */
-import { existsSync, type FSWatcher, watch } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { describeChain, isRetriable, sleep } from '../core/errors.ts';
 import { INDEX_FILE, RollbackIndex } from '../rollback/index/index.ts';
 import { backoff } from '../core/backoff.ts';
+import { DirChange } from '../journal/index.ts';
 
 const POLL_MS = 200;
 /** A burst of journal writes starts at most one catch-up per this many ms. */
@@ -34,54 +35,19 @@ export interface FollowIndexOptions {
   onCaughtUp?: (lsn: bigint) => void;
 }
 
-/** A wake-up source: fs.watch on the journal directory (ignoring the index's own files) plus a timer. */
-class Waker {
-  private watcher: FSWatcher | null = null;
-  private dirty = true;
-  private wake: (() => void) | null = null;
-
-  constructor(dir: string) {
-    try {
-      this.watcher = watch(dir, { persistent: false }, (_event, name) => {
-        if (typeof name === 'string' && name.startsWith(INDEX_FILE)) return;
-        this.dirty = true;
-        this.wake?.();
-      });
-      this.watcher.on('error', () => this.close());
-    } catch {
-      this.watcher = null; // no inotify: the timer alone
-    }
-  }
-
-  /** Resolves on a change, after `ms`, or on abort. */
-  async wait(ms: number, signal: AbortSignal): Promise<void> {
-    if (!this.dirty) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(t);
-          signal.removeEventListener('abort', done);
-          this.wake = null;
-          resolve();
-        };
-        const t = setTimeout(done, ms);
-        signal.addEventListener('abort', done, { once: true });
-        this.wake = done;
-      });
-    }
-    this.dirty = false;
-  }
-
-  close(): void {
-    this.watcher?.close();
-    this.watcher = null;
-  }
-}
-
 export async function followIndex(o: FollowIndexOptions): Promise<void> {
   const { journalDir: dir, log, signal } = o;
   while (!signal.aborted && !existsSync(dir)) await sleep(DIR_POLL_MS, signal);
   if (signal.aborted) return;
-  const waker = new Waker(dir);
+  // Woken by any change but the index's own files; the first wait returns at once (a second pass picks up what was
+  // written while the first ran, before the watch started).
+  const waker = new DirChange({
+    dir,
+    pollMs: o.pollMs ?? POLL_MS,
+    signal,
+    wakesOn: (name) => !name.startsWith(INDEX_FILE),
+    pending: true,
+  });
   const delay = backoff(1000, 60_000);
   let index: RollbackIndex | null = null;
   let verified = false;
@@ -123,7 +89,7 @@ export async function followIndex(o: FollowIndexOptions): Promise<void> {
       }
       const since = performance.now() - started;
       if (since < MIN_GAP_MS) await sleep(MIN_GAP_MS - since, signal);
-      await waker.wait(o.pollMs ?? POLL_MS, signal);
+      await waker.wait();
     }
   } finally {
     waker.close();

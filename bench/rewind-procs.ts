@@ -1,6 +1,7 @@
 /**
  * Child processes of the rewind benchmark, timed from the outside the same way for both contenders: wall time
- * from spawn to exit, and peak RSS from `/usr/bin/time -f %M` (GNU time; -1 where it is missing).
+ * from spawn to exit, and peak RSS and CPU time (user + system) from `/usr/bin/time -f '%M %U %S'` (GNU time; -1
+ * where it is missing).
  *
  *   tidemark: the CLI file itself (its shebang's Node flags, this Node first on PATH), as users run it
  *   peer:     `mariadb-binlog --flashback --start-position … --stop-position … FILE | mariadb …`, as a DBA would
@@ -22,17 +23,35 @@ export interface Timed {
   s: number;
   /** Peak RSS (MB) of each timed process, in order; -1 when unknown. */
   rssMb: number[];
+  /** CPU seconds (user + system) of each timed process, in order; -1 when unknown. */
+  cpuS: number[];
+}
+
+/** GNU time's '%M %U %S' line (peak RSS in KiB, user and system seconds); -1 for what is not there. */
+function timeStats(file: string): { rssMb: number; cpuS: number } {
+  let line: string | undefined;
+  try {
+    // GNU time writes "Command exited with non-zero status N" before the figures when the command failed.
+    line = readFileSync(file, 'utf8').trim().split('\n').pop();
+  } catch {
+    return { rssMb: -1, cpuS: -1 };
+  }
+  const [kb, user, sys] = (line ?? '').split(' ').map(Number);
+  return {
+    rssMb: kb !== undefined && Number.isFinite(kb) ? Math.round(kb / 1024) : -1,
+    cpuS: user !== undefined && sys !== undefined && Number.isFinite(user + sys) ? user + sys : -1,
+  };
 }
 
 /** Runs a shell command line; `timed` are prefixes naming the processes GNU time measures ("$T0 cmd | $T1 cmd"). */
 function runTimed(script: (time: (i: number) => string) => string, timeoutMs: number): Promise<Timed> {
   const tmp = mkdtempSync(join(tmpdir(), 'tidemark-bench-time-'));
   const haveTime = existsSync(GNU_TIME);
-  const rssFile = (i: number) => join(tmp, `rss${i}`);
+  const statFile = (i: number) => join(tmp, `time${i}`);
   let count = 0;
   const line = script((i) => {
     count = Math.max(count, i + 1);
-    return haveTime ? `${GNU_TIME} -f %M -o ${rssFile(i)}` : '';
+    return haveTime ? `${GNU_TIME} -f '%M %U %S' -o ${statFile(i)}` : '';
   });
   return new Promise((res, rej) => {
     const t0 = performance.now();
@@ -49,17 +68,9 @@ function runTimed(script: (time: (i: number) => string) => string, timeoutMs: nu
     child.on('close', (code) => {
       const s = (performance.now() - t0) / 1000;
       clearTimeout(timer);
-      const rssMb = Array.from({ length: count }, (_, i) => {
-        try {
-          // GNU time writes "Command exited with non-zero status N" before the figure when the command failed.
-          const kb = Number(readFileSync(rssFile(i), 'utf8').trim().split('\n').pop());
-          return Number.isFinite(kb) ? Math.round(kb / 1024) : -1;
-        } catch {
-          return -1;
-        }
-      });
+      const stats = Array.from({ length: count }, (_, i) => timeStats(statFile(i)));
       rmSync(tmp, { recursive: true, force: true });
-      res({ code, stdout, stderr, s, rssMb });
+      res({ code, stdout, stderr, s, rssMb: stats.map((t) => t.rssMb), cpuS: stats.map((t) => t.cpuS) });
     });
   });
 }

@@ -7,10 +7,11 @@
  *            DELETE of `rows` rows of rwb.del; the replica catches up; run stops
  *   tidemark: `tidemark undo --target replica --tx <GTID>` for each, on the replica; CLI wall time (process start,
  *            index catch-up, planning, the guarded statements, commit) and the undo's own time from its
- *            "committed" log line; peak RSS by GNU time
+ *            "committed" log line; peak RSS and CPU time by GNU time; the replica server's CPU time meanwhile
  *   peer:    the same two transactions on the SOURCE (same rows as the replica), `mariadb-binlog --flashback
  *            --start-position … --stop-position … FILE | mariadb`, positions from SHOW MASTER STATUS around each
- *            bad transaction; wall time, peak RSS of mariadb-binlog
+ *            bad transaction; wall time, peak RSS of mariadb-binlog, CPU time of both clients and of the source
+ *            server meanwhile (what each way of undoing costs the server that runs it: issue #15)
  *   checks:  each contender must give back the checksums of the table before its bad transaction; then source and
  *            replica must hold the same data (same_result)
  *   index:   bench/rewind-index.ts on a synthetic journal of `changes` changes (build rows/s, history p50/p99)
@@ -27,6 +28,8 @@ import { admin, stopInstance } from '../test/fixtures/mariadb.ts';
 import { caughtUpWhileRunning, createTopology, exited, startRun, type Topology } from '../test/fixtures/topology.ts';
 import { type BinlogRange, flashback, type Timed, timedCli } from './rewind-procs.ts';
 import { benchIndex, type IndexBenchResult } from './rewind-index.ts';
+import { serverPid } from './spine.ts';
+import { cpuMs } from '../test/fixtures/proc-tree.ts';
 
 const NAME = 'rwbench';
 const SRC = 3880;
@@ -118,6 +121,15 @@ async function checksumsOn(port: number): Promise<Checksums> {
   }
 }
 
+async function pidOn(port: number): Promise<number> {
+  const c = await admin(port);
+  try {
+    return await serverPid(c);
+  } finally {
+    await c.end();
+  }
+}
+
 /**
  * Waits (up to 60 s) until InnoDB purged the undo history of earlier transactions on that server, so neither
  * contender pays for the purge of the bad transactions or of the other's work.
@@ -187,27 +199,38 @@ async function undoRound(o: RewindOptions) {
     const bad = await schemaChecksums(src, DB);
     if (!same(bad, await checksumsOn(REP))) throw new Error('the replica does not hold the source data before undo');
 
+    const repPid = await pidOn(REP);
+    const srcPid = await serverPid(src);
     const undo = async (what: string, tx: BadTx, table: Table) => {
       const args = ['undo', '-c', t.config, '--target', 'replica', '--tx', tx.gtid, '--mode', 'nocascade'];
       await quiesce(REP);
       const offset = fileSize(logFile);
+      const cpu0 = cpuMs(repPid);
       const r = mustSucceed(`tidemark undo ${tx.gtid}`, await timedCli(args));
+      const serverCpuS = (cpuMs(repPid) - cpu0) / 1000;
       const exec = await undoSeconds(logFile, offset);
       const ok = (await checksumsOn(REP))[table] === clean[table];
       // Afterwards (so it warms nothing for the timed run): the same command with --dry-run = process start,
       // index catch-up and planning, no execution.
       const dry = mustSucceed(`tidemark undo --dry-run ${tx.gtid}`, await timedCli([...args, '--dry-run']));
+      const cpuS = r.cpuS[0] ?? -1;
       log(
-        `tidemark undo ${what}: ${r.s.toFixed(2)} s wall (undo itself ${exec} s; a dry run takes ${dry.s.toFixed(2)} s), peak RSS ${r.rssMb[0]} MB, ok=${ok}`,
+        `tidemark undo ${what}: ${r.s.toFixed(2)} s wall (undo itself ${exec} s; a dry run takes ${dry.s.toFixed(2)} s), CPU: tidemark ${cpuS.toFixed(2)} s, replica server ${serverCpuS.toFixed(2)} s; peak RSS ${r.rssMb[0]} MB, ok=${ok}`,
       );
-      return { s: r.s, exec, dry: dry.s, rssMb: r.rssMb[0] ?? -1, ok };
+      return { s: r.s, exec, dry: dry.s, rssMb: r.rssMb[0] ?? -1, ok, cpuS, serverCpuS };
     };
     const peer = async (what: string, tx: BadTx, table: Table) => {
       await quiesce(SRC);
+      const cpu0 = cpuMs(srcPid);
       const r = mustSucceed(`mariadb-binlog --flashback ${tx.gtid} | mariadb`, await flashback(tx.range, SRC));
+      const serverCpuS = (cpuMs(srcPid) - cpu0) / 1000;
       const ok = (await schemaChecksums(src, DB))[table] === clean[table];
-      log(`flashback ${what}: ${r.s.toFixed(2)} s wall, mariadb-binlog peak RSS ${r.rssMb[0]} MB, ok=${ok}`);
-      return { s: r.s, rssMb: r.rssMb[0] ?? -1, ok };
+      const [binlogCpu = -1, clientCpu = -1] = r.cpuS;
+      const cpuS = binlogCpu < 0 || clientCpu < 0 ? -1 : binlogCpu + clientCpu;
+      log(
+        `flashback ${what}: ${r.s.toFixed(2)} s wall, CPU: mariadb-binlog + mariadb ${cpuS.toFixed(2)} s, source server ${serverCpuS.toFixed(2)} s; mariadb-binlog peak RSS ${r.rssMb[0]} MB, ok=${ok}`,
+      );
+      return { s: r.s, rssMb: r.rssMb[0] ?? -1, ok, cpuS, serverCpuS };
     };
     const undoUpd = await undo('UPDATE', upd, 'upd');
     const undoDel = await undo('DELETE', del, 'del');
@@ -277,6 +300,16 @@ export async function benchRewind(o: RewindOptions) {
     // < 1: tidemark undo is faster than the peer.
     ratio_vs_flashback_update: r2(undoUpd.s / fbUpd.s),
     ratio_vs_flashback_delete: r2(undoDel.s / fbDel.s),
+    // CPU seconds while each ran: the client side (tidemark's process; mariadb-binlog + mariadb) and the server
+    // that did the undo (tidemark: the replica; flashback: the source). -1: GNU time missing.
+    undo_update_cpu_s: r2(undoUpd.cpuS),
+    undo_update_server_cpu_s: r2(undoUpd.serverCpuS),
+    flashback_update_cpu_s: r2(fbUpd.cpuS),
+    flashback_update_server_cpu_s: r2(fbUpd.serverCpuS),
+    undo_delete_cpu_s: r2(undoDel.cpuS),
+    undo_delete_server_cpu_s: r2(undoDel.serverCpuS),
+    flashback_delete_cpu_s: r2(fbDel.cpuS),
+    flashback_delete_server_cpu_s: r2(fbDel.serverCpuS),
     undo_peak_rss_mb: Math.max(undoUpd.rssMb, undoDel.rssMb),
     flashback_binlog_peak_rss_mb: Math.max(fbUpd.rssMb, fbDel.rssMb),
     undo_restored: undoUpd.ok && undoDel.ok,

@@ -107,9 +107,10 @@ export interface SourceAdapter<S extends SourceSection = SourceSection> {
   preflight(source: S): Promise<void>;
   /**
    * A capture from `resume` (exclusive) or a new baseline. Entries carry `source.name`, seqs continuing at
-   * resume.seq + 1, and every commit a position of `positionEngine` that orders after the one before.
+   * resume.seq + 1, and every commit a position of `positionEngine` that orders after the one before. Async so
+   * that an adapter loads its capture code only when it is used (the config loader needs only configSchema).
    */
-  capture(o: CaptureOptions<S>): SourceCapture;
+  capture(o: CaptureOptions<S>): Promise<SourceCapture>;
   /** The source's position now (read-only; never throws: the error comes back as text). */
   readPosition(source: S): Promise<SourceRead>;
 }

@@ -152,7 +152,8 @@ export interface TargetAdapter<T extends TargetSection = TargetSection> {
   readonly configSchema: z.ZodType;
   /** Connects once, so a wrong host or password fails at start with one clear, non-retriable line. */
   preflight(target: T): Promise<void>;
-  applier(o: ApplierOptions<T>): Applier;
+  /** A new applier (async: an adapter may load its apply code only when it is used, as capture()). */
+  applier(o: ApplierOptions<T>): Promise<Applier>;
   /** The stored position of `source` in the target (never throws: the error comes back as text). */
   readStored(target: T, source: string): Promise<TargetRead>;
   /**

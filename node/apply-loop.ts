@@ -129,7 +129,7 @@ export async function applyLoop(
     }
   };
   for (let attempt = 1; !signal.aborted; attempt++) {
-    const applier = adapter.applier({
+    const applier = await adapter.applier({
       target,
       source: config.source.name,
       sourceKind: config.source.kind,

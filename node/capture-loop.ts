@@ -99,7 +99,7 @@ export async function captureLoop(
         resume ? 'capture resuming from the journal' : 'empty journal: capture starts with a baseline',
       );
       checkResumeEngine(adapter, resume, j.dir);
-      const capture = adapter.capture({
+      const capture = await adapter.capture({
         source: config.source,
         sink,
         resume,

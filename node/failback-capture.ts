@@ -55,7 +55,7 @@ export async function catchUpCapture(config: Config, log: Logger, signal: AbortS
   let running: Promise<void> = Promise.resolve();
   try {
     const sink = new JournalSink(writer);
-    const capture = adapter.capture({
+    const capture = await adapter.capture({
       source: config.source,
       sink,
       resume: sink.lastCommit(),

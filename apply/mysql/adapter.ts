@@ -1,23 +1,21 @@
 /**
  * MySQL/MariaDB as a target engine (engine/target.ts): a thin wrapper over MysqlApplier, readTarget, verifyTables
  * and the `targets:` entry schema. Verify compares with a MySQL source only (it reads both with the same checksums).
+ *
+ * Loaded with this module: the schema and the position statements (rewind, takeover). The appliers, verify and
+ * the client sessions are imported when first used, so a command that applies nothing does not load them
+ * (capture/mysql/adapter.ts, the same for the source).
  */
 import type mysql from 'mysql2/promise';
 import { ConfigError } from '../../core/errors.ts';
 import type { ResolvedEndpoint } from '../../core/secret.ts';
 import type { TableRef } from '../../engine/source.ts';
-import type { TargetAdapter, VerifyOptions, VerifyResult } from '../../engine/target.ts';
+import type { Applier, ApplierOptions, TargetAdapter, VerifyOptions, VerifyResult } from '../../engine/target.ts';
 import { createTableFilter } from '../../mysql/table-filter.ts';
-import { MysqlApplier } from './applier.ts';
-import { ParallelApplier } from './parallel-applier.ts';
-import { FromPostgresApplier } from './cross-applier.ts';
 import type { PgVerifySource } from './cross-verify.ts';
 import { type TargetConfig, targetSchema } from './config.ts';
 import { lockForRewindSql, PROMOTED_HOLD, setPointSql } from './position-table.ts';
-import { preflightMysql } from '../../mysql/preflight.ts';
-import { readTarget } from './read-target.ts';
-import { type MysqlEndpoint, openSession } from '../../mysql/session.ts';
-import { verifyTables } from './verify.ts';
+import type { MysqlEndpoint } from '../../mysql/session.ts';
 
 /** A loaded `targets:` entry of kind mysql (password resolved, non-enumerable). */
 export type MysqlTargetSection = ResolvedEndpoint<TargetConfig>;
@@ -46,6 +44,7 @@ function mysqlSourceOf(o: VerifyOptions<MysqlTargetSection>): MysqlVerifySource 
 /** Every base table or sequence on the source that the include/exclude patterns take in. */
 async function capturedTables(source: MysqlVerifySource): Promise<TableRef[]> {
   const filter = createTableFilter(source.include, source.exclude);
+  const { openSession } = await import('../../mysql/session.ts');
   const conn = await openSession(source, { apply: false });
   try {
     const [rows] = await conn.query<mysql.RowDataPacket[]>(
@@ -69,6 +68,7 @@ async function verify(o: VerifyOptions<MysqlTargetSection>): Promise<VerifyResul
   }
   const source = mysqlSourceOf(o);
   const filter = createTableFilter(source.include, source.exclude);
+  const { verifyTables } = await import('./verify.ts');
   return verifyTables({
     source,
     replica: o.target,
@@ -90,33 +90,29 @@ async function verify(o: VerifyOptions<MysqlTargetSection>): Promise<VerifyResul
   });
 }
 
-export const mysqlTarget: TargetAdapter<MysqlTargetSection> = {
-  kind: 'mysql',
-  configSchema: targetSchema,
-  preflight: (t) => preflightMysql(`target ${t.name}`, t),
-  applier: (o) => {
-    if (o.target.parallel.workers > 1 && (o.sourceKind === undefined || o.sourceKind === 'mysql')) {
-      return new ParallelApplier({
-        target: o.target,
-        source: o.source,
-        log: o.log,
-        ...(o.metrics ? { metrics: o.metrics } : {}),
-      });
-    }
-    const inner = new MysqlApplier({
-      target: o.target,
-      source: o.source,
-      log: o.log,
-      ...(o.metrics ? { metrics: o.metrics } : {}),
-    });
-    if (o.sourceKind === undefined || o.sourceKind === 'mysql') return inner;
-    if (o.sourceKind === 'postgres') return new FromPostgresApplier(inner, o.target, o.target.name);
+async function applier(o: ApplierOptions<MysqlTargetSection>): Promise<Applier> {
+  const fromMysql = o.sourceKind === undefined || o.sourceKind === 'mysql';
+  if (!fromMysql && o.sourceKind !== 'postgres') {
     throw new ConfigError(
       `target ${o.target.name}: a mysql target applies mysql and postgres sources (source.kind is "${o.sourceKind}")`,
       { target: o.target.name },
     );
-  },
-  readStored: (t, source) => readTarget(t, source),
+  }
+  const opts = { target: o.target, source: o.source, log: o.log, ...(o.metrics ? { metrics: o.metrics } : {}) };
+  if (o.target.parallel.workers > 1 && fromMysql) {
+    return new (await import('./parallel-applier.ts')).ParallelApplier(opts);
+  }
+  const inner = new (await import('./applier.ts')).MysqlApplier(opts);
+  if (fromMysql) return inner;
+  return new (await import('./cross-applier.ts')).FromPostgresApplier(inner, o.target, o.target.name);
+}
+
+export const mysqlTarget: TargetAdapter<MysqlTargetSection> = {
+  kind: 'mysql',
+  configSchema: targetSchema,
+  preflight: async (t) => (await import('../../mysql/preflight.ts')).preflightMysql(`target ${t.name}`, t),
+  applier,
+  readStored: async (t, source) => (await import('./read-target.ts')).readTarget(t, source),
   verify,
   rewind: { lockForRewindSql, setPointSql },
   takeover: { promotedHold: PROMOTED_HOLD },

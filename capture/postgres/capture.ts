@@ -20,7 +20,7 @@ import { type SequencePosition, sequencePosition } from '../../record/position.t
 import type { CommitEntry, DdlEntry, Phase, RowImage, RowOp, RowsEntry } from '../../record/record.ts';
 import { seqSpan } from '../../record/record.ts';
 import { takeBaseline } from './baseline.ts';
-import type { PgSourceSection } from './config.ts';
+import { POSITION_ENGINE, type PgSourceSection } from './config.ts';
 import { DurableAcks } from './durable-acks.ts';
 import { PgoutputDecoder } from './pgoutput.ts';
 import { assertPgPrerequisites, readPgFacts } from './prerequisites.ts';
@@ -37,7 +37,6 @@ import { startReplication } from './replication.ts';
 import { type JournalDdl, type TxOut, TxStreamer } from './tx-streamer.ts';
 import type { WalStream } from './walstream.ts';
 
-export const POSITION_ENGINE = 'postgres';
 const nowUs = () => BigInt(Date.now()) * 1000n;
 
 /** source.skip_origins as a predicate: whether a transaction of this replication origin is left out. */

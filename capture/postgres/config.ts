@@ -24,6 +24,9 @@ const pgName = z
   .string()
   .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a name of 1-63 of a-z, 0-9 and _ (not starting with a digit)');
 
+/** The engine tag of this source's positions (record/position.ts sequencePosition): commit end LSNs. */
+export const POSITION_ENGINE = 'postgres';
+
 export const pgSourceSchema = z
   .object({
     kind: z.literal('postgres'),

@@ -369,7 +369,7 @@ describe('cross-engine replicas', () => {
     });
     // PostgreSQL int[] → MariaDB: no mapping.
     await myDst.query('CREATE TABLE xp.arr (id INT PRIMARY KEY, a LONGTEXT)');
-    const toMy = mysqlTarget.applier({ target: myTarget(), source: 'pgsrc2', sourceKind: 'postgres', log });
+    const toMy = await mysqlTarget.applier({ target: myTarget(), source: 'pgsrc2', sourceKind: 'postgres', log });
     await toMy.open();
     const arr: Entry = {
       kind: 'rows',
@@ -408,7 +408,12 @@ describe('cross-engine replicas', () => {
       ],
       ['geo', { name: 'g', type: 'point', columnType: 'point' }, 'table xs.geo column g has type point'],
     ] as const) {
-      const toPg = postgresTarget.applier({ target: pgTarget(), source: `mysrc-${table}`, sourceKind: 'mysql', log });
+      const toPg = await postgresTarget.applier({
+        target: pgTarget(),
+        source: `mysrc-${table}`,
+        sourceKind: 'mysql',
+        log,
+      });
       await toPg.open();
       const e: Entry = {
         kind: 'rows',
@@ -450,7 +455,7 @@ describe('cross-engine replicas', () => {
       rows: [{ before: null, after: [18446744073709551615n, '2038-01-19 03:14:07.999999', 'b'] }],
     });
     const applyAbsent = async () => {
-      const a = postgresTarget.applier({ target: pgTarget(), source: 'mysrc-absent', sourceKind: 'mysql', log });
+      const a = await postgresTarget.applier({ target: pgTarget(), source: 'mysrc-absent', sourceKind: 'mysql', log });
       await a.open();
       try {
         return await a.run(entries([absent(1n), commit('mysrc-absent', 2n, null)]), {}).then(
@@ -462,7 +467,12 @@ describe('cross-engine replicas', () => {
       }
     };
     // MariaDB DDL while streaming is not translated: refused, naming the statement.
-    const ddlApplier = postgresTarget.applier({ target: pgTarget(), source: 'mysrc-ddl', sourceKind: 'mysql', log });
+    const ddlApplier = await postgresTarget.applier({
+      target: pgTarget(),
+      source: 'mysrc-ddl',
+      sourceKind: 'mysql',
+      log,
+    });
     await ddlApplier.open();
     const alter: Entry = {
       kind: 'ddl',

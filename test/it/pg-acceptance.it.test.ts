@@ -121,7 +121,7 @@ describe('PostgreSQL acceptance (issue #14)', () => {
     const writer = await JournalWriter.open({ dir: journal, fsync: 'group', groupCommitMs: 5, segmentBytes: 64 << 20 });
     const sink = new DurableLog(new JournalSink(writer));
     const { log } = memoryLogger('warn');
-    const capture = postgresSource.capture({
+    const capture = await postgresSource.capture({
       source: sourceSection('ackdb', 'tm_ack'),
       sink,
       resume: null,
@@ -424,7 +424,7 @@ describe('PostgreSQL acceptance (issue #14)', () => {
     const source = sourceSection('lostdb', 'tm_lost');
     const sink = new MemorySink();
     const { log } = memoryLogger('warn');
-    const first = postgresSource.capture({ source, sink, resume: null, log, forceBaseline: false });
+    const first = await postgresSource.capture({ source, sink, resume: null, log, forceBaseline: false });
     const ac = new AbortController();
     const running = first.run(ac.signal);
     const t0 = Date.now();
@@ -452,7 +452,7 @@ describe('PostgreSQL acceptance (issue #14)', () => {
       }
       await other.end();
       expect(await status()).toBe('lost');
-      const again = postgresSource.capture({ source, sink, resume, log, forceBaseline: false });
+      const again = await postgresSource.capture({ source, sink, resume, log, forceBaseline: false });
       const err = (await again.run(new AbortController().signal).then(
         () => new Error('the resume did not fail'),
         (e: unknown) => e,

@@ -381,7 +381,11 @@ describe('the applier on its own (apply/postgres/applier.ts)', () => {
     yield* list;
   };
   const applyOnce = async (list: JournalItem[]) => {
-    const a = postgresTarget.applier({ target: targetSection(), source: 'direct', log: pino({ level: 'silent' }) });
+    const a = await postgresTarget.applier({
+      target: targetSection(),
+      source: 'direct',
+      log: pino({ level: 'silent' }),
+    });
     try {
       await a.open();
       await a.run(items(list), {});
@@ -461,7 +465,7 @@ describe('the applier on its own (apply/postgres/applier.ts)', () => {
     }) as PgSourceSection;
     Object.defineProperty(back, 'password', { value: CAPTURE_USER.password, enumerable: false });
     const sink = new MemorySink();
-    const cap = postgresSource.capture({
+    const cap = await postgresSource.capture({
       source: back,
       sink,
       resume: null,
@@ -483,7 +487,7 @@ describe('the applier on its own (apply/postgres/applier.ts)', () => {
       // A wait long enough that the three are one group however slow the machine (the group ends with the items).
       const target = { ...targetSection(), batch: { max_transactions: 500, max_rows: 20_000, max_wait_ms: 10_000 } };
       Object.defineProperty(target, 'password', { value: APPLY_USER.password, enumerable: false });
-      const a = postgresTarget.applier({ target, source: 'loop', log: pino({ level: 'silent' }) });
+      const a = await postgresTarget.applier({ target, source: 'loop', log: pino({ level: 'silent' }) });
       try {
         await a.open();
         const commits: bigint[] = [];
@@ -549,7 +553,11 @@ describe('the applier on its own (apply/postgres/applier.ts)', () => {
       },
     ];
     const apply = async (list: JournalItem[]) => {
-      const a = postgresTarget.applier({ target: targetSection(), source: 'rebase', log: pino({ level: 'silent' }) });
+      const a = await postgresTarget.applier({
+        target: targetSection(),
+        source: 'rebase',
+        log: pino({ level: 'silent' }),
+      });
       try {
         await a.open();
         await a.run(items(list), {});

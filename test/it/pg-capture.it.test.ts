@@ -176,13 +176,13 @@ describe('PostgreSQL capture through the SourceAdapter', () => {
     await postgresSource.preflight(src);
     const sink = new MemorySink({ appendDelayMs: 15 });
     const { log } = memoryLogger('info');
-    const open = (resume: CommitEntry | null): SourceCapture =>
+    const open = (resume: CommitEntry | null): Promise<SourceCapture> =>
       postgresSource.capture({ source: src, sink, resume, log, forceBaseline: false });
 
     // ── 1: baseline while the writer runs; pg_locks sampled while the baseline copies ──
     const writer = startWriter(1);
     await new Promise((r) => setTimeout(r, 200));
-    const cap1 = open(null);
+    const cap1 = await open(null);
     const ac1 = new AbortController();
     const run1 = cap1.run(ac1.signal);
     let run1Error: unknown;
@@ -253,7 +253,7 @@ describe('PostgreSQL capture through the SourceAdapter', () => {
       `journal stopped at ${formatLsn(lastValue)}, slot confirmed_flush ${(slot.rows[0] as { f: string }).f}`,
     );
 
-    const cap2 = open(journalLast);
+    const cap2 = await open(journalLast);
     const ac2 = new AbortController();
     let run2Error: unknown;
     const run2 = cap2.run(ac2.signal).catch((e: unknown) => {
@@ -383,7 +383,7 @@ describe('PostgreSQL capture through the SourceAdapter', () => {
     Object.defineProperty(src, 'password', { value: CAPTURE_USER.password, enumerable: false });
     const sink = new MemorySink({ appendDelayMs: 20 });
     const { log } = memoryLogger('warn');
-    const first = postgresSource.capture({ source: src, sink, resume: null, log, forceBaseline: false });
+    const first = await postgresSource.capture({ source: src, sink, resume: null, log, forceBaseline: false });
     const ac = new AbortController();
     const run = first.run(ac.signal);
     await sink.waitFor((cs) => cs.length >= 2, 20_000);
@@ -397,7 +397,7 @@ describe('PostgreSQL capture through the SourceAdapter', () => {
     expect(slot1.rows).toHaveLength(1);
 
     sink.appendDelayMs = 0;
-    const second = postgresSource.capture({ source: src, sink, resume: cut, log, forceBaseline: false });
+    const second = await postgresSource.capture({ source: src, sink, resume: cut, log, forceBaseline: false });
     const ac2 = new AbortController();
     const run2 = second.run(ac2.signal);
     await sink.waitFor((cs) => cs.some((c) => c.phase === 'baseline-end'), 30_000);

@@ -174,7 +174,7 @@ export function toySource(kind: string, o: { dropChange?: DropChange } = {}): So
       }
       openDb(s.file, { readOnly: true }).close();
     },
-    capture: (c) => new ToyCapture(c, kind, o.dropChange ?? null),
+    capture: async (c) => new ToyCapture(c, kind, o.dropChange ?? null),
     async readPosition(s) {
       try {
         const db = openDb(s.file, { readOnly: true });

@@ -212,7 +212,7 @@ export function toyTarget(kind: string): TargetAdapter<ToyTargetSection> {
       prepareTarget(db);
       db.close();
     },
-    applier: (o) => new ToyApplier(o.target, o.source),
+    applier: async (o) => new ToyApplier(o.target, o.source),
     async readStored(t, source) {
       try {
         const db = openDb(t.file);

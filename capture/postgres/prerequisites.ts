@@ -19,7 +19,7 @@
 import type pg from 'pg';
 import { TidemarkError } from '../../core/errors.ts';
 import { qualifiedName, quoteIdent } from '../../postgres/sql.ts';
-import type { ReplicaIdentity } from './pgoutput.ts';
+import type { ReplicaIdentity } from './pgoutput-messages.ts';
 
 export class PgPrerequisiteError extends TidemarkError {
   readonly failures: readonly string[];

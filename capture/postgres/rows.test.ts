@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TidemarkError } from '../../core/errors.ts';
-import type { PgValue } from './pgoutput.ts';
+import type { PgValue } from './pgoutput-messages.ts';
 import type { TableShape } from './relations.ts';
 import { byteaFromHex, rowImage } from './rows.ts';
 

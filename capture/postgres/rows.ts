@@ -11,7 +11,7 @@
  */
 import { TidemarkError } from '../../core/errors.ts';
 import type { RowImage, RowOp, Value } from '../../record/record.ts';
-import type { PgValue } from './pgoutput.ts';
+import type { PgValue } from './pgoutput-messages.ts';
 import type { TableShape } from './relations.ts';
 
 /** bytea's hex output (`\x0aff`) → bytes. */

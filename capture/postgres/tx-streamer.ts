@@ -17,16 +17,16 @@ import type { TableFilter } from '../../mysql/table-filter.ts';
 import { formatLsn } from '../../postgres/lsn.ts';
 import type { RowImage, RowOp } from '../../record/record.ts';
 import { DDL_MESSAGE_PREFIX, type DdlMessage, parseDdlMessage, statementProblem, truncateSql } from './ddl-message.ts';
+import type { PgoutputDecoder } from './pgoutput.ts';
 import type {
   CommitMessage,
   LogicalMessage,
   PgColumn,
-  PgoutputDecoder,
   PgoutputMessage,
   PgValue,
   RelationMessage,
   TruncateMessage,
-} from './pgoutput.ts';
+} from './pgoutput-messages.ts';
 import type { PgTableRef, PublicationScope, TableShape } from './relations.ts';
 import { rowImage } from './rows.ts';
 import { type AddedColumnFacts, diffShapes, synthesizeDdl } from './shape-diff.ts';

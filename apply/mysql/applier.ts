@@ -19,23 +19,19 @@ import { silentLogger } from '../../core/log.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import { JournalOrder } from './journal-order.ts';
 import { type DdlEntry, type RowsEntry, seqSpan } from '../../record/record.ts';
-import { type StatementBatch, StatementBatcher } from './batcher.ts';
 import { addCommit, type Group, midState, newGroup } from './apply-group.ts';
 import { groupDue, pullForGroup } from '../../engine/batch-group.ts';
 import { DdlProtocol } from './ddl-protocol.ts';
 import { heldError, wrapDbError } from './errors.ts';
-import { FkCache, withFkChecks } from './fk.ts';
 import { type InfileFactory, localInfileOn, type QueryFn, type QueryKind, sendQuery } from './exec.ts';
 import { type ApplyMetrics, applyMetrics, noMetrics } from '../../engine/apply-metrics.ts';
 import { preparePosition } from './position-store.ts';
 import { type AppliedState, claimSql, isPromotedHold, upsertPositionSql } from './position-table.ts';
 import type { JournalItem, MysqlApplierOptions, RunOptions } from './applier-options.ts';
-import { Pipeline } from './pipeline.ts';
 import { Puller } from '../../engine/puller.ts';
 import { openSession, serverFlavor } from '../../mysql/session.ts';
 import type { Flavor } from '../../mysql/sql.ts';
-import { type TableMeta, TableMetaCache } from './table-meta.ts';
-import { type HeldEntry, mayHold, TableOrder } from './table-order.ts';
+import { GroupRows } from './group-rows.ts';
 
 export type { AppliedState } from './position-table.ts';
 export { heldError } from './errors.ts';
@@ -49,16 +45,13 @@ export class MysqlApplier {
   readonly #metrics: ApplyMetrics;
   #conn: mysql.Connection | null = null;
   #flavor: Flavor = 'mariadb';
-  #batcher: StatementBatcher | null = null;
   #state: AppliedState | null = null;
   /** The DDL protocol; its `pending` is the DDL recorded as pending (read by open()). */
   readonly #ddls: DdlProtocol;
   #hold: string | null = null;
   #queries = 0;
-  /** Per replica table: generated columns (never written) and, for a system-versioned table, its period. */
-  readonly #generated = new TableMetaCache(async (sql) => (await this.#q('meta', sql)) as Record<string, unknown>[]);
-  /** Cascading foreign keys of the replica (read on the first update/delete, dropped after DDL and on reconnect). */
-  readonly #fkCache = new FkCache(async (sql) => (await this.#q('meta', sql)) as Record<string, unknown>[]);
+  /** The open group's rows: table facts, held entries, batcher, pipeline (group-rows.ts). */
+  readonly #groupRows: GroupRows;
   #running = false;
   // Per-run state.
   #group: Group | null = null;
@@ -68,13 +61,11 @@ export class MysqlApplier {
   #order: JournalOrder;
   #lastAppliedSeq = -1n;
   #onApplied: RunOptions['onApplied'];
-  /** Rows entries of the open group held back per table (table-order.ts). */
-  readonly #held = new TableOrder();
 
   constructor(opts: MysqlApplierOptions) {
     this.#opts = opts;
     this.#order = new JournalOrder(opts.source);
-    this.#pipe = new Pipeline(this.#qf, () => this.#flavor, { overlap: opts.overlap !== false });
+    this.#groupRows = new GroupRows(this.#qf, () => this.#flavor, opts.overlap !== false);
     this.#log = (opts.log ?? silentLogger).child({ component: 'apply', target: opts.target.name, source: opts.source });
     this.#ddls = new DdlProtocol(opts.source, opts.target.name, this.#qf, this.#log);
     this.#metrics = opts.metrics
@@ -127,17 +118,7 @@ export class MysqlApplier {
       this.#drop();
       throw wrapDbError(err, `opening apply session on ${t.host}:${t.port}`, { target: t.name });
     }
-    this.#batcher = new StatementBatcher({
-      noPrimaryKey: t.no_primary_key,
-      flavor: this.#flavor,
-      orderedDeletes: (schema, table) => this.#fkCache.loaded?.deleteReachesItself(schema, table) ?? false,
-      ...(this.#opts.maxStatementBytes !== undefined ? { maxBytes: this.#opts.maxStatementBytes } : {}),
-      ...(this.#opts.maxStatementRows !== undefined ? { maxRows: this.#opts.maxStatementRows } : {}),
-      loadData: load,
-      ...(this.#opts.loadMinRows !== undefined ? { loadMinRows: this.#opts.loadMinRows } : {}),
-    });
-    this.#generated.clear();
-    this.#fkCache.invalidate();
+    this.#groupRows.open(this.#opts, this.#flavor, load);
     this.#log.info(
       {
         seq: this.#state?.seq.toString() ?? null,
@@ -156,7 +137,7 @@ export class MysqlApplier {
    * rolled back. Throws a TidemarkError; when retriable the connection is closed and the caller must open() again.
    */
   async run(entries: AsyncIterable<JournalItem>, opts: RunOptions = {}): Promise<void> {
-    if (!this.#conn || !this.#batcher) throw new TidemarkError('run() before open()', { code: 'APPLY_STATE' });
+    if (!this.#conn || !this.#groupRows.opened) throw new TidemarkError('run() before open()', { code: 'APPLY_STATE' });
     if (this.#running) throw new TidemarkError('run() is already active', { code: 'APPLY_STATE' });
     if (this.#hold !== null) throw heldError(this.#opts.target.name, this.#hold);
     this.#running = true;
@@ -257,38 +238,11 @@ export class MysqlApplier {
     // Awaits only what is not at hand yet (a group to open, a table's metadata to read): ~4 % of an OLTP apply's
     // allocations were the promises of awaits that had nothing to wait for.
     const g = this.#group ?? (await this.#ensureGroup());
-    const { skip, period } =
-      this.#generated.peek(e.schema, e.table) ?? (await this.#generatedColumns(e.schema, e.table));
-    // Loaded for inserts too: which tables the group may hold back depends on it.
-    if (!this.#fkCache.loaded) {
-      try {
-        await this.#fkCache.get();
-      } catch (err) {
-        throw wrapDbError(err, 'reading the replica foreign keys', { schema: e.schema, table: e.table });
-      }
-    }
+    const h = this.#groupRows.known(e) ?? (await this.#groupRows.read(e));
     g.rows += e.rows.length;
     this.#txApplied = true;
-    const h: HeldEntry = { entry: e, skip, period };
-    if (mayHold(h, this.#fkCache.loaded!)) {
-      if (this.#held.hold(h, bytes ?? e.rows.length * 64)) await this.#release();
-      return;
-    }
-    await this.#release();
-    await this.#push(h);
-  }
-
-  async #push(h: HeldEntry): Promise<void> {
-    for (const b of this.#batcher!.push(h.entry, h.skip, h.period)) {
-      const sent = this.#pipe.queue(this.#fkTag(b));
-      if (sent) await sent;
-    }
-  }
-
-  /** Sends what the group holds back (table-order.ts), table after table. */
-  async #release(): Promise<void> {
-    if (this.#held.empty) return;
-    for (const h of this.#held.release()) await this.#push(h);
+    const sent = this.#groupRows.add(h, bytes);
+    if (sent) await sent;
   }
 
   /**
@@ -306,14 +260,8 @@ export class MysqlApplier {
     this.#stored(st);
     this.#lastAppliedSeq = e.seq;
     this.#txApplied = false;
-    this.#generated.clear();
-    this.#fkCache.invalidate();
+    this.#groupRows.forget();
     this.#log.info({ seq: e.seq.toString(), schema: e.schema }, 'DDL applied');
-  }
-
-  /** Parents of cascading foreign keys run with checks on (fk.ts withFkChecks). */
-  #fkTag(b: StatementBatch): StatementBatch {
-    return withFkChecks(b, this.#fkCache.loaded);
   }
 
   /** A state that covers entries up to `seq` inside a transaction that is not complete yet. */
@@ -339,10 +287,7 @@ export class MysqlApplier {
   async #commitGroup(target: AppliedState | null): Promise<void> {
     const g = this.#group;
     if (!g) return;
-    await this.#release();
-    const rest = this.#batcher!.flush();
-    if (rest) await this.#pipe.queue(this.#fkTag(rest));
-    await this.#pipe.flush();
+    await this.#groupRows.flush();
     // Only now, with every row count checked, may the group commit (never in the same query as the rows).
     try {
       if (target) await this.#q('commit', `${upsertPositionSql(this.#opts.source, target)};\nCOMMIT`);
@@ -367,9 +312,8 @@ export class MysqlApplier {
   }
 
   async #rollback(): Promise<void> {
-    await this.#pipe.abandon();
-    this.#batcher?.reset();
-    this.#held.clear();
+    await this.#groupRows.abandonQueries();
+    this.#groupRows.reset();
     this.#group = null;
     await this.#q('rollback', 'ROLLBACK');
   }
@@ -377,16 +321,15 @@ export class MysqlApplier {
   /** Cleans up after an error and returns what to throw. */
   async #fail(err: unknown): Promise<TidemarkError> {
     const e = wrapDbError(err, 'apply');
-    this.#batcher?.reset();
-    this.#held.clear();
+    this.#groupRows.reset();
     this.#group = null;
     if (e.retriable) {
-      this.#pipe.clear();
+      this.#groupRows.clearQueries();
       this.#drop();
     } else {
       try {
         // A query still in flight ends first (its outcome no longer matters): ROLLBACK must come after it.
-        await this.#pipe.abandon();
+        await this.#groupRows.abandonQueries();
         // A statement that failed between SET foreign_key_checks = 1 and = 0 left checks on.
         if (this.#conn) await this.#q('rollback', 'ROLLBACK;\nSET SESSION foreign_key_checks = 0');
       } catch {
@@ -407,19 +350,10 @@ export class MysqlApplier {
   // ---- queries ----------------------------------------------------------------------------------------------
 
   readonly #qf: QueryFn = (kind, sql, infile) => this.#q(kind, sql, infile);
-  readonly #pipe: Pipeline;
 
   async #q(kind: QueryKind, sql: string, infile?: InfileFactory): Promise<unknown> {
     const conn = this.#conn;
     if (!conn) throw new TidemarkError('apply connection is closed', { code: 'APPLY_RETRY', retriable: true });
     return sendQuery(conn, kind, ++this.#queries, sql, this.#opts.faults, infile);
-  }
-
-  async #generatedColumns(schema: string, table: string): Promise<TableMeta> {
-    try {
-      return await this.#generated.get(schema, table);
-    } catch (err) {
-      throw wrapDbError(err, 'reading replica column metadata', { schema, table });
-    }
   }
 }

@@ -1,5 +1,5 @@
 /**
- * What apply (applier.ts) and rewind/forward/undo (rollback/server.ts) know of a table on the server they write:
+ * What apply (group-rows.ts) and rewind/forward/undo (rollback/server.ts) know of a table on the server they write:
  * its generated columns (the server computes them: never written or compared) and, for a system-versioned table,
  * its period (versioned.ts). Read once per table, until clear() (after DDL, on reconnect).
  */

@@ -20,7 +20,7 @@ import {
   pgAt,
   usePgTakeoverLab,
 } from '../fixtures/pg-takeover-lab.ts';
-import { rtoOf } from '../fixtures/ns-lab.ts';
+import { rtoOf } from '../fixtures/ns-writer.ts';
 import { killPostgres } from '../fixtures/postgres.ts';
 import { sleep } from '../fixtures/sites.ts';
 

@@ -119,3 +119,38 @@ describe('undoAtOnce (nocascade in one pass)', () => {
     });
   });
 });
+
+describe('planUndo', () => {
+  it('counts the rows of a table no later transaction changed from the index, without reading them', async () => {
+    const j = await TestJournal.open(dir);
+    await j.tx([ins(ORDERS, [1n, 'a'], [2n, 'b'], [3n, 'c']), ins(LINES, [1n, 'x', 5n], [2n, 'y', 6n])]);
+    const onLines = await j.tx([del(LINES, [1n, 'x', 5n], [2n, 'y', 6n])]);
+    const onOrders = await j.tx([BAD_UPDATE]);
+    const later = await j.tx([
+      upd(ORDERS, [
+        [3n, 'c'],
+        [3n, 'C'],
+      ]),
+    ]);
+    await j.close();
+    await withIndex(async (ctx, index) => {
+      // The journal out of reach: whatever must be read fails.
+      const files = new SegmentFiles();
+      const blind: ItemContext = { ...ctx, journalDir: join(dir, 'gone'), files };
+      try {
+        const plan = await planUndo(blind, index.txById(onLines.txId)!, later.seq, 'nocascade');
+        expect(plan.rows).toBe(2);
+        expect((await planUndo(ctx, index.txById(onLines.txId)!, later.seq, 'nocascade')).rows).toBe(2);
+        // ORDERS changed later: its rows are read for their keys (and then have no conflict).
+        await expect(planUndo(blind, index.txById(onOrders.txId)!, later.seq, 'nocascade')).rejects.toThrow();
+        expect((await planUndo(ctx, index.txById(onOrders.txId)!, later.seq, 'nocascade')).rows).toBe(2);
+        // A --table filter reads the rows it names.
+        await expect(
+          planUndo(blind, index.txById(onLines.txId)!, later.seq, 'nocascade', { table: 'shop.lines' }),
+        ).rejects.toThrow();
+      } finally {
+        await files.close();
+      }
+    });
+  });
+});

@@ -54,18 +54,19 @@ const BAD_UPDATE = upd(
   ],
 );
 
+/** Later work on order 3 only (not a row of BAD_UPDATE). */
+const RENAME_3 = upd(ORDERS, [
+  [3n, 'c'],
+  [3n, 'C'],
+]);
+
 describe('undoAtOnce (nocascade in one pass)', () => {
   it('streams the same statements as planUndo + undoItems when nothing later touched the rows', async () => {
     const j = await TestJournal.open(dir);
     await j.tx([ins(ORDERS, [1n, 'a'], [2n, 'b'], [3n, 'c']), ins(LINES, [1n, 'x', 5n])]);
     const bad = await j.tx([BAD_UPDATE, del(LINES, [1n, 'x', 5n])]);
     // Later work on other rows of the same table: probed, no conflict.
-    const later = await j.tx([
-      upd(ORDERS, [
-        [3n, 'c'],
-        [3n, 'C'],
-      ]),
-    ]);
+    const later = await j.tx([RENAME_3]);
     await j.close();
     await withIndex(async (ctx, index) => {
       const root = index.txById(bad.txId)!;
@@ -126,12 +127,7 @@ describe('planUndo', () => {
     await j.tx([ins(ORDERS, [1n, 'a'], [2n, 'b'], [3n, 'c']), ins(LINES, [1n, 'x', 5n], [2n, 'y', 6n])]);
     const onLines = await j.tx([del(LINES, [1n, 'x', 5n], [2n, 'y', 6n])]);
     const onOrders = await j.tx([BAD_UPDATE]);
-    const later = await j.tx([
-      upd(ORDERS, [
-        [3n, 'c'],
-        [3n, 'C'],
-      ]),
-    ]);
+    const later = await j.tx([RENAME_3]);
     await j.close();
     await withIndex(async (ctx, index) => {
       // The journal out of reach: whatever must be read fails.

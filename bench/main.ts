@@ -4,6 +4,8 @@
  *                   [--group-tx N]  (tidemark targets[].batch.max_transactions)
  *                   [--split]       (tidemark as `run --only capture` + `run --only apply`)
  *   npm run bench -- rewind [--json] [--rows N] [--changes N] [--index-dir D]
+ *   npm run bench -- binlog-rows [--json] [--rows N]   (issue #15's evaluation: guarded SQL vs binary row events;
+ *                                                       MariaDB on port 3895)
  *   npm run bench -- ship [--json] [--transports local,tcp,kafka,redis] [--rate TX_PER_S] [--warmup-s S]
  *                         [--measure-s S] [--ship-rows N] [--tx-rows N] [--apply-max-wait-ms N]
  *                                                                    (--json: nothing but the JSON line)
@@ -125,6 +127,9 @@ if (which === 'spine') {
     archiveS: Number(values['archive-s']),
     log,
   });
+} else if (which === 'binlog-rows') {
+  const { benchBinlogRows } = await import('./binlog-rows.ts');
+  result = await benchBinlogRows({ rows: Number(values.rows), rounds: 2, log });
 } else if (which === 'sysbench') {
   const { benchSysbench } = await import('./sysbench.ts');
   result = await benchSysbench({
@@ -139,7 +144,7 @@ if (which === 'spine') {
   });
 } else {
   process.stderr.write(
-    `bench: unknown benchmark "${which}" (available: spine, rewind, ship, takeover, backup, postgres, sysbench)\n`,
+    `bench: unknown benchmark "${which}" (available: spine, rewind, binlog-rows, ship, takeover, backup, postgres, sysbench)\n`,
   );
   process.exit(2);
 }

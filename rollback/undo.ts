@@ -89,8 +89,9 @@ async function* rowsOf(ctx: ItemContext, tx: TxInfo, head: bigint, f?: RowFilter
   const touched = touchedAfter(ctx.index, tx.commitSeq);
   for (const ref of ctx.index.entriesOf(tx.commitSeq)) {
     if (ref.kind !== 'rows') continue;
-    if (!f && !touched(ref.schema, ref.table)) yield ref.rows;
-    else yield* entryVisits(ctx.index, await loadRows(ctx, ref), tx, head, f);
+    const later = touched(ref.schema, ref.table);
+    if (!f && !later) yield ref.rows;
+    else yield* entryVisits(ctx.index, await loadRows(ctx, ref), tx, head, later, f);
   }
 }
 
@@ -108,9 +109,19 @@ function touchedAfter(index: RollbackIndex, afterSeq: bigint): (schema: string, 
   };
 }
 
-/** The rows of one entry of `tx` (matching the filter) with their later changes: one bulk index lookup. */
-function entryVisits(index: RollbackIndex, e: RowsEntry, tx: TxInfo, head: bigint, f?: RowFilter): RowVisit[] {
-  if (!index.touchedAfter(e.schema, e.table, tx.commitSeq)) {
+/**
+ * The rows of one entry of `tx` (matching the filter) with their later changes: one bulk index lookup, none when
+ * `touched` (the caller's touchedAfter answer for the entry's table) says no later transaction changed the table.
+ */
+function entryVisits(
+  index: RollbackIndex,
+  e: RowsEntry,
+  tx: TxInfo,
+  head: bigint,
+  touched: boolean,
+  f?: RowFilter,
+): RowVisit[] {
+  if (!touched) {
     const out: RowVisit[] = [];
     for (let i = 0; i < e.rows.length; i++)
       if (matches(e, i, f)) out.push({ e, i, seq: e.seq + BigInt(i), later: NONE });
@@ -267,7 +278,7 @@ export function undoAtOnce(
   const touched = touchedAfter(ctx.index, root.commitSeq);
   const visit = (e: RowsEntry): boolean => {
     if (touched(e.schema, e.table)) {
-      for (const v of entryVisits(ctx.index, e, root, head)) noteConflict(ctx.index, v, conflicts, dependents);
+      for (const v of entryVisits(ctx.index, e, root, head, true)) noteConflict(ctx.index, v, conflicts, dependents);
     }
     return conflicts.size === 0;
   };

@@ -20,6 +20,7 @@ import { crc32 } from 'node:zlib';
 import type mysql from 'mysql2/promise';
 import { admin, startInstance, stopInstance } from '../test/fixtures/mariadb.ts';
 import { cpuMs } from '../test/fixtures/proc-tree.ts';
+import { purgeDrained } from './rewind.ts';
 import { serverPid } from './spine.ts';
 
 const NAME = 'binlogrows';
@@ -273,16 +274,6 @@ async function runReadback(c: mysql.Connection, rows: number): Promise<void> {
 
 // ── the run ──
 
-async function quiesce(c: mysql.Connection): Promise<void> {
-  for (const end = Date.now() + 60_000; Date.now() < end; ) {
-    const [r] = await c.query<mysql.RowDataPacket[]>(
-      "SELECT count AS n FROM information_schema.innodb_metrics WHERE name = 'trx_rseg_history_len'",
-    );
-    if (Number(r[0]!['n']) < 100) return;
-    await new Promise((res) => setTimeout(res, 200));
-  }
-}
-
 async function checksum(c: mysql.Connection): Promise<string> {
   const [r] = await c.query<mysql.RowDataPacket[]>(`CHECKSUM TABLE ${TABLE}`);
   return String(r[0]!['Checksum']);
@@ -338,7 +329,7 @@ export async function benchBinlogRows(o: BinlogRowsOptions) {
         ['readback', runReadback],
       ] as const) {
         if ((await checksum(c)) !== badSum) await fill(c, o.rows, bad);
-        await quiesce(c);
+        await purgeDrained(c);
         await c.query('START TRANSACTION');
         const m = await timed(pid, async () => {
           await fn(c, o.rows);

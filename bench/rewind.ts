@@ -112,44 +112,36 @@ function mustSucceed(what: string, r: Timed): Timed {
 
 const same = (a: Checksums, b: Checksums) => JSON.stringify(a) === JSON.stringify(b);
 
-async function checksumsOn(port: number): Promise<Checksums> {
+/** `fn` on an admin connection to the server on `port`, closed afterwards. */
+async function onServer<T>(port: number, fn: (c: mysql.Connection) => Promise<T>): Promise<T> {
   const c = await admin(port);
   try {
-    return await schemaChecksums(c, DB);
+    return await fn(c);
   } finally {
     await c.end();
   }
 }
 
-async function pidOn(port: number): Promise<number> {
-  const c = await admin(port);
-  try {
-    return await serverPid(c);
-  } finally {
-    await c.end();
-  }
-}
+const checksumsOn = (port: number) => onServer(port, (c) => schemaChecksums(c, DB));
+const pidOn = (port: number) => onServer(port, serverPid);
 
 /**
- * Waits (up to 60 s) until InnoDB purged the undo history of earlier transactions on that server, so neither
- * contender pays for the purge of the bad transactions or of the other's work.
+ * Waits (up to 60 s) until InnoDB purged the undo history of earlier transactions on the server of `c`, so no
+ * contender pays for the purge of the bad transactions or of another's work (bench/binlog-rows.ts uses it too).
  */
-async function quiesce(port: number): Promise<void> {
-  const c = await admin(port);
-  try {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const r = await one(
-        c,
-        "SELECT count AS n FROM information_schema.innodb_metrics WHERE name = 'trx_rseg_history_len'",
-      );
-      if (Number(r['n']) < 100 || Date.now() > deadline) return;
-      await new Promise((res) => setTimeout(res, 200));
-    }
-  } finally {
-    await c.end();
+export async function purgeDrained(c: mysql.Connection): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const r = await one(
+      c,
+      "SELECT count AS n FROM information_schema.innodb_metrics WHERE name = 'trx_rseg_history_len'",
+    );
+    if (Number(r['n']) < 100 || Date.now() > deadline) return;
+    await new Promise((res) => setTimeout(res, 200));
   }
 }
+
+const quiesce = (port: number) => onServer(port, purgeDrained);
 
 /** Source + replica, both tables filled on the source, levelled by `tidemark run` (baseline). */
 async function setUp(o: RewindOptions): Promise<{ t: Topology; run: ChildProcess; src: mysql.Connection }> {

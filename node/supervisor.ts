@@ -24,15 +24,9 @@ import { journalDirOf } from '../journal/index.ts';
 import { applyLoop } from './apply-loop.ts';
 import { captureLoop } from './capture-loop.ts';
 import { indexEnabled, indexLoop } from './index-loop.ts';
-import { primaryGuardLoop } from './failover-primary.ts';
-import { promotableTarget } from './failover-spec.ts';
 import { checkCaptureLock, lockAppliers, releaseAll } from './run-locks.ts';
-import { readPromotion } from './failover-state.ts';
-import { standbyMonitorLoop } from './failover-standby.ts';
-import { controlledReceiveLoop, ReceiverWatch } from './receive-loop.ts';
 import type { ServeConfig } from './backup-serve.ts';
 import { CapGate } from './ship-cap.ts';
-import { shipLoop } from './ship-loop.ts';
 import type { Logger } from 'pino';
 
 export type RunPart = 'capture' | 'apply';
@@ -107,24 +101,27 @@ async function runLocked(
   // no part's failure waits on an import.
   const backupHere = primary && o.only !== 'apply' && config.backup !== undefined;
   const backup = serves.length > 0 || backupHere ? await backupParts() : null;
+  // Likewise the shipping (~25 modules with the transports) and failover (~40, with both engines' clients) roles.
+  const ship = standbys.length > 0 || receivers.length > 0 ? await shipParts() : null;
+  const failover = config.failover ? await failoverParts() : null;
   const gate = new CapGate();
   const parts: Promise<void>[] = [];
   if (capture) {
     parts.push(captureLoop(config, log, inner.signal, { rebaseline: o.rebaseline === true, gate }));
   }
-  for (const s of standbys) parts.push(shipLoop(config, s, log, inner.signal, gate, metrics?.registry));
+  for (const s of standbys) parts.push(ship!.shipLoop(config, s, log, inner.signal, gate, metrics?.registry));
   // A takeover stops the receiver (nothing more from the old primary), and starts it again if it did not promote.
   for (const s of receivers) {
-    const watch = new ReceiverWatch();
+    const watch = new ship!.ReceiverWatch();
     // A promoted standby receives nothing more from the old primary: it is the primary (node/promoted.ts).
-    const promoted = config.failover !== undefined && (await readPromotion(s.journal_dir)) !== null;
+    const promoted = failover !== null && (await failover.readPromotion(s.journal_dir)) !== null;
     const recv = promoted
       ? { done: Promise.resolve(), stop: async () => undefined, resume: () => undefined }
-      : controlledReceiveLoop(config, s, log, inner.signal, watch);
+      : ship!.controlledReceiveLoop(config, s, log, inner.signal, watch);
     parts.push(recv.done);
-    if (!config.failover || !promotableTarget(config, s.name)) continue;
+    if (!failover?.promotableTarget(config, s.name)) continue;
     parts.push(
-      standbyMonitorLoop({
+      failover.standbyMonitorLoop({
         config,
         standby: s,
         receiver: watch,
@@ -135,7 +132,7 @@ async function runLocked(
       }),
     );
   }
-  if (config.failover && capture) parts.push(primaryGuardLoop(config, log, inner.signal));
+  if (failover && capture) parts.push(failover.primaryGuardLoop(config, log, inner.signal));
   for (const v of serves) parts.push(backup!.storeServeLoop(config, v, log, inner.signal));
   // Scheduled backups and copies run where `source:` is: the primary's site, beside its capture (backup-loop.ts).
   if (backupHere) {
@@ -184,4 +181,28 @@ async function backupParts() {
     import('./backup-logs-loop.ts'),
   ]);
   return { storeServeLoop: serve.storeServeLoop, backupLoop: loop.backupLoop, backupLogsLoop: logs.backupLogsLoop };
+}
+
+async function shipParts() {
+  const [loop, receive] = await Promise.all([import('./ship-loop.ts'), import('./receive-loop.ts')]);
+  return {
+    shipLoop: loop.shipLoop,
+    controlledReceiveLoop: receive.controlledReceiveLoop,
+    ReceiverWatch: receive.ReceiverWatch,
+  };
+}
+
+async function failoverParts() {
+  const [primary, spec, state, standby] = await Promise.all([
+    import('./failover-primary.ts'),
+    import('./failover-spec.ts'),
+    import('./failover-state.ts'),
+    import('./failover-standby.ts'),
+  ]);
+  return {
+    primaryGuardLoop: primary.primaryGuardLoop,
+    promotableTarget: spec.promotableTarget,
+    readPromotion: state.readPromotion,
+    standbyMonitorLoop: standby.standbyMonitorLoop,
+  };
 }

@@ -14,7 +14,7 @@ import type { VerifyOptions } from './commands/verify.ts';
 import { silentLogger } from '../core/log.ts';
 import { type Commands, type MainDeps, main } from './main.ts';
 
-const CLI = resolve(dirname(fileURLToPath(import.meta.url)), 'tidemark.ts');
+const CLI = resolve(dirname(fileURLToPath(import.meta.url)), 'tidemark.mjs');
 const PASSWORD = 'very-secret-pw';
 
 let dir: string;

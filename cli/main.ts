@@ -1,6 +1,6 @@
 /**
  * The command line: parses arguments (commander), loads and checks the config, and dispatches to one command
- * module. Returns the exit code instead of exiting, so tests drive it in-process; cli/tidemark.ts wires it to
+ * module. Returns the exit code instead of exiting, so tests drive it in-process; cli/program.ts wires it to
  * the real process (argv, signals, exit).
  */
 import { Command, Option } from 'commander';

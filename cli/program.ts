@@ -1,23 +1,11 @@
-#!/usr/bin/env -S node --experimental-strip-types --no-warnings=ExperimentalWarning --max-semi-space-size=16 --max-old-space-size=160
 /**
- * The `tidemark` executable. Wires cli/main.ts to the process: argv, stdout/stderr, SIGINT/SIGTERM (first one
- * asks commands to stop gracefully through an AbortSignal, a second one exits at once) and the exit code.
- * The shebang flags let Node 22.12+ run the TypeScript directly (Node 24 strips types by default) and bound the
- * V8 heap: by default V8 lets garbage grow to hundreds of MB on a machine with plenty of RAM before collecting,
- * which broke the < 256 MB RSS budget under bulk load (432 MB peak in the bulk benchmark) although what tidemark
- * retains is bounded. A 16 MB young generation and a 160 MB old space keep peak RSS near 200 MB at the same
- * speed. Run the file itself (`cli/tidemark.ts …`, or the `tidemark` bin), not `node cli/tidemark.ts`, to get them.
+ * The `tidemark` program, started by cli/tidemark.mjs (the executable; see there for the Node flags and the
+ * compile cache). Wires cli/main.ts to the process: argv, stdout/stderr, SIGINT/SIGTERM (first one asks commands
+ * to stop gracefully through an AbortSignal, a second one exits at once) and the exit code.
  */
-import { enableCompileCache } from 'node:module';
-
-// Node's on-disk compile cache (os.tmpdir()/node-compile-cache, or NODE_COMPILE_CACHE): type-stripped and
-// compiled modules are reused by the next process, which halves start-up (0.36 s → 0.20 s for `--help`, measured
-// on the 2-core bench machine) — every command pays it, `tidemark undo` and `run` included. It covers only
-// modules loaded after this call, hence the dynamic imports below. A cache that cannot be written is skipped.
-enableCompileCache();
-const { TidemarkError } = await import('../core/errors.ts');
-const { reportError } = await import('./commands/exit.ts');
-const { main } = await import('./main.ts');
+import { TidemarkError } from '../core/errors.ts';
+import { reportError } from './commands/exit.ts';
+import { main } from './main.ts';
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 /** After main() returns, give open handles this long to close before exiting anyway. */

@@ -1,7 +1,7 @@
 /**
  * The rollback index part of `tidemark run` (rollback/README.md, "Internals"): keeps <journal.dir>/rollback-index.sqlite
  * current so that history and rewind commands answer at once. The work (index-follow.ts) runs in a child process
- * (index-child.ts): node:sqlite is synchronous and indexing a backlog is CPU-bound, and neither may stall capture
+ * (index-child.mjs): node:sqlite is synchronous and indexing a backlog is CPU-bound, and neither may stall capture
  * or apply, nor take their memory. Its log lines come back on its stdout and are written by this process's logger.
  *
  * Never fails `run`: a follower that dies is restarted with backoff. Resolves once stopped.
@@ -55,7 +55,7 @@ export const INDEX_CHILD_FLAGS = [
   '--max-old-space-size=64',
 ];
 const CHILD_NICE = 10;
-const CHILD = fileURLToPath(new URL('./index-child.ts', import.meta.url));
+const CHILD = fileURLToPath(new URL('./index-child.mjs', import.meta.url));
 
 /** Runs one follower process until it exits; stops it when `signal` aborts. Resolves with its exit code. */
 function runChild(journalDir: string, level: string, log: Logger, signal: AbortSignal): Promise<number | null> {

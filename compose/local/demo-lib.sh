@@ -1,7 +1,7 @@
 # Steps shared by the demos (demo.sh: MariaDB, demo-postgres.sh: PostgreSQL); sourced, run from the checkout root.
 
 demo_start() { # CONFIG LOG: `tidemark run` in the background (its pid in $tm, killed if the demo exits early)
-  cli/tidemark.ts run -c "$1" &
+  cli/tidemark.mjs run -c "$1" &
   tm=$!
   trap 'kill $tm 2>/dev/null || true' EXIT
   sleep 2
@@ -10,7 +10,7 @@ demo_start() { # CONFIG LOG: `tidemark run` in the background (its pid in $tm, k
 
 demo_verify() { # CONFIG LOG REPLICA: `tidemark verify`, then stop tidemark and say how it ended; sets $rc
   set +e
-  cli/tidemark.ts verify -c "$1" --wait-seconds 60
+  cli/tidemark.mjs verify -c "$1" --wait-seconds 60
   rc=$?
   set -e
   kill -TERM "$tm" 2>/dev/null || true

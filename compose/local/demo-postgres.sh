@@ -136,7 +136,7 @@ BEGIN
 END $$;
 SQL
 echo
-cli/tidemark.ts status -c "$work/tidemark.yaml"
+cli/tidemark.mjs status -c "$work/tidemark.yaml"
 
 say "7/7 tidemark verify: chunked checksums of every table, primary vs replica"
 demo_verify "$work/tidemark.yaml" "$work/tidemark.log" "PostgreSQL replica"
@@ -145,7 +145,7 @@ cat <<TXT
 Look around:
   bash compose/local/postgres.sh psql demo-pg-replica -d shop    # the replica (tidemark.applied holds its position)
   bash compose/local/postgres.sh psql demo-pg-primary -c 'SELECT * FROM pg_replication_slots'
-  DEMO_CAPTURE_PASSWORD=cap-pw DEMO_APPLY_PASSWORD=apply-pw cli/tidemark.ts run -c $work/tidemark.yaml
+  DEMO_CAPTURE_PASSWORD=cap-pw DEMO_APPLY_PASSWORD=apply-pw cli/tidemark.mjs run -c $work/tidemark.yaml
   less $work/tidemark.log
 Stop the servers:  bash compose/local/postgres.sh stop-all
 TXT

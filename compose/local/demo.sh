@@ -45,7 +45,7 @@ node bench/drive.ts --port "$P1" --setup --transactions 500 --seed 1 | tail -1
 
 say "4/8 Making TLS certificates for the two sites, and writing the config: $work/tidemark.yaml"
 rm -rf "$work" && mkdir -p "$work"
-cli/tidemark.ts certs --dir "$work/certs" --ca demo-ca --site primary --site dr1 --ip 127.0.0.1 --host localhost | tail -3
+cli/tidemark.mjs certs --dir "$work/certs" --ca demo-ca --site primary --site dr1 --ip 127.0.0.1 --host localhost | tail -3
 cat > "$work/tidemark.yaml" <<YAML
 # Written by compose/local/demo.sh. 'tidemark init' writes a fully annotated example.
 source:
@@ -108,10 +108,10 @@ say "5/8 Starting 'tidemark run' (every site in one process; --site NAME runs on
 demo_start "$work/tidemark.yaml" "$work/tidemark.log"
 
 say "6/8 A full backup of the primary (tidemark backup run nightly), then a random shop workload for $SECS seconds (4 connections)"
-cli/tidemark.ts backup run nightly -c "$work/tidemark.yaml"
+cli/tidemark.mjs backup run nightly -c "$work/tidemark.yaml"
 node bench/drive.ts --port "$P1" --seconds "$SECS" --seed 2
 echo
-cli/tidemark.ts status -c "$work/tidemark.yaml"
+cli/tidemark.mjs status -c "$work/tidemark.yaml"
 
 # The moment to restore to: the primary's GTID now, and its tables' checksums there; then more writes after it.
 pitr_gtid="$(bash compose/local/mariadb.sh client demo-primary -N -e 'SELECT @@gtid_binlog_pos')"
@@ -124,7 +124,7 @@ rm -rf "$work/restored"
 # tidemark run archives the binlog every 2 s: a target it has not archived yet is refused (retriable), so wait
 for _ in $(seq 1 60); do
   set +e
-  out="$(TIDEMARK_SCRATCH_PASSWORD=tidemark-root cli/tidemark.ts restore -c "$work/tidemark.yaml" --job nightly \
+  out="$(TIDEMARK_SCRATCH_PASSWORD=tidemark-root cli/tidemark.mjs restore -c "$work/tidemark.yaml" --job nightly \
     --to-gtid "$pitr_gtid" --into "$work/restored" --scratch-port "$P3" 2>&1)"
   prc=$?
   set -e
@@ -153,20 +153,20 @@ cat <<TXT
 
 Look around:
   mariadb -h127.0.0.1 -P$P2 -uroot -ptidemark-root shop      # the replica (tidemark.applied_position holds its position)
-  DEMO_CAPTURE_PASSWORD=cap-pw DEMO_APPLY_PASSWORD=apply-pw cli/tidemark.ts run -c $work/tidemark.yaml
+  DEMO_CAPTURE_PASSWORD=cap-pw DEMO_APPLY_PASSWORD=apply-pw cli/tidemark.mjs run -c $work/tidemark.yaml
   less $work/tidemark.log
 Rewind (same environment variables; see rollback/README.md):
-  cli/tidemark.ts log -c $work/tidemark.yaml --limit 10                       # the rollback list
-  cli/tidemark.ts rewind -c $work/tidemark.yaml --target demo-replica --steps 5 --dry-run
-  cli/tidemark.ts rewind -c $work/tidemark.yaml --target demo-replica --steps 5    # the replica goes back 5 transactions
-  cli/tidemark.ts forward -c $work/tidemark.yaml --target demo-replica --to-head   # and forward again
+  cli/tidemark.mjs log -c $work/tidemark.yaml --limit 10                       # the rollback list
+  cli/tidemark.mjs rewind -c $work/tidemark.yaml --target demo-replica --steps 5 --dry-run
+  cli/tidemark.mjs rewind -c $work/tidemark.yaml --target demo-replica --steps 5    # the replica goes back 5 transactions
+  cli/tidemark.mjs forward -c $work/tidemark.yaml --target demo-replica --to-head   # and forward again
 Sites (see ship/SITES.md):
-  cli/tidemark.ts run -c $work/tidemark.yaml --site primary     # one process per site instead of one for all
-  cli/tidemark.ts run -c $work/tidemark.yaml --site dr1
-  cli/tidemark.ts ship pause dr1 -c $work/tidemark.yaml          # and: ship resume dr1
+  cli/tidemark.mjs run -c $work/tidemark.yaml --site primary     # one process per site instead of one for all
+  cli/tidemark.mjs run -c $work/tidemark.yaml --site dr1
+  cli/tidemark.mjs ship pause dr1 -c $work/tidemark.yaml          # and: ship resume dr1
 Backups (see backup/README.md; DEMO_BACKUP_PASSWORD=backup-pw too):
-  cli/tidemark.ts backup list -c $work/tidemark.yaml              # the full and the binlog segments
-  cli/tidemark.ts drill nightly -c $work/tidemark.yaml --scratch-port $P3   # restore to now and compare, kept in the history
+  cli/tidemark.mjs backup list -c $work/tidemark.yaml              # the full and the binlog segments
+  cli/tidemark.mjs drill nightly -c $work/tidemark.yaml --scratch-port $P3   # restore to now and compare, kept in the history
 Stop the servers:  bash compose/local/mariadb.sh stop-all
 TXT
 [ "$pitr_failed" = 0 ] || rc=1

@@ -7,9 +7,10 @@
  *   1. SET default_transaction_read_only = off    our own session (the DDL and ALTER SYSTEM below must run)
  *      SHOW wal_level                             not `logical`: refused before anything changed
  *                                                 (PROMOTE_NOT_CAPTURABLE: the new primary could not be captured)
- *   2. sequences                                 every sequence OWNED BY a column (serial, identity) set past the
- *                                                 column's values (logical decoding does not carry sequences;
- *                                                 pg-sequences.ts); the others listed as not re-synchronised
+ *   2. sequences                                 every sequence set past the values of its integer columns (the
+ *                                                 one that owns it, those whose DEFAULT is nextval() of it):
+ *                                                 logical decoding does not carry sequences (pg-sequences.ts);
+ *                                                 the ones nothing reads back listed as not re-synchronised
  *   3. the publication (source.publication)      kept when it exists; else CREATE PUBLICATION … FOR TABLE every
  *                                                 user table of the database (not the tidemark schema): made BEFORE
  *                                                 the slot, so decoding from the slot's start finds it

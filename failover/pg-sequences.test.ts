@@ -61,7 +61,13 @@ function scripted(answer: (sql: string, values?: unknown[]) => Record<string, un
   return { c, sent };
 }
 
-const seqRow = (s: string, n: string, inc: string, owner: [string, string, string, boolean] | null) => ({
+/** A row of the list query: `owner` is a column that uses the sequence ([schema, table, column, integer, plain]). */
+const seqRow = (
+  s: string,
+  n: string,
+  inc: string,
+  owner: [string, string, string, boolean] | [string, string, string, boolean, boolean] | null,
+) => ({
   s,
   n,
   inc,
@@ -71,6 +77,7 @@ const seqRow = (s: string, n: string, inc: string, owner: [string, string, strin
   t: owner?.[1] ?? null,
   col: owner?.[2] ?? null,
   int: owner ? String(owner[3]) : null,
+  plain: owner ? String(owner[4] ?? true) : null,
 });
 
 describe('resyncPgSequences', () => {
@@ -122,12 +129,69 @@ describe('resyncPgSequences', () => {
         { name: 'app.down_seq', was: -6n, to: -40n },
       ],
       unchanged: 2,
-      unowned: ['app.free', 'app.txt_seq (owned by non-integer app.notes.code)'],
+      unowned: ['app.free', 'app.txt_seq (non-integer app.notes.code)'],
+      partial: [],
       failed: [],
     });
     expect(describeSequenceReport(r)).toBe(
-      'sequences: 2 re-synchronised (app.w_id_seq 1 → 4200, app.down_seq -6 → -40), 2 already past their column ' +
-        'or empty, 2 not owned by a column, not re-synchronised: app.free, app.txt_seq (owned by non-integer app.notes.code)',
+      'sequences: 2 re-synchronised (app.w_id_seq 1 → 4200, app.down_seq -6 → -40), 2 already past their columns ' +
+        'or empty, 2 with no integer column to read back (not owned by one, no DEFAULT nextval() of it), not ' +
+        're-synchronised: app.free, app.txt_seq (non-integer app.notes.code)',
+    );
+  });
+
+  it('takes the furthest value of every column a sequence gives its values to; names the uses it cannot read', async () => {
+    const { c, sent } = scripted((sql) => {
+      if (sql === PG_SEQUENCES_SQL.list)
+        return [
+          // Shared by two tables through their DEFAULTs, and by a text column's expression default.
+          seqRow('app', 'shared', '1', ['app', 'a', 'k', true]),
+          seqRow('app', 'shared', '1', ['app', 'b', 'k', true]),
+          seqRow('app', 'shared', '1', ['app', 'c', 'code', false, false]),
+          // Owned by a column whose default is an expression: the same column twice, once as its owner.
+          seqRow('app', 'odd', '1', ['app', 'd', 'n', true, false]),
+          seqRow('app', 'odd', '1', ['app', 'd', 'n', true, true]),
+          // Only an integer column's expression default uses it: nothing to read back.
+          seqRow('app', 'expr', '1', ['app', 'e', 'n', true, false]),
+          // Descending, shared: the furthest value is the smallest.
+          seqRow('app', 'down', '-1', ['app', 'f', 'n', true]),
+          seqRow('app', 'down', '-1', ['app', 'g', 'n', true]),
+        ];
+      if (sql.includes('last_value')) return [{ last: '5', called: 'true' }];
+      if (sql.includes('FROM "app"."a"')) return [{ v: '70' }];
+      if (sql.includes('FROM "app"."b"')) return [{ v: '90' }];
+      if (sql.includes('FROM "app"."d"')) return [{ v: '3' }];
+      if (sql.includes('FROM "app"."f"')) return [{ v: null }];
+      if (sql.includes('FROM "app"."g"')) return [{ v: '-30' }];
+      if (sql === PG_SEQUENCES_SQL.setval) return [{ v: '0' }];
+      throw new Error(`unexpected statement: ${sql}`);
+    });
+    const d = new Deadline(5000, 'test');
+    const r = await resyncPgSequences(c, d, silentLogger);
+    d.clear();
+    expect(sent.filter((s) => s.sql.startsWith('SELECT m')).map((s) => s.sql)).toEqual([
+      'SELECT max("k")::text AS v FROM "app"."a"',
+      'SELECT max("k")::text AS v FROM "app"."b"',
+      'SELECT max("n")::text AS v FROM "app"."d"',
+      'SELECT min("n")::text AS v FROM "app"."f"',
+      'SELECT min("n")::text AS v FROM "app"."g"',
+    ]);
+    expect(sent.filter((s) => s.sql === PG_SEQUENCES_SQL.setval).map((s) => s.values)).toEqual([
+      ['"app"."shared"', '90'],
+      ['"app"."down"', '-30'],
+    ]);
+    expect(r).toEqual({
+      changed: [
+        { name: 'app.shared', was: 6n, to: 90n },
+        { name: 'app.down', was: 4n, to: -30n },
+      ],
+      unchanged: 1,
+      unowned: ['app.expr (expression default of app.e.n)'],
+      partial: ['app.shared (non-integer app.c.code)'],
+      failed: [],
+    });
+    expect(describeSequenceReport(r)).toMatch(
+      /, 1 with no integer column .*: app\.expr \(expression default of app\.e\.n\), 1 also used where not read back: app\.shared \(non-integer app\.c\.code\)$/,
     );
   });
 
@@ -172,7 +236,7 @@ describe('resyncPgSequences', () => {
     const d = new Deadline(5000, 'test');
     const r = await resyncPgSequences(c, d, silentLogger);
     d.clear();
-    expect(r.failed).toEqual(["app.s: its column holds 40000, beyond the sequence's bounds 1..32767"]);
+    expect(r.failed).toEqual(["app.s: its columns hold 40000, beyond the sequence's bounds 1..32767"]);
     expect(sent.some((s) => s.sql === PG_SEQUENCES_SQL.setval)).toBe(false);
   });
 });

@@ -5,8 +5,9 @@
  *
  * The application inserts into a table whose keys come from an identity and a serial column. The primary's
  * postmaster is SIGKILLed: the standby's monitor and the witness agree it failed, the check-only fence hook
- * confirms (postgres down), the standby drains, holds its applier and promotes — setting the two owned sequences
- * past the replicated rows (logical decoding does not carry them) and listing the unowned one — and takes the VIP.
+ * confirms (postgres down), the standby drains, holds its applier and promotes — setting the two owned sequences and
+ * the one two tables' DEFAULTs share past the replicated rows (logical decoding does not carry them) and listing
+ * the one nothing reads back — and takes the VIP.
  * The writes then succeed on the new primary with no duplicate-key failure; every write acknowledged before the
  * kill's asynchronous window is there; the 50 ms sampler never sees two writable servers; the RTO is printed.
  */
@@ -53,17 +54,18 @@ describe.skipIf(unavailable !== null)('PostgreSQL takeover in network namespaces
     expect(steps['fence-hook']).toMatchObject({ outcome: 'ok', detail: expect.stringMatching(/postgres is down/) });
     for (const s of ['drain', 'promote', 'move-vip']) expect(steps[s]?.outcome, s).toBe('ok');
     expect(p.position).toMatchObject({ engine: 'postgres', slot: 'tidemark', publication: 'tidemark' });
-    // Both owned sequences were behind the replicated rows on the standby and were set past them; the unowned
-    // one is listed, not touched.
+    // Both owned sequences, and the one w2's and w3's DEFAULTs share (to w3's max key, 12), were behind the
+    // replicated rows on the standby and were set past them; the one nothing reads back is listed, not touched.
     const promote = String(steps['promote']?.detail);
     console.log(`promote: ${promote}`);
-    const set = /sequences: 2 re-synchronised \(app\.w_id_seq (\d+) → (\d+), app\.w_n_seq (\d+) → (\d+)\)/.exec(
-      promote,
-    );
+    const set =
+      /sequences: 3 re-synchronised \(app\.shared 1 → 12, app\.w_id_seq (\d+) → (\d+), app\.w_n_seq (\d+) → (\d+)\)/.exec(
+        promote,
+      );
     expect(set, promote).not.toBeNull();
     expect(BigInt(set?.[2] ?? 0)).toBeGreaterThanOrEqual(BigInt(PG_PRELOADED));
     expect(BigInt(set?.[1] ?? 0)).toBeLessThan(BigInt(set?.[2] ?? 0));
-    expect(promote).toMatch(/1 not owned by a column, not re-synchronised: app\.ticket/);
+    expect(promote).toMatch(/1 with no integer column to read back .*, not re-synchronised: app\.ticket$/);
     expect(lab.standby.lines().some((l) => /^promote: sequences not re-synchronised/.test(String(l.msg)))).toBe(true);
 
     // The application writes on the new primary: no duplicate key, ever.
@@ -76,6 +78,12 @@ describe.skipIf(unavailable !== null)('PostgreSQL takeover in network namespaces
     const duplicates = after.filter((a) => a.error === '23505');
     expect(duplicates, JSON.stringify(duplicates.slice(0, 3))).toEqual([]);
     expect(rto?.firstSuccess.server_id).toBe(PG_STANDBY.port);
+    // A key drawn from the shared sequence on the new primary is past both tables' keys.
+    const drawn = await pgAt(PG_STANDBY, async (c) => {
+      const r = await c.query("INSERT INTO app.w2 (note) VALUES ('after takeover') RETURNING k::int AS k");
+      return Number(r.rows[0].k);
+    });
+    expect(drawn).toBe(13);
     expect(new Set(after.filter((a) => a.ok && a.t > (rto?.firstSuccess.t ?? 0)).map((a) => a.server_id))).toEqual(
       new Set([PG_STANDBY.port]),
     );

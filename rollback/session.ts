@@ -20,8 +20,7 @@ import type { RewindDb } from './dialect.ts';
 import type { PlanItem } from './guard.ts';
 import type { RollbackIndex } from './index/index.ts';
 import type { ItemContext } from './items.ts';
-import { MysqlRewindDb } from './mysql-db.ts';
-import { PgRewindDb } from './pg-db.ts';
+import type { MysqlRewindDb } from './mysql-db.ts';
 import {
   checkSourceCaptured,
   connect,
@@ -31,9 +30,13 @@ import {
   type SourceProbe,
 } from './server.ts';
 
-/** A session on the server in its engine's RewindDb (dialect.ts). */
+/**
+ * A session on the server in its engine's RewindDb (dialect.ts). Each engine's module (its guards, executor and
+ * client: ~30 modules for PostgreSQL with pg) loads only when a server of that engine is rewound.
+ */
 async function openDb(config: RewindConfig, server: RewindServer): Promise<RewindDb> {
   if (server.engine === 'postgres') {
+    const { PgRewindDb } = await import('./pg-db.ts');
     return PgRewindDb.open(server.endpoint as unknown as PgTargetSection, config.source.identity_full_opt_out);
   }
   if (server.engine !== 'mysql') {
@@ -41,6 +44,7 @@ async function openDb(config: RewindConfig, server: RewindServer): Promise<Rewin
       code: 'USAGE',
     });
   }
+  const { MysqlRewindDb } = await import('./mysql-db.ts');
   const conn = await connect(server);
   try {
     return new MysqlRewindDb(conn, await serverFlavor(conn));
@@ -49,6 +53,8 @@ async function openDb(config: RewindConfig, server: RewindServer): Promise<Rewin
     throw err;
   }
 }
+
+const isMysql = (db: RewindDb): db is MysqlRewindDb => db.dialect.engine === 'mysql';
 
 export interface SessionOptions {
   readonly config: RewindConfig;
@@ -115,12 +121,12 @@ export class RewindSession {
       index,
       journalDir: server.journalDir,
       // MySQL's flavor (its statements differ between MariaDB and MySQL); the dialect writes the statements.
-      flavor: db instanceof MysqlRewindDb ? db.flavor : 'mysql',
+      flavor: isMysql(db) ? db.flavor : 'mysql',
       skipColumns: (schema, table) => db.skipColumns(schema, table),
       files,
       dialect: db.dialect,
       // MySQL's runs of rows merge into multi-row statements (batch.ts) as the plan is produced.
-      ...(db instanceof MysqlRewindDb ? { batch: {} } : {}),
+      ...(isMysql(db) ? { batch: {} } : {}),
     };
     return new RewindSession(o, server, index, db, ctx, files);
   }

@@ -52,6 +52,7 @@ describe('string literals', () => {
     expect(quoteString('a\\b')).toBe("'a\\\\b'");
     expect(quoteString('\0\n\r\x1a')).toBe("'\\0\\n\\r\\Z'");
     expect(quoteString('')).toBe("''");
+    expect(quoteString('plain é 🙂 text')).toBe("'plain é 🙂 text'");
     expect(quoteString('NULL')).toBe("'NULL'");
     expect(quoteString('😀 é ß')).toBe("'😀 é ß'");
   });

@@ -62,6 +62,21 @@ describe('executePlan', () => {
     expect(body.join(';\n').match(/UPDATE/g)).toHaveLength(5);
   });
 
+  it('sends a small first query, then each query up to twice the last, up to pipeBytes', async () => {
+    const c = new FakeConn();
+    // ~31 bytes per statement, 30,000 statements: ~0.9 MB of SQL.
+    const r = await executePlan(conn(c), plan(30_000), { pipeBytes: 512 << 10 });
+    expect(r.statements).toBe(30_000);
+    // The statements' SQL per query (what pipeBytes counts: not the savepoint nor the separators).
+    const sizes = c.queries.slice(1, -1).map((q) => q.split(';\n').slice(1).join('').length);
+    expect(sizes[0]).toBeGreaterThanOrEqual(128 << 10);
+    expect(sizes[0]).toBeLessThan((128 << 10) + 40);
+    expect(sizes[1]).toBeGreaterThanOrEqual(256 << 10);
+    expect(sizes[1]).toBeLessThan((256 << 10) + 40);
+    for (const n of sizes.slice(2, -1)) expect(n).toBeGreaterThanOrEqual(512 << 10);
+    expect(Math.max(...sizes)).toBeLessThan((512 << 10) + 40);
+  });
+
   it('runs finals last, before COMMIT, and checks them', async () => {
     const c = new FakeConn();
     const fin: PlanItem = { kind: 'final', sql: 'UPDATE pos SET seq = 1', expect: 1, what: 'the new position' };

@@ -148,8 +148,7 @@ describe('resyncPgSequences', () => {
           seqRow('app', 'shared', '1', ['app', 'a', 'k', true]),
           seqRow('app', 'shared', '1', ['app', 'b', 'k', true]),
           seqRow('app', 'shared', '1', ['app', 'c', 'code', false, false]),
-          // Owned by a column whose default is an expression: the same column twice, once as its owner.
-          seqRow('app', 'odd', '1', ['app', 'd', 'n', true, false]),
+          // Owned by a column whose default is an expression: the query gives the column once, plain (it owns it).
           seqRow('app', 'odd', '1', ['app', 'd', 'n', true, true]),
           // Only an integer column's expression default uses it: nothing to read back.
           seqRow('app', 'expr', '1', ['app', 'e', 'n', true, false]),

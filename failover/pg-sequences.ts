@@ -31,23 +31,23 @@ import { pgRows } from './pg-fence.ts';
 export const PG_SEQUENCES_SQL = {
   /**
    * Every user sequence with its bounds, one row per column that uses it (none: one row of NULLs): the column that
-   * owns it (pg_depend deptype a: serial, i: identity) and each column whose DEFAULT depends on it, `plain` when that
-   * default is exactly nextval() of it. A serial column is both (UNION keeps it once).
+   * owns it (pg_depend deptype a: serial, i: identity) and each column whose DEFAULT depends on it; `plain` when the
+   * column owns it or its default is exactly nextval() of it (a serial column is both: one row).
    */
   list:
     'SELECT sn.nspname AS s, c.relname AS n, q.seqincrement::text AS inc, q.seqmin::text AS lo, q.seqmax::text AS hi, ' +
     'tn.nspname AS ts, t.relname AS t, a.attname AS col, ' +
     "(a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype))::text AS int, u.plain::text AS plain " +
     'FROM pg_sequence q JOIN pg_class c ON c.oid = q.seqrelid JOIN pg_namespace sn ON sn.oid = c.relnamespace ' +
-    'LEFT JOIN LATERAL (' +
+    'LEFT JOIN LATERAL (SELECT rel, att, bool_or(plain) AS plain FROM (' +
     'SELECT d.refobjid AS rel, d.refobjsubid AS att, true AS plain FROM pg_depend d ' +
     "WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass " +
     "AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i') " +
-    'UNION SELECT ad.adrelid, ad.adnum, ' +
+    'UNION ALL SELECT ad.adrelid, ad.adnum, ' +
     "pg_get_expr(ad.adbin, ad.adrelid) = format('nextval(%L::regclass)', c.oid::regclass::text) " +
     'FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid ' +
     "WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid" +
-    ') u ON true ' +
+    ') uses GROUP BY rel, att) u ON true ' +
     'LEFT JOIN pg_class t ON t.oid = u.rel LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace ' +
     'LEFT JOIN pg_attribute a ON a.attrelid = u.rel AND a.attnum = u.att ' +
     "WHERE c.relkind = 'S' AND sn.nspname NOT IN ('pg_catalog', 'information_schema', 'tidemark') " +
@@ -135,7 +135,7 @@ export function describeSequenceReport(r: SequenceReport): string {
 
 const isTrue = (v: unknown): boolean => v === 'true' || v === true;
 
-/** The list query's rows (one per sequence and column, in sequence order), grouped into one fact per sequence. */
+/** The list query's rows (one per sequence and column using it, in sequence order), one fact per sequence. */
 export function sequenceFacts(rows: readonly Record<string, unknown>[]): SequenceFacts[] {
   const out: { -readonly [K in keyof SequenceFacts]: SequenceFacts[K] }[] = [];
   for (const r of rows) {
@@ -157,15 +157,9 @@ export function sequenceFacts(rows: readonly Record<string, unknown>[]): Sequenc
     if (r['col'] === null || r['col'] === undefined) continue;
     const col: ColumnRef = { schema: String(r['ts']), table: String(r['t']), column: String(r['col']) };
     const at = `${col.schema}.${col.table}.${col.column}`;
-    const same = (c: ColumnRef) => c.schema === col.schema && c.table === col.table && c.column === col.column;
-    if (f.columns.some(same)) continue;
     if (!isTrue(r['int'])) f.others = [...f.others, `non-integer ${at}`];
     else if (!isTrue(r['plain'])) f.others = [...f.others, `expression default of ${at}`];
-    else {
-      f.columns = [...f.columns, col];
-      // A column first seen with an expression default and then as the owner counts as read back.
-      f.others = f.others.filter((o) => o !== `expression default of ${at}`);
-    }
+    else f.columns = [...f.columns, col];
   }
   return out;
 }

@@ -80,6 +80,16 @@ const seqRow = (
   plain: owner ? String(owner[4] ?? true) : null,
 });
 
+/** resyncPgSequences within a 5 s deadline. */
+async function resync(c: pg.Client) {
+  const d = new Deadline(5000, 'test');
+  try {
+    return await resyncPgSequences(c, d, silentLogger);
+  } finally {
+    d.clear();
+  }
+}
+
 describe('resyncPgSequences', () => {
   it('sets the owned sequences past their column, quoted; lists the unowned ones', async () => {
     const { c, sent } = scripted((sql) => {
@@ -103,9 +113,7 @@ describe('resyncPgSequences', () => {
       if (sql === PG_SEQUENCES_SQL.setval) return [{ v: '0' }];
       throw new Error(`unexpected statement: ${sql}`);
     });
-    const d = new Deadline(5000, 'test');
-    const r = await resyncPgSequences(c, d, silentLogger);
-    d.clear();
+    const r = await resync(c);
     expect(sent.map((s) => s.sql)).toEqual([
       PG_SEQUENCES_SQL.list,
       'SELECT last_value::text AS last, is_called::text AS called FROM "app"."w_id_seq"',
@@ -165,9 +173,7 @@ describe('resyncPgSequences', () => {
       if (sql === PG_SEQUENCES_SQL.setval) return [{ v: '0' }];
       throw new Error(`unexpected statement: ${sql}`);
     });
-    const d = new Deadline(5000, 'test');
-    const r = await resyncPgSequences(c, d, silentLogger);
-    d.clear();
+    const r = await resync(c);
     expect(sent.filter((s) => s.sql.startsWith('SELECT m')).map((s) => s.sql)).toEqual([
       'SELECT max("k")::text AS v FROM "app"."a"',
       'SELECT max("k")::text AS v FROM "app"."b"',
@@ -207,9 +213,7 @@ describe('resyncPgSequences', () => {
       if (sql.includes('FROM "app"."b"')) return [{ v: '7' }];
       return [{ v: '7' }];
     });
-    const d = new Deadline(5000, 'test');
-    const r = await resyncPgSequences(c, d, silentLogger);
-    d.clear();
+    const r = await resync(c);
     expect(r.changed).toEqual([{ name: 'app.b_seq', was: 4n, to: 7n }]);
     expect(r.failed).toEqual([expect.stringMatching(/^app\.a_seq: .*permission denied for sequence a_seq/)]);
     expect(sent.filter((s) => s.sql === PG_SEQUENCES_SQL.setval).map((s) => s.values)).toEqual([
@@ -220,9 +224,7 @@ describe('resyncPgSequences', () => {
 
   it('says so when the database has no sequence', async () => {
     const { c } = scripted(() => []);
-    const d = new Deadline(5000, 'test');
-    const r = await resyncPgSequences(c, d, silentLogger);
-    d.clear();
+    const r = await resync(c);
     expect(describeSequenceReport(r)).toBe('sequences: none');
   });
 
@@ -232,9 +234,7 @@ describe('resyncPgSequences', () => {
       if (sql.includes('last_value')) return [{ last: '1', called: 'false' }];
       return [{ v: '40000' }];
     });
-    const d = new Deadline(5000, 'test');
-    const r = await resyncPgSequences(c, d, silentLogger);
-    d.clear();
+    const r = await resync(c);
     expect(r.failed).toEqual(["app.s: its columns hold 40000, beyond the sequence's bounds 1..32767"]);
     expect(sent.some((s) => s.sql === PG_SEQUENCES_SQL.setval)).toBe(false);
   });

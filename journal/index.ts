@@ -51,7 +51,7 @@ export {
 } from './identity.ts';
 export { type ReconcileResult, reconcileTruncations, type SourceTruncation } from './mirror.ts';
 export { journalDirOf, mirrorDir } from './mirror-dir.ts';
-export { frameOnDisk, readEntryAt, readFrameAt, SegmentFiles } from './read-at.ts';
+export { frameOnDisk, readEntryAt, readEntryBytesAt, readFrameAt, SegmentFiles } from './read-at.ts';
 export { JournalReader } from './reader.ts';
 export { inspectTail, type TailInfo } from './recovery.ts';
 export { applyRetention, type RetentionOptions, type RetentionResult } from './retention.ts';

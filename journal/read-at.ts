@@ -204,6 +204,17 @@ export async function readEntryAt(
   expectLsn: bigint,
   files?: SegmentFiles,
 ): Promise<Entry> {
+  return (await readEntryBytesAt(dir, segment, offset, expectLsn, files)).entry;
+}
+
+/** readEntryAt, with the frame's payload (the caller's copy: decodeEntry of it gives the same entry again). */
+export async function readEntryBytesAt(
+  dir: string,
+  segment: bigint,
+  offset: number,
+  expectLsn: bigint,
+  files?: SegmentFiles,
+): Promise<{ entry: Entry; payload: Uint8Array }> {
   const f = await readFrameAt(dir, segment, offset, expectLsn, files);
   const name = segmentFileName(segment);
   let entry: Entry;
@@ -219,7 +230,7 @@ export async function readEntryAt(
   if ((entry.kind === 'commit') !== f.endOfUnit) {
     throw corrupt(name, offset, expectLsn, `a ${entry.kind} entry ${f.endOfUnit ? 'ends' : 'does not end'} its unit`);
   }
-  return entry;
+  return { entry, payload: f.payload };
 }
 
 /**

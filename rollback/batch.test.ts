@@ -199,3 +199,51 @@ describe('multi-row statements', () => {
     expect(stmtOf(out[2]).what).toBe('redo delete of `s`.`t` (2 rows: id=1 ... id=2) at seq 100..101 of tx A ... B');
   });
 });
+
+describe('rows of a multi-row statement once its text is built', () => {
+  // Undo and rewind pass `reload` (the entry decoded again from its journal bytes): a merged row then keeps nothing
+  // of its entry while its statement is in flight; its text is built from the entry decoded again if asked for.
+  const first = entry('update', [upd(1n, 'a', 'b'), upd(2n, 'c', 'd'), upd(3n, 'e', 'f')]);
+  const second = entry('update', [upd(4n, 'g', 'h'), upd(5n, 'i', 'j')], { seq: 103n });
+  const plan = (dir: 'undo' | 'redo', reload?: (e: RowsEntry) => () => RowsEntry): PlanItem[] =>
+    (dir === 'undo' ? [second, first] : [first, second]).flatMap((e) =>
+      [...guardedStatements(e, dir, { flavor: 'mariadb', txId: e.txId, reload: reload?.(e) })].map(
+        (stmt): PlanItem => ({ kind: 'stmt', stmt }),
+      ),
+    );
+  const texts = (s: GuardedStatement) => s.rows!.map((r) => [r.seq, r.kind, r.sql, r.what]);
+
+  for (const dir of ['undo', 'redo'] as const) {
+    it(`${dir}: the per-row statements come back the same, each entry decoded again once, only when asked`, async () => {
+      const expected = texts(stmtOf((await collect(plan(dir)))[0]));
+      let reloads = 0;
+      const merged = stmtOf(
+        (
+          await collect(
+            plan(dir, (e) => () => {
+              reloads++;
+              return structuredClone(e);
+            }),
+          )
+        )[0],
+      );
+      expect(merged.rows).toHaveLength(5);
+      expect(merged.sql).toMatch(/^UPDATE \(WITH tidemark_v/);
+      expect(reloads).toBe(0);
+      expect(texts(merged)).toEqual(expected);
+      expect(expected.map(([seq]) => seq)).toEqual(
+        dir === 'undo' ? [104n, 103n, 102n, 101n, 100n] : [100n, 101n, 102n, 103n, 104n],
+      );
+      expect(reloads).toBe(2);
+    });
+  }
+
+  it('without reload, released rows keep their images and build the same texts', async () => {
+    const merged = stmtOf((await collect(stmts(entry('delete', [del(1n), del(2n)]), 'redo')))[0]);
+    expect(merged.sql).toMatch(/^DELETE/);
+    expect(merged.rows!.map((r) => r.sql)).toEqual([
+      "DELETE FROM `s`.`t` WHERE `id` = 1 AND `v` <=> 'x' AND `n` <=> NULL",
+      "DELETE FROM `s`.`t` WHERE `id` = 2 AND `v` <=> 'x' AND `n` <=> NULL",
+    ]);
+  });
+});

@@ -10,12 +10,13 @@
  * before the statement holding their rows. A run of one row stays its per-row statement.
  *
  * The merged statement carries the per-row statements in `rows`: when it matches fewer rows than it holds or
- * the server refuses it, executePlan rolls it back and runs them instead, which names the exact row. Streams:
- * at most one run is held.
+ * the server refuses it, executePlan rolls it back and runs them instead, which names the exact row. Once its
+ * text is built, they release what only that needed (GuardedStatement.release). Streams: at most one run is held.
  */
 import { sqlBytes } from '../mysql/sql.ts';
 import { type BatchShape, batchSql } from '../mysql/batch-sql.ts';
 import type { GuardedStatement, PlanItem } from './guard.ts';
+import { RowStatement } from './guard-rows.ts';
 
 export interface BatchOptions {
   /** Rows per multi-row statement; default 500. */
@@ -30,17 +31,17 @@ const MAX_BYTES = 512 * 1024;
 /**
  * A multi-row statement; its SQL is built on first use. executePlan falls back to `rows` when it fails.
  */
-class MergedStatement implements GuardedStatement {
+export class MergedStatement implements GuardedStatement {
   readonly expect: number;
   readonly what: string;
   readonly seq: bigint;
   readonly kind: 'update' | 'delete';
-  readonly rows: readonly GuardedStatement[];
+  #rows: readonly GuardedStatement[] | (() => readonly GuardedStatement[]);
   readonly #shape: BatchShape;
   #sql: string | undefined;
 
   constructor(rows: readonly GuardedStatement[], shape: BatchShape, what: string) {
-    this.rows = rows;
+    this.#rows = rows;
     this.#shape = shape;
     this.expect = rows.length;
     this.what = what;
@@ -49,11 +50,23 @@ class MergedStatement implements GuardedStatement {
   }
 
   get sql(): string {
-    this.#sql ??= batchSql(
-      this.#shape,
-      this.rows.map((r) => r.batch!.tuple),
-    );
+    if (this.#sql === undefined) {
+      const rows = this.rows;
+      this.#sql = batchSql(
+        this.#shape,
+        rows.map((r) => r.batch!.tuple),
+      );
+      // Held until the query's result is in, for a replay: only what that needs (guard-rows.ts).
+      for (const r of rows) r.release?.();
+      this.#rows = RowStatement.compact(rows);
+    }
     return this.#sql;
+  }
+
+  /** Its per-row statements (once its text is built, made again on each call: a replay asks once). */
+  get rows(): readonly GuardedStatement[] {
+    const r = this.#rows;
+    return typeof r === 'function' ? r() : r;
   }
 }
 

@@ -20,7 +20,7 @@ import type mysql from 'mysql2/promise';
 import { classifyMysqlError, isOutcomeUnknown, serverFields, stripSql } from '../mysql/errors.ts';
 import { rewindDbError, rewindValueError } from './errors.ts';
 import { TidemarkError } from '../core/errors.ts';
-import { type BatchOptions, batchItems } from './batch.ts';
+import { type BatchOptions, batchItems, MergedStatement } from './batch.ts';
 import { GuardError, type GuardedStatement, type PlanItem } from './guard.ts';
 
 export type { PlanItem } from './guard.ts';
@@ -76,15 +76,17 @@ interface Pending {
   readonly seq: bigint | null;
   readonly kind: GuardedStatement['kind'] | 'final';
   /** A multi-row statement: its per-row statements, run instead when it fails (built only then). */
-  readonly rows?: readonly GuardedStatement[];
+  readonly rows?: () => readonly GuardedStatement[];
 }
 
 function pending(s: GuardedStatement): Pending {
   const p = { sql: s.sql, expect: s.expect, what: s.what, seq: s.seq, kind: s.kind };
-  return s.rows ? { ...p, rows: s.rows } : p;
+  // Not s.rows itself: a multi-row statement makes its rows again when asked, and most are never needed.
+  if (s instanceof MergedStatement) return { ...p, rows: () => s.rows };
+  return s.rows ? { ...p, rows: () => s.rows! } : p;
 }
 
-const fallback = (p: Pending): Pending[] => (p.rows ?? []).map(pending);
+const fallback = (p: Pending): Pending[] => (p.rows?.() ?? []).map(pending);
 
 function mismatch(p: Pending, n: number): GuardError {
   let detail: string;

@@ -20,25 +20,16 @@
  * and writeScript merge runs of them (batch.ts). The per-row statement stays what runs when a row is alone, and
  * what executePlan falls back to when a multi-row statement fails.
  */
-import { EntryError, withEnumZero, writesEnumZero } from '../apply/mysql/batcher.ts';
-import {
-  describeKey,
-  type Flavor,
-  fullRowWhere,
-  insertPrefix,
-  keyWhere,
-  qualified,
-  sameValues,
-  setList,
-  sqlBytes,
-  tuple,
-  updateColumns,
-} from '../mysql/sql.ts';
+import { withEnumZero, writesEnumZero } from '../apply/mysql/batcher.ts';
+import { type Flavor, insertPrefix, sameValues, setList, sqlBytes, tuple, updateColumns } from '../mysql/sql.ts';
 import { type ErrorContext, TidemarkError } from '../core/errors.ts';
-import { sameItems } from '../core/collections.ts';
-import type { Column, RowImage, RowOp, RowsEntry, Value } from '../record/record.ts';
+import type { RowOp, RowsEntry, Value } from '../record/record.ts';
 import { isSequenceState } from '../record/sequence.ts';
-import { type BatchRow, type BatchShape, batchRow, batchShape } from '../mysql/batch-sql.ts';
+import type { BatchRow } from '../mysql/batch-sql.ts';
+import { guardWhere, image, keyText, rowWhat, type Shape, shapeOf, whatOf } from './guard-shape.ts';
+import { batcher, EntryRows, RowStatement } from './guard-rows.ts';
+
+export { type ColumnRoles, columnRoles, oneLine } from './guard-shape.ts';
 
 export type Direction = 'undo' | 'redo';
 
@@ -60,6 +51,11 @@ export interface GuardedStatement {
   readonly batch?: BatchRow;
   /** A multi-row statement (batch.ts): the per-row statements it stands for, in order. */
   readonly rows?: readonly GuardedStatement[];
+  /**
+   * The multi-row statement holding this row has built its text: drop what only that needed (and, where the entry
+   * can be decoded again, the row's images: guard-rows.ts). `sql` and `what` still work.
+   */
+  release?(): void;
 }
 
 /** One step of a plan (executePlan runs it, writeScript writes it). */
@@ -81,6 +77,11 @@ export interface GuardOptions {
   /** Upper bounds of one INSERT (defaults 1000 rows, 4 MiB; a single larger row goes alone). */
   readonly maxRows?: number;
   readonly maxBytes?: number;
+  /**
+   * The same entry, decoded again from its journal bytes (undo and rewind pass it): a row inside a multi-row
+   * statement then keeps nothing of the entry once that statement has its text (guard-rows.ts).
+   */
+  readonly reload?: () => RowsEntry;
 }
 
 /** A guarded statement did not find what it expected, or the server refused it: the whole plan is rolled back. */
@@ -89,108 +90,6 @@ export class GuardError extends TidemarkError {
     super(message, { code: 'REWIND_GUARD', retriable: false, context, cause });
     this.name = 'GuardError';
   }
-}
-
-const MAX_KEY_TEXT = 160;
-
-/** Control characters (newlines in identifiers, say) as \xNN, so text stays on one line. */
-export function oneLine(s: string): string {
-  return s.replace(/[\x00-\x1f\x7f\u2028\u2029]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
-
-interface Shape {
-  readonly e: RowsEntry;
-  readonly dir: Direction;
-  readonly opts: GuardOptions;
-  readonly table: string;
-  readonly cols: readonly Column[];
-  /** Key column indexes, or null when rows are matched by the whole image. */
-  readonly pkIdx: readonly number[] | null;
-  /** Written columns: all but skipped ones. */
-  readonly writeIdx: readonly number[];
-  /** Columns compared with <=> besides the key (all written columns without a key). */
-  readonly cmpIdx: readonly number[];
-  /** Columns that identify a row in `what`. */
-  readonly descIdx: readonly number[];
-}
-
-/** Which columns of a rows entry are the key, are written, and are compared besides the key. */
-export interface ColumnRoles {
-  /** Key column indexes, or null when rows are matched by the whole image. */
-  readonly pkIdx: readonly number[] | null;
-  /** Written columns: all but skipped ones. */
-  readonly writeIdx: readonly number[];
-  /** Columns compared besides the key (all written columns without a key). */
-  readonly cmpIdx: readonly number[];
-}
-
-/** The column roles of `e` (every engine's guards); `fail` makes the error for an entry that cannot be guarded. */
-export function columnRoles(e: RowsEntry, skip: ReadonlySet<string>, fail: (problem: string) => Error): ColumnRoles {
-  const cols = e.columns;
-  const pkIdx =
-    e.pk.length === 0
-      ? null
-      : e.pk.map((name) => {
-          const i = cols.findIndex((c) => c.name === name);
-          if (i < 0) throw fail(`: key column ${name} is not among its columns`);
-          return i;
-        });
-  const writeIdx: number[] = [];
-  for (let i = 0; i < cols.length; i++) if (!skip.has(cols[i]!.name)) writeIdx.push(i);
-  if (writeIdx.length === 0) throw fail(' has no writable columns');
-  const cmpIdx = pkIdx ? writeIdx.filter((i) => !pkIdx.includes(i)) : writeIdx;
-  return { pkIdx, writeIdx, cmpIdx };
-}
-
-function shapeOf(e: RowsEntry, dir: Direction, opts: GuardOptions): Shape {
-  const cols = e.columns;
-  const where = { schema: e.schema, table: e.table, seq: e.seq };
-  const fail = (problem: string) => new EntryError(`rows entry for ${qualified(e.schema, e.table)}${problem}`, where);
-  const { pkIdx, writeIdx, cmpIdx } = columnRoles(e, opts.skipColumns ?? new Set<string>(), fail);
-  return {
-    e,
-    dir,
-    opts,
-    table: qualified(e.schema, e.table),
-    cols,
-    pkIdx,
-    writeIdx,
-    cmpIdx,
-    descIdx: pkIdx ?? writeIdx,
-  };
-}
-
-function image(s: Shape, r: RowImage, which: 'before' | 'after', seq: bigint): readonly Value[] {
-  const img = r[which];
-  if (!img || img.length !== s.cols.length) {
-    throw new EntryError(
-      `${s.e.op} of ${s.table} at seq ${seq}: ${which} image ${img ? `has ${img.length} values for ${s.cols.length} columns` : 'is missing'}`,
-      { schema: s.e.schema, table: s.e.table, seq },
-    );
-  }
-  return img;
-}
-
-function keyText(s: Shape, row: readonly Value[]): string {
-  const t = describeKey(row, s.cols, s.descIdx);
-  return t.length > MAX_KEY_TEXT ? t.slice(0, MAX_KEY_TEXT - 3) + '...' : t;
-}
-
-function whatOf(s: Shape, detail: string, seqText: string): string {
-  return oneLine(`${s.dir} ${s.e.op} of ${s.table} (${detail}) at seq ${seqText} of tx ${s.opts.txId}`);
-}
-
-/** `WHERE …` that matches the row only if it holds `img` (key with =, the other columns with <=>). */
-function guardWhere(s: Shape, img: readonly Value[]): string {
-  const f = s.opts.flavor;
-  const rest = fullRowWhere(
-    s.cmpIdx.map((i) => img[i] ?? null),
-    s.cmpIdx.map((i) => s.cols[i]!),
-    f,
-  );
-  if (!s.pkIdx) return ` WHERE ${rest} LIMIT 1`;
-  const key = keyWhere(img, s.cols, s.pkIdx, f);
-  return ` WHERE ${rest === '' ? key : `${key} AND ${rest}`}`;
 }
 
 /**
@@ -207,13 +106,14 @@ export function* guardedStatements(e: RowsEntry, dir: Direction, opts: GuardOpti
     return;
   }
   const rowOf = batcher(s);
+  const src = rowOf ? new EntryRows(s, opts.reload) : null;
   for (const i of order()) {
     const seq = e.seq + BigInt(i);
     const r = e.rows[i]!;
     const cur = image(s, r, was, seq);
     if (op === 'delete') {
       const batch = rowOf?.('delete', [], cur, null);
-      if (batch) yield new RowStatement(s, 'delete', seq, cur, null, [], batch);
+      if (batch) yield new RowStatement(src!, i, 'delete', seq, { s, cur, next: null, set: [] }, batch);
       else
         yield {
           sql: `DELETE FROM ${s.table}${guardWhere(s, cur)}`,
@@ -230,7 +130,7 @@ export function* guardedStatements(e: RowsEntry, dir: Direction, opts: GuardOpti
     const zero = writesEnumZero(next, s.cols, cols);
     const batch = noop || zero ? null : rowOf?.('update', cols, cur, next);
     if (batch) {
-      yield new RowStatement(s, 'update', seq, cur, next, cols, batch);
+      yield new RowStatement(src!, i, 'update', seq, { s, cur, next, set: cols }, batch);
       continue;
     }
     const where = guardWhere(s, cur);
@@ -272,92 +172,6 @@ export function rowPass(e: RowsEntry, dir: Direction, opts: Pick<GuardOptions, '
       if (dir === 'redo') for (let i = from; i < to; i++) yield i;
       else for (let i = to - 1; i >= from; i--) yield i;
     },
-  };
-}
-
-function rowWhat(s: Shape, cur: readonly Value[], seq: bigint): string {
-  return whatOf(s, keyText(s, cur), seq.toString());
-}
-
-/**
- * A per-row UPDATE/DELETE that can merge into a multi-row statement. Its text and `what` are built on first use:
- * inside a multi-row statement they are only needed when it fails, and most rows of a large plan never are.
- */
-class RowStatement implements GuardedStatement {
-  readonly expect = 1;
-  readonly kind: 'update' | 'delete';
-  readonly seq: bigint;
-  readonly batch: BatchRow;
-  readonly #s: Shape;
-  readonly #cur: readonly Value[];
-  readonly #next: readonly Value[] | null;
-  readonly #set: readonly number[];
-  #sql: string | undefined;
-  #what: string | undefined;
-
-  constructor(
-    s: Shape,
-    kind: 'update' | 'delete',
-    seq: bigint,
-    cur: readonly Value[],
-    next: readonly Value[] | null,
-    set: readonly number[],
-    batch: BatchRow,
-  ) {
-    this.#s = s;
-    this.kind = kind;
-    this.seq = seq;
-    this.#cur = cur;
-    this.#next = next;
-    this.#set = set;
-    this.batch = batch;
-  }
-
-  get sql(): string {
-    const s = this.#s;
-    this.#sql ??= this.#next
-      ? `UPDATE ${s.table} SET ${setList(this.#next, s.cols, this.#set)}${guardWhere(s, this.#cur)}`
-      : `DELETE FROM ${s.table}${guardWhere(s, this.#cur)}`;
-    return this.#sql;
-  }
-
-  get what(): string {
-    this.#what ??= rowWhat(this.#s, this.#cur, this.seq);
-    return this.#what;
-  }
-}
-
-type RowOf = (
-  kind: 'update' | 'delete',
-  setIdx: readonly number[],
-  cur: readonly Value[],
-  next: readonly Value[] | null,
-) => BatchRow | null;
-
-/** Batch data for the rows of one entry (MariaDB, tables with a primary key), or null when they cannot merge. */
-function batcher(s: Shape): RowOf | null {
-  const keyIdx = s.pkIdx;
-  if (s.opts.flavor !== 'mariadb' || !keyIdx) return null;
-  const shapes = new Map<string, BatchShape | null>();
-  const head = oneLine(`${s.dir} ${s.e.op} of ${s.table}`);
-  const txId = oneLine(s.opts.txId);
-  const describe = (row: readonly Value[]): string => oneLine(keyText(s, row));
-  // The rows of an entry mostly write the same columns: the last shape is reused without building its id.
-  let last: { kind: string; setIdx: readonly number[]; shape: BatchShape | null } | null = null;
-  return (kind, setIdx, cur, next) => {
-    let shape: BatchShape | null | undefined;
-    if (last && last.kind === kind && sameItems(last.setIdx, setIdx)) shape = last.shape;
-    else {
-      const id = kind === 'delete' ? kind : setIdx.join(',');
-      shape = shapes.get(id);
-      if (shape === undefined) {
-        const spec = { kind, schemaTable: s.table, tableName: s.e.table, head, describe, cols: s.cols, keyIdx };
-        shape = batchShape({ ...spec, cmpIdx: s.cmpIdx, setIdx });
-        shapes.set(id, shape);
-      }
-      last = { kind, setIdx, shape };
-    }
-    return shape && batchRow(shape, cur, next, txId);
   };
 }
 

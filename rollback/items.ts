@@ -3,8 +3,9 @@
  * (oldest first). Row images are read back from the journal one entry at a time through the index's frame
  * locations, so memory stays bounded by the largest entry whatever the window holds.
  */
-import type { RowsEntry } from '../record/record.ts';
-import { readEntryAt, type SegmentFiles } from '../journal/index.ts';
+import type { Entry, RowsEntry } from '../record/record.ts';
+import { decodeEntry } from '../record/codec.ts';
+import { readEntryAt, readEntryBytesAt, type SegmentFiles } from '../journal/index.ts';
 import { type Direction, type GuardedStatement, type GuardOptions, guardedStatements, type PlanItem } from './guard.ts';
 import type { RollbackDialect } from './dialect.ts';
 import { type BatchOptions, batchItems } from './batch.ts';
@@ -44,7 +45,22 @@ export async function loadRows(
   ctx: Pick<ItemContext, 'journalDir' | 'files'>,
   ref: Pick<EntryRef, 'segment' | 'offset' | 'lsn'>,
 ): Promise<RowsEntry> {
-  const e = await readEntryAt(ctx.journalDir, ref.segment, ref.offset, ref.lsn, ctx.files);
+  return rowsOnly(await readEntryAt(ctx.journalDir, ref.segment, ref.offset, ref.lsn, ctx.files), ref);
+}
+
+/**
+ * loadRows, with `reload`: the same entry decoded again from its bytes (GuardOptions.reload), so that statements
+ * in flight need not keep it.
+ */
+export async function loadRowsReloadable(
+  ctx: Pick<ItemContext, 'journalDir' | 'files'>,
+  ref: Pick<EntryRef, 'segment' | 'offset' | 'lsn'>,
+): Promise<{ e: RowsEntry; reload: () => RowsEntry }> {
+  const { entry, payload } = await readEntryBytesAt(ctx.journalDir, ref.segment, ref.offset, ref.lsn, ctx.files);
+  return { e: rowsOnly(entry, ref), reload: () => decodeEntry(payload) as RowsEntry };
+}
+
+function rowsOnly(e: Entry, ref: Pick<EntryRef, 'lsn'>): RowsEntry {
   if (e.kind !== 'rows') {
     throw new CorruptionError(`journal LSN ${ref.lsn}: the rollback index says rows, the journal holds ${e.kind}`, {
       lsn: ref.lsn,
@@ -89,7 +105,7 @@ export async function* txItems(
     if (ref.kind !== 'rows') continue;
     const [fromRow, toRow] = rowRange(ref, lo, hi);
     if (toRow <= fromRow) continue;
-    const e = await loadRows(ctx, ref);
+    const { e, reload } = await loadRowsReloadable(ctx, ref);
     const skipColumns = await ctx.skipColumns(e.schema, e.table);
     for (const stmt of statementsOf(ctx, e, direction, {
       flavor: ctx.flavor,
@@ -97,6 +113,7 @@ export async function* txItems(
       skipColumns,
       fromRow,
       toRow,
+      reload,
     })) {
       yield { kind: 'stmt', stmt };
     }

@@ -12,7 +12,7 @@ import type { RowsEntry } from '../record/record.ts';
 import { TidemarkError } from '../core/errors.ts';
 import type { Direction, PlanItem } from './guard.ts';
 import type { RollbackIndex, TxInfo } from './index/index.ts';
-import { type ItemContext, loadRows, statementsOf } from './items.ts';
+import { type ItemContext, loadRows, loadRowsReloadable, statementsOf } from './items.ts';
 import { Batcher } from './batch.ts';
 import { keyText } from './index/index.ts';
 import { describeTx } from './points.ts';
@@ -338,7 +338,7 @@ export async function* undoItems(
     const refs = ctx.index.entriesOf(t.commitSeq).filter((r) => r.kind === 'rows');
     let headerDone = false;
     for (let r = refs.length - 1; r >= 0; r--) {
-      const e = await loadRows(ctx, refs[r]!);
+      const { e, reload } = await loadRowsReloadable(ctx, refs[r]!);
       if (visit && t === plan.root && !visit(e)) continue;
       const keep: boolean[] = e.rows.map((_, i) => matches(e, i, f) && !skip.has(e.seq + BigInt(i)));
       const skipColumns = await ctx.skipColumns(e.schema, e.table);
@@ -354,7 +354,7 @@ export async function* undoItems(
             const rows = t === plan.root ? plan.rows : t.rows.insert + t.rows.update + t.rows.delete;
             emit({ kind: 'tx', txId: t.txId, commitSeq: t.commitSeq, commitTimeUs: t.commitTimeUs, direction, rows });
           }
-          const opts = { flavor: ctx.flavor, txId: t.txId, skipColumns, fromRow: start, toRow: end };
+          const opts = { flavor: ctx.flavor, txId: t.txId, skipColumns, fromRow: start, toRow: end, reload };
           for (const stmt of statementsOf(ctx, e, direction, opts)) emit({ kind: 'stmt', stmt });
         }
         end = start;

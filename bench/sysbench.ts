@@ -9,7 +9,8 @@
  *              polled on the replica every 10 ms (bench/heartbeat-lag.ts), the same method for both: p50/p99/max
  *   drain_s    from sysbench's end until the replica shows the last heartbeat
  *   cpu_s      CPU seconds during the run of the replication's processes (native: the replica's mariadbd, its
- *              I/O and SQL threads; tidemark: `tidemark run` + the replica's mariadbd it applies to) and of the
+ *              I/O and SQL threads; tidemark: `tidemark run`, the rollback index follower it starts and the replica's
+ *              mariadbd it applies to; `replication_parts` splits the sum) and of the
  *              primary's mariadbd (sysbench's server, and the binlog dump thread either contender reads from)
  *   checksums  at the end every replica's sbtest and heartbeat tables equal the primary's (row hashes)
  *
@@ -32,7 +33,7 @@ import { promisify } from 'node:util';
 import type mysql from 'mysql2/promise';
 import { schemaChecksums } from '../test/fixtures/checksums.ts';
 import { admin, REPO_ROOT, ROOT_PASSWORD, startInstance, stopInstance } from '../test/fixtures/mariadb.ts';
-import { cpuMs } from '../test/fixtures/proc-tree.ts';
+import { cpuMs, descendants } from '../test/fixtures/proc-tree.ts';
 import { caughtUpWhileRunning, createTopology, startRun, stopRun } from '../test/fixtures/topology.ts';
 import { createHeartbeat, HEARTBEAT_DB, HeartbeatLag } from './heartbeat-lag.ts';
 import { masterPos, nativeCatchUp } from './spine.ts';
@@ -110,14 +111,19 @@ function mariadbPid(name: string): number {
 const cpuOf = (pids: readonly number[]): number => pids.reduce((n, p) => n + cpuMs(p), 0);
 
 /**
- * One timed sysbench run with the heartbeat measuring `replicaPort`'s lag; `replication` are the pids doing the
- * replication (their CPU during the run is reported).
+ * One timed sysbench run with the heartbeat measuring `replicaPort`'s lag; `replication` names the groups of pids
+ * doing the replication (their CPU during the run is reported, summed and per group).
  */
-async function measuredRun(o: SysbenchOptions, replicaPort: number, replication: readonly number[]) {
+async function measuredRun(
+  o: SysbenchOptions,
+  replicaPort: number,
+  replication: Readonly<Record<string, readonly number[]>>,
+) {
   const lag = new HeartbeatLag({ primaryPort: SRC, replicaPort, intervalMs: 100, pollMs: 10 });
   const primary = [mariadbPid('sysbsrc')];
+  const groups = Object.entries(replication);
   await lag.start();
-  const cpu0 = { rep: cpuOf(replication), src: cpuOf(primary) };
+  const cpu0 = { rep: groups.map(([, pids]) => cpuOf(pids)), src: cpuOf(primary) };
   let stdout: string;
   try {
     ({ stdout } = await run(
@@ -139,8 +145,10 @@ async function measuredRun(o: SysbenchOptions, replicaPort: number, replication:
     await lag.stop(0).catch(() => {});
     throw err;
   }
+  const parts = Object.fromEntries(groups.map(([name, pids], i) => [name, (cpuOf(pids) - cpu0.rep[i]!) / 1000]));
   const cpu = {
-    replication: Math.round(cpuOf(replication) - cpu0.rep) / 1000,
+    replication: Math.round(Object.values(parts).reduce((a, b) => a + b, 0) * 1000) / 1000,
+    replication_parts: Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, Math.round(v * 1000) / 1000])),
     primary_mariadbd: Math.round(cpuOf(primary) - cpu0.src) / 1000,
   };
   // Waits for the replica to show the last heartbeat (a replica far behind: up to 10 min).
@@ -202,14 +210,19 @@ export async function benchSysbench(o: SysbenchOptions) {
 
     log(`(a) native replication: sysbench oltp_read_write, ${o.threads} threads, ${o.timeS} s`);
     await nat.query('START SLAVE');
-    const native = await measuredRun(o, NATIVE, [mariadbPid('sysbnat')]);
+    const native = await measuredRun(o, NATIVE, { replica_mariadbd: [mariadbPid('sysbnat')] });
     await nativeCatchUp(nat, await masterPos(src)); // stops it: run (b) runs without it
     log(`(a) native: ${native.tps} tps, lag p99 ${native.lag_p99_ms} ms`);
 
     log(`(b) tidemark run: catching up run (a) first (not timed), then the same ${o.timeS} s`);
     child = startRun(t.config);
     await caughtUpWhileRunning(t, child, 600_000);
-    const tidemark = await measuredRun(o, TM, [child.pid as number, mariadbPid('sysbrep')]);
+    // `run`'s children too: the rollback index follower it starts is part of what tidemark costs.
+    const tidemark = await measuredRun(o, TM, {
+      run: [child.pid as number],
+      index_follower: descendants(child.pid as number),
+      replica_mariadbd: [mariadbPid('sysbrep')],
+    });
     await caughtUpWhileRunning(t, child, 600_000);
     await stopRun(child);
     child = null;

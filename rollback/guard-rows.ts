@@ -16,7 +16,7 @@ import { sameItems } from '../core/collections.ts';
 import type { RowsEntry, Value } from '../record/record.ts';
 import { type BatchRow, type BatchShape, batchRow, batchShape } from '../mysql/batch-sql.ts';
 import type { GuardedStatement } from './guard.ts';
-import { guardWhere, image, keyText, oneLine, rowWhat, type Shape, shapeOf } from './guard-shape.ts';
+import { guardWhere, image, imageRoles, keyText, oneLine, rowWhat, type Shape, shapeOf } from './guard-shape.ts';
 
 /** Where the statements of one entry's rows find it again once they released it. */
 export class EntryRows {
@@ -151,10 +151,10 @@ export class RowStatement implements GuardedStatement {
     if (this.#parts) return this.#parts;
     const s = this.#src.shape();
     const r = s.e.rows[this.#i]!;
-    const undo = s.dir === 'undo';
-    const cur = image(s, r, undo ? 'after' : 'before', this.seq);
+    const { was, will } = imageRoles(s.dir);
+    const cur = image(s, r, was, this.seq);
     if (this.kind === 'delete') return { s, cur, next: null, set: [] };
-    const next = image(s, r, undo ? 'before' : 'after', this.seq);
+    const next = image(s, r, will, this.seq);
     return { s, cur, next, set: updateColumns(s.cols, s.writeIdx, cur, next) };
   }
 }

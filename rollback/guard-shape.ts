@@ -76,6 +76,11 @@ export function shapeOf(e: RowsEntry, dir: Direction, opts: GuardOptions): Shape
   };
 }
 
+/** Which image a row holds before a statement of direction `dir` (redo: before, undo: after), and which after it. */
+export function imageRoles(dir: Direction): { readonly was: 'before' | 'after'; readonly will: 'before' | 'after' } {
+  return dir === 'redo' ? { was: 'before', will: 'after' } : { was: 'after', will: 'before' };
+}
+
 export function image(s: Shape, r: RowImage, which: 'before' | 'after', seq: bigint): readonly Value[] {
   const img = r[which];
   if (!img || img.length !== s.cols.length) {

@@ -26,7 +26,7 @@ import { type ErrorContext, TidemarkError } from '../core/errors.ts';
 import type { RowOp, RowsEntry, Value } from '../record/record.ts';
 import { isSequenceState } from '../record/sequence.ts';
 import type { BatchRow } from '../mysql/batch-sql.ts';
-import { guardWhere, image, keyText, rowWhat, type Shape, shapeOf, whatOf } from './guard-shape.ts';
+import { guardWhere, image, imageRoles, keyText, rowWhat, type Shape, shapeOf, whatOf } from './guard-shape.ts';
 import { batcher, EntryRows, RowStatement } from './guard-rows.ts';
 
 export { type ColumnRoles, columnRoles, oneLine } from './guard-shape.ts';
@@ -166,8 +166,7 @@ export function rowPass(e: RowsEntry, dir: Direction, opts: Pick<GuardOptions, '
   if (from >= to) return null;
   return {
     op: dir === 'redo' ? e.op : e.op === 'insert' ? 'delete' : e.op === 'delete' ? 'insert' : 'update',
-    was: dir === 'redo' ? 'before' : 'after',
-    will: dir === 'redo' ? 'after' : 'before',
+    ...imageRoles(dir),
     *order() {
       if (dir === 'redo') for (let i = from; i < to; i++) yield i;
       else for (let i = to - 1; i >= from; i--) yield i;
